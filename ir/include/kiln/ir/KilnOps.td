@@ -1,0 +1,281 @@
+//===- KilnOps.td - kiln ops ------------------------------------*- tablegen -*-===//
+//
+// Primitive ops mirror the reference math of the Hugging Face modeling code; the fused ops (rope, rms_norm,
+// layer_norm, attention) are what the fusion passes raise those patterns to. Every op verifies its shapes
+// symbolically (ShapeInference.h): the same functions compute result types in the model builders.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KILN_OPS_TD
+#define KILN_OPS_TD
+
+include "kiln/ir/KilnBase.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+//===----------------------------------------------------------------------===//
+// Sources: weights, constants, symbols, iota
+//===----------------------------------------------------------------------===//
+
+def Kiln_WeightOp : Kiln_Op<"weight", [Pure]> {
+  let summary = "a named parameter of the model's weight table";
+  let description = [{
+    The tensor `name` of the model's safetensors, in its stored dtype. The IR names weights instead of
+    embedding their data, so dumps stay readable and the artifact writer decides where the bytes go.
+  }];
+  let arguments = (ins StrAttr:$name);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$name attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Kiln_ConstantOp : Kiln_Op<"constant", [Pure]> {
+  let summary = "a small constant tensor (static shape)";
+  let arguments = (ins ElementsAttr:$value);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$value attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Kiln_SymOp : Kiln_Op<"sym", [Pure]> {
+  let summary = "the run-time value of a symbolic dim, as a 0-d i64 tensor";
+  let arguments = (ins StrAttr:$symbol);
+  let results = (outs 0DTensorOf<[I64]>:$result);
+  let assemblyFormat = "$symbol attr-dict `:` type($result)";
+}
+
+def Kiln_IotaOp : Kiln_Op<"iota", [Pure]> {
+  let summary = "0, 1, 2, ... along `dim`, the same along every other dim";
+  let arguments = (ins I64Attr:$dim);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "`dim` $dim attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Elementwise
+//===----------------------------------------------------------------------===//
+
+// Binary ops broadcast numpy-style: shapes align at the right; a dim of 1 stretches; other dims must be
+// equal as symbolic expressions (equal for every value of the symbols).
+class Kiln_BinaryOp<string mnemonic, string desc> : Kiln_Op<mnemonic, [Pure]> {
+  let summary = desc;
+  let arguments = (ins AnyRankedTensor:$lhs, AnyRankedTensor:$rhs);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+  let extraClassDefinition = [{
+    ::llvm::LogicalResult $cppClass::verify() { return verifyBroadcastingOp(getOperation(), 0); }
+  }];
+}
+def Kiln_AddOp : Kiln_BinaryOp<"add", "lhs + rhs">;
+def Kiln_SubOp : Kiln_BinaryOp<"sub", "lhs - rhs">;
+def Kiln_MulOp : Kiln_BinaryOp<"mul", "lhs * rhs">;
+def Kiln_DivOp : Kiln_BinaryOp<"div", "lhs / rhs">;
+def Kiln_MaxOp : Kiln_BinaryOp<"max", "max(lhs, rhs)">;
+def Kiln_MinOp : Kiln_BinaryOp<"min", "min(lhs, rhs)">;
+def Kiln_PowOp : Kiln_BinaryOp<"pow", "lhs ** rhs">;
+
+def Kiln_CompareOp : Kiln_Op<"compare", [Pure]> {
+  let summary = "elementwise comparison (eq, ne, lt, le, gt, ge) with broadcasting, to i1";
+  let arguments = (ins StrAttr:$predicate, AnyRankedTensor:$lhs, AnyRankedTensor:$rhs);
+  let results = (outs TensorOf<[I1]>:$result);
+  let assemblyFormat = "$predicate `,` $lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Kiln_SelectOp : Kiln_Op<"select", [Pure]> {
+  let summary = "cond ? on_true : on_false, all three broadcast together";
+  let arguments = (ins TensorOf<[I1]>:$cond, AnyRankedTensor:$on_true, AnyRankedTensor:$on_false);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$cond `,` $on_true `,` $on_false attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+  let extraClassDefinition = [{
+    ::llvm::LogicalResult $cppClass::verify() { return verifyBroadcastingOp(getOperation(), 1); }
+  }];
+}
+
+class Kiln_UnaryOp<string mnemonic, string desc> : Kiln_Op<mnemonic, [Pure]> {
+  let summary = desc;
+  let arguments = (ins AnyRankedTensor:$input);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+  let extraClassDefinition = [{
+    ::llvm::LogicalResult $cppClass::verify() { return verifySameTypeUnaryOp(getOperation()); }
+  }];
+}
+def Kiln_NegOp : Kiln_UnaryOp<"neg", "-x">;
+def Kiln_ExpOp : Kiln_UnaryOp<"exp", "e^x">;
+def Kiln_LogOp : Kiln_UnaryOp<"log", "natural log">;
+def Kiln_TanhOp : Kiln_UnaryOp<"tanh", "tanh(x)">;
+def Kiln_ErfOp : Kiln_UnaryOp<"erf", "erf(x)">;
+def Kiln_RsqrtOp : Kiln_UnaryOp<"rsqrt", "1 / sqrt(x)">;
+def Kiln_SqrtOp : Kiln_UnaryOp<"sqrt", "sqrt(x)">;
+def Kiln_AbsOp : Kiln_UnaryOp<"abs", "|x|">;
+def Kiln_SigmoidOp : Kiln_UnaryOp<"sigmoid", "1 / (1 + e^-x)">;
+def Kiln_SiluOp : Kiln_UnaryOp<"silu", "x * sigmoid(x)">;
+def Kiln_GeluOp : Kiln_UnaryOp<"gelu", "x * (1 + erf(x / sqrt 2)) / 2">;
+def Kiln_GeluTanhOp : Kiln_UnaryOp<"gelu_tanh", "x * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2">;
+def Kiln_ReluOp : Kiln_UnaryOp<"relu", "max(x, 0)">;
+
+def Kiln_ConvertOp : Kiln_Op<"convert", [Pure]> {
+  let summary = "element type conversion (same shape)";
+  let arguments = (ins AnyRankedTensor:$input);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Reductions and softmax
+//===----------------------------------------------------------------------===//
+
+class Kiln_ReduceOp<string mnemonic, string desc> : Kiln_Op<mnemonic, [Pure]> {
+  let summary = desc;
+  let arguments = (ins AnyRankedTensor:$input, I64Attr:$axis, BoolAttr:$keepdim);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+  let extraClassDefinition = [{
+    ::llvm::LogicalResult $cppClass::verify() {
+      return verifyReduceOp(getOperation(), getAxis(), getKeepdim());
+    }
+  }];
+}
+def Kiln_ReduceSumOp : Kiln_ReduceOp<"reduce_sum", "sum along `axis`">;
+def Kiln_ReduceMeanOp : Kiln_ReduceOp<"reduce_mean", "mean along `axis`">;
+def Kiln_ReduceMaxOp : Kiln_ReduceOp<"reduce_max", "max along `axis`">;
+
+def Kiln_SoftmaxOp : Kiln_Op<"softmax", [Pure]> {
+  let summary = "softmax along `axis` (max-subtracted)";
+  let arguments = (ins AnyRankedTensor:$input, I64Attr:$axis);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Contractions and data movement
+//===----------------------------------------------------------------------===//
+
+def Kiln_MatmulOp : Kiln_Op<"matmul", [Pure]> {
+  let summary = "batched matrix product [..., M, K] x [..., K, N] -> [..., M, N]";
+  let description = [{
+    Batch dims broadcast numpy-style. With `transpose_b` the right operand is [..., N, K] (a Hugging Face
+    Linear weight is [out, in]: y = x W^T).
+  }];
+  let arguments = (ins AnyRankedTensor:$lhs, AnyRankedTensor:$rhs, BoolAttr:$transpose_b);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Kiln_GatherOp : Kiln_Op<"gather", [Pure]> {
+  let summary = "rows of `table` [N, ...] picked by integer `indices` [...] -> [..., ...]";
+  let arguments = (ins AnyRankedTensor:$table, AnyRankedTensor:$indices);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$table `,` $indices attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Kiln_ReshapeOp : Kiln_Op<"reshape", [Pure]> {
+  let summary = "same elements, row-major, new shape";
+  let description = [{
+    Symbolic dims may move but not split or merge: both shapes must hold the same symbolic dims (as a
+    multiset) and the same product of constant dims.
+  }];
+  let arguments = (ins AnyRankedTensor:$input);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Kiln_TransposeOp : Kiln_Op<"transpose", [Pure]> {
+  let summary = "permutes dims: result dim i is input dim permutation[i]";
+  let arguments = (ins AnyRankedTensor:$input, DenseI64ArrayAttr:$permutation);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Kiln_BroadcastToOp : Kiln_Op<"broadcast_to", [Pure]> {
+  let summary = "numpy-style broadcast of the input to the result shape";
+  let arguments = (ins AnyRankedTensor:$input);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Kiln_SliceOp : Kiln_Op<"slice", [Pure]> {
+  let summary = "elements [start, end) of a constant-size dim";
+  let arguments = (ins AnyRankedTensor:$input, I64Attr:$axis, I64Attr:$start, I64Attr:$end);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Kiln_ConcatOp : Kiln_Op<"concat", [Pure]> {
+  let summary = "joins tensors along `axis`; the result dim is the symbolic sum";
+  let arguments = (ins Variadic<AnyRankedTensor>:$inputs, I64Attr:$axis);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$inputs attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Fused ops (produced by the fusion passes)
+//===----------------------------------------------------------------------===//
+
+def Kiln_RmsNormOp : Kiln_Op<"rms_norm", [Pure]> {
+  let summary = "x * rsqrt(mean(x^2, last axis) + eps) * w  (or * (1 + w) with unit_offset, Gemma)";
+  let arguments = (ins AnyRankedTensor:$input, AnyRankedTensor:$weight, F64Attr:$eps, BoolAttr:$unit_offset);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$input `,` $weight attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Kiln_LayerNormOp : Kiln_Op<"layer_norm", [Pure]> {
+  let summary = "(x - mean) * rsqrt(var + eps) * w + b over the last axis";
+  let arguments = (ins AnyRankedTensor:$input, AnyRankedTensor:$weight, AnyRankedTensor:$bias, F64Attr:$eps);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$input `,` $weight `,` $bias attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Kiln_RopeOp : Kiln_Op<"rope", [Pure]> {
+  let summary = "rotary position embedding of x [b, h, s, d] at integer positions [b, s]";
+  let description = [{
+    `inv_freq` [r/2] is the frequency table, computed at compile time for the model's scaling (default,
+    linear, llama3, per-layer bases); the first r of the d channels rotate, the rest pass through (partial
+    rotary). `interleaved = false` rotates halves (x[i], x[i + r/2]), `true` rotates pairs (x[2i], x[2i+1]).
+    Positions are an operand, so the op is right at any KV-cache offset.
+  }];
+  let arguments = (ins AnyRankedTensor:$input, AnyRankedTensor:$positions, AnyRankedTensor:$inv_freq,
+                       BoolAttr:$interleaved);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$input `,` $positions `,` $inv_freq attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Kiln_AttentionOp : Kiln_Op<"attention", [Pure, AttrSizedOperandSegments]> {
+  let summary = "softmax(scale * Q K^T + mask (+ bias)) V with the mask computed in the kernel";
+  let description = [{
+    q [b, hq, s, d], k [b, hkv, t, d], v [b, hkv, t, dv] -> [b, hq, s, dv]; hq a multiple of hkv (grouped
+    query heads share a KV head). The mask is not a tensor: `mask = "causal"` puts query i at position
+    t - s + i (the KV-cache offset) and lets it see keys at positions <= its own, within the last `window`
+    positions if set; `"bidirectional"` sees all keys. `key_padding_mask` [b, t] (nonzero = valid) hides
+    padded keys. `bias` adds a relative position bias broadcastable to [b, hq, s, t]. `softcap` c applies
+    c * tanh(x / c) to the scaled scores before the mask.
+  }];
+  let arguments = (ins AnyRankedTensor:$query, AnyRankedTensor:$key, AnyRankedTensor:$value,
+                       Optional<AnyRankedTensor>:$key_padding_mask, Optional<AnyRankedTensor>:$bias,
+                       F64Attr:$scale, StrAttr:$mask, OptionalAttr<I64Attr>:$window,
+                       OptionalAttr<F64Attr>:$softcap);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $query `,` $key `,` $value (`key_padding_mask` `(` $key_padding_mask^ `)`)? (`bias` `(` $bias^ `)`)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+#endif // KILN_OPS_TD

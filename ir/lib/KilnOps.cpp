@@ -1,0 +1,316 @@
+//===- KilnOps.cpp - op verifiers -----------------------------------------===//
+//
+// Every verifier recomputes the result shape with ShapeInference.h and compares it with the declared type
+// symbolically, so a well-typed module is well-shaped for every value of its symbols.
+//
+//===----------------------------------------------------------------------===//
+#include "kiln/ir/KilnDialect.h"
+#include "kiln/ir/ShapeInference.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/OpImplementation.h"
+
+using namespace mlir;
+
+namespace kiln::ir {
+
+static Type elementTypeOf(Value v) { return cast<ShapedType>(v.getType()).getElementType(); }
+
+/// The symbolic shape of `v`, or an error on `op` naming the operand.
+static FailureOr<SymShape> shapeOf(Operation *op, Value v, llvm::StringRef what) {
+  std::string error;
+  FailureOr<SymShape> s = getSymShape(v.getType(), &error);
+  if (failed(s))
+    return op->emitOpError() << what << ": " << error;
+  return s;
+}
+
+static LogicalResult expectResultShape(Operation *op, const SymShape &expected) {
+  FailureOr<SymShape> actual = shapeOf(op, op->getResult(0), "result");
+  if (failed(actual))
+    return failure();
+  if (*actual != expected)
+    return op->emitOpError() << "result shape " << formatShape(*actual) << " should be "
+                             << formatShape(expected);
+  return success();
+}
+
+static LogicalResult expectSameElementType(Operation *op, Value a, Value b, llvm::StringRef what) {
+  if (elementTypeOf(a) != elementTypeOf(b))
+    return op->emitOpError() << what << " element types differ: " << elementTypeOf(a) << " vs "
+                             << elementTypeOf(b);
+  return success();
+}
+
+LogicalResult verifyBroadcastingOp(Operation *op, unsigned firstData) {
+  llvm::SmallVector<SymShape> shapes;
+  for (Value v : op->getOperands()) {
+    FailureOr<SymShape> s = shapeOf(op, v, "operand");
+    if (failed(s))
+      return failure();
+    shapes.push_back(*s);
+  }
+  for (unsigned i = firstData; i < op->getNumOperands(); ++i)
+    if (failed(expectSameElementType(op, op->getOperand(i), op->getResult(0), "operand and result")))
+      return failure();
+  std::string error;
+  FailureOr<SymShape> out = inferBroadcast(shapes, error);
+  if (failed(out))
+    return op->emitOpError() << error;
+  return expectResultShape(op, *out);
+}
+
+LogicalResult verifySameTypeUnaryOp(Operation *op) {
+  if (failed(shapeOf(op, op->getOperand(0), "operand")))
+    return failure();
+  if (op->getOperand(0).getType() != op->getResult(0).getType())
+    return op->emitOpError() << "result type " << op->getResult(0).getType()
+                             << " must equal the operand type " << op->getOperand(0).getType();
+  if (!isa<FloatType>(elementTypeOf(op->getOperand(0))) && !isa<NegOp, AbsOp, ReluOp>(op))
+    return op->emitOpError() << "needs a floating-point operand";
+  return success();
+}
+
+LogicalResult verifyReduceOp(Operation *op, int64_t axis, bool keepdim) {
+  FailureOr<SymShape> in = shapeOf(op, op->getOperand(0), "operand");
+  if (failed(in) || failed(expectSameElementType(op, op->getOperand(0), op->getResult(0), "operand and result")))
+    return failure();
+  std::string error;
+  FailureOr<SymShape> out = inferReduce(*in, axis, keepdim, error);
+  if (failed(out))
+    return op->emitOpError() << error;
+  return expectResultShape(op, *out);
+}
+
+LogicalResult WeightOp::verify() {
+  if (getName().empty())
+    return emitOpError() << "needs a weight name";
+  if (!cast<RankedTensorType>(getType()).hasStaticShape())
+    return emitOpError() << "weights have static shapes";
+  return success();
+}
+
+LogicalResult ConstantOp::verify() {
+  auto valueType = cast<ShapedType>(getValue().getType());
+  auto resultType = cast<RankedTensorType>(getType());
+  if (valueType.getShape() != resultType.getShape() ||
+      valueType.getElementType() != resultType.getElementType())
+    return emitOpError() << "value type " << valueType << " differs from result type " << resultType;
+  return success();
+}
+
+LogicalResult IotaOp::verify() {
+  FailureOr<SymShape> out = shapeOf(*this, getResult(), "result");
+  if (failed(out))
+    return failure();
+  std::string error;
+  if (failed(normalizeAxis(getDim(), out->size(), error)) || getDim() < 0)
+    return emitOpError() << "dim " << getDim() << " is out of range for rank " << out->size();
+  return success();
+}
+
+LogicalResult CompareOp::verify() {
+  static const char *predicates[] = {"eq", "ne", "lt", "le", "gt", "ge"};
+  if (!llvm::is_contained(predicates, getPredicate()))
+    return emitOpError() << "unknown predicate '" << getPredicate() << "' (eq, ne, lt, le, gt, ge)";
+  if (failed(expectSameElementType(*this, getLhs(), getRhs(), "operand")))
+    return failure();
+  return verifyBroadcastingOp(*this, /*firstData=*/2);
+}
+
+LogicalResult ConvertOp::verify() {
+  FailureOr<SymShape> in = shapeOf(*this, getInput(), "operand");
+  if (failed(in))
+    return failure();
+  return expectResultShape(*this, *in);
+}
+
+LogicalResult SoftmaxOp::verify() {
+  std::string error;
+  if (failed(normalizeAxis(getAxis(), cast<RankedTensorType>(getInput().getType()).getRank(), error)))
+    return emitOpError() << error;
+  if (!isa<FloatType>(elementTypeOf(getInput())))
+    return emitOpError() << "needs a floating-point operand";
+  return verifySameTypeUnaryOp(*this);
+}
+
+LogicalResult MatmulOp::verify() {
+  FailureOr<SymShape> a = shapeOf(*this, getLhs(), "lhs"), b = shapeOf(*this, getRhs(), "rhs");
+  if (failed(a) || failed(b) || failed(expectSameElementType(*this, getLhs(), getRhs(), "lhs and rhs")) ||
+      failed(expectSameElementType(*this, getLhs(), getResult(), "operand and result")))
+    return failure();
+  std::string error;
+  FailureOr<SymShape> out = inferMatmul(*a, *b, getTransposeB(), error);
+  if (failed(out))
+    return emitOpError() << error;
+  return expectResultShape(*this, *out);
+}
+
+LogicalResult GatherOp::verify() {
+  FailureOr<SymShape> t = shapeOf(*this, getTable(), "table"), i = shapeOf(*this, getIndices(), "indices");
+  if (failed(t) || failed(i) || failed(expectSameElementType(*this, getTable(), getResult(), "table and result")))
+    return failure();
+  if (!isa<IntegerType>(elementTypeOf(getIndices())))
+    return emitOpError() << "indices must be integers";
+  std::string error;
+  FailureOr<SymShape> out = inferGather(*t, *i, error);
+  if (failed(out))
+    return emitOpError() << error;
+  return expectResultShape(*this, *out);
+}
+
+LogicalResult ReshapeOp::verify() {
+  FailureOr<SymShape> in = shapeOf(*this, getInput(), "operand"), out = shapeOf(*this, getResult(), "result");
+  if (failed(in) || failed(out) || failed(expectSameElementType(*this, getInput(), getResult(), "operand and result")))
+    return failure();
+  std::string error;
+  if (failed(checkReshape(*in, *out, error)))
+    return emitOpError() << error;
+  return success();
+}
+
+LogicalResult TransposeOp::verify() {
+  FailureOr<SymShape> in = shapeOf(*this, getInput(), "operand");
+  if (failed(in) || failed(expectSameElementType(*this, getInput(), getResult(), "operand and result")))
+    return failure();
+  std::string error;
+  FailureOr<SymShape> out = inferTranspose(*in, getPermutation(), error);
+  if (failed(out))
+    return emitOpError() << error;
+  return expectResultShape(*this, *out);
+}
+
+LogicalResult BroadcastToOp::verify() {
+  FailureOr<SymShape> in = shapeOf(*this, getInput(), "operand"), out = shapeOf(*this, getResult(), "result");
+  if (failed(in) || failed(out) || failed(expectSameElementType(*this, getInput(), getResult(), "operand and result")))
+    return failure();
+  std::string error;
+  if (failed(checkBroadcastTo(*in, *out, error)))
+    return emitOpError() << error;
+  return success();
+}
+
+LogicalResult SliceOp::verify() {
+  FailureOr<SymShape> in = shapeOf(*this, getInput(), "operand");
+  if (failed(in) || failed(expectSameElementType(*this, getInput(), getResult(), "operand and result")))
+    return failure();
+  std::string error;
+  FailureOr<SymShape> out = inferSlice(*in, getAxis(), getStart(), getEnd(), error);
+  if (failed(out))
+    return emitOpError() << error;
+  return expectResultShape(*this, *out);
+}
+
+LogicalResult ConcatOp::verify() {
+  llvm::SmallVector<SymShape> shapes;
+  for (Value v : getInputs()) {
+    FailureOr<SymShape> s = shapeOf(*this, v, "operand");
+    if (failed(s) || failed(expectSameElementType(*this, v, getResult(), "operand and result")))
+      return failure();
+    shapes.push_back(*s);
+  }
+  std::string error;
+  FailureOr<SymShape> out = inferConcat(shapes, getAxis(), error);
+  if (failed(out))
+    return emitOpError() << error;
+  return expectResultShape(*this, *out);
+}
+
+/// A per-channel vector [n] that must match the last dim of `input`.
+static LogicalResult verifyChannelVector(Operation *op, Value input, Value vec, llvm::StringRef what) {
+  FailureOr<SymShape> in = shapeOf(op, input, "input"), w = shapeOf(op, vec, what);
+  if (failed(in) || failed(w))
+    return failure();
+  if (in->empty() || w->size() != 1 || (*w)[0] != in->back())
+    return op->emitOpError() << what << " " << formatShape(*w) << " must be [" << (in->empty() ? "?" : in->back().str())
+                             << "], the last dim of the input " << formatShape(*in);
+  return expectSameElementType(op, input, vec, "input and " + what.str());
+}
+
+LogicalResult RmsNormOp::verify() {
+  if (failed(verifyChannelVector(*this, getInput(), getWeight(), "weight")))
+    return failure();
+  if (getEps().isNegative())
+    return emitOpError() << "eps must be >= 0";
+  return verifySameTypeUnaryOp(*this);
+}
+
+LogicalResult LayerNormOp::verify() {
+  if (failed(verifyChannelVector(*this, getInput(), getWeight(), "weight")) ||
+      failed(verifyChannelVector(*this, getInput(), getBias(), "bias")))
+    return failure();
+  if (getEps().isNegative())
+    return emitOpError() << "eps must be >= 0";
+  return verifySameTypeUnaryOp(*this);
+}
+
+LogicalResult RopeOp::verify() {
+  FailureOr<SymShape> x = shapeOf(*this, getInput(), "input"), pos = shapeOf(*this, getPositions(), "positions"),
+                      freq = shapeOf(*this, getInvFreq(), "inv_freq");
+  if (failed(x) || failed(pos) || failed(freq))
+    return failure();
+  if (x->size() != 4)
+    return emitOpError() << "input must be [b, h, s, d], got " << formatShape(*x);
+  if (pos->size() != 2 || (*pos)[0] != (*x)[0] || (*pos)[1] != (*x)[2])
+    return emitOpError() << "positions " << formatShape(*pos) << " must be [" << (*x)[0].str() << ", "
+                         << (*x)[2].str() << "] for input " << formatShape(*x);
+  if (!isa<IntegerType>(elementTypeOf(getPositions())))
+    return emitOpError() << "positions must be integers";
+  const SymExpr &d = (*x)[3];
+  if (freq->size() != 1 || !(*freq)[0].isConstant() || !d.isConstant() ||
+      2 * (*freq)[0].getConstant() > d.getConstant() || (*freq)[0].getConstant() == 0)
+    return emitOpError() << "inv_freq " << formatShape(*freq) << " must be [r/2] with 0 < r <= head dim "
+                         << d.str();
+  return verifySameTypeUnaryOp(*this);
+}
+
+LogicalResult AttentionOp::verify() {
+  FailureOr<SymShape> q = shapeOf(*this, getQuery(), "query"), k = shapeOf(*this, getKey(), "key"),
+                      v = shapeOf(*this, getValue(), "value");
+  if (failed(q) || failed(k) || failed(v))
+    return failure();
+  if (q->size() != 4 || k->size() != 4 || v->size() != 4)
+    return emitOpError() << "query, key and value must be rank 4 ([b, h, s, d])";
+  const SymExpr &b = (*q)[0], &hq = (*q)[1], &s = (*q)[2], &d = (*q)[3];
+  const SymExpr &hkv = (*k)[1], &t = (*k)[2];
+  if ((*k)[0] != b || (*v)[0] != b || (*v)[1] != hkv || (*v)[2] != t || (*k)[3] != d)
+    return emitOpError() << "query " << formatShape(*q) << ", key " << formatShape(*k) << " and value "
+                         << formatShape(*v) << " do not agree on batch, heads, kv length or head dim";
+  if (!hq.isConstant() || !hkv.isConstant() || hkv.getConstant() == 0 ||
+      hq.getConstant() % hkv.getConstant() != 0)
+    return emitOpError() << "query heads " << hq.str() << " must be a constant multiple of kv heads "
+                         << hkv.str();
+  if (getMask() != "causal" && getMask() != "bidirectional")
+    return emitOpError() << "mask must be 'causal' or 'bidirectional', got '" << getMask() << "'";
+  if (getWindow() && (getMask() != "causal" || *getWindow() <= 0))
+    return emitOpError() << "window needs a causal mask and a positive size";
+  if (getSoftcap() && getSoftcap()->convertToDouble() <= 0)
+    return emitOpError() << "softcap must be positive";
+  if (Value m = getKeyPaddingMask()) {
+    FailureOr<SymShape> ms = shapeOf(*this, m, "key_padding_mask");
+    if (failed(ms))
+      return failure();
+    if (ms->size() != 2 || (*ms)[0] != b || (*ms)[1] != t)
+      return emitOpError() << "key_padding_mask " << formatShape(*ms) << " must be [" << b.str() << ", "
+                           << t.str() << "]";
+  }
+  if (Value bias = getBias()) {
+    FailureOr<SymShape> bs = shapeOf(*this, bias, "bias");
+    if (failed(bs))
+      return failure();
+    std::string error;
+    SymShape scores = {b, hq, s, t};
+    if (failed(checkBroadcastTo(*bs, scores, error)))
+      return emitOpError() << "bias: " << error;
+  }
+  if (failed(expectSameElementType(*this, getQuery(), getKey(), "query and key")) ||
+      failed(expectSameElementType(*this, getQuery(), getValue(), "query and value")) ||
+      failed(expectSameElementType(*this, getQuery(), getResult(), "query and result")))
+    return failure();
+  return expectResultShape(*this, {b, hq, s, (*v)[3]});
+}
+
+} // namespace kiln::ir
+
+#define GET_OP_CLASSES
+#include "kiln/ir/KilnOps.cpp.inc"

@@ -1,0 +1,47 @@
+// RUN: kiln-opt %s -split-input-file -verify-diagnostics
+
+func.func @concat_wrong_sum(%past: tensor<?x2x?x16xf32, #kiln.dims<[b, p]>>, %new: tensor<?x2x?x16xf32, #kiln.dims<[b, s]>>)
+    -> tensor<?x2x?x16xf32, #kiln.dims<[b, s]>> {
+  // expected-error @+1 {{result shape [b, 2, s, 16] should be [b, 2, p + s, 16]}}
+  %0 = kiln.concat %past, %new {axis = 2 : i64} : (tensor<?x2x?x16xf32, #kiln.dims<[b, p]>>, tensor<?x2x?x16xf32, #kiln.dims<[b, s]>>) -> tensor<?x2x?x16xf32, #kiln.dims<[b, s]>>
+  return %0 : tensor<?x2x?x16xf32, #kiln.dims<[b, s]>>
+}
+
+// -----
+
+func.func @matmul_k(%a: tensor<?x?x64xf32, #kiln.dims<[b, s]>>, %w: tensor<128x32xf32>) -> tensor<?x?x128xf32, #kiln.dims<[b, s]>> {
+  // expected-error @+1 {{matmul contraction dims differ: [b, s, 64] x [128, 32]^T (64 vs 32)}}
+  %0 = kiln.matmul %a, %w {transpose_b = true} : (tensor<?x?x64xf32, #kiln.dims<[b, s]>>, tensor<128x32xf32>) -> tensor<?x?x128xf32, #kiln.dims<[b, s]>>
+  return %0 : tensor<?x?x128xf32, #kiln.dims<[b, s]>>
+}
+
+// -----
+
+func.func @reshape_split_symbol(%a: tensor<?x?x64xf32, #kiln.dims<[b, s]>>) -> tensor<?x4x16xf32, #kiln.dims<[b]>> {
+  // expected-error @+1 {{cannot reshape [b, s, 64] to [b, 4, 16]: symbolic dims differ}}
+  %0 = kiln.reshape %a : tensor<?x?x64xf32, #kiln.dims<[b, s]>> -> tensor<?x4x16xf32, #kiln.dims<[b]>>
+  return %0 : tensor<?x4x16xf32, #kiln.dims<[b]>>
+}
+
+// -----
+
+func.func @missing_dims(%a: tensor<?x64xf32>) -> tensor<?x64xf32> {
+  // expected-error @+1 {{operand: dynamic dim without a symbolic expression (#kiln.dims encoding)}}
+  %0 = kiln.exp %a : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %0 : tensor<?x64xf32>
+}
+
+// -----
+
+func.func @gqa_heads(%q: tensor<1x6x3x16xf32>, %k: tensor<1x4x3x16xf32>) -> tensor<1x6x3x16xf32> {
+  // expected-error @+1 {{query heads 6 must be a constant multiple of kv heads 4}}
+  %0 = kiln.attention %q, %k, %k {scale = 0.25 : f64, mask = "causal"} : (tensor<1x6x3x16xf32>, tensor<1x4x3x16xf32>, tensor<1x4x3x16xf32>) -> tensor<1x6x3x16xf32>
+  return %0 : tensor<1x6x3x16xf32>
+}
+
+// -----
+
+// expected-error @+1 {{#kiln.dims has 1 expressions for 2 dynamic dims}}
+func.func @bad_encoding(%a: tensor<?x?xf32, #kiln.dims<[s]>>) {
+  return
+}
