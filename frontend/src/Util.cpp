@@ -1,0 +1,119 @@
+#include "Util.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace kiln::detail {
+
+bool isValidUtf8(std::string_view s) {
+  const auto *p = reinterpret_cast<const unsigned char *>(s.data());
+  size_t n = s.size(), i = 0;
+  while (i < n) {
+    unsigned c = p[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len;
+    uint32_t cp;
+    if (c >= 0xc2 && c <= 0xdf) {
+      len = 2;
+      cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      len = 3;
+      cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (n - i < len)
+      return false;
+    for (size_t k = 1; k < len; ++k) {
+      unsigned cc = p[i + k];
+      if ((cc & 0xc0) != 0x80)
+        return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+      return false;
+    i += len;
+  }
+  return true;
+}
+
+std::string quoteName(std::string_view s) {
+  static constexpr size_t kMax = 200;
+  std::string out = "'";
+  size_t i = 0;
+  for (; i < s.size() && out.size() < kMax; ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += char(c);
+    }
+  }
+  if (i < s.size())
+    out += "...";
+  return out + "'";
+}
+
+Status readFile(const std::string &path, std::string &out, uint64_t maxBytes) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return Status::error(path + ": " + std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Status::error(path + ": not a regular file");
+  }
+  if (uint64_t(st.st_size) > maxBytes) {
+    ::close(fd);
+    return Status::error(path + ": file is " + std::to_string(st.st_size) +
+                         " bytes, more than the limit of " + std::to_string(maxBytes));
+  }
+  out.clear();
+  out.resize(size_t(st.st_size));
+  size_t got = 0;
+  while (got < out.size()) {
+    ssize_t r = ::read(fd, out.data() + got, out.size() - got);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0) {
+      int err = errno;
+      ::close(fd);
+      return Status::error(path + ": " + std::strerror(err));
+    }
+    if (r == 0)
+      break;
+    got += size_t(r);
+  }
+  out.resize(got);
+  ::close(fd);
+  return Status::ok();
+}
+
+Status writeFile(const std::string &path, const void *data, size_t size) {
+  std::FILE *f = std::fopen(path.c_str(), "wb");
+  if (!f)
+    return Status::error(path + ": " + std::strerror(errno));
+  if (size && std::fwrite(data, 1, size, f) != size) {
+    int err = errno;
+    std::fclose(f);
+    return Status::error(path + ": write failed: " + std::strerror(err));
+  }
+  if (std::fclose(f) != 0)
+    return Status::error(path + ": write failed: " + std::strerror(errno));
+  return Status::ok();
+}
+
+} // namespace kiln::detail
