@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <map>
+
 using namespace kiln;
 
 namespace {
@@ -333,4 +336,56 @@ TEST(ModelConfig, Errors) {
   auto missing = parseModelConfig("/nonexistent/config.json");
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().message(), "/nonexistent/config.json: No such file or directory");
+}
+
+// Every reference case in tests/data: its 5.x config.json and its 4.x twin (config.v4.json,
+// written by tools/config-to-v4.py) parse to the same ModelConfig.
+TEST(ModelConfig, ReferenceCasesAgreeAcrossVersions) {
+  std::error_code ec;
+  std::string root = kiln::test::sourceDir() + "/tests/data";
+  std::map<std::string, ModelConfig> byName;
+  for (auto it = std::filesystem::directory_iterator(root, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    std::string dir = it->path().string();
+    std::string name = it->path().filename().string();
+    if (!std::filesystem::exists(dir + "/config.json"))
+      continue;
+    auto c5 = parseModelConfig(dir + "/config.json");
+    ASSERT_TRUE(c5.ok()) << c5.status().message();
+    if (std::filesystem::exists(dir + "/config.v4.json")) {
+      auto c4 = parseModelConfig(dir + "/config.v4.json");
+      ASSERT_TRUE(c4.ok()) << c4.status().message();
+      SCOPED_TRACE(name);
+      expectSame(*c5, *c4);
+    }
+    byName.emplace(name, std::move(c5).value());
+  }
+  ASSERT_GE(byName.size(), 3u);
+  auto has = [&](const char *n) { return byName.count(n) != 0; };
+  if (has("mistral-tiny")) {
+    const ModelConfig &c = byName["mistral-tiny"];
+    EXPECT_TRUE(c.slidingWindow.has_value());
+    for (int64_t i = 0; i < c.numLayers; ++i)
+      EXPECT_TRUE(c.isSliding(i));
+  }
+  if (has("qwen2-tiny"))
+    EXPECT_FALSE(byName["qwen2-tiny"].slidingWindow.has_value());
+  if (has("phi3-tiny")) {
+    EXPECT_EQ(byName["phi3-tiny"].partialRotaryFactor, 0.5);
+    EXPECT_EQ(byName["phi3-tiny"].rope.originalMaxPositions, 4096);
+  }
+  if (has("llama3-tiny")) {
+    const RopeParams &r = byName["llama3-tiny"].rope;
+    EXPECT_EQ(r.type, "llama3");
+    EXPECT_EQ(r.theta, 500000.0);
+    EXPECT_EQ(r.factor, 8.0);
+    EXPECT_EQ(r.originalMaxPositions, 64);
+  }
+  if (has("gpt2-tiny")) {
+    const ModelConfig &c = byName["gpt2-tiny"];
+    EXPECT_EQ(c.intermediateSize, 4 * c.hiddenSize);
+    EXPECT_EQ(c.architecture, "GPT2LMHeadModel");
+  }
+  if (has("mpnet-tiny"))
+    EXPECT_GT(byName["mpnet-tiny"].relativeAttentionNumBuckets, 0);
 }

@@ -438,3 +438,24 @@ TEST(WeightTable, ReferenceModels) {
     EXPECT_TRUE(allFinite && anyNonZero) << c.dir;
   }
 }
+
+TEST(WeightTable, EveryReferenceCaseOpens) {
+  std::error_code ec;
+  std::string root = kiln::test::sourceDir() + "/tests/data";
+  int opened = 0;
+  for (auto it = std::filesystem::directory_iterator(root, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    std::string dir = it->path().string();
+    if (!std::filesystem::exists(dir + "/model.safetensors"))
+      continue;
+    auto t = WeightTable::openDirectory(dir);
+    ASSERT_TRUE(t.ok()) << t.status().message();
+    EXPECT_GT(t->size(), 0u) << dir;
+    ++opened;
+    if (std::filesystem::exists(dir + "/reference.safetensors")) {
+      auto r = SafeTensorsFile::open(dir + "/reference.safetensors");
+      EXPECT_TRUE(r.ok()) << r.status().message();
+    }
+  }
+  EXPECT_GE(opened, 3);
+}
