@@ -108,6 +108,8 @@ def Kiln_ExpOp : Kiln_UnaryOp<"exp", "e^x">;
 def Kiln_LogOp : Kiln_UnaryOp<"log", "natural log">;
 def Kiln_TanhOp : Kiln_UnaryOp<"tanh", "tanh(x)">;
 def Kiln_ErfOp : Kiln_UnaryOp<"erf", "erf(x)">;
+def Kiln_CosOp : Kiln_UnaryOp<"cos", "cos(x)">;
+def Kiln_SinOp : Kiln_UnaryOp<"sin", "sin(x)">;
 def Kiln_RsqrtOp : Kiln_UnaryOp<"rsqrt", "1 / sqrt(x)">;
 def Kiln_SqrtOp : Kiln_UnaryOp<"sqrt", "sqrt(x)">;
 def Kiln_AbsOp : Kiln_UnaryOp<"abs", "|x|">;

@@ -1,0 +1,185 @@
+//===- Eval.cpp - `kiln eval`: the imported IR through the reference interpreter ===//
+//
+// Runs a prompt through the step function chunk by chunk, feeding each chunk's present KV cache back as
+// the next chunk's past: exactly the schedule the compiled runtime follows.
+//
+//===----------------------------------------------------------------------===//
+#include "Cli.h"
+#include "ModelLoader.h"
+#include "Subcommands.h"
+
+#include "kiln/ir/Interpreter.h"
+#include "kiln/ir/SymShape.h"
+
+namespace kiln::cli {
+
+static std::string argName(mlir::func::FuncOp f, unsigned i) {
+  auto name = f.getArgAttrOfType<mlir::StringAttr>(i, "kiln.name");
+  return name ? name.getValue().str() : "arg" + std::to_string(i);
+}
+
+static std::string resultName(mlir::func::FuncOp f, unsigned i) {
+  auto name = f.getResultAttrOfType<mlir::StringAttr>(i, "kiln.name");
+  return name ? name.getValue().str() : "result" + std::to_string(i);
+}
+
+/// Reads an integer [B, S] input (I64 or I32) as a host tensor.
+static StatusOr<ir::HostTensor> readIdTensor(const SafeTensorsFile &file, const std::string &name,
+                                             const std::string &path) {
+  const TensorInfo *t = file.find(name);
+  if (!t)
+    return Status::error(path + ": no tensor '" + name + "'");
+  if (t->dtype != DType::I64 && t->dtype != DType::I32)
+    return Status::error(path + ": tensor '" + name + "' must be I64 [batch, seq], got " + dtypeName(t->dtype));
+  if (t->shape.size() != 2 || t->shape[0] <= 0 || t->shape[1] <= 0)
+    return Status::error(path + ": tensor '" + name + "' must be [batch, seq] with both > 0");
+  ir::HostTensor h;
+  h.shape = t->shape;
+  h.isInteger = true;
+  h.data.resize(t->numElements());
+  convertToF64(*t, h.data.data());
+  return h;
+}
+
+/// Columns [begin, begin + len) of a [B, S, ...] tensor.
+static ir::HostTensor sliceSeq(const ir::HostTensor &x, int64_t begin, int64_t len) {
+  ir::HostTensor out = x;
+  int64_t B = x.shape[0], S = x.shape[1], inner = 1;
+  for (size_t i = 2; i < x.shape.size(); ++i)
+    inner *= x.shape[i];
+  out.shape[1] = len;
+  out.data.assign(B * len * inner, 0.0);
+  for (int64_t b = 0; b < B; ++b)
+    std::copy_n(x.data.begin() + (b * S + begin) * inner, len * inner, out.data.begin() + b * len * inner);
+  return out;
+}
+
+/// Appends [B, s, ...] chunks along dim 1.
+static void appendSeq(ir::HostTensor &acc, const ir::HostTensor &chunk) {
+  if (acc.shape.empty()) {
+    acc = chunk;
+    return;
+  }
+  int64_t B = acc.shape[0], S = acc.shape[1], s = chunk.shape[1], inner = 1;
+  for (size_t i = 2; i < acc.shape.size(); ++i)
+    inner *= acc.shape[i];
+  std::vector<double> data(B * (S + s) * inner);
+  for (int64_t b = 0; b < B; ++b) {
+    std::copy_n(acc.data.begin() + b * S * inner, S * inner, data.begin() + b * (S + s) * inner);
+    std::copy_n(chunk.data.begin() + b * s * inner, s * inner, data.begin() + (b * (S + s) + S) * inner);
+  }
+  acc.data = std::move(data);
+  acc.shape[1] = S + s;
+}
+
+static void addF32(SafeTensorsWriter &w, const std::string &name, const ir::HostTensor &t) {
+  std::vector<float> f(t.data.begin(), t.data.end());
+  w.add(name, DType::F32, t.shape, f.data(), f.size() * sizeof(float));
+}
+
+int runEval(int argc, char **argv) {
+  Args args(argc, argv, 2, {"--inputs", "--outputs", "--chunks"}, {});
+  if (!args.ok() || args.positional().size() != 1 || !args.has("--inputs") || !args.has("--outputs"))
+    return fail(kExitUsage, (args.ok() ? std::string("") : args.error() + "; ") +
+                                "usage: kiln eval MODEL_DIR --inputs IN.safetensors --outputs OUT.safetensors "
+                                "[--chunks 2,5,1]");
+  std::string inputsPath = *args.get("--inputs"), outputsPath = *args.get("--outputs");
+
+  mlir::MLIRContext context;
+  StatusOr<ImportedModel> model = importModel(context, args.positional()[0]);
+  if (!model.ok())
+    return fail(kExitBadInput, model.status().message());
+  StatusOr<std::unique_ptr<SafeTensorsFile>> inputs = SafeTensorsFile::open(inputsPath);
+  if (!inputs.ok())
+    return fail(kExitBadInput, inputs.status().message());
+  StatusOr<ir::HostTensor> ids = readIdTensor(**inputs, "input_ids", inputsPath);
+  if (!ids.ok())
+    return fail(kExitBadInput, ids.status().message());
+  const int64_t B = ids->shape[0], S = ids->shape[1];
+
+  const WeightTable &table = model->weights;
+  ir::Interpreter interpreter([&table](llvm::StringRef name, ir::HostTensor &out, std::string &error) {
+    const TensorInfo *t = table.find(name.str());
+    if (!t) {
+      error = "no weight '" + name.str() + "'";
+      return false;
+    }
+    out.shape = t->shape;
+    out.data.resize(t->numElements());
+    convertToF64(*t, out.data.data());
+    return true;
+  });
+  mlir::func::FuncOp step = model->step();
+  SafeTensorsWriter writer;
+  std::string error;
+
+  if (model->task() == "encoder") {
+    if (args.has("--chunks"))
+      return fail(kExitUsage, "--chunks is for causal LMs; " + model->config.architecture + " is an encoder");
+    ir::HostTensor mask;
+    if ((*inputs)->find("attention_mask")) {
+      StatusOr<ir::HostTensor> m = readIdTensor(**inputs, "attention_mask", inputsPath);
+      if (!m.ok())
+        return fail(kExitBadInput, m.status().message());
+      if (m->shape != ids->shape)
+        return fail(kExitBadInput, inputsPath + ": attention_mask must have the shape of input_ids");
+      mask = *m;
+    } else {
+      mask = *ids;
+      std::fill(mask.data.begin(), mask.data.end(), 1.0);
+    }
+    std::vector<ir::HostTensor> results;
+    if (!interpreter.run(step, {*ids, mask}, results, error))
+      return fail(kExitBadInput, error);
+    for (size_t i = 0; i < results.size(); ++i)
+      addF32(writer, resultName(step, i), results[i]);
+  } else {
+    std::vector<int64_t> chunks = {S};
+    if (auto text = args.get("--chunks")) {
+      std::optional<std::vector<int64_t>> parsed = parseIntList(*text);
+      if (!parsed)
+        return fail(kExitUsage, "--chunks must be positive integers separated by commas, got '" + *text + "'");
+      chunks = *parsed;
+    }
+    int64_t total = 0;
+    for (int64_t c : chunks)
+      total += c;
+    if (total != S)
+      return fail(kExitBadInput, "--chunks sum to " + std::to_string(total) + " but input_ids has " +
+                                     std::to_string(S) + " tokens");
+    if (S > model->config.maxPositions && model->config.maxPositions > 0)
+      return fail(kExitBadInput, inputsPath + ": " + std::to_string(S) + " tokens exceed max_position_embeddings " +
+                                     std::to_string(model->config.maxPositions));
+    // Empty caches: every past_* argument at p = 0.
+    std::vector<ir::HostTensor> caches;
+    for (unsigned i = 1; i < step.getNumArguments(); ++i) {
+      mlir::FailureOr<ir::SymShape> shape = ir::getSymShape(step.getArgument(i).getType());
+      mlir::FailureOr<llvm::SmallVector<int64_t>> dims =
+          ir::evaluateShape(*shape, {{"b", B}, {"p", 0}}, &error);
+      if (failed(dims))
+        return fail(kExitBadInput, "step argument " + argName(step, i) + ": " + error);
+      ir::HostTensor c;
+      c.shape.assign(dims->begin(), dims->end());
+      caches.push_back(c);
+    }
+    ir::HostTensor logits;
+    int64_t pos = 0;
+    for (int64_t c : chunks) {
+      std::vector<ir::HostTensor> stepArgs = {sliceSeq(*ids, pos, c)};
+      stepArgs.insert(stepArgs.end(), caches.begin(), caches.end());
+      std::vector<ir::HostTensor> results;
+      if (!interpreter.run(step, stepArgs, results, error))
+        return fail(kExitBadInput, error);
+      appendSeq(logits, results[0]);
+      caches.assign(results.begin() + 1, results.end());
+      pos += c;
+    }
+    addF32(writer, resultName(step, 0), logits);
+  }
+  Status written = writer.write(outputsPath);
+  if (!written.isOk())
+    return fail(kExitBadInput, written.message());
+  return kExitOk;
+}
+
+} // namespace kiln::cli

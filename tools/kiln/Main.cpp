@@ -1,0 +1,51 @@
+//===- Main.cpp - the kiln command ----------------------------------------===//
+#include "Cli.h"
+#include "Subcommands.h"
+
+#include "kiln/models/Models.h"
+
+#include <cstring>
+#include <string>
+
+namespace {
+void printUsage(FILE *out) {
+  std::string archs;
+  for (const std::string &a : kiln::models::supportedArchitectures())
+    archs += (archs.empty() ? "" : ", ") + a;
+  std::fprintf(out,
+               "kiln: ahead-of-time compiler for Hugging Face transformer models\n\n"
+               "usage: kiln COMMAND ...\n\n"
+               "  compile MODEL_DIR --emit=ir\n"
+               "      import config.json + safetensors and print the kiln module (primitive ops)\n"
+               "  eval MODEL_DIR --inputs IN.safetensors --outputs OUT.safetensors [--chunks 2,5,1]\n"
+               "      run the imported IR in the reference interpreter (double precision). Inputs:\n"
+               "      input_ids I64 [B, S], optional attention_mask I64 [B, S] (encoders). A causal LM runs\n"
+               "      the prompt through one KV cache in the given chunks (default one) and writes logits\n"
+               "      F32 [B, S, V]; an encoder writes last_hidden_state F32 [B, S, H]\n"
+               "  synth CONFIG.json -o DIR [--seed N] [--dtype f32|f16|bf16]\n"
+               "      write a random-weight model directory (config.json + model.safetensors)\n\n"
+               "supported architectures: %s\n"
+               "exit codes: 0 success, 1 bad input or failed check, 2 usage\n",
+               archs.c_str());
+}
+} // namespace
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    printUsage(stderr);
+    return kiln::cli::kExitUsage;
+  }
+  std::string command = argv[1];
+  if (command == "--help" || command == "-h" || command == "help") {
+    printUsage(stdout);
+    return kiln::cli::kExitOk;
+  }
+  if (command == "compile")
+    return kiln::cli::runCompile(argc, argv);
+  if (command == "eval")
+    return kiln::cli::runEval(argc, argv);
+  if (command == "synth")
+    return kiln::cli::runSynth(argc, argv);
+  std::fprintf(stderr, "kiln: unknown command '%s' (run kiln --help)\n", command.c_str());
+  return kiln::cli::kExitUsage;
+}

@@ -1,0 +1,29 @@
+//===- ModelLoader.h - a model directory, imported -------------*- C++ -*-===//
+#ifndef KILN_TOOLS_MODELLOADER_H
+#define KILN_TOOLS_MODELLOADER_H
+
+#include "kiln/frontend/ModelConfig.h"
+#include "kiln/frontend/SafeTensors.h"
+#include "kiln/frontend/Status.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/OwningOpRef.h"
+
+namespace kiln::cli {
+
+/// config.json + safetensors of MODEL_DIR imported into a verified kiln module.
+struct ImportedModel {
+  ModelConfig config;
+  WeightTable weights;
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+  mlir::func::FuncOp step() { return module->lookupSymbol<mlir::func::FuncOp>("step"); }
+  std::string task() { return (*module)->getAttrOfType<mlir::StringAttr>("kiln.task").getValue().str(); }
+};
+
+StatusOr<ImportedModel> importModel(mlir::MLIRContext &context, const std::string &dir);
+
+} // namespace kiln::cli
+
+#endif // KILN_TOOLS_MODELLOADER_H

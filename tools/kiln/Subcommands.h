@@ -1,0 +1,12 @@
+//===- Subcommands.h - the `kiln` subcommands ------------------*- C++ -*-===//
+#ifndef KILN_TOOLS_SUBCOMMANDS_H
+#define KILN_TOOLS_SUBCOMMANDS_H
+
+namespace kiln::cli {
+// Each takes the whole argv (argv[1] is the subcommand) and returns the exit code.
+int runCompile(int argc, char **argv);
+int runEval(int argc, char **argv);
+int runSynth(int argc, char **argv);
+} // namespace kiln::cli
+
+#endif // KILN_TOOLS_SUBCOMMANDS_H
