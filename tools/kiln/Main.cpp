@@ -2,13 +2,16 @@
 #include "Cli.h"
 #include "Subcommands.h"
 
+#ifdef KILN_WITH_COMPILER
 #include "kiln/models/Models.h"
+#endif
 
 #include <cstring>
 #include <string>
 
 namespace {
 void printUsage(FILE *out) {
+#ifdef KILN_WITH_COMPILER
   std::string archs;
   for (const std::string &a : kiln::models::supportedArchitectures())
     archs += (archs.empty() ? "" : ", ") + a;
@@ -27,6 +30,10 @@ void printUsage(FILE *out) {
                "supported architectures: %s\n"
                "exit codes: 0 success, 1 bad input or failed check, 2 usage\n",
                archs.c_str());
+#else
+  std::fprintf(out, "kiln (runtime-only build)\n\nusage: kiln COMMAND ...\n\n"
+                    "exit codes: 0 success, 1 bad input or failed check, 2 usage\n");
+#endif
 }
 } // namespace
 
@@ -40,12 +47,14 @@ int main(int argc, char **argv) {
     printUsage(stdout);
     return kiln::cli::kExitOk;
   }
+#ifdef KILN_WITH_COMPILER
   if (command == "compile")
     return kiln::cli::runCompile(argc, argv);
   if (command == "eval")
     return kiln::cli::runEval(argc, argv);
   if (command == "synth")
     return kiln::cli::runSynth(argc, argv);
+#endif
   std::fprintf(stderr, "kiln: unknown command '%s' (run kiln --help)\n", command.c_str());
   return kiln::cli::kExitUsage;
 }
