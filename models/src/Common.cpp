@@ -29,7 +29,10 @@ Value Weights::get(const std::string &name, llvm::ArrayRef<int64_t> shape) {
   }
   const TensorInfo *t = table_->find(name);
   if (!t) {
-    g_.fail("missing tensor '" + name + "' in the weights (" + config_.architecture + " needs it)");
+    std::string file = table_->files().empty() ? "the weights" : fileName(table_->files().front()->path());
+    if (table_->files().size() > 1)
+      file = "model.safetensors.index.json";
+    g_.fail(file + ": missing tensor '" + name + "' (" + config_.architecture + " needs it)");
     return {};
   }
   if (t->shape != std::vector<int64_t>(shape.begin(), shape.end())) {
