@@ -9,6 +9,14 @@
 #include <cstring>
 #include <string>
 
+#define KILN_RUNTIME_USAGE                                                                                   \
+  "  run MODEL.kiln --inputs IN.safetensors --outputs OUT.safetensors [--chunks 2,5,1] [--threads N]\n"         \
+  "      run a compiled artifact (the inputs / outputs of eval)\n"                                               \
+  "  generate MODEL.kiln --ids 1,2,3 [-n 32] [--temperature T --top-k K --top-p P --seed S] [--threads N]\n"   \
+  "      prefill then decode; prints the generated token ids (greedy by default)\n"                              \
+  "  bench MODEL.kiln [-p 512] [-n 128] [-r 5] [--threads N] [--batch B]\n"                                    \
+  "      llama-bench-style pp / tg tokens/s (encoders: sentences/s), mean +- stddev, peak RSS\n"
+
 namespace {
 void printUsage(FILE *out) {
 #ifdef KILN_WITH_COMPILER
@@ -26,12 +34,13 @@ void printUsage(FILE *out) {
                "      the prompt through one KV cache in the given chunks (default one) and writes logits\n"
                "      F32 [B, S, V]; an encoder writes last_hidden_state F32 [B, S, H]\n"
                "  synth CONFIG.json -o DIR [--seed N] [--dtype f32|f16|bf16]\n"
-               "      write a random-weight model directory (config.json + model.safetensors)\n\n"
+               "      write a random-weight model directory (config.json + model.safetensors)\n"
+               KILN_RUNTIME_USAGE "\n"
                "supported architectures: %s\n"
                "exit codes: 0 success, 1 bad input or failed check, 2 usage\n",
                archs.c_str());
 #else
-  std::fprintf(out, "kiln (runtime-only build)\n\nusage: kiln COMMAND ...\n\n"
+  std::fprintf(out, "kiln (runtime-only build)\n\nusage: kiln COMMAND ...\n\n" KILN_RUNTIME_USAGE "\n"
                     "exit codes: 0 success, 1 bad input or failed check, 2 usage\n");
 #endif
 }
@@ -55,6 +64,12 @@ int main(int argc, char **argv) {
   if (command == "synth")
     return kiln::cli::runSynth(argc, argv);
 #endif
+  if (command == "run")
+    return kiln::cli::runRun(argc, argv);
+  if (command == "generate")
+    return kiln::cli::runGenerate(argc, argv);
+  if (command == "bench")
+    return kiln::cli::runBench(argc, argv);
   std::fprintf(stderr, "kiln: unknown command '%s' (run kiln --help)\n", command.c_str());
   return kiln::cli::kExitUsage;
 }

@@ -7,6 +7,10 @@ namespace kiln::cli {
 int runCompile(int argc, char **argv);
 int runEval(int argc, char **argv);
 int runSynth(int argc, char **argv);
+// Runtime-only (built in both modes).
+int runRun(int argc, char **argv);
+int runGenerate(int argc, char **argv);
+int runBench(int argc, char **argv);
 } // namespace kiln::cli
 
 #endif // KILN_TOOLS_SUBCOMMANDS_H

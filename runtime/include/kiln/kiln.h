@@ -1,0 +1,133 @@
+/*===- kiln.h - the kiln runtime C API ------------------------------------===*
+ *
+ * Loads a .kiln artifact (written by `kiln compile -o`) and runs its step function on the CPU. No
+ * exceptions, no aborts: every call returns a kiln_status, and on failure a one-line message is available
+ * from the object involved (kiln_model_error / kiln_session_error) and, for every call, from the calling
+ * thread's kiln_last_error().
+ *
+ *   kiln_model *model;
+ *   if (kiln_model_load("model.kiln", NULL, &model) != KILN_OK) { puts(kiln_last_error()); ... }
+ *   kiln_session *session;
+ *   kiln_session_create(model, 1, &session);
+ *   kiln_session_run(session, ids, NULL, 1, n);          // prefill: n tokens
+ *   kiln_session_output(session, "logits", &data, shape, &rank);  // [1, n, vocab]
+ *   kiln_session_run(session, &next, NULL, 1, 1);        // decode: one token after the n in the cache
+ *   ...
+ *   kiln_session_free(session);
+ *   kiln_model_free(model);
+ *
+ * A model is read-only once loaded: any number of sessions of one model may run concurrently, each from
+ * one thread at a time. A session owns its arena and KV cache, allocated once at creation.
+ *
+ *===----------------------------------------------------------------------===*/
+#ifndef KILN_KILN_H
+#define KILN_KILN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define KILN_API __attribute__((visibility("default")))
+#else
+#define KILN_API
+#endif
+
+typedef enum kiln_status {
+  KILN_OK = 0,
+  KILN_INVALID_ARGUMENT = 1, /* a NULL pointer, a wrong shape / dtype / batch, a token outside the vocab */
+  KILN_BAD_ARTIFACT = 2,     /* another format version, a truncated or corrupted file, an inconsistent plan */
+  KILN_IO_ERROR = 3,         /* the file cannot be opened / mapped, or the code cannot be loaded */
+  KILN_OUT_OF_RANGE = 4,     /* past + seq beyond the compiled max context, batch beyond the max batch */
+  KILN_INTERNAL = 5          /* out of memory or a bug */
+} kiln_status;
+
+/* "OK", "INVALID_ARGUMENT", ... (static strings). */
+KILN_API const char *kiln_status_name(kiln_status status);
+
+/* The message of the last failed call on this thread ("" if none since the thread started). */
+KILN_API const char *kiln_last_error(void);
+
+/* The runtime's version, e.g. "0.1.0". */
+KILN_API const char *kiln_version(void);
+
+/* ---- models ---- */
+
+typedef struct kiln_model kiln_model;
+
+typedef struct kiln_load_options {
+  /* OpenBLAS threads (process-wide; results do not depend on it). 0: the artifact's default, else 2. */
+  int num_threads;
+  /* Verify every section's checksum at load (reads the whole file once). Nonzero by default. */
+  int verify_checksums;
+} kiln_load_options;
+
+/* Fills the defaults (num_threads 0, verify_checksums 1). */
+KILN_API void kiln_load_options_init(kiln_load_options *options);
+
+/* Loads PATH. `options` may be NULL (the defaults). On failure *model is NULL. */
+KILN_API kiln_status kiln_model_load(const char *path, const kiln_load_options *options, kiln_model **model);
+/* Frees the model; every session of it must be freed first. NULL is a no-op. */
+KILN_API void kiln_model_free(kiln_model *model);
+
+KILN_API const char *kiln_model_error(const kiln_model *model); /* "" if none */
+
+/* "causal-lm" or "encoder". */
+KILN_API const char *kiln_model_task(const kiln_model *model);
+KILN_API const char *kiln_model_architecture(const kiln_model *model); /* e.g. "LlamaForCausalLM" */
+/* 0 when the artifact does not say. */
+KILN_API int64_t kiln_model_vocab_size(const kiln_model *model);
+KILN_API int64_t kiln_model_hidden_size(const kiln_model *model);
+/* past + seq never exceeds it. */
+KILN_API int64_t kiln_model_max_context(const kiln_model *model);
+KILN_API int64_t kiln_model_max_batch(const kiln_model *model);
+/* The OpenBLAS threads this model was loaded with. */
+KILN_API int kiln_model_num_threads(const kiln_model *model);
+/* The step function's inputs ("input_ids", "attention_mask") and outputs ("logits" or
+ * "last_hidden_state"); the KV cache is not among them: sessions own it. NULL for an index out of range. */
+KILN_API int kiln_model_num_inputs(const kiln_model *model);
+KILN_API const char *kiln_model_input_name(const kiln_model *model, int index);
+KILN_API int kiln_model_num_outputs(const kiln_model *model);
+KILN_API const char *kiln_model_output_name(const kiln_model *model, int index);
+/* Bytes one session allocates (arena + both halves of every KV-cache buffer). */
+KILN_API uint64_t kiln_model_session_bytes(const kiln_model *model);
+
+/* ---- sessions ---- */
+
+typedef struct kiln_session kiln_session;
+
+/* A session of `batch` rows (1 <= batch <= max batch). Allocates its arena and KV cache now. */
+KILN_API kiln_status kiln_session_create(kiln_model *model, int64_t batch, kiln_session **session);
+KILN_API void kiln_session_free(kiln_session *session); /* NULL is a no-op */
+
+KILN_API const char *kiln_session_error(const kiln_session *session); /* "" if none */
+
+/* Runs one chunk: `ids` is [batch, seq_len] row-major; `attention_mask` is [batch, seq_len] of 0/1 or NULL
+ * (all ones; a causal LM accepts only NULL or all ones). A causal LM appends the chunk to the KV cache
+ * (prefill: seq_len > 1; decode: seq_len == 1; any mix as long as past + seq_len <= max context); an
+ * encoder runs each call independently. On failure nothing has changed (the cache is as before). */
+KILN_API kiln_status kiln_session_run(kiln_session *session, const int64_t *ids, const int64_t *attention_mask,
+                                      int64_t batch, int64_t seq_len);
+
+/* An output of the last run ("logits": [batch, seq_len, vocab] of that chunk; "last_hidden_state":
+ * [batch, seq_len, hidden]). `shape` must hold 8 entries; *rank receives the rank. The data stays valid
+ * until the next run / reset / free of the session. */
+KILN_API kiln_status kiln_session_output(kiln_session *session, const char *name, const float **data,
+                                         int64_t *shape, int *rank);
+
+/* Tokens in the KV cache (0 for encoders). */
+KILN_API int64_t kiln_session_past_length(const kiln_session *session);
+KILN_API int64_t kiln_session_batch(const kiln_session *session);
+/* Empties the KV cache (no allocation, nothing freed). */
+KILN_API kiln_status kiln_session_reset(kiln_session *session);
+
+#define KILN_MAX_RANK 8
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* KILN_KILN_H */

@@ -1,0 +1,45 @@
+// Hand-made artifacts for the runtime tests: tiny kernels in C, compiled at test time with the C compiler
+// the build uses (KILN_C_COMPILER), a manifest filled by hand, written with the artifact writer.
+//
+// The toy causal LM (vocab V = 16, hidden H = 4, one KV-cache entry "key.0" [b, 1, p, H]):
+//   x       = embed[ids]                               (toy_gather:  embed, ids -> x [b, s, H])
+//   present = concat(past, x) along the sequence       (toy_concat:  past, x -> present [b, 1, p + s, H])
+//   h[t]    = present[p + t] + mean(present[0 .. p + t]) (causal prefix mean)
+//   logits  = h . embed^T                              (toy_logits:  present, embed -> logits [b, s, V])
+// The toy encoder (same embed): last_hidden_state[t] = mask[t] * (embed[ids[t]] + masked mean over the row).
+#pragma once
+
+#include "ArtifactWriter.h"
+#include "kiln_artifact.pb.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kiln::runtime::test {
+
+constexpr int64_t kVocab = 16, kHidden = 4, kMaxContext = 32, kMaxBatch = 4;
+
+/// The embedding table of the toys (deterministic).
+std::vector<float> toyEmbedding();
+
+struct ToyOptions {
+  bool encoder = false;
+  std::string missingKernel;   // if set, the manifest names this kernel symbol (absent from the .so)
+  bool garbageCode = false;    // the code section is not an ELF
+  bool idsI32 = false;         // the artifact's input_ids buffer is I32
+};
+
+/// Writes the toy artifact to `path`; returns "" or an error message.
+std::string writeToyArtifact(const std::string &path, const ToyOptions &options = {});
+
+/// The toy causal LM's logits for `ids` [B, S] from an empty cache, computed here in C++.
+std::vector<float> toyCausalReference(const std::vector<int64_t> &ids, int64_t B, int64_t S);
+/// The toy encoder's output for `ids` / `mask` [B, S].
+std::vector<float> toyEncoderReference(const std::vector<int64_t> &ids, const std::vector<int64_t> &mask,
+                                       int64_t B, int64_t S);
+
+/// A fresh directory under the test temp dir.
+std::string makeTempDir(const std::string &tag);
+
+} // namespace kiln::runtime::test

@@ -1,0 +1,174 @@
+//===- Bench.cpp - `kiln bench`: llama-bench-style throughput --------------===//
+//
+//   kiln bench MODEL.kiln [-p 512] [-n 128] [-r 5] [--threads N] [--batch B]
+// Causal LMs, as llama-bench: pp<p> = one prefill chunk of p tokens into an empty cache; tg<n> = n
+// single-token decodes starting from an empty cache; tokens/s, mean ± stddev over r repetitions after one
+// warm-up. Encoders: one batch of B x p tokens per repetition; sentences/s and tokens/s. Then the peak RSS.
+//
+//===----------------------------------------------------------------------===//
+#include "Cli.h"
+#include "Subcommands.h"
+
+#include "kiln/kiln.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <random>
+#include <sys/resource.h>
+
+namespace kiln::cli {
+
+int parseThreads(const Args &args, int &threads); // Run.cpp
+
+namespace {
+
+struct Stats {
+  double mean = 0, stddev = 0;
+};
+
+Stats stats(const std::vector<double> &v) {
+  Stats s;
+  if (v.empty())
+    return s;
+  for (double x : v)
+    s.mean += x;
+  s.mean /= double(v.size());
+  if (v.size() > 1) {
+    double ss = 0;
+    for (double x : v)
+      ss += (x - s.mean) * (x - s.mean);
+    s.stddev = std::sqrt(ss / double(v.size() - 1));
+  }
+  return s;
+}
+
+bool parseCount(const Args &args, const std::string &name, int64_t &value, int64_t min) {
+  auto t = args.get(name);
+  if (!t)
+    return true;
+  if (t->empty() || t->size() > 12 || t->find_first_not_of("0123456789") != std::string::npos)
+    return false;
+  value = std::stoll(*t);
+  return value >= min;
+}
+
+double peakRssMiB() {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0)
+    return 0;
+  return double(ru.ru_maxrss) / 1024.0; // KiB on Linux
+}
+
+} // namespace
+
+int runBench(int argc, char **argv) {
+  Args args(argc, argv, 2, {"-p", "-n", "-r", "--threads", "--batch"}, {"--no-verify"});
+  const char *usage = "usage: kiln bench MODEL.kiln [-p 512] [-n 128] [-r 5] [--threads N] [--batch B]";
+  if (!args.ok() || args.positional().size() != 1)
+    return fail(kExitUsage, (args.ok() ? std::string("") : args.error() + "; ") + usage);
+  int64_t p = 512, n = 128, reps = 5, batch = 1;
+  if (!parseCount(args, "-p", p, 0) || !parseCount(args, "-n", n, 0) || !parseCount(args, "-r", reps, 1) ||
+      !parseCount(args, "--batch", batch, 1))
+    return fail(kExitUsage, std::string("-p / -n must be >= 0, -r / --batch >= 1; ") + usage);
+  int threads = 0;
+  if (int code = parseThreads(args, threads))
+    return code;
+  const std::string modelPath = args.positional()[0];
+
+  runtime::Model model;
+  if (runtime::Result r = model.load(modelPath, threads, !args.has("--no-verify")); !r)
+    return fail(kExitBadInput, r.message);
+  const bool causal = model.isCausalLM();
+  if (!causal && p == 0)
+    return fail(kExitUsage, "an encoder benchmark needs -p > 0");
+  if (p > model.maxContext())
+    return fail(kExitBadInput, "-p " + std::to_string(p) + " exceeds the compiled max context of " +
+                                   std::to_string(model.maxContext()) + " of " + modelPath);
+  if (causal && n > model.maxContext())
+    return fail(kExitBadInput, "-n " + std::to_string(n) + " exceeds the compiled max context of " +
+                                   std::to_string(model.maxContext()) + " of " + modelPath);
+  runtime::Session session;
+  if (runtime::Result r = session.create(model, batch); !r)
+    return fail(kExitBadInput, r.message);
+
+  std::mt19937_64 rng(42);
+  const int64_t vocab = model.vocabSize() > 0 ? model.vocabSize() : 2;
+  std::uniform_int_distribution<int64_t> token(0, vocab - 1);
+  std::vector<int64_t> ids(size_t(batch * std::max<int64_t>(p, 1)));
+  for (int64_t &t : ids)
+    t = token(rng);
+  std::vector<int64_t> step(static_cast<size_t>(batch));
+  for (int64_t &t : step)
+    t = token(rng);
+
+  using Clock = std::chrono::steady_clock;
+  std::string failure;
+  // Seconds of one repetition of `test`, or < 0 on failure (failure set).
+  auto timePrefill = [&]() -> double {
+    session.reset();
+    auto t0 = Clock::now();
+    if (runtime::Result r = session.run(ids.data(), nullptr, batch, p); !r) {
+      failure = r.message;
+      return -1;
+    }
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+  };
+  auto timeDecode = [&]() -> double {
+    session.reset();
+    auto t0 = Clock::now();
+    for (int64_t i = 0; i < n; ++i)
+      if (runtime::Result r = session.run(step.data(), nullptr, batch, 1); !r) {
+        failure = r.message;
+        return -1;
+      }
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+  };
+
+  struct Row {
+    std::string test, unit;
+    Stats value;
+    Stats second; // encoders: tokens/s
+  };
+  std::vector<Row> rows;
+  auto measure = [&](auto &&once, double work, double work2, const std::string &test, const std::string &unit) {
+    if (once() < 0) // warm-up
+      return false;
+    std::vector<double> v, v2;
+    for (int64_t r = 0; r < reps; ++r) {
+      double t = once();
+      if (t < 0)
+        return false;
+      v.push_back(work / t);
+      v2.push_back(work2 / t);
+    }
+    rows.push_back({test, unit, stats(v), stats(v2)});
+    return true;
+  };
+  if (causal) {
+    if (p > 0 && !measure(timePrefill, double(batch * p), 0, "pp" + std::to_string(p), "t/s"))
+      return fail(kExitBadInput, modelPath + ": " + failure);
+    if (n > 0 && !measure(timeDecode, double(batch * n), 0, "tg" + std::to_string(n), "t/s"))
+      return fail(kExitBadInput, modelPath + ": " + failure);
+  } else {
+    if (!measure(timePrefill, double(batch), double(batch * p), "enc" + std::to_string(p) + "x" +
+                 std::to_string(batch), "sent/s"))
+      return fail(kExitBadInput, modelPath + ": " + failure);
+  }
+
+  std::printf("| model | task | threads | batch | test | %s |\n", causal ? "t/s" : "sentences/s | tokens/s");
+  std::printf("| --- | --- | ---: | ---: | --- | ---: |%s\n", causal ? "" : " ---: |");
+  for (const Row &r : rows) {
+    if (causal)
+      std::printf("| %s | %s | %d | %lld | %s | %.2f ± %.2f |\n", model.architecture().c_str(), model.task().c_str(),
+                  model.numThreads(), (long long)batch, r.test.c_str(), r.value.mean, r.value.stddev);
+    else
+      std::printf("| %s | %s | %d | %lld | %s | %.2f ± %.2f | %.1f ± %.1f |\n", model.architecture().c_str(),
+                  model.task().c_str(), model.numThreads(), (long long)batch, r.test.c_str(), r.value.mean,
+                  r.value.stddev, r.second.mean, r.second.stddev);
+  }
+  std::printf("\n%lld repetitions after 1 warm-up; session %.1f MiB; peak RSS %.1f MiB\n", (long long)reps,
+              double(model.sessionBytes()) / (1024.0 * 1024.0), peakRssMiB());
+  return kExitOk;
+}
+
+} // namespace kiln::cli

@@ -1,0 +1,172 @@
+//===- Run.cpp - `kiln run`: a compiled artifact through the runtime ------===//
+//
+// The contract of `kiln eval` (Eval.cpp), on the compiled artifact: input_ids I64 [B, S] (I32 accepted),
+// optional attention_mask; a causal LM runs the prompt through one session in the given chunks and writes
+// logits F32 [B, S, V] (every position, concatenated over the chunks); an encoder writes
+// last_hidden_state F32 [B, S, H].
+//
+//===----------------------------------------------------------------------===//
+#include "Cli.h"
+#include "Subcommands.h"
+
+#include "kiln/frontend/SafeTensors.h"
+#include "kiln/kiln.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace kiln::cli {
+
+/// Reads an integer [B, S] tensor (I64 or I32) into int64.
+static bool readIds(const SafeTensorsFile &file, const std::string &name, const std::string &path,
+                    std::vector<int64_t> &out, std::vector<int64_t> &shape, std::string &error) {
+  const TensorInfo *t = file.find(name);
+  if (!t) {
+    error = path + ": no tensor '" + name + "'";
+    return false;
+  }
+  if (t->dtype != DType::I64 && t->dtype != DType::I32) {
+    error = path + ": tensor '" + name + "' must be I64 [batch, seq], got " + dtypeName(t->dtype);
+    return false;
+  }
+  if (t->shape.size() != 2 || t->shape[0] <= 0 || t->shape[1] <= 0) {
+    std::string s;
+    for (int64_t d : t->shape)
+      s += (s.empty() ? "" : ", ") + std::to_string(d);
+    error = path + ": tensor '" + name + "' must be [batch, seq] with both > 0, got [" + s + "]";
+    return false;
+  }
+  shape = t->shape;
+  out.resize(size_t(t->numElements()));
+  if (t->dtype == DType::I64) {
+    std::memcpy(out.data(), t->data, out.size() * 8);
+  } else {
+    for (size_t i = 0; i < out.size(); ++i) {
+      int32_t v;
+      std::memcpy(&v, t->data + 4 * i, 4);
+      out[i] = v;
+    }
+  }
+  return true;
+}
+
+/// --threads N (N >= 1); 0 when absent (the artifact's default). Shared by run / generate / bench.
+int parseThreads(const Args &args, int &threads) {
+  threads = 0;
+  auto text = args.get("--threads");
+  if (!text)
+    return kExitOk;
+  std::optional<std::vector<int64_t>> v = parseIntList(*text);
+  if (!v || v->size() != 1 || (*v)[0] > 1024)
+    return fail(kExitUsage, "--threads must be a positive integer, got '" + *text + "'");
+  threads = int((*v)[0]);
+  return kExitOk;
+}
+
+int runRun(int argc, char **argv) {
+  Args args(argc, argv, 2, {"--inputs", "--outputs", "--chunks", "--threads"}, {"--no-verify"});
+  if (!args.ok() || args.positional().size() != 1 || !args.has("--inputs") || !args.has("--outputs"))
+    return fail(kExitUsage, (args.ok() ? std::string("") : args.error() + "; ") +
+                                "usage: kiln run MODEL.kiln --inputs IN.safetensors --outputs OUT.safetensors "
+                                "[--chunks 2,5,1] [--threads N]");
+  const std::string modelPath = args.positional()[0];
+  const std::string inputsPath = *args.get("--inputs"), outputsPath = *args.get("--outputs");
+  int threads = 0;
+  if (int code = parseThreads(args, threads))
+    return code;
+  std::optional<std::vector<int64_t>> chunks;
+  if (auto text = args.get("--chunks")) {
+    chunks = parseIntList(*text);
+    if (!chunks)
+      return fail(kExitUsage, "--chunks must be positive integers separated by commas, got '" + *text + "'");
+  }
+
+  runtime::Model model;
+  if (runtime::Result r = model.load(modelPath, threads, !args.has("--no-verify")); !r)
+    return fail(kExitBadInput, r.message);
+  StatusOr<std::unique_ptr<SafeTensorsFile>> inputs = SafeTensorsFile::open(inputsPath);
+  if (!inputs.ok())
+    return fail(kExitBadInput, inputs.status().message());
+  std::vector<int64_t> ids, idsShape, mask, maskShape;
+  std::string error;
+  if (!readIds(**inputs, "input_ids", inputsPath, ids, idsShape, error))
+    return fail(kExitBadInput, error);
+  const bool hasMask = (*inputs)->find("attention_mask") != nullptr;
+  if (hasMask) {
+    if (!readIds(**inputs, "attention_mask", inputsPath, mask, maskShape, error))
+      return fail(kExitBadInput, error);
+    if (maskShape != idsShape)
+      return fail(kExitBadInput, inputsPath + ": attention_mask must have the shape of input_ids");
+  }
+  const int64_t B = idsShape[0], S = idsShape[1];
+  const bool causal = model.isCausalLM();
+  if (!causal && chunks)
+    return fail(kExitUsage, "--chunks is for causal LMs; " + model.architecture() + " is an encoder");
+  std::vector<int64_t> schedule = chunks ? *chunks : std::vector<int64_t>{S};
+  int64_t total = 0;
+  for (int64_t c : schedule)
+    total += c;
+  if (total != S)
+    return fail(kExitBadInput, "--chunks sum to " + std::to_string(total) + " but input_ids has " +
+                                   std::to_string(S) + " tokens");
+  if (S > model.maxContext())
+    return fail(kExitBadInput, inputsPath + ": " + std::to_string(S) + " tokens exceed the compiled max context of " +
+                                   std::to_string(model.maxContext()) + " of " + modelPath);
+  if (B > model.maxBatch())
+    return fail(kExitBadInput, inputsPath + ": batch " + std::to_string(B) + " exceeds the compiled max batch of " +
+                                   std::to_string(model.maxBatch()) + " of " + modelPath);
+
+  runtime::Session session;
+  if (runtime::Result r = session.create(model, B); !r)
+    return fail(kExitBadInput, r.message);
+
+  // Per output: the concatenation over chunks along dim 1 ([B, S, ...]).
+  const std::vector<std::string> names = model.outputNames();
+  std::vector<std::vector<float>> data(names.size());
+  std::vector<std::vector<int64_t>> shapes(names.size());
+  std::vector<int64_t> chunkIds, chunkMask;
+  int64_t pos = 0;
+  for (int64_t c : schedule) {
+    chunkIds.resize(size_t(B * c));
+    chunkMask.resize(hasMask ? size_t(B * c) : 0);
+    for (int64_t b = 0; b < B; ++b) {
+      std::memcpy(&chunkIds[size_t(b * c)], &ids[size_t(b * S + pos)], size_t(c) * 8);
+      if (hasMask)
+        std::memcpy(&chunkMask[size_t(b * c)], &mask[size_t(b * S + pos)], size_t(c) * 8);
+    }
+    if (runtime::Result r = session.run(chunkIds.data(), hasMask ? chunkMask.data() : nullptr, B, c); !r)
+      return fail(kExitBadInput, modelPath + ": " + r.message);
+    for (size_t o = 0; o < names.size(); ++o) {
+      runtime::Tensor t;
+      if (runtime::Result r = session.output(names[o], t); !r)
+        return fail(kExitBadInput, modelPath + ": " + r.message);
+      const bool perToken = t.shape.size() >= 2 && t.shape[0] == B && t.shape[1] == c;
+      if (!perToken) { // not per token (e.g. pooled): the last chunk's
+        shapes[o] = t.shape;
+        data[o].assign(t.data, t.data + t.numElements());
+        continue;
+      }
+      int64_t inner = 1;
+      for (size_t i = 2; i < t.shape.size(); ++i)
+        inner *= t.shape[i];
+      if (pos == 0 || shapes[o].size() != t.shape.size()) {
+        shapes[o] = t.shape;
+        shapes[o][1] = S;
+        data[o].assign(size_t(B * S * inner), 0.0f);
+      }
+      for (int64_t b = 0; b < B; ++b)
+        std::copy_n(t.data + b * c * inner, c * inner, data[o].begin() + (b * S + pos) * inner);
+    }
+    pos += c;
+  }
+
+  SafeTensorsWriter writer;
+  for (size_t o = 0; o < names.size(); ++o)
+    writer.add(names[o], DType::F32, shapes[o], data[o].data(), data[o].size() * sizeof(float));
+  Status written = writer.write(outputsPath);
+  if (!written.isOk())
+    return fail(kExitBadInput, written.message());
+  return kExitOk;
+}
+
+} // namespace kiln::cli
