@@ -72,7 +72,7 @@ Status validateManifest(const Manifest &m, uint64_t weightsSize, const std::stri
       return bad("symbol " + std::to_string(i) + " has no name");
     if (i > 0 && !(m.symbols(i - 1).name() < s.name()))
       return bad("symbols are not sorted and unique at '" + s.name() + "'");
-    if (s.max_value() <= 0)
+    if (s.max_value() < 0)
       return bad("symbol '" + s.name() + "' has max_value " + std::to_string(s.max_value()));
     symbols.insert(s.name());
   }

@@ -1,0 +1,53 @@
+//===- Fusion.h - raising primitive patterns to kiln's fused ops -*- C++ -*-===//
+//
+// The model builders emit the reference math as primitive ops; these entry points raise the patterns to
+// kiln.rms_norm, kiln.layer_norm, kiln.rope and kiln.attention. Each pattern is checked on structure and
+// on values (eps is the add's constant, the pow exponent is exactly 2, the mask's fill values are 0 and
+// -inf, the causal compare has the right direction, ...). A near miss stays unfused, and therefore
+// correct, and is listed in the report with the reason.
+//
+// Typical use (kiln compile / kiln eval --fuse):
+//   kiln::passes::FusionReport report;
+//   if (failed(kiln::passes::runFusionPasses(module, &report))) ...
+//   for (auto &line : report.fused) ...   // "rms_norm at model.layers.0.input_layernorm"
+//   for (auto &line : report.unfused) ... // "softmax at X left unfused: <why>"
+//
+//===----------------------------------------------------------------------===//
+#ifndef KILN_PASSES_FUSION_H
+#define KILN_PASSES_FUSION_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Support/LLVM.h"
+
+#include <string>
+#include <vector>
+
+namespace kiln::passes {
+
+struct FusionReport {
+  /// One line per fused op: "<op> at <location>", e.g. "rms_norm at model.layers.0.input_layernorm",
+  /// "attention at model.layers.0.self_attn (causal, window 4, gqa 4:2)".
+  std::vector<std::string> fused;
+  /// One line per candidate left as primitive ops: "<anchor> at <location> left unfused: <why>".
+  std::vector<std::string> unfused;
+  /// Number of fused ops of each kind ("rms_norm", "layer_norm", "rope", "attention").
+  size_t count(llvm::StringRef kind) const;
+};
+
+/// The individual fusions over every function of `module`; `report` may be null. They only add ops and
+/// redirect uses: the replaced primitive ops stay until a cleanup (canonicalize / DCE).
+void fuseNorms(mlir::ModuleOp module, FusionReport *report);
+void fuseRope(mlir::ModuleOp module, FusionReport *report);
+void fuseAttention(mlir::ModuleOp module, FusionReport *report);
+
+/// Norms, rope, attention, then canonicalize + CSE + dead-code elimination of what became dead (the
+/// mask computation, the cos/sin tables, the repeated K/V). Fails only if the module no longer verifies
+/// (an internal error, reported through the context's diagnostics).
+mlir::LogicalResult runFusionPasses(mlir::ModuleOp module, FusionReport *report = nullptr);
+
+/// Registers the kiln-fuse-* passes (kiln-opt).
+void registerFusionPasses();
+
+} // namespace kiln::passes
+
+#endif // KILN_PASSES_FUSION_H

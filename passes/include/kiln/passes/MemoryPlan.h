@@ -1,0 +1,112 @@
+//===- MemoryPlan.h - buffers, dispatch order and arena layout of a step -*- C++ -*-===//
+//
+// The memory plan of a step function: every tensor value becomes one buffer, every op (except kiln.weight,
+// kiln.constant and func.return) one dispatch, in program order. Buffer kinds:
+//   WEIGHT   kiln.weight (bytes from the safetensors, deduplicated by name) and kiln.constant (bytes from
+//            the attribute), placed back to back, 64-byte aligned, in the weights section;
+//   INPUT    func arguments other than past_* (input_ids, attention_mask, ...);
+//   KV_CACHE past_* arguments and present_* results (owned by the session, paired by name);
+//   ARENA    every other value, including the logits / last_hidden_state results; placed by liveness-based
+//            first-fit in one arena, 64-byte aligned.
+// The runtime only executes this plan; the artifact manifest is a direct transcription of it.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KILN_PASSES_MEMORYPLAN_H
+#define KILN_PASSES_MEMORYPLAN_H
+
+#include "kiln/frontend/Status.h"
+#include "kiln/ir/SymShape.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kiln::passes {
+
+constexpr uint64_t kPlanAlignment = 64;
+
+struct PlanOptions {
+  int64_t maxContext = 2048; // p + s <= maxContext
+  int64_t maxBatch = 1;      // b <= maxBatch
+};
+
+enum class BufferKind { Arena, Weight, Input, KvCache };
+const char *bufferKindName(BufferKind kind); // "ARENA", "WEIGHT", "INPUT", "KV_CACHE"
+
+struct PlanBuffer {
+  int id = 0;
+  std::string name; // weight name, argument / result name, or the producing op's location
+  BufferKind kind = BufferKind::Arena;
+  mlir::Type elementType;
+  ir::SymShape shape;
+  uint64_t offset = 0;   // ARENA: in the arena; WEIGHT: in the weights section
+  uint64_t maxBytes = 0; // at the symbols' bounds (exact for WEIGHT)
+  mlir::Value value;     // the first IR value it holds
+  // WEIGHT only: a kiln.weight names its tensor; a kiln.constant carries its little-endian bytes.
+  std::string weightName;
+  bool isConstant = false;
+  std::vector<uint8_t> constantData;
+  // ARENA only: live over dispatches [firstUse, lastUse] (inclusive; outputs live to the last dispatch).
+  int firstUse = -1, lastUse = -1;
+};
+
+struct PlanDispatch {
+  mlir::Operation *op = nullptr;
+  std::vector<int> buffers; // operands, then results
+  std::string location;
+};
+
+struct PlanPort {
+  std::string name;
+  int buffer = -1;
+};
+
+struct PlanKvEntry {
+  std::string name; // "key.0" for past_key.0 / present_key.0
+  int pastBuffer = -1, presentBuffer = -1;
+  int seqAxis = 2;
+};
+
+struct PlanSymbol {
+  std::string name;
+  int64_t maxValue = 0;
+};
+
+struct MemoryPlan {
+  PlanOptions options;
+  std::vector<PlanSymbol> symbols; // every symbol of the function, sorted by name (b: maxBatch, s: maxContext,
+                                   // p: maxContext - 1)
+  std::vector<PlanBuffer> buffers; // id == index
+  std::vector<PlanDispatch> dispatches;
+  std::vector<PlanPort> inputs, outputs;
+  std::vector<PlanKvEntry> kvCache;
+  uint64_t arenaBytes = 0;
+  uint64_t weightsBytes = 0;       // end of the last WEIGHT buffer, 64-byte aligned
+  uint64_t intermediateBytes = 0;  // sum of ARENA max_bytes (what the arena would be without reuse)
+
+  std::vector<mlir::Operation *> dispatchOps() const;
+  std::vector<std::string> symbolNames() const;
+};
+
+/// Builds the plan of `step`. Errors (one line, naming the op's location or the port): a dim with a symbol
+/// the options do not bound, an unnamed or duplicate port, a past_X without present_X (or the reverse), an
+/// unsupported element type or constant attribute, a result that is not produced by a dispatch (an
+/// argument, weight or constant returned directly, or one value returned twice), an op with regions.
+StatusOr<MemoryPlan> planMemory(mlir::func::FuncOp step, const PlanOptions &options);
+
+/// The largest value of the dim over every legal (b, s, p): 1 <= b <= maxBatch, s >= 1, p >= 0,
+/// p + s <= maxContext (so `p + s` -> maxContext, `s` -> maxContext, `p` -> maxContext - 1). Fails for an
+/// unknown symbol or a negative coefficient.
+StatusOr<int64_t> maxDimValue(const ir::SymExpr &dim, const PlanOptions &options);
+
+/// Bytes per element (i1: one byte); 0 for a type the plan cannot hold.
+uint64_t elementBytes(mlir::Type type);
+
+/// The op's location as text: a NameLoc's name, file:line:col, or the first known part of a fused one.
+std::string locationText(mlir::Location loc);
+
+} // namespace kiln::passes
+
+#endif // KILN_PASSES_MEMORYPLAN_H

@@ -1,0 +1,51 @@
+//===- Passes.td - kiln passes ------------------------------*- tablegen -*-===//
+#ifndef KILN_PASSES_TD
+#define KILN_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+defvar kReportOption = Option<"report", "report", "bool", /*default=*/"false",
+                              "print what was fused, and what was not and why, to stderr">;
+
+def KilnFuseNorms : Pass<"kiln-fuse-norms", "mlir::ModuleOp"> {
+  let summary = "raise RMSNorm (w and Gemma's 1 + w) and LayerNorm patterns to kiln.rms_norm / kiln.layer_norm";
+  let description = [{
+    RMSNorm: mul(mul(x, rsqrt(add(reduce_mean(pow(x, 2), -1), eps))), w), or w replaced by add(1, w)
+    (unit_offset). LayerNorm: c = sub(x, reduce_mean(x, -1)); add(mul(mul(c, rsqrt(add(reduce_mean(mul(c, c),
+    -1), eps))), w), b). eps must be a splat constant >= 0 and the exponent exactly 2; w and b [n] over the
+    last dim n. The replaced ops are left for DCE.
+  }];
+  let options = [kReportOption];
+}
+
+def KilnFuseRope : Pass<"kiln-fuse-rope", "mlir::ModuleOp"> {
+  let summary = "raise rotate-half RoPE over cos/sin tables of positions * inv_freq to kiln.rope";
+  let description = [{
+    add(mul(rot, cos(E)), mul(concat(neg(slice(rot, r/2, r)), slice(rot, 0, r/2)), sin(E))) with
+    E = reshape(concat(f, f)), f = mul(reshape(convert(positions)), constant inv_freq); rot = x, or
+    slice(x, 0, r) with the result concatenated with slice(x, r, d) (partial rotary). Positions [1, s] are
+    broadcast to [b, s]; inv_freq becomes a [r/2] kiln.constant.
+  }];
+  let options = [kReportOption];
+}
+
+def KilnFuseAttention : Pass<"kiln-fuse-attention", "mlir::ModuleOp"> {
+  let summary = "raise matmul-scale-[softcap]-[bias]-[mask]-softmax-matmul to kiln.attention";
+  let description = [{
+    matmul(softmax(s, -1), v) with s = add-tree of [softcap(]matmul(q, k, transpose_b) * scale[)] and
+    addends recognized as: the causal mask (select(compare le kpos qpos, 0, -inf), qpos = iota + sym p over
+    [s, 1], kpos = iota over [1, p + s], optionally AND-ed with compare lt (qpos - kpos, W)) -> mask causal
+    (window W); the padding mask (select(compare ne attention_mask 0, 0, -inf) as [b, 1, 1, t]) ->
+    key_padding_mask; anything else that is not mask-like -> bias. K and V through the repeat-kv pattern
+    (reshape / broadcast_to / reshape) are fused un-repeated (GQA). The mask computation becomes dead.
+  }];
+  let options = [kReportOption];
+}
+
+def KilnFuse : Pass<"kiln-fuse", "mlir::ModuleOp"> {
+  let summary = "kiln-fuse-norms, kiln-fuse-rope, kiln-fuse-attention, then canonicalize, CSE and DCE";
+  let description = [{ The pipeline of kiln::passes::runFusionPasses (what kiln compile runs by default). }];
+  let options = [kReportOption];
+}
+
+#endif // KILN_PASSES_TD

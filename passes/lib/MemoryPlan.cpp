@@ -1,0 +1,432 @@
+//===- MemoryPlan.cpp - buffers, dispatches and arena layout of a step ----===//
+#include "kiln/passes/MemoryPlan.h"
+
+#include "kiln/ir/KilnDialect.h"
+
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/Location.h"
+#include "llvm/ADT/DenseMap.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+namespace kiln::passes {
+
+const char *bufferKindName(BufferKind kind) {
+  switch (kind) {
+  case BufferKind::Arena: return "ARENA";
+  case BufferKind::Weight: return "WEIGHT";
+  case BufferKind::Input: return "INPUT";
+  case BufferKind::KvCache: return "KV_CACHE";
+  }
+  return "?";
+}
+
+std::vector<mlir::Operation *> MemoryPlan::dispatchOps() const {
+  std::vector<mlir::Operation *> ops;
+  for (const PlanDispatch &d : dispatches)
+    ops.push_back(d.op);
+  return ops;
+}
+
+std::vector<std::string> MemoryPlan::symbolNames() const {
+  std::vector<std::string> names;
+  for (const PlanSymbol &s : symbols)
+    names.push_back(s.name);
+  return names;
+}
+
+uint64_t elementBytes(mlir::Type type) {
+  if (auto f = mlir::dyn_cast<mlir::FloatType>(type)) {
+    unsigned w = f.getWidth();
+    return (w == 16 || w == 32 || w == 64) ? w / 8 : 0;
+  }
+  if (auto i = mlir::dyn_cast<mlir::IntegerType>(type)) {
+    unsigned w = i.getWidth();
+    if (w == 1)
+      return 1; // one byte per element
+    return (w == 8 || w == 16 || w == 32 || w == 64) ? w / 8 : 0;
+  }
+  return 0;
+}
+
+std::string locationText(mlir::Location loc) {
+  if (auto name = mlir::dyn_cast<mlir::NameLoc>(loc))
+    return name.getName().str();
+  if (auto file = mlir::dyn_cast<mlir::FileLineColLoc>(loc))
+    return file.getFilename().str() + ":" + std::to_string(file.getLine()) + ":" +
+           std::to_string(file.getColumn());
+  if (auto fused = mlir::dyn_cast<mlir::FusedLoc>(loc)) {
+    for (mlir::Location part : fused.getLocations())
+      if (std::string text = locationText(part); !text.empty())
+        return text;
+    return "";
+  }
+  if (auto call = mlir::dyn_cast<mlir::CallSiteLoc>(loc))
+    return locationText(call.getCallee());
+  return "";
+}
+
+// The bound of one dim. A dim is c + sum(k_x * x) with every k_x >= 0 (SymExpr keeps them positive; checked).
+// Legal run-time values: 1 <= b <= B (max-batch); s >= 1, p >= 0 and p + s <= C (max-context). b is
+// independent of s and p, so k_b * b <= k_b * B. s and p are not independent: over the triangle
+// {s >= 1, p >= 0, p + s <= C} the linear k_s * s + k_p * p is largest at a vertex, (s, p) = (C, 0) or
+// (1, C - 1), so
+//   dim <= c + k_b * B + max(k_s * C, k_s + k_p * (C - 1)),
+// exact for every single dim (p + s -> C, s -> C, p -> C - 1, 2*s -> 2C). Evaluating s = p = C independently
+// would give 2C for the KV cache's `p + s`, twice too much. A buffer's bound is the product of its dims'
+// bounds: every dim is >= 0, so the product of upper bounds bounds the product (tight when at most one dim is
+// symbolic in s / p, as in every step function; [s, p] would get C * (C - 1) where about C^2 / 4 is the truth).
+StatusOr<int64_t> maxDimValue(const ir::SymExpr &dim, const PlanOptions &options) {
+  int64_t value = dim.getConstant();
+  int64_t ks = 0, kp = 0;
+  for (const auto &[symbol, coeff] : dim.terms()) {
+    if (coeff < 0)
+      return Status::error("dim '" + dim.str() + "' has a negative coefficient of '" + symbol + "'");
+    int64_t term;
+    if (symbol == "b") {
+      if (__builtin_mul_overflow(coeff, options.maxBatch, &term) || __builtin_add_overflow(value, term, &value))
+        return Status::error("dim '" + dim.str() + "' overflows at its bound");
+    } else if (symbol == "s") {
+      ks = coeff;
+    } else if (symbol == "p") {
+      kp = coeff;
+    } else {
+      return Status::error("dim '" + dim.str() + "' uses symbol '" + symbol +
+                           "', which has no bound (known: b <= max-batch; s, p with p + s <= max-context)");
+    }
+  }
+  int64_t atS = 0, atP = 0; // k_s * C and k_s + k_p * (C - 1)
+  if (__builtin_mul_overflow(ks, options.maxContext, &atS) || __builtin_mul_overflow(kp, options.maxContext - 1, &atP) ||
+      __builtin_add_overflow(atP, ks, &atP) || __builtin_add_overflow(value, std::max(atS, atP), &value))
+    return Status::error("dim '" + dim.str() + "' overflows at its bound");
+  return value;
+}
+
+namespace {
+
+uint64_t alignUp(uint64_t v) { return (v + kPlanAlignment - 1) / kPlanAlignment * kPlanAlignment; }
+
+Status opError(mlir::Operation *op, const std::string &what) {
+  std::string loc = locationText(op->getLoc());
+  return Status::error((loc.empty() ? std::string("step") : loc) + ": " + op->getName().getStringRef().str() +
+                       ": " + what);
+}
+
+StatusOr<uint64_t> bufferBytes(mlir::Type type, ir::SymShape *shapeOut, const PlanOptions &options) {
+  std::string error;
+  mlir::FailureOr<ir::SymShape> shape = ir::getSymShape(type, &error);
+  if (mlir::failed(shape))
+    return Status::error(error.empty() ? "not a ranked tensor with symbolic dims" : error);
+  mlir::Type elem = mlir::cast<mlir::ShapedType>(type).getElementType();
+  uint64_t bytes = elementBytes(elem);
+  if (bytes == 0) {
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    elem.print(os);
+    return Status::error("element type " + text + " has no artifact dtype");
+  }
+  for (const ir::SymExpr &d : *shape) {
+    StatusOr<int64_t> v = maxDimValue(d, options);
+    if (!v.ok())
+      return v.status();
+    if (__builtin_mul_overflow(bytes, uint64_t(*v), &bytes))
+      return Status::error("buffer size overflows at the symbols' bounds");
+  }
+  *shapeOut = std::move(*shape);
+  return bytes;
+}
+
+// Little-endian bytes of a dense constant, one element after another (i1 as one byte).
+Status constantBytes(mlir::Attribute value, std::vector<uint8_t> *out) {
+  auto dense = mlir::dyn_cast<mlir::DenseElementsAttr>(value);
+  if (!dense)
+    return Status::error("only dense constants can be placed in the artifact");
+  mlir::Type elem = dense.getElementType();
+  uint64_t width = elementBytes(elem);
+  if (width == 0)
+    return Status::error("constant element type has no artifact dtype");
+  out->clear();
+  out->reserve(size_t(dense.getNumElements()) * width);
+  auto push = [&](const llvm::APInt &bits) {
+    uint64_t v = bits.getBitWidth() == 1 ? (bits.isZero() ? 0 : 1) : bits.getZExtValue();
+    for (uint64_t i = 0; i < width; ++i)
+      out->push_back(uint8_t(v >> (8 * i)));
+  };
+  if (mlir::isa<mlir::FloatType>(elem)) {
+    for (const llvm::APFloat &f : dense.getValues<llvm::APFloat>())
+      push(f.bitcastToAPInt());
+  } else if (mlir::isa<mlir::IntegerType>(elem)) {
+    for (const llvm::APInt &i : dense.getValues<llvm::APInt>())
+      push(i);
+  } else {
+    return Status::error("constant element type has no artifact dtype");
+  }
+  return Status::ok();
+}
+
+void collectSymbols(mlir::Type type, std::set<std::string> *symbols) {
+  mlir::FailureOr<ir::SymShape> shape = ir::getSymShape(type);
+  if (mlir::failed(shape))
+    return;
+  for (const ir::SymExpr &d : *shape)
+    for (const auto &term : d.terms())
+      symbols->insert(term.first);
+}
+
+} // namespace
+
+StatusOr<MemoryPlan> planMemory(mlir::func::FuncOp step, const PlanOptions &options) {
+  if (options.maxContext <= 0 || options.maxBatch <= 0)
+    return Status::error("memory plan: max-context and max-batch must be positive");
+  if (!step || step.getBody().empty())
+    return Status::error("memory plan: no step function body");
+  if (!llvm::hasSingleElement(step.getBody()))
+    return Status::error("memory plan: the step function has more than one block");
+  MemoryPlan plan;
+  plan.options = options;
+
+  // Symbols: every symbol any tensor of the step mentions, plus kiln.sym's, sorted (std::set order).
+  std::set<std::string> symbolSet;
+  for (mlir::Type t : step.getFunctionType().getInputs())
+    collectSymbols(t, &symbolSet);
+  for (mlir::Type t : step.getFunctionType().getResults())
+    collectSymbols(t, &symbolSet);
+  step.walk([&](mlir::Operation *op) {
+    for (mlir::Type t : op->getResultTypes())
+      collectSymbols(t, &symbolSet);
+    if (auto sym = mlir::dyn_cast<ir::SymOp>(op))
+      symbolSet.insert(sym.getSymbol().str());
+  });
+  for (const std::string &name : symbolSet) {
+    int64_t max;
+    if (name == "b")
+      max = options.maxBatch;
+    else if (name == "s")
+      max = options.maxContext;
+    else if (name == "p")
+      max = options.maxContext - 1; // s >= 1; jointly p + s <= maxContext (Manifest.max_context)
+    else
+      return Status::error("step: symbol '" + name + "' has no bound (known: b, s, p)");
+    plan.symbols.push_back({name, max});
+  }
+
+  llvm::DenseMap<mlir::Value, int> bufferOf;
+  auto newBuffer = [&](std::string name, BufferKind kind, mlir::Value value) -> StatusOr<int> {
+    PlanBuffer b;
+    b.id = int(plan.buffers.size());
+    b.name = std::move(name);
+    b.kind = kind;
+    b.value = value;
+    b.elementType = mlir::cast<mlir::ShapedType>(value.getType()).getElementType();
+    StatusOr<uint64_t> bytes = bufferBytes(value.getType(), &b.shape, options);
+    if (!bytes.ok())
+      return bytes.status();
+    b.maxBytes = *bytes;
+    plan.buffers.push_back(std::move(b));
+    bufferOf[value] = plan.buffers.back().id;
+    return plan.buffers.back().id;
+  };
+
+  // Arguments.
+  std::set<std::string> portNames;
+  std::map<std::string, int> pastByName;
+  for (unsigned i = 0; i < step.getNumArguments(); ++i) {
+    auto nameAttr = step.getArgAttrOfType<mlir::StringAttr>(i, "kiln.name");
+    if (!nameAttr || nameAttr.getValue().empty())
+      return Status::error("step: argument " + std::to_string(i) + " has no kiln.name");
+    std::string name = nameAttr.getValue().str();
+    if (!portNames.insert(name).second)
+      return Status::error("step: two ports named '" + name + "'");
+    if (!mlir::isa<mlir::RankedTensorType>(step.getArgument(i).getType()))
+      return Status::error("step: argument '" + name + "' is not a ranked tensor");
+    bool past = llvm::StringRef(name).starts_with("past_");
+    StatusOr<int> id = newBuffer(name, past ? BufferKind::KvCache : BufferKind::Input, step.getArgument(i));
+    if (!id.ok())
+      return Status::error("step: argument '" + name + "': " + id.status().message());
+    plan.inputs.push_back({name, *id});
+    if (past)
+      pastByName[name.substr(5)] = *id;
+  }
+
+  // Ops, in program order.
+  std::map<std::string, int> weightByName;
+  std::map<std::pair<const void *, std::vector<uint8_t>>, int> constantByBytes;
+  uint64_t weightsCursor = 0;
+  auto placeWeight = [&](int id) {
+    PlanBuffer &b = plan.buffers[size_t(id)];
+    b.offset = weightsCursor;
+    weightsCursor = alignUp(weightsCursor + b.maxBytes);
+  };
+  mlir::func::ReturnOp ret;
+  for (mlir::Operation &opRef : step.getBody().front()) {
+    mlir::Operation *op = &opRef;
+    if (auto r = mlir::dyn_cast<mlir::func::ReturnOp>(op)) {
+      ret = r;
+      continue;
+    }
+    if (op->getNumRegions() != 0)
+      return opError(op, "ops with regions cannot be dispatched");
+    if (op->getNumResults() != 1 && (mlir::isa<ir::WeightOp>(op) || mlir::isa<ir::ConstantOp>(op)))
+      return opError(op, "expected one result");
+    for (mlir::Value v : op->getResults())
+      if (!mlir::isa<mlir::RankedTensorType>(v.getType()))
+        return opError(op, "a result is not a ranked tensor");
+    if (auto w = mlir::dyn_cast<ir::WeightOp>(op)) {
+      std::string name = w.getName().str();
+      auto it = weightByName.find(name);
+      if (it != weightByName.end()) {
+        if (plan.buffers[size_t(it->second)].value.getType() != w.getType())
+          return opError(op, "weight '" + name + "' is used with two different types");
+        bufferOf[w.getResult()] = it->second;
+        continue;
+      }
+      StatusOr<int> id = newBuffer(name, BufferKind::Weight, w.getResult());
+      if (!id.ok())
+        return opError(op, id.status().message());
+      plan.buffers[size_t(*id)].weightName = name;
+      placeWeight(*id);
+      weightByName[name] = *id;
+      continue;
+    }
+    if (auto c = mlir::dyn_cast<ir::ConstantOp>(op)) {
+      std::vector<uint8_t> bytes;
+      if (Status s = constantBytes(c.getValue(), &bytes); !s)
+        return opError(op, s.message());
+      auto key = std::make_pair(c.getType().getAsOpaquePointer(), bytes);
+      if (auto it = constantByBytes.find(key); it != constantByBytes.end()) {
+        bufferOf[c.getResult()] = it->second;
+        continue;
+      }
+      std::string loc = locationText(op->getLoc());
+      StatusOr<int> id = newBuffer(loc.empty() ? "constant" : loc, BufferKind::Weight, c.getResult());
+      if (!id.ok())
+        return opError(op, id.status().message());
+      PlanBuffer &b = plan.buffers[size_t(*id)];
+      if (bytes.size() != b.maxBytes)
+        return opError(op, "constant holds " + std::to_string(bytes.size()) + " bytes, its type " +
+                               std::to_string(b.maxBytes));
+      b.isConstant = true;
+      b.constantData = std::move(bytes);
+      placeWeight(*id);
+      constantByBytes[key] = *id;
+      continue;
+    }
+    PlanDispatch d;
+    d.op = op;
+    d.location = locationText(op->getLoc());
+    const int index = int(plan.dispatches.size());
+    for (mlir::Value operand : op->getOperands()) {
+      auto it = bufferOf.find(operand);
+      if (it == bufferOf.end())
+        return opError(op, "an operand has no buffer (not defined in the step's body)");
+      d.buffers.push_back(it->second);
+      PlanBuffer &b = plan.buffers[size_t(it->second)];
+      if (b.kind == BufferKind::Arena)
+        b.lastUse = std::max(b.lastUse, index);
+    }
+    for (mlir::Value result : op->getResults()) {
+      StatusOr<int> id = newBuffer(d.location, BufferKind::Arena, result);
+      if (!id.ok())
+        return opError(op, id.status().message());
+      plan.buffers[size_t(*id)].firstUse = index;
+      plan.buffers[size_t(*id)].lastUse = index;
+      d.buffers.push_back(*id);
+    }
+    plan.dispatches.push_back(std::move(d));
+  }
+  if (!ret)
+    return Status::error("step: no func.return");
+
+  // Results: named ports; present_* become session-owned KV_CACHE buffers, the rest stay in the arena and
+  // live to the end of the step.
+  const int lastDispatch = int(plan.dispatches.size()) - 1;
+  std::set<int> resultBuffers;
+  std::map<std::string, int> presentByName;
+  for (unsigned i = 0; i < ret.getNumOperands(); ++i) {
+    auto nameAttr = step.getResultAttrOfType<mlir::StringAttr>(i, "kiln.name");
+    if (!nameAttr || nameAttr.getValue().empty())
+      return Status::error("step: result " + std::to_string(i) + " has no kiln.name");
+    std::string name = nameAttr.getValue().str();
+    if (!portNames.insert(name).second)
+      return Status::error("step: two ports named '" + name + "'");
+    auto it = bufferOf.find(ret.getOperand(i));
+    if (it == bufferOf.end())
+      return Status::error("step: result '" + name + "' has no buffer");
+    PlanBuffer &b = plan.buffers[size_t(it->second)];
+    if (b.kind != BufferKind::Arena || b.firstUse < 0)
+      return Status::error("step: result '" + name + "' is " + (b.kind == BufferKind::Weight ? "a weight or constant" : "an argument") +
+                           " returned directly; only values computed by the step can be results");
+    if (!resultBuffers.insert(b.id).second)
+      return Status::error("step: result '" + name + "' returns the same value as another result");
+    b.name = name;
+    b.lastUse = std::max(lastDispatch, 0);
+    if (llvm::StringRef(name).starts_with("present_")) {
+      b.kind = BufferKind::KvCache;
+      b.firstUse = b.lastUse = -1;
+      presentByName[name.substr(8)] = b.id;
+    }
+    plan.outputs.push_back({name, b.id});
+  }
+
+  // KV cache: past_X pairs with present_X.
+  for (const auto &[name, past] : pastByName) {
+    auto it = presentByName.find(name);
+    if (it == presentByName.end())
+      return Status::error("step: argument 'past_" + name + "' has no result 'present_" + name + "'");
+    const PlanBuffer &p = plan.buffers[size_t(past)], &q = plan.buffers[size_t(it->second)];
+    if (p.elementType != q.elementType || p.shape.size() != q.shape.size())
+      return Status::error("step: 'past_" + name + "' and 'present_" + name + "' differ in element type or rank");
+    if (p.shape.size() < 3)
+      return Status::error("step: 'past_" + name + "' has rank " + std::to_string(p.shape.size()) +
+                           "; the KV cache grows along axis 2");
+    plan.kvCache.push_back({name, past, it->second, 2});
+  }
+  for (const auto &[name, present] : presentByName)
+    if (!pastByName.count(name))
+      return Status::error("step: result 'present_" + name + "' has no argument 'past_" + name + "'");
+  plan.weightsBytes = weightsCursor;
+
+  // Arena: first-fit decreasing. Buffers are placed largest first (ties: earlier definition first), each at
+  // the lowest 64-byte aligned offset where it overlaps no already placed buffer whose live range
+  // [firstUse, lastUse] intersects its own. Within one dispatch operands and result are all live, so a
+  // kernel never sees its output alias an input.
+  std::vector<int> arena;
+  for (const PlanBuffer &b : plan.buffers)
+    if (b.kind == BufferKind::Arena) {
+      arena.push_back(b.id);
+      plan.intermediateBytes += b.maxBytes;
+    }
+  std::sort(arena.begin(), arena.end(), [&](int a, int b) {
+    const PlanBuffer &x = plan.buffers[size_t(a)], &y = plan.buffers[size_t(b)];
+    if (x.maxBytes != y.maxBytes)
+      return x.maxBytes > y.maxBytes;
+    return x.firstUse != y.firstUse ? x.firstUse < y.firstUse : a < b;
+  });
+  std::vector<int> placed;
+  std::vector<std::pair<uint64_t, uint64_t>> busy;
+  for (int id : arena) {
+    PlanBuffer &b = plan.buffers[size_t(id)];
+    busy.clear();
+    for (int other : placed) {
+      const PlanBuffer &o = plan.buffers[size_t(other)];
+      if (o.firstUse <= b.lastUse && b.firstUse <= o.lastUse && o.maxBytes > 0)
+        busy.push_back({o.offset, o.offset + alignUp(o.maxBytes)});
+    }
+    std::sort(busy.begin(), busy.end());
+    uint64_t offset = 0;
+    const uint64_t need = alignUp(b.maxBytes);
+    for (const auto &[start, end] : busy) {
+      if (offset + need <= start)
+        break;
+      offset = std::max(offset, end);
+    }
+    b.offset = offset;
+    plan.arenaBytes = std::max(plan.arenaBytes, offset + need);
+    placed.push_back(id);
+  }
+  return plan;
+}
+
+} // namespace kiln::passes

@@ -1,0 +1,311 @@
+// The memory plan on the real test models (llama-tiny, bert-tiny, gemma3-tiny) and on small hand-written
+// step functions: buffer roles, dispatch order, KV pairing, the max_bytes bound (checked exhaustively over
+// every legal (b, s, p) of a small context) and the arena layout (no two simultaneously live buffers
+// overlap, checked over every pair).
+#include "kiln/passes/MemoryPlan.h"
+
+#include "kiln/frontend/ModelConfig.h"
+#include "kiln/frontend/SafeTensors.h"
+#include "kiln/ir/KilnDialect.h"
+#include "kiln/models/Models.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+using namespace kiln;
+using namespace kiln::passes;
+
+namespace {
+
+struct Model {
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+  mlir::func::FuncOp step() { return module->lookupSymbol<mlir::func::FuncOp>("step"); }
+};
+
+Model loadModel(mlir::MLIRContext &context, const std::string &name) {
+  std::string dir = std::string(KILN_SOURCE_DIR) + "/tests/data/" + name;
+  models::loadModelDialects(context);
+  StatusOr<ModelConfig> config = parseModelConfig(dir + "/config.json");
+  EXPECT_TRUE(config.ok()) << config.status().message();
+  StatusOr<WeightTable> weights = WeightTable::openDirectory(dir);
+  EXPECT_TRUE(weights.ok()) << weights.status().message();
+  StatusOr<mlir::OwningOpRef<mlir::ModuleOp>> module = models::buildModel(context, *config, *weights);
+  EXPECT_TRUE(module.ok()) << module.status().message();
+  return Model{std::move(*module)};
+}
+
+uint64_t align64(uint64_t v) { return (v + 63) / 64 * 64; }
+
+// The structural invariants every plan must satisfy.
+void checkPlan(mlir::func::FuncOp step, const MemoryPlan &plan) {
+  // ids, dispatch list = every op except weight / constant / return, in order.
+  for (size_t i = 0; i < plan.buffers.size(); ++i)
+    EXPECT_EQ(plan.buffers[i].id, int(i));
+  std::vector<mlir::Operation *> expected;
+  for (mlir::Operation &op : step.getBody().front())
+    if (!mlir::isa<ir::WeightOp, ir::ConstantOp, mlir::func::ReturnOp>(op))
+      expected.push_back(&op);
+  EXPECT_EQ(plan.dispatchOps(), expected);
+  for (size_t i = 0; i < plan.dispatches.size(); ++i) {
+    const PlanDispatch &d = plan.dispatches[i];
+    ASSERT_EQ(d.buffers.size(), d.op->getNumOperands() + d.op->getNumResults());
+    for (size_t k = 0; k < d.buffers.size(); ++k) {
+      const PlanBuffer &b = plan.buffers[size_t(d.buffers[k])];
+      mlir::Value v = k < d.op->getNumOperands() ? d.op->getOperand(unsigned(k))
+                                                 : d.op->getResult(unsigned(k - d.op->getNumOperands()));
+      EXPECT_EQ(b.value.getType(), v.getType());
+      if (b.kind == BufferKind::Arena) {
+        EXPECT_LE(b.firstUse, int(i)) << "dispatch " << i << " uses buffer " << b.id << " before it is live";
+        EXPECT_GE(b.lastUse, int(i)) << "dispatch " << i << " uses buffer " << b.id << " after it died";
+      }
+    }
+  }
+  // Arena: aligned, inside, and no two simultaneously live buffers overlap (every pair).
+  uint64_t sum = 0;
+  size_t arenaCount = 0;
+  for (const PlanBuffer &a : plan.buffers) {
+    if (a.kind != BufferKind::Arena)
+      continue;
+    ++arenaCount;
+    sum += a.maxBytes;
+    EXPECT_EQ(a.offset % 64, 0u);
+    EXPECT_LE(a.offset + a.maxBytes, plan.arenaBytes);
+    for (const PlanBuffer &b : plan.buffers) {
+      if (b.kind != BufferKind::Arena || b.id <= a.id)
+        continue;
+      bool liveTogether = a.firstUse <= b.lastUse && b.firstUse <= a.lastUse;
+      bool overlap = a.offset < b.offset + b.maxBytes && b.offset < a.offset + a.maxBytes;
+      EXPECT_FALSE(liveTogether && overlap)
+          << "buffers " << a.id << " [" << a.firstUse << ", " << a.lastUse << "] @" << a.offset << "+"
+          << a.maxBytes << " and " << b.id << " [" << b.firstUse << ", " << b.lastUse << "] @" << b.offset << "+"
+          << b.maxBytes << " overlap while both live";
+    }
+  }
+  EXPECT_EQ(sum, plan.intermediateBytes);
+  if (arenaCount > 2)
+    EXPECT_LT(plan.arenaBytes, plan.intermediateBytes) << "no reuse at all";
+  // Weights: aligned, disjoint, in the section.
+  std::vector<std::pair<uint64_t, uint64_t>> w;
+  for (const PlanBuffer &b : plan.buffers)
+    if (b.kind == BufferKind::Weight) {
+      EXPECT_EQ(b.offset % 64, 0u);
+      EXPECT_TRUE(b.isConstant ? b.weightName.empty() && b.constantData.size() == b.maxBytes
+                               : !b.weightName.empty());
+      w.push_back({b.offset, b.offset + b.maxBytes});
+    }
+  std::sort(w.begin(), w.end());
+  for (size_t i = 1; i < w.size(); ++i)
+    EXPECT_LE(w[i - 1].second, w[i].first);
+  if (!w.empty())
+    EXPECT_EQ(plan.weightsBytes, align64(w.back().second));
+  // Outputs live to the end.
+  for (const PlanPort &p : plan.outputs) {
+    const PlanBuffer &b = plan.buffers[size_t(p.buffer)];
+    if (b.kind == BufferKind::Arena)
+      EXPECT_EQ(b.lastUse, int(plan.dispatches.size()) - 1);
+  }
+}
+
+int64_t evalBytes(const PlanBuffer &b, int64_t bv, int64_t sv, int64_t pv) {
+  std::map<std::string, int64_t> bind{{"b", bv}, {"s", sv}, {"p", pv}};
+  int64_t n = int64_t(elementBytes(b.elementType));
+  for (const ir::SymExpr &d : b.shape)
+    n *= *d.evaluate(bind);
+  return n;
+}
+
+} // namespace
+
+TEST(MemoryPlan, MaxDimValue) {
+  PlanOptions o{100, 4};
+  auto v = [&](const char *text) { return *maxDimValue(*ir::SymExpr::parse(text), o); };
+  EXPECT_EQ(v("64"), 64);
+  EXPECT_EQ(v("b"), 4);
+  EXPECT_EQ(v("s"), 100);
+  EXPECT_EQ(v("p"), 99) << "s >= 1, so p <= max-context - 1";
+  EXPECT_EQ(v("p + s"), 100) << "p + s <= max-context, not 2 * max-context";
+  EXPECT_EQ(v("2*s + 1"), 201);
+  EXPECT_EQ(v("p + 2*s"), 200);
+  EXPECT_EQ(v("2*p + s"), 1 + 2 * 99);
+  EXPECT_EQ(v("b + s + 3"), 107);
+  EXPECT_FALSE(maxDimValue(*ir::SymExpr::parse("q"), o).ok());
+}
+
+TEST(MemoryPlan, LlamaTiny) {
+  mlir::MLIRContext context;
+  Model m = loadModel(context, "llama-tiny");
+  ASSERT_TRUE(m.module);
+  StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{64, 2});
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  checkPlan(m.step(), *plan);
+
+  EXPECT_EQ(plan->symbolNames(), (std::vector<std::string>{"b", "p", "s"}));
+  ASSERT_EQ(plan->inputs.size(), 5u);
+  EXPECT_EQ(plan->inputs[0].name, "input_ids");
+  EXPECT_EQ(plan->buffers[size_t(plan->inputs[0].buffer)].kind, BufferKind::Input);
+  for (size_t i = 1; i < 5; ++i)
+    EXPECT_EQ(plan->buffers[size_t(plan->inputs[i].buffer)].kind, BufferKind::KvCache);
+  ASSERT_EQ(plan->outputs.size(), 5u);
+  EXPECT_EQ(plan->outputs[0].name, "logits");
+  const PlanBuffer &logits = plan->buffers[size_t(plan->outputs[0].buffer)];
+  EXPECT_EQ(logits.kind, BufferKind::Arena);
+  EXPECT_EQ(logits.maxBytes, 2u * 64 * 512 * 4);
+  ASSERT_EQ(plan->kvCache.size(), 4u);
+  std::set<std::string> kvNames;
+  for (const PlanKvEntry &e : plan->kvCache) {
+    kvNames.insert(e.name);
+    EXPECT_EQ(plan->buffers[size_t(e.pastBuffer)].name, "past_" + e.name);
+    EXPECT_EQ(plan->buffers[size_t(e.presentBuffer)].name, "present_" + e.name);
+    EXPECT_EQ(plan->buffers[size_t(e.presentBuffer)].kind, BufferKind::KvCache);
+    EXPECT_EQ(e.seqAxis, 2);
+    // [b, 2, p + s, 16] f32: p + s <= 64.
+    EXPECT_EQ(plan->buffers[size_t(e.presentBuffer)].maxBytes, 2u * 2 * 64 * 16 * 4);
+  }
+  EXPECT_EQ(kvNames, (std::set<std::string>{"key.0", "key.1", "value.0", "value.1"}));
+  // Every weight of the module has one buffer; the safetensors names survive.
+  std::set<std::string> weightNames;
+  m.step().walk([&](ir::WeightOp w) { weightNames.insert(w.getName().str()); });
+  std::set<std::string> planned;
+  for (const PlanBuffer &b : plan->buffers)
+    if (b.kind == BufferKind::Weight && !b.isConstant)
+      planned.insert(b.weightName);
+  EXPECT_EQ(planned, weightNames);
+  EXPECT_LT(plan->arenaBytes, plan->intermediateBytes);
+}
+
+TEST(MemoryPlan, MaxBytesBoundsEveryLegalShape) {
+  mlir::MLIRContext context;
+  Model m = loadModel(context, "llama-tiny");
+  ASSERT_TRUE(m.module);
+  const int64_t C = 6, B = 2;
+  StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{C, B});
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  for (const PlanBuffer &b : plan->buffers) {
+    int64_t largest = 0;
+    for (int64_t bv = 1; bv <= B; ++bv)
+      for (int64_t sv = 1; sv <= C; ++sv)
+        for (int64_t pv = 0; pv + sv <= C; ++pv) {
+          int64_t bytes = evalBytes(b, bv, sv, pv);
+          EXPECT_LE(bytes, int64_t(b.maxBytes)) << b.name << " at b=" << bv << " s=" << sv << " p=" << pv;
+          largest = std::max(largest, bytes);
+        }
+    // Every step-function shape is linear in one of s, p, p + s: the bound is attained.
+    EXPECT_EQ(largest, int64_t(b.maxBytes)) << b.name << " " << ir::formatShape(b.shape);
+  }
+}
+
+TEST(MemoryPlan, Encoder) {
+  mlir::MLIRContext context;
+  Model m = loadModel(context, "bert-tiny");
+  ASSERT_TRUE(m.module);
+  StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{32, 4});
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  checkPlan(m.step(), *plan);
+  EXPECT_TRUE(plan->kvCache.empty());
+  ASSERT_EQ(plan->inputs.size(), 2u);
+  EXPECT_EQ(plan->inputs[1].name, "attention_mask");
+  EXPECT_EQ(plan->buffers[size_t(plan->inputs[1].buffer)].kind, BufferKind::Input);
+  ASSERT_EQ(plan->outputs.size(), 1u);
+  EXPECT_EQ(plan->outputs[0].name, "last_hidden_state");
+  EXPECT_EQ(plan->buffers[size_t(plan->outputs[0].buffer)].kind, BufferKind::Arena);
+  for (const PlanSymbol &s : plan->symbols)
+    EXPECT_NE(s.name, "p");
+}
+
+TEST(MemoryPlan, Gemma3TiedWeightsDeduplicated) {
+  mlir::MLIRContext context;
+  Model m = loadModel(context, "gemma3-tiny");
+  ASSERT_TRUE(m.module);
+  StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{64, 1});
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  checkPlan(m.step(), *plan);
+  std::set<std::string> names;
+  for (const PlanBuffer &b : plan->buffers)
+    if (b.kind == BufferKind::Weight && !b.isConstant)
+      EXPECT_TRUE(names.insert(b.weightName).second) << b.weightName << " placed twice";
+}
+
+namespace {
+class HandWritten : public ::testing::Test {
+protected:
+  HandWritten() { context.loadDialect<ir::KilnDialect, mlir::func::FuncDialect>(); }
+  StatusOr<MemoryPlan> plan(const std::string &body, PlanOptions o = PlanOptions{16, 2}) {
+    module = mlir::parseSourceString<mlir::ModuleOp>(body, &context, "test.mlir");
+    EXPECT_TRUE(module) << "parse failed";
+    if (!module)
+      return Status::error("parse failed");
+    return planMemory(module->lookupSymbol<mlir::func::FuncOp>("step"), o);
+  }
+  mlir::MLIRContext context;
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+};
+} // namespace
+
+TEST_F(HandWritten, ConstantsBecomeWeightsWithBytes) {
+  StatusOr<MemoryPlan> p = plan(R"(
+    func.func @step(%x: tensor<?x4xf32, #kiln.dims<[s]>> {kiln.name = "x"}) -> (tensor<?x4xf32, #kiln.dims<[s]>> {kiln.name = "y"}) {
+      %c = kiln.constant dense<[1.0, 2.0, 3.0, 4.0]> : tensor<4xf32> : tensor<4xf32>
+      %d = kiln.constant dense<[1.0, 2.0, 3.0, 4.0]> : tensor<4xf32> : tensor<4xf32>
+      %m = kiln.constant dense<true> : tensor<2xi1> : tensor<2xi1>
+      %a = kiln.add %x, %c : (tensor<?x4xf32, #kiln.dims<[s]>>, tensor<4xf32>) -> tensor<?x4xf32, #kiln.dims<[s]>>
+      %b = kiln.mul %a, %d : (tensor<?x4xf32, #kiln.dims<[s]>>, tensor<4xf32>) -> tensor<?x4xf32, #kiln.dims<[s]>>
+      return %b : tensor<?x4xf32, #kiln.dims<[s]>>
+    })");
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  ASSERT_EQ(p->dispatches.size(), 2u);
+  // Identical constants share one buffer.
+  EXPECT_EQ(p->dispatches[0].buffers[1], p->dispatches[1].buffers[1]);
+  const PlanBuffer &c = p->buffers[size_t(p->dispatches[0].buffers[1])];
+  ASSERT_TRUE(c.isConstant);
+  float expect[4] = {1, 2, 3, 4};
+  ASSERT_EQ(c.constantData.size(), 16u);
+  EXPECT_EQ(std::memcmp(c.constantData.data(), expect, 16), 0);
+  int masks = 0;
+  for (const PlanBuffer &b : p->buffers)
+    if (b.isConstant && b.maxBytes == 2) {
+      ++masks;
+      EXPECT_EQ(b.constantData, (std::vector<uint8_t>{1, 1}));
+    }
+  EXPECT_EQ(masks, 1);
+  EXPECT_EQ(p->symbolNames(), std::vector<std::string>{"s"});
+  EXPECT_EQ(p->buffers[size_t(p->outputs[0].buffer)].name, "y");
+}
+
+TEST_F(HandWritten, Errors) {
+  auto expectError = [&](const std::string &src, const std::string &what) {
+    StatusOr<MemoryPlan> p = plan(src);
+    ASSERT_FALSE(p.ok()) << "accepted; expected: " << what;
+    EXPECT_NE(p.status().message().find(what), std::string::npos) << p.status().message();
+    EXPECT_EQ(p.status().message().find('\n'), std::string::npos);
+  };
+  expectError(R"(
+    func.func @step(%x: tensor<?x4xf32, #kiln.dims<[s]>> {kiln.name = "x"}) -> (tensor<?x4xf32, #kiln.dims<[s]>> {kiln.name = "y"}) {
+      return %x : tensor<?x4xf32, #kiln.dims<[s]>>
+    })", "returned directly");
+  expectError(R"(
+    func.func @step(%x: tensor<?x4xf32, #kiln.dims<[s]>> {kiln.name = "x"}) -> (tensor<?x4xf32, #kiln.dims<[s]>> {kiln.name = "y"}, tensor<?x4xf32, #kiln.dims<[s]>> {kiln.name = "z"}) {
+      %a = kiln.neg %x : tensor<?x4xf32, #kiln.dims<[s]>> -> tensor<?x4xf32, #kiln.dims<[s]>>
+      return %a, %a : tensor<?x4xf32, #kiln.dims<[s]>>, tensor<?x4xf32, #kiln.dims<[s]>>
+    })", "same value as another result");
+  expectError(R"(
+    func.func @step(%x: tensor<?x4xf32, #kiln.dims<[s]>>) -> (tensor<?x4xf32, #kiln.dims<[s]>> {kiln.name = "y"}) {
+      %a = kiln.neg %x : tensor<?x4xf32, #kiln.dims<[s]>> -> tensor<?x4xf32, #kiln.dims<[s]>>
+      return %a : tensor<?x4xf32, #kiln.dims<[s]>>
+    })", "argument 0 has no kiln.name");
+  expectError(R"(
+    func.func @step(%x: tensor<1x2x?x4xf32, #kiln.dims<[p]>> {kiln.name = "past_key.0"}) -> (tensor<1x2x?x4xf32, #kiln.dims<[p]>> {kiln.name = "y"}) {
+      %a = kiln.neg %x : tensor<1x2x?x4xf32, #kiln.dims<[p]>> -> tensor<1x2x?x4xf32, #kiln.dims<[p]>>
+      return %a : tensor<1x2x?x4xf32, #kiln.dims<[p]>>
+    })", "has no result 'present_key.0'");
+  expectError(R"(
+    func.func @step(%x: tensor<?x4xf32, #kiln.dims<[q]>> {kiln.name = "x"}) -> (tensor<?x4xf32, #kiln.dims<[q]>> {kiln.name = "y"}) {
+      %a = kiln.neg %x : tensor<?x4xf32, #kiln.dims<[q]>> -> tensor<?x4xf32, #kiln.dims<[q]>>
+      return %a : tensor<?x4xf32, #kiln.dims<[q]>>
+    })", "symbol 'q' has no bound");
+}
