@@ -1,0 +1,50 @@
+//===- CpuCodegen.h - native kernels for the kiln ops of a step function -*- C++ -*-===//
+//
+// Every dispatched kiln op becomes one function of the kernel ABI (runtime/include/kiln/kernel_abi.h):
+//   void symbol(void *const *buffers, const int64_t *symbols)
+// `buffers` are the op's operands then its result, row-major and contiguous, with the shapes of their
+// types' #kiln.dims evaluated with `symbols`. All kernels of a step function go into one shared object.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KILN_CODEGEN_CPUCODEGEN_H
+#define KILN_CODEGEN_CPUCODEGEN_H
+
+#include "kiln/frontend/Status.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/ADT/ArrayRef.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kiln::codegen {
+
+struct CpuCodegenOptions {
+  /// "native" (the host CPU and its features) or an LLVM CPU name ("x86-64-v3", "skylake-avx512").
+  std::string cpu = "native";
+  /// When set: <dumpDir>/cpu-NN-<phase>.mlir after each lowering phase, kernels.ll and kernels.o.
+  std::string dumpDir;
+  int optLevel = 3;
+};
+
+struct CpuKernelInfo {
+  std::string symbol;    ///< exported function name in the shared object
+  std::string op;        ///< e.g. "kiln.matmul"
+  std::string signature; ///< the op's operand and result types
+};
+
+struct CpuCode {
+  std::vector<uint8_t> sharedObject;
+  std::vector<CpuKernelInfo> kernels; ///< kernels[i] is for dispatchOps[i]; identical ops share a symbol
+};
+
+/// One kernel per op of `dispatchOps` (kiln ops of `step`, in order), with the ABI of kernel_abi.h. The
+/// symbol values are passed in the order of `symbolNames` (e.g. {"b", "p", "s"}). Returns the linked shared
+/// object (linked with clang against OpenBLAS and libm), or a one-line error naming the op.
+StatusOr<CpuCode> generateCpuKernels(mlir::func::FuncOp step, llvm::ArrayRef<mlir::Operation *> dispatchOps,
+                                     llvm::ArrayRef<std::string> symbolNames, const CpuCodegenOptions &options);
+
+} // namespace kiln::codegen
+
+#endif // KILN_CODEGEN_CPUCODEGEN_H

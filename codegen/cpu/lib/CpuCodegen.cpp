@@ -1,0 +1,1266 @@
+//===- CpuCodegen.cpp - kiln ops -> native kernels -------------------------===//
+//
+// Each dispatched op becomes a `func.func @kiln_kNN(%buffers: !llvm.ptr, %symbols: !llvm.ptr)`. The body
+// loads the buffer pointers and symbol values, computes every dim from the types' symbolic shapes, and
+// walks the data with scf loops over i64 offsets, reading and writing through llvm.getelementptr /
+// llvm.load / llvm.store. Raw pointers instead of memref descriptors: every kernel addresses flat
+// row-major buffers with strides it computes itself (0 along a broadcast dim), so descriptors would only
+// be built to be taken apart again.
+//
+// Values are computed in two types: f32 for every float element type (f16 and bf16 widen on load and
+// round to nearest even on store) and i64 for every integer type (i1 is one byte, 0/1). Reductions
+// accumulate in f32 (kAccType). f32 matmuls call OpenBLAS cblas_sgemm.
+//
+// One mechanism carries most ops: emitMap, a loop nest over an iteration shape in which every operand and
+// the result are read / written through (base, strides). Elementwise ops (unary, binary, compare, select,
+// convert) use broadcast strides; data movement (reshape, transpose, broadcast_to, slice, concat, iota)
+// uses permuted or offset strides with raw copies. Reductions, softmax, norms, rope, gather, matmul and
+// attention have their own loop nests.
+//
+// The whole module is lowered once (scf -> cf, math/arith/func/cf -> llvm), translated to LLVM IR,
+// optimized, compiled to one object for the target CPU and linked with clang into a shared object.
+//
+//===----------------------------------------------------------------------===//
+#include "kiln/codegen/CpuCodegen.h"
+#include "kiln/ir/KilnDialect.h"
+#include "kiln/ir/ShapeInference.h"
+#include "kiln/ir/SymShape.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Export.h"
+
+#include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/StringSwitch.h"
+#include "llvm/ADT/TypeSwitch.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
+#include "llvm/MC/MCSubtargetInfo.h"
+#include "llvm/MC/TargetRegistry.h"
+#include "llvm/Passes/PassBuilder.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/raw_ostream.h"
+#include "llvm/Target/TargetMachine.h"
+#include "llvm/Target/TargetOptions.h"
+#include "llvm/TargetParser/Host.h"
+#include "llvm/TargetParser/Triple.h"
+
+#include <cmath>
+#include <limits>
+#include <unistd.h>
+
+using namespace mlir;
+
+namespace kiln::codegen {
+namespace {
+
+using kiln::ir::SymExpr;
+using kiln::ir::SymShape;
+
+std::string printed(Type t) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << t;
+  return s;
+}
+
+std::string describeOp(Operation *op) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << "'" << op->getName() << "' at " << op->getLoc();
+  return s;
+}
+
+/// The op's name and types: the text of CpuKernelInfo::signature.
+std::string signatureOf(Operation *op) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << op->getName() << " (";
+  llvm::interleaveComma(op->getOperandTypes(), os);
+  os << ") -> ";
+  llvm::interleaveComma(op->getResultTypes(), os);
+  return s;
+}
+
+/// Two ops with the same name, attributes and types compute the same function of their buffers: they
+/// share one kernel (a 22-layer model repeats each layer's ops 22 times).
+std::string dedupeKey(Operation *op) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << signatureOf(op) << " " << op->getAttrDictionary();
+  return s;
+}
+
+/// A tensor operand or result of the kernel: its data pointer, element type, and dims as i64 values.
+struct Tensor {
+  Value ptr;
+  Type elem;    // the tensor's element type
+  Type storage; // how an element sits in memory (bf16 as i16, i1 as i8)
+  SymShape shape;
+  SmallVector<Value> dims;
+  bool isFloat() const { return isa<FloatType>(elem); }
+};
+
+/// How emitMap reads or writes one tensor: element offset = base + sum(iv[d] * strides[d]).
+struct Access {
+  const Tensor *t;
+  Value base;
+  SmallVector<Value> strides;
+};
+
+constexpr const char *kSgemm = "cblas_sgemm";
+
+class KernelEmitter {
+public:
+  KernelEmitter(ImplicitLocOpBuilder &b, Value symbols, const llvm::StringMap<unsigned> &symbolIndex,
+                std::string &error)
+      : b_(b), symbols_(symbols), symbolIndex_(symbolIndex), error_(error) {
+    ptrTy_ = LLVM::LLVMPointerType::get(b.getContext());
+    f32_ = b.getF32Type();
+    i64_ = b.getI64Type();
+    accTy_ = f32_;
+  }
+
+  LogicalResult emit(Operation *op, ArrayRef<Value> bufferPtrs);
+
+private:
+  //===--------------------------------------------------------------------===//
+  // Scalars, dims and memory
+  //===--------------------------------------------------------------------===//
+  LogicalResult fail(Operation *op, const llvm::Twine &why) {
+    error_ = (describeOp(op) + ": " + why).str();
+    return failure();
+  }
+  Value c64(int64_t v) { return arith::ConstantIntOp::create(b_, i64_, v); }
+  Value cf32(double v) { return arith::ConstantFloatOp::create(b_, cast<FloatType>(f32_), llvm::APFloat((float)v)); }
+  Value cf(Type t, double v) {
+    return t.isF64() ? (Value)arith::ConstantFloatOp::create(b_, cast<FloatType>(t), llvm::APFloat(v)) : cf32(v);
+  }
+  Value add(Value a, Value c) { return arith::AddIOp::create(b_, a, c); }
+  Value mul(Value a, Value c) { return arith::MulIOp::create(b_, a, c); }
+  Value sub(Value a, Value c) { return arith::SubIOp::create(b_, a, c); }
+
+  Value symbolValue(unsigned index) {
+    auto it = symbolCache_.find(index);
+    if (it != symbolCache_.end())
+      return it->second;
+    OpBuilder::InsertionGuard guard(b_);
+    b_.setInsertionPointAfterValue(symbols_);
+    Value p = LLVM::GEPOp::create(b_, ptrTy_, i64_, symbols_, ArrayRef<LLVM::GEPArg>{(int32_t)index});
+    Value v = LLVM::LoadOp::create(b_, i64_, p);
+    symbolCache_[index] = v;
+    return v;
+  }
+
+  FailureOr<Value> dimValue(Operation *op, const SymExpr &e) {
+    Value v = c64(e.getConstant());
+    for (const auto &[name, coeff] : e.terms()) {
+      auto it = symbolIndex_.find(name);
+      if (it == symbolIndex_.end()) {
+        (void)fail(op, "symbol '" + name + "' is not one of the step function's symbols");
+        return failure();
+      }
+      v = add(v, mul(c64(coeff), symbolValue(it->second)));
+    }
+    return v;
+  }
+
+  FailureOr<Tensor> makeTensor(Operation *op, Value ptr, Type type) {
+    Tensor t;
+    t.ptr = ptr;
+    std::string reason;
+    FailureOr<SymShape> shape = kiln::ir::getSymShape(type, &reason);
+    if (failed(shape)) {
+      (void)fail(op, reason);
+      return failure();
+    }
+    t.shape = *shape;
+    t.elem = cast<ShapedType>(type).getElementType();
+    if (t.elem.isF32() || t.elem.isF16() || t.elem.isInteger(64) || t.elem.isInteger(32))
+      t.storage = t.elem;
+    else if (t.elem.isBF16())
+      t.storage = b_.getI16Type();
+    else if (t.elem.isInteger(1))
+      t.storage = b_.getI8Type();
+    else {
+      (void)fail(op, "element type " + printed(t.elem) + " is not supported by the CPU backend");
+      return failure();
+    }
+    for (const SymExpr &e : t.shape) {
+      FailureOr<Value> d = dimValue(op, e);
+      if (failed(d))
+        return failure();
+      t.dims.push_back(*d);
+    }
+    return t;
+  }
+
+  Type computeType(const Tensor &t) const { return t.isFloat() ? f32_ : i64_; }
+
+  Value address(const Tensor &t, Value offset) {
+    return LLVM::GEPOp::create(b_, ptrTy_, t.storage, t.ptr, ValueRange{offset});
+  }
+  Value loadRaw(const Tensor &t, Value offset) { return LLVM::LoadOp::create(b_, t.storage, address(t, offset)); }
+  void storeRaw(const Tensor &t, Value offset, Value v) { LLVM::StoreOp::create(b_, v, address(t, offset)); }
+
+  /// Loads an element widened to its compute type (f32 or i64).
+  Value load(const Tensor &t, Value offset) {
+    Value v = loadRaw(t, offset);
+    if (t.elem.isF16())
+      return arith::ExtFOp::create(b_, f32_, v);
+    if (t.elem.isBF16()) { // bf16 is the top half of an f32
+      Value bits = arith::ShLIOp::create(b_, arith::ExtUIOp::create(b_, b_.getI32Type(), v),
+                                         arith::ConstantIntOp::create(b_, b_.getI32Type(), 16));
+      return arith::BitcastOp::create(b_, f32_, bits);
+    }
+    if (t.elem.isInteger(32))
+      return arith::ExtSIOp::create(b_, i64_, v);
+    if (t.elem.isInteger(1))
+      return arith::ExtUIOp::create(b_, i64_, v);
+    return v;
+  }
+
+  /// Stores a compute-typed value, rounding to the element type (to nearest even for f16 and bf16).
+  void store(const Tensor &t, Value offset, Value v) {
+    v = castTo(v, computeType(t));
+    if (t.elem.isF16())
+      v = arith::TruncFOp::create(b_, b_.getF16Type(), v);
+    else if (t.elem.isBF16())
+      v = f32ToBf16Bits(v);
+    else if (t.elem.isInteger(32))
+      v = arith::TruncIOp::create(b_, b_.getI32Type(), v);
+    else if (t.elem.isInteger(1))
+      v = arith::ExtUIOp::create(b_, b_.getI8Type(), arith::CmpIOp::create(b_, arith::CmpIPredicate::ne, v, c64(0)));
+    storeRaw(t, offset, v);
+  }
+
+  /// f32 -> bf16 bits, round to nearest even, NaN stays a (quiet) NaN. Done on the bits so it does not
+  /// depend on the target's bf16 support or a compiler-rt helper.
+  Value f32ToBf16Bits(Value v) {
+    Type i32 = b_.getI32Type();
+    auto c32 = [&](int64_t x) { return arith::ConstantIntOp::create(b_, i32, x); };
+    Value bits = arith::BitcastOp::create(b_, i32, v);
+    Value lsb = arith::AndIOp::create(b_, arith::ShRUIOp::create(b_, bits, c32(16)), c32(1));
+    Value rounded = arith::ShRUIOp::create(b_, add(bits, add(lsb, c32(0x7FFF))), c32(16));
+    Value isNan = arith::CmpFOp::create(b_, arith::CmpFPredicate::UNO, v, v);
+    Value r = arith::SelectOp::create(b_, isNan, c32(0x7FC0), rounded);
+    return arith::TruncIOp::create(b_, b_.getI16Type(), r);
+  }
+
+  /// Between the two compute types: i64 -> f32 rounds, f32 -> i64 truncates toward zero (a C cast).
+  Value castTo(Value v, Type to) {
+    Type from = v.getType();
+    if (from == to)
+      return v;
+    if (isa<FloatType>(from) && isa<FloatType>(to))
+      return to.getIntOrFloatBitWidth() > from.getIntOrFloatBitWidth() ? (Value)arith::ExtFOp::create(b_, to, v)
+                                                                        : (Value)arith::TruncFOp::create(b_, to, v);
+    if (isa<FloatType>(to))
+      return arith::SIToFPOp::create(b_, to, v);
+    if (isa<FloatType>(from))
+      return arith::FPToSIOp::create(b_, to, v);
+    return to.getIntOrFloatBitWidth() > from.getIntOrFloatBitWidth() ? (Value)arith::ExtSIOp::create(b_, to, v)
+                                                                      : (Value)arith::TruncIOp::create(b_, to, v);
+  }
+
+  /// 1 (i1) when v != 0.
+  Value nonzero(Value v) {
+    if (isa<FloatType>(v.getType()))
+      return arith::CmpFOp::create(b_, arith::CmpFPredicate::UNE, v, cf(v.getType(), 0.0));
+    return arith::CmpIOp::create(b_, arith::CmpIPredicate::ne, v, arith::ConstantIntOp::create(b_, v.getType(), 0));
+  }
+
+  SmallVector<Value> rowMajorStrides(ArrayRef<Value> dims) {
+    SmallVector<Value> strides(dims.size());
+    Value s = c64(1);
+    for (int64_t i = (int64_t)dims.size() - 1; i >= 0; --i) {
+      strides[i] = s;
+      s = mul(s, dims[i]);
+    }
+    return strides;
+  }
+
+  Value product(ArrayRef<Value> dims) {
+    Value p = c64(1);
+    for (Value d : dims)
+      p = mul(p, d);
+    return p;
+  }
+
+  /// Strides that read `t` as if broadcast (numpy, right-aligned) to a shape of rank `rank`: 0 along a dim
+  /// that is the constant 1 (the verifier allows a dim to stretch only then) and along missing leading dims.
+  SmallVector<Value> broadcastStrides(const Tensor &t, size_t rank) {
+    SmallVector<Value> own = rowMajorStrides(t.dims), strides(rank, c64(0));
+    size_t offset = rank - t.dims.size();
+    for (size_t i = 0; i < t.dims.size(); ++i)
+      if (!t.shape[i].isOne())
+        strides[offset + i] = own[i];
+    return strides;
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Loops
+  //===--------------------------------------------------------------------===//
+  /// for iv in [lb, ub): body(iv)
+  void forLoop(Value lb, Value ub, llvm::function_ref<void(Value)> body) {
+    auto loop = scf::ForOp::create(b_, lb, ub, c64(1));
+    OpBuilder::InsertionGuard guard(b_);
+    b_.setInsertionPoint(loop.getBody()->getTerminator());
+    body(loop.getInductionVar());
+  }
+
+  /// for iv in [lb, ub) with loop-carried values; body returns the next values. Returns the final ones.
+  SmallVector<Value> forLoop(Value lb, Value ub, ValueRange init,
+                             llvm::function_ref<SmallVector<Value>(Value, ValueRange)> body) {
+    auto loop = scf::ForOp::create(b_, lb, ub, c64(1), init,
+                                   [&](OpBuilder &nested, Location, Value iv, ValueRange args) {
+                                     OpBuilder::InsertionGuard guard(b_);
+                                     b_.setInsertionPoint(nested.getInsertionBlock(), nested.getInsertionPoint());
+                                     SmallVector<Value> next = body(iv, args);
+                                     scf::YieldOp::create(b_, next);
+                                   });
+    return SmallVector<Value>(loop.getResults());
+  }
+
+  /// Nest over `dims` in row-major order (the last dim innermost). offsets[k] is the element offset of
+  /// accesses[k] at the current index; the output access is written by the callback.
+  using MapFn = llvm::function_ref<void(ArrayRef<Value> ivs, ArrayRef<Value> offsets)>;
+  void nest(ArrayRef<Value> dims, ArrayRef<Access> accesses, MapFn fn) {
+    SmallVector<Value> ivs, offsets;
+    for (const Access &a : accesses)
+      offsets.push_back(a.base);
+    nestLevel(dims, accesses, 0, ivs, offsets, fn);
+  }
+  void nestLevel(ArrayRef<Value> dims, ArrayRef<Access> accesses, size_t d, SmallVector<Value> &ivs,
+                 SmallVector<Value> offsets, MapFn fn) {
+    if (d == dims.size()) {
+      fn(ivs, offsets);
+      return;
+    }
+    forLoop(c64(0), dims[d], [&](Value iv) {
+      SmallVector<Value> inner;
+      for (size_t k = 0; k < accesses.size(); ++k)
+        inner.push_back(add(offsets[k], mul(iv, accesses[k].strides[d])));
+      ivs.push_back(iv);
+      nestLevel(dims, accesses, d + 1, ivs, inner, fn);
+      ivs.pop_back();
+    });
+  }
+
+  using ScalarFn = llvm::function_ref<Value(ArrayRef<Value> ins, ArrayRef<Value> ivs)>;
+  /// The general mechanism: out[at out's access] = fn(ins[at their accesses], ivs) over `dims`.
+  /// raw: copy storage bits (data movement; fn gets and returns raw values), else compute-typed values.
+  void emitMap(ArrayRef<Value> dims, ArrayRef<Access> ins, const Access &out, bool raw, ScalarFn fn) {
+    SmallVector<Access> all(ins.begin(), ins.end());
+    all.push_back(out);
+    nest(dims, all, [&](ArrayRef<Value> ivs, ArrayRef<Value> offsets) {
+      SmallVector<Value> values;
+      for (size_t k = 0; k < ins.size(); ++k)
+        values.push_back(raw ? loadRaw(*ins[k].t, offsets[k]) : load(*ins[k].t, offsets[k]));
+      Value r = fn(values, ivs);
+      if (raw)
+        storeRaw(*out.t, offsets.back(), r);
+      else
+        store(*out.t, offsets.back(), r);
+    });
+  }
+
+  Access contiguous(const Tensor &t) { return {&t, c64(0), rowMajorStrides(t.dims)}; }
+
+  /// Elementwise over the result shape with every input broadcast to it. When no input broadcasts and
+  /// the function ignores the index, the nest collapses to one loop over all elements.
+  void emitBroadcastMap(const Tensor &out, ArrayRef<const Tensor *> ins, bool usesIndex, bool raw, ScalarFn fn) {
+    bool flat = !usesIndex && llvm::all_of(ins, [&](const Tensor *t) { return t->shape == out.shape; });
+    if (flat) {
+      Value n = product(out.dims), one = c64(1);
+      SmallVector<Access> accesses;
+      for (const Tensor *t : ins)
+        accesses.push_back({t, c64(0), {one}});
+      emitMap({n}, accesses, {&out, c64(0), {one}}, raw, fn);
+      return;
+    }
+    SmallVector<Access> accesses;
+    for (const Tensor *t : ins)
+      accesses.push_back({t, c64(0), broadcastStrides(*t, out.dims.size())});
+    emitMap(out.dims, accesses, contiguous(out), raw, fn);
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Scalar functions of the elementwise ops
+  //===--------------------------------------------------------------------===//
+  Value sigmoid(Value x) {
+    Value e = math::ExpOp::create(b_, arith::NegFOp::create(b_, x));
+    return arith::DivFOp::create(b_, cf32(1.0), arith::AddFOp::create(b_, cf32(1.0), e));
+  }
+
+  FailureOr<Value> unaryFloat(Operation *op, Value x) {
+    StringRef name = op->getName().getStringRef().drop_front(5); // "kiln."
+    auto mulf = [&](Value a, Value c) { return (Value)arith::MulFOp::create(b_, a, c); };
+    if (name == "neg") return (Value)arith::NegFOp::create(b_, x);
+    if (name == "exp") return (Value)math::ExpOp::create(b_, x);
+    if (name == "log") return (Value)math::LogOp::create(b_, x);
+    if (name == "tanh") return (Value)math::TanhOp::create(b_, x);
+    if (name == "erf") return (Value)math::ErfOp::create(b_, x);
+    if (name == "cos") return (Value)math::CosOp::create(b_, x);
+    if (name == "sin") return (Value)math::SinOp::create(b_, x);
+    if (name == "rsqrt") return (Value)arith::DivFOp::create(b_, cf32(1.0), math::SqrtOp::create(b_, x));
+    if (name == "sqrt") return (Value)math::SqrtOp::create(b_, x);
+    if (name == "abs") return (Value)math::AbsFOp::create(b_, x);
+    if (name == "sigmoid") return sigmoid(x);
+    if (name == "silu") return mulf(x, sigmoid(x));
+    if (name == "relu") return (Value)arith::MaximumFOp::create(b_, x, cf32(0.0)); // NaN stays NaN
+    if (name == "gelu") {
+      Value e = math::ErfOp::create(b_, mulf(x, cf32(1.0 / std::sqrt(2.0))));
+      return mulf(mulf(x, cf32(0.5)), arith::AddFOp::create(b_, cf32(1.0), e));
+    }
+    if (name == "gelu_tanh") {
+      Value x3 = mulf(mulf(x, x), x);
+      Value inner = mulf(cf32(std::sqrt(2.0 / 3.14159265358979323846)),
+                         arith::AddFOp::create(b_, x, mulf(cf32(0.044715), x3)));
+      Value t = math::TanhOp::create(b_, inner);
+      return mulf(mulf(x, cf32(0.5)), arith::AddFOp::create(b_, cf32(1.0), t));
+    }
+    (void)fail(op, "no float lowering");
+    return failure();
+  }
+
+  FailureOr<Value> unaryInt(Operation *op, Value x) {
+    StringRef name = op->getName().getStringRef().drop_front(5);
+    if (name == "neg") return sub(c64(0), x);
+    if (name == "abs") return (Value)math::AbsIOp::create(b_, x);
+    if (name == "relu") return (Value)arith::MaxSIOp::create(b_, x, c64(0));
+    // The rest are transcendental: through f64 and back, truncating like the interpreter's convert would.
+    (void)fail(op, "is not defined on integer tensors in the CPU backend");
+    return failure();
+  }
+
+  FailureOr<Value> binary(Operation *op, Value x, Value y) {
+    bool isFloat = isa<FloatType>(x.getType());
+    return llvm::TypeSwitch<Operation *, FailureOr<Value>>(op)
+        .Case<ir::AddOp>([&](auto) -> Value {
+          return isFloat ? (Value)arith::AddFOp::create(b_, x, y) : add(x, y);
+        })
+        .Case<ir::SubOp>([&](auto) -> Value {
+          return isFloat ? (Value)arith::SubFOp::create(b_, x, y) : sub(x, y);
+        })
+        .Case<ir::MulOp>([&](auto) -> Value {
+          return isFloat ? (Value)arith::MulFOp::create(b_, x, y) : mul(x, y);
+        })
+        .Case<ir::DivOp>([&](auto) -> Value {
+          // Integer division truncates toward zero, like C (and the interpreter).
+          return isFloat ? (Value)arith::DivFOp::create(b_, x, y) : (Value)arith::DivSIOp::create(b_, x, y);
+        })
+        .Case<ir::MaxOp>([&](auto) -> Value { // NaN-propagating, like the interpreter
+          return isFloat ? (Value)arith::MaximumFOp::create(b_, x, y) : (Value)arith::MaxSIOp::create(b_, x, y);
+        })
+        .Case<ir::MinOp>([&](auto) -> Value {
+          return isFloat ? (Value)arith::MinimumFOp::create(b_, x, y) : (Value)arith::MinSIOp::create(b_, x, y);
+        })
+        .Case<ir::PowOp>([&](auto) -> Value {
+          if (isFloat)
+            return math::PowFOp::create(b_, x, y);
+          Value f = math::PowFOp::create(b_, castTo(x, b_.getF64Type()), castTo(y, b_.getF64Type()));
+          return castTo(f, i64_);
+        })
+        .Default([&](Operation *) -> FailureOr<Value> {
+          (void)fail(op, "is not a binary op");
+          return failure();
+        });
+  }
+
+  FailureOr<Value> compare(ir::CompareOp op, Value x, Value y) {
+    StringRef p = op.getPredicate();
+    Value r;
+    if (isa<FloatType>(x.getType())) {
+      // Ordered predicates except ne, which is true when either side is NaN (like C's !=).
+      std::optional<arith::CmpFPredicate> pred =
+          llvm::StringSwitch<std::optional<arith::CmpFPredicate>>(p)
+              .Case("eq", arith::CmpFPredicate::OEQ).Case("ne", arith::CmpFPredicate::UNE)
+              .Case("lt", arith::CmpFPredicate::OLT).Case("le", arith::CmpFPredicate::OLE)
+              .Case("gt", arith::CmpFPredicate::OGT).Case("ge", arith::CmpFPredicate::OGE)
+              .Default(std::nullopt);
+      if (!pred) {
+        (void)fail(op, "unknown predicate '" + p + "'");
+        return failure();
+      }
+      r = arith::CmpFOp::create(b_, *pred, x, y);
+    } else {
+      std::optional<arith::CmpIPredicate> pred =
+          llvm::StringSwitch<std::optional<arith::CmpIPredicate>>(p)
+              .Case("eq", arith::CmpIPredicate::eq).Case("ne", arith::CmpIPredicate::ne)
+              .Case("lt", arith::CmpIPredicate::slt).Case("le", arith::CmpIPredicate::sle)
+              .Case("gt", arith::CmpIPredicate::sgt).Case("ge", arith::CmpIPredicate::sge)
+              .Default(std::nullopt);
+      if (!pred) {
+        (void)fail(op, "unknown predicate '" + p + "'");
+        return failure();
+      }
+      r = arith::CmpIOp::create(b_, *pred, x, y);
+    }
+    return (Value)arith::ExtUIOp::create(b_, i64_, r);
+  }
+
+  /// kiln.convert between compute types: to i1 is `!= 0`; float -> int truncates toward zero; the
+  /// rounding to f16 / bf16 / i32 happens in store().
+  Value convert(Value x, const Tensor &out) {
+    if (out.elem.isInteger(1))
+      return arith::ExtUIOp::create(b_, i64_, nonzero(x));
+    return castTo(x, computeType(out));
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Op families
+  //===--------------------------------------------------------------------===//
+  LogicalResult emitElementwise(Operation *op, ArrayRef<Tensor> ins, const Tensor &out);
+  LogicalResult emitReduce(Operation *op, const Tensor &in, const Tensor &out, int64_t axis);
+  LogicalResult emitSoftmax(ir::SoftmaxOp op, const Tensor &in, const Tensor &out);
+  LogicalResult emitMatmul(ir::MatmulOp op, const Tensor &a, const Tensor &bm, const Tensor &out);
+  LogicalResult emitGather(ir::GatherOp op, const Tensor &table, const Tensor &indices, const Tensor &out);
+  LogicalResult emitNorm(Operation *op, ArrayRef<Tensor> ins, const Tensor &out);
+  LogicalResult emitRope(ir::RopeOp op, ArrayRef<Tensor> ins, const Tensor &out);
+  LogicalResult emitAttention(ir::AttentionOp op, ArrayRef<Tensor> ins, const Tensor &out);
+
+  ImplicitLocOpBuilder &b_;
+  Value symbols_;
+  const llvm::StringMap<unsigned> &symbolIndex_;
+  std::string &error_;
+  llvm::DenseMap<unsigned, Value> symbolCache_;
+  Type ptrTy_, f32_, i64_, accTy_;
+};
+
+LogicalResult KernelEmitter::emitElementwise(Operation *op, ArrayRef<Tensor> ins, const Tensor &out) {
+  SmallVector<const Tensor *> inputs;
+  for (const Tensor &t : ins)
+    inputs.push_back(&t);
+  bool anyFloat = llvm::any_of(ins, [](const Tensor &t) { return t.isFloat(); });
+  Type opType = anyFloat ? f32_ : i64_; // the type the op computes in
+  bool failedScalar = false;
+  auto guard = [&](FailureOr<Value> v) -> Value {
+    if (failed(v)) {
+      failedScalar = true;
+      return castTo(c64(0), computeType(out));
+    }
+    return *v;
+  };
+  emitBroadcastMap(out, inputs, /*usesIndex=*/false, /*raw=*/false, [&](ArrayRef<Value> v, ArrayRef<Value>) {
+    if (auto cmp = dyn_cast<ir::CompareOp>(op))
+      return guard(compare(cmp, castTo(v[0], opType), castTo(v[1], opType)));
+    if (isa<ir::SelectOp>(op)) {
+      Type t = computeType(out);
+      return (Value)arith::SelectOp::create(b_, nonzero(v[0]), castTo(v[1], t), castTo(v[2], t));
+    }
+    if (isa<ir::ConvertOp>(op))
+      return convert(v[0], out);
+    Type t = computeType(out);
+    if (v.size() == 1)
+      return guard(out.isFloat() ? unaryFloat(op, castTo(v[0], t)) : unaryInt(op, castTo(v[0], t)));
+    return guard(binary(op, castTo(v[0], t), castTo(v[1], t)));
+  });
+  return failure(failedScalar);
+}
+
+LogicalResult KernelEmitter::emitReduce(Operation *op, const Tensor &in, const Tensor &out, int64_t axis) {
+  ArrayRef<Value> dims = in.dims;
+  Value outer = product(dims.take_front(axis)), size = dims[axis], inner = product(dims.drop_front(axis + 1));
+  bool isMax = isa<ir::ReduceMaxOp>(op), isMean = isa<ir::ReduceMeanOp>(op);
+  bool isFloat = in.isFloat();
+  Type acc = isFloat ? accTy_ : i64_;
+  forLoop(c64(0), outer, [&](Value o) {
+    forLoop(c64(0), inner, [&](Value i) {
+      Value base = add(mul(mul(o, size), inner), i);
+      Value init = isFloat ? cf32(isMax ? -std::numeric_limits<double>::infinity() : 0.0)
+                           : c64(isMax ? std::numeric_limits<int64_t>::min() : 0);
+      Value r = forLoop(c64(0), size, {init}, [&](Value k, ValueRange a) -> SmallVector<Value> {
+                  Value x = castTo(load(in, add(base, mul(k, inner))), acc);
+                  if (isMax)
+                    return {isFloat ? (Value)arith::MaximumFOp::create(b_, a[0], x)
+                                    : (Value)arith::MaxSIOp::create(b_, a[0], x)};
+                  return {isFloat ? (Value)arith::AddFOp::create(b_, a[0], x) : add(a[0], x)};
+                })[0];
+      if (isMean)
+        r = isFloat ? (Value)arith::DivFOp::create(b_, r, castTo(size, acc)) : (Value)arith::DivSIOp::create(b_, r, size);
+      store(out, add(mul(o, inner), i), r);
+    });
+  });
+  return success();
+}
+
+LogicalResult KernelEmitter::emitSoftmax(ir::SoftmaxOp op, const Tensor &in, const Tensor &out) {
+  if (!in.isFloat() || !out.isFloat())
+    return fail(op, "softmax needs float tensors");
+  std::string reason;
+  FailureOr<int64_t> axis = ir::normalizeAxis(op.getAxis(), in.dims.size(), reason);
+  if (failed(axis))
+    return fail(op, reason);
+  ArrayRef<Value> dims = in.dims;
+  Value outer = product(dims.take_front(*axis)), size = dims[*axis], inner = product(dims.drop_front(*axis + 1));
+  Value ninf = cf32(-std::numeric_limits<double>::infinity());
+  forLoop(c64(0), outer, [&](Value o) {
+    forLoop(c64(0), inner, [&](Value i) {
+      Value base = add(mul(mul(o, size), inner), i);
+      auto at = [&](Value k) { return add(base, mul(k, inner)); };
+      Value m = forLoop(c64(0), size, {ninf}, [&](Value k, ValueRange a) -> SmallVector<Value> {
+                  return {arith::MaximumFOp::create(b_, a[0], load(in, at(k)))};
+                })[0];
+      // A row of only -inf (fully masked) gives zeros: shift by 0 instead of -inf, then exp gives 0s and
+      // the zero sum scales by 0.
+      Value allMasked = arith::CmpFOp::create(b_, arith::CmpFPredicate::OEQ, m, ninf);
+      Value shift = arith::SelectOp::create(b_, allMasked, cf32(0.0), m);
+      Value sum = forLoop(c64(0), size, {cf32(0.0)}, [&](Value k, ValueRange a) -> SmallVector<Value> {
+                    Value e = math::ExpOp::create(b_, arith::SubFOp::create(b_, load(in, at(k)), shift));
+                    store(out, at(k), e);
+                    return {arith::AddFOp::create(b_, a[0], e)};
+                  })[0];
+      Value zeroSum = arith::CmpFOp::create(b_, arith::CmpFPredicate::OEQ, sum, cf32(0.0));
+      Value scale = arith::SelectOp::create(b_, zeroSum, cf32(0.0), arith::DivFOp::create(b_, cf32(1.0), sum));
+      forLoop(c64(0), size, [&](Value k) { store(out, at(k), arith::MulFOp::create(b_, load(out, at(k)), scale)); });
+    });
+  });
+  return success();
+}
+
+LogicalResult KernelEmitter::emitMatmul(ir::MatmulOp op, const Tensor &a, const Tensor &bm, const Tensor &out) {
+  bool tb = op.getTransposeB();
+  size_t ra = a.dims.size(), rb = bm.dims.size();
+  if (ra < 2 || rb < 2)
+    return fail(op, "operands need rank >= 2");
+  Value M = a.dims[ra - 2], K = a.dims[ra - 1];
+  Value N = tb ? bm.dims[rb - 2] : bm.dims[rb - 1];
+  ArrayRef<Value> batch = ArrayRef<Value>(out.dims).drop_back(2);
+  bool blas = a.elem.isF32() && bm.elem.isF32() && out.elem.isF32();
+
+  // A 2-d right operand (a Linear weight) is the same for every batch: the lhs batch dims fold into M and
+  // one sgemm does it all (lhs and out are contiguous over them).
+  if (rb == 2) {
+    M = mul(product(ArrayRef<Value>(a.dims).drop_back(2)), M);
+    batch = {};
+  }
+  // Batch strides in elements, broadcasting like the interpreter.
+  auto batchAccess = [&](const Tensor &t, Value matrixSize) {
+    Tensor view = t;
+    view.dims.resize(t.dims.size() - 2);
+    view.shape.resize(t.shape.size() - 2);
+    SmallVector<Value> strides = broadcastStrides(view, batch.size());
+    for (Value &s : strides)
+      s = mul(s, matrixSize);
+    return Access{&t, c64(0), strides};
+  };
+  SmallVector<Access> accesses;
+  if (rb == 2) {
+    accesses = {{&a, c64(0), {}}, {&bm, c64(0), {}}, {&out, c64(0), {}}};
+  } else {
+    accesses = {batchAccess(a, mul(M, K)), batchAccess(bm, mul(K, N)), {&out, c64(0), {}}};
+    Value mn = mul(M, N);
+    SmallVector<Value> os = rowMajorStrides(batch);
+    for (Value &s : os)
+      s = mul(s, mn);
+    accesses[2].strides = os;
+  }
+
+  if (blas) {
+    Type i32 = b_.getI32Type();
+    auto i32v = [&](Value v) { return (Value)arith::TruncIOp::create(b_, i32, v); };
+    auto ci32 = [&](int64_t v) { return (Value)arith::ConstantIntOp::create(b_, i32, v); };
+    auto atLeast1 = [&](Value v) { return (Value)arith::MaxSIOp::create(b_, v, c64(1)); };
+    Value lda = atLeast1(K), ldb = atLeast1(tb ? K : N), ldc = atLeast1(N);
+    nest(batch, accesses, [&](ArrayRef<Value>, ArrayRef<Value> off) {
+      // cblas_sgemm(RowMajor=101, NoTrans=111, Trans=112, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+      SmallVector<Value> args = {ci32(101), ci32(111), ci32(tb ? 112 : 111), i32v(M), i32v(N), i32v(K),
+                                 cf32(1.0), address(a, off[0]), i32v(lda), address(bm, off[1]), i32v(ldb),
+                                 cf32(0.0), address(out, off[2]), i32v(ldc)};
+      func::CallOp::create(b_, kSgemm, TypeRange{}, args);
+    });
+    return success();
+  }
+  // Other element types: a plain loop nest accumulating in the compute type (f32 or i64).
+  bool isFloat = out.isFloat();
+  Type acc = isFloat ? accTy_ : i64_;
+  nest(batch, accesses, [&](ArrayRef<Value>, ArrayRef<Value> off) {
+    forLoop(c64(0), M, [&](Value i) {
+      forLoop(c64(0), N, [&](Value j) {
+        Value init = isFloat ? cf32(0.0) : c64(0);
+        Value r = forLoop(c64(0), K, {init}, [&](Value p, ValueRange s) -> SmallVector<Value> {
+                    Value x = castTo(load(a, add(off[0], add(mul(i, K), p))), acc);
+                    Value bOff = tb ? add(mul(j, K), p) : add(mul(p, N), j);
+                    Value y = castTo(load(bm, add(off[1], bOff)), acc);
+                    return {isFloat ? (Value)arith::AddFOp::create(b_, s[0], arith::MulFOp::create(b_, x, y))
+                                    : add(s[0], mul(x, y))};
+                  })[0];
+        store(out, add(off[2], add(mul(i, N), j)), r);
+      });
+    });
+  });
+  return success();
+}
+
+LogicalResult KernelEmitter::emitGather(ir::GatherOp op, const Tensor &table, const Tensor &indices,
+                                        const Tensor &out) {
+  if (table.dims.empty())
+    return fail(op, "table must have rank >= 1");
+  Value rows = table.dims[0], row = product(ArrayRef<Value>(table.dims).drop_front());
+  Value count = product(indices.dims);
+  Value last = sub(rows, c64(1));
+  forLoop(c64(0), count, [&](Value j) {
+    // Indices are in range by contract; clamping keeps an out-of-range one from reading outside the table.
+    Value idx = castTo(load(indices, j), i64_);
+    idx = arith::MaxSIOp::create(b_, arith::MinSIOp::create(b_, idx, last), c64(0));
+    Value src = mul(idx, row), dst = mul(j, row);
+    forLoop(c64(0), row, [&](Value r) { storeRaw(out, add(dst, r), loadRaw(table, add(src, r))); });
+  });
+  return success();
+}
+
+/// rms_norm (ins = x, w) and layer_norm (ins = x, w, b) over the last axis.
+LogicalResult KernelEmitter::emitNorm(Operation *op, ArrayRef<Tensor> ins, const Tensor &out) {
+  const Tensor &x = ins[0], &w = ins[1];
+  if (x.dims.empty() || !x.isFloat())
+    return fail(op, "input must be a float tensor of rank >= 1");
+  auto rms = dyn_cast<ir::RmsNormOp>(op);
+  double eps = rms ? rms.getEps().convertToDouble() : cast<ir::LayerNormOp>(op).getEps().convertToDouble();
+  bool unitOffset = rms && rms.getUnitOffset();
+  Value n = x.dims.back(), rows = product(ArrayRef<Value>(x.dims).drop_back());
+  Value nf = castTo(n, accTy_);
+  auto addf = [&](Value a, Value c) { return (Value)arith::AddFOp::create(b_, a, c); };
+  auto mulf = [&](Value a, Value c) { return (Value)arith::MulFOp::create(b_, a, c); };
+  forLoop(c64(0), rows, [&](Value r) {
+    Value base = mul(r, n);
+    auto xi = [&](Value i) { return load(x, add(base, i)); };
+    Value mean = cf32(0.0);
+    if (!rms) {
+      Value sum = forLoop(c64(0), n, {cf32(0.0)}, [&](Value i, ValueRange a) -> SmallVector<Value> {
+                    return {addf(a[0], xi(i))};
+                  })[0];
+      mean = arith::DivFOp::create(b_, sum, nf);
+    }
+    // rms: mean of x^2; layer_norm: mean of (x - mean)^2 (two passes, no cancellation).
+    Value ss = forLoop(c64(0), n, {cf32(0.0)}, [&](Value i, ValueRange a) -> SmallVector<Value> {
+                 Value d = arith::SubFOp::create(b_, xi(i), mean);
+                 return {addf(a[0], mulf(d, d))};
+               })[0];
+    Value var = arith::DivFOp::create(b_, ss, nf);
+    Value inv = arith::DivFOp::create(b_, cf32(1.0), math::SqrtOp::create(b_, addf(var, cf32(eps))));
+    forLoop(c64(0), n, [&](Value i) {
+      Value wi = load(w, i);
+      if (unitOffset)
+        wi = addf(cf32(1.0), wi);
+      Value y = mulf(mulf(arith::SubFOp::create(b_, xi(i), mean), inv), wi);
+      if (!rms)
+        y = addf(y, load(ins[2], i));
+      store(out, add(base, i), y);
+    });
+  });
+  return success();
+}
+
+LogicalResult KernelEmitter::emitRope(ir::RopeOp op, ArrayRef<Tensor> ins, const Tensor &out) {
+  const Tensor &x = ins[0], &pos = ins[1], &freq = ins[2];
+  if (x.dims.size() != 4 || pos.dims.size() != 2 || !x.isFloat())
+    return fail(op, "input must be float [b, h, s, d] and positions [b, s]");
+  Value B = x.dims[0], H = x.dims[1], S = x.dims[2], D = x.dims[3];
+  Value half = product(freq.dims);
+  bool interleaved = op.getInterleaved();
+  Type f64 = b_.getF64Type();
+  auto mulf = [&](Value a, Value c) { return (Value)arith::MulFOp::create(b_, a, c); };
+  auto rowBase = [&](Value bi, Value h, Value s) { return mul(add(mul(add(mul(bi, H), h), S), s), D); };
+  forLoop(c64(0), B, [&](Value bi) {
+    forLoop(c64(0), S, [&](Value s) {
+      // The angle in f64: positions reach 1e5 and more, where an f32 product loses the phase.
+      Value p = castTo(load(pos, add(mul(bi, S), s)), f64);
+      forLoop(c64(0), half, [&](Value i) {
+        Value angle = mulf(p, castTo(load(freq, i), f64));
+        Value c = castTo(math::CosOp::create(b_, angle), f32_), sn = castTo(math::SinOp::create(b_, angle), f32_);
+        Value i1 = interleaved ? mul(i, c64(2)) : i;
+        Value i2 = interleaved ? add(i1, c64(1)) : add(i, half);
+        forLoop(c64(0), H, [&](Value h) {
+          Value base = rowBase(bi, h, s);
+          Value x1 = load(x, add(base, i1)), x2 = load(x, add(base, i2));
+          store(out, add(base, i1), arith::SubFOp::create(b_, mulf(x1, c), mulf(x2, sn)));
+          store(out, add(base, i2), arith::AddFOp::create(b_, mulf(x2, c), mulf(x1, sn)));
+        });
+      });
+    });
+  });
+  // Channels past the rotated ones pass through (partial rotary).
+  Value rotated = mul(half, c64(2));
+  forLoop(c64(0), product({B, H, S}), [&](Value r) {
+    Value base = mul(r, D);
+    forLoop(rotated, D, [&](Value d) { storeRaw(out, add(base, d), loadRaw(x, add(base, d))); });
+  });
+  return success();
+}
+
+/// One query row at a time with an online softmax (running max m, running sum l, an f32 accumulator of
+/// dv values on the stack), so no score tensor and no heap. The causal / window mask becomes the key loop's
+/// bounds; the padding mask is tested per key.
+LogicalResult KernelEmitter::emitAttention(ir::AttentionOp op, ArrayRef<Tensor> ins, const Tensor &out) {
+  const Tensor &q = ins[0], &k = ins[1], &v = ins[2];
+  if (q.dims.size() != 4 || k.dims.size() != 4 || v.dims.size() != 4 || !q.isFloat())
+    return fail(op, "query, key and value must be float tensors of rank 4");
+  size_t next = 3;
+  const Tensor *padding = op.getKeyPaddingMask() ? &ins[next++] : nullptr;
+  const Tensor *bias = op.getBias() ? &ins[next++] : nullptr;
+  Value B = q.dims[0], Hq = q.dims[1], S = q.dims[2], D = q.dims[3];
+  Value Hkv = k.dims[1], T = k.dims[2], Dv = v.dims[3];
+  Value group = arith::DivSIOp::create(b_, Hq, arith::MaxSIOp::create(b_, Hkv, c64(1)));
+  double scale = op.getScale().convertToDouble();
+  bool causal = op.getMask() == "causal";
+  std::optional<uint64_t> window = op.getWindow();
+  std::optional<double> softcap;
+  if (auto c = op.getSoftcap())
+    softcap = c->convertToDouble();
+  SmallVector<Value> biasStrides;
+  if (bias)
+    biasStrides = broadcastStrides(*bias, 4);
+
+  // The accumulator: one stack slot for the whole kernel (emitted at the function's top level, outside
+  // every loop).
+  Value acc = LLVM::AllocaOp::create(b_, ptrTy_, f32_, arith::MaxSIOp::create(b_, Dv, c64(1)), 64);
+  Tensor accT{acc, f32_, f32_, {}, {}};
+  auto addf = [&](Value a, Value c) { return (Value)arith::AddFOp::create(b_, a, c); };
+  auto mulf = [&](Value a, Value c) { return (Value)arith::MulFOp::create(b_, a, c); };
+  Value ninf = cf32(-std::numeric_limits<double>::infinity());
+
+  forLoop(c64(0), B, [&](Value bi) {
+    forLoop(c64(0), Hq, [&](Value h) {
+      Value hk = arith::DivSIOp::create(b_, h, group);
+      Value kBase = mul(mul(add(mul(bi, Hkv), hk), T), D);
+      Value vBase = mul(mul(add(mul(bi, Hkv), hk), T), Dv);
+      forLoop(c64(0), S, [&](Value i) {
+        Value qBase = mul(add(mul(add(mul(bi, Hq), h), S), i), D);
+        Value oBase = mul(add(mul(add(mul(bi, Hq), h), S), i), Dv);
+        forLoop(c64(0), Dv, [&](Value d) { storeRaw(accT, d, cf32(0.0)); });
+        // Query i sits at position t - s + i (the KV-cache offset); it sees keys j <= position, and with a
+        // window only position - j < window.
+        Value position = add(sub(T, S), i);
+        Value lo = c64(0), hi = T;
+        if (causal) {
+          hi = arith::MaxSIOp::create(b_, c64(0), arith::MinSIOp::create(b_, T, add(position, c64(1))));
+          if (window)
+            lo = arith::MaxSIOp::create(b_, c64(0), sub(add(position, c64(1)), c64((int64_t)*window)));
+        }
+        SmallVector<Value> ml = forLoop(lo, hi, {ninf, cf32(0.0)}, [&](Value j, ValueRange st) -> SmallVector<Value> {
+          Value m = st[0], l = st[1];
+          Value dot = forLoop(c64(0), D, {cf32(0.0)}, [&](Value d, ValueRange a) -> SmallVector<Value> {
+                        Value qd = load(q, add(qBase, d)), kd = load(k, add(kBase, add(mul(j, D), d)));
+                        return {addf(a[0], mulf(qd, kd))};
+                      })[0];
+          Value score = mulf(dot, cf32(scale));
+          if (softcap)
+            score = mulf(cf32(*softcap), math::TanhOp::create(b_, mulf(score, cf32(1.0 / *softcap))));
+          if (bias) {
+            Value off = add(add(mul(bi, biasStrides[0]), mul(h, biasStrides[1])),
+                            add(mul(i, biasStrides[2]), mul(j, biasStrides[3])));
+            score = addf(score, load(*bias, off));
+          }
+          // A hidden key (padding) is a score of -inf: it changes neither m nor l nor the accumulator.
+          if (padding) {
+            Value valid = nonzero(load(*padding, add(mul(bi, T), j)));
+            score = arith::SelectOp::create(b_, valid, score, ninf);
+          }
+          Value mNew = arith::MaximumFOp::create(b_, m, score);
+          // While every score so far is -inf nothing accumulates (and exp(-inf - -inf) would be NaN).
+          Value none = arith::CmpFOp::create(b_, arith::CmpFPredicate::OEQ, mNew, ninf);
+          Value corr = arith::SelectOp::create(b_, none, cf32(1.0), math::ExpOp::create(b_, arith::SubFOp::create(b_, m, mNew)));
+          Value p = arith::SelectOp::create(b_, none, cf32(0.0), math::ExpOp::create(b_, arith::SubFOp::create(b_, score, mNew)));
+          Value vRow = add(vBase, mul(j, Dv));
+          forLoop(c64(0), Dv, [&](Value d) {
+            Value a = loadRaw(accT, d);
+            storeRaw(accT, d, addf(mulf(a, corr), mulf(p, load(v, add(vRow, d)))));
+          });
+          return {mNew, addf(mulf(l, corr), p)};
+        });
+        // A row with no visible key gives zeros.
+        Value l = ml[1];
+        Value empty = arith::CmpFOp::create(b_, arith::CmpFPredicate::OEQ, l, cf32(0.0));
+        Value invL = arith::SelectOp::create(b_, empty, cf32(0.0), arith::DivFOp::create(b_, cf32(1.0), l));
+        forLoop(c64(0), Dv, [&](Value d) { store(out, add(oBase, d), mulf(loadRaw(accT, d), invL)); });
+      });
+    });
+  });
+  return success();
+}
+
+LogicalResult KernelEmitter::emit(Operation *op, ArrayRef<Value> bufferPtrs) {
+  if (op->getNumResults() != 1)
+    return fail(op, "expected one result");
+  std::vector<Tensor> ins;
+  for (auto [i, operand] : llvm::enumerate(op->getOperands())) {
+    FailureOr<Tensor> t = makeTensor(op, bufferPtrs[i], operand.getType());
+    if (failed(t))
+      return failure();
+    ins.push_back(*t);
+  }
+  FailureOr<Tensor> outOr = makeTensor(op, bufferPtrs.back(), op->getResult(0).getType());
+  if (failed(outOr))
+    return failure();
+  const Tensor &out = *outOr;
+  std::string reason;
+  auto axisOf = [&](int64_t axis, size_t rank) -> FailureOr<int64_t> {
+    FailureOr<int64_t> a = ir::normalizeAxis(axis, rank, reason);
+    if (failed(a))
+      (void)fail(op, reason);
+    return a;
+  };
+  auto identity = [](ArrayRef<Value> v, ArrayRef<Value>) { return v[0]; };
+
+  return llvm::TypeSwitch<Operation *, LogicalResult>(op)
+      .Case<ir::SymOp>([&](ir::SymOp sym) -> LogicalResult {
+        auto it = symbolIndex_.find(sym.getSymbol());
+        if (it == symbolIndex_.end())
+          return fail(op, "symbol '" + sym.getSymbol() + "' is not one of the step function's symbols");
+        store(out, c64(0), symbolValue(it->second));
+        return success();
+      })
+      .Case<ir::IotaOp>([&](ir::IotaOp iota) -> LogicalResult {
+        FailureOr<int64_t> dim = axisOf(iota.getDim(), out.dims.size());
+        if (failed(dim))
+          return failure();
+        emitBroadcastMap(out, {}, /*usesIndex=*/true, false,
+                         [&](ArrayRef<Value>, ArrayRef<Value> ivs) { return ivs[*dim]; });
+        return success();
+      })
+      .Case<ir::AddOp, ir::SubOp, ir::MulOp, ir::DivOp, ir::MaxOp, ir::MinOp, ir::PowOp, ir::CompareOp,
+            ir::SelectOp, ir::ConvertOp, ir::NegOp, ir::ExpOp, ir::LogOp, ir::TanhOp, ir::ErfOp, ir::CosOp,
+            ir::SinOp, ir::RsqrtOp, ir::SqrtOp, ir::AbsOp, ir::SigmoidOp, ir::SiluOp, ir::GeluOp,
+            ir::GeluTanhOp, ir::ReluOp>([&](Operation *) { return emitElementwise(op, ins, out); })
+      .Case<ir::ReduceSumOp, ir::ReduceMeanOp, ir::ReduceMaxOp>([&](auto r) -> LogicalResult {
+        FailureOr<int64_t> axis = axisOf(r.getAxis(), ins[0].dims.size());
+        return failed(axis) ? failure() : emitReduce(op, ins[0], out, *axis);
+      })
+      .Case<ir::SoftmaxOp>([&](auto s) { return emitSoftmax(s, ins[0], out); })
+      .Case<ir::MatmulOp>([&](auto m) { return emitMatmul(m, ins[0], ins[1], out); })
+      .Case<ir::GatherOp>([&](auto g) { return emitGather(g, ins[0], ins[1], out); })
+      .Case<ir::ReshapeOp>([&](auto) -> LogicalResult {
+        Value n = product(out.dims), one = c64(1);
+        emitMap({n}, {{&ins[0], c64(0), {one}}}, {&out, c64(0), {one}}, /*raw=*/true, identity);
+        return success();
+      })
+      .Case<ir::TransposeOp>([&](ir::TransposeOp t) -> LogicalResult {
+        ArrayRef<int64_t> perm = t.getPermutation();
+        SmallVector<Value> own = rowMajorStrides(ins[0].dims), strides;
+        for (int64_t p : perm)
+          strides.push_back(own[p]);
+        emitMap(out.dims, {{&ins[0], c64(0), strides}}, contiguous(out), true, identity);
+        return success();
+      })
+      .Case<ir::BroadcastToOp>([&](auto) -> LogicalResult {
+        emitBroadcastMap(out, {&ins[0]}, false, true, identity);
+        return success();
+      })
+      .Case<ir::SliceOp>([&](ir::SliceOp s) -> LogicalResult {
+        FailureOr<int64_t> axis = axisOf(s.getAxis(), ins[0].dims.size());
+        if (failed(axis))
+          return failure();
+        SmallVector<Value> strides = rowMajorStrides(ins[0].dims);
+        emitMap(out.dims, {{&ins[0], mul(c64(s.getStart()), strides[*axis]), strides}}, contiguous(out), true,
+                identity);
+        return success();
+      })
+      .Case<ir::ConcatOp>([&](ir::ConcatOp c) -> LogicalResult {
+        FailureOr<int64_t> axis = axisOf(c.getAxis(), out.dims.size());
+        if (failed(axis))
+          return failure();
+        // Each input is copied into its slab of the result: the result's strides, offset along the axis.
+        SmallVector<Value> outStrides = rowMajorStrides(out.dims);
+        Value offset = c64(0);
+        for (const Tensor &in : ins) {
+          emitMap(in.dims, {contiguous(in)}, {&out, mul(offset, outStrides[*axis]), outStrides}, true, identity);
+          offset = add(offset, in.dims[*axis]);
+        }
+        return success();
+      })
+      .Case<ir::RmsNormOp, ir::LayerNormOp>([&](Operation *) { return emitNorm(op, ins, out); })
+      .Case<ir::RopeOp>([&](auto r) { return emitRope(r, ins, out); })
+      .Case<ir::AttentionOp>([&](auto a) { return emitAttention(a, ins, out); })
+      .Default([&](Operation *) { return fail(op, "no CPU lowering for this op"); });
+}
+
+//===----------------------------------------------------------------------===//
+// Lowering, object code, linking
+//===----------------------------------------------------------------------===//
+
+Status writeFile(const std::string &path, llvm::StringRef data) {
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path, ec, llvm::sys::fs::OF_None);
+  if (ec)
+    return Status::error(path + ": " + ec.message());
+  os << data;
+  return Status::ok();
+}
+
+Status dumpModule(const CpuCodegenOptions &options, int &counter, llvm::StringRef phase, ModuleOp module) {
+  if (options.dumpDir.empty())
+    return Status::ok();
+  if (std::error_code ec = llvm::sys::fs::create_directories(options.dumpDir))
+    return Status::error(options.dumpDir + ": " + ec.message());
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  module.print(os);
+  char name[64];
+  std::snprintf(name, sizeof name, "/cpu-%02d-%s.mlir", counter++, phase.str().c_str());
+  return writeFile(options.dumpDir + name, text);
+}
+
+/// Runs `pm` on `module`, turning diagnostics into a one-line error.
+Status runPasses(PassManager &pm, ModuleOp module, llvm::StringRef phase) {
+  std::string diagnostic;
+  ScopedDiagnosticHandler handler(module.getContext(), [&](Diagnostic &diag) {
+    if (diagnostic.empty() && diag.getSeverity() == DiagnosticSeverity::Error) {
+      llvm::raw_string_ostream os(diagnostic);
+      os << diag.getLocation() << ": " << diag.str();
+    }
+    return success();
+  });
+  if (failed(pm.run(module)))
+    return Status::error("cpu codegen: " + phase.str() + " failed: " + diagnostic);
+  return Status::ok();
+}
+
+StatusOr<std::unique_ptr<llvm::TargetMachine>> makeTargetMachine(const CpuCodegenOptions &options) {
+  llvm::InitializeNativeTarget();
+  llvm::InitializeNativeTargetAsmPrinter();
+  llvm::Triple triple(llvm::sys::getDefaultTargetTriple());
+  std::string error;
+  const llvm::Target *target = llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!target)
+    return Status::error("cpu codegen: no LLVM target for " + triple.str() + ": " + error);
+  std::string cpu = options.cpu, features;
+  if (cpu.empty() || cpu == "native") {
+    cpu = llvm::sys::getHostCPUName().str();
+    for (const auto &f : llvm::sys::getHostCPUFeatures())
+      features += (features.empty() ? "" : ",") + std::string(f.second ? "+" : "-") + f.first().str();
+  }
+  llvm::CodeGenOptLevel level = options.optLevel >= 3   ? llvm::CodeGenOptLevel::Aggressive
+                                : options.optLevel == 2 ? llvm::CodeGenOptLevel::Default
+                                : options.optLevel == 1 ? llvm::CodeGenOptLevel::Less
+                                                        : llvm::CodeGenOptLevel::None;
+  std::unique_ptr<llvm::TargetMachine> tm(target->createTargetMachine(
+      triple, cpu, features, llvm::TargetOptions(), llvm::Reloc::PIC_, std::nullopt, level));
+  if (!tm)
+    return Status::error("cpu codegen: cannot create a target machine for cpu '" + cpu + "'");
+  if (!tm->getMCSubtargetInfo()->isCPUStringValid(cpu))
+    return Status::error("cpu codegen: '" + cpu + "' is not a CPU LLVM knows for " + triple.str());
+  return tm;
+}
+
+void optimize(llvm::Module &module, llvm::TargetMachine &tm, int optLevel) {
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+  llvm::PassBuilder pb(&tm);
+  pb.registerModuleAnalyses(mam);
+  pb.registerCGSCCAnalyses(cgam);
+  pb.registerFunctionAnalyses(fam);
+  pb.registerLoopAnalyses(lam);
+  pb.crossRegisterProxies(lam, fam, cgam, mam);
+  llvm::OptimizationLevel level = optLevel >= 3   ? llvm::OptimizationLevel::O3
+                                  : optLevel == 2 ? llvm::OptimizationLevel::O2
+                                  : optLevel == 1 ? llvm::OptimizationLevel::O1
+                                                  : llvm::OptimizationLevel::O0;
+  llvm::ModulePassManager mpm = level == llvm::OptimizationLevel::O0 ? pb.buildO0DefaultPipeline(level)
+                                                                     : pb.buildPerModuleDefaultPipeline(level);
+  mpm.run(module, mam);
+}
+
+/// Links `object` into a shared object with clang (found at run time) against OpenBLAS and libm.
+StatusOr<std::vector<uint8_t>> linkSharedObject(llvm::StringRef object) {
+  llvm::ErrorOr<std::string> clang = llvm::sys::findProgramByName("clang-22");
+  if (!clang)
+    clang = llvm::sys::findProgramByName("clang");
+  if (!clang)
+    return Status::error("cpu codegen: cannot link the kernels: neither clang-22 nor clang is on PATH");
+  llvm::SmallString<128> obj, so, log;
+  int fd;
+  if (llvm::sys::fs::createTemporaryFile("kiln-kernels", "o", obj) ||
+      llvm::sys::fs::createTemporaryFile("kiln-kernels", "so", so) ||
+      llvm::sys::fs::createTemporaryFile("kiln-link", "log", fd, log))
+    return Status::error("cpu codegen: cannot create temporary files");
+  ::close(fd);
+  auto cleanup = [&] {
+    llvm::sys::fs::remove(obj);
+    llvm::sys::fs::remove(so);
+    llvm::sys::fs::remove(log);
+  };
+  if (Status s = writeFile(obj.str().str(), object); !s) {
+    cleanup();
+    return s;
+  }
+  std::string objPath = obj.str().str(), soPath = so.str().str(), logPath = log.str().str();
+  llvm::SmallVector<llvm::StringRef> args = {*clang, "-shared", "-o", soPath, objPath, "-lopenblas", "-lm"};
+  std::optional<llvm::StringRef> redirects[] = {std::nullopt, llvm::StringRef(logPath), llvm::StringRef(logPath)};
+  std::string execError;
+  int rc = llvm::sys::ExecuteAndWait(*clang, args, std::nullopt, redirects, 0, 0, &execError);
+  if (rc != 0) {
+    std::string message;
+    if (auto buf = llvm::MemoryBuffer::getFile(logPath))
+      message = (*buf)->getBuffer().split('\n').first.str();
+    cleanup();
+    return Status::error("cpu codegen: linking the kernels with " + *clang + " failed (" +
+                         (execError.empty() ? "exit " + std::to_string(rc) : execError) + "): " + message);
+  }
+  auto buf = llvm::MemoryBuffer::getFile(soPath);
+  if (!buf) {
+    cleanup();
+    return Status::error("cpu codegen: cannot read the linked shared object");
+  }
+  std::vector<uint8_t> bytes((*buf)->getBufferStart(), (*buf)->getBufferEnd());
+  cleanup();
+  return bytes;
+}
+
+} // namespace
+
+StatusOr<CpuCode> generateCpuKernels(func::FuncOp step, llvm::ArrayRef<Operation *> dispatchOps,
+                                     llvm::ArrayRef<std::string> symbolNames, const CpuCodegenOptions &options) {
+  MLIRContext *context = step->getContext();
+  {
+    DialectRegistry registry;
+    registerBuiltinDialectTranslation(registry);
+    registerLLVMDialectTranslation(registry);
+    context->appendDialectRegistry(registry);
+    context->loadDialect<arith::ArithDialect, cf::ControlFlowDialect, func::FuncDialect, LLVM::LLVMDialect,
+                         math::MathDialect, scf::SCFDialect>();
+  }
+  llvm::StringMap<unsigned> symbolIndex;
+  for (auto [i, name] : llvm::enumerate(symbolNames))
+    symbolIndex[name] = i;
+
+  // ---- kiln ops -> one func.func per distinct kernel, in one module ----
+  OwningOpRef<ModuleOp> module = ModuleOp::create(step.getLoc());
+  ImplicitLocOpBuilder b(step.getLoc(), context);
+  b.setInsertionPointToEnd(module->getBody());
+  Type ptrTy = LLVM::LLVMPointerType::get(context);
+  {
+    Type i32 = b.getI32Type(), f32 = b.getF32Type();
+    auto sgemm = func::FuncOp::create(
+        b, kSgemm, b.getFunctionType({i32, i32, i32, i32, i32, i32, f32, ptrTy, i32, ptrTy, i32, f32, ptrTy, i32}, {}));
+    sgemm.setPrivate();
+  }
+  CpuCode code;
+  llvm::StringMap<std::string> symbolOfKey;
+  std::string error;
+  for (Operation *op : dispatchOps) {
+    CpuKernelInfo info{"", op->getName().getStringRef().str(), signatureOf(op)};
+    std::string key = dedupeKey(op);
+    auto found = symbolOfKey.find(key);
+    if (found != symbolOfKey.end()) {
+      info.symbol = found->second;
+      code.kernels.push_back(std::move(info));
+      continue;
+    }
+    char name[32];
+    std::snprintf(name, sizeof name, "kiln_k%02u", (unsigned)symbolOfKey.size());
+    info.symbol = name;
+    symbolOfKey[key] = info.symbol;
+
+    b.setLoc(op->getLoc());
+    auto fn = func::FuncOp::create(b, info.symbol, b.getFunctionType({ptrTy, ptrTy}, {}));
+    Block *entry = fn.addEntryBlock();
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(entry);
+    Value buffers = entry->getArgument(0), symbols = entry->getArgument(1);
+    SmallVector<Value> ptrs;
+    for (unsigned i = 0; i < op->getNumOperands() + 1; ++i) {
+      Value p = LLVM::GEPOp::create(b, ptrTy, ptrTy, buffers, ArrayRef<LLVM::GEPArg>{(int32_t)i});
+      ptrs.push_back(LLVM::LoadOp::create(b, ptrTy, p));
+    }
+    KernelEmitter emitter(b, symbols, symbolIndex, error);
+    if (failed(emitter.emit(op, ptrs)))
+      return Status::error("cpu codegen: " + error);
+    func::ReturnOp::create(b);
+    code.kernels.push_back(std::move(info));
+  }
+
+  int dumpCounter = 0;
+  if (Status s = dumpModule(options, dumpCounter, "kernels", *module); !s)
+    return s;
+  {
+    std::string diagnostic;
+    ScopedDiagnosticHandler handler(context, [&](Diagnostic &diag) {
+      if (diagnostic.empty())
+        diagnostic = diag.str();
+      return success();
+    });
+    if (failed(verify(*module)))
+      return Status::error("cpu codegen: internal error: the generated kernels do not verify: " + diagnostic);
+  }
+
+  // ---- scf -> cf, then everything -> the LLVM dialect (one pipeline for the whole module) ----
+  {
+    PassManager pm(context);
+    pm.addPass(createSCFToControlFlowPass());
+    if (Status s = runPasses(pm, *module, "scf-to-cf"); !s)
+      return s;
+    if (Status s = dumpModule(options, dumpCounter, "cf", *module); !s)
+      return s;
+  }
+  {
+    PassManager pm(context);
+    pm.addPass(createConvertMathToLLVMPass());
+    pm.addPass(createConvertMathToLibmPass());
+    pm.addPass(createArithToLLVMConversionPass());
+    pm.addPass(createConvertFuncToLLVMPass());
+    pm.addPass(createConvertControlFlowToLLVMPass());
+    pm.addPass(createReconcileUnrealizedCastsPass());
+    if (Status s = runPasses(pm, *module, "lowering to the LLVM dialect"); !s)
+      return s;
+    if (Status s = dumpModule(options, dumpCounter, "llvm", *module); !s)
+      return s;
+  }
+
+  // ---- LLVM IR, optimized for the target CPU, to one object ----
+  StatusOr<std::unique_ptr<llvm::TargetMachine>> tm = makeTargetMachine(options);
+  if (!tm.ok())
+    return tm.status();
+  llvm::LLVMContext llvmContext;
+  std::unique_ptr<llvm::Module> llvmModule = translateModuleToLLVMIR(*module, llvmContext, "kiln_kernels");
+  if (!llvmModule)
+    return Status::error("cpu codegen: translation to LLVM IR failed");
+  llvmModule->setDataLayout((*tm)->createDataLayout());
+  llvmModule->setTargetTriple((*tm)->getTargetTriple());
+  optimize(*llvmModule, **tm, options.optLevel);
+  if (!options.dumpDir.empty()) {
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    llvmModule->print(os, nullptr);
+    if (Status s = writeFile(options.dumpDir + "/kernels.ll", text); !s)
+      return s;
+  }
+  llvm::SmallVector<char, 0> object;
+  {
+    llvm::raw_svector_ostream os(object);
+    llvm::legacy::PassManager pm;
+    if ((*tm)->addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::ObjectFile))
+      return Status::error("cpu codegen: the target cannot emit object files");
+    pm.run(*llvmModule);
+  }
+  llvm::StringRef objectText(object.data(), object.size());
+  if (!options.dumpDir.empty())
+    if (Status s = writeFile(options.dumpDir + "/kernels.o", objectText); !s)
+      return s;
+
+  StatusOr<std::vector<uint8_t>> so = linkSharedObject(objectText);
+  if (!so.ok())
+    return so.status();
+  code.sharedObject = std::move(*so);
+  return code;
+}
+
+} // namespace kiln::codegen
