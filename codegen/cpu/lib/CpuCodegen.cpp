@@ -279,6 +279,17 @@ private:
                                                                       : (Value)arith::TruncIOp::create(b_, to, v);
   }
 
+  /// x / y on i64 that cannot trap: a kernel never fails, and x86's idiv faults on y = 0 and on
+  /// INT64_MIN / -1. y = 0 gives 0; y = -1 gives -x (wrapping).
+  Value safeDiv(Value x, Value y) {
+    Value zero = arith::CmpIOp::create(b_, arith::CmpIPredicate::eq, y, c64(0));
+    Value minusOne = arith::CmpIOp::create(b_, arith::CmpIPredicate::eq, y, c64(-1));
+    Value special = arith::OrIOp::create(b_, zero, minusOne);
+    Value q = arith::DivSIOp::create(b_, x, arith::SelectOp::create(b_, special, c64(1), y));
+    Value r = arith::SelectOp::create(b_, minusOne, sub(c64(0), x), q);
+    return arith::SelectOp::create(b_, zero, c64(0), r);
+  }
+
   /// 1 (i1) when v != 0.
   Value nonzero(Value v) {
     if (isa<FloatType>(v.getType()))
@@ -464,7 +475,7 @@ private:
         })
         .Case<ir::DivOp>([&](auto) -> Value {
           // Integer division truncates toward zero, like C (and the interpreter).
-          return isFloat ? (Value)arith::DivFOp::create(b_, x, y) : (Value)arith::DivSIOp::create(b_, x, y);
+          return isFloat ? (Value)arith::DivFOp::create(b_, x, y) : safeDiv(x, y);
         })
         .Case<ir::MaxOp>([&](auto) -> Value { // NaN-propagating, like the interpreter
           return isFloat ? (Value)arith::MaximumFOp::create(b_, x, y) : (Value)arith::MaxSIOp::create(b_, x, y);
@@ -594,7 +605,7 @@ LogicalResult KernelEmitter::emitReduce(Operation *op, const Tensor &in, const T
                   return {isFloat ? (Value)arith::AddFOp::create(b_, a[0], x) : add(a[0], x)};
                 })[0];
       if (isMean)
-        r = isFloat ? (Value)arith::DivFOp::create(b_, r, castTo(size, acc)) : (Value)arith::DivSIOp::create(b_, r, size);
+        r = isFloat ? (Value)arith::DivFOp::create(b_, r, castTo(size, acc)) : safeDiv(r, size);
       store(out, add(mul(o, inner), i), r);
     });
   });
@@ -817,7 +828,9 @@ LogicalResult KernelEmitter::emitAttention(ir::AttentionOp op, ArrayRef<Tensor> 
   const Tensor *bias = op.getBias() ? &ins[next++] : nullptr;
   Value B = q.dims[0], Hq = q.dims[1], S = q.dims[2], D = q.dims[3];
   Value Hkv = k.dims[1], T = k.dims[2], Dv = v.dims[3];
-  Value group = arith::DivSIOp::create(b_, Hq, arith::MaxSIOp::create(b_, Hkv, c64(1)));
+  // Query heads per KV head (the verifier guarantees hq = group * hkv; max(.., 1) keeps the divisions safe).
+  Value group = arith::MaxSIOp::create(
+      b_, arith::DivSIOp::create(b_, Hq, arith::MaxSIOp::create(b_, Hkv, c64(1))), c64(1));
   double scale = op.getScale().convertToDouble();
   bool causal = op.getMask() == "causal";
   std::optional<uint64_t> window = op.getWindow();

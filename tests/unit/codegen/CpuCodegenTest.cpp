@@ -164,7 +164,7 @@ protected:
       if (!mlir::isa<ir::WeightOp, ir::ConstantOp, mlir::func::ReturnOp>(op))
         dispatch.push_back(&op);
     auto start = std::chrono::steady_clock::now();
-    StatusOr<codegen::CpuCode> code = codegen::generateCpuKernels(func, dispatch, kSymbols, {});
+    StatusOr<codegen::CpuCode> code = codegen::generateCpuKernels(func, dispatch, kSymbols, options);
     compileSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     ASSERT_TRUE(code.ok()) << code.status().message();
     ASSERT_EQ(code->kernels.size(), dispatch.size());
@@ -316,6 +316,7 @@ protected:
   std::string soPath;
   void *handle = nullptr;
   double compileSeconds = 0;
+  codegen::CpuCodegenOptions options;
   std::map<std::string, double> worst;
   std::mt19937 rng{20240607};
 };
@@ -649,6 +650,63 @@ func.func @attention(%q: Q, %k: KV, %v: KV, %pad: PAD, %bias: BIAS, %q2: Q256, %
                                       }}};
   for (const Bindings &b : kShapes)
     check(b, fill);
+}
+
+//===----------------------------------------------------------------------===//
+// Options: a named CPU, the dump directory, identical ops sharing a kernel, errors
+//===----------------------------------------------------------------------===//
+
+TEST_F(CpuCodegenTest, NamedCpuDumpsAndSharedKernels) {
+  llvm::SmallString<128> dir;
+  ASSERT_FALSE(llvm::sys::fs::createUniqueDirectory("kiln-cpu-dump", dir));
+  options.cpu = "x86-64-v3";
+  options.dumpDir = dir.str().str();
+  std::string src = R"(
+func.func @shared(%a: !X, %c: !B, %i: !I) -> (!X, !X, !I) {
+  %0 = kiln.add %a, %c : (!X, !B) -> !X
+  %1 = kiln.add %0, %c : (!X, !B) -> !X
+  %2 = kiln.mul %1, %a : (!X, !X) -> !X
+  %z = kiln.sub %i, %i : (!I, !I) -> !I
+  %3 = kiln.div %i, %z : (!I, !I) -> !I
+  return %1, %2, %3 : !X, !X, !I
+})";
+  compile(expand(src));
+  EXPECT_EQ(kernels[0].symbol, kernels[1].symbol);
+  EXPECT_NE(kernels[0].symbol, kernels[2].symbol);
+  EXPECT_EQ(kernels[2].op, "kiln.mul");
+  for (const char *name : {"cpu-00-kernels.mlir", "cpu-01-cf.mlir", "cpu-02-llvm.mlir", "kernels.ll", "kernels.o"})
+    EXPECT_TRUE(llvm::sys::fs::exists(dir + "/" + name)) << name;
+  llvm::sys::fs::remove_directories(dir);
+  // Integer division by zero is an error in the interpreter; the kernel must not trap (it gives 0).
+  int64_t in[8] = {7, -3, 1, 2, 3, 4, 5, INT64_MIN}, zeros[8] = {}, result[8];
+  void *buffers[] = {in, zeros, result};
+  int64_t symbols[] = {1, 0, 1}; // b, p, s: one row of 8
+  auto fn = (void (*)(void *const *, const int64_t *))dlsym(handle, kernels[4].symbol.c_str());
+  ASSERT_NE(fn, nullptr);
+  fn(buffers, symbols);
+  for (int64_t r : result)
+    EXPECT_EQ(r, 0);
+}
+
+TEST_F(CpuCodegenTest, Errors) {
+  module = mlir::parseSourceString<mlir::ModuleOp>(expand(R"(
+func.func @f(%a: !X, %c: !B) -> !X {
+  %0 = kiln.add %a, %c : (!X, !B) -> !X
+  return %0 : !X
+})"), &context, "test.mlir");
+  ASSERT_TRUE(module);
+  func = *module->getOps<mlir::func::FuncOp>().begin();
+  std::vector<mlir::Operation *> ops = {&func.getBody().front().front()};
+  codegen::CpuCodegenOptions bad;
+  bad.cpu = "no-such-cpu";
+  StatusOr<codegen::CpuCode> code = codegen::generateCpuKernels(func, ops, kSymbols, bad);
+  ASSERT_FALSE(code.ok());
+  EXPECT_NE(code.status().message().find("no-such-cpu"), std::string::npos) << code.status().message();
+  // A symbol the step function does not bind names the op.
+  code = codegen::generateCpuKernels(func, ops, {"p", "s"}, {});
+  ASSERT_FALSE(code.ok());
+  EXPECT_NE(code.status().message().find("'b'"), std::string::npos) << code.status().message();
+  EXPECT_NE(code.status().message().find("kiln.add"), std::string::npos) << code.status().message();
 }
 
 } // namespace
