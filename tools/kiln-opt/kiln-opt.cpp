@@ -1,5 +1,6 @@
 //===- kiln-opt.cpp - the kiln dialect and passes under MlirOptMain -------===//
 #include "kiln/ir/KilnDialect.h"
+#include "kiln/passes/Fusion.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -10,6 +11,7 @@
 int main(int argc, char **argv) {
   mlir::registerCanonicalizerPass();
   mlir::registerCSEPass();
+  kiln::passes::registerFusionPasses(); // kiln-fuse, kiln-fuse-norms, kiln-fuse-rope, kiln-fuse-attention
   mlir::DialectRegistry registry;
   registry.insert<kiln::ir::KilnDialect, mlir::func::FuncDialect, mlir::tensor::TensorDialect>();
   return mlir::asMainReturnCode(mlir::MlirOptMain(argc, argv, "kiln optimizer driver\n", registry));
