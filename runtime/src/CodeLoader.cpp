@@ -37,7 +37,8 @@ static int makeMemfd() {
 #endif
 }
 
-void *loadSharedObject(const uint8_t *bytes, size_t size, std::string &error) {
+void *loadSharedObject(const uint8_t *bytes, size_t size, int &keptFd, std::string &error) {
+  keptFd = -1;
   if (!bytes || size == 0) {
     error = "the code section is empty";
     return nullptr;
@@ -48,9 +49,11 @@ void *loadSharedObject(const uint8_t *bytes, size_t size, std::string &error) {
     if (writeAll(fd, bytes, size)) {
       std::string path = "/proc/self/fd/" + std::to_string(fd);
       void *handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-      ::close(fd);
-      if (handle)
+      if (handle) {
+        keptFd = fd;
         return handle;
+      }
+      ::close(fd);
       const char *e = ::dlerror();
       memfdError = e ? e : "dlopen failed";
       // A code section dlopen rejects from a memfd is rejected from a file too, unless /proc is missing.
@@ -64,7 +67,7 @@ void *loadSharedObject(const uint8_t *bytes, size_t size, std::string &error) {
     }
   }
 
-  // Fallback: a temporary file.
+  // Fallback: a temporary file (mkstemp names are unique while the file exists; dlopen keeps its mapping).
   const char *tmp = std::getenv("TMPDIR");
   std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/kiln-code-XXXXXX";
   std::string buffer = templ;
@@ -91,9 +94,11 @@ void *loadSharedObject(const uint8_t *bytes, size_t size, std::string &error) {
   return handle;
 }
 
-void unloadSharedObject(void *handle) {
+void unloadSharedObject(void *handle, int fd) {
   if (handle)
     ::dlclose(handle);
+  if (fd >= 0)
+    ::close(fd);
 }
 
 } // namespace kiln::runtime

@@ -111,6 +111,7 @@ struct kiln_model {
   kiln::runtime::ArtifactSource source;
   const art::Manifest *manifest = nullptr;
   void *library = nullptr;
+  int libraryFd = -1;
   std::vector<kiln_kernel_fn> kernels; // by manifest kernel index
   std::vector<BufferInfo> buffers;
   // Dispatches, flattened: kernel, first index into dispatchBuffers, count.
@@ -357,7 +358,7 @@ kiln_status resolveKernels(kiln_model &m, const std::string &path) {
   const art::Manifest &mf = *m.manifest;
   std::string error;
   if (mf.kernels_size() > 0) {
-    m.library = kiln::runtime::loadSharedObject(m.source.code, m.source.codeSize, error);
+    m.library = kiln::runtime::loadSharedObject(m.source.code, m.source.codeSize, m.libraryFd, error);
     if (!m.library)
       return modelError(&m, KILN_BAD_ARTIFACT, path + ": " + error);
   }
@@ -616,7 +617,7 @@ kiln_status kiln_model_load(const char *path, const kiln_load_options *options, 
 void kiln_model_free(kiln_model *model) {
   if (!model)
     return;
-  kiln::runtime::unloadSharedObject(model->library);
+  kiln::runtime::unloadSharedObject(model->library, model->libraryFd);
   delete model;
 }
 

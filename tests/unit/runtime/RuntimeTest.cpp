@@ -421,6 +421,32 @@ TEST_F(RuntimeTest, ManyModelsAtOnce) {
   }
 }
 
+TEST_F(RuntimeTest, DifferentCodeSectionsStayApart) {
+  // glibc's dlopen matches loaded objects by path first: a reused /proc/self/fd/N must not hand one model
+  // another's code. Same kernel names, different code.
+  std::string scaled = dir_ + "/scaled.kiln";
+  ToyOptions o;
+  o.logitsScale = 3;
+  ASSERT_EQ(writeToyArtifact(scaled, o), "");
+  std::vector<int64_t> ids = prompt(1, 4);
+  std::vector<float> ref = toyCausalReference(ids, 1, 4), ref3 = ref;
+  for (float &x : ref3)
+    x *= 3;
+  for (int round = 0; round < 3; ++round) {
+    kiln::runtime::Model a, b;
+    ASSERT_TRUE(a.load(causal_));
+    ASSERT_TRUE(b.load(scaled));
+    expectNear(runChunks(a.get(), ids, 1, 4, {4}), ref);
+    expectNear(runChunks(b.get(), ids, 1, 4, {4}), ref3);
+    a = kiln::runtime::Model(); // free a, load another into its place
+    kiln::runtime::Model c;
+    ASSERT_TRUE(c.load(scaled));
+    expectNear(runChunks(c.get(), ids, 1, 4, {4}), ref3);
+    ASSERT_TRUE(a.load(causal_));
+    expectNear(runChunks(a.get(), ids, 1, 4, {4}), ref);
+  }
+}
+
 // ---- the `kiln run` CLI (a toy artifact through the real binary) ----
 
 #ifdef KILN_BINARY

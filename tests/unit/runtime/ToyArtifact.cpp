@@ -23,6 +23,9 @@ const char *kKernelsC = R"C(
 #include <stdint.h>
 #define V 16
 #define H 4
+#ifndef TOY_SCALE
+#define TOY_SCALE 1
+#endif
 void toy_gather(void *const *buf, const int64_t *sym) {
   const float *embed = (const float *)buf[0];
   const int64_t *ids = (const int64_t *)buf[1];
@@ -73,7 +76,7 @@ void toy_logits(void *const *buf, const int64_t *sym) {
         float d = 0;
         for (int k = 0; k < H; ++k)
           d += h[k] * embed[v * H + k];
-        logits[(r * s + t) * V + v] = d;
+        logits[(r * s + t) * V + v] = d * (float)TOY_SCALE;
       }
     }
 }
@@ -158,13 +161,13 @@ void addPort(google::protobuf::RepeatedPtrField<art::Port> *ports, const std::st
   p->set_buffer(buffer);
 }
 
-std::string compileKernels(const std::string &dir, std::vector<uint8_t> &bytes) {
+std::string compileKernels(const std::string &dir, int scale, std::vector<uint8_t> &bytes) {
   std::string src = dir + "/toy_kernels.c", so = dir + "/toy_kernels.so";
   {
     std::ofstream out(src);
     out << kKernelsC;
   }
-  std::string cmd = std::string(KILN_C_COMPILER) + " -O1 -shared -fPIC -o " + so + " " + src + " 2>&1";
+  std::string cmd = std::string(KILN_C_COMPILER) + " -O1 -shared -fPIC -DTOY_SCALE=" + std::to_string(scale) + " -o " + so + " " + src + " 2>&1";
   if (std::system(cmd.c_str()) != 0)
     return "compiling the toy kernels failed: " + cmd;
   std::ifstream in(so, std::ios::binary);
@@ -200,7 +203,7 @@ std::string writeToyArtifact(const std::string &path, const ToyOptions &options)
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
   } else {
-    std::string e = compileKernels(dir, code);
+    std::string e = compileKernels(dir, options.logitsScale, code);
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
     if (!e.empty())

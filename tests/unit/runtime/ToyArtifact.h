@@ -28,6 +28,7 @@ struct ToyOptions {
   std::string missingKernel;   // if set, the manifest names this kernel symbol (absent from the .so)
   bool garbageCode = false;    // the code section is not an ELF
   bool idsI32 = false;         // the artifact's input_ids buffer is I32
+  int logitsScale = 1;         // compiled into toy_logits (-DTOY_SCALE): another code section, same symbols
 };
 
 /// Writes the toy artifact to `path`; returns "" or an error message.
