@@ -1,30 +1,415 @@
 //===- Compile.cpp - `kiln compile` ---------------------------------------===//
+//
+// kiln compile MODEL_DIR -o MODEL.kiln [--target cpu] [--cpu NAME] [--max-context N] [--max-batch N]
+//              [--threads N] [--dump-dir DIR] [--no-fuse] [--strict]
+// kiln compile MODEL_DIR --emit=ir
+// import -> verify -> memory plan -> CPU kernels -> manifest -> artifact (ArtifactFormat.h).
+//
+//===----------------------------------------------------------------------===//
 #include "Cli.h"
 #include "ModelLoader.h"
 #include "Subcommands.h"
 
+#include "ArtifactWriter.h"
+#include "kiln/passes/MemoryPlan.h"
+#include "kiln_artifact.pb.h"
+#if KILN_WITH_CPU_CODEGEN
+#include "kiln/codegen/CpuCodegen.h"
+#endif
+
 #include "mlir/IR/AsmState.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/Verifier.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/raw_ostream.h"
+#include "llvm/TargetParser/Host.h"
+
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <map>
+
+#ifndef KILN_VERSION
+#define KILN_VERSION "unknown"
+#endif
+#ifndef KILN_GIT_REVISION
+#define KILN_GIT_REVISION "unknown"
+#endif
 
 namespace kiln::cli {
+namespace {
+
+const char *kUsage =
+    "usage: kiln compile MODEL_DIR -o MODEL.kiln [--target cpu] [--cpu NAME] [--max-context N] "
+    "[--max-batch N] [--threads N] [--dump-dir DIR] [--no-fuse] [--strict] | kiln compile MODEL_DIR --emit=ir";
+
+using Clock = std::chrono::steady_clock;
+double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+void progress(const std::string &line) { std::fprintf(stderr, "kiln compile: %s\n", line.c_str()); }
+
+std::string humanBytes(uint64_t n) {
+  char buf[64];
+  if (n >= (1ull << 30))
+    std::snprintf(buf, sizeof buf, "%.2f GiB", double(n) / double(1ull << 30));
+  else if (n >= (1ull << 20))
+    std::snprintf(buf, sizeof buf, "%.2f MiB", double(n) / double(1ull << 20));
+  else if (n >= 1024)
+    std::snprintf(buf, sizeof buf, "%.1f KiB", double(n) / 1024.0);
+  else
+    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
+  return buf;
+}
+
+std::string utcNow() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::optional<int64_t> positiveInt(const Args &args, const std::string &name, std::string *error) {
+  std::optional<std::string> text = args.get(name);
+  if (!text)
+    return std::nullopt;
+  std::optional<std::vector<int64_t>> v = parseIntList(*text);
+  if (!v || v->size() != 1) {
+    *error = name + " wants a positive integer, got '" + *text + "'";
+    return std::nullopt;
+  }
+  return (*v)[0];
+}
+
+StatusOr<artifact::DType> toDType(mlir::Type t) {
+  if (t.isF32()) return artifact::F32;
+  if (t.isF16()) return artifact::F16;
+  if (t.isBF16()) return artifact::BF16;
+  if (t.isInteger(64)) return artifact::I64;
+  if (t.isInteger(32)) return artifact::I32;
+  if (t.isInteger(1)) return artifact::I1;
+  if (t.isSignlessInteger(8) || t.isSignedInteger(8)) return artifact::I8;
+  if (t.isUnsignedInteger(8)) return artifact::U8;
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  t.print(os);
+  return Status::error("element type " + text + " has no artifact dtype");
+}
+
+/// The frontend dtype a weight must be stored in to be copied unchanged.
+std::optional<DType> storedDType(artifact::DType d) {
+  switch (d) {
+  case artifact::F32: return DType::F32;
+  case artifact::F16: return DType::F16;
+  case artifact::BF16: return DType::BF16;
+  case artifact::I64: return DType::I64;
+  case artifact::I32: return DType::I32;
+  case artifact::I8: return DType::I8;
+  case artifact::U8: return DType::U8;
+  case artifact::I1: return DType::BOOL;
+  default: return std::nullopt;
+  }
+}
+
+artifact::Dim toDim(const ir::SymExpr &e) {
+  artifact::Dim d;
+  d.set_constant(e.getConstant());
+  for (const auto &[symbol, coeff] : e.terms()) {
+    artifact::Dim::Term *t = d.add_terms();
+    t->set_symbol(symbol);
+    t->set_coeff(coeff);
+  }
+  return d;
+}
+
+artifact::Buffer::Kind toKind(passes::BufferKind k) {
+  switch (k) {
+  case passes::BufferKind::Arena: return artifact::Buffer::ARENA;
+  case passes::BufferKind::Weight: return artifact::Buffer::WEIGHT;
+  case passes::BufferKind::Input: return artifact::Buffer::INPUT;
+  case passes::BufferKind::KvCache: return artifact::Buffer::KV_CACHE;
+  }
+  return artifact::Buffer::KIND_UNSPECIFIED;
+}
+
+/// Runs the verifier, turning the first diagnostic into a one-line message.
+Status verifyModule(mlir::ModuleOp module, const std::string &dir) {
+  std::string first;
+  mlir::ScopedDiagnosticHandler handler(module.getContext(), [&](mlir::Diagnostic &diag) {
+    if (first.empty()) {
+      std::string loc = passes::locationText(diag.getLocation());
+      first = (loc.empty() ? "" : loc + ": ") + diag.str();
+    }
+    return mlir::success();
+  });
+  if (mlir::failed(mlir::verify(module)))
+    return Status::error(dir + ": the imported module does not verify: " + (first.empty() ? "?" : first));
+  return Status::ok();
+}
+
+/// The manifest's buffer / dispatch / port / KV part, transcribed from the plan.
+Status fillPlan(const passes::MemoryPlan &plan, artifact::Manifest *m) {
+  for (const passes::PlanSymbol &s : plan.symbols) {
+    artifact::Symbol *sym = m->add_symbols();
+    sym->set_name(s.name);
+    sym->set_max_value(s.maxValue);
+  }
+  m->set_max_context(plan.options.maxContext);
+  m->set_max_batch(plan.options.maxBatch);
+  for (const passes::PlanBuffer &b : plan.buffers) {
+    artifact::Buffer *out = m->add_buffers();
+    out->set_id(b.id);
+    out->set_name(b.name);
+    out->set_kind(toKind(b.kind));
+    StatusOr<artifact::DType> dtype = toDType(b.elementType);
+    if (!dtype.ok())
+      return Status::error("buffer '" + b.name + "': " + dtype.status().message());
+    out->set_dtype(*dtype);
+    for (const ir::SymExpr &d : b.shape)
+      *out->add_shape() = toDim(d);
+    out->set_offset(b.offset);
+    out->set_max_bytes(b.maxBytes);
+  }
+  for (const passes::PlanDispatch &d : plan.dispatches) {
+    artifact::Dispatch *out = m->add_dispatches();
+    for (int id : d.buffers)
+      out->add_buffers(id);
+    out->set_location(d.location);
+    out->set_device("cpu");
+  }
+  for (const passes::PlanPort &p : plan.inputs) {
+    artifact::Port *out = m->add_inputs();
+    out->set_name(p.name);
+    out->set_buffer(p.buffer);
+  }
+  for (const passes::PlanPort &p : plan.outputs) {
+    artifact::Port *out = m->add_outputs();
+    out->set_name(p.name);
+    out->set_buffer(p.buffer);
+  }
+  for (const passes::PlanKvEntry &e : plan.kvCache) {
+    artifact::KvCacheEntry *out = m->add_kv_cache();
+    out->set_name(e.name);
+    out->set_past_buffer(e.pastBuffer);
+    out->set_present_buffer(e.presentBuffer);
+    out->set_seq_axis(e.seqAxis);
+  }
+  m->set_arena_bytes(plan.arenaBytes);
+  return Status::ok();
+}
+
+/// One blob per WEIGHT buffer: constants from the plan, weights straight from the safetensors mapping
+/// (converted to f32 only when the IR wants f32 and the file holds f16 / bf16).
+Status weightBlobs(const passes::MemoryPlan &plan, const artifact::Manifest &m, const WeightTable &weights,
+                   std::vector<artifact::WeightBlob> *blobs) {
+  for (const passes::PlanBuffer &b : plan.buffers) {
+    if (b.kind != passes::BufferKind::Weight)
+      continue;
+    artifact::WeightBlob blob;
+    blob.offset = b.offset;
+    blob.size = b.maxBytes;
+    blob.name = b.isConstant ? "constant at " + b.name : b.weightName;
+    if (b.isConstant) {
+      blob.data = b.constantData.data();
+      blobs->push_back(std::move(blob));
+      continue;
+    }
+    const TensorInfo *t = weights.find(b.weightName);
+    if (!t)
+      return Status::error(b.weightName + ": not in the model's safetensors");
+    artifact::DType want = m.buffers(b.id).dtype();
+    std::optional<DType> same = storedDType(want);
+    if (same && t->dtype == *same) {
+      if (t->nbytes != b.maxBytes)
+        return Status::error(t->file + ": tensor " + b.weightName + " has " + std::to_string(t->nbytes) +
+                             " bytes, the IR expects " + std::to_string(b.maxBytes));
+      blob.data = t->data;
+    } else if (want == artifact::F32 && (t->dtype == DType::F16 || t->dtype == DType::BF16) &&
+               uint64_t(t->numElements()) * 4 == b.maxBytes) {
+      blob.produce = [t](uint8_t *out) {
+        convertToF32(*t, reinterpret_cast<float *>(out));
+        return Status::ok();
+      };
+    } else {
+      return Status::error(t->file + ": tensor " + b.weightName + " is " + dtypeName(t->dtype) + ", the IR wants " +
+                           artifact::DType_Name(want));
+    }
+    blobs->push_back(std::move(blob));
+  }
+  return Status::ok();
+}
+
+} // namespace
 
 int runCompile(int argc, char **argv) {
-  Args args(argc, argv, 2, {"--emit", "-o"}, {});
+  const Clock::time_point start = Clock::now();
+  Args args(argc, argv, 2,
+            {"--emit", "-o", "--target", "--cpu", "--max-context", "--max-batch", "--threads", "--dump-dir"},
+            {"--no-fuse", "--strict"});
   if (!args.ok() || args.positional().size() != 1)
-    return fail(kExitUsage, (args.ok() ? std::string("") : args.error() + "; ") +
-                                "usage: kiln compile MODEL_DIR --emit=ir");
+    return fail(kExitUsage, (args.ok() ? std::string("") : args.error() + "; ") + kUsage);
+  const std::string modelDir = args.positional()[0];
   std::string emit = args.get("--emit").value_or("");
-  if (emit != "ir")
-    return fail(kExitUsage, "kiln compile: only --emit=ir (print the imported module) is available in this "
-                            "build; artifacts (-o MODEL.kiln) come with the CPU backend");
+  if (!emit.empty() && emit != "ir")
+    return fail(kExitUsage, "kiln compile: --emit takes 'ir' (print the imported module); " + std::string(kUsage));
+  std::string output = args.get("-o").value_or("");
+  if (emit.empty() && output.empty())
+    return fail(kExitUsage, "kiln compile: -o MODEL.kiln is required; " + std::string(kUsage));
+  std::string target = args.get("--target").value_or("cpu");
+  if (target == "vulkan")
+    return fail(kExitBadInput, "kiln compile: the vulkan target is not in this build yet (use --target cpu)");
+  if (target != "cpu")
+    return fail(kExitUsage, "kiln compile: unknown --target '" + target + "' (cpu, vulkan)");
+  std::string intError;
+  std::optional<int64_t> maxContextArg = positiveInt(args, "--max-context", &intError);
+  std::optional<int64_t> maxBatchArg = positiveInt(args, "--max-batch", &intError);
+  std::optional<int64_t> threadsArg = positiveInt(args, "--threads", &intError);
+  if (!intError.empty())
+    return fail(kExitUsage, "kiln compile: " + intError);
+  std::string dumpDir = args.get("--dump-dir").value_or("");
+
   mlir::MLIRContext context;
-  StatusOr<ImportedModel> model = importModel(context, args.positional()[0]);
+  StatusOr<ImportedModel> model = importModel(context, modelDir);
   if (!model.ok())
     return fail(kExitBadInput, model.status().message());
-  mlir::OpPrintingFlags flags;
-  flags.enableDebugInfo(/*enable=*/true, /*prettyForm=*/true);
-  model->module->print(llvm::outs(), flags);
-  llvm::outs() << "\n";
+  if (Status s = verifyModule(*model->module, modelDir); !s)
+    return fail(kExitBadInput, s.message());
+  mlir::OpPrintingFlags printFlags;
+  printFlags.enableDebugInfo(/*enable=*/true, /*prettyForm=*/true);
+  if (emit == "ir") {
+    model->module->print(llvm::outs(), printFlags);
+    llvm::outs() << "\n";
+    return kExitOk;
+  }
+  mlir::func::FuncOp step = model->step();
+  if (!step)
+    return fail(kExitBadInput, modelDir + ": the imported module has no step function");
+  const std::string task = model->task();
+  auto archAttr = (*model->module)->getAttrOfType<mlir::StringAttr>("kiln.architecture");
+  const std::string architecture = archAttr ? archAttr.getValue().str() : model->config.architecture;
+  size_t numOps = 0;
+  step.walk([&](mlir::Operation *) { ++numOps; });
+  progress("imported " + architecture + " (" + task + ", " + std::to_string(numOps) + " ops) in " +
+           std::to_string(int(secondsSince(start) * 1000)) + " ms");
+
+  if (!dumpDir.empty()) {
+    if (std::error_code ec = llvm::sys::fs::create_directories(dumpDir))
+      return fail(kExitBadInput, dumpDir + ": cannot create the dump directory: " + ec.message());
+    std::string path = dumpDir + "/00-imported.mlir";
+    std::error_code ec;
+    llvm::raw_fd_ostream os(path, ec);
+    if (ec)
+      return fail(kExitBadInput, path + ": cannot write: " + ec.message());
+    model->module->print(os, printFlags);
+    os << "\n";
+  }
+
+  // Limits. Causal LMs: min(max_position_embeddings, 2048) tokens, batch 1; encoders: all positions,
+  // batch 32. More than max_position_embeddings is refused (learned position tables have no more rows).
+  const bool encoder = task == "encoder";
+  const int64_t maxPositions = model->config.maxPositions;
+  if (maxPositions <= 0 && !maxContextArg)
+    return fail(kExitBadInput, model->config.path + ": no max_position_embeddings; pass --max-context N");
+  int64_t maxContext = maxContextArg.value_or(encoder ? maxPositions : std::min<int64_t>(maxPositions, 2048));
+  if (maxPositions > 0 && maxContext > maxPositions)
+    return fail(kExitBadInput, "kiln compile: --max-context " + std::to_string(maxContext) +
+                                   " exceeds max_position_embeddings " + std::to_string(maxPositions) + " of " +
+                                   model->config.path);
+  int64_t maxBatch = maxBatchArg.value_or(encoder ? 32 : 1);
+
+  Clock::time_point t = Clock::now();
+  StatusOr<passes::MemoryPlan> plan = passes::planMemory(step, passes::PlanOptions{maxContext, maxBatch});
+  if (!plan.ok())
+    return fail(kExitBadInput, modelDir + ": memory plan: " + plan.status().message());
+  uint64_t kvBytes = 0;
+  for (const passes::PlanKvEntry &e : plan->kvCache)
+    kvBytes += plan->buffers[size_t(e.presentBuffer)].maxBytes;
+  progress("memory plan: " + std::to_string(plan->buffers.size()) + " buffers, " +
+           std::to_string(plan->dispatches.size()) + " dispatches, arena " + humanBytes(plan->arenaBytes) +
+           " (intermediates " + humanBytes(plan->intermediateBytes) + "), weights " +
+           humanBytes(plan->weightsBytes) + ", KV cache " + humanBytes(kvBytes) + " (max context " +
+           std::to_string(maxContext) + ", batch " + std::to_string(maxBatch) + ") in " +
+           std::to_string(int(secondsSince(t) * 1000)) + " ms");
+
+  std::string cpuName = args.get("--cpu").value_or("native");
+  std::string resolvedCpu = cpuName == "native" ? llvm::sys::getHostCPUName().str() : cpuName;
+
+  artifact::Manifest manifest;
+  artifact::Provenance *prov = manifest.mutable_provenance();
+  prov->set_compiler_version(KILN_VERSION);
+  prov->set_git_revision(KILN_GIT_REVISION);
+  for (int i = 0; i < argc; ++i)
+    prov->add_flags(argv[i]);
+  prov->set_target("cpu:" + resolvedCpu);
+  prov->set_model_dir(modelDir);
+  prov->set_created_utc(utcNow());
+  manifest.set_architecture(architecture);
+  manifest.set_task(task);
+  manifest.set_num_threads_default(threadsArg.value_or(0));
+  if (Status s = fillPlan(*plan, &manifest); !s)
+    return fail(kExitBadInput, modelDir + ": " + s.message());
+  if (cpuName == "native")
+    manifest.add_notes("cpu: native = " + resolvedCpu + " (the compiling host's CPU and features)");
+  manifest.add_notes("fusion: none yet; every primitive op is one kernel" +
+                     std::string(args.has("--no-fuse") ? " (--no-fuse)" : ""));
+  manifest.add_notes("partitioning: every op on cpu (no fallback needed" +
+                     std::string(args.has("--strict") ? ", --strict satisfied)" : ")"));
+  manifest.add_notes("memory plan: arena " + std::to_string(plan->arenaBytes) + " bytes for " +
+                     std::to_string(plan->intermediateBytes) + " bytes of intermediates (first-fit decreasing by liveness)");
+
+  // Kernels.
+  std::vector<uint8_t> sharedObject;
+#if KILN_WITH_CPU_CODEGEN
+  {
+    t = Clock::now();
+    progress("generating " + std::to_string(plan->dispatches.size()) + " CPU kernels for " + resolvedCpu + "...");
+    codegen::CpuCodegenOptions options;
+    options.cpu = cpuName;
+    options.dumpDir = dumpDir;
+    std::vector<mlir::Operation *> ops = plan->dispatchOps();
+    std::vector<std::string> symbols = plan->symbolNames();
+    StatusOr<codegen::CpuCode> code = codegen::generateCpuKernels(step, ops, symbols, options);
+    if (!code.ok())
+      return fail(kExitBadInput, code.status().message());
+    if (code->kernels.size() != ops.size())
+      return fail(kExitBadInput, "kiln compile: internal error: codegen returned " +
+                                     std::to_string(code->kernels.size()) + " kernels for " +
+                                     std::to_string(ops.size()) + " dispatches");
+    std::map<std::string, int> kernelBySymbol; // identical ops share a symbol: one Kernel entry each
+    for (size_t i = 0; i < ops.size(); ++i) {
+      const codegen::CpuKernelInfo &k = code->kernels[i];
+      auto [it, inserted] = kernelBySymbol.emplace(k.symbol, manifest.kernels_size());
+      if (inserted) {
+        artifact::Kernel *out = manifest.add_kernels();
+        out->set_symbol(k.symbol);
+        out->set_op(k.op);
+        out->set_signature(k.signature);
+      }
+      manifest.mutable_dispatches(int(i))->set_kernel(it->second);
+    }
+    sharedObject = std::move(code->sharedObject);
+    progress("generated " + std::to_string(manifest.kernels_size()) + " distinct kernels, shared object " +
+             humanBytes(sharedObject.size()) + " in " + std::to_string(secondsSince(t)).substr(0, 5) + " s");
+  }
+#else
+  return fail(kExitBadInput, "kiln compile: this build has no CPU backend (codegen/cpu); only --emit=ir works");
+#endif
+
+  // Weights and the file.
+  std::vector<artifact::WeightBlob> blobs;
+  if (Status s = weightBlobs(*plan, manifest, model->weights, &blobs); !s)
+    return fail(kExitBadInput, s.message());
+  t = Clock::now();
+  progress("writing " + output + " (" + std::to_string(blobs.size()) + " weight buffers, " +
+           humanBytes(plan->weightsBytes) + ")...");
+  if (Status s = artifact::writeArtifact(output, manifest, sharedObject, blobs); !s)
+    return fail(kExitBadInput, s.message());
+  uint64_t fileBytes = 0;
+  llvm::sys::fs::file_size(output, fileBytes);
+  progress("wrote " + output + " (" + humanBytes(fileBytes) + ") in " + std::to_string(secondsSince(t)).substr(0, 5) +
+           " s; total " + std::to_string(secondsSince(start)).substr(0, 5) + " s");
   return kExitOk;
 }
 

@@ -17,6 +17,11 @@
   "  bench MODEL.kiln [-p 512] [-n 128] [-r 5] [--threads N] [--batch B]\n"                                    \
   "      llama-bench-style pp / tg tokens/s (encoders: sentences/s), mean +- stddev, peak RSS\n"
 
+#define KILN_INSPECT_USAGE                                                                                   \
+  "  inspect MODEL.kiln [--no-verify]\n"                                                                        \
+  "      provenance, limits, inputs / outputs, KV-cache layout, kernels, dispatches, buffers, memory plan,\n"      \
+  "      sections and checksums of an artifact\n"
+
 namespace {
 void printUsage(FILE *out) {
 #ifdef KILN_WITH_COMPILER
@@ -26,6 +31,11 @@ void printUsage(FILE *out) {
   std::fprintf(out,
                "kiln: ahead-of-time compiler for Hugging Face transformer models\n\n"
                "usage: kiln COMMAND ...\n\n"
+               "  compile MODEL_DIR -o MODEL.kiln [--target cpu] [--cpu NAME] [--max-context N] [--max-batch N]\n"
+               "          [--threads N] [--dump-dir DIR]\n"
+               "      compile to one artifact: memory plan, CPU kernels, weights (max context default\n"
+               "      min(max_position_embeddings, 2048) and batch 1 for causal LMs; all positions and batch 32\n"
+               "      for encoders)\n"
                "  compile MODEL_DIR --emit=ir\n"
                "      import config.json + safetensors and print the kiln module (primitive ops)\n"
                "  eval MODEL_DIR --inputs IN.safetensors --outputs OUT.safetensors [--chunks 2,5,1]\n"
@@ -35,12 +45,12 @@ void printUsage(FILE *out) {
                "      F32 [B, S, V]; an encoder writes last_hidden_state F32 [B, S, H]\n"
                "  synth CONFIG.json -o DIR [--seed N] [--dtype f32|f16|bf16]\n"
                "      write a random-weight model directory (config.json + model.safetensors)\n"
-               KILN_RUNTIME_USAGE "\n"
+               KILN_RUNTIME_USAGE KILN_INSPECT_USAGE "\n"
                "supported architectures: %s\n"
                "exit codes: 0 success, 1 bad input or failed check, 2 usage\n",
                archs.c_str());
 #else
-  std::fprintf(out, "kiln (runtime-only build)\n\nusage: kiln COMMAND ...\n\n" KILN_RUNTIME_USAGE "\n"
+  std::fprintf(out, "kiln (runtime-only build)\n\nusage: kiln COMMAND ...\n\n" KILN_RUNTIME_USAGE KILN_INSPECT_USAGE "\n"
                     "exit codes: 0 success, 1 bad input or failed check, 2 usage\n");
 #endif
 }
@@ -64,6 +74,8 @@ int main(int argc, char **argv) {
   if (command == "synth")
     return kiln::cli::runSynth(argc, argv);
 #endif
+  if (command == "inspect")
+    return kiln::cli::runInspect(argc, argv);
   if (command == "run")
     return kiln::cli::runRun(argc, argv);
   if (command == "generate")

@@ -11,6 +11,7 @@ int runSynth(int argc, char **argv);
 int runRun(int argc, char **argv);
 int runGenerate(int argc, char **argv);
 int runBench(int argc, char **argv);
+int runInspect(int argc, char **argv); // only kiln_artifact
 } // namespace kiln::cli
 
 #endif // KILN_TOOLS_SUBCOMMANDS_H

@@ -1,0 +1,220 @@
+//===- Inspect.cpp - `kiln inspect MODEL.kiln` ----------------------------===//
+//
+// A readable dump of an artifact: provenance, model and limits, ports, KV-cache layout, kernels by op,
+// the dispatch list, the buffer table, the memory-plan summary and the sections with their checksums.
+// Needs only kiln_artifact (builds without the compiler). A bad file: exit 1 with one line.
+//
+//===----------------------------------------------------------------------===//
+#include "Cli.h"
+#include "Subcommands.h"
+
+#include "ArtifactFormat.h"
+#include "ArtifactReader.h"
+#include "kiln_artifact.pb.h"
+
+#include <cinttypes>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace kiln::cli {
+namespace {
+
+using namespace kiln::artifact;
+
+std::string dimText(const Dim &d) {
+  std::string s;
+  for (const Dim::Term &t : d.terms()) {
+    if (!s.empty())
+      s += " + ";
+    if (t.coeff() != 1)
+      s += std::to_string(t.coeff()) + "*";
+    s += t.symbol();
+  }
+  if (d.constant() != 0 || s.empty())
+    s += (s.empty() ? "" : " + ") + std::to_string(d.constant());
+  return s;
+}
+
+std::string shapeText(const Buffer &b) {
+  std::string s = "[";
+  for (int i = 0; i < b.shape_size(); ++i)
+    s += (i ? ", " : "") + dimText(b.shape(i));
+  return s + "]";
+}
+
+std::string typeText(const Buffer &b) { return std::string(dtypeShortName(b.dtype())) + " " + shapeText(b); }
+
+const char *kindText(Buffer::Kind k) {
+  switch (k) {
+  case Buffer::ARENA: return "ARENA";
+  case Buffer::WEIGHT: return "WEIGHT";
+  case Buffer::INPUT: return "INPUT";
+  case Buffer::KV_CACHE: return "KV_CACHE";
+  default: return "?";
+  }
+}
+
+std::string bytesText(uint64_t n) {
+  char buf[64];
+  if (n >= (1ull << 30))
+    std::snprintf(buf, sizeof buf, "%" PRIu64 " (%.2f GiB)", n, double(n) / double(1ull << 30));
+  else if (n >= (1ull << 20))
+    std::snprintf(buf, sizeof buf, "%" PRIu64 " (%.2f MiB)", n, double(n) / double(1ull << 20));
+  else if (n >= 1024)
+    std::snprintf(buf, sizeof buf, "%" PRIu64 " (%.1f KiB)", n, double(n) / 1024.0);
+  else
+    std::snprintf(buf, sizeof buf, "%" PRIu64, n);
+  return buf;
+}
+
+std::string padRight(std::string s, size_t width) {
+  if (s.size() < width)
+    s.append(width - s.size(), ' ');
+  return s;
+}
+
+} // namespace
+
+int runInspect(int argc, char **argv) {
+  Args args(argc, argv, 2, {}, {"--no-verify"});
+  if (!args.ok() || args.positional().size() != 1)
+    return fail(kExitUsage, (args.ok() ? std::string("") : args.error() + "; ") +
+                                "usage: kiln inspect MODEL.kiln [--no-verify]");
+  const std::string path = args.positional()[0];
+  StatusOr<MappedArtifact> opened = openArtifact(path, /*verifyChecksums=*/!args.has("--no-verify"));
+  if (!opened.ok())
+    return fail(kExitBadInput, opened.status().message());
+  const MappedArtifact &a = *opened;
+  const Manifest &m = a.manifest();
+  FILE *o = stdout;
+
+  std::fprintf(o, "%s: kiln artifact, format version %u, %s bytes\n", path.c_str(), a.header().formatVersion,
+               bytesText(a.fileSize()).c_str());
+
+  const Provenance &p = m.provenance();
+  std::string command;
+  for (const std::string &f : p.flags())
+    command += (command.empty() ? "" : " ") + f;
+  std::fprintf(o, "\nprovenance\n");
+  std::fprintf(o, "  compiler      kiln %s (git %s)\n", p.compiler_version().c_str(), p.git_revision().c_str());
+  std::fprintf(o, "  created       %s\n", p.created_utc().c_str());
+  std::fprintf(o, "  target        %s\n", p.target().c_str());
+  std::fprintf(o, "  model         %s\n", p.model_dir().c_str());
+  std::fprintf(o, "  command       %s\n", command.c_str());
+
+  std::fprintf(o, "\nmodel\n");
+  std::fprintf(o, "  architecture  %s\n", m.architecture().c_str());
+  std::fprintf(o, "  task          %s\n", m.task().c_str());
+  std::string symbols;
+  for (const Symbol &s : m.symbols())
+    symbols += (symbols.empty() ? "" : ", ") + s.name() + " <= " + std::to_string(s.max_value());
+  std::fprintf(o, "  symbols       %s\n", symbols.empty() ? "(none)" : symbols.c_str());
+  std::fprintf(o, "  max context   %" PRId64 " (p + s)\n", m.max_context());
+  std::fprintf(o, "  max batch     %" PRId64 "\n", m.max_batch());
+  if (m.num_threads_default() > 0)
+    std::fprintf(o, "  threads       %" PRId64 "\n", m.num_threads_default());
+  else
+    std::fprintf(o, "  threads       runtime default\n");
+
+  auto printPorts = [&](const char *title, const google::protobuf::RepeatedPtrField<Port> &ports) {
+    std::fprintf(o, "\n%s\n", title);
+    size_t w = 0;
+    for (const Port &port : ports)
+      w = std::max(w, port.name().size());
+    for (const Port &port : ports) {
+      const Buffer &b = m.buffers(port.buffer());
+      std::fprintf(o, "  %s %s  (buffer %d, %s)\n", padRight(port.name(), w).c_str(),
+                   padRight(typeText(b), 24).c_str(), port.buffer(), kindText(b.kind()));
+    }
+  };
+  printPorts("inputs", m.inputs());
+  printPorts("outputs", m.outputs());
+
+  uint64_t kvBytes = 0;
+  if (m.kv_cache_size() > 0) {
+    std::fprintf(o, "\nkv cache (%d entries; past = p tokens in, present = p + s tokens out)\n", m.kv_cache_size());
+    for (const KvCacheEntry &e : m.kv_cache()) {
+      const Buffer &past = m.buffers(e.past_buffer()), &present = m.buffers(e.present_buffer());
+      kvBytes += present.max_bytes();
+      std::fprintf(o, "  %-10s past buffer %d %s -> present buffer %d %s, seq axis %d, max %s bytes\n",
+                   e.name().c_str(), e.past_buffer(), typeText(past).c_str(), e.present_buffer(),
+                   shapeText(present).c_str(), e.seq_axis(), bytesText(present.max_bytes()).c_str());
+    }
+  }
+
+  // Kernels: distinct kernels and dispatches, by op.
+  std::map<std::string, std::pair<int, int>> byOp; // op -> (kernels, dispatches)
+  for (const Kernel &k : m.kernels())
+    ++byOp[k.op()].first;
+  for (const Dispatch &d : m.dispatches())
+    ++byOp[m.kernels(d.kernel()).op()].second;
+  std::fprintf(o, "\nkernels (%d distinct, %d dispatches)\n", m.kernels_size(), m.dispatches_size());
+  std::fprintf(o, "  %-22s %8s %11s\n", "op", "kernels", "dispatches");
+  for (const auto &[op, counts] : byOp)
+    std::fprintf(o, "  %-22s %8d %11d\n", op.c_str(), counts.first, counts.second);
+
+  std::fprintf(o, "\ndispatches\n");
+  std::fprintf(o, "  %5s  %-18s %-6s %-40s %s\n", "#", "op", "device", "location", "buffers (operands -> result)");
+  for (int i = 0; i < m.dispatches_size(); ++i) {
+    const Dispatch &d = m.dispatches(i);
+    std::string buffers;
+    for (int k = 0; k < d.buffers_size(); ++k) {
+      if (k == d.buffers_size() - 1)
+        buffers += (k ? " -> " : "-> ");
+      else if (k)
+        buffers += ", ";
+      buffers += std::to_string(d.buffers(k));
+    }
+    std::fprintf(o, "  %5d  %-18s %-6s %-40s %s\n", i, m.kernels(d.kernel()).op().c_str(),
+                 d.device().empty() ? "cpu" : d.device().c_str(),
+                 (d.location().empty() ? "-" : d.location()).c_str(), buffers.c_str());
+  }
+
+  std::fprintf(o, "\nbuffers\n");
+  std::fprintf(o, "  %5s  %-8s %-5s %-24s %12s %12s  %s\n", "id", "kind", "dtype", "shape", "offset", "max bytes",
+               "name");
+  uint64_t intermediates = 0, weightBytes = 0;
+  int numArena = 0, numWeights = 0;
+  for (const Buffer &b : m.buffers()) {
+    bool placed = b.kind() == Buffer::ARENA || b.kind() == Buffer::WEIGHT;
+    std::fprintf(o, "  %5d  %-8s %-5s %-24s %12s %12" PRIu64 "  %s\n", b.id(), kindText(b.kind()),
+                 dtypeShortName(b.dtype()), shapeText(b).c_str(),
+                 placed ? std::to_string(b.offset()).c_str() : "-", b.max_bytes(), b.name().c_str());
+    if (b.kind() == Buffer::ARENA) {
+      intermediates += b.max_bytes();
+      ++numArena;
+    } else if (b.kind() == Buffer::WEIGHT) {
+      weightBytes += b.max_bytes();
+      ++numWeights;
+    }
+  }
+
+  std::fprintf(o, "\nmemory plan (at max context %" PRId64 ", batch %" PRId64 ")\n", m.max_context(), m.max_batch());
+  std::fprintf(o, "  arena         %s bytes for %d buffers of %s bytes", bytesText(m.arena_bytes()).c_str(),
+               numArena, bytesText(intermediates).c_str());
+  if (m.arena_bytes() > 0)
+    std::fprintf(o, " (reuse %.1fx)", double(intermediates) / double(m.arena_bytes()));
+  std::fprintf(o, "\n  weights       %s bytes in %d buffers (section %s bytes)\n", bytesText(weightBytes).c_str(),
+               numWeights, bytesText(a.weightsSize()).c_str());
+  if (m.kv_cache_size() > 0)
+    std::fprintf(o, "  kv cache      %s bytes per session (present buffers at max context)\n",
+                 bytesText(kvBytes).c_str());
+
+  std::fprintf(o, "\nsections (%s)\n", a.checksumsVerified() ? "checksums verified" : "checksums not verified");
+  std::fprintf(o, "  header        64 bytes + %zu section entries, checksum 0x%016" PRIx64 "\n", a.sections().size(),
+               a.header().headerChecksum);
+  for (const SectionEntry &s : a.sections())
+    std::fprintf(o, "  %-12s  offset %10" PRIu64 "  size %s  xxh64 0x%016" PRIx64 "\n", sectionName(s.kind), s.offset,
+                 padRight(bytesText(s.size), 24).c_str(), s.checksum);
+
+  if (m.notes_size() > 0) {
+    std::fprintf(o, "\nnotes\n");
+    for (const std::string &n : m.notes())
+      std::fprintf(o, "  %s\n", n.c_str());
+  }
+  return kExitOk;
+}
+
+} // namespace kiln::cli
