@@ -88,6 +88,11 @@ bool matchVisible(Value cond, const SymExpr &s, const SymExpr &t, Positions &p, 
   }
   auto kIota = def<IotaOp>(kpos);
   auto kShape = shapeOf(kpos);
+  if (auto swapped = def<IotaOp>(qpos); swapped && swapped.getDim() == 1 && !kIota) {
+    why = "the mask compare '" + cmp.getPredicate().str() + "' has the key on the wrong side: key " +
+          (cmp.getPredicate() == "le" ? ">=" : "<=") + " query is not causal";
+    return false;
+  }
   if (!kIota || kIota.getDim() != 1 || !kShape || *kShape != SymShape{SymExpr::constant(1), t}) {
     why = "the mask compare is not causal: its key side is not iota over [1, t]";
     return false;
