@@ -11,6 +11,7 @@
 #include "Subcommands.h"
 
 #include "ArtifactWriter.h"
+#include "kiln/passes/Fusion.h"
 #include "kiln/passes/MemoryPlan.h"
 #include "kiln_artifact.pb.h"
 #if KILN_WITH_CPU_CODEGEN
@@ -247,27 +248,27 @@ int runCompile(int argc, char **argv) {
   const Clock::time_point start = Clock::now();
   Args args(argc, argv, 2,
             {"--emit", "-o", "--target", "--cpu", "--max-context", "--max-batch", "--threads", "--dump-dir"},
-            {"--no-fuse", "--strict"});
+            {"--no-fuse", "--strict", "--fuse"});
   if (!args.ok() || args.positional().size() != 1)
     return fail(kExitUsage, (args.ok() ? std::string("") : args.error() + "; ") + kUsage);
   const std::string modelDir = args.positional()[0];
   std::string emit = args.get("--emit").value_or("");
   if (!emit.empty() && emit != "ir")
-    return fail(kExitUsage, "kiln compile: --emit takes 'ir' (print the imported module); " + std::string(kUsage));
+    return fail(kExitUsage, "compile: --emit takes 'ir' (print the imported module); " + std::string(kUsage));
   std::string output = args.get("-o").value_or("");
   if (emit.empty() && output.empty())
-    return fail(kExitUsage, "kiln compile: -o MODEL.kiln is required; " + std::string(kUsage));
+    return fail(kExitUsage, "compile: -o MODEL.kiln is required; " + std::string(kUsage));
   std::string target = args.get("--target").value_or("cpu");
   if (target == "vulkan")
-    return fail(kExitBadInput, "kiln compile: the vulkan target is not in this build yet (use --target cpu)");
+    return fail(kExitBadInput, "compile: the vulkan target is not in this build yet (use --target cpu)");
   if (target != "cpu")
-    return fail(kExitUsage, "kiln compile: unknown --target '" + target + "' (cpu, vulkan)");
+    return fail(kExitUsage, "compile: unknown --target '" + target + "' (cpu, vulkan)");
   std::string intError;
   std::optional<int64_t> maxContextArg = positiveInt(args, "--max-context", &intError);
   std::optional<int64_t> maxBatchArg = positiveInt(args, "--max-batch", &intError);
   std::optional<int64_t> threadsArg = positiveInt(args, "--threads", &intError);
   if (!intError.empty())
-    return fail(kExitUsage, "kiln compile: " + intError);
+    return fail(kExitUsage, "compile: " + intError);
   std::string dumpDir = args.get("--dump-dir").value_or("");
 
   mlir::MLIRContext context;
@@ -279,6 +280,9 @@ int runCompile(int argc, char **argv) {
   mlir::OpPrintingFlags printFlags;
   printFlags.enableDebugInfo(/*enable=*/true, /*prettyForm=*/true);
   if (emit == "ir") {
+    // --emit=ir --fuse: the module after the fusion passes (tests/e2e/fused_ir.py counts its ops).
+    if (args.has("--fuse") && failed(passes::runFusionPasses(*model->module)))
+      return fail(kExitBadInput, modelDir + ": the fused module does not verify");
     model->module->print(llvm::outs(), printFlags);
     llvm::outs() << "\n";
     return kExitOk;
@@ -314,7 +318,7 @@ int runCompile(int argc, char **argv) {
     return fail(kExitBadInput, model->config.path + ": no max_position_embeddings; pass --max-context N");
   int64_t maxContext = maxContextArg.value_or(encoder ? maxPositions : std::min<int64_t>(maxPositions, 2048));
   if (maxPositions > 0 && maxContext > maxPositions)
-    return fail(kExitBadInput, "kiln compile: --max-context " + std::to_string(maxContext) +
+    return fail(kExitBadInput, "compile: --max-context " + std::to_string(maxContext) +
                                    " exceeds max_position_embeddings " + std::to_string(maxPositions) + " of " +
                                    model->config.path);
   int64_t maxBatch = maxBatchArg.value_or(encoder ? 32 : 1);
@@ -374,7 +378,7 @@ int runCompile(int argc, char **argv) {
     if (!code.ok())
       return fail(kExitBadInput, code.status().message());
     if (code->kernels.size() != ops.size())
-      return fail(kExitBadInput, "kiln compile: internal error: codegen returned " +
+      return fail(kExitBadInput, "compile: internal error: codegen returned " +
                                      std::to_string(code->kernels.size()) + " kernels for " +
                                      std::to_string(ops.size()) + " dispatches");
     std::map<std::string, int> kernelBySymbol; // identical ops share a symbol: one Kernel entry each
@@ -394,7 +398,7 @@ int runCompile(int argc, char **argv) {
              humanBytes(sharedObject.size()) + " in " + std::to_string(secondsSince(t)).substr(0, 5) + " s");
   }
 #else
-  return fail(kExitBadInput, "kiln compile: this build has no CPU backend (codegen/cpu); only --emit=ir works");
+  return fail(kExitBadInput, "compile: this build has no CPU backend (codegen/cpu); only --emit=ir works");
 #endif
 
   // Weights and the file.

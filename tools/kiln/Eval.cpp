@@ -10,6 +10,7 @@
 
 #include "kiln/ir/Interpreter.h"
 #include "kiln/ir/SymShape.h"
+#include "kiln/passes/Fusion.h"
 
 namespace kiln::cli {
 
@@ -78,17 +79,21 @@ static void addF32(SafeTensorsWriter &w, const std::string &name, const ir::Host
 }
 
 int runEval(int argc, char **argv) {
-  Args args(argc, argv, 2, {"--inputs", "--outputs", "--chunks"}, {});
+  Args args(argc, argv, 2, {"--inputs", "--outputs", "--chunks"}, {"--fuse"});
   if (!args.ok() || args.positional().size() != 1 || !args.has("--inputs") || !args.has("--outputs"))
     return fail(kExitUsage, (args.ok() ? std::string("") : args.error() + "; ") +
                                 "usage: kiln eval MODEL_DIR --inputs IN.safetensors --outputs OUT.safetensors "
-                                "[--chunks 2,5,1]");
+                                "[--chunks 2,5,1] [--fuse]");
   std::string inputsPath = *args.get("--inputs"), outputsPath = *args.get("--outputs");
 
   mlir::MLIRContext context;
   StatusOr<ImportedModel> model = importModel(context, args.positional()[0]);
   if (!model.ok())
     return fail(kExitBadInput, model.status().message());
+  // --fuse: interpret the fused IR (kiln.rms_norm / layer_norm / rope / attention) instead of the imported
+  // one, a differential test of the fusion passes against the same references.
+  if (args.has("--fuse") && failed(passes::runFusionPasses(*model->module)))
+    return fail(kExitBadInput, "fusion produced a module that does not verify");
   StatusOr<std::unique_ptr<SafeTensorsFile>> inputs = SafeTensorsFile::open(inputsPath);
   if (!inputs.ok())
     return fail(kExitBadInput, inputs.status().message());
