@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """kiln eval against the Hugging Face references in tests/data, for every case and chunk schedule.
 
-usage: eval_cases.py KILN DATA_DIR [--threshold 1e-4]
+usage: eval_cases.py KILN DATA_DIR [--threshold 1e-4] [--no-fused]
 
 For each case: the schedule of case.json, one chunk, and token by token (causal LMs), each with the
-transformers 5.x config.json and with its 4.x twin config.v4.json. Prints one line per run and a closing
-'N passed, N failed' line; exits 1 on any failure.
+transformers 5.x config.json and with its 4.x twin config.v4.json, each on the imported IR and on the
+fused IR (`kiln eval --fuse`: the differential test of the fusion passes). Prints one line per run and a
+closing 'N passed, N failed' line; exits 1 on any failure.
 """
 import argparse
 import json
@@ -19,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st  # noqa: E402
 
 
-def run_case(kiln, case_dir, model_dir, chunks, tmp, threshold):
+def run_case(kiln, case_dir, model_dir, chunks, tmp, threshold, fuse=False):
     case = json.load(open(os.path.join(case_dir, "case.json")))
     ref = st.read(os.path.join(case_dir, "reference.safetensors"))
     name = "logits" if case["task"] == "causal-lm" else "last_hidden_state"
@@ -27,6 +28,8 @@ def run_case(kiln, case_dir, model_dir, chunks, tmp, threshold):
     cmd = [kiln, "eval", model_dir, "--inputs", os.path.join(case_dir, "reference.safetensors"), "--outputs", out]
     if chunks:
         cmd += ["--chunks", ",".join(map(str, chunks))]
+    if fuse:
+        cmd.append("--fuse")
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         return False, "exit %d: %s" % (proc.returncode, proc.stderr.strip())
@@ -42,6 +45,7 @@ def main():
     ap.add_argument("kiln")
     ap.add_argument("data")
     ap.add_argument("--threshold", type=float, default=1e-4)
+    ap.add_argument("--no-fused", action="store_true", help="skip the kiln eval --fuse runs")
     args = ap.parse_args()
     passed = failed = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,12 +66,15 @@ def main():
                 os.symlink(os.path.abspath(os.path.join(case_dir, "model.safetensors")), link)
             for style, model_dir in (("5.x", case_dir), ("4.x", v4)):
                 for chunks in schedules:
-                    ok, msg = run_case(args.kiln, case_dir, model_dir, chunks, tmp, args.threshold)
-                    label = ",".join(map(str, chunks)) if chunks else "one chunk"
-                    if chunks and len(chunks) > 1 and set(chunks) == {1}:
-                        label = "token by token"
-                    print("%-4s %-14s %-4s %-16s %s" % ("ok" if ok else "FAIL", case_name, style, label, msg))
-                    passed, failed = passed + ok, failed + (not ok)
+                    for fuse in (False,) if args.no_fused else (False, True):
+                        ok, msg = run_case(args.kiln, case_dir, model_dir, chunks, tmp, args.threshold, fuse)
+                        label = ",".join(map(str, chunks)) if chunks else "one chunk"
+                        if chunks and len(chunks) > 1 and set(chunks) == {1}:
+                            label = "token by token"
+                        print("%-4s %-14s %-4s %-7s %-16s %s" % ("ok" if ok else "FAIL", case_name, style,
+                                                                "fused" if fuse else "imported", label, msg))
+                        sys.stdout.flush()
+                        passed, failed = passed + ok, failed + (not ok)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 

@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""The fused IR of every model in tests/data: what the fusion passes must leave.
+
+usage: fused_ir.py KILN DATA_DIR
+
+For each case, `kiln compile CASE --emit=ir --fuse` must have: no kiln.softmax, no materialized mask (no
+-inf constant, no kiln.rsqrt / cos / sin left over), one kiln.rms_norm or kiln.layer_norm per norm of the
+model, kiln.rope for q and k of every layer of a RoPE model, and one kiln.attention per layer; the counts
+are derived from config.json. Prints one line per case with its op counts; exits 1 on any failure.
+"""
+import collections
+import json
+import os
+import re
+import subprocess
+import sys
+
+# model_type -> (norm op, norms per layer, final norms, rope?)
+EXPECT = {
+    "llama": ("rms_norm", 2, 1, True),
+    "mistral": ("rms_norm", 2, 1, True),
+    "qwen2": ("rms_norm", 2, 1, True),
+    "phi3": ("rms_norm", 2, 1, True),
+    # input, q_norm, k_norm, post_attention, pre_feedforward, post_feedforward; final norm
+    "gemma3_text": ("rms_norm", 6, 1, True),
+    "gpt2": ("layer_norm", 2, 1, False),
+    # embeddings LayerNorm + attention / output LayerNorms
+    "bert": ("layer_norm", 2, 1, False),
+    "mpnet": ("layer_norm", 2, 1, False),
+}
+OP = re.compile(r"=\s+kiln\.([a-z_0-9]+)")
+NEG_INF = ("0xFF800000", "0xFFF0000000000000", "-inf")
+
+
+def check(kiln, case_dir):
+    config = json.load(open(os.path.join(case_dir, "config.json")))
+    model_type = config.get("model_type")
+    if model_type not in EXPECT:
+        return False, "no expectation for model_type %r" % model_type, {}
+    layers = config.get("num_hidden_layers", config.get("n_layer"))
+    proc = subprocess.run([kiln, "compile", case_dir, "--emit=ir", "--fuse"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return False, "exit %d: %s" % (proc.returncode, proc.stderr.strip()), {}
+    ir = proc.stdout
+    ops = collections.Counter(OP.findall(ir))
+    norm, per_layer, final, rope = EXPECT[model_type]
+    problems = []
+    want = {norm: per_layer * layers + final, "attention": layers, "rope": 2 * layers if rope else 0}
+    for op, n in want.items():
+        if ops.get(op, 0) != n:
+            problems.append("%d kiln.%s, expected %d" % (ops.get(op, 0), op, n))
+    for op in ("softmax", "rsqrt", "cos", "sin", "pow", "tanh" if model_type != "gemma3_text" else None):
+        if op and ops.get(op, 0):
+            problems.append("%d kiln.%s left" % (ops[op], op))
+    if any(tok in ir for tok in NEG_INF):
+        problems.append("a -inf constant (a materialized mask) is left")
+    other = "layer_norm" if norm == "rms_norm" else "rms_norm"
+    if ops.get(other, 0):
+        problems.append("%d kiln.%s in a %s model" % (ops[other], other, norm))
+    return not problems, "; ".join(problems) or "ok", ops
+
+
+def main():
+    if len(sys.argv) != 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    kiln, data = sys.argv[1], sys.argv[2]
+    passed = failed = 0
+    for name in sorted(os.listdir(data)):
+        case_dir = os.path.join(data, name)
+        if not os.path.exists(os.path.join(case_dir, "case.json")):
+            continue
+        ok, msg, ops = check(kiln, case_dir)
+        counts = " ".join("%s=%d" % (op, ops.get(op, 0))
+                          for op in ("rms_norm", "layer_norm", "rope", "attention", "softmax") if ops)
+        print("%-4s %-14s %s  [%s]" % ("ok" if ok else "FAIL", name, msg, counts))
+        passed, failed = passed + ok, failed + (not ok)
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
