@@ -59,13 +59,13 @@ const char *kindText(Buffer::Kind k) {
 std::string bytesText(uint64_t n) {
   char buf[64];
   if (n >= (1ull << 30))
-    std::snprintf(buf, sizeof buf, "%" PRIu64 " (%.2f GiB)", n, double(n) / double(1ull << 30));
+    std::snprintf(buf, sizeof buf, "%" PRIu64 " bytes (%.2f GiB)", n, double(n) / double(1ull << 30));
   else if (n >= (1ull << 20))
-    std::snprintf(buf, sizeof buf, "%" PRIu64 " (%.2f MiB)", n, double(n) / double(1ull << 20));
+    std::snprintf(buf, sizeof buf, "%" PRIu64 " bytes (%.2f MiB)", n, double(n) / double(1ull << 20));
   else if (n >= 1024)
-    std::snprintf(buf, sizeof buf, "%" PRIu64 " (%.1f KiB)", n, double(n) / 1024.0);
+    std::snprintf(buf, sizeof buf, "%" PRIu64 " bytes (%.1f KiB)", n, double(n) / 1024.0);
   else
-    std::snprintf(buf, sizeof buf, "%" PRIu64, n);
+    std::snprintf(buf, sizeof buf, "%" PRIu64 " bytes", n);
   return buf;
 }
 
@@ -90,7 +90,7 @@ int runInspect(int argc, char **argv) {
   const Manifest &m = a.manifest();
   FILE *o = stdout;
 
-  std::fprintf(o, "%s: kiln artifact, format version %u, %s bytes\n", path.c_str(), a.header().formatVersion,
+  std::fprintf(o, "%s: kiln artifact, format version %u, %s\n", path.c_str(), a.header().formatVersion,
                bytesText(a.fileSize()).c_str());
 
   const Provenance &p = m.provenance();
@@ -138,7 +138,7 @@ int runInspect(int argc, char **argv) {
     for (const KvCacheEntry &e : m.kv_cache()) {
       const Buffer &past = m.buffers(e.past_buffer()), &present = m.buffers(e.present_buffer());
       kvBytes += present.max_bytes();
-      std::fprintf(o, "  %-10s past buffer %d %s -> present buffer %d %s, seq axis %d, max %s bytes\n",
+      std::fprintf(o, "  %-10s past buffer %d %s -> present buffer %d %s, seq axis %d, max %s\n",
                    e.name().c_str(), e.past_buffer(), typeText(past).c_str(), e.present_buffer(),
                    shapeText(present).c_str(), e.seq_axis(), bytesText(present.max_bytes()).c_str());
     }
@@ -192,14 +192,14 @@ int runInspect(int argc, char **argv) {
   }
 
   std::fprintf(o, "\nmemory plan (at max context %" PRId64 ", batch %" PRId64 ")\n", m.max_context(), m.max_batch());
-  std::fprintf(o, "  arena         %s bytes for %d buffers of %s bytes", bytesText(m.arena_bytes()).c_str(),
+  std::fprintf(o, "  arena         %s for %d buffers of %s", bytesText(m.arena_bytes()).c_str(),
                numArena, bytesText(intermediates).c_str());
   if (m.arena_bytes() > 0)
     std::fprintf(o, " (reuse %.1fx)", double(intermediates) / double(m.arena_bytes()));
-  std::fprintf(o, "\n  weights       %s bytes in %d buffers (section %s bytes)\n", bytesText(weightBytes).c_str(),
+  std::fprintf(o, "\n  weights       %s in %d buffers (section %s)\n", bytesText(weightBytes).c_str(),
                numWeights, bytesText(a.weightsSize()).c_str());
   if (m.kv_cache_size() > 0)
-    std::fprintf(o, "  kv cache      %s bytes per session (present buffers at max context)\n",
+    std::fprintf(o, "  kv cache      %s per session (present buffers at max context)\n",
                  bytesText(kvBytes).c_str());
 
   std::fprintf(o, "\nsections (%s)\n", a.checksumsVerified() ? "checksums verified" : "checksums not verified");

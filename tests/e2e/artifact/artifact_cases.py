@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""kiln compile -> kiln run against the Hugging Face references in tests/data, plus kiln inspect, plus the
+CLI's handling of bad artifacts and bad compile arguments.
+
+usage: artifact_cases.py KILN DATA_DIR [--threshold 1e-4] [--cases a,b]
+
+For each case: compile (small --max-context so it is fast), run the case.json schedule, one chunk and token
+by token (causal LMs) and compare with the reference; inspect must succeed and name every dispatch. Then
+every corruption of one compiled artifact (truncations, flipped bytes in header / table / each section,
+another version, another magic) must make `kiln inspect` and `kiln run` exit 1 with one line on stderr,
+never a signal. Prints one line per check and 'N passed, N failed'; exits 1 on any failure.
+"""
+import argparse
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import st  # noqa: E402
+
+RESULTS = [0, 0]
+
+
+def report(ok, what, msg=""):
+    print("%-4s %-44s %s" % ("ok" if ok else "FAIL", what, msg))
+    RESULTS[0 if ok else 1] += 1
+    return ok
+
+
+def run(cmd, timeout=600):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def check_run(kiln, artifact, case_dir, chunks, tmp, threshold, label):
+    case = json.load(open(os.path.join(case_dir, "case.json")))
+    ref = st.read(os.path.join(case_dir, "reference.safetensors"))
+    name = "logits" if case["task"] == "causal-lm" else "last_hidden_state"
+    out = os.path.join(tmp, "out.safetensors")
+    cmd = [kiln, "run", artifact, "--inputs", os.path.join(case_dir, "reference.safetensors"), "--outputs", out]
+    if chunks:
+        cmd += ["--chunks", ",".join(map(str, chunks))]
+    p = run(cmd)
+    if p.returncode != 0:
+        return report(False, label, "exit %d: %s" % (p.returncode, p.stderr.strip()))
+    got = st.read(out)[name]
+    if got[1] != ref[name][1]:
+        return report(False, label, "shape %s, expected %s" % (got[1], ref[name][1]))
+    err = st.rel_err(got[2], ref[name][2])
+    return report(err <= threshold, label, "rel err %.3e" % err)
+
+
+def expect_clean_failure(cmd, code, label, needle=None):
+    p = run(cmd)
+    # Progress lines ("kiln compile: ...") may precede it; the failure itself is one "kiln: " line, the last.
+    lines = [l for l in p.stderr.splitlines() if l.strip() and not l.startswith("kiln compile: ")]
+    ok = p.returncode == code and len(lines) == 1 and lines[0].startswith("kiln: ")
+    ok = ok and (needle is None or needle in lines[0])
+    msg = "exit %d: %s" % (p.returncode, " | ".join(lines)[:160])
+    return report(ok, label, msg)
+
+
+def corruptions(data):
+    """(label, bytes, expected message fragment or None) for one artifact."""
+    count = struct.unpack_from("<I", data, 12)[0]
+    table = {}
+    for i in range(count):
+        kind, _, off, size, _ = struct.unpack_from("<IIQQQ", data, 64 + 32 * i)
+        table[kind] = (off, size)
+    out = []
+    for n in sorted({0, 4, 8, 63, 64, 100, 64 + 32 * count, table[1][0] + 1, table[2][0] + 3, table[3][0] + 5,
+                     len(data) // 2, len(data) - 1}):
+        out.append(("truncated to %d bytes" % n, data[:n], None))
+    for i in (0, 7, 8, 12, 16, 24, 40, 63, 64, 72, 80, 88, 96 + 8, 64 + 32 * count - 1):
+        b = bytearray(data)
+        b[i] ^= 0x41
+        out.append(("header/table byte %d flipped" % i, bytes(b), None))
+    names = {1: "manifest", 2: "code", 3: "weights"}
+    for kind, (off, size) in sorted(table.items()):
+        for rel in (0, size // 3, size - 1):
+            if size == 0:
+                continue
+            b = bytearray(data)
+            b[off + rel] ^= 0x01
+            out.append(("%s byte %d flipped" % (names[kind], rel), bytes(b),
+                        "corrupted: %s section checksum mismatch" % names[kind]))
+    b = bytearray(data)
+    struct.pack_into("<I", b, 8, 2)
+    out.append(("format version 2", bytes(b), "format version 2, this runtime reads 1"))
+    b = bytearray(data)
+    b[0:8] = b"GGUF\0\0\0\0"
+    out.append(("wrong magic", bytes(b), "not a kiln artifact"))
+    out.append(("a text file", b"hello, world\n", "not a kiln artifact"))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("kiln")
+    ap.add_argument("data")
+    ap.add_argument("--threshold", type=float, default=1e-4)
+    ap.add_argument("--cases", default="")
+    args = ap.parse_args()
+    kiln = args.kiln
+    wanted = set(filter(None, args.cases.split(",")))
+    with tempfile.TemporaryDirectory() as tmp:
+        first_artifact = None
+        for case_name in sorted(os.listdir(args.data)):
+            case_dir = os.path.join(args.data, case_name)
+            if not os.path.exists(os.path.join(case_dir, "case.json")) or (wanted and case_name not in wanted):
+                continue
+            case = json.load(open(os.path.join(case_dir, "case.json")))
+            artifact = os.path.join(tmp, case_name + ".kiln")
+            dump = os.path.join(tmp, case_name + "-dump")
+            p = run([kiln, "compile", case_dir, "-o", artifact, "--max-context", "32", "--max-batch", "2",
+                     "--dump-dir", dump])
+            if not report(p.returncode == 0, case_name + ": compile", p.stderr.strip().splitlines()[-1] if p.stderr.strip() else ""):
+                continue
+            report(os.path.exists(os.path.join(dump, "00-imported.mlir")), case_name + ": --dump-dir 00-imported.mlir")
+            first_artifact = first_artifact or artifact
+            schedules = [None]
+            if case["task"] == "causal-lm":
+                schedules = [case["chunks"], None, [1] * case["seq"]]
+            for chunks in schedules:
+                label = ",".join(map(str, chunks)) if chunks else "one chunk"
+                if chunks and len(chunks) > 1 and set(chunks) == {1}:
+                    label = "token by token"
+                check_run(kiln, artifact, case_dir, chunks, tmp, args.threshold, "%s: run %s" % (case_name, label))
+            p = run([kiln, "inspect", artifact])
+            ok = p.returncode == 0 and "dispatches" in p.stdout and "kiln artifact, format version 1" in p.stdout
+            ok = ok and ("kv cache" in p.stdout) == (case["task"] == "causal-lm")
+            report(ok, case_name + ": inspect", "exit %d, %d lines" % (p.returncode, len(p.stdout.splitlines())))
+
+        if first_artifact:
+            data = open(first_artifact, "rb").read()
+            bad = os.path.join(tmp, "bad.kiln")
+            ref = os.path.join(args.data, "llama-tiny", "reference.safetensors")
+            for label, blob, needle in corruptions(data):
+                with open(bad, "wb") as f:
+                    f.write(blob)
+                expect_clean_failure([kiln, "inspect", bad], 1, "inspect: " + label, needle)
+                expect_clean_failure([kiln, "run", bad, "--inputs", ref, "--outputs", os.path.join(tmp, "o.st")], 1,
+                                     "run: " + label, needle)
+
+        # Compile argument errors: exit 2 for usage, 1 for bad input, one line each.
+        llama = os.path.join(args.data, "llama-tiny")
+        out = os.path.join(tmp, "x.kiln")
+        expect_clean_failure([kiln, "compile", llama], 2, "compile: no -o")
+        expect_clean_failure([kiln, "compile", llama, "-o", out, "--max-context", "0"], 2, "compile: --max-context 0")
+        expect_clean_failure([kiln, "compile", llama, "-o", out, "--max-batch", "x"], 2, "compile: --max-batch x")
+        expect_clean_failure([kiln, "compile", llama, "-o", out, "--target", "tpu"], 2, "compile: --target tpu")
+        expect_clean_failure([kiln, "compile", llama, "-o", out, "--max-context", "100000"], 1,
+                             "compile: --max-context too large", "max_position_embeddings")
+        expect_clean_failure([kiln, "compile", os.path.join(tmp, "nope"), "-o", out], 1, "compile: no model dir")
+        expect_clean_failure([kiln, "compile", llama, "-o", os.path.join(tmp, "no", "dir", "x.kiln"),
+                              "--max-context", "8"], 1, "compile: unwritable output")
+        expect_clean_failure([kiln, "inspect", os.path.join(tmp, "missing.kiln")], 1, "inspect: missing file")
+        expect_clean_failure([kiln, "inspect"], 2, "inspect: no file")
+    print("%d passed, %d failed" % tuple(RESULTS))
+    return 1 if RESULTS[1] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
