@@ -24,7 +24,9 @@ Value Weights::get(const std::string &name, llvm::ArrayRef<int64_t> shape) {
   if (!g_.ok())
     return {};
   if (!table_) {
-    requested_.push_back({name, std::vector<int64_t>(shape.begin(), shape.end())});
+    // Tied weights (an embedding reused as the head) are requested twice: record each name once.
+    if (llvm::none_of(requested_, [&](const WeightSpec &w) { return w.name == name; }))
+      requested_.push_back({name, std::vector<int64_t>(shape.begin(), shape.end())});
     return g_.weight(name, shape, g_.f32());
   }
   const TensorInfo *t = table_->find(name);
