@@ -28,7 +28,7 @@ bool isLastAxisMean(Value v, Value &input, std::string &why) {
     return false;
   }
   auto rank = cast<RankedTensorType>(mean.getInput().getType()).getRank();
-  if (mean.getAxis() != rank - 1 || !mean.getKeepdim()) {
+  if ((int64_t)mean.getAxis() != rank - 1 || !mean.getKeepdim()) {
     why = "the mean is not over the last axis with keepdim";
     return false;
   }

@@ -25,7 +25,7 @@ namespace {
 
 bool isSliceOf(Value v, int64_t axis, int64_t start, int64_t end, Value &input) {
   auto s = def<SliceOp>(v);
-  if (!s || s.getAxis() != axis || s.getStart() != start || s.getEnd() != end)
+  if (!s || (int64_t)s.getAxis() != axis || (int64_t)s.getStart() != start || (int64_t)s.getEnd() != end)
     return false;
   input = s.getInput();
   return true;
@@ -123,7 +123,7 @@ bool matchRope(ConcatOp rotated, RopeMatch &m, std::string &why) {
   }
   Value rot = x1.getInput();
   std::optional<int64_t> r = lastDimConstant(rot);
-  if (!r || *r % 2 || x1.getEnd() != *r / 2) {
+  if (!r || *r % 2 || (int64_t)x1.getEnd() != *r / 2) {
     why = "the slices are not at r/2 of an even rotary dim";
     return false;
   }
