@@ -2,8 +2,8 @@
 //
 // kiln compile MODEL_DIR -o MODEL.kiln [--target cpu] [--cpu NAME] [--max-context N] [--max-batch N]
 //              [--threads N] [--dump-dir DIR] [--no-fuse] [--strict]
-// kiln compile MODEL_DIR --emit=ir
-// import -> verify -> memory plan -> CPU kernels -> manifest -> artifact (ArtifactFormat.h).
+// kiln compile MODEL_DIR --emit=ir [--fuse]
+// import -> verify -> fusion (unless --no-fuse) -> memory plan -> CPU kernels -> manifest -> artifact (ArtifactFormat.h).
 //
 //===----------------------------------------------------------------------===//
 #include "Cli.h"
@@ -293,21 +293,49 @@ int runCompile(int argc, char **argv) {
   const std::string task = model->task();
   auto archAttr = (*model->module)->getAttrOfType<mlir::StringAttr>("kiln.architecture");
   const std::string architecture = archAttr ? archAttr.getValue().str() : model->config.architecture;
-  size_t numOps = 0;
-  step.walk([&](mlir::Operation *) { ++numOps; });
-  progress("imported " + architecture + " (" + task + ", " + std::to_string(numOps) + " ops) in " +
+  auto countOps = [&] {
+    size_t n = 0;
+    step.walk([&](mlir::Operation *) { ++n; });
+    return n;
+  };
+  progress("imported " + architecture + " (" + task + ", " + std::to_string(countOps()) + " ops) in " +
            std::to_string(int(secondsSince(start) * 1000)) + " ms");
 
-  if (!dumpDir.empty()) {
-    if (std::error_code ec = llvm::sys::fs::create_directories(dumpDir))
-      return fail(kExitBadInput, dumpDir + ": cannot create the dump directory: " + ec.message());
-    std::string path = dumpDir + "/00-imported.mlir";
+  // --dump-dir: 00-imported.mlir, 01-fused.mlir, then codegen's own files.
+  auto dumpModule = [&](const std::string &name) -> Status {
+    std::string path = dumpDir + "/" + name;
     std::error_code ec;
     llvm::raw_fd_ostream os(path, ec);
     if (ec)
-      return fail(kExitBadInput, path + ": cannot write: " + ec.message());
+      return Status::error(path + ": cannot write: " + ec.message());
     model->module->print(os, printFlags);
     os << "\n";
+    return Status::ok();
+  };
+  if (!dumpDir.empty()) {
+    if (std::error_code ec = llvm::sys::fs::create_directories(dumpDir))
+      return fail(kExitBadInput, dumpDir + ": cannot create the dump directory: " + ec.message());
+    if (Status s = dumpModule("00-imported.mlir"); !s)
+      return fail(kExitBadInput, s.message());
+  }
+
+  // Fusion (default; --no-fuse keeps the primitive graph, the differential baseline of every fusion).
+  const bool fuse = !args.has("--no-fuse");
+  passes::FusionReport fusion;
+  if (fuse) {
+    Clock::time_point tf = Clock::now();
+    if (failed(passes::runFusionPasses(*model->module, &fusion)))
+      return fail(kExitBadInput, modelDir + ": the fused module does not verify");
+    step = model->step();
+    progress("fused " + std::to_string(fusion.fused.size()) + " ops (rms_norm " +
+             std::to_string(fusion.count("rms_norm")) + ", layer_norm " + std::to_string(fusion.count("layer_norm")) +
+             ", rope " + std::to_string(fusion.count("rope")) + ", attention " +
+             std::to_string(fusion.count("attention")) + "; " + std::to_string(fusion.unfused.size()) +
+             " candidates left unfused): " + std::to_string(countOps()) + " ops in " +
+             std::to_string(int(secondsSince(tf) * 1000)) + " ms");
+    if (!dumpDir.empty())
+      if (Status s = dumpModule("01-fused.mlir"); !s)
+        return fail(kExitBadInput, s.message());
   }
 
   // Limits. Causal LMs: min(max_position_embeddings, 2048) tokens, batch 1; encoders: all positions,
@@ -356,8 +384,18 @@ int runCompile(int argc, char **argv) {
     return fail(kExitBadInput, modelDir + ": " + s.message());
   if (cpuName == "native")
     manifest.add_notes("cpu: native = " + resolvedCpu + " (the compiling host's CPU and features)");
-  manifest.add_notes("fusion: none yet; every primitive op is one kernel" +
-                     std::string(args.has("--no-fuse") ? " (--no-fuse)" : ""));
+  if (fuse) {
+    manifest.add_notes("fusion: " + std::to_string(fusion.fused.size()) + " fused ops (rms_norm " +
+                       std::to_string(fusion.count("rms_norm")) + ", layer_norm " +
+                       std::to_string(fusion.count("layer_norm")) + ", rope " + std::to_string(fusion.count("rope")) +
+                       ", attention " + std::to_string(fusion.count("attention")) + ")");
+    for (const std::string &line : fusion.fused)
+      manifest.add_notes("fused: " + line);
+    for (const std::string &line : fusion.unfused)
+      manifest.add_notes("unfused: " + line);
+  } else {
+    manifest.add_notes("fusion: off (--no-fuse); every primitive op is one kernel");
+  }
   manifest.add_notes("partitioning: every op on cpu (no fallback needed" +
                      std::string(args.has("--strict") ? ", --strict satisfied)" : ")"));
   manifest.add_notes("memory plan: arena " + std::to_string(plan->arenaBytes) + " bytes for " +

@@ -4,7 +4,7 @@ CLI's handling of bad artifacts and bad compile arguments.
 
 usage: artifact_cases.py KILN DATA_DIR [--threshold 1e-4] [--cases a,b]
 
-For each case: compile (small --max-context so it is fast), run the case.json schedule, one chunk and token
+For each case, fused (default) and --no-fuse: compile (small --max-context so it is fast), run the case.json schedule, one chunk and token
 by token (causal LMs) and compare with the reference; inspect must succeed and name every dispatch. Then
 every corruption of one compiled artifact (truncations, flipped bytes in header / table / each section,
 another version, another magic) must make `kiln inspect` and `kiln run` exit 1 with one line on stderr,
@@ -25,7 +25,7 @@ RESULTS = [0, 0]
 
 
 def report(ok, what, msg=""):
-    print("%-4s %-44s %s" % ("ok" if ok else "FAIL", what, msg))
+    print("%-4s %-48s %s" % ("ok" if ok else "FAIL", what, msg))
     RESULTS[0 if ok else 1] += 1
     return ok
 
@@ -112,26 +112,31 @@ def main():
             if not os.path.exists(os.path.join(case_dir, "case.json")) or (wanted and case_name not in wanted):
                 continue
             case = json.load(open(os.path.join(case_dir, "case.json")))
-            artifact = os.path.join(tmp, case_name + ".kiln")
-            dump = os.path.join(tmp, case_name + "-dump")
-            p = run([kiln, "compile", case_dir, "-o", artifact, "--max-context", "32", "--max-batch", "2",
-                     "--dump-dir", dump])
-            if not report(p.returncode == 0, case_name + ": compile", p.stderr.strip().splitlines()[-1] if p.stderr.strip() else ""):
-                continue
-            report(os.path.exists(os.path.join(dump, "00-imported.mlir")), case_name + ": --dump-dir 00-imported.mlir")
-            first_artifact = first_artifact or artifact
-            schedules = [None]
-            if case["task"] == "causal-lm":
-                schedules = [case["chunks"], None, [1] * case["seq"]]
-            for chunks in schedules:
-                label = ",".join(map(str, chunks)) if chunks else "one chunk"
-                if chunks and len(chunks) > 1 and set(chunks) == {1}:
-                    label = "token by token"
-                check_run(kiln, artifact, case_dir, chunks, tmp, args.threshold, "%s: run %s" % (case_name, label))
-            p = run([kiln, "inspect", artifact])
-            ok = p.returncode == 0 and "dispatches" in p.stdout and "kiln artifact, format version 1" in p.stdout
-            ok = ok and ("kv cache" in p.stdout) == (case["task"] == "causal-lm")
-            report(ok, case_name + ": inspect", "exit %d, %d lines" % (p.returncode, len(p.stdout.splitlines())))
+            # Fused (the default) and --no-fuse: the differential test of every fusion.
+            for variant, extra in (("fused", []), ("unfused", ["--no-fuse"])):
+                name = "%s %s" % (case_name, variant)
+                artifact = os.path.join(tmp, "%s-%s.kiln" % (case_name, variant))
+                dump = os.path.join(tmp, "%s-%s-dump" % (case_name, variant))
+                p = run([kiln, "compile", case_dir, "-o", artifact, "--max-context", "32", "--max-batch", "2",
+                         "--dump-dir", dump] + extra)
+                last = p.stderr.strip().splitlines()[-1] if p.stderr.strip() else ""
+                if not report(p.returncode == 0, name + ": compile", last):
+                    continue
+                dumps = ["00-imported.mlir"] + (["01-fused.mlir"] if not extra else [])
+                report(all(os.path.exists(os.path.join(dump, d)) for d in dumps), name + ": --dump-dir " + " ".join(dumps))
+                first_artifact = first_artifact or artifact
+                schedules = [None]
+                if case["task"] == "causal-lm":
+                    schedules = [case["chunks"], None, [1] * case["seq"]]
+                for chunks in schedules:
+                    label = ",".join(map(str, chunks)) if chunks else "one chunk"
+                    if chunks and len(chunks) > 1 and set(chunks) == {1}:
+                        label = "token by token"
+                    check_run(kiln, artifact, case_dir, chunks, tmp, args.threshold, "%s: run %s" % (name, label))
+                p = run([kiln, "inspect", artifact])
+                ok = p.returncode == 0 and "dispatches" in p.stdout and "kiln artifact, format version 1" in p.stdout
+                ok = ok and ("kv cache" in p.stdout) == (case["task"] == "causal-lm")
+                report(ok, name + ": inspect", "exit %d, %d lines" % (p.returncode, len(p.stdout.splitlines())))
 
         if first_artifact:
             data = open(first_artifact, "rb").read()

@@ -3,6 +3,7 @@
 // every legal (b, s, p) of a small context) and the arena layout (no two simultaneously live buffers
 // overlap, checked over every pair).
 #include "kiln/passes/MemoryPlan.h"
+#include "kiln/passes/Fusion.h"
 
 #include "kiln/frontend/ModelConfig.h"
 #include "kiln/frontend/SafeTensors.h"
@@ -177,6 +178,19 @@ TEST(MemoryPlan, LlamaTiny) {
       planned.insert(b.weightName);
   EXPECT_EQ(planned, weightNames);
   EXPECT_LT(plan->arenaBytes, plan->intermediateBytes);
+}
+
+TEST(MemoryPlan, FusedModels) {
+  for (const char *name : {"llama-tiny", "gemma3-tiny", "bert-tiny", "gpt2-tiny", "mistral-tiny"}) {
+    SCOPED_TRACE(name);
+    mlir::MLIRContext context;
+    Model m = loadModel(context, name);
+    ASSERT_TRUE(m.module);
+    ASSERT_TRUE(mlir::succeeded(runFusionPasses(*m.module)));
+    StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{64, 2});
+    ASSERT_TRUE(plan.ok()) << plan.status().message();
+    checkPlan(m.step(), *plan);
+  }
 }
 
 TEST(MemoryPlan, MaxBytesBoundsEveryLegalShape) {
