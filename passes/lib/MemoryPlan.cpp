@@ -23,6 +23,16 @@ const char *bufferKindName(BufferKind kind) {
   return "?";
 }
 
+const char *deviceName(DispatchDevice device) { return device == DispatchDevice::Vulkan ? "vulkan" : "cpu"; }
+
+std::vector<int> PlanDispatch::written() const {
+  if (transfer)
+    return buffers.size() == 2 ? std::vector<int>{buffers[1]} : std::vector<int>{};
+  size_t n = op ? op->getNumResults() : 0;
+  n = std::min(n, buffers.size());
+  return std::vector<int>(buffers.end() - long(n), buffers.end());
+}
+
 std::vector<mlir::Operation *> MemoryPlan::dispatchOps() const {
   std::vector<mlir::Operation *> ops;
   for (const PlanDispatch &d : dispatches)
@@ -176,6 +186,83 @@ void collectSymbols(mlir::Type type, std::set<std::string> *symbols) {
 }
 
 } // namespace
+
+void layoutArenas(MemoryPlan &plan) {
+  // Live ranges from the dispatch list.
+  std::vector<int> lastRead(plan.buffers.size(), -1), firstWrite(plan.buffers.size(), -1);
+  for (size_t i = 0; i < plan.dispatches.size(); ++i) {
+    const PlanDispatch &d = plan.dispatches[i];
+    std::vector<int> written = d.written();
+    for (int id : d.buffers) {
+      bool isWrite = std::find(written.begin(), written.end(), id) != written.end();
+      if (isWrite) {
+        if (firstWrite[size_t(id)] < 0)
+          firstWrite[size_t(id)] = int(i);
+      } else {
+        lastRead[size_t(id)] = std::max(lastRead[size_t(id)], int(i));
+      }
+    }
+  }
+  const int lastDispatch = std::max(int(plan.dispatches.size()) - 1, 0);
+  std::set<int> outputs;
+  for (const PlanPort &p : plan.outputs)
+    outputs.insert(p.buffer);
+  plan.intermediateBytes = 0;
+  for (PlanBuffer &b : plan.buffers) {
+    if (b.kind != BufferKind::Arena)
+      continue;
+    int first = firstWrite[size_t(b.id)], last = lastRead[size_t(b.id)];
+    if (first < 0)
+      first = last;
+    b.firstUse = first;
+    b.lastUse = std::max(first, last);
+    if (outputs.count(b.id))
+      b.lastUse = lastDispatch;
+  }
+
+  for (BufferLocation where : {BufferLocation::Host, BufferLocation::Device}) {
+    uint64_t bytes = 0;
+    // Arena: first-fit decreasing. Buffers are placed largest first (ties: earlier definition first), each at
+    // the lowest 64-byte aligned offset where it overlaps no already placed buffer whose live range
+    // [firstUse, lastUse] intersects its own. Within one dispatch operands and result are all live, so a
+    // kernel never sees its output alias an input.
+    std::vector<int> arena;
+    for (const PlanBuffer &b : plan.buffers)
+      if (b.kind == BufferKind::Arena && b.location == where) {
+        arena.push_back(b.id);
+        plan.intermediateBytes += b.maxBytes;
+      }
+    std::sort(arena.begin(), arena.end(), [&](int a, int b) {
+      const PlanBuffer &x = plan.buffers[size_t(a)], &y = plan.buffers[size_t(b)];
+      if (x.maxBytes != y.maxBytes)
+        return x.maxBytes > y.maxBytes;
+      return x.firstUse != y.firstUse ? x.firstUse < y.firstUse : a < b;
+    });
+    std::vector<int> placed;
+    std::vector<std::pair<uint64_t, uint64_t>> busy;
+    for (int id : arena) {
+      PlanBuffer &b = plan.buffers[size_t(id)];
+      busy.clear();
+      for (int other : placed) {
+        const PlanBuffer &o = plan.buffers[size_t(other)];
+        if (o.firstUse <= b.lastUse && b.firstUse <= o.lastUse && o.maxBytes > 0)
+          busy.push_back({o.offset, o.offset + alignUp(o.maxBytes)});
+      }
+      std::sort(busy.begin(), busy.end());
+      uint64_t offset = 0;
+      const uint64_t need = alignUp(b.maxBytes);
+      for (const auto &[start, end] : busy) {
+        if (offset + need <= start)
+          break;
+        offset = std::max(offset, end);
+      }
+      b.offset = offset;
+      bytes = std::max(bytes, offset + need);
+      placed.push_back(id);
+    }
+    (where == BufferLocation::Host ? plan.arenaBytes : plan.deviceArenaBytes) = bytes;
+  }
+}
 
 StatusOr<MemoryPlan> planMemory(mlir::func::FuncOp step, const PlanOptions &options) {
   if (options.maxContext <= 0 || options.maxBatch <= 0)
@@ -388,44 +475,7 @@ StatusOr<MemoryPlan> planMemory(mlir::func::FuncOp step, const PlanOptions &opti
       return Status::error("step: result 'present_" + name + "' has no argument 'past_" + name + "'");
   plan.weightsBytes = weightsCursor;
 
-  // Arena: first-fit decreasing. Buffers are placed largest first (ties: earlier definition first), each at
-  // the lowest 64-byte aligned offset where it overlaps no already placed buffer whose live range
-  // [firstUse, lastUse] intersects its own. Within one dispatch operands and result are all live, so a
-  // kernel never sees its output alias an input.
-  std::vector<int> arena;
-  for (const PlanBuffer &b : plan.buffers)
-    if (b.kind == BufferKind::Arena) {
-      arena.push_back(b.id);
-      plan.intermediateBytes += b.maxBytes;
-    }
-  std::sort(arena.begin(), arena.end(), [&](int a, int b) {
-    const PlanBuffer &x = plan.buffers[size_t(a)], &y = plan.buffers[size_t(b)];
-    if (x.maxBytes != y.maxBytes)
-      return x.maxBytes > y.maxBytes;
-    return x.firstUse != y.firstUse ? x.firstUse < y.firstUse : a < b;
-  });
-  std::vector<int> placed;
-  std::vector<std::pair<uint64_t, uint64_t>> busy;
-  for (int id : arena) {
-    PlanBuffer &b = plan.buffers[size_t(id)];
-    busy.clear();
-    for (int other : placed) {
-      const PlanBuffer &o = plan.buffers[size_t(other)];
-      if (o.firstUse <= b.lastUse && b.firstUse <= o.lastUse && o.maxBytes > 0)
-        busy.push_back({o.offset, o.offset + alignUp(o.maxBytes)});
-    }
-    std::sort(busy.begin(), busy.end());
-    uint64_t offset = 0;
-    const uint64_t need = alignUp(b.maxBytes);
-    for (const auto &[start, end] : busy) {
-      if (offset + need <= start)
-        break;
-      offset = std::max(offset, end);
-    }
-    b.offset = offset;
-    plan.arenaBytes = std::max(plan.arenaBytes, offset + need);
-    placed.push_back(id);
-  }
+  layoutArenas(plan);
   return plan;
 }
 

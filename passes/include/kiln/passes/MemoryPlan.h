@@ -35,6 +35,13 @@ struct PlanOptions {
 enum class BufferKind { Arena, Weight, Input, KvCache };
 const char *bufferKindName(BufferKind kind); // "ARENA", "WEIGHT", "INPUT", "KV_CACHE"
 
+/// Where a buffer's bytes live (Buffer.Location): HOST memory, or the Vulkan DEVICE. planMemory puts
+/// everything on the host; partitionPlan (Partition.h) moves what the device partition uses.
+enum class BufferLocation { Host, Device };
+/// Which executor runs a dispatch (Dispatch.device): "cpu" or "vulkan".
+enum class DispatchDevice { Cpu, Vulkan };
+const char *deviceName(DispatchDevice device); // "cpu", "vulkan"
+
 struct PlanBuffer {
   int id = 0;
   std::string name; // weight name, argument / result name, or the producing op's location
@@ -50,12 +57,21 @@ struct PlanBuffer {
   std::vector<uint8_t> constantData;
   // ARENA only: live over dispatches [firstUse, lastUse] (inclusive; outputs live to the last dispatch).
   int firstUse = -1, lastUse = -1;
+  BufferLocation location = BufferLocation::Host; // ARENA: HOST -> arena, DEVICE -> device arena
+  // A second copy of buffer `copyOf` in the other location (partitionPlan): a WEIGHT copy shares the
+  // original's bytes in the weights section (same offset, uploaded at load); an ARENA copy is filled by
+  // a TRANSFER dispatch.
+  int copyOf = -1;
 };
 
 struct PlanDispatch {
-  mlir::Operation *op = nullptr;
-  std::vector<int> buffers; // operands, then results
+  mlir::Operation *op = nullptr; // null for a transfer
+  std::vector<int> buffers;      // operands, then results; a transfer: {source, destination}
   std::string location;
+  DispatchDevice device = DispatchDevice::Cpu;
+  bool transfer = false;
+  /// Buffers the dispatch writes: a kernel's results (the last op->getNumResults()), a transfer's destination.
+  std::vector<int> written() const;
 };
 
 struct PlanPort {
@@ -82,7 +98,8 @@ struct MemoryPlan {
   std::vector<PlanDispatch> dispatches;
   std::vector<PlanPort> inputs, outputs;
   std::vector<PlanKvEntry> kvCache;
-  uint64_t arenaBytes = 0;
+  uint64_t arenaBytes = 0;        // HOST ARENA buffers
+  uint64_t deviceArenaBytes = 0;  // DEVICE ARENA buffers (0 until partitionPlan moves some there)
   uint64_t weightsBytes = 0;       // end of the last WEIGHT buffer, 64-byte aligned
   uint64_t intermediateBytes = 0;  // sum of ARENA max_bytes (what the arena would be without reuse)
 
@@ -95,6 +112,12 @@ struct MemoryPlan {
 /// unsupported element type or constant attribute, a result that is not produced by a dispatch (an
 /// argument, weight or constant returned directly, or one value returned twice), an op with regions.
 StatusOr<MemoryPlan> planMemory(mlir::func::FuncOp step, const PlanOptions &options);
+
+/// Recomputes the live range of every ARENA buffer from the dispatch list (written by its dispatch, read by
+/// later ones; output ports live to the last dispatch) and places them: one arena per location, each laid
+/// out by first-fit decreasing (arenaBytes, deviceArenaBytes, intermediateBytes). planMemory ends with it;
+/// partitionPlan calls it again after inserting transfers.
+void layoutArenas(MemoryPlan &plan);
 
 /// The largest value of the dim over every legal (b, s, p): 1 <= b <= maxBatch, s >= 1, p >= 0,
 /// p + s <= maxContext (so `p + s` -> maxContext, `s` -> maxContext, `p` -> maxContext - 1). Fails for an

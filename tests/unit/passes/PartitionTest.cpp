@@ -1,0 +1,422 @@
+// Device profiles (parse / write round trip, errors), legality reasons (unavailable op and dtype, a buffer
+// larger than maxStorageBufferRange) and the partition of real models with a stub kernel catalog:
+// transfers only at boundaries, at most one per (buffer, destination), no consumer before its transfer,
+// every dispatch reads buffers in its own location, both arenas overlap-free.
+#include "kiln/passes/DeviceProfile.h"
+#include "kiln/passes/Fusion.h"
+#include "kiln/passes/Legality.h"
+#include "kiln/passes/MemoryPlan.h"
+#include "kiln/passes/Partition.h"
+
+#include "kiln/frontend/ModelConfig.h"
+#include "kiln/frontend/SafeTensors.h"
+#include "kiln/ir/KilnDialect.h"
+#include "kiln/models/Models.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+#include <set>
+
+using namespace kiln;
+using namespace kiln::passes;
+
+namespace {
+
+// --- profiles ---------------------------------------------------------------------------------------
+
+TEST(DeviceProfile, BuiltinsRoundTrip) {
+  for (const std::string &name : builtinVulkanProfileNames()) {
+    std::optional<VulkanProfile> p = builtinVulkanProfile(name);
+    ASSERT_TRUE(p) << name;
+    std::string text = writeVulkanProfile(*p);
+    StatusOr<VulkanProfile> q = parseVulkanProfile(text, name + ".json");
+    ASSERT_TRUE(q.ok()) << q.status().message();
+    EXPECT_TRUE(*q == *p) << text;
+    EXPECT_EQ(writeVulkanProfile(*q), text);
+  }
+  VulkanProfile lvp = *builtinVulkanProfile("lavapipe");
+  EXPECT_EQ(lvp.maxStorageBufferRange, 128ull << 20);
+  EXPECT_EQ(lvp.subgroupSize, 8u);
+  EXPECT_FALSE(lvp.hasSubgroupOp("clustered"));
+  EXPECT_TRUE(lvp.hasSubgroupOp("arithmetic"));
+  VulkanProfile h200 = *builtinVulkanProfile("nvidia-h200");
+  EXPECT_EQ(h200.maxSharedMemory, 49152u);
+  EXPECT_TRUE(h200.cooperativeMatrix);
+  VulkanProfile generic = *builtinVulkanProfile("generic");
+  EXPECT_FALSE(generic.float16);
+  EXPECT_FALSE(generic.storage16);
+  EXPECT_EQ(generic.maxSharedMemory, 16384u);
+  EXPECT_EQ(generic.maxWorkgroupInvocations, 256u);
+  EXPECT_FALSE(builtinVulkanProfile("nope"));
+}
+
+TEST(DeviceProfile, UnavailableListsAndFiles) {
+  VulkanProfile p = *builtinVulkanProfile("lavapipe");
+  p.name = "lavapipe-no-rope";
+  p.unavailableOps = {"kiln.rope", "layer_norm"};
+  p.unavailableDtypes = {"f16"};
+  EXPECT_TRUE(p.opUnavailable("kiln.rope"));
+  EXPECT_TRUE(p.opUnavailable("kiln.layer_norm")); // a bare name means kiln.NAME
+  EXPECT_FALSE(p.opUnavailable("kiln.matmul"));
+  EXPECT_TRUE(p.dtypeUnavailable("f16"));
+  std::string path = ::testing::TempDir() + "/profile.json";
+  std::ofstream(path) << writeVulkanProfile(p);
+  StatusOr<VulkanProfile> q = loadVulkanProfile(path);
+  ASSERT_TRUE(q.ok()) << q.status().message();
+  EXPECT_TRUE(*q == p);
+  StatusOr<VulkanProfile> missing = loadVulkanProfile(::testing::TempDir() + "/no-such.json");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("no-such.json"), std::string::npos);
+  EXPECT_NE(missing.status().message().find("lavapipe"), std::string::npos) << "lists the built-in names";
+}
+
+TEST(DeviceProfile, Errors) {
+  std::string good = writeVulkanProfile(*builtinVulkanProfile("lavapipe"));
+  auto expectError = [&](const std::string &from, const std::string &to, const std::string &needle) {
+    std::string text = good;
+    size_t at = text.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    text.replace(at, from.size(), to);
+    StatusOr<VulkanProfile> p = parseVulkanProfile(text, "dev.json");
+    ASSERT_FALSE(p.ok()) << "accepted: " << to;
+    EXPECT_NE(p.status().message().find("dev.json"), std::string::npos) << p.status().message();
+    EXPECT_NE(p.status().message().find(needle), std::string::npos) << p.status().message();
+  };
+  expectError("\"float16\": true", "\"float16\": 1", "'float16'");
+  expectError("\"subgroup_size\": 8", "\"subgroup_size\": -8", "'subgroup_size'");
+  expectError("\"subgroup_size\": 8", "\"subgroup_size\": 0", "'subgroup_size'");
+  expectError("\"subgroup_size\": 8,", "", "'subgroup_size': missing");
+  expectError("\"max_shared_memory\": 32768", "\"max_shared_memory\": \"32 KiB\"", "'max_shared_memory'");
+  expectError("\"max_workgroup_size\": [", "\"max_workgroup_size\": [7, ", "'max_workgroup_size'");
+  expectError("\"quad\"", "\"quadruple\"", "'subgroup_ops'");
+  expectError("\"unavailable_ops\": []", "\"unavailable_ops\": [3]", "'unavailable_ops'");
+  expectError("\"unavailable_dtypes\": []", "\"unavailable_dtypes\": [\"f8\"]", "'unavailable_dtypes'");
+  expectError("\"api_version\": \"1.3.230\"", "\"api_version\": \"1.3\"", "'api_version'");
+  expectError("\"name\": \"lavapipe\"", "\"name\": \"lavapipe\", \"colour\": 1", "unknown key 'colour'");
+  expectError("{", "[", "JSON");
+  StatusOr<VulkanProfile> p = parseVulkanProfile("{", "dev.json");
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("dev.json"), std::string::npos);
+  // unavailable_* may be omitted; a packed VK_MAKE_API_VERSION is accepted.
+  std::string text = good;
+  text.replace(text.find("\"1.3.230\""), 9, std::to_string((1u << 22) | (3u << 12) | 230u));
+  text.replace(text.find(",\n  \"unavailable_ops\": []"), std::string(",\n  \"unavailable_ops\": []").size(), "");
+  StatusOr<VulkanProfile> q = parseVulkanProfile(text, "dev.json");
+  ASSERT_TRUE(q.ok()) << q.status().message() << "\n" << text;
+  EXPECT_EQ(q->apiVersion, "1.3.230");
+}
+
+// --- legality ---------------------------------------------------------------------------------------
+
+class StubCatalog : public DeviceKernelCatalog {
+public:
+  explicit StubCatalog(std::set<std::string> lacking = {}) : lacking_(std::move(lacking)) {}
+  std::string unsupportedReason(mlir::Operation *op, const VulkanProfile &) const override {
+    std::string name = op->getName().getStringRef().str();
+    return lacking_.count(name) ? "stub backend has no " + name + " variant" : "";
+  }
+
+private:
+  std::set<std::string> lacking_;
+};
+
+class LegalityHand : public ::testing::Test {
+protected:
+  LegalityHand() { context.loadDialect<ir::KilnDialect, mlir::func::FuncDialect>(); }
+  StatusOr<MemoryPlan> plan(const std::string &body, PlanOptions o = PlanOptions{16, 1}) {
+    module = mlir::parseSourceString<mlir::ModuleOp>(body, &context, "test.mlir");
+    EXPECT_TRUE(module) << "parse failed";
+    if (!module)
+      return Status::error("parse failed");
+    return planMemory(module->lookupSymbol<mlir::func::FuncOp>("step"), o);
+  }
+  mlir::MLIRContext context;
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+};
+
+const char *kEmbedding = R"(
+  func.func @step(%ids: tensor<1x?xi64, #kiln.dims<[s]>> {kiln.name = "input_ids"}) -> (tensor<1x?x2048xf32, #kiln.dims<[s]>> {kiln.name = "y"}) {
+    %t = kiln.weight "model.embed_tokens.weight" : tensor<32000x2048xf32> loc("model.embed_tokens")
+    %e = kiln.gather %t, %ids : (tensor<32000x2048xf32>, tensor<1x?xi64, #kiln.dims<[s]>>) -> tensor<1x?x2048xf32, #kiln.dims<[s]>> loc("model.embed_tokens")
+    %n = kiln.neg %e : tensor<1x?x2048xf32, #kiln.dims<[s]>> -> tensor<1x?x2048xf32, #kiln.dims<[s]>> loc("model.norm")
+    return %n : tensor<1x?x2048xf32, #kiln.dims<[s]>>
+  })";
+
+TEST_F(LegalityHand, BufferLargerThanStorageRange) {
+  StatusOr<MemoryPlan> p = plan(kEmbedding);
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  VulkanProfile lvp = *builtinVulkanProfile("lavapipe");
+  std::string r = vulkanUnsupportedReason(*p, 0, lvp, nullptr);
+  EXPECT_EQ(r, "weight model.embed_tokens.weight f32 [32000, 2048] is 250.00 MiB > maxStorageBufferRange 128.00 MiB");
+  EXPECT_EQ(vulkanUnsupportedReason(*p, 1, lvp, nullptr), "");
+  // The H200 binds 4 GiB.
+  EXPECT_EQ(vulkanUnsupportedReason(*p, 0, *builtinVulkanProfile("nvidia-h200"), nullptr), "");
+  // The allocation limit too.
+  VulkanProfile small = lvp;
+  small.maxStorageBufferRange = 1ull << 30;
+  small.maxAllocationSize = 200ull << 20;
+  EXPECT_NE(vulkanUnsupportedReason(*p, 0, small, nullptr).find("> maxMemoryAllocationSize 200.00 MiB"), std::string::npos);
+
+  // Partition: the gather falls back; its result is transferred once to the device, the neg's result
+  // comes back as the output port.
+  PartitionResult part = partitionPlan(*p, lvp, nullptr);
+  EXPECT_EQ(part.cpuOps, 1);
+  EXPECT_EQ(part.fallbacks, 1);
+  EXPECT_EQ(part.vulkanOps, 1);
+  EXPECT_EQ(part.transfers, 2);
+  std::vector<std::string> report = partitionReport(part, "lavapipe");
+  ASSERT_EQ(report.size(), 2u);
+  EXPECT_EQ(report[1], "kiln.gather x 1 -> cpu: weight model.embed_tokens.weight f32 [32000, 2048] is 250.00 MiB > "
+                       "maxStorageBufferRange 128.00 MiB (model.embed_tokens)");
+  ASSERT_EQ(p->dispatches.size(), 4u);
+  EXPECT_FALSE(p->dispatches[0].transfer);
+  EXPECT_TRUE(p->dispatches[1].transfer);
+  EXPECT_EQ(p->dispatches[2].device, DispatchDevice::Vulkan);
+  EXPECT_TRUE(p->dispatches[3].transfer);
+  EXPECT_EQ(p->buffers[size_t(p->outputs[0].buffer)].location, BufferLocation::Host);
+  EXPECT_EQ(p->buffers[size_t(p->outputs[0].buffer)].name, "y");
+  EXPECT_GT(p->deviceArenaBytes, 0u);
+  EXPECT_GT(p->arenaBytes, 0u);
+}
+
+TEST_F(LegalityHand, UnavailableOpAndDtype) {
+  StatusOr<MemoryPlan> p = plan(kEmbedding);
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  VulkanProfile prof = *builtinVulkanProfile("nvidia-h200");
+  prof.unavailableOps = {"kiln.neg"};
+  EXPECT_EQ(vulkanUnsupportedReason(*p, 1, prof, nullptr), "profile lacks kiln.neg");
+  prof.unavailableOps.clear();
+  prof.unavailableDtypes = {"i64"};
+  EXPECT_EQ(vulkanUnsupportedReason(*p, 0, prof, nullptr), "profile lacks dtype i64");
+  EXPECT_EQ(vulkanUnsupportedReason(*p, 1, prof, nullptr), "");
+  prof.unavailableDtypes.clear();
+  StubCatalog stub({"kiln.neg"});
+  EXPECT_EQ(vulkanUnsupportedReason(*p, 1, prof, &stub), "stub backend has no kiln.neg variant");
+  EXPECT_EQ(vulkanUnsupportedReason(*p, 0, prof, &stub), "");
+}
+
+TEST_F(LegalityHand, F16NeedsStorage16) {
+  StatusOr<MemoryPlan> p = plan(R"(
+    func.func @step(%x: tensor<?x4xf16, #kiln.dims<[s]>> {kiln.name = "x"}) -> (tensor<?x4xf16, #kiln.dims<[s]>> {kiln.name = "y"}) {
+      %a = kiln.neg %x : tensor<?x4xf16, #kiln.dims<[s]>> -> tensor<?x4xf16, #kiln.dims<[s]>>
+      return %a : tensor<?x4xf16, #kiln.dims<[s]>>
+    })");
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_EQ(vulkanUnsupportedReason(*p, 0, *builtinVulkanProfile("lavapipe"), nullptr), "");
+  EXPECT_EQ(vulkanUnsupportedReason(*p, 0, *builtinVulkanProfile("generic"), nullptr),
+            "f16 buffers need 16-bit storage, which the profile lacks");
+}
+
+// --- partition of real models -------------------------------------------------------------------------
+
+struct Model {
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+  mlir::func::FuncOp step() { return module->lookupSymbol<mlir::func::FuncOp>("step"); }
+};
+
+Model loadFused(mlir::MLIRContext &context, const std::string &name) {
+  std::string dir = std::string(KILN_SOURCE_DIR) + "/tests/data/" + name;
+  models::loadModelDialects(context);
+  StatusOr<ModelConfig> config = parseModelConfig(dir + "/config.json");
+  EXPECT_TRUE(config.ok()) << config.status().message();
+  StatusOr<WeightTable> weights = WeightTable::openDirectory(dir);
+  EXPECT_TRUE(weights.ok()) << weights.status().message();
+  StatusOr<mlir::OwningOpRef<mlir::ModuleOp>> module = models::buildModel(context, *config, *weights);
+  EXPECT_TRUE(module.ok()) << module.status().message();
+  Model m{std::move(*module)};
+  EXPECT_TRUE(mlir::succeeded(runFusionPasses(*m.module)));
+  return m;
+}
+
+uint64_t align64(uint64_t v) { return (v + 63) / 64 * 64; }
+
+// The invariants of a partitioned plan.
+void checkPartition(const MemoryPlan &plan, const PartitionResult &part) {
+  std::map<int, int> writer; // buffer -> dispatch
+  std::set<std::pair<int, int>> transferKeys;
+  int transfers = 0;
+  for (size_t i = 0; i < plan.dispatches.size(); ++i) {
+    const PlanDispatch &d = plan.dispatches[i];
+    const BufferLocation here = d.device == DispatchDevice::Vulkan ? BufferLocation::Device : BufferLocation::Host;
+    if (d.transfer) {
+      ++transfers;
+      ASSERT_EQ(d.buffers.size(), 2u);
+      const PlanBuffer &from = plan.buffers[size_t(d.buffers[0])], &to = plan.buffers[size_t(d.buffers[1])];
+      EXPECT_NE(from.location, to.location) << "transfer " << i << " within one location";
+      EXPECT_EQ(to.copyOf, from.id);
+      EXPECT_EQ(from.maxBytes, to.maxBytes);
+      EXPECT_EQ(from.elementType, to.elementType);
+      EXPECT_TRUE(transferKeys.insert({from.id, int(to.location)}).second)
+          << "two transfers of buffer " << from.id << " to one location";
+      // The source exists before: an argument or written earlier.
+      if (from.kind == BufferKind::Arena)
+        EXPECT_TRUE(writer.count(from.id)) << "transfer " << i << " of a buffer not yet written";
+      // A transfer sits right before a consumer on the other side.
+      ASSERT_LT(i + 1, plan.dispatches.size() + 1);
+      bool consumed = false;
+      for (size_t j = i + 1; j < plan.dispatches.size(); ++j) {
+        const PlanDispatch &c = plan.dispatches[j];
+        if (c.transfer)
+          continue;
+        for (int id : c.buffers)
+          consumed = consumed || id == to.id;
+        break;
+      }
+      bool isPort = false;
+      for (const PlanPort &p : plan.outputs)
+        isPort = isPort || p.buffer == to.id;
+      EXPECT_TRUE(consumed || isPort) << "transfer " << i << " is not right before its first consumer";
+      writer[to.id] = int(i);
+      continue;
+    }
+    std::vector<int> written = d.written();
+    for (size_t k = 0; k < d.buffers.size(); ++k) {
+      const PlanBuffer &b = plan.buffers[size_t(d.buffers[k])];
+      EXPECT_EQ(b.location, here) << "dispatch " << i << " (" << d.location << ", " << deviceName(d.device)
+                                  << ") uses buffer " << b.id << " " << b.name << " in the other location";
+      bool isWrite = std::find(written.begin(), written.end(), b.id) != written.end();
+      if (!isWrite && b.kind == BufferKind::Arena)
+        EXPECT_TRUE(writer.count(b.id)) << "dispatch " << i << " reads buffer " << b.id << " before it is written";
+    }
+    for (int id : written)
+      writer[id] = int(i);
+  }
+  EXPECT_EQ(transfers, part.transfers);
+  for (const PlanPort &p : plan.inputs)
+    if (plan.buffers[size_t(p.buffer)].kind == BufferKind::Input)
+      EXPECT_EQ(plan.buffers[size_t(p.buffer)].location, BufferLocation::Host);
+  for (const PlanPort &p : plan.outputs)
+    if (plan.buffers[size_t(p.buffer)].kind == BufferKind::Arena)
+      EXPECT_EQ(plan.buffers[size_t(p.buffer)].location, BufferLocation::Host) << p.name;
+  for (const PlanKvEntry &e : plan.kvCache)
+    EXPECT_EQ(plan.buffers[size_t(e.pastBuffer)].location, plan.buffers[size_t(e.presentBuffer)].location);
+  // Both arenas: inside, aligned, no two simultaneously live buffers overlap.
+  for (const PlanBuffer &a : plan.buffers) {
+    if (a.kind != BufferKind::Arena)
+      continue;
+    uint64_t size = a.location == BufferLocation::Host ? plan.arenaBytes : plan.deviceArenaBytes;
+    EXPECT_EQ(a.offset % 64, 0u);
+    EXPECT_LE(a.offset + a.maxBytes, size);
+    for (const PlanBuffer &b : plan.buffers) {
+      if (b.kind != BufferKind::Arena || b.id <= a.id || b.location != a.location)
+        continue;
+      bool live = a.firstUse <= b.lastUse && b.firstUse <= a.lastUse;
+      bool overlap = a.offset < b.offset + align64(b.maxBytes) && b.offset < a.offset + align64(a.maxBytes);
+      EXPECT_FALSE(live && overlap && a.maxBytes && b.maxBytes) << "buffers " << a.id << " and " << b.id;
+    }
+  }
+}
+
+TEST(Partition, LlamaTinyEverythingOnDevice) {
+  mlir::MLIRContext context;
+  Model m = loadFused(context, "llama-tiny");
+  StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{64, 1});
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  const size_t kernels = plan->dispatches.size();
+  StubCatalog stub;
+  PartitionResult part = partitionPlan(*plan, *builtinVulkanProfile("lavapipe"), &stub);
+  checkPartition(*plan, part);
+  EXPECT_EQ(part.cpuOps, 0);
+  EXPECT_EQ(part.vulkanOps, int(kernels));
+  // Only input_ids (and an attention mask, if any) go in and logits come out.
+  int inputs = 0;
+  for (const PlanPort &p : plan->inputs)
+    inputs += plan->buffers[size_t(p.buffer)].kind == BufferKind::Input ? 1 : 0;
+  EXPECT_EQ(part.transfers, inputs + 1);
+  EXPECT_EQ(plan->arenaBytes, align64(plan->buffers[size_t(plan->outputs[0].buffer)].maxBytes));
+  for (const PlanKvEntry &e : plan->kvCache)
+    EXPECT_EQ(plan->buffers[size_t(e.presentBuffer)].location, BufferLocation::Device);
+  EXPECT_EQ(partitionReport(part, "lavapipe").size(), 1u);
+}
+
+TEST(Partition, LlamaTinyWithoutRope) {
+  mlir::MLIRContext context;
+  Model m = loadFused(context, "llama-tiny");
+  StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{64, 1});
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  VulkanProfile prof = *builtinVulkanProfile("lavapipe");
+  prof.unavailableOps = {"kiln.rope"};
+  StubCatalog stub;
+  PartitionResult part = partitionPlan(*plan, prof, &stub);
+  checkPartition(*plan, part);
+  int ropes = 0;
+  for (const PartitionEntry &e : part.entries)
+    if (e.op == "kiln.rope") {
+      ++ropes;
+      EXPECT_EQ(e.device, DispatchDevice::Cpu);
+      EXPECT_EQ(e.reason, "profile lacks kiln.rope");
+      EXPECT_TRUE(e.fallback);
+    }
+  EXPECT_GT(ropes, 0);
+  EXPECT_EQ(part.fallbacks, ropes);
+  std::vector<std::string> report = partitionReport(part, prof.name);
+  bool named = false;
+  for (const std::string &l : report)
+    named = named || l.rfind("kiln.rope x " + std::to_string(ropes) + " -> cpu: profile lacks kiln.rope (model.layers.0", 0) == 0;
+  EXPECT_TRUE(named) << report.back();
+  // Each rope needs its operand(s) from the device and its result back: transfers are bounded by the
+  // rope's boundary buffers, not by the graph.
+  EXPECT_GE(part.transfers, 2 * ropes);
+  std::string dot = partitionDot(*plan, "llama-tiny");
+  EXPECT_NE(dot.find("digraph"), std::string::npos);
+  EXPECT_NE(dot.find("color=red"), std::string::npos);
+  EXPECT_NE(dot.find("#fdae6b"), std::string::npos);
+}
+
+TEST(Partition, EncoderWithoutLayerNormAndStubGaps) {
+  mlir::MLIRContext context;
+  Model m = loadFused(context, "bert-tiny");
+  StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{32, 4});
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  VulkanProfile prof = *builtinVulkanProfile("lavapipe");
+  prof.unavailableOps = {"layer_norm"};
+  StubCatalog stub({"kiln.softmax"});
+  PartitionResult part = partitionPlan(*plan, prof, &stub);
+  checkPartition(*plan, part);
+  int norms = 0;
+  for (const PartitionEntry &e : part.entries)
+    if (e.op == "kiln.layer_norm") {
+      ++norms;
+      EXPECT_EQ(e.device, DispatchDevice::Cpu);
+    }
+  EXPECT_GT(norms, 0);
+}
+
+TEST(Partition, Gemma3AllFallbackKeepsEverythingOnHost) {
+  mlir::MLIRContext context;
+  Model m = loadFused(context, "gemma3-tiny");
+  StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{64, 1});
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  const uint64_t hostArena = plan->arenaBytes;
+  class Nothing : public DeviceKernelCatalog {
+    std::string unsupportedReason(mlir::Operation *, const VulkanProfile &) const override { return "no kernels"; }
+  } nothing;
+  PartitionResult part = partitionPlan(*plan, *builtinVulkanProfile("lavapipe"), &nothing);
+  checkPartition(*plan, part);
+  EXPECT_EQ(part.vulkanOps, 0);
+  EXPECT_EQ(part.transfers, 0);
+  EXPECT_EQ(plan->deviceArenaBytes, 0u);
+  EXPECT_EQ(plan->arenaBytes, hostArena);
+}
+
+TEST(Partition, Gemma3WithoutRope) {
+  mlir::MLIRContext context;
+  Model m = loadFused(context, "gemma3-tiny");
+  StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{64, 1});
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  VulkanProfile prof = *builtinVulkanProfile("lavapipe");
+  prof.unavailableOps = {"kiln.rope"};
+  StubCatalog stub;
+  PartitionResult part = partitionPlan(*plan, prof, &stub);
+  checkPartition(*plan, part);
+  for (const std::string &l : partitionReport(part, "lavapipe-no-rope"))
+    std::printf("  %s\n", l.c_str());
+}
+
+} // namespace
