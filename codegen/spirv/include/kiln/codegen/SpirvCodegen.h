@@ -1,0 +1,61 @@
+//===- SpirvCodegen.h - Vulkan compute kernels for kiln ops ------*- C++ -*-===//
+//
+// One SPIR-V compute module per kiln op, following the Kernel contract of kiln_artifact.proto:
+// - descriptor set 0, binding i = the dispatch's buffer i (the op's operands, then its result), std430
+//   storage buffers, row-major and contiguous;
+// - push constants `uint symbols[N]`: the values of the symbols in `symbolNames` order;
+// - the runtime dispatches ceil(globalSize[k] / workgroupSize[k]) workgroups per axis (globalSize evaluated
+//   with the symbols); every kernel loops (grid-stride) over its whole iteration space, so any grid is
+//   correct and invocations past the end do nothing.
+// Storage: f32 as float, i32 as int, i64 as two 32-bit words (arithmetic in 32-bit int, exact for
+// |values| < 2^31: token ids, positions, masks; no Int64 capability needed), i1 as one uint8 per element
+// (GL_EXT_shader_8bit_storage). f16 / bf16 need target.float16 (16-bit storage) and are converted to f32.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KILN_CODEGEN_SPIRVCODEGEN_H
+#define KILN_CODEGEN_SPIRVCODEGEN_H
+
+#include "kiln/frontend/Status.h"
+#include "kiln/ir/SymShape.h"
+
+#include "mlir/IR/Operation.h"
+#include "llvm/ADT/ArrayRef.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kiln::codegen {
+
+/// What the kernels may use of a Vulkan device (a subset of a device profile).
+struct SpirvTarget {
+  bool float16 = false;              ///< 16-bit storage (f16 / bf16 tensors, computed in f32)
+  uint32_t subgroupSize = 32;
+  uint32_t maxSharedMemory = 32768;  ///< maxComputeSharedMemorySize, bytes
+  uint32_t maxWorkgroupInvocations = 1024;
+  uint64_t maxStorageBufferRange = 1ull << 27;
+  bool subgroupArithmetic = true;
+};
+
+struct SpirvKernel {
+  std::string name;             ///< a readable variant name, e.g. "matmul_tiled16_f32"
+  std::vector<uint32_t> spirv;  ///< validated SPIR-V 1.3 words, entry point "main"
+  uint32_t workgroupSize[3] = {1, 1, 1};
+  std::vector<ir::SymExpr> globalSize; ///< 3 entries, in invocations
+  uint32_t sharedMemoryBytes = 0;
+  std::string glsl;             ///< the source, for --dump-dir
+};
+
+/// Why `op` has no kernel for `target` (empty when it has one): unsupported op or dtype, a static operand
+/// larger than maxStorageBufferRange, shared memory or workgroup size of the variant above the limits, ...
+std::string spirvUnsupportedReason(mlir::Operation *op, const SpirvTarget &target);
+
+/// The kernel of one kiln op: GLSL generated for the op's dtypes and static dims (symbolic dims come from
+/// the push constants, in `symbolNames` order), compiled with glslang to SPIR-V 1.3 / Vulkan 1.1 and
+/// validated with SPIRV-Tools. Errors name the op and include the first compiler or validator message.
+StatusOr<SpirvKernel> generateSpirvKernel(mlir::Operation *op, llvm::ArrayRef<std::string> symbolNames,
+                                          const SpirvTarget &target);
+
+} // namespace kiln::codegen
+
+#endif // KILN_CODEGEN_SPIRVCODEGEN_H

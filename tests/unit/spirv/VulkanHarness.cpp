@@ -1,0 +1,282 @@
+//===- VulkanHarness.cpp - a minimal Vulkan compute dispatcher for the kernel tests ===//
+#include "VulkanHarness.h"
+
+#include <vulkan/vulkan.h>
+
+#include <cstring>
+
+namespace kiln::test {
+
+struct VulkanHarness::Impl {
+  VkInstance instance = VK_NULL_HANDLE;
+  VkPhysicalDevice physical = VK_NULL_HANDLE;
+  VkDevice device = VK_NULL_HANDLE;
+  VkQueue queue = VK_NULL_HANDLE;
+  uint32_t family = 0;
+  VkCommandPool pool = VK_NULL_HANDLE;
+  VkPhysicalDeviceMemoryProperties memory{};
+};
+
+#define VK_TRY(expr)                                                                                           \
+  do {                                                                                                         \
+    VkResult r_ = (expr);                                                                                      \
+    if (r_ != VK_SUCCESS)                                                                                      \
+      return std::string(#expr) + " failed: " + std::to_string((int)r_);                                       \
+  } while (0)
+
+std::unique_ptr<VulkanHarness> VulkanHarness::create(std::string &why) {
+  std::unique_ptr<VulkanHarness> h(new VulkanHarness());
+  h->impl_ = std::make_unique<Impl>();
+  Impl &m = *h->impl_;
+  VkApplicationInfo app{VK_STRUCTURE_TYPE_APPLICATION_INFO};
+  app.pApplicationName = "kiln_spirv_tests";
+  app.apiVersion = VK_API_VERSION_1_2;
+  VkInstanceCreateInfo ici{VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO};
+  ici.pApplicationInfo = &app;
+  if (vkCreateInstance(&ici, nullptr, &m.instance) != VK_SUCCESS) {
+    why = "vkCreateInstance failed (no Vulkan driver; set VK_DRIVER_FILES to lavapipe's ICD)";
+    return nullptr;
+  }
+  uint32_t count = 0;
+  vkEnumeratePhysicalDevices(m.instance, &count, nullptr);
+  if (count == 0) {
+    why = "no Vulkan physical device";
+    return nullptr;
+  }
+  std::vector<VkPhysicalDevice> devices(count);
+  vkEnumeratePhysicalDevices(m.instance, &count, devices.data());
+  m.physical = devices[0];
+  VkPhysicalDeviceProperties props;
+  vkGetPhysicalDeviceProperties(m.physical, &props);
+  h->deviceName_ = props.deviceName;
+  if (props.apiVersion < VK_API_VERSION_1_2) {
+    why = "device " + h->deviceName_ + " is below Vulkan 1.2";
+    return nullptr;
+  }
+  vkGetPhysicalDeviceMemoryProperties(m.physical, &m.memory);
+  uint32_t nf = 0;
+  vkGetPhysicalDeviceQueueFamilyProperties(m.physical, &nf, nullptr);
+  std::vector<VkQueueFamilyProperties> families(nf);
+  vkGetPhysicalDeviceQueueFamilyProperties(m.physical, &nf, families.data());
+  bool found = false;
+  for (uint32_t i = 0; i < nf && !found; ++i)
+    if (families[i].queueFlags & VK_QUEUE_COMPUTE_BIT) {
+      m.family = i;
+      found = true;
+    }
+  if (!found) {
+    why = "no compute queue";
+    return nullptr;
+  }
+  float priority = 1.0f;
+  VkDeviceQueueCreateInfo qci{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
+  qci.queueFamilyIndex = m.family;
+  qci.queueCount = 1;
+  qci.pQueuePriorities = &priority;
+  // 8- and 16-bit storage (i1 as uint8, f16 / bf16).
+  VkPhysicalDeviceVulkan11Features f11{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
+  VkPhysicalDeviceVulkan12Features f12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+  f11.pNext = &f12;
+  VkPhysicalDeviceFeatures2 supported{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+  supported.pNext = &f11;
+  vkGetPhysicalDeviceFeatures2(m.physical, &supported);
+  VkPhysicalDeviceVulkan11Features e11{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
+  VkPhysicalDeviceVulkan12Features e12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+  e11.pNext = &e12;
+  e11.storageBuffer16BitAccess = f11.storageBuffer16BitAccess;
+  e12.storageBuffer8BitAccess = f12.storageBuffer8BitAccess;
+  e12.shaderInt8 = f12.shaderInt8;
+  VkPhysicalDeviceFeatures2 enabled{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+  enabled.pNext = &e11;
+  enabled.features.shaderInt16 = supported.features.shaderInt16;
+  VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
+  dci.pNext = &enabled;
+  dci.queueCreateInfoCount = 1;
+  dci.pQueueCreateInfos = &qci;
+  if (vkCreateDevice(m.physical, &dci, nullptr, &m.device) != VK_SUCCESS) {
+    why = "vkCreateDevice failed on " + h->deviceName_;
+    return nullptr;
+  }
+  vkGetDeviceQueue(m.device, m.family, 0, &m.queue);
+  VkCommandPoolCreateInfo pci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
+  pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
+  pci.queueFamilyIndex = m.family;
+  if (vkCreateCommandPool(m.device, &pci, nullptr, &m.pool) != VK_SUCCESS) {
+    why = "vkCreateCommandPool failed";
+    return nullptr;
+  }
+  return h;
+}
+
+VulkanHarness::~VulkanHarness() {
+  if (!impl_)
+    return;
+  Impl &m = *impl_;
+  if (m.pool)
+    vkDestroyCommandPool(m.device, m.pool, nullptr);
+  if (m.device)
+    vkDestroyDevice(m.device, nullptr);
+  if (m.instance)
+    vkDestroyInstance(m.instance, nullptr);
+}
+
+std::string VulkanHarness::dispatch(const std::vector<uint32_t> &spirv, std::vector<std::vector<uint8_t> *> buffers,
+                                    const std::vector<uint32_t> &pushWords, const uint32_t groups[3]) {
+  Impl &m = *impl_;
+  VkDevice dev = m.device;
+  struct Buf {
+    VkBuffer buffer = VK_NULL_HANDLE;
+    VkDeviceMemory memory = VK_NULL_HANDLE;
+    VkDeviceSize size = 0;
+  };
+  std::vector<Buf> bufs(buffers.size());
+  VkShaderModule module = VK_NULL_HANDLE;
+  VkDescriptorSetLayout setLayout = VK_NULL_HANDLE;
+  VkPipelineLayout pipeLayout = VK_NULL_HANDLE;
+  VkPipeline pipeline = VK_NULL_HANDLE;
+  VkDescriptorPool descPool = VK_NULL_HANDLE;
+  VkCommandBuffer cmd = VK_NULL_HANDLE;
+  VkFence fence = VK_NULL_HANDLE;
+  auto cleanup = [&]() {
+    if (fence)
+      vkDestroyFence(dev, fence, nullptr);
+    if (cmd)
+      vkFreeCommandBuffers(dev, m.pool, 1, &cmd);
+    if (descPool)
+      vkDestroyDescriptorPool(dev, descPool, nullptr);
+    if (pipeline)
+      vkDestroyPipeline(dev, pipeline, nullptr);
+    if (pipeLayout)
+      vkDestroyPipelineLayout(dev, pipeLayout, nullptr);
+    if (setLayout)
+      vkDestroyDescriptorSetLayout(dev, setLayout, nullptr);
+    if (module)
+      vkDestroyShaderModule(dev, module, nullptr);
+    for (Buf &b : bufs) {
+      if (b.buffer)
+        vkDestroyBuffer(dev, b.buffer, nullptr);
+      if (b.memory)
+        vkFreeMemory(dev, b.memory, nullptr);
+    }
+  };
+  auto run = [&]() -> std::string {
+    for (size_t i = 0; i < buffers.size(); ++i) {
+      Buf &b = bufs[i];
+      b.size = std::max<VkDeviceSize>(16, (buffers[i]->size() + 15) / 16 * 16);
+      VkBufferCreateInfo bci{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
+      bci.size = b.size;
+      bci.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT;
+      VK_TRY(vkCreateBuffer(dev, &bci, nullptr, &b.buffer));
+      VkMemoryRequirements req;
+      vkGetBufferMemoryRequirements(dev, b.buffer, &req);
+      uint32_t type = UINT32_MAX;
+      VkMemoryPropertyFlags want = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+      for (uint32_t t = 0; t < m.memory.memoryTypeCount; ++t)
+        if ((req.memoryTypeBits & (1u << t)) && (m.memory.memoryTypes[t].propertyFlags & want) == want) {
+          type = t;
+          break;
+        }
+      if (type == UINT32_MAX)
+        return "no host-visible coherent memory type";
+      VkMemoryAllocateInfo mai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
+      mai.allocationSize = req.size;
+      mai.memoryTypeIndex = type;
+      VK_TRY(vkAllocateMemory(dev, &mai, nullptr, &b.memory));
+      VK_TRY(vkBindBufferMemory(dev, b.buffer, b.memory, 0));
+      void *p = nullptr;
+      VK_TRY(vkMapMemory(dev, b.memory, 0, VK_WHOLE_SIZE, 0, &p));
+      std::memset(p, 0, b.size);
+      std::memcpy(p, buffers[i]->data(), buffers[i]->size());
+      vkUnmapMemory(dev, b.memory);
+    }
+    VkShaderModuleCreateInfo smci{VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO};
+    smci.codeSize = spirv.size() * 4;
+    smci.pCode = spirv.data();
+    VK_TRY(vkCreateShaderModule(dev, &smci, nullptr, &module));
+    std::vector<VkDescriptorSetLayoutBinding> bindings(buffers.size());
+    for (size_t i = 0; i < buffers.size(); ++i)
+      bindings[i] = {(uint32_t)i, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT, nullptr};
+    VkDescriptorSetLayoutCreateInfo dslci{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO};
+    dslci.bindingCount = (uint32_t)bindings.size();
+    dslci.pBindings = bindings.data();
+    VK_TRY(vkCreateDescriptorSetLayout(dev, &dslci, nullptr, &setLayout));
+    VkPushConstantRange range{VK_SHADER_STAGE_COMPUTE_BIT, 0, (uint32_t)(pushWords.size() * 4)};
+    VkPipelineLayoutCreateInfo plci{VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO};
+    plci.setLayoutCount = 1;
+    plci.pSetLayouts = &setLayout;
+    plci.pushConstantRangeCount = pushWords.empty() ? 0 : 1;
+    plci.pPushConstantRanges = &range;
+    VK_TRY(vkCreatePipelineLayout(dev, &plci, nullptr, &pipeLayout));
+    VkComputePipelineCreateInfo cpci{VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO};
+    cpci.stage = {VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO};
+    cpci.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
+    cpci.stage.module = module;
+    cpci.stage.pName = "main";
+    cpci.layout = pipeLayout;
+    VK_TRY(vkCreateComputePipelines(dev, VK_NULL_HANDLE, 1, &cpci, nullptr, &pipeline));
+    VkDescriptorPoolSize ps{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, (uint32_t)buffers.size()};
+    VkDescriptorPoolCreateInfo dpci{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
+    dpci.maxSets = 1;
+    dpci.poolSizeCount = 1;
+    dpci.pPoolSizes = &ps;
+    VK_TRY(vkCreateDescriptorPool(dev, &dpci, nullptr, &descPool));
+    VkDescriptorSetAllocateInfo dsai{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO};
+    dsai.descriptorPool = descPool;
+    dsai.descriptorSetCount = 1;
+    dsai.pSetLayouts = &setLayout;
+    VkDescriptorSet set;
+    VK_TRY(vkAllocateDescriptorSets(dev, &dsai, &set));
+    std::vector<VkDescriptorBufferInfo> infos(buffers.size());
+    std::vector<VkWriteDescriptorSet> writes(buffers.size());
+    for (size_t i = 0; i < buffers.size(); ++i) {
+      infos[i] = {bufs[i].buffer, 0, VK_WHOLE_SIZE};
+      writes[i] = {VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET};
+      writes[i].dstSet = set;
+      writes[i].dstBinding = (uint32_t)i;
+      writes[i].descriptorCount = 1;
+      writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+      writes[i].pBufferInfo = &infos[i];
+    }
+    vkUpdateDescriptorSets(dev, (uint32_t)writes.size(), writes.data(), 0, nullptr);
+    VkCommandBufferAllocateInfo cbai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+    cbai.commandPool = m.pool;
+    cbai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+    cbai.commandBufferCount = 1;
+    VK_TRY(vkAllocateCommandBuffers(dev, &cbai, &cmd));
+    VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+    bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+    VK_TRY(vkBeginCommandBuffer(cmd, &bi));
+    vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline);
+    vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipeLayout, 0, 1, &set, 0, nullptr);
+    if (!pushWords.empty())
+      vkCmdPushConstants(cmd, pipeLayout, VK_SHADER_STAGE_COMPUTE_BIT, 0, (uint32_t)(pushWords.size() * 4),
+                         pushWords.data());
+    if (groups[0] && groups[1] && groups[2])
+      vkCmdDispatch(cmd, groups[0], groups[1], groups[2]);
+    VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+    mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
+    mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
+    vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, nullptr,
+                         0, nullptr);
+    VK_TRY(vkEndCommandBuffer(cmd));
+    VkFenceCreateInfo fci{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    VK_TRY(vkCreateFence(dev, &fci, nullptr, &fence));
+    VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+    si.commandBufferCount = 1;
+    si.pCommandBuffers = &cmd;
+    VK_TRY(vkQueueSubmit(m.queue, 1, &si, fence));
+    VK_TRY(vkWaitForFences(dev, 1, &fence, VK_TRUE, 60ull * 1000 * 1000 * 1000));
+    for (size_t i = 0; i < buffers.size(); ++i) {
+      void *p = nullptr;
+      VK_TRY(vkMapMemory(dev, bufs[i].memory, 0, VK_WHOLE_SIZE, 0, &p));
+      std::memcpy(buffers[i]->data(), p, buffers[i]->size());
+      vkUnmapMemory(dev, bufs[i].memory);
+    }
+    return "";
+  };
+  std::string result = run();
+  cleanup();
+  return result;
+}
+
+} // namespace kiln::test

@@ -1,0 +1,39 @@
+//===- VulkanHarness.h - a minimal Vulkan compute dispatcher for the kernel tests -*- C++ -*-===//
+//
+// Only for tests: the first device, one queue, host-visible coherent buffers, one descriptor set, push
+// constants, vkCmdDispatch and a fence per call. The production executor is runtime/src/vulkan/.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KILN_TESTS_SPIRV_VULKANHARNESS_H
+#define KILN_TESTS_SPIRV_VULKANHARNESS_H
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kiln::test {
+
+class VulkanHarness {
+public:
+  /// Null (with `why`) when no Vulkan device is present.
+  static std::unique_ptr<VulkanHarness> create(std::string &why);
+  ~VulkanHarness();
+
+  std::string deviceName() const { return deviceName_; }
+
+  /// Runs `spirv` once with buffers[i] at binding i (contents copied in, and back out for all of them),
+  /// push constants `pushWords`, and `groups` workgroups. Returns an empty string or an error.
+  std::string dispatch(const std::vector<uint32_t> &spirv, std::vector<std::vector<uint8_t> *> buffers,
+                       const std::vector<uint32_t> &pushWords, const uint32_t groups[3]);
+
+private:
+  VulkanHarness() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::string deviceName_;
+};
+
+} // namespace kiln::test
+
+#endif
