@@ -1,9 +1,11 @@
 //===- Compile.cpp - `kiln compile` ---------------------------------------===//
 //
-// kiln compile MODEL_DIR -o MODEL.kiln [--target cpu] [--cpu NAME] [--max-context N] [--max-batch N]
-//              [--threads N] [--dump-dir DIR] [--no-fuse] [--strict]
+// kiln compile MODEL_DIR -o MODEL.kiln [--target cpu|vulkan] [--device-profile NAME|FILE] [--cpu NAME]
+//              [--max-context N] [--max-batch N] [--threads N] [--dump-dir DIR] [--no-fuse] [--strict]
 // kiln compile MODEL_DIR --emit=ir [--fuse]
-// import -> verify -> fusion (unless --no-fuse) -> memory plan -> CPU kernels -> manifest -> artifact (ArtifactFormat.h).
+// import -> verify -> fusion (unless --no-fuse) -> memory plan -> [vulkan: legality + partition (report on
+// stderr, --strict, partition.dot/.svg)] -> CPU kernels for the cpu dispatches, SPIR-V kernels for the
+// vulkan ones -> manifest -> artifact (ArtifactFormat.h).
 //
 //===----------------------------------------------------------------------===//
 #include "Cli.h"
@@ -12,10 +14,16 @@
 
 #include "ArtifactWriter.h"
 #include "kiln/passes/Fusion.h"
+#include "kiln/passes/DeviceProfile.h"
+#include "kiln/passes/Legality.h"
 #include "kiln/passes/MemoryPlan.h"
+#include "kiln/passes/Partition.h"
 #include "kiln_artifact.pb.h"
 #if KILN_WITH_CPU_CODEGEN
 #include "kiln/codegen/CpuCodegen.h"
+#endif
+#if KILN_WITH_SPIRV_CODEGEN
+#include "kiln/codegen/SpirvCodegen.h"
 #endif
 
 #include "mlir/IR/AsmState.h"
@@ -23,6 +31,7 @@
 #include "mlir/IR/Verifier.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Program.h"
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/TargetParser/Host.h"
 
@@ -42,7 +51,8 @@ namespace kiln::cli {
 namespace {
 
 const char *kUsage =
-    "usage: kiln compile MODEL_DIR -o MODEL.kiln [--target cpu] [--cpu NAME] [--max-context N] "
+    "usage: kiln compile MODEL_DIR -o MODEL.kiln [--target cpu|vulkan] [--device-profile NAME|FILE] [--cpu NAME] "
+    "[--max-context N] "
     "[--max-batch N] [--threads N] [--dump-dir DIR] [--no-fuse] [--strict] | kiln compile MODEL_DIR --emit=ir";
 
 using Clock = std::chrono::steady_clock;
@@ -172,13 +182,16 @@ Status fillPlan(const passes::MemoryPlan &plan, artifact::Manifest *m) {
       *out->add_shape() = toDim(d);
     out->set_offset(b.offset);
     out->set_max_bytes(b.maxBytes);
+    out->set_location(b.location == passes::BufferLocation::Device ? artifact::Buffer::DEVICE
+                                                                    : artifact::Buffer::HOST);
   }
   for (const passes::PlanDispatch &d : plan.dispatches) {
     artifact::Dispatch *out = m->add_dispatches();
     for (int id : d.buffers)
       out->add_buffers(id);
     out->set_location(d.location);
-    out->set_device("cpu");
+    out->set_device(passes::deviceName(d.device));
+    out->set_kind(d.transfer ? artifact::Dispatch::TRANSFER : artifact::Dispatch::KERNEL);
   }
   for (const passes::PlanPort &p : plan.inputs) {
     artifact::Port *out = m->add_inputs();
@@ -198,6 +211,7 @@ Status fillPlan(const passes::MemoryPlan &plan, artifact::Manifest *m) {
     out->set_seq_axis(e.seqAxis);
   }
   m->set_arena_bytes(plan.arenaBytes);
+  m->set_device_arena_bytes(plan.deviceArenaBytes);
   return Status::ok();
 }
 
@@ -206,7 +220,7 @@ Status fillPlan(const passes::MemoryPlan &plan, artifact::Manifest *m) {
 Status weightBlobs(const passes::MemoryPlan &plan, const artifact::Manifest &m, const WeightTable &weights,
                    std::vector<artifact::WeightBlob> *blobs) {
   for (const passes::PlanBuffer &b : plan.buffers) {
-    if (b.kind != passes::BufferKind::Weight)
+    if (b.kind != passes::BufferKind::Weight || b.copyOf >= 0) // a device copy shares the original's bytes
       continue;
     artifact::WeightBlob blob;
     blob.offset = b.offset;
@@ -242,12 +256,54 @@ Status weightBlobs(const passes::MemoryPlan &plan, const artifact::Manifest &m, 
   return Status::ok();
 }
 
+#if KILN_WITH_SPIRV_CODEGEN
+codegen::SpirvTarget spirvTarget(const passes::VulkanProfile &p) {
+  codegen::SpirvTarget t;
+  t.float16 = p.float16 && p.storage16;
+  t.subgroupSize = p.subgroupSize;
+  t.maxSharedMemory = p.maxSharedMemory;
+  t.maxWorkgroupInvocations = p.maxWorkgroupInvocations;
+  t.maxStorageBufferRange = p.maxStorageBufferRange;
+  t.subgroupArithmetic = p.hasSubgroupOp("arithmetic");
+  return t;
+}
+
+/// Legality (c): whether codegen/spirv has a variant of the op that fits the profile.
+class SpirvCatalog : public passes::DeviceKernelCatalog {
+public:
+  std::string unsupportedReason(mlir::Operation *op, const passes::VulkanProfile &profile) const override {
+    return codegen::spirvUnsupportedReason(op, spirvTarget(profile));
+  }
+};
+#endif
+
+/// Writes partition.dot, and partition.svg when Graphviz's `dot` is installed.
+Status dumpPartition(const passes::MemoryPlan &plan, const std::string &dumpDir, const std::string &title) {
+  std::string path = dumpDir + "/partition.dot";
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(path, ec);
+    if (ec)
+      return Status::error(path + ": cannot write: " + ec.message());
+    os << passes::partitionDot(plan, title);
+  }
+  if (llvm::ErrorOr<std::string> dot = llvm::sys::findProgramByName("dot")) {
+    std::string svg = dumpDir + "/partition.svg";
+    llvm::StringRef argv[] = {*dot, "-Tsvg", path, "-o", svg};
+    std::string error;
+    if (llvm::sys::ExecuteAndWait(*dot, argv, std::nullopt, {}, 60, 0, &error) != 0)
+      progress("warning: dot could not render " + svg + (error.empty() ? "" : ": " + error));
+  }
+  return Status::ok();
+}
+
 } // namespace
 
 int runCompile(int argc, char **argv) {
   const Clock::time_point start = Clock::now();
   Args args(argc, argv, 2,
-            {"--emit", "-o", "--target", "--cpu", "--max-context", "--max-batch", "--threads", "--dump-dir"},
+            {"--emit", "-o", "--target", "--device-profile", "--cpu", "--max-context", "--max-batch", "--threads",
+             "--dump-dir"},
             {"--no-fuse", "--strict", "--fuse"});
   if (!args.ok() || args.positional().size() != 1)
     return fail(kExitUsage, (args.ok() ? std::string("") : args.error() + "; ") + kUsage);
@@ -259,10 +315,18 @@ int runCompile(int argc, char **argv) {
   if (emit.empty() && output.empty())
     return fail(kExitUsage, "compile: -o MODEL.kiln is required; " + std::string(kUsage));
   std::string target = args.get("--target").value_or("cpu");
-  if (target == "vulkan")
-    return fail(kExitBadInput, "compile: the vulkan target is not in this build yet (use --target cpu)");
-  if (target != "cpu")
+  if (target != "cpu" && target != "vulkan")
     return fail(kExitUsage, "compile: unknown --target '" + target + "' (cpu, vulkan)");
+  const bool vulkan = target == "vulkan";
+  if (!vulkan && args.has("--device-profile"))
+    return fail(kExitUsage, "compile: --device-profile needs --target vulkan");
+  passes::VulkanProfile profile;
+  if (vulkan) {
+    StatusOr<passes::VulkanProfile> p = passes::loadVulkanProfile(args.get("--device-profile").value_or("lavapipe"));
+    if (!p.ok())
+      return fail(kExitBadInput, p.status().message());
+    profile = *p;
+  }
   std::string intError;
   std::optional<int64_t> maxContextArg = positiveInt(args, "--max-context", &intError);
   std::optional<int64_t> maxBatchArg = positiveInt(args, "--max-batch", &intError);
@@ -365,6 +429,39 @@ int runCompile(int argc, char **argv) {
            std::to_string(maxContext) + ", batch " + std::to_string(maxBatch) + ") in " +
            std::to_string(int(secondsSince(t) * 1000)) + " ms");
 
+  // Vulkan: legality of every dispatch, the device partition, the CPU fallback and the transfers.
+  passes::PartitionResult partition;
+  if (vulkan) {
+    t = Clock::now();
+#if KILN_WITH_SPIRV_CODEGEN
+    SpirvCatalog catalog;
+    const passes::DeviceKernelCatalog *catalogPtr = &catalog;
+#else
+    const passes::DeviceKernelCatalog *catalogPtr = nullptr; // no backend: only the profile's limits decide
+#endif
+    partition = passes::partitionPlan(*plan, profile, catalogPtr);
+    for (const std::string &line : passes::partitionReport(partition, profile.name))
+      progress(line);
+    progress("partition: host arena " + humanBytes(plan->arenaBytes) + ", device arena " +
+             humanBytes(plan->deviceArenaBytes) + " in " + std::to_string(int(secondsSince(t) * 1000)) + " ms");
+    if (!dumpDir.empty())
+      if (Status s = dumpPartition(*plan, dumpDir, architecture + " on vulkan (" + profile.name + ")"); !s)
+        return fail(kExitBadInput, s.message());
+    if (args.has("--strict") && partition.fallbacks > 0) {
+      std::vector<std::string> report = passes::partitionReport(partition, profile.name);
+      std::string list;
+      for (size_t i = 1; i < report.size(); ++i)
+        if (report[i].find("saves a transfer") == std::string::npos)
+          list += (list.empty() ? "" : "; ") + report[i];
+      return fail(kExitBadInput, "compile: --strict: " + std::to_string(partition.fallbacks) +
+                                     " ops cannot run on vulkan (profile " + profile.name + "): " + list);
+    }
+#if !KILN_WITH_SPIRV_CODEGEN
+    return fail(kExitBadInput, "compile: this build has no SPIR-V backend (codegen/spirv); the partition above "
+                               "is what --target vulkan would run");
+#endif
+  }
+
   std::string cpuName = args.get("--cpu").value_or("native");
   std::string resolvedCpu = cpuName == "native" ? llvm::sys::getHostCPUName().str() : cpuName;
 
@@ -374,7 +471,7 @@ int runCompile(int argc, char **argv) {
   prov->set_git_revision(KILN_GIT_REVISION);
   for (int i = 0; i < argc; ++i)
     prov->add_flags(argv[i]);
-  prov->set_target("cpu:" + resolvedCpu);
+  prov->set_target(vulkan ? "vulkan:" + profile.name + "+cpu:" + resolvedCpu : "cpu:" + resolvedCpu);
   prov->set_model_dir(modelDir);
   prov->set_created_utc(utcNow());
   manifest.set_architecture(architecture);
@@ -396,21 +493,44 @@ int runCompile(int argc, char **argv) {
   } else {
     manifest.add_notes("fusion: off (--no-fuse); every primitive op is one kernel");
   }
-  manifest.add_notes("partitioning: every op on cpu (no fallback needed" +
-                     std::string(args.has("--strict") ? ", --strict satisfied)" : ")"));
-  manifest.add_notes("memory plan: arena " + std::to_string(plan->arenaBytes) + " bytes for " +
-                     std::to_string(plan->intermediateBytes) + " bytes of intermediates (first-fit decreasing by liveness)");
+  if (vulkan) {
+    manifest.set_device_profile_json(passes::writeVulkanProfile(profile));
+    for (const passes::PartitionEntry &e : partition.entries) {
+      artifact::PartitionEntry *out = manifest.add_partition();
+      out->set_op(e.op);
+      out->set_location(e.location);
+      out->set_device(passes::deviceName(e.device));
+      out->set_reason(e.reason);
+    }
+    for (const std::string &line : passes::partitionReport(partition, profile.name))
+      manifest.add_notes("partitioning: " + line);
+    manifest.add_notes("memory plan: arena " + std::to_string(plan->arenaBytes) + " bytes, device arena " +
+                       std::to_string(plan->deviceArenaBytes) + " bytes for " +
+                       std::to_string(plan->intermediateBytes) +
+                       " bytes of intermediates (first-fit decreasing by liveness, per arena)");
+  } else {
+    manifest.add_notes("partitioning: every op on cpu (no fallback needed" +
+                       std::string(args.has("--strict") ? ", --strict satisfied)" : ")"));
+    manifest.add_notes("memory plan: arena " + std::to_string(plan->arenaBytes) + " bytes for " +
+                       std::to_string(plan->intermediateBytes) + " bytes of intermediates (first-fit decreasing by liveness)");
+  }
 
   // Kernels.
   std::vector<uint8_t> sharedObject;
 #if KILN_WITH_CPU_CODEGEN
-  {
+  std::vector<int> cpuDispatches; // codegen/cpu takes only the cpu partition's ops
+  for (size_t i = 0; i < plan->dispatches.size(); ++i)
+    if (!plan->dispatches[i].transfer && plan->dispatches[i].device == passes::DispatchDevice::Cpu)
+      cpuDispatches.push_back(int(i));
+  if (!cpuDispatches.empty()) {
     t = Clock::now();
-    progress("generating " + std::to_string(plan->dispatches.size()) + " CPU kernels for " + resolvedCpu + "...");
+    progress("generating " + std::to_string(cpuDispatches.size()) + " CPU kernels for " + resolvedCpu + "...");
     codegen::CpuCodegenOptions options;
     options.cpu = cpuName;
     options.dumpDir = dumpDir;
-    std::vector<mlir::Operation *> ops = plan->dispatchOps();
+    std::vector<mlir::Operation *> ops;
+    for (int i : cpuDispatches)
+      ops.push_back(plan->dispatches[size_t(i)].op);
     std::vector<std::string> symbols = plan->symbolNames();
     StatusOr<codegen::CpuCode> code = codegen::generateCpuKernels(step, ops, symbols, options);
     if (!code.ok())
@@ -429,7 +549,7 @@ int runCompile(int argc, char **argv) {
         out->set_op(k.op);
         out->set_signature(k.signature);
       }
-      manifest.mutable_dispatches(int(i))->set_kernel(it->second);
+      manifest.mutable_dispatches(cpuDispatches[i])->set_kernel(it->second);
     }
     sharedObject = std::move(code->sharedObject);
     progress("generated " + std::to_string(manifest.kernels_size()) + " distinct kernels, shared object " +
@@ -437,6 +557,51 @@ int runCompile(int argc, char **argv) {
   }
 #else
   return fail(kExitBadInput, "compile: this build has no CPU backend (codegen/cpu); only --emit=ir works");
+#endif
+#if KILN_WITH_SPIRV_CODEGEN
+  if (vulkan) {
+    t = Clock::now();
+    const codegen::SpirvTarget spirv = spirvTarget(profile);
+    std::vector<std::string> symbols = plan->symbolNames();
+    std::map<std::pair<std::string, std::vector<uint32_t>>, int> kernelByCode;
+    int generated = 0;
+    for (size_t i = 0; i < plan->dispatches.size(); ++i) {
+      const passes::PlanDispatch &d = plan->dispatches[i];
+      if (d.transfer || d.device != passes::DispatchDevice::Vulkan)
+        continue;
+      StatusOr<codegen::SpirvKernel> k = codegen::generateSpirvKernel(d.op, symbols, spirv);
+      if (!k.ok())
+        return fail(kExitBadInput, (d.location.empty() ? std::string("step") : d.location) + ": " +
+                                       d.op->getName().getStringRef().str() + ": SPIR-V: " + k.status().message());
+      uint64_t invocations = uint64_t(k->workgroupSize[0]) * k->workgroupSize[1] * k->workgroupSize[2];
+      if (k->sharedMemoryBytes > profile.maxSharedMemory || invocations > profile.maxWorkgroupInvocations ||
+          k->globalSize.size() != 3)
+        return fail(kExitBadInput, d.location + ": " + d.op->getName().getStringRef().str() + ": internal error: " +
+                                       "SPIR-V kernel " + k->name + " does not fit profile " + profile.name);
+      ++generated;
+      auto [it, inserted] = kernelByCode.emplace(std::make_pair(k->name, k->spirv), manifest.kernels_size());
+      if (inserted) {
+        artifact::Kernel *out = manifest.add_kernels();
+        out->set_symbol(k->name);
+        out->set_op(d.op->getName().getStringRef().str());
+        std::string sig;
+        llvm::raw_string_ostream os(sig);
+        llvm::interleaveComma(d.op->getOperandTypes(), os);
+        os << " -> ";
+        llvm::interleaveComma(d.op->getResultTypes(), os);
+        out->set_signature(sig);
+        out->set_spirv(k->spirv.data(), k->spirv.size() * sizeof(uint32_t));
+        for (uint32_t w : k->workgroupSize)
+          out->add_workgroup_size(w);
+        for (const ir::SymExpr &g : k->globalSize)
+          *out->add_global_size() = toDim(g);
+        out->set_shared_memory_bytes(k->sharedMemoryBytes);
+      }
+      manifest.mutable_dispatches(int(i))->set_kernel(it->second);
+    }
+    progress("generated " + std::to_string(generated) + " SPIR-V dispatches (" + std::to_string(kernelByCode.size()) +
+             " distinct kernels) for " + profile.name + " in " + std::to_string(secondsSince(t)).substr(0, 5) + " s");
+  }
 #endif
 
   // Weights and the file.

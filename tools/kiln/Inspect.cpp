@@ -1,7 +1,8 @@
 //===- Inspect.cpp - `kiln inspect MODEL.kiln` ----------------------------===//
 //
-// A readable dump of an artifact: provenance, model and limits, ports, KV-cache layout, kernels by op,
-// the dispatch list, the buffer table, the memory-plan summary and the sections with their checksums.
+// A readable dump of an artifact: provenance, model and limits, ports, KV-cache layout, the partition
+// (per-device counts, CPU-placed ops with their reasons, transfers), kernels by op, the dispatch list, the
+// buffer table, the memory-plan summary (both arenas) and the sections with their checksums.
 // Needs only kiln_artifact (builds without the compiler). A bad file: exit 1 with one line.
 //
 //===----------------------------------------------------------------------===//
@@ -15,6 +16,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -67,6 +69,18 @@ std::string bytesText(uint64_t n) {
   else
     std::snprintf(buf, sizeof buf, "%" PRIu64 " bytes", n);
   return buf;
+}
+
+const char *locationText(const Buffer &b) { return b.location() == Buffer::DEVICE ? "DEVICE" : "HOST"; }
+
+/// The "name" of a device profile's JSON (written by passes::writeVulkanProfile).
+std::string profileName(const std::string &json) {
+  const std::string key = "\"name\": \"";
+  size_t at = json.find(key);
+  if (at == std::string::npos)
+    return "?";
+  size_t end = json.find('"', at + key.size());
+  return end == std::string::npos ? "?" : json.substr(at + key.size(), end - at - key.size());
 }
 
 std::string padRight(std::string s, size_t width) {
@@ -144,13 +158,67 @@ int runInspect(int argc, char **argv) {
     }
   }
 
+  // Partition (vulkan artifacts).
+  int numTransfers = 0;
+  uint64_t transferBytes = 0;
+  for (const Dispatch &d : m.dispatches())
+    if (d.kind() == Dispatch::TRANSFER) {
+      ++numTransfers;
+      if (d.buffers_size() == 2 && d.buffers(0) >= 0 && d.buffers(0) < m.buffers_size())
+        transferBytes += m.buffers(d.buffers(0)).max_bytes();
+    }
+  if (m.partition_size() > 0 || !m.device_profile_json().empty()) {
+    std::map<std::string, int> perDevice;
+    for (const PartitionEntry &e : m.partition())
+      ++perDevice[e.device()];
+    std::string counts;
+    for (const auto &[device, n] : perDevice)
+      counts += (counts.empty() ? "" : ", ") + std::to_string(n) + " on " + device;
+    std::fprintf(o, "\npartition (profile %s)\n", profileName(m.device_profile_json()).c_str());
+    std::fprintf(o, "  ops           %s\n", counts.empty() ? "(none)" : counts.c_str());
+    std::fprintf(o, "  transfers     %d (%s at max context)\n", numTransfers, bytesText(transferBytes).c_str());
+    // CPU-placed ops grouped by (op, reason), in order of first appearance.
+    std::vector<std::pair<std::string, std::string>> order;
+    std::map<std::pair<std::string, std::string>, std::vector<std::string>> groups;
+    for (const PartitionEntry &e : m.partition()) {
+      if (e.device() != "cpu")
+        continue;
+      auto key = std::make_pair(e.op(), e.reason());
+      if (!groups.count(key))
+        order.push_back(key);
+      groups[key].push_back(e.location().empty() ? "?" : e.location());
+    }
+    if (!order.empty())
+      std::fprintf(o, "  on the cpu\n");
+    for (const auto &key : order) {
+      const std::vector<std::string> &locs = groups[key];
+      std::string list;
+      for (const std::string &l : locs)
+        list += (list.empty() ? "" : ", ") + l;
+      std::fprintf(o, "    %s x %zu: %s\n      at %s\n", key.first.c_str(), locs.size(), key.second.c_str(),
+                   list.c_str());
+    }
+    if (numTransfers > 0) {
+      std::fprintf(o, "  transfer list\n");
+      for (int i = 0; i < m.dispatches_size(); ++i) {
+        const Dispatch &d = m.dispatches(i);
+        if (d.kind() != Dispatch::TRANSFER || d.buffers_size() != 2)
+          continue;
+        const Buffer &from = m.buffers(d.buffers(0)), &to = m.buffers(d.buffers(1));
+        std::fprintf(o, "    #%-5d %s %s -> %s %s (%s)\n", i, from.name().c_str(), locationText(from),
+                     to.name().c_str(), locationText(to), bytesText(from.max_bytes()).c_str());
+      }
+    }
+  }
+
   // Kernels: distinct kernels and dispatches, by op.
   std::map<std::string, std::pair<int, int>> byOp; // op -> (kernels, dispatches)
   for (const Kernel &k : m.kernels())
     ++byOp[k.op()].first;
   for (const Dispatch &d : m.dispatches())
-    ++byOp[m.kernels(d.kernel()).op()].second;
-  std::fprintf(o, "\nkernels (%d distinct, %d dispatches)\n", m.kernels_size(), m.dispatches_size());
+    if (d.kind() != Dispatch::TRANSFER && d.kernel() >= 0 && d.kernel() < m.kernels_size())
+      ++byOp[m.kernels(d.kernel()).op()].second;
+  std::fprintf(o, "\nkernels (%d distinct, %d dispatches)\n", m.kernels_size(), m.dispatches_size() - numTransfers);
   std::fprintf(o, "  %-22s %8s %11s\n", "op", "kernels", "dispatches");
   for (const auto &[op, counts] : byOp)
     std::fprintf(o, "  %-22s %8d %11d\n", op.c_str(), counts.first, counts.second);
@@ -160,6 +228,10 @@ int runInspect(int argc, char **argv) {
   for (int i = 0; i < m.dispatches_size(); ++i) {
     const Dispatch &d = m.dispatches(i);
     std::string buffers;
+    const bool transfer = d.kind() == Dispatch::TRANSFER;
+    std::string op = transfer ? "transfer"
+                     : d.kernel() >= 0 && d.kernel() < m.kernels_size() ? m.kernels(d.kernel()).op()
+                                                                      : "?";
     for (int k = 0; k < d.buffers_size(); ++k) {
       if (k == d.buffers_size() - 1)
         buffers += (k ? " -> " : "-> ");
@@ -167,26 +239,27 @@ int runInspect(int argc, char **argv) {
         buffers += ", ";
       buffers += std::to_string(d.buffers(k));
     }
-    std::fprintf(o, "  %5d  %-18s %-6s %-40s %s\n", i, m.kernels(d.kernel()).op().c_str(),
+    std::fprintf(o, "  %5d  %-18s %-6s %-40s %s\n", i, op.c_str(),
                  d.device().empty() ? "cpu" : d.device().c_str(),
                  (d.location().empty() ? "-" : d.location()).c_str(), buffers.c_str());
   }
 
   std::fprintf(o, "\nbuffers\n");
-  std::fprintf(o, "  %5s  %-8s %-5s %-24s %12s %12s  %s\n", "id", "kind", "dtype", "shape", "offset", "max bytes",
-               "name");
+  std::fprintf(o, "  %5s  %-8s %-6s %-5s %-24s %12s %12s  %s\n", "id", "kind", "where", "dtype", "shape", "offset",
+               "max bytes", "name");
   uint64_t intermediates = 0, weightBytes = 0;
   int numArena = 0, numWeights = 0;
+  std::set<uint64_t> weightOffsets;
   for (const Buffer &b : m.buffers()) {
     bool placed = b.kind() == Buffer::ARENA || b.kind() == Buffer::WEIGHT;
-    std::fprintf(o, "  %5d  %-8s %-5s %-24s %12s %12" PRIu64 "  %s\n", b.id(), kindText(b.kind()),
+    std::fprintf(o, "  %5d  %-8s %-6s %-5s %-24s %12s %12" PRIu64 "  %s\n", b.id(), kindText(b.kind()), locationText(b),
                  dtypeShortName(b.dtype()), shapeText(b).c_str(),
                  placed ? std::to_string(b.offset()).c_str() : "-", b.max_bytes(), b.name().c_str());
     if (b.kind() == Buffer::ARENA) {
       intermediates += b.max_bytes();
       ++numArena;
-    } else if (b.kind() == Buffer::WEIGHT) {
-      weightBytes += b.max_bytes();
+    } else if (b.kind() == Buffer::WEIGHT && weightOffsets.insert(b.offset()).second) {
+      weightBytes += b.max_bytes(); // a device copy of a weight shares its bytes (same offset)
       ++numWeights;
     }
   }
@@ -194,8 +267,11 @@ int runInspect(int argc, char **argv) {
   std::fprintf(o, "\nmemory plan (at max context %" PRId64 ", batch %" PRId64 ")\n", m.max_context(), m.max_batch());
   std::fprintf(o, "  arena         %s for %d buffers of %s", bytesText(m.arena_bytes()).c_str(),
                numArena, bytesText(intermediates).c_str());
-  if (m.arena_bytes() > 0)
-    std::fprintf(o, " (reuse %.1fx)", double(intermediates) / double(m.arena_bytes()));
+  if (m.arena_bytes() + m.device_arena_bytes() > 0)
+    std::fprintf(o, " (reuse %.1fx)", double(intermediates) / double(m.arena_bytes() + m.device_arena_bytes()));
+  if (m.device_arena_bytes() > 0 || m.partition_size() > 0)
+    std::fprintf(o, "\n  device arena  %s (DEVICE ARENA buffers; arena above: HOST ARENA buffers)",
+                 bytesText(m.device_arena_bytes()).c_str());
   std::fprintf(o, "\n  weights       %s in %d buffers (section %s)\n", bytesText(weightBytes).c_str(),
                numWeights, bytesText(a.weightsSize()).c_str());
   if (m.kv_cache_size() > 0)
