@@ -414,8 +414,10 @@ private:
 
   bool emitMap(const std::function<bool()> &bodyFn) {
     const Tensor &o = out();
-    Grid g = planGrid(o.shape, o.dims, 256, false);
-    wg_[0] = 256;
+    uint32_t wg = std::min<uint32_t>(256, std::max<uint32_t>(1, target_.maxWorkgroupInvocations));
+    wg = 1u << (31 - __builtin_clz(wg));
+    Grid g = planGrid(o.shape, o.dims, wg, false);
+    wg_[0] = wg;
     kernel.globalSize = g.global;
     openLoops(g, false);
     coords(o.dims);
@@ -633,11 +635,11 @@ bool Builder::emitCopy() {
     } else if (isa<ir::BroadcastToOp>(op_)) {
       body_ << "    " << copy(in(0), offset(broadcastStrides(in(0), o.shape))) << "\n";
     } else if (auto sl = dyn_cast<ir::SliceOp>(op_)) {
-      int64_t axis = sl.getAxis() < 0 ? sl.getAxis() + (int64_t)o.shape.size() : sl.getAxis();
+      int64_t axis = (int64_t)sl.getAxis() < 0 ? (int64_t)sl.getAxis() + (int64_t)o.shape.size() : (int64_t)sl.getAxis();
       std::vector<E> s = in(0).strides();
       body_ << "    " << copy(in(0), offset(s, "c", E::k(sl.getStart()) * s[axis])) << "\n";
     } else if (auto cat = dyn_cast<ir::ConcatOp>(op_)) {
-      int64_t axis = cat.getAxis() < 0 ? cat.getAxis() + (int64_t)o.shape.size() : cat.getAxis();
+      int64_t axis = (int64_t)cat.getAxis() < 0 ? (int64_t)cat.getAxis() + (int64_t)o.shape.size() : (int64_t)cat.getAxis();
       E start = E::k(0);
       body_ << "    uint ca = c" << axis << ";\n";
       for (unsigned i = 0; i + 1 < tensors_.size(); ++i) {
@@ -912,14 +914,20 @@ bool Builder::emitMatmul() {
 //===----------------------------------------------------------------------===//
 
 const char *kRopeHelpers = R"(
-// p * f reduced to [-pi, pi]: the product exactly as hi + lo (fma), then Cody-Waite with a 3-part 2 pi.
+// p * f reduced to [-pi, pi]: the product exactly as hi + lo (Dekker, no fma needed), then Cody-Waite
+// with a 3-part 2 pi. `precise` keeps the compiler from contracting or reassociating.
 float reducedAngle(float p, float f) {
+  precise float cp = 4097.0 * p, ph = cp - (cp - p), pl = p - ph;
+  precise float cf = 4097.0 * f, fh = cf - (cf - f), fl = f - fh;
   precise float hi = p * f;
-  precise float lo = fma(p, f, -hi);
+  precise float lo = ((ph * fh - hi) + ph * fl + pl * fh) + pl * fl;
   float k = round(hi * 0.15915494309189535);
-  precise float r = fma(-k, 6.28318548202514648, hi);
-  r = fma(-k, -1.74845553e-7, r);
-  r = fma(-k, -6.86049804e-15, r);
+  precise float kc = 4097.0 * k, kh = kc - (kc - k), kl = k - kh;
+  // k * C1 exactly: C1 = 6.28318548202514648 has 24 bits; split it too.
+  const float c1h = 6.28125, c1l = 6.28318548202514648 - 6.28125;
+  precise float r = ((hi - kh * c1h) - kl * c1h) - k * c1l;
+  r = r - k * -1.74845553e-7;
+  r = r - k * -6.86049804e-15;
   return r + lo;
 }
 )";
