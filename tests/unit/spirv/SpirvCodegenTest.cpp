@@ -701,6 +701,22 @@ func.func @limits(%q: tensor<1x8x?x256xf32, #kiln.dims<[s]>>, %k: tensor<1x4x?x2
   EXPECT_NE(bad.status().message().find("'s'"), std::string::npos) << bad.status().message();
 }
 
+// GEMV (static M = 1, transpose_b): odd K and N, broadcast batch.
+TEST_F(SpirvCodegenTest, Gemv) {
+  std::string src = R"(
+func.func @gemv(%x: tensor<1x1001xf32>, %w: tensor<37x1001xf32>, %y: tensor<?x1x1x48xf32, #kiln.dims<[b]>>, %v: tensor<3x5x48xf32>) -> (
+    tensor<1x37xf32>, tensor<?x3x1x5xf32, #kiln.dims<[b]>>) {
+  %0 = kiln.matmul %x, %w {transpose_b = true} : (tensor<1x1001xf32>, tensor<37x1001xf32>) -> tensor<1x37xf32>
+  %1 = kiln.matmul %y, %v {transpose_b = true} : (tensor<?x1x1x48xf32, #kiln.dims<[b]>>, tensor<3x5x48xf32>) -> tensor<?x3x1x5xf32, #kiln.dims<[b]>>
+  return %0, %1 : tensor<1x37xf32>, tensor<?x3x1x5xf32, #kiln.dims<[b]>>
+})";
+  compile(src);
+  for (auto &[op, k] : kernels)
+    EXPECT_EQ(k.name, "matmul_gemv_tb_f32");
+  for (const Bindings &b : kShapes)
+    check(b);
+}
+
 // Large element counts: more elements than 65535 workgroups of 256 cover in one pass (grid-stride loops).
 TEST_F(SpirvCodegenTest, LargeGrid) {
   std::string src = R"(
