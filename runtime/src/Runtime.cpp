@@ -11,14 +11,19 @@
 
 #include "ArtifactSource.h"
 #include "CodeLoader.h"
+#include "vulkan/VulkanExecutor.h"
+#include "kiln/vulkan/kiln_vulkan.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
+#include <functional>
 #include <limits>
 #include <mutex>
+#include <map>
 #include <new>
 #include <string>
 #include <vector>
@@ -50,6 +55,7 @@ struct BufferInfo {
   std::string name;
   int kvEntry = -1;     // KV_CACHE: the entry
   bool kvPresent = false; // KV_CACHE: the present (written) half
+  bool device = false;    // Location DEVICE: lives on the Vulkan device (the Vulkan executor's business)
 };
 
 size_t dtypeSize(art::DType t) {
@@ -133,7 +139,17 @@ struct kiln_model {
   int64_t vocab = 0, hidden = 0, maxContext = 0, maxBatch = 0;
   uint64_t arenaBytes = 0;
   int numThreads = 2;
+  kiln::vulkan::VulkanModel *vk = nullptr; // the artifact has Vulkan dispatches / DEVICE buffers
   std::string error;
+  // KILN_PROFILE=1 (or any non-empty value but 0): wall time of every CPU dispatch, summed over all runs,
+  // separately for decode steps (seq_len 1) and the others (prefill, encoders), printed to stderr by
+  // kiln_model_free (time per op kind, then the top dispatches). KILN_PROFILE_TOP=N: how many dispatches.
+  bool profile = false;
+  struct Profile {
+    std::vector<uint64_t> ns, calls; // per dispatch
+    uint64_t runs = 0, runNs = 0, tokens = 0;
+  };
+  Profile profiles[2]; // [0]: seq_len > 1, [1]: seq_len 1
 };
 
 struct kiln_session {
@@ -153,6 +169,7 @@ struct kiln_session {
   bool hasOutputs = false;
   std::vector<const float *> outputData;
   std::vector<std::vector<int64_t>> outputShapes;
+  kiln::vulkan::VulkanSession *vk = nullptr; // device arena, device KV cache, command buffers
   std::string error;
 };
 
@@ -214,6 +231,7 @@ kiln_status validate(kiln_model &m, const std::string &path) {
     info.offset = b.offset();
     info.maxBytes = b.max_bytes();
     info.name = b.name();
+    info.device = b.location() == art::Buffer::DEVICE;
     if (info.elemSize == 0)
       return bad("buffer " + std::to_string(i) + " ('" + b.name() + "') has no dtype");
     for (const art::Dim &d : b.shape()) {
@@ -229,6 +247,8 @@ kiln_status validate(kiln_model &m, const std::string &path) {
     }
     switch (b.kind()) {
     case art::Buffer::ARENA:
+      if (info.device)
+        break; // checked against device_arena_bytes by the Vulkan executor
       if (b.offset() > m.arenaBytes || b.max_bytes() > m.arenaBytes - b.offset())
         return bad("arena buffer '" + b.name() + "' [" + std::to_string(b.offset()) + ", +" +
                    std::to_string(b.max_bytes()) + ") lies outside the arena of " + std::to_string(m.arenaBytes) +
@@ -312,9 +332,10 @@ kiln_status validate(kiln_model &m, const std::string &path) {
   // Dispatches.
   for (int i = 0; i < mf.dispatches_size(); ++i) {
     const art::Dispatch &d = mf.dispatches(i);
-    if (d.kernel() < 0 || d.kernel() >= mf.kernels_size())
+    const bool transfer = d.kind() == art::Dispatch::TRANSFER;
+    if (!transfer && (d.kernel() < 0 || d.kernel() >= mf.kernels_size()))
       return bad("dispatch " + std::to_string(i) + " names kernel " + std::to_string(d.kernel()) + ", out of range");
-    if (!d.device().empty() && d.device() != "cpu")
+    if (!transfer && !d.device().empty() && d.device() != "cpu" && d.device() != "vulkan")
       return bad("dispatch " + std::to_string(i) + " (" + d.location() + ") runs on device '" + d.device() +
                  "', which this runtime does not drive");
     m.dispatchBegin.push_back(static_cast<uint32_t>(m.dispatchBuffers.size()));
@@ -357,12 +378,24 @@ kiln_status validate(kiln_model &m, const std::string &path) {
 kiln_status resolveKernels(kiln_model &m, const std::string &path) {
   const art::Manifest &mf = *m.manifest;
   std::string error;
-  if (mf.kernels_size() > 0) {
+  // CPU kernels: those of CPU dispatches (Vulkan kernels are SPIR-V, built by the Vulkan executor).
+  auto isCpu = [](const art::Dispatch &d) {
+    return d.kind() != art::Dispatch::TRANSFER && (d.device().empty() || d.device() == "cpu");
+  };
+  std::vector<bool> cpuKernel(mf.kernels_size(), false);
+  for (const art::Dispatch &d : mf.dispatches())
+    if (isCpu(d))
+      cpuKernel[d.kernel()] = true;
+  if (std::find(cpuKernel.begin(), cpuKernel.end(), true) != cpuKernel.end()) {
     m.library = kiln::runtime::loadSharedObject(m.source.code, m.source.codeSize, m.libraryFd, error);
     if (!m.library)
       return modelError(&m, KILN_BAD_ARTIFACT, path + ": " + error);
   }
   for (int i = 0; i < mf.kernels_size(); ++i) {
+    if (!cpuKernel[i]) {
+      m.kernels.push_back(nullptr);
+      continue;
+    }
     const std::string &sym = mf.kernels(i).symbol();
     ::dlerror();
     void *fn = sym.empty() ? nullptr : ::dlsym(m.library, sym.c_str());
@@ -372,7 +405,12 @@ kiln_status resolveKernels(kiln_model &m, const std::string &path) {
     m.kernels.push_back(reinterpret_cast<kiln_kernel_fn>(fn));
   }
   for (int i = 0; i < mf.dispatches_size(); ++i)
-    m.dispatchFn.push_back(m.kernels[mf.dispatches(i).kernel()]);
+    m.dispatchFn.push_back(isCpu(mf.dispatches(i)) ? m.kernels[mf.dispatches(i).kernel()] : nullptr);
+  if (kiln::vulkan::manifestUsesVulkan(mf)) {
+    m.vk = kiln::vulkan::createModel(mf, m.source.weights, m.source.weightsSize, error);
+    if (!m.vk)
+      return modelError(&m, KILN_IO_ERROR, path + ": " + error);
+  }
   return KILN_OK;
 }
 
@@ -383,9 +421,69 @@ void setBlasThreads(int n) {
   openblas_set_num_threads(n);
 }
 
+bool profileRequested() {
+  const char *v = std::getenv("KILN_PROFILE");
+  return v && *v && std::strcmp(v, "0") != 0;
+}
+
+// The KILN_PROFILE report: time per op kind, then the top dispatches (location, kernel, signature).
+void printProfile(const kiln_model &m, const kiln_model::Profile &p, const char *what) {
+  const art::Manifest &mf = *m.manifest;
+  uint64_t total = 0;
+  for (uint64_t ns : p.ns)
+    total += ns;
+  if (p.runs == 0)
+    return;
+  std::fprintf(stderr,
+               "kiln profile, %s: %llu runs, %llu tokens, %.3f ms per run (%.3f ms in the CPU dispatches), %zu "
+               "dispatches per run\n",
+               what, (unsigned long long)p.runs, (unsigned long long)p.tokens, 1e-6 * double(p.runNs) / double(p.runs),
+               1e-6 * double(total) / double(p.runs), m.dispatchFn.size());
+  struct Kind {
+    uint64_t ns = 0, calls = 0;
+  };
+  std::map<std::string, Kind> kinds;
+  for (size_t d = 0; d < p.ns.size(); ++d) {
+    if (!p.calls[d])
+      continue;
+    const art::Dispatch &disp = mf.dispatches(static_cast<int>(d));
+    Kind &k = kinds[mf.kernels(disp.kernel()).op()];
+    k.ns += p.ns[d];
+    k.calls += p.calls[d];
+  }
+  std::vector<std::pair<std::string, Kind>> sorted(kinds.begin(), kinds.end());
+  std::sort(sorted.begin(), sorted.end(), [](const auto &a, const auto &b) { return a.second.ns > b.second.ns; });
+  const double safeTotal = total ? double(total) : 1.0;
+  std::fprintf(stderr, "  %-22s %12s %7s %10s %12s\n", "op", "ms/run", "share", "calls", "us/call");
+  for (const auto &[name, k] : sorted)
+    std::fprintf(stderr, "  %-22s %12.3f %6.1f%% %10llu %12.2f\n", name.c_str(), 1e-6 * double(k.ns) / double(p.runs),
+                 100.0 * double(k.ns) / safeTotal, (unsigned long long)k.calls,
+                 1e-3 * double(k.ns) / double(k.calls));
+  std::vector<size_t> order;
+  for (size_t d = 0; d < p.ns.size(); ++d)
+    if (p.calls[d])
+      order.push_back(d);
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p.ns[a] > p.ns[b]; });
+  int top = 15;
+  if (const char *v = std::getenv("KILN_PROFILE_TOP"))
+    top = std::max(0, std::atoi(v));
+  if (order.size() > static_cast<size_t>(top))
+    order.resize(static_cast<size_t>(top));
+  std::fprintf(stderr, "  top dispatches:\n  %5s %12s %7s %10s  %-10s %s\n", "#", "ms/run", "share", "us/call",
+               "kernel", "location / signature");
+  for (size_t d : order) {
+    const art::Dispatch &disp = mf.dispatches(static_cast<int>(d));
+    const art::Kernel &k = mf.kernels(disp.kernel());
+    std::fprintf(stderr, "  %5zu %12.3f %6.1f%% %10.2f  %-10s %s\n         %s\n", d, 1e-6 * double(p.ns[d]) / double(p.runs),
+                 100.0 * double(p.ns[d]) / safeTotal, 1e-3 * double(p.ns[d]) / double(p.calls[d]),
+                 k.symbol().c_str(), disp.location().c_str(), k.signature().c_str());
+  }
+}
+
 void freeSession(kiln_session *s) {
   if (!s)
     return;
+  kiln::vulkan::destroySession(s->vk);
   std::free(s->arena);
   for (auto &half : s->kvHalves)
     for (void *p : half)
@@ -476,6 +574,10 @@ kiln_status runImpl(kiln_session *s, const int64_t *ids, const int64_t *mask, in
                                                   std::to_string(batch) + ", s=" + std::to_string(seq) +
                                                   ", p=" + std::to_string(past));
     }
+    if (b.device) {
+      s->bufferPtr[i] = nullptr; // the Vulkan executor's
+      continue;
+    }
     switch (b.kind) {
     case art::Buffer::ARENA:
       if (bytes > b.maxBytes)
@@ -526,9 +628,41 @@ kiln_status runImpl(kiln_session *s, const int64_t *ids, const int64_t *mask, in
 
   const int64_t *symbolValues = s->symbolValues.data();
   void *const *table = s->table.data();
-  const size_t numDispatches = m.dispatchFn.size();
-  for (size_t d = 0; d < numDispatches; ++d)
+  using ProfileClock = std::chrono::steady_clock;
+  kiln_model::Profile &prof = m.profiles[seq == 1 ? 1 : 0];
+  auto timed = [&](size_t d) {
+    auto t0 = ProfileClock::now();
     m.dispatchFn[d](table + m.dispatchBegin[d], symbolValues);
+    prof.ns[d] += static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(ProfileClock::now() - t0).count());
+    ++prof.calls[d];
+  };
+  const auto runStart = ProfileClock::now();
+  if (m.vk) {
+    std::string error;
+    auto cpu = [&](int d) {
+      if (m.profile)
+        timed(static_cast<size_t>(d));
+      else
+        m.dispatchFn[d](table + m.dispatchBegin[d], symbolValues);
+    };
+    if (!kiln::vulkan::runStep(*m.vk, *s->vk, symbolValues, s->current, s->bufferPtr, cpu, error))
+      return sessionError(s, KILN_INTERNAL, error);
+  } else {
+    const size_t numDispatches = m.dispatchFn.size();
+    if (m.profile)
+      for (size_t d = 0; d < numDispatches; ++d)
+        timed(d);
+    else
+      for (size_t d = 0; d < numDispatches; ++d)
+        m.dispatchFn[d](table + m.dispatchBegin[d], symbolValues);
+  }
+  if (m.profile) {
+    ++prof.runs;
+    prof.tokens += static_cast<uint64_t>(n);
+    prof.runNs += static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(ProfileClock::now() - runStart).count());
+  }
 
   // Outputs of this run.
   for (size_t o = 0; o < m.outputBuffers.size(); ++o) {
@@ -605,6 +739,11 @@ kiln_status kiln_model_load(const char *path, const kiln_load_options *options, 
       threads = m->manifest->num_threads_default() > 0 ? static_cast<int>(m->manifest->num_threads_default()) : 2;
     m->numThreads = threads;
     setBlasThreads(threads);
+    if ((m->profile = profileRequested()))
+      for (kiln_model::Profile &p : m->profiles) {
+        p.ns.assign(m->dispatchFn.size(), 0);
+        p.calls.assign(m->dispatchFn.size(), 0);
+      }
     *out = m;
     return KILN_OK;
   } catch (const std::bad_alloc &) {
@@ -617,6 +756,11 @@ kiln_status kiln_model_load(const char *path, const kiln_load_options *options, 
 void kiln_model_free(kiln_model *model) {
   if (!model)
     return;
+  if (model->profile) {
+    printProfile(*model, model->profiles[0], "prefill (seq_len > 1)");
+    printProfile(*model, model->profiles[1], "decode (seq_len 1)");
+  }
+  kiln::vulkan::destroyModel(model->vk);
   kiln::runtime::unloadSharedObject(model->library, model->libraryFd);
   delete model;
 }
@@ -666,8 +810,8 @@ kiln_status kiln_session_create(kiln_model *model, int64_t batch, kiln_session *
     bool ok = (s->arena = alignedAlloc(model->arenaBytes)) != nullptr;
     for (auto &half : s->kvHalves) {
       half.assign(model->kv.size(), nullptr);
-      for (size_t e = 0; ok && e < model->kv.size(); ++e)
-        ok = (half[e] = alignedAlloc(model->kv[e].bytes)) != nullptr;
+      for (size_t e = 0; ok && e < model->kv.size(); ++e) // DEVICE KV caches: on the device
+        ok = (half[e] = alignedAlloc(model->buffers[model->kv[e].past].device ? 0 : model->kv[e].bytes)) != nullptr;
     }
     // Inputs: ones for an omitted attention_mask, I32 scratch where the artifact wants I32.
     uint64_t maxTokens = static_cast<uint64_t>(batch) * static_cast<uint64_t>(model->maxContext);
@@ -688,6 +832,13 @@ kiln_status kiln_session_create(kiln_model *model, int64_t batch, kiln_session *
       return setError(nullptr, KILN_INTERNAL,
                       "out of memory allocating a session (" + std::to_string(kiln_model_session_bytes(model)) +
                           " bytes)");
+    }
+    if (model->vk) {
+      std::string error;
+      if (!(s->vk = kiln::vulkan::createSession(*model->vk, error))) {
+        freeSession(s);
+        return setError(nullptr, KILN_INTERNAL, error);
+      }
     }
     s->bufferPtr.assign(model->buffers.size(), nullptr);
     s->table.assign(model->dispatchBuffers.size(), nullptr);
@@ -759,6 +910,16 @@ kiln_status kiln_session_reset(kiln_session *s) {
   s->hasOutputs = false;
   s->error.clear();
   return KILN_OK;
+}
+
+uint64_t kiln_session_gpu_time_ns(const kiln_session *s) {
+  return s && s->vk ? kiln::vulkan::lastGpuTimeNs(*s->vk) : 0;
+}
+
+const char *kiln_model_device(const kiln_model *m) {
+  if (!m)
+    return "";
+  return m->vk ? kiln::vulkan::deviceName(*m->vk).c_str() : "cpu";
 }
 
 } // extern "C"

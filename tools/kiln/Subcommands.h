@@ -12,6 +12,7 @@ int runRun(int argc, char **argv);
 int runGenerate(int argc, char **argv);
 int runBench(int argc, char **argv);
 int runInspect(int argc, char **argv); // only kiln_artifact
+int runDevices(int argc, char **argv); // the Vulkan devices (kiln_runtime)
 } // namespace kiln::cli
 
 #endif // KILN_TOOLS_SUBCOMMANDS_H

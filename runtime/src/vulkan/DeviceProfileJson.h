@@ -1,0 +1,43 @@
+//===- DeviceProfileJson.h - the JSON schema of a Vulkan capability profile -*- C++ -*-===//
+//
+// `kiln devices --json` writes, Manifest.device_profile_json records and `kiln compile --device-profile FILE`
+// (the partitioner) reads one object per device with exactly these keys:
+//
+//   {
+//     "name": "llvmpipe (LLVM 15.0.6, 256 bits)",  // VkPhysicalDeviceProperties::deviceName
+//     "api_version": "1.3.230",                     // major.minor.patch of the device's apiVersion
+//     "float16": true,            // shaderFloat16 (fp16 arithmetic)
+//     "int8": true,               // shaderInt8
+//     "storage16": true,          // storageBuffer16BitAccess
+//     "storage8": true,           // storageBuffer8BitAccess
+//     "subgroup_size": 8,         // the (default) subgroup size; 0 in a target profile: kernels assume none
+//     "subgroup_ops": ["basic","vote","arithmetic","ballot","shuffle","shuffle_relative","quad"],
+//                                 // supported compute-stage operations, a subset of basic, vote, arithmetic,
+//                                 // ballot, shuffle, shuffle_relative, clustered, quad
+//     "max_shared_memory": 32768,          // maxComputeSharedMemorySize (bytes)
+//     "max_workgroup_invocations": 1024,   // maxComputeWorkGroupInvocations
+//     "max_workgroup_size": [1024,1024,1024],
+//     "max_workgroup_count": [65535,65535,65535],
+//     "max_storage_buffer_range": 134217728, // maxStorageBufferRange (bytes one binding may span)
+//     "max_allocation_size": 2147483648,     // maxMemoryAllocationSize
+//     "max_push_constants_size": 128,
+//     "cooperative_matrix": false,           // VK_KHR_cooperative_matrix present
+//     "unavailable_ops": [],                 // e.g. ["kiln.rope"]: ops to treat as missing (device writes [])
+//     "unavailable_dtypes": []               // e.g. ["f16"]: dtypes to treat as missing
+//   }
+//
+// `kiln devices --json` writes a JSON array of such objects, one per device (`--device N|NAME`: the one
+// object). A reader takes an object, or the first element of an array. Integers are JSON numbers (exact up
+// to 2^53). Unknown keys are ignored; an absent key means "no requirement" in a target profile.
+//
+// The runtime compares an artifact's profile with a device (missingCapabilities): a true flag needs the
+// device's flag, every listed subgroup op must be supported, subgroup_size (if > 0) must lie in the device's
+// [minSubgroupSize, maxSubgroupSize], and every max_* must be <= the device's value.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KILN_RUNTIME_VULKAN_DEVICEPROFILEJSON_H
+#define KILN_RUNTIME_VULKAN_DEVICEPROFILEJSON_H
+
+#include "kiln/vulkan/DeviceProfile.h"
+
+#endif

@@ -1,0 +1,495 @@
+//===- VulkanDevice.cpp - instance, device selection, memory, buffers -------===//
+#include "VulkanDevice.h"
+
+// Vulkan create-info structs are initialized as {sType} with the rest zeroed.
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+namespace kiln::vulkan {
+
+namespace {
+constexpr const char *kCoopMatrixExt = "VK_KHR_cooperative_matrix";
+constexpr VkStructureType kCoopMatrixFeaturesType = static_cast<VkStructureType>(1000506000);
+struct CoopMatrixFeatures { // VkPhysicalDeviceCooperativeMatrixFeaturesKHR (headers older than 1.3.255 lack it)
+  VkStructureType sType;
+  void *pNext;
+  VkBool32 cooperativeMatrix;
+  VkBool32 cooperativeMatrixRobustBufferAccess;
+};
+
+std::string versionString(uint32_t v) {
+  return std::to_string(VK_API_VERSION_MAJOR(v)) + "." + std::to_string(VK_API_VERSION_MINOR(v)) + "." +
+         std::to_string(VK_API_VERSION_PATCH(v));
+}
+
+bool hasExtension(VkPhysicalDevice dev, const char *name) {
+  uint32_t n = 0;
+  vkEnumerateDeviceExtensionProperties(dev, nullptr, &n, nullptr);
+  std::vector<VkExtensionProperties> exts(n);
+  vkEnumerateDeviceExtensionProperties(dev, nullptr, &n, exts.data());
+  for (const auto &e : exts)
+    if (std::strcmp(e.extensionName, name) == 0)
+      return true;
+  return false;
+}
+
+int typeRank(const std::string &t) {
+  if (t == "discrete-gpu") return 0;
+  if (t == "integrated-gpu") return 1;
+  if (t == "virtual-gpu") return 2;
+  if (t == "cpu") return 3;
+  return 4;
+}
+
+std::string lower(std::string s) {
+  for (char &c : s)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+} // namespace
+
+const char *resultName(VkResult r) {
+  switch (r) {
+  case VK_SUCCESS: return "VK_SUCCESS";
+  case VK_ERROR_OUT_OF_HOST_MEMORY: return "VK_ERROR_OUT_OF_HOST_MEMORY";
+  case VK_ERROR_OUT_OF_DEVICE_MEMORY: return "VK_ERROR_OUT_OF_DEVICE_MEMORY";
+  case VK_ERROR_INITIALIZATION_FAILED: return "VK_ERROR_INITIALIZATION_FAILED";
+  case VK_ERROR_DEVICE_LOST: return "VK_ERROR_DEVICE_LOST";
+  case VK_ERROR_INCOMPATIBLE_DRIVER: return "VK_ERROR_INCOMPATIBLE_DRIVER";
+  case VK_ERROR_EXTENSION_NOT_PRESENT: return "VK_ERROR_EXTENSION_NOT_PRESENT";
+  case VK_ERROR_FEATURE_NOT_PRESENT: return "VK_ERROR_FEATURE_NOT_PRESENT";
+  case VK_ERROR_INVALID_SHADER_NV: return "VK_ERROR_INVALID_SHADER_NV";
+  case VK_TIMEOUT: return "VK_TIMEOUT";
+  default: return "VkResult";
+  }
+}
+
+bool createInstance(VkInstance &instance, uint32_t &apiVersion, std::string &error) {
+  uint32_t loader = VK_API_VERSION_1_0;
+  auto enumerateVersion = reinterpret_cast<PFN_vkEnumerateInstanceVersion>(
+      vkGetInstanceProcAddr(nullptr, "vkEnumerateInstanceVersion"));
+  if (enumerateVersion)
+    enumerateVersion(&loader);
+  if (loader < VK_API_VERSION_1_1) {
+    error = "no Vulkan device: the Vulkan loader supports only API " + versionString(loader) + " (kiln needs 1.1)";
+    return false;
+  }
+  apiVersion = std::min<uint32_t>(loader, VK_API_VERSION_1_3);
+  VkApplicationInfo app{VK_STRUCTURE_TYPE_APPLICATION_INFO};
+  app.pApplicationName = "kiln";
+  app.pEngineName = "kiln";
+  app.apiVersion = apiVersion;
+  VkInstanceCreateInfo ci{VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO};
+  ci.pApplicationInfo = &app;
+  VkResult r = vkCreateInstance(&ci, nullptr, &instance);
+  if (r != VK_SUCCESS) {
+    error = "no Vulkan device: vkCreateInstance failed (" + std::to_string(static_cast<int>(r)) +
+            "); set VK_DRIVER_FILES to a driver's ICD JSON (e.g. /usr/share/vulkan/icd.d/lvp_icd.x86_64.json)";
+    instance = VK_NULL_HANDLE;
+    return false;
+  }
+  return true;
+}
+
+DeviceProfile queryProfile(VkPhysicalDevice dev, uint32_t index, uint32_t instanceApi) {
+  DeviceProfile p;
+  p.index = index;
+  VkPhysicalDeviceProperties base{};
+  vkGetPhysicalDeviceProperties(dev, &base);
+  const uint32_t api = std::min(base.apiVersion, instanceApi);
+
+  VkPhysicalDeviceSubgroupProperties subgroup{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+  VkPhysicalDeviceMaintenance3Properties maint3{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES};
+  VkPhysicalDeviceDriverProperties driver{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
+  VkPhysicalDeviceSubgroupSizeControlProperties sizeControl{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES};
+  VkPhysicalDeviceProperties2 props{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+  props.pNext = &subgroup;
+  subgroup.pNext = &maint3;
+  if (api >= VK_API_VERSION_1_2) {
+    maint3.pNext = &driver;
+    if (api >= VK_API_VERSION_1_3)
+      driver.pNext = &sizeControl;
+  }
+  vkGetPhysicalDeviceProperties2(dev, &props);
+
+  VkPhysicalDevice16BitStorageFeatures s16{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES};
+  VkPhysicalDevice8BitStorageFeatures s8{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_8BIT_STORAGE_FEATURES};
+  VkPhysicalDeviceShaderFloat16Int8Features f16{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
+  VkPhysicalDeviceFeatures2 feats{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+  feats.pNext = &s16;
+  if (api >= VK_API_VERSION_1_2 || hasExtension(dev, "VK_KHR_8bit_storage"))
+    s16.pNext = &s8;
+  if (api >= VK_API_VERSION_1_2 || hasExtension(dev, "VK_KHR_shader_float16_int8"))
+    (s16.pNext ? s8.pNext : s16.pNext) = &f16;
+  vkGetPhysicalDeviceFeatures2(dev, &feats);
+
+  p.name = base.deviceName;
+  p.apiVersion = versionString(base.apiVersion);
+  switch (base.deviceType) {
+  case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: p.deviceType = "discrete-gpu"; break;
+  case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: p.deviceType = "integrated-gpu"; break;
+  case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: p.deviceType = "virtual-gpu"; break;
+  case VK_PHYSICAL_DEVICE_TYPE_CPU: p.deviceType = "cpu"; break;
+  default: p.deviceType = "other";
+  }
+  if (api >= VK_API_VERSION_1_2 && driver.driverName[0])
+    p.driver = std::string(driver.driverName) + (driver.driverInfo[0] ? std::string(" ") + driver.driverInfo : "");
+  else
+    p.driver = "driver version " + std::to_string(base.driverVersion);
+  p.float16 = f16.shaderFloat16;
+  p.int8 = f16.shaderInt8;
+  p.storage16 = s16.storageBuffer16BitAccess;
+  p.storage8 = s8.storageBuffer8BitAccess;
+  p.subgroupSize = subgroup.subgroupSize;
+  p.subgroupSizeMin = p.subgroupSizeMax = subgroup.subgroupSize;
+  if (api >= VK_API_VERSION_1_3 && sizeControl.minSubgroupSize > 0) {
+    p.subgroupSizeMin = sizeControl.minSubgroupSize;
+    p.subgroupSizeMax = sizeControl.maxSubgroupSize;
+  }
+  if (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) {
+    static const std::pair<VkSubgroupFeatureFlagBits, const char *> ops[] = {
+        {VK_SUBGROUP_FEATURE_BASIC_BIT, "basic"},         {VK_SUBGROUP_FEATURE_VOTE_BIT, "vote"},
+        {VK_SUBGROUP_FEATURE_ARITHMETIC_BIT, "arithmetic"}, {VK_SUBGROUP_FEATURE_BALLOT_BIT, "ballot"},
+        {VK_SUBGROUP_FEATURE_SHUFFLE_BIT, "shuffle"},     {VK_SUBGROUP_FEATURE_SHUFFLE_RELATIVE_BIT, "shuffle_relative"},
+        {VK_SUBGROUP_FEATURE_CLUSTERED_BIT, "clustered"}, {VK_SUBGROUP_FEATURE_QUAD_BIT, "quad"}};
+    for (const auto &[bit, name] : ops)
+      if (subgroup.supportedOperations & bit)
+        p.subgroupOps.push_back(name);
+  }
+  const VkPhysicalDeviceLimits &l = base.limits;
+  p.maxSharedMemory = l.maxComputeSharedMemorySize;
+  p.maxWorkgroupInvocations = l.maxComputeWorkGroupInvocations;
+  for (int k = 0; k < 3; ++k) {
+    p.maxWorkgroupSize[k] = l.maxComputeWorkGroupSize[k];
+    p.maxWorkgroupCount[k] = l.maxComputeWorkGroupCount[k];
+  }
+  p.maxStorageBufferRange = l.maxStorageBufferRange;
+  p.maxAllocationSize = maint3.maxMemoryAllocationSize;
+  p.maxPushConstantsSize = l.maxPushConstantsSize;
+  p.cooperativeMatrix = hasExtension(dev, kCoopMatrixExt);
+  return p;
+}
+
+bool listDevices(std::vector<DeviceProfile> &devices, std::string &error) {
+  devices.clear();
+  VkInstance instance;
+  uint32_t api;
+  if (!createInstance(instance, api, error))
+    return false;
+  uint32_t n = 0;
+  vkEnumeratePhysicalDevices(instance, &n, nullptr);
+  std::vector<VkPhysicalDevice> phys(n);
+  if (n)
+    vkEnumeratePhysicalDevices(instance, &n, phys.data());
+  for (uint32_t i = 0; i < n; ++i)
+    devices.push_back(queryProfile(phys[i], i, api));
+  vkDestroyInstance(instance, nullptr);
+  if (devices.empty()) {
+    error = "no Vulkan device: the loader found no physical device; set VK_DRIVER_FILES";
+    return false;
+  }
+  return true;
+}
+
+std::unique_ptr<VulkanDevice> VulkanDevice::open(const DeviceProfile *need, const std::string &profileName,
+                                                 std::string &error) {
+  std::unique_ptr<VulkanDevice> d(new VulkanDevice());
+  uint32_t api = 0;
+  if (!createInstance(d->instance, api, error))
+    return nullptr;
+  uint32_t n = 0;
+  vkEnumeratePhysicalDevices(d->instance, &n, nullptr);
+  std::vector<VkPhysicalDevice> phys(n);
+  if (n)
+    vkEnumeratePhysicalDevices(d->instance, &n, phys.data());
+  if (n == 0) {
+    error = "no Vulkan device: the loader found no physical device; set VK_DRIVER_FILES";
+    return nullptr;
+  }
+  std::vector<DeviceProfile> profiles;
+  for (uint32_t i = 0; i < n; ++i)
+    profiles.push_back(queryProfile(phys[i], i, api));
+
+  // Candidates: KILN_VULKAN_DEVICE (index or name substring), else all, GPUs first.
+  std::vector<uint32_t> order;
+  const char *sel = std::getenv("KILN_VULKAN_DEVICE");
+  std::string selection = sel ? sel : "";
+  if (!selection.empty()) {
+    bool digits = std::all_of(selection.begin(), selection.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+    for (uint32_t i = 0; i < n; ++i)
+      if (digits ? std::to_string(i) == selection : lower(profiles[i].name).find(lower(selection)) != std::string::npos)
+        order.push_back(i);
+    if (order.empty()) {
+      std::string names;
+      for (const auto &p : profiles)
+        names += (names.empty() ? "" : ", ") + std::to_string(p.index) + " '" + p.name + "'";
+      error = "KILN_VULKAN_DEVICE=" + selection + " matches no Vulkan device (devices: " + names + ")";
+      return nullptr;
+    }
+  } else {
+    for (uint32_t i = 0; i < n; ++i)
+      order.push_back(i);
+    std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+      return typeRank(profiles[a].deviceType) < typeRank(profiles[b].deviceType);
+    });
+  }
+  int chosen = -1;
+  std::string why;
+  for (uint32_t i : order) {
+    std::string missing = need ? missingCapabilities(profiles[i], *need) : "";
+    VkPhysicalDeviceProperties props;
+    vkGetPhysicalDeviceProperties(phys[i], &props);
+    if (VK_API_VERSION_MINOR(props.apiVersion) < 1 && VK_API_VERSION_MAJOR(props.apiVersion) == 1)
+      missing += std::string(missing.empty() ? "" : ", ") + "API " + profiles[i].apiVersion + " < 1.1";
+    if (missing.empty()) {
+      chosen = static_cast<int>(i);
+      break;
+    }
+    why += (why.empty() ? "" : "; ") + profiles[i].name + ": " + missing;
+  }
+  if (chosen < 0) {
+    error = "no Vulkan device satisfies the artifact's profile" +
+            (profileName.empty() ? std::string() : " '" + profileName + "'") + ": " + why;
+    return nullptr;
+  }
+  d->physical = phys[chosen];
+  d->profile = profiles[chosen];
+
+  // One compute queue.
+  uint32_t qn = 0;
+  vkGetPhysicalDeviceQueueFamilyProperties(d->physical, &qn, nullptr);
+  std::vector<VkQueueFamilyProperties> families(qn);
+  vkGetPhysicalDeviceQueueFamilyProperties(d->physical, &qn, families.data());
+  int family = -1;
+  for (uint32_t i = 0; i < qn && family < 0; ++i) // prefer a compute family without graphics
+    if ((families[i].queueFlags & VK_QUEUE_COMPUTE_BIT) && !(families[i].queueFlags & VK_QUEUE_GRAPHICS_BIT))
+      family = static_cast<int>(i);
+  for (uint32_t i = 0; i < qn && family < 0; ++i)
+    if (families[i].queueFlags & VK_QUEUE_COMPUTE_BIT)
+      family = static_cast<int>(i);
+  if (family < 0) {
+    error = "Vulkan device '" + d->profile.name + "' has no compute queue";
+    return nullptr;
+  }
+  d->queueFamily = static_cast<uint32_t>(family);
+  d->timestamps = families[family].timestampValidBits > 0;
+
+  VkPhysicalDeviceProperties props;
+  vkGetPhysicalDeviceProperties(d->physical, &props);
+  d->limits = props.limits;
+  d->timestampPeriodNs = props.limits.timestampPeriod;
+  const uint32_t devApi = std::min(props.apiVersion, api);
+
+  // Features: everything the device supports that kernels may use (no robustBufferAccess).
+  std::vector<const char *> exts;
+  VkPhysicalDeviceFeatures2 feats{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+  VkPhysicalDeviceVulkan11Features f11{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
+  VkPhysicalDeviceVulkan12Features f12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+  VkPhysicalDeviceVulkan13Features f13{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES};
+  VkPhysicalDevice16BitStorageFeatures s16{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES};
+  CoopMatrixFeatures coop{kCoopMatrixFeaturesType, nullptr, VK_FALSE, VK_FALSE};
+  void **tail = &feats.pNext;
+  if (devApi >= VK_API_VERSION_1_2) {
+    *tail = &f11;
+    f11.pNext = &f12;
+    tail = &f12.pNext;
+    if (devApi >= VK_API_VERSION_1_3) {
+      *tail = &f13;
+      tail = &f13.pNext;
+    }
+  } else {
+    *tail = &s16;
+    tail = &s16.pNext;
+  }
+  if (d->profile.cooperativeMatrix) {
+    *tail = &coop;
+    tail = &coop.pNext;
+    exts.push_back(kCoopMatrixExt);
+  }
+  vkGetPhysicalDeviceFeatures2(d->physical, &feats);
+  feats.features.robustBufferAccess = VK_FALSE;
+  f13.robustImageAccess = VK_FALSE;
+  coop.cooperativeMatrixRobustBufferAccess = VK_FALSE;
+
+  float priority = 1.0f;
+  VkDeviceQueueCreateInfo qci{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
+  qci.queueFamilyIndex = d->queueFamily;
+  qci.queueCount = 1;
+  qci.pQueuePriorities = &priority;
+  VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
+  dci.pNext = &feats;
+  dci.queueCreateInfoCount = 1;
+  dci.pQueueCreateInfos = &qci;
+  dci.enabledExtensionCount = static_cast<uint32_t>(exts.size());
+  dci.ppEnabledExtensionNames = exts.data();
+  VkResult r = vkCreateDevice(d->physical, &dci, nullptr, &d->device);
+  if (r != VK_SUCCESS) {
+    d->device = VK_NULL_HANDLE;
+    error = "Vulkan device '" + d->profile.name + "': vkCreateDevice failed (" + std::to_string(static_cast<int>(r)) +
+            " " + resultName(r) + ")";
+    return nullptr;
+  }
+  vkGetDeviceQueue(d->device, d->queueFamily, 0, &d->queue);
+  vkGetPhysicalDeviceMemoryProperties(d->physical, &d->memory_);
+
+  VkCommandPoolCreateInfo pci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
+  pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
+  pci.queueFamilyIndex = d->queueFamily;
+  VkFenceCreateInfo fci{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+  if (vkCreateCommandPool(d->device, &pci, nullptr, &d->uploadPool_) != VK_SUCCESS ||
+      vkCreateFence(d->device, &fci, nullptr, &d->uploadFence_) != VK_SUCCESS) {
+    error = "Vulkan device '" + d->profile.name + "': cannot create a command pool / fence";
+    return nullptr;
+  }
+  return d;
+}
+
+VulkanDevice::~VulkanDevice() {
+  if (device) {
+    vkDeviceWaitIdle(device);
+    if (uploadFence_)
+      vkDestroyFence(device, uploadFence_, nullptr);
+    if (uploadPool_)
+      vkDestroyCommandPool(device, uploadPool_, nullptr);
+    vkDestroyDevice(device, nullptr);
+  }
+  if (instance)
+    vkDestroyInstance(instance, nullptr);
+}
+
+bool VulkanDevice::createBuffer(VkDeviceSize size, bool hostVisible, Buffer &out, std::string &error) {
+  out = Buffer();
+  size = std::max<VkDeviceSize>((size + 255) & ~VkDeviceSize(255), 256);
+  if (profile.maxAllocationSize && size > profile.maxAllocationSize) {
+    error = "a Vulkan buffer of " + std::to_string(size) + " bytes exceeds maxMemoryAllocationSize " +
+            std::to_string(profile.maxAllocationSize) + " of '" + profile.name + "'";
+    return false;
+  }
+  VkBufferCreateInfo bci{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
+  bci.size = size;
+  bci.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+  bci.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
+  VkResult r = vkCreateBuffer(device, &bci, nullptr, &out.buffer);
+  if (r != VK_SUCCESS) {
+    out.buffer = VK_NULL_HANDLE;
+    error = "vkCreateBuffer(" + std::to_string(size) + " bytes) failed (" + resultName(r) + ")";
+    return false;
+  }
+  VkMemoryRequirements req;
+  vkGetBufferMemoryRequirements(device, out.buffer, &req);
+  // Device-local for the arena / weights / KV; host-visible + coherent (preferably cached) for staging.
+  auto pick = [&](VkMemoryPropertyFlags want, VkMemoryPropertyFlags avoid) -> int {
+    for (uint32_t i = 0; i < memory_.memoryTypeCount; ++i)
+      if ((req.memoryTypeBits & (1u << i)) && (memory_.memoryTypes[i].propertyFlags & want) == want &&
+          !(memory_.memoryTypes[i].propertyFlags & avoid))
+        return static_cast<int>(i);
+    return -1;
+  };
+  int type;
+  if (hostVisible) {
+    const VkMemoryPropertyFlags hv = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+    type = pick(hv | VK_MEMORY_PROPERTY_HOST_CACHED_BIT, 0);
+    if (type < 0)
+      type = pick(hv, 0);
+  } else {
+    type = pick(VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT);
+    if (type < 0)
+      type = pick(VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, 0);
+    if (type < 0)
+      type = pick(0, 0);
+  }
+  if (type < 0) {
+    destroyBuffer(out);
+    error = std::string("no ") + (hostVisible ? "host-visible coherent" : "device") + " memory type for a buffer";
+    return false;
+  }
+  VkMemoryAllocateInfo mai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
+  mai.allocationSize = req.size;
+  mai.memoryTypeIndex = static_cast<uint32_t>(type);
+  r = vkAllocateMemory(device, &mai, nullptr, &out.memory);
+  if (r != VK_SUCCESS) {
+    out.memory = VK_NULL_HANDLE;
+    destroyBuffer(out);
+    error = "vkAllocateMemory(" + std::to_string(req.size) + " bytes) failed on '" + profile.name + "' (" +
+            resultName(r) + ")";
+    return false;
+  }
+  vkBindBufferMemory(device, out.buffer, out.memory, 0);
+  if (hostVisible && vkMapMemory(device, out.memory, 0, VK_WHOLE_SIZE, 0, &out.mapped) != VK_SUCCESS) {
+    destroyBuffer(out);
+    error = "vkMapMemory failed";
+    return false;
+  }
+  out.size = size;
+  return true;
+}
+
+void VulkanDevice::destroyBuffer(Buffer &b) {
+  if (b.mapped)
+    vkUnmapMemory(device, b.memory);
+  if (b.buffer)
+    vkDestroyBuffer(device, b.buffer, nullptr);
+  if (b.memory)
+    vkFreeMemory(device, b.memory, nullptr);
+  b = Buffer();
+}
+
+bool VulkanDevice::submitAndWait(VkCommandBuffer cmd, VkFence fence, std::string &error) {
+  vkResetFences(device, 1, &fence);
+  VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+  si.commandBufferCount = 1;
+  si.pCommandBuffers = &cmd;
+  VkResult r;
+  {
+    std::lock_guard<std::mutex> lock(queueMutex_);
+    r = vkQueueSubmit(queue, 1, &si, fence);
+  }
+  if (r == VK_SUCCESS)
+    r = vkWaitForFences(device, 1, &fence, VK_TRUE, UINT64_MAX);
+  if (r != VK_SUCCESS) {
+    error = std::string("Vulkan submission failed (") + resultName(r) + ")";
+    return false;
+  }
+  return true;
+}
+
+bool VulkanDevice::upload(const void *data, VkDeviceSize bytes, const Buffer &dst, VkDeviceSize offset,
+                          std::string &error) {
+  if (bytes == 0)
+    return true;
+  const VkDeviceSize chunk = std::min<VkDeviceSize>(bytes, 64ull << 20);
+  Buffer staging;
+  if (!createBuffer(chunk, true, staging, error))
+    return false;
+  VkCommandBufferAllocateInfo ai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+  ai.commandPool = uploadPool_;
+  ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+  ai.commandBufferCount = 1;
+  VkCommandBuffer cmd;
+  bool ok = vkAllocateCommandBuffers(device, &ai, &cmd) == VK_SUCCESS;
+  if (!ok)
+    error = "vkAllocateCommandBuffers failed";
+  for (VkDeviceSize done = 0; ok && done < bytes; done += chunk) {
+    VkDeviceSize n = std::min(chunk, bytes - done);
+    std::memcpy(staging.mapped, static_cast<const uint8_t *>(data) + done, n);
+    VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+    bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+    vkBeginCommandBuffer(cmd, &bi);
+    VkBufferCopy copy{0, offset + done, n};
+    vkCmdCopyBuffer(cmd, staging.buffer, dst.buffer, 1, &copy);
+    vkEndCommandBuffer(cmd);
+    ok = submitAndWait(cmd, uploadFence_, error);
+  }
+  if (cmd)
+    vkFreeCommandBuffers(device, uploadPool_, 1, &cmd);
+  destroyBuffer(staging);
+  return ok;
+}
+
+} // namespace kiln::vulkan
