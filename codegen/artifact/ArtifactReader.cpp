@@ -123,13 +123,17 @@ Status validateManifest(const Manifest &m, uint64_t weightsSize, const std::stri
                    std::to_string(weightsSize) + " bytes)");
       break;
     }
-    case Buffer::ARENA:
+    case Buffer::ARENA: {
       if (b.offset() % kAlignment != 0)
         return bad(what + " is not 64-byte aligned in the arena");
-      if (end > m.arena_bytes())
-        return bad(what + " ends at " + std::to_string(end) + ", past arena_bytes " +
-                   std::to_string(m.arena_bytes()));
+      // HOST and DEVICE arena buffers are planned into separate arenas.
+      const bool onDevice = b.location() == Buffer::DEVICE;
+      const uint64_t limit = onDevice ? m.device_arena_bytes() : m.arena_bytes();
+      if (end > limit)
+        return bad(what + " ends at " + std::to_string(end) + ", past " +
+                   (onDevice ? "device_arena_bytes " : "arena_bytes ") + std::to_string(limit));
       break;
+    }
     default:
       break;
     }
