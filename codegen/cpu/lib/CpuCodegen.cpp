@@ -125,6 +125,7 @@ struct Access {
 };
 
 constexpr const char *kSgemm = "cblas_sgemm";
+constexpr const char *kSgemv = "cblas_sgemv";
 
 class KernelEmitter {
 public:
@@ -691,11 +692,34 @@ LogicalResult KernelEmitter::emitMatmul(ir::MatmulOp op, const Tensor &a, const 
     auto atLeast1 = [&](Value v) { return (Value)arith::MaxSIOp::create(b_, v, c64(1)); };
     Value lda = atLeast1(K), ldb = atLeast1(tb ? K : N), ldc = atLeast1(N);
     nest(batch, accesses, [&](ArrayRef<Value>, ArrayRef<Value> off) {
-      // cblas_sgemm(RowMajor=101, NoTrans=111, Trans=112, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
-      SmallVector<Value> args = {ci32(101), ci32(111), ci32(tb ? 112 : 111), i32v(M), i32v(N), i32v(K),
-                                 cf32(1.0), address(a, off[0]), i32v(lda), address(bm, off[1]), i32v(ldb),
-                                 cf32(0.0), address(out, off[2]), i32v(ldc)};
-      func::CallOp::create(b_, kSgemm, TypeRange{}, args);
+      auto sgemm = [&] {
+        // cblas_sgemm(RowMajor=101, NoTrans=111, Trans=112, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+        SmallVector<Value> args = {ci32(101), ci32(111), ci32(tb ? 112 : 111), i32v(M), i32v(N), i32v(K),
+                                   cf32(1.0), address(a, off[0]), i32v(lda), address(bm, off[1]), i32v(ldb),
+                                   cf32(0.0), address(out, off[2]), i32v(ldc)};
+        func::CallOp::create(b_, kSgemm, TypeRange{}, args);
+      };
+      if (!tb) {
+        sgemm();
+        return;
+      }
+      // One row against a transposed B (every decode step's Linear layers): out[j] = dot(B[j, :], a).
+      // sgemm packs all of B for a single row and runs 4-5x slower than sgemv, which streams B once.
+      // cblas_sgemv(RowMajor, NoTrans, N, K, 1, B, K, a, 1, 0, out, 1): OpenBLAS splits the N dot
+      // products between threads (each one summed by one thread), so the result does not depend on the
+      // thread count. (The non-transposed form would split K and sum partial vectors: it stays sgemm.)
+      Value isRow = arith::CmpIOp::create(b_, arith::CmpIPredicate::eq, M, c64(1));
+      auto ifOp = scf::IfOp::create(b_, isRow, /*withElseRegion=*/true);
+      {
+        OpBuilder::InsertionGuard guard(b_);
+        b_.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+        SmallVector<Value> args = {ci32(101), ci32(111), i32v(N), i32v(K), cf32(1.0), address(bm, off[1]),
+                                   i32v(ldb), address(a, off[0]), ci32(1), cf32(0.0), address(out, off[2]),
+                                   ci32(1)};
+        func::CallOp::create(b_, kSgemv, TypeRange{}, args);
+        b_.setInsertionPoint(ifOp.elseBlock()->getTerminator());
+        sgemm();
+      }
     });
     return success();
   }
@@ -1165,6 +1189,10 @@ StatusOr<CpuCode> generateCpuKernels(func::FuncOp step, llvm::ArrayRef<Operation
     auto sgemm = func::FuncOp::create(
         b, kSgemm, b.getFunctionType({i32, i32, i32, i32, i32, i32, f32, ptrTy, i32, ptrTy, i32, f32, ptrTy, i32}, {}));
     sgemm.setPrivate();
+    // cblas_sgemv(order, trans, M, N, alpha, A, lda, x, incx, beta, y, incy)
+    auto sgemv = func::FuncOp::create(
+        b, kSgemv, b.getFunctionType({i32, i32, i32, i32, f32, ptrTy, i32, ptrTy, i32, f32, ptrTy, i32}, {}));
+    sgemv.setPrivate();
   }
   CpuCode code;
   llvm::StringMap<std::string> symbolOfKey;
