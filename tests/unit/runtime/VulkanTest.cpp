@@ -1,0 +1,522 @@
+// The Vulkan executor on hand-made artifacts, run on whatever Vulkan device the loader finds (lavapipe in
+// CI: VK_DRIVER_FILES=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json). The toy causal LM of ToyArtifact.h,
+// split across devices, with GLSL kernels compiled here by glslangValidator:
+//   T  input_ids (HOST I64)            -> ids_dev            TRANSFER host->device
+//   vk_gather   embed_dev, ids_dev     -> x_dev
+//   vk_concat   past (device KV), x    -> present (device KV)
+//   vk_prefix   present                -> h_dev              h[t] = present[p+t] + mean(present[0..p+t])
+//   T  h_dev                           -> h_host             TRANSFER device->host (ends a segment)
+//   toy_project h_host, embed_host     -> logits_host        CPU (C kernel, compiled here)
+//   T  logits_host                     -> logits_dev         TRANSFER host->device
+//   vk_scale    logits_dev             -> out_dev            out = 2 * logits (out_dev aliases dead buffers)
+//   T  out_dev                         -> logits (HOST)      TRANSFER device->host   [or: logits = out_dev]
+// Expected: 2 * toyCausalReference.
+#include "ToyArtifact.h"
+#include "kiln/kiln.h"
+#include "kiln/vulkan/DeviceProfile.h"
+#include "kiln/vulkan/kiln_vulkan.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <thread>
+
+#ifndef KILN_GLSLANG_VALIDATOR
+#error "KILN_GLSLANG_VALIDATOR must name glslangValidator"
+#endif
+
+using namespace kiln::runtime::test;
+namespace art = kiln::artifact;
+
+namespace {
+
+const char *kHeader = R"(#version 450
+layout(local_size_x = 64) in;
+layout(push_constant) uniform P { uint b; uint p; uint s; } pc; // Manifest.symbols: b, p, s
+)";
+
+const char *kGather = R"(
+layout(std430, set = 0, binding = 0) readonly buffer E { float embed[]; };
+layout(std430, set = 0, binding = 1) readonly buffer I { int ids[]; }; // I64: two words, low first
+layout(std430, set = 0, binding = 2) writeonly buffer X { float x[]; };
+void main() {
+  uint n = pc.b * pc.s * 4u;
+  for (uint i = gl_GlobalInvocationID.x; i < n; i += gl_NumWorkGroups.x * 64u)
+    x[i] = embed[uint(ids[2u * (i / 4u)]) * 4u + i % 4u];
+}
+)";
+
+const char *kConcat = R"(
+layout(std430, set = 0, binding = 0) readonly buffer A { float past[]; };
+layout(std430, set = 0, binding = 1) readonly buffer B { float x[]; };
+layout(std430, set = 0, binding = 2) writeonly buffer C { float present[]; };
+void main() {
+  uint len = pc.p + pc.s, n = pc.b * len * 4u;
+  for (uint i = gl_GlobalInvocationID.x; i < n; i += gl_NumWorkGroups.x * 64u) {
+    uint r = i / (len * 4u), j = (i / 4u) % len, k = i % 4u;
+    present[i] = j < pc.p ? past[(r * pc.p + j) * 4u + k] : x[(r * pc.s + j - pc.p) * 4u + k];
+  }
+}
+)";
+
+const char *kPrefix = R"(
+layout(std430, set = 0, binding = 0) readonly buffer A { float present[]; };
+layout(std430, set = 0, binding = 1) writeonly buffer H { float h[]; };
+void main() {
+  uint len = pc.p + pc.s, n = pc.b * pc.s * 4u;
+  for (uint i = gl_GlobalInvocationID.x; i < n; i += gl_NumWorkGroups.x * 64u) {
+    uint r = i / (pc.s * 4u), t = (i / 4u) % pc.s, k = i % 4u, a = pc.p + t, row = r * len * 4u;
+    float sum = 0.0;
+    for (uint j = 0u; j <= a; ++j)
+      sum += present[row + j * 4u + k];
+    h[i] = present[row + a * 4u + k] + sum / float(a + 1u);
+  }
+}
+)";
+
+const char *kScale = R"(
+layout(std430, set = 0, binding = 0) readonly buffer A { float a[]; };
+layout(std430, set = 0, binding = 1) writeonly buffer B { float o[]; };
+void main() {
+  uint n = pc.b * pc.s * 16u;
+  for (uint i = gl_GlobalInvocationID.x; i < n; i += gl_NumWorkGroups.x * 64u)
+    o[i] = 2.0 * a[i];
+}
+)";
+
+const char *kCpuC = R"C(
+#include <stdint.h>
+void toy_project(void *const *buf, const int64_t *sym) { /* symbols {b, p, s} */
+  const float *h = (const float *)buf[0];
+  const float *embed = (const float *)buf[1];
+  float *logits = (float *)buf[2];
+  int64_t n = sym[0] * sym[2];
+  for (int64_t t = 0; t < n; ++t)
+    for (int v = 0; v < 16; ++v) {
+      float d = 0;
+      for (int k = 0; k < 4; ++k)
+        d += h[t * 4 + k] * embed[v * 4 + k];
+      logits[t * 16 + v] = d;
+    }
+}
+)C";
+
+std::string readFile(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+std::string compileGlsl(const std::string &dir, const std::string &name, const char *body, std::string &spirv) {
+  std::string src = dir + "/" + name + ".comp", out = dir + "/" + name + ".spv";
+  std::ofstream(src) << kHeader << body;
+  std::string cmd = std::string(KILN_GLSLANG_VALIDATOR) + " -V --target-env vulkan1.1 -o " + out + " " + src +
+                    " > " + dir + "/" + name + ".log 2>&1";
+  if (std::system(cmd.c_str()) != 0)
+    return "glslangValidator failed: " + readFile(dir + "/" + name + ".log");
+  spirv = readFile(out);
+  return spirv.empty() ? "empty SPIR-V" : "";
+}
+
+art::Dim dConst(int64_t c) {
+  art::Dim d;
+  d.set_constant(c);
+  return d;
+}
+art::Dim dSym(const char *sym, int64_t coeff = 1, const char *sym2 = nullptr) {
+  art::Dim d;
+  auto *t = d.add_terms();
+  t->set_symbol(sym);
+  t->set_coeff(coeff);
+  if (sym2) {
+    t = d.add_terms();
+    t->set_symbol(sym2);
+    t->set_coeff(1);
+  }
+  return d;
+}
+
+struct VkToyOptions {
+  bool deviceOutput = false;     // logits is out_dev itself (the runtime reads it back)
+  std::string profileJson = R"({"name":"toy","subgroup_ops":["basic"],"max_storage_buffer_range":65536})";
+  bool hostBufferInVulkanDispatch = false; // an invalid plan
+};
+
+std::string writeVulkanToy(const std::string &path, const VkToyOptions &o) {
+  std::string dir = makeTempDir("vkcc");
+  if (dir.empty())
+    return "mkdtemp failed";
+  art::Manifest m;
+  std::string e;
+  std::string spvGather, spvConcat, spvPrefix, spvScale;
+  if (!(e = compileGlsl(dir, "gather", kGather, spvGather)).empty() ||
+      !(e = compileGlsl(dir, "concat", kConcat, spvConcat)).empty() ||
+      !(e = compileGlsl(dir, "prefix", kPrefix, spvPrefix)).empty() ||
+      !(e = compileGlsl(dir, "scale", kScale, spvScale)).empty())
+    return e;
+  {
+    std::ofstream(dir + "/cpu.c") << kCpuC;
+    std::string cmd = std::string(KILN_C_COMPILER) + " -O1 -shared -fPIC -o " + dir + "/cpu.so " + dir + "/cpu.c";
+    if (std::system(cmd.c_str()) != 0)
+      return "compiling the CPU kernel failed";
+  }
+  std::string so = readFile(dir + "/cpu.so");
+  std::vector<uint8_t> code(so.begin(), so.end());
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+
+  m.mutable_provenance()->set_compiler_version("vulkan-runtime-tests");
+  m.mutable_provenance()->set_target("vulkan");
+  m.set_architecture("ToyForCausalLM");
+  m.set_task("causal-lm");
+  m.set_max_context(kMaxContext);
+  m.set_max_batch(kMaxBatch);
+  m.set_num_threads_default(1);
+  m.set_device_profile_json(o.profileJson);
+  for (auto [name, max] : {std::pair<const char *, int64_t>{"b", kMaxBatch}, {"p", kMaxContext}, {"s", kMaxContext}}) {
+    auto *s = m.add_symbols();
+    s->set_name(name);
+    s->set_max_value(max);
+  }
+  const uint64_t tok = kMaxBatch * kMaxContext;
+  auto buf = [&](const std::string &name, art::Buffer::Kind kind, art::DType dt, std::vector<art::Dim> shape,
+                 uint64_t offset, uint64_t maxBytes, bool device) {
+    auto *b = m.add_buffers();
+    b->set_id(m.buffers_size() - 1);
+    b->set_name(name);
+    b->set_kind(kind);
+    b->set_dtype(dt);
+    for (auto &d : shape)
+      *b->add_shape() = d;
+    b->set_offset(offset);
+    b->set_max_bytes(maxBytes);
+    b->set_location(device ? art::Buffer::DEVICE : art::Buffer::HOST);
+    return b->id();
+  };
+  const auto W = art::Buffer::WEIGHT, A = art::Buffer::ARENA, KV = art::Buffer::KV_CACHE, IN = art::Buffer::INPUT;
+  int embedDev = buf("model.embed_tokens.weight", W, art::F32, {dConst(kVocab), dConst(kHidden)}, 0, 256, true);
+  int embedHost = buf("lm_head.weight", W, art::F32, {dConst(kVocab), dConst(kHidden)}, 0, 256, false);
+  int ids = buf("input_ids", IN, art::I64, {dSym("b"), dSym("s")}, 0, tok * 8, false);
+  int idsDev = buf("input_ids.device", A, art::I64, {dSym("b"), dSym("s")}, 0, tok * 8, true);
+  int xDev = buf("model.embed_tokens", A, art::F32, {dSym("b"), dSym("s"), dConst(kHidden)}, 1024, tok * 16, true);
+  int past = buf("past_key.0", KV, art::F32, {dSym("b"), dConst(1), dSym("p"), dConst(kHidden)}, 0, tok * 16, true);
+  int present = buf("present_key.0", KV, art::F32, {dSym("b"), dConst(1), dSym("p", 1, "s"), dConst(kHidden)}, 0,
+                    tok * 16, true);
+  int hDev = buf("model.layers.0", A, art::F32, {dSym("b"), dSym("s"), dConst(kHidden)}, 3072, tok * 16, true);
+  int hHost = buf("model.layers.0.host", A, art::F32, {dSym("b"), dSym("s"), dConst(kHidden)}, 0, tok * 16,
+                  o.hostBufferInVulkanDispatch ? false : false);
+  int logitsHost = buf("lm_head", A, art::F32, {dSym("b"), dSym("s"), dConst(kVocab)}, 2048, tok * 64, false);
+  int logitsDev = buf("lm_head.device", A, art::F32, {dSym("b"), dSym("s"), dConst(kVocab)}, 5120, tok * 64, true);
+  // out_dev reuses [0, 8192): ids / x / h of this step are dead by then (a WAR hazard for the barriers).
+  int outDev = buf("scale", A, art::F32, {dSym("b"), dSym("s"), dConst(kVocab)}, 0, tok * 64, true);
+  int logits = o.deviceOutput ? outDev
+                              : buf("logits", A, art::F32, {dSym("b"), dSym("s"), dConst(kVocab)}, 10240, tok * 64, false);
+  m.set_arena_bytes(10240 + tok * 64);
+  m.set_device_arena_bytes(5120 + tok * 64);
+
+  auto kernel = [&](const std::string &name, const std::string &spirv, art::Dim global) {
+    auto *k = m.add_kernels();
+    k->set_symbol(name);
+    k->set_op("toy." + name);
+    if (!spirv.empty()) {
+      k->set_spirv(spirv);
+      for (int a = 0; a < 3; ++a)
+        k->add_workgroup_size(a == 0 ? 64 : 1);
+      *k->add_global_size() = global;
+      *k->add_global_size() = dConst(1);
+      *k->add_global_size() = dConst(1);
+    }
+    return m.kernels_size() - 1;
+  };
+  int kProject = kernel("toy_project", "", {});
+  int kGather = kernel("vk_gather", spvGather, dSym("s", 4));
+  int kConcat = kernel("vk_concat", spvConcat, dSym("p", 4, "s"));
+  int kPrefix = kernel("vk_prefix", spvPrefix, dConst(64));
+  int kScale = kernel("vk_scale", spvScale, dSym("s", 16));
+  auto dispatch = [&](int k, std::vector<int> bufs, const char *loc, const char *device, bool transfer = false) {
+    auto *d = m.add_dispatches();
+    d->set_kernel(k);
+    for (int b : bufs)
+      d->add_buffers(b);
+    d->set_location(loc);
+    d->set_device(device);
+    d->set_kind(transfer ? art::Dispatch::TRANSFER : art::Dispatch::KERNEL);
+  };
+  dispatch(0, {ids, idsDev}, "transfer.input_ids", "vulkan", true);
+  dispatch(kGather, {embedDev, o.hostBufferInVulkanDispatch ? ids : idsDev, xDev}, "model.embed_tokens", "vulkan");
+  dispatch(kConcat, {past, xDev, present}, "model.layers.0.cache", "vulkan");
+  dispatch(kPrefix, {present, hDev}, "model.layers.0", "vulkan");
+  dispatch(0, {hDev, hHost}, "transfer.h", "vulkan", true);
+  dispatch(kProject, {hHost, embedHost, logitsHost}, "lm_head", "cpu");
+  dispatch(0, {logitsHost, logitsDev}, "transfer.logits", "vulkan", true);
+  dispatch(kScale, {logitsDev, outDev}, "scale", "vulkan");
+  if (!o.deviceOutput)
+    dispatch(0, {outDev, logits}, "transfer.out", "vulkan", true);
+  auto port = [](google::protobuf::RepeatedPtrField<art::Port> *ports, const char *name, int b) {
+    auto *p = ports->Add();
+    p->set_name(name);
+    p->set_buffer(b);
+  };
+  port(m.mutable_inputs(), "input_ids", ids);
+  port(m.mutable_inputs(), "past_key.0", past);
+  port(m.mutable_outputs(), "logits", logits);
+  port(m.mutable_outputs(), "present_key.0", present);
+  auto *kv = m.add_kv_cache();
+  kv->set_name("key.0");
+  kv->set_past_buffer(past);
+  kv->set_present_buffer(present);
+  kv->set_seq_axis(2);
+
+  std::vector<float> embed = toyEmbedding();
+  art::WeightBlob blob;
+  blob.offset = 0;
+  blob.size = 256;
+  blob.data = reinterpret_cast<const uint8_t *>(embed.data());
+  blob.name = "embed";
+  kiln::Status st = art::writeArtifact(path, m, code, {blob});
+  return st.isOk() ? "" : st.message();
+}
+
+bool haveVulkanDevice(std::string &why) {
+  std::vector<kiln::vulkan::DeviceProfile> devices;
+  return kiln::vulkan::listDevices(devices, why);
+}
+
+class VulkanRuntimeTest : public ::testing::Test {
+protected:
+  static void SetUpTestSuite() {
+    dir_ = makeTempDir("vk");
+    ASSERT_FALSE(dir_.empty());
+    path_ = dir_ + "/vk.kiln";
+    ASSERT_EQ(writeVulkanToy(path_, {}), "");
+  }
+  static void TearDownTestSuite() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  void SetUp() override {
+    std::string why;
+    if (!haveVulkanDevice(why))
+      GTEST_SKIP() << why;
+  }
+  static std::vector<int64_t> prompt(int64_t B, int64_t S, int64_t salt = 0) {
+    std::vector<int64_t> ids(B * S);
+    for (int64_t i = 0; i < B * S; ++i)
+      ids[i] = (i * 5 + 3 + salt) % kVocab;
+    return ids;
+  }
+  static std::vector<float> expected(const std::vector<int64_t> &ids, int64_t B, int64_t S) {
+    std::vector<float> r = toyCausalReference(ids, B, S);
+    for (float &x : r)
+      x *= 2.0f;
+    return r;
+  }
+  // Runs `ids` [B, S] in `chunks` through `s` (reset first); the concatenated logits.
+  static std::vector<float> runChunks(kiln_session *s, const std::vector<int64_t> &ids, int64_t B, int64_t S,
+                                      const std::vector<int64_t> &chunks) {
+    EXPECT_EQ(kiln_session_reset(s), KILN_OK);
+    std::vector<float> out(B * S * kVocab);
+    int64_t pos = 0;
+    for (int64_t c : chunks) {
+      std::vector<int64_t> chunk(B * c);
+      for (int64_t r = 0; r < B; ++r)
+        std::copy_n(ids.begin() + r * S + pos, c, chunk.begin() + r * c);
+      EXPECT_EQ(kiln_session_run(s, chunk.data(), nullptr, B, c), KILN_OK) << kiln_session_error(s);
+      const float *data = nullptr;
+      int64_t shape[KILN_MAX_RANK];
+      int rank = 0;
+      EXPECT_EQ(kiln_session_output(s, "logits", &data, shape, &rank), KILN_OK) << kiln_session_error(s);
+      if (!data || rank != 3 || shape[0] != B || shape[1] != c || shape[2] != kVocab) {
+        ADD_FAILURE() << "bad output";
+        return out;
+      }
+      for (int64_t r = 0; r < B; ++r)
+        for (int64_t t = 0; t < c; ++t)
+          std::copy_n(data + (r * c + t) * kVocab, kVocab, out.begin() + (r * S + pos + t) * kVocab);
+      pos += c;
+    }
+    return out;
+  }
+  static void expectNear(const std::vector<float> &a, const std::vector<float> &b, float tol = 1e-5f) {
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i)
+      ASSERT_NEAR(a[i], b[i], tol * (1 + std::fabs(b[i]))) << "at " << i;
+  }
+  static std::string dir_, path_;
+};
+std::string VulkanRuntimeTest::dir_, VulkanRuntimeTest::path_;
+
+TEST_F(VulkanRuntimeTest, OneShotMatchesReference) {
+  kiln_model *model = nullptr;
+  ASSERT_EQ(kiln_model_load(path_.c_str(), nullptr, &model), KILN_OK) << kiln_last_error();
+  EXPECT_STRNE(kiln_model_device(model), "cpu");
+  kiln_session *s = nullptr;
+  ASSERT_EQ(kiln_session_create(model, 2, &s), KILN_OK) << kiln_last_error();
+  auto ids = prompt(2, 7);
+  expectNear(runChunks(s, ids, 2, 7, {7}), expected(ids, 2, 7));
+  EXPECT_EQ(kiln_session_past_length(s), 7);
+  kiln_session_free(s);
+  kiln_model_free(model);
+}
+
+TEST_F(VulkanRuntimeTest, ChunkedEqualsOneShot) {
+  kiln_model *model = nullptr;
+  ASSERT_EQ(kiln_model_load(path_.c_str(), nullptr, &model), KILN_OK) << kiln_last_error();
+  kiln_session *s = nullptr;
+  ASSERT_EQ(kiln_session_create(model, 3, &s), KILN_OK) << kiln_last_error();
+  auto ids = prompt(3, 9, 1);
+  std::vector<float> oneShot = runChunks(s, ids, 3, 9, {9});
+  expectNear(oneShot, expected(ids, 3, 9));
+  for (const std::vector<int64_t> &chunks : {std::vector<int64_t>{2, 5, 2}, {1, 1, 1, 1, 1, 1, 1, 1, 1}, {8, 1}})
+    expectNear(runChunks(s, ids, 3, 9, chunks), oneShot, 1e-6f);
+  // The same shapes again: the recorded command buffers are reused and still right.
+  expectNear(runChunks(s, ids, 3, 9, {2, 5, 2}), oneShot, 1e-6f);
+  kiln_session_free(s);
+  kiln_model_free(model);
+}
+
+TEST_F(VulkanRuntimeTest, TwoSessionsInterleavedAndConcurrent) {
+  kiln_model *model = nullptr;
+  ASSERT_EQ(kiln_model_load(path_.c_str(), nullptr, &model), KILN_OK) << kiln_last_error();
+  kiln_session *a = nullptr, *b = nullptr;
+  ASSERT_EQ(kiln_session_create(model, 1, &a), KILN_OK);
+  ASSERT_EQ(kiln_session_create(model, 2, &b), KILN_OK);
+  auto idsA = prompt(1, 6, 2), idsB = prompt(2, 5, 3);
+  // Interleaved chunk by chunk: each session's device KV cache is its own.
+  int64_t posA = 0, posB = 0;
+  std::vector<float> outA(6 * kVocab);
+  for (int step = 0; step < 3; ++step) {
+    ASSERT_EQ(kiln_session_run(a, idsA.data() + posA, nullptr, 1, 2), KILN_OK) << kiln_session_error(a);
+    const float *data;
+    int64_t shape[KILN_MAX_RANK];
+    int rank;
+    ASSERT_EQ(kiln_session_output(a, "logits", &data, shape, &rank), KILN_OK);
+    std::copy_n(data, 2 * kVocab, outA.begin() + posA * kVocab);
+    posA += 2;
+    std::vector<int64_t> chunkB = {idsB[posB], idsB[5 + posB]};
+    if (posB < 5) {
+      ASSERT_EQ(kiln_session_run(b, chunkB.data(), nullptr, 2, 1), KILN_OK) << kiln_session_error(b);
+      ++posB;
+    }
+  }
+  expectNear(outA, expected(idsA, 1, 6));
+  // Concurrently from two threads.
+  std::vector<float> ra, rb;
+  std::thread ta([&] { ra = runChunks(a, idsA, 1, 6, {3, 3}); });
+  std::thread tb([&] { rb = runChunks(b, idsB, 2, 5, {1, 4}); });
+  ta.join();
+  tb.join();
+  expectNear(ra, expected(idsA, 1, 6));
+  expectNear(rb, expected(idsB, 2, 5));
+  EXPECT_GT(kiln_session_gpu_time_ns(a) + kiln_session_gpu_time_ns(b), 0u);
+  kiln_session_free(a);
+  kiln_session_free(b);
+  kiln_model_free(model);
+}
+
+TEST_F(VulkanRuntimeTest, DeviceOutputIsReadBack) {
+  std::string path = dir_ + "/devout.kiln";
+  VkToyOptions o;
+  o.deviceOutput = true;
+  ASSERT_EQ(writeVulkanToy(path, o), "");
+  kiln_model *model = nullptr;
+  ASSERT_EQ(kiln_model_load(path.c_str(), nullptr, &model), KILN_OK) << kiln_last_error();
+  kiln_session *s = nullptr;
+  ASSERT_EQ(kiln_session_create(model, 2, &s), KILN_OK) << kiln_last_error();
+  auto ids = prompt(2, 5, 4);
+  expectNear(runChunks(s, ids, 2, 5, {3, 2}), expected(ids, 2, 5));
+  kiln_session_free(s);
+  kiln_model_free(model);
+}
+
+TEST_F(VulkanRuntimeTest, UnsatisfiableProfileIsACleanError) {
+  std::string path = dir_ + "/impossible.kiln";
+  VkToyOptions o;
+  o.profileJson = R"({"name":"impossible","cooperative_matrix":true,"max_shared_memory":1073741824,
+                      "subgroup_ops":["basic","clustered","quad"],"max_storage_buffer_range":1099511627776})";
+  ASSERT_EQ(writeVulkanToy(path, o), "");
+  kiln_model *model = nullptr;
+  EXPECT_EQ(kiln_model_load(path.c_str(), nullptr, &model), KILN_IO_ERROR);
+  EXPECT_EQ(model, nullptr);
+  std::string msg = kiln_last_error();
+  EXPECT_NE(msg.find("no Vulkan device satisfies the artifact's profile 'impossible'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("cooperative_matrix"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("max_shared_memory"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("max_storage_buffer_range"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+}
+
+TEST_F(VulkanRuntimeTest, DeviceSelectionByEnvironment) {
+  setenv("KILN_VULKAN_DEVICE", "no-such-device-xyz", 1);
+  kiln_model *model = nullptr;
+  EXPECT_NE(kiln_model_load(path_.c_str(), nullptr, &model), KILN_OK);
+  std::string msg = kiln_last_error();
+  EXPECT_NE(msg.find("KILN_VULKAN_DEVICE=no-such-device-xyz matches no Vulkan device"), std::string::npos) << msg;
+  setenv("KILN_VULKAN_DEVICE", "0", 1);
+  ASSERT_EQ(kiln_model_load(path_.c_str(), nullptr, &model), KILN_OK) << kiln_last_error();
+  kiln_model_free(model);
+  unsetenv("KILN_VULKAN_DEVICE");
+}
+
+TEST_F(VulkanRuntimeTest, HostBufferInVulkanDispatchIsRejected) {
+  std::string path = dir_ + "/badplan.kiln";
+  VkToyOptions o;
+  o.hostBufferInVulkanDispatch = true;
+  ASSERT_EQ(writeVulkanToy(path, o), "");
+  kiln_model *model = nullptr;
+  EXPECT_NE(kiln_model_load(path.c_str(), nullptr, &model), KILN_OK);
+  std::string msg = kiln_last_error();
+  EXPECT_NE(msg.find("runs on Vulkan but uses the HOST buffer 'input_ids'"), std::string::npos) << msg;
+}
+
+TEST(VulkanDevices, JsonHasTheSchemaKeys) {
+  std::string why;
+  if (!haveVulkanDevice(why))
+    GTEST_SKIP() << why;
+  FILE *p = popen((std::string(KILN_BINARY) + " devices --json").c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char chunk[4096];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, p)) > 0)
+    out.append(chunk, n);
+  ASSERT_EQ(pclose(p), 0) << out;
+  for (const char *key : {"name", "api_version", "float16", "int8", "storage16", "storage8", "subgroup_size",
+                          "subgroup_ops", "max_shared_memory", "max_workgroup_invocations", "max_workgroup_size",
+                          "max_workgroup_count", "max_storage_buffer_range", "max_allocation_size",
+                          "max_push_constants_size", "cooperative_matrix", "unavailable_ops", "unavailable_dtypes"})
+    EXPECT_NE(out.find(std::string("\"") + key + "\":"), std::string::npos) << key << "\n" << out;
+  kiln::vulkan::DeviceProfile prof;
+  std::string error;
+  ASSERT_TRUE(kiln::vulkan::parseProfileJson(out, prof, error)) << error;
+  EXPECT_FALSE(prof.name.empty());
+  EXPECT_GT(prof.maxStorageBufferRange, 0u);
+  EXPECT_GT(prof.subgroupSize, 0u);
+  // The first device satisfies its own profile; a profile needing more names what is missing.
+  std::vector<kiln::vulkan::DeviceProfile> devices;
+  ASSERT_TRUE(kiln::vulkan::listDevices(devices, error));
+  EXPECT_EQ(kiln::vulkan::missingCapabilities(devices[0], prof), "");
+  prof.maxSharedMemory = devices[0].maxSharedMemory + 1;
+  EXPECT_NE(kiln::vulkan::missingCapabilities(devices[0], prof).find("max_shared_memory"), std::string::npos);
+}
+
+TEST(VulkanDevices, NoDriverIsACleanError) {
+  FILE *p = popen(("VK_DRIVER_FILES=/nonexistent/icd.json VK_ICD_FILENAMES=/nonexistent/icd.json " +
+                   std::string(KILN_BINARY) + " devices 2>&1").c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char chunk[4096];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, p)) > 0)
+    out.append(chunk, n);
+  int status = pclose(p);
+  EXPECT_EQ(WEXITSTATUS(status), 1) << out;
+  EXPECT_NE(out.find("no Vulkan device"), std::string::npos) << out;
+  EXPECT_NE(out.find("VK_DRIVER_FILES"), std::string::npos) << out;
+}
+
+} // namespace
