@@ -1,9 +1,10 @@
 //===- Devices.cpp - `kiln devices`: the Vulkan devices and their profiles ----===//
 //
 //   kiln devices [--json] [--device N|NAME]
-// Text: per device its index, name, type, API version, driver and capability profile. --json: a JSON array
-// of profiles (the schema of runtime/src/vulkan/DeviceProfileJson.h, what `kiln compile --device-profile
-// FILE` reads); with --device, the one object. Exit 1 with a one-line message when there is no device.
+// Text: per device its index, name, type, API version, driver and capability profile. --json: the profile
+// object (the schema of runtime/src/vulkan/DeviceProfileJson.h, what `kiln compile --device-profile FILE`
+// reads) of the one device (or of --device N|NAME); a JSON array of them when several devices are present.
+// Exit 1 with a one-line message when there is no device.
 //
 //===----------------------------------------------------------------------===//
 #include "Cli.h"
@@ -49,6 +50,10 @@ int runDevices(int argc, char **argv) {
       return kExitOk;
     }
     devices = chosen;
+  }
+  if (args.has("--json") && devices.size() == 1) { // the usual case: directly a --device-profile FILE
+    std::printf("%s\n", vulkan::profileToJson(devices.front()).c_str());
+    return kExitOk;
   }
   if (args.has("--json")) {
     std::printf("[\n");

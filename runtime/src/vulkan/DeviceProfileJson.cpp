@@ -318,13 +318,8 @@ std::string missingCapabilities(const DeviceProfile &d, const DeviceProfile &nee
     miss.push_back("no 8-bit storage (storage8)");
   if (need.cooperativeMatrix && !d.cooperativeMatrix)
     miss.push_back("no VK_KHR_cooperative_matrix (cooperative_matrix)");
-  if (need.subgroupSize > 0) {
-    uint32_t lo = d.subgroupSizeMin ? d.subgroupSizeMin : d.subgroupSize;
-    uint32_t hi = d.subgroupSizeMax ? d.subgroupSizeMax : d.subgroupSize;
-    if (need.subgroupSize < lo || need.subgroupSize > hi)
-      miss.push_back("subgroup_size " + std::to_string(need.subgroupSize) + " not supported (device: " +
-                     (lo == hi ? std::to_string(lo) : std::to_string(lo) + ".." + std::to_string(hi)) + ")");
-  }
+  // No subgroup-size check: the generated kernels are written for any subgroup size (a profile's size
+  // describes the device it was read from, not a requirement of the kernels compiled for it).
   for (const std::string &op : need.subgroupOps) {
     bool found = false;
     for (const std::string &have : d.subgroupOps)

@@ -26,13 +26,14 @@
 //     "unavailable_dtypes": []               // e.g. ["f16"]: dtypes to treat as missing
 //   }
 //
-// `kiln devices --json` writes a JSON array of such objects, one per device (`--device N|NAME`: the one
-// object). A reader takes an object, or the first element of an array. Integers are JSON numbers (exact up
+// `kiln devices --json` writes the object of the one device present (or of `--device N|NAME`), a file that
+// `--device-profile FILE` reads; with several devices and no --device, a JSON array of them. The runtime's
+// reader (parseProfileJson) takes an object, or the first element of an array. Integers are JSON numbers (exact up
 // to 2^53). Unknown keys are ignored; an absent key means "no requirement" in a target profile.
 //
 // The runtime compares an artifact's profile with a device (missingCapabilities): a true flag needs the
-// device's flag, every listed subgroup op must be supported, subgroup_size (if > 0) must lie in the device's
-// [minSubgroupSize, maxSubgroupSize], and every max_* must be <= the device's value.
+// device's flag, every listed subgroup op must be supported, and every max_* must be <= the device's value.
+// subgroup_size is not a requirement: the generated kernels work with any subgroup size.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KILN_RUNTIME_VULKAN_DEVICEPROFILEJSON_H
