@@ -315,6 +315,46 @@ private:
     return p;
   }
 
+  //===--------------------------------------------------------------------===//
+  // Explicit <8 x f32> vectors (f32 storage only): LLVM's own vectorizers give up on the attention
+  // loops once they are fully unrolled and their operands hoisted, so hot loops spell the vectors out.
+  //===--------------------------------------------------------------------===//
+  static constexpr int64_t kVec = 8;
+  Type vecType() { return VectorType::get({kVec}, f32_); }
+  Value zeroVec() { return arith::ConstantOp::create(b_, DenseElementsAttr::get(cast<ShapedType>(vecType()), 0.0f)); }
+  Value loadVec(const Tensor &t, Value offset) { return LLVM::LoadOp::create(b_, vecType(), address(t, offset), 4); }
+  void storeVec(const Tensor &t, Value offset, Value v) { LLVM::StoreOp::create(b_, v, address(t, offset), 4); }
+  Value splat(Value x) {
+    Value v = LLVM::PoisonOp::create(b_, vecType());
+    v = LLVM::InsertElementOp::create(b_, v, x, c64(0));
+    return LLVM::ShuffleVectorOp::create(b_, v, v, ArrayRef<int32_t>(SmallVector<int32_t>(kVec, 0)));
+  }
+  /// The sum of the 8 lanes in a fixed tree order: (0+4, 1+5, 2+6, 3+7), then (0+2, 1+3), then 0+1.
+  Value horizontalSum(Value v) {
+    for (int64_t width = kVec / 2; width >= 1; width /= 2) {
+      SmallVector<int32_t> mask;
+      for (int64_t i = 0; i < kVec; ++i)
+        mask.push_back(static_cast<int32_t>(i < width ? i + width : i));
+      Value hi = LLVM::ShuffleVectorOp::create(b_, v, v, ArrayRef<int32_t>(mask));
+      v = arith::AddFOp::create(b_, v, hi);
+    }
+    return LLVM::ExtractElementOp::create(b_, v, c64(0));
+  }
+  /// n rounded down to a multiple of the vector width (n >= 0).
+  Value floorToVec(Value n) { return arith::AndIOp::create(b_, n, c64(~(kVec - 1))); }
+  /// for iv in [lb, ub) step kVec with loop-carried values (ub - lb a multiple of kVec).
+  SmallVector<Value> forLoopVec(Value lb, Value ub, ValueRange init,
+                                llvm::function_ref<SmallVector<Value>(Value, ValueRange)> body) {
+    auto loop = scf::ForOp::create(b_, lb, ub, c64(kVec), init,
+                                   [&](OpBuilder &nested, Location, Value iv, ValueRange args) {
+                                     OpBuilder::InsertionGuard guard(b_);
+                                     b_.setInsertionPoint(nested.getInsertionBlock(), nested.getInsertionPoint());
+                                     SmallVector<Value> next = body(iv, args);
+                                     scf::YieldOp::create(b_, next);
+                                   });
+    return SmallVector<Value>(loop.getResults());
+  }
+
   /// Strides that read `t` as if broadcast (numpy, right-aligned) to a shape of rank `rank`: 0 along a dim
   /// that is the constant 1 (the verifier allows a dim to stretch only then) and along missing leading dims.
   SmallVector<Value> broadcastStrides(const Tensor &t, size_t rank) {
@@ -872,6 +912,9 @@ LogicalResult KernelEmitter::emitAttention(ir::AttentionOp op, ArrayRef<Tensor> 
   auto addf = [&](Value a, Value c) { return (Value)arith::AddFOp::create(b_, a, c); };
   auto mulf = [&](Value a, Value c) { return (Value)arith::MulFOp::create(b_, a, c); };
   Value ninf = cf32(-std::numeric_limits<double>::infinity());
+  // f32 q / k / v: the dot product and the accumulator update run on <8 x f32> vectors (FMAs, a fixed
+  // summation order, a scalar tail for D % 8); other element types stay scalar.
+  const bool vec = q.elem.isF32() && k.elem.isF32() && v.elem.isF32();
 
   forLoop(c64(0), B, [&](Value bi) {
     forLoop(c64(0), Hq, [&](Value h) {
@@ -893,10 +936,20 @@ LogicalResult KernelEmitter::emitAttention(ir::AttentionOp op, ArrayRef<Tensor> 
         }
         SmallVector<Value> ml = forLoop(lo, hi, {ninf, cf32(0.0)}, [&](Value j, ValueRange st) -> SmallVector<Value> {
           Value m = st[0], l = st[1];
-          Value dot = forLoop(c64(0), D, {cf32(0.0)}, [&](Value d, ValueRange a) -> SmallVector<Value> {
-                        Value qd = load(q, add(qBase, d)), kd = load(k, add(kBase, add(mul(j, D), d)));
-                        return {addf(a[0], mulf(qd, kd))};
-                      })[0];
+          Value kRow = add(kBase, mul(j, D));
+          Value dot = cf32(0.0), tail = c64(0);
+          if (vec) {
+            tail = floorToVec(D);
+            Value acc = forLoopVec(c64(0), tail, {zeroVec()}, [&](Value d, ValueRange a) -> SmallVector<Value> {
+                          Value qd = loadVec(q, add(qBase, d)), kd = loadVec(k, add(kRow, d));
+                          return {math::FmaOp::create(b_, qd, kd, a[0])};
+                        })[0];
+            dot = horizontalSum(acc);
+          }
+          dot = forLoop(tail, D, {dot}, [&](Value d, ValueRange a) -> SmallVector<Value> {
+                  Value qd = load(q, add(qBase, d)), kd = load(k, add(kRow, d));
+                  return {addf(a[0], mulf(qd, kd))};
+                })[0];
           Value score = mulf(dot, cf32(scale));
           if (softcap)
             score = mulf(cf32(*softcap), math::TanhOp::create(b_, mulf(score, cf32(1.0 / *softcap))));
@@ -916,7 +969,17 @@ LogicalResult KernelEmitter::emitAttention(ir::AttentionOp op, ArrayRef<Tensor> 
           Value corr = arith::SelectOp::create(b_, none, cf32(1.0), math::ExpOp::create(b_, arith::SubFOp::create(b_, m, mNew)));
           Value p = arith::SelectOp::create(b_, none, cf32(0.0), math::ExpOp::create(b_, arith::SubFOp::create(b_, score, mNew)));
           Value vRow = add(vBase, mul(j, Dv));
-          forLoop(c64(0), Dv, [&](Value d) {
+          Value vTail = c64(0);
+          if (vec) {
+            vTail = floorToVec(Dv);
+            Value corrV = splat(corr), pV = splat(p);
+            forLoopVec(c64(0), vTail, {}, [&](Value d, ValueRange) -> SmallVector<Value> {
+              Value a = arith::MulFOp::create(b_, loadVec(accT, d), corrV);
+              storeVec(accT, d, math::FmaOp::create(b_, pV, loadVec(v, add(vRow, d)), a));
+              return {};
+            });
+          }
+          forLoop(vTail, Dv, [&](Value d) {
             Value a = loadRaw(accT, d);
             storeRaw(accT, d, addf(mulf(a, corr), mulf(p, load(v, add(vRow, d)))));
           });
