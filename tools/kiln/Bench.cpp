@@ -13,8 +13,13 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <random>
 #include <sys/resource.h>
+
+// OpenBLAS introspection (weak: absent when the runtime is linked against another BLAS).
+extern "C" __attribute__((weak)) char *openblas_get_corename(void);
+extern "C" __attribute__((weak)) char *openblas_get_config(void);
 
 namespace kiln::cli {
 
@@ -168,6 +173,14 @@ int runBench(int argc, char **argv) {
   }
   std::printf("\n%lld repetitions after 1 warm-up; session %.1f MiB; peak RSS %.1f MiB\n", (long long)reps,
               double(model.sessionBytes()) / (1024.0 * 1024.0), peakRssMiB());
+  // The BLAS kernels behind every f32 matmul: OpenBLAS's DYNAMIC_ARCH picks them by CPU detection, which can
+  // be wrong (e.g. Prescott on some Xeons: 4x slower sgemm). OPENBLAS_CORETYPE overrides it; say which.
+  if (openblas_get_corename) {
+    const char *forced = std::getenv("OPENBLAS_CORETYPE");
+    std::printf("OpenBLAS core %s (%s)%s%s\n", openblas_get_corename(),
+                forced && *forced ? "forced by OPENBLAS_CORETYPE" : "detected; OPENBLAS_CORETYPE unset",
+                openblas_get_config ? "; " : "", openblas_get_config ? openblas_get_config() : "");
+  }
   return kExitOk;
 }
 
