@@ -31,9 +31,14 @@
 // reader (parseProfileJson) takes an object, or the first element of an array. Integers are JSON numbers (exact up
 // to 2^53). Unknown keys are ignored; an absent key means "no requirement" in a target profile.
 //
-// The runtime compares an artifact's profile with a device (missingCapabilities): a true flag needs the
-// device's flag, every listed subgroup op must be supported, and every max_* must be <= the device's value.
-// subgroup_size is not a requirement: the generated kernels work with any subgroup size.
+// missingCapabilities(device, need): a true flag needs the device's flag, every listed subgroup op must be
+// supported, and every max_* must be <= the device's value. At load, `need` is the artifact's profile's
+// features (float16, int8, storage16, storage8, subgroup_ops, cooperative_matrix) with the limits the
+// artifact actually reaches (its kernels' workgroup sizes, grids at the symbols' max values and shared
+// memory, its DEVICE buffers' sizes, 4 bytes of push constants per symbol): a profile's limits describe the
+// device it was read from (the H200's maxMemoryAllocationSize is 2 MiB under 4 GiB, its
+// maxComputeWorkGroupSize.z 64 is below lavapipe's), not a requirement. subgroup_size is not a requirement
+// either: the generated kernels work with any subgroup size.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KILN_RUNTIME_VULKAN_DEVICEPROFILEJSON_H

@@ -710,6 +710,55 @@ bool record(VulkanModel &m, VulkanSession &s, int seg, const int64_t *sym, int c
 
 } // namespace
 
+// The profile's features plus the limits the manifest's Vulkan kernels and DEVICE buffers reach at the
+// symbols' max values.
+static DeviceProfile usedCapabilities(const art::Manifest &mf, const DeviceProfile *profile) {
+  DeviceProfile need;
+  if (profile) {
+    need.name = profile->name;
+    need.float16 = profile->float16;
+    need.int8 = profile->int8;
+    need.storage16 = profile->storage16;
+    need.storage8 = profile->storage8;
+    need.subgroupOps = profile->subgroupOps;
+    need.cooperativeMatrix = profile->cooperativeMatrix;
+  }
+  std::vector<int64_t> maxSym;
+  for (const art::Symbol &s : mf.symbols())
+    maxSym.push_back(s.max_value());
+  std::vector<bool> used(mf.kernels_size(), false);
+  for (const art::Dispatch &d : mf.dispatches())
+    if (d.device() == "vulkan" && d.kind() == art::Dispatch::KERNEL && d.kernel() >= 0 && d.kernel() < mf.kernels_size())
+      used[d.kernel()] = true;
+  for (int k = 0; k < mf.kernels_size(); ++k) {
+    if (!used[k])
+      continue;
+    const art::Kernel &kn = mf.kernels(k);
+    need.maxSharedMemory = std::max<uint64_t>(need.maxSharedMemory, kn.shared_memory_bytes());
+    uint64_t inv = 1;
+    for (int a = 0; a < 3; ++a) {
+      uint64_t wg = a < kn.workgroup_size_size() && kn.workgroup_size(a) > 0 ? kn.workgroup_size(a) : 1;
+      inv *= wg;
+      need.maxWorkgroupSize[a] = std::max(need.maxWorkgroupSize[a], wg);
+      Expr g;
+      if (a < kn.global_size_size() && toExpr(kn.global_size(a), mf, g)) {
+        int64_t v = g.eval(maxSym.data());
+        if (v > 0)
+          need.maxWorkgroupCount[a] = std::max(need.maxWorkgroupCount[a], (static_cast<uint64_t>(v) + wg - 1) / wg);
+      }
+    }
+    need.maxWorkgroupInvocations = std::max(need.maxWorkgroupInvocations, inv);
+  }
+  for (const art::Buffer &b : mf.buffers())
+    if (b.location() == art::Buffer::DEVICE) {
+      need.maxStorageBufferRange = std::max<uint64_t>(need.maxStorageBufferRange, b.max_bytes());
+      need.maxAllocationSize = std::max<uint64_t>(need.maxAllocationSize, b.max_bytes() + 256);
+    }
+  need.maxAllocationSize = std::max<uint64_t>(need.maxAllocationSize, mf.device_arena_bytes() + 256);
+  need.maxPushConstantsSize = 4 * static_cast<uint64_t>(mf.symbols_size());
+  return need;
+}
+
 bool manifestUsesVulkan(const art::Manifest &mf) {
   for (const art::Dispatch &d : mf.dispatches())
     if (d.device() == "vulkan" || d.kind() == art::Dispatch::TRANSFER)
@@ -732,7 +781,12 @@ VulkanModel *createModel(const art::Manifest &mf, const uint8_t *weights, uint64
     }
     haveNeed = true;
   }
-  m->dev = VulkanDevice::open(haveNeed ? &need : nullptr, need.name, error);
+  // What the device must have: the profile's features (the kernels were generated for them), and for the
+  // limits what this artifact actually uses (the profile's limits describe the device it was read from: a
+  // device with a smaller limit the artifact never reaches still runs it).
+  const std::string profileName = need.name;
+  need = usedCapabilities(mf, haveNeed ? &need : nullptr);
+  m->dev = VulkanDevice::open(&need, profileName, error);
   if (!m->dev)
     return nullptr;
   if (!planAndValidate(*m, weights, weightsSize, error)) {

@@ -144,6 +144,7 @@ struct VkToyOptions {
   bool deviceOutput = false;     // logits is out_dev itself (the runtime reads it back)
   std::string profileJson = R"({"name":"toy","subgroup_ops":["basic"],"max_storage_buffer_range":65536})";
   bool hostBufferInVulkanDispatch = false; // an invalid plan
+  uint32_t sharedMemory = 0;               // vk_prefix claims this much shared memory
 };
 
 std::string writeVulkanToy(const std::string &path, const VkToyOptions &o) {
@@ -236,6 +237,7 @@ std::string writeVulkanToy(const std::string &path, const VkToyOptions &o) {
   int kGather = kernel("vk_gather", spvGather, dSym("s", 4));
   int kConcat = kernel("vk_concat", spvConcat, dSym("p", 4, "s"));
   int kPrefix = kernel("vk_prefix", spvPrefix, dConst(64));
+  m.mutable_kernels(kPrefix)->set_shared_memory_bytes(o.sharedMemory);
   int kScale = kernel("vk_scale", spvScale, dSym("s", 16));
   auto dispatch = [&](int k, std::vector<int> bufs, const char *loc, const char *device, bool transfer = false) {
     auto *d = m.add_dispatches();
@@ -449,8 +451,11 @@ TEST_F(VulkanRuntimeTest, DeviceOutputIsReadBack) {
 TEST_F(VulkanRuntimeTest, UnsatisfiableProfileIsACleanError) {
   std::string path;
   VkToyOptions o;
+  // Features come from the profile; limits from what the artifact uses (a kernel claiming 1 GiB of
+  // shared memory). The profile's own max_* describe its device and are no requirement.
   o.profileJson = R"({"name":"impossible","cooperative_matrix":true,"max_shared_memory":1073741824,
                       "subgroup_ops":["basic","clustered","quad"],"max_storage_buffer_range":1099511627776})";
+  o.sharedMemory = 1u << 30;
   ASSERT_EQ(toyArtifact(dir_, "impossible.kiln", o, path), "");
   kiln_model *model = nullptr;
   EXPECT_EQ(kiln_model_load(path.c_str(), nullptr, &model), KILN_IO_ERROR);
@@ -463,8 +468,22 @@ TEST_F(VulkanRuntimeTest, UnsatisfiableProfileIsACleanError) {
   if (!devices[0].cooperativeMatrix) // lavapipe; the H200 has it
     EXPECT_NE(msg.find("cooperative_matrix"), std::string::npos) << msg;
   EXPECT_NE(msg.find("max_shared_memory"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("max_storage_buffer_range"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("max_shared_memory " + std::to_string(devices[0].maxSharedMemory) + " < 1073741824"),
+            std::string::npos) << msg;
+  EXPECT_EQ(msg.find("max_storage_buffer_range"), std::string::npos) << msg;
   EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+}
+
+TEST_F(VulkanRuntimeTest, ProfileLimitsAreNotRequirements) {
+  // A profile from a bigger device (limits above this one's) loads: the artifact uses little.
+  std::string path;
+  VkToyOptions o;
+  o.profileJson = R"({"name":"big","max_shared_memory":1073741824,"max_allocation_size":1099511627776,
+                      "max_workgroup_size":[4096,4096,4096],"max_storage_buffer_range":1099511627776})";
+  ASSERT_EQ(toyArtifact(dir_, "big.kiln", o, path), "");
+  kiln_model *model = nullptr;
+  ASSERT_EQ(kiln_model_load(path.c_str(), nullptr, &model), KILN_OK) << kiln_last_error();
+  kiln_model_free(model);
 }
 
 TEST_F(VulkanRuntimeTest, DeviceSelectionByEnvironment) {
