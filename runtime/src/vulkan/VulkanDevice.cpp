@@ -279,6 +279,8 @@ std::unique_ptr<VulkanDevice> VulkanDevice::open(const DeviceProfile *need, cons
   }
   d->queueFamily = static_cast<uint32_t>(family);
   d->timestamps = families[family].timestampValidBits > 0;
+  d->timestampMask = families[family].timestampValidBits >= 64 ? ~uint64_t(0)
+                                                                : (uint64_t(1) << families[family].timestampValidBits) - 1;
 
   VkPhysicalDeviceProperties props;
   vkGetPhysicalDeviceProperties(d->physical, &props);
@@ -471,7 +473,7 @@ bool VulkanDevice::upload(const void *data, VkDeviceSize bytes, const Buffer &ds
   ai.commandPool = uploadPool_;
   ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
   ai.commandBufferCount = 1;
-  VkCommandBuffer cmd;
+  VkCommandBuffer cmd = VK_NULL_HANDLE;
   bool ok = vkAllocateCommandBuffers(device, &ai, &cmd) == VK_SUCCESS;
   if (!ok)
     error = "vkAllocateCommandBuffers failed";

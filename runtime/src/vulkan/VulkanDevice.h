@@ -57,6 +57,7 @@ public:
   VkPhysicalDeviceLimits limits{};
   bool timestamps = false;   // the queue writes timestamps
   double timestampPeriodNs = 1.0;
+  uint64_t timestampMask = ~uint64_t(0); // timestampValidBits
 
 private:
   VulkanDevice() = default;

@@ -944,8 +944,9 @@ bool runStep(VulkanModel &m, VulkanSession &s, const int64_t *sym, int current, 
       if (s.queries) {
         uint64_t ts[2] = {0, 0};
         if (vkGetQueryPoolResults(dev.device, s.queries, 2 * step.index, 2, sizeof ts, ts, sizeof(uint64_t),
-                                  VK_QUERY_RESULT_64_BIT) == VK_SUCCESS && ts[1] >= ts[0])
-          s.gpuNs += static_cast<uint64_t>(static_cast<double>(ts[1] - ts[0]) * dev.timestampPeriodNs);
+                                  VK_QUERY_RESULT_64_BIT) == VK_SUCCESS)
+          s.gpuNs += static_cast<uint64_t>(static_cast<double>((ts[1] - ts[0]) & dev.timestampMask) *
+                                           dev.timestampPeriodNs);
       }
       for (int xi : m.segments[step.index].readbacks) {
         const Xfer &x = m.xfers[xi];
