@@ -53,7 +53,7 @@ namespace {
 const char *kUsage =
     "usage: kiln compile MODEL_DIR -o MODEL.kiln [--target cpu|vulkan] [--device-profile NAME|FILE] [--cpu NAME] "
     "[--max-context N] "
-    "[--max-batch N] [--threads N] [--dump-dir DIR] [--no-fuse] [--strict] | kiln compile MODEL_DIR --emit=ir";
+    "[--max-batch N] [--threads N] [--dump-dir DIR] [--no-fuse] [--report] [--strict] | kiln compile MODEL_DIR --emit=ir";
 
 using Clock = std::chrono::steady_clock;
 double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
@@ -304,7 +304,7 @@ int runCompile(int argc, char **argv) {
   Args args(argc, argv, 2,
             {"--emit", "-o", "--target", "--device-profile", "--cpu", "--max-context", "--max-batch", "--threads",
              "--dump-dir"},
-            {"--no-fuse", "--strict", "--fuse"});
+            {"--no-fuse", "--strict", "--fuse", "--report"});
   if (!args.ok() || args.positional().size() != 1)
     return fail(kExitUsage, (args.ok() ? std::string("") : args.error() + "; ") + kUsage);
   const std::string modelDir = args.positional()[0];
@@ -397,6 +397,13 @@ int runCompile(int argc, char **argv) {
              std::to_string(fusion.count("attention")) + "; " + std::to_string(fusion.unfused.size()) +
              " candidates left unfused): " + std::to_string(countOps()) + " ops in " +
              std::to_string(int(secondsSince(tf) * 1000)) + " ms");
+    // --report: every fusion and every candidate left unfused, with its reason (also in `kiln inspect`).
+    if (args.has("--report")) {
+      for (const std::string &line : fusion.fused)
+        std::fprintf(stderr, "kiln compile: fused %s\n", line.c_str());
+      for (const std::string &line : fusion.unfused)
+        std::fprintf(stderr, "kiln compile: not fused: %s\n", line.c_str());
+    }
     if (!dumpDir.empty())
       if (Status s = dumpModule("01-fused.mlir"); !s)
         return fail(kExitBadInput, s.message());
