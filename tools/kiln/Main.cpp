@@ -37,7 +37,7 @@ void printUsage(FILE *out) {
                "usage: kiln COMMAND ...\n\n"
                "  compile MODEL_DIR -o MODEL.kiln [--target cpu|vulkan] [--device-profile NAME|FILE] [--strict]\n"
                "          [--cpu NAME] [--max-context N] [--max-batch N] [--threads N] [--dump-dir DIR]\n"
-               "          [--no-fuse] [--report]\n"
+               "          [--no-fuse] [--report] [--dump-ir-after-all]\n"
                "      compile to one artifact: fusion (unless --no-fuse; --report lists each fusion and each\n"
                "      candidate left unfused), memory plan, kernels, weights. --target vulkan partitions the ops\n"
                "      by the device profile (lavapipe, nvidia-h200, generic, or a `kiln devices --json` file):\n"
