@@ -1,5 +1,6 @@
 //===- ArtifactReader.cpp -------------------------------------------------===//
 #include "ArtifactReader.h"
+#include "ArtifactWriter.h"
 #include "ArtifactFormat.h"
 #include "Checksum.h"
 
@@ -57,8 +58,13 @@ Status err(const std::string &file, const std::string &what) { return Status::er
 std::string bufferRef(int64_t id) { return "buffer " + std::to_string(id); }
 } // namespace
 
-Status validateManifest(const Manifest &m, uint64_t weightsSize, const std::string &file) {
+Status validateManifest(const Manifest &m, uint64_t storedWeightsSize, const std::string &file) {
   auto bad = [&](const std::string &what) { return err(file, "manifest: " + what); };
+  // Synthetic weights: WEIGHT buffers live in the region the runtime allocates (weightsSectionSize), the
+  // stored (non-synthetic) ones also at stored_offset in the WEIGHTS section. Otherwise the section is the
+  // region.
+  const bool synthetic = m.synthetic_weights();
+  const uint64_t weightsSize = synthetic ? weightsSectionSize(m) : storedWeightsSize;
   if (m.max_context() <= 0)
     return bad("max_context " + std::to_string(m.max_context()) + " is not positive");
   if (m.max_batch() <= 0)
@@ -121,6 +127,18 @@ Status validateManifest(const Manifest &m, uint64_t weightsSize, const std::stri
       if (end > weightsSize)
         return bad(what + " ends at " + std::to_string(end) + ", past the weights section (" +
                    std::to_string(weightsSize) + " bytes)");
+      if (b.synthetic() && !synthetic)
+        return bad(what + " is synthetic in a manifest without synthetic_weights");
+      if (synthetic && !b.synthetic()) {
+        uint64_t storedEnd;
+        if (b.stored_offset() % kAlignment != 0)
+          return bad(what + " is not 64-byte aligned in the stored weights section");
+        if (addOverflows(b.stored_offset(), b.max_bytes(), &storedEnd) || storedEnd > storedWeightsSize)
+          return bad(what + " is stored past the weights section (" + std::to_string(storedWeightsSize) +
+                     " bytes)");
+      }
+      if (b.synthetic() && b.dtype() != F32 && b.dtype() != F16 && b.dtype() != BF16)
+        return bad(what + " is synthetic but not f32, f16 or bf16");
       break;
     }
     case Buffer::ARENA: {

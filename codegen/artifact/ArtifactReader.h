@@ -24,6 +24,8 @@ namespace kiln::artifact {
 /// symbols, kernel / buffer indices of dispatches in range, WEIGHT buffers 64-byte aligned, constant-shaped,
 /// exactly sized and inside a WEIGHTS section of `weightsSize` bytes, ARENA offset + max_bytes <=
 /// arena_bytes, ports and KV-cache entries referencing existing buffers of the right kinds.
+/// With synthetic_weights, WEIGHT buffers must lie inside the region weightsSectionSize(manifest) and the
+/// non-synthetic ones (constants) at stored_offset inside the `weightsSize`-byte WEIGHTS section.
 /// `file` prefixes the message ("FILE: manifest: ...").
 Status validateManifest(const Manifest &manifest, uint64_t weightsSize, const std::string &file);
 

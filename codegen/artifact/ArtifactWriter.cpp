@@ -89,9 +89,19 @@ uint64_t weightsSectionSize(const Manifest &manifest) {
   return alignUp(end, kAlignment);
 }
 
+uint64_t storedWeightsSize(const Manifest &manifest) {
+  if (!manifest.synthetic_weights())
+    return weightsSectionSize(manifest);
+  uint64_t end = 0;
+  for (const Buffer &b : manifest.buffers())
+    if (b.kind() == Buffer::WEIGHT && !b.synthetic())
+      end = std::max(end, b.stored_offset() + b.max_bytes());
+  return alignUp(end, kAlignment);
+}
+
 Status writeArtifact(const std::string &path, const Manifest &manifest, const std::vector<uint8_t> &cpuCode,
                      const std::vector<WeightBlob> &weights) {
-  const uint64_t weightsSize = weightsSectionSize(manifest);
+  const uint64_t weightsSize = storedWeightsSize(manifest);
   if (Status s = validateManifest(manifest, weightsSize, path); !s)
     return s;
   // Blobs: sorted by offset, aligned, inside the section, disjoint.

@@ -30,7 +30,13 @@ struct WeightBlob {
 };
 
 /// The WEIGHTS section size the manifest implies: the end of its last WEIGHT buffer, 64-byte aligned.
+/// (With synthetic weights: the size of the region the runtime allocates.)
 uint64_t weightsSectionSize(const Manifest &manifest);
+
+/// The WEIGHTS section size as stored: weightsSectionSize without synthetic weights; with them, the end of
+/// the last non-synthetic WEIGHT buffer's stored_offset + max_bytes, 64-byte aligned (0 if none). Blobs
+/// then go at stored offsets.
+uint64_t storedWeightsSize(const Manifest &manifest);
 
 /// Writes `path` (via `path.tmp`, renamed at the end, so a failed write leaves no partial artifact).
 /// Validates the manifest first (validateManifest) and the blobs against it: each inside the WEIGHTS

@@ -2,6 +2,7 @@
 #include "ArtifactSource.h"
 
 #include "ArtifactReader.h"
+#include "SyntheticWeights.h"
 
 #include <cerrno>
 #include <cstring>
@@ -37,12 +38,30 @@ kiln_status openArtifactSource(const std::string &path, bool verifyChecksums, Ar
     error = opened.status().message();
     return KILN_BAD_ARTIFACT;
   }
-  auto holder = std::make_shared<kiln::artifact::MappedArtifact>(std::move(*opened));
-  out.manifest = &holder->manifest();
-  out.code = holder->cpuCode();
-  out.codeSize = holder->cpuCodeSize();
-  out.weights = holder->weightsBase();
-  out.weightsSize = holder->weightsSize();
+  // The mapping, and for an artifact compiled with --synthetic-weights the weights region generated now
+  // (every WEIGHT buffer at its offset, as if it were the WEIGHTS section; both executors read it there).
+  struct Holder {
+    kiln::artifact::MappedArtifact mapped;
+    std::unique_ptr<kiln::artifact::WeightsRegion> synthetic;
+  };
+  auto holder = std::make_shared<Holder>(Holder{std::move(*opened), nullptr});
+  const kiln::artifact::MappedArtifact &a = holder->mapped;
+  out.manifest = &a.manifest();
+  out.code = a.cpuCode();
+  out.codeSize = a.cpuCodeSize();
+  out.weights = a.weightsBase();
+  out.weightsSize = a.weightsSize();
+  if (a.manifest().synthetic_weights()) {
+    StatusOr<std::unique_ptr<kiln::artifact::WeightsRegion>> region =
+        kiln::artifact::materializeSyntheticWeights(a.manifest(), a.weightsBase(), a.weightsSize(), path);
+    if (!region.ok()) {
+      error = region.status().message();
+      return KILN_BAD_ARTIFACT;
+    }
+    holder->synthetic = std::move(*region);
+    out.weights = holder->synthetic->data();
+    out.weightsSize = holder->synthetic->size();
+  }
   out.holder = std::move(holder);
   return KILN_OK;
 }

@@ -11,6 +11,7 @@
 
 #include "ArtifactFormat.h"
 #include "ArtifactReader.h"
+#include "ArtifactWriter.h"
 #include "kiln_artifact.pb.h"
 
 #include <cinttypes>
@@ -274,6 +275,14 @@ int runInspect(int argc, char **argv) {
                  bytesText(m.device_arena_bytes()).c_str());
   std::fprintf(o, "\n  weights       %s in %d buffers (section %s)\n", bytesText(weightBytes).c_str(),
                numWeights, bytesText(a.weightsSize()).c_str());
+  if (m.synthetic_weights()) {
+    int stored = 0;
+    for (const Buffer &b : m.buffers())
+      stored += b.kind() == Buffer::WEIGHT && !b.synthetic();
+    std::fprintf(o, "  weights: synthetic (seed %" PRIu64 "), not stored; generated at load into %s "
+                 "(%d constant buffers stored)\n",
+                 uint64_t(m.synthetic_weights_seed()), bytesText(weightsSectionSize(m)).c_str(), stored);
+  }
   if (m.kv_cache_size() > 0)
     std::fprintf(o, "  kv cache      %s per session (present buffers at max context)\n",
                  bytesText(kvBytes).c_str());

@@ -7,6 +7,7 @@
 #include "Cli.h"
 #include "Subcommands.h"
 
+#include "SyntheticWeights.h"
 #include "kiln/frontend/Half.h"
 #include "kiln/frontend/ModelConfig.h"
 #include "kiln/frontend/SafeTensors.h"
@@ -60,36 +61,23 @@ int runSynth(int argc, char **argv) {
 
   // Uniform with the standard deviation of transformers' initializer (0.02); 1-D tensors named *norm* start
   // near 1 (scales), everything else near 0. xorshift64* rather than std::normal_distribution: a 1B-parameter
-  // model needs 10^9 draws.
-  uint64_t state = 0x9E3779B97F4A7C15ull * ((*seed)[0] + 1);
-  auto noise = [&state]() {
-    state ^= state >> 12;
-    state ^= state << 25;
-    state ^= state >> 27;
-    uint64_t bits = state * 0x2545F4914F6CDD1Dull;
-    float unit = static_cast<float>(bits >> 40) * (1.0f / 16777216.0f); // [0, 1)
-    return (unit * 2.0f - 1.0f) * 0.0346410f;                           // std 0.02
-  };
+  // model needs 10^9 draws. The generator is codegen/artifact/SyntheticWeights.h, shared with the runtime:
+  // `kiln compile --synthetic-weights N` of this directory computes what compiling it does with --seed N.
+  const artifact::DType artDType =
+      dtype == DType::F32 ? artifact::F32 : dtype == DType::F16 ? artifact::F16 : artifact::BF16;
+  const uint64_t seedValue = uint64_t((*seed)[0]);
   SafeTensorsWriter writer;
   int64_t totalBytes = 0;
+  const int64_t elemBytes = dtype == DType::F32 ? 4 : 2;
   for (const models::WeightSpec &spec : *specs) {
     int64_t n = 1;
     for (int64_t d : spec.shape)
       n *= d;
-    bool scale = spec.shape.size() == 1 && spec.name.find("norm") != std::string::npos &&
-                 spec.name.find("bias") == std::string::npos && config->modelType.rfind("gemma", 0) != 0;
-    std::vector<float> values(n);
-    for (float &v : values)
-      v = (scale ? 1.0f : 0.0f) + noise();
-    if (dtype == DType::F32) {
-      writer.add(spec.name, dtype, spec.shape, values.data(), n * 4);
-    } else {
-      std::vector<uint16_t> half(n);
-      for (int64_t i = 0; i < n; ++i)
-        half[i] = dtype == DType::F16 ? floatToHalf(values[i]) : floatToBf16(values[i]);
-      writer.add(spec.name, dtype, spec.shape, half.data(), n * 2);
-    }
-    totalBytes += n * (dtype == DType::F32 ? 4 : 2);
+    float center = artifact::syntheticCenter(spec.name, spec.shape.size(), config->modelType);
+    std::vector<uint8_t> bytes(size_t(n * elemBytes));
+    artifact::fillSyntheticWeight(seedValue, spec.name, center, artDType, uint64_t(n), bytes.data());
+    writer.add(spec.name, dtype, spec.shape, bytes.data(), n * elemBytes);
+    totalBytes += n * elemBytes;
   }
   Status written = writer.write(dir + "/model.safetensors");
   if (!written.isOk())

@@ -1,0 +1,129 @@
+//===- SyntheticWeights.cpp -----------------------------------------------===//
+#include "SyntheticWeights.h"
+#include "ArtifactWriter.h"
+
+#include "kiln/frontend/Half.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <sys/mman.h>
+#include <thread>
+#include <vector>
+
+namespace kiln::artifact {
+
+float syntheticCenter(const std::string &name, size_t rank, const std::string &modelType) {
+  bool scale = rank == 1 && name.find("norm") != std::string::npos && name.find("bias") == std::string::npos &&
+               modelType.rfind("gemma", 0) != 0;
+  return scale ? 1.0f : 0.0f;
+}
+
+namespace {
+
+uint64_t initialState(uint64_t seed, const std::string &name) {
+  uint64_t h = 0xcbf29ce484222325ull; // FNV-1a of the name
+  for (unsigned char c : name) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  uint64_t state = 0x9E3779B97F4A7C15ull * (seed + 1) ^ h;
+  return state ? state : 1; // xorshift's state must not be 0
+}
+
+template <class Store> void generate(uint64_t seed, const std::string &name, float center, uint64_t count, Store store) {
+  uint64_t state = initialState(seed, name);
+  for (uint64_t i = 0; i < count; ++i) {
+    state ^= state >> 12;
+    state ^= state << 25;
+    state ^= state >> 27;
+    uint64_t bits = state * 0x2545F4914F6CDD1Dull;
+    float unit = static_cast<float>(bits >> 40) * (1.0f / 16777216.0f); // [0, 1)
+    store(i, center + (unit * 2.0f - 1.0f) * 0.0346410f);               // std 0.02
+  }
+}
+
+} // namespace
+
+bool fillSyntheticWeight(uint64_t seed, const std::string &name, float center, DType dtype, uint64_t count,
+                         void *out) {
+  switch (dtype) {
+  case F32: {
+    float *o = static_cast<float *>(out);
+    generate(seed, name, center, count, [o](uint64_t i, float v) { o[i] = v; });
+    return true;
+  }
+  case F16: {
+    uint16_t *o = static_cast<uint16_t *>(out);
+    generate(seed, name, center, count, [o](uint64_t i, float v) { o[i] = floatToHalf(v); });
+    return true;
+  }
+  case BF16: {
+    uint16_t *o = static_cast<uint16_t *>(out);
+    generate(seed, name, center, count, [o](uint64_t i, float v) { o[i] = floatToBf16(v); });
+    return true;
+  }
+  default: return false;
+  }
+}
+
+WeightsRegion::~WeightsRegion() {
+  if (base_)
+    munmap(base_, size_ ? size_ : 1);
+}
+
+StatusOr<std::unique_ptr<WeightsRegion>> materializeSyntheticWeights(const Manifest &m, const uint8_t *stored,
+                                                                      uint64_t storedSize, const std::string &file) {
+  const uint64_t size = weightsSectionSize(m);
+  void *base = mmap(nullptr, size ? size : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (base == MAP_FAILED)
+    return Status::error(file + ": cannot allocate " + std::to_string(size) + " bytes for synthetic weights: " +
+                         std::strerror(errno));
+  auto region = std::make_unique<WeightsRegion>(base, size);
+  uint8_t *out = static_cast<uint8_t *>(base);
+  // One buffer per offset (a device copy shares its original's bytes): the lowest id.
+  std::map<uint64_t, const Buffer *> byOffset;
+  for (const Buffer &b : m.buffers())
+    if (b.kind() == Buffer::WEIGHT && b.max_bytes() != 0)
+      byOffset.emplace(b.offset(), &b);
+  std::vector<const Buffer *> synthetic;
+  for (const auto &[offset, b] : byOffset) {
+    if (b->synthetic()) {
+      synthetic.push_back(b);
+      continue;
+    }
+    if (b->stored_offset() > storedSize || b->max_bytes() > storedSize - b->stored_offset())
+      return Status::error(file + ": corrupted: constant '" + b->name() + "' lies outside the weights section");
+    std::memcpy(out + offset, stored + b->stored_offset(), b->max_bytes());
+  }
+  // Largest first over a few threads: each buffer has its own stream, so the order does not matter.
+  std::sort(synthetic.begin(), synthetic.end(),
+            [](const Buffer *a, const Buffer *b) { return a->max_bytes() > b->max_bytes(); });
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  auto work = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < synthetic.size();) {
+      const Buffer *b = synthetic[i];
+      uint64_t elem = b->dtype() == F32 ? 4 : 2;
+      if (!fillSyntheticWeight(m.synthetic_weights_seed(), b->name(), b->synthetic_center(), b->dtype(),
+                               b->max_bytes() / elem, out + b->offset()))
+        failed = true;
+    }
+  };
+  unsigned threads = std::max(1u, std::min(16u, std::thread::hardware_concurrency()));
+  threads = unsigned(std::min<size_t>(threads, std::max<size_t>(1, synthetic.size())));
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < threads; ++t)
+    pool.emplace_back(work);
+  work();
+  for (std::thread &t : pool)
+    t.join();
+  if (failed)
+    return Status::error(file + ": a synthetic weight is not f32, f16 or bf16");
+  mprotect(base, size ? size : 1, PROT_READ);
+  return region;
+}
+
+} // namespace kiln::artifact
