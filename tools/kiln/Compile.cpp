@@ -63,19 +63,6 @@ double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(
 
 void progress(const std::string &line) { std::fprintf(stderr, "kiln compile: %s\n", line.c_str()); }
 
-std::string humanBytes(uint64_t n) {
-  char buf[64];
-  if (n >= (1ull << 30))
-    std::snprintf(buf, sizeof buf, "%.2f GiB", double(n) / double(1ull << 30));
-  else if (n >= (1ull << 20))
-    std::snprintf(buf, sizeof buf, "%.2f MiB", double(n) / double(1ull << 20));
-  else if (n >= 1024)
-    std::snprintf(buf, sizeof buf, "%.1f KiB", double(n) / 1024.0);
-  else
-    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
-  return buf;
-}
-
 std::string utcNow() {
   std::time_t t = std::time(nullptr);
   std::tm tm{};
@@ -478,9 +465,9 @@ int runCompile(int argc, char **argv) {
   for (const passes::PlanKvEntry &e : plan->kvCache)
     kvBytes += plan->buffers[size_t(e.presentBuffer)].maxBytes;
   progress("memory plan: " + std::to_string(plan->buffers.size()) + " buffers, " +
-           std::to_string(plan->dispatches.size()) + " dispatches, arena " + humanBytes(plan->arenaBytes) +
-           " (intermediates " + humanBytes(plan->intermediateBytes) + "), weights " +
-           humanBytes(plan->weightsBytes) + ", KV cache " + humanBytes(kvBytes) + " (max context " +
+           std::to_string(plan->dispatches.size()) + " dispatches, arena " + passes::formatBytes(plan->arenaBytes) +
+           " (intermediates " + passes::formatBytes(plan->intermediateBytes) + "), weights " +
+           passes::formatBytes(plan->weightsBytes) + ", KV cache " + passes::formatBytes(kvBytes) + " (max context " +
            std::to_string(maxContext) + ", batch " + std::to_string(maxBatch) + ") in " +
            std::to_string(int(secondsSince(t) * 1000)) + " ms");
 
@@ -497,8 +484,8 @@ int runCompile(int argc, char **argv) {
     partition = passes::partitionPlan(*plan, profile, catalogPtr);
     for (const std::string &line : passes::partitionReport(partition, profile.name))
       progress(line);
-    progress("partition: host arena " + humanBytes(plan->arenaBytes) + ", device arena " +
-             humanBytes(plan->deviceArenaBytes) + " in " + std::to_string(int(secondsSince(t) * 1000)) + " ms");
+    progress("partition: host arena " + passes::formatBytes(plan->arenaBytes) + ", device arena " +
+             passes::formatBytes(plan->deviceArenaBytes) + " in " + std::to_string(int(secondsSince(t) * 1000)) + " ms");
     if (!dumpDir.empty())
       if (Status s = dumpPartition(*plan, dumpDir, architecture + " on vulkan (" + profile.name + ")"); !s)
         return fail(kExitBadInput, s.message());
@@ -608,7 +595,7 @@ int runCompile(int argc, char **argv) {
     }
     sharedObject = std::move(code->sharedObject);
     progress("generated " + std::to_string(manifest.kernels_size()) + " distinct kernels, shared object " +
-             humanBytes(sharedObject.size()) + " in " + std::to_string(secondsSince(t)).substr(0, 5) + " s");
+             passes::formatBytes(sharedObject.size()) + " in " + std::to_string(secondsSince(t)).substr(0, 5) + " s");
   }
 #else
   return fail(kExitBadInput, "compile: this build has no CPU backend (codegen/cpu); only --emit=ir works");
@@ -675,12 +662,12 @@ int runCompile(int argc, char **argv) {
     return fail(kExitBadInput, s.message());
   t = Clock::now();
   progress("writing " + output + " (" + std::to_string(blobs.size()) + " weight buffers, " +
-           humanBytes(plan->weightsBytes) + ")...");
+           passes::formatBytes(plan->weightsBytes) + ")...");
   if (Status s = artifact::writeArtifact(output, manifest, sharedObject, blobs); !s)
     return fail(kExitBadInput, s.message());
   uint64_t fileBytes = 0;
   llvm::sys::fs::file_size(output, fileBytes);
-  progress("wrote " + output + " (" + humanBytes(fileBytes) + ") in " + std::to_string(secondsSince(t)).substr(0, 5) +
+  progress("wrote " + output + " (" + passes::formatBytes(fileBytes) + ") in " + std::to_string(secondsSince(t)).substr(0, 5) +
            " s; total " + std::to_string(secondsSince(start)).substr(0, 5) + " s");
   return kExitOk;
 }
