@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs llama.cpp as kiln's benchmark peer into bench/peers (git-ignored: node_modules/, llama.cpp/, bin/).
+#   - @node-llama-cpp/linux-x64 3.22.1 (npm, package-lock.json pins it with its sha512): the prebuilt CPU
+#     libraries of llama.cpp release v0.5.0 as llama.cpp's own release builds them (GGML_CPU_ALL_VARIANTS:
+#     libggml-cpu-{x64,sse42,haswell,zen4,...}.so, the best one for the CPU is picked at load), no tools.
+#   - node-llama-cpp 3.22.1 (npm pack, sha512 checked): only its llama/gitRelease.bundle, the llama.cpp
+#     source of that same release, cloned to bench/peers/llama.cpp for the headers and the llama-bench source.
+#   - builds bench/peers/bin/llama-bench (llama.cpp's tools/llama-bench, unmodified) and
+#     bench/peers/bin/llama-logits (llama_logits.cpp) against those prebuilt libraries, which are linked
+#     into bin/ (ggml looks for its CPU backends next to the executable).
+# usage: bench/peers/setup.sh      (needs npm, git, g++; ~1 min of compiling)
+set -euo pipefail
+cd "$(dirname "$0")"
+NLC_VERSION=3.22.1
+NLC_INTEGRITY=sha512-bltIipuWmc123H7tMIgDGKSsSrhmhlQYeVUC48XTjVW7XGJJiJJyCdlTMzQ/LiWoPkGDpcL4FviDpgw7qfTiDw==
+
+npm ci --ignore-scripts --no-audit --no-fund
+LIBS=node_modules/@node-llama-cpp/linux-x64/bins/linux-x64
+
+if [ ! -d llama.cpp ]; then
+  tgz=$(npm pack "node-llama-cpp@$NLC_VERSION" --silent)
+  got=sha512-$(python3 -c "import hashlib,base64,sys; print(base64.b64encode(hashlib.sha512(open(sys.argv[1],'rb').read()).digest()).decode())" "$tgz")
+  if [ "$got" != "$NLC_INTEGRITY" ]; then
+    echo "setup.sh: $tgz: integrity $got, expected $NLC_INTEGRITY" >&2; exit 1
+  fi
+  rm -rf .nlc && mkdir .nlc && tar xzf "$tgz" -C .nlc package/llama/gitRelease.bundle package/llama/llama.cpp.info.json
+  git -c advice.detachedHead=false clone -q .nlc/package/llama/gitRelease.bundle llama.cpp
+  cp .nlc/package/llama/llama.cpp.info.json llama.cpp/node-llama-cpp.info.json
+  rm -rf .nlc "$tgz"
+fi
+
+mkdir -p bin
+for so in "$LIBS"/*.so; do ln -sf "../$so" "bin/$(basename "$so")"; done
+INC="-Illama.cpp/include -Illama.cpp/ggml/include -Illama.cpp/common -Illama.cpp/vendor"
+LINK="bin/libllama-common.so bin/libllama.v0.5.0.so bin/libggml.v0.5.0.so bin/libggml-base.so -Wl,-rpath,\$ORIGIN"
+g++ -std=c++17 -O2 -DNDEBUG $INC llama.cpp/tools/llama-bench/llama-bench.cpp llama.cpp/tools/llama-bench/main.cpp \
+  -o bin/llama-bench $LINK -pthread
+g++ -std=c++17 -O2 -DNDEBUG $INC llama_logits.cpp -o bin/llama-logits $LINK
+echo "setup.sh: llama.cpp $(cat llama.cpp/node-llama-cpp.info.json | tr -d ' \n'), @node-llama-cpp/linux-x64 $NLC_VERSION"
+bin/llama-bench --version 2>&1 | tail -2
