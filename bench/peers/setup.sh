@@ -5,7 +5,8 @@
 #     libggml-cpu-{x64,sse42,haswell,zen4,...}.so, the best one for the CPU is picked at load), no tools.
 #   - node-llama-cpp 3.22.1 (npm pack, sha512 checked): only its llama/gitRelease.bundle, the llama.cpp
 #     source of that same release, cloned to bench/peers/llama.cpp for the headers and the llama-bench source.
-#   - builds bench/peers/bin/llama-bench (llama.cpp's tools/llama-bench, unmodified) and
+#   - builds bench/peers/bin/llama-bench (llama.cpp's tools/llama-bench, with one change: -ctk / -ctv accept
+#     f32, so that the KV cache can be f32 as kiln's; upstream's list stops at f16) and
 #     bench/peers/bin/llama-logits (llama_logits.cpp) against those prebuilt libraries, which are linked
 #     into bin/ (ggml looks for its CPU backends next to the executable).
 # usage: bench/peers/setup.sh      (needs npm, git, g++; ~1 min of compiling)
@@ -28,6 +29,10 @@ if [ ! -d llama.cpp ]; then
   cp .nlc/package/llama/llama.cpp.info.json llama.cpp/node-llama-cpp.info.json
   rm -rf .nlc "$tgz"
 fi
+
+B=llama.cpp/tools/llama-bench/llama-bench.cpp
+grep -q 'kiln: f32 KV' "$B" || sed -i 's|^static ggml_type ggml_type_from_name(const std::string & s) {$|&\n    if (s == "f32") { return GGML_TYPE_F32; } // kiln: f32 KV cache|' "$B"
+grep -q 'kiln: f32 KV' "$B" || { echo "setup.sh: could not patch $B" >&2; exit 1; }
 
 mkdir -p bin
 for so in "$LIBS"/*.so; do ln -sf "../$so" "bin/$(basename "$so")"; done
