@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# kiln beside its peer llama.cpp, on the same machine, the same model and the same dtype, run alternately.
+# The model: bench/configs/tinyllama-1.1b.json with kiln synth's random weights (as bench/run.sh), compiled by
+# kiln (fused, --max-context 1024) and converted to GGUF by bench/peers/to_gguf.py (same bytes, q/k rows
+# permuted to llama.cpp's rope layout). llama.cpp: release v0.5.0 as prebuilt by @node-llama-cpp/linux-x64
+# 3.22.1 (CPU backend picked at load), its own llama-bench, built by bench/peers/setup.sh.
+# Per dtype:
+#   1. check (CHECK=1): kiln run and llama.cpp (bench/peers/bin/llama-logits) evaluate the same 8 token ids;
+#      their logits must agree (max|llama.cpp - kiln| / max|kiln| <= CHECK_TOL), else the script stops;
+#   2. ROUNDS times, alternately: kiln bench -p 512 -n 128 -r REPS --threads THREADS, then
+#      llama-bench -p 512 -n 128 -r REPS -t THREADS -ctk f32 -ctv f32 -fa off -ngl 0 (KV cache f32 and no
+#      flash attention, as kiln: f16 KV / flash attention change the numerics by ~1e-3), then
+#      (ALL_LOGITS=1) llama-logits --bench: pp512 computing all 512 rows of logits as kiln does
+#      (llama-bench's pp512 computes only the last row: ~6 % less work at these shapes);
+#   3. a table: test, kiln t/s, llama.cpp t/s, kiln / llama.cpp (> 1: kiln is faster), peak RSS of each.
+# Both run pp512 = one 512-token prompt into an empty cache, tg128 = 128 single-token decodes from an empty
+# cache, mean +- stddev over REPS after one warm-up.
+# usage: bench/peer.sh [WORK_DIR]      (default build/bench, shared with bench/run.sh; ~9 GB per f32 model)
+# Environment: KILN (build/bin/kiln), THREADS (2), REPS (5), ROUNDS (1), DTYPES ("f32"; "f32 f16" adds the
+# f16 model: llama.cpp then multiplies in f16, kiln in f32, so f16 is the same storage, not the same
+# arithmetic), CHECK (1), CHECK_TOL (1e-3), ALL_LOGITS (1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+KILN=${KILN:-build/bin/kiln}
+WORK=${1:-build/bench}
+THREADS=${THREADS:-2}
+REPS=${REPS:-5}
+ROUNDS=${ROUNDS:-1}
+DTYPES=${DTYPES:-f32}
+CHECK=${CHECK:-1}
+CHECK_TOL=${CHECK_TOL:-1e-3}
+ALL_LOGITS=${ALL_LOGITS:-1}
+P=bench/peers
+for tool in llama-bench llama-logits; do
+  [ -x "$P/bin/$tool" ] || { echo "peer.sh: $P/bin/$tool is missing: run bench/peers/setup.sh" >&2; exit 1; }
+done
+mkdir -p "$WORK"
+LOG="$WORK/peer-$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$LOG"
+echo "# kiln vs llama.cpp, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, kiln $(git rev-parse --short HEAD)," \
+  "llama.cpp $("$P/bin/llama-bench" --version 2>&1 | grep -m1 '^version' | sed 's/^version: //')," \
+  "threads $THREADS, $REPS repetitions, $ROUNDS round(s), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# logs in $LOG"
+
+RESULTS="$LOG/results.tsv" # dtype round system test mean sd peak_rss_kib
+: > "$RESULTS"
+rows() { # SYSTEM DTYPE ROUND RSS_KIB < markdown table -> RESULTS lines for its pp/tg rows
+  awk -F'|' -v sys="$1" -v dt="$2" -v r="$3" -v rss="$4" '{
+    for (i = 2; i < NF; i++) { t = $i; gsub(/ /, "", t)
+      if (t ~ /^(pp|tg)[0-9]+$/) { v = $(i + 1); sub(/^ */, "", v); split(v, a, / *± */)
+        printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dt, r, sys, t, a[1] + 0, a[2] + 0, rss } } }' >> "$RESULTS"
+}
+
+for dtype in $DTYPES; do
+  dir="$WORK/tinyllama-1.1b-$dtype"
+  [ -f "$dir/model.safetensors" ] || "$KILN" synth bench/configs/tinyllama-1.1b.json -o "$dir" --seed 1 --dtype "$dtype" >&2
+  art="$WORK/tinyllama-1.1b-$dtype-fused.kiln"
+  [ -f "$art" ] || "$KILN" compile "$dir" -o "$art" --max-context 1024 >&2
+  gguf="$WORK/tinyllama-1.1b-$dtype.gguf"
+  [ -f "$gguf" ] && [ "$gguf" -nt "$dir/model.safetensors" ] || python3 "$P/to_gguf.py" "$dir" "$gguf"
+
+  if [ "$CHECK" = 1 ]; then
+    ids=1,15043,29892,590,1024,338,263,1243
+    python3 "$P/check_logits.py" inputs "$ids" "$LOG/check-in.safetensors"
+    "$KILN" run "$art" --inputs "$LOG/check-in.safetensors" --outputs "$LOG/check-kiln-$dtype.safetensors" \
+      --threads "$THREADS" >/dev/null
+    "$P/bin/llama-logits" "$gguf" --ids "$ids" -o "$LOG/check-llama-$dtype.f32" --threads "$THREADS" 2>/dev/null
+    echo "## check, tinyllama-1.1b $dtype, ids $ids: llama.cpp against kiln"
+    python3 "$P/check_logits.py" compare "$LOG/check-llama-$dtype.f32" "$LOG/check-kiln-$dtype.safetensors" "$CHECK_TOL" ||
+      { echo "peer.sh: kiln and llama.cpp disagree on $dtype; not benchmarking work that differs" >&2; exit 1; }
+  fi
+
+  for round in $(seq "$ROUNDS"); do
+    echo "## round $round, tinyllama-1.1b $dtype: kiln"
+    /usr/bin/time -f "%M" -o "$LOG/rss" "$KILN" bench "$art" -p 512 -n 128 -r "$REPS" --threads "$THREADS" |
+      tee "$LOG/kiln-$dtype-$round.md"
+    rows kiln "$dtype" "$round" "$(tail -1 "$LOG/rss")" < "$LOG/kiln-$dtype-$round.md"
+    echo "## round $round, tinyllama-1.1b $dtype: llama.cpp llama-bench"
+    /usr/bin/time -f "%M" -o "$LOG/rss" "$P/bin/llama-bench" -m "$gguf" -p 512 -n 128 -r "$REPS" -t "$THREADS" \
+      -ctk f32 -ctv f32 -fa off -ngl 0 -o md 2>"$LOG/llama-bench-$dtype-$round.err" | tee "$LOG/llama-$dtype-$round.md"
+    rows llama.cpp "$dtype" "$round" "$(tail -1 "$LOG/rss")" < "$LOG/llama-$dtype-$round.md"
+    if [ "$ALL_LOGITS" = 1 ]; then
+      echo "## round $round, tinyllama-1.1b $dtype: llama.cpp pp512 with all 512 rows of logits (llama-logits --bench)"
+      ids512=$(python3 -c "import random; r = random.Random(42); print(','.join(str(r.randrange(32000)) for _ in range(512)))")
+      /usr/bin/time -f "%M" -o "$LOG/rss" "$P/bin/llama-logits" "$gguf" --ids "$ids512" -o "$LOG/pp512.f32" \
+        --bench "$REPS" --threads "$THREADS" 2>/dev/null | tee "$LOG/all-$dtype-$round.txt"
+      awk -v dt="$dtype" -v r="$round" -v rss="$(tail -1 "$LOG/rss")" \
+        '{ printf "%s\t%s\tllama.cpp\tpp512-all-logits\t%s\t%s\t%s\n", dt, r, $2, $4, rss }' "$LOG/all-$dtype-$round.txt" >> "$RESULTS"
+      rm -f "$LOG/pp512.f32"
+    fi
+  done
+done
+
+echo "## summary (t/s: mean over rounds of each round's mean +- stddev; ratio = kiln / llama.cpp, > 1: kiln faster)"
+python3 - "$RESULTS" <<'EOF'
+import collections, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+by = collections.defaultdict(list)  # (dtype, system, test) -> [(mean, sd, rss)]
+for dt, r, system, test, mean, sd, rss in rows:
+    by[(dt, system, test)].append((float(mean), float(sd), int(rss or 0)))
+def agg(key):
+    v = by.get(key)
+    if not v:
+        return None
+    return (sum(m for m, _, _ in v) / len(v), sum(s for _, s, _ in v) / len(v), max(x for _, _, x in v), len(v))
+print("| dtype | test | kiln t/s | llama.cpp t/s | kiln / llama.cpp | kiln peak RSS | llama.cpp peak RSS |")
+print("|---|---|---:|---:|---:|---:|---:|")
+for dt in dict.fromkeys(r[0] for r in rows):
+    for test, peer_test in (("pp512", "pp512"), ("pp512", "pp512-all-logits"), ("tg128", "tg128")):
+        k, p = agg((dt, "kiln", test)), agg((dt, "llama.cpp", peer_test))
+        if not k or not p:
+            continue
+        label = test if peer_test == test else f"{test} (llama.cpp: all 512 logits, as kiln)"
+        print(f"| {dt} | {label} | {k[0]:.2f} ± {k[1]:.2f} | {p[0]:.2f} ± {p[1]:.2f} | {k[0] / p[0]:.3f} | "
+              f"{k[2] / 1024:.0f} MiB | {p[2] / 1024:.0f} MiB |")
+EOF
