@@ -19,12 +19,16 @@ def KilnFuseNorms : Pass<"kiln-fuse-norms", "mlir::ModuleOp"> {
 }
 
 def KilnFuseRope : Pass<"kiln-fuse-rope", "mlir::ModuleOp"> {
-  let summary = "raise rotate-half RoPE over cos/sin tables of positions * inv_freq to kiln.rope";
+  let summary = "raise rotate-half and interleaved RoPE over cos/sin tables of positions * inv_freq to kiln.rope";
   let description = [{
-    add(mul(rot, cos(E)), mul(concat(neg(slice(rot, r/2, r)), slice(rot, 0, r/2)), sin(E))) with
-    E = reshape(concat(f, f)), f = mul(reshape(convert(positions)), constant inv_freq); rot = x, or
-    slice(x, 0, r) with the result concatenated with slice(x, r, d) (partial rotary). Positions [1, s] are
-    broadcast to [b, s]; inv_freq becomes a [r/2] kiln.constant.
+    Rotate-half: add(mul(rot, cos(E)), mul(concat(neg(slice(rot, r/2, r)), slice(rot, 0, r/2)), sin(E))) with
+    E = reshape(concat(f, f)). Interleaved (GPT-J's rotate_every_two, -> interleaved = true):
+    add(mul(rot, C), mul(reshape(concat(neg(slice(y, 4, 1, 2)), slice(y, 4, 0, 1))), S)) with
+    y = reshape(rot) [.., r/2, 2] and C, S = repeat-pairs(cos(f)), repeat-pairs(sin(f)) (or cos, sin of
+    repeat-pairs(f)), repeat-pairs(t) = reshape(broadcast_to(reshape(t, [.., r/2, 1]), [.., r/2, 2])).
+    Both: f = mul(reshape(convert(positions)), constant inv_freq); rot = x, or slice(x, 0, r) with the
+    result concatenated with slice(x, r, d) (partial rotary). Positions [1, s] are broadcast to [b, s];
+    inv_freq becomes a [r/2] kiln.constant.
   }];
   let options = [kReportOption];
 }
