@@ -112,6 +112,7 @@ KvCache appendKvCache(GraphBuilder &g, StepFunction &step, int64_t layer, Value 
 bool buildLlamaFamily(GraphBuilder &g, StepFunction &step, Weights &w, const ModelConfig &config);
 bool buildGemma3(GraphBuilder &g, StepFunction &step, Weights &w, const ModelConfig &config);
 bool buildGpt2(GraphBuilder &g, StepFunction &step, Weights &w, const ModelConfig &config);
+bool buildGptj(GraphBuilder &g, StepFunction &step, Weights &w, const ModelConfig &config);
 bool buildBert(GraphBuilder &g, StepFunction &step, Weights &w, const ModelConfig &config);
 bool buildMpnet(GraphBuilder &g, StepFunction &step, Weights &w, const ModelConfig &config);
 

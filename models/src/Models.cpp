@@ -23,6 +23,7 @@ const Family kFamilies[] = {
     {"Phi3ForCausalLM", "causal-lm", buildLlamaFamily},
     {"Gemma3ForCausalLM", "causal-lm", buildGemma3},
     {"GPT2LMHeadModel", "causal-lm", buildGpt2},
+    {"GPTJForCausalLM", "causal-lm", buildGptj},
     {"BertModel", "encoder", buildBert},
     {"MPNetModel", "encoder", buildMpnet},
 };

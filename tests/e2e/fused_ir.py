@@ -5,7 +5,8 @@ usage: fused_ir.py KILN DATA_DIR
 
 For each case, `kiln compile CASE --emit=ir --fuse` must have: no kiln.softmax, no materialized mask (no
 -inf constant, no kiln.rsqrt / cos / sin left over), one kiln.rms_norm or kiln.layer_norm per norm of the
-model, kiln.rope for q and k of every layer of a RoPE model, and one kiln.attention per layer; the counts
+model, kiln.rope for q and k of every layer of a RoPE model (interleaved for GPT-J, rotate-half for the others),
+and one kiln.attention per layer; the counts
 are derived from config.json. Prints one line per case with its op counts; exits 1 on any failure.
 """
 import collections
@@ -24,10 +25,13 @@ EXPECT = {
     # input, q_norm, k_norm, post_attention, pre_feedforward, post_feedforward; final norm
     "gemma3_text": ("rms_norm", 6, 1, True),
     "gpt2": ("layer_norm", 2, 1, False),
+    # ln_1 shared by the parallel attention and MLP; final ln_f; interleaved (rotate_every_two) rope
+    "gptj": ("layer_norm", 1, 1, True),
     # embeddings LayerNorm + attention / output LayerNorms
     "bert": ("layer_norm", 2, 1, False),
     "mpnet": ("layer_norm", 2, 1, False),
 }
+INTERLEAVED = {"gptj"}  # model_types whose rope rotates pairs (x[2i], x[2i+1])
 OP = re.compile(r"=\s+kiln\.([a-z_0-9]+)")
 NEG_INF = ("0xFF800000", "0xFFF0000000000000", "-inf")
 
@@ -49,6 +53,10 @@ def check(kiln, case_dir):
     for op, n in want.items():
         if ops.get(op, 0) != n:
             problems.append("%d kiln.%s, expected %d" % (ops.get(op, 0), op, n))
+    interleaved = len(re.findall(r"kiln\.rope [^\n]*\{interleaved = true\}", ir))
+    want_interleaved = want["rope"] if model_type in INTERLEAVED else 0
+    if interleaved != want_interleaved:
+        problems.append("%d interleaved kiln.rope, expected %d" % (interleaved, want_interleaved))
     for op in ("softmax", "rsqrt", "cos", "sin", "pow", "tanh" if model_type != "gemma3_text" else None):
         if op and ops.get(op, 0):
             problems.append("%d kiln.%s left" % (ops[op], op))
