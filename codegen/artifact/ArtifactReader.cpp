@@ -208,6 +208,44 @@ Status validateManifest(const Manifest &m, uint64_t storedWeightsSize, const std
       return bad(what + ": past and present differ in dtype or rank");
     if (e.seq_axis() < 0 || e.seq_axis() >= past.shape_size())
       return bad(what + " has seq_axis " + std::to_string(e.seq_axis()) + " out of range");
+    // In place: past, present (and the appended rows) are views of one storage of `capacity` rows.
+    if (!e.in_place()) {
+      if (past.row_capacity() != 0 || present.row_capacity() != 0)
+        return bad(what + " is not in place but its buffers are strided views");
+      continue;
+    }
+    if (e.capacity() != m.max_context() || e.seq_axis() != 2 || past.shape_size() != 4)
+      return bad(what + " is in place with capacity " + std::to_string(e.capacity()) + " along axis " +
+                 std::to_string(e.seq_axis()) + " (expected max_context " + std::to_string(m.max_context()) +
+                 " along axis 2 of a rank-4 cache)");
+    std::vector<int> views = {e.past_buffer(), e.present_buffer()};
+    if (e.append_buffer() != -1) {
+      if (!inRange(e.append_buffer()) || m.buffers(e.append_buffer()).kind() != Buffer::KV_CACHE)
+        return bad(what + " appends through " + bufferRef(e.append_buffer()) + ", not a KV_CACHE buffer");
+      views.push_back(e.append_buffer());
+    }
+    for (int id : views) {
+      const Buffer &v = m.buffers(id);
+      if (v.row_capacity() != e.capacity() || v.kv_entry() != i || v.shape_size() != 4 ||
+          v.dtype() != past.dtype())
+        return bad(what + ": " + bufferRef(id) + " is not a rank-4 view of its storage with row_capacity " +
+                   std::to_string(e.capacity()));
+    }
+  }
+  // Every strided view belongs to an in-place entry (checked above from the entry's side).
+  for (int64_t i = 0; i < numBuffers; ++i) {
+    const Buffer &b = m.buffers(int(i));
+    if (b.row_capacity() == 0)
+      continue;
+    if (b.row_capacity() < 0 || b.kind() != Buffer::KV_CACHE || b.kv_entry() < 0 ||
+        b.kv_entry() >= m.kv_cache_size() || !m.kv_cache(b.kv_entry()).in_place())
+      return bad(bufferRef(i) + " has row_capacity " + std::to_string(b.row_capacity()) +
+                 " but is no view of an in-place KV-cache entry");
+    for (const Dim::Term &t : b.row_offset().terms())
+      if (!symbols.count(t.symbol()) || t.coeff() <= 0)
+        return bad(bufferRef(i) + " has a row_offset with an undeclared symbol or a non-positive coefficient");
+    if (b.row_offset().constant() < 0)
+      return bad(bufferRef(i) + " has a negative row_offset");
   }
   return Status::ok();
 }

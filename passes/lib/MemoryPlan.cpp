@@ -1,5 +1,6 @@
 //===- MemoryPlan.cpp - buffers, dispatches and arena layout of a step ----===//
 #include "kiln/passes/MemoryPlan.h"
+#include "kiln/passes/Partition.h"
 
 #include "kiln/ir/KilnDialect.h"
 
@@ -362,7 +363,10 @@ StatusOr<MemoryPlan> planMemory(mlir::func::FuncOp step, const PlanOptions &opti
         return opError(op, "a result is not a ranked tensor");
     if (auto w = mlir::dyn_cast<ir::WeightOp>(op)) {
       std::string name = w.getName().str();
-      auto it = weightByName.find(name);
+      std::string key = name; // a row chunk (kiln-split-weights) is its own buffer, named after its tensor
+      if (std::optional<llvm::ArrayRef<int64_t>> rows = w.getRows())
+        key += "[rows " + std::to_string((*rows)[0]) + ":" + std::to_string((*rows)[1]) + "]";
+      auto it = weightByName.find(key);
       if (it != weightByName.end()) {
         if (plan.buffers[size_t(it->second)].value.getType() != w.getType())
           return opError(op, "weight '" + name + "' is used with two different types");
@@ -374,7 +378,7 @@ StatusOr<MemoryPlan> planMemory(mlir::func::FuncOp step, const PlanOptions &opti
         return opError(op, id.status().message());
       plan.buffers[size_t(*id)].weightName = name;
       placeWeight(*id);
-      weightByName[name] = *id;
+      weightByName[key] = *id;
       continue;
     }
     if (auto c = mlir::dyn_cast<ir::ConstantOp>(op)) {
@@ -468,7 +472,12 @@ StatusOr<MemoryPlan> planMemory(mlir::func::FuncOp step, const PlanOptions &opti
     if (p.shape.size() < 3)
       return Status::error("step: 'past_" + name + "' has rank " + std::to_string(p.shape.size()) +
                            "; the KV cache grows along axis 2");
-    plan.kvCache.push_back({name, past, it->second, 2});
+    PlanKvEntry entry;
+    entry.name = name;
+    entry.pastBuffer = past;
+    entry.presentBuffer = it->second;
+    entry.reason = "not placed (placeKvCacheInPlace did not run)";
+    plan.kvCache.push_back(std::move(entry));
   }
   for (const auto &[name, present] : presentByName)
     if (!pastByName.count(name))
@@ -477,6 +486,209 @@ StatusOr<MemoryPlan> planMemory(mlir::func::FuncOp step, const PlanOptions &opti
 
   layoutArenas(plan);
   return plan;
+}
+
+//===----------------------------------------------------------------------===//
+// KV cache in place
+//===----------------------------------------------------------------------===//
+
+bool DispatchLayout::strided() const {
+  return appendInPlace || std::any_of(rowCapacity.begin(), rowCapacity.end(), [](int64_t c) { return c > 0; });
+}
+
+DispatchLayout dispatchLayout(const MemoryPlan &plan, int dispatch) {
+  DispatchLayout layout;
+  const PlanDispatch &d = plan.dispatches[size_t(dispatch)];
+  for (int id : d.buffers)
+    layout.rowCapacity.push_back(plan.buffers[size_t(id)].rowCapacity);
+  // An append: kiln.concat(past, new) -> present, past and present views of one entry's storage.
+  if (!d.transfer && d.op && mlir::isa<ir::ConcatOp>(d.op) && d.buffers.size() == 3) {
+    const PlanBuffer &first = plan.buffers[size_t(d.buffers[0])], &result = plan.buffers[size_t(d.buffers[2])];
+    layout.appendInPlace = first.kvEntry >= 0 && first.kvEntry == result.kvEntry && first.rowOffset == result.rowOffset;
+  }
+  return layout;
+}
+
+int placeKvCacheInPlace(MemoryPlan &plan, const KvInPlaceOptions &options, PartitionResult *partition) {
+  const size_t nb = plan.buffers.size(), nd = plan.dispatches.size();
+  // Readers (dispatch, buffer index in the dispatch) and the writer of every buffer.
+  std::vector<std::vector<std::pair<int, int>>> readers(nb);
+  std::vector<int> writer(nb, -1);
+  for (size_t i = 0; i < nd; ++i) {
+    const PlanDispatch &d = plan.dispatches[i];
+    std::vector<int> written = d.written();
+    for (size_t k = 0; k < d.buffers.size(); ++k) {
+      int id = d.buffers[k];
+      if (std::find(written.begin(), written.end(), id) != written.end())
+        writer[size_t(id)] = int(i);
+      else
+        readers[size_t(id)].push_back({int(i), int(k)});
+    }
+  }
+  std::set<int> ports;
+  for (const PlanPort &p : plan.outputs)
+    ports.insert(p.buffer);
+  auto opName = [](const PlanDispatch &d) {
+    return d.transfer ? std::string("a transfer") : d.op->getName().getStringRef().str();
+  };
+
+  // The Vulkan executor binds the KV cache as two halves (ping-pong) until its kernels take views.
+  const bool anyVulkan = std::any_of(plan.dispatches.begin(), plan.dispatches.end(),
+                                     [](const PlanDispatch &d) { return d.device == DispatchDevice::Vulkan; });
+  std::vector<bool> drop(nd, false);
+  int placed = 0;
+  const int64_t capacity = plan.options.maxContext;
+  for (size_t e = 0; e < plan.kvCache.size(); ++e) {
+    PlanKvEntry &kv = plan.kvCache[e];
+    kv.inPlace = false;
+    kv.appendBuffer = -1;
+    kv.producer.clear();
+    PlanBuffer &past = plan.buffers[size_t(kv.pastBuffer)], &present = plan.buffers[size_t(kv.presentBuffer)];
+    const std::string pastName = "past_" + kv.name, presentName = "present_" + kv.name;
+    if (anyVulkan && !options.vulkan) {
+      kv.reason = "a vulkan artifact keeps the two-buffer KV cache";
+      continue;
+    }
+    if (kv.seqAxis != 2 || past.shape.size() != 4 || present.shape.size() != 4) {
+      kv.reason = pastName + " is not a rank-4 cache growing along axis 2";
+      continue;
+    }
+    if (past.copyOf >= 0 || present.copyOf >= 0 || past.location != present.location) {
+      kv.reason = pastName + " / " + presentName + " have copies on another device";
+      continue;
+    }
+    // The append: past's only reader is kiln.concat(past, new) along axis 2, and it writes present.
+    const std::vector<std::pair<int, int>> &pastReaders = readers[size_t(past.id)];
+    if (pastReaders.size() != 1) {
+      kv.reason = pastName + " is read by " + std::to_string(pastReaders.size()) + " dispatches, not by one append";
+      continue;
+    }
+    const int ci = pastReaders[0].first;
+    const PlanDispatch &cat = plan.dispatches[size_t(ci)];
+    auto concat = cat.transfer || !cat.op ? ir::ConcatOp() : mlir::dyn_cast<ir::ConcatOp>(cat.op);
+    if (!concat || pastReaders[0].second != 0 || cat.buffers.size() != 3 || cat.buffers[2] != present.id ||
+        concat.getAxis() != 2 || cat.buffers[1] == past.id) {
+      kv.reason = pastName + " is read by " + opName(cat) + ", not by the append kiln.concat(" + pastName +
+                  ", new) {axis = 2} -> " + presentName;
+      continue;
+    }
+    // Every reader of present: kiln.attention's key or value, on the append's device.
+    std::string why;
+    for (auto [r, k] : readers[size_t(present.id)]) {
+      const PlanDispatch &d = plan.dispatches[size_t(r)];
+      if (d.transfer)
+        why = presentName + " is copied by a transfer";
+      else if (!mlir::isa<ir::AttentionOp>(d.op) || (k != 1 && k != 2))
+        why = presentName + " is read by " + opName(d) + " (operand " + std::to_string(k) +
+              "), whose kernel takes no strided cache view";
+      else if (d.device != cat.device)
+        why = presentName + " is read on " + deviceName(d.device) + ", appended on " + deviceName(cat.device);
+      if (!why.empty())
+        break;
+    }
+    if (!why.empty()) {
+      kv.reason = why;
+      continue;
+    }
+    // One storage buffer [b, h, capacity, d]: present at its bound (p + s = max context) is exactly that.
+    kv.inPlace = true;
+    kv.capacity = capacity;
+    kv.reason.clear();
+    for (PlanBuffer *b : {&past, &present}) {
+      b->kvEntry = int(e);
+      b->rowCapacity = capacity;
+      b->rowOffset = ir::SymExpr::constant(0);
+    }
+    ++placed;
+
+    // The producer of the new rows writes them into the cache slot: no temporary, no append dispatch.
+    const int nw = cat.buffers[1];
+    PlanBuffer &fresh = plan.buffers[size_t(nw)];
+    const int w = writer[size_t(nw)];
+    if (fresh.kind != BufferKind::Arena || fresh.copyOf >= 0 || ports.count(nw) || readers[size_t(nw)].size() != 1 ||
+        w < 0 || fresh.shape.size() != 4 || fresh.elementType != present.elementType)
+      continue;
+    const PlanDispatch &producer = plan.dispatches[size_t(w)];
+    if (producer.transfer || producer.device != cat.device || producer.written().size() != 1 ||
+        !mlir::isa<ir::RopeOp, ir::TransposeOp>(producer.op))
+      continue;
+    fresh.kind = BufferKind::KvCache;
+    fresh.kvEntry = int(e);
+    fresh.rowCapacity = capacity;
+    fresh.rowOffset = ir::SymExpr::symbol("p");
+    fresh.firstUse = fresh.lastUse = -1;
+    fresh.offset = 0;
+    kv.appendBuffer = nw;
+    kv.producer = opName(producer);
+    drop[size_t(ci)] = true;
+  }
+
+  // Drop the folded appends.
+  std::vector<int> newIndex(nd, -1);
+  std::vector<PlanDispatch> kept;
+  for (size_t i = 0; i < nd; ++i) {
+    if (drop[i])
+      continue;
+    newIndex[i] = int(kept.size());
+    kept.push_back(std::move(plan.dispatches[i]));
+  }
+  plan.dispatches = std::move(kept);
+  if (partition) {
+    std::vector<PartitionEntry> entries;
+    for (PartitionEntry &pe : partition->entries) {
+      if (pe.dispatch >= 0 && drop[size_t(pe.dispatch)]) {
+        --(pe.device == DispatchDevice::Vulkan ? partition->vulkanOps : partition->cpuOps);
+        continue;
+      }
+      pe.dispatch = pe.dispatch >= 0 ? newIndex[size_t(pe.dispatch)] : -1;
+      entries.push_back(std::move(pe));
+    }
+    partition->entries = std::move(entries);
+    for (int &t : partition->transferDispatches)
+      t = newIndex[size_t(t)];
+  }
+  layoutArenas(plan);
+  return placed;
+}
+
+std::string kvCacheSummary(const MemoryPlan &plan) {
+  if (plan.kvCache.empty())
+    return "kv cache: none";
+  size_t inPlace = 0;
+  std::map<std::string, int> producers;
+  int appends = 0;
+  std::string firstReason;
+  for (const PlanKvEntry &e : plan.kvCache) {
+    if (!e.inPlace) {
+      if (firstReason.empty())
+        firstReason = e.name + ": " + e.reason;
+      continue;
+    }
+    ++inPlace;
+    if (e.appendBuffer >= 0)
+      ++producers[e.producer];
+    else
+      ++appends;
+  }
+  // Entries come in key / value pairs per layer: "22 x 2 buffers".
+  auto count = [&](size_t n) {
+    return n % 2 == 0 ? std::to_string(n / 2) + " x 2 buffers" : std::to_string(n) + " buffers";
+  };
+  std::string line = "kv cache: " + count(inPlace) + " in place";
+  if (inPlace) {
+    line += ", capacity " + std::to_string(plan.options.maxContext) + " (";
+    std::string parts;
+    for (const auto &[op, n] : producers)
+      parts += (parts.empty() ? "" : ", ") + op + " x " + std::to_string(n);
+    if (!parts.empty())
+      parts += " write into the cache";
+    if (appends)
+      parts += (parts.empty() ? "" : "; ") + std::to_string(appends) + " appends copy the new rows";
+    line += parts + ")";
+  }
+  if (inPlace < plan.kvCache.size())
+    line += "; " + count(plan.kvCache.size() - inPlace) + " copied forward each step (" + firstReason + ")";
+  return line;
 }
 
 } // namespace kiln::passes

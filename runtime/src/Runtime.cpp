@@ -2,8 +2,10 @@
 //
 // Load: open (mmap) the artifact, validate the manifest against itself and the file (every id in range,
 // every symbol known, every arena / weight range inside its region), dlopen the code section, resolve
-// every kernel. Session: allocate the arena and both halves of every KV-cache buffer once. Run: evaluate the
-// symbols, check the inputs, point every buffer, call the dispatches in order, swap the KV halves.
+// every kernel. Session: allocate the arena and every KV-cache buffer once: one buffer of capacity rows for
+// an in-place entry (past, present and the appended rows are views of it), both halves of any other. Run:
+// evaluate the symbols, check the inputs, point every buffer, call the dispatches in order, swap the KV
+// halves of the entries that are not in place.
 //
 //===----------------------------------------------------------------------===//
 #include "kiln/kiln.h"
@@ -55,6 +57,8 @@ struct BufferInfo {
   std::string name;
   int kvEntry = -1;     // KV_CACHE: the entry
   bool kvPresent = false; // KV_CACHE: the present (written) half
+  int64_t rowCapacity = 0; // KV_CACHE of an in-place entry: a view, rows along axis 2 this far apart
+  DimExpr rowOffset;       // ... starting at this row of the storage
   bool device = false;    // Location DEVICE: lives on the Vulkan device (the Vulkan executor's business)
 };
 
@@ -132,7 +136,9 @@ struct kiln_model {
   std::vector<int> outputBuffers;
   struct KvEntry {
     int past = -1, present = -1;
-    uint64_t bytes = 0; // each half
+    uint64_t bytes = 0; // each half; in place: the one storage [max_batch, h, capacity, d]
+    bool inPlace = false;
+    int64_t capacity = 0;
   };
   std::vector<KvEntry> kv;
   std::string task, architecture;
@@ -234,6 +240,14 @@ kiln_status validate(kiln_model &m, const std::string &path) {
     info.device = b.location() == art::Buffer::DEVICE;
     if (info.elemSize == 0)
       return bad("buffer " + std::to_string(i) + " ('" + b.name() + "') has no dtype");
+    info.rowCapacity = b.row_capacity();
+    info.rowOffset.constant = b.row_offset().constant();
+    for (const art::Dim::Term &t : b.row_offset().terms()) {
+      int kind = t.symbol() == "b" ? kSymB : t.symbol() == "s" ? kSymS : t.symbol() == "p" ? kSymP : -1;
+      if (kind < 0 || m.symbolMax[kind] < 0)
+        return bad("buffer '" + b.name() + "' has a row_offset with symbol '" + t.symbol() + "', not among the manifest's symbols");
+      info.rowOffset.coeff[kind] += t.coeff();
+    }
     for (const art::Dim &d : b.shape()) {
       DimExpr e;
       e.constant = d.constant();
@@ -321,6 +335,30 @@ kiln_status validate(kiln_model &m, const std::string &path) {
     k.past = e.past_buffer();
     k.present = e.present_buffer();
     k.bytes = std::max(m.buffers[k.past].maxBytes, m.buffers[k.present].maxBytes);
+    if (e.in_place()) {
+      // One storage [max_batch, h, capacity, d] that past, present and the appended rows view.
+      k.inPlace = true;
+      k.capacity = e.capacity();
+      if (e.append_buffer() != -1) {
+        int a = e.append_buffer();
+        if (a < 0 || a >= mf.buffers_size() || m.buffers[a].kind != art::Buffer::KV_CACHE || m.buffers[a].kvEntry >= 0)
+          return bad("kv_cache entry '" + e.name() + "' appends through buffer " + std::to_string(a) +
+                     ", not an unused KV_CACHE buffer");
+        m.buffers[a].kvEntry = i;
+      }
+      const BufferInfo &pr = m.buffers[k.present];
+      const int64_t atMax[kNumSym] = {m.maxBatch, 0, 0};
+      uint64_t bytes = pr.elemSize;
+      if (k.capacity != m.maxContext || pr.dims.size() != 4 || !pr.dims[1].isConstant() || !pr.dims[3].isConstant() ||
+          !checkedMul(bytes, pr.dims[0].eval(atMax), bytes) || !checkedMul(bytes, pr.dims[1].constant, bytes) ||
+          !checkedMul(bytes, k.capacity, bytes) || !checkedMul(bytes, pr.dims[3].constant, bytes))
+        return bad("kv_cache entry '" + e.name() + "' is in place but not [b, h, capacity = max_context, d]");
+      for (int id : {k.past, k.present, e.append_buffer()})
+        if (id >= 0 && (m.buffers[id].rowCapacity != k.capacity || m.buffers[id].dims.size() != 4))
+          return bad("kv_cache entry '" + e.name() + "': buffer '" + m.buffers[id].name +
+                     "' is not a view with row_capacity " + std::to_string(k.capacity));
+      k.bytes = bytes;
+    }
     m.kv.push_back(k);
   }
   for (size_t i = 0; i < m.buffers.size(); ++i)
@@ -593,7 +631,18 @@ kiln_status runImpl(kiln_session *s, const int64_t *ids, const int64_t *mask, in
       if (bytes > e.bytes)
         return sessionError(s, KILN_INTERNAL, "KV-cache buffer '" + b.name + "' needs " + std::to_string(bytes) +
                                                   " bytes, more than the planned " + std::to_string(e.bytes));
-      s->bufferPtr[i] = s->kvHalves[b.kvPresent ? 1 - s->current : s->current][b.kvEntry];
+      if (!e.inPlace) {
+        s->bufferPtr[i] = s->kvHalves[b.kvPresent ? 1 - s->current : s->current][b.kvEntry];
+        break;
+      }
+      // A view of the one storage: rows [offset, offset + dim 2) of every (batch, head), capacity rows apart.
+      const int64_t offset = b.rowOffset.eval(sym), rows = b.dims[2].eval(sym);
+      if (offset < 0 || rows < 0 || offset + rows > e.capacity || batch > m.maxBatch)
+        return sessionError(s, KILN_INTERNAL, "KV-cache view '" + b.name + "' rows [" + std::to_string(offset) + ", " +
+                                                  std::to_string(offset + rows) + ") exceed its capacity " +
+                                                  std::to_string(e.capacity));
+      s->bufferPtr[i] = static_cast<uint8_t *>(s->kvHalves[0][b.kvEntry]) +
+                        uint64_t(offset) * uint64_t(b.dims[3].eval(sym)) * b.elemSize;
       break;
     }
     case art::Buffer::INPUT: {
@@ -786,7 +835,7 @@ uint64_t kiln_model_session_bytes(const kiln_model *m) {
     return 0;
   uint64_t total = m->arenaBytes;
   for (const auto &e : m->kv)
-    total += 2 * e.bytes;
+    total += (e.inPlace ? 1 : 2) * e.bytes;
   return total;
 }
 
@@ -808,10 +857,14 @@ kiln_status kiln_session_create(kiln_model *model, int64_t batch, kiln_session *
     s->model = model;
     s->batch = batch;
     bool ok = (s->arena = alignedAlloc(model->arenaBytes)) != nullptr;
-    for (auto &half : s->kvHalves) {
+    for (int h = 0; h < 2; ++h) {
+      std::vector<void *> &half = s->kvHalves[h];
       half.assign(model->kv.size(), nullptr);
-      for (size_t e = 0; ok && e < model->kv.size(); ++e) // DEVICE KV caches: on the device
+      for (size_t e = 0; ok && e < model->kv.size(); ++e) { // DEVICE KV caches: on the device
+        if (h == 1 && model->kv[e].inPlace)
+          continue; // one buffer: present aliases past
         ok = (half[e] = alignedAlloc(model->buffers[model->kv[e].past].device ? 0 : model->kv[e].bytes)) != nullptr;
+      }
     }
     // Inputs: ones for an omitted attention_mask, I32 scratch where the artifact wants I32.
     uint64_t maxTokens = static_cast<uint64_t>(batch) * static_cast<uint64_t>(model->maxContext);

@@ -56,7 +56,7 @@ namespace {
 const char *kUsage =
     "usage: kiln compile MODEL_DIR -o MODEL.kiln [--target cpu|vulkan] [--device-profile NAME|FILE] [--cpu NAME] "
     "[--max-context N] "
-    "[--max-batch N] [--threads N] [--dump-dir DIR] [--dump-ir-after-all] [--no-fuse] [--report] [--strict] [--synthetic-weights SEED] | kiln compile MODEL_DIR --emit=ir";
+    "[--max-batch N] [--threads N] [--dump-dir DIR] [--dump-ir-after-all] [--no-fuse] [--no-kv-in-place] [--report] [--strict] [--synthetic-weights SEED] | kiln compile MODEL_DIR --emit=ir";
 
 using Clock = std::chrono::steady_clock;
 double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
@@ -174,6 +174,11 @@ Status fillPlan(const passes::MemoryPlan &plan, artifact::Manifest *m) {
     out->set_max_bytes(b.maxBytes);
     out->set_location(b.location == passes::BufferLocation::Device ? artifact::Buffer::DEVICE
                                                                     : artifact::Buffer::HOST);
+    if (b.rowCapacity > 0) { // a strided view of an in-place KV cache (placeKvCacheInPlace)
+      out->set_row_capacity(b.rowCapacity);
+      *out->mutable_row_offset() = toDim(b.rowOffset);
+      out->set_kv_entry(b.kvEntry);
+    }
   }
   for (const passes::PlanDispatch &d : plan.dispatches) {
     artifact::Dispatch *out = m->add_dispatches();
@@ -199,6 +204,15 @@ Status fillPlan(const passes::MemoryPlan &plan, artifact::Manifest *m) {
     out->set_past_buffer(e.pastBuffer);
     out->set_present_buffer(e.presentBuffer);
     out->set_seq_axis(e.seqAxis);
+    out->set_in_place(e.inPlace);
+    out->set_append_buffer(-1);
+    if (e.inPlace) {
+      out->set_capacity(e.capacity);
+      out->set_append_buffer(e.appendBuffer);
+      out->set_producer(e.producer);
+    } else {
+      out->set_reason(e.reason);
+    }
   }
   m->set_arena_bytes(plan.arenaBytes);
   m->set_device_arena_bytes(plan.deviceArenaBytes);
@@ -330,7 +344,7 @@ int runCompile(int argc, char **argv) {
   Args args(argc, argv, 2,
             {"--emit", "-o", "--target", "--device-profile", "--cpu", "--max-context", "--max-batch", "--threads",
              "--dump-dir", "--synthetic-weights"},
-            {"--no-fuse", "--strict", "--fuse", "--report", "--dump-ir-after-all"});
+            {"--no-fuse", "--no-kv-in-place", "--strict", "--fuse", "--report", "--dump-ir-after-all"});
   if (!args.ok() || args.positional().size() != 1)
     return fail(kExitUsage, (args.ok() ? std::string("") : args.error() + "; ") + kUsage);
   const std::string modelDir = args.positional()[0];
@@ -504,6 +518,17 @@ int runCompile(int argc, char **argv) {
 #endif
   }
 
+  // The KV cache in place where every use takes the strided cache view (MemoryPlan.h placeKvCacheInPlace);
+  // --no-kv-in-place keeps the two-buffer cache copied forward each step (the differential baseline).
+  if (args.has("--no-kv-in-place")) {
+    for (passes::PlanKvEntry &e : plan->kvCache)
+      e.reason = "--no-kv-in-place";
+  } else {
+    passes::placeKvCacheInPlace(*plan, passes::KvInPlaceOptions{}, vulkan ? &partition : nullptr);
+  }
+  if (!plan->kvCache.empty())
+    progress(passes::kvCacheSummary(*plan));
+
   std::string cpuName = args.get("--cpu").value_or("native");
   std::string resolvedCpu = cpuName == "native" ? llvm::sys::getHostCPUName().str() : cpuName;
 
@@ -521,6 +546,8 @@ int runCompile(int argc, char **argv) {
   manifest.set_num_threads_default(threadsArg.value_or(0));
   if (Status s = fillPlan(*plan, &manifest); !s)
     return fail(kExitBadInput, modelDir + ": " + s.message());
+  if (!plan->kvCache.empty())
+    manifest.add_notes(passes::kvCacheSummary(*plan));
   if (cpuName == "native")
     manifest.add_notes("cpu: native = " + resolvedCpu + " (the compiling host's CPU and features)");
   if (fuse) {
@@ -571,10 +598,14 @@ int runCompile(int argc, char **argv) {
     options.cpu = cpuName;
     options.dumpDir = dumpDir;
     std::vector<mlir::Operation *> ops;
-    for (int i : cpuDispatches)
+    std::vector<codegen::KernelLayout> layouts; // strided KV-cache views and in-place appends
+    for (int i : cpuDispatches) {
       ops.push_back(plan->dispatches[size_t(i)].op);
+      passes::DispatchLayout l = passes::dispatchLayout(*plan, i);
+      layouts.push_back(codegen::KernelLayout{l.rowCapacity, l.appendInPlace});
+    }
     std::vector<std::string> symbols = plan->symbolNames();
-    StatusOr<codegen::CpuCode> code = codegen::generateCpuKernels(step, ops, symbols, options);
+    StatusOr<codegen::CpuCode> code = codegen::generateCpuKernels(step, ops, symbols, options, layouts);
     if (!code.ok())
       return fail(kExitBadInput, code.status().message());
     if (code->kernels.size() != ops.size())

@@ -150,13 +150,26 @@ int runInspect(int argc, char **argv) {
   uint64_t kvBytes = 0;
   if (m.kv_cache_size() > 0) {
     std::fprintf(o, "\nkv cache (%d entries; past = p tokens in, present = p + s tokens out)\n", m.kv_cache_size());
+    int inPlace = 0;
     for (const KvCacheEntry &e : m.kv_cache()) {
       const Buffer &past = m.buffers(e.past_buffer()), &present = m.buffers(e.present_buffer());
-      kvBytes += present.max_bytes();
+      kvBytes += (e.in_place() ? 1 : 2) * present.max_bytes();
+      inPlace += e.in_place();
       std::fprintf(o, "  %-10s past buffer %d %s -> present buffer %d %s, seq axis %d, max %s\n",
                    e.name().c_str(), e.past_buffer(), typeText(past).c_str(), e.present_buffer(),
                    shapeText(present).c_str(), e.seq_axis(), bytesText(present.max_bytes()).c_str());
+      if (!e.in_place()) {
+        std::fprintf(o, "             two buffers, copied forward each step (%s)\n", e.reason().c_str());
+        continue;
+      }
+      std::string append = e.append_buffer() >= 0 && e.append_buffer() < m.buffers_size()
+                               ? e.producer() + " writes rows [p, p + s) directly (buffer " +
+                                     std::to_string(e.append_buffer()) + ")"
+                               : std::string("the append dispatch copies rows [p, p + s)");
+      std::fprintf(o, "             in place: one buffer, capacity %" PRId64 " rows (row stride fixed), present aliases "
+                   "past; %s\n", e.capacity(), append.c_str());
     }
+    std::fprintf(o, "  %d of %d entries in place\n", inPlace, m.kv_cache_size());
   }
 
   // Partition (vulkan artifacts).
@@ -256,6 +269,9 @@ int runInspect(int argc, char **argv) {
     std::fprintf(o, "  %5d  %-8s %-6s %-5s %-24s %12s %12" PRIu64 "  %s\n", b.id(), kindText(b.kind()), locationText(b),
                  dtypeShortName(b.dtype()), shapeText(b).c_str(),
                  placed ? std::to_string(b.offset()).c_str() : "-", b.max_bytes(), b.name().c_str());
+    if (b.row_capacity() > 0 && b.kv_entry() >= 0 && b.kv_entry() < m.kv_cache_size())
+      std::fprintf(o, "  %5s  view of kv cache '%s' from row %s, rows %" PRId64 " apart (capacity)\n", "",
+                   m.kv_cache(b.kv_entry()).name().c_str(), dimText(b.row_offset()).c_str(), b.row_capacity());
     if (b.kind() == Buffer::ARENA) {
       intermediates += b.max_bytes();
       ++numArena;
@@ -284,7 +300,7 @@ int runInspect(int argc, char **argv) {
                  uint64_t(m.synthetic_weights_seed()), bytesText(weightsSectionSize(m)).c_str(), stored);
   }
   if (m.kv_cache_size() > 0)
-    std::fprintf(o, "  kv cache      %s per session (present buffers at max context)\n",
+    std::fprintf(o, "  kv cache      %s per session (at max context: one buffer per in-place entry, two otherwise)\n",
                  bytesText(kvBytes).c_str());
 
   std::fprintf(o, "\nsections (%s)\n", a.checksumsVerified() ? "checksums verified" : "checksums not verified");

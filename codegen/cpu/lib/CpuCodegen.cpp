@@ -114,6 +114,7 @@ struct Tensor {
   Type storage; // how an element sits in memory (bf16 as i16, i1 as i8)
   SymShape shape;
   SmallVector<Value> dims;
+  int64_t rowCapacity = 0; // > 0: a strided KV-cache view (KernelLayout), rows along axis 2 this far apart
   bool isFloat() const { return isa<FloatType>(elem); }
 };
 
@@ -138,7 +139,7 @@ public:
     accTy_ = f32_;
   }
 
-  LogicalResult emit(Operation *op, ArrayRef<Value> bufferPtrs);
+  LogicalResult emit(Operation *op, ArrayRef<Value> bufferPtrs, const KernelLayout *layout = nullptr);
 
 private:
   //===--------------------------------------------------------------------===//
@@ -306,6 +307,15 @@ private:
       s = mul(s, dims[i]);
     }
     return strides;
+  }
+
+  /// The tensor's element strides: row-major, except that a KV-cache view's axis 2 spans rowCapacity rows.
+  SmallVector<Value> stridesOf(const Tensor &t) {
+    if (t.rowCapacity <= 0)
+      return rowMajorStrides(t.dims);
+    SmallVector<Value> dims(t.dims.begin(), t.dims.end());
+    dims[2] = c64(t.rowCapacity);
+    return rowMajorStrides(dims);
   }
 
   Value product(ArrayRef<Value> dims) {
@@ -852,7 +862,10 @@ LogicalResult KernelEmitter::emitRope(ir::RopeOp op, ArrayRef<Tensor> ins, const
   bool interleaved = op.getInterleaved();
   Type f64 = b_.getF64Type();
   auto mulf = [&](Value a, Value c) { return (Value)arith::MulFOp::create(b_, a, c); };
+  // The result may be a KV-cache view (rows rowCapacity apart per (batch, head)): its own row base.
+  Value So = out.rowCapacity > 0 ? c64(out.rowCapacity) : S;
   auto rowBase = [&](Value bi, Value h, Value s) { return mul(add(mul(add(mul(bi, H), h), S), s), D); };
+  auto outRowBase = [&](Value bi, Value h, Value s) { return mul(add(mul(add(mul(bi, H), h), So), s), D); };
   forLoop(c64(0), B, [&](Value bi) {
     forLoop(c64(0), S, [&](Value s) {
       // The angle in f64: positions reach 1e5 and more, where an f32 product loses the phase.
@@ -863,16 +876,25 @@ LogicalResult KernelEmitter::emitRope(ir::RopeOp op, ArrayRef<Tensor> ins, const
         Value i1 = interleaved ? mul(i, c64(2)) : i;
         Value i2 = interleaved ? add(i1, c64(1)) : add(i, half);
         forLoop(c64(0), H, [&](Value h) {
-          Value base = rowBase(bi, h, s);
+          Value base = rowBase(bi, h, s), obase = outRowBase(bi, h, s);
           Value x1 = load(x, add(base, i1)), x2 = load(x, add(base, i2));
-          store(out, add(base, i1), arith::SubFOp::create(b_, mulf(x1, c), mulf(x2, sn)));
-          store(out, add(base, i2), arith::AddFOp::create(b_, mulf(x2, c), mulf(x1, sn)));
+          store(out, add(obase, i1), arith::SubFOp::create(b_, mulf(x1, c), mulf(x2, sn)));
+          store(out, add(obase, i2), arith::AddFOp::create(b_, mulf(x2, c), mulf(x1, sn)));
         });
       });
     });
   });
   // Channels past the rotated ones pass through (partial rotary).
   Value rotated = mul(half, c64(2));
+  if (out.rowCapacity > 0) {
+    forLoop(c64(0), product({B, H}), [&](Value bh) {
+      forLoop(c64(0), S, [&](Value s) {
+        Value base = mul(add(mul(bh, S), s), D), obase = mul(add(mul(bh, So), s), D);
+        forLoop(rotated, D, [&](Value d) { storeRaw(out, add(obase, d), loadRaw(x, add(base, d))); });
+      });
+    });
+    return success();
+  }
   forLoop(c64(0), product({B, H, S}), [&](Value r) {
     Value base = mul(r, D);
     forLoop(rotated, D, [&](Value d) { storeRaw(out, add(base, d), loadRaw(x, add(base, d))); });
@@ -892,6 +914,8 @@ LogicalResult KernelEmitter::emitAttention(ir::AttentionOp op, ArrayRef<Tensor> 
   const Tensor *bias = op.getBias() ? &ins[next++] : nullptr;
   Value B = q.dims[0], Hq = q.dims[1], S = q.dims[2], D = q.dims[3];
   Value Hkv = k.dims[1], T = k.dims[2], Dv = v.dims[3];
+  // Key / value may be KV-cache views: per (batch, head) their rows span the cache's capacity, not T.
+  Value Tk = k.rowCapacity > 0 ? c64(k.rowCapacity) : T, Tv = v.rowCapacity > 0 ? c64(v.rowCapacity) : T;
   // Query heads per KV head (the verifier guarantees hq = group * hkv; max(.., 1) keeps the divisions safe).
   Value group = arith::MaxSIOp::create(
       b_, arith::DivSIOp::create(b_, Hq, arith::MaxSIOp::create(b_, Hkv, c64(1))), c64(1));
@@ -919,8 +943,8 @@ LogicalResult KernelEmitter::emitAttention(ir::AttentionOp op, ArrayRef<Tensor> 
   forLoop(c64(0), B, [&](Value bi) {
     forLoop(c64(0), Hq, [&](Value h) {
       Value hk = arith::DivSIOp::create(b_, h, group);
-      Value kBase = mul(mul(add(mul(bi, Hkv), hk), T), D);
-      Value vBase = mul(mul(add(mul(bi, Hkv), hk), T), Dv);
+      Value kBase = mul(mul(add(mul(bi, Hkv), hk), Tk), D);
+      Value vBase = mul(mul(add(mul(bi, Hkv), hk), Tv), Dv);
       forLoop(c64(0), S, [&](Value i) {
         Value qBase = mul(add(mul(add(mul(bi, Hq), h), S), i), D);
         Value oBase = mul(add(mul(add(mul(bi, Hq), h), S), i), Dv);
@@ -996,19 +1020,40 @@ LogicalResult KernelEmitter::emitAttention(ir::AttentionOp op, ArrayRef<Tensor> 
   return success();
 }
 
-LogicalResult KernelEmitter::emit(Operation *op, ArrayRef<Value> bufferPtrs) {
+LogicalResult KernelEmitter::emit(Operation *op, ArrayRef<Value> bufferPtrs, const KernelLayout *layout) {
   if (op->getNumResults() != 1)
     return fail(op, "expected one result");
+  // KV-cache views (KernelLayout): only where a kernel below addresses them with stridesOf / rowCapacity.
+  const unsigned numBuffers = op->getNumOperands() + 1;
+  auto capacityOf = [&](unsigned i) -> int64_t {
+    return layout && i < layout->rowCapacity.size() ? layout->rowCapacity[i] : 0;
+  };
+  const bool appendInPlace = layout && layout->appendInPlace;
+  for (unsigned i = 0; i < numBuffers; ++i) {
+    if (capacityOf(i) <= 0)
+      continue;
+    bool isResult = i + 1 == numBuffers;
+    bool accepted = (isa<ir::AttentionOp>(op) && (i == 1 || i == 2)) ||
+                    (isa<ir::RopeOp, ir::TransposeOp>(op) && isResult) ||
+                    (isa<ir::ConcatOp>(op) && appendInPlace && (isResult || i == 0));
+    Type t = isResult ? op->getResult(0).getType() : op->getOperand(i).getType();
+    if (!accepted || cast<ShapedType>(t).getRank() != 4)
+      return fail(op, "buffer " + llvm::Twine(i) + " is a strided KV-cache view, which this kernel cannot address");
+  }
+  if (appendInPlace && (!isa<ir::ConcatOp>(op) || capacityOf(0) != capacityOf(numBuffers - 1)))
+    return fail(op, "an in-place append must be a kiln.concat onto the cache it appends to");
   std::vector<Tensor> ins;
   for (auto [i, operand] : llvm::enumerate(op->getOperands())) {
     FailureOr<Tensor> t = makeTensor(op, bufferPtrs[i], operand.getType());
     if (failed(t))
       return failure();
+    t->rowCapacity = capacityOf(unsigned(i));
     ins.push_back(*t);
   }
   FailureOr<Tensor> outOr = makeTensor(op, bufferPtrs.back(), op->getResult(0).getType());
   if (failed(outOr))
     return failure();
+  outOr->rowCapacity = capacityOf(numBuffers - 1);
   const Tensor &out = *outOr;
   std::string reason;
   auto axisOf = [&](int64_t axis, size_t rank) -> FailureOr<int64_t> {
@@ -1056,7 +1101,7 @@ LogicalResult KernelEmitter::emit(Operation *op, ArrayRef<Value> bufferPtrs) {
         SmallVector<Value> own = rowMajorStrides(ins[0].dims), strides;
         for (int64_t p : perm)
           strides.push_back(own[p]);
-        emitMap(out.dims, {{&ins[0], c64(0), strides}}, contiguous(out), true, identity);
+        emitMap(out.dims, {{&ins[0], c64(0), strides}}, {&out, c64(0), stridesOf(out)}, true, identity);
         return success();
       })
       .Case<ir::BroadcastToOp>([&](auto) -> LogicalResult {
@@ -1076,11 +1121,13 @@ LogicalResult KernelEmitter::emit(Operation *op, ArrayRef<Value> bufferPtrs) {
         FailureOr<int64_t> axis = axisOf(c.getAxis(), out.dims.size());
         if (failed(axis))
           return failure();
-        // Each input is copied into its slab of the result: the result's strides, offset along the axis.
-        SmallVector<Value> outStrides = rowMajorStrides(out.dims);
+        // Each input is copied into its slab of the result: the result's strides, offset along the axis. An
+        // in-place append (the result is a KV-cache view whose first rows are operand 0) copies only the rest.
+        SmallVector<Value> outStrides = stridesOf(out);
         Value offset = c64(0);
-        for (const Tensor &in : ins) {
-          emitMap(in.dims, {contiguous(in)}, {&out, mul(offset, outStrides[*axis]), outStrides}, true, identity);
+        for (auto [n, in] : llvm::enumerate(ins)) {
+          if (!(appendInPlace && n == 0))
+            emitMap(in.dims, {contiguous(in)}, {&out, mul(offset, outStrides[*axis]), outStrides}, true, identity);
           offset = add(offset, in.dims[*axis]);
         }
         return success();
@@ -1228,7 +1275,11 @@ StatusOr<std::vector<uint8_t>> linkSharedObject(llvm::StringRef object) {
 } // namespace
 
 StatusOr<CpuCode> generateCpuKernels(func::FuncOp step, llvm::ArrayRef<Operation *> dispatchOps,
-                                     llvm::ArrayRef<std::string> symbolNames, const CpuCodegenOptions &options) {
+                                     llvm::ArrayRef<std::string> symbolNames, const CpuCodegenOptions &options,
+                                     llvm::ArrayRef<KernelLayout> layouts) {
+  if (!layouts.empty() && layouts.size() != dispatchOps.size())
+    return Status::error("cpu codegen: internal error: " + std::to_string(layouts.size()) + " layouts for " +
+                         std::to_string(dispatchOps.size()) + " ops");
   MLIRContext *context = step->getContext();
   {
     DialectRegistry registry;
@@ -1260,9 +1311,22 @@ StatusOr<CpuCode> generateCpuKernels(func::FuncOp step, llvm::ArrayRef<Operation
   CpuCode code;
   llvm::StringMap<std::string> symbolOfKey;
   std::string error;
-  for (Operation *op : dispatchOps) {
+  for (auto [opIndex, op] : llvm::enumerate(dispatchOps)) {
+    const KernelLayout *layout = layouts.empty() ? nullptr : &layouts[opIndex];
     CpuKernelInfo info{"", op->getName().getStringRef().str(), signatureOf(op)};
     std::string key = dedupeKey(op);
+    if (layout && (layout->appendInPlace ||
+                   llvm::any_of(layout->rowCapacity, [](int64_t c) { return c > 0; }))) {
+      key += " layout";
+      for (int64_t c : layout->rowCapacity)
+        key += " " + std::to_string(c);
+      key += layout->appendInPlace ? " append" : "";
+      info.signature += layout->appendInPlace ? " [in-place append" : " [kv view";
+      for (auto [i, c] : llvm::enumerate(layout->rowCapacity))
+        if (c > 0)
+          info.signature += ", buffer " + std::to_string(i) + " rows " + std::to_string(c) + " apart";
+      info.signature += "]";
+    }
     auto found = symbolOfKey.find(key);
     if (found != symbolOfKey.end()) {
       info.symbol = found->second;
@@ -1286,7 +1350,7 @@ StatusOr<CpuCode> generateCpuKernels(func::FuncOp step, llvm::ArrayRef<Operation
       ptrs.push_back(LLVM::LoadOp::create(b, ptrTy, p));
     }
     KernelEmitter emitter(b, symbols, symbolIndex, error);
-    if (failed(emitter.emit(op, ptrs)))
+    if (failed(emitter.emit(op, ptrs, layout)))
       return Status::error("cpu codegen: " + error);
     func::ReturnOp::create(b);
     code.kernels.push_back(std::move(info));

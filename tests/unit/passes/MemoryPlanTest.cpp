@@ -323,3 +323,218 @@ TEST_F(HandWritten, Errors) {
       return %a : tensor<?x4xf32, #kiln.dims<[q]>>
     })", "symbol 'q' has no bound");
 }
+
+// ---- KV cache in place (placeKvCacheInPlace) ----
+
+namespace {
+// Every strided view points at an in-place entry, every in-place entry's views share its capacity, and no
+// dispatch reads or writes a view except the kernels that take one.
+void checkKvViews(const MemoryPlan &plan) {
+  for (const PlanBuffer &b : plan.buffers) {
+    if (b.rowCapacity == 0)
+      continue;
+    EXPECT_EQ(b.kind, BufferKind::KvCache) << b.name;
+    ASSERT_GE(b.kvEntry, 0) << b.name;
+    ASSERT_LT(size_t(b.kvEntry), plan.kvCache.size());
+    EXPECT_TRUE(plan.kvCache[size_t(b.kvEntry)].inPlace) << b.name;
+    EXPECT_EQ(b.rowCapacity, plan.kvCache[size_t(b.kvEntry)].capacity) << b.name;
+  }
+  for (size_t i = 0; i < plan.dispatches.size(); ++i) {
+    const PlanDispatch &d = plan.dispatches[i];
+    DispatchLayout l = dispatchLayout(plan, int(i));
+    for (size_t k = 0; k < d.buffers.size(); ++k) {
+      if (l.rowCapacity[k] == 0)
+        continue;
+      ASSERT_FALSE(d.transfer);
+      bool result = k + 1 == d.buffers.size();
+      bool ok = (mlir::isa<ir::AttentionOp>(d.op) && (k == 1 || k == 2)) ||
+                (mlir::isa<ir::RopeOp, ir::TransposeOp>(d.op) && result) ||
+                (mlir::isa<ir::ConcatOp>(d.op) && l.appendInPlace && (result || k == 0));
+      EXPECT_TRUE(ok) << d.op->getName().getStringRef().str() << " buffer " << k << " is a strided view";
+    }
+  }
+}
+} // namespace
+
+TEST(KvInPlace, FusedLlamaProducersWriteIntoTheCache) {
+  mlir::MLIRContext context;
+  Model m = loadModel(context, "llama-tiny");
+  ASSERT_TRUE(m.module);
+  ASSERT_TRUE(mlir::succeeded(runFusionPasses(*m.module)));
+  StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{64, 2});
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  const size_t dispatchesBefore = plan->dispatches.size();
+  const uint64_t arenaBefore = plan->arenaBytes;
+  EXPECT_EQ(placeKvCacheInPlace(*plan, KvInPlaceOptions{}), 4);
+  checkKvViews(*plan);
+  for (const PlanKvEntry &e : plan->kvCache) {
+    SCOPED_TRACE(e.name);
+    EXPECT_TRUE(e.inPlace) << e.reason;
+    EXPECT_EQ(e.capacity, 64);
+    const PlanBuffer &past = plan->buffers[size_t(e.pastBuffer)], &present = plan->buffers[size_t(e.presentBuffer)];
+    EXPECT_EQ(past.rowCapacity, 64);
+    EXPECT_EQ(present.rowCapacity, 64);
+    EXPECT_EQ(past.kvEntry, present.kvEntry);
+    EXPECT_EQ(past.rowOffset, ir::SymExpr::constant(0));
+    // The storage [b, 2, capacity, 16] f32 at b = 2.
+    EXPECT_EQ(present.maxBytes, 2u * 2 * 64 * 16 * 4);
+    // Keys come out of kiln.rope, values out of the head transpose: both write the cache slot at row p.
+    ASSERT_GE(e.appendBuffer, 0);
+    EXPECT_EQ(e.producer, e.name.rfind("key", 0) == 0 ? "kiln.rope" : "kiln.transpose");
+    const PlanBuffer &fresh = plan->buffers[size_t(e.appendBuffer)];
+    EXPECT_EQ(fresh.kind, BufferKind::KvCache);
+    EXPECT_EQ(fresh.rowOffset, ir::SymExpr::symbol("p"));
+  }
+  // The four appends have no dispatch left; the attentions read the views with the capacity stride.
+  EXPECT_EQ(plan->dispatches.size(), dispatchesBefore - 4);
+  int attentions = 0;
+  for (size_t i = 0; i < plan->dispatches.size(); ++i) {
+    const PlanDispatch &d = plan->dispatches[i];
+    EXPECT_FALSE(mlir::isa<ir::ConcatOp>(d.op) && plan->buffers[size_t(d.buffers.back())].kind == BufferKind::KvCache);
+    if (!mlir::isa<ir::AttentionOp>(d.op))
+      continue;
+    ++attentions;
+    DispatchLayout l = dispatchLayout(*plan, int(i));
+    EXPECT_EQ(l.rowCapacity[1], 64);
+    EXPECT_EQ(l.rowCapacity[2], 64);
+    EXPECT_EQ(l.rowCapacity[0], 0);
+  }
+  EXPECT_EQ(attentions, 2);
+  // The key / value temporaries left the arena.
+  EXPECT_LE(plan->arenaBytes, arenaBefore);
+  EXPECT_NE(kvCacheSummary(*plan).find("kv cache: 2 x 2 buffers in place, capacity 64"), std::string::npos)
+      << kvCacheSummary(*plan);
+}
+
+TEST(KvInPlace, FusedModelsAllInPlace) {
+  for (const char *name : {"gemma3-tiny", "gpt2-tiny", "mistral-tiny", "phi3-tiny", "qwen2-tiny"}) {
+    SCOPED_TRACE(name);
+    mlir::MLIRContext context;
+    Model m = loadModel(context, name);
+    ASSERT_TRUE(m.module);
+    ASSERT_TRUE(mlir::succeeded(runFusionPasses(*m.module)));
+    StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{32, 1});
+    ASSERT_TRUE(plan.ok()) << plan.status().message();
+    EXPECT_EQ(placeKvCacheInPlace(*plan, KvInPlaceOptions{}), int(plan->kvCache.size()));
+    checkKvViews(*plan);
+    for (const PlanKvEntry &e : plan->kvCache)
+      EXPECT_GE(e.appendBuffer, 0) << e.name << " (" << e.producer << ")";
+  }
+}
+
+TEST(KvInPlace, UnfusedGraphKeepsTheTwoBufferPath) {
+  // --no-fuse: present_X feeds a reshape / matmul (GQA repeat, Q.K^T), which take no strided view.
+  mlir::MLIRContext context;
+  Model m = loadModel(context, "llama-tiny");
+  ASSERT_TRUE(m.module);
+  StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{64, 1});
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  const size_t dispatches = plan->dispatches.size();
+  EXPECT_EQ(placeKvCacheInPlace(*plan, KvInPlaceOptions{}), 0);
+  EXPECT_EQ(plan->dispatches.size(), dispatches);
+  checkPlan(m.step(), *plan);
+  for (const PlanKvEntry &e : plan->kvCache) {
+    EXPECT_FALSE(e.inPlace);
+    EXPECT_NE(e.reason.find("whose kernel takes no strided cache view"), std::string::npos) << e.reason;
+    EXPECT_EQ(plan->buffers[size_t(e.presentBuffer)].rowCapacity, 0);
+  }
+  EXPECT_NE(kvCacheSummary(*plan).find("kv cache: 0 x 2 buffers in place; 2 x 2 buffers copied forward"),
+            std::string::npos)
+      << kvCacheSummary(*plan);
+}
+
+namespace {
+// One layer's cache by hand: k_in [b, s, 2, 16] -> transpose -> concat(past_key.0, .) -> attention.
+// `extra` goes before the return; with `result` (a value of type `type`) it is returned as "extra".
+std::string kvStep(const std::string &extra, const std::string &result = "", const std::string &type = "") {
+  const std::string results = result.empty() ? "" : ", " + result, types = type.empty() ? "" : ", " + type;
+  const std::string named = type.empty() ? "" : ", " + type + " {kiln.name = \"extra\"}";
+  const std::string kv = "tensor<?x2x?x16xf32, #kiln.dims<[b, p + s]>>";
+  return R"(
+    func.func @step(%q: tensor<?x4x?x16xf32, #kiln.dims<[b, s]>> {kiln.name = "q"},
+                    %kin: tensor<?x?x2x16xf32, #kiln.dims<[b, s]>> {kiln.name = "k"},
+                    %pk: tensor<?x2x?x16xf32, #kiln.dims<[b, p]>> {kiln.name = "past_key.0"})
+        -> (tensor<?x4x?x16xf32, #kiln.dims<[b, s]>> {kiln.name = "out"}, )" + kv + R"( {kiln.name = "present_key.0"})" +
+         named + R"() {
+      %t = kiln.transpose %kin {permutation = array<i64: 0, 2, 1, 3>} : tensor<?x?x2x16xf32, #kiln.dims<[b, s]>> -> tensor<?x2x?x16xf32, #kiln.dims<[b, s]>>
+      %c = kiln.concat %pk, %t {axis = 2 : i64} : (tensor<?x2x?x16xf32, #kiln.dims<[b, p]>>, tensor<?x2x?x16xf32, #kiln.dims<[b, s]>>) -> )" + kv + R"(
+      %a = kiln.attention %q, %c, %c {mask = "causal", scale = 2.500000e-01 : f64} : (tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, )" + kv + ", " + kv + R"() -> tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>
+      )" + extra + R"(
+      return %a, %c)" + results + " : tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, " + kv + types + R"(
+    })";
+}
+} // namespace
+
+TEST_F(HandWritten, KvInPlaceFoldsTheTranspose) {
+  StatusOr<MemoryPlan> p = plan(kvStep(""));
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  ASSERT_EQ(p->dispatches.size(), 3u);
+  EXPECT_EQ(placeKvCacheInPlace(*p, KvInPlaceOptions{}), 1);
+  checkKvViews(*p);
+  const PlanKvEntry &e = p->kvCache[0];
+  EXPECT_TRUE(e.inPlace);
+  EXPECT_EQ(e.capacity, 16);
+  EXPECT_EQ(e.producer, "kiln.transpose");
+  // transpose (writes the cache slot at row p), attention; the concat is gone.
+  ASSERT_EQ(p->dispatches.size(), 2u);
+  EXPECT_TRUE(mlir::isa<ir::TransposeOp>(p->dispatches[0].op));
+  EXPECT_EQ(p->dispatches[0].buffers[1], e.appendBuffer);
+  EXPECT_EQ(dispatchLayout(*p, 0).rowCapacity, (std::vector<int64_t>{0, 16}));
+  EXPECT_TRUE(mlir::isa<ir::AttentionOp>(p->dispatches[1].op));
+  EXPECT_EQ(dispatchLayout(*p, 1).rowCapacity, (std::vector<int64_t>{0, 16, 16, 0}));
+}
+
+TEST_F(HandWritten, KvInPlaceAppendCopiesAProducerWithTwoUses) {
+  // The transpose's result is also read by a neg: it keeps its temporary and the concat appends it.
+  StatusOr<MemoryPlan> p = plan(kvStep(
+      "%n = kiln.neg %t : tensor<?x2x?x16xf32, #kiln.dims<[b, s]>> -> tensor<?x2x?x16xf32, #kiln.dims<[b, s]>>", "%n",
+      "tensor<?x2x?x16xf32, #kiln.dims<[b, s]>>"));
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_EQ(placeKvCacheInPlace(*p, KvInPlaceOptions{}), 1);
+  checkKvViews(*p);
+  const PlanKvEntry &e = p->kvCache[0];
+  EXPECT_TRUE(e.inPlace);
+  EXPECT_EQ(e.appendBuffer, -1);
+  ASSERT_EQ(p->dispatches.size(), 4u);
+  ASSERT_TRUE(mlir::isa<ir::ConcatOp>(p->dispatches[1].op));
+  DispatchLayout l = dispatchLayout(*p, 1);
+  EXPECT_TRUE(l.appendInPlace);
+  EXPECT_EQ(l.rowCapacity, (std::vector<int64_t>{16, 0, 16}));
+  EXPECT_EQ(dispatchLayout(*p, 0).rowCapacity, (std::vector<int64_t>{0, 0})) << "the transpose keeps its buffer";
+  EXPECT_NE(kvCacheSummary(*p).find("1 appends copy the new rows"), std::string::npos) << kvCacheSummary(*p);
+}
+
+TEST_F(HandWritten, KvNotInPlaceWhenPresentHasAnotherReader) {
+  // present_key.0 is also read by a reduce: that kernel walks a row-major buffer, so no aliasing at all.
+  StatusOr<MemoryPlan> p = plan(kvStep(
+      "%r = kiln.reduce_sum %c {axis = 3 : i64, keepdim = true} : tensor<?x2x?x16xf32, #kiln.dims<[b, p + s]>> -> tensor<?x2x?x1xf32, #kiln.dims<[b, p + s]>>",
+      "%r", "tensor<?x2x?x1xf32, #kiln.dims<[b, p + s]>>"));
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  const size_t dispatches = p->dispatches.size();
+  EXPECT_EQ(placeKvCacheInPlace(*p, KvInPlaceOptions{}), 0);
+  const PlanKvEntry &e = p->kvCache[0];
+  EXPECT_FALSE(e.inPlace);
+  EXPECT_NE(e.reason.find("present_key.0 is read by kiln.reduce_sum (operand 0)"), std::string::npos) << e.reason;
+  EXPECT_EQ(p->dispatches.size(), dispatches);
+  for (const PlanBuffer &b : p->buffers)
+    EXPECT_EQ(b.rowCapacity, 0) << b.name;
+  EXPECT_EQ(p->buffers[size_t(e.pastBuffer)].kvEntry, -1);
+}
+
+TEST_F(HandWritten, KvNotInPlaceWhenPastHasAnotherReader) {
+  StatusOr<MemoryPlan> p = plan(kvStep(
+      "%n = kiln.neg %pk : tensor<?x2x?x16xf32, #kiln.dims<[b, p]>> -> tensor<?x2x?x16xf32, #kiln.dims<[b, p]>>", "%n",
+      "tensor<?x2x?x16xf32, #kiln.dims<[b, p]>>"));
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_EQ(placeKvCacheInPlace(*p, KvInPlaceOptions{}), 0);
+  EXPECT_NE(p->kvCache[0].reason.find("past_key.0 is read by 2 dispatches"), std::string::npos) << p->kvCache[0].reason;
+}
+
+TEST_F(HandWritten, KvNotInPlaceOnVulkanYet) {
+  StatusOr<MemoryPlan> p = plan(kvStep(""));
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  for (PlanDispatch &d : p->dispatches)
+    d.device = DispatchDevice::Vulkan;
+  EXPECT_EQ(placeKvCacheInPlace(*p, KvInPlaceOptions{}), 0);
+  EXPECT_NE(p->kvCache[0].reason.find("vulkan"), std::string::npos) << p->kvCache[0].reason;
+}

@@ -5,7 +5,8 @@
 //   WEIGHT   kiln.weight (bytes from the safetensors, deduplicated by name) and kiln.constant (bytes from
 //            the attribute), placed back to back, 64-byte aligned, in the weights section;
 //   INPUT    func arguments other than past_* (input_ids, attention_mask, ...);
-//   KV_CACHE past_* arguments and present_* results (owned by the session, paired by name);
+//   KV_CACHE past_* arguments and present_* results (owned by the session, paired by name); after
+//            placeKvCacheInPlace also the s appended rows a producer writes straight into the cache;
 //   ARENA    every other value, including the logits / last_hidden_state results; placed by liveness-based
 //            first-fit in one arena, 64-byte aligned.
 // The runtime only executes this plan; the artifact manifest is a direct transcription of it.
@@ -62,6 +63,13 @@ struct PlanBuffer {
   // original's bytes in the weights section (same offset, uploaded at load); an ARENA copy is filled by
   // a TRANSFER dispatch.
   int copyOf = -1;
+  // KV_CACHE in place (placeKvCacheInPlace): a strided view of entry `kvEntry`'s one storage buffer, laid
+  // out [b, heads, rowCapacity, head_dim] (rowCapacity = max context): along axis 2 the view's rows are
+  // rowCapacity apart per (batch, head), and it starts at row `rowOffset` (0 for past_X and present_X, p
+  // for the s rows a producer appends). rowCapacity 0: a plain row-major buffer.
+  int kvEntry = -1;
+  int64_t rowCapacity = 0;
+  ir::SymExpr rowOffset;
 };
 
 struct PlanDispatch {
@@ -83,6 +91,15 @@ struct PlanKvEntry {
   std::string name; // "key.0" for past_key.0 / present_key.0
   int pastBuffer = -1, presentBuffer = -1;
   int seqAxis = 2;
+  // placeKvCacheInPlace: past_X and present_X are one session buffer of `capacity` rows along seqAxis
+  // (present aliases past), the concat only appends the s new rows at row p. appendBuffer >= 0: its
+  // producer (`producer`, kiln.rope or kiln.transpose) writes those rows straight into the cache and the
+  // concat has no dispatch; -1: the concat's dispatch copies them (an append). Not in place: `reason`.
+  bool inPlace = false;
+  int64_t capacity = 0;
+  int appendBuffer = -1;
+  std::string producer;
+  std::string reason;
 };
 
 struct PlanSymbol {
@@ -118,6 +135,43 @@ StatusOr<MemoryPlan> planMemory(mlir::func::FuncOp step, const PlanOptions &opti
 /// out by first-fit decreasing (arenaBytes, deviceArenaBytes, intermediateBytes). planMemory ends with it;
 /// partitionPlan calls it again after inserting transfers.
 void layoutArenas(MemoryPlan &plan);
+
+struct PartitionResult;
+
+/// Where a device's kernels accept strided KV-cache views (the CPU always; Vulkan once its kernels do).
+struct KvInPlaceOptions {
+  bool vulkan = false;
+};
+
+/// KV cache in place: the bufferization decision for every KV entry of `plan` (planMemory's, after
+/// partitionPlan for Vulkan). An entry is in place when
+///   - past_X is read by exactly one dispatch, a kiln.concat along axis 2 of (past_X, new) whose result is
+///     present_X (an append),
+///   - present_X is read only by kiln.attention as key or value (and returned),
+///   - no transfer touches either, and the concat and every attention run on one device whose kernels take
+///     the strided view: the CPU; with Vulkan dispatches in the plan only when `options.vulkan` (the Vulkan
+///     executor binds a two-buffer cache until then).
+/// Unfused graphs (present read by transpose / matmul) keep the two-buffer path: correct either way.
+/// Then past_X / present_X become views of one buffer [b, h, capacity, d] (capacity = max context), the
+/// concat becomes an append of the s new rows at row p, and when `new` has one reader (the concat), is no
+/// output and is produced on the same device by kiln.rope or kiln.transpose, that producer writes into the
+/// cache slot (new becomes a KV_CACHE view at row p) and the concat's dispatch is dropped (`partition`, when
+/// given, is renumbered). Re-lays out the arenas. Returns the number of entries placed in place.
+int placeKvCacheInPlace(MemoryPlan &plan, const KvInPlaceOptions &options, PartitionResult *partition = nullptr);
+
+/// One line for reports: "kv cache: 4 x 2 buffers in place, capacity 64 (rope 2, transpose 2 write into
+/// the cache)" or why not.
+std::string kvCacheSummary(const MemoryPlan &plan);
+
+/// The layout of a dispatch's buffers for its kernel: per buffer (operands, then results) the row
+/// capacity of a strided KV view (0: row-major), and whether it is an in-place append (a kiln.concat whose
+/// first operand is the start of its result: only the other operands are copied).
+struct DispatchLayout {
+  std::vector<int64_t> rowCapacity;
+  bool appendInPlace = false;
+  bool strided() const;
+};
+DispatchLayout dispatchLayout(const MemoryPlan &plan, int dispatch);
 
 /// The largest value of the dim over every legal (b, s, p): 1 <= b <= maxBatch, s >= 1, p >= 0,
 /// p + s <= maxContext (so `p + s` -> maxContext, `s` -> maxContext, `p` -> maxContext - 1). Fails for an

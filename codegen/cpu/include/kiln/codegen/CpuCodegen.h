@@ -28,6 +28,18 @@ struct CpuCodegenOptions {
   int optLevel = 3;
 };
 
+/// How one dispatch's kernel addresses its buffers (operands, then the result), from the memory plan's
+/// KV-cache placement. rowCapacity[i] > 0: buffer i is a strided view of a KV-cache storage laid out
+/// [b, h, rowCapacity, d] (rank 4; its rows along axis 2 are rowCapacity apart per (batch, head); the
+/// runtime passes the view's first row). Taken by kiln.attention (key, value), kiln.rope and
+/// kiln.transpose (result) and kiln.concat (result); any other op with a view is an error.
+/// appendInPlace (kiln.concat): operand 0 is already the result's first rows (the cache it appends to), so
+/// only the other operands are copied.
+struct KernelLayout {
+  std::vector<int64_t> rowCapacity;
+  bool appendInPlace = false;
+};
+
 struct CpuKernelInfo {
   std::string symbol;    ///< exported function name in the shared object
   std::string op;        ///< e.g. "kiln.matmul"
@@ -41,9 +53,11 @@ struct CpuCode {
 
 /// One kernel per op of `dispatchOps` (kiln ops of `step`, in order), with the ABI of kernel_abi.h. The
 /// symbol values are passed in the order of `symbolNames` (e.g. {"b", "p", "s"}). Returns the linked shared
-/// object (linked with clang against OpenBLAS and libm), or a one-line error naming the op.
+/// object (linked with clang against OpenBLAS and libm), or a one-line error naming the op. `layouts` is
+/// empty (every buffer row-major) or has one entry per op of `dispatchOps`.
 StatusOr<CpuCode> generateCpuKernels(mlir::func::FuncOp step, llvm::ArrayRef<mlir::Operation *> dispatchOps,
-                                     llvm::ArrayRef<std::string> symbolNames, const CpuCodegenOptions &options);
+                                     llvm::ArrayRef<std::string> symbolNames, const CpuCodegenOptions &options,
+                                     llvm::ArrayRef<KernelLayout> layouts = {});
 
 } // namespace kiln::codegen
 
