@@ -1,12 +1,13 @@
 // llama-logits: evaluate token ids with llama.cpp and write the logits of every position.
 //
 //   llama-logits MODEL.gguf --ids 1,2,3 -o LOGITS.f32 [--chunks 2,5,1] [--threads N] [--fa on|off]
-//                [--kv f32|f16] [--bench R] [-v]
+//                [--kv f32|f16] [--bench R] [--bench-last-only] [-v]
 // Runs the ids through one KV cache in the given chunks (default: one chunk), requesting the logits of
 // every position, and writes them as raw little-endian f32 [S, V]. --bench R then times R repetitions
 // (after one warm-up) of that whole evaluation from an empty cache and prints tokens/s, mean +- stddev:
 // with one chunk of 512 ids this is pp512 computing all 512 rows of logits, the work `kiln bench` does
-// (llama-bench's pp512 computes the logits of the last position only). -v keeps llama.cpp's info log. Built by bench/peers/setup.sh against
+// (llama-bench's pp512 computes the logits of the last position only; --bench-last-only times that, as a
+// control that this harness and llama-bench agree). -v keeps llama.cpp's info log. Built by bench/peers/setup.sh against
 // the prebuilt libllama of @node-llama-cpp/linux-x64 and the llama.h of the same llama.cpp release; used
 // by bench/peers/check_logits.py to check that the GGUF llama.cpp runs computes the same function as the
 // Hugging Face model (and as kiln) before the two are timed side by side.
@@ -52,18 +53,18 @@ static int fail(const std::string &msg) {
 
 int main(int argc, char **argv) {
   const char *usage = "usage: llama-logits MODEL.gguf --ids 1,2,3 -o LOGITS.f32 [--chunks 2,5,1] [--threads N] "
-                      "[--fa on|off] [--kv f32|f16] [--bench R] [-v]";
+                      "[--fa on|off] [--kv f32|f16] [--bench R] [--bench-last-only] [-v]";
   if (argc < 2)
     return std::fprintf(stderr, "%s\n", usage), 2;
   std::string model_path = argv[1], out_path;
   std::vector<long> ids, chunks;
   int threads = 2, reps = 0;
-  bool fa = false;
+  bool fa = false, last_only = false;
   ggml_type kv = GGML_TYPE_F32;
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "-v") {
-      g_verbose = true;
+    if (a == "-v" || a == "--bench-last-only") {
+      (a == "-v" ? g_verbose : last_only) = true;
       continue;
     }
     if (i + 1 >= argc)
@@ -132,7 +133,7 @@ int main(int argc, char **argv) {
         batch.pos[i] = llama_pos(pos + i);
         batch.n_seq_id[i] = 1;
         batch.seq_id[i][0] = 0;
-        batch.logits[i] = 1;
+        batch.logits[i] = keep || !last_only || pos + i + 1 == long(ids.size());
       }
       batch.n_tokens = int32_t(c);
       if (int32_t r = llama_decode(ctx, batch); r != 0)
@@ -167,7 +168,8 @@ int main(int argc, char **argv) {
       mean += v / reps;
     for (double v : tps)
       var += (v - mean) * (v - mean) / (reps > 1 ? reps - 1 : 1);
-    std::printf("pp%zu_all_logits %.2f +- %.2f t/s (%d repetitions after 1 warm-up, %d threads)\n", ids.size(), mean,
+    std::printf(last_only ? "pp%zu_last_logits %.2f +- %.2f t/s (%d repetitions after 1 warm-up, %d threads)\n"
+                          : "pp%zu_all_logits %.2f +- %.2f t/s (%d repetitions after 1 warm-up, %d threads)\n", ids.size(), mean,
                 std::sqrt(var), reps, threads);
   }
   llama_free(ctx);
