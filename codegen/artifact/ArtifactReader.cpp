@@ -139,6 +139,11 @@ Status validateManifest(const Manifest &m, uint64_t storedWeightsSize, const std
       }
       if (b.synthetic() && b.dtype() != F32 && b.dtype() != F16 && b.dtype() != BF16)
         return bad(what + " is synthetic but not f32, f16 or bf16");
+      if ((b.weight_row_begin() != 0 || b.weight_row_end() != 0) &&
+          (b.weight_row_begin() < 0 || b.weight_row_end() <= b.weight_row_begin() || b.shape_size() == 0 ||
+           b.shape(0).constant() != b.weight_row_end() - b.weight_row_begin()))
+        return bad(what + " is rows " + std::to_string(b.weight_row_begin()) + ".." +
+                   std::to_string(b.weight_row_end()) + " of its tensor, which its shape does not have");
       break;
     }
     case Buffer::ARENA: {

@@ -5,6 +5,7 @@
 #include "kiln/frontend/Half.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -33,8 +34,43 @@ uint64_t initialState(uint64_t seed, const std::string &name) {
   return state ? state : 1; // xorshift's state must not be 0
 }
 
-template <class Store> void generate(uint64_t seed, const std::string &name, float center, uint64_t count, Store store) {
-  uint64_t state = initialState(seed, name);
+/// xorshift64's step (s ^= s >> 12; s ^= s << 25; s ^= s >> 27) is linear over GF(2): column j of its
+/// matrix is the step applied to bit j. Jumping n steps applies the n-th power (by squaring).
+uint64_t xorshiftStep(uint64_t s) {
+  s ^= s >> 12;
+  s ^= s << 25;
+  s ^= s >> 27;
+  return s;
+}
+
+using BitMatrix = std::array<uint64_t, 64>; // column j = the image of bit j
+
+uint64_t applyMatrix(const BitMatrix &m, uint64_t v) {
+  uint64_t r = 0;
+  for (int j = 0; v; ++j, v >>= 1)
+    if (v & 1)
+      r ^= m[size_t(j)];
+  return r;
+}
+
+uint64_t jumpAhead(uint64_t state, uint64_t steps) {
+  BitMatrix power; // the step's matrix, squared as the bits of `steps` go by
+  for (int j = 0; j < 64; ++j)
+    power[size_t(j)] = xorshiftStep(1ull << j);
+  for (; steps; steps >>= 1) {
+    if (steps & 1)
+      state = applyMatrix(power, state);
+    BitMatrix sq;
+    for (int j = 0; j < 64; ++j)
+      sq[size_t(j)] = applyMatrix(power, power[size_t(j)]);
+    power = sq;
+  }
+  return state;
+}
+
+template <class Store>
+void generate(uint64_t seed, const std::string &name, float center, uint64_t count, uint64_t first, Store store) {
+  uint64_t state = jumpAhead(initialState(seed, name), first);
   for (uint64_t i = 0; i < count; ++i) {
     state ^= state >> 12;
     state ^= state << 25;
@@ -48,21 +84,21 @@ template <class Store> void generate(uint64_t seed, const std::string &name, flo
 } // namespace
 
 bool fillSyntheticWeight(uint64_t seed, const std::string &name, float center, DType dtype, uint64_t count,
-                         void *out) {
+                         void *out, uint64_t first) {
   switch (dtype) {
   case F32: {
     float *o = static_cast<float *>(out);
-    generate(seed, name, center, count, [o](uint64_t i, float v) { o[i] = v; });
+    generate(seed, name, center, count, first, [o](uint64_t i, float v) { o[i] = v; });
     return true;
   }
   case F16: {
     uint16_t *o = static_cast<uint16_t *>(out);
-    generate(seed, name, center, count, [o](uint64_t i, float v) { o[i] = floatToHalf(v); });
+    generate(seed, name, center, count, first, [o](uint64_t i, float v) { o[i] = floatToHalf(v); });
     return true;
   }
   case BF16: {
     uint16_t *o = static_cast<uint16_t *>(out);
-    generate(seed, name, center, count, [o](uint64_t i, float v) { o[i] = floatToBf16(v); });
+    generate(seed, name, center, count, first, [o](uint64_t i, float v) { o[i] = floatToBf16(v); });
     return true;
   }
   default: return false;
@@ -107,8 +143,12 @@ StatusOr<std::unique_ptr<WeightsRegion>> materializeSyntheticWeights(const Manif
     for (size_t i; (i = next.fetch_add(1)) < synthetic.size();) {
       const Buffer *b = synthetic[i];
       uint64_t elem = b->dtype() == F32 ? 4 : 2;
-      if (!fillSyntheticWeight(m.synthetic_weights_seed(), b->name(), b->synthetic_center(), b->dtype(),
-                               b->max_bytes() / elem, out + b->offset()))
+      // A row chunk of a split weight: rows [weight_row_begin, end) of the tensor's stream.
+      uint64_t count = b->max_bytes() / elem, first = 0;
+      if (b->weight_row_end() > 0 && b->shape_size() > 0 && b->shape(0).constant() > 0)
+        first = uint64_t(b->weight_row_begin()) * (count / uint64_t(b->shape(0).constant()));
+      if (!fillSyntheticWeight(m.synthetic_weights_seed(), b->name(), b->synthetic_center(), b->dtype(), count,
+                               out + b->offset(), first))
         failed = true;
     }
   };

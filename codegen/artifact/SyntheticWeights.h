@@ -27,9 +27,11 @@ namespace kiln::artifact {
 /// 0 otherwise.
 float syntheticCenter(const std::string &name, size_t rank, const std::string &modelType);
 
-/// Writes `count` values of `dtype` (F32, F16 or BF16; anything else: false) to `out`.
+/// Writes `count` values of `dtype` (F32, F16 or BF16; anything else: false) to `out`: the tensor's values
+/// [first, first + count) (a row chunk of a split weight starts `first` elements in; the generator jumps
+/// there in O(log first), so a chunk equals the same slice of the whole tensor).
 bool fillSyntheticWeight(uint64_t seed, const std::string &name, float center, DType dtype, uint64_t count,
-                         void *out);
+                         void *out, uint64_t first = 0);
 
 /// An anonymous, page-aligned memory region (munmap'ed on destruction).
 class WeightsRegion {

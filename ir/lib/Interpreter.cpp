@@ -514,9 +514,19 @@ bool Evaluator::evalWeight(WeightOp op, TensorRef &out) {
       return fail(op, "weight '" + name + "': " + (reason.empty() ? std::string("cannot be loaded") : reason));
     auto type = cast<RankedTensorType>(op.getType());
     Shape expected(type.getShape().begin(), type.getShape().end());
-    if (loaded->shape != expected)
+    std::optional<llvm::ArrayRef<int64_t>> rows = op.getRows();
+    // A row chunk (rows = [begin, end)) needs the whole tensor to hold rows [0, end) and the same other dims.
+    bool fits = loaded->shape == expected;
+    if (rows && !expected.empty() && loaded->shape.size() == expected.size() && loaded->shape[0] >= (*rows)[1]) {
+      Shape rest(loaded->shape);
+      rest[0] = expected[0];
+      fits = rest == expected;
+    }
+    if (!fits)
       return fail(op, "weight '" + name + "' has shape " + formatDims(loaded->shape) + ", the op's type says " +
-                          formatDims(expected));
+                          formatDims(expected) +
+                          (rows ? " (rows " + std::to_string((*rows)[0]) + ".." + std::to_string((*rows)[1]) + ")"
+                                : std::string()));
     if ((int64_t)loaded->data.size() != loaded->numElements())
       return fail(op, "weight '" + name + "': the loader gave " + std::to_string(loaded->data.size()) +
                           " elements for shape " + formatDims(loaded->shape));
@@ -524,6 +534,19 @@ bool Evaluator::evalWeight(WeightOp op, TensorRef &out) {
     cached = weights_.insert({name, std::move(loaded)}).first;
   }
   out = cached->second;
+  if (std::optional<llvm::ArrayRef<int64_t>> rows = op.getRows()) {
+    const HostTensor &whole = *cached->second;
+    int64_t rowElements = whole.shape.empty() || whole.shape[0] == 0 ? 0 : whole.numElements() / whole.shape[0];
+    if ((*rows)[1] > (whole.shape.empty() ? 0 : whole.shape[0]))
+      return fail(op, "weight '" + name + "': rows " + std::to_string((*rows)[0]) + ".." + std::to_string((*rows)[1]) +
+                          " lie outside its " + formatDims(whole.shape));
+    auto chunk = std::make_shared<HostTensor>();
+    chunk->shape = whole.shape;
+    chunk->shape[0] = (*rows)[1] - (*rows)[0];
+    chunk->isInteger = whole.isInteger;
+    chunk->data.assign(whole.data.begin() + (*rows)[0] * rowElements, whole.data.begin() + (*rows)[1] * rowElements);
+    out = std::move(chunk);
+  }
   return true;
 }
 

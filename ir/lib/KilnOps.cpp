@@ -85,8 +85,16 @@ LogicalResult verifyReduceOp(Operation *op, int64_t axis, bool keepdim) {
 LogicalResult WeightOp::verify() {
   if (getName().empty())
     return emitOpError() << "needs a weight name";
-  if (!cast<RankedTensorType>(getType()).hasStaticShape())
+  auto type = cast<RankedTensorType>(getType());
+  if (!type.hasStaticShape())
     return emitOpError() << "weights have static shapes";
+  if (std::optional<llvm::ArrayRef<int64_t>> rows = getRows()) {
+    if (rows->size() != 2 || (*rows)[0] < 0 || (*rows)[1] <= (*rows)[0])
+      return emitOpError() << "rows must be [begin, end) with 0 <= begin < end";
+    if (type.getRank() < 1 || type.getDimSize(0) != (*rows)[1] - (*rows)[0])
+      return emitOpError() << "rows [" << (*rows)[0] << ", " << (*rows)[1] << ") is " << (*rows)[1] - (*rows)[0]
+                           << " rows, the type " << type << " has " << (type.getRank() ? type.getDimSize(0) : 0);
+  }
   return success();
 }
 

@@ -11,7 +11,7 @@
 int main(int argc, char **argv) {
   mlir::registerCanonicalizerPass();
   mlir::registerCSEPass();
-  kiln::passes::registerFusionPasses(); // kiln-fuse, kiln-fuse-norms, kiln-fuse-rope, kiln-fuse-attention
+  kiln::passes::registerFusionPasses(); // every pass of Passes.td: kiln-fuse*, kiln-split-weights
   mlir::DialectRegistry registry;
   registry.insert<kiln::ir::KilnDialect, mlir::func::FuncDialect, mlir::tensor::TensorDialect>();
   return mlir::asMainReturnCode(mlir::MlirOptMain(argc, argv, "kiln optimizer driver\n", registry));

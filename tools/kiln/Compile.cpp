@@ -3,7 +3,8 @@
 // kiln compile MODEL_DIR -o MODEL.kiln [--target cpu|vulkan] [--device-profile NAME|FILE] [--cpu NAME]
 //              [--max-context N] [--max-batch N] [--threads N] [--dump-dir DIR] [--no-fuse] [--strict]
 // kiln compile MODEL_DIR --emit=ir [--fuse]
-// import -> verify -> fusion (unless --no-fuse) -> memory plan -> [vulkan: legality + partition (report on
+// import -> verify -> fusion (unless --no-fuse) -> [vulkan: kiln-split-weights, row chunks of weights larger
+// than one device buffer] -> memory plan -> [vulkan: legality + partition (report on
 // stderr, --strict, partition.dot/.svg)] -> CPU kernels for the cpu dispatches, SPIR-V kernels for the
 // vulkan ones -> manifest -> artifact (ArtifactFormat.h).
 //
@@ -19,6 +20,8 @@
 #include "kiln/passes/Legality.h"
 #include "kiln/passes/MemoryPlan.h"
 #include "kiln/passes/Partition.h"
+#include "kiln/passes/SplitWeights.h"
+#include "kiln/ir/KilnDialect.h"
 #include "kiln_artifact.pb.h"
 #if KILN_WITH_CPU_CODEGEN
 #include "kiln/codegen/CpuCodegen.h"
@@ -42,6 +45,7 @@
 #include <cstring>
 #include <ctime>
 #include <map>
+#include <memory>
 
 #ifndef KILN_VERSION
 #define KILN_VERSION "unknown"
@@ -150,6 +154,16 @@ Status verifyModule(mlir::ModuleOp module, const std::string &dir) {
   return Status::ok();
 }
 
+/// A WEIGHT buffer that is a row chunk of its tensor (kiln-split-weights): [begin, end) along dim 0.
+std::optional<std::pair<int64_t, int64_t>> weightRows(const passes::PlanBuffer &b) {
+  if (b.kind != passes::BufferKind::Weight || b.isConstant || !b.value)
+    return std::nullopt;
+  auto w = b.value.getDefiningOp<ir::WeightOp>();
+  if (!w || !w.getRows())
+    return std::nullopt;
+  return std::make_pair((*w.getRows())[0], (*w.getRows())[1]);
+}
+
 /// The manifest's buffer / dispatch / port / KV part, transcribed from the plan.
 Status fillPlan(const passes::MemoryPlan &plan, artifact::Manifest *m) {
   for (const passes::PlanSymbol &s : plan.symbols) {
@@ -172,6 +186,10 @@ Status fillPlan(const passes::MemoryPlan &plan, artifact::Manifest *m) {
       *out->add_shape() = toDim(d);
     out->set_offset(b.offset);
     out->set_max_bytes(b.maxBytes);
+    if (std::optional<std::pair<int64_t, int64_t>> rows = weightRows(b)) {
+      out->set_weight_row_begin(rows->first);
+      out->set_weight_row_end(rows->second);
+    }
     out->set_location(b.location == passes::BufferLocation::Device ? artifact::Buffer::DEVICE
                                                                     : artifact::Buffer::HOST);
     if (b.rowCapacity > 0) { // a strided view of an in-place KV cache (placeKvCacheInPlace)
@@ -276,6 +294,34 @@ Status weightBlobs(const passes::MemoryPlan &plan, const artifact::Manifest &m, 
       return Status::error(b.weightName + ": not in the model's safetensors");
     artifact::DType want = m.buffers(b.id).dtype();
     std::optional<DType> same = storedDType(want);
+    if (std::optional<std::pair<int64_t, int64_t>> rows = weightRows(b)) {
+      // A row chunk: the same rows of the stored tensor (a view of the mapping, or converted to f32).
+      auto [begin, end] = *rows;
+      if (t->shape.empty() || t->shape[0] < end || t->shape[0] <= 0)
+        return Status::error(t->file + ": tensor " + b.weightName + " has no rows " + std::to_string(begin) + ".." +
+                             std::to_string(end));
+      const size_t rowBytes = t->nbytes / size_t(t->shape[0]);
+      auto chunk = std::make_shared<TensorInfo>(*t);
+      chunk->shape[0] = end - begin;
+      chunk->data = t->data + size_t(begin) * rowBytes;
+      chunk->nbytes = size_t(end - begin) * rowBytes;
+      if (same && t->dtype == *same && chunk->nbytes == b.maxBytes) {
+        blob.data = chunk->data;
+      } else if (want == artifact::F32 && (t->dtype == DType::F16 || t->dtype == DType::BF16) &&
+                 uint64_t(chunk->numElements()) * 4 == b.maxBytes) {
+        blob.produce = [chunk](uint8_t *out) {
+          convertToF32(*chunk, reinterpret_cast<float *>(out));
+          return Status::ok();
+        };
+      } else {
+        return Status::error(t->file + ": tensor " + b.weightName + " rows " + std::to_string(begin) + ".." +
+                             std::to_string(end) + " are " + dtypeName(t->dtype) + ", " +
+                             std::to_string(chunk->nbytes) + " bytes; the IR wants " + artifact::DType_Name(want) +
+                             ", " + std::to_string(b.maxBytes));
+      }
+      blobs->push_back(std::move(blob));
+      continue;
+    }
     if (same && t->dtype == *same) {
       if (t->nbytes != b.maxBytes)
         return Status::error(t->file + ": tensor " + b.weightName + " has " + std::to_string(t->nbytes) +
@@ -471,6 +517,29 @@ int runCompile(int argc, char **argv) {
                                    model->config.path);
   int64_t maxBatch = maxBatchArg.value_or(encoder ? 32 : 1);
 
+  // Vulkan: weights larger than one device storage buffer (maxStorageBufferRange / the allocation limit)
+  // become row chunks where their ops allow (SplitWeights.h), so that those ops can run on the device.
+  passes::SplitWeightsReport split;
+  if (vulkan) {
+    Clock::time_point ts = Clock::now();
+    passes::splitLargeWeights(*model->module, passes::splitWeightsOptions(profile, passes::PlanOptions{maxContext, maxBatch}),
+                              &split);
+    if (mlir::failed(mlir::verify(*model->module)))
+      return fail(kExitBadInput, modelDir + ": internal error: the module does not verify after kiln-split-weights");
+    step = model->step();
+    if (split.weightsSplit > 0 || !split.notSplit.empty())
+      progress("kiln-split-weights: " + std::to_string(split.weightsSplit) + " weights into " + std::to_string(split.chunks) +
+               " chunks for " + std::to_string(split.usesSplit) + " ops (" + profile.name + ") in " +
+               std::to_string(int(secondsSince(ts) * 1000)) + " ms");
+    for (const std::string &line : split.split)
+      progress(line);
+    for (const std::string &line : split.notSplit)
+      progress(line);
+    if (split.weightsSplit > 0 && (!dumpDir.empty() || dumpAll))
+      if (Status s = dumpModule("02-split.mlir"); !s)
+        return fail(kExitBadInput, s.message());
+  }
+
   Clock::time_point t = Clock::now();
   StatusOr<passes::MemoryPlan> plan = passes::planMemory(step, passes::PlanOptions{maxContext, maxBatch});
   if (!plan.ok())
@@ -572,6 +641,10 @@ int runCompile(int argc, char **argv) {
       out->set_reason(e.reason);
     }
     for (const std::string &line : passes::partitionReport(partition, profile.name))
+      manifest.add_notes("partitioning: " + line);
+    for (const std::string &line : split.split)
+      manifest.add_notes("partitioning: " + line);
+    for (const std::string &line : split.notSplit)
       manifest.add_notes("partitioning: " + line);
     manifest.add_notes("memory plan: arena " + std::to_string(plan->arenaBytes) + " bytes, device arena " +
                        std::to_string(plan->deviceArenaBytes) + " bytes for " +

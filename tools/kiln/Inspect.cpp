@@ -15,6 +15,7 @@
 #include "kiln_artifact.pb.h"
 
 #include <cinttypes>
+#include <cstring>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -202,6 +203,18 @@ int runInspect(int argc, char **argv) {
         order.push_back(key);
       groups[key].push_back(e.location().empty() ? "?" : e.location());
     }
+    // Weights split into row chunks for the device (kiln-split-weights), and what kept a weight whole.
+    bool splitHeader = false;
+    for (const std::string &n : m.notes()) {
+      for (const char *prefix : {"partitioning: split ", "partitioning: not split: ", "partitioning: kept whole: "}) {
+        if (n.rfind(prefix, 0) != 0)
+          continue;
+        if (!splitHeader)
+          std::fprintf(o, "  split weights\n");
+        splitHeader = true;
+        std::fprintf(o, "    %s\n", n.substr(std::strlen("partitioning: ")).c_str());
+      }
+    }
     if (!order.empty())
       std::fprintf(o, "  on the cpu\n");
     for (const auto &key : order) {
@@ -268,7 +281,11 @@ int runInspect(int argc, char **argv) {
     bool placed = b.kind() == Buffer::ARENA || b.kind() == Buffer::WEIGHT;
     std::fprintf(o, "  %5d  %-8s %-6s %-5s %-24s %12s %12" PRIu64 "  %s\n", b.id(), kindText(b.kind()), locationText(b),
                  dtypeShortName(b.dtype()), shapeText(b).c_str(),
-                 placed ? std::to_string(b.offset()).c_str() : "-", b.max_bytes(), b.name().c_str());
+                 placed ? std::to_string(b.offset()).c_str() : "-", b.max_bytes(),
+                 (b.name() + (b.weight_row_end() > 0 ? " [rows " + std::to_string(b.weight_row_begin()) + ":" +
+                                                          std::to_string(b.weight_row_end()) + "]"
+                                                    : std::string()))
+                     .c_str());
     if (b.row_capacity() > 0 && b.kv_entry() >= 0 && b.kv_entry() < m.kv_cache_size())
       std::fprintf(o, "  %5s  view of kv cache '%s' from row %s, rows %" PRId64 " apart (capacity)\n", "",
                    m.kv_cache(b.kv_entry()).name().c_str(), dimText(b.row_offset()).c_str(), b.row_capacity());

@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -109,6 +111,63 @@ TEST(SyntheticWeights, DeterministicPerNameAndSeed) {
     EXPECT_EQ(bf[i], floatToBf16(a[i]));
   }
   EXPECT_FALSE(fillSyntheticWeight(1, "x", 0.0f, I64, 1, a.data()));
+}
+
+// A row chunk of a split weight (kiln-split-weights) starts `first` elements into the tensor's stream: the
+// jump-ahead gives exactly the whole tensor's values there, for any offset (0, odd, across 2^k).
+TEST(SyntheticWeights, JumpAheadEqualsTheWholeTensorsSlice) {
+  std::vector<float> whole(70000);
+  ASSERT_TRUE(fillSyntheticWeight(7, "model.embed_tokens.weight", 0.0f, F32, whole.size(), whole.data()));
+  for (uint64_t first : {0ull, 1ull, 63ull, 64ull, 4095ull, 32768ull, 65537ull}) {
+    std::vector<float> part(whole.size() - first);
+    ASSERT_TRUE(fillSyntheticWeight(7, "model.embed_tokens.weight", 0.0f, F32, part.size(), part.data(), first));
+    EXPECT_EQ(std::memcmp(part.data(), whole.data() + first, part.size() * sizeof(float)), 0) << "first " << first;
+  }
+  std::vector<uint16_t> wholeBf(1000), partBf(600);
+  ASSERT_TRUE(fillSyntheticWeight(7, "x", 0.0f, BF16, wholeBf.size(), wholeBf.data()));
+  ASSERT_TRUE(fillSyntheticWeight(7, "x", 0.0f, BF16, partBf.size(), partBf.data(), 400));
+  EXPECT_TRUE(std::equal(partBf.begin(), partBf.end(), wholeBf.begin() + 400));
+}
+
+// materializeSyntheticWeights fills a chunk buffer (weight_row_begin/end) with the tensor's rows.
+TEST(SyntheticWeights, MaterializeRowChunks) {
+  Manifest m = makeManifest();
+  // Rows 1..3 of "w" [4, 8] as a [2, 8] buffer at 256.
+  Buffer *b = m.add_buffers();
+  b->set_id(m.buffers_size() - 1);
+  b->set_name("w");
+  b->set_kind(Buffer::WEIGHT);
+  b->set_dtype(F32);
+  *b->add_shape() = constDim(2);
+  *b->add_shape() = constDim(8);
+  b->set_offset(256);
+  b->set_max_bytes(64);
+  b->set_synthetic(true);
+  b->set_weight_row_begin(1);
+  b->set_weight_row_end(3);
+  const float c[3] = {1.5f, -2.f, 3.25f};
+  WeightBlob blob;
+  blob.offset = 0;
+  blob.size = 12;
+  blob.data = reinterpret_cast<const uint8_t *>(c);
+  blob.name = "constant c";
+  std::string path = tempPath("chunk.kiln");
+  Status w = writeArtifact(path, m, {}, {blob});
+  ASSERT_TRUE(w.isOk()) << w.message();
+  StatusOr<MappedArtifact> a = openArtifact(path);
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  StatusOr<std::unique_ptr<WeightsRegion>> r =
+      materializeSyntheticWeights(a->manifest(), a->weightsBase(), a->weightsSize(), path);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  std::vector<float> want(32);
+  fillSyntheticWeight(42, "w", 0.0f, F32, 32, want.data());
+  EXPECT_EQ(std::memcmp((**r).data() + 256, want.data() + 8, 64), 0);
+  // Rows that the shape does not have: the manifest does not validate (the writer refuses it).
+  b->set_weight_row_end(4);
+  Status bad = writeArtifact(path, m, {}, {blob});
+  ASSERT_FALSE(bad.isOk());
+  EXPECT_NE(bad.message().find("rows 1..4 of its tensor"), std::string::npos) << bad.message();
+  std::remove(path.c_str());
 }
 
 TEST(SyntheticWeights, WriteReadMaterialize) {

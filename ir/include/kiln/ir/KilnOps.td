@@ -20,9 +20,14 @@ def Kiln_WeightOp : Kiln_Op<"weight", [Pure]> {
   let description = [{
     The tensor `name` of the model's safetensors, in its stored dtype. The IR names weights instead of
     embedding their data, so dumps stay readable and the artifact writer decides where the bytes go.
+    With `rows = array<i64: begin, end>` the op is the row chunk [begin, end) of dim 0 of that tensor
+    (kiln-split-weights: a weight too large for one device storage buffer); its type is the chunk's.
   }];
-  let arguments = (ins StrAttr:$name);
+  let arguments = (ins StrAttr:$name, OptionalAttr<DenseI64ArrayAttr>:$rows);
   let results = (outs AnyRankedTensor:$result);
+  let builders = [OpBuilder<(ins "::mlir::Type":$type, "::mlir::StringAttr":$name), [{
+    build($_builder, $_state, type, name, ::mlir::DenseI64ArrayAttr());
+  }]>];
   let assemblyFormat = "$name attr-dict `:` type($result)";
   let hasVerifier = 1;
 }

@@ -52,4 +52,23 @@ def KilnFuse : Pass<"kiln-fuse", "mlir::ModuleOp"> {
   let options = [kReportOption];
 }
 
+def KilnSplitWeights : Pass<"kiln-split-weights", "mlir::ModuleOp"> {
+  let summary = "split weights larger than one device storage buffer into row chunks (gather, matmul uses)";
+  let description = [{
+    kiln::passes::splitLargeWeights (SplitWeights.h): a kiln.weight larger than max-buffer-bytes becomes
+    row chunks kiln.weight {rows = array<i64: a, b>}; gather(W, ids) becomes per-chunk gathers of clamped,
+    offset ids combined by select(ids >= a), matmul(x, W, transpose_b) a concat of per-chunk matmuls along
+    the last axis, matmul(x, W) a sum of matmul(slice(x), W_i); through one kiln.convert. Other uses keep
+    the whole weight. kiln compile runs it for --target vulkan with the profile's limits.
+  }];
+  let options = [
+    Option<"maxBufferBytes", "max-buffer-bytes", "uint64_t", /*default=*/"0",
+           "the largest buffer one kernel binding may address (0: split nothing)">,
+    Option<"limitName", "limit-name", "std::string", /*default=*/"\"\"",
+           "what the limit is called in the report (default: 'the buffer limit N')">,
+    Option<"maxContext", "max-context", "int64_t", /*default=*/"2048", "the bound of p + s (result sizes)">,
+    Option<"maxBatch", "max-batch", "int64_t", /*default=*/"1", "the bound of b (result sizes)">,
+    kReportOption];
+}
+
 #endif // KILN_PASSES_TD

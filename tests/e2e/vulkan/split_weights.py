@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""kiln-split-weights end to end: weights larger than the device's maxStorageBufferRange become row chunks.
+
+usage: split_weights.py KILN DATA_DIR [--threshold 1e-3] [--no-run]
+
+With lavapipe-64k.json (lavapipe with maxStorageBufferRange 64 KiB) the [512, 64] f32 embeddings / LM heads
+(128 KiB) of llama-tiny (untied), gemma3-tiny and gpt2-tiny (tied) no longer fit one buffer:
+1. kiln compile --target vulkan --max-context 16 reports each split ("split model.embed_tokens.weight
+   [512, 64] f32 (128.0 KiB) into 2 chunks of <= 256 rows ...") and "0 on cpu" (nothing falls back), and
+   --strict passes; kiln inspect shows the split in its partition section, the chunk buffers with their
+   rows, and no op on the cpu;
+2. kiln run on lavapipe matches the Hugging Face reference within --threshold for every chunk schedule
+   (the case's, one chunk, token by token);
+3. --synthetic-weights: the split vulkan artifact computes what the unsplit cpu artifact of the same seed
+   computes (the chunks hold the same slices of the generated tensor);
+4. --target cpu is unchanged: nothing is split.
+Prints one line per check and 'N passed, N failed'; exits 1 on any failure.
+"""
+import argparse
+import os
+import re
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vulkan_cases as vc  # noqa: E402
+from vulkan_cases import report, run  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import st  # noqa: E402
+
+PROFILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lavapipe-64k.json")
+# case -> the weights that must be split (tied models: one weight for the gather and the LM head)
+CASES = {
+    "llama-tiny": ["model.embed_tokens.weight", "lm_head.weight"],
+    "gemma3-tiny": ["model.embed_tokens.weight"],
+    "gpt2-tiny": ["transformer.wte.weight"],
+}
+
+
+def compile_split(kiln, case_dir, out, extra=()):
+    return run([kiln, "compile", case_dir, "-o", out, "--target", "vulkan", "--device-profile", PROFILE,
+                "--max-context", "16"] + list(extra))
+
+
+def split_lines(stderr):
+    return [l[len("kiln compile: "):] for l in stderr.splitlines() if l.startswith("kiln compile: split ")]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("kiln")
+    ap.add_argument("data")
+    ap.add_argument("--threshold", type=float, default=1e-3)
+    ap.add_argument("--no-run", action="store_true")
+    a = ap.parse_args()
+    can_run = not a.no_run and os.path.exists(vc.LVP_ICD) and vc.runtime_has_vulkan(a.kiln)
+    env = dict(os.environ, VK_DRIVER_FILES=vc.LVP_ICD)
+    print("kiln run on lavapipe: %s" % ("yes" if can_run else "skipped (no Vulkan runtime or no lavapipe ICD)"))
+    with tempfile.TemporaryDirectory() as tmp:
+        for c, weights in CASES.items():
+            d = os.path.join(a.data, c)
+            art = os.path.join(tmp, c + ".kiln")
+            p = compile_split(a.kiln, d, art)
+            head, groups = vc.partition_lines(p.stderr)
+            if not report(p.returncode == 0 and head is not None, c + " compile 64 KiB profile",
+                          (head or "") if p.returncode == 0 else "exit %d: %s" % (p.returncode, p.stderr.strip()[-400:])):
+                continue
+            lines = split_lines(p.stderr)
+            for w in weights:
+                want = "split %s [512, 64] f32 (128.0 KiB) into 2 chunks of <= 256 rows (64.0 KiB) for " \
+                       "maxStorageBufferRange 64.0 KiB" % w
+                report(any(l.startswith(want) for l in lines), "%s: report splits %s" % (c, w), " | ".join(lines))
+            report(len(lines) == len(weights), c + ": nothing else split", " | ".join(lines))
+            report(" 0 on cpu" in head and not groups, c + ": nothing on the cpu", head + " | ".join(groups))
+            s = compile_split(a.kiln, d, art + ".strict", ["--strict"])
+            report(s.returncode == 0, c + ": --strict passes", s.stderr.strip()[-300:] if s.returncode else "")
+            i = run([a.kiln, "inspect", art])
+            part = i.stdout.split("partition (profile", 1)[-1].split("\n\n")[0]
+            ok = (i.returncode == 0 and "split weights" in part and all("split " + w in part for w in weights)
+                  and "on cpu" not in part and "on the cpu" not in part)
+            report(ok, c + ": inspect shows the split, nothing on the cpu", "" if ok else part[-400:])
+            chunks = re.findall(r"\[rows (\d+):(\d+)\]", i.stdout)
+            report(("0", "256") in chunks and ("256", "512") in chunks, c + ": inspect lists the chunk buffers",
+                   str(sorted(set(chunks))))
+            if can_run:
+                vc.check_runs(a.kiln, art, d, tmp, a.threshold, c + " 64k", env)
+
+        # 3. Synthetic weights: the chunks are slices of the same generated tensors.
+        c = "llama-tiny"
+        d = os.path.join(a.data, c)
+        syn_vk, syn_cpu = os.path.join(tmp, "syn-vk.kiln"), os.path.join(tmp, "syn-cpu.kiln")
+        p = compile_split(a.kiln, d, syn_vk, ["--synthetic-weights", "5"])
+        q = run([a.kiln, "compile", d, "-o", syn_cpu, "--max-context", "16", "--synthetic-weights", "5"])
+        ok = p.returncode == 0 and q.returncode == 0 and len(split_lines(p.stderr)) == 2
+        report(ok, "synthetic: split vulkan and cpu artifacts compile",
+               "" if ok else (p.stderr + q.stderr).strip()[-300:])
+        if ok and can_run:
+            inputs = os.path.join(d, "reference.safetensors")
+            outs = []
+            for art, e in ((syn_vk, env), (syn_cpu, None)):
+                out = art + ".out.safetensors"
+                r = run([a.kiln, "run", art, "--inputs", inputs, "--outputs", out], env=e)
+                outs.append(st.read(out)["logits"] if r.returncode == 0 else None)
+                if r.returncode != 0:
+                    report(False, "synthetic: run " + os.path.basename(art), r.stderr.strip()[-300:])
+            if all(o is not None for o in outs):
+                err = st.rel_err(outs[0][2], outs[1][2])
+                report(err <= a.threshold, "synthetic: split vulkan == unsplit cpu", "rel err %.3e" % err)
+
+        # 4. The cpu target splits nothing.
+        cpu = os.path.join(tmp, "cpu.kiln")
+        p = run([a.kiln, "compile", d, "-o", cpu, "--max-context", "16"])
+        i = run([a.kiln, "inspect", cpu])
+        report(p.returncode == 0 and not split_lines(p.stderr) and "[rows " not in i.stdout,
+               "cpu target: nothing split", p.stderr.strip()[-200:] if p.returncode else "")
+    print("%d passed, %d failed" % tuple(vc.RESULTS))
+    return 1 if vc.RESULTS[1] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
