@@ -8,6 +8,8 @@
 // max |out - ref| / max |ref| (<= 1e-5 for f32), integers and booleans exactly.
 //
 //===----------------------------------------------------------------------===//
+#include "KernelTestUtil.h"
+
 #include "kiln/codegen/CpuCodegen.h"
 #include "kiln/ir/Interpreter.h"
 #include "kiln/ir/KilnDialect.h"
@@ -35,114 +37,8 @@ using kiln::ir::HostTensor;
 
 namespace {
 
-using Bindings = std::map<std::string, int64_t>;
-const std::vector<std::string> kSymbols = {"b", "p", "s"};
-
-// ---- storage of one element type ----
-size_t elementSize(mlir::Type t) {
-  if (t.isF32() || t.isInteger(32))
-    return 4;
-  if (t.isF16() || t.isBF16())
-    return 2;
-  if (t.isInteger(64))
-    return 8;
-  return 1; // i1
-}
-
-void storeElement(mlir::Type t, double v, uint8_t *p) {
-  if (t.isF32()) {
-    float f = (float)v;
-    std::memcpy(p, &f, 4);
-  } else if (t.isF16() || t.isBF16()) {
-    llvm::APFloat a(v);
-    bool loses;
-    a.convert(t.isF16() ? llvm::APFloat::IEEEhalf() : llvm::APFloat::BFloat(), llvm::APFloat::rmNearestTiesToEven,
-              &loses);
-    uint16_t bits = (uint16_t)a.bitcastToAPInt().getZExtValue();
-    std::memcpy(p, &bits, 2);
-  } else if (t.isInteger(64)) {
-    int64_t i = (int64_t)v;
-    std::memcpy(p, &i, 8);
-  } else if (t.isInteger(32)) {
-    int32_t i = (int32_t)v;
-    std::memcpy(p, &i, 4);
-  } else {
-    *p = v != 0;
-  }
-}
-
-double loadElement(mlir::Type t, const uint8_t *p) {
-  if (t.isF32()) {
-    float f;
-    std::memcpy(&f, p, 4);
-    return f;
-  }
-  if (t.isF16() || t.isBF16()) {
-    uint16_t bits;
-    std::memcpy(&bits, p, 2);
-    llvm::APFloat a(t.isF16() ? llvm::APFloat::IEEEhalf() : llvm::APFloat::BFloat(), llvm::APInt(16, bits));
-    bool loses;
-    a.convert(llvm::APFloat::IEEEdouble(), llvm::APFloat::rmNearestTiesToEven, &loses);
-    return a.convertToDouble();
-  }
-  if (t.isInteger(64)) {
-    int64_t i;
-    std::memcpy(&i, p, 8);
-    return (double)i;
-  }
-  if (t.isInteger(32)) {
-    int32_t i;
-    std::memcpy(&i, p, 4);
-    return (double)i;
-  }
-  return *p ? 1.0 : 0.0;
-}
-
-/// Rounds a double to what the element type can hold (so the interpreter sees the kernel's inputs).
-double roundTo(mlir::Type t, double v) {
-  uint8_t tmp[8];
-  storeElement(t, v, tmp);
-  return loadElement(t, tmp);
-}
-
-struct Buffer {
-  std::vector<uint8_t> bytes;
-  std::vector<int64_t> shape;
-  mlir::Type type;
-};
-
-Buffer toBuffer(const HostTensor &t, mlir::Type elem) {
-  Buffer b{std::vector<uint8_t>(std::max<size_t>(1, t.data.size() * elementSize(elem))), t.shape, elem};
-  for (size_t i = 0; i < t.data.size(); ++i)
-    storeElement(elem, t.data[i], b.bytes.data() + i * elementSize(elem));
-  return b;
-}
-
-std::vector<double> fromBuffer(const Buffer &b, size_t n) {
-  std::vector<double> out(n);
-  for (size_t i = 0; i < n; ++i)
-    out[i] = loadElement(b.type, b.bytes.data() + i * elementSize(b.type));
-  return out;
-}
-
-std::vector<int64_t> evalShape(mlir::Type type, const Bindings &bindings) {
-  auto sym = ir::getSymShape(type);
-  EXPECT_TRUE(succeeded(sym));
-  auto dims = ir::evaluateShape(*sym, bindings);
-  EXPECT_TRUE(succeeded(dims));
-  return std::vector<int64_t>(dims->begin(), dims->end());
-}
-
-int64_t numElements(const std::vector<int64_t> &shape) {
-  int64_t n = 1;
-  for (int64_t d : shape)
-    n *= d;
-  return n;
-}
-
-/// Fills argument `index` of the given shape; the default is uniform [-1, 1) for floats, [0, 10) for
-/// integers and random 0/1 for i1.
-using Filler = std::function<std::vector<double>(const std::vector<int64_t> &shape, const Bindings &, std::mt19937 &)>;
+// Bindings, kSymbols, Buffer, Filler, element storage, inputs, the interpreter comparison.
+using namespace kiln::test;
 
 class CpuCodegenTest : public ::testing::Test {
 protected:
@@ -184,31 +80,11 @@ protected:
 
   /// Runs the compiled kernels and the interpreter for `bindings` and compares every result.
   void check(const Bindings &bindings, std::map<unsigned, Filler> fillers = {}, double tolerance = 1e-5) {
-    SCOPED_TRACE(describe(bindings));
+    SCOPED_TRACE(describeBindings(bindings));
     // Inputs, rounded to their element types.
     std::vector<HostTensor> args;
     llvm::DenseMap<mlir::Value, Buffer> values;
-    for (unsigned i = 0; i < func.getNumArguments(); ++i) {
-      mlir::Value arg = func.getArgument(i);
-      mlir::Type elem = mlir::cast<mlir::ShapedType>(arg.getType()).getElementType();
-      HostTensor t;
-      t.shape = evalShape(arg.getType(), bindings);
-      t.isInteger = mlir::isa<mlir::IntegerType>(elem);
-      auto it = fillers.find(i);
-      if (it != fillers.end()) {
-        t.data = it->second(t.shape, bindings, rng);
-      } else {
-        t.data.resize(numElements(t.shape));
-        std::uniform_real_distribution<double> real(-1, 1);
-        std::uniform_int_distribution<int> integer(0, 9), bit(0, 1);
-        for (double &x : t.data)
-          x = elem.isInteger(1) ? bit(rng) : t.isInteger ? integer(rng) : real(rng);
-      }
-      for (double &x : t.data)
-        x = roundTo(elem, x);
-      values[arg] = toBuffer(t, elem);
-      args.push_back(std::move(t));
-    }
+    makeInputs(func, bindings, fillers, rng, args, values);
 
     // The kernels, in order, as the runtime would call them.
     std::vector<int64_t> symbols;
@@ -216,19 +92,7 @@ protected:
       symbols.push_back(bindings.count(name) ? bindings.at(name) : 1);
     for (mlir::Operation &op : func.getBody().front()) {
       if (auto c = mlir::dyn_cast<ir::ConstantOp>(op)) {
-        auto dense = mlir::cast<mlir::DenseElementsAttr>(c.getValue());
-        mlir::Type elem = dense.getElementType();
-        HostTensor t;
-        t.shape = evalShape(c.getType(), bindings);
-        for (int64_t k = 0; k < numElements(t.shape); ++k) {
-          if (mlir::isa<mlir::FloatType>(elem))
-            t.data.push_back(dense.isSplat() ? dense.getSplatValue<llvm::APFloat>().convertToDouble()
-                                              : dense.getValues<llvm::APFloat>()[k].convertToDouble());
-          else
-            t.data.push_back((double)(dense.isSplat() ? dense.getSplatValue<llvm::APInt>().getSExtValue()
-                                                        : dense.getValues<llvm::APInt>()[k].getSExtValue()));
-        }
-        values[c.getResult()] = toBuffer(t, elem);
+        values[c.getResult()] = constantBuffer(c, bindings);
         continue;
       }
       if (mlir::isa<mlir::func::ReturnOp>(op))
@@ -238,10 +102,7 @@ protected:
       auto fn = (void (*)(void *const *, const int64_t *))dlsym(handle, kernels[index].symbol.c_str());
       ASSERT_NE(fn, nullptr) << kernels[index].symbol;
       mlir::Value result = op.getResult(0);
-      Buffer out;
-      out.type = mlir::cast<mlir::ShapedType>(result.getType()).getElementType();
-      out.shape = evalShape(result.getType(), bindings);
-      out.bytes.assign(std::max<size_t>(1, numElements(out.shape) * elementSize(out.type)), 0xAB);
+      Buffer out = garbageBuffer(result.getType(), bindings);
       std::vector<void *> buffers;
       for (mlir::Value v : op.getOperands())
         buffers.push_back(values[v].bytes.data());
@@ -251,62 +112,12 @@ protected:
     }
 
     // The oracle.
-    ir::Interpreter interpreter(nullptr);
-    std::vector<HostTensor> expected;
-    std::string error;
-    ASSERT_TRUE(interpreter.run(func, args, expected, error)) << error;
-    auto ret = mlir::cast<mlir::func::ReturnOp>(func.getBody().front().getTerminator());
-    ASSERT_EQ(expected.size(), ret.getNumOperands());
-    for (unsigned r = 0; r < ret.getNumOperands(); ++r) {
-      mlir::Operation *def = ret.getOperand(r).getDefiningOp();
-      std::string what = "result " + std::to_string(r) + " (" + def->getName().getStringRef().str() + ")";
-      const Buffer &got = values[ret.getOperand(r)];
-      ASSERT_EQ(got.shape, expected[r].shape) << what;
-      std::vector<double> actual = fromBuffer(got, expected[r].data.size());
-      bool exact = mlir::isa<mlir::IntegerType>(got.type);
-      double maxRef = 0, maxErr = 0;
-      for (size_t k = 0; k < actual.size(); ++k) {
-        double e = expected[r].data[k], a = actual[k];
-        if (std::isnan(e) || std::isnan(a)) {
-          EXPECT_EQ(std::isnan(e), std::isnan(a)) << what << " element " << k << ": " << a << " vs " << e;
-          continue;
-        }
-        if (std::isinf(e) || std::isinf(a)) {
-          EXPECT_EQ(a, e) << what << " element " << k;
-          continue;
-        }
-        // Kernels compute in f32; an f16 / bf16 result is compared after rounding the reference too.
-        e = roundTo(got.type, e);
-        if (exact)
-          EXPECT_EQ(a, e) << what << " element " << k;
-        maxRef = std::max(maxRef, std::fabs(e));
-        maxErr = std::max(maxErr, std::fabs(a - e));
-      }
-      double rel = maxRef > 0 ? maxErr / maxRef : maxErr;
-      double tol = got.type.isF16() ? 1e-3 : got.type.isBF16() ? 8e-3 : tolerance;
-      EXPECT_LE(rel, tol) << what << ": max |out - ref| / max |ref| = " << rel;
-      std::string key = def->getName().getStringRef().str() + " -> " + printedType(got.type);
-      worst[key] = std::max(worst[key], rel);
-    }
+    compareWithInterpreter(
+        func, args, values, tolerance,
+        [](mlir::Operation *def) { return def->getName().getStringRef().str(); }, worst);
   }
 
-  static std::string printedType(mlir::Type t) {
-    std::string s;
-    llvm::raw_string_ostream os(s);
-    os << t;
-    return s;
-  }
-  static std::string describe(const Bindings &bindings) {
-    std::string s;
-    for (auto &[k, v] : bindings)
-      s += k + "=" + std::to_string(v) + " ";
-    return s;
-  }
-
-  void TearDown() override {
-    for (auto &[key, rel] : worst)
-      std::printf("[ error    ] %-40s max rel error %.3g\n", key.c_str(), rel);
-  }
+  void TearDown() override { printWorst(worst); }
 
   mlir::MLIRContext context;
   mlir::OwningOpRef<mlir::ModuleOp> module;
@@ -511,3 +322,143 @@ func.func @f(%a: !X, %c: !B) -> !X {
 }
 
 } // namespace
+
+// KV cache in place (codegen::KernelLayout): the kernels that take a strided cache view, run on one
+// storage buffer per cache [b, 2, C, 8] as the runtime does (views pointed at their first row), against the
+// interpreter on the value-semantic graph. Keys: kiln.rope writes the s new rows straight into the cache at
+// row p (its concat is never called); values: a transpose into a temporary, then the in-place append
+// (concat copying only the new rows). Attention (causal and a window of 3) reads both with the capacity
+// stride. Rows past p + s hold NaN, so a kernel reading past the view's rows fails the comparison.
+TEST_F(CpuCodegenTest, KvCacheViews) {
+  const int64_t C = 16;
+  const std::string kv = "tensor<?x2x?x8xf32, #kiln.dims<[b, p + s]>>", nw = "tensor<?x2x?x8xf32, #kiln.dims<[b, s]>>",
+                    past = "tensor<?x2x?x8xf32, #kiln.dims<[b, p]>>", q = "tensor<?x4x?x8xf32, #kiln.dims<[b, s]>>";
+  std::string src = R"(
+func.func @kv(%q: )" + q + R"(, %kin: tensor<?x?x2x8xf32, #kiln.dims<[b, s]>>, %x: )" + nw + R"(,
+              %pos: tensor<?x?xi64, #kiln.dims<[b, s]>>, %pk: )" + past + ", %pv: " + past + R"() -> ()" + q + ", " + q +
+                    ", " + kv + ", " + kv + R"() {
+  %t = kiln.transpose %kin {permutation = array<i64: 0, 2, 1, 3>} : tensor<?x?x2x8xf32, #kiln.dims<[b, s]>> -> )" + nw + R"(
+  %f = kiln.constant dense<[1.0, 0.3, 0.1, 0.03]> : tensor<4xf32> : tensor<4xf32>
+  %r = kiln.rope %x, %pos, %f {interleaved = false} : ()" + nw + R"(, tensor<?x?xi64, #kiln.dims<[b, s]>>, tensor<4xf32>) -> )" + nw + R"(
+  %ck = kiln.concat %pk, %r {axis = 2 : i64} : ()" + past + ", " + nw + ") -> " + kv + R"(
+  %cv = kiln.concat %pv, %t {axis = 2 : i64} : ()" + past + ", " + nw + ") -> " + kv + R"(
+  %a = kiln.attention %q, %ck, %cv {mask = "causal", scale = 3.500000e-01 : f64} : ()" + q + ", " + kv + ", " + kv + ") -> " + q + R"(
+  %w = kiln.attention %q, %ck, %cv {mask = "causal", scale = 3.500000e-01 : f64, window = 3 : i64} : ()" + q + ", " + kv + ", " + kv + ") -> " + q + R"(
+  return %a, %w, %ck, %cv : )" + q + ", " + q + ", " + kv + ", " + kv + R"(
+})";
+  module = mlir::parseSourceString<mlir::ModuleOp>(src, &context, "kv.mlir");
+  ASSERT_TRUE(module) << src;
+  func = *module->getOps<mlir::func::FuncOp>().begin();
+  dispatch.clear();
+  for (mlir::Operation &op : func.getBody().front())
+    if (!mlir::isa<ir::ConstantOp, mlir::func::ReturnOp>(op))
+      dispatch.push_back(&op);
+  ASSERT_EQ(dispatch.size(), 6u); // transpose, rope, concat k, concat v, attention x 2
+  // transpose -> a temporary; rope -> the key cache at row p; the two appends; both attentions.
+  std::vector<codegen::KernelLayout> layouts = {{{0, 0}, false},        {{0, 0, 0, C}, false}, {{C, 0, C}, true},
+                                                {{C, 0, C}, true},      {{0, C, C, 0}, false}, {{0, C, C, 0}, false}};
+  ASSERT_EQ(layouts.size(), 6u);
+  StatusOr<codegen::CpuCode> code = codegen::generateCpuKernels(func, dispatch, kSymbols, options, layouts);
+  ASSERT_TRUE(code.ok()) << code.status().message();
+  EXPECT_NE(code->kernels[1].signature.find("rows 16 apart"), std::string::npos) << code->kernels[1].signature;
+  EXPECT_NE(code->kernels[0].symbol, code->kernels[1].symbol);
+  llvm::SmallString<128> path;
+  ASSERT_FALSE(llvm::sys::fs::createTemporaryFile("kiln-test-kv", "so", path));
+  soPath = path.str().str();
+  {
+    std::ofstream os(soPath, std::ios::binary);
+    os.write((const char *)code->sharedObject.data(), code->sharedObject.size());
+  }
+  handle = dlopen(soPath.c_str(), RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(handle, nullptr) << dlerror();
+  auto kernel = [&](size_t i) {
+    auto fn = (void (*)(void *const *, const int64_t *))dlsym(handle, code->kernels[i].symbol.c_str());
+    EXPECT_NE(fn, nullptr);
+    return fn;
+  };
+
+  for (int64_t B : {1, 2})
+    for (int64_t P : {0, 5})
+      for (int64_t S : {1, 3, 7}) {
+        SCOPED_TRACE("b=" + std::to_string(B) + " p=" + std::to_string(P) + " s=" + std::to_string(S));
+        std::uniform_real_distribution<double> real(-1, 1);
+        auto random = [&](std::vector<int64_t> shape) {
+          HostTensor t;
+          t.shape = shape;
+          for (int64_t k = 0; k < numElements(shape); ++k)
+            t.data.push_back((double)(float)real(rng));
+          return t;
+        };
+        std::vector<HostTensor> args = {random({B, 4, S, 8}), random({B, S, 2, 8}), random({B, 2, S, 8}), {},
+                                        random({B, 2, P, 8}), random({B, 2, P, 8})};
+        args[3].shape = {B, S};
+        args[3].isInteger = true;
+        for (int64_t k = 0; k < B * S; ++k)
+          args[3].data.push_back(double(P + k % S));
+        // One storage per cache: rows [0, p) hold the past, everything else NaN.
+        auto storage = [&](const HostTensor &pastT) {
+          std::vector<float> st(size_t(B * 2 * C * 8), std::nanf(""));
+          for (int64_t i = 0; i < B * 2; ++i)
+            for (int64_t r = 0; r < P; ++r)
+              for (int64_t c = 0; c < 8; ++c)
+                st[size_t((i * C + r) * 8 + c)] = float(pastT.data[size_t((i * P + r) * 8 + c)]);
+          return st;
+        };
+        std::vector<float> K = storage(args[4]), V = storage(args[5]);
+        auto f32 = [](const HostTensor &t) { return std::vector<float>(t.data.begin(), t.data.end()); };
+        std::vector<float> qv = f32(args[0]), kin = f32(args[1]), xv = f32(args[2]);
+        std::vector<int64_t> posv(args[3].data.begin(), args[3].data.end());
+        float freq[4] = {1.0f, 0.3f, 0.1f, 0.03f};
+        std::vector<float> t(size_t(B * 2 * S * 8)), a(size_t(B * 4 * S * 8)), w(a.size());
+        const int64_t symbols[3] = {B, P, S}; // kSymbols order: b, p, s
+        float *kAtP = K.data() + P * 8;       // the appended rows' view starts at row p
+        {
+          void *bufs[] = {kin.data(), t.data()};
+          kernel(0)(bufs, symbols);
+        }
+        {
+          void *bufs[] = {xv.data(), posv.data(), freq, kAtP};
+          kernel(1)(bufs, symbols);
+        }
+        {
+          void *bufs[] = {V.data(), t.data(), V.data()}; // the append: only the new rows are copied
+          kernel(3)(bufs, symbols);
+        }
+        {
+          void *bufs[] = {qv.data(), K.data(), V.data(), a.data()};
+          kernel(4)(bufs, symbols);
+          void *wbufs[] = {qv.data(), K.data(), V.data(), w.data()};
+          kernel(5)(wbufs, symbols);
+        }
+        ir::Interpreter interpreter(nullptr);
+        std::vector<HostTensor> expected;
+        std::string error;
+        ASSERT_TRUE(interpreter.run(func, args, expected, error)) << error;
+        ASSERT_EQ(expected.size(), 4u);
+        auto compare = [&](const char *what, const std::vector<double> &ref, auto got) {
+          double maxRef = 0, maxErr = 0;
+          for (size_t k = 0; k < ref.size(); ++k) {
+            maxRef = std::max(maxRef, std::fabs(ref[k]));
+            double e = std::fabs(double(got(k)) - ref[k]);
+            maxErr = std::isnan(e) ? INFINITY : std::max(maxErr, e);
+          }
+          EXPECT_LE(maxErr / std::max(maxRef, 1e-30), 1e-5) << what;
+        };
+        compare("attention (causal)", expected[0].data, [&](size_t k) { return a[k]; });
+        compare("attention (window 3)", expected[1].data, [&](size_t k) { return w[k]; });
+        // The caches: rows [0, p + s) of every (batch, head), capacity rows apart.
+        auto cacheAt = [&](const std::vector<float> &st) {
+          return [&st, P, S, C](size_t k) {
+            int64_t T = P + S, bh = int64_t(k) / (T * 8), r = int64_t(k) / 8 % T, c = int64_t(k) % 8;
+            return st[size_t((bh * C + r) * 8 + c)];
+          };
+        };
+        compare("key cache (rope in place)", expected[2].data, cacheAt(K));
+        compare("value cache (append)", expected[3].data, cacheAt(V));
+        // Rows past p + s untouched.
+        for (int64_t i = 0; i < B * 2; ++i)
+          for (int64_t r = P + S; r < C; ++r)
+            EXPECT_TRUE(std::isnan(K[size_t((i * C + r) * 8)]) && std::isnan(V[size_t((i * C + r) * 8)]))
+                << "row " << r << " written";
+      }
+}
