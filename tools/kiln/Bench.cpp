@@ -10,6 +10,7 @@
 #include "Subcommands.h"
 
 #include "kiln/kiln.hpp"
+#include "kiln/vulkan/kiln_vulkan.h"
 
 #include <chrono>
 #include <cmath>
@@ -109,6 +110,8 @@ int runBench(int argc, char **argv) {
   using Clock = std::chrono::steady_clock;
   std::string failure;
   // Seconds of one repetition of `test`, or < 0 on failure (failure set).
+  // Vulkan: GPU time of the repetition (the segments' timestamps, summed over its runs), beside the wall time.
+  double gpuSeconds = 0;
   auto timePrefill = [&]() -> double {
     session.reset();
     auto t0 = Clock::now();
@@ -116,16 +119,20 @@ int runBench(int argc, char **argv) {
       failure = r.message;
       return -1;
     }
+    gpuSeconds = double(kiln_session_gpu_time_ns(session.get())) * 1e-9;
     return std::chrono::duration<double>(Clock::now() - t0).count();
   };
   auto timeDecode = [&]() -> double {
     session.reset();
+    gpuSeconds = 0;
     auto t0 = Clock::now();
-    for (int64_t i = 0; i < n; ++i)
+    for (int64_t i = 0; i < n; ++i) {
       if (runtime::Result r = session.run(step.data(), nullptr, batch, 1); !r) {
         failure = r.message;
         return -1;
       }
+      gpuSeconds += double(kiln_session_gpu_time_ns(session.get())) * 1e-9;
+    }
     return std::chrono::duration<double>(Clock::now() - t0).count();
   };
 
@@ -133,20 +140,24 @@ int runBench(int argc, char **argv) {
     std::string test, unit;
     Stats value;
     Stats second; // encoders: tokens/s
+    double wallMs = 0, gpuMs = 0; // per repetition, means (gpuMs 0: no Vulkan work)
   };
   std::vector<Row> rows;
   auto measure = [&](auto &&once, double work, double work2, const std::string &test, const std::string &unit) {
     if (once() < 0) // warm-up
       return false;
     std::vector<double> v, v2;
+    double wall = 0, gpu = 0;
     for (int64_t r = 0; r < reps; ++r) {
       double t = once();
       if (t < 0)
         return false;
       v.push_back(work / t);
       v2.push_back(work2 / t);
+      wall += t;
+      gpu += gpuSeconds;
     }
-    rows.push_back({test, unit, stats(v), stats(v2)});
+    rows.push_back({test, unit, stats(v), stats(v2), 1e3 * wall / double(reps), 1e3 * gpu / double(reps)});
     return true;
   };
   if (causal) {
@@ -171,6 +182,11 @@ int runBench(int argc, char **argv) {
                   model.task().c_str(), model.numThreads(), (long long)batch, r.test.c_str(), r.value.mean,
                   r.value.stddev, r.second.mean, r.second.stddev);
   }
+  for (const Row &r : rows)
+    if (r.gpuMs > 0)
+      std::printf("%s: wall %.2f ms, GPU busy %.2f ms per repetition (Vulkan timestamps; the rest is host work: "
+                  "recording, submission, waits, CPU dispatches)\n",
+                  r.test.c_str(), r.wallMs, r.gpuMs);
   std::printf("\n%lld repetitions after 1 warm-up; session %.1f MiB; peak RSS %.1f MiB\n", (long long)reps,
               double(model.sessionBytes()) / (1024.0 * 1024.0), peakRssMiB());
   // The BLAS kernels behind every f32 matmul: OpenBLAS's DYNAMIC_ARCH picks them by CPU detection, which can

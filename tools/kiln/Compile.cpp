@@ -17,6 +17,7 @@
 #include "SyntheticWeights.h"
 #include "kiln/passes/Fusion.h"
 #include "kiln/passes/DeviceProfile.h"
+#include "kiln/passes/DeviceWeights.h"
 #include "kiln/passes/Legality.h"
 #include "kiln/passes/MemoryPlan.h"
 #include "kiln/passes/Partition.h"
@@ -45,6 +46,7 @@
 #include <cstring>
 #include <ctime>
 #include <map>
+#include <tuple>
 #include <memory>
 
 #ifndef KILN_VERSION
@@ -565,6 +567,10 @@ int runCompile(int argc, char **argv) {
     const passes::DeviceKernelCatalog *catalogPtr = nullptr; // no backend: only the profile's limits decide
 #endif
     partition = passes::partitionPlan(*plan, profile, catalogPtr);
+    // f16 / bf16 weights read in place by the device's matmuls and gathers (no convert kernel, no f32 copy).
+    if (int folded = passes::foldDeviceWeightConverts(*plan, partition))
+      progress("device weights: " + std::to_string(folded) +
+               " f16/bf16 weight converts folded into their matmul / gather kernels");
     for (const std::string &line : passes::partitionReport(partition, profile.name))
       progress(line);
     progress("partition: host arena " + passes::formatBytes(plan->arenaBytes) + ", device arena " +
@@ -709,13 +715,18 @@ int runCompile(int argc, char **argv) {
     t = Clock::now();
     const codegen::SpirvTarget spirv = spirvTarget(profile);
     std::vector<std::string> symbols = plan->symbolNames();
-    std::map<std::pair<std::string, std::vector<uint32_t>>, int> kernelByCode;
+    // One Kernel per (variant, module, specialization); each distinct module stored once (spirv_from).
+    std::map<std::tuple<std::string, std::vector<uint32_t>, std::vector<uint32_t>>, int> kernelByCode;
+    std::map<std::vector<uint32_t>, int> moduleOwner;
     int generated = 0;
     for (size_t i = 0; i < plan->dispatches.size(); ++i) {
       const passes::PlanDispatch &d = plan->dispatches[i];
       if (d.transfer || d.device != passes::DispatchDevice::Vulkan)
         continue;
-      StatusOr<codegen::SpirvKernel> k = codegen::generateSpirvKernel(d.op, symbols, spirv);
+      std::vector<mlir::Type> storage; // the buffers' element types (a folded weight convert: f16 for f32)
+      for (size_t j = 0; j < d.op->getNumOperands(); ++j)
+        storage.push_back(plan->buffers[size_t(d.buffers[j])].elementType);
+      StatusOr<codegen::SpirvKernel> k = codegen::generateSpirvKernel(d.op, symbols, spirv, storage);
       if (!k.ok())
         return fail(kExitBadInput, (d.location.empty() ? std::string("step") : d.location) + ": " +
                                        d.op->getName().getStringRef().str() + ": SPIR-V: " + k.status().message());
@@ -725,7 +736,8 @@ int runCompile(int argc, char **argv) {
         return fail(kExitBadInput, d.location + ": " + d.op->getName().getStringRef().str() + ": internal error: " +
                                        "SPIR-V kernel " + k->name + " does not fit profile " + profile.name);
       ++generated;
-      auto [it, inserted] = kernelByCode.emplace(std::make_pair(k->name, k->spirv), manifest.kernels_size());
+      auto [it, inserted] =
+          kernelByCode.emplace(std::make_tuple(k->name, k->spirv, k->specialization), manifest.kernels_size());
       if (inserted) {
         artifact::Kernel *out = manifest.add_kernels();
         out->set_symbol(k->name);
@@ -736,7 +748,13 @@ int runCompile(int argc, char **argv) {
         os << " -> ";
         llvm::interleaveComma(d.op->getResultTypes(), os);
         out->set_signature(sig);
-        out->set_spirv(k->spirv.data(), k->spirv.size() * sizeof(uint32_t));
+        auto [owner, first] = moduleOwner.emplace(k->spirv, it->second);
+        if (first)
+          out->set_spirv(k->spirv.data(), k->spirv.size() * sizeof(uint32_t));
+        else
+          out->set_spirv_from(owner->second + 1);
+        for (uint32_t v : k->specialization)
+          out->add_specialization(v);
         for (uint32_t w : k->workgroupSize)
           out->add_workgroup_size(w);
         for (const ir::SymExpr &g : k->globalSize)
@@ -746,7 +764,7 @@ int runCompile(int argc, char **argv) {
       manifest.mutable_dispatches(int(i))->set_kernel(it->second);
     }
     progress("generated " + std::to_string(generated) + " SPIR-V dispatches (" + std::to_string(kernelByCode.size()) +
-             " distinct kernels) for " + profile.name + " in " + std::to_string(secondsSince(t)).substr(0, 5) + " s");
+             " distinct kernels, " + std::to_string(moduleOwner.size()) + " SPIR-V modules) for " + profile.name + " in " + std::to_string(secondsSince(t)).substr(0, 5) + " s");
   }
 #endif
 

@@ -8,8 +8,8 @@
 // sum(c[d] * stride[d]), with strides 0 along broadcast dims. Elementwise ops (unary, binary, compare,
 // select, convert), sym, iota, gather and the copies (reshape, transpose, broadcast_to, slice, concat) are
 // bodies of that loop. Row ops (reductions, softmax, rms_norm, layer_norm) run one workgroup per row with
-// a shared-memory tree reduction; matmul is a 16x16 shared-memory tiled kernel (a subgroup-free GEMV for
-// M = 1 with transpose_b); attention runs one workgroup per query row with an online softmax over blocks of
+// a shared-memory tree reduction; matmul is one kernel with a GEMV path (M <= 4 with transpose_b: vectorized
+// loads, subgroupAdd) and a 64x64 register-blocked shared-memory tile path; attention runs one workgroup per query row with an online softmax over blocks of
 // keys, the mask computed in the kernel.
 //
 // The grid: the iteration space is split into up to three groups of dims (x: the trailing dims through the
@@ -256,8 +256,9 @@ struct Grid {
 
 class Builder {
 public:
-  Builder(Operation *op, llvm::ArrayRef<std::string> symbols, const SpirvTarget &target)
-      : op_(op), symbols_(symbols), target_(target) {}
+  Builder(Operation *op, llvm::ArrayRef<std::string> symbols, const SpirvTarget &target,
+          llvm::ArrayRef<Type> operandStorage = {})
+      : op_(op), symbols_(symbols), target_(target), operandStorage_(operandStorage) {}
 
   std::string error;
   SpirvKernel kernel;
@@ -274,6 +275,17 @@ private:
   Operation *op_;
   llvm::ArrayRef<std::string> symbols_;
   const SpirvTarget &target_;
+  llvm::ArrayRef<Type> operandStorage_; // per operand, the buffer's element type when it differs
+  bool subgroupArithmetic_ = false;      // the kernel uses subgroupAdd & co (GL_KHR_shader_subgroup_arithmetic)
+
+  /// A specialization constant holding `v` (constant_id = the next free id, default 1 in the module, the
+  /// value in kernel.specialization): a static dim that does not change the kernel's code.
+  E specConst(uint64_t v) {
+    std::string id = std::to_string(kernel.specialization.size());
+    kernel.specialization.push_back(static_cast<uint32_t>(v));
+    shared_ += "layout(constant_id = " + id + ") const uint SC" + id + " = 1u;\n";
+    return E::t("SC" + id);
+  }
   std::vector<Tensor> tensors_; // operands, then the result
   std::ostringstream body_;
   std::string helpers_;
@@ -302,7 +314,16 @@ private:
       auto ranked = dyn_cast<RankedTensorType>(type);
       if (!ranked)
         return fail("operand is not a ranked tensor");
-      std::string reason = kindOf(ranked.getElementType(), target_, t.kind);
+      Type elem = ranked.getElementType();
+      if (t.binding < operandStorage_.size() && t.binding < op_->getNumOperands() && operandStorage_[t.binding] &&
+          operandStorage_[t.binding] != elem) {
+        Type stored = operandStorage_[t.binding];
+        if (!elem.isF32() || !(stored.isF16() || stored.isBF16()))
+          return fail("operand " + std::to_string(t.binding) +
+                      ": only an f32 operand may be stored as f16 / bf16 (a folded weight convert)");
+        elem = stored;
+      }
+      std::string reason = kindOf(elem, target_, t.kind);
       if (!reason.empty())
         return fail(reason);
       FailureOr<SymShape> shape = ir::getSymShape(type, &reason);
@@ -671,7 +692,9 @@ bool Builder::emitGather() {
     body_ << "    int ix = " << (idx.isFloat() ? "int(" + idx.load("j") + ")" : idx.load("j")) << ";\n";
     body_ << "    uint k = uint(clamp(ix, 0, int(" << rows.str() << ") - 1));\n";
     std::string src = "k * " + row.str() + " + r";
-    if (t->kind == Kind::I64)
+    if (t->kind != o.kind) // an f16 / bf16 table read in place for an f32 result (a folded weight convert)
+      body_ << "    " << o.store("lin", t->load(src)) << "\n";
+    else if (t->kind == Kind::I64)
       body_ << "    " << o.buf() << "[2u * lin] = " << t->buf() << "[2u * (" << src << ")]; " << o.buf()
             << "[2u * lin + 1u] = " << t->buf() << "[2u * (" << src << ") + 1u];\n";
     else
@@ -803,7 +826,7 @@ bool Builder::emitRowOp() {
 }
 
 //===----------------------------------------------------------------------===//
-// Matmul: 16x16 tiles through shared memory; GEMV for a static M = 1 with transpose_b
+// Matmul: a GEMV for M <= 4 with transpose_b, else 64x64 register-blocked tiles through shared memory
 //===----------------------------------------------------------------------===//
 
 bool Builder::emitMatmul() {
@@ -815,6 +838,14 @@ bool Builder::emitMatmul() {
   size_t ra = a.dims.size(), rb = b.dims.size(), ro = o.dims.size();
   if (ra < 2 || rb < 2)
     return fail("operands need rank >= 2");
+  // Every static dim of the operands and the result is a specialization constant (one per dim, in order),
+  // so matmuls of one shape class (dtypes, transpose, ranks and broadcasts, K's vector width) share one
+  // module; only K's static value picks the code (the vector path).
+  const int64_t kStatic = a.shape[ra - 1].isConstant() ? a.shape[ra - 1].getConstant() : 0;
+  for (Tensor &t : tensors_)
+    for (E &d : t.dims)
+      if (d.isConst)
+        d = specConst(d.value);
   E M = a.dims[ra - 2], K = a.dims[ra - 1], N = o.dims[ro - 1];
   // Batch: the result's leading dims; operands read through broadcast strides (in matrices).
   SymShape batchSym(o.shape.begin(), o.shape.end() - 2);
@@ -845,67 +876,252 @@ bool Builder::emitMatmul() {
   }
   if (zCount.isConstant())
     zCount = SymExpr::constant(std::min<int64_t>(zConst, 65535));
-  std::string A = "A0 + i * " + K.str() + " + kk", B = tb ? "B0 + j * " + K.str() + " + kk" : "B0 + kk * " + N.str() + " + j";
-  bool gemv = a.shape[ra - 2].isConstant() && a.shape[ra - 2].getConstant() == 1 && tb;
+  // One kernel, two paths chosen by the (uniform) M: with transpose_b and M <= 4 (decode, tiny chunks) a
+  // GEMV: each workgroup of 256 computes 4 output columns j for every row of A, its invocations striding
+  // over K with vectorized loads (vec4 of f32, or 8 f16 / bf16 in a uvec4, when K allows) and f32
+  // accumulators, reduced with subgroupAdd (shared memory only across subgroups) or, without subgroup
+  // arithmetic, a shared-memory tree. Otherwise a register-blocked tile: 64x64 of C per workgroup, K in
+  // steps of 16 through shared memory, each invocation a 4x4 micro-tile (rows ty + 16 r, columns tx + 16 c:
+  // conflict-free shared reads, coalesced stores). Both paths grid-stride, so any grid is correct.
+  const uint32_t WG = 256, R = 4, MS = 4, BM = 64, BN = 64, BK = 16, LD = BM + 1;
+  if (target_.maxWorkgroupInvocations < WG)
+    return fail("the matmul kernel needs a workgroup of " + std::to_string(WG) + " invocations");
+  wg_[0] = WG;
+  wg_[1] = 1;
+  const uint32_t smFloats = 2 * BK * LD; // As | Bs, reused by the GEMV reduction
+  sharedBytes_ = smFloats * 4;
+  shared_ += "shared float sm[" + std::to_string(smFloats) + "];\n";
+  const bool b16 = b.kind == Kind::F16 || b.kind == Kind::BF16, a16 = a.kind == Kind::F16 || a.kind == Kind::BF16;
+  const uint32_t VW = (a16 || b16) ? 8 : 4;
+  const bool vec = tb && kStatic > 0 && kStatic % VW == 0;
+  const bool useSubgroups = target_.subgroupArithmetic && target_.subgroupSize >= 4;
+  subgroupArithmetic_ = subgroupArithmetic_ || (useSubgroups && tb);
+  kernel.name = std::string(tb ? "matmul_tb_gemv4_tile64" : "matmul_tile64") + (vec ? "_v" + std::to_string(VW) : "") +
+                (useSubgroups && tb ? "_sg" : "") + (b.kind != o.kind ? "_b" + kindName(b.kind) : "") +
+                (a.kind != o.kind ? "_a" + kindName(a.kind) : "");
+  if (vec) {
+    // Vector views of A and B (same bindings): vec4 of f32, or uvec4 of 8 16-bit values.
+    for (const Tensor *t : {&a, &b}) {
+      bool is16 = t->kind == Kind::F16 || t->kind == Kind::BF16;
+      std::string bn = std::to_string(t->binding);
+      shared_ += "layout(std430, set = 0, binding = " + bn + ") readonly buffer V" + bn + " { " +
+                 (is16 ? "uvec4" : "vec4") + " d[]; } v" + bn + ";\n";
+      // ld8_i(v, lo, hi): elements 8v .. 8v+7 (VW 8) or ld4_i(v): elements 4v .. 4v+3 (VW 4).
+      if (VW == 4) {
+        helpers_ += "vec4 ld4_" + bn + "(uint v) { return v" + bn + ".d[v]; }\n";
+      } else if (!is16) {
+        helpers_ += "void ld8_" + bn + "(uint v, out vec4 lo, out vec4 hi) { lo = v" + bn + ".d[2u * v]; hi = v" + bn +
+                    ".d[2u * v + 1u]; }\n";
+      } else if (t->kind == Kind::F16) {
+        helpers_ += "void ld8_" + bn + "(uint v, out vec4 lo, out vec4 hi) { uvec4 u = v" + bn +
+                    ".d[v]; lo = vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y)); hi = vec4(unpackHalf2x16(u.z), "
+                    "unpackHalf2x16(u.w)); }\n";
+      } else {
+        helpers_ += "vec2 bf2_(uint u) { return vec2(uintBitsToFloat(u << 16), uintBitsToFloat(u & 0xffff0000u)); }\n";
+        helpers_ += "void ld8_" + bn + "(uint v, out vec4 lo, out vec4 hi) { uvec4 u = v" + bn +
+                    ".d[v]; lo = vec4(bf2_(u.x), bf2_(u.y)); hi = vec4(bf2_(u.z), bf2_(u.w)); }\n";
+      }
+    }
+    if (a.kind == Kind::BF16 && b.kind == Kind::BF16) {
+      // bf2_ was emitted twice.
+      size_t first = helpers_.find("vec2 bf2_"), second = helpers_.find("vec2 bf2_", first + 1);
+      if (second != std::string::npos)
+        helpers_.erase(second, helpers_.find('\n', second) - second + 1);
+    }
+  }
+  // The grid (workgroups along x, batch along z).
+  SymExpr nSym = o.shape[ro - 1], mSym = a.shape[ra - 2];
+  auto ceilDiv = [](int64_t x, int64_t y) { return (x + y - 1) / y; };
+  SymExpr xCount;
+  if (nSym.isConstant()) {
+    int64_t n = nSym.getConstant(), tilesN = ceilDiv(n, BN);
+    int64_t groups = 0;
+    if (tb && mSym.isConstant())
+      groups = mSym.getConstant() <= MS ? ceilDiv(n, R) : ceilDiv(mSym.getConstant(), BM) * tilesN;
+    else if (tb)
+      groups = ceilDiv(n, R); // >= the tiles for M <= 16 N / ... (M <= 1024 when N >= 64); more loop
+    else if (mSym.isConstant())
+      groups = ceilDiv(mSym.getConstant(), BM) * tilesN;
+    if (groups) {
+      xCount = SymExpr::constant(std::min<int64_t>(groups, 65535) * WG);
+    } else {
+      // Symbolic M, no transpose: tilesN + M tilesN / 64 workgroups cover every tile.
+      xCount = SymExpr::constant(tilesN * WG) + scaleSym(mSym, tilesN * (WG / BM));
+    }
+  } else {
+    xCount = scaleSym(nSym, WG / R); // N / 4 workgroups
+  }
+  kernel.globalSize = {xCount, SymExpr::constant(1), zCount};
+
   body_ << "  const uint M = " << M.str() << ", N = " << N.str() << ", K = " << K.str() << ", NB = " << batch.str()
         << ";\n";
-  if (gemv) {
-    // One output per row of 64 invocations (4 outputs per workgroup), K split across the row.
-    wg_[0] = 64;
-    wg_[1] = 4;
-    sharedBytes_ = 64 * 4 * 4;
-    shared_ += "shared float part[4][64];\n";
-    kernel.name = "matmul_gemv_tb";
-    SymExpr nSym = o.shape[ro - 1];
-    kernel.globalSize = {SymExpr::constant(64), nSym.isConstant() ? SymExpr::constant(std::min<int64_t>(
-                                                                        nSym.getConstant(), 65535 * 4))
-                                                                  : nSym,
-                         zCount};
-    body_ << "  uint t = gl_LocalInvocationID.x, ly = gl_LocalInvocationID.y;\n";
-    body_ << "  for (uint bz = gl_WorkGroupID.z; bz < NB; bz += gl_NumWorkGroups.z) {\n";
-    coords(batchDims, "bz", "c");
-    body_ << "    uint A0 = " << offset(as) << ", B0 = " << offset(bs) << ";\n";
-    body_ << "    for (uint jb = gl_WorkGroupID.y * 4u; jb < N; jb += gl_NumWorkGroups.y * 4u) {\n";
-    body_ << "      uint j = jb + ly; uint i = 0u;\n";
-    body_ << "      float acc = 0.0;\n";
-    body_ << "      if (j < N) for (uint kk = t; kk < K; kk += 64u) acc += " << a.load(A) << " * " << b.load(B) << ";\n";
-    body_ << "      part[ly][t] = acc;\n      barrier();\n";
-    body_ << "      for (uint h = 32u; h > 0u; h >>= 1u) { if (t < h) part[ly][t] += part[ly][t + h]; barrier(); }\n";
-    body_ << "      if (t == 0u && j < N) " << o.store("bz * N + j", "part[ly][0]") << "\n";
-    body_ << "      barrier();\n    }\n  }\n";
-    return true;
-  }
-  // Tiled: a 16x16 workgroup computes a 16x16 block of C, K in steps of 16 through shared memory.
-  wg_[0] = 16;
-  wg_[1] = 16;
-  sharedBytes_ = 2 * 16 * 17 * 4;
-  shared_ += "shared float As[16][17];\nshared float Bs[16][17];\n";
-  kernel.name = tb ? "matmul_tiled16_tb" : "matmul_tiled16";
-  auto cap = [](const SymExpr &e, int64_t limit) {
-    return e.isConstant() ? SymExpr::constant(std::min<int64_t>(e.getConstant(), limit)) : e;
-  };
-  kernel.globalSize = {cap(o.shape[ro - 1], 65535 * 16), cap(o.shape[ro - 2], 65535 * 16), zCount};
-  body_ << "  uint tx = gl_LocalInvocationID.x, ty = gl_LocalInvocationID.y;\n";
+  body_ << "  uint t = gl_LocalInvocationID.x;\n";
   body_ << "  for (uint bz = gl_WorkGroupID.z; bz < NB; bz += gl_NumWorkGroups.z) {\n";
   coords(batchDims, "bz", "c");
-  body_ << "  uint A0 = " << offset(as) << ", B0 = " << offset(bs) << ";\n";
-  body_ << "  for (uint i0 = gl_WorkGroupID.y * 16u; i0 < M; i0 += gl_NumWorkGroups.y * 16u)\n";
-  body_ << "  for (uint j0 = gl_WorkGroupID.x * 16u; j0 < N; j0 += gl_NumWorkGroups.x * 16u) {\n";
-  body_ << "    uint i = i0 + ty, j = j0 + tx;\n";
-  body_ << "    float acc = 0.0;\n";
-  body_ << "    for (uint k0 = 0u; k0 < K; k0 += 16u) {\n";
-  // A tile: row i0 + ty, column k0 + tx.  B tile: Bs[k][n] = B(k0 + ty, j0 + tx).
-  body_ << "      { uint kk = k0 + tx; As[ty][tx] = (i < M && kk < K) ? " << a.load(A) << " : 0.0; }\n";
+  body_ << "    uint A0 = " << offset(as) << ", B0 = " << offset(bs) << ";\n";
+  auto idx = [](uint32_t m, uint32_t r) { return std::to_string(m) + "_" + std::to_string(r); };
+  if (tb) {
+    body_ << "    if (M <= " << MS << "u) {\n";
+    body_ << "    for (uint jb = gl_WorkGroupID.x * " << R << "u; jb < N; jb += gl_NumWorkGroups.x * " << R << "u) {\n";
+    for (uint32_t m = 0; m < MS; ++m)
+      for (uint32_t r = 0; r < R; ++r)
+        body_ << "      float acc" << idx(m, r) << " = 0.0;\n";
+    for (uint32_t r = 0; r < R; ++r)
+      body_ << "      uint j" << r << " = min(jb + " << r << "u, N - 1u);\n";
+    for (uint32_t m = 0; m < MS; ++m)
+      body_ << "      uint i" << m << " = min(" << m << "u, M - 1u);\n";
+    if (vec) {
+      std::string ab = std::to_string(a.binding), bb = std::to_string(b.binding);
+      body_ << "      const uint KV = K / " << VW << "u;\n";
+      for (uint32_t m = 0; m < MS; ++m)
+        body_ << "      uint ar" << m << " = (A0 + i" << m << " * K) / " << VW << "u;\n";
+      for (uint32_t r = 0; r < R; ++r)
+        body_ << "      uint br" << r << " = (B0 + j" << r << " * K) / " << VW << "u;\n";
+      body_ << "      for (uint kv = t; kv < KV; kv += " << WG << "u) {\n";
+      if (VW == 4) {
+        for (uint32_t r = 0; r < R; ++r)
+          body_ << "        vec4 w" << r << " = ld4_" << bb << "(br" << r << " + kv);\n";
+        for (uint32_t m = 0; m < MS; ++m) {
+          body_ << "        if (" << m << "u < M) { vec4 x = ld4_" << ab << "(ar" << m << " + kv);";
+          for (uint32_t r = 0; r < R; ++r)
+            body_ << " acc" << idx(m, r) << " += dot(x, w" << r << ");";
+          body_ << " }\n";
+        }
+      } else {
+        for (uint32_t r = 0; r < R; ++r)
+          body_ << "        vec4 wl" << r << ", wh" << r << "; ld8_" << bb << "(br" << r << " + kv, wl" << r << ", wh" << r
+                << ");\n";
+        for (uint32_t m = 0; m < MS; ++m) {
+          body_ << "        if (" << m << "u < M) { vec4 xl, xh; ld8_" << ab << "(ar" << m << " + kv, xl, xh);";
+          for (uint32_t r = 0; r < R; ++r)
+            body_ << " acc" << idx(m, r) << " += dot(xl, wl" << r << ") + dot(xh, wh" << r << ");";
+          body_ << " }\n";
+        }
+      }
+      body_ << "      }\n";
+    } else {
+      body_ << "      for (uint kk = t; kk < K; kk += " << WG << "u) {\n";
+      for (uint32_t r = 0; r < R; ++r)
+        body_ << "        float w" << r << " = " << b.load("B0 + j" + std::to_string(r) + " * K + kk") << ";\n";
+      for (uint32_t m = 0; m < MS; ++m) {
+        body_ << "        if (" << m << "u < M) { float x = " << a.load("A0 + i" + std::to_string(m) + " * K + kk") << ";";
+        for (uint32_t r = 0; r < R; ++r)
+          body_ << " acc" << idx(m, r) << " += x * w" << r << ";";
+        body_ << " }\n";
+      }
+      body_ << "      }\n";
+    }
+    // Reduce the MS x R accumulators over the workgroup; invocation q < MS R stores (m, r) = (q / R, q % R).
+    const uint32_t NA = MS * R;
+    if (useSubgroups) {
+      body_ << "      uint NSG = gl_NumSubgroups;\n";
+      for (uint32_t q = 0; q < NA; ++q)
+        body_ << "      { float v = subgroupAdd(acc" << idx(q / R, q % R) << "); if (subgroupElect()) sm[" << q
+              << "u * NSG + gl_SubgroupID] = v; }\n";
+      body_ << "      barrier();\n";
+      body_ << "      if (t < " << NA << "u) {\n";
+      body_ << "        float v = 0.0; for (uint g = 0u; g < NSG; ++g) v += sm[t * NSG + g];\n";
+    } else {
+      // Shared-memory tree, 8 accumulators at a time (8 x 256 floats of sm).
+      body_ << "      float red[" << NA << "];\n";
+      for (uint32_t q = 0; q < NA; ++q)
+        body_ << "      red[" << q << "] = acc" << idx(q / R, q % R) << ";\n";
+      body_ << "      float mine = 0.0;\n";
+      body_ << "      for (uint h0 = 0u; h0 < " << NA << "u; h0 += 8u) {\n";
+      body_ << "        for (uint q = 0u; q < 8u; ++q) sm[q * " << WG << "u + t] = red[h0 + q];\n";
+      body_ << "        barrier();\n";
+      body_ << "        for (uint h = " << WG / 2 << "u; h > 0u; h >>= 1u) { if (t < h) for (uint q = 0u; q < 8u; ++q) sm[q * "
+            << WG << "u + t] += sm[q * " << WG << "u + t + h]; barrier(); }\n";
+      body_ << "        if (t >= h0 && t < h0 + 8u) mine = sm[(t - h0) * " << WG << "u];\n";
+      body_ << "        barrier();\n";
+      body_ << "      }\n";
+      body_ << "      if (t < " << NA << "u) {\n";
+      body_ << "        float v = mine;\n";
+    }
+    body_ << "        uint m = t / " << R << "u, j = jb + t % " << R << "u;\n";
+    body_ << "        if (m < M && j < N) " << o.store("(bz * M + m) * N + j", "v") << "\n";
+    body_ << "      }\n";
+    body_ << "      barrier();\n";
+    body_ << "    }\n";
+    body_ << "    } else {\n";
+  }
+  // The register-blocked tile.
+  body_ << "    uint tx = t % 16u, ty = t / 16u;\n";
+  body_ << "    uint tilesN = (N + " << BN - 1 << "u) / " << BN << "u, tiles = ((M + " << BM - 1 << "u) / " << BM
+        << "u) * tilesN;\n";
+  body_ << "    for (uint tile = gl_WorkGroupID.x; tile < tiles; tile += gl_NumWorkGroups.x) {\n";
+  body_ << "      uint i0 = (tile / tilesN) * " << BM << "u, j0 = (tile % tilesN) * " << BN << "u;\n";
+  for (uint32_t r = 0; r < 4; ++r)
+    for (uint32_t c = 0; c < 4; ++c)
+      body_ << "      float c" << idx(r, c) << " = 0.0;\n";
+  body_ << "      for (uint k0 = 0u; k0 < K; k0 += " << BK << "u) {\n";
+  const uint32_t perThread = BM * BK / WG; // 4 elements of each tile per invocation
+  if (vec) {
+    // Vector tile loads (K % VW == 0, so a row's VW-element group never crosses K): VW = 4, every invocation
+    // one vec4 of A and of B; VW = 8, the first 128 invocations 8 elements of each.
+    std::string ab = std::to_string(a.binding), bb = std::to_string(b.binding);
+    const uint32_t groupsPerRow = BK / VW, loaders = BM * groupsPerRow;
+    body_ << "        if (t < " << loaders << "u) {\n";
+    body_ << "          uint row = t / " << groupsPerRow << "u, kq = (t % " << groupsPerRow << "u) * " << VW
+          << "u, kk = k0 + kq;\n";
+    body_ << "          uint i = min(i0 + row, M - 1u), jj = min(j0 + row, N - 1u);\n";
+    body_ << "          bool kin = kk < K, ain = kin && i0 + row < M, bin = kin && j0 + row < N;\n";
+    body_ << "          uint kc = min(kk, K - " << VW << "u);\n";
+    if (VW == 4) {
+      body_ << "          vec4 xa = ain ? ld4_" << ab << "((A0 + i * K + kc) / 4u) : vec4(0.0);\n";
+      body_ << "          vec4 xb = bin ? ld4_" << bb << "((B0 + jj * K + kc) / 4u) : vec4(0.0);\n";
+      for (uint32_t c = 0; c < 4; ++c)
+        body_ << "          sm[(kq + " << c << "u) * " << LD << "u + row] = xa[" << c << "]; sm[" << BK * LD << "u + (kq + "
+              << c << "u) * " << LD << "u + row] = xb[" << c << "];\n";
+    } else {
+      body_ << "          vec4 al = vec4(0.0), ah = vec4(0.0), bl = vec4(0.0), bh = vec4(0.0);\n";
+      body_ << "          if (ain) ld8_" << ab << "((A0 + i * K + kc) / 8u, al, ah);\n";
+      body_ << "          if (bin) ld8_" << bb << "((B0 + jj * K + kc) / 8u, bl, bh);\n";
+      for (uint32_t c = 0; c < 8; ++c) {
+        std::string comp = std::string(c < 4 ? "l" : "h") + "[" + std::to_string(c % 4) + "]";
+        body_ << "          sm[(kq + " << c << "u) * " << LD << "u + row] = a" << comp << "; sm[" << BK * LD
+              << "u + (kq + " << c << "u) * " << LD << "u + row] = b" << comp << ";\n";
+      }
+    }
+    body_ << "        }\n";
+  } else {
+  body_ << "        for (uint e = 0u; e < " << perThread << "u; ++e) {\n";
+  body_ << "          uint q = t + " << WG << "u * e, row = q / " << BK << "u, kq = q % " << BK << "u;\n";
+  body_ << "          uint i = i0 + row, kk = k0 + kq;\n";
+  body_ << "          sm[kq * " << LD << "u + row] = (i < M && kk < K) ? " << a.load("A0 + i * K + kk") << " : 0.0;\n";
+  if (tb) {
+    body_ << "          uint jj = j0 + row;\n";
+    body_ << "          sm[" << BK * LD << "u + kq * " << LD << "u + row] = (jj < N && kk < K) ? " << b.load("B0 + jj * K + kk")
+          << " : 0.0;\n";
+  } else {
+    body_ << "          uint kb = k0 + q / " << BN << "u, jj = j0 + q % " << BN << "u;\n";
+    body_ << "          sm[" << BK * LD << "u + (q / " << BN << "u) * " << LD << "u + q % " << BN
+          << "u] = (jj < N && kb < K) ? " << b.load("B0 + kb * N + jj") << " : 0.0;\n";
+  }
+  body_ << "        }\n";
+  }
+  body_ << "        barrier();\n";
+  body_ << "        for (uint q = 0u; q < " << BK << "u; ++q) {\n";
+  body_ << "          uint ao = q * " << LD << "u + ty, bo = " << BK * LD << "u + q * " << LD << "u + tx;\n";
+  for (uint32_t r = 0; r < 4; ++r)
+    body_ << "          float a" << r << " = sm[ao + " << 16 * r << "u], b" << r << " = sm[bo + " << 16 * r << "u];\n";
+  for (uint32_t r = 0; r < 4; ++r) {
+    body_ << "         ";
+    for (uint32_t c = 0; c < 4; ++c)
+      body_ << " c" << idx(r, c) << " += a" << r << " * b" << c << ";";
+    body_ << "\n";
+  }
+  body_ << "        }\n";
+  body_ << "        barrier();\n";
+  body_ << "      }\n";
+  for (uint32_t r = 0; r < 4; ++r)
+    for (uint32_t c = 0; c < 4; ++c)
+      body_ << "      { uint i = i0 + ty + " << 16 * r << "u, j = j0 + tx + " << 16 * c << "u; if (i < M && j < N) "
+            << o.store("(bz * M + i) * N + j", "c" + idx(r, c)) << " }\n";
+  body_ << "    }\n";
   if (tb)
-    body_ << "      { uint kk = k0 + ty; uint jj = j0 + tx; Bs[ty][tx] = (jj < N && kk < K) ? "
-          << b.load("B0 + jj * " + K.str() + " + kk") << " : 0.0; }\n";
-  else
-    body_ << "      { uint kk = k0 + ty; Bs[ty][tx] = (j < N && kk < K) ? " << b.load(B) << " : 0.0; }\n";
-  body_ << "      barrier();\n";
-  body_ << "      for (uint q = 0u; q < 16u; ++q) acc += As[ty][q] * Bs[q][tx];\n";
-  body_ << "      barrier();\n    }\n";
-  body_ << "    if (i < M && j < N) " << o.store("(bz * M + i) * N + j", "acc") << "\n";
-  body_ << "  }\n  }\n";
+    body_ << "    }\n";
+  body_ << "  }\n";
   return true;
 }
 
@@ -1079,6 +1295,8 @@ std::string Builder::source() {
     s << "#extension GL_EXT_shader_8bit_storage : require\n";
   if (has16)
     s << "#extension GL_EXT_shader_16bit_storage : require\n";
+  if (subgroupArithmetic_)
+    s << "#extension GL_KHR_shader_subgroup_arithmetic : require\n";
   s << "#extension GL_EXT_shader_explicit_arithmetic_types_int8 : enable\n";
   s << "#extension GL_EXT_shader_explicit_arithmetic_types_int16 : enable\n";
   s << "// " << describeOp(op_) << "\n";
@@ -1217,8 +1435,8 @@ std::string spirvUnsupportedReason(Operation *op, const SpirvTarget &target) {
 }
 
 StatusOr<SpirvKernel> generateSpirvKernel(Operation *op, llvm::ArrayRef<std::string> symbolNames,
-                                          const SpirvTarget &target) {
-  Builder b(op, symbolNames, target);
+                                          const SpirvTarget &target, llvm::ArrayRef<Type> operandStorage) {
+  Builder b(op, symbolNames, target, operandStorage);
   if (!b.run())
     return Status::error(b.error);
   return std::move(b.kernel);

@@ -8,6 +8,7 @@
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -164,10 +165,23 @@ struct VulkanSession {
   std::map<std::pair<int, std::vector<int64_t>>, std::vector<VkCommandBuffer>> recorded;
   uint64_t recordedCount = 0;
   uint64_t gpuNs = 0;
+  // KILN_PROFILE: a timestamp after every kernel item (one pool slot per item, per segment from
+  // profBase[seg]; slot profBase[seg] is the segment's start); per dispatch, the GPU time from the previous
+  // timestamp to its own (its execution plus the barrier before it), summed over the session's runs.
+  VkQueryPool profQueries = VK_NULL_HANDLE;
+  std::vector<uint32_t> profBase;
+  std::vector<uint64_t> profNs;
+  uint64_t profRuns = 0;
+
+  void printProfile() const;
 
   ~VulkanSession() {
     VulkanDevice &d = *model->dev;
     vkDeviceWaitIdle(d.device);
+    if (profQueries) {
+      printProfile();
+      vkDestroyQueryPool(d.device, profQueries, nullptr);
+    }
     if (queries) vkDestroyQueryPool(d.device, queries, nullptr);
     if (fence) vkDestroyFence(d.device, fence, nullptr);
     if (cmdPool) vkDestroyCommandPool(d.device, cmdPool, nullptr); // frees the command buffers
@@ -218,8 +232,19 @@ bool buildKernel(VulkanModel &m, int k, int bindings, std::string &error) {
   KernelInfo &ki = m.kernels[k];
   VulkanDevice &dev = *m.dev;
   const std::string name = "kernel " + std::to_string(k) + " '" + src.symbol() + "' (" + src.op() + ")";
-  if (src.spirv().empty() || src.spirv().size() % 4 != 0) {
-    error = name + ": no SPIR-V module (a Vulkan dispatch needs Kernel.spirv)";
+  // The module: its own, or an earlier kernel's (Kernel.spirv_from, modules stored once).
+  const std::string *code = &src.spirv();
+  if (src.spirv_from() != 0) {
+    int from = src.spirv_from() - 1;
+    if (!src.spirv().empty() || from < 0 || from >= k || m.mf->kernels(from).spirv_from() != 0) {
+      error = name + ": spirv_from " + std::to_string(src.spirv_from()) +
+              " does not name an earlier kernel with its own module (and spirv must then be empty)";
+      return false;
+    }
+    code = &m.mf->kernels(from).spirv();
+  }
+  if (code->empty() || code->size() % 4 != 0) {
+    error = name + ": no SPIR-V module (a Vulkan dispatch needs Kernel.spirv or spirv_from)";
     return false;
   }
   uint64_t invocations = 1;
@@ -260,9 +285,9 @@ bool buildKernel(VulkanModel &m, int k, int bindings, std::string &error) {
   ki.bindings = bindings;
 
   VkShaderModuleCreateInfo smci{VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO};
-  smci.codeSize = src.spirv().size();
-  std::vector<uint32_t> words(src.spirv().size() / 4);
-  std::memcpy(words.data(), src.spirv().data(), src.spirv().size());
+  smci.codeSize = code->size();
+  std::vector<uint32_t> words(code->size() / 4);
+  std::memcpy(words.data(), code->data(), code->size());
   smci.pCode = words.data();
   VkResult r = vkCreateShaderModule(dev.device, &smci, nullptr, &ki.module);
   if (r != VK_SUCCESS) {
@@ -303,6 +328,15 @@ bool buildKernel(VulkanModel &m, int k, int bindings, std::string &error) {
   cpci.stage.module = ki.module;
   cpci.stage.pName = "main";
   cpci.layout = ki.layout;
+  // Specialization constants: constant_id i = Kernel.specialization[i] (32-bit).
+  std::vector<uint32_t> specData(src.specialization().begin(), src.specialization().end());
+  std::vector<VkSpecializationMapEntry> specMap(specData.size());
+  for (size_t i = 0; i < specMap.size(); ++i)
+    specMap[i] = {static_cast<uint32_t>(i), static_cast<uint32_t>(4 * i), 4};
+  VkSpecializationInfo spec{static_cast<uint32_t>(specMap.size()), specMap.data(), 4 * specData.size(),
+                            specData.data()};
+  if (!specData.empty())
+    cpci.stage.pSpecializationInfo = &spec;
   r = vkCreateComputePipelines(dev.device, VK_NULL_HANDLE, 1, &cpci, nullptr, &ki.pipeline);
   if (r != VK_SUCCESS) {
     ki.pipeline = VK_NULL_HANDLE;
@@ -613,6 +647,12 @@ bool record(VulkanModel &m, VulkanSession &s, int seg, const int64_t *sym, int c
     vkCmdResetQueryPool(cmd, s.queries, 2 * seg, 2);
     vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, s.queries, 2 * seg);
   }
+  uint32_t profSlot = 0;
+  if (s.profQueries) {
+    profSlot = s.profBase[seg];
+    vkCmdResetQueryPool(cmd, s.profQueries, profSlot, 1 + static_cast<uint32_t>(m.segments[seg].items.size()));
+    vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, s.profQueries, profSlot++);
+  }
   std::vector<uint32_t> push(m.numSymbols);
   for (size_t i = 0; i < m.numSymbols; ++i)
     push[i] = static_cast<uint32_t>(sym[i]);
@@ -620,6 +660,16 @@ bool record(VulkanModel &m, VulkanSession &s, int seg, const int64_t *sym, int c
   bool anyReadback = false;
   for (const Item &it : m.segments[seg].items) {
     std::vector<Hazards::Range> rd, wr;
+    // KILN_PROFILE: this item's timestamp, written once it has completed (also for an empty dispatch).
+    struct ProfStamp {
+      VkCommandBuffer cmd;
+      VkQueryPool pool;
+      uint32_t slot;
+      ~ProfStamp() {
+        if (pool)
+          vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, pool, slot);
+      }
+    } stamp{cmd, s.profQueries, profSlot++};
     if (it.kernel) {
       const art::Dispatch &disp = mf.dispatches(it.dispatch);
       const KernelInfo &ki = m.kernels[disp.kernel()];
@@ -881,6 +931,18 @@ VulkanSession *createSession(VulkanModel &m, std::string &error) {
     qci.queryCount = static_cast<uint32_t>(2 * m.segments.size());
     if (vkCreateQueryPool(dev.device, &qci, nullptr, &s->queries) != VK_SUCCESS)
       s->queries = VK_NULL_HANDLE; // no timestamps, still runs
+    const char *prof = std::getenv("KILN_PROFILE");
+    if (prof && *prof && std::string(prof) != "0") {
+      uint32_t n = 0;
+      for (const Segment &seg : m.segments) {
+        s->profBase.push_back(n);
+        n += 1 + static_cast<uint32_t>(seg.items.size());
+      }
+      qci.queryCount = n;
+      if (vkCreateQueryPool(dev.device, &qci, nullptr, &s->profQueries) != VK_SUCCESS)
+        s->profQueries = VK_NULL_HANDLE;
+      s->profNs.assign(static_cast<size_t>(m.mf->dispatches_size()), 0);
+    }
   }
   return s.release();
 }
@@ -941,6 +1003,25 @@ bool runStep(VulkanModel &m, VulkanSession &s, const int64_t *sym, int current, 
     case Step::Submit: {
       if (!dev.submitAndWait(cmds[step.index], s.fence, error))
         return false;
+      if (s.profQueries) {
+        const Segment &sg = m.segments[step.index];
+        std::vector<uint64_t> ts(1 + sg.items.size());
+        if (vkGetQueryPoolResults(dev.device, s.profQueries, s.profBase[step.index], static_cast<uint32_t>(ts.size()),
+                                  ts.size() * sizeof(uint64_t), ts.data(), sizeof(uint64_t),
+                                  VK_QUERY_RESULT_64_BIT) == VK_SUCCESS)
+          for (size_t i = 0; i < sg.items.size(); ++i) {
+            int d = sg.items[i].kernel ? sg.items[i].dispatch : -1;
+            if (d < 0) // a transfer: its dispatch index
+              for (size_t j = 0; j < m.dispatchXfer.size(); ++j)
+                if (m.dispatchXfer[j] == sg.items[i].xfer)
+                  d = static_cast<int>(j);
+            if (d >= 0)
+              s.profNs[static_cast<size_t>(d)] += static_cast<uint64_t>(
+                  static_cast<double>((ts[i + 1] - ts[i]) & dev.timestampMask) * dev.timestampPeriodNs);
+          }
+        if (step.index == 0)
+          ++s.profRuns;
+      }
       if (s.queries) {
         uint64_t ts[2] = {0, 0};
         if (vkGetQueryPoolResults(dev.device, s.queries, 2 * step.index, 2, sizeof ts, ts, sizeof(uint64_t),
@@ -966,6 +1047,44 @@ bool runStep(VulkanModel &m, VulkanSession &s, const int64_t *sym, int current, 
   for (size_t o = 0; o < m.deviceOutputs.size(); ++o)
     bufferPtr[m.deviceOutputs[o]] = s.outputCopies[o].data();
   return true;
+}
+
+// The KILN_PROFILE report on stderr: GPU time per kernel variant, then the top dispatches.
+void VulkanSession::printProfile() const {
+  const art::Manifest &mf = *model->mf;
+  uint64_t total = 0;
+  std::map<std::string, std::pair<uint64_t, int>> byKernel;
+  std::vector<std::pair<uint64_t, int>> top;
+  for (size_t d = 0; d < profNs.size(); ++d) {
+    if (!profNs[d])
+      continue;
+    total += profNs[d];
+    const art::Dispatch &disp = mf.dispatches(static_cast<int>(d));
+    std::string key = disp.kind() == art::Dispatch::TRANSFER ? std::string("transfer")
+                                                              : mf.kernels(disp.kernel()).symbol();
+    byKernel[key].first += profNs[d];
+    byKernel[key].second++;
+    top.push_back({profNs[d], static_cast<int>(d)});
+  }
+  if (!total || !profRuns)
+    return;
+  std::fprintf(stderr, "kiln profile (vulkan): %llu runs, GPU %.3f ms per run (per-dispatch timestamps: the time "
+                       "since the previous one, barrier included)\n",
+               static_cast<unsigned long long>(profRuns), double(total) * 1e-6 / double(profRuns));
+  std::vector<std::pair<uint64_t, std::string>> kinds;
+  for (auto &[k, v] : byKernel)
+    kinds.push_back({v.first, k + " x" + std::to_string(v.second)});
+  std::sort(kinds.rbegin(), kinds.rend());
+  for (auto &[ns, k] : kinds)
+    std::fprintf(stderr, "  %6.2f%% %9.3f ms/run  %s\n", 100.0 * double(ns) / double(total),
+                 double(ns) * 1e-6 / double(profRuns), k.c_str());
+  std::sort(top.rbegin(), top.rend());
+  for (size_t i = 0; i < top.size() && i < 12; ++i) {
+    const art::Dispatch &disp = mf.dispatches(top[i].second);
+    std::fprintf(stderr, "  top %2zu: %8.3f ms/run  #%d %s %s\n", i + 1, double(top[i].first) * 1e-6 / double(profRuns),
+                 top[i].second, disp.kind() == art::Dispatch::TRANSFER ? "transfer" : mf.kernels(disp.kernel()).symbol().c_str(),
+                 disp.location().c_str());
+  }
 }
 
 uint64_t lastGpuTimeNs(const VulkanSession &s) { return s.gpuNs; }

@@ -174,7 +174,7 @@ protected:
       if (mlir::isa<ir::WeightOp, ir::ConstantOp, mlir::func::ReturnOp>(op))
         continue;
       EXPECT_EQ(codegen::spirvUnsupportedReason(&op, target), "");
-      StatusOr<codegen::SpirvKernel> k = codegen::generateSpirvKernel(&op, kSymbols, target);
+      StatusOr<codegen::SpirvKernel> k = codegen::generateSpirvKernel(&op, kSymbols, target, storageOf(&op));
       ASSERT_TRUE(k.ok()) << k.status().message();
       ASSERT_EQ(k->globalSize.size(), 3u);
       ASSERT_LE(k->sharedMemoryBytes, target.maxSharedMemory);
@@ -251,7 +251,7 @@ protected:
       std::vector<Buffer> operands;
       std::vector<std::vector<uint8_t> *> buffers;
       for (mlir::Value v : op.getOperands())
-        operands.push_back(values[v]);
+        operands.push_back(values[foldedSource(&op, v)]);
       for (Buffer &b : operands)
         buffers.push_back(&b.bytes);
       buffers.push_back(&out.bytes);
@@ -262,7 +262,7 @@ protected:
         groups[a] = (uint32_t)((*g + k.workgroupSize[a] - 1) / k.workgroupSize[a]);
         ASSERT_LE(groups[a], 65535u) << k.name;
       }
-      std::string error = h->dispatch(k.spirv, buffers, push, groups);
+      std::string error = h->dispatch(k.spirv, buffers, push, groups, k.specialization);
       ASSERT_EQ(error, "") << k.name;
       values[result] = std::move(out);
     }
@@ -325,6 +325,28 @@ protected:
       std::printf("[ error    ] %-40s max rel error %.3g\n", key.c_str(), rel);
   }
 
+  /// With foldWeightConverts, a matmul / gather operand that is kiln.convert of an f16 / bf16 value to f32
+  /// is read from the convert's input in place (passes/DeviceWeights.h): the kernel gets that storage type
+  /// and the 16-bit buffer.
+  mlir::Value foldedSource(mlir::Operation *op, mlir::Value v) const {
+    if (!foldWeightConverts || !mlir::isa<ir::MatmulOp, ir::GatherOp>(op))
+      return v;
+    if (auto c = v.getDefiningOp<ir::ConvertOp>()) {
+      mlir::Type in = mlir::cast<mlir::ShapedType>(c->getOperand(0).getType()).getElementType();
+      mlir::Type outT = mlir::cast<mlir::ShapedType>(v.getType()).getElementType();
+      if ((in.isF16() || in.isBF16()) && outT.isF32())
+        return c->getOperand(0);
+    }
+    return v;
+  }
+  std::vector<mlir::Type> storageOf(mlir::Operation *op) const {
+    std::vector<mlir::Type> types;
+    for (mlir::Value v : op->getOperands())
+      types.push_back(mlir::cast<mlir::ShapedType>(foldedSource(op, v).getType()).getElementType());
+    return types;
+  }
+
+  bool foldWeightConverts = false;
   mlir::MLIRContext context;
   mlir::OwningOpRef<mlir::ModuleOp> module;
   mlir::func::FuncOp func;
@@ -502,20 +524,111 @@ func.func @limits(%q: tensor<1x8x?x256xf32, #kiln.dims<[s]>>, %k: tensor<1x4x?x2
   EXPECT_NE(bad.status().message().find("'s'"), std::string::npos) << bad.status().message();
 }
 
-// GEMV (static M = 1, transpose_b): odd K and N, broadcast batch.
+// GEMV (M <= 4, transpose_b): odd K and N, broadcast batch; K a multiple of 8 takes the vector loads.
 TEST_F(SpirvCodegenTest, Gemv) {
   std::string src = R"(
-func.func @gemv(%x: tensor<1x1001xf32>, %w: tensor<37x1001xf32>, %y: tensor<?x1x1x48xf32, #kiln.dims<[b]>>, %v: tensor<3x5x48xf32>) -> (
-    tensor<1x37xf32>, tensor<?x3x1x5xf32, #kiln.dims<[b]>>) {
+func.func @gemv(%x: tensor<1x1001xf32>, %w: tensor<37x1001xf32>, %y: tensor<?x1x1x48xf32, #kiln.dims<[b]>>, %v: tensor<3x5x48xf32>,
+                %a: tensor<?x264xf32, #kiln.dims<[s]>>, %c: tensor<37x264xf32>) -> (
+    tensor<1x37xf32>, tensor<?x3x1x5xf32, #kiln.dims<[b]>>, tensor<?x37xf32, #kiln.dims<[s]>>) {
   %0 = kiln.matmul %x, %w {transpose_b = true} : (tensor<1x1001xf32>, tensor<37x1001xf32>) -> tensor<1x37xf32>
   %1 = kiln.matmul %y, %v {transpose_b = true} : (tensor<?x1x1x48xf32, #kiln.dims<[b]>>, tensor<3x5x48xf32>) -> tensor<?x3x1x5xf32, #kiln.dims<[b]>>
-  return %0, %1 : tensor<1x37xf32>, tensor<?x3x1x5xf32, #kiln.dims<[b]>>
+  %2 = kiln.matmul %a, %c {transpose_b = true} : (tensor<?x264xf32, #kiln.dims<[s]>>, tensor<37x264xf32>) -> tensor<?x37xf32, #kiln.dims<[s]>>
+  return %0, %1, %2 : tensor<1x37xf32>, tensor<?x3x1x5xf32, #kiln.dims<[b]>>, tensor<?x37xf32, #kiln.dims<[s]>>
+})";
+  for (bool subgroups : {true, false}) {
+    SCOPED_TRACE(subgroups ? "subgroupAdd" : "shared-memory tree");
+    target.subgroupArithmetic = subgroups;
+    compile(src);
+    for (auto &[op, k] : kernels) {
+      EXPECT_EQ(k.name.rfind("matmul_tb_gemv4_tile64", 0), 0u) << k.name;
+      EXPECT_EQ(k.name.find("_sg") != std::string::npos, subgroups) << k.name;
+    }
+    for (const Bindings &b : kShapes)
+      check(b);
+  }
+}
+
+// f16 / bf16 weights read in place by the matmul (a folded kiln.convert, passes/DeviceWeights.h): the GEMV's
+// vector loads (K = 264, f16 and bf16) and scalar loads (K = 203), the tile path (M = s up to 130, N = 150 not a multiple
+// of 64), and gathers from f16 and bf16 tables; the result must equal convert-then-f32.
+TEST_F(SpirvCodegenTest, Float16WeightsInPlace) {
+  std::string src = R"(
+func.func @w16(%x: tensor<?x264xf32, #kiln.dims<[s]>>, %w: tensor<150x264xf16>, %y: tensor<?x203xf32, #kiln.dims<[s]>>,
+               %v: tensor<150x203xbf16>, %t: tensor<50x16xf16>, %i: tensor<?xi64, #kiln.dims<[s]>>,
+               %u: tensor<150x264xbf16>, %tb: tensor<50x16xbf16>) -> (
+    tensor<?x150xf32, #kiln.dims<[s]>>, tensor<?x150xf32, #kiln.dims<[s]>>, tensor<?x16xf32, #kiln.dims<[s]>>,
+    tensor<?x150xf32, #kiln.dims<[s]>>, tensor<?x16xf32, #kiln.dims<[s]>>) {
+  %wf = kiln.convert %w : tensor<150x264xf16> -> tensor<150x264xf32>
+  %0 = kiln.matmul %x, %wf {transpose_b = true} : (tensor<?x264xf32, #kiln.dims<[s]>>, tensor<150x264xf32>) -> tensor<?x150xf32, #kiln.dims<[s]>>
+  %vf = kiln.convert %v : tensor<150x203xbf16> -> tensor<150x203xf32>
+  %1 = kiln.matmul %y, %vf {transpose_b = true} : (tensor<?x203xf32, #kiln.dims<[s]>>, tensor<150x203xf32>) -> tensor<?x150xf32, #kiln.dims<[s]>>
+  %tf = kiln.convert %t : tensor<50x16xf16> -> tensor<50x16xf32>
+  %2 = kiln.gather %tf, %i : (tensor<50x16xf32>, tensor<?xi64, #kiln.dims<[s]>>) -> tensor<?x16xf32, #kiln.dims<[s]>>
+  %uf = kiln.convert %u : tensor<150x264xbf16> -> tensor<150x264xf32>
+  %3 = kiln.matmul %x, %uf {transpose_b = true} : (tensor<?x264xf32, #kiln.dims<[s]>>, tensor<150x264xf32>) -> tensor<?x150xf32, #kiln.dims<[s]>>
+  %tbf = kiln.convert %tb : tensor<50x16xbf16> -> tensor<50x16xf32>
+  %4 = kiln.gather %tbf, %i : (tensor<50x16xf32>, tensor<?xi64, #kiln.dims<[s]>>) -> tensor<?x16xf32, #kiln.dims<[s]>>
+  return %0, %1, %2, %3, %4 : tensor<?x150xf32, #kiln.dims<[s]>>, tensor<?x150xf32, #kiln.dims<[s]>>, tensor<?x16xf32, #kiln.dims<[s]>>,
+    tensor<?x150xf32, #kiln.dims<[s]>>, tensor<?x16xf32, #kiln.dims<[s]>>
+})";
+  foldWeightConverts = true;
+  compile(src);
+  int folded = 0;
+  for (auto &[op, k] : kernels)
+    if (mlir::isa<ir::MatmulOp>(op)) {
+      EXPECT_TRUE(k.name.find("_bf16_") != std::string::npos || k.name.find("_bbf16_") != std::string::npos)
+          << k.name; // B stored as f16 / bf16
+      ++folded;
+    }
+  EXPECT_EQ(folded, 3);
+  for (int64_t s : {1, 3, 4, 5, 70, 130})
+    check({{"b", 1}, {"s", s}, {"p", 0}}, {{5, [](const std::vector<int64_t> &shape, const Bindings &, std::mt19937 &rng) {
+      std::vector<double> ids(static_cast<size_t>(shape[0]));
+      for (double &d : ids)
+        d = double(rng() % 50);
+      return ids;
+    }}});
+}
+
+// The register-blocked tile path at sizes that cross tiles: M = s up to 130, N = 150 and 77 (not multiples
+// of 64), K = 203 (not a multiple of 16: scalar loads) and 264 (vec4 loads, K % 16 = 8), with and without
+// transpose_b, batched with a broadcast operand.
+TEST_F(SpirvCodegenTest, MatmulTiles) {
+  std::string src = R"(
+func.func @tiles(%x: tensor<?x203xf32, #kiln.dims<[s]>>, %w: tensor<150x203xf32>, %u: tensor<203x77xf32>,
+                 %q: tensor<2x?x40xf32, #kiln.dims<[s]>>, %k: tensor<1x70x40xf32>, %x4: tensor<?x264xf32, #kiln.dims<[s]>>,
+                 %w4: tensor<150x264xf32>) -> (
+    tensor<?x150xf32, #kiln.dims<[s]>>, tensor<?x77xf32, #kiln.dims<[s]>>, tensor<2x?x70xf32, #kiln.dims<[s]>>,
+    tensor<?x150xf32, #kiln.dims<[s]>>) {
+  %0 = kiln.matmul %x, %w {transpose_b = true} : (tensor<?x203xf32, #kiln.dims<[s]>>, tensor<150x203xf32>) -> tensor<?x150xf32, #kiln.dims<[s]>>
+  %1 = kiln.matmul %x, %u {transpose_b = false} : (tensor<?x203xf32, #kiln.dims<[s]>>, tensor<203x77xf32>) -> tensor<?x77xf32, #kiln.dims<[s]>>
+  %2 = kiln.matmul %q, %k {transpose_b = true} : (tensor<2x?x40xf32, #kiln.dims<[s]>>, tensor<1x70x40xf32>) -> tensor<2x?x70xf32, #kiln.dims<[s]>>
+  %3 = kiln.matmul %x4, %w4 {transpose_b = true} : (tensor<?x264xf32, #kiln.dims<[s]>>, tensor<150x264xf32>) -> tensor<?x150xf32, #kiln.dims<[s]>>
+  return %0, %1, %2, %3 : tensor<?x150xf32, #kiln.dims<[s]>>, tensor<?x77xf32, #kiln.dims<[s]>>, tensor<2x?x70xf32, #kiln.dims<[s]>>,
+    tensor<?x150xf32, #kiln.dims<[s]>>
 })";
   compile(src);
-  for (auto &[op, k] : kernels)
-    EXPECT_EQ(k.name, "matmul_gemv_tb_f32");
-  for (const Bindings &b : kShapes)
-    check(b);
+  for (int64_t s : {1, 2, 5, 64, 65, 130})
+    check({{"b", 1}, {"s", s}, {"p", 0}});
+}
+
+// Static dims are specialization constants: matmuls of one shape class (here K = 264 and 512, N = 150 and 40)
+// have identical modules and differ only in their constants, and both compute their own shapes.
+TEST_F(SpirvCodegenTest, MatmulShapeClassSharesModule) {
+  std::string src = R"(
+func.func @cls(%x: tensor<?x264xf32, #kiln.dims<[s]>>, %w: tensor<150x264xf32>, %y: tensor<?x512xf32, #kiln.dims<[s]>>,
+               %v: tensor<40x512xf32>) -> (tensor<?x150xf32, #kiln.dims<[s]>>, tensor<?x40xf32, #kiln.dims<[s]>>) {
+  %0 = kiln.matmul %x, %w {transpose_b = true} : (tensor<?x264xf32, #kiln.dims<[s]>>, tensor<150x264xf32>) -> tensor<?x150xf32, #kiln.dims<[s]>>
+  %1 = kiln.matmul %y, %v {transpose_b = true} : (tensor<?x512xf32, #kiln.dims<[s]>>, tensor<40x512xf32>) -> tensor<?x40xf32, #kiln.dims<[s]>>
+  return %0, %1 : tensor<?x150xf32, #kiln.dims<[s]>>, tensor<?x40xf32, #kiln.dims<[s]>>
+})";
+  compile(src);
+  ASSERT_EQ(kernels.size(), 2u);
+  const codegen::SpirvKernel &k0 = kernels.begin()->second, &k1 = std::next(kernels.begin())->second;
+  EXPECT_EQ(k0.spirv, k1.spirv);
+  EXPECT_NE(k0.specialization, k1.specialization);
+  for (int64_t s : {1, 3, 70})
+    check({{"b", 1}, {"s", s}, {"p", 0}});
 }
 
 // Large element counts: more elements than 65535 workgroups of 256 cover in one pass (grid-stride loops).

@@ -121,7 +121,8 @@ VulkanHarness::~VulkanHarness() {
 }
 
 std::string VulkanHarness::dispatch(const std::vector<uint32_t> &spirv, std::vector<std::vector<uint8_t> *> buffers,
-                                    const std::vector<uint32_t> &pushWords, const uint32_t groups[3]) {
+                                    const std::vector<uint32_t> &pushWords, const uint32_t groups[3],
+                                    const std::vector<uint32_t> &specialization) {
   Impl &m = *impl_;
   VkDevice dev = m.device;
   struct Buf {
@@ -213,6 +214,12 @@ std::string VulkanHarness::dispatch(const std::vector<uint32_t> &spirv, std::vec
     cpci.stage.module = module;
     cpci.stage.pName = "main";
     cpci.layout = pipeLayout;
+    std::vector<VkSpecializationMapEntry> entries(specialization.size());
+    for (size_t i = 0; i < entries.size(); ++i)
+      entries[i] = {uint32_t(i), uint32_t(4 * i), 4};
+    VkSpecializationInfo spec{uint32_t(entries.size()), entries.data(), 4 * specialization.size(), specialization.data()};
+    if (!specialization.empty())
+      cpci.stage.pSpecializationInfo = &spec;
     VK_TRY(vkCreateComputePipelines(dev, VK_NULL_HANDLE, 1, &cpci, nullptr, &pipeline));
     VkDescriptorPoolSize ps{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, (uint32_t)buffers.size()};
     VkDescriptorPoolCreateInfo dpci{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};

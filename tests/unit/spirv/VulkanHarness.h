@@ -23,9 +23,11 @@ public:
   std::string deviceName() const { return deviceName_; }
 
   /// Runs `spirv` once with buffers[i] at binding i (contents copied in, and back out for all of them),
-  /// push constants `pushWords`, and `groups` workgroups. Returns an empty string or an error.
+  /// push constants `pushWords`, and `groups` workgroups; `specialization`: the values of constant_id 0 .. n-1.
+  /// Returns an empty string or an error.
   std::string dispatch(const std::vector<uint32_t> &spirv, std::vector<std::vector<uint8_t> *> buffers,
-                       const std::vector<uint32_t> &pushWords, const uint32_t groups[3]);
+                       const std::vector<uint32_t> &pushWords, const uint32_t groups[3],
+                       const std::vector<uint32_t> &specialization = {});
 
 private:
   VulkanHarness() = default;

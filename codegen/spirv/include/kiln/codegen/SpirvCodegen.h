@@ -43,6 +43,10 @@ struct SpirvKernel {
   uint32_t workgroupSize[3] = {1, 1, 1};
   std::vector<ir::SymExpr> globalSize; ///< 3 entries, in invocations
   uint32_t sharedMemoryBytes = 0;
+  /// Values of the module's specialization constants (constant_id 0 .. n-1): static dims the kernel reads
+  /// as `layout(constant_id = i) const uint SCi` (default 1), so kernels that differ only in them share
+  /// one module (Kernel.specialization in the artifact).
+  std::vector<uint32_t> specialization;
   std::string glsl;             ///< the source, for --dump-dir
 };
 
@@ -53,8 +57,13 @@ std::string spirvUnsupportedReason(mlir::Operation *op, const SpirvTarget &targe
 /// The kernel of one kiln op: GLSL generated for the op's dtypes and static dims (symbolic dims come from
 /// the push constants, in `symbolNames` order), compiled with glslang to SPIR-V 1.3 / Vulkan 1.1 and
 /// validated with SPIRV-Tools. Errors name the op and include the first compiler or validator message.
+/// `operandStorage` (optional, one element type per operand): the element type the operand's buffer really
+/// holds when it differs from the IR's, which is allowed only for an f32 operand stored as f16 / bf16 (a
+/// weight whose convert was folded away, passes/DeviceWeights.h): the kernel reads the 16-bit values and
+/// widens them to f32, as the convert did.
 StatusOr<SpirvKernel> generateSpirvKernel(mlir::Operation *op, llvm::ArrayRef<std::string> symbolNames,
-                                          const SpirvTarget &target);
+                                          const SpirvTarget &target,
+                                          llvm::ArrayRef<mlir::Type> operandStorage = {});
 
 } // namespace kiln::codegen
 

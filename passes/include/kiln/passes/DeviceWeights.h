@@ -1,0 +1,28 @@
+//===- DeviceWeights.h - f16 / bf16 weights read in place by Vulkan kernels -*- C++ -*-===//
+//
+// Model builders read a weight stored as f16 or bf16 through `kiln.convert` to f32 (the IR computes in
+// f32). On the device that convert is a kernel that writes an f32 copy of the weight every step, which the
+// matmul then reads: twice the weight's bytes written and three times read. foldDeviceWeightConverts
+// removes such converts from a partitioned plan: a Vulkan `kiln.convert` dispatch whose input is a 16-bit
+// float WEIGHT buffer on the device, whose f32 result feeds only Vulkan matmul / gather dispatches (never a
+// CPU dispatch, a transfer or an output port), is deleted and its consumers read the weight buffer itself.
+// The SPIR-V kernels of those consumers are then generated with the buffer's storage type (codegen/spirv
+// generateSpirvKernel's operandStorage: 16-bit loads, widened to f32 as the convert did, so the numbers
+// are bit-identical). The f32 buffers disappear and the arenas are laid out again.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KILN_PASSES_DEVICEWEIGHTS_H
+#define KILN_PASSES_DEVICEWEIGHTS_H
+
+#include "kiln/passes/MemoryPlan.h"
+#include "kiln/passes/Partition.h"
+
+namespace kiln::passes {
+
+/// Folds the converts as above; returns how many were removed. `partition` (partitionPlan's result for
+/// `plan`) has its entries, counts and dispatch indices updated (the folded converts leave the report).
+int foldDeviceWeightConverts(MemoryPlan &plan, PartitionResult &partition);
+
+} // namespace kiln::passes
+
+#endif // KILN_PASSES_DEVICEWEIGHTS_H

@@ -1,0 +1,112 @@
+//===- DeviceWeights.cpp - f16 / bf16 weights read in place by Vulkan kernels ------===//
+#include "kiln/passes/DeviceWeights.h"
+#include "kiln/ir/KilnDialect.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+namespace kiln::passes {
+
+namespace {
+bool isFloat16Storage(mlir::Type t) { return t && (t.isF16() || t.isBF16()); }
+} // namespace
+
+int foldDeviceWeightConverts(MemoryPlan &plan, PartitionResult &partition) {
+  const size_t nb = plan.buffers.size();
+  // Readers of every buffer: (dispatch, operand index).
+  std::vector<std::vector<std::pair<int, int>>> readers(nb);
+  for (size_t i = 0; i < plan.dispatches.size(); ++i) {
+    const PlanDispatch &d = plan.dispatches[i];
+    std::vector<int> written = d.written();
+    for (size_t k = 0; k < d.buffers.size(); ++k)
+      if (std::find(written.begin(), written.end(), d.buffers[k]) == written.end())
+        readers[size_t(d.buffers[k])].push_back({int(i), int(k)});
+  }
+  std::set<int> ports;
+  for (const PlanPort &p : plan.outputs)
+    ports.insert(p.buffer);
+
+  std::vector<bool> dropDispatch(plan.dispatches.size(), false);
+  std::vector<bool> dropBuffer(nb, false);
+  int folded = 0;
+  for (size_t i = 0; i < plan.dispatches.size(); ++i) {
+    PlanDispatch &d = plan.dispatches[i];
+    if (d.transfer || d.device != DispatchDevice::Vulkan || !d.op || !mlir::isa<ir::ConvertOp>(d.op) ||
+        d.buffers.size() != 2)
+      continue;
+    const PlanBuffer &src = plan.buffers[size_t(d.buffers[0])], &dst = plan.buffers[size_t(d.buffers[1])];
+    if (src.kind != BufferKind::Weight || src.location != BufferLocation::Device ||
+        !isFloat16Storage(src.elementType) || !dst.elementType.isF32() || dst.kind != BufferKind::Arena ||
+        ports.count(dst.id) || readers[size_t(dst.id)].empty())
+      continue;
+    bool ok = true;
+    for (auto [r, k] : readers[size_t(dst.id)]) {
+      const PlanDispatch &c = plan.dispatches[size_t(r)];
+      ok = ok && !c.transfer && c.device == DispatchDevice::Vulkan && c.op &&
+           (mlir::isa<ir::MatmulOp>(c.op) || (mlir::isa<ir::GatherOp>(c.op) && k == 0));
+    }
+    if (!ok)
+      continue;
+    for (auto [r, k] : readers[size_t(dst.id)])
+      plan.dispatches[size_t(r)].buffers[size_t(k)] = src.id;
+    dropDispatch[i] = true;
+    dropBuffer[size_t(dst.id)] = true;
+    ++folded;
+  }
+  if (!folded)
+    return 0;
+
+  // Renumber the buffers without the f32 copies.
+  std::vector<int> newId(nb, -1);
+  std::vector<PlanBuffer> buffers;
+  for (size_t id = 0; id < nb; ++id) {
+    if (dropBuffer[id])
+      continue;
+    newId[id] = int(buffers.size());
+    buffers.push_back(std::move(plan.buffers[id]));
+    buffers.back().id = newId[id];
+  }
+  for (PlanBuffer &b : buffers)
+    if (b.copyOf >= 0)
+      b.copyOf = newId[size_t(b.copyOf)];
+  plan.buffers = std::move(buffers);
+  std::vector<int> newIndex(plan.dispatches.size(), -1);
+  std::vector<PlanDispatch> dispatches;
+  for (size_t i = 0; i < plan.dispatches.size(); ++i) {
+    if (dropDispatch[i])
+      continue;
+    newIndex[i] = int(dispatches.size());
+    for (int &id : plan.dispatches[i].buffers)
+      id = newId[size_t(id)];
+    dispatches.push_back(std::move(plan.dispatches[i]));
+  }
+  plan.dispatches = std::move(dispatches);
+  for (PlanPort &p : plan.inputs)
+    p.buffer = newId[size_t(p.buffer)];
+  for (PlanPort &p : plan.outputs)
+    p.buffer = newId[size_t(p.buffer)];
+  for (PlanKvEntry &e : plan.kvCache) {
+    e.pastBuffer = newId[size_t(e.pastBuffer)];
+    e.presentBuffer = newId[size_t(e.presentBuffer)];
+    if (e.appendBuffer >= 0)
+      e.appendBuffer = newId[size_t(e.appendBuffer)];
+  }
+  layoutArenas(plan);
+
+  std::vector<PartitionEntry> entries;
+  for (PartitionEntry &e : partition.entries) {
+    if (e.dispatch >= 0 && dropDispatch[size_t(e.dispatch)]) {
+      --partition.vulkanOps;
+      continue;
+    }
+    e.dispatch = newIndex[size_t(e.dispatch)];
+    entries.push_back(std::move(e));
+  }
+  partition.entries = std::move(entries);
+  for (int &t : partition.transferDispatches)
+    t = newIndex[size_t(t)];
+  return folded;
+}
+
+} // namespace kiln::passes
