@@ -1,7 +1,7 @@
 // llama-logits: evaluate token ids with llama.cpp and write the logits of every position.
 //
 //   llama-logits MODEL.gguf --ids 1,2,3 -o LOGITS.f32 [--chunks 2,5,1] [--threads N] [--fa on|off]
-//                [--kv f32|f16] [--bench R] [--bench-last-only] [-v]
+//                [--kv f32|f16] [--ngl N] [--bench R] [--bench-last-only] [-v]
 // Runs the ids through one KV cache in the given chunks (default: one chunk), requesting the logits of
 // every position, and writes them as raw little-endian f32 [S, V]. --bench R then times R repetitions
 // (after one warm-up) of that whole evaluation from an empty cache and prints tokens/s, mean +- stddev:
@@ -53,12 +53,12 @@ static int fail(const std::string &msg) {
 
 int main(int argc, char **argv) {
   const char *usage = "usage: llama-logits MODEL.gguf --ids 1,2,3 -o LOGITS.f32 [--chunks 2,5,1] [--threads N] "
-                      "[--fa on|off] [--kv f32|f16] [--bench R] [--bench-last-only] [-v]";
+                      "[--fa on|off] [--kv f32|f16] [--ngl N] [--bench R] [--bench-last-only] [-v]";
   if (argc < 2)
     return std::fprintf(stderr, "%s\n", usage), 2;
   std::string model_path = argv[1], out_path;
   std::vector<long> ids, chunks;
-  int threads = 2, reps = 0;
+  int threads = 2, reps = 0, ngl = 0;
   bool fa = false, last_only = false;
   ggml_type kv = GGML_TYPE_F32;
   for (int i = 2; i < argc; ++i) {
@@ -80,6 +80,8 @@ int main(int argc, char **argv) {
       threads = std::atoi(v);
     else if (a == "--fa")
       fa = std::strcmp(v, "on") == 0;
+    else if (a == "--ngl")
+      ngl = std::atoi(v);
     else if (a == "--bench")
       reps = std::atoi(v);
     else if (a == "--kv")
@@ -101,7 +103,7 @@ int main(int argc, char **argv) {
   ggml_backend_load_all();
   llama_backend_init();
   llama_model_params mp = llama_model_default_params();
-  mp.n_gpu_layers = 0;
+  mp.n_gpu_layers = ngl; // 0: CPU only; with a GPU build of the libraries, 99 offloads every layer
   llama_model *model = llama_model_load_from_file(model_path.c_str(), mp);
   if (!model)
     return fail(model_path + ": llama.cpp could not load the model");
