@@ -92,7 +92,8 @@ KILN_API int kiln_model_num_inputs(const kiln_model *model);
 KILN_API const char *kiln_model_input_name(const kiln_model *model, int index);
 KILN_API int kiln_model_num_outputs(const kiln_model *model);
 KILN_API const char *kiln_model_output_name(const kiln_model *model, int index);
-/* Bytes one session allocates (arena + both halves of every KV-cache buffer). */
+/* Bytes one session allocates (arena + the KV cache: one buffer of max-context rows per in-place entry,
+ * both halves of any other). */
 KILN_API uint64_t kiln_model_session_bytes(const kiln_model *model);
 
 /* ---- sessions ---- */
