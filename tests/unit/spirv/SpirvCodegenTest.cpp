@@ -10,6 +10,7 @@
 // and booleans exactly. Without a Vulkan device the tests skip (code generation and validation still run).
 //
 //===----------------------------------------------------------------------===//
+#include "KernelTestUtil.h"
 #include "VulkanHarness.h"
 
 #include "kiln/codegen/SpirvCodegen.h"
@@ -38,111 +39,8 @@ using kiln::ir::HostTensor;
 
 namespace {
 
-using Bindings = std::map<std::string, int64_t>;
-const std::vector<std::string> kSymbols = {"b", "p", "s"};
-
-// ---- storage of one element type ----
-size_t elementSize(mlir::Type t) {
-  if (t.isF32() || t.isInteger(32))
-    return 4;
-  if (t.isF16() || t.isBF16())
-    return 2;
-  if (t.isInteger(64))
-    return 8;
-  return 1; // i1
-}
-
-void storeElement(mlir::Type t, double v, uint8_t *p) {
-  if (t.isF32()) {
-    float f = (float)v;
-    std::memcpy(p, &f, 4);
-  } else if (t.isF16() || t.isBF16()) {
-    llvm::APFloat a(v);
-    bool loses;
-    a.convert(t.isF16() ? llvm::APFloat::IEEEhalf() : llvm::APFloat::BFloat(), llvm::APFloat::rmNearestTiesToEven,
-              &loses);
-    uint16_t bits = (uint16_t)a.bitcastToAPInt().getZExtValue();
-    std::memcpy(p, &bits, 2);
-  } else if (t.isInteger(64)) {
-    int64_t i = (int64_t)v;
-    std::memcpy(p, &i, 8);
-  } else if (t.isInteger(32)) {
-    int32_t i = (int32_t)v;
-    std::memcpy(p, &i, 4);
-  } else {
-    *p = v != 0;
-  }
-}
-
-double loadElement(mlir::Type t, const uint8_t *p) {
-  if (t.isF32()) {
-    float f;
-    std::memcpy(&f, p, 4);
-    return f;
-  }
-  if (t.isF16() || t.isBF16()) {
-    uint16_t bits;
-    std::memcpy(&bits, p, 2);
-    llvm::APFloat a(t.isF16() ? llvm::APFloat::IEEEhalf() : llvm::APFloat::BFloat(), llvm::APInt(16, bits));
-    bool loses;
-    a.convert(llvm::APFloat::IEEEdouble(), llvm::APFloat::rmNearestTiesToEven, &loses);
-    return a.convertToDouble();
-  }
-  if (t.isInteger(64)) {
-    int64_t i;
-    std::memcpy(&i, p, 8);
-    return (double)i;
-  }
-  if (t.isInteger(32)) {
-    int32_t i;
-    std::memcpy(&i, p, 4);
-    return (double)i;
-  }
-  return *p ? 1.0 : 0.0;
-}
-
-/// Rounds a double to what the element type can hold (so the interpreter sees the kernel's inputs).
-double roundTo(mlir::Type t, double v) {
-  uint8_t tmp[8];
-  storeElement(t, v, tmp);
-  return loadElement(t, tmp);
-}
-
-struct Buffer {
-  std::vector<uint8_t> bytes;
-  std::vector<int64_t> shape;
-  mlir::Type type;
-};
-
-Buffer toBuffer(const HostTensor &t, mlir::Type elem) {
-  Buffer b{std::vector<uint8_t>(std::max<size_t>(1, t.data.size() * elementSize(elem))), t.shape, elem};
-  for (size_t i = 0; i < t.data.size(); ++i)
-    storeElement(elem, t.data[i], b.bytes.data() + i * elementSize(elem));
-  return b;
-}
-
-std::vector<double> fromBuffer(const Buffer &b, size_t n) {
-  std::vector<double> out(n);
-  for (size_t i = 0; i < n; ++i)
-    out[i] = loadElement(b.type, b.bytes.data() + i * elementSize(b.type));
-  return out;
-}
-
-std::vector<int64_t> evalShape(mlir::Type type, const Bindings &bindings) {
-  auto sym = ir::getSymShape(type);
-  EXPECT_TRUE(succeeded(sym));
-  auto dims = ir::evaluateShape(*sym, bindings);
-  EXPECT_TRUE(succeeded(dims));
-  return std::vector<int64_t>(dims->begin(), dims->end());
-}
-
-int64_t numElements(const std::vector<int64_t> &shape) {
-  int64_t n = 1;
-  for (int64_t d : shape)
-    n *= d;
-  return n;}
-
-using Filler = std::function<std::vector<double>(const std::vector<int64_t> &shape, const Bindings &, std::mt19937 &)>;
+// Bindings, kSymbols, Buffer, Filler, element storage, inputs, the interpreter comparison.
+using namespace kiln::test;
 
 test::VulkanHarness *harness() {
   static std::string why;
@@ -191,30 +89,10 @@ protected:
     test::VulkanHarness *h = harness();
     if (!h)
       GTEST_SKIP() << "no Vulkan device (set VK_DRIVER_FILES=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json)";
-    SCOPED_TRACE(describe(bindings));
+    SCOPED_TRACE(describeBindings(bindings));
     std::vector<HostTensor> args;
     llvm::DenseMap<mlir::Value, Buffer> values;
-    for (unsigned i = 0; i < func.getNumArguments(); ++i) {
-      mlir::Value arg = func.getArgument(i);
-      mlir::Type elem = mlir::cast<mlir::ShapedType>(arg.getType()).getElementType();
-      HostTensor t;
-      t.shape = evalShape(arg.getType(), bindings);
-      t.isInteger = mlir::isa<mlir::IntegerType>(elem);
-      auto it = fillers.find(i);
-      if (it != fillers.end()) {
-        t.data = it->second(t.shape, bindings, rng);
-      } else {
-        t.data.resize(numElements(t.shape));
-        std::uniform_real_distribution<double> real(-1, 1);
-        std::uniform_int_distribution<int> integer(0, 9), bit(0, 1);
-        for (double &x : t.data)
-          x = elem.isInteger(1) ? bit(rng) : t.isInteger ? integer(rng) : real(rng);
-      }
-      for (double &x : t.data)
-        x = roundTo(elem, x);
-      values[arg] = toBuffer(t, elem);
-      args.push_back(std::move(t));
-    }
+    makeInputs(func, bindings, fillers, rng, args, values);
 
     std::vector<uint32_t> push;
     std::map<std::string, int64_t> symbolValues;
@@ -225,29 +103,14 @@ protected:
     }
     for (mlir::Operation &op : func.getBody().front()) {
       if (auto c = mlir::dyn_cast<ir::ConstantOp>(op)) {
-        auto dense = mlir::cast<mlir::DenseElementsAttr>(c.getValue());
-        mlir::Type elem = dense.getElementType();
-        HostTensor t;
-        t.shape = evalShape(c.getType(), bindings);
-        for (int64_t k = 0; k < numElements(t.shape); ++k) {
-          if (mlir::isa<mlir::FloatType>(elem))
-            t.data.push_back(dense.isSplat() ? dense.getSplatValue<llvm::APFloat>().convertToDouble()
-                                              : dense.getValues<llvm::APFloat>()[k].convertToDouble());
-          else
-            t.data.push_back((double)(dense.isSplat() ? dense.getSplatValue<llvm::APInt>().getSExtValue()
-                                                        : dense.getValues<llvm::APInt>()[k].getSExtValue()));
-        }
-        values[c.getResult()] = toBuffer(t, elem);
+        values[c.getResult()] = constantBuffer(c, bindings);
         continue;
       }
       if (mlir::isa<mlir::func::ReturnOp>(op))
         continue;
       const codegen::SpirvKernel &k = kernels.at(&op);
       mlir::Value result = op.getResult(0);
-      Buffer out;
-      out.type = mlir::cast<mlir::ShapedType>(result.getType()).getElementType();
-      out.shape = evalShape(result.getType(), bindings);
-      out.bytes.assign(std::max<size_t>(1, numElements(out.shape) * elementSize(out.type)), 0xAB);
+      Buffer out = garbageBuffer(result.getType(), bindings);
       std::vector<Buffer> operands;
       std::vector<std::vector<uint8_t> *> buffers;
       for (mlir::Value v : op.getOperands())
@@ -267,63 +130,13 @@ protected:
       values[result] = std::move(out);
     }
 
-    ir::Interpreter interpreter(nullptr);
-    std::vector<HostTensor> expected;
-    std::string error;
-    ASSERT_TRUE(interpreter.run(func, args, expected, error)) << error;
-    auto ret = mlir::cast<mlir::func::ReturnOp>(func.getBody().front().getTerminator());
-    ASSERT_EQ(expected.size(), ret.getNumOperands());
-    for (unsigned r = 0; r < ret.getNumOperands(); ++r) {
-      mlir::Operation *def = ret.getOperand(r).getDefiningOp();
-      std::string what = "result " + std::to_string(r) + " (" + def->getName().getStringRef().str() + ", " +
-                         kernels.at(def).name + ")";
-      const Buffer &got = values[ret.getOperand(r)];
-      ASSERT_EQ(got.shape, expected[r].shape) << what;
-      std::vector<double> actual = fromBuffer(got, expected[r].data.size());
-      bool exact = mlir::isa<mlir::IntegerType>(got.type);
-      double maxRef = 0, maxErr = 0;
-      int reported = 0;
-      for (size_t k = 0; k < actual.size(); ++k) {
-        double e = expected[r].data[k], a = actual[k];
-        if (std::isnan(e) || std::isnan(a)) {
-          EXPECT_EQ(std::isnan(e), std::isnan(a)) << what << " element " << k << ": " << a << " vs " << e;
-          continue;
-        }
-        if (std::isinf(e) || std::isinf(a)) {
-          EXPECT_EQ(a, e) << what << " element " << k;
-          continue;
-        }
-        e = roundTo(got.type, e);
-        if (exact && a != e && reported++ < 5)
-          ADD_FAILURE() << what << " element " << k << ": " << a << " vs " << e;
-        maxRef = std::max(maxRef, std::fabs(e));
-        maxErr = std::max(maxErr, std::fabs(a - e));
-      }
-      double rel = maxRef > 0 ? maxErr / maxRef : maxErr;
-      double tol = got.type.isF16() ? 1e-3 : got.type.isBF16() ? 8e-3 : tolerance;
-      EXPECT_LE(rel, tol) << what << ": max |out - ref| / max |ref| = " << rel;
-      std::string key = def->getName().getStringRef().str() + " -> " + printedType(got.type);
-      worst[key] = std::max(worst[key], rel);
-    }
+    compareWithInterpreter(
+        func, args, values, tolerance,
+        [this](mlir::Operation *def) { return def->getName().getStringRef().str() + ", " + kernels.at(def).name; },
+        worst);
   }
 
-  static std::string printedType(mlir::Type t) {
-    std::string s;
-    llvm::raw_string_ostream os(s);
-    os << t;
-    return s;
-  }
-  static std::string describe(const Bindings &bindings) {
-    std::string s;
-    for (auto &[k, v] : bindings)
-      s += k + "=" + std::to_string(v) + " ";
-    return s;
-  }
-
-  void TearDown() override {
-    for (auto &[key, rel] : worst)
-      std::printf("[ error    ] %-40s max rel error %.3g\n", key.c_str(), rel);
-  }
+  void TearDown() override { printWorst(worst); }
 
   /// With foldWeightConverts, a matmul / gather operand that is kiln.convert of an f16 / bf16 value to f32
   /// is read from the convert's input in place (passes/DeviceWeights.h): the kernel gets that storage type
