@@ -113,6 +113,33 @@ TEST(SyntheticWeights, DeterministicPerNameAndSeed) {
   EXPECT_FALSE(fillSyntheticWeight(1, "x", 0.0f, I64, 1, a.data()));
 }
 
+const float kConstant[3] = {1.5f, -2.f, 3.25f}; // the bytes of "constant c"
+
+WeightBlob constantBlob() {
+  WeightBlob blob;
+  blob.offset = 0;
+  blob.size = 12;
+  blob.data = reinterpret_cast<const uint8_t *>(kConstant);
+  blob.name = "constant c";
+  return blob;
+}
+
+/// Writes `m` (its one stored weight: "constant c") to `path`, opens it and materializes the weights
+/// region; `stored` gets the size of the stored weights section. Null (and a test failure) on any error.
+std::unique_ptr<WeightsRegion> writeOpenMaterialize(const Manifest &m, const std::string &path, uint64_t *stored) {
+  Status w = writeArtifact(path, m, {}, {constantBlob()});
+  EXPECT_TRUE(w.isOk()) << w.message();
+  StatusOr<MappedArtifact> a = openArtifact(path);
+  EXPECT_TRUE(a.ok()) << (a.ok() ? "" : a.status().message());
+  if (!w.isOk() || !a.ok())
+    return nullptr;
+  *stored = a->weightsSize();
+  StatusOr<std::unique_ptr<WeightsRegion>> r =
+      materializeSyntheticWeights(a->manifest(), a->weightsBase(), a->weightsSize(), path);
+  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.status().message());
+  return r.ok() ? std::move(*r) : nullptr;
+}
+
 // A row chunk of a split weight (kiln-split-weights) starts `first` elements into the tensor's stream: the
 // jump-ahead gives exactly the whole tensor's values there, for any offset (0, odd, across 2^k).
 TEST(SyntheticWeights, JumpAheadEqualsTheWholeTensorsSlice) {
@@ -145,26 +172,16 @@ TEST(SyntheticWeights, MaterializeRowChunks) {
   b->set_synthetic(true);
   b->set_weight_row_begin(1);
   b->set_weight_row_end(3);
-  const float c[3] = {1.5f, -2.f, 3.25f};
-  WeightBlob blob;
-  blob.offset = 0;
-  blob.size = 12;
-  blob.data = reinterpret_cast<const uint8_t *>(c);
-  blob.name = "constant c";
   std::string path = tempPath("chunk.kiln");
-  Status w = writeArtifact(path, m, {}, {blob});
-  ASSERT_TRUE(w.isOk()) << w.message();
-  StatusOr<MappedArtifact> a = openArtifact(path);
-  ASSERT_TRUE(a.ok()) << a.status().message();
-  StatusOr<std::unique_ptr<WeightsRegion>> r =
-      materializeSyntheticWeights(a->manifest(), a->weightsBase(), a->weightsSize(), path);
-  ASSERT_TRUE(r.ok()) << r.status().message();
+  uint64_t stored = 0;
+  std::unique_ptr<WeightsRegion> r = writeOpenMaterialize(m, path, &stored);
+  ASSERT_TRUE(r);
   std::vector<float> want(32);
   fillSyntheticWeight(42, "w", 0.0f, F32, 32, want.data());
-  EXPECT_EQ(std::memcmp((**r).data() + 256, want.data() + 8, 64), 0);
+  EXPECT_EQ(std::memcmp(r->data() + 256, want.data() + 8, 64), 0);
   // Rows that the shape does not have: the manifest does not validate (the writer refuses it).
   b->set_weight_row_end(4);
-  Status bad = writeArtifact(path, m, {}, {blob});
+  Status bad = writeArtifact(path, m, {}, {constantBlob()});
   ASSERT_FALSE(bad.isOk());
   EXPECT_NE(bad.message().find("rows 1..4 of its tensor"), std::string::npos) << bad.message();
   std::remove(path.c_str());
@@ -174,22 +191,13 @@ TEST(SyntheticWeights, WriteReadMaterialize) {
   Manifest m = makeManifest();
   EXPECT_EQ(weightsSectionSize(m), 256u);
   EXPECT_EQ(storedWeightsSize(m), 64u);
-  const float c[3] = {1.5f, -2.f, 3.25f};
-  WeightBlob blob;
-  blob.offset = 0;
-  blob.size = 12;
-  blob.data = reinterpret_cast<const uint8_t *>(c);
-  blob.name = "constant c";
+  const float *c = kConstant;
   std::string path = tempPath("syn.kiln");
-  Status w = writeArtifact(path, m, {}, {blob});
-  ASSERT_TRUE(w.isOk()) << w.message();
-  StatusOr<MappedArtifact> a = openArtifact(path);
-  ASSERT_TRUE(a.ok()) << a.status().message();
-  EXPECT_EQ(a->weightsSize(), 64u); // only the constant is stored
-  StatusOr<std::unique_ptr<WeightsRegion>> r =
-      materializeSyntheticWeights(a->manifest(), a->weightsBase(), a->weightsSize(), path);
-  ASSERT_TRUE(r.ok()) << r.status().message();
-  const WeightsRegion &region = **r;
+  uint64_t stored = 0;
+  std::unique_ptr<WeightsRegion> r = writeOpenMaterialize(m, path, &stored);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(stored, 64u); // only the constant is stored
+  const WeightsRegion &region = *r;
   ASSERT_EQ(region.size(), 256u);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(region.data()) % 64, 0u);
   std::vector<float> want(32);
