@@ -296,47 +296,34 @@ Status weightBlobs(const passes::MemoryPlan &plan, const artifact::Manifest &m, 
       return Status::error(b.weightName + ": not in the model's safetensors");
     artifact::DType want = m.buffers(b.id).dtype();
     std::optional<DType> same = storedDType(want);
+    // The tensor, or for a row chunk (kiln-split-weights) a view of its rows in the same mapping.
+    std::shared_ptr<const TensorInfo> src(t, [](const TensorInfo *) {});
+    std::string what = "tensor " + b.weightName;
     if (std::optional<std::pair<int64_t, int64_t>> rows = weightRows(b)) {
-      // A row chunk: the same rows of the stored tensor (a view of the mapping, or converted to f32).
       auto [begin, end] = *rows;
+      what += " rows " + std::to_string(begin) + ".." + std::to_string(end);
       if (t->shape.empty() || t->shape[0] < end || t->shape[0] <= 0)
-        return Status::error(t->file + ": tensor " + b.weightName + " has no rows " + std::to_string(begin) + ".." +
-                             std::to_string(end));
+        return Status::error(t->file + ": " + what + ": the tensor has no such rows");
       const size_t rowBytes = t->nbytes / size_t(t->shape[0]);
       auto chunk = std::make_shared<TensorInfo>(*t);
       chunk->shape[0] = end - begin;
       chunk->data = t->data + size_t(begin) * rowBytes;
       chunk->nbytes = size_t(end - begin) * rowBytes;
-      if (same && t->dtype == *same && chunk->nbytes == b.maxBytes) {
-        blob.data = chunk->data;
-      } else if (want == artifact::F32 && (t->dtype == DType::F16 || t->dtype == DType::BF16) &&
-                 uint64_t(chunk->numElements()) * 4 == b.maxBytes) {
-        blob.produce = [chunk](uint8_t *out) {
-          convertToF32(*chunk, reinterpret_cast<float *>(out));
-          return Status::ok();
-        };
-      } else {
-        return Status::error(t->file + ": tensor " + b.weightName + " rows " + std::to_string(begin) + ".." +
-                             std::to_string(end) + " are " + dtypeName(t->dtype) + ", " +
-                             std::to_string(chunk->nbytes) + " bytes; the IR wants " + artifact::DType_Name(want) +
-                             ", " + std::to_string(b.maxBytes));
-      }
-      blobs->push_back(std::move(blob));
-      continue;
+      src = chunk;
     }
-    if (same && t->dtype == *same) {
-      if (t->nbytes != b.maxBytes)
-        return Status::error(t->file + ": tensor " + b.weightName + " has " + std::to_string(t->nbytes) +
+    if (same && src->dtype == *same) {
+      if (src->nbytes != b.maxBytes)
+        return Status::error(t->file + ": " + what + " has " + std::to_string(src->nbytes) +
                              " bytes, the IR expects " + std::to_string(b.maxBytes));
-      blob.data = t->data;
-    } else if (want == artifact::F32 && (t->dtype == DType::F16 || t->dtype == DType::BF16) &&
-               uint64_t(t->numElements()) * 4 == b.maxBytes) {
-      blob.produce = [t](uint8_t *out) {
-        convertToF32(*t, reinterpret_cast<float *>(out));
+      blob.data = src->data;
+    } else if (want == artifact::F32 && (src->dtype == DType::F16 || src->dtype == DType::BF16) &&
+               uint64_t(src->numElements()) * 4 == b.maxBytes) {
+      blob.produce = [src](uint8_t *out) {
+        convertToF32(*src, reinterpret_cast<float *>(out));
         return Status::ok();
       };
     } else {
-      return Status::error(t->file + ": tensor " + b.weightName + " is " + dtypeName(t->dtype) + ", the IR wants " +
+      return Status::error(t->file + ": " + what + " is " + dtypeName(src->dtype) + ", the IR wants " +
                            artifact::DType_Name(want));
     }
     blobs->push_back(std::move(blob));
@@ -570,7 +557,7 @@ int runCompile(int argc, char **argv) {
     // f16 / bf16 weights read in place by the device's matmuls and gathers (no convert kernel, no f32 copy).
     if (int folded = passes::foldDeviceWeightConverts(*plan, partition))
       progress("device weights: " + std::to_string(folded) +
-               " f16/bf16 weight converts folded into their matmul / gather kernels");
+               " f16/bf16 weight converts folded into their matmul / gather / norm kernels");
     for (const std::string &line : passes::partitionReport(partition, profile.name))
       progress(line);
     progress("partition: host arena " + passes::formatBytes(plan->arenaBytes) + ", device arena " +
