@@ -4,7 +4,9 @@
 usage: to_gguf.py MODEL_DIR OUT.gguf
 
 Pure Python (struct + json; no numpy, no torch): tensors are copied byte for byte in their stored dtype
-(F32 -> GGML F32, F16 -> F16, BF16 -> BF16), so the GGUF computes the same function as the safetensors.
+(F32 -> GGML F32, F16 -> F16, BF16 -> BF16), so the GGUF computes the same function as the safetensors;
+only 1-D tensors (the norm weights) of an F16 / BF16 model become F32 (exactly), as convert_hf_to_gguf.py
+does, because llama.cpp's CPU backend multiplies by them in f32 only.
 What it does, after llama.cpp's convert_hf_to_gguf.py (LlamaModel) at the release bench/peers pins:
   - metadata: general.architecture = llama and the llama.* hyperparameters, general.file_type;
   - q_proj / k_proj rows permuted per head from HF's half-split rotary layout to llama.cpp's interleaved
@@ -18,6 +20,7 @@ What it does, after llama.cpp's convert_hf_to_gguf.py (LlamaModel) at the releas
 Only LlamaForCausalLM / MistralForCausalLM without biases, rope scaling or sliding windows are accepted;
 anything else exits 1 with a one-line message.
 """
+import array
 import json
 import os
 import struct
@@ -203,9 +206,10 @@ def main():
             count *= d
         if nbytes != count * ESIZE[info["dtype"]]:
             die(f"{st_path}: tensor {hf} has {nbytes} bytes for shape {shape}")
+        info["out_dtype"] = "F32" if len(shape) == 1 else info["dtype"]
         infos.append(gstr(gg) + struct.pack("<I", len(shape)) + struct.pack(f"<{len(shape)}Q", *reversed(shape))
-                     + struct.pack("<IQ", GGML_TYPE[info["dtype"]], offset))
-        offset += (nbytes + ALIGN - 1) // ALIGN * ALIGN
+                     + struct.pack("<IQ", GGML_TYPE[info["out_dtype"]], offset))
+        offset += (count * ESIZE[info["out_dtype"]] + ALIGN - 1) // ALIGN * ALIGN
 
     head = struct.pack("<IIQQ", GGUF_MAGIC, GGUF_VERSION, len(tensors), len(all_kv)) + b"".join(all_kv) + b"".join(infos)
     head += b"\0" * ((-len(head)) % ALIGN)
@@ -217,7 +221,20 @@ def main():
             begin, end = info["data_offsets"]
             src.seek(data_start + begin)
             nbytes = end - begin
-            if heads:
+            if info["out_dtype"] != info["dtype"]:  # a 1-D F16 / BF16 tensor -> F32, exactly
+                raw = src.read(nbytes)
+                if info["dtype"] == "F16":
+                    n = nbytes // 2
+                    data = struct.pack(f"<{n}f", *struct.unpack(f"<{n}e", raw))
+                else:
+                    halves = array.array("H")
+                    halves.frombytes(raw)
+                    if sys.byteorder != "little":
+                        halves.byteswap()
+                    data = struct.pack(f"<{len(halves)}I", *(h << 16 for h in halves))
+                out.write(data)
+                nbytes = len(data)
+            elif heads:
                 # Row r' = j * 2 + s of head h takes HF row s * head_dim / 2 + j (half-split -> interleaved).
                 row = nbytes // info["shape"][0]
                 data = src.read(nbytes)
