@@ -376,3 +376,41 @@ TEST(ArtifactWriter, EmptyCodeAndNoWeights) {
   EXPECT_EQ(a->weightsSize(), 0u);
   std::remove(path.c_str());
 }
+
+// The KV cache in place (KvCacheEntry.in_place, Buffer.row_capacity): a consistent in-place entry is
+// accepted; every inconsistency between the entry and its views is rejected.
+namespace {
+void makeInPlace(Manifest &m) {
+  KvCacheEntry *kv = m.mutable_kv_cache(0);
+  kv->set_in_place(true);
+  kv->set_capacity(m.max_context());
+  kv->set_append_buffer(-1);
+  kv->set_producer("kiln.rope");
+  for (int id : {kv->past_buffer(), kv->present_buffer()}) {
+    Buffer *b = m.mutable_buffers(id);
+    b->set_row_capacity(m.max_context());
+    b->set_kv_entry(0);
+  }
+}
+} // namespace
+
+TEST_F(BadManifest, KvInPlace) {
+  Sample s = makeSample();
+  makeInPlace(s.manifest);
+  Status ok = validateManifest(s.manifest, 192, "x.kiln");
+  EXPECT_TRUE(ok.isOk()) << ok.message();
+  expectRejected([](Manifest &m) { makeInPlace(m); m.mutable_kv_cache(0)->set_capacity(m.max_context() + 1); },
+                 "is in place with capacity");
+  expectRejected([](Manifest &m) { makeInPlace(m); m.mutable_buffers(m.kv_cache(0).present_buffer())->set_row_capacity(0); },
+                 "is not a rank-4 view");
+  expectRejected([](Manifest &m) { makeInPlace(m); m.mutable_kv_cache(0)->set_append_buffer(m.outputs(0).buffer()); },
+                 "not a KV_CACHE buffer");
+  expectRejected([](Manifest &m) { m.mutable_buffers(m.kv_cache(0).past_buffer())->set_row_capacity(16); },
+                 "not in place but its buffers are strided views");
+  expectRejected([](Manifest &m) { makeInPlace(m); m.mutable_buffers(m.outputs(0).buffer())->set_row_capacity(16); },
+                 "no view of an in-place KV-cache entry");
+  expectRejected([](Manifest &m) {
+    makeInPlace(m);
+    m.mutable_buffers(m.kv_cache(0).past_buffer())->mutable_row_offset()->add_terms()->set_symbol("q");
+  }, "row_offset with an undeclared symbol");
+}
