@@ -44,7 +44,8 @@ int foldDeviceWeightConverts(MemoryPlan &plan, PartitionResult &partition) {
     for (auto [r, k] : readers[size_t(dst.id)]) {
       const PlanDispatch &c = plan.dispatches[size_t(r)];
       ok = ok && !c.transfer && c.device == DispatchDevice::Vulkan && c.op &&
-           (mlir::isa<ir::MatmulOp>(c.op) || (mlir::isa<ir::GatherOp>(c.op) && k == 0));
+           (mlir::isa<ir::MatmulOp>(c.op) || (mlir::isa<ir::GatherOp>(c.op) && k == 0) ||
+            (mlir::isa<ir::RmsNormOp, ir::LayerNormOp>(c.op) && k >= 1));
     }
     if (!ok)
       continue;

@@ -138,11 +138,13 @@ protected:
 
   void TearDown() override { printWorst(worst); }
 
-  /// With foldWeightConverts, a matmul / gather operand that is kiln.convert of an f16 / bf16 value to f32
+  /// With foldWeightConverts, a matmul / gather-table / norm-weight operand that is kiln.convert of an f16 / bf16 value to f32
   /// is read from the convert's input in place (passes/DeviceWeights.h): the kernel gets that storage type
   /// and the 16-bit buffer.
   mlir::Value foldedSource(mlir::Operation *op, mlir::Value v) const {
-    if (!foldWeightConverts || !mlir::isa<ir::MatmulOp, ir::GatherOp>(op))
+    bool foldable = mlir::isa<ir::MatmulOp>(op) || (mlir::isa<ir::GatherOp>(op) && v == op->getOperand(0)) ||
+                    (mlir::isa<ir::RmsNormOp, ir::LayerNormOp>(op) && v != op->getOperand(0));
+    if (!foldWeightConverts || !foldable)
       return v;
     if (auto c = v.getDefiningOp<ir::ConvertOp>()) {
       mlir::Type in = mlir::cast<mlir::ShapedType>(c->getOperand(0).getType()).getElementType();
@@ -363,14 +365,16 @@ func.func @gemv(%x: tensor<1x1001xf32>, %w: tensor<37x1001xf32>, %y: tensor<?x1x
 
 // f16 / bf16 weights read in place by the matmul (a folded kiln.convert, passes/DeviceWeights.h): the GEMV's
 // vector loads (K = 264, f16 and bf16) and scalar loads (K = 203), the tile path (M = s up to 130, N = 150 not a multiple
-// of 64), and gathers from f16 and bf16 tables; the result must equal convert-then-f32.
+// of 64), gathers from f16 and bf16 tables, rms_norm / layer_norm weights and biases; the result must equal
+// convert-then-f32.
 TEST_F(SpirvCodegenTest, Float16WeightsInPlace) {
   std::string src = R"(
 func.func @w16(%x: tensor<?x264xf32, #kiln.dims<[s]>>, %w: tensor<150x264xf16>, %y: tensor<?x203xf32, #kiln.dims<[s]>>,
                %v: tensor<150x203xbf16>, %t: tensor<50x16xf16>, %i: tensor<?xi64, #kiln.dims<[s]>>,
-               %u: tensor<150x264xbf16>, %tb: tensor<50x16xbf16>) -> (
+               %u: tensor<150x264xbf16>, %tb: tensor<50x16xbf16>, %g: tensor<264xf16>, %bb: tensor<264xbf16>) -> (
     tensor<?x150xf32, #kiln.dims<[s]>>, tensor<?x150xf32, #kiln.dims<[s]>>, tensor<?x16xf32, #kiln.dims<[s]>>,
-    tensor<?x150xf32, #kiln.dims<[s]>>, tensor<?x16xf32, #kiln.dims<[s]>>) {
+    tensor<?x150xf32, #kiln.dims<[s]>>, tensor<?x16xf32, #kiln.dims<[s]>>, tensor<?x264xf32, #kiln.dims<[s]>>,
+    tensor<?x264xf32, #kiln.dims<[s]>>) {
   %wf = kiln.convert %w : tensor<150x264xf16> -> tensor<150x264xf32>
   %0 = kiln.matmul %x, %wf {transpose_b = true} : (tensor<?x264xf32, #kiln.dims<[s]>>, tensor<150x264xf32>) -> tensor<?x150xf32, #kiln.dims<[s]>>
   %vf = kiln.convert %v : tensor<150x203xbf16> -> tensor<150x203xf32>
@@ -381,8 +385,13 @@ func.func @w16(%x: tensor<?x264xf32, #kiln.dims<[s]>>, %w: tensor<150x264xf16>, 
   %3 = kiln.matmul %x, %uf {transpose_b = true} : (tensor<?x264xf32, #kiln.dims<[s]>>, tensor<150x264xf32>) -> tensor<?x150xf32, #kiln.dims<[s]>>
   %tbf = kiln.convert %tb : tensor<50x16xbf16> -> tensor<50x16xf32>
   %4 = kiln.gather %tbf, %i : (tensor<50x16xf32>, tensor<?xi64, #kiln.dims<[s]>>) -> tensor<?x16xf32, #kiln.dims<[s]>>
-  return %0, %1, %2, %3, %4 : tensor<?x150xf32, #kiln.dims<[s]>>, tensor<?x150xf32, #kiln.dims<[s]>>, tensor<?x16xf32, #kiln.dims<[s]>>,
-    tensor<?x150xf32, #kiln.dims<[s]>>, tensor<?x16xf32, #kiln.dims<[s]>>
+  %gf = kiln.convert %g : tensor<264xf16> -> tensor<264xf32>
+  %bf = kiln.convert %bb : tensor<264xbf16> -> tensor<264xf32>
+  %5 = kiln.rms_norm %x, %gf {eps = 1.0e-6 : f64, unit_offset = false} : (tensor<?x264xf32, #kiln.dims<[s]>>, tensor<264xf32>) -> tensor<?x264xf32, #kiln.dims<[s]>>
+  %6 = kiln.layer_norm %x, %gf, %bf {eps = 1.0e-12 : f64} : (tensor<?x264xf32, #kiln.dims<[s]>>, tensor<264xf32>, tensor<264xf32>) -> tensor<?x264xf32, #kiln.dims<[s]>>
+  return %0, %1, %2, %3, %4, %5, %6 : tensor<?x150xf32, #kiln.dims<[s]>>, tensor<?x150xf32, #kiln.dims<[s]>>, tensor<?x16xf32, #kiln.dims<[s]>>,
+    tensor<?x150xf32, #kiln.dims<[s]>>, tensor<?x16xf32, #kiln.dims<[s]>>, tensor<?x264xf32, #kiln.dims<[s]>>,
+    tensor<?x264xf32, #kiln.dims<[s]>>
 })";
   foldWeightConverts = true;
   compile(src);
