@@ -2,7 +2,8 @@
 //
 // The memory plan of a step function: every tensor value becomes one buffer, every op (except kiln.weight,
 // kiln.constant and func.return) one dispatch, in program order. Buffer kinds:
-//   WEIGHT   kiln.weight (bytes from the safetensors, deduplicated by name) and kiln.constant (bytes from
+//   WEIGHT   kiln.weight (bytes from the safetensors, deduplicated by name and, for a row chunk of
+//            kiln-split-weights, its rows; the buffer keeps the tensor's name) and kiln.constant (bytes from
 //            the attribute), placed back to back, 64-byte aligned, in the weights section;
 //   INPUT    func arguments other than past_* (input_ids, attention_mask, ...);
 //   KV_CACHE past_* arguments and present_* results (owned by the session, paired by name); after
