@@ -274,6 +274,8 @@ private:
   bool evalRmsNorm(RmsNormOp op, HostTensor &out);
   bool evalLayerNorm(LayerNormOp op, HostTensor &out);
   bool evalRope(RopeOp op, HostTensor &out);
+  bool evalMultiResult(Operation *op, std::vector<HostTensor> &outs);
+  bool evalAddNorm(Operation *op, std::vector<HostTensor> &outs);
   bool evalAttention(AttentionOp op, HostTensor &out);
 
   const WeightLoader &loader_;
@@ -429,8 +431,33 @@ bool Evaluator::evaluate(func::FuncOp func, std::vector<HostTensor> &results) {
     for (Value v : op.getOperands())
       if (!values_.count(v))
         return fail(&op, "operand defined outside the function body");
-    if (op.getNumResults() != 1)
+    if (op.getNumResults() == 0)
       return fail(&op, "no interpreter rule for '" + op.getName().getStringRef() + "'");
+    if (op.getNumResults() > 1) {
+      // Multi-result ops (add_rms_norm / add_layer_norm): one HostTensor per result, checked as below.
+      std::vector<HostTensor> outs(op.getNumResults());
+      if (!evalMultiResult(&op, outs))
+        return false;
+      for (auto [i, res] : llvm::enumerate(op.getResults())) {
+        outs[i].isInteger = isIntegerType(elementType(res));
+        Shape expected;
+        if (!expectedShape(&op, res, expected))
+          return false;
+        if (outs[i].shape != expected)
+          return fail(&op, "computed shape " + formatDims(outs[i].shape) + " of result " + std::to_string(i) +
+                               " differs from the result type " + formatDims(expected));
+        if ((int64_t)outs[i].data.size() != outs[i].numElements())
+          return fail(&op, "internal error: " + std::to_string(outs[i].data.size()) + " elements for shape " +
+                               formatDims(outs[i].shape));
+        if (!res.use_empty())
+          values_[res] = std::make_shared<HostTensor>(std::move(outs[i]));
+      }
+      auto it = dying.find(&op);
+      if (it != dying.end())
+        for (Value v : it->second)
+          values_.erase(v);
+      continue;
+    }
 
     TensorRef result;
     if (auto weight = dyn_cast<WeightOp>(op)) {
@@ -1023,6 +1050,49 @@ bool Evaluator::evalLayerNorm(LayerNormOp op, HostTensor &out) {
     double inv = 1.0 / std::sqrt(var + eps);
     for (int64_t i = 0; i < n; ++i)
       out.data[r * n + i] = (xr[i] - mean) * inv * w.data[i] + b.data[i];
+  }
+  return true;
+}
+
+bool Evaluator::evalMultiResult(Operation *op, std::vector<HostTensor> &outs) {
+  if (isa<AddRmsNormOp, AddLayerNormOp>(op))
+    return evalAddNorm(op, outs);
+  return fail(op, "no interpreter rule for '" + op->getName().getStringRef() + "'");
+}
+
+/// add_rms_norm (x, r, w) / add_layer_norm (x, r, w, b): outs = {h = x + r, y = norm(h)}.
+bool Evaluator::evalAddNorm(Operation *op, std::vector<HostTensor> &outs) {
+  auto rms = dyn_cast<AddRmsNormOp>(op);
+  const HostTensor &x = get(op->getOperand(0)), &res = get(op->getOperand(1)), &w = get(op->getOperand(2));
+  const HostTensor *b = rms ? nullptr : &get(op->getOperand(3));
+  int64_t n = x.shape.empty() ? 0 : x.shape.back();
+  if (x.shape.empty() || res.shape != x.shape || (int64_t)w.data.size() != n || (b && (int64_t)b->data.size() != n))
+    return fail(op, "input " + formatDims(x.shape) + ", residual " + formatDims(res.shape) + ", weight " +
+                        formatDims(w.shape) + (b ? ", bias " + formatDims(b->shape) : std::string()) +
+                        " do not agree");
+  double eps = rms ? rms.getEps().convertToDouble() : cast<AddLayerNormOp>(op).getEps().convertToDouble();
+  bool unit = rms && rms.getUnitOffset();
+  HostTensor &h = outs[0], &y = outs[1];
+  h.shape = y.shape = x.shape;
+  h.data.resize(x.data.size());
+  y.data.resize(x.data.size());
+  for (size_t i = 0; i < x.data.size(); ++i)
+    h.data[i] = x.data[i] + res.data[i];
+  for (int64_t r = 0; n > 0 && r < (int64_t)x.data.size() / n; ++r) {
+    const double *hr = h.data.data() + r * n;
+    double mean = 0;
+    if (!rms) {
+      for (int64_t i = 0; i < n; ++i)
+        mean += hr[i];
+      mean /= (double)n;
+    }
+    double ss = 0;
+    for (int64_t i = 0; i < n; ++i)
+      ss += (hr[i] - mean) * (hr[i] - mean);
+    double inv = 1.0 / std::sqrt(ss / (double)n + eps);
+    for (int64_t i = 0; i < n; ++i)
+      y.data[r * n + i] = rms ? hr[i] * inv * (unit ? 1.0 + w.data[i] : w.data[i])
+                              : (hr[i] - mean) * inv * w.data[i] + b->data[i];
   }
   return true;
 }

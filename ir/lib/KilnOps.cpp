@@ -252,6 +252,37 @@ LogicalResult LayerNormOp::verify() {
   return verifySameTypeUnaryOp(*this);
 }
 
+/// add_rms_norm / add_layer_norm: x, r, h and y of one float type (no broadcast).
+static LogicalResult verifyAddNorm(Operation *op, double eps) {
+  if (!(eps >= 0))
+    return op->emitOpError() << "eps must be >= 0";
+  if (failed(shapeOf(op, op->getOperand(0), "input")))
+    return failure();
+  Type t = op->getOperand(0).getType();
+  if (op->getOperand(1).getType() != t)
+    return op->emitOpError() << "residual type " << op->getOperand(1).getType() << " must equal the input type "
+                             << t << " (no broadcast)";
+  for (Value r : op->getResults())
+    if (r.getType() != t)
+      return op->emitOpError() << "result type " << r.getType() << " must equal the input type " << t;
+  if (!isa<FloatType>(elementTypeOf(op->getOperand(0))))
+    return op->emitOpError() << "needs a floating-point input";
+  return success();
+}
+
+LogicalResult AddRmsNormOp::verify() {
+  if (failed(verifyChannelVector(*this, getInput(), getWeight(), "weight")))
+    return failure();
+  return verifyAddNorm(*this, getEps().convertToDouble());
+}
+
+LogicalResult AddLayerNormOp::verify() {
+  if (failed(verifyChannelVector(*this, getInput(), getWeight(), "weight")) ||
+      failed(verifyChannelVector(*this, getInput(), getBias(), "bias")))
+    return failure();
+  return verifyAddNorm(*this, getEps().convertToDouble());
+}
+
 LogicalResult RopeOp::verify() {
   FailureOr<SymShape> x = shapeOf(*this, getInput(), "input"), pos = shapeOf(*this, getPositions(), "positions"),
                       freq = shapeOf(*this, getInvFreq(), "inv_freq");

@@ -6,10 +6,18 @@
 //   mul(c, c)            LayerNorm: add(mul(mul(c, rsqrt), w), b),  c = sub(x, reduce_mean(x, last axis))
 // w and b must be [n] vectors over the last dim n of x, of x's element type; the result type is x's.
 //
+// fuseAddNorms (after fuseNorms): a kiln.rms_norm / kiln.layer_norm whose input is h = kiln.add(x, r) of two
+// operands of h's type (no broadcast) becomes kiln.add_rms_norm / kiln.add_layer_norm (x, r, w[, b]) ->
+// (h, y): one pass reads x and r, writes h and y, instead of the add writing h and the norm reading it again.
+// Only where the add has another user (the next residual): an add read by the norm alone is left as it is,
+// since its h would be a buffer written for nobody. Near misses (a broadcasting add, a norm not directly over
+// an add) stay.
+//
 //===----------------------------------------------------------------------===//
 #include "kiln/passes/FusionMatch.h"
 
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/Dominance.h"
 #include "mlir/IR/BuiltinOps.h"
 
 using namespace mlir;
@@ -194,6 +202,87 @@ void fuseNorms(ModuleOp module, FusionReport *report) {
     m.root->getResult(0).replaceAllUsesWith(fused);
     noteFused(report, m.layerNorm ? "layer_norm" : "rms_norm", fused.getDefiningOp(),
               m.unitOffset ? "unit offset" : "");
+  }
+}
+
+namespace {
+
+/// The add that feeds `norm`'s input, when it can fold into an add_rms_norm / add_layer_norm; sets `at`, the
+/// op the fused op is built before, or `why`.
+AddOp foldableAdd(Operation *norm, DominanceInfo &dom, Operation *&at, std::string &why) {
+  Value input = norm->getOperand(0);
+  auto add = def<AddOp>(input);
+  if (!add) {
+    why = "the input is not a kiln.add";
+    return nullptr;
+  }
+  if (add.getLhs().getType() != add.getType() || add.getRhs().getType() != add.getType()) {
+    why = "the add broadcasts (its operands are not both of its result type)";
+    return nullptr;
+  }
+  bool otherUsers = llvm::any_of(add->getUsers(), [&](Operation *u) { return u != norm; });
+  if (!otherUsers) {
+    // h would be a buffer nobody reads: the add + norm pair is left as it is (see the file comment).
+    why = "the add has no user besides the norm (no residual to keep)";
+    return nullptr;
+  }
+  // Built at the add when the norm's weight / bias are defined before it (then every user of the add is
+  // after the fused op); else at the norm when every other user of the add is after the norm.
+  bool paramsBeforeAdd = llvm::all_of(norm->getOperands().drop_front(),
+                                      [&](Value p) { return dom.properlyDominates(p, add); });
+  if (paramsBeforeAdd) {
+    at = add;
+    return add;
+  }
+  bool usersAfterNorm = llvm::all_of(add->getUsers(), [&](Operation *u) {
+    return u == norm || (u->getBlock() == norm->getBlock() && norm->isBeforeInBlock(u));
+  });
+  if (!usersAfterNorm) {
+    why = "the norm's weight is defined after the add and the add has users before the norm";
+    return nullptr;
+  }
+  at = norm;
+  return add;
+}
+
+} // namespace
+
+void fuseAddNorms(ModuleOp module, FusionReport *report) {
+  SmallVector<Operation *> anchors;
+  module.walk([&](Operation *op) {
+    if (isa<RmsNormOp, LayerNormOp>(op))
+      anchors.push_back(op);
+  });
+  DominanceInfo dom(module);
+  for (Operation *norm : anchors) {
+    Operation *at = nullptr;
+    std::string why;
+    AddOp add = foldableAdd(norm, dom, at, why);
+    if (!add) {
+      noteUnfused(report, norm, why);
+      continue;
+    }
+    OpBuilder b(at);
+    Location loc = norm->getLoc();
+    Type t = add.getType();
+    Operation *fused;
+    if (auto rms = dyn_cast<RmsNormOp>(norm))
+      fused = AddRmsNormOp::create(b, loc, TypeRange{t, t}, add.getLhs(), add.getRhs(), rms.getWeight(),
+                                   rms.getEpsAttr(), rms.getUnitOffsetAttr());
+    else {
+      auto ln = cast<LayerNormOp>(norm);
+      fused = AddLayerNormOp::create(b, loc, TypeRange{t, t}, add.getLhs(), add.getRhs(), ln.getWeight(),
+                                     ln.getBias(), ln.getEpsAttr());
+    }
+    norm->getResult(0).replaceAllUsesWith(fused->getResult(1));
+    add.getResult().replaceAllUsesExcept(fused->getResult(0), norm);
+    // Another norm of the same add (now reading h) stays a plain norm: it is not an anchor's add any more.
+    norm->erase();
+    if (add->use_empty())
+      add->erase();
+    bool unit = isa<AddRmsNormOp>(fused) && cast<AddRmsNormOp>(fused).getUnitOffset();
+    noteFused(report, isa<AddRmsNormOp>(fused) ? "add_rms_norm" : "add_layer_norm", fused,
+              unit ? "unit offset" : "");
   }
 }
 

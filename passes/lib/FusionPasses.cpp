@@ -135,6 +135,7 @@ LogicalResult runFusionPasses(ModuleOp module, FusionReport *report) {
 //===----------------------------------------------------------------------===//
 
 #define GEN_PASS_DEF_KILNFUSENORMS
+#define GEN_PASS_DEF_KILNFUSEADDNORMS
 #define GEN_PASS_DEF_KILNFUSEROPE
 #define GEN_PASS_DEF_KILNFUSEATTENTION
 #define GEN_PASS_DEF_KILNFUSE
@@ -161,6 +162,10 @@ template <void (*Fuse)(ModuleOp, FusionReport *)> struct Runner {
 struct FuseNormsPass : impl::KilnFuseNormsBase<FuseNormsPass> {
   using Base::Base;
   void runOnOperation() override { Runner<fuseNorms>::run(getOperation(), report); }
+};
+struct FuseAddNormsPass : impl::KilnFuseAddNormsBase<FuseAddNormsPass> {
+  using Base::Base;
+  void runOnOperation() override { Runner<fuseAddNorms>::run(getOperation(), report); }
 };
 struct FuseRopePass : impl::KilnFuseRopeBase<FuseRopePass> {
   using Base::Base;

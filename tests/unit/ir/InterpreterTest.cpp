@@ -467,6 +467,35 @@ func.func @f(%x: tensor<2x?x6xf32, #kiln.dims<[s]>>, %w: tensor<6xf32>, %b: tens
   expectNear(out.data, expected, 1e-10);
 }
 
+// add_rms_norm / add_layer_norm (two results) against the primitive add and the one-result norm.
+TEST_F(InterpreterTest, AddNormsMatchAddThenNorm) {
+  std::string src = R"(
+!t = tensor<2x?x7xf32, #kiln.dims<[s]>>
+func.func @f(%x: !t, %r: !t, %w: tensor<7xf32>, %b: tensor<7xf32>) -> (!t, !t, !t, !t, !t, !t, !t, !t) {
+  %h, %y = kiln.add_rms_norm %x, %r, %w {eps = 1.0e-06 : f64, unit_offset = UNIT} : (!t, !t, tensor<7xf32>) -> (!t, !t)
+  %h2, %y2 = kiln.add_layer_norm %x, %r, %w, %b {eps = 1.0e-05 : f64} : (!t, !t, tensor<7xf32>, tensor<7xf32>) -> (!t, !t)
+  %unused, %y3 = kiln.add_rms_norm %r, %x, %w {eps = 1.0e-06 : f64, unit_offset = UNIT} : (!t, !t, tensor<7xf32>) -> (!t, !t)
+  %a = kiln.add %x, %r : (!t, !t) -> !t
+  %n = kiln.rms_norm %a, %w {eps = 1.0e-06 : f64, unit_offset = UNIT} : (!t, tensor<7xf32>) -> !t
+  %l = kiln.layer_norm %a, %w, %b {eps = 1.0e-05 : f64} : (!t, tensor<7xf32>, tensor<7xf32>) -> !t
+  return %h, %y, %h2, %y2, %y3, %a, %n, %l : !t, !t, !t, !t, !t, !t, !t, !t
+})";
+  for (bool unit : {false, true}) {
+    HostTensor x = randomTensor({2, 3, 7}, rng, -2, 2), r = randomTensor({2, 3, 7}, rng, -2, 2);
+    HostTensor w = randomTensor({7}, rng), b = randomTensor({7}, rng);
+    std::vector<HostTensor> out;
+    std::string error;
+    ASSERT_TRUE(run(replaceAll(src, "UNIT", unit ? "true" : "false"), {x, r, w, b}, out, error)) << error;
+    ASSERT_EQ(out.size(), 8u);
+    EXPECT_EQ(out[0].shape, (std::vector<int64_t>{2, 3, 7}));
+    expectNear(out[0].data, out[5].data, 0);
+    expectNear(out[2].data, out[5].data, 0);
+    expectNear(out[1].data, out[6].data, 1e-12);
+    expectNear(out[4].data, out[6].data, 1e-12);
+    expectNear(out[3].data, out[7].data, 1e-12);
+  }
+}
+
 TEST_F(InterpreterTest, ConvertRoundsToTheTargetType) {
   const char *src = R"(
 func.func @f(%x: tensor<10xf32>) -> (tensor<10xf16>, tensor<10xbf16>, tensor<10xf32>, tensor<10xi64>, tensor<10xi1>) {

@@ -248,6 +248,32 @@ def Kiln_LayerNormOp : Kiln_Op<"layer_norm", [Pure]> {
   let hasVerifier = 1;
 }
 
+def Kiln_AddRmsNormOp : Kiln_Op<"add_rms_norm", [Pure]> {
+  let summary = "h = x + r; y = rms_norm(h) * w (or * (1 + w) with unit_offset): a residual add and its norm";
+  let description = [{
+    One read of x and r per row: h is stored (the next residual) and normalized over the last axis in the
+    same pass. x, r, h and y have one type (no broadcast); w is [n] over the last dim n.
+  }];
+  let arguments = (ins AnyRankedTensor:$input, AnyRankedTensor:$residual, AnyRankedTensor:$weight, F64Attr:$eps,
+                       BoolAttr:$unit_offset);
+  let results = (outs AnyRankedTensor:$sum, AnyRankedTensor:$result);
+  let assemblyFormat = "$input `,` $residual `,` $weight attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Kiln_AddLayerNormOp : Kiln_Op<"add_layer_norm", [Pure]> {
+  let summary = "h = x + r; y = layer_norm(h) * w + b over the last axis: a residual add and its norm";
+  let description = [{
+    As kiln.add_rms_norm, with LayerNorm's mean, variance and bias b [n].
+  }];
+  let arguments = (ins AnyRankedTensor:$input, AnyRankedTensor:$residual, AnyRankedTensor:$weight,
+                       AnyRankedTensor:$bias, F64Attr:$eps);
+  let results = (outs AnyRankedTensor:$sum, AnyRankedTensor:$result);
+  let assemblyFormat =
+      "$input `,` $residual `,` $weight `,` $bias attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
 def Kiln_RopeOp : Kiln_Op<"rope", [Pure]> {
   let summary = "rotary position embedding of x [b, h, s, d] at integer positions [b, s]";
   let description = [{

@@ -39,6 +39,10 @@ struct FusionReport {
 void fuseNorms(mlir::ModuleOp module, FusionReport *report);
 void fuseRope(mlir::ModuleOp module, FusionReport *report);
 void fuseAttention(mlir::ModuleOp module, FusionReport *report);
+/// After fuseNorms: a norm of h = add(x, r) (same types, the add also read elsewhere: the residual) becomes
+/// kiln.add_rms_norm / kiln.add_layer_norm (x, r, w[, b]) -> (h, y); the norm (and the add) are erased.
+/// Reported as "add_rms_norm at ..." / "add_layer_norm at ..." (the "rms_norm at ..." line stays).
+void fuseAddNorms(mlir::ModuleOp module, FusionReport *report);
 
 /// Norms, rope, attention, then canonicalize + CSE + dead-code elimination of what became dead (the
 /// mask computation, the cos/sin tables, the repeated K/V). Fails only if the module no longer verifies
