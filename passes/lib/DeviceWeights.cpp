@@ -10,12 +10,9 @@ namespace kiln::passes {
 
 namespace {
 bool isFloat16Storage(mlir::Type t) { return t && (t.isF16() || t.isBF16()); }
-} // namespace
-
-int foldDeviceWeightConverts(MemoryPlan &plan, PartitionResult &partition) {
-  const size_t nb = plan.buffers.size();
-  // Readers of every buffer: (dispatch, operand index).
-  std::vector<std::vector<std::pair<int, int>>> readers(nb);
+/// Readers of every buffer: (dispatch, operand index).
+std::vector<std::vector<std::pair<int, int>>> readersOf(const MemoryPlan &plan) {
+  std::vector<std::vector<std::pair<int, int>>> readers(plan.buffers.size());
   for (size_t i = 0; i < plan.dispatches.size(); ++i) {
     const PlanDispatch &d = plan.dispatches[i];
     std::vector<int> written = d.written();
@@ -23,42 +20,16 @@ int foldDeviceWeightConverts(MemoryPlan &plan, PartitionResult &partition) {
       if (std::find(written.begin(), written.end(), d.buffers[k]) == written.end())
         readers[size_t(d.buffers[k])].push_back({int(i), int(k)});
   }
-  std::set<int> ports;
-  for (const PlanPort &p : plan.outputs)
-    ports.insert(p.buffer);
+  return readers;
+}
 
-  std::vector<bool> dropDispatch(plan.dispatches.size(), false);
-  std::vector<bool> dropBuffer(nb, false);
-  int folded = 0;
-  for (size_t i = 0; i < plan.dispatches.size(); ++i) {
-    PlanDispatch &d = plan.dispatches[i];
-    if (d.transfer || d.device != DispatchDevice::Vulkan || !d.op || !mlir::isa<ir::ConvertOp>(d.op) ||
-        d.buffers.size() != 2)
-      continue;
-    const PlanBuffer &src = plan.buffers[size_t(d.buffers[0])], &dst = plan.buffers[size_t(d.buffers[1])];
-    if (src.kind != BufferKind::Weight || src.location != BufferLocation::Device ||
-        !isFloat16Storage(src.elementType) || !dst.elementType.isF32() || dst.kind != BufferKind::Arena ||
-        ports.count(dst.id) || readers[size_t(dst.id)].empty())
-      continue;
-    bool ok = true;
-    for (auto [r, k] : readers[size_t(dst.id)]) {
-      const PlanDispatch &c = plan.dispatches[size_t(r)];
-      ok = ok && !c.transfer && c.device == DispatchDevice::Vulkan && c.op &&
-           (mlir::isa<ir::MatmulOp>(c.op) || (mlir::isa<ir::GatherOp>(c.op) && k == 0) ||
-            (mlir::isa<ir::RmsNormOp, ir::LayerNormOp>(c.op) && k >= 1));
-    }
-    if (!ok)
-      continue;
-    for (auto [r, k] : readers[size_t(dst.id)])
-      plan.dispatches[size_t(r)].buffers[size_t(k)] = src.id;
-    dropDispatch[i] = true;
-    dropBuffer[size_t(dst.id)] = true;
-    ++folded;
-  }
-  if (!folded)
-    return 0;
-
-  // Renumber the buffers without the f32 copies.
+/// Removes the dispatches and buffers marked for dropping (no remaining dispatch may use a dropped buffer),
+/// renumbers buffers and dispatches everywhere (ports, KV entries, copies, the partition) and lays the
+/// arenas out again.
+void removeFromPlan(MemoryPlan &plan, PartitionResult &partition, const std::vector<bool> &dropDispatch,
+                    const std::vector<bool> &dropBuffer) {
+  const size_t nb = plan.buffers.size();
+  // Renumber the buffers without the dropped ones.
   std::vector<int> newId(nb, -1);
   std::vector<PlanBuffer> buffers;
   for (size_t id = 0; id < nb; ++id) {
@@ -107,6 +78,94 @@ int foldDeviceWeightConverts(MemoryPlan &plan, PartitionResult &partition) {
   partition.entries = std::move(entries);
   for (int &t : partition.transferDispatches)
     t = newIndex[size_t(t)];
+}
+
+} // namespace
+
+int foldDeviceWeightConverts(MemoryPlan &plan, PartitionResult &partition) {
+  const size_t nb = plan.buffers.size();
+  std::vector<std::vector<std::pair<int, int>>> readers = readersOf(plan);
+  std::set<int> ports;
+  for (const PlanPort &p : plan.outputs)
+    ports.insert(p.buffer);
+
+  std::vector<bool> dropDispatch(plan.dispatches.size(), false);
+  std::vector<bool> dropBuffer(nb, false);
+  int folded = 0;
+  for (size_t i = 0; i < plan.dispatches.size(); ++i) {
+    PlanDispatch &d = plan.dispatches[i];
+    if (d.transfer || d.device != DispatchDevice::Vulkan || !d.op || !mlir::isa<ir::ConvertOp>(d.op) ||
+        d.buffers.size() != 2)
+      continue;
+    const PlanBuffer &src = plan.buffers[size_t(d.buffers[0])], &dst = plan.buffers[size_t(d.buffers[1])];
+    if (src.kind != BufferKind::Weight || src.location != BufferLocation::Device ||
+        !isFloat16Storage(src.elementType) || !dst.elementType.isF32() || dst.kind != BufferKind::Arena ||
+        ports.count(dst.id) || readers[size_t(dst.id)].empty())
+      continue;
+    bool ok = true;
+    for (auto [r, k] : readers[size_t(dst.id)]) {
+      const PlanDispatch &c = plan.dispatches[size_t(r)];
+      ok = ok && !c.transfer && c.device == DispatchDevice::Vulkan && c.op &&
+           (mlir::isa<ir::MatmulOp>(c.op) || (mlir::isa<ir::GatherOp>(c.op) && k == 0) ||
+            (mlir::isa<ir::RmsNormOp, ir::LayerNormOp>(c.op) && k >= 1));
+    }
+    if (!ok)
+      continue;
+    for (auto [r, k] : readers[size_t(dst.id)])
+      plan.dispatches[size_t(r)].buffers[size_t(k)] = src.id;
+    dropDispatch[i] = true;
+    dropBuffer[size_t(dst.id)] = true;
+    ++folded;
+  }
+  if (!folded)
+    return 0;
+
+  removeFromPlan(plan, partition, dropDispatch, dropBuffer);
+  return folded;
+}
+
+} // namespace kiln::passes
+
+namespace kiln::passes {
+
+int foldDeviceReshapes(MemoryPlan &plan, PartitionResult &partition) {
+  const size_t nb = plan.buffers.size();
+  std::vector<std::vector<std::pair<int, int>>> readers = readersOf(plan);
+  std::set<int> ports;
+  for (const PlanPort &p : plan.outputs)
+    ports.insert(p.buffer);
+  for (const PlanKvEntry &e : plan.kvCache)
+    for (int id : {e.pastBuffer, e.presentBuffer, e.appendBuffer})
+      if (id >= 0)
+        ports.insert(id);
+  std::vector<bool> dropDispatch(plan.dispatches.size(), false), dropBuffer(nb, false);
+  int folded = 0;
+  for (size_t i = 0; i < plan.dispatches.size(); ++i) {
+    PlanDispatch &d = plan.dispatches[i];
+    if (d.transfer || d.device != DispatchDevice::Vulkan || !d.op || !mlir::isa<ir::ReshapeOp>(d.op) ||
+        d.buffers.size() != 2)
+      continue;
+    const PlanBuffer &src = plan.buffers[size_t(d.buffers[0])], &dst = plan.buffers[size_t(d.buffers[1])];
+    if (src.location != BufferLocation::Device || dst.location != BufferLocation::Device ||
+        dst.kind != BufferKind::Arena || src.rowCapacity != 0 || dst.rowCapacity != 0 ||
+        src.elementType != dst.elementType || ports.count(dst.id) || readers[size_t(dst.id)].empty())
+      continue;
+    bool ok = true;
+    for (auto [r, k] : readers[size_t(dst.id)]) {
+      const PlanDispatch &c = plan.dispatches[size_t(r)];
+      ok = ok && !c.transfer && c.device == DispatchDevice::Vulkan && c.op;
+    }
+    if (!ok)
+      continue;
+    for (auto [r, k] : readers[size_t(dst.id)])
+      plan.dispatches[size_t(r)].buffers[size_t(k)] = src.id;
+    // A later reshape of this result now reads `src`: its readers list stays valid (keyed by its result).
+    dropDispatch[i] = true;
+    dropBuffer[size_t(dst.id)] = true;
+    ++folded;
+  }
+  if (folded)
+    removeFromPlan(plan, partition, dropDispatch, dropBuffer);
   return folded;
 }
 

@@ -558,6 +558,8 @@ int runCompile(int argc, char **argv) {
     if (int folded = passes::foldDeviceWeightConverts(*plan, partition))
       progress("device weights: " + std::to_string(folded) +
                " f16/bf16 weight converts folded into their matmul / gather / norm kernels");
+    if (int views = passes::foldDeviceReshapes(*plan, partition))
+      progress("device reshapes: " + std::to_string(views) + " reshapes are views (no copy kernel)");
     for (const std::string &line : passes::partitionReport(partition, profile.name))
       progress(line);
     progress("partition: host arena " + passes::formatBytes(plan->arenaBytes) + ", device arena " +

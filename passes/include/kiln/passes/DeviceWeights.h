@@ -23,6 +23,13 @@ namespace kiln::passes {
 /// `plan`) has its entries, counts and dispatch indices updated (the folded converts leave the report).
 int foldDeviceWeightConverts(MemoryPlan &plan, PartitionResult &partition);
 
+/// Device reshapes are views: a Vulkan `kiln.reshape` (a row-major copy of the same bytes) whose input is a
+/// plain row-major DEVICE buffer (not a strided KV view) and whose ARENA result is read only by Vulkan
+/// kernels (no transfer, no output port, no KV entry) is deleted and its readers read the input buffer
+/// (their kernels take their shapes from the IR, not from the buffer). Returns how many were removed;
+/// `partition` is updated as for foldDeviceWeightConverts.
+int foldDeviceReshapes(MemoryPlan &plan, PartitionResult &partition);
+
 } // namespace kiln::passes
 
 #endif // KILN_PASSES_DEVICEWEIGHTS_H
