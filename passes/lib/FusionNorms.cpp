@@ -11,7 +11,8 @@
 // (h, y): one pass reads x and r, writes h and y, instead of the add writing h and the norm reading it again.
 // Only where the add has another user (the next residual): an add read by the norm alone is left as it is,
 // since its h would be a buffer written for nobody. Near misses (a broadcasting add, a norm not directly over
-// an add) stay.
+// an add) stay. Reported as unfused: a norm over an add that does not fold (broadcast, or an order of
+// definitions the fused op cannot take); a norm not over an add, or over one it alone reads, is no candidate.
 //
 //===----------------------------------------------------------------------===//
 #include "kiln/passes/FusionMatch.h"
@@ -212,20 +213,15 @@ namespace {
 AddOp foldableAdd(Operation *norm, DominanceInfo &dom, Operation *&at, std::string &why) {
   Value input = norm->getOperand(0);
   auto add = def<AddOp>(input);
-  if (!add) {
-    why = "the input is not a kiln.add";
-    return nullptr;
-  }
+  if (!add)
+    return nullptr; // not a candidate (no report line)
   if (add.getLhs().getType() != add.getType() || add.getRhs().getType() != add.getType()) {
     why = "the add broadcasts (its operands are not both of its result type)";
     return nullptr;
   }
   bool otherUsers = llvm::any_of(add->getUsers(), [&](Operation *u) { return u != norm; });
-  if (!otherUsers) {
-    // h would be a buffer nobody reads: the add + norm pair is left as it is (see the file comment).
-    why = "the add has no user besides the norm (no residual to keep)";
-    return nullptr;
-  }
+  if (!otherUsers)
+    return nullptr; // h would be a buffer nobody reads: left as it is, by design (no report line)
   // Built at the add when the norm's weight / bias are defined before it (then every user of the add is
   // after the fused op); else at the norm when every other user of the add is after the norm.
   bool paramsBeforeAdd = llvm::all_of(norm->getOperands().drop_front(),
@@ -259,7 +255,8 @@ void fuseAddNorms(ModuleOp module, FusionReport *report) {
     std::string why;
     AddOp add = foldableAdd(norm, dom, at, why);
     if (!add) {
-      noteUnfused(report, norm, why);
+      if (!why.empty())
+        noteUnfused(report, norm, why);
       continue;
     }
     OpBuilder b(at);

@@ -127,6 +127,8 @@ LogicalResult runFusionPasses(ModuleOp module, FusionReport *report) {
   fuseAttention(module, report);
   if (failed(cleanup(module)))
     return failure();
+  // After the cleanup: the primitive norm ops left dead would otherwise count as users of the residual add.
+  fuseAddNorms(module, report);
   return verify(module);
 }
 

@@ -19,7 +19,7 @@ bool isHeavy(const std::string &op) {
   static const std::set<std::string> heavy = {"kiln.matmul",     "kiln.attention",  "kiln.softmax",
                                               "kiln.rms_norm",   "kiln.layer_norm", "kiln.rope",
                                               "kiln.gather",     "kiln.reduce_sum", "kiln.reduce_mean",
-                                              "kiln.reduce_max"};
+                                              "kiln.reduce_max", "kiln.add_rms_norm", "kiln.add_layer_norm"};
   return heavy.count(op) != 0;
 }
 

@@ -376,6 +376,9 @@ kiln_status validate(kiln_model &m, const std::string &path) {
     if (!transfer && !d.device().empty() && d.device() != "cpu" && d.device() != "vulkan")
       return bad("dispatch " + std::to_string(i) + " (" + d.location() + ") runs on device '" + d.device() +
                  "', which this runtime does not drive");
+    if (!transfer && (d.num_results() < 0 || std::max(d.num_results(), 1) > d.buffers_size()))
+      return bad("dispatch " + std::to_string(i) + " (" + d.location() + ") has " + std::to_string(d.num_results()) +
+                 " results among its " + std::to_string(d.buffers_size()) + " buffers");
     m.dispatchBegin.push_back(static_cast<uint32_t>(m.dispatchBuffers.size()));
     for (int id : d.buffers()) {
       if (id < 0 || id >= mf.buffers_size())

@@ -5,7 +5,8 @@ usage: fused_ir.py KILN DATA_DIR
 
 For each case, `kiln compile CASE --emit=ir --fuse` must have: no kiln.softmax, no materialized mask (no
 -inf constant, no kiln.rsqrt / cos / sin left over), one kiln.rms_norm or kiln.layer_norm per norm of the
-model, kiln.rope for q and k of every layer of a RoPE model (interleaved for GPT-J, rotate-half for the others),
+model (counting kiln.add_rms_norm / kiln.add_layer_norm, a norm with its residual add folded in, as one; the
+number of those is checked too), kiln.rope for q and k of every layer of a RoPE model (interleaved for GPT-J, rotate-half for the others),
 and one kiln.attention per layer; the counts
 are derived from config.json. Prints one line per case with its op counts; exits 1 on any failure.
 """
@@ -17,6 +18,23 @@ import subprocess
 import sys
 
 # model_type -> (norm op, norms per layer, final norms, rope?)
+# Norms of a residual sum that the next residual also reads fold the add in (kiln.add_<norm>): in a pre-norm
+# decoder every norm of h but layer 0's input norm (over the embeddings) and the final norm (h is read by it
+# alone); none in the post-norm encoders (the sum is read by its LayerNorm alone).
+ADD_NORMS = {
+    "llama": lambda layers: 2 * layers - 1,
+    "mistral": lambda layers: 2 * layers - 1,
+    "qwen2": lambda layers: 2 * layers - 1,
+    "phi3": lambda layers: 2 * layers - 1,
+    # pre_feedforward_layernorm of every layer, input_layernorm of layers 1..; q/k/post norms are of projections
+    "gemma3_text": lambda layers: 2 * layers - 1,
+    # not ln_1 of layer 0: wte(ids) [b, s, H] + wpe(positions) [1, s, H] broadcasts (reported unfused)
+    "gpt2": lambda layers: 2 * layers - 1,
+    # ln_1 of layers 1..
+    "gptj": lambda layers: layers - 1,
+    "bert": lambda layers: 0,
+    "mpnet": lambda layers: 0,
+}
 EXPECT = {
     "llama": ("rms_norm", 2, 1, True),
     "mistral": ("rms_norm", 2, 1, True),
@@ -50,9 +68,14 @@ def check(kiln, case_dir):
     norm, per_layer, final, rope = EXPECT[model_type]
     problems = []
     want = {norm: per_layer * layers + final, "attention": layers, "rope": 2 * layers if rope else 0}
+    got = dict(ops)
+    got[norm] = ops.get(norm, 0) + ops.get("add_" + norm, 0)
+    want_add = ADD_NORMS[model_type](layers)
+    if ops.get("add_" + norm, 0) != want_add:
+        problems.append("%d kiln.add_%s, expected %d" % (ops.get("add_" + norm, 0), norm, want_add))
     for op, n in want.items():
-        if ops.get(op, 0) != n:
-            problems.append("%d kiln.%s, expected %d" % (ops.get(op, 0), op, n))
+        if got.get(op, 0) != n:
+            problems.append("%d kiln.%s, expected %d" % (got.get(op, 0), op, n))
     interleaved = len(re.findall(r"kiln\.rope [^\n]*\{interleaved = true\}", ir))
     want_interleaved = want["rope"] if model_type in INTERLEAVED else 0
     if interleaved != want_interleaved:
@@ -63,8 +86,8 @@ def check(kiln, case_dir):
     if any(tok in ir for tok in NEG_INF):
         problems.append("a -inf constant (a materialized mask) is left")
     other = "layer_norm" if norm == "rms_norm" else "rms_norm"
-    if ops.get(other, 0):
-        problems.append("%d kiln.%s in a %s model" % (ops[other], other, norm))
+    if ops.get(other, 0) or ops.get("add_" + other, 0):
+        problems.append("%d kiln.%s in a %s model" % (ops.get(other, 0) + ops.get("add_" + other, 0), other, norm))
     return not problems, "; ".join(problems) or "ok", ops
 
 
@@ -80,7 +103,8 @@ def main():
             continue
         ok, msg, ops = check(kiln, case_dir)
         counts = " ".join("%s=%d" % (op, ops.get(op, 0))
-                          for op in ("rms_norm", "layer_norm", "rope", "attention", "softmax") if ops)
+                          for op in ("rms_norm", "add_rms_norm", "layer_norm", "add_layer_norm", "rope", "attention",
+                                     "softmax") if ops)
         print("%-4s %-14s %s  [%s]" % ("ok" if ok else "FAIL", name, msg, counts))
         passed, failed = passed + ok, failed + (not ok)
     print("%d passed, %d failed" % (passed, failed))

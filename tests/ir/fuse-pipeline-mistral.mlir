@@ -1,5 +1,6 @@
 // RUN: kiln-opt %s --kiln-fuse | FileCheck %s
 // RUN: kiln-opt %s --kiln-fuse | FileCheck %s --check-prefix=NORM
+// RUN: kiln-opt %s --kiln-fuse | FileCheck %s --check-prefix=ADDNORM
 // RUN: kiln-opt %s --kiln-fuse | FileCheck %s --check-prefix=ROPE
 // RUN: kiln-opt %s --kiln-fuse | FileCheck %s --check-prefix=ATTN
 // RUN: kiln-opt %s --kiln-fuse=report=true -o /dev/null 2>&1 | FileCheck %s --check-prefix=REPORT
@@ -18,8 +19,12 @@
 // CHECK-NOT: kiln.neg
 // CHECK: return
 
-// NORM-COUNT-5: = kiln.rms_norm {{.*}} {eps = 9.9999997{{[0-9]+}}E-6 : f64, unit_offset = false}
-// NORM-NOT: kiln.rms_norm
+// Layer 0's input norm (over the embeddings) and the final norm (its sum read by it alone) stay rms_norm; the
+// other three fold their residual add in.
+// NORM-COUNT-2: = kiln.rms_norm {{.*}} {eps = 9.9999997{{[0-9]+}}E-6 : f64, unit_offset = false}
+// NORM-NOT: = kiln.rms_norm
+// ADDNORM-COUNT-3: = kiln.add_rms_norm {{.*}} {eps = 9.9999997{{[0-9]+}}E-6 : f64, unit_offset = false}
+// ADDNORM-NOT: kiln.add_rms_norm
 
 // ROPE-COUNT-4: = kiln.rope {{.*}} {interleaved = false} : (tensor<?x{{[24]}}x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x?xi64, #kiln.dims<[b, s]>>, tensor<8xf32>)
 // ROPE-NOT: kiln.rope
@@ -30,6 +35,9 @@
 // REPORT-DAG: fused: rms_norm at model.layers.0.input_layernorm
 // REPORT-DAG: fused: rms_norm at model.layers.1.post_attention_layernorm
 // REPORT-DAG: fused: rms_norm at model.norm
+// REPORT-DAG: fused: add_rms_norm at model.layers.0.post_attention_layernorm
+// REPORT-DAG: fused: add_rms_norm at model.layers.1.input_layernorm
+// REPORT-DAG: fused: add_rms_norm at model.layers.1.post_attention_layernorm
 // REPORT-DAG: fused: rope at model.layers.1.self_attn
 // REPORT-DAG: fused: attention at model.layers.0.self_attn (causal, window 4, gqa 4:2)
 // REPORT-DAG: fused: attention at model.layers.1.self_attn (causal, window 4, gqa 4:2)

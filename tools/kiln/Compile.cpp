@@ -207,6 +207,8 @@ Status fillPlan(const passes::MemoryPlan &plan, artifact::Manifest *m) {
     out->set_location(d.location);
     out->set_device(passes::deviceName(d.device));
     out->set_kind(d.transfer ? artifact::Dispatch::TRANSFER : artifact::Dispatch::KERNEL);
+    if (!d.transfer)
+      out->set_num_results(int(d.written().size()));
   }
   for (const passes::PlanPort &p : plan.inputs) {
     artifact::Port *out = m->add_inputs();
@@ -477,7 +479,9 @@ int runCompile(int argc, char **argv) {
     step = model->step();
     progress("fused " + std::to_string(fusion.fused.size()) + " ops (rms_norm " +
              std::to_string(fusion.count("rms_norm")) + ", layer_norm " + std::to_string(fusion.count("layer_norm")) +
-             ", rope " + std::to_string(fusion.count("rope")) + ", attention " +
+             ", of them with the residual add " +
+             std::to_string(fusion.count("add_rms_norm") + fusion.count("add_layer_norm")) + ", rope " +
+             std::to_string(fusion.count("rope")) + ", attention " +
              std::to_string(fusion.count("attention")) + "; " + std::to_string(fusion.unfused.size()) +
              " candidates left unfused): " + std::to_string(countOps()) + " ops in " +
              std::to_string(int(secondsSince(tf) * 1000)) + " ms");

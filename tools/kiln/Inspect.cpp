@@ -259,8 +259,9 @@ int runInspect(int argc, char **argv) {
     std::string op = transfer ? "transfer"
                      : d.kernel() >= 0 && d.kernel() < m.kernels_size() ? m.kernels(d.kernel()).op()
                                                                       : "?";
+    const int firstResult = d.buffers_size() - (transfer ? 1 : std::max(d.num_results(), 1));
     for (int k = 0; k < d.buffers_size(); ++k) {
-      if (k == d.buffers_size() - 1)
+      if (k == firstResult)
         buffers += (k ? " -> " : "-> ");
       else if (k)
         buffers += ", ";

@@ -140,6 +140,7 @@ public:
   }
 
   LogicalResult emit(Operation *op, ArrayRef<Value> bufferPtrs, const KernelLayout *layout = nullptr);
+  LogicalResult emitAddNorm(Operation *op, ArrayRef<Tensor> ins, const Tensor &h, const Tensor &y);
 
 private:
   //===--------------------------------------------------------------------===//
@@ -853,6 +854,53 @@ LogicalResult KernelEmitter::emitNorm(Operation *op, ArrayRef<Tensor> ins, const
   return success();
 }
 
+/// add_rms_norm (ins = x, r, w) and add_layer_norm (ins = x, r, w, b): one read of x and r per row computes
+/// h = x + r, stores it and accumulates its sum / sum of squares; the normalize pass reads h back from the row
+/// just written (in cache) and writes y. LayerNorm's variance is a second pass over that row of h, the mean of
+/// (h - mean)^2 (no cancellation), as in emitNorm.
+LogicalResult KernelEmitter::emitAddNorm(Operation *op, ArrayRef<Tensor> ins, const Tensor &h, const Tensor &y) {
+  const Tensor &x = ins[0], &res = ins[1], &w = ins[2];
+  if (x.dims.empty() || !x.isFloat())
+    return fail(op, "input must be a float tensor of rank >= 1");
+  auto rms = dyn_cast<ir::AddRmsNormOp>(op);
+  double eps = rms ? rms.getEps().convertToDouble() : cast<ir::AddLayerNormOp>(op).getEps().convertToDouble();
+  bool unitOffset = rms && rms.getUnitOffset();
+  Value n = x.dims.back(), rows = product(ArrayRef<Value>(x.dims).drop_back());
+  Value nf = castTo(n, accTy_);
+  auto addf = [&](Value a, Value c) { return (Value)arith::AddFOp::create(b_, a, c); };
+  auto mulf = [&](Value a, Value c) { return (Value)arith::MulFOp::create(b_, a, c); };
+  forLoop(c64(0), rows, [&](Value r) {
+    Value base = mul(r, n);
+    // Pass 1: h = x + r (stored); rms: sum(h^2), layer_norm: sum(h), of the values as stored.
+    Value acc = forLoop(c64(0), n, {cf32(0.0)}, [&](Value i, ValueRange a) -> SmallVector<Value> {
+                  Value hi = addf(load(x, add(base, i)), load(res, add(base, i)));
+                  store(h, add(base, i), hi);
+                  hi = load(h, add(base, i));
+                  return {addf(a[0], rms ? mulf(hi, hi) : hi)};
+                })[0];
+    Value mean = cf32(0.0);
+    if (!rms) {
+      mean = arith::DivFOp::create(b_, acc, nf);
+      acc = forLoop(c64(0), n, {cf32(0.0)}, [&](Value i, ValueRange a) -> SmallVector<Value> {
+              Value d = arith::SubFOp::create(b_, load(h, add(base, i)), mean);
+              return {addf(a[0], mulf(d, d))};
+            })[0];
+    }
+    Value var = arith::DivFOp::create(b_, acc, nf);
+    Value inv = arith::DivFOp::create(b_, cf32(1.0), math::SqrtOp::create(b_, addf(var, cf32(eps))));
+    forLoop(c64(0), n, [&](Value i) {
+      Value wi = load(w, i);
+      if (unitOffset)
+        wi = addf(cf32(1.0), wi);
+      Value v = mulf(mulf(arith::SubFOp::create(b_, load(h, add(base, i)), mean), inv), wi);
+      if (!rms)
+        v = addf(v, load(ins[3], i));
+      store(y, add(base, i), v);
+    });
+  });
+  return success();
+}
+
 LogicalResult KernelEmitter::emitRope(ir::RopeOp op, ArrayRef<Tensor> ins, const Tensor &out) {
   const Tensor &x = ins[0], &pos = ins[1], &freq = ins[2];
   if (x.dims.size() != 4 || pos.dims.size() != 2 || !x.isFloat())
@@ -1021,8 +1069,24 @@ LogicalResult KernelEmitter::emitAttention(ir::AttentionOp op, ArrayRef<Tensor> 
 }
 
 LogicalResult KernelEmitter::emit(Operation *op, ArrayRef<Value> bufferPtrs, const KernelLayout *layout) {
-  if (op->getNumResults() != 1)
+  // One result, or the two of add_rms_norm / add_layer_norm (h, then y): buffers are operands, then results.
+  const bool addNorm = isa<ir::AddRmsNormOp, ir::AddLayerNormOp>(op);
+  if (op->getNumResults() != (addNorm ? 2u : 1u))
     return fail(op, "expected one result");
+  if (addNorm) {
+    if (layout && llvm::any_of(layout->rowCapacity, [](int64_t c) { return c > 0; }))
+      return fail(op, "a strided KV-cache view, which this kernel cannot address");
+    std::vector<Tensor> ins, outs;
+    for (unsigned i = 0; i < op->getNumOperands() + op->getNumResults(); ++i) {
+      bool isResult = i >= op->getNumOperands();
+      Type t = isResult ? op->getResult(i - op->getNumOperands()).getType() : op->getOperand(i).getType();
+      FailureOr<Tensor> tensor = makeTensor(op, bufferPtrs[i], t);
+      if (failed(tensor))
+        return failure();
+      (isResult ? outs : ins).push_back(*tensor);
+    }
+    return emitAddNorm(op, ins, outs[0], outs[1]);
+  }
   // KV-cache views (KernelLayout): only where a kernel below addresses them with stridesOf / rowCapacity.
   const unsigned numBuffers = op->getNumOperands() + 1;
   auto capacityOf = [&](unsigned i) -> int64_t {
@@ -1345,7 +1409,7 @@ StatusOr<CpuCode> generateCpuKernels(func::FuncOp step, llvm::ArrayRef<Operation
     b.setInsertionPointToStart(entry);
     Value buffers = entry->getArgument(0), symbols = entry->getArgument(1);
     SmallVector<Value> ptrs;
-    for (unsigned i = 0; i < op->getNumOperands() + 1; ++i) {
+    for (unsigned i = 0; i < op->getNumOperands() + op->getNumResults(); ++i) {
       Value p = LLVM::GEPOp::create(b, ptrTy, ptrTy, buffers, ArrayRef<LLVM::GEPArg>{(int32_t)i});
       ptrs.push_back(LLVM::LoadOp::create(b, ptrTy, p));
     }

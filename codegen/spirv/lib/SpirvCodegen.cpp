@@ -342,9 +342,13 @@ private:
     for (Value v : op_->getOperands())
       if (!add(v.getType()))
         return false;
-    if (op_->getNumResults() != 1)
+    // One result, or add_rms_norm / add_layer_norm's two (h, then y: out() is y).
+    if (op_->getNumResults() != (isa<ir::AddRmsNormOp, ir::AddLayerNormOp>(op_) ? 2u : 1u))
       return fail("expected one result");
-    return add(op_->getResult(0).getType());
+    for (Value r : op_->getResults())
+      if (!add(r.getType()))
+        return false;
+    return true;
   }
 
   const Tensor &out() const { return tensors_.back(); }
@@ -742,7 +746,7 @@ bool Builder::emitRowOp() {
   if ((!x.isFloat() || !o.isFloat()) && !intReduce)
     return fail("only float tensors have a SPIR-V row kernel");
   int64_t axis;
-  bool isNorm = isa<ir::RmsNormOp, ir::LayerNormOp>(op_);
+  bool isNorm = isa<ir::RmsNormOp, ir::LayerNormOp, ir::AddRmsNormOp, ir::AddLayerNormOp>(op_);
   if (isNorm)
     axis = (int64_t)x.shape.size() - 1;
   else if (auto s = dyn_cast<ir::SoftmaxOp>(op_))
@@ -800,6 +804,34 @@ bool Builder::emitRowOp() {
     body_ << "    s = wgSum(s);\n";
     body_ << "    for (uint k = t; k < N; k += WG) " << o.store("base + k * STR", "none ? 0.0 : exp(" + X + " - m) / s")
           << "\n";
+  } else if (isa<ir::AddRmsNormOp, ir::AddLayerNormOp>(op_)) {
+    // h = x + r stored once; each invocation then reads back only the elements it stored (k = t, t + WG, ..).
+    auto rms = dyn_cast<ir::AddRmsNormOp>(op_);
+    const Tensor &r = in(1), &w = in(2), &h = tensors_[op_->getNumOperands()];
+    if (!r.isFloat() || !h.isFloat())
+      return fail("only float tensors have a SPIR-V row kernel");
+    body_ << "    for (uint k = t; k < N; k += WG) " << h.store("base + k", X + " + " + r.load("base + k * STR"))
+          << "\n";
+    std::string H = h.load("base + k");
+    std::string W = w.load("k");
+    if (rms) {
+      if (rms.getUnitOffset())
+        W = "(1.0 + " + W + ")";
+      body_ << "    float ss = 0.0;\n    for (uint k = t; k < N; k += WG) { float v = " << H << "; ss += v * v; }\n";
+      body_ << "    float inv = 1.0 / sqrt(wgSum(ss) / float(N) + " << fmtFloat(rms.getEps().convertToDouble())
+            << ");\n";
+      body_ << "    for (uint k = t; k < N; k += WG) " << o.store("base + k", H + " * inv * " + W) << "\n";
+    } else {
+      auto ln = cast<ir::AddLayerNormOp>(op_);
+      body_ << "    float sm = 0.0;\n    for (uint k = t; k < N; k += WG) sm += " << H << ";\n";
+      body_ << "    float mean = wgSum(sm) / float(N);\n";
+      body_ << "    float sv = 0.0;\n    for (uint k = t; k < N; k += WG) { float v = " << H
+            << " - mean; sv += v * v; }\n";
+      body_ << "    float inv = 1.0 / sqrt(wgSum(sv) / float(N) + " << fmtFloat(ln.getEps().convertToDouble())
+            << ");\n";
+      body_ << "    for (uint k = t; k < N; k += WG) "
+            << o.store("base + k", "(" + H + " - mean) * inv * " + W + " + " + in(3).load("k")) << "\n";
+    }
   } else if (auto rms = dyn_cast<ir::RmsNormOp>(op_)) {
     const Tensor &w = in(1);
     std::string W = w.load("k");
@@ -1305,7 +1337,7 @@ std::string Builder::source() {
   if (!symbols_.empty())
     s << "layout(push_constant) uniform PC { uint symbols[" << symbols_.size() << "]; } pc;\n";
   for (const Tensor &t : tensors_) {
-    bool isOut = &t == &tensors_.back();
+    bool isOut = t.binding >= op_->getNumOperands();
     s << "layout(std430, set = 0, binding = " << t.binding << ") " << (isOut ? "" : "readonly ") << "buffer B"
       << t.binding << " { " << t.glslType() << " d[]; } b" << t.binding << ";\n";
   }
@@ -1371,7 +1403,7 @@ bool Builder::run() {
                   return emitGather();
                 })
                 .Case<ir::ReduceSumOp, ir::ReduceMeanOp, ir::ReduceMaxOp, ir::SoftmaxOp, ir::RmsNormOp,
-                      ir::LayerNormOp>([&](auto) {
+                      ir::LayerNormOp, ir::AddRmsNormOp, ir::AddLayerNormOp>([&](auto) {
                   family = "row";
                   return emitRowOp();
                 })

@@ -693,9 +693,11 @@ bool record(VulkanModel &m, VulkanSession &s, int seg, const int64_t *sym, int c
       }
       if (empty)
         continue;
+      // The last num_results buffers are written (0 in an older artifact: one result).
+      const int firstWritten = disp.buffers_size() - std::max(disp.num_results(), 1);
       for (int j = 0; j < disp.buffers_size(); ++j) {
         Region r = region(m, s, disp.buffers(j), current);
-        (j + 1 == disp.buffers_size() ? wr : rd).push_back({r.buffer, r.offset, r.offset + r.range});
+        (j >= firstWritten ? wr : rd).push_back({r.buffer, r.offset, r.offset + r.range});
       }
       if (hz.conflict(rd, wr)) {
         barrier(cmd);

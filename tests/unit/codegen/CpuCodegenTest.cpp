@@ -101,14 +101,18 @@ protected:
       ASSERT_LT(index, dispatch.size());
       auto fn = (void (*)(void *const *, const int64_t *))dlsym(handle, kernels[index].symbol.c_str());
       ASSERT_NE(fn, nullptr) << kernels[index].symbol;
-      mlir::Value result = op.getResult(0);
-      Buffer out = garbageBuffer(result.getType(), bindings);
+      // Operands, then every result (add_rms_norm / add_layer_norm have two).
+      std::vector<Buffer> outs;
+      for (mlir::Value result : op.getResults())
+        outs.push_back(garbageBuffer(result.getType(), bindings));
       std::vector<void *> buffers;
       for (mlir::Value v : op.getOperands())
         buffers.push_back(values[v].bytes.data());
-      buffers.push_back(out.bytes.data());
+      for (Buffer &out : outs)
+        buffers.push_back(out.bytes.data());
       fn(buffers.data(), symbols.data());
-      values[result] = std::move(out);
+      for (auto [i, result] : llvm::enumerate(op.getResults()))
+        values[result] = std::move(outs[i]);
     }
 
     // The oracle.

@@ -109,15 +109,18 @@ protected:
       if (mlir::isa<mlir::func::ReturnOp>(op))
         continue;
       const codegen::SpirvKernel &k = kernels.at(&op);
-      mlir::Value result = op.getResult(0);
-      Buffer out = garbageBuffer(result.getType(), bindings);
+      // Operands, then every result (add_rms_norm / add_layer_norm have two).
+      std::vector<Buffer> outs;
+      for (mlir::Value result : op.getResults())
+        outs.push_back(garbageBuffer(result.getType(), bindings));
       std::vector<Buffer> operands;
       std::vector<std::vector<uint8_t> *> buffers;
       for (mlir::Value v : op.getOperands())
         operands.push_back(values[foldedSource(&op, v)]);
       for (Buffer &b : operands)
         buffers.push_back(&b.bytes);
-      buffers.push_back(&out.bytes);
+      for (Buffer &out : outs)
+        buffers.push_back(&out.bytes);
       uint32_t groups[3];
       for (int a = 0; a < 3; ++a) {
         std::optional<int64_t> g = k.globalSize[a].evaluate(symbolValues);
@@ -127,7 +130,8 @@ protected:
       }
       std::string error = h->dispatch(k.spirv, buffers, push, groups, k.specialization);
       ASSERT_EQ(error, "") << k.name;
-      values[result] = std::move(out);
+      for (auto [i, result] : llvm::enumerate(op.getResults()))
+        values[result] = std::move(outs[i]);
     }
 
     compareWithInterpreter(

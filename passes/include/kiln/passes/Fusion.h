@@ -45,7 +45,8 @@ void fuseAttention(mlir::ModuleOp module, FusionReport *report);
 void fuseAddNorms(mlir::ModuleOp module, FusionReport *report);
 
 /// Norms, rope, attention, then canonicalize + CSE + dead-code elimination of what became dead (the
-/// mask computation, the cos/sin tables, the repeated K/V). Fails only if the module no longer verifies
+/// mask computation, the cos/sin tables, the repeated K/V), then fuseAddNorms (the dead primitive norm ops
+/// would count as users of the residual add). Fails only if the module no longer verifies
 /// (an internal error, reported through the context's diagnostics).
 mlir::LogicalResult runFusionPasses(mlir::ModuleOp module, FusionReport *report = nullptr);
 

@@ -21,7 +21,8 @@ def KilnFuseNorms : Pass<"kiln-fuse-norms", "mlir::ModuleOp"> {
 def KilnFuseAddNorms : Pass<"kiln-fuse-add-norms", "mlir::ModuleOp"> {
   let summary = "fold a residual add into the kiln.rms_norm / kiln.layer_norm that reads it";
   let description = [{
-    Run after kiln-fuse-norms. rms_norm(h, w) / layer_norm(h, w, b) with h = add(x, r), x and r of h's type
+    Run after kiln-fuse-norms and a cleanup (kiln-fuse does: dead primitive ops would count as users of the
+    add). rms_norm(h, w) / layer_norm(h, w, b) with h = add(x, r), x and r of h's type
     (no broadcast), and h read by another op too (the next residual) -> add_rms_norm(x, r, w) /
     add_layer_norm(x, r, w, b) with results (h, y): one pass over x and r instead of writing h and reading it
     back. An add read by the norm alone is left (h would be a dead buffer); so are broadcasting adds and norms
