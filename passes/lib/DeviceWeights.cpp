@@ -107,7 +107,8 @@ int foldDeviceWeightConverts(MemoryPlan &plan, PartitionResult &partition) {
       const PlanDispatch &c = plan.dispatches[size_t(r)];
       ok = ok && !c.transfer && c.device == DispatchDevice::Vulkan && c.op &&
            (mlir::isa<ir::MatmulOp>(c.op) || (mlir::isa<ir::GatherOp>(c.op) && k == 0) ||
-            (mlir::isa<ir::RmsNormOp, ir::LayerNormOp>(c.op) && k >= 1));
+            (mlir::isa<ir::RmsNormOp, ir::LayerNormOp>(c.op) && k >= 1) ||
+            (mlir::isa<ir::AddRmsNormOp, ir::AddLayerNormOp>(c.op) && k >= 2));
     }
     if (!ok)
       continue;

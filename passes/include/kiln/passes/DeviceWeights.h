@@ -5,7 +5,7 @@
 // matmul then reads: twice the weight's bytes written and three times read. foldDeviceWeightConverts
 // removes such converts from a partitioned plan: a Vulkan `kiln.convert` dispatch whose input is a 16-bit
 // float WEIGHT buffer on the device, whose f32 result feeds only Vulkan matmul / gather dispatches or the
-// weight / bias of rms_norm / layer_norm (never a CPU dispatch, a transfer or an output port), is deleted and its consumers read the weight buffer itself.
+// weight / bias of rms_norm / layer_norm / add_rms_norm / add_layer_norm (never a CPU dispatch, a transfer or an output port), is deleted and its consumers read the weight buffer itself.
 // The SPIR-V kernels of those consumers are then generated with the buffer's storage type (codegen/spirv
 // generateSpirvKernel's operandStorage: 16-bit loads, widened to f32 as the convert did, so the numbers
 // are bit-identical). The f32 buffers disappear and the arenas are laid out again.
