@@ -175,10 +175,17 @@ Status validateManifest(const Manifest &m, uint64_t storedWeightsSize, const std
     for (int32_t id : d.buffers())
       if (!inRange(id))
         return bad(what + " uses " + bufferRef(id) + " of " + std::to_string(numBuffers));
-    // The last buffer is the result: a kernel never writes weights or inputs.
-    const Buffer &result = m.buffers(d.buffers(d.buffers_size() - 1));
-    if (result.kind() == Buffer::WEIGHT || result.kind() == Buffer::INPUT)
-      return bad(what + " writes " + bufferRef(result.id()) + ", a read-only buffer");
+    // The last num_results buffers (0 means 1) are the results: a kernel never writes weights or inputs.
+    const bool transfer = d.kind() == Dispatch::TRANSFER;
+    if (!transfer && (d.num_results() < 0 || d.num_results() > d.buffers_size()))
+      return bad(what + " has " + std::to_string(d.num_results()) + " results among its " +
+                 std::to_string(d.buffers_size()) + " buffers");
+    const int results = transfer ? 1 : std::max(d.num_results(), 1);
+    for (int j = d.buffers_size() - results; j < d.buffers_size(); ++j) {
+      const Buffer &result = m.buffers(d.buffers(j));
+      if (result.kind() == Buffer::WEIGHT || result.kind() == Buffer::INPUT)
+        return bad(what + " writes " + bufferRef(result.id()) + ", a read-only buffer");
+    }
   }
   std::set<std::string> names;
   for (int i = 0; i < m.inputs_size(); ++i) {

@@ -336,6 +336,10 @@ TEST_F(BadManifest, Rejected) {
   expectRejected([](Manifest &m) { m.mutable_buffers(3)->set_kind(Buffer::KIND_UNSPECIFIED); }, "no valid kind");
   expectRejected([](Manifest &m) { m.mutable_buffers(3)->set_dtype(DTYPE_UNSPECIFIED); }, "no valid dtype");
   expectRejected([](Manifest &m) { m.mutable_dispatches(0)->set_buffers(2, 1); }, "read-only");
+  // num_results: the last 3 of {a0, w1, past, a1} include the weight w1; more results than buffers.
+  expectRejected([](Manifest &m) { m.mutable_dispatches(1)->set_num_results(3); }, "read-only");
+  expectRejected([](Manifest &m) { m.mutable_dispatches(1)->set_num_results(5); }, "5 results among its 4 buffers");
+  expectRejected([](Manifest &m) { m.mutable_dispatches(1)->set_num_results(-1); }, "-1 results");
   expectRejected([](Manifest &m) { m.set_max_context(0); }, "max_context");
   expectRejected([](Manifest &m) { m.mutable_buffers(4)->set_offset(~uint64_t(0) - 10); }, "overflows");
 }
