@@ -477,10 +477,11 @@ int runCompile(int argc, char **argv) {
     if (failed(passes::runFusionPasses(*model->module, &fusion)))
       return fail(kExitBadInput, modelDir + ": the fused module does not verify");
     step = model->step();
-    progress("fused " + std::to_string(fusion.fused.size()) + " ops (rms_norm " +
+    // An add_rms_norm / add_layer_norm line follows its norm's "rms_norm at" line: one fused op, not two.
+    const size_t addNorms = fusion.count("add_rms_norm") + fusion.count("add_layer_norm");
+    progress("fused " + std::to_string(fusion.fused.size() - addNorms) + " ops (rms_norm " +
              std::to_string(fusion.count("rms_norm")) + ", layer_norm " + std::to_string(fusion.count("layer_norm")) +
-             ", of them with the residual add " +
-             std::to_string(fusion.count("add_rms_norm") + fusion.count("add_layer_norm")) + ", rope " +
+             ", of them with the residual add " + std::to_string(addNorms) + ", rope " +
              std::to_string(fusion.count("rope")) + ", attention " +
              std::to_string(fusion.count("attention")) + "; " + std::to_string(fusion.unfused.size()) +
              " candidates left unfused): " + std::to_string(countOps()) + " ops in " +
@@ -619,9 +620,11 @@ int runCompile(int argc, char **argv) {
   if (cpuName == "native")
     manifest.add_notes("cpu: native = " + resolvedCpu + " (the compiling host's CPU and features)");
   if (fuse) {
-    manifest.add_notes("fusion: " + std::to_string(fusion.fused.size()) + " fused ops (rms_norm " +
+    const size_t addNorms = fusion.count("add_rms_norm") + fusion.count("add_layer_norm");
+    manifest.add_notes("fusion: " + std::to_string(fusion.fused.size() - addNorms) + " fused ops (rms_norm " +
                        std::to_string(fusion.count("rms_norm")) + ", layer_norm " +
-                       std::to_string(fusion.count("layer_norm")) + ", rope " + std::to_string(fusion.count("rope")) +
+                       std::to_string(fusion.count("layer_norm")) + ", of them with the residual add " +
+                       std::to_string(addNorms) + ", rope " + std::to_string(fusion.count("rope")) +
                        ", attention " + std::to_string(fusion.count("attention")) + ")");
     for (const std::string &line : fusion.fused)
       manifest.add_notes("fused: " + line);
