@@ -10,7 +10,7 @@
 // bodies of that loop. Row ops (reductions, softmax, rms_norm, layer_norm) run one workgroup per row with
 // a shared-memory tree reduction; matmul is one kernel with a GEMV path (M <= 4 with transpose_b: vectorized
 // loads, subgroupAdd) and a 64x64 register-blocked shared-memory tile path; attention runs one workgroup per query row with an online softmax over blocks of
-// keys, the mask computed in the kernel.
+// keys, each block's scores and p * v split across the workgroup's invocations, the mask computed in the kernel.
 //
 // The grid: the iteration space is split into up to three groups of dims (x: the trailing dims through the
 // first symbolic one, y: the next dims through the next symbolic one, z: the rest). Each group's global
@@ -1211,7 +1211,7 @@ bool Builder::emitRope() {
 }
 
 //===----------------------------------------------------------------------===//
-// Attention: one workgroup per query row, keys in blocks of WG with an online softmax
+// Attention: one workgroup per query row, the keys of each block split across its invocations, online softmax
 //===----------------------------------------------------------------------===//
 
 bool Builder::emitAttention() {
@@ -1227,17 +1227,33 @@ bool Builder::emitAttention() {
   int64_t Hq = q.shape[1].getConstant(), Hkv = k.shape[1].getConstant();
   if (Hkv == 0 || Hq % Hkv)
     return fail("query heads are not a multiple of key heads");
-  uint32_t wg = 64;
-  while (wg > 8 && 4 * (D + wg) > target_.maxSharedMemory)
+  // Keys split across the invocations: each block of NB keys takes L = WG / NB invocations per score (strided
+  // partial dots over d, summed in shared memory), one shared max per block (a tree), then P = WG / G parts of
+  // G invocations each accumulate p * v over their share of the block's keys for their dims (the same block
+  // max for every part, so no rescale between parts); at the end the parts' (l, acc) are summed in shared
+  // memory. Decode (few rows, few keys) no longer walks the keys with one invocation per dim.
+  uint32_t wg = 8;
+  while (wg * 2 <= std::min<uint32_t>(256, target_.maxWorkgroupInvocations))
+    wg *= 2;
+  auto sharedFor = [&](uint32_t w) { return 4 * (uint32_t)(D + 2 * std::min<uint32_t>(64, w) + w); };
+  while (wg > 8 && sharedFor(wg) > target_.maxSharedMemory)
     wg /= 2;
-  if (4 * (D + wg) > target_.maxSharedMemory)
-    return fail("attention with head_dim " + std::to_string(D) + " needs " + std::to_string(4 * (D + wg)) +
-                " bytes of shared memory, the target has " + std::to_string(target_.maxSharedMemory));
+  if (sharedFor(wg) > target_.maxSharedMemory)
+    return fail("attention with head_dim " + std::to_string(D) + " needs " + std::to_string(sharedFor(wg)) +
+                " bytes of shared memory (split-key variant: q, the block's scores and maxima, one partial per "
+                "invocation), the target has " +
+                std::to_string(target_.maxSharedMemory));
+  uint32_t nb = std::min<uint32_t>(64, wg), lanes = wg / nb;
+  uint32_t gsz = 8;
+  while (gsz < Dv && gsz < wg)
+    gsz *= 2;
+  uint32_t parts = wg / gsz;
   wg_[0] = wg;
-  sharedBytes_ = 4 * (uint32_t)(D + wg);
-  int64_t dpt = (Dv + wg - 1) / wg;
+  sharedBytes_ = sharedFor(wg);
+  int64_t dpt = (Dv + gsz - 1) / gsz;
   kernel.name = "attention_online_d" + std::to_string(D);
-  shared_ += "shared float qs[" + std::to_string(D) + "];\nshared float sc[" + std::to_string(wg) + "];\n";
+  shared_ += "shared float qs[" + std::to_string(D) + "];\nshared float sc[" + std::to_string(nb) +
+             "];\nshared float mx[" + std::to_string(nb) + "];\nshared float dp[" + std::to_string(wg) + "];\n";
   SymShape rowSym(q.shape.begin(), q.shape.begin() + 3);
   std::vector<E> rowDims(q.dims.begin(), q.dims.begin() + 3);
   Grid g = planGrid(rowSym, rowDims, wg, true);
@@ -1251,23 +1267,32 @@ bool Builder::emitAttention() {
   const Tensor *pad = att.getKeyPaddingMask() ? &in(next++) : nullptr;
   const Tensor *bias = att.getBias() ? &in(next++) : nullptr;
   E S = q.dims[2], T = k.dims[2];
-  body_ << "  const uint WG = " << wg << "u, S = " << S.str() << ", T = " << T.str() << ";\n";
-  body_ << "  uint t = gl_LocalInvocationID.x;\n";
+  body_ << "  const uint WG = " << wg << "u, NB = " << nb << "u, L = " << lanes << "u, G = " << gsz
+        << "u, P = " << parts << "u, S = " << S.str() << ", T = " << T.str() << ";\n";
+  body_ << "  uint t = gl_LocalInvocationID.x, lane = t % L, kk = t / L, gd = t % G, part = t / G;\n";
   openLoops(g, true);
   body_ << "    uint bq = lin / (" << Hq << "u * S), hq = (lin / S) % " << Hq << "u, i = lin % S;\n";
   body_ << "    uint hk = hq / " << Hq / Hkv << "u;\n";
   body_ << "    uint K0 = (bq * " << Hkv << "u + hk) * T * " << D << "u, V0 = (bq * " << Hkv << "u + hk) * T * " << Dv
         << "u;\n";
   body_ << "    int position = int(T) - int(S) + int(i);\n";
+  // The keys the mask can let through: causal stops at the position, a window starts after it.
+  if (causal)
+    body_ << "    uint jEnd = uint(clamp(position + 1, 0, int(T)));\n";
+  else
+    body_ << "    uint jEnd = T;\n";
+  if (causal && window)
+    body_ << "    uint jBeg = uint(clamp(position - " << *window << " + 1, 0, int(jEnd)));\n";
+  else
+    body_ << "    uint jBeg = 0u;\n";
   body_ << "    for (uint d = t; d < " << D << "u; d += WG) qs[d] = " << q.load("lin * " + std::to_string(D) + "u + d")
         << ";\n";
   body_ << "    barrier();\n";
   body_ << "    float m = uintBitsToFloat(0xff800000u), l = 0.0;\n";
   body_ << "    float acc[" << dpt << "];\n    for (int r = 0; r < " << dpt << "; ++r) acc[r] = 0.0;\n";
-  body_ << "    for (uint j0 = 0u; j0 < T; j0 += WG) {\n";
-  body_ << "      uint j = j0 + t;\n";
-  body_ << "      float score = uintBitsToFloat(0xff800000u);\n";
-  std::string see = "j < T";
+  body_ << "    for (uint j0 = jBeg; j0 < jEnd; j0 += NB) {\n";
+  body_ << "      uint j = j0 + kk;\n";
+  std::string see = "j < jEnd";
   if (causal) {
     see += " && int(j) <= position";
     if (window)
@@ -1275,36 +1300,51 @@ bool Builder::emitAttention() {
   }
   if (pad)
     see += " && " + pad->load("bq * T + j") + (pad->isFloat() ? " != 0.0" : " != 0");
-  body_ << "      if (" << see << ") {\n";
-  body_ << "        float dot = 0.0;\n";
-  body_ << "        for (uint d = 0u; d < " << D << "u; ++d) dot += qs[d] * " << k.load("K0 + j * " + std::to_string(D) + "u + d")
-        << ";\n";
-  body_ << "        score = " << fmtFloat(att.getScale().convertToDouble()) << " * dot;\n";
+  body_ << "      bool visible = " << see << ";\n";
+  body_ << "      float part_ = 0.0;\n";
+  body_ << "      if (visible)\n        for (uint d = lane; d < " << D << "u; d += L) part_ += qs[d] * "
+        << k.load("K0 + j * " + std::to_string(D) + "u + d") << ";\n";
+  body_ << "      dp[t] = part_;\n      barrier();\n";
+  body_ << "      if (lane == 0u) {\n";
+  body_ << "        float score = uintBitsToFloat(0xff800000u);\n";
+  body_ << "        if (visible) {\n";
+  body_ << "          float dot = 0.0;\n          for (uint x = 0u; x < L; ++x) dot += dp[t + x];\n";
+  body_ << "          score = " << fmtFloat(att.getScale().convertToDouble()) << " * dot;\n";
   if (softcap)
-    body_ << "        score = " << fmtFloat(*softcap) << " * tanhAccurate(score / " << fmtFloat(*softcap) << ");\n";
+    body_ << "          score = " << fmtFloat(*softcap) << " * tanhAccurate(score / " << fmtFloat(*softcap) << ");\n";
   if (bias) {
     SymShape scoreSym = {q.shape[0], q.shape[1], q.shape[2], k.shape[2]};
     std::vector<E> bsd = broadcastStrides(*bias, scoreSym);
     E off = E::t("bq") * bsd[0] + E::t("hq") * bsd[1] + E::t("i") * bsd[2] + E::t("j") * bsd[3];
-    body_ << "        score += " << bias->load(off.str()) << ";\n";
+    body_ << "          score += " << bias->load(off.str()) << ";\n";
   }
-  body_ << "      }\n";
-  body_ << "      sc[t] = score;\n      barrier();\n";
-  body_ << "      float mb = m;\n";
-  body_ << "      for (uint q = 0u; q < WG; ++q) mb = max(mb, sc[q]);\n";
+  body_ << "        }\n        sc[kk] = score;\n        mx[kk] = score;\n      }\n";
+  body_ << "      barrier();\n";
+  body_ << "      for (uint h = NB / 2u; h > 0u; h >>= 1u) {\n";
+  body_ << "        if (t < h) mx[t] = max(mx[t], mx[t + h]);\n        barrier();\n      }\n";
+  body_ << "      float mb = max(m, mx[0]);\n";
   body_ << "      if (!(isinf(mb) && mb < 0.0)) {\n";
   body_ << "        float alpha = exp(m - mb);\n";
   body_ << "        l *= alpha;\n        for (int r = 0; r < " << dpt << "; ++r) acc[r] *= alpha;\n";
-  body_ << "        uint nb = min(WG, T - j0);\n";
-  body_ << "        for (uint q = 0u; q < nb; ++q) {\n";
-  body_ << "          float s = sc[q];\n          if (isinf(s) && s < 0.0) continue;\n";
+  body_ << "        uint nk = min(NB, jEnd - j0);\n";
+  body_ << "        for (uint x = part; x < nk; x += P) {\n";
+  body_ << "          float s = sc[x];\n          if (isinf(s) && s < 0.0) continue;\n";
   body_ << "          float p = exp(s - mb);\n          l += p;\n";
-  body_ << "          for (int r = 0; r < " << dpt << "; ++r) { uint d = t + uint(r) * WG; if (d < " << Dv
-        << "u) acc[r] += p * " << v.load("V0 + (j0 + q) * " + std::to_string(Dv) + "u + d") << "; }\n";
+  body_ << "          for (int r = 0; r < " << dpt << "; ++r) { uint d = gd + uint(r) * G; if (d < " << Dv
+        << "u) acc[r] += p * " << v.load("V0 + (j0 + x) * " + std::to_string(Dv) + "u + d") << "; }\n";
   body_ << "        }\n        m = mb;\n      }\n";
   body_ << "      barrier();\n    }\n";
-  body_ << "    for (int r = 0; r < " << dpt << "; ++r) { uint d = t + uint(r) * WG; if (d < " << Dv << "u) "
-        << o.store("lin * " + std::to_string(Dv) + "u + d", "l > 0.0 ? acc[r] / l : 0.0") << " }\n";
+  if (parts > 1) {
+    // parts > 1 only when G >= Dv, so each invocation holds one dim (dpt == 1).
+    body_ << "    dp[t] = acc[0];\n    if (gd == 0u) sc[part] = l;\n    barrier();\n";
+    body_ << "    if (part == 0u && gd < " << Dv << "u) {\n";
+    body_ << "      float a = 0.0, lt = 0.0;\n";
+    body_ << "      for (uint x = 0u; x < P; ++x) { a += dp[x * G + gd]; lt += sc[x]; }\n";
+    body_ << "      " << o.store("lin * " + std::to_string(Dv) + "u + gd", "lt > 0.0 ? a / lt : 0.0") << "\n    }\n";
+  } else {
+    body_ << "    for (int r = 0; r < " << dpt << "; ++r) { uint d = gd + uint(r) * G; if (d < " << Dv << "u) "
+          << o.store("lin * " + std::to_string(Dv) + "u + d", "l > 0.0 ? acc[r] / l : 0.0") << " }\n";
+  }
   body_ << "    barrier();\n";
   body_ << "  }\n";
   helpers_ += kMathHelpers;

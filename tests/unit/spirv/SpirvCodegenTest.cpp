@@ -292,6 +292,56 @@ func.func @attention(%q: Q, %k: KV, %v: KV, %pad: PAD, %bias: BIAS, %q2: Q256, %
 }
 
 
+// Decode shapes for the split-key kernel: one query row over 1, 257 and 1000 keys (one and several blocks, a
+// ragged last block), a 70-row prefill, GQA 8:2, head dims 64, 40 (fewer dims than a part's invocations) and 256,
+// a window shorter than the keys, a padding mask; on workgroups of 256, 128 and 64 invocations (64: one
+// invocation per score, no partial dots).
+TEST_F(SpirvCodegenTest, AttentionDecode) {
+  std::string q = "tensor<?x8x?x64xf32, #kiln.dims<[b, s]>>", kv = "tensor<?x2x?x64xf32, #kiln.dims<[b, p + s]>>";
+  std::string q40 = "tensor<?x8x?x40xf32, #kiln.dims<[b, s]>>", kv40 = "tensor<?x2x?x40xf32, #kiln.dims<[b, p + s]>>";
+  std::string q256 = "tensor<?x8x?x256xf32, #kiln.dims<[b, s]>>", kv256 = "tensor<?x2x?x256xf32, #kiln.dims<[b, p + s]>>";
+  std::string pad = "tensor<?x?xi64, #kiln.dims<[b, p + s]>>";
+  std::string src = R"(
+func.func @attention_decode(%q: Q, %k: KV, %v: KV, %pad: PAD, %q2: Q256, %k2: KV256, %v2: KV256, %q3: Q40, %k3: KV40, %v3: KV40) -> (Q, Q, Q, Q, Q256, Q256, Q40) {
+  %0 = kiln.attention %q, %k, %v {scale = 0.125 : f64, mask = "causal"} : (Q, KV, KV) -> Q
+  %1 = kiln.attention %q, %k, %v {scale = 0.125 : f64, mask = "causal", window = 100 : i64} : (Q, KV, KV) -> Q
+  %2 = kiln.attention %q, %k, %v key_padding_mask(%pad) {scale = 0.125 : f64, mask = "causal"} : (Q, KV, KV, PAD) -> Q
+  %3 = kiln.attention %q, %k, %v key_padding_mask(%pad) {scale = 0.125 : f64, mask = "bidirectional", softcap = 3.0 : f64} : (Q, KV, KV, PAD) -> Q
+  %4 = kiln.attention %q2, %k2, %v2 {scale = 0.0625 : f64, mask = "causal"} : (Q256, KV256, KV256) -> Q256
+  %5 = kiln.attention %q2, %k2, %v2 {scale = 0.0625 : f64, mask = "causal", window = 5 : i64} : (Q256, KV256, KV256) -> Q256
+  %6 = kiln.attention %q3, %k3, %v3 {scale = 0.15 : f64, mask = "causal"} : (Q40, KV40, KV40) -> Q40
+  return %0, %1, %2, %3, %4, %5, %6 : Q, Q, Q, Q, Q256, Q256, Q40
+})";
+  src = replaceAll(src, "Q256", q256);
+  src = replaceAll(src, "KV256", kv256);
+  src = replaceAll(src, "Q40", q40);
+  src = replaceAll(src, "KV40", kv40);
+  src = replaceAll(src, "Q", q);
+  src = replaceAll(src, "KV", kv);
+  src = replaceAll(src, "PAD", pad);
+  // Batch row 1 hides its first 300 keys (a whole block and more) and random others.
+  std::map<unsigned, Filler> fill = {{3, [](const std::vector<int64_t> &shape, const Bindings &, std::mt19937 &rng) {
+                                        std::vector<double> v(numElements(shape));
+                                        std::uniform_int_distribution<int> d(0, 3);
+                                        for (int64_t r = 0; r < shape[0]; ++r)
+                                          for (int64_t j = 0; j < shape[1]; ++j)
+                                            v[r * shape[1] + j] = (r == 1 && j < 300) ? 0 : d(rng) != 0;
+                                        return v;
+                                      }}};
+  const std::vector<Bindings> shapes = {{{"b", 1}, {"s", 1}, {"p", 0}},
+                                        {{"b", 2}, {"s", 1}, {"p", 256}},
+                                        {{"b", 1}, {"s", 1}, {"p", 999}},
+                                        {{"b", 2}, {"s", 3}, {"p", 61}},
+                                        {{"b", 1}, {"s", 70}, {"p", 0}}};
+  for (uint32_t invocations : {1024u, 128u, 64u}) {
+    SCOPED_TRACE("maxWorkgroupInvocations " + std::to_string(invocations));
+    target.maxWorkgroupInvocations = invocations;
+    compile(src);
+    for (const Bindings &b : shapes)
+      check(b, fill, 2e-5);
+  }
+}
+
 //===----------------------------------------------------------------------===//
 // Limits: what does not fit is reported, not generated
 //===----------------------------------------------------------------------===//
