@@ -87,8 +87,8 @@ def corruptions(data):
             out.append(("%s byte %d flipped" % (names[kind], rel), bytes(b),
                         "corrupted: %s section checksum mismatch" % names[kind]))
     b = bytearray(data)
-    struct.pack_into("<I", b, 8, 2)
-    out.append(("format version 2", bytes(b), "format version 2, this runtime reads 1"))
+    struct.pack_into("<I", b, 8, 99)
+    out.append(("format version 99", bytes(b), "format version 99, this runtime reads "))
     b = bytearray(data)
     b[0:8] = b"GGUF\0\0\0\0"
     out.append(("wrong magic", bytes(b), "not a kiln artifact"))
@@ -134,7 +134,7 @@ def main():
                         label = "token by token"
                     check_run(kiln, artifact, case_dir, chunks, tmp, args.threshold, "%s: run %s" % (name, label))
                 p = run([kiln, "inspect", artifact])
-                ok = p.returncode == 0 and "dispatches" in p.stdout and "kiln artifact, format version 1" in p.stdout
+                ok = p.returncode == 0 and "dispatches" in p.stdout and "kiln artifact, format version " in p.stdout
                 ok = ok and ("kv cache" in p.stdout) == (case["task"] == "causal-lm")
                 report(ok, name + ": inspect", "exit %d, %d lines" % (p.returncode, len(p.stdout.splitlines())))
 

@@ -280,9 +280,10 @@ TEST_F(ArtifactFile, WrongVersion) {
   std::vector<uint8_t> b = bytes_;
   FileHeader h;
   std::memcpy(&h, b.data(), sizeof h);
-  h.formatVersion = 2;
+  h.formatVersion = kFormatVersion + 1;
   std::memcpy(b.data(), &h, sizeof h);
-  expectError(b, "format version 2, this runtime reads 1", "version 2");
+  const std::string v = std::to_string(kFormatVersion + 1);
+  expectError(b, "format version " + v + ", this runtime reads " + std::to_string(kFormatVersion), "version " + v);
 }
 
 TEST_F(ArtifactFile, NotAFileOrMissing) {
