@@ -596,6 +596,9 @@ private:
   LogicalResult emitMatmul(ir::MatmulOp op, const Tensor &a, const Tensor &bm, const Tensor &out);
   LogicalResult emitGather(ir::GatherOp op, const Tensor &table, const Tensor &indices, const Tensor &out);
   LogicalResult emitNorm(Operation *op, ArrayRef<Tensor> ins, const Tensor &out);
+  LogicalResult emitNormRows(Operation *op, const Tensor &x, const Tensor *residual, const Tensor *h,
+                             const Tensor &w, const Tensor *bias, const Tensor &y, double eps, bool rms,
+                             bool unitOffset);
   LogicalResult emitRope(ir::RopeOp op, ArrayRef<Tensor> ins, const Tensor &out);
   LogicalResult emitAttention(ir::AttentionOp op, ArrayRef<Tensor> ins, const Tensor &out);
 
@@ -814,88 +817,67 @@ LogicalResult KernelEmitter::emitGather(ir::GatherOp op, const Tensor &table, co
 
 /// rms_norm (ins = x, w) and layer_norm (ins = x, w, b) over the last axis.
 LogicalResult KernelEmitter::emitNorm(Operation *op, ArrayRef<Tensor> ins, const Tensor &out) {
-  const Tensor &x = ins[0], &w = ins[1];
-  if (x.dims.empty() || !x.isFloat())
-    return fail(op, "input must be a float tensor of rank >= 1");
   auto rms = dyn_cast<ir::RmsNormOp>(op);
   double eps = rms ? rms.getEps().convertToDouble() : cast<ir::LayerNormOp>(op).getEps().convertToDouble();
-  bool unitOffset = rms && rms.getUnitOffset();
+  return emitNormRows(op, ins[0], nullptr, nullptr, ins[1], rms ? nullptr : &ins[2], out, eps, bool(rms),
+                      rms && rms.getUnitOffset());
+}
+
+/// add_rms_norm (ins = x, r, w) and add_layer_norm (ins = x, r, w, b): the norm of h = x + r, which is
+/// stored too (the next residual).
+LogicalResult KernelEmitter::emitAddNorm(Operation *op, ArrayRef<Tensor> ins, const Tensor &h, const Tensor &y) {
+  auto rms = dyn_cast<ir::AddRmsNormOp>(op);
+  double eps = rms ? rms.getEps().convertToDouble() : cast<ir::AddLayerNormOp>(op).getEps().convertToDouble();
+  return emitNormRows(op, ins[0], &ins[1], &h, ins[2], rms ? nullptr : &ins[3], y, eps, bool(rms),
+                      rms && rms.getUnitOffset());
+}
+
+/// The norms, row by row over the last axis: y = (v - mean) * rsqrt(var + eps) * w (+ bias), with v = x, or
+/// v = h = x + residual when `residual` is set (then h is stored in the first pass, which also accumulates
+/// its sum / sum of squares, and read back from the row just written, in cache). rms: mean = 0 and var = the
+/// mean of v^2; layer_norm: var = the mean of (v - mean)^2, a second pass (no cancellation).
+LogicalResult KernelEmitter::emitNormRows(Operation *op, const Tensor &x, const Tensor *residual, const Tensor *h,
+                                          const Tensor &w, const Tensor *bias, const Tensor &y, double eps,
+                                          bool rms, bool unitOffset) {
+  if (x.dims.empty() || !x.isFloat())
+    return fail(op, "input must be a float tensor of rank >= 1");
+  const Tensor &v = residual ? *h : x;
   Value n = x.dims.back(), rows = product(ArrayRef<Value>(x.dims).drop_back());
   Value nf = castTo(n, accTy_);
   auto addf = [&](Value a, Value c) { return (Value)arith::AddFOp::create(b_, a, c); };
   auto mulf = [&](Value a, Value c) { return (Value)arith::MulFOp::create(b_, a, c); };
+  auto sumOver = [&](llvm::function_ref<Value(Value)> term) {
+    return forLoop(c64(0), n, {cf32(0.0)}, [&](Value i, ValueRange a) -> SmallVector<Value> {
+      return {addf(a[0], term(i))};
+    })[0];
+  };
   forLoop(c64(0), rows, [&](Value r) {
     Value base = mul(r, n);
-    auto xi = [&](Value i) { return load(x, add(base, i)); };
+    auto vi = [&](Value i) { return load(v, add(base, i)); };
+    Value acc; // the first pass's sum (layer_norm) or sum of squares (rms), when it stores h
+    if (residual)
+      acc = sumOver([&](Value i) {
+        store(*h, add(base, i), addf(load(x, add(base, i)), load(*residual, add(base, i))));
+        Value hi = vi(i); // as stored
+        return rms ? mulf(hi, hi) : hi;
+      });
     Value mean = cf32(0.0);
-    if (!rms) {
-      Value sum = forLoop(c64(0), n, {cf32(0.0)}, [&](Value i, ValueRange a) -> SmallVector<Value> {
-                    return {addf(a[0], xi(i))};
-                  })[0];
-      mean = arith::DivFOp::create(b_, sum, nf);
-    }
-    // rms: mean of x^2; layer_norm: mean of (x - mean)^2 (two passes, no cancellation).
-    Value ss = forLoop(c64(0), n, {cf32(0.0)}, [&](Value i, ValueRange a) -> SmallVector<Value> {
-                 Value d = arith::SubFOp::create(b_, xi(i), mean);
-                 return {addf(a[0], mulf(d, d))};
-               })[0];
+    if (!rms)
+      mean = arith::DivFOp::create(b_, residual ? acc : sumOver(vi), nf);
+    Value ss = rms && residual ? acc : sumOver([&](Value i) {
+      Value d = arith::SubFOp::create(b_, vi(i), mean);
+      return mulf(d, d);
+    });
     Value var = arith::DivFOp::create(b_, ss, nf);
     Value inv = arith::DivFOp::create(b_, cf32(1.0), math::SqrtOp::create(b_, addf(var, cf32(eps))));
     forLoop(c64(0), n, [&](Value i) {
       Value wi = load(w, i);
       if (unitOffset)
         wi = addf(cf32(1.0), wi);
-      Value y = mulf(mulf(arith::SubFOp::create(b_, xi(i), mean), inv), wi);
-      if (!rms)
-        y = addf(y, load(ins[2], i));
-      store(out, add(base, i), y);
-    });
-  });
-  return success();
-}
-
-/// add_rms_norm (ins = x, r, w) and add_layer_norm (ins = x, r, w, b): one read of x and r per row computes
-/// h = x + r, stores it and accumulates its sum / sum of squares; the normalize pass reads h back from the row
-/// just written (in cache) and writes y. LayerNorm's variance is a second pass over that row of h, the mean of
-/// (h - mean)^2 (no cancellation), as in emitNorm.
-LogicalResult KernelEmitter::emitAddNorm(Operation *op, ArrayRef<Tensor> ins, const Tensor &h, const Tensor &y) {
-  const Tensor &x = ins[0], &res = ins[1], &w = ins[2];
-  if (x.dims.empty() || !x.isFloat())
-    return fail(op, "input must be a float tensor of rank >= 1");
-  auto rms = dyn_cast<ir::AddRmsNormOp>(op);
-  double eps = rms ? rms.getEps().convertToDouble() : cast<ir::AddLayerNormOp>(op).getEps().convertToDouble();
-  bool unitOffset = rms && rms.getUnitOffset();
-  Value n = x.dims.back(), rows = product(ArrayRef<Value>(x.dims).drop_back());
-  Value nf = castTo(n, accTy_);
-  auto addf = [&](Value a, Value c) { return (Value)arith::AddFOp::create(b_, a, c); };
-  auto mulf = [&](Value a, Value c) { return (Value)arith::MulFOp::create(b_, a, c); };
-  forLoop(c64(0), rows, [&](Value r) {
-    Value base = mul(r, n);
-    // Pass 1: h = x + r (stored); rms: sum(h^2), layer_norm: sum(h), of the values as stored.
-    Value acc = forLoop(c64(0), n, {cf32(0.0)}, [&](Value i, ValueRange a) -> SmallVector<Value> {
-                  Value hi = addf(load(x, add(base, i)), load(res, add(base, i)));
-                  store(h, add(base, i), hi);
-                  hi = load(h, add(base, i));
-                  return {addf(a[0], rms ? mulf(hi, hi) : hi)};
-                })[0];
-    Value mean = cf32(0.0);
-    if (!rms) {
-      mean = arith::DivFOp::create(b_, acc, nf);
-      acc = forLoop(c64(0), n, {cf32(0.0)}, [&](Value i, ValueRange a) -> SmallVector<Value> {
-              Value d = arith::SubFOp::create(b_, load(h, add(base, i)), mean);
-              return {addf(a[0], mulf(d, d))};
-            })[0];
-    }
-    Value var = arith::DivFOp::create(b_, acc, nf);
-    Value inv = arith::DivFOp::create(b_, cf32(1.0), math::SqrtOp::create(b_, addf(var, cf32(eps))));
-    forLoop(c64(0), n, [&](Value i) {
-      Value wi = load(w, i);
-      if (unitOffset)
-        wi = addf(cf32(1.0), wi);
-      Value v = mulf(mulf(arith::SubFOp::create(b_, load(h, add(base, i)), mean), inv), wi);
-      if (!rms)
-        v = addf(v, load(ins[3], i));
-      store(y, add(base, i), v);
+      Value out = mulf(mulf(arith::SubFOp::create(b_, vi(i), mean), inv), wi);
+      if (bias)
+        out = addf(out, load(*bias, i));
+      store(y, add(base, i), out);
     });
   });
   return success();
