@@ -230,4 +230,15 @@ KvCache appendKvCache(GraphBuilder &g, StepFunction &step, int64_t layer, Value 
   return {g.concat({pastK, k}, 2), g.concat({pastV, v}, 2)};
 }
 
+bool addCausalLmOutputs(GraphBuilder &g, StepFunction &step, Value logits, llvm::ArrayRef<KvCache> presents) {
+  if (!g.ok())
+    return false;
+  step.addOutput("logits", logits);
+  for (size_t l = 0; l < presents.size(); ++l) {
+    step.addOutput("present_key." + std::to_string(l), presents[l].key);
+    step.addOutput("present_value." + std::to_string(l), presents[l].value);
+  }
+  return true;
+}
+
 } // namespace kiln::models

@@ -108,6 +108,10 @@ struct KvCache {
 KvCache appendKvCache(GraphBuilder &g, StepFunction &step, int64_t layer, Value k, Value v, int64_t kvHeads,
                       int64_t headDim);
 
+/// A causal LM's results: `logits`, then present_key.L / present_value.L per layer. False if the graph
+/// already failed (the builder's error stands).
+bool addCausalLmOutputs(GraphBuilder &g, StepFunction &step, Value logits, llvm::ArrayRef<KvCache> presents);
+
 // Builders of the architecture families (one file each).
 bool buildLlamaFamily(GraphBuilder &g, StepFunction &step, Weights &w, const ModelConfig &config);
 bool buildGemma3(GraphBuilder &g, StepFunction &step, Weights &w, const ModelConfig &config);

@@ -94,14 +94,7 @@ bool buildGemma3(GraphBuilder &g, StepFunction &step, Weights &w, const ModelCon
     Value cap = g.scalar(*c.finalLogitSoftcapping);
     logits = g.mul(g.tanh(g.div(logits, cap)), cap);
   }
-  if (!g.ok())
-    return false;
-  step.addOutput("logits", logits);
-  for (size_t l = 0; l < presents.size(); ++l) {
-    step.addOutput("present_key." + std::to_string(l), presents[l].key);
-    step.addOutput("present_value." + std::to_string(l), presents[l].value);
-  }
-  return true;
+  return addCausalLmOutputs(g, step, logits, presents);
 }
 
 } // namespace kiln::models

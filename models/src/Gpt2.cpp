@@ -70,14 +70,7 @@ bool buildGpt2(GraphBuilder &g, StepFunction &step, Weights &w, const ModelConfi
   g.setLocation("lm_head");
   std::string head = w.has("lm_head.weight") ? "lm_head.weight" : t + "wte.weight";
   Value logits = linear(g, w, x, head, "", c.vocabSize, H);
-  if (!g.ok())
-    return false;
-  step.addOutput("logits", logits);
-  for (size_t l = 0; l < presents.size(); ++l) {
-    step.addOutput("present_key." + std::to_string(l), presents[l].key);
-    step.addOutput("present_value." + std::to_string(l), presents[l].value);
-  }
-  return true;
+  return addCausalLmOutputs(g, step, logits, presents);
 }
 
 } // namespace kiln::models

@@ -126,14 +126,7 @@ bool buildGptj(GraphBuilder &g, StepFunction &step, Weights &w, const ModelConfi
   x = layerNorm(g, x, w.get(t + "ln_f.weight", {H}), w.get(t + "ln_f.bias", {H}), eps);
   g.setLocation("lm_head");
   Value logits = linear(g, w, x, "lm_head.weight", "lm_head.bias", c.vocabSize, H);
-  if (!g.ok())
-    return false;
-  step.addOutput("logits", logits);
-  for (size_t l = 0; l < presents.size(); ++l) {
-    step.addOutput("present_key." + std::to_string(l), presents[l].key);
-    step.addOutput("present_value." + std::to_string(l), presents[l].value);
-  }
-  return true;
+  return addCausalLmOutputs(g, step, logits, presents);
 }
 
 } // namespace kiln::models

@@ -88,14 +88,7 @@ bool buildLlamaFamily(GraphBuilder &g, StepFunction &step, Weights &w, const Mod
   g.setLocation("lm_head");
   std::string head = c.tieWordEmbeddings && !w.has("lm_head.weight") ? "model.embed_tokens.weight" : "lm_head.weight";
   Value logits = linear(g, w, x, head, "", c.vocabSize, H);
-  if (!g.ok())
-    return false;
-  step.addOutput("logits", logits);
-  for (size_t l = 0; l < presents.size(); ++l) {
-    step.addOutput("present_key." + std::to_string(l), presents[l].key);
-    step.addOutput("present_value." + std::to_string(l), presents[l].value);
-  }
-  return true;
+  return addCausalLmOutputs(g, step, logits, presents);
 }
 
 } // namespace kiln::models
