@@ -2,6 +2,8 @@
 #include "kiln/passes/DeviceWeights.h"
 #include "kiln/ir/KilnDialect.h"
 
+#include "llvm/ADT/STLFunctionalExtras.h"
+
 #include <algorithm>
 #include <map>
 #include <set>
@@ -80,87 +82,32 @@ void removeFromPlan(MemoryPlan &plan, PartitionResult &partition, const std::vec
     t = newIndex[size_t(t)];
 }
 
-} // namespace
-
-int foldDeviceWeightConverts(MemoryPlan &plan, PartitionResult &partition) {
-  const size_t nb = plan.buffers.size();
+/// The one mechanism of both folds: a Vulkan dispatch with one input `src` and one result `dst` that
+/// `foldable` accepts, whose result is not a port (`ports`) and whose readers are all Vulkan dispatches that
+/// `readerOk(reader, operand index)` accepts, is removed; its readers read `src` instead.
+int foldIntoReaders(MemoryPlan &plan, PartitionResult &partition, const std::set<int> &ports,
+                    llvm::function_ref<bool(const PlanDispatch &, const PlanBuffer &, const PlanBuffer &)> foldable,
+                    llvm::function_ref<bool(const PlanDispatch &, int)> readerOk) {
   std::vector<std::vector<std::pair<int, int>>> readers = readersOf(plan);
-  std::set<int> ports;
-  for (const PlanPort &p : plan.outputs)
-    ports.insert(p.buffer);
-
-  std::vector<bool> dropDispatch(plan.dispatches.size(), false);
-  std::vector<bool> dropBuffer(nb, false);
+  std::vector<bool> dropDispatch(plan.dispatches.size(), false), dropBuffer(plan.buffers.size(), false);
   int folded = 0;
   for (size_t i = 0; i < plan.dispatches.size(); ++i) {
     PlanDispatch &d = plan.dispatches[i];
-    if (d.transfer || d.device != DispatchDevice::Vulkan || !d.op || !mlir::isa<ir::ConvertOp>(d.op) ||
-        d.buffers.size() != 2)
+    if (d.transfer || d.device != DispatchDevice::Vulkan || !d.op || d.buffers.size() != 2)
       continue;
     const PlanBuffer &src = plan.buffers[size_t(d.buffers[0])], &dst = plan.buffers[size_t(d.buffers[1])];
-    if (src.kind != BufferKind::Weight || src.location != BufferLocation::Device ||
-        !isFloat16Storage(src.elementType) || !dst.elementType.isF32() || dst.kind != BufferKind::Arena ||
-        ports.count(dst.id) || readers[size_t(dst.id)].empty())
+    if (!foldable(d, src, dst) || ports.count(dst.id) || readers[size_t(dst.id)].empty())
       continue;
     bool ok = true;
     for (auto [r, k] : readers[size_t(dst.id)]) {
       const PlanDispatch &c = plan.dispatches[size_t(r)];
-      ok = ok && !c.transfer && c.device == DispatchDevice::Vulkan && c.op &&
-           (mlir::isa<ir::MatmulOp>(c.op) || (mlir::isa<ir::GatherOp>(c.op) && k == 0) ||
-            (mlir::isa<ir::RmsNormOp, ir::LayerNormOp>(c.op) && k >= 1) ||
-            (mlir::isa<ir::AddRmsNormOp, ir::AddLayerNormOp>(c.op) && k >= 2));
+      ok = ok && !c.transfer && c.device == DispatchDevice::Vulkan && c.op && readerOk(c, k);
     }
     if (!ok)
       continue;
+    // A later fold of this reader's result keeps a valid readers list (keyed by that result).
     for (auto [r, k] : readers[size_t(dst.id)])
       plan.dispatches[size_t(r)].buffers[size_t(k)] = src.id;
-    dropDispatch[i] = true;
-    dropBuffer[size_t(dst.id)] = true;
-    ++folded;
-  }
-  if (!folded)
-    return 0;
-
-  removeFromPlan(plan, partition, dropDispatch, dropBuffer);
-  return folded;
-}
-
-} // namespace kiln::passes
-
-namespace kiln::passes {
-
-int foldDeviceReshapes(MemoryPlan &plan, PartitionResult &partition) {
-  const size_t nb = plan.buffers.size();
-  std::vector<std::vector<std::pair<int, int>>> readers = readersOf(plan);
-  std::set<int> ports;
-  for (const PlanPort &p : plan.outputs)
-    ports.insert(p.buffer);
-  for (const PlanKvEntry &e : plan.kvCache)
-    for (int id : {e.pastBuffer, e.presentBuffer, e.appendBuffer})
-      if (id >= 0)
-        ports.insert(id);
-  std::vector<bool> dropDispatch(plan.dispatches.size(), false), dropBuffer(nb, false);
-  int folded = 0;
-  for (size_t i = 0; i < plan.dispatches.size(); ++i) {
-    PlanDispatch &d = plan.dispatches[i];
-    if (d.transfer || d.device != DispatchDevice::Vulkan || !d.op || !mlir::isa<ir::ReshapeOp>(d.op) ||
-        d.buffers.size() != 2)
-      continue;
-    const PlanBuffer &src = plan.buffers[size_t(d.buffers[0])], &dst = plan.buffers[size_t(d.buffers[1])];
-    if (src.location != BufferLocation::Device || dst.location != BufferLocation::Device ||
-        dst.kind != BufferKind::Arena || src.rowCapacity != 0 || dst.rowCapacity != 0 ||
-        src.elementType != dst.elementType || ports.count(dst.id) || readers[size_t(dst.id)].empty())
-      continue;
-    bool ok = true;
-    for (auto [r, k] : readers[size_t(dst.id)]) {
-      const PlanDispatch &c = plan.dispatches[size_t(r)];
-      ok = ok && !c.transfer && c.device == DispatchDevice::Vulkan && c.op;
-    }
-    if (!ok)
-      continue;
-    for (auto [r, k] : readers[size_t(dst.id)])
-      plan.dispatches[size_t(r)].buffers[size_t(k)] = src.id;
-    // A later reshape of this result now reads `src`: its readers list stays valid (keyed by its result).
     dropDispatch[i] = true;
     dropBuffer[size_t(dst.id)] = true;
     ++folded;
@@ -168,6 +115,44 @@ int foldDeviceReshapes(MemoryPlan &plan, PartitionResult &partition) {
   if (folded)
     removeFromPlan(plan, partition, dropDispatch, dropBuffer);
   return folded;
+}
+
+} // namespace
+
+int foldDeviceWeightConverts(MemoryPlan &plan, PartitionResult &partition) {
+  std::set<int> ports;
+  for (const PlanPort &p : plan.outputs)
+    ports.insert(p.buffer);
+  return foldIntoReaders(
+      plan, partition, ports,
+      [](const PlanDispatch &d, const PlanBuffer &src, const PlanBuffer &dst) {
+        return mlir::isa<ir::ConvertOp>(d.op) && src.kind == BufferKind::Weight &&
+               src.location == BufferLocation::Device && isFloat16Storage(src.elementType) &&
+               dst.elementType.isF32() && dst.kind == BufferKind::Arena;
+      },
+      [](const PlanDispatch &c, int k) {
+        return mlir::isa<ir::MatmulOp>(c.op) || (mlir::isa<ir::GatherOp>(c.op) && k == 0) ||
+               (mlir::isa<ir::RmsNormOp, ir::LayerNormOp>(c.op) && k >= 1) ||
+               (mlir::isa<ir::AddRmsNormOp, ir::AddLayerNormOp>(c.op) && k >= 2);
+      });
+}
+
+int foldDeviceReshapes(MemoryPlan &plan, PartitionResult &partition) {
+  std::set<int> ports;
+  for (const PlanPort &p : plan.outputs)
+    ports.insert(p.buffer);
+  for (const PlanKvEntry &e : plan.kvCache)
+    for (int id : {e.pastBuffer, e.presentBuffer, e.appendBuffer})
+      if (id >= 0)
+        ports.insert(id);
+  return foldIntoReaders(
+      plan, partition, ports,
+      [](const PlanDispatch &d, const PlanBuffer &src, const PlanBuffer &dst) {
+        return mlir::isa<ir::ReshapeOp>(d.op) && src.location == BufferLocation::Device &&
+               dst.location == BufferLocation::Device && dst.kind == BufferKind::Arena && src.rowCapacity == 0 &&
+               dst.rowCapacity == 0 && src.elementType == dst.elementType;
+      },
+      [](const PlanDispatch &, int) { return true; });
 }
 
 } // namespace kiln::passes
