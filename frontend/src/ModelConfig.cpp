@@ -1,6 +1,6 @@
 #include "kiln/frontend/ModelConfig.h"
 
-#include "Util.h"
+#include "kiln/support/Util.h"
 
 #include <cmath>
 
@@ -199,7 +199,7 @@ Status parseRopeDict(const json &d, const std::string &path, const std::string &
   if (type)
     p.type = *type;
   if (p.type != "default" && p.type != "linear" && p.type != "llama3")
-    return r.error("unsupported rope type " + detail::quoteName(p.type) + " in '" + prefix.substr(0, prefix.size() - 1) +
+    return r.error("unsupported rope type " + support::quoteName(p.type) + " in '" + prefix.substr(0, prefix.size() - 1) +
                    "' (supported: default, linear, llama3)");
   std::optional<double> theta, factor, low, high;
   std::optional<int64_t> origMax;
@@ -218,7 +218,7 @@ Status parseRopeDict(const json &d, const std::string &path, const std::string &
       return r.error(r.name("factor") + " must be positive");
     p.factor = *factor;
   } else if (p.type != "default") {
-    return r.error("rope type " + detail::quoteName(p.type) + " needs " + r.name("factor"));
+    return r.error("rope type " + support::quoteName(p.type) + " needs " + r.name("factor"));
   }
   if (low)
     p.lowFreqFactor = *low;
@@ -339,7 +339,7 @@ StatusOr<ModelConfig> parseModelConfigText(std::string_view text, const std::str
     if (perLayer) {
       for (auto it = rp->begin(); it != rp->end(); ++it) {
         if (it.key() != "full_attention" && it.key() != "sliding_attention")
-          return r.error("unknown layer type " + detail::quoteName(it.key()) + " in 'rope_parameters'");
+          return r.error("unknown layer type " + support::quoteName(it.key()) + " in 'rope_parameters'");
         if (!it->is_object())
           return r.error("'rope_parameters." + it.key() + "' must be an object");
       }
@@ -400,7 +400,7 @@ StatusOr<ModelConfig> parseModelConfigText(std::string_view text, const std::str
         return r.error("'layer_types' must be a list of strings");
       const std::string &s = t.get_ref<const std::string &>();
       if (s != "full_attention" && s != "sliding_attention")
-        return r.error("unknown layer type " + detail::quoteName(s) +
+        return r.error("unknown layer type " + support::quoteName(s) +
                        " in 'layer_types' (supported: full_attention, sliding_attention)");
       c.layerTypes.push_back(s);
     }
@@ -469,7 +469,7 @@ StatusOr<ModelConfig> parseModelConfigText(std::string_view text, const std::str
 
 StatusOr<ModelConfig> parseModelConfig(const std::string &path) {
   std::string text;
-  if (Status s = detail::readFile(path, text, 64ull << 20); !s)
+  if (Status s = support::readFile(path, text, 64ull << 20); !s)
     return s;
   return parseModelConfigText(text, path);
 }

@@ -1,7 +1,7 @@
 #include "kiln/frontend/SafeTensors.h"
 
-#include "kiln/frontend/Half.h"
-#include "Util.h"
+#include "kiln/support/Half.h"
+#include "kiln/support/Util.h"
 
 #include <nlohmann/json.hpp>
 
@@ -163,7 +163,7 @@ Status SafeTensorsFile::parse() {
                 std::to_string(size_) + " bytes)");
   const char *hbegin = reinterpret_cast<const char *>(base_ + 8);
   std::string_view header(hbegin, size_t(n));
-  if (!detail::isValidUtf8(header))
+  if (!support::isValidUtf8(header))
     return fail("header is not valid UTF-8");
   json j = json::parse(header.begin(), header.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded())
@@ -187,12 +187,12 @@ Status SafeTensorsFile::parse() {
         return fail("'__metadata__' must be an object of strings");
       for (auto m = v.begin(); m != v.end(); ++m) {
         if (!m.value().is_string())
-          return fail("'__metadata__' entry " + detail::quoteName(m.key()) + " is not a string");
+          return fail("'__metadata__' entry " + support::quoteName(m.key()) + " is not a string");
         metadata_[m.key()] = m.value().get<std::string>();
       }
       continue;
     }
-    const std::string T = "tensor " + detail::quoteName(key) + ": ";
+    const std::string T = "tensor " + support::quoteName(key) + ": ";
     if (!v.is_object())
       return fail(T + "entry is not an object");
 
@@ -202,7 +202,7 @@ Status SafeTensorsFile::parse() {
     const std::string &dtypeStr = dt->get_ref<const std::string &>();
     std::optional<DType> dtype = parseDType(dtypeStr);
     if (!dtype)
-      return fail(T + "unknown dtype " + detail::quoteName(dtypeStr));
+      return fail(T + "unknown dtype " + support::quoteName(dtypeStr));
 
     auto sh = v.find("shape");
     if (sh == v.end() || !sh->is_array())
@@ -260,8 +260,8 @@ Status SafeTensorsFile::parse() {
   for (size_t i = 1; i < ranges.size(); ++i) {
     const Range &a = ranges[i - 1], &b = ranges[i];
     if (b.begin < a.end)
-      return fail("tensors " + detail::quoteName(tensors_[a.index].name) + " [" + std::to_string(a.begin) +
-                  ", " + std::to_string(a.end) + "] and " + detail::quoteName(tensors_[b.index].name) + " [" +
+      return fail("tensors " + support::quoteName(tensors_[a.index].name) + " [" + std::to_string(a.begin) +
+                  ", " + std::to_string(a.end) + "] and " + support::quoteName(tensors_[b.index].name) + " [" +
                   std::to_string(b.begin) + ", " + std::to_string(b.end) + "] overlap");
   }
   // nlohmann's object is a std::map: tensors_ is already sorted by name.
@@ -316,7 +316,7 @@ StatusOr<WeightTable> WeightTable::openDirectory(const std::string &dir) {
     table.files_.push_back(std::move(*f));
   } else if (::stat(indexPath.c_str(), &st) == 0) {
     std::string text;
-    if (Status s = detail::readFile(indexPath, text, kMaxHeaderBytes); !s)
+    if (Status s = support::readFile(indexPath, text, kMaxHeaderBytes); !s)
       return s;
     auto fail = [&](const std::string &msg) { return Status::error(indexPath + ": " + msg); };
     json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
@@ -332,11 +332,11 @@ StatusOr<WeightTable> WeightTable::openDirectory(const std::string &dir) {
     std::map<std::string, size_t> shardIndex; // shard file name -> files_ index
     for (auto it = wm->begin(); it != wm->end(); ++it) {
       if (!it.value().is_string())
-        return fail("'weight_map' entry " + detail::quoteName(it.key()) + " is not a string");
+        return fail("'weight_map' entry " + support::quoteName(it.key()) + " is not a string");
       const std::string &shard = it.value().get_ref<const std::string &>();
       if (!isSafeShardName(shard))
-        return fail("tensor " + detail::quoteName(it.key()) + " is mapped to an invalid shard path " +
-                    detail::quoteName(shard));
+        return fail("tensor " + support::quoteName(it.key()) + " is mapped to an invalid shard path " +
+                    support::quoteName(shard));
       shardIndex.emplace(shard, 0);
     }
     for (auto &[shard, idx] : shardIndex) {
@@ -350,7 +350,7 @@ StatusOr<WeightTable> WeightTable::openDirectory(const std::string &dir) {
       const std::string &shard = it.value().get_ref<const std::string &>();
       const SafeTensorsFile &file = *table.files_[shardIndex[shard]];
       if (!file.find(it.key()))
-        return fail("tensor " + detail::quoteName(it.key()) + " is mapped to " + detail::quoteName(shard) +
+        return fail("tensor " + support::quoteName(it.key()) + " is mapped to " + support::quoteName(shard) +
                     " but that shard has no such tensor");
     }
   } else {
@@ -364,7 +364,7 @@ StatusOr<WeightTable> WeightTable::openDirectory(const std::string &dir) {
     for (const TensorInfo &t : file->tensors()) {
       auto [it, inserted] = table.byName_.emplace(t.name, &t);
       if (!inserted)
-        return Status::error(file->path() + ": tensor " + detail::quoteName(t.name) + " is also in " +
+        return Status::error(file->path() + ": tensor " + support::quoteName(t.name) + " is also in " +
                              it->second->file);
     }
   }
@@ -444,8 +444,8 @@ SafeTensorsWriter::serialize(const std::map<std::string, std::string> &metadata,
   auto fail = [&](const std::string &msg) { return Status::error(P + ": " + msg); };
   std::set<std::string_view> seen;
   for (const Entry &e : entries_) {
-    const std::string T = "tensor " + detail::quoteName(e.name) + ": ";
-    if (!detail::isValidUtf8(e.name))
+    const std::string T = "tensor " + support::quoteName(e.name) + ": ";
+    if (!support::isValidUtf8(e.name))
       return fail(T + "name is not valid UTF-8");
     if (e.name == "__metadata__")
       return fail(T + "reserved name");
@@ -466,8 +466,8 @@ SafeTensorsWriter::serialize(const std::map<std::string, std::string> &metadata,
       return fail(T + "no data given");
   }
   for (const auto &[k, v] : metadata)
-    if (!detail::isValidUtf8(k) || !detail::isValidUtf8(v))
-      return fail("metadata entry " + detail::quoteName(k) + " is not valid UTF-8");
+    if (!support::isValidUtf8(k) || !support::isValidUtf8(v))
+      return fail("metadata entry " + support::quoteName(k) + " is not valid UTF-8");
 
   std::vector<size_t> order(entries_.size());
   std::iota(order.begin(), order.end(), size_t(0));
@@ -511,7 +511,7 @@ Status SafeTensorsWriter::write(const std::string &path,
   auto bytes = serialize(metadata, path);
   if (!bytes.ok())
     return bytes.status();
-  return detail::writeFile(path, bytes->data(), bytes->size());
+  return support::writeFile(path, bytes->data(), bytes->size());
 }
 
 } // namespace kiln

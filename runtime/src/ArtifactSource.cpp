@@ -1,8 +1,8 @@
 //===- ArtifactSource.cpp - the artifact reader, seen by the runtime -------===//
 #include "ArtifactSource.h"
 
-#include "ArtifactReader.h"
-#include "SyntheticWeights.h"
+#include "kiln/artifact/ArtifactReader.h"
+#include "kiln/artifact/SyntheticWeights.h"
 
 #include <cerrno>
 #include <cstring>

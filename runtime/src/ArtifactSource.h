@@ -1,6 +1,6 @@
 //===- ArtifactSource.h - the runtime's view of an opened artifact -*- C++ -*-===//
 //
-// The one place that knows the artifact reader's API (codegen/artifact/ArtifactReader.h).
+// The one place that knows the artifact reader's API (artifact/include/kiln/artifact/ArtifactReader.h).
 //
 //===----------------------------------------------------------------------===//
 #ifndef KILN_RUNTIME_ARTIFACTSOURCE_H

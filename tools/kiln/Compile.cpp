@@ -13,8 +13,8 @@
 #include "ModelLoader.h"
 #include "Subcommands.h"
 
-#include "ArtifactWriter.h"
-#include "SyntheticWeights.h"
+#include "kiln/artifact/ArtifactWriter.h"
+#include "kiln/artifact/SyntheticWeights.h"
 #include "kiln/passes/Fusion.h"
 #include "kiln/passes/DeviceProfile.h"
 #include "kiln/passes/DeviceWeights.h"

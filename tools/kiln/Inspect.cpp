@@ -9,9 +9,9 @@
 #include "Cli.h"
 #include "Subcommands.h"
 
-#include "ArtifactFormat.h"
-#include "ArtifactReader.h"
-#include "ArtifactWriter.h"
+#include "kiln/artifact/ArtifactFormat.h"
+#include "kiln/artifact/ArtifactReader.h"
+#include "kiln/artifact/ArtifactWriter.h"
 #include "kiln_artifact.pb.h"
 
 #include <cinttypes>

@@ -4,7 +4,7 @@
 
 #include "kiln/frontend/ModelConfig.h"
 #include "kiln/frontend/SafeTensors.h"
-#include "kiln/frontend/Status.h"
+#include "kiln/support/Status.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"

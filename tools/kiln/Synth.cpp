@@ -7,8 +7,8 @@
 #include "Cli.h"
 #include "Subcommands.h"
 
-#include "SyntheticWeights.h"
-#include "kiln/frontend/Half.h"
+#include "kiln/artifact/SyntheticWeights.h"
+#include "kiln/support/Half.h"
 #include "kiln/frontend/ModelConfig.h"
 #include "kiln/frontend/SafeTensors.h"
 #include "kiln/models/Models.h"
@@ -61,7 +61,7 @@ int runSynth(int argc, char **argv) {
 
   // Uniform with the standard deviation of transformers' initializer (0.02); 1-D tensors named *norm* start
   // near 1 (scales), everything else near 0. xorshift64* rather than std::normal_distribution: a 1B-parameter
-  // model needs 10^9 draws. The generator is codegen/artifact/SyntheticWeights.h, shared with the runtime:
+  // model needs 10^9 draws. The generator is artifact/include/kiln/artifact/SyntheticWeights.h, shared with the runtime:
   // `kiln compile --synthetic-weights N` of this directory computes what compiling it does with --seed N.
   const artifact::DType artDType =
       dtype == DType::F32 ? artifact::F32 : dtype == DType::F16 ? artifact::F16 : artifact::BF16;

@@ -1,9 +1,9 @@
 // Write -> read round trips and every corruption of a written artifact: each must be a clean one-line
 // error naming the file, never a crash.
-#include "ArtifactFormat.h"
-#include "ArtifactReader.h"
-#include "ArtifactWriter.h"
-#include "Checksum.h"
+#include "kiln/artifact/ArtifactFormat.h"
+#include "kiln/artifact/ArtifactReader.h"
+#include "kiln/artifact/ArtifactWriter.h"
+#include "kiln/artifact/Checksum.h"
 
 #include <gtest/gtest.h>
 

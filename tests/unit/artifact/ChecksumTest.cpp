@@ -1,5 +1,5 @@
-#include "ArtifactFormat.h"
-#include "Checksum.h"
+#include "kiln/artifact/ArtifactFormat.h"
+#include "kiln/artifact/Checksum.h"
 
 #include <gtest/gtest.h>
 

@@ -1,11 +1,11 @@
 // --synthetic-weights: the manifest marks WEIGHT buffers synthetic, the WEIGHTS section keeps only the
 // constants (at stored_offset), and materializeSyntheticWeights rebuilds the whole region: constants
 // copied, synthetic buffers from the one generator kiln synth uses.
-#include "ArtifactReader.h"
-#include "ArtifactWriter.h"
-#include "SyntheticWeights.h"
+#include "kiln/artifact/ArtifactReader.h"
+#include "kiln/artifact/ArtifactWriter.h"
+#include "kiln/artifact/SyntheticWeights.h"
 
-#include "kiln/frontend/Half.h"
+#include "kiln/support/Half.h"
 
 #include <gtest/gtest.h>
 

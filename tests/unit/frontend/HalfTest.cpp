@@ -1,4 +1,4 @@
-#include "kiln/frontend/Half.h"
+#include "kiln/support/Half.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "kiln/frontend/Half.h"
+#include "kiln/support/Half.h"
 #include "kiln/frontend/SafeTensors.h"
 #include "TestUtil.h"
 

@@ -4,7 +4,7 @@
 #include "kiln/kiln.h"
 #include "kiln/kiln.hpp"
 
-#include "ArtifactReader.h"
+#include "kiln/artifact/ArtifactReader.h"
 #include "kiln/frontend/SafeTensors.h"
 
 #include <gtest/gtest.h>

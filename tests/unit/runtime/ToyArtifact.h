@@ -9,7 +9,7 @@
 // The toy encoder (same embed): last_hidden_state[t] = mask[t] * (embed[ids[t]] + masked mean over the row).
 #pragma once
 
-#include "ArtifactWriter.h"
+#include "kiln/artifact/ArtifactWriter.h"
 #include "kiln_artifact.pb.h"
 
 #include <cstdint>

@@ -3,7 +3,7 @@
 // Every error is a one-line Status message starting with the config path.
 #pragma once
 
-#include "kiln/frontend/Status.h"
+#include "kiln/support/Status.h"
 
 #include <nlohmann/json.hpp>
 

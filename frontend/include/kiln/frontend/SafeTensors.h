@@ -3,7 +3,7 @@
 // one-line Status message starting with the file path.
 #pragma once
 
-#include "kiln/frontend/Status.h"
+#include "kiln/support/Status.h"
 
 #include <cstddef>
 #include <cstdint>

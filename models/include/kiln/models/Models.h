@@ -16,7 +16,7 @@
 
 #include "kiln/frontend/ModelConfig.h"
 #include "kiln/frontend/SafeTensors.h"
-#include "kiln/frontend/Status.h"
+#include "kiln/support/Status.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"

@@ -15,7 +15,7 @@
 #ifndef KILN_PASSES_DEVICEPROFILE_H
 #define KILN_PASSES_DEVICEPROFILE_H
 
-#include "kiln/frontend/Status.h"
+#include "kiln/support/Status.h"
 
 #include <array>
 #include <cstdint>

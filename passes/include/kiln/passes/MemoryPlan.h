@@ -16,7 +16,7 @@
 #ifndef KILN_PASSES_MEMORYPLAN_H
 #define KILN_PASSES_MEMORYPLAN_H
 
-#include "kiln/frontend/Status.h"
+#include "kiln/support/Status.h"
 #include "kiln/ir/SymShape.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"

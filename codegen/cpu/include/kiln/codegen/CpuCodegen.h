@@ -9,7 +9,7 @@
 #ifndef KILN_CODEGEN_CPUCODEGEN_H
 #define KILN_CODEGEN_CPUCODEGEN_H
 
-#include "kiln/frontend/Status.h"
+#include "kiln/support/Status.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "llvm/ADT/ArrayRef.h"

@@ -15,7 +15,7 @@
 #ifndef KILN_CODEGEN_SPIRVCODEGEN_H
 #define KILN_CODEGEN_SPIRVCODEGEN_H
 
-#include "kiln/frontend/Status.h"
+#include "kiln/support/Status.h"
 #include "kiln/ir/SymShape.h"
 
 #include "mlir/IR/Operation.h"

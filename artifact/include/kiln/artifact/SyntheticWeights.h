@@ -6,13 +6,13 @@
 //
 // Per tensor: xorshift64* seeded from (seed, tensor name); uniform in [-a, a) with a = 0.02 * sqrt(3)
 // (std 0.02, transformers' initializer) around `center` (syntheticCenter: 1 for norm scales, else 0);
-// converted to f32 / f16 / bf16 (round to nearest even, kiln/frontend/Half.h).
+// converted to f32 / f16 / bf16 (round to nearest even, kiln/support/Half.h).
 //
 //===----------------------------------------------------------------------===//
 #ifndef KILN_ARTIFACT_SYNTHETICWEIGHTS_H
 #define KILN_ARTIFACT_SYNTHETICWEIGHTS_H
 
-#include "kiln/frontend/Status.h"
+#include "kiln/support/Status.h"
 #include "kiln_artifact.pb.h"
 
 #include <cstddef>

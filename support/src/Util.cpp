@@ -1,4 +1,4 @@
-#include "Util.h"
+#include "kiln/support/Util.h"
 
 #include <cerrno>
 #include <cstdio>
@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-namespace kiln::detail {
+namespace kiln::support {
 
 bool isValidUtf8(std::string_view s) {
   const auto *p = reinterpret_cast<const unsigned char *>(s.data());
@@ -116,4 +116,4 @@ Status writeFile(const std::string &path, const void *data, size_t size) {
   return Status::ok();
 }
 
-} // namespace kiln::detail
+} // namespace kiln::support

@@ -1,8 +1,8 @@
 //===- SyntheticWeights.cpp -----------------------------------------------===//
-#include "SyntheticWeights.h"
-#include "ArtifactWriter.h"
+#include "kiln/artifact/SyntheticWeights.h"
+#include "kiln/artifact/ArtifactWriter.h"
 
-#include "kiln/frontend/Half.h"
+#include "kiln/support/Half.h"
 
 #include <algorithm>
 #include <array>

@@ -1,8 +1,8 @@
 //===- ArtifactWriter.cpp -------------------------------------------------===//
-#include "ArtifactWriter.h"
-#include "ArtifactFormat.h"
-#include "ArtifactReader.h"
-#include "Checksum.h"
+#include "kiln/artifact/ArtifactWriter.h"
+#include "kiln/artifact/ArtifactFormat.h"
+#include "kiln/artifact/ArtifactReader.h"
+#include "kiln/artifact/Checksum.h"
 
 #include <algorithm>
 #include <cerrno>

@@ -7,7 +7,7 @@
 #ifndef KILN_ARTIFACT_ARTIFACTWRITER_H
 #define KILN_ARTIFACT_ARTIFACTWRITER_H
 
-#include "kiln/frontend/Status.h"
+#include "kiln/support/Status.h"
 #include "kiln_artifact.pb.h"
 
 #include <cstdint>

@@ -9,8 +9,8 @@
 #ifndef KILN_ARTIFACT_ARTIFACTREADER_H
 #define KILN_ARTIFACT_ARTIFACTREADER_H
 
-#include "ArtifactFormat.h"
-#include "kiln/frontend/Status.h"
+#include "kiln/artifact/ArtifactFormat.h"
+#include "kiln/support/Status.h"
 #include "kiln_artifact.pb.h"
 
 #include <cstdint>

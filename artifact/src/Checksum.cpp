@@ -4,8 +4,8 @@
 // (https://github.com/Cyan4973/xxHash/blob/dev/doc/xxhash_spec.md), little-endian input.
 //
 //===----------------------------------------------------------------------===//
-#include "ArtifactFormat.h"
-#include "Checksum.h"
+#include "kiln/artifact/ArtifactFormat.h"
+#include "kiln/artifact/Checksum.h"
 
 #include <cstring>
 
