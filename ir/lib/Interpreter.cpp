@@ -699,22 +699,27 @@ bool Evaluator::evalBinary(Operation *op, HostTensor &out) {
 
 bool Evaluator::evalCompare(CompareOp op, HostTensor &out) {
   const HostTensor &a = get(op.getLhs()), &b = get(op.getRhs());
-  llvm::StringRef p = op.getPredicate();
   bool (*pred)(double, double) = nullptr;
-  if (p == "eq")
+  switch (op.getPredicate()) {
+  case ComparePredicate::eq:
     pred = [](double x, double y) { return x == y; };
-  else if (p == "ne")
+    break;
+  case ComparePredicate::ne:
     pred = [](double x, double y) { return x != y; };
-  else if (p == "lt")
+    break;
+  case ComparePredicate::lt:
     pred = [](double x, double y) { return x < y; };
-  else if (p == "le")
+    break;
+  case ComparePredicate::le:
     pred = [](double x, double y) { return x <= y; };
-  else if (p == "gt")
+    break;
+  case ComparePredicate::gt:
     pred = [](double x, double y) { return x > y; };
-  else if (p == "ge")
+    break;
+  case ComparePredicate::ge:
     pred = [](double x, double y) { return x >= y; };
-  else
-    return fail(op, "unknown predicate '" + p + "'");
+    break;
+  }
   if (!binaryMap(a, b, out, [&](double x, double y) { return pred(x, y) ? 1.0 : 0.0; }))
     return fail(op, "cannot broadcast " + describeShapes({&a, &b}));
   return true;
@@ -1144,7 +1149,7 @@ bool Evaluator::evalAttention(AttentionOp op, HostTensor &out) {
                         formatDims(v.shape) + " do not agree");
   int64_t group = Hq / Hkv;
   double scale = op.getScale().convertToDouble();
-  bool causal = op.getMask() == "causal";
+  bool causal = op.getMask() == AttentionMask::causal;
   std::optional<uint64_t> window = op.getWindow();
   std::optional<double> softcap;
   if (auto c = op.getSoftcap())

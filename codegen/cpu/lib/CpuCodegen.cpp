@@ -547,36 +547,21 @@ private:
         });
   }
 
-  FailureOr<Value> compare(ir::CompareOp op, Value x, Value y) {
-    StringRef p = op.getPredicate();
+  Value compare(ir::CompareOp op, Value x, Value y) {
     Value r;
     if (isa<FloatType>(x.getType())) {
       // Ordered predicates except ne, which is true when either side is NaN (like C's !=).
-      std::optional<arith::CmpFPredicate> pred =
-          llvm::StringSwitch<std::optional<arith::CmpFPredicate>>(p)
-              .Case("eq", arith::CmpFPredicate::OEQ).Case("ne", arith::CmpFPredicate::UNE)
-              .Case("lt", arith::CmpFPredicate::OLT).Case("le", arith::CmpFPredicate::OLE)
-              .Case("gt", arith::CmpFPredicate::OGT).Case("ge", arith::CmpFPredicate::OGE)
-              .Default(std::nullopt);
-      if (!pred) {
-        (void)fail(op, "unknown predicate '" + p + "'");
-        return failure();
-      }
-      r = arith::CmpFOp::create(b_, *pred, x, y);
+      static constexpr arith::CmpFPredicate kFloat[] = {arith::CmpFPredicate::OEQ, arith::CmpFPredicate::UNE,
+                                                        arith::CmpFPredicate::OLT, arith::CmpFPredicate::OLE,
+                                                        arith::CmpFPredicate::OGT, arith::CmpFPredicate::OGE};
+      r = arith::CmpFOp::create(b_, kFloat[static_cast<int>(op.getPredicate())], x, y);
     } else {
-      std::optional<arith::CmpIPredicate> pred =
-          llvm::StringSwitch<std::optional<arith::CmpIPredicate>>(p)
-              .Case("eq", arith::CmpIPredicate::eq).Case("ne", arith::CmpIPredicate::ne)
-              .Case("lt", arith::CmpIPredicate::slt).Case("le", arith::CmpIPredicate::sle)
-              .Case("gt", arith::CmpIPredicate::sgt).Case("ge", arith::CmpIPredicate::sge)
-              .Default(std::nullopt);
-      if (!pred) {
-        (void)fail(op, "unknown predicate '" + p + "'");
-        return failure();
-      }
-      r = arith::CmpIOp::create(b_, *pred, x, y);
+      static constexpr arith::CmpIPredicate kInt[] = {arith::CmpIPredicate::eq,  arith::CmpIPredicate::ne,
+                                                      arith::CmpIPredicate::slt, arith::CmpIPredicate::sle,
+                                                      arith::CmpIPredicate::sgt, arith::CmpIPredicate::sge};
+      r = arith::CmpIOp::create(b_, kInt[static_cast<int>(op.getPredicate())], x, y);
     }
-    return (Value)arith::ExtUIOp::create(b_, i64_, r);
+    return arith::ExtUIOp::create(b_, i64_, r);
   }
 
   /// kiln.convert between compute types: to i1 is `!= 0`; float -> int truncates toward zero; the
@@ -626,7 +611,7 @@ LogicalResult KernelEmitter::emitElementwise(Operation *op, ArrayRef<Tensor> ins
   };
   emitBroadcastMap(out, inputs, /*usesIndex=*/false, /*raw=*/false, [&](ArrayRef<Value> v, ArrayRef<Value>) {
     if (auto cmp = dyn_cast<ir::CompareOp>(op))
-      return guard(compare(cmp, castTo(v[0], opType), castTo(v[1], opType)));
+      return compare(cmp, castTo(v[0], opType), castTo(v[1], opType));
     if (isa<ir::SelectOp>(op)) {
       Type t = computeType(out);
       return (Value)arith::SelectOp::create(b_, nonzero(v[0]), castTo(v[1], t), castTo(v[2], t));
@@ -950,7 +935,7 @@ LogicalResult KernelEmitter::emitAttention(ir::AttentionOp op, ArrayRef<Tensor> 
   Value group = arith::MaxSIOp::create(
       b_, arith::DivSIOp::create(b_, Hq, arith::MaxSIOp::create(b_, Hkv, c64(1))), c64(1));
   double scale = op.getScale().convertToDouble();
-  bool causal = op.getMask() == "causal";
+  bool causal = op.getMask() == ir::AttentionMask::causal;
   std::optional<uint64_t> window = op.getWindow();
   std::optional<double> softcap;
   if (auto c = op.getSoftcap())

@@ -548,8 +548,8 @@ bool Builder::emitElementwise() {
         else
           r = castTo("v0", isF[0], f);
       } else if (auto cmp = dyn_cast<ir::CompareOp>(op_)) {
-        llvm::StringRef p = cmp.getPredicate();
-        std::string c = p == "eq" ? "==" : p == "ne" ? "!=" : p == "lt" ? "<" : p == "le" ? "<=" : p == "gt" ? ">" : ">=";
+        static const char *const kOperator[] = {"==", "!=", "<", "<=", ">", ">="}; // ComparePredicate order
+        std::string c = kOperator[static_cast<int>(cmp.getPredicate())];
         bool anyF = isF[0] || isF[1];
         r = "((" + castTo("v0", isF[0], anyF) + " " + c + " " + castTo("v1", isF[1], anyF) + ") ? 1 : 0)";
       } else if (isa<ir::SelectOp>(op_)) {
@@ -1258,7 +1258,7 @@ bool Builder::emitAttention() {
   std::vector<E> rowDims(q.dims.begin(), q.dims.begin() + 3);
   Grid g = planGrid(rowSym, rowDims, wg, true);
   kernel.globalSize = g.global;
-  bool causal = att.getMask() == "causal";
+  bool causal = att.getMask() == ir::AttentionMask::causal;
   std::optional<uint64_t> window = att.getWindow();
   std::optional<double> softcap;
   if (auto c = att.getSoftcap())

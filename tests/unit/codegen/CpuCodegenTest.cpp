@@ -237,14 +237,14 @@ TEST_F(CpuCodegenTest, Attention) {
   std::string pad = "tensor<?x?xi64, #kiln.dims<[b, p + s]>>", bias = "tensor<1x4x?x?xf32, #kiln.dims<[s, p + s]>>";
   std::string src = R"(
 func.func @attention(%q: Q, %k: KV, %v: KV, %pad: PAD, %bias: BIAS, %q2: Q256, %k2: KV256, %v2: KV256) -> (Q, Q, Q, Q, Q, Q, Q256, Q256) {
-  %0 = kiln.attention %q, %k, %v {scale = 0.25 : f64, mask = "causal"} : (Q, KV, KV) -> Q
-  %1 = kiln.attention %q, %k, %v {scale = 0.25 : f64, mask = "causal", window = 3 : i64} : (Q, KV, KV) -> Q
-  %2 = kiln.attention %q, %k, %v key_padding_mask(%pad) {scale = 0.25 : f64, mask = "causal"} : (Q, KV, KV, PAD) -> Q
-  %3 = kiln.attention %q, %k, %v key_padding_mask(%pad) {scale = 0.25 : f64, mask = "bidirectional"} : (Q, KV, KV, PAD) -> Q
-  %4 = kiln.attention %q, %k, %v bias(%bias) {scale = 0.5 : f64, mask = "causal", softcap = 2.0 : f64} : (Q, KV, KV, BIAS) -> Q
-  %5 = kiln.attention %q, %k, %v {scale = 0.25 : f64, mask = "bidirectional", softcap = 1.5 : f64} : (Q, KV, KV) -> Q
-  %6 = kiln.attention %q2, %k2, %v2 {scale = 0.0625 : f64, mask = "causal"} : (Q256, KV256, KV256) -> Q256
-  %7 = kiln.attention %q2, %k2, %v2 {scale = 0.0625 : f64, mask = "causal", window = 4 : i64} : (Q256, KV256, KV256) -> Q256
+  %0 = kiln.attention %q, %k, %v {scale = 0.25 : f64, mask = #kiln.mask<causal>} : (Q, KV, KV) -> Q
+  %1 = kiln.attention %q, %k, %v {scale = 0.25 : f64, mask = #kiln.mask<causal>, window = 3 : i64} : (Q, KV, KV) -> Q
+  %2 = kiln.attention %q, %k, %v key_padding_mask(%pad) {scale = 0.25 : f64, mask = #kiln.mask<causal>} : (Q, KV, KV, PAD) -> Q
+  %3 = kiln.attention %q, %k, %v key_padding_mask(%pad) {scale = 0.25 : f64, mask = #kiln.mask<bidirectional>} : (Q, KV, KV, PAD) -> Q
+  %4 = kiln.attention %q, %k, %v bias(%bias) {scale = 0.5 : f64, mask = #kiln.mask<causal>, softcap = 2.0 : f64} : (Q, KV, KV, BIAS) -> Q
+  %5 = kiln.attention %q, %k, %v {scale = 0.25 : f64, mask = #kiln.mask<bidirectional>, softcap = 1.5 : f64} : (Q, KV, KV) -> Q
+  %6 = kiln.attention %q2, %k2, %v2 {scale = 0.0625 : f64, mask = #kiln.mask<causal>} : (Q256, KV256, KV256) -> Q256
+  %7 = kiln.attention %q2, %k2, %v2 {scale = 0.0625 : f64, mask = #kiln.mask<causal>, window = 4 : i64} : (Q256, KV256, KV256) -> Q256
   return %0, %1, %2, %3, %4, %5, %6, %7 : Q, Q, Q, Q, Q, Q, Q256, Q256
 })";
   src = replaceAll(src, "Q256", q256);
@@ -346,8 +346,8 @@ func.func @kv(%q: )" + q + R"(, %kin: tensor<?x?x2x8xf32, #kiln.dims<[b, s]>>, %
   %r = kiln.rope %x, %pos, %f {interleaved = false} : ()" + nw + R"(, tensor<?x?xi64, #kiln.dims<[b, s]>>, tensor<4xf32>) -> )" + nw + R"(
   %ck = kiln.concat %pk, %r {axis = 2 : i64} : ()" + past + ", " + nw + ") -> " + kv + R"(
   %cv = kiln.concat %pv, %t {axis = 2 : i64} : ()" + past + ", " + nw + ") -> " + kv + R"(
-  %a = kiln.attention %q, %ck, %cv {mask = "causal", scale = 3.500000e-01 : f64} : ()" + q + ", " + kv + ", " + kv + ") -> " + q + R"(
-  %w = kiln.attention %q, %ck, %cv {mask = "causal", scale = 3.500000e-01 : f64, window = 3 : i64} : ()" + q + ", " + kv + ", " + kv + ") -> " + q + R"(
+  %a = kiln.attention %q, %ck, %cv {mask = #kiln.mask<causal>, scale = 3.500000e-01 : f64} : ()" + q + ", " + kv + ", " + kv + ") -> " + q + R"(
+  %w = kiln.attention %q, %ck, %cv {mask = #kiln.mask<causal>, scale = 3.500000e-01 : f64, window = 3 : i64} : ()" + q + ", " + kv + ", " + kv + ") -> " + q + R"(
   return %a, %w, %ck, %cv : )" + q + ", " + q + ", " + kv + ", " + kv + R"(
 })";
   module = mlir::parseSourceString<mlir::ModuleOp>(src, &context, "kv.mlir");

@@ -260,14 +260,14 @@ TEST_F(SpirvCodegenTest, Attention) {
   std::string pad = "tensor<?x?xi64, #kiln.dims<[b, p + s]>>", bias = "tensor<1x4x?x?xf32, #kiln.dims<[s, p + s]>>";
   std::string src = R"(
 func.func @attention(%q: Q, %k: KV, %v: KV, %pad: PAD, %bias: BIAS, %q2: Q256, %k2: KV256, %v2: KV256) -> (Q, Q, Q, Q, Q, Q, Q256, Q256) {
-  %0 = kiln.attention %q, %k, %v {scale = 0.25 : f64, mask = "causal"} : (Q, KV, KV) -> Q
-  %1 = kiln.attention %q, %k, %v {scale = 0.25 : f64, mask = "causal", window = 3 : i64} : (Q, KV, KV) -> Q
-  %2 = kiln.attention %q, %k, %v key_padding_mask(%pad) {scale = 0.25 : f64, mask = "causal"} : (Q, KV, KV, PAD) -> Q
-  %3 = kiln.attention %q, %k, %v key_padding_mask(%pad) {scale = 0.25 : f64, mask = "bidirectional"} : (Q, KV, KV, PAD) -> Q
-  %4 = kiln.attention %q, %k, %v bias(%bias) {scale = 0.5 : f64, mask = "causal", softcap = 2.0 : f64} : (Q, KV, KV, BIAS) -> Q
-  %5 = kiln.attention %q, %k, %v {scale = 0.25 : f64, mask = "bidirectional", softcap = 1.5 : f64} : (Q, KV, KV) -> Q
-  %6 = kiln.attention %q2, %k2, %v2 {scale = 0.0625 : f64, mask = "causal"} : (Q256, KV256, KV256) -> Q256
-  %7 = kiln.attention %q2, %k2, %v2 {scale = 0.0625 : f64, mask = "causal", window = 4 : i64} : (Q256, KV256, KV256) -> Q256
+  %0 = kiln.attention %q, %k, %v {scale = 0.25 : f64, mask = #kiln.mask<causal>} : (Q, KV, KV) -> Q
+  %1 = kiln.attention %q, %k, %v {scale = 0.25 : f64, mask = #kiln.mask<causal>, window = 3 : i64} : (Q, KV, KV) -> Q
+  %2 = kiln.attention %q, %k, %v key_padding_mask(%pad) {scale = 0.25 : f64, mask = #kiln.mask<causal>} : (Q, KV, KV, PAD) -> Q
+  %3 = kiln.attention %q, %k, %v key_padding_mask(%pad) {scale = 0.25 : f64, mask = #kiln.mask<bidirectional>} : (Q, KV, KV, PAD) -> Q
+  %4 = kiln.attention %q, %k, %v bias(%bias) {scale = 0.5 : f64, mask = #kiln.mask<causal>, softcap = 2.0 : f64} : (Q, KV, KV, BIAS) -> Q
+  %5 = kiln.attention %q, %k, %v {scale = 0.25 : f64, mask = #kiln.mask<bidirectional>, softcap = 1.5 : f64} : (Q, KV, KV) -> Q
+  %6 = kiln.attention %q2, %k2, %v2 {scale = 0.0625 : f64, mask = #kiln.mask<causal>} : (Q256, KV256, KV256) -> Q256
+  %7 = kiln.attention %q2, %k2, %v2 {scale = 0.0625 : f64, mask = #kiln.mask<causal>, window = 4 : i64} : (Q256, KV256, KV256) -> Q256
   return %0, %1, %2, %3, %4, %5, %6, %7 : Q, Q, Q, Q, Q, Q, Q256, Q256
 })";
   src = replaceAll(src, "Q256", q256);
@@ -303,13 +303,13 @@ TEST_F(SpirvCodegenTest, AttentionDecode) {
   std::string pad = "tensor<?x?xi64, #kiln.dims<[b, p + s]>>";
   std::string src = R"(
 func.func @attention_decode(%q: Q, %k: KV, %v: KV, %pad: PAD, %q2: Q256, %k2: KV256, %v2: KV256, %q3: Q40, %k3: KV40, %v3: KV40) -> (Q, Q, Q, Q, Q256, Q256, Q40) {
-  %0 = kiln.attention %q, %k, %v {scale = 0.125 : f64, mask = "causal"} : (Q, KV, KV) -> Q
-  %1 = kiln.attention %q, %k, %v {scale = 0.125 : f64, mask = "causal", window = 100 : i64} : (Q, KV, KV) -> Q
-  %2 = kiln.attention %q, %k, %v key_padding_mask(%pad) {scale = 0.125 : f64, mask = "causal"} : (Q, KV, KV, PAD) -> Q
-  %3 = kiln.attention %q, %k, %v key_padding_mask(%pad) {scale = 0.125 : f64, mask = "bidirectional", softcap = 3.0 : f64} : (Q, KV, KV, PAD) -> Q
-  %4 = kiln.attention %q2, %k2, %v2 {scale = 0.0625 : f64, mask = "causal"} : (Q256, KV256, KV256) -> Q256
-  %5 = kiln.attention %q2, %k2, %v2 {scale = 0.0625 : f64, mask = "causal", window = 5 : i64} : (Q256, KV256, KV256) -> Q256
-  %6 = kiln.attention %q3, %k3, %v3 {scale = 0.15 : f64, mask = "causal"} : (Q40, KV40, KV40) -> Q40
+  %0 = kiln.attention %q, %k, %v {scale = 0.125 : f64, mask = #kiln.mask<causal>} : (Q, KV, KV) -> Q
+  %1 = kiln.attention %q, %k, %v {scale = 0.125 : f64, mask = #kiln.mask<causal>, window = 100 : i64} : (Q, KV, KV) -> Q
+  %2 = kiln.attention %q, %k, %v key_padding_mask(%pad) {scale = 0.125 : f64, mask = #kiln.mask<causal>} : (Q, KV, KV, PAD) -> Q
+  %3 = kiln.attention %q, %k, %v key_padding_mask(%pad) {scale = 0.125 : f64, mask = #kiln.mask<bidirectional>, softcap = 3.0 : f64} : (Q, KV, KV, PAD) -> Q
+  %4 = kiln.attention %q2, %k2, %v2 {scale = 0.0625 : f64, mask = #kiln.mask<causal>} : (Q256, KV256, KV256) -> Q256
+  %5 = kiln.attention %q2, %k2, %v2 {scale = 0.0625 : f64, mask = #kiln.mask<causal>, window = 5 : i64} : (Q256, KV256, KV256) -> Q256
+  %6 = kiln.attention %q3, %k3, %v3 {scale = 0.15 : f64, mask = #kiln.mask<causal>} : (Q40, KV40, KV40) -> Q40
   return %0, %1, %2, %3, %4, %5, %6 : Q, Q, Q, Q, Q256, Q256, Q40
 })";
   src = replaceAll(src, "Q256", q256);
@@ -351,7 +351,7 @@ TEST_F(SpirvCodegenTest, LimitsAndReasons) {
 func.func @limits(%q: tensor<1x8x?x256xf32, #kiln.dims<[s]>>, %k: tensor<1x4x?x256xf32, #kiln.dims<[p + s]>>,
                   %x: tensor<?x3xf32, #kiln.dims<[s]>>, %y: tensor<?x40000xf32, #kiln.dims<[s]>>) -> (tensor<1x8x?x256xf32, #kiln.dims<[s]>>, tensor<?x3xf32, #kiln.dims<[s]>>, tensor<?x3xf32, #kiln.dims<[s]>>) {
   %t = kiln.weight "embed" : tensor<40000x1024xf32>
-  %0 = kiln.attention %q, %k, %k {scale = 0.0625 : f64, mask = "causal"} : (tensor<1x8x?x256xf32, #kiln.dims<[s]>>, tensor<1x4x?x256xf32, #kiln.dims<[p + s]>>, tensor<1x4x?x256xf32, #kiln.dims<[p + s]>>) -> tensor<1x8x?x256xf32, #kiln.dims<[s]>>
+  %0 = kiln.attention %q, %k, %k {scale = 0.0625 : f64, mask = #kiln.mask<causal>} : (tensor<1x8x?x256xf32, #kiln.dims<[s]>>, tensor<1x4x?x256xf32, #kiln.dims<[p + s]>>, tensor<1x4x?x256xf32, #kiln.dims<[p + s]>>) -> tensor<1x8x?x256xf32, #kiln.dims<[s]>>
   %1 = kiln.matmul %y, %t {transpose_b = false} : (tensor<?x40000xf32, #kiln.dims<[s]>>, tensor<40000x1024xf32>) -> tensor<?x1024xf32, #kiln.dims<[s]>>
   %2 = kiln.neg %x : tensor<?x3xf32, #kiln.dims<[s]>> -> tensor<?x3xf32, #kiln.dims<[s]>>
   %h = kiln.convert %x : tensor<?x3xf32, #kiln.dims<[s]>> -> tensor<?x3xf16, #kiln.dims<[s]>>
