@@ -61,57 +61,66 @@ bool operator==(const DeviceProfile &a, const DeviceProfile &b) {
          a.unavailableDtypes == b.unavailableDtypes;
 }
 
-std::vector<std::string> builtinDeviceProfileNames() { return {"lavapipe", "nvidia-h200", "generic"}; }
+namespace {
+
+/// A built-in profile's values, in the order of DeviceProfile's fields.
+struct BuiltinProfile {
+  const char *name;
+  const char *apiVersion;
+  bool smallTypes; // float16, int8, storage16 and storage8 alike
+  uint32_t subgroupSize;
+  std::vector<std::string> subgroupOps;
+  uint64_t maxSharedMemory, maxWorkgroupInvocations;
+  std::array<uint64_t, 3> maxWorkgroupSize, maxWorkgroupCount;
+  uint64_t maxStorageBufferRange, maxAllocationSize, maxPushConstantsSize;
+  bool cooperativeMatrix;
+};
+
+const std::vector<BuiltinProfile> &builtinProfiles() {
+  static const std::vector<BuiltinProfile> profiles = {
+      // devices.md: llvmpipe (LLVM 15.0.6, 256 bits), Mesa 22.3.6.
+      {"lavapipe", "1.3.230", true, 8, {"basic", "vote", "arithmetic", "ballot", "shuffle", "shuffle_relative", "quad"},
+       32768, 1024, {1024, 1024, 1024}, {65535, 65535, 65535}, 128ull << 20, 2ull << 30, 128, false},
+      // devices.md: driver 580.159.04. maxStorageBufferRange "4 GiB" is a uint32 limit (2^32 - 1);
+      // maxMemoryAllocationSize is not in devices.md: taken as the same 4 GiB - 1.
+      {"nvidia-h200", "1.4.312", true, 32,
+       {"basic", "vote", "arithmetic", "ballot", "shuffle", "shuffle_relative", "clustered", "quad"}, 49152, 1024,
+       {1024, 1024, 64}, {2147483647u, 65535, 65535}, 0xffffffffull, 0xffffffffull, 256, true},
+      // Conservative: what any Vulkan 1.1 compute device offers (the spec's minimum limits, rounded up where
+      // every real device is larger): no fp16 / int8 arithmetic, no 8/16-bit storage, basic subgroup ops only.
+      {"generic", "1.1.0", false, 32, {"basic"}, 16384, 256, {256, 256, 64}, {65535, 65535, 65535}, 128ull << 20,
+       256ull << 20, 128, false},
+  };
+  return profiles;
+}
+
+} // namespace
+
+std::vector<std::string> builtinDeviceProfileNames() {
+  std::vector<std::string> names;
+  for (const BuiltinProfile &b : builtinProfiles())
+    names.push_back(b.name);
+  return names;
+}
 
 std::optional<DeviceProfile> builtinDeviceProfile(const std::string &name) {
-  DeviceProfile p;
-  p.name = name;
-  if (name == "lavapipe") {
-    // devices.md: llvmpipe (LLVM 15.0.6, 256 bits), Mesa 22.3.6.
-    p.apiVersion = "1.3.230";
-    p.float16 = p.int8 = p.storage16 = p.storage8 = true;
-    p.subgroupSize = 8;
-    p.subgroupOps = {"basic", "vote", "arithmetic", "ballot", "shuffle", "shuffle_relative", "quad"};
-    p.maxSharedMemory = 32768;
-    p.maxWorkgroupInvocations = 1024;
-    p.maxWorkgroupSize = {1024, 1024, 1024};
-    p.maxWorkgroupCount = {65535, 65535, 65535};
-    p.maxStorageBufferRange = 128ull << 20;
-    p.maxAllocationSize = 2ull << 30;
-    p.maxPushConstantsSize = 128;
-    p.cooperativeMatrix = false;
-    return p;
-  }
-  if (name == "nvidia-h200") {
-    // devices.md: driver 580.159.04. maxStorageBufferRange "4 GiB" is a uint32 limit (2^32 - 1);
-    // maxMemoryAllocationSize is not in devices.md: taken as the same 4 GiB - 1.
-    p.apiVersion = "1.4.312";
-    p.float16 = p.int8 = p.storage16 = p.storage8 = true;
-    p.subgroupSize = 32;
-    p.subgroupOps = {"basic", "vote", "arithmetic", "ballot", "shuffle", "shuffle_relative", "clustered", "quad"};
-    p.maxSharedMemory = 49152;
-    p.maxWorkgroupInvocations = 1024;
-    p.maxWorkgroupSize = {1024, 1024, 64};
-    p.maxWorkgroupCount = {2147483647u, 65535, 65535};
-    p.maxStorageBufferRange = 0xffffffffull;
-    p.maxAllocationSize = 0xffffffffull;
-    p.maxPushConstantsSize = 256;
-    p.cooperativeMatrix = true;
-    return p;
-  }
-  if (name == "generic") {
-    // Conservative: what any Vulkan 1.1 compute device offers (the spec's minimum limits, rounded up where
-    // every real device is larger): no fp16 / int8 arithmetic, no 8/16-bit storage, basic subgroup ops only.
-    p.apiVersion = "1.1.0";
-    p.subgroupSize = 32;
-    p.subgroupOps = {"basic"};
-    p.maxSharedMemory = 16384;
-    p.maxWorkgroupInvocations = 256;
-    p.maxWorkgroupSize = {256, 256, 64};
-    p.maxWorkgroupCount = {65535, 65535, 65535};
-    p.maxStorageBufferRange = 128ull << 20;
-    p.maxAllocationSize = 256ull << 20;
-    p.maxPushConstantsSize = 128;
+  for (const BuiltinProfile &b : builtinProfiles()) {
+    if (name != b.name)
+      continue;
+    DeviceProfile p;
+    p.name = b.name;
+    p.apiVersion = b.apiVersion;
+    p.float16 = p.int8 = p.storage16 = p.storage8 = b.smallTypes;
+    p.subgroupSize = b.subgroupSize;
+    p.subgroupOps = b.subgroupOps;
+    p.maxSharedMemory = b.maxSharedMemory;
+    p.maxWorkgroupInvocations = b.maxWorkgroupInvocations;
+    p.maxWorkgroupSize = b.maxWorkgroupSize;
+    p.maxWorkgroupCount = b.maxWorkgroupCount;
+    p.maxStorageBufferRange = b.maxStorageBufferRange;
+    p.maxAllocationSize = b.maxAllocationSize;
+    p.maxPushConstantsSize = b.maxPushConstantsSize;
+    p.cooperativeMatrix = b.cooperativeMatrix;
     return p;
   }
   return std::nullopt;

@@ -3,7 +3,8 @@
 //   kiln devices [--json] [--device N|NAME]
 // Text: per device its index, name, type, API version, driver and capability profile. --json: the profile
 // object (target::writeDeviceProfile, the schema in target/include/kiln/target/DeviceProfile.h, what
-// `kiln compile --device-profile FILE` reads) of the one device (or of --device N|NAME); a JSON array of them when several devices are present.
+// `kiln compile --device-profile FILE` reads) of the one device (or of --device N|NAME); a JSON array of them
+// when several devices are present.
 // Exit 1 with a one-line message when there is no device.
 //
 //===----------------------------------------------------------------------===//

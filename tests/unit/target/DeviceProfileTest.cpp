@@ -146,7 +146,8 @@ TEST(DeviceProfile, ErrorsNameTheKey) {
   // Values out of range or of no meaning.
   expectError("\"subgroup_size\": 8", "\"subgroup_size\": -8", "key 'subgroup_size'");
   expectError("\"subgroup_size\": 8", "\"subgroup_size\": 0", "key 'subgroup_size': must be positive");
-  expectError("\"subgroup_size\": 8", "\"subgroup_size\": 4294967296", "key 'subgroup_size': 4294967296 is out of range");
+  expectError("\"subgroup_size\": 8", "\"subgroup_size\": 4294967296",
+              "key 'subgroup_size': 4294967296 is out of range");
   expectError("\"max_workgroup_invocations\": 1024", "\"max_workgroup_invocations\": 0",
               "key 'max_workgroup_invocations'");
   expectError("\"api_version\": \"1.3.230\"", "\"api_version\": \"1.3\"", "key 'api_version'");
