@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 #include "kiln/ir/Interpreter.h"
 #include "kiln/ir/KilnDialect.h"
+#include "kiln/ir/OpTable.h"
 #include "kiln/ir/ShapeInference.h"
 #include "kiln/ir/SymShape.h"
 
@@ -221,43 +222,10 @@ using Results = llvm::SmallVector<TensorRef, 2>;
 /// How the interpreter evaluates one op (its row of the op table). `eval` computes the op's results;
 /// elementwise families take their scalar function from the row (so a new unary op is one row).
 struct OpRule {
-  std::string name; ///< the op's name, "kiln.exp"
   bool (Evaluator::*eval)(Operation *op, const OpRule &rule, Results &results) = nullptr;
   double (*unary)(double) = nullptr;
   double (*binary)(double, double) = nullptr;
   double (*binaryInteger)(double, double) = nullptr; ///< integer element types, where it differs
-};
-
-/// The interpreter's op table: one row per kiln op, keyed by the op's TypeID.
-class OpTable {
-public:
-  using Eval = bool (Evaluator::*)(Operation *, const OpRule &, Results &);
-  template <typename... Ops> OpTable &add(Eval eval) { return (insert<Ops>({"", eval}), ...), *this; }
-  template <typename Op> OpTable &unary(double (*fn)(double)) {
-    return insert<Op>({"", evalUnaryRule(), fn}), *this;
-  }
-  template <typename Op> OpTable &binary(double (*fn)(double, double), double (*integer)(double, double) = nullptr) {
-    return insert<Op>({"", evalBinaryRule(), nullptr, fn, integer ? integer : fn}), *this;
-  }
-  const OpRule *find(Operation *op) const {
-    auto it = rows_.find(op->getName().getTypeID());
-    return it == rows_.end() ? nullptr : &it->second;
-  }
-  std::map<std::string, std::string> entries() const {
-    std::map<std::string, std::string> out;
-    for (const auto &row : rows_)
-      out[row.second.name] = "";
-    return out;
-  }
-
-private:
-  static Eval evalUnaryRule();
-  static Eval evalBinaryRule();
-  template <typename Op> void insert(OpRule rule) {
-    rule.name = Op::getOperationName().str();
-    rows_[TypeID::get<Op>()] = std::move(rule);
-  }
-  llvm::DenseMap<TypeID, OpRule> rows_;
 };
 
 class Evaluator {
@@ -268,10 +236,9 @@ public:
   bool bindArguments(func::FuncOp func, llvm::ArrayRef<HostTensor> args);
   bool evaluate(func::FuncOp func, std::vector<HostTensor> &results);
   /// The op table (built once).
-  static const OpTable &table();
+  static const OpTable<OpRule> &table();
 
 private:
-  friend class OpTable;
   bool fail(Operation *op, const llvm::Twine &message) {
     error_ = ("'" + op->getName().getStringRef() + "' at " + describeLocation(op->getLoc()) + ": " + message)
                  .str();
@@ -328,9 +295,6 @@ private:
   Bindings bindings_;
   llvm::DenseMap<Value, TensorRef> values_;
 };
-
-OpTable::Eval OpTable::evalUnaryRule() { return &Evaluator::evalUnary; }
-OpTable::Eval OpTable::evalBinaryRule() { return &Evaluator::evalBinary; }
 
 std::string argumentName(func::FuncOp func, unsigned i) {
   if (auto name = func.getArgAttrOfType<StringAttr>(i, "kiln.name"))
@@ -522,55 +486,61 @@ bool Evaluator::checkAndStore(Operation *op, Results &results) {
   return true;
 }
 
-const OpTable &Evaluator::table() {
-  static const OpTable table = [] {
-    OpTable t;
-    t.add<WeightOp>(&Evaluator::evalWeight)
-        .add<ConstantOp>(&Evaluator::single<ConstantOp, &Evaluator::evalConstant>)
-        .add<SymOp>(&Evaluator::single<SymOp, &Evaluator::evalSym>)
-        .add<IotaOp>(&Evaluator::single<IotaOp, &Evaluator::evalIota>);
-    t.binary<AddOp>(+[](double x, double y) { return x + y; })
-        .binary<SubOp>(+[](double x, double y) { return x - y; })
-        .binary<MulOp>(+[](double x, double y) { return x * y; })
+const OpTable<OpRule> &Evaluator::table() {
+  using E = Evaluator;
+  auto unary = [](double (*fn)(double)) { return OpRule{&E::evalUnary, fn}; };
+  auto binary = [](double (*fn)(double, double), double (*integer)(double, double) = nullptr) {
+    return OpRule{&E::evalBinary, nullptr, fn, integer ? integer : fn};
+  };
+  static const OpTable<OpRule> table = [&] {
+    OpTable<OpRule> t;
+    t.add<WeightOp>({&E::evalWeight})
+        .add<ConstantOp>({&E::single<ConstantOp, &E::evalConstant>})
+        .add<SymOp>({&E::single<SymOp, &E::evalSym>})
+        .add<IotaOp>({&E::single<IotaOp, &E::evalIota>});
+    t.add<AddOp>(binary(+[](double x, double y) { return x + y; }))
+        .add<SubOp>(binary(+[](double x, double y) { return x - y; }))
+        .add<MulOp>(binary(+[](double x, double y) { return x * y; }))
         // Integer division truncates toward zero, like C.
-        .binary<DivOp>(+[](double x, double y) { return x / y; }, +[](double x, double y) { return std::trunc(x / y); })
-        .binary<MaxOp>(maxNaN)
-        .binary<MinOp>(minNaN)
-        .binary<PowOp>(+[](double x, double y) { return std::pow(x, y); });
-    t.unary<NegOp>(+[](double x) { return -x; })
-        .unary<ExpOp>(+[](double x) { return std::exp(x); })
-        .unary<LogOp>(+[](double x) { return std::log(x); })
-        .unary<TanhOp>(+[](double x) { return std::tanh(x); })
-        .unary<ErfOp>(+[](double x) { return std::erf(x); })
-        .unary<CosOp>(+[](double x) { return std::cos(x); })
-        .unary<SinOp>(+[](double x) { return std::sin(x); })
-        .unary<RsqrtOp>(+[](double x) { return 1.0 / std::sqrt(x); })
-        .unary<SqrtOp>(+[](double x) { return std::sqrt(x); })
-        .unary<AbsOp>(+[](double x) { return std::fabs(x); })
-        .unary<SigmoidOp>(sigmoid)
-        .unary<SiluOp>(+[](double x) { return x * sigmoid(x); })
-        .unary<GeluOp>(geluErf)
-        .unary<GeluTanhOp>(geluTanh)
-        .unary<ReluOp>(relu);
-    t.add<CompareOp>(&Evaluator::single<CompareOp, &Evaluator::evalCompare>)
-        .add<SelectOp>(&Evaluator::single<SelectOp, &Evaluator::evalSelect>)
-        .add<ConvertOp>(&Evaluator::single<ConvertOp, &Evaluator::evalConvert>)
-        .add<ReduceSumOp>(&Evaluator::single<ReduceSumOp, &Evaluator::evalReduce<ReduceSumOp>>)
-        .add<ReduceMeanOp>(&Evaluator::single<ReduceMeanOp, &Evaluator::evalReduce<ReduceMeanOp>>)
-        .add<ReduceMaxOp>(&Evaluator::single<ReduceMaxOp, &Evaluator::evalReduce<ReduceMaxOp>>)
-        .add<SoftmaxOp>(&Evaluator::single<SoftmaxOp, &Evaluator::evalSoftmax>)
-        .add<MatmulOp>(&Evaluator::single<MatmulOp, &Evaluator::evalMatmul>)
-        .add<GatherOp>(&Evaluator::single<GatherOp, &Evaluator::evalGather>)
-        .add<ReshapeOp>(&Evaluator::single<ReshapeOp, &Evaluator::evalReshape>)
-        .add<TransposeOp>(&Evaluator::single<TransposeOp, &Evaluator::evalTranspose>)
-        .add<BroadcastToOp>(&Evaluator::single<BroadcastToOp, &Evaluator::evalBroadcastTo>)
-        .add<SliceOp>(&Evaluator::single<SliceOp, &Evaluator::evalSlice>)
-        .add<ConcatOp>(&Evaluator::single<ConcatOp, &Evaluator::evalConcat>)
-        .add<RmsNormOp>(&Evaluator::single<RmsNormOp, &Evaluator::evalRmsNorm>)
-        .add<LayerNormOp>(&Evaluator::single<LayerNormOp, &Evaluator::evalLayerNorm>)
-        .add<AddRmsNormOp, AddLayerNormOp>(&Evaluator::evalAddNorm)
-        .add<RopeOp>(&Evaluator::single<RopeOp, &Evaluator::evalRope>)
-        .add<AttentionOp>(&Evaluator::single<AttentionOp, &Evaluator::evalAttention>);
+        .add<DivOp>(binary(
+            +[](double x, double y) { return x / y; }, +[](double x, double y) { return std::trunc(x / y); }))
+        .add<MaxOp>(binary(maxNaN))
+        .add<MinOp>(binary(minNaN))
+        .add<PowOp>(binary(+[](double x, double y) { return std::pow(x, y); }));
+    t.add<NegOp>(unary(+[](double x) { return -x; }))
+        .add<ExpOp>(unary(+[](double x) { return std::exp(x); }))
+        .add<LogOp>(unary(+[](double x) { return std::log(x); }))
+        .add<TanhOp>(unary(+[](double x) { return std::tanh(x); }))
+        .add<ErfOp>(unary(+[](double x) { return std::erf(x); }))
+        .add<CosOp>(unary(+[](double x) { return std::cos(x); }))
+        .add<SinOp>(unary(+[](double x) { return std::sin(x); }))
+        .add<RsqrtOp>(unary(+[](double x) { return 1.0 / std::sqrt(x); }))
+        .add<SqrtOp>(unary(+[](double x) { return std::sqrt(x); }))
+        .add<AbsOp>(unary(+[](double x) { return std::fabs(x); }))
+        .add<SigmoidOp>(unary(sigmoid))
+        .add<SiluOp>(unary(+[](double x) { return x * sigmoid(x); }))
+        .add<GeluOp>(unary(geluErf))
+        .add<GeluTanhOp>(unary(geluTanh))
+        .add<ReluOp>(unary(relu));
+    t.add<CompareOp>({&E::single<CompareOp, &E::evalCompare>})
+        .add<SelectOp>({&E::single<SelectOp, &E::evalSelect>})
+        .add<ConvertOp>({&E::single<ConvertOp, &E::evalConvert>})
+        .add<ReduceSumOp>({&E::single<ReduceSumOp, &E::evalReduce<ReduceSumOp>>})
+        .add<ReduceMeanOp>({&E::single<ReduceMeanOp, &E::evalReduce<ReduceMeanOp>>})
+        .add<ReduceMaxOp>({&E::single<ReduceMaxOp, &E::evalReduce<ReduceMaxOp>>})
+        .add<SoftmaxOp>({&E::single<SoftmaxOp, &E::evalSoftmax>})
+        .add<MatmulOp>({&E::single<MatmulOp, &E::evalMatmul>})
+        .add<GatherOp>({&E::single<GatherOp, &E::evalGather>})
+        .add<ReshapeOp>({&E::single<ReshapeOp, &E::evalReshape>})
+        .add<TransposeOp>({&E::single<TransposeOp, &E::evalTranspose>})
+        .add<BroadcastToOp>({&E::single<BroadcastToOp, &E::evalBroadcastTo>})
+        .add<SliceOp>({&E::single<SliceOp, &E::evalSlice>})
+        .add<ConcatOp>({&E::single<ConcatOp, &E::evalConcat>})
+        .add<RmsNormOp>({&E::single<RmsNormOp, &E::evalRmsNorm>})
+        .add<LayerNormOp>({&E::single<LayerNormOp, &E::evalLayerNorm>})
+        .add<AddRmsNormOp, AddLayerNormOp>({&E::evalAddNorm})
+        .add<RopeOp>({&E::single<RopeOp, &E::evalRope>})
+        .add<AttentionOp>({&E::single<AttentionOp, &E::evalAttention>});
     return t;
   }();
   return table;

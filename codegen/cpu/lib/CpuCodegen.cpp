@@ -23,6 +23,7 @@
 //===----------------------------------------------------------------------===//
 #include "kiln/codegen/CpuCodegen.h"
 #include "kiln/ir/KilnDialect.h"
+#include "kiln/ir/OpTable.h"
 #include "kiln/ir/ShapeInference.h"
 #include "kiln/ir/SymShape.h"
 
@@ -146,8 +147,6 @@ class KernelEmitter;
 
 /// How the CPU backend emits one op: its row of the op table (KernelEmitter::table()).
 struct CpuRule {
-  std::string name;   ///< "kiln.exp"
-  std::string reason; ///< why the op has no kernel (then `emit` is null)
   LogicalResult (KernelEmitter::*emit)(Operation *, const OpTensors &) = nullptr;
   /// Elementwise unary and binary ops: the element function on f32 values and on i64 values (null: the op
   /// is not defined on integer tensors).
@@ -155,8 +154,6 @@ struct CpuRule {
   Value (*onInteger)(KernelEmitter &, ArrayRef<Value>) = nullptr;
   KvViews kvViews = KvViews::None;
 };
-
-class CpuOpTable;
 
 class KernelEmitter {
 public:
@@ -171,10 +168,9 @@ public:
 
   LogicalResult emit(Operation *op, ArrayRef<Value> bufferPtrs, const KernelLayout *layout = nullptr);
   /// The op table (built once): every kiln op -> how its kernel is emitted, or why it has none.
-  static const CpuOpTable &table();
+  static const ir::OpTable<CpuRule> &table();
 
 private:
-  friend class CpuOpTable;
   //===--------------------------------------------------------------------===//
   // Scalars, dims and memory
   //===--------------------------------------------------------------------===//
@@ -515,7 +511,15 @@ private:
     Value t = math::TanhOp::create(b_, inner);
     return mulf(mulf(x, cf32(0.5)), arith::AddFOp::create(b_, cf32(1.0), t));
   }
-  static void addUnaryRows(CpuOpTable &t);
+  static void addUnaryRows(ir::OpTable<CpuRule> &t);
+  /// Rows of the op table: an op family's emitter (and which buffers it takes as KV-cache views), or for an
+  /// elementwise op its element functions on f32 and on i64 values.
+  using FamilyFn = LogicalResult (KernelEmitter::*)(Operation *, const OpTensors &);
+  using ElementFn = Value (*)(KernelEmitter &, ArrayRef<Value>);
+  static CpuRule family(FamilyFn emit, KvViews kvViews = KvViews::None) { return {emit, nullptr, nullptr, kvViews}; }
+  static CpuRule scalar(ElementFn onFloat, ElementFn onInteger = nullptr) {
+    return {&KernelEmitter::emitScalar, onFloat, onInteger, KvViews::None};
+  }
 
   Value compare(ir::CompareOp op, Value x, Value y) {
     Value r;
@@ -586,43 +590,6 @@ private:
   std::string &error_;
   llvm::DenseMap<unsigned, Value> symbolCache_;
   Type ptrTy_, f32_, i64_, accTy_;
-};
-
-/// The op table: one row per kiln op. An elementwise unary / binary op is a row with its element functions
-/// on f32 and i64 values; every other op names the family emitter that builds its kernel from its tensors.
-class CpuOpTable {
-public:
-  using Emit = decltype(CpuRule::emit);
-  using Scalar = decltype(CpuRule::onFloat);
-  template <typename... Ops> CpuOpTable &add(Emit emit, KvViews kvViews = KvViews::None) {
-    (insert<Ops>(CpuRule{"", "", emit, nullptr, nullptr, kvViews}), ...);
-    return *this;
-  }
-  template <typename Op> CpuOpTable &elementwise(Scalar onFloat, Scalar onInteger = nullptr) {
-    insert<Op>(CpuRule{"", "", &KernelEmitter::emitScalar, onFloat, onInteger, KvViews::None});
-    return *this;
-  }
-  template <typename... Ops> CpuOpTable &noKernel(const char *reason) {
-    (insert<Ops>(CpuRule{"", reason, nullptr, nullptr, nullptr, KvViews::None}), ...);
-    return *this;
-  }
-  const CpuRule *find(Operation *op) const {
-    auto it = rows_.find(op->getName().getTypeID());
-    return it == rows_.end() ? nullptr : &it->second;
-  }
-  std::map<std::string, std::string> entries() const {
-    std::map<std::string, std::string> out;
-    for (const auto &row : rows_)
-      out[row.second.name] = row.second.reason;
-    return out;
-  }
-
-private:
-  template <typename Op> void insert(CpuRule rule) {
-    rule.name = Op::getOperationName().str();
-    rows_[TypeID::get<Op>()] = std::move(rule);
-  }
-  llvm::DenseMap<TypeID, CpuRule> rows_;
 };
 
 //===----------------------------------------------------------------------===//
@@ -1149,8 +1116,10 @@ LogicalResult KernelEmitter::emitAttention(Operation *attentionOp, const OpTenso
           Value mNew = arith::MaximumFOp::create(b_, m, score);
           // While every score so far is -inf nothing accumulates (and exp(-inf - -inf) would be NaN).
           Value none = arith::CmpFOp::create(b_, arith::CmpFPredicate::OEQ, mNew, ninf);
-          Value corr = arith::SelectOp::create(b_, none, cf32(1.0), math::ExpOp::create(b_, arith::SubFOp::create(b_, m, mNew)));
-          Value p = arith::SelectOp::create(b_, none, cf32(0.0), math::ExpOp::create(b_, arith::SubFOp::create(b_, score, mNew)));
+          Value corr =
+              arith::SelectOp::create(b_, none, cf32(1.0), math::ExpOp::create(b_, arith::SubFOp::create(b_, m, mNew)));
+          Value p = arith::SelectOp::create(b_, none, cf32(0.0),
+                                            math::ExpOp::create(b_, arith::SubFOp::create(b_, score, mNew)));
           Value vRow = add(vBase, mul(j, Dv));
           Value vTail = c64(0);
           if (vec) {
@@ -1182,8 +1151,10 @@ LogicalResult KernelEmitter::emitAttention(Operation *attentionOp, const OpTenso
 /// Builds the op's tensors (operands, then results) and emits its kernel by its row of the op table.
 LogicalResult KernelEmitter::emit(Operation *op, ArrayRef<Value> bufferPtrs, const KernelLayout *layout) {
   const CpuRule *rule = table().find(op);
-  if (!rule || !rule->emit)
-    return fail(op, rule ? "no CPU kernel: " + rule->reason : std::string("no CPU lowering for this op"));
+  if (!rule) {
+    std::string reason = table().reason(op);
+    return fail(op, reason.empty() ? std::string("no CPU lowering for this op") : "no CPU kernel: " + reason);
+  }
   const unsigned numOperands = op->getNumOperands(), numBuffers = numOperands + op->getNumResults();
   auto capacityOf = [&](unsigned i) -> int64_t {
     return layout && i < layout->rowCapacity.size() ? layout->rowCapacity[i] : 0;
@@ -1216,81 +1187,82 @@ LogicalResult KernelEmitter::emit(Operation *op, ArrayRef<Value> bufferPtrs, con
   return (this->*rule->emit)(op, tensors);
 }
 
-const CpuOpTable &KernelEmitter::table() {
+const ir::OpTable<CpuRule> &KernelEmitter::table() {
   using E = KernelEmitter;
   using V = ArrayRef<Value>;
-  static const CpuOpTable table = [] {
-    CpuOpTable t;
-    t.noKernel<ir::WeightOp, ir::ConstantOp>("weights and constants are buffers of the artifact, not kernels");
+  static const ir::OpTable<CpuRule> table = [] {
+    ir::OpTable<CpuRule> t;
+    t.without<ir::WeightOp, ir::ConstantOp>("weights and constants are buffers of the artifact, not kernels");
     // Binary ops: f32, then i64 (NaN-propagating max / min; integer division truncates, like the interpreter).
-    t.elementwise<ir::AddOp>([](E &e, V v) -> Value { return arith::AddFOp::create(e.b_, v[0], v[1]); },
-                             [](E &e, V v) { return e.add(v[0], v[1]); })
-        .elementwise<ir::SubOp>([](E &e, V v) -> Value { return arith::SubFOp::create(e.b_, v[0], v[1]); },
-                                [](E &e, V v) { return e.sub(v[0], v[1]); })
-        .elementwise<ir::MulOp>([](E &e, V v) -> Value { return arith::MulFOp::create(e.b_, v[0], v[1]); },
-                                [](E &e, V v) { return e.mul(v[0], v[1]); })
-        .elementwise<ir::DivOp>([](E &e, V v) -> Value { return arith::DivFOp::create(e.b_, v[0], v[1]); },
-                                [](E &e, V v) { return e.safeDiv(v[0], v[1]); })
-        .elementwise<ir::MaxOp>([](E &e, V v) -> Value { return arith::MaximumFOp::create(e.b_, v[0], v[1]); },
-                                [](E &e, V v) -> Value { return arith::MaxSIOp::create(e.b_, v[0], v[1]); })
-        .elementwise<ir::MinOp>([](E &e, V v) -> Value { return arith::MinimumFOp::create(e.b_, v[0], v[1]); },
-                                [](E &e, V v) -> Value { return arith::MinSIOp::create(e.b_, v[0], v[1]); })
-        .elementwise<ir::PowOp>([](E &e, V v) -> Value { return math::PowFOp::create(e.b_, v[0], v[1]); },
-                                [](E &e, V v) {
-                                  Type f64 = e.b_.getF64Type();
-                                  Value f = math::PowFOp::create(e.b_, e.castTo(v[0], f64), e.castTo(v[1], f64));
-                                  return e.castTo(f, e.i64_);
-                                });
+    t.add<ir::AddOp>(scalar([](E &e, V v) -> Value { return arith::AddFOp::create(e.b_, v[0], v[1]); },
+                            [](E &e, V v) { return e.add(v[0], v[1]); }))
+        .add<ir::SubOp>(scalar([](E &e, V v) -> Value { return arith::SubFOp::create(e.b_, v[0], v[1]); },
+                               [](E &e, V v) { return e.sub(v[0], v[1]); }))
+        .add<ir::MulOp>(scalar([](E &e, V v) -> Value { return arith::MulFOp::create(e.b_, v[0], v[1]); },
+                               [](E &e, V v) { return e.mul(v[0], v[1]); }))
+        .add<ir::DivOp>(scalar([](E &e, V v) -> Value { return arith::DivFOp::create(e.b_, v[0], v[1]); },
+                               [](E &e, V v) { return e.safeDiv(v[0], v[1]); }))
+        .add<ir::MaxOp>(scalar([](E &e, V v) -> Value { return arith::MaximumFOp::create(e.b_, v[0], v[1]); },
+                               [](E &e, V v) -> Value { return arith::MaxSIOp::create(e.b_, v[0], v[1]); }))
+        .add<ir::MinOp>(scalar([](E &e, V v) -> Value { return arith::MinimumFOp::create(e.b_, v[0], v[1]); },
+                               [](E &e, V v) -> Value { return arith::MinSIOp::create(e.b_, v[0], v[1]); }))
+        .add<ir::PowOp>(scalar([](E &e, V v) -> Value { return math::PowFOp::create(e.b_, v[0], v[1]); },
+                               [](E &e, V v) {
+                                 Type f64 = e.b_.getF64Type();
+                                 Value f = math::PowFOp::create(e.b_, e.castTo(v[0], f64), e.castTo(v[1], f64));
+                                 return e.castTo(f, e.i64_);
+                               }));
     addUnaryRows(t);
-    t.add<ir::SymOp>(&E::emitSym)
-        .add<ir::IotaOp>(&E::emitIota)
-        .add<ir::CompareOp>(&E::emitCompare)
-        .add<ir::SelectOp>(&E::emitSelect)
-        .add<ir::ConvertOp>(&E::emitConvert)
-        .add<ir::ReduceSumOp>(&E::emitReduceOp<ir::ReduceSumOp>)
-        .add<ir::ReduceMeanOp>(&E::emitReduceOp<ir::ReduceMeanOp>)
-        .add<ir::ReduceMaxOp>(&E::emitReduceOp<ir::ReduceMaxOp>)
-        .add<ir::SoftmaxOp>(&E::emitSoftmax)
-        .add<ir::MatmulOp>(&E::emitMatmul)
-        .add<ir::GatherOp>(&E::emitGather)
-        .add<ir::ReshapeOp>(&E::emitReshape)
-        .add<ir::TransposeOp>(&E::emitTranspose, KvViews::Result)
-        .add<ir::BroadcastToOp>(&E::emitBroadcastTo)
-        .add<ir::SliceOp>(&E::emitSlice)
-        .add<ir::ConcatOp>(&E::emitConcat, KvViews::Append)
-        .add<ir::RmsNormOp, ir::LayerNormOp>(&E::emitNorm)
-        .add<ir::AddRmsNormOp, ir::AddLayerNormOp>(&E::emitAddNorm)
-        .add<ir::RopeOp>(&E::emitRope, KvViews::Result)
-        .add<ir::AttentionOp>(&E::emitAttention, KvViews::KeyValue);
+    t.add<ir::SymOp>(family(&E::emitSym))
+        .add<ir::IotaOp>(family(&E::emitIota))
+        .add<ir::CompareOp>(family(&E::emitCompare))
+        .add<ir::SelectOp>(family(&E::emitSelect))
+        .add<ir::ConvertOp>(family(&E::emitConvert))
+        .add<ir::ReduceSumOp>(family(&E::emitReduceOp<ir::ReduceSumOp>))
+        .add<ir::ReduceMeanOp>(family(&E::emitReduceOp<ir::ReduceMeanOp>))
+        .add<ir::ReduceMaxOp>(family(&E::emitReduceOp<ir::ReduceMaxOp>))
+        .add<ir::SoftmaxOp>(family(&E::emitSoftmax))
+        .add<ir::MatmulOp>(family(&E::emitMatmul))
+        .add<ir::GatherOp>(family(&E::emitGather))
+        .add<ir::ReshapeOp>(family(&E::emitReshape))
+        .add<ir::TransposeOp>(family(&E::emitTranspose, KvViews::Result))
+        .add<ir::BroadcastToOp>(family(&E::emitBroadcastTo))
+        .add<ir::SliceOp>(family(&E::emitSlice))
+        .add<ir::ConcatOp>(family(&E::emitConcat, KvViews::Append))
+        .add<ir::RmsNormOp, ir::LayerNormOp>(family(&E::emitNorm))
+        .add<ir::AddRmsNormOp, ir::AddLayerNormOp>(family(&E::emitAddNorm))
+        .add<ir::RopeOp>(family(&E::emitRope, KvViews::Result))
+        .add<ir::AttentionOp>(family(&E::emitAttention, KvViews::KeyValue));
     return t;
   }();
   return table;
 }
 
 /// The unary rows: f32, then i64 where the op is defined on integers (neg, abs, relu).
-void KernelEmitter::addUnaryRows(CpuOpTable &t) {
+void KernelEmitter::addUnaryRows(ir::OpTable<CpuRule> &t) {
   using E = KernelEmitter;
   using V = ArrayRef<Value>;
-  t.elementwise<ir::NegOp>([](E &e, V v) -> Value { return arith::NegFOp::create(e.b_, v[0]); },
-                           [](E &e, V v) { return e.sub(e.c64(0), v[0]); })
-      .elementwise<ir::ExpOp>([](E &e, V v) -> Value { return math::ExpOp::create(e.b_, v[0]); })
-      .elementwise<ir::LogOp>([](E &e, V v) -> Value { return math::LogOp::create(e.b_, v[0]); })
-      .elementwise<ir::TanhOp>([](E &e, V v) -> Value { return math::TanhOp::create(e.b_, v[0]); })
-      .elementwise<ir::ErfOp>([](E &e, V v) -> Value { return math::ErfOp::create(e.b_, v[0]); })
-      .elementwise<ir::CosOp>([](E &e, V v) -> Value { return math::CosOp::create(e.b_, v[0]); })
-      .elementwise<ir::SinOp>([](E &e, V v) -> Value { return math::SinOp::create(e.b_, v[0]); })
-      .elementwise<ir::RsqrtOp>(
-          [](E &e, V v) -> Value { return arith::DivFOp::create(e.b_, e.cf32(1.0), math::SqrtOp::create(e.b_, v[0])); })
-      .elementwise<ir::SqrtOp>([](E &e, V v) -> Value { return math::SqrtOp::create(e.b_, v[0]); })
-      .elementwise<ir::AbsOp>([](E &e, V v) -> Value { return math::AbsFOp::create(e.b_, v[0]); },
-                              [](E &e, V v) -> Value { return math::AbsIOp::create(e.b_, v[0]); })
-      .elementwise<ir::SigmoidOp>([](E &e, V v) { return e.sigmoid(v[0]); })
-      .elementwise<ir::SiluOp>([](E &e, V v) -> Value { return arith::MulFOp::create(e.b_, v[0], e.sigmoid(v[0])); })
-      .elementwise<ir::GeluOp>([](E &e, V v) { return e.gelu(v[0]); })
-      .elementwise<ir::GeluTanhOp>([](E &e, V v) { return e.geluTanh(v[0]); })
+  t.add<ir::NegOp>(scalar([](E &e, V v) -> Value { return arith::NegFOp::create(e.b_, v[0]); },
+                          [](E &e, V v) { return e.sub(e.c64(0), v[0]); }))
+      .add<ir::ExpOp>(scalar([](E &e, V v) -> Value { return math::ExpOp::create(e.b_, v[0]); }))
+      .add<ir::LogOp>(scalar([](E &e, V v) -> Value { return math::LogOp::create(e.b_, v[0]); }))
+      .add<ir::TanhOp>(scalar([](E &e, V v) -> Value { return math::TanhOp::create(e.b_, v[0]); }))
+      .add<ir::ErfOp>(scalar([](E &e, V v) -> Value { return math::ErfOp::create(e.b_, v[0]); }))
+      .add<ir::CosOp>(scalar([](E &e, V v) -> Value { return math::CosOp::create(e.b_, v[0]); }))
+      .add<ir::SinOp>(scalar([](E &e, V v) -> Value { return math::SinOp::create(e.b_, v[0]); }))
+      .add<ir::RsqrtOp>(scalar([](E &e, V v) -> Value {
+        return arith::DivFOp::create(e.b_, e.cf32(1.0), math::SqrtOp::create(e.b_, v[0]));
+      }))
+      .add<ir::SqrtOp>(scalar([](E &e, V v) -> Value { return math::SqrtOp::create(e.b_, v[0]); }))
+      .add<ir::AbsOp>(scalar([](E &e, V v) -> Value { return math::AbsFOp::create(e.b_, v[0]); },
+                             [](E &e, V v) -> Value { return math::AbsIOp::create(e.b_, v[0]); }))
+      .add<ir::SigmoidOp>(scalar([](E &e, V v) { return e.sigmoid(v[0]); }))
+      .add<ir::SiluOp>(scalar([](E &e, V v) -> Value { return arith::MulFOp::create(e.b_, v[0], e.sigmoid(v[0])); }))
+      .add<ir::GeluOp>(scalar([](E &e, V v) { return e.gelu(v[0]); }))
+      .add<ir::GeluTanhOp>(scalar([](E &e, V v) { return e.geluTanh(v[0]); }))
       // NaN stays NaN.
-      .elementwise<ir::ReluOp>([](E &e, V v) -> Value { return arith::MaximumFOp::create(e.b_, v[0], e.cf32(0.0)); },
-                               [](E &e, V v) -> Value { return arith::MaxSIOp::create(e.b_, v[0], e.c64(0)); });
+      .add<ir::ReluOp>(scalar([](E &e, V v) -> Value { return arith::MaximumFOp::create(e.b_, v[0], e.cf32(0.0)); },
+                              [](E &e, V v) -> Value { return arith::MaxSIOp::create(e.b_, v[0], e.c64(0)); }));
 }
 
 //===----------------------------------------------------------------------===//
