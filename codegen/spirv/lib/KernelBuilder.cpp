@@ -196,7 +196,8 @@ void KernelBuilder::bindRole(const std::string &role, const Tensor &t) {
   const std::string kind = kindMacro(t.kind), buf = t.buf();
   define("BUF_" + role, buf);
   define("LOAD_" + role + "(i)", "LOAD_" + kind + "(" + buf + ", i)");
-  define("STORE_" + role + "(i, v)", "STORE_" + kind + "(" + buf + ", i, v)");
+  if (t.binding >= op_->getNumOperands())
+    define("STORE_" + role + "(i, v)", "STORE_" + kind + "(" + buf + ", i, v)");
   define(role + "_IS_" + kind);
   define(role + (t.isFloat() ? "_IS_FLOAT" : "_IS_INT"));
 }

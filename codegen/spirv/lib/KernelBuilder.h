@@ -112,8 +112,8 @@ public:
 
   /// A variant define of the kernel (`#define name value` after header.glsl's #version line).
   void define(const std::string &name, const std::string &value = "");
-  /// Names tensor `t` for the .comp file as `role`: BUF_<role>, LOAD_<role>(i), STORE_<role>(i, v),
-  /// <role>_IS_<KIND> and <role>_IS_FLOAT / <role>_IS_INT.
+  /// Names tensor `t` for the .comp file as `role`: BUF_<role>, LOAD_<role>(i), STORE_<role>(i, v) (results
+  /// only), <role>_IS_<KIND> and <role>_IS_FLOAT / <role>_IS_INT.
   void bindRole(const std::string &role, const Tensor &t);
   /// A specialization constant holding `v` (the next constant_id; the value goes to kernel.specialization).
   UintExpr specConst(uint64_t v);

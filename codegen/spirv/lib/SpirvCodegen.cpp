@@ -107,6 +107,8 @@ std::string disassembleSpirv(llvm::ArrayRef<uint32_t> words) {
 }
 
 Status dumpSpirvKernel(const SpirvKernel &kernel, const std::string &dumpDir, int index) {
+  if (dumpDir.empty())
+    return Status::ok();
   std::string dir = dumpDir + "/spirv";
   if (std::error_code ec = llvm::sys::fs::create_directories(dir))
     return Status::error(dir + ": cannot create the directory: " + ec.message());

@@ -4,7 +4,7 @@
 //   I64 two 32-bit words (arithmetic in 32-bit int: exact for |values| < 2^31, no Int64 capability needed).
 // Float kinds load as float, integer kinds as int. The generator declares each buffer with INPUT_BUFFER /
 // OUTPUT_BUFFER and names it for the kernel by its role R (a binding's meaning: X, W, OUT, ...):
-//   BUF_R (the array), LOAD_R(i), STORE_R(i, v), and R_IS_<KIND>, R_IS_FLOAT or R_IS_INT.
+//   BUF_R (the array), LOAD_R(i), STORE_R(i, v) (results only), and R_IS_<KIND>, R_IS_FLOAT or R_IS_INT.
 #define STORAGE_F32 float
 #define STORAGE_F16 float16_t
 #define STORAGE_BF16 uint16_t
