@@ -10,6 +10,8 @@
 // Storage: f32 as float, i32 as int, i64 as two 32-bit words (arithmetic in 32-bit int, exact for
 // |values| < 2^31: token ids, positions, masks; no Int64 capability needed), i1 as one uint8 per element
 // (GL_EXT_shader_8bit_storage). f16 / bf16 need target.float16 (16-bit storage) and are converted to f32.
+// The kernels' GLSL: codegen/spirv/shaders (one .comp file per kernel family, variants by #define and
+// specialization constants); only the elementwise ops and copies have a generated body.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KILN_CODEGEN_SPIRVCODEGEN_H
