@@ -78,7 +78,7 @@ std::string disassembleSpirv(llvm::ArrayRef<uint32_t> words);
 
 /// --dump-dir: writes DIR/spirv/NNN-<kernel name>.comp (the GLSL as compiled, with its variant defines and,
 /// as a comment, the specialization constants' values) and DIR/spirv/NNN-<kernel name>.spvasm (the module's
-/// disassembly); NNN is `index`, the kernel's index in the artifact (kiln inspect lists them). An empty
+/// disassembly); NNN is `index`, the kernel's index in the artifact (Dispatch.kernel). An empty
 /// `dumpDir` writes nothing.
 Status dumpSpirvKernel(const SpirvKernel &kernel, const std::string &dumpDir, int index);
 
