@@ -110,7 +110,7 @@ public:
   /// The GLSL of push-constant symbol `name` ("pc.symbols[i]"), or fails naming it.
   bool symbolRef(const std::string &name, std::string &glsl);
 
-  /// A variant define of the kernel (`#define name value` after header.glsl's #version line).
+  /// A variant define of the kernel (`#define name value` after header.glsl's version directive).
   void define(const std::string &name, const std::string &value = "");
   /// Names tensor `t` for the .comp file as `role`: BUF_<role>, LOAD_<role>(i), STORE_<role>(i, v) (results
   /// only), <role>_IS_<KIND> and <role>_IS_FLOAT / <role>_IS_INT.

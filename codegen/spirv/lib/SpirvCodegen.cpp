@@ -120,7 +120,7 @@ Status dumpSpirvKernel(const SpirvKernel &kernel, const std::string &dumpDir, in
     spec += (i ? ", SC" : "SC") + std::to_string(i) + " = " + std::to_string(kernel.specialization[i]);
   std::string header = "// kernel " + std::to_string(index) + ": " + kernel.name + (spec.empty() ? "" : "; " + spec) + "\n";
   std::string glsl = kernel.glsl;
-  glsl.insert(glsl.find('\n') + 1, header); // after #version, which must stay the first line
+  glsl.insert(glsl.find('\n') + 1, header); // after the version directive, which must stay the first line
   if (Status s = writeFile(base + ".comp", glsl); !s)
     return s;
   return writeFile(base + ".spvasm", disassembleSpirv(kernel.spirv));
