@@ -16,7 +16,10 @@ namespace {
 
 using ir::SymExpr;
 
-constexpr uint32_t kWorkgroup = 256, kColumnsPerGemv = 4, kGemvRows = 4, kTile = 64, kTileDepth = 16;
+constexpr uint32_t kWorkgroup = 256, kGemvColumns = 4, kGemvRows = 4, kTile = 64, kTileDepth = 16;
+/// Subgroups the GEMV grid should keep in flight (about 64 K invocations: enough loads outstanding to reach a
+/// large GPU's memory bandwidth); smaller grids split K over more subgroups per team.
+constexpr int64_t kGemvTargetSubgroups = 2048;
 
 /// The batch coordinates of bz and each operand's matrix offset (broadcast batch dims read at 0).
 std::string batchOffsets(const Tensor &a, const Tensor &b, const Tensor &o) {
@@ -51,23 +54,52 @@ SymExpr batchCount(const ir::SymShape &out) {
   return count.isConstant() ? SymExpr::constant(std::min<int64_t>(constant, 65535)) : count;
 }
 
-/// x: enough workgroups for the GEMV's column groups or the tiles, whichever path M takes.
-SymExpr workgroupsX(const SymExpr &mSym, const SymExpr &nSym, bool tb) {
+/// The GEMV's split (gemv.glsl): `rows` output columns per team, `teams` teams per workgroup.
+struct GemvSplit {
+  uint32_t rows = kGemvColumns, teams = 1;
+};
+
+/// Teams of whole subgroups: K is split over more subgroups of the workgroup (fewer teams, each more
+/// invocations) while the grid would have fewer than kGemvTargetSubgroups subgroups in flight and every
+/// invocation still loads at least two vectors of each row; `kVectors` = K / the vector width, 0 when N or K
+/// is symbolic (one subgroup per team).
+GemvSplit gemvSplit(int64_t n, int64_t kVectors, const SpirvTarget &target, bool subgroups) {
+  GemvSplit split;
+  if (!subgroups)
+    return split; // one team: the whole workgroup
+  const uint32_t subgroupsPerGroup = std::max<uint32_t>(1, kWorkgroup / target.subgroupSize);
+  uint32_t perTeam = 1;
+  if (n > 0 && kVectors > 0) {
+    const int64_t teamsTotal = (n + split.rows - 1) / split.rows;
+    while (perTeam < subgroupsPerGroup && teamsTotal * perTeam < kGemvTargetSubgroups &&
+           kVectors >= int64_t(2) * target.subgroupSize * perTeam * 2)
+      perTeam *= 2;
+  }
+  split.teams = subgroupsPerGroup / perTeam;
+  return split;
+}
+
+/// x: enough workgroups for the GEMV's row blocks (M <= 4 with transpose_b) and for the tiles, whichever path
+/// M takes (a symbolic M: both, added; the path not taken exits at once). Any count is correct (grid-stride).
+SymExpr workgroupsX(const SymExpr &mSym, const SymExpr &nSym, bool tb, const GemvSplit &split) {
   auto ceilDiv = [](int64_t x, int64_t y) { return (x + y - 1) / y; };
-  if (!nSym.isConstant())
-    return scaleSym(nSym, kWorkgroup / kColumnsPerGemv); // N / 4 workgroups
-  int64_t n = nSym.getConstant(), tilesN = ceilDiv(n, kTile);
-  int64_t groups = 0;
-  if (tb && mSym.isConstant())
-    groups = mSym.getConstant() <= kGemvRows ? ceilDiv(n, kColumnsPerGemv) : ceilDiv(mSym.getConstant(), kTile) * tilesN;
-  else if (tb)
-    groups = ceilDiv(n, kColumnsPerGemv); // >= the tiles for M <= 16 N / ... (M <= 1024 when N >= 64); more loop
-  else if (mSym.isConstant())
-    groups = ceilDiv(mSym.getConstant(), kTile) * tilesN;
-  if (groups)
-    return SymExpr::constant(std::min<int64_t>(groups, 65535) * kWorkgroup);
-  // Symbolic M, no transpose: tilesN + M tilesN / 64 workgroups cover every tile.
-  return SymExpr::constant(tilesN * kWorkgroup) + scaleSym(mSym, tilesN * (kWorkgroup / kTile));
+  const int64_t rowsPerGroup = int64_t(split.rows) * split.teams;
+  const bool gemvOnly = tb && mSym.isConstant() && mSym.getConstant() <= kGemvRows;
+  const bool tilesOnly = !tb || (mSym.isConstant() && mSym.getConstant() > kGemvRows);
+  if (!nSym.isConstant()) {
+    // N / rowsPerGroup workgroups for the GEMV; the tiles' count (M / 64 x N / 64) is not linear in the
+    // symbols, so a symbolic N over 64 x 64 tiles is covered by the grid-stride loop.
+    return scaleSym(nSym, kWorkgroup / rowsPerGroup);
+  }
+  const int64_t n = nSym.getConstant(), tilesN = ceilDiv(n, kTile);
+  const int64_t gemvGroups = std::min<int64_t>(ceilDiv(n, rowsPerGroup), 65535);
+  if (gemvOnly)
+    return SymExpr::constant(gemvGroups * kWorkgroup);
+  if (mSym.isConstant())
+    return SymExpr::constant(std::min<int64_t>(ceilDiv(mSym.getConstant(), kTile) * tilesN, 65535) * kWorkgroup);
+  // Symbolic M: tilesN + M tilesN / 64 workgroups cover every tile (+ the GEMV's, for transpose_b).
+  SymExpr tiles = SymExpr::constant(tilesN * kWorkgroup) + scaleSym(mSym, tilesN * (kWorkgroup / kTile));
+  return tilesOnly ? tiles : tiles + SymExpr::constant(gemvGroups * kWorkgroup);
 }
 
 } // namespace
@@ -94,10 +126,13 @@ bool emitMatmul(KernelBuilder &kb, const SpirvOpEntry &) {
   const uint32_t vw = (a.is16() || b.is16()) ? 8 : 4;
   const bool vec = tb && kStatic > 0 && kStatic % vw == 0;
   const bool subgroups = tb && kb.target().subgroupArithmetic && kb.target().subgroupSize >= 4;
-  kb.kernel.name = std::string(tb ? "matmul_tb_gemv4_tile64" : "matmul_tile64") + (vec ? "_v" + std::to_string(vw) : "") +
+  const int64_t nStatic = o.shape[ro - 1].isConstant() ? o.shape[ro - 1].getConstant() : 0;
+  const GemvSplit split = gemvSplit(nStatic, vec ? kStatic / vw : 0, kb.target(), subgroups);
+  kb.kernel.name = (tb ? "matmul_tb_gemv" + std::to_string(split.rows) + "_tile64" : std::string("matmul_tile64")) + (vec ? "_v" + std::to_string(vw) : "") +
                    (subgroups ? "_sg" : "") + (b.kind != o.kind ? std::string("_b") + kindName(b.kind) : "") +
                    (a.kind != o.kind ? std::string("_a") + kindName(a.kind) : "");
-  kb.kernel.globalSize = {workgroupsX(a.shape[ra - 2], o.shape[ro - 1], tb), SymExpr::constant(1), batchCount(o.shape)};
+  kb.kernel.globalSize = {workgroupsX(a.shape[ra - 2], o.shape[ro - 1], tb, split), SymExpr::constant(1),
+                          batchCount(o.shape)};
   UintExpr batch = UintExpr::k(1);
   for (size_t d = 0; d + 2 < ro; ++d)
     batch = batch * o.dims[d];
@@ -106,8 +141,11 @@ bool emitMatmul(KernelBuilder &kb, const SpirvOpEntry &) {
   kb.define("MM_K", a.dims[ra - 1].str());
   kb.define("MM_BATCH", batch.str());
   kb.define("VEC_WIDTH", std::to_string(vec ? vw : 0));
-  if (tb)
+  if (tb) {
     kb.define("TRANSPOSE_B");
+    kb.define("GEMV_ROWS", std::to_string(split.rows) + "u");
+    kb.define("GEMV_TEAMS", kb.specConst(split.teams).str()); // a constant: the split shares the module
+  }
   if (subgroups) {
     kb.define("SUBGROUPS");
     kb.useSubgroupArithmetic();

@@ -3,16 +3,12 @@
 // operand's matrix for batch index bz. MM_M, MM_N, MM_K, MM_BATCH are the dims (static ones specialization
 // constants, so matmuls of one shape class share a module).
 //
-// One kernel, two paths chosen by the (uniform) M: with TRANSPOSE_B and M <= 4 (decode, tiny chunks) a GEMV:
-// each workgroup of 256 computes 4 output columns j for every row of A, its invocations striding over K with
-// vectorized loads (VEC_WIDTH 4: vec4 of f32; 8: 8 f16 / bf16 in a uvec4, or two vec4 of f32; 0: scalar loads,
-// when K is not a multiple of the width)
-// and f32 accumulators, reduced with subgroupAdd (SUBGROUPS: shared memory only across subgroups) or a
-// shared-memory tree. Otherwise a register-blocked tile: 64x64 of OUT per workgroup, K in steps of 16 through
+// One kernel, two paths chosen by the (uniform) M: with TRANSPOSE_B and M <= 4 (decode, tiny chunks) a GEMV
+// (gemv.glsl: teams of subgroups, several output columns each, vector loads, subgroupAdd). Otherwise a
+// register-blocked tile: 64x64 of OUT per workgroup, K in steps of 16 through
 // shared memory, each invocation a 4x4 micro-tile (rows ty + 16 r, columns tx + 16 c: conflict-free shared
 // reads, coalesced stores). Both paths grid-stride, so any grid is correct.
 #define MS 4u   // GEMV: rows of A (M <= MS)
-#define R 4u    // GEMV: output columns per workgroup
 #define BM 64u  // tile rows
 #define BN 64u  // tile columns
 #define BK 16u  // tile depth
@@ -60,87 +56,7 @@ vec2 bf16x2(uint u) { return vec2(uintBitsToFloat(u << 16), uintBitsToFloat(u & 
 #endif
 
 #ifdef TRANSPOSE_B
-// GEMV for the rows of A (M <= MS) and output columns jb .. jb + R - 1 of batch bz.
-void gemv(uint bz, uint A0, uint B0, uint jb) {
-  const uint M = MM_M, N = MM_N, K = MM_K;
-  uint t = gl_LocalInvocationID.x;
-  float acc[MS][R];
-  [[unroll]] for (uint m = 0u; m < MS; ++m)
-    [[unroll]] for (uint r = 0u; r < R; ++r) acc[m][r] = 0.0;
-  uint j[R], i[MS];
-  [[unroll]] for (uint r = 0u; r < R; ++r) j[r] = min(jb + r, N - 1u);
-  [[unroll]] for (uint m = 0u; m < MS; ++m) i[m] = min(m, M - 1u);
-#if VEC_WIDTH > 0
-  const uint KV = K / VW;
-  uint ar[MS], br[R];
-  [[unroll]] for (uint m = 0u; m < MS; ++m) ar[m] = (A0 + i[m] * K) / VW;
-  [[unroll]] for (uint r = 0u; r < R; ++r) br[r] = (B0 + j[r] * K) / VW;
-  for (uint kv = t; kv < KV; kv += WG_X) {
-#if VEC_WIDTH == 4
-    vec4 w[R];
-    [[unroll]] for (uint r = 0u; r < R; ++r) w[r] = LOAD4_B(br[r] + kv);
-    [[unroll]] for (uint m = 0u; m < MS; ++m)
-      if (m < M) {
-        vec4 x = LOAD4_A(ar[m] + kv);
-        [[unroll]] for (uint r = 0u; r < R; ++r) acc[m][r] += dot(x, w[r]);
-      }
-#else
-    vec4 wl[R], wh[R];
-    [[unroll]] for (uint r = 0u; r < R; ++r) LOAD8_B(br[r] + kv, wl[r], wh[r]);
-    [[unroll]] for (uint m = 0u; m < MS; ++m)
-      if (m < M) {
-        vec4 xl, xh;
-        LOAD8_A(ar[m] + kv, xl, xh);
-        [[unroll]] for (uint r = 0u; r < R; ++r) acc[m][r] += dot(xl, wl[r]) + dot(xh, wh[r]);
-      }
-#endif
-  }
-#else
-  for (uint kk = t; kk < K; kk += WG_X) {
-    float w[R];
-    [[unroll]] for (uint r = 0u; r < R; ++r) w[r] = LOAD_B(B0 + j[r] * K + kk);
-    [[unroll]] for (uint m = 0u; m < MS; ++m)
-      if (m < M) {
-        float x = LOAD_A(A0 + i[m] * K + kk);
-        [[unroll]] for (uint r = 0u; r < R; ++r) acc[m][r] += x * w[r];
-      }
-  }
-#endif
-  // Reduce the MS x R accumulators over the workgroup; invocation q < MS R stores (m, r) = (q / R, q % R).
-#ifdef SUBGROUPS
-  uint NSG = gl_NumSubgroups;
-  [[unroll]] for (uint q = 0u; q < MS * R; ++q) {
-    float v = subgroupAdd(acc[q / R][q % R]);
-    if (subgroupElect()) sm[q * NSG + gl_SubgroupID] = v;
-  }
-  barrier();
-  if (t < MS * R) {
-    float v = 0.0;
-    for (uint g = 0u; g < NSG; ++g) v += sm[t * NSG + g];
-#else
-  // Shared-memory tree, 8 accumulators at a time (8 x WG_X floats of sm).
-  float red[MS * R];
-  [[unroll]] for (uint q = 0u; q < MS * R; ++q) red[q] = acc[q / R][q % R];
-  float mine = 0.0;
-  for (uint h0 = 0u; h0 < MS * R; h0 += 8u) {
-    for (uint q = 0u; q < 8u; ++q) sm[q * WG_X + t] = red[h0 + q];
-    barrier();
-    for (uint h = WG_X / 2u; h > 0u; h >>= 1u) {
-      if (t < h)
-        for (uint q = 0u; q < 8u; ++q) sm[q * WG_X + t] += sm[q * WG_X + t + h];
-      barrier();
-    }
-    if (t >= h0 && t < h0 + 8u) mine = sm[(t - h0) * WG_X];
-    barrier();
-  }
-  if (t < MS * R) {
-    float v = mine;
-#endif
-    uint m = t / R, jo = jb + t % R;
-    if (m < M && jo < N) STORE_OUT((bz * M + m) * N + jo, v);
-  }
-  barrier();
-}
+#include "gemv.glsl"
 #endif
 
 // Loads the BK-deep slices at k0 of A's rows i0.. and B's columns j0.. into sm (A at 0, B at BK LD).
@@ -231,8 +147,7 @@ void main() {
     batchOffsets(bz, A0, B0);
 #ifdef TRANSPOSE_B
     if (MM_M <= MS) {
-      for (uint jb = gl_WorkGroupID.x * R; jb < MM_N; jb += gl_NumWorkGroups.x * R)
-        gemv(bz, A0, B0, jb);
+      gemv(bz, A0, B0);
       continue;
     }
 #endif

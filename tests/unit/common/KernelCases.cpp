@@ -249,6 +249,27 @@ func.func @matmul(%x: tensor<?x?x64xf32, #kiln.dims<[b, s]>>, %w: tensor<3x64xf3
 })", kShapes, {}};
 }
 
+/// Awkward matmul sizes: N not a multiple of any tile or GEMV block (67, 301), K = 1032 (a multiple of 8 but
+/// not of 16: vector loads, tile tails) and 40 (rows shorter than a subgroup's vector stride), M = s from 1 to
+/// 70 (the GEMV for s <= 4, one and two tile rows above), with and without transpose_b.
+KernelCase matmulAwkward() {
+  std::string src = R"(
+func.func @awkward(%x: !A, %w: tensor<67x1032xf32>, %y: !C, %v: tensor<301x40xf32>, %u: tensor<1032x67xf32>) -> (!N, !P, !N) {
+  %0 = kiln.matmul %x, %w {transpose_b = true} : (!A, tensor<67x1032xf32>) -> !N
+  %1 = kiln.matmul %y, %v {transpose_b = true} : (!C, tensor<301x40xf32>) -> !P
+  %2 = kiln.matmul %x, %u {transpose_b = false} : (!A, tensor<1032x67xf32>) -> !N
+  return %0, %1, %2 : !N, !P, !N
+})";
+  src = substitute(src, {{"!A", "tensor<?x?x1032xf32, #kiln.dims<[b, s]>>"},
+                         {"!C", "tensor<?x?x40xf32, #kiln.dims<[b, s]>>"},
+                         {"!N", "tensor<?x?x67xf32, #kiln.dims<[b, s]>>"},
+                         {"!P", "tensor<?x?x301xf32, #kiln.dims<[b, s]>>"}});
+  std::vector<Bindings> shapes;
+  for (int64_t s : {1, 2, 3, 4, 5, 70})
+    shapes.push_back({{"b", s == 3 ? 2 : 1}, {"s", s}, {"p", 0}});
+  return {"MatmulAwkward", src, shapes, {}};
+}
+
 //===----------------------------------------------------------------------===//
 // Data movement: gather, reshape, transpose, broadcast_to, slice, concat (along p + s), bf16 and i1 copies
 //===----------------------------------------------------------------------===//
@@ -412,7 +433,7 @@ func.func @attention_decode(%q: Q, %k: KV, %v: KV, %pad: PAD, %q2: Q256, %k2: KV
 
 const std::vector<KernelCase> &kernelCases() {
   static const std::vector<KernelCase> cases = [] {
-    std::vector<KernelCase> all = {elementwise(), convertSymIota(), reductionsSoftmaxNorms(), matmul(),
+    std::vector<KernelCase> all = {elementwise(), convertSymIota(), reductionsSoftmaxNorms(), matmul(), matmulAwkward(),
                                    dataMovement(), rope(),           ropeInterleavedPartial(), attention(),
                                    attentionDecode()};
     for (int n : {1, 7, 257})

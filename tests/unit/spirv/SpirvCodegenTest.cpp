@@ -433,7 +433,8 @@ func.func @dump(%x: tensor<?x264xf32, #kiln.dims<[s]>>, %w: tensor<150x264xf32>)
   std::string glsl = readText(base + ".comp"), spvasm = readText(base + ".spvasm");
   llvm::sys::fs::remove_directories(dir);
   // The source with one comment line after #version: the kernel, and the specialization constants' values.
-  std::string comment = "// kernel 7: " + k.name + "; SC0 = 264, SC1 = 150, SC2 = 264, SC3 = 150\n";
+  // SC4: the GEMV's teams per workgroup (8 with 8-wide subgroups: each row of K = 264 split over 4 of the 32 subgroups).
+  std::string comment = "// kernel 7: " + k.name + "; SC0 = 264, SC1 = 150, SC2 = 264, SC3 = 150, SC4 = 8\n";
   EXPECT_EQ(glsl, "#version 450\n" + comment + k.glsl.substr(std::strlen("#version 450\n")));
   EXPECT_NE(spvasm.find("OpEntryPoint GLCompute %main \"main\""), std::string::npos) << spvasm.substr(0, 400);
   EXPECT_NE(spvasm.find("OpSpecConstant"), std::string::npos);

@@ -1,0 +1,126 @@
+// GEMV (matmul.comp with TRANSPOSE_B, M <= MS rows of A: decode and tiny chunks): OUT[m, j] = A[m, :] . B[j, :]
+// for the MM_M rows of A, the rows j of B ([N, K], each contiguous) read once, with vector loads (VEC_WIDTH 4:
+// a vec4 of f32; 8: 8 f16 / bf16 in one uvec4, or two vec4 of f32; 0: scalar loads when K is not a multiple of
+// the width) and f32 accumulators.
+//
+// A workgroup is GEMV_TEAMS teams; each team computes GEMV_ROWS output columns (rows of B) at a time, its
+// invocations striding over K (split-K inside the workgroup: a short row is split over one subgroup, a long
+// one over several). With SUBGROUPS a team is whole subgroups, reduced with subgroupAdd; a team of one
+// subgroup (the usual case) needs no shared memory and no barrier; a team of several sums its subgroups'
+// partials through shared memory. A device with fewer subgroups per workgroup than GEMV_TEAMS (e.g. 64-wide
+// ones) gets fewer teams of one subgroup; the block loop covers every row whatever the grid. Without
+// SUBGROUPS the whole workgroup is one team, reduced by a shared-memory tree.
+const uint GR = GEMV_ROWS;
+
+// Partial dots of this invocation: rows i of A (clamped, m < M only) with the team's rows j0 .. j0 + GR - 1
+// of B (clamped to N - 1: their results are not stored), over K in steps of tsize vectors from `lane`.
+void gemvPartials(inout float acc[MS][GR], uint A0, uint B0, uint j0, uint lane, uint tsize) {
+  const uint M = MM_M, N = MM_N, K = MM_K;
+  uint j[GR], i[MS];
+  [[unroll]] for (uint r = 0u; r < GR; ++r) j[r] = min(j0 + r, N - 1u);
+  [[unroll]] for (uint m = 0u; m < MS; ++m) i[m] = min(m, M - 1u);
+#if VEC_WIDTH > 0
+  const uint KV = K / VW;
+  uint ar[MS], br[GR];
+  [[unroll]] for (uint m = 0u; m < MS; ++m) ar[m] = (A0 + i[m] * K) / VW;
+  [[unroll]] for (uint r = 0u; r < GR; ++r) br[r] = (B0 + j[r] * K) / VW;
+  for (uint kv = lane; kv < KV; kv += tsize) {
+#if VEC_WIDTH == 4
+    vec4 w[GR];
+    [[unroll]] for (uint r = 0u; r < GR; ++r) w[r] = LOAD4_B(br[r] + kv);
+    [[unroll]] for (uint m = 0u; m < MS; ++m)
+      if (m < M) {
+        vec4 x = LOAD4_A(ar[m] + kv);
+        [[unroll]] for (uint r = 0u; r < GR; ++r) acc[m][r] += dot(x, w[r]);
+      }
+#else
+    vec4 wl[GR], wh[GR];
+    [[unroll]] for (uint r = 0u; r < GR; ++r) LOAD8_B(br[r] + kv, wl[r], wh[r]);
+    [[unroll]] for (uint m = 0u; m < MS; ++m)
+      if (m < M) {
+        vec4 xl, xh;
+        LOAD8_A(ar[m] + kv, xl, xh);
+        [[unroll]] for (uint r = 0u; r < GR; ++r) acc[m][r] += dot(xl, wl[r]) + dot(xh, wh[r]);
+      }
+#endif
+  }
+#else
+  for (uint kk = lane; kk < K; kk += tsize) {
+    float w[GR];
+    [[unroll]] for (uint r = 0u; r < GR; ++r) w[r] = LOAD_B(B0 + j[r] * K + kk);
+    [[unroll]] for (uint m = 0u; m < MS; ++m)
+      if (m < M) {
+        float x = LOAD_A(A0 + i[m] * K + kk);
+        [[unroll]] for (uint r = 0u; r < GR; ++r) acc[m][r] += x * w[r];
+      }
+  }
+#endif
+}
+
+void gemvStore(uint bz, uint q, uint j0, float v) {
+  const uint M = MM_M, N = MM_N;
+  uint m = q / GR, jo = j0 + q % GR;
+  if (m < M && jo < N) STORE_OUT((bz * M + m) * N + jo, v);
+}
+
+#ifdef SUBGROUPS
+void gemv(uint bz, uint A0, uint B0) {
+  const uint M = MM_M, N = MM_N, Q = MS * GR;
+  // Teams of spt whole subgroups (uniform over the workgroup, so the barriers below are too).
+  uint teams = min(GEMV_TEAMS, gl_NumSubgroups), spt = gl_NumSubgroups / teams;
+  uint team = gl_SubgroupID / spt, sub = gl_SubgroupID % spt;
+  uint lane = sub * gl_SubgroupSize + gl_SubgroupInvocationID, tsize = spt * gl_SubgroupSize;
+  uint rowsPerGroup = teams * GR;
+  for (uint blk = gl_WorkGroupID.x; blk * rowsPerGroup < N; blk += gl_NumWorkGroups.x) {
+    uint j0 = blk * rowsPerGroup + team * GR;
+    float acc[MS][GR];
+    [[unroll]] for (uint m = 0u; m < MS; ++m)
+      [[unroll]] for (uint r = 0u; r < GR; ++r) acc[m][r] = 0.0;
+    if (team < teams && j0 < N) gemvPartials(acc, A0, B0, j0, lane, tsize);
+    float sums[Q];
+    [[unroll]] for (uint q = 0u; q < Q; ++q) sums[q] = q / GR < M ? subgroupAdd(acc[q / GR][q % GR]) : 0.0;
+    if (spt == 1u) {
+      if (team < teams && subgroupElect())
+        [[unroll]] for (uint q = 0u; q < Q; ++q) gemvStore(bz, q, j0, sums[q]);
+      continue;
+    }
+    // Several subgroups per team: their partials through shared memory, [team][q][sub].
+    if (team < teams && subgroupElect())
+      [[unroll]] for (uint q = 0u; q < Q; ++q) sm[(team * Q + q) * spt + sub] = sums[q];
+    barrier();
+    if (team < teams && sub == 0u)
+      for (uint q = gl_SubgroupInvocationID; q < Q; q += gl_SubgroupSize) {
+        float v = 0.0;
+        for (uint g = 0u; g < spt; ++g) v += sm[(team * Q + q) * spt + g];
+        gemvStore(bz, q, j0, v);
+      }
+    barrier();
+  }
+}
+#else
+// Without subgroup arithmetic: one team of WG_X invocations; a shared-memory tree, 8 accumulators at a time
+// (8 x WG_X floats of sm).
+void gemv(uint bz, uint A0, uint B0) {
+  const uint N = MM_N, Q = MS * GR;
+  uint t = gl_LocalInvocationID.x;
+  for (uint j0 = gl_WorkGroupID.x * GR; j0 < N; j0 += gl_NumWorkGroups.x * GR) {
+    float acc[MS][GR];
+    [[unroll]] for (uint m = 0u; m < MS; ++m)
+      [[unroll]] for (uint r = 0u; r < GR; ++r) acc[m][r] = 0.0;
+    gemvPartials(acc, A0, B0, j0, t, WG_X);
+    float mine = 0.0;
+    for (uint h0 = 0u; h0 < Q; h0 += 8u) {
+      for (uint q = 0u; q < 8u; ++q) sm[q * WG_X + t] = h0 + q < Q ? acc[(h0 + q) / GR][(h0 + q) % GR] : 0.0;
+      barrier();
+      for (uint h = WG_X / 2u; h > 0u; h >>= 1u) {
+        if (t < h)
+          for (uint q = 0u; q < 8u; ++q) sm[q * WG_X + t] += sm[q * WG_X + t + h];
+        barrier();
+      }
+      if (t >= h0 && t < h0 + 8u) mine = sm[(t - h0) * WG_X];
+      barrier();
+    }
+    if (t < Q) gemvStore(bz, t, j0, mine);
+  }
+}
+#endif
