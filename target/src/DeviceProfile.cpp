@@ -36,6 +36,11 @@ std::string canonicalOpName(const std::string &name) {
   return name.find('.') == std::string::npos ? "kiln." + name : name;
 }
 
+bool DeviceProfile::hasCooperativeMatrixShape(const std::string &shape) const {
+  const std::vector<std::string> &shapes = cooperativeMatrixShapes;
+  return cooperativeMatrix && std::find(shapes.begin(), shapes.end(), shape) != shapes.end();
+}
+
 bool DeviceProfile::hasSubgroupOp(const std::string &op) const {
   return std::find(subgroupOps.begin(), subgroupOps.end(), op) != subgroupOps.end();
 }
@@ -57,7 +62,8 @@ bool operator==(const DeviceProfile &a, const DeviceProfile &b) {
          a.maxWorkgroupInvocations == b.maxWorkgroupInvocations && a.maxWorkgroupSize == b.maxWorkgroupSize &&
          a.maxWorkgroupCount == b.maxWorkgroupCount && a.maxStorageBufferRange == b.maxStorageBufferRange &&
          a.maxAllocationSize == b.maxAllocationSize && a.maxPushConstantsSize == b.maxPushConstantsSize &&
-         a.cooperativeMatrix == b.cooperativeMatrix && a.unavailableOps == b.unavailableOps &&
+         a.cooperativeMatrix == b.cooperativeMatrix && a.cooperativeMatrixShapes == b.cooperativeMatrixShapes &&
+         a.unavailableOps == b.unavailableOps &&
          a.unavailableDtypes == b.unavailableDtypes;
 }
 
@@ -74,22 +80,31 @@ struct BuiltinProfile {
   std::array<uint64_t, 3> maxWorkgroupSize, maxWorkgroupCount;
   uint64_t maxStorageBufferRange, maxAllocationSize, maxPushConstantsSize;
   bool cooperativeMatrix;
+  std::vector<std::string> cooperativeMatrixShapes;
 };
+
+/// The f16 subgroup-scope shapes VK_KHR_cooperative_matrix reports on NVIDIA Hopper (driver 580; checked on
+/// the H100 with tests/unit/spirv's replay tool, bench/RESULTS.md), the ones kiln's kernels may use.
+std::vector<std::string> nvidiaHopperShapes() {
+  return {"16x16x16 f16 f16 f16 f16", "16x16x16 f16 f16 f32 f32", "16x8x16 f16 f16 f16 f16",
+          "16x8x16 f16 f16 f32 f32",  "16x8x8 f16 f16 f16 f16",   "16x8x8 f16 f16 f32 f32"};
+}
 
 const std::vector<BuiltinProfile> &builtinProfiles() {
   static const std::vector<BuiltinProfile> profiles = {
       // devices.md: llvmpipe (LLVM 15.0.6, 256 bits), Mesa 22.3.6.
       {"lavapipe", "1.3.230", true, 8, {"basic", "vote", "arithmetic", "ballot", "shuffle", "shuffle_relative", "quad"},
-       32768, 1024, {1024, 1024, 1024}, {65535, 65535, 65535}, 128ull << 20, 2ull << 30, 128, false},
+       32768, 1024, {1024, 1024, 1024}, {65535, 65535, 65535}, 128ull << 20, 2ull << 30, 128, false, {}},
       // devices.md: driver 580.159.04. maxStorageBufferRange "4 GiB" is a uint32 limit (2^32 - 1);
       // maxMemoryAllocationSize is not in devices.md: taken as the same 4 GiB - 1.
       {"nvidia-h200", "1.4.312", true, 32,
        {"basic", "vote", "arithmetic", "ballot", "shuffle", "shuffle_relative", "clustered", "quad"}, 49152, 1024,
-       {1024, 1024, 64}, {2147483647u, 65535, 65535}, 0xffffffffull, 0xffffffffull, 256, true},
+       {1024, 1024, 64}, {2147483647u, 65535, 65535}, 0xffffffffull, 0xffffffffull, 256, true,
+       nvidiaHopperShapes()},
       // Conservative: what any Vulkan 1.1 compute device offers (the spec's minimum limits, rounded up where
       // every real device is larger): no fp16 / int8 arithmetic, no 8/16-bit storage, basic subgroup ops only.
       {"generic", "1.1.0", false, 32, {"basic"}, 16384, 256, {256, 256, 64}, {65535, 65535, 65535}, 128ull << 20,
-       256ull << 20, 128, false},
+       256ull << 20, 128, false, {}},
   };
   return profiles;
 }
@@ -121,6 +136,7 @@ std::optional<DeviceProfile> builtinDeviceProfile(const std::string &name) {
     p.maxAllocationSize = b.maxAllocationSize;
     p.maxPushConstantsSize = b.maxPushConstantsSize;
     p.cooperativeMatrix = b.cooperativeMatrix;
+    p.cooperativeMatrixShapes = b.cooperativeMatrixShapes;
     return p;
   }
   return std::nullopt;
@@ -158,6 +174,8 @@ std::string missingCapabilities(const DeviceProfile &d, const DeviceProfile &nee
   flag(need.storage16, d.storage16, "no 16-bit storage (storage16)");
   flag(need.storage8, d.storage8, "no 8-bit storage (storage8)");
   flag(need.cooperativeMatrix, d.cooperativeMatrix, "no VK_KHR_cooperative_matrix (cooperative_matrix)");
+  // No shape check: the runtime does not read the device's shapes yet (`kiln devices` writes none), so a
+  // profile's shapes are what the compiler was told, not something the device can be held to here.
   // No subgroup-size check: the generated kernels are written for any subgroup size (a profile's size
   // describes the device it was read from, not a requirement of the kernels compiled for it).
   for (const std::string &op : need.subgroupOps)

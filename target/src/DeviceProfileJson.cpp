@@ -35,6 +35,7 @@ const char *const kProfileKeys[] = {"name",
                                     "max_allocation_size",
                                     "max_push_constants_size",
                                     "cooperative_matrix",
+                                    "cooperative_matrix_shapes",
                                     "unavailable_ops",
                                     "unavailable_dtypes"};
 
@@ -173,6 +174,30 @@ private:
   std::string error_;
 };
 
+const char *const kComponentTypes[] = {"f16", "f32", "f64", "bf16", "s8",  "u8",   "s16",
+                                       "u16", "s32", "u32", "s64",  "u64", "e4m3", "e5m2"};
+
+/// "MxNxK A B C R": three positive sizes of at most 4 digits, then four component type names.
+bool isCooperativeMatrixShape(const std::string &s) {
+  size_t i = 0;
+  for (int part = 0; part < 3; ++part) {
+    size_t start = i;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])) && i - start < 4)
+      ++i;
+    if (i == start || s[start] == '0' || i == s.size() || s[i] != (part < 2 ? 'x' : ' '))
+      return false;
+    ++i;
+  }
+  for (int type = 0; type < 4; ++type) {
+    size_t end = s.find(' ', i);
+    std::string name = s.substr(i, end == std::string::npos ? std::string::npos : end - i);
+    if (!isOneOf(name, kComponentTypes) || (type < 3) != (end != std::string::npos))
+      return false;
+    i = end + 1;
+  }
+  return true;
+}
+
 /// The rules between keys and the name lists: every subgroup op, op and dtype name must be known.
 void checkNames(const DeviceProfile &p, ProfileReader &r) {
   for (const std::string &op : p.subgroupOps)
@@ -187,6 +212,10 @@ void checkNames(const DeviceProfile &p, ProfileReader &r) {
     if (!isOneOf(d, kProfileDtypeNames))
       return r.fail("unavailable_dtypes", "unknown dtype " + support::quoteName(d) + " (" +
                                               joined(kProfileDtypeNames) + ")");
+  for (const std::string &shape : p.cooperativeMatrixShapes)
+    if (!isCooperativeMatrixShape(shape))
+      return r.fail("cooperative_matrix_shapes", "expected \"MxNxK A B C R\" (e.g. \"16x8x16 f16 f16 f32 f32\"), got " +
+                                                     support::quoteName(shape));
   if (p.subgroupSize == 0)
     return r.fail("subgroup_size", "must be positive");
   if (p.maxWorkgroupInvocations == 0)
@@ -226,6 +255,7 @@ StatusOr<DeviceProfile> parseDeviceProfile(const std::string &jsonText, const st
   r.readUint("max_allocation_size", ~0ull, &p.maxAllocationSize);
   r.readUint("max_push_constants_size", 0xffffffffull, &p.maxPushConstantsSize);
   r.readBool("cooperative_matrix", &p.cooperativeMatrix);
+  r.readStrings("cooperative_matrix_shapes", /*required=*/false, &p.cooperativeMatrixShapes);
   r.readStrings("unavailable_ops", /*required=*/false, &p.unavailableOps);
   r.readStrings("unavailable_dtypes", /*required=*/false, &p.unavailableDtypes);
   if (!r.failed())
@@ -253,6 +283,7 @@ std::string writeDeviceProfile(const DeviceProfile &p) {
   j["max_allocation_size"] = p.maxAllocationSize;
   j["max_push_constants_size"] = p.maxPushConstantsSize;
   j["cooperative_matrix"] = p.cooperativeMatrix;
+  j["cooperative_matrix_shapes"] = p.cooperativeMatrixShapes;
   j["unavailable_ops"] = p.unavailableOps;
   j["unavailable_dtypes"] = p.unavailableDtypes;
   // A device name that is not UTF-8 (the loader's bytes) is written with U+FFFD instead of aborting.

@@ -342,6 +342,7 @@ codegen::SpirvTarget spirvTarget(const target::DeviceProfile &p) {
   t.maxWorkgroupInvocations = static_cast<uint32_t>(p.maxWorkgroupInvocations);
   t.maxStorageBufferRange = p.maxStorageBufferRange;
   t.subgroupArithmetic = p.hasSubgroupOp("arithmetic");
+  t.cooperativeMatrix = p.hasCooperativeMatrixShape(codegen::kSpirvCooperativeMatrixShape);
   return t;
 }
 

@@ -402,6 +402,8 @@ std::string KernelBuilder::source() const {
     line("STORAGE_16BIT", "");
   if (subgroupArithmetic_)
     line("SUBGROUP_ARITHMETIC", "");
+  if (cooperativeMatrix_)
+    line("COOPERATIVE_MATRIX", "");
   for (const auto &[name, value] : defines_)
     line(name, value);
   std::set<std::string> included = {"header.glsl"};
@@ -447,6 +449,9 @@ bool KernelBuilder::compile(const std::string &glsl) {
   });
   if (!tools.Validate(words.data(), words.size()))
     return fail("spirv-val: " + first);
+  std::string rewrite;
+  if (cooperativeMatrix_ && !nvToKhrCooperativeMatrix(words, rewrite))
+    return fail("cooperative matrix rewrite: " + rewrite);
   kernel.spirv.assign(words.begin(), words.end());
   return true;
 }

@@ -123,6 +123,9 @@ public:
   void setWorkgroup(uint32_t x, uint32_t y = 1, uint32_t z = 1);
   void setSharedBytes(uint32_t bytes) { sharedBytes_ = bytes; }
   void useSubgroupArithmetic() { subgroupArithmetic_ = true; }
+  /// GL_NV_cooperative_matrix in the source (COOPERATIVE_MATRIX, the Vulkan memory model); the validated
+  /// module is rewritten to SPV_KHR_cooperative_matrix (nvToKhrCooperativeMatrix).
+  void useCooperativeMatrix() { cooperativeMatrix_ = true; }
   /// The largest power-of-two workgroup of at most `cap` invocations the target allows.
   uint32_t workgroupUpTo(uint32_t cap) const;
 
@@ -159,7 +162,12 @@ private:
   uint32_t wg_[3] = {256, 1, 1};
   uint32_t sharedBytes_ = 0;
   bool subgroupArithmetic_ = false;
+  bool cooperativeMatrix_ = false;
 };
+
+/// Rewrites a validated module that uses SPV_NV_cooperative_matrix to SPV_KHR_cooperative_matrix (what the
+/// runtime enables): CooperativeMatrixKhr.cpp. False with `error` for a module it cannot rewrite.
+bool nvToKhrCooperativeMatrix(std::vector<unsigned> &words, std::string &error);
 
 /// The embedded files of codegen/spirv/shaders (generated at build time), by file name.
 const std::map<std::string, std::string> &shaderFiles();

@@ -20,6 +20,9 @@ constexpr uint32_t kWorkgroup = 256, kGemvColumns = 4, kGemvRows = 4, kTile = 64
 /// Subgroups the GEMV grid should keep in flight (about 64 K invocations: enough loads outstanding to reach a
 /// large GPU's memory bandwidth); smaller grids split K over more subgroups per team.
 constexpr int64_t kGemvTargetSubgroups = 2048;
+/// Shared memory: sm, the scalar tiles (2 x 16 x 65 floats, also the GEMV's reduction and the cooperative
+/// tiles' staging), and cmA / cmB of matmul_coopmat.glsl (64 and 128 rows of 5 uvec4).
+constexpr uint32_t kTileBytes = 2 * kTileDepth * (kTile + 1) * 4, kCoopTileBytes = (64 + 128) * 5 * 16;
 
 /// The batch coordinates of bz and each operand's matrix offset (broadcast batch dims read at 0).
 std::string batchOffsets(const Tensor &a, const Tensor &b, const Tensor &o) {
@@ -122,15 +125,24 @@ bool emitMatmul(KernelBuilder &kb, const SpirvOpEntry &) {
   if (kb.target().maxWorkgroupInvocations < kWorkgroup)
     return kb.fail("the matmul kernel needs a workgroup of " + std::to_string(kWorkgroup) + " invocations");
   kb.setWorkgroup(kWorkgroup);
-  kb.setSharedBytes(2 * kTileDepth * (kTile + 1) * 4); // the A | B tiles, reused by the GEMV reduction
   const uint32_t vw = (a.is16() || b.is16()) ? 8 : 4;
   const bool vec = tb && kStatic > 0 && kStatic % vw == 0;
   const bool subgroups = tb && kb.target().subgroupArithmetic && kb.target().subgroupSize >= 4;
+  // Tensor cores for f16 weights (matmul_coopmat.glsl): 8 subgroups of 32 (its 2 x 4 layout), f16 or f32 A.
+  const bool coopmat = subgroups && kb.target().cooperativeMatrix && kb.target().subgroupSize == 32 &&
+                       b.kind == Kind::F16 && (a.kind == Kind::F32 || a.kind == Kind::F16) &&
+                       kTileBytes + kCoopTileBytes <= kb.target().maxSharedMemory;
+  kb.setSharedBytes(kTileBytes + (coopmat ? kCoopTileBytes : 0)); // sm (tiles, GEMV reduction) | cmA, cmB
   const int64_t nStatic = o.shape[ro - 1].isConstant() ? o.shape[ro - 1].getConstant() : 0;
   const GemvSplit split = gemvSplit(nStatic, vec ? kStatic / vw : 0, kb.target(), subgroups);
-  kb.kernel.name = (tb ? "matmul_tb_gemv" + std::to_string(split.rows) + "_tile64" : std::string("matmul_tile64")) + (vec ? "_v" + std::to_string(vw) : "") +
-                   (subgroups ? "_sg" : "") + (b.kind != o.kind ? std::string("_b") + kindName(b.kind) : "") +
-                   (a.kind != o.kind ? std::string("_a") + kindName(a.kind) : "");
+  std::string name = tb ? "matmul_tb_gemv" + std::to_string(split.rows) + "_tile64" : "matmul_tile64";
+  name += (vec ? "_v" + std::to_string(vw) : "") + (subgroups ? "_sg" : "") + (coopmat ? "_coopmat" : "");
+  name += (b.kind != o.kind ? std::string("_b") + kindName(b.kind) : "") +
+          (a.kind != o.kind ? std::string("_a") + kindName(a.kind) : "");
+  // Static N x K in the name (the module is the same; a profile then splits the time by shape).
+  if (nStatic > 0 && kStatic > 0)
+    name += "_n" + std::to_string(nStatic) + "k" + std::to_string(kStatic);
+  kb.kernel.name = name;
   kb.kernel.globalSize = {workgroupsX(a.shape[ra - 2], o.shape[ro - 1], tb, split), SymExpr::constant(1),
                           batchCount(o.shape)};
   UintExpr batch = UintExpr::k(1);
@@ -149,6 +161,10 @@ bool emitMatmul(KernelBuilder &kb, const SpirvOpEntry &) {
   if (subgroups) {
     kb.define("SUBGROUPS");
     kb.useSubgroupArithmetic();
+  }
+  if (coopmat) {
+    kb.define("COOPMAT");
+    kb.useCooperativeMatrix();
   }
   kb.bindRole("A", a);
   kb.bindRole("B", b);

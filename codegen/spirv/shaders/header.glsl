@@ -7,7 +7,9 @@
 // Always defined by the generator:
 //   WG_X, WG_Y, WG_Z   the workgroup size
 //   NUM_SYMBOLS        the number of push-constant symbols (pc.symbols[i]: the step function's symbolic dims)
-// Optional: STORAGE_8BIT, STORAGE_16BIT (i1 / f16 / bf16 buffers), SUBGROUP_ARITHMETIC (subgroupAdd & co).
+// Optional: STORAGE_8BIT, STORAGE_16BIT (i1 / f16 / bf16 buffers), SUBGROUP_ARITHMETIC (subgroupAdd & co),
+// COOPERATIVE_MATRIX (GL_NV_cooperative_matrix under the Vulkan memory model; the generator rewrites the
+// module to SPV_KHR_cooperative_matrix after validation).
 #ifdef STORAGE_8BIT
 #extension GL_EXT_shader_8bit_storage : require
 #endif
@@ -16,6 +18,13 @@
 #endif
 #ifdef SUBGROUP_ARITHMETIC
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
+#ifdef COOPERATIVE_MATRIX
+#extension GL_NV_cooperative_matrix : require
+#extension GL_KHR_memory_scope_semantics : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#extension GL_KHR_shader_subgroup_basic : require
+#pragma use_vulkan_memory_model
 #endif
 #extension GL_EXT_shader_explicit_arithmetic_types_int8 : enable
 #extension GL_EXT_shader_explicit_arithmetic_types_int16 : enable

@@ -3,8 +3,9 @@
 // operand's matrix for batch index bz. MM_M, MM_N, MM_K, MM_BATCH are the dims (static ones specialization
 // constants, so matmuls of one shape class share a module).
 //
-// One kernel, two paths chosen by the (uniform) M: with TRANSPOSE_B and M <= 4 (decode, tiny chunks) a GEMV
-// (gemv.glsl: teams of subgroups, several output columns each, vector loads, subgroupAdd). Otherwise a
+// One kernel, paths chosen by the (uniform) M: with TRANSPOSE_B and M <= 4 (decode, tiny chunks) a GEMV
+// (gemv.glsl: teams of subgroups, several output columns each, vector loads, subgroupAdd). Otherwise, with
+// COOPMAT (f16 B on a device with cooperative matrices), tensor-core tiles (matmul_coopmat.glsl), else a
 // register-blocked tile: 64x64 of OUT per workgroup, K in steps of 16 through
 // shared memory, each invocation a 4x4 micro-tile (rows ty + 16 r, columns tx + 16 c: conflict-free shared
 // reads, coalesced stores). Both paths grid-stride, so any grid is correct.
@@ -57,6 +58,9 @@ vec2 bf16x2(uint u) { return vec2(uintBitsToFloat(u << 16), uintBitsToFloat(u & 
 
 #ifdef TRANSPOSE_B
 #include "gemv.glsl"
+#endif
+#ifdef COOPMAT
+#include "matmul_coopmat.glsl"
 #endif
 
 // Loads the BK-deep slices at k0 of A's rows i0.. and B's columns j0.. into sm (A at 0, B at BK LD).
@@ -148,6 +152,12 @@ void main() {
 #ifdef TRANSPOSE_B
     if (MM_M <= MS) {
       gemv(bz, A0, B0);
+      continue;
+    }
+#endif
+#ifdef COOPMAT
+    if (gl_NumSubgroups == CM_SUBGROUPS) { // else (subgroups of another width) the scalar tiles
+      coopTiles(bz, A0, B0);
       continue;
     }
 #endif

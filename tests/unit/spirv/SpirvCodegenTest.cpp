@@ -329,6 +329,61 @@ func.func @w16(%x: tensor<?x264xf32, #kiln.dims<[s]>>, %w: tensor<150x264xf16>, 
     }}});
 }
 
+// A device with VK_KHR_cooperative_matrix (the nvidia-h200 profile): matmuls with f16 weights take the
+// cooperative-matrix tiles for M > 4, written with GL_NV_cooperative_matrix, validated, and rewritten to
+// SPV_KHR_cooperative_matrix (what the runtime enables); f32 weights keep the scalar tiles. Lavapipe has no
+// cooperative matrices, so these kernels run on the GPU only (bench/h200-bench.sh, RESULTS.md); here the
+// module's encoding is checked word by word.
+TEST_F(SpirvCodegenTest, CooperativeMatrixKernelIsKhr) {
+  foldWeightConverts = true;
+  compile(replaceAll(replaceAll(R"(
+func.func @cm(%x: tensor<?x264xf32, #kiln.dims<[s]>>, %w: tensor<150x264xf16>, %v: tensor<150x264xf32>) -> (
+    tensor<?x150xf32, #kiln.dims<[s]>>, tensor<?x150xf32, #kiln.dims<[s]>>) {
+  %wf = kiln.convert %w : tensor<150x264xf16> -> tensor<150x264xf32>
+  %0 = kiln.matmul %x, %wf {transpose_b = true} : (!X, tensor<150x264xf32>) -> !Y
+  %1 = kiln.matmul %x, %v {transpose_b = true} : (!X, tensor<150x264xf32>) -> !Y
+  return %0, %1 : !Y, !Y
+})", "!X", "tensor<?x264xf32, #kiln.dims<[s]>>"), "!Y", "tensor<?x150xf32, #kiln.dims<[s]>>"));
+  mlir::Operation *f16Matmul = nullptr, *f32Matmul = nullptr;
+  for (mlir::Operation &op : func.getBody().front())
+    if (mlir::isa<ir::MatmulOp>(op))
+      (f16Matmul ? f32Matmul : f16Matmul) = &op;
+  codegen::SpirvTarget gpu = target;
+  gpu.cooperativeMatrix = true;
+  gpu.subgroupSize = 32;
+  gpu.maxSharedMemory = 49152;
+  StatusOr<codegen::SpirvKernel> k = codegen::generateSpirvKernel(f16Matmul, kSymbols, gpu, storageOf(f16Matmul));
+  ASSERT_TRUE(k.ok()) << k.status().message();
+  EXPECT_NE(k->name.find("_coopmat"), std::string::npos) << k->name;
+  std::map<uint32_t, int> opcodes;
+  bool khrCapability = false, vulkanMemoryModel = false;
+  for (size_t pos = 5; pos < k->spirv.size(); pos += k->spirv[pos] >> 16) {
+    uint32_t op = k->spirv[pos] & 0xffff;
+    ++opcodes[op];
+    khrCapability |= op == 17 && k->spirv[pos + 1] == 6022;  // OpCapability CooperativeMatrixKHR
+    vulkanMemoryModel |= op == 14 && k->spirv[pos + 2] == 3; // OpMemoryModel Logical Vulkan
+    if (op == 4456)                                          // OpTypeCooperativeMatrixKHR, with its Use operand
+      EXPECT_EQ(k->spirv[pos] >> 16, 7u);
+  }
+  EXPECT_TRUE(khrCapability);
+  EXPECT_TRUE(vulkanMemoryModel);
+  EXPECT_EQ(opcodes[4456], 3); // A 16x16, B 16x8, accumulator 16x8
+  EXPECT_GT(opcodes[4457], 0); // loads
+  EXPECT_GT(opcodes[4458], 0); // stores
+  EXPECT_GT(opcodes[4459], 0); // multiply-adds
+  for (uint32_t nv = 5358; nv <= 5362; ++nv)
+    EXPECT_EQ(opcodes[nv], 0) << "NV opcode " << nv << " left";
+  if (const char *dump = std::getenv("KILN_COOPMAT_SPV")) {
+    std::ofstream out(dump, std::ios::binary);
+    out.write(reinterpret_cast<const char *>(k->spirv.data()), std::streamsize(k->spirv.size() * 4));
+  }
+  StatusOr<codegen::SpirvKernel> scalar = codegen::generateSpirvKernel(f32Matmul, kSymbols, gpu, storageOf(f32Matmul));
+  ASSERT_TRUE(scalar.ok()) << scalar.status().message();
+  EXPECT_EQ(scalar->name.find("_coopmat"), std::string::npos) << scalar->name;
+  // Without the extension (lavapipe): the scalar tiles, and the kernel runs here.
+  EXPECT_EQ(kernels.at(f16Matmul).name.find("_coopmat"), std::string::npos);
+}
+
 // The register-blocked tile path at sizes that cross tiles: M = s up to 130, N = 150 and 77 (not multiples
 // of 64), K = 203 (not a multiple of 16: scalar loads) and 264 (vec4 loads, K % 16 = 8), with and without
 // transpose_b, batched with a broadcast operand.

@@ -70,6 +70,9 @@ TEST(DeviceProfile, BuiltinsRoundTrip) {
   DeviceProfile h200 = *builtinDeviceProfile("nvidia-h200");
   EXPECT_EQ(h200.maxSharedMemory, 49152u);
   EXPECT_TRUE(h200.cooperativeMatrix);
+  EXPECT_TRUE(h200.hasCooperativeMatrixShape("16x8x16 f16 f16 f32 f32"));
+  EXPECT_FALSE(h200.hasCooperativeMatrixShape("16x8x16 f16 f16 f16 f32"));
+  EXPECT_TRUE(lvp.cooperativeMatrixShapes.empty());
   DeviceProfile generic = *builtinDeviceProfile("generic");
   EXPECT_FALSE(generic.float16);
   EXPECT_FALSE(generic.storage16);
@@ -99,6 +102,23 @@ TEST(DeviceProfile, WriterIsCanonical) {
       "compact.json");
   ASSERT_TRUE(compact.ok()) << compact.status().message();
   EXPECT_TRUE(*compact == *p);
+}
+
+// cooperative_matrix_shapes is optional on read (profiles written before it have none: no cooperative
+// matrices for the kernels), always written, and a shape holds only with cooperative_matrix.
+TEST(DeviceProfile, CooperativeMatrixShapes) {
+  std::string text = writeDeviceProfile(*builtinDeviceProfile("lavapipe"));
+  ASSERT_NE(text.find("\"cooperative_matrix_shapes\": []"), std::string::npos) << text;
+  std::string before = replaced(text, "  \"cooperative_matrix_shapes\": [],\n", "");
+  StatusOr<DeviceProfile> old = parseDeviceProfile(before, "old.json");
+  ASSERT_TRUE(old.ok()) << old.status().message();
+  EXPECT_TRUE(old->cooperativeMatrixShapes.empty());
+  DeviceProfile p = *builtinDeviceProfile("nvidia-h200");
+  StatusOr<DeviceProfile> back = parseDeviceProfile(writeDeviceProfile(p), "h200.json");
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_TRUE(*back == p);
+  p.cooperativeMatrix = false;
+  EXPECT_FALSE(p.hasCooperativeMatrixShape("16x8x16 f16 f16 f32 f32"));
 }
 
 TEST(DeviceProfile, UnavailableListsAndFiles) {
@@ -172,6 +192,10 @@ TEST(DeviceProfile, UnknownNamesInListsAreErrors) {
   expectError("unavailable_ops", "\"\"", "unknown op ''");
   expectError("unavailable_dtypes", "\"f8\"", "unknown dtype 'f8' (f32 f16 bf16 i64 i32 i8 i1)");
   expectError("unavailable_dtypes", "\"F16\"", "unknown dtype 'F16'");
+  for (const char *shape : {"\"16x8x16 f16 f16 f32\"", "\"16x8 f16 f16 f32 f32\"", "\"16x8x16 f16 f16 f32 f33\"",
+                            "\"0x8x16 f16 f16 f32 f32\"", "\"16x8x16 f16 f16 f32 f32 \"",
+                            "\"16X8X16 f16 f16 f32 f32\""})
+    expectError("cooperative_matrix_shapes", shape, "expected \"MxNxK A B C R\"");
   std::string m = rejection(replaced(kLavapipe, "\"quad\"", "\"quadruple\""));
   EXPECT_NE(m.find("key 'subgroup_ops': unknown subgroup operation 'quadruple'"), std::string::npos) << m;
   // Every kiln op and dtype, with and without the dialect prefix, is accepted.

@@ -23,10 +23,14 @@
 //     "max_allocation_size": 2147483648,     // maxMemoryAllocationSize
 //     "max_push_constants_size": 128,
 //     "cooperative_matrix": false,           // VK_KHR_cooperative_matrix present
+//     "cooperative_matrix_shapes": ["16x8x16 f16 f16 f32 f32"], // its subgroup-scope MxNxK A B C Result types
 //     "unavailable_ops": ["kiln.rope"],      // ops to treat as missing: registered kiln ops ("rope" = "kiln.rope")
 //     "unavailable_dtypes": ["f16"]          // dtypes to treat as missing: one of kProfileDtypeNames
 //   }
-// unavailable_ops / unavailable_dtypes may be omitted (empty); every other key is required. An unknown key,
+// unavailable_ops / unavailable_dtypes / cooperative_matrix_shapes may be omitted (empty; profiles written before
+// the shapes were recorded have none, and kernels then use no cooperative matrix); every other key is required.
+// A shape is "MxNxK A B C R": positive sizes, then the component types of A, B, C and the result
+// (VkCooperativeMatrixPropertiesKHR: f16 f32 f64 bf16 s8 u8 s16 u16 s32 u32 s64 u64 e4m3 e5m2). An unknown key,
 // an unknown op, subgroup op or dtype name, a wrong type or an out-of-range number is an error naming the
 // source (file) and the key. Integers are JSON integers (32-bit where Vulkan's limit is; the two sizes 64-bit).
 // `kiln devices --json` with several devices writes an array of such objects; a profile is one of them.
@@ -63,10 +67,13 @@ struct DeviceProfile {
   uint64_t maxAllocationSize = 0;
   uint64_t maxPushConstantsSize = 0;
   bool cooperativeMatrix = false;
+  std::vector<std::string> cooperativeMatrixShapes; // "16x8x16 f16 f16 f32 f32", ...
   std::vector<std::string> unavailableOps;    // op names as written ("kiln.rope" or "rope")
   std::vector<std::string> unavailableDtypes; // names of kProfileDtypeNames
 
   bool hasSubgroupOp(const std::string &op) const;
+  /// Whether the device has VK_KHR_cooperative_matrix and lists `shape` ("16x8x16 f16 f16 f32 f32").
+  bool hasCooperativeMatrixShape(const std::string &shape) const;
   /// Whether `opName` ("kiln.rope") is listed in unavailableOps (a bare "rope" there means "kiln.rope").
   bool opUnavailable(const std::string &opName) const;
   bool dtypeUnavailable(const std::string &dtype) const;

@@ -30,6 +30,9 @@
 
 namespace kiln::codegen {
 
+/// The cooperative-matrix shape the matmul kernel uses (a device profile's cooperative_matrix_shapes entry).
+constexpr const char *kSpirvCooperativeMatrixShape = "16x8x16 f16 f16 f32 f32";
+
 /// What the kernels may use of a Vulkan device (a subset of a device profile).
 struct SpirvTarget {
   bool float16 = false;              ///< 16-bit storage (f16 / bf16 tensors, computed in f32)
@@ -38,6 +41,9 @@ struct SpirvTarget {
   uint32_t maxWorkgroupInvocations = 1024;
   uint64_t maxStorageBufferRange = 1ull << 27;
   bool subgroupArithmetic = true;
+  /// VK_KHR_cooperative_matrix with kSpirvCooperativeMatrixShape (tensor cores): matmuls with f16 weights and
+  /// more than 4 rows take cooperative-matrix tiles (on 32-wide subgroups), else the scalar tiles.
+  bool cooperativeMatrix = false;
 };
 
 struct SpirvKernel {
