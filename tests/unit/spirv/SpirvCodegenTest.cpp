@@ -13,6 +13,7 @@
 //===----------------------------------------------------------------------===//
 #include "KernelCases.h"
 #include "KernelTestUtil.h"
+#include "ReplayCase.h"
 #include "VulkanHarness.h"
 
 #include "kiln/codegen/SpirvCodegen.h"
@@ -382,6 +383,87 @@ func.func @cm(%x: tensor<?x264xf32, #kiln.dims<[s]>>, %w: tensor<150x264xf16>, %
   EXPECT_EQ(scalar->name.find("_coopmat"), std::string::npos) << scalar->name;
   // Without the extension (lavapipe): the scalar tiles, and the kernel runs here.
   EXPECT_EQ(kernels.at(f16Matmul).name.find("_coopmat"), std::string::npos);
+}
+
+/// One transpose_b matmul x [s, K] . w [N, K]^T: w f16 (stored as f16, read in place through a folded convert)
+/// or f32, x f32 or f16 (with f16 weights: an f16 result).
+std::string gpuMatmulSource(int64_t n, int64_t k, bool f16Weights, bool f16Activations) {
+  std::string x = "tensor<?x" + std::to_string(k) + (f16Activations ? "xf16" : "xf32") + ", #kiln.dims<[s]>>";
+  std::string out = "tensor<?x" + std::to_string(n) + (f16Activations ? "xf16" : "xf32") + ", #kiln.dims<[s]>>";
+  std::string w = "tensor<" + std::to_string(n) + "x" + std::to_string(k);
+  std::string body = "func.func @m(%x: " + x + ", %w: " + w + (f16Weights ? "xf16>" : "xf32>") + ") -> " + out + " {\n";
+  std::string b = "%w";
+  if (f16Weights && !f16Activations) {
+    body += "  %wf = kiln.convert %w : " + w + "xf16> -> " + w + "xf32>\n";
+    b = "%wf";
+  }
+  std::string bType = w + (f16Weights && f16Activations ? "xf16>" : "xf32>");
+  body += "  %0 = kiln.matmul %x, " + b + " {transpose_b = true} : (" + x + ", " + bType + ") -> " + out + "\n";
+  return body + "  return %0 : " + out + "\n}";
+}
+
+// KILN_SPIRV_EXPORT=DIR: kernels for a device like the nvidia-h200 profile (cooperative matrices, 32-wide
+// subgroups) on awkward sizes, with their inputs and the interpreter's results, for kiln_spirv_replay on the GPU
+// machine (ReplayCase.h): the cooperative-matrix tiles (M, N, K not multiples of 64 / 128 / 32, K not a multiple
+// of 8: scalar loads; f16 activations) and the GEMV (f32 and f16 weights, M = 1..4). Without it: skipped.
+TEST_F(SpirvCodegenTest, ExportGpuCases) {
+  const char *dir = std::getenv("KILN_SPIRV_EXPORT");
+  if (!dir)
+    GTEST_SKIP() << "set KILN_SPIRV_EXPORT=DIR to write the GPU cases for kiln_spirv_replay";
+  target.cooperativeMatrix = true;
+  target.subgroupSize = 32;
+  target.maxSharedMemory = 49152;
+  foldWeightConverts = true;
+  struct GpuCase {
+    int64_t n, k;
+    bool f16Weights, f16Activations;
+    std::vector<int64_t> rows;
+    double tolerance; // f16 rounding of the activations (cooperative matrices) or f32 sums (GEMV)
+  };
+  const std::vector<GpuCase> cases = {
+      {150, 264, true, false, {5, 64, 70, 130}, 5e-3}, {301, 203, true, false, {5, 70}, 5e-3},
+      {520, 2056, true, false, {77}, 5e-3},           {1024, 2048, true, false, {256}, 5e-3},
+      {64, 64, true, false, {64}, 5e-3},              {150, 264, true, true, {7, 70}, 5e-3},
+      {1408, 2048, true, false, {1, 4}, 1e-5},        {67, 1032, false, false, {1, 2, 3, 4}, 1e-5},
+      {37, 1001, true, false, {1, 3}, 1e-5},          {300, 40, false, false, {2}, 1e-5}};
+  int index = 0;
+  for (const GpuCase &c : cases) {
+    compile(gpuMatmulSource(c.n, c.k, c.f16Weights, c.f16Activations));
+    mlir::Operation *matmul = nullptr;
+    for (mlir::Operation &op : func.getBody().front())
+      if (mlir::isa<ir::MatmulOp>(op))
+        matmul = &op;
+    const codegen::SpirvKernel &k = kernels.at(matmul);
+    EXPECT_EQ(k.name.find("_coopmat") != std::string::npos, c.f16Weights) << k.name; // the path is M's, at run time
+    for (int64_t rows : c.rows) {
+      Bindings bindings = {{"b", 1}, {"s", rows}, {"p", 0}};
+      std::vector<HostTensor> args, expected;
+      llvm::DenseMap<mlir::Value, Buffer> values;
+      makeInputs(func, bindings, {}, rng, args, values);
+      ir::Interpreter interpreter(nullptr);
+      std::string error;
+      ASSERT_TRUE(interpreter.run(func, args, expected, error)) << error;
+      ReplayCase rc;
+      rc.name = k.name + " M=" + std::to_string(rows) + " N=" + std::to_string(c.n) + " K=" + std::to_string(c.k);
+      rc.tolerance = c.tolerance;
+      rc.spirv = k.spirv;
+      rc.specialization = k.specialization;
+      std::map<std::string, int64_t> symbolValues(bindings.begin(), bindings.end());
+      for (const std::string &name : kSymbols)
+        rc.push.push_back(uint32_t(bindings.at(name)));
+      for (int a = 0; a < 3; ++a)
+        rc.groups[a] = uint32_t((*k.globalSize[a].evaluate(symbolValues) + k.workgroupSize[a] - 1) / k.workgroupSize[a]);
+      for (mlir::Value v : matmul->getOperands())
+        rc.buffers.push_back(values[foldedSource(matmul, v)].bytes);
+      rc.buffers.push_back(garbageBuffer(matmul->getResult(0).getType(), bindings).bytes);
+      rc.resultKind = c.f16Activations ? 1 : 0;
+      rc.expected.assign(expected[0].data.begin(), expected[0].data.end());
+      char file[32];
+      std::snprintf(file, sizeof file, "/%03d.rpl", index++);
+      ASSERT_TRUE(writeReplayCase(dir + std::string(file), rc)) << dir << file;
+    }
+  }
+  std::printf("[ export   ] %d cases in %s\n", index, dir);
 }
 
 // The register-blocked tile path at sizes that cross tiles: M = s up to 130, N = 150 and 77 (not multiples

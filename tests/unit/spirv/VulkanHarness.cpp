@@ -7,6 +7,76 @@
 
 namespace kiln::test {
 
+namespace {
+// VK_KHR_cooperative_matrix (Vulkan headers older than 1.3.255 lack it; the runtime does the same).
+constexpr const char *kCoopMatrixExt = "VK_KHR_cooperative_matrix";
+struct CoopMatrixFeatures {
+  VkStructureType sType;
+  void *pNext;
+  VkBool32 cooperativeMatrix;
+  VkBool32 cooperativeMatrixRobustBufferAccess;
+};
+struct CoopMatrixProperties { // VkCooperativeMatrixPropertiesKHR
+  VkStructureType sType;
+  void *pNext;
+  uint32_t MSize, NSize, KSize;
+  int32_t AType, BType, CType, ResultType; // VkComponentTypeKHR
+  VkBool32 saturatingAccumulation;
+  int32_t scope; // VkScopeKHR: 3 = subgroup
+};
+using GetCoopMatrixProperties = VkResult(VKAPI_PTR *)(VkPhysicalDevice, uint32_t *, CoopMatrixProperties *);
+
+const char *componentName(int32_t t) {
+  switch (t) {
+  case 0: return "f16";
+  case 1: return "f32";
+  case 2: return "f64";
+  case 3: return "s8";
+  case 4: return "s16";
+  case 5: return "s32";
+  case 6: return "s64";
+  case 7: return "u8";
+  case 8: return "u16";
+  case 9: return "u32";
+  case 10: return "u64";
+  case 1000141000: return "bf16";
+  case 1000491002: return "e4m3";
+  case 1000491003: return "e5m2";
+  default: return "?";
+  }
+}
+
+bool hasExtension(VkPhysicalDevice dev, const char *name) {
+  uint32_t n = 0;
+  vkEnumerateDeviceExtensionProperties(dev, nullptr, &n, nullptr);
+  std::vector<VkExtensionProperties> exts(n);
+  vkEnumerateDeviceExtensionProperties(dev, nullptr, &n, exts.data());
+  for (const VkExtensionProperties &e : exts)
+    if (std::strcmp(e.extensionName, name) == 0)
+      return true;
+  return false;
+}
+
+/// The subgroup-scope shapes, "16x8x16 f16 f16 f32 f32".
+std::vector<std::string> coopMatrixShapes(VkInstance instance, VkPhysicalDevice dev) {
+  auto get = reinterpret_cast<GetCoopMatrixProperties>(
+      vkGetInstanceProcAddr(instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR"));
+  std::vector<std::string> shapes;
+  uint32_t n = 0;
+  if (!get || get(dev, &n, nullptr) != VK_SUCCESS)
+    return shapes;
+  std::vector<CoopMatrixProperties> props(n, CoopMatrixProperties{static_cast<VkStructureType>(1000506001)});
+  if (get(dev, &n, props.data()) != VK_SUCCESS)
+    return shapes;
+  for (const CoopMatrixProperties &p : props)
+    if (p.scope == 3)
+      shapes.push_back(std::to_string(p.MSize) + "x" + std::to_string(p.NSize) + "x" + std::to_string(p.KSize) + " " +
+                       componentName(p.AType) + " " + componentName(p.BType) + " " + componentName(p.CType) + " " +
+                       componentName(p.ResultType));
+  return shapes;
+}
+} // namespace
+
 struct VulkanHarness::Impl {
   VkInstance instance = VK_NULL_HANDLE;
   VkPhysicalDevice physical = VK_NULL_HANDLE;
@@ -86,13 +156,25 @@ std::unique_ptr<VulkanHarness> VulkanHarness::create(std::string &why) {
   e11.storageBuffer16BitAccess = f11.storageBuffer16BitAccess;
   e12.storageBuffer8BitAccess = f12.storageBuffer8BitAccess;
   e12.shaderInt8 = f12.shaderInt8;
+  e12.shaderFloat16 = f12.shaderFloat16;
+  e12.vulkanMemoryModel = f12.vulkanMemoryModel;
+  e12.vulkanMemoryModelDeviceScope = f12.vulkanMemoryModelDeviceScope;
   VkPhysicalDeviceFeatures2 enabled{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
   enabled.pNext = &e11;
   enabled.features.shaderInt16 = supported.features.shaderInt16;
+  CoopMatrixFeatures coop{static_cast<VkStructureType>(1000506000), nullptr, VK_TRUE, VK_FALSE};
+  std::vector<const char *> extensions;
+  if (hasExtension(m.physical, kCoopMatrixExt)) {
+    h->shapes_ = coopMatrixShapes(m.instance, m.physical);
+    e12.pNext = &coop;
+    extensions.push_back(kCoopMatrixExt);
+  }
   VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
   dci.pNext = &enabled;
   dci.queueCreateInfoCount = 1;
   dci.pQueueCreateInfos = &qci;
+  dci.enabledExtensionCount = uint32_t(extensions.size());
+  dci.ppEnabledExtensionNames = extensions.data();
   if (vkCreateDevice(m.physical, &dci, nullptr, &m.device) != VK_SUCCESS) {
     why = "vkCreateDevice failed on " + h->deviceName_;
     return nullptr;

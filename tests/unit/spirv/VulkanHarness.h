@@ -1,7 +1,9 @@
 //===- VulkanHarness.h - a minimal Vulkan compute dispatcher for the kernel tests -*- C++ -*-===//
 //
 // Only for tests: the first device, one queue, host-visible coherent buffers, one descriptor set, push
-// constants, vkCmdDispatch and a fence per call. The production executor is runtime/src/vulkan/.
+// constants, vkCmdDispatch and a fence per call. The production executor is runtime/src/vulkan/. Enabled:
+// 8/16-bit storage, int8 / int16 / float16 arithmetic, the Vulkan memory model and, where present,
+// VK_KHR_cooperative_matrix (the kernels of a GPU profile need them; kiln_spirv_replay runs those).
 //
 //===----------------------------------------------------------------------===//
 #ifndef KILN_TESTS_SPIRV_VULKANHARNESS_H
@@ -21,6 +23,9 @@ public:
   ~VulkanHarness();
 
   std::string deviceName() const { return deviceName_; }
+  /// VK_KHR_cooperative_matrix's subgroup-scope shapes as "MxNxK A B C Result" (device profile form), empty
+  /// without the extension. With it, the device is created with the extension enabled.
+  const std::vector<std::string> &cooperativeMatrixShapes() const { return shapes_; }
 
   /// Runs `spirv` once with buffers[i] at binding i (contents copied in, and back out for all of them),
   /// push constants `pushWords`, and `groups` workgroups; `specialization`: the values of constant_id 0 .. n-1.
@@ -34,6 +39,7 @@ private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::string deviceName_;
+  std::vector<std::string> shapes_;
 };
 
 } // namespace kiln::test
