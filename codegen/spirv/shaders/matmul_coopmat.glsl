@@ -48,13 +48,31 @@ uvec4 cmLoadB(uint B0, uint j, uint kk) {
 #endif
 }
 
-// The CM_BK-deep slices at k0 of A's rows i0.. and B's rows j0.. into cmA / cmB: CM_BK / 8 uvec4 per row.
-void cmLoadTiles(uint A0, uint B0, uint i0, uint j0, uint k0) {
-  const uint G = CM_BK / 8u;
-  for (uint e = gl_LocalInvocationID.x; e < CM_BM * G; e += WG_X)
-    cmA[(e / G) * CM_LDV + e % G] = cmLoadA(A0, i0 + e / G, k0 + (e % G) * 8u);
-  for (uint e = gl_LocalInvocationID.x; e < CM_BN * G; e += WG_X)
-    cmB[(e / G) * CM_LDV + e % G] = cmLoadB(B0, j0 + e / G, k0 + (e % G) * 8u);
+// The CM_BK-deep slices at k0 of A's rows i0.. and B's rows j0.. (CM_BK / 8 uvec4 per row), in registers:
+// invocation t holds elements t, t + WG_X, ... of each (CM_PER_A of A, CM_PER_B of B). They are fetched one
+// slice ahead, so the next slice's global loads are in flight while the current one is multiplied.
+#define CM_G (CM_BK / 8u)
+#define CM_PER_A ((CM_BM * CM_G + WG_X - 1u) / WG_X)
+#define CM_PER_B ((CM_BN * CM_G + WG_X - 1u) / WG_X)
+void cmFetch(uint A0, uint B0, uint i0, uint j0, uint k0, out uvec4 ra[CM_PER_A], out uvec4 rb[CM_PER_B]) {
+  [[unroll]] for (uint q = 0u; q < CM_PER_A; ++q) {
+    uint e = gl_LocalInvocationID.x + q * WG_X;
+    ra[q] = e < CM_BM * CM_G ? cmLoadA(A0, i0 + e / CM_G, k0 + (e % CM_G) * 8u) : uvec4(0u);
+  }
+  [[unroll]] for (uint q = 0u; q < CM_PER_B; ++q) {
+    uint e = gl_LocalInvocationID.x + q * WG_X;
+    rb[q] = e < CM_BN * CM_G ? cmLoadB(B0, j0 + e / CM_G, k0 + (e % CM_G) * 8u) : uvec4(0u);
+  }
+}
+void cmStoreTiles(uvec4 ra[CM_PER_A], uvec4 rb[CM_PER_B]) {
+  [[unroll]] for (uint q = 0u; q < CM_PER_A; ++q) {
+    uint e = gl_LocalInvocationID.x + q * WG_X;
+    if (e < CM_BM * CM_G) cmA[(e / CM_G) * CM_LDV + e % CM_G] = ra[q];
+  }
+  [[unroll]] for (uint q = 0u; q < CM_PER_B; ++q) {
+    uint e = gl_LocalInvocationID.x + q * WG_X;
+    if (e < CM_BN * CM_G) cmB[(e / CM_G) * CM_LDV + e % CM_G] = rb[q];
+  }
 }
 
 void coopTiles(uint bz, uint A0, uint B0) {
@@ -66,9 +84,12 @@ void coopTiles(uint bz, uint A0, uint B0) {
     CM_ACC acc[2][4];
     [[unroll]] for (uint r = 0u; r < 2u; ++r)
       [[unroll]] for (uint c = 0u; c < 4u; ++c) acc[r][c] = CM_ACC(0.0);
+    uvec4 ra[CM_PER_A], rb[CM_PER_B];
+    cmFetch(A0, B0, i0, j0, 0u, ra, rb);
     for (uint k0 = 0u; k0 < K; k0 += CM_BK) {
-      cmLoadTiles(A0, B0, i0, j0, k0);
+      cmStoreTiles(ra, rb);
       barrier();
+      if (k0 + CM_BK < K) cmFetch(A0, B0, i0, j0, k0 + CM_BK, ra, rb);
       [[unroll]] for (uint kq = 0u; kq < CM_BK / 8u; kq += 2u) {
         CM_FRAG_A a[2];
         CM_FRAG_B b[4];
