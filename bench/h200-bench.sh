@@ -13,22 +13,13 @@ export LD_LIBRARY_PATH=/tmp/rt/usr/lib/x86_64-linux-gnu:/tmp/rt/usr/lib/x86_64-l
 export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 K=.h200/bin/kiln
 nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv,noheader
-for a in .h200/cases/*.kiln; do
-  n=$(basename $a .kiln); ref=.h200/cases/$n.ref.safetensors; ch=$(cat .h200/cases/$n.chunks)
-  if [ "$ch" = "-" ]; then scheds="one"; name=last_hidden_state; else scheds="$ch one"; name=logits; fi
-  for s in $scheds; do
-    args=""; [ "$s" != one ] && args="--chunks $s"
-    if $K run $a --inputs $ref --outputs /tmp/o.st $args 2>/tmp/err; then
-      echo "$n [$s]: $(python3 .h200/compare.py /tmp/o.st $ref $name 1e-3)"
-    else echo "$n [$s]: FAIL $(cat /tmp/err)"; fi
-  done
-done
+K=$K bash bench/h200-cases.sh
 if [ -f .h200/f16/llama16-vk.kiln ]; then
   in=.h200/cases/llama-tiny.ref.safetensors
   $K run .h200/f16/llama16-cpu.kiln --inputs $in --outputs /tmp/c.st --chunks 2,5,1,1,1,1,1 2>&1 | tail -1
   for s in "2,5,1,1,1,1,1" "12"; do
     $K run .h200/f16/llama16-vk.kiln --inputs $in --outputs /tmp/v.st --chunks $s 2>&1 | tail -1
-    echo "llama-tiny f16 weights, vulkan [$s] vs cpu artifact: $(python3 .h200/compare.py /tmp/v.st /tmp/c.st logits 1e-3)"
+    echo "llama-tiny f16 weights, vulkan [$s] vs cpu artifact: $(python3 bench/compare.py /tmp/v.st /tmp/c.st logits 1e-3)"
   done
 fi
 for m in ${MODELS:-tl-f32 tl-f16}; do

@@ -37,16 +37,7 @@ if [ "${SKIP_CHECKS:-0}" != 1 ]; then
   echo "== kernel cases vs the interpreter (kiln_spirv_replay)"
   .h200/replay/kiln_spirv_replay .h200/replay/cases
   echo "== reference cases vs HF (this tree's kernels, profile nvidia-h200), each case's chunks and one chunk"
-  for a in .h200/cases/*.kiln; do
-    n=$(basename $a .kiln); ref=.h200/cases/$n.ref.safetensors; ch=$(cat .h200/cases/$n.chunks)
-    if [ "$ch" = "-" ]; then scheds="one"; name=last_hidden_state; else scheds="$ch one"; name=logits; fi
-    for s in $scheds; do
-      args=""; [ "$s" != one ] && args="--chunks $s"
-      if $K run $a --inputs $ref --outputs /tmp/o.st $args 2>/tmp/err; then
-        echo "$n [$s]: $(python3 bench/compare.py /tmp/o.st $ref $name 1e-3)"
-      else echo "$n [$s]: FAIL $(tail -1 /tmp/err)"; fi
-    done
-  done
+  K=$K bash bench/h200-cases.sh
   echo "== f16-weight models: vulkan (cooperative-matrix prefill for chunks > 4, GEMV for <= 4) vs the CPU artifact"
   for m in llama16:2,5,1,1,1,1,1:12 awkward16:70,1,1,1,2:75; do
     IFS=: read -r name chunks one <<< "$m"
