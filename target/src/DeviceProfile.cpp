@@ -83,11 +83,13 @@ struct BuiltinProfile {
   std::vector<std::string> cooperativeMatrixShapes;
 };
 
-/// The f16 subgroup-scope shapes VK_KHR_cooperative_matrix reports on NVIDIA Hopper (driver 580; checked on
-/// the H100 with tests/unit/spirv's replay tool, bench/RESULTS.md), the ones kiln's kernels may use.
+/// The subgroup-scope shapes VK_KHR_cooperative_matrix reports on NVIDIA Hopper, in its order (an H100 80GB
+/// HBM3, driver 580.159.04, listed by tests/unit/spirv's kiln_spirv_replay; bench/RESULTS.md, 2026-12-07).
 std::vector<std::string> nvidiaHopperShapes() {
-  return {"16x16x16 f16 f16 f16 f16", "16x16x16 f16 f16 f32 f32", "16x8x16 f16 f16 f16 f16",
-          "16x8x16 f16 f16 f32 f32",  "16x8x8 f16 f16 f16 f16",   "16x8x8 f16 f16 f32 f32"};
+  return {"16x16x16 f16 f16 f16 f16", "16x8x16 f16 f16 f16 f16",   "16x8x8 f16 f16 f16 f16",
+          "16x16x16 f16 f16 f32 f32", "16x8x16 f16 f16 f32 f32",   "16x8x8 f16 f16 f32 f32",
+          "16x16x32 u8 u8 u32 u32",   "16x16x32 s8 s8 s32 s32",    "16x8x32 u8 u8 u32 u32",
+          "16x8x32 s8 s8 s32 s32",    "16x16x16 bf16 bf16 f32 f32"};
 }
 
 const std::vector<BuiltinProfile> &builtinProfiles() {
