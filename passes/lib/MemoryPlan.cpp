@@ -41,6 +41,24 @@ std::vector<mlir::Operation *> MemoryPlan::dispatchOps() const {
   return ops;
 }
 
+std::vector<mlir::Operation *> kernelOps(const MemoryPlan &plan) {
+  std::vector<mlir::Operation *> ops;
+  for (const PlanDispatch &d : plan.dispatches)
+    if (!d.transfer && d.op)
+      ops.push_back(d.op);
+  return ops;
+}
+
+std::vector<mlir::Operation *> removedOps(const std::vector<mlir::Operation *> &before, const MemoryPlan &after) {
+  std::vector<mlir::Operation *> now = kernelOps(after);
+  std::set<mlir::Operation *> kept(now.begin(), now.end());
+  std::vector<mlir::Operation *> removed;
+  for (mlir::Operation *op : before)
+    if (!kept.count(op))
+      removed.push_back(op);
+  return removed;
+}
+
 std::vector<std::string> MemoryPlan::symbolNames() const {
   std::vector<std::string> names;
   for (const PlanSymbol &s : symbols)
