@@ -56,7 +56,10 @@ private:
 /// --dump-dir DIR: the module after a phase as DIR/NAME; --dump-ir-after-all: the same text to irDump.
 class IrDumps {
 public:
-  explicit IrDumps(const CompileOptions &options) : options(options) { flags.enableDebugInfo(true, true); }
+  explicit IrDumps(const CompileOptions &options) : options(options) {
+    // Locations inline as loc("model.layers.0.mlp"): readable, and kiln-opt parses it (pretty form it cannot).
+    flags.enableDebugInfo(/*enable=*/true, /*prettyForm=*/false).useLocalScope();
+  }
   bool enabled() const { return !options.dumpDir.empty() || options.irDump; }
 
   Status createDirectory() const {

@@ -52,9 +52,11 @@ void annotatePartition(mlir::func::FuncOp step, const MemoryPlan &plan, const Pa
   for (const PlanDispatch &d : plan.dispatches) {
     if (!d.transfer)
       continue;
+    // "input_ids to device", "kiln.rope at model.layers.0.self_attn to host": the buffer, by its producer.
     const PlanBuffer &from = plan.buffers[size_t(d.buffers[0])], &to = plan.buffers[size_t(d.buffers[1])];
-    transfers.push_back(
-        b.getStringAttr(from.name + (to.location == BufferLocation::Device ? " to device" : " to host")));
+    mlir::Operation *producer = from.value ? from.value.getDefiningOp() : nullptr;
+    std::string what = producer ? producer->getName().getStringRef().str() + " at " + from.name : from.name;
+    transfers.push_back(b.getStringAttr(what + (to.location == BufferLocation::Device ? " to device" : " to host")));
   }
   step->setAttr(kTransfers, b.getArrayAttr(transfers));
   annotatePartitionCounts(step, partition);

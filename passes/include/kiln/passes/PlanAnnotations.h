@@ -16,7 +16,7 @@
 //                                   concat whose dispatch appends them)
 //   kiln.kv_cache = "in place, capacity 64" | "two buffers: <why>"   on each past_X argument
 //   on the function: kiln.partition = {cpu, fallbacks, transfers, vulkan} (the counts of the partition
-//   report), kiln.transfers = ["<buffer> to device", "<buffer> to host", ...] (in dispatch order) and
+//   report), kiln.transfers = ["input_ids to device", "<op> at <location> to host", ...] (in dispatch order) and
 //   kiln.kv_cache = "kv cache: ..." (kvCacheSummary)
 // A later pass reads the earlier ones' attributes back (readPlacement, applyRecordedFolds), so each pass is
 // one decision applied to the recorded state of the others.
