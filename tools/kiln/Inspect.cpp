@@ -2,7 +2,8 @@
 //
 // A readable dump of an artifact: provenance, model and limits, ports, KV-cache layout, the partition
 // (per-device counts, CPU-placed ops with their reasons, transfers), kernels by op, the dispatch list, the
-// buffer table, the memory-plan summary (both arenas) and the sections with their checksums.
+// buffer table, the memory-plan summary (both arenas), the sections with their checksums and the compile
+// report (every stage's lines, as kiln compile printed them).
 // Needs only kiln_artifact (builds without the compiler). A bad file: exit 1 with one line.
 //
 //===----------------------------------------------------------------------===//
@@ -26,6 +27,45 @@ namespace kiln::cli {
 namespace {
 
 using namespace kiln::artifact;
+
+/// kiln-split-weights' lines: each weight split into row chunks and each use that kept a weight whole
+/// (the compile report's split-weights stage; "partitioning: " notes in artifacts from before it).
+std::vector<std::string> splitWeightLines(const Manifest &m) {
+  std::vector<std::string> lines;
+  auto add = [&](const std::string &line) {
+    for (const char *prefix : {"split ", "not split: ", "kept whole: "})
+      if (line.rfind(prefix, 0) == 0)
+        lines.push_back(line);
+  };
+  for (const ReportStage &stage : m.compile_report())
+    if (stage.stage() == "split-weights")
+      for (const std::string &line : stage.lines())
+        add(line);
+  const std::string legacy = "partitioning: ";
+  for (const std::string &n : m.notes())
+    if (n.rfind(legacy, 0) == 0)
+      add(n.substr(legacy.size()));
+  return lines;
+}
+
+/// The compile report as kiln compile printed it, by stage with its time, with --report's details.
+void printCompileReport(const Manifest &m, std::FILE *o) {
+  if (m.compile_report_size() > 0) {
+    std::fprintf(o, "\ncompile report\n");
+    for (const ReportStage &stage : m.compile_report()) {
+      std::fprintf(o, "  %-14s %.3f s\n", stage.stage().c_str(), stage.seconds());
+      for (const std::string &line : stage.lines())
+        std::fprintf(o, "    %s\n", line.c_str());
+      for (const std::string &line : stage.details())
+        std::fprintf(o, "    %s\n", line.c_str());
+    }
+  }
+  if (m.notes_size() > 0) { // artifacts from before compile_report
+    std::fprintf(o, "\nnotes\n");
+    for (const std::string &n : m.notes())
+      std::fprintf(o, "  %s\n", n.c_str());
+  }
+}
 
 std::string dimText(const Dim &d) {
   std::string s;
@@ -204,17 +244,11 @@ int runInspect(int argc, char **argv) {
       groups[key].push_back(e.location().empty() ? "?" : e.location());
     }
     // Weights split into row chunks for the device (kiln-split-weights), and what kept a weight whole.
-    bool splitHeader = false;
-    for (const std::string &n : m.notes()) {
-      for (const char *prefix : {"partitioning: split ", "partitioning: not split: ", "partitioning: kept whole: "}) {
-        if (n.rfind(prefix, 0) != 0)
-          continue;
-        if (!splitHeader)
-          std::fprintf(o, "  split weights\n");
-        splitHeader = true;
-        std::fprintf(o, "    %s\n", n.substr(std::strlen("partitioning: ")).c_str());
-      }
-    }
+    std::vector<std::string> split = splitWeightLines(m);
+    if (!split.empty())
+      std::fprintf(o, "  split weights\n");
+    for (const std::string &line : split)
+      std::fprintf(o, "    %s\n", line.c_str());
     if (!order.empty())
       std::fprintf(o, "  on the cpu\n");
     for (const auto &key : order) {
@@ -328,11 +362,7 @@ int runInspect(int argc, char **argv) {
     std::fprintf(o, "  %-12s  offset %10" PRIu64 "  size %s  xxh64 0x%016" PRIx64 "\n", sectionName(s.kind), s.offset,
                  padRight(bytesText(s.size), 24).c_str(), s.checksum);
 
-  if (m.notes_size() > 0) {
-    std::fprintf(o, "\nnotes\n");
-    for (const std::string &n : m.notes())
-      std::fprintf(o, "  %s\n", n.c_str());
-  }
+  printCompileReport(m, o);
   return kExitOk;
 }
 
