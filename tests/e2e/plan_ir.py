@@ -16,37 +16,20 @@ Prints one line per check and 'N passed, N failed'; exits 1 on any failure.
 """
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
-RESULTS = [0, 0]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "vulkan"))
+import vulkan_cases as vc  # noqa: E402
+from vulkan_cases import report, run  # noqa: E402
+
 CONTEXT, BATCH = "16", "2"
 
 
-def report(ok, what, msg=""):
-    print("%-4s %-60s %s" % ("ok" if ok else "FAIL", what, msg))
-    sys.stdout.flush()
-    RESULTS[0 if ok else 1] += 1
-    return ok
-
-
-def run(cmd):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-
-
-def lavapipe_profile(path, **changes):
-    """The built-in lavapipe profile with some keys changed, written to `path`."""
-    p = {"name": "lavapipe", "api_version": "1.3.230", "float16": True, "int8": True, "storage16": True,
-         "storage8": True, "subgroup_size": 8,
-         "subgroup_ops": ["basic", "vote", "arithmetic", "ballot", "shuffle", "shuffle_relative", "quad"],
-         "max_shared_memory": 32768, "max_workgroup_invocations": 1024, "max_workgroup_size": [1024, 1024, 1024],
-         "max_workgroup_count": [65535, 65535, 65535], "max_storage_buffer_range": 134217728,
-         "max_allocation_size": 2147483648, "max_push_constants_size": 128, "cooperative_matrix": False,
-         "unavailable_ops": [], "unavailable_dtypes": []}
-    p.update(changes)
+def profile_file(path, **changes):
+    """The built-in lavapipe profile with some keys changed, as a --device-profile file."""
     with open(path, "w") as f:
-        json.dump(p, f)
+        json.dump(vc.lavapipe_profile(**changes), f)
     return path
 
 
@@ -96,9 +79,9 @@ def main():
     kiln, kiln_opt, data = sys.argv[1:]
     cases = sorted(c for c in os.listdir(data) if os.path.isfile(os.path.join(data, c, "case.json")))
     with tempfile.TemporaryDirectory() as tmp:
-        small = lavapipe_profile(os.path.join(tmp, "lavapipe-64k.json"), name="lavapipe-64k",
+        small = profile_file(os.path.join(tmp, "lavapipe-64k.json"), name="lavapipe-64k",
                                  max_storage_buffer_range=65536)
-        no_rope = lavapipe_profile(os.path.join(tmp, "no-rope.json"), name="no-rope", unavailable_ops=["kiln.rope"])
+        no_rope = profile_file(os.path.join(tmp, "no-rope.json"), name="no-rope", unavailable_ops=["kiln.rope"])
         for c in cases:
             model = os.path.join(data, c)
             check(kiln, kiln_opt, model, c + " cpu", tmp)
@@ -115,8 +98,8 @@ def main():
             check(kiln, kiln_opt, bf16, "llama-tiny bf16 vulkan", tmp, profile="lavapipe")
             planned = open(os.path.join(tmp, "llama-tiny_bf16_vulkan", "03-planned.mlir")).read()
             report('kiln.folded = "weight-convert"' in planned, "llama-tiny bf16 vulkan: weight converts folded")
-    print("%d passed, %d failed" % tuple(RESULTS))
-    return 1 if RESULTS[1] else 0
+    print("%d passed, %d failed" % tuple(vc.RESULTS))
+    return 1 if vc.RESULTS[1] else 0
 
 
 if __name__ == "__main__":
