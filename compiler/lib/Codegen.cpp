@@ -83,8 +83,8 @@ codegen::SpirvTarget spirvTarget(const DeviceProfile &p) {
   codegen::SpirvTarget t;
   t.float16 = p.float16 && p.storage16;
   t.subgroupSize = p.subgroupSize;
-  t.maxSharedMemory = p.maxSharedMemory;
-  t.maxWorkgroupInvocations = p.maxWorkgroupInvocations;
+  t.maxSharedMemory = static_cast<uint32_t>(p.maxSharedMemory); // 32-bit in every profile (the reader checks)
+  t.maxWorkgroupInvocations = static_cast<uint32_t>(p.maxWorkgroupInvocations);
   t.maxStorageBufferRange = p.maxStorageBufferRange;
   t.subgroupArithmetic = p.hasSubgroupOp("arithmetic");
   return t;

@@ -142,7 +142,7 @@ private:
 
 StatusOr<CompileResult> Pipeline::run() {
   if (vulkan) {
-    StatusOr<DeviceProfile> p = passes::loadVulkanProfile(o.deviceProfile);
+    StatusOr<DeviceProfile> p = target::loadDeviceProfile(o.deviceProfile);
     if (!p.ok())
       return p.status();
     profile = *p;

@@ -262,7 +262,7 @@ StatusOr<artifact::Manifest> manifestStage(const passes::MemoryPlan &plan, const
   if (Status s = fillPlan(plan, &manifest); !s)
     return Status::error(input.modelDir + ": " + s.message());
   if (input.profile)
-    manifest.set_device_profile_json(passes::writeVulkanProfile(*input.profile));
+    manifest.set_device_profile_json(target::writeDeviceProfile(*input.profile));
   if (input.partition)
     for (const passes::PartitionEntry &e : input.partition->entries) {
       artifact::PartitionEntry *out = manifest.add_partition();

@@ -46,7 +46,8 @@ Graph graphOf(const MemoryPlan &plan) {
 
 } // namespace
 
-Placement placeDispatches(const MemoryPlan &plan, const VulkanProfile &profile, const DeviceKernelCatalog *catalog) {
+Placement placeDispatches(const MemoryPlan &plan, const target::DeviceProfile &profile,
+                          const DeviceKernelCatalog *catalog) {
   const size_t n = plan.dispatches.size();
   // 1. Placement by legality.
   Placement placement;
@@ -260,7 +261,8 @@ PartitionResult applyPlacement(MemoryPlan &plan, const Placement &placement) {
   return result;
 }
 
-PartitionResult partitionPlan(MemoryPlan &plan, const VulkanProfile &profile, const DeviceKernelCatalog *catalog) {
+PartitionResult partitionPlan(MemoryPlan &plan, const target::DeviceProfile &profile,
+                              const DeviceKernelCatalog *catalog) {
   return applyPlacement(plan, placeDispatches(plan, profile, catalog));
 }
 

@@ -2,12 +2,14 @@
 #include "kiln/passes/PlanPasses.h"
 #include "kiln/passes/DeviceWeights.h"
 #include "kiln/passes/PlanAnnotations.h"
+#include "kiln/target/DeviceProfile.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"
 #include "mlir/Pass/PassRegistry.h"
 
+#include <algorithm>
 #include <functional>
 
 namespace kiln::passes {
@@ -63,12 +65,20 @@ struct PartitionPass : impl::KilnPartitionBase<PartitionPass> {
   explicit PartitionPass(const DeviceKernelCatalog *catalog) : catalog(catalog) {}
 
   void runOnOperation() override {
-    StatusOr<VulkanProfile> device = loadVulkanProfile(profile);
+    StatusOr<target::DeviceProfile> device = target::loadDeviceProfile(profile);
     if (!device.ok()) {
       getOperation().emitError("kiln-partition: " + device.status().message());
       return signalPassFailure();
     }
-    device->unavailableOps.insert(device->unavailableOps.end(), unavailableOps.begin(), unavailableOps.end());
+    // As in a profile file, an op name no kiln op has is an error rather than a silent no-op.
+    const std::vector<std::string> &known = target::kilnOpNames();
+    for (const std::string &op : unavailableOps) {
+      if (std::find(known.begin(), known.end(), target::canonicalOpName(op)) == known.end()) {
+        getOperation().emitError("kiln-partition: unavailable-ops: '" + op + "' is not a kiln op");
+        return signalPassFailure();
+      }
+      device->unavailableOps.push_back(op);
+    }
     const PlanOptions bounds{maxContext, maxBatch};
     if (failed(forEachFunction(getOperation(), [&](mlir::func::FuncOp f) -> Status {
           clearPlanAnnotations(f);

@@ -5,7 +5,7 @@
 #include "kiln/compiler/Stages.h"
 
 #include "kiln/artifact/ArtifactReader.h"
-#include "kiln/passes/DeviceProfile.h"
+#include "kiln/target/DeviceProfile.h"
 
 #include <gtest/gtest.h>
 
@@ -104,11 +104,11 @@ TEST(Compile, CpuReportIsWhatProgressGot) {
 }
 
 TEST(Compile, VulkanPartitionWithoutRope) {
-  passes::VulkanProfile profile = *passes::builtinVulkanProfile("lavapipe");
+  target::DeviceProfile profile = *target::builtinDeviceProfile("lavapipe");
   profile.name = "no-rope";
   profile.unavailableOps = {"kiln.rope"};
   const std::string profilePath = tempPath("no-rope.json");
-  std::ofstream(profilePath) << passes::writeVulkanProfile(profile);
+  std::ofstream(profilePath) << target::writeDeviceProfile(profile);
 
   std::vector<std::string> lines;
   CompileOptions o = smallCompile("llama-tiny", "llama-vk.kiln", &lines);

@@ -11,10 +11,10 @@
 #include "kiln/compiler/Report.h"
 
 #include "kiln/artifact/ArtifactWriter.h"
-#include "kiln/passes/DeviceProfile.h"
 #include "kiln/passes/DeviceWeights.h"
 #include "kiln/passes/MemoryPlan.h"
 #include "kiln/passes/Partition.h"
+#include "kiln/target/DeviceProfile.h"
 #include "kiln_artifact.pb.h"
 
 #include <map>
@@ -22,7 +22,7 @@
 namespace kiln::compiler {
 
 /// The target device's capability profile (the one place the compiler names its type).
-using DeviceProfile = passes::VulkanProfile;
+using DeviceProfile = target::DeviceProfile;
 
 // ---- import, verify, fuse ----
 

@@ -52,14 +52,16 @@ struct Placement {
   std::vector<std::string> reason; // why it is on the cpu ("" on vulkan)
   std::vector<bool> fallback;      // on the cpu because the device cannot run it
 };
-Placement placeDispatches(const MemoryPlan &plan, const VulkanProfile &profile, const DeviceKernelCatalog *catalog);
+Placement placeDispatches(const MemoryPlan &plan, const target::DeviceProfile &profile,
+                          const DeviceKernelCatalog *catalog);
 
 /// Rewrites `plan` for a placement (one entry per dispatch of `plan`): steps 3 to 5 above.
 PartitionResult applyPlacement(MemoryPlan &plan, const Placement &placement);
 
 /// Rewrites `plan` as described above: applyPlacement(plan, placeDispatches(...)). `catalog` may be null
 /// (then only (a) and (b) of Legality.h decide).
-PartitionResult partitionPlan(MemoryPlan &plan, const VulkanProfile &profile, const DeviceKernelCatalog *catalog);
+PartitionResult partitionPlan(MemoryPlan &plan, const target::DeviceProfile &profile,
+                              const DeviceKernelCatalog *catalog);
 
 /// The report, grouped by (op, device, reason): "kiln.rope x 6 -> cpu: profile lacks kiln.rope
 /// (model.layers.0.self_attn, model.layers.1.self_attn, ...)". First line: the counts per device.
