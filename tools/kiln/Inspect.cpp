@@ -130,21 +130,9 @@ std::string padRight(std::string s, size_t width) {
   return s;
 }
 
-} // namespace
-
-int runInspect(int argc, char **argv) {
-  Args args(argc, argv, 2, {}, {"--no-verify"});
-  if (!args.ok() || args.positional().size() != 1)
-    return fail(kExitUsage, (args.ok() ? std::string("") : args.error() + "; ") +
-                                "usage: kiln inspect MODEL.kiln [--no-verify]");
-  const std::string path = args.positional()[0];
-  StatusOr<MappedArtifact> opened = openArtifact(path, /*verifyChecksums=*/!args.has("--no-verify"));
-  if (!opened.ok())
-    return fail(kExitBadInput, opened.status().message());
-  const MappedArtifact &a = *opened;
+/// The header line, provenance, model facts and limits, the ports.
+void printModel(const std::string &path, const MappedArtifact &a, FILE *o) {
   const Manifest &m = a.manifest();
-  FILE *o = stdout;
-
   std::fprintf(o, "%s: kiln artifact, format version %u, %s\n", path.c_str(), a.header().formatVersion,
                bytesText(a.fileSize()).c_str());
 
@@ -186,7 +174,10 @@ int runInspect(int argc, char **argv) {
   };
   printPorts("inputs", m.inputs());
   printPorts("outputs", m.outputs());
+}
 
+/// The KV-cache entries and their layout; returns the cache's bytes per session at max context.
+uint64_t printKvCache(const Manifest &m, FILE *o) {
   uint64_t kvBytes = 0;
   if (m.kv_cache_size() > 0) {
     std::fprintf(o, "\nkv cache (%d entries; past = p tokens in, present = p + s tokens out)\n", m.kv_cache_size());
@@ -211,8 +202,11 @@ int runInspect(int argc, char **argv) {
     }
     std::fprintf(o, "  %d of %d entries in place\n", inPlace, m.kv_cache_size());
   }
+  return kvBytes;
+}
 
-  // Partition (vulkan artifacts).
+/// Vulkan artifacts: ops per device, split weights, CPU-placed ops with their reasons, the transfers.
+void printPartition(const Manifest &m, FILE *o) {
   int numTransfers = 0;
   uint64_t transferBytes = 0;
   for (const Dispatch &d : m.dispatches())
@@ -270,7 +264,13 @@ int runInspect(int argc, char **argv) {
       }
     }
   }
+}
 
+/// Distinct kernels by op, then every dispatch with its buffers.
+void printKernels(const Manifest &m, FILE *o) {
+  int numTransfers = 0;
+  for (const Dispatch &d : m.dispatches())
+    numTransfers += d.kind() == Dispatch::TRANSFER;
   // Kernels: distinct kernels and dispatches, by op.
   std::map<std::string, std::pair<int, int>> byOp; // op -> (kernels, dispatches)
   for (const Kernel &k : m.kernels())
@@ -304,7 +304,11 @@ int runInspect(int argc, char **argv) {
                  d.device().empty() ? "cpu" : d.device().c_str(),
                  (d.location().empty() ? "-" : d.location()).c_str(), buffers.c_str());
   }
+}
 
+/// The buffer table and the memory plan (both arenas, weights, KV cache).
+void printBuffers(const MappedArtifact &a, uint64_t kvBytes, FILE *o) {
+  const Manifest &m = a.manifest();
   std::fprintf(o, "\nbuffers\n");
   std::fprintf(o, "  %5s  %-8s %-6s %-5s %-24s %12s %12s  %s\n", "id", "kind", "where", "dtype", "shape", "offset",
                "max bytes", "name");
@@ -353,14 +357,39 @@ int runInspect(int argc, char **argv) {
   if (m.kv_cache_size() > 0)
     std::fprintf(o, "  kv cache      %s per session (at max context: one buffer per in-place entry, two otherwise)\n",
                  bytesText(kvBytes).c_str());
+}
 
+void printSections(const MappedArtifact &a, FILE *o) {
   std::fprintf(o, "\nsections (%s)\n", a.checksumsVerified() ? "checksums verified" : "checksums not verified");
   std::fprintf(o, "  header        64 bytes + %zu section entries, checksum 0x%016" PRIx64 "\n", a.sections().size(),
                a.header().headerChecksum);
   for (const SectionEntry &s : a.sections())
     std::fprintf(o, "  %-12s  offset %10" PRIu64 "  size %s  xxh64 0x%016" PRIx64 "\n", sectionName(s.kind), s.offset,
                  padRight(bytesText(s.size), 24).c_str(), s.checksum);
+}
 
+
+} // namespace
+
+int runInspect(int argc, char **argv) {
+  Args args(argc, argv, 2, {}, {"--no-verify"});
+  if (!args.ok() || args.positional().size() != 1)
+    return fail(kExitUsage, (args.ok() ? std::string("") : args.error() + "; ") +
+                                "usage: kiln inspect MODEL.kiln [--no-verify]");
+  const std::string path = args.positional()[0];
+  StatusOr<MappedArtifact> opened = openArtifact(path, /*verifyChecksums=*/!args.has("--no-verify"));
+  if (!opened.ok())
+    return fail(kExitBadInput, opened.status().message());
+  const MappedArtifact &a = *opened;
+  const Manifest &m = a.manifest();
+  FILE *o = stdout;
+
+  printModel(path, a, o);
+  const uint64_t kvBytes = printKvCache(m, o);
+  printPartition(m, o);
+  printKernels(m, o);
+  printBuffers(a, kvBytes, o);
+  printSections(a, o);
   printCompileReport(m, o);
   return kExitOk;
 }
