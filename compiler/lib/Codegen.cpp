@@ -130,8 +130,8 @@ const passes::DeviceKernelCatalog *deviceKernelCatalog() {
 #endif
 }
 
-Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &profile, KernelTable &kernels,
-                         CodegenSummary *summary) {
+Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &profile, const std::string &dumpDir,
+                         KernelTable &kernels, CodegenSummary *summary) {
 #if KILN_WITH_SPIRV_CODEGEN
   const codegen::SpirvTarget spirv = spirvTarget(profile);
   const std::vector<std::string> symbols = plan.symbolNames();
@@ -166,6 +166,8 @@ Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &pr
       else
         out.set_spirv_from(owner->second + 1);
       kernels.kernels.push_back(std::move(out));
+      if (Status s = codegen::dumpSpirvKernel(*k, dumpDir, it->second); !s) // --dump-dir: spirv/NNN-name.comp, .spvasm
+        return s;
     }
     kernels.kernelOfDispatch[int(i)] = it->second;
   }

@@ -342,7 +342,7 @@ Status Pipeline::generateKernels() {
     reporter.line("cpu-codegen", cpuCodegenLine(summary, secondsSince(t)), secondsSince(t));
   if (vulkan) {
     t = Clock::now();
-    if (Status s = spirvCodegenStage(memoryPlan, profile, kernels, &summary); !s)
+    if (Status s = spirvCodegenStage(memoryPlan, profile, o.dumpDir, kernels, &summary); !s)
       return s;
     reporter.line("spirv-codegen", spirvCodegenLine(summary, profile.name, secondsSince(t)), secondsSince(t));
   }

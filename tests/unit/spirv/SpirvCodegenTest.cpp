@@ -24,6 +24,8 @@
 #include "mlir/Parser/Parser.h"
 #include "llvm/ADT/APFloat.h"
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/SmallString.h"
+#include "llvm/Support/FileSystem.h"
 
 #include <gtest/gtest.h>
 
@@ -31,8 +33,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <random>
+#include <sstream>
 
 using namespace kiln;
 using kiln::ir::HostTensor;
@@ -516,6 +520,64 @@ func.func @large(%a: tensor<?x17000000xf32, #kiln.dims<[b]>>) -> tensor<?x170000
 })";
   compile(src);
   check({{"b", 1}, {"s", 1}, {"p", 0}});
+}
+
+// The backend's op table: ops without a kernel carry the reason legality reports; kernels come from the
+// fixed .comp files with their variant defines.
+TEST_F(SpirvCodegenTest, OpEntries) {
+  std::map<std::string, std::string> entries = codegen::spirvOpEntries();
+  for (const char *op : {"kiln.matmul", "kiln.attention", "kiln.rms_norm", "kiln.add", "kiln.concat"})
+    EXPECT_EQ(entries.at(op), "") << op;
+  auto mod = mlir::parseSourceString<mlir::ModuleOp>(R"(
+func.func @w() -> tensor<4xf32> {
+  %w = kiln.weight "w" : tensor<4xf32>
+  return %w : tensor<4xf32>
+})", &context, "weight.mlir");
+  ASSERT_TRUE(mod);
+  mlir::func::FuncOp f = *mod->getOps<mlir::func::FuncOp>().begin();
+  mlir::Operation *weight = &f.getBody().front().front();
+  ASSERT_NE(entries.at("kiln.weight"), "");
+  EXPECT_EQ(codegen::spirvUnsupportedReason(weight, target), entries.at("kiln.weight"));
+  StatusOr<codegen::SpirvKernel> k = codegen::generateSpirvKernel(weight, kSymbols, target);
+  ASSERT_FALSE(k.ok());
+  EXPECT_NE(k.status().message().find(entries.at("kiln.weight")), std::string::npos) << k.status().message();
+}
+
+std::string readText(const std::string &path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// --dump-dir: the GLSL as glslang compiled it (header, variant defines, the .comp with its includes
+// expanded) and the module's disassembly, named by the kernel's index.
+TEST_F(SpirvCodegenTest, DumpWritesSourceAndDisassembly) {
+  compile(R"(
+func.func @dump(%x: tensor<?x264xf32, #kiln.dims<[s]>>, %w: tensor<150x264xf32>) -> tensor<?x150xf32, #kiln.dims<[s]>> {
+  %0 = kiln.matmul %x, %w {transpose_b = true} : (tensor<?x264xf32, #kiln.dims<[s]>>, tensor<150x264xf32>) -> tensor<?x150xf32, #kiln.dims<[s]>>
+  return %0 : tensor<?x150xf32, #kiln.dims<[s]>>
+})");
+  ASSERT_EQ(kernels.size(), 1u);
+  const codegen::SpirvKernel &k = kernels.begin()->second;
+  EXPECT_EQ(k.glsl.rfind("#version 450\n", 0), 0u);
+  EXPECT_NE(k.glsl.find("#define TRANSPOSE_B\n"), std::string::npos);
+  EXPECT_NE(k.glsl.find("#define VEC_WIDTH 4\n"), std::string::npos);
+  EXPECT_NE(k.glsl.find("void gemv("), std::string::npos); // shaders/matmul.comp
+  EXPECT_EQ(k.glsl.find("\n#include \""), std::string::npos); // every include expanded
+
+  llvm::SmallString<128> dir;
+  ASSERT_FALSE(llvm::sys::fs::createUniqueDirectory("kiln-spirv-dump", dir));
+  Status s = codegen::dumpSpirvKernel(k, dir.str().str(), 7);
+  ASSERT_TRUE(s) << s.message();
+  std::string base = dir.str().str() + "/spirv/007-" + k.name;
+  std::string glsl = readText(base + ".comp"), spvasm = readText(base + ".spvasm");
+  llvm::sys::fs::remove_directories(dir);
+  // The source with one comment line after #version: the kernel, and the specialization constants' values.
+  std::string comment = "// kernel 7: " + k.name + "; SC0 = 264, SC1 = 150, SC2 = 264, SC3 = 150\n";
+  EXPECT_EQ(glsl, "#version 450\n" + comment + k.glsl.substr(std::strlen("#version 450\n")));
+  EXPECT_NE(spvasm.find("OpEntryPoint GLCompute %main \"main\""), std::string::npos) << spvasm.substr(0, 400);
+  EXPECT_NE(spvasm.find("OpSpecConstant"), std::string::npos);
 }
 
 } // namespace

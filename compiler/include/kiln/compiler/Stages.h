@@ -97,9 +97,10 @@ StatusOr<std::vector<uint8_t>> cpuCodegenStage(mlir::func::FuncOp step, const pa
                                                const CpuCodegenInput &input, KernelTable &kernels,
                                                CodegenSummary *summary);
 
-/// The vulkan dispatches' SPIR-V kernels (codegen/spirv), each distinct module stored once.
-Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &profile, KernelTable &kernels,
-                         CodegenSummary *summary);
+/// The vulkan dispatches' SPIR-V kernels (codegen/spirv), each distinct module stored once; with a
+/// `dumpDir`, each kernel's GLSL and disassembly as DIR/spirv/NNN-<kernel>.comp / .spvasm.
+Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &profile, const std::string &dumpDir,
+                         KernelTable &kernels, CodegenSummary *summary);
 
 /// The LLVM CPU name "native" stands for (the compiling host's), or `cpu` itself.
 std::string resolveCpuName(const std::string &cpu);
