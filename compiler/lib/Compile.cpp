@@ -111,6 +111,7 @@ public:
 private:
   Status import();
   Status fuse();
+  Status limits();
   Status split();
   Status plan();
   Status partition();
@@ -151,9 +152,9 @@ StatusOr<CompileResult> Pipeline::run() {
     return s;
   if (o.emitIr) // --emit=ir [--fuse]: the module itself (tests/e2e/fused_ir.py counts its ops)
     return std::move(result);
-  for (Status (Pipeline::*stage)() : {&Pipeline::fuse, &Pipeline::split, &Pipeline::plan, &Pipeline::partition,
-                                       &Pipeline::placeKvCache, &Pipeline::buildManifest, &Pipeline::generateKernels,
-                                       &Pipeline::write})
+  for (Status (Pipeline::*stage)() :
+       {&Pipeline::fuse, &Pipeline::limits, &Pipeline::split, &Pipeline::plan, &Pipeline::partition,
+        &Pipeline::placeKvCache, &Pipeline::buildManifest, &Pipeline::generateKernels, &Pipeline::write})
     if (Status s = (this->*stage)(); !s)
       return s;
   return std::move(result);
@@ -196,6 +197,10 @@ Status Pipeline::fuse() {
       if (Status s = dumps.dump(module(), "01-fused.mlir"); !s)
         return s;
   }
+  return Status::ok();
+}
+
+Status Pipeline::limits() {
   StatusOr<passes::PlanOptions> b = boundsStage(model->config, result.report.import.task, o.maxContext, o.maxBatch);
   if (!b.ok())
     return b.status();
