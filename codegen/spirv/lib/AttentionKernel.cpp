@@ -21,7 +21,7 @@ uint32_t attentionShared(int64_t d, uint32_t wg) { return 4 * (uint32_t)(d + 2 *
 /// The mask and score defines: causal / window, key padding, bias (broadcast to [b, hq, s, t]), softcap.
 void maskDefines(KernelBuilder &b, ir::AttentionOp att) {
   const Tensor &q = b.in(0), &k = b.in(1);
-  bool causal = att.getMask() == "causal";
+  bool causal = att.getMask() == ir::AttentionMask::causal;
   if (causal)
     b.define("CAUSAL");
   if (std::optional<uint64_t> window = att.getWindow(); causal && window)

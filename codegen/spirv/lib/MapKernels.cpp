@@ -94,8 +94,8 @@ bool emitConvert(KernelBuilder &b, const SpirvOpEntry &) {
 }
 
 bool emitCompare(KernelBuilder &b, const SpirvOpEntry &) {
-  llvm::StringRef p = cast<ir::CompareOp>(b.op()).getPredicate();
-  std::string c = p == "eq" ? "==" : p == "ne" ? "!=" : p == "lt" ? "<" : p == "le" ? "<=" : p == "gt" ? ">" : ">=";
+  static const char *const kOperator[] = {"==", "!=", "<", "<=", ">", ">="}; // ir::ComparePredicate order
+  std::string c = kOperator[static_cast<int>(cast<ir::CompareOp>(b.op()).getPredicate())];
   bool f0 = b.in(0).isFloat(), f1 = b.in(1).isFloat(), anyF = f0 || f1;
   return storeMap(b, "((" + castTo("v0", f0, anyF) + " " + c + " " + castTo("v1", f1, anyF) + ") ? 1 : 0)");
 }
