@@ -49,7 +49,7 @@ func.func @step(%x: !h {kiln.name = "hidden"}, %pos: !pos {kiln.name = "position
   %k = kiln.rope %t, %pos, %f {interleaved = false} : (!q, !pos, tensor<4xf32>) -> !q loc("attn.k")
   %kc = kiln.concat %pk, %k {axis = 2 : i64} : (!past, !q) -> !kv loc("attn.k")
   %vc = kiln.concat %pv, %t {axis = 2 : i64} : (!past, !q) -> !kv loc("attn.v")
-  %a = kiln.attention %q, %kc, %vc {mask = "causal", scale = 0.35 : f64} : (!q, !kv, !kv) -> !q loc("attn")
+  %a = kiln.attention %q, %kc, %vc {mask = #kiln.mask<causal>, scale = 0.35 : f64} : (!q, !kv, !kv) -> !q loc("attn")
   %sum = kiln.add %a, %t : (!q, !q) -> !q loc("attn")
   %o = kiln.transpose %sum {permutation = array<i64: 0, 2, 1, 3>} : !q -> !heads loc("attn")
   %o2 = kiln.reshape %o : !heads -> !h loc("attn")

@@ -49,7 +49,7 @@ func.func @step(%ids: !ids {kiln.name = "input_ids"}, %pk: !past {kiln.name = "p
   %k = kiln.rope %t, %pos, %f {interleaved = false} : (!q, !ids, tensor<4xf32>) -> !q loc("attn")
   %kc = kiln.concat %pk, %k {axis = 2 : i64} : (!past, !q) -> !kv loc("attn")
   %vc = kiln.concat %pv, %t {axis = 2 : i64} : (!past, !q) -> !kv loc("attn")
-  %a = kiln.attention %k, %kc, %vc {mask = "causal", scale = 0.35 : f64} : (!q, !kv, !kv) -> !q loc("attn")
+  %a = kiln.attention %k, %kc, %vc {mask = #kiln.mask<causal>, scale = 0.35 : f64} : (!q, !kv, !kv) -> !q loc("attn")
   %o = kiln.transpose %a {permutation = array<i64: 0, 2, 1, 3>} : !q -> !heads loc("attn")
   %o2 = kiln.reshape %o : !heads -> !h loc("attn")
   %w = kiln.weight "head" : tensor<8x8xf16> loc("head")
