@@ -195,6 +195,12 @@ def main():
         for i, (template, variables) in enumerate(engine_cases.CASES):
             cases.append({"template": template, "variables": variables, "now": NOW})
             labels.append(f"engine case {i}: {template!r}")
+        refused = [{"template": t, "variables": v, "now": NOW} for t, v in engine_cases.REFUSED]
+        for case, result in zip(refused, kiln_render(args.driver, refused)):
+            if result["ok"]:
+                print(f"MISMATCH kiln rendered {case['template']!r} (expected a refusal): {result['text']!r}")
+                sys.exit(1)
+        print(f"refused as expected: {len(refused)} templates outside the supported subset")
     if args.real:
         import conversations
         for name in ("llama3", "gemma3", "qwen3", "mistral"):

@@ -174,27 +174,21 @@ StatusOr<Value> filterJoin(Interpreter &in, const Value &v, CallArgs &args) {
   KILN_ASSIGN(a, bindArgs("join", args, {"d", "attribute"}));
   ValueList items;
   KILN_ASSIGN(items, iterate(v));
-  Value sep = Value::string("");
+  std::string sep, out; // autoescape is off: jinja2 joins str() of everything, Markup or not
   if (a[0])
-    KILN_ASSIGN(sep, softStr(*a[0]));
-  bool markup = sep.markup;
-  for (Value &item : items) {
+    KILN_ASSIGN(sep, toStr(*a[0]));
+  for (size_t i = 0; i < items.size(); ++i) {
+    Value item = items[i];
     if (a[1] && a[1]->type != Type::None)
       KILN_ASSIGN(item, lookupPath(in, item, *a[1]));
-    markup = markup || (item.isString() && item.markup);
-  }
-  std::string out;
-  for (size_t i = 0; i < items.size(); ++i) {
     std::string text;
-    KILN_ASSIGN(text, toStr(items[i]));
-    if (markup && !(items[i].isString() && items[i].markup))
-      text = htmlEscape(text);
+    KILN_ASSIGN(text, toStr(item));
     if (i)
-      out += markup && !sep.markup ? htmlEscape(sep.s()) : sep.s();
+      out += sep;
     out += text;
     KILN_TRY(in.checkSize(out.size()));
   }
-  return Value::string(std::move(out), markup);
+  return Value::string(std::move(out));
 }
 
 StatusOr<Value> filterReplace(Interpreter &, const Value &v, CallArgs &args) {
@@ -214,8 +208,8 @@ StatusOr<Value> filterItems(Interpreter &, const Value &v, CallArgs &args) {
   KILN_TRY(bindArgs("items", args, {}).status());
   if (v.isUndefined())
     return Value::generator({});
-  if (v.type != Type::Dict)
-    return Status::error("Can only get item pairs from a mapping.");
+  if (v.type != Type::Dict) // raised when the generator runs, as jinja2's do_items does
+    return Value::generator({}, Status::error("Can only get item pairs from a mapping."));
   ValueList pairs;
   for (const auto &e : v.dict->entries)
     pairs.push_back(Value::listOf({e.first, e.second}, ListKind::Tuple));
@@ -558,6 +552,8 @@ StatusOr<Value> filterRound(Interpreter &, const Value &v, CallArgs &args) {
   double x = v.type == Type::Float ? v.number : double(v.type == Type::Bool ? v.boolean : v.integer);
   if (precision < 0 || precision > 20)
     return Status::error("round(): precision outside 0..20 is not supported");
+  if (method == "common" && v.type != Type::Float) // round(int, n) is that int
+    return Value::int_(v.type == Type::Bool ? v.boolean : v.integer);
   if (method == "common") { // Python's round(): correctly rounded, ties to even
     char buf[400];
     std::snprintf(buf, sizeof buf, "%.*f", int(precision), x);

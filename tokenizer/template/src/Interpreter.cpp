@@ -160,15 +160,17 @@ Status Interpreter::execStmt(const Stmt &s, std::string &out) {
   case StmtKind::Data:
     out += s.text;
     return located(s.line, checkSize(out.size()));
-  case StmtKind::Output: {
-    Value v;
-    KILN_ASSIGN(v, eval(*s.exprs[0]));
-    auto text = toStr(v);
-    if (!text.ok())
-      return located(s.line, text.status());
-    out += *text;
-    return located(s.line, checkSize(out.size()));
-  }
+  case StmtKind::Output:
+    for (const ExprPtr &e : s.exprs) {
+      Value v;
+      KILN_ASSIGN(v, eval(*e));
+      auto text = toStr(v);
+      if (!text.ok())
+        return located(s.line, text.status());
+      out += *text;
+      KILN_TRY(located(s.line, checkSize(out.size())));
+    }
+    return Status::ok();
   case StmtKind::If: return execIf(s, out);
   case StmtKind::For: return execFor(s, out);
   case StmtKind::Set: {
@@ -224,10 +226,6 @@ Status Interpreter::execFor(const Stmt &s, std::string &out) {
   } else {
     loop->items = std::move(all);
   }
-  for (int f = parent; f >= 0; f = frames_[size_t(f)].parent) // nested loops: loop.depth
-    for (const auto &v : frames_[size_t(f)].vars)
-      if (v.first == "loop" && v.second.type == Type::Loop && loop->depth == 1)
-        loop->depth = v.second.loop->depth + 1;
   if (loop->items.empty()) {
     pushFrame(parent);
     Status st = exec(s.bodies[1], out);
@@ -504,15 +502,15 @@ StatusOr<Value> Interpreter::evalSlice(const Value &object, const Expr &slice) {
       KILN_ASSIGN(bounds[i], eval(*slice.operands[size_t(i)]));
     else
       bounds[i] = Value::none();
+  // jinja2 slices with Python's own subscript (not the sandbox's getitem): failures are errors.
   if (object.isUndefined())
     return Status::error(object.s().empty() ? "cannot slice an undefined value" : object.s());
-  bool sequence = object.isString() || (object.type == Type::List && (object.listKind == ListKind::List ||
-                                                                       object.listKind == ListKind::Tuple));
+  if (!object.isString() && !(object.type == Type::List && (object.listKind == ListKind::List ||
+                                                             object.listKind == ListKind::Tuple)))
+    return Status::error("cannot slice a '" + typeName(object) + "' object");
   for (const Value &b : bounds)
     if (b.type != Type::None && b.type != Type::Int && b.type != Type::Bool)
-      sequence = false; // Python raises TypeError, which jinja2 turns into an undefined value
-  if (!sequence)
-    return Value::undefined("the object cannot be sliced");
+      return Status::error("slice indices must be integers or None or have an __index__ method");
   auto asInt = [](const Value &v) { return v.type == Type::Bool ? int64_t(v.boolean) : v.integer; };
   int64_t step = bounds[2].type == Type::None ? 1 : asInt(bounds[2]);
   if (step == 0)

@@ -197,7 +197,7 @@ using Transform = std::string (*)(std::string_view);
 
 StatusOr<Value> transformMethod(const std::string &name, Transform fn, const Value &self, CallArgs &args) {
   KILN_TRY(bindArgs("str." + name, args, {}).status());
-  return Value::string(fn(self.s()));
+  return Value::string(fn(self.s()), self.markup); // Markup's own methods return Markup
 }
 
 StatusOr<Value> predicateMethod(const std::string &name, const Value &self, CallArgs &args) {
@@ -255,7 +255,7 @@ NativeFunction namedMethod(const std::string &name) {
     return [name](Interpreter &, const Value &self, CallArgs &args) { return predicateMethod(name, self, args); };
   static const std::pair<const char *, Transform> kTransforms[] = {
       {"upper", pyUpper}, {"lower", pyLower}, {"title", pyTitle}, {"capitalize", pyCapitalize},
-      {"swapcase", pySwapcase}};
+      {"swapcase", pySwapcase}, {"casefold", pyCasefold}};
   for (const auto &t : kTransforms)
     if (name == t.first) {
       Transform fn = t.second;
@@ -286,7 +286,10 @@ std::optional<Value> stringMethod(const Value &self, const std::string &name) {
     return std::nullopt;
   std::string full = "str." + name;
   NativeFunction fn = namedMethod(name);
-  if (!fn || self.markup) // safe (Markup) strings have methods of their own that escape their arguments
+  // Markup's methods that take strings escape them first; only its argument-free case mappings are here.
+  static const char *kMarkupSafe[] = {"upper", "lower", "title", "capitalize", "swapcase", "casefold"};
+  bool markupSafe = std::any_of(std::begin(kMarkupSafe), std::end(kMarkupSafe), [&](const char *n) { return name == n; });
+  if (!fn || (self.markup && !markupSafe))
     return makeFunction(full, [full, markup = self.markup](Interpreter &, const Value &, CallArgs &)
                                   -> StatusOr<Value> {
       return Status::error(full + "() is not supported in chat templates" +

@@ -249,14 +249,18 @@ StatusOr<StmtPtr> Parser::parseStatement() {
     return parseFilterBlock();
   if (tag == "generation")
     return parseScopeBlock("endgeneration");
-  if (tag == "print") {
+  if (tag == "print") { // {% print a, b %} outputs each expression
     auto s = std::make_unique<Stmt>();
     s->kind = StmtKind::Output;
     s->line = cur().line;
     next();
-    ExprPtr e;
-    KILN_ASSIGN(e, parseTuple(true, {}, false));
-    s->exprs.push_back(std::move(e));
+    while (cur().type != TokenType::BlockEnd) {
+      if (!s->exprs.empty())
+        KILN_TRY(expectOp(","));
+      ExprPtr e;
+      KILN_ASSIGN(e, parseExpression());
+      s->exprs.push_back(std::move(e));
+    }
     return s;
   }
   if (tag == "break" || tag == "continue") {

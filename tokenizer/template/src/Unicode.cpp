@@ -195,6 +195,13 @@ std::string pySwapcase(std::string_view text) {
   return encodeUtf8(out);
 }
 
+std::string pyCasefold(std::string_view text) {
+  std::u32string out;
+  for (char32_t cp : decodeUtf8(text))
+    appendMapped(kFold, cp, out);
+  return encodeUtf8(out);
+}
+
 bool pyIsLower(std::string_view text) {
   bool cased = false;
   for (char32_t cp : decodeUtf8(text)) {

@@ -24,6 +24,7 @@ std::string pyLower(std::string_view text);
 std::string pyTitle(std::string_view text);
 std::string pyCapitalize(std::string_view text);
 std::string pySwapcase(std::string_view text);
+std::string pyCasefold(std::string_view text);
 bool pyIsLower(std::string_view text);
 bool pyIsUpper(std::string_view text);
 

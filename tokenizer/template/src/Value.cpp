@@ -157,15 +157,8 @@ int compareNumbers(const Value &a, const Value &b) {
   return x < y ? -1 : x > y ? 1 : 0;
 }
 
-bool sameSequenceKind(const Value &a, const Value &b) {
-  auto plain = [](ListKind k) { return k == ListKind::List || k == ListKind::Tuple; };
-  if (plain(a.listKind) || plain(b.listKind))
-    return a.listKind == b.listKind;
-  return a.listKind == b.listKind;
-}
-
 bool equalLists(const Value &a, const Value &b) {
-  if (!sameSequenceKind(a, b))
+  if (a.listKind != b.listKind)
     return false;
   const ValueList &x = a.items(), &y = b.items();
   if (x.size() != y.size())
@@ -387,6 +380,8 @@ StatusOr<std::string> toStr(const Value &v) {
   case Type::List:
   case Type::Dict:
   case Type::Namespace: return repr(v);
+  case Type::Loop:
+    return "<LoopContext " + std::to_string(v.loop->index + 1) + "/" + std::to_string(v.loop->items.size()) + ">";
   default:
     return Status::error("cannot convert a " + typeName(v) +
                          " to text (Python would print its memory address)");

@@ -104,7 +104,7 @@ struct CallableData {
 struct LoopData {
   ValueList items;
   size_t index = 0;
-  int depth = 1;
+  int depth = 1; // loop.depth: always 1, recursive loops are not supported
   Value changedLast; // loop.changed(): the previous arguments
   bool changedSeen = false;
 };

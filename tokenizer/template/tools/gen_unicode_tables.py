@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes src/UnicodeTables.inc: the Unicode facts the chat-template engine needs to behave as Python's str
-does (full upper / lower / title case mappings, the cased / case-ignorable / lowercase / uppercase / titlecase
+does (full upper / lower / title case mappings and case folding, the cased / case-ignorable / lowercase / uppercase / titlecase
 properties, and which characters str.isprintable() accepts, for repr()).
 
 Generated from the running Python's own str methods, so the tables match that Python's Unicode version
@@ -69,6 +69,7 @@ def main():
     # U+03A3's lowercase depends on its context (final sigma); the table holds the non-final form.
     emit_mapping("kLower", mapping(str.lower))
     emit_mapping("kTitle", mapping(str.title))
+    emit_mapping("kFold", mapping(str.casefold))
     emit_ranges("kLowercase", ranges(lambda cp: not is_sur(cp) and chr(cp).islower()))
     emit_ranges("kUppercase", ranges(lambda cp: not is_sur(cp) and chr(cp).isupper()))
     emit_ranges("kTitlecase",
