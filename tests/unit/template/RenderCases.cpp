@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 namespace {
@@ -23,14 +24,25 @@ kiln::StatusOr<std::string> readFile(const std::string &path) {
   return ss.str();
 }
 
+// Configs by path: the cases reuse a few (Gemma 3's is over 1 MB).
+kiln::StatusOr<kiln::ChatTemplateConfig> loadConfig(const std::string &path) {
+  static std::map<std::string, kiln::StatusOr<kiln::ChatTemplateConfig>> cache;
+  auto it = cache.find(path);
+  if (it != cache.end())
+    return it->second;
+  auto file = readFile(path);
+  if (!file.ok())
+    return file.status();
+  auto config = kiln::ChatTemplateConfig::fromTokenizerConfig(*file, path);
+  cache.emplace(path, config);
+  return config;
+}
+
 kiln::StatusOr<std::string> renderCase(const Json &c) {
   kiln::ChatTemplateOptions options;
   std::string text;
   if (c.contains("config")) {
-    auto file = readFile(c["config"].get<std::string>());
-    if (!file.ok())
-      return file.status();
-    auto config = kiln::ChatTemplateConfig::fromTokenizerConfig(*file, c["config"].get<std::string>());
+    auto config = loadConfig(c["config"].get<std::string>());
     if (!config.ok())
       return config.status();
     const std::string *t = config->find(c.value("template_name", std::string("default")));

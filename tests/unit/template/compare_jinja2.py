@@ -96,14 +96,17 @@ def special_tokens(config):
 
 
 _compiled = {}
+_configs = {}
 
 
 def jinja2_render(env, case):
     """(ok, text_or_error, raised_message_or_None)"""
     context = {"messages": case.get("messages", []), "tools": None, "documents": None}
     if "config" in case:
-        with open(case["config"], encoding="utf-8") as f:
-            config = json.load(f)
+        if case["config"] not in _configs:
+            with open(case["config"], encoding="utf-8") as f:
+                _configs[case["config"]] = json.load(f)
+        config = _configs[case["config"]]
         template = config["chat_template"]
         context.update(special_tokens(config))
     else:

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "Interpreter.h"
+#include "Try.h"
 
 #include <initializer_list>
 #include <optional>
@@ -10,19 +11,6 @@
 
 namespace kiln::jinja {
 
-#define KILN_TRY(expr)                                                                                       \
-  do {                                                                                                       \
-    Status status_ = (expr);                                                                                 \
-    if (!status_)                                                                                            \
-      return status_;                                                                                        \
-  } while (0)
-#define KILN_ASSIGN(lhs, expr)                                                                               \
-  do {                                                                                                       \
-    auto result_ = (expr);                                                                                   \
-    if (!result_.ok())                                                                                       \
-      return result_.status();                                                                               \
-    lhs = std::move(*result_);                                                                               \
-  } while (0)
 
 using Bound = std::vector<std::optional<Value>>;
 

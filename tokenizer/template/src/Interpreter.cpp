@@ -1,24 +1,12 @@
 #include "Interpreter.h"
 
+#include "Try.h"
 #include "Unicode.h"
 
 #include <algorithm>
 
 namespace kiln::jinja {
 
-#define KILN_TRY(expr)                                                                                       \
-  do {                                                                                                       \
-    Status status_ = (expr);                                                                                 \
-    if (!status_)                                                                                            \
-      return status_;                                                                                        \
-  } while (0)
-#define KILN_ASSIGN(lhs, expr)                                                                               \
-  do {                                                                                                       \
-    auto result_ = (expr);                                                                                   \
-    if (!result_.ok())                                                                                       \
-      return result_.status();                                                                               \
-    lhs = std::move(*result_);                                                                               \
-  } while (0)
 
 namespace {
 constexpr int kTemplateFrame = 1; // frames_[0]: builtins; frames_[1]: the context and top-level sets

@@ -1,24 +1,13 @@
 #include "Parser.h"
 
+#include "Try.h"
+
 #include <algorithm>
 #include <initializer_list>
 
 namespace kiln::jinja {
 namespace {
 
-#define KILN_TRY(expr)                                                                                       \
-  do {                                                                                                       \
-    Status status_ = (expr);                                                                                 \
-    if (!status_)                                                                                            \
-      return status_;                                                                                        \
-  } while (0)
-#define KILN_ASSIGN(lhs, expr)                                                                               \
-  do {                                                                                                       \
-    auto result_ = (expr);                                                                                   \
-    if (!result_.ok())                                                                                       \
-      return result_.status();                                                                               \
-    lhs = std::move(*result_);                                                                               \
-  } while (0)
 
 constexpr int kMaxNesting = 100;
 
@@ -114,7 +103,11 @@ private:
   StatusOr<ExprPtr> parseConcat();
   StatusOr<ExprPtr> parseMath2();
   StatusOr<ExprPtr> parsePow();
+  StatusOr<ExprPtr> parseFilteredUnary();
   StatusOr<ExprPtr> parseUnary(bool withFilter);
+  // operand (op operand)*, left-associative; ops are operators for Binary, keywords for And / Or.
+  StatusOr<ExprPtr> parseLeftAssoc(StatusOr<ExprPtr> (Parser::*operand)(), std::initializer_list<const char *> ops,
+                                   ExprKind kind);
   StatusOr<ExprPtr> parsePrimary();
   StatusOr<ExprPtr> parseList();
   StatusOr<ExprPtr> parseDict();
@@ -535,30 +528,30 @@ StatusOr<ExprPtr> Parser::parseCondexpr() {
   return then;
 }
 
-StatusOr<ExprPtr> Parser::parseOr() {
-  ExprPtr left;
-  KILN_ASSIGN(left, parseAnd());
-  while (isName("or")) {
-    int line = cur().line;
-    next();
-    ExprPtr right;
-    KILN_ASSIGN(right, parseAnd());
-    left = makeExpr(ExprKind::Or, line, std::move(left), std::move(right));
-  }
-  return left;
-}
+StatusOr<ExprPtr> Parser::parseOr() { return parseLeftAssoc(&Parser::parseAnd, {"or"}, ExprKind::Or); }
 
-StatusOr<ExprPtr> Parser::parseAnd() {
+StatusOr<ExprPtr> Parser::parseAnd() { return parseLeftAssoc(&Parser::parseNot, {"and"}, ExprKind::And); }
+
+StatusOr<ExprPtr> Parser::parseLeftAssoc(StatusOr<ExprPtr> (Parser::*operand)(),
+                                         std::initializer_list<const char *> ops, ExprKind kind) {
   ExprPtr left;
-  KILN_ASSIGN(left, parseNot());
-  while (isName("and")) {
-    int line = cur().line;
+  KILN_ASSIGN(left, (this->*operand)());
+  while (true) {
+    const char *op = nullptr;
+    for (const char *o : ops)
+      if (kind == ExprKind::Binary ? isOp(o) : isName(o))
+        op = o;
+    if (!op)
+      return left;
+    ExprPtr e = makeExpr(kind, cur().line);
+    e->name = op;
     next();
     ExprPtr right;
-    KILN_ASSIGN(right, parseNot());
-    left = makeExpr(ExprKind::And, line, std::move(left), std::move(right));
+    KILN_ASSIGN(right, (this->*operand)());
+    e->operands.push_back(std::move(left));
+    e->operands.push_back(std::move(right));
+    left = std::move(e);
   }
-  return left;
 }
 
 StatusOr<ExprPtr> Parser::parseNot() {
@@ -609,19 +602,7 @@ StatusOr<ExprPtr> Parser::parseCompare() {
 }
 
 StatusOr<ExprPtr> Parser::parseMath1() {
-  ExprPtr left;
-  KILN_ASSIGN(left, parseConcat());
-  while (isOp("+") || isOp("-")) {
-    ExprPtr e = makeExpr(ExprKind::Binary, cur().line);
-    e->name = cur().text;
-    next();
-    ExprPtr right;
-    KILN_ASSIGN(right, parseConcat());
-    e->operands.push_back(std::move(left));
-    e->operands.push_back(std::move(right));
-    left = std::move(e);
-  }
-  return left;
+  return parseLeftAssoc(&Parser::parseConcat, {"+", "-"}, ExprKind::Binary);
 }
 
 StatusOr<ExprPtr> Parser::parseConcat() {
@@ -640,36 +621,12 @@ StatusOr<ExprPtr> Parser::parseConcat() {
 }
 
 StatusOr<ExprPtr> Parser::parseMath2() {
-  ExprPtr left;
-  KILN_ASSIGN(left, parsePow());
-  while (isOp("*") || isOp("/") || isOp("//") || isOp("%")) {
-    ExprPtr e = makeExpr(ExprKind::Binary, cur().line);
-    e->name = cur().text;
-    next();
-    ExprPtr right;
-    KILN_ASSIGN(right, parsePow());
-    e->operands.push_back(std::move(left));
-    e->operands.push_back(std::move(right));
-    left = std::move(e);
-  }
-  return left;
+  return parseLeftAssoc(&Parser::parsePow, {"*", "/", "//", "%"}, ExprKind::Binary);
 }
 
-StatusOr<ExprPtr> Parser::parsePow() {
-  ExprPtr left;
-  KILN_ASSIGN(left, parseUnary(true));
-  while (isOp("**")) {
-    ExprPtr e = makeExpr(ExprKind::Binary, cur().line);
-    e->name = "**";
-    next();
-    ExprPtr right;
-    KILN_ASSIGN(right, parseUnary(true));
-    e->operands.push_back(std::move(left));
-    e->operands.push_back(std::move(right));
-    left = std::move(e);
-  }
-  return left;
-}
+StatusOr<ExprPtr> Parser::parsePow() { return parseLeftAssoc(&Parser::parseFilteredUnary, {"**"}, ExprKind::Binary); }
+
+StatusOr<ExprPtr> Parser::parseFilteredUnary() { return parseUnary(true); }
 
 StatusOr<ExprPtr> Parser::parseUnary(bool withFilter) {
   DepthGuard guard(depth_);
