@@ -407,10 +407,11 @@ Status Lexer::lexOperator(size_t &pos) {
       return Status::ok();
     }
   char c = src_[pos];
-  if (!std::strchr("+-/*%~[](){}><=.:|,;", c) || c == 0)
-    return error(pos, std::string("unexpected character '") +
-                          std::string(src_.substr(pos, std::max<size_t>(1, spaceAt(src_, pos)))) +
-                          "' in a tag");
+  if (!std::strchr("+-/*%~[](){}><=.:|,;", c) || c == 0) {
+    unsigned char b = c;
+    size_t len = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : 4; // the whole UTF-8 character
+    return error(pos, "unexpected character '" + src_.substr(pos, len) + "' in a tag");
+  }
   if (c == '(' || c == '[' || c == '{') {
     brackets_.push_back(c == '(' ? ')' : c == '[' ? ']' : '}');
   } else if (c == ')' || c == ']' || c == '}') {
