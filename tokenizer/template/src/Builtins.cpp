@@ -142,8 +142,6 @@ StatusOr<Value> arithmetic(Interpreter &in, const std::string &op, const Value &
         (a.type == Type::Int || a.type == Type::Bool))
       return repeat(in, b, asInt(a));
   }
-  if (op == "%" && a.isString())
-    return Status::error("printf-style string formatting ('...' % args) is not supported");
   if (!a.isNumber() || !b.isNumber())
     return unsupportedOperands(op, a, b);
   bool floats = a.type == Type::Float || b.type == Type::Float;
@@ -170,6 +168,8 @@ StatusOr<Value> arithmetic(Interpreter &in, const std::string &op, const Value &
 } // namespace
 
 StatusOr<Value> binaryOp(Interpreter &in, const std::string &op, const Value &a, const Value &b) {
+  if (op == "%" && a.isString())
+    return Status::error("printf-style string formatting ('...' % args) is not supported");
   for (const Value *v : {&a, &b})
     if (v->isUndefined() && !(v == &b && (op == "neg" || op == "pos")))
       return Status::error(v->s().empty() ? "an undefined value in arithmetic" : v->s());

@@ -591,8 +591,9 @@ StatusOr<Value> filterIndent(Interpreter &, const Value &v, CallArgs &args) {
     KILN_ASSIGN(w, intArg(a[0], "indent width"));
     indention = std::string(size_t(std::clamp<int64_t>(w, 0, 1024)), ' ');
   }
-  Value sv;
-  KILN_ASSIGN(sv, softStr(v));
+  if (!v.isString()) // jinja2 appends "\n" to the value itself: only strings work
+    return Status::error("indent needs a string, not " + typeName(v));
+  const Value &sv = v;
   std::vector<std::string> lines = pySplitLines(sv.s() + "\n", false);
   std::string out;
   if (a[2] && truthy(*a[2])) {
