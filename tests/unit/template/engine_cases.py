@@ -149,6 +149,9 @@ CASES = [(t, V) for t in [
     "{% for i in l %}{% macro m() %}{{ i }}{% endmacro %}{{ m() }}{% endfor %}",
     "{% macro m() %}{{ s }}{% endmacro %}{% set r = m() %}{{ r | length }}",
     "{% filter upper %}shout {{ s }}{% endfilter %}",
+    "{% macro v(a) %}{{ a }}|{{ varargs }}|{{ kwargs }}{% endmacro %}{{ v(1, 2, 3, x=4) }} {{ v() }}",
+    "{% macro v(a) %}{{ varargs | length }}{% endmacro %}{{ v(1, 2) }}",
+    "{% macro v(a) %}{{ kwargs }}{% endmacro %}{{ v(1, 2) }}",
     "{% generation %}generated {{ n }}{% set inner = 1 %}{% endgeneration %}[{{ inner }}]",
     "{% print s, n %}",
     # filters
@@ -271,4 +274,5 @@ REFUSED = [(t, V) for t in [
     "{{ 2 ** 100 }}",                   # Python's unbounded ints: supported to 64 bits
     "{% for x in l recursive %}{{ x }}{% endfor %}",
     "{% call m() %}{% endcall %}",
+    "{% macro m() %}{{ caller() }}{% endmacro %}{{ m() }}",
 ]]

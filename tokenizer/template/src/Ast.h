@@ -85,6 +85,9 @@ struct Stmt {
   ExprPtr filter; // a Filter chain whose innermost operand is null
   std::vector<std::string> params;
   std::vector<ExprPtr> defaults; // for the last defaults.size() params
+  // A macro whose body names `varargs` / `kwargs` takes extra positional / keyword arguments (jinja2).
+  bool catchVarargs = false;
+  bool catchKwargs = false;
 };
 
 struct Program {

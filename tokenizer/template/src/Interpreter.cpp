@@ -305,15 +305,26 @@ StatusOr<Value> Interpreter::callMacro(const MacroData &macro, CallArgs &args) {
   const Stmt &s = *macro.stmt;
   if (macroDepth_ >= kMaxMacroDepth)
     return error(s.line, "macro calls nest deeper than " + std::to_string(kMaxMacroDepth) + " levels");
-  if (args.positional.size() > s.params.size())
+  if (args.positional.size() > s.params.size() && !s.catchVarargs)
     return error(s.line, "macro '" + s.text + "' takes not more than " + std::to_string(s.params.size()) +
                              " argument(s)");
+  DictData extraKeywords;
   for (const auto &kw : args.keyword)
-    if (std::find(s.params.begin(), s.params.end(), kw.first) == s.params.end())
-      return error(s.line, "macro '" + s.text + "' takes no keyword argument '" + kw.first + "'");
+    if (std::find(s.params.begin(), s.params.end(), kw.first) == s.params.end()) {
+      if (!s.catchKwargs)
+        return error(s.line, "macro '" + s.text + "' takes no keyword argument '" + kw.first + "'");
+      extraKeywords.set(Value::string(kw.first), kw.second);
+    }
   int frame = pushFrame(kTemplateFrame);
   for (const auto &c : macro.captured)
     define(c.first, c.second);
+  if (s.catchVarargs) {
+    size_t n = std::min(args.positional.size(), s.params.size());
+    define("varargs", Value::listOf(ValueList(args.positional.begin() + long(n), args.positional.end()),
+                                    ListKind::Tuple));
+  }
+  if (s.catchKwargs)
+    define("kwargs", Value::dictOf(std::move(extraKeywords)));
   ++macroDepth_;
   Status st;
   size_t firstDefault = s.params.size() - s.defaults.size();

@@ -26,6 +26,39 @@ ExprPtr makeExpr(ExprKind kind, int line, ExprPtr a, ExprPtr b = nullptr) {
   return e;
 }
 
+// Whether `name` is read anywhere in a body (jinja2 decides a macro's varargs / kwargs / caller this way).
+bool mentions(const Expr *e, const std::string &name) {
+  if (!e)
+    return false;
+  if (e->kind == ExprKind::Name && e->name == name)
+    return true;
+  for (const auto *list : {&e->operands, &e->args})
+    for (const ExprPtr &x : *list)
+      if (mentions(x.get(), name))
+        return true;
+  for (const auto &kw : e->kwargs)
+    if (mentions(kw.second.get(), name))
+      return true;
+  return false;
+}
+
+bool mentions(const Body &body, const std::string &name) {
+  for (const StmtPtr &s : body) {
+    for (const ExprPtr &e : s->exprs)
+      if (mentions(e.get(), name))
+        return true;
+    for (const ExprPtr &e : s->defaults)
+      if (mentions(e.get(), name))
+        return true;
+    if (mentions(s->filter.get(), name))
+      return true;
+    for (const Body &b : s->bodies)
+      if (mentions(b, name))
+        return true;
+  }
+  return false;
+}
+
 class Parser {
 public:
   Parser(const std::vector<Token> &tokens, const std::string &name) : t_(tokens), name_(name) {}
@@ -375,6 +408,10 @@ StatusOr<StmtPtr> Parser::parseMacro() {
   Status body = parseStatements({"endmacro"}, true, s->bodies[0]);
   loopDepth_ = outerLoops;
   KILN_TRY(body);
+  if (mentions(s->bodies[0], "caller"))
+    return fail("macros that use caller() ({% call %} blocks) are not supported", s->line);
+  s->catchVarargs = mentions(s->bodies[0], "varargs");
+  s->catchKwargs = mentions(s->bodies[0], "kwargs");
   return s;
 }
 
