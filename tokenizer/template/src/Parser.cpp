@@ -146,6 +146,7 @@ private:
   StatusOr<ExprPtr> parseDict();
   StatusOr<ExprPtr> parsePostfix(ExprPtr node);
   StatusOr<ExprPtr> parseFilterExpr(ExprPtr node);
+  StatusOr<ExprPtr> parseCall(ExprPtr node);
   StatusOr<ExprPtr> parseSubscript(ExprPtr node);
   StatusOr<ExprPtr> parseSubscribed();
   Status parseCallArgs(Expr &call);
@@ -766,9 +767,7 @@ StatusOr<ExprPtr> Parser::parsePostfix(ExprPtr node) {
     if (isOp(".") || isOp("[")) {
       KILN_ASSIGN(node, parseSubscript(std::move(node)));
     } else if (isOp("(")) {
-      ExprPtr call = makeExpr(ExprKind::Call, cur().line, std::move(node));
-      KILN_TRY(parseCallArgs(*call));
-      node = std::move(call);
+      KILN_ASSIGN(node, parseCall(std::move(node)));
     } else {
       return node;
     }
@@ -782,13 +781,17 @@ StatusOr<ExprPtr> Parser::parseFilterExpr(ExprPtr node) {
     } else if (isName("is")) {
       KILN_ASSIGN(node, parseTest(std::move(node)));
     } else if (isOp("(")) {
-      ExprPtr call = makeExpr(ExprKind::Call, cur().line, std::move(node));
-      KILN_TRY(parseCallArgs(*call));
-      node = std::move(call);
+      KILN_ASSIGN(node, parseCall(std::move(node)));
     } else {
       return node;
     }
   }
+}
+
+StatusOr<ExprPtr> Parser::parseCall(ExprPtr node) {
+  ExprPtr call = makeExpr(ExprKind::Call, cur().line, std::move(node));
+  KILN_TRY(parseCallArgs(*call));
+  return call;
 }
 
 StatusOr<ExprPtr> Parser::parseSubscript(ExprPtr node) {
