@@ -3,12 +3,11 @@ system / user / assistant turns, multi-turn, assistant-last, roles out of order,
 empty and whitespace-only content, special-token strings inside content, Gemma 3's content parts, Qwen3's
 thinking / tool calls / tools, plus seeded random mixes of all of these.
 
-conversations() returns a list of (messages, extra_variables); the first CORPUS_SUBSET are the ones the
-broader corpus comparison uses.
+conversations() returns a list of (messages, extra_variables); the first CORPUS_SUBSET (the handpicked ones)
+are the ones the broader corpus comparison uses.
 """
 import random
 
-CORPUS_SUBSET = 24
 
 TEXTS = [
     "Hello!",
@@ -111,3 +110,6 @@ def random_conversations(count, seed):
 
 def conversations():
     return handpicked() + random_conversations(60, seed=12)
+
+
+CORPUS_SUBSET = len(handpicked())
