@@ -96,6 +96,8 @@ def special_tokens(config):
     return out
 
 
+# What kiln's deliberate refusals say (a Python error such as "'<' not supported between instances" is not one).
+REFUSAL_MARKERS = ("is not supported", "are not supported", "supported to 64 bits", "memory address")
 _compiled = {}
 _configs = {}
 
@@ -157,7 +159,7 @@ def compare(driver, cases, labels, refusal_is_failure):
             if raised is None or k["error"].endswith("raise_exception: " + raised):
                 counts["both failed"] += 1
                 continue
-        explicit = any(m in k.get("error", "") for m in ("not supported", "supported to 64 bits", "memory address"))
+        explicit = any(m in k.get("error", "") for m in REFUSAL_MARKERS)
         if ok and not k["ok"] and not refusal_is_failure and explicit:
             counts["kiln refused"] += 1
             refusals.setdefault(label.split(" #")[0], k["error"])

@@ -10,12 +10,15 @@ from engine_cases import V
 
 # Typed pools keep most random expressions valid (a type error only ends a render, comparing nothing).
 STR = ["s", "u", "e", "ws", "'x'", "' a b '", "'Hello'", "msgs[0].content", "d.c.x", "words[0]", "s[::-1]",
-       "(u ~ n)", "('a\\nb ' * 2)", "'ΣΑΣ ß ǆ'"]
+       "(u ~ n)", "('a\\nb ' * 2)", "'ΣΑΣ ß ǆ'", "'it\\'s \\\"q\\\" \\\\ \\t\\x41\\u00e9'", "\"dq 'sq'\"",
+       "(l | tojson)", "(d | tojson(indent=1))", "(msgs | map(attribute='role') | join('|'))", "s[-3:1:-2]",
+       "(words | join)", "u[2:]", "('%s' ~ n)", "(d | dictsort | string)", "(msgs[0] | items | list | string)"]
 NUM = ["n", "f", "1", "0", "-3", "2.5", "l[1]", "(n // 2)", "(n % 3)", "(f * 2)", "(2 ** 3)", "(-n)",
        "l | length", "s | length", "(7 / 2)", "1e16", "0.1", "true"]
 LIST = ["l", "words", "[1, 'a']", "[]", "msgs", "l[1:]", "words[::-1]", "(l + [9])", "range(3) | list",
         "d.a", "(s.split())", "words | sort", "l | reverse | list"]
-ANY = ["t", "z", "nope", "d", "{'k': 1}", "(1, 2)", "msgs[-1]", "d.c", "loop_var", "msgs[-1].content"]
+ANY = ["t", "z", "nope", "d", "{'k': 1}", "(1, 2)", "msgs[-1]", "d.c", "loop_var", "msgs[-1].content",
+       "{'a': [1, (2, 3)], 'b': {'c': none}}", "(1,)", "[[], {}, ()]", "d.get('zz', 'dflt')", "nope.attr is defined"]
 STR_FILTERS = ["trim", "upper", "lower", "title", "capitalize", "string", "first", "last", "tojson",
                "default('D')", "default('D', true)", "replace('a', 'b')", "trim('x')", "indent(2)", "center(9)",
                "length", "reverse", "list"]
@@ -91,12 +94,23 @@ def block(rng, depth):
         seq = rng.choice(["l", "words", "msgs", "s", "d", "range(3)", "[]", "nope", "l | reverse", "msgs[::-1]"])
         cond = " if " + expr(rng) if rng.random() < 0.2 else ""
         body = inner() + rng.choice(["", "{{ loop.index }}", "{{ loop.first }}{{ loop.last }}",
-                                     "{% set ns.c = ns.c + 1 %}", "{% if loop_var == 1 %}{% break %}{% endif %}"])
+                                     "{% set ns.c = ns.c + 1 %}", "{% if loop_var == 1 %}{% break %}{% endif %}",
+                                     "{{ loop.cycle('o', 'e') }}", "[{{ loop.previtem }}|{{ loop.nextitem }}]",
+                                     "{% if loop.index is even %}{% continue %}{% endif %}{{ loop.revindex }}"])
         tail = pad() + tag(rng, "else") + inner() if rng.random() < 0.2 else ""
         return (pad() + "{% set ns = namespace(c=0) %}" + tag(rng, f"for loop_var in {seq}{cond}") + body + tail +
                 pad() + tag(rng, "endfor") + "{{ ns.c }}" + pad())
-    if r < 0.92:
+    if r < 0.86:
         return pad() + tag(rng, f"set v{depth} = {expr(rng)}") + pad() + "{{ v%d }}" % depth + pad()
+    if r < 0.88:
+        return pad() + tag(rng, f"set v{depth}") + inner() + tag(rng, "endset") + pad() + "[{{ v%d }}]" % depth
+    if r < 0.90:
+        return pad() + tag(rng, f"with w = {expr(rng)}") + inner() + "{{ w }}" + tag(rng, "endwith") + pad()
+    if r < 0.92:
+        return pad() + tag(rng, rng.choice(["filter upper", "filter trim", "filter title"])) + inner() + \
+            tag(rng, "endfilter") + pad()
+    if r < 0.93:
+        return pad() + tag(rng, "raw") + pad() + "{{ raw }}{% x %}" + pad() + tag(rng, "endraw") + pad()
     return (pad() + tag(rng, f"macro mac{depth}(a, b='B')") + inner() + "{{ a }}{{ b }}" + tag(rng, "endmacro") +
             "{{ mac%d(%s) }}" % (depth, expr(rng)) + pad())
 

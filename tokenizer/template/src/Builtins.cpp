@@ -115,7 +115,7 @@ StatusOr<Value> power(const Value &a, const Value &b) {
       return Status::error("0.0 cannot be raised to a negative power");
     double r = std::pow(x, y);
     if (x < 0 && y != std::floor(y))
-      return Status::error("a negative number raised to a fractional power is complex (unsupported)");
+      return Status::error("a negative number raised to a fractional power (a complex number) is not supported");
     if (std::isinf(r) && !std::isinf(x))
       return Status::error("numerical result out of range");
     return Value::float_(r);

@@ -361,10 +361,21 @@ StatusOr<Value> filterSort(Interpreter &in, const Value &v, CallArgs &args) {
   ValueList items, keys;
   KILN_ASSIGN(items, iterate(v));
   KILN_TRY(in.charge(items.size()));
+  // jinja2's make_multi_attrgetter: "a,b" sorts by a then b; each key is a list of those values, compared as
+// Python compares lists (== first, so undefined values are equal and never reach <).
+  ValueList attributes;
+  if (a[2] && a[2]->isString())
+    KILN_ASSIGN(attributes, pySplit(a[2]->s(), std::string(","), -1, false));
+  else
+    attributes.push_back(a[2] ? *a[2] : Value::none());
   for (const Value &item : items) {
-    Value k;
-    KILN_ASSIGN(k, sortKey(in, item, a[2], a[1] && truthy(*a[1])));
-    keys.push_back(std::move(k));
+    ValueList parts;
+    for (const Value &attribute : attributes) {
+      Value k;
+      KILN_ASSIGN(k, sortKey(in, item, attribute, a[1] && truthy(*a[1])));
+      parts.push_back(std::move(k));
+    }
+    keys.push_back(Value::listOf(std::move(parts)));
   }
   ValueList sorted;
   KILN_ASSIGN(sorted, sortedBy(std::move(items), keys, a[0] && truthy(*a[0])));
@@ -508,7 +519,7 @@ StatusOr<Value> filterInt(Interpreter &, const Value &v, CallArgs &args) {
   KILN_ASSIGN(a, bindArgs("int", args, {"default", "base"}));
   Value dflt = a[0] ? *a[0] : Value::int_(0);
   if (a[1] && !(a[1]->type == Type::Int && a[1]->integer == 10))
-    return Status::error("int(): only base 10 is supported");
+    return Status::error("int(): a base other than 10 is not supported");
   auto fromDouble = [&](double d) -> StatusOr<Value> {
     if (std::isnan(d) || std::isinf(d))
       return Status::error(std::isnan(d) ? "cannot convert float NaN to integer"
@@ -738,28 +749,33 @@ StatusOr<bool> testSameas(Interpreter &, const Value &v, CallArgs &args) {
     return v.type == o.type && (v.type != Type::Bool || v.boolean == o.boolean);
   if (v.type == o.type && (v.type == Type::Namespace || v.type == Type::Callable))
     return equals(v, o);
-  return Status::error("'sameas' is only supported for none, booleans, namespaces and functions");
+  return Status::error("'sameas' on values other than none, booleans, namespaces and functions is not supported");
 }
 
-StatusOr<bool> parity(const Value &v, CallArgs &args, const char *name, bool odd) {
+// odd / even / divisibleby compute value % n as Python does; on a string that is printf-style formatting.
+StatusOr<Value> moduloForTest(Interpreter &in, const char *name, const Value &v, const Value &n) {
+  if (v.isString())
+    return Status::error(std::string("the '") + name +
+                         "' test on a string (printf-style formatting in Python) is not supported");
+  return binaryOp(in, "%", v, n);
+}
+
+StatusOr<bool> parity(Interpreter &in, const Value &v, CallArgs &args, const char *name, bool odd) {
   KILN_TRY(noArgs(name, args).status());
-  if (v.type == Type::Float)
-    return std::fabs(std::fmod(v.number, 2.0)) == (odd ? 1.0 : 0.0);
-  if (v.type != Type::Int && v.type != Type::Bool)
-    return Status::error(std::string("the '") + name + "' test needs a number, not " + typeName(v));
-  int64_t i = v.type == Type::Bool ? v.boolean : v.integer;
-  return (i % 2 != 0) == odd;
+  Value mod;
+  KILN_ASSIGN(mod, moduloForTest(in, name, v, Value::int_(2)));
+  return equals(mod, Value::int_(odd ? 1 : 0));
 }
 
-StatusOr<bool> testOdd(Interpreter &, const Value &v, CallArgs &a) { return parity(v, a, "odd", true); }
-StatusOr<bool> testEven(Interpreter &, const Value &v, CallArgs &a) { return parity(v, a, "even", false); }
+StatusOr<bool> testOdd(Interpreter &in, const Value &v, CallArgs &a) { return parity(in, v, a, "odd", true); }
+StatusOr<bool> testEven(Interpreter &in, const Value &v, CallArgs &a) { return parity(in, v, a, "even", false); }
 
 StatusOr<bool> testDivisibleby(Interpreter &in, const Value &v, CallArgs &args) {
   Bound a;
   KILN_ASSIGN(a, bindArgs("divisibleby", args, {"num"}, 1));
   Value mod;
-  KILN_ASSIGN(mod, binaryOp(in, "%", v, *a[0]));
-  return !truthy(mod);
+  KILN_ASSIGN(mod, moduloForTest(in, "divisibleby", v, *a[0]));
+  return equals(mod, Value::int_(0));
 }
 
 StatusOr<bool> testFilterName(Interpreter &, const Value &v, CallArgs &args) {

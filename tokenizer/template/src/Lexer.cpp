@@ -370,11 +370,11 @@ StatusOr<std::string> decodeEscapes(std::string_view body) {
       if (!hexValue(i + 1, count, v))
         return Status::error(std::string("truncated \\") + char(e) + "XXXX escape");
       if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-        return Status::error("illegal Unicode character in a string escape (surrogates are unsupported)");
+        return Status::error("surrogate code points in string escapes are not supported");
       out.push_back(v);
       i += count;
     } else if (e == 'N') {
-      return Status::error("\\N{...} escapes are unsupported");
+      return Status::error("\\N{...} escapes are not supported");
     } else {
       out.push_back('\\');
       out.push_back(e);
