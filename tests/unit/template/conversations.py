@@ -89,6 +89,10 @@ def handpicked():
            "tool_calls": [{"name": "f", "arguments": "{\"raw\": \"string args\"}"},
                           {"name": "g", "arguments": {"n": 1, "x": [1.5, True, None]}}]}], {}),
         ([{"role": "user", "content": "<tool_response>\nr\n</tool_response>"}], {}),
+        ([{"role": "user", "content": "weather?"},
+          {"role": "assistant", "content": None, "tool_calls": [{"function": {"name": "f", "arguments": {}}}]}], {}),
+        ([{"role": "user", "content": 42, "name": "extra key", "metadata": {"x": [1, 2]}}], {}),
+        ([{"role": "user"}], {}),
     ]
     return convs
 

@@ -96,6 +96,7 @@ public:
   StatusOr<std::string> render(const TemplateValue &messages, const ChatTemplateOptions &options) const;
 
 private:
+  ChatTemplate() = default; // only parse() makes one
   std::shared_ptr<const jinja::Program> program_;
 };
 
