@@ -85,6 +85,16 @@ TEST(ChatTemplate, BoundsRunawayTemplates) {
   std::string growing = errorOf(render("{% set ns = namespace(x=[]) %}{% for i in range(1000) %}"
                                        "{% set ns.x = [ns.x] %}{% endfor %}"));
   EXPECT_NE(growing.find("a value nests deeper than"), std::string::npos) << growing;
+  std::string viaGenerators = errorOf(render("{% set ns = namespace(x=[]) %}{% for i in range(1000) %}"
+                                             "{% set ns.x = [ns.x] | batch(1) %}{% endfor %}"));
+  EXPECT_NE(viaGenerators.find("a value nests deeper than"), std::string::npos) << viaGenerators;
+  // Quadratic copying (a list or string rebuilt every iteration) is charged to the step budget too.
+  std::string quadratic = errorOf(render("{% set ns = namespace(l=[], s='') %}{% for i in range(100000) %}"
+                                         "{% set ns.l = ns.l + [i] %}{% endfor %}"));
+  EXPECT_NE(quadratic.find("exceeded its budget"), std::string::npos) << quadratic;
+  std::string strings = errorOf(render("{% set ns = namespace(s='') %}{% for i in range(100000) %}"
+                                       "{% set ns.s = ns.s ~ 'abcdefghijklmnopqrstuvwxyz0123456789' %}{% endfor %}"));
+  EXPECT_NE(strings.find("exceeded its budget"), std::string::npos) << strings;
   std::string cycle = errorOf(render("{% set ns = namespace() %}{% set ns.me = ns %}"));
   EXPECT_NE(cycle.find("inside a namespace is not supported"), std::string::npos) << cycle;
 }

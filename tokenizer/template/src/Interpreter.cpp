@@ -13,19 +13,6 @@ constexpr int kTemplateFrame = 1; // frames_[0]: builtins; frames_[1]: the conte
 constexpr int kMaxMacroDepth = 64;
 constexpr int kMaxValueDepth = 256;
 
-int valueDepth(const Value &v) {
-  // Bounded by construction: every List / Dict built while rendering is checked (see eval).
-  int d = 0;
-  if (v.type == Type::List)
-    for (const Value &e : v.items())
-      d = std::max(d, valueDepth(e));
-  else if (v.type == Type::Dict)
-    for (const auto &e : v.dict->entries)
-      d = std::max(d, std::max(valueDepth(e.first), valueDepth(e.second)));
-  else
-    return 0;
-  return d + 1;
-}
 } // namespace
 
 struct Interpreter::MacroData {
@@ -47,7 +34,9 @@ Status Interpreter::located(int line, Status s) const {
 }
 
 Status Interpreter::charge(uint64_t steps) {
-  steps_ += steps;
+  uint64_t work = valueWork();
+  steps_ += steps + (work - workSeen_);
+  workSeen_ = work;
   if (steps_ > limits_.maxSteps)
     return Status::error("the template exceeded its budget of " + std::to_string(limits_.maxSteps) +
                          " steps (an endless or very long loop?)");
@@ -85,6 +74,7 @@ int Interpreter::pushFrame(int parent) {
 
 StatusOr<std::string> Interpreter::render(const std::vector<std::pair<std::string, Value>> &context) {
   frames_.clear();
+  workSeen_ = valueWork();
   frames_.push_back(Frame{builtinGlobals(), -1});
   frames_.push_back(Frame{context, 0});
   std::string out;
@@ -380,7 +370,7 @@ StatusOr<Value> Interpreter::eval(const Expr &e) {
   --depth_;
   if (!r.ok())
     return located(e.line, r.status());
-  if ((r->type == Type::List || r->type == Type::Dict) && valueDepth(*r) > kMaxValueDepth)
+  if (r->depth > kMaxValueDepth)
     return error(e.line, "a value nests deeper than " + std::to_string(kMaxValueDepth) + " levels");
   return r;
 }

@@ -78,6 +78,7 @@ private:
   std::vector<Frame> frames_;
   Flow flow_ = Flow::Normal;
   uint64_t steps_ = 0;
+  uint64_t workSeen_ = 0; // valueWork() already charged
   int depth_ = 0;
   int macroDepth_ = 0;
 };

@@ -2,6 +2,7 @@
 
 #include "Unicode.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -39,13 +40,30 @@ Value Value::float_(double f) {
 }
 Value Value::string(std::string s, bool markup) {
   Value v;
+  valueWork() += s.size() / 64;
   v.type = Type::String;
   v.markup = markup;
   v.str = std::make_shared<const std::string>(std::move(s));
   return v;
 }
+uint64_t &valueWork() {
+  thread_local uint64_t work = 0;
+  return work;
+}
+
+namespace {
+uint16_t nestedDepth(const ValueList &items) {
+  uint16_t d = 0;
+  for (const Value &e : items)
+    d = std::max(d, e.depth);
+  return d == UINT16_MAX ? d : uint16_t(d + 1);
+}
+} // namespace
+
 Value Value::listOf(ValueList items, ListKind kind) {
   Value v;
+  v.depth = nestedDepth(items);
+  valueWork() += items.size();
   v.type = Type::List;
   v.listKind = kind;
   v.list = std::make_shared<const ValueList>(std::move(items));
@@ -53,12 +71,19 @@ Value Value::listOf(ValueList items, ListKind kind) {
 }
 Value Value::dictOf(DictData d) {
   Value v;
+  uint16_t inner = 0;
+  for (const auto &e : d.entries)
+    inner = std::max({inner, e.first.depth, e.second.depth});
+  v.depth = inner == UINT16_MAX ? inner : uint16_t(inner + 1);
+  valueWork() += d.entries.size();
   v.type = Type::Dict;
   v.dict = std::make_shared<const DictData>(std::move(d));
   return v;
 }
 Value Value::generator(ValueList items, Status deferred) {
   Value v;
+  v.depth = nestedDepth(items);
+  valueWork() += items.size();
   v.type = Type::Generator;
   auto g = std::make_shared<GeneratorData>();
   g->items = std::move(items);
@@ -389,6 +414,8 @@ StatusOr<std::string> toStr(const Value &v) {
 }
 
 StatusOr<ValueList> iterate(const Value &v) {
+  if (v.type == Type::List)
+    valueWork() += v.items().size();
   switch (v.type) {
   case Type::Undefined: return ValueList();
   case Type::List: return v.items();

@@ -48,6 +48,7 @@ struct Value {
   bool boolean = false;
   bool markup = false; // a string marked safe (|safe, |escape): `+` escapes its other operand
   ListKind listKind = ListKind::List;
+  uint16_t depth = 0; // nesting of lists / dicts / generators inside (saturates): bounds recursion
   int64_t integer = 0;
   double number = 0;
   std::shared_ptr<const std::string> str; // String; the hint of an Undefined; the repr of a Range
@@ -114,6 +115,10 @@ struct GeneratorData {
   Status deferred; // an error Python would raise when the generator reaches it
   bool consumed = false;
 };
+
+// Work done building values on this thread (list items, dict entries, string bytes / 64, items iterated):
+// the interpreter charges it to its step budget, so quadratic copying in a loop cannot run for long.
+uint64_t &valueWork();
 
 // Python's type names, for error messages ("str", "int", "list", "NoneType", ...).
 std::string typeName(const Value &v);
