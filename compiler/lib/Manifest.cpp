@@ -11,12 +11,7 @@
 #include <ctime>
 #include <memory>
 
-#ifndef KILN_VERSION
-#define KILN_VERSION "unknown"
-#endif
-#ifndef KILN_GIT_REVISION
-#define KILN_GIT_REVISION "unknown"
-#endif
+#include "Version.h" // generated at build time (cmake/WriteVersionHeader.cmake)
 
 namespace kiln::compiler {
 

@@ -68,14 +68,17 @@ double peakRssMiB() {
 } // namespace
 
 int runBench(int argc, char **argv) {
-  Args args(argc, argv, 2, {"-p", "-n", "-r", "--threads", "--batch"}, {"--no-verify"});
-  const char *usage = "usage: kiln bench MODEL.kiln [-p 512] [-n 128] [-r 5] [--threads N] [--batch B]";
-  if (!args.ok() || args.positional().size() != 1)
-    return fail(kExitUsage, (args.ok() ? std::string("") : args.error() + "; ") + usage);
+  std::optional<Args> parsed;
+  if (std::optional<int> done = parseArgs(argc, argv, "bench", parsed))
+    return *done;
+  const Args &args = *parsed;
+  const std::string usage = usageLine(*findCommand("bench"));
+  if (args.positional().size() != 1)
+    return fail(kExitUsage, usage);
   int64_t p = 512, n = 128, reps = 5, batch = 1;
   if (!parseCount(args, "-p", p, 0) || !parseCount(args, "-n", n, 0) || !parseCount(args, "-r", reps, 1) ||
       !parseCount(args, "--batch", batch, 1))
-    return fail(kExitUsage, std::string("-p / -n must be >= 0, -r / --batch >= 1; ") + usage);
+    return fail(kExitUsage, "-p / -n must be >= 0, -r / --batch >= 1; " + usage);
   int threads = 0;
   if (int code = parseThreads(args, threads))
     return code;

@@ -20,9 +20,6 @@
 namespace kiln::cli {
 namespace {
 
-constexpr const char *kUsage =
-    "usage: kiln chat-template MODEL_DIR|tokenizer_config.json (--messages FILE.json | --chat TEXT [--system TEXT])\n"
-    "                          [--add-generation-prompt] [--template NAME] [--variables FILE.json] [--now SECONDS]";
 
 StatusOr<std::string> readText(const std::string &path) {
   std::string text;
@@ -65,14 +62,10 @@ StatusOr<TemplateValue> messagesFrom(const Args &args) {
 } // namespace
 
 int runChatTemplate(int argc, char **argv) {
-  Args args(argc, argv, 2, {"--messages", "--chat", "--system", "--template", "--variables", "--now"},
-            {"--add-generation-prompt", "--help", "-h"});
-  if (!args.ok())
-    return fail(kExitUsage, args.error() + " (run kiln chat-template --help)");
-  if (args.has("--help") || args.has("-h")) {
-    std::printf("%s\n", kUsage);
-    return kExitOk;
-  }
+  std::optional<Args> parsed;
+  if (std::optional<int> done = parseArgs(argc, argv, "chat-template", parsed))
+    return *done;
+  const Args &args = *parsed;
   if (args.positional().size() != 1 || args.has("--messages") == args.has("--chat") ||
       (args.has("--system") && !args.has("--chat")))
     return fail(kExitUsage, "chat-template needs one model directory and --messages or --chat (run kiln "

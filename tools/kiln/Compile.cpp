@@ -22,10 +22,6 @@
 namespace kiln::cli {
 namespace {
 
-const char *kUsage =
-    "usage: kiln compile MODEL_DIR -o MODEL.kiln [--target cpu|vulkan] [--device-profile NAME|FILE] [--cpu NAME] "
-    "[--max-context N] "
-    "[--max-batch N] [--threads N] [--dump-dir DIR] [--dump-ir-after-all] [--no-fuse] [--no-kv-in-place] [--report] [--strict] [--synthetic-weights SEED] | kiln compile MODEL_DIR --emit=ir";
 
 std::optional<int64_t> positiveInt(const Args &args, const std::string &name, std::string *error) {
   std::optional<std::string> text = args.get(name);
@@ -60,9 +56,9 @@ compiler::CompileOptions parseOptions(const Args &args, std::string *error) {
   o.output = args.get("-o").value_or("");
   const std::string target = args.get("--target").value_or("cpu");
   if (!emit.empty() && emit != "ir")
-    *error = "compile: --emit takes 'ir' (print the imported module); " + std::string(kUsage);
+    *error = "compile: --emit takes 'ir' (print the imported module); " + usageLine(*findCommand("compile"));
   else if (!o.emitIr && o.output.empty())
-    *error = "compile: -o MODEL.kiln is required; " + std::string(kUsage);
+    *error = "compile: -o MODEL.kiln is required; " + usageLine(*findCommand("compile"));
   else if (target != "cpu" && target != "vulkan")
     *error = "compile: unknown --target '" + target + "' (cpu, vulkan)";
   else if (target != "vulkan" && args.has("--device-profile"))
@@ -94,12 +90,13 @@ compiler::CompileOptions parseOptions(const Args &args, std::string *error) {
 } // namespace
 
 int runCompile(int argc, char **argv) {
-  Args args(argc, argv, 2,
-            {"--emit", "-o", "--target", "--device-profile", "--cpu", "--max-context", "--max-batch", "--threads",
-             "--dump-dir", "--synthetic-weights"},
-            {"--no-fuse", "--no-kv-in-place", "--strict", "--fuse", "--report", "--dump-ir-after-all"});
-  if (!args.ok() || args.positional().size() != 1)
-    return fail(kExitUsage, (args.ok() ? std::string("") : args.error() + "; ") + kUsage);
+  std::optional<Args> parsed;
+  if (std::optional<int> done = parseArgs(argc, argv, "compile", parsed))
+    return *done;
+  const Args &args = *parsed;
+  const std::string usage = usageLine(*findCommand("compile"));
+  if (args.positional().size() != 1)
+    return fail(kExitUsage, usage);
   std::string usageError;
   compiler::CompileOptions options = parseOptions(args, &usageError);
   if (!usageError.empty())

@@ -79,11 +79,13 @@ static void addF32(SafeTensorsWriter &w, const std::string &name, const ir::Host
 }
 
 int runEval(int argc, char **argv) {
-  Args args(argc, argv, 2, {"--inputs", "--outputs", "--chunks"}, {"--fuse"});
-  if (!args.ok() || args.positional().size() != 1 || !args.has("--inputs") || !args.has("--outputs"))
-    return fail(kExitUsage, (args.ok() ? std::string("") : args.error() + "; ") +
-                                "usage: kiln eval MODEL_DIR --inputs IN.safetensors --outputs OUT.safetensors "
-                                "[--chunks 2,5,1] [--fuse]");
+  std::optional<Args> parsed;
+  if (std::optional<int> done = parseArgs(argc, argv, "eval", parsed))
+    return *done;
+  const Args &args = *parsed;
+  const std::string usage = usageLine(*findCommand("eval"));
+  if (args.positional().size() != 1 || !args.has("--inputs") || !args.has("--outputs"))
+    return fail(kExitUsage, usage);
   std::string inputsPath = *args.get("--inputs"), outputsPath = *args.get("--outputs");
 
   mlir::MLIRContext context;

@@ -372,10 +372,13 @@ void printSections(const MappedArtifact &a, FILE *o) {
 } // namespace
 
 int runInspect(int argc, char **argv) {
-  Args args(argc, argv, 2, {}, {"--no-verify"});
-  if (!args.ok() || args.positional().size() != 1)
-    return fail(kExitUsage, (args.ok() ? std::string("") : args.error() + "; ") +
-                                "usage: kiln inspect MODEL.kiln [--no-verify]");
+  std::optional<Args> parsed;
+  if (std::optional<int> done = parseArgs(argc, argv, "inspect", parsed))
+    return *done;
+  const Args &args = *parsed;
+  const std::string usage = usageLine(*findCommand("inspect"));
+  if (args.positional().size() != 1)
+    return fail(kExitUsage, usage);
   const std::string path = args.positional()[0];
   StatusOr<MappedArtifact> opened = openArtifact(path, /*verifyChecksums=*/!args.has("--no-verify"));
   if (!opened.ok())
