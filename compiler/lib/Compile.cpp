@@ -4,6 +4,7 @@
 
 #include "kiln/ir/KilnDialect.h"
 #include "kiln/passes/PlanAnnotations.h"
+#include "kiln/support/Util.h"
 
 #include "mlir/IR/AsmState.h"
 #include "llvm/Support/FileSystem.h"
@@ -11,9 +12,35 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <chrono>
+#include <unistd.h>
 
 namespace kiln::compiler {
 namespace {
+
+/// What one session of the plan allocates, as the runtime counts it (kiln_model_session_bytes): the host
+/// arena and each KV-cache entry, twice where it is copied forward instead of appended in place.
+uint64_t sessionBytes(const passes::MemoryPlan &plan) {
+  uint64_t total = plan.arenaBytes;
+  for (const passes::PlanKvEntry &e : plan.kvCache) {
+    uint64_t bytes = std::max(plan.buffers[size_t(e.pastBuffer)].maxBytes, plan.buffers[size_t(e.presentBuffer)].maxBytes);
+    total += (e.inPlace ? 1 : 2) * bytes;
+  }
+  return total;
+}
+
+/// "warning: ..." when a session (plus the weights) is larger than this machine's memory, "" otherwise.
+std::string sessionMemoryWarning(uint64_t session, const PlanSummary &plan) {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), pageSize = ::sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || pageSize <= 0)
+    return "";
+  const uint64_t machine = uint64_t(pages) * uint64_t(pageSize);
+  if (session + plan.weightsBytes <= machine)
+    return "";
+  return "warning: a session needs " + passes::formatBytes(session) + " (max context " +
+         std::to_string(plan.maxContext) + ", batch " + std::to_string(plan.maxBatch) + ") + weights " +
+         passes::formatBytes(plan.weightsBytes) + ", more than this machine's memory " +
+         passes::formatBytes(machine) + "; lower --max-context or --max-batch";
+}
 
 using Clock = std::chrono::steady_clock;
 double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
@@ -301,6 +328,8 @@ Status Pipeline::placeKvCache() {
   result.report.kvCache = kvCacheStage(memoryPlan, vulkan ? &partitioned : nullptr, o.kvInPlace, &dropped);
   if (!result.report.kvCache.line.empty())
     reporter.line("kv-cache", result.report.kvCache.line, secondsSince(t));
+  if (std::string warning = sessionMemoryWarning(sessionBytes(memoryPlan), result.report.plan); !warning.empty())
+    reporter.line("kv-cache", warning);
   if (dumps.enabled()) {
     // 03-planned.mlir: the plan's decisions as attributes; removed again, since kernels are keyed by them.
     passes::annotateKvCache(step(), memoryPlan, dropped);
@@ -382,6 +411,10 @@ Status Pipeline::write() {
 StatusOr<CompileResult> compile(const CompileOptions &options) {
   if (!options.emitIr && options.output.empty())
     return Status::error("compile: no output file (CompileOptions::output)");
+  // Before any work: an output that would overwrite the model's own files, or that cannot be written.
+  if (!options.emitIr)
+    if (Status s = support::checkOutputPath("-o", options.output, {{"the model directory", options.modelDir}}); !s)
+      return s;
   Pipeline pipeline(options);
   return pipeline.run();
 }

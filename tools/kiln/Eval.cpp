@@ -9,6 +9,7 @@
 #include "Subcommands.h"
 
 #include "kiln/ir/Interpreter.h"
+#include "kiln/support/Util.h"
 #include "kiln/ir/SymShape.h"
 #include "kiln/passes/Fusion.h"
 
@@ -87,6 +88,10 @@ int runEval(int argc, char **argv) {
   if (args.positional().size() != 1 || !args.has("--inputs") || !args.has("--outputs"))
     return fail(kExitUsage, usage);
   std::string inputsPath = *args.get("--inputs"), outputsPath = *args.get("--outputs");
+  if (Status s = support::checkOutputPath("--outputs", outputsPath,
+                                          {{"the model directory", args.positional()[0]}, {"--inputs", inputsPath}});
+      !s)
+    return fail(kExitBadInput, s.message());
 
   mlir::MLIRContext context;
   StatusOr<compiler::ImportedModel> model = compiler::importModel(context, args.positional()[0]);

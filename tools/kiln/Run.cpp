@@ -11,6 +11,7 @@
 
 #include "kiln/frontend/SafeTensors.h"
 #include "kiln/kiln.hpp"
+#include "kiln/support/Util.h"
 
 #include <algorithm>
 #include <cstring>
@@ -83,6 +84,10 @@ int runRun(int argc, char **argv) {
       return fail(kExitUsage, "--chunks must be positive integers separated by commas, got '" + *text + "'");
   }
 
+  if (Status s = support::checkOutputPath("--outputs", outputsPath,
+                                          {{"the artifact", modelPath}, {"--inputs", inputsPath}});
+      !s)
+    return fail(kExitBadInput, s.message());
   runtime::Model model;
   if (runtime::Result r = model.load(modelPath, threads, !args.has("--no-verify")); !r)
     return fail(kExitBadInput, r.message);
