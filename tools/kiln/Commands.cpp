@@ -110,13 +110,14 @@ const Command kGenerate{
 
 const Command kBench{
     "bench",
-    {"bench MODEL.kiln [-p 512] [-n 128] [-r 5] [--threads N] [--batch B] [--no-verify]"},
+    {"bench MODEL.kiln [-p 512] [-n 128] [-r 5] [--threads N] [--batch B] [--json] [--no-verify]"},
     "llama-bench-style pp / tg tokens/s (encoders: sentences/s), mean +- stddev, peak RSS",
     "Vulkan: the GPU time (timestamps) beside the wall time.",
     {{"-p", "N", "prompt tokens of the pp test (default 512; 0 skips it)"},
      {"-n", "N", "generated tokens of the tg test (default 128; 0 skips it)"},
      {"-r", "N", "repetitions after one warm-up (default 5)"},
      {"--batch", "B", "sequences per run (default 1)"},
+     {"--json", nullptr, "one JSON document on stdout instead of the table (numbers unrounded)"},
      kThreadsFlag,
      kNoVerifyFlag},
     {kProfileEnv, kProfileTopEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv, kOpenBlasEnv},
@@ -124,11 +125,12 @@ const Command kBench{
 
 const Command kInspect{
     "inspect",
-    {"inspect MODEL.kiln [--no-verify]"},
+    {"inspect MODEL.kiln [--json] [--no-verify]"},
     "what an artifact holds: provenance, limits, inputs / outputs, kernels, memory plan, checksums",
     "Provenance, limits, inputs / outputs, KV-cache layout, kernels, dispatches, buffers, memory plan,\n"
     "partition, sections, checksums and the compile report.",
-    {kNoVerifyFlag},
+    {{"--json", nullptr, "one JSON document on stdout: the file's sections and the whole manifest (protobuf's JSON)"},
+     kNoVerifyFlag},
     {},
     false};
 

@@ -16,6 +16,9 @@
 #include "kiln/target/DeviceProfile.h"
 #include "kiln_artifact.pb.h"
 
+#include <google/protobuf/util/json_util.h>
+#include <nlohmann/json.hpp>
+
 #include <cinttypes>
 #include <cstring>
 #include <cstdio>
@@ -368,6 +371,44 @@ void printSections(const MappedArtifact &a, FILE *o) {
                  padRight(bytesText(s.size), 24).c_str(), s.checksum);
 }
 
+/// --json: one document for scripts: the file (format version, size, sections, checksums) and the whole
+/// manifest in protobuf's JSON mapping (proto field names; 64-bit integers as strings, as that mapping
+/// has them); each kernel's SPIR-V as its size ("spirv_bytes") instead of base64 text.
+int printJson(const std::string &path, const MappedArtifact &a) {
+  Manifest manifest = a.manifest();
+  std::vector<size_t> spirvBytes;
+  for (Kernel &k : *manifest.mutable_kernels()) {
+    spirvBytes.push_back(k.spirv().size());
+    k.clear_spirv();
+  }
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  std::string text;
+  if (!google::protobuf::util::MessageToJsonString(manifest, &text, options).ok())
+    return fail(kExitBadInput, path + ": the manifest has no JSON form");
+  nlohmann::json m = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (m.is_discarded())
+    return fail(kExitBadInput, path + ": the manifest has no JSON form");
+  for (size_t i = 0; i < spirvBytes.size(); ++i) {
+    m["kernels"][i].erase("spirv");
+    m["kernels"][i]["spirv_bytes"] = spirvBytes[i];
+  }
+  nlohmann::json sections = nlohmann::json::array();
+  char checksum[24];
+  for (const SectionEntry &e : a.sections()) {
+    std::snprintf(checksum, sizeof checksum, "0x%016" PRIx64, e.checksum);
+    sections.push_back({{"kind", sectionName(e.kind)}, {"offset", e.offset}, {"size", e.size}, {"xxh64", checksum}});
+  }
+  nlohmann::json doc = {{"path", path},
+                        {"format_version", a.header().formatVersion},
+                        {"file_bytes", a.fileSize()},
+                        {"checksums_verified", a.checksumsVerified()},
+                        {"sections", sections},
+                        {"manifest", m}};
+  std::printf("%s\n", doc.dump(2).c_str());
+  return kExitOk;
+}
 
 } // namespace
 
@@ -385,6 +426,8 @@ int runInspect(int argc, char **argv) {
     return fail(kExitBadInput, opened.status().message());
   const MappedArtifact &a = *opened;
   const Manifest &m = a.manifest();
+  if (args.has("--json"))
+    return printJson(path, a);
   FILE *o = stdout;
 
   printModel(path, a, o);
