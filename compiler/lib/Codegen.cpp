@@ -42,6 +42,7 @@ StatusOr<std::vector<uint8_t>> cpuCodegenStage(mlir::func::FuncOp step, const pa
   codegen::CpuCodegenOptions options;
   options.cpu = input.cpu;
   options.dumpDir = input.dumpDir;
+  options.irDump = input.irDump;
   std::vector<mlir::Operation *> ops;
   std::vector<codegen::KernelLayout> layouts; // strided KV-cache views and in-place appends
   for (int i : dispatches) {

@@ -368,7 +368,7 @@ Status Pipeline::generateKernels() {
   Clock::time_point t = Clock::now();
   if (summary.cpuDispatches > 0)
     reporter.line("cpu-codegen", cpuCodegenStartLine(summary));
-  StatusOr<std::vector<uint8_t>> so = cpuCodegenStage(step(), memoryPlan, {o.cpu, o.dumpDir}, kernels, &summary);
+  StatusOr<std::vector<uint8_t>> so = cpuCodegenStage(step(), memoryPlan, {o.cpu, o.dumpDir, o.irDump}, kernels, &summary);
   if (!so.ok())
     return so.status();
   sharedObject = std::move(*so);

@@ -42,7 +42,7 @@ const Command kCompile{
      {"--max-batch", "N", "the largest batch a session runs"},
      {"--threads", "N", "the artifact's default thread count (run / generate / bench --threads override it)"},
      {"--dump-dir", "DIR", "write the IR after each phase, kernels.ll / .o, partition.dot (and Vulkan kernels' GLSL / SPIR-V)"},
-     {"--dump-ir-after-all", nullptr, "print each phase's module on stderr"},
+     {"--dump-ir-after-all", nullptr, "print each phase's module on stderr (every .mlir --dump-dir writes)"},
      {"--no-fuse", nullptr, "skip the fusion passes"},
      {"--no-kv-in-place", nullptr, "copy the KV cache forward each step instead of appending in place"},
      {"--report", nullptr, "list every fusion and every candidate left unfused, with its reason"},

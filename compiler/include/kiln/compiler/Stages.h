@@ -92,6 +92,7 @@ std::vector<int> cpuKernelDispatches(const passes::MemoryPlan &plan);
 struct CpuCodegenInput {
   std::string cpu = "native"; // an LLVM CPU name
   std::string dumpDir;        // kernels.ll / kernels.o when set
+  std::function<void(const std::string &text)> irDump; // --dump-ir-after-all: each lowering phase's module
 };
 StatusOr<std::vector<uint8_t>> cpuCodegenStage(mlir::func::FuncOp step, const passes::MemoryPlan &plan,
                                                const CpuCodegenInput &input, KernelTable &kernels,
