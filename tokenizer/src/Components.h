@@ -1,0 +1,99 @@
+// The pipeline's stages, as Hugging Face tokenizers has them: normalizer -> pre-tokenizer -> model ->
+// post-processor on the way in, decoder on the way out. Each is parsed from its tokenizer.json object by a
+// parse* function that refuses unknown types with a message naming them.
+#pragma once
+
+#include "Json.h"
+#include "NormalizedString.h"
+
+#include "kiln/support/Status.h"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kiln::tokenizer::detail {
+
+// One piece of a pre-tokenized string; pieces that already hold ids (added tokens) are final.
+struct Split {
+  NormalizedString text;
+  bool final = false;
+  std::vector<uint32_t> ids;
+};
+using Splits = std::vector<Split>;
+
+// Replaces each non-final split by the pieces `fn` cuts it into, dropping empty ones (Hugging Face
+// PreTokenizedString::split). fn: NormalizedString -> StatusOr<std::vector<NormalizedString>>.
+template <class F> Status splitEach(Splits &splits, F fn) {
+  Splits out;
+  out.reserve(splits.size());
+  for (Split &s : splits) {
+    if (s.final) {
+      out.push_back(std::move(s));
+      continue;
+    }
+    auto pieces = fn(std::move(s.text));
+    if (!pieces.ok())
+      return pieces.status();
+    for (NormalizedString &p : *pieces)
+      if (!p.empty())
+        out.push_back(Split{std::move(p), false, {}});
+  }
+  splits = std::move(out);
+  return Status::ok();
+}
+
+class Normalizer {
+public:
+  virtual ~Normalizer() = default;
+  virtual Status normalize(NormalizedString &s) const = 0;
+};
+
+class PreTokenizer {
+public:
+  virtual ~PreTokenizer() = default;
+  virtual Status preTokenize(Splits &splits) const = 0;
+};
+
+class Model {
+public:
+  virtual ~Model() = default;
+  // Appends the ids of one pre-tokenized piece (non-empty).
+  virtual Status tokenize(std::string_view piece, std::vector<uint32_t> &ids) const = 0;
+  virtual std::optional<uint32_t> tokenToId(std::string_view token) const = 0;
+  virtual const std::string *idToToken(uint32_t id) const = 0;
+  // The number of vocabulary entries (Hugging Face get_vocab_size of the model).
+  virtual size_t vocabSize() const = 0;
+  virtual const std::string &type() const = 0;
+};
+
+class PostProcessor {
+public:
+  virtual ~PostProcessor() = default;
+  // How many special tokens process() adds to a single sequence (used by truncation).
+  virtual size_t addedTokens() const = 0;
+  // A single sequence's ids, with the special tokens added when `addSpecialTokens`.
+  virtual void process(std::vector<uint32_t> &ids, bool addSpecialTokens) const = 0;
+};
+
+class Decoder {
+public:
+  virtual ~Decoder() = default;
+  // Hugging Face decode_chain: tokens in, transformed tokens out (joined with "" at the end).
+  virtual Status decodeChain(std::vector<std::string> &tokens) const = 0;
+};
+
+StatusOr<std::unique_ptr<Normalizer>> parseNormalizer(const JsonNode &node);
+StatusOr<std::unique_ptr<PreTokenizer>> parsePreTokenizer(const JsonNode &node);
+StatusOr<std::unique_ptr<Model>> parseModel(const JsonNode &node);
+StatusOr<std::unique_ptr<PostProcessor>> parsePostProcessor(const JsonNode &node);
+StatusOr<std::unique_ptr<Decoder>> parseDecoder(const JsonNode &node);
+
+// A {"String": s} or {"Regex": r} pattern (Split, Replace), compiled.
+StatusOr<std::shared_ptr<const Regex>> parsePattern(const JsonNode &node);
+StatusOr<SplitBehavior> parseSplitBehavior(const JsonNode &node, const std::string &key);
+
+} // namespace kiln::tokenizer::detail

@@ -1,0 +1,63 @@
+// Type-checked access to nlohmann::json without exceptions (this library builds with -fno-exceptions, where a
+// wrong-typed get<>() would abort). Every error names the file and the JSON path: "tokenizer.json:
+// normalizer.normalizers[1]: 'pattern' must be an object".
+#pragma once
+
+#include "kiln/support/Status.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace kiln::tokenizer::detail {
+
+using Json = nlohmann::json;
+
+// Parses JSON text; an error names `file`. Depth-limited so hostile input cannot exhaust the stack.
+StatusOr<Json> parseJson(const std::string &text, const std::string &file);
+
+// A JSON node and where it is. Accessors of optional fields treat an absent key and null alike.
+class JsonNode {
+public:
+  JsonNode(const Json &node, std::string where) : node_(&node), where_(std::move(where)) {}
+
+  const Json &json() const { return *node_; }
+  const std::string &where() const { return where_; }
+  Status error(const std::string &message) const;
+
+  bool isObject() const { return node_->is_object(); }
+  bool isArray() const { return node_->is_array(); }
+  bool isNull() const { return node_->is_null(); }
+  // The member `key` (nullopt when absent or null; an error when this node is not an object).
+  StatusOr<std::optional<JsonNode>> member(const std::string &key) const;
+  StatusOr<JsonNode> required(const std::string &key) const;
+  JsonNode element(size_t i) const;
+  size_t size() const { return node_->size(); }
+
+  // Typed members. `def` when absent or null.
+  Status getString(const std::string &key, std::string &out) const; // required
+  Status getOptionalString(const std::string &key, std::optional<std::string> &out) const;
+  Status getBool(const std::string &key, bool &out, bool def) const;
+  Status getOptionalBool(const std::string &key, std::optional<bool> &out) const;
+  Status getUint(const std::string &key, uint64_t &out, uint64_t def) const;
+  Status getOptionalUint(const std::string &key, std::optional<uint64_t> &out) const;
+  Status getOptionalDouble(const std::string &key, std::optional<double> &out) const;
+  // A one-character string (Rust `char` fields such as Metaspace's replacement).
+  Status getChar(const std::string &key, char32_t &out) const;
+  // This node's own value.
+  Status asString(std::string &out) const;
+  Status asUint(uint64_t &out) const;
+
+  // The "type" member, required.
+  Status type(std::string &out) const;
+
+private:
+  const Json *node_;
+  std::string where_;
+};
+
+std::string childPath(const std::string &where, const std::string &key);
+
+} // namespace kiln::tokenizer::detail

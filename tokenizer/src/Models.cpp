@@ -1,0 +1,148 @@
+// WordPiece and WordLevel (Hugging Face tokenizers/src/models/{wordpiece,wordlevel}), and the model
+// dispatcher.
+#include "Models.h"
+
+namespace kiln::tokenizer::detail {
+
+namespace {
+
+// Greedy longest-match-first subwords; a word with any unmatchable part becomes the unknown token.
+class WordPieceModel : public Model {
+public:
+  Vocab vocab;
+  std::string unkToken = "[UNK]", prefix = "##";
+  uint64_t maxInputCharsPerWord = 100;
+
+  Status tokenize(std::string_view piece, std::vector<uint32_t> &ids) const override {
+    if (charCount(piece) > maxInputCharsPerWord)
+      return pushUnk(ids);
+    std::vector<uint32_t> sub;
+    size_t start = 0;
+    std::string candidate;
+    while (start < piece.size()) {
+      size_t end = piece.size();
+      std::optional<uint32_t> found;
+      while (start < end) {
+        candidate.assign(start > 0 ? prefix : std::string());
+        candidate.append(piece.substr(start, end - start));
+        if ((found = vocab.find(candidate)))
+          break;
+        end = lastCharStart(piece.substr(0, end));
+      }
+      if (!found)
+        return pushUnk(ids);
+      sub.push_back(*found);
+      start = end;
+    }
+    ids.insert(ids.end(), sub.begin(), sub.end());
+    return Status::ok();
+  }
+  std::optional<uint32_t> tokenToId(std::string_view token) const override { return vocab.find(token); }
+  const std::string *idToToken(uint32_t id) const override { return vocab.token(id); }
+  size_t vocabSize() const override { return vocab.ids.size(); }
+  const std::string &type() const override {
+    static const std::string t = "WordPiece";
+    return t;
+  }
+
+private:
+  Status pushUnk(std::vector<uint32_t> &ids) const {
+    auto id = vocab.find(unkToken);
+    if (!id)
+      return Status::error("WordPiece: unk_token '" + unkToken + "' is not in the vocabulary");
+    ids.push_back(*id);
+    return Status::ok();
+  }
+};
+
+// One id per pre-tokenized word.
+class WordLevelModel : public Model {
+public:
+  Vocab vocab;
+  std::string unkToken = "<unk>";
+
+  Status tokenize(std::string_view piece, std::vector<uint32_t> &ids) const override {
+    auto id = vocab.find(piece);
+    if (!id)
+      id = vocab.find(unkToken);
+    if (!id)
+      return Status::error("WordLevel: unk_token '" + unkToken + "' is not in the vocabulary");
+    ids.push_back(*id);
+    return Status::ok();
+  }
+  std::optional<uint32_t> tokenToId(std::string_view token) const override { return vocab.find(token); }
+  const std::string *idToToken(uint32_t id) const override { return vocab.token(id); }
+  size_t vocabSize() const override { return vocab.ids.size(); }
+  const std::string &type() const override {
+    static const std::string t = "WordLevel";
+    return t;
+  }
+};
+
+StatusOr<std::unique_ptr<Model>> parseWordPiece(const JsonNode &node) {
+  auto wp = std::make_unique<WordPieceModel>();
+  std::optional<std::string> s;
+  if (Status st = node.getOptionalString("unk_token", s); !st)
+    return st;
+  if (s)
+    wp->unkToken = *s;
+  if (Status st = node.getOptionalString("continuing_subword_prefix", s); !st)
+    return st;
+  if (s)
+    wp->prefix = *s;
+  if (Status st = node.getUint("max_input_chars_per_word", wp->maxInputCharsPerWord, 100); !st)
+    return st;
+  auto vocab = node.required("vocab");
+  if (!vocab.ok())
+    return vocab.status();
+  if (Status st = wp->vocab.parse(*vocab); !st)
+    return st;
+  return std::unique_ptr<Model>(std::move(wp));
+}
+
+StatusOr<std::unique_ptr<Model>> parseWordLevel(const JsonNode &node) {
+  auto wl = std::make_unique<WordLevelModel>();
+  std::optional<std::string> s;
+  if (Status st = node.getOptionalString("unk_token", s); !st)
+    return st;
+  if (s)
+    wl->unkToken = *s;
+  auto vocab = node.required("vocab");
+  if (!vocab.ok())
+    return vocab.status();
+  if (Status st = wl->vocab.parse(*vocab); !st)
+    return st;
+  return std::unique_ptr<Model>(std::move(wl));
+}
+
+} // namespace
+
+StatusOr<std::unique_ptr<Model>> parseModel(const JsonNode &node) {
+  std::string type;
+  auto t = node.member("type");
+  if (!t.ok())
+    return t.status();
+  if (t->has_value()) {
+    if (Status s = (*t)->asString(type); !s)
+      return s;
+  } else {
+    // Files from before "type" existed: the fields tell the model apart (Hugging Face tries them in order).
+    auto merges = node.member("merges"), prefix = node.member("continuing_subword_prefix");
+    if (!merges.ok())
+      return merges.status();
+    type = merges->has_value() ? "BPE" : (prefix.ok() && prefix->has_value()) ? "WordPiece" : "";
+    if (type.empty())
+      return node.error("model has no 'type'");
+  }
+  if (type == "BPE")
+    return parseBpe(node);
+  if (type == "WordPiece")
+    return parseWordPiece(node);
+  if (type == "WordLevel")
+    return parseWordLevel(node);
+  if (type == "Unigram")
+    return parseUnigram(node);
+  return node.error("unsupported model type '" + type + "'");
+}
+
+} // namespace kiln::tokenizer::detail

@@ -1,0 +1,216 @@
+//===- Tokenize.cpp - `kiln tokenize` / `kiln detokenize` -----------------===//
+//
+//   kiln tokenize MODEL_DIR (--text T | --file TEXTS.jsonl) [--no-special]
+//   kiln detokenize MODEL_DIR (--ids 1,2,3 | --file IDS.jsonl) [--skip-special] [--stream]
+// MODEL_DIR needs only tokenizer.json (tokenizer_config.json and the others are read when present).
+// tokenize prints one JSON array of ids per input; detokenize one JSON string per input (--stream: the
+// pieces of the streaming decoder, as a JSON array of strings, whose concatenation is the decoded text).
+//
+//===----------------------------------------------------------------------===//
+#include "Cli.h"
+#include "Subcommands.h"
+
+#include "kiln/support/Util.h"
+#include "kiln/tokenizer/Tokenizer.h"
+
+#include <nlohmann/json.hpp>
+
+#include <sys/stat.h>
+
+namespace kiln::cli {
+
+namespace {
+
+using Json = nlohmann::json;
+using kiln::tokenizer::Tokenizer;
+
+constexpr uint64_t kMaxInputBytes = uint64_t(1) << 32;
+
+const char *kTokenizeUsage =
+    "usage: kiln tokenize MODEL_DIR (--text T | --file TEXTS.jsonl) [--no-special]\n"
+    "  Encodes text as Hugging Face tokenizers does (MODEL_DIR needs only tokenizer.json; tokenizer_config.json,\n"
+    "  special_tokens_map.json and generation_config.json are read when present). Prints one JSON array of ids\n"
+    "  per input: --text is one input; each non-empty line of --file is one, a JSON string.\n"
+    "  --no-special  do not add the special tokens of the post-processor (add_special_tokens=False)\n";
+
+const char *kDetokenizeUsage =
+    "usage: kiln detokenize MODEL_DIR (--ids 1,2,3 | --file IDS.jsonl) [--skip-special] [--stream]\n"
+    "  Decodes ids as Hugging Face tokenizers does. Prints one JSON string per input: --ids is one input; each\n"
+    "  non-empty line of --file is one, a JSON array of ids.\n"
+    "  --skip-special  leave out special tokens (skip_special_tokens=True)\n"
+    "  --stream        decode one id at a time with the streaming decoder and print its pieces as a JSON array\n"
+    "                  of strings (their concatenation is the decoded text)\n";
+
+std::string dumpJson(const Json &j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+// The model directory's tokenizer; MODEL.kiln does not carry one yet.
+StatusOr<Tokenizer> loadTokenizer(const std::string &path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0)
+    return Status::error(path + ": no such file or directory");
+  if (!S_ISDIR(st.st_mode))
+    return Status::error(path + ": not a model directory (a compiled artifact does not carry its tokenizer yet)");
+  return Tokenizer::load(path);
+}
+
+// The non-empty lines of a JSONL file, with their line numbers.
+StatusOr<std::vector<std::pair<size_t, std::string>>> readLines(const std::string &path) {
+  std::string text;
+  if (Status s = support::readFile(path, text, kMaxInputBytes); !s)
+    return s;
+  std::vector<std::pair<size_t, std::string>> lines;
+  size_t lineNo = 0;
+  for (size_t pos = 0; pos < text.size();) {
+    size_t nl = text.find('\n', pos);
+    std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    ++lineNo;
+    pos = nl == std::string::npos ? text.size() : nl + 1;
+    if (!line.empty() && line.back() == '\r')
+      line.pop_back();
+    if (!line.empty())
+      lines.push_back({lineNo, std::move(line)});
+  }
+  return lines;
+}
+
+// "1,2,3" (or "" for no ids).
+std::optional<std::vector<uint32_t>> parseIds(const std::string &text) {
+  std::vector<uint32_t> ids;
+  if (text.empty())
+    return ids;
+  size_t pos = 0;
+  while (true) {
+    size_t comma = text.find(',', pos);
+    std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    if (item.empty() || item.size() > 10 || item.find_first_not_of("0123456789") != std::string::npos)
+      return std::nullopt;
+    uint64_t v = std::stoull(item);
+    if (v > UINT32_MAX)
+      return std::nullopt;
+    ids.push_back(uint32_t(v));
+    if (comma == std::string::npos)
+      return ids;
+    pos = comma + 1;
+  }
+}
+
+std::optional<std::vector<uint32_t>> parseIdArray(const std::string &line) {
+  Json j = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_array())
+    return std::nullopt;
+  std::vector<uint32_t> ids;
+  for (const Json &v : j) {
+    if (!v.is_number_unsigned() || v.get<uint64_t>() > UINT32_MAX)
+      return std::nullopt;
+    ids.push_back(uint32_t(v.get<uint64_t>()));
+  }
+  return ids;
+}
+
+// Positional MODEL_DIR plus exactly one of the two input flags.
+int checkInputs(const Args &args, const char *usage, const char *inlineFlag) {
+  if (!args.ok())
+    return fail(kExitUsage, args.error() + "\n" + usage);
+  if (args.positional().size() != 1)
+    return fail(kExitUsage, std::string("expected one MODEL_DIR\n") + usage);
+  if (args.has(inlineFlag) == args.has("--file"))
+    return fail(kExitUsage, std::string("give exactly one of ") + inlineFlag + " and --file\n" + usage);
+  return kExitOk;
+}
+
+int printDecoded(const Tokenizer &tok, const std::vector<uint32_t> &ids, bool skip, bool stream,
+                 const std::string &where) {
+  if (!stream) {
+    auto text = tok.decode(ids, skip);
+    if (!text.ok())
+      return fail(kExitBadInput, where + text.status().message());
+    std::printf("%s\n", dumpJson(Json(*text)).c_str());
+    return kExitOk;
+  }
+  auto decoder = tok.streamDecoder(skip);
+  Json pieces = Json::array();
+  for (uint32_t id : ids) {
+    auto piece = decoder.step(id);
+    if (!piece.ok())
+      return fail(kExitBadInput, where + piece.status().message());
+    pieces.push_back(*piece);
+  }
+  auto rest = decoder.finish();
+  if (!rest.ok())
+    return fail(kExitBadInput, where + rest.status().message());
+  pieces.push_back(*rest);
+  std::printf("%s\n", dumpJson(pieces).c_str());
+  return kExitOk;
+}
+
+} // namespace
+
+int runTokenize(int argc, char **argv) {
+  if (argc >= 3 && (std::string(argv[2]) == "--help" || std::string(argv[2]) == "-h")) {
+    std::fputs(kTokenizeUsage, stdout);
+    return kExitOk;
+  }
+  Args args(argc, argv, 2, {"--text", "--file"}, {"--no-special"});
+  if (int rc = checkInputs(args, kTokenizeUsage, "--text"); rc != kExitOk)
+    return rc;
+  auto tok = loadTokenizer(args.positional()[0]);
+  if (!tok.ok())
+    return fail(kExitBadInput, tok.status().message());
+  bool special = !args.has("--no-special");
+  auto printIds = [&](const std::string &text, const std::string &where) {
+    auto ids = tok->encode(text, special);
+    if (!ids.ok())
+      return fail(kExitBadInput, where + ids.status().message());
+    std::printf("%s\n", dumpJson(Json(*ids)).c_str());
+    return kExitOk;
+  };
+  if (auto text = args.get("--text"))
+    return printIds(*text, "--text: ");
+  std::string path = *args.get("--file");
+  auto lines = readLines(path);
+  if (!lines.ok())
+    return fail(kExitBadInput, lines.status().message());
+  for (const auto &[lineNo, line] : *lines) {
+    std::string where = path + ":" + std::to_string(lineNo) + ": ";
+    Json j = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_string())
+      return fail(kExitBadInput, where + "expected a JSON string");
+    if (int rc = printIds(j.get<std::string>(), where); rc != kExitOk)
+      return rc;
+  }
+  return kExitOk;
+}
+
+int runDetokenize(int argc, char **argv) {
+  if (argc >= 3 && (std::string(argv[2]) == "--help" || std::string(argv[2]) == "-h")) {
+    std::fputs(kDetokenizeUsage, stdout);
+    return kExitOk;
+  }
+  Args args(argc, argv, 2, {"--ids", "--file"}, {"--skip-special", "--stream"});
+  if (int rc = checkInputs(args, kDetokenizeUsage, "--ids"); rc != kExitOk)
+    return rc;
+  std::optional<std::vector<uint32_t>> inlineIds;
+  if (auto text = args.get("--ids"); text && !(inlineIds = parseIds(*text)))
+    return fail(kExitUsage, "--ids: expected ids such as 1,2,3 (each at most 4294967295)");
+  auto tok = loadTokenizer(args.positional()[0]);
+  if (!tok.ok())
+    return fail(kExitBadInput, tok.status().message());
+  bool skip = args.has("--skip-special"), stream = args.has("--stream");
+  if (inlineIds)
+    return printDecoded(*tok, *inlineIds, skip, stream, "--ids: ");
+  std::string path = *args.get("--file");
+  auto lines = readLines(path);
+  if (!lines.ok())
+    return fail(kExitBadInput, lines.status().message());
+  for (const auto &[lineNo, line] : *lines) {
+    std::string where = path + ":" + std::to_string(lineNo) + ": ";
+    auto ids = parseIdArray(line);
+    if (!ids)
+      return fail(kExitBadInput, where + "expected a JSON array of ids (each at most 4294967295)");
+    if (int rc = printDecoded(*tok, *ids, skip, stream, where); rc != kExitOk)
+      return rc;
+  }
+  return kExitOk;
+}
+
+} // namespace kiln::cli
