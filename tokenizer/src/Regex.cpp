@@ -21,6 +21,49 @@ void initializeOniguruma() {
   });
 }
 
+// Debian's Oniguruma has Unicode 15.0 tables, Hugging Face's 16.0: each general-category class (\p{L},
+// \P{N}, \d, \w...) gets the characters Unicode 16.0 added to it. A negated class inside a bracket
+// expression ([\P{L}]) is left as it is.
+std::string withUnicode16(std::string_view p) {
+  std::string out;
+  int depth = 0; // bracket expressions can nest in Oniguruma
+  for (size_t i = 0; i < p.size();) {
+    char c = p[i];
+    if (c != '\\' || i + 1 >= p.size()) {
+      depth += c == '[' ? 1 : (c == ']' && depth > 0) ? -1 : 0;
+      out += c;
+      ++i;
+      continue;
+    }
+    char e = p[i + 1];
+    std::string_view name, original = p.substr(i, 2);
+    bool negated = e == 'P' || e == 'D' || e == 'W';
+    size_t next = i + 2;
+    if ((e == 'p' || e == 'P') && i + 2 < p.size() && p[i + 2] == '{' && p.find('}', i + 3) != std::string_view::npos) {
+      size_t close = p.find('}', i + 3);
+      name = p.substr(i + 3, close - i - 3);
+      original = p.substr(i, close + 1 - i);
+      next = close + 1;
+      if (!name.empty() && name[0] == '^') {
+        negated = !negated;
+        name.remove_prefix(1);
+      }
+    } else if (e == 'd' || e == 'D' || e == 'w' || e == 'W') {
+      name = e == 'd' || e == 'D' ? "\\d" : "\\w";
+    }
+    std::string extra = name.empty() ? std::string() : regexClassAdditions(name);
+    if (extra.empty() || (negated && depth > 0)) {
+      out += original;
+    } else {
+      // The positive class plus the additions, negated again when needed.
+      std::string positive = name[0] == '\\' ? std::string(name) : "\\p{" + std::string(name) + "}";
+      out += depth > 0 ? positive + extra : (negated ? "[^" : "[") + positive + extra + "]";
+    }
+    i = next;
+  }
+  return out;
+}
+
 std::string errorText(int code, OnigErrorInfo *info) {
   OnigUChar buf[ONIG_MAX_ERROR_MESSAGE_LEN];
   int n = info ? onig_error_code_to_str(buf, code, info) : onig_error_code_to_str(buf, code);
@@ -48,11 +91,11 @@ StatusOr<std::shared_ptr<const Regex>> Regex::compile(std::string_view pattern) 
   re->pattern_ = std::string(pattern);
   if (!isValidUtf8(pattern))
     return Status::error("regex is not valid UTF-8");
+  std::string compiled = withUnicode16(pattern);
   regex_t *reg = nullptr;
   OnigErrorInfo info;
-  const auto *p = reinterpret_cast<const OnigUChar *>(re->pattern_.data());
-  int r = onig_new(&reg, p, p + re->pattern_.size(), ONIG_OPTION_NONE, ONIG_ENCODING_UTF8, ONIG_SYNTAX_DEFAULT,
-                   &info);
+  const auto *p = reinterpret_cast<const OnigUChar *>(compiled.data());
+  int r = onig_new(&reg, p, p + compiled.size(), ONIG_OPTION_NONE, ONIG_ENCODING_UTF8, ONIG_SYNTAX_DEFAULT, &info);
   if (r != ONIG_NORMAL)
     return Status::error("bad regex '" + re->pattern_ + "': " + errorText(r, &info));
   re->regex_ = reg;

@@ -41,6 +41,10 @@ bool isMarkNonspacing(char32_t c);
 bool isCombiningMark(char32_t c);
 // Rust char::to_lowercase (the full, context-free mapping), appended to `out`.
 void appendLowercase(std::string &out, char32_t c);
+// The Unicode 16.0 characters that Oniguruma's property `name` (a general category such as "L" or "Nd", or
+// "\\d" / "\\w") has beyond ICU's Unicode 15.0, as regex class items "\\x{...}-\\x{...}" ("" for none or an
+// unknown name).
+std::string regexClassAdditions(std::string_view name);
 // BertNormalizer's CJK ideograph blocks.
 bool isChineseChar(char32_t c);
 

@@ -19,6 +19,7 @@ const option = (name, def) => {
 };
 const [kiln, tokDir, workDir] = argv;
 const nTexts = option('--texts', 2400);
+const sweep = argv.includes('--sweep');
 const seed = option('--seed', 12345);
 const { Tokenizer } = require('tokenizers');
 
@@ -86,7 +87,21 @@ function randomChar() {
 }
 const randomUnicode = (n) => Array.from({ length: n }, randomChar).join('');
 
+// Every code point (except surrogates), 32 to a text, each next to letters, digits and spaces: catches any
+// character class or normalization table that differs from Hugging Face's.
+function sweepTexts() {
+  const texts = [];
+  for (let c = 0; c <= 0x10ffff; c += 32) {
+    const chunk = [];
+    for (let d = c; d < c + 32; ++d)
+      if (d < 0xd800 || d > 0xdfff) chunk.push(String.fromCodePoint(d));
+    if (chunk.length) texts.push(chunk.map((ch) => `${ch}x${ch}${ch} 1${ch}`).join(' '));
+  }
+  return texts;
+}
+
 async function makeTexts(tok) {
+  if (sweep) return sweepTexts();
   const vocab = tok.getVocab(true);
   const entries = Object.entries(vocab);
   const specialTokens = entries.map(([t]) => t).filter((t) => /^(<[^ ]*>|\[[A-Z]+\])$/.test(t)).slice(0, 400);
