@@ -1,7 +1,6 @@
 //===- VulkanExecutor.cpp - pipelines, device buffers, segments, command buffers --===//
 #include "VulkanExecutor.h"
 
-#include "DeviceProfileJson.h"
 #include "VulkanDevice.h"
 
 // Vulkan create-info structs are initialized as {sType} with the rest zeroed.
@@ -764,8 +763,8 @@ bool record(VulkanModel &m, VulkanSession &s, int seg, const int64_t *sym, int c
 
 // The profile's features plus the limits the manifest's Vulkan kernels and DEVICE buffers reach at the
 // symbols' max values.
-static DeviceProfile usedCapabilities(const art::Manifest &mf, const DeviceProfile *profile) {
-  DeviceProfile need;
+static target::DeviceProfile usedCapabilities(const art::Manifest &mf, const target::DeviceProfile *profile) {
+  target::DeviceProfile need;
   if (profile) {
     need.name = profile->name;
     need.float16 = profile->float16;
@@ -824,13 +823,16 @@ bool manifestUsesVulkan(const art::Manifest &mf) {
 VulkanModel *createModel(const art::Manifest &mf, const uint8_t *weights, uint64_t weightsSize, std::string &error) {
   std::unique_ptr<VulkanModel> m(new VulkanModel());
   m->mf = &mf;
-  DeviceProfile need;
+  target::DeviceProfile need;
   bool haveNeed = false;
   if (!mf.device_profile_json().empty()) {
-    if (!parseProfileJson(mf.device_profile_json(), need, error)) {
-      error = "the artifact's device_profile_json: " + error;
+    StatusOr<target::DeviceProfile> parsed = target::parseDeviceProfile(mf.device_profile_json(),
+                                                                        "the artifact's device_profile_json");
+    if (!parsed.ok()) {
+      error = parsed.status().message();
       return nullptr;
     }
+    need = *parsed;
     haveNeed = true;
   }
   // What the device must have: the profile's features (the kernels were generated for them), and for the
