@@ -168,15 +168,14 @@ public:
             break;
           i = k;
         }
+        // Inverted: the words are kept (not "matches"), the text between them is removed.
         if (last < start)
-          m.push_back({{last, start}, false});
-        m.push_back({{start, i}, true});
+          m.push_back({{last, start}, true});
+        m.push_back({{start, i}, false});
         last = i;
       }
       if (last < t.size())
-        m.push_back({{last, t.size()}, false});
-      if (t.empty())
-        m.push_back({{0, 0}, false});
+        m.push_back({{last, t.size()}, true});
       return splitByMatches(s, m, SplitBehavior::Removed);
     });
   }

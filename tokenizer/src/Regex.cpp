@@ -23,7 +23,7 @@ void initializeOniguruma() {
 
 // Debian's Oniguruma has Unicode 15.0 tables, Hugging Face's 16.0: each general-category class (\p{L},
 // \P{N}, \d, \w...) gets the characters Unicode 16.0 added to it. A negated class inside a bracket
-// expression ([\P{L}]) is left as it is.
+// expression ([\P{L}]) is left as it is; so is the one character that changed category (U+1171E, Mn -> Mc).
 std::string withUnicode16(std::string_view p) {
   std::string out;
   int depth = 0; // bracket expressions can nest in Oniguruma
@@ -54,10 +54,12 @@ std::string withUnicode16(std::string_view p) {
     std::string extra = name.empty() ? std::string() : regexClassAdditions(name);
     if (extra.empty() || (negated && depth > 0)) {
       out += original;
+    } else if (depth > 0) {
+      out += std::string(original) + extra;
     } else {
-      // The positive class plus the additions, negated again when needed.
-      std::string positive = name[0] == '\\' ? std::string(name) : "\\p{" + std::string(name) + "}";
-      out += depth > 0 ? positive + extra : (negated ? "[^" : "[") + positive + extra + "]";
+      // The class itself stays outside brackets (Oniguruma's \w differs inside and outside them).
+      out += negated ? "(?:(?![" + extra + "])" + std::string(original) + ")"
+                     : "(?:" + std::string(original) + "|[" + extra + "])";
     }
     i = next;
   }

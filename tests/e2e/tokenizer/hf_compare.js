@@ -166,10 +166,14 @@ async function main() {
   const tok = Tokenizer.fromFile(path.join(tokDir, 'tokenizer.json'));
   fs.mkdirSync(workDir, { recursive: true });
   const texts = await makeTexts(tok);
-  const encode = async (special) =>
-    (await tok.encodeBatch(texts, { addSpecialTokens: special })).map((e) => e.getIds());
+  // encodeBatch pads to the longest text of the batch: with padding, encode one text at a time.
+  const padded = JSON.parse(fs.readFileSync(path.join(tokDir, 'tokenizer.json'), 'utf8')).padding;
+  const encode = async (special) => padded
+    ? Promise.all(texts.map(async (t) => (await tok.encode(t, null, { addSpecialTokens: special })).getIds()))
+    : (await tok.encodeBatch(texts, { addSpecialTokens: special })).map((e) => e.getIds());
   const withSpecial = await encode(true), withoutSpecial = await encode(false);
-  const idLists = [...withSpecial, ...makeIdLists(tok, 600)];
+  // The sweep's texts are long and many: decode random id lists only.
+  const idLists = [...(sweep ? [] : withSpecial), ...makeIdLists(tok, 600)];
   const decoded = await tok.decodeBatch(idLists, false), decodedSkip = await tok.decodeBatch(idLists, true);
 
   const textsFile = path.join(workDir, 'texts.jsonl'), idsFile = path.join(workDir, 'ids.jsonl');
