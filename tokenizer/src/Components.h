@@ -84,7 +84,13 @@ public:
   virtual ~Decoder() = default;
   // Hugging Face decode_chain: tokens in, transformed tokens out (joined with "" at the end).
   virtual Status decodeChain(std::vector<std::string> &tokens) const = 0;
+  // Whether a run of <0xNN> tokens decodes as a whole (ByteFallback: one invalid byte turns the whole run into
+  // U+FFFD), so streamed text must wait for the run to end.
+  virtual bool decodesByteRuns() const { return false; }
 };
+
+// The byte of a byte-fallback token "<0xNN>", or -1.
+int byteFallbackValue(const std::string &token);
 
 StatusOr<std::unique_ptr<Normalizer>> parseNormalizer(const JsonNode &node);
 StatusOr<std::unique_ptr<PreTokenizer>> parsePreTokenizer(const JsonNode &node);

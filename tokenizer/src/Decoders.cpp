@@ -129,6 +129,12 @@ public:
 class SequenceDecoder : public Decoder {
 public:
   std::vector<std::unique_ptr<Decoder>> parts;
+  bool decodesByteRuns() const override {
+    for (const auto &d : parts)
+      if (d->decodesByteRuns())
+        return true;
+    return false;
+  }
   Status decodeChain(std::vector<std::string> &tokens) const override {
     for (const auto &d : parts)
       if (Status s = d->decodeChain(tokens); !s)
@@ -209,7 +215,7 @@ public:
       pendingCount = 0;
     };
     for (std::string &t : tokens) {
-      int byte = parseByteToken(t);
+      int byte = byteFallbackValue(t);
       if (byte >= 0) {
         pending += char(byte);
         ++pendingCount;
@@ -222,20 +228,25 @@ public:
     tokens = std::move(out);
     return Status::ok();
   }
-  static int parseByteToken(const std::string &t) {
-    if (t.size() != 6 || t.compare(0, 3, "<0x") != 0 || t[5] != '>')
-      return -1;
-    auto hex = [](char c) {
-      return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-    };
-    int hi = hex(t[3]), lo = hex(t[4]);
-    return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
-  }
+  bool decodesByteRuns() const override { return true; }
 };
 
 StatusOr<std::unique_ptr<Decoder>> parseStructured(const JsonNode &node, const std::string &type);
 
 } // namespace
+
+// Rust's u8::from_str_radix(&token[3..5], 16), which also takes a leading '+'.
+int byteFallbackValue(const std::string &t) {
+  if (t.size() != 6 || t.compare(0, 3, "<0x") != 0 || t[5] != '>')
+    return -1;
+  auto hex = [](char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+  };
+  if (t[3] == '+')
+    return hex(t[4]);
+  int hi = hex(t[3]), lo = hex(t[4]);
+  return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+}
 
 StatusOr<std::unique_ptr<Decoder>> parseDecoder(const JsonNode &node) {
   std::string type;

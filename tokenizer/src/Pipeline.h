@@ -36,6 +36,9 @@ struct Tokenizer::Impl {
   StatusOr<std::string> decode(const std::vector<uint32_t> &ids, bool skipSpecialTokens) const;
   std::optional<uint32_t> tokenToId(std::string_view token) const;
   std::optional<std::string> idToToken(uint32_t id) const;
+  // Whether decode(ids) may still change when more ids follow: the decoder groups byte-fallback tokens and
+  // the last token it would see is one.
+  bool endsInOpenByteRun(const std::vector<uint32_t> &ids, bool skipSpecialTokens) const;
 
 private:
   Status truncate(std::vector<uint32_t> &ids, bool addSpecialTokens) const;

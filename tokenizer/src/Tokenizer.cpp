@@ -116,6 +116,20 @@ std::optional<std::string> Tokenizer::Impl::idToToken(uint32_t id) const {
   return *t;
 }
 
+bool Tokenizer::Impl::endsInOpenByteRun(const std::vector<uint32_t> &ids, bool skipSpecialTokens) const {
+  if (!decoder || !decoder->decodesByteRuns())
+    return false;
+  for (auto it = ids.rbegin(); it != ids.rend(); ++it) {
+    const std::string *t = added.decodeForm(*it);
+    if (!t)
+      t = model->idToToken(*it);
+    if (!t || (skipSpecialTokens && added.isSpecialToken(*t)))
+      continue; // decode() drops it: the token before it is the last one the decoder sees
+    return byteFallbackValue(*t) >= 0;
+  }
+  return false;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Tokenizer
 // ---------------------------------------------------------------------------------------------------------
@@ -209,7 +223,7 @@ StatusOr<std::string> StreamDecoder::step(uint32_t id) {
     auto p = impl_->decode(ids_, skipSpecialTokens_);
     if (!p.ok())
       return p.status();
-    if (!endsWithReplacement(*p)) {
+    if (!endsWithReplacement(*p) && !impl_->endsInOpenByteRun(ids_, skipSpecialTokens_)) {
       prefix_ = std::move(*p);
       prefixIndex_ = ids_.size();
     }
@@ -218,8 +232,9 @@ StatusOr<std::string> StreamDecoder::step(uint32_t id) {
   auto text = impl_->decode(ids_, skipSpecialTokens_);
   if (!text.ok())
     return text.status();
-  // Emit only once the window decodes past the prefix to a complete character.
-  if (text->size() <= prefix_.size() || endsWithReplacement(*text))
+  // Emit only once the window decodes past the prefix to a complete character, outside a run of byte tokens
+  // (Hugging Face's DecodeStream emits inside one, and a later invalid byte then changes emitted text).
+  if (text->size() <= prefix_.size() || endsWithReplacement(*text) || impl_->endsInOpenByteRun(ids_, skipSpecialTokens_))
     return std::string();
   if (text->compare(0, prefix_.size(), prefix_) != 0)
     return Status::error("stream decoding: token " + std::to_string(id) + " changed text already emitted");

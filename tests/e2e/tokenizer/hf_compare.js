@@ -87,15 +87,19 @@ function randomChar() {
 }
 const randomUnicode = (n) => Array.from({ length: n }, randomChar).join('');
 
-// Every code point (except surrogates), 32 to a text, each next to letters, digits and spaces: catches any
-// character class or normalization table that differs from Hugging Face's.
+// Every code point of planes 0-3 and 14 (all that Unicode assigns outside private use), and every 61st of the
+// rest, 32 to a text, each between letters, digits and spaces: catches any character class or normalization
+// table that differs from Hugging Face's.
 function sweepTexts() {
   const texts = [];
-  for (let c = 0; c <= 0x10ffff; c += 32) {
-    const chunk = [];
-    for (let d = c; d < c + 32; ++d)
-      if (d < 0xd800 || d > 0xdfff) chunk.push(String.fromCodePoint(d));
-    if (chunk.length) texts.push(chunk.map((ch) => `${ch}x${ch}${ch} 1${ch}`).join(' '));
+  const wanted = (c) => (c < 0xd800 || c > 0xdfff) && (c < 0x40000 || (c >= 0xe0000 && c < 0xf0000) || c % 61 === 0);
+  let chunk = [];
+  for (let c = 0; c <= 0x10ffff; ++c) {
+    if (wanted(c)) chunk.push(String.fromCodePoint(c));
+    if (chunk.length === 32 || (c === 0x10ffff && chunk.length)) {
+      texts.push(chunk.map((ch) => `${ch}x${ch} 1${ch}`).join(' '));
+      chunk = [];
+    }
   }
   return texts;
 }
@@ -132,9 +136,18 @@ async function makeTexts(tok) {
 // and a few ids past the end (decode skips them).
 function makeIdLists(tok, n) {
   const size = tok.getVocabSize(true);
+  // Byte-fallback pieces and added tokens are the ids decoders treat specially: a quarter of the ids.
+  const vocab = tok.getVocab(true);
+  const telling = Object.entries(vocab).filter(([t]) => /^<0x[0-9A-F]{2}>$/.test(t) || /^(<.*>|\[.*\])$/.test(t))
+                                       .map(([, id]) => id);
+  const id = () => {
+    const r = random();
+    if (r < 0.03) return size + randInt(10);
+    if (r < 0.28 && telling.length) return pick(telling);
+    return randInt(size);
+  };
   const lists = [];
-  for (let i = 0; i < n; ++i)
-    lists.push(Array.from({ length: randInt(24) }, () => (random() < 0.03 ? size + randInt(10) : randInt(size))));
+  for (let i = 0; i < n; ++i) lists.push(Array.from({ length: randInt(24) }, id));
   return lists;
 }
 
