@@ -155,7 +155,10 @@ std::vector<std::pair<std::pair<size_t, size_t>, std::optional<uint32_t>>> Added
   uint32_t id;
   while (matcher.find(text, searchFrom, begin, end, id)) {
     searchFrom = end; // a skipped match still consumes its text, as the Aho-Corasick iterator does
-    const AddedToken &token = tokens_.at(id);
+    auto found = tokens_.find(id);
+    if (found == tokens_.end())
+      continue; // cannot happen: the matchers are built from tokens_
+    const AddedToken &token = found->second;
     size_t start = begin, stop = end;
     if (token.singleWord) {
       bool spaceBefore = start == 0 || !endsWithWord(text.substr(0, start));

@@ -287,7 +287,9 @@ Status addConfigTokens(const JsonNode &config, Tokenizer::Impl &impl) {
     tokens.push_back(std::move(t));
   if (tokens.empty())
     return Status::ok();
-  return impl.added.add(tokens, *impl.model, impl.normalizer.get());
+  if (Status s = impl.added.add(tokens, *impl.model, impl.normalizer.get()); !s)
+    return (*m)->error(s.message());
+  return Status::ok();
 }
 
 Status readTokenizerConfig(const JsonNode &config, const JsonNode *specialMap, Tokenizer::Impl &impl) {

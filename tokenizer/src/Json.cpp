@@ -2,6 +2,8 @@
 
 #include "Unicode.h"
 
+#include <cstdio>
+
 namespace kiln::tokenizer::detail {
 
 namespace {
@@ -65,7 +67,27 @@ StatusOr<Json> parseJson(const std::string &text, const std::string &file) {
   return j;
 }
 
-Status JsonNode::error(const std::string &message) const { return Status::error(where_ + ": " + message); }
+std::string oneLine(const std::string &message) {
+  constexpr size_t kMaxBytes = 1000;
+  std::string out;
+  for (size_t i = 0; i < message.size() && out.size() < kMaxBytes; ++i) {
+    unsigned char c = static_cast<unsigned char>(message[i]);
+    if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += char(c);
+    }
+  }
+  if (out.size() >= kMaxBytes) {
+    out.resize(lastCharStart(out)); // never cut a character in two
+    out += "...";
+  }
+  return out;
+}
+
+Status JsonNode::error(const std::string &message) const { return Status::error(oneLine(where_ + ": " + message)); }
 
 StatusOr<std::optional<JsonNode>> JsonNode::member(const std::string &key) const {
   if (!node_->is_object())

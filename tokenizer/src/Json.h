@@ -59,5 +59,8 @@ private:
 };
 
 std::string childPath(const std::string &where, const std::string &key);
+// A message on one line: control characters escaped (tokens and patterns can hold newlines), at most 1000
+// bytes.
+std::string oneLine(const std::string &message);
 
 } // namespace kiln::tokenizer::detail

@@ -30,7 +30,7 @@ StatusOr<std::vector<uint32_t>> Tokenizer::Impl::encode(std::string_view text, b
       continue;
     }
     if (Status s = model->tokenize(split.text.text, ids); !s)
-      return s;
+      return Status::error(oneLine(s.message()));
   }
   if (Status s = truncate(ids, addSpecialTokens); !s)
     return s;
@@ -169,7 +169,7 @@ StatusOr<Tokenizer> Tokenizer::load(const std::string &dir) {
   }
   auto t = fromJson(files);
   if (!t.ok())
-    return Status::error(base + t.status().message());
+    return Status::error(oneLine(base + t.status().message()));
   return t;
 }
 
@@ -239,13 +239,21 @@ StatusOr<std::string> StreamDecoder::step(uint32_t id) {
   if (text->compare(0, prefix_.size(), prefix_) != 0)
     return Status::error("stream decoding: token " + std::to_string(id) + " changed text already emitted");
   std::string fresh = text->substr(prefix_.size());
-  size_t newPrefixIndex = ids_.size() - prefixIndex_;
-  ids_.erase(ids_.begin(), ids_.begin() + ptrdiff_t(prefixIndex_));
-  auto p = impl_->decode(ids_, skipSpecialTokens_);
+  // Drop the old context: the ids decoded since it become the context of the next step. Unless they decode to
+  // nothing: a decoder's start-of-text rules (Strip, Metaspace, WordPiece) could then reach past them into
+  // the next ids, which they never do in the whole text; keep the longer window instead.
+  std::vector<uint32_t> window(ids_.begin() + ptrdiff_t(prefixIndex_), ids_.end());
+  auto p = impl_->decode(window, skipSpecialTokens_);
   if (!p.ok())
     return p.status();
-  prefix_ = std::move(*p);
-  prefixIndex_ = newPrefixIndex;
+  if (p->empty()) {
+    prefix_ = std::move(*text);
+    prefixIndex_ = ids_.size();
+  } else {
+    ids_ = std::move(window);
+    prefix_ = std::move(*p);
+    prefixIndex_ = ids_.size();
+  }
   return fresh;
 }
 

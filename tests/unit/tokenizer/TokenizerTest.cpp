@@ -183,6 +183,27 @@ TEST(Tokenizer, StreamsWithoutLosingOrRepeatingText) {
   }
 }
 
+TEST(Tokenizer, StreamsThroughStripDecoders) {
+  // Strip taking up to 2 leading and 1 trailing spaces: stripping reaches past a token that decodes to nothing.
+  std::string json = readText(kSpmDir + "/tokenizer.json");
+  const std::string from = "\"start\": 1,\n    \"stop\": 0";
+  ASSERT_NE(json.find(from), std::string::npos);
+  json.replace(json.find(from), from.size(), "\"start\": 2,\n    \"stop\": 1");
+  TokenizerFiles files;
+  files.tokenizerJson = json;
+  auto tok = Tokenizer::fromJson(files);
+  ASSERT_TRUE(tok.ok()) << tok.status().message();
+  EXPECT_EQ(streamAll(*tok, {259, 259, 259, 271}, false), "  hello");
+  std::mt19937 rng(11);
+  for (int n = 0; n < 3000; ++n) {
+    std::vector<uint32_t> ids(rng() % 10);
+    for (uint32_t &id : ids)
+      id = rng() % 3 == 0 ? 259 : rng() % 282; // many spaces
+    for (bool skip : {false, true})
+      EXPECT_EQ(streamAll(*tok, ids, skip), *tok->decode(ids, skip));
+  }
+}
+
 TEST(Tokenizer, StreamDecoderOutlivesTheTokenizer) {
   std::optional<StreamDecoder> d;
   {
