@@ -5,46 +5,27 @@
 
 namespace kiln::tokenizer::detail {
 
-void TokenMatcher::insert(std::string_view pattern, uint32_t id) {
-  uint32_t node = 0;
-  for (unsigned char b : pattern) {
-    uint64_t key = (uint64_t(node) << 8) | b;
-    auto it = children_.find(key);
-    if (it == children_.end()) {
-      it = children_.emplace(key, uint32_t(terminal_.size())).first;
-      terminal_.push_back(-1);
-    }
-    node = it->second;
-  }
-  terminal_[node] = int64_t(id);
-}
-
-bool TokenMatcher::find(std::string_view text, size_t from, size_t &begin, size_t &end, uint32_t &id) const {
-  if (empty())
+namespace {
+// The leftmost match at or after `from`, the longest one there (Aho-Corasick's leftmost-longest): begin, end, id.
+bool findLeftmostLongest(const TokenMatcher &matcher, std::string_view text, size_t from, size_t &begin,
+                         size_t &end, uint32_t &id) {
+  if (matcher.empty())
     return false;
   for (size_t s = from; s < text.size(); ++s) {
-    uint32_t node = 0;
-    int64_t bestId = -1;
-    size_t bestEnd = 0;
-    for (size_t i = s; i < text.size(); ++i) {
-      auto it = children_.find((uint64_t(node) << 8) | static_cast<unsigned char>(text[i]));
-      if (it == children_.end())
-        break;
-      node = it->second;
-      if (terminal_[node] >= 0) {
-        bestId = terminal_[node];
-        bestEnd = i + 1;
-      }
-    }
-    if (bestId >= 0) {
+    size_t longest = 0;
+    matcher.prefixes(text.substr(s), [&](size_t length, uint32_t value) {
+      longest = length;
+      id = value;
+    });
+    if (longest > 0) {
       begin = s;
-      end = bestEnd;
-      id = uint32_t(bestId);
+      end = s + longest;
       return true;
     }
   }
   return false;
 }
+} // namespace
 
 Status AddedVocabulary::add(const std::vector<AddedToken> &tokens, const Model &model,
                             const Normalizer *normalizer) {
@@ -153,7 +134,7 @@ std::vector<std::pair<std::pair<size_t, size_t>, std::optional<uint32_t>>> Added
   }
   size_t startOffset = 0, searchFrom = 0, begin, end;
   uint32_t id;
-  while (matcher.find(text, searchFrom, begin, end, id)) {
+  while (findLeftmostLongest(matcher, text, searchFrom, begin, end, id)) {
     searchFrom = end; // a skipped match still consumes its text, as the Aho-Corasick iterator does
     auto found = tokens_.find(id);
     if (found == tokens_.end())

@@ -4,6 +4,7 @@
 // of a single_word token inside a word is skipped, lstrip / rstrip take the spaces around a match with it.
 #pragma once
 
+#include "ByteTrie.h"
 #include "Components.h"
 
 #include <unordered_map>
@@ -20,18 +21,8 @@ struct AddedToken {
   }
 };
 
-// A trie of byte strings with leftmost-longest search.
-class TokenMatcher {
-public:
-  void insert(std::string_view pattern, uint32_t id);
-  bool empty() const { return terminal_.size() == 1 && terminal_[0] < 0; }
-  // The leftmost match at or after `from` (the longest there): begin, end, id.
-  bool find(std::string_view text, size_t from, size_t &begin, size_t &end, uint32_t &id) const;
-
-private:
-  std::unordered_map<uint64_t, uint32_t> children_; // (node << 8 | byte) -> node
-  std::vector<int64_t> terminal_{-1};               // per node: the id ending there, or -1
-};
+// The added tokens to find, by their text; searched leftmost-longest.
+using TokenMatcher = ByteTrie;
 
 class AddedVocabulary {
 public:

@@ -27,24 +27,32 @@ Status Vocab::parse(const JsonNode &node) {
   return Status::ok();
 }
 
+bool appendByteFallbackIds(const Model &model, std::string_view s, std::vector<uint32_t> &ids) {
+  size_t before = ids.size();
+  for (unsigned char b : s) {
+    char name[8];
+    std::snprintf(name, sizeof name, "<0x%02X>", b);
+    auto id = model.tokenToId(name);
+    if (!id) {
+      ids.resize(before);
+      return false;
+    }
+    ids.push_back(*id);
+  }
+  return true;
+}
+
 namespace {
 
-class BpeModel : public Model {
+class BpeModel : public VocabModel {
 public:
-  Vocab vocab;
   // (left id << 32 | right id) -> (rank, merged id)
   std::unordered_map<uint64_t, std::pair<uint32_t, uint32_t>> merges;
   std::optional<std::string> unkToken, continuingSubwordPrefix, endOfWordSuffix;
   bool fuseUnk = false, byteFallback = false, ignoreMerges = false;
 
   Status tokenize(std::string_view piece, std::vector<uint32_t> &ids) const override;
-  std::optional<uint32_t> tokenToId(std::string_view token) const override { return vocab.find(token); }
-  const std::string *idToToken(uint32_t id) const override { return vocab.token(id); }
-  size_t vocabSize() const override { return vocab.ids.size(); }
-  const std::string &type() const override {
-    static const std::string t = "BPE";
-    return t;
-  }
+  const char *type() const override { return "BPE"; }
 
 private:
   struct Symbol {
@@ -89,15 +97,7 @@ Status BpeModel::initialSymbols(std::string_view word, std::vector<Symbol> &symb
     }
     if (byteFallback) {
       std::vector<uint32_t> byteIds;
-      for (unsigned char b : s) {
-        char name[8];
-        std::snprintf(name, sizeof name, "<0x%02X>", b);
-        auto id = vocab.find(name);
-        if (!id)
-          break;
-        byteIds.push_back(*id);
-      }
-      if (byteIds.size() == s.size()) {
+      if (appendByteFallbackIds(*this, s, byteIds)) {
         for (uint32_t id : byteIds)
           add(id, 1);
         continue;

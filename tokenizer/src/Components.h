@@ -67,8 +67,12 @@ public:
   virtual const std::string *idToToken(uint32_t id) const = 0;
   // The number of vocabulary entries (Hugging Face get_vocab_size of the model).
   virtual size_t vocabSize() const = 0;
-  virtual const std::string &type() const = 0;
+  virtual const char *type() const = 0;
 };
+
+// Appends the byte-fallback tokens "<0xNN>" of each byte of `s`; false (and nothing appended) when the model
+// lacks one of them.
+bool appendByteFallbackIds(const Model &model, std::string_view s, std::vector<uint32_t> &ids);
 
 class PostProcessor {
 public:
@@ -97,6 +101,25 @@ StatusOr<std::unique_ptr<PreTokenizer>> parsePreTokenizer(const JsonNode &node);
 StatusOr<std::unique_ptr<Model>> parseModel(const JsonNode &node);
 StatusOr<std::unique_ptr<PostProcessor>> parsePostProcessor(const JsonNode &node);
 StatusOr<std::unique_ptr<Decoder>> parseDecoder(const JsonNode &node);
+
+// The array `key` of `node` (a Sequence's parts), each element parsed by `parse`.
+template <class T>
+StatusOr<std::vector<std::unique_ptr<T>>> parseList(const JsonNode &node, const std::string &key,
+                                                    StatusOr<std::unique_ptr<T>> (*parse)(const JsonNode &)) {
+  auto list = node.required(key);
+  if (!list.ok())
+    return list.status();
+  if (!list->isArray())
+    return list->error("expected an array");
+  std::vector<std::unique_ptr<T>> out;
+  for (size_t i = 0; i < list->size(); ++i) {
+    auto part = parse(list->element(i));
+    if (!part.ok())
+      return part.status();
+    out.push_back(std::move(*part));
+  }
+  return out;
+}
 
 // A {"String": s} or {"Regex": r} pattern (Split, Replace), compiled.
 StatusOr<std::shared_ptr<const Regex>> parsePattern(const JsonNode &node);

@@ -168,6 +168,7 @@ StatusOr<std::shared_ptr<Tokenizer::Impl>> parseTokenizerJson(const std::string 
   if (!model.ok())
     return model.status();
   impl->model = std::move(*model);
+  impl->modelType = impl->model->type();
   if (Status s = parseStages(root, *impl); !s)
     return s;
   if (Status s = parseLimits(root, *impl); !s)

@@ -283,18 +283,11 @@ StatusOr<std::unique_ptr<Decoder>> parseMetaspace(const JsonNode &node) {
 }
 
 StatusOr<std::unique_ptr<Decoder>> parseSequence(const JsonNode &node) {
-  auto list = node.required("decoders");
-  if (!list.ok())
-    return list.status();
-  if (!list->isArray())
-    return list->error("expected an array of decoders");
+  auto parts = parseList<Decoder>(node, "decoders", parseDecoder);
+  if (!parts.ok())
+    return parts.status();
   auto seq = std::make_unique<SequenceDecoder>();
-  for (size_t i = 0; i < list->size(); ++i) {
-    auto d = parseDecoder(list->element(i));
-    if (!d.ok())
-      return d.status();
-    seq->parts.push_back(std::move(*d));
-  }
+  seq->parts = std::move(*parts);
   return std::unique_ptr<Decoder>(std::move(seq));
 }
 

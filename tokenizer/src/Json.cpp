@@ -2,8 +2,6 @@
 
 #include "Unicode.h"
 
-#include <cstdio>
-
 namespace kiln::tokenizer::detail {
 
 namespace {
@@ -69,16 +67,12 @@ StatusOr<Json> parseJson(const std::string &text, const std::string &file) {
 
 std::string oneLine(const std::string &message) {
   constexpr size_t kMaxBytes = 1000;
+  static const char kHex[] = "0123456789abcdef";
   std::string out;
   for (size_t i = 0; i < message.size() && out.size() < kMaxBytes; ++i) {
     unsigned char c = static_cast<unsigned char>(message[i]);
-    if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += char(c);
-    }
+    bool control = c < 0x20 || c == 0x7f;
+    out += control ? std::string{'\\', 'x', kHex[c >> 4], kHex[c & 15]} : std::string(1, char(c));
   }
   if (out.size() >= kMaxBytes) {
     out.resize(lastCharStart(out)); // never cut a character in two
@@ -130,6 +124,47 @@ Status JsonNode::asUint(uint64_t &out) const {
   return error(std::string("expected a non-negative integer, got ") + typeName(*node_));
 }
 
+Status JsonNode::asBool(bool &out) const {
+  if (!node_->is_boolean())
+    return error(std::string("expected a boolean, got ") + typeName(*node_));
+  out = node_->get<bool>();
+  return Status::ok();
+}
+
+Status JsonNode::asDouble(double &out) const {
+  if (!node_->is_number())
+    return error(std::string("expected a number, got ") + typeName(*node_));
+  out = node_->get<double>();
+  return Status::ok();
+}
+
+namespace {
+// The member `key` read by `read` (one of the as* methods); nullopt when absent or null.
+template <class T> Status optionalMember(const JsonNode &node, const std::string &key, std::optional<T> &out,
+                                         Status (JsonNode::*read)(T &) const) {
+  out.reset();
+  auto m = node.member(key);
+  if (!m.ok())
+    return m.status();
+  if (!m->has_value())
+    return Status::ok();
+  T v{};
+  if (Status s = ((**m).*read)(v); !s)
+    return s;
+  out = std::move(v);
+  return Status::ok();
+}
+
+template <class T> Status memberOr(const JsonNode &node, const std::string &key, T &out, T def,
+                                   Status (JsonNode::*read)(T &) const) {
+  std::optional<T> v;
+  if (Status s = optionalMember(node, key, v, read); !s)
+    return s;
+  out = v.value_or(def);
+  return Status::ok();
+}
+} // namespace
+
 Status JsonNode::getString(const std::string &key, std::string &out) const {
   auto m = required(key);
   if (!m.ok())
@@ -138,73 +173,27 @@ Status JsonNode::getString(const std::string &key, std::string &out) const {
 }
 
 Status JsonNode::getOptionalString(const std::string &key, std::optional<std::string> &out) const {
-  out.reset();
-  auto m = member(key);
-  if (!m.ok())
-    return m.status();
-  if (!m->has_value())
-    return Status::ok();
-  std::string s;
-  if (Status st = (*m)->asString(s); !st)
-    return st;
-  out = std::move(s);
-  return Status::ok();
+  return optionalMember(*this, key, out, &JsonNode::asString);
 }
 
 Status JsonNode::getOptionalBool(const std::string &key, std::optional<bool> &out) const {
-  out.reset();
-  auto m = member(key);
-  if (!m.ok())
-    return m.status();
-  if (!m->has_value())
-    return Status::ok();
-  if (!(*m)->json().is_boolean())
-    return (*m)->error(std::string("expected a boolean, got ") + typeName((*m)->json()));
-  out = (*m)->json().get<bool>();
-  return Status::ok();
+  return optionalMember(*this, key, out, &JsonNode::asBool);
 }
 
 Status JsonNode::getBool(const std::string &key, bool &out, bool def) const {
-  std::optional<bool> v;
-  if (Status s = getOptionalBool(key, v); !s)
-    return s;
-  out = v.value_or(def);
-  return Status::ok();
+  return memberOr(*this, key, out, def, &JsonNode::asBool);
 }
 
 Status JsonNode::getOptionalUint(const std::string &key, std::optional<uint64_t> &out) const {
-  out.reset();
-  auto m = member(key);
-  if (!m.ok())
-    return m.status();
-  if (!m->has_value())
-    return Status::ok();
-  uint64_t v = 0;
-  if (Status s = (*m)->asUint(v); !s)
-    return s;
-  out = v;
-  return Status::ok();
+  return optionalMember(*this, key, out, &JsonNode::asUint);
 }
 
 Status JsonNode::getUint(const std::string &key, uint64_t &out, uint64_t def) const {
-  std::optional<uint64_t> v;
-  if (Status s = getOptionalUint(key, v); !s)
-    return s;
-  out = v.value_or(def);
-  return Status::ok();
+  return memberOr(*this, key, out, def, &JsonNode::asUint);
 }
 
 Status JsonNode::getOptionalDouble(const std::string &key, std::optional<double> &out) const {
-  out.reset();
-  auto m = member(key);
-  if (!m.ok())
-    return m.status();
-  if (!m->has_value())
-    return Status::ok();
-  if (!(*m)->json().is_number())
-    return (*m)->error(std::string("expected a number, got ") + typeName((*m)->json()));
-  out = (*m)->json().get<double>();
-  return Status::ok();
+  return optionalMember(*this, key, out, &JsonNode::asDouble);
 }
 
 Status JsonNode::getChar(const std::string &key, char32_t &out) const {

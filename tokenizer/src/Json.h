@@ -49,6 +49,8 @@ public:
   // This node's own value.
   Status asString(std::string &out) const;
   Status asUint(uint64_t &out) const;
+  Status asBool(bool &out) const;
+  Status asDouble(double &out) const;
 
   // The "type" member, required.
   Status type(std::string &out) const;

@@ -7,9 +7,8 @@ namespace kiln::tokenizer::detail {
 namespace {
 
 // Greedy longest-match-first subwords; a word with any unmatchable part becomes the unknown token.
-class WordPieceModel : public Model {
+class WordPieceModel : public VocabModel {
 public:
-  Vocab vocab;
   std::string unkToken = "[UNK]", prefix = "##";
   uint64_t maxInputCharsPerWord = 100;
 
@@ -37,13 +36,7 @@ public:
     ids.insert(ids.end(), sub.begin(), sub.end());
     return Status::ok();
   }
-  std::optional<uint32_t> tokenToId(std::string_view token) const override { return vocab.find(token); }
-  const std::string *idToToken(uint32_t id) const override { return vocab.token(id); }
-  size_t vocabSize() const override { return vocab.ids.size(); }
-  const std::string &type() const override {
-    static const std::string t = "WordPiece";
-    return t;
-  }
+  const char *type() const override { return "WordPiece"; }
 
 private:
   Status pushUnk(std::vector<uint32_t> &ids) const {
@@ -56,9 +49,8 @@ private:
 };
 
 // One id per pre-tokenized word.
-class WordLevelModel : public Model {
+class WordLevelModel : public VocabModel {
 public:
-  Vocab vocab;
   std::string unkToken = "<unk>";
 
   Status tokenize(std::string_view piece, std::vector<uint32_t> &ids) const override {
@@ -70,13 +62,7 @@ public:
     ids.push_back(*id);
     return Status::ok();
   }
-  std::optional<uint32_t> tokenToId(std::string_view token) const override { return vocab.find(token); }
-  const std::string *idToToken(uint32_t id) const override { return vocab.token(id); }
-  size_t vocabSize() const override { return vocab.ids.size(); }
-  const std::string &type() const override {
-    static const std::string t = "WordLevel";
-    return t;
-  }
+  const char *type() const override { return "WordLevel"; }
 };
 
 StatusOr<std::unique_ptr<Model>> parseWordPiece(const JsonNode &node) {

@@ -132,21 +132,13 @@ std::vector<NormalizedString> splitByMatches(const NormalizedString &s, const Ma
   case SplitBehavior::Removed:
     splits.assign(matches.begin(), matches.end());
     break;
-  case SplitBehavior::Contiguous: {
-    bool previous = false;
-    for (const auto &[r, m] : matches) {
-      if (m == previous && !splits.empty())
-        splits.back().first.second = r.second;
-      else
-        splits.push_back({r, false});
-      previous = m;
-    }
-    break;
-  }
+  case SplitBehavior::Contiguous:
   case SplitBehavior::MergedWithPrevious: {
-    bool previous = false;
+    // Contiguous joins runs of the same kind; MergedWithPrevious joins a match to the text before it.
+    bool contiguous = behavior == SplitBehavior::Contiguous, previous = false;
     for (const auto &[r, m] : matches) {
-      if (m && !previous && !splits.empty())
+      bool join = contiguous ? m == previous : m && !previous;
+      if (join && !splits.empty())
         splits.back().first.second = r.second;
       else
         splits.push_back({r, false});

@@ -151,18 +151,11 @@ StatusOr<std::unique_ptr<Normalizer>> parseBert(const JsonNode &node) {
 }
 
 StatusOr<std::unique_ptr<Normalizer>> parseSequence(const JsonNode &node) {
-  auto list = node.required("normalizers");
-  if (!list.ok())
-    return list.status();
-  if (!list->isArray())
-    return list->error("expected an array of normalizers");
+  auto parts = parseList<Normalizer>(node, "normalizers", parseNormalizer);
+  if (!parts.ok())
+    return parts.status();
   auto seq = std::make_unique<SequenceNormalizer>();
-  for (size_t i = 0; i < list->size(); ++i) {
-    auto n = parseNormalizer(list->element(i));
-    if (!n.ok())
-      return n.status();
-    seq->parts.push_back(std::move(*n));
-  }
+  seq->parts = std::move(*parts);
   return std::unique_ptr<Normalizer>(std::move(seq));
 }
 

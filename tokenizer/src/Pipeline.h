@@ -28,6 +28,7 @@ struct Tokenizer::Impl {
   std::unique_ptr<detail::PostProcessor> postProcessor;
   std::unique_ptr<detail::Decoder> decoder;
   detail::AddedVocabulary added;
+  std::string modelType; // model->type()
   std::optional<Truncation> truncation;
   std::optional<Padding> padding;
   TextConfig config;

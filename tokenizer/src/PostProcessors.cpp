@@ -185,18 +185,11 @@ StatusOr<std::unique_ptr<PostProcessor>> parsePostProcessor(const JsonNode &node
   if (type == "ByteLevel")
     return std::unique_ptr<PostProcessor>(std::make_unique<IdentityProcessor>());
   if (type == "Sequence") {
-    auto list = node.required("processors");
-    if (!list.ok())
-      return list.status();
-    if (!list->isArray())
-      return list->error("expected an array of post-processors");
+    auto parts = parseList<PostProcessor>(node, "processors", parsePostProcessor);
+    if (!parts.ok())
+      return parts.status();
     auto seq = std::make_unique<SequenceProcessor>();
-    for (size_t i = 0; i < list->size(); ++i) {
-      auto p = parsePostProcessor(list->element(i));
-      if (!p.ok())
-        return p.status();
-      seq->parts.push_back(std::move(*p));
-    }
+    seq->parts = std::move(*parts);
     return std::unique_ptr<PostProcessor>(std::move(seq));
   }
   return node.error("unsupported post_processor type '" + type + "'");

@@ -244,18 +244,11 @@ StatusOr<std::unique_ptr<PreTokenizer>> parseMetaspace(const JsonNode &node) {
 }
 
 StatusOr<std::unique_ptr<PreTokenizer>> parseSequence(const JsonNode &node) {
-  auto list = node.required("pretokenizers");
-  if (!list.ok())
-    return list.status();
-  if (!list->isArray())
-    return list->error("expected an array of pre-tokenizers");
+  auto parts = parseList<PreTokenizer>(node, "pretokenizers", parsePreTokenizer);
+  if (!parts.ok())
+    return parts.status();
   auto seq = std::make_unique<SequencePreTokenizer>();
-  for (size_t i = 0; i < list->size(); ++i) {
-    auto p = parsePreTokenizer(list->element(i));
-    if (!p.ok())
-      return p.status();
-    seq->parts.push_back(std::move(*p));
-  }
+  seq->parts = std::move(*parts);
   return std::unique_ptr<PreTokenizer>(std::move(seq));
 }
 

@@ -200,7 +200,7 @@ bool Tokenizer::isSpecialToken(uint32_t id) const {
   return t != nullptr && t->special;
 }
 
-const std::string &Tokenizer::modelType() const { return impl_->model->type(); }
+const std::string &Tokenizer::modelType() const { return impl_->modelType; }
 
 const TextConfig &Tokenizer::config() const { return impl_->config; }
 

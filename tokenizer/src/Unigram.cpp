@@ -1,5 +1,6 @@
 // The Unigram model (Hugging Face tokenizers/src/models/unigram): the best-scoring segmentation (Viterbi),
 // unknown characters fused into one unknown piece, optional byte fallback.
+#include "ByteTrie.h"
 #include "Models.h"
 
 #include <algorithm>
@@ -9,42 +10,6 @@
 namespace kiln::tokenizer::detail {
 
 namespace {
-
-// A byte trie over the vocabulary: all tokens that are prefixes of a string.
-class ByteTrie {
-public:
-  void insert(std::string_view token, uint32_t id) {
-    if (token.empty())
-      return; // Hugging Face's trie never reports the empty prefix
-    uint32_t node = 0;
-    for (unsigned char b : token) {
-      uint64_t key = (uint64_t(node) << 8) | b;
-      auto it = children_.find(key);
-      if (it == children_.end()) {
-        it = children_.emplace(key, uint32_t(leaf_.size())).first;
-        leaf_.push_back(-1);
-      }
-      node = it->second;
-    }
-    leaf_[node] = int64_t(id);
-  }
-  // Calls f(length, id) for each vocabulary token that `s` starts with, shortest first.
-  template <class F> void prefixes(std::string_view s, F f) const {
-    uint32_t node = 0;
-    for (size_t i = 0; i < s.size(); ++i) {
-      auto it = children_.find((uint64_t(node) << 8) | static_cast<unsigned char>(s[i]));
-      if (it == children_.end())
-        return;
-      node = it->second;
-      if (leaf_[node] >= 0)
-        f(i + 1, uint32_t(leaf_[node]));
-    }
-  }
-
-private:
-  std::unordered_map<uint64_t, uint32_t> children_;
-  std::vector<int64_t> leaf_{-1};
-};
 
 class UnigramModel : public Model {
 public:
@@ -66,10 +31,7 @@ public:
     return id < pieces.size() ? &pieces[id].first : nullptr;
   }
   size_t vocabSize() const override { return pieces.size(); }
-  const std::string &type() const override {
-    static const std::string t = "Unigram";
-    return t;
-  }
+  const char *type() const override { return "Unigram"; }
 
 private:
   StatusOr<std::vector<std::string_view>> segment(std::string_view s) const;
@@ -145,21 +107,8 @@ Status UnigramModel::tokenize(std::string_view piece, std::vector<uint32_t> &out
       out.push_back(*id);
       continue;
     }
-    if (byteFallback) {
-      std::vector<uint32_t> byteIds;
-      for (unsigned char b : seg) {
-        char name[8];
-        std::snprintf(name, sizeof name, "<0x%02X>", b);
-        if (auto id = tokenToId(name))
-          byteIds.push_back(*id);
-        else
-          break;
-      }
-      if (byteIds.size() == seg.size()) {
-        out.insert(out.end(), byteIds.begin(), byteIds.end());
-        continue;
-      }
-    }
+    if (byteFallback && appendByteFallbackIds(*this, seg, out))
+      continue;
     if (!unkId)
       return Status::error("Unigram: a character is not in the vocabulary and unk_id is missing");
     out.push_back(*unkId);

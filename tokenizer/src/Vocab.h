@@ -1,6 +1,7 @@
 // A token <-> id table shared by the BPE, WordPiece and WordLevel models.
 #pragma once
 
+#include "Components.h"
 #include "Json.h"
 
 #include <cstdint>
@@ -27,6 +28,15 @@ struct Vocab {
     auto it = tokens.find(id);
     return it == tokens.end() ? nullptr : &it->second;
   }
+};
+
+// A model whose tokens live in a Vocab (BPE, WordPiece, WordLevel).
+class VocabModel : public Model {
+public:
+  Vocab vocab;
+  std::optional<uint32_t> tokenToId(std::string_view token) const override { return vocab.find(token); }
+  const std::string *idToToken(uint32_t id) const override { return vocab.token(id); }
+  size_t vocabSize() const override { return vocab.ids.size(); }
 };
 
 } // namespace kiln::tokenizer::detail

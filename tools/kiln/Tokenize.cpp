@@ -73,27 +73,7 @@ StatusOr<std::vector<std::pair<size_t, std::string>>> readLines(const std::strin
   return lines;
 }
 
-// "1,2,3" (or "" for no ids).
-std::optional<std::vector<uint32_t>> parseIds(const std::string &text) {
-  std::vector<uint32_t> ids;
-  if (text.empty())
-    return ids;
-  size_t pos = 0;
-  while (true) {
-    size_t comma = text.find(',', pos);
-    std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    if (item.empty() || item.size() > 10 || item.find_first_not_of("0123456789") != std::string::npos)
-      return std::nullopt;
-    uint64_t v = std::stoull(item);
-    if (v > UINT32_MAX)
-      return std::nullopt;
-    ids.push_back(uint32_t(v));
-    if (comma == std::string::npos)
-      return ids;
-    pos = comma + 1;
-  }
-}
-
+// A JSON array of ids ("[1,2,3]"; --ids takes the same without brackets).
 std::optional<std::vector<uint32_t>> parseIdArray(const std::string &line) {
   Json j = Json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_array())
@@ -105,6 +85,13 @@ std::optional<std::vector<uint32_t>> parseIdArray(const std::string &line) {
     ids.push_back(uint32_t(v.get<uint64_t>()));
   }
   return ids;
+}
+
+bool printedHelp(int argc, char **argv, const char *usage) {
+  if (argc < 3 || (std::string(argv[2]) != "--help" && std::string(argv[2]) != "-h"))
+    return false;
+  std::fputs(usage, stdout);
+  return true;
 }
 
 // Positional MODEL_DIR plus exactly one of the two input flags.
@@ -146,10 +133,8 @@ int printDecoded(const Tokenizer &tok, const std::vector<uint32_t> &ids, bool sk
 } // namespace
 
 int runTokenize(int argc, char **argv) {
-  if (argc >= 3 && (std::string(argv[2]) == "--help" || std::string(argv[2]) == "-h")) {
-    std::fputs(kTokenizeUsage, stdout);
+  if (printedHelp(argc, argv, kTokenizeUsage))
     return kExitOk;
-  }
   Args args(argc, argv, 2, {"--text", "--file"}, {"--no-special"});
   if (int rc = checkInputs(args, kTokenizeUsage, "--text"); rc != kExitOk)
     return rc;
@@ -182,15 +167,13 @@ int runTokenize(int argc, char **argv) {
 }
 
 int runDetokenize(int argc, char **argv) {
-  if (argc >= 3 && (std::string(argv[2]) == "--help" || std::string(argv[2]) == "-h")) {
-    std::fputs(kDetokenizeUsage, stdout);
+  if (printedHelp(argc, argv, kDetokenizeUsage))
     return kExitOk;
-  }
   Args args(argc, argv, 2, {"--ids", "--file"}, {"--skip-special", "--stream"});
   if (int rc = checkInputs(args, kDetokenizeUsage, "--ids"); rc != kExitOk)
     return rc;
   std::optional<std::vector<uint32_t>> inlineIds;
-  if (auto text = args.get("--ids"); text && !(inlineIds = parseIds(*text)))
+  if (auto text = args.get("--ids"); text && !(inlineIds = parseIdArray("[" + *text + "]")))
     return fail(kExitUsage, "--ids: expected ids such as 1,2,3 (each at most 4294967295)");
   auto tok = loadTokenizer(args.positional()[0]);
   if (!tok.ok())
