@@ -232,17 +232,15 @@ StatusOr<std::unique_ptr<Model>> parseBpe(const JsonNode &node) {
     return s;
   if (dropout && *dropout != 0.0)
     return node.error("BPE dropout is not supported (it makes encoding random)");
-  if (Status s = node.getOptionalString("unk_token", bpe->unkToken); !s)
-    return s;
-  if (Status s = node.getOptionalString("continuing_subword_prefix", bpe->continuingSubwordPrefix); !s)
-    return s;
-  if (Status s = node.getOptionalString("end_of_word_suffix", bpe->endOfWordSuffix); !s)
-    return s;
-  if (Status s = node.getBool("fuse_unk", bpe->fuseUnk, false); !s)
-    return s;
-  if (Status s = node.getBool("byte_fallback", bpe->byteFallback, false); !s)
-    return s;
-  if (Status s = node.getBool("ignore_merges", bpe->ignoreMerges, false); !s)
+  if (Status s = JsonFields(node)
+                     .optionalString("unk_token", bpe->unkToken)
+                     .optionalString("continuing_subword_prefix", bpe->continuingSubwordPrefix)
+                     .optionalString("end_of_word_suffix", bpe->endOfWordSuffix)
+                     .boolean("fuse_unk", bpe->fuseUnk, false)
+                     .boolean("byte_fallback", bpe->byteFallback, false)
+                     .boolean("ignore_merges", bpe->ignoreMerges, false)
+                     .status();
+      !s)
     return s;
   auto vocab = node.required("vocab");
   if (!vocab.ok())

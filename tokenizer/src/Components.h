@@ -121,6 +121,38 @@ StatusOr<std::vector<std::unique_ptr<T>>> parseList(const JsonNode &node, const 
   return out;
 }
 
+// A Sequence component: its parts, from the array `key`.
+template <class Sequence, class Base>
+StatusOr<std::unique_ptr<Base>> parseSequenceOf(const JsonNode &node, const std::string &key,
+                                                StatusOr<std::unique_ptr<Base>> (*parse)(const JsonNode &)) {
+  auto parts = parseList<Base>(node, key, parse);
+  if (!parts.ok())
+    return parts.status();
+  auto seq = std::make_unique<Sequence>();
+  seq->parts = std::move(*parts);
+  return std::unique_ptr<Base>(std::move(seq));
+}
+
+// Runs `step` on each part of a Sequence, stopping at the first error.
+template <class Parts, class Step> Status forEachPart(const Parts &parts, Step step) {
+  for (const auto &part : parts)
+    if (Status s = step(*part); !s)
+      return s;
+  return Status::ok();
+}
+
+// Metaspace's options (shared by the pre-tokenizer and the decoder).
+enum class PrependScheme { First, Never, Always };
+struct MetaspaceOptions {
+  char32_t replacement = 0x2581;
+  PrependScheme scheme = PrependScheme::Always;
+  bool split = true;
+};
+StatusOr<MetaspaceOptions> parseMetaspaceOptions(const JsonNode &node);
+
+// The "pattern" member of `node` ({"String": s} or {"Regex": r}), compiled.
+StatusOr<std::shared_ptr<const Regex>> parsePatternMember(const JsonNode &node);
+
 // A {"String": s} or {"Regex": r} pattern (Split, Replace), compiled.
 StatusOr<std::shared_ptr<const Regex>> parsePattern(const JsonNode &node);
 StatusOr<SplitBehavior> parseSplitBehavior(const JsonNode &node, const std::string &key);

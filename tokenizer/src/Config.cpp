@@ -13,14 +13,14 @@ namespace {
 
 StatusOr<Truncation> parseTruncation(const JsonNode &node) {
   Truncation t;
-  if (Status s = node.getUint("max_length", t.maxLength, 512); !s)
-    return s;
-  if (Status s = node.getUint("stride", t.stride, 0); !s)
-    return s;
   std::optional<std::string> strategy, direction;
-  if (Status s = node.getOptionalString("strategy", strategy); !s)
-    return s;
-  if (Status s = node.getOptionalString("direction", direction); !s)
+  if (Status s = JsonFields(node)
+                     .uint("max_length", t.maxLength, 512)
+                     .uint("stride", t.stride, 0)
+                     .optionalString("strategy", strategy)
+                     .optionalString("direction", direction)
+                     .status();
+      !s)
     return s;
   std::string st = strategy.value_or("LongestFirst"), dir = direction.value_or("Right");
   if (st == "LongestFirst")
@@ -55,16 +55,17 @@ StatusOr<Padding> parsePadding(const JsonNode &node) {
     }
   }
   std::optional<std::string> direction;
-  if (Status s = node.getOptionalString("direction", direction); !s)
+  uint64_t padId = 0;
+  if (Status s = JsonFields(node)
+                     .optionalString("direction", direction)
+                     .optionalUint("pad_to_multiple_of", p.multipleOf)
+                     .uint("pad_id", padId, 0)
+                     .status();
+      !s)
     return s;
   if (direction && *direction != "Left" && *direction != "Right")
     return node.error("unknown padding direction '" + *direction + "'");
   p.left = direction == std::optional<std::string>("Left");
-  if (Status s = node.getOptionalUint("pad_to_multiple_of", p.multipleOf); !s)
-    return s;
-  uint64_t padId = 0;
-  if (Status s = node.getUint("pad_id", padId, 0); !s)
-    return s;
   if (padId > UINT32_MAX)
     return node.error("pad_id out of range");
   p.padId = uint32_t(padId);
@@ -74,17 +75,16 @@ StatusOr<Padding> parsePadding(const JsonNode &node) {
 // One added token: {"id": 1, "content": "<s>", "single_word": false, ...}.
 StatusOr<AddedToken> parseAddedToken(const JsonNode &node) {
   AddedToken t;
-  if (Status s = node.getString("content", t.content); !s)
+  if (Status s = JsonFields(node)
+                     .string("content", t.content)
+                     .boolean("special", t.special, false)
+                     .boolean("single_word", t.singleWord, false)
+                     .boolean("lstrip", t.lstrip, false)
+                     .boolean("rstrip", t.rstrip, false)
+                     .status();
+      !s)
     return s;
-  if (Status s = node.getBool("special", t.special, false); !s)
-    return s;
-  if (Status s = node.getBool("single_word", t.singleWord, false); !s)
-    return s;
-  if (Status s = node.getBool("lstrip", t.lstrip, false); !s)
-    return s;
-  if (Status s = node.getBool("rstrip", t.rstrip, false); !s)
-    return s;
-  if (Status s = node.getBool("normalized", t.normalized, !t.special); !s)
+  if (Status s = node.getBool("normalized", t.normalized, !t.special); !s) // default: only ordinary tokens
     return s;
   return t;
 }
@@ -307,9 +307,9 @@ Status readTokenizerConfig(const JsonNode &config, const JsonNode *specialMap, T
     if (content)
       *slots[i] = SpecialToken{*content, impl.tokenToId(*content)};
   }
-  if (Status s = config.getOptionalBool("add_bos_token", c.addBosToken); !s)
-    return s;
-  if (Status s = config.getOptionalBool("add_eos_token", c.addEosToken); !s)
+  if (Status s =
+          JsonFields(config).optionalBool("add_bos_token", c.addBosToken).optionalBool("add_eos_token", c.addEosToken).status();
+      !s)
     return s;
   auto maxLen = config.member("model_max_length");
   if (!maxLen.ok())

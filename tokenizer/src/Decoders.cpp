@@ -136,10 +136,7 @@ public:
     return false;
   }
   Status decodeChain(std::vector<std::string> &tokens) const override {
-    for (const auto &d : parts)
-      if (Status s = d->decodeChain(tokens); !s)
-        return s;
-    return Status::ok();
+    return forEachPart(parts, [&](const Decoder &d) { return d.decodeChain(tokens); });
   }
 };
 
@@ -264,82 +261,58 @@ StatusOr<std::unique_ptr<Decoder>> parseDecoder(const JsonNode &node) {
 namespace {
 
 StatusOr<std::unique_ptr<Decoder>> parseMetaspace(const JsonNode &node) {
+  auto options = parseMetaspaceOptions(node);
+  if (!options.ok())
+    return options.status();
   auto m = std::make_unique<MetaspaceDecoder>();
-  if (Status s = node.getChar("replacement", m->replacement); !s)
-    return s;
-  std::optional<std::string> scheme;
-  std::optional<bool> addPrefixSpace;
-  if (Status s = node.getOptionalString("prepend_scheme", scheme); !s)
-    return s;
-  if (Status s = node.getOptionalBool("add_prefix_space", addPrefixSpace); !s)
-    return s;
-  std::string sc = scheme.value_or("always");
-  if (sc != "first" && sc != "never" && sc != "always")
-    return node.error("unknown prepend_scheme '" + sc + "'");
-  if (addPrefixSpace == false && sc != "never")
-    return node.error("add_prefix_space does not match declared prepend_scheme");
-  m->prependNever = sc == "never" || addPrefixSpace == false;
+  m->replacement = options->replacement;
+  m->prependNever = options->scheme == PrependScheme::Never;
   return std::unique_ptr<Decoder>(std::move(m));
-}
-
-StatusOr<std::unique_ptr<Decoder>> parseSequence(const JsonNode &node) {
-  auto parts = parseList<Decoder>(node, "decoders", parseDecoder);
-  if (!parts.ok())
-    return parts.status();
-  auto seq = std::make_unique<SequenceDecoder>();
-  seq->parts = std::move(*parts);
-  return std::unique_ptr<Decoder>(std::move(seq));
 }
 
 StatusOr<std::unique_ptr<Decoder>> parseStructured(const JsonNode &node, const std::string &type) {
   if (type == "Metaspace")
     return parseMetaspace(node);
   if (type == "Sequence")
-    return parseSequence(node);
+    return parseSequenceOf<SequenceDecoder, Decoder>(node, "decoders", parseDecoder);
   if (type == "WordPiece") {
     auto w = std::make_unique<WordPieceDecoder>();
-    if (Status s = node.getString("prefix", w->prefix); !s)
-      return s;
-    if (Status s = node.getBool("cleanup", w->cleanupText, true); !s)
+    if (Status s = JsonFields(node).string("prefix", w->prefix).boolean("cleanup", w->cleanupText, true).status(); !s)
       return s;
     return std::unique_ptr<Decoder>(std::move(w));
   }
   if (type == "BPEDecoder") {
     auto b = std::make_unique<BpeDecoder>();
-    if (Status s = node.getString("suffix", b->suffix); !s)
+    if (Status s = JsonFields(node).string("suffix", b->suffix).status(); !s)
       return s;
     return std::unique_ptr<Decoder>(std::move(b));
   }
   if (type == "CTC") {
     auto c = std::make_unique<CtcDecoder>();
-    if (Status s = node.getString("pad_token", c->padToken); !s)
-      return s;
-    if (Status s = node.getString("word_delimiter_token", c->wordDelimiterToken); !s)
-      return s;
-    if (Status s = node.getBool("cleanup", c->cleanupText, true); !s)
+    if (Status s = JsonFields(node)
+                       .string("pad_token", c->padToken)
+                       .string("word_delimiter_token", c->wordDelimiterToken)
+                       .boolean("cleanup", c->cleanupText, true)
+                       .status();
+        !s)
       return s;
     return std::unique_ptr<Decoder>(std::move(c));
   }
   if (type == "Replace") {
     auto r = std::make_unique<ReplaceDecoder>();
-    auto pattern = node.required("pattern");
-    if (!pattern.ok())
-      return pattern.status();
-    auto re = parsePattern(*pattern);
+    auto re = parsePatternMember(node);
     if (!re.ok())
       return re.status();
     r->pattern = *re;
-    if (Status s = node.getString("content", r->content); !s)
+    if (Status s = JsonFields(node).string("content", r->content).status(); !s)
       return s;
     return std::unique_ptr<Decoder>(std::move(r));
   }
   if (type == "Strip") {
     auto st = std::make_unique<StripDecoder>();
-    if (Status s = node.getChar("content", st->content); !s)
-      return s;
-    if (Status s = node.getUint("start", st->start, 0); !s)
-      return s;
-    if (Status s = node.getUint("stop", st->stop, 0); !s)
+    if (Status s =
+            JsonFields(node).character("content", st->content).uint("start", st->start, 0).uint("stop", st->stop, 0).status();
+        !s)
       return s;
     return std::unique_ptr<Decoder>(std::move(st));
   }

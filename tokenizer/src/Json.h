@@ -60,6 +60,44 @@ private:
   std::string where_;
 };
 
+// Reads several members of an object and keeps the first error:
+//   if (Status s = JsonFields(node).string("prefix", p).boolean("cleanup", c, true).status(); !s) return s;
+class JsonFields {
+public:
+  explicit JsonFields(const JsonNode &node) : node_(node) {}
+  JsonFields &string(const std::string &key, std::string &out) {
+    return read([&] { return node_.getString(key, out); });
+  }
+  JsonFields &optionalString(const std::string &key, std::optional<std::string> &out) {
+    return read([&] { return node_.getOptionalString(key, out); });
+  }
+  JsonFields &boolean(const std::string &key, bool &out, bool def) {
+    return read([&] { return node_.getBool(key, out, def); });
+  }
+  JsonFields &optionalBool(const std::string &key, std::optional<bool> &out) {
+    return read([&] { return node_.getOptionalBool(key, out); });
+  }
+  JsonFields &uint(const std::string &key, uint64_t &out, uint64_t def) {
+    return read([&] { return node_.getUint(key, out, def); });
+  }
+  JsonFields &optionalUint(const std::string &key, std::optional<uint64_t> &out) {
+    return read([&] { return node_.getOptionalUint(key, out); });
+  }
+  JsonFields &character(const std::string &key, char32_t &out) {
+    return read([&] { return node_.getChar(key, out); });
+  }
+  const Status &status() const { return status_; }
+
+private:
+  template <class F> JsonFields &read(F f) {
+    if (status_.isOk())
+      status_ = f();
+    return *this;
+  }
+  const JsonNode &node_;
+  Status status_;
+};
+
 std::string childPath(const std::string &where, const std::string &key);
 // A message on one line: control characters escaped (tokens and patterns can hold newlines), at most 1000
 // bytes.

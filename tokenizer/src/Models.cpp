@@ -67,17 +67,16 @@ public:
 
 StatusOr<std::unique_ptr<Model>> parseWordPiece(const JsonNode &node) {
   auto wp = std::make_unique<WordPieceModel>();
-  std::optional<std::string> s;
-  if (Status st = node.getOptionalString("unk_token", s); !st)
+  std::optional<std::string> unk, prefix;
+  if (Status st = JsonFields(node)
+                      .optionalString("unk_token", unk)
+                      .optionalString("continuing_subword_prefix", prefix)
+                      .uint("max_input_chars_per_word", wp->maxInputCharsPerWord, 100)
+                      .status();
+      !st)
     return st;
-  if (s)
-    wp->unkToken = *s;
-  if (Status st = node.getOptionalString("continuing_subword_prefix", s); !st)
-    return st;
-  if (s)
-    wp->prefix = *s;
-  if (Status st = node.getUint("max_input_chars_per_word", wp->maxInputCharsPerWord, 100); !st)
-    return st;
+  wp->unkToken = unk.value_or(wp->unkToken);
+  wp->prefix = prefix.value_or(wp->prefix);
   auto vocab = node.required("vocab");
   if (!vocab.ok())
     return vocab.status();
@@ -88,11 +87,10 @@ StatusOr<std::unique_ptr<Model>> parseWordPiece(const JsonNode &node) {
 
 StatusOr<std::unique_ptr<Model>> parseWordLevel(const JsonNode &node) {
   auto wl = std::make_unique<WordLevelModel>();
-  std::optional<std::string> s;
-  if (Status st = node.getOptionalString("unk_token", s); !st)
+  std::optional<std::string> unk;
+  if (Status st = JsonFields(node).optionalString("unk_token", unk).status(); !st)
     return st;
-  if (s)
-    wl->unkToken = *s;
+  wl->unkToken = unk.value_or(wl->unkToken);
   auto vocab = node.required("vocab");
   if (!vocab.ok())
     return vocab.status();

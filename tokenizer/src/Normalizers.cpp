@@ -9,10 +9,7 @@ class SequenceNormalizer : public Normalizer {
 public:
   std::vector<std::unique_ptr<Normalizer>> parts;
   Status normalize(NormalizedString &s) const override {
-    for (const auto &n : parts)
-      if (Status st = n->normalize(s); !st)
-        return st;
-    return Status::ok();
+    return forEachPart(parts, [&](const Normalizer &n) { return n.normalize(s); });
   }
 };
 
@@ -138,33 +135,21 @@ public:
 StatusOr<std::unique_ptr<Normalizer>> parseBert(const JsonNode &node) {
   auto n = std::make_unique<BertNormalizer>();
   std::optional<bool> stripAccents;
-  if (Status s = node.getBool("clean_text", n->cleanText, true); !s)
-    return s;
-  if (Status s = node.getBool("handle_chinese_chars", n->handleChineseChars, true); !s)
-    return s;
-  if (Status s = node.getOptionalBool("strip_accents", stripAccents); !s)
-    return s;
-  if (Status s = node.getBool("lowercase", n->lowercase, true); !s)
+  if (Status s = JsonFields(node)
+                     .boolean("clean_text", n->cleanText, true)
+                     .boolean("handle_chinese_chars", n->handleChineseChars, true)
+                     .optionalBool("strip_accents", stripAccents)
+                     .boolean("lowercase", n->lowercase, true)
+                     .status();
+      !s)
     return s;
   n->stripAccents = stripAccents.value_or(n->lowercase); // unset: follows lowercase
   return std::unique_ptr<Normalizer>(std::move(n));
 }
 
-StatusOr<std::unique_ptr<Normalizer>> parseSequence(const JsonNode &node) {
-  auto parts = parseList<Normalizer>(node, "normalizers", parseNormalizer);
-  if (!parts.ok())
-    return parts.status();
-  auto seq = std::make_unique<SequenceNormalizer>();
-  seq->parts = std::move(*parts);
-  return std::unique_ptr<Normalizer>(std::move(seq));
-}
-
 StatusOr<std::unique_ptr<Normalizer>> parseReplace(const JsonNode &node) {
   auto r = std::make_unique<ReplaceNormalizer>();
-  auto pattern = node.required("pattern");
-  if (!pattern.ok())
-    return pattern.status();
-  auto re = parsePattern(*pattern);
+  auto re = parsePatternMember(node);
   if (!re.ok())
     return re.status();
   r->pattern = *re;
@@ -180,7 +165,7 @@ StatusOr<std::unique_ptr<Normalizer>> parseNormalizer(const JsonNode &node) {
   if (Status s = node.type(type); !s)
     return s;
   if (type == "Sequence")
-    return parseSequence(node);
+    return parseSequenceOf<SequenceNormalizer, Normalizer>(node, "normalizers", parseNormalizer);
   if (type == "BertNormalizer")
     return parseBert(node);
   if (type == "Replace")
@@ -200,19 +185,24 @@ StatusOr<std::unique_ptr<Normalizer>> parseNormalizer(const JsonNode &node) {
     return std::unique_ptr<Normalizer>(std::make_unique<ByteLevelNormalizer>());
   if (type == "Strip") {
     auto n = std::make_unique<StripNormalizer>();
-    if (Status s = node.getBool("strip_left", n->left, true); !s)
-      return s;
-    if (Status s = node.getBool("strip_right", n->right, true); !s)
+    if (Status s = JsonFields(node).boolean("strip_left", n->left, true).boolean("strip_right", n->right, true).status(); !s)
       return s;
     return std::unique_ptr<Normalizer>(std::move(n));
   }
   if (type == "Prepend") {
     auto n = std::make_unique<PrependNormalizer>();
-    if (Status s = node.getString("prepend", n->prefix); !s)
+    if (Status s = JsonFields(node).string("prepend", n->prefix).status(); !s)
       return s;
     return std::unique_ptr<Normalizer>(std::move(n));
   }
   return node.error("unsupported normalizer type '" + type + "'");
+}
+
+StatusOr<std::shared_ptr<const Regex>> parsePatternMember(const JsonNode &node) {
+  auto pattern = node.required("pattern");
+  if (!pattern.ok())
+    return pattern.status();
+  return parsePattern(*pattern);
 }
 
 StatusOr<std::shared_ptr<const Regex>> parsePattern(const JsonNode &node) {

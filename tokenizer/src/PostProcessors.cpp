@@ -184,14 +184,8 @@ StatusOr<std::unique_ptr<PostProcessor>> parsePostProcessor(const JsonNode &node
   }
   if (type == "ByteLevel")
     return std::unique_ptr<PostProcessor>(std::make_unique<IdentityProcessor>());
-  if (type == "Sequence") {
-    auto parts = parseList<PostProcessor>(node, "processors", parsePostProcessor);
-    if (!parts.ok())
-      return parts.status();
-    auto seq = std::make_unique<SequenceProcessor>();
-    seq->parts = std::move(*parts);
-    return std::unique_ptr<PostProcessor>(std::move(seq));
-  }
+  if (type == "Sequence")
+    return parseSequenceOf<SequenceProcessor, PostProcessor>(node, "processors", parsePostProcessor);
   return node.error("unsupported post_processor type '" + type + "'");
 }
 

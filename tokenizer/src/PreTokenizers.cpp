@@ -17,10 +17,7 @@ class SequencePreTokenizer : public PreTokenizer {
 public:
   std::vector<std::unique_ptr<PreTokenizer>> parts;
   Status preTokenize(Splits &splits) const override {
-    for (const auto &p : parts)
-      if (Status s = p->preTokenize(splits); !s)
-        return s;
-    return Status::ok();
+    return forEachPart(parts, [&](const PreTokenizer &p) { return p.preTokenize(splits); });
   }
 };
 
@@ -76,8 +73,6 @@ public:
     return Status::ok();
   }
 };
-
-enum class PrependScheme { First, Never, Always };
 
 // SentencePiece-style: spaces become the replacement character (U+2581), which starts each word.
 class MetaspacePreTokenizer : public PreTokenizer {
@@ -214,50 +209,20 @@ public:
 };
 
 StatusOr<std::unique_ptr<PreTokenizer>> parseMetaspace(const JsonNode &node) {
+  auto options = parseMetaspaceOptions(node);
+  if (!options.ok())
+    return options.status();
   auto m = std::make_unique<MetaspacePreTokenizer>();
-  if (Status s = node.getChar("replacement", m->replacement); !s)
-    return s;
+  m->replacement = options->replacement;
+  m->scheme = options->scheme;
+  m->split = options->split;
   appendUtf8(m->replacementText, m->replacement);
-  std::optional<std::string> scheme;
-  std::optional<bool> addPrefixSpace;
-  if (Status s = node.getOptionalString("prepend_scheme", scheme); !s)
-    return s;
-  if (Status s = node.getOptionalBool("add_prefix_space", addPrefixSpace); !s)
-    return s;
-  if (Status s = node.getBool("split", m->split, true); !s)
-    return s;
-  std::string sc = scheme.value_or("always");
-  if (sc == "first")
-    m->scheme = PrependScheme::First;
-  else if (sc == "never")
-    m->scheme = PrependScheme::Never;
-  else if (sc == "always")
-    m->scheme = PrependScheme::Always;
-  else
-    return node.error("unknown prepend_scheme '" + sc + "'");
-  if (addPrefixSpace == false) {
-    if (m->scheme != PrependScheme::Never)
-      return node.error("add_prefix_space does not match declared prepend_scheme");
-    m->scheme = PrependScheme::Never;
-  }
   return std::unique_ptr<PreTokenizer>(std::move(m));
-}
-
-StatusOr<std::unique_ptr<PreTokenizer>> parseSequence(const JsonNode &node) {
-  auto parts = parseList<PreTokenizer>(node, "pretokenizers", parsePreTokenizer);
-  if (!parts.ok())
-    return parts.status();
-  auto seq = std::make_unique<SequencePreTokenizer>();
-  seq->parts = std::move(*parts);
-  return std::unique_ptr<PreTokenizer>(std::move(seq));
 }
 
 StatusOr<std::unique_ptr<PreTokenizer>> parseSplit(const JsonNode &node) {
   auto sp = std::make_unique<SplitPreTokenizer>();
-  auto pattern = node.required("pattern");
-  if (!pattern.ok())
-    return pattern.status();
-  auto re = parsePattern(*pattern);
+  auto re = parsePatternMember(node);
   if (!re.ok())
     return re.status();
   sp->pattern = *re;
@@ -273,9 +238,11 @@ StatusOr<std::unique_ptr<PreTokenizer>> parseSplit(const JsonNode &node) {
 StatusOr<std::unique_ptr<PreTokenizer>> parseSimple(const JsonNode &node, const std::string &type) {
   if (type == "ByteLevel") {
     auto b = std::make_unique<ByteLevelPreTokenizer>();
-    if (Status s = node.getBool("add_prefix_space", b->addPrefixSpace, true); !s)
-      return s;
-    if (Status s = node.getBool("use_regex", b->useRegex, true); !s)
+    if (Status s = JsonFields(node)
+                       .boolean("add_prefix_space", b->addPrefixSpace, true)
+                       .boolean("use_regex", b->useRegex, true)
+                       .status();
+        !s)
       return s;
     return std::unique_ptr<PreTokenizer>(std::move(b));
   }
@@ -300,20 +267,20 @@ StatusOr<std::unique_ptr<PreTokenizer>> parseSimple(const JsonNode &node, const 
   }
   if (type == "Digits") {
     auto d = std::make_unique<DigitsPreTokenizer>();
-    if (Status s = node.getBool("individual_digits", d->individual, false); !s)
+    if (Status s = JsonFields(node).boolean("individual_digits", d->individual, false).status(); !s)
       return s;
     return std::unique_ptr<PreTokenizer>(std::move(d));
   }
   if (type == "CharDelimiterSplit" || type == "Delimiter") {
     auto d = std::make_unique<DelimiterPreTokenizer>();
-    if (Status s = node.getChar("delimiter", d->delimiter); !s)
+    if (Status s = JsonFields(node).character("delimiter", d->delimiter).status(); !s)
       return s;
     return std::unique_ptr<PreTokenizer>(std::move(d));
   }
   if (type == "FixedLength") {
     auto f = std::make_unique<FixedLengthPreTokenizer>();
     uint64_t length = 5;
-    if (Status s = node.getUint("length", length, 5); !s)
+    if (Status s = JsonFields(node).uint("length", length, 5).status(); !s)
       return s;
     if (length == 0)
       return node.error("'length' must be positive");
@@ -325,12 +292,39 @@ StatusOr<std::unique_ptr<PreTokenizer>> parseSimple(const JsonNode &node, const 
 
 } // namespace
 
+StatusOr<MetaspaceOptions> parseMetaspaceOptions(const JsonNode &node) {
+  MetaspaceOptions m;
+  std::optional<std::string> scheme;
+  std::optional<bool> addPrefixSpace;
+  if (Status s = JsonFields(node)
+                     .character("replacement", m.replacement)
+                     .optionalString("prepend_scheme", scheme)
+                     .optionalBool("add_prefix_space", addPrefixSpace)
+                     .boolean("split", m.split, true)
+                     .status();
+      !s)
+    return s;
+  std::string sc = scheme.value_or("always");
+  if (sc == "first")
+    m.scheme = PrependScheme::First;
+  else if (sc == "never")
+    m.scheme = PrependScheme::Never;
+  else if (sc != "always")
+    return node.error("unknown prepend_scheme '" + sc + "'");
+  if (addPrefixSpace == false) { // the legacy field: false means never
+    if (m.scheme != PrependScheme::Never)
+      return node.error("add_prefix_space does not match declared prepend_scheme");
+    m.scheme = PrependScheme::Never;
+  }
+  return m;
+}
+
 StatusOr<std::unique_ptr<PreTokenizer>> parsePreTokenizer(const JsonNode &node) {
   std::string type;
   if (Status s = node.type(type); !s)
     return s;
   if (type == "Sequence")
-    return parseSequence(node);
+    return parseSequenceOf<SequencePreTokenizer, PreTokenizer>(node, "pretokenizers", parsePreTokenizer);
   if (type == "Split")
     return parseSplit(node);
   if (type == "Metaspace")

@@ -73,6 +73,18 @@ StatusOr<std::vector<std::pair<size_t, std::string>>> readLines(const std::strin
   return lines;
 }
 
+// Calls `each(where, line)` for each non-empty line of a JSONL file (where: "FILE:LINE: "), stopping at the first
+// non-zero exit code.
+template <class Each> int forEachLine(const std::string &path, Each each) {
+  auto lines = readLines(path);
+  if (!lines.ok())
+    return fail(kExitBadInput, lines.status().message());
+  for (const auto &[lineNo, line] : *lines)
+    if (int rc = each(path + ":" + std::to_string(lineNo) + ": ", line); rc != kExitOk)
+      return rc;
+  return kExitOk;
+}
+
 // A JSON array of ids ("[1,2,3]"; --ids takes the same without brackets).
 std::optional<std::vector<uint32_t>> parseIdArray(const std::string &line) {
   Json j = Json::parse(line, nullptr, /*allow_exceptions=*/false);
@@ -151,19 +163,12 @@ int runTokenize(int argc, char **argv) {
   };
   if (auto text = args.get("--text"))
     return printIds(*text, "--text: ");
-  std::string path = *args.get("--file");
-  auto lines = readLines(path);
-  if (!lines.ok())
-    return fail(kExitBadInput, lines.status().message());
-  for (const auto &[lineNo, line] : *lines) {
-    std::string where = path + ":" + std::to_string(lineNo) + ": ";
+  return forEachLine(*args.get("--file"), [&](const std::string &where, const std::string &line) {
     Json j = Json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_string())
       return fail(kExitBadInput, where + "expected a JSON string");
-    if (int rc = printIds(j.get<std::string>(), where); rc != kExitOk)
-      return rc;
-  }
-  return kExitOk;
+    return printIds(j.get<std::string>(), where);
+  });
 }
 
 int runDetokenize(int argc, char **argv) {
@@ -181,19 +186,12 @@ int runDetokenize(int argc, char **argv) {
   bool skip = args.has("--skip-special"), stream = args.has("--stream");
   if (inlineIds)
     return printDecoded(*tok, *inlineIds, skip, stream, "--ids: ");
-  std::string path = *args.get("--file");
-  auto lines = readLines(path);
-  if (!lines.ok())
-    return fail(kExitBadInput, lines.status().message());
-  for (const auto &[lineNo, line] : *lines) {
-    std::string where = path + ":" + std::to_string(lineNo) + ": ";
+  return forEachLine(*args.get("--file"), [&](const std::string &where, const std::string &line) {
     auto ids = parseIdArray(line);
     if (!ids)
       return fail(kExitBadInput, where + "expected a JSON array of ids (each at most 4294967295)");
-    if (int rc = printDecoded(*tok, *ids, skip, stream, where); rc != kExitOk)
-      return rc;
-  }
-  return kExitOk;
+    return printDecoded(*tok, *ids, skip, stream, where);
+  });
 }
 
 } // namespace kiln::cli
