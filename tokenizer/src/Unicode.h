@@ -41,9 +41,9 @@ bool isMarkNonspacing(char32_t c);
 bool isCombiningMark(char32_t c);
 // Rust char::to_lowercase (the full, context-free mapping), appended to `out`.
 void appendLowercase(std::string &out, char32_t c);
-// The Unicode 16.0 characters that Oniguruma's property `name` (a general category such as "L" or "Nd", or
-// "\\d" / "\\w") has beyond ICU's Unicode 15.0, as regex class items "\\x{...}-\\x{...}" ("" for none or an
-// unknown name).
+// The Unicode 16.0 characters (Hugging Face's Oniguruma) that Oniguruma's property `name` (a general category
+// such as "L" or "Nd", or "\\d" / "\\w") has beyond Debian's Oniguruma 6.9.8 (Unicode 14.0), as regex class
+// items "\\x{...}-\\x{...}" ("" for none or an unknown name).
 std::string regexClassAdditions(std::string_view name);
 // BertNormalizer's CJK ideograph blocks.
 bool isChineseChar(char32_t c);
