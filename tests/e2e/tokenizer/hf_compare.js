@@ -87,12 +87,17 @@ function randomChar() {
 }
 const randomUnicode = (n) => Array.from({ length: n }, randomChar).join('');
 
-// Every code point of planes 0-3 and 14 (all that Unicode assigns outside private use), and every 61st of the
-// rest, 32 to a text, each between letters, digits and spaces: catches any character class or normalization
-// table that differs from Hugging Face's.
+// Every code point of planes 0-3 and 14 (all that Unicode assigns outside private use) but the inside of the large
+// uniform blocks (CJK ideographs, Hangul syllables, Tangut, private use: their first and last 256 are kept), and
+// every 61st of the rest, 32 to a text, each between letters, digits and spaces: catches any character class or
+// normalization table that differs from Hugging Face's.
+const UNIFORM = [[0x3400, 0x4dbf], [0x4e00, 0x9fff], [0xac00, 0xd7a3], [0xe000, 0xf8ff], [0x17000, 0x187f7],
+                 [0x20000, 0x2a6df], [0x2a700, 0x2ee5d], [0x30000, 0x323af], [0x323b0, 0x3ffff]];
 function sweepTexts() {
   const texts = [];
-  const wanted = (c) => (c < 0xd800 || c > 0xdfff) && (c < 0x40000 || (c >= 0xe0000 && c < 0xf0000) || c % 61 === 0);
+  const inside = (c) => UNIFORM.some(([lo, hi]) => c > lo + 256 && c < hi - 256);
+  const wanted = (c) => (c < 0xd800 || c > 0xdfff) &&
+                        (((c < 0x40000 || (c >= 0xe0000 && c < 0xf0000)) && !inside(c)) || c % 61 === 0);
   let chunk = [];
   for (let c = 0; c <= 0x10ffff; ++c) {
     if (wanted(c)) chunk.push(String.fromCodePoint(c));

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The tokenizer tests' driver: run.sh KILN WORK_DIR MODE NAME...
-#   MODE random: hf_compare.js with 2400 texts; components: 800 texts; sweep: every code point (--sweep).
+#   MODE random: hf_compare.js with 2400 texts; components: 600 texts; sweep: every code point (--sweep).
 # Fetches the data first (tools/fetch-test-data.sh); exit 77 (skipped) when it cannot.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -11,7 +11,7 @@ MODULES=$(echo "$DATA" | sed -n 1p)
 TOKENIZERS=$(echo "$DATA" | sed -n 2p)
 case $MODE in
   random) ARGS=(--texts 2400) ;;
-  components) ARGS=(--texts 800) ;;
+  components) ARGS=(--texts 600) ;;
   sweep) ARGS=(--sweep) ;;
   *) echo "run.sh: unknown mode $MODE" >&2; exit 2 ;;
 esac
