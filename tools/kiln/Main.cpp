@@ -26,6 +26,9 @@
   "      text -> token ids as Hugging Face tokenizers (one JSON array per input; tokenizer.json is enough)\n"   \
   "  detokenize MODEL_DIR (--ids 1,2,3 | --file IDS.jsonl) [--skip-special] [--stream]\n"                      \
   "      token ids -> text (one JSON string per input)\n"
+#define KILN_CHAT_TEMPLATE_USAGE                                                                             \
+  "  chat-template MODEL_DIR (--messages FILE.json | --chat TEXT [--system TEXT]) [--add-generation-prompt]\n"  \
+  "      the prompt the model's chat template gives (as transformers' apply_chat_template)\n"
 
 #define KILN_INSPECT_USAGE                                                                                   \
   "  inspect MODEL.kiln [--no-verify]\n"                                                                        \
@@ -65,12 +68,12 @@ void printUsage(FILE *out) {
                "      F32 [B, S, V]; an encoder writes last_hidden_state F32 [B, S, H]\n"
                "  synth CONFIG.json -o DIR [--seed N] [--dtype f32|f16|bf16]\n"
                "      write a random-weight model directory (config.json + model.safetensors)\n"
-               KILN_RUNTIME_USAGE KILN_TEXT_USAGE KILN_INSPECT_USAGE KILN_DEVICES_USAGE "\n"
+               KILN_RUNTIME_USAGE KILN_TEXT_USAGE KILN_INSPECT_USAGE KILN_DEVICES_USAGE KILN_CHAT_TEMPLATE_USAGE "\n"
                "supported architectures: %s\n"
                "exit codes: 0 success, 1 bad input or failed check, 2 usage\n",
                archs.c_str());
 #else
-  std::fprintf(out, "kiln (runtime-only build)\n\nusage: kiln COMMAND ...\n\n" KILN_RUNTIME_USAGE KILN_TEXT_USAGE KILN_INSPECT_USAGE KILN_DEVICES_USAGE "\n"
+  std::fprintf(out, "kiln (runtime-only build)\n\nusage: kiln COMMAND ...\n\n" KILN_RUNTIME_USAGE KILN_TEXT_USAGE KILN_INSPECT_USAGE KILN_DEVICES_USAGE KILN_CHAT_TEMPLATE_USAGE "\n"
                     "exit codes: 0 success, 1 bad input or failed check, 2 usage\n");
 #endif
 }
@@ -108,6 +111,8 @@ int main(int argc, char **argv) {
     return kiln::cli::runTokenize(argc, argv);
   if (command == "detokenize")
     return kiln::cli::runDetokenize(argc, argv);
+  if (command == "chat-template")
+    return kiln::cli::runChatTemplate(argc, argv);
   std::fprintf(stderr, "kiln: unknown command '%s' (run kiln --help)\n", command.c_str());
   return kiln::cli::kExitUsage;
 }
