@@ -18,10 +18,11 @@ import re
 import subprocess
 import sys
 
-# The source file that implements each command (its args.get / args.has calls are checked against its help).
-SOURCES = {"compile": ["Compile.cpp"], "eval": ["Eval.cpp"], "synth": ["Synth.cpp"], "run": ["Run.cpp"],
-           "generate": ["Generate.cpp"], "bench": ["Bench.cpp"], "inspect": ["Inspect.cpp"],
-           "devices": ["Devices.cpp"], "chat-template": ["ChatTemplate.cpp"]}
+# The commands each source file implements (its args.get / args.has calls are checked against their help).
+SOURCES = {"Compile.cpp": ["compile"], "Eval.cpp": ["eval"], "Synth.cpp": ["synth"], "Run.cpp": ["run"],
+           "Generate.cpp": ["generate"], "Bench.cpp": ["bench"], "Inspect.cpp": ["inspect"],
+           "Devices.cpp": ["devices"], "ChatTemplate.cpp": ["chat-template"],
+           "Tokenize.cpp": ["tokenize", "detokenize"]}
 
 failures = []
 
@@ -81,13 +82,20 @@ def check_parser(kiln, name, flags):
           f"kiln {name} --undocumented: exit 2 with one line (rc {rc}, {err!r})")
 
 
-def check_sources(source, name, flags):
-    for f in SOURCES.get(name, []):
-        text = open(os.path.join(source, "tools", "kiln", f)).read()
+def check_sources(source, flags_of):
+    """Every flag a command's source reads is in its help; every tools/kiln/*.cpp with a command is known."""
+    for path in glob.glob(os.path.join(source, "tools", "kiln", "*.cpp")):
+        f = os.path.basename(path)
+        text = open(path).read()
+        if "parseArgs(argc" not in text:
+            continue
+        check(f in SOURCES, f"tools/kiln/{f} parses a command's flags; add it to help.py's SOURCES")
+        documented = set()
+        for name in SOURCES.get(f, []):
+            check(name in flags_of, f"kiln --help does not list {name} (tools/kiln/{f})")
+            documented |= set(flags_of.get(name, {}))
         for flag in set(re.findall(r'args\.(?:get|has)\("([^"]+)"\)', text)):
-            if flag in ("--help", "-h"):
-                continue
-            check(flag in flags, f"{f} reads {flag} but kiln {name} --help does not list it")
+            check(flag in documented, f"{f} reads {flag} but kiln {'/'.join(SOURCES.get(f, []))} --help does not list it")
 
 
 def synopses(lines):
@@ -165,13 +173,14 @@ def main():
     kiln, source = sys.argv[1], sys.argv[2]
     names = commands(kiln)
     readme = readme_synopses(source)
-    helps = []
+    helps, flags_of = [], {}
     for name in names:
         flags, text = help_flags(kiln, name)
         helps.append(text)
         check_parser(kiln, name, flags)
-        check_sources(source, name, flags)
+        flags_of[name] = flags
         check_readme(readme, name, text, flags)
+    check_sources(source, flags_of)
     check_env(source, helps)
     check_version(kiln, source)
     rc, out, err = run(kiln, "no-such-command")

@@ -144,6 +144,32 @@ const Command kDevices{
     {kVulkanDeviceEnv, kDriverEnv},
     false};
 
+const Command kTokenize{
+    "tokenize",
+    {"tokenize MODEL_DIR (--text T | --file TEXTS.jsonl) [--no-special]"},
+    "text -> token ids as Hugging Face tokenizers (one JSON array per input; tokenizer.json is enough)",
+    "Encodes text as Hugging Face tokenizers does (MODEL_DIR needs only tokenizer.json; tokenizer_config.json,\n"
+    "special_tokens_map.json and generation_config.json are read when present). Prints one JSON array of ids\n"
+    "per input: --text is one input; each non-empty line of --file is one, a JSON string.",
+    {{"--text", "T", "one text to encode"},
+     {"--file", "TEXTS.jsonl", "one JSON string per line, each encoded"},
+     {"--no-special", nullptr, "do not add the post-processor's special tokens (add_special_tokens=False)"}},
+    {},
+    false};
+
+const Command kDetokenize{
+    "detokenize",
+    {"detokenize MODEL_DIR (--ids 1,2,3 | --file IDS.jsonl) [--skip-special] [--stream]"},
+    "token ids -> text (one JSON string per input)",
+    "Decodes ids as Hugging Face tokenizers does. Prints one JSON string per input: --ids is one input; each\n"
+    "non-empty line of --file is one, a JSON array of ids.",
+    {{"--ids", "1,2,3", "one id sequence to decode"},
+     {"--file", "IDS.jsonl", "one JSON array of ids per line, each decoded"},
+     {"--skip-special", nullptr, "leave out special tokens (skip_special_tokens=True)"},
+     {"--stream", nullptr, "decode one id at a time with the streaming decoder; print its pieces as a JSON array"}},
+    {},
+    false};
+
 const Command kChatTemplate{
     "chat-template",
     {"chat-template MODEL_DIR|tokenizer_config.json (--messages FILE.json | --chat TEXT [--system TEXT])\n"
@@ -164,7 +190,7 @@ const Command kChatTemplate{
 
 std::vector<const Command *> commands() {
   std::vector<const Command *> all{&kCompile, &kEval, &kSynth, &kRun, &kGenerate, &kBench, &kInspect, &kDevices,
-                                   &kChatTemplate};
+                                   &kTokenize, &kDetokenize, &kChatTemplate};
 #ifndef KILN_WITH_COMPILER
   std::vector<const Command *> runtimeOnly;
   for (const Command *c : all)

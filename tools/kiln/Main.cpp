@@ -68,6 +68,10 @@ int main(int argc, char **argv) {
     return kiln::cli::runBench(argc, argv);
   if (command == "devices")
     return kiln::cli::runDevices(argc, argv);
+  if (command == "tokenize")
+    return kiln::cli::runTokenize(argc, argv);
+  if (command == "detokenize")
+    return kiln::cli::runDetokenize(argc, argv);
   if (command == "chat-template")
     return kiln::cli::runChatTemplate(argc, argv);
   std::fprintf(stderr, "kiln: unknown command '%s' (run kiln --help)\n", command.c_str());
