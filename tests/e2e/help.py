@@ -18,19 +18,14 @@ import re
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import check, summary  # noqa: E402
+
 # The commands each source file implements (its args.get / args.has calls are checked against their help).
 SOURCES = {"Compile.cpp": ["compile"], "Eval.cpp": ["eval"], "Synth.cpp": ["synth"], "Run.cpp": ["run"],
            "Generate.cpp": ["generate"], "Bench.cpp": ["bench"], "Inspect.cpp": ["inspect"],
            "Devices.cpp": ["devices"], "ChatTemplate.cpp": ["chat-template"],
            "Tokenize.cpp": ["tokenize", "detokenize"]}
-
-failures = []
-
-
-def check(ok, what):
-    if not ok:
-        failures.append(what)
-        print("FAIL", what)
 
 
 def run(kiln, *args):
@@ -185,8 +180,7 @@ def main():
     check_version(kiln, source)
     rc, out, err = run(kiln, "no-such-command")
     check(rc == 2 and err.count("\n") == 1, f"kiln no-such-command: exit 2, one line ({rc}, {err!r})")
-    print(f"{len(names)} commands checked, {len(failures)} failures")
-    return 1 if failures else 0
+    return summary(f"{len(names)} commands checked")
 
 
 if __name__ == "__main__":

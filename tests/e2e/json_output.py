@@ -10,13 +10,8 @@ import subprocess
 import sys
 import tempfile
 
-failures = []
-
-
-def check(ok, what):
-    if not ok:
-        failures.append(what)
-        print("FAIL", what)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import check, summary  # noqa: E402
 
 
 def kiln_json(kiln, *args):
@@ -77,8 +72,7 @@ def main():
             if p.returncode == 0:
                 check_inspect(kiln, artifact, architecture)
                 check_bench(kiln, artifact, causal)
-    print(f"{len(failures)} failures")
-    return 1 if failures else 0
+    return summary("2 models")
 
 
 if __name__ == "__main__":

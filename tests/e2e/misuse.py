@@ -14,13 +14,8 @@ import subprocess
 import sys
 import tempfile
 
-failures = []
-
-
-def check(ok, what):
-    if not ok:
-        failures.append(what)
-        print("FAIL", what)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import check, summary  # noqa: E402
 
 
 def digests(root):
@@ -84,8 +79,7 @@ def main():
               "lower --max-context or --max-batch" in warnings[0], f"compile --max-batch 10000000: {warnings}")
         p = subprocess.run([kiln, "compile", "m", "-o", "small.kiln"], capture_output=True, text=True, cwd=tmp)
         check("warning" not in p.stderr, f"compile with the default limits warns: {p.stderr!r}")
-    print(f"{len(failures)} failures")
-    return 1 if failures else 0
+    return summary("guard rails")
 
 
 if __name__ == "__main__":

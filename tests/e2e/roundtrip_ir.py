@@ -17,14 +17,10 @@ import subprocess
 import sys
 import tempfile
 
-failures = []
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import check, failures, summary  # noqa: E402
+
 DEBUG = ["--mlir-print-debuginfo", "--mlir-print-local-scope"]
-
-
-def check(ok, what):
-    if not ok:
-        failures.append(what)
-        print("FAIL", what)
 
 
 def run(args, stdin=None):
@@ -116,8 +112,7 @@ def main():
                 n += check_dumps(kiln, kiln_opt, os.path.join(data, name), tmp, "vulkan")
             print(f"{name}: --emit=ir and {n} dumped modules round-trip" if len(failures) == before else
                   f"{name}: FAILED")
-    print(f"{len(cases)} models, {len(failures)} failures")
-    return 1 if failures else 0
+    return summary(f"{len(cases)} models")
 
 
 if __name__ == "__main__":
