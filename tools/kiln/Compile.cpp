@@ -610,8 +610,7 @@ int runCompile(int argc, char **argv) {
   prov->set_target(vulkan ? "vulkan:" + profile.name + "+cpu:" + resolvedCpu : "cpu:" + resolvedCpu);
   prov->set_model_dir(modelDir);
   prov->set_created_utc(utcNow());
-  manifest.set_architecture(architecture);
-  manifest.set_task(task);
+  artifact::recordModelFacts({architecture, task, model->config.vocabSize, model->config.hiddenSize}, manifest);
   manifest.set_num_threads_default(threadsArg.value_or(0));
   if (Status s = fillPlan(*plan, &manifest); !s)
     return fail(kExitBadInput, modelDir + ": " + s.message());

@@ -62,8 +62,7 @@ Sample makeSample() {
   m.mutable_provenance()->set_compiler_version("0.1.0");
   m.mutable_provenance()->set_git_revision("abc");
   m.mutable_provenance()->add_flags("kiln compile x -o y");
-  m.set_architecture("TestForCausalLM");
-  m.set_task("causal-lm");
+  recordModelFacts({"TestForCausalLM", "causal-lm", 4, 8}, m);
   for (const char *n : {"b", "p", "s"}) {
     Symbol *sym = m.add_symbols();
     sym->set_name(n);
@@ -371,6 +370,7 @@ TEST(ArtifactWriter, RejectsBadBlobs) {
 
 TEST(ArtifactWriter, EmptyCodeAndNoWeights) {
   Manifest m;
+  recordModelFacts({"TestEncoder", "encoder", 4, 8}, m);
   m.set_max_context(4);
   m.set_max_batch(1);
   std::string path = tempPath("empty.kiln");

@@ -213,8 +213,9 @@ std::string writeToyArtifact(const std::string &path, const ToyOptions &options)
   art::Manifest m;
   m.mutable_provenance()->set_compiler_version("runtime-tests");
   m.mutable_provenance()->set_target("cpu");
-  m.set_architecture(options.encoder ? "ToyEncoder" : "ToyForCausalLM");
-  m.set_task(options.encoder ? "encoder" : "causal-lm");
+  art::recordModelFacts({options.encoder ? "ToyEncoder" : "ToyForCausalLM", options.encoder ? "encoder" : "causal-lm",
+                         kVocab, kHidden},
+                        m);
   m.set_max_context(kMaxContext);
   m.set_max_batch(kMaxBatch);
   m.set_num_threads_default(2);
