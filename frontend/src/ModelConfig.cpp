@@ -29,6 +29,7 @@ public:
 
   Status error(const std::string &msg) const { return Status::error(path_ + ": " + msg); }
   std::string name(const char *key) const { return "'" + prefix_ + key + "'"; }
+  const std::string &path() const { return path_; }
 
   const json *get(const char *key) const {
     auto it = obj_.find(key);
@@ -245,17 +246,10 @@ Status parseRopeDict(const json &d, const std::string &path, const std::string &
 
 } // namespace
 
-StatusOr<ModelConfig> parseModelConfigText(std::string_view text, const std::string &P) {
-  json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded())
-    return Status::error(P + ": not valid JSON");
-  if (!j.is_object())
-    return Status::error(P + ": not a JSON object");
-  ModelConfig c;
-  c.path = P;
-  Reader r(j, P);
+namespace {
 
-  // Architecture.
+// architectures[0], else model_type.
+Status parseArchitecture(Reader &r, ModelConfig &c) {
   KILN_TRY(r.firstString({"model_type"}, c.modelType));
   if (const json *a = r.get("architectures")) {
     if (!a->is_array())
@@ -271,7 +265,11 @@ StatusOr<ModelConfig> parseModelConfigText(std::string_view text, const std::str
   if (c.architecture.empty())
     return r.error("neither 'architectures' nor 'model_type' names the architecture");
 
-  // Sizes.
+  return Status::ok();
+}
+
+// Vocabulary, widths, layers, heads (KV heads and head_dim with their defaults), positions.
+Status parseSizes(Reader &r, ModelConfig &c) {
   KILN_TRY(r.positive({"vocab_size"}, c.vocabSize));
   KILN_TRY(r.positive({"hidden_size", "n_embd", "d_model"}, c.hiddenSize));
   KILN_TRY(r.positive({"num_hidden_layers", "n_layer", "num_layers"}, c.numLayers));
@@ -303,7 +301,11 @@ StatusOr<ModelConfig> parseModelConfigText(std::string_view text, const std::str
                    " is not a multiple of 'num_key_value_heads' " + std::to_string(c.numKvHeads));
   KILN_TRY(r.nonNegative({"max_position_embeddings", "n_positions", "n_ctx"}, c.maxPositions));
 
-  // Norms, activation, flags, dtype.
+  return Status::ok();
+}
+
+// Norm epsilons, the activation, tied embeddings, biases, the checkpoint dtype.
+Status parseNormsAndFlags(Reader &r, ModelConfig &c) {
   KILN_TRY(r.nonNegativeNumber({"rms_norm_eps"}, c.rmsNormEps));
   KILN_TRY(r.nonNegativeNumber({"layer_norm_eps", "layer_norm_epsilon"}, c.layerNormEps));
   KILN_TRY(r.firstString({"hidden_activation", "hidden_act", "activation_function"}, c.hiddenAct));
@@ -317,7 +319,11 @@ StatusOr<ModelConfig> parseModelConfigText(std::string_view text, const std::str
   c.mlpBias = b.value_or(false);
   KILN_TRY(r.firstString({"dtype", "torch_dtype"}, c.dtype));
 
-  // RoPE.
+  return Status::ok();
+}
+
+// RoPE: 5.x rope_parameters (one dict or one per layer type), 4.x rope_theta / rope_scaling, partial rotary.
+Status parseRope(Reader &r, ModelConfig &c) {
   std::optional<double> topTheta, localBase, topPartial, innerPartial;
   std::optional<int64_t> topOrigMax;
   KILN_TRY(r.getNumber("rope_theta", topTheta));
@@ -345,21 +351,21 @@ StatusOr<ModelConfig> parseModelConfigText(std::string_view text, const std::str
       }
       std::optional<double> ignored;
       if (full != rp->end())
-        KILN_TRY(parseRopeDict(*full, P, "rope_parameters.full_attention.", defaultTheta, c.rope,
+        KILN_TRY(parseRopeDict(*full, r.path(), "rope_parameters.full_attention.", defaultTheta, c.rope,
                                innerPartial));
       if (slide != rp->end()) {
         RopeParams local;
-        KILN_TRY(parseRopeDict(*slide, P, "rope_parameters.sliding_attention.",
+        KILN_TRY(parseRopeDict(*slide, r.path(), "rope_parameters.sliding_attention.",
                                localBase.value_or(10000.0), local, ignored));
         c.ropeLocal = local;
       }
     } else {
-      KILN_TRY(parseRopeDict(*rp, P, "rope_parameters.", defaultTheta, c.rope, innerPartial));
+      KILN_TRY(parseRopeDict(*rp, r.path(), "rope_parameters.", defaultTheta, c.rope, innerPartial));
     }
   } else if (!st) {
     return st;
   } else if (const json *rs = r.getObject("rope_scaling", st)) {
-    KILN_TRY(parseRopeDict(*rs, P, "rope_scaling.", defaultTheta, c.rope, innerPartial));
+    KILN_TRY(parseRopeDict(*rs, r.path(), "rope_scaling.", defaultTheta, c.rope, innerPartial));
   } else if (!st) {
     return st;
   }
@@ -383,7 +389,11 @@ StatusOr<ModelConfig> parseModelConfigText(std::string_view text, const std::str
                      " leaves no rotary dimension of 'head_dim' " + std::to_string(c.headDim));
   }
 
-  // Layer types and the sliding window.
+  return Status::ok();
+}
+
+// Layer types (5.x layer_types, else derived from the 4.x sliding-window keys) and the window.
+Status parseLayerTypes(Reader &r, ModelConfig &c) {
   std::optional<int64_t> window;
   KILN_TRY(r.getInt("sliding_window", window));
   if (window && *window <= 0)
@@ -443,7 +453,11 @@ StatusOr<ModelConfig> parseModelConfigText(std::string_view text, const std::str
       c.ropeLocal = RopeParams{}; // rope_local_base_freq defaults to 10000
   }
 
-  // Gemma 2/3 extras.
+  return Status::ok();
+}
+
+// Gemma 2/3 query scaling and softcapping; BERT / MPNet token types, padding, position buckets.
+Status parseExtras(Reader &r, ModelConfig &c) {
   std::optional<double> d;
   KILN_TRY(r.getNumber("query_pre_attn_scalar", d));
   if (d) {
@@ -458,11 +472,27 @@ StatusOr<ModelConfig> parseModelConfigText(std::string_view text, const std::str
   if (c.finalLogitSoftcapping && !(*c.finalLogitSoftcapping > 0))
     return r.error("'final_logit_softcapping' must be positive or null");
 
-  // BERT / MPNet.
   KILN_TRY(r.nonNegative({"type_vocab_size"}, c.typeVocabSize));
   KILN_TRY(r.getInt("pad_token_id", c.padTokenId));
   KILN_TRY(r.nonNegative({"relative_attention_num_buckets"}, c.relativeAttentionNumBuckets));
 
+  return Status::ok();
+}
+
+} // namespace
+
+StatusOr<ModelConfig> parseModelConfigText(std::string_view text, const std::string &P) {
+  json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded())
+    return Status::error(P + ": not valid JSON");
+  if (!j.is_object())
+    return Status::error(P + ": not a JSON object");
+  ModelConfig c;
+  c.path = P;
+  Reader r(j, P);
+  for (Status (*section)(Reader &, ModelConfig &) :
+       {parseArchitecture, parseSizes, parseNormsAndFlags, parseRope, parseLayerTypes, parseExtras})
+    KILN_TRY(section(r, c));
   c.raw = std::move(j);
   return c;
 }

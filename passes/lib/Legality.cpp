@@ -36,7 +36,7 @@ std::string bufferText(const PlanBuffer &b) {
 }
 } // namespace
 
-std::string vulkanUnsupportedReason(const MemoryPlan &plan, int index, const VulkanProfile &profile,
+std::string vulkanUnsupportedReason(const MemoryPlan &plan, int index, const target::DeviceProfile &profile,
                                     const DeviceKernelCatalog *catalog) {
   const PlanDispatch &d = plan.dispatches[size_t(index)];
   if (!d.op)

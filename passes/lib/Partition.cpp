@@ -27,7 +27,8 @@ size_t numReads(const PlanDispatch &d) { return d.buffers.size() - d.written().s
 
 } // namespace
 
-PartitionResult partitionPlan(MemoryPlan &plan, const VulkanProfile &profile, const DeviceKernelCatalog *catalog) {
+PartitionResult partitionPlan(MemoryPlan &plan, const target::DeviceProfile &profile,
+                              const DeviceKernelCatalog *catalog) {
   PartitionResult result;
   const size_t n = plan.dispatches.size();
   const size_t nb = plan.buffers.size();

@@ -22,7 +22,7 @@ using namespace mlir;
 
 namespace kiln::passes {
 
-SplitWeightsOptions splitWeightsOptions(const VulkanProfile &profile, const PlanOptions &bounds) {
+SplitWeightsOptions splitWeightsOptions(const target::DeviceProfile &profile, const PlanOptions &bounds) {
   SplitWeightsOptions o;
   o.bounds = bounds;
   if (profile.maxStorageBufferRange <= profile.maxAllocationSize) {

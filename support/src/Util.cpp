@@ -68,7 +68,8 @@ std::string quoteName(std::string_view s) {
 }
 
 Status readFile(const std::string &path, std::string &out, uint64_t maxBytes) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused as not a regular file below).
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0)
     return Status::error(path + ": " + std::strerror(errno));
   struct stat st;

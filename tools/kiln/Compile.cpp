@@ -16,7 +16,7 @@
 #include "kiln/artifact/ArtifactWriter.h"
 #include "kiln/artifact/SyntheticWeights.h"
 #include "kiln/passes/Fusion.h"
-#include "kiln/passes/DeviceProfile.h"
+#include "kiln/target/DeviceProfile.h"
 #include "kiln/passes/DeviceWeights.h"
 #include "kiln/passes/Legality.h"
 #include "kiln/passes/MemoryPlan.h"
@@ -334,12 +334,12 @@ Status weightBlobs(const passes::MemoryPlan &plan, const artifact::Manifest &m, 
 }
 
 #if KILN_WITH_SPIRV_CODEGEN
-codegen::SpirvTarget spirvTarget(const passes::VulkanProfile &p) {
+codegen::SpirvTarget spirvTarget(const target::DeviceProfile &p) {
   codegen::SpirvTarget t;
   t.float16 = p.float16 && p.storage16;
   t.subgroupSize = p.subgroupSize;
-  t.maxSharedMemory = p.maxSharedMemory;
-  t.maxWorkgroupInvocations = p.maxWorkgroupInvocations;
+  t.maxSharedMemory = static_cast<uint32_t>(p.maxSharedMemory); // 32-bit in every profile (the reader checks)
+  t.maxWorkgroupInvocations = static_cast<uint32_t>(p.maxWorkgroupInvocations);
   t.maxStorageBufferRange = p.maxStorageBufferRange;
   t.subgroupArithmetic = p.hasSubgroupOp("arithmetic");
   return t;
@@ -348,7 +348,7 @@ codegen::SpirvTarget spirvTarget(const passes::VulkanProfile &p) {
 /// Legality (c): whether codegen/spirv has a variant of the op that fits the profile.
 class SpirvCatalog : public passes::DeviceKernelCatalog {
 public:
-  std::string unsupportedReason(mlir::Operation *op, const passes::VulkanProfile &profile) const override {
+  std::string unsupportedReason(mlir::Operation *op, const target::DeviceProfile &profile) const override {
     return codegen::spirvUnsupportedReason(op, spirvTarget(profile));
   }
 };
@@ -397,9 +397,9 @@ int runCompile(int argc, char **argv) {
   const bool vulkan = target == "vulkan";
   if (!vulkan && args.has("--device-profile"))
     return fail(kExitUsage, "compile: --device-profile needs --target vulkan");
-  passes::VulkanProfile profile;
+  target::DeviceProfile profile;
   if (vulkan) {
-    StatusOr<passes::VulkanProfile> p = passes::loadVulkanProfile(args.get("--device-profile").value_or("lavapipe"));
+    StatusOr<target::DeviceProfile> p = target::loadDeviceProfile(args.get("--device-profile").value_or("lavapipe"));
     if (!p.ok())
       return fail(kExitBadInput, p.status().message());
     profile = *p;
@@ -633,7 +633,7 @@ int runCompile(int argc, char **argv) {
     manifest.add_notes("fusion: off (--no-fuse); every primitive op is one kernel");
   }
   if (vulkan) {
-    manifest.set_device_profile_json(passes::writeVulkanProfile(profile));
+    manifest.set_device_profile_json(target::writeDeviceProfile(profile));
     for (const passes::PartitionEntry &e : partition.entries) {
       artifact::PartitionEntry *out = manifest.add_partition();
       out->set_op(e.op);

@@ -12,6 +12,7 @@
 #include "kiln/artifact/ArtifactFormat.h"
 #include "kiln/artifact/ArtifactReader.h"
 #include "kiln/artifact/ArtifactWriter.h"
+#include "kiln/target/DeviceProfile.h"
 #include "kiln_artifact.pb.h"
 
 #include <cinttypes>
@@ -75,14 +76,12 @@ std::string bytesText(uint64_t n) {
 
 const char *locationText(const Buffer &b) { return b.location() == Buffer::DEVICE ? "DEVICE" : "HOST"; }
 
-/// The "name" of a device profile's JSON (written by passes::writeVulkanProfile).
+/// The name of the artifact's device profile ("?" when it has none; the reader's message when unreadable).
 std::string profileName(const std::string &json) {
-  const std::string key = "\"name\": \"";
-  size_t at = json.find(key);
-  if (at == std::string::npos)
+  if (json.empty())
     return "?";
-  size_t end = json.find('"', at + key.size());
-  return end == std::string::npos ? "?" : json.substr(at + key.size(), end - at - key.size());
+  StatusOr<target::DeviceProfile> p = target::parseDeviceProfile(json, "device_profile_json");
+  return p.ok() ? p->name : "? (" + p.status().message() + ")";
 }
 
 std::string padRight(std::string s, size_t width) {

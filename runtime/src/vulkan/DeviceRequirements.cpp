@@ -1,14 +1,12 @@
 //===- DeviceRequirements.cpp - which device an artifact needs ---------------===//
 //
-// The one place where the Vulkan executor reads device profiles (kiln/vulkan/DeviceProfile.h): the
+// The one place where the Vulkan executor reads device profiles (kiln/target/DeviceProfile.h): the
 // artifact's profile (Manifest.device_profile_json) gives the features its kernels were generated for; the
 // limits are what the plan actually reaches (a profile's limits describe the device it was read from, not a
 // requirement: a device with a smaller limit the artifact never reaches still runs it).
 //
 //===----------------------------------------------------------------------===//
 #include "VulkanProgram.h"
-
-#include "DeviceProfileJson.h"
 
 #include <algorithm>
 
@@ -17,8 +15,8 @@ namespace {
 
 // The profile's features plus the limits the plan's Vulkan kernels and DEVICE buffers reach at the symbols'
 // max values.
-DeviceProfile usedCapabilities(const LoadedPlan &plan, const DeviceProfile *profile) {
-  DeviceProfile need;
+target::DeviceProfile usedCapabilities(const LoadedPlan &plan, const target::DeviceProfile *profile) {
+  target::DeviceProfile need;
   if (profile) {
     need.name = profile->name;
     need.float16 = profile->float16;
@@ -64,13 +62,18 @@ DeviceProfile usedCapabilities(const LoadedPlan &plan, const DeviceProfile *prof
 
 bool openDevice(const LoadedPlan &plan, std::unique_ptr<VulkanDevice> &device, DeviceLimits &limits,
                 std::string &error) {
-  DeviceProfile profile;
+  target::DeviceProfile profile;
   const bool haveProfile = !plan.deviceProfileJson.empty();
-  if (haveProfile && !parseProfileJson(plan.deviceProfileJson, profile, error)) {
-    error = "the artifact's device_profile_json: " + error;
-    return false;
+  if (haveProfile) {
+    StatusOr<target::DeviceProfile> parsed =
+        target::parseDeviceProfile(plan.deviceProfileJson, "the artifact's device_profile_json");
+    if (!parsed.ok()) {
+      error = parsed.status().message();
+      return false;
+    }
+    profile = *parsed;
   }
-  const DeviceProfile need = usedCapabilities(plan, haveProfile ? &profile : nullptr);
+  const target::DeviceProfile need = usedCapabilities(plan, haveProfile ? &profile : nullptr);
   device = VulkanDevice::open(&need, profile.name, error);
   if (!device)
     return false;

@@ -96,9 +96,10 @@ bool createInstance(VkInstance &instance, uint32_t &apiVersion, std::string &err
   return true;
 }
 
-DeviceProfile queryProfile(VkPhysicalDevice dev, uint32_t index, uint32_t instanceApi) {
-  DeviceProfile p;
-  p.index = index;
+DeviceInfo queryDevice(VkPhysicalDevice dev, uint32_t index, uint32_t instanceApi) {
+  DeviceInfo info;
+  target::DeviceProfile &p = info.profile;
+  info.index = index;
   VkPhysicalDeviceProperties base{};
   vkGetPhysicalDeviceProperties(dev, &base);
   const uint32_t api = std::min(base.apiVersion, instanceApi);
@@ -132,25 +133,25 @@ DeviceProfile queryProfile(VkPhysicalDevice dev, uint32_t index, uint32_t instan
   p.name = base.deviceName;
   p.apiVersion = versionString(base.apiVersion);
   switch (base.deviceType) {
-  case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: p.deviceType = "discrete-gpu"; break;
-  case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: p.deviceType = "integrated-gpu"; break;
-  case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: p.deviceType = "virtual-gpu"; break;
-  case VK_PHYSICAL_DEVICE_TYPE_CPU: p.deviceType = "cpu"; break;
-  default: p.deviceType = "other";
+  case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: info.deviceType = "discrete-gpu"; break;
+  case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: info.deviceType = "integrated-gpu"; break;
+  case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: info.deviceType = "virtual-gpu"; break;
+  case VK_PHYSICAL_DEVICE_TYPE_CPU: info.deviceType = "cpu"; break;
+  default: info.deviceType = "other";
   }
   if (api >= VK_API_VERSION_1_2 && driver.driverName[0])
-    p.driver = std::string(driver.driverName) + (driver.driverInfo[0] ? std::string(" ") + driver.driverInfo : "");
+    info.driver = std::string(driver.driverName) + (driver.driverInfo[0] ? std::string(" ") + driver.driverInfo : "");
   else
-    p.driver = "driver version " + std::to_string(base.driverVersion);
+    info.driver = "driver version " + std::to_string(base.driverVersion);
   p.float16 = f16.shaderFloat16;
   p.int8 = f16.shaderInt8;
   p.storage16 = s16.storageBuffer16BitAccess;
   p.storage8 = s8.storageBuffer8BitAccess;
   p.subgroupSize = subgroup.subgroupSize;
-  p.subgroupSizeMin = p.subgroupSizeMax = subgroup.subgroupSize;
+  info.subgroupSizeMin = info.subgroupSizeMax = subgroup.subgroupSize;
   if (api >= VK_API_VERSION_1_3 && sizeControl.minSubgroupSize > 0) {
-    p.subgroupSizeMin = sizeControl.minSubgroupSize;
-    p.subgroupSizeMax = sizeControl.maxSubgroupSize;
+    info.subgroupSizeMin = sizeControl.minSubgroupSize;
+    info.subgroupSizeMax = sizeControl.maxSubgroupSize;
   }
   if (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) {
     static const std::pair<VkSubgroupFeatureFlagBits, const char *> ops[] = {
@@ -173,10 +174,10 @@ DeviceProfile queryProfile(VkPhysicalDevice dev, uint32_t index, uint32_t instan
   p.maxAllocationSize = maint3.maxMemoryAllocationSize;
   p.maxPushConstantsSize = l.maxPushConstantsSize;
   p.cooperativeMatrix = hasExtension(dev, kCoopMatrixExt);
-  return p;
+  return info;
 }
 
-bool listDevices(std::vector<DeviceProfile> &devices, std::string &error) {
+bool listDevices(std::vector<DeviceInfo> &devices, std::string &error) {
   devices.clear();
   VkInstance instance;
   uint32_t api;
@@ -188,7 +189,7 @@ bool listDevices(std::vector<DeviceProfile> &devices, std::string &error) {
   if (n)
     vkEnumeratePhysicalDevices(instance, &n, phys.data());
   for (uint32_t i = 0; i < n; ++i)
-    devices.push_back(queryProfile(phys[i], i, api));
+    devices.push_back(queryDevice(phys[i], i, api));
   vkDestroyInstance(instance, nullptr);
   if (devices.empty()) {
     error = "no Vulkan device: the loader found no physical device; set VK_DRIVER_FILES";
@@ -197,7 +198,7 @@ bool listDevices(std::vector<DeviceProfile> &devices, std::string &error) {
   return true;
 }
 
-std::unique_ptr<VulkanDevice> VulkanDevice::open(const DeviceProfile *need, const std::string &profileName,
+std::unique_ptr<VulkanDevice> VulkanDevice::open(const target::DeviceProfile *need, const std::string &profileName,
                                                  std::string &error) {
   std::unique_ptr<VulkanDevice> d(new VulkanDevice());
   uint32_t api = 0;
@@ -212,9 +213,9 @@ std::unique_ptr<VulkanDevice> VulkanDevice::open(const DeviceProfile *need, cons
     error = "no Vulkan device: the loader found no physical device; set VK_DRIVER_FILES";
     return nullptr;
   }
-  std::vector<DeviceProfile> profiles;
+  std::vector<DeviceInfo> profiles;
   for (uint32_t i = 0; i < n; ++i)
-    profiles.push_back(queryProfile(phys[i], i, api));
+    profiles.push_back(queryDevice(phys[i], i, api));
 
   // Candidates: KILN_VULKAN_DEVICE (index or name substring), else all, GPUs first.
   std::vector<uint32_t> order;
@@ -223,12 +224,12 @@ std::unique_ptr<VulkanDevice> VulkanDevice::open(const DeviceProfile *need, cons
   if (!selection.empty()) {
     bool digits = std::all_of(selection.begin(), selection.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
     for (uint32_t i = 0; i < n; ++i)
-      if (digits ? std::to_string(i) == selection : lower(profiles[i].name).find(lower(selection)) != std::string::npos)
+      if (digits ? std::to_string(i) == selection : lower(profiles[i].profile.name).find(lower(selection)) != std::string::npos)
         order.push_back(i);
     if (order.empty()) {
       std::string names;
       for (const auto &p : profiles)
-        names += (names.empty() ? "" : ", ") + std::to_string(p.index) + " '" + p.name + "'";
+        names += (names.empty() ? "" : ", ") + std::to_string(p.index) + " '" + p.profile.name + "'";
       error = "KILN_VULKAN_DEVICE=" + selection + " matches no Vulkan device (devices: " + names + ")";
       return nullptr;
     }
@@ -242,16 +243,16 @@ std::unique_ptr<VulkanDevice> VulkanDevice::open(const DeviceProfile *need, cons
   int chosen = -1;
   std::string why;
   for (uint32_t i : order) {
-    std::string missing = need ? missingCapabilities(profiles[i], *need) : "";
+    std::string missing = need ? target::missingCapabilities(profiles[i].profile, *need) : "";
     VkPhysicalDeviceProperties props;
     vkGetPhysicalDeviceProperties(phys[i], &props);
     if (VK_API_VERSION_MINOR(props.apiVersion) < 1 && VK_API_VERSION_MAJOR(props.apiVersion) == 1)
-      missing += std::string(missing.empty() ? "" : ", ") + "API " + profiles[i].apiVersion + " < 1.1";
+      missing += std::string(missing.empty() ? "" : ", ") + "API " + profiles[i].profile.apiVersion + " < 1.1";
     if (missing.empty()) {
       chosen = static_cast<int>(i);
       break;
     }
-    why += (why.empty() ? "" : "; ") + profiles[i].name + ": " + missing;
+    why += (why.empty() ? "" : "; ") + profiles[i].profile.name + ": " + missing;
   }
   if (chosen < 0) {
     error = "no Vulkan device satisfies the artifact's profile" +
@@ -259,7 +260,7 @@ std::unique_ptr<VulkanDevice> VulkanDevice::open(const DeviceProfile *need, cons
     return nullptr;
   }
   d->physical = phys[chosen];
-  d->profile = profiles[chosen];
+  d->profile = profiles[chosen].profile;
 
   // One compute queue.
   uint32_t qn = 0;

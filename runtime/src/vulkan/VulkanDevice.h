@@ -9,7 +9,7 @@
 #ifndef KILN_RUNTIME_VULKAN_VULKANDEVICE_H
 #define KILN_RUNTIME_VULKAN_VULKANDEVICE_H
 
-#include "kiln/vulkan/DeviceProfile.h"
+#include "kiln/vulkan/Devices.h"
 
 #include <vulkan/vulkan.h>
 
@@ -32,7 +32,7 @@ class VulkanDevice {
 public:
   /// Opens the device chosen as above. `need` (may be null) is the artifact's profile and `profileName`
   /// its name for messages. Null with a one-line `error` when no device fits.
-  static std::unique_ptr<VulkanDevice> open(const DeviceProfile *need, const std::string &profileName,
+  static std::unique_ptr<VulkanDevice> open(const target::DeviceProfile *need, const std::string &profileName,
                                             std::string &error);
   ~VulkanDevice();
   VulkanDevice(const VulkanDevice &) = delete;
@@ -53,7 +53,7 @@ public:
   VkDevice device = VK_NULL_HANDLE;
   VkQueue queue = VK_NULL_HANDLE;
   uint32_t queueFamily = 0;
-  DeviceProfile profile;
+  target::DeviceProfile profile;
   VkPhysicalDeviceLimits limits{};
   bool timestamps = false;   // the queue writes timestamps
   double timestampPeriodNs = 1.0;
@@ -70,8 +70,8 @@ private:
 /// Creates an instance of API 1.1+ (the loader's version, at most 1.3); false with
 /// "no Vulkan device: vkCreateInstance failed (-9); set VK_DRIVER_FILES" style errors.
 bool createInstance(VkInstance &instance, uint32_t &apiVersion, std::string &error);
-/// The profile of `device` (index = its position in vkEnumeratePhysicalDevices).
-DeviceProfile queryProfile(VkPhysicalDevice device, uint32_t index, uint32_t instanceApi);
+/// The profile of `device` and what is listed beside it (index = its position in vkEnumeratePhysicalDevices).
+DeviceInfo queryDevice(VkPhysicalDevice device, uint32_t index, uint32_t instanceApi);
 
 } // namespace kiln::vulkan
 

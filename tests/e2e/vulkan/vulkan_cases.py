@@ -11,7 +11,8 @@ usage: vulkan_cases.py KILN DATA_DIR [--threshold 1e-3] [--cases a,b] [--no-run]
    report names the ops ("kiln.rope x N -> cpu: profile lacks kiln.rope (model.layers.0..."); with --strict
    exit 1 with one line listing them; the outputs still match.
 3. gemma3-tiny with --device-profile generic: compiles; every cpu op in the report has a reason; outputs match.
-4. Bad profiles: a missing file, a file with a bad key: exit 1 naming the file and key.
+4. Bad profiles: a missing file, a file with a bad key, an unknown op or dtype: exit 1 naming the file and key;
+   /dev/zero, a directory, a FIFO: exit 1 at once with one line; `kiln devices --json` output compiles.
 Prints one line per check and 'N passed, N failed'; exits 1 on any failure.
 """
 import argparse
@@ -97,10 +98,27 @@ def check_runs(kiln, artifact, case_dir, tmp, threshold, label, env):
         report(err <= threshold, what, "rel err %.3e" % err)
 
 
-def compile_case(kiln, case_dir, out, profile, extra=()):
+def check_unreadable_profiles(kiln, case_dir, tmp):
+    """/dev/zero, a directory and a FIFO as --device-profile: exit 1 at once with one line naming the path
+    (stat before reading: /dev/zero never ends, opening a FIFO blocks until a writer comes)."""
+    fifo = os.path.join(tmp, "profile.fifo")
+    os.mkfifo(fifo)
+    for path in ["/dev/zero", tmp, fifo]:
+        try:
+            p = compile_case(kiln, case_dir, os.path.join(tmp, "x.kiln"), path, timeout=30)
+        except subprocess.TimeoutExpired:
+            report(False, "--device-profile %s: refused at once" % path, "still running after 30 s")
+            continue
+        lines = p.stderr.strip().splitlines()
+        report(p.returncode == 1 and len(lines) == 1 and path in lines[0] and "not a regular file" in lines[0],
+               "--device-profile %s: exit 1, one line" % ("FIFO" if path == fifo else path), p.stderr.strip()[-200:])
+    os.unlink(fifo)
+
+
+def compile_case(kiln, case_dir, out, profile, extra=(), timeout=900):
     cmd = [kiln, "compile", case_dir, "-o", out, "--target", "vulkan", "--device-profile", profile,
            "--max-context", "64"] + list(extra)
-    return run(cmd)
+    return run(cmd, timeout=timeout)
 
 
 def main():
@@ -187,8 +205,22 @@ def main():
             p = compile_case(a.kiln, d, os.path.join(tmp, "x.kiln"), bad)
             report(p.returncode == 1 and "bad.json" in p.stderr and "subgroup_size" in p.stderr,
                    "bad profile key: exit 1 naming file and key", p.stderr.strip()[-200:])
+            for key, value, needle in [("unavailable_ops", ["kiln.ropee"], "unknown op 'kiln.ropee'"),
+                                       ("unavailable_dtypes", ["f8"], "unknown dtype 'f8'")]:
+                json.dump(lavapipe_profile(**{key: value}), open(bad, "w"))
+                p = compile_case(a.kiln, d, os.path.join(tmp, "x.kiln"), bad)
+                report(p.returncode == 1 and "bad.json" in p.stderr and key in p.stderr and needle in p.stderr,
+                       "profile %s %s: exit 1 naming it" % (key, value[0]), p.stderr.strip()[-200:])
+            check_unreadable_profiles(a.kiln, d, tmp)
             p = run([a.kiln, "compile", d, "-o", os.path.join(tmp, "x.kiln"), "--device-profile", "lavapipe"])
             report(p.returncode == 2, "--device-profile without --target vulkan: usage error")
+            if can_run:  # what `kiln devices --json` writes is a profile the compiler reads
+                dev = run([a.kiln, "devices", "--json", "--device", "0"], env=env, timeout=120)
+                mine = os.path.join(tmp, "this-device.json")
+                open(mine, "w").write(dev.stdout)
+                p = compile_case(a.kiln, d, os.path.join(tmp, "x.kiln"), mine)
+                report(dev.returncode == 0 and p.returncode == 0, "kiln devices --json output as --device-profile",
+                       (dev.stderr + p.stderr).strip()[-200:])
     print("%d passed, %d failed" % tuple(RESULTS))
     return 1 if RESULTS[1] else 0
 

@@ -1,12 +1,12 @@
-// Device profiles (parse / write round trip, errors), legality reasons (unavailable op and dtype, a buffer
+// The device profile's op names against the dialect, legality reasons (unavailable op and dtype, a buffer
 // larger than maxStorageBufferRange) and the partition of real models with a stub kernel catalog:
 // transfers only at boundaries, at most one per (buffer, destination), no consumer before its transfer,
 // every dispatch reads buffers in its own location, both arenas overlap-free.
-#include "kiln/passes/DeviceProfile.h"
 #include "kiln/passes/Fusion.h"
 #include "kiln/passes/Legality.h"
 #include "kiln/passes/MemoryPlan.h"
 #include "kiln/passes/Partition.h"
+#include "kiln/target/DeviceProfile.h"
 
 #include "kiln/frontend/ModelConfig.h"
 #include "kiln/frontend/SafeTensors.h"
@@ -30,86 +30,22 @@ namespace {
 
 // --- profiles ---------------------------------------------------------------------------------------
 
-TEST(DeviceProfile, BuiltinsRoundTrip) {
-  for (const std::string &name : builtinVulkanProfileNames()) {
-    std::optional<VulkanProfile> p = builtinVulkanProfile(name);
-    ASSERT_TRUE(p) << name;
-    std::string text = writeVulkanProfile(*p);
-    StatusOr<VulkanProfile> q = parseVulkanProfile(text, name + ".json");
-    ASSERT_TRUE(q.ok()) << q.status().message();
-    EXPECT_TRUE(*q == *p) << text;
-    EXPECT_EQ(writeVulkanProfile(*q), text);
-  }
-  VulkanProfile lvp = *builtinVulkanProfile("lavapipe");
-  EXPECT_EQ(lvp.maxStorageBufferRange, 128ull << 20);
-  EXPECT_EQ(lvp.subgroupSize, 8u);
-  EXPECT_FALSE(lvp.hasSubgroupOp("clustered"));
-  EXPECT_TRUE(lvp.hasSubgroupOp("arithmetic"));
-  VulkanProfile h200 = *builtinVulkanProfile("nvidia-h200");
-  EXPECT_EQ(h200.maxSharedMemory, 49152u);
-  EXPECT_TRUE(h200.cooperativeMatrix);
-  VulkanProfile generic = *builtinVulkanProfile("generic");
-  EXPECT_FALSE(generic.float16);
-  EXPECT_FALSE(generic.storage16);
-  EXPECT_EQ(generic.maxSharedMemory, 16384u);
-  EXPECT_EQ(generic.maxWorkgroupInvocations, 256u);
-  EXPECT_FALSE(builtinVulkanProfile("nope"));
-}
-
-TEST(DeviceProfile, UnavailableListsAndFiles) {
-  VulkanProfile p = *builtinVulkanProfile("lavapipe");
-  p.name = "lavapipe-no-rope";
-  p.unavailableOps = {"kiln.rope", "layer_norm"};
-  p.unavailableDtypes = {"f16"};
-  EXPECT_TRUE(p.opUnavailable("kiln.rope"));
-  EXPECT_TRUE(p.opUnavailable("kiln.layer_norm")); // a bare name means kiln.NAME
-  EXPECT_FALSE(p.opUnavailable("kiln.matmul"));
-  EXPECT_TRUE(p.dtypeUnavailable("f16"));
-  std::string path = ::testing::TempDir() + "/profile.json";
-  std::ofstream(path) << writeVulkanProfile(p);
-  StatusOr<VulkanProfile> q = loadVulkanProfile(path);
-  ASSERT_TRUE(q.ok()) << q.status().message();
-  EXPECT_TRUE(*q == p);
-  StatusOr<VulkanProfile> missing = loadVulkanProfile(::testing::TempDir() + "/no-such.json");
-  ASSERT_FALSE(missing.ok());
-  EXPECT_NE(missing.status().message().find("no-such.json"), std::string::npos);
-  EXPECT_NE(missing.status().message().find("lavapipe"), std::string::npos) << "lists the built-in names";
-}
-
-TEST(DeviceProfile, Errors) {
-  std::string good = writeVulkanProfile(*builtinVulkanProfile("lavapipe"));
-  auto expectError = [&](const std::string &from, const std::string &to, const std::string &needle) {
-    std::string text = good;
-    size_t at = text.find(from);
-    ASSERT_NE(at, std::string::npos) << from;
-    text.replace(at, from.size(), to);
-    StatusOr<VulkanProfile> p = parseVulkanProfile(text, "dev.json");
-    ASSERT_FALSE(p.ok()) << "accepted: " << to;
-    EXPECT_NE(p.status().message().find("dev.json"), std::string::npos) << p.status().message();
-    EXPECT_NE(p.status().message().find(needle), std::string::npos) << p.status().message();
-  };
-  expectError("\"float16\": true", "\"float16\": 1", "'float16'");
-  expectError("\"subgroup_size\": 8", "\"subgroup_size\": -8", "'subgroup_size'");
-  expectError("\"subgroup_size\": 8", "\"subgroup_size\": 0", "'subgroup_size'");
-  expectError("\"subgroup_size\": 8,", "", "'subgroup_size': missing");
-  expectError("\"max_shared_memory\": 32768", "\"max_shared_memory\": \"32 KiB\"", "'max_shared_memory'");
-  expectError("\"max_workgroup_size\": [", "\"max_workgroup_size\": [7, ", "'max_workgroup_size'");
-  expectError("\"quad\"", "\"quadruple\"", "'subgroup_ops'");
-  expectError("\"unavailable_ops\": []", "\"unavailable_ops\": [3]", "'unavailable_ops'");
-  expectError("\"unavailable_dtypes\": []", "\"unavailable_dtypes\": [\"f8\"]", "'unavailable_dtypes'");
-  expectError("\"api_version\": \"1.3.230\"", "\"api_version\": \"1.3\"", "'api_version'");
-  expectError("\"name\": \"lavapipe\"", "\"name\": \"lavapipe\", \"colour\": 1", "unknown key 'colour'");
-  expectError("{", "[", "JSON");
-  StatusOr<VulkanProfile> p = parseVulkanProfile("{", "dev.json");
-  ASSERT_FALSE(p.ok());
-  EXPECT_NE(p.status().message().find("dev.json"), std::string::npos);
-  // unavailable_* may be omitted; a packed VK_MAKE_API_VERSION is accepted.
-  std::string text = good;
-  text.replace(text.find("\"1.3.230\""), 9, std::to_string((1u << 22) | (3u << 12) | 230u));
-  text.replace(text.find(",\n  \"unavailable_ops\": []"), std::string(",\n  \"unavailable_ops\": []").size(), "");
-  StatusOr<VulkanProfile> q = parseVulkanProfile(text, "dev.json");
-  ASSERT_TRUE(q.ok()) << q.status().message() << "\n" << text;
-  EXPECT_EQ(q->apiVersion, "1.3.230");
+// target/ keeps the names of the kiln ops (unavailable_ops must name one) without seeing the dialect: the list
+// must equal the ops the dialect registers, so a new op cannot be missing from it.
+TEST(DeviceProfile, OpNamesAreTheDialectsOps) {
+  mlir::MLIRContext ctx;
+  ctx.loadDialect<kiln::ir::KilnDialect>();
+  std::set<std::string> registered;
+  for (mlir::RegisteredOperationName op : ctx.getRegisteredOperations())
+    if (op.getDialectNamespace() == "kiln")
+      registered.insert(op.getStringRef().str());
+  ASSERT_FALSE(registered.empty());
+  std::set<std::string> listed(target::kilnOpNames().begin(), target::kilnOpNames().end());
+  EXPECT_EQ(listed.size(), target::kilnOpNames().size()) << "a name listed twice in target::kilnOpNames";
+  for (const std::string &op : registered)
+    EXPECT_TRUE(listed.count(op)) << op << " is registered but missing from target::kilnOpNames (target/src)";
+  for (const std::string &op : listed)
+    EXPECT_TRUE(registered.count(op)) << op << " is in target::kilnOpNames but not a registered op";
 }
 
 // --- legality ---------------------------------------------------------------------------------------
@@ -117,7 +53,7 @@ TEST(DeviceProfile, Errors) {
 class StubCatalog : public DeviceKernelCatalog {
 public:
   explicit StubCatalog(std::set<std::string> lacking = {}) : lacking_(std::move(lacking)) {}
-  std::string unsupportedReason(mlir::Operation *op, const VulkanProfile &) const override {
+  std::string unsupportedReason(mlir::Operation *op, const target::DeviceProfile &) const override {
     std::string name = op->getName().getStringRef().str();
     return lacking_.count(name) ? "stub backend has no " + name + " variant" : "";
   }
@@ -151,14 +87,14 @@ const char *kEmbedding = R"(
 TEST_F(LegalityHand, BufferLargerThanStorageRange) {
   StatusOr<MemoryPlan> p = plan(kEmbedding);
   ASSERT_TRUE(p.ok()) << p.status().message();
-  VulkanProfile lvp = *builtinVulkanProfile("lavapipe");
+  target::DeviceProfile lvp = *target::builtinDeviceProfile("lavapipe");
   std::string r = vulkanUnsupportedReason(*p, 0, lvp, nullptr);
   EXPECT_EQ(r, "weight model.embed_tokens.weight f32 [32000, 2048] is 250.00 MiB > maxStorageBufferRange 128.00 MiB");
   EXPECT_EQ(vulkanUnsupportedReason(*p, 1, lvp, nullptr), "");
   // The H200 binds 4 GiB.
-  EXPECT_EQ(vulkanUnsupportedReason(*p, 0, *builtinVulkanProfile("nvidia-h200"), nullptr), "");
+  EXPECT_EQ(vulkanUnsupportedReason(*p, 0, *target::builtinDeviceProfile("nvidia-h200"), nullptr), "");
   // The allocation limit too.
-  VulkanProfile small = lvp;
+  target::DeviceProfile small = lvp;
   small.maxStorageBufferRange = 1ull << 30;
   small.maxAllocationSize = 200ull << 20;
   EXPECT_NE(vulkanUnsupportedReason(*p, 0, small, nullptr).find("> maxMemoryAllocationSize 200.00 MiB"), std::string::npos);
@@ -188,7 +124,7 @@ TEST_F(LegalityHand, BufferLargerThanStorageRange) {
 TEST_F(LegalityHand, UnavailableOpAndDtype) {
   StatusOr<MemoryPlan> p = plan(kEmbedding);
   ASSERT_TRUE(p.ok()) << p.status().message();
-  VulkanProfile prof = *builtinVulkanProfile("nvidia-h200");
+  target::DeviceProfile prof = *target::builtinDeviceProfile("nvidia-h200");
   prof.unavailableOps = {"kiln.neg"};
   EXPECT_EQ(vulkanUnsupportedReason(*p, 1, prof, nullptr), "profile lacks kiln.neg");
   prof.unavailableOps.clear();
@@ -208,8 +144,8 @@ TEST_F(LegalityHand, F16NeedsStorage16) {
       return %a : tensor<?x4xf16, #kiln.dims<[s]>>
     })");
   ASSERT_TRUE(p.ok()) << p.status().message();
-  EXPECT_EQ(vulkanUnsupportedReason(*p, 0, *builtinVulkanProfile("lavapipe"), nullptr), "");
-  EXPECT_EQ(vulkanUnsupportedReason(*p, 0, *builtinVulkanProfile("generic"), nullptr),
+  EXPECT_EQ(vulkanUnsupportedReason(*p, 0, *target::builtinDeviceProfile("lavapipe"), nullptr), "");
+  EXPECT_EQ(vulkanUnsupportedReason(*p, 0, *target::builtinDeviceProfile("generic"), nullptr),
             "f16 buffers need 16-bit storage, which the profile lacks");
 }
 
@@ -320,7 +256,7 @@ TEST(Partition, LlamaTinyEverythingOnDevice) {
   ASSERT_TRUE(plan.ok()) << plan.status().message();
   const size_t kernels = plan->dispatches.size();
   StubCatalog stub;
-  PartitionResult part = partitionPlan(*plan, *builtinVulkanProfile("lavapipe"), &stub);
+  PartitionResult part = partitionPlan(*plan, *target::builtinDeviceProfile("lavapipe"), &stub);
   checkPartition(*plan, part);
   EXPECT_EQ(part.cpuOps, 0);
   EXPECT_EQ(part.vulkanOps, int(kernels));
@@ -340,7 +276,7 @@ TEST(Partition, LlamaTinyWithoutRope) {
   Model m = loadFused(context, "llama-tiny");
   StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{64, 1});
   ASSERT_TRUE(plan.ok()) << plan.status().message();
-  VulkanProfile prof = *builtinVulkanProfile("lavapipe");
+  target::DeviceProfile prof = *target::builtinDeviceProfile("lavapipe");
   prof.unavailableOps = {"kiln.rope"};
   StubCatalog stub;
   PartitionResult part = partitionPlan(*plan, prof, &stub);
@@ -374,7 +310,7 @@ TEST(Partition, EncoderWithoutLayerNormAndStubGaps) {
   Model m = loadFused(context, "bert-tiny");
   StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{32, 4});
   ASSERT_TRUE(plan.ok()) << plan.status().message();
-  VulkanProfile prof = *builtinVulkanProfile("lavapipe");
+  target::DeviceProfile prof = *target::builtinDeviceProfile("lavapipe");
   prof.unavailableOps = {"layer_norm"};
   StubCatalog stub({"kiln.softmax"});
   PartitionResult part = partitionPlan(*plan, prof, &stub);
@@ -395,9 +331,9 @@ TEST(Partition, Gemma3AllFallbackKeepsEverythingOnHost) {
   ASSERT_TRUE(plan.ok()) << plan.status().message();
   const uint64_t hostArena = plan->arenaBytes;
   class Nothing : public DeviceKernelCatalog {
-    std::string unsupportedReason(mlir::Operation *, const VulkanProfile &) const override { return "no kernels"; }
+    std::string unsupportedReason(mlir::Operation *, const target::DeviceProfile &) const override { return "no kernels"; }
   } nothing;
-  PartitionResult part = partitionPlan(*plan, *builtinVulkanProfile("lavapipe"), &nothing);
+  PartitionResult part = partitionPlan(*plan, *target::builtinDeviceProfile("lavapipe"), &nothing);
   checkPartition(*plan, part);
   EXPECT_EQ(part.vulkanOps, 0);
   EXPECT_EQ(part.transfers, 0);
@@ -410,7 +346,7 @@ TEST(Partition, Gemma3WithoutRope) {
   Model m = loadFused(context, "gemma3-tiny");
   StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{64, 1});
   ASSERT_TRUE(plan.ok()) << plan.status().message();
-  VulkanProfile prof = *builtinVulkanProfile("lavapipe");
+  target::DeviceProfile prof = *target::builtinDeviceProfile("lavapipe");
   prof.unavailableOps = {"kiln.rope"};
   StubCatalog stub;
   PartitionResult part = partitionPlan(*plan, prof, &stub);

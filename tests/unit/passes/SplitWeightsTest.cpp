@@ -2,7 +2,7 @@
 // ([512, 64] f32 = 128 KiB; tied in gemma3-tiny and gpt2-tiny) become row chunks, the interpreter computes
 // the same logits as on the unsplit module, and the partition then has no op on the cpu for a buffer size
 // (it had some before).
-#include "kiln/passes/DeviceProfile.h"
+#include "kiln/target/DeviceProfile.h"
 #include "kiln/passes/Fusion.h"
 #include "kiln/passes/Legality.h"
 #include "kiln/passes/MemoryPlan.h"
@@ -90,14 +90,14 @@ std::vector<double> logits(Loaded &m, const std::string &name) {
   return results.empty() ? std::vector<double>() : results[0].data;
 }
 
-VulkanProfile tinyProfile() {
-  VulkanProfile p = *builtinVulkanProfile("lavapipe");
+target::DeviceProfile tinyProfile() {
+  target::DeviceProfile p = *target::builtinDeviceProfile("lavapipe");
   p.name = "lavapipe-64k";
   p.maxStorageBufferRange = 64 * 1024;
   return p;
 }
 
-int sizeFallbacks(mlir::func::FuncOp step, const PlanOptions &bounds, const VulkanProfile &profile) {
+int sizeFallbacks(mlir::func::FuncOp step, const PlanOptions &bounds, const target::DeviceProfile &profile) {
   StatusOr<MemoryPlan> plan = planMemory(step, bounds);
   EXPECT_TRUE(plan.ok()) << plan.status().message();
   if (!plan.ok())
@@ -122,7 +122,7 @@ TEST_P(SplitRealModel, SameLogitsAndNoSizeFallback) {
   mlir::MLIRContext context;
   Loaded m = load(context, c.name);
   const PlanOptions bounds{16, 1};
-  const VulkanProfile profile = tinyProfile();
+  const target::DeviceProfile profile = tinyProfile();
   std::vector<double> before = logits(m, c.name);
   ASSERT_FALSE(before.empty());
   EXPECT_GT(sizeFallbacks(m.step(), bounds, profile), 0) << "the unsplit model should not fit 64 KiB buffers";
@@ -181,7 +181,7 @@ INSTANTIATE_TEST_SUITE_P(Models, SplitRealModel,
 
 // The limit is the smaller of maxStorageBufferRange and maxMemoryAllocationSize, and named after it.
 TEST(SplitWeights, OptionsTakeTheSmallerLimit) {
-  VulkanProfile p = *builtinVulkanProfile("generic");
+  target::DeviceProfile p = *target::builtinDeviceProfile("generic");
   p.maxStorageBufferRange = 128ull << 20;
   p.maxAllocationSize = 64ull << 20;
   SplitWeightsOptions o = splitWeightsOptions(p, PlanOptions{});

@@ -13,7 +13,7 @@
 // Expected: 2 * toyCausalReference.
 #include "ToyArtifact.h"
 #include "kiln/kiln.h"
-#include "kiln/vulkan/DeviceProfile.h"
+#include "kiln/vulkan/Devices.h"
 #include "kiln/vulkan/kiln_vulkan.h"
 
 #include <gtest/gtest.h>
@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -140,9 +141,18 @@ art::Dim dSym(const char *sym, int64_t coeff = 1, const char *sym2 = nullptr) {
   return d;
 }
 
+/// The artifact's target profile: the conservative built-in one, renamed, changed by `edit`.
+template <typename Edit> std::string toyProfileJson(const std::string &name, Edit edit) {
+  kiln::target::DeviceProfile p = *kiln::target::builtinDeviceProfile("generic");
+  p.name = name;
+  edit(p);
+  return kiln::target::writeDeviceProfile(p);
+}
+
 struct VkToyOptions {
   bool deviceOutput = false;     // logits is out_dev itself (the runtime reads it back)
-  std::string profileJson = R"({"name":"toy","subgroup_ops":["basic"],"max_storage_buffer_range":65536})";
+  std::string profileJson =
+      toyProfileJson("toy", [](kiln::target::DeviceProfile &p) { p.maxStorageBufferRange = 65536; });
   bool hostBufferInVulkanDispatch = false; // an invalid plan
   uint32_t sharedMemory = 0;               // vk_prefix claims this much shared memory
 };
@@ -297,7 +307,7 @@ std::string toyArtifact(const std::string &dir, const std::string &name, const V
 }
 
 bool haveVulkanDevice(std::string &why) {
-  std::vector<kiln::vulkan::DeviceProfile> devices;
+  std::vector<kiln::vulkan::DeviceInfo> devices;
   return kiln::vulkan::listDevices(devices, why);
 }
 
@@ -452,8 +462,12 @@ TEST_F(VulkanRuntimeTest, UnsatisfiableProfileIsACleanError) {
   VkToyOptions o;
   // Features come from the profile; limits from what the artifact uses (a kernel claiming 1 GiB of
   // shared memory). The profile's own max_* describe its device and are no requirement.
-  o.profileJson = R"({"name":"impossible","cooperative_matrix":true,"max_shared_memory":1073741824,
-                      "subgroup_ops":["basic","clustered","quad"],"max_storage_buffer_range":1099511627776})";
+  o.profileJson = toyProfileJson("impossible", [](kiln::target::DeviceProfile &p) {
+    p.cooperativeMatrix = true;
+    p.maxSharedMemory = 1073741824;
+    p.subgroupOps = {"basic", "clustered", "quad"};
+    p.maxStorageBufferRange = 1099511627776;
+  });
   o.sharedMemory = 1u << 30;
   ASSERT_EQ(toyArtifact(dir_, "impossible.kiln", o, path), "");
   kiln_model *model = nullptr;
@@ -461,13 +475,13 @@ TEST_F(VulkanRuntimeTest, UnsatisfiableProfileIsACleanError) {
   EXPECT_EQ(model, nullptr);
   std::string msg = kiln_last_error();
   EXPECT_NE(msg.find("no Vulkan device satisfies the artifact's profile 'impossible'"), std::string::npos) << msg;
-  std::vector<kiln::vulkan::DeviceProfile> devices;
+  std::vector<kiln::vulkan::DeviceInfo> devices;
   std::string why;
   ASSERT_TRUE(kiln::vulkan::listDevices(devices, why));
-  if (!devices[0].cooperativeMatrix) // lavapipe; the H200 has it
+  if (!devices[0].profile.cooperativeMatrix) // lavapipe; the H200 has it
     EXPECT_NE(msg.find("cooperative_matrix"), std::string::npos) << msg;
   EXPECT_NE(msg.find("max_shared_memory"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("max_shared_memory " + std::to_string(devices[0].maxSharedMemory) + " < 1073741824"),
+  EXPECT_NE(msg.find("max_shared_memory " + std::to_string(devices[0].profile.maxSharedMemory) + " < 1073741824"),
             std::string::npos) << msg;
   EXPECT_EQ(msg.find("max_storage_buffer_range"), std::string::npos) << msg;
   EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
@@ -477,12 +491,43 @@ TEST_F(VulkanRuntimeTest, ProfileLimitsAreNotRequirements) {
   // A profile from a bigger device (limits above this one's) loads: the artifact uses little.
   std::string path;
   VkToyOptions o;
-  o.profileJson = R"({"name":"big","max_shared_memory":1073741824,"max_allocation_size":1099511627776,
-                      "max_workgroup_size":[4096,4096,4096],"max_storage_buffer_range":1099511627776})";
+  o.profileJson = toyProfileJson("big", [](kiln::target::DeviceProfile &p) {
+    p.maxSharedMemory = 1073741824;
+    p.maxAllocationSize = 1099511627776;
+    p.maxWorkgroupSize = {4096, 4096, 4096};
+    p.maxStorageBufferRange = 1099511627776;
+  });
   ASSERT_EQ(toyArtifact(dir_, "big.kiln", o, path), "");
   kiln_model *model = nullptr;
   ASSERT_EQ(kiln_model_load(path.c_str(), nullptr, &model), KILN_OK) << kiln_last_error();
   kiln_model_free(model);
+}
+
+TEST_F(VulkanRuntimeTest, UnreadableProfileIsACleanError) {
+  // The runtime reads the artifact's profile with the compiler's reader: an unknown key or op is an error.
+  struct Case {
+    const char *file, *from, *to, *needle;
+  } cases[] = {
+      {"profile-key.kiln", "\"float16\"", "\"float17\"", "unknown key 'float17'"},
+      {"profile-op.kiln", "\"unavailable_ops\": []", "\"unavailable_ops\": [\"kiln.ropee\"]",
+       "key 'unavailable_ops': unknown op 'kiln.ropee'"},
+      {"profile-cut.kiln", "\"cooperative_matrix\"", "", "not valid JSON"},
+  };
+  for (const Case &c : cases) {
+    std::string path;
+    VkToyOptions o;
+    size_t at = o.profileJson.find(c.from);
+    ASSERT_NE(at, std::string::npos) << c.from;
+    o.profileJson = *c.to ? o.profileJson.replace(at, std::strlen(c.from), c.to) : o.profileJson.substr(0, at);
+    ASSERT_EQ(toyArtifact(dir_, c.file, o, path), "");
+    kiln_model *model = nullptr;
+    EXPECT_NE(kiln_model_load(path.c_str(), nullptr, &model), KILN_OK) << c.file;
+    EXPECT_EQ(model, nullptr);
+    std::string msg = kiln_last_error();
+    EXPECT_NE(msg.find("the artifact's device_profile_json: "), std::string::npos) << msg;
+    EXPECT_NE(msg.find(c.needle), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
 }
 
 TEST_F(VulkanRuntimeTest, DeviceSelectionByEnvironment) {
@@ -512,7 +557,7 @@ TEST(VulkanDevices, JsonHasTheSchemaKeys) {
   std::string why;
   if (!haveVulkanDevice(why))
     GTEST_SKIP() << why;
-  FILE *p = popen((std::string(KILN_BINARY) + " devices --json").c_str(), "r");
+  FILE *p = popen((std::string(KILN_BINARY) + " devices --json --device 0").c_str(), "r");
   ASSERT_NE(p, nullptr);
   std::string out;
   char chunk[4096];
@@ -525,18 +570,21 @@ TEST(VulkanDevices, JsonHasTheSchemaKeys) {
                           "max_workgroup_count", "max_storage_buffer_range", "max_allocation_size",
                           "max_push_constants_size", "cooperative_matrix", "unavailable_ops", "unavailable_dtypes"})
     EXPECT_NE(out.find(std::string("\"") + key + "\":"), std::string::npos) << key << "\n" << out;
-  kiln::vulkan::DeviceProfile prof;
+  kiln::StatusOr<kiln::target::DeviceProfile> parsed = kiln::target::parseDeviceProfile(out, "kiln devices --json");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  kiln::target::DeviceProfile prof = *parsed;
   std::string error;
-  ASSERT_TRUE(kiln::vulkan::parseProfileJson(out, prof, error)) << error;
   EXPECT_FALSE(prof.name.empty());
   EXPECT_GT(prof.maxStorageBufferRange, 0u);
   EXPECT_GT(prof.subgroupSize, 0u);
   // The first device satisfies its own profile; a profile needing more names what is missing.
-  std::vector<kiln::vulkan::DeviceProfile> devices;
+  std::vector<kiln::vulkan::DeviceInfo> devices;
   ASSERT_TRUE(kiln::vulkan::listDevices(devices, error));
-  EXPECT_EQ(kiln::vulkan::missingCapabilities(devices[0], prof), "");
-  prof.maxSharedMemory = devices[0].maxSharedMemory + 1;
-  EXPECT_NE(kiln::vulkan::missingCapabilities(devices[0], prof).find("max_shared_memory"), std::string::npos);
+  EXPECT_TRUE(devices[0].profile == prof) << "kiln devices --json writes the profile listDevices fills";
+  EXPECT_EQ(kiln::target::missingCapabilities(devices[0].profile, prof), "");
+  prof.maxSharedMemory = devices[0].profile.maxSharedMemory + 1;
+  EXPECT_NE(kiln::target::missingCapabilities(devices[0].profile, prof).find("max_shared_memory"),
+            std::string::npos);
 }
 
 TEST(VulkanDevices, NoDriverIsACleanError) {

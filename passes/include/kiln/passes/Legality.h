@@ -15,7 +15,7 @@
 #ifndef KILN_PASSES_LEGALITY_H
 #define KILN_PASSES_LEGALITY_H
 
-#include "kiln/passes/DeviceProfile.h"
+#include "kiln/target/DeviceProfile.h"
 #include "kiln/passes/MemoryPlan.h"
 
 #include "mlir/IR/Operation.h"
@@ -30,7 +30,7 @@ namespace kiln::passes {
 class DeviceKernelCatalog {
 public:
   virtual ~DeviceKernelCatalog() = default;
-  virtual std::string unsupportedReason(mlir::Operation *op, const VulkanProfile &profile) const = 0;
+  virtual std::string unsupportedReason(mlir::Operation *op, const target::DeviceProfile &profile) const = 0;
 };
 
 /// The dtype name used in profiles and reasons: "f32", "f16", "bf16", "i64", "i32", "i8", "i1" (MLIR's
@@ -39,7 +39,7 @@ std::string dtypeName(mlir::Type elementType);
 
 /// "" when dispatch `index` of `plan` may run on the device, else why not (checks (a), (b), (c) above;
 /// `catalog` may be null: then (c) is skipped).
-std::string vulkanUnsupportedReason(const MemoryPlan &plan, int index, const VulkanProfile &profile,
+std::string vulkanUnsupportedReason(const MemoryPlan &plan, int index, const target::DeviceProfile &profile,
                                     const DeviceKernelCatalog *catalog);
 
 /// "250.00 MiB", "16.0 KiB", "128 B".

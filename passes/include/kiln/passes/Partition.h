@@ -46,7 +46,8 @@ struct PartitionResult {
 };
 
 /// Rewrites `plan` as described above. `catalog` may be null (then only (a) and (b) of Legality.h decide).
-PartitionResult partitionPlan(MemoryPlan &plan, const VulkanProfile &profile, const DeviceKernelCatalog *catalog);
+PartitionResult partitionPlan(MemoryPlan &plan, const target::DeviceProfile &profile,
+                              const DeviceKernelCatalog *catalog);
 
 /// The report, grouped by (op, device, reason): "kiln.rope x 6 -> cpu: profile lacks kiln.rope
 /// (model.layers.0.self_attn, model.layers.1.self_attn, ...)". First line: the counts per device.

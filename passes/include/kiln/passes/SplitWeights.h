@@ -23,7 +23,7 @@
 #ifndef KILN_PASSES_SPLITWEIGHTS_H
 #define KILN_PASSES_SPLITWEIGHTS_H
 
-#include "kiln/passes/DeviceProfile.h"
+#include "kiln/target/DeviceProfile.h"
 #include "kiln/passes/MemoryPlan.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -40,7 +40,7 @@ struct SplitWeightsOptions {
 };
 
 /// The options for a device profile: the smaller of its two limits, named.
-SplitWeightsOptions splitWeightsOptions(const VulkanProfile &profile, const PlanOptions &bounds);
+SplitWeightsOptions splitWeightsOptions(const target::DeviceProfile &profile, const PlanOptions &bounds);
 
 struct SplitWeightsReport {
   /// "split model.embed_tokens.weight [262144, 1152] f32 (1.13 GiB) into 16 chunks of <= 16384 rows
