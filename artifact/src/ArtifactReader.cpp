@@ -4,6 +4,8 @@
 #include "kiln/artifact/ArtifactFormat.h"
 #include "kiln/artifact/Checksum.h"
 
+#include <google/protobuf/stubs/logging.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <climits>
@@ -162,8 +164,13 @@ Status MappedArtifact::parse(bool verifyChecksums) {
   if (known.manifest->size > uint64_t(INT_MAX))
     return err(path_, "corrupted: manifest section too large");
   manifest_ = std::make_unique<Manifest>();
-  if (!manifest_->ParseFromArray(base + known.manifest->offset, int(known.manifest->size)))
-    return err(path_, "corrupted: the manifest does not parse");
+  {
+    // The parser logs what it rejects (e.g. a string that is not UTF-8) to stderr; the one-line error below
+    // says it instead.
+    google::protobuf::LogSilencer quiet;
+    if (!manifest_->ParseFromArray(base + known.manifest->offset, int(known.manifest->size)))
+      return err(path_, "corrupted: the manifest does not parse");
+  }
   if (known.code) {
     cpuCode_ = base + known.code->offset;
     cpuCodeSize_ = known.code->size;

@@ -20,6 +20,14 @@ bool addOverflows(uint64_t a, uint64_t b, uint64_t *out) { return __builtin_add_
 
 std::string bufferRef(int64_t id) { return "buffer " + std::to_string(id); }
 
+// Names end up in one-line messages (and C strings): no control characters, NUL and newlines included.
+bool printable(const std::string &s) {
+  return std::none_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+}
+
+// A name from the manifest for a message: quoted, or described when it is not printable.
+std::string quoted(const std::string &s) { return printable(s) ? "'" + s + "'" : "(a name with a control character)"; }
+
 class Validator {
 public:
   Validator(const Manifest &m, uint64_t storedWeightsSize, const std::string &file)
@@ -61,8 +69,10 @@ private:
       return bad("max_batch " + std::to_string(m_.max_batch()) + " is not positive");
     if (m_.num_threads_default() < 0)
       return bad("num_threads_default is negative");
+    if (!printable(m_.architecture()))
+      return bad("the architecture has a control character");
     if (m_.task() != "causal-lm" && m_.task() != "encoder")
-      return bad("unknown task '" + m_.task() + "' (expected causal-lm or encoder)");
+      return bad("unknown task " + quoted(m_.task()) + " (expected causal-lm or encoder)");
     if (m_.vocab_size() <= 0 || m_.hidden_size() <= 0)
       return bad("vocab_size " + std::to_string(m_.vocab_size()) + " and hidden_size " +
                  std::to_string(m_.hidden_size()) + " must be positive");
@@ -71,8 +81,8 @@ private:
 
   Status symbol(int i) {
     const Symbol &s = m_.symbols(i);
-    if (s.name().empty())
-      return bad("symbol " + std::to_string(i) + " has no name");
+    if (s.name().empty() || !printable(s.name()))
+      return bad("symbol " + std::to_string(i) + " has no name or one with a control character");
     if (i > 0 && !(m_.symbols(i - 1).name() < s.name()))
       return bad("symbols are not sorted and unique at '" + s.name() + "'");
     if (s.max_value() < 0)
@@ -87,15 +97,17 @@ private:
       return bad(what + " has a negative dim constant");
     for (const Dim::Term &t : d.terms()) {
       if (!symbols_.count(t.symbol()))
-        return bad(what + " uses undeclared symbol '" + t.symbol() + "'");
+        return bad(what + " uses undeclared symbol " + quoted(t.symbol()));
       if (t.coeff() <= 0)
-        return bad(what + " has a non-positive coefficient of '" + t.symbol() + "'");
+        return bad(what + " has a non-positive coefficient of " + quoted(t.symbol()));
     }
     return Status::ok();
   }
 
   Status buffer(int i) const {
     const Buffer &b = m_.buffers(i);
+    if (!printable(b.name()))
+      return bad(bufferRef(i) + " has a name with a control character");
     const std::string what = describe(i);
     if (b.id() != i)
       return bad(what + " has id " + std::to_string(b.id()) + " (ids must equal their index)");
@@ -177,12 +189,12 @@ private:
   Status kernel(int i) const {
     const Kernel &k = m_.kernels(i);
     const std::string what = "kernel " + std::to_string(i);
-    if (k.symbol().empty())
-      return bad(what + " has no symbol");
+    if (k.symbol().empty() || !printable(k.symbol()) || !printable(k.op()))
+      return bad(what + " has no symbol, or a symbol or op with a control character");
     for (const Dim &d : k.global_size())
       for (const Dim::Term &t : d.terms())
         if (!symbols_.count(t.symbol()))
-          return bad(what + " '" + k.symbol() + "' has a global_size with undeclared symbol '" + t.symbol() + "'");
+          return bad(what + " '" + k.symbol() + "' has a global_size with undeclared symbol " + quoted(t.symbol()));
     // A shared SPIR-V module: an earlier kernel's own (Kernel.spirv_from), and no bytes of its own.
     const int from = k.spirv_from() - 1;
     if (k.spirv_from() != 0 &&
@@ -195,6 +207,8 @@ private:
   Status dispatch(int i) const {
     const Dispatch &d = m_.dispatches(i);
     const std::string what = "dispatch " + std::to_string(i);
+    if (!printable(d.location()) || !printable(d.device()))
+      return bad(what + " has a location or device with a control character");
     const int64_t numKernels = m_.kernels_size();
     if (d.kernel() < 0 || d.kernel() >= numKernels)
       return bad(what + " uses kernel " + std::to_string(d.kernel()) + " of " + std::to_string(numKernels));
@@ -239,6 +253,8 @@ private:
 
   Status port(const Port &p, bool input, std::set<std::string> &names) const {
     const char *side = input ? "input '" : "output '";
+    if (!printable(p.name()))
+      return bad(std::string(input ? "an input" : "an output") + " has a name with a control character");
     if (!inRange(p.buffer()))
       return bad(side + p.name() + "' uses " + bufferRef(p.buffer()));
     Buffer::Kind k = m_.buffers(p.buffer()).kind();
@@ -276,6 +292,8 @@ private:
 
   Status kvEntry(int i, std::vector<int> &owner) const {
     const KvCacheEntry &e = m_.kv_cache(i);
+    if (!printable(e.name()))
+      return bad("kv_cache entry " + std::to_string(i) + " has a name with a control character");
     const std::string what = "kv_cache entry '" + e.name() + "'";
     if (Status s = claim(e.past_buffer(), i, owner, what); !s)
       return s;
