@@ -196,9 +196,9 @@ private:
         if (!symbols_.count(t.symbol()))
           return bad(what + " '" + k.symbol() + "' has a global_size with undeclared symbol " + quoted(t.symbol()));
     // A shared SPIR-V module: an earlier kernel's own (Kernel.spirv_from), and no bytes of its own.
-    const int from = k.spirv_from() - 1;
+    const int64_t from = int64_t(k.spirv_from()) - 1;
     if (k.spirv_from() != 0 &&
-        (!k.spirv().empty() || from < 0 || from >= i || m_.kernels(from).spirv_from() != 0))
+        (!k.spirv().empty() || from < 0 || from >= i || m_.kernels(int(from)).spirv_from() != 0))
       return bad(what + " '" + k.symbol() + "' has spirv_from " + std::to_string(k.spirv_from()) +
                  ", which does not name an earlier kernel with its own module (and spirv must then be empty)");
     return Status::ok();

@@ -151,11 +151,13 @@ private:
       std::vector<int64_t> atMaxBatch(p_.symbols.size(), 0);
       if (p_.symbolIndex[int(SymbolRole::Batch)] >= 0)
         atMaxBatch[size_t(p_.symbolIndex[int(SymbolRole::Batch)])] = p_.maxBatch;
+      int64_t rows = 0; // dim 0 at b = max_batch (its coefficients are positive: the bound is the value)
       uint64_t bytes = present.elemBytes;
-      for (int64_t f : {present.shape[0].eval(atMaxBatch.data()), present.shape[1].constant, k.capacity,
-                        present.shape[3].constant})
-        if (f < 0 || __builtin_mul_overflow(bytes, uint64_t(f), &bytes))
-          return bad("kv_cache entry '" + k.name + "' is in place but its storage [b, h, capacity, d] overflows");
+      bool fits = present.shape[0].bound(atMaxBatch, rows);
+      for (int64_t f : {rows, present.shape[1].constant, k.capacity, present.shape[3].constant})
+        fits = fits && f >= 0 && !__builtin_mul_overflow(bytes, uint64_t(f), &bytes);
+      if (!fits)
+        return bad("kv_cache entry '" + k.name + "' is in place but its storage [b, h, capacity, d] overflows");
       k.bytes = bytes;
     }
     p_.kv.push_back(std::move(k));

@@ -104,7 +104,7 @@ Error Session::bindKvView(const PlanBuffer &b, uint64_t bytes, const StepState &
     return {};
   }
   const int64_t offset = b.rowOffset.eval(step.symbols), rows = b.shape[2].eval(step.symbols);
-  if (offset < 0 || rows < 0 || offset + rows > e.capacity || step.batch > plan_->maxBatch)
+  if (offset < 0 || rows < 0 || offset > e.capacity || rows > e.capacity - offset || step.batch > plan_->maxBatch)
     return Error(KILN_INTERNAL, "KV-cache view '" + b.name + "' rows [" + std::to_string(offset) + ", " +
                                     std::to_string(offset + rows) + ") exceed its capacity " +
                                     std::to_string(e.capacity));
