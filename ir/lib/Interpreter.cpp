@@ -1,12 +1,14 @@
 //===- Interpreter.cpp - reference interpreter of the kiln dialect -------===//
 //
-// One function per op family. Every element is a double; every sum (matmul, reductions, norms, attention)
-// accumulates in double. Broadcasting goes through one strided-index helper (forEachIndex): each operand
-// is read through strides that are 0 along the dims it stretches over.
+// One function per op family, found through one op table (Evaluator::table(): op -> its evaluation; a unary
+// or binary op is a row with its scalar function). Every element is a double; every sum (matmul, reductions,
+// norms, attention) accumulates in double. Broadcasting goes through one strided-index helper (forEachIndex):
+// each operand is read through strides that are 0 along the dims it stretches over.
 //
 //===----------------------------------------------------------------------===//
 #include "kiln/ir/Interpreter.h"
 #include "kiln/ir/KilnDialect.h"
+#include "kiln/ir/OpTable.h"
 #include "kiln/ir/ShapeInference.h"
 #include "kiln/ir/SymShape.h"
 
@@ -16,7 +18,6 @@
 #include "mlir/IR/Verifier.h"
 #include "llvm/ADT/APFloat.h"
 #include "llvm/ADT/DenseMap.h"
-#include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <cmath>
@@ -178,32 +179,10 @@ double geluTanh(double x) {
   return 0.5 * x * (1.0 + std::tanh(c * (x + 0.044715 * x * x * x)));
 }
 
-/// The scalar function of a unary op, or null for an op that is not one.
-double (*unaryFunction(Operation *op))(double) {
-  return llvm::TypeSwitch<Operation *, double (*)(double)>(op)
-      .Case<NegOp>([](auto) { return +[](double x) { return -x; }; })
-      .Case<ExpOp>([](auto) { return +[](double x) { return std::exp(x); }; })
-      .Case<LogOp>([](auto) { return +[](double x) { return std::log(x); }; })
-      .Case<TanhOp>([](auto) { return +[](double x) { return std::tanh(x); }; })
-      .Case<ErfOp>([](auto) { return +[](double x) { return std::erf(x); }; })
-      .Case<RsqrtOp>([](auto) { return +[](double x) { return 1.0 / std::sqrt(x); }; })
-      .Case<SqrtOp>([](auto) { return +[](double x) { return std::sqrt(x); }; })
-      .Case<AbsOp>([](auto) { return +[](double x) { return std::fabs(x); }; })
-      .Case<SigmoidOp>([](auto) { return +[](double x) { return sigmoid(x); }; })
-      .Case<SiluOp>([](auto) { return +[](double x) { return x * sigmoid(x); }; })
-      .Case<GeluOp>([](auto) { return +[](double x) { return geluErf(x); }; })
-      .Case<GeluTanhOp>([](auto) { return +[](double x) { return geluTanh(x); }; })
-      .Case<ReluOp>([](auto) { return +[](double x) { return x > 0 ? x : (std::isnan(x) ? x : 0.0); }; })
-      .Default([](Operation *op) -> double (*)(double) {
-        // By name: ops added to the dialect after this file (kiln.cos / kiln.sin) need no C++ class here.
-        llvm::StringRef name = op->getName().getStringRef();
-        if (name == "kiln.cos")
-          return +[](double x) { return std::cos(x); };
-        if (name == "kiln.sin")
-          return +[](double x) { return std::sin(x); };
-        return nullptr;
-      });
-}
+double relu(double x) { return x > 0 ? x : (std::isnan(x) ? x : 0.0); }
+/// max / min that propagate NaN (std::max / std::min return either side).
+double maxNaN(double x, double y) { return std::isnan(x) || std::isnan(y) ? std::nan("") : std::max(x, y); }
+double minNaN(double x, double y) { return std::isnan(x) || std::isnan(y) ? std::nan("") : std::min(x, y); }
 
 std::string describeLocation(Location loc) {
   if (auto file = dyn_cast<FileLineColLoc>(loc))
@@ -236,6 +215,19 @@ std::string describeLocation(Location loc) {
 // The evaluator of one run
 //===----------------------------------------------------------------------===//
 
+class Evaluator;
+/// The results of one op: usually fresh tensors, for kiln.weight the cached (shared) one.
+using Results = llvm::SmallVector<TensorRef, 2>;
+
+/// How the interpreter evaluates one op (its row of the op table). `eval` computes the op's results;
+/// elementwise families take their scalar function from the row (so a new unary op is one row).
+struct OpRule {
+  bool (Evaluator::*eval)(Operation *op, const OpRule &rule, Results &results) = nullptr;
+  double (*unary)(double) = nullptr;
+  double (*binary)(double, double) = nullptr;
+  double (*binaryInteger)(double, double) = nullptr; ///< integer element types, where it differs
+};
+
 class Evaluator {
 public:
   Evaluator(const WeightLoader &loader, llvm::StringMap<TensorRef> &weights, std::string &error)
@@ -243,6 +235,8 @@ public:
 
   bool bindArguments(func::FuncOp func, llvm::ArrayRef<HostTensor> args);
   bool evaluate(func::FuncOp func, std::vector<HostTensor> &results);
+  /// The op table (built once).
+  static const OpTable<OpRule> &table();
 
 private:
   bool fail(Operation *op, const llvm::Twine &message) {
@@ -252,17 +246,35 @@ private:
   }
   const HostTensor &get(Value v) { return *values_.find(v)->second; }
   bool expectedShape(Operation *op, Value result, Shape &shape);
+  bool evalOp(Operation *op);
+  bool checkAndStore(Operation *op, Results &results);
+  /// A fresh tensor for result `i` of `op`, appended to `results`.
+  static HostTensor &addResult(Operation *op, unsigned i, Results &results) {
+    auto t = std::make_shared<HostTensor>();
+    t->isInteger = isIntegerType(elementType(op->getResult(i)));
+    HostTensor &ref = *t;
+    results.push_back(std::move(t));
+    return ref;
+  }
+  /// The row of a single-result op computed by Fn(op, out).
+  template <typename OpT, bool (Evaluator::*Fn)(OpT, HostTensor &)>
+  bool single(Operation *op, const OpRule &, Results &results) {
+    return (this->*Fn)(cast<OpT>(op), addResult(op, 0, results));
+  }
+  template <typename OpT> bool evalReduce(OpT op, HostTensor &out) {
+    return evalReduceAxis(op, op.getAxis(), op.getKeepdim(), out);
+  }
 
-  bool evalOp(Operation *op, HostTensor &out);
-  bool evalWeight(WeightOp op, TensorRef &out);
+  bool evalWeight(Operation *op, const OpRule &rule, Results &results);
   bool evalConstant(ConstantOp op, HostTensor &out);
   bool evalSym(SymOp op, HostTensor &out);
   bool evalIota(IotaOp op, HostTensor &out);
-  bool evalBinary(Operation *op, HostTensor &out);
+  bool evalUnary(Operation *op, const OpRule &rule, Results &results);
+  bool evalBinary(Operation *op, const OpRule &rule, Results &results);
   bool evalCompare(CompareOp op, HostTensor &out);
   bool evalSelect(SelectOp op, HostTensor &out);
   bool evalConvert(ConvertOp op, HostTensor &out);
-  bool evalReduce(Operation *op, int64_t axis, bool keepdim, HostTensor &out);
+  bool evalReduceAxis(Operation *op, int64_t axis, bool keepdim, HostTensor &out);
   bool evalSoftmax(SoftmaxOp op, HostTensor &out);
   bool evalMatmul(MatmulOp op, HostTensor &out);
   bool evalGather(GatherOp op, HostTensor &out);
@@ -274,8 +286,7 @@ private:
   bool evalRmsNorm(RmsNormOp op, HostTensor &out);
   bool evalLayerNorm(LayerNormOp op, HostTensor &out);
   bool evalRope(RopeOp op, HostTensor &out);
-  bool evalMultiResult(Operation *op, std::vector<HostTensor> &outs);
-  bool evalAddNorm(Operation *op, std::vector<HostTensor> &outs);
+  bool evalAddNorm(Operation *op, const OpRule &rule, Results &results);
   bool evalAttention(AttentionOp op, HostTensor &out);
 
   const WeightLoader &loader_;
@@ -428,58 +439,8 @@ bool Evaluator::evaluate(func::FuncOp func, std::vector<HostTensor> &results) {
         results.push_back(get(v));
       return true;
     }
-    for (Value v : op.getOperands())
-      if (!values_.count(v))
-        return fail(&op, "operand defined outside the function body");
-    if (op.getNumResults() == 0)
-      return fail(&op, "no interpreter rule for '" + op.getName().getStringRef() + "'");
-    if (op.getNumResults() > 1) {
-      // Multi-result ops (add_rms_norm / add_layer_norm): one HostTensor per result, checked as below.
-      std::vector<HostTensor> outs(op.getNumResults());
-      if (!evalMultiResult(&op, outs))
-        return false;
-      for (auto [i, res] : llvm::enumerate(op.getResults())) {
-        outs[i].isInteger = isIntegerType(elementType(res));
-        Shape expected;
-        if (!expectedShape(&op, res, expected))
-          return false;
-        if (outs[i].shape != expected)
-          return fail(&op, "computed shape " + formatDims(outs[i].shape) + " of result " + std::to_string(i) +
-                               " differs from the result type " + formatDims(expected));
-        if ((int64_t)outs[i].data.size() != outs[i].numElements())
-          return fail(&op, "internal error: " + std::to_string(outs[i].data.size()) + " elements for shape " +
-                               formatDims(outs[i].shape));
-        if (!res.use_empty())
-          values_[res] = std::make_shared<HostTensor>(std::move(outs[i]));
-      }
-      auto it = dying.find(&op);
-      if (it != dying.end())
-        for (Value v : it->second)
-          values_.erase(v);
-      continue;
-    }
-
-    TensorRef result;
-    if (auto weight = dyn_cast<WeightOp>(op)) {
-      if (!evalWeight(weight, result))
-        return false;
-    } else {
-      auto out = std::make_shared<HostTensor>();
-      if (!evalOp(&op, *out))
-        return false;
-      out->isInteger = isIntegerType(elementType(op.getResult(0)));
-      result = std::move(out);
-    }
-    Shape expected;
-    if (!expectedShape(&op, op.getResult(0), expected))
+    if (!evalOp(&op))
       return false;
-    if (result->shape != expected)
-      return fail(&op, "computed shape " + formatDims(result->shape) + " differs from the result type " +
-                           formatDims(expected));
-    if ((int64_t)result->data.size() != result->numElements())
-      return fail(&op, "internal error: " + std::to_string(result->data.size()) + " elements for shape " +
-                           formatDims(result->shape));
-    values_[op.getResult(0)] = std::move(result);
     auto it = dying.find(&op);
     if (it != dying.end())
       for (Value v : it->second)
@@ -489,47 +450,108 @@ bool Evaluator::evaluate(func::FuncOp func, std::vector<HostTensor> &results) {
   return false;
 }
 
-bool Evaluator::evalOp(Operation *op, HostTensor &out) {
-  if (auto f = unaryFunction(op)) {
-    const HostTensor &in = get(op->getOperand(0));
-    out.shape = in.shape;
-    out.data.resize(in.data.size());
-    for (size_t i = 0; i < in.data.size(); ++i)
-      out.data[i] = f(in.data[i]);
-    return true;
+/// Evaluates `op` by its row of the op table and stores its results.
+bool Evaluator::evalOp(Operation *op) {
+  for (Value v : op->getOperands())
+    if (!values_.count(v))
+      return fail(op, "operand defined outside the function body");
+  const OpRule *rule = table().find(op);
+  if (!rule || op->getNumResults() == 0)
+    return fail(op, "no interpreter rule for '" + op->getName().getStringRef() + "'");
+  Results results;
+  if (!(this->*rule->eval)(op, *rule, results))
+    return false;
+  return checkAndStore(op, results);
+}
+
+/// Checks each computed result against its type (evaluated with the bindings) and keeps the ones read later.
+bool Evaluator::checkAndStore(Operation *op, Results &results) {
+  if (results.size() != op->getNumResults())
+    return fail(op, "internal error: " + std::to_string(results.size()) + " results computed");
+  for (auto [i, res] : llvm::enumerate(op->getResults())) {
+    const HostTensor &t = *results[i];
+    std::string which = op->getNumResults() > 1 ? " of result " + std::to_string(i) : std::string();
+    Shape expected;
+    if (!expectedShape(op, res, expected))
+      return false;
+    if (t.shape != expected)
+      return fail(op, "computed shape " + formatDims(t.shape) + which + " differs from the result type " +
+                          formatDims(expected));
+    if ((int64_t)t.data.size() != t.numElements())
+      return fail(op, "internal error: " + std::to_string(t.data.size()) + " elements for shape " +
+                          formatDims(t.shape));
+    if (!res.use_empty())
+      values_[res] = std::move(results[i]);
   }
-  return llvm::TypeSwitch<Operation *, bool>(op)
-      .Case<ConstantOp>([&](auto o) { return evalConstant(o, out); })
-      .Case<SymOp>([&](auto o) { return evalSym(o, out); })
-      .Case<IotaOp>([&](auto o) { return evalIota(o, out); })
-      .Case<AddOp, SubOp, MulOp, DivOp, MaxOp, MinOp, PowOp>([&](auto o) { return evalBinary(o, out); })
-      .Case<CompareOp>([&](auto o) { return evalCompare(o, out); })
-      .Case<SelectOp>([&](auto o) { return evalSelect(o, out); })
-      .Case<ConvertOp>([&](auto o) { return evalConvert(o, out); })
-      .Case<ReduceSumOp, ReduceMeanOp, ReduceMaxOp>(
-          [&](auto o) { return evalReduce(o, o.getAxis(), o.getKeepdim(), out); })
-      .Case<SoftmaxOp>([&](auto o) { return evalSoftmax(o, out); })
-      .Case<MatmulOp>([&](auto o) { return evalMatmul(o, out); })
-      .Case<GatherOp>([&](auto o) { return evalGather(o, out); })
-      .Case<ReshapeOp>([&](auto o) { return evalReshape(o, out); })
-      .Case<TransposeOp>([&](auto o) { return evalTranspose(o, out); })
-      .Case<BroadcastToOp>([&](auto o) { return evalBroadcastTo(o, out); })
-      .Case<SliceOp>([&](auto o) { return evalSlice(o, out); })
-      .Case<ConcatOp>([&](auto o) { return evalConcat(o, out); })
-      .Case<RmsNormOp>([&](auto o) { return evalRmsNorm(o, out); })
-      .Case<LayerNormOp>([&](auto o) { return evalLayerNorm(o, out); })
-      .Case<RopeOp>([&](auto o) { return evalRope(o, out); })
-      .Case<AttentionOp>([&](auto o) { return evalAttention(o, out); })
-      .Default([&](Operation *) {
-        return fail(op, "no interpreter rule for '" + op->getName().getStringRef() + "'");
-      });
+  return true;
+}
+
+const OpTable<OpRule> &Evaluator::table() {
+  using E = Evaluator;
+  auto unary = [](double (*fn)(double)) { return OpRule{&E::evalUnary, fn}; };
+  auto binary = [](double (*fn)(double, double), double (*integer)(double, double) = nullptr) {
+    return OpRule{&E::evalBinary, nullptr, fn, integer ? integer : fn};
+  };
+  static const OpTable<OpRule> table = [&] {
+    OpTable<OpRule> t;
+    t.add<WeightOp>({&E::evalWeight})
+        .add<ConstantOp>({&E::single<ConstantOp, &E::evalConstant>})
+        .add<SymOp>({&E::single<SymOp, &E::evalSym>})
+        .add<IotaOp>({&E::single<IotaOp, &E::evalIota>});
+    t.add<AddOp>(binary(+[](double x, double y) { return x + y; }))
+        .add<SubOp>(binary(+[](double x, double y) { return x - y; }))
+        .add<MulOp>(binary(+[](double x, double y) { return x * y; }))
+        // Integer division truncates toward zero, like C.
+        .add<DivOp>(binary(
+            +[](double x, double y) { return x / y; }, +[](double x, double y) { return std::trunc(x / y); }))
+        .add<MaxOp>(binary(maxNaN))
+        .add<MinOp>(binary(minNaN))
+        .add<PowOp>(binary(+[](double x, double y) { return std::pow(x, y); }));
+    t.add<NegOp>(unary(+[](double x) { return -x; }))
+        .add<ExpOp>(unary(+[](double x) { return std::exp(x); }))
+        .add<LogOp>(unary(+[](double x) { return std::log(x); }))
+        .add<TanhOp>(unary(+[](double x) { return std::tanh(x); }))
+        .add<ErfOp>(unary(+[](double x) { return std::erf(x); }))
+        .add<CosOp>(unary(+[](double x) { return std::cos(x); }))
+        .add<SinOp>(unary(+[](double x) { return std::sin(x); }))
+        .add<RsqrtOp>(unary(+[](double x) { return 1.0 / std::sqrt(x); }))
+        .add<SqrtOp>(unary(+[](double x) { return std::sqrt(x); }))
+        .add<AbsOp>(unary(+[](double x) { return std::fabs(x); }))
+        .add<SigmoidOp>(unary(sigmoid))
+        .add<SiluOp>(unary(+[](double x) { return x * sigmoid(x); }))
+        .add<GeluOp>(unary(geluErf))
+        .add<GeluTanhOp>(unary(geluTanh))
+        .add<ReluOp>(unary(relu));
+    t.add<CompareOp>({&E::single<CompareOp, &E::evalCompare>})
+        .add<SelectOp>({&E::single<SelectOp, &E::evalSelect>})
+        .add<ConvertOp>({&E::single<ConvertOp, &E::evalConvert>})
+        .add<ReduceSumOp>({&E::single<ReduceSumOp, &E::evalReduce<ReduceSumOp>>})
+        .add<ReduceMeanOp>({&E::single<ReduceMeanOp, &E::evalReduce<ReduceMeanOp>>})
+        .add<ReduceMaxOp>({&E::single<ReduceMaxOp, &E::evalReduce<ReduceMaxOp>>})
+        .add<SoftmaxOp>({&E::single<SoftmaxOp, &E::evalSoftmax>})
+        .add<MatmulOp>({&E::single<MatmulOp, &E::evalMatmul>})
+        .add<GatherOp>({&E::single<GatherOp, &E::evalGather>})
+        .add<ReshapeOp>({&E::single<ReshapeOp, &E::evalReshape>})
+        .add<TransposeOp>({&E::single<TransposeOp, &E::evalTranspose>})
+        .add<BroadcastToOp>({&E::single<BroadcastToOp, &E::evalBroadcastTo>})
+        .add<SliceOp>({&E::single<SliceOp, &E::evalSlice>})
+        .add<ConcatOp>({&E::single<ConcatOp, &E::evalConcat>})
+        .add<RmsNormOp>({&E::single<RmsNormOp, &E::evalRmsNorm>})
+        .add<LayerNormOp>({&E::single<LayerNormOp, &E::evalLayerNorm>})
+        .add<AddRmsNormOp, AddLayerNormOp>({&E::evalAddNorm})
+        .add<RopeOp>({&E::single<RopeOp, &E::evalRope>})
+        .add<AttentionOp>({&E::single<AttentionOp, &E::evalAttention>});
+    return t;
+  }();
+  return table;
 }
 
 //===----------------------------------------------------------------------===//
 // Sources
 //===----------------------------------------------------------------------===//
 
-bool Evaluator::evalWeight(WeightOp op, TensorRef &out) {
+bool Evaluator::evalWeight(Operation *weightOp, const OpRule &, Results &results) {
+  auto op = cast<WeightOp>(weightOp);
   llvm::StringRef name = op.getName();
   auto cached = weights_.find(name);
   if (cached == weights_.end()) {
@@ -560,7 +582,6 @@ bool Evaluator::evalWeight(WeightOp op, TensorRef &out) {
     loaded->isInteger = isIntegerType(type.getElementType());
     cached = weights_.insert({name, std::move(loaded)}).first;
   }
-  out = cached->second;
   if (std::optional<llvm::ArrayRef<int64_t>> rows = op.getRows()) {
     const HostTensor &whole = *cached->second;
     int64_t rowElements = whole.shape.empty() || whole.shape[0] == 0 ? 0 : whole.numElements() / whole.shape[0];
@@ -572,8 +593,10 @@ bool Evaluator::evalWeight(WeightOp op, TensorRef &out) {
     chunk->shape[0] = (*rows)[1] - (*rows)[0];
     chunk->isInteger = whole.isInteger;
     chunk->data.assign(whole.data.begin() + (*rows)[0] * rowElements, whole.data.begin() + (*rows)[1] * rowElements);
-    out = std::move(chunk);
+    results.push_back(std::move(chunk));
+    return true;
   }
+  results.push_back(cached->second);
   return true;
 }
 
@@ -661,60 +684,53 @@ bool binaryMap(const HostTensor &a, const HostTensor &b, HostTensor &out, Fn fn)
   return true;
 }
 
-bool Evaluator::evalBinary(Operation *op, HostTensor &out) {
+bool Evaluator::evalUnary(Operation *op, const OpRule &rule, Results &results) {
+  const HostTensor &in = get(op->getOperand(0));
+  HostTensor &out = addResult(op, 0, results);
+  out.shape = in.shape;
+  out.data.resize(in.data.size());
+  for (size_t i = 0; i < in.data.size(); ++i)
+    out.data[i] = rule.unary(in.data[i]);
+  return true;
+}
+
+bool Evaluator::evalBinary(Operation *op, const OpRule &rule, Results &results) {
   const HostTensor &a = get(op->getOperand(0)), &b = get(op->getOperand(1));
   bool integer = isIntegerType(elementType(op->getResult(0)));
-  bool ok = true;
   if (isa<DivOp>(op) && integer) {
-    // Integer division truncates toward zero, like C.
     for (double d : b.data)
       if (d == 0)
         return fail(op, "integer division by zero");
   }
-  ok = llvm::TypeSwitch<Operation *, bool>(op)
-           .Case<AddOp>([&](auto) { return binaryMap(a, b, out, [](double x, double y) { return x + y; }); })
-           .Case<SubOp>([&](auto) { return binaryMap(a, b, out, [](double x, double y) { return x - y; }); })
-           .Case<MulOp>([&](auto) { return binaryMap(a, b, out, [](double x, double y) { return x * y; }); })
-           .Case<DivOp>([&](auto) {
-             if (integer)
-               return binaryMap(a, b, out, [](double x, double y) { return std::trunc(x / y); });
-             return binaryMap(a, b, out, [](double x, double y) { return x / y; });
-           })
-           .Case<MaxOp>([&](auto) {
-             return binaryMap(a, b, out, [](double x, double y) {
-               return std::isnan(x) || std::isnan(y) ? std::nan("") : std::max(x, y);
-             });
-           })
-           .Case<MinOp>([&](auto) {
-             return binaryMap(a, b, out, [](double x, double y) {
-               return std::isnan(x) || std::isnan(y) ? std::nan("") : std::min(x, y);
-             });
-           })
-           .Case<PowOp>([&](auto) { return binaryMap(a, b, out, [](double x, double y) { return std::pow(x, y); }); })
-           .Default([](Operation *) { return false; });
-  if (!ok)
+  double (*fn)(double, double) = integer ? rule.binaryInteger : rule.binary;
+  if (!binaryMap(a, b, addResult(op, 0, results), fn))
     return fail(op, "cannot broadcast " + describeShapes({&a, &b}));
   return true;
 }
 
 bool Evaluator::evalCompare(CompareOp op, HostTensor &out) {
   const HostTensor &a = get(op.getLhs()), &b = get(op.getRhs());
-  llvm::StringRef p = op.getPredicate();
   bool (*pred)(double, double) = nullptr;
-  if (p == "eq")
+  switch (op.getPredicate()) {
+  case ComparePredicate::eq:
     pred = [](double x, double y) { return x == y; };
-  else if (p == "ne")
+    break;
+  case ComparePredicate::ne:
     pred = [](double x, double y) { return x != y; };
-  else if (p == "lt")
+    break;
+  case ComparePredicate::lt:
     pred = [](double x, double y) { return x < y; };
-  else if (p == "le")
+    break;
+  case ComparePredicate::le:
     pred = [](double x, double y) { return x <= y; };
-  else if (p == "gt")
+    break;
+  case ComparePredicate::gt:
     pred = [](double x, double y) { return x > y; };
-  else if (p == "ge")
+    break;
+  case ComparePredicate::ge:
     pred = [](double x, double y) { return x >= y; };
-  else
-    return fail(op, "unknown predicate '" + p + "'");
+    break;
+  }
   if (!binaryMap(a, b, out, [&](double x, double y) { return pred(x, y) ? 1.0 : 0.0; }))
     return fail(op, "cannot broadcast " + describeShapes({&a, &b}));
   return true;
@@ -767,7 +783,7 @@ bool Evaluator::evalConvert(ConvertOp op, HostTensor &out) {
 // Reductions and softmax
 //===----------------------------------------------------------------------===//
 
-bool Evaluator::evalReduce(Operation *op, int64_t axisAttr, bool keepdim, HostTensor &out) {
+bool Evaluator::evalReduceAxis(Operation *op, int64_t axisAttr, bool keepdim, HostTensor &out) {
   const HostTensor &in = get(op->getOperand(0));
   std::string reason;
   FailureOr<int64_t> axis = normalizeAxis(axisAttr, in.shape.size(), reason);
@@ -1054,14 +1070,8 @@ bool Evaluator::evalLayerNorm(LayerNormOp op, HostTensor &out) {
   return true;
 }
 
-bool Evaluator::evalMultiResult(Operation *op, std::vector<HostTensor> &outs) {
-  if (isa<AddRmsNormOp, AddLayerNormOp>(op))
-    return evalAddNorm(op, outs);
-  return fail(op, "no interpreter rule for '" + op->getName().getStringRef() + "'");
-}
-
 /// add_rms_norm (x, r, w) / add_layer_norm (x, r, w, b): outs = {h = x + r, y = norm(h)}.
-bool Evaluator::evalAddNorm(Operation *op, std::vector<HostTensor> &outs) {
+bool Evaluator::evalAddNorm(Operation *op, const OpRule &, Results &results) {
   auto rms = dyn_cast<AddRmsNormOp>(op);
   const HostTensor &x = get(op->getOperand(0)), &res = get(op->getOperand(1)), &w = get(op->getOperand(2));
   const HostTensor *b = rms ? nullptr : &get(op->getOperand(3));
@@ -1072,7 +1082,7 @@ bool Evaluator::evalAddNorm(Operation *op, std::vector<HostTensor> &outs) {
                         " do not agree");
   double eps = rms ? rms.getEps().convertToDouble() : cast<AddLayerNormOp>(op).getEps().convertToDouble();
   bool unit = rms && rms.getUnitOffset();
-  HostTensor &h = outs[0], &y = outs[1];
+  HostTensor &h = addResult(op, 0, results), &y = addResult(op, 1, results);
   h.shape = y.shape = x.shape;
   h.data.resize(x.data.size());
   y.data.resize(x.data.size());
@@ -1144,7 +1154,7 @@ bool Evaluator::evalAttention(AttentionOp op, HostTensor &out) {
                         formatDims(v.shape) + " do not agree");
   int64_t group = Hq / Hkv;
   double scale = op.getScale().convertToDouble();
-  bool causal = op.getMask() == "causal";
+  bool causal = op.getMask() == AttentionMask::causal;
   std::optional<uint64_t> window = op.getWindow();
   std::optional<double> softcap;
   if (auto c = op.getSoftcap())
@@ -1220,6 +1230,8 @@ bool Evaluator::evalAttention(AttentionOp op, HostTensor &out) {
 //===----------------------------------------------------------------------===//
 // Interpreter
 //===----------------------------------------------------------------------===//
+
+std::map<std::string, std::string> interpreterOpEntries() { return Evaluator::table().entries(); }
 
 Interpreter::Interpreter(WeightLoader loader) : loader_(std::move(loader)) {}
 

@@ -10,6 +10,7 @@ using namespace mlir;
 using namespace kiln::ir;
 
 #include "kiln/ir/KilnDialect.cpp.inc"
+#include "kiln/ir/KilnEnums.cpp.inc"
 
 #define GET_ATTRDEF_CLASSES
 #include "kiln/ir/KilnAttrs.cpp.inc"

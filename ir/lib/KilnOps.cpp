@@ -118,9 +118,6 @@ LogicalResult IotaOp::verify() {
 }
 
 LogicalResult CompareOp::verify() {
-  static const char *predicates[] = {"eq", "ne", "lt", "le", "gt", "ge"};
-  if (!llvm::is_contained(predicates, getPredicate()))
-    return emitOpError() << "unknown predicate '" << getPredicate() << "' (eq, ne, lt, le, gt, ge)";
   if (failed(expectSameElementType(*this, getLhs(), getRhs(), "operand")))
     return failure();
   return verifyBroadcastingOp(*this, /*firstData=*/2);
@@ -319,9 +316,7 @@ LogicalResult AttentionOp::verify() {
       hq.getConstant() % hkv.getConstant() != 0)
     return emitOpError() << "query heads " << hq.str() << " must be a constant multiple of kv heads "
                          << hkv.str();
-  if (getMask() != "causal" && getMask() != "bidirectional")
-    return emitOpError() << "mask must be 'causal' or 'bidirectional', got '" << getMask() << "'";
-  if (getWindow() && (getMask() != "causal" || *getWindow() <= 0))
+  if (getWindow() && (getMask() != AttentionMask::causal || *getWindow() <= 0))
     return emitOpError() << "window needs a causal mask and a positive size";
   if (getSoftcap() && getSoftcap()->convertToDouble() <= 0)
     return emitOpError() << "softcap must be positive";

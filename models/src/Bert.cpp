@@ -107,9 +107,9 @@ bool buildBert(GraphBuilder &g, StepFunction &step, Weights &w, const ModelConfi
 /// transformers' create_position_ids_from_input_ids: cumsum(ids != pad) * (ids != pad) + pad, as i64 [b, s].
 /// The cumsum is a matmul with the upper-triangular ones matrix (exact for these small integers).
 static Value mpnetPositions(GraphBuilder &g, Value ids, int64_t paddingIdx) {
-  Value mask = g.select(g.compare("ne", ids, g.scalarI64(paddingIdx)), g.scalar(1.0), g.scalar(0.0)); // [b, s]
+  Value mask = g.select(g.compare(ir::ComparePredicate::ne, ids, g.scalarI64(paddingIdx)), g.scalar(1.0), g.scalar(0.0)); // [b, s]
   Value row = g.iota({dim("s"), dim("s")}, 0, g.i64()), col = g.iota({dim("s"), dim("s")}, 1, g.i64());
-  Value upper = g.select(g.compare("le", row, col), g.scalar(1.0), g.scalar(0.0)); // [s, s]: j <= i
+  Value upper = g.select(g.compare(ir::ComparePredicate::le, row, col), g.scalar(1.0), g.scalar(0.0)); // [s, s]: j <= i
   Value cumsum = g.matmul(mask, upper);                                             // [b, s]
   return g.add(g.convert(g.mul(cumsum, mask), g.i64()), g.scalarI64(paddingIdx));
 }
@@ -120,10 +120,10 @@ static Value mpnetRelativeBuckets(GraphBuilder &g, int64_t numBuckets, int64_t m
   Value keyPos = g.iota({dim(1), dim("s")}, 1, g.i64());   // memory_position
   Value n = g.neg(g.sub(keyPos, queryPos));                // -relative_position, [s, s]
   numBuckets /= 2;
-  Value ret = g.select(g.compare("lt", n, g.scalarI64(0)), g.scalarI64(numBuckets), g.scalarI64(0));
+  Value ret = g.select(g.compare(ir::ComparePredicate::lt, n, g.scalarI64(0)), g.scalarI64(numBuckets), g.scalarI64(0));
   n = g.unary<ir::AbsOp>(n);
   int64_t maxExact = numBuckets / 2;
-  Value isSmall = g.compare("lt", n, g.scalarI64(maxExact));
+  Value isSmall = g.compare(ir::ComparePredicate::lt, n, g.scalarI64(maxExact));
   // transformers computes the large branch in float32 and truncates it to an integer: at n = 16, 32, 64 the
   // exact value is an integer, so the rounding decides the bucket. Each step is rounded to f32 with an
   // f32 -> f32 convert (a no-op in f32 code; in the double-precision interpreter it is what makes the

@@ -172,9 +172,9 @@ Value causalMask(GraphBuilder &g, std::optional<int64_t> window) {
   SymExpr t = dim("p") + dim("s");
   Value queryPos = g.add(g.iota({dim("s"), dim(1)}, 0, g.i64()), g.sym("p")); // [s, 1]
   Value keyPos = g.iota({dim(1), t}, 1, g.i64());                           // [1, p + s]
-  Value visible = g.compare("le", keyPos, queryPos);                          // [s, p + s]
+  Value visible = g.compare(ir::ComparePredicate::le, keyPos, queryPos);                          // [s, p + s]
   if (window) {
-    Value inWindow = g.compare("lt", g.sub(queryPos, keyPos), g.scalarI64(*window));
+    Value inWindow = g.compare(ir::ComparePredicate::lt, g.sub(queryPos, keyPos), g.scalarI64(*window));
     visible = g.select(visible, inWindow, visible);
   }
   Value mask = g.select(visible, g.scalar(0.0), negInf(g));
@@ -182,7 +182,7 @@ Value causalMask(GraphBuilder &g, std::optional<int64_t> window) {
 }
 
 Value paddingMask(GraphBuilder &g, Value attentionMask) {
-  Value valid = g.compare("ne", attentionMask, g.scalarI64(0)); // [b, s]
+  Value valid = g.compare(ir::ComparePredicate::ne, attentionMask, g.scalarI64(0)); // [b, s]
   Value mask = g.select(valid, g.scalar(0.0), negInf(g));
   return g.reshape(mask, {dim("b"), dim(1), dim(1), dim("s")});
 }

@@ -100,7 +100,7 @@ Value GraphBuilder::max(Value a, Value b) { return broadcasting<ir::MaxOp>(a, b)
 Value GraphBuilder::min(Value a, Value b) { return broadcasting<ir::MinOp>(a, b); }
 Value GraphBuilder::pow(Value a, Value b) { return broadcasting<ir::PowOp>(a, b); }
 
-Value GraphBuilder::compare(llvm::StringRef predicate, Value a, Value b) {
+Value GraphBuilder::compare(ir::ComparePredicate predicate, Value a, Value b) {
   if (!ready({a, b}))
     return {};
   std::string error;
@@ -109,7 +109,7 @@ Value GraphBuilder::compare(llvm::StringRef predicate, Value a, Value b) {
     fail(error);
     return {};
   }
-  return ir::CompareOp::create(b_, loc_, type(*out, i1()), b_.getStringAttr(predicate), a, b).getResult();
+  return ir::CompareOp::create(b_, loc_, type(*out, i1()), predicate, a, b).getResult();
 }
 
 Value GraphBuilder::select(Value cond, Value onTrue, Value onFalse) {

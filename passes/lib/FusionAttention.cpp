@@ -76,21 +76,23 @@ bool matchVisible(Value cond, const SymExpr &s, const SymExpr &t, Positions &p, 
     return false;
   }
   Value kpos, qpos;
-  if (cmp.getPredicate() == "le") {
+  if (cmp.getPredicate() == ComparePredicate::le) {
     kpos = cmp.getLhs();
     qpos = cmp.getRhs();
-  } else if (cmp.getPredicate() == "ge") {
+  } else if (cmp.getPredicate() == ComparePredicate::ge) {
     qpos = cmp.getLhs();
     kpos = cmp.getRhs();
   } else {
-    why = "the mask compare '" + cmp.getPredicate().str() + "' is not causal (key <= query)";
+    why = "the mask compare '" + stringifyComparePredicate(cmp.getPredicate()).str() +
+          "' is not causal (key <= query)";
     return false;
   }
   auto kIota = def<IotaOp>(kpos);
   auto kShape = shapeOf(kpos);
   if (auto swapped = def<IotaOp>(qpos); swapped && swapped.getDim() == 1 && !kIota) {
-    why = "the mask compare '" + cmp.getPredicate().str() + "' has the key on the wrong side: key " +
-          (cmp.getPredicate() == "le" ? ">=" : "<=") + " query is not causal";
+    why = "the mask compare '" + stringifyComparePredicate(cmp.getPredicate()).str() +
+          "' has the key on the wrong side: key " + (cmp.getPredicate() == ComparePredicate::le ? ">=" : "<=") +
+          " query is not causal";
     return false;
   }
   if (!kIota || kIota.getDim() != 1 || !kShape || *kShape != SymShape{SymExpr::constant(1), t}) {
@@ -125,7 +127,7 @@ bool matchVisible(Value cond, const SymExpr &s, const SymExpr &t, Positions &p, 
 /// compare lt (sub(qpos, kpos), W): sets the window.
 bool matchWindow(Value cond, const Positions &p, int64_t &window) {
   auto cmp = def<CompareOp>(cond);
-  if (!cmp || cmp.getPredicate() != "lt")
+  if (!cmp || cmp.getPredicate() != ComparePredicate::lt)
     return false;
   auto diff = def<SubOp>(cmp.getLhs());
   std::optional<double> w = splatValue(cmp.getRhs());
@@ -203,7 +205,7 @@ bool matchPadding(Value leaf, const SymShape &scores, Value &keyMask, std::strin
     return false;
   }
   auto cmp = def<CompareOp>(sel.getCond());
-  if (!cmp || cmp.getPredicate() != "ne") {
+  if (!cmp || cmp.getPredicate() != ComparePredicate::ne) {
     why = "the padding mask's compare is not 'ne 0'";
     return false;
   }
@@ -451,7 +453,9 @@ void fuseAttention(ModuleOp module, FusionReport *report) {
       bias = AddOp::create(b, loc, makeTensorType(b.getContext(), joined, b.getF32Type()), bias, term).getResult();
     }
     auto attn = AttentionOp::create(b, loc, m.root.getType(), m.q, m.k, m.v, m.keyPadding, bias,
-                                    b.getF64FloatAttr(m.scale), b.getStringAttr(m.causal ? "causal" : "bidirectional"),
+                                    b.getF64FloatAttr(m.scale),
+                                    AttentionMaskAttr::get(b.getContext(), m.causal ? AttentionMask::causal
+                                                                                    : AttentionMask::bidirectional),
                                     m.window ? b.getI64IntegerAttr(*m.window) : IntegerAttr(),
                                     m.softcap ? b.getF64FloatAttr(*m.softcap) : FloatAttr());
     m.root.getResult().replaceAllUsesWith(attn.getResult());

@@ -377,7 +377,7 @@ private:
           replacement = gi;
           continue;
         }
-        Value cond = ir::CompareOp::create(b, loc, condType, b.getStringAttr("ge"), idsRows,
+        Value cond = ir::CompareOp::create(b, loc, condType, ir::ComparePredicate::ge, idsRows,
                                            scalar(b, loc, idElem, a))
                          .getResult();
         replacement = ir::SelectOp::create(b, loc, g.getType(), cond, gi, replacement).getResult();

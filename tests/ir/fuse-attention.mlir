@@ -5,7 +5,7 @@
 // through repeat-kv; and near misses that must stay unfused.
 
 // CHECK-LABEL: func.func @causal_gqa
-// CHECK: %[[A:.*]] = kiln.attention %arg0, %arg1, %arg2 {mask = "causal", scale = 0.35355338{{[0-9]*}} : f64} : (tensor<?x4x?x8xf32, #kiln.dims<[b, s]>>, tensor<?x2x?x8xf32, #kiln.dims<[b, p + s]>>, tensor<?x2x?x8xf32, #kiln.dims<[b, p + s]>>) -> tensor<?x4x?x8xf32, #kiln.dims<[b, s]>>
+// CHECK: %[[A:.*]] = kiln.attention %arg0, %arg1, %arg2 {mask = #kiln.mask<causal>, scale = 0.35355338{{[0-9]*}} : f64} : (tensor<?x4x?x8xf32, #kiln.dims<[b, s]>>, tensor<?x2x?x8xf32, #kiln.dims<[b, p + s]>>, tensor<?x2x?x8xf32, #kiln.dims<[b, p + s]>>) -> tensor<?x4x?x8xf32, #kiln.dims<[b, s]>>
 // CHECK-NOT: kiln.softmax
 // CHECK-NOT: kiln.select
 // CHECK-NOT: kiln.iota
@@ -27,7 +27,7 @@ func.func @causal_gqa(%q: tensor<?x4x?x8xf32, #kiln.dims<[b, s]>>, %k: tensor<?x
   %p = kiln.sym "p" : tensor<i64>
   %qpos = kiln.add %qi, %p : (tensor<?x1xi64, #kiln.dims<[s]>>, tensor<i64>) -> tensor<?x1xi64, #kiln.dims<[s]>>
   %kpos = kiln.iota dim 1 : tensor<1x?xi64, #kiln.dims<[p + s]>>
-  %vis = kiln.compare "le", %kpos, %qpos : (tensor<1x?xi64, #kiln.dims<[p + s]>>, tensor<?x1xi64, #kiln.dims<[s]>>) -> tensor<?x?xi1, #kiln.dims<[s, p + s]>>
+  %vis = kiln.compare le, %kpos, %qpos : (tensor<1x?xi64, #kiln.dims<[p + s]>>, tensor<?x1xi64, #kiln.dims<[s]>>) -> tensor<?x?xi1, #kiln.dims<[s, p + s]>>
   %zero = kiln.constant dense<0.0> : tensor<f32> : tensor<f32>
   %ninf = kiln.constant dense<0xFF800000> : tensor<f32> : tensor<f32>
   %mask = kiln.select %vis, %zero, %ninf : (tensor<?x?xi1, #kiln.dims<[s, p + s]>>, tensor<f32>, tensor<f32>) -> tensor<?x?xf32, #kiln.dims<[s, p + s]>>
@@ -39,7 +39,7 @@ func.func @causal_gqa(%q: tensor<?x4x?x8xf32, #kiln.dims<[b, s]>>, %k: tensor<?x
 }
 
 // CHECK-LABEL: func.func @sliding_window_softcap
-// CHECK: %[[A:.*]] = kiln.attention %arg0, %arg1, %arg2 {mask = "causal", scale = {{.*}}, softcap = 5.000000e+01 : f64, window = 4 : i64}
+// CHECK: %[[A:.*]] = kiln.attention %arg0, %arg1, %arg2 {mask = #kiln.mask<causal>, scale = {{.*}}, softcap = 5.000000e+01 : f64, window = 4 : i64}
 // CHECK-NOT: kiln.softmax
 // CHECK-NOT: kiln.select
 // CHECK-NOT: kiln.iota
@@ -65,10 +65,10 @@ func.func @sliding_window_softcap(%q: tensor<?x4x?x8xf32, #kiln.dims<[b, s]>>, %
   %p = kiln.sym "p" : tensor<i64>
   %qpos = kiln.add %qi, %p : (tensor<?x1xi64, #kiln.dims<[s]>>, tensor<i64>) -> tensor<?x1xi64, #kiln.dims<[s]>>
   %kpos = kiln.iota dim 1 : tensor<1x?xi64, #kiln.dims<[p + s]>>
-  %vis = kiln.compare "le", %kpos, %qpos : (tensor<1x?xi64, #kiln.dims<[p + s]>>, tensor<?x1xi64, #kiln.dims<[s]>>) -> tensor<?x?xi1, #kiln.dims<[s, p + s]>>
+  %vis = kiln.compare le, %kpos, %qpos : (tensor<1x?xi64, #kiln.dims<[p + s]>>, tensor<?x1xi64, #kiln.dims<[s]>>) -> tensor<?x?xi1, #kiln.dims<[s, p + s]>>
   %d = kiln.sub %qpos, %kpos : (tensor<?x1xi64, #kiln.dims<[s]>>, tensor<1x?xi64, #kiln.dims<[p + s]>>) -> tensor<?x?xi64, #kiln.dims<[s, p + s]>>
   %w = kiln.constant dense<4> : tensor<i64> : tensor<i64>
-  %inw = kiln.compare "lt", %d, %w : (tensor<?x?xi64, #kiln.dims<[s, p + s]>>, tensor<i64>) -> tensor<?x?xi1, #kiln.dims<[s, p + s]>>
+  %inw = kiln.compare lt, %d, %w : (tensor<?x?xi64, #kiln.dims<[s, p + s]>>, tensor<i64>) -> tensor<?x?xi1, #kiln.dims<[s, p + s]>>
   %vw = kiln.select %vis, %inw, %vis : (tensor<?x?xi1, #kiln.dims<[s, p + s]>>, tensor<?x?xi1, #kiln.dims<[s, p + s]>>, tensor<?x?xi1, #kiln.dims<[s, p + s]>>) -> tensor<?x?xi1, #kiln.dims<[s, p + s]>>
   %zero = kiln.constant dense<0.0> : tensor<f32> : tensor<f32>
   %ninf = kiln.constant dense<0xFF800000> : tensor<f32> : tensor<f32>
@@ -81,7 +81,7 @@ func.func @sliding_window_softcap(%q: tensor<?x4x?x8xf32, #kiln.dims<[b, s]>>, %
 }
 
 // CHECK-LABEL: func.func @padding
-// CHECK: %[[A:.*]] = kiln.attention %arg0, %arg1, %arg2 key_padding_mask(%arg3) {mask = "bidirectional", scale = {{.*}}}
+// CHECK: %[[A:.*]] = kiln.attention %arg0, %arg1, %arg2 key_padding_mask(%arg3) {mask = #kiln.mask<bidirectional>, scale = {{.*}}}
 // CHECK-NOT: kiln.softmax
 // CHECK-NOT: kiln.select
 // CHECK-NOT: kiln.iota
@@ -93,7 +93,7 @@ func.func @padding(%q: tensor<?x2x?x8xf32, #kiln.dims<[b, s]>>, %k: tensor<?x2x?
   %scale = kiln.constant dense<0.353553385> : tensor<f32> : tensor<f32>
   %s0 = kiln.mul %qk, %scale : (tensor<?x2x?x?xf32, #kiln.dims<[b, s, s]>>, tensor<f32>) -> tensor<?x2x?x?xf32, #kiln.dims<[b, s, s]>>
   %z = kiln.constant dense<0> : tensor<i64> : tensor<i64>
-  %valid = kiln.compare "ne", %am, %z : (tensor<?x?xi64, #kiln.dims<[b, s]>>, tensor<i64>) -> tensor<?x?xi1, #kiln.dims<[b, s]>>
+  %valid = kiln.compare ne, %am, %z : (tensor<?x?xi64, #kiln.dims<[b, s]>>, tensor<i64>) -> tensor<?x?xi1, #kiln.dims<[b, s]>>
   %zero = kiln.constant dense<0.0> : tensor<f32> : tensor<f32>
   %ninf = kiln.constant dense<0xFF800000> : tensor<f32> : tensor<f32>
   %mask = kiln.select %valid, %zero, %ninf : (tensor<?x?xi1, #kiln.dims<[b, s]>>, tensor<f32>, tensor<f32>) -> tensor<?x?xf32, #kiln.dims<[b, s]>>
@@ -105,7 +105,7 @@ func.func @padding(%q: tensor<?x2x?x8xf32, #kiln.dims<[b, s]>>, %k: tensor<?x2x?
 }
 
 // CHECK-LABEL: func.func @bias_padding
-// CHECK: %[[A:.*]] = kiln.attention %arg0, %arg1, %arg2 key_padding_mask(%arg3) bias(%arg4) {mask = "bidirectional", scale = {{.*}}}
+// CHECK: %[[A:.*]] = kiln.attention %arg0, %arg1, %arg2 key_padding_mask(%arg3) bias(%arg4) {mask = #kiln.mask<bidirectional>, scale = {{.*}}}
 // CHECK-NOT: kiln.softmax
 // CHECK-NOT: kiln.select
 // CHECK-NOT: kiln.iota
@@ -118,7 +118,7 @@ func.func @bias_padding(%q: tensor<?x2x?x8xf32, #kiln.dims<[b, s]>>, %k: tensor<
   %s0 = kiln.mul %qk, %scale : (tensor<?x2x?x?xf32, #kiln.dims<[b, s, s]>>, tensor<f32>) -> tensor<?x2x?x?xf32, #kiln.dims<[b, s, s]>>
   %sb = kiln.add %s0, %bias : (tensor<?x2x?x?xf32, #kiln.dims<[b, s, s]>>, tensor<1x2x?x?xf32, #kiln.dims<[s, s]>>) -> tensor<?x2x?x?xf32, #kiln.dims<[b, s, s]>>
   %z = kiln.constant dense<0> : tensor<i64> : tensor<i64>
-  %valid = kiln.compare "ne", %am, %z : (tensor<?x?xi64, #kiln.dims<[b, s]>>, tensor<i64>) -> tensor<?x?xi1, #kiln.dims<[b, s]>>
+  %valid = kiln.compare ne, %am, %z : (tensor<?x?xi64, #kiln.dims<[b, s]>>, tensor<i64>) -> tensor<?x?xi1, #kiln.dims<[b, s]>>
   %zero = kiln.constant dense<0.0> : tensor<f32> : tensor<f32>
   %ninf = kiln.constant dense<0xFF800000> : tensor<f32> : tensor<f32>
   %mask = kiln.select %valid, %zero, %ninf : (tensor<?x?xi1, #kiln.dims<[b, s]>>, tensor<f32>, tensor<f32>) -> tensor<?x?xf32, #kiln.dims<[b, s]>>
@@ -130,7 +130,7 @@ func.func @bias_padding(%q: tensor<?x2x?x8xf32, #kiln.dims<[b, s]>>, %k: tensor<
 }
 
 // CHECK-LABEL: func.func @bidirectional
-// CHECK: %[[A:.*]] = kiln.attention %arg0, %arg1, %arg2 {mask = "bidirectional", scale = {{.*}}}
+// CHECK: %[[A:.*]] = kiln.attention %arg0, %arg1, %arg2 {mask = #kiln.mask<bidirectional>, scale = {{.*}}}
 // CHECK-NOT: kiln.softmax
 // CHECK: return %[[A]]
 func.func @bidirectional(%q: tensor<?x2x?x8xf32, #kiln.dims<[b, s]>>, %k: tensor<?x2x?x8xf32, #kiln.dims<[b, s]>>, %v: tensor<?x2x?x8xf32, #kiln.dims<[b, s]>>) -> tensor<?x2x?x8xf32, #kiln.dims<[b, s]>> {
@@ -144,7 +144,7 @@ func.func @bidirectional(%q: tensor<?x2x?x8xf32, #kiln.dims<[b, s]>>, %k: tensor
 
 // Equivalent form: compare ge (qpos, kpos).
 // CHECK-LABEL: func.func @causal_ge_swapped
-// CHECK: kiln.attention %arg0, %arg1, %arg2 {mask = "causal"
+// CHECK: kiln.attention %arg0, %arg1, %arg2 {mask = #kiln.mask<causal>
 // CHECK-NOT: kiln.softmax
 // CHECK-NOT: kiln.select
 // CHECK-NOT: kiln.iota
@@ -163,7 +163,7 @@ func.func @causal_ge_swapped(%q: tensor<?x4x?x8xf32, #kiln.dims<[b, s]>>, %k: te
   %p = kiln.sym "p" : tensor<i64>
   %qpos = kiln.add %qi, %p : (tensor<?x1xi64, #kiln.dims<[s]>>, tensor<i64>) -> tensor<?x1xi64, #kiln.dims<[s]>>
   %kpos = kiln.iota dim 1 : tensor<1x?xi64, #kiln.dims<[p + s]>>
-  %vis = kiln.compare "ge", %qpos, %kpos : (tensor<?x1xi64, #kiln.dims<[s]>>, tensor<1x?xi64, #kiln.dims<[p + s]>>) -> tensor<?x?xi1, #kiln.dims<[s, p + s]>>
+  %vis = kiln.compare ge, %qpos, %kpos : (tensor<?x1xi64, #kiln.dims<[s]>>, tensor<1x?xi64, #kiln.dims<[p + s]>>) -> tensor<?x?xi1, #kiln.dims<[s, p + s]>>
   %zero = kiln.constant dense<0.0> : tensor<f32> : tensor<f32>
   %ninf = kiln.constant dense<0xFF800000> : tensor<f32> : tensor<f32>
   %mask = kiln.select %vis, %zero, %ninf : (tensor<?x?xi1, #kiln.dims<[s, p + s]>>, tensor<f32>, tensor<f32>) -> tensor<?x?xf32, #kiln.dims<[s, p + s]>>
@@ -193,7 +193,7 @@ func.func @near_miss_not_causal(%q: tensor<?x4x?x8xf32, #kiln.dims<[b, s]>>, %k:
   %p = kiln.sym "p" : tensor<i64>
   %qpos = kiln.add %qi, %p : (tensor<?x1xi64, #kiln.dims<[s]>>, tensor<i64>) -> tensor<?x1xi64, #kiln.dims<[s]>>
   %kpos = kiln.iota dim 1 : tensor<1x?xi64, #kiln.dims<[p + s]>>
-  %vis = kiln.compare "ge", %kpos, %qpos : (tensor<1x?xi64, #kiln.dims<[p + s]>>, tensor<?x1xi64, #kiln.dims<[s]>>) -> tensor<?x?xi1, #kiln.dims<[s, p + s]>>
+  %vis = kiln.compare ge, %kpos, %qpos : (tensor<1x?xi64, #kiln.dims<[p + s]>>, tensor<?x1xi64, #kiln.dims<[s]>>) -> tensor<?x?xi1, #kiln.dims<[s, p + s]>>
   %zero = kiln.constant dense<0.0> : tensor<f32> : tensor<f32>
   %ninf = kiln.constant dense<0xFF800000> : tensor<f32> : tensor<f32>
   %mask = kiln.select %vis, %zero, %ninf : (tensor<?x?xi1, #kiln.dims<[s, p + s]>>, tensor<f32>, tensor<f32>) -> tensor<?x?xf32, #kiln.dims<[s, p + s]>>
@@ -223,7 +223,7 @@ func.func @near_miss_lt(%q: tensor<?x4x?x8xf32, #kiln.dims<[b, s]>>, %k: tensor<
   %p = kiln.sym "p" : tensor<i64>
   %qpos = kiln.add %qi, %p : (tensor<?x1xi64, #kiln.dims<[s]>>, tensor<i64>) -> tensor<?x1xi64, #kiln.dims<[s]>>
   %kpos = kiln.iota dim 1 : tensor<1x?xi64, #kiln.dims<[p + s]>>
-  %vis = kiln.compare "lt", %kpos, %qpos : (tensor<1x?xi64, #kiln.dims<[p + s]>>, tensor<?x1xi64, #kiln.dims<[s]>>) -> tensor<?x?xi1, #kiln.dims<[s, p + s]>>
+  %vis = kiln.compare lt, %kpos, %qpos : (tensor<1x?xi64, #kiln.dims<[p + s]>>, tensor<?x1xi64, #kiln.dims<[s]>>) -> tensor<?x?xi1, #kiln.dims<[s, p + s]>>
   %zero = kiln.constant dense<0.0> : tensor<f32> : tensor<f32>
   %ninf = kiln.constant dense<0xFF800000> : tensor<f32> : tensor<f32>
   %mask = kiln.select %vis, %zero, %ninf : (tensor<?x?xi1, #kiln.dims<[s, p + s]>>, tensor<f32>, tensor<f32>) -> tensor<?x?xf32, #kiln.dims<[s, p + s]>>
@@ -253,7 +253,7 @@ func.func @near_miss_fill_values(%q: tensor<?x4x?x8xf32, #kiln.dims<[b, s]>>, %k
   %p = kiln.sym "p" : tensor<i64>
   %qpos = kiln.add %qi, %p : (tensor<?x1xi64, #kiln.dims<[s]>>, tensor<i64>) -> tensor<?x1xi64, #kiln.dims<[s]>>
   %kpos = kiln.iota dim 1 : tensor<1x?xi64, #kiln.dims<[p + s]>>
-  %vis = kiln.compare "le", %kpos, %qpos : (tensor<1x?xi64, #kiln.dims<[p + s]>>, tensor<?x1xi64, #kiln.dims<[s]>>) -> tensor<?x?xi1, #kiln.dims<[s, p + s]>>
+  %vis = kiln.compare le, %kpos, %qpos : (tensor<1x?xi64, #kiln.dims<[p + s]>>, tensor<?x1xi64, #kiln.dims<[s]>>) -> tensor<?x?xi1, #kiln.dims<[s, p + s]>>
   %zero = kiln.constant dense<0.0> : tensor<f32> : tensor<f32>
   %ninf = kiln.constant dense<0xFF800000> : tensor<f32> : tensor<f32>
   %mask = kiln.select %vis, %ninf, %zero : (tensor<?x?xi1, #kiln.dims<[s, p + s]>>, tensor<f32>, tensor<f32>) -> tensor<?x?xf32, #kiln.dims<[s, p + s]>>

@@ -29,7 +29,7 @@
 // ROPE-COUNT-4: = kiln.rope {{.*}} {interleaved = false} : (tensor<?x{{[24]}}x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x?xi64, #kiln.dims<[b, s]>>, tensor<8xf32>)
 // ROPE-NOT: kiln.rope
 
-// ATTN-COUNT-2: = kiln.attention {{.*}} {mask = "causal", scale = 2.500000e-01 : f64, window = 4 : i64} : (tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x2x?x16xf32, #kiln.dims<[b, p + s]>>, tensor<?x2x?x16xf32, #kiln.dims<[b, p + s]>>)
+// ATTN-COUNT-2: = kiln.attention {{.*}} {mask = #kiln.mask<causal>, scale = 2.500000e-01 : f64, window = 4 : i64} : (tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x2x?x16xf32, #kiln.dims<[b, p + s]>>, tensor<?x2x?x16xf32, #kiln.dims<[b, p + s]>>)
 // ATTN-NOT: kiln.attention
 
 // REPORT-DAG: fused: rms_norm at model.layers.0.input_layernorm
@@ -99,10 +99,10 @@ module attributes {kiln.architecture = "MistralForCausalLM", kiln.task = "causal
     %51 = kiln.sym "p" : tensor<i64> loc("model.layers.0.self_attn")
     %52 = kiln.add %50, %51 : (tensor<?x1xi64, #kiln.dims<[s]>>, tensor<i64>) -> tensor<?x1xi64, #kiln.dims<[s]>> loc("model.layers.0.self_attn")
     %53 = kiln.iota dim 1 : tensor<1x?xi64, #kiln.dims<[p + s]>> loc("model.layers.0.self_attn")
-    %54 = kiln.compare "le", %53, %52 : (tensor<1x?xi64, #kiln.dims<[p + s]>>, tensor<?x1xi64, #kiln.dims<[s]>>) -> tensor<?x?xi1, #kiln.dims<[s, p + s]>> loc("model.layers.0.self_attn")
+    %54 = kiln.compare le, %53, %52 : (tensor<1x?xi64, #kiln.dims<[p + s]>>, tensor<?x1xi64, #kiln.dims<[s]>>) -> tensor<?x?xi1, #kiln.dims<[s, p + s]>> loc("model.layers.0.self_attn")
     %55 = kiln.sub %52, %53 : (tensor<?x1xi64, #kiln.dims<[s]>>, tensor<1x?xi64, #kiln.dims<[p + s]>>) -> tensor<?x?xi64, #kiln.dims<[s, p + s]>> loc("model.layers.0.self_attn")
     %56 = kiln.constant dense<4> : tensor<i64> : tensor<i64> loc("model.layers.0.self_attn")
-    %57 = kiln.compare "lt", %55, %56 : (tensor<?x?xi64, #kiln.dims<[s, p + s]>>, tensor<i64>) -> tensor<?x?xi1, #kiln.dims<[s, p + s]>> loc("model.layers.0.self_attn")
+    %57 = kiln.compare lt, %55, %56 : (tensor<?x?xi64, #kiln.dims<[s, p + s]>>, tensor<i64>) -> tensor<?x?xi1, #kiln.dims<[s, p + s]>> loc("model.layers.0.self_attn")
     %58 = kiln.select %54, %57, %54 : (tensor<?x?xi1, #kiln.dims<[s, p + s]>>, tensor<?x?xi1, #kiln.dims<[s, p + s]>>, tensor<?x?xi1, #kiln.dims<[s, p + s]>>) -> tensor<?x?xi1, #kiln.dims<[s, p + s]>> loc("model.layers.0.self_attn")
     %59 = kiln.constant dense<0.000000e+00> : tensor<f32> : tensor<f32> loc("model.layers.0.self_attn")
     %60 = kiln.constant dense<0xFF800000> : tensor<f32> : tensor<f32> loc("model.layers.0.self_attn")

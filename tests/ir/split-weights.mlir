@@ -25,7 +25,7 @@
 // CHECK-NOT: kiln.min
 // CHECK: %[[G1:.*]] = kiln.gather %[[W1]], %[[I1]] : (tensor<36x16xf32>,
 // CHECK: %[[B64:.*]] = kiln.constant dense<64> : tensor<i64>
-// CHECK: %[[GE:.*]] = kiln.compare "ge", %[[R]], %[[B64]]
+// CHECK: %[[GE:.*]] = kiln.compare ge, %[[R]], %[[B64]]
 // CHECK: %[[SEL:.*]] = kiln.select %[[GE]], %[[G1]], %[[G0]]
 // CHECK: return %[[SEL]]
 // CHECK-NOT: kiln.weight "emb" :

@@ -35,7 +35,7 @@ func.func @missing_dims(%a: tensor<?x64xf32>) -> tensor<?x64xf32> {
 
 func.func @gqa_heads(%q: tensor<1x6x3x16xf32>, %k: tensor<1x4x3x16xf32>) -> tensor<1x6x3x16xf32> {
   // expected-error @+1 {{query heads 6 must be a constant multiple of kv heads 4}}
-  %0 = kiln.attention %q, %k, %k {scale = 0.25 : f64, mask = "causal"} : (tensor<1x6x3x16xf32>, tensor<1x4x3x16xf32>, tensor<1x4x3x16xf32>) -> tensor<1x6x3x16xf32>
+  %0 = kiln.attention %q, %k, %k {scale = 0.25 : f64, mask = #kiln.mask<causal>} : (tensor<1x6x3x16xf32>, tensor<1x4x3x16xf32>, tensor<1x4x3x16xf32>) -> tensor<1x6x3x16xf32>
   return %0 : tensor<1x6x3x16xf32>
 }
 
@@ -44,4 +44,38 @@ func.func @gqa_heads(%q: tensor<1x6x3x16xf32>, %k: tensor<1x4x3x16xf32>) -> tens
 // expected-error @+1 {{#kiln.dims has 1 expressions for 2 dynamic dims}}
 func.func @bad_encoding(%a: tensor<?x?xf32, #kiln.dims<[s]>>) {
   return
+}
+
+// -----
+
+func.func @unknown_predicate(%a: tensor<4xi64>) -> tensor<4xi1> {
+  // expected-error @+2 {{expected one of [eq, ne, lt, le, gt, ge] for the comparison of kiln.compare, got: lq}}
+  // expected-error @+1 {{failed to parse Kiln_ComparePredicateAttr}}
+  %0 = kiln.compare lq, %a, %a : (tensor<4xi64>, tensor<4xi64>) -> tensor<4xi1>
+  return %0 : tensor<4xi1>
+}
+
+// -----
+
+func.func @unknown_mask(%q: tensor<1x2x3x16xf32>) -> tensor<1x2x3x16xf32> {
+  // expected-error @+2 {{expected one of [causal, bidirectional] for the mask kind of kiln.attention, got: sliding}}
+  // expected-error @+1 {{failed to parse Kiln_AttentionMaskAttr}}
+  %0 = kiln.attention %q, %q, %q {scale = 0.25 : f64, mask = #kiln.mask<sliding>} : (tensor<1x2x3x16xf32>, tensor<1x2x3x16xf32>, tensor<1x2x3x16xf32>) -> tensor<1x2x3x16xf32>
+  return %0 : tensor<1x2x3x16xf32>
+}
+
+// -----
+
+func.func @string_mask(%q: tensor<1x2x3x16xf32>) -> tensor<1x2x3x16xf32> {
+  // expected-error @+1 {{attribute 'mask' failed to satisfy constraint: the mask kind of kiln.attention}}
+  %0 = kiln.attention %q, %q, %q {scale = 0.25 : f64, mask = "causal"} : (tensor<1x2x3x16xf32>, tensor<1x2x3x16xf32>, tensor<1x2x3x16xf32>) -> tensor<1x2x3x16xf32>
+  return %0 : tensor<1x2x3x16xf32>
+}
+
+// -----
+
+func.func @window_without_causal(%q: tensor<1x2x3x16xf32>) -> tensor<1x2x3x16xf32> {
+  // expected-error @+1 {{window needs a causal mask and a positive size}}
+  %0 = kiln.attention %q, %q, %q {scale = 0.25 : f64, mask = #kiln.mask<bidirectional>, window = 2 : i64} : (tensor<1x2x3x16xf32>, tensor<1x2x3x16xf32>, tensor<1x2x3x16xf32>) -> tensor<1x2x3x16xf32>
+  return %0 : tensor<1x2x3x16xf32>
 }

@@ -755,6 +755,8 @@ int runCompile(int argc, char **argv) {
         for (const ir::SymExpr &g : k->globalSize)
           *out->add_global_size() = toDim(g);
         out->set_shared_memory_bytes(k->sharedMemoryBytes);
+        if (Status s = codegen::dumpSpirvKernel(*k, dumpDir, it->second); !s) // --dump-dir: spirv/NNN-name.comp, .spvasm
+          return fail(kExitBadInput, s.message());
       }
       manifest.mutable_dispatches(int(i))->set_kernel(it->second);
     }

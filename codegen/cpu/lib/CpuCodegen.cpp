@@ -23,6 +23,7 @@
 //===----------------------------------------------------------------------===//
 #include "kiln/codegen/CpuCodegen.h"
 #include "kiln/ir/KilnDialect.h"
+#include "kiln/ir/OpTable.h"
 #include "kiln/ir/ShapeInference.h"
 #include "kiln/ir/SymShape.h"
 
@@ -128,6 +129,32 @@ struct Access {
 constexpr const char *kSgemm = "cblas_sgemm";
 constexpr const char *kSgemv = "cblas_sgemv";
 
+/// Which buffers of an op's kernel may be strided KV-cache views (KernelLayout::rowCapacity).
+enum class KvViews {
+  None,
+  KeyValue, ///< operands 1 and 2 (kiln.attention's key and value)
+  Result,   ///< the result (kiln.rope / kiln.transpose writing the new rows into the cache)
+  Append,   ///< operand 0 and the result of an in-place append (kiln.concat onto the cache)
+};
+
+/// The buffers of one dispatch as tensors: the op's operands, then its results.
+struct OpTensors {
+  std::vector<Tensor> ins, outs;
+  bool appendInPlace = false;
+};
+
+class KernelEmitter;
+
+/// How the CPU backend emits one op: its row of the op table (KernelEmitter::table()).
+struct CpuRule {
+  LogicalResult (KernelEmitter::*emit)(Operation *, const OpTensors &) = nullptr;
+  /// Elementwise unary and binary ops: the element function on f32 values and on i64 values (null: the op
+  /// is not defined on integer tensors).
+  Value (*onFloat)(KernelEmitter &, ArrayRef<Value>) = nullptr;
+  Value (*onInteger)(KernelEmitter &, ArrayRef<Value>) = nullptr;
+  KvViews kvViews = KvViews::None;
+};
+
 class KernelEmitter {
 public:
   KernelEmitter(ImplicitLocOpBuilder &b, Value symbols, const llvm::StringMap<unsigned> &symbolIndex,
@@ -140,7 +167,8 @@ public:
   }
 
   LogicalResult emit(Operation *op, ArrayRef<Value> bufferPtrs, const KernelLayout *layout = nullptr);
-  LogicalResult emitAddNorm(Operation *op, ArrayRef<Tensor> ins, const Tensor &h, const Tensor &y);
+  /// The op table (built once): every kiln op -> how its kernel is emitted, or why it has none.
+  static const ir::OpTable<CpuRule> &table();
 
 private:
   //===--------------------------------------------------------------------===//
@@ -471,112 +499,43 @@ private:
     Value e = math::ExpOp::create(b_, arith::NegFOp::create(b_, x));
     return arith::DivFOp::create(b_, cf32(1.0), arith::AddFOp::create(b_, cf32(1.0), e));
   }
-
-  FailureOr<Value> unaryFloat(Operation *op, Value x) {
-    StringRef name = op->getName().getStringRef().drop_front(5); // "kiln."
-    auto mulf = [&](Value a, Value c) { return (Value)arith::MulFOp::create(b_, a, c); };
-    if (name == "neg") return (Value)arith::NegFOp::create(b_, x);
-    if (name == "exp") return (Value)math::ExpOp::create(b_, x);
-    if (name == "log") return (Value)math::LogOp::create(b_, x);
-    if (name == "tanh") return (Value)math::TanhOp::create(b_, x);
-    if (name == "erf") return (Value)math::ErfOp::create(b_, x);
-    if (name == "cos") return (Value)math::CosOp::create(b_, x);
-    if (name == "sin") return (Value)math::SinOp::create(b_, x);
-    if (name == "rsqrt") return (Value)arith::DivFOp::create(b_, cf32(1.0), math::SqrtOp::create(b_, x));
-    if (name == "sqrt") return (Value)math::SqrtOp::create(b_, x);
-    if (name == "abs") return (Value)math::AbsFOp::create(b_, x);
-    if (name == "sigmoid") return sigmoid(x);
-    if (name == "silu") return mulf(x, sigmoid(x));
-    if (name == "relu") return (Value)arith::MaximumFOp::create(b_, x, cf32(0.0)); // NaN stays NaN
-    if (name == "gelu") {
-      Value e = math::ErfOp::create(b_, mulf(x, cf32(1.0 / std::sqrt(2.0))));
-      return mulf(mulf(x, cf32(0.5)), arith::AddFOp::create(b_, cf32(1.0), e));
-    }
-    if (name == "gelu_tanh") {
-      Value x3 = mulf(mulf(x, x), x);
-      Value inner = mulf(cf32(std::sqrt(2.0 / 3.14159265358979323846)),
-                         arith::AddFOp::create(b_, x, mulf(cf32(0.044715), x3)));
-      Value t = math::TanhOp::create(b_, inner);
-      return mulf(mulf(x, cf32(0.5)), arith::AddFOp::create(b_, cf32(1.0), t));
-    }
-    (void)fail(op, "no float lowering");
-    return failure();
+  Value mulf(Value a, Value c) { return arith::MulFOp::create(b_, a, c); }
+  Value gelu(Value x) {
+    Value e = math::ErfOp::create(b_, mulf(x, cf32(1.0 / std::sqrt(2.0))));
+    return mulf(mulf(x, cf32(0.5)), arith::AddFOp::create(b_, cf32(1.0), e));
+  }
+  Value geluTanh(Value x) {
+    Value x3 = mulf(mulf(x, x), x);
+    Value inner = mulf(cf32(std::sqrt(2.0 / 3.14159265358979323846)),
+                       arith::AddFOp::create(b_, x, mulf(cf32(0.044715), x3)));
+    Value t = math::TanhOp::create(b_, inner);
+    return mulf(mulf(x, cf32(0.5)), arith::AddFOp::create(b_, cf32(1.0), t));
+  }
+  static void addUnaryRows(ir::OpTable<CpuRule> &t);
+  /// Rows of the op table: an op family's emitter (and which buffers it takes as KV-cache views), or for an
+  /// elementwise op its element functions on f32 and on i64 values.
+  using FamilyFn = LogicalResult (KernelEmitter::*)(Operation *, const OpTensors &);
+  using ElementFn = Value (*)(KernelEmitter &, ArrayRef<Value>);
+  static CpuRule family(FamilyFn emit, KvViews kvViews = KvViews::None) { return {emit, nullptr, nullptr, kvViews}; }
+  static CpuRule scalar(ElementFn onFloat, ElementFn onInteger = nullptr) {
+    return {&KernelEmitter::emitScalar, onFloat, onInteger, KvViews::None};
   }
 
-  FailureOr<Value> unaryInt(Operation *op, Value x) {
-    StringRef name = op->getName().getStringRef().drop_front(5);
-    if (name == "neg") return sub(c64(0), x);
-    if (name == "abs") return (Value)math::AbsIOp::create(b_, x);
-    if (name == "relu") return (Value)arith::MaxSIOp::create(b_, x, c64(0));
-    // The rest are transcendental: through f64 and back, truncating like the interpreter's convert would.
-    (void)fail(op, "is not defined on integer tensors in the CPU backend");
-    return failure();
-  }
-
-  FailureOr<Value> binary(Operation *op, Value x, Value y) {
-    bool isFloat = isa<FloatType>(x.getType());
-    return llvm::TypeSwitch<Operation *, FailureOr<Value>>(op)
-        .Case<ir::AddOp>([&](auto) -> Value {
-          return isFloat ? (Value)arith::AddFOp::create(b_, x, y) : add(x, y);
-        })
-        .Case<ir::SubOp>([&](auto) -> Value {
-          return isFloat ? (Value)arith::SubFOp::create(b_, x, y) : sub(x, y);
-        })
-        .Case<ir::MulOp>([&](auto) -> Value {
-          return isFloat ? (Value)arith::MulFOp::create(b_, x, y) : mul(x, y);
-        })
-        .Case<ir::DivOp>([&](auto) -> Value {
-          // Integer division truncates toward zero, like C (and the interpreter).
-          return isFloat ? (Value)arith::DivFOp::create(b_, x, y) : safeDiv(x, y);
-        })
-        .Case<ir::MaxOp>([&](auto) -> Value { // NaN-propagating, like the interpreter
-          return isFloat ? (Value)arith::MaximumFOp::create(b_, x, y) : (Value)arith::MaxSIOp::create(b_, x, y);
-        })
-        .Case<ir::MinOp>([&](auto) -> Value {
-          return isFloat ? (Value)arith::MinimumFOp::create(b_, x, y) : (Value)arith::MinSIOp::create(b_, x, y);
-        })
-        .Case<ir::PowOp>([&](auto) -> Value {
-          if (isFloat)
-            return math::PowFOp::create(b_, x, y);
-          Value f = math::PowFOp::create(b_, castTo(x, b_.getF64Type()), castTo(y, b_.getF64Type()));
-          return castTo(f, i64_);
-        })
-        .Default([&](Operation *) -> FailureOr<Value> {
-          (void)fail(op, "is not a binary op");
-          return failure();
-        });
-  }
-
-  FailureOr<Value> compare(ir::CompareOp op, Value x, Value y) {
-    StringRef p = op.getPredicate();
+  Value compare(ir::CompareOp op, Value x, Value y) {
     Value r;
     if (isa<FloatType>(x.getType())) {
       // Ordered predicates except ne, which is true when either side is NaN (like C's !=).
-      std::optional<arith::CmpFPredicate> pred =
-          llvm::StringSwitch<std::optional<arith::CmpFPredicate>>(p)
-              .Case("eq", arith::CmpFPredicate::OEQ).Case("ne", arith::CmpFPredicate::UNE)
-              .Case("lt", arith::CmpFPredicate::OLT).Case("le", arith::CmpFPredicate::OLE)
-              .Case("gt", arith::CmpFPredicate::OGT).Case("ge", arith::CmpFPredicate::OGE)
-              .Default(std::nullopt);
-      if (!pred) {
-        (void)fail(op, "unknown predicate '" + p + "'");
-        return failure();
-      }
-      r = arith::CmpFOp::create(b_, *pred, x, y);
+      static constexpr arith::CmpFPredicate kFloat[] = {arith::CmpFPredicate::OEQ, arith::CmpFPredicate::UNE,
+                                                        arith::CmpFPredicate::OLT, arith::CmpFPredicate::OLE,
+                                                        arith::CmpFPredicate::OGT, arith::CmpFPredicate::OGE};
+      r = arith::CmpFOp::create(b_, kFloat[static_cast<int>(op.getPredicate())], x, y);
     } else {
-      std::optional<arith::CmpIPredicate> pred =
-          llvm::StringSwitch<std::optional<arith::CmpIPredicate>>(p)
-              .Case("eq", arith::CmpIPredicate::eq).Case("ne", arith::CmpIPredicate::ne)
-              .Case("lt", arith::CmpIPredicate::slt).Case("le", arith::CmpIPredicate::sle)
-              .Case("gt", arith::CmpIPredicate::sgt).Case("ge", arith::CmpIPredicate::sge)
-              .Default(std::nullopt);
-      if (!pred) {
-        (void)fail(op, "unknown predicate '" + p + "'");
-        return failure();
-      }
-      r = arith::CmpIOp::create(b_, *pred, x, y);
+      static constexpr arith::CmpIPredicate kInt[] = {arith::CmpIPredicate::eq,  arith::CmpIPredicate::ne,
+                                                      arith::CmpIPredicate::slt, arith::CmpIPredicate::sle,
+                                                      arith::CmpIPredicate::sgt, arith::CmpIPredicate::sge};
+      r = arith::CmpIOp::create(b_, kInt[static_cast<int>(op.getPredicate())], x, y);
     }
-    return (Value)arith::ExtUIOp::create(b_, i64_, r);
+    return arith::ExtUIOp::create(b_, i64_, r);
   }
 
   /// kiln.convert between compute types: to i1 is `!= 0`; float -> int truncates toward zero; the
@@ -590,17 +549,40 @@ private:
   //===--------------------------------------------------------------------===//
   // Op families
   //===--------------------------------------------------------------------===//
-  LogicalResult emitElementwise(Operation *op, ArrayRef<Tensor> ins, const Tensor &out);
+  FailureOr<int64_t> axisOf(Operation *op, int64_t axis, size_t rank) {
+    std::string reason;
+    FailureOr<int64_t> a = ir::normalizeAxis(axis, rank, reason);
+    if (failed(a))
+      (void)fail(op, reason);
+    return a;
+  }
+  // The op families, one emitter each (a row of the op table names it): the op and its tensors.
+  LogicalResult emitScalar(Operation *op, const OpTensors &bufs);
+  LogicalResult emitCompare(Operation *op, const OpTensors &bufs);
+  LogicalResult emitSelect(Operation *op, const OpTensors &bufs);
+  LogicalResult emitConvert(Operation *op, const OpTensors &bufs);
+  LogicalResult emitSym(Operation *op, const OpTensors &bufs);
+  LogicalResult emitIota(Operation *op, const OpTensors &bufs);
+  LogicalResult emitReshape(Operation *op, const OpTensors &bufs);
+  LogicalResult emitTranspose(Operation *op, const OpTensors &bufs);
+  LogicalResult emitBroadcastTo(Operation *op, const OpTensors &bufs);
+  LogicalResult emitSlice(Operation *op, const OpTensors &bufs);
+  LogicalResult emitConcat(Operation *op, const OpTensors &bufs);
+  template <typename OpT> LogicalResult emitReduceOp(Operation *op, const OpTensors &bufs) {
+    FailureOr<int64_t> axis = axisOf(op, cast<OpT>(op).getAxis(), bufs.ins[0].dims.size());
+    return failed(axis) ? failure() : emitReduce(op, bufs.ins[0], bufs.outs[0], *axis);
+  }
   LogicalResult emitReduce(Operation *op, const Tensor &in, const Tensor &out, int64_t axis);
-  LogicalResult emitSoftmax(ir::SoftmaxOp op, const Tensor &in, const Tensor &out);
-  LogicalResult emitMatmul(ir::MatmulOp op, const Tensor &a, const Tensor &bm, const Tensor &out);
-  LogicalResult emitGather(ir::GatherOp op, const Tensor &table, const Tensor &indices, const Tensor &out);
-  LogicalResult emitNorm(Operation *op, ArrayRef<Tensor> ins, const Tensor &out);
+  LogicalResult emitSoftmax(Operation *op, const OpTensors &bufs);
+  LogicalResult emitMatmul(Operation *op, const OpTensors &bufs);
+  LogicalResult emitGather(Operation *op, const OpTensors &bufs);
+  LogicalResult emitNorm(Operation *op, const OpTensors &bufs);
+  LogicalResult emitAddNorm(Operation *op, const OpTensors &bufs);
   LogicalResult emitNormRows(Operation *op, const Tensor &x, const Tensor *residual, const Tensor *h,
                              const Tensor &w, const Tensor *bias, const Tensor &y, double eps, bool rms,
                              bool unitOffset);
-  LogicalResult emitRope(ir::RopeOp op, ArrayRef<Tensor> ins, const Tensor &out);
-  LogicalResult emitAttention(ir::AttentionOp op, ArrayRef<Tensor> ins, const Tensor &out);
+  LogicalResult emitRope(Operation *op, const OpTensors &bufs);
+  LogicalResult emitAttention(Operation *op, const OpTensors &bufs);
 
   ImplicitLocOpBuilder &b_;
   Value symbols_;
@@ -610,35 +592,136 @@ private:
   Type ptrTy_, f32_, i64_, accTy_;
 };
 
-LogicalResult KernelEmitter::emitElementwise(Operation *op, ArrayRef<Tensor> ins, const Tensor &out) {
+//===----------------------------------------------------------------------===//
+// Elementwise families: one loop over the result with the inputs broadcast (emitBroadcastMap)
+//===----------------------------------------------------------------------===//
+
+/// A unary or binary op: its row's element function, in the result's compute type.
+LogicalResult KernelEmitter::emitScalar(Operation *op, const OpTensors &bufs) {
+  const CpuRule &rule = *table().find(op);
+  ArrayRef<Tensor> ins = bufs.ins;
+  const Tensor &out = bufs.outs[0];
+  if (!out.isFloat() && !rule.onInteger)
+    return fail(op, "is not defined on integer tensors in the CPU backend");
   SmallVector<const Tensor *> inputs;
   for (const Tensor &t : ins)
     inputs.push_back(&t);
-  bool anyFloat = llvm::any_of(ins, [](const Tensor &t) { return t.isFloat(); });
-  Type opType = anyFloat ? f32_ : i64_; // the type the op computes in
-  bool failedScalar = false;
-  auto guard = [&](FailureOr<Value> v) -> Value {
-    if (failed(v)) {
-      failedScalar = true;
-      return castTo(c64(0), computeType(out));
-    }
-    return *v;
-  };
+  Type t = computeType(out);
+  auto fn = out.isFloat() ? rule.onFloat : rule.onInteger;
   emitBroadcastMap(out, inputs, /*usesIndex=*/false, /*raw=*/false, [&](ArrayRef<Value> v, ArrayRef<Value>) {
-    if (auto cmp = dyn_cast<ir::CompareOp>(op))
-      return guard(compare(cmp, castTo(v[0], opType), castTo(v[1], opType)));
-    if (isa<ir::SelectOp>(op)) {
-      Type t = computeType(out);
-      return (Value)arith::SelectOp::create(b_, nonzero(v[0]), castTo(v[1], t), castTo(v[2], t));
-    }
-    if (isa<ir::ConvertOp>(op))
-      return convert(v[0], out);
-    Type t = computeType(out);
-    if (v.size() == 1)
-      return guard(out.isFloat() ? unaryFloat(op, castTo(v[0], t)) : unaryInt(op, castTo(v[0], t)));
-    return guard(binary(op, castTo(v[0], t), castTo(v[1], t)));
+    SmallVector<Value, 2> args;
+    for (Value x : v)
+      args.push_back(castTo(x, t));
+    return fn(*this, args);
   });
-  return failure(failedScalar);
+  return success();
+}
+
+/// kiln.compare computes in f32 when either side is a float, else in i64; the result is 0 / 1.
+LogicalResult KernelEmitter::emitCompare(Operation *compareOp, const OpTensors &bufs) {
+  auto op = cast<ir::CompareOp>(compareOp);
+  ArrayRef<Tensor> ins = bufs.ins;
+  const Tensor &out = bufs.outs[0];
+  bool anyFloat = llvm::any_of(ins, [](const Tensor &t) { return t.isFloat(); });
+  Type opType = anyFloat ? f32_ : i64_;
+  emitBroadcastMap(out, {&ins[0], &ins[1]}, false, false, [&](ArrayRef<Value> v, ArrayRef<Value>) {
+    return compare(op, castTo(v[0], opType), castTo(v[1], opType));
+  });
+  return success();
+}
+
+LogicalResult KernelEmitter::emitSelect(Operation *, const OpTensors &bufs) {
+  ArrayRef<Tensor> ins = bufs.ins;
+  const Tensor &out = bufs.outs[0];
+  Type t = computeType(out);
+  emitBroadcastMap(out, {&ins[0], &ins[1], &ins[2]}, false, false, [&](ArrayRef<Value> v, ArrayRef<Value>) {
+    return (Value)arith::SelectOp::create(b_, nonzero(v[0]), castTo(v[1], t), castTo(v[2], t));
+  });
+  return success();
+}
+
+LogicalResult KernelEmitter::emitConvert(Operation *, const OpTensors &bufs) {
+  const Tensor &in = bufs.ins[0], &out = bufs.outs[0];
+  emitBroadcastMap(out, {&in}, false, false, [&](ArrayRef<Value> v, ArrayRef<Value>) { return convert(v[0], out); });
+  return success();
+}
+
+LogicalResult KernelEmitter::emitSym(Operation *symOp, const OpTensors &bufs) {
+  auto op = cast<ir::SymOp>(symOp);
+  const Tensor &out = bufs.outs[0];
+  auto it = symbolIndex_.find(op.getSymbol());
+  if (it == symbolIndex_.end())
+    return fail(op, "symbol '" + op.getSymbol() + "' is not one of the step function's symbols");
+  store(out, c64(0), symbolValue(it->second));
+  return success();
+}
+
+LogicalResult KernelEmitter::emitIota(Operation *iotaOp, const OpTensors &bufs) {
+  auto op = cast<ir::IotaOp>(iotaOp);
+  const Tensor &out = bufs.outs[0];
+  FailureOr<int64_t> dim = axisOf(op, op.getDim(), out.dims.size());
+  if (failed(dim))
+    return failure();
+  emitBroadcastMap(out, {}, /*usesIndex=*/true, false, [&](ArrayRef<Value>, ArrayRef<Value> ivs) { return ivs[*dim]; });
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Data movement: raw copies through permuted or offset strides
+//===----------------------------------------------------------------------===//
+
+namespace {
+Value identity(ArrayRef<Value> v, ArrayRef<Value>) { return v[0]; }
+} // namespace
+
+LogicalResult KernelEmitter::emitReshape(Operation *, const OpTensors &bufs) {
+  const Tensor &in = bufs.ins[0], &out = bufs.outs[0];
+  Value n = product(out.dims), one = c64(1);
+  emitMap({n}, {{&in, c64(0), {one}}}, {&out, c64(0), {one}}, /*raw=*/true, identity);
+  return success();
+}
+
+LogicalResult KernelEmitter::emitTranspose(Operation *op, const OpTensors &bufs) {
+  const Tensor &in = bufs.ins[0], &out = bufs.outs[0];
+  SmallVector<Value> own = rowMajorStrides(in.dims), strides;
+  for (int64_t p : cast<ir::TransposeOp>(op).getPermutation())
+    strides.push_back(own[p]);
+  emitMap(out.dims, {{&in, c64(0), strides}}, {&out, c64(0), stridesOf(out)}, true, identity);
+  return success();
+}
+
+LogicalResult KernelEmitter::emitBroadcastTo(Operation *, const OpTensors &bufs) {
+  const Tensor &in = bufs.ins[0], &out = bufs.outs[0];
+  emitBroadcastMap(out, {&in}, false, true, identity);
+  return success();
+}
+
+LogicalResult KernelEmitter::emitSlice(Operation *sliceOp, const OpTensors &bufs) {
+  auto op = cast<ir::SliceOp>(sliceOp);
+  const Tensor &in = bufs.ins[0], &out = bufs.outs[0];
+  FailureOr<int64_t> axis = axisOf(op, op.getAxis(), in.dims.size());
+  if (failed(axis))
+    return failure();
+  SmallVector<Value> strides = rowMajorStrides(in.dims);
+  emitMap(out.dims, {{&in, mul(c64(op.getStart()), strides[*axis]), strides}}, contiguous(out), true, identity);
+  return success();
+}
+
+/// Each input is copied into its slab of the result: the result's strides, offset along the axis. An in-place
+/// append (the result is a KV-cache view whose first rows are operand 0) copies only the rest.
+LogicalResult KernelEmitter::emitConcat(Operation *op, const OpTensors &bufs) {
+  const Tensor &out = bufs.outs[0];
+  FailureOr<int64_t> axis = axisOf(op, cast<ir::ConcatOp>(op).getAxis(), out.dims.size());
+  if (failed(axis))
+    return failure();
+  SmallVector<Value> outStrides = stridesOf(out);
+  Value offset = c64(0);
+  for (auto [n, in] : llvm::enumerate(bufs.ins)) {
+    if (!(bufs.appendInPlace && n == 0))
+      emitMap(in.dims, {contiguous(in)}, {&out, mul(offset, outStrides[*axis]), outStrides}, true, identity);
+    offset = add(offset, in.dims[*axis]);
+  }
+  return success();
 }
 
 LogicalResult KernelEmitter::emitReduce(Operation *op, const Tensor &in, const Tensor &out, int64_t axis) {
@@ -653,12 +736,11 @@ LogicalResult KernelEmitter::emitReduce(Operation *op, const Tensor &in, const T
       Value init = isFloat ? cf32(isMax ? -std::numeric_limits<double>::infinity() : 0.0)
                            : c64(isMax ? std::numeric_limits<int64_t>::min() : 0);
       Value r = forLoop(c64(0), size, {init}, [&](Value k, ValueRange a) -> SmallVector<Value> {
-                  Value x = castTo(load(in, add(base, mul(k, inner))), acc);
-                  if (isMax)
-                    return {isFloat ? (Value)arith::MaximumFOp::create(b_, a[0], x)
-                                    : (Value)arith::MaxSIOp::create(b_, a[0], x)};
-                  return {isFloat ? (Value)arith::AddFOp::create(b_, a[0], x) : add(a[0], x)};
-                })[0];
+        Value x = castTo(load(in, add(base, mul(k, inner))), acc);
+        if (isMax)
+          return {isFloat ? (Value)arith::MaximumFOp::create(b_, a[0], x) : (Value)arith::MaxSIOp::create(b_, a[0], x)};
+        return {isFloat ? (Value)arith::AddFOp::create(b_, a[0], x) : add(a[0], x)};
+      })[0];
       if (isMean)
         r = isFloat ? (Value)arith::DivFOp::create(b_, r, castTo(size, acc)) : safeDiv(r, size);
       store(out, add(mul(o, inner), i), r);
@@ -667,7 +749,9 @@ LogicalResult KernelEmitter::emitReduce(Operation *op, const Tensor &in, const T
   return success();
 }
 
-LogicalResult KernelEmitter::emitSoftmax(ir::SoftmaxOp op, const Tensor &in, const Tensor &out) {
+LogicalResult KernelEmitter::emitSoftmax(Operation *softmaxOp, const OpTensors &bufs) {
+  auto op = cast<ir::SoftmaxOp>(softmaxOp);
+  const Tensor &in = bufs.ins[0], &out = bufs.outs[0];
   if (!in.isFloat() || !out.isFloat())
     return fail(op, "softmax needs float tensors");
   std::string reason;
@@ -701,7 +785,9 @@ LogicalResult KernelEmitter::emitSoftmax(ir::SoftmaxOp op, const Tensor &in, con
   return success();
 }
 
-LogicalResult KernelEmitter::emitMatmul(ir::MatmulOp op, const Tensor &a, const Tensor &bm, const Tensor &out) {
+LogicalResult KernelEmitter::emitMatmul(Operation *matmulOp, const OpTensors &bufs) {
+  auto op = cast<ir::MatmulOp>(matmulOp);
+  const Tensor &a = bufs.ins[0], &bm = bufs.ins[1], &out = bufs.outs[0];
   bool tb = op.getTransposeB();
   size_t ra = a.dims.size(), rb = bm.dims.size();
   if (ra < 2 || rb < 2)
@@ -798,8 +884,8 @@ LogicalResult KernelEmitter::emitMatmul(ir::MatmulOp op, const Tensor &a, const 
   return success();
 }
 
-LogicalResult KernelEmitter::emitGather(ir::GatherOp op, const Tensor &table, const Tensor &indices,
-                                        const Tensor &out) {
+LogicalResult KernelEmitter::emitGather(Operation *op, const OpTensors &bufs) {
+  const Tensor &table = bufs.ins[0], &indices = bufs.ins[1], &out = bufs.outs[0];
   if (table.dims.empty())
     return fail(op, "table must have rank >= 1");
   Value rows = table.dims[0], row = product(ArrayRef<Value>(table.dims).drop_front());
@@ -816,7 +902,9 @@ LogicalResult KernelEmitter::emitGather(ir::GatherOp op, const Tensor &table, co
 }
 
 /// rms_norm (ins = x, w) and layer_norm (ins = x, w, b) over the last axis.
-LogicalResult KernelEmitter::emitNorm(Operation *op, ArrayRef<Tensor> ins, const Tensor &out) {
+LogicalResult KernelEmitter::emitNorm(Operation *op, const OpTensors &bufs) {
+  ArrayRef<Tensor> ins = bufs.ins;
+  const Tensor &out = bufs.outs[0];
   auto rms = dyn_cast<ir::RmsNormOp>(op);
   double eps = rms ? rms.getEps().convertToDouble() : cast<ir::LayerNormOp>(op).getEps().convertToDouble();
   return emitNormRows(op, ins[0], nullptr, nullptr, ins[1], rms ? nullptr : &ins[2], out, eps, bool(rms),
@@ -825,7 +913,9 @@ LogicalResult KernelEmitter::emitNorm(Operation *op, ArrayRef<Tensor> ins, const
 
 /// add_rms_norm (ins = x, r, w) and add_layer_norm (ins = x, r, w, b): the norm of h = x + r, which is
 /// stored too (the next residual).
-LogicalResult KernelEmitter::emitAddNorm(Operation *op, ArrayRef<Tensor> ins, const Tensor &h, const Tensor &y) {
+LogicalResult KernelEmitter::emitAddNorm(Operation *op, const OpTensors &bufs) {
+  ArrayRef<Tensor> ins = bufs.ins;
+  const Tensor &h = bufs.outs[0], &y = bufs.outs[1];
   auto rms = dyn_cast<ir::AddRmsNormOp>(op);
   double eps = rms ? rms.getEps().convertToDouble() : cast<ir::AddLayerNormOp>(op).getEps().convertToDouble();
   return emitNormRows(op, ins[0], &ins[1], &h, ins[2], rms ? nullptr : &ins[3], y, eps, bool(rms),
@@ -883,7 +973,10 @@ LogicalResult KernelEmitter::emitNormRows(Operation *op, const Tensor &x, const 
   return success();
 }
 
-LogicalResult KernelEmitter::emitRope(ir::RopeOp op, ArrayRef<Tensor> ins, const Tensor &out) {
+LogicalResult KernelEmitter::emitRope(Operation *ropeOp, const OpTensors &bufs) {
+  auto op = cast<ir::RopeOp>(ropeOp);
+  ArrayRef<Tensor> ins = bufs.ins;
+  const Tensor &out = bufs.outs[0];
   const Tensor &x = ins[0], &pos = ins[1], &freq = ins[2];
   if (x.dims.size() != 4 || pos.dims.size() != 2 || !x.isFloat())
     return fail(op, "input must be float [b, h, s, d] and positions [b, s]");
@@ -935,7 +1028,10 @@ LogicalResult KernelEmitter::emitRope(ir::RopeOp op, ArrayRef<Tensor> ins, const
 /// One query row at a time with an online softmax (running max m, running sum l, an f32 accumulator of
 /// dv values on the stack), so no score tensor and no heap. The causal / window mask becomes the key loop's
 /// bounds; the padding mask is tested per key.
-LogicalResult KernelEmitter::emitAttention(ir::AttentionOp op, ArrayRef<Tensor> ins, const Tensor &out) {
+LogicalResult KernelEmitter::emitAttention(Operation *attentionOp, const OpTensors &bufs) {
+  auto op = cast<ir::AttentionOp>(attentionOp);
+  ArrayRef<Tensor> ins = bufs.ins;
+  const Tensor &out = bufs.outs[0];
   const Tensor &q = ins[0], &k = ins[1], &v = ins[2];
   if (q.dims.size() != 4 || k.dims.size() != 4 || v.dims.size() != 4 || !q.isFloat())
     return fail(op, "query, key and value must be float tensors of rank 4");
@@ -950,7 +1046,7 @@ LogicalResult KernelEmitter::emitAttention(ir::AttentionOp op, ArrayRef<Tensor> 
   Value group = arith::MaxSIOp::create(
       b_, arith::DivSIOp::create(b_, Hq, arith::MaxSIOp::create(b_, Hkv, c64(1))), c64(1));
   double scale = op.getScale().convertToDouble();
-  bool causal = op.getMask() == "causal";
+  bool causal = op.getMask() == ir::AttentionMask::causal;
   std::optional<uint64_t> window = op.getWindow();
   std::optional<double> softcap;
   if (auto c = op.getSoftcap())
@@ -1020,8 +1116,10 @@ LogicalResult KernelEmitter::emitAttention(ir::AttentionOp op, ArrayRef<Tensor> 
           Value mNew = arith::MaximumFOp::create(b_, m, score);
           // While every score so far is -inf nothing accumulates (and exp(-inf - -inf) would be NaN).
           Value none = arith::CmpFOp::create(b_, arith::CmpFPredicate::OEQ, mNew, ninf);
-          Value corr = arith::SelectOp::create(b_, none, cf32(1.0), math::ExpOp::create(b_, arith::SubFOp::create(b_, m, mNew)));
-          Value p = arith::SelectOp::create(b_, none, cf32(0.0), math::ExpOp::create(b_, arith::SubFOp::create(b_, score, mNew)));
+          Value corr =
+              arith::SelectOp::create(b_, none, cf32(1.0), math::ExpOp::create(b_, arith::SubFOp::create(b_, m, mNew)));
+          Value p = arith::SelectOp::create(b_, none, cf32(0.0),
+                                            math::ExpOp::create(b_, arith::SubFOp::create(b_, score, mNew)));
           Value vRow = add(vBase, mul(j, Dv));
           Value vTail = c64(0);
           if (vec) {
@@ -1050,138 +1148,121 @@ LogicalResult KernelEmitter::emitAttention(ir::AttentionOp op, ArrayRef<Tensor> 
   return success();
 }
 
+/// Builds the op's tensors (operands, then results) and emits its kernel by its row of the op table.
 LogicalResult KernelEmitter::emit(Operation *op, ArrayRef<Value> bufferPtrs, const KernelLayout *layout) {
-  // One result, or the two of add_rms_norm / add_layer_norm (h, then y): buffers are operands, then results.
-  const bool addNorm = isa<ir::AddRmsNormOp, ir::AddLayerNormOp>(op);
-  if (op->getNumResults() != (addNorm ? 2u : 1u))
-    return fail(op, "expected one result");
-  if (addNorm) {
-    if (layout && llvm::any_of(layout->rowCapacity, [](int64_t c) { return c > 0; }))
-      return fail(op, "a strided KV-cache view, which this kernel cannot address");
-    std::vector<Tensor> ins, outs;
-    for (unsigned i = 0; i < op->getNumOperands() + op->getNumResults(); ++i) {
-      bool isResult = i >= op->getNumOperands();
-      Type t = isResult ? op->getResult(i - op->getNumOperands()).getType() : op->getOperand(i).getType();
-      FailureOr<Tensor> tensor = makeTensor(op, bufferPtrs[i], t);
-      if (failed(tensor))
-        return failure();
-      (isResult ? outs : ins).push_back(*tensor);
-    }
-    return emitAddNorm(op, ins, outs[0], outs[1]);
+  const CpuRule *rule = table().find(op);
+  if (!rule) {
+    std::string reason = table().reason(op);
+    return fail(op, reason.empty() ? std::string("no CPU lowering for this op") : "no CPU kernel: " + reason);
   }
-  // KV-cache views (KernelLayout): only where a kernel below addresses them with stridesOf / rowCapacity.
-  const unsigned numBuffers = op->getNumOperands() + 1;
+  const unsigned numOperands = op->getNumOperands(), numBuffers = numOperands + op->getNumResults();
   auto capacityOf = [&](unsigned i) -> int64_t {
     return layout && i < layout->rowCapacity.size() ? layout->rowCapacity[i] : 0;
   };
-  const bool appendInPlace = layout && layout->appendInPlace;
+  auto typeOf = [&](unsigned i) {
+    return i < numOperands ? op->getOperand(i).getType() : op->getResult(i - numOperands).getType();
+  };
+  OpTensors tensors;
+  tensors.appendInPlace = layout && layout->appendInPlace;
+  // KV-cache views (KernelLayout): only where the op's kernel addresses them (stridesOf / rowCapacity).
   for (unsigned i = 0; i < numBuffers; ++i) {
     if (capacityOf(i) <= 0)
       continue;
-    bool isResult = i + 1 == numBuffers;
-    bool accepted = (isa<ir::AttentionOp>(op) && (i == 1 || i == 2)) ||
-                    (isa<ir::RopeOp, ir::TransposeOp>(op) && isResult) ||
-                    (isa<ir::ConcatOp>(op) && appendInPlace && (isResult || i == 0));
-    Type t = isResult ? op->getResult(0).getType() : op->getOperand(i).getType();
-    if (!accepted || cast<ShapedType>(t).getRank() != 4)
+    bool isResult = i >= numOperands;
+    bool accepted = (rule->kvViews == KvViews::KeyValue && (i == 1 || i == 2)) ||
+                    (rule->kvViews == KvViews::Result && isResult) ||
+                    (rule->kvViews == KvViews::Append && tensors.appendInPlace && (isResult || i == 0));
+    if (!accepted || cast<ShapedType>(typeOf(i)).getRank() != 4)
       return fail(op, "buffer " + llvm::Twine(i) + " is a strided KV-cache view, which this kernel cannot address");
   }
-  if (appendInPlace && (!isa<ir::ConcatOp>(op) || capacityOf(0) != capacityOf(numBuffers - 1)))
+  if (tensors.appendInPlace && (rule->kvViews != KvViews::Append || capacityOf(0) != capacityOf(numBuffers - 1)))
     return fail(op, "an in-place append must be a kiln.concat onto the cache it appends to");
-  std::vector<Tensor> ins;
-  for (auto [i, operand] : llvm::enumerate(op->getOperands())) {
-    FailureOr<Tensor> t = makeTensor(op, bufferPtrs[i], operand.getType());
+  for (unsigned i = 0; i < numBuffers; ++i) {
+    FailureOr<Tensor> t = makeTensor(op, bufferPtrs[i], typeOf(i));
     if (failed(t))
       return failure();
-    t->rowCapacity = capacityOf(unsigned(i));
-    ins.push_back(*t);
+    t->rowCapacity = capacityOf(i);
+    (i < numOperands ? tensors.ins : tensors.outs).push_back(*t);
   }
-  FailureOr<Tensor> outOr = makeTensor(op, bufferPtrs.back(), op->getResult(0).getType());
-  if (failed(outOr))
-    return failure();
-  outOr->rowCapacity = capacityOf(numBuffers - 1);
-  const Tensor &out = *outOr;
-  std::string reason;
-  auto axisOf = [&](int64_t axis, size_t rank) -> FailureOr<int64_t> {
-    FailureOr<int64_t> a = ir::normalizeAxis(axis, rank, reason);
-    if (failed(a))
-      (void)fail(op, reason);
-    return a;
-  };
-  auto identity = [](ArrayRef<Value> v, ArrayRef<Value>) { return v[0]; };
+  return (this->*rule->emit)(op, tensors);
+}
 
-  return llvm::TypeSwitch<Operation *, LogicalResult>(op)
-      .Case<ir::SymOp>([&](ir::SymOp sym) -> LogicalResult {
-        auto it = symbolIndex_.find(sym.getSymbol());
-        if (it == symbolIndex_.end())
-          return fail(op, "symbol '" + sym.getSymbol() + "' is not one of the step function's symbols");
-        store(out, c64(0), symbolValue(it->second));
-        return success();
-      })
-      .Case<ir::IotaOp>([&](ir::IotaOp iota) -> LogicalResult {
-        FailureOr<int64_t> dim = axisOf(iota.getDim(), out.dims.size());
-        if (failed(dim))
-          return failure();
-        emitBroadcastMap(out, {}, /*usesIndex=*/true, false,
-                         [&](ArrayRef<Value>, ArrayRef<Value> ivs) { return ivs[*dim]; });
-        return success();
-      })
-      .Case<ir::AddOp, ir::SubOp, ir::MulOp, ir::DivOp, ir::MaxOp, ir::MinOp, ir::PowOp, ir::CompareOp,
-            ir::SelectOp, ir::ConvertOp, ir::NegOp, ir::ExpOp, ir::LogOp, ir::TanhOp, ir::ErfOp, ir::CosOp,
-            ir::SinOp, ir::RsqrtOp, ir::SqrtOp, ir::AbsOp, ir::SigmoidOp, ir::SiluOp, ir::GeluOp,
-            ir::GeluTanhOp, ir::ReluOp>([&](Operation *) { return emitElementwise(op, ins, out); })
-      .Case<ir::ReduceSumOp, ir::ReduceMeanOp, ir::ReduceMaxOp>([&](auto r) -> LogicalResult {
-        FailureOr<int64_t> axis = axisOf(r.getAxis(), ins[0].dims.size());
-        return failed(axis) ? failure() : emitReduce(op, ins[0], out, *axis);
-      })
-      .Case<ir::SoftmaxOp>([&](auto s) { return emitSoftmax(s, ins[0], out); })
-      .Case<ir::MatmulOp>([&](auto m) { return emitMatmul(m, ins[0], ins[1], out); })
-      .Case<ir::GatherOp>([&](auto g) { return emitGather(g, ins[0], ins[1], out); })
-      .Case<ir::ReshapeOp>([&](auto) -> LogicalResult {
-        Value n = product(out.dims), one = c64(1);
-        emitMap({n}, {{&ins[0], c64(0), {one}}}, {&out, c64(0), {one}}, /*raw=*/true, identity);
-        return success();
-      })
-      .Case<ir::TransposeOp>([&](ir::TransposeOp t) -> LogicalResult {
-        ArrayRef<int64_t> perm = t.getPermutation();
-        SmallVector<Value> own = rowMajorStrides(ins[0].dims), strides;
-        for (int64_t p : perm)
-          strides.push_back(own[p]);
-        emitMap(out.dims, {{&ins[0], c64(0), strides}}, {&out, c64(0), stridesOf(out)}, true, identity);
-        return success();
-      })
-      .Case<ir::BroadcastToOp>([&](auto) -> LogicalResult {
-        emitBroadcastMap(out, {&ins[0]}, false, true, identity);
-        return success();
-      })
-      .Case<ir::SliceOp>([&](ir::SliceOp s) -> LogicalResult {
-        FailureOr<int64_t> axis = axisOf(s.getAxis(), ins[0].dims.size());
-        if (failed(axis))
-          return failure();
-        SmallVector<Value> strides = rowMajorStrides(ins[0].dims);
-        emitMap(out.dims, {{&ins[0], mul(c64(s.getStart()), strides[*axis]), strides}}, contiguous(out), true,
-                identity);
-        return success();
-      })
-      .Case<ir::ConcatOp>([&](ir::ConcatOp c) -> LogicalResult {
-        FailureOr<int64_t> axis = axisOf(c.getAxis(), out.dims.size());
-        if (failed(axis))
-          return failure();
-        // Each input is copied into its slab of the result: the result's strides, offset along the axis. An
-        // in-place append (the result is a KV-cache view whose first rows are operand 0) copies only the rest.
-        SmallVector<Value> outStrides = stridesOf(out);
-        Value offset = c64(0);
-        for (auto [n, in] : llvm::enumerate(ins)) {
-          if (!(appendInPlace && n == 0))
-            emitMap(in.dims, {contiguous(in)}, {&out, mul(offset, outStrides[*axis]), outStrides}, true, identity);
-          offset = add(offset, in.dims[*axis]);
-        }
-        return success();
-      })
-      .Case<ir::RmsNormOp, ir::LayerNormOp>([&](Operation *) { return emitNorm(op, ins, out); })
-      .Case<ir::RopeOp>([&](auto r) { return emitRope(r, ins, out); })
-      .Case<ir::AttentionOp>([&](auto a) { return emitAttention(a, ins, out); })
-      .Default([&](Operation *) { return fail(op, "no CPU lowering for this op"); });
+const ir::OpTable<CpuRule> &KernelEmitter::table() {
+  using E = KernelEmitter;
+  using V = ArrayRef<Value>;
+  static const ir::OpTable<CpuRule> table = [] {
+    ir::OpTable<CpuRule> t;
+    t.without<ir::WeightOp, ir::ConstantOp>("weights and constants are buffers of the artifact, not kernels");
+    // Binary ops: f32, then i64 (NaN-propagating max / min; integer division truncates, like the interpreter).
+    t.add<ir::AddOp>(scalar([](E &e, V v) -> Value { return arith::AddFOp::create(e.b_, v[0], v[1]); },
+                            [](E &e, V v) { return e.add(v[0], v[1]); }))
+        .add<ir::SubOp>(scalar([](E &e, V v) -> Value { return arith::SubFOp::create(e.b_, v[0], v[1]); },
+                               [](E &e, V v) { return e.sub(v[0], v[1]); }))
+        .add<ir::MulOp>(scalar([](E &e, V v) -> Value { return arith::MulFOp::create(e.b_, v[0], v[1]); },
+                               [](E &e, V v) { return e.mul(v[0], v[1]); }))
+        .add<ir::DivOp>(scalar([](E &e, V v) -> Value { return arith::DivFOp::create(e.b_, v[0], v[1]); },
+                               [](E &e, V v) { return e.safeDiv(v[0], v[1]); }))
+        .add<ir::MaxOp>(scalar([](E &e, V v) -> Value { return arith::MaximumFOp::create(e.b_, v[0], v[1]); },
+                               [](E &e, V v) -> Value { return arith::MaxSIOp::create(e.b_, v[0], v[1]); }))
+        .add<ir::MinOp>(scalar([](E &e, V v) -> Value { return arith::MinimumFOp::create(e.b_, v[0], v[1]); },
+                               [](E &e, V v) -> Value { return arith::MinSIOp::create(e.b_, v[0], v[1]); }))
+        .add<ir::PowOp>(scalar([](E &e, V v) -> Value { return math::PowFOp::create(e.b_, v[0], v[1]); },
+                               [](E &e, V v) {
+                                 Type f64 = e.b_.getF64Type();
+                                 Value f = math::PowFOp::create(e.b_, e.castTo(v[0], f64), e.castTo(v[1], f64));
+                                 return e.castTo(f, e.i64_);
+                               }));
+    addUnaryRows(t);
+    t.add<ir::SymOp>(family(&E::emitSym))
+        .add<ir::IotaOp>(family(&E::emitIota))
+        .add<ir::CompareOp>(family(&E::emitCompare))
+        .add<ir::SelectOp>(family(&E::emitSelect))
+        .add<ir::ConvertOp>(family(&E::emitConvert))
+        .add<ir::ReduceSumOp>(family(&E::emitReduceOp<ir::ReduceSumOp>))
+        .add<ir::ReduceMeanOp>(family(&E::emitReduceOp<ir::ReduceMeanOp>))
+        .add<ir::ReduceMaxOp>(family(&E::emitReduceOp<ir::ReduceMaxOp>))
+        .add<ir::SoftmaxOp>(family(&E::emitSoftmax))
+        .add<ir::MatmulOp>(family(&E::emitMatmul))
+        .add<ir::GatherOp>(family(&E::emitGather))
+        .add<ir::ReshapeOp>(family(&E::emitReshape))
+        .add<ir::TransposeOp>(family(&E::emitTranspose, KvViews::Result))
+        .add<ir::BroadcastToOp>(family(&E::emitBroadcastTo))
+        .add<ir::SliceOp>(family(&E::emitSlice))
+        .add<ir::ConcatOp>(family(&E::emitConcat, KvViews::Append))
+        .add<ir::RmsNormOp, ir::LayerNormOp>(family(&E::emitNorm))
+        .add<ir::AddRmsNormOp, ir::AddLayerNormOp>(family(&E::emitAddNorm))
+        .add<ir::RopeOp>(family(&E::emitRope, KvViews::Result))
+        .add<ir::AttentionOp>(family(&E::emitAttention, KvViews::KeyValue));
+    return t;
+  }();
+  return table;
+}
+
+/// The unary rows: f32, then i64 where the op is defined on integers (neg, abs, relu).
+void KernelEmitter::addUnaryRows(ir::OpTable<CpuRule> &t) {
+  using E = KernelEmitter;
+  using V = ArrayRef<Value>;
+  t.add<ir::NegOp>(scalar([](E &e, V v) -> Value { return arith::NegFOp::create(e.b_, v[0]); },
+                          [](E &e, V v) { return e.sub(e.c64(0), v[0]); }))
+      .add<ir::ExpOp>(scalar([](E &e, V v) -> Value { return math::ExpOp::create(e.b_, v[0]); }))
+      .add<ir::LogOp>(scalar([](E &e, V v) -> Value { return math::LogOp::create(e.b_, v[0]); }))
+      .add<ir::TanhOp>(scalar([](E &e, V v) -> Value { return math::TanhOp::create(e.b_, v[0]); }))
+      .add<ir::ErfOp>(scalar([](E &e, V v) -> Value { return math::ErfOp::create(e.b_, v[0]); }))
+      .add<ir::CosOp>(scalar([](E &e, V v) -> Value { return math::CosOp::create(e.b_, v[0]); }))
+      .add<ir::SinOp>(scalar([](E &e, V v) -> Value { return math::SinOp::create(e.b_, v[0]); }))
+      .add<ir::RsqrtOp>(scalar([](E &e, V v) -> Value {
+        return arith::DivFOp::create(e.b_, e.cf32(1.0), math::SqrtOp::create(e.b_, v[0]));
+      }))
+      .add<ir::SqrtOp>(scalar([](E &e, V v) -> Value { return math::SqrtOp::create(e.b_, v[0]); }))
+      .add<ir::AbsOp>(scalar([](E &e, V v) -> Value { return math::AbsFOp::create(e.b_, v[0]); },
+                             [](E &e, V v) -> Value { return math::AbsIOp::create(e.b_, v[0]); }))
+      .add<ir::SigmoidOp>(scalar([](E &e, V v) { return e.sigmoid(v[0]); }))
+      .add<ir::SiluOp>(scalar([](E &e, V v) -> Value { return arith::MulFOp::create(e.b_, v[0], e.sigmoid(v[0])); }))
+      .add<ir::GeluOp>(scalar([](E &e, V v) { return e.gelu(v[0]); }))
+      .add<ir::GeluTanhOp>(scalar([](E &e, V v) { return e.geluTanh(v[0]); }))
+      // NaN stays NaN.
+      .add<ir::ReluOp>(scalar([](E &e, V v) -> Value { return arith::MaximumFOp::create(e.b_, v[0], e.cf32(0.0)); },
+                              [](E &e, V v) -> Value { return arith::MaxSIOp::create(e.b_, v[0], e.c64(0)); }));
 }
 
 //===----------------------------------------------------------------------===//
@@ -1318,31 +1399,12 @@ StatusOr<std::vector<uint8_t>> linkSharedObject(llvm::StringRef object) {
   return bytes;
 }
 
-} // namespace
-
-StatusOr<CpuCode> generateCpuKernels(func::FuncOp step, llvm::ArrayRef<Operation *> dispatchOps,
-                                     llvm::ArrayRef<std::string> symbolNames, const CpuCodegenOptions &options,
-                                     llvm::ArrayRef<KernelLayout> layouts) {
-  if (!layouts.empty() && layouts.size() != dispatchOps.size())
-    return Status::error("cpu codegen: internal error: " + std::to_string(layouts.size()) + " layouts for " +
-                         std::to_string(dispatchOps.size()) + " ops");
-  MLIRContext *context = step->getContext();
-  {
-    DialectRegistry registry;
-    registerBuiltinDialectTranslation(registry);
-    registerLLVMDialectTranslation(registry);
-    context->appendDialectRegistry(registry);
-    context->loadDialect<arith::ArithDialect, cf::ControlFlowDialect, func::FuncDialect, LLVM::LLVMDialect,
-                         math::MathDialect, scf::SCFDialect>();
-  }
-  llvm::StringMap<unsigned> symbolIndex;
-  for (auto [i, name] : llvm::enumerate(symbolNames))
-    symbolIndex[name] = i;
-
-  // ---- kiln ops -> one func.func per distinct kernel, in one module ----
-  OwningOpRef<ModuleOp> module = ModuleOp::create(step.getLoc());
-  ImplicitLocOpBuilder b(step.getLoc(), context);
-  b.setInsertionPointToEnd(module->getBody());
+/// The kernel of each dispatch op as a func.func in `module` (identical ops share one); fills code.kernels.
+Status emitKernels(ModuleOp module, llvm::ArrayRef<Operation *> dispatchOps, llvm::ArrayRef<KernelLayout> layouts,
+                   const llvm::StringMap<unsigned> &symbolIndex, CpuCode &code) {
+  MLIRContext *context = module.getContext();
+  ImplicitLocOpBuilder b(module.getLoc(), context);
+  b.setInsertionPointToEnd(module.getBody());
   Type ptrTy = LLVM::LLVMPointerType::get(context);
   {
     Type i32 = b.getI32Type(), f32 = b.getF32Type();
@@ -1354,15 +1416,13 @@ StatusOr<CpuCode> generateCpuKernels(func::FuncOp step, llvm::ArrayRef<Operation
         b, kSgemv, b.getFunctionType({i32, i32, i32, i32, f32, ptrTy, i32, ptrTy, i32, f32, ptrTy, i32}, {}));
     sgemv.setPrivate();
   }
-  CpuCode code;
   llvm::StringMap<std::string> symbolOfKey;
   std::string error;
   for (auto [opIndex, op] : llvm::enumerate(dispatchOps)) {
     const KernelLayout *layout = layouts.empty() ? nullptr : &layouts[opIndex];
     CpuKernelInfo info{"", op->getName().getStringRef().str(), signatureOf(op)};
     std::string key = dedupeKey(op);
-    if (layout && (layout->appendInPlace ||
-                   llvm::any_of(layout->rowCapacity, [](int64_t c) { return c > 0; }))) {
+    if (layout && (layout->appendInPlace || llvm::any_of(layout->rowCapacity, [](int64_t c) { return c > 0; }))) {
       key += " layout";
       for (int64_t c : layout->rowCapacity)
         key += " " + std::to_string(c);
@@ -1401,9 +1461,14 @@ StatusOr<CpuCode> generateCpuKernels(func::FuncOp step, llvm::ArrayRef<Operation
     func::ReturnOp::create(b);
     code.kernels.push_back(std::move(info));
   }
+  return Status::ok();
+}
 
+/// Verifies the kernels, then lowers them (scf -> cf, everything -> the LLVM dialect), dumping each phase.
+Status lowerToLLVMDialect(ModuleOp module, const CpuCodegenOptions &options) {
+  MLIRContext *context = module.getContext();
   int dumpCounter = 0;
-  if (Status s = dumpModule(options, dumpCounter, "kernels", *module); !s)
+  if (Status s = dumpModule(options, dumpCounter, "kernels", module); !s)
     return s;
   {
     std::string diagnostic;
@@ -1412,39 +1477,36 @@ StatusOr<CpuCode> generateCpuKernels(func::FuncOp step, llvm::ArrayRef<Operation
         diagnostic = diag.str();
       return success();
     });
-    if (failed(verify(*module)))
+    if (failed(verify(module)))
       return Status::error("cpu codegen: internal error: the generated kernels do not verify: " + diagnostic);
   }
-
-  // ---- scf -> cf, then everything -> the LLVM dialect (one pipeline for the whole module) ----
   {
     PassManager pm(context);
     pm.addPass(createSCFToControlFlowPass());
-    if (Status s = runPasses(pm, *module, "scf-to-cf"); !s)
+    if (Status s = runPasses(pm, module, "scf-to-cf"); !s)
       return s;
-    if (Status s = dumpModule(options, dumpCounter, "cf", *module); !s)
-      return s;
-  }
-  {
-    PassManager pm(context);
-    pm.addPass(createConvertMathToLLVMPass());
-    pm.addPass(createConvertMathToLibmPass());
-    pm.addPass(createArithToLLVMConversionPass());
-    pm.addPass(createConvertFuncToLLVMPass());
-    pm.addPass(createConvertControlFlowToLLVMPass());
-    pm.addPass(createReconcileUnrealizedCastsPass());
-    if (Status s = runPasses(pm, *module, "lowering to the LLVM dialect"); !s)
-      return s;
-    if (Status s = dumpModule(options, dumpCounter, "llvm", *module); !s)
+    if (Status s = dumpModule(options, dumpCounter, "cf", module); !s)
       return s;
   }
+  PassManager pm(context);
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createConvertMathToLibmPass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(createConvertControlFlowToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  if (Status s = runPasses(pm, module, "lowering to the LLVM dialect"); !s)
+    return s;
+  return dumpModule(options, dumpCounter, "llvm", module);
+}
 
-  // ---- LLVM IR, optimized for the target CPU, to one object ----
+/// LLVM IR, optimized for the target CPU, to one object file's bytes.
+StatusOr<std::vector<char>> compileObject(ModuleOp module, const CpuCodegenOptions &options) {
   StatusOr<std::unique_ptr<llvm::TargetMachine>> tm = makeTargetMachine(options);
   if (!tm.ok())
     return tm.status();
   llvm::LLVMContext llvmContext;
-  std::unique_ptr<llvm::Module> llvmModule = translateModuleToLLVMIR(*module, llvmContext, "kiln_kernels");
+  std::unique_ptr<llvm::Module> llvmModule = translateModuleToLLVMIR(module, llvmContext, "kiln_kernels");
   if (!llvmModule)
     return Status::error("cpu codegen: translation to LLVM IR failed");
   llvmModule->setDataLayout((*tm)->createDataLayout());
@@ -1465,12 +1527,46 @@ StatusOr<CpuCode> generateCpuKernels(func::FuncOp step, llvm::ArrayRef<Operation
       return Status::error("cpu codegen: the target cannot emit object files");
     pm.run(*llvmModule);
   }
-  llvm::StringRef objectText(object.data(), object.size());
   if (!options.dumpDir.empty())
-    if (Status s = writeFile(options.dumpDir + "/kernels.o", objectText); !s)
+    if (Status s = writeFile(options.dumpDir + "/kernels.o", llvm::StringRef(object.data(), object.size())); !s)
       return s;
+  return std::vector<char>(object.begin(), object.end());
+}
 
-  StatusOr<std::vector<uint8_t>> so = linkSharedObject(objectText);
+} // namespace
+
+std::map<std::string, std::string> cpuOpEntries() { return KernelEmitter::table().entries(); }
+
+StatusOr<CpuCode> generateCpuKernels(func::FuncOp step, llvm::ArrayRef<Operation *> dispatchOps,
+                                     llvm::ArrayRef<std::string> symbolNames, const CpuCodegenOptions &options,
+                                     llvm::ArrayRef<KernelLayout> layouts) {
+  if (!layouts.empty() && layouts.size() != dispatchOps.size())
+    return Status::error("cpu codegen: internal error: " + std::to_string(layouts.size()) + " layouts for " +
+                         std::to_string(dispatchOps.size()) + " ops");
+  MLIRContext *context = step->getContext();
+  {
+    DialectRegistry registry;
+    registerBuiltinDialectTranslation(registry);
+    registerLLVMDialectTranslation(registry);
+    context->appendDialectRegistry(registry);
+    context->loadDialect<arith::ArithDialect, cf::ControlFlowDialect, func::FuncDialect, LLVM::LLVMDialect,
+                         math::MathDialect, scf::SCFDialect>();
+  }
+  llvm::StringMap<unsigned> symbolIndex;
+  for (auto [i, name] : llvm::enumerate(symbolNames))
+    symbolIndex[name] = i;
+
+  // kiln ops -> one func.func per distinct kernel, in one module; lowered and compiled once.
+  OwningOpRef<ModuleOp> module = ModuleOp::create(step.getLoc());
+  CpuCode code;
+  if (Status s = emitKernels(*module, dispatchOps, layouts, symbolIndex, code); !s)
+    return s;
+  if (Status s = lowerToLLVMDialect(*module, options); !s)
+    return s;
+  StatusOr<std::vector<char>> object = compileObject(*module, options);
+  if (!object.ok())
+    return object.status();
+  StatusOr<std::vector<uint8_t>> so = linkSharedObject(llvm::StringRef(object->data(), object->size()));
   if (!so.ok())
     return so.status();
   code.sharedObject = std::move(*so);

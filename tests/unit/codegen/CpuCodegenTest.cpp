@@ -1,13 +1,15 @@
 //===- CpuCodegenTest.cpp - every kiln op: generated CPU kernel vs. the interpreter ===//
 //
-// The per-op backend test (like llama.cpp's test-backend-ops). Each test is one step function holding many
-// ops with symbolic dims; one generateCpuKernels call compiles all of them into one shared object, which
-// the test dlopens and runs as a tiny runtime would (a buffer per value, each kernel called with its
-// operands and result per kernel_abi.h) for several symbol bindings (s = 1, 3, 7, 13; p = 0 and p > 0).
+// The per-op backend test (like llama.cpp's test-backend-ops), over the shared kernel cases
+// (tests/unit/common/KernelCases.h) and a few CPU-only ones. Each case is one step function holding many ops
+// with symbolic dims; one generateCpuKernels call compiles all of them into one shared object, which the
+// test dlopens and runs as a tiny runtime would (a buffer per value, each kernel called with its operands
+// and result per kernel_abi.h) for several symbol bindings (s = 1, 3, 7, 13; p = 0 and p > 0).
 // Every returned value is compared with kiln::ir::Interpreter on the same inputs: floats by
 // max |out - ref| / max |ref| (<= 1e-5 for f32), integers and booleans exactly.
 //
 //===----------------------------------------------------------------------===//
+#include "KernelCases.h"
 #include "KernelTestUtil.h"
 
 #include "kiln/codegen/CpuCodegen.h"
@@ -136,36 +138,29 @@ protected:
   std::mt19937 rng{20240607};
 };
 
-#define KILN_KERNEL_TEST(name) TEST_F(CpuCodegenTest, name)
-#include "KernelCases.inc"
-TEST_F(CpuCodegenTest, DataMovement) {
-  std::string src = R"(
-func.func @movement(%t: tensor<10x4xf32>, %ids: tensor<?x?xi64, #kiln.dims<[b, s]>>, %x: tensor<?x?x8xf32, #kiln.dims<[b, s]>>,
-                    %e: tensor<?x1xf32, #kiln.dims<[s]>>, %past: tensor<1x2x?x4xf32, #kiln.dims<[p]>>,
-                    %new: tensor<1x2x?x4xf32, #kiln.dims<[s]>>, %h: tensor<?x?x8xbf16, #kiln.dims<[b, s]>>,
-                    %m: tensor<?x?x8xi1, #kiln.dims<[b, s]>>) -> (
-    tensor<?x?x4xf32, #kiln.dims<[b, s]>>, tensor<?x?x2x4xf32, #kiln.dims<[b, s]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, s]>>,
-    tensor<?x?x8xf32, #kiln.dims<[b, s]>>, tensor<?x?x4xf32, #kiln.dims<[b, s]>>, tensor<1x2x?x4xf32, #kiln.dims<[p + s]>>,
-    tensor<?x?x20xf32, #kiln.dims<[b, s]>>, tensor<?x8x?xbf16, #kiln.dims<[b, s]>>, tensor<?x?x2x4xi1, #kiln.dims<[b, s]>>) {
-  %0 = kiln.gather %t, %ids : (tensor<10x4xf32>, tensor<?x?xi64, #kiln.dims<[b, s]>>) -> tensor<?x?x4xf32, #kiln.dims<[b, s]>>
-  %1 = kiln.reshape %x : tensor<?x?x8xf32, #kiln.dims<[b, s]>> -> tensor<?x?x2x4xf32, #kiln.dims<[b, s]>>
-  %2 = kiln.transpose %1 {permutation = array<i64: 0, 2, 1, 3>} : tensor<?x?x2x4xf32, #kiln.dims<[b, s]>> -> tensor<?x2x?x4xf32, #kiln.dims<[b, s]>>
-  %3 = kiln.broadcast_to %e : tensor<?x1xf32, #kiln.dims<[s]>> -> tensor<?x?x8xf32, #kiln.dims<[b, s]>>
-  %4 = kiln.slice %x {axis = -1 : i64, start = 2 : i64, end = 6 : i64} : tensor<?x?x8xf32, #kiln.dims<[b, s]>> -> tensor<?x?x4xf32, #kiln.dims<[b, s]>>
-  %5 = kiln.concat %past, %new {axis = 2 : i64} : (tensor<1x2x?x4xf32, #kiln.dims<[p]>>, tensor<1x2x?x4xf32, #kiln.dims<[s]>>) -> tensor<1x2x?x4xf32, #kiln.dims<[p + s]>>
-  %6 = kiln.concat %x, %4, %x {axis = 2 : i64} : (tensor<?x?x8xf32, #kiln.dims<[b, s]>>, tensor<?x?x4xf32, #kiln.dims<[b, s]>>, tensor<?x?x8xf32, #kiln.dims<[b, s]>>) -> tensor<?x?x20xf32, #kiln.dims<[b, s]>>
-  %7 = kiln.transpose %h {permutation = array<i64: 0, 2, 1>} : tensor<?x?x8xbf16, #kiln.dims<[b, s]>> -> tensor<?x8x?xbf16, #kiln.dims<[b, s]>>
-  %8 = kiln.reshape %m : tensor<?x?x8xi1, #kiln.dims<[b, s]>> -> tensor<?x?x2x4xi1, #kiln.dims<[b, s]>>
-  return %0, %1, %2, %3, %4, %5, %6, %7, %8 :
-    tensor<?x?x4xf32, #kiln.dims<[b, s]>>, tensor<?x?x2x4xf32, #kiln.dims<[b, s]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, s]>>,
-    tensor<?x?x8xf32, #kiln.dims<[b, s]>>, tensor<?x?x4xf32, #kiln.dims<[b, s]>>, tensor<1x2x?x4xf32, #kiln.dims<[p + s]>>,
-    tensor<?x?x20xf32, #kiln.dims<[b, s]>>, tensor<?x8x?xbf16, #kiln.dims<[b, s]>>, tensor<?x?x2x4xi1, #kiln.dims<[b, s]>>
-})";
-  compile(src);
-  for (const Bindings &b : kShapes)
-    check(b);
+//===----------------------------------------------------------------------===//
+// The shared kernel cases (tests/unit/common/KernelCases.h), the same on every backend
+//===----------------------------------------------------------------------===//
 
-  // Out-of-range indices are a contract violation, but the kernel clamps instead of reading outside.
+class CpuKernelCase : public CpuCodegenTest, public ::testing::WithParamInterface<KernelCase> {};
+
+TEST_P(CpuKernelCase, MatchesInterpreter) {
+  const KernelCase &c = GetParam();
+  compile(c.source);
+  for (const Bindings &b : c.shapes)
+    check(b, c.fillers, c.tolerance);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shared, CpuKernelCase, ::testing::ValuesIn(kernelCases()),
+                         [](const ::testing::TestParamInfo<KernelCase> &info) { return info.param.name; });
+
+// Out-of-range indices are a contract violation, but the gather kernel clamps instead of reading outside.
+TEST_F(CpuCodegenTest, GatherClampsOutOfRangeIndices) {
+  compile(R"(
+func.func @gather(%t: tensor<10x4xf32>, %ids: tensor<?x?xi64, #kiln.dims<[b, s]>>) -> tensor<?x?x4xf32, #kiln.dims<[b, s]>> {
+  %0 = kiln.gather %t, %ids : (tensor<10x4xf32>, tensor<?x?xi64, #kiln.dims<[b, s]>>) -> tensor<?x?x4xf32, #kiln.dims<[b, s]>>
+  return %0 : tensor<?x?x4xf32, #kiln.dims<[b, s]>>
+})");
   std::vector<float> table(40);
   for (int k = 0; k < 40; ++k)
     table[k] = (float)k;
@@ -181,91 +176,6 @@ func.func @movement(%t: tensor<10x4xf32>, %ids: tensor<?x?xi64, #kiln.dims<[b, s
     EXPECT_EQ(out[4 + k], table[k]);
     EXPECT_EQ(out[8 + k], table[12 + k]);
   }
-}
-
-//===----------------------------------------------------------------------===//
-// RoPE: head_dim 16 and 256, halves and interleaved pairs, partial rotary, positions p + i
-//===----------------------------------------------------------------------===//
-
-std::vector<double> invFreq(int64_t half, int64_t dim, double base) {
-  std::vector<double> f(half);
-  for (int64_t i = 0; i < half; ++i)
-    f[i] = 1.0 / std::pow(base, 2.0 * i / dim);
-  return f;
-}
-
-TEST_F(CpuCodegenTest, Rope) {
-  std::string src = R"(
-func.func @rope(%x: tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, %pos: tensor<?x?xi64, #kiln.dims<[b, s]>>,
-                %f8: tensor<8xf32>, %f4: tensor<4xf32>, %y: tensor<?x2x?x256xf32, #kiln.dims<[b, s]>>, %f128: tensor<128xf32>) -> (
-    tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>,
-    tensor<?x2x?x256xf32, #kiln.dims<[b, s]>>, tensor<?x2x?x256xf32, #kiln.dims<[b, s]>>) {
-  %0 = kiln.rope %x, %pos, %f8 {interleaved = false} : (tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x?xi64, #kiln.dims<[b, s]>>, tensor<8xf32>) -> tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>
-  %1 = kiln.rope %x, %pos, %f8 {interleaved = true} : (tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x?xi64, #kiln.dims<[b, s]>>, tensor<8xf32>) -> tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>
-  %2 = kiln.rope %x, %pos, %f4 {interleaved = false} : (tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x?xi64, #kiln.dims<[b, s]>>, tensor<4xf32>) -> tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>
-  %3 = kiln.rope %y, %pos, %f128 {interleaved = false} : (tensor<?x2x?x256xf32, #kiln.dims<[b, s]>>, tensor<?x?xi64, #kiln.dims<[b, s]>>, tensor<128xf32>) -> tensor<?x2x?x256xf32, #kiln.dims<[b, s]>>
-  %4 = kiln.rope %y, %pos, %f128 {interleaved = true} : (tensor<?x2x?x256xf32, #kiln.dims<[b, s]>>, tensor<?x?xi64, #kiln.dims<[b, s]>>, tensor<128xf32>) -> tensor<?x2x?x256xf32, #kiln.dims<[b, s]>>
-  return %0, %1, %2, %3, %4 : tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>,
-    tensor<?x2x?x256xf32, #kiln.dims<[b, s]>>, tensor<?x2x?x256xf32, #kiln.dims<[b, s]>>
-})";
-  compile(src);
-  auto table = [](std::vector<double> f) {
-    return [f](const std::vector<int64_t> &, const Bindings &, std::mt19937 &) { return f; };
-  };
-  std::map<unsigned, Filler> fill = {
-      {1, [](const std::vector<int64_t> &shape, const Bindings &b, std::mt19937 &) {
-         std::vector<double> v(numElements(shape)); // query i of a chunk sits at p + i
-         for (int64_t r = 0; r < shape[0]; ++r)
-           for (int64_t i = 0; i < shape[1]; ++i)
-             v[r * shape[1] + i] = (double)(b.at("p") + i + 1000 * r);
-         return v;
-       }},
-      {2, table(invFreq(8, 16, 10000))},
-      {3, table(invFreq(4, 8, 10000))},
-      {5, table(invFreq(128, 256, 1000000))}};
-  for (const Bindings &b : kShapes)
-    check(b, fill);
-}
-
-//===----------------------------------------------------------------------===//
-// Attention: causal at a KV-cache offset, GQA 4/2, window, key padding, bias, softcap, head_dim 256
-//===----------------------------------------------------------------------===//
-
-TEST_F(CpuCodegenTest, Attention) {
-  std::string q = "tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>", kv = "tensor<?x2x?x16xf32, #kiln.dims<[b, p + s]>>";
-  std::string q256 = "tensor<?x4x?x256xf32, #kiln.dims<[b, s]>>", kv256 = "tensor<?x4x?x256xf32, #kiln.dims<[b, p + s]>>";
-  std::string pad = "tensor<?x?xi64, #kiln.dims<[b, p + s]>>", bias = "tensor<1x4x?x?xf32, #kiln.dims<[s, p + s]>>";
-  std::string src = R"(
-func.func @attention(%q: Q, %k: KV, %v: KV, %pad: PAD, %bias: BIAS, %q2: Q256, %k2: KV256, %v2: KV256) -> (Q, Q, Q, Q, Q, Q, Q256, Q256) {
-  %0 = kiln.attention %q, %k, %v {scale = 0.25 : f64, mask = "causal"} : (Q, KV, KV) -> Q
-  %1 = kiln.attention %q, %k, %v {scale = 0.25 : f64, mask = "causal", window = 3 : i64} : (Q, KV, KV) -> Q
-  %2 = kiln.attention %q, %k, %v key_padding_mask(%pad) {scale = 0.25 : f64, mask = "causal"} : (Q, KV, KV, PAD) -> Q
-  %3 = kiln.attention %q, %k, %v key_padding_mask(%pad) {scale = 0.25 : f64, mask = "bidirectional"} : (Q, KV, KV, PAD) -> Q
-  %4 = kiln.attention %q, %k, %v bias(%bias) {scale = 0.5 : f64, mask = "causal", softcap = 2.0 : f64} : (Q, KV, KV, BIAS) -> Q
-  %5 = kiln.attention %q, %k, %v {scale = 0.25 : f64, mask = "bidirectional", softcap = 1.5 : f64} : (Q, KV, KV) -> Q
-  %6 = kiln.attention %q2, %k2, %v2 {scale = 0.0625 : f64, mask = "causal"} : (Q256, KV256, KV256) -> Q256
-  %7 = kiln.attention %q2, %k2, %v2 {scale = 0.0625 : f64, mask = "causal", window = 4 : i64} : (Q256, KV256, KV256) -> Q256
-  return %0, %1, %2, %3, %4, %5, %6, %7 : Q, Q, Q, Q, Q, Q, Q256, Q256
-})";
-  src = replaceAll(src, "Q256", q256);
-  src = replaceAll(src, "KV256", kv256);
-  src = replaceAll(src, "Q", q);
-  src = replaceAll(src, "KV", kv);
-  src = replaceAll(src, "PAD", pad);
-  src = replaceAll(src, "BIAS", bias);
-  compile(src);
-  // Padding hides the first keys of batch row 1 and random others: with causal masking some queries of
-  // that row see no key at all (their output is zeros).
-  std::map<unsigned, Filler> fill = {{3, [](const std::vector<int64_t> &shape, const Bindings &, std::mt19937 &rng) {
-                                        std::vector<double> v(numElements(shape));
-                                        std::uniform_int_distribution<int> d(0, 3);
-                                        for (int64_t r = 0; r < shape[0]; ++r)
-                                          for (int64_t j = 0; j < shape[1]; ++j)
-                                            v[r * shape[1] + j] = (r == 1 && j < 4) ? 0 : d(rng) != 0;
-                                        return v;
-                                      }}};
-  for (const Bindings &b : kShapes)
-    check(b, fill);
 }
 
 //===----------------------------------------------------------------------===//
@@ -346,8 +256,8 @@ func.func @kv(%q: )" + q + R"(, %kin: tensor<?x?x2x8xf32, #kiln.dims<[b, s]>>, %
   %r = kiln.rope %x, %pos, %f {interleaved = false} : ()" + nw + R"(, tensor<?x?xi64, #kiln.dims<[b, s]>>, tensor<4xf32>) -> )" + nw + R"(
   %ck = kiln.concat %pk, %r {axis = 2 : i64} : ()" + past + ", " + nw + ") -> " + kv + R"(
   %cv = kiln.concat %pv, %t {axis = 2 : i64} : ()" + past + ", " + nw + ") -> " + kv + R"(
-  %a = kiln.attention %q, %ck, %cv {mask = "causal", scale = 3.500000e-01 : f64} : ()" + q + ", " + kv + ", " + kv + ") -> " + q + R"(
-  %w = kiln.attention %q, %ck, %cv {mask = "causal", scale = 3.500000e-01 : f64, window = 3 : i64} : ()" + q + ", " + kv + ", " + kv + ") -> " + q + R"(
+  %a = kiln.attention %q, %ck, %cv {mask = #kiln.mask<causal>, scale = 3.500000e-01 : f64} : ()" + q + ", " + kv + ", " + kv + ") -> " + q + R"(
+  %w = kiln.attention %q, %ck, %cv {mask = #kiln.mask<causal>, scale = 3.500000e-01 : f64, window = 3 : i64} : ()" + q + ", " + kv + ", " + kv + ") -> " + q + R"(
   return %a, %w, %ck, %cv : )" + q + ", " + q + ", " + kv + ", " + kv + R"(
 })";
   module = mlir::parseSourceString<mlir::ModuleOp>(src, &context, "kv.mlir");
@@ -452,7 +362,7 @@ func.func @kv(%q: )" + q + R"(, %kin: tensor<?x?x2x8xf32, #kiln.dims<[b, s]>>, %
         compare("attention (window 3)", expected[1].data, [&](size_t k) { return w[k]; });
         // The caches: rows [0, p + s) of every (batch, head), capacity rows apart.
         auto cacheAt = [&](const std::vector<float> &st) {
-          return [&st, P, S, C](size_t k) {
+          return [&st, P, S](size_t k) {
             int64_t T = P + S, bh = int64_t(k) / (T * 8), r = int64_t(k) / 8 % T, c = int64_t(k) % 8;
             return st[size_t((bh * C + r) * 8 + c)];
           };

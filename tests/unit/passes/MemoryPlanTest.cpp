@@ -458,7 +458,7 @@ std::string kvStep(const std::string &extra, const std::string &result = "", con
          named + R"() {
       %t = kiln.transpose %kin {permutation = array<i64: 0, 2, 1, 3>} : tensor<?x?x2x16xf32, #kiln.dims<[b, s]>> -> tensor<?x2x?x16xf32, #kiln.dims<[b, s]>>
       %c = kiln.concat %pk, %t {axis = 2 : i64} : (tensor<?x2x?x16xf32, #kiln.dims<[b, p]>>, tensor<?x2x?x16xf32, #kiln.dims<[b, s]>>) -> )" + kv + R"(
-      %a = kiln.attention %q, %c, %c {mask = "causal", scale = 2.500000e-01 : f64} : (tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, )" + kv + ", " + kv + R"() -> tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>
+      %a = kiln.attention %q, %c, %c {mask = #kiln.mask<causal>, scale = 2.500000e-01 : f64} : (tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, )" + kv + ", " + kv + R"() -> tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>
       )" + extra + R"(
       return %a, %c)" + results + " : tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, " + kv + types + R"(
     })";

@@ -1,7 +1,8 @@
 //===- SpirvCodegenTest.cpp - every kiln op: SPIR-V kernel on a Vulkan device vs. the interpreter ===//
 //
-// The per-op kernel test of the Vulkan backend. Each test is one step function with many ops over symbolic
-// dims (the same sources as the CPU backend's test); every dispatch op gets its own SPIR-V kernel from
+// The per-op kernel test of the Vulkan backend, over the shared kernel cases (tests/unit/common/KernelCases.h,
+// the same as the CPU backend's test) and a few SPIR-V-only ones. Each case is one step function with many
+// ops over symbolic dims; every dispatch op gets its own SPIR-V kernel from
 // generateSpirvKernel, which the test runs on the first Vulkan device (lavapipe in CI: the ENVIRONMENT of
 // the CTest entry sets VK_DRIVER_FILES) through the small harness of VulkanHarness.h, following the
 // Kernel contract of kiln_artifact.proto: binding i = buffer i, push constants = the symbols, grid =
@@ -10,6 +11,7 @@
 // and booleans exactly. Without a Vulkan device the tests skip (code generation and validation still run).
 //
 //===----------------------------------------------------------------------===//
+#include "KernelCases.h"
 #include "KernelTestUtil.h"
 #include "VulkanHarness.h"
 
@@ -24,6 +26,8 @@
 #include "mlir/Parser/Parser.h"
 #include "llvm/ADT/APFloat.h"
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/SmallString.h"
+#include "llvm/Support/FileSystem.h"
 
 #include <gtest/gtest.h>
 
@@ -31,8 +35,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <random>
+#include <sstream>
 
 using namespace kiln;
 using kiln::ir::HostTensor;
@@ -175,172 +181,29 @@ protected:
   std::mt19937 rng{20240607};
 };
 
-#define KILN_KERNEL_TEST(name) TEST_F(SpirvCodegenTest, name)
-#include "KernelCases.inc"
-TEST_F(SpirvCodegenTest, DataMovement) {
-  std::string src = R"(
-func.func @movement(%t: tensor<10x4xf32>, %ids: tensor<?x?xi64, #kiln.dims<[b, s]>>, %x: tensor<?x?x8xf32, #kiln.dims<[b, s]>>,
-                    %e: tensor<?x1xf32, #kiln.dims<[s]>>, %past: tensor<1x2x?x4xf32, #kiln.dims<[p]>>,
-                    %new: tensor<1x2x?x4xf32, #kiln.dims<[s]>>, %h: tensor<?x?x8xbf16, #kiln.dims<[b, s]>>,
-                    %m: tensor<?x?x8xi1, #kiln.dims<[b, s]>>) -> (
-    tensor<?x?x4xf32, #kiln.dims<[b, s]>>, tensor<?x?x2x4xf32, #kiln.dims<[b, s]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, s]>>,
-    tensor<?x?x8xf32, #kiln.dims<[b, s]>>, tensor<?x?x4xf32, #kiln.dims<[b, s]>>, tensor<1x2x?x4xf32, #kiln.dims<[p + s]>>,
-    tensor<?x?x20xf32, #kiln.dims<[b, s]>>, tensor<?x8x?xbf16, #kiln.dims<[b, s]>>, tensor<?x?x2x4xi1, #kiln.dims<[b, s]>>) {
-  %0 = kiln.gather %t, %ids : (tensor<10x4xf32>, tensor<?x?xi64, #kiln.dims<[b, s]>>) -> tensor<?x?x4xf32, #kiln.dims<[b, s]>>
-  %1 = kiln.reshape %x : tensor<?x?x8xf32, #kiln.dims<[b, s]>> -> tensor<?x?x2x4xf32, #kiln.dims<[b, s]>>
-  %2 = kiln.transpose %1 {permutation = array<i64: 0, 2, 1, 3>} : tensor<?x?x2x4xf32, #kiln.dims<[b, s]>> -> tensor<?x2x?x4xf32, #kiln.dims<[b, s]>>
-  %3 = kiln.broadcast_to %e : tensor<?x1xf32, #kiln.dims<[s]>> -> tensor<?x?x8xf32, #kiln.dims<[b, s]>>
-  %4 = kiln.slice %x {axis = -1 : i64, start = 2 : i64, end = 6 : i64} : tensor<?x?x8xf32, #kiln.dims<[b, s]>> -> tensor<?x?x4xf32, #kiln.dims<[b, s]>>
-  %5 = kiln.concat %past, %new {axis = 2 : i64} : (tensor<1x2x?x4xf32, #kiln.dims<[p]>>, tensor<1x2x?x4xf32, #kiln.dims<[s]>>) -> tensor<1x2x?x4xf32, #kiln.dims<[p + s]>>
-  %6 = kiln.concat %x, %4, %x {axis = 2 : i64} : (tensor<?x?x8xf32, #kiln.dims<[b, s]>>, tensor<?x?x4xf32, #kiln.dims<[b, s]>>, tensor<?x?x8xf32, #kiln.dims<[b, s]>>) -> tensor<?x?x20xf32, #kiln.dims<[b, s]>>
-  %7 = kiln.transpose %h {permutation = array<i64: 0, 2, 1>} : tensor<?x?x8xbf16, #kiln.dims<[b, s]>> -> tensor<?x8x?xbf16, #kiln.dims<[b, s]>>
-  %8 = kiln.reshape %m : tensor<?x?x8xi1, #kiln.dims<[b, s]>> -> tensor<?x?x2x4xi1, #kiln.dims<[b, s]>>
-  return %0, %1, %2, %3, %4, %5, %6, %7, %8 :
-    tensor<?x?x4xf32, #kiln.dims<[b, s]>>, tensor<?x?x2x4xf32, #kiln.dims<[b, s]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, s]>>,
-    tensor<?x?x8xf32, #kiln.dims<[b, s]>>, tensor<?x?x4xf32, #kiln.dims<[b, s]>>, tensor<1x2x?x4xf32, #kiln.dims<[p + s]>>,
-    tensor<?x?x20xf32, #kiln.dims<[b, s]>>, tensor<?x8x?xbf16, #kiln.dims<[b, s]>>, tensor<?x?x2x4xi1, #kiln.dims<[b, s]>>
-})";
-  compile(src);
-  for (const Bindings &b : kShapes)
-    check(b);
-
-}
-
 //===----------------------------------------------------------------------===//
-// RoPE: head_dim 16 and 256, halves and interleaved pairs, partial rotary, positions p + i
+// The shared kernel cases (tests/unit/common/KernelCases.h), the same on every backend
 //===----------------------------------------------------------------------===//
 
-std::vector<double> invFreq(int64_t half, int64_t dim, double base) {
-  std::vector<double> f(half);
-  for (int64_t i = 0; i < half; ++i)
-    f[i] = 1.0 / std::pow(base, 2.0 * i / dim);
-  return f;
-}
+class SpirvKernelCase : public SpirvCodegenTest, public ::testing::WithParamInterface<KernelCase> {};
 
-TEST_F(SpirvCodegenTest, Rope) {
-  std::string src = R"(
-func.func @rope(%x: tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, %pos: tensor<?x?xi64, #kiln.dims<[b, s]>>,
-                %f8: tensor<8xf32>, %f4: tensor<4xf32>, %y: tensor<?x2x?x256xf32, #kiln.dims<[b, s]>>, %f128: tensor<128xf32>) -> (
-    tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>,
-    tensor<?x2x?x256xf32, #kiln.dims<[b, s]>>, tensor<?x2x?x256xf32, #kiln.dims<[b, s]>>) {
-  %0 = kiln.rope %x, %pos, %f8 {interleaved = false} : (tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x?xi64, #kiln.dims<[b, s]>>, tensor<8xf32>) -> tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>
-  %1 = kiln.rope %x, %pos, %f8 {interleaved = true} : (tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x?xi64, #kiln.dims<[b, s]>>, tensor<8xf32>) -> tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>
-  %2 = kiln.rope %x, %pos, %f4 {interleaved = false} : (tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x?xi64, #kiln.dims<[b, s]>>, tensor<4xf32>) -> tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>
-  %3 = kiln.rope %y, %pos, %f128 {interleaved = false} : (tensor<?x2x?x256xf32, #kiln.dims<[b, s]>>, tensor<?x?xi64, #kiln.dims<[b, s]>>, tensor<128xf32>) -> tensor<?x2x?x256xf32, #kiln.dims<[b, s]>>
-  %4 = kiln.rope %y, %pos, %f128 {interleaved = true} : (tensor<?x2x?x256xf32, #kiln.dims<[b, s]>>, tensor<?x?xi64, #kiln.dims<[b, s]>>, tensor<128xf32>) -> tensor<?x2x?x256xf32, #kiln.dims<[b, s]>>
-  return %0, %1, %2, %3, %4 : tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>,
-    tensor<?x2x?x256xf32, #kiln.dims<[b, s]>>, tensor<?x2x?x256xf32, #kiln.dims<[b, s]>>
-})";
-  compile(src);
-  auto table = [](std::vector<double> f) {
-    return [f](const std::vector<int64_t> &, const Bindings &, std::mt19937 &) { return f; };
-  };
-  std::map<unsigned, Filler> fill = {
-      {1, [](const std::vector<int64_t> &shape, const Bindings &b, std::mt19937 &) {
-         std::vector<double> v(numElements(shape)); // query i of a chunk sits at p + i
-         for (int64_t r = 0; r < shape[0]; ++r)
-           for (int64_t i = 0; i < shape[1]; ++i)
-             v[r * shape[1] + i] = (double)(b.at("p") + i + 1000 * r);
-         return v;
-       }},
-      {2, table(invFreq(8, 16, 10000))},
-      {3, table(invFreq(4, 8, 10000))},
-      {5, table(invFreq(128, 256, 1000000))}};
-  for (const Bindings &b : kShapes)
-    check(b, fill);
-}
-
-//===----------------------------------------------------------------------===//
-// Attention: causal at a KV-cache offset, GQA 4/2, window, key padding, bias, softcap, head_dim 256
-//===----------------------------------------------------------------------===//
-
-TEST_F(SpirvCodegenTest, Attention) {
-  std::string q = "tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>", kv = "tensor<?x2x?x16xf32, #kiln.dims<[b, p + s]>>";
-  std::string q256 = "tensor<?x4x?x256xf32, #kiln.dims<[b, s]>>", kv256 = "tensor<?x4x?x256xf32, #kiln.dims<[b, p + s]>>";
-  std::string pad = "tensor<?x?xi64, #kiln.dims<[b, p + s]>>", bias = "tensor<1x4x?x?xf32, #kiln.dims<[s, p + s]>>";
-  std::string src = R"(
-func.func @attention(%q: Q, %k: KV, %v: KV, %pad: PAD, %bias: BIAS, %q2: Q256, %k2: KV256, %v2: KV256) -> (Q, Q, Q, Q, Q, Q, Q256, Q256) {
-  %0 = kiln.attention %q, %k, %v {scale = 0.25 : f64, mask = "causal"} : (Q, KV, KV) -> Q
-  %1 = kiln.attention %q, %k, %v {scale = 0.25 : f64, mask = "causal", window = 3 : i64} : (Q, KV, KV) -> Q
-  %2 = kiln.attention %q, %k, %v key_padding_mask(%pad) {scale = 0.25 : f64, mask = "causal"} : (Q, KV, KV, PAD) -> Q
-  %3 = kiln.attention %q, %k, %v key_padding_mask(%pad) {scale = 0.25 : f64, mask = "bidirectional"} : (Q, KV, KV, PAD) -> Q
-  %4 = kiln.attention %q, %k, %v bias(%bias) {scale = 0.5 : f64, mask = "causal", softcap = 2.0 : f64} : (Q, KV, KV, BIAS) -> Q
-  %5 = kiln.attention %q, %k, %v {scale = 0.25 : f64, mask = "bidirectional", softcap = 1.5 : f64} : (Q, KV, KV) -> Q
-  %6 = kiln.attention %q2, %k2, %v2 {scale = 0.0625 : f64, mask = "causal"} : (Q256, KV256, KV256) -> Q256
-  %7 = kiln.attention %q2, %k2, %v2 {scale = 0.0625 : f64, mask = "causal", window = 4 : i64} : (Q256, KV256, KV256) -> Q256
-  return %0, %1, %2, %3, %4, %5, %6, %7 : Q, Q, Q, Q, Q, Q, Q256, Q256
-})";
-  src = replaceAll(src, "Q256", q256);
-  src = replaceAll(src, "KV256", kv256);
-  src = replaceAll(src, "Q", q);
-  src = replaceAll(src, "KV", kv);
-  src = replaceAll(src, "PAD", pad);
-  src = replaceAll(src, "BIAS", bias);
-  compile(src);
-  // Padding hides the first keys of batch row 1 and random others: with causal masking some queries of
-  // that row see no key at all (their output is zeros).
-  std::map<unsigned, Filler> fill = {{3, [](const std::vector<int64_t> &shape, const Bindings &, std::mt19937 &rng) {
-                                        std::vector<double> v(numElements(shape));
-                                        std::uniform_int_distribution<int> d(0, 3);
-                                        for (int64_t r = 0; r < shape[0]; ++r)
-                                          for (int64_t j = 0; j < shape[1]; ++j)
-                                            v[r * shape[1] + j] = (r == 1 && j < 4) ? 0 : d(rng) != 0;
-                                        return v;
-                                      }}};
-  for (const Bindings &b : kShapes)
-    check(b, fill);
-}
-
-
-// Decode shapes for the split-key kernel: one query row over 1, 257 and 1000 keys (one and several blocks, a
-// ragged last block), a 70-row prefill, GQA 8:2, head dims 64, 40 (fewer dims than a part's invocations) and 256,
-// a window shorter than the keys, a padding mask; on workgroups of 256, 128 and 64 invocations (64: one
-// invocation per score, no partial dots).
-TEST_F(SpirvCodegenTest, AttentionDecode) {
-  std::string q = "tensor<?x8x?x64xf32, #kiln.dims<[b, s]>>", kv = "tensor<?x2x?x64xf32, #kiln.dims<[b, p + s]>>";
-  std::string q40 = "tensor<?x8x?x40xf32, #kiln.dims<[b, s]>>", kv40 = "tensor<?x2x?x40xf32, #kiln.dims<[b, p + s]>>";
-  std::string q256 = "tensor<?x8x?x256xf32, #kiln.dims<[b, s]>>", kv256 = "tensor<?x2x?x256xf32, #kiln.dims<[b, p + s]>>";
-  std::string pad = "tensor<?x?xi64, #kiln.dims<[b, p + s]>>";
-  std::string src = R"(
-func.func @attention_decode(%q: Q, %k: KV, %v: KV, %pad: PAD, %q2: Q256, %k2: KV256, %v2: KV256, %q3: Q40, %k3: KV40, %v3: KV40) -> (Q, Q, Q, Q, Q256, Q256, Q40) {
-  %0 = kiln.attention %q, %k, %v {scale = 0.125 : f64, mask = "causal"} : (Q, KV, KV) -> Q
-  %1 = kiln.attention %q, %k, %v {scale = 0.125 : f64, mask = "causal", window = 100 : i64} : (Q, KV, KV) -> Q
-  %2 = kiln.attention %q, %k, %v key_padding_mask(%pad) {scale = 0.125 : f64, mask = "causal"} : (Q, KV, KV, PAD) -> Q
-  %3 = kiln.attention %q, %k, %v key_padding_mask(%pad) {scale = 0.125 : f64, mask = "bidirectional", softcap = 3.0 : f64} : (Q, KV, KV, PAD) -> Q
-  %4 = kiln.attention %q2, %k2, %v2 {scale = 0.0625 : f64, mask = "causal"} : (Q256, KV256, KV256) -> Q256
-  %5 = kiln.attention %q2, %k2, %v2 {scale = 0.0625 : f64, mask = "causal", window = 5 : i64} : (Q256, KV256, KV256) -> Q256
-  %6 = kiln.attention %q3, %k3, %v3 {scale = 0.15 : f64, mask = "causal"} : (Q40, KV40, KV40) -> Q40
-  return %0, %1, %2, %3, %4, %5, %6 : Q, Q, Q, Q, Q256, Q256, Q40
-})";
-  src = replaceAll(src, "Q256", q256);
-  src = replaceAll(src, "KV256", kv256);
-  src = replaceAll(src, "Q40", q40);
-  src = replaceAll(src, "KV40", kv40);
-  src = replaceAll(src, "Q", q);
-  src = replaceAll(src, "KV", kv);
-  src = replaceAll(src, "PAD", pad);
-  // Batch row 1 hides its first 300 keys (a whole block and more) and random others.
-  std::map<unsigned, Filler> fill = {{3, [](const std::vector<int64_t> &shape, const Bindings &, std::mt19937 &rng) {
-                                        std::vector<double> v(numElements(shape));
-                                        std::uniform_int_distribution<int> d(0, 3);
-                                        for (int64_t r = 0; r < shape[0]; ++r)
-                                          for (int64_t j = 0; j < shape[1]; ++j)
-                                            v[r * shape[1] + j] = (r == 1 && j < 300) ? 0 : d(rng) != 0;
-                                        return v;
-                                      }}};
-  const std::vector<Bindings> shapes = {{{"b", 1}, {"s", 1}, {"p", 0}},
-                                        {{"b", 2}, {"s", 1}, {"p", 256}},
-                                        {{"b", 1}, {"s", 1}, {"p", 999}},
-                                        {{"b", 2}, {"s", 3}, {"p", 61}},
-                                        {{"b", 1}, {"s", 70}, {"p", 0}}};
-  for (uint32_t invocations : {1024u, 128u, 64u}) {
-    SCOPED_TRACE("maxWorkgroupInvocations " + std::to_string(invocations));
-    target.maxWorkgroupInvocations = invocations;
-    compile(src);
-    for (const Bindings &b : shapes)
-      check(b, fill, 2e-5);
+TEST_P(SpirvKernelCase, MatchesInterpreter) {
+  const KernelCase &c = GetParam();
+  // Small workgroups take other variants (attention: 64 invocations is one per score, no partial dots).
+  std::vector<uint32_t> invocations = {target.maxWorkgroupInvocations};
+  if (c.smallWorkgroups)
+    invocations.insert(invocations.end(), {128u, 64u});
+  for (uint32_t n : invocations) {
+    SCOPED_TRACE("maxWorkgroupInvocations " + std::to_string(n));
+    target.maxWorkgroupInvocations = n;
+    compile(c.source);
+    for (const Bindings &b : c.shapes)
+      check(b, c.fillers, c.tolerance);
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Shared, SpirvKernelCase, ::testing::ValuesIn(kernelCases()),
+                         [](const ::testing::TestParamInfo<KernelCase> &info) { return info.param.name; });
 
 //===----------------------------------------------------------------------===//
 // Limits: what does not fit is reported, not generated
@@ -351,7 +214,7 @@ TEST_F(SpirvCodegenTest, LimitsAndReasons) {
 func.func @limits(%q: tensor<1x8x?x256xf32, #kiln.dims<[s]>>, %k: tensor<1x4x?x256xf32, #kiln.dims<[p + s]>>,
                   %x: tensor<?x3xf32, #kiln.dims<[s]>>, %y: tensor<?x40000xf32, #kiln.dims<[s]>>) -> (tensor<1x8x?x256xf32, #kiln.dims<[s]>>, tensor<?x3xf32, #kiln.dims<[s]>>, tensor<?x3xf32, #kiln.dims<[s]>>) {
   %t = kiln.weight "embed" : tensor<40000x1024xf32>
-  %0 = kiln.attention %q, %k, %k {scale = 0.0625 : f64, mask = "causal"} : (tensor<1x8x?x256xf32, #kiln.dims<[s]>>, tensor<1x4x?x256xf32, #kiln.dims<[p + s]>>, tensor<1x4x?x256xf32, #kiln.dims<[p + s]>>) -> tensor<1x8x?x256xf32, #kiln.dims<[s]>>
+  %0 = kiln.attention %q, %k, %k {scale = 0.0625 : f64, mask = #kiln.mask<causal>} : (tensor<1x8x?x256xf32, #kiln.dims<[s]>>, tensor<1x4x?x256xf32, #kiln.dims<[p + s]>>, tensor<1x4x?x256xf32, #kiln.dims<[p + s]>>) -> tensor<1x8x?x256xf32, #kiln.dims<[s]>>
   %1 = kiln.matmul %y, %t {transpose_b = false} : (tensor<?x40000xf32, #kiln.dims<[s]>>, tensor<40000x1024xf32>) -> tensor<?x1024xf32, #kiln.dims<[s]>>
   %2 = kiln.neg %x : tensor<?x3xf32, #kiln.dims<[s]>> -> tensor<?x3xf32, #kiln.dims<[s]>>
   %h = kiln.convert %x : tensor<?x3xf32, #kiln.dims<[s]>> -> tensor<?x3xf16, #kiln.dims<[s]>>
@@ -516,6 +379,64 @@ func.func @large(%a: tensor<?x17000000xf32, #kiln.dims<[b]>>) -> tensor<?x170000
 })";
   compile(src);
   check({{"b", 1}, {"s", 1}, {"p", 0}});
+}
+
+// The backend's op table: ops without a kernel carry the reason legality reports; kernels come from the
+// fixed .comp files with their variant defines.
+TEST_F(SpirvCodegenTest, OpEntries) {
+  std::map<std::string, std::string> entries = codegen::spirvOpEntries();
+  for (const char *op : {"kiln.matmul", "kiln.attention", "kiln.rms_norm", "kiln.add", "kiln.concat"})
+    EXPECT_EQ(entries.at(op), "") << op;
+  auto mod = mlir::parseSourceString<mlir::ModuleOp>(R"(
+func.func @w() -> tensor<4xf32> {
+  %w = kiln.weight "w" : tensor<4xf32>
+  return %w : tensor<4xf32>
+})", &context, "weight.mlir");
+  ASSERT_TRUE(mod);
+  mlir::func::FuncOp f = *mod->getOps<mlir::func::FuncOp>().begin();
+  mlir::Operation *weight = &f.getBody().front().front();
+  ASSERT_NE(entries.at("kiln.weight"), "");
+  EXPECT_EQ(codegen::spirvUnsupportedReason(weight, target), entries.at("kiln.weight"));
+  StatusOr<codegen::SpirvKernel> k = codegen::generateSpirvKernel(weight, kSymbols, target);
+  ASSERT_FALSE(k.ok());
+  EXPECT_NE(k.status().message().find(entries.at("kiln.weight")), std::string::npos) << k.status().message();
+}
+
+std::string readText(const std::string &path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// --dump-dir: the GLSL as glslang compiled it (header, variant defines, the .comp with its includes
+// expanded) and the module's disassembly, named by the kernel's index.
+TEST_F(SpirvCodegenTest, DumpWritesSourceAndDisassembly) {
+  compile(R"(
+func.func @dump(%x: tensor<?x264xf32, #kiln.dims<[s]>>, %w: tensor<150x264xf32>) -> tensor<?x150xf32, #kiln.dims<[s]>> {
+  %0 = kiln.matmul %x, %w {transpose_b = true} : (tensor<?x264xf32, #kiln.dims<[s]>>, tensor<150x264xf32>) -> tensor<?x150xf32, #kiln.dims<[s]>>
+  return %0 : tensor<?x150xf32, #kiln.dims<[s]>>
+})");
+  ASSERT_EQ(kernels.size(), 1u);
+  const codegen::SpirvKernel &k = kernels.begin()->second;
+  EXPECT_EQ(k.glsl.rfind("#version 450\n", 0), 0u);
+  EXPECT_NE(k.glsl.find("#define TRANSPOSE_B\n"), std::string::npos);
+  EXPECT_NE(k.glsl.find("#define VEC_WIDTH 4\n"), std::string::npos);
+  EXPECT_NE(k.glsl.find("void gemv("), std::string::npos); // shaders/matmul.comp
+  EXPECT_EQ(k.glsl.find("\n#include \""), std::string::npos); // every include expanded
+
+  llvm::SmallString<128> dir;
+  ASSERT_FALSE(llvm::sys::fs::createUniqueDirectory("kiln-spirv-dump", dir));
+  Status s = codegen::dumpSpirvKernel(k, dir.str().str(), 7);
+  ASSERT_TRUE(s) << s.message();
+  std::string base = dir.str().str() + "/spirv/007-" + k.name;
+  std::string glsl = readText(base + ".comp"), spvasm = readText(base + ".spvasm");
+  llvm::sys::fs::remove_directories(dir);
+  // The source with one comment line after #version: the kernel, and the specialization constants' values.
+  std::string comment = "// kernel 7: " + k.name + "; SC0 = 264, SC1 = 150, SC2 = 264, SC3 = 150\n";
+  EXPECT_EQ(glsl, "#version 450\n" + comment + k.glsl.substr(std::strlen("#version 450\n")));
+  EXPECT_NE(spvasm.find("OpEntryPoint GLCompute %main \"main\""), std::string::npos) << spvasm.substr(0, 400);
+  EXPECT_NE(spvasm.find("OpSpecConstant"), std::string::npos);
 }
 
 } // namespace

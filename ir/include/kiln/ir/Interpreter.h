@@ -58,6 +58,10 @@ private:
   llvm::StringMap<std::shared_ptr<const HostTensor>> weights_;
 };
 
+/// The interpreter's op table: every kiln op name with a row -> "" (it has a rule), or the reason it has none.
+/// tests/unit/codegen/OpCoverageTest.cpp checks that every op of the dialect has an entry.
+std::map<std::string, std::string> interpreterOpEntries();
+
 } // namespace kiln::ir
 
 #endif // KILN_IR_INTERPRETER_H

@@ -12,6 +12,7 @@
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
 #include "kiln/ir/KilnDialect.h.inc"
+#include "kiln/ir/KilnEnums.h.inc"
 
 #define GET_ATTRDEF_CLASSES
 #include "kiln/ir/KilnAttrs.h.inc"

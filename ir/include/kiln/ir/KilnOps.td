@@ -9,7 +9,29 @@
 #define KILN_OPS_TD
 
 include "kiln/ir/KilnBase.td"
+include "mlir/IR/EnumAttr.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
+
+//===----------------------------------------------------------------------===//
+// Enum attributes: checked by the parser, read as C++ enums by every backend
+//===----------------------------------------------------------------------===//
+
+def Kiln_ComparePredicate : I32Enum<"ComparePredicate", "the comparison of kiln.compare", [
+    I32EnumCase<"eq", 0>, I32EnumCase<"ne", 1>, I32EnumCase<"lt", 2>,
+    I32EnumCase<"le", 3>, I32EnumCase<"gt", 4>, I32EnumCase<"ge", 5>]> {
+  let cppNamespace = "::kiln::ir";
+}
+// `kiln.compare lt, ...` in the op's form; `#kiln<predicate lt>` as a bare attribute.
+def Kiln_ComparePredicateAttr : EnumAttr<Kiln_Dialect, Kiln_ComparePredicate, "predicate">;
+
+def Kiln_AttentionMask : I32Enum<"AttentionMask", "the mask kind of kiln.attention", [
+    I32EnumCase<"causal", 0>, I32EnumCase<"bidirectional", 1>]> {
+  let cppNamespace = "::kiln::ir";
+}
+// `mask = #kiln.mask<causal>` in the attribute dictionary.
+def Kiln_AttentionMaskAttr : EnumAttr<Kiln_Dialect, Kiln_AttentionMask, "mask"> {
+  let assemblyFormat = "`<` $value `>`";
+}
 
 //===----------------------------------------------------------------------===//
 // Sources: weights, constants, symbols, iota
@@ -81,9 +103,10 @@ def Kiln_PowOp : Kiln_BinaryOp<"pow", "lhs ** rhs">;
 
 def Kiln_CompareOp : Kiln_Op<"compare", [Pure]> {
   let summary = "elementwise comparison (eq, ne, lt, le, gt, ge) with broadcasting, to i1";
-  let arguments = (ins StrAttr:$predicate, AnyRankedTensor:$lhs, AnyRankedTensor:$rhs);
+  let arguments = (ins Kiln_ComparePredicateAttr:$predicate, AnyRankedTensor:$lhs, AnyRankedTensor:$rhs);
   let results = (outs TensorOf<[I1]>:$result);
-  let assemblyFormat = "$predicate `,` $lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
+  // `kiln.compare lt, %a, %b`; the empty literal drops the op's space (the enum prints its own).
+  let assemblyFormat = "`` $predicate `,` $lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;
 }
 
@@ -293,15 +316,15 @@ def Kiln_AttentionOp : Kiln_Op<"attention", [Pure, AttrSizedOperandSegments]> {
   let summary = "softmax(scale * Q K^T + mask (+ bias)) V with the mask computed in the kernel";
   let description = [{
     q [b, hq, s, d], k [b, hkv, t, d], v [b, hkv, t, dv] -> [b, hq, s, dv]; hq a multiple of hkv (grouped
-    query heads share a KV head). The mask is not a tensor: `mask = "causal"` puts query i at position
-    t - s + i (the KV-cache offset) and lets it see keys at positions <= its own, within the last `window`
-    positions if set; `"bidirectional"` sees all keys. `key_padding_mask` [b, t] (nonzero = valid) hides
-    padded keys. `bias` adds a relative position bias broadcastable to [b, hq, s, t]. `softcap` c applies
+    query heads share a KV head). The mask is not a tensor: `mask = #kiln.mask<causal>` puts query i at
+    position t - s + i (the KV-cache offset) and lets it see keys at positions <= its own, within the last
+    `window` positions if set; `#kiln.mask<bidirectional>` sees all keys. `key_padding_mask` [b, t]
+    (nonzero = valid) hides padded keys. `bias` adds a relative position bias broadcastable to [b, hq, s, t]. `softcap` c applies
     c * tanh(x / c) to the scaled scores before the mask.
   }];
   let arguments = (ins AnyRankedTensor:$query, AnyRankedTensor:$key, AnyRankedTensor:$value,
                        Optional<AnyRankedTensor>:$key_padding_mask, Optional<AnyRankedTensor>:$bias,
-                       F64Attr:$scale, StrAttr:$mask, OptionalAttr<I64Attr>:$window,
+                       F64Attr:$scale, Kiln_AttentionMaskAttr:$mask, OptionalAttr<I64Attr>:$window,
                        OptionalAttr<F64Attr>:$softcap);
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = [{

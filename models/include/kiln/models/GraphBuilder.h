@@ -57,7 +57,7 @@ public:
   Value max(Value a, Value b);
   Value min(Value a, Value b);
   Value pow(Value a, Value b);
-  Value compare(llvm::StringRef predicate, Value a, Value b);
+  Value compare(ir::ComparePredicate predicate, Value a, Value b);
   Value select(Value cond, Value onTrue, Value onFalse);
   Value convert(Value x, mlir::Type elementType);
   template <typename UnaryOp> Value unary(Value x) {

@@ -15,6 +15,7 @@
 #include "llvm/ADT/ArrayRef.h"
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,10 @@ struct CpuCode {
 StatusOr<CpuCode> generateCpuKernels(mlir::func::FuncOp step, llvm::ArrayRef<mlir::Operation *> dispatchOps,
                                      llvm::ArrayRef<std::string> symbolNames, const CpuCodegenOptions &options,
                                      llvm::ArrayRef<KernelLayout> layouts = {});
+
+/// The CPU backend's op table: every kiln op name with a row -> "" (it has a kernel) or the reason it has none.
+/// tests/unit/codegen/OpCoverageTest.cpp checks that every op of the dialect has an entry.
+std::map<std::string, std::string> cpuOpEntries();
 
 } // namespace kiln::codegen
 

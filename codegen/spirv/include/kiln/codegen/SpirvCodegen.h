@@ -10,6 +10,8 @@
 // Storage: f32 as float, i32 as int, i64 as two 32-bit words (arithmetic in 32-bit int, exact for
 // |values| < 2^31: token ids, positions, masks; no Int64 capability needed), i1 as one uint8 per element
 // (GL_EXT_shader_8bit_storage). f16 / bf16 need target.float16 (16-bit storage) and are converted to f32.
+// The kernels' GLSL: codegen/spirv/shaders (one .comp file per kernel family, variants by #define and
+// specialization constants); only the elementwise ops and copies have a generated body.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KILN_CODEGEN_SPIRVCODEGEN_H
@@ -22,6 +24,7 @@
 #include "llvm/ADT/ArrayRef.h"
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -47,16 +50,21 @@ struct SpirvKernel {
   /// as `layout(constant_id = i) const uint SCi` (default 1), so kernels that differ only in them share
   /// one module (Kernel.specialization in the artifact).
   std::vector<uint32_t> specialization;
-  std::string glsl;             ///< the source, for --dump-dir
+  std::string glsl;             ///< the source glslang compiled: shaders/header.glsl, the variant defines, the .comp
 };
+
+/// Every kiln op (by operation name, "kiln.add") the backend has an entry for: "" when it has a kernel
+/// (which may still reject some dtypes or shapes: spirvUnsupportedReason), else the reason it has none, and
+/// legality places the op on the CPU.
+std::map<std::string, std::string> spirvOpEntries();
 
 /// Why `op` has no kernel for `target` (empty when it has one): unsupported op or dtype, a static operand
 /// larger than maxStorageBufferRange, shared memory or workgroup size of the variant above the limits, ...
 std::string spirvUnsupportedReason(mlir::Operation *op, const SpirvTarget &target);
 
-/// The kernel of one kiln op: GLSL generated for the op's dtypes and static dims (symbolic dims come from
-/// the push constants, in `symbolNames` order), compiled with glslang to SPIR-V 1.3 / Vulkan 1.1 and
-/// validated with SPIRV-Tools. Errors name the op and include the first compiler or validator message.
+/// The kernel of one kiln op: its kernel family's GLSL (codegen/spirv/shaders) specialized by defines for the
+/// op's dtypes, attributes and static dims (symbolic dims come from the push constants, in `symbolNames`
+/// order), compiled with glslang to SPIR-V 1.3 / Vulkan 1.1 and validated with SPIRV-Tools. Errors name the op and include the first compiler or validator message.
 /// `operandStorage` (optional, one element type per operand): the element type the operand's buffer really
 /// holds when it differs from the IR's, which is allowed only for an f32 operand stored as f16 / bf16 (a
 /// weight whose convert was folded away, passes/DeviceWeights.h): the kernel reads the 16-bit values and
@@ -64,6 +72,15 @@ std::string spirvUnsupportedReason(mlir::Operation *op, const SpirvTarget &targe
 StatusOr<SpirvKernel> generateSpirvKernel(mlir::Operation *op, llvm::ArrayRef<std::string> symbolNames,
                                           const SpirvTarget &target,
                                           llvm::ArrayRef<mlir::Type> operandStorage = {});
+
+/// SPIR-V assembly text of `words` (spirv-dis, friendly names).
+std::string disassembleSpirv(llvm::ArrayRef<uint32_t> words);
+
+/// --dump-dir: writes DIR/spirv/NNN-<kernel name>.comp (the GLSL as compiled, with its variant defines and,
+/// as a comment, the specialization constants' values) and DIR/spirv/NNN-<kernel name>.spvasm (the module's
+/// disassembly); NNN is `index`, the kernel's index in the artifact (Dispatch.kernel). An empty
+/// `dumpDir` writes nothing.
+Status dumpSpirvKernel(const SpirvKernel &kernel, const std::string &dumpDir, int index);
 
 } // namespace kiln::codegen
 

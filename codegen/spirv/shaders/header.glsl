@@ -1,0 +1,29 @@
+#version 450
+// The start of every kiln SPIR-V kernel (codegen/spirv). The code generator puts the kernel's variant
+// defines right after the #version line (which must stay first), then the rest of this file, then the
+// buffer declarations and specialization constants of the op, then the kernel's own .comp file, with every
+// `#include "x.glsl"` replaced by that file (once per kernel). --dump-dir writes the assembled source.
+//
+// Always defined by the generator:
+//   WG_X, WG_Y, WG_Z   the workgroup size
+//   NUM_SYMBOLS        the number of push-constant symbols (pc.symbols[i]: the step function's symbolic dims)
+// Optional: STORAGE_8BIT, STORAGE_16BIT (i1 / f16 / bf16 buffers), SUBGROUP_ARITHMETIC (subgroupAdd & co).
+#ifdef STORAGE_8BIT
+#extension GL_EXT_shader_8bit_storage : require
+#endif
+#ifdef STORAGE_16BIT
+#extension GL_EXT_shader_16bit_storage : require
+#endif
+#ifdef SUBGROUP_ARITHMETIC
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
+#extension GL_EXT_shader_explicit_arithmetic_types_int8 : enable
+#extension GL_EXT_shader_explicit_arithmetic_types_int16 : enable
+#extension GL_EXT_control_flow_attributes : enable
+
+layout(local_size_x = WG_X, local_size_y = WG_Y, local_size_z = WG_Z) in;
+#if NUM_SYMBOLS > 0
+layout(push_constant) uniform PC { uint symbols[NUM_SYMBOLS]; } pc;
+#endif
+
+#include "types.glsl"

@@ -1,0 +1,241 @@
+// matmul: OUT[batch, M, N] = A[batch, M, K] x B[batch, K, N] (TRANSPOSE_B: B is [batch, N, K]), f32 accumulators.
+// Batch dims broadcast: batchOffsets(bz, A0, B0) (generated for the op's ranks and strides) gives each
+// operand's matrix for batch index bz. MM_M, MM_N, MM_K, MM_BATCH are the dims (static ones specialization
+// constants, so matmuls of one shape class share a module).
+//
+// One kernel, two paths chosen by the (uniform) M: with TRANSPOSE_B and M <= 4 (decode, tiny chunks) a GEMV:
+// each workgroup of 256 computes 4 output columns j for every row of A, its invocations striding over K with
+// vectorized loads (VEC_WIDTH 4: vec4 of f32; 8: 8 f16 / bf16 in a uvec4, or two vec4 of f32; 0: scalar loads,
+// when K is not a multiple of the width)
+// and f32 accumulators, reduced with subgroupAdd (SUBGROUPS: shared memory only across subgroups) or a
+// shared-memory tree. Otherwise a register-blocked tile: 64x64 of OUT per workgroup, K in steps of 16 through
+// shared memory, each invocation a 4x4 micro-tile (rows ty + 16 r, columns tx + 16 c: conflict-free shared
+// reads, coalesced stores). Both paths grid-stride, so any grid is correct.
+#define MS 4u   // GEMV: rows of A (M <= MS)
+#define R 4u    // GEMV: output columns per workgroup
+#define BM 64u  // tile rows
+#define BN 64u  // tile columns
+#define BK 16u  // tile depth
+#define LD 65u  // shared-memory row length of a tile (BM + 1: no bank conflicts)
+
+shared float sm[2u * BK * LD]; // the A and B tiles, reused by the GEMV's reduction
+const uint VW = VEC_WIDTH;
+
+#if VEC_WIDTH == 4
+layout(std430, set = 0, binding = 0) readonly buffer VA { vec4 d[]; } va;
+layout(std430, set = 0, binding = 1) readonly buffer VB { vec4 d[]; } vb;
+#define LOAD4_A(v) va.d[v]
+#define LOAD4_B(v) vb.d[v]
+#elif VEC_WIDTH == 8
+// Vector views of A and B (same bindings): two vec4 per 8 f32, one uvec4 per 8 f16 / bf16.
+#if defined(A_IS_F16) || defined(A_IS_BF16)
+layout(std430, set = 0, binding = 0) readonly buffer VA { uvec4 d[]; } va;
+#else
+layout(std430, set = 0, binding = 0) readonly buffer VA { vec4 d[]; } va;
+#endif
+#if defined(B_IS_F16) || defined(B_IS_BF16)
+layout(std430, set = 0, binding = 1) readonly buffer VB { uvec4 d[]; } vb;
+#else
+layout(std430, set = 0, binding = 1) readonly buffer VB { vec4 d[]; } vb;
+#endif
+vec2 bf16x2(uint u) { return vec2(uintBitsToFloat(u << 16), uintBitsToFloat(u & 0xffff0000u)); }
+// Elements 8 v .. 8 v + 7 of a view as lo (the first 4) and hi.
+#define LOAD8_F32(view, v, lo, hi) { lo = view.d[2u * (v)]; hi = view.d[2u * (v) + 1u]; }
+#define LOAD8_F16(view, v, lo, hi) { uvec4 u_ = view.d[v]; lo = vec4(unpackHalf2x16(u_.x), unpackHalf2x16(u_.y)); hi = vec4(unpackHalf2x16(u_.z), unpackHalf2x16(u_.w)); }
+#define LOAD8_BF16(view, v, lo, hi) { uvec4 u_ = view.d[v]; lo = vec4(bf16x2(u_.x), bf16x2(u_.y)); hi = vec4(bf16x2(u_.z), bf16x2(u_.w)); }
+#if defined(A_IS_F16)
+#define LOAD8_A(v, lo, hi) LOAD8_F16(va, v, lo, hi)
+#elif defined(A_IS_BF16)
+#define LOAD8_A(v, lo, hi) LOAD8_BF16(va, v, lo, hi)
+#else
+#define LOAD8_A(v, lo, hi) LOAD8_F32(va, v, lo, hi)
+#endif
+#if defined(B_IS_F16)
+#define LOAD8_B(v, lo, hi) LOAD8_F16(vb, v, lo, hi)
+#elif defined(B_IS_BF16)
+#define LOAD8_B(v, lo, hi) LOAD8_BF16(vb, v, lo, hi)
+#else
+#define LOAD8_B(v, lo, hi) LOAD8_F32(vb, v, lo, hi)
+#endif
+#endif
+
+#ifdef TRANSPOSE_B
+// GEMV for the rows of A (M <= MS) and output columns jb .. jb + R - 1 of batch bz.
+void gemv(uint bz, uint A0, uint B0, uint jb) {
+  const uint M = MM_M, N = MM_N, K = MM_K;
+  uint t = gl_LocalInvocationID.x;
+  float acc[MS][R];
+  [[unroll]] for (uint m = 0u; m < MS; ++m)
+    [[unroll]] for (uint r = 0u; r < R; ++r) acc[m][r] = 0.0;
+  uint j[R], i[MS];
+  [[unroll]] for (uint r = 0u; r < R; ++r) j[r] = min(jb + r, N - 1u);
+  [[unroll]] for (uint m = 0u; m < MS; ++m) i[m] = min(m, M - 1u);
+#if VEC_WIDTH > 0
+  const uint KV = K / VW;
+  uint ar[MS], br[R];
+  [[unroll]] for (uint m = 0u; m < MS; ++m) ar[m] = (A0 + i[m] * K) / VW;
+  [[unroll]] for (uint r = 0u; r < R; ++r) br[r] = (B0 + j[r] * K) / VW;
+  for (uint kv = t; kv < KV; kv += WG_X) {
+#if VEC_WIDTH == 4
+    vec4 w[R];
+    [[unroll]] for (uint r = 0u; r < R; ++r) w[r] = LOAD4_B(br[r] + kv);
+    [[unroll]] for (uint m = 0u; m < MS; ++m)
+      if (m < M) {
+        vec4 x = LOAD4_A(ar[m] + kv);
+        [[unroll]] for (uint r = 0u; r < R; ++r) acc[m][r] += dot(x, w[r]);
+      }
+#else
+    vec4 wl[R], wh[R];
+    [[unroll]] for (uint r = 0u; r < R; ++r) LOAD8_B(br[r] + kv, wl[r], wh[r]);
+    [[unroll]] for (uint m = 0u; m < MS; ++m)
+      if (m < M) {
+        vec4 xl, xh;
+        LOAD8_A(ar[m] + kv, xl, xh);
+        [[unroll]] for (uint r = 0u; r < R; ++r) acc[m][r] += dot(xl, wl[r]) + dot(xh, wh[r]);
+      }
+#endif
+  }
+#else
+  for (uint kk = t; kk < K; kk += WG_X) {
+    float w[R];
+    [[unroll]] for (uint r = 0u; r < R; ++r) w[r] = LOAD_B(B0 + j[r] * K + kk);
+    [[unroll]] for (uint m = 0u; m < MS; ++m)
+      if (m < M) {
+        float x = LOAD_A(A0 + i[m] * K + kk);
+        [[unroll]] for (uint r = 0u; r < R; ++r) acc[m][r] += x * w[r];
+      }
+  }
+#endif
+  // Reduce the MS x R accumulators over the workgroup; invocation q < MS R stores (m, r) = (q / R, q % R).
+#ifdef SUBGROUPS
+  uint NSG = gl_NumSubgroups;
+  [[unroll]] for (uint q = 0u; q < MS * R; ++q) {
+    float v = subgroupAdd(acc[q / R][q % R]);
+    if (subgroupElect()) sm[q * NSG + gl_SubgroupID] = v;
+  }
+  barrier();
+  if (t < MS * R) {
+    float v = 0.0;
+    for (uint g = 0u; g < NSG; ++g) v += sm[t * NSG + g];
+#else
+  // Shared-memory tree, 8 accumulators at a time (8 x WG_X floats of sm).
+  float red[MS * R];
+  [[unroll]] for (uint q = 0u; q < MS * R; ++q) red[q] = acc[q / R][q % R];
+  float mine = 0.0;
+  for (uint h0 = 0u; h0 < MS * R; h0 += 8u) {
+    for (uint q = 0u; q < 8u; ++q) sm[q * WG_X + t] = red[h0 + q];
+    barrier();
+    for (uint h = WG_X / 2u; h > 0u; h >>= 1u) {
+      if (t < h)
+        for (uint q = 0u; q < 8u; ++q) sm[q * WG_X + t] += sm[q * WG_X + t + h];
+      barrier();
+    }
+    if (t >= h0 && t < h0 + 8u) mine = sm[(t - h0) * WG_X];
+    barrier();
+  }
+  if (t < MS * R) {
+    float v = mine;
+#endif
+    uint m = t / R, jo = jb + t % R;
+    if (m < M && jo < N) STORE_OUT((bz * M + m) * N + jo, v);
+  }
+  barrier();
+}
+#endif
+
+// Loads the BK-deep slices at k0 of A's rows i0.. and B's columns j0.. into sm (A at 0, B at BK LD).
+void loadTiles(uint A0, uint B0, uint i0, uint j0, uint k0) {
+  const uint M = MM_M, N = MM_N, K = MM_K;
+  uint t = gl_LocalInvocationID.x;
+#if VEC_WIDTH > 0
+  // Vector loads (K % VEC_WIDTH == 0, so a row's group never crosses K): VEC_WIDTH 4, every invocation one
+  // vec4 of A and of B; 8, the first 128 invocations 8 elements of each.
+  const uint GROUPS = BK / VW;
+  if (t < BM * GROUPS) {
+    uint row = t / GROUPS, kq = (t % GROUPS) * VW, kk = k0 + kq;
+    uint i = min(i0 + row, M - 1u), jj = min(j0 + row, N - 1u);
+    bool kin = kk < K, ain = kin && i0 + row < M, bin = kin && j0 + row < N;
+    uint kc = min(kk, K - VW);
+#if VEC_WIDTH == 4
+    vec4 xa = ain ? LOAD4_A((A0 + i * K + kc) / 4u) : vec4(0.0);
+    vec4 xb = bin ? LOAD4_B((B0 + jj * K + kc) / 4u) : vec4(0.0);
+    [[unroll]] for (uint c = 0u; c < 4u; ++c) {
+      sm[(kq + c) * LD + row] = xa[c];
+      sm[BK * LD + (kq + c) * LD + row] = xb[c];
+    }
+#else
+    vec4 al = vec4(0.0), ah = vec4(0.0), bl = vec4(0.0), bh = vec4(0.0);
+    if (ain) LOAD8_A((A0 + i * K + kc) / 8u, al, ah);
+    if (bin) LOAD8_B((B0 + jj * K + kc) / 8u, bl, bh);
+    [[unroll]] for (uint c = 0u; c < 4u; ++c) {
+      sm[(kq + c) * LD + row] = al[c];
+      sm[BK * LD + (kq + c) * LD + row] = bl[c];
+      sm[(kq + 4u + c) * LD + row] = ah[c];
+      sm[BK * LD + (kq + 4u + c) * LD + row] = bh[c];
+    }
+#endif
+  }
+#else
+  // Scalar loads, BM BK / WG_X = 4 elements of each tile per invocation.
+  for (uint e = 0u; e < 4u; ++e) {
+    uint q = t + WG_X * e, row = q / BK, kq = q % BK;
+    uint i = i0 + row, kk = k0 + kq;
+    sm[kq * LD + row] = (i < M && kk < K) ? LOAD_A(A0 + i * K + kk) : 0.0;
+#ifdef TRANSPOSE_B
+    uint jj = j0 + row;
+    sm[BK * LD + kq * LD + row] = (jj < N && kk < K) ? LOAD_B(B0 + jj * K + kk) : 0.0;
+#else
+    uint kb = k0 + q / BN, jj = j0 + q % BN;
+    sm[BK * LD + (q / BN) * LD + q % BN] = (jj < N && kb < K) ? LOAD_B(B0 + kb * N + jj) : 0.0;
+#endif
+  }
+#endif
+}
+
+// The register-blocked tiles of batch bz.
+void tiles(uint bz, uint A0, uint B0) {
+  const uint M = MM_M, N = MM_N, K = MM_K;
+  uint t = gl_LocalInvocationID.x, tx = t % 16u, ty = t / 16u;
+  uint tilesN = (N + BN - 1u) / BN, tileCount = ((M + BM - 1u) / BM) * tilesN;
+  for (uint tile = gl_WorkGroupID.x; tile < tileCount; tile += gl_NumWorkGroups.x) {
+    uint i0 = (tile / tilesN) * BM, j0 = (tile % tilesN) * BN;
+    float c[4][4];
+    [[unroll]] for (uint r = 0u; r < 4u; ++r)
+      [[unroll]] for (uint q = 0u; q < 4u; ++q) c[r][q] = 0.0;
+    for (uint k0 = 0u; k0 < K; k0 += BK) {
+      loadTiles(A0, B0, i0, j0, k0);
+      barrier();
+      for (uint q = 0u; q < BK; ++q) {
+        uint ao = q * LD + ty, bo = BK * LD + q * LD + tx;
+        float a[4], b[4];
+        [[unroll]] for (uint r = 0u; r < 4u; ++r) {
+          a[r] = sm[ao + 16u * r];
+          b[r] = sm[bo + 16u * r];
+        }
+        [[unroll]] for (uint r = 0u; r < 4u; ++r)
+          [[unroll]] for (uint s = 0u; s < 4u; ++s) c[r][s] += a[r] * b[s];
+      }
+      barrier();
+    }
+    [[unroll]] for (uint r = 0u; r < 4u; ++r)
+      [[unroll]] for (uint s = 0u; s < 4u; ++s) {
+        uint i = i0 + ty + 16u * r, j = j0 + tx + 16u * s;
+        if (i < M && j < N) STORE_OUT((bz * M + i) * N + j, c[r][s]);
+      }
+  }
+}
+
+void main() {
+  for (uint bz = gl_WorkGroupID.z; bz < MM_BATCH; bz += gl_NumWorkGroups.z) {
+    uint A0, B0;
+    batchOffsets(bz, A0, B0);
+#ifdef TRANSPOSE_B
+    if (MM_M <= MS) {
+      for (uint jb = gl_WorkGroupID.x * R; jb < MM_N; jb += gl_NumWorkGroups.x * R)
+        gemv(bz, A0, B0, jb);
+      continue;
+    }
+#endif
+    tiles(bz, A0, B0);
+  }
+}
