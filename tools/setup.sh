@@ -4,7 +4,8 @@ set -euo pipefail
 PKGS=(cmake ninja-build ccache g++ pkg-config
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools clang-22 libclang-rt-22-dev
   libopenblas-dev libvulkan-dev mesa-vulkan-drivers vulkan-tools glslang-dev glslang-tools spirv-tools
-  libprotobuf-dev protobuf-compiler libfmt-dev nlohmann-json3-dev libgtest-dev python3 universal-ctags)
+  libprotobuf-dev protobuf-compiler libfmt-dev nlohmann-json3-dev libgtest-dev python3 universal-ctags
+  python3-jinja2)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

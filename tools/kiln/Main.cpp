@@ -21,6 +21,10 @@
   "  devices [--json] [--device N|NAME]\n"                                                                      \
   "      the Vulkan devices and their capability profiles (--json: profiles for --device-profile FILE)\n"
 
+#define KILN_CHAT_TEMPLATE_USAGE                                                                             \
+  "  chat-template MODEL_DIR (--messages FILE.json | --chat TEXT [--system TEXT]) [--add-generation-prompt]\n"  \
+  "      the prompt the model's chat template gives (as transformers' apply_chat_template)\n"
+
 #define KILN_INSPECT_USAGE                                                                                   \
   "  inspect MODEL.kiln [--no-verify]\n"                                                                        \
   "      provenance, limits, inputs / outputs, KV-cache layout, kernels, dispatches, buffers, memory plan,\n"      \
@@ -59,12 +63,12 @@ void printUsage(FILE *out) {
                "      F32 [B, S, V]; an encoder writes last_hidden_state F32 [B, S, H]\n"
                "  synth CONFIG.json -o DIR [--seed N] [--dtype f32|f16|bf16]\n"
                "      write a random-weight model directory (config.json + model.safetensors)\n"
-               KILN_RUNTIME_USAGE KILN_INSPECT_USAGE KILN_DEVICES_USAGE "\n"
+               KILN_RUNTIME_USAGE KILN_INSPECT_USAGE KILN_DEVICES_USAGE KILN_CHAT_TEMPLATE_USAGE "\n"
                "supported architectures: %s\n"
                "exit codes: 0 success, 1 bad input or failed check, 2 usage\n",
                archs.c_str());
 #else
-  std::fprintf(out, "kiln (runtime-only build)\n\nusage: kiln COMMAND ...\n\n" KILN_RUNTIME_USAGE KILN_INSPECT_USAGE KILN_DEVICES_USAGE "\n"
+  std::fprintf(out, "kiln (runtime-only build)\n\nusage: kiln COMMAND ...\n\n" KILN_RUNTIME_USAGE KILN_INSPECT_USAGE KILN_DEVICES_USAGE KILN_CHAT_TEMPLATE_USAGE "\n"
                     "exit codes: 0 success, 1 bad input or failed check, 2 usage\n");
 #endif
 }
@@ -98,6 +102,8 @@ int main(int argc, char **argv) {
     return kiln::cli::runBench(argc, argv);
   if (command == "devices")
     return kiln::cli::runDevices(argc, argv);
+  if (command == "chat-template")
+    return kiln::cli::runChatTemplate(argc, argv);
   std::fprintf(stderr, "kiln: unknown command '%s' (run kiln --help)\n", command.c_str());
   return kiln::cli::kExitUsage;
 }
