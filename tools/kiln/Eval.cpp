@@ -5,7 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "Cli.h"
-#include "ModelLoader.h"
+#include "kiln/compiler/ModelLoader.h"
 #include "Subcommands.h"
 
 #include "kiln/ir/Interpreter.h"
@@ -87,7 +87,7 @@ int runEval(int argc, char **argv) {
   std::string inputsPath = *args.get("--inputs"), outputsPath = *args.get("--outputs");
 
   mlir::MLIRContext context;
-  StatusOr<ImportedModel> model = importModel(context, args.positional()[0]);
+  StatusOr<compiler::ImportedModel> model = compiler::importModel(context, args.positional()[0]);
   if (!model.ok())
     return fail(kExitBadInput, model.status().message());
   // --fuse: interpret the fused IR (kiln.rms_norm / layer_norm / rope / attention) instead of the imported

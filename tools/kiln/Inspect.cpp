@@ -2,7 +2,8 @@
 //
 // A readable dump of an artifact: provenance, model and limits, ports, KV-cache layout, the partition
 // (per-device counts, CPU-placed ops with their reasons, transfers), kernels by op, the dispatch list, the
-// buffer table, the memory-plan summary (both arenas) and the sections with their checksums.
+// buffer table, the memory-plan summary (both arenas), the sections with their checksums and the compile
+// report (every stage's lines, as kiln compile printed them).
 // Needs only kiln_artifact (builds without the compiler). A bad file: exit 1 with one line.
 //
 //===----------------------------------------------------------------------===//
@@ -27,6 +28,45 @@ namespace kiln::cli {
 namespace {
 
 using namespace kiln::artifact;
+
+/// kiln-split-weights' lines: each weight split into row chunks and each use that kept a weight whole
+/// (the compile report's split-weights stage; "partitioning: " notes in artifacts from before it).
+std::vector<std::string> splitWeightLines(const Manifest &m) {
+  std::vector<std::string> lines;
+  auto add = [&](const std::string &line) {
+    for (const char *prefix : {"split ", "not split: ", "kept whole: "})
+      if (line.rfind(prefix, 0) == 0)
+        lines.push_back(line);
+  };
+  for (const ReportStage &stage : m.compile_report())
+    if (stage.stage() == "split-weights")
+      for (const std::string &line : stage.lines())
+        add(line);
+  const std::string legacy = "partitioning: ";
+  for (const std::string &n : m.notes())
+    if (n.rfind(legacy, 0) == 0)
+      add(n.substr(legacy.size()));
+  return lines;
+}
+
+/// The compile report as kiln compile printed it, by stage with its time, with --report's details.
+void printCompileReport(const Manifest &m, std::FILE *o) {
+  if (m.compile_report_size() > 0) {
+    std::fprintf(o, "\ncompile report\n");
+    for (const ReportStage &stage : m.compile_report()) {
+      std::fprintf(o, "  %-14s %.3f s\n", stage.stage().c_str(), stage.seconds());
+      for (const std::string &line : stage.lines())
+        std::fprintf(o, "    %s\n", line.c_str());
+      for (const std::string &line : stage.details())
+        std::fprintf(o, "    %s\n", line.c_str());
+    }
+  }
+  if (m.notes_size() > 0) { // artifacts from before compile_report
+    std::fprintf(o, "\nnotes\n");
+    for (const std::string &n : m.notes())
+      std::fprintf(o, "  %s\n", n.c_str());
+  }
+}
 
 std::string dimText(const Dim &d) {
   std::string s;
@@ -90,26 +130,12 @@ std::string padRight(std::string s, size_t width) {
   return s;
 }
 
-/// The sections of the report, each over the open artifact.
-struct Report {
-  FILE *o;
-  const MappedArtifact &a;
-  const Manifest &m;
-
-  void provenanceAndModel(const std::string &path) const;
-  void ports(const char *title, const google::protobuf::RepeatedPtrField<Port> &list) const;
-  uint64_t kvCache() const; // the KV cache's bytes per session
-  int partition() const;    // the number of transfers
-  void splitWeights() const;
-  void kernelsAndDispatches(int numTransfers) const;
-  void buffers(uint64_t &intermediates, uint64_t &weightBytes, int &numArena, int &numWeights) const;
-  void memoryPlan(uint64_t kvBytes) const;
-  void sectionsAndNotes() const;
-};
-
-void Report::provenanceAndModel(const std::string &path) const {
+/// The header line, provenance, model facts and limits, the ports.
+void printModel(const std::string &path, const MappedArtifact &a, FILE *o) {
+  const Manifest &m = a.manifest();
   std::fprintf(o, "%s: kiln artifact, format version %u, %s\n", path.c_str(), a.header().formatVersion,
                bytesText(a.fileSize()).c_str());
+
   const Provenance &p = m.provenance();
   std::string command;
   for (const std::string &f : p.flags())
@@ -136,65 +162,53 @@ void Report::provenanceAndModel(const std::string &path) const {
     std::fprintf(o, "  threads       %" PRId64 "\n", m.num_threads_default());
   else
     std::fprintf(o, "  threads       runtime default\n");
-}
 
-void Report::ports(const char *title, const google::protobuf::RepeatedPtrField<Port> &list) const {
-  std::fprintf(o, "\n%s\n", title);
-  size_t w = 0;
-  for (const Port &port : list)
-    w = std::max(w, port.name().size());
-  for (const Port &port : list) {
-    const Buffer &b = m.buffers(port.buffer());
-    std::fprintf(o, "  %s %s  (buffer %d, %s)\n", padRight(port.name(), w).c_str(), padRight(typeText(b), 24).c_str(),
-                 port.buffer(), kindText(b.kind()));
-  }
-}
-
-uint64_t Report::kvCache() const {
-  uint64_t kvBytes = 0;
-  if (m.kv_cache_size() == 0)
-    return 0;
-  std::fprintf(o, "\nkv cache (%d entries; past = p tokens in, present = p + s tokens out)\n", m.kv_cache_size());
-  int inPlace = 0;
-  for (const KvCacheEntry &e : m.kv_cache()) {
-    const Buffer &past = m.buffers(e.past_buffer()), &present = m.buffers(e.present_buffer());
-    kvBytes += (e.in_place() ? 1 : 2) * present.max_bytes();
-    inPlace += e.in_place();
-    std::fprintf(o, "  %-10s past buffer %d %s -> present buffer %d %s, seq axis %d, max %s\n", e.name().c_str(),
-                 e.past_buffer(), typeText(past).c_str(), e.present_buffer(), shapeText(present).c_str(), e.seq_axis(),
-                 bytesText(present.max_bytes()).c_str());
-    if (!e.in_place()) {
-      std::fprintf(o, "             two buffers, copied forward each step (%s)\n", e.reason().c_str());
-      continue;
+  auto printPorts = [&](const char *title, const google::protobuf::RepeatedPtrField<Port> &ports) {
+    std::fprintf(o, "\n%s\n", title);
+    size_t w = 0;
+    for (const Port &port : ports)
+      w = std::max(w, port.name().size());
+    for (const Port &port : ports) {
+      const Buffer &b = m.buffers(port.buffer());
+      std::fprintf(o, "  %s %s  (buffer %d, %s)\n", padRight(port.name(), w).c_str(),
+                   padRight(typeText(b), 24).c_str(), port.buffer(), kindText(b.kind()));
     }
-    std::string append = e.append_buffer() >= 0 && e.append_buffer() < m.buffers_size()
-                             ? e.producer() + " writes rows [p, p + s) directly (buffer " +
-                                   std::to_string(e.append_buffer()) + ")"
-                             : std::string("the append dispatch copies rows [p, p + s)");
-    std::fprintf(o, "             in place: one buffer, capacity %" PRId64 " rows (row stride fixed), present aliases "
-                 "past; %s\n", e.capacity(), append.c_str());
+  };
+  printPorts("inputs", m.inputs());
+  printPorts("outputs", m.outputs());
+}
+
+/// The KV-cache entries and their layout; returns the cache's bytes per session at max context.
+uint64_t printKvCache(const Manifest &m, FILE *o) {
+  uint64_t kvBytes = 0;
+  if (m.kv_cache_size() > 0) {
+    std::fprintf(o, "\nkv cache (%d entries; past = p tokens in, present = p + s tokens out)\n", m.kv_cache_size());
+    int inPlace = 0;
+    for (const KvCacheEntry &e : m.kv_cache()) {
+      const Buffer &past = m.buffers(e.past_buffer()), &present = m.buffers(e.present_buffer());
+      kvBytes += (e.in_place() ? 1 : 2) * present.max_bytes();
+      inPlace += e.in_place();
+      std::fprintf(o, "  %-10s past buffer %d %s -> present buffer %d %s, seq axis %d, max %s\n",
+                   e.name().c_str(), e.past_buffer(), typeText(past).c_str(), e.present_buffer(),
+                   shapeText(present).c_str(), e.seq_axis(), bytesText(present.max_bytes()).c_str());
+      if (!e.in_place()) {
+        std::fprintf(o, "             two buffers, copied forward each step (%s)\n", e.reason().c_str());
+        continue;
+      }
+      std::string append = e.append_buffer() >= 0 && e.append_buffer() < m.buffers_size()
+                               ? e.producer() + " writes rows [p, p + s) directly (buffer " +
+                                     std::to_string(e.append_buffer()) + ")"
+                               : std::string("the append dispatch copies rows [p, p + s)");
+      std::fprintf(o, "             in place: one buffer, capacity %" PRId64 " rows (row stride fixed), present aliases "
+                   "past; %s\n", e.capacity(), append.c_str());
+    }
+    std::fprintf(o, "  %d of %d entries in place\n", inPlace, m.kv_cache_size());
   }
-  std::fprintf(o, "  %d of %d entries in place\n", inPlace, m.kv_cache_size());
   return kvBytes;
 }
 
-// Weights split into row chunks for the device (kiln-split-weights), and what kept a weight whole.
-void Report::splitWeights() const {
-  bool splitHeader = false;
-  for (const std::string &n : m.notes()) {
-    for (const char *prefix : {"partitioning: split ", "partitioning: not split: ", "partitioning: kept whole: "}) {
-      if (n.rfind(prefix, 0) != 0)
-        continue;
-      if (!splitHeader)
-        std::fprintf(o, "  split weights\n");
-      splitHeader = true;
-      std::fprintf(o, "    %s\n", n.substr(std::strlen("partitioning: ")).c_str());
-    }
-  }
-}
-
-// The partition of a vulkan artifact: per-device counts, CPU-placed ops with their reasons, transfers.
-int Report::partition() const {
+/// Vulkan artifacts: ops per device, split weights, CPU-placed ops with their reasons, the transfers.
+void printPartition(const Manifest &m, FILE *o) {
   int numTransfers = 0;
   uint64_t transferBytes = 0;
   for (const Dispatch &d : m.dispatches())
@@ -203,54 +217,63 @@ int Report::partition() const {
       if (d.buffers_size() == 2 && d.buffers(0) >= 0 && d.buffers(0) < m.buffers_size())
         transferBytes += m.buffers(d.buffers(0)).max_bytes();
     }
-  if (m.partition_size() == 0 && m.device_profile_json().empty())
-    return numTransfers;
-  std::map<std::string, int> perDevice;
-  for (const PartitionEntry &e : m.partition())
-    ++perDevice[e.device()];
-  std::string counts;
-  for (const auto &[device, n] : perDevice)
-    counts += (counts.empty() ? "" : ", ") + std::to_string(n) + " on " + device;
-  std::fprintf(o, "\npartition (profile %s)\n", profileName(m.device_profile_json()).c_str());
-  std::fprintf(o, "  ops           %s\n", counts.empty() ? "(none)" : counts.c_str());
-  std::fprintf(o, "  transfers     %d (%s at max context)\n", numTransfers, bytesText(transferBytes).c_str());
-  // CPU-placed ops grouped by (op, reason), in order of first appearance.
-  std::vector<std::pair<std::string, std::string>> order;
-  std::map<std::pair<std::string, std::string>, std::vector<std::string>> groups;
-  for (const PartitionEntry &e : m.partition()) {
-    if (e.device() != "cpu")
-      continue;
-    auto key = std::make_pair(e.op(), e.reason());
-    if (!groups.count(key))
-      order.push_back(key);
-    groups[key].push_back(e.location().empty() ? "?" : e.location());
-  }
-  splitWeights();
-  if (!order.empty())
-    std::fprintf(o, "  on the cpu\n");
-  for (const auto &key : order) {
-    const std::vector<std::string> &locs = groups[key];
-    std::string list;
-    for (const std::string &l : locs)
-      list += (list.empty() ? "" : ", ") + l;
-    std::fprintf(o, "    %s x %zu: %s\n      at %s\n", key.first.c_str(), locs.size(), key.second.c_str(), list.c_str());
-  }
-  if (numTransfers > 0) {
-    std::fprintf(o, "  transfer list\n");
-    for (int i = 0; i < m.dispatches_size(); ++i) {
-      const Dispatch &d = m.dispatches(i);
-      if (d.kind() != Dispatch::TRANSFER || d.buffers_size() != 2)
+  if (m.partition_size() > 0 || !m.device_profile_json().empty()) {
+    std::map<std::string, int> perDevice;
+    for (const PartitionEntry &e : m.partition())
+      ++perDevice[e.device()];
+    std::string counts;
+    for (const auto &[device, n] : perDevice)
+      counts += (counts.empty() ? "" : ", ") + std::to_string(n) + " on " + device;
+    std::fprintf(o, "\npartition (profile %s)\n", profileName(m.device_profile_json()).c_str());
+    std::fprintf(o, "  ops           %s\n", counts.empty() ? "(none)" : counts.c_str());
+    std::fprintf(o, "  transfers     %d (%s at max context)\n", numTransfers, bytesText(transferBytes).c_str());
+    // CPU-placed ops grouped by (op, reason), in order of first appearance.
+    std::vector<std::pair<std::string, std::string>> order;
+    std::map<std::pair<std::string, std::string>, std::vector<std::string>> groups;
+    for (const PartitionEntry &e : m.partition()) {
+      if (e.device() != "cpu")
         continue;
-      const Buffer &from = m.buffers(d.buffers(0)), &to = m.buffers(d.buffers(1));
-      std::fprintf(o, "    #%-5d %s %s -> %s %s (%s)\n", i, from.name().c_str(), locationText(from), to.name().c_str(),
-                   locationText(to), bytesText(from.max_bytes()).c_str());
+      auto key = std::make_pair(e.op(), e.reason());
+      if (!groups.count(key))
+        order.push_back(key);
+      groups[key].push_back(e.location().empty() ? "?" : e.location());
+    }
+    // Weights split into row chunks for the device (kiln-split-weights), and what kept a weight whole.
+    std::vector<std::string> split = splitWeightLines(m);
+    if (!split.empty())
+      std::fprintf(o, "  split weights\n");
+    for (const std::string &line : split)
+      std::fprintf(o, "    %s\n", line.c_str());
+    if (!order.empty())
+      std::fprintf(o, "  on the cpu\n");
+    for (const auto &key : order) {
+      const std::vector<std::string> &locs = groups[key];
+      std::string list;
+      for (const std::string &l : locs)
+        list += (list.empty() ? "" : ", ") + l;
+      std::fprintf(o, "    %s x %zu: %s\n      at %s\n", key.first.c_str(), locs.size(), key.second.c_str(),
+                   list.c_str());
+    }
+    if (numTransfers > 0) {
+      std::fprintf(o, "  transfer list\n");
+      for (int i = 0; i < m.dispatches_size(); ++i) {
+        const Dispatch &d = m.dispatches(i);
+        if (d.kind() != Dispatch::TRANSFER || d.buffers_size() != 2)
+          continue;
+        const Buffer &from = m.buffers(d.buffers(0)), &to = m.buffers(d.buffers(1));
+        std::fprintf(o, "    #%-5d %s %s -> %s %s (%s)\n", i, from.name().c_str(), locationText(from),
+                     to.name().c_str(), locationText(to), bytesText(from.max_bytes()).c_str());
+      }
     }
   }
-  return numTransfers;
 }
 
-// Kernels: distinct kernels and dispatches, by op; then the dispatch list.
-void Report::kernelsAndDispatches(int numTransfers) const {
+/// Distinct kernels by op, then every dispatch with its buffers.
+void printKernels(const Manifest &m, FILE *o) {
+  int numTransfers = 0;
+  for (const Dispatch &d : m.dispatches())
+    numTransfers += d.kind() == Dispatch::TRANSFER;
+  // Kernels: distinct kernels and dispatches, by op.
   std::map<std::string, std::pair<int, int>> byOp; // op -> (kernels, dispatches)
   for (const Kernel &k : m.kernels())
     ++byOp[k.op()].first;
@@ -279,21 +302,26 @@ void Report::kernelsAndDispatches(int numTransfers) const {
         buffers += ", ";
       buffers += std::to_string(d.buffers(k));
     }
-    std::fprintf(o, "  %5d  %-18s %-6s %-40s %s\n", i, op.c_str(), d.device().empty() ? "cpu" : d.device().c_str(),
+    std::fprintf(o, "  %5d  %-18s %-6s %-40s %s\n", i, op.c_str(),
+                 d.device().empty() ? "cpu" : d.device().c_str(),
                  (d.location().empty() ? "-" : d.location()).c_str(), buffers.c_str());
   }
 }
 
-void Report::buffers(uint64_t &intermediates, uint64_t &weightBytes, int &numArena, int &numWeights) const {
+/// The buffer table and the memory plan (both arenas, weights, KV cache).
+void printBuffers(const MappedArtifact &a, uint64_t kvBytes, FILE *o) {
+  const Manifest &m = a.manifest();
   std::fprintf(o, "\nbuffers\n");
   std::fprintf(o, "  %5s  %-8s %-6s %-5s %-24s %12s %12s  %s\n", "id", "kind", "where", "dtype", "shape", "offset",
                "max bytes", "name");
+  uint64_t intermediates = 0, weightBytes = 0;
+  int numArena = 0, numWeights = 0;
   std::set<uint64_t> weightOffsets;
   for (const Buffer &b : m.buffers()) {
     bool placed = b.kind() == Buffer::ARENA || b.kind() == Buffer::WEIGHT;
     std::fprintf(o, "  %5d  %-8s %-6s %-5s %-24s %12s %12" PRIu64 "  %s\n", b.id(), kindText(b.kind()), locationText(b),
-                 dtypeShortName(b.dtype()), shapeText(b).c_str(), placed ? std::to_string(b.offset()).c_str() : "-",
-                 b.max_bytes(),
+                 dtypeShortName(b.dtype()), shapeText(b).c_str(),
+                 placed ? std::to_string(b.offset()).c_str() : "-", b.max_bytes(),
                  (b.name() + (b.weight_row_end() > 0 ? " [rows " + std::to_string(b.weight_row_begin()) + ":" +
                                                           std::to_string(b.weight_row_end()) + "]"
                                                     : std::string()))
@@ -309,22 +337,17 @@ void Report::buffers(uint64_t &intermediates, uint64_t &weightBytes, int &numAre
       ++numWeights;
     }
   }
-}
 
-void Report::memoryPlan(uint64_t kvBytes) const {
-  uint64_t intermediates = 0, weightBytes = 0;
-  int numArena = 0, numWeights = 0;
-  buffers(intermediates, weightBytes, numArena, numWeights);
   std::fprintf(o, "\nmemory plan (at max context %" PRId64 ", batch %" PRId64 ")\n", m.max_context(), m.max_batch());
-  std::fprintf(o, "  arena         %s for %d buffers of %s", bytesText(m.arena_bytes()).c_str(), numArena,
-               bytesText(intermediates).c_str());
+  std::fprintf(o, "  arena         %s for %d buffers of %s", bytesText(m.arena_bytes()).c_str(),
+               numArena, bytesText(intermediates).c_str());
   if (m.arena_bytes() + m.device_arena_bytes() > 0)
     std::fprintf(o, " (reuse %.1fx)", double(intermediates) / double(m.arena_bytes() + m.device_arena_bytes()));
   if (m.device_arena_bytes() > 0 || m.partition_size() > 0)
     std::fprintf(o, "\n  device arena  %s (DEVICE ARENA buffers; arena above: HOST ARENA buffers)",
                  bytesText(m.device_arena_bytes()).c_str());
-  std::fprintf(o, "\n  weights       %s in %d buffers (section %s)\n", bytesText(weightBytes).c_str(), numWeights,
-               bytesText(a.weightsSize()).c_str());
+  std::fprintf(o, "\n  weights       %s in %d buffers (section %s)\n", bytesText(weightBytes).c_str(),
+               numWeights, bytesText(a.weightsSize()).c_str());
   if (m.synthetic_weights()) {
     int stored = 0;
     for (const Buffer &b : m.buffers())
@@ -338,19 +361,15 @@ void Report::memoryPlan(uint64_t kvBytes) const {
                  bytesText(kvBytes).c_str());
 }
 
-void Report::sectionsAndNotes() const {
+void printSections(const MappedArtifact &a, FILE *o) {
   std::fprintf(o, "\nsections (%s)\n", a.checksumsVerified() ? "checksums verified" : "checksums not verified");
   std::fprintf(o, "  header        64 bytes + %zu section entries, checksum 0x%016" PRIx64 "\n", a.sections().size(),
                a.header().headerChecksum);
   for (const SectionEntry &s : a.sections())
     std::fprintf(o, "  %-12s  offset %10" PRIu64 "  size %s  xxh64 0x%016" PRIx64 "\n", sectionName(s.kind), s.offset,
                  padRight(bytesText(s.size), 24).c_str(), s.checksum);
-  if (m.notes_size() > 0) {
-    std::fprintf(o, "\nnotes\n");
-    for (const std::string &n : m.notes())
-      std::fprintf(o, "  %s\n", n.c_str());
-  }
 }
+
 
 } // namespace
 
@@ -363,15 +382,17 @@ int runInspect(int argc, char **argv) {
   StatusOr<MappedArtifact> opened = openArtifact(path, /*verifyChecksums=*/!args.has("--no-verify"));
   if (!opened.ok())
     return fail(kExitBadInput, opened.status().message());
-  const Report report{stdout, *opened, opened->manifest()};
-  report.provenanceAndModel(path);
-  report.ports("inputs", report.m.inputs());
-  report.ports("outputs", report.m.outputs());
-  const uint64_t kvBytes = report.kvCache();
-  const int numTransfers = report.partition();
-  report.kernelsAndDispatches(numTransfers);
-  report.memoryPlan(kvBytes);
-  report.sectionsAndNotes();
+  const MappedArtifact &a = *opened;
+  const Manifest &m = a.manifest();
+  FILE *o = stdout;
+
+  printModel(path, a, o);
+  const uint64_t kvBytes = printKvCache(m, o);
+  printPartition(m, o);
+  printKernels(m, o);
+  printBuffers(a, kvBytes, o);
+  printSections(a, o);
+  printCompileReport(m, o);
   return kExitOk;
 }
 
