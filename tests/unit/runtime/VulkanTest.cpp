@@ -182,8 +182,7 @@ std::string writeVulkanToy(const std::string &path, const VkToyOptions &o) {
 
   m.mutable_provenance()->set_compiler_version("vulkan-runtime-tests");
   m.mutable_provenance()->set_target("vulkan");
-  m.set_architecture("ToyForCausalLM");
-  m.set_task("causal-lm");
+  art::recordModelFacts({"ToyForCausalLM", "causal-lm", kVocab, kHidden}, m);
   m.set_max_context(kMaxContext);
   m.set_max_batch(kMaxBatch);
   m.set_num_threads_default(1);
@@ -551,7 +550,7 @@ TEST_F(VulkanRuntimeTest, HostBufferInVulkanDispatchIsRejected) {
   kiln_model *model = nullptr;
   EXPECT_NE(kiln_model_load(path.c_str(), nullptr, &model), KILN_OK);
   std::string msg = kiln_last_error();
-  EXPECT_NE(msg.find("runs on Vulkan but uses the HOST buffer 'input_ids'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("runs on vulkan but uses the HOST buffer 'input_ids' (a TRANSFER must copy it)"), std::string::npos) << msg;
 }
 
 TEST(VulkanDevices, JsonHasTheSchemaKeys) {
