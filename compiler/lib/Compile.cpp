@@ -348,6 +348,8 @@ Status Pipeline::buildManifest() {
   in.modelDir = o.modelDir;
   in.architecture = result.report.import.architecture;
   in.task = result.report.import.task;
+  in.vocabSize = model->config.vocabSize;
+  in.hiddenSize = model->config.hiddenSize;
   const std::string cpu = "cpu:" + resolveCpuName(o.cpu);
   in.target = vulkan ? "vulkan:" + profile.name + "+" + cpu : cpu;
   in.commandLine = o.commandLine;

@@ -2,6 +2,7 @@
 #include "ArtifactTypes.h"
 #include "kiln/compiler/Stages.h"
 
+#include "kiln/artifact/ArtifactWriter.h"
 #include "kiln/artifact/SyntheticWeights.h"
 #include "kiln/ir/KilnDialect.h"
 
@@ -251,8 +252,7 @@ StatusOr<artifact::Manifest> manifestStage(const passes::MemoryPlan &plan, const
   prov->set_target(input.target);
   prov->set_model_dir(input.modelDir);
   prov->set_created_utc(utcNow());
-  manifest.set_architecture(input.architecture);
-  manifest.set_task(input.task);
+  artifact::recordModelFacts({input.architecture, input.task, input.vocabSize, input.hiddenSize}, manifest);
   manifest.set_num_threads_default(input.threads);
   if (Status s = fillPlan(plan, &manifest); !s)
     return Status::error(input.modelDir + ": " + s.message());

@@ -153,6 +153,8 @@ void printModel(const std::string &path, const MappedArtifact &a, FILE *o) {
   std::fprintf(o, "\nmodel\n");
   std::fprintf(o, "  architecture  %s\n", m.architecture().c_str());
   std::fprintf(o, "  task          %s\n", m.task().c_str());
+  std::fprintf(o, "  vocab size    %" PRId64 "\n", m.vocab_size());
+  std::fprintf(o, "  hidden size   %" PRId64 "\n", m.hidden_size());
   std::string symbols;
   for (const Symbol &s : m.symbols())
     symbols += (symbols.empty() ? "" : ", ") + s.name() + " <= " + std::to_string(s.max_value());

@@ -111,6 +111,7 @@ std::string resolveCpuName(const std::string &cpu);
 /// What the manifest records besides the plan and the kernels.
 struct ManifestInput {
   std::string modelDir, architecture, task;
+  int64_t vocabSize = 0, hiddenSize = 0; // the config's: the runtime's model facts (artifact::recordModelFacts)
   std::string target;                   // provenance: "cpu:znver5" or "vulkan:lavapipe+cpu:znver5"
   std::vector<std::string> commandLine;
   int64_t threads = 0;
