@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <string>
+#include <unistd.h>
 
 namespace kiln::runtime::core {
 
@@ -54,9 +56,18 @@ Error Session::create(const Model &model, int64_t batch) {
   if (batch > plan_->maxBatch)
     return Error(KILN_OUT_OF_RANGE, "batch " + std::to_string(batch) + " exceeds the compiled max batch of " +
                                         std::to_string(plan_->maxBatch));
+  // A session the machine cannot hold is refused before allocating (an overcommitted allocation would
+  // succeed and the process be killed on first touch), naming the limits that size it.
+  const std::string limits = " (max context " + std::to_string(plan_->maxContext) + ", max batch " +
+                             std::to_string(plan_->maxBatch) + "); recompile with a lower --max-context or --max-batch";
+  const long pages = ::sysconf(_SC_PHYS_PAGES), pageSize = ::sysconf(_SC_PAGE_SIZE);
+  if (pages > 0 && pageSize > 0 && model.sessionBytes() > uint64_t(pages) * uint64_t(pageSize))
+    return Error(KILN_OUT_OF_RANGE, "a session needs " + std::to_string(model.sessionBytes()) +
+                                        " bytes, more than this machine's memory of " +
+                                        std::to_string(uint64_t(pages) * uint64_t(pageSize)) + " bytes" + limits);
   if (!allocateHostMemory())
-    return Error(KILN_INTERNAL, "out of memory allocating a session (" + std::to_string(model.sessionBytes()) +
-                                    " bytes)");
+    return Error(KILN_INTERNAL, "out of memory allocating a session of " + std::to_string(model.sessionBytes()) +
+                                    " bytes" + limits);
   executors_.resize(model.executors().size());
   for (int index : model.stepOrder())
     if (Error e = model.executors()[size_t(index)]->createSession(executors_[size_t(index)]))

@@ -5,7 +5,8 @@ usage: misuse.py KILN DATA_DIR
 
 Each case runs kiln on a copy of tests/data/llama-tiny and checks: the exit code, exactly one line on
 stderr with the expected words, no input file changed, and no output written. Also: a --max-batch whose
-session is larger than any machine's memory compiles with one warning naming the size and the limits.
+session is larger than any machine's memory compiles with one warning naming the size and the limits, and
+kiln run refuses it at session creation (exit 1, one line naming the limits), allocating nothing.
 """
 import hashlib
 import os
@@ -77,6 +78,10 @@ def main():
         check(p.returncode == 0, f"compile --max-batch 10000000: exit {p.returncode}: {p.stderr[-300:]!r}")
         check(len(warnings) == 1 and "a session needs" in warnings[0] and "GiB" in warnings[0] and "batch 10000000" in warnings[0] and
               "lower --max-context or --max-batch" in warnings[0], f"compile --max-batch 10000000: {warnings}")
+        # ... and refused at session creation, before allocating, naming the limits to lower.
+        refused(kiln, tmp, ["run", "big.kiln", "--inputs", ref, "--outputs", "o.safetensors"], 1,
+                ["a session needs", "more than this machine's memory", "--max-context or --max-batch"],
+                must_not_exist="o.safetensors")
         p = subprocess.run([kiln, "compile", "m", "-o", "small.kiln"], capture_output=True, text=True, cwd=tmp)
         check("warning" not in p.stderr, f"compile with the default limits warns: {p.stderr!r}")
     return summary("guard rails")
