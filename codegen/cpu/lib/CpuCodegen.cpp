@@ -73,18 +73,12 @@ namespace {
 
 using kiln::ir::SymExpr;
 using kiln::ir::SymShape;
+using kiln::ir::describeOp;
 
 std::string printed(Type t) {
   std::string s;
   llvm::raw_string_ostream os(s);
   os << t;
-  return s;
-}
-
-std::string describeOp(Operation *op) {
-  std::string s;
-  llvm::raw_string_ostream os(s);
-  os << "'" << op->getName() << "' at " << op->getLoc();
   return s;
 }
 
