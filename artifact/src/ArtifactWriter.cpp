@@ -81,6 +81,13 @@ private:
 
 } // namespace
 
+void recordModelFacts(const ModelFacts &facts, Manifest &manifest) {
+  manifest.set_architecture(facts.architecture);
+  manifest.set_task(facts.task);
+  manifest.set_vocab_size(facts.vocabSize);
+  manifest.set_hidden_size(facts.hiddenSize);
+}
+
 uint64_t weightsSectionSize(const Manifest &manifest) {
   uint64_t end = 0;
   for (const Buffer &b : manifest.buffers())

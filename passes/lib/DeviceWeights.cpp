@@ -155,4 +155,25 @@ int foldDeviceReshapes(MemoryPlan &plan, PartitionResult &partition) {
       [](const PlanDispatch &, int) { return true; });
 }
 
+DeviceFolds foldDeviceWeights(MemoryPlan &plan, PartitionResult &partition) {
+  DeviceFolds folds;
+  std::vector<mlir::Operation *> before = kernelOps(plan);
+  if (foldDeviceWeightConverts(plan, partition))
+    folds.converts = removedOps(before, plan);
+  before = kernelOps(plan);
+  if (foldDeviceReshapes(plan, partition))
+    folds.reshapes = removedOps(before, plan);
+  return folds;
+}
+
+int foldDispatchesIntoReaders(MemoryPlan &plan, PartitionResult &partition,
+                              llvm::function_ref<bool(const PlanDispatch &)> foldable) {
+  std::set<int> ports;
+  for (const PlanPort &p : plan.outputs)
+    ports.insert(p.buffer);
+  return foldIntoReaders(
+      plan, partition, ports, [&](const PlanDispatch &d, const PlanBuffer &, const PlanBuffer &) { return foldable(d); },
+      [](const PlanDispatch &, int) { return true; });
+}
+
 } // namespace kiln::passes

@@ -41,6 +41,24 @@ std::vector<mlir::Operation *> MemoryPlan::dispatchOps() const {
   return ops;
 }
 
+std::vector<mlir::Operation *> kernelOps(const MemoryPlan &plan) {
+  std::vector<mlir::Operation *> ops;
+  for (const PlanDispatch &d : plan.dispatches)
+    if (!d.transfer && d.op)
+      ops.push_back(d.op);
+  return ops;
+}
+
+std::vector<mlir::Operation *> removedOps(const std::vector<mlir::Operation *> &before, const MemoryPlan &after) {
+  std::vector<mlir::Operation *> now = kernelOps(after);
+  std::set<mlir::Operation *> kept(now.begin(), now.end());
+  std::vector<mlir::Operation *> removed;
+  for (mlir::Operation *op : before)
+    if (!kept.count(op))
+      removed.push_back(op);
+  return removed;
+}
+
 std::vector<std::string> MemoryPlan::symbolNames() const {
   std::vector<std::string> names;
   for (const PlanSymbol &s : symbols)
@@ -265,43 +283,56 @@ void layoutArenas(MemoryPlan &plan) {
   }
 }
 
-StatusOr<MemoryPlan> planMemory(mlir::func::FuncOp step, const PlanOptions &options) {
-  if (options.maxContext <= 0 || options.maxBatch <= 0)
-    return Status::error("memory plan: max-context and max-batch must be positive");
-  if (!step || step.getBody().empty())
-    return Status::error("memory plan: no step function body");
-  if (!llvm::hasSingleElement(step.getBody()))
-    return Status::error("memory plan: the step function has more than one block");
-  MemoryPlan plan;
-  plan.options = options;
+namespace {
 
-  // Symbols: every symbol any tensor of the step mentions, plus kiln.sym's, sorted (std::set order).
-  std::set<std::string> symbolSet;
-  for (mlir::Type t : step.getFunctionType().getInputs())
-    collectSymbols(t, &symbolSet);
-  for (mlir::Type t : step.getFunctionType().getResults())
-    collectSymbols(t, &symbolSet);
-  step.walk([&](mlir::Operation *op) {
-    for (mlir::Type t : op->getResultTypes())
-      collectSymbols(t, &symbolSet);
-    if (auto sym = mlir::dyn_cast<ir::SymOp>(op))
-      symbolSet.insert(sym.getSymbol().str());
-  });
-  for (const std::string &name : symbolSet) {
-    int64_t max;
-    if (name == "b")
-      max = options.maxBatch;
-    else if (name == "s")
-      max = options.maxContext;
-    else if (name == "p")
-      max = options.maxContext - 1; // s >= 1; jointly p + s <= maxContext (Manifest.max_context)
-    else
-      return Status::error("step: symbol '" + name + "' has no bound (known: b, s, p)");
-    plan.symbols.push_back({name, max});
+/// planMemory's state while it walks the step: buffers by value, ports by name, weights and constants
+/// deduplicated, the weights section's cursor.
+class PlanBuilder {
+public:
+  PlanBuilder(mlir::func::FuncOp step, const PlanOptions &options) : step(step), options(options) {
+    plan.options = options;
   }
 
-  llvm::DenseMap<mlir::Value, int> bufferOf;
-  auto newBuffer = [&](std::string name, BufferKind kind, mlir::Value value) -> StatusOr<int> {
+  StatusOr<MemoryPlan> build() {
+    for (Status (PlanBuilder::*part)() : {&PlanBuilder::addSymbols, &PlanBuilder::addArguments, &PlanBuilder::addOps,
+                                          &PlanBuilder::addResults, &PlanBuilder::pairKvCache})
+      if (Status s = (this->*part)(); !s)
+        return s;
+    plan.weightsBytes = weightsCursor;
+    layoutArenas(plan);
+    return std::move(plan);
+  }
+
+private:
+  /// Symbols: every symbol any tensor of the step mentions, plus kiln.sym's, sorted (std::set order).
+  Status addSymbols() {
+    std::set<std::string> symbolSet;
+    for (mlir::Type t : step.getFunctionType().getInputs())
+      collectSymbols(t, &symbolSet);
+    for (mlir::Type t : step.getFunctionType().getResults())
+      collectSymbols(t, &symbolSet);
+    step.walk([&](mlir::Operation *op) {
+      for (mlir::Type t : op->getResultTypes())
+        collectSymbols(t, &symbolSet);
+      if (auto sym = mlir::dyn_cast<ir::SymOp>(op))
+        symbolSet.insert(sym.getSymbol().str());
+    });
+    for (const std::string &name : symbolSet) {
+      int64_t max;
+      if (name == "b")
+        max = options.maxBatch;
+      else if (name == "s")
+        max = options.maxContext;
+      else if (name == "p")
+        max = options.maxContext - 1; // s >= 1; jointly p + s <= maxContext (Manifest.max_context)
+      else
+        return Status::error("step: symbol '" + name + "' has no bound (known: b, s, p)");
+      plan.symbols.push_back({name, max});
+    }
+    return Status::ok();
+  }
+
+  StatusOr<int> newBuffer(std::string name, BufferKind kind, mlir::Value value) {
     PlanBuffer b;
     b.id = int(plan.buffers.size());
     b.name = std::move(name);
@@ -315,95 +346,81 @@ StatusOr<MemoryPlan> planMemory(mlir::func::FuncOp step, const PlanOptions &opti
     plan.buffers.push_back(std::move(b));
     bufferOf[value] = plan.buffers.back().id;
     return plan.buffers.back().id;
-  };
-
-  // Arguments.
-  std::set<std::string> portNames;
-  std::map<std::string, int> pastByName;
-  for (unsigned i = 0; i < step.getNumArguments(); ++i) {
-    auto nameAttr = step.getArgAttrOfType<mlir::StringAttr>(i, "kiln.name");
-    if (!nameAttr || nameAttr.getValue().empty())
-      return Status::error("step: argument " + std::to_string(i) + " has no kiln.name");
-    std::string name = nameAttr.getValue().str();
-    if (!portNames.insert(name).second)
-      return Status::error("step: two ports named '" + name + "'");
-    if (!mlir::isa<mlir::RankedTensorType>(step.getArgument(i).getType()))
-      return Status::error("step: argument '" + name + "' is not a ranked tensor");
-    bool past = llvm::StringRef(name).starts_with("past_");
-    StatusOr<int> id = newBuffer(name, past ? BufferKind::KvCache : BufferKind::Input, step.getArgument(i));
-    if (!id.ok())
-      return Status::error("step: argument '" + name + "': " + id.status().message());
-    plan.inputs.push_back({name, *id});
-    if (past)
-      pastByName[name.substr(5)] = *id;
   }
 
-  // Ops, in program order.
-  std::map<std::string, int> weightByName;
-  std::map<std::pair<const void *, std::vector<uint8_t>>, int> constantByBytes;
-  uint64_t weightsCursor = 0;
-  auto placeWeight = [&](int id) {
+  Status addArguments() {
+    for (unsigned i = 0; i < step.getNumArguments(); ++i) {
+      auto nameAttr = step.getArgAttrOfType<mlir::StringAttr>(i, "kiln.name");
+      if (!nameAttr || nameAttr.getValue().empty())
+        return Status::error("step: argument " + std::to_string(i) + " has no kiln.name");
+      std::string name = nameAttr.getValue().str();
+      if (!portNames.insert(name).second)
+        return Status::error("step: two ports named '" + name + "'");
+      if (!mlir::isa<mlir::RankedTensorType>(step.getArgument(i).getType()))
+        return Status::error("step: argument '" + name + "' is not a ranked tensor");
+      bool past = llvm::StringRef(name).starts_with("past_");
+      StatusOr<int> id = newBuffer(name, past ? BufferKind::KvCache : BufferKind::Input, step.getArgument(i));
+      if (!id.ok())
+        return Status::error("step: argument '" + name + "': " + id.status().message());
+      plan.inputs.push_back({name, *id});
+      if (past)
+        pastByName[name.substr(5)] = *id;
+    }
+    return Status::ok();
+  }
+
+  void placeWeight(int id) {
     PlanBuffer &b = plan.buffers[size_t(id)];
     b.offset = weightsCursor;
     weightsCursor = alignUp(weightsCursor + b.maxBytes);
-  };
-  mlir::func::ReturnOp ret;
-  for (mlir::Operation &opRef : step.getBody().front()) {
-    mlir::Operation *op = &opRef;
-    if (auto r = mlir::dyn_cast<mlir::func::ReturnOp>(op)) {
-      ret = r;
-      continue;
+  }
+
+  Status addWeight(ir::WeightOp w) {
+    std::string name = w.getName().str();
+    std::string key = name; // a row chunk (kiln-split-weights) is its own buffer, named after its tensor
+    if (std::optional<llvm::ArrayRef<int64_t>> rows = w.getRows())
+      key += "[rows " + std::to_string((*rows)[0]) + ":" + std::to_string((*rows)[1]) + "]";
+    auto it = weightByName.find(key);
+    if (it != weightByName.end()) {
+      if (plan.buffers[size_t(it->second)].value.getType() != w.getType())
+        return opError(w, "weight '" + name + "' is used with two different types");
+      bufferOf[w.getResult()] = it->second;
+      return Status::ok();
     }
-    if (op->getNumRegions() != 0)
-      return opError(op, "ops with regions cannot be dispatched");
-    if (op->getNumResults() != 1 && (mlir::isa<ir::WeightOp>(op) || mlir::isa<ir::ConstantOp>(op)))
-      return opError(op, "expected one result");
-    for (mlir::Value v : op->getResults())
-      if (!mlir::isa<mlir::RankedTensorType>(v.getType()))
-        return opError(op, "a result is not a ranked tensor");
-    if (auto w = mlir::dyn_cast<ir::WeightOp>(op)) {
-      std::string name = w.getName().str();
-      std::string key = name; // a row chunk (kiln-split-weights) is its own buffer, named after its tensor
-      if (std::optional<llvm::ArrayRef<int64_t>> rows = w.getRows())
-        key += "[rows " + std::to_string((*rows)[0]) + ":" + std::to_string((*rows)[1]) + "]";
-      auto it = weightByName.find(key);
-      if (it != weightByName.end()) {
-        if (plan.buffers[size_t(it->second)].value.getType() != w.getType())
-          return opError(op, "weight '" + name + "' is used with two different types");
-        bufferOf[w.getResult()] = it->second;
-        continue;
-      }
-      StatusOr<int> id = newBuffer(name, BufferKind::Weight, w.getResult());
-      if (!id.ok())
-        return opError(op, id.status().message());
-      plan.buffers[size_t(*id)].weightName = name;
-      placeWeight(*id);
-      weightByName[key] = *id;
-      continue;
+    StatusOr<int> id = newBuffer(name, BufferKind::Weight, w.getResult());
+    if (!id.ok())
+      return opError(w, id.status().message());
+    plan.buffers[size_t(*id)].weightName = name;
+    placeWeight(*id);
+    weightByName[key] = *id;
+    return Status::ok();
+  }
+
+  Status addConstant(ir::ConstantOp c) {
+    std::vector<uint8_t> bytes;
+    if (Status s = constantBytes(c.getValue(), &bytes); !s)
+      return opError(c, s.message());
+    auto key = std::make_pair(c.getType().getAsOpaquePointer(), bytes);
+    if (auto it = constantByBytes.find(key); it != constantByBytes.end()) {
+      bufferOf[c.getResult()] = it->second;
+      return Status::ok();
     }
-    if (auto c = mlir::dyn_cast<ir::ConstantOp>(op)) {
-      std::vector<uint8_t> bytes;
-      if (Status s = constantBytes(c.getValue(), &bytes); !s)
-        return opError(op, s.message());
-      auto key = std::make_pair(c.getType().getAsOpaquePointer(), bytes);
-      if (auto it = constantByBytes.find(key); it != constantByBytes.end()) {
-        bufferOf[c.getResult()] = it->second;
-        continue;
-      }
-      std::string loc = locationText(op->getLoc());
-      StatusOr<int> id = newBuffer(loc.empty() ? "constant" : loc, BufferKind::Weight, c.getResult());
-      if (!id.ok())
-        return opError(op, id.status().message());
-      PlanBuffer &b = plan.buffers[size_t(*id)];
-      if (bytes.size() != b.maxBytes)
-        return opError(op, "constant holds " + std::to_string(bytes.size()) + " bytes, its type " +
-                               std::to_string(b.maxBytes));
-      b.isConstant = true;
-      b.constantData = std::move(bytes);
-      placeWeight(*id);
-      constantByBytes[key] = *id;
-      continue;
-    }
+    std::string loc = locationText(c->getLoc());
+    StatusOr<int> id = newBuffer(loc.empty() ? "constant" : loc, BufferKind::Weight, c.getResult());
+    if (!id.ok())
+      return opError(c, id.status().message());
+    PlanBuffer &b = plan.buffers[size_t(*id)];
+    if (bytes.size() != b.maxBytes)
+      return opError(c, "constant holds " + std::to_string(bytes.size()) + " bytes, its type " +
+                            std::to_string(b.maxBytes));
+    b.isConstant = true;
+    b.constantData = std::move(bytes);
+    placeWeight(*id);
+    constantByBytes[key] = *id;
+    return Status::ok();
+  }
+
+  Status addDispatch(mlir::Operation *op) {
     PlanDispatch d;
     d.op = op;
     d.location = locationText(op->getLoc());
@@ -426,66 +443,116 @@ StatusOr<MemoryPlan> planMemory(mlir::func::FuncOp step, const PlanOptions &opti
       d.buffers.push_back(*id);
     }
     plan.dispatches.push_back(std::move(d));
+    return Status::ok();
   }
-  if (!ret)
-    return Status::error("step: no func.return");
 
-  // Results: named ports; present_* become session-owned KV_CACHE buffers, the rest stay in the arena and
-  // live to the end of the step.
-  const int lastDispatch = int(plan.dispatches.size()) - 1;
-  std::set<int> resultBuffers;
-  std::map<std::string, int> presentByName;
-  for (unsigned i = 0; i < ret.getNumOperands(); ++i) {
-    auto nameAttr = step.getResultAttrOfType<mlir::StringAttr>(i, "kiln.name");
-    if (!nameAttr || nameAttr.getValue().empty())
-      return Status::error("step: result " + std::to_string(i) + " has no kiln.name");
-    std::string name = nameAttr.getValue().str();
-    if (!portNames.insert(name).second)
-      return Status::error("step: two ports named '" + name + "'");
-    auto it = bufferOf.find(ret.getOperand(i));
-    if (it == bufferOf.end())
-      return Status::error("step: result '" + name + "' has no buffer");
-    PlanBuffer &b = plan.buffers[size_t(it->second)];
-    if (b.kind != BufferKind::Arena || b.firstUse < 0)
-      return Status::error("step: result '" + name + "' is " + (b.kind == BufferKind::Weight ? "a weight or constant" : "an argument") +
-                           " returned directly; only values computed by the step can be results");
-    if (!resultBuffers.insert(b.id).second)
-      return Status::error("step: result '" + name + "' returns the same value as another result");
-    b.name = name;
-    b.lastUse = std::max(lastDispatch, 0);
-    if (llvm::StringRef(name).starts_with("present_")) {
-      b.kind = BufferKind::KvCache;
-      b.firstUse = b.lastUse = -1;
-      presentByName[name.substr(8)] = b.id;
+  /// Ops, in program order: weights and constants become WEIGHT buffers, every other op a dispatch.
+  Status addOps() {
+    for (mlir::Operation &opRef : step.getBody().front()) {
+      mlir::Operation *op = &opRef;
+      if (auto r = mlir::dyn_cast<mlir::func::ReturnOp>(op)) {
+        ret = r;
+        continue;
+      }
+      if (op->getNumRegions() != 0)
+        return opError(op, "ops with regions cannot be dispatched");
+      if (op->getNumResults() != 1 && (mlir::isa<ir::WeightOp>(op) || mlir::isa<ir::ConstantOp>(op)))
+        return opError(op, "expected one result");
+      for (mlir::Value v : op->getResults())
+        if (!mlir::isa<mlir::RankedTensorType>(v.getType()))
+          return opError(op, "a result is not a ranked tensor");
+      Status s = mlir::isa<ir::WeightOp>(op)     ? addWeight(mlir::cast<ir::WeightOp>(op))
+                 : mlir::isa<ir::ConstantOp>(op) ? addConstant(mlir::cast<ir::ConstantOp>(op))
+                                                 : addDispatch(op);
+      if (!s)
+        return s;
     }
-    plan.outputs.push_back({name, b.id});
+    if (!ret)
+      return Status::error("step: no func.return");
+    return Status::ok();
   }
 
-  // KV cache: past_X pairs with present_X.
-  for (const auto &[name, past] : pastByName) {
-    auto it = presentByName.find(name);
-    if (it == presentByName.end())
-      return Status::error("step: argument 'past_" + name + "' has no result 'present_" + name + "'");
-    const PlanBuffer &p = plan.buffers[size_t(past)], &q = plan.buffers[size_t(it->second)];
-    if (p.elementType != q.elementType || p.shape.size() != q.shape.size())
-      return Status::error("step: 'past_" + name + "' and 'present_" + name + "' differ in element type or rank");
-    if (p.shape.size() < 3)
-      return Status::error("step: 'past_" + name + "' has rank " + std::to_string(p.shape.size()) +
-                           "; the KV cache grows along axis 2");
-    PlanKvEntry entry;
-    entry.name = name;
-    entry.pastBuffer = past;
-    entry.presentBuffer = it->second;
-    entry.reason = "not placed (placeKvCacheInPlace did not run)";
-    plan.kvCache.push_back(std::move(entry));
+  /// Results: named ports; present_* become session-owned KV_CACHE buffers, the rest stay in the arena and
+  /// live to the end of the step.
+  Status addResults() {
+    const int lastDispatch = int(plan.dispatches.size()) - 1;
+    std::set<int> resultBuffers;
+    for (unsigned i = 0; i < ret.getNumOperands(); ++i) {
+      auto nameAttr = step.getResultAttrOfType<mlir::StringAttr>(i, "kiln.name");
+      if (!nameAttr || nameAttr.getValue().empty())
+        return Status::error("step: result " + std::to_string(i) + " has no kiln.name");
+      std::string name = nameAttr.getValue().str();
+      if (!portNames.insert(name).second)
+        return Status::error("step: two ports named '" + name + "'");
+      auto it = bufferOf.find(ret.getOperand(i));
+      if (it == bufferOf.end())
+        return Status::error("step: result '" + name + "' has no buffer");
+      PlanBuffer &b = plan.buffers[size_t(it->second)];
+      if (b.kind != BufferKind::Arena || b.firstUse < 0)
+        return Status::error("step: result '" + name + "' is " +
+                             (b.kind == BufferKind::Weight ? "a weight or constant" : "an argument") +
+                             " returned directly; only values computed by the step can be results");
+      if (!resultBuffers.insert(b.id).second)
+        return Status::error("step: result '" + name + "' returns the same value as another result");
+      b.name = name;
+      b.lastUse = std::max(lastDispatch, 0);
+      if (llvm::StringRef(name).starts_with("present_")) {
+        b.kind = BufferKind::KvCache;
+        b.firstUse = b.lastUse = -1;
+        presentByName[name.substr(8)] = b.id;
+      }
+      plan.outputs.push_back({name, b.id});
+    }
+    return Status::ok();
   }
-  for (const auto &[name, present] : presentByName)
-    if (!pastByName.count(name))
-      return Status::error("step: result 'present_" + name + "' has no argument 'past_" + name + "'");
-  plan.weightsBytes = weightsCursor;
 
-  layoutArenas(plan);
-  return plan;
+  /// KV cache: past_X pairs with present_X.
+  Status pairKvCache() {
+    for (const auto &[name, past] : pastByName) {
+      auto it = presentByName.find(name);
+      if (it == presentByName.end())
+        return Status::error("step: argument 'past_" + name + "' has no result 'present_" + name + "'");
+      const PlanBuffer &p = plan.buffers[size_t(past)], &q = plan.buffers[size_t(it->second)];
+      if (p.elementType != q.elementType || p.shape.size() != q.shape.size())
+        return Status::error("step: 'past_" + name + "' and 'present_" + name + "' differ in element type or rank");
+      if (p.shape.size() < 3)
+        return Status::error("step: 'past_" + name + "' has rank " + std::to_string(p.shape.size()) +
+                             "; the KV cache grows along axis 2");
+      PlanKvEntry entry;
+      entry.name = name;
+      entry.pastBuffer = past;
+      entry.presentBuffer = it->second;
+      entry.reason = "not placed (placeKvCacheInPlace did not run)";
+      plan.kvCache.push_back(std::move(entry));
+    }
+    for (const auto &[name, present] : presentByName)
+      if (!pastByName.count(name))
+        return Status::error("step: result 'present_" + name + "' has no argument 'past_" + name + "'");
+    return Status::ok();
+  }
+
+  mlir::func::FuncOp step;
+  const PlanOptions &options;
+  MemoryPlan plan;
+  llvm::DenseMap<mlir::Value, int> bufferOf;
+  std::set<std::string> portNames;
+  std::map<std::string, int> pastByName, presentByName;
+  std::map<std::string, int> weightByName;
+  std::map<std::pair<const void *, std::vector<uint8_t>>, int> constantByBytes;
+  uint64_t weightsCursor = 0;
+  mlir::func::ReturnOp ret;
+};
+
+} // namespace
+
+StatusOr<MemoryPlan> planMemory(mlir::func::FuncOp step, const PlanOptions &options) {
+  if (options.maxContext <= 0 || options.maxBatch <= 0)
+    return Status::error("memory plan: max-context and max-batch must be positive");
+  if (!step || step.getBody().empty())
+    return Status::error("memory plan: no step function body");
+  if (!llvm::hasSingleElement(step.getBody()))
+    return Status::error("memory plan: the step function has more than one block");
+  return PlanBuilder(step, options).build();
 }
 
 //===----------------------------------------------------------------------===//

@@ -25,37 +25,48 @@ bool isHeavy(const std::string &op) {
 
 size_t numReads(const PlanDispatch &d) { return d.buffers.size() - d.written().size(); }
 
+/// The producer (dispatch index, -1 for none) and the reading dispatches of every buffer.
+struct Graph {
+  std::vector<int> producer;
+  std::vector<std::vector<int>> consumers;
+};
+Graph graphOf(const MemoryPlan &plan) {
+  Graph g;
+  g.producer.assign(plan.buffers.size(), -1);
+  g.consumers.resize(plan.buffers.size());
+  for (size_t i = 0; i < plan.dispatches.size(); ++i) {
+    const PlanDispatch &d = plan.dispatches[i];
+    for (int id : d.written())
+      g.producer[size_t(id)] = int(i);
+    for (size_t k = 0; k < numReads(d); ++k)
+      g.consumers[size_t(d.buffers[k])].push_back(int(i));
+  }
+  return g;
+}
+
 } // namespace
 
-PartitionResult partitionPlan(MemoryPlan &plan, const target::DeviceProfile &profile,
-                              const DeviceKernelCatalog *catalog) {
-  PartitionResult result;
+Placement placeDispatches(const MemoryPlan &plan, const target::DeviceProfile &profile,
+                          const DeviceKernelCatalog *catalog) {
   const size_t n = plan.dispatches.size();
-  const size_t nb = plan.buffers.size();
-
   // 1. Placement by legality.
-  std::vector<std::string> reason(n);
-  std::vector<Dev> dev(n, Dev::Vulkan);
-  std::vector<bool> fallback(n, false);
+  Placement placement;
+  placement.reason.assign(n, "");
+  placement.device.assign(n, Dev::Vulkan);
+  placement.fallback.assign(n, false);
+  std::vector<std::string> &reason = placement.reason;
+  std::vector<Dev> &dev = placement.device;
   for (size_t i = 0; i < n; ++i) {
     if (plan.dispatches[i].transfer)
       continue;
     reason[i] = vulkanUnsupportedReason(plan, int(i), profile, catalog);
     if (!reason[i].empty()) {
       dev[i] = Dev::Cpu;
-      fallback[i] = true;
+      placement.fallback[i] = true;
     }
   }
 
-  std::vector<int> producer(nb, -1);
-  std::vector<std::vector<int>> consumers(nb);
-  for (size_t i = 0; i < n; ++i) {
-    const PlanDispatch &d = plan.dispatches[i];
-    for (int id : d.written())
-      producer[size_t(id)] = int(i);
-    for (size_t k = 0; k < numReads(d); ++k)
-      consumers[size_t(d.buffers[k])].push_back(int(i));
-  }
+  const Graph g = graphOf(plan);
   std::set<int> outputPorts;
   for (const PlanPort &p : plan.outputs)
     outputPorts.insert(p.buffer);
@@ -73,7 +84,7 @@ PartitionResult partitionPlan(MemoryPlan &plan, const target::DeviceProfile &pro
         const PlanBuffer &b = plan.buffers[size_t(id)];
         if (b.kind != BufferKind::Arena || outputPorts.count(id))
           move = false;
-        for (int c : consumers[size_t(id)]) {
+        for (int c : g.consumers[size_t(id)]) {
           anyConsumer = true;
           move = move && dev[size_t(c)] == Dev::Cpu;
         }
@@ -81,8 +92,8 @@ PartitionResult partitionPlan(MemoryPlan &plan, const target::DeviceProfile &pro
       for (size_t k = 0; move && k < numReads(d); ++k) {
         const PlanBuffer &b = plan.buffers[size_t(d.buffers[k])];
         bool onHost = b.kind == BufferKind::Input || b.kind == BufferKind::Weight ||
-                      (b.kind == BufferKind::Arena && producer[size_t(b.id)] >= 0 &&
-                       dev[size_t(producer[size_t(b.id)])] == Dev::Cpu);
+                      (b.kind == BufferKind::Arena && g.producer[size_t(b.id)] >= 0 &&
+                       dev[size_t(g.producer[size_t(b.id)])] == Dev::Cpu);
         move = onHost;
       }
       if (move && anyConsumer) {
@@ -92,11 +103,55 @@ PartitionResult partitionPlan(MemoryPlan &plan, const target::DeviceProfile &pro
       }
     }
   }
+  return placement;
+}
 
-  // 3. Homes.
-  std::vector<Dev> home(nb, Dev::Cpu); // Cpu = HOST
-  std::map<std::pair<int, Dev>, int> copies;
-  auto addCopy = [&](int id, Dev where, BufferKind kind) {
+namespace {
+
+/// Step 3: where every buffer lives (Cpu = HOST). A weight read on both sides gets a device copy sharing
+/// its bytes (appended to plan.buffers; `home` grows with it).
+class Homes {
+public:
+  Homes(MemoryPlan &plan, const std::vector<Dev> &dev) : plan(plan), dev(dev) {}
+
+  void assign(const Graph &g) {
+    const size_t nb = plan.buffers.size();
+    home.assign(nb, Dev::Cpu);
+    for (size_t id = 0; id < nb; ++id) {
+      const PlanBuffer &b = plan.buffers[id];
+      switch (b.kind) {
+      case BufferKind::Input:
+        home[id] = Dev::Cpu;
+        break;
+      case BufferKind::Arena:
+      case BufferKind::KvCache: // present_* (past_* below)
+        home[id] = g.producer[id] >= 0 ? dev[size_t(g.producer[id])] : Dev::Cpu;
+        break;
+      case BufferKind::Weight: {
+        bool onCpu = false, onDevice = false;
+        for (int c : g.consumers[id])
+          (dev[size_t(c)] == Dev::Vulkan ? onDevice : onCpu) = true;
+        home[id] = onDevice && !onCpu ? Dev::Vulkan : Dev::Cpu;
+        break;
+      }
+      }
+    }
+    for (const PlanKvEntry &e : plan.kvCache)
+      home[size_t(e.pastBuffer)] = home[size_t(e.presentBuffer)];
+    for (size_t id = 0; id < nb; ++id) {
+      if (plan.buffers[id].kind != BufferKind::Weight || home[id] != Dev::Cpu)
+        continue;
+      bool onDevice = false;
+      for (int c : g.consumers[id])
+        onDevice = onDevice || dev[size_t(c)] == Dev::Vulkan;
+      if (onDevice)
+        addCopy(int(id), Dev::Vulkan, BufferKind::Weight); // same bytes, uploaded at load
+    }
+    for (size_t id = 0; id < nb; ++id)
+      plan.buffers[id].location = home[id] == Dev::Vulkan ? BufferLocation::Device : BufferLocation::Host;
+  }
+
+  int addCopy(int id, Dev where, BufferKind kind) {
     PlanBuffer c = plan.buffers[size_t(id)];
     c.id = int(plan.buffers.size());
     c.kind = kind;
@@ -113,41 +168,19 @@ PartitionResult partitionPlan(MemoryPlan &plan, const target::DeviceProfile &pro
     home.push_back(where);
     copies[{id, where}] = int(plan.buffers.size()) - 1;
     return int(plan.buffers.size()) - 1;
-  };
-  for (size_t id = 0; id < nb; ++id) {
-    const PlanBuffer &b = plan.buffers[id];
-    switch (b.kind) {
-    case BufferKind::Input:
-      home[id] = Dev::Cpu;
-      break;
-    case BufferKind::Arena:
-    case BufferKind::KvCache: // present_* (past_* below)
-      home[id] = producer[id] >= 0 ? dev[size_t(producer[id])] : Dev::Cpu;
-      break;
-    case BufferKind::Weight: {
-      bool onCpu = false, onDevice = false;
-      for (int c : consumers[id])
-        (dev[size_t(c)] == Dev::Vulkan ? onDevice : onCpu) = true;
-      home[id] = onDevice && !onCpu ? Dev::Vulkan : Dev::Cpu;
-      break;
-    }
-    }
   }
-  for (const PlanKvEntry &e : plan.kvCache)
-    home[size_t(e.pastBuffer)] = home[size_t(e.presentBuffer)];
-  for (size_t id = 0; id < nb; ++id) {
-    if (plan.buffers[id].kind != BufferKind::Weight || home[id] != Dev::Cpu)
-      continue;
-    bool onDevice = false;
-    for (int c : consumers[id])
-      onDevice = onDevice || dev[size_t(c)] == Dev::Vulkan;
-    if (onDevice)
-      addCopy(int(id), Dev::Vulkan, BufferKind::Weight); // same bytes, uploaded at load
-  }
-  for (size_t id = 0; id < nb; ++id)
-    plan.buffers[id].location = home[id] == Dev::Vulkan ? BufferLocation::Device : BufferLocation::Host;
 
-  // 4. Transfers, right before the first consumer on the other side.
+  MemoryPlan &plan;
+  const std::vector<Dev> &dev;
+  std::vector<Dev> home;
+  std::map<std::pair<int, Dev>, int> copies;
+};
+
+/// Step 4: the dispatch list with a transfer right before the first consumer on the other side of each
+/// buffer, and output ports read back to the host. Returns each original dispatch's new index.
+std::vector<int> insertTransfers(Homes &homes, PartitionResult &result) {
+  MemoryPlan &plan = homes.plan;
+  const std::vector<Dev> &dev = homes.dev;
   std::vector<PlanDispatch> out;
   auto transfer = [&](int from, int to) {
     PlanDispatch t;
@@ -160,6 +193,7 @@ PartitionResult partitionPlan(MemoryPlan &plan, const target::DeviceProfile &pro
     ++result.transfers;
     out.push_back(std::move(t));
   };
+  const size_t n = plan.dispatches.size();
   std::vector<int> newIndex(n, -1);
   for (size_t i = 0; i < n; ++i) {
     PlanDispatch d = plan.dispatches[i];
@@ -167,14 +201,14 @@ PartitionResult partitionPlan(MemoryPlan &plan, const target::DeviceProfile &pro
     if (!d.transfer) {
       for (size_t k = 0; k < numReads(d); ++k) {
         int id = d.buffers[k];
-        if (home[size_t(id)] == dev[i])
+        if (homes.home[size_t(id)] == dev[i])
           continue;
-        auto it = copies.find({id, dev[i]});
+        auto it = homes.copies.find({id, dev[i]});
         int copy;
-        if (it != copies.end()) {
+        if (it != homes.copies.end()) {
           copy = it->second;
         } else {
-          copy = addCopy(id, dev[i], BufferKind::Arena);
+          copy = homes.addCopy(id, dev[i], BufferKind::Arena);
           transfer(id, copy);
         }
         d.buffers[k] = copy;
@@ -185,35 +219,51 @@ PartitionResult partitionPlan(MemoryPlan &plan, const target::DeviceProfile &pro
   }
   for (PlanPort &port : plan.outputs) {
     int id = port.buffer;
-    if (plan.buffers[size_t(id)].kind != BufferKind::Arena || home[size_t(id)] != Dev::Vulkan)
+    if (plan.buffers[size_t(id)].kind != BufferKind::Arena || homes.home[size_t(id)] != Dev::Vulkan)
       continue;
-    int copy = addCopy(id, Dev::Cpu, BufferKind::Arena);
+    int copy = homes.addCopy(id, Dev::Cpu, BufferKind::Arena);
     plan.buffers[size_t(copy)].name = port.name;
     plan.buffers[size_t(id)].name = port.name + "@device";
     transfer(id, copy);
     port.buffer = copy;
   }
   plan.dispatches = std::move(out);
+  return newIndex;
+}
 
-  // 5. Both arenas.
-  layoutArenas(plan);
+} // namespace
+
+PartitionResult applyPlacement(MemoryPlan &plan, const Placement &placement) {
+  PartitionResult result;
+  const size_t n = plan.dispatches.size();
+  const Graph g = graphOf(plan);
+  Homes homes(plan, placement.device);
+  homes.assign(g);                                        // 3. Homes.
+  std::vector<int> newIndex = insertTransfers(homes, result); // 4. Transfers.
+  layoutArenas(plan);                                     // 5. Both arenas.
 
   for (size_t i = 0; i < n; ++i) {
     const PlanDispatch &d = plan.dispatches[size_t(newIndex[i])];
     if (d.transfer)
       continue;
+    const Dev dev = placement.device[i];
     PartitionEntry e;
     e.dispatch = newIndex[i];
     e.op = d.op->getName().getStringRef().str();
     e.location = d.location;
-    e.device = dev[i];
-    e.reason = dev[i] == Dev::Cpu ? reason[i] : "";
-    e.fallback = fallback[i];
-    (dev[i] == Dev::Vulkan ? result.vulkanOps : result.cpuOps)++;
-    result.fallbacks += fallback[i] ? 1 : 0;
+    e.device = dev;
+    e.reason = dev == Dev::Cpu ? placement.reason[i] : "";
+    e.fallback = placement.fallback[i];
+    (dev == Dev::Vulkan ? result.vulkanOps : result.cpuOps)++;
+    result.fallbacks += placement.fallback[i] ? 1 : 0;
     result.entries.push_back(std::move(e));
   }
   return result;
+}
+
+PartitionResult partitionPlan(MemoryPlan &plan, const target::DeviceProfile &profile,
+                              const DeviceKernelCatalog *catalog) {
+  return applyPlacement(plan, placeDispatches(plan, profile, catalog));
 }
 
 std::vector<std::string> partitionReport(const PartitionResult &r, const std::string &profileName) {

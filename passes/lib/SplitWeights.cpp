@@ -171,6 +171,48 @@ private:
            " (only gather tables and matmul right operands are split)";
   }
 
+  /// Creates the chunk weights (before the first weight op: they dominate every use) and their converts,
+  /// rewrites every use to read the chunks and erases what is left unused. Returns the uses, for the report.
+  std::string rewriteUses(std::vector<ir::WeightOp> &ops, ir::WeightOp first, const std::vector<SplitUse> &uses,
+                          const std::vector<std::pair<int64_t, int64_t>> &ranges) {
+    auto type = cast<RankedTensorType>(first.getType());
+    OpBuilder b(first);
+    std::vector<Value> chunks;
+    for (auto [a, e] : ranges) {
+      llvm::SmallVector<int64_t> shape(type.getShape());
+      shape[0] = e - a;
+      auto t = RankedTensorType::get(shape, type.getElementType());
+      chunks.push_back(ir::WeightOp::create(b, first.getLoc(), t, first.getNameAttr(), b.getDenseI64ArrayAttr({a, e}))
+                           .getResult());
+    }
+    std::map<Operation *, std::vector<Value>> convertedChunks;
+    std::string usesText;
+    for (const SplitUse &u : uses) {
+      std::vector<Value> in = chunks;
+      if (u.convert) {
+        std::vector<Value> &conv = convertedChunks[u.convert];
+        if (conv.empty()) {
+          OpBuilder cb(u.convert);
+          for (Value c : chunks) {
+            auto ct = RankedTensorType::get(cast<RankedTensorType>(c.getType()).getShape(),
+                                            u.convert.getType().getElementType());
+            conv.push_back(ir::ConvertOp::create(cb, u.convert.getLoc(), ct, c).getResult());
+          }
+        }
+        in = conv;
+      }
+      rewrite(u, in, ranges);
+      usesText += (usesText.empty() ? "" : ", ") + where(u.op);
+    }
+    for (auto &[convert, _] : convertedChunks)
+      if (convert->use_empty())
+        convert->erase();
+    for (ir::WeightOp w : ops)
+      if (w->use_empty())
+        w->erase();
+    return usesText;
+  }
+
   void splitGroup(std::vector<ir::WeightOp> &ops) {
     ir::WeightOp first = ops.front();
     for (ir::WeightOp w : ops)
@@ -283,41 +325,7 @@ private:
     for (int64_t a = 0; a < rows; a += chunkRows)
       ranges.push_back({a, std::min(rows, a + chunkRows)});
 
-    // Chunk weights, before the first weight op (they dominate every use).
-    OpBuilder b(first);
-    std::vector<Value> chunks;
-    for (auto [a, e] : ranges) {
-      llvm::SmallVector<int64_t> shape(type.getShape());
-      shape[0] = e - a;
-      auto t = RankedTensorType::get(shape, type.getElementType());
-      chunks.push_back(ir::WeightOp::create(b, first.getLoc(), t, first.getNameAttr(), b.getDenseI64ArrayAttr({a, e}))
-                           .getResult());
-    }
-    std::map<Operation *, std::vector<Value>> convertedChunks;
-    std::string usesText;
-    for (const SplitUse &u : uses) {
-      std::vector<Value> in = chunks;
-      if (u.convert) {
-        std::vector<Value> &conv = convertedChunks[u.convert];
-        if (conv.empty()) {
-          OpBuilder cb(u.convert);
-          for (Value c : chunks) {
-            auto ct = RankedTensorType::get(cast<RankedTensorType>(c.getType()).getShape(),
-                                            u.convert.getType().getElementType());
-            conv.push_back(ir::ConvertOp::create(cb, u.convert.getLoc(), ct, c).getResult());
-          }
-        }
-        in = conv;
-      }
-      rewrite(u, in, ranges);
-      usesText += (usesText.empty() ? "" : ", ") + where(u.op);
-    }
-    for (auto &[convert, _] : convertedChunks)
-      if (convert->use_empty())
-        convert->erase();
-    for (ir::WeightOp w : ops)
-      if (w->use_empty())
-        w->erase();
+    const std::string usesText = rewriteUses(ops, first, uses, ranges);
 
     const uint64_t chunkBytes = bytes / uint64_t(rows) * uint64_t(chunkRows);
     std::string line = "split " + what + " into " + std::to_string(ranges.size()) + " chunks of <= " +

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -114,6 +115,52 @@ Status writeFile(const std::string &path, const void *data, size_t size) {
   }
   if (std::fclose(f) != 0)
     return Status::error(path + ": write failed: " + std::strerror(errno));
+  return Status::ok();
+}
+
+namespace {
+bool sameFile(const struct stat &a, const struct stat &b) { return a.st_dev == b.st_dev && a.st_ino == b.st_ino; }
+
+// The input (or the file in the input directory) that `out` is, or "" if none.
+std::string inputThatIs(const struct stat &out, const InputPath &input) {
+  struct stat st {};
+  if (::stat(input.path.c_str(), &st) != 0)
+    return "";
+  if (sameFile(out, st))
+    return input.path;
+  if (!S_ISDIR(st.st_mode))
+    return "";
+  std::string found;
+  if (DIR *dir = ::opendir(input.path.c_str())) {
+    while (const dirent *entry = ::readdir(dir)) {
+      std::string path = input.path + "/" + entry->d_name;
+      struct stat file {};
+      if (found.empty() && std::strcmp(entry->d_name, ".") != 0 && std::strcmp(entry->d_name, "..") != 0 &&
+          ::stat(path.c_str(), &file) == 0 && S_ISREG(file.st_mode) && sameFile(out, file))
+        found = path;
+    }
+    ::closedir(dir);
+  }
+  return found;
+}
+} // namespace
+
+Status checkOutputPath(const std::string &flag, const std::string &output, const std::vector<InputPath> &inputs) {
+  const std::string named = flag + " " + output;
+  const size_t slash = output.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : output.substr(0, slash);
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return Status::error(named + ": directory " + dir + " does not exist (create it first)");
+  if (::stat(output.c_str(), &st) != 0)
+    return Status::ok(); // a new file: not an input
+  if (S_ISDIR(st.st_mode))
+    return Status::error(named + " is a directory (give a file path)");
+  for (const InputPath &input : inputs)
+    if (std::string same = inputThatIs(st, input); !same.empty())
+      return Status::error(named + " is the same file as " +
+                           (same == input.path ? "" : same + " in ") + input.role + " " + input.path +
+                           "; refusing to overwrite an input");
   return Status::ok();
 }
 

@@ -5,7 +5,7 @@
 // RUN: kiln-opt %s --kiln-fuse | FileCheck %s --check-prefix=ATTN
 // RUN: kiln-opt %s --kiln-fuse=report=true -o /dev/null 2>&1 | FileCheck %s --check-prefix=REPORT
 // The whole pipeline (runFusionPasses) over a real model: tests/data/mistral-tiny as `kiln compile --emit=ir`
-// imports it (2 layers, GQA 4:2, sliding window 4), locations rewritten as loc("..."). After fusion no
+// prints it (2 layers, GQA 4:2, sliding window 4; locations inline as loc("...")). After fusion no
 // softmax, no mask (select / compare / -inf), no cos/sin tables and no repeat-kv broadcast remain.
 
 // CHECK-LABEL: func.func @step

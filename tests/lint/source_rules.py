@@ -5,7 +5,7 @@ usage: source_rules.py SOURCE_DIR [--max-lines 150]
 
 1. No function (or lambda) longer than --max-lines lines, measured by Universal Ctags' start and end lines.
    Prints each offender as FILE:LINE NAME (N lines).
-2. No GLSL `#version` string in a .cpp / .h file: fixed-structure kernels live in .comp files
+2. No GLSL `#version` string in a .cpp / .h file (tests included): fixed-structure kernels live in .comp files
    (codegen/spirv/shaders/); only the generated elementwise chains are built in C++, and they take their
    header from a .comp file too.
 Exit 1 naming every violation; 0 when there is none.
@@ -49,12 +49,12 @@ def long_functions(root, files, max_lines):
     return bad
 
 
-def glsl_in_cpp(root, files):
+def glsl_in_cpp(root, files, pattern=r"#version\s+\d{3}"):
     bad = []
     for path in files:
         with open(path, encoding="utf-8", errors="replace") as f:
             for i, line in enumerate(f, 1):
-                if re.search(r"#version\s+\d{3}", line):
+                if re.search(pattern, line):
                     bad.append("%s:%d GLSL #version in C++ source" % (os.path.relpath(path, root), i))
     return bad
 
@@ -68,7 +68,10 @@ def main():
     bad = long_functions(args.root, files, args.max_lines)
     for b in bad:
         print("function longer than %d lines: %s" % (args.max_lines, b))
-    glsl = glsl_in_cpp(args.root, files)
+    test_files = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(args.root, "tests")) for f in sorted(fs)
+                  if f.endswith(CPP_EXT)]
+    # In tests, a kernel is a raw string that starts with #version (asserting on emitted GLSL is fine).
+    glsl = glsl_in_cpp(args.root, files) + glsl_in_cpp(args.root, test_files, r'R"[^(]*\(\s*#version')
     for g in glsl:
         print(g)
     print("%d files: %d functions over %d lines, %d GLSL #version strings in C++" %

@@ -1,6 +1,6 @@
 //===- Bench.cpp - `kiln bench`: llama-bench-style throughput --------------===//
 //
-//   kiln bench MODEL.kiln [-p 512] [-n 128] [-r 5] [--threads N] [--batch B]
+//   kiln bench MODEL.kiln [-p 512] [-n 128] [-r 5] [--threads N] [--batch B] [--json]
 // Causal LMs, as llama-bench: pp<p> = one prefill chunk of p tokens into an empty cache; tg<n> = n
 // single-token decodes starting from an empty cache; tokens/s, mean ± stddev over r repetitions after one
 // warm-up. Encoders: one batch of B x p tokens per repetition; sentences/s and tokens/s. Then the peak RSS.
@@ -11,6 +11,8 @@
 
 #include "kiln/kiln.hpp"
 #include "kiln/vulkan/kiln_vulkan.h"
+
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cmath>
@@ -65,17 +67,90 @@ double peakRssMiB() {
   return double(ru.ru_maxrss) / 1024.0; // KiB on Linux
 }
 
+struct Row {
+  std::string test, unit;
+  Stats value;
+  Stats second;                 // encoders: tokens/s
+  double wallMs = 0, gpuMs = 0; // per repetition, means (gpuMs 0: no Vulkan work)
+};
+
+/// What was measured, beside the rows.
+struct Run {
+  std::string architecture, task;
+  int threads;
+  int64_t batch, reps;
+  bool causal;
+  uint64_t sessionBytes;
+};
+
+const char *openBlasCoreType() {
+  const char *forced = std::getenv("OPENBLAS_CORETYPE");
+  return forced && *forced ? forced : nullptr;
+}
+
+void printTable(const Run &run, const std::vector<Row> &rows) {
+  std::printf("| model | task | threads | batch | test | %s |\n", run.causal ? "t/s" : "sentences/s | tokens/s");
+  std::printf("| --- | --- | ---: | ---: | --- | ---: |%s\n", run.causal ? "" : " ---: |");
+  for (const Row &r : rows) {
+    if (run.causal)
+      std::printf("| %s | %s | %d | %lld | %s | %.2f ± %.2f |\n", run.architecture.c_str(), run.task.c_str(),
+                  run.threads, (long long)run.batch, r.test.c_str(), r.value.mean, r.value.stddev);
+    else
+      std::printf("| %s | %s | %d | %lld | %s | %.2f ± %.2f | %.1f ± %.1f |\n", run.architecture.c_str(),
+                  run.task.c_str(), run.threads, (long long)run.batch, r.test.c_str(), r.value.mean,
+                  r.value.stddev, r.second.mean, r.second.stddev);
+  }
+  for (const Row &r : rows)
+    if (r.gpuMs > 0)
+      std::printf("%s: wall %.2f ms, GPU busy %.2f ms per repetition (Vulkan timestamps; the rest is host work: "
+                  "recording, submission, waits, CPU dispatches)\n",
+                  r.test.c_str(), r.wallMs, r.gpuMs);
+  std::printf("\n%lld repetitions after 1 warm-up; session %.1f MiB; peak RSS %.1f MiB\n", (long long)run.reps,
+              double(run.sessionBytes) / (1024.0 * 1024.0), peakRssMiB());
+  // The BLAS kernels behind every f32 matmul: OpenBLAS's DYNAMIC_ARCH picks them by CPU detection, which can
+  // be wrong (e.g. Prescott on some Xeons: 4x slower sgemm). OPENBLAS_CORETYPE overrides it; say which.
+  if (openblas_get_corename) {
+    std::printf("OpenBLAS core %s (%s)%s%s\n", openblas_get_corename(),
+                openBlasCoreType() ? "forced by OPENBLAS_CORETYPE" : "detected; OPENBLAS_CORETYPE unset",
+                openblas_get_config ? "; " : "", openblas_get_config ? openblas_get_config() : "");
+  }
+}
+
+/// --json: one document on stdout, for scripts; the numbers of the table, unrounded.
+void printJson(const Run &run, const std::vector<Row> &rows) {
+  nlohmann::json tests = nlohmann::json::array();
+  for (const Row &r : rows) {
+    nlohmann::json t = {{"test", r.test}, {"unit", r.unit}, {"mean", r.value.mean}, {"stddev", r.value.stddev},
+                        {"wall_ms", r.wallMs}};
+    if (!run.causal)
+      t["tokens_per_second"] = {{"mean", r.second.mean}, {"stddev", r.second.stddev}};
+    if (r.gpuMs > 0)
+      t["gpu_ms"] = r.gpuMs;
+    tests.push_back(t);
+  }
+  nlohmann::json doc = {{"architecture", run.architecture}, {"task", run.task},       {"threads", run.threads},
+                        {"batch", run.batch},               {"repetitions", run.reps}, {"tests", tests},
+                        {"session_bytes", run.sessionBytes}, {"peak_rss_mib", peakRssMiB()}};
+  if (openblas_get_corename) {
+    doc["openblas"] = {{"core", openblas_get_corename()}, {"forced", openBlasCoreType() != nullptr}};
+  }
+  std::printf("%s\n", doc.dump(2).c_str());
+}
+
 } // namespace
 
 int runBench(int argc, char **argv) {
-  Args args(argc, argv, 2, {"-p", "-n", "-r", "--threads", "--batch"}, {"--no-verify"});
-  const char *usage = "usage: kiln bench MODEL.kiln [-p 512] [-n 128] [-r 5] [--threads N] [--batch B]";
-  if (!args.ok() || args.positional().size() != 1)
-    return fail(kExitUsage, (args.ok() ? std::string("") : args.error() + "; ") + usage);
+  std::optional<Args> parsed;
+  if (std::optional<int> done = parseArgs(argc, argv, "bench", parsed))
+    return *done;
+  const Args &args = *parsed;
+  const std::string usage = usageLine(*findCommand("bench"));
+  if (args.positional().size() != 1)
+    return fail(kExitUsage, usage);
   int64_t p = 512, n = 128, reps = 5, batch = 1;
   if (!parseCount(args, "-p", p, 0) || !parseCount(args, "-n", n, 0) || !parseCount(args, "-r", reps, 1) ||
       !parseCount(args, "--batch", batch, 1))
-    return fail(kExitUsage, std::string("-p / -n must be >= 0, -r / --batch >= 1; ") + usage);
+    return fail(kExitUsage, "-p / -n must be >= 0, -r / --batch >= 1; " + usage);
   int threads = 0;
   if (int code = parseThreads(args, threads))
     return code;
@@ -136,12 +211,6 @@ int runBench(int argc, char **argv) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
   };
 
-  struct Row {
-    std::string test, unit;
-    Stats value;
-    Stats second; // encoders: tokens/s
-    double wallMs = 0, gpuMs = 0; // per repetition, means (gpuMs 0: no Vulkan work)
-  };
   std::vector<Row> rows;
   auto measure = [&](auto &&once, double work, double work2, const std::string &test, const std::string &unit) {
     if (once() < 0) // warm-up
@@ -171,32 +240,11 @@ int runBench(int argc, char **argv) {
       return fail(kExitBadInput, modelPath + ": " + failure);
   }
 
-  std::printf("| model | task | threads | batch | test | %s |\n", causal ? "t/s" : "sentences/s | tokens/s");
-  std::printf("| --- | --- | ---: | ---: | --- | ---: |%s\n", causal ? "" : " ---: |");
-  for (const Row &r : rows) {
-    if (causal)
-      std::printf("| %s | %s | %d | %lld | %s | %.2f ± %.2f |\n", model.architecture().c_str(), model.task().c_str(),
-                  model.numThreads(), (long long)batch, r.test.c_str(), r.value.mean, r.value.stddev);
-    else
-      std::printf("| %s | %s | %d | %lld | %s | %.2f ± %.2f | %.1f ± %.1f |\n", model.architecture().c_str(),
-                  model.task().c_str(), model.numThreads(), (long long)batch, r.test.c_str(), r.value.mean,
-                  r.value.stddev, r.second.mean, r.second.stddev);
-  }
-  for (const Row &r : rows)
-    if (r.gpuMs > 0)
-      std::printf("%s: wall %.2f ms, GPU busy %.2f ms per repetition (Vulkan timestamps; the rest is host work: "
-                  "recording, submission, waits, CPU dispatches)\n",
-                  r.test.c_str(), r.wallMs, r.gpuMs);
-  std::printf("\n%lld repetitions after 1 warm-up; session %.1f MiB; peak RSS %.1f MiB\n", (long long)reps,
-              double(model.sessionBytes()) / (1024.0 * 1024.0), peakRssMiB());
-  // The BLAS kernels behind every f32 matmul: OpenBLAS's DYNAMIC_ARCH picks them by CPU detection, which can
-  // be wrong (e.g. Prescott on some Xeons: 4x slower sgemm). OPENBLAS_CORETYPE overrides it; say which.
-  if (openblas_get_corename) {
-    const char *forced = std::getenv("OPENBLAS_CORETYPE");
-    std::printf("OpenBLAS core %s (%s)%s%s\n", openblas_get_corename(),
-                forced && *forced ? "forced by OPENBLAS_CORETYPE" : "detected; OPENBLAS_CORETYPE unset",
-                openblas_get_config ? "; " : "", openblas_get_config ? openblas_get_config() : "");
-  }
+  const Run run{model.architecture(), model.task(), model.numThreads(), batch, reps, causal, model.sessionBytes()};
+  if (args.has("--json"))
+    printJson(run, rows);
+  else
+    printTable(run, rows);
   return kExitOk;
 }
 

@@ -5,9 +5,12 @@
 
 namespace kiln::cli {
 
-Args::Args(int argc, char **argv, int first, std::vector<std::string> valued, std::vector<std::string> switches) {
-  auto contains = [](const std::vector<std::string> &v, const std::string &s) {
-    return std::find(v.begin(), v.end(), s) != v.end();
+Args::Args(int argc, char **argv, int first, const Command &command) {
+  auto find = [&](const std::string &name) -> const Flag * {
+    for (const Flag &f : command.flags)
+      if (name == f.name)
+        return &f;
+    return nullptr;
   };
   for (int i = first; i < argc; ++i) {
     std::string a = argv[i];
@@ -22,9 +25,12 @@ Args::Args(int argc, char **argv, int first, std::vector<std::string> valued, st
       value = a.substr(eq + 1);
       inlineValue = true;
     }
-    if (contains(switches, name) && !inlineValue) {
+    const Flag *flag = find(name);
+    if ((name == "--help" || name == "-h") && !inlineValue) {
+      help_ = true;
+    } else if (flag && !flag->value && !inlineValue) {
       values_[name] = "";
-    } else if (contains(valued, name)) {
+    } else if (flag && flag->value) {
       if (!inlineValue) {
         if (i + 1 >= argc) {
           error_ = "option " + name + " needs a value";
@@ -45,6 +51,20 @@ std::optional<std::string> Args::get(const std::string &name) const {
   if (it == values_.end())
     return std::nullopt;
   return it->second;
+}
+
+std::optional<int> parseArgs(int argc, char **argv, const char *commandName, std::optional<Args> &args) {
+  const Command *command = findCommand(commandName);
+  if (!command)
+    return fail(kExitUsage, std::string("unknown command '") + commandName + "' (run kiln --help)");
+  args.emplace(argc, argv, 2, *command);
+  if (args->helpRequested() && args->ok()) {
+    printCommandHelp(*command, stdout);
+    return kExitOk;
+  }
+  if (!args->ok())
+    return fail(kExitUsage, args->error() + "; " + usageLine(*command));
+  return std::nullopt;
 }
 
 int fail(int code, const std::string &message) {

@@ -53,15 +53,10 @@ void printDevice(const vulkan::DeviceInfo &d) {
 } // namespace
 
 int runDevices(int argc, char **argv) {
-  Args args(argc, argv, 2, {"--device"}, {"--json", "--help", "-h"});
-  if (!args.ok())
-    return fail(kExitUsage, args.error() + " (usage: kiln devices [--json] [--device N|NAME])");
-  if (args.has("--help") || args.has("-h")) {
-    std::printf("usage: kiln devices [--json] [--device N|NAME]\n"
-                "  the Vulkan devices and their capability profiles (--json: the profiles as JSON,\n"
-                "  readable by kiln compile --device-profile FILE)\n");
-    return kExitOk;
-  }
+  std::optional<Args> parsed;
+  if (std::optional<int> done = parseArgs(argc, argv, "devices", parsed))
+    return *done;
+  const Args &args = *parsed;
   if (!args.positional().empty())
     return fail(kExitUsage, "devices takes no positional arguments (usage: kiln devices [--json] [--device N|NAME])");
   std::vector<vulkan::DeviceInfo> devices;

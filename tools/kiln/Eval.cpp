@@ -5,10 +5,11 @@
 //
 //===----------------------------------------------------------------------===//
 #include "Cli.h"
-#include "ModelLoader.h"
+#include "kiln/compiler/ModelLoader.h"
 #include "Subcommands.h"
 
 #include "kiln/ir/Interpreter.h"
+#include "kiln/support/Util.h"
 #include "kiln/ir/SymShape.h"
 #include "kiln/passes/Fusion.h"
 
@@ -79,15 +80,21 @@ static void addF32(SafeTensorsWriter &w, const std::string &name, const ir::Host
 }
 
 int runEval(int argc, char **argv) {
-  Args args(argc, argv, 2, {"--inputs", "--outputs", "--chunks"}, {"--fuse"});
-  if (!args.ok() || args.positional().size() != 1 || !args.has("--inputs") || !args.has("--outputs"))
-    return fail(kExitUsage, (args.ok() ? std::string("") : args.error() + "; ") +
-                                "usage: kiln eval MODEL_DIR --inputs IN.safetensors --outputs OUT.safetensors "
-                                "[--chunks 2,5,1] [--fuse]");
+  std::optional<Args> parsed;
+  if (std::optional<int> done = parseArgs(argc, argv, "eval", parsed))
+    return *done;
+  const Args &args = *parsed;
+  const std::string usage = usageLine(*findCommand("eval"));
+  if (args.positional().size() != 1 || !args.has("--inputs") || !args.has("--outputs"))
+    return fail(kExitUsage, usage);
   std::string inputsPath = *args.get("--inputs"), outputsPath = *args.get("--outputs");
+  if (Status s = support::checkOutputPath("--outputs", outputsPath,
+                                          {{"the model directory", args.positional()[0]}, {"--inputs", inputsPath}});
+      !s)
+    return fail(kExitBadInput, s.message());
 
   mlir::MLIRContext context;
-  StatusOr<ImportedModel> model = importModel(context, args.positional()[0]);
+  StatusOr<compiler::ImportedModel> model = compiler::importModel(context, args.positional()[0]);
   if (!model.ok())
     return fail(kExitBadInput, model.status().message());
   // --fuse: interpret the fused IR (kiln.rms_norm / layer_norm / rope / attention) instead of the imported

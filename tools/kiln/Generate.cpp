@@ -98,12 +98,13 @@ struct Sampler {
 } // namespace
 
 int runGenerate(int argc, char **argv) {
-  Args args(argc, argv, 2,
-            {"--ids", "-n", "--temperature", "--top-k", "--top-p", "--seed", "--eos", "--threads"}, {"--no-verify"});
-  const char *usage = "usage: kiln generate MODEL.kiln --ids 1,2,3 [-n 32] [--temperature T] [--top-k K] "
-                      "[--top-p P] [--seed S] [--eos ID] [--threads N]";
-  if (!args.ok() || args.positional().size() != 1 || !args.has("--ids"))
-    return fail(kExitUsage, (args.ok() ? std::string("") : args.error() + "; ") + usage);
+  std::optional<Args> parsed;
+  if (std::optional<int> done = parseArgs(argc, argv, "generate", parsed))
+    return *done;
+  const Args &args = *parsed;
+  const std::string usage = usageLine(*findCommand("generate"));
+  if (args.positional().size() != 1 || !args.has("--ids"))
+    return fail(kExitUsage, usage);
   const std::string modelPath = args.positional()[0];
   std::optional<std::vector<int64_t>> prompt = parseTokenList(*args.get("--ids"));
   if (!prompt)

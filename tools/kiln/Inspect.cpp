@@ -2,7 +2,8 @@
 //
 // A readable dump of an artifact: provenance, model and limits, ports, KV-cache layout, the partition
 // (per-device counts, CPU-placed ops with their reasons, transfers), kernels by op, the dispatch list, the
-// buffer table, the memory-plan summary (both arenas) and the sections with their checksums.
+// buffer table, the memory-plan summary (both arenas), the sections with their checksums and the compile
+// report (every stage's lines, as kiln compile printed them).
 // Needs only kiln_artifact (builds without the compiler). A bad file: exit 1 with one line.
 //
 //===----------------------------------------------------------------------===//
@@ -14,6 +15,9 @@
 #include "kiln/artifact/ArtifactWriter.h"
 #include "kiln/target/DeviceProfile.h"
 #include "kiln_artifact.pb.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <nlohmann/json.hpp>
 
 #include <cinttypes>
 #include <cstring>
@@ -27,6 +31,45 @@ namespace kiln::cli {
 namespace {
 
 using namespace kiln::artifact;
+
+/// kiln-split-weights' lines: each weight split into row chunks and each use that kept a weight whole
+/// (the compile report's split-weights stage; "partitioning: " notes in artifacts from before it).
+std::vector<std::string> splitWeightLines(const Manifest &m) {
+  std::vector<std::string> lines;
+  auto add = [&](const std::string &line) {
+    for (const char *prefix : {"split ", "not split: ", "kept whole: "})
+      if (line.rfind(prefix, 0) == 0)
+        lines.push_back(line);
+  };
+  for (const ReportStage &stage : m.compile_report())
+    if (stage.stage() == "split-weights")
+      for (const std::string &line : stage.lines())
+        add(line);
+  const std::string legacy = "partitioning: ";
+  for (const std::string &n : m.notes())
+    if (n.rfind(legacy, 0) == 0)
+      add(n.substr(legacy.size()));
+  return lines;
+}
+
+/// The compile report as kiln compile printed it, by stage with its time, with --report's details.
+void printCompileReport(const Manifest &m, std::FILE *o) {
+  if (m.compile_report_size() > 0) {
+    std::fprintf(o, "\ncompile report\n");
+    for (const ReportStage &stage : m.compile_report()) {
+      std::fprintf(o, "  %-14s %.3f s\n", stage.stage().c_str(), stage.seconds());
+      for (const std::string &line : stage.lines())
+        std::fprintf(o, "    %s\n", line.c_str());
+      for (const std::string &line : stage.details())
+        std::fprintf(o, "    %s\n", line.c_str());
+    }
+  }
+  if (m.notes_size() > 0) { // artifacts from before compile_report
+    std::fprintf(o, "\nnotes\n");
+    for (const std::string &n : m.notes())
+      std::fprintf(o, "  %s\n", n.c_str());
+  }
+}
 
 std::string dimText(const Dim &d) {
   std::string s;
@@ -90,21 +133,9 @@ std::string padRight(std::string s, size_t width) {
   return s;
 }
 
-} // namespace
-
-int runInspect(int argc, char **argv) {
-  Args args(argc, argv, 2, {}, {"--no-verify"});
-  if (!args.ok() || args.positional().size() != 1)
-    return fail(kExitUsage, (args.ok() ? std::string("") : args.error() + "; ") +
-                                "usage: kiln inspect MODEL.kiln [--no-verify]");
-  const std::string path = args.positional()[0];
-  StatusOr<MappedArtifact> opened = openArtifact(path, /*verifyChecksums=*/!args.has("--no-verify"));
-  if (!opened.ok())
-    return fail(kExitBadInput, opened.status().message());
-  const MappedArtifact &a = *opened;
+/// The header line, provenance, model facts and limits, the ports.
+void printModel(const std::string &path, const MappedArtifact &a, FILE *o) {
   const Manifest &m = a.manifest();
-  FILE *o = stdout;
-
   std::fprintf(o, "%s: kiln artifact, format version %u, %s\n", path.c_str(), a.header().formatVersion,
                bytesText(a.fileSize()).c_str());
 
@@ -122,6 +153,8 @@ int runInspect(int argc, char **argv) {
   std::fprintf(o, "\nmodel\n");
   std::fprintf(o, "  architecture  %s\n", m.architecture().c_str());
   std::fprintf(o, "  task          %s\n", m.task().c_str());
+  std::fprintf(o, "  vocab size    %" PRId64 "\n", m.vocab_size());
+  std::fprintf(o, "  hidden size   %" PRId64 "\n", m.hidden_size());
   std::string symbols;
   for (const Symbol &s : m.symbols())
     symbols += (symbols.empty() ? "" : ", ") + s.name() + " <= " + std::to_string(s.max_value());
@@ -146,7 +179,10 @@ int runInspect(int argc, char **argv) {
   };
   printPorts("inputs", m.inputs());
   printPorts("outputs", m.outputs());
+}
 
+/// The KV-cache entries and their layout; returns the cache's bytes per session at max context.
+uint64_t printKvCache(const Manifest &m, FILE *o) {
   uint64_t kvBytes = 0;
   if (m.kv_cache_size() > 0) {
     std::fprintf(o, "\nkv cache (%d entries; past = p tokens in, present = p + s tokens out)\n", m.kv_cache_size());
@@ -171,8 +207,11 @@ int runInspect(int argc, char **argv) {
     }
     std::fprintf(o, "  %d of %d entries in place\n", inPlace, m.kv_cache_size());
   }
+  return kvBytes;
+}
 
-  // Partition (vulkan artifacts).
+/// Vulkan artifacts: ops per device, split weights, CPU-placed ops with their reasons, the transfers.
+void printPartition(const Manifest &m, FILE *o) {
   int numTransfers = 0;
   uint64_t transferBytes = 0;
   for (const Dispatch &d : m.dispatches())
@@ -203,17 +242,11 @@ int runInspect(int argc, char **argv) {
       groups[key].push_back(e.location().empty() ? "?" : e.location());
     }
     // Weights split into row chunks for the device (kiln-split-weights), and what kept a weight whole.
-    bool splitHeader = false;
-    for (const std::string &n : m.notes()) {
-      for (const char *prefix : {"partitioning: split ", "partitioning: not split: ", "partitioning: kept whole: "}) {
-        if (n.rfind(prefix, 0) != 0)
-          continue;
-        if (!splitHeader)
-          std::fprintf(o, "  split weights\n");
-        splitHeader = true;
-        std::fprintf(o, "    %s\n", n.substr(std::strlen("partitioning: ")).c_str());
-      }
-    }
+    std::vector<std::string> split = splitWeightLines(m);
+    if (!split.empty())
+      std::fprintf(o, "  split weights\n");
+    for (const std::string &line : split)
+      std::fprintf(o, "    %s\n", line.c_str());
     if (!order.empty())
       std::fprintf(o, "  on the cpu\n");
     for (const auto &key : order) {
@@ -236,7 +269,13 @@ int runInspect(int argc, char **argv) {
       }
     }
   }
+}
 
+/// Distinct kernels by op, then every dispatch with its buffers.
+void printKernels(const Manifest &m, FILE *o) {
+  int numTransfers = 0;
+  for (const Dispatch &d : m.dispatches())
+    numTransfers += d.kind() == Dispatch::TRANSFER;
   // Kernels: distinct kernels and dispatches, by op.
   std::map<std::string, std::pair<int, int>> byOp; // op -> (kernels, dispatches)
   for (const Kernel &k : m.kernels())
@@ -270,7 +309,11 @@ int runInspect(int argc, char **argv) {
                  d.device().empty() ? "cpu" : d.device().c_str(),
                  (d.location().empty() ? "-" : d.location()).c_str(), buffers.c_str());
   }
+}
 
+/// The buffer table and the memory plan (both arenas, weights, KV cache).
+void printBuffers(const MappedArtifact &a, uint64_t kvBytes, FILE *o) {
+  const Manifest &m = a.manifest();
   std::fprintf(o, "\nbuffers\n");
   std::fprintf(o, "  %5s  %-8s %-6s %-5s %-24s %12s %12s  %s\n", "id", "kind", "where", "dtype", "shape", "offset",
                "max bytes", "name");
@@ -319,19 +362,83 @@ int runInspect(int argc, char **argv) {
   if (m.kv_cache_size() > 0)
     std::fprintf(o, "  kv cache      %s per session (at max context: one buffer per in-place entry, two otherwise)\n",
                  bytesText(kvBytes).c_str());
+}
 
+void printSections(const MappedArtifact &a, FILE *o) {
   std::fprintf(o, "\nsections (%s)\n", a.checksumsVerified() ? "checksums verified" : "checksums not verified");
   std::fprintf(o, "  header        64 bytes + %zu section entries, checksum 0x%016" PRIx64 "\n", a.sections().size(),
                a.header().headerChecksum);
   for (const SectionEntry &s : a.sections())
     std::fprintf(o, "  %-12s  offset %10" PRIu64 "  size %s  xxh64 0x%016" PRIx64 "\n", sectionName(s.kind), s.offset,
                  padRight(bytesText(s.size), 24).c_str(), s.checksum);
+}
 
-  if (m.notes_size() > 0) {
-    std::fprintf(o, "\nnotes\n");
-    for (const std::string &n : m.notes())
-      std::fprintf(o, "  %s\n", n.c_str());
+/// --json: one document for scripts: the file (format version, size, sections, checksums) and the whole
+/// manifest in protobuf's JSON mapping (proto field names; 64-bit integers as strings, as that mapping
+/// has them); each kernel's SPIR-V as its size ("spirv_bytes") instead of base64 text.
+int printJson(const std::string &path, const MappedArtifact &a) {
+  Manifest manifest = a.manifest();
+  std::vector<size_t> spirvBytes;
+  for (Kernel &k : *manifest.mutable_kernels()) {
+    spirvBytes.push_back(k.spirv().size());
+    k.clear_spirv();
   }
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  std::string text;
+  if (!google::protobuf::util::MessageToJsonString(manifest, &text, options).ok())
+    return fail(kExitBadInput, path + ": the manifest has no JSON form");
+  nlohmann::json m = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (m.is_discarded())
+    return fail(kExitBadInput, path + ": the manifest has no JSON form");
+  for (size_t i = 0; i < spirvBytes.size(); ++i) {
+    m["kernels"][i].erase("spirv");
+    m["kernels"][i]["spirv_bytes"] = spirvBytes[i];
+  }
+  nlohmann::json sections = nlohmann::json::array();
+  char checksum[24];
+  for (const SectionEntry &e : a.sections()) {
+    std::snprintf(checksum, sizeof checksum, "0x%016" PRIx64, e.checksum);
+    sections.push_back({{"kind", sectionName(e.kind)}, {"offset", e.offset}, {"size", e.size}, {"xxh64", checksum}});
+  }
+  nlohmann::json doc = {{"path", path},
+                        {"format_version", a.header().formatVersion},
+                        {"file_bytes", a.fileSize()},
+                        {"checksums_verified", a.checksumsVerified()},
+                        {"sections", sections},
+                        {"manifest", m}};
+  std::printf("%s\n", doc.dump(2).c_str());
+  return kExitOk;
+}
+
+} // namespace
+
+int runInspect(int argc, char **argv) {
+  std::optional<Args> parsed;
+  if (std::optional<int> done = parseArgs(argc, argv, "inspect", parsed))
+    return *done;
+  const Args &args = *parsed;
+  const std::string usage = usageLine(*findCommand("inspect"));
+  if (args.positional().size() != 1)
+    return fail(kExitUsage, usage);
+  const std::string path = args.positional()[0];
+  StatusOr<MappedArtifact> opened = openArtifact(path, /*verifyChecksums=*/!args.has("--no-verify"));
+  if (!opened.ok())
+    return fail(kExitBadInput, opened.status().message());
+  const MappedArtifact &a = *opened;
+  const Manifest &m = a.manifest();
+  if (args.has("--json"))
+    return printJson(path, a);
+  FILE *o = stdout;
+
+  printModel(path, a, o);
+  const uint64_t kvBytes = printKvCache(m, o);
+  printPartition(m, o);
+  printKernels(m, o);
+  printBuffers(a, kvBytes, o);
+  printSections(a, o);
+  printCompileReport(m, o);
   return kExitOk;
 }
 

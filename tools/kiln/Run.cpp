@@ -11,6 +11,7 @@
 
 #include "kiln/frontend/SafeTensors.h"
 #include "kiln/kiln.hpp"
+#include "kiln/support/Util.h"
 
 #include <algorithm>
 #include <cstring>
@@ -64,11 +65,13 @@ int parseThreads(const Args &args, int &threads) {
 }
 
 int runRun(int argc, char **argv) {
-  Args args(argc, argv, 2, {"--inputs", "--outputs", "--chunks", "--threads"}, {"--no-verify"});
-  if (!args.ok() || args.positional().size() != 1 || !args.has("--inputs") || !args.has("--outputs"))
-    return fail(kExitUsage, (args.ok() ? std::string("") : args.error() + "; ") +
-                                "usage: kiln run MODEL.kiln --inputs IN.safetensors --outputs OUT.safetensors "
-                                "[--chunks 2,5,1] [--threads N]");
+  std::optional<Args> parsed;
+  if (std::optional<int> done = parseArgs(argc, argv, "run", parsed))
+    return *done;
+  const Args &args = *parsed;
+  const std::string usage = usageLine(*findCommand("run"));
+  if (args.positional().size() != 1 || !args.has("--inputs") || !args.has("--outputs"))
+    return fail(kExitUsage, usage);
   const std::string modelPath = args.positional()[0];
   const std::string inputsPath = *args.get("--inputs"), outputsPath = *args.get("--outputs");
   int threads = 0;
@@ -81,6 +84,10 @@ int runRun(int argc, char **argv) {
       return fail(kExitUsage, "--chunks must be positive integers separated by commas, got '" + *text + "'");
   }
 
+  if (Status s = support::checkOutputPath("--outputs", outputsPath,
+                                          {{"the artifact", modelPath}, {"--inputs", inputsPath}});
+      !s)
+    return fail(kExitBadInput, s.message());
   runtime::Model model;
   if (runtime::Result r = model.load(modelPath, threads, !args.has("--no-verify")); !r)
     return fail(kExitBadInput, r.message);

@@ -13,6 +13,9 @@ int runGenerate(int argc, char **argv);
 int runBench(int argc, char **argv);
 int runInspect(int argc, char **argv); // only kiln_artifact
 int runDevices(int argc, char **argv); // the Vulkan devices (kiln_runtime)
+int runTokenize(int argc, char **argv);   // text -> ids (kiln_tokenizer)
+int runDetokenize(int argc, char **argv); // ids -> text (kiln_tokenizer)
+int runChatTemplate(int argc, char **argv); // a tokenizer_config.json chat template (kiln_chat_template)
 } // namespace kiln::cli
 
 #endif // KILN_TOOLS_SUBCOMMANDS_H

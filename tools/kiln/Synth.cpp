@@ -19,10 +19,13 @@
 namespace kiln::cli {
 
 int runSynth(int argc, char **argv) {
-  Args args(argc, argv, 2, {"-o", "--seed", "--dtype"}, {});
-  if (!args.ok() || args.positional().size() != 1 || !args.has("-o"))
-    return fail(kExitUsage, (args.ok() ? std::string("") : args.error() + "; ") +
-                                "usage: kiln synth CONFIG.json -o DIR [--seed N] [--dtype f32|f16|bf16]");
+  std::optional<Args> parsed;
+  if (std::optional<int> done = parseArgs(argc, argv, "synth", parsed))
+    return *done;
+  const Args &args = *parsed;
+  const std::string usage = usageLine(*findCommand("synth"));
+  if (args.positional().size() != 1 || !args.has("-o"))
+    return fail(kExitUsage, usage);
   std::string configPath = args.positional()[0], dir = *args.get("-o");
   std::string dtypeName = args.get("--dtype").value_or("f32");
   DType dtype;

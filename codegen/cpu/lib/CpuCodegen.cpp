@@ -73,18 +73,12 @@ namespace {
 
 using kiln::ir::SymExpr;
 using kiln::ir::SymShape;
+using kiln::ir::describeOp;
 
 std::string printed(Type t) {
   std::string s;
   llvm::raw_string_ostream os(s);
   os << t;
-  return s;
-}
-
-std::string describeOp(Operation *op) {
-  std::string s;
-  llvm::raw_string_ostream os(s);
-  os << "'" << op->getName() << "' at " << op->getLoc();
   return s;
 }
 
@@ -1279,16 +1273,20 @@ Status writeFile(const std::string &path, llvm::StringRef data) {
 }
 
 Status dumpModule(const CpuCodegenOptions &options, int &counter, llvm::StringRef phase, ModuleOp module) {
-  if (options.dumpDir.empty())
+  if (options.dumpDir.empty() && !options.irDump)
     return Status::ok();
-  if (std::error_code ec = llvm::sys::fs::create_directories(options.dumpDir))
-    return Status::error(options.dumpDir + ": " + ec.message());
   std::string text;
   llvm::raw_string_ostream os(text);
   module.print(os);
   char name[64];
-  std::snprintf(name, sizeof name, "/cpu-%02d-%s.mlir", counter++, phase.str().c_str());
-  return writeFile(options.dumpDir + name, text);
+  std::snprintf(name, sizeof name, "cpu-%02d-%s.mlir", counter++, phase.str().c_str());
+  if (options.irDump)
+    options.irDump("// -----// IR Dump After " + std::string(name) + " //----- //\n" + text + "\n");
+  if (options.dumpDir.empty())
+    return Status::ok();
+  if (std::error_code ec = llvm::sys::fs::create_directories(options.dumpDir))
+    return Status::error(options.dumpDir + ": " + ec.message());
+  return writeFile(options.dumpDir + "/" + name, text);
 }
 
 /// Runs `pm` on `module`, turning diagnostics into a one-line error.

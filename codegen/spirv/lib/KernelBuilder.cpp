@@ -107,13 +107,6 @@ std::string Tensor::store(const std::string &off, const std::string &v) const {
   return std::string("STORE_") + kindMacro(kind) + "(" + buf() + ", " + off + ", " + v + ");";
 }
 
-std::string describeOp(Operation *op) {
-  std::string s;
-  llvm::raw_string_ostream os(s);
-  os << "'" << op->getName() << "' at " << op->getLoc();
-  return s;
-}
-
 namespace {
 
 /// The storage kind of an element type, or a reason it has none.

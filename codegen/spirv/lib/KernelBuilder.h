@@ -12,6 +12,7 @@
 #define KILN_CODEGEN_SPIRV_KERNELBUILDER_H
 
 #include "kiln/codegen/SpirvCodegen.h"
+#include "kiln/ir/KilnDialect.h"
 #include "kiln/ir/SymShape.h"
 
 #include "mlir/IR/Operation.h"
@@ -37,8 +38,7 @@ UintExpr operator+(const UintExpr &a, const UintExpr &b);
 /// k * e as a SymExpr.
 ir::SymExpr scaleSym(const ir::SymExpr &e, int64_t k);
 
-/// "'kiln.x' at loc(...)": how errors name the op.
-std::string describeOp(mlir::Operation *op);
+using ir::describeOp; // "'kiln.x' at loc(...)": how errors name the op (kiln/ir/KilnDialect.h)
 
 /// A float as a GLSL literal that reads back as the same f32 (infinities as bit casts).
 std::string glslFloat(double v);

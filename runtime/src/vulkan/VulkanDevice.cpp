@@ -198,6 +198,69 @@ bool listDevices(std::vector<DeviceInfo> &devices, std::string &error) {
   return true;
 }
 
+namespace {
+
+// The devices to try, in order: those KILN_VULKAN_DEVICE names (an index or a name substring), else all, GPUs
+// first. Empty with `error` when the variable matches none.
+std::vector<uint32_t> candidateOrder(const std::vector<DeviceInfo> &devices, std::string &error) {
+  std::vector<uint32_t> order;
+  const uint32_t n = static_cast<uint32_t>(devices.size());
+  const char *sel = std::getenv("KILN_VULKAN_DEVICE");
+  std::string selection = sel ? sel : "";
+  if (selection.empty()) {
+    for (uint32_t i = 0; i < n; ++i)
+      order.push_back(i);
+    std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+      return typeRank(devices[a].deviceType) < typeRank(devices[b].deviceType);
+    });
+    return order;
+  }
+  bool digits = std::all_of(selection.begin(), selection.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  for (uint32_t i = 0; i < n; ++i)
+    if (digits ? std::to_string(i) == selection : lower(devices[i].profile.name).find(lower(selection)) != std::string::npos)
+      order.push_back(i);
+  if (order.empty()) {
+    std::string names;
+    for (const auto &p : devices)
+      names += (names.empty() ? "" : ", ") + std::to_string(p.index) + " '" + p.profile.name + "'";
+    error = "KILN_VULKAN_DEVICE=" + selection + " matches no Vulkan device (devices: " + names + ")";
+  }
+  return order;
+}
+
+// The first candidate with what `need` asks and API 1.1+, or -1 with `error` listing what each lacks.
+int chooseDevice(const std::vector<VkPhysicalDevice> &phys, const std::vector<DeviceInfo> &devices,
+                 const std::vector<uint32_t> &order, const target::DeviceProfile *need, const std::string &profileName,
+                 std::string &error) {
+  std::string why;
+  for (uint32_t i : order) {
+    std::string missing = need ? target::missingCapabilities(devices[i].profile, *need) : "";
+    VkPhysicalDeviceProperties props;
+    vkGetPhysicalDeviceProperties(phys[i], &props);
+    if (VK_API_VERSION_MINOR(props.apiVersion) < 1 && VK_API_VERSION_MAJOR(props.apiVersion) == 1)
+      missing += std::string(missing.empty() ? "" : ", ") + "API " + devices[i].profile.apiVersion + " < 1.1";
+    if (missing.empty())
+      return static_cast<int>(i);
+    why += (why.empty() ? "" : "; ") + devices[i].profile.name + ": " + missing;
+  }
+  error = "no Vulkan device satisfies the artifact's profile" +
+          (profileName.empty() ? std::string() : " '" + profileName + "'") + ": " + why;
+  return -1;
+}
+
+// A compute queue family, one without graphics preferred; -1 if there is none.
+int computeQueueFamily(const std::vector<VkQueueFamilyProperties> &families) {
+  for (size_t i = 0; i < families.size(); ++i)
+    if ((families[i].queueFlags & VK_QUEUE_COMPUTE_BIT) && !(families[i].queueFlags & VK_QUEUE_GRAPHICS_BIT))
+      return static_cast<int>(i);
+  for (size_t i = 0; i < families.size(); ++i)
+    if (families[i].queueFlags & VK_QUEUE_COMPUTE_BIT)
+      return static_cast<int>(i);
+  return -1;
+}
+
+} // namespace
+
 std::unique_ptr<VulkanDevice> VulkanDevice::open(const target::DeviceProfile *need, const std::string &profileName,
                                                  std::string &error) {
   std::unique_ptr<VulkanDevice> d(new VulkanDevice());
@@ -213,81 +276,41 @@ std::unique_ptr<VulkanDevice> VulkanDevice::open(const target::DeviceProfile *ne
     error = "no Vulkan device: the loader found no physical device; set VK_DRIVER_FILES";
     return nullptr;
   }
-  std::vector<DeviceInfo> profiles;
+  std::vector<DeviceInfo> devices;
   for (uint32_t i = 0; i < n; ++i)
-    profiles.push_back(queryDevice(phys[i], i, api));
-
-  // Candidates: KILN_VULKAN_DEVICE (index or name substring), else all, GPUs first.
-  std::vector<uint32_t> order;
-  const char *sel = std::getenv("KILN_VULKAN_DEVICE");
-  std::string selection = sel ? sel : "";
-  if (!selection.empty()) {
-    bool digits = std::all_of(selection.begin(), selection.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
-    for (uint32_t i = 0; i < n; ++i)
-      if (digits ? std::to_string(i) == selection : lower(profiles[i].profile.name).find(lower(selection)) != std::string::npos)
-        order.push_back(i);
-    if (order.empty()) {
-      std::string names;
-      for (const auto &p : profiles)
-        names += (names.empty() ? "" : ", ") + std::to_string(p.index) + " '" + p.profile.name + "'";
-      error = "KILN_VULKAN_DEVICE=" + selection + " matches no Vulkan device (devices: " + names + ")";
-      return nullptr;
-    }
-  } else {
-    for (uint32_t i = 0; i < n; ++i)
-      order.push_back(i);
-    std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-      return typeRank(profiles[a].deviceType) < typeRank(profiles[b].deviceType);
-    });
-  }
-  int chosen = -1;
-  std::string why;
-  for (uint32_t i : order) {
-    std::string missing = need ? target::missingCapabilities(profiles[i].profile, *need) : "";
-    VkPhysicalDeviceProperties props;
-    vkGetPhysicalDeviceProperties(phys[i], &props);
-    if (VK_API_VERSION_MINOR(props.apiVersion) < 1 && VK_API_VERSION_MAJOR(props.apiVersion) == 1)
-      missing += std::string(missing.empty() ? "" : ", ") + "API " + profiles[i].profile.apiVersion + " < 1.1";
-    if (missing.empty()) {
-      chosen = static_cast<int>(i);
-      break;
-    }
-    why += (why.empty() ? "" : "; ") + profiles[i].profile.name + ": " + missing;
-  }
-  if (chosen < 0) {
-    error = "no Vulkan device satisfies the artifact's profile" +
-            (profileName.empty() ? std::string() : " '" + profileName + "'") + ": " + why;
+    devices.push_back(queryDevice(phys[i], i, api));
+  const std::vector<uint32_t> order = candidateOrder(devices, error);
+  const int chosen = order.empty() ? -1 : chooseDevice(phys, devices, order, need, profileName, error);
+  if (chosen < 0)
     return nullptr;
-  }
-  d->physical = phys[chosen];
-  d->profile = profiles[chosen].profile;
+  d->physical = phys[size_t(chosen)];
+  d->profile = devices[size_t(chosen)].profile;
+  if (!d->createLogicalDevice(api, error))
+    return nullptr;
+  return d;
+}
 
-  // One compute queue.
+bool VulkanDevice::createLogicalDevice(uint32_t instanceApi, std::string &error) {
   uint32_t qn = 0;
-  vkGetPhysicalDeviceQueueFamilyProperties(d->physical, &qn, nullptr);
+  vkGetPhysicalDeviceQueueFamilyProperties(physical, &qn, nullptr);
   std::vector<VkQueueFamilyProperties> families(qn);
-  vkGetPhysicalDeviceQueueFamilyProperties(d->physical, &qn, families.data());
-  int family = -1;
-  for (uint32_t i = 0; i < qn && family < 0; ++i) // prefer a compute family without graphics
-    if ((families[i].queueFlags & VK_QUEUE_COMPUTE_BIT) && !(families[i].queueFlags & VK_QUEUE_GRAPHICS_BIT))
-      family = static_cast<int>(i);
-  for (uint32_t i = 0; i < qn && family < 0; ++i)
-    if (families[i].queueFlags & VK_QUEUE_COMPUTE_BIT)
-      family = static_cast<int>(i);
+  vkGetPhysicalDeviceQueueFamilyProperties(physical, &qn, families.data());
+  const int family = computeQueueFamily(families);
   if (family < 0) {
-    error = "Vulkan device '" + d->profile.name + "' has no compute queue";
-    return nullptr;
+    error = "Vulkan device '" + profile.name + "' has no compute queue";
+    return false;
   }
-  d->queueFamily = static_cast<uint32_t>(family);
-  d->timestamps = families[family].timestampValidBits > 0;
-  d->timestampMask = families[family].timestampValidBits >= 64 ? ~uint64_t(0)
-                                                                : (uint64_t(1) << families[family].timestampValidBits) - 1;
+  queueFamily = static_cast<uint32_t>(family);
+  timestamps = families[size_t(family)].timestampValidBits > 0;
+  timestampMask = families[size_t(family)].timestampValidBits >= 64
+                      ? ~uint64_t(0)
+                      : (uint64_t(1) << families[size_t(family)].timestampValidBits) - 1;
 
   VkPhysicalDeviceProperties props;
-  vkGetPhysicalDeviceProperties(d->physical, &props);
-  d->limits = props.limits;
-  d->timestampPeriodNs = props.limits.timestampPeriod;
-  const uint32_t devApi = std::min(props.apiVersion, api);
+  vkGetPhysicalDeviceProperties(physical, &props);
+  limits = props.limits;
+  timestampPeriodNs = props.limits.timestampPeriod;
+  const uint32_t devApi = std::min(props.apiVersion, instanceApi);
 
   // Features: everything the device supports that kernels may use (no robustBufferAccess).
   std::vector<const char *> exts;
@@ -310,19 +333,19 @@ std::unique_ptr<VulkanDevice> VulkanDevice::open(const target::DeviceProfile *ne
     *tail = &s16;
     tail = &s16.pNext;
   }
-  if (d->profile.cooperativeMatrix) {
+  if (profile.cooperativeMatrix) {
     *tail = &coop;
     tail = &coop.pNext;
     exts.push_back(kCoopMatrixExt);
   }
-  vkGetPhysicalDeviceFeatures2(d->physical, &feats);
+  vkGetPhysicalDeviceFeatures2(physical, &feats);
   feats.features.robustBufferAccess = VK_FALSE;
   f13.robustImageAccess = VK_FALSE;
   coop.cooperativeMatrixRobustBufferAccess = VK_FALSE;
 
   float priority = 1.0f;
   VkDeviceQueueCreateInfo qci{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
-  qci.queueFamilyIndex = d->queueFamily;
+  qci.queueFamilyIndex = queueFamily;
   qci.queueCount = 1;
   qci.pQueuePriorities = &priority;
   VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
@@ -331,26 +354,26 @@ std::unique_ptr<VulkanDevice> VulkanDevice::open(const target::DeviceProfile *ne
   dci.pQueueCreateInfos = &qci;
   dci.enabledExtensionCount = static_cast<uint32_t>(exts.size());
   dci.ppEnabledExtensionNames = exts.data();
-  VkResult r = vkCreateDevice(d->physical, &dci, nullptr, &d->device);
+  VkResult r = vkCreateDevice(physical, &dci, nullptr, &device);
   if (r != VK_SUCCESS) {
-    d->device = VK_NULL_HANDLE;
-    error = "Vulkan device '" + d->profile.name + "': vkCreateDevice failed (" + std::to_string(static_cast<int>(r)) +
+    device = VK_NULL_HANDLE;
+    error = "Vulkan device '" + profile.name + "': vkCreateDevice failed (" + std::to_string(static_cast<int>(r)) +
             " " + resultName(r) + ")";
-    return nullptr;
+    return false;
   }
-  vkGetDeviceQueue(d->device, d->queueFamily, 0, &d->queue);
-  vkGetPhysicalDeviceMemoryProperties(d->physical, &d->memory_);
+  vkGetDeviceQueue(device, queueFamily, 0, &queue);
+  vkGetPhysicalDeviceMemoryProperties(physical, &memory_);
 
   VkCommandPoolCreateInfo pci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
   pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
-  pci.queueFamilyIndex = d->queueFamily;
+  pci.queueFamilyIndex = queueFamily;
   VkFenceCreateInfo fci{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-  if (vkCreateCommandPool(d->device, &pci, nullptr, &d->uploadPool_) != VK_SUCCESS ||
-      vkCreateFence(d->device, &fci, nullptr, &d->uploadFence_) != VK_SUCCESS) {
-    error = "Vulkan device '" + d->profile.name + "': cannot create a command pool / fence";
-    return nullptr;
+  if (vkCreateCommandPool(device, &pci, nullptr, &uploadPool_) != VK_SUCCESS ||
+      vkCreateFence(device, &fci, nullptr, &uploadFence_) != VK_SUCCESS) {
+    error = "Vulkan device '" + profile.name + "': cannot create a command pool / fence";
+    return false;
   }
-  return d;
+  return true;
 }
 
 VulkanDevice::~VulkanDevice() {

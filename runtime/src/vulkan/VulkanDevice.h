@@ -61,6 +61,8 @@ public:
 
 private:
   VulkanDevice() = default;
+  /// The queue family, the limits, the logical device with every feature kernels may use, the upload pool.
+  bool createLogicalDevice(uint32_t instanceApi, std::string &error);
   std::mutex queueMutex_;
   VkPhysicalDeviceMemoryProperties memory_{};
   VkCommandPool uploadPool_ = VK_NULL_HANDLE;

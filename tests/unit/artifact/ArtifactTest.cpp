@@ -62,8 +62,7 @@ Sample makeSample() {
   m.mutable_provenance()->set_compiler_version("0.1.0");
   m.mutable_provenance()->set_git_revision("abc");
   m.mutable_provenance()->add_flags("kiln compile x -o y");
-  m.set_architecture("TestForCausalLM");
-  m.set_task("causal-lm");
+  recordModelFacts({"TestForCausalLM", "causal-lm", 4, 8}, m);
   for (const char *n : {"b", "p", "s"}) {
     Symbol *sym = m.add_symbols();
     sym->set_name(n);
@@ -343,6 +342,25 @@ TEST_F(BadManifest, Rejected) {
   expectRejected([](Manifest &m) { m.mutable_dispatches(1)->set_num_results(-1); }, "-1 results");
   expectRejected([](Manifest &m) { m.set_max_context(0); }, "max_context");
   expectRejected([](Manifest &m) { m.mutable_buffers(4)->set_offset(~uint64_t(0) - 10); }, "overflows");
+  // The model facts (format version 3).
+  expectRejected([](Manifest &m) { m.set_task("text"); }, "unknown task 'text'");
+  expectRejected([](Manifest &m) { m.set_vocab_size(0); }, "vocab_size 0 and hidden_size 8 must be positive");
+  // Names reach one-line messages and C strings.
+  expectRejected([](Manifest &m) { m.mutable_buffers(3)->set_name("x\ny"); }, "buffer 3 has a name with a control character");
+  expectRejected([](Manifest &m) { m.mutable_dispatches(0)->set_location(std::string("a\0b", 3)); },
+                 "dispatch 0 has a location or device with a control character");
+  expectRejected([](Manifest &m) { m.mutable_buffers(0)->mutable_shape(0)->mutable_terms(0)->set_symbol("\x01"); },
+                 "undeclared symbol (a name with a control character)");
+  // Locations, KV ownership, transfers, shared SPIR-V modules.
+  expectRejected([](Manifest &m) { m.mutable_buffers(0)->set_location(Buffer::DEVICE); }, "is an INPUT on the DEVICE");
+  expectRejected([](Manifest &m) { m.clear_kv_cache(); }, "is KV_CACHE but in no kv_cache entry");
+  expectRejected([](Manifest &m) { m.mutable_kv_cache(0)->set_present_buffer(m.kv_cache(0).past_buffer()); },
+                 "already a buffer of entry 0");
+  expectRejected([](Manifest &m) { m.mutable_buffers(m.kv_cache(0).past_buffer())->set_location(Buffer::DEVICE); },
+                 "past and present are in different locations");
+  expectRejected([](Manifest &m) { m.mutable_dispatches(0)->set_kind(Dispatch::TRANSFER); },
+                 "a TRANSFER needs [source, destination]");
+  expectRejected([](Manifest &m) { m.mutable_kernels(1)->set_spirv_from(2); }, "has spirv_from 2");
 }
 
 TEST(ArtifactWriter, RejectsBadBlobs) {
@@ -371,6 +389,7 @@ TEST(ArtifactWriter, RejectsBadBlobs) {
 
 TEST(ArtifactWriter, EmptyCodeAndNoWeights) {
   Manifest m;
+  recordModelFacts({"TestEncoder", "encoder", 4, 8}, m);
   m.set_max_context(4);
   m.set_max_batch(1);
   std::string path = tempPath("empty.kiln");

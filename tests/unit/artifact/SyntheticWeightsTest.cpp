@@ -36,6 +36,7 @@ Dim constDim(int64_t c) {
 // 192, a device copy of w at 0, one arena result.
 Manifest makeManifest() {
   Manifest m;
+  recordModelFacts({"TestForCausalLM", "causal-lm", 16, 8}, m);
   m.set_max_context(4);
   m.set_max_batch(1);
   m.set_synthetic_weights(true);

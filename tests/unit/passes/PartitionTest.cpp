@@ -6,6 +6,8 @@
 #include "kiln/passes/Legality.h"
 #include "kiln/passes/MemoryPlan.h"
 #include "kiln/passes/Partition.h"
+#include "kiln/passes/DeviceWeights.h"
+#include "kiln/passes/PlanAnnotations.h"
 #include "kiln/target/DeviceProfile.h"
 
 #include "kiln/frontend/ModelConfig.h"
@@ -353,6 +355,70 @@ TEST(Partition, Gemma3WithoutRope) {
   checkPartition(*plan, part);
   for (const std::string &l : partitionReport(part, "lavapipe-no-rope"))
     std::printf("  %s\n", l.c_str());
+}
+
+// The decisions recorded as IR attributes (PlanAnnotations.h, what kiln-opt's plan passes read back) give
+// the same plan as the decisions themselves: placement, transfers, folds, arenas.
+TEST(Partition, RecordedDecisionsRebuildThePlan) {
+  mlir::MLIRContext context;
+  Model m = loadFused(context, "gemma3-tiny");
+  target::DeviceProfile prof = *target::builtinDeviceProfile("lavapipe");
+  prof.unavailableOps = {"kiln.rope"};
+  StubCatalog stub;
+  StatusOr<MemoryPlan> decided = planMemory(m.step(), PlanOptions{64, 1});
+  ASSERT_TRUE(decided.ok()) << decided.status().message();
+  PartitionResult part = partitionPlan(*decided, prof, &stub);
+  annotatePartition(m.step(), *decided, part);
+  DeviceFolds folds = foldDeviceWeights(*decided, part);
+  EXPECT_FALSE(folds.reshapes.empty());
+  annotateFolded(folds.converts, "weight-convert");
+  annotateFolded(folds.reshapes, "reshape-view");
+
+  StatusOr<MemoryPlan> rebuilt = planMemory(m.step(), PlanOptions{64, 1});
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status().message();
+  StatusOr<std::optional<Placement>> placement = readPlacement(*rebuilt);
+  ASSERT_TRUE(placement.ok()) << placement.status().message();
+  ASSERT_TRUE(placement->has_value());
+  PartitionResult again = applyPlacement(*rebuilt, **placement);
+  StatusOr<int> folded = applyRecordedFolds(*rebuilt, again);
+  ASSERT_TRUE(folded.ok()) << folded.status().message();
+  EXPECT_EQ(*folded, int(folds.converts.size() + folds.reshapes.size()));
+
+  EXPECT_EQ(again.vulkanOps, part.vulkanOps);
+  EXPECT_EQ(again.cpuOps, part.cpuOps);
+  EXPECT_EQ(again.fallbacks, part.fallbacks);
+  EXPECT_EQ(again.transfers, part.transfers);
+  ASSERT_EQ(again.entries.size(), part.entries.size());
+  for (size_t i = 0; i < part.entries.size(); ++i) {
+    EXPECT_EQ(again.entries[i].dispatch, part.entries[i].dispatch);
+    EXPECT_EQ(again.entries[i].device, part.entries[i].device);
+    EXPECT_EQ(again.entries[i].reason, part.entries[i].reason);
+    EXPECT_EQ(again.entries[i].fallback, part.entries[i].fallback);
+  }
+  ASSERT_EQ(rebuilt->dispatches.size(), decided->dispatches.size());
+  for (size_t i = 0; i < decided->dispatches.size(); ++i) {
+    EXPECT_EQ(rebuilt->dispatches[i].op, decided->dispatches[i].op) << i;
+    EXPECT_EQ(rebuilt->dispatches[i].buffers, decided->dispatches[i].buffers) << i;
+    EXPECT_EQ(rebuilt->dispatches[i].device, decided->dispatches[i].device) << i;
+  }
+  ASSERT_EQ(rebuilt->buffers.size(), decided->buffers.size());
+  for (size_t i = 0; i < decided->buffers.size(); ++i) {
+    EXPECT_EQ(rebuilt->buffers[i].location, decided->buffers[i].location) << i;
+    EXPECT_EQ(rebuilt->buffers[i].offset, decided->buffers[i].offset) << i;
+  }
+  EXPECT_EQ(rebuilt->arenaBytes, decided->arenaBytes);
+  EXPECT_EQ(rebuilt->deviceArenaBytes, decided->deviceArenaBytes);
+
+  // Cleared, nothing is recorded: a fresh plan is all on the cpu again.
+  clearPlanAnnotations(m.step());
+  StatusOr<MemoryPlan> fresh = planMemory(m.step(), PlanOptions{64, 1});
+  ASSERT_TRUE(fresh.ok());
+  StatusOr<std::optional<Placement>> none = readPlacement(*fresh);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  bool annotated = false;
+  m.step().walk([&](mlir::Operation *op) { annotated = annotated || op->hasAttr("kiln.device") || op->hasAttr("kiln.folded"); });
+  EXPECT_FALSE(annotated);
 }
 
 } // namespace

@@ -193,6 +193,94 @@ std::string makeTempDir(const std::string &tag) {
   return templ;
 }
 
+namespace {
+
+void addSymbol(art::Manifest &m, const char *name, int64_t max) {
+  art::Symbol *s = m.add_symbols();
+  s->set_name(name);
+  s->set_max_value(max);
+}
+
+// The encoder's buffers, kernel, dispatch and ports (symbols b, s).
+void addToyEncoder(art::Manifest &m, const ToyOptions &options) {
+  const uint64_t embedBytes = kVocab * kHidden * 4;
+  const uint64_t tokens = kMaxBatch * kMaxContext;
+  addSymbol(m, "b", kMaxBatch);
+  addSymbol(m, "s", kMaxContext);
+  int wEmbed = addBuffer(m, "embeddings.word_embeddings.weight", art::Buffer::WEIGHT, art::F32,
+                         {dimConst(kVocab), dimConst(kHidden)}, 0, embedBytes);
+  int ids = addBuffer(m, "input_ids", art::Buffer::INPUT, art::I64, {dimSym("b"), dimSym("s")}, 0, tokens * 8);
+  int mask = addBuffer(m, "attention_mask", art::Buffer::INPUT, art::I64, {dimSym("b"), dimSym("s")}, 0,
+                       tokens * 8);
+  int out = addBuffer(m, "last_hidden_state", art::Buffer::ARENA, art::F32,
+                      {dimSym("b"), dimSym("s"), dimConst(kHidden)}, 0, tokens * kHidden * 4);
+  m.set_arena_bytes(tokens * kHidden * 4);
+  int k = addKernel(m, options.missingKernel.empty() ? "toy_encode" : options.missingKernel, "toy.encode");
+  addDispatch(m, k, {wEmbed, ids, mask, out}, "encoder");
+  addPort(m.mutable_inputs(), "input_ids", ids);
+  addPort(m.mutable_inputs(), "attention_mask", mask);
+  addPort(m.mutable_outputs(), "last_hidden_state", out);
+}
+
+// The causal LM's buffers, kernels, dispatches, ports and KV entry (symbols b, p, s).
+void addToyCausal(art::Manifest &m, const ToyOptions &options) {
+  const uint64_t embedBytes = kVocab * kHidden * 4;
+  const uint64_t tokens = kMaxBatch * kMaxContext;
+  addSymbol(m, "b", kMaxBatch);
+  addSymbol(m, "p", kMaxContext);
+  addSymbol(m, "s", kMaxContext);
+  int wEmbed = addBuffer(m, "model.embed_tokens.weight", art::Buffer::WEIGHT, art::F32,
+                         {dimConst(kVocab), dimConst(kHidden)}, 0, embedBytes);
+  int ids = addBuffer(m, "input_ids", art::Buffer::INPUT, options.idsI32 ? art::I32 : art::I64,
+                      {dimSym("b"), dimSym("s")}, 0, tokens * (options.idsI32 ? 4 : 8));
+  int past = addBuffer(m, "past_key.0", art::Buffer::KV_CACHE, art::F32,
+                       {dimSym("b"), dimConst(1), dimSym("p"), dimConst(kHidden)}, 0, tokens * kHidden * 4);
+  int present = addBuffer(m, "present_key.0", art::Buffer::KV_CACHE, art::F32,
+                          {dimSym("b"), dimConst(1), dimSym("p", 0, "s"), dimConst(kHidden)}, 0,
+                          tokens * kHidden * 4);
+  // Arena: x at 0, logits after it (64-aligned).
+  uint64_t xBytes = tokens * kHidden * 4, logitsOffset = (xBytes + 63) / 64 * 64;
+  int x = addBuffer(m, "model.embed_tokens", art::Buffer::ARENA, art::F32,
+                    {dimSym("b"), dimSym("s"), dimConst(kHidden)}, 0, xBytes);
+  int logits = addBuffer(m, "logits", art::Buffer::ARENA, art::F32, {dimSym("b"), dimSym("s"), dimConst(kVocab)},
+                         logitsOffset, tokens * kVocab * 4);
+  m.set_arena_bytes(logitsOffset + tokens * kVocab * 4);
+  int kGather = addKernel(m, options.idsI32 ? "toy_gather_i32" : "toy_gather", "kiln.gather");
+  int kConcat = addKernel(m, "toy_concat", "kiln.concat");
+  int kLogits = addKernel(m, options.missingKernel.empty() ? "toy_logits" : options.missingKernel, "toy.logits");
+  addDispatch(m, kGather, {wEmbed, ids, x}, "model.embed_tokens");
+  addDispatch(m, kConcat, {past, x, present}, "model.layers.0");
+  addDispatch(m, kLogits, {present, wEmbed, logits}, "lm_head");
+  addPort(m.mutable_inputs(), "input_ids", ids);
+  addPort(m.mutable_inputs(), "past_key.0", past);
+  addPort(m.mutable_outputs(), "logits", logits);
+  addPort(m.mutable_outputs(), "present_key.0", present);
+  art::KvCacheEntry *e = m.add_kv_cache();
+  e->set_name("key.0");
+  e->set_past_buffer(past);
+  e->set_present_buffer(present);
+  e->set_seq_axis(2);
+}
+
+} // namespace
+
+art::Manifest toyManifest(const ToyOptions &options) {
+  art::Manifest m;
+  m.mutable_provenance()->set_compiler_version("runtime-tests");
+  m.mutable_provenance()->set_target("cpu");
+  art::recordModelFacts({options.encoder ? "ToyEncoder" : "ToyForCausalLM", options.encoder ? "encoder" : "causal-lm",
+                         kVocab, kHidden},
+                        m);
+  m.set_max_context(kMaxContext);
+  m.set_max_batch(kMaxBatch);
+  m.set_num_threads_default(2);
+  if (options.encoder)
+    addToyEncoder(m, options);
+  else
+    addToyCausal(m, options);
+  return m;
+}
+
 std::string writeToyArtifact(const std::string &path, const ToyOptions &options) {
   std::string dir = makeTempDir("cc");
   if (dir.empty())
@@ -210,76 +298,9 @@ std::string writeToyArtifact(const std::string &path, const ToyOptions &options)
       return e;
   }
 
-  art::Manifest m;
-  m.mutable_provenance()->set_compiler_version("runtime-tests");
-  m.mutable_provenance()->set_target("cpu");
-  m.set_architecture(options.encoder ? "ToyEncoder" : "ToyForCausalLM");
-  m.set_task(options.encoder ? "encoder" : "causal-lm");
-  m.set_max_context(kMaxContext);
-  m.set_max_batch(kMaxBatch);
-  m.set_num_threads_default(2);
-  auto addSymbol = [&](const char *name, int64_t max) {
-    art::Symbol *s = m.add_symbols();
-    s->set_name(name);
-    s->set_max_value(max);
-  };
+  art::Manifest m = toyManifest(options);
   const uint64_t embedBytes = kVocab * kHidden * 4;
-  const uint64_t tokens = kMaxBatch * kMaxContext;
   std::vector<float> embed = toyEmbedding();
-
-  if (options.encoder) {
-    addSymbol("b", kMaxBatch);
-    addSymbol("s", kMaxContext);
-    int wEmbed = addBuffer(m, "embeddings.word_embeddings.weight", art::Buffer::WEIGHT, art::F32,
-                           {dimConst(kVocab), dimConst(kHidden)}, 0, embedBytes);
-    int ids = addBuffer(m, "input_ids", art::Buffer::INPUT, art::I64, {dimSym("b"), dimSym("s")}, 0, tokens * 8);
-    int mask = addBuffer(m, "attention_mask", art::Buffer::INPUT, art::I64, {dimSym("b"), dimSym("s")}, 0,
-                         tokens * 8);
-    int out = addBuffer(m, "last_hidden_state", art::Buffer::ARENA, art::F32,
-                        {dimSym("b"), dimSym("s"), dimConst(kHidden)}, 0, tokens * kHidden * 4);
-    m.set_arena_bytes(tokens * kHidden * 4);
-    int k = addKernel(m, options.missingKernel.empty() ? "toy_encode" : options.missingKernel, "toy.encode");
-    addDispatch(m, k, {wEmbed, ids, mask, out}, "encoder");
-    addPort(m.mutable_inputs(), "input_ids", ids);
-    addPort(m.mutable_inputs(), "attention_mask", mask);
-    addPort(m.mutable_outputs(), "last_hidden_state", out);
-  } else {
-    addSymbol("b", kMaxBatch);
-    addSymbol("p", kMaxContext);
-    addSymbol("s", kMaxContext);
-    int wEmbed = addBuffer(m, "model.embed_tokens.weight", art::Buffer::WEIGHT, art::F32,
-                           {dimConst(kVocab), dimConst(kHidden)}, 0, embedBytes);
-    int ids = addBuffer(m, "input_ids", art::Buffer::INPUT, options.idsI32 ? art::I32 : art::I64,
-                        {dimSym("b"), dimSym("s")}, 0, tokens * (options.idsI32 ? 4 : 8));
-    int past = addBuffer(m, "past_key.0", art::Buffer::KV_CACHE, art::F32,
-                         {dimSym("b"), dimConst(1), dimSym("p"), dimConst(kHidden)}, 0, tokens * kHidden * 4);
-    int present = addBuffer(m, "present_key.0", art::Buffer::KV_CACHE, art::F32,
-                            {dimSym("b"), dimConst(1), dimSym("p", 0, "s"), dimConst(kHidden)}, 0,
-                            tokens * kHidden * 4);
-    // Arena: x at 0, logits after it (64-aligned).
-    uint64_t xBytes = tokens * kHidden * 4, logitsOffset = (xBytes + 63) / 64 * 64;
-    int x = addBuffer(m, "model.embed_tokens", art::Buffer::ARENA, art::F32,
-                      {dimSym("b"), dimSym("s"), dimConst(kHidden)}, 0, xBytes);
-    int logits = addBuffer(m, "logits", art::Buffer::ARENA, art::F32, {dimSym("b"), dimSym("s"), dimConst(kVocab)},
-                           logitsOffset, tokens * kVocab * 4);
-    m.set_arena_bytes(logitsOffset + tokens * kVocab * 4);
-    int kGather = addKernel(m, options.idsI32 ? "toy_gather_i32" : "toy_gather", "kiln.gather");
-    int kConcat = addKernel(m, "toy_concat", "kiln.concat");
-    int kLogits = addKernel(m, options.missingKernel.empty() ? "toy_logits" : options.missingKernel, "toy.logits");
-    addDispatch(m, kGather, {wEmbed, ids, x}, "model.embed_tokens");
-    addDispatch(m, kConcat, {past, x, present}, "model.layers.0");
-    addDispatch(m, kLogits, {present, wEmbed, logits}, "lm_head");
-    addPort(m.mutable_inputs(), "input_ids", ids);
-    addPort(m.mutable_inputs(), "past_key.0", past);
-    addPort(m.mutable_outputs(), "logits", logits);
-    addPort(m.mutable_outputs(), "present_key.0", present);
-    art::KvCacheEntry *e = m.add_kv_cache();
-    e->set_name("key.0");
-    e->set_past_buffer(past);
-    e->set_present_buffer(present);
-    e->set_seq_axis(2);
-  }
-
   art::WeightBlob blob;
   blob.offset = 0;
   blob.size = embedBytes;

@@ -31,6 +31,9 @@ struct ToyOptions {
   int logitsScale = 1;         // compiled into toy_logits (-DTOY_SCALE): another code section, same symbols
 };
 
+/// The toy's manifest (what writeToyArtifact writes, without the code and weights).
+kiln::artifact::Manifest toyManifest(const ToyOptions &options = {});
+
 /// Writes the toy artifact to `path`; returns "" or an error message.
 std::string writeToyArtifact(const std::string &path, const ToyOptions &options = {});
 

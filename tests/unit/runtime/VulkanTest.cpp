@@ -27,6 +27,9 @@
 #include <iterator>
 #include <thread>
 
+#ifndef KILN_TEST_SHADERS
+#error "KILN_TEST_SHADERS must name tests/unit/runtime/shaders"
+#endif
 #ifndef KILN_GLSLANG_VALIDATOR
 #error "KILN_GLSLANG_VALIDATOR must name glslangValidator"
 #endif
@@ -36,59 +39,6 @@ namespace art = kiln::artifact;
 
 namespace {
 
-const char *kHeader = R"(#version 450
-layout(local_size_x = 64) in;
-layout(push_constant) uniform P { uint b; uint p; uint s; } pc; // Manifest.symbols: b, p, s
-)";
-
-const char *kGather = R"(
-layout(std430, set = 0, binding = 0) readonly buffer E { float embed[]; };
-layout(std430, set = 0, binding = 1) readonly buffer I { int ids[]; }; // I64: two words, low first
-layout(std430, set = 0, binding = 2) writeonly buffer X { float x[]; };
-void main() {
-  uint n = pc.b * pc.s * 4u;
-  for (uint i = gl_GlobalInvocationID.x; i < n; i += gl_NumWorkGroups.x * 64u)
-    x[i] = embed[uint(ids[2u * (i / 4u)]) * 4u + i % 4u];
-}
-)";
-
-const char *kConcat = R"(
-layout(std430, set = 0, binding = 0) readonly buffer A { float past[]; };
-layout(std430, set = 0, binding = 1) readonly buffer B { float x[]; };
-layout(std430, set = 0, binding = 2) writeonly buffer C { float present[]; };
-void main() {
-  uint len = pc.p + pc.s, n = pc.b * len * 4u;
-  for (uint i = gl_GlobalInvocationID.x; i < n; i += gl_NumWorkGroups.x * 64u) {
-    uint r = i / (len * 4u), j = (i / 4u) % len, k = i % 4u;
-    present[i] = j < pc.p ? past[(r * pc.p + j) * 4u + k] : x[(r * pc.s + j - pc.p) * 4u + k];
-  }
-}
-)";
-
-const char *kPrefix = R"(
-layout(std430, set = 0, binding = 0) readonly buffer A { float present[]; };
-layout(std430, set = 0, binding = 1) writeonly buffer H { float h[]; };
-void main() {
-  uint len = pc.p + pc.s, n = pc.b * pc.s * 4u;
-  for (uint i = gl_GlobalInvocationID.x; i < n; i += gl_NumWorkGroups.x * 64u) {
-    uint r = i / (pc.s * 4u), t = (i / 4u) % pc.s, k = i % 4u, a = pc.p + t, row = r * len * 4u;
-    float sum = 0.0;
-    for (uint j = 0u; j <= a; ++j)
-      sum += present[row + j * 4u + k];
-    h[i] = present[row + a * 4u + k] + sum / float(a + 1u);
-  }
-}
-)";
-
-const char *kScale = R"(
-layout(std430, set = 0, binding = 0) readonly buffer A { float a[]; };
-layout(std430, set = 0, binding = 1) writeonly buffer B { float o[]; };
-void main() {
-  uint n = pc.b * pc.s * 16u;
-  for (uint i = gl_GlobalInvocationID.x; i < n; i += gl_NumWorkGroups.x * 64u)
-    o[i] = 2.0 * a[i];
-}
-)";
 
 const char *kCpuC = R"C(
 #include <stdint.h>
@@ -112,9 +62,9 @@ std::string readFile(const std::string &path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-std::string compileGlsl(const std::string &dir, const std::string &name, const char *body, std::string &spirv) {
-  std::string src = dir + "/" + name + ".comp", out = dir + "/" + name + ".spv";
-  std::ofstream(src) << kHeader << body;
+// Compiles tests/unit/runtime/shaders/NAME.comp into DIR/NAME.spv.
+std::string compileGlsl(const std::string &dir, const std::string &name, std::string &spirv) {
+  std::string src = std::string(KILN_TEST_SHADERS) + "/" + name + ".comp", out = dir + "/" + name + ".spv";
   std::string cmd = std::string(KILN_GLSLANG_VALIDATOR) + " -V --target-env vulkan1.1 -o " + out + " " + src +
                     " > " + dir + "/" + name + ".log 2>&1";
   if (std::system(cmd.c_str()) != 0)
@@ -164,10 +114,10 @@ std::string writeVulkanToy(const std::string &path, const VkToyOptions &o) {
   art::Manifest m;
   std::string e;
   std::string spvGather, spvConcat, spvPrefix, spvScale;
-  if (!(e = compileGlsl(dir, "gather", kGather, spvGather)).empty() ||
-      !(e = compileGlsl(dir, "concat", kConcat, spvConcat)).empty() ||
-      !(e = compileGlsl(dir, "prefix", kPrefix, spvPrefix)).empty() ||
-      !(e = compileGlsl(dir, "scale", kScale, spvScale)).empty())
+  if (!(e = compileGlsl(dir, "gather", spvGather)).empty() ||
+      !(e = compileGlsl(dir, "concat", spvConcat)).empty() ||
+      !(e = compileGlsl(dir, "prefix", spvPrefix)).empty() ||
+      !(e = compileGlsl(dir, "scale", spvScale)).empty())
     return e;
   {
     std::ofstream(dir + "/cpu.c") << kCpuC;
@@ -182,8 +132,7 @@ std::string writeVulkanToy(const std::string &path, const VkToyOptions &o) {
 
   m.mutable_provenance()->set_compiler_version("vulkan-runtime-tests");
   m.mutable_provenance()->set_target("vulkan");
-  m.set_architecture("ToyForCausalLM");
-  m.set_task("causal-lm");
+  art::recordModelFacts({"ToyForCausalLM", "causal-lm", kVocab, kHidden}, m);
   m.set_max_context(kMaxContext);
   m.set_max_batch(kMaxBatch);
   m.set_num_threads_default(1);
@@ -551,7 +500,7 @@ TEST_F(VulkanRuntimeTest, HostBufferInVulkanDispatchIsRejected) {
   kiln_model *model = nullptr;
   EXPECT_NE(kiln_model_load(path.c_str(), nullptr, &model), KILN_OK);
   std::string msg = kiln_last_error();
-  EXPECT_NE(msg.find("runs on Vulkan but uses the HOST buffer 'input_ids'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("runs on vulkan but uses the HOST buffer 'input_ids' (a TRANSFER must copy it)"), std::string::npos) << msg;
 }
 
 TEST(VulkanDevices, JsonHasTheSchemaKeys) {

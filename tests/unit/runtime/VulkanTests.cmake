@@ -11,7 +11,8 @@ add_executable(kiln_vulkan_runtime_tests
 target_link_libraries(kiln_vulkan_runtime_tests PRIVATE kiln_runtime kiln_artifact kiln_frontend GTest::gtest
                       GTest::gtest_main)
 target_compile_definitions(kiln_vulkan_runtime_tests PRIVATE KILN_C_COMPILER="${CMAKE_C_COMPILER}"
-                           KILN_BINARY="$<TARGET_FILE:kiln>" KILN_GLSLANG_VALIDATOR="${KILN_GLSLANG_VALIDATOR}")
+                           KILN_BINARY="$<TARGET_FILE:kiln>" KILN_GLSLANG_VALIDATOR="${KILN_GLSLANG_VALIDATOR}"
+                           KILN_TEST_SHADERS="${CMAKE_CURRENT_SOURCE_DIR}/shaders")
 set(KILN_VULKAN_TEST_ICD /usr/share/vulkan/icd.d/lvp_icd.x86_64.json CACHE STRING
     "VK_DRIVER_FILES for the Vulkan runtime tests (lavapipe)")
 gtest_discover_tests(kiln_vulkan_runtime_tests TEST_PREFIX "runtime." DISCOVERY_TIMEOUT 60

@@ -25,7 +25,8 @@ namespace kiln::artifact {
 constexpr char kMagic[8] = {'K', 'I', 'L', 'N', 'A', 'R', 'T', '\0'};
 // 2: in-place KV cache views, weight row chunks, specialization constants / shared SPIR-V modules (an
 // older runtime would misread them, so it must refuse them).
-constexpr uint32_t kFormatVersion = 2;
+// 3: Manifest.vocab_size and hidden_size are required (the runtime no longer guesses them from weight names).
+constexpr uint32_t kFormatVersion = 3;
 constexpr uint64_t kAlignment = 64;
 
 enum class SectionKind : uint32_t { Manifest = 1, CpuCode = 2, Weights = 3 };

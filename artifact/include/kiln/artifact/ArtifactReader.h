@@ -10,6 +10,7 @@
 #define KILN_ARTIFACT_ARTIFACTREADER_H
 
 #include "kiln/artifact/ArtifactFormat.h"
+#include "kiln/artifact/DType.h"
 #include "kiln/support/Status.h"
 #include "kiln_artifact.pb.h"
 
@@ -20,21 +21,22 @@
 
 namespace kiln::artifact {
 
-/// Checks the manifest on its own: buffer ids == index, known kinds and dtypes, dims that name declared
-/// symbols, kernel / buffer indices of dispatches in range, WEIGHT buffers 64-byte aligned, constant-shaped,
+/// Checks the manifest on its own: the model facts (task causal-lm or encoder, vocab_size and hidden_size
+/// > 0), buffer ids == index, known kinds and dtypes, dims that name declared symbols, kernel / buffer
+/// indices of dispatches in range, results never WEIGHT / INPUT buffers, TRANSFERs [source, destination]
+/// between HOST and DEVICE keeping dtype and shape, WEIGHT buffers 64-byte aligned, constant-shaped,
 /// exactly sized and inside a WEIGHTS section of `weightsSize` bytes, ARENA offset + max_bytes <=
-/// arena_bytes, ports and KV-cache entries referencing existing buffers of the right kinds.
+/// arena_bytes (device_arena_bytes for DEVICE ones), INPUT buffers HOST, ports and KV-cache entries
+/// referencing existing buffers of the right kinds, every KV_CACHE buffer in exactly one entry, an entry's
+/// buffers in one location, Vulkan kernels' grid sizes over declared symbols and shared modules
+/// (spirv_from) naming an earlier kernel with its own.
 /// With synthetic_weights, WEIGHT buffers must lie inside the region weightsSectionSize(manifest) and the
 /// non-synthetic ones (constants) at stored_offset inside the `weightsSize`-byte WEIGHTS section.
 /// `file` prefixes the message ("FILE: manifest: ...").
 Status validateManifest(const Manifest &manifest, uint64_t weightsSize, const std::string &file);
 
-/// Bytes per element of a manifest dtype (I1 is one byte); 0 for DTYPE_UNSPECIFIED / unknown.
-size_t dtypeBytes(DType dtype);
-/// "f32", "i64", ...
-const char *dtypeShortName(DType dtype);
-
-/// An open artifact. Move-only; the mapping lives as long as the object.
+/// An open artifact: a file mapping or bytes in memory (openArtifactBuffer). Move-only; the bytes live as long
+/// as the object.
 class MappedArtifact {
 public:
   MappedArtifact(MappedArtifact &&other) noexcept;
@@ -60,11 +62,16 @@ public:
 
 private:
   friend StatusOr<MappedArtifact> openArtifact(const std::string &path, bool verifyChecksums);
+  friend StatusOr<MappedArtifact> openArtifactBuffer(const std::string &name, const uint8_t *data, size_t size,
+                                                     bool verifyChecksums);
   MappedArtifact() = default;
   void release();
+  /// Checks the header, the section table and (optionally) the checksums, parses and validates the manifest.
+  Status parse(bool verifyChecksums);
 
   std::string path_;
   void *mapping_ = nullptr;
+  bool heap_ = false; // mapping_ is a heap copy (openArtifactBuffer), not an mmap
   uint64_t fileSize_ = 0;
   std::unique_ptr<Manifest> manifest_;
   std::vector<SectionEntry> sections_;
@@ -79,6 +86,10 @@ private:
 /// reads 1", "FILE: truncated: ...", "FILE: corrupted: header checksum mismatch", "FILE: corrupted: weights
 /// section checksum mismatch", "FILE: manifest: ...".
 StatusOr<MappedArtifact> openArtifact(const std::string &path, bool verifyChecksums = true);
+
+/// The same checks on `size` bytes in memory (copied, 64-byte aligned), named `name` in messages.
+StatusOr<MappedArtifact> openArtifactBuffer(const std::string &name, const uint8_t *data, size_t size,
+                                            bool verifyChecksums = true);
 
 /// The name of a section kind ("manifest", "code", "weights") or "unknown".
 const char *sectionName(uint32_t kind);

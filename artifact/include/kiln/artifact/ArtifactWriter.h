@@ -29,6 +29,18 @@ struct WeightBlob {
   std::string name; // for messages
 };
 
+/// The model facts the runtime reads instead of guessing (Manifest.architecture, task, vocab_size,
+/// hidden_size; vocab_size and hidden_size are required from format version 3 on).
+struct ModelFacts {
+  std::string architecture; // e.g. "LlamaForCausalLM"
+  std::string task;         // "causal-lm" or "encoder"
+  int64_t vocabSize = 0;    // config.json vocab_size: token ids lie in [0, vocabSize)
+  int64_t hiddenSize = 0;   // config.json hidden_size
+};
+
+/// Writes `facts` into `manifest` (the compiler's one call for them).
+void recordModelFacts(const ModelFacts &facts, Manifest &manifest);
+
 /// The WEIGHTS section size the manifest implies: the end of its last WEIGHT buffer, 64-byte aligned.
 /// (With synthetic weights: the size of the region the runtime allocates.)
 uint64_t weightsSectionSize(const Manifest &manifest);

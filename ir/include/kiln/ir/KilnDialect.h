@@ -23,6 +23,9 @@ namespace kiln::ir {
 llvm::LogicalResult verifyBroadcastingOp(mlir::Operation *op, unsigned firstData);
 llvm::LogicalResult verifySameTypeUnaryOp(mlir::Operation *op);
 llvm::LogicalResult verifyReduceOp(mlir::Operation *op, int64_t axis, bool keepdim);
+
+/// "'kiln.rope' at loc(...)": how every backend's error message names an op.
+std::string describeOp(mlir::Operation *op);
 } // namespace kiln::ir
 
 #define GET_OP_CLASSES

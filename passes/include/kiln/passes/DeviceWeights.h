@@ -17,6 +17,8 @@
 #include "kiln/passes/MemoryPlan.h"
 #include "kiln/passes/Partition.h"
 
+#include "llvm/ADT/STLFunctionalExtras.h"
+
 namespace kiln::passes {
 
 /// Folds the converts as above; returns how many were removed. `partition` (partitionPlan's result for
@@ -29,6 +31,19 @@ int foldDeviceWeightConverts(MemoryPlan &plan, PartitionResult &partition);
 /// (their kernels take their shapes from the IR, not from the buffer). Returns how many were removed;
 /// `partition` is updated as for foldDeviceWeightConverts.
 int foldDeviceReshapes(MemoryPlan &plan, PartitionResult &partition);
+
+/// Both folds as kiln compile runs them after partitionPlan (converts, then reshapes), with the ops each
+/// removed (kiln-fold-device-weights records them as kiln.folded: PlanAnnotations.h).
+struct DeviceFolds {
+  std::vector<mlir::Operation *> converts, reshapes;
+};
+DeviceFolds foldDeviceWeights(MemoryPlan &plan, PartitionResult &partition);
+
+/// The one mechanism of both folds: every Vulkan dispatch with one input and one result that `foldable`
+/// accepts, whose result is no output port and is read only by Vulkan kernels, is removed and its readers
+/// read its input. Returns how many. (applyRecordedFolds, PlanAnnotations.h: the folds kiln.folded records.)
+int foldDispatchesIntoReaders(MemoryPlan &plan, PartitionResult &partition,
+                              llvm::function_ref<bool(const PlanDispatch &)> foldable);
 
 } // namespace kiln::passes
 

@@ -131,6 +131,11 @@ struct MemoryPlan {
 /// argument, weight or constant returned directly, or one value returned twice), an op with regions.
 StatusOr<MemoryPlan> planMemory(mlir::func::FuncOp step, const PlanOptions &options);
 
+/// The dispatched ops of `plan` (kernels, not transfers), in order.
+std::vector<mlir::Operation *> kernelOps(const MemoryPlan &plan);
+/// The ops of `before` that have no dispatch in `after` (what a fold or the KV placement removed).
+std::vector<mlir::Operation *> removedOps(const std::vector<mlir::Operation *> &before, const MemoryPlan &after);
+
 /// Recomputes the live range of every ARENA buffer from the dispatch list (written by its dispatch, read by
 /// later ones; output ports live to the last dispatch) and places them: one arena per location, each laid
 /// out by first-fit decreasing (arenaBytes, deviceArenaBytes, intermediateBytes). planMemory ends with it;

@@ -45,7 +45,21 @@ struct PartitionResult {
   std::vector<int> transferDispatches;
 };
 
-/// Rewrites `plan` as described above. `catalog` may be null (then only (a) and (b) of Legality.h decide).
+/// Where each dispatch runs: steps 1 and 2 above, per dispatch of `plan` (planMemory's, not yet partitioned).
+/// The decision alone; kiln-partition records it as IR attributes (PlanAnnotations.h).
+struct Placement {
+  std::vector<DispatchDevice> device;
+  std::vector<std::string> reason; // why it is on the cpu ("" on vulkan)
+  std::vector<bool> fallback;      // on the cpu because the device cannot run it
+};
+Placement placeDispatches(const MemoryPlan &plan, const target::DeviceProfile &profile,
+                          const DeviceKernelCatalog *catalog);
+
+/// Rewrites `plan` for a placement (one entry per dispatch of `plan`): steps 3 to 5 above.
+PartitionResult applyPlacement(MemoryPlan &plan, const Placement &placement);
+
+/// Rewrites `plan` as described above: applyPlacement(plan, placeDispatches(...)). `catalog` may be null
+/// (then only (a) and (b) of Legality.h decide).
 PartitionResult partitionPlan(MemoryPlan &plan, const target::DeviceProfile &profile,
                               const DeviceKernelCatalog *catalog);
 

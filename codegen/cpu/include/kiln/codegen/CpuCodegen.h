@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <map>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,8 @@ struct CpuCodegenOptions {
   std::string cpu = "native";
   /// When set: <dumpDir>/cpu-NN-<phase>.mlir after each lowering phase, kernels.ll and kernels.o.
   std::string dumpDir;
+  /// When set (--dump-ir-after-all): the same modules, headed "// -----// IR Dump After cpu-NN-<phase>.mlir".
+  std::function<void(const std::string &text)> irDump;
   int optLevel = 3;
 };
 

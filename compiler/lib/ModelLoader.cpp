@@ -1,11 +1,11 @@
 //===- ModelLoader.cpp ----------------------------------------------------===//
-#include "ModelLoader.h"
+#include "kiln/compiler/ModelLoader.h"
 
 #include "kiln/models/Models.h"
 
 #include <sys/stat.h>
 
-namespace kiln::cli {
+namespace kiln::compiler {
 
 StatusOr<ImportedModel> importModel(mlir::MLIRContext &context, const std::string &dir) {
   struct stat st;
@@ -24,4 +24,4 @@ StatusOr<ImportedModel> importModel(mlir::MLIRContext &context, const std::strin
   return m;
 }
 
-} // namespace kiln::cli
+} // namespace kiln::compiler

@@ -1,6 +1,6 @@
 //===- ModelLoader.h - a model directory, imported -------------*- C++ -*-===//
-#ifndef KILN_TOOLS_MODELLOADER_H
-#define KILN_TOOLS_MODELLOADER_H
+#ifndef KILN_COMPILER_MODELLOADER_H
+#define KILN_COMPILER_MODELLOADER_H
 
 #include "kiln/frontend/ModelConfig.h"
 #include "kiln/frontend/SafeTensors.h"
@@ -11,9 +11,9 @@
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/OwningOpRef.h"
 
-namespace kiln::cli {
+namespace kiln::compiler {
 
-/// config.json + safetensors of MODEL_DIR imported into a verified kiln module.
+/// config.json + safetensors of MODEL_DIR imported into a kiln module (compile's import stage; kiln eval).
 struct ImportedModel {
   ModelConfig config;
   WeightTable weights;
@@ -24,6 +24,6 @@ struct ImportedModel {
 
 StatusOr<ImportedModel> importModel(mlir::MLIRContext &context, const std::string &dir);
 
-} // namespace kiln::cli
+} // namespace kiln::compiler
 
-#endif // KILN_TOOLS_MODELLOADER_H
+#endif // KILN_COMPILER_MODELLOADER_H

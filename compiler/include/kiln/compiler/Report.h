@@ -1,0 +1,119 @@
+//===- Report.h - the compile report: what each stage decided, built once -*- C++ -*-===//
+//
+// Each stage of compile() (Compile.h) fills its typed summary; the functions below turn a summary into the
+// stage's report lines, the one text `kiln compile` prints on stderr ("kiln compile: " + line) and the
+// artifact stores (Manifest.compile_report, shown by `kiln inspect`). Details are the lines only --report
+// prints (every fusion, every candidate left unfused and why); the manifest always has them.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KILN_COMPILER_REPORT_H
+#define KILN_COMPILER_REPORT_H
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kiln::compiler {
+
+struct ImportSummary {
+  std::string architecture, task; // "LlamaForCausalLM", "causal-lm" | "encoder"
+  size_t ops = 0;                 // in the step function
+};
+
+struct FusionSummary {
+  bool enabled = false; // false: --no-fuse
+  int fusedOps = 0;     // fused ops (an add_rms_norm / add_layer_norm counts once, with its norm)
+  int rmsNorm = 0, layerNorm = 0, addNorms = 0, rope = 0, attention = 0;
+  size_t opsAfter = 0;
+  std::vector<std::string> fused;   // "rms_norm at model.layers.0.input_layernorm"
+  std::vector<std::string> unfused; // "softmax at X left unfused: <why>"
+};
+
+/// kiln-split-weights (SplitWeights.h), --target vulkan.
+struct SplitSummary {
+  std::string profile;
+  int weights = 0, chunks = 0, uses = 0;
+  std::vector<std::string> split, notSplit; // one line per weight split / use kept whole
+};
+
+struct PlanSummary {
+  size_t buffers = 0, dispatches = 0;
+  uint64_t arenaBytes = 0, intermediateBytes = 0, weightsBytes = 0, kvCacheBytes = 0;
+  int64_t maxContext = 0, maxBatch = 0;
+};
+
+/// An op the partition put on the cpu (--target vulkan).
+struct CpuPlacedOp {
+  std::string op, location, reason;
+  bool fallback = false; // the device cannot run it (what --strict rejects)
+};
+
+struct PartitionSummary {
+  std::string profile;
+  int vulkanOps = 0, cpuOps = 0, fallbacks = 0, transfers = 0;
+  uint64_t transferBytes = 0; // at the symbols' bounds
+  int foldedConverts = 0, foldedReshapes = 0; // the device-weight folds (DeviceWeights.h)
+  std::vector<CpuPlacedOp> cpuPlaced;
+  std::vector<std::string> groups; // the partition report: the counts, then the cpu ops by (op, reason)
+  uint64_t hostArenaBytes = 0, deviceArenaBytes = 0;
+};
+
+struct KvCacheSummary {
+  int entries = 0, inPlace = 0;
+  std::string line; // "kv cache: 2 x 2 buffers in place, capacity 32 (...)"
+};
+
+struct CodegenSummary {
+  std::string cpu;                // the CPU kernels' target ("znver5")
+  size_t cpuDispatches = 0;
+  int cpuKernels = 0;             // distinct
+  uint64_t sharedObjectBytes = 0;
+  int spirvDispatches = 0, spirvKernels = 0, spirvModules = 0;
+};
+
+struct WriteSummary {
+  std::string path;
+  std::optional<uint64_t> syntheticSeed;
+  size_t weightBuffers = 0;
+  uint64_t weightsBytes = 0, fileBytes = 0;
+};
+
+/// One stage's part of the report.
+struct StageReport {
+  std::string stage; // import, fuse, split-weights, plan, partition, kv-cache, cpu-codegen, spirv-codegen, write
+  double seconds = 0;
+  std::vector<std::string> lines;   // always printed
+  std::vector<std::string> details; // printed with --report
+};
+
+struct CompileReport {
+  ImportSummary import;
+  FusionSummary fusion;
+  std::optional<SplitSummary> split;         // --target vulkan
+  PlanSummary plan;
+  std::optional<PartitionSummary> partition; // --target vulkan
+  KvCacheSummary kvCache;
+  CodegenSummary codegen;
+  WriteSummary write;
+  double seconds = 0; // the whole compile
+  std::vector<StageReport> stages; // the lines of the summaries above, in the order they were printed
+};
+
+// The lines of each summary (seconds: the stage's time, as printed).
+std::vector<std::string> importLines(const ImportSummary &s, double seconds);
+std::vector<std::string> fusionLines(const FusionSummary &s, double seconds);
+std::vector<std::string> fusionDetails(const FusionSummary &s);
+std::vector<std::string> splitLines(const SplitSummary &s, double seconds);
+std::vector<std::string> planLines(const PlanSummary &s, double seconds);
+std::vector<std::string> partitionLines(const PartitionSummary &s, double seconds);
+std::string cpuCodegenStartLine(const CodegenSummary &s);
+std::string cpuCodegenLine(const CodegenSummary &s, double seconds);
+std::string spirvCodegenLine(const CodegenSummary &s, const std::string &profile, double seconds);
+std::string syntheticWeightsLine(uint64_t seed);
+std::string writeStartLine(const WriteSummary &s);
+std::string writeLine(const WriteSummary &s, double seconds, double totalSeconds);
+
+} // namespace kiln::compiler
+
+#endif // KILN_COMPILER_REPORT_H

@@ -1,0 +1,96 @@
+//===- Report.cpp - the compile report's lines (one formatter for stderr and the manifest) ===//
+#include "kiln/compiler/Report.h"
+
+#include "kiln/passes/Legality.h"
+
+namespace kiln::compiler {
+namespace {
+
+using passes::formatBytes;
+using std::to_string;
+
+std::string ms(double seconds) { return to_string(int(seconds * 1000)) + " ms"; }
+std::string secs(double seconds) { return to_string(seconds).substr(0, 5) + " s"; }
+
+} // namespace
+
+std::vector<std::string> importLines(const ImportSummary &s, double seconds) {
+  return {"imported " + s.architecture + " (" + s.task + ", " + to_string(s.ops) + " ops) in " + ms(seconds)};
+}
+
+std::vector<std::string> fusionLines(const FusionSummary &s, double seconds) {
+  if (!s.enabled)
+    return {};
+  return {"fused " + to_string(s.fusedOps) + " ops (rms_norm " + to_string(s.rmsNorm) + ", layer_norm " +
+          to_string(s.layerNorm) + ", of them with the residual add " + to_string(s.addNorms) + ", rope " +
+          to_string(s.rope) + ", attention " + to_string(s.attention) + "; " + to_string(s.unfused.size()) +
+          " candidates left unfused): " + to_string(s.opsAfter) + " ops in " + ms(seconds)};
+}
+
+std::vector<std::string> fusionDetails(const FusionSummary &s) {
+  std::vector<std::string> lines;
+  for (const std::string &line : s.fused)
+    lines.push_back("fused " + line);
+  for (const std::string &line : s.unfused)
+    lines.push_back("not fused: " + line);
+  return lines;
+}
+
+std::vector<std::string> splitLines(const SplitSummary &s, double seconds) {
+  std::vector<std::string> lines;
+  if (s.weights > 0 || !s.notSplit.empty())
+    lines.push_back("kiln-split-weights: " + to_string(s.weights) + " weights into " + to_string(s.chunks) +
+                    " chunks for " + to_string(s.uses) + " ops (" + s.profile + ") in " + ms(seconds));
+  lines.insert(lines.end(), s.split.begin(), s.split.end());
+  lines.insert(lines.end(), s.notSplit.begin(), s.notSplit.end());
+  return lines;
+}
+
+std::vector<std::string> planLines(const PlanSummary &s, double seconds) {
+  return {"memory plan: " + to_string(s.buffers) + " buffers, " + to_string(s.dispatches) + " dispatches, arena " +
+          formatBytes(s.arenaBytes) + " (intermediates " + formatBytes(s.intermediateBytes) + "), weights " +
+          formatBytes(s.weightsBytes) + ", KV cache " + formatBytes(s.kvCacheBytes) + " (max context " +
+          to_string(s.maxContext) + ", batch " + to_string(s.maxBatch) + ") in " + ms(seconds)};
+}
+
+std::vector<std::string> partitionLines(const PartitionSummary &s, double seconds) {
+  std::vector<std::string> lines;
+  if (s.foldedConverts)
+    lines.push_back("device weights: " + to_string(s.foldedConverts) +
+                    " f16/bf16 weight converts folded into their matmul / gather / norm kernels");
+  if (s.foldedReshapes)
+    lines.push_back("device reshapes: " + to_string(s.foldedReshapes) + " reshapes are views (no copy kernel)");
+  lines.insert(lines.end(), s.groups.begin(), s.groups.end());
+  lines.push_back("partition: host arena " + formatBytes(s.hostArenaBytes) + ", device arena " +
+                  formatBytes(s.deviceArenaBytes) + " in " + ms(seconds));
+  return lines;
+}
+
+std::string cpuCodegenStartLine(const CodegenSummary &s) {
+  return "generating " + to_string(s.cpuDispatches) + " CPU kernels for " + s.cpu + "...";
+}
+
+std::string cpuCodegenLine(const CodegenSummary &s, double seconds) {
+  return "generated " + to_string(s.cpuKernels) + " distinct kernels, shared object " +
+         formatBytes(s.sharedObjectBytes) + " in " + secs(seconds);
+}
+
+std::string spirvCodegenLine(const CodegenSummary &s, const std::string &profile, double seconds) {
+  return "generated " + to_string(s.spirvDispatches) + " SPIR-V dispatches (" + to_string(s.spirvKernels) +
+         " distinct kernels, " + to_string(s.spirvModules) + " SPIR-V modules) for " + profile + " in " + secs(seconds);
+}
+
+std::string syntheticWeightsLine(uint64_t seed) {
+  return "synthetic weights (seed " + to_string(seed) + "): only the IR's constants are stored";
+}
+
+std::string writeStartLine(const WriteSummary &s) {
+  return "writing " + s.path + " (" + to_string(s.weightBuffers) + " weight buffers, " + formatBytes(s.weightsBytes) +
+         ")...";
+}
+
+std::string writeLine(const WriteSummary &s, double seconds, double totalSeconds) {
+  return "wrote " + s.path + " (" + formatBytes(s.fileBytes) + ") in " + secs(seconds) + "; total " + secs(totalSeconds);
+}
+
+} // namespace kiln::compiler

@@ -1,0 +1,171 @@
+//===- Stages.cpp - import, verify, fuse, limits, split weights, plan, partition, folds, KV cache ===//
+#include "kiln/compiler/Stages.h"
+#include "kiln/compiler/DeviceCatalog.h"
+
+#include "kiln/passes/Fusion.h"
+#include "kiln/passes/SplitWeights.h"
+
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/Verifier.h"
+
+namespace kiln::compiler {
+
+namespace {
+size_t countOps(mlir::func::FuncOp step) {
+  size_t n = 0;
+  step.walk([&](mlir::Operation *) { ++n; });
+  return n;
+}
+} // namespace
+
+StatusOr<Imported> importStage(mlir::MLIRContext &context, const std::string &modelDir) {
+  StatusOr<ImportedModel> model = importModel(context, modelDir);
+  if (!model.ok())
+    return model.status();
+  Imported imported{std::move(*model), {}};
+  ImportedModel &m = imported.model;
+  if (!m.step())
+    return Status::error(modelDir + ": the imported module has no step function");
+  auto architecture = (*m.module)->getAttrOfType<mlir::StringAttr>("kiln.architecture");
+  imported.summary.architecture = architecture ? architecture.getValue().str() : m.config.architecture;
+  imported.summary.task = m.task();
+  imported.summary.ops = countOps(m.step());
+  return imported;
+}
+
+Status verifyStage(mlir::ModuleOp module, const std::string &modelDir) {
+  std::string first;
+  mlir::ScopedDiagnosticHandler handler(module.getContext(), [&](mlir::Diagnostic &diag) {
+    if (first.empty()) {
+      std::string loc = passes::locationText(diag.getLocation());
+      first = (loc.empty() ? "" : loc + ": ") + diag.str();
+    }
+    return mlir::success();
+  });
+  if (mlir::failed(mlir::verify(module)))
+    return Status::error(modelDir + ": the imported module does not verify: " + (first.empty() ? "?" : first));
+  return Status::ok();
+}
+
+StatusOr<FusionSummary> fuseStage(mlir::ModuleOp module, const std::string &modelDir) {
+  passes::FusionReport fusion;
+  if (mlir::failed(passes::runFusionPasses(module, &fusion)))
+    return Status::error(modelDir + ": the fused module does not verify");
+  FusionSummary s;
+  s.enabled = true;
+  // An add_rms_norm / add_layer_norm line follows its norm's "rms_norm at" line: one fused op, not two.
+  s.addNorms = int(fusion.count("add_rms_norm") + fusion.count("add_layer_norm"));
+  s.fusedOps = int(fusion.fused.size()) - s.addNorms;
+  s.rmsNorm = int(fusion.count("rms_norm"));
+  s.layerNorm = int(fusion.count("layer_norm"));
+  s.rope = int(fusion.count("rope"));
+  s.attention = int(fusion.count("attention"));
+  s.fused = std::move(fusion.fused);
+  s.unfused = std::move(fusion.unfused);
+  if (auto step = module.lookupSymbol<mlir::func::FuncOp>("step"))
+    s.opsAfter = countOps(step);
+  return s;
+}
+
+StatusOr<passes::PlanOptions> boundsStage(const ModelConfig &config, const std::string &task,
+                                          std::optional<int64_t> maxContext, std::optional<int64_t> maxBatch) {
+  const bool encoder = task == "encoder";
+  const int64_t maxPositions = config.maxPositions;
+  if (maxPositions <= 0 && !maxContext)
+    return Status::error(config.path + ": no max_position_embeddings; pass --max-context N");
+  passes::PlanOptions bounds;
+  bounds.maxContext = maxContext.value_or(encoder ? maxPositions : std::min<int64_t>(maxPositions, 2048));
+  if (maxPositions > 0 && bounds.maxContext > maxPositions)
+    return Status::error("compile: --max-context " + std::to_string(bounds.maxContext) +
+                         " exceeds max_position_embeddings " + std::to_string(maxPositions) + " of " +
+                         config.path);
+  bounds.maxBatch = maxBatch.value_or(encoder ? 32 : 1);
+  return bounds;
+}
+
+StatusOr<SplitSummary> splitWeightsStage(mlir::ModuleOp module, const DeviceProfile &profile,
+                                         const passes::PlanOptions &bounds, const std::string &modelDir) {
+  passes::SplitWeightsReport split;
+  passes::splitLargeWeights(module, passes::splitWeightsOptions(profile, bounds), &split);
+  if (mlir::failed(mlir::verify(module)))
+    return Status::error(modelDir + ": internal error: the module does not verify after kiln-split-weights");
+  SplitSummary s;
+  s.profile = profile.name;
+  s.weights = split.weightsSplit;
+  s.chunks = split.chunks;
+  s.uses = split.usesSplit;
+  s.split = std::move(split.split);
+  s.notSplit = std::move(split.notSplit);
+  return s;
+}
+
+StatusOr<Planned> planStage(mlir::func::FuncOp step, const passes::PlanOptions &bounds, const std::string &modelDir) {
+  StatusOr<passes::MemoryPlan> plan = passes::planMemory(step, bounds);
+  if (!plan.ok())
+    return Status::error(modelDir + ": memory plan: " + plan.status().message());
+  Planned p{std::move(*plan), {}};
+  PlanSummary &s = p.summary;
+  s.buffers = p.plan.buffers.size();
+  s.dispatches = p.plan.dispatches.size();
+  s.arenaBytes = p.plan.arenaBytes;
+  s.intermediateBytes = p.plan.intermediateBytes;
+  s.weightsBytes = p.plan.weightsBytes;
+  for (const passes::PlanKvEntry &e : p.plan.kvCache)
+    s.kvCacheBytes += p.plan.buffers[size_t(e.presentBuffer)].maxBytes;
+  s.maxContext = bounds.maxContext;
+  s.maxBatch = bounds.maxBatch;
+  return p;
+}
+
+passes::PartitionResult partitionStage(passes::MemoryPlan &plan, const DeviceProfile &profile) {
+  return passes::partitionPlan(plan, profile, deviceKernelCatalog());
+}
+
+passes::DeviceFolds foldDeviceWeightsStage(passes::MemoryPlan &plan, passes::PartitionResult &partition) {
+  // f16 / bf16 weights read in place by the device's matmuls and gathers (no convert kernel, no f32 copy).
+  return passes::foldDeviceWeights(plan, partition);
+}
+
+PartitionSummary summarizePartition(const passes::MemoryPlan &plan, const passes::PartitionResult &partition,
+                                    const passes::DeviceFolds &folds, const std::string &profileName) {
+  PartitionSummary s;
+  s.profile = profileName;
+  s.vulkanOps = partition.vulkanOps;
+  s.cpuOps = partition.cpuOps;
+  s.fallbacks = partition.fallbacks;
+  s.transfers = partition.transfers;
+  s.transferBytes = partition.transferBytes;
+  s.foldedConverts = int(folds.converts.size());
+  s.foldedReshapes = int(folds.reshapes.size());
+  for (const passes::PartitionEntry &e : partition.entries)
+    if (e.device == passes::DispatchDevice::Cpu)
+      s.cpuPlaced.push_back({e.op, e.location, e.reason, e.fallback});
+  s.groups = passes::partitionReport(partition, profileName);
+  s.hostArenaBytes = plan.arenaBytes;
+  s.deviceArenaBytes = plan.deviceArenaBytes;
+  return s;
+}
+
+KvCacheSummary kvCacheStage(passes::MemoryPlan &plan, passes::PartitionResult *partition, bool inPlace,
+                            std::vector<mlir::Operation *> *droppedAppends) {
+  // In place where every use takes the strided cache view (MemoryPlan.h placeKvCacheInPlace); otherwise the
+  // two-buffer cache copied forward each step (the differential baseline).
+  std::vector<mlir::Operation *> before = passes::kernelOps(plan);
+  if (inPlace) {
+    passes::placeKvCacheInPlace(plan, passes::KvInPlaceOptions{}, partition);
+  } else {
+    for (passes::PlanKvEntry &e : plan.kvCache)
+      e.reason = "--no-kv-in-place";
+  }
+  if (droppedAppends)
+    *droppedAppends = passes::removedOps(before, plan);
+  KvCacheSummary s;
+  s.entries = int(plan.kvCache.size());
+  for (const passes::PlanKvEntry &e : plan.kvCache)
+    s.inPlace += e.inPlace;
+  if (!plan.kvCache.empty())
+    s.line = passes::kvCacheSummary(plan);
+  return s;
+}
+
+} // namespace kiln::compiler

@@ -1,0 +1,146 @@
+//===- PlanPasses.cpp - the plan-level transforms as passes (PlanPasses.td) ===//
+#include "kiln/passes/PlanPasses.h"
+#include "kiln/passes/DeviceWeights.h"
+#include "kiln/passes/PlanAnnotations.h"
+#include "kiln/target/DeviceProfile.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
+#include "mlir/Pass/PassRegistry.h"
+
+#include <algorithm>
+#include <functional>
+
+namespace kiln::passes {
+
+#define GEN_PASS_DECL
+#include "kiln/passes/PlanPasses.h.inc"
+#define GEN_PASS_DEF_KILNPARTITION
+#define GEN_PASS_DEF_KILNFOLDDEVICEWEIGHTS
+#define GEN_PASS_DEF_KILNPLACEKVCACHE
+#include "kiln/passes/PlanPasses.h.inc"
+
+namespace {
+
+/// Runs `fn` on every func.func with a body; an error becomes a diagnostic at the function.
+mlir::LogicalResult forEachFunction(mlir::ModuleOp module, const std::function<Status(mlir::func::FuncOp)> &fn) {
+  bool failed = false;
+  module.walk([&](mlir::func::FuncOp f) {
+    if (f.isDeclaration())
+      return;
+    if (Status s = fn(f); !s) {
+      f.emitError(s.message());
+      failed = true;
+    }
+  });
+  return mlir::failure(failed);
+}
+
+/// A function's plan with the decisions its attributes record applied: the placement (none: everything
+/// on the cpu, no partition) and the device folds.
+struct RecordedPlan {
+  MemoryPlan plan;
+  std::optional<PartitionResult> partition;
+};
+
+StatusOr<RecordedPlan> recordedPlan(mlir::func::FuncOp f, const PlanOptions &bounds) {
+  StatusOr<MemoryPlan> plan = planMemory(f, bounds);
+  if (!plan.ok())
+    return plan.status();
+  StatusOr<std::optional<Placement>> placement = readPlacement(*plan);
+  if (!placement.ok())
+    return placement.status();
+  RecordedPlan r{std::move(*plan), std::nullopt};
+  PartitionResult none;
+  if (*placement)
+    r.partition = applyPlacement(r.plan, **placement);
+  if (StatusOr<int> folded = applyRecordedFolds(r.plan, r.partition ? *r.partition : none); !folded.ok())
+    return folded.status();
+  return r;
+}
+
+struct PartitionPass : impl::KilnPartitionBase<PartitionPass> {
+  using Base::Base;
+  explicit PartitionPass(const DeviceKernelCatalog *catalog) : catalog(catalog) {}
+
+  void runOnOperation() override {
+    StatusOr<target::DeviceProfile> device = target::loadDeviceProfile(profile);
+    if (!device.ok()) {
+      getOperation().emitError("kiln-partition: " + device.status().message());
+      return signalPassFailure();
+    }
+    // As in a profile file, an op name no kiln op has is an error rather than a silent no-op.
+    const std::vector<std::string> &known = target::kilnOpNames();
+    for (const std::string &op : unavailableOps) {
+      if (std::find(known.begin(), known.end(), target::canonicalOpName(op)) == known.end()) {
+        getOperation().emitError("kiln-partition: unavailable-ops: '" + op + "' is not a kiln op");
+        return signalPassFailure();
+      }
+      device->unavailableOps.push_back(op);
+    }
+    const PlanOptions bounds{maxContext, maxBatch};
+    if (failed(forEachFunction(getOperation(), [&](mlir::func::FuncOp f) -> Status {
+          clearPlanAnnotations(f);
+          StatusOr<MemoryPlan> plan = planMemory(f, bounds);
+          if (!plan.ok())
+            return plan.status();
+          annotatePartition(f, *plan, partitionPlan(*plan, *device, catalog));
+          return Status::ok();
+        })))
+      signalPassFailure();
+  }
+
+  const DeviceKernelCatalog *catalog = nullptr;
+};
+
+struct FoldDeviceWeightsPass : impl::KilnFoldDeviceWeightsBase<FoldDeviceWeightsPass> {
+  using Base::Base;
+  void runOnOperation() override {
+    const PlanOptions bounds{maxContext, maxBatch};
+    if (failed(forEachFunction(getOperation(), [&](mlir::func::FuncOp f) -> Status {
+          StatusOr<RecordedPlan> r = recordedPlan(f, bounds);
+          if (!r.ok())
+            return r.status();
+          if (!r->partition)
+            return Status::error("kiln-fold-device-weights: no kiln.device attributes (run kiln-partition first)");
+          DeviceFolds folds = foldDeviceWeights(r->plan, *r->partition);
+          annotateFolded(folds.converts, "weight-convert");
+          annotateFolded(folds.reshapes, "reshape-view");
+          annotatePartitionCounts(f, *r->partition);
+          return Status::ok();
+        })))
+      signalPassFailure();
+  }
+};
+
+struct PlaceKvCachePass : impl::KilnPlaceKvCacheBase<PlaceKvCachePass> {
+  using Base::Base;
+  void runOnOperation() override {
+    const PlanOptions bounds{maxContext, maxBatch};
+    if (failed(forEachFunction(getOperation(), [&](mlir::func::FuncOp f) -> Status {
+          clearKvCacheAnnotations(f);
+          StatusOr<RecordedPlan> r = recordedPlan(f, bounds);
+          if (!r.ok())
+            return r.status();
+          std::vector<mlir::Operation *> before = kernelOps(r->plan);
+          PartitionResult *partition = r->partition ? &*r->partition : nullptr;
+          placeKvCacheInPlace(r->plan, KvInPlaceOptions{vulkan}, partition);
+          annotateKvCache(f, r->plan, removedOps(before, r->plan));
+          if (partition)
+            annotatePartitionCounts(f, *partition);
+          return Status::ok();
+        })))
+      signalPassFailure();
+  }
+};
+
+} // namespace
+
+void registerPlanPasses(const DeviceKernelCatalog *catalog) {
+  mlir::registerPass([catalog] { return std::make_unique<PartitionPass>(catalog); });
+  mlir::registerPass([] { return std::make_unique<FoldDeviceWeightsPass>(); });
+  mlir::registerPass([] { return std::make_unique<PlaceKvCachePass>(); });
+}
+
+} // namespace kiln::passes

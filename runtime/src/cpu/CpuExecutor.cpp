@@ -1,0 +1,217 @@
+//===- CpuExecutor.cpp - generated kernels over host buffers --------------===//
+#include "cpu/CpuExecutor.h"
+
+#include "cpu/CodeLoader.h"
+#include "kiln/kernel_abi.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
+#include <map>
+#include <mutex>
+
+extern "C" void openblas_set_num_threads(int num_threads);
+
+namespace kiln::runtime::cpu {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+uint64_t nanosSince(Clock::time_point t0) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
+}
+
+std::mutex blasMutex;
+
+void setBlasThreads(int n) {
+  std::lock_guard<std::mutex> lock(blasMutex);
+  openblas_set_num_threads(n);
+}
+
+bool profileRequested() {
+  const char *v = std::getenv("KILN_PROFILE");
+  return v && *v && std::strcmp(v, "0") != 0;
+}
+
+/// KILN_PROFILE counters of one kind of step.
+struct Profile {
+  std::vector<uint64_t> ns, calls; // per dispatch
+  uint64_t runs = 0, runNs = 0, tokens = 0;
+};
+
+class CpuExecutor : public Executor {
+public:
+  explicit CpuExecutor(const ExecutorContext &context) : plan_(context.plan) {}
+  ~CpuExecutor() override {
+    if (profile_) {
+      printProfile(profiles_[0], "prefill (seq_len > 1)");
+      printProfile(profiles_[1], "decode (seq_len 1)");
+    }
+    unloadSharedObject(library_, libraryFd_);
+  }
+
+  Error load(const ExecutorContext &context);
+  std::string deviceName() const override { return kHostExecutor; }
+  Error createSession(std::unique_ptr<ExecutorSession> &out) override;
+
+  const LoadedPlan &plan_;
+  std::vector<kiln_kernel_fn> dispatchFn_; // per dispatch; null where another executor runs it
+  bool profile_ = false;
+  Profile profiles_[2]; // [0]: seq_len > 1, [1]: seq_len 1
+
+private:
+  void printProfile(const Profile &p, const char *what) const;
+  void *library_ = nullptr;
+  int libraryFd_ = -1;
+};
+
+class CpuSession : public ExecutorSession {
+public:
+  explicit CpuSession(CpuExecutor &executor)
+      : ex_(executor), table_(executor.plan_.dispatchBuffers.size(), nullptr) {}
+
+  Error beginStep(StepState &step) override {
+    const std::vector<int32_t> &ids = ex_.plan_.dispatchBuffers;
+    const std::vector<void *> &host = *step.host;
+    for (size_t j = 0; j < ids.size(); ++j)
+      table_[j] = host[size_t(ids[j])];
+    stepStart_ = Clock::now();
+    return {};
+  }
+
+  Error runSegment(const PlanSegment &segment, StepState &step) override {
+    const std::vector<PlanDispatch> &dispatches = ex_.plan_.dispatches;
+    void *const *table = table_.data();
+    const int64_t *symbols = step.symbols;
+    if (!ex_.profile_) {
+      for (int d = segment.begin; d < segment.end; ++d)
+        ex_.dispatchFn_[size_t(d)](table + dispatches[size_t(d)].firstBuffer, symbols);
+      return {};
+    }
+    Profile &prof = ex_.profiles_[step.seq == 1 ? 1 : 0];
+    for (int d = segment.begin; d < segment.end; ++d) {
+      const Clock::time_point t0 = Clock::now();
+      ex_.dispatchFn_[size_t(d)](table + dispatches[size_t(d)].firstBuffer, symbols);
+      prof.ns[size_t(d)] += nanosSince(t0);
+      ++prof.calls[size_t(d)];
+    }
+    return {};
+  }
+
+  Error finishStep(StepState &step) override {
+    if (ex_.profile_) {
+      Profile &prof = ex_.profiles_[step.seq == 1 ? 1 : 0];
+      ++prof.runs;
+      prof.tokens += static_cast<uint64_t>(step.batch * step.seq);
+      prof.runNs += nanosSince(stepStart_);
+    }
+    return {};
+  }
+
+private:
+  CpuExecutor &ex_;
+  std::vector<void *> table_; // per LoadedPlan::dispatchBuffers entry: the host pointer this step
+  Clock::time_point stepStart_;
+};
+
+Error CpuExecutor::load(const ExecutorContext &context) {
+  const LoadedPlan &plan = context.plan;
+  dispatchFn_.assign(plan.dispatches.size(), nullptr);
+  std::vector<kiln_kernel_fn> kernelFn(plan.kernels.size(), nullptr);
+  for (size_t d = 0; d < plan.dispatches.size(); ++d) {
+    const PlanDispatch &dispatch = plan.dispatches[d];
+    if (dispatch.executor != context.executor)
+      continue;
+    kiln_kernel_fn &fn = kernelFn[size_t(dispatch.kernel)];
+    if (!fn) {
+      std::string error;
+      if (!library_ && !(library_ = loadSharedObject(context.source.code, context.source.codeSize, libraryFd_, error)))
+        return Error(KILN_BAD_ARTIFACT, plan.path + ": " + error);
+      const std::string &symbol = plan.kernels[size_t(dispatch.kernel)].symbol;
+      ::dlerror();
+      fn = reinterpret_cast<kiln_kernel_fn>(::dlsym(library_, symbol.c_str()));
+      if (!fn)
+        return Error(KILN_BAD_ARTIFACT, plan.path + ": kernel '" + symbol + "' missing from the code section");
+    }
+    dispatchFn_[d] = fn;
+  }
+  setBlasThreads(context.numThreads);
+  if ((profile_ = profileRequested()))
+    for (Profile &p : profiles_) {
+      p.ns.assign(plan.dispatches.size(), 0);
+      p.calls.assign(plan.dispatches.size(), 0);
+    }
+  return {};
+}
+
+Error CpuExecutor::createSession(std::unique_ptr<ExecutorSession> &out) {
+  out = std::make_unique<CpuSession>(*this);
+  return {};
+}
+
+// The KILN_PROFILE report: time per op kind, then the top dispatches (location, kernel, signature).
+void CpuExecutor::printProfile(const Profile &p, const char *what) const {
+  uint64_t total = 0;
+  for (uint64_t ns : p.ns)
+    total += ns;
+  if (p.runs == 0)
+    return;
+  std::fprintf(stderr,
+               "kiln profile, %s: %llu runs, %llu tokens, %.3f ms per run (%.3f ms in the CPU dispatches), %zu "
+               "dispatches per run\n",
+               what, (unsigned long long)p.runs, (unsigned long long)p.tokens, 1e-6 * double(p.runNs) / double(p.runs),
+               1e-6 * double(total) / double(p.runs), plan_.dispatches.size());
+  struct Kind {
+    uint64_t ns = 0, calls = 0;
+  };
+  std::map<std::string, Kind> kinds;
+  for (size_t d = 0; d < p.ns.size(); ++d) {
+    if (!p.calls[d])
+      continue;
+    Kind &k = kinds[plan_.kernels[size_t(plan_.dispatches[d].kernel)].op];
+    k.ns += p.ns[d];
+    k.calls += p.calls[d];
+  }
+  std::vector<std::pair<std::string, Kind>> sorted(kinds.begin(), kinds.end());
+  std::sort(sorted.begin(), sorted.end(), [](const auto &a, const auto &b) { return a.second.ns > b.second.ns; });
+  const double safeTotal = total ? double(total) : 1.0;
+  std::fprintf(stderr, "  %-22s %12s %7s %10s %12s\n", "op", "ms/run", "share", "calls", "us/call");
+  for (const auto &[name, k] : sorted)
+    std::fprintf(stderr, "  %-22s %12.3f %6.1f%% %10llu %12.2f\n", name.c_str(), 1e-6 * double(k.ns) / double(p.runs),
+                 100.0 * double(k.ns) / safeTotal, (unsigned long long)k.calls,
+                 1e-3 * double(k.ns) / double(k.calls));
+  std::vector<size_t> order;
+  for (size_t d = 0; d < p.ns.size(); ++d)
+    if (p.calls[d])
+      order.push_back(d);
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p.ns[a] > p.ns[b]; });
+  int top = 15;
+  if (const char *v = std::getenv("KILN_PROFILE_TOP"))
+    top = std::max(0, std::atoi(v));
+  if (order.size() > static_cast<size_t>(top))
+    order.resize(static_cast<size_t>(top));
+  std::fprintf(stderr, "  top dispatches:\n  %5s %12s %7s %10s  %-10s %s\n", "#", "ms/run", "share", "us/call",
+               "kernel", "location / signature");
+  for (size_t d : order) {
+    const PlanDispatch &disp = plan_.dispatches[d];
+    const PlanKernel &k = plan_.kernels[size_t(disp.kernel)];
+    std::fprintf(stderr, "  %5zu %12.3f %6.1f%% %10.2f  %-10s %s\n         %s\n", d, 1e-6 * double(p.ns[d]) / double(p.runs),
+                 100.0 * double(p.ns[d]) / safeTotal, 1e-3 * double(p.ns[d]) / double(p.calls[d]), k.symbol.c_str(),
+                 disp.location.c_str(), k.signature.c_str());
+  }
+}
+
+} // namespace
+
+Error createExecutor(const ExecutorContext &context, std::unique_ptr<Executor> &out) {
+  auto executor = std::make_unique<CpuExecutor>(context);
+  if (Error e = executor->load(context))
+    return e;
+  out = std::move(executor);
+  return {};
+}
+
+} // namespace kiln::runtime::cpu

@@ -1,0 +1,86 @@
+//===- DeviceRequirements.cpp - which device an artifact needs ---------------===//
+//
+// The one place where the Vulkan executor reads device profiles (kiln/target/DeviceProfile.h): the
+// artifact's profile (Manifest.device_profile_json) gives the features its kernels were generated for; the
+// limits are what the plan actually reaches (a profile's limits describe the device it was read from, not a
+// requirement: a device with a smaller limit the artifact never reaches still runs it).
+//
+//===----------------------------------------------------------------------===//
+#include "VulkanProgram.h"
+
+#include <algorithm>
+
+namespace kiln::vulkan {
+namespace {
+
+// The profile's features plus the limits the plan's Vulkan kernels and DEVICE buffers reach at the symbols'
+// max values.
+target::DeviceProfile usedCapabilities(const LoadedPlan &plan, const target::DeviceProfile *profile) {
+  target::DeviceProfile need;
+  if (profile) {
+    need.name = profile->name;
+    need.float16 = profile->float16;
+    need.int8 = profile->int8;
+    need.storage16 = profile->storage16;
+    need.storage8 = profile->storage8;
+    need.subgroupOps = profile->subgroupOps;
+    need.cooperativeMatrix = profile->cooperativeMatrix;
+  }
+  const int device = int(std::find(plan.executors.begin(), plan.executors.end(), plan.deviceExecutor()) -
+                         plan.executors.begin());
+  std::vector<bool> used(plan.kernels.size(), false);
+  for (const runtime::PlanDispatch &d : plan.dispatches)
+    if (d.executor == device && !d.transfer)
+      used[size_t(d.kernel)] = true;
+  for (size_t k = 0; k < plan.kernels.size(); ++k) {
+    if (!used[k])
+      continue;
+    const runtime::PlanKernel &kn = plan.kernels[k];
+    need.maxSharedMemory = std::max<uint64_t>(need.maxSharedMemory, kn.sharedMemoryBytes);
+    uint64_t invocations = 1;
+    for (int a = 0; a < 3; ++a) {
+      const uint64_t wg = kn.workgroupSize[a];
+      invocations *= wg;
+      need.maxWorkgroupSize[a] = std::max(need.maxWorkgroupSize[a], wg);
+      const int64_t v = kn.globalSize[a].eval(plan.symbolMax.data());
+      if (v > 0)
+        need.maxWorkgroupCount[a] = std::max(need.maxWorkgroupCount[a], (static_cast<uint64_t>(v) + wg - 1) / wg);
+    }
+    need.maxWorkgroupInvocations = std::max(need.maxWorkgroupInvocations, invocations);
+  }
+  for (const runtime::PlanBuffer &b : plan.buffers)
+    if (b.device) {
+      need.maxStorageBufferRange = std::max<uint64_t>(need.maxStorageBufferRange, b.maxBytes);
+      need.maxAllocationSize = std::max<uint64_t>(need.maxAllocationSize, b.maxBytes + 256);
+    }
+  need.maxAllocationSize = std::max<uint64_t>(need.maxAllocationSize, plan.deviceArenaBytes + 256);
+  need.maxPushConstantsSize = 4 * static_cast<uint64_t>(plan.symbols.size());
+  return need;
+}
+
+} // namespace
+
+bool openDevice(const LoadedPlan &plan, std::unique_ptr<VulkanDevice> &device, DeviceLimits &limits,
+                std::string &error) {
+  target::DeviceProfile profile;
+  const bool haveProfile = !plan.deviceProfileJson.empty();
+  if (haveProfile) {
+    StatusOr<target::DeviceProfile> parsed =
+        target::parseDeviceProfile(plan.deviceProfileJson, "the artifact's device_profile_json");
+    if (!parsed.ok()) {
+      error = parsed.status().message();
+      return false;
+    }
+    profile = *parsed;
+  }
+  const target::DeviceProfile need = usedCapabilities(plan, haveProfile ? &profile : nullptr);
+  device = VulkanDevice::open(&need, profile.name, error);
+  if (!device)
+    return false;
+  limits.name = device->profile.name;
+  limits.maxStorageBufferRange = device->profile.maxStorageBufferRange;
+  limits.maxAllocationSize = device->profile.maxAllocationSize;
+  return true;
+}
+
+} // namespace kiln::vulkan

@@ -1,0 +1,541 @@
+//===- VulkanSession.cpp - device memory, command buffers, running a step ----===//
+#include "VulkanProgram.h"
+
+// Vulkan create-info structs are initialized as {sType} with the rest zeroed.
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+
+namespace kiln::vulkan {
+
+namespace art = kiln::artifact;
+using runtime::Error;
+using runtime::PlanBuffer;
+using runtime::PlanDispatch;
+using runtime::PlanSegment;
+using runtime::StepState;
+
+namespace {
+
+struct Region {
+  VkBuffer buffer = VK_NULL_HANDLE;
+  VkDeviceSize offset = 0, range = 0;
+};
+
+// Tracks what the recorded commands touched since the last barrier.
+struct Hazards {
+  struct Range {
+    VkBuffer buffer;
+    VkDeviceSize begin, end;
+  };
+  std::vector<Range> reads, writes;
+  static bool overlaps(const std::vector<Range> &set, const Range &r) {
+    for (const Range &x : set)
+      if (x.buffer == r.buffer && x.begin < r.end && r.begin < x.end)
+        return true;
+    return false;
+  }
+  // True when a barrier is needed before an access reading `rd` and writing `wr`.
+  bool conflict(const std::vector<Range> &rd, const std::vector<Range> &wr) const {
+    for (const Range &r : rd)
+      if (overlaps(writes, r))
+        return true;
+    for (const Range &w : wr)
+      if (overlaps(writes, w) || overlaps(reads, w))
+        return true;
+    return false;
+  }
+  // Records a barrier first when the access conflicts with what came since the last one.
+  void access(VkCommandBuffer cmd, const std::vector<Range> &rd, const std::vector<Range> &wr) {
+    if (conflict(rd, wr)) {
+      VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+      mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+      mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
+                         VK_ACCESS_TRANSFER_WRITE_BIT;
+      const VkPipelineStageFlags stages = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
+      vkCmdPipelineBarrier(cmd, stages, stages, 0, 1, &mb, 0, nullptr, 0, nullptr);
+      reads.clear();
+      writes.clear();
+    }
+    reads.insert(reads.end(), rd.begin(), rd.end());
+    writes.insert(writes.end(), wr.begin(), wr.end());
+  }
+};
+
+class VulkanSession : public runtime::ExecutorSession {
+public:
+  explicit VulkanSession(VulkanExecutor &ex) : ex_(ex), plan_(ex.plan), dev_(*ex.dev) {}
+  ~VulkanSession() override;
+  bool create(std::string &error);
+
+  Error beginStep(StepState &step) override;
+  Error runSegment(const PlanSegment &segment, StepState &step) override;
+  Error finishStep(StepState &step) override;
+  const void *outputData(int id) const override;
+  uint64_t deviceTimeNs() const override { return gpuNs_; }
+
+private:
+  bool fail(const std::string &what, std::string &error) const {
+    error = "Vulkan session on '" + ex_.limits.name + "': " + what;
+    return false;
+  }
+  Region region(int id, int parity) const;
+  bool createDescriptorSets(std::string &error);
+  void createQueryPools();
+  bool record(int submission, const int64_t *sym, int parity, VkCommandBuffer cmd, std::string &error);
+  bool recordKernel(const Item &item, const int64_t *sym, int parity, VkCommandBuffer cmd, Hazards &hz,
+                    std::string &error);
+  void recordTransfer(const Item &item, const int64_t *sym, int parity, VkCommandBuffer cmd, Hazards &hz);
+  bool runSteps(int begin, int end, const StepState &step, std::string &error);
+  bool stage(const Transfer &t, const StepState &step, std::string &error);
+  bool submit(int submission, const StepState &step, std::string &error);
+  void readProfile(int submission);
+  void printProfile() const;
+
+  VulkanExecutor &ex_;
+  const LoadedPlan &plan_;
+  VulkanDevice &dev_;
+  Buffer arena_, staging_;
+  std::vector<Buffer> kv_[2];                      // per KV entry (DEVICE ones), per half
+  std::vector<std::vector<uint8_t>> outputCopies_; // per ex_.deviceOutputs
+  VkDescriptorPool pool_ = VK_NULL_HANDLE;
+  std::vector<VkDescriptorSet> sets_[2]; // per parity, per set slot
+  VkCommandPool cmdPool_ = VK_NULL_HANDLE;
+  VkFence fence_ = VK_NULL_HANDLE;
+  VkQueryPool queries_ = VK_NULL_HANDLE;
+  // Recorded command buffers, one per submission, keyed by (parity, symbols); this step's.
+  std::map<std::pair<int, std::vector<int64_t>>, std::vector<VkCommandBuffer>> recorded_;
+  const std::vector<VkCommandBuffer> *cmds_ = nullptr;
+  uint64_t gpuNs_ = 0;
+  // KILN_PROFILE: a timestamp after every item (one pool slot per item, per submission from profBase_[k]; slot
+  // profBase_[k] is its start); per dispatch, the GPU time from the previous timestamp to its own (its
+  // execution plus the barrier before it), summed over the session's runs.
+  VkQueryPool profQueries_ = VK_NULL_HANDLE;
+  std::vector<uint32_t> profBase_;
+  std::vector<uint64_t> profNs_;
+  uint64_t profRuns_ = 0;
+};
+
+VulkanSession::~VulkanSession() {
+  vkDeviceWaitIdle(dev_.device);
+  if (profQueries_) {
+    printProfile();
+    vkDestroyQueryPool(dev_.device, profQueries_, nullptr);
+  }
+  if (queries_) vkDestroyQueryPool(dev_.device, queries_, nullptr);
+  if (fence_) vkDestroyFence(dev_.device, fence_, nullptr);
+  if (cmdPool_) vkDestroyCommandPool(dev_.device, cmdPool_, nullptr); // frees the command buffers
+  if (pool_) vkDestroyDescriptorPool(dev_.device, pool_, nullptr);
+  dev_.destroyBuffer(arena_);
+  dev_.destroyBuffer(staging_);
+  for (auto &half : kv_)
+    for (Buffer &b : half)
+      dev_.destroyBuffer(b);
+}
+
+// Where DEVICE buffer `id` lives in this session for KV parity `parity`.
+Region VulkanSession::region(int id, int parity) const {
+  const PlanBuffer &b = plan_.buffers[size_t(id)];
+  Region r;
+  switch (b.kind) {
+  case art::Buffer::ARENA:
+    r = {arena_.buffer, b.offset, b.maxBytes};
+    break;
+  case art::Buffer::WEIGHT:
+    r = {ex_.weightBlocks[size_t(ex_.weightBlock[size_t(id)])].buffer, ex_.weightOffset[size_t(id)], b.maxBytes};
+    break;
+  case art::Buffer::KV_CACHE:
+    r = {kv_[b.kvPresent ? 1 - parity : parity][size_t(b.kvEntry)].buffer, 0, plan_.kv[size_t(b.kvEntry)].bytes};
+    break;
+  default:
+    break;
+  }
+  r.range = std::max<VkDeviceSize>(r.range, 4);
+  return r;
+}
+
+// One descriptor set per Vulkan kernel dispatch and KV parity.
+bool VulkanSession::createDescriptorSets(std::string &error) {
+  VkDescriptorPoolSize ps{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, static_cast<uint32_t>(2 * ex_.numBindings)};
+  VkDescriptorPoolCreateInfo dpci{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
+  dpci.maxSets = static_cast<uint32_t>(2 * ex_.numSets);
+  dpci.poolSizeCount = 1;
+  dpci.pPoolSizes = &ps;
+  if (vkCreateDescriptorPool(dev_.device, &dpci, nullptr, &pool_) != VK_SUCCESS) {
+    pool_ = VK_NULL_HANDLE;
+    return fail("vkCreateDescriptorPool failed", error);
+  }
+  for (int h = 0; h < 2; ++h) {
+    sets_[h].assign(size_t(ex_.numSets), VK_NULL_HANDLE);
+    for (size_t d = 0; d < plan_.dispatches.size(); ++d) {
+      const int slot = ex_.dispatchSet[d];
+      if (slot < 0)
+        continue;
+      const PlanDispatch &disp = plan_.dispatches[d];
+      VkDescriptorSetAllocateInfo ai{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO};
+      ai.descriptorPool = pool_;
+      ai.descriptorSetCount = 1;
+      ai.pSetLayouts = &ex_.pipelines[size_t(disp.kernel)].setLayout;
+      if (vkAllocateDescriptorSets(dev_.device, &ai, &sets_[h][size_t(slot)]) != VK_SUCCESS)
+        return fail("vkAllocateDescriptorSets failed", error);
+      std::vector<VkDescriptorBufferInfo> infos(disp.numBuffers);
+      std::vector<VkWriteDescriptorSet> writes(disp.numBuffers);
+      for (uint32_t j = 0; j < disp.numBuffers; ++j) {
+        Region r = region(plan_.buffersOf(disp)[j], h);
+        infos[j] = {r.buffer, r.offset, r.range};
+        writes[j] = {VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET};
+        writes[j].dstSet = sets_[h][size_t(slot)];
+        writes[j].dstBinding = j;
+        writes[j].descriptorCount = 1;
+        writes[j].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+        writes[j].pBufferInfo = &infos[j];
+      }
+      vkUpdateDescriptorSets(dev_.device, static_cast<uint32_t>(writes.size()), writes.data(), 0, nullptr);
+    }
+  }
+  return true;
+}
+
+// Timestamps around every submission, and with KILN_PROFILE after every item (a failure: no timestamps).
+void VulkanSession::createQueryPools() {
+  if (!dev_.timestamps || ex_.submissions.empty())
+    return;
+  VkQueryPoolCreateInfo qci{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
+  qci.queryType = VK_QUERY_TYPE_TIMESTAMP;
+  qci.queryCount = static_cast<uint32_t>(2 * ex_.submissions.size());
+  if (vkCreateQueryPool(dev_.device, &qci, nullptr, &queries_) != VK_SUCCESS)
+    queries_ = VK_NULL_HANDLE;
+  const char *prof = std::getenv("KILN_PROFILE");
+  if (!prof || !*prof || std::string(prof) == "0")
+    return;
+  uint32_t n = 0;
+  for (const Submission &sub : ex_.submissions) {
+    profBase_.push_back(n);
+    n += 1 + static_cast<uint32_t>(sub.items.size());
+  }
+  qci.queryCount = n;
+  if (vkCreateQueryPool(dev_.device, &qci, nullptr, &profQueries_) != VK_SUCCESS)
+    profQueries_ = VK_NULL_HANDLE;
+  profNs_.assign(plan_.dispatches.size(), 0);
+}
+
+bool VulkanSession::create(std::string &error) {
+  if (!dev_.createBuffer(plan_.deviceArenaBytes + 256, false, arena_, error))
+    return fail("device arena: " + error, error);
+  for (int h = 0; h < 2; ++h) {
+    kv_[h].resize(plan_.kv.size());
+    for (size_t e = 0; e < plan_.kv.size(); ++e)
+      if (plan_.kv[e].device && !dev_.createBuffer(plan_.kv[e].bytes + 256, false, kv_[h][e], error))
+        return fail("KV cache '" + plan_.kv[e].name + "': " + error, error);
+  }
+  if (!dev_.createBuffer(ex_.stagingBytes + 256, true, staging_, error))
+    return fail("staging: " + error, error);
+  for (int id : ex_.deviceOutputs)
+    outputCopies_.emplace_back(plan_.buffers[size_t(id)].maxBytes + 64);
+  if (ex_.numSets > 0 && !createDescriptorSets(error))
+    return false;
+  VkCommandPoolCreateInfo pci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
+  pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
+  pci.queueFamilyIndex = dev_.queueFamily;
+  if (vkCreateCommandPool(dev_.device, &pci, nullptr, &cmdPool_) != VK_SUCCESS) {
+    cmdPool_ = VK_NULL_HANDLE;
+    return fail("vkCreateCommandPool failed", error);
+  }
+  VkFenceCreateInfo fci{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+  if (vkCreateFence(dev_.device, &fci, nullptr, &fence_) != VK_SUCCESS) {
+    fence_ = VK_NULL_HANDLE;
+    return fail("vkCreateFence failed", error);
+  }
+  createQueryPools();
+  return true;
+}
+
+bool VulkanSession::recordKernel(const Item &item, const int64_t *sym, int parity, VkCommandBuffer cmd, Hazards &hz,
+                                 std::string &error) {
+  const PlanDispatch &disp = plan_.dispatches[size_t(item.dispatch)];
+  const runtime::PlanKernel &kernel = plan_.kernels[size_t(disp.kernel)];
+  const KernelPipeline &p = ex_.pipelines[size_t(disp.kernel)];
+  uint32_t groups[3];
+  for (int a = 0; a < 3; ++a) {
+    const int64_t g = kernel.globalSize[a].eval(sym);
+    if (g <= 0)
+      return true; // nothing to do at this shape
+    const uint64_t n = (static_cast<uint64_t>(g) + kernel.workgroupSize[a] - 1) / kernel.workgroupSize[a];
+    if (n > dev_.limits.maxComputeWorkGroupCount[a]) {
+      error = "dispatch " + std::to_string(item.dispatch) + " (" + disp.location + "): " + std::to_string(n) +
+              " workgroups on axis " + std::to_string(a) + " exceed maxComputeWorkGroupCount " +
+              std::to_string(dev_.limits.maxComputeWorkGroupCount[a]);
+      return false;
+    }
+    groups[a] = static_cast<uint32_t>(n);
+  }
+  // The last numResults buffers are written.
+  std::vector<Hazards::Range> rd, wr;
+  const uint32_t firstWritten = disp.numBuffers - uint32_t(disp.numResults);
+  for (uint32_t j = 0; j < disp.numBuffers; ++j) {
+    Region r = region(plan_.buffersOf(disp)[j], parity);
+    (j >= firstWritten ? wr : rd).push_back({r.buffer, r.offset, r.offset + r.range});
+  }
+  hz.access(cmd, rd, wr);
+  vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p.pipeline);
+  VkDescriptorSet set = sets_[parity][size_t(ex_.dispatchSet[size_t(item.dispatch)])];
+  vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p.layout, 0, 1, &set, 0, nullptr);
+  const size_t numSymbols = plan_.symbols.size();
+  if (numSymbols) {
+    std::vector<uint32_t> push(numSymbols);
+    for (size_t i = 0; i < numSymbols; ++i)
+      push[i] = static_cast<uint32_t>(sym[i]);
+    vkCmdPushConstants(cmd, p.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, static_cast<uint32_t>(4 * numSymbols),
+                       push.data());
+  }
+  vkCmdDispatch(cmd, groups[0], groups[1], groups[2]);
+  return true;
+}
+
+void VulkanSession::recordTransfer(const Item &item, const int64_t *sym, int parity, VkCommandBuffer cmd,
+                                   Hazards &hz) {
+  const Transfer &t = ex_.transfers[size_t(item.transfer)];
+  const uint64_t bytes = plan_.buffers[size_t(t.device)].bytesAt(sym);
+  if (bytes == 0)
+    return;
+  Region r = region(t.device, parity);
+  Hazards::Range devRange{r.buffer, r.offset, r.offset + bytes};
+  Hazards::Range stageRange{staging_.buffer, t.stagingOffset, t.stagingOffset + bytes};
+  if (t.toDevice)
+    hz.access(cmd, {stageRange}, {devRange});
+  else
+    hz.access(cmd, {devRange}, {stageRange});
+  VkBufferCopy copy{};
+  copy.size = bytes;
+  if (t.toDevice) {
+    copy.srcOffset = t.stagingOffset;
+    copy.dstOffset = r.offset;
+    vkCmdCopyBuffer(cmd, staging_.buffer, r.buffer, 1, &copy);
+  } else {
+    copy.srcOffset = r.offset;
+    copy.dstOffset = t.stagingOffset;
+    vkCmdCopyBuffer(cmd, r.buffer, staging_.buffer, 1, &copy);
+  }
+}
+
+bool VulkanSession::record(int k, const int64_t *sym, int parity, VkCommandBuffer cmd, std::string &error) {
+  VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+  vkBeginCommandBuffer(cmd, &bi);
+  if (queries_) {
+    vkCmdResetQueryPool(cmd, queries_, 2 * uint32_t(k), 2);
+    vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, queries_, 2 * uint32_t(k));
+  }
+  const Submission &sub = ex_.submissions[size_t(k)];
+  uint32_t profSlot = 0;
+  if (profQueries_) {
+    profSlot = profBase_[size_t(k)];
+    vkCmdResetQueryPool(cmd, profQueries_, profSlot, 1 + static_cast<uint32_t>(sub.items.size()));
+    vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, profQueries_, profSlot++);
+  }
+  Hazards hz;
+  for (const Item &item : sub.items) {
+    if (item.kernel && !recordKernel(item, sym, parity, cmd, hz, error)) {
+      vkEndCommandBuffer(cmd);
+      return false;
+    }
+    if (!item.kernel)
+      recordTransfer(item, sym, parity, cmd, hz);
+    // KILN_PROFILE: this item's timestamp, written once it has completed (also for an empty dispatch).
+    if (profQueries_)
+      vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, profQueries_, profSlot++);
+  }
+  // Everything finished and visible: to the next submission's commands and to the host.
+  VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+  mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+  mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
+  vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                       VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, nullptr, 0, nullptr);
+  if (queries_)
+    vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queries_, 2 * uint32_t(k) + 1);
+  if (vkEndCommandBuffer(cmd) != VK_SUCCESS) {
+    error = "vkEndCommandBuffer failed";
+    return false;
+  }
+  return true;
+}
+
+// The command buffers of this step shape: recorded once, then reused.
+Error VulkanSession::beginStep(StepState &step) {
+  std::pair<int, std::vector<int64_t>> key{step.parity,
+                                           std::vector<int64_t>(step.symbols, step.symbols + plan_.symbols.size())};
+  auto it = recorded_.find(key);
+  gpuNs_ = 0;
+  if (it != recorded_.end()) {
+    cmds_ = &it->second;
+    return {};
+  }
+  if (recorded_.size() >= 64) { // bound the cache (decode steps all differ in p)
+    for (auto &[k, cmds] : recorded_)
+      vkFreeCommandBuffers(dev_.device, cmdPool_, static_cast<uint32_t>(cmds.size()), cmds.data());
+    recorded_.clear();
+  }
+  std::vector<VkCommandBuffer> cmds(ex_.submissions.size(), VK_NULL_HANDLE);
+  if (!cmds.empty()) {
+    VkCommandBufferAllocateInfo ai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+    ai.commandPool = cmdPool_;
+    ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+    ai.commandBufferCount = static_cast<uint32_t>(cmds.size());
+    if (vkAllocateCommandBuffers(dev_.device, &ai, cmds.data()) != VK_SUCCESS)
+      return Error(KILN_INTERNAL, "vkAllocateCommandBuffers failed");
+  }
+  std::string error;
+  for (size_t k = 0; k < cmds.size(); ++k)
+    if (!record(static_cast<int>(k), step.symbols, step.parity, cmds[k], error)) {
+      vkFreeCommandBuffers(dev_.device, cmdPool_, static_cast<uint32_t>(cmds.size()), cmds.data());
+      return Error(KILN_INTERNAL, error);
+    }
+  cmds_ = &recorded_.emplace(std::move(key), std::move(cmds)).first->second;
+  return {};
+}
+
+bool VulkanSession::stage(const Transfer &t, const StepState &step, std::string &error) {
+  const PlanBuffer &b = plan_.buffers[size_t(t.device)];
+  const uint64_t bytes = b.bytesAt(step.symbols);
+  if (bytes > t.stagingBytes) {
+    error = "transfer to '" + b.name + "' of " + std::to_string(bytes) + " bytes exceeds its planned " +
+            std::to_string(t.stagingBytes);
+    return false;
+  }
+  if (bytes)
+    std::memcpy(static_cast<uint8_t *>(staging_.mapped) + t.stagingOffset, (*step.host)[size_t(t.host)], bytes);
+  return true;
+}
+
+void VulkanSession::readProfile(int k) {
+  const Submission &sub = ex_.submissions[size_t(k)];
+  std::vector<uint64_t> ts(1 + sub.items.size());
+  if (vkGetQueryPoolResults(dev_.device, profQueries_, profBase_[size_t(k)], static_cast<uint32_t>(ts.size()),
+                            ts.size() * sizeof(uint64_t), ts.data(), sizeof(uint64_t),
+                            VK_QUERY_RESULT_64_BIT) == VK_SUCCESS)
+    for (size_t i = 0; i < sub.items.size(); ++i) {
+      const Item &item = sub.items[i];
+      const int d = item.kernel ? item.dispatch : ex_.transfers[size_t(item.transfer)].dispatch;
+      if (d >= 0)
+        profNs_[size_t(d)] += static_cast<uint64_t>(static_cast<double>((ts[i + 1] - ts[i]) & dev_.timestampMask) *
+                                                    dev_.timestampPeriodNs);
+    }
+  if (k == 0)
+    ++profRuns_;
+}
+
+// Submits submission `k`, waits, and copies its device->host transfers out of staging.
+bool VulkanSession::submit(int k, const StepState &step, std::string &error) {
+  if (!dev_.submitAndWait((*cmds_)[size_t(k)], fence_, error))
+    return false;
+  if (profQueries_)
+    readProfile(k);
+  if (queries_) {
+    uint64_t ts[2] = {0, 0};
+    if (vkGetQueryPoolResults(dev_.device, queries_, 2 * uint32_t(k), 2, sizeof ts, ts, sizeof(uint64_t),
+                              VK_QUERY_RESULT_64_BIT) == VK_SUCCESS)
+      gpuNs_ += static_cast<uint64_t>(static_cast<double>((ts[1] - ts[0]) & dev_.timestampMask) *
+                                      dev_.timestampPeriodNs);
+  }
+  for (int xi : ex_.submissions[size_t(k)].readbacks) {
+    const Transfer &t = ex_.transfers[size_t(xi)];
+    const PlanBuffer &b = plan_.buffers[size_t(t.device)];
+    const uint64_t bytes = b.bytesAt(step.symbols);
+    if (bytes > t.stagingBytes) {
+      error = "transfer from '" + b.name + "' exceeds its planned size";
+      return false;
+    }
+    void *dst = t.host >= 0 ? (*step.host)[size_t(t.host)] : outputCopies_[size_t(t.outputSlot)].data();
+    if (bytes)
+      std::memcpy(dst, static_cast<const uint8_t *>(staging_.mapped) + t.stagingOffset, bytes);
+  }
+  return true;
+}
+
+// The steps placed at dispatches [begin, end).
+bool VulkanSession::runSteps(int begin, int end, const StepState &step, std::string &error) {
+  auto it = std::lower_bound(ex_.steps.begin(), ex_.steps.end(), begin,
+                             [](const Step &s, int d) { return s.dispatch < d; });
+  for (; it != ex_.steps.end() && it->dispatch < end; ++it) {
+    const bool ok = it->kind == Step::Stage ? stage(ex_.transfers[size_t(it->index)], step, error)
+                                            : submit(it->index, step, error);
+    if (!ok)
+      return false;
+  }
+  return true;
+}
+
+Error VulkanSession::runSegment(const PlanSegment &segment, StepState &step) {
+  std::string error;
+  if (!runSteps(segment.begin, segment.end, step, error))
+    return Error(KILN_INTERNAL, error);
+  return {};
+}
+
+Error VulkanSession::finishStep(StepState &step) {
+  std::string error;
+  const int end = static_cast<int>(plan_.dispatches.size());
+  if (!runSteps(end, end + 1, step, error))
+    return Error(KILN_INTERNAL, error);
+  return {};
+}
+
+const void *VulkanSession::outputData(int id) const {
+  for (size_t o = 0; o < ex_.deviceOutputs.size(); ++o)
+    if (ex_.deviceOutputs[o] == id)
+      return outputCopies_[o].data();
+  return nullptr;
+}
+
+// The KILN_PROFILE report on stderr: GPU time per kernel variant, then the top dispatches.
+void VulkanSession::printProfile() const {
+  uint64_t total = 0;
+  std::map<std::string, std::pair<uint64_t, int>> byKernel;
+  std::vector<std::pair<uint64_t, int>> top;
+  auto kernelName = [&](const PlanDispatch &disp) {
+    return disp.transfer ? std::string("transfer") : plan_.kernels[size_t(disp.kernel)].symbol;
+  };
+  for (size_t d = 0; d < profNs_.size(); ++d) {
+    if (!profNs_[d])
+      continue;
+    total += profNs_[d];
+    auto &entry = byKernel[kernelName(plan_.dispatches[d])];
+    entry.first += profNs_[d];
+    entry.second++;
+    top.push_back({profNs_[d], static_cast<int>(d)});
+  }
+  if (!total || !profRuns_)
+    return;
+  std::fprintf(stderr, "kiln profile (vulkan): %llu runs, GPU %.3f ms per run (per-dispatch timestamps: the time "
+                       "since the previous one, barrier included)\n",
+               static_cast<unsigned long long>(profRuns_), double(total) * 1e-6 / double(profRuns_));
+  std::vector<std::pair<uint64_t, std::string>> kinds;
+  for (auto &[k, v] : byKernel)
+    kinds.push_back({v.first, k + " x" + std::to_string(v.second)});
+  std::sort(kinds.rbegin(), kinds.rend());
+  for (auto &[ns, k] : kinds)
+    std::fprintf(stderr, "  %6.2f%% %9.3f ms/run  %s\n", 100.0 * double(ns) / double(total),
+                 double(ns) * 1e-6 / double(profRuns_), k.c_str());
+  std::sort(top.rbegin(), top.rend());
+  for (size_t i = 0; i < top.size() && i < 12; ++i) {
+    const PlanDispatch &disp = plan_.dispatches[size_t(top[i].second)];
+    std::fprintf(stderr, "  top %2zu: %8.3f ms/run  #%d %s %s\n", i + 1, double(top[i].first) * 1e-6 / double(profRuns_),
+                 top[i].second, kernelName(disp).c_str(), disp.location.c_str());
+  }
+}
+
+} // namespace
+
+Error VulkanExecutor::createSession(std::unique_ptr<runtime::ExecutorSession> &out) {
+  auto session = std::make_unique<VulkanSession>(*this);
+  std::string error;
+  if (!session->create(error))
+    return Error(KILN_INTERNAL, error);
+  out = std::move(session);
+  return {};
+}
+
+} // namespace kiln::vulkan

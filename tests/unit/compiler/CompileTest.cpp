@@ -1,0 +1,237 @@
+// The compiler as a library (compiler/include/kiln/compiler/Compile.h, Stages.h): compile() on the test
+// models with the report captured through CompileOptions::progress, its typed summaries, the report stored
+// in the artifact, errors as Status, and the stages called one by one.
+#include "kiln/compiler/Compile.h"
+#include "kiln/compiler/Stages.h"
+
+#include "kiln/artifact/ArtifactReader.h"
+#include "kiln/target/DeviceProfile.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+using namespace kiln;
+using namespace kiln::compiler;
+
+namespace {
+
+std::string dataDir(const std::string &name) { return std::string(KILN_SOURCE_DIR) + "/tests/data/" + name; }
+
+/// A directory for the tests' artifacts, removed when the tests end.
+class TempDir : public ::testing::Environment {
+public:
+  static std::string path(const std::string &name) {
+    if (dir().empty()) {
+      std::string pattern = ::testing::TempDir() + "kiln_compiler_XXXXXX";
+      dir() = mkdtemp(pattern.data()) ? pattern : ::testing::TempDir();
+    }
+    return dir() + "/" + name;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    if (!dir().empty())
+      std::filesystem::remove_all(dir(), ec);
+  }
+
+private:
+  static std::string &dir() {
+    static std::string d;
+    return d;
+  }
+};
+const auto *const kTempDir = ::testing::AddGlobalTestEnvironment(new TempDir);
+
+std::string tempPath(const std::string &name) { return TempDir::path(name); }
+
+/// Options for a small compile whose report lines are collected in `lines`.
+CompileOptions smallCompile(const std::string &model, const std::string &output, std::vector<std::string> *lines) {
+  CompileOptions o;
+  o.modelDir = dataDir(model);
+  o.output = tempPath(output);
+  o.maxContext = 16;
+  o.progress = [lines](const std::string &line) { lines->push_back(line); };
+  return o;
+}
+
+std::vector<std::string> stageNames(const CompileReport &r) {
+  std::vector<std::string> names;
+  for (const StageReport &s : r.stages)
+    names.push_back(s.stage);
+  return names;
+}
+
+TEST(Compile, CpuReportIsWhatProgressGot) {
+  std::vector<std::string> lines;
+  CompileOptions o = smallCompile("llama-tiny", "llama.kiln", &lines);
+  StatusOr<CompileResult> r = compile(o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const CompileReport &report = r->report;
+  EXPECT_EQ(report.import.architecture, "LlamaForCausalLM");
+  EXPECT_EQ(report.import.task, "causal-lm");
+  EXPECT_TRUE(report.fusion.enabled);
+  EXPECT_EQ(report.fusion.rope, 4);
+  EXPECT_EQ(report.fusion.attention, 2);
+  EXPECT_EQ(report.fusion.fusedOps, int(report.fusion.fused.size()) - report.fusion.addNorms);
+  EXPECT_FALSE(report.split.has_value());
+  EXPECT_FALSE(report.partition.has_value());
+  EXPECT_EQ(report.kvCache.entries, 4);
+  EXPECT_EQ(report.kvCache.inPlace, 4);
+  EXPECT_EQ(report.plan.maxContext, 16);
+  EXPECT_GT(report.codegen.cpuKernels, 0);
+  EXPECT_GT(report.write.fileBytes, 0u);
+  EXPECT_EQ(stageNames(report),
+            (std::vector<std::string>{"import", "fuse", "plan", "kv-cache", "cpu-codegen", "write"}));
+  // Without reportDetails the details are kept in the report but not handed to progress.
+  std::vector<std::string> stageLines;
+  for (const StageReport &s : report.stages)
+    stageLines.insert(stageLines.end(), s.lines.begin(), s.lines.end());
+  EXPECT_EQ(stageLines, lines);
+  EXPECT_EQ(report.stages[1].details.size(), report.fusion.fused.size() + report.fusion.unfused.size());
+
+  // The artifact stores the same lines (all but the last, which names the file's size).
+  StatusOr<artifact::MappedArtifact> a = artifact::openArtifact(o.output, /*verifyChecksums=*/true);
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  std::vector<std::string> stored;
+  for (const artifact::ReportStage &s : a->manifest().compile_report())
+    stored.insert(stored.end(), s.lines().begin(), s.lines().end());
+  ASSERT_EQ(stored.size() + 1, lines.size());
+  EXPECT_TRUE(std::equal(stored.begin(), stored.end(), lines.begin()));
+  EXPECT_EQ(lines.back().rfind("wrote ", 0), 0u);
+}
+
+TEST(Compile, VulkanPartitionWithoutRope) {
+  target::DeviceProfile profile = *target::builtinDeviceProfile("lavapipe");
+  profile.name = "no-rope";
+  profile.unavailableOps = {"kiln.rope"};
+  const std::string profilePath = tempPath("no-rope.json");
+  std::ofstream(profilePath) << target::writeDeviceProfile(profile);
+
+  std::vector<std::string> lines;
+  CompileOptions o = smallCompile("llama-tiny", "llama-vk.kiln", &lines);
+  o.target = Target::Vulkan;
+  o.deviceProfile = profilePath;
+  StatusOr<CompileResult> r = compile(o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_TRUE(r->report.partition.has_value());
+  const PartitionSummary &p = *r->report.partition;
+  EXPECT_EQ(p.profile, "no-rope");
+  EXPECT_EQ(p.fallbacks, 4);
+  int ropes = 0;
+  for (const CpuPlacedOp &op : p.cpuPlaced)
+    if (op.op == "kiln.rope") {
+      ++ropes;
+      EXPECT_TRUE(op.fallback);
+      EXPECT_EQ(op.reason, "profile lacks kiln.rope");
+    }
+  EXPECT_EQ(ropes, 4);
+  EXPECT_GT(p.transfers, 2);
+  ASSERT_TRUE(r->report.split.has_value());
+  EXPECT_EQ(r->report.split->weights, 0);
+  EXPECT_GT(r->report.codegen.spirvDispatches, 0);
+  EXPECT_EQ(r->report.kvCache.inPlace, 0); // a vulkan artifact keeps the two-buffer cache
+
+  o.strict = true;
+  o.output = tempPath("strict.kiln");
+  StatusOr<CompileResult> strict = compile(o);
+  ASSERT_FALSE(strict.ok());
+  EXPECT_EQ(strict.status().message().rfind("compile: --strict: 4 ops cannot run on vulkan (profile no-rope): "
+                                            "kiln.rope x 4 -> cpu: profile lacks kiln.rope",
+                                            0),
+            0u)
+      << strict.status().message();
+}
+
+TEST(Compile, EmitIrAndErrors) {
+  CompileOptions o;
+  o.modelDir = dataDir("gemma3-tiny");
+  o.emitIr = true;
+  o.fuse = true;
+  StatusOr<CompileResult> r = compile(o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_NE(r->ir.find("kiln.attention"), std::string::npos);
+  EXPECT_EQ(r->ir.find("kiln.softmax"), std::string::npos);
+  EXPECT_TRUE(r->report.stages.empty()); // nothing compiled, nothing reported
+
+  o.emitIr = false;
+  StatusOr<CompileResult> noOutput = compile(o);
+  ASSERT_FALSE(noOutput.ok());
+  EXPECT_EQ(noOutput.status().message(), "compile: no output file (CompileOptions::output)");
+
+  std::vector<std::string> lines;
+  CompileOptions missing = smallCompile("no-such-model", "x.kiln", &lines);
+  StatusOr<CompileResult> m = compile(missing);
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().message(), missing.modelDir + ": not a model directory (expected config.json and model.safetensors)");
+  EXPECT_TRUE(lines.empty());
+
+  CompileOptions tooLong = smallCompile("llama-tiny", "y.kiln", &lines);
+  tooLong.maxContext = 1 << 20;
+  StatusOr<CompileResult> t = compile(tooLong);
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.status().message().find("exceeds max_position_embeddings"), std::string::npos);
+
+  CompileOptions badProfile = smallCompile("llama-tiny", "z.kiln", &lines);
+  badProfile.target = Target::Vulkan;
+  badProfile.deviceProfile = "no-such-profile";
+  StatusOr<CompileResult> b = compile(badProfile);
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.status().message().find("no-such-profile"), std::string::npos);
+}
+
+TEST(Stages, OneByOne) {
+  mlir::MLIRContext context;
+  StatusOr<Imported> imported = importStage(context, dataDir("bert-tiny"));
+  ASSERT_TRUE(imported.ok()) << imported.status().message();
+  ImportedModel &model = imported->model;
+  EXPECT_EQ(imported->summary.task, "encoder");
+  ASSERT_TRUE(verifyStage(*model.module, "bert-tiny").isOk());
+  StatusOr<FusionSummary> fusion = fuseStage(*model.module, "bert-tiny");
+  ASSERT_TRUE(fusion.ok()) << fusion.status().message();
+  EXPECT_GT(fusion->layerNorm, 0);
+  EXPECT_LT(fusion->opsAfter, imported->summary.ops);
+
+  // Encoder defaults: every position, batch 32.
+  StatusOr<passes::PlanOptions> bounds = boundsStage(model.config, "encoder", std::nullopt, std::nullopt);
+  ASSERT_TRUE(bounds.ok()) << bounds.status().message();
+  EXPECT_EQ(bounds->maxContext, model.config.maxPositions);
+  EXPECT_EQ(bounds->maxBatch, 32);
+  StatusOr<Planned> planned = planStage(model.step(), passes::PlanOptions{8, 2}, "bert-tiny");
+  ASSERT_TRUE(planned.ok()) << planned.status().message();
+  EXPECT_EQ(planned->summary.dispatches, planned->plan.dispatches.size());
+  EXPECT_EQ(planned->summary.kvCacheBytes, 0u);
+  KvCacheSummary kv = kvCacheStage(planned->plan, nullptr, true, nullptr);
+  EXPECT_EQ(kv.entries, 0);
+  EXPECT_TRUE(kv.line.empty());
+
+  KernelTable kernels;
+  CodegenSummary codegen;
+  StatusOr<std::vector<uint8_t>> so = cpuCodegenStage(model.step(), planned->plan, {}, kernels, &codegen);
+  ASSERT_TRUE(so.ok()) << so.status().message();
+  EXPECT_FALSE(so->empty());
+  EXPECT_EQ(codegen.cpuDispatches, planned->plan.dispatches.size());
+  EXPECT_EQ(kernels.kernelOfDispatch.size(), codegen.cpuDispatches);
+  EXPECT_EQ(int(kernels.kernels.size()), codegen.cpuKernels);
+}
+
+TEST(Stages, KvCacheCopiedForward) {
+  mlir::MLIRContext context;
+  StatusOr<Imported> imported = importStage(context, dataDir("qwen2-tiny"));
+  ASSERT_TRUE(imported.ok()) << imported.status().message();
+  ASSERT_TRUE(fuseStage(*imported->model.module, "qwen2-tiny").ok());
+  StatusOr<Planned> planned = planStage(imported->model.step(), passes::PlanOptions{16, 1}, "qwen2-tiny");
+  ASSERT_TRUE(planned.ok()) << planned.status().message();
+  std::vector<mlir::Operation *> dropped;
+  KvCacheSummary kv = kvCacheStage(planned->plan, nullptr, /*inPlace=*/false, &dropped);
+  EXPECT_GT(kv.entries, 0);
+  EXPECT_EQ(kv.inPlace, 0);
+  EXPECT_TRUE(dropped.empty());
+  for (const passes::PlanKvEntry &e : planned->plan.kvCache)
+    EXPECT_EQ(e.reason, "--no-kv-in-place");
+  EXPECT_NE(kv.line.find("copied forward each step"), std::string::npos);
+}
+
+} // namespace

@@ -1,0 +1,14 @@
+// Toy kernel of tests/unit/runtime/VulkanTest.cpp (compiled there by glslangValidator).
+#version 450
+layout(local_size_x = 64) in;
+layout(push_constant) uniform P { uint b; uint p; uint s; } pc; // Manifest.symbols: b, p, s
+layout(std430, set = 0, binding = 0) readonly buffer A { float past[]; };
+layout(std430, set = 0, binding = 1) readonly buffer B { float x[]; };
+layout(std430, set = 0, binding = 2) writeonly buffer C { float present[]; };
+void main() {
+  uint len = pc.p + pc.s, n = pc.b * len * 4u;
+  for (uint i = gl_GlobalInvocationID.x; i < n; i += gl_NumWorkGroups.x * 64u) {
+    uint r = i / (len * 4u), j = (i / 4u) % len, k = i % 4u;
+    present[i] = j < pc.p ? past[(r * pc.p + j) * 4u + k] : x[(r * pc.s + j - pc.p) * 4u + k];
+  }
+}

@@ -1,0 +1,12 @@
+// Toy kernel of tests/unit/runtime/VulkanTest.cpp (compiled there by glslangValidator).
+#version 450
+layout(local_size_x = 64) in;
+layout(push_constant) uniform P { uint b; uint p; uint s; } pc; // Manifest.symbols: b, p, s
+layout(std430, set = 0, binding = 0) readonly buffer E { float embed[]; };
+layout(std430, set = 0, binding = 1) readonly buffer I { int ids[]; }; // I64: two words, low first
+layout(std430, set = 0, binding = 2) writeonly buffer X { float x[]; };
+void main() {
+  uint n = pc.b * pc.s * 4u;
+  for (uint i = gl_GlobalInvocationID.x; i < n; i += gl_NumWorkGroups.x * 64u)
+    x[i] = embed[uint(ids[2u * (i / 4u)]) * 4u + i % 4u];
+}
