@@ -9,6 +9,7 @@
 #include "kiln/artifact/ArtifactWriter.h"
 #include "kiln/artifact/DType.h"
 #include "kiln/artifact/SymbolicDim.h"
+#include "kiln/support/Util.h"
 
 #include <algorithm>
 #include <set>
@@ -55,7 +56,7 @@ public:
   }
 
 private:
-  Status bad(const std::string &what) const { return Status::error(file_ + ": manifest: " + what); }
+  Status bad(const std::string &what) const { return Status::error(support::oneLine(file_ + ": manifest: " + what)); }
   bool inRange(int64_t id) const { return id >= 0 && id < m_.buffers_size(); }
   std::string describe(int64_t id) const {
     const std::string &name = m_.buffers(int(id)).name();

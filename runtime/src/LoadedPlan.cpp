@@ -2,6 +2,7 @@
 #include "LoadedPlan.h"
 
 #include "kiln/artifact/DType.h"
+#include "kiln/support/Util.h"
 
 #include <algorithm>
 #include <limits>
@@ -60,7 +61,7 @@ public:
   }
 
 private:
-  Status bad(const std::string &what) const { return Status::error(p_.path + ": " + what); }
+  Status bad(const std::string &what) const { return Status::error(support::oneLine(p_.path + ": " + what)); }
   std::string describe(int id) const {
     const std::string &name = m_.buffers(id).name();
     return "buffer " + std::to_string(id) + (name.empty() ? "" : " ('" + name + "')");

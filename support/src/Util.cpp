@@ -49,11 +49,11 @@ bool isValidUtf8(std::string_view s) {
   return true;
 }
 
-std::string quoteName(std::string_view s) {
-  static constexpr size_t kMax = 200;
-  std::string out = "'";
+namespace {
+// Appends s with control characters as \xNN, stopping once out holds maxOut bytes; returns the bytes of s used.
+size_t appendEscaped(std::string &out, std::string_view s, size_t maxOut) {
   size_t i = 0;
-  for (; i < s.size() && out.size() < kMax; ++i) {
+  for (; i < s.size() && out.size() < maxOut; ++i) {
     unsigned char c = static_cast<unsigned char>(s[i]);
     if (c < 0x20 || c == 0x7f) {
       char buf[8];
@@ -63,9 +63,21 @@ std::string quoteName(std::string_view s) {
       out += char(c);
     }
   }
-  if (i < s.size())
+  return i;
+}
+} // namespace
+
+std::string quoteName(std::string_view s) {
+  std::string out = "'";
+  if (appendEscaped(out, s, 200) < s.size())
     out += "...";
   return out + "'";
+}
+
+std::string oneLine(std::string_view message) {
+  std::string out;
+  appendEscaped(out, message, std::string::npos);
+  return out;
 }
 
 Status readFile(const std::string &path, std::string &out, uint64_t maxBytes) {

@@ -57,11 +57,11 @@ void checkBuffers(const LoadedPlan &p, const int64_t *atMax) {
 
 // Dispatches, segments and ports: every index in range, the segments tile the dispatches.
 void checkDispatches(const LoadedPlan &p, const int64_t *atMax) {
-  volatile int64_t sink = 0;
+  volatile uint64_t sink = 0; // unsigned: the sum itself may wrap; each eval must not overflow
   for (const kiln::runtime::PlanKernel &k : p.kernels) {
     check(k.spirv != nullptr);
     for (const kiln::runtime::SymbolicDim &g : k.globalSize)
-      sink = sink + g.eval(atMax);
+      sink = sink + uint64_t(g.eval(atMax));
   }
   for (const kiln::runtime::PlanDispatch &d : p.dispatches) {
     check(d.executor >= 0 && size_t(d.executor) < p.executors.size());

@@ -13,6 +13,8 @@ namespace kiln::support {
 bool isValidUtf8(std::string_view s);
 // 'name' in single quotes, control characters escaped (messages stay one line), long names cut.
 std::string quoteName(std::string_view s);
+// The message with control characters escaped: a message built from names in a file stays one line.
+std::string oneLine(std::string_view message);
 // Reads a whole file; an error names the path. Files above maxBytes are refused.
 Status readFile(const std::string &path, std::string &out, uint64_t maxBytes);
 Status writeFile(const std::string &path, const void *data, size_t size);
