@@ -30,6 +30,24 @@ std::vector<int> cpuKernelDispatches(const passes::MemoryPlan &plan) {
   return dispatches;
 }
 
+#if KILN_WITH_CPU_CODEGEN
+namespace {
+/// Per buffer of the dispatch: its element type where it differs from the op's (a folded weight convert:
+/// the kernel reads the 16-bit weight), else a null type.
+std::vector<mlir::Type> storedElementTypes(const passes::MemoryPlan &plan, int dispatch) {
+  const passes::PlanDispatch &d = plan.dispatches[size_t(dispatch)];
+  std::vector<mlir::Type> types(d.buffers.size());
+  const unsigned numOperands = d.op->getNumOperands();
+  for (size_t k = 0; k < d.buffers.size() && k < numOperands; ++k) {
+    mlir::Type stored = plan.buffers[size_t(d.buffers[k])].elementType;
+    if (stored != mlir::getElementTypeOrSelf(d.op->getOperand(unsigned(k)).getType()))
+      types[k] = stored;
+  }
+  return types;
+}
+} // namespace
+#endif
+
 StatusOr<std::vector<uint8_t>> cpuCodegenStage(mlir::func::FuncOp step, const passes::MemoryPlan &plan,
                                                const CpuCodegenInput &input, KernelTable &kernels,
                                                CodegenSummary *summary) {
@@ -48,7 +66,7 @@ StatusOr<std::vector<uint8_t>> cpuCodegenStage(mlir::func::FuncOp step, const pa
   for (int i : dispatches) {
     ops.push_back(plan.dispatches[size_t(i)].op);
     passes::DispatchLayout l = passes::dispatchLayout(plan, i);
-    layouts.push_back(codegen::KernelLayout{l.rowCapacity, l.appendInPlace});
+    layouts.push_back(codegen::KernelLayout{l.rowCapacity, l.appendInPlace, storedElementTypes(plan, i)});
   }
   StatusOr<codegen::CpuCode> code = codegen::generateCpuKernels(step, ops, plan.symbolNames(), options, layouts);
   if (!code.ok())

@@ -267,14 +267,19 @@ Status Pipeline::plan() {
 Status Pipeline::partition() {
   // Vulkan: legality of every dispatch, the device partition, the CPU fallback and the transfers, then
   // the weight converts and reshapes the device reads in place. --dump-dir records each decision in the
-  // IR as kiln-opt's --kiln-partition / --kiln-fold-device-weights would (PlanAnnotations.h).
-  if (!vulkan)
+  // IR as kiln-opt's --kiln-partition / --kiln-fold-device-weights would (PlanAnnotations.h). Either
+  // target: the CPU kernels read f16 / bf16 weights in place too (no IR record: the CPU plan is not
+  // annotated).
+  if (!vulkan) {
+    result.report.codegen.cpuFoldedConverts = foldCpuWeightsStage(memoryPlan, partitioned);
     return Status::ok();
+  }
   const Clock::time_point t = Clock::now();
   partitioned = partitionStage(memoryPlan, profile);
   if (dumps.enabled())
     passes::annotatePartition(step(), memoryPlan, partitioned);
   passes::DeviceFolds folds = foldDeviceWeightsStage(memoryPlan, partitioned);
+  result.report.codegen.cpuFoldedConverts = foldCpuWeightsStage(memoryPlan, partitioned);
   if (dumps.enabled()) {
     passes::annotateFolded(folds.converts, "weight-convert");
     passes::annotateFolded(folds.reshapes, "reshape-view");
@@ -376,6 +381,14 @@ Status Pipeline::generateKernels() {
   sharedObject = std::move(*so);
   if (summary.cpuDispatches > 0)
     reporter.line("cpu-codegen", cpuCodegenLine(summary, secondsSince(t)), secondsSince(t));
+  for (int d : cpuKernelDispatches(memoryPlan)) {
+    const passes::PlanDispatch &dispatch = memoryPlan.dispatches[size_t(d)];
+    if (mlir::isa<ir::ConvertOp>(dispatch.op) &&
+        memoryPlan.buffers[size_t(dispatch.buffers[0])].kind == passes::BufferKind::Weight)
+      ++summary.cpuWeightConverts;
+  }
+  if (std::string line = cpuWeightsLine(summary); !line.empty())
+    reporter.line("cpu-codegen", line);
   if (vulkan) {
     t = Clock::now();
     if (Status s = spirvCodegenStage(memoryPlan, profile, o.dumpDir, kernels, &summary); !s)

@@ -75,6 +75,14 @@ std::string cpuCodegenLine(const CodegenSummary &s, double seconds) {
          formatBytes(s.sharedObjectBytes) + " in " + secs(seconds);
 }
 
+std::string cpuWeightsLine(const CodegenSummary &s) {
+  if (s.cpuFoldedConverts == 0 && s.cpuWeightConverts == 0)
+    return "";
+  return "cpu weights: " + to_string(s.cpuFoldedConverts) +
+         " f16/bf16 weight converts folded into their matmul / gather / norm / elementwise / slice kernels (read in "
+         "place), " + to_string(s.cpuWeightConverts) + " weight converts left";
+}
+
 std::string spirvCodegenLine(const CodegenSummary &s, const std::string &profile, double seconds) {
   return "generated " + to_string(s.spirvDispatches) + " SPIR-V dispatches (" + to_string(s.spirvKernels) +
          " distinct kernels, " + to_string(s.spirvModules) + " SPIR-V modules) for " + profile + " in " + secs(seconds);

@@ -126,6 +126,10 @@ passes::DeviceFolds foldDeviceWeightsStage(passes::MemoryPlan &plan, passes::Par
   return passes::foldDeviceWeights(plan, partition);
 }
 
+int foldCpuWeightsStage(passes::MemoryPlan &plan, passes::PartitionResult &partition) {
+  return passes::foldCpuWeightConverts(plan, partition);
+}
+
 PartitionSummary summarizePartition(const passes::MemoryPlan &plan, const passes::PartitionResult &partition,
                                     const passes::DeviceFolds &folds, const std::string &profileName) {
   PartitionSummary s;

@@ -82,18 +82,19 @@ void removeFromPlan(MemoryPlan &plan, PartitionResult &partition, const std::vec
     t = newIndex[size_t(t)];
 }
 
-/// The one mechanism of both folds: a Vulkan dispatch with one input `src` and one result `dst` that
-/// `foldable` accepts, whose result is not a port (`ports`) and whose readers are all Vulkan dispatches that
-/// `readerOk(reader, operand index)` accepts, is removed; its readers read `src` instead.
+/// The one mechanism of every fold: a dispatch on `device` with one input `src` and one result `dst` that
+/// `foldable` accepts, whose result is not a port (`ports`) and whose readers are all dispatches on `device`
+/// that `readerOk(reader, operand index)` accepts, is removed; its readers read `src` instead.
 int foldIntoReaders(MemoryPlan &plan, PartitionResult &partition, const std::set<int> &ports,
                     llvm::function_ref<bool(const PlanDispatch &, const PlanBuffer &, const PlanBuffer &)> foldable,
-                    llvm::function_ref<bool(const PlanDispatch &, int)> readerOk) {
+                    llvm::function_ref<bool(const PlanDispatch &, int)> readerOk,
+                    DispatchDevice device = DispatchDevice::Vulkan) {
   std::vector<std::vector<std::pair<int, int>>> readers = readersOf(plan);
   std::vector<bool> dropDispatch(plan.dispatches.size(), false), dropBuffer(plan.buffers.size(), false);
   int folded = 0;
   for (size_t i = 0; i < plan.dispatches.size(); ++i) {
     PlanDispatch &d = plan.dispatches[i];
-    if (d.transfer || d.device != DispatchDevice::Vulkan || !d.op || d.buffers.size() != 2)
+    if (d.transfer || d.device != device || !d.op || d.buffers.size() != 2)
       continue;
     const PlanBuffer &src = plan.buffers[size_t(d.buffers[0])], &dst = plan.buffers[size_t(d.buffers[1])];
     if (!foldable(d, src, dst) || ports.count(dst.id) || readers[size_t(dst.id)].empty())
@@ -101,7 +102,7 @@ int foldIntoReaders(MemoryPlan &plan, PartitionResult &partition, const std::set
     bool ok = true;
     for (auto [r, k] : readers[size_t(dst.id)]) {
       const PlanDispatch &c = plan.dispatches[size_t(r)];
-      ok = ok && !c.transfer && c.device == DispatchDevice::Vulkan && c.op && readerOk(c, k);
+      ok = ok && !c.transfer && c.device == device && c.op && readerOk(c, k);
     }
     if (!ok)
       continue;
@@ -135,6 +136,28 @@ int foldDeviceWeightConverts(MemoryPlan &plan, PartitionResult &partition) {
                (mlir::isa<ir::RmsNormOp, ir::LayerNormOp>(c.op) && k >= 1) ||
                (mlir::isa<ir::AddRmsNormOp, ir::AddLayerNormOp>(c.op) && k >= 2);
       });
+}
+
+int foldCpuWeightConverts(MemoryPlan &plan, PartitionResult &partition) {
+  std::set<int> ports;
+  for (const PlanPort &p : plan.outputs)
+    ports.insert(p.buffer);
+  return foldIntoReaders(
+      plan, partition, ports,
+      [](const PlanDispatch &d, const PlanBuffer &src, const PlanBuffer &dst) {
+        return mlir::isa<ir::ConvertOp>(d.op) && src.kind == BufferKind::Weight && isFloat16Storage(src.elementType) &&
+               dst.elementType.isF32() && dst.kind == BufferKind::Arena && dst.location == BufferLocation::Host;
+      },
+      [&plan](const PlanDispatch &c, int k) {
+        // The matmul's weight (operand 1) must be 2-d: the 16-bit kernel is the one for Linear weights.
+        if (mlir::isa<ir::MatmulOp>(c.op))
+          return k == 1 && plan.buffers[size_t(c.buffers[1])].shape.size() == 2;
+        return (mlir::isa<ir::GatherOp>(c.op) && k == 0) ||
+               (mlir::isa<ir::RmsNormOp, ir::LayerNormOp>(c.op) && k >= 1) ||
+               (mlir::isa<ir::AddRmsNormOp, ir::AddLayerNormOp>(c.op) && k >= 2) ||
+               mlir::isa<ir::AddOp, ir::SubOp, ir::MulOp, ir::DivOp>(c.op) || (mlir::isa<ir::SliceOp>(c.op) && k == 0);
+      },
+      DispatchDevice::Cpu);
 }
 
 int foldDeviceReshapes(MemoryPlan &plan, PartitionResult &partition) {

@@ -122,6 +122,8 @@ struct Access {
 
 constexpr const char *kSgemm = "cblas_sgemm";
 constexpr const char *kSgemv = "cblas_sgemv";
+constexpr const char *kMalloc = "malloc";
+constexpr const char *kFree = "free";
 
 /// Which buffers of an op's kernel may be strided KV-cache views (KernelLayout::rowCapacity).
 enum class KvViews {
@@ -216,17 +218,8 @@ private:
       return failure();
     }
     t.shape = *shape;
-    t.elem = cast<ShapedType>(type).getElementType();
-    if (t.elem.isF32() || t.elem.isF16() || t.elem.isInteger(64) || t.elem.isInteger(32))
-      t.storage = t.elem;
-    else if (t.elem.isBF16())
-      t.storage = b_.getI16Type();
-    else if (t.elem.isInteger(1))
-      t.storage = b_.getI8Type();
-    else {
-      (void)fail(op, "element type " + printed(t.elem) + " is not supported by the CPU backend");
+    if (failed(setElementType(op, t, cast<ShapedType>(type).getElementType())))
       return failure();
-    }
     for (const SymExpr &e : t.shape) {
       FailureOr<Value> d = dimValue(op, e);
       if (failed(d))
@@ -234,6 +227,20 @@ private:
       t.dims.push_back(*d);
     }
     return t;
+  }
+
+  /// The tensor's element type and how it sits in memory (bf16 as i16, i1 as i8).
+  LogicalResult setElementType(Operation *op, Tensor &t, Type elem) {
+    t.elem = elem;
+    if (t.elem.isF32() || t.elem.isF16() || t.elem.isInteger(64) || t.elem.isInteger(32))
+      t.storage = t.elem;
+    else if (t.elem.isBF16())
+      t.storage = b_.getI16Type();
+    else if (t.elem.isInteger(1))
+      t.storage = b_.getI8Type();
+    else
+      return fail(op, "element type " + printed(t.elem) + " is not supported by the CPU backend");
+    return success();
   }
 
   Type computeType(const Tensor &t) const { return t.isFloat() ? f32_ : i64_; }
@@ -570,6 +577,21 @@ private:
   LogicalResult emitSoftmax(Operation *op, const OpTensors &bufs);
   LogicalResult emitMatmul(Operation *op, const OpTensors &bufs);
   LogicalResult emitGather(Operation *op, const OpTensors &bufs);
+  // 16-bit weights read in place (f32 activations and results, f32 accumulation): see their definitions.
+  LogicalResult emitWideningMatmul(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K, Value N,
+                                   bool transposed);
+  static constexpr int64_t kWide = 16;
+  Type wideType() { return VectorType::get({kWide}, f32_); }
+  Value loadWidened(const Tensor &t, Value offset);
+  Value wideSum(Value v);
+  Value wideSplat(Value x);
+  void emitWideningGemv(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K, Value N,
+                        bool transposed);
+  void emitGemvRows(const Tensor &a, const Tensor &w, const Tensor &out, Value i, Value j, int64_t rows, Value K,
+                    Value N);
+  void emitWidenRun(const Tensor &src, Value srcOff, Value dst, Value dstOff, Value n);
+  void emitTiledSgemm(const Tensor &a, const Tensor &w, const Tensor &out, Value scratch, Value tile, Value M,
+                      Value K, Value N, bool transposed);
   LogicalResult emitNorm(Operation *op, const OpTensors &bufs);
   LogicalResult emitAddNorm(Operation *op, const OpTensors &bufs);
   LogicalResult emitNormRows(Operation *op, const Tensor &x, const Tensor *residual, const Tensor *h,
@@ -697,7 +719,9 @@ LogicalResult KernelEmitter::emitSlice(Operation *sliceOp, const OpTensors &bufs
   if (failed(axis))
     return failure();
   SmallVector<Value> strides = rowMajorStrides(in.dims);
-  emitMap(out.dims, {{&in, mul(c64(op.getStart()), strides[*axis]), strides}}, contiguous(out), true, identity);
+  // A 16-bit weight read in place (its convert folded) is widened as it is copied.
+  emitMap(out.dims, {{&in, mul(c64(op.getStart()), strides[*axis]), strides}}, contiguous(out),
+          /*raw=*/in.elem == out.elem, identity);
   return success();
 }
 
@@ -790,6 +814,8 @@ LogicalResult KernelEmitter::emitMatmul(Operation *matmulOp, const OpTensors &bu
   Value N = tb ? bm.dims[rb - 2] : bm.dims[rb - 1];
   ArrayRef<Value> batch = ArrayRef<Value>(out.dims).drop_back(2);
   bool blas = a.elem.isF32() && bm.elem.isF32() && out.elem.isF32();
+  if (rb == 2 && (bm.elem.isF16() || bm.elem.isBF16()) && a.elem.isF32() && out.elem.isF32())
+    return emitWideningMatmul(a, bm, out, mul(product(ArrayRef<Value>(a.dims).drop_back(2)), M), K, N, tb);
 
   // A 2-d right operand (a Linear weight) is the same for every batch: the lhs batch dims fold into M and
   // one sgemm does it all (lhs and out are contiguous over them).
@@ -890,7 +916,187 @@ LogicalResult KernelEmitter::emitGather(Operation *op, const OpTensors &bufs) {
     Value idx = castTo(load(indices, j), i64_);
     idx = arith::MaxSIOp::create(b_, arith::MinSIOp::create(b_, idx, last), c64(0));
     Value src = mul(idx, row), dst = mul(j, row);
-    forLoop(c64(0), row, [&](Value r) { storeRaw(out, add(dst, r), loadRaw(table, add(src, r))); });
+    if (table.elem != out.elem) // a 16-bit table read in place (its convert folded): widen the row
+      forLoop(c64(0), row, [&](Value r) { store(out, add(dst, r), load(table, add(src, r))); });
+    else
+      forLoop(c64(0), row, [&](Value r) { storeRaw(out, add(dst, r), loadRaw(table, add(src, r))); });
+  });
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// 16-bit weights read in place: kiln.matmul with an f16 / bf16 2-d weight (its convert folded by the plan,
+// passes/DeviceWeights.h foldCpuWeightConverts), f32 activations, results and accumulation. Few rows (the
+// decode shape): a GEMV streaming the weight once, <16 x half> loads widened in registers (vcvtph2ps with
+// F16C; bf16 is a 16-bit shift), FMAs into <16 x f32> accumulators. Many rows: the weight is widened one tile
+// of rows (or columns) at a time into a small f32 scratch and OpenBLAS's sgemm runs per tile; never an f32
+// copy of the whole weight. Each result element is summed by one loop in a fixed order (no split K).
+//===----------------------------------------------------------------------===//
+
+/// Up to this many rows the GEMV runs; above it the tiles and sgemm.
+constexpr int64_t kGemvMaxRows = 8;
+/// The f32 scratch of one tile holds about this many elements (4 MiB), at least 16 weight rows.
+constexpr int64_t kTileElements = int64_t(1) << 20;
+
+Value KernelEmitter::loadWidened(const Tensor &t, Value offset) {
+  if (t.elem.isF32())
+    return LLVM::LoadOp::create(b_, wideType(), address(t, offset), 4);
+  if (t.elem.isF16()) {
+    Value h = LLVM::LoadOp::create(b_, VectorType::get({kWide}, b_.getF16Type()), address(t, offset), 2);
+    return arith::ExtFOp::create(b_, wideType(), h);
+  }
+  // bf16 is the top half of an f32.
+  Type i32v = VectorType::get({kWide}, b_.getI32Type());
+  Value bits = LLVM::LoadOp::create(b_, VectorType::get({kWide}, b_.getI16Type()), address(t, offset), 2);
+  Value sixteen = arith::ConstantOp::create(b_, DenseElementsAttr::get(cast<ShapedType>(i32v), int32_t(16)));
+  Value wide = arith::ShLIOp::create(b_, arith::ExtUIOp::create(b_, i32v, bits), sixteen);
+  return arith::BitcastOp::create(b_, wideType(), wide);
+}
+
+/// The sum of the 16 lanes in a fixed tree order (lane i + lane i + width, halving the width).
+Value KernelEmitter::wideSum(Value v) {
+  for (int64_t width = kWide / 2; width >= 1; width /= 2) {
+    SmallVector<int32_t> mask;
+    for (int64_t i = 0; i < kWide; ++i)
+      mask.push_back(static_cast<int32_t>(i < width ? i + width : i));
+    v = arith::AddFOp::create(b_, v, LLVM::ShuffleVectorOp::create(b_, v, v, ArrayRef<int32_t>(mask)));
+  }
+  return LLVM::ExtractElementOp::create(b_, v, c64(0));
+}
+
+Value KernelEmitter::wideSplat(Value x) {
+  Value v = LLVM::PoisonOp::create(b_, wideType());
+  v = LLVM::InsertElementOp::create(b_, v, x, c64(0));
+  return LLVM::ShuffleVectorOp::create(b_, v, v, ArrayRef<int32_t>(SmallVector<int32_t>(kWide, 0)));
+}
+
+/// out[i, j .. j + rows) = a[i, :] . w[j .. j + rows, :] for a transposed weight [N, K]: `rows` weight rows
+/// share each activation load.
+void KernelEmitter::emitGemvRows(const Tensor &a, const Tensor &w, const Tensor &out, Value i, Value j,
+                                 int64_t rows, Value K, Value N) {
+  Value aRow = mul(i, K), blocks = arith::DivSIOp::create(b_, K, c64(kWide)), vecEnd = mul(blocks, c64(kWide));
+  SmallVector<Value> wRows, init;
+  for (int64_t r = 0; r < rows; ++r) {
+    wRows.push_back(mul(add(j, c64(r)), K));
+    init.push_back(arith::ConstantOp::create(b_, DenseElementsAttr::get(cast<ShapedType>(wideType()), 0.0f)));
+  }
+  SmallVector<Value> acc = forLoop(c64(0), blocks, init, [&](Value blk, ValueRange s) -> SmallVector<Value> {
+    Value p = mul(blk, c64(kWide));
+    Value av = loadWidened(a, add(aRow, p));
+    SmallVector<Value> next;
+    for (int64_t r = 0; r < rows; ++r)
+      next.push_back(math::FmaOp::create(b_, av, loadWidened(w, add(wRows[r], p)), s[r]));
+    return next;
+  });
+  for (int64_t r = 0; r < rows; ++r) {
+    Value sum = forLoop(vecEnd, K, {wideSum(acc[r])}, [&](Value p, ValueRange s) -> SmallVector<Value> {
+                  Value x = arith::MulFOp::create(b_, load(a, add(aRow, p)), load(w, add(wRows[r], p)));
+                  return {arith::AddFOp::create(b_, s[0], x)};
+                })[0];
+    store(out, add(mul(i, N), add(j, c64(r))), sum);
+  }
+}
+
+/// The GEMV: transposed weights four rows at a time (then one), each activation row against them while they
+/// are in cache; a [K, N] weight in 16-column strips, the activation broadcast along them.
+void KernelEmitter::emitWideningGemv(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K,
+                                     Value N, bool transposed) {
+  if (transposed) {
+    Value quads = arith::DivSIOp::create(b_, N, c64(4));
+    forLoop(c64(0), quads, [&](Value q) {
+      forLoop(c64(0), M, [&](Value i) { emitGemvRows(a, w, out, i, mul(q, c64(4)), 4, K, N); });
+    });
+    forLoop(mul(quads, c64(4)), N, [&](Value j) {
+      forLoop(c64(0), M, [&](Value i) { emitGemvRows(a, w, out, i, j, 1, K, N); });
+    });
+    return;
+  }
+  Value strips = arith::DivSIOp::create(b_, N, c64(kWide));
+  forLoop(c64(0), M, [&](Value i) {
+    Value aRow = mul(i, K), outRow = mul(i, N);
+    forLoop(c64(0), strips, [&](Value st) {
+      Value j = mul(st, c64(kWide));
+      Value zero = arith::ConstantOp::create(b_, DenseElementsAttr::get(cast<ShapedType>(wideType()), 0.0f));
+      Value acc = forLoop(c64(0), K, {zero}, [&](Value p, ValueRange s) -> SmallVector<Value> {
+                    Value av = wideSplat(load(a, add(aRow, p)));
+                    return {math::FmaOp::create(b_, av, loadWidened(w, add(mul(p, N), j)), s[0])};
+                  })[0];
+      LLVM::StoreOp::create(b_, acc, address(out, add(outRow, j)), 4);
+    });
+    forLoop(mul(strips, c64(kWide)), N, [&](Value j) {
+      Value sum = forLoop(c64(0), K, {cf32(0.0)}, [&](Value p, ValueRange s) -> SmallVector<Value> {
+                    Value x = arith::MulFOp::create(b_, load(a, add(aRow, p)), load(w, add(mul(p, N), j)));
+                    return {arith::AddFOp::create(b_, s[0], x)};
+                  })[0];
+      store(out, add(outRow, j), sum);
+    });
+  });
+}
+
+/// dst[dstOff .. + n) (f32) = the 16-bit src[srcOff .. + n) widened.
+void KernelEmitter::emitWidenRun(const Tensor &src, Value srcOff, Value dst, Value dstOff, Value n) {
+  Tensor d{dst, f32_, f32_, {}, {}};
+  Value blocks = arith::DivSIOp::create(b_, n, c64(kWide));
+  forLoop(c64(0), blocks, [&](Value blk) {
+    Value p = mul(blk, c64(kWide));
+    LLVM::StoreOp::create(b_, loadWidened(src, add(srcOff, p)), address(d, add(dstOff, p)), 4);
+  });
+  forLoop(mul(blocks, c64(kWide)), n, [&](Value p) { storeRaw(d, add(dstOff, p), load(src, add(srcOff, p))); });
+}
+
+/// Many rows: per tile of `tile` output columns, the weight's tile widened into `scratch`, then one sgemm
+/// (out[:, j0 .. j0 + nt) = a . tile) with the result's row stride N.
+void KernelEmitter::emitTiledSgemm(const Tensor &a, const Tensor &w, const Tensor &out, Value scratch, Value tile,
+                                   Value M, Value K, Value N, bool transposed) {
+  Type i32 = b_.getI32Type();
+  auto i32v = [&](Value v) { return (Value)arith::TruncIOp::create(b_, i32, v); };
+  auto ci32 = [&](int64_t v) { return (Value)arith::ConstantIntOp::create(b_, i32, v); };
+  Value tiles = arith::DivSIOp::create(b_, add(N, sub(tile, c64(1))), tile);
+  Tensor s{scratch, f32_, f32_, {}, {}};
+  forLoop(c64(0), tiles, [&](Value t) {
+    Value j0 = mul(t, tile);
+    Value nt = arith::MinSIOp::create(b_, tile, sub(N, j0));
+    if (transposed)
+      emitWidenRun(w, mul(j0, K), scratch, c64(0), mul(nt, K));
+    else
+      forLoop(c64(0), K, [&](Value p) { emitWidenRun(w, add(mul(p, N), j0), scratch, mul(p, nt), nt); });
+    Value ldb = arith::MaxSIOp::create(b_, transposed ? K : nt, c64(1));
+    // cblas_sgemm(RowMajor=101, NoTrans=111, Trans=112, M, nt, K, 1, a, K, tile, ldb, 0, out + j0, N)
+    SmallVector<Value> args = {ci32(101), ci32(111), ci32(transposed ? 112 : 111), i32v(M), i32v(nt), i32v(K),
+                               cf32(1.0), address(a, c64(0)), i32v(arith::MaxSIOp::create(b_, K, c64(1))),
+                               address(s, c64(0)), i32v(ldb), cf32(0.0), address(out, j0),
+                               i32v(arith::MaxSIOp::create(b_, N, c64(1)))};
+    func::CallOp::create(b_, kSgemm, TypeRange{}, args);
+  });
+}
+
+LogicalResult KernelEmitter::emitWideningMatmul(const Tensor &a, const Tensor &w, const Tensor &out, Value M,
+                                                Value K, Value N, bool transposed) {
+  auto ifElse = [&](Value cond, llvm::function_ref<void()> then, llvm::function_ref<void()> otherwise) {
+    auto ifOp = scf::IfOp::create(b_, cond, /*withElseRegion=*/true);
+    OpBuilder::InsertionGuard guard(b_);
+    b_.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+    then();
+    b_.setInsertionPoint(ifOp.elseBlock()->getTerminator());
+    otherwise();
+  };
+  auto gemv = [&] { emitWideningGemv(a, w, out, M, K, N, transposed); };
+  Value few = arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, M, c64(kGemvMaxRows));
+  ifElse(few, gemv, [&] {
+    // The tile: kTileElements / K rows (at least 16, at most N) of a transposed weight; as many columns of
+    // a [K, N] one.
+    Value tile = arith::MaxSIOp::create(
+        b_, arith::DivSIOp::create(b_, c64(kTileElements), arith::MaxSIOp::create(b_, K, c64(1))), c64(16));
+    tile = arith::MaxSIOp::create(b_, arith::MinSIOp::create(b_, tile, N), c64(1));
+    Value bytes = mul(mul(tile, K), c64(4));
+    Value scratch = func::CallOp::create(b_, kMalloc, TypeRange{ptrTy_}, ValueRange{bytes}).getResult(0);
+    Value null = LLVM::ZeroOp::create(b_, ptrTy_);
+    Value noScratch = LLVM::ICmpOp::create(b_, LLVM::ICmpPredicate::eq, scratch, null);
+    // No memory for the scratch: the GEMV computes the same products, slower (a kernel never fails).
+    ifElse(noScratch, gemv, [&] {
+      emitTiledSgemm(a, w, out, scratch, tile, M, K, N, transposed);
+      func::CallOp::create(b_, kFree, TypeRange{}, ValueRange{scratch});
+    });
   });
   return success();
 }
@@ -1176,6 +1382,15 @@ LogicalResult KernelEmitter::emit(Operation *op, ArrayRef<Value> bufferPtrs, con
     if (failed(t))
       return failure();
     t->rowCapacity = capacityOf(i);
+    // A 16-bit weight read in place (its convert folded): only where the op's kernel widens its loads.
+    if (Type stored = layout && i < layout->elementType.size() ? layout->elementType[i] : Type()) {
+      if (!isa<ir::MatmulOp, ir::GatherOp, ir::RmsNormOp, ir::LayerNormOp, ir::AddRmsNormOp, ir::AddLayerNormOp,
+               ir::AddOp, ir::SubOp, ir::MulOp, ir::DivOp, ir::SliceOp>(op) ||
+          !(stored.isF16() || stored.isBF16()) || !t->elem.isF32())
+        return fail(op, "buffer " + llvm::Twine(i) + " holds " + printed(stored) + ", which this kernel cannot read");
+      if (failed(setElementType(op, *t, stored)))
+        return failure();
+    }
     (i < numOperands ? tensors.ins : tensors.outs).push_back(*t);
   }
   return (this->*rule->emit)(op, tensors);
@@ -1413,6 +1628,8 @@ Status emitKernels(ModuleOp module, llvm::ArrayRef<Operation *> dispatchOps, llv
     auto sgemv = func::FuncOp::create(
         b, kSgemv, b.getFunctionType({i32, i32, i32, i32, f32, ptrTy, i32, ptrTy, i32, f32, ptrTy, i32}, {}));
     sgemv.setPrivate();
+    func::FuncOp::create(b, kMalloc, b.getFunctionType({b.getI64Type()}, {ptrTy})).setPrivate();
+    func::FuncOp::create(b, kFree, b.getFunctionType({ptrTy}, {})).setPrivate();
   }
   llvm::StringMap<std::string> symbolOfKey;
   std::string error;
@@ -1431,6 +1648,12 @@ Status emitKernels(ModuleOp module, llvm::ArrayRef<Operation *> dispatchOps, llv
           info.signature += ", buffer " + std::to_string(i) + " rows " + std::to_string(c) + " apart";
       info.signature += "]";
     }
+    if (layout)
+      for (auto [i, t] : llvm::enumerate(layout->elementType))
+        if (t) {
+          key += " buffer " + std::to_string(i) + " stored " + printed(t);
+          info.signature += " [buffer " + std::to_string(i) + " read as " + printed(t) + "]";
+        }
     auto found = symbolOfKey.find(key);
     if (found != symbolOfKey.end()) {
       info.symbol = found->second;

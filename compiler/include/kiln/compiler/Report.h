@@ -70,6 +70,8 @@ struct CodegenSummary {
   int cpuKernels = 0;             // distinct
   uint64_t sharedObjectBytes = 0;
   int spirvDispatches = 0, spirvKernels = 0, spirvModules = 0;
+  int cpuFoldedConverts = 0; // f16 / bf16 weight converts the CPU kernels read in place (foldCpuWeightConverts)
+  int cpuWeightConverts = 0; // kiln.convert dispatches of a weight left on the CPU (an f32 copy per step)
 };
 
 struct WriteSummary {
@@ -109,6 +111,8 @@ std::vector<std::string> planLines(const PlanSummary &s, double seconds);
 std::vector<std::string> partitionLines(const PartitionSummary &s, double seconds);
 std::string cpuCodegenStartLine(const CodegenSummary &s);
 std::string cpuCodegenLine(const CodegenSummary &s, double seconds);
+/// "cpu weights: ..." (the folded weight converts and the converts left), or "" when there are neither.
+std::string cpuWeightsLine(const CodegenSummary &s);
 std::string spirvCodegenLine(const CodegenSummary &s, const std::string &profile, double seconds);
 std::string syntheticWeightsLine(uint64_t seed);
 std::string writeStartLine(const WriteSummary &s);

@@ -66,6 +66,10 @@ passes::PartitionResult partitionStage(passes::MemoryPlan &plan, const DevicePro
 /// f16 / bf16 weight converts and reshapes folded into their device readers (passes/DeviceWeights.h).
 passes::DeviceFolds foldDeviceWeightsStage(passes::MemoryPlan &plan, passes::PartitionResult &partition);
 
+/// f16 / bf16 weight converts folded into their CPU readers (passes/DeviceWeights.h foldCpuWeightConverts);
+/// returns how many. `partition` is empty for --target cpu.
+int foldCpuWeightsStage(passes::MemoryPlan &plan, passes::PartitionResult &partition);
+
 /// The partition's summary after the folds (the report's partition lines).
 PartitionSummary summarizePartition(const passes::MemoryPlan &plan, const passes::PartitionResult &partition,
                                     const passes::DeviceFolds &folds, const std::string &profileName);

@@ -25,6 +25,15 @@ namespace kiln::passes {
 /// `plan`) has its entries, counts and dispatch indices updated (the folded converts leave the report).
 int foldDeviceWeightConverts(MemoryPlan &plan, PartitionResult &partition);
 
+/// The same on the CPU: a CPU `kiln.convert` of a 16-bit float WEIGHT buffer whose f32 result (no output
+/// port) is read only by CPU dispatches that widen 16-bit loads themselves (codegen/cpu: the weight of a
+/// matmul, 2-d; the table of a gather; the weight / bias of a norm; an operand of add / sub / mul / div; the
+/// input of a slice) is
+/// deleted and they read the weight. Their kernels learn the buffer's element type from the plan
+/// (KernelLayout::elementType), so no per-step convert and no f32 copy of a weight remain. The plan has no IR
+/// record of it (kiln-opt's plan passes do not run it). Returns how many were removed.
+int foldCpuWeightConverts(MemoryPlan &plan, PartitionResult &partition);
+
 /// Device reshapes are views: a Vulkan `kiln.reshape` (a row-major copy of the same bytes) whose input is a
 /// plain row-major DEVICE buffer (not a strided KV view) and whose ARENA result is read only by Vulkan
 /// kernels (no transfer, no output port, no KV entry) is deleted and its readers read the input buffer

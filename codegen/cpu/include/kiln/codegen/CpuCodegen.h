@@ -39,9 +39,13 @@ struct CpuCodegenOptions {
 /// kiln.transpose (result) and kiln.concat (result); any other op with a view is an error.
 /// appendInPlace (kiln.concat): operand 0 is already the result's first rows (the cache it appends to), so
 /// only the other operands are copied.
+/// elementType[i] (when the vector is that long and the type is set): buffer i holds this element type
+/// instead of its IR type's, a 16-bit float weight whose convert to f32 the plan folded into the reader
+/// (passes/DeviceWeights.h foldCpuWeightConverts): the kernel widens its loads.
 struct KernelLayout {
   std::vector<int64_t> rowCapacity;
   bool appendInPlace = false;
+  std::vector<mlir::Type> elementType;
 };
 
 struct CpuKernelInfo {

@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""f16 / bf16 weights read in place by the CPU kernels (passes/DeviceWeights.h foldCpuWeightConverts), end to end.
+
+usage: half_weights.py KILN DATA_DIR [--threshold 1e-4] [--cases a,b]
+
+For every reference case in DATA_DIR, its weights converted to f16 and to bf16 (round to nearest even, the
+config's dtype set to match; HF checkpoints ship so):
+1. kiln compile --report folds every weight convert into its CPU reader: "cpu weights: N ... converts
+   folded ..., 0 weight converts left" with N > 0, and `kiln inspect --json` lists no kiln.convert dispatch
+   whose input is a weight (converts of activations, e.g. position ids, stay);
+2. kiln run (the case's chunk schedule, one chunk: the GEMV and the tiled-sgemm paths of the matmul) matches
+   `kiln eval` of the same 16-bit model (the interpreter converts each weight to f32 first) within
+   --threshold: the same f32 values reach f32 arithmetic, so the bound is f32 round-off.
+   f16 also compiles --no-fuse (norm weights read by elementwise kernels).
+The error of the 16-bit model against the Hugging Face f32 reference is printed for information.
+Prints one line per check and 'N passed, N failed'; exits 1 on any failure.
+"""
+import argparse
+import array
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import st  # noqa: E402
+
+RESULTS = [0, 0]
+
+
+def report(ok, what, msg=""):
+    print("%-4s %-52s %s" % ("ok" if ok else "FAIL", what, msg))
+    RESULTS[0 if ok else 1] += 1
+    return ok
+
+
+def run(cmd, timeout=600):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def to_half(values, dtype):
+    """The f32 values as F16 or BF16 bytes, rounded to nearest even."""
+    if dtype == "F16":
+        return struct.pack("<%de" % len(values), *values)
+    out = array.array("H")
+    for bits in struct.unpack("<%dI" % len(values), values.tobytes()):
+        out.append(((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) & 0xFFFF)
+    return out.tobytes()
+
+
+def half_model(case_dir, dtype, dest):
+    """A copy of the case's model directory with every F32 weight stored as `dtype` (F16 / BF16)."""
+    os.makedirs(dest)
+    for name in os.listdir(case_dir):
+        if name not in ("model.safetensors", "reference.safetensors", "config.json"):
+            src = os.path.join(case_dir, name)
+            if os.path.isfile(src):
+                shutil.copy(src, dest)
+    config = json.load(open(os.path.join(case_dir, "config.json")))
+    config["dtype"] = {"F16": "float16", "BF16": "bfloat16"}[dtype]
+    json.dump(config, open(os.path.join(dest, "config.json"), "w"), indent=1)
+    tensors = {}
+    for name, (dt, shape, values) in st.read(os.path.join(case_dir, "model.safetensors")).items():
+        tensors[name] = (dtype, shape, to_half(values, dtype)) if dt == "F32" else (dt, shape, values)
+    st.write(os.path.join(dest, "model.safetensors"), tensors)
+
+
+def output_of(path, name):
+    return st.read(path)[name][2]
+
+
+def check_compile(kiln, model, artifact, extra, label):
+    p = run([kiln, "compile", model, "-o", artifact, "--max-context", "32", "--max-batch", "2", "--report"] + extra)
+    if not report(p.returncode == 0, label + ": compile", p.stderr.strip()[-300:] if p.returncode else ""):
+        return False
+    m = re.search(r"cpu weights: (\d+) f16/bf16 weight converts folded .*, (\d+) weight converts left", p.stderr)
+    report(m is not None and int(m.group(1)) > 0 and m.group(2) == "0", label + ": weight converts folded",
+           m.group(0) if m else "no 'cpu weights' line")
+    q = run([kiln, "inspect", artifact, "--json"])
+    if report(q.returncode == 0, label + ": inspect --json", q.stderr.strip()[-200:]):
+        manifest = json.loads(q.stdout)["manifest"]
+        buffers = manifest["buffers"]
+        converts = [d for d in manifest["dispatches"] if d.get("kind") == "KERNEL" and
+                    manifest["kernels"][d["kernel"]]["op"] == "kiln.convert"]
+        of_weights = [d["location"] for d in converts if buffers[d["buffers"][0]].get("kind") == "WEIGHT"]
+        report(not of_weights, label + ": no kiln.convert of a weight dispatched",
+               "%d converts of activations; of weights: %s" % (len(converts), " ".join(of_weights)))
+    return True
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("kiln")
+    ap.add_argument("data")
+    ap.add_argument("--threshold", type=float, default=1e-4)
+    ap.add_argument("--cases", default="")
+    a = ap.parse_args()
+    kiln = a.kiln
+    wanted = set(filter(None, a.cases.split(",")))
+    with tempfile.TemporaryDirectory() as tmp:
+        for case_name in sorted(os.listdir(a.data)):
+            case_dir = os.path.join(a.data, case_name)
+            if not os.path.exists(os.path.join(case_dir, "case.json")) or (wanted and case_name not in wanted):
+                continue
+            case = json.load(open(os.path.join(case_dir, "case.json")))
+            name = "logits" if case["task"] == "causal-lm" else "last_hidden_state"
+            inputs = os.path.join(case_dir, "reference.safetensors")
+            hf = output_of(inputs, name)
+            chunks = ",".join(map(str, case["chunks"])) if case["task"] == "causal-lm" else None
+            for dtype in ("F16", "BF16"):
+                label = "%s %s" % (case_name, dtype.lower())
+                model = os.path.join(tmp, "%s-%s" % (case_name, dtype))
+                half_model(case_dir, dtype, model)
+                oracle = os.path.join(tmp, "eval.safetensors")
+                p = run([kiln, "eval", model, "--inputs", inputs, "--outputs", oracle] +
+                        (["--chunks", chunks] if chunks else []))
+                if not report(p.returncode == 0, label + ": eval", p.stderr.strip()[-300:]):
+                    continue
+                want = output_of(oracle, name)
+                for variant, extra in [("fused", [])] + ([("unfused", ["--no-fuse"])] if dtype == "F16" else []):
+                    artifact = os.path.join(tmp, "%s-%s-%s.kiln" % (case_name, dtype, variant))
+                    if not check_compile(kiln, model, artifact, extra, "%s %s" % (label, variant)):
+                        continue
+                    for schedule in ([chunks, None] if chunks else [None]):
+                        out = os.path.join(tmp, "out.safetensors")
+                        p = run([kiln, "run", artifact, "--inputs", inputs, "--outputs", out] +
+                                (["--chunks", schedule] if schedule else []))
+                        what = "%s %s: run %s == eval" % (label, variant, schedule or "one chunk")
+                        if p.returncode != 0:
+                            report(False, what, p.stderr.strip()[-300:])
+                            continue
+                        got = output_of(out, name)
+                        err = st.rel_err(got, want)
+                        report(err <= a.threshold, what, "rel err %.3e; vs HF f32 %.3e" % (err, st.rel_err(got, hf)))
+    print("%d passed, %d failed" % tuple(RESULTS))
+    return 1 if RESULTS[1] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
