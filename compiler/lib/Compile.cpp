@@ -188,7 +188,7 @@ StatusOr<CompileResult> Pipeline::run() {
 }
 
 Status Pipeline::import() {
-  StatusOr<Imported> imported = importStage(context, o.modelDir);
+  StatusOr<Imported> imported = importStage(context, o.modelDir, o.weights);
   if (!imported.ok())
     return imported.status();
   model.emplace(std::move(imported->model));

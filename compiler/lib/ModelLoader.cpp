@@ -7,7 +7,20 @@
 
 namespace kiln::compiler {
 
-StatusOr<ImportedModel> importModel(mlir::MLIRContext &context, const std::string &dir) {
+std::optional<DType> parseWeightsFormat(const std::string &text, std::string *error) {
+  if (text == "f32")
+    return DType::F32;
+  if (text == "f16")
+    return DType::F16;
+  if (text == "bf16")
+    return DType::BF16;
+  *error = "--weights takes f32, f16 or bf16, got '" + text + "'" +
+           (text == "q8_0" || text == "q4_0" ? " (the quantized formats are not implemented yet)" : "");
+  return std::nullopt;
+}
+
+StatusOr<ImportedModel> importModel(mlir::MLIRContext &context, const std::string &dir,
+                                    std::optional<DType> storeWeightsAs, size_t *converted) {
   struct stat st;
   if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     return Status::error(dir + ": not a model directory (expected config.json and model.safetensors)");
@@ -17,6 +30,11 @@ StatusOr<ImportedModel> importModel(mlir::MLIRContext &context, const std::strin
   StatusOr<WeightTable> weights = WeightTable::openDirectory(dir);
   if (!weights.ok())
     return weights.status();
+  if (storeWeightsAs) {
+    size_t n = weights->storeFloatsAs(*storeWeightsAs);
+    if (converted)
+      *converted = n;
+  }
   StatusOr<mlir::OwningOpRef<mlir::ModuleOp>> module = models::buildModel(context, *config, *weights);
   if (!module.ok())
     return module.status();

@@ -15,7 +15,11 @@ std::string secs(double seconds) { return to_string(seconds).substr(0, 5) + " s"
 } // namespace
 
 std::vector<std::string> importLines(const ImportSummary &s, double seconds) {
-  return {"imported " + s.architecture + " (" + s.task + ", " + to_string(s.ops) + " ops) in " + ms(seconds)};
+  std::vector<std::string> lines = {"imported " + s.architecture + " (" + s.task + ", " + to_string(s.ops) +
+                                    " ops) in " + ms(seconds)};
+  if (!s.weights.empty())
+    lines.push_back(s.weights);
+  return lines;
 }
 
 std::vector<std::string> fusionLines(const FusionSummary &s, double seconds) {

@@ -18,11 +18,16 @@ size_t countOps(mlir::func::FuncOp step) {
 }
 } // namespace
 
-StatusOr<Imported> importStage(mlir::MLIRContext &context, const std::string &modelDir) {
-  StatusOr<ImportedModel> model = importModel(context, modelDir);
+StatusOr<Imported> importStage(mlir::MLIRContext &context, const std::string &modelDir,
+                               std::optional<DType> storeWeightsAs) {
+  size_t converted = 0;
+  StatusOr<ImportedModel> model = importModel(context, modelDir, storeWeightsAs, &converted);
   if (!model.ok())
     return model.status();
   Imported imported{std::move(*model), {}};
+  if (storeWeightsAs)
+    imported.summary.weights = "--weights " + llvm::StringRef(dtypeName(*storeWeightsAs)).lower() + ": " +
+                               std::to_string(converted) + " float tensors converted";
   ImportedModel &m = imported.model;
   if (!m.step())
     return Status::error(modelDir + ": the imported module has no step function");

@@ -304,6 +304,38 @@ static bool isSafeShardName(const std::string &s) {
   return true;
 }
 
+size_t WeightTable::storeFloatsAs(DType dtype) {
+  auto isFloat = [](DType d) { return d == DType::F32 || d == DType::F16 || d == DType::BF16; };
+  if (!isFloat(dtype))
+    return 0;
+  size_t count = 0;
+  for (auto &[name, info] : byName_) {
+    if (!isFloat(info->dtype) || info->dtype == dtype)
+      continue;
+    auto c = std::make_unique<ConvertedTensor>();
+    c->info = *info;
+    const size_t n = size_t(info->numElements());
+    std::vector<float> values(n);
+    convertToF32(*info, values.data());
+    c->bytes.resize(n * dtypeSize(dtype));
+    if (dtype == DType::F32) {
+      std::memcpy(c->bytes.data(), values.data(), c->bytes.size());
+    } else {
+      std::vector<uint16_t> halves(n);
+      for (size_t k = 0; k < n; ++k)
+        halves[k] = dtype == DType::F16 ? floatToHalf(values[k]) : floatToBf16(values[k]);
+      std::memcpy(c->bytes.data(), halves.data(), c->bytes.size());
+    }
+    c->info.dtype = dtype;
+    c->info.data = c->bytes.data();
+    c->info.nbytes = c->bytes.size();
+    info = &c->info;
+    converted_.push_back(std::move(c));
+    ++count;
+  }
+  return count;
+}
+
 StatusOr<WeightTable> WeightTable::openDirectory(const std::string &dir) {
   WeightTable table;
   const std::string single = joinPath(dir, "model.safetensors");

@@ -24,7 +24,7 @@ const Command kCompile{
     "compile",
     {"compile MODEL_DIR -o MODEL.kiln [--target cpu|vulkan] [--device-profile NAME|FILE] [--strict] [--cpu NAME]\n"
      "             [--max-context N] [--max-batch N] [--threads N] [--dump-dir DIR] [--dump-ir-after-all]\n"
-     "             [--no-fuse] [--no-kv-in-place] [--report] [--synthetic-weights SEED]",
+     "             [--no-fuse] [--no-kv-in-place] [--report] [--synthetic-weights SEED] [--weights f32|f16|bf16]",
      "compile MODEL_DIR --emit=ir [--fuse]"},
     "compile a Hugging Face model directory to one artifact (or print its IR)",
     "Imports config.json + *.safetensors, verifies, fuses (unless --no-fuse), partitions by the device\n"
@@ -46,13 +46,15 @@ const Command kCompile{
      {"--no-fuse", nullptr, "skip the fusion passes"},
      {"--no-kv-in-place", nullptr, "copy the KV cache forward each step instead of appending in place"},
      {"--report", nullptr, "list every fusion and every candidate left unfused, with its reason"},
-     {"--synthetic-weights", "SEED", "store no weight bytes: the runtime generates kiln synth --seed SEED's values at load"}},
+     {"--synthetic-weights", "SEED", "store no weight bytes: the runtime generates kiln synth --seed SEED's values at load"},
+     {"--weights", "f32|f16|bf16", "store every float weight so, rounded to nearest even (default: as the checkpoint)"}},
     {},
     true};
 
 const Command kEval{
     "eval",
-    {"eval MODEL_DIR --inputs IN.safetensors --outputs OUT.safetensors [--chunks 2,5,1] [--fuse]"},
+    {"eval MODEL_DIR --inputs IN.safetensors --outputs OUT.safetensors [--chunks 2,5,1] [--fuse]\n"
+     "          [--weights f32|f16|bf16]"},
     "run the imported IR in the reference interpreter (double precision): the oracle",
     "Inputs: input_ids I64 [B, S], optional attention_mask I64 [B, S] (encoders). A causal LM runs the\n"
     "prompt through one KV cache in the given chunks and writes logits F32 [B, S, V]; an encoder writes\n"
@@ -60,7 +62,8 @@ const Command kEval{
     {{"--inputs", "IN.safetensors", "the input tensors"},
      {"--outputs", "OUT.safetensors", "where the outputs are written"},
      {"--chunks", "2,5,1", "prefill the prompt in these chunks (they sum to S; default one)"},
-     {"--fuse", nullptr, "interpret the fused IR instead of the imported one"}},
+     {"--fuse", nullptr, "interpret the fused IR instead of the imported one"},
+     {"--weights", "f32|f16|bf16", "compute with the weights rounded so (as kiln compile --weights stores them)"}},
     {},
     true};
 

@@ -13,6 +13,7 @@
 #include "Subcommands.h"
 
 #include "kiln/compiler/Compile.h"
+#include "kiln/compiler/ModelLoader.h"
 
 #include "llvm/Support/raw_ostream.h"
 
@@ -77,6 +78,9 @@ compiler::CompileOptions parseOptions(const Args &args, std::string *error) {
   }
   if (std::optional<std::string> seed = args.get("--synthetic-weights"))
     o.syntheticWeightsSeed = seedArg(*seed, error);
+  if (std::optional<std::string> weights = args.get("--weights"); weights && error->empty())
+    if (!(o.weights = compiler::parseWeightsFormat(*weights, error)))
+      *error = "compile: " + *error;
   // --emit=ir prints the imported module, fused only with --fuse; an artifact is fused unless --no-fuse.
   o.fuse = o.emitIr ? args.has("--fuse") : !args.has("--no-fuse");
   o.cpu = args.get("--cpu").value_or("native");

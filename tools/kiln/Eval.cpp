@@ -93,8 +93,14 @@ int runEval(int argc, char **argv) {
       !s)
     return fail(kExitBadInput, s.message());
 
+  std::optional<DType> weights;
+  if (std::optional<std::string> format = args.get("--weights")) {
+    std::string error;
+    if (!(weights = compiler::parseWeightsFormat(*format, &error)))
+      return fail(kExitUsage, "eval: " + error);
+  }
   mlir::MLIRContext context;
-  StatusOr<compiler::ImportedModel> model = compiler::importModel(context, args.positional()[0]);
+  StatusOr<compiler::ImportedModel> model = compiler::importModel(context, args.positional()[0], weights);
   if (!model.ok())
     return fail(kExitBadInput, model.status().message());
   // --fuse: interpret the fused IR (kiln.rms_norm / layer_norm / rope / attention) instead of the imported

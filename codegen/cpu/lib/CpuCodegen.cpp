@@ -935,8 +935,9 @@ LogicalResult KernelEmitter::emitGather(Operation *op, const OpTensors &bufs) {
 
 /// Up to this many rows the GEMV runs; above it the tiles and sgemm.
 constexpr int64_t kGemvMaxRows = 8;
-/// The f32 scratch of one tile holds about this many elements (4 MiB), at least 16 weight rows.
-constexpr int64_t kTileElements = int64_t(1) << 20;
+/// The f32 scratch of one tile holds about this many elements (8 MiB): tiles of a multiple of 16 weight
+/// rows, at least 16 (fewer, narrower sgemm calls measured slower).
+constexpr int64_t kTileElements = int64_t(1) << 21;
 
 Value KernelEmitter::loadWidened(const Tensor &t, Value offset) {
   if (t.elem.isF32())
@@ -1085,8 +1086,8 @@ LogicalResult KernelEmitter::emitWideningMatmul(const Tensor &a, const Tensor &w
   ifElse(few, gemv, [&] {
     // The tile: kTileElements / K rows (at least 16, at most N) of a transposed weight; as many columns of
     // a [K, N] one.
-    Value tile = arith::MaxSIOp::create(
-        b_, arith::DivSIOp::create(b_, c64(kTileElements), arith::MaxSIOp::create(b_, K, c64(1))), c64(16));
+    Value rows = arith::DivSIOp::create(b_, c64(kTileElements), arith::MaxSIOp::create(b_, K, c64(1)));
+    Value tile = arith::MaxSIOp::create(b_, arith::AndIOp::create(b_, rows, c64(~int64_t(15))), c64(16));
     tile = arith::MaxSIOp::create(b_, arith::MinSIOp::create(b_, tile, N), c64(1));
     Value bytes = mul(mul(tile, K), c64(4));
     Value scratch = func::CallOp::create(b_, kMalloc, TypeRange{ptrTy_}, ValueRange{bytes}).getResult(0);

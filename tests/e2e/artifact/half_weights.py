@@ -12,6 +12,8 @@ config's dtype set to match; HF checkpoints ship so):
    `kiln eval` of the same 16-bit model (the interpreter converts each weight to f32 first) within
    --threshold: the same f32 values reach f32 arithmetic, so the bound is f32 round-off.
    f16 also compiles --no-fuse (norm weights read by elementwise kernels).
+3. kiln compile --weights bf16 of the f32 case (the conversion at compile time) matches kiln eval --weights
+   bf16 of it (one chunk), and --weights f32 of the f16 model leaves no weight convert at all.
 The error of the 16-bit model against the Hugging Face f32 reference is printed for information.
 Prints one line per check and 'N passed, N failed'; exits 1 on any failure.
 """
@@ -92,6 +94,29 @@ def check_compile(kiln, model, artifact, extra, label):
     return True
 
 
+def check_weights_flag(kiln, case_dir, f16_model, tmp, threshold):
+    """--weights at compile time and in kiln eval (item 3 above)."""
+    case_name = os.path.basename(case_dir)
+    name = "logits" if json.load(open(os.path.join(case_dir, "case.json")))["task"] == "causal-lm" else "last_hidden_state"
+    inputs = os.path.join(case_dir, "reference.safetensors")
+    artifact, out, oracle = (os.path.join(tmp, n) for n in ("w.kiln", "w.safetensors", "w-eval.safetensors"))
+    p = run([kiln, "compile", case_dir, "-o", artifact, "--max-context", "32", "--max-batch", "2", "--weights", "bf16"])
+    ok = p.returncode == 0 and re.search(r"--weights bf16: \d+ float tensors converted", p.stderr)
+    if not report(ok, case_name + " --weights bf16: compile", "" if ok else p.stderr.strip()[-300:]):
+        return
+    p = run([kiln, "run", artifact, "--inputs", inputs, "--outputs", out])
+    q = run([kiln, "eval", case_dir, "--weights", "bf16", "--inputs", inputs, "--outputs", oracle])
+    ok = p.returncode == 0 and q.returncode == 0
+    if report(ok, case_name + " --weights bf16: run, eval", "" if ok else (p.stderr + q.stderr).strip()[-300:]):
+        err = st.rel_err(output_of(out, name), output_of(oracle, name))
+        report(err <= threshold, case_name + " --weights bf16: run == eval --weights bf16", "rel err %.3e" % err)
+    if os.path.isdir(f16_model):
+        p = run([kiln, "compile", f16_model, "-o", artifact, "--max-context", "32", "--max-batch", "2",
+                 "--weights", "f32"])
+        report(p.returncode == 0 and "cpu weights:" not in p.stderr, case_name + " f16 --weights f32: no converts",
+               p.stderr.strip()[-200:] if p.returncode else "")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("kiln")
@@ -136,6 +161,11 @@ def main():
                         got = output_of(out, name)
                         err = st.rel_err(got, want)
                         report(err <= a.threshold, what, "rel err %.3e; vs HF f32 %.3e" % (err, st.rel_err(got, hf)))
+        for case_name in sorted(os.listdir(a.data)):
+            case_dir = os.path.join(a.data, case_name)
+            if not os.path.exists(os.path.join(case_dir, "case.json")) or (wanted and case_name not in wanted):
+                continue
+            check_weights_flag(kiln, case_dir, os.path.join(tmp, "%s-F16" % case_name), tmp, a.threshold)
     print("%d passed, %d failed" % tuple(RESULTS))
     return 1 if RESULTS[1] else 0
 

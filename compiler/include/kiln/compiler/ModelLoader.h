@@ -22,7 +22,14 @@ struct ImportedModel {
   std::string task() { return (*module)->getAttrOfType<mlir::StringAttr>("kiln.task").getValue().str(); }
 };
 
-StatusOr<ImportedModel> importModel(mlir::MLIRContext &context, const std::string &dir);
+/// --weights FMT (kiln compile / eval): f32, f16 or bf16; otherwise nullopt and `error` says what is accepted.
+std::optional<DType> parseWeightsFormat(const std::string &text, std::string *error);
+
+/// `storeWeightsAs` (--weights f32|f16|bf16): every float weight converted to that dtype before the model is
+/// built (WeightTable::storeFloatsAs), so its kiln.weight ops, the artifact's bytes and kiln eval's values
+/// are the converted ones. `converted` (optional) receives how many tensors were converted.
+StatusOr<ImportedModel> importModel(mlir::MLIRContext &context, const std::string &dir,
+                                    std::optional<DType> storeWeightsAs = std::nullopt, size_t *converted = nullptr);
 
 } // namespace kiln::compiler
 

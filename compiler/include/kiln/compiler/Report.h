@@ -19,6 +19,7 @@ namespace kiln::compiler {
 struct ImportSummary {
   std::string architecture, task; // "LlamaForCausalLM", "causal-lm" | "encoder"
   size_t ops = 0;                 // in the step function
+  std::string weights; // "--weights f16: 201 float tensors converted"; empty: as the checkpoint stores them
 };
 
 struct FusionSummary {

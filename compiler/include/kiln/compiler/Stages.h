@@ -31,7 +31,8 @@ struct Imported {
   ImportedModel model;
   ImportSummary summary;
 };
-StatusOr<Imported> importStage(mlir::MLIRContext &context, const std::string &modelDir);
+StatusOr<Imported> importStage(mlir::MLIRContext &context, const std::string &modelDir,
+                               std::optional<DType> storeWeightsAs = std::nullopt);
 
 /// The verifier's first diagnostic as one line ("MODEL_DIR: the imported module does not verify: LOC: ...").
 Status verifyStage(mlir::ModuleOp module, const std::string &modelDir);

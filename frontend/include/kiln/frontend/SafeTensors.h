@@ -70,6 +70,11 @@ public:
   std::vector<std::string> names() const; // sorted
   const std::vector<std::unique_ptr<SafeTensorsFile>> &files() const { return files_; }
   size_t size() const { return byName_.size(); }
+  /// Every F32 / F16 / BF16 tensor stored as `dtype` (F32, F16 or BF16; rounded to nearest even): the table
+  /// holds the converted copies and find() returns them, so the model built from it, the weights written
+  /// and the interpreter's values all see one 16-bit (or f32) checkpoint (kiln compile / eval --weights).
+  /// Other dtypes stay. Returns how many tensors were converted.
+  size_t storeFloatsAs(DType dtype);
 
   WeightTable(WeightTable &&) = default;
   WeightTable &operator=(WeightTable &&) = default;
@@ -78,6 +83,11 @@ private:
   WeightTable() = default;
   std::vector<std::unique_ptr<SafeTensorsFile>> files_;
   std::map<std::string, const TensorInfo *, std::less<>> byName_;
+  struct ConvertedTensor {
+    TensorInfo info;
+    std::vector<uint8_t> bytes;
+  };
+  std::vector<std::unique_ptr<ConvertedTensor>> converted_; // storeFloatsAs's copies
 };
 
 // Converts a tensor of any dtype to float / double (BOOL -> 0/1). `out` holds numElements().
