@@ -52,17 +52,41 @@ protected:
       llvm::sys::fs::remove(soPath);
   }
 
+  /// A kiln.convert of a 16-bit function argument (a weight) to f32 that compile(source, true) folds into its
+  /// readers, as the plan's foldCpuWeightConverts does: no dispatch, its readers get the argument's bytes.
+  static bool foldableConvert(mlir::Operation &op) {
+    auto c = mlir::dyn_cast<ir::ConvertOp>(op);
+    if (!c || !mlir::isa<mlir::BlockArgument>(c->getOperand(0)))
+      return false;
+    mlir::Type from = mlir::getElementTypeOrSelf(c->getOperand(0).getType());
+    return (from.isF16() || from.isBF16()) && mlir::getElementTypeOrSelf(c->getResult(0).getType()).isF32();
+  }
+
   /// Parses `source`, generates the kernels of every dispatch op of its function and dlopens them.
-  void compile(const std::string &source) {
+  /// foldWeightConverts: foldableConvert ops get no kernel; their readers read the 16-bit argument in place.
+  void compile(const std::string &source, bool foldWeightConverts = false) {
     module = mlir::parseSourceString<mlir::ModuleOp>(source, &context, "test.mlir");
     ASSERT_TRUE(module) << "cannot parse:\n" << source;
     func = *module->getOps<mlir::func::FuncOp>().begin();
     dispatch.clear();
-    for (mlir::Operation &op : func.getBody().front())
-      if (!mlir::isa<ir::WeightOp, ir::ConstantOp, mlir::func::ReturnOp>(op))
-        dispatch.push_back(&op);
+    std::vector<codegen::KernelLayout> layouts;
+    for (mlir::Operation &op : func.getBody().front()) {
+      if (mlir::isa<ir::WeightOp, ir::ConstantOp, mlir::func::ReturnOp>(op) ||
+          (foldWeightConverts && foldableConvert(op)))
+        continue;
+      dispatch.push_back(&op);
+      codegen::KernelLayout layout;
+      for (mlir::Value v : op.getOperands()) {
+        mlir::Operation *def = v.getDefiningOp();
+        layout.elementType.push_back(foldWeightConverts && def && foldableConvert(*def)
+                                         ? mlir::getElementTypeOrSelf(def->getOperand(0).getType())
+                                         : mlir::Type());
+      }
+      layouts.push_back(layout);
+    }
+    folded = foldWeightConverts;
     auto start = std::chrono::steady_clock::now();
-    StatusOr<codegen::CpuCode> code = codegen::generateCpuKernels(func, dispatch, kSymbols, options);
+    StatusOr<codegen::CpuCode> code = codegen::generateCpuKernels(func, dispatch, kSymbols, options, layouts);
     compileSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     ASSERT_TRUE(code.ok()) << code.status().message();
     ASSERT_EQ(code->kernels.size(), dispatch.size());
@@ -99,6 +123,10 @@ protected:
       }
       if (mlir::isa<mlir::func::ReturnOp>(op))
         continue;
+      if (folded && foldableConvert(op)) { // its readers take the 16-bit bytes
+        values[op.getResult(0)] = values[op.getOperand(0)];
+        continue;
+      }
       size_t index = std::find(dispatch.begin(), dispatch.end(), &op) - dispatch.begin();
       ASSERT_LT(index, dispatch.size());
       auto fn = (void (*)(void *const *, const int64_t *))dlsym(handle, kernels[index].symbol.c_str());
@@ -133,6 +161,7 @@ protected:
   std::string soPath;
   void *handle = nullptr;
   double compileSeconds = 0;
+  bool folded = false;
   codegen::CpuCodegenOptions options;
   std::map<std::string, double> worst;
   std::mt19937 rng{20240607};
@@ -153,6 +182,50 @@ TEST_P(CpuKernelCase, MatchesInterpreter) {
 
 INSTANTIATE_TEST_SUITE_P(Shared, CpuKernelCase, ::testing::ValuesIn(kernelCases()),
                          [](const ::testing::TestParamInfo<KernelCase> &info) { return info.param.name; });
+
+// f16 / bf16 weights read in place (their converts folded, codegen::KernelLayout::elementType), against the
+// interpreter converting them first: matmuls with N not a multiple of the GEMV's 4 rows or 16 columns (67, 301),
+// K = 1032 (a multiple of 8, not 16: the scalar tail) and 40, transposed or not, M = b * s from 1 to 39 (the
+// GEMV up to 8 rows, the widened tiles + sgemm above); a gather from a 16-bit table; a norm's 16-bit weight;
+// an add of a 16-bit bias; a slice of a 16-bit weight. Only f32 arithmetic differs in order: f32 round-off.
+TEST_F(CpuCodegenTest, HalfWeightsReadInPlace) {
+  std::string src = R"(
+func.func @half(%x: !A, %w: tensor<67x1032xf16>, %y: !C, %v: tensor<301x40xbf16>, %u: tensor<1032x67xbf16>,
+                %t: tensor<10x40xf16>, %ids: tensor<?x?xi64, #kiln.dims<[b, s]>>, %g: tensor<40xbf16>,
+                %c: tensor<40x67xf16>) -> (!N, !P, !N, !C, !C, !C, !C, !N) {
+  %wf = kiln.convert %w : tensor<67x1032xf16> -> tensor<67x1032xf32>
+  %vf = kiln.convert %v : tensor<301x40xbf16> -> tensor<301x40xf32>
+  %uf = kiln.convert %u : tensor<1032x67xbf16> -> tensor<1032x67xf32>
+  %tf = kiln.convert %t : tensor<10x40xf16> -> tensor<10x40xf32>
+  %gf = kiln.convert %g : tensor<40xbf16> -> tensor<40xf32>
+  %cf = kiln.convert %c : tensor<40x67xf16> -> tensor<40x67xf32>
+  %0 = kiln.matmul %x, %wf {transpose_b = true} : (!A, tensor<67x1032xf32>) -> !N
+  %1 = kiln.matmul %y, %vf {transpose_b = true} : (!C, tensor<301x40xf32>) -> !P
+  %2 = kiln.matmul %x, %uf {transpose_b = false} : (!A, tensor<1032x67xf32>) -> !N
+  %3 = kiln.gather %tf, %ids : (tensor<10x40xf32>, tensor<?x?xi64, #kiln.dims<[b, s]>>) -> !C
+  %4 = kiln.rms_norm %y, %gf {eps = 1.0e-5 : f64, unit_offset = false} : (!C, tensor<40xf32>) -> !C
+  %5 = kiln.add %y, %gf : (!C, tensor<40xf32>) -> !C
+  %s = kiln.slice %tf {axis = 0 : i64, start = 3 : i64, end = 4 : i64} : tensor<10x40xf32> -> tensor<1x40xf32>
+  %6 = kiln.mul %y, %s : (!C, tensor<1x40xf32>) -> !C
+  %7 = kiln.matmul %y, %cf {transpose_b = false} : (!C, tensor<40x67xf32>) -> !N
+  return %0, %1, %2, %3, %4, %5, %6, %7 : !N, !P, !N, !C, !C, !C, !C, !N
+})";
+  src = replaceAll(replaceAll(replaceAll(replaceAll(src, "!A", "tensor<?x?x1032xf32, #kiln.dims<[b, s]>>"), "!C",
+                                         "tensor<?x?x40xf32, #kiln.dims<[b, s]>>"),
+                              "!N", "tensor<?x?x67xf32, #kiln.dims<[b, s]>>"),
+                   "!P", "tensor<?x?x301xf32, #kiln.dims<[b, s]>>");
+  compile(src, /*foldWeightConverts=*/true);
+  ASSERT_EQ(dispatch.size(), 9u) << "the six converts are folded";
+  EXPECT_NE(kernels[0].signature.find("read as f16"), std::string::npos) << kernels[0].signature;
+  Filler ids = [](const std::vector<int64_t> &shape, const Bindings &, std::mt19937 &rng) {
+    std::vector<double> v(size_t(numElements(shape)));
+    for (double &x : v)
+      x = double(rng() % 10);
+    return v;
+  };
+  for (int64_t s : {1, 2, 3, 5, 8, 9, 13})
+    check({{"b", s == 13 ? 3 : 1}, {"s", s}, {"p", 0}}, {{6, ids}}, 1e-5);
+}
 
 // Out-of-range indices are a contract violation, but the gather kernel clamps instead of reading outside.
 TEST_F(CpuCodegenTest, GatherClampsOutOfRangeIndices) {
