@@ -118,12 +118,17 @@ int foldIntoReaders(MemoryPlan &plan, PartitionResult &partition, const std::set
   return folded;
 }
 
-} // namespace
-
-int foldDeviceWeightConverts(MemoryPlan &plan, PartitionResult &partition) {
+std::set<int> outputPorts(const MemoryPlan &plan) {
   std::set<int> ports;
   for (const PlanPort &p : plan.outputs)
     ports.insert(p.buffer);
+  return ports;
+}
+
+} // namespace
+
+int foldDeviceWeightConverts(MemoryPlan &plan, PartitionResult &partition) {
+  std::set<int> ports = outputPorts(plan);
   return foldIntoReaders(
       plan, partition, ports,
       [](const PlanDispatch &d, const PlanBuffer &src, const PlanBuffer &dst) {
@@ -139,9 +144,7 @@ int foldDeviceWeightConverts(MemoryPlan &plan, PartitionResult &partition) {
 }
 
 int foldCpuWeightConverts(MemoryPlan &plan, PartitionResult &partition) {
-  std::set<int> ports;
-  for (const PlanPort &p : plan.outputs)
-    ports.insert(p.buffer);
+  std::set<int> ports = outputPorts(plan);
   return foldIntoReaders(
       plan, partition, ports,
       [](const PlanDispatch &d, const PlanBuffer &src, const PlanBuffer &dst) {
@@ -161,9 +164,7 @@ int foldCpuWeightConverts(MemoryPlan &plan, PartitionResult &partition) {
 }
 
 int foldDeviceReshapes(MemoryPlan &plan, PartitionResult &partition) {
-  std::set<int> ports;
-  for (const PlanPort &p : plan.outputs)
-    ports.insert(p.buffer);
+  std::set<int> ports = outputPorts(plan);
   for (const PlanKvEntry &e : plan.kvCache)
     for (int id : {e.pastBuffer, e.presentBuffer, e.appendBuffer})
       if (id >= 0)
@@ -191,9 +192,7 @@ DeviceFolds foldDeviceWeights(MemoryPlan &plan, PartitionResult &partition) {
 
 int foldDispatchesIntoReaders(MemoryPlan &plan, PartitionResult &partition,
                               llvm::function_ref<bool(const PlanDispatch &)> foldable) {
-  std::set<int> ports;
-  for (const PlanPort &p : plan.outputs)
-    ports.insert(p.buffer);
+  std::set<int> ports = outputPorts(plan);
   return foldIntoReaders(
       plan, partition, ports, [&](const PlanDispatch &d, const PlanBuffer &, const PlanBuffer &) { return foldable(d); },
       [](const PlanDispatch &, int) { return true; });

@@ -24,24 +24,13 @@ import os
 import re
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st  # noqa: E402
-
-RESULTS = [0, 0]
-
-
-def report(ok, what, msg=""):
-    print("%-4s %-52s %s" % ("ok" if ok else "FAIL", what, msg))
-    RESULTS[0 if ok else 1] += 1
-    return ok
-
-
-def run(cmd, timeout=600):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+from artifact_cases import RESULTS, report, run  # noqa: E402
 
 
 def to_half(values, dtype):

@@ -7,8 +7,8 @@ For llama-tiny's config with random f16 and bf16 weights (kiln synth --dtype):
 1. kiln compile --target vulkan --device-profile lavapipe reports the folded converts (one per matmul /
    gather / norm weight) and nothing on the cpu; kiln inspect lists no kiln.convert dispatch;
 2. on lavapipe, every chunk schedule (2,5,1,1,1,1,1, one chunk, token by token) computes what the cpu
-   artifact of the same model computes (which converts each weight to f32 first): the same f32 values
-   reach the same f32 arithmetic, so the bound is f32 round-off (--threshold).
+   artifact of the same model computes (whose kernels widen the 16-bit weights in place too): the same f32
+   values reach f32 arithmetic, so the bound is f32 round-off (--threshold).
 Prints one line per check and 'N passed, N failed'; exits 1 on any failure.
 """
 import argparse
