@@ -3,6 +3,7 @@
 #include "kiln/artifact/ArtifactWriter.h"
 #include "kiln/artifact/ArtifactFormat.h"
 #include "kiln/artifact/Checksum.h"
+#include "kiln/artifact/CpuTargets.h"
 
 #include <google/protobuf/stubs/logging.h>
 
@@ -179,7 +180,9 @@ Status MappedArtifact::parse(bool verifyChecksums) {
     weights_ = base + known.weights->offset;
     weightsSize_ = known.weights->size;
   }
-  return validateManifest(*manifest_, weightsSize_, path_);
+  if (Status s = validateManifest(*manifest_, weightsSize_, path_); !s)
+    return s;
+  return validateCpuObjects(*manifest_, cpuCodeSize_, path_);
 }
 
 StatusOr<MappedArtifact> openArtifact(const std::string &path, bool verifyChecksums) {

@@ -71,8 +71,16 @@ std::string cpuCodegenStartLine(const CodegenSummary &s) {
 }
 
 std::string cpuCodegenLine(const CodegenSummary &s, double seconds) {
-  return "generated " + to_string(s.cpuKernels) + " distinct kernels, shared object " +
-         formatBytes(s.sharedObjectBytes) + " in " + secs(seconds);
+  std::string objects = "shared object " + formatBytes(s.sharedObjectBytes);
+  if (s.cpuObjects.size() > 1) { // in the order the runtime tries them
+    objects = to_string(s.cpuObjects.size()) + " shared objects, " + formatBytes(s.sharedObjectBytes) + " (";
+    for (size_t i = 0; i < s.cpuObjects.size(); ++i)
+      objects += (i ? ", " : "") + s.cpuObjects[i].cpu + " " + formatBytes(s.cpuObjects[i].bytes);
+    objects += ")";
+  }
+  for (const std::string &d : s.cpuDropped)
+    objects += "; no object for " + d;
+  return "generated " + to_string(s.cpuKernels) + " distinct kernels, " + objects + " in " + secs(seconds);
 }
 
 std::string spirvCodegenLine(const CodegenSummary &s, const std::string &profile, double seconds) {

@@ -81,6 +81,7 @@ struct Run {
   int64_t batch, reps;
   bool causal;
   uint64_t sessionBytes;
+  std::string cpuTarget; // which CPU kernel object loaded ("" without CPU kernels)
 };
 
 const char *openBlasCoreType() {
@@ -107,6 +108,8 @@ void printTable(const Run &run, const std::vector<Row> &rows) {
                   r.test.c_str(), r.wallMs, r.gpuMs);
   std::printf("\n%lld repetitions after 1 warm-up; session %.1f MiB; peak RSS %.1f MiB\n", (long long)run.reps,
               double(run.sessionBytes) / (1024.0 * 1024.0), peakRssMiB());
+  if (!run.cpuTarget.empty())
+    std::printf("%s\n", run.cpuTarget.c_str());
   // The BLAS kernels behind every f32 matmul: OpenBLAS's DYNAMIC_ARCH picks them by CPU detection, which can
   // be wrong (e.g. Prescott on some Xeons: 4x slower sgemm). OPENBLAS_CORETYPE overrides it; say which.
   if (openblas_get_corename) {
@@ -130,7 +133,8 @@ void printJson(const Run &run, const std::vector<Row> &rows) {
   }
   nlohmann::json doc = {{"architecture", run.architecture}, {"task", run.task},       {"threads", run.threads},
                         {"batch", run.batch},               {"repetitions", run.reps}, {"tests", tests},
-                        {"session_bytes", run.sessionBytes}, {"peak_rss_mib", peakRssMiB()}};
+                        {"session_bytes", run.sessionBytes}, {"peak_rss_mib", peakRssMiB()},
+                        {"cpu_target", run.cpuTarget}};
   if (openblas_get_corename) {
     doc["openblas"] = {{"core", openblas_get_corename()}, {"forced", openBlasCoreType() != nullptr}};
   }
@@ -240,7 +244,8 @@ int runBench(int argc, char **argv) {
       return fail(kExitBadInput, modelPath + ": " + failure);
   }
 
-  const Run run{model.architecture(), model.task(), model.numThreads(), batch, reps, causal, model.sessionBytes()};
+  const Run run{model.architecture(), model.task(), model.numThreads(), batch, reps, causal, model.sessionBytes(),
+                model.cpuTarget()};
   if (args.has("--json"))
     printJson(run, rows);
   else
