@@ -60,6 +60,18 @@ std::vector<int> cpuKernelDispatches(const passes::MemoryPlan &plan) {
   return dispatches;
 }
 
+Status checkCpuTargets(const std::string &cpu) {
+  StatusOr<std::vector<std::string>> names = cpuTargetList(cpu);
+  if (!names.ok())
+    return names.status();
+#if KILN_WITH_CPU_CODEGEN
+  for (const std::string &name : *names)
+    if (StatusOr<codegen::CpuTargetInfo> info = codegen::describeCpuTarget(name); !info.ok())
+      return Status::error("compile: --cpu " + name + ": " + info.status().message());
+#endif
+  return Status::ok();
+}
+
 #if KILN_WITH_CPU_CODEGEN
 namespace {
 

@@ -1319,6 +1319,10 @@ StatusOr<std::unique_ptr<llvm::TargetMachine>> makeTargetMachine(const CpuCodege
     for (const auto &f : llvm::sys::getHostCPUFeatures())
       features += (features.empty() ? "" : ",") + std::string(f.second ? "+" : "-") + f.first().str();
   }
+  // Checked before the target machine exists: creating one for an unknown CPU prints LLVM's own warning.
+  std::unique_ptr<llvm::MCSubtargetInfo> generic(target->createMCSubtargetInfo(triple, "", ""));
+  if (!generic || !generic->isCPUStringValid(cpu))
+    return Status::error("cpu codegen: '" + cpu + "' is not a CPU LLVM knows for " + triple.str());
   llvm::CodeGenOptLevel level = options.optLevel >= 3   ? llvm::CodeGenOptLevel::Aggressive
                                 : options.optLevel == 2 ? llvm::CodeGenOptLevel::Default
                                 : options.optLevel == 1 ? llvm::CodeGenOptLevel::Less

@@ -113,6 +113,9 @@ StatusOr<std::vector<std::string>> cpuTargetList(const std::string &cpu);
 /// What --cpu portable means: every x86-64 runs one of them, newer CPUs a faster one.
 constexpr const char *kPortableCpus = "x86-64,x86-64-v3,x86-64-v4,sapphirerapids";
 
+/// Every target of `cpu` (a --cpu value) is one LLVM knows: checked before any work.
+Status checkCpuTargets(const std::string &cpu);
+
 /// `cpu` (a --cpu value) with "native" replaced by the compiling host's CPU name and "portable" expanded.
 std::string resolveCpuName(const std::string &cpu);
 
