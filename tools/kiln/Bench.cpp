@@ -50,14 +50,14 @@ Stats stats(const std::vector<double> &v) {
   return s;
 }
 
-bool parseCount(const Args &args, const std::string &name, int64_t &value, int64_t min) {
+bool parseCount(const Args &args, const std::string &name, int64_t &value, uint64_t min, std::string *error) {
   auto t = args.get(name);
   if (!t)
     return true;
-  if (t->empty() || t->size() > 12 || t->find_first_not_of("0123456789") != std::string::npos)
-    return false;
-  value = std::stoll(*t);
-  return value >= min;
+  std::optional<uint64_t> v = parseIntFlag(name, *t, min, kMaxTokens, error);
+  if (v)
+    value = int64_t(*v);
+  return v.has_value();
 }
 
 double peakRssMiB() {
@@ -152,9 +152,10 @@ int runBench(int argc, char **argv) {
   if (args.positional().size() != 1)
     return fail(kExitUsage, usage);
   int64_t p = 512, n = 128, reps = 5, batch = 1;
-  if (!parseCount(args, "-p", p, 0) || !parseCount(args, "-n", n, 0) || !parseCount(args, "-r", reps, 1) ||
-      !parseCount(args, "--batch", batch, 1))
-    return fail(kExitUsage, "-p / -n must be >= 0, -r / --batch >= 1; " + usage);
+  std::string countError;
+  if (!parseCount(args, "-p", p, 0, &countError) || !parseCount(args, "-n", n, 0, &countError) ||
+      !parseCount(args, "-r", reps, 1, &countError) || !parseCount(args, "--batch", batch, 1, &countError))
+    return fail(kExitUsage, countError);
   int threads = 0;
   if (int code = parseThreads(args, threads))
     return code;

@@ -73,7 +73,7 @@ const Command kSynth{
     "write a random-weight model directory (config.json + model.safetensors)",
     "",
     {{"-o", "DIR", "the model directory to write"},
-     {"--seed", "N", "the random seed, a positive integer (default 1)"},
+     {"--seed", "N", "the random seed, any 64-bit unsigned integer (default 1; compile --synthetic-weights takes the same)"},
      {"--dtype", "f32|f16|bf16", "the weights' dtype (default f32)"}},
     {},
     true};

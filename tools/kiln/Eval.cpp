@@ -148,9 +148,10 @@ int runEval(int argc, char **argv) {
   } else {
     std::vector<int64_t> chunks = {S};
     if (auto text = args.get("--chunks")) {
-      std::optional<std::vector<int64_t>> parsed = parseIntList(*text);
+      std::string error;
+      std::optional<std::vector<int64_t>> parsed = parseIntListFlag("--chunks", *text, 1, kMaxTokens, &error);
       if (!parsed)
-        return fail(kExitUsage, "--chunks must be positive integers separated by commas, got '" + *text + "'");
+        return fail(kExitUsage, error);
       chunks = *parsed;
     }
     int64_t total = 0;

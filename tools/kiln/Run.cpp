@@ -57,10 +57,11 @@ int parseThreads(const Args &args, int &threads) {
   auto text = args.get("--threads");
   if (!text)
     return kExitOk;
-  std::optional<std::vector<int64_t>> v = parseIntList(*text);
-  if (!v || v->size() != 1 || (*v)[0] > 1024)
-    return fail(kExitUsage, "--threads must be a positive integer, got '" + *text + "'");
-  threads = int((*v)[0]);
+  std::string error;
+  std::optional<uint64_t> v = parseIntFlag("--threads", *text, 1, kMaxThreads, &error);
+  if (!v)
+    return fail(kExitUsage, error);
+  threads = int(*v);
   return kExitOk;
 }
 
@@ -79,9 +80,10 @@ int runRun(int argc, char **argv) {
     return code;
   std::optional<std::vector<int64_t>> chunks;
   if (auto text = args.get("--chunks")) {
-    chunks = parseIntList(*text);
+    std::string error;
+    chunks = parseIntListFlag("--chunks", *text, 1, kMaxTokens, &error);
     if (!chunks)
-      return fail(kExitUsage, "--chunks must be positive integers separated by commas, got '" + *text + "'");
+      return fail(kExitUsage, error);
   }
 
   if (Status s = support::checkOutputPath("--outputs", outputsPath,
