@@ -19,6 +19,7 @@ namespace kiln::compiler {
 struct ImportSummary {
   std::string architecture, task; // "LlamaForCausalLM", "causal-lm" | "encoder"
   size_t ops = 0;                 // in the step function
+  std::vector<std::string> unusedWeights; // tensors of the checkpoint no kiln.weight names (sorted)
 };
 
 struct FusionSummary {
