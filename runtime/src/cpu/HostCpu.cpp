@@ -36,55 +36,52 @@ uint64_t xcr0(const CpuidRegs &leaf1) {
   return (uint64_t(hi) << 32) | lo;
 }
 
+/// Which register state the OS must save for a feature to count.
+enum class State { None, Avx, Avx512 };
+
 struct FeatureBit {
   const char *name;
   const CpuidRegs *regs;
   uint32_t CpuidRegs::*reg;
   int bit;
-  bool state; // needs its register state saved by the OS
+  State state;
 };
 
 void addFeatures(std::set<std::string> &out) {
   const CpuidRegs l1 = cpuid(1, 0), l7 = cpuid(7, 0), l71 = cpuid(7, 1), e1 = cpuid(0x80000001u, 0);
   const uint64_t saved = xcr0(l1);
-  const bool avxState = (saved & 0x6) == 0x6;                     // XMM, YMM
-  const bool avx512State = avxState && (saved & 0xe0) == 0xe0;    // opmask, ZMM_Hi256, Hi16_ZMM
-  const bool apxState = bit(uint32_t(saved), 19);                 // extended GPRs
+  const bool avxState = (saved & 0x6) == 0x6;                  // XMM, YMM
+  const bool avx512State = avxState && (saved & 0xe0) == 0xe0; // opmask, ZMM_Hi256, Hi16_ZMM
+  const bool apxState = bit(uint32_t(saved), 19);              // extended GPRs
   const bool avx10 = bit(l71.edx, 19) && avx512State;
   const uint32_t avx10Version = avx10 ? (cpuid(0x24, 0).ebx & 0xff) : 0;
   using R = CpuidRegs;
-  constexpr bool V = true; // needs the AVX state
-  const FeatureBit scalarAndAvx[] = {
-      {"cmov", &l1, &R::edx, 15, false},      {"cx8", &l1, &R::edx, 8, false},
-      {"sse", &l1, &R::edx, 25, false},       {"sse2", &l1, &R::edx, 26, false},
-      {"sse3", &l1, &R::ecx, 0, false},       {"ssse3", &l1, &R::ecx, 9, false},
-      {"cx16", &l1, &R::ecx, 13, false},      {"sse4.1", &l1, &R::ecx, 19, false},
-      {"sse4.2", &l1, &R::ecx, 20, false},    {"movbe", &l1, &R::ecx, 22, false},
-      {"popcnt", &l1, &R::ecx, 23, false},    {"sahf", &e1, &R::ecx, 0, false},
-      {"lzcnt", &e1, &R::ecx, 5, false},      {"sse4a", &e1, &R::ecx, 6, false},
-      {"tbm", &e1, &R::ecx, 21, false},       {"bmi", &l7, &R::ebx, 3, false},
-      {"bmi2", &l7, &R::ebx, 8, false},       {"gfni", &l7, &R::ecx, 8, false},
+  constexpr State N = State::None, V = State::Avx, Z = State::Avx512;
+  const FeatureBit table[] = {
+      {"cmov", &l1, &R::edx, 15, N},          {"cx8", &l1, &R::edx, 8, N},
+      {"sse", &l1, &R::edx, 25, N},           {"sse2", &l1, &R::edx, 26, N},
+      {"sse3", &l1, &R::ecx, 0, N},           {"ssse3", &l1, &R::ecx, 9, N},
+      {"cx16", &l1, &R::ecx, 13, N},          {"sse4.1", &l1, &R::ecx, 19, N},
+      {"sse4.2", &l1, &R::ecx, 20, N},        {"movbe", &l1, &R::ecx, 22, N},
+      {"popcnt", &l1, &R::ecx, 23, N},        {"sahf", &e1, &R::ecx, 0, N},
+      {"lzcnt", &e1, &R::ecx, 5, N},          {"sse4a", &e1, &R::ecx, 6, N},
+      {"tbm", &e1, &R::ecx, 21, N},           {"bmi", &l7, &R::ebx, 3, N},
+      {"bmi2", &l7, &R::ebx, 8, N},           {"gfni", &l7, &R::ecx, 8, N},
       {"fma", &l1, &R::ecx, 12, V},           {"avx", &l1, &R::ecx, 28, V},
       {"f16c", &l1, &R::ecx, 29, V},          {"xop", &e1, &R::ecx, 11, V},
       {"fma4", &e1, &R::ecx, 16, V},          {"avx2", &l7, &R::ebx, 5, V},
       {"avxvnni", &l71, &R::eax, 4, V},       {"avxifma", &l71, &R::eax, 23, V},
       {"avxvnniint8", &l71, &R::edx, 4, V},   {"avxneconvert", &l71, &R::edx, 5, V},
-      {"avxvnniint16", &l71, &R::edx, 10, V},
+      {"avxvnniint16", &l71, &R::edx, 10, V}, {"avx512f", &l7, &R::ebx, 16, Z},
+      {"avx512dq", &l7, &R::ebx, 17, Z},      {"avx512ifma", &l7, &R::ebx, 21, Z},
+      {"avx512cd", &l7, &R::ebx, 28, Z},      {"avx512bw", &l7, &R::ebx, 30, Z},
+      {"avx512vl", &l7, &R::ebx, 31, Z},      {"avx512vbmi", &l7, &R::ecx, 1, Z},
+      {"avx512vbmi2", &l7, &R::ecx, 6, Z},    {"avx512vnni", &l7, &R::ecx, 11, Z},
+      {"avx512bitalg", &l7, &R::ecx, 12, Z},  {"avx512vpopcntdq", &l7, &R::ecx, 14, Z},
+      {"avx512fp16", &l7, &R::edx, 23, Z},    {"avx512bf16", &l71, &R::eax, 5, Z},
   };
-  for (const FeatureBit &f : scalarAndAvx)
-    if (bit(f.regs->*f.reg, f.bit) && (!f.state || avxState))
-      out.insert(f.name);
-  const FeatureBit avx512[] = {
-      {"avx512f", &l7, &R::ebx, 16, true},        {"avx512dq", &l7, &R::ebx, 17, true},
-      {"avx512ifma", &l7, &R::ebx, 21, true},     {"avx512cd", &l7, &R::ebx, 28, true},
-      {"avx512bw", &l7, &R::ebx, 30, true},       {"avx512vl", &l7, &R::ebx, 31, true},
-      {"avx512vbmi", &l7, &R::ecx, 1, true},      {"avx512vbmi2", &l7, &R::ecx, 6, true},
-      {"avx512vnni", &l7, &R::ecx, 11, true},     {"avx512bitalg", &l7, &R::ecx, 12, true},
-      {"avx512vpopcntdq", &l7, &R::ecx, 14, true}, {"avx512fp16", &l7, &R::edx, 23, true},
-      {"avx512bf16", &l71, &R::eax, 5, true},
-  };
-  for (const FeatureBit &f : avx512)
-    if (bit(f.regs->*f.reg, f.bit) && avx512State)
+  for (const FeatureBit &f : table)
+    if (bit(f.regs->*f.reg, f.bit) && (f.state == N || (f.state == V ? avxState : avx512State)))
       out.insert(f.name);
   if (avx10Version >= 1)
     out.insert("avx10.1");
