@@ -189,13 +189,19 @@ def input_contract(kiln, tmp, ref):
 
 
 def model_files(kiln, tmp):
-    """Unused weights, a flipped header byte, bad JSON, a missing shard, weights in formats kiln does not read."""
+    """Unused weights, a missing tensor (its file's path), a flipped header byte, bad JSON, a missing shard,
+    weights in formats kiln does not read."""
     shutil.copytree(os.path.join(tmp, "m"), os.path.join(tmp, "fewer"))
     config = json.load(open(os.path.join(tmp, "fewer", "config.json")))
     config["num_hidden_layers"] = 1
     json.dump(config, open(os.path.join(tmp, "fewer", "config.json"), "w"))
     warned(kiln, tmp, ["compile", "fewer", "-o", "fewer.kiln"],
            ["tensors of the checkpoint are not used", "model.layers.1.", "more"])
+    shutil.copytree(os.path.join(tmp, "m"), os.path.join(tmp, "more"))
+    config["num_hidden_layers"] = 3
+    json.dump(config, open(os.path.join(tmp, "more", "config.json"), "w"))
+    for cmd in (["compile", "more", "-o", "t.kiln"], ["eval", "more", "--inputs", "i64.safetensors", "--outputs", "o.safetensors"]):
+        refused(kiln, tmp, cmd, 1, ["more/model.safetensors: missing tensor 'model.layers.2."], must_not_exist="o.safetensors")
     data = bytearray(open(os.path.join(tmp, "x.kiln"), "rb").read())
     data[10] ^= 0x57  # the format version's third byte: version 5701635 unless the checksum catches it
     open(os.path.join(tmp, "flipped.kiln"), "wb").write(data)
