@@ -117,6 +117,7 @@ artifact::Kernel spirvKernelEntry(const codegen::SpirvKernel &k, mlir::Operation
   for (const ir::SymExpr &g : k.globalSize)
     *out.add_global_size() = toDim(g);
   out.set_shared_memory_bytes(k.sharedMemoryBytes);
+  out.set_symbols_in_uniform(true); // codegen/spirv: header.glsl
   return out;
 }
 

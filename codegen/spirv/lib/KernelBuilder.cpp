@@ -179,7 +179,9 @@ bool KernelBuilder::symbolRef(const std::string &name, std::string &glsl) {
   auto it = std::find(symbols_.begin(), symbols_.end(), name);
   if (it == symbols_.end())
     return fail("symbol '" + name + "' is not one of the step function's symbols");
-  glsl = "pc.symbols[" + std::to_string(it - symbols_.begin()) + "]";
+  // std140 packs the symbols four to a uvec4 (header.glsl).
+  const long index = it - symbols_.begin();
+  glsl = "pc.symbols[" + std::to_string(index / 4) + "][" + std::to_string(index % 4) + "]";
   return true;
 }
 

@@ -107,7 +107,7 @@ public:
   const Tensor &in(unsigned i) const { return tensors_[i]; }
   const Tensor &out() const { return tensors_.back(); }
   Tensor &tensor(unsigned i) { return tensors_[i]; }
-  /// The GLSL of push-constant symbol `name` ("pc.symbols[i]"), or fails naming it.
+  /// The GLSL of symbol `name` ("pc.symbols[i / 4][i % 4]", the uniform of header.glsl), or fails naming it.
   bool symbolRef(const std::string &name, std::string &glsl);
 
   /// A variant define of the kernel (`#define name value` after header.glsl's version directive).

@@ -3,7 +3,9 @@
 // One SPIR-V compute module per kiln op, following the Kernel contract of kiln_artifact.proto:
 // - descriptor set 0, binding i = the dispatch's buffer i (the op's operands, then its result), std430
 //   storage buffers, row-major and contiguous;
-// - push constants `uint symbols[N]`: the values of the symbols in `symbolNames` order;
+// - descriptor set 1, binding 0: a std140 uniform buffer `uvec4 symbols[(N + 3) / 4]`, the values of the
+//   symbols in `symbolNames` order, four per uvec4 (Kernel.symbols_in_uniform: a command buffer recorded once
+//   replays every step, the runtime writes only this buffer);
 // - the runtime dispatches ceil(globalSize[k] / workgroupSize[k]) workgroups per axis (globalSize evaluated
 //   with the symbols); every kernel loops (grid-stride) over its whole iteration space, so any grid is
 //   correct and invocations past the end do nothing.
@@ -69,7 +71,7 @@ std::map<std::string, std::string> spirvOpEntries();
 std::string spirvUnsupportedReason(mlir::Operation *op, const SpirvTarget &target);
 
 /// The kernel of one kiln op: its kernel family's GLSL (codegen/spirv/shaders) specialized by defines for the
-/// op's dtypes, attributes and static dims (symbolic dims come from the push constants, in `symbolNames`
+/// op's dtypes, attributes and static dims (symbolic dims come from the symbols uniform, in `symbolNames`
 /// order), compiled with glslang to SPIR-V 1.3 / Vulkan 1.1 and validated with SPIRV-Tools. Errors name the op and include the first compiler or validator message.
 /// `operandStorage` (optional, one element type per operand): the element type the operand's buffer really
 /// holds when it differs from the IR's, which is allowed only for an f32 operand stored as f16 / bf16 (a
