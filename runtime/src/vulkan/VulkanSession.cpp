@@ -5,6 +5,7 @@
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -73,6 +74,7 @@ public:
   bool create(std::string &error);
 
   Error beginStep(StepState &step) override;
+  Error prepareCommands(StepState &step);
   Error runSegment(const PlanSegment &segment, StepState &step) override;
   Error finishStep(StepState &step) override;
   const void *outputData(int id) const override;
@@ -129,6 +131,8 @@ private:
   std::vector<uint32_t> profBase_;
   std::vector<uint64_t> profNs_;
   uint64_t profRuns_ = 0;
+  // Host time spent preparing steps' commands (params, recording), for the KILN_PROFILE report.
+  uint64_t hostPrepareNs_ = 0, steps_ = 0, recordings_ = 0;
 };
 
 VulkanSession::~VulkanSession() {
@@ -458,9 +462,18 @@ bool VulkanSession::record(int k, const int64_t *sym, int parity, VkCommandBuffe
   return true;
 }
 
+Error VulkanSession::beginStep(StepState &step) {
+  const auto start = std::chrono::steady_clock::now();
+  Error e = prepareCommands(step);
+  hostPrepareNs_ += static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count());
+  ++steps_;
+  return e;
+}
+
 // The command buffers of this step's class: recorded once, then replayed (replay: what varies with the
 // symbols is in params_; else one recording per value of the symbols).
-Error VulkanSession::beginStep(StepState &step) {
+Error VulkanSession::prepareCommands(StepState &step) {
   std::pair<int, std::vector<int64_t>> key{step.parity, {}};
   if (ex_.replay) {
     std::string error;
@@ -498,6 +511,7 @@ Error VulkanSession::beginStep(StepState &step) {
       return Error(KILN_INTERNAL, error);
     }
   cmds_ = &recorded_.emplace(std::move(key), std::move(cmds)).first->second;
+  ++recordings_;
   return {};
 }
 
@@ -611,6 +625,12 @@ void VulkanSession::printProfile() const {
     entry.second++;
     top.push_back({profNs_[d], static_cast<int>(d)});
   }
+  if (steps_)
+    std::fprintf(stderr, "kiln profile (vulkan): %llu steps, %llu command-buffer recordings (%s), host %.1f us per "
+                         "step preparing commands\n",
+                 static_cast<unsigned long long>(steps_), static_cast<unsigned long long>(recordings_),
+                 ex_.replay ? "replayed: symbols and workgroup counts in a buffer" : "per shape: push constants",
+                 double(hostPrepareNs_) * 1e-3 / double(steps_));
   if (!total || !profRuns_)
     return;
   std::fprintf(stderr, "kiln profile (vulkan): %llu runs, GPU %.3f ms per run (per-dispatch timestamps: the time "
