@@ -51,10 +51,12 @@ bool VulkanExecutor::checkBuffers(std::string &error) {
       return false;
     }
   }
-  // The kernels bind a KV cache as two buffers swapped after each step (no strided views yet).
+  // An in-place KV entry is bound whole (its views index it with the row capacity and offset themselves).
   for (const runtime::PlanKvEntry &e : plan.kv)
-    if (e.device && e.inPlace) {
-      error = "kv_cache entry '" + e.name + "' is in place on the device, which this executor does not support";
+    if (e.device && e.inPlace && e.bytes > limits.maxStorageBufferRange) {
+      error = "kv_cache entry '" + e.name + "' of " + std::to_string(e.bytes) +
+              " bytes (in place) exceeds maxStorageBufferRange " + std::to_string(limits.maxStorageBufferRange) +
+              " of '" + limits.name + "'";
       return false;
     }
   return true;

@@ -165,9 +165,14 @@ Region VulkanSession::region(int id, int parity) const {
   case art::Buffer::WEIGHT:
     r = {ex_.weightBlocks[size_t(ex_.weightBlock[size_t(id)])].buffer, ex_.weightOffset[size_t(id)], b.maxBytes};
     break;
-  case art::Buffer::KV_CACHE:
-    r = {kv_[b.kvPresent ? 1 - parity : parity][size_t(b.kvEntry)].buffer, 0, plan_.kv[size_t(b.kvEntry)].bytes};
+  case art::Buffer::KV_CACHE: {
+    // In place: every view (past, present, the appended rows) binds the one storage from offset 0; the
+    // kernels add the row offset (codegen/spirv KV_VIEW), so nothing here depends on p.
+    const runtime::PlanKvEntry &e = plan_.kv[size_t(b.kvEntry)];
+    const int half = e.inPlace ? 0 : b.kvPresent ? 1 - parity : parity;
+    r = {kv_[half][size_t(b.kvEntry)].buffer, 0, e.bytes};
     break;
+  }
   default:
     break;
   }
@@ -273,7 +278,8 @@ bool VulkanSession::create(std::string &error) {
   for (int h = 0; h < 2; ++h) {
     kv_[h].resize(plan_.kv.size());
     for (size_t e = 0; e < plan_.kv.size(); ++e)
-      if (plan_.kv[e].device && !dev_.createBuffer(plan_.kv[e].bytes + 256, false, kv_[h][e], error))
+      if (plan_.kv[e].device && !(h == 1 && plan_.kv[e].inPlace) &&
+          !dev_.createBuffer(plan_.kv[e].bytes + 256, false, kv_[h][e], error))
         return fail("KV cache '" + plan_.kv[e].name + "': " + error, error);
   }
   if (!dev_.createBuffer(ex_.stagingBytes + 256, true, staging_, error))
@@ -474,7 +480,10 @@ Error VulkanSession::beginStep(StepState &step) {
 // The command buffers of this step's class: recorded once, then replayed (replay: what varies with the
 // symbols is in params_; else one recording per value of the symbols).
 Error VulkanSession::prepareCommands(StepState &step) {
-  std::pair<int, std::vector<int64_t>> key{step.parity, {}};
+  // The parity matters only where a device KV entry keeps two buffers.
+  const bool twoBuffers = std::any_of(plan_.kv.begin(), plan_.kv.end(),
+                                      [](const runtime::PlanKvEntry &e) { return e.device && !e.inPlace; });
+  std::pair<int, std::vector<int64_t>> key{twoBuffers ? step.parity : 0, {}};
   if (ex_.replay) {
     std::string error;
     if (params_.mapped && !writeParams(step.symbols, error))
