@@ -324,6 +324,12 @@ protected:
     for (size_t i = 0; i < a.size(); ++i)
       ASSERT_NEAR(a[i], b[i], tol * (1 + std::fabs(b[i]))) << "at " << i;
   }
+  /// The toy artifact `name` with options `o`, written and loaded into `model`.
+  static void loadToy(const std::string &name, const VkToyOptions &o, kiln_model **model) {
+    std::string path;
+    ASSERT_EQ(toyArtifact(dir_, name, o, path), "");
+    ASSERT_EQ(kiln_model_load(path.c_str(), nullptr, model), KILN_OK) << kiln_last_error();
+  }
   static std::string dir_, path_;
 };
 std::string VulkanRuntimeTest::dir_, VulkanRuntimeTest::path_;
@@ -397,12 +403,10 @@ TEST_F(VulkanRuntimeTest, TwoSessionsInterleavedAndConcurrent) {
 }
 
 TEST_F(VulkanRuntimeTest, DeviceOutputIsReadBack) {
-  std::string path;
   VkToyOptions o;
   o.deviceOutput = true;
-  ASSERT_EQ(toyArtifact(dir_, "devout.kiln", o, path), "");
   kiln_model *model = nullptr;
-  ASSERT_EQ(kiln_model_load(path.c_str(), nullptr, &model), KILN_OK) << kiln_last_error();
+  ASSERT_NO_FATAL_FAILURE(loadToy("devout.kiln", o, &model));
   kiln_session *s = nullptr;
   ASSERT_EQ(kiln_session_create(model, 2, &s), KILN_OK) << kiln_last_error();
   auto ids = prompt(2, 5, 4);
@@ -415,12 +419,10 @@ TEST_F(VulkanRuntimeTest, DeviceOutputIsReadBack) {
 // replayed with new symbols and workgroup counts (vkCmdDispatchIndirect), here across decode steps whose p
 // differs every time, chunk schedules that repeat shapes at other p, and two sessions.
 TEST_F(VulkanRuntimeTest, ReplayedStepsMatchReference) {
-  std::string path;
   VkToyOptions o;
   o.symbolsInUniform = true;
-  ASSERT_EQ(toyArtifact(dir_, "replay.kiln", o, path), "");
   kiln_model *model = nullptr;
-  ASSERT_EQ(kiln_model_load(path.c_str(), nullptr, &model), KILN_OK) << kiln_last_error();
+  ASSERT_NO_FATAL_FAILURE(loadToy("replay.kiln", o, &model));
   kiln_session *s = nullptr, *t = nullptr;
   ASSERT_EQ(kiln_session_create(model, 2, &s), KILN_OK) << kiln_last_error();
   ASSERT_EQ(kiln_session_create(model, 1, &t), KILN_OK) << kiln_last_error();
