@@ -20,6 +20,7 @@ struct ImportSummary {
   std::string architecture, task; // "LlamaForCausalLM", "causal-lm" | "encoder"
   size_t ops = 0;                 // in the step function
   std::string weights; // "--weights f16: 201 float tensors converted"; empty: as the checkpoint stores them
+  std::vector<std::string> unusedWeights; // tensors of the checkpoint no kiln.weight names (sorted)
 };
 
 struct FusionSummary {
@@ -66,10 +67,16 @@ struct KvCacheSummary {
 };
 
 struct CodegenSummary {
-  std::string cpu;                // the CPU kernels' target ("znver5")
+  std::string cpu;                // the CPU kernels' targets ("znver5", "x86-64,x86-64-v3,znver5")
   size_t cpuDispatches = 0;
   int cpuKernels = 0;             // distinct
-  uint64_t sharedObjectBytes = 0;
+  uint64_t sharedObjectBytes = 0; // all objects
+  struct CpuObject {
+    std::string cpu;
+    uint64_t bytes = 0;
+  };
+  std::vector<CpuObject> cpuObjects;  // in the artifact's (preference) order
+  std::vector<std::string> cpuDropped; // "x86-64-v4 (the features of sapphirerapids)": no object of its own
   int spirvDispatches = 0, spirvKernels = 0, spirvModules = 0;
   int cpuFoldedConverts = 0; // f16 / bf16 weight converts the CPU kernels read in place (foldCpuWeightConverts)
   int cpuWeightConverts = 0; // kiln.convert dispatches of a weight left on the CPU (an f32 copy per step)
