@@ -245,6 +245,7 @@ artifact::Kernel spirvKernelEntry(const codegen::SpirvKernel &k, mlir::Operation
   for (const ir::SymExpr &g : k.globalSize)
     *out.add_global_size() = toDim(g);
   out.set_shared_memory_bytes(k.sharedMemoryBytes);
+  out.set_symbols_in_uniform(true); // codegen/spirv: header.glsl
   return out;
 }
 
@@ -275,9 +276,12 @@ Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &pr
     std::vector<mlir::Type> storage; // the buffers' element types (a folded weight convert: f16 for f32)
     for (size_t j = 0; j < d.op->getNumOperands(); ++j)
       storage.push_back(plan.buffers[size_t(d.buffers[j])].elementType);
+    std::vector<codegen::SpirvKvView> views; // strided views of in-place KV caches (placeKvCacheInPlace)
+    for (int id : d.buffers)
+      views.push_back({plan.buffers[size_t(id)].rowCapacity, plan.buffers[size_t(id)].rowOffset});
     const std::string what = (d.location.empty() ? std::string("step") : d.location) + ": " +
                              d.op->getName().getStringRef().str();
-    StatusOr<codegen::SpirvKernel> k = codegen::generateSpirvKernel(d.op, symbols, spirv, storage);
+    StatusOr<codegen::SpirvKernel> k = codegen::generateSpirvKernel(d.op, symbols, spirv, storage, views);
     if (!k.ok())
       return Status::error(what + ": SPIR-V: " + k.status().message());
     uint64_t invocations = uint64_t(k->workgroupSize[0]) * k->workgroupSize[1] * k->workgroupSize[2];

@@ -162,7 +162,9 @@ KvCacheSummary kvCacheStage(passes::MemoryPlan &plan, passes::PartitionResult *p
   // two-buffer cache copied forward each step (the differential baseline).
   std::vector<mlir::Operation *> before = passes::kernelOps(plan);
   if (inPlace) {
-    passes::placeKvCacheInPlace(plan, passes::KvInPlaceOptions{}, partition);
+    // Vulkan too: its kernels take the strided views (codegen/spirv SpirvKvView) and its executor binds the
+    // one storage.
+    passes::placeKvCacheInPlace(plan, passes::KvInPlaceOptions{/*vulkan=*/true}, partition);
   } else {
     for (passes::PlanKvEntry &e : plan.kvCache)
       e.reason = "--no-kv-in-place";
