@@ -23,22 +23,6 @@ int parseThreads(const Args &args, int &threads); // Run.cpp
 
 namespace {
 
-/// "1,2,3" (non-negative, unlike parseIntList which refuses 0).
-std::optional<std::vector<int64_t>> parseTokenList(const std::string &text) {
-  std::vector<int64_t> out;
-  size_t pos = 0;
-  while (true) {
-    size_t comma = text.find(',', pos);
-    std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    if (item.empty() || item.size() > 12 || item.find_first_not_of("0123456789") != std::string::npos)
-      return std::nullopt;
-    out.push_back(std::stoll(item));
-    if (comma == std::string::npos)
-      return out;
-    pos = comma + 1;
-  }
-}
-
 std::optional<double> parseNumber(const std::string &text) {
   if (text.empty())
     return std::nullopt;
@@ -106,15 +90,17 @@ int runGenerate(int argc, char **argv) {
   if (args.positional().size() != 1 || !args.has("--ids"))
     return fail(kExitUsage, usage);
   const std::string modelPath = args.positional()[0];
-  std::optional<std::vector<int64_t>> prompt = parseTokenList(*args.get("--ids"));
+  // Integer flags as every command reads them (Cli.h): a number beyond its field is "too large".
+  std::string error;
+  std::optional<std::vector<int64_t>> prompt = parseIntListFlag("--ids", *args.get("--ids"), 0, INT64_MAX, &error);
   if (!prompt)
-    return fail(kExitUsage, "--ids must be token ids separated by commas, got '" + *args.get("--ids") + "'");
+    return fail(kExitUsage, error);
   int64_t n = 32;
   if (auto t = args.get("-n")) {
-    std::optional<std::vector<int64_t>> v = parseTokenList(*t);
-    if (!v || v->size() != 1)
-      return fail(kExitUsage, "-n must be a non-negative integer, got '" + *t + "'");
-    n = (*v)[0];
+    std::optional<uint64_t> v = parseIntFlag("-n", *t, 0, kMaxTokens, &error);
+    if (!v)
+      return fail(kExitUsage, error);
+    n = int64_t(*v);
   }
   Sampler sampler;
   if (auto t = args.get("--temperature")) {
@@ -124,10 +110,10 @@ int runGenerate(int argc, char **argv) {
     sampler.temperature = *v;
   }
   if (auto t = args.get("--top-k")) {
-    std::optional<std::vector<int64_t>> v = parseTokenList(*t);
-    if (!v || v->size() != 1)
-      return fail(kExitUsage, "--top-k must be a non-negative integer, got '" + *t + "'");
-    sampler.topK = (*v)[0];
+    std::optional<uint64_t> v = parseIntFlag("--top-k", *t, 0, INT64_MAX, &error);
+    if (!v)
+      return fail(kExitUsage, error);
+    sampler.topK = int64_t(*v);
   }
   if (auto t = args.get("--top-p")) {
     std::optional<double> v = parseNumber(*t);
@@ -137,18 +123,18 @@ int runGenerate(int argc, char **argv) {
   }
   uint64_t seed = 0;
   if (auto t = args.get("--seed")) {
-    std::optional<std::vector<int64_t>> v = parseTokenList(*t);
-    if (!v || v->size() != 1)
-      return fail(kExitUsage, "--seed must be a non-negative integer, got '" + *t + "'");
-    seed = uint64_t((*v)[0]);
+    std::optional<uint64_t> v = parseIntFlag("--seed", *t, 0, UINT64_MAX, &error);
+    if (!v)
+      return fail(kExitUsage, error);
+    seed = *v;
   }
   sampler.rng.seed(seed);
   std::optional<int64_t> eos;
   if (auto t = args.get("--eos")) {
-    std::optional<std::vector<int64_t>> v = parseTokenList(*t);
-    if (!v || v->size() != 1)
-      return fail(kExitUsage, "--eos must be a token id, got '" + *t + "'");
-    eos = (*v)[0];
+    std::optional<uint64_t> v = parseIntFlag("--eos", *t, 0, INT64_MAX, &error);
+    if (!v)
+      return fail(kExitUsage, error);
+    eos = int64_t(*v);
   }
   int threads = 0;
   if (int code = parseThreads(args, threads))
