@@ -14,6 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 #include <sys/stat.h>
 
 namespace kiln::compiler {
@@ -82,6 +84,17 @@ StatusOr<artifact::Pooling::Mode> poolingMode(const Json &config, const std::str
   for (const auto &[key, mode] : kModes)
     if (boolField(config, key, false))
       on.push_back(mode);
+  // Newer sentence-transformers may write the mode as one string ("mean", "cls", "max", "lasttoken", ...).
+  if (auto it = config.find("pooling_mode"); it != config.end() && it->is_string()) {
+    const std::string name = "pooling_mode_" + it->get<std::string>();
+    for (const auto &[key, mode] : kModes)
+      if (name == key || name + "_token" == key || name + "_tokens" == key)
+        on.push_back(mode);
+    if (on.empty())
+      return Status::error(file + ": pooling_mode '" + it->get<std::string>() + "' is not supported");
+  }
+  std::sort(on.begin(), on.end());
+  on.erase(std::unique(on.begin(), on.end()), on.end());
   if (boolField(config, "pooling_mode_weightedmean_tokens", false))
     return Status::error(file + ": pooling_mode_weightedmean_tokens is not supported");
   if (on.size() != 1)
