@@ -5,7 +5,8 @@ generate / embed on MODEL.kiln agree with the model directory's tokenizer (kiln 
 against Hugging Face tokenizers in tests/e2e/tokenizer), with kiln chat-template (checked against jinja2), with
 the ids path of generate and with kiln run's last_hidden_state pooled here. The Hugging Face references of
 generate and embed are tests/e2e/text/text_references.py.
-usage: text_cli.py KILN TESTS_DATA SPM_DIR WORDPIECE_TOKENIZER_JSON WORK_DIR"""
+The C example (examples/text.c, libkiln.so) gives the same text and vectors.
+usage: text_cli.py KILN TESTS_DATA SPM_DIR WORDPIECE_TOKENIZER_JSON WORK_DIR [KILN_TEXT_EXAMPLE]"""
 import array
 import json
 import math
@@ -18,6 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import st  # noqa: E402
 
 kiln, data, spm, wordpiece, work = sys.argv[1:6]
+example = sys.argv[6] if len(sys.argv) > 6 else None
 shutil.rmtree(work, ignore_errors=True)
 os.makedirs(work)
 failures = []
@@ -108,6 +110,15 @@ decoded, _ = ok_run("detokenize", llama_kiln, "--ids", ",".join(map(str, generat
 check("generate --prompt streams detokenize(--ids run)", json.dumps(text_out[:-1], ensure_ascii=False) + "\n" == decoded,
       f"{text_out!r} vs {decoded!r}")
 check("generate timings", "kiln: load " in err and "prefill 4 tokens" in err and "decode 11 tokens" in err, err)
+if example:
+    p = subprocess.run([example, llama_kiln, "hello world", "12"], capture_output=True)
+    out, _ = ok_run("generate", llama_kiln, "--prompt", "hello world", "-n", "12")
+    check("examples/text.c generate == kiln generate", p.returncode == 0 and p.stdout.decode() == out,
+          f"{p.returncode} {p.stdout!r} vs {out!r} {p.stderr!r}")
+    p = subprocess.run([example, llama_kiln, "--chat", "hello world", "12"], capture_output=True)
+    out, _ = ok_run("generate", llama_kiln, "--chat", "hello world", "-n", "12")
+    check("examples/text.c --chat == kiln generate --chat", p.returncode == 0 and p.stdout.decode() == out,
+          f"{p.returncode} {p.stdout!r} vs {out!r} {p.stderr!r}")
 # Stops after --eos, and after the EOS ids of generation_config.json (the artifact's).
 out, _ = ok_run("generate", llama_kiln, "--ids", ",".join(map(str, prompt_ids)), "-n", "12", "--eos", str(generated[2]),
                 "--ignore-eos")
@@ -210,6 +221,12 @@ dtype, shape, values = st.read(out_st)["embeddings"]
 check("embed --output .safetensors", dtype == "F32" and shape == [4, 64] and
       close([list(values[i * 64:(i + 1) * 64]) for i in range(4)], [json.loads(l) for l in by_text.splitlines()], 1e-6),
       f"{dtype} {shape}")
+
+if example:
+    p = subprocess.run([example, bert_kiln, "--embed", *sentences], capture_output=True)
+    got = [json.loads(line) for line in p.stdout.decode().splitlines()]
+    check("examples/text.c --embed == kiln embed", p.returncode == 0 and close(got, [json.loads(l) for l in by_text.splitlines()], 1e-6),
+          f"{p.returncode} {p.stderr!r}")
 
 # ---- errors: one line naming the file / flag ----
 plain_kiln = os.path.join(work, "plain.kiln")
