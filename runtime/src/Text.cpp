@@ -3,6 +3,8 @@
 
 #include "Session.h"
 
+#include "kiln/support/Util.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -14,11 +16,7 @@ namespace {
 Error invalid(std::string message) { return Error(KILN_INVALID_ARGUMENT, std::move(message)); }
 
 // Messages stay one line (a template's raise_exception text may hold newlines).
-std::string oneLine(std::string message) {
-  for (size_t p = 0; (p = message.find('\n', p)) != std::string::npos; p += 2)
-    message.replace(p, 1, "\\n");
-  return message;
-}
+std::string oneLine(const std::string &message) { return kiln::support::oneLine(message); }
 } // namespace
 
 void TextModel::attach(const kiln::artifact::TextSection *section, std::string path, int64_t vocabSize) {
