@@ -122,7 +122,18 @@ def bert_case():
         ref["input_ids"][key] = [row[m.bool()].tolist() for row, m in zip(feats["input_ids"], feats["attention_mask"])]
     if os.path.exists(d):
         shutil.rmtree(d)
-    st.save(d)
+    try:
+        st.save(d, create_model_card=False)
+    except TypeError:  # a sentence-transformers without that argument
+        st.save(d)
+    # kiln compiles the directory itself: the Transformer module's files belong at its root.
+    modules = json.load(open(os.path.join(d, "modules.json")))
+    for m in modules:
+        if m["type"].endswith("Transformer") and m.get("path"):
+            for f in os.listdir(os.path.join(d, m["path"])):
+                shutil.move(os.path.join(d, m["path"], f), os.path.join(d, f))
+            m["path"] = ""
+    json.dump(modules, open(os.path.join(d, "modules.json"), "w"), indent=2)
     drop_tokenizer(d)
     shutil.rmtree(base)
     meta = {"case": "bert-text", "tokenizer": "bert", "tokenizer_sha256": sha256(os.path.join(TOK_DIR, "bert", "tokenizer.json")),
