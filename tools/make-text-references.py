@@ -5,7 +5,8 @@
 TOKENIZERS_DIR holds the real tokenizers that tools/fetch-test-data.sh builds (its second output line):
 llama2/ (the Llama 2 / TinyLlama vocabulary, 32000) and bert/ (bert-base-uncased, 30522). Runs where torch,
 transformers and sentence-transformers exist (the GPU machine; no network needed). Writes, without the
-tokenizer files (the test copies them from the same cache and checks their sha256 against case.json):
+tokenizer files (the test copies them from the same cache and checks their sha256 against case.json), into
+OUT_DIR = tests/text-data (not tests/data, whose cases other tests walk):
 
   OUT_DIR/llama-text/  a random-weight LlamaForCausalLM with vocab 32000 (tied embeddings, hidden 8: about
                        1 MB), its generation_config.json (eos 2), and reference.json: for each prompt the

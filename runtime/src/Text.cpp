@@ -236,8 +236,7 @@ Error generateText(Session &session, const TextModel &text, const std::vector<in
   StatusOr<std::string> rest = decoder.finish();
   if (!rest.ok())
     return invalid(oneLine(rest.status().message()));
-  if (!stats.stoppedByCaller)
-    onText(*rest, -1);
+  onText(*rest, -1); // what the decoder held, also when the caller stopped (its return value no longer matters)
   return {};
 }
 

@@ -103,7 +103,7 @@ Error generateIds(Session &session, const std::vector<int64_t> &prompt, const Ge
                   const std::function<bool(int64_t)> &onToken, GenerateStats &stats);
 
 /// generateIds with text: the pieces of the streaming decoder go to onText(piece, id) as ids come (false:
-/// stop); the last piece (what the decoder still held) with id -1.
+/// stop); then the last piece (what the decoder still held, possibly empty) with id -1.
 Error generateText(Session &session, const TextModel &text, const std::vector<int64_t> &prompt,
                    const GenerateRequest &request, bool skipSpecialTokens,
                    const std::function<bool(const std::string &, int64_t)> &onText, GenerateStats &stats);

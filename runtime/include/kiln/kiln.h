@@ -165,7 +165,8 @@ KILN_API kiln_status kiln_stream_decoder_create(kiln_model *model, int skip_spec
 KILN_API kiln_status kiln_stream_decoder_step(kiln_stream_decoder *decoder, int64_t id, char **piece);
 /* What is still held (then the decoder starts over). */
 KILN_API kiln_status kiln_stream_decoder_finish(kiln_stream_decoder *decoder, char **piece);
-KILN_API void kiln_stream_decoder_free(kiln_stream_decoder *decoder); /* NULL is a no-op */
+/* NULL is a no-op. Free a model's decoders before the model. */
+KILN_API void kiln_stream_decoder_free(kiln_stream_decoder *decoder);
 
 /* transformers' apply_chat_template(messages, tokenize=False, add_generation_prompt): `messages_json` is a
  * JSON list of {"role", "content"} objects; *prompt (kiln_free) is the rendered text. A template's
@@ -193,7 +194,8 @@ typedef struct kiln_generate_stats {
 } kiln_generate_stats;
 
 /* Called with each generated id (kiln_generate) or each piece of text with the id that completed it
- * (kiln_generate_text; the last call, with id -1, flushes what the decoder held). Return nonzero to stop. */
+ * (kiln_generate_text; a last call with id -1 flushes what the decoder held, also after the callback asked to
+ * stop). Return nonzero to stop. */
 typedef int (*kiln_token_callback)(int64_t id, void *user);
 typedef int (*kiln_text_callback)(const char *piece, size_t piece_len, int64_t id, void *user);
 

@@ -6,8 +6,10 @@ against Hugging Face tokenizers in tests/e2e/tokenizer), with kiln chat-template
 the ids path of generate and with kiln run's last_hidden_state pooled here. The Hugging Face references of
 generate and embed are tests/e2e/text/text_references.py.
 The C example (examples/text.c, libkiln.so) gives the same text and vectors.
-usage: text_cli.py KILN TESTS_DATA SPM_DIR WORDPIECE_TOKENIZER_JSON WORK_DIR [KILN_TEXT_EXAMPLE]"""
+The C API's text calls (libkiln.so through ctypes) agree with the CLI.
+usage: text_cli.py KILN TESTS_DATA SPM_DIR WORDPIECE_TOKENIZER_JSON WORK_DIR [KILN_TEXT_EXAMPLE [LIBKILN]]"""
 import array
+import ctypes
 import json
 import math
 import os
@@ -20,6 +22,7 @@ import st  # noqa: E402
 
 kiln, data, spm, wordpiece, work = sys.argv[1:6]
 example = sys.argv[6] if len(sys.argv) > 6 else None
+libkiln = sys.argv[7] if len(sys.argv) > 7 else None
 shutil.rmtree(work, ignore_errors=True)
 os.makedirs(work)
 failures = []
@@ -135,6 +138,65 @@ check("generate stops at the model's EOS", out.split() == [str(t) for t in gener
       and "stopped at EOS" in err, out + err)
 out, _ = ok_run("generate", eos_kiln, "--ids", ",".join(map(str, prompt_ids)), "-n", "12", "--ignore-eos")
 check("--ignore-eos", out.split() == [str(t) for t in generated], out)
+
+
+
+def check_c_api(lib_path, model_path, model_dir):
+    """kiln_tokenize / kiln_detokenize / the stream decoder / kiln_chat_template_apply / kiln_model_eos_ids."""
+    lib = ctypes.CDLL(lib_path)
+    lib.kiln_last_error.restype = ctypes.c_char_p
+    P, I64P = ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64)
+    lib.kiln_free.argtypes = [P]
+    model = P()
+    check("kiln_model_load", lib.kiln_model_load(model_path.encode(), None, ctypes.byref(model)) == 0, lib.kiln_last_error())
+    check("kiln_model_has_tokenizer", lib.kiln_model_has_tokenizer(model) == 1)
+    eos, n = I64P(), ctypes.c_size_t()
+    lib.kiln_model_eos_ids(model, ctypes.byref(eos), ctypes.byref(n))
+    check("kiln_model_eos_ids", [eos[i] for i in range(n.value)] == [2], n.value)
+    for text in ("hello world", "h\u00e9llo \U0001F600 world"):
+        raw = text.encode()
+        ids, count = I64P(), ctypes.c_size_t()
+        st = lib.kiln_tokenize(model, raw, len(raw), 1, ctypes.byref(ids), ctypes.byref(count))
+        got = [ids[i] for i in range(count.value)]
+        lib.kiln_free(ids)
+        want = json.loads(run("tokenize", model_dir, "--text", text)[1])
+        check(f"kiln_tokenize {text!r}", st == 0 and got == want, f"{st} {got} vs {want}")
+        arr = (ctypes.c_int64 * len(got))(*got)
+        out = ctypes.c_void_p()
+        st = lib.kiln_detokenize(model, arr, len(got), 1, ctypes.byref(out))
+        decoded = ctypes.string_at(out).decode() if st == 0 else None
+        lib.kiln_free(out)
+        want = json.loads(run("detokenize", model_dir, "--ids", ",".join(map(str, got)), "--skip-special")[1])
+        check(f"kiln_detokenize {got}", decoded == want, f"{decoded!r} vs {want!r}")
+        dec, pieces = P(), []
+        lib.kiln_stream_decoder_create(model, 0, ctypes.byref(dec))
+        for i in got + [-1]:
+            piece = ctypes.c_void_p()
+            st = lib.kiln_stream_decoder_step(dec, ctypes.c_int64(i), ctypes.byref(piece)) if i >= 0 else \
+                lib.kiln_stream_decoder_finish(dec, ctypes.byref(piece))
+            pieces.append(ctypes.string_at(piece).decode() if st == 0 else None)
+            lib.kiln_free(piece)
+        lib.kiln_stream_decoder_free(dec)
+        want = json.loads(run("detokenize", model_dir, "--ids", ",".join(map(str, got)), "--stream")[1])
+        check(f"kiln_stream_decoder {got}", pieces == want, f"{pieces} vs {want}")
+    bad = b"ab\xffcd"
+    ids, count = I64P(), ctypes.c_size_t()
+    st = lib.kiln_tokenize(model, bad, len(bad), 1, ctypes.byref(ids), ctypes.byref(count))
+    check("kiln_tokenize of invalid UTF-8", st == 1 and b"UTF-8" in lib.kiln_last_error(), lib.kiln_last_error())
+    out = ctypes.c_void_p()
+    st = lib.kiln_chat_template_apply(model, b'[{"role": "user", "content": "hello world"}]', 1, ctypes.byref(out))
+    rendered = ctypes.string_at(out).decode() if st == 0 else None
+    lib.kiln_free(out)
+    want = run("chat-template", model_dir, "--chat", "hello world", "--add-generation-prompt")[1]
+    check("kiln_chat_template_apply", rendered == want, f"{rendered!r} vs {want!r}")
+    st = lib.kiln_chat_template_apply(model, b'{"role": 1}', 1, ctypes.byref(out))
+    check("kiln_chat_template_apply of a non-list", st == 1 and b"expected a JSON list" in lib.kiln_last_error(),
+          lib.kiln_last_error())
+    lib.kiln_model_free(model)
+
+
+if libkiln:
+    check_c_api(libkiln, llama_kiln, llama)
 
 # ---- an encoder with a WordPiece tokenizer and a sentence-transformers pooling config ----
 with open(wordpiece) as f:
