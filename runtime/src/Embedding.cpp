@@ -15,7 +15,7 @@ struct ResolvedEmbed {
   PoolingMode mode = PoolingMode::Mean;
   bool normalize = false;
   std::string prefix;
-  int64_t maxTokens = 0; // per text, special tokens included
+  int64_t maxTokens = 0; // per text, special tokens included: longer texts are truncated to it
 };
 
 Error resolve(const Session &session, const TextModel &text, const EmbedRequest &request, ResolvedEmbed &out) {
@@ -108,14 +108,13 @@ Error embed(Session &session, const TextModel &text, const std::vector<std::stri
                    " embeddings need " + std::to_string(texts.size() * size_t(hidden)));
   std::vector<std::vector<int64_t>> ids(texts.size());
   for (size_t i = 0; i < texts.size(); ++i) {
-    if (Error e = text.encode(r.prefix + texts[i], request.addSpecialTokens, ids[i]))
+    if (Error e = text.encode(r.prefix + texts[i], request.addSpecialTokens, ids[i], uint64_t(r.maxTokens)))
       return Error(e.code(), "text " + std::to_string(i) + ": " + e.message());
     if (ids[i].empty())
       return invalid("text " + std::to_string(i) + " has no tokens");
-    if (int64_t(ids[i].size()) > r.maxTokens)
+    if (int64_t(ids[i].size()) > r.maxTokens) // truncation cannot go below the special tokens
       return invalid("text " + std::to_string(i) + " has " + std::to_string(ids[i].size()) +
-                     " tokens, more than the " + std::to_string(r.maxTokens) +
-                     " the model takes (max_seq_length / the compiled max context)");
+                     " tokens, more than the " + std::to_string(r.maxTokens) + " the model takes");
   }
   const tokenizer::TextConfig &config = tok->config();
   const int64_t padId = config.pad && config.pad->id ? int64_t(*config.pad->id) : 0;

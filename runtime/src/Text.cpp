@@ -66,11 +66,13 @@ Error TextModel::tokenizer(const kiln::tokenizer::Tokenizer **out) const {
   return {};
 }
 
-Error TextModel::encode(std::string_view text, bool addSpecialTokens, std::vector<int64_t> &ids) const {
+Error TextModel::encode(std::string_view text, bool addSpecialTokens, std::vector<int64_t> &ids,
+                        std::optional<uint64_t> batchMaxLength) const {
   const kiln::tokenizer::Tokenizer *tok = nullptr;
   if (Error e = tokenizer(&tok))
     return e;
-  StatusOr<std::vector<uint32_t>> encoded = tok->encode(text, addSpecialTokens);
+  StatusOr<std::vector<uint32_t>> encoded = batchMaxLength ? tok->encodeForBatch(text, addSpecialTokens, *batchMaxLength)
+                                                           : tok->encode(text, addSpecialTokens);
   if (!encoded.ok())
     return invalid(oneLine(encoded.status().message()));
   ids.assign(encoded->begin(), encoded->end());

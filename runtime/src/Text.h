@@ -37,8 +37,10 @@ public:
 
   /// The tokenizer, loaded on first use. INVALID_ARGUMENT when the artifact has none.
   Error tokenizer(const kiln::tokenizer::Tokenizer **out) const;
-  /// Hugging Face encode(text, add_special_tokens); every id is checked against the model's vocabulary.
-  Error encode(std::string_view text, bool addSpecialTokens, std::vector<int64_t> &ids) const;
+  /// Hugging Face encode(text, add_special_tokens); every id is checked against the model's vocabulary. With
+  /// `batchMaxLength`: Tokenizer::encodeForBatch (truncated to it, unpadded), as sentence-transformers encodes.
+  Error encode(std::string_view text, bool addSpecialTokens, std::vector<int64_t> &ids,
+               std::optional<uint64_t> batchMaxLength = std::nullopt) const;
   /// Hugging Face decode(ids, skip_special_tokens).
   Error decode(const int64_t *ids, size_t count, bool skipSpecialTokens, std::string &text) const;
   /// apply_chat_template(messages, tokenize=False, add_generation_prompt): `messagesJson` is a JSON list of
@@ -117,8 +119,9 @@ struct EmbedRequest {
   bool addSpecialTokens = true;
 };
 
-/// One vector per text ([count, hidden] row-major into `out`, which holds `outFloats`): the texts in batches
-/// of the session's batch, right-padded with the pad id and masked, pooled and (optionally) L2-normalized.
+/// One vector per text ([count, hidden] row-major into `out`, which holds `outFloats`): each text truncated to
+/// max_seq_length (else the compiled max context) tokens as sentence-transformers does, the texts in batches of
+/// the session's batch, right-padded with the pad id and masked, pooled and (optionally) L2-normalized.
 Error embed(Session &session, const TextModel &text, const std::vector<std::string> &texts,
             const EmbedRequest &request, float *out, size_t outFloats);
 

@@ -133,8 +133,8 @@ const Command kEmbed{
     "batches with right padding and an attention mask, pooled and normalized as the model's\n"
     "sentence-transformers config says (modules.json, 1_Pooling/config.json; the flags override it; a model\n"
     "without one needs --pooling). Prints one JSON array per text; --output writes `embeddings` F32 [N, D]\n"
-    "(.safetensors) or one JSON list of arrays (.json). A text longer than max_seq_length or the compiled max\n"
-    "context is exit 1.",
+    "(.safetensors) or one JSON list of arrays (.json). A text longer than max_seq_length (else the compiled\n"
+    "max context) is truncated, as sentence-transformers does.",
     {{"--text", "T", "a text to embed (repeatable)"},
      {"--file", "TEXTS.jsonl", "one JSON string per line"},
      {"--prefix", "P", "prepend P to every text (\"\" for none; default: the model's default prompt)"},

@@ -227,8 +227,8 @@ KILN_API void kiln_embed_options_init(kiln_embed_options *options);
 
 /* Sentence embeddings of an encoder: `out` ([count, hidden size] floats, `out_len` of them) receives one
  * vector per text, computed as sentence-transformers' encode: the prefix prepended, the texts run in batches
- * of the session's batch with right padding and an attention mask, pooled, normalized. A text with more
- * tokens than max_seq_length or the compiled max context is INVALID_ARGUMENT. `options` may be NULL. */
+ * of the session's batch with right padding and an attention mask, pooled, normalized. Each text is truncated
+ * to max_seq_length tokens (else the compiled max context), special tokens included. `options` may be NULL. */
 KILN_API kiln_status kiln_embed(kiln_session *session, const char *const *texts, size_t count,
                                 const kiln_embed_options *options, float *out, size_t out_len);
 

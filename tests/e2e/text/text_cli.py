@@ -303,7 +303,20 @@ _, err = ok_run("generate", llama_kiln, "--prompt", "hi", "-n", "300", "--ignore
 check("sampling up to the max context", "stopped at the max context" in err, err)
 expect_one_line_error(["embed", llama_kiln, "--text", "hi"], "embed needs an encoder")
 expect_one_line_error(["generate", bert_kiln, "--prompt", "hi"], "generate needs a causal LM")
-expect_one_line_error(["embed", bert_kiln, "--text", " ".join(["hello"] * 20)], "more than the 16")
+# tokenizer.json's own padding (to a multiple of 4 here) does not reach the model: sentence-transformers pads the
+# batch itself and masks it.
+padded = os.path.join(work, "bert-padded")
+shutil.copytree(bert, padded)
+with open(wordpiece) as f:
+    write_json(os.path.join(padded, "tokenizer.json"), json.load(f))
+padded_kiln = os.path.join(work, "bert-padded.kiln")
+ok_run("compile", padded, "-o", padded_kiln)
+out, _ = ok_run("embed", padded_kiln, *sum([["--text", s] for s in sentences], []))
+check("embed ignores tokenizer.json's padding", out == by_text, f"{out!r} vs {by_text!r}")
+# Truncated to max_seq_length 16 (special tokens included), as sentence-transformers does.
+long_text, _ = ok_run("embed", bert_kiln, "--text", " ".join(["hello"] * 20))
+cut_text, _ = ok_run("embed", bert_kiln, "--text", " ".join(["hello"] * 14))
+check("embed truncates to max_seq_length", long_text == cut_text and long_text != "", f"{long_text!r} vs {cut_text!r}")
 bad_messages = os.path.join(work, "bad.json")
 with open(bad_messages, "w") as f:
     f.write('{"role": "user"}')
