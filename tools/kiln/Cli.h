@@ -28,10 +28,13 @@ public:
   const std::vector<std::string> &positional() const { return positional_; }
   std::optional<std::string> get(const std::string &name) const;
   bool has(const std::string &name) const { return values_.count(name) != 0; }
+  /// Every value of a flag given more than once, in order (get() gives the last).
+  std::vector<std::string> getAll(const std::string &name) const;
 
 private:
   std::vector<std::string> positional_;
   std::map<std::string, std::string> values_;
+  std::map<std::string, std::vector<std::string>> all_;
   std::string error_;
   bool help_ = false;
 };
