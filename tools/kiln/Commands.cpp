@@ -15,9 +15,10 @@ const EnvVar kProfileTopEnv{"KILN_PROFILE_TOP", "=N: how many of the slowest dis
 const EnvVar kVulkanDeviceEnv{"KILN_VULKAN_DEVICE", "=INDEX|NAME: the Vulkan device (a name substring; default: GPUs first)"};
 const EnvVar kDriverEnv{"VK_DRIVER_FILES", "the Vulkan driver manifest(s) to load (the loader's variable; e.g. lavapipe)"};
 const EnvVar kTmpEnv{"TMPDIR", "where a kernel object is written for dlopen when memfd is unavailable"};
+const EnvVar kThreadsGrainEnv{"KILN_THREADS_GRAIN", "=G: the fewest items of a CPU kernel's range per thread, for every kernel (1: split all; tests)"};
 const EnvVar kOpenBlasEnv{"OPENBLAS_CORETYPE", "forces OpenBLAS's kernel choice for f32 matmuls (bench prints which)"};
 
-const Flag kThreadsFlag{"--threads", "N", "worker threads (default: the artifact's compile --threads, else the machine's cores)"};
+const Flag kThreadsFlag{"--threads", "N", "CPU threads: the kernels' and OpenBLAS's (default: the artifact's compile --threads, else 2)"};
 const Flag kNoVerifyFlag{"--no-verify", nullptr, "skip the artifact's section checksums at load (faster open)"};
 
 const Command kCompile{
@@ -87,7 +88,7 @@ const Command kRun{
      {"--chunks", "2,5,1", "prefill the prompt in these chunks (they sum to S; default one)"},
      kThreadsFlag,
      kNoVerifyFlag},
-    {kProfileEnv, kProfileTopEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv},
+    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv},
     false};
 
 const Command kGenerate{
@@ -105,7 +106,7 @@ const Command kGenerate{
      {"--eos", "ID", "stop after this token id"},
      kThreadsFlag,
      kNoVerifyFlag},
-    {kProfileEnv, kProfileTopEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv},
+    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv},
     false};
 
 const Command kBench{
@@ -120,7 +121,7 @@ const Command kBench{
      {"--json", nullptr, "one JSON document on stdout instead of the table (numbers unrounded)"},
      kThreadsFlag,
      kNoVerifyFlag},
-    {kProfileEnv, kProfileTopEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv, kOpenBlasEnv},
+    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv, kOpenBlasEnv},
     false};
 
 const Command kInspect{

@@ -21,12 +21,21 @@ namespace {
 // symbols[] = {b, p, s} (Manifest.symbols sorted by name).
 const char *kKernelsC = R"C(
 #include <stdint.h>
+/* kernel_abi.h: each kernel takes a (begin, end) range and has a <symbol>_range; these run whole (extent 1). */
+typedef struct { int64_t extent, grain, flags; } kiln_kernel_range;
+#define TOY_RANGE(name) \
+  void name##_range(const int64_t *sym, kiln_kernel_range *r) { (void)sym; r->extent = 1; r->grain = 1; r->flags = 0; }
+TOY_RANGE(toy_gather)
+TOY_RANGE(toy_gather_i32)
+TOY_RANGE(toy_concat)
+TOY_RANGE(toy_logits)
+TOY_RANGE(toy_encode)
 #define V 16
 #define H 4
 #ifndef TOY_SCALE
 #define TOY_SCALE 1
 #endif
-void toy_gather(void *const *buf, const int64_t *sym) {
+void toy_gather(void *const *buf, const int64_t *sym, int64_t begin, int64_t end) {
   const float *embed = (const float *)buf[0];
   const int64_t *ids = (const int64_t *)buf[1];
   float *x = (float *)buf[2];
@@ -35,7 +44,7 @@ void toy_gather(void *const *buf, const int64_t *sym) {
     for (int k = 0; k < H; ++k)
       x[i * H + k] = embed[ids[i] * H + k];
 }
-void toy_gather_i32(void *const *buf, const int64_t *sym) {
+void toy_gather_i32(void *const *buf, const int64_t *sym, int64_t begin, int64_t end) {
   const float *embed = (const float *)buf[0];
   const int32_t *ids = (const int32_t *)buf[1];
   float *x = (float *)buf[2];
@@ -44,7 +53,7 @@ void toy_gather_i32(void *const *buf, const int64_t *sym) {
     for (int k = 0; k < H; ++k)
       x[i * H + k] = embed[ids[i] * H + k];
 }
-void toy_concat(void *const *buf, const int64_t *sym) {
+void toy_concat(void *const *buf, const int64_t *sym, int64_t begin, int64_t end) {
   const float *past = (const float *)buf[0];
   const float *x = (const float *)buf[1];
   float *present = (float *)buf[2];
@@ -56,7 +65,7 @@ void toy_concat(void *const *buf, const int64_t *sym) {
       present[r * (p + s) * H + p * H + t] = x[r * s * H + t];
   }
 }
-void toy_logits(void *const *buf, const int64_t *sym) {
+void toy_logits(void *const *buf, const int64_t *sym, int64_t begin, int64_t end) {
   const float *present = (const float *)buf[0];
   const float *embed = (const float *)buf[1];
   float *logits = (float *)buf[2];
@@ -81,7 +90,7 @@ void toy_logits(void *const *buf, const int64_t *sym) {
     }
 }
 /* symbols {b, s} for the encoder */
-void toy_encode(void *const *buf, const int64_t *sym) {
+void toy_encode(void *const *buf, const int64_t *sym, int64_t begin, int64_t end) {
   const float *embed = (const float *)buf[0];
   const int64_t *ids = (const int64_t *)buf[1];
   const int64_t *mask = (const int64_t *)buf[2];
