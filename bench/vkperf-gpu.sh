@@ -69,5 +69,5 @@ for round in $(seq ${ROUNDS:-2}); do
 done
 if [ "${SKIP_CHECKS:-0}" != 1 ]; then
   echo "== reference cases vs HF (this tree's kernels, profile nvidia-h200), each case's chunks and one chunk"
-  K=$K bash bench/h200-cases.sh
+  K=$K bash bench/gpu-cases.sh
 fi

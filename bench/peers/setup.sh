@@ -5,7 +5,8 @@
 #     libggml-cpu-{x64,sse42,haswell,zen4,...}.so, the best one for the CPU is picked at load), no tools.
 #   - node-llama-cpp 3.22.1 (npm pack, sha512 checked): only its llama/gitRelease.bundle, the llama.cpp
 #     source of that same release, cloned to bench/peers/llama.cpp for the headers and the llama-bench source.
-#   - builds bench/peers/bin/llama-bench (llama.cpp's tools/llama-bench, with one change: -ctk / -ctv accept
+#   - builds bench/peers/bin/llama-quantize (llama.cpp's own Q8_0 / Q4_0 quantizer, unchanged) and
+#     bench/peers/bin/llama-bench (llama.cpp's tools/llama-bench, with one change: -ctk / -ctv accept
 #     f32, so that the KV cache can be f32 as kiln's; upstream's list stops at f16) and
 #     bench/peers/bin/llama-logits (llama_logits.cpp) against those prebuilt libraries, which are linked
 #     into bin/ (ggml looks for its CPU backends next to the executable).
@@ -14,7 +15,7 @@
 #     into bench/peers/bin-vulkan/, and packs bench/peers/h200-carry.tar.xz (git-ignored, ~8 MiB): a folder
 #     carry/ with llama-bench, llama-logits, libggml-vulkan.so, libggml-base.so, libggml.vulkan.v0.5.0.so,
 #     libllama.vulkan.v0.5.0.so, libllama-common.so and the x64 + haswell CPU backends, all that
-#     bench/h200-peer.sh needs on the GPU machine (no Node). Here it runs on lavapipe with
+#     bench/gpu.sh needs on the GPU machine (no Node). Here it runs on lavapipe with
 #     GGML_VK_VISIBLE_DEVICES=0 (llama.cpp skips CPU-type Vulkan devices otherwise) and
 #     VK_DRIVER_FILES=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json.
 # usage: bench/peers/setup.sh      (needs npm, git, g++; ~1 min of compiling)
@@ -55,15 +56,17 @@ LINK="$BIN/libllama-common.so $BIN/libllama.${TAG}v0.5.0.so $BIN/libggml.${TAG}v
 g++ -std=c++17 -O2 -DNDEBUG $INC llama.cpp/tools/llama-bench/llama-bench.cpp llama.cpp/tools/llama-bench/main.cpp \
   -o $BIN/llama-bench $LINK -pthread
 g++ -std=c++17 -O2 -DNDEBUG $INC llama_logits.cpp -o $BIN/llama-logits $LINK
+g++ -std=c++17 -O2 -DNDEBUG $INC llama.cpp/tools/quantize/quantize.cpp llama.cpp/tools/quantize/main.cpp \
+  -o $BIN/llama-quantize $LINK -pthread
 echo "setup.sh: llama.cpp $(cat llama.cpp/node-llama-cpp.info.json | tr -d ' \n'), @node-llama-cpp/linux-x64${TAG:+-vulkan} $NLC_VERSION"
 $BIN/llama-bench --version 2>&1 | tail -2
 
 if [ "$VARIANT" = vulkan ]; then
   rm -rf .carry && mkdir -p .carry/carry
-  for f in llama-bench llama-logits libggml-vulkan.so libggml-base.so libggml.vulkan.v0.5.0.so \
+  for f in llama-bench llama-logits llama-quantize libggml-vulkan.so libggml-base.so libggml.vulkan.v0.5.0.so \
            libllama.vulkan.v0.5.0.so libllama-common.so libggml-cpu-x64.so libggml-cpu-haswell.so; do
     cp -L "$BIN/$f" .carry/carry/
   done
   tar cJf h200-carry.tar.xz -C .carry carry && rm -rf .carry
-  echo "setup.sh: wrote bench/peers/h200-carry.tar.xz ($(du -h h200-carry.tar.xz | cut -f1)); copy it to .h200/peer/carry.tar.xz for bench/h200-peer.sh"
+  echo "setup.sh: wrote bench/peers/h200-carry.tar.xz ($(du -h h200-carry.tar.xz | cut -f1)); bench/gpu-prepare.sh copies it to .h200/peer/carry.tar.xz for bench/gpu.sh"
 fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every reference case compiled for the GPU (.h200/cases/NAME.kiln + NAME.ref.safetensors + NAME.chunks, "-"
 # for encoders: bench/vkperf-prepare.sh) against its Hugging Face reference, in the case's chunks and in one
-# chunk, at 1e-3 (bench/compare.py). Called by bench/h200-bench.sh and bench/vkperf-gpu.sh on the GPU machine,
+# chunk, at 1e-3 (bench/compare.py). Called by bench/gpu.sh and bench/vkperf-gpu.sh on the GPU machine,
 # with the environment they set up; K: the kiln binary (default .h200/bin/kiln).
 K=${K:-.h200/bin/kiln}
 for a in .h200/cases/*.kiln; do

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Prepares .h200/ and .gl/ (git-ignored) for bench/gpu.sh, the one device call that checks every reference case
+# on the GPU and runs kiln beside llama.cpp's Vulkan backend (issue 10, item 7):
+#   .h200/bin/kiln                       the runtime-only build of this tree (no LLVM / MLIR on the GPU machine)
+#   .h200/models/tl-{f32,f16}.kiln       TinyLlama-1.1B shapes (bench/configs/tinyllama-1.1b.json), --target
+#                                        vulkan --device-profile nvidia-h200 --max-context 1024
+#                                        --synthetic-weights 1 (weights made at load: the artifacts stay small)
+#   .h200/models/tl-FMT.kiln             the same for each FMT in WEIGHTS (e.g. WEIGHTS="q8_0 q4_0", when this
+#                                        build's `kiln compile --weights` takes it)
+#   .h200/models/*.inspect.json          kiln inspect --json of each (bench/gpu_table.py sums its weight bytes)
+#   .h200/cases/NAME.{kiln,ref.safetensors,chunks}   every tests/data case for nvidia-h200 and its HF reference
+#   .h200/peer/carry.tar.xz              llama.cpp v0.5.0 Vulkan: llama-bench, llama-logits and libraries
+#                                        (VARIANT=vulkan bench/peers/setup.sh)
+#   .gl/*.deb, .gl/rt/*.deb              the Vulkan loader / GL dispatch and the runtime's libraries (devices.md)
+# usage: bash tools/build.sh && bash bench/gpu-prepare.sh; then the device call: carry [".gl", ".h200"],
+#        command `bash bench/gpu.sh`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+K=${KILN:-build/bin/kiln}
+H=.h200
+WORK=${WORK:-/tmp/gpuprep}
+rm -rf $H/models $H/cases && mkdir -p $H/bin $H/models $H/cases $H/peer .gl/rt $WORK
+KILN_BUILD_DIR=$H/build bash tools/build.sh -DKILN_BUILD_COMPILER=OFF -DKILN_BUILD_TESTS=OFF >$WORK/rt-build.log 2>&1 \
+  || { tail -20 $WORK/rt-build.log; exit 1; }
+cp $H/build/bin/kiln $H/bin/kiln && rm -rf $H/build
+compile() { # SRC OUT [flags...]
+  local src=$1 out=$2; shift 2
+  $K compile "$src" -o "$out" --target vulkan --device-profile nvidia-h200 "$@" 2>&1 | tail -1
+}
+for d in f32 f16; do
+  [ -d $WORK/tl-$d ] || $K synth bench/configs/tinyllama-1.1b.json -o $WORK/tl-$d --seed 1 --dtype $d
+  compile $WORK/tl-$d $H/models/tl-$d.kiln --max-context 1024 --synthetic-weights 1
+done
+for w in ${WEIGHTS:-}; do
+  compile $WORK/tl-f32 $H/models/tl-$w.kiln --max-context 1024 --synthetic-weights 1 --weights $w
+done
+for m in $H/models/*.kiln; do $K inspect $m --json > ${m%.kiln}.inspect.json; done
+for dir in tests/data/*/; do
+  n=$(basename $dir)
+  compile $dir $H/cases/$n.kiln
+  cp $dir/reference.safetensors $H/cases/$n.ref.safetensors
+  python3 -c "import json; c = json.load(open('$dir/case.json')).get('chunks'); print(','.join(map(str, c)) if c else '-')" \
+    > $H/cases/$n.chunks
+done
+[ -f bench/peers/h200-carry.tar.xz ] || VARIANT=vulkan bash bench/peers/setup.sh
+cp bench/peers/h200-carry.tar.xz $H/peer/carry.tar.xz
+(cd .gl && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 >/dev/null 2>&1)
+(cd .gl/rt && apt-get download libopenblas0-pthread libgfortran5 libquadmath0 libprotobuf32 libonig5 libicu72 \
+  >/dev/null 2>&1)
+du -sh $H .gl
