@@ -413,13 +413,16 @@ private:
     return LLVM::ShuffleVectorOp::create(b_, v, v, ArrayRef<int32_t>(SmallVector<int32_t>(kVec, 0)));
   }
   /// The sum of the 8 lanes in a fixed tree order: (0+4, 1+5, 2+6, 3+7), then (0+2, 1+3), then 0+1.
-  Value horizontalSum(Value v) {
+  Value horizontalSum(Value v) { return horizontal(v, false); }
+  /// The largest of the 8 lanes (NaN if any is).
+  Value horizontalMax(Value v) { return horizontal(v, true); }
+  Value horizontal(Value v, bool max) {
     for (int64_t width = kVec / 2; width >= 1; width /= 2) {
       SmallVector<int32_t> mask;
       for (int64_t i = 0; i < kVec; ++i)
         mask.push_back(static_cast<int32_t>(i < width ? i + width : i));
       Value hi = LLVM::ShuffleVectorOp::create(b_, v, v, ArrayRef<int32_t>(mask));
-      v = arith::AddFOp::create(b_, v, hi);
+      v = max ? (Value)arith::MaximumFOp::create(b_, v, hi) : (Value)arith::AddFOp::create(b_, v, hi);
     }
     return LLVM::ExtractElementOp::create(b_, v, c64(0));
   }
@@ -650,6 +653,11 @@ private:
                              bool unitOffset);
   LogicalResult emitRope(Operation *op, const OpTensors &bufs);
   LogicalResult emitAttention(Operation *op, const OpTensors &bufs);
+  struct AttentionRow;
+  Value attentionScore(const AttentionRow &a, Value j);
+  SmallVector<Value> attentionKey(const AttentionRow &a, Value j, Value m, Value l);
+  SmallVector<Value> attentionBlock(const AttentionRow &a, Value j0, Value m, Value l);
+  Value expNonPositive(Value x);
 
   ImplicitLocOpBuilder &b_;
   Value symbols_, begin_, end_;
@@ -1095,9 +1103,150 @@ LogicalResult KernelEmitter::emitRope(Operation *ropeOp, const OpTensors &bufs) 
   return success();
 }
 
-/// One query row at a time (the parallel loop's items) with an online softmax (running max m, running sum l, an f32 accumulator of
-/// dv values on the stack), so no score tensor and no heap. The causal / window mask becomes the key loop's
-/// bounds; the padding mask is tested per key.
+/// The attention kernel's per-row state and operands (emitAttention and its pieces).
+struct KernelEmitter::AttentionRow {
+  const Tensor *q, *k, *v, *padding, *bias;
+  Tensor acc;                   // Dv floats on the stack
+  Value T, D, Dv, bi, h, i;     // sizes, and the row's batch, head, query index
+  Value qBase, kBase, vBase;    // element offsets of the query row and of the (batch, kv head) K / V
+  double scale;
+  std::optional<double> softcap;
+  SmallVector<Value> biasStrides;
+  bool vec;                     // f32 q / k / v: <8 x f32> vectors
+};
+
+/// The score of key j for the row: q . k_j * scale, soft-capped, plus the bias; -inf for a padded key.
+Value KernelEmitter::attentionScore(const AttentionRow &a, Value j) {
+  auto addf = [&](Value x, Value y) { return (Value)arith::AddFOp::create(b_, x, y); };
+  auto mulf = [&](Value x, Value y) { return (Value)arith::MulFOp::create(b_, x, y); };
+  Value kRow = add(a.kBase, mul(j, a.D));
+  Value dot = cf32(0.0), tail = c64(0);
+  if (a.vec) {
+    tail = floorToVec(a.D);
+    Value acc = forLoopVec(c64(0), tail, {zeroVec()}, [&](Value d, ValueRange s) -> SmallVector<Value> {
+                  Value qd = loadVec(*a.q, add(a.qBase, d)), kd = loadVec(*a.k, add(kRow, d));
+                  return {math::FmaOp::create(b_, qd, kd, s[0])};
+                })[0];
+    dot = horizontalSum(acc);
+  }
+  dot = forLoop(tail, a.D, {dot}, [&](Value d, ValueRange s) -> SmallVector<Value> {
+          Value qd = load(*a.q, add(a.qBase, d)), kd = load(*a.k, add(kRow, d));
+          return {addf(s[0], mulf(qd, kd))};
+        })[0];
+  Value score = mulf(dot, cf32(a.scale));
+  if (a.softcap)
+    score = mulf(cf32(*a.softcap), math::TanhOp::create(b_, mulf(score, cf32(1.0 / *a.softcap))));
+  if (a.bias) {
+    const SmallVector<Value> &st = a.biasStrides;
+    Value off = add(add(mul(a.bi, st[0]), mul(a.h, st[1])), add(mul(a.i, st[2]), mul(j, st[3])));
+    score = addf(score, load(*a.bias, off));
+  }
+  // A hidden key (padding) is a score of -inf: it changes neither m nor l nor the accumulator.
+  if (a.padding) {
+    Value valid = nonzero(load(*a.padding, add(mul(a.bi, a.T), j)));
+    score = arith::SelectOp::create(b_, valid, score, cf32(-std::numeric_limits<double>::infinity()));
+  }
+  return score;
+}
+
+/// One key into the row's online softmax: returns the new (m, l).
+SmallVector<Value> KernelEmitter::attentionKey(const AttentionRow &a, Value j, Value m, Value l) {
+  auto addf = [&](Value x, Value y) { return (Value)arith::AddFOp::create(b_, x, y); };
+  auto mulf = [&](Value x, Value y) { return (Value)arith::MulFOp::create(b_, x, y); };
+  Value score = attentionScore(a, j);
+  Value mNew = arith::MaximumFOp::create(b_, m, score);
+  // While every score so far is -inf nothing accumulates (and exp(-inf - -inf) would be NaN).
+  Value none = arith::CmpFOp::create(b_, arith::CmpFPredicate::OEQ, mNew, cf32(-std::numeric_limits<double>::infinity()));
+  Value corr = arith::SelectOp::create(b_, none, cf32(1.0), math::ExpOp::create(b_, arith::SubFOp::create(b_, m, mNew)));
+  Value p = arith::SelectOp::create(b_, none, cf32(0.0), math::ExpOp::create(b_, arith::SubFOp::create(b_, score, mNew)));
+  Value vRow = add(a.vBase, mul(j, a.Dv));
+  Value vTail = c64(0);
+  if (a.vec) {
+    vTail = floorToVec(a.Dv);
+    Value corrV = splat(corr), pV = splat(p);
+    forLoopVec(c64(0), vTail, {}, [&](Value d, ValueRange) -> SmallVector<Value> {
+      Value acc = arith::MulFOp::create(b_, loadVec(a.acc, d), corrV);
+      storeVec(a.acc, d, math::FmaOp::create(b_, pV, loadVec(*a.v, add(vRow, d)), acc));
+      return {};
+    });
+  }
+  forLoop(vTail, a.Dv, [&](Value d) {
+    storeRaw(a.acc, d, addf(mulf(loadRaw(a.acc, d), corr), mulf(p, load(*a.v, add(vRow, d)))));
+  });
+  return {mNew, addf(mulf(l, corr), p)};
+}
+
+/// kVec keys [j0, j0 + 8) into the row's online softmax at once (f32): their scores in one vector, one
+/// rescale of the accumulator for the block, the probabilities by a vector exp. Returns the new (m, l).
+SmallVector<Value> KernelEmitter::attentionBlock(const AttentionRow &a, Value j0, Value m, Value l) {
+  auto mulf = [&](Value x, Value y) { return (Value)arith::MulFOp::create(b_, x, y); };
+  const double ninf = -std::numeric_limits<double>::infinity();
+  Value scores = LLVM::PoisonOp::create(b_, vecType());
+  for (int64_t kk = 0; kk < kVec; ++kk)
+    scores = LLVM::InsertElementOp::create(b_, scores, attentionScore(a, add(j0, c64(kk))), c64(kk));
+  Value mNew = arith::MaximumFOp::create(b_, m, horizontalMax(scores));
+  Value none = arith::CmpFOp::create(b_, arith::CmpFPredicate::OEQ, mNew, cf32(ninf));
+  Value corr = arith::SelectOp::create(b_, none, cf32(1.0), math::ExpOp::create(b_, arith::SubFOp::create(b_, m, mNew)));
+  // Every score <= mNew; with none, all are -inf and exp gives 0.
+  Value shift = arith::SelectOp::create(b_, none, cf32(0.0), mNew);
+  Value probs = expNonPositive(arith::SubFOp::create(b_, scores, splat(shift)));
+  SmallVector<Value> p, vRows;
+  for (int64_t kk = 0; kk < kVec; ++kk) {
+    p.push_back(LLVM::ExtractElementOp::create(b_, probs, c64(kk)));
+    vRows.push_back(add(a.vBase, mul(add(j0, c64(kk)), a.Dv)));
+  }
+  Value vTail = floorToVec(a.Dv);
+  Value corrV = splat(corr);
+  SmallVector<Value> pV;
+  for (Value x : p)
+    pV.push_back(splat(x));
+  forLoopVec(c64(0), vTail, {}, [&](Value d, ValueRange) -> SmallVector<Value> {
+    Value acc = arith::MulFOp::create(b_, loadVec(a.acc, d), corrV);
+    for (int64_t kk = 0; kk < kVec; ++kk)
+      acc = math::FmaOp::create(b_, pV[kk], loadVec(*a.v, add(vRows[kk], d)), acc);
+    storeVec(a.acc, d, acc);
+    return {};
+  });
+  forLoop(vTail, a.Dv, [&](Value d) {
+    Value acc = mulf(loadRaw(a.acc, d), corr);
+    for (int64_t kk = 0; kk < kVec; ++kk)
+      acc = math::FmaOp::create(b_, p[kk], load(*a.v, add(vRows[kk], d)), acc);
+    storeRaw(a.acc, d, acc);
+  });
+  return {mNew, arith::AddFOp::create(b_, mulf(l, corr), horizontalSum(probs))};
+}
+
+/// exp(x) on <8 x f32> for x <= 0 (scores minus their running max), as MLIR's polynomial approximation of
+/// exp: x = n ln2 + r with |r| <= ln2 / 2, exp(r) by Cephes' degree-7 polynomial, 2^n from the exponent bits.
+/// Below -87.3 (2^n would be subnormal), and for -inf, it gives 0. About 1 ulp.
+Value KernelEmitter::expNonPositive(Value x) {
+  auto vc = [&](double c) {
+    return (Value)arith::ConstantOp::create(b_, DenseElementsAttr::get(cast<ShapedType>(vecType()), (float)c));
+  };
+  auto fma = [&](Value p, Value q, Value r) { return (Value)math::FmaOp::create(b_, p, q, r); };
+  const double lowest = -87.33654;
+  Value xc = arith::MaximumFOp::create(b_, x, vc(lowest));
+  Value n = math::FloorOp::create(b_, fma(xc, vc(1.44269504088896341), vc(0.5)));
+  Value r = fma(n, vc(-0.693359375), xc);
+  r = fma(n, vc(2.12194440e-4), r);
+  Value p = vc(1.9875691500E-4);
+  for (double c : {1.3981999507E-3, 8.3334519073E-3, 4.1665795894E-2, 1.6666665459E-1, 5.0000001201E-1})
+    p = fma(p, r, vc(c));
+  Value y = fma(p, arith::MulFOp::create(b_, r, r), arith::AddFOp::create(b_, r, vc(1.0)));
+  Type vi32 = VectorType::get({kVec}, b_.getI32Type());
+  auto ic = [&](int64_t c) {
+    return (Value)arith::ConstantOp::create(b_, DenseElementsAttr::get(cast<ShapedType>(vi32), (int32_t)c));
+  };
+  Value bits = arith::ShLIOp::create(b_, arith::AddIOp::create(b_, arith::FPToSIOp::create(b_, vi32, n), ic(127)), ic(23));
+  Value scaled = arith::MulFOp::create(b_, y, arith::BitcastOp::create(b_, vecType(), bits));
+  Value under = arith::CmpFOp::create(b_, arith::CmpFPredicate::OLT, x, vc(lowest));
+  return arith::SelectOp::create(b_, under, vc(0.0), scaled);
+}
+
+/// Online softmax over the visible keys of one query row at a time (the parallel loop's items): running max
+/// m, running sum l and an f32 accumulator of dv values on the stack, so no score tensor and no heap. f32
+/// runs blocks of 8 keys (attentionBlock), then the last keys one by one; other types key by key. The causal
+/// / window mask becomes the key loop's bounds; the padding mask is tested per key.
 LogicalResult KernelEmitter::emitAttention(Operation *attentionOp, const OpTensors &bufs) {
   auto op = cast<ir::AttentionOp>(attentionOp);
   ArrayRef<Tensor> ins = bufs.ins;
@@ -1105,114 +1254,65 @@ LogicalResult KernelEmitter::emitAttention(Operation *attentionOp, const OpTenso
   const Tensor &q = ins[0], &k = ins[1], &v = ins[2];
   if (q.dims.size() != 4 || k.dims.size() != 4 || v.dims.size() != 4 || !q.isFloat())
     return fail(op, "query, key and value must be float tensors of rank 4");
+  AttentionRow a;
+  a.q = &q, a.k = &k, a.v = &v;
   size_t next = 3;
-  const Tensor *padding = op.getKeyPaddingMask() ? &ins[next++] : nullptr;
-  const Tensor *bias = op.getBias() ? &ins[next++] : nullptr;
-  Value B = q.dims[0], Hq = q.dims[1], S = q.dims[2], D = q.dims[3];
-  Value Hkv = k.dims[1], T = k.dims[2], Dv = v.dims[3];
+  a.padding = op.getKeyPaddingMask() ? &ins[next++] : nullptr;
+  a.bias = op.getBias() ? &ins[next++] : nullptr;
+  Value B = q.dims[0], Hq = q.dims[1], S = q.dims[2], Hkv = k.dims[1];
+  a.D = q.dims[3], a.T = k.dims[2], a.Dv = v.dims[3];
+  Value T = a.T;
   // Key / value may be KV-cache views: per (batch, head) their rows span the cache's capacity, not T.
   Value Tk = k.rowCapacity > 0 ? c64(k.rowCapacity) : T, Tv = v.rowCapacity > 0 ? c64(v.rowCapacity) : T;
   // Query heads per KV head (the verifier guarantees hq = group * hkv; max(.., 1) keeps the divisions safe).
   Value group = arith::MaxSIOp::create(
       b_, arith::DivSIOp::create(b_, Hq, arith::MaxSIOp::create(b_, Hkv, c64(1))), c64(1));
-  double scale = op.getScale().convertToDouble();
+  a.scale = op.getScale().convertToDouble();
   bool causal = op.getMask() == ir::AttentionMask::causal;
   std::optional<uint64_t> window = op.getWindow();
-  std::optional<double> softcap;
   if (auto c = op.getSoftcap())
-    softcap = c->convertToDouble();
-  SmallVector<Value> biasStrides;
-  if (bias)
-    biasStrides = broadcastStrides(*bias, 4);
-
+    a.softcap = c->convertToDouble();
+  if (a.bias)
+    a.biasStrides = broadcastStrides(*a.bias, 4);
   // The accumulator: one stack slot for the whole kernel (emitted at the function's top level, outside
   // every loop).
-  Value acc = LLVM::AllocaOp::create(b_, ptrTy_, f32_, arith::MaxSIOp::create(b_, Dv, c64(1)), 64);
-  Tensor accT{acc, f32_, f32_, {}, {}};
-  auto addf = [&](Value a, Value c) { return (Value)arith::AddFOp::create(b_, a, c); };
-  auto mulf = [&](Value a, Value c) { return (Value)arith::MulFOp::create(b_, a, c); };
+  Value acc = LLVM::AllocaOp::create(b_, ptrTy_, f32_, arith::MaxSIOp::create(b_, a.Dv, c64(1)), 64);
+  a.acc = Tensor{acc, f32_, f32_, {}, {}};
   Value ninf = cf32(-std::numeric_limits<double>::infinity());
-  // f32 q / k / v: the dot product and the accumulator update run on <8 x f32> vectors (FMAs, a fixed
-  // summation order, a scalar tail for D % 8); other element types stay scalar.
-  const bool vec = q.elem.isF32() && k.elem.isF32() && v.elem.isF32();
+  a.vec = q.elem.isF32() && k.elem.isF32() && v.elem.isF32();
 
   // The parallel loop: one query row (batch, head, i) per item.
-  parallelFor(product({B, Hq, S}), mul(T, add(D, Dv)), [&](Value item) {
+  parallelFor(product({B, Hq, S}), mul(T, add(a.D, a.Dv)), [&](Value item) {
     SmallVector<Value> bhi = decompose(item, {B, Hq, S});
-    Value bi = bhi[0], h = bhi[1], i = bhi[2];
-    Value hk = arith::DivSIOp::create(b_, h, group);
-    Value kBase = mul(mul(add(mul(bi, Hkv), hk), Tk), D);
-    Value vBase = mul(mul(add(mul(bi, Hkv), hk), Tv), Dv);
-    Value qBase = mul(add(mul(add(mul(bi, Hq), h), S), i), D);
-    Value oBase = mul(add(mul(add(mul(bi, Hq), h), S), i), Dv);
-    forLoop(c64(0), Dv, [&](Value d) { storeRaw(accT, d, cf32(0.0)); });
+    a.bi = bhi[0], a.h = bhi[1], a.i = bhi[2];
+    Value hk = arith::DivSIOp::create(b_, a.h, group);
+    a.kBase = mul(mul(add(mul(a.bi, Hkv), hk), Tk), a.D);
+    a.vBase = mul(mul(add(mul(a.bi, Hkv), hk), Tv), a.Dv);
+    a.qBase = mul(add(mul(add(mul(a.bi, Hq), a.h), S), a.i), a.D);
+    Value oBase = mul(add(mul(add(mul(a.bi, Hq), a.h), S), a.i), a.Dv);
+    forLoop(c64(0), a.Dv, [&](Value d) { storeRaw(a.acc, d, cf32(0.0)); });
     // Query i sits at position t - s + i (the KV-cache offset); it sees keys j <= position, and with a
     // window only position - j < window.
-    Value position = add(sub(T, S), i);
+    Value position = add(sub(T, S), a.i);
     Value lo = c64(0), hi = T;
     if (causal) {
       hi = arith::MaxSIOp::create(b_, c64(0), arith::MinSIOp::create(b_, T, add(position, c64(1))));
       if (window)
         lo = arith::MaxSIOp::create(b_, c64(0), sub(add(position, c64(1)), c64((int64_t)*window)));
     }
-    SmallVector<Value> ml = forLoop(lo, hi, {ninf, cf32(0.0)}, [&](Value j, ValueRange st) -> SmallVector<Value> {
-      Value m = st[0], l = st[1];
-      Value kRow = add(kBase, mul(j, D));
-      Value dot = cf32(0.0), tail = c64(0);
-      if (vec) {
-        tail = floorToVec(D);
-        Value acc = forLoopVec(c64(0), tail, {zeroVec()}, [&](Value d, ValueRange a) -> SmallVector<Value> {
-                      Value qd = loadVec(q, add(qBase, d)), kd = loadVec(k, add(kRow, d));
-                      return {math::FmaOp::create(b_, qd, kd, a[0])};
-                    })[0];
-        dot = horizontalSum(acc);
-      }
-      dot = forLoop(tail, D, {dot}, [&](Value d, ValueRange a) -> SmallVector<Value> {
-              Value qd = load(q, add(qBase, d)), kd = load(k, add(kRow, d));
-              return {addf(a[0], mulf(qd, kd))};
-            })[0];
-      Value score = mulf(dot, cf32(scale));
-      if (softcap)
-        score = mulf(cf32(*softcap), math::TanhOp::create(b_, mulf(score, cf32(1.0 / *softcap))));
-      if (bias) {
-        Value off = add(add(mul(bi, biasStrides[0]), mul(h, biasStrides[1])),
-                        add(mul(i, biasStrides[2]), mul(j, biasStrides[3])));
-        score = addf(score, load(*bias, off));
-      }
-      // A hidden key (padding) is a score of -inf: it changes neither m nor l nor the accumulator.
-      if (padding) {
-        Value valid = nonzero(load(*padding, add(mul(bi, T), j)));
-        score = arith::SelectOp::create(b_, valid, score, ninf);
-      }
-      Value mNew = arith::MaximumFOp::create(b_, m, score);
-      // While every score so far is -inf nothing accumulates (and exp(-inf - -inf) would be NaN).
-      Value none = arith::CmpFOp::create(b_, arith::CmpFPredicate::OEQ, mNew, ninf);
-      Value corr =
-          arith::SelectOp::create(b_, none, cf32(1.0), math::ExpOp::create(b_, arith::SubFOp::create(b_, m, mNew)));
-      Value p = arith::SelectOp::create(b_, none, cf32(0.0),
-                                        math::ExpOp::create(b_, arith::SubFOp::create(b_, score, mNew)));
-      Value vRow = add(vBase, mul(j, Dv));
-      Value vTail = c64(0);
-      if (vec) {
-        vTail = floorToVec(Dv);
-        Value corrV = splat(corr), pV = splat(p);
-        forLoopVec(c64(0), vTail, {}, [&](Value d, ValueRange) -> SmallVector<Value> {
-          Value a = arith::MulFOp::create(b_, loadVec(accT, d), corrV);
-          storeVec(accT, d, math::FmaOp::create(b_, pV, loadVec(v, add(vRow, d)), a));
-          return {};
-        });
-      }
-      forLoop(vTail, Dv, [&](Value d) {
-        Value a = loadRaw(accT, d);
-        storeRaw(accT, d, addf(mulf(a, corr), mulf(p, load(v, add(vRow, d)))));
-      });
-      return {mNew, addf(mulf(l, corr), p)};
-    });
+    lo = arith::MinSIOp::create(b_, lo, hi);
+    SmallVector<Value> ml = {ninf, cf32(0.0)};
+    Value blocksEnd = lo;
+    if (a.vec) {
+      blocksEnd = add(lo, floorToVec(sub(hi, lo)));
+      ml = forLoopVec(lo, blocksEnd, ml, [&](Value j0, ValueRange st) { return attentionBlock(a, j0, st[0], st[1]); });
+    }
+    ml = forLoop(blocksEnd, hi, ml, [&](Value j, ValueRange st) { return attentionKey(a, j, st[0], st[1]); });
     // A row with no visible key gives zeros.
     Value l = ml[1];
     Value empty = arith::CmpFOp::create(b_, arith::CmpFPredicate::OEQ, l, cf32(0.0));
     Value invL = arith::SelectOp::create(b_, empty, cf32(0.0), arith::DivFOp::create(b_, cf32(1.0), l));
-    forLoop(c64(0), Dv, [&](Value d) { store(out, add(oBase, d), mulf(loadRaw(accT, d), invL)); });
+    forLoop(c64(0), a.Dv, [&](Value d) { store(out, add(oBase, d), arith::MulFOp::create(b_, loadRaw(a.acc, d), invL)); });
   });
   return success();
 }

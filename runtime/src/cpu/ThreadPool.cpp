@@ -10,76 +10,89 @@
 
 namespace kiln::runtime::cpu {
 namespace {
-/// Polls before a worker sleeps: about 50-100 microseconds of pause instructions, longer than the gap
+/// Polls before a worker sleeps (tens to hundreds of microseconds, by the CPU's pause): longer than the gap
 /// between two kernels of a step, far shorter than a step.
-constexpr int kSpinPolls = 20000;
+constexpr int kSpinPolls = 4000;
+/// Polls of a waiting caller before it yields its core (to a worker the OS has put on the same one).
+constexpr int kPollsBeforeYield = 256;
 } // namespace
 
 ThreadPool::ThreadPool(int threads) {
   for (int i = 1; i < threads; ++i)
-    workers_.emplace_back([this, i] { workerLoop(i); });
+    workers_.emplace_back([this] { workerLoop(); });
 }
 
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_.store(true);
-    generation_.fetch_add(1);
+    ticket_.store((uint64_t(generationOf(ticket_.load()) + 1)) << 32);
   }
   wake_.notify_all();
   for (std::thread &t : workers_)
     t.join();
 }
 
-/// Waits until generation_ moves past `seen` (then updates it); false when the pool stops.
-bool ThreadPool::waitForJob(uint64_t &seen) {
-  for (int i = 0; i < kSpinPolls && spin_.load(std::memory_order_relaxed); ++i) {
-    if (generation_.load(std::memory_order_acquire) != seen)
-      break;
+bool ThreadPool::waitForJob(uint32_t generation) {
+  auto moved = [&] { return generationOf(ticket_.load()) != generation; };
+  for (int i = 0; i < kSpinPolls && spin_.load(std::memory_order_relaxed) && !moved(); ++i)
     KILN_CPU_RELAX();
-  }
-  if (generation_.load(std::memory_order_acquire) == seen) {
+  if (!moved()) {
     std::unique_lock<std::mutex> lock(mutex_);
     // sleepers_ before the re-check (both seq_cst): run() either sees this sleeper and notifies under the
-    // mutex, or its new generation is seen here.
+    // mutex, or its new ticket is seen here.
     sleepers_.fetch_add(1);
-    wake_.wait(lock, [&] { return generation_.load() != seen; });
+    wake_.wait(lock, moved);
     sleepers_.fetch_sub(1);
   }
-  seen = generation_.load(std::memory_order_acquire);
   return !stop_.load();
 }
 
-void ThreadPool::workerLoop(int index) {
-  uint64_t seen = 0;
-  while (waitForJob(seen)) {
-    // Every worker acknowledges every run, with a part or not: the next run() rewrites the job only after
-    // all have read this one.
-    if (index < parts_)
-      fn_(context_, index, parts_);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+void ThreadPool::work(uint32_t generation) {
+  uint64_t t = ticket_.load();
+  for (;;) {
+    const uint32_t parts = uint32_t(t >> 16) & 0xFFFF, next = uint32_t(t) & 0xFFFF;
+    if (generationOf(t) != generation || next >= parts)
+      return;
+    if (!ticket_.compare_exchange_weak(t, t + 1))
+      continue; // t reloaded
+    fn_(context_, int(next), int(parts));
+    done_.fetch_add(1, std::memory_order_acq_rel);
+    t = ticket_.load();
+  }
+}
+
+void ThreadPool::workerLoop() {
+  uint32_t generation = 0;
+  while (waitForJob(generation)) {
+    generation = generationOf(ticket_.load());
+    work(generation);
   }
 }
 
 void ThreadPool::run(int parts, PartFn fn, void *context) {
-  if (parts <= 1 || workers_.empty()) {
+  if (parts <= 1 || workers_.empty() || parts > 0xFFFF) {
     for (int p = 0; p < parts; ++p)
       fn(context, p, parts);
     return;
   }
   fn_ = fn;
   context_ = context;
-  parts_ = parts;
-  pending_.store(int(workers_.size()), std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
   spin_.store(true, std::memory_order_relaxed);
-  generation_.fetch_add(1); // seq_cst: publishes the job
+  const uint32_t generation = generationOf(ticket_.load()) + 1;
+  ticket_.store(uint64_t(generation) << 32 | uint64_t(parts) << 16); // seq_cst: publishes the job
   if (sleepers_.load() > 0) {
     std::lock_guard<std::mutex> lock(mutex_);
     wake_.notify_all();
   }
-  fn(context, 0, parts);
-  while (pending_.load(std::memory_order_acquire) != 0)
-    KILN_CPU_RELAX();
+  work(generation);
+  for (int polls = 0; done_.load(std::memory_order_acquire) != parts; ++polls) {
+    if (polls < kPollsBeforeYield)
+      KILN_CPU_RELAX();
+    else
+      std::this_thread::yield();
+  }
 }
 
 } // namespace kiln::runtime::cpu
