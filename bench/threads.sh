@@ -1,45 +1,60 @@
 #!/usr/bin/env bash
-# CPU threads, one run: all-MiniLM-L6-v2 shapes (batch 1, 128 and 512 tokens) and TinyLlama-1.1B shapes
-# (pp512, tg) at 1 and 2 threads, f32, random weights, plus "2 threads, kernels on one": the generated
-# kernels unsplit (KILN_THREADS_GRAIN=2^60) with OpenBLAS at 2 threads, which is what kiln did before
-# kernels took a range. Runs alternate by model so that load from other processes spreads over the configs.
-# usage: bench/threads.sh [WORK_DIR]   (~5 GB of disk for the TinyLlama weights; ~15 min on 2 cores)
-# Environment: KILN (default build/bin/kiln), REPS (default 5), TG (tg tokens, default 32).
+# CPU threads and the attention kernel, one run, f32, random weights at the real shapes:
+#   all-MiniLM-L6-v2 (batch 1 x 128 and x 512 tokens), TinyLlama-1.1B (pp512; tg16 at depth 1024)
+# Configurations (the same artifact unless said):
+#   1t            1 thread
+#   2t-unsplit    2 threads, the generated kernels unsplit (KILN_THREADS_GRAIN=2^60), OpenBLAS at 2: kiln
+#                 before its kernels took a range
+#   2t            2 threads
+#   2t-before     2 threads, artifact and runtime of $KILN_BEFORE (a build of the tree before the blocked
+#                 attention kernel; skipped when unset)
+# usage: bench/threads.sh [WORK_DIR]   (~5 GB of disk for the TinyLlama weights; ~25 min on 2 cores)
+# Environment: KILN (default build/bin/kiln), KILN_BEFORE, REPS (default 5; TinyLlama uses fewer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KILN=${KILN:-build/bin/kiln}
+BEFORE=${KILN_BEFORE:-}
 WORK=${1:-build/bench}
 REPS=${REPS:-5}
-TG=${TG:-32}
 mkdir -p "$WORK"
 echo "# kiln bench threads, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(git rev-parse --short HEAD), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
 grep -m1 "model name" /proc/cpuinfo || true
+uptime
 
 model() { # NAME -> model dir (f32)
   local dir="$WORK/$1-f32"
   [ -f "$dir/model.safetensors" ] || "$KILN" synth "bench/configs/$1.json" -o "$dir" --seed 1 --dtype f32 >&2
   echo "$dir"
 }
-minilm="$WORK/minilm-threads.kiln"
-[ -f "$minilm" ] || "$KILN" compile "$(model all-minilm-l6-v2)" -o "$minilm" --max-batch 1 --max-context 512 >&2
-llama="$WORK/tinyllama-threads.kiln"
-[ -f "$llama" ] || "$KILN" compile "$(model tinyllama-1.1b)" -o "$llama" --max-context 1024 >&2
-
-configs=("1 thread|1|" "2 threads, kernels on one (before)|2|1152921504606846976" "2 threads|2|")
-run() { # ARTIFACT ARGS...
-  for c in "${configs[@]}"; do
-    IFS='|' read -r label threads grain <<<"$c"
-    echo "### $label"
-    if [ -n "$grain" ]; then
-      KILN_THREADS_GRAIN=$grain "$KILN" bench "$@" --threads "$threads" -r "$REPS"
-    else
-      env -u KILN_THREADS_GRAIN "$KILN" bench "$@" --threads "$threads" -r "$REPS"
-    fi
-  done
+compile() { # BINARY NAME OUT ARGS...
+  local bin=$1 name=$2 out=$3; shift 3
+  [ -f "$out" ] || "$bin" compile "$(model "$name")" -o "$out" "$@" >&2
 }
-echo "## all-minilm-l6-v2 f32, batch 1 x 128 tokens"
-run "$minilm" -p 128
-echo "## all-minilm-l6-v2 f32, batch 1 x 512 tokens"
-run "$minilm" -p 512
-echo "## tinyllama-1.1b f32, pp512 and tg$TG"
-run "$llama" -p 512 -n "$TG"
+compile "$KILN" all-minilm-l6-v2 "$WORK/minilm.kiln" --max-batch 1 --max-context 512
+compile "$KILN" tinyllama-1.1b "$WORK/tinyllama.kiln" --max-context 1040
+if [ -n "$BEFORE" ]; then
+  compile "$BEFORE" all-minilm-l6-v2 "$WORK/minilm-before.kiln" --max-batch 1 --max-context 512
+  compile "$BEFORE" tinyllama-1.1b "$WORK/tinyllama-before.kiln" --max-context 1040
+fi
+
+bench() { # CONFIG MODEL(minilm|tinyllama) ARGS...
+  local config=$1 name=$2; shift 2
+  local bin=$KILN art="$WORK/$name.kiln" threads=2 grain=""
+  case $config in
+    1t) threads=1 ;;
+    2t-unsplit) grain=1152921504606846976 ;;
+    2t-before) [ -n "$BEFORE" ] || return 0; bin=$BEFORE; art="$WORK/$name-before.kiln" ;;
+  esac
+  echo "### $config"
+  env -u KILN_THREADS_GRAIN ${grain:+KILN_THREADS_GRAIN=$grain} "$bin" bench "$art" --threads "$threads" "$@" |
+    grep -E "^\| [A-Z]"
+}
+for p in 128 512; do
+  echo "## all-minilm-l6-v2 f32, batch 1 x $p tokens"
+  for c in 1t 2t-unsplit 2t 2t-before; do bench $c minilm -p $p -r "$REPS"; done
+done
+echo "## tinyllama-1.1b f32, pp512"
+for c in 1t 2t-unsplit 2t 2t-before; do bench $c tinyllama -p 512 -n 0 -r 3; done
+echo "## tinyllama-1.1b f32, tg16 at depth 1024"
+for c in 2t 2t-before 2t-unsplit; do bench $c tinyllama -p 0 -n 16 -d 1024 -r 2; done
+uptime

@@ -147,10 +147,10 @@ int runBench(int argc, char **argv) {
   const std::string usage = usageLine(*findCommand("bench"));
   if (args.positional().size() != 1)
     return fail(kExitUsage, usage);
-  int64_t p = 512, n = 128, reps = 5, batch = 1;
-  if (!parseCount(args, "-p", p, 0) || !parseCount(args, "-n", n, 0) || !parseCount(args, "-r", reps, 1) ||
-      !parseCount(args, "--batch", batch, 1))
-    return fail(kExitUsage, "-p / -n must be >= 0, -r / --batch >= 1; " + usage);
+  int64_t p = 512, n = 128, depth = 0, reps = 5, batch = 1;
+  if (!parseCount(args, "-p", p, 0) || !parseCount(args, "-n", n, 0) || !parseCount(args, "-d", depth, 0) ||
+      !parseCount(args, "-r", reps, 1) || !parseCount(args, "--batch", batch, 1))
+    return fail(kExitUsage, "-p / -n / -d must be >= 0, -r / --batch >= 1; " + usage);
   int threads = 0;
   if (int code = parseThreads(args, threads))
     return code;
@@ -165,8 +165,8 @@ int runBench(int argc, char **argv) {
   if (p > model.maxContext())
     return fail(kExitBadInput, "-p " + std::to_string(p) + " exceeds the compiled max context of " +
                                    std::to_string(model.maxContext()) + " of " + modelPath);
-  if (causal && n > model.maxContext())
-    return fail(kExitBadInput, "-n " + std::to_string(n) + " exceeds the compiled max context of " +
+  if (causal && depth + n > model.maxContext())
+    return fail(kExitBadInput, "-d + -n = " + std::to_string(depth + n) + " exceeds the compiled max context of " +
                                    std::to_string(model.maxContext()) + " of " + modelPath);
   runtime::Session session;
   if (runtime::Result r = session.create(model, batch); !r)
@@ -175,7 +175,7 @@ int runBench(int argc, char **argv) {
   std::mt19937_64 rng(42);
   const int64_t vocab = model.vocabSize() > 0 ? model.vocabSize() : 2;
   std::uniform_int_distribution<int64_t> token(0, vocab - 1);
-  std::vector<int64_t> ids(size_t(batch * std::max<int64_t>(p, 1)));
+  std::vector<int64_t> ids(size_t(batch * std::max<int64_t>(std::max(p, depth), 1)));
   for (int64_t &t : ids)
     t = token(rng);
   std::vector<int64_t> step(static_cast<size_t>(batch));
@@ -199,6 +199,14 @@ int runBench(int argc, char **argv) {
   };
   auto timeDecode = [&]() -> double {
     session.reset();
+    // The depth's prompt (untimed; ids' first batch x depth random tokens): the decode steps then attend
+    // over depth + i keys.
+    if (depth > 0) {
+      if (runtime::Result r = session.run(ids.data(), nullptr, batch, depth); !r) {
+        failure = r.message;
+        return -1;
+      }
+    }
     gpuSeconds = 0;
     auto t0 = Clock::now();
     for (int64_t i = 0; i < n; ++i) {
@@ -232,7 +240,8 @@ int runBench(int argc, char **argv) {
   if (causal) {
     if (p > 0 && !measure(timePrefill, double(batch * p), 0, "pp" + std::to_string(p), "t/s"))
       return fail(kExitBadInput, modelPath + ": " + failure);
-    if (n > 0 && !measure(timeDecode, double(batch * n), 0, "tg" + std::to_string(n), "t/s"))
+    const std::string tg = "tg" + std::to_string(n) + (depth > 0 ? " @ d" + std::to_string(depth) : "");
+    if (n > 0 && !measure(timeDecode, double(batch * n), 0, tg, "t/s"))
       return fail(kExitBadInput, modelPath + ": " + failure);
   } else {
     if (!measure(timePrefill, double(batch), double(batch * p), "enc" + std::to_string(p) + "x" +

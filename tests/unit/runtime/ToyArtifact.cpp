@@ -28,7 +28,14 @@ typedef struct { int64_t extent, grain, flags; } kiln_kernel_range;
 TOY_RANGE(toy_gather)
 TOY_RANGE(toy_gather_i32)
 TOY_RANGE(toy_concat)
+/* With -DTOY_BLAS_PROBE toy_logits says it calls OpenBLAS and writes the OpenBLAS thread count it runs
+ * with into logits[0] (the runtime sets the count per BLAS kernel call). */
+#ifdef TOY_BLAS_PROBE
+int openblas_get_num_threads(void);
+void toy_logits_range(const int64_t *sym, kiln_kernel_range *r) { (void)sym; r->extent = 1; r->grain = 1; r->flags = 1; }
+#else
 TOY_RANGE(toy_logits)
+#endif
 TOY_RANGE(toy_encode)
 #define V 16
 #define H 4
@@ -88,6 +95,9 @@ void toy_logits(void *const *buf, const int64_t *sym, int64_t begin, int64_t end
         logits[(r * s + t) * V + v] = d * (float)TOY_SCALE;
       }
     }
+#ifdef TOY_BLAS_PROBE
+  logits[0] = (float)openblas_get_num_threads();
+#endif
 }
 /* symbols {b, s} for the encoder */
 void toy_encode(void *const *buf, const int64_t *sym, int64_t begin, int64_t end) {
@@ -170,13 +180,13 @@ void addPort(google::protobuf::RepeatedPtrField<art::Port> *ports, const std::st
   p->set_buffer(buffer);
 }
 
-std::string compileKernels(const std::string &dir, int scale, std::vector<uint8_t> &bytes) {
+std::string compileKernels(const std::string &dir, int scale, bool blasProbe, std::vector<uint8_t> &bytes) {
   std::string src = dir + "/toy_kernels.c", so = dir + "/toy_kernels.so";
   {
     std::ofstream out(src);
     out << kKernelsC;
   }
-  std::string cmd = std::string(KILN_C_COMPILER) + " -O1 -shared -fPIC -DTOY_SCALE=" + std::to_string(scale) + " -o " + so + " " + src + " 2>&1";
+  std::string cmd = std::string(KILN_C_COMPILER) + " -O1 -shared -fPIC -DTOY_SCALE=" + std::to_string(scale) + (blasProbe ? " -DTOY_BLAS_PROBE" : "") + " -o " + so + " " + src + " 2>&1";
   if (std::system(cmd.c_str()) != 0)
     return "compiling the toy kernels failed: " + cmd;
   std::ifstream in(so, std::ios::binary);
@@ -300,7 +310,7 @@ std::string writeToyArtifact(const std::string &path, const ToyOptions &options)
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
   } else {
-    std::string e = compileKernels(dir, options.logitsScale, code);
+    std::string e = compileKernels(dir, options.logitsScale, options.blasProbe, code);
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
     if (!e.empty())
