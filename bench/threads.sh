@@ -45,16 +45,20 @@ bench() { # CONFIG MODEL(minilm|tinyllama) ARGS...
     2t-unsplit) grain=1152921504606846976 ;;
     2t-before) [ -n "$BEFORE" ] || return 0; bin=$BEFORE; art="$WORK/$name-before.kiln" ;;
   esac
-  echo "### $config"
-  env -u KILN_THREADS_GRAIN ${grain:+KILN_THREADS_GRAIN=$grain} "$bin" bench "$art" --threads "$threads" "$@" |
-    grep -E "^\| [A-Z]"
+  env -u KILN_THREADS_GRAIN ${grain:+KILN_THREADS_GRAIN=$grain} "$bin" bench "$art" --threads "$threads" "$@" --json |
+    python3 -c '
+import json, sys
+doc = json.load(sys.stdin)
+for t in doc["tests"]:
+    s = t.get("tokens_per_second", t)  # encoders: tokens/s
+    print("| %-9s | %-10s | %-14s | %8.1f | %8.1f .. %-8.1f | %8.1f +- %-6.1f | %d |" % (sys.argv[2], sys.argv[1], t["test"], s["median"],
+          s["min"], s["max"], s["mean"], s["stddev"], doc["repetitions"]))' "$config" "$name"
 }
+echo "| model | config | test | tokens/s median | range | mean +- stddev | reps |"
+echo "|---|---|---|---:|---|---|---:|"
 for p in 128 512; do
-  echo "## all-minilm-l6-v2 f32, batch 1 x $p tokens"
   for c in 1t 2t-unsplit 2t 2t-before; do bench $c minilm -p $p -r "$REPS"; done
 done
-echo "## tinyllama-1.1b f32, pp512"
-for c in 1t 2t-unsplit 2t 2t-before; do bench $c tinyllama -p 512 -n 0 -r 3; done
-echo "## tinyllama-1.1b f32, tg16 at depth 1024"
-for c in 2t 2t-before 2t-unsplit; do bench $c tinyllama -p 0 -n 16 -d 1024 -r 2; done
+for c in 1t 2t-unsplit 2t 2t-before; do bench $c tinyllama -p 512 -n 0 -r 2; done
+for c in 2t 2t-before; do bench $c tinyllama -p 0 -n 16 -d 1024 -r 1; done
 uptime

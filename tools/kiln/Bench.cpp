@@ -12,6 +12,7 @@
 #include "kiln/kiln.hpp"
 #include "kiln/vulkan/kiln_vulkan.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -31,7 +32,7 @@ int parseThreads(const Args &args, int &threads); // Run.cpp
 namespace {
 
 struct Stats {
-  double mean = 0, stddev = 0;
+  double mean = 0, stddev = 0, median = 0, min = 0, max = 0;
 };
 
 Stats stats(const std::vector<double> &v) {
@@ -41,6 +42,12 @@ Stats stats(const std::vector<double> &v) {
   for (double x : v)
     s.mean += x;
   s.mean /= double(v.size());
+  std::vector<double> sorted = v;
+  std::sort(sorted.begin(), sorted.end());
+  const size_t n = sorted.size();
+  s.median = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+  s.min = sorted.front();
+  s.max = sorted.back();
   if (v.size() > 1) {
     double ss = 0;
     for (double x : v)
@@ -120,10 +127,15 @@ void printTable(const Run &run, const std::vector<Row> &rows) {
 void printJson(const Run &run, const std::vector<Row> &rows) {
   nlohmann::json tests = nlohmann::json::array();
   for (const Row &r : rows) {
-    nlohmann::json t = {{"test", r.test}, {"unit", r.unit}, {"mean", r.value.mean}, {"stddev", r.value.stddev},
-                        {"wall_ms", r.wallMs}};
+    auto fields = [](const Stats &s) {
+      return nlohmann::json{{"mean", s.mean}, {"stddev", s.stddev}, {"median", s.median}, {"min", s.min}, {"max", s.max}};
+    };
+    nlohmann::json t = fields(r.value);
+    t["test"] = r.test;
+    t["unit"] = r.unit;
+    t["wall_ms"] = r.wallMs;
     if (!run.causal)
-      t["tokens_per_second"] = {{"mean", r.second.mean}, {"stddev", r.second.stddev}};
+      t["tokens_per_second"] = fields(r.second);
     if (r.gpuMs > 0)
       t["gpu_ms"] = r.gpuMs;
     tests.push_back(t);
