@@ -6,10 +6,13 @@
 #   2t-unsplit    2 threads, the generated kernels unsplit (KILN_THREADS_GRAIN=2^60), OpenBLAS at 2: kiln
 #                 before its kernels took a range
 #   2t            2 threads
-#   2t-before     2 threads, artifact and runtime of $KILN_BEFORE (a build of the tree before the blocked
-#                 attention kernel; skipped when unset)
-# usage: bench/threads.sh [WORK_DIR]   (~5 GB of disk for the TinyLlama weights; ~25 min on 2 cores)
-# Environment: KILN (default build/bin/kiln), KILN_BEFORE, REPS (default 5; TinyLlama uses fewer).
+#   2t-before     2 threads, artifact and runtime of $KILN_BEFORE (a build of this tree with
+#                 codegen/cpu/lib/CpuCodegen.cpp of commit 906711f: the kernel ranges, the attention kernel
+#                 before its key blocks; skipped when unset)
+# One table: median, range (min .. max), mean +- stddev of tokens/s per model, config and test (kiln bench --json).
+# usage: bench/threads.sh [WORK_DIR]   (~5 GB of disk for the TinyLlama weights; ~25 min on 2 quiet cores)
+# Environment: KILN (default build/bin/kiln), KILN_BEFORE, REPS (default 5; TinyLlama uses 2, and 1 at depth).
+# On a many-core host: bench/cpu-threads-prepare.sh and bench/cpu-threads-device.sh (1 to 16 threads).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KILN=${KILN:-build/bin/kiln}
