@@ -174,6 +174,8 @@ int runBench(int argc, char **argv) {
   const bool causal = model.isCausalLM();
   if (!causal && p == 0)
     return fail(kExitUsage, "an encoder benchmark needs -p > 0");
+  if (!causal && depth > 0)
+    return fail(kExitUsage, "-d (the tg test's depth) needs a causal LM; " + modelPath + " is an encoder");
   if (p > model.maxContext())
     return fail(kExitBadInput, "-p " + std::to_string(p) + " exceeds the compiled max context of " +
                                    std::to_string(model.maxContext()) + " of " + modelPath);
