@@ -16,6 +16,8 @@ const EnvVar kVulkanDeviceEnv{"KILN_VULKAN_DEVICE", "=INDEX|NAME: the Vulkan dev
 const EnvVar kDriverEnv{"VK_DRIVER_FILES", "the Vulkan driver manifest(s) to load (the loader's variable; e.g. lavapipe)"};
 const EnvVar kTmpEnv{"TMPDIR", "where a kernel object is written for dlopen when memfd is unavailable"};
 const EnvVar kThreadsGrainEnv{"KILN_THREADS_GRAIN", "=G: the fewest items of a CPU kernel's range per thread, for every kernel (1: split all; tests)"};
+const EnvVar kVerboseEnv{"KILN_VERBOSE", "=1: say at load which CPU kernel object runs (and which were skipped) on stderr"};
+const EnvVar kCpuDisableEnv{"KILN_CPU_DISABLE", "=avx512f,...: treat these CPU features as absent when picking the kernel object (tests)"};
 const EnvVar kOpenBlasEnv{"OPENBLAS_CORETYPE", "forces OpenBLAS's kernel choice for f32 matmuls (bench prints which)"};
 
 const Flag kThreadsFlag{"--threads", "N", "CPU threads: the kernels' and OpenBLAS's (default: the artifact's compile --threads, else 2)"};
@@ -23,7 +25,7 @@ const Flag kNoVerifyFlag{"--no-verify", nullptr, "skip the artifact's section ch
 
 const Command kCompile{
     "compile",
-    {"compile MODEL_DIR -o MODEL.kiln [--target cpu|vulkan] [--device-profile NAME|FILE] [--strict] [--cpu NAME]\n"
+    {"compile MODEL_DIR -o MODEL.kiln [--target cpu|vulkan] [--device-profile NAME|FILE] [--strict] [--cpu NAMES]\n"
      "             [--max-context N] [--max-batch N] [--threads N] [--dump-dir DIR] [--dump-ir-after-all]\n"
      "             [--no-fuse] [--no-kv-in-place] [--report] [--synthetic-weights SEED]",
      "compile MODEL_DIR --emit=ir [--fuse]"},
@@ -38,7 +40,8 @@ const Command kCompile{
      {"--target", "cpu|vulkan", "where the kernels run (default cpu)"},
      {"--device-profile", "NAME|FILE", "Vulkan capability profile: lavapipe, nvidia-h200, generic, or a kiln devices --json file"},
      {"--strict", nullptr, "--target vulkan: an op the device cannot run is an error instead of a CPU partition"},
-     {"--cpu", "NAME", "the CPU the kernels are generated for (default native; e.g. x86-64-v3)"},
+     {"--cpu", "NAMES", "the CPUs the kernels are generated for, one object each (default native; e.g. x86-64-v3, "
+                       "x86-64,x86-64-v3,native; portable: x86-64,x86-64-v3,x86-64-v4,sapphirerapids)"},
      {"--max-context", "N", "the longest sequence a session holds (KV-cache rows)"},
      {"--max-batch", "N", "the largest batch a session runs"},
      {"--threads", "N", "the artifact's default thread count (run / generate / bench --threads override it)"},
@@ -71,7 +74,7 @@ const Command kSynth{
     "write a random-weight model directory (config.json + model.safetensors)",
     "",
     {{"-o", "DIR", "the model directory to write"},
-     {"--seed", "N", "the random seed, a positive integer (default 1)"},
+     {"--seed", "N", "the random seed, any 64-bit unsigned integer (default 1; compile --synthetic-weights takes the same)"},
      {"--dtype", "f32|f16|bf16", "the weights' dtype (default f32)"}},
     {},
     true};
@@ -88,7 +91,7 @@ const Command kRun{
      {"--chunks", "2,5,1", "prefill the prompt in these chunks (they sum to S; default one)"},
      kThreadsFlag,
      kNoVerifyFlag},
-    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv},
+    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kCpuDisableEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv},
     false};
 
 const Command kGenerate{
@@ -106,7 +109,7 @@ const Command kGenerate{
      {"--eos", "ID", "stop after this token id"},
      kThreadsFlag,
      kNoVerifyFlag},
-    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv},
+    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kCpuDisableEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv},
     false};
 
 const Command kBench{
@@ -122,7 +125,7 @@ const Command kBench{
      {"--json", nullptr, "one JSON document on stdout instead of the table (numbers unrounded)"},
      kThreadsFlag,
      kNoVerifyFlag},
-    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv, kOpenBlasEnv},
+    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kCpuDisableEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv, kOpenBlasEnv},
     false};
 
 const Command kInspect{
