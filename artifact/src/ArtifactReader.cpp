@@ -25,6 +25,7 @@ const char *sectionName(uint32_t kind) {
   case SectionKind::Manifest: return "manifest";
   case SectionKind::CpuCode: return "code";
   case SectionKind::Weights: return "weights";
+  case SectionKind::Text: return "text";
   }
   return "unknown";
 }
@@ -45,6 +46,7 @@ MappedArtifact &MappedArtifact::operator=(MappedArtifact &&o) noexcept {
     heap_ = o.heap_;
     fileSize_ = o.fileSize_;
     manifest_ = std::move(o.manifest_);
+    text_ = std::move(o.text_);
     sections_ = std::move(o.sections_);
     cpuCode_ = o.cpuCode_;
     cpuCodeSize_ = o.cpuCodeSize_;
@@ -117,7 +119,7 @@ Status checkHeader(const uint8_t *base, uint64_t size, const std::string &path, 
 }
 
 struct KnownSections {
-  const SectionEntry *manifest = nullptr, *code = nullptr, *weights = nullptr;
+  const SectionEntry *manifest = nullptr, *code = nullptr, *weights = nullptr, *text = nullptr;
 };
 
 // Every section inside the file, aligned, after the table, disjoint; at most one of each known kind.
@@ -131,6 +133,7 @@ Status locateSections(const std::vector<SectionEntry> &sections, uint64_t size, 
     case SectionKind::Manifest: slot = &known.manifest; break;
     case SectionKind::CpuCode: slot = &known.code; break;
     case SectionKind::Weights: slot = &known.weights; break;
+    case SectionKind::Text: slot = &known.text; break;
     }
     if (slot) {
       if (*slot)
@@ -195,7 +198,50 @@ Status MappedArtifact::parse(bool verifyChecksums) {
   }
   if (Status s = validateManifest(*manifest_, weightsSize_, path_); !s)
     return s;
-  return validateCpuObjects(*manifest_, cpuCodeSize_, path_);
+  if (Status s = validateCpuObjects(*manifest_, cpuCodeSize_, path_); !s)
+    return s;
+  if (!known.text)
+    return Status::ok();
+  if (known.text->size > uint64_t(INT_MAX))
+    return err(path_, "corrupted: text section too large");
+  text_ = std::make_unique<TextSection>();
+  {
+    google::protobuf::LogSilencer quiet;
+    if (!text_->ParseFromArray(base + known.text->offset, int(known.text->size)))
+      return err(path_, "corrupted: the text section does not parse");
+  }
+  return validateTextSection(*text_, *manifest_, path_);
+}
+
+Status validateTextSection(const TextSection &text, const Manifest &manifest, const std::string &file) {
+  auto bad = [&](const std::string &what) { return err(file, "text section: " + what); };
+  constexpr uint64_t kMaxTextBytes = uint64_t(256) << 20;
+  if (text.tokenizer_json().empty())
+    return bad("no tokenizer.json");
+  const uint64_t total = text.tokenizer_json().size() + text.tokenizer_config_json().size() +
+                         text.special_tokens_map_json().size() + text.generation_config_json().size() +
+                         text.chat_template().size();
+  if (total > kMaxTextBytes)
+    return bad("the tokenizer files hold " + std::to_string(total) + " bytes, more than 256 MiB");
+  for (uint32_t id : text.eos_token_ids())
+    if (int64_t(id) >= manifest.vocab_size())
+      return bad("eos token id " + std::to_string(id) + " is outside the vocabulary of " +
+                 std::to_string(manifest.vocab_size()));
+  if (!text.has_pooling())
+    return Status::ok();
+  const Pooling &p = text.pooling();
+  if (manifest.task() != "encoder")
+    return bad("pooling for a " + manifest.task() + " model (only encoders pool)");
+  if (p.mode() <= Pooling::MODE_UNSPECIFIED || p.mode() > Pooling::MEAN_SQRT_LEN)
+    return bad("unknown pooling mode " + std::to_string(int(p.mode())));
+  if (p.max_seq_length() < 0)
+    return bad("max_seq_length " + std::to_string(p.max_seq_length()) + " < 0");
+  for (const auto &[name, prefix] : p.prompts())
+    if (name.empty())
+      return bad("a prompt with an empty name");
+  if (!p.default_prompt_name().empty() && !p.prompts().count(p.default_prompt_name()))
+    return bad("default prompt '" + p.default_prompt_name() + "' is not among the prompts");
+  return Status::ok();
 }
 
 StatusOr<MappedArtifact> openArtifact(const std::string &path, bool verifyChecksums) {

@@ -108,12 +108,15 @@ uint64_t storedWeightsSize(const Manifest &manifest) {
 }
 
 Status writeArtifact(const std::string &path, const Manifest &manifest, const std::vector<uint8_t> &cpuCode,
-                     const std::vector<WeightBlob> &weights) {
+                     const std::vector<WeightBlob> &weights, const TextSection *text) {
   const uint64_t weightsSize = storedWeightsSize(manifest);
   if (Status s = validateManifest(manifest, weightsSize, path); !s)
     return s;
   if (Status s = validateCpuObjects(manifest, cpuCode.size(), path); !s)
     return s;
+  if (text)
+    if (Status s = validateTextSection(*text, manifest, path); !s)
+      return s;
   // Blobs: sorted by offset, aligned, inside the section, disjoint.
   std::vector<const WeightBlob *> blobs;
   for (const WeightBlob &w : weights)
@@ -138,9 +141,14 @@ Status writeArtifact(const std::string &path, const Manifest &manifest, const st
   if (!manifest.SerializeToString(&manifestBytes))
     return Status::error(path + ": cannot serialize the manifest");
 
-  constexpr uint32_t kSections = 3;
+  std::string textBytes;
+  if (text && !text->SerializeToString(&textBytes))
+    return Status::error(path + ": cannot serialize the text section");
+
+  // The TEXT section (when there is one) goes last, after the weights.
+  const uint32_t kSections = text ? 4 : 3;
   const uint64_t tableEnd = sizeof(FileHeader) + kSections * sizeof(SectionEntry);
-  SectionEntry table[kSections] = {};
+  SectionEntry table[4] = {};
   table[0].kind = uint32_t(SectionKind::Manifest);
   table[0].offset = alignUp(tableEnd, kAlignment);
   table[0].size = manifestBytes.size();
@@ -193,6 +201,16 @@ Status writeArtifact(const std::string &path, const Manifest &manifest, const st
   if (Status s = out.zeros(weightsSize - cursor, &weightsHash); !s)
     return s;
   table[2].checksum = weightsHash.digest();
+  if (text) {
+    table[3].kind = uint32_t(SectionKind::Text);
+    table[3].offset = alignUp(table[2].offset + table[2].size, kAlignment);
+    table[3].size = textBytes.size();
+    table[3].checksum = checksum64(textBytes.data(), textBytes.size());
+    if (Status s = out.padTo(table[3].offset); !s)
+      return s;
+    if (Status s = out.write(textBytes.data(), textBytes.size()); !s)
+      return s;
+  }
 
   FileHeader header = {};
   std::memcpy(header.magic, kMagic, sizeof kMagic);
@@ -202,11 +220,11 @@ Status writeArtifact(const std::string &path, const Manifest &manifest, const st
   header.headerChecksum = 0;
   Xxh64 h;
   h.update(&header, sizeof header);
-  h.update(table, sizeof table);
+  h.update(table, kSections * sizeof(SectionEntry));
   header.headerChecksum = h.digest();
   if (Status s = out.rewriteAt(0, &header, sizeof header); !s)
     return s;
-  if (Status s = out.write(table, sizeof table); !s)
+  if (Status s = out.write(table, kSections * sizeof(SectionEntry)); !s)
     return s;
   return out.commit();
 }

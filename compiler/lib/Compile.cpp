@@ -144,6 +144,7 @@ private:
   Status partition();
   Status dumpPartition(const std::string &title);
   Status placeKvCache();
+  Status collectText();
   Status buildManifest();
   Status generateKernels();
   Status write();
@@ -166,6 +167,7 @@ private:
   artifact::Manifest manifest;
   KernelTable kernels;
   std::vector<uint8_t> sharedObject;
+  std::optional<artifact::TextSection> text;
 };
 
 StatusOr<CompileResult> Pipeline::run() {
@@ -180,7 +182,7 @@ StatusOr<CompileResult> Pipeline::run() {
   if (o.emitIr) // --emit=ir [--fuse]: the module itself (tests/e2e/fused_ir.py counts its ops)
     return std::move(result);
   for (Status (Pipeline::*stage)() :
-       {&Pipeline::fuse, &Pipeline::limits, &Pipeline::split, &Pipeline::plan, &Pipeline::partition,
+       {&Pipeline::collectText, &Pipeline::fuse, &Pipeline::limits, &Pipeline::split, &Pipeline::plan, &Pipeline::partition,
         &Pipeline::placeKvCache, &Pipeline::buildManifest, &Pipeline::generateKernels, &Pipeline::write})
     if (Status s = (this->*stage)(); !s)
       return s;
@@ -343,6 +345,16 @@ Status Pipeline::placeKvCache() {
   return Status::ok();
 }
 
+Status Pipeline::collectText() {
+  Clock::time_point t = Clock::now();
+  StatusOr<TextStageResult> r = textStage(o.modelDir, result.report.import.task, model->config.vocabSize);
+  if (!r.ok())
+    return r.status();
+  text = std::move(r->text);
+  reporter.lines("text", r->lines, secondsSince(t));
+  return Status::ok();
+}
+
 Status Pipeline::buildManifest() {
   ManifestInput in;
   in.modelDir = o.modelDir;
@@ -401,7 +413,7 @@ Status Pipeline::write() {
   reporter.line("write", writeStartLine(summary));
   const Clock::time_point t = Clock::now();
   storeReport(result.report, &manifest); // the report so far: the file's own size is not known inside it
-  if (Status s = writeStage(o.output, manifest, sharedObject, *blobs, &summary); !s)
+  if (Status s = writeStage(o.output, manifest, sharedObject, *blobs, &summary, text ? &*text : nullptr); !s)
     return s;
   result.report.seconds = secondsSince(start);
   reporter.line("write", writeLine(summary, secondsSince(t), result.report.seconds), secondsSince(t));

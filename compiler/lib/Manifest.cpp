@@ -325,8 +325,8 @@ StatusOr<std::vector<artifact::WeightBlob>> weightsStage(const passes::MemoryPla
 
 Status writeStage(const std::string &path, const artifact::Manifest &manifest,
                   const std::vector<uint8_t> &sharedObject, const std::vector<artifact::WeightBlob> &blobs,
-                  WriteSummary *summary) {
-  if (Status s = artifact::writeArtifact(path, manifest, sharedObject, blobs); !s)
+                  WriteSummary *summary, const artifact::TextSection *text) {
+  if (Status s = artifact::writeArtifact(path, manifest, sharedObject, blobs, text); !s)
     return s;
   uint64_t fileBytes = 0;
   llvm::sys::fs::file_size(path, fileBytes);

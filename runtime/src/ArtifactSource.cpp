@@ -51,6 +51,7 @@ kiln_status openArtifactSource(const std::string &path, bool verifyChecksums, Ar
   out.codeSize = a.cpuCodeSize();
   out.weights = a.weightsBase();
   out.weightsSize = a.weightsSize();
+  out.text = a.text();
   if (a.manifest().synthetic_weights()) {
     StatusOr<std::unique_ptr<kiln::artifact::WeightsRegion>> region =
         kiln::artifact::materializeSyntheticWeights(a.manifest(), a.weightsBase(), a.weightsSize(), path);

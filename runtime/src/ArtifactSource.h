@@ -23,6 +23,7 @@ struct ArtifactSource {
   size_t codeSize = 0;
   const uint8_t *weights = nullptr;
   size_t weightsSize = 0;
+  const kiln::artifact::TextSection *text = nullptr; // the TEXT section, or nullptr (ids only)
 };
 
 /// Opens (mmap) and validates `path`. On failure returns the status (IO_ERROR: cannot open / read;

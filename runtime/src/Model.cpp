@@ -23,6 +23,7 @@ Error Model::load(const std::string &path, const LoadOptions &options) {
   if (!plan.ok())
     return Error(KILN_BAD_ARTIFACT, plan.status().message());
   plan_ = std::move(*plan);
+  text_.attach(source_.text, path, plan_.vocabSize);
   numThreads_ = options.numThreads > 0 ? options.numThreads
                 : plan_.numThreadsDefault > 0 ? static_cast<int>(plan_.numThreadsDefault) : 2;
   return createExecutors();

@@ -13,6 +13,7 @@
 #include "Error.h"
 #include "Executor.h"
 #include "LoadedPlan.h"
+#include "Text.h"
 
 #include <memory>
 #include <string>
@@ -36,6 +37,8 @@ public:
   Error load(const std::string &path, const LoadOptions &options);
 
   const LoadedPlan &plan() const { return plan_; }
+  /// The text side (tokenizer, chat template, EOS ids, pooling); present() is false for an ids-only artifact.
+  const TextModel &text() const { return text_; }
   /// The weights region: every WEIGHT buffer at its offset (mapped, or generated for synthetic weights).
   const uint8_t *weights() const { return source_.weights; }
   int numThreads() const { return numThreads_; }
@@ -58,6 +61,7 @@ private:
 
   ArtifactSource source_;
   LoadedPlan plan_;
+  TextModel text_;
   std::vector<std::unique_ptr<Executor>> executors_;
   std::vector<int> stepOrder_;
   int deviceExecutor_ = -1;

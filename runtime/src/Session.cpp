@@ -49,6 +49,8 @@ bool Session::allocateHostMemory() {
   return ok;
 }
 
+int64_t Session::maxContext() const { return plan_->maxContext; }
+
 Error Session::create(const Model &model, int64_t batch) {
   model_ = &model;
   plan_ = &model.plan();

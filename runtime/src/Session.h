@@ -49,6 +49,8 @@ public:
 
   int64_t past() const { return past_; }
   int64_t batch() const { return batch_; }
+  int64_t maxContext() const;
+  const Model &model() const { return *model_; }
   uint64_t deviceTimeNs() const;
 
 private:

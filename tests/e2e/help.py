@@ -23,7 +23,7 @@ from checks import check, summary  # noqa: E402
 
 # The commands each source file implements (its args.get / args.has calls are checked against their help).
 SOURCES = {"Compile.cpp": ["compile"], "Eval.cpp": ["eval"], "Synth.cpp": ["synth"], "Run.cpp": ["run"],
-           "Generate.cpp": ["generate"], "Bench.cpp": ["bench"], "Inspect.cpp": ["inspect"],
+           "Generate.cpp": ["generate"], "Embed.cpp": ["embed"], "Bench.cpp": ["bench"], "Inspect.cpp": ["inspect"],
            "Devices.cpp": ["devices"], "ChatTemplate.cpp": ["chat-template"],
            "Tokenize.cpp": ["tokenize", "detokenize"]}
 

@@ -33,7 +33,10 @@ struct Tokenizer::Impl {
   std::optional<Padding> padding;
   TextConfig config;
 
-  StatusOr<std::vector<uint32_t>> encode(std::string_view text, bool addSpecialTokens) const;
+  // With `batchTruncation` (Tokenizer::encodeForBatch), it replaces tokenizer.json's truncation and nothing is
+  // padded.
+  StatusOr<std::vector<uint32_t>> encode(std::string_view text, bool addSpecialTokens,
+                                         const std::optional<Truncation> *batchTruncation = nullptr) const;
   StatusOr<std::string> decode(const std::vector<uint32_t> &ids, bool skipSpecialTokens) const;
   std::optional<uint32_t> tokenToId(std::string_view token) const;
   std::optional<std::string> idToToken(uint32_t id) const;
@@ -42,7 +45,7 @@ struct Tokenizer::Impl {
   bool endsInOpenByteRun(const std::vector<uint32_t> &ids, bool skipSpecialTokens) const;
 
 private:
-  Status truncate(std::vector<uint32_t> &ids, bool addSpecialTokens) const;
+  Status truncate(std::vector<uint32_t> &ids, bool addSpecialTokens, const std::optional<Truncation> &truncation) const;
   void pad(std::vector<uint32_t> &ids) const;
 };
 

@@ -12,7 +12,8 @@ using namespace detail;
 // Encode / decode
 // ---------------------------------------------------------------------------------------------------------
 
-StatusOr<std::vector<uint32_t>> Tokenizer::Impl::encode(std::string_view text, bool addSpecialTokens) const {
+StatusOr<std::vector<uint32_t>> Tokenizer::Impl::encode(std::string_view text, bool addSpecialTokens,
+                                                        const std::optional<Truncation> *batchTruncation) const {
   if (size_t bad = invalidUtf8Offset(text); bad != std::string_view::npos)
     return Status::error("text is not valid UTF-8 (byte " + std::to_string(bad) + ")");
   if (text.size() > UINT32_MAX)
@@ -32,15 +33,17 @@ StatusOr<std::vector<uint32_t>> Tokenizer::Impl::encode(std::string_view text, b
     if (Status s = model->tokenize(split.text.text, ids); !s)
       return Status::error(oneLine(s.message()));
   }
-  if (Status s = truncate(ids, addSpecialTokens); !s)
+  if (Status s = truncate(ids, addSpecialTokens, batchTruncation ? *batchTruncation : truncation); !s)
     return s;
   if (postProcessor)
     postProcessor->process(ids, addSpecialTokens);
-  pad(ids);
+  if (!batchTruncation)
+    pad(ids);
   return ids;
 }
 
-Status Tokenizer::Impl::truncate(std::vector<uint32_t> &ids, bool addSpecialTokens) const {
+Status Tokenizer::Impl::truncate(std::vector<uint32_t> &ids, bool addSpecialTokens,
+                                 const std::optional<Truncation> &truncation) const {
   if (!truncation)
     return Status::ok();
   uint64_t maxLength = truncation->maxLength;
@@ -175,6 +178,16 @@ StatusOr<Tokenizer> Tokenizer::load(const std::string &dir) {
 
 StatusOr<std::vector<uint32_t>> Tokenizer::encode(std::string_view text, bool addSpecialTokens) const {
   return impl_->encode(text, addSpecialTokens);
+}
+
+StatusOr<std::vector<uint32_t>> Tokenizer::encodeForBatch(std::string_view text, bool addSpecialTokens,
+                                                          uint64_t maxLength) const {
+  std::optional<Truncation> t;
+  if (maxLength > 0) {
+    t.emplace();
+    t->maxLength = maxLength;
+  }
+  return impl_->encode(text, addSpecialTokens, &t);
 }
 
 StatusOr<std::string> Tokenizer::decode(const std::vector<uint32_t> &ids, bool skipSpecialTokens) const {

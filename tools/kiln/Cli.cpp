@@ -39,11 +39,17 @@ Args::Args(int argc, char **argv, int first, const Command &command) {
         value = argv[++i];
       }
       values_[name] = value;
+      all_[name].push_back(value);
     } else {
       error_ = "unknown option " + a;
       return;
     }
   }
+}
+
+std::vector<std::string> Args::getAll(const std::string &name) const {
+  auto it = all_.find(name);
+  return it == all_.end() ? std::vector<std::string>() : it->second;
 }
 
 std::optional<std::string> Args::get(const std::string &name) const {

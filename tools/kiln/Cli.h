@@ -28,10 +28,13 @@ public:
   const std::vector<std::string> &positional() const { return positional_; }
   std::optional<std::string> get(const std::string &name) const;
   bool has(const std::string &name) const { return values_.count(name) != 0; }
+  /// Every value of a flag given more than once, in order (get() gives the last).
+  std::vector<std::string> getAll(const std::string &name) const;
 
 private:
   std::vector<std::string> positional_;
   std::map<std::string, std::string> values_;
+  std::map<std::string, std::vector<std::string>> all_;
   std::string error_;
   bool help_ = false;
 };
@@ -57,7 +60,7 @@ constexpr uint64_t kMaxTokens = 2147483647;
 /// beyond max (or beyond 64 bits).
 std::optional<uint64_t> parseIntFlag(const std::string &name, const std::string &text, uint64_t min, uint64_t max,
                                      std::string *error);
-/// "2,5,1" for flag `name`: each entry as parseIntFlag (min >= 1 here; max at most INT64_MAX).
+/// "2,5,1" for flag `name`: each entry as parseIntFlag (max at most INT64_MAX).
 std::optional<std::vector<int64_t>> parseIntListFlag(const std::string &name, const std::string &text, uint64_t min,
                                                      uint64_t max, std::string *error);
 

@@ -96,17 +96,57 @@ const Command kRun{
 
 const Command kGenerate{
     "generate",
-    {"generate MODEL.kiln --ids 1,2,3 [-n 32] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--eos ID]\n"
-     "              [--threads N] [--no-verify]"},
-    "prefill then decode; prints the generated token ids (greedy by default)",
-    "",
+    {"generate MODEL.kiln (--ids 1,2,3 | --prompt TEXT | --chat TEXT [--system TEXT] | --messages FILE.json)\n"
+     "              [-n N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--eos ID] [--ignore-eos]\n"
+     "              [--print-prompt] [--threads N] [--no-verify]"},
+    "prefill then decode; streams the generated text (or prints the ids with --ids; greedy by default)",
+    "--ids prints the generated token ids on one line. --prompt / --chat / --messages use the tokenizer the\n"
+    "artifact carries (compiled from a directory with tokenizer.json): the prompt is encoded as Hugging Face\n"
+    "tokenizers does (with its special tokens; --chat / --messages render the chat template with\n"
+    "add_generation_prompt and encode it without adding them, as apply_chat_template does) and the text is\n"
+    "streamed to stdout as tokens come (special tokens left out), then a newline. Generation stops after N\n"
+    "tokens, after one of the model's EOS ids (generation_config.json; kiln inspect shows them) unless\n"
+    "--ignore-eos, after --eos ID, or at the compiled max context. Load time, prefill and decode tokens/s on\n"
+    "stderr.",
     {{"--ids", "1,2,3", "the prompt's token ids"},
-     {"-n", "N", "tokens to generate (default 32)"},
+     {"--prompt", "TEXT", "the prompt as text"},
+     {"--chat", "TEXT", "one user message, through the model's chat template"},
+     {"--system", "TEXT", "with --chat: a system message before it"},
+     {"--messages", "FILE.json", "a conversation (a JSON list of {role, content}), through the chat template"},
+     {"--print-prompt", nullptr, "print the prompt text (after the chat template) and exit"},
+     {"-n", "N", "tokens to generate (default 32 with --ids, 256 with text)"},
      {"--temperature", "T", "sampling temperature (0 or absent: greedy)"},
      {"--top-k", "K", "sample from the K most likely tokens"},
      {"--top-p", "P", "sample from the smallest set of tokens whose probability reaches P"},
      {"--seed", "S", "the sampler's seed"},
-     {"--eos", "ID", "stop after this token id"},
+     {"--eos", "ID", "also stop after this token id"},
+     {"--ignore-eos", nullptr, "do not stop at the model's EOS ids"},
+     kThreadsFlag,
+     kNoVerifyFlag},
+    {kProfileEnv, kProfileTopEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv},
+    false};
+
+const Command kEmbed{
+    "embed",
+    {"embed MODEL.kiln (--text T ... | --file TEXTS.jsonl) [--prefix P] [--pooling mean|cls|max|last|mean_sqrt_len]\n"
+     "           [--normalize | --no-normalize] [--batch N] [--output OUT.safetensors|OUT.json] [--threads N]\n"
+     "           [--no-verify]"},
+    "sentence embeddings of an encoder, as sentence-transformers' encode",
+    "The texts (each --text, or one JSON string per line of --file) get the prefix (default: the model's\n"
+    "default prompt from config_sentence_transformers.json), are encoded with the artifact's tokenizer, run in\n"
+    "batches with right padding and an attention mask, pooled and normalized as the model's\n"
+    "sentence-transformers config says (modules.json, 1_Pooling/config.json; the flags override it; a model\n"
+    "without one needs --pooling). Prints one JSON array per text; --output writes `embeddings` F32 [N, D]\n"
+    "(.safetensors) or one JSON list of arrays (.json). A text longer than max_seq_length (else the compiled\n"
+    "max context) is truncated, as sentence-transformers does.",
+    {{"--text", "T", "a text to embed (repeatable)"},
+     {"--file", "TEXTS.jsonl", "one JSON string per line"},
+     {"--prefix", "P", "prepend P to every text (\"\" for none; default: the model's default prompt)"},
+     {"--pooling", "MODE", "mean, cls, max, last or mean_sqrt_len (default: the model's)"},
+     {"--normalize", nullptr, "L2-normalize the vectors"},
+     {"--no-normalize", nullptr, "do not normalize them (default: as the model's config says)"},
+     {"--batch", "N", "texts per run (default min(32, the compiled max batch))"},
+     {"--output", "FILE", "write OUT.safetensors (embeddings F32 [N, D]) or OUT.json instead of printing"},
      kThreadsFlag,
      kNoVerifyFlag},
     {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kCpuDisableEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv},
@@ -151,10 +191,11 @@ const Command kDevices{
 
 const Command kTokenize{
     "tokenize",
-    {"tokenize MODEL_DIR (--text T | --file TEXTS.jsonl) [--no-special]"},
+    {"tokenize MODEL_DIR|MODEL.kiln (--text T | --file TEXTS.jsonl) [--no-special]"},
     "text -> token ids as Hugging Face tokenizers (one JSON array per input; tokenizer.json is enough)",
     "Encodes text as Hugging Face tokenizers does (MODEL_DIR needs only tokenizer.json; tokenizer_config.json,\n"
-    "special_tokens_map.json and generation_config.json are read when present). Prints one JSON array of ids\n"
+    "special_tokens_map.json and generation_config.json are read when present; MODEL.kiln: the tokenizer the\n"
+    "artifact carries). Prints one JSON array of ids\n"
     "per input: --text is one input; each non-empty line of --file is one, a JSON string.",
     {{"--text", "T", "one text to encode"},
      {"--file", "TEXTS.jsonl", "one JSON string per line, each encoded"},
@@ -164,7 +205,7 @@ const Command kTokenize{
 
 const Command kDetokenize{
     "detokenize",
-    {"detokenize MODEL_DIR (--ids 1,2,3 | --file IDS.jsonl) [--skip-special] [--stream]"},
+    {"detokenize MODEL_DIR|MODEL.kiln (--ids 1,2,3 | --file IDS.jsonl) [--skip-special] [--stream]"},
     "token ids -> text (one JSON string per input)",
     "Decodes ids as Hugging Face tokenizers does. Prints one JSON string per input: --ids is one input; each\n"
     "non-empty line of --file is one, a JSON array of ids.",
@@ -194,7 +235,7 @@ const Command kChatTemplate{
 } // namespace
 
 std::vector<const Command *> commands() {
-  std::vector<const Command *> all{&kCompile, &kEval, &kSynth, &kRun, &kGenerate, &kBench, &kInspect, &kDevices,
+  std::vector<const Command *> all{&kCompile, &kEval, &kSynth, &kRun, &kGenerate, &kEmbed, &kBench, &kInspect, &kDevices,
                                    &kTokenize, &kDetokenize, &kChatTemplate};
 #ifndef KILN_WITH_COMPILER
   std::vector<const Command *> runtimeOnly;

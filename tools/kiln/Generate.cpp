@@ -1,43 +1,33 @@
 //===- Generate.cpp - `kiln generate`: prefill, then decode token by token ===//
 //
-//   kiln generate MODEL.kiln --ids 1,2,3 -n 32 [--temperature T] [--top-k K] [--top-p P] [--seed S]
-//                 [--eos ID] [--threads N]
-// Prints the generated token ids (space-separated, one line) on stdout; timings on stderr. Greedy unless
-// --temperature > 0. Stops after n tokens, at --eos, or when the KV cache reaches the compiled max context.
+//   kiln generate MODEL.kiln (--ids 1,2,3 | --prompt TEXT | --chat TEXT [--system TEXT] | --messages FILE.json)
+//                 [-n N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--eos ID] [--ignore-eos]
+//                 [--print-prompt] [--threads N] [--no-verify]
+// --ids: prints the generated token ids (space-separated, one line). Text (the artifact's tokenizer): streams
+// the generated text to stdout as tokens come (special tokens left out), then a newline; --chat / --messages
+// render the chat template first (add_generation_prompt, the prompt tokenized without added special tokens,
+// as apply_chat_template does); --print-prompt prints the prompt text and exits. Stops after n tokens, after
+// the model's EOS ids (unless --ignore-eos) or --eos, or at the compiled max context. Timings on stderr.
+// Everything runs through the C API (kiln_generate / kiln_generate_text): one sampler, in the runtime.
 //
 //===----------------------------------------------------------------------===//
 #include "Cli.h"
 #include "Subcommands.h"
 
 #include "kiln/kiln.hpp"
+#include "kiln/support/Util.h"
 
-#include <algorithm>
+#include <nlohmann/json.hpp>
+
 #include <chrono>
 #include <cmath>
-#include <numeric>
-#include <random>
+#include <cstring>
 
 namespace kiln::cli {
 
 int parseThreads(const Args &args, int &threads); // Run.cpp
 
 namespace {
-
-/// "1,2,3" (non-negative, unlike parseIntList which refuses 0).
-std::optional<std::vector<int64_t>> parseTokenList(const std::string &text) {
-  std::vector<int64_t> out;
-  size_t pos = 0;
-  while (true) {
-    size_t comma = text.find(',', pos);
-    std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    if (item.empty() || item.size() > 12 || item.find_first_not_of("0123456789") != std::string::npos)
-      return std::nullopt;
-    out.push_back(std::stoll(item));
-    if (comma == std::string::npos)
-      return out;
-    pos = comma + 1;
-  }
-}
 
 std::optional<double> parseNumber(const std::string &text) {
   if (text.empty())
@@ -49,51 +39,148 @@ std::optional<double> parseNumber(const std::string &text) {
   return v;
 }
 
-struct Sampler {
-  double temperature = 0.0;
-  int64_t topK = 0;
-  double topP = 1.0;
-  std::mt19937_64 rng;
-  std::vector<int64_t> order;
-  std::vector<double> probs;
-
-  int64_t pick(const float *logits, int64_t V) {
-    if (temperature <= 0.0) // greedy: the first maximum
-      return int64_t(std::max_element(logits, logits + V) - logits);
-    order.resize(size_t(V));
-    std::iota(order.begin(), order.end(), 0);
-    int64_t k = topK > 0 ? std::min(topK, V) : V;
-    auto byLogit = [&](int64_t a, int64_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
-    std::partial_sort(order.begin(), order.begin() + k, order.end(), byLogit);
-    order.resize(size_t(k));
-    probs.resize(size_t(k));
-    double maxLogit = logits[order[0]], sum = 0.0;
-    for (int64_t i = 0; i < k; ++i)
-      sum += probs[i] = std::exp((double(logits[order[i]]) - maxLogit) / temperature);
-    // Nucleus: the smallest prefix with mass >= top_p.
-    int64_t keep = k;
-    if (topP < 1.0) {
-      double acc = 0.0;
-      for (int64_t i = 0; i < k; ++i) {
-        acc += probs[i] / sum;
-        if (acc >= topP) {
-          keep = i + 1;
-          break;
-        }
-      }
-    }
-    double mass = 0.0;
-    for (int64_t i = 0; i < keep; ++i)
-      mass += probs[i];
-    double u = std::uniform_real_distribution<double>(0.0, mass)(rng);
-    for (int64_t i = 0; i < keep; ++i) {
-      u -= probs[i];
-      if (u <= 0.0)
-        return order[i];
-    }
-    return order[keep - 1];
+/// One integer flag in [0, max] into `out` (unchanged when absent), read as every command reads them (Cli.h);
+/// a usage exit code on a bad value.
+int parseCount(const Args &args, const char *flag, uint64_t max, int64_t &out) {
+  if (auto t = args.get(flag)) {
+    std::string error;
+    std::optional<uint64_t> v = parseIntFlag(flag, *t, 0, max, &error);
+    if (!v)
+      return fail(kExitUsage, error);
+    out = int64_t(*v);
   }
+  return kExitOk;
+}
+
+struct GenerateFlags {
+  kiln_generate_options options;
+  std::optional<int64_t> eos;
+  int threads = 0;
 };
+
+int parseGenerateFlags(const Args &args, GenerateFlags &f) {
+  kiln_generate_options_init(&f.options);
+  f.options.max_new_tokens = args.has("--ids") ? 32 : 256;
+  int64_t seed = 0, eos = -1;
+  if (int rc = parseCount(args, "-n", kMaxTokens, f.options.max_new_tokens))
+    return rc;
+  if (int rc = parseCount(args, "--top-k", INT64_MAX, f.options.top_k))
+    return rc;
+  if (int rc = parseCount(args, "--seed", INT64_MAX, seed))
+    return rc;
+  if (int rc = parseCount(args, "--eos", INT64_MAX, eos))
+    return rc;
+  f.options.seed = uint64_t(seed);
+  if (eos >= 0)
+    f.eos = eos;
+  if (auto t = args.get("--temperature")) {
+    std::optional<double> v = parseNumber(*t);
+    if (!v || *v < 0)
+      return fail(kExitUsage, "--temperature must be a number >= 0, got '" + *t + "'");
+    f.options.temperature = float(*v);
+  }
+  if (auto t = args.get("--top-p")) {
+    std::optional<double> v = parseNumber(*t);
+    if (!v || *v <= 0 || *v > 1)
+      return fail(kExitUsage, "--top-p must be in (0, 1], got '" + *t + "'");
+    f.options.top_p = float(*v);
+  }
+  f.options.stop_at_eos = args.has("--ignore-eos") ? 0 : 1;
+  return parseThreads(args, f.threads);
+}
+
+/// The messages of --chat (with --system) or --messages as JSON text.
+StatusOr<std::string> messagesJson(const Args &args) {
+  if (auto file = args.get("--messages")) {
+    std::string text;
+    if (Status s = support::readFile(*file, text, 64u << 20); !s)
+      return s;
+    nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_array())
+      return Status::error(*file + ": expected a JSON list of {role, content} messages");
+    return text;
+  }
+  nlohmann::json messages = nlohmann::json::array();
+  if (auto system = args.get("--system"))
+    messages.push_back({{"role", "system"}, {"content", *system}});
+  messages.push_back({{"role", "user"}, {"content", *args.get("--chat")}});
+  return messages.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+/// The prompt text: --prompt as given, --chat / --messages through the model's chat template.
+StatusOr<std::string> promptText(const Args &args, kiln_model *model) {
+  if (auto prompt = args.get("--prompt"))
+    return *prompt;
+  StatusOr<std::string> messages = messagesJson(args);
+  if (!messages.ok())
+    return messages;
+  char *rendered = nullptr;
+  if (kiln_chat_template_apply(model, messages->c_str(), /*add_generation_prompt=*/1, &rendered) != KILN_OK)
+    return Status::error(kiln_last_error());
+  std::string text(rendered);
+  kiln_free(rendered);
+  return text;
+}
+
+/// "MODEL: message" unless the message names the model already.
+std::string withPath(const std::string &path, const std::string &message) {
+  return message.compare(0, path.size() + 1, path + ":") == 0 ? message : path + ": " + message;
+}
+
+struct StreamState {
+  std::optional<int64_t> eos;
+  bool sawEos = false;
+};
+
+int printText(const char *piece, size_t len, int64_t id, void *user) {
+  auto *state = static_cast<StreamState *>(user);
+  std::fwrite(piece, 1, len, stdout);
+  std::fflush(stdout);
+  if (state->eos && id == *state->eos)
+    return state->sawEos = true;
+  return 0;
+}
+
+int collectId(int64_t id, void *user) {
+  auto *state = static_cast<std::pair<StreamState, std::vector<int64_t>> *>(user);
+  state->second.push_back(id);
+  return state->first.eos && id == *state->first.eos ? 1 : 0;
+}
+
+void printStats(double loadSeconds, const kiln_generate_stats &s) {
+  const int64_t decoded = s.generated_tokens > 0 ? s.generated_tokens - 1 : 0;
+  std::fprintf(stderr,
+               "kiln: load %.1f ms; prefill %lld tokens in %.1f ms (%.1f tokens/s); decode %lld tokens in %.1f ms "
+               "(%.1f tokens/s)%s\n",
+               loadSeconds * 1e3, (long long)s.prompt_tokens, s.prefill_seconds * 1e3,
+               s.prefill_seconds > 0 ? double(s.prompt_tokens) / s.prefill_seconds : 0.0, (long long)decoded,
+               s.decode_seconds * 1e3, s.decode_seconds > 0 ? double(decoded) / s.decode_seconds : 0.0,
+               s.stopped_at_eos ? "; stopped at EOS" : s.stopped_at_context ? "; stopped at the max context" : "");
+}
+
+/// Which of the prompt flags was given (exactly one), or "" after printing a usage error.
+std::string promptFlag(const Args &args, const std::string &usage) {
+  std::string flag;
+  int given = 0;
+  for (const char *f : {"--ids", "--prompt", "--chat", "--messages"})
+    if (args.has(f)) {
+      flag = f;
+      ++given;
+    }
+  if (args.positional().size() != 1 || given != 1) {
+    fail(kExitUsage, "give one MODEL.kiln and exactly one of --ids, --prompt, --chat, --messages; " + usage);
+    return "";
+  }
+  if (args.has("--system") && flag != "--chat") {
+    fail(kExitUsage, "--system goes with --chat");
+    return "";
+  }
+  if (args.has("--print-prompt") && flag == "--ids") {
+    fail(kExitUsage, "--print-prompt needs a text prompt (--prompt, --chat or --messages)");
+    return "";
+  }
+  return flag;
+}
 
 } // namespace
 
@@ -102,107 +189,62 @@ int runGenerate(int argc, char **argv) {
   if (std::optional<int> done = parseArgs(argc, argv, "generate", parsed))
     return *done;
   const Args &args = *parsed;
-  const std::string usage = usageLine(*findCommand("generate"));
-  if (args.positional().size() != 1 || !args.has("--ids"))
-    return fail(kExitUsage, usage);
-  const std::string modelPath = args.positional()[0];
-  std::optional<std::vector<int64_t>> prompt = parseTokenList(*args.get("--ids"));
-  if (!prompt)
-    return fail(kExitUsage, "--ids must be token ids separated by commas, got '" + *args.get("--ids") + "'");
-  int64_t n = 32;
-  if (auto t = args.get("-n")) {
-    std::optional<std::vector<int64_t>> v = parseTokenList(*t);
-    if (!v || v->size() != 1)
-      return fail(kExitUsage, "-n must be a non-negative integer, got '" + *t + "'");
-    n = (*v)[0];
-  }
-  Sampler sampler;
-  if (auto t = args.get("--temperature")) {
-    std::optional<double> v = parseNumber(*t);
-    if (!v || *v < 0)
-      return fail(kExitUsage, "--temperature must be a number >= 0, got '" + *t + "'");
-    sampler.temperature = *v;
-  }
-  if (auto t = args.get("--top-k")) {
-    std::optional<std::vector<int64_t>> v = parseTokenList(*t);
-    if (!v || v->size() != 1)
-      return fail(kExitUsage, "--top-k must be a non-negative integer, got '" + *t + "'");
-    sampler.topK = (*v)[0];
-  }
-  if (auto t = args.get("--top-p")) {
-    std::optional<double> v = parseNumber(*t);
-    if (!v || *v <= 0 || *v > 1)
-      return fail(kExitUsage, "--top-p must be in (0, 1], got '" + *t + "'");
-    sampler.topP = *v;
-  }
-  uint64_t seed = 0;
-  if (auto t = args.get("--seed")) {
-    std::optional<std::vector<int64_t>> v = parseTokenList(*t);
-    if (!v || v->size() != 1)
-      return fail(kExitUsage, "--seed must be a non-negative integer, got '" + *t + "'");
-    seed = uint64_t((*v)[0]);
-  }
-  sampler.rng.seed(seed);
-  std::optional<int64_t> eos;
-  if (auto t = args.get("--eos")) {
-    std::optional<std::vector<int64_t>> v = parseTokenList(*t);
-    if (!v || v->size() != 1)
-      return fail(kExitUsage, "--eos must be a token id, got '" + *t + "'");
-    eos = (*v)[0];
-  }
-  int threads = 0;
-  if (int code = parseThreads(args, threads))
-    return code;
+  const std::string flag = promptFlag(args, usageLine(*findCommand("generate")));
+  if (flag.empty())
+    return kExitUsage;
+  std::optional<std::vector<int64_t>> ids;
+  std::string error;
+  if (flag == "--ids" && !(ids = parseIntListFlag("--ids", *args.get("--ids"), 0, INT64_MAX, &error)))
+    return fail(kExitUsage, error);
+  GenerateFlags f;
+  if (int rc = parseGenerateFlags(args, f))
+    return rc;
 
+  const std::string modelPath = args.positional()[0];
+  const auto t0 = std::chrono::steady_clock::now();
   runtime::Model model;
-  if (runtime::Result r = model.load(modelPath, threads, !args.has("--no-verify")); !r)
+  if (runtime::Result r = model.load(modelPath, f.threads, !args.has("--no-verify")); !r)
     return fail(kExitBadInput, r.message);
   if (!model.isCausalLM())
     return fail(kExitBadInput, modelPath + ": generate needs a causal LM; " + model.architecture() + " is an " +
                                    model.task());
-  const int64_t P = int64_t(prompt->size());
-  if (P > model.maxContext())
-    return fail(kExitBadInput, "--ids: " + std::to_string(P) + " tokens exceed the compiled max context of " +
-                                   std::to_string(model.maxContext()));
+  std::string prompt;
+  if (!ids) {
+    StatusOr<std::string> text = promptText(args, model.get());
+    if (!text.ok())
+      return fail(kExitBadInput, text.status().message());
+    prompt = std::move(*text);
+    if (args.has("--print-prompt")) {
+      std::fwrite(prompt.data(), 1, prompt.size(), stdout);
+      return kExitOk;
+    }
+  }
   runtime::Session session;
   if (runtime::Result r = session.create(model, 1); !r)
     return fail(kExitBadInput, r.message);
+  const double loadSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  using Clock = std::chrono::steady_clock;
-  auto t0 = Clock::now();
-  if (runtime::Result r = session.run(prompt->data(), nullptr, 1, P); !r)
-    return fail(kExitBadInput, modelPath + ": " + r.message);
-  auto t1 = Clock::now();
-  std::vector<int64_t> generated;
-  runtime::Tensor logits;
-  while (int64_t(generated.size()) < n) {
-    if (runtime::Result r = session.output("logits", logits); !r)
-      return fail(kExitBadInput, modelPath + ": " + r.message);
-    const int64_t V = logits.shape.back(), s = logits.shape[1];
-    int64_t next = sampler.pick(logits.data + (s - 1) * V, V);
-    generated.push_back(next);
-    if ((eos && next == *eos) || int64_t(generated.size()) >= n)
-      break;
-    if (session.pastLength() >= model.maxContext()) {
-      std::fprintf(stderr, "kiln: stopped at the compiled max context of %lld tokens\n",
-                   (long long)model.maxContext());
-      break;
+  kiln_generate_stats stats{};
+  if (ids) {
+    std::pair<StreamState, std::vector<int64_t>> state{{f.eos, false}, {}};
+    if (kiln_generate(session.get(), ids->data(), ids->size(), &f.options, collectId, &state, &stats) != KILN_OK)
+      return fail(kExitBadInput, withPath(modelPath, kiln_last_error()));
+    std::string line;
+    for (int64_t t : state.second)
+      line += (line.empty() ? "" : " ") + std::to_string(t);
+    std::printf("%s\n", line.c_str());
+  } else {
+    // A chat prompt holds its special tokens already (apply_chat_template tokenizes without adding them).
+    f.options.add_special_tokens = flag == "--prompt" ? 1 : 0;
+    StreamState state{f.eos, false};
+    if (kiln_generate_text(session.get(), prompt.data(), prompt.size(), &f.options, printText, &state, &stats) !=
+        KILN_OK) {
+      std::fflush(stdout);
+      return fail(kExitBadInput, withPath(modelPath, kiln_last_error()));
     }
-    if (runtime::Result r = session.run(&next, nullptr, 1, 1); !r)
-      return fail(kExitBadInput, modelPath + ": " + r.message);
+    std::printf("\n");
   }
-  auto t2 = Clock::now();
-
-  std::string line;
-  for (int64_t t : generated)
-    line += (line.empty() ? "" : " ") + std::to_string(t);
-  std::printf("%s\n", line.c_str());
-  double prefill = std::chrono::duration<double>(t1 - t0).count();
-  double decode = std::chrono::duration<double>(t2 - t1).count();
-  int64_t decoded = generated.empty() ? 0 : int64_t(generated.size()) - 1;
-  std::fprintf(stderr, "kiln: prefill %lld tokens in %.1f ms (%.1f tokens/s); decode %lld tokens in %.1f ms (%.1f tokens/s)\n",
-               (long long)P, prefill * 1e3, prefill > 0 ? double(P) / prefill : 0.0, (long long)decoded,
-               decode * 1e3, decode > 0 ? double(decoded) / decode : 0.0);
+  printStats(loadSeconds, stats);
   return kExitOk;
 }
 

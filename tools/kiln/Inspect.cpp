@@ -3,7 +3,8 @@
 // A readable dump of an artifact: provenance, model and limits, ports, KV-cache layout, the partition
 // (per-device counts, CPU-placed ops with their reasons, transfers), kernels by op, the dispatch list, the
 // buffer table, the memory-plan summary (both arenas), the sections with their checksums and the compile
-// report (every stage's lines, as kiln compile printed them).
+// report (every stage's lines, as kiln compile printed them), and the text side (tokenizer, EOS ids, chat
+// template, pooling) when the artifact carries it.
 // Needs only kiln_artifact (builds without the compiler). A bad file: exit 1 with one line.
 //
 //===----------------------------------------------------------------------===//
@@ -14,6 +15,7 @@
 #include "kiln/artifact/ArtifactReader.h"
 #include "kiln/artifact/ArtifactWriter.h"
 #include "kiln/target/DeviceProfile.h"
+#include "kiln/tokenizer/Tokenizer.h"
 #include "kiln_artifact.pb.h"
 
 #include <google/protobuf/util/json_util.h>
@@ -394,6 +396,80 @@ void printSections(const MappedArtifact &a, FILE *o) {
                  padRight(bytesText(s.size), 24).c_str(), s.checksum);
 }
 
+const char *poolingModeName(Pooling::Mode mode) {
+  switch (mode) {
+  case Pooling::MEAN: return "mean";
+  case Pooling::CLS: return "cls";
+  case Pooling::MAX: return "max";
+  case Pooling::LAST: return "last";
+  case Pooling::MEAN_SQRT_LEN: return "mean_sqrt_len";
+  default: return "none";
+  }
+}
+
+/// The TEXT section in brief: the tokenizer (loaded, as the runtime would), EOS ids, template, pooling; null
+/// when the artifact has none. A tokenizer that does not load is shown with its error.
+nlohmann::json textSummary(const MappedArtifact &a) {
+  const TextSection *t = a.text();
+  if (!t)
+    return nullptr;
+  nlohmann::json j;
+  tokenizer::TokenizerFiles files{t->tokenizer_json(), t->tokenizer_config_json(), t->special_tokens_map_json(),
+                                  t->generation_config_json()};
+  StatusOr<tokenizer::Tokenizer> tok = tokenizer::Tokenizer::fromJson(files);
+  if (tok.ok()) {
+    j["tokenizer"] = tok->modelType();
+    j["vocab_size"] = tok->vocabSize();
+    const tokenizer::TextConfig &c = tok->config();
+    j["bos_token"] = c.bos ? nlohmann::json(c.bos->content) : nlohmann::json(nullptr);
+    j["eos_token"] = c.eos ? nlohmann::json(c.eos->content) : nlohmann::json(nullptr);
+  } else {
+    j["tokenizer_error"] = tok.status().message();
+  }
+  j["eos_token_ids"] = std::vector<uint32_t>(t->eos_token_ids().begin(), t->eos_token_ids().end());
+  j["chat_template_bytes"] = t->chat_template().size();
+  j["tokenizer_json_bytes"] = t->tokenizer_json().size();
+  if (t->has_pooling()) {
+    const Pooling &p = t->pooling();
+    nlohmann::json prompts = nlohmann::json::object();
+    for (const auto &[name, prefix] : p.prompts())
+      prompts[name] = prefix;
+    j["pooling"] = {{"mode", poolingModeName(p.mode())},  {"normalize", p.normalize()},
+                    {"include_prompt", p.include_prompt()}, {"prompts", prompts},
+                    {"default_prompt_name", p.default_prompt_name()}, {"max_seq_length", p.max_seq_length()}};
+  }
+  return j;
+}
+
+void printText(const MappedArtifact &a, FILE *o) {
+  nlohmann::json j = textSummary(a);
+  std::fprintf(o, "\ntext\n");
+  if (j.is_null()) {
+    std::fprintf(o, "  no tokenizer: ids only\n");
+    return;
+  }
+  auto dump = [](const nlohmann::json &v) { return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); };
+  if (j.contains("tokenizer_error"))
+    std::fprintf(o, "  tokenizer     does not load: %s\n", j["tokenizer_error"].get<std::string>().c_str());
+  else
+    std::fprintf(o, "  tokenizer     %s, vocab %s, bos %s, eos %s\n", j["tokenizer"].get<std::string>().c_str(),
+                 dump(j["vocab_size"]).c_str(), dump(j["bos_token"]).c_str(), dump(j["eos_token"]).c_str());
+  std::fprintf(o, "  stop at ids   %s\n", dump(j["eos_token_ids"]).c_str());
+  const uint64_t templateBytes = j["chat_template_bytes"].get<uint64_t>();
+  std::fprintf(o, "  chat template %s\n", templateBytes ? bytesText(templateBytes).c_str() : "none");
+  if (!j.contains("pooling")) {
+    std::fprintf(o, "  pooling       none\n");
+    return;
+  }
+  const nlohmann::json &p = j["pooling"];
+  std::fprintf(o, "  pooling       %s%s%s, max_seq_length %s, prompts %s%s\n", p["mode"].get<std::string>().c_str(),
+               p["normalize"].get<bool>() ? " + normalize" : "", p["include_prompt"].get<bool>() ? "" : ", prompt excluded",
+               dump(p["max_seq_length"]).c_str(), dump(p["prompts"]).c_str(),
+               p["default_prompt_name"].get<std::string>().empty()
+                   ? ""
+                   : (" (default " + p["default_prompt_name"].get<std::string>() + ")").c_str());
+}
+
 /// --json: one document for scripts: the file (format version, size, sections, checksums) and the whole
 /// manifest in protobuf's JSON mapping (proto field names; 64-bit integers as strings, as that mapping
 /// has them); each kernel's SPIR-V as its size ("spirv_bytes") instead of base64 text.
@@ -428,6 +504,7 @@ int printJson(const std::string &path, const MappedArtifact &a) {
                         {"file_bytes", a.fileSize()},
                         {"checksums_verified", a.checksumsVerified()},
                         {"sections", sections},
+                        {"text", textSummary(a)},
                         {"manifest", m}};
   std::printf("%s\n", doc.dump(2).c_str());
   return kExitOk;
@@ -460,6 +537,7 @@ int runInspect(int argc, char **argv) {
   printCpuObjects(a, o);
   printBuffers(a, kvBytes, o);
   printSections(a, o);
+  printText(a, o);
   printCompileReport(m, o);
   return kExitOk;
 }

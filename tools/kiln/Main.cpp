@@ -64,6 +64,8 @@ int main(int argc, char **argv) {
     return kiln::cli::runRun(argc, argv);
   if (command == "generate")
     return kiln::cli::runGenerate(argc, argv);
+  if (command == "embed")
+    return kiln::cli::runEmbed(argc, argv);
   if (command == "bench")
     return kiln::cli::runBench(argc, argv);
   if (command == "devices")

@@ -10,6 +10,7 @@ int runSynth(int argc, char **argv);
 // Runtime-only (built in both modes).
 int runRun(int argc, char **argv);
 int runGenerate(int argc, char **argv);
+int runEmbed(int argc, char **argv); // sentence embeddings (kiln_embed)
 int runBench(int argc, char **argv);
 int runInspect(int argc, char **argv); // only kiln_artifact
 int runDevices(int argc, char **argv); // the Vulkan devices (kiln_runtime)

@@ -1,8 +1,9 @@
 //===- Tokenize.cpp - `kiln tokenize` / `kiln detokenize` -----------------===//
 //
-//   kiln tokenize MODEL_DIR (--text T | --file TEXTS.jsonl) [--no-special]
-//   kiln detokenize MODEL_DIR (--ids 1,2,3 | --file IDS.jsonl) [--skip-special] [--stream]
-// MODEL_DIR needs only tokenizer.json (tokenizer_config.json and the others are read when present).
+//   kiln tokenize MODEL_DIR|MODEL.kiln (--text T | --file TEXTS.jsonl) [--no-special]
+//   kiln detokenize MODEL_DIR|MODEL.kiln (--ids 1,2,3 | --file IDS.jsonl) [--skip-special] [--stream]
+// MODEL_DIR needs only tokenizer.json (tokenizer_config.json and the others are read when present); MODEL.kiln
+// is read for its TEXT section only (the same files, stored by kiln compile).
 // tokenize prints one JSON array of ids per input; detokenize one JSON string per input (--stream: the
 // pieces of the streaming decoder, as a JSON array of strings, whose concatenation is the decoded text).
 //
@@ -10,6 +11,7 @@
 #include "Cli.h"
 #include "Subcommands.h"
 
+#include "kiln/artifact/ArtifactReader.h"
 #include "kiln/support/Util.h"
 #include "kiln/tokenizer/Tokenizer.h"
 
@@ -28,14 +30,22 @@ constexpr uint64_t kMaxInputBytes = uint64_t(1) << 32;
 
 std::string dumpJson(const Json &j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
-// The model directory's tokenizer; MODEL.kiln does not carry one yet.
+// The model directory's tokenizer, or the one an artifact carries.
 StatusOr<Tokenizer> loadTokenizer(const std::string &path) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0)
     return Status::error(path + ": no such file or directory");
-  if (!S_ISDIR(st.st_mode))
-    return Status::error(path + ": not a model directory (a compiled artifact does not carry its tokenizer yet)");
-  return Tokenizer::load(path);
+  if (S_ISDIR(st.st_mode))
+    return Tokenizer::load(path);
+  StatusOr<artifact::MappedArtifact> a = artifact::openArtifact(path);
+  if (!a.ok())
+    return Status::error(a.status().message() + " (expected a model directory or a .kiln artifact)");
+  const artifact::TextSection *t = a->text();
+  if (!t)
+    return Status::error(path + ": no tokenizer: the artifact works on token ids only (compiled from a "
+                                "directory without tokenizer.json)");
+  return Tokenizer::fromJson({t->tokenizer_json(), t->tokenizer_config_json(), t->special_tokens_map_json(),
+                              t->generation_config_json()});
 }
 
 // The non-empty lines of a JSONL file, with their line numbers.
@@ -88,7 +98,7 @@ std::optional<std::vector<uint32_t>> parseIdArray(const std::string &line) {
 int checkInputs(const Args &args, const char *command, const char *inlineFlag) {
   const std::string usage = usageLine(*findCommand(command));
   if (args.positional().size() != 1)
-    return fail(kExitUsage, "expected one MODEL_DIR; " + usage);
+    return fail(kExitUsage, "expected one MODEL_DIR or MODEL.kiln; " + usage);
   if (args.has(inlineFlag) == args.has("--file"))
     return fail(kExitUsage, std::string("give exactly one of ") + inlineFlag + " and --file; " + usage);
   return kExitOk;

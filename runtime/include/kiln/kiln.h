@@ -133,6 +133,111 @@ KILN_API kiln_status kiln_session_reset(kiln_session *session);
 
 #define KILN_MAX_RANK 8
 
+/* ---- text (artifacts compiled from a directory with tokenizer.json; see `kiln inspect`) ----
+ *
+ * Strings are UTF-8. Results that the library allocates (ids, text) are freed with kiln_free. The tokenizer
+ * and the chat template are loaded on the first text call and shared by every thread. Without a tokenizer in
+ * the artifact every text call fails with KILN_INVALID_ARGUMENT ("no tokenizer: ...").
+ *
+ *   char *prompt;  kiln_chat_template_apply(model, "[{\"role\":\"user\",\"content\":\"Hi\"}]", 1, &prompt);
+ *   kiln_generate_text(session, prompt, 0, NULL, print_piece, NULL, &stats);   // streams text to print_piece
+ *   kiln_free(prompt);
+ */
+
+/* Frees what a text call allocated (NULL is a no-op). */
+KILN_API void kiln_free(void *pointer);
+
+/* Nonzero when the artifact carries a tokenizer. */
+KILN_API int kiln_model_has_tokenizer(const kiln_model *model);
+/* The ids generation stops at (generation_config.json's eos_token_id, else config.json's, else the
+ * tokenizer's EOS): *ids points into the model (valid while it lives), *count may be 0. */
+KILN_API kiln_status kiln_model_eos_ids(const kiln_model *model, const int64_t **ids, size_t *count);
+
+/* Hugging Face tokenizers' encode(text, add_special_tokens): *ids (kiln_free) receives *count ids. Text that is
+ * not valid UTF-8, or that gives an id outside the model's vocabulary, is INVALID_ARGUMENT. */
+KILN_API kiln_status kiln_tokenize(kiln_model *model, const char *text, size_t text_len, int add_special_tokens,
+                                   int64_t **ids, size_t *count);
+/* Hugging Face decode(ids, skip_special_tokens): *text (kiln_free) is NUL-terminated. */
+KILN_API kiln_status kiln_detokenize(kiln_model *model, const int64_t *ids, size_t count, int skip_special_tokens,
+                                     char **text);
+
+/* Streaming detokenization (one id at a time, as generation produces them): every step's piece, then
+ * finish's, concatenate to kiln_detokenize of all the ids; no space or partial UTF-8 character is lost or
+ * repeated (a piece is often empty while a character is incomplete). */
+typedef struct kiln_stream_decoder kiln_stream_decoder;
+KILN_API kiln_status kiln_stream_decoder_create(kiln_model *model, int skip_special_tokens,
+                                                kiln_stream_decoder **decoder);
+/* *piece (kiln_free) is the text that became final with `id`. */
+KILN_API kiln_status kiln_stream_decoder_step(kiln_stream_decoder *decoder, int64_t id, char **piece);
+/* What is still held (then the decoder starts over). */
+KILN_API kiln_status kiln_stream_decoder_finish(kiln_stream_decoder *decoder, char **piece);
+/* NULL is a no-op. Free a model's decoders before the model. */
+KILN_API void kiln_stream_decoder_free(kiln_stream_decoder *decoder);
+
+/* transformers' apply_chat_template(messages, tokenize=False, add_generation_prompt): `messages_json` is a
+ * JSON list of {"role", "content"} objects; *prompt (kiln_free) is the rendered text. A template's
+ * raise_exception is INVALID_ARGUMENT with its message. Tokenize the prompt with add_special_tokens 0 (the
+ * template writes them), as apply_chat_template(tokenize=True) does. */
+KILN_API kiln_status kiln_chat_template_apply(kiln_model *model, const char *messages_json,
+                                              int add_generation_prompt, char **prompt);
+
+typedef struct kiln_generate_options {
+  int64_t max_new_tokens;  /* default 256 */
+  float temperature;       /* 0 (default): greedy, the first maximum, as transformers' greedy search */
+  int64_t top_k;           /* 0 (default): all */
+  float top_p;             /* 1 (default): all */
+  uint64_t seed;           /* the sampler's seed (default 0) */
+  int stop_at_eos;         /* nonzero (default): stop after one of kiln_model_eos_ids */
+  int add_special_tokens;  /* kiln_generate_text: encode the prompt with them (default 1; 0 for a chat prompt) */
+  int skip_special_tokens; /* kiln_generate_text: leave special tokens out of the text (default 1) */
+} kiln_generate_options;
+KILN_API void kiln_generate_options_init(kiln_generate_options *options);
+
+typedef struct kiln_generate_stats {
+  int64_t prompt_tokens, generated_tokens;
+  double prefill_seconds, decode_seconds;
+  int stopped_at_eos, stopped_at_context; /* why it ended (else max_new_tokens or the callback) */
+} kiln_generate_stats;
+
+/* Called with each generated id (kiln_generate) or each piece of text with the id that completed it
+ * (kiln_generate_text; a last call with id -1 flushes what the decoder held, also after the callback asked to
+ * stop). Return nonzero to stop. */
+typedef int (*kiln_token_callback)(int64_t id, void *user);
+typedef int (*kiln_text_callback)(const char *piece, size_t piece_len, int64_t id, void *user);
+
+/* Appends the prompt ids to the session's KV cache (batch 1; kiln_session_reset first to start over), then
+ * samples ids one at a time. `options` / `stats` may be NULL. */
+KILN_API kiln_status kiln_generate(kiln_session *session, const int64_t *prompt, size_t prompt_len,
+                                   const kiln_generate_options *options, kiln_token_callback callback, void *user,
+                                   kiln_generate_stats *stats);
+/* The same from text: the prompt is tokenized and the output streamed as text (the callback may be NULL). */
+KILN_API kiln_status kiln_generate_text(kiln_session *session, const char *prompt, size_t prompt_len,
+                                        const kiln_generate_options *options, kiln_text_callback callback,
+                                        void *user, kiln_generate_stats *stats);
+
+typedef enum kiln_pooling {
+  KILN_POOLING_DEFAULT = 0, /* the artifact's sentence-transformers config */
+  KILN_POOLING_MEAN = 1,
+  KILN_POOLING_CLS = 2,
+  KILN_POOLING_MAX = 3,
+  KILN_POOLING_LAST = 4,
+  KILN_POOLING_MEAN_SQRT_LEN = 5
+} kiln_pooling;
+
+typedef struct kiln_embed_options {
+  kiln_pooling pooling; /* default KILN_POOLING_DEFAULT */
+  int normalize;        /* -1 (default): as the artifact says (no config: 0); 0 / 1 */
+  const char *prefix;   /* NULL (default): the config's default prompt, if any; "" for none */
+} kiln_embed_options;
+KILN_API void kiln_embed_options_init(kiln_embed_options *options);
+
+/* Sentence embeddings of an encoder: `out` ([count, hidden size] floats, `out_len` of them) receives one
+ * vector per text, computed as sentence-transformers' encode: the prefix prepended, the texts run in batches
+ * of the session's batch with right padding and an attention mask, pooled, normalized. Each text is truncated
+ * to max_seq_length tokens (else the compiled max context), special tokens included. `options` may be NULL. */
+KILN_API kiln_status kiln_embed(kiln_session *session, const char *const *texts, size_t count,
+                                const kiln_embed_options *options, float *out, size_t out_len);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

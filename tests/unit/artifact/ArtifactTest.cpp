@@ -463,3 +463,59 @@ TEST_F(BadManifest, KvInPlace) {
     m.mutable_buffers(m.kv_cache(0).past_buffer())->mutable_row_offset()->add_terms()->set_symbol("q");
   }, "row_offset with an undeclared symbol");
 }
+
+namespace {
+TextSection sampleText() {
+  TextSection t;
+  t.set_tokenizer_json(R"({"model": {"type": "WordLevel", "vocab": {"a": 0}, "unk_token": "a"}})");
+  t.set_tokenizer_config_json(R"({"eos_token": "a"})");
+  t.set_chat_template("{{ messages[0].content }}");
+  t.add_eos_token_ids(0);
+  return t;
+}
+} // namespace
+
+// The TEXT section: written after the weights, read back byte for byte, its checksum verified; without one,
+// text() is null.
+TEST_F(ArtifactFile, TextSectionRoundTrip) {
+  EXPECT_EQ(openArtifact(path_)->text(), nullptr);
+  const TextSection text = sampleText();
+  ASSERT_TRUE(writeArtifact(path_, sample_.manifest, sample_.code, blobsOf(sample_), &text).isOk());
+  StatusOr<MappedArtifact> a = openArtifact(path_);
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  ASSERT_NE(a->text(), nullptr);
+  EXPECT_EQ(a->text()->SerializeAsString(), text.SerializeAsString());
+  ASSERT_EQ(a->sections().size(), 4u);
+  EXPECT_STREQ(sectionName(a->sections()[3].kind), "text");
+  EXPECT_EQ(std::memcmp(a->weightsBase(), sample_.w0.data(), 128), 0);
+  std::vector<uint8_t> b = readAll(path_);
+  b[a->sections()[3].offset + 5] ^= 0xFF;
+  expectError(b, "corrupted: text section checksum mismatch", "text byte");
+}
+
+// validateTextSection: what the writer refuses (and the reader, after a parse).
+TEST_F(ArtifactFile, TextSectionRejected) {
+  auto expectRejected = [&](TextSection t, Manifest m, const std::string &expect) {
+    Status s = writeArtifact(path_, m, sample_.code, blobsOf(sample_), &t);
+    ASSERT_FALSE(s.isOk()) << expect;
+    EXPECT_NE(s.message().find(path_ + ": text section: " + expect), std::string::npos) << s.message();
+  };
+  TextSection t = sampleText();
+  t.clear_tokenizer_json();
+  expectRejected(t, sample_.manifest, "no tokenizer.json");
+  t = sampleText();
+  t.add_eos_token_ids(uint32_t(sample_.manifest.vocab_size()));
+  expectRejected(t, sample_.manifest, "eos token id " + std::to_string(sample_.manifest.vocab_size()) + " is outside the vocabulary");
+  t = sampleText();
+  t.mutable_pooling()->set_mode(Pooling::MEAN);
+  expectRejected(t, sample_.manifest, "pooling for a causal-lm model");
+  Manifest encoder = sample_.manifest;
+  encoder.set_task("encoder");
+  t.mutable_pooling()->set_mode(Pooling::Mode(17));
+  expectRejected(t, encoder, "unknown pooling mode 17");
+  t.mutable_pooling()->set_mode(Pooling::CLS);
+  t.mutable_pooling()->set_default_prompt_name("query");
+  expectRejected(t, encoder, "default prompt 'query' is not among the prompts");
+  (*t.mutable_pooling()->mutable_prompts())["query"] = "query: ";
+  EXPECT_TRUE(writeArtifact(path_, encoder, sample_.code, blobsOf(sample_), &t).isOk());
+}

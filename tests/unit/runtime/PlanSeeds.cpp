@@ -7,6 +7,7 @@
 #include "ToyArtifact.h"
 
 #include "kiln/artifact/ArtifactReader.h"
+#include "kiln/artifact/ArtifactWriter.h"
 
 #include <cstdio>
 #include <filesystem>
@@ -38,6 +39,23 @@ bool writeSeeds(const std::string &dir, const std::string &name, art::Manifest m
   return writeFile(dir + "/m-" + name, 0, manifest) && writeFile(dir + "/f-" + name, 1, file);
 }
 
+// f-toy-text: the toy causal artifact with a TEXT section (a two-word tokenizer, an EOS id, a template), written
+// by writeArtifact, so that mutations reach the text section's parsing and validation.
+bool writeTextSeed(const std::string &dir) {
+  art::Manifest m = kiln::runtime::test::toyManifest({});
+  art::TextSection text;
+  text.set_tokenizer_json(R"({"model": {"type": "WordLevel", "vocab": {"a": 0, "b": 1}, "unk_token": "a"}})");
+  text.set_chat_template("{% for m in messages %}{{ m.content }}{% endfor %}");
+  text.add_eos_token_ids(1);
+  const std::string tmp = dir + "/.toy-text.kiln";
+  if (!art::writeArtifact(tmp, m, {}, {}, &text))
+    return false;
+  std::ifstream in(tmp, std::ios::binary);
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), {});
+  std::filesystem::remove(tmp);
+  return !bytes.empty() && writeFile(dir + "/f-toy-text", 1, bytes);
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -52,7 +70,7 @@ int main(int argc, char **argv) {
   i32.idsI32 = true;
   bool ok = writeSeeds(dir, "toy-causal", kiln::runtime::test::toyManifest(causal)) &&
             writeSeeds(dir, "toy-encoder", kiln::runtime::test::toyManifest(encoder)) &&
-            writeSeeds(dir, "toy-i32", kiln::runtime::test::toyManifest(i32));
+            writeSeeds(dir, "toy-i32", kiln::runtime::test::toyManifest(i32)) && writeTextSeed(dir);
   for (int i = 2; ok && i < argc; ++i) {
     auto a = art::openArtifact(argv[i]);
     if (!a.ok()) {

@@ -7,7 +7,8 @@
 //   sections, each starting 64-byte aligned: MANIFEST (protobuf kiln.artifact.Manifest), CPU_CODE (the
 //   shared objects with the generated kernels, one per CPU target: Manifest.cpu_objects, CpuTargets.h), WEIGHTS (every WEIGHT buffer at its offset; with
 //   Manifest.synthetic_weights only the non-synthetic ones, at Buffer.stored_offset: the runtime generates
-//   the rest at load, SyntheticWeights.h)
+//   the rest at load, SyntheticWeights.h), and optionally TEXT (protobuf kiln.artifact.TextSection: the
+//   tokenizer files, chat template, EOS ids and pooling; readers that predate it skip it as an unknown kind)
 //   header checksum: the last field of the header covers the header and the section table.
 // Checksums are kiln::artifact::checksum64 (xxHash64) of the section's bytes.
 //
@@ -31,7 +32,7 @@ constexpr char kMagic[8] = {'K', 'I', 'L', 'N', 'A', 'R', 'T', '\0'};
 constexpr uint32_t kFormatVersion = 4;
 constexpr uint64_t kAlignment = 64;
 
-enum class SectionKind : uint32_t { Manifest = 1, CpuCode = 2, Weights = 3 };
+enum class SectionKind : uint32_t { Manifest = 1, CpuCode = 2, Weights = 3, Text = 4 };
 
 struct SectionEntry {
   uint32_t kind;

@@ -35,6 +35,11 @@ namespace kiln::artifact {
 /// `file` prefixes the message ("FILE: manifest: ...").
 Status validateManifest(const Manifest &manifest, uint64_t weightsSize, const std::string &file);
 
+/// Checks a TEXT section against its manifest: tokenizer.json present and at most 256 MiB in all, EOS ids
+/// inside [0, vocab_size), a known pooling mode (only for an encoder), max_seq_length >= 0, prompt names
+/// non-empty. `file` prefixes the message ("FILE: text section: ...").
+Status validateTextSection(const TextSection &text, const Manifest &manifest, const std::string &file);
+
 /// An open artifact: a file mapping or bytes in memory (openArtifactBuffer). Move-only; the bytes live as long
 /// as the object.
 class MappedArtifact {
@@ -47,6 +52,8 @@ public:
 
   const std::string &path() const { return path_; }
   const Manifest &manifest() const { return *manifest_; }
+  /// The TEXT section (validated), or nullptr when the artifact has none (ids only).
+  const TextSection *text() const { return text_.get(); }
   /// The CPU shared object (empty when the artifact has none).
   const uint8_t *cpuCode() const { return cpuCode_; }
   uint64_t cpuCodeSize() const { return cpuCodeSize_; }
@@ -74,6 +81,7 @@ private:
   bool heap_ = false; // mapping_ is a heap copy (openArtifactBuffer), not an mmap
   uint64_t fileSize_ = 0;
   std::unique_ptr<Manifest> manifest_;
+  std::unique_ptr<TextSection> text_;
   std::vector<SectionEntry> sections_;
   const uint8_t *cpuCode_ = nullptr;
   uint64_t cpuCodeSize_ = 0;
@@ -91,7 +99,7 @@ StatusOr<MappedArtifact> openArtifact(const std::string &path, bool verifyChecks
 StatusOr<MappedArtifact> openArtifactBuffer(const std::string &name, const uint8_t *data, size_t size,
                                             bool verifyChecksums = true);
 
-/// The name of a section kind ("manifest", "code", "weights") or "unknown".
+/// The name of a section kind ("manifest", "code", "weights", "text") or "unknown".
 const char *sectionName(uint32_t kind);
 
 } // namespace kiln::artifact

@@ -52,9 +52,10 @@ uint64_t storedWeightsSize(const Manifest &manifest);
 
 /// Writes `path` (via `path.tmp`, renamed at the end, so a failed write leaves no partial artifact).
 /// Validates the manifest first (validateManifest) and the blobs against it: each inside the WEIGHTS
-/// section, 64-byte aligned, not overlapping another. Gaps are zero. One-line errors naming the file.
+/// section, 64-byte aligned, not overlapping another. Gaps are zero. `text` (optional, validated with
+/// validateTextSection) becomes the TEXT section. One-line errors naming the file.
 Status writeArtifact(const std::string &path, const Manifest &manifest, const std::vector<uint8_t> &cpuCode,
-                     const std::vector<WeightBlob> &weights);
+                     const std::vector<WeightBlob> &weights, const TextSection *text = nullptr);
 
 } // namespace kiln::artifact
 

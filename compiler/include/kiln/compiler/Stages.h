@@ -39,6 +39,19 @@ Status verifyStage(mlir::ModuleOp module, const std::string &modelDir);
 /// The fusion passes (passes/Fusion.h), in place.
 StatusOr<FusionSummary> fuseStage(mlir::ModuleOp module, const std::string &modelDir);
 
+// ---- text ----
+
+/// The model directory's tokenizer files (tokenizer.json, tokenizer_config.json, special_tokens_map.json,
+/// generation_config.json, chat_template.jinja), checked by loading them, with the EOS ids generation stops at
+/// and, for an encoder, the sentence-transformers pooling (modules.json, 1_Pooling/config.json, prompts).
+/// Without tokenizer.json: no section and the line "no tokenizer: ids only (...)". A tokenizer the library
+/// refuses, an EOS id outside the vocabulary or a malformed pooling config is an error naming the file.
+struct TextStageResult {
+  std::optional<artifact::TextSection> text;
+  std::vector<std::string> lines; // the report lines
+};
+StatusOr<TextStageResult> textStage(const std::string &modelDir, const std::string &task, int64_t vocabSize);
+
 // ---- limits, split weights, plan ----
 
 /// The symbols' bounds: --max-context / --max-batch or the model's defaults (causal LMs min(max positions,
@@ -151,7 +164,8 @@ StatusOr<std::vector<artifact::WeightBlob>> weightsStage(const passes::MemoryPla
 /// The artifact file (artifact/ArtifactWriter.h); summary->fileBytes is its size.
 Status writeStage(const std::string &path, const artifact::Manifest &manifest,
                   const std::vector<uint8_t> &sharedObject, const std::vector<artifact::WeightBlob> &blobs,
-                  WriteSummary *summary);
+                  WriteSummary *summary,
+                  const artifact::TextSection *text = nullptr);
 
 } // namespace kiln::compiler
 

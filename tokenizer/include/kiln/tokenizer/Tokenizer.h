@@ -65,6 +65,11 @@ public:
   // tokenizer.json asks for them. Text that is not valid UTF-8 is refused (Hugging Face accepts only
   // Unicode strings); the message gives the byte offset.
   StatusOr<std::vector<uint32_t>> encode(std::string_view text, bool addSpecialTokens = true) const;
+  // As transformers' tokenizer(texts, padding=True, truncation=True, max_length=maxLength) gives one text's
+  // ids (sentence-transformers' encode): tokenizer.json's own truncation and padding are replaced by
+  // truncation from the right to maxLength ids, special tokens included (0: none), and no padding (the
+  // caller pads the batch and masks it).
+  StatusOr<std::vector<uint32_t>> encodeForBatch(std::string_view text, bool addSpecialTokens, uint64_t maxLength) const;
   // Hugging Face `decode(ids, skip_special_tokens)`. Ids outside the vocabulary are skipped, as there.
   StatusOr<std::string> decode(const std::vector<uint32_t> &ids, bool skipSpecialTokens = false) const;
   // Decodes one id at a time (generation); see StreamDecoder.
