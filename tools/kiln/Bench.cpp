@@ -12,6 +12,7 @@
 #include "kiln/kiln.hpp"
 #include "kiln/vulkan/kiln_vulkan.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -31,7 +32,7 @@ int parseThreads(const Args &args, int &threads); // Run.cpp
 namespace {
 
 struct Stats {
-  double mean = 0, stddev = 0;
+  double mean = 0, stddev = 0, median = 0, min = 0, max = 0;
 };
 
 Stats stats(const std::vector<double> &v) {
@@ -41,6 +42,12 @@ Stats stats(const std::vector<double> &v) {
   for (double x : v)
     s.mean += x;
   s.mean /= double(v.size());
+  std::vector<double> sorted = v;
+  std::sort(sorted.begin(), sorted.end());
+  const size_t n = sorted.size();
+  s.median = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+  s.min = sorted.front();
+  s.max = sorted.back();
   if (v.size() > 1) {
     double ss = 0;
     for (double x : v)
@@ -123,10 +130,15 @@ void printTable(const Run &run, const std::vector<Row> &rows) {
 void printJson(const Run &run, const std::vector<Row> &rows) {
   nlohmann::json tests = nlohmann::json::array();
   for (const Row &r : rows) {
-    nlohmann::json t = {{"test", r.test}, {"unit", r.unit}, {"mean", r.value.mean}, {"stddev", r.value.stddev},
-                        {"wall_ms", r.wallMs}};
+    auto fields = [](const Stats &s) {
+      return nlohmann::json{{"mean", s.mean}, {"stddev", s.stddev}, {"median", s.median}, {"min", s.min}, {"max", s.max}};
+    };
+    nlohmann::json t = fields(r.value);
+    t["test"] = r.test;
+    t["unit"] = r.unit;
+    t["wall_ms"] = r.wallMs;
     if (!run.causal)
-      t["tokens_per_second"] = {{"mean", r.second.mean}, {"stddev", r.second.stddev}};
+      t["tokens_per_second"] = fields(r.second);
     if (r.gpuMs > 0)
       t["gpu_ms"] = r.gpuMs;
     tests.push_back(t);
@@ -151,10 +163,11 @@ int runBench(int argc, char **argv) {
   const std::string usage = usageLine(*findCommand("bench"));
   if (args.positional().size() != 1)
     return fail(kExitUsage, usage);
-  int64_t p = 512, n = 128, reps = 5, batch = 1;
+  int64_t p = 512, n = 128, depth = 0, reps = 5, batch = 1;
   std::string countError;
   if (!parseCount(args, "-p", p, 0, &countError) || !parseCount(args, "-n", n, 0, &countError) ||
-      !parseCount(args, "-r", reps, 1, &countError) || !parseCount(args, "--batch", batch, 1, &countError))
+      !parseCount(args, "-d", depth, 0, &countError) || !parseCount(args, "-r", reps, 1, &countError) ||
+      !parseCount(args, "--batch", batch, 1, &countError))
     return fail(kExitUsage, countError);
   int threads = 0;
   if (int code = parseThreads(args, threads))
@@ -167,11 +180,13 @@ int runBench(int argc, char **argv) {
   const bool causal = model.isCausalLM();
   if (!causal && p == 0)
     return fail(kExitUsage, "an encoder benchmark needs -p > 0");
+  if (!causal && depth > 0)
+    return fail(kExitUsage, "-d (the tg test's depth) needs a causal LM; " + modelPath + " is an encoder");
   if (p > model.maxContext())
     return fail(kExitBadInput, "-p " + std::to_string(p) + " exceeds the compiled max context of " +
                                    std::to_string(model.maxContext()) + " of " + modelPath);
-  if (causal && n > model.maxContext())
-    return fail(kExitBadInput, "-n " + std::to_string(n) + " exceeds the compiled max context of " +
+  if (causal && depth + n > model.maxContext())
+    return fail(kExitBadInput, "-d + -n = " + std::to_string(depth + n) + " exceeds the compiled max context of " +
                                    std::to_string(model.maxContext()) + " of " + modelPath);
   runtime::Session session;
   if (runtime::Result r = session.create(model, batch); !r)
@@ -180,7 +195,7 @@ int runBench(int argc, char **argv) {
   std::mt19937_64 rng(42);
   const int64_t vocab = model.vocabSize() > 0 ? model.vocabSize() : 2;
   std::uniform_int_distribution<int64_t> token(0, vocab - 1);
-  std::vector<int64_t> ids(size_t(batch * std::max<int64_t>(p, 1)));
+  std::vector<int64_t> ids(size_t(batch * std::max<int64_t>(std::max(p, depth), 1)));
   for (int64_t &t : ids)
     t = token(rng);
   std::vector<int64_t> step(static_cast<size_t>(batch));
@@ -204,6 +219,14 @@ int runBench(int argc, char **argv) {
   };
   auto timeDecode = [&]() -> double {
     session.reset();
+    // The depth's prompt (untimed; ids' first batch x depth random tokens): the decode steps then attend
+    // over depth + i keys.
+    if (depth > 0) {
+      if (runtime::Result r = session.run(ids.data(), nullptr, batch, depth); !r) {
+        failure = r.message;
+        return -1;
+      }
+    }
     gpuSeconds = 0;
     auto t0 = Clock::now();
     for (int64_t i = 0; i < n; ++i) {
@@ -237,7 +260,8 @@ int runBench(int argc, char **argv) {
   if (causal) {
     if (p > 0 && !measure(timePrefill, double(batch * p), 0, "pp" + std::to_string(p), "t/s"))
       return fail(kExitBadInput, modelPath + ": " + failure);
-    if (n > 0 && !measure(timeDecode, double(batch * n), 0, "tg" + std::to_string(n), "t/s"))
+    const std::string tg = "tg" + std::to_string(n) + (depth > 0 ? " @ d" + std::to_string(depth) : "");
+    if (n > 0 && !measure(timeDecode, double(batch * n), 0, tg, "t/s"))
       return fail(kExitBadInput, modelPath + ": " + failure);
   } else {
     if (!measure(timePrefill, double(batch), double(batch * p), "enc" + std::to_string(p) + "x" +

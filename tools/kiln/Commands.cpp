@@ -15,11 +15,12 @@ const EnvVar kProfileTopEnv{"KILN_PROFILE_TOP", "=N: how many of the slowest dis
 const EnvVar kVulkanDeviceEnv{"KILN_VULKAN_DEVICE", "=INDEX|NAME: the Vulkan device (a name substring; default: GPUs first)"};
 const EnvVar kDriverEnv{"VK_DRIVER_FILES", "the Vulkan driver manifest(s) to load (the loader's variable; e.g. lavapipe)"};
 const EnvVar kTmpEnv{"TMPDIR", "where a kernel object is written for dlopen when memfd is unavailable"};
+const EnvVar kThreadsGrainEnv{"KILN_THREADS_GRAIN", "=G: the fewest items of a CPU kernel's range per thread, for every kernel (1: split all; tests)"};
 const EnvVar kVerboseEnv{"KILN_VERBOSE", "=1: say at load which CPU kernel object runs (and which were skipped) on stderr"};
 const EnvVar kCpuDisableEnv{"KILN_CPU_DISABLE", "=avx512f,...: treat these CPU features as absent when picking the kernel object (tests)"};
 const EnvVar kOpenBlasEnv{"OPENBLAS_CORETYPE", "forces OpenBLAS's kernel choice for f32 matmuls (bench prints which)"};
 
-const Flag kThreadsFlag{"--threads", "N", "worker threads (default: the artifact's compile --threads, else the machine's cores)"};
+const Flag kThreadsFlag{"--threads", "N", "CPU threads: the kernels' and OpenBLAS's (default: the artifact's compile --threads, else 2)"};
 const Flag kNoVerifyFlag{"--no-verify", nullptr, "skip the artifact's section checksums at load (faster open)"};
 
 const Command kCompile{
@@ -93,7 +94,7 @@ const Command kRun{
      {"--chunks", "2,5,1", "prefill the prompt in these chunks (they sum to S; default one)"},
      kThreadsFlag,
      kNoVerifyFlag},
-    {kProfileEnv, kProfileTopEnv, kVerboseEnv, kCpuDisableEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv},
+    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kCpuDisableEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv},
     false};
 
 const Command kGenerate{
@@ -151,22 +152,23 @@ const Command kEmbed{
      {"--output", "FILE", "write OUT.safetensors (embeddings F32 [N, D]) or OUT.json instead of printing"},
      kThreadsFlag,
      kNoVerifyFlag},
-    {kProfileEnv, kProfileTopEnv, kVerboseEnv, kCpuDisableEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv},
+    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kCpuDisableEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv},
     false};
 
 const Command kBench{
     "bench",
-    {"bench MODEL.kiln [-p 512] [-n 128] [-r 5] [--threads N] [--batch B] [--json] [--no-verify]"},
+    {"bench MODEL.kiln [-p 512] [-n 128] [-d 0] [-r 5] [--threads N] [--batch B] [--json] [--no-verify]"},
     "llama-bench-style pp / tg tokens/s (encoders: sentences/s), mean +- stddev, peak RSS",
     "Vulkan: the GPU time (timestamps) beside the wall time.",
     {{"-p", "N", "prompt tokens of the pp test (default 512; 0 skips it)"},
      {"-n", "N", "generated tokens of the tg test (default 128; 0 skips it)"},
+     {"-d", "N", "depth: the tg test decodes after an untimed prompt of N tokens (llama-bench's -d; default 0)"},
      {"-r", "N", "repetitions after one warm-up (default 5)"},
      {"--batch", "B", "sequences per run (default 1)"},
      {"--json", nullptr, "one JSON document on stdout instead of the table (numbers unrounded)"},
      kThreadsFlag,
      kNoVerifyFlag},
-    {kProfileEnv, kProfileTopEnv, kVerboseEnv, kCpuDisableEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv, kOpenBlasEnv},
+    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kCpuDisableEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv, kOpenBlasEnv},
     false};
 
 const Command kInspect{

@@ -36,6 +36,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/IRMapping.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
@@ -64,6 +65,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <unistd.h>
 
@@ -122,6 +124,9 @@ struct Access {
 };
 
 constexpr const char *kSgemm = "cblas_sgemm";
+/// KILN_KERNEL_CALLS_BLAS of runtime/include/kiln/kernel_abi.h (the runtime's header; codegen does not
+/// include it: tests/unit/codegen/CpuCodegenTest.cpp checks the two agree).
+constexpr int64_t kCallsBlasFlag = 1;
 constexpr const char *kSgemv = "cblas_sgemv";
 constexpr const char *kMalloc = "malloc";
 constexpr const char *kFree = "free";
@@ -154,9 +159,11 @@ struct CpuRule {
 
 class KernelEmitter {
 public:
-  KernelEmitter(ImplicitLocOpBuilder &b, Value symbols, const llvm::StringMap<unsigned> &symbolIndex,
-                std::string &error)
-      : b_(b), symbols_(symbols), symbolIndex_(symbolIndex), error_(error) {
+  /// `begin` / `end`: the kernel's range arguments (kernel_abi.h); the builder is at the top of `entry`.
+  KernelEmitter(ImplicitLocOpBuilder &b, Value symbols, Value begin, Value end,
+                const llvm::StringMap<unsigned> &symbolIndex, std::string &error)
+      : b_(b), symbols_(symbols), begin_(begin), end_(end), entry_(b.getInsertionBlock()),
+        symbolIndex_(symbolIndex), error_(error) {
     ptrTy_ = LLVM::LLVMPointerType::get(b.getContext());
     f32_ = b.getF32Type();
     i64_ = b.getI64Type();
@@ -167,7 +174,50 @@ public:
   /// The op table (built once): every kiln op -> how its kernel is emitted, or why it has none.
   static const ir::OpTable<CpuRule> &table();
 
+  /// The kernel's range (kernel_abi.h) as values of the kernel's entry block: null when it has no
+  /// parallel loop (extent 1).
+  Value rangeExtent() const { return rangeExtent_; }
+  Value rangeGrain() const { return rangeGrain_; }
+  bool callsBlas() const { return callsBlas_; }
+
 private:
+  //===--------------------------------------------------------------------===//
+  // The kernel's range: every kernel goes through parallelFor for its outer (parallel) loop
+  //===--------------------------------------------------------------------===//
+  /// Element operations one thread should get at least (a fork-join costs a few microseconds).
+  static constexpr int64_t kMinPartWork = 16384;
+
+  /// for item in [begin, end) clamped to [0, extent): body(item). The kernel's parallel loop: called at the
+  /// kernel's top level; every call of one kernel covers the same extent (the first call's value is what
+  /// `<symbol>_range` returns), and every store of a kernel that has one is inside one, so that each item's
+  /// work is done by exactly one call whatever the split. itemCost: element operations per item (the grain).
+  void parallelFor(Value extent, Value itemCost, llvm::function_ref<void(Value)> body) {
+    if (b_.getInsertionBlock() != entry_)
+      rangeMisplaced_ = true;
+    if (!rangeExtent_) {
+      rangeExtent_ = extent;
+      rangeGrain_ = arith::MaxSIOp::create(
+          b_, c64(1), arith::DivSIOp::create(b_, c64(kMinPartWork), arith::MaxSIOp::create(b_, itemCost, c64(1))));
+    }
+    Value lo = arith::MinSIOp::create(b_, arith::MaxSIOp::create(b_, begin_, c64(0)), extent);
+    Value hi = arith::MinSIOp::create(b_, arith::MaxSIOp::create(b_, end_, lo), extent);
+    forLoop(lo, hi, body);
+  }
+
+  /// The row-major multi-index of `item` over `dims` (item < product(dims), so every dim is >= 1).
+  SmallVector<Value> decompose(Value item, ArrayRef<Value> dims) {
+    SmallVector<Value> ivs(dims.size());
+    for (int64_t d = (int64_t)dims.size() - 1; d >= 0; --d) {
+      if (d == 0) {
+        ivs[0] = item;
+        break;
+      }
+      ivs[d] = arith::RemUIOp::create(b_, item, dims[d]);
+      item = arith::DivUIOp::create(b_, item, dims[d]);
+    }
+    return ivs;
+  }
+
   //===--------------------------------------------------------------------===//
   // Scalars, dims and memory
   //===--------------------------------------------------------------------===//
@@ -371,13 +421,16 @@ private:
     return LLVM::ShuffleVectorOp::create(b_, v, v, ArrayRef<int32_t>(SmallVector<int32_t>(kVec, 0)));
   }
   /// The sum of the 8 lanes in a fixed tree order: (0+4, 1+5, 2+6, 3+7), then (0+2, 1+3), then 0+1.
-  Value horizontalSum(Value v) {
+  Value horizontalSum(Value v) { return horizontal(v, false); }
+  /// The largest of the 8 lanes (NaN if any is).
+  Value horizontalMax(Value v) { return horizontal(v, true); }
+  Value horizontal(Value v, bool max) {
     for (int64_t width = kVec / 2; width >= 1; width /= 2) {
       SmallVector<int32_t> mask;
       for (int64_t i = 0; i < kVec; ++i)
         mask.push_back(static_cast<int32_t>(i < width ? i + width : i));
       Value hi = LLVM::ShuffleVectorOp::create(b_, v, v, ArrayRef<int32_t>(mask));
-      v = arith::AddFOp::create(b_, v, hi);
+      v = max ? (Value)arith::MaximumFOp::create(b_, v, hi) : (Value)arith::AddFOp::create(b_, v, hi);
     }
     return LLVM::ExtractElementOp::create(b_, v, c64(0));
   }
@@ -456,13 +509,36 @@ private:
     });
   }
 
+  /// nest() with its leading `parallelDims` dims flattened into the kernel's parallel loop (-1: all but the
+  /// last dim, or the only one; 0: not parallel).
+  void parallelNest(ArrayRef<Value> dims, ArrayRef<Access> accesses, int64_t parallelDims, MapFn fn) {
+    size_t outer = parallelDims >= 0 ? size_t(parallelDims) : dims.size() <= 1 ? dims.size() : dims.size() - 1;
+    if (outer == 0) {
+      nest(dims, accesses, fn);
+      return;
+    }
+    Value cost = mul(product(dims.drop_front(outer)), c64((int64_t)accesses.size()));
+    parallelFor(product(dims.take_front(outer)), cost, [&](Value item) {
+      SmallVector<Value> ivs = decompose(item, dims.take_front(outer)), offsets;
+      for (const Access &a : accesses) {
+        Value o = a.base;
+        for (size_t d = 0; d < outer; ++d)
+          o = add(o, mul(ivs[d], a.strides[d]));
+        offsets.push_back(o);
+      }
+      nestLevel(dims, accesses, outer, ivs, offsets, fn);
+    });
+  }
+
   using ScalarFn = llvm::function_ref<Value(ArrayRef<Value> ins, ArrayRef<Value> ivs)>;
-  /// The general mechanism: out[at out's access] = fn(ins[at their accesses], ivs) over `dims`.
+  /// The general mechanism: out[at out's access] = fn(ins[at their accesses], ivs) over `dims`, the
+  /// leading dims in the kernel's parallel loop (parallelNest).
   /// raw: copy storage bits (data movement; fn gets and returns raw values), else compute-typed values.
-  void emitMap(ArrayRef<Value> dims, ArrayRef<Access> ins, const Access &out, bool raw, ScalarFn fn) {
+  void emitMap(ArrayRef<Value> dims, ArrayRef<Access> ins, const Access &out, bool raw, ScalarFn fn,
+               int64_t parallelDims = -1) {
     SmallVector<Access> all(ins.begin(), ins.end());
     all.push_back(out);
-    nest(dims, all, [&](ArrayRef<Value> ivs, ArrayRef<Value> offsets) {
+    parallelNest(dims, all, parallelDims, [&](ArrayRef<Value> ivs, ArrayRef<Value> offsets) {
       SmallVector<Value> values;
       for (size_t k = 0; k < ins.size(); ++k)
         values.push_back(raw ? loadRaw(*ins[k].t, offsets[k]) : load(*ins[k].t, offsets[k]));
@@ -600,9 +676,17 @@ private:
                              bool unitOffset);
   LogicalResult emitRope(Operation *op, const OpTensors &bufs);
   LogicalResult emitAttention(Operation *op, const OpTensors &bufs);
+  struct AttentionRow;
+  Value attentionScore(const AttentionRow &a, Value j);
+  SmallVector<Value> attentionKey(const AttentionRow &a, Value j, Value m, Value l);
+  SmallVector<Value> attentionBlock(const AttentionRow &a, Value j0, Value m, Value l);
+  Value expNonPositive(Value x);
 
   ImplicitLocOpBuilder &b_;
-  Value symbols_;
+  Value symbols_, begin_, end_;
+  Block *entry_;
+  Value rangeExtent_, rangeGrain_;
+  bool callsBlas_ = false, rangeMisplaced_ = false;
   const llvm::StringMap<unsigned> &symbolIndex_;
   std::string &error_;
   llvm::DenseMap<unsigned, Value> symbolCache_;
@@ -727,7 +811,8 @@ LogicalResult KernelEmitter::emitSlice(Operation *sliceOp, const OpTensors &bufs
 }
 
 /// Each input is copied into its slab of the result: the result's strides, offset along the axis. An in-place
-/// append (the result is a KV-cache view whose first rows are operand 0) copies only the rest.
+/// append (the result is a KV-cache view whose first rows are operand 0) copies only the rest. The parallel
+/// loop runs over the dims before the axis, the same items for every input.
 LogicalResult KernelEmitter::emitConcat(Operation *op, const OpTensors &bufs) {
   const Tensor &out = bufs.outs[0];
   FailureOr<int64_t> axis = axisOf(op, cast<ir::ConcatOp>(op).getAxis(), out.dims.size());
@@ -737,7 +822,8 @@ LogicalResult KernelEmitter::emitConcat(Operation *op, const OpTensors &bufs) {
   Value offset = c64(0);
   for (auto [n, in] : llvm::enumerate(bufs.ins)) {
     if (!(bufs.appendInPlace && n == 0))
-      emitMap(in.dims, {contiguous(in)}, {&out, mul(offset, outStrides[*axis]), outStrides}, true, identity);
+      emitMap(in.dims, {contiguous(in)}, {&out, mul(offset, outStrides[*axis]), outStrides}, true, identity,
+              /*parallelDims=*/*axis);
     offset = add(offset, in.dims[*axis]);
   }
   return success();
@@ -749,21 +835,20 @@ LogicalResult KernelEmitter::emitReduce(Operation *op, const Tensor &in, const T
   bool isMax = isa<ir::ReduceMaxOp>(op), isMean = isa<ir::ReduceMeanOp>(op);
   bool isFloat = in.isFloat();
   Type acc = isFloat ? accTy_ : i64_;
-  forLoop(c64(0), outer, [&](Value o) {
-    forLoop(c64(0), inner, [&](Value i) {
-      Value base = add(mul(mul(o, size), inner), i);
-      Value init = isFloat ? cf32(isMax ? -std::numeric_limits<double>::infinity() : 0.0)
-                           : c64(isMax ? std::numeric_limits<int64_t>::min() : 0);
-      Value r = forLoop(c64(0), size, {init}, [&](Value k, ValueRange a) -> SmallVector<Value> {
-        Value x = castTo(load(in, add(base, mul(k, inner))), acc);
-        if (isMax)
-          return {isFloat ? (Value)arith::MaximumFOp::create(b_, a[0], x) : (Value)arith::MaxSIOp::create(b_, a[0], x)};
-        return {isFloat ? (Value)arith::AddFOp::create(b_, a[0], x) : add(a[0], x)};
-      })[0];
-      if (isMean)
-        r = isFloat ? (Value)arith::DivFOp::create(b_, r, castTo(size, acc)) : safeDiv(r, size);
-      store(out, add(mul(o, inner), i), r);
-    });
+  parallelFor(mul(outer, inner), size, [&](Value item) {
+    Value o = arith::DivUIOp::create(b_, item, inner), i = arith::RemUIOp::create(b_, item, inner);
+    Value base = add(mul(mul(o, size), inner), i);
+    Value init = isFloat ? cf32(isMax ? -std::numeric_limits<double>::infinity() : 0.0)
+                         : c64(isMax ? std::numeric_limits<int64_t>::min() : 0);
+    Value r = forLoop(c64(0), size, {init}, [&](Value k, ValueRange a) -> SmallVector<Value> {
+      Value x = castTo(load(in, add(base, mul(k, inner))), acc);
+      if (isMax)
+        return {isFloat ? (Value)arith::MaximumFOp::create(b_, a[0], x) : (Value)arith::MaxSIOp::create(b_, a[0], x)};
+      return {isFloat ? (Value)arith::AddFOp::create(b_, a[0], x) : add(a[0], x)};
+    })[0];
+    if (isMean)
+      r = isFloat ? (Value)arith::DivFOp::create(b_, r, castTo(size, acc)) : safeDiv(r, size);
+    store(out, item, r);
   });
   return success();
 }
@@ -780,26 +865,25 @@ LogicalResult KernelEmitter::emitSoftmax(Operation *softmaxOp, const OpTensors &
   ArrayRef<Value> dims = in.dims;
   Value outer = product(dims.take_front(*axis)), size = dims[*axis], inner = product(dims.drop_front(*axis + 1));
   Value ninf = cf32(-std::numeric_limits<double>::infinity());
-  forLoop(c64(0), outer, [&](Value o) {
-    forLoop(c64(0), inner, [&](Value i) {
-      Value base = add(mul(mul(o, size), inner), i);
-      auto at = [&](Value k) { return add(base, mul(k, inner)); };
-      Value m = forLoop(c64(0), size, {ninf}, [&](Value k, ValueRange a) -> SmallVector<Value> {
-                  return {arith::MaximumFOp::create(b_, a[0], load(in, at(k)))};
+  parallelFor(mul(outer, inner), mul(size, c64(3)), [&](Value item) {
+    Value o = arith::DivUIOp::create(b_, item, inner), i = arith::RemUIOp::create(b_, item, inner);
+    Value base = add(mul(mul(o, size), inner), i);
+    auto at = [&](Value k) { return add(base, mul(k, inner)); };
+    Value m = forLoop(c64(0), size, {ninf}, [&](Value k, ValueRange a) -> SmallVector<Value> {
+                return {arith::MaximumFOp::create(b_, a[0], load(in, at(k)))};
+              })[0];
+    // A row of only -inf (fully masked) gives zeros: shift by 0 instead of -inf, then exp gives 0s and
+    // the zero sum scales by 0.
+    Value allMasked = arith::CmpFOp::create(b_, arith::CmpFPredicate::OEQ, m, ninf);
+    Value shift = arith::SelectOp::create(b_, allMasked, cf32(0.0), m);
+    Value sum = forLoop(c64(0), size, {cf32(0.0)}, [&](Value k, ValueRange a) -> SmallVector<Value> {
+                  Value e = math::ExpOp::create(b_, arith::SubFOp::create(b_, load(in, at(k)), shift));
+                  store(out, at(k), e);
+                  return {arith::AddFOp::create(b_, a[0], e)};
                 })[0];
-      // A row of only -inf (fully masked) gives zeros: shift by 0 instead of -inf, then exp gives 0s and
-      // the zero sum scales by 0.
-      Value allMasked = arith::CmpFOp::create(b_, arith::CmpFPredicate::OEQ, m, ninf);
-      Value shift = arith::SelectOp::create(b_, allMasked, cf32(0.0), m);
-      Value sum = forLoop(c64(0), size, {cf32(0.0)}, [&](Value k, ValueRange a) -> SmallVector<Value> {
-                    Value e = math::ExpOp::create(b_, arith::SubFOp::create(b_, load(in, at(k)), shift));
-                    store(out, at(k), e);
-                    return {arith::AddFOp::create(b_, a[0], e)};
-                  })[0];
-      Value zeroSum = arith::CmpFOp::create(b_, arith::CmpFPredicate::OEQ, sum, cf32(0.0));
-      Value scale = arith::SelectOp::create(b_, zeroSum, cf32(0.0), arith::DivFOp::create(b_, cf32(1.0), sum));
-      forLoop(c64(0), size, [&](Value k) { store(out, at(k), arith::MulFOp::create(b_, load(out, at(k)), scale)); });
-    });
+    Value zeroSum = arith::CmpFOp::create(b_, arith::CmpFPredicate::OEQ, sum, cf32(0.0));
+    Value scale = arith::SelectOp::create(b_, zeroSum, cf32(0.0), arith::DivFOp::create(b_, cf32(1.0), sum));
+    forLoop(c64(0), size, [&](Value k) { store(out, at(k), arith::MulFOp::create(b_, load(out, at(k)), scale)); });
   });
   return success();
 }
@@ -847,6 +931,7 @@ LogicalResult KernelEmitter::emitMatmul(Operation *matmulOp, const OpTensors &bu
   }
 
   if (blas) {
+    callsBlas_ = true; // OpenBLAS threads it: the kernel has no parallel loop of its own
     Type i32 = b_.getI32Type();
     auto i32v = [&](Value v) { return (Value)arith::TruncIOp::create(b_, i32, v); };
     auto ci32 = [&](int64_t v) { return (Value)arith::ConstantIntOp::create(b_, i32, v); };
@@ -884,23 +969,31 @@ LogicalResult KernelEmitter::emitMatmul(Operation *matmulOp, const OpTensors &bu
     });
     return success();
   }
-  // Other element types: a plain loop nest accumulating in the compute type (f32 or i64).
+  // Other element types: a plain loop nest accumulating in the compute type (f32 or i64), its parallel loop
+  // over the output elements (batch, i, j), each one K-long dot product.
   bool isFloat = out.isFloat();
   Type acc = isFloat ? accTy_ : i64_;
-  nest(batch, accesses, [&](ArrayRef<Value>, ArrayRef<Value> off) {
-    forLoop(c64(0), M, [&](Value i) {
-      forLoop(c64(0), N, [&](Value j) {
-        Value init = isFloat ? cf32(0.0) : c64(0);
-        Value r = forLoop(c64(0), K, {init}, [&](Value p, ValueRange s) -> SmallVector<Value> {
-                    Value x = castTo(load(a, add(off[0], add(mul(i, K), p))), acc);
-                    Value bOff = tb ? add(mul(j, K), p) : add(mul(p, N), j);
-                    Value y = castTo(load(bm, add(off[1], bOff)), acc);
-                    return {isFloat ? (Value)arith::AddFOp::create(b_, s[0], arith::MulFOp::create(b_, x, y))
-                                    : add(s[0], mul(x, y))};
-                  })[0];
-        store(out, add(off[2], add(mul(i, N), j)), r);
-      });
-    });
+  SmallVector<Value> itemDims(batch.begin(), batch.end());
+  itemDims.append({M, N});
+  parallelFor(product(itemDims), K, [&](Value item) {
+    SmallVector<Value> ivs = decompose(item, itemDims);
+    Value i = ivs[batch.size()], j = ivs[batch.size() + 1];
+    SmallVector<Value> off;
+    for (const Access &access : accesses) {
+      Value o = access.base;
+      for (size_t d = 0; d < batch.size(); ++d)
+        o = add(o, mul(ivs[d], access.strides[d]));
+      off.push_back(o);
+    }
+    Value init = isFloat ? cf32(0.0) : c64(0);
+    Value r = forLoop(c64(0), K, {init}, [&](Value p, ValueRange s) -> SmallVector<Value> {
+                Value x = castTo(load(a, add(off[0], add(mul(i, K), p))), acc);
+                Value bOff = tb ? add(mul(j, K), p) : add(mul(p, N), j);
+                Value y = castTo(load(bm, add(off[1], bOff)), acc);
+                return {isFloat ? (Value)arith::AddFOp::create(b_, s[0], arith::MulFOp::create(b_, x, y))
+                                : add(s[0], mul(x, y))};
+              })[0];
+    store(out, add(off[2], add(mul(i, N), j)), r);
   });
   return success();
 }
@@ -912,7 +1005,7 @@ LogicalResult KernelEmitter::emitGather(Operation *op, const OpTensors &bufs) {
   Value rows = table.dims[0], row = product(ArrayRef<Value>(table.dims).drop_front());
   Value count = product(indices.dims);
   Value last = sub(rows, c64(1));
-  forLoop(c64(0), count, [&](Value j) {
+  parallelFor(count, row, [&](Value j) {
     // Indices are in range by contract; clamping keeps an out-of-range one from reading outside the table.
     Value idx = castTo(load(indices, j), i64_);
     idx = arith::MaxSIOp::create(b_, arith::MinSIOp::create(b_, idx, last), c64(0));
@@ -1082,6 +1175,7 @@ LogicalResult KernelEmitter::emitWideningMatmul(const Tensor &a, const Tensor &w
     b_.setInsertionPoint(ifOp.elseBlock()->getTerminator());
     otherwise();
   };
+  callsBlas_ = true; // the tiles call sgemm: the kernel runs whole, OpenBLAS threads it (the GEMV is unsplit)
   auto gemv = [&] { emitWideningGemv(a, w, out, M, K, N, transposed); };
   Value few = arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, M, c64(kGemvMaxRows));
   ifElse(few, gemv, [&] {
@@ -1143,7 +1237,7 @@ LogicalResult KernelEmitter::emitNormRows(Operation *op, const Tensor &x, const 
       return {addf(a[0], term(i))};
     })[0];
   };
-  forLoop(c64(0), rows, [&](Value r) {
+  parallelFor(rows, mul(n, c64(3)), [&](Value r) {
     Value base = mul(r, n);
     auto vi = [&](Value i) { return load(v, add(base, i)); };
     Value acc; // the first pass's sum (layer_norm) or sum of squares (rms), when it stores h
@@ -1191,45 +1285,177 @@ LogicalResult KernelEmitter::emitRope(Operation *ropeOp, const OpTensors &bufs) 
   Value So = out.rowCapacity > 0 ? c64(out.rowCapacity) : S;
   auto rowBase = [&](Value bi, Value h, Value s) { return mul(add(mul(add(mul(bi, H), h), S), s), D); };
   auto outRowBase = [&](Value bi, Value h, Value s) { return mul(add(mul(add(mul(bi, H), h), So), s), D); };
-  forLoop(c64(0), B, [&](Value bi) {
-    forLoop(c64(0), S, [&](Value s) {
-      // The angle in f64: positions reach 1e5 and more, where an f32 product loses the phase.
-      Value p = castTo(load(pos, add(mul(bi, S), s)), f64);
-      forLoop(c64(0), half, [&](Value i) {
-        Value angle = mulf(p, castTo(load(freq, i), f64));
-        Value c = castTo(math::CosOp::create(b_, angle), f32_), sn = castTo(math::SinOp::create(b_, angle), f32_);
-        Value i1 = interleaved ? mul(i, c64(2)) : i;
-        Value i2 = interleaved ? add(i1, c64(1)) : add(i, half);
-        forLoop(c64(0), H, [&](Value h) {
-          Value base = rowBase(bi, h, s), obase = outRowBase(bi, h, s);
-          Value x1 = load(x, add(base, i1)), x2 = load(x, add(base, i2));
-          store(out, add(obase, i1), arith::SubFOp::create(b_, mulf(x1, c), mulf(x2, sn)));
-          store(out, add(obase, i2), arith::AddFOp::create(b_, mulf(x2, c), mulf(x1, sn)));
-        });
-      });
-    });
-  });
   // Channels past the rotated ones pass through (partial rotary).
   Value rotated = mul(half, c64(2));
-  if (out.rowCapacity > 0) {
-    forLoop(c64(0), product({B, H}), [&](Value bh) {
-      forLoop(c64(0), S, [&](Value s) {
-        Value base = mul(add(mul(bh, S), s), D), obase = mul(add(mul(bh, So), s), D);
-        forLoop(rotated, D, [&](Value d) { storeRaw(out, add(obase, d), loadRaw(x, add(base, d))); });
+  // The parallel loop: one (batch, position) per item, all its heads (the angles are computed once).
+  parallelFor(mul(B, S), mul(H, D), [&](Value item) {
+    Value bi = arith::DivUIOp::create(b_, item, S), s = arith::RemUIOp::create(b_, item, S);
+    // The angle in f64: positions reach 1e5 and more, where an f32 product loses the phase.
+    Value p = castTo(load(pos, item), f64);
+    forLoop(c64(0), half, [&](Value i) {
+      Value angle = mulf(p, castTo(load(freq, i), f64));
+      Value c = castTo(math::CosOp::create(b_, angle), f32_), sn = castTo(math::SinOp::create(b_, angle), f32_);
+      Value i1 = interleaved ? mul(i, c64(2)) : i;
+      Value i2 = interleaved ? add(i1, c64(1)) : add(i, half);
+      forLoop(c64(0), H, [&](Value h) {
+        Value base = rowBase(bi, h, s), obase = outRowBase(bi, h, s);
+        Value x1 = load(x, add(base, i1)), x2 = load(x, add(base, i2));
+        store(out, add(obase, i1), arith::SubFOp::create(b_, mulf(x1, c), mulf(x2, sn)));
+        store(out, add(obase, i2), arith::AddFOp::create(b_, mulf(x2, c), mulf(x1, sn)));
       });
     });
-    return success();
-  }
-  forLoop(c64(0), product({B, H, S}), [&](Value r) {
-    Value base = mul(r, D);
-    forLoop(rotated, D, [&](Value d) { storeRaw(out, add(base, d), loadRaw(x, add(base, d))); });
+    forLoop(c64(0), H, [&](Value h) {
+      Value base = rowBase(bi, h, s), obase = outRowBase(bi, h, s);
+      forLoop(rotated, D, [&](Value d) { storeRaw(out, add(obase, d), loadRaw(x, add(base, d))); });
+    });
   });
   return success();
 }
 
-/// One query row at a time with an online softmax (running max m, running sum l, an f32 accumulator of
-/// dv values on the stack), so no score tensor and no heap. The causal / window mask becomes the key loop's
-/// bounds; the padding mask is tested per key.
+/// The attention kernel's per-row state and operands (emitAttention and its pieces).
+struct KernelEmitter::AttentionRow {
+  const Tensor *q, *k, *v, *padding, *bias;
+  Tensor acc;                   // Dv floats on the stack
+  Value T, D, Dv, bi, h, i;     // sizes, and the row's batch, head, query index
+  Value qBase, kBase, vBase;    // element offsets of the query row and of the (batch, kv head) K / V
+  double scale;
+  std::optional<double> softcap;
+  SmallVector<Value> biasStrides;
+  bool vec;                     // f32 q / k / v: <8 x f32> vectors
+};
+
+/// The score of key j for the row: q . k_j * scale, soft-capped, plus the bias; -inf for a padded key.
+Value KernelEmitter::attentionScore(const AttentionRow &a, Value j) {
+  auto addf = [&](Value x, Value y) { return (Value)arith::AddFOp::create(b_, x, y); };
+  auto mulf = [&](Value x, Value y) { return (Value)arith::MulFOp::create(b_, x, y); };
+  Value kRow = add(a.kBase, mul(j, a.D));
+  Value dot = cf32(0.0), tail = c64(0);
+  if (a.vec) {
+    tail = floorToVec(a.D);
+    Value acc = forLoopVec(c64(0), tail, {zeroVec()}, [&](Value d, ValueRange s) -> SmallVector<Value> {
+                  Value qd = loadVec(*a.q, add(a.qBase, d)), kd = loadVec(*a.k, add(kRow, d));
+                  return {math::FmaOp::create(b_, qd, kd, s[0])};
+                })[0];
+    dot = horizontalSum(acc);
+  }
+  dot = forLoop(tail, a.D, {dot}, [&](Value d, ValueRange s) -> SmallVector<Value> {
+          Value qd = load(*a.q, add(a.qBase, d)), kd = load(*a.k, add(kRow, d));
+          return {addf(s[0], mulf(qd, kd))};
+        })[0];
+  Value score = mulf(dot, cf32(a.scale));
+  if (a.softcap)
+    score = mulf(cf32(*a.softcap), math::TanhOp::create(b_, mulf(score, cf32(1.0 / *a.softcap))));
+  if (a.bias) {
+    const SmallVector<Value> &st = a.biasStrides;
+    Value off = add(add(mul(a.bi, st[0]), mul(a.h, st[1])), add(mul(a.i, st[2]), mul(j, st[3])));
+    score = addf(score, load(*a.bias, off));
+  }
+  // A hidden key (padding) is a score of -inf: it changes neither m nor l nor the accumulator.
+  if (a.padding) {
+    Value valid = nonzero(load(*a.padding, add(mul(a.bi, a.T), j)));
+    score = arith::SelectOp::create(b_, valid, score, cf32(-std::numeric_limits<double>::infinity()));
+  }
+  return score;
+}
+
+/// One key into the row's online softmax: returns the new (m, l).
+SmallVector<Value> KernelEmitter::attentionKey(const AttentionRow &a, Value j, Value m, Value l) {
+  auto addf = [&](Value x, Value y) { return (Value)arith::AddFOp::create(b_, x, y); };
+  auto mulf = [&](Value x, Value y) { return (Value)arith::MulFOp::create(b_, x, y); };
+  Value score = attentionScore(a, j);
+  Value mNew = arith::MaximumFOp::create(b_, m, score);
+  // While every score so far is -inf nothing accumulates (and exp(-inf - -inf) would be NaN).
+  Value none = arith::CmpFOp::create(b_, arith::CmpFPredicate::OEQ, mNew, cf32(-std::numeric_limits<double>::infinity()));
+  Value corr = arith::SelectOp::create(b_, none, cf32(1.0), math::ExpOp::create(b_, arith::SubFOp::create(b_, m, mNew)));
+  Value p = arith::SelectOp::create(b_, none, cf32(0.0), math::ExpOp::create(b_, arith::SubFOp::create(b_, score, mNew)));
+  Value vRow = add(a.vBase, mul(j, a.Dv));
+  Value vTail = c64(0);
+  if (a.vec) {
+    vTail = floorToVec(a.Dv);
+    Value corrV = splat(corr), pV = splat(p);
+    forLoopVec(c64(0), vTail, {}, [&](Value d, ValueRange) -> SmallVector<Value> {
+      Value acc = arith::MulFOp::create(b_, loadVec(a.acc, d), corrV);
+      storeVec(a.acc, d, math::FmaOp::create(b_, pV, loadVec(*a.v, add(vRow, d)), acc));
+      return {};
+    });
+  }
+  forLoop(vTail, a.Dv, [&](Value d) {
+    storeRaw(a.acc, d, addf(mulf(loadRaw(a.acc, d), corr), mulf(p, load(*a.v, add(vRow, d)))));
+  });
+  return {mNew, addf(mulf(l, corr), p)};
+}
+
+/// kVec keys [j0, j0 + 8) into the row's online softmax at once (f32): their scores in one vector, one
+/// rescale of the accumulator for the block, the probabilities by a vector exp. Returns the new (m, l).
+SmallVector<Value> KernelEmitter::attentionBlock(const AttentionRow &a, Value j0, Value m, Value l) {
+  auto mulf = [&](Value x, Value y) { return (Value)arith::MulFOp::create(b_, x, y); };
+  const double ninf = -std::numeric_limits<double>::infinity();
+  Value scores = LLVM::PoisonOp::create(b_, vecType());
+  for (int64_t kk = 0; kk < kVec; ++kk)
+    scores = LLVM::InsertElementOp::create(b_, scores, attentionScore(a, add(j0, c64(kk))), c64(kk));
+  Value mNew = arith::MaximumFOp::create(b_, m, horizontalMax(scores));
+  Value none = arith::CmpFOp::create(b_, arith::CmpFPredicate::OEQ, mNew, cf32(ninf));
+  Value corr = arith::SelectOp::create(b_, none, cf32(1.0), math::ExpOp::create(b_, arith::SubFOp::create(b_, m, mNew)));
+  // Every score <= mNew; with none, all are -inf and exp gives 0.
+  Value shift = arith::SelectOp::create(b_, none, cf32(0.0), mNew);
+  Value probs = expNonPositive(arith::SubFOp::create(b_, scores, splat(shift)));
+  SmallVector<Value> p, vRows;
+  for (int64_t kk = 0; kk < kVec; ++kk) {
+    p.push_back(LLVM::ExtractElementOp::create(b_, probs, c64(kk)));
+    vRows.push_back(add(a.vBase, mul(add(j0, c64(kk)), a.Dv)));
+  }
+  Value vTail = floorToVec(a.Dv);
+  Value corrV = splat(corr);
+  SmallVector<Value> pV;
+  for (Value x : p)
+    pV.push_back(splat(x));
+  forLoopVec(c64(0), vTail, {}, [&](Value d, ValueRange) -> SmallVector<Value> {
+    Value acc = arith::MulFOp::create(b_, loadVec(a.acc, d), corrV);
+    for (int64_t kk = 0; kk < kVec; ++kk)
+      acc = math::FmaOp::create(b_, pV[kk], loadVec(*a.v, add(vRows[kk], d)), acc);
+    storeVec(a.acc, d, acc);
+    return {};
+  });
+  forLoop(vTail, a.Dv, [&](Value d) {
+    Value acc = mulf(loadRaw(a.acc, d), corr);
+    for (int64_t kk = 0; kk < kVec; ++kk)
+      acc = math::FmaOp::create(b_, p[kk], load(*a.v, add(vRows[kk], d)), acc);
+    storeRaw(a.acc, d, acc);
+  });
+  return {mNew, arith::AddFOp::create(b_, mulf(l, corr), horizontalSum(probs))};
+}
+
+/// exp(x) on <8 x f32> for x <= 0 (scores minus their running max), as MLIR's polynomial approximation of
+/// exp: x = n ln2 + r with |r| <= ln2 / 2, exp(r) by Cephes' degree-7 polynomial, 2^n from the exponent bits.
+/// Below -87.3 (2^n would be subnormal), and for -inf, it gives 0. About 1 ulp.
+Value KernelEmitter::expNonPositive(Value x) {
+  auto vc = [&](double c) {
+    return (Value)arith::ConstantOp::create(b_, DenseElementsAttr::get(cast<ShapedType>(vecType()), (float)c));
+  };
+  auto fma = [&](Value p, Value q, Value r) { return (Value)math::FmaOp::create(b_, p, q, r); };
+  const double lowest = -87.33654;
+  Value xc = arith::MaximumFOp::create(b_, x, vc(lowest));
+  Value n = math::FloorOp::create(b_, fma(xc, vc(1.44269504088896341), vc(0.5)));
+  Value r = fma(n, vc(-0.693359375), xc);
+  r = fma(n, vc(2.12194440e-4), r);
+  Value p = vc(1.9875691500E-4);
+  for (double c : {1.3981999507E-3, 8.3334519073E-3, 4.1665795894E-2, 1.6666665459E-1, 5.0000001201E-1})
+    p = fma(p, r, vc(c));
+  Value y = fma(p, arith::MulFOp::create(b_, r, r), arith::AddFOp::create(b_, r, vc(1.0)));
+  Type vi32 = VectorType::get({kVec}, b_.getI32Type());
+  auto ic = [&](int64_t c) {
+    return (Value)arith::ConstantOp::create(b_, DenseElementsAttr::get(cast<ShapedType>(vi32), (int32_t)c));
+  };
+  Value bits = arith::ShLIOp::create(b_, arith::AddIOp::create(b_, arith::FPToSIOp::create(b_, vi32, n), ic(127)), ic(23));
+  Value scaled = arith::MulFOp::create(b_, y, arith::BitcastOp::create(b_, vecType(), bits));
+  Value under = arith::CmpFOp::create(b_, arith::CmpFPredicate::OLT, x, vc(lowest));
+  return arith::SelectOp::create(b_, under, vc(0.0), scaled);
+}
+
+/// Online softmax over the visible keys of one query row at a time (the parallel loop's items): running max
+/// m, running sum l and an f32 accumulator of dv values on the stack, so no score tensor and no heap. f32
+/// runs blocks of 8 keys (attentionBlock), then the last keys one by one; other types key by key. The causal
+/// / window mask becomes the key loop's bounds; the padding mask is tested per key.
 LogicalResult KernelEmitter::emitAttention(Operation *attentionOp, const OpTensors &bufs) {
   auto op = cast<ir::AttentionOp>(attentionOp);
   ArrayRef<Tensor> ins = bufs.ins;
@@ -1237,115 +1463,65 @@ LogicalResult KernelEmitter::emitAttention(Operation *attentionOp, const OpTenso
   const Tensor &q = ins[0], &k = ins[1], &v = ins[2];
   if (q.dims.size() != 4 || k.dims.size() != 4 || v.dims.size() != 4 || !q.isFloat())
     return fail(op, "query, key and value must be float tensors of rank 4");
+  AttentionRow a;
+  a.q = &q, a.k = &k, a.v = &v;
   size_t next = 3;
-  const Tensor *padding = op.getKeyPaddingMask() ? &ins[next++] : nullptr;
-  const Tensor *bias = op.getBias() ? &ins[next++] : nullptr;
-  Value B = q.dims[0], Hq = q.dims[1], S = q.dims[2], D = q.dims[3];
-  Value Hkv = k.dims[1], T = k.dims[2], Dv = v.dims[3];
+  a.padding = op.getKeyPaddingMask() ? &ins[next++] : nullptr;
+  a.bias = op.getBias() ? &ins[next++] : nullptr;
+  Value B = q.dims[0], Hq = q.dims[1], S = q.dims[2], Hkv = k.dims[1];
+  a.D = q.dims[3], a.T = k.dims[2], a.Dv = v.dims[3];
+  Value T = a.T;
   // Key / value may be KV-cache views: per (batch, head) their rows span the cache's capacity, not T.
   Value Tk = k.rowCapacity > 0 ? c64(k.rowCapacity) : T, Tv = v.rowCapacity > 0 ? c64(v.rowCapacity) : T;
   // Query heads per KV head (the verifier guarantees hq = group * hkv; max(.., 1) keeps the divisions safe).
   Value group = arith::MaxSIOp::create(
       b_, arith::DivSIOp::create(b_, Hq, arith::MaxSIOp::create(b_, Hkv, c64(1))), c64(1));
-  double scale = op.getScale().convertToDouble();
+  a.scale = op.getScale().convertToDouble();
   bool causal = op.getMask() == ir::AttentionMask::causal;
   std::optional<uint64_t> window = op.getWindow();
-  std::optional<double> softcap;
   if (auto c = op.getSoftcap())
-    softcap = c->convertToDouble();
-  SmallVector<Value> biasStrides;
-  if (bias)
-    biasStrides = broadcastStrides(*bias, 4);
-
+    a.softcap = c->convertToDouble();
+  if (a.bias)
+    a.biasStrides = broadcastStrides(*a.bias, 4);
   // The accumulator: one stack slot for the whole kernel (emitted at the function's top level, outside
   // every loop).
-  Value acc = LLVM::AllocaOp::create(b_, ptrTy_, f32_, arith::MaxSIOp::create(b_, Dv, c64(1)), 64);
-  Tensor accT{acc, f32_, f32_, {}, {}};
-  auto addf = [&](Value a, Value c) { return (Value)arith::AddFOp::create(b_, a, c); };
-  auto mulf = [&](Value a, Value c) { return (Value)arith::MulFOp::create(b_, a, c); };
+  Value acc = LLVM::AllocaOp::create(b_, ptrTy_, f32_, arith::MaxSIOp::create(b_, a.Dv, c64(1)), 64);
+  a.acc = Tensor{acc, f32_, f32_, {}, {}};
   Value ninf = cf32(-std::numeric_limits<double>::infinity());
-  // f32 q / k / v: the dot product and the accumulator update run on <8 x f32> vectors (FMAs, a fixed
-  // summation order, a scalar tail for D % 8); other element types stay scalar.
-  const bool vec = q.elem.isF32() && k.elem.isF32() && v.elem.isF32();
+  a.vec = q.elem.isF32() && k.elem.isF32() && v.elem.isF32();
 
-  forLoop(c64(0), B, [&](Value bi) {
-    forLoop(c64(0), Hq, [&](Value h) {
-      Value hk = arith::DivSIOp::create(b_, h, group);
-      Value kBase = mul(mul(add(mul(bi, Hkv), hk), Tk), D);
-      Value vBase = mul(mul(add(mul(bi, Hkv), hk), Tv), Dv);
-      forLoop(c64(0), S, [&](Value i) {
-        Value qBase = mul(add(mul(add(mul(bi, Hq), h), S), i), D);
-        Value oBase = mul(add(mul(add(mul(bi, Hq), h), S), i), Dv);
-        forLoop(c64(0), Dv, [&](Value d) { storeRaw(accT, d, cf32(0.0)); });
-        // Query i sits at position t - s + i (the KV-cache offset); it sees keys j <= position, and with a
-        // window only position - j < window.
-        Value position = add(sub(T, S), i);
-        Value lo = c64(0), hi = T;
-        if (causal) {
-          hi = arith::MaxSIOp::create(b_, c64(0), arith::MinSIOp::create(b_, T, add(position, c64(1))));
-          if (window)
-            lo = arith::MaxSIOp::create(b_, c64(0), sub(add(position, c64(1)), c64((int64_t)*window)));
-        }
-        SmallVector<Value> ml = forLoop(lo, hi, {ninf, cf32(0.0)}, [&](Value j, ValueRange st) -> SmallVector<Value> {
-          Value m = st[0], l = st[1];
-          Value kRow = add(kBase, mul(j, D));
-          Value dot = cf32(0.0), tail = c64(0);
-          if (vec) {
-            tail = floorToVec(D);
-            Value acc = forLoopVec(c64(0), tail, {zeroVec()}, [&](Value d, ValueRange a) -> SmallVector<Value> {
-                          Value qd = loadVec(q, add(qBase, d)), kd = loadVec(k, add(kRow, d));
-                          return {math::FmaOp::create(b_, qd, kd, a[0])};
-                        })[0];
-            dot = horizontalSum(acc);
-          }
-          dot = forLoop(tail, D, {dot}, [&](Value d, ValueRange a) -> SmallVector<Value> {
-                  Value qd = load(q, add(qBase, d)), kd = load(k, add(kRow, d));
-                  return {addf(a[0], mulf(qd, kd))};
-                })[0];
-          Value score = mulf(dot, cf32(scale));
-          if (softcap)
-            score = mulf(cf32(*softcap), math::TanhOp::create(b_, mulf(score, cf32(1.0 / *softcap))));
-          if (bias) {
-            Value off = add(add(mul(bi, biasStrides[0]), mul(h, biasStrides[1])),
-                            add(mul(i, biasStrides[2]), mul(j, biasStrides[3])));
-            score = addf(score, load(*bias, off));
-          }
-          // A hidden key (padding) is a score of -inf: it changes neither m nor l nor the accumulator.
-          if (padding) {
-            Value valid = nonzero(load(*padding, add(mul(bi, T), j)));
-            score = arith::SelectOp::create(b_, valid, score, ninf);
-          }
-          Value mNew = arith::MaximumFOp::create(b_, m, score);
-          // While every score so far is -inf nothing accumulates (and exp(-inf - -inf) would be NaN).
-          Value none = arith::CmpFOp::create(b_, arith::CmpFPredicate::OEQ, mNew, ninf);
-          Value corr =
-              arith::SelectOp::create(b_, none, cf32(1.0), math::ExpOp::create(b_, arith::SubFOp::create(b_, m, mNew)));
-          Value p = arith::SelectOp::create(b_, none, cf32(0.0),
-                                            math::ExpOp::create(b_, arith::SubFOp::create(b_, score, mNew)));
-          Value vRow = add(vBase, mul(j, Dv));
-          Value vTail = c64(0);
-          if (vec) {
-            vTail = floorToVec(Dv);
-            Value corrV = splat(corr), pV = splat(p);
-            forLoopVec(c64(0), vTail, {}, [&](Value d, ValueRange) -> SmallVector<Value> {
-              Value a = arith::MulFOp::create(b_, loadVec(accT, d), corrV);
-              storeVec(accT, d, math::FmaOp::create(b_, pV, loadVec(v, add(vRow, d)), a));
-              return {};
-            });
-          }
-          forLoop(vTail, Dv, [&](Value d) {
-            Value a = loadRaw(accT, d);
-            storeRaw(accT, d, addf(mulf(a, corr), mulf(p, load(v, add(vRow, d)))));
-          });
-          return {mNew, addf(mulf(l, corr), p)};
-        });
-        // A row with no visible key gives zeros.
-        Value l = ml[1];
-        Value empty = arith::CmpFOp::create(b_, arith::CmpFPredicate::OEQ, l, cf32(0.0));
-        Value invL = arith::SelectOp::create(b_, empty, cf32(0.0), arith::DivFOp::create(b_, cf32(1.0), l));
-        forLoop(c64(0), Dv, [&](Value d) { store(out, add(oBase, d), mulf(loadRaw(accT, d), invL)); });
-      });
-    });
+  // The parallel loop: one query row (batch, head, i) per item.
+  parallelFor(product({B, Hq, S}), mul(T, add(a.D, a.Dv)), [&](Value item) {
+    SmallVector<Value> bhi = decompose(item, {B, Hq, S});
+    a.bi = bhi[0], a.h = bhi[1], a.i = bhi[2];
+    Value hk = arith::DivSIOp::create(b_, a.h, group);
+    a.kBase = mul(mul(add(mul(a.bi, Hkv), hk), Tk), a.D);
+    a.vBase = mul(mul(add(mul(a.bi, Hkv), hk), Tv), a.Dv);
+    a.qBase = mul(add(mul(add(mul(a.bi, Hq), a.h), S), a.i), a.D);
+    Value oBase = mul(add(mul(add(mul(a.bi, Hq), a.h), S), a.i), a.Dv);
+    forLoop(c64(0), a.Dv, [&](Value d) { storeRaw(a.acc, d, cf32(0.0)); });
+    // Query i sits at position t - s + i (the KV-cache offset); it sees keys j <= position, and with a
+    // window only position - j < window.
+    Value position = add(sub(T, S), a.i);
+    Value lo = c64(0), hi = T;
+    if (causal) {
+      hi = arith::MaxSIOp::create(b_, c64(0), arith::MinSIOp::create(b_, T, add(position, c64(1))));
+      if (window)
+        lo = arith::MaxSIOp::create(b_, c64(0), sub(add(position, c64(1)), c64((int64_t)*window)));
+    }
+    lo = arith::MinSIOp::create(b_, lo, hi);
+    SmallVector<Value> ml = {ninf, cf32(0.0)};
+    Value blocksEnd = lo;
+    if (a.vec) {
+      blocksEnd = add(lo, floorToVec(sub(hi, lo)));
+      ml = forLoopVec(lo, blocksEnd, ml, [&](Value j0, ValueRange st) { return attentionBlock(a, j0, st[0], st[1]); });
+    }
+    ml = forLoop(blocksEnd, hi, ml, [&](Value j, ValueRange st) { return attentionKey(a, j, st[0], st[1]); });
+    // A row with no visible key gives zeros.
+    Value l = ml[1];
+    Value empty = arith::CmpFOp::create(b_, arith::CmpFPredicate::OEQ, l, cf32(0.0));
+    Value invL = arith::SelectOp::create(b_, empty, cf32(0.0), arith::DivFOp::create(b_, cf32(1.0), l));
+    forLoop(c64(0), a.Dv, [&](Value d) { store(out, add(oBase, d), arith::MulFOp::create(b_, loadRaw(a.acc, d), invL)); });
   });
   return success();
 }
@@ -1395,7 +1571,11 @@ LogicalResult KernelEmitter::emit(Operation *op, ArrayRef<Value> bufferPtrs, con
     }
     (i < numOperands ? tensors.ins : tensors.outs).push_back(*t);
   }
-  return (this->*rule->emit)(op, tensors);
+  if (failed((this->*rule->emit)(op, tensors)))
+    return failure();
+  if (rangeMisplaced_)
+    return fail(op, "internal error: the kernel's parallel loop is not at its top level");
+  return success();
 }
 
 const ir::OpTable<CpuRule> &KernelEmitter::table() {
@@ -1630,6 +1810,52 @@ StatusOr<std::vector<uint8_t>> linkSharedObject(llvm::StringRef object) {
   return bytes;
 }
 
+/// `<kernel>_range(symbols, range)` (kernel_abi.h): the kernel's extent and grain are values of its entry
+/// block computed from the symbols only; the ops that compute them (symbol loads, integer arithmetic) are
+/// cloned into this function, so the two always agree.
+Status emitRangeFunction(ImplicitLocOpBuilder &b, func::FuncOp kernel, const KernelEmitter &emitter) {
+  Type ptrTy = LLVM::LLVMPointerType::get(b.getContext()), i64 = b.getI64Type();
+  Block &kernelEntry = kernel.front();
+  Value symbolsArg = kernelEntry.getArgument(1);
+  llvm::SetVector<Operation *> slice; // defs before uses
+  std::function<bool(Value)> collect = [&](Value v) -> bool {
+    if (auto arg = dyn_cast<BlockArgument>(v))
+      return arg == symbolsArg;
+    Operation *def = v.getDefiningOp();
+    if (def->getBlock() != &kernelEntry || def->getNumRegions() != 0)
+      return false;
+    if (slice.contains(def))
+      return true;
+    for (Value operand : def->getOperands())
+      if (!collect(operand))
+        return false;
+    slice.insert(def);
+    return true;
+  };
+  SmallVector<Value> fields = {emitter.rangeExtent(), emitter.rangeGrain()};
+  for (Value v : fields)
+    if (v && !collect(v))
+      return Status::error("internal error: the kernel's range depends on more than its symbols");
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointAfter(kernel);
+  auto fn = func::FuncOp::create(b, kernel.getSymName().str() + "_range", b.getFunctionType({ptrTy, ptrTy}, {}));
+  Block *entry = fn.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+  IRMapping mapping;
+  mapping.map(symbolsArg, entry->getArgument(0));
+  for (Operation *op : slice)
+    b.clone(*op, mapping);
+  auto constant = [&](int64_t v) { return (Value)arith::ConstantIntOp::create(b, i64, v); };
+  Value values[3] = {fields[0] ? mapping.lookup(fields[0]) : constant(1),
+                     fields[1] ? mapping.lookup(fields[1]) : constant(1),
+                     constant(emitter.callsBlas() ? kCallsBlasFlag : 0)};
+  for (int32_t i = 0; i < 3; ++i)
+    LLVM::StoreOp::create(
+        b, values[i], LLVM::GEPOp::create(b, ptrTy, i64, entry->getArgument(1), ArrayRef<LLVM::GEPArg>{i}));
+  func::ReturnOp::create(b);
+  return Status::ok();
+}
+
 /// The kernel of each dispatch op as a func.func in `module` (identical ops share one); fills code.kernels.
 Status emitKernels(ModuleOp module, llvm::ArrayRef<Operation *> dispatchOps, llvm::ArrayRef<KernelLayout> layouts,
                    const llvm::StringMap<unsigned> &symbolIndex, CpuCode &code) {
@@ -1684,20 +1910,26 @@ Status emitKernels(ModuleOp module, llvm::ArrayRef<Operation *> dispatchOps, llv
     symbolOfKey[key] = info.symbol;
 
     b.setLoc(op->getLoc());
-    auto fn = func::FuncOp::create(b, info.symbol, b.getFunctionType({ptrTy, ptrTy}, {}));
+    // kernel_abi.h: (buffers, symbols, begin, end); the range [begin, end) goes to the emitter's parallelFor.
+    Type i64 = b.getI64Type();
+    auto fn = func::FuncOp::create(b, info.symbol, b.getFunctionType({ptrTy, ptrTy, i64, i64}, {}));
     Block *entry = fn.addEntryBlock();
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(entry);
-    Value buffers = entry->getArgument(0), symbols = entry->getArgument(1);
-    SmallVector<Value> ptrs;
-    for (unsigned i = 0; i < op->getNumOperands() + op->getNumResults(); ++i) {
-      Value p = LLVM::GEPOp::create(b, ptrTy, ptrTy, buffers, ArrayRef<LLVM::GEPArg>{(int32_t)i});
-      ptrs.push_back(LLVM::LoadOp::create(b, ptrTy, p));
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(entry);
+      Value buffers = entry->getArgument(0), symbols = entry->getArgument(1);
+      SmallVector<Value> ptrs;
+      for (unsigned i = 0; i < op->getNumOperands() + op->getNumResults(); ++i) {
+        Value p = LLVM::GEPOp::create(b, ptrTy, ptrTy, buffers, ArrayRef<LLVM::GEPArg>{(int32_t)i});
+        ptrs.push_back(LLVM::LoadOp::create(b, ptrTy, p));
+      }
+      KernelEmitter emitter(b, symbols, entry->getArgument(2), entry->getArgument(3), symbolIndex, error);
+      if (failed(emitter.emit(op, ptrs, layout)))
+        return Status::error("cpu codegen: " + error);
+      func::ReturnOp::create(b);
+      if (Status s = emitRangeFunction(b, fn, emitter); !s)
+        return Status::error("cpu codegen: " + describeOp(op) + ": " + s.message());
     }
-    KernelEmitter emitter(b, symbols, symbolIndex, error);
-    if (failed(emitter.emit(op, ptrs, layout)))
-      return Status::error("cpu codegen: " + error);
-    func::ReturnOp::create(b);
     code.kernels.push_back(std::move(info));
   }
   return Status::ok();

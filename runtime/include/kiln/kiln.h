@@ -59,7 +59,9 @@ KILN_API const char *kiln_version(void);
 typedef struct kiln_model kiln_model;
 
 typedef struct kiln_load_options {
-  /* OpenBLAS threads (process-wide; results do not depend on it). 0: the artifact's default, else 2. */
+  /* CPU threads: each session splits the generated kernels over this many (kernel_abi.h) and OpenBLAS
+   * runs at this count (set per call under a process-wide lock, so models with different counts do not
+   * change each other's). Results do not depend on it. 0: the artifact's default, else 2. */
   int num_threads;
   /* Verify every section's checksum at load (reads the whole file once). Nonzero by default. */
   int verify_checksums;
@@ -84,7 +86,7 @@ KILN_API int64_t kiln_model_hidden_size(const kiln_model *model);
 /* past + seq never exceeds it. */
 KILN_API int64_t kiln_model_max_context(const kiln_model *model);
 KILN_API int64_t kiln_model_max_batch(const kiln_model *model);
-/* The OpenBLAS threads this model was loaded with. */
+/* The CPU threads this model was loaded with. */
 KILN_API int kiln_model_num_threads(const kiln_model *model);
 /* The step function's inputs ("input_ids", "attention_mask") and outputs ("logits" or
  * "last_hidden_state"); the KV cache is not among them: sessions own it. NULL for an index out of range. */

@@ -2,6 +2,7 @@
 #include "cpu/CpuExecutor.h"
 
 #include "cpu/CodeLoader.h"
+#include "cpu/ThreadPool.h"
 #include "cpu/HostCpu.h"
 #include "kiln/artifact/CpuTargets.h"
 #include "kiln/kernel_abi.h"
@@ -26,12 +27,38 @@ uint64_t nanosSince(Clock::time_point t0) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
 }
 
-std::mutex blasMutex;
+/// OpenBLAS's thread count is process-wide (0.3.21, Debian 12, has no openblas_set_num_threads_local): every
+/// kernel that calls it runs under this lock, with the count set to its model's --threads when it differs
+/// from the last one set. Two models with different counts each get theirs; their BLAS calls take turns.
+class BlasCall {
+public:
+  explicit BlasCall(int threads) : lock_(mutex()) {
+    static int current = 0; // guarded by mutex()
+    if (current != threads) {
+      openblas_set_num_threads(threads);
+      current = threads;
+    }
+  }
 
-void setBlasThreads(int n) {
-  std::lock_guard<std::mutex> lock(blasMutex);
-  openblas_set_num_threads(n);
-}
+private:
+  static std::mutex &mutex() {
+    static std::mutex m;
+    return m;
+  }
+  std::lock_guard<std::mutex> lock_;
+};
+
+/// One kernel call split over a pool: part p of n computes items [extent * p / n, extent * (p + 1) / n).
+struct SplitCall {
+  kiln_kernel_fn fn;
+  void *const *buffers;
+  const int64_t *symbols;
+  int64_t extent;
+  static void part(void *context, int p, int n) {
+    const SplitCall &c = *static_cast<const SplitCall *>(context);
+    c.fn(c.buffers, c.symbols, c.extent * p / n, c.extent * (p + 1) / n);
+  }
+};
 
 bool profileRequested() {
   const char *v = std::getenv("KILN_PROFILE");
@@ -46,7 +73,8 @@ struct Profile {
 
 class CpuExecutor : public Executor {
 public:
-  explicit CpuExecutor(const ExecutorContext &context) : plan_(context.plan) {}
+  explicit CpuExecutor(const ExecutorContext &context)
+      : plan_(context.plan), numThreads_(std::max(1, context.numThreads)) {}
   ~CpuExecutor() override {
     if (profile_) {
       printProfile(profiles_[0], "prefill (seq_len > 1)");
@@ -61,7 +89,10 @@ public:
   Error createSession(std::unique_ptr<ExecutorSession> &out) override;
 
   const LoadedPlan &plan_;
-  std::vector<kiln_kernel_fn> dispatchFn_; // per dispatch; null where another executor runs it
+  std::vector<kiln_kernel_fn> dispatchFn_;        // per dispatch; null where another executor runs it
+  std::vector<kiln_kernel_range_fn> dispatchRange_; // per dispatch: the kernel's `<symbol>_range`
+  int numThreads_ = 1;
+  int64_t grainOverride_ = 0; // KILN_THREADS_GRAIN: every kernel's grain (tests split even tiny kernels)
   bool profile_ = false;
   Profile profiles_[2]; // [0]: seq_len > 1, [1]: seq_len 1
 
@@ -76,7 +107,11 @@ private:
 class CpuSession : public ExecutorSession {
 public:
   explicit CpuSession(CpuExecutor &executor)
-      : ex_(executor), table_(executor.plan_.dispatchBuffers.size(), nullptr) {}
+      : ex_(executor), table_(executor.plan_.dispatchBuffers.size(), nullptr) {
+    // Each session its own threads: sessions of one model may run concurrently.
+    if (ex_.numThreads_ > 1)
+      pool_ = std::make_unique<ThreadPool>(ex_.numThreads_);
+  }
 
   Error beginStep(StepState &step) override {
     const std::vector<int32_t> &ids = ex_.plan_.dispatchBuffers;
@@ -93,13 +128,13 @@ public:
     const int64_t *symbols = step.symbols;
     if (!ex_.profile_) {
       for (int d = segment.begin; d < segment.end; ++d)
-        ex_.dispatchFn_[size_t(d)](table + dispatches[size_t(d)].firstBuffer, symbols);
+        runDispatch(size_t(d), table + dispatches[size_t(d)].firstBuffer, symbols);
       return {};
     }
     Profile &prof = ex_.profiles_[step.seq == 1 ? 1 : 0];
     for (int d = segment.begin; d < segment.end; ++d) {
       const Clock::time_point t0 = Clock::now();
-      ex_.dispatchFn_[size_t(d)](table + dispatches[size_t(d)].firstBuffer, symbols);
+      runDispatch(size_t(d), table + dispatches[size_t(d)].firstBuffer, symbols);
       prof.ns[size_t(d)] += nanosSince(t0);
       ++prof.calls[size_t(d)];
     }
@@ -117,7 +152,33 @@ public:
   }
 
 private:
+  /// One kernel: over the pool when its range has work for more than one thread (kernel_abi.h), alone with
+  /// OpenBLAS's threads (the pool asleep) when it calls OpenBLAS.
+  void runDispatch(size_t d, void *const *buffers, const int64_t *symbols) {
+    kiln_kernel_fn fn = ex_.dispatchFn_[d];
+    kiln_kernel_range range{1, 1, 0};
+    ex_.dispatchRange_[d](symbols, &range);
+    if (range.flags & KILN_KERNEL_CALLS_BLAS) {
+      if (pool_)
+        pool_->sleep();
+      BlasCall call(ex_.numThreads_);
+      fn(buffers, symbols, 0, range.extent);
+      return;
+    }
+    if (range.extent <= 0)
+      return;
+    const int64_t grain = ex_.grainOverride_ > 0 ? ex_.grainOverride_ : std::max<int64_t>(range.grain, 1);
+    const int64_t parts = pool_ ? std::min<int64_t>(pool_->size(), range.extent / grain) : 1;
+    if (parts <= 1) {
+      fn(buffers, symbols, 0, range.extent);
+      return;
+    }
+    SplitCall call{fn, buffers, symbols, range.extent};
+    pool_->run(int(parts), &SplitCall::part, &call);
+  }
+
   CpuExecutor &ex_;
+  std::unique_ptr<ThreadPool> pool_; // null with one thread
   std::vector<void *> table_; // per LoadedPlan::dispatchBuffers entry: the host pointer this step
   Clock::time_point stepStart_;
 };
@@ -148,7 +209,9 @@ Error CpuExecutor::loadCode(const ExecutorContext &context) {
 Error CpuExecutor::load(const ExecutorContext &context) {
   const LoadedPlan &plan = context.plan;
   dispatchFn_.assign(plan.dispatches.size(), nullptr);
+  dispatchRange_.assign(plan.dispatches.size(), nullptr);
   std::vector<kiln_kernel_fn> kernelFn(plan.kernels.size(), nullptr);
+  std::vector<kiln_kernel_range_fn> kernelRange(plan.kernels.size(), nullptr);
   for (size_t d = 0; d < plan.dispatches.size(); ++d) {
     const PlanDispatch &dispatch = plan.dispatches[d];
     if (dispatch.executor != context.executor)
@@ -161,12 +224,17 @@ Error CpuExecutor::load(const ExecutorContext &context) {
       const std::string &symbol = plan.kernels[size_t(dispatch.kernel)].symbol;
       ::dlerror();
       fn = reinterpret_cast<kiln_kernel_fn>(::dlsym(library_, symbol.c_str()));
-      if (!fn)
-        return Error(KILN_BAD_ARTIFACT, plan.path + ": kernel '" + symbol + "' missing from the code section");
+      kiln_kernel_range_fn range = reinterpret_cast<kiln_kernel_range_fn>(::dlsym(library_, (symbol + "_range").c_str()));
+      if (!fn || !range)
+        return Error(KILN_BAD_ARTIFACT, plan.path + ": kernel '" + symbol + (fn ? "_range" : "") +
+                                            "' missing from the code section");
+      kernelRange[size_t(dispatch.kernel)] = range;
     }
     dispatchFn_[d] = fn;
+    dispatchRange_[d] = kernelRange[size_t(dispatch.kernel)];
   }
-  setBlasThreads(context.numThreads);
+  if (const char *v = std::getenv("KILN_THREADS_GRAIN"))
+    grainOverride_ = std::max(0LL, std::atoll(v));
   if ((profile_ = profileRequested()))
     for (Profile &p : profiles_) {
       p.ns.assign(plan.dispatches.size(), 0);

@@ -13,6 +13,7 @@
 #include "KernelTestUtil.h"
 
 #include "kiln/codegen/CpuCodegen.h"
+#include "kiln/kernel_abi.h"
 #include "kiln/ir/Interpreter.h"
 #include "kiln/ir/KilnDialect.h"
 #include "kiln/ir/SymShape.h"
@@ -129,7 +130,7 @@ protected:
       }
       size_t index = std::find(dispatch.begin(), dispatch.end(), &op) - dispatch.begin();
       ASSERT_LT(index, dispatch.size());
-      auto fn = (void (*)(void *const *, const int64_t *))dlsym(handle, kernels[index].symbol.c_str());
+      auto fn = (kiln_kernel_fn)dlsym(handle, kernels[index].symbol.c_str());
       ASSERT_NE(fn, nullptr) << kernels[index].symbol;
       // Operands, then every result (add_rms_norm / add_layer_norm have two).
       std::vector<Buffer> outs;
@@ -140,7 +141,8 @@ protected:
         buffers.push_back(values[v].bytes.data());
       for (Buffer &out : outs)
         buffers.push_back(out.bytes.data());
-      fn(buffers.data(), symbols.data());
+      fn(buffers.data(), symbols.data(), 0, INT64_MAX);
+      checkSplit(index, fn, buffers, op.getNumOperands(), outs, bindings);
       for (auto [i, result] : llvm::enumerate(op.getResults()))
         values[result] = std::move(outs[i]);
     }
@@ -151,7 +153,40 @@ protected:
         [](mlir::Operation *def) { return def->getName().getStringRef().str(); }, worst);
   }
 
-  void TearDown() override { printWorst(worst); }
+  /// The kernel's range split in three, the parts run last to first, must write the same bytes as one call
+  /// (what the runtime's threads rely on, kernel_abi.h).
+  void checkSplit(size_t index, kiln_kernel_fn fn, std::vector<void *> buffers, unsigned numOperands,
+                  const std::vector<Buffer> &whole, const Bindings &bindings) {
+    auto rangeFn = (kiln_kernel_range_fn)dlsym(handle, (kernels[index].symbol + "_range").c_str());
+    ASSERT_NE(rangeFn, nullptr) << kernels[index].symbol;
+    std::vector<int64_t> symbols;
+    for (const std::string &name : kSymbols)
+      symbols.push_back(bindings.count(name) ? bindings.at(name) : 1);
+    kiln_kernel_range range{-1, -1, -1};
+    rangeFn(symbols.data(), &range);
+    ASSERT_GE(range.extent, 0);
+    ASSERT_GE(range.grain, 1);
+    if ((range.flags & KILN_KERNEL_CALLS_BLAS) || range.extent < 2)
+      return;
+    std::vector<Buffer> outs;
+    for (size_t i = 0; i < whole.size(); ++i) {
+      outs.push_back(whole[i]);
+      std::fill(outs.back().bytes.begin(), outs.back().bytes.end(), uint8_t(0xAB));
+      buffers[numOperands + i] = outs.back().bytes.data();
+    }
+    for (int64_t part = 2; part >= 0; --part)
+      fn(buffers.data(), symbols.data(), range.extent * part / 3, range.extent * (part + 1) / 3);
+    for (size_t i = 0; i < whole.size(); ++i)
+      EXPECT_TRUE(outs[i].bytes == whole[i].bytes) << kernels[index].signature << ": result " << i
+                                                   << " differs when its range is split in three";
+    ++splitChecks;
+  }
+
+  void TearDown() override {
+    printWorst(worst);
+    std::printf("[ split    ] %d kernel runs split in three, same bytes\n", splitChecks);
+  }
+  int splitChecks = 0;
 
   mlir::MLIRContext context;
   mlir::OwningOpRef<mlir::ModuleOp> module;
@@ -225,6 +260,35 @@ func.func @half(%x: !A, %w: tensor<67x1032xf16>, %y: !C, %v: tensor<301x40xbf16>
   };
   for (int64_t s : {1, 2, 3, 5, 8, 9, 13})
     check({{"b", s == 13 ? 3 : 1}, {"s", s}, {"p", 0}}, {{6, ids}}, 1e-5);
+// kernel_abi.h's range: a norm splits over its rows (grain from the row length), an f32 matmul calls
+// OpenBLAS (KILN_KERNEL_CALLS_BLAS: the codegen's flag value agrees with the runtime's header) and has no
+// range of its own, an f16 matmul splits over its output elements.
+TEST_F(CpuCodegenTest, KernelRanges) {
+  compile(R"(
+func.func @ranges(%x: tensor<?x?x64xf32, #kiln.dims<[b, s]>>, %w: tensor<64xf32>, %m: tensor<32x64xf32>,
+                  %xh: tensor<?x?x64xf16, #kiln.dims<[b, s]>>, %h: tensor<32x64xf16>) -> (tensor<?x?x64xf32, #kiln.dims<[b, s]>>, tensor<?x?x32xf32, #kiln.dims<[b, s]>>, tensor<?x?x32xf16, #kiln.dims<[b, s]>>) {
+  %0 = kiln.rms_norm %x, %w {eps = 1.0e-6 : f64, unit_offset = false} : (tensor<?x?x64xf32, #kiln.dims<[b, s]>>, tensor<64xf32>) -> tensor<?x?x64xf32, #kiln.dims<[b, s]>>
+  %1 = kiln.matmul %x, %m {transpose_b = true} : (tensor<?x?x64xf32, #kiln.dims<[b, s]>>, tensor<32x64xf32>) -> tensor<?x?x32xf32, #kiln.dims<[b, s]>>
+  %2 = kiln.matmul %xh, %h {transpose_b = true} : (tensor<?x?x64xf16, #kiln.dims<[b, s]>>, tensor<32x64xf16>) -> tensor<?x?x32xf16, #kiln.dims<[b, s]>>
+  return %0, %1, %2 : tensor<?x?x64xf32, #kiln.dims<[b, s]>>, tensor<?x?x32xf32, #kiln.dims<[b, s]>>, tensor<?x?x32xf16, #kiln.dims<[b, s]>>
+})");
+  auto rangeOf = [&](size_t i, std::vector<int64_t> symbols) {
+    auto fn = (kiln_kernel_range_fn)dlsym(handle, (kernels[i].symbol + "_range").c_str());
+    kiln_kernel_range r{-1, -1, -1};
+    if (fn)
+      fn(symbols.data(), &r);
+    return r;
+  };
+  kiln_kernel_range norm = rangeOf(0, {2, 0, 5}); // b, p, s
+  EXPECT_EQ(norm.extent, 10);
+  EXPECT_EQ(norm.grain, 16384 / (64 * 3));
+  EXPECT_EQ(norm.flags, 0);
+  kiln_kernel_range blas = rangeOf(1, {2, 0, 5});
+  EXPECT_EQ(blas.extent, 1);
+  EXPECT_EQ(blas.flags, KILN_KERNEL_CALLS_BLAS);
+  kiln_kernel_range half = rangeOf(2, {1, 0, 3});
+  EXPECT_EQ(half.extent, 3 * 32);
+  EXPECT_EQ(half.flags, 0);
 }
 
 // Out-of-range indices are a contract violation, but the gather kernel clamps instead of reading outside.
@@ -241,9 +305,9 @@ func.func @gather(%t: tensor<10x4xf32>, %ids: tensor<?x?xi64, #kiln.dims<[b, s]>
   std::vector<float> out(12, -1);
   void *buffers[] = {table.data(), ids.data(), out.data()};
   int64_t symbols[] = {1, 0, 3}; // b, p, s
-  auto fn = (void (*)(void *const *, const int64_t *))dlsym(handle, kernels[0].symbol.c_str());
+  auto fn = (kiln_kernel_fn)dlsym(handle, kernels[0].symbol.c_str());
   ASSERT_NE(fn, nullptr);
-  fn(buffers, symbols);
+  fn(buffers, symbols, 0, INT64_MAX);
   for (int k = 0; k < 4; ++k) {
     EXPECT_EQ(out[k], table[36 + k]);
     EXPECT_EQ(out[4 + k], table[k]);
@@ -280,9 +344,9 @@ func.func @shared(%a: !X, %c: !B, %i: !I) -> (!X, !X, !I) {
   int64_t in[8] = {7, -3, 1, 2, 3, 4, 5, INT64_MIN}, zeros[8] = {}, result[8];
   void *buffers[] = {in, zeros, result};
   int64_t symbols[] = {1, 0, 1}; // b, p, s: one row of 8
-  auto fn = (void (*)(void *const *, const int64_t *))dlsym(handle, kernels[4].symbol.c_str());
+  auto fn = (kiln_kernel_fn)dlsym(handle, kernels[4].symbol.c_str());
   ASSERT_NE(fn, nullptr);
-  fn(buffers, symbols);
+  fn(buffers, symbols, 0, INT64_MAX);
   for (int64_t r : result)
     EXPECT_EQ(r, 0);
 }
@@ -359,7 +423,7 @@ func.func @kv(%q: )" + q + R"(, %kin: tensor<?x?x2x8xf32, #kiln.dims<[b, s]>>, %
   handle = dlopen(soPath.c_str(), RTLD_NOW | RTLD_LOCAL);
   ASSERT_NE(handle, nullptr) << dlerror();
   auto kernel = [&](size_t i) {
-    auto fn = (void (*)(void *const *, const int64_t *))dlsym(handle, code->kernels[i].symbol.c_str());
+    auto fn = (kiln_kernel_fn)dlsym(handle, code->kernels[i].symbol.c_str());
     EXPECT_NE(fn, nullptr);
     return fn;
   };
@@ -401,21 +465,21 @@ func.func @kv(%q: )" + q + R"(, %kin: tensor<?x?x2x8xf32, #kiln.dims<[b, s]>>, %
         float *kAtP = K.data() + P * 8;       // the appended rows' view starts at row p
         {
           void *bufs[] = {kin.data(), t.data()};
-          kernel(0)(bufs, symbols);
+          kernel(0)(bufs, symbols, 0, INT64_MAX);
         }
         {
           void *bufs[] = {xv.data(), posv.data(), freq, kAtP};
-          kernel(1)(bufs, symbols);
+          kernel(1)(bufs, symbols, 0, INT64_MAX);
         }
         {
           void *bufs[] = {V.data(), t.data(), V.data()}; // the append: only the new rows are copied
-          kernel(3)(bufs, symbols);
+          kernel(3)(bufs, symbols, 0, INT64_MAX);
         }
         {
           void *bufs[] = {qv.data(), K.data(), V.data(), a.data()};
-          kernel(4)(bufs, symbols);
+          kernel(4)(bufs, symbols, 0, INT64_MAX);
           void *wbufs[] = {qv.data(), K.data(), V.data(), w.data()};
-          kernel(5)(wbufs, symbols);
+          kernel(5)(wbufs, symbols, 0, INT64_MAX);
         }
         ir::Interpreter interpreter(nullptr);
         std::vector<HostTensor> expected;

@@ -209,6 +209,37 @@ TEST_F(RuntimeTest, ThreadCountDoesNotChangeResults) {
   }
 }
 
+// OpenBLAS's thread count is process-wide: two models loaded with different counts, run in turns and
+// concurrently, each see their own in every kernel that calls OpenBLAS (the runtime sets it per call).
+TEST_F(RuntimeTest, ModelsKeepTheirOwnBlasThreads) {
+  std::string probe = dir_ + "/probe.kiln";
+  ToyOptions o;
+  o.blasProbe = true;
+  ASSERT_EQ(writeToyArtifact(probe, o), "");
+  kiln::runtime::Model one, three;
+  ASSERT_TRUE(one.load(probe, 1));
+  ASSERT_TRUE(three.load(probe, 3));
+  std::vector<int64_t> ids = prompt(1, 4);
+  auto blasThreads = [&](kiln::runtime::Model &m) { return runChunks(m.get(), ids, 1, 4, {4}).at(0); };
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_EQ(blasThreads(one), 1.0f);
+    EXPECT_EQ(blasThreads(three), 3.0f);
+  }
+  float seenOne = 0, seenThree = 0;
+  std::thread a([&] {
+    for (int i = 0; i < 50 && (seenOne == 0 || seenOne == 1); ++i)
+      seenOne = blasThreads(one);
+  });
+  std::thread b([&] {
+    for (int i = 0; i < 50 && (seenThree == 0 || seenThree == 3); ++i)
+      seenThree = blasThreads(three);
+  });
+  a.join();
+  b.join();
+  EXPECT_EQ(seenOne, 1.0f);
+  EXPECT_EQ(seenThree, 3.0f);
+}
+
 TEST_F(RuntimeTest, Int32InputIds) {
   std::string path = dir_ + "/i32.kiln";
   ToyOptions o;

@@ -21,12 +21,28 @@ namespace {
 // symbols[] = {b, p, s} (Manifest.symbols sorted by name).
 const char *kKernelsC = R"C(
 #include <stdint.h>
+/* kernel_abi.h: each kernel takes a (begin, end) range and has a <symbol>_range; these run whole (extent 1). */
+typedef struct { int64_t extent, grain, flags; } kiln_kernel_range;
+#define TOY_RANGE(name) \
+  void name##_range(const int64_t *sym, kiln_kernel_range *r) { (void)sym; r->extent = 1; r->grain = 1; r->flags = 0; }
+TOY_RANGE(toy_gather)
+TOY_RANGE(toy_gather_i32)
+TOY_RANGE(toy_concat)
+/* With -DTOY_BLAS_PROBE toy_logits says it calls OpenBLAS and writes the OpenBLAS thread count it runs
+ * with into logits[0] (the runtime sets the count per BLAS kernel call). */
+#ifdef TOY_BLAS_PROBE
+int openblas_get_num_threads(void);
+void toy_logits_range(const int64_t *sym, kiln_kernel_range *r) { (void)sym; r->extent = 1; r->grain = 1; r->flags = 1; }
+#else
+TOY_RANGE(toy_logits)
+#endif
+TOY_RANGE(toy_encode)
 #define V 16
 #define H 4
 #ifndef TOY_SCALE
 #define TOY_SCALE 1
 #endif
-void toy_gather(void *const *buf, const int64_t *sym) {
+void toy_gather(void *const *buf, const int64_t *sym, int64_t begin, int64_t end) {
   const float *embed = (const float *)buf[0];
   const int64_t *ids = (const int64_t *)buf[1];
   float *x = (float *)buf[2];
@@ -35,7 +51,7 @@ void toy_gather(void *const *buf, const int64_t *sym) {
     for (int k = 0; k < H; ++k)
       x[i * H + k] = embed[ids[i] * H + k];
 }
-void toy_gather_i32(void *const *buf, const int64_t *sym) {
+void toy_gather_i32(void *const *buf, const int64_t *sym, int64_t begin, int64_t end) {
   const float *embed = (const float *)buf[0];
   const int32_t *ids = (const int32_t *)buf[1];
   float *x = (float *)buf[2];
@@ -44,7 +60,7 @@ void toy_gather_i32(void *const *buf, const int64_t *sym) {
     for (int k = 0; k < H; ++k)
       x[i * H + k] = embed[ids[i] * H + k];
 }
-void toy_concat(void *const *buf, const int64_t *sym) {
+void toy_concat(void *const *buf, const int64_t *sym, int64_t begin, int64_t end) {
   const float *past = (const float *)buf[0];
   const float *x = (const float *)buf[1];
   float *present = (float *)buf[2];
@@ -56,7 +72,7 @@ void toy_concat(void *const *buf, const int64_t *sym) {
       present[r * (p + s) * H + p * H + t] = x[r * s * H + t];
   }
 }
-void toy_logits(void *const *buf, const int64_t *sym) {
+void toy_logits(void *const *buf, const int64_t *sym, int64_t begin, int64_t end) {
   const float *present = (const float *)buf[0];
   const float *embed = (const float *)buf[1];
   float *logits = (float *)buf[2];
@@ -79,9 +95,12 @@ void toy_logits(void *const *buf, const int64_t *sym) {
         logits[(r * s + t) * V + v] = d * (float)TOY_SCALE;
       }
     }
+#ifdef TOY_BLAS_PROBE
+  logits[0] = (float)openblas_get_num_threads();
+#endif
 }
 /* symbols {b, s} for the encoder */
-void toy_encode(void *const *buf, const int64_t *sym) {
+void toy_encode(void *const *buf, const int64_t *sym, int64_t begin, int64_t end) {
   const float *embed = (const float *)buf[0];
   const int64_t *ids = (const int64_t *)buf[1];
   const int64_t *mask = (const int64_t *)buf[2];
@@ -161,13 +180,13 @@ void addPort(google::protobuf::RepeatedPtrField<art::Port> *ports, const std::st
   p->set_buffer(buffer);
 }
 
-std::string compileKernels(const std::string &dir, int scale, std::vector<uint8_t> &bytes) {
+std::string compileKernels(const std::string &dir, int scale, bool blasProbe, std::vector<uint8_t> &bytes) {
   std::string src = dir + "/toy_kernels.c", so = dir + "/toy_kernels.so";
   {
     std::ofstream out(src);
     out << kKernelsC;
   }
-  std::string cmd = std::string(KILN_C_COMPILER) + " -O1 -shared -fPIC -DTOY_SCALE=" + std::to_string(scale) + " -o " + so + " " + src + " 2>&1";
+  std::string cmd = std::string(KILN_C_COMPILER) + " -O1 -shared -fPIC -DTOY_SCALE=" + std::to_string(scale) + (blasProbe ? " -DTOY_BLAS_PROBE" : "") + " -o " + so + " " + src + " 2>&1";
   if (std::system(cmd.c_str()) != 0)
     return "compiling the toy kernels failed: " + cmd;
   std::ifstream in(so, std::ios::binary);
@@ -291,7 +310,7 @@ std::string writeToyArtifact(const std::string &path, const ToyOptions &options)
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
   } else {
-    std::string e = compileKernels(dir, options.logitsScale, code);
+    std::string e = compileKernels(dir, options.logitsScale, options.blasProbe, code);
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
     if (!e.empty())

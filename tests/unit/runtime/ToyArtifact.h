@@ -29,6 +29,7 @@ struct ToyOptions {
   bool garbageCode = false;    // the code section is not an ELF
   bool idsI32 = false;         // the artifact's input_ids buffer is I32
   int logitsScale = 1;         // compiled into toy_logits (-DTOY_SCALE): another code section, same symbols
+  bool blasProbe = false;      // toy_logits is flagged as calling OpenBLAS and writes its thread count to logits[0]
 };
 
 /// The toy's manifest (what writeToyArtifact writes, without the code and weights).

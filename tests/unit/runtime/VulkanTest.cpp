@@ -42,7 +42,12 @@ namespace {
 
 const char *kCpuC = R"C(
 #include <stdint.h>
-void toy_project(void *const *buf, const int64_t *sym) { /* symbols {b, p, s} */
+/* kernel_abi.h: each kernel takes a (begin, end) range and has a <symbol>_range; these run whole (extent 1). */
+typedef struct { int64_t extent, grain, flags; } kiln_kernel_range;
+#define TOY_RANGE(name) \
+  void name##_range(const int64_t *sym, kiln_kernel_range *r) { (void)sym; r->extent = 1; r->grain = 1; r->flags = 0; }
+TOY_RANGE(toy_project)
+void toy_project(void *const *buf, const int64_t *sym, int64_t begin, int64_t end) { /* symbols {b, p, s} */
   const float *h = (const float *)buf[0];
   const float *embed = (const float *)buf[1];
   float *logits = (float *)buf[2];

@@ -27,7 +27,9 @@ constexpr char kMagic[8] = {'K', 'I', 'L', 'N', 'A', 'R', 'T', '\0'};
 // 2: in-place KV cache views, weight row chunks, specialization constants / shared SPIR-V modules (an
 // older runtime would misread them, so it must refuse them).
 // 3: Manifest.vocab_size and hidden_size are required (the runtime no longer guesses them from weight names).
-constexpr uint32_t kFormatVersion = 3;
+// 4: the CPU kernel ABI takes a (begin, end) range and every kernel has a `<symbol>_range` function
+// (runtime/include/kiln/kernel_abi.h); an older runtime would call the kernels with the wrong arguments.
+constexpr uint32_t kFormatVersion = 4;
 constexpr uint64_t kAlignment = 64;
 
 enum class SectionKind : uint32_t { Manifest = 1, CpuCode = 2, Weights = 3, Text = 4 };

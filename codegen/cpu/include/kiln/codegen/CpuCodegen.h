@@ -1,9 +1,12 @@
 //===- CpuCodegen.h - native kernels for the kiln ops of a step function -*- C++ -*-===//
 //
 // Every dispatched kiln op becomes one function of the kernel ABI (runtime/include/kiln/kernel_abi.h):
-//   void symbol(void *const *buffers, const int64_t *symbols)
+//   void symbol(void *const *buffers, const int64_t *symbols, int64_t begin, int64_t end)
+//   void symbol_range(const int64_t *symbols, kiln_kernel_range *range)
 // `buffers` are the op's operands then its result, row-major and contiguous, with the shapes of their
-// types' #kiln.dims evaluated with `symbols`. All kernels of a step function go into one shared object.
+// types' #kiln.dims evaluated with `symbols`; [begin, end) is the part of the kernel's parallel loop
+// (rows, query rows, output elements...) to compute, so that the runtime can split it over threads. All
+// kernels of a step function go into one shared object.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KILN_CODEGEN_CPUCODEGEN_H
