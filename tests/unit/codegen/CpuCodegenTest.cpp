@@ -260,6 +260,8 @@ func.func @half(%x: !A, %w: tensor<67x1032xf16>, %y: !C, %v: tensor<301x40xbf16>
   };
   for (int64_t s : {1, 2, 3, 5, 8, 9, 13})
     check({{"b", s == 13 ? 3 : 1}, {"s", s}, {"p", 0}}, {{6, ids}}, 1e-5);
+}
+
 // kernel_abi.h's range: a norm splits over its rows (grain from the row length), an f32 matmul calls
 // OpenBLAS (KILN_KERNEL_CALLS_BLAS: the codegen's flag value agrees with the runtime's header) and has no
 // range of its own, an f16 matmul splits over its output elements.
