@@ -179,6 +179,7 @@ public:
   Value rangeExtent() const { return rangeExtent_; }
   Value rangeGrain() const { return rangeGrain_; }
   bool callsBlas() const { return callsBlas_; }
+  Value rangeFlags() const { return rangeFlags_; }
 
 private:
   //===--------------------------------------------------------------------===//
@@ -664,6 +665,8 @@ private:
   Value wideSplat(Value x);
   void emitWideningGemv(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K, Value N,
                         bool transposed);
+  void emitWideningGemvGroup(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K, Value N,
+                             bool transposed, Value group);
   void emitGemvRows(const Tensor &a, const Tensor &w, const Tensor &out, Value i, Value j, int64_t rows, Value K,
                     Value N);
   void emitWidenRun(const Tensor &src, Value srcOff, Value dst, Value dstOff, Value n);
@@ -686,6 +689,7 @@ private:
   Value symbols_, begin_, end_;
   Block *entry_;
   Value rangeExtent_, rangeGrain_;
+  Value rangeFlags_; // set: the range's flags computed from the symbols (else callsBlas_ decides)
   bool callsBlas_ = false, rangeMisplaced_ = false;
   const llvm::StringMap<unsigned> &symbolIndex_;
   std::string &error_;
@@ -1092,40 +1096,56 @@ void KernelEmitter::emitGemvRows(const Tensor &a, const Tensor &w, const Tensor 
   }
 }
 
-/// The GEMV: transposed weights four rows at a time (then one), each activation row against them while they
-/// are in cache; a [K, N] weight in 16-column strips, the activation broadcast along them.
-void KernelEmitter::emitWideningGemv(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K,
-                                     Value N, bool transposed) {
+/// The GEMV's unit of work (a part of the kernel's range): a transposed weight [N, K] four rows at a time
+/// (the last group: the one to three rows left, one at a time), each activation row against them while they are
+/// in cache; a [K, N] weight in 16-column strips (the last: the columns left, one at a time), the activation
+/// broadcast along them. Every output element is computed by the same code however the groups are split.
+constexpr int64_t kGemvGroupRows = 4;
+int64_t gemvGroupWidth(bool transposed) { return transposed ? kGemvGroupRows : 16; }
+
+void KernelEmitter::emitWideningGemvGroup(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K,
+                                          Value N, bool transposed, Value group) {
+  const int64_t width = gemvGroupWidth(transposed);
+  Value j0 = mul(group, c64(width));
+  Value full = arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, add(j0, c64(width)), N);
+  auto ifOp = scf::IfOp::create(b_, full, /*withElseRegion=*/true);
+  OpBuilder::InsertionGuard guard(b_);
   if (transposed) {
-    Value quads = arith::DivSIOp::create(b_, N, c64(4));
-    forLoop(c64(0), quads, [&](Value q) {
-      forLoop(c64(0), M, [&](Value i) { emitGemvRows(a, w, out, i, mul(q, c64(4)), 4, K, N); });
-    });
-    forLoop(mul(quads, c64(4)), N, [&](Value j) {
-      forLoop(c64(0), M, [&](Value i) { emitGemvRows(a, w, out, i, j, 1, K, N); });
-    });
+    b_.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+    forLoop(c64(0), M, [&](Value i) { emitGemvRows(a, w, out, i, j0, width, K, N); });
+    b_.setInsertionPoint(ifOp.elseBlock()->getTerminator());
+    forLoop(j0, N, [&](Value j) { forLoop(c64(0), M, [&](Value i) { emitGemvRows(a, w, out, i, j, 1, K, N); }); });
     return;
   }
-  Value strips = arith::DivSIOp::create(b_, N, c64(kWide));
+  b_.setInsertionPoint(ifOp.thenBlock()->getTerminator());
   forLoop(c64(0), M, [&](Value i) {
-    Value aRow = mul(i, K), outRow = mul(i, N);
-    forLoop(c64(0), strips, [&](Value st) {
-      Value j = mul(st, c64(kWide));
-      Value zero = arith::ConstantOp::create(b_, DenseElementsAttr::get(cast<ShapedType>(wideType()), 0.0f));
-      Value acc = forLoop(c64(0), K, {zero}, [&](Value p, ValueRange s) -> SmallVector<Value> {
-                    Value av = wideSplat(load(a, add(aRow, p)));
-                    return {math::FmaOp::create(b_, av, loadWidened(w, add(mul(p, N), j)), s[0])};
-                  })[0];
-      LLVM::StoreOp::create(b_, acc, address(out, add(outRow, j)), 4);
-    });
-    forLoop(mul(strips, c64(kWide)), N, [&](Value j) {
+    Value aRow = mul(i, K);
+    Value zero = arith::ConstantOp::create(b_, DenseElementsAttr::get(cast<ShapedType>(wideType()), 0.0f));
+    Value acc = forLoop(c64(0), K, {zero}, [&](Value p, ValueRange s) -> SmallVector<Value> {
+                  Value av = wideSplat(load(a, add(aRow, p)));
+                  return {math::FmaOp::create(b_, av, loadWidened(w, add(mul(p, N), j0)), s[0])};
+                })[0];
+    LLVM::StoreOp::create(b_, acc, address(out, add(mul(i, N), j0)), 4);
+  });
+  b_.setInsertionPoint(ifOp.elseBlock()->getTerminator());
+  forLoop(c64(0), M, [&](Value i) {
+    Value aRow = mul(i, K);
+    forLoop(j0, N, [&](Value j) {
       Value sum = forLoop(c64(0), K, {cf32(0.0)}, [&](Value p, ValueRange s) -> SmallVector<Value> {
                     Value x = arith::MulFOp::create(b_, load(a, add(aRow, p)), load(w, add(mul(p, N), j)));
                     return {arith::AddFOp::create(b_, s[0], x)};
                   })[0];
-      store(out, add(outRow, j), sum);
+      store(out, add(mul(i, N), j), sum);
     });
   });
+}
+
+/// The whole GEMV, group after group (the tiles' fallback when their scratch cannot be allocated).
+void KernelEmitter::emitWideningGemv(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K,
+                                     Value N, bool transposed) {
+  const int64_t width = gemvGroupWidth(transposed);
+  Value groups = arith::DivSIOp::create(b_, add(N, c64(width - 1)), c64(width));
+  forLoop(c64(0), groups, [&](Value g) { emitWideningGemvGroup(a, w, out, M, K, N, transposed, g); });
 }
 
 /// dst[dstOff .. + n) (f32) = the 16-bit src[srcOff .. + n) widened.
@@ -1175,23 +1195,29 @@ LogicalResult KernelEmitter::emitWideningMatmul(const Tensor &a, const Tensor &w
     b_.setInsertionPoint(ifOp.elseBlock()->getTerminator());
     otherwise();
   };
-  callsBlas_ = true; // the tiles call sgemm: the kernel runs whole, OpenBLAS threads it (the GEMV is unsplit)
-  auto gemv = [&] { emitWideningGemv(a, w, out, M, K, N, transposed); };
+  // Few rows: the GEMV, its column groups split over the session's threads. Many: one item, the whole kernel
+  // with OpenBLAS's threads (the flag is computed from the symbols, like the extent).
+  const int64_t width = gemvGroupWidth(transposed);
   Value few = arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, M, c64(kGemvMaxRows));
-  ifElse(few, gemv, [&] {
-    // The tile: kTileElements / K rows (at least 16, at most N) of a transposed weight; as many columns of
-    // a [K, N] one.
-    Value rows = arith::DivSIOp::create(b_, c64(kTileElements), arith::MaxSIOp::create(b_, K, c64(1)));
-    Value tile = arith::MaxSIOp::create(b_, arith::AndIOp::create(b_, rows, c64(~int64_t(15))), c64(16));
-    tile = arith::MaxSIOp::create(b_, arith::MinSIOp::create(b_, tile, N), c64(1));
-    Value bytes = mul(mul(tile, K), c64(4));
-    Value scratch = func::CallOp::create(b_, kMalloc, TypeRange{ptrTy_}, ValueRange{bytes}).getResult(0);
-    Value null = LLVM::ZeroOp::create(b_, ptrTy_);
-    Value noScratch = LLVM::ICmpOp::create(b_, LLVM::ICmpPredicate::eq, scratch, null);
-    // No memory for the scratch: the GEMV computes the same products, slower (a kernel never fails).
-    ifElse(noScratch, gemv, [&] {
-      emitTiledSgemm(a, w, out, scratch, tile, M, K, N, transposed);
-      func::CallOp::create(b_, kFree, TypeRange{}, ValueRange{scratch});
+  Value groups = arith::DivSIOp::create(b_, add(N, c64(width - 1)), c64(width));
+  Value extent = arith::SelectOp::create(b_, few, groups, c64(1));
+  rangeFlags_ = arith::SelectOp::create(b_, few, c64(0), c64(kCallsBlasFlag));
+  parallelFor(extent, mul(M, mul(K, c64(width))), [&](Value item) {
+    ifElse(few, [&] { emitWideningGemvGroup(a, w, out, M, K, N, transposed, item); }, [&] {
+      // The tile: kTileElements / K rows (at least 16, at most N) of a transposed weight; as many columns of
+      // a [K, N] one.
+      Value rows = arith::DivSIOp::create(b_, c64(kTileElements), arith::MaxSIOp::create(b_, K, c64(1)));
+      Value tile = arith::MaxSIOp::create(b_, arith::AndIOp::create(b_, rows, c64(~int64_t(15))), c64(16));
+      tile = arith::MaxSIOp::create(b_, arith::MinSIOp::create(b_, tile, N), c64(1));
+      Value bytes = mul(mul(tile, K), c64(4));
+      Value scratch = func::CallOp::create(b_, kMalloc, TypeRange{ptrTy_}, ValueRange{bytes}).getResult(0);
+      Value null = LLVM::ZeroOp::create(b_, ptrTy_);
+      Value noScratch = LLVM::ICmpOp::create(b_, LLVM::ICmpPredicate::eq, scratch, null);
+      // No memory for the scratch: the GEMV computes the same products, slower (a kernel never fails).
+      ifElse(noScratch, [&] { emitWideningGemv(a, w, out, M, K, N, transposed); }, [&] {
+        emitTiledSgemm(a, w, out, scratch, tile, M, K, N, transposed);
+        func::CallOp::create(b_, kFree, TypeRange{}, ValueRange{scratch});
+      });
     });
   });
   return success();
@@ -1832,7 +1858,7 @@ Status emitRangeFunction(ImplicitLocOpBuilder &b, func::FuncOp kernel, const Ker
     slice.insert(def);
     return true;
   };
-  SmallVector<Value> fields = {emitter.rangeExtent(), emitter.rangeGrain()};
+  SmallVector<Value> fields = {emitter.rangeExtent(), emitter.rangeGrain(), emitter.rangeFlags()};
   for (Value v : fields)
     if (v && !collect(v))
       return Status::error("internal error: the kernel's range depends on more than its symbols");
@@ -1848,7 +1874,7 @@ Status emitRangeFunction(ImplicitLocOpBuilder &b, func::FuncOp kernel, const Ker
   auto constant = [&](int64_t v) { return (Value)arith::ConstantIntOp::create(b, i64, v); };
   Value values[3] = {fields[0] ? mapping.lookup(fields[0]) : constant(1),
                      fields[1] ? mapping.lookup(fields[1]) : constant(1),
-                     constant(emitter.callsBlas() ? kCallsBlasFlag : 0)};
+                     fields[2] ? mapping.lookup(fields[2]) : constant(emitter.callsBlas() ? kCallsBlasFlag : 0)};
   for (int32_t i = 0; i < 3; ++i)
     LLVM::StoreOp::create(
         b, values[i], LLVM::GEPOp::create(b, ptrTy, i64, entry->getArgument(1), ArrayRef<LLVM::GEPArg>{i}));
