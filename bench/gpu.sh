@@ -13,11 +13,7 @@
 # from the f32 one by llama.cpp's own quantizer when the carry has llama-quantize.
 set -u
 cd "$(dirname "$0")/.."
-for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
-mkdir -p /tmp/rt; for f in .gl/rt/*.deb; do dpkg -x "$f" /tmp/rt; done
-export LD_LIBRARY_PATH=/tmp/rt/usr/lib/x86_64-linux-gnu:/tmp/rt/usr/lib/x86_64-linux-gnu/openblas-pthread
-export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-K=.h200/bin/kiln
+. bench/gpu-env.sh
 R=${OUT:-/tmp/gpu}; mkdir -p $R
 P=/tmp/peer; rm -rf $P; mkdir -p $P; tar xJf .h200/peer/carry.tar.xz -C $P; L=$P/carry
 FORMATS=${FORMATS:-$(ls .h200/models/tl-*.kiln | sed 's|.*/tl-||; s|\.kiln$||' | tr '\n' ' ')}

@@ -9,11 +9,7 @@
 # base and new alternate, each round 5 repetitions after a warm-up).
 set -u
 cd "$(dirname "$0")/.."
-for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
-mkdir -p /tmp/rt; for f in .gl/rt/*.deb; do dpkg -x "$f" /tmp/rt; done
-export LD_LIBRARY_PATH=/tmp/rt/usr/lib/x86_64-linux-gnu:/tmp/rt/usr/lib/x86_64-linux-gnu/openblas-pthread
-export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-K=.h200/bin/kiln
+. bench/gpu-env.sh
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 echo "== device bandwidth (torch, 1 GiB of f32: copy counts read + write; sum reads)"
 python3 - <<'PY'
