@@ -1,4 +1,4 @@
-#include "JsonError.h"
+#include "kiln/support/JsonError.h"
 #include "kiln/frontend/ModelConfig.h"
 
 #include "kiln/support/Util.h"
@@ -485,7 +485,7 @@ Status parseExtras(Reader &r, ModelConfig &c) {
 StatusOr<ModelConfig> parseModelConfigText(std::string_view text, const std::string &P) {
   json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded())
-    return Status::error(P + ": " + jsonSyntaxError(text));
+    return Status::error(P + ": " + support::jsonSyntaxError(text));
   if (!j.is_object())
     return Status::error(P + ": not a JSON object");
   ModelConfig c;

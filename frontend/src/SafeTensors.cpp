@@ -1,4 +1,4 @@
-#include "JsonError.h"
+#include "kiln/support/JsonError.h"
 #include "kiln/frontend/SafeTensors.h"
 
 #include "kiln/support/Half.h"
@@ -378,7 +378,7 @@ StatusOr<WeightTable> WeightTable::openDirectory(const std::string &dir) {
     auto fail = [&](const std::string &msg) { return Status::error(indexPath + ": " + msg); };
     json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded())
-      return fail(jsonSyntaxError(text));
+      return fail(support::jsonSyntaxError(text));
     if (!j.is_object())
       return fail("not a JSON object");
     auto wm = j.find("weight_map");

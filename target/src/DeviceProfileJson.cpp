@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 #include "kiln/target/DeviceProfile.h"
 
+#include "kiln/support/JsonError.h"
 #include "kiln/support/Util.h"
 
 #include <nlohmann/json.hpp>
@@ -227,7 +228,7 @@ void checkNames(const DeviceProfile &p, ProfileReader &r) {
 StatusOr<DeviceProfile> parseDeviceProfile(const std::string &jsonText, const std::string &source) {
   Json j = Json::parse(jsonText, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded())
-    return Status::error(source + ": not valid JSON");
+    return Status::error(source + ": " + support::jsonSyntaxError(jsonText));
   if (j.is_array())
     return Status::error(source + ": a JSON array; a device profile is one object (with several devices, "
                                   "`kiln devices --json --device N` writes one)");

@@ -213,6 +213,9 @@ def model_files(kiln, tmp):
     shutil.copy(os.path.join(tmp, "m", "model.safetensors"), os.path.join(tmp, "badjson"))
     open(os.path.join(tmp, "badjson", "config.json"), "w").write('{"model_type": "llama",\n  "vocab_size": 512,\n}')
     refused(kiln, tmp, ["compile", "badjson", "-o", "t.kiln"], 1, ["badjson/config.json: not valid JSON: line 3, column 1"])
+    open(os.path.join(tmp, "badprofile.json"), "w").write('{"name": "x",\n  subgroup_size: 32}')
+    refused(kiln, tmp, ["compile", "m", "-o", "t.kiln", "--target", "vulkan", "--device-profile", "badprofile.json"], 1,
+            ["badprofile.json: not valid JSON: line 2, column 3"], must_not_exist="t.kiln")
     os.mkdir(os.path.join(tmp, "sharded"))
     shutil.copy(os.path.join(tmp, "m", "config.json"), os.path.join(tmp, "sharded"))
     json.dump({"weight_map": {"model.embed_tokens.weight": "model-00001-of-00002.safetensors"}},

@@ -1,9 +1,9 @@
 //===- JsonError.cpp ---------------------------------------------------------===//
-#include "JsonError.h"
+#include "kiln/support/JsonError.h"
 
 #include <nlohmann/json.hpp>
 
-namespace kiln {
+namespace kiln::support {
 namespace {
 
 using json = nlohmann::json;
@@ -46,4 +46,4 @@ std::string jsonSyntaxError(std::string_view text) {
   return what.empty() ? "not valid JSON" : "not valid JSON: " + what;
 }
 
-} // namespace kiln
+} // namespace kiln::support
