@@ -84,13 +84,13 @@ TEST(Compile, CpuReportIsWhatProgressGot) {
   EXPECT_GT(report.codegen.cpuKernels, 0);
   EXPECT_GT(report.write.fileBytes, 0u);
   EXPECT_EQ(stageNames(report),
-            (std::vector<std::string>{"import", "fuse", "plan", "kv-cache", "cpu-codegen", "write"}));
+            (std::vector<std::string>{"import", "text", "fuse", "plan", "kv-cache", "cpu-codegen", "write"}));
   // Without reportDetails the details are kept in the report but not handed to progress.
   std::vector<std::string> stageLines;
   for (const StageReport &s : report.stages)
     stageLines.insert(stageLines.end(), s.lines.begin(), s.lines.end());
   EXPECT_EQ(stageLines, lines);
-  EXPECT_EQ(report.stages[1].details.size(), report.fusion.fused.size() + report.fusion.unfused.size());
+  EXPECT_EQ(report.stages[2].details.size(), report.fusion.fused.size() + report.fusion.unfused.size());
 
   // The artifact stores the same lines (all but the last, which names the file's size).
   StatusOr<artifact::MappedArtifact> a = artifact::openArtifact(o.output, /*verifyChecksums=*/true);

@@ -81,7 +81,7 @@ struct WriteSummary {
 
 /// One stage's part of the report.
 struct StageReport {
-  std::string stage; // import, fuse, split-weights, plan, partition, kv-cache, cpu-codegen, spirv-codegen, write
+  std::string stage; // import, text, fuse, split-weights, plan, partition, kv-cache, cpu-codegen, spirv-codegen, write
   double seconds = 0;
   std::vector<std::string> lines;   // always printed
   std::vector<std::string> details; // printed with --report
