@@ -51,7 +51,7 @@ echo "== TinyLlama-1.1B shapes, --synthetic-weights 1: main's kernels (base) vs 
 for m in ${MODELS:-tl-f16 tl-f32}; do
   for side in base new; do
     echo "-- $side $m: KILN_PROFILE=1 kiln bench -p 0 -n 64 -r 1 (decode)"
-    KILN_PROFILE=1 timeout 200 $K bench .h200/$side/$m.kiln -p 0 -n 64 -r 1 2>&1 | grep -E "GPU|%|top" | head -24
+    KILN_PROFILE=1 timeout 200 $K bench .h200/$side/$m.kiln -p 0 -n 64 -r 1 2>&1 | grep -E "GPU|%|top|steps|^tg" | head -28
   done
 done
 for m in base/tl-f16 new/tl-f16-nocm new/tl-f16; do

@@ -3,6 +3,7 @@
 #include "kiln/artifact/ArtifactWriter.h"
 #include "kiln/artifact/ArtifactFormat.h"
 #include "kiln/artifact/Checksum.h"
+#include "kiln/artifact/CpuTargets.h"
 
 #include <google/protobuf/stubs/logging.h>
 
@@ -82,9 +83,15 @@ Status checkHeader(const uint8_t *base, uint64_t size, const std::string &path, 
     return err(path, "truncated: " + std::to_string(size) + " bytes, the header alone is 64");
   FileHeader header;
   std::memcpy(&header, base, sizeof header);
-  if (header.formatVersion != kFormatVersion)
-    return err(path, "format version " + std::to_string(header.formatVersion) + ", this runtime reads " +
-                         std::to_string(kFormatVersion));
+  const std::string otherVersion = "format version " + std::to_string(header.formatVersion) + ", this runtime reads " +
+                                   std::to_string(kFormatVersion);
+  // The checksum decides between a flipped header byte and another format version, when the table is there
+  // to check it; without one, another version is the likelier story.
+  const bool tableShape = header.sectionTableOffset == sizeof(FileHeader) && header.sectionCount > 0 &&
+                          header.sectionCount <= 64 &&
+                          sizeof(FileHeader) + uint64_t(header.sectionCount) * sizeof(SectionEntry) <= size;
+  if (header.formatVersion != kFormatVersion && !tableShape)
+    return err(path, otherVersion);
   if (header.sectionTableOffset != sizeof(FileHeader))
     return err(path, "corrupted: section table offset " + std::to_string(header.sectionTableOffset) +
                          " (expected 64)");
@@ -99,8 +106,15 @@ Status checkHeader(const uint8_t *base, uint64_t size, const std::string &path, 
   Xxh64 h;
   h.update(&zeroed, sizeof zeroed);
   h.update(base + sizeof(FileHeader), tableEnd - sizeof(FileHeader));
+  // A version byte flipped reads as a huge version: only a plausible one is named as the other reading.
+  constexpr uint32_t kPlausibleVersions = 1000;
   if (h.digest() != header.headerChecksum)
-    return err(path, "corrupted: header checksum mismatch");
+    return err(path, "corrupted: header checksum mismatch" +
+                         (header.formatVersion != kFormatVersion && header.formatVersion < kPlausibleVersions
+                              ? " (or a format this runtime does not read: " + otherVersion + ")"
+                              : std::string()));
+  if (header.formatVersion != kFormatVersion)
+    return err(path, otherVersion);
   return Status::ok();
 }
 
@@ -183,6 +197,8 @@ Status MappedArtifact::parse(bool verifyChecksums) {
     weightsSize_ = known.weights->size;
   }
   if (Status s = validateManifest(*manifest_, weightsSize_, path_); !s)
+    return s;
+  if (Status s = validateCpuObjects(*manifest_, cpuCodeSize_, path_); !s)
     return s;
   if (!known.text)
     return Status::ok();

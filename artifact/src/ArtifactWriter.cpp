@@ -1,5 +1,6 @@
 //===- ArtifactWriter.cpp -------------------------------------------------===//
 #include "kiln/artifact/ArtifactWriter.h"
+#include "kiln/artifact/CpuTargets.h"
 #include "kiln/artifact/ArtifactFormat.h"
 #include "kiln/artifact/ArtifactReader.h"
 #include "kiln/artifact/Checksum.h"
@@ -110,6 +111,8 @@ Status writeArtifact(const std::string &path, const Manifest &manifest, const st
                      const std::vector<WeightBlob> &weights, const TextSection *text) {
   const uint64_t weightsSize = storedWeightsSize(manifest);
   if (Status s = validateManifest(manifest, weightsSize, path); !s)
+    return s;
+  if (Status s = validateCpuObjects(manifest, cpuCode.size(), path); !s)
     return s;
   if (text)
     if (Status s = validateTextSection(*text, manifest, path); !s)

@@ -9,8 +9,11 @@
 #include "kiln/codegen/SpirvCodegen.h"
 #endif
 #include "ArtifactTypes.h"
+#include "kiln/artifact/ArtifactFormat.h"
+#include "kiln/artifact/CpuTargets.h"
 
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/TargetParser/Host.h"
 
@@ -18,8 +21,35 @@
 
 namespace kiln::compiler {
 
+StatusOr<std::vector<std::string>> cpuTargetList(const std::string &cpu) {
+  std::vector<std::string> targets;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = cpu.find(',', start);
+    const std::string name = cpu.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (name.empty())
+      return Status::error("compile: --cpu '" + cpu + "' has an empty entry (comma-separated LLVM CPU names, " +
+                           "native or portable, e.g. x86-64,x86-64-v3,native)");
+    if (name == "portable") {
+      StatusOr<std::vector<std::string>> portable = cpuTargetList(kPortableCpus);
+      targets.insert(targets.end(), portable->begin(), portable->end());
+    } else {
+      targets.push_back(name);
+    }
+    if (comma == std::string::npos)
+      return targets;
+    start = comma + 1;
+  }
+}
+
 std::string resolveCpuName(const std::string &cpu) {
-  return cpu == "native" ? llvm::sys::getHostCPUName().str() : cpu;
+  StatusOr<std::vector<std::string>> targets = cpuTargetList(cpu);
+  if (!targets.ok())
+    return cpu;
+  std::string out;
+  for (const std::string &t : *targets)
+    out += (out.empty() ? "" : ",") + (t == "native" ? llvm::sys::getHostCPUName().str() : t);
+  return out;
 }
 
 std::vector<int> cpuKernelDispatches(const passes::MemoryPlan &plan) {
@@ -30,35 +60,64 @@ std::vector<int> cpuKernelDispatches(const passes::MemoryPlan &plan) {
   return dispatches;
 }
 
-StatusOr<std::vector<uint8_t>> cpuCodegenStage(mlir::func::FuncOp step, const passes::MemoryPlan &plan,
-                                               const CpuCodegenInput &input, KernelTable &kernels,
-                                               CodegenSummary *summary) {
+Status checkCpuTargets(const std::string &cpu) {
+  StatusOr<std::vector<std::string>> names = cpuTargetList(cpu);
+  if (!names.ok())
+    return names.status();
 #if KILN_WITH_CPU_CODEGEN
-  const std::vector<int> dispatches = cpuKernelDispatches(plan); // codegen/cpu takes only the cpu partition's
-  summary->cpu = resolveCpuName(input.cpu);
-  summary->cpuDispatches = dispatches.size();
-  if (dispatches.empty())
-    return std::vector<uint8_t>();
-  codegen::CpuCodegenOptions options;
-  options.cpu = input.cpu;
-  options.dumpDir = input.dumpDir;
-  options.irDump = input.irDump;
-  std::vector<mlir::Operation *> ops;
-  std::vector<codegen::KernelLayout> layouts; // strided KV-cache views and in-place appends
-  for (int i : dispatches) {
-    ops.push_back(plan.dispatches[size_t(i)].op);
-    passes::DispatchLayout l = passes::dispatchLayout(plan, i);
-    layouts.push_back(codegen::KernelLayout{l.rowCapacity, l.appendInPlace});
+  for (const std::string &name : *names)
+    if (StatusOr<codegen::CpuTargetInfo> info = codegen::describeCpuTarget(name); !info.ok())
+      return Status::error("compile: --cpu " + name + ": " + info.status().message());
+#endif
+  return Status::ok();
+}
+
+#if KILN_WITH_CPU_CODEGEN
+namespace {
+
+/// One kernel object to generate: the --cpu entry codegen takes and what the manifest records of it.
+struct CpuTarget {
+  std::string requested; // "native" or an LLVM CPU name
+  artifact::CpuObject object;
+};
+
+/// The --cpu targets resolved, their recorded features (artifact/CpuTargets.h's names) filled in, most
+/// features first; a target with the features of an earlier one is dropped (the runtime would never pick it).
+StatusOr<std::vector<CpuTarget>> planCpuTargets(const std::string &cpu, CodegenSummary *summary) {
+  StatusOr<std::vector<std::string>> names = cpuTargetList(cpu);
+  if (!names.ok())
+    return names.status();
+  std::vector<CpuTarget> targets;
+  for (const std::string &name : *names) {
+    StatusOr<codegen::CpuTargetInfo> info = codegen::describeCpuTarget(name);
+    if (!info.ok())
+      return Status::error("compile: --cpu " + name + ": " + info.status().message());
+    CpuTarget t{name, {}};
+    t.object.set_cpu(info->cpu);
+    for (const std::string &f : info->features) // sorted
+      if (artifact::isCpuFeatureName(f))
+        t.object.add_features(f);
+    auto same = llvm::find_if(targets, [&](const CpuTarget &o) {
+      return llvm::equal(o.object.features(), t.object.features());
+    });
+    if (same != targets.end()) {
+      summary->cpuDropped.push_back(info->cpu + " (the features of " + same->object.cpu() + ")");
+      continue;
+    }
+    targets.push_back(std::move(t));
   }
-  StatusOr<codegen::CpuCode> code = codegen::generateCpuKernels(step, ops, plan.symbolNames(), options, layouts);
-  if (!code.ok())
-    return code.status();
-  if (code->kernels.size() != ops.size())
-    return Status::error("compile: internal error: codegen returned " + std::to_string(code->kernels.size()) +
-                         " kernels for " + std::to_string(ops.size()) + " dispatches");
-  std::map<std::string, int> kernelBySymbol; // identical ops share a symbol: one Kernel entry each
-  for (size_t i = 0; i < ops.size(); ++i) {
-    const codegen::CpuKernelInfo &k = code->kernels[i];
+  std::stable_sort(targets.begin(), targets.end(), [](const CpuTarget &a, const CpuTarget &b) {
+    return a.object.features_size() > b.object.features_size();
+  });
+  return targets;
+}
+
+/// The first object's kernels into the table (identical ops share a symbol: one Kernel entry each).
+void recordCpuKernels(const std::vector<codegen::CpuKernelInfo> &infos, const std::vector<int> &dispatches,
+                      KernelTable &kernels) {
+  std::map<std::string, int> kernelBySymbol;
+  for (size_t i = 0; i < infos.size(); ++i) {
+    const codegen::CpuKernelInfo &k = infos[i];
     auto [it, inserted] = kernelBySymbol.emplace(k.symbol, int(kernels.kernels.size()));
     if (inserted) {
       artifact::Kernel out;
@@ -69,9 +128,78 @@ StatusOr<std::vector<uint8_t>> cpuCodegenStage(mlir::func::FuncOp step, const pa
     }
     kernels.kernelOfDispatch[dispatches[i]] = it->second;
   }
-  summary->cpuKernels = int(kernelBySymbol.size());
-  summary->sharedObjectBytes = code->sharedObject.size();
-  return std::move(code->sharedObject);
+}
+
+bool sameKernels(const std::vector<codegen::CpuKernelInfo> &a, const std::vector<codegen::CpuKernelInfo> &b) {
+  return llvm::equal(a, b, [](const codegen::CpuKernelInfo &x, const codegen::CpuKernelInfo &y) {
+    return x.symbol == y.symbol && x.op == y.op && x.signature == y.signature;
+  });
+}
+
+/// Where target `index`'s dumps go: DIR for the first, DIR/cpu-NAME for the others.
+StatusOr<std::string> targetDumpDir(const std::string &dumpDir, size_t index, const std::string &cpu) {
+  if (dumpDir.empty() || index == 0)
+    return dumpDir;
+  std::string dir = dumpDir + "/cpu-" + cpu;
+  if (std::error_code ec = llvm::sys::fs::create_directories(dir))
+    return Status::error("compile: --dump-dir: cannot create " + dir + ": " + ec.message());
+  return dir;
+}
+
+} // namespace
+#endif
+
+StatusOr<std::vector<uint8_t>> cpuCodegenStage(mlir::func::FuncOp step, const passes::MemoryPlan &plan,
+                                               const CpuCodegenInput &input, KernelTable &kernels,
+                                               CodegenSummary *summary) {
+#if KILN_WITH_CPU_CODEGEN
+  const std::vector<int> dispatches = cpuKernelDispatches(plan); // codegen/cpu takes only the cpu partition's
+  summary->cpu = resolveCpuName(input.cpu);
+  summary->cpuDispatches = dispatches.size();
+  if (dispatches.empty())
+    return std::vector<uint8_t>();
+  StatusOr<std::vector<CpuTarget>> targets = planCpuTargets(input.cpu, summary);
+  if (!targets.ok())
+    return targets.status();
+  std::vector<mlir::Operation *> ops;
+  std::vector<codegen::KernelLayout> layouts; // strided KV-cache views and in-place appends
+  for (int i : dispatches) {
+    ops.push_back(plan.dispatches[size_t(i)].op);
+    passes::DispatchLayout l = passes::dispatchLayout(plan, i);
+    layouts.push_back(codegen::KernelLayout{l.rowCapacity, l.appendInPlace});
+  }
+  std::vector<uint8_t> section; // the objects, each 64-byte aligned
+  std::vector<codegen::CpuKernelInfo> firstKernels;
+  for (size_t t = 0; t < targets->size(); ++t) {
+    CpuTarget &target = (*targets)[t];
+    codegen::CpuCodegenOptions options;
+    options.cpu = target.requested;
+    StatusOr<std::string> dumpDir = targetDumpDir(input.dumpDir, t, target.object.cpu());
+    if (!dumpDir.ok())
+      return dumpDir.status();
+    options.dumpDir = *dumpDir;
+    options.irDump = t == 0 ? input.irDump : nullptr; // --dump-ir-after-all: the first target's phases
+    StatusOr<codegen::CpuCode> code = codegen::generateCpuKernels(step, ops, plan.symbolNames(), options, layouts);
+    if (!code.ok())
+      return code.status();
+    if (code->kernels.size() != ops.size() || (t > 0 && !sameKernels(code->kernels, firstKernels)))
+      return Status::error("compile: internal error: codegen returned " + std::to_string(code->kernels.size()) +
+                           " kernels for " + std::to_string(ops.size()) + " dispatches" +
+                           (t > 0 ? ", or other kernels for " + target.object.cpu() + " than for the first target" : ""));
+    if (t == 0) {
+      firstKernels = code->kernels;
+      recordCpuKernels(firstKernels, dispatches, kernels);
+    }
+    section.resize((section.size() + artifact::kAlignment - 1) / artifact::kAlignment * artifact::kAlignment, 0);
+    target.object.set_offset(section.size());
+    target.object.set_size(code->sharedObject.size());
+    section.insert(section.end(), code->sharedObject.begin(), code->sharedObject.end());
+    summary->cpuObjects.push_back({target.object.cpu(), code->sharedObject.size()});
+    kernels.cpuObjects.push_back(target.object);
+  }
+  summary->cpuKernels = int(kernels.kernels.size());
+  summary->sharedObjectBytes = section.size();
+  return section;
 #else
   return Status::error("compile: this build has no CPU backend (codegen/cpu); only --emit=ir works");
 #endif
@@ -117,6 +245,7 @@ artifact::Kernel spirvKernelEntry(const codegen::SpirvKernel &k, mlir::Operation
   for (const ir::SymExpr &g : k.globalSize)
     *out.add_global_size() = toDim(g);
   out.set_shared_memory_bytes(k.sharedMemoryBytes);
+  out.set_symbols_in_uniform(true); // codegen/spirv: header.glsl
   return out;
 }
 
@@ -147,9 +276,12 @@ Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &pr
     std::vector<mlir::Type> storage; // the buffers' element types (a folded weight convert: f16 for f32)
     for (size_t j = 0; j < d.op->getNumOperands(); ++j)
       storage.push_back(plan.buffers[size_t(d.buffers[j])].elementType);
+    std::vector<codegen::SpirvKvView> views; // strided views of in-place KV caches (placeKvCacheInPlace)
+    for (int id : d.buffers)
+      views.push_back({plan.buffers[size_t(id)].rowCapacity, plan.buffers[size_t(id)].rowOffset});
     const std::string what = (d.location.empty() ? std::string("step") : d.location) + ": " +
                              d.op->getName().getStringRef().str();
-    StatusOr<codegen::SpirvKernel> k = codegen::generateSpirvKernel(d.op, symbols, spirv, storage);
+    StatusOr<codegen::SpirvKernel> k = codegen::generateSpirvKernel(d.op, symbols, spirv, storage, views);
     if (!k.ok())
       return Status::error(what + ": SPIR-V: " + k.status().message());
     uint64_t invocations = uint64_t(k->workgroupSize[0]) * k->workgroupSize[1] * k->workgroupSize[2];

@@ -429,6 +429,9 @@ StatusOr<CompileResult> compile(const CompileOptions &options) {
   if (!options.emitIr)
     if (Status s = support::checkOutputPath("-o", options.output, {{"the model directory", options.modelDir}}); !s)
       return s;
+  if (!options.emitIr)
+    if (Status s = checkCpuTargets(options.cpu); !s)
+      return s;
   Pipeline pipeline(options);
   return pipeline.run();
 }

@@ -274,6 +274,8 @@ void storeKernels(const KernelTable &kernels, artifact::Manifest *manifest) {
     *manifest->add_kernels() = k;
   for (const auto &[dispatch, kernel] : kernels.kernelOfDispatch)
     manifest->mutable_dispatches(dispatch)->set_kernel(kernel);
+  for (const artifact::CpuObject &o : kernels.cpuObjects)
+    *manifest->add_cpu_objects() = o;
 }
 
 void storeReport(const CompileReport &report, artifact::Manifest *manifest) {

@@ -15,7 +15,19 @@ std::string secs(double seconds) { return to_string(seconds).substr(0, 5) + " s"
 } // namespace
 
 std::vector<std::string> importLines(const ImportSummary &s, double seconds) {
-  return {"imported " + s.architecture + " (" + s.task + ", " + to_string(s.ops) + " ops) in " + ms(seconds)};
+  std::vector<std::string> lines = {"imported " + s.architecture + " (" + s.task + ", " + to_string(s.ops) +
+                                    " ops) in " + ms(seconds)};
+  if (!s.unusedWeights.empty()) {
+    constexpr size_t kNamed = 4;
+    std::string names;
+    for (size_t i = 0; i < s.unusedWeights.size() && i < kNamed; ++i)
+      names += (i ? ", " : "") + s.unusedWeights[i];
+    if (s.unusedWeights.size() > kNamed)
+      names += " and " + to_string(s.unusedWeights.size() - kNamed) + " more";
+    lines.push_back("warning: " + to_string(s.unusedWeights.size()) + " tensors of the checkpoint are not used (config.json " +
+                    "describes fewer layers, or they belong to a head kiln does not compute): " + names);
+  }
+  return lines;
 }
 
 std::vector<std::string> fusionLines(const FusionSummary &s, double seconds) {
@@ -71,8 +83,16 @@ std::string cpuCodegenStartLine(const CodegenSummary &s) {
 }
 
 std::string cpuCodegenLine(const CodegenSummary &s, double seconds) {
-  return "generated " + to_string(s.cpuKernels) + " distinct kernels, shared object " +
-         formatBytes(s.sharedObjectBytes) + " in " + secs(seconds);
+  std::string objects = "shared object " + formatBytes(s.sharedObjectBytes);
+  if (s.cpuObjects.size() > 1) { // in the order the runtime tries them
+    objects = to_string(s.cpuObjects.size()) + " shared objects, " + formatBytes(s.sharedObjectBytes) + " (";
+    for (size_t i = 0; i < s.cpuObjects.size(); ++i)
+      objects += (i ? ", " : "") + s.cpuObjects[i].cpu + " " + formatBytes(s.cpuObjects[i].bytes);
+    objects += ")";
+  }
+  for (const std::string &d : s.cpuDropped)
+    objects += "; no object for " + d;
+  return "generated " + to_string(s.cpuKernels) + " distinct kernels, " + objects + " in " + secs(seconds);
 }
 
 std::string spirvCodegenLine(const CodegenSummary &s, const std::string &profile, double seconds) {

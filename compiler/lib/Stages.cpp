@@ -2,11 +2,14 @@
 #include "kiln/compiler/Stages.h"
 #include "kiln/compiler/DeviceCatalog.h"
 
+#include "kiln/ir/KilnDialect.h"
 #include "kiln/passes/Fusion.h"
 #include "kiln/passes/SplitWeights.h"
 
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/Verifier.h"
+
+#include <set>
 
 namespace kiln::compiler {
 
@@ -30,6 +33,13 @@ StatusOr<Imported> importStage(mlir::MLIRContext &context, const std::string &mo
   imported.summary.architecture = architecture ? architecture.getValue().str() : m.config.architecture;
   imported.summary.task = m.task();
   imported.summary.ops = countOps(m.step());
+  // A checkpoint with more than the config builds (fewer layers, buffers that are not parameters): said, not
+  // silently dropped.
+  std::set<std::string> used;
+  m.step().walk([&](ir::WeightOp w) { used.insert(w.getNameAttr().getValue().str()); });
+  for (const std::string &name : m.weights.names())
+    if (!used.count(name))
+      imported.summary.unusedWeights.push_back(name);
   return imported;
 }
 
@@ -152,7 +162,9 @@ KvCacheSummary kvCacheStage(passes::MemoryPlan &plan, passes::PartitionResult *p
   // two-buffer cache copied forward each step (the differential baseline).
   std::vector<mlir::Operation *> before = passes::kernelOps(plan);
   if (inPlace) {
-    passes::placeKvCacheInPlace(plan, passes::KvInPlaceOptions{}, partition);
+    // Vulkan too: its kernels take the strided views (codegen/spirv SpirvKvView) and its executor binds the
+    // one storage.
+    passes::placeKvCacheInPlace(plan, passes::KvInPlaceOptions{/*vulkan=*/true}, partition);
   } else {
     for (passes::PlanKvEntry &e : plan.kvCache)
       e.reason = "--no-kv-in-place";

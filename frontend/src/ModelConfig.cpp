@@ -1,3 +1,4 @@
+#include "JsonError.h"
 #include "kiln/frontend/ModelConfig.h"
 
 #include "kiln/support/Util.h"
@@ -484,7 +485,7 @@ Status parseExtras(Reader &r, ModelConfig &c) {
 StatusOr<ModelConfig> parseModelConfigText(std::string_view text, const std::string &P) {
   json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded())
-    return Status::error(P + ": not valid JSON");
+    return Status::error(P + ": " + jsonSyntaxError(text));
   if (!j.is_object())
     return Status::error(P + ": not a JSON object");
   ModelConfig c;

@@ -1,3 +1,4 @@
+#include "JsonError.h"
 #include "kiln/frontend/SafeTensors.h"
 
 #include "kiln/support/Half.h"
@@ -6,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <dirent.h>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -304,6 +306,29 @@ static bool isSafeShardName(const std::string &s) {
   return true;
 }
 
+/// "; pytorch_model.bin is not read ..." when `dir` holds weights in a format kiln does not read, else "".
+static std::string otherWeightFormats(const std::string &dir) {
+  DIR *d = ::opendir(dir.c_str());
+  if (!d)
+    return "";
+  std::string found;
+  auto endsWith = [](const std::string &s, const char *suffix) {
+    const size_t n = std::strlen(suffix);
+    return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+  };
+  while (const dirent *e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    for (const char *suffix : {".bin", ".pt", ".pth", ".ckpt", ".gguf"})
+      if (found.empty() && endsWith(name, suffix))
+        found = name;
+  }
+  ::closedir(d);
+  if (found.empty())
+    return "";
+  return "; " + found + " is not read (PyTorch pickles and GGUF are not kiln inputs): convert the model to " +
+         "safetensors, e.g. with transformers' save_pretrained(DIR, safe_serialization=True)";
+}
+
 StatusOr<WeightTable> WeightTable::openDirectory(const std::string &dir) {
   WeightTable table;
   const std::string single = joinPath(dir, "model.safetensors");
@@ -321,7 +346,7 @@ StatusOr<WeightTable> WeightTable::openDirectory(const std::string &dir) {
     auto fail = [&](const std::string &msg) { return Status::error(indexPath + ": " + msg); };
     json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded())
-      return fail("not valid JSON");
+      return fail(jsonSyntaxError(text));
     if (!j.is_object())
       return fail("not a JSON object");
     auto wm = j.find("weight_map");
@@ -340,6 +365,8 @@ StatusOr<WeightTable> WeightTable::openDirectory(const std::string &dir) {
       shardIndex.emplace(shard, 0);
     }
     for (auto &[shard, idx] : shardIndex) {
+      if (::stat(joinPath(dir, shard).c_str(), &st) != 0)
+        return fail("names the shard " + joinPath(dir, shard) + ", which cannot be opened: " + std::strerror(errno));
       auto f = SafeTensorsFile::open(joinPath(dir, shard));
       if (!f.ok())
         return f.status();
@@ -358,7 +385,7 @@ StatusOr<WeightTable> WeightTable::openDirectory(const std::string &dir) {
       return Status::error(dir + ": " + std::strerror(errno));
     if (!S_ISDIR(st.st_mode))
       return Status::error(dir + ": not a directory");
-    return Status::error(dir + ": no model.safetensors or model.safetensors.index.json");
+    return Status::error(dir + ": no model.safetensors or model.safetensors.index.json" + otherWeightFormats(dir));
   }
   for (const auto &file : table.files_) {
     for (const TensorInfo &t : file->tensors()) {

@@ -15,10 +15,6 @@ static std::string formatDims(llvm::ArrayRef<int64_t> shape) {
   return out + "]";
 }
 
-static std::string fileName(const std::string &path) {
-  size_t slash = path.find_last_of('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
 
 Value Weights::get(const std::string &name, llvm::ArrayRef<int64_t> shape) {
   if (!g_.ok())
@@ -31,15 +27,18 @@ Value Weights::get(const std::string &name, llvm::ArrayRef<int64_t> shape) {
   }
   const TensorInfo *t = table_->find(name);
   if (!t) {
-    std::string file = table_->files().empty() ? "the weights" : fileName(table_->files().front()->path());
-    if (table_->files().size() > 1)
-      file = "model.safetensors.index.json";
+    // The full path: the message must say which directory's weights lack it.
+    std::string file = table_->files().empty() ? "the weights" : table_->files().front()->path();
+    if (table_->files().size() > 1) {
+      const size_t slash = file.rfind('/');
+      file = (slash == std::string::npos ? std::string() : file.substr(0, slash + 1)) + "model.safetensors.index.json";
+    }
     g_.fail(file + ": missing tensor '" + name + "' (" + config_.architecture + " needs it)");
     return {};
   }
   if (t->shape != std::vector<int64_t>(shape.begin(), shape.end())) {
-    g_.fail(fileName(t->file) + ": tensor '" + name + "' has shape " + formatDims(t->shape) + " but " +
-            fileName(config_.path) + " implies " + formatDims(shape));
+    g_.fail(t->file + ": tensor '" + name + "' has shape " + formatDims(t->shape) + " but " + config_.path +
+            " implies " + formatDims(shape));
     return {};
   }
   Type stored;
@@ -48,7 +47,7 @@ Value Weights::get(const std::string &name, llvm::ArrayRef<int64_t> shape) {
   case DType::F16: stored = g_.builder().getF16Type(); break;
   case DType::BF16: stored = g_.builder().getBF16Type(); break;
   default:
-    g_.fail(fileName(t->file) + ": tensor '" + name + "' has dtype " + dtypeName(t->dtype) +
+    g_.fail(t->file + ": tensor '" + name + "' has dtype " + dtypeName(t->dtype) +
             "; weights must be F32, F16 or BF16");
     return {};
   }

@@ -201,6 +201,8 @@ uint64_t kiln_session_gpu_time_ns(const kiln_session *s) { return s ? s->core.de
 
 const char *kiln_model_device(const kiln_model *m) { return m ? m->core.device().c_str() : ""; }
 
+const char *kiln_model_cpu_target(const kiln_model *m) { return m ? m->core.cpuTarget().c_str() : ""; }
+
 } // extern "C"
 
 // ---- text ----

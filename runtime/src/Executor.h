@@ -52,6 +52,8 @@ public:
   virtual ~Executor() = default;
   /// What kiln_model_device reports for a device executor (e.g. the Vulkan device's name).
   virtual std::string deviceName() const = 0;
+  /// The host executor: which CPU kernel object it loaded and why (kiln_model_cpu_target); "" for others.
+  virtual std::string codeTarget() const { return {}; }
   /// A session's state on this executor (device memory, command buffers, ...). Errors are INTERNAL.
   virtual Error createSession(std::unique_ptr<ExecutorSession> &out) = 0;
 };

@@ -183,6 +183,7 @@ private:
     }
     pk.sharedMemoryBytes = k.shared_memory_bytes();
     pk.specialization.assign(k.specialization().begin(), k.specialization().end());
+    pk.symbolsInUniform = k.symbols_in_uniform();
     p_.kernels.push_back(std::move(pk));
     return Status::ok();
   }

@@ -78,6 +78,7 @@ struct PlanKernel {
   SymbolicDim globalSize[3] = {SymbolicDim::of(1), SymbolicDim::of(1), SymbolicDim::of(1)};
   uint32_t sharedMemoryBytes = 0;
   std::vector<uint32_t> specialization;
+  bool symbolsInUniform = false; // the symbols come from a uniform buffer (set 1), not push constants
 };
 
 struct PlanDispatch {

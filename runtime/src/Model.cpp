@@ -45,6 +45,8 @@ Error Model::createExecutors() {
     if (Error e = kind.create(context, executors_[size_t(index)]))
       return e;
     stepOrder_.push_back(index);
+    if (kind.host)
+      cpuTarget_ = executors_[size_t(index)]->codeTarget();
     if (!kind.host) {
       deviceExecutor_ = index;
       device_ = executors_[size_t(index)]->deviceName();

@@ -44,6 +44,8 @@ public:
   int numThreads() const { return numThreads_; }
   /// The device executor's device name, or "cpu" for an artifact without one.
   const std::string &device() const { return device_; }
+  /// The CPU kernel object loaded ("CPU kernels for x86-64-v3 (object 2 of 3; ...)"), "" without CPU kernels.
+  const std::string &cpuTarget() const { return cpuTarget_; }
   /// Bytes one session allocates: the arena and the KV cache (one storage per in-place entry, two halves of
   /// any other).
   uint64_t sessionBytes() const;
@@ -65,6 +67,7 @@ private:
   int deviceExecutor_ = -1;
   int numThreads_ = 2;
   std::string device_ = kHostExecutor;
+  std::string cpuTarget_;
 };
 
 } // namespace kiln::runtime::core

@@ -6,9 +6,15 @@ usage: misuse.py KILN DATA_DIR
 Each case runs kiln on a copy of tests/data/llama-tiny and checks: the exit code, exactly one line on
 stderr with the expected words, no input file changed, and no output written. Also: a --max-batch whose
 session is larger than any machine's memory compiles with one warning naming the size and the limits, and
-kiln run refuses it at session creation (exit 1, one line naming the limits), allocating nothing.
+kiln run refuses it at session creation (exit 1, one line naming the limits), allocating nothing; --threads
+has one limit in every command and a number beyond its field is "too large"; synth --seed 0 and
+--synthetic-weights 0 agree; a flag that does nothing in its combination is a warning; run and eval share
+one input contract (I32 ids and extra tensors accepted, padding of a causal LM, mask values other than 0/1
+and ids outside the vocabulary refused); unused checkpoint tensors are a warning; a flipped header byte is a
+checksum mismatch; bad JSON gives line and column; a missing shard, pytorch_model.bin and GGUF are named.
 """
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -16,7 +22,9 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import st  # noqa: E402
 from checks import check, summary  # noqa: E402
+from compare import load  # noqa: E402
 
 
 def digests(root):
@@ -84,7 +92,138 @@ def main():
                 must_not_exist="o.safetensors")
         p = subprocess.run([kiln, "compile", "m", "-o", "small.kiln"], capture_output=True, text=True, cwd=tmp)
         check("warning" not in p.stderr, f"compile with the default limits warns: {p.stderr!r}")
+        numbers(kiln, tmp, ref)
+        ignored_flags(kiln, tmp)
+        input_contract(kiln, tmp, ref)
+        model_files(kiln, tmp)
     return summary("guard rails")
+
+
+def warned(kiln, tmp, args, words, must_not_exist=None):
+    """kiln ARGS succeeds with exactly one warning line containing `words`."""
+    p = subprocess.run([kiln, *args], capture_output=True, text=True, timeout=300, cwd=tmp)
+    what = "kiln " + " ".join(args)
+    warnings = [line for line in p.stderr.splitlines() if "warning" in line]
+    check(p.returncode == 0, f"{what}: exit {p.returncode}: {p.stderr[-300:]!r}")
+    check(len(warnings) == 1 and all(w in warnings[0] for w in words), f"{what}: warnings {warnings}, want {words}")
+    if must_not_exist:
+        check(not os.path.exists(os.path.join(tmp, must_not_exist)), f"{what}: wrote {must_not_exist}")
+    return p
+
+
+def logits(path):
+    _, values = load(path, "logits")
+    return values
+
+
+def numbers(kiln, tmp, ref):
+    """--threads has one limit everywhere; a number beyond its field is "too large"; seed 0 is one seed."""
+    run = ["run", "x.kiln", "--inputs", ref, "--outputs", "o.safetensors"]
+    for args in (run, ["generate", "x.kiln", "--ids", "1,2", "-n", "1"], ["bench", "x.kiln", "-p", "2", "-n", "1"],
+                 ["compile", "m", "-o", "t.kiln"]):
+        refused(kiln, tmp, args + ["--threads", "1025"], 2, ["--threads 1025 is too large (at most 1024)"],
+                must_not_exist="t.kiln")
+        refused(kiln, tmp, args + ["--threads", "0"], 2, ["--threads must be an integer >= 1"], must_not_exist="t.kiln")
+    for args, flag in ((run + ["--chunks", "99999999999999999999"], "--chunks"),
+                       (["eval", "m", "--inputs", ref, "--outputs", "o.safetensors", "--chunks", "1,99999999999999"],
+                        "--chunks"),
+                       (["bench", "x.kiln", "-p", "99999999999999999999"], "-p"),
+                       (["compile", "m", "-o", "t.kiln", "--max-context", "4294967296"], "--max-context"),
+                       (["compile", "m", "-o", "t.kiln", "--synthetic-weights", "18446744073709551616"],
+                        "--synthetic-weights"),
+                       (["synth", "m/config.json", "-o", "s", "--seed", "18446744073709551616"], "--seed")):
+        refused(kiln, tmp, args, 2, [flag, "is too large (at most"], must_not_exist="o.safetensors")
+    # synth --seed 0 and compile --synthetic-weights 0 are the same weights, hence the same logits.
+    p = subprocess.run([kiln, "synth", "m/config.json", "-o", "s0", "--seed", "0"], capture_output=True, text=True,
+                       cwd=tmp)
+    check(p.returncode == 0, f"synth --seed 0: {p.stderr.strip()}")
+    for args in (["compile", "s0", "-o", "s0.kiln"], ["compile", "m", "-o", "syn0.kiln", "--synthetic-weights", "0"]):
+        p = subprocess.run([kiln, *args], capture_output=True, text=True, cwd=tmp)
+        check(p.returncode == 0, f"{args}: {p.stderr[-300:]}")
+    for a in ("s0", "syn0"):
+        p = subprocess.run([kiln, "run", a + ".kiln", "--inputs", ref, "--outputs", a + ".safetensors"],
+                           capture_output=True, text=True, cwd=tmp)
+        check(p.returncode == 0, f"run {a}.kiln: {p.stderr.strip()}")
+    if all(os.path.exists(os.path.join(tmp, a + ".safetensors")) for a in ("s0", "syn0")):
+        check(logits(os.path.join(tmp, "s0.safetensors")) == logits(os.path.join(tmp, "syn0.safetensors")),
+              "synth --seed 0 and --synthetic-weights 0 give different logits")
+
+
+def ignored_flags(kiln, tmp):
+    """A flag that does nothing in its combination is one warning line naming it."""
+    warned(kiln, tmp, ["compile", "m", "--emit=ir", "-o", "e.kiln"], ["-o", "--emit=ir", "nothing"],
+           must_not_exist="e.kiln")
+    warned(kiln, tmp, ["compile", "m", "-o", "w.kiln", "--strict"], ["--strict", "--target vulkan"])
+    warned(kiln, tmp, ["compile", "m", "-o", "w.kiln", "--fuse"], ["--fuse", "--emit=ir"])
+
+
+def input_contract(kiln, tmp, ref):
+    """run and eval accept and refuse the same input files (tools/kiln/Inputs.h)."""
+    import array
+    ids = array.array("q", [1, 2, 3, 4])
+    files = {
+        "i32.safetensors": {"input_ids": ("I32", [1, 4], array.array("i", ids)),
+                            "extra": ("F32", [2], array.array("f", [1, 2]))},
+        "i64.safetensors": {"input_ids": ("I64", [1, 4], ids)},
+        "pad.safetensors": {"input_ids": ("I64", [1, 4], ids), "attention_mask": ("I64", [1, 4], array.array("q", [1, 1, 0, 1]))},
+        "mask2.safetensors": {"input_ids": ("I64", [1, 4], ids), "attention_mask": ("I64", [1, 4], array.array("q", [1, 2, 1, 1]))},
+        "vocab.safetensors": {"input_ids": ("I64", [1, 4], array.array("q", [1, 2, 3, 100000]))},
+    }
+    for name, tensors in files.items():
+        st.write(os.path.join(tmp, name), tensors)
+    for cmd in (["run", "x.kiln"], ["eval", "m"]):
+        outs = []
+        for name in ("i32.safetensors", "i64.safetensors"):  # I32 ids and extra tensors: accepted, same result
+            out = name.replace(".safetensors", "-" + cmd[0] + ".out")
+            p = subprocess.run([kiln, *cmd, "--inputs", name, "--outputs", out], capture_output=True, text=True, cwd=tmp)
+            check(p.returncode == 0, f"{cmd[0]} --inputs {name}: {p.stderr.strip()}")
+            outs.append(os.path.join(tmp, out))
+        if all(os.path.exists(o) for o in outs):
+            check(logits(outs[0]) == logits(outs[1]), f"{cmd[0]}: I32 ids and I64 ids give different logits")
+        refused(kiln, tmp, cmd + ["--inputs", "pad.safetensors", "--outputs", "o.safetensors"], 1,
+                ["attention_mask[0, 2] = 0", "causal LM", "no padding"], must_not_exist="o.safetensors")
+        refused(kiln, tmp, cmd + ["--inputs", "mask2.safetensors", "--outputs", "o.safetensors"], 1,
+                ["attention_mask[0, 1] = 2 is not 0 or 1"], must_not_exist="o.safetensors")
+        refused(kiln, tmp, cmd + ["--inputs", "vocab.safetensors", "--outputs", "o.safetensors"], 1,
+                ["input_ids[0, 3] = 100000 is outside the vocabulary"], must_not_exist="o.safetensors")
+
+
+def model_files(kiln, tmp):
+    """Unused weights, a missing tensor (its file's path), a flipped header byte, bad JSON, a missing shard,
+    weights in formats kiln does not read."""
+    shutil.copytree(os.path.join(tmp, "m"), os.path.join(tmp, "fewer"))
+    config = json.load(open(os.path.join(tmp, "fewer", "config.json")))
+    config["num_hidden_layers"] = 1
+    json.dump(config, open(os.path.join(tmp, "fewer", "config.json"), "w"))
+    warned(kiln, tmp, ["compile", "fewer", "-o", "fewer.kiln"],
+           ["tensors of the checkpoint are not used", "model.layers.1.", "more"])
+    shutil.copytree(os.path.join(tmp, "m"), os.path.join(tmp, "more"))
+    config["num_hidden_layers"] = 3
+    json.dump(config, open(os.path.join(tmp, "more", "config.json"), "w"))
+    for cmd in (["compile", "more", "-o", "t.kiln"], ["eval", "more", "--inputs", "i64.safetensors", "--outputs", "o.safetensors"]):
+        refused(kiln, tmp, cmd, 1, ["more/model.safetensors: missing tensor 'model.layers.2."], must_not_exist="o.safetensors")
+    data = bytearray(open(os.path.join(tmp, "x.kiln"), "rb").read())
+    data[10] ^= 0x57  # the format version's third byte: version 5701635 unless the checksum catches it
+    open(os.path.join(tmp, "flipped.kiln"), "wb").write(data)
+    for args in (["inspect", "flipped.kiln"], ["run", "flipped.kiln", "--inputs", "i64.safetensors", "--outputs", "o.safetensors"]):
+        refused(kiln, tmp, args, 1, ["corrupted: header checksum mismatch"], must_not_exist="o.safetensors")
+    os.mkdir(os.path.join(tmp, "badjson"))
+    shutil.copy(os.path.join(tmp, "m", "model.safetensors"), os.path.join(tmp, "badjson"))
+    open(os.path.join(tmp, "badjson", "config.json"), "w").write('{"model_type": "llama",\n  "vocab_size": 512,\n}')
+    refused(kiln, tmp, ["compile", "badjson", "-o", "t.kiln"], 1, ["badjson/config.json: not valid JSON: line 3, column 1"])
+    os.mkdir(os.path.join(tmp, "sharded"))
+    shutil.copy(os.path.join(tmp, "m", "config.json"), os.path.join(tmp, "sharded"))
+    json.dump({"weight_map": {"model.embed_tokens.weight": "model-00001-of-00002.safetensors"}},
+              open(os.path.join(tmp, "sharded", "model.safetensors.index.json"), "w"))
+    refused(kiln, tmp, ["compile", "sharded", "-o", "t.kiln"], 1,
+            ["sharded/model.safetensors.index.json", "sharded/model-00001-of-00002.safetensors"])
+    for name in ("pytorch_model.bin", "model.gguf"):
+        d = os.path.join(tmp, "other-" + name)
+        os.mkdir(d)
+        shutil.copy(os.path.join(tmp, "m", "config.json"), d)
+        open(os.path.join(d, name), "wb").write(b"\0" * 64)
+        refused(kiln, tmp, ["compile", "other-" + name, "-o", "t.kiln"], 1, [name + " is not read", "safetensors"])
+        refused(kiln, tmp, ["compile", os.path.join("other-" + name, name), "-o", "t.kiln"], 1, ["are not read"])
 
 
 if __name__ == "__main__":

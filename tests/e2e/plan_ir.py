@@ -40,7 +40,8 @@ def plan_passes(profile, flags):
     if profile:
         passes += ["--kiln-partition=profile=%s %s" % (profile, bounds), "--kiln-fold-device-weights=" + bounds]
     if "--no-kv-in-place" not in flags:
-        passes.append("--kiln-place-kv-cache=" + bounds)
+        # kiln compile lets the Vulkan kernels take the strided views (KvInPlaceOptions::vulkan).
+        passes.append("--kiln-place-kv-cache=" + bounds + (" vulkan=true" if profile else ""))
     return passes
 
 

@@ -1,6 +1,6 @@
 // RUN: kiln-opt %s --kiln-place-kv-cache="max-context=64" | FileCheck %s --check-prefix=CPU
 // RUN: kiln-opt %s --kiln-place-kv-cache="max-context=64" --kiln-place-kv-cache="max-context=64" | FileCheck %s --check-prefix=CPU
-// RUN: kiln-opt %s --kiln-partition="max-context=64" --kiln-place-kv-cache="max-context=64" | FileCheck %s --check-prefix=VK
+// RUN: kiln-opt %s --kiln-partition="max-context=64" --kiln-place-kv-cache="max-context=64 vulkan=false" | FileCheck %s --check-prefix=VK
 // RUN: kiln-opt %s --kiln-partition="max-context=64" --kiln-place-kv-cache="max-context=64 vulkan=true" | FileCheck %s --check-prefix=VKVIEW
 // RUN: kiln-opt %s --kiln-partition="unavailable-ops=kiln.attention max-context=64" --kiln-place-kv-cache="max-context=64 vulkan=true" | FileCheck %s --check-prefix=SPLIT
 // kiln-place-kv-cache: placeKvCacheInPlace (MemoryPlan.h) on the recorded partition (none: all on the
@@ -26,12 +26,12 @@
 // CPU: kiln.concat %arg3, %{{.*}} {axis = 2 : i64, kiln.kv_rows = "value.0"}
 // CPU-NOT: kiln.device
 
-// A vulkan partition keeps the two-buffer cache (its kernels do not take the strided view yet)...
+// A vulkan partition keeps the two-buffer cache when its kernels do not take the strided view (vulkan=false)...
 // VK-LABEL: func.func @step
 // VK-SAME: {kiln.kv_cache = "two buffers: a vulkan artifact keeps the two-buffer KV cache", kiln.name = "past_key.0"}
 // VK-NOT: kiln.kv_rows
 // VK-NOT: kiln.folded
-// ... unless the device's kernels take it: then the same decisions on the device.
+// ... and with vulkan=true (what kiln compile passes) the same decisions on the device.
 // VKVIEW-LABEL: func.func @step
 // VKVIEW-SAME: kiln.partition = {cpu = 0 : i64, fallbacks = 0 : i64, transfers = 3 : i64, vulkan = 9 : i64}
 // VKVIEW: kiln.rope {{.*}}kiln.kv_rows = "key.0"

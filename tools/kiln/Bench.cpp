@@ -50,14 +50,14 @@ Stats stats(const std::vector<double> &v) {
   return s;
 }
 
-bool parseCount(const Args &args, const std::string &name, int64_t &value, int64_t min) {
+bool parseCount(const Args &args, const std::string &name, int64_t &value, uint64_t min, std::string *error) {
   auto t = args.get(name);
   if (!t)
     return true;
-  if (t->empty() || t->size() > 12 || t->find_first_not_of("0123456789") != std::string::npos)
-    return false;
-  value = std::stoll(*t);
-  return value >= min;
+  std::optional<uint64_t> v = parseIntFlag(name, *t, min, kMaxTokens, error);
+  if (v)
+    value = int64_t(*v);
+  return v.has_value();
 }
 
 double peakRssMiB() {
@@ -81,6 +81,7 @@ struct Run {
   int64_t batch, reps;
   bool causal;
   uint64_t sessionBytes;
+  std::string cpuTarget; // which CPU kernel object loaded ("" without CPU kernels)
 };
 
 const char *openBlasCoreType() {
@@ -107,6 +108,8 @@ void printTable(const Run &run, const std::vector<Row> &rows) {
                   r.test.c_str(), r.wallMs, r.gpuMs);
   std::printf("\n%lld repetitions after 1 warm-up; session %.1f MiB; peak RSS %.1f MiB\n", (long long)run.reps,
               double(run.sessionBytes) / (1024.0 * 1024.0), peakRssMiB());
+  if (!run.cpuTarget.empty())
+    std::printf("%s\n", run.cpuTarget.c_str());
   // The BLAS kernels behind every f32 matmul: OpenBLAS's DYNAMIC_ARCH picks them by CPU detection, which can
   // be wrong (e.g. Prescott on some Xeons: 4x slower sgemm). OPENBLAS_CORETYPE overrides it; say which.
   if (openblas_get_corename) {
@@ -130,7 +133,8 @@ void printJson(const Run &run, const std::vector<Row> &rows) {
   }
   nlohmann::json doc = {{"architecture", run.architecture}, {"task", run.task},       {"threads", run.threads},
                         {"batch", run.batch},               {"repetitions", run.reps}, {"tests", tests},
-                        {"session_bytes", run.sessionBytes}, {"peak_rss_mib", peakRssMiB()}};
+                        {"session_bytes", run.sessionBytes}, {"peak_rss_mib", peakRssMiB()},
+                        {"cpu_target", run.cpuTarget}};
   if (openblas_get_corename) {
     doc["openblas"] = {{"core", openblas_get_corename()}, {"forced", openBlasCoreType() != nullptr}};
   }
@@ -148,9 +152,10 @@ int runBench(int argc, char **argv) {
   if (args.positional().size() != 1)
     return fail(kExitUsage, usage);
   int64_t p = 512, n = 128, reps = 5, batch = 1;
-  if (!parseCount(args, "-p", p, 0) || !parseCount(args, "-n", n, 0) || !parseCount(args, "-r", reps, 1) ||
-      !parseCount(args, "--batch", batch, 1))
-    return fail(kExitUsage, "-p / -n must be >= 0, -r / --batch >= 1; " + usage);
+  std::string countError;
+  if (!parseCount(args, "-p", p, 0, &countError) || !parseCount(args, "-n", n, 0, &countError) ||
+      !parseCount(args, "-r", reps, 1, &countError) || !parseCount(args, "--batch", batch, 1, &countError))
+    return fail(kExitUsage, countError);
   int threads = 0;
   if (int code = parseThreads(args, threads))
     return code;
@@ -240,7 +245,8 @@ int runBench(int argc, char **argv) {
       return fail(kExitBadInput, modelPath + ": " + failure);
   }
 
-  const Run run{model.architecture(), model.task(), model.numThreads(), batch, reps, causal, model.sessionBytes()};
+  const Run run{model.architecture(), model.task(), model.numThreads(), batch, reps, causal, model.sessionBytes(),
+                model.cpuTarget()};
   if (args.has("--json"))
     printJson(run, rows);
   else

@@ -97,4 +97,42 @@ std::optional<std::vector<int64_t>> parseIntList(const std::string &text) {
   return out;
 }
 
+std::optional<uint64_t> parseIntFlag(const std::string &name, const std::string &text, uint64_t min, uint64_t max,
+                                     std::string *error) {
+  const bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+  uint64_t value = 0;
+  bool overflow = false;
+  for (char c : digits ? text : std::string())
+    overflow = overflow || __builtin_mul_overflow(value, 10, &value) || __builtin_add_overflow(value, uint64_t(c - '0'), &value);
+  if (digits && (overflow || value > max)) {
+    *error = name + " " + text + " is too large (at most " + std::to_string(max) + ")";
+    return std::nullopt;
+  }
+  if (!digits || value < min) {
+    *error = name + " must be an integer >= " + std::to_string(min) + ", got '" + text + "'";
+    return std::nullopt;
+  }
+  return value;
+}
+
+std::optional<std::vector<int64_t>> parseIntListFlag(const std::string &name, const std::string &text, uint64_t min,
+                                                     uint64_t max, std::string *error) {
+  std::vector<int64_t> out;
+  size_t pos = 0;
+  while (true) {
+    const size_t comma = text.find(',', pos);
+    const std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    std::optional<uint64_t> v = parseIntFlag(name, item, min, max, error);
+    if (!v) {
+      if (error->find("too large") == std::string::npos)
+        *error = name + " must be integers >= " + std::to_string(min) + " separated by commas, got '" + text + "'";
+      return std::nullopt;
+    }
+    out.push_back(int64_t(*v));
+    if (comma == std::string::npos)
+      return out;
+    pos = comma + 1;
+  }
+}
+
 } // namespace kiln::cli

@@ -49,6 +49,21 @@ int fail(int code, const std::string &message);
 /// Parses "2,5,1"; nullopt on malformed text or a non-positive entry.
 std::optional<std::vector<int64_t>> parseIntList(const std::string &text);
 
+/// The most worker threads any command takes (run, generate, bench and compile's --threads alike).
+constexpr uint64_t kMaxThreads = 1024;
+/// The largest token count, batch or context a flag takes (--chunks, --max-context, --max-batch, bench's -p /
+/// -n / --batch): an int32, as sessions count tokens.
+constexpr uint64_t kMaxTokens = 2147483647;
+
+/// The integer value `text` of flag `name`, in [min, max]. On failure nullopt and a one-line `error`:
+/// "NAME must be an integer >= MIN, got 'TEXT'", or "NAME TEXT is too large (at most MAX)" for a number
+/// beyond max (or beyond 64 bits).
+std::optional<uint64_t> parseIntFlag(const std::string &name, const std::string &text, uint64_t min, uint64_t max,
+                                     std::string *error);
+/// "2,5,1" for flag `name`: each entry as parseIntFlag (min >= 1 here; max at most INT64_MAX).
+std::optional<std::vector<int64_t>> parseIntListFlag(const std::string &name, const std::string &text, uint64_t min,
+                                                     uint64_t max, std::string *error);
+
 } // namespace kiln::cli
 
 #endif // KILN_TOOLS_CLI_H

@@ -15,6 +15,8 @@ const EnvVar kProfileTopEnv{"KILN_PROFILE_TOP", "=N: how many of the slowest dis
 const EnvVar kVulkanDeviceEnv{"KILN_VULKAN_DEVICE", "=INDEX|NAME: the Vulkan device (a name substring; default: GPUs first)"};
 const EnvVar kDriverEnv{"VK_DRIVER_FILES", "the Vulkan driver manifest(s) to load (the loader's variable; e.g. lavapipe)"};
 const EnvVar kTmpEnv{"TMPDIR", "where a kernel object is written for dlopen when memfd is unavailable"};
+const EnvVar kVerboseEnv{"KILN_VERBOSE", "=1: say at load which CPU kernel object runs (and which were skipped) on stderr"};
+const EnvVar kCpuDisableEnv{"KILN_CPU_DISABLE", "=avx512f,...: treat these CPU features as absent when picking the kernel object (tests)"};
 const EnvVar kOpenBlasEnv{"OPENBLAS_CORETYPE", "forces OpenBLAS's kernel choice for f32 matmuls (bench prints which)"};
 
 const Flag kThreadsFlag{"--threads", "N", "worker threads (default: the artifact's compile --threads, else the machine's cores)"};
@@ -22,7 +24,7 @@ const Flag kNoVerifyFlag{"--no-verify", nullptr, "skip the artifact's section ch
 
 const Command kCompile{
     "compile",
-    {"compile MODEL_DIR -o MODEL.kiln [--target cpu|vulkan] [--device-profile NAME|FILE] [--strict] [--cpu NAME]\n"
+    {"compile MODEL_DIR -o MODEL.kiln [--target cpu|vulkan] [--device-profile NAME|FILE] [--strict] [--cpu NAMES]\n"
      "             [--max-context N] [--max-batch N] [--threads N] [--dump-dir DIR] [--dump-ir-after-all]\n"
      "             [--no-fuse] [--no-kv-in-place] [--report] [--synthetic-weights SEED]",
      "compile MODEL_DIR --emit=ir [--fuse]"},
@@ -37,7 +39,8 @@ const Command kCompile{
      {"--target", "cpu|vulkan", "where the kernels run (default cpu)"},
      {"--device-profile", "NAME|FILE", "Vulkan capability profile: lavapipe, nvidia-h200, generic, or a kiln devices --json file"},
      {"--strict", nullptr, "--target vulkan: an op the device cannot run is an error instead of a CPU partition"},
-     {"--cpu", "NAME", "the CPU the kernels are generated for (default native; e.g. x86-64-v3)"},
+     {"--cpu", "NAMES", "the CPUs the kernels are generated for, one object each (default native; e.g. x86-64-v3, "
+                       "x86-64,x86-64-v3,native; portable: x86-64,x86-64-v3,x86-64-v4,sapphirerapids)"},
      {"--max-context", "N", "the longest sequence a session holds (KV-cache rows)"},
      {"--max-batch", "N", "the largest batch a session runs"},
      {"--threads", "N", "the artifact's default thread count (run / generate / bench --threads override it)"},
@@ -70,7 +73,7 @@ const Command kSynth{
     "write a random-weight model directory (config.json + model.safetensors)",
     "",
     {{"-o", "DIR", "the model directory to write"},
-     {"--seed", "N", "the random seed, a positive integer (default 1)"},
+     {"--seed", "N", "the random seed, any 64-bit unsigned integer (default 1; compile --synthetic-weights takes the same)"},
      {"--dtype", "f32|f16|bf16", "the weights' dtype (default f32)"}},
     {},
     true};
@@ -87,7 +90,7 @@ const Command kRun{
      {"--chunks", "2,5,1", "prefill the prompt in these chunks (they sum to S; default one)"},
      kThreadsFlag,
      kNoVerifyFlag},
-    {kProfileEnv, kProfileTopEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv},
+    {kProfileEnv, kProfileTopEnv, kVerboseEnv, kCpuDisableEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv},
     false};
 
 const Command kGenerate{
@@ -145,7 +148,7 @@ const Command kEmbed{
      {"--output", "FILE", "write OUT.safetensors (embeddings F32 [N, D]) or OUT.json instead of printing"},
      kThreadsFlag,
      kNoVerifyFlag},
-    {kProfileEnv, kProfileTopEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv},
+    {kProfileEnv, kProfileTopEnv, kVerboseEnv, kCpuDisableEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv},
     false};
 
 const Command kBench{
@@ -160,7 +163,7 @@ const Command kBench{
      {"--json", nullptr, "one JSON document on stdout instead of the table (numbers unrounded)"},
      kThreadsFlag,
      kNoVerifyFlag},
-    {kProfileEnv, kProfileTopEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv, kOpenBlasEnv},
+    {kProfileEnv, kProfileTopEnv, kVerboseEnv, kCpuDisableEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv, kOpenBlasEnv},
     false};
 
 const Command kInspect{

@@ -23,28 +23,16 @@ namespace kiln::cli {
 namespace {
 
 
-std::optional<int64_t> positiveInt(const Args &args, const std::string &name, std::string *error) {
+/// Flag `name` as an integer in [1, max] (nullopt when absent or bad: then `error` is set, if not already).
+std::optional<int64_t> positiveInt(const Args &args, const std::string &name, uint64_t max, std::string *error) {
   std::optional<std::string> text = args.get(name);
   if (!text)
     return std::nullopt;
-  std::optional<std::vector<int64_t>> v = parseIntList(*text);
-  if (!v || v->size() != 1) {
-    *error = name + " wants a positive integer, got '" + *text + "'";
-    return std::nullopt;
-  }
-  return (*v)[0];
-}
-
-/// --synthetic-weights SEED: a non-negative integer.
-std::optional<uint64_t> seedArg(const std::string &text, std::string *error) {
-  char *end = nullptr;
-  errno = 0;
-  unsigned long long seed = std::strtoull(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || errno != 0 || text[0] == '-') {
-    *error = "--synthetic-weights takes a non-negative integer seed, got '" + text + "'";
-    return std::nullopt;
-  }
-  return uint64_t(seed);
+  std::string why;
+  std::optional<uint64_t> v = parseIntFlag(name, *text, 1, max, &why);
+  if (!v && error->empty())
+    *error = why;
+  return v ? std::optional<int64_t>(int64_t(*v)) : std::nullopt;
 }
 
 /// The flags as CompileOptions, or a usage error (the message for exit 2) in `error`.
@@ -68,15 +56,16 @@ compiler::CompileOptions parseOptions(const Args &args, std::string *error) {
   o.target = target == "vulkan" ? compiler::Target::Vulkan : compiler::Target::Cpu;
   o.deviceProfile = args.get("--device-profile").value_or("lavapipe");
   std::string intError;
-  o.maxContext = positiveInt(args, "--max-context", &intError);
-  o.maxBatch = positiveInt(args, "--max-batch", &intError);
-  o.threads = positiveInt(args, "--threads", &intError);
+  o.maxContext = positiveInt(args, "--max-context", kMaxTokens, &intError);
+  o.maxBatch = positiveInt(args, "--max-batch", kMaxTokens, &intError);
+  o.threads = positiveInt(args, "--threads", kMaxThreads, &intError);
+  if (std::optional<std::string> seed = args.get("--synthetic-weights")) // kiln synth --seed's range
+    if (!(o.syntheticWeightsSeed = parseIntFlag("--synthetic-weights", *seed, 0, UINT64_MAX, &intError)))
+      intError = intError.empty() ? "--synthetic-weights: bad seed" : intError;
   if (!intError.empty()) {
     *error = "compile: " + intError;
     return o;
   }
-  if (std::optional<std::string> seed = args.get("--synthetic-weights"))
-    o.syntheticWeightsSeed = seedArg(*seed, error);
   // --emit=ir prints the imported module, fused only with --fuse; an artifact is fused unless --no-fuse.
   o.fuse = o.emitIr ? args.has("--fuse") : !args.has("--no-fuse");
   o.cpu = args.get("--cpu").value_or("native");
@@ -85,6 +74,31 @@ compiler::CompileOptions parseOptions(const Args &args, std::string *error) {
   o.reportDetails = args.has("--report");
   o.dumpDir = args.get("--dump-dir").value_or("");
   return o;
+}
+
+/// "warning: ..." naming the given flags that do nothing in this combination, "" when none.
+std::string ignoredFlagsWarning(const Args &args, bool emitIr, bool vulkan) {
+  std::vector<std::string> ignored;
+  std::string why;
+  if (emitIr) { // the module is printed; nothing is planned, generated or written
+    for (const char *f : {"-o", "--target", "--device-profile", "--strict", "--cpu", "--max-context", "--max-batch",
+                          "--threads", "--no-kv-in-place", "--synthetic-weights"})
+      if (args.has(f))
+        ignored.push_back(f);
+    why = "with --emit=ir (the module is printed on stdout, nothing compiled or written)";
+  } else {
+    if (args.has("--fuse"))
+      ignored.push_back("--fuse");
+    if (args.has("--strict") && !vulkan)
+      ignored.push_back("--strict");
+    why = "here (--fuse: only with --emit=ir, an artifact is fused unless --no-fuse; --strict: only with --target vulkan)";
+  }
+  if (ignored.empty())
+    return "";
+  std::string names;
+  for (const std::string &f : ignored)
+    names += (names.empty() ? "" : ", ") + f;
+  return "warning: " + names + (ignored.size() == 1 ? " does" : " do") + " nothing " + why;
 }
 
 } // namespace
@@ -101,6 +115,9 @@ int runCompile(int argc, char **argv) {
   compiler::CompileOptions options = parseOptions(args, &usageError);
   if (!usageError.empty())
     return fail(kExitUsage, usageError);
+  if (std::string warning = ignoredFlagsWarning(args, options.emitIr, options.target == compiler::Target::Vulkan);
+      !warning.empty())
+    std::fprintf(stderr, "kiln compile: %s\n", warning.c_str());
   options.commandLine.assign(argv, argv + argc);
   options.progress = [](const std::string &line) { std::fprintf(stderr, "kiln compile: %s\n", line.c_str()); };
   if (args.has("--dump-ir-after-all")) // each phase's module on stderr, headed like --mlir-print-ir-after-all

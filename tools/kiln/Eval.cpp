@@ -5,6 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "Cli.h"
+#include "Inputs.h"
 #include "kiln/compiler/ModelLoader.h"
 #include "Subcommands.h"
 
@@ -25,21 +26,12 @@ static std::string resultName(mlir::func::FuncOp f, unsigned i) {
   return name ? name.getValue().str() : "result" + std::to_string(i);
 }
 
-/// Reads an integer [B, S] input (I64 or I32) as a host tensor.
-static StatusOr<ir::HostTensor> readIdTensor(const SafeTensorsFile &file, const std::string &name,
-                                             const std::string &path) {
-  const TensorInfo *t = file.find(name);
-  if (!t)
-    return Status::error(path + ": no tensor '" + name + "'");
-  if (t->dtype != DType::I64 && t->dtype != DType::I32)
-    return Status::error(path + ": tensor '" + name + "' must be I64 [batch, seq], got " + dtypeName(t->dtype));
-  if (t->shape.size() != 2 || t->shape[0] <= 0 || t->shape[1] <= 0)
-    return Status::error(path + ": tensor '" + name + "' must be [batch, seq] with both > 0");
+/// An integer [B, S] matrix as a host tensor.
+static ir::HostTensor idTensor(const std::vector<int64_t> &values, int64_t batch, int64_t seq) {
   ir::HostTensor h;
-  h.shape = t->shape;
+  h.shape = {batch, seq};
   h.isInteger = true;
-  h.data.resize(t->numElements());
-  convertToF64(*t, h.data.data());
+  h.data.assign(values.begin(), values.end());
   return h;
 }
 
@@ -104,10 +96,13 @@ int runEval(int argc, char **argv) {
   StatusOr<std::unique_ptr<SafeTensorsFile>> inputs = SafeTensorsFile::open(inputsPath);
   if (!inputs.ok())
     return fail(kExitBadInput, inputs.status().message());
-  StatusOr<ir::HostTensor> ids = readIdTensor(**inputs, "input_ids", inputsPath);
-  if (!ids.ok())
-    return fail(kExitBadInput, ids.status().message());
-  const int64_t B = ids->shape[0], S = ids->shape[1];
+  // The checks kiln run makes (Inputs.h): ids in the vocabulary, a 0/1 mask, no padding for a causal LM.
+  StatusOr<IdInputs> in = readIdInputs(**inputs, inputsPath, model->task() != "encoder", model->config.vocabSize,
+                                       args.positional()[0]);
+  if (!in.ok())
+    return fail(kExitBadInput, in.status().message());
+  const int64_t B = in->batch, S = in->seq;
+  const ir::HostTensor ids = idTensor(in->ids, B, S);
 
   const WeightTable &table = model->weights;
   ir::Interpreter interpreter([&table](llvm::StringRef name, ir::HostTensor &out, std::string &error) {
@@ -128,29 +123,19 @@ int runEval(int argc, char **argv) {
   if (model->task() == "encoder") {
     if (args.has("--chunks"))
       return fail(kExitUsage, "--chunks is for causal LMs; " + model->config.architecture + " is an encoder");
-    ir::HostTensor mask;
-    if ((*inputs)->find("attention_mask")) {
-      StatusOr<ir::HostTensor> m = readIdTensor(**inputs, "attention_mask", inputsPath);
-      if (!m.ok())
-        return fail(kExitBadInput, m.status().message());
-      if (m->shape != ids->shape)
-        return fail(kExitBadInput, inputsPath + ": attention_mask must have the shape of input_ids");
-      mask = *m;
-    } else {
-      mask = *ids;
-      std::fill(mask.data.begin(), mask.data.end(), 1.0);
-    }
+    const ir::HostTensor mask = idTensor(in->mask.empty() ? std::vector<int64_t>(size_t(B * S), 1) : in->mask, B, S);
     std::vector<ir::HostTensor> results;
-    if (!interpreter.run(step, {*ids, mask}, results, error))
+    if (!interpreter.run(step, {ids, mask}, results, error))
       return fail(kExitBadInput, error);
     for (size_t i = 0; i < results.size(); ++i)
       addF32(writer, resultName(step, i), results[i]);
   } else {
     std::vector<int64_t> chunks = {S};
     if (auto text = args.get("--chunks")) {
-      std::optional<std::vector<int64_t>> parsed = parseIntList(*text);
+      std::string error;
+      std::optional<std::vector<int64_t>> parsed = parseIntListFlag("--chunks", *text, 1, kMaxTokens, &error);
       if (!parsed)
-        return fail(kExitUsage, "--chunks must be positive integers separated by commas, got '" + *text + "'");
+        return fail(kExitUsage, error);
       chunks = *parsed;
     }
     int64_t total = 0;
@@ -177,7 +162,7 @@ int runEval(int argc, char **argv) {
     ir::HostTensor logits;
     int64_t pos = 0;
     for (int64_t c : chunks) {
-      std::vector<ir::HostTensor> stepArgs = {sliceSeq(*ids, pos, c)};
+      std::vector<ir::HostTensor> stepArgs = {sliceSeq(ids, pos, c)};
       stepArgs.insert(stepArgs.end(), caches.begin(), caches.end());
       std::vector<ir::HostTensor> results;
       if (!interpreter.run(step, stepArgs, results, error))

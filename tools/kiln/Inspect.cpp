@@ -313,6 +313,27 @@ void printKernels(const Manifest &m, FILE *o) {
   }
 }
 
+/// The CPU_CODE section's kernel objects: target, size and recorded features, in the order the runtime tries them.
+void printCpuObjects(const MappedArtifact &a, FILE *o) {
+  const Manifest &m = a.manifest();
+  if (m.cpu_objects_size() == 0) {
+    if (a.cpuCodeSize() > 0)
+      std::fprintf(o, "\ncpu kernel objects\n  one (%s), target not recorded: loaded without a CPU check\n",
+                   bytesText(a.cpuCodeSize()).c_str());
+    return;
+  }
+  std::fprintf(o, "\ncpu kernel objects (%d; the runtime loads the first whose features the CPU has)\n",
+               m.cpu_objects_size());
+  for (int i = 0; i < m.cpu_objects_size(); ++i) {
+    const CpuObject &c = m.cpu_objects(i);
+    std::string features;
+    for (const std::string &f : c.features())
+      features += (features.empty() ? "" : " ") + f;
+    std::fprintf(o, "  %d  %-16s %s\n     %d features: %s\n", i, c.cpu().c_str(), bytesText(c.size()).c_str(),
+                 c.features_size(), features.empty() ? "(none)" : features.c_str());
+  }
+}
+
 /// The buffer table and the memory plan (both arenas, weights, KV cache).
 void printBuffers(const MappedArtifact &a, uint64_t kvBytes, FILE *o) {
   const Manifest &m = a.manifest();
@@ -513,6 +534,7 @@ int runInspect(int argc, char **argv) {
   const uint64_t kvBytes = printKvCache(m, o);
   printPartition(m, o);
   printKernels(m, o);
+  printCpuObjects(a, o);
   printBuffers(a, kvBytes, o);
   printSections(a, o);
   printText(a, o);

@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "Cli.h"
+#include "Inputs.h"
 #include "Subcommands.h"
 
 #include "kiln/frontend/SafeTensors.h"
@@ -18,49 +19,17 @@
 
 namespace kiln::cli {
 
-/// Reads an integer [B, S] tensor (I64 or I32) into int64.
-static bool readIds(const SafeTensorsFile &file, const std::string &name, const std::string &path,
-                    std::vector<int64_t> &out, std::vector<int64_t> &shape, std::string &error) {
-  const TensorInfo *t = file.find(name);
-  if (!t) {
-    error = path + ": no tensor '" + name + "'";
-    return false;
-  }
-  if (t->dtype != DType::I64 && t->dtype != DType::I32) {
-    error = path + ": tensor '" + name + "' must be I64 [batch, seq], got " + dtypeName(t->dtype);
-    return false;
-  }
-  if (t->shape.size() != 2 || t->shape[0] <= 0 || t->shape[1] <= 0) {
-    std::string s;
-    for (int64_t d : t->shape)
-      s += (s.empty() ? "" : ", ") + std::to_string(d);
-    error = path + ": tensor '" + name + "' must be [batch, seq] with both > 0, got [" + s + "]";
-    return false;
-  }
-  shape = t->shape;
-  out.resize(size_t(t->numElements()));
-  if (t->dtype == DType::I64) {
-    std::memcpy(out.data(), t->data, out.size() * 8);
-  } else {
-    for (size_t i = 0; i < out.size(); ++i) {
-      int32_t v;
-      std::memcpy(&v, t->data + 4 * i, 4);
-      out[i] = v;
-    }
-  }
-  return true;
-}
-
 /// --threads N (N >= 1); 0 when absent (the artifact's default). Shared by run / generate / bench.
 int parseThreads(const Args &args, int &threads) {
   threads = 0;
   auto text = args.get("--threads");
   if (!text)
     return kExitOk;
-  std::optional<std::vector<int64_t>> v = parseIntList(*text);
-  if (!v || v->size() != 1 || (*v)[0] > 1024)
-    return fail(kExitUsage, "--threads must be a positive integer, got '" + *text + "'");
-  threads = int((*v)[0]);
+  std::string error;
+  std::optional<uint64_t> v = parseIntFlag("--threads", *text, 1, kMaxThreads, &error);
+  if (!v)
+    return fail(kExitUsage, error);
+  threads = int(*v);
   return kExitOk;
 }
 
@@ -79,9 +48,10 @@ int runRun(int argc, char **argv) {
     return code;
   std::optional<std::vector<int64_t>> chunks;
   if (auto text = args.get("--chunks")) {
-    chunks = parseIntList(*text);
+    std::string error;
+    chunks = parseIntListFlag("--chunks", *text, 1, kMaxTokens, &error);
     if (!chunks)
-      return fail(kExitUsage, "--chunks must be positive integers separated by commas, got '" + *text + "'");
+      return fail(kExitUsage, error);
   }
 
   if (Status s = support::checkOutputPath("--outputs", outputsPath,
@@ -94,19 +64,13 @@ int runRun(int argc, char **argv) {
   StatusOr<std::unique_ptr<SafeTensorsFile>> inputs = SafeTensorsFile::open(inputsPath);
   if (!inputs.ok())
     return fail(kExitBadInput, inputs.status().message());
-  std::vector<int64_t> ids, idsShape, mask, maskShape;
-  std::string error;
-  if (!readIds(**inputs, "input_ids", inputsPath, ids, idsShape, error))
-    return fail(kExitBadInput, error);
-  const bool hasMask = (*inputs)->find("attention_mask") != nullptr;
-  if (hasMask) {
-    if (!readIds(**inputs, "attention_mask", inputsPath, mask, maskShape, error))
-      return fail(kExitBadInput, error);
-    if (maskShape != idsShape)
-      return fail(kExitBadInput, inputsPath + ": attention_mask must have the shape of input_ids");
-  }
-  const int64_t B = idsShape[0], S = idsShape[1];
   const bool causal = model.isCausalLM();
+  StatusOr<IdInputs> in = readIdInputs(**inputs, inputsPath, causal, model.vocabSize(), modelPath);
+  if (!in.ok())
+    return fail(kExitBadInput, in.status().message());
+  const std::vector<int64_t> &ids = in->ids, &mask = in->mask;
+  const bool hasMask = !mask.empty();
+  const int64_t B = in->batch, S = in->seq;
   if (!causal && chunks)
     return fail(kExitUsage, "--chunks is for causal LMs; " + model.architecture() + " is an encoder");
   std::vector<int64_t> schedule = chunks ? *chunks : std::vector<int64_t>{S};

@@ -42,9 +42,11 @@ int runSynth(int argc, char **argv) {
   } else {
     return fail(kExitUsage, "--dtype must be f32, f16 or bf16, got '" + dtypeName + "'");
   }
-  std::optional<std::vector<int64_t>> seed = parseIntList(args.get("--seed").value_or("1"));
-  if (!seed || seed->size() != 1)
-    return fail(kExitUsage, "--seed must be a positive integer");
+  // Any uint64, 0 included: the seeds of kiln compile --synthetic-weights, which must name the same weights.
+  std::string seedError;
+  std::optional<uint64_t> seed = parseIntFlag("--seed", args.get("--seed").value_or("1"), 0, UINT64_MAX, &seedError);
+  if (!seed)
+    return fail(kExitUsage, seedError);
 
   StatusOr<ModelConfig> config = parseModelConfig(configPath);
   if (!config.ok())
@@ -68,7 +70,7 @@ int runSynth(int argc, char **argv) {
   // `kiln compile --synthetic-weights N` of this directory computes what compiling it does with --seed N.
   const artifact::DType artDType =
       dtype == DType::F32 ? artifact::F32 : dtype == DType::F16 ? artifact::F16 : artifact::BF16;
-  const uint64_t seedValue = uint64_t((*seed)[0]);
+  const uint64_t seedValue = *seed;
   SafeTensorsWriter writer;
   int64_t totalBytes = 0;
   const int64_t elemBytes = dtype == DType::F32 ? 4 : 2;

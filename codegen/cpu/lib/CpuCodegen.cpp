@@ -62,6 +62,7 @@
 #include "llvm/TargetParser/Host.h"
 #include "llvm/TargetParser/Triple.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <unistd.h>
@@ -1318,6 +1319,10 @@ StatusOr<std::unique_ptr<llvm::TargetMachine>> makeTargetMachine(const CpuCodege
     for (const auto &f : llvm::sys::getHostCPUFeatures())
       features += (features.empty() ? "" : ",") + std::string(f.second ? "+" : "-") + f.first().str();
   }
+  // Checked before the target machine exists: creating one for an unknown CPU prints LLVM's own warning.
+  std::unique_ptr<llvm::MCSubtargetInfo> generic(target->createMCSubtargetInfo(triple, "", ""));
+  if (!generic || !generic->isCPUStringValid(cpu))
+    return Status::error("cpu codegen: '" + cpu + "' is not a CPU LLVM knows for " + triple.str());
   llvm::CodeGenOptLevel level = options.optLevel >= 3   ? llvm::CodeGenOptLevel::Aggressive
                                 : options.optLevel == 2 ? llvm::CodeGenOptLevel::Default
                                 : options.optLevel == 1 ? llvm::CodeGenOptLevel::Less
@@ -1329,6 +1334,18 @@ StatusOr<std::unique_ptr<llvm::TargetMachine>> makeTargetMachine(const CpuCodege
   if (!tm->getMCSubtargetInfo()->isCPUStringValid(cpu))
     return Status::error("cpu codegen: '" + cpu + "' is not a CPU LLVM knows for " + triple.str());
   return tm;
+}
+
+/// The enabled features of `tm` that the host detection knows (the ISA's; tuning flags are not among them).
+std::vector<std::string> isaFeatures(const llvm::TargetMachine &tm) {
+  const llvm::StringMap<bool> detectable = llvm::sys::getHostCPUFeatures();
+  const llvm::MCSubtargetInfo &sti = *tm.getMCSubtargetInfo();
+  std::vector<std::string> features;
+  for (const llvm::SubtargetFeatureKV &kv : sti.getAllProcessorFeatures())
+    if (sti.getFeatureBits().test(kv.Value) && detectable.count(kv.Key))
+      features.push_back(kv.Key);
+  std::sort(features.begin(), features.end());
+  return features;
 }
 
 void optimize(llvm::Module &module, llvm::TargetMachine &tm, int optLevel) {
@@ -1535,12 +1552,24 @@ StatusOr<std::vector<char>> compileObject(ModuleOp module, const CpuCodegenOptio
 
 std::map<std::string, std::string> cpuOpEntries() { return KernelEmitter::table().entries(); }
 
+StatusOr<CpuTargetInfo> describeCpuTarget(const std::string &cpu) {
+  CpuCodegenOptions options;
+  options.cpu = cpu;
+  StatusOr<std::unique_ptr<llvm::TargetMachine>> tm = makeTargetMachine(options);
+  if (!tm.ok())
+    return tm.status();
+  return CpuTargetInfo{(*tm)->getTargetCPU().str(), isaFeatures(**tm)};
+}
+
 StatusOr<CpuCode> generateCpuKernels(func::FuncOp step, llvm::ArrayRef<Operation *> dispatchOps,
                                      llvm::ArrayRef<std::string> symbolNames, const CpuCodegenOptions &options,
                                      llvm::ArrayRef<KernelLayout> layouts) {
   if (!layouts.empty() && layouts.size() != dispatchOps.size())
     return Status::error("cpu codegen: internal error: " + std::to_string(layouts.size()) + " layouts for " +
                          std::to_string(dispatchOps.size()) + " ops");
+  StatusOr<CpuTargetInfo> target = describeCpuTarget(options.cpu);
+  if (!target.ok())
+    return target.status();
   MLIRContext *context = step->getContext();
   {
     DialectRegistry registry;
@@ -1557,6 +1586,7 @@ StatusOr<CpuCode> generateCpuKernels(func::FuncOp step, llvm::ArrayRef<Operation
   // kiln ops -> one func.func per distinct kernel, in one module; lowered and compiled once.
   OwningOpRef<ModuleOp> module = ModuleOp::create(step.getLoc());
   CpuCode code;
+  code.target = std::move(*target);
   if (Status s = emitKernels(*module, dispatchOps, layouts, symbolIndex, code); !s)
     return s;
   if (Status s = lowerToLLVMDialect(*module, options); !s)

@@ -97,8 +97,16 @@ bool emitAttention(KernelBuilder &b, const SpirvOpEntry &) {
   b.define("ATT_SCALE", glslFloat(att.getScale().convertToDouble()));
   maskDefines(b, att);
   b.bindRole("Q", q);
-  b.bindRole("K", k);
-  b.bindRole("V", v);
+  // K and V rows (ATT_K_ROWS / ATT_V_ROWS apart per head): T, or for a KV-cache view from row 0 (the
+  // present cache in place) the storage's capacity, read directly rather than through the view's divisions.
+  for (const auto &[role, t] : {std::pair<std::string, const Tensor *>{"K", &k}, {"V", &v}}) {
+    const bool fromRow0 = t->rowCapacity > 0 && t->rowOffset.isConst && t->rowOffset.value == 0;
+    Tensor direct = *t;
+    if (fromRow0)
+      direct.viewMacro.clear();
+    b.define("ATT_" + role + "_ROWS", fromRow0 ? std::to_string(t->rowCapacity) + "u" : t->dims[2].str());
+    b.bindRole(role, direct);
+  }
   b.bindRole("OUT", b.out());
   ir::SymShape rowSym(q.shape.begin(), q.shape.begin() + 3);
   std::vector<UintExpr> rowDims(q.dims.begin(), q.dims.begin() + 3);

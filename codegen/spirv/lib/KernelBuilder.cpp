@@ -100,11 +100,11 @@ size_t Tensor::elementBytes() const {
 }
 
 std::string Tensor::load(const std::string &off) const {
-  return std::string("LOAD_") + kindMacro(kind) + "(" + buf() + ", " + off + ")";
+  return std::string("LOAD_") + kindMacro(kind) + "(" + buf() + ", " + at(off) + ")";
 }
 
 std::string Tensor::store(const std::string &off, const std::string &v) const {
-  return std::string("STORE_") + kindMacro(kind) + "(" + buf() + ", " + off + ", " + v + ");";
+  return std::string("STORE_") + kindMacro(kind) + "(" + buf() + ", " + at(off) + ", " + v + ");";
 }
 
 namespace {
@@ -166,8 +166,8 @@ std::string expandIncludes(const std::string &text, std::set<std::string> &inclu
 //===----------------------------------------------------------------------===//
 
 KernelBuilder::KernelBuilder(Operation *op, llvm::ArrayRef<std::string> symbols, const SpirvTarget &target,
-                             llvm::ArrayRef<Type> operandStorage)
-    : op_(op), symbols_(symbols), target_(target), operandStorage_(operandStorage) {}
+                             llvm::ArrayRef<Type> operandStorage, llvm::ArrayRef<SpirvKvView> views)
+    : op_(op), symbols_(symbols), target_(target), operandStorage_(operandStorage), views_(views) {}
 
 bool KernelBuilder::fail(const std::string &why) {
   if (error.empty())
@@ -179,7 +179,38 @@ bool KernelBuilder::symbolRef(const std::string &name, std::string &glsl) {
   auto it = std::find(symbols_.begin(), symbols_.end(), name);
   if (it == symbols_.end())
     return fail("symbol '" + name + "' is not one of the step function's symbols");
-  glsl = "pc.symbols[" + std::to_string(it - symbols_.begin()) + "]";
+  // std140 packs the symbols four to a uvec4 (header.glsl).
+  const long index = it - symbols_.begin();
+  glsl = "pc.symbols[" + std::to_string(index / 4) + "][" + std::to_string(index % 4) + "]";
+  return true;
+}
+
+bool KernelBuilder::symExpr(const SymExpr &e, UintExpr &out) {
+  out = UintExpr::k((uint64_t)e.getConstant());
+  for (const auto &[name, coeff] : e.terms()) {
+    std::string ref;
+    if (!symbolRef(name, ref))
+      return false;
+    out = out + UintExpr::k((uint64_t)coeff) * UintExpr::t(ref);
+  }
+  return true;
+}
+
+// A KV-cache view [b, h, R, d] of a storage [b, h, capacity, d] from row `rowOffset`: row-major index i
+// (row q = i / d of the b * h * R rows) is element ((q / R) * capacity + rowOffset + q % R) * d + i % d.
+bool KernelBuilder::makeView(Tensor &t, const SpirvKvView &view) {
+  if (t.dims.size() != 4)
+    return fail("operand " + std::to_string(t.binding) + " is a KV-cache view but not rank 4");
+  UintExpr offset;
+  if (!symExpr(view.rowOffset, offset))
+    return false;
+  const std::string d = t.dims[3].str(), rows = t.dims[2].str();
+  t.rowCapacity = view.rowCapacity;
+  t.rowOffset = offset;
+  t.viewMacro = "KV_VIEW_" + std::to_string(t.binding);
+  t.viewDefine = "#define " + t.viewMacro + "(i) (((((i) / " + d + ") / " + rows + ") * " +
+                 std::to_string(view.rowCapacity) + "u + " + offset.str() + " + ((i) / " + d + ") % " + rows +
+                 ") * " + d + " + (i) % " + d + ")\n";
   return true;
 }
 
@@ -188,9 +219,9 @@ void KernelBuilder::define(const std::string &name, const std::string &value) { 
 void KernelBuilder::bindRole(const std::string &role, const Tensor &t) {
   const std::string kind = kindMacro(t.kind), buf = t.buf();
   define("BUF_" + role, buf);
-  define("LOAD_" + role + "(i)", "LOAD_" + kind + "(" + buf + ", i)");
+  define("LOAD_" + role + "(i)", "LOAD_" + kind + "(" + buf + ", " + t.at("i") + ")");
   if (t.binding >= op_->getNumOperands())
-    define("STORE_" + role + "(i, v)", "STORE_" + kind + "(" + buf + ", i, v)");
+    define("STORE_" + role + "(i, v)", "STORE_" + kind + "(" + buf + ", " + t.at("i") + ", v)");
   define(role + "_IS_" + kind);
   define(role + (t.isFloat() ? "_IS_FLOAT" : "_IS_INT"));
 }
@@ -312,15 +343,13 @@ bool KernelBuilder::makeTensors() {
       return fail(reason);
     t.shape = *shape;
     for (const SymExpr &d : t.shape) {
-      UintExpr v = UintExpr::k((uint64_t)d.getConstant());
-      for (const auto &[name, coeff] : d.terms()) {
-        std::string ref;
-        if (!symbolRef(name, ref))
-          return false;
-        v = v + UintExpr::k((uint64_t)coeff) * UintExpr::t(ref);
-      }
+      UintExpr v;
+      if (!symExpr(d, v))
+        return false;
       t.dims.push_back(v);
     }
+    if (t.binding < views_.size() && views_[t.binding].rowCapacity > 0 && !makeView(t, views_[t.binding]))
+      return false;
     tensors_.push_back(std::move(t));
     return true;
   };
@@ -365,6 +394,8 @@ bool KernelBuilder::run(const SpirvOpEntry &entry) {
     kernel.name = n.substr(n.find('.') + 1) + "_" + entry.family;
   }
   kernel.name += std::string("_") + kindName(out().kind);
+  if (std::any_of(tensors_.begin(), tensors_.end(), [](const Tensor &t) { return !t.viewMacro.empty(); }))
+    kernel.name += "_kvview";
   for (int i = 0; i < 3; ++i)
     kernel.workgroupSize[i] = wg_[i];
   kernel.sharedMemoryBytes = sharedBytes_;
@@ -403,7 +434,7 @@ std::string KernelBuilder::source() const {
   s += expandIncludes(header.substr(versionEnd), included);
   for (const Tensor &t : tensors_)
     s += std::string(t.binding >= op_->getNumOperands() ? "OUTPUT_BUFFER(" : "INPUT_BUFFER(") +
-         std::to_string(t.binding) + ", " + kindMacro(t.kind) + ")\n";
+         std::to_string(t.binding) + ", " + kindMacro(t.kind) + ")\n" + t.viewDefine;
   for (size_t i = 0; i < kernel.specialization.size(); ++i)
     s += "SPEC_CONSTANT(" + std::to_string(i) + ")\n";
   s += expandIncludes(generated_, included);

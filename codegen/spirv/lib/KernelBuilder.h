@@ -54,6 +54,13 @@ struct Tensor {
   Kind kind = Kind::F32;
   ir::SymShape shape;
   std::vector<UintExpr> dims;
+  /// A KV-cache view (SpirvKvView): the GLSL macro mapping a row-major index over `dims` to the storage's
+  /// ("KV_VIEW_<binding>"), and its #define; empty for a contiguous buffer.
+  std::string viewMacro, viewDefine;
+  int64_t rowCapacity = 0; ///< the view's storage rows (0: not a view) ...
+  UintExpr rowOffset;      ///< ... and its first row
+  /// Element `off` of the row-major index space as an index into the buffer (through the view's macro).
+  std::string at(const std::string &off) const { return viewMacro.empty() ? off : viewMacro + "(" + off + ")"; }
   bool isFloat() const { return kind == Kind::F32 || kind == Kind::F16 || kind == Kind::BF16; }
   bool is16() const { return kind == Kind::F16 || kind == Kind::BF16; }
   UintExpr numElements() const;
@@ -91,7 +98,7 @@ struct SpirvOpEntry {
 class KernelBuilder {
 public:
   KernelBuilder(mlir::Operation *op, llvm::ArrayRef<std::string> symbols, const SpirvTarget &target,
-                llvm::ArrayRef<mlir::Type> operandStorage = {});
+                llvm::ArrayRef<mlir::Type> operandStorage = {}, llvm::ArrayRef<SpirvKvView> views = {});
 
   /// Makes the kernel of the op with `entry`'s emitter: tensors, limits, emitter, source, glslang, validation.
   bool run(const SpirvOpEntry &entry);
@@ -107,8 +114,10 @@ public:
   const Tensor &in(unsigned i) const { return tensors_[i]; }
   const Tensor &out() const { return tensors_.back(); }
   Tensor &tensor(unsigned i) { return tensors_[i]; }
-  /// The GLSL of push-constant symbol `name` ("pc.symbols[i]"), or fails naming it.
+  /// The GLSL of symbol `name` ("pc.symbols[i / 4][i % 4]", the uniform of header.glsl), or fails naming it.
   bool symbolRef(const std::string &name, std::string &glsl);
+  /// `e` as a GLSL uint expression over the symbols, or fails naming an unknown symbol.
+  bool symExpr(const ir::SymExpr &e, UintExpr &out);
 
   /// A variant define of the kernel (`#define name value` after header.glsl's version directive).
   void define(const std::string &name, const std::string &value = "");
@@ -147,6 +156,7 @@ public:
 
 private:
   bool makeTensors();
+  bool makeView(Tensor &t, const SpirvKvView &view);
   bool checkLimits();
   std::string source() const;
   bool compile(const std::string &glsl);
@@ -155,6 +165,7 @@ private:
   llvm::ArrayRef<std::string> symbols_;
   const SpirvTarget &target_;
   llvm::ArrayRef<mlir::Type> operandStorage_; // per operand, the buffer's element type when it differs
+  llvm::ArrayRef<SpirvKvView> views_;         // per buffer, KV-cache views (may be empty)
   std::vector<Tensor> tensors_;               // operands, then results
   std::vector<std::pair<std::string, std::string>> defines_;
   std::string shader_;

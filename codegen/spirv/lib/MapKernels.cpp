@@ -54,11 +54,13 @@ bool storeMap(KernelBuilder &b, const std::string &value, bool readsOperands = t
 
 /// A copy of element `srcOff` of `src` to the result's element lin: the stored bits, whatever the kind.
 std::string copyElement(const Tensor &src, const Tensor &o, const std::string &srcOff) {
+  // Through the views' indices where a buffer is a KV-cache view (Tensor::at).
+  const std::string dst = o.at("lin"), from = src.at(srcOff);
   if (src.kind == Kind::I64)
-    return "{ uint s_ = 2u * (" + srcOff + "); " + o.buf() + "[2u * lin] = " + src.buf() + "[s_]; " + o.buf() +
-           "[2u * lin + 1u] = " + src.buf() + "[s_ + 1u]; }";
-  std::string v = src.is16() || src.kind == Kind::I1 ? src.buf() + "[" + srcOff + "]" : src.load(srcOff);
-  return o.buf() + "[lin] = " + v + ";";
+    return "{ uint s_ = 2u * (" + from + "), d_ = 2u * (" + dst + "); " + o.buf() + "[d_] = " + src.buf() +
+           "[s_]; " + o.buf() + "[d_ + 1u] = " + src.buf() + "[s_ + 1u]; }";
+  std::string v = src.is16() || src.kind == Kind::I1 ? src.buf() + "[" + from + "]" : src.load(srcOff);
+  return o.buf() + "[" + dst + "] = " + v + ";";
 }
 
 bool copyMap(KernelBuilder &b, const std::string &body) { return generatedMap(b, body, false); }

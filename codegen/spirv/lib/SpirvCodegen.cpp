@@ -88,9 +88,10 @@ std::string spirvUnsupportedReason(Operation *op, const SpirvTarget &target) {
 }
 
 StatusOr<SpirvKernel> generateSpirvKernel(Operation *op, llvm::ArrayRef<std::string> symbolNames,
-                                          const SpirvTarget &target, llvm::ArrayRef<Type> operandStorage) {
+                                          const SpirvTarget &target, llvm::ArrayRef<Type> operandStorage,
+                                          llvm::ArrayRef<SpirvKvView> views) {
   const spirv::SpirvOpEntry *entry = entryOf(op);
-  spirv::KernelBuilder b(op, symbolNames, target, operandStorage);
+  spirv::KernelBuilder b(op, symbolNames, target, operandStorage, views);
   if (!b.run(entry ? *entry : unknownOp()))
     return Status::error(b.error);
   return std::move(b.kernel);

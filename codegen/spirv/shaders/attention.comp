@@ -23,7 +23,8 @@ void visit(uint lin) {
   uint t = gl_LocalInvocationID.x, lane = t % L, kk = t / L, gd = t % G, part = t / G;
   uint bq = lin / (ATT_HQ * S), hq = (lin / S) % ATT_HQ, i = lin % S;
   uint hk = hq / ATT_GROUP;
-  uint K0 = (bq * ATT_HKV + hk) * T * ATT_D, V0 = (bq * ATT_HKV + hk) * T * ATT_DV;
+  // Each head's keys / values start ATT_K_ROWS / ATT_V_ROWS rows apart (T, or an in-place cache's capacity).
+  uint K0 = (bq * ATT_HKV + hk) * ATT_K_ROWS * ATT_D, V0 = (bq * ATT_HKV + hk) * ATT_V_ROWS * ATT_DV;
   int position = int(T) - int(S) + int(i);
   // The keys the mask can let through: causal stops at the position, a window starts after it.
 #ifdef CAUSAL

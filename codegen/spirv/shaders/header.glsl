@@ -6,7 +6,9 @@
 //
 // Always defined by the generator:
 //   WG_X, WG_Y, WG_Z   the workgroup size
-//   NUM_SYMBOLS        the number of push-constant symbols (pc.symbols[i]: the step function's symbolic dims)
+//   NUM_SYMBOLS        the number of symbols (the step function's symbolic dims b, s, p), read from the uniform
+//                      buffer at set 1, binding 0 as pc.symbols[i / 4][i % 4] (not push constants: the runtime
+//                      records a step's command buffers once and replays them, writing only this buffer)
 // Optional: STORAGE_8BIT, STORAGE_16BIT (i1 / f16 / bf16 buffers), SUBGROUP_ARITHMETIC (subgroupAdd & co),
 // COOPERATIVE_MATRIX (GL_NV_cooperative_matrix under the Vulkan memory model; the generator rewrites the
 // module to SPV_KHR_cooperative_matrix after validation).
@@ -32,7 +34,7 @@
 
 layout(local_size_x = WG_X, local_size_y = WG_Y, local_size_z = WG_Z) in;
 #if NUM_SYMBOLS > 0
-layout(push_constant) uniform PC { uint symbols[NUM_SYMBOLS]; } pc;
+layout(std140, set = 1, binding = 0) uniform KilnSymbols { uvec4 symbols[(NUM_SYMBOLS + 3) / 4]; } pc;
 #endif
 
 #include "types.glsl"

@@ -95,6 +95,10 @@ KILN_API const char *kiln_model_output_name(const kiln_model *model, int index);
 /* Bytes one session allocates (arena + the KV cache: one buffer of max-context rows per in-place entry,
  * both halves of any other). */
 KILN_API uint64_t kiln_model_session_bytes(const kiln_model *model);
+/* Which of the artifact's CPU kernel objects this CPU runs, e.g. "CPU kernels for x86-64-v3 (object 2 of 3;
+ * skipped sapphirerapids: this CPU lacks avx512fp16)"; "" when the artifact has no CPU kernels. An artifact
+ * none of whose objects this CPU can run fails to load (KILN_BAD_ARTIFACT, naming the missing features). */
+KILN_API const char *kiln_model_cpu_target(const kiln_model *model);
 
 /* ---- sessions ---- */
 

@@ -86,6 +86,7 @@ public:
   int64_t maxBatch() const { return model_ ? kiln_model_max_batch(model_) : 0; }
   int numThreads() const { return model_ ? kiln_model_num_threads(model_) : 0; }
   uint64_t sessionBytes() const { return model_ ? kiln_model_session_bytes(model_) : 0; }
+  std::string cpuTarget() const { return model_ ? kiln_model_cpu_target(model_) : ""; }
   std::vector<std::string> inputNames() const {
     std::vector<std::string> v;
     for (int i = 0; model_ && i < kiln_model_num_inputs(model_); ++i)

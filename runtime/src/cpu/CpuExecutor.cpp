@@ -2,6 +2,8 @@
 #include "cpu/CpuExecutor.h"
 
 #include "cpu/CodeLoader.h"
+#include "cpu/HostCpu.h"
+#include "kiln/artifact/CpuTargets.h"
 #include "kiln/kernel_abi.h"
 
 #include <algorithm>
@@ -55,6 +57,7 @@ public:
 
   Error load(const ExecutorContext &context);
   std::string deviceName() const override { return kHostExecutor; }
+  std::string codeTarget() const override { return codeTarget_; }
   Error createSession(std::unique_ptr<ExecutorSession> &out) override;
 
   const LoadedPlan &plan_;
@@ -64,8 +67,10 @@ public:
 
 private:
   void printProfile(const Profile &p, const char *what) const;
+  Error loadCode(const ExecutorContext &context);
   void *library_ = nullptr;
   int libraryFd_ = -1;
+  std::string codeTarget_; // which kernel object loaded, and why (kiln_model_cpu_target)
 };
 
 class CpuSession : public ExecutorSession {
@@ -117,6 +122,29 @@ private:
   Clock::time_point stepStart_;
 };
 
+// The kernel object of the CPU_CODE section this host runs (artifact::chooseCpuObject), loaded; an artifact
+// with no object the host can run is refused here, before any kernel executes.
+Error CpuExecutor::loadCode(const ExecutorContext &context) {
+  const artifact::Manifest &manifest = *context.source.manifest;
+  artifact::CpuObjectChoice choice = artifact::chooseCpuObject(manifest, hostCpuFeatures(), context.plan.path);
+  if (!choice.ok)
+    return Error(KILN_BAD_ARTIFACT, choice.message);
+  codeTarget_ = choice.message;
+  const char *verbose = std::getenv("KILN_VERBOSE");
+  if (verbose && *verbose && std::strcmp(verbose, "0") != 0)
+    std::fprintf(stderr, "kiln: %s: %s\n", context.plan.path.c_str(), choice.message.c_str());
+  const uint8_t *code = context.source.code;
+  size_t size = context.source.codeSize;
+  if (choice.index >= 0) { // inside the section: validateCpuObjects
+    code += manifest.cpu_objects(choice.index).offset();
+    size = manifest.cpu_objects(choice.index).size();
+  }
+  std::string error;
+  if (!(library_ = loadSharedObject(code, size, libraryFd_, error)))
+    return Error(KILN_BAD_ARTIFACT, context.plan.path + ": " + error);
+  return {};
+}
+
 Error CpuExecutor::load(const ExecutorContext &context) {
   const LoadedPlan &plan = context.plan;
   dispatchFn_.assign(plan.dispatches.size(), nullptr);
@@ -127,9 +155,9 @@ Error CpuExecutor::load(const ExecutorContext &context) {
       continue;
     kiln_kernel_fn &fn = kernelFn[size_t(dispatch.kernel)];
     if (!fn) {
-      std::string error;
-      if (!library_ && !(library_ = loadSharedObject(context.source.code, context.source.codeSize, libraryFd_, error)))
-        return Error(KILN_BAD_ARTIFACT, plan.path + ": " + error);
+      if (!library_)
+        if (Error e = loadCode(context))
+          return e;
       const std::string &symbol = plan.kernels[size_t(dispatch.kernel)].symbol;
       ::dlerror();
       fn = reinterpret_cast<kiln_kernel_fn>(::dlsym(library_, symbol.c_str()));

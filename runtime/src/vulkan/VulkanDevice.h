@@ -38,7 +38,8 @@ public:
   VulkanDevice(const VulkanDevice &) = delete;
   VulkanDevice &operator=(const VulkanDevice &) = delete;
 
-  /// A storage + transfer buffer of `size` bytes: device-local, or host-visible coherent (mapped).
+  /// A storage (+ uniform, indirect) + transfer buffer of `size` bytes: device-local, or host-visible coherent
+  /// (mapped).
   bool createBuffer(VkDeviceSize size, bool hostVisible, Buffer &out, std::string &error);
   void destroyBuffer(Buffer &b);
 

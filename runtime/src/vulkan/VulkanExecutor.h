@@ -5,10 +5,14 @@
 // every DEVICE buffer and kernel against its limits, upload the DEVICE weights, build one VkPipeline per
 // Vulkan kernel, and cut its work into submissions: runs of consecutive device work (kernels, host->device
 // and device->host transfers) that end at a device->host transfer or at the end of the step.
-// Session: a device arena (device_arena_bytes), both halves of every DEVICE KV-cache buffer, a host staging
-// buffer with one region per transfer, descriptor sets for both KV parities, command buffers recorded once
-// per step shape (b, s, p, parity) and reused, a timestamp query pool.
-// Step: beginStep finds (or records) the command buffers of the step's shape; each segment copies its
+// Session: a device arena (device_arena_bytes), every DEVICE KV-cache entry (its one storage when in place,
+// which every view binds whole: the kernels index it; else both halves), a host staging buffer with one
+// region per transfer, descriptor sets for both KV parities, a params buffer (the symbols, a uniform at set
+// 1, and one VkDispatchIndirectCommand per dispatch), command buffers recorded once per step class and
+// replayed (replay: keyed by the parity of two-buffer entries and the transfers' sizes; artifacts whose
+// kernels take push constants: per (symbols, parity)), a timestamp query pool.
+// Step: beginStep writes the params (replay) and finds (or records) the command buffers; the first one
+// copies the params to the device; each segment copies its
 // host->device transfers into staging (their GPU copies are in the command buffer) and submits a
 // submission at the device->host transfer that ends it, waits, and copies that transfer out of staging;
 // finishStep submits the last one and reads the DEVICE outputs back.

@@ -42,9 +42,10 @@ bool checkLimits(const VulkanExecutor &ex, const runtime::PlanKernel &kernel, in
   return true;
 }
 
-// The descriptor-set layout (binding i = storage buffer i) and the pipeline layout (push constants: one uint
-// per symbol).
-bool createLayouts(VkDevice device, KernelPipeline &p, int bindings, size_t numSymbols) {
+// The descriptor-set layout (binding i = storage buffer i) and the pipeline layout: set 1 the symbols uniform
+// (`symbolsLayout`), or, without it, push constants of one uint per symbol.
+bool createLayouts(VkDevice device, KernelPipeline &p, int bindings, size_t numSymbols,
+                   VkDescriptorSetLayout symbolsLayout) {
   std::vector<VkDescriptorSetLayoutBinding> lb(static_cast<size_t>(bindings));
   for (int i = 0; i < bindings; ++i) {
     lb[size_t(i)] = {};
@@ -60,11 +61,12 @@ bool createLayouts(VkDevice device, KernelPipeline &p, int bindings, size_t numS
     p.setLayout = VK_NULL_HANDLE;
     return false;
   }
+  const VkDescriptorSetLayout sets[2] = {p.setLayout, symbolsLayout};
   VkPushConstantRange pcr{VK_SHADER_STAGE_COMPUTE_BIT, 0, static_cast<uint32_t>(4 * numSymbols)};
   VkPipelineLayoutCreateInfo plci{VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO};
-  plci.setLayoutCount = 1;
-  plci.pSetLayouts = &p.setLayout;
-  plci.pushConstantRangeCount = numSymbols ? 1 : 0;
+  plci.setLayoutCount = symbolsLayout ? 2 : 1;
+  plci.pSetLayouts = sets;
+  plci.pushConstantRangeCount = !symbolsLayout && numSymbols ? 1 : 0;
   plci.pPushConstantRanges = &pcr;
   if (vkCreatePipelineLayout(device, &plci, nullptr, &p.layout) != VK_SUCCESS) {
     p.layout = VK_NULL_HANDLE;
@@ -101,7 +103,14 @@ bool buildPipeline(VulkanExecutor &ex, int k, int bindings, std::string &error) 
     error = name + ": vkCreateShaderModule failed (" + std::to_string(r) + ")";
     return false;
   }
-  if (!createLayouts(device, p, bindings, ex.plan.symbols.size())) {
+  const size_t numSymbols = ex.plan.symbols.size();
+  if (!src.symbolsInUniform && 4 * numSymbols > ex.dev->limits.maxPushConstantsSize) {
+    error = name + ": " + std::to_string(numSymbols) + " symbols need " + std::to_string(4 * numSymbols) +
+            " bytes of push constants, more than maxPushConstantsSize " +
+            std::to_string(ex.dev->limits.maxPushConstantsSize) + " of '" + ex.limits.name + "'";
+    return false;
+  }
+  if (!createLayouts(device, p, bindings, numSymbols, src.symbolsInUniform ? ex.symbolsLayout : VK_NULL_HANDLE)) {
     error = name + ": creating the descriptor-set or pipeline layout failed";
     return false;
   }
@@ -124,6 +133,23 @@ bool buildPipeline(VulkanExecutor &ex, int k, int bindings, std::string &error) 
   if (r != VK_SUCCESS) {
     p.pipeline = VK_NULL_HANDLE;
     error = name + ": vkCreateComputePipelines failed (" + std::to_string(r) + ") on '" + ex.limits.name + "'";
+    return false;
+  }
+  return true;
+}
+
+bool createSymbolsLayout(VulkanExecutor &ex, std::string &error) {
+  VkDescriptorSetLayoutBinding binding{};
+  binding.binding = 0;
+  binding.descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER;
+  binding.descriptorCount = 1;
+  binding.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT;
+  VkDescriptorSetLayoutCreateInfo dlci{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO};
+  dlci.bindingCount = 1;
+  dlci.pBindings = &binding;
+  if (vkCreateDescriptorSetLayout(ex.dev->device, &dlci, nullptr, &ex.symbolsLayout) != VK_SUCCESS) {
+    ex.symbolsLayout = VK_NULL_HANDLE;
+    error = "creating the descriptor-set layout of the symbols failed";
     return false;
   }
   return true;

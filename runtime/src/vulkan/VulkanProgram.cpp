@@ -29,19 +29,13 @@ VulkanExecutor::~VulkanExecutor() {
     if (k.setLayout) vkDestroyDescriptorSetLayout(d, k.setLayout, nullptr);
     if (k.module) vkDestroyShaderModule(d, k.module, nullptr);
   }
+  if (symbolsLayout) vkDestroyDescriptorSetLayout(d, symbolsLayout, nullptr);
   for (Buffer &b : weightBlocks)
     dev->destroyBuffer(b);
 }
 
-// The device's limits against what the plan's DEVICE buffers and symbols need.
+// The device's limits against what the plan's DEVICE buffers need (push constants: buildPipeline).
 bool VulkanExecutor::checkBuffers(std::string &error) {
-  const size_t numSymbols = plan.symbols.size();
-  if (4 * numSymbols > dev->limits.maxPushConstantsSize) {
-    error = std::to_string(numSymbols) + " symbols need " + std::to_string(4 * numSymbols) +
-            " bytes of push constants, more than maxPushConstantsSize " +
-            std::to_string(dev->limits.maxPushConstantsSize) + " of '" + limits.name + "'";
-    return false;
-  }
   for (const PlanBuffer &b : plan.buffers) {
     if (!b.device)
       continue;
@@ -57,10 +51,12 @@ bool VulkanExecutor::checkBuffers(std::string &error) {
       return false;
     }
   }
-  // The kernels bind a KV cache as two buffers swapped after each step (no strided views yet).
+  // An in-place KV entry is bound whole (its views index it with the row capacity and offset themselves).
   for (const runtime::PlanKvEntry &e : plan.kv)
-    if (e.device && e.inPlace) {
-      error = "kv_cache entry '" + e.name + "' is in place on the device, which this executor does not support";
+    if (e.device && e.inPlace && e.bytes > limits.maxStorageBufferRange) {
+      error = "kv_cache entry '" + e.name + "' of " + std::to_string(e.bytes) +
+              " bytes (in place) exceeds maxStorageBufferRange " + std::to_string(limits.maxStorageBufferRange) +
+              " of '" + limits.name + "'";
       return false;
     }
   return true;
@@ -155,6 +151,12 @@ bool VulkanExecutor::planDispatches(std::string &error) {
   dispatchSet.assign(plan.dispatches.size(), -1);
   const int numDispatches = int(plan.dispatches.size());
   const std::string device = plan.deviceExecutor();
+  for (const PlanDispatch &disp : plan.dispatches)
+    if (!disp.transfer && plan.executors[size_t(disp.executor)] == device &&
+        !plan.kernels[size_t(disp.kernel)].symbolsInUniform)
+      replay = false;
+  if (!createSymbolsLayout(*this, error))
+    return false;
   int open = -1; // the submission being filled
   auto close = [&](int dispatch) {
     if (open >= 0)

@@ -90,6 +90,12 @@ public:
   std::vector<KernelPipeline> pipelines; // per kernel
   std::vector<int> dispatchSet;          // per dispatch: descriptor-set slot, -1 if not a Vulkan kernel
   int numSets = 0, numBindings = 0;
+  // Replay (every Vulkan kernel reads the symbols from the uniform, Kernel.symbols_in_uniform): a step's
+  // command buffers depend only on the KV parity and the transfers' sizes; the symbols and each dispatch's
+  // workgroup counts (vkCmdDispatchIndirect, at slot dispatchSet[d]) are written to the session's params
+  // buffer per step. Otherwise (older artifacts: push constants) they are recorded per value of the symbols.
+  bool replay = true;
+  VkDescriptorSetLayout symbolsLayout = VK_NULL_HANDLE; // set 1: binding 0, the symbols uniform
   std::vector<Transfer> transfers;
   std::vector<Submission> submissions;
   std::vector<Step> steps; // sorted by dispatch
@@ -106,6 +112,8 @@ private:
 
 /// Builds the pipeline of kernel `k` for `bindings` storage buffers (VulkanPipeline.cpp).
 bool buildPipeline(VulkanExecutor &ex, int k, int bindings, std::string &error);
+/// The layout of descriptor set 1 (the symbols uniform) every replayable kernel's pipeline layout names.
+bool createSymbolsLayout(VulkanExecutor &ex, std::string &error);
 
 } // namespace kiln::vulkan
 

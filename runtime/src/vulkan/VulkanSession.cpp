@@ -5,6 +5,7 @@
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -73,6 +74,7 @@ public:
   bool create(std::string &error);
 
   Error beginStep(StepState &step) override;
+  Error prepareCommands(StepState &step);
   Error runSegment(const PlanSegment &segment, StepState &step) override;
   Error finishStep(StepState &step) override;
   const void *outputData(int id) const override;
@@ -85,6 +87,10 @@ private:
   }
   Region region(int id, int parity) const;
   bool createDescriptorSets(std::string &error);
+  bool createParams(std::string &error);
+  bool workgroups(int d, const int64_t *sym, uint32_t groups[3], std::string &error) const;
+  bool writeParams(const int64_t *sym, std::string &error);
+  void recordParamsCopy(VkCommandBuffer cmd);
   void createQueryPools();
   bool record(int submission, const int64_t *sym, int parity, VkCommandBuffer cmd, std::string &error);
   bool recordKernel(const Item &item, const int64_t *sym, int parity, VkCommandBuffer cmd, Hazards &hz,
@@ -100,6 +106,12 @@ private:
   const LoadedPlan &plan_;
   VulkanDevice &dev_;
   Buffer arena_, staging_;
+  // Replay: this step's symbols (std140 uvec4s, the kernels' set 1) then, from argsOffset_, one
+  // VkDispatchIndirectCommand per descriptor-set slot; written by the host (params_) and copied to the device
+  // (paramsDevice_) by the step's first command buffer.
+  Buffer params_, paramsDevice_;
+  VkDeviceSize argsOffset_ = 0, paramsBytes_ = 0;
+  VkDescriptorSet symbolsSet_ = VK_NULL_HANDLE;
   std::vector<Buffer> kv_[2];                      // per KV entry (DEVICE ones), per half
   std::vector<std::vector<uint8_t>> outputCopies_; // per ex_.deviceOutputs
   VkDescriptorPool pool_ = VK_NULL_HANDLE;
@@ -107,7 +119,8 @@ private:
   VkCommandPool cmdPool_ = VK_NULL_HANDLE;
   VkFence fence_ = VK_NULL_HANDLE;
   VkQueryPool queries_ = VK_NULL_HANDLE;
-  // Recorded command buffers, one per submission, keyed by (parity, symbols); this step's.
+  // Recorded command buffers, one per submission, keyed by (parity, the transfers' sizes) when replaying, else
+  // by (parity, symbols); this step's.
   std::map<std::pair<int, std::vector<int64_t>>, std::vector<VkCommandBuffer>> recorded_;
   const std::vector<VkCommandBuffer> *cmds_ = nullptr;
   uint64_t gpuNs_ = 0;
@@ -118,6 +131,8 @@ private:
   std::vector<uint32_t> profBase_;
   std::vector<uint64_t> profNs_;
   uint64_t profRuns_ = 0;
+  // Host time spent preparing steps' commands (params, recording), for the KILN_PROFILE report.
+  uint64_t hostPrepareNs_ = 0, steps_ = 0, recordings_ = 0;
 };
 
 VulkanSession::~VulkanSession() {
@@ -132,6 +147,8 @@ VulkanSession::~VulkanSession() {
   if (pool_) vkDestroyDescriptorPool(dev_.device, pool_, nullptr);
   dev_.destroyBuffer(arena_);
   dev_.destroyBuffer(staging_);
+  dev_.destroyBuffer(params_);
+  dev_.destroyBuffer(paramsDevice_);
   for (auto &half : kv_)
     for (Buffer &b : half)
       dev_.destroyBuffer(b);
@@ -148,9 +165,14 @@ Region VulkanSession::region(int id, int parity) const {
   case art::Buffer::WEIGHT:
     r = {ex_.weightBlocks[size_t(ex_.weightBlock[size_t(id)])].buffer, ex_.weightOffset[size_t(id)], b.maxBytes};
     break;
-  case art::Buffer::KV_CACHE:
-    r = {kv_[b.kvPresent ? 1 - parity : parity][size_t(b.kvEntry)].buffer, 0, plan_.kv[size_t(b.kvEntry)].bytes};
+  case art::Buffer::KV_CACHE: {
+    // In place: every view (past, present, the appended rows) binds the one storage from offset 0; the
+    // kernels add the row offset (codegen/spirv KV_VIEW), so nothing here depends on p.
+    const runtime::PlanKvEntry &e = plan_.kv[size_t(b.kvEntry)];
+    const int half = e.inPlace ? 0 : b.kvPresent ? 1 - parity : parity;
+    r = {kv_[half][size_t(b.kvEntry)].buffer, 0, e.bytes};
     break;
+  }
   default:
     break;
   }
@@ -160,11 +182,12 @@ Region VulkanSession::region(int id, int parity) const {
 
 // One descriptor set per Vulkan kernel dispatch and KV parity.
 bool VulkanSession::createDescriptorSets(std::string &error) {
-  VkDescriptorPoolSize ps{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, static_cast<uint32_t>(2 * ex_.numBindings)};
+  const VkDescriptorPoolSize ps[2] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, static_cast<uint32_t>(2 * ex_.numBindings)},
+                                      {VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER, 1}};
   VkDescriptorPoolCreateInfo dpci{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
-  dpci.maxSets = static_cast<uint32_t>(2 * ex_.numSets);
-  dpci.poolSizeCount = 1;
-  dpci.pPoolSizes = &ps;
+  dpci.maxSets = static_cast<uint32_t>(2 * ex_.numSets + 1); // + the symbols' set
+  dpci.poolSizeCount = 2;
+  dpci.pPoolSizes = ps;
   if (vkCreateDescriptorPool(dev_.device, &dpci, nullptr, &pool_) != VK_SUCCESS) {
     pool_ = VK_NULL_HANDLE;
     return fail("vkCreateDescriptorPool failed", error);
@@ -200,6 +223,32 @@ bool VulkanSession::createDescriptorSets(std::string &error) {
   return true;
 }
 
+// Replay: the params buffers (host and device) and the symbols' descriptor set (set 1 of every kernel).
+bool VulkanSession::createParams(std::string &error) {
+  const VkDeviceSize symbolBytes = 16 * ((plan_.symbols.size() + 3) / 4);
+  argsOffset_ = std::max<VkDeviceSize>(256, (symbolBytes + 255) / 256 * 256);
+  paramsBytes_ = argsOffset_ + sizeof(VkDispatchIndirectCommand) * static_cast<VkDeviceSize>(ex_.numSets);
+  if (!dev_.createBuffer(paramsBytes_, true, params_, error) ||
+      !dev_.createBuffer(paramsBytes_, false, paramsDevice_, error))
+    return fail("step parameters: " + error, error);
+  std::memset(params_.mapped, 0, paramsBytes_);
+  VkDescriptorSetAllocateInfo ai{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO};
+  ai.descriptorPool = pool_;
+  ai.descriptorSetCount = 1;
+  ai.pSetLayouts = &ex_.symbolsLayout;
+  if (vkAllocateDescriptorSets(dev_.device, &ai, &symbolsSet_) != VK_SUCCESS)
+    return fail("vkAllocateDescriptorSets failed (symbols)", error);
+  VkDescriptorBufferInfo info{paramsDevice_.buffer, 0, std::max<VkDeviceSize>(symbolBytes, 16)};
+  VkWriteDescriptorSet write{VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET};
+  write.dstSet = symbolsSet_;
+  write.dstBinding = 0;
+  write.descriptorCount = 1;
+  write.descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER;
+  write.pBufferInfo = &info;
+  vkUpdateDescriptorSets(dev_.device, 1, &write, 0, nullptr);
+  return true;
+}
+
 // Timestamps around every submission, and with KILN_PROFILE after every item (a failure: no timestamps).
 void VulkanSession::createQueryPools() {
   if (!dev_.timestamps || ex_.submissions.empty())
@@ -229,7 +278,8 @@ bool VulkanSession::create(std::string &error) {
   for (int h = 0; h < 2; ++h) {
     kv_[h].resize(plan_.kv.size());
     for (size_t e = 0; e < plan_.kv.size(); ++e)
-      if (plan_.kv[e].device && !dev_.createBuffer(plan_.kv[e].bytes + 256, false, kv_[h][e], error))
+      if (plan_.kv[e].device && !(h == 1 && plan_.kv[e].inPlace) &&
+          !dev_.createBuffer(plan_.kv[e].bytes + 256, false, kv_[h][e], error))
         return fail("KV cache '" + plan_.kv[e].name + "': " + error, error);
   }
   if (!dev_.createBuffer(ex_.stagingBytes + 256, true, staging_, error))
@@ -237,6 +287,8 @@ bool VulkanSession::create(std::string &error) {
   for (int id : ex_.deviceOutputs)
     outputCopies_.emplace_back(plan_.buffers[size_t(id)].maxBytes + 64);
   if (ex_.numSets > 0 && !createDescriptorSets(error))
+    return false;
+  if (ex_.numSets > 0 && ex_.replay && !createParams(error))
     return false;
   VkCommandPoolCreateInfo pci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
   pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
@@ -254,24 +306,70 @@ bool VulkanSession::create(std::string &error) {
   return true;
 }
 
-bool VulkanSession::recordKernel(const Item &item, const int64_t *sym, int parity, VkCommandBuffer cmd, Hazards &hz,
-                                 std::string &error) {
-  const PlanDispatch &disp = plan_.dispatches[size_t(item.dispatch)];
+// The workgroups of Vulkan dispatch `d` at `sym`: ceil(global / workgroup size) per axis, all 0 when the
+// grid is empty at this shape.
+bool VulkanSession::workgroups(int d, const int64_t *sym, uint32_t groups[3], std::string &error) const {
+  const PlanDispatch &disp = plan_.dispatches[size_t(d)];
   const runtime::PlanKernel &kernel = plan_.kernels[size_t(disp.kernel)];
-  const KernelPipeline &p = ex_.pipelines[size_t(disp.kernel)];
-  uint32_t groups[3];
   for (int a = 0; a < 3; ++a) {
     const int64_t g = kernel.globalSize[a].eval(sym);
-    if (g <= 0)
-      return true; // nothing to do at this shape
+    if (g <= 0) {
+      groups[0] = groups[1] = groups[2] = 0;
+      return true;
+    }
     const uint64_t n = (static_cast<uint64_t>(g) + kernel.workgroupSize[a] - 1) / kernel.workgroupSize[a];
     if (n > dev_.limits.maxComputeWorkGroupCount[a]) {
-      error = "dispatch " + std::to_string(item.dispatch) + " (" + disp.location + "): " + std::to_string(n) +
+      error = "dispatch " + std::to_string(d) + " (" + disp.location + "): " + std::to_string(n) +
               " workgroups on axis " + std::to_string(a) + " exceed maxComputeWorkGroupCount " +
               std::to_string(dev_.limits.maxComputeWorkGroupCount[a]);
       return false;
     }
     groups[a] = static_cast<uint32_t>(n);
+  }
+  return true;
+}
+
+// Replay: the step's symbols and every dispatch's workgroup counts, into params_ (the previous step's
+// command buffers have completed: every submission is waited for).
+bool VulkanSession::writeParams(const int64_t *sym, std::string &error) {
+  auto *words = static_cast<uint32_t *>(params_.mapped);
+  for (size_t i = 0; i < plan_.symbols.size(); ++i)
+    words[i] = static_cast<uint32_t>(sym[i]);
+  auto *args = reinterpret_cast<VkDispatchIndirectCommand *>(static_cast<uint8_t *>(params_.mapped) + argsOffset_);
+  for (size_t d = 0; d < plan_.dispatches.size(); ++d) {
+    const int slot = ex_.dispatchSet[d];
+    uint32_t groups[3];
+    if (slot >= 0 && !workgroups(static_cast<int>(d), sym, groups, error))
+      return false;
+    if (slot >= 0)
+      args[slot] = {groups[0], groups[1], groups[2]};
+  }
+  return true;
+}
+
+// Replay: the first command buffer of a step copies params_ to the device before any kernel reads it.
+void VulkanSession::recordParamsCopy(VkCommandBuffer cmd) {
+  VkBufferCopy copy{0, 0, paramsBytes_};
+  vkCmdCopyBuffer(cmd, params_.buffer, paramsDevice_.buffer, 1, &copy);
+  VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+  mb.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
+  mb.dstAccessMask = VK_ACCESS_UNIFORM_READ_BIT | VK_ACCESS_INDIRECT_COMMAND_READ_BIT;
+  vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT,
+                       VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_DRAW_INDIRECT_BIT, 0, 1, &mb, 0,
+                       nullptr, 0, nullptr);
+}
+
+bool VulkanSession::recordKernel(const Item &item, const int64_t *sym, int parity, VkCommandBuffer cmd, Hazards &hz,
+                                 std::string &error) {
+  const PlanDispatch &disp = plan_.dispatches[size_t(item.dispatch)];
+  const KernelPipeline &p = ex_.pipelines[size_t(disp.kernel)];
+  const int slot = ex_.dispatchSet[size_t(item.dispatch)];
+  uint32_t groups[3] = {0, 0, 0};
+  if (!ex_.replay) { // recorded for these symbols: an empty grid is no command
+    if (!workgroups(item.dispatch, sym, groups, error))
+      return false;
+    if (!groups[0])
+      return true;
   }
   // The last numResults buffers are written.
   std::vector<Hazards::Range> rd, wr;
@@ -282,8 +380,13 @@ bool VulkanSession::recordKernel(const Item &item, const int64_t *sym, int parit
   }
   hz.access(cmd, rd, wr);
   vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p.pipeline);
-  VkDescriptorSet set = sets_[parity][size_t(ex_.dispatchSet[size_t(item.dispatch)])];
-  vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p.layout, 0, 1, &set, 0, nullptr);
+  const VkDescriptorSet sets[2] = {sets_[parity][size_t(slot)], symbolsSet_};
+  vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p.layout, 0, ex_.replay ? 2 : 1, sets, 0, nullptr);
+  if (ex_.replay) {
+    vkCmdDispatchIndirect(cmd, paramsDevice_.buffer,
+                          argsOffset_ + sizeof(VkDispatchIndirectCommand) * static_cast<VkDeviceSize>(slot));
+    return true;
+  }
   const size_t numSymbols = plan_.symbols.size();
   if (numSymbols) {
     std::vector<uint32_t> push(numSymbols);
@@ -336,6 +439,8 @@ bool VulkanSession::record(int k, const int64_t *sym, int parity, VkCommandBuffe
     vkCmdResetQueryPool(cmd, profQueries_, profSlot, 1 + static_cast<uint32_t>(sub.items.size()));
     vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, profQueries_, profSlot++);
   }
+  if (params_.buffer && k == 0)
+    recordParamsCopy(cmd);
   Hazards hz;
   for (const Item &item : sub.items) {
     if (item.kernel && !recordKernel(item, sym, parity, cmd, hz, error)) {
@@ -363,17 +468,38 @@ bool VulkanSession::record(int k, const int64_t *sym, int parity, VkCommandBuffe
   return true;
 }
 
-// The command buffers of this step shape: recorded once, then reused.
 Error VulkanSession::beginStep(StepState &step) {
-  std::pair<int, std::vector<int64_t>> key{step.parity,
-                                           std::vector<int64_t>(step.symbols, step.symbols + plan_.symbols.size())};
+  const auto start = std::chrono::steady_clock::now();
+  Error e = prepareCommands(step);
+  hostPrepareNs_ += static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count());
+  ++steps_;
+  return e;
+}
+
+// The command buffers of this step's class: recorded once, then replayed (replay: what varies with the
+// symbols is in params_; else one recording per value of the symbols).
+Error VulkanSession::prepareCommands(StepState &step) {
+  // The parity matters only where a device KV entry keeps two buffers.
+  const bool twoBuffers = std::any_of(plan_.kv.begin(), plan_.kv.end(),
+                                      [](const runtime::PlanKvEntry &e) { return e.device && !e.inPlace; });
+  std::pair<int, std::vector<int64_t>> key{twoBuffers ? step.parity : 0, {}};
+  if (ex_.replay) {
+    std::string error;
+    if (params_.mapped && !writeParams(step.symbols, error))
+      return Error(KILN_INTERNAL, error);
+    for (const Transfer &t : ex_.transfers)
+      key.second.push_back(static_cast<int64_t>(plan_.buffers[size_t(t.device)].bytesAt(step.symbols)));
+  } else {
+    key.second.assign(step.symbols, step.symbols + plan_.symbols.size());
+  }
   auto it = recorded_.find(key);
   gpuNs_ = 0;
   if (it != recorded_.end()) {
     cmds_ = &it->second;
     return {};
   }
-  if (recorded_.size() >= 64) { // bound the cache (decode steps all differ in p)
+  if (recorded_.size() >= 64) { // bound the cache (without replay, decode steps all differ in p)
     for (auto &[k, cmds] : recorded_)
       vkFreeCommandBuffers(dev_.device, cmdPool_, static_cast<uint32_t>(cmds.size()), cmds.data());
     recorded_.clear();
@@ -394,6 +520,7 @@ Error VulkanSession::beginStep(StepState &step) {
       return Error(KILN_INTERNAL, error);
     }
   cmds_ = &recorded_.emplace(std::move(key), std::move(cmds)).first->second;
+  ++recordings_;
   return {};
 }
 
@@ -507,6 +634,12 @@ void VulkanSession::printProfile() const {
     entry.second++;
     top.push_back({profNs_[d], static_cast<int>(d)});
   }
+  if (steps_)
+    std::fprintf(stderr, "kiln profile (vulkan): %llu steps, %llu command-buffer recordings (%s), host %.1f us per "
+                         "step preparing commands\n",
+                 static_cast<unsigned long long>(steps_), static_cast<unsigned long long>(recordings_),
+                 ex_.replay ? "replayed: symbols and workgroup counts in a buffer" : "per shape: push constants",
+                 double(hostPrepareNs_) * 1e-3 / double(steps_));
   if (!total || !profRuns_)
     return;
   std::fprintf(stderr, "kiln profile (vulkan): %llu runs, GPU %.3f ms per run (per-dispatch timestamps: the time "

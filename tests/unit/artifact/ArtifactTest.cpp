@@ -285,6 +285,31 @@ TEST_F(ArtifactFile, WrongVersion) {
   expectError(b, "format version " + v + ", this runtime reads " + std::to_string(kFormatVersion), "version " + v);
 }
 
+// A flipped byte of the version field is a corrupted header, not "format version 5767170"; another version
+// with a valid checksum is named as such.
+TEST_F(ArtifactFile, FlippedVersionByteIsAChecksumMismatch) {
+  std::vector<uint8_t> b = bytes_;
+  b[10] ^= 0x57;
+  expectError(b, "corrupted: header checksum mismatch", "version byte flipped");
+  StatusOr<MappedArtifact> a = openArtifactBuffer("x.kiln", b.data(), b.size(), true);
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.status().message().find("format version"), std::string::npos) << a.status().message();
+
+  std::vector<uint8_t> v = bytes_;
+  FileHeader h;
+  std::memcpy(&h, v.data(), sizeof h);
+  h.formatVersion = kFormatVersion + 1;
+  h.headerChecksum = 0;
+  std::memcpy(v.data(), &h, sizeof h);
+  const uint64_t tableEnd = sizeof h + uint64_t(h.sectionCount) * sizeof(SectionEntry);
+  h.headerChecksum = checksum64(v.data(), tableEnd); // header (checksum 0) + table, as the writer computes it
+  std::memcpy(v.data(), &h, sizeof h);
+  StatusOr<MappedArtifact> other = openArtifactBuffer("x.kiln", v.data(), v.size(), true);
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.status().message(), "x.kiln: format version " + std::to_string(kFormatVersion + 1) +
+                                          ", this runtime reads " + std::to_string(kFormatVersion));
+}
+
 TEST_F(ArtifactFile, NotAFileOrMissing) {
   StatusOr<MappedArtifact> a = openArtifact(tempPath("does-not-exist.kiln"));
   ASSERT_FALSE(a.ok());

@@ -349,7 +349,8 @@ TEST(WeightTable, ShardErrors) {
                           R"({"weight_map": {"a": "s1.safetensors", "b": "s2.safetensors"}})");
     auto t = WeightTable::openDirectory(dir.path());
     ASSERT_FALSE(t.ok());
-    EXPECT_EQ(t.status().message(), dir.file("s2.safetensors") + ": No such file or directory");
+    EXPECT_EQ(t.status().message(), dir.file("model.safetensors.index.json") + ": names the shard " +
+                                        dir.file("s2.safetensors") + ", which cannot be opened: No such file or directory");
   }
   {
     TempDir dir;

@@ -62,10 +62,11 @@ std::string readFile(const std::string &path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// Compiles tests/unit/runtime/shaders/NAME.comp into DIR/NAME.spv.
-std::string compileGlsl(const std::string &dir, const std::string &name, std::string &spirv) {
+// Compiles tests/unit/runtime/shaders/NAME.comp into DIR/NAME.spv (`flags`: e.g. -DSYMBOLS_IN_UNIFORM).
+std::string compileGlsl(const std::string &dir, const std::string &name, std::string &spirv,
+                        const std::string &flags = "") {
   std::string src = std::string(KILN_TEST_SHADERS) + "/" + name + ".comp", out = dir + "/" + name + ".spv";
-  std::string cmd = std::string(KILN_GLSLANG_VALIDATOR) + " -V --target-env vulkan1.1 -o " + out + " " + src +
+  std::string cmd = std::string(KILN_GLSLANG_VALIDATOR) + " -V --target-env vulkan1.1 " + flags + " -o " + out + " " + src +
                     " > " + dir + "/" + name + ".log 2>&1";
   if (std::system(cmd.c_str()) != 0)
     return "glslangValidator failed: " + readFile(dir + "/" + name + ".log");
@@ -105,6 +106,7 @@ struct VkToyOptions {
       toyProfileJson("toy", [](kiln::target::DeviceProfile &p) { p.maxStorageBufferRange = 65536; });
   bool hostBufferInVulkanDispatch = false; // an invalid plan
   uint32_t sharedMemory = 0;               // vk_prefix claims this much shared memory
+  bool symbolsInUniform = false; // the kernels read the symbols from the set-1 uniform (replayed steps)
 };
 
 std::string writeVulkanToy(const std::string &path, const VkToyOptions &o) {
@@ -114,10 +116,11 @@ std::string writeVulkanToy(const std::string &path, const VkToyOptions &o) {
   art::Manifest m;
   std::string e;
   std::string spvGather, spvConcat, spvPrefix, spvScale;
-  if (!(e = compileGlsl(dir, "gather", spvGather)).empty() ||
-      !(e = compileGlsl(dir, "concat", spvConcat)).empty() ||
-      !(e = compileGlsl(dir, "prefix", spvPrefix)).empty() ||
-      !(e = compileGlsl(dir, "scale", spvScale)).empty())
+  const std::string flags = o.symbolsInUniform ? "-DSYMBOLS_IN_UNIFORM" : "";
+  if (!(e = compileGlsl(dir, "gather", spvGather, flags)).empty() ||
+      !(e = compileGlsl(dir, "concat", spvConcat, flags)).empty() ||
+      !(e = compileGlsl(dir, "prefix", spvPrefix, flags)).empty() ||
+      !(e = compileGlsl(dir, "scale", spvScale, flags)).empty())
     return e;
   {
     std::ofstream(dir + "/cpu.c") << kCpuC;
@@ -184,6 +187,7 @@ std::string writeVulkanToy(const std::string &path, const VkToyOptions &o) {
     k->set_op("toy." + name);
     if (!spirv.empty()) {
       k->set_spirv(spirv);
+      k->set_symbols_in_uniform(o.symbolsInUniform);
       for (int a = 0; a < 3; ++a)
         k->add_workgroup_size(a == 0 ? 64 : 1);
       *k->add_global_size() = global;
@@ -320,6 +324,12 @@ protected:
     for (size_t i = 0; i < a.size(); ++i)
       ASSERT_NEAR(a[i], b[i], tol * (1 + std::fabs(b[i]))) << "at " << i;
   }
+  /// The toy artifact `name` with options `o`, written and loaded into `model`.
+  static void loadToy(const std::string &name, const VkToyOptions &o, kiln_model **model) {
+    std::string path;
+    ASSERT_EQ(toyArtifact(dir_, name, o, path), "");
+    ASSERT_EQ(kiln_model_load(path.c_str(), nullptr, model), KILN_OK) << kiln_last_error();
+  }
   static std::string dir_, path_;
 };
 std::string VulkanRuntimeTest::dir_, VulkanRuntimeTest::path_;
@@ -393,17 +403,38 @@ TEST_F(VulkanRuntimeTest, TwoSessionsInterleavedAndConcurrent) {
 }
 
 TEST_F(VulkanRuntimeTest, DeviceOutputIsReadBack) {
-  std::string path;
   VkToyOptions o;
   o.deviceOutput = true;
-  ASSERT_EQ(toyArtifact(dir_, "devout.kiln", o, path), "");
   kiln_model *model = nullptr;
-  ASSERT_EQ(kiln_model_load(path.c_str(), nullptr, &model), KILN_OK) << kiln_last_error();
+  ASSERT_NO_FATAL_FAILURE(loadToy("devout.kiln", o, &model));
   kiln_session *s = nullptr;
   ASSERT_EQ(kiln_session_create(model, 2, &s), KILN_OK) << kiln_last_error();
   auto ids = prompt(2, 5, 4);
   expectNear(runChunks(s, ids, 2, 5, {3, 2}), expected(ids, 2, 5));
   kiln_session_free(s);
+  kiln_model_free(model);
+}
+
+// Kernels that read the symbols from the uniform: each step shape's command buffers are recorded once and
+// replayed with new symbols and workgroup counts (vkCmdDispatchIndirect), here across decode steps whose p
+// differs every time, chunk schedules that repeat shapes at other p, and two sessions.
+TEST_F(VulkanRuntimeTest, ReplayedStepsMatchReference) {
+  VkToyOptions o;
+  o.symbolsInUniform = true;
+  kiln_model *model = nullptr;
+  ASSERT_NO_FATAL_FAILURE(loadToy("replay.kiln", o, &model));
+  kiln_session *s = nullptr, *t = nullptr;
+  ASSERT_EQ(kiln_session_create(model, 2, &s), KILN_OK) << kiln_last_error();
+  ASSERT_EQ(kiln_session_create(model, 1, &t), KILN_OK) << kiln_last_error();
+  auto ids = prompt(2, 11, 5), idsT = prompt(1, 6, 6);
+  const std::vector<float> want = expected(ids, 2, 11);
+  for (const std::vector<int64_t> &chunks :
+       {std::vector<int64_t>{11}, {3, 1, 1, 1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, {2, 2, 2, 2, 3}}) {
+    expectNear(runChunks(s, ids, 2, 11, chunks), want);
+    expectNear(runChunks(t, idsT, 1, 6, {1, 2, 1, 2}), expected(idsT, 1, 6));
+  }
+  kiln_session_free(s);
+  kiln_session_free(t);
   kiln_model_free(model);
 }
 

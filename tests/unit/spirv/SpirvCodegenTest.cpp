@@ -32,6 +32,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -209,6 +210,96 @@ INSTANTIATE_TEST_SUITE_P(Shared, SpirvKernelCase, ::testing::ValuesIn(kernelCase
 //===----------------------------------------------------------------------===//
 // Limits: what does not fit is reported, not generated
 //===----------------------------------------------------------------------===//
+
+// KV-cache views (codegen::SpirvKvView, an in-place cache): rope and the value head transpose write their s
+// rows into a [b, h, C, d] storage at row p, and attention reads keys and values from such storages (capacity
+// stride) - bit for bit what the contiguous kernels compute, with every other row of the storage untouched.
+// Awkward sizes: 3 KV heads, head dim 10, capacity 11, b 2, p 5, s 3.
+TEST_F(SpirvCodegenTest, KvCacheViews) {
+  const char *src = R"(
+func.func @views(%x: tensor<?x3x?x10xf32, #kiln.dims<[b, s]>>, %pos: tensor<?x?xi64, #kiln.dims<[b, s]>>,
+                 %f: tensor<5xf32>, %h: tensor<?x?x3x10xf32, #kiln.dims<[b, s]>>,
+                 %q: tensor<?x6x?x10xf32, #kiln.dims<[b, s]>>, %k: tensor<?x3x?x10xf32, #kiln.dims<[b, p + s]>>,
+                 %v: tensor<?x3x?x10xf32, #kiln.dims<[b, p + s]>>) -> (tensor<?x3x?x10xf32, #kiln.dims<[b, s]>>, tensor<?x3x?x10xf32, #kiln.dims<[b, s]>>, tensor<?x6x?x10xf32, #kiln.dims<[b, s]>>) {
+  %0 = kiln.rope %x, %pos, %f {interleaved = false} : (tensor<?x3x?x10xf32, #kiln.dims<[b, s]>>, tensor<?x?xi64, #kiln.dims<[b, s]>>, tensor<5xf32>) -> tensor<?x3x?x10xf32, #kiln.dims<[b, s]>>
+  %1 = kiln.transpose %h {permutation = array<i64: 0, 2, 1, 3>} : tensor<?x?x3x10xf32, #kiln.dims<[b, s]>> -> tensor<?x3x?x10xf32, #kiln.dims<[b, s]>>
+  %2 = kiln.attention %q, %k, %v {scale = 0.3 : f64, mask = #kiln.mask<causal>} : (tensor<?x6x?x10xf32, #kiln.dims<[b, s]>>, tensor<?x3x?x10xf32, #kiln.dims<[b, p + s]>>, tensor<?x3x?x10xf32, #kiln.dims<[b, p + s]>>) -> tensor<?x6x?x10xf32, #kiln.dims<[b, s]>>
+  return %0, %1, %2 : tensor<?x3x?x10xf32, #kiln.dims<[b, s]>>, tensor<?x3x?x10xf32, #kiln.dims<[b, s]>>, tensor<?x6x?x10xf32, #kiln.dims<[b, s]>>
+})";
+  auto mod = mlir::parseSourceString<mlir::ModuleOp>(src, &context, "views.mlir");
+  ASSERT_TRUE(mod);
+  auto f = *mod->getOps<mlir::func::FuncOp>().begin();
+  std::vector<mlir::Operation *> ops;
+  for (mlir::Operation &op : f.getBody().front())
+    ops.push_back(&op);
+  test::VulkanHarness *h = harness();
+  if (!h)
+    GTEST_SKIP() << "no Vulkan device";
+  const int64_t B = 2, P = 5, S = 3, T = P + S, C = 11, D = 10;
+  const std::vector<uint32_t> symbols = {uint32_t(B), uint32_t(P), uint32_t(S)}; // kSymbols: b, p, s
+  std::mt19937 gen(7);
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+  auto floats = [&](int64_t n) {
+    std::vector<uint8_t> bytes(size_t(n) * 4);
+    for (int64_t i = 0; i < n; ++i) {
+      float x = uni(gen);
+      std::memcpy(bytes.data() + 4 * i, &x, 4);
+    }
+    return bytes;
+  };
+  std::vector<uint8_t> x = floats(B * 3 * S * D), freq = floats(5), heads = floats(B * S * 3 * D),
+                       q = floats(B * 6 * S * D), k = floats(B * 3 * T * D), v = floats(B * 3 * T * D);
+  std::vector<uint8_t> pos(size_t(B * S) * 8);
+  for (int64_t i = 0; i < B * S; ++i) {
+    int64_t p = P + i % S + 100 * (i / S);
+    std::memcpy(pos.data() + 8 * i, &p, 8);
+  }
+  // Runs `op`'s kernel (with `views`) over `buffers` (operands, then the result).
+  auto run = [&](mlir::Operation *op, std::vector<std::vector<uint8_t> *> buffers,
+                 std::vector<codegen::SpirvKvView> views) {
+    StatusOr<codegen::SpirvKernel> kernel = codegen::generateSpirvKernel(op, kSymbols, target, {}, views);
+    ASSERT_TRUE(kernel.ok()) << kernel.status().message();
+    EXPECT_EQ(kernel->name.find("_kvview") != std::string::npos, !views.empty()) << kernel->name;
+    uint32_t groups[3];
+    for (int a = 0; a < 3; ++a)
+      groups[a] = uint32_t((*kernel->globalSize[a].evaluate({{"b", B}, {"p", P}, {"s", S}}) +
+                            kernel->workgroupSize[a] - 1) / kernel->workgroupSize[a]);
+    ASSERT_EQ(h->dispatch(kernel->spirv, buffers, symbols, groups, kernel->specialization), "");
+  };
+  const ir::SymExpr rowP = ir::SymExpr::symbol("p"), row0 = ir::SymExpr::constant(0);
+  // The new rows: contiguous, then into a garbage storage at row p; rows [p, p + s) of each (batch, head)
+  // are the contiguous result, the rest still garbage.
+  for (auto [index, operands] : {std::pair<int, std::vector<std::vector<uint8_t> *>>{0, {&x, &pos, &freq}},
+                                 {1, {&heads}}}) {
+    mlir::Operation *op = ops[size_t(index)];
+    std::vector<uint8_t> plain(size_t(B * 3 * S * D) * 4, 0xAB), storage(size_t(B * 3 * C * D) * 4, 0xAB);
+    std::vector<std::vector<uint8_t> *> buffers = operands;
+    buffers.push_back(&plain);
+    run(op, buffers, {});
+    buffers.back() = &storage;
+    std::vector<codegen::SpirvKvView> views(operands.size() + 1);
+    views.back() = {C, rowP};
+    run(op, buffers, views);
+    for (int64_t bh = 0; bh < B * 3; ++bh)
+      for (int64_t r = 0; r < C; ++r) {
+        const uint8_t *got = storage.data() + 4 * (bh * C + r) * D;
+        if (r >= P && r < P + S)
+          EXPECT_EQ(std::memcmp(got, plain.data() + 4 * (bh * S + r - P) * D, 4 * D), 0) << op->getName().getStringRef().str() << " row " << r;
+        else
+          EXPECT_TRUE(std::all_of(got, got + 4 * D, [](uint8_t c) { return c == 0xAB; })) << "row " << r << " written";
+      }
+  }
+  // Attention over keys / values in storages of capacity C (rows past T garbage).
+  std::vector<uint8_t> kStore(size_t(B * 3 * C * D) * 4, 0xAB), vStore = kStore;
+  for (int64_t bh = 0; bh < B * 3; ++bh) {
+    std::memcpy(kStore.data() + 4 * bh * C * D, k.data() + 4 * bh * T * D, 4 * T * D);
+    std::memcpy(vStore.data() + 4 * bh * C * D, v.data() + 4 * bh * T * D, 4 * T * D);
+  }
+  std::vector<uint8_t> plainOut(size_t(B * 6 * S * D) * 4, 0xAB), viewOut = plainOut;
+  run(ops[2], {&q, &k, &v, &plainOut}, {});
+  run(ops[2], {&q, &kStore, &vStore, &viewOut}, {{}, {C, row0}, {C, row0}, {}});
+  EXPECT_EQ(plainOut, viewOut);
+}
 
 TEST_F(SpirvCodegenTest, LimitsAndReasons) {
   std::string src = R"(

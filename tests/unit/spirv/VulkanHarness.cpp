@@ -212,9 +212,9 @@ std::string VulkanHarness::dispatch(const std::vector<uint32_t> &spirv, std::vec
     VkDeviceMemory memory = VK_NULL_HANDLE;
     VkDeviceSize size = 0;
   };
-  std::vector<Buf> bufs(buffers.size());
+  std::vector<Buf> bufs(buffers.size() + 1); // the last: the symbols uniform (set 1, binding 0)
   VkShaderModule module = VK_NULL_HANDLE;
-  VkDescriptorSetLayout setLayout = VK_NULL_HANDLE;
+  VkDescriptorSetLayout setLayout = VK_NULL_HANDLE, symbolsLayout = VK_NULL_HANDLE;
   VkPipelineLayout pipeLayout = VK_NULL_HANDLE;
   VkPipeline pipeline = VK_NULL_HANDLE;
   VkDescriptorPool descPool = VK_NULL_HANDLE;
@@ -233,6 +233,8 @@ std::string VulkanHarness::dispatch(const std::vector<uint32_t> &spirv, std::vec
       vkDestroyPipelineLayout(dev, pipeLayout, nullptr);
     if (setLayout)
       vkDestroyDescriptorSetLayout(dev, setLayout, nullptr);
+    if (symbolsLayout)
+      vkDestroyDescriptorSetLayout(dev, symbolsLayout, nullptr);
     if (module)
       vkDestroyShaderModule(dev, module, nullptr);
     for (Buf &b : bufs) {
@@ -242,13 +244,17 @@ std::string VulkanHarness::dispatch(const std::vector<uint32_t> &spirv, std::vec
         vkFreeMemory(dev, b.memory, nullptr);
     }
   };
+  // The symbols as the kernels read them: std140 uvec4s, four words each.
+  std::vector<uint8_t> symbolBytes(pushWords.size() * 4);
+  std::memcpy(symbolBytes.data(), pushWords.data(), symbolBytes.size());
+  buffers.push_back(&symbolBytes);
   auto run = [&]() -> std::string {
     for (size_t i = 0; i < buffers.size(); ++i) {
       Buf &b = bufs[i];
       b.size = std::max<VkDeviceSize>(16, (buffers[i]->size() + 15) / 16 * 16);
       VkBufferCreateInfo bci{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
       bci.size = b.size;
-      bci.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT;
+      bci.usage = i + 1 < buffers.size() ? VK_BUFFER_USAGE_STORAGE_BUFFER_BIT : VK_BUFFER_USAGE_UNIFORM_BUFFER_BIT;
       VK_TRY(vkCreateBuffer(dev, &bci, nullptr, &b.buffer));
       VkMemoryRequirements req;
       vkGetBufferMemoryRequirements(dev, b.buffer, &req);
@@ -276,19 +282,23 @@ std::string VulkanHarness::dispatch(const std::vector<uint32_t> &spirv, std::vec
     smci.codeSize = spirv.size() * 4;
     smci.pCode = spirv.data();
     VK_TRY(vkCreateShaderModule(dev, &smci, nullptr, &module));
-    std::vector<VkDescriptorSetLayoutBinding> bindings(buffers.size());
-    for (size_t i = 0; i < buffers.size(); ++i)
+    const size_t numStorage = buffers.size() - 1;
+    std::vector<VkDescriptorSetLayoutBinding> bindings(numStorage);
+    for (size_t i = 0; i < numStorage; ++i)
       bindings[i] = {(uint32_t)i, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT, nullptr};
     VkDescriptorSetLayoutCreateInfo dslci{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO};
     dslci.bindingCount = (uint32_t)bindings.size();
     dslci.pBindings = bindings.data();
     VK_TRY(vkCreateDescriptorSetLayout(dev, &dslci, nullptr, &setLayout));
-    VkPushConstantRange range{VK_SHADER_STAGE_COMPUTE_BIT, 0, (uint32_t)(pushWords.size() * 4)};
+    VkDescriptorSetLayoutBinding symbolsBinding{0, VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT,
+                                                nullptr};
+    dslci.bindingCount = 1;
+    dslci.pBindings = &symbolsBinding;
+    VK_TRY(vkCreateDescriptorSetLayout(dev, &dslci, nullptr, &symbolsLayout));
+    const VkDescriptorSetLayout layouts[2] = {setLayout, symbolsLayout};
     VkPipelineLayoutCreateInfo plci{VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO};
-    plci.setLayoutCount = 1;
-    plci.pSetLayouts = &setLayout;
-    plci.pushConstantRangeCount = pushWords.empty() ? 0 : 1;
-    plci.pPushConstantRanges = &range;
+    plci.setLayoutCount = 2;
+    plci.pSetLayouts = layouts;
     VK_TRY(vkCreatePipelineLayout(dev, &plci, nullptr, &pipeLayout));
     VkComputePipelineCreateInfo cpci{VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO};
     cpci.stage = {VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO};
@@ -303,27 +313,29 @@ std::string VulkanHarness::dispatch(const std::vector<uint32_t> &spirv, std::vec
     if (!specialization.empty())
       cpci.stage.pSpecializationInfo = &spec;
     VK_TRY(vkCreateComputePipelines(dev, VK_NULL_HANDLE, 1, &cpci, nullptr, &pipeline));
-    VkDescriptorPoolSize ps{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, (uint32_t)buffers.size()};
+    const VkDescriptorPoolSize ps[2] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, (uint32_t)std::max<size_t>(numStorage, 1)},
+                                        {VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER, 1}};
     VkDescriptorPoolCreateInfo dpci{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
-    dpci.maxSets = 1;
-    dpci.poolSizeCount = 1;
-    dpci.pPoolSizes = &ps;
+    dpci.maxSets = 2;
+    dpci.poolSizeCount = 2;
+    dpci.pPoolSizes = ps;
     VK_TRY(vkCreateDescriptorPool(dev, &dpci, nullptr, &descPool));
     VkDescriptorSetAllocateInfo dsai{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO};
     dsai.descriptorPool = descPool;
-    dsai.descriptorSetCount = 1;
-    dsai.pSetLayouts = &setLayout;
-    VkDescriptorSet set;
-    VK_TRY(vkAllocateDescriptorSets(dev, &dsai, &set));
+    dsai.descriptorSetCount = 2;
+    dsai.pSetLayouts = layouts;
+    VkDescriptorSet sets[2];
+    VK_TRY(vkAllocateDescriptorSets(dev, &dsai, sets));
     std::vector<VkDescriptorBufferInfo> infos(buffers.size());
     std::vector<VkWriteDescriptorSet> writes(buffers.size());
     for (size_t i = 0; i < buffers.size(); ++i) {
+      const bool symbols = i == numStorage;
       infos[i] = {bufs[i].buffer, 0, VK_WHOLE_SIZE};
       writes[i] = {VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET};
-      writes[i].dstSet = set;
-      writes[i].dstBinding = (uint32_t)i;
+      writes[i].dstSet = sets[symbols ? 1 : 0];
+      writes[i].dstBinding = symbols ? 0 : (uint32_t)i;
       writes[i].descriptorCount = 1;
-      writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+      writes[i].descriptorType = symbols ? VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
       writes[i].pBufferInfo = &infos[i];
     }
     vkUpdateDescriptorSets(dev, (uint32_t)writes.size(), writes.data(), 0, nullptr);
@@ -336,10 +348,7 @@ std::string VulkanHarness::dispatch(const std::vector<uint32_t> &spirv, std::vec
     bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
     VK_TRY(vkBeginCommandBuffer(cmd, &bi));
     vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline);
-    vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipeLayout, 0, 1, &set, 0, nullptr);
-    if (!pushWords.empty())
-      vkCmdPushConstants(cmd, pipeLayout, VK_SHADER_STAGE_COMPUTE_BIT, 0, (uint32_t)(pushWords.size() * 4),
-                         pushWords.data());
+    vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipeLayout, 0, 2, sets, 0, nullptr);
     if (groups[0] && groups[1] && groups[2])
       vkCmdDispatch(cmd, groups[0], groups[1], groups[2]);
     VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
@@ -355,7 +364,7 @@ std::string VulkanHarness::dispatch(const std::vector<uint32_t> &spirv, std::vec
     si.pCommandBuffers = &cmd;
     VK_TRY(vkQueueSubmit(m.queue, 1, &si, fence));
     VK_TRY(vkWaitForFences(dev, 1, &fence, VK_TRUE, 60ull * 1000 * 1000 * 1000));
-    for (size_t i = 0; i < buffers.size(); ++i) {
+    for (size_t i = 0; i < numStorage; ++i) {
       void *p = nullptr;
       VK_TRY(vkMapMemory(dev, bufs[i].memory, 0, VK_WHOLE_SIZE, 0, &p));
       std::memcpy(buffers[i]->data(), p, buffers[i]->size());

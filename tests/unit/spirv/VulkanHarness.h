@@ -1,7 +1,7 @@
 //===- VulkanHarness.h - a minimal Vulkan compute dispatcher for the kernel tests -*- C++ -*-===//
 //
-// Only for tests: the first device, one queue, host-visible coherent buffers, one descriptor set, push
-// constants, vkCmdDispatch and a fence per call. The production executor is runtime/src/vulkan/. Enabled:
+// Only for tests: the first device, one queue, host-visible coherent buffers, one descriptor set of storage
+// buffers, the symbols uniform (set 1, binding 0, as codegen/spirv's kernels read it), vkCmdDispatch and a fence per call. The production executor is runtime/src/vulkan/. Enabled:
 // 8/16-bit storage, int8 / int16 / float16 arithmetic, the Vulkan memory model and, where present,
 // VK_KHR_cooperative_matrix (the kernels of a GPU profile need them; kiln_spirv_replay runs those).
 //
@@ -28,7 +28,7 @@ public:
   const std::vector<std::string> &cooperativeMatrixShapes() const { return shapes_; }
 
   /// Runs `spirv` once with buffers[i] at binding i (contents copied in, and back out for all of them),
-  /// push constants `pushWords`, and `groups` workgroups; `specialization`: the values of constant_id 0 .. n-1.
+  /// the symbol values `pushWords` (the uniform at set 1, binding 0), and `groups` workgroups; `specialization`: the values of constant_id 0 .. n-1.
   /// Returns an empty string or an error.
   std::string dispatch(const std::vector<uint32_t> &spirv, std::vector<std::vector<uint8_t> *> buffers,
                        const std::vector<uint32_t> &pushWords, const uint32_t groups[3],

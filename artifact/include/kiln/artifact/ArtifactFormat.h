@@ -5,7 +5,7 @@
 //             (manifest, code, weights) nothing here — the section table follows the header
 //   section table: per section { u32 kind, u32 reserved, u64 offset, u64 size, u64 checksum }
 //   sections, each starting 64-byte aligned: MANIFEST (protobuf kiln.artifact.Manifest), CPU_CODE (the
-//   shared object with the generated kernels), WEIGHTS (every WEIGHT buffer at its offset; with
+//   shared objects with the generated kernels, one per CPU target: Manifest.cpu_objects, CpuTargets.h), WEIGHTS (every WEIGHT buffer at its offset; with
 //   Manifest.synthetic_weights only the non-synthetic ones, at Buffer.stored_offset: the runtime generates
 //   the rest at load, SyntheticWeights.h), and optionally TEXT (protobuf kiln.artifact.TextSection: the
 //   tokenizer files, chat template, EOS ids and pooling; readers that predate it skip it as an unknown kind)

@@ -19,6 +19,7 @@ namespace kiln::compiler {
 struct ImportSummary {
   std::string architecture, task; // "LlamaForCausalLM", "causal-lm" | "encoder"
   size_t ops = 0;                 // in the step function
+  std::vector<std::string> unusedWeights; // tensors of the checkpoint no kiln.weight names (sorted)
 };
 
 struct FusionSummary {
@@ -65,10 +66,16 @@ struct KvCacheSummary {
 };
 
 struct CodegenSummary {
-  std::string cpu;                // the CPU kernels' target ("znver5")
+  std::string cpu;                // the CPU kernels' targets ("znver5", "x86-64,x86-64-v3,znver5")
   size_t cpuDispatches = 0;
   int cpuKernels = 0;             // distinct
-  uint64_t sharedObjectBytes = 0;
+  uint64_t sharedObjectBytes = 0; // all objects
+  struct CpuObject {
+    std::string cpu;
+    uint64_t bytes = 0;
+  };
+  std::vector<CpuObject> cpuObjects;  // in the artifact's (preference) order
+  std::vector<std::string> cpuDropped; // "x86-64-v4 (the features of sapphirerapids)": no object of its own
   int spirvDispatches = 0, spirvKernels = 0, spirvModules = 0;
 };
 

@@ -96,15 +96,19 @@ KvCacheSummary kvCacheStage(passes::MemoryPlan &plan, passes::PartitionResult *p
 struct KernelTable {
   std::vector<artifact::Kernel> kernels;
   std::map<int, int> kernelOfDispatch;
+  std::vector<artifact::CpuObject> cpuObjects; // the CPU_CODE section's objects (Manifest.cpu_objects)
 };
 
 /// The dispatches codegen/cpu generates kernels for: the kernels on the cpu, in order.
 std::vector<int> cpuKernelDispatches(const passes::MemoryPlan &plan);
 
-/// The cpu dispatches' kernels through MLIR and LLVM (codegen/cpu): the shared object.
+/// The cpu dispatches' kernels through MLIR and LLVM (codegen/cpu): one shared object per CPU target, in
+/// preference order (most recorded features first; a target with the same features as an earlier one gets
+/// no object), packed 64-byte aligned into the CPU_CODE section's bytes (returned) and described in
+/// kernels.cpuObjects.
 struct CpuCodegenInput {
-  std::string cpu = "native"; // an LLVM CPU name
-  std::string dumpDir;        // kernels.ll / kernels.o when set
+  std::string cpu = "native"; // --cpu: LLVM CPU names, comma-separated, "native" or "portable" (cpuTargetList)
+  std::string dumpDir;        // kernels.ll / kernels.o when set (further targets: DIR/cpu-NAME/)
   std::function<void(const std::string &text)> irDump; // --dump-ir-after-all: each lowering phase's module
 };
 StatusOr<std::vector<uint8_t>> cpuCodegenStage(mlir::func::FuncOp step, const passes::MemoryPlan &plan,
@@ -116,7 +120,16 @@ StatusOr<std::vector<uint8_t>> cpuCodegenStage(mlir::func::FuncOp step, const pa
 Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &profile, const std::string &dumpDir,
                          KernelTable &kernels, CodegenSummary *summary);
 
-/// The LLVM CPU name "native" stands for (the compiling host's), or `cpu` itself.
+/// The targets --cpu names: comma-separated LLVM CPU names or "native"; "portable" stands for
+/// kPortableCpus. An error names an empty entry.
+StatusOr<std::vector<std::string>> cpuTargetList(const std::string &cpu);
+/// What --cpu portable means: every x86-64 runs one of them, newer CPUs a faster one.
+constexpr const char *kPortableCpus = "x86-64,x86-64-v3,x86-64-v4,sapphirerapids";
+
+/// Every target of `cpu` (a --cpu value) is one LLVM knows: checked before any work.
+Status checkCpuTargets(const std::string &cpu);
+
+/// `cpu` (a --cpu value) with "native" replaced by the compiling host's CPU name and "portable" expanded.
 std::string resolveCpuName(const std::string &cpu);
 
 // ---- manifest, weights, write ----

@@ -144,7 +144,8 @@ void layoutArenas(MemoryPlan &plan);
 
 struct PartitionResult;
 
-/// Where a device's kernels accept strided KV-cache views (the CPU always; Vulkan once its kernels do).
+/// Where a device's kernels accept strided KV-cache views (the CPU always; Vulkan when asked: kiln compile
+/// does, its SPIR-V kernels take them through codegen::SpirvKvView).
 struct KvInPlaceOptions {
   bool vulkan = false;
 };
@@ -156,7 +157,7 @@ struct KvInPlaceOptions {
 ///   - present_X is read only by kiln.attention as key or value (and returned),
 ///   - no transfer touches either, and the concat and every attention run on one device whose kernels take
 ///     the strided view: the CPU; with Vulkan dispatches in the plan only when `options.vulkan` (the Vulkan
-///     executor binds a two-buffer cache until then).
+///     executor binds the one storage; its kernels index the views themselves).
 /// Unfused graphs (present read by transpose / matmul) keep the two-buffer path: correct either way.
 /// Then past_X / present_X become views of one buffer [b, h, capacity, d] (capacity = max context), the
 /// concat becomes an append of the s new rows at row p, and when `new` has one reader (the concat), is no

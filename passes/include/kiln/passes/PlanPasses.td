@@ -54,7 +54,7 @@ def KilnPlaceKvCache : Pass<"kiln-place-kv-cache", "mlir::ModuleOp"> {
   let options = [
     kMaxContext, kMaxBatch,
     Option<"vulkan", "vulkan", "bool", /*default=*/"false",
-           "the Vulkan kernels take strided KV views (KvInPlaceOptions::vulkan; kiln compile: false)">];
+           "the Vulkan kernels take strided KV views (KvInPlaceOptions::vulkan; kiln compile: true)">];
 }
 
 #endif // KILN_PLAN_PASSES_TD

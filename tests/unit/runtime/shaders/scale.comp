@@ -1,7 +1,13 @@
 // Toy kernel of tests/unit/runtime/VulkanTest.cpp (compiled there by glslangValidator).
 #version 450
 layout(local_size_x = 64) in;
-layout(push_constant) uniform P { uint b; uint p; uint s; } pc; // Manifest.symbols: b, p, s
+// Manifest.symbols: b, p, s; with SYMBOLS_IN_UNIFORM (Kernel.symbols_in_uniform) from the std140 uniform at
+// set 1 (b, p, s at offsets 0, 4, 8: the runtime's packing, four per uvec4), else push constants.
+#ifdef SYMBOLS_IN_UNIFORM
+layout(std140, set = 1, binding = 0) uniform P { uint b; uint p; uint s; } pc;
+#else
+layout(push_constant) uniform P { uint b; uint p; uint s; } pc;
+#endif
 layout(std430, set = 0, binding = 0) readonly buffer A { float a[]; };
 layout(std430, set = 0, binding = 1) writeonly buffer B { float o[]; };
 void main() {

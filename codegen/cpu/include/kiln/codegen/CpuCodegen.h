@@ -50,7 +50,18 @@ struct CpuKernelInfo {
   std::string signature; ///< the op's operand and result types
 };
 
+/// A CPU target as LLVM resolves it (what the artifact records of each kernel object).
+struct CpuTargetInfo {
+  std::string cpu;                   ///< the LLVM CPU name ("native": the host's, e.g. "znver4")
+  std::vector<std::string> features; ///< the ISA features the target machine enables, sorted: those of its
+                                     ///< features llvm::sys::getHostCPUFeatures can detect (no tuning flags)
+};
+
+/// `cpu` ("native" or an LLVM CPU name) resolved; an error when LLVM does not know it.
+StatusOr<CpuTargetInfo> describeCpuTarget(const std::string &cpu);
+
 struct CpuCode {
+  CpuTargetInfo target;               ///< options.cpu resolved
   std::vector<uint8_t> sharedObject;
   std::vector<CpuKernelInfo> kernels; ///< kernels[i] is for dispatchOps[i]; identical ops share a symbol
 };

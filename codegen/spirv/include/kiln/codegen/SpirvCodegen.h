@@ -3,7 +3,9 @@
 // One SPIR-V compute module per kiln op, following the Kernel contract of kiln_artifact.proto:
 // - descriptor set 0, binding i = the dispatch's buffer i (the op's operands, then its result), std430
 //   storage buffers, row-major and contiguous;
-// - push constants `uint symbols[N]`: the values of the symbols in `symbolNames` order;
+// - descriptor set 1, binding 0: a std140 uniform buffer `uvec4 symbols[(N + 3) / 4]`, the values of the
+//   symbols in `symbolNames` order, four per uvec4 (Kernel.symbols_in_uniform: a command buffer recorded once
+//   replays every step, the runtime writes only this buffer);
 // - the runtime dispatches ceil(globalSize[k] / workgroupSize[k]) workgroups per axis (globalSize evaluated
 //   with the symbols); every kernel loops (grid-stride) over its whole iteration space, so any grid is
 //   correct and invocations past the end do nothing.
@@ -69,15 +71,27 @@ std::map<std::string, std::string> spirvOpEntries();
 std::string spirvUnsupportedReason(mlir::Operation *op, const SpirvTarget &target);
 
 /// The kernel of one kiln op: its kernel family's GLSL (codegen/spirv/shaders) specialized by defines for the
-/// op's dtypes, attributes and static dims (symbolic dims come from the push constants, in `symbolNames`
+/// op's dtypes, attributes and static dims (symbolic dims come from the symbols uniform, in `symbolNames`
 /// order), compiled with glslang to SPIR-V 1.3 / Vulkan 1.1 and validated with SPIRV-Tools. Errors name the op and include the first compiler or validator message.
+/// A buffer of the kernel that is a strided view of an in-place KV cache (passes/MemoryPlan.h
+/// placeKvCacheInPlace, Buffer.row_capacity in the artifact): rank 4 [b, h, rows, d] inside a storage
+/// [b, h, rowCapacity, d], starting at row `rowOffset` (e.g. p for the appended rows). The runtime binds the
+/// whole storage (offset 0), so the kernel adds the row offset itself, from the symbols: the command buffer
+/// does not change with p.
+struct SpirvKvView {
+  int64_t rowCapacity = 0; ///< 0: a contiguous row-major buffer
+  ir::SymExpr rowOffset;
+};
+
 /// `operandStorage` (optional, one element type per operand): the element type the operand's buffer really
 /// holds when it differs from the IR's, which is allowed only for an f32 operand stored as f16 / bf16 (a
 /// weight whose convert was folded away, passes/DeviceWeights.h): the kernel reads the 16-bit values and
-/// widens them to f32, as the convert did.
+/// widens them to f32, as the convert did. `views` (optional, per buffer: operands, then results): KV-cache
+/// views; every access of such a buffer goes through its strided index (KV_VIEW_<binding> in the GLSL).
 StatusOr<SpirvKernel> generateSpirvKernel(mlir::Operation *op, llvm::ArrayRef<std::string> symbolNames,
                                           const SpirvTarget &target,
-                                          llvm::ArrayRef<mlir::Type> operandStorage = {});
+                                          llvm::ArrayRef<mlir::Type> operandStorage = {},
+                                          llvm::ArrayRef<SpirvKvView> views = {});
 
 /// SPIR-V assembly text of `words` (spirv-dis, friendly names).
 std::string disassembleSpirv(llvm::ArrayRef<uint32_t> words);
