@@ -128,6 +128,8 @@ def numbers(kiln, tmp, ref):
                        (["eval", "m", "--inputs", ref, "--outputs", "o.safetensors", "--chunks", "1,99999999999999"],
                         "--chunks"),
                        (["bench", "x.kiln", "-p", "99999999999999999999"], "-p"),
+                       (["generate", "x.kiln", "--ids", "1,2", "-n", "99999999999999999999"], "-n"),
+                       (["generate", "x.kiln", "--ids", "1,99999999999999999999"], "--ids"),
                        (["compile", "m", "-o", "t.kiln", "--max-context", "4294967296"], "--max-context"),
                        (["compile", "m", "-o", "t.kiln", "--synthetic-weights", "18446744073709551616"],
                         "--synthetic-weights"),

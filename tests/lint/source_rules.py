@@ -22,12 +22,20 @@ SOURCE_DIRS = ["support", "frontend", "models", "ir", "passes", "compiler", "cod
 CPP_EXT = (".cpp", ".h", ".hpp", ".cc", ".c")
 
 
+def project_files(root, dirs):
+    """The C/C++ files under dirs that are the project's: git's tracked and not-ignored files when root is a
+    checkout (so fetched peers such as bench/peers/llama.cpp and node_modules are not linted), else all."""
+    git = subprocess.run(["git", "-C", root, "ls-files", "--cached", "--others", "--exclude-standard", "--"] + dirs,
+                         capture_output=True, text=True)
+    if git.returncode == 0:
+        return [os.path.join(root, f) for f in sorted(set(git.stdout.splitlines()))
+                if f.endswith(CPP_EXT) and os.path.isfile(os.path.join(root, f))]
+    return [os.path.join(dirpath, f) for d in dirs for dirpath, _, files in os.walk(os.path.join(root, d))
+            for f in sorted(files) if f.endswith(CPP_EXT)]
+
+
 def sources(root):
-    for d in SOURCE_DIRS:
-        for dirpath, _, files in os.walk(os.path.join(root, d)):
-            for f in sorted(files):
-                if f.endswith(CPP_EXT):
-                    yield os.path.join(dirpath, f)
+    return project_files(root, SOURCE_DIRS)
 
 
 def long_functions(root, files, max_lines):
@@ -68,8 +76,7 @@ def main():
     bad = long_functions(args.root, files, args.max_lines)
     for b in bad:
         print("function longer than %d lines: %s" % (args.max_lines, b))
-    test_files = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(args.root, "tests")) for f in sorted(fs)
-                  if f.endswith(CPP_EXT)]
+    test_files = project_files(args.root, ["tests"])
     # In tests, a kernel is a raw string that starts with #version (asserting on emitted GLSL is fine).
     glsl = glsl_in_cpp(args.root, files) + glsl_in_cpp(args.root, test_files, r'R"[^(]*\(\s*#version')
     for g in glsl:

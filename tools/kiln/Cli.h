@@ -60,7 +60,7 @@ constexpr uint64_t kMaxTokens = 2147483647;
 /// beyond max (or beyond 64 bits).
 std::optional<uint64_t> parseIntFlag(const std::string &name, const std::string &text, uint64_t min, uint64_t max,
                                      std::string *error);
-/// "2,5,1" for flag `name`: each entry as parseIntFlag (min >= 1 here; max at most INT64_MAX).
+/// "2,5,1" for flag `name`: each entry as parseIntFlag (max at most INT64_MAX).
 std::optional<std::vector<int64_t>> parseIntListFlag(const std::string &name, const std::string &text, uint64_t min,
                                                      uint64_t max, std::string *error);
 

@@ -29,22 +29,6 @@ int parseThreads(const Args &args, int &threads); // Run.cpp
 
 namespace {
 
-/// "1,2,3" (non-negative, unlike parseIntList which refuses 0).
-std::optional<std::vector<int64_t>> parseTokenList(const std::string &text) {
-  std::vector<int64_t> out;
-  size_t pos = 0;
-  while (true) {
-    size_t comma = text.find(',', pos);
-    std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    if (item.empty() || item.size() > 12 || item.find_first_not_of("0123456789") != std::string::npos)
-      return std::nullopt;
-    out.push_back(std::stoll(item));
-    if (comma == std::string::npos)
-      return out;
-    pos = comma + 1;
-  }
-}
-
 std::optional<double> parseNumber(const std::string &text) {
   if (text.empty())
     return std::nullopt;
@@ -55,13 +39,15 @@ std::optional<double> parseNumber(const std::string &text) {
   return v;
 }
 
-/// One non-negative integer flag into `out` (unchanged when absent); a usage exit code on a bad value.
-int parseCount(const Args &args, const char *flag, const char *what, int64_t &out) {
+/// One integer flag in [0, max] into `out` (unchanged when absent), read as every command reads them (Cli.h);
+/// a usage exit code on a bad value.
+int parseCount(const Args &args, const char *flag, uint64_t max, int64_t &out) {
   if (auto t = args.get(flag)) {
-    std::optional<std::vector<int64_t>> v = parseTokenList(*t);
-    if (!v || v->size() != 1)
-      return fail(kExitUsage, std::string(flag) + " must be " + what + ", got '" + *t + "'");
-    out = (*v)[0];
+    std::string error;
+    std::optional<uint64_t> v = parseIntFlag(flag, *t, 0, max, &error);
+    if (!v)
+      return fail(kExitUsage, error);
+    out = int64_t(*v);
   }
   return kExitOk;
 }
@@ -76,13 +62,13 @@ int parseGenerateFlags(const Args &args, GenerateFlags &f) {
   kiln_generate_options_init(&f.options);
   f.options.max_new_tokens = args.has("--ids") ? 32 : 256;
   int64_t seed = 0, eos = -1;
-  if (int rc = parseCount(args, "-n", "a non-negative integer", f.options.max_new_tokens))
+  if (int rc = parseCount(args, "-n", kMaxTokens, f.options.max_new_tokens))
     return rc;
-  if (int rc = parseCount(args, "--top-k", "a non-negative integer", f.options.top_k))
+  if (int rc = parseCount(args, "--top-k", INT64_MAX, f.options.top_k))
     return rc;
-  if (int rc = parseCount(args, "--seed", "a non-negative integer", seed))
+  if (int rc = parseCount(args, "--seed", INT64_MAX, seed))
     return rc;
-  if (int rc = parseCount(args, "--eos", "a token id", eos))
+  if (int rc = parseCount(args, "--eos", INT64_MAX, eos))
     return rc;
   f.options.seed = uint64_t(seed);
   if (eos >= 0)
@@ -207,8 +193,9 @@ int runGenerate(int argc, char **argv) {
   if (flag.empty())
     return kExitUsage;
   std::optional<std::vector<int64_t>> ids;
-  if (flag == "--ids" && !(ids = parseTokenList(*args.get("--ids"))))
-    return fail(kExitUsage, "--ids must be token ids separated by commas, got '" + *args.get("--ids") + "'");
+  std::string error;
+  if (flag == "--ids" && !(ids = parseIntListFlag("--ids", *args.get("--ids"), 0, INT64_MAX, &error)))
+    return fail(kExitUsage, error);
   GenerateFlags f;
   if (int rc = parseGenerateFlags(args, f))
     return rc;
