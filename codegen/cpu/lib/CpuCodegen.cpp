@@ -1096,11 +1096,11 @@ void KernelEmitter::emitGemvRows(const Tensor &a, const Tensor &w, const Tensor 
   }
 }
 
-/// The GEMV's unit of work (a part of the kernel's range): a transposed weight [N, K] four rows at a time
-/// (the last group: the one to three rows left, one at a time), each activation row against them while they are
+/// The GEMV's unit of work (a part of the kernel's range): a transposed weight [N, K] eight rows at a time
+/// (the last group: the one to seven rows left, one at a time), each activation row against them while they are
 /// in cache; a [K, N] weight in 16-column strips (the last: the columns left, one at a time), the activation
 /// broadcast along them. Every output element is computed by the same code however the groups are split.
-constexpr int64_t kGemvGroupRows = 4;
+constexpr int64_t kGemvGroupRows = 8;
 int64_t gemvGroupWidth(bool transposed) { return transposed ? kGemvGroupRows : 16; }
 
 void KernelEmitter::emitWideningGemvGroup(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K,
