@@ -1,5 +1,7 @@
 #include "Unicode.h"
 
+#include "kiln/support/Util.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <iterator>
@@ -98,10 +100,7 @@ std::u32string decodeUtf8(std::string_view text) {
   return out;
 }
 
-bool isValidUtf8(std::string_view text) {
-  std::u32string cps = decodeUtf8(text);
-  return encodeUtf8(cps) == text;
-}
+bool isValidUtf8(std::string_view text) { return support::isValidUtf8(text); }
 
 void appendUtf8(std::string &out, char32_t cp) {
   if (cp < 0x80) {
