@@ -1,22 +1,64 @@
 //===- AttentionKernel.cpp - attention: online softmax, split keys --------===//
 //
-// shaders/attention.comp: one workgroup per query row, the keys of each block split across its invocations,
-// the mask computed in the kernel. This file picks the workgroup (as large as the target's shared memory
-// allows for the head dim) and the split, and turns the op's attributes into the kernel's defines.
+// shaders/attention.comp: one workgroup per query row and group of query heads sharing a KV head (GQA), the
+// keys of each block split across its invocations, the mask computed in the kernel. This file picks the
+// heads per workgroup, the workgroup (as large as the target's shared memory allows for the head dim) and
+// the split, and turns the op's attributes into the kernel's defines.
 //
 //===----------------------------------------------------------------------===//
 #include "KernelBuilder.h"
 
 #include "kiln/ir/KilnDialect.h"
 
+#include <optional>
+
 using namespace mlir;
 
 namespace kiln::codegen::spirv {
 namespace {
 
-/// Shared memory of the variant with workgroup `wg` for head dim `d`: q, the block's scores and maxima, one
-/// partial per invocation.
-uint32_t attentionShared(int64_t d, uint32_t wg) { return 4 * (uint32_t)(d + 2 * std::min<uint32_t>(64, wg) + wg); }
+/// The split of one workgroup (attention.comp): `hpw` query heads of one KV head, `wg` invocations, blocks of
+/// `nb` keys with `lanes` invocations per key, the hpw x dv outputs as `op` slots per part, `parts` parts.
+struct AttentionSplit {
+  uint32_t hpw = 1, wg = 8, nb = 8, lanes = 1, op = 8, parts = 1, dpt = 1;
+  uint32_t redFloats() const { return std::max<uint32_t>(hpw, parts > 1 ? 3 : 1) * wg; }
+  /// Shared memory: the hpw query rows, the block's scores, the partial dots (then the parts' merge).
+  uint32_t sharedBytes(int64_t d) const { return 4 * uint32_t(hpw * d + hpw * nb + redFloats()); }
+};
+
+AttentionSplit attentionSplit(int64_t dv, uint32_t hpw, uint32_t wg) {
+  AttentionSplit s;
+  s.hpw = hpw;
+  s.wg = wg;
+  s.nb = std::min<uint32_t>(64, wg);
+  s.lanes = wg / s.nb;
+  const uint32_t slots = uint32_t(hpw * dv);
+  s.op = 8;
+  while (s.op < slots && s.op < wg)
+    s.op *= 2;
+  s.parts = wg / s.op;
+  s.dpt = (slots + s.op - 1) / s.op;
+  return s;
+}
+
+/// The query heads per workgroup: as many of the group's heads (a divisor of `group`, at most 8) as fit, so
+/// each K / V row is read once for them; then the largest power-of-two workgroup (8 .. 256) whose shared
+/// memory fits. hpw 1 is the fallback whatever its registers per invocation (dpt); nullopt: nothing fits.
+std::optional<AttentionSplit> chooseSplit(int64_t d, int64_t dv, int64_t group, const SpirvTarget &target) {
+  uint32_t wgMax = 8;
+  while (wgMax * 2 <= std::min<uint32_t>(256, target.maxWorkgroupInvocations))
+    wgMax *= 2;
+  for (uint32_t hpw = uint32_t(std::min<int64_t>(group, 8)); hpw >= 1; --hpw) {
+    if (group % hpw)
+      continue;
+    for (uint32_t wg = wgMax; wg >= 8; wg /= 2) {
+      AttentionSplit s = attentionSplit(dv, hpw, wg);
+      if (s.sharedBytes(d) <= target.maxSharedMemory && (hpw == 1 || s.dpt <= 16))
+        return s;
+    }
+  }
+  return std::nullopt;
+}
 
 /// The mask and score defines: causal / window, key padding, bias (broadcast to [b, hq, s, t]), softcap.
 void maskDefines(KernelBuilder &b, ir::AttentionOp att) {
@@ -60,37 +102,30 @@ bool emitAttention(KernelBuilder &b, const SpirvOpEntry &) {
   int64_t hq = q.shape[1].getConstant(), hkv = k.shape[1].getConstant();
   if (hkv == 0 || hq % hkv)
     return b.fail("query heads are not a multiple of key heads");
-  // The largest power-of-two workgroup (8 .. 256) whose shared memory fits.
-  uint32_t wg = 8;
-  while (wg * 2 <= std::min<uint32_t>(256, b.target().maxWorkgroupInvocations))
-    wg *= 2;
-  while (wg > 8 && attentionShared(d, wg) > b.target().maxSharedMemory)
-    wg /= 2;
-  if (attentionShared(d, wg) > b.target().maxSharedMemory)
-    return b.fail("attention with head_dim " + std::to_string(d) + " needs " + std::to_string(attentionShared(d, wg)) +
-                  " bytes of shared memory (split-key variant: q, the block's scores and maxima, one partial per "
-                  "invocation), the target has " +
+  const std::optional<AttentionSplit> split = chooseSplit(d, dv, hq / hkv, b.target());
+  if (!split)
+    return b.fail("attention with head_dim " + std::to_string(d) + " needs " +
+                  std::to_string(attentionSplit(dv, 1, 8).sharedBytes(d)) +
+                  " bytes of shared memory (q, the block's scores, one partial per invocation), the target has " +
                   std::to_string(b.target().maxSharedMemory));
-  // Blocks of nb keys, `lanes` invocations per score; `parts` groups of g invocations over the value dims.
-  uint32_t nb = std::min<uint32_t>(64, wg), lanes = wg / nb, g = 8;
-  while (g < dv && g < wg)
-    g *= 2;
-  uint32_t parts = wg / g;
-  b.setWorkgroup(wg);
-  b.setSharedBytes(attentionShared(d, wg));
-  b.kernel.name = "attention_online_d" + std::to_string(d);
+  const AttentionSplit &sp = *split;
+  b.setWorkgroup(sp.wg);
+  b.setSharedBytes(sp.sharedBytes(d));
+  b.kernel.name = "attention_online_d" + std::to_string(d) + (sp.hpw > 1 ? "_gqa" + std::to_string(sp.hpw) : "");
   auto u = [](int64_t x) { return std::to_string(x) + "u"; };
   b.define("ATT_D", u(d));
   b.define("ATT_DV", u(dv));
   b.define("ATT_HQ", u(hq));
   b.define("ATT_HKV", u(hkv));
   b.define("ATT_GROUP", u(hq / hkv));
-  b.define("ATT_NB", u(nb));
-  b.define("ATT_LANES", u(lanes));
-  b.define("ATT_G", u(g));
-  b.define("ATT_P", u(parts));
-  b.define("ATT_DPT", std::to_string((dv + g - 1) / g));
-  if (parts > 1)
+  b.define("ATT_HPW", u(sp.hpw));
+  b.define("ATT_NB", u(sp.nb));
+  b.define("ATT_LANES", u(sp.lanes));
+  b.define("ATT_OP", u(sp.op));
+  b.define("ATT_P", u(sp.parts));
+  b.define("ATT_DPT", u(sp.dpt));
+  b.define("ATT_RED", u(sp.redFloats()));
+  if (sp.parts > 1)
     b.define("ATT_SPLIT_PARTS");
   b.define("ATT_S", q.dims[2].str());
   b.define("ATT_T", k.dims[2].str());
@@ -108,9 +143,15 @@ bool emitAttention(KernelBuilder &b, const SpirvOpEntry &) {
     b.bindRole(role, direct);
   }
   b.bindRole("OUT", b.out());
-  ir::SymShape rowSym(q.shape.begin(), q.shape.begin() + 3);
-  std::vector<UintExpr> rowDims(q.dims.begin(), q.dims.begin() + 3);
-  b.useGrid(b.planGrid(rowSym, rowDims, wg, true));
+  // x: the query rows, y: the (kv head, head group) pairs, z: the batch (grid.glsl); one workgroup each.
+  const uint32_t pairs = uint32_t(hkv * (hq / hkv / sp.hpw));
+  auto capped = [](const ir::SymExpr &e) {
+    return e.isConstant() ? ir::SymExpr::constant(std::min<int64_t>(e.getConstant(), 65535)) : e;
+  };
+  b.define("GRID_X", q.dims[2].str());
+  b.define("GRID_Y", u(pairs));
+  b.define("GRID_Z", q.dims[0].str());
+  b.kernel.globalSize = {scaleSym(capped(q.shape[2]), sp.wg), ir::SymExpr::constant(pairs), capped(q.shape[0])};
   b.useShader("attention.comp");
   return true;
 }

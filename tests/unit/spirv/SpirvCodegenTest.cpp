@@ -40,6 +40,7 @@
 #include <fstream>
 #include <functional>
 #include <random>
+#include <set>
 #include <sstream>
 
 using namespace kiln;
@@ -299,6 +300,76 @@ func.func @views(%x: tensor<?x3x?x10xf32, #kiln.dims<[b, s]>>, %pos: tensor<?x?x
   run(ops[2], {&q, &k, &v, &plainOut}, {});
   run(ops[2], {&q, &kStore, &vStore, &viewOut}, {{}, {C, row0}, {C, row0}, {}});
   EXPECT_EQ(plainOut, viewOut);
+}
+
+/// Attention on awkward sizes: GQA 8:1 (head dim 80), 1:1 (head dim 256, 3 heads, bias + softcap), 6:2 (an odd
+/// group of 3, head dim 48, value dim 40); causal, windows (37, 100), key padding (the first 70 keys of batch
+/// row 1 hidden and random holes), bidirectional. One query row over 1000 keys (t not a multiple of a block),
+/// decode at b 2, small chunks and a 33-row prefill.
+std::string attentionAwkwardSource() {
+  std::string src = R"(
+func.func @att(%q8: Q8, %k1: K1, %v1: K1, %pad: PAD, %q3: Q3, %k3: K3, %v3: K3, %bias: BIAS, %q4: Q4, %k4: K4, %v4: V4) -> (Q8, Q8, Q8, Q3, Q3, O4) {
+  %0 = kiln.attention %q8, %k1, %v1 {scale = 0.11 : f64, mask = #kiln.mask<causal>} : (Q8, K1, K1) -> Q8
+  %1 = kiln.attention %q8, %k1, %v1 {scale = 0.11 : f64, mask = #kiln.mask<causal>, window = 37 : i64} : (Q8, K1, K1) -> Q8
+  %2 = kiln.attention %q8, %k1, %v1 key_padding_mask(%pad) {scale = 0.11 : f64, mask = #kiln.mask<bidirectional>} : (Q8, K1, K1, PAD) -> Q8
+  %3 = kiln.attention %q3, %k3, %v3 bias(%bias) {scale = 0.0625 : f64, mask = #kiln.mask<causal>, softcap = 2.5 : f64} : (Q3, K3, K3, BIAS) -> Q3
+  %4 = kiln.attention %q3, %k3, %v3 key_padding_mask(%pad) {scale = 0.0625 : f64, mask = #kiln.mask<causal>, window = 100 : i64} : (Q3, K3, K3, PAD) -> Q3
+  %5 = kiln.attention %q4, %k4, %v4 {scale = 0.14 : f64, mask = #kiln.mask<causal>} : (Q4, K4, V4) -> O4
+  return %0, %1, %2, %3, %4, %5 : Q8, Q8, Q8, Q3, Q3, O4
+})";
+  const std::vector<std::pair<std::string, std::string>> types = {{"Q8", "tensor<?x8x?x80xf32, #kiln.dims<[b, s]>>"},
+                          {"K1", "tensor<?x1x?x80xf32, #kiln.dims<[b, p + s]>>"},
+                          {"Q3", "tensor<?x3x?x256xf32, #kiln.dims<[b, s]>>"},
+                          {"K3", "tensor<?x3x?x256xf32, #kiln.dims<[b, p + s]>>"},
+                          {"BIAS", "tensor<1x3x?x?xf32, #kiln.dims<[s, p + s]>>"},
+                          {"Q4", "tensor<?x6x?x48xf32, #kiln.dims<[b, s]>>"},
+                          {"K4", "tensor<?x2x?x48xf32, #kiln.dims<[b, p + s]>>"},
+                          {"V4", "tensor<?x2x?x40xf32, #kiln.dims<[b, p + s]>>"},
+                          {"O4", "tensor<?x6x?x40xf32, #kiln.dims<[b, s]>>"},
+                          {"PAD", "tensor<?x?xi64, #kiln.dims<[b, p + s]>>"}};
+  for (const auto &[from, to] : types)
+    src = replaceAll(src, from, to);
+  return src;
+}
+
+const std::vector<Bindings> kAttentionAwkwardShapes = {{{"b", 1}, {"s", 1}, {"p", 999}},
+                                                       {{"b", 2}, {"s", 1}, {"p", 130}},
+                                                       {{"b", 1}, {"s", 5}, {"p", 60}},
+                                                       {{"b", 2}, {"s", 3}, {"p", 0}},
+                                                       {{"b", 1}, {"s", 33}, {"p", 0}}};
+
+/// Key padding: batch row 1 hides its first 70 keys, every row about one key in five.
+std::vector<double> attentionPadding(const std::vector<int64_t> &shape, const Bindings &, std::mt19937 &rng) {
+  std::vector<double> v(size_t(numElements(shape)));
+  for (int64_t r = 0; r < shape[0]; ++r)
+    for (int64_t j = 0; j < shape[1]; ++j)
+      v[size_t(r * shape[1] + j)] = (r == 1 && j < 70) ? 0 : (rng() % 5 != 0);
+  return v;
+}
+
+TEST_F(SpirvCodegenTest, AttentionAwkward) {
+  struct Limits {
+    uint32_t invocations, shared;
+  };
+  // Lavapipe's limits, a 64-invocation device, and a 16 KiB one (fewer heads per workgroup).
+  for (Limits lim : {Limits{1024, 32768}, Limits{64, 32768}, Limits{256, 16384}}) {
+    SCOPED_TRACE("invocations " + std::to_string(lim.invocations) + ", shared " + std::to_string(lim.shared));
+    target.maxWorkgroupInvocations = lim.invocations;
+    target.maxSharedMemory = lim.shared;
+    compile(attentionAwkwardSource());
+    for (const Bindings &b : kAttentionAwkwardShapes)
+      check(b, {{3, attentionPadding}}, 2e-5);
+  }
+  // GQA: the 8 heads sharing a KV head are one workgroup when they fit.
+  target.maxWorkgroupInvocations = 1024;
+  target.maxSharedMemory = 32768;
+  compile(attentionAwkwardSource());
+  std::set<std::string> names;
+  for (auto &[op, k] : kernels)
+    names.insert(k.name);
+  EXPECT_TRUE(names.count("attention_online_d80_gqa8_f32")) << *names.begin();
+  EXPECT_TRUE(names.count("attention_online_d48_gqa3_f32")) << *names.begin();
+  EXPECT_TRUE(names.count("attention_online_d256_f32")) << *names.begin();
 }
 
 TEST_F(SpirvCodegenTest, LimitsAndReasons) {
