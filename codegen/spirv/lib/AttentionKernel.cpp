@@ -87,21 +87,103 @@ void maskDefines(KernelBuilder &b, ir::AttentionOp att) {
   }
 }
 
+/// The static facts of an attention op the variants depend on (what emitAttention checks first).
+struct AttentionDims {
+  int64_t d = 0, dv = 0, hq = 0, hkv = 0;
+  ir::SymExpr s, t; // query rows, keys
+};
+
+std::optional<AttentionDims> attentionDims(Operation *op, std::string &why) {
+  auto att = cast<ir::AttentionOp>(op);
+  FailureOr<ir::SymShape> q = ir::getSymShape(att.getQuery().getType()), k = ir::getSymShape(att.getKey().getType()),
+                          v = ir::getSymShape(att.getValue().getType());
+  if (failed(q) || failed(k) || failed(v) || q->size() != 4 || k->size() != 4 || v->size() != 4) {
+    why = "query, key and value must be rank 4";
+    return std::nullopt;
+  }
+  if (!(*q)[3].isConstant() || !(*v)[3].isConstant() || !(*q)[1].isConstant() || !(*k)[1].isConstant()) {
+    why = "attention needs static head counts and head dims";
+    return std::nullopt;
+  }
+  AttentionDims a{(*q)[3].getConstant(), (*v)[3].getConstant(), (*q)[1].getConstant(), (*k)[1].getConstant(),
+                  (*q)[2], (*k)[2]};
+  if (a.hkv == 0 || a.hq % a.hkv) {
+    why = "query heads are not a multiple of key heads";
+    return std::nullopt;
+  }
+  return a;
+}
+
+/// Flash-decoding (attention_range.glsl ATT_SPLIT_KV): steps of at most kSplitRows query rows cut each row's
+/// keys into at most kSplitChunks chunks, one workgroup each, and a second pass combines them. Only over a KV
+/// cache (keys p + s, not the queries' s), where decode has one query row and many keys.
+constexpr uint32_t kSplitRows = 4, kSplitChunks = 32;
+
+bool splitsKv(const AttentionDims &a) {
+  return !a.t.isConstant() && a.t != a.s && (!a.s.isConstant() || a.s.getConstant() <= int64_t(kSplitRows));
+}
+
+/// The defines both passes of the split read: the chunking and the mask's key range.
+void splitDefines(KernelBuilder &b, const AttentionDims &a, const AttentionSplit &sp) {
+  auto u = [](int64_t x) { return std::to_string(x) + "u"; };
+  b.define("ATT_SPLIT_KV");
+  b.define("ATT_SPLIT_ROWS", u(kSplitRows));
+  b.define("ATT_NCMAX", u(kSplitChunks));
+  b.define("ATT_NB", u(sp.nb));
+  b.define("ATT_DV", u(a.dv));
+  b.define("ATT_HQ", u(a.hq));
+  b.bindRole("PART", b.scratch());
+}
+
+/// Pass 2 of the split (attention_combine.comp): one invocation per (batch, head, row < kSplitRows, d).
+bool emitAttentionCombine(KernelBuilder &b, ir::AttentionOp att, const AttentionDims &a, const AttentionSplit &sp) {
+  splitDefines(b, a, sp);
+  b.define("ATT_S", b.in(0).dims[2].str());
+  b.define("ATT_T", b.in(1).dims[2].str());
+  bool causal = att.getMask() == ir::AttentionMask::causal;
+  if (causal)
+    b.define("CAUSAL");
+  if (std::optional<uint64_t> window = att.getWindow(); causal && window)
+    b.define("WINDOW", std::to_string(*window));
+  b.bindRole("OUT", b.out());
+  const uint32_t wg = b.workgroupUpTo(64);
+  b.setWorkgroup(wg);
+  b.kernel.name = "attention_combine_d" + std::to_string(a.dv);
+  const uint64_t elements = uint64_t(kSplitRows) * uint64_t(a.hq) * uint64_t(a.dv);
+  b.define("GRID_X", std::to_string(elements) + "u");
+  b.define("GRID_Y", "1u");
+  b.define("GRID_Z", b.in(0).dims[0].str());
+  const ir::SymExpr batch = b.in(0).shape[0];
+  b.kernel.globalSize = {ir::SymExpr::constant(int64_t(std::min<uint64_t>(elements, uint64_t(65535) * wg))),
+                         ir::SymExpr::constant(1),
+                         batch.isConstant() ? ir::SymExpr::constant(std::min<int64_t>(batch.getConstant(), 65535))
+                                            : batch};
+  b.useShader("attention_combine.comp");
+  return true;
+}
+
 } // namespace
+
+uint64_t attentionScratchBytes(Operation *op, const SpirvTarget &target, int64_t maxBatch) {
+  std::string why;
+  std::optional<AttentionDims> a = attentionDims(op, why);
+  if (!a || !splitsKv(*a) || !chooseSplit(a->d, a->dv, a->hq / a->hkv, target))
+    return 0;
+  return uint64_t(std::max<int64_t>(1, maxBatch)) * uint64_t(a->hq) * kSplitRows * kSplitChunks *
+         uint64_t(a->dv + 2) * 4;
+}
 
 bool emitAttention(KernelBuilder &b, const SpirvOpEntry &) {
   auto att = cast<ir::AttentionOp>(b.op());
+  std::string why;
+  std::optional<AttentionDims> dims = attentionDims(b.op(), why);
+  if (!dims)
+    return b.fail(why);
+  const AttentionDims &a = *dims;
   const Tensor &q = b.in(0), &k = b.in(1), &v = b.in(2);
-  if (q.shape.size() != 4 || k.shape.size() != 4 || v.shape.size() != 4)
-    return b.fail("query, key and value must be rank 4");
-  if (!q.shape[3].isConstant() || !v.shape[3].isConstant() || !q.shape[1].isConstant() || !k.shape[1].isConstant())
-    return b.fail("attention needs static head counts and head dims");
   if (!q.isFloat() || !k.isFloat() || !v.isFloat())
     return b.fail("only float attention has a SPIR-V kernel");
-  int64_t d = q.shape[3].getConstant(), dv = v.shape[3].getConstant();
-  int64_t hq = q.shape[1].getConstant(), hkv = k.shape[1].getConstant();
-  if (hkv == 0 || hq % hkv)
-    return b.fail("query heads are not a multiple of key heads");
+  const int64_t d = a.d, dv = a.dv, hq = a.hq, hkv = a.hkv;
   const std::optional<AttentionSplit> split = chooseSplit(d, dv, hq / hkv, b.target());
   if (!split)
     return b.fail("attention with head_dim " + std::to_string(d) + " needs " +
@@ -109,17 +191,24 @@ bool emitAttention(KernelBuilder &b, const SpirvOpEntry &) {
                   " bytes of shared memory (q, the block's scores, one partial per invocation), the target has " +
                   std::to_string(b.target().maxSharedMemory));
   const AttentionSplit &sp = *split;
+  if (b.pass() == 2)
+    return emitAttentionCombine(b, att, a, sp);
   b.setWorkgroup(sp.wg);
   b.setSharedBytes(sp.sharedBytes(d));
-  b.kernel.name = "attention_online_d" + std::to_string(d) + (sp.hpw > 1 ? "_gqa" + std::to_string(sp.hpw) : "");
+  b.kernel.name = "attention_online_d" + std::to_string(d) + (sp.hpw > 1 ? "_gqa" + std::to_string(sp.hpw) : "") +
+                  (b.pass() == 1 ? "_splitkv" : "");
   auto u = [](int64_t x) { return std::to_string(x) + "u"; };
+  if (b.pass() == 1)
+    splitDefines(b, a, sp);
+  else {
+    b.define("ATT_NB", u(sp.nb));
+    b.define("ATT_DV", u(dv));
+    b.define("ATT_HQ", u(hq));
+  }
   b.define("ATT_D", u(d));
-  b.define("ATT_DV", u(dv));
-  b.define("ATT_HQ", u(hq));
   b.define("ATT_HKV", u(hkv));
   b.define("ATT_GROUP", u(hq / hkv));
   b.define("ATT_HPW", u(sp.hpw));
-  b.define("ATT_NB", u(sp.nb));
   b.define("ATT_LANES", u(sp.lanes));
   b.define("ATT_OP", u(sp.op));
   b.define("ATT_P", u(sp.parts));
@@ -143,15 +232,19 @@ bool emitAttention(KernelBuilder &b, const SpirvOpEntry &) {
     b.bindRole(role, direct);
   }
   b.bindRole("OUT", b.out());
-  // x: the query rows, y: the (kv head, head group) pairs, z: the batch (grid.glsl); one workgroup each.
+  // x: the query rows (pass 1: up to kSplitRows rows x kSplitChunks chunks, or the rows of a longer step),
+  // y: the (kv head, head group) pairs, z: the batch; one workgroup each.
   const uint32_t pairs = uint32_t(hkv * (hq / hkv / sp.hpw));
   auto capped = [](const ir::SymExpr &e) {
     return e.isConstant() ? ir::SymExpr::constant(std::min<int64_t>(e.getConstant(), 65535)) : e;
   };
-  b.define("GRID_X", q.dims[2].str());
+  ir::SymExpr rows = capped(a.s);
+  if (b.pass() == 1)
+    rows = a.s.isConstant() ? ir::SymExpr::constant(a.s.getConstant() * kSplitChunks)
+                            : a.s + ir::SymExpr::constant(int64_t(kSplitChunks - 1) * kSplitRows);
   b.define("GRID_Y", u(pairs));
   b.define("GRID_Z", q.dims[0].str());
-  b.kernel.globalSize = {scaleSym(capped(q.shape[2]), sp.wg), ir::SymExpr::constant(pairs), capped(q.shape[0])};
+  b.kernel.globalSize = {scaleSym(rows, sp.wg), ir::SymExpr::constant(pairs), capped(q.shape[0])};
   b.useShader("attention.comp");
   return true;
 }

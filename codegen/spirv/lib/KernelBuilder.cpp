@@ -166,8 +166,8 @@ std::string expandIncludes(const std::string &text, std::set<std::string> &inclu
 //===----------------------------------------------------------------------===//
 
 KernelBuilder::KernelBuilder(Operation *op, llvm::ArrayRef<std::string> symbols, const SpirvTarget &target,
-                             llvm::ArrayRef<Type> operandStorage, llvm::ArrayRef<SpirvKvView> views)
-    : op_(op), symbols_(symbols), target_(target), operandStorage_(operandStorage), views_(views) {}
+                             llvm::ArrayRef<Type> operandStorage, llvm::ArrayRef<SpirvKvView> views, int pass)
+    : op_(op), symbols_(symbols), target_(target), operandStorage_(operandStorage), views_(views), pass_(pass) {}
 
 bool KernelBuilder::fail(const std::string &why) {
   if (error.empty())
@@ -356,6 +356,13 @@ bool KernelBuilder::makeTensors() {
   for (Value v : op_->getOperands())
     if (!add(v.getType()))
       return false;
+  if (pass_ != 0) { // a two-pass kernel's scratch: f32, indexed by the kernel itself
+    Tensor scratch;
+    scratch.binding = unsigned(tensors_.size());
+    scratch.dims = {UintExpr::k(1)};
+    scratch.shape = {SymExpr::constant(1)};
+    tensors_.push_back(std::move(scratch));
+  }
   // One result, or add_rms_norm / add_layer_norm's two (h, then y: out() is y).
   if (op_->getNumResults() != (isa<ir::AddRmsNormOp, ir::AddLayerNormOp>(op_) ? 2u : 1u))
     return fail("expected one result");

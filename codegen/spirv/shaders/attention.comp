@@ -6,8 +6,9 @@
 // SOFTCAP * tanh(score / SOFTCAP). GQA: query head hq reads kv head hq / ATT_GROUP, and the ATT_HPW heads of a
 // workgroup share it, so each K / V row is read once for all of them.
 //
-// The grid (grid.glsl): x the query rows, y the (kv head, head group) pairs, z the batch; every query row is
-// its own workgroup, whatever the batch (workgroups in flight: S x HQ / HPW x b).
+// The grid: x the query rows (with ATT_SPLIT_KV and at most ATT_SPLIT_ROWS of them: rows x ATT_NCMAX chunks of
+// the keys, attention_range.glsl), y the (kv head, head group) pairs, z the batch; every query row (chunk) is
+// its own workgroup, whatever the batch (workgroups in flight: S x HQ / HPW x b, times the chunks).
 //
 // Per block of NB keys: L = WG / NB invocations per key each take a strided share of d and accumulate the
 // HPW partial dots (the K element read once, the HPW query rows from shared memory); the HPW x NB scores are
@@ -15,8 +16,8 @@
 // head g) over the invocations, with P = WG / OP parts each taking every P-th key of the block: each
 // (part, slot) keeps its own running max, sum and accumulator (no shared max, no rescale barrier), and at
 // the end the parts are merged by their maxima in shared memory (ATT_SPLIT_PARTS: P > 1).
-#define PER_WORKGROUP
 #include "math.glsl"
+#include "attention_range.glsl"
 
 const uint HPW = ATT_HPW;
 shared float qs[HPW * ATT_D];
@@ -42,25 +43,43 @@ bool keyVisible(uint j, uint jEnd, int position, uint bq) {
       ;
 }
 
-void visit(uint lin) {
-  const uint WG = WG_X, NB = ATT_NB, L = ATT_LANES, OP = ATT_OP, P = ATT_P, S = ATT_S, T = ATT_T;
+// Output d of query head hq, row i: the normalized result, or (one chunk of several) the chunk's partial
+// (max and sum stored once per head, by its d = 0).
+void finish(uint bq, uint hq, uint i, uint d, uint c, uint nc, float m, float l, float acc) {
+#ifdef ATT_SPLIT_KV
+  if (nc > 1u) {
+    uint base = partialBase(bq, hq, i, c);
+    if (d == 0u) {
+      STORE_PART(base, m);
+      STORE_PART(base + 1u, l);
+    }
+    STORE_PART(base + 2u + d, acc);
+    return;
+  }
+#endif
+  STORE_OUT(((bq * ATT_HQ + hq) * ATT_S + i) * ATT_DV + d, l > 0.0 ? acc / l : 0.0);
+}
+
+// Query row lin (over batch, head-group pairs, rows), keys of chunk c of nc (nc 1: all of them).
+void visit(uint lin, uint c, uint nc) {
+  const uint WG = WG_X, NB = ATT_NB, L = ATT_LANES, OP = ATT_OP, P = ATT_P, S = ATT_S;
   const uint NHG = ATT_GROUP / HPW, SLOTS = HPW * ATT_DV;
   uint t = gl_LocalInvocationID.x, lane = t % L, kk = t / L, slot0 = t % OP, part = t / OP;
   uint i = lin % S, hkg = (lin / S) % (ATT_HKV * NHG), bq = lin / (S * ATT_HKV * NHG);
   uint hk = hkg / NHG, hq0 = hk * ATT_GROUP + (hkg % NHG) * HPW;
   // Each head's keys / values start ATT_K_ROWS / ATT_V_ROWS rows apart (T, or an in-place cache's capacity).
   uint K0 = (bq * ATT_HKV + hk) * ATT_K_ROWS * ATT_D, V0 = (bq * ATT_HKV + hk) * ATT_V_ROWS * ATT_DV;
-  int position = int(T) - int(S) + int(i);
-  // The keys the mask can let through: causal stops at the position, a window starts after it.
-#ifdef CAUSAL
-  uint jEnd = uint(clamp(position + 1, 0, int(T)));
-#else
-  uint jEnd = T;
-#endif
-#ifdef WINDOW
-  uint jBeg = uint(clamp(position - WINDOW + 1, 0, int(jEnd)));
-#else
-  uint jBeg = 0u;
+  int position;
+  uint jBeg, jEnd;
+  keyRange(i, position, jBeg, jEnd);
+#ifdef ATT_SPLIT_KV
+  if (nc > 1u) { // this workgroup's chunk; one beyond the row's chunks has nothing to do (uniform: no barrier yet)
+    uint n = jEnd - jBeg, len = chunkLength(n);
+    nc = chunkCount(n);
+    if (c >= nc) return;
+    jBeg += c * len;
+    jEnd = min(jEnd, jBeg + len);
+  }
 #endif
   for (uint x = t; x < HPW * ATT_D; x += WG)
     qs[x] = LOAD_Q(((bq * ATT_HQ + hq0 + x / ATT_D) * S + i) * ATT_D + x % ATT_D);
@@ -142,18 +161,27 @@ void visit(uint lin) {
         lt += w * red[WG + u];
         a += w * red[2u * WG + u];
       }
-    uint g = slot0 / ATT_DV, d = slot0 % ATT_DV;
-    STORE_OUT(((bq * ATT_HQ + hq0 + g) * S + i) * ATT_DV + d, lt > 0.0 ? a / lt : 0.0);
+    finish(bq, hq0 + slot0 / ATT_DV, i, slot0 % ATT_DV, c, nc, mt, lt, a);
   }
 #else
   [[unroll]] for (uint r = 0u; r < ATT_DPT; ++r) {
     uint slot = slot0 + r * OP;
-    if (slot >= SLOTS) continue;
-    uint g = slot / ATT_DV, d = slot % ATT_DV;
-    STORE_OUT(((bq * ATT_HQ + hq0 + g) * S + i) * ATT_DV + d, l[r] > 0.0 ? acc[r] / l[r] : 0.0);
+    if (slot < SLOTS) finish(bq, hq0 + slot / ATT_DV, i, slot % ATT_DV, c, nc, m[r], l[r], acc[r]);
   }
 #endif
   barrier();
 }
 
-#include "grid.glsl"
+void main() {
+  const uint NY = GRID_Y, NZ = GRID_Z, S = ATT_S;
+#ifdef ATT_SPLIT_KV
+  const uint chunks = splitKv() ? ATT_NCMAX : 1u;
+#else
+  const uint chunks = 1u;
+#endif
+  const uint NX = S * chunks;
+  for (uint gz = gl_WorkGroupID.z; gz < NZ; gz += gl_NumWorkGroups.z)
+  for (uint gy = gl_WorkGroupID.y; gy < NY; gy += gl_NumWorkGroups.y)
+  for (uint gx = gl_WorkGroupID.x; gx < NX; gx += gl_NumWorkGroups.x)
+    visit((gz * NY + gy) * S + gx / chunks, gx % chunks, chunks);
+}

@@ -76,13 +76,21 @@ protected:
     ASSERT_TRUE(module) << "cannot parse:\n" << source;
     func = *module->getOps<mlir::func::FuncOp>().begin();
     kernels.clear();
+    secondPass.clear();
     auto start = std::chrono::steady_clock::now();
     for (mlir::Operation &op : func.getBody().front()) {
       if (mlir::isa<ir::WeightOp, ir::ConstantOp, mlir::func::ReturnOp>(op))
         continue;
       EXPECT_EQ(codegen::spirvUnsupportedReason(&op, target), "");
-      StatusOr<codegen::SpirvKernel> k = codegen::generateSpirvKernel(&op, kSymbols, target, storageOf(&op));
+      // twoPass: an op that runs in two passes (attention split over the KV length) gets both kernels.
+      const uint64_t scratch = twoPass ? codegen::spirvTwoPassScratchBytes(&op, target, kMaxBatch) : 0;
+      StatusOr<codegen::SpirvKernel> k = codegen::generateSpirvKernel(&op, kSymbols, target, storageOf(&op), {}, scratch ? 1 : 0);
       ASSERT_TRUE(k.ok()) << k.status().message();
+      if (scratch) {
+        StatusOr<codegen::SpirvKernel> k2 = codegen::generateSpirvKernel(&op, kSymbols, target, storageOf(&op), {}, 2);
+        ASSERT_TRUE(k2.ok()) << k2.status().message();
+        secondPass[&op] = {std::move(*k2), scratch};
+      }
       ASSERT_EQ(k->globalSize.size(), 3u);
       ASSERT_LE(k->sharedMemoryBytes, target.maxSharedMemory);
       if (const char *dump = std::getenv("KILN_SPIRV_DUMP"); dump && k->name.find(dump) != std::string::npos)
@@ -118,7 +126,7 @@ protected:
       if (mlir::isa<mlir::func::ReturnOp>(op))
         continue;
       const codegen::SpirvKernel &k = kernels.at(&op);
-      // Operands, then every result (add_rms_norm / add_layer_norm have two).
+      // Operands, (a two-pass kernel's scratch,) then every result (add_rms_norm / add_layer_norm have two).
       std::vector<Buffer> outs;
       for (mlir::Value result : op.getResults())
         outs.push_back(garbageBuffer(result.getType(), bindings));
@@ -128,17 +136,26 @@ protected:
         operands.push_back(values[foldedSource(&op, v)]);
       for (Buffer &b : operands)
         buffers.push_back(&b.bytes);
+      auto second = secondPass.find(&op);
+      std::vector<uint8_t> scratch(second == secondPass.end() ? 0 : size_t(second->second.second), 0xAB);
+      if (second != secondPass.end())
+        buffers.push_back(&scratch);
       for (Buffer &out : outs)
         buffers.push_back(&out.bytes);
-      uint32_t groups[3];
-      for (int a = 0; a < 3; ++a) {
-        std::optional<int64_t> g = k.globalSize[a].evaluate(symbolValues);
-        ASSERT_TRUE(g.has_value());
-        groups[a] = (uint32_t)((*g + k.workgroupSize[a] - 1) / k.workgroupSize[a]);
-        ASSERT_LE(groups[a], 65535u) << k.name;
+      for (const codegen::SpirvKernel *kernel : std::vector<const codegen::SpirvKernel *>{
+               &k, second == secondPass.end() ? nullptr : &second->second.first}) {
+        if (!kernel)
+          continue;
+        uint32_t groups[3];
+        for (int a = 0; a < 3; ++a) {
+          std::optional<int64_t> g = kernel->globalSize[a].evaluate(symbolValues);
+          ASSERT_TRUE(g.has_value());
+          groups[a] = (uint32_t)((*g + kernel->workgroupSize[a] - 1) / kernel->workgroupSize[a]);
+          ASSERT_LE(groups[a], 65535u) << kernel->name;
+        }
+        std::string error = h->dispatch(kernel->spirv, buffers, push, groups, kernel->specialization);
+        ASSERT_EQ(error, "") << kernel->name;
       }
-      std::string error = h->dispatch(k.spirv, buffers, push, groups, k.specialization);
-      ASSERT_EQ(error, "") << k.name;
       for (auto [i, result] : llvm::enumerate(op.getResults()))
         values[result] = std::move(outs[i]);
     }
@@ -175,6 +192,9 @@ protected:
   }
 
   bool foldWeightConverts = false;
+  bool twoPass = false;                  ///< run ops that have two passes that way (scratch for kMaxBatch)
+  static constexpr int64_t kMaxBatch = 3; ///< the largest b of the cases' bindings
+  std::map<mlir::Operation *, std::pair<codegen::SpirvKernel, uint64_t>> secondPass; ///< pass 2, scratch bytes
   mlir::MLIRContext context;
   mlir::OwningOpRef<mlir::ModuleOp> module;
   mlir::func::FuncOp func;
@@ -351,15 +371,22 @@ TEST_F(SpirvCodegenTest, AttentionAwkward) {
   struct Limits {
     uint32_t invocations, shared;
   };
-  // Lavapipe's limits, a 64-invocation device, and a 16 KiB one (fewer heads per workgroup).
-  for (Limits lim : {Limits{1024, 32768}, Limits{64, 32768}, Limits{256, 16384}}) {
-    SCOPED_TRACE("invocations " + std::to_string(lim.invocations) + ", shared " + std::to_string(lim.shared));
-    target.maxWorkgroupInvocations = lim.invocations;
-    target.maxSharedMemory = lim.shared;
-    compile(attentionAwkwardSource());
-    for (const Bindings &b : kAttentionAwkwardShapes)
-      check(b, {{3, attentionPadding}}, 2e-5);
-  }
+  // Lavapipe's limits, a 64-invocation device, and a 16 KiB one (fewer heads per workgroup); one pass, and
+  // split over the KV length (flash-decoding: 16 chunks of the 1000 keys, 3 of 131, 2 under the 100-key
+  // window, a ragged last one) with the combine pass.
+  for (bool split : {false, true})
+    for (Limits lim : {Limits{1024, 32768}, Limits{64, 32768}, Limits{256, 16384}}) {
+      SCOPED_TRACE(std::string(split ? "two passes" : "one pass") + ", invocations " +
+                   std::to_string(lim.invocations) + ", shared " + std::to_string(lim.shared));
+      twoPass = split;
+      target.maxWorkgroupInvocations = lim.invocations;
+      target.maxSharedMemory = lim.shared;
+      compile(attentionAwkwardSource());
+      EXPECT_EQ(secondPass.size(), split ? kernels.size() : 0u);
+      for (const Bindings &b : kAttentionAwkwardShapes)
+        check(b, {{3, attentionPadding}}, 2e-5);
+    }
+  twoPass = false;
   // GQA: the 8 heads sharing a KV head are one workgroup when they fit.
   target.maxWorkgroupInvocations = 1024;
   target.maxSharedMemory = 32768;
