@@ -335,6 +335,9 @@ Status Pipeline::placeKvCache() {
   result.report.kvCache = kvCacheStage(memoryPlan, vulkan ? &partitioned : nullptr, o.kvInPlace, &dropped);
   if (!result.report.kvCache.line.empty())
     reporter.line("kv-cache", result.report.kvCache.line, secondsSince(t));
+  if (vulkan)
+    if (std::string line = twoPassStage(memoryPlan, profile, &partitioned); !line.empty())
+      reporter.line("kv-cache", line);
   if (std::string warning = sessionMemoryWarning(sessionBytes(memoryPlan), result.report.plan); !warning.empty())
     reporter.line("kv-cache", warning);
   if (dumps.enabled()) {
