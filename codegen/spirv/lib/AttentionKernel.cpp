@@ -154,7 +154,9 @@ bool emitAttentionCombine(KernelBuilder &b, ir::AttentionOp att, const Attention
   b.define("GRID_Y", "1u");
   b.define("GRID_Z", b.in(0).dims[0].str());
   const ir::SymExpr batch = b.in(0).shape[0];
-  b.kernel.globalSize = {ir::SymExpr::constant(int64_t(std::min<uint64_t>(elements, uint64_t(65535) * wg))),
+  // One row's elements in x (the grid-stride loop takes the other rows of a split step).
+  const uint64_t perRow = uint64_t(a.hq) * uint64_t(a.dv);
+  b.kernel.globalSize = {ir::SymExpr::constant(int64_t(std::min<uint64_t>(perRow, uint64_t(65535) * wg))),
                          ir::SymExpr::constant(1),
                          batch.isConstant() ? ir::SymExpr::constant(std::min<int64_t>(batch.getConstant(), 65535))
                                             : batch};
@@ -232,19 +234,21 @@ bool emitAttention(KernelBuilder &b, const SpirvOpEntry &) {
     b.bindRole(role, direct);
   }
   b.bindRole("OUT", b.out());
-  // x: the query rows (pass 1: up to kSplitRows rows x kSplitChunks chunks, or the rows of a longer step),
+  // x: the query rows (pass 1: up to kSplitChunks chunks x kSplitRows rows, or the rows of a longer step),
   // y: the (kv head, head group) pairs, z: the batch; one workgroup each.
   const uint32_t pairs = uint32_t(hkv * (hq / hkv / sp.hpw));
   auto capped = [](const ir::SymExpr &e) {
     return e.isConstant() ? ir::SymExpr::constant(std::min<int64_t>(e.getConstant(), 65535)) : e;
   };
   ir::SymExpr rows = capped(a.s);
-  if (b.pass() == 1)
-    rows = a.s.isConstant() ? ir::SymExpr::constant(a.s.getConstant() * kSplitChunks)
-                            : a.s + ir::SymExpr::constant(int64_t(kSplitChunks - 1) * kSplitRows);
+  if (b.pass() == 1) // T / nb + S workgroups (the runtime's ceil): one per chunk of a decode row's keys
+    rows = a.s.isConstant() ? ir::SymExpr::constant(a.s.getConstant() * kSplitChunks) : a.s;
+  ir::SymExpr invocations = scaleSym(rows, sp.wg);
+  if (b.pass() == 1 && !a.s.isConstant())
+    invocations = invocations + scaleSym(a.t, sp.lanes);
   b.define("GRID_Y", u(pairs));
   b.define("GRID_Z", q.dims[0].str());
-  b.kernel.globalSize = {scaleSym(rows, sp.wg), ir::SymExpr::constant(pairs), capped(q.shape[0])};
+  b.kernel.globalSize = {invocations, ir::SymExpr::constant(pairs), capped(q.shape[0])};
   b.useShader("attention.comp");
   return true;
 }

@@ -6,9 +6,10 @@
 // SOFTCAP * tanh(score / SOFTCAP). GQA: query head hq reads kv head hq / ATT_GROUP, and the ATT_HPW heads of a
 // workgroup share it, so each K / V row is read once for all of them.
 //
-// The grid: x the query rows (with ATT_SPLIT_KV and at most ATT_SPLIT_ROWS of them: rows x ATT_NCMAX chunks of
-// the keys, attention_range.glsl), y the (kv head, head group) pairs, z the batch; every query row (chunk) is
-// its own workgroup, whatever the batch (workgroups in flight: S x HQ / HPW x b, times the chunks).
+// The grid: x the query rows (with ATT_SPLIT_KV and at most ATT_SPLIT_ROWS of them: ATT_NCMAX chunks of the
+// keys x rows, chunk-major, attention_range.glsl; the generator launches T / ATT_NB + S workgroups in x, so a
+// decode step has one per chunk of its keys), y the (kv head, head group) pairs, z the batch; every query row
+// (chunk) is its own workgroup, whatever the batch (in flight: S x HQ / HPW x b, times the chunks).
 //
 // Per block of NB keys: L = WG / NB invocations per key each take a strided share of d and accumulate the
 // HPW partial dots (the K element read once, the HPW query rows from shared memory); the HPW x NB scores are
@@ -175,7 +176,7 @@ void visit(uint lin, uint c, uint nc) {
 void main() {
   const uint NY = GRID_Y, NZ = GRID_Z, S = ATT_S;
 #ifdef ATT_SPLIT_KV
-  const uint chunks = splitKv() ? ATT_NCMAX : 1u;
+  const uint chunks = splitKv() ? maxChunkCount(ATT_T) : 1u;
 #else
   const uint chunks = 1u;
 #endif
@@ -183,5 +184,5 @@ void main() {
   for (uint gz = gl_WorkGroupID.z; gz < NZ; gz += gl_NumWorkGroups.z)
   for (uint gy = gl_WorkGroupID.y; gy < NY; gy += gl_NumWorkGroups.y)
   for (uint gx = gl_WorkGroupID.x; gx < NX; gx += gl_NumWorkGroups.x)
-    visit((gz * NY + gy) * S + gx / chunks, gx % chunks, chunks);
+    visit((gz * NY + gy) * S + gx % S, gx / S, chunks); // chunk-major: chunk 0 of every row first
 }

@@ -28,6 +28,8 @@ uint chunkLength(uint n) {
   return max(ATT_NB, (perChunk + ATT_NB - 1u) / ATT_NB * ATT_NB);
 }
 uint chunkCount(uint n) { return max(1u, (n + chunkLength(n) - 1u) / chunkLength(n)); }
+// The most chunks a row of at most n keys has (chunkCount is not monotonic past ATT_NCMAX blocks).
+uint maxChunkCount(uint n) { return n > ATT_NCMAX * ATT_NB ? ATT_NCMAX : max(1u, (n + ATT_NB - 1u) / ATT_NB); }
 uint partialBase(uint bq, uint hq, uint i, uint c) {
   return (((bq * ATT_HQ + hq) * ATT_SPLIT_ROWS + i) * ATT_NCMAX + c) * (ATT_DV + 2u);
 }

@@ -325,7 +325,8 @@ func.func @views(%x: tensor<?x3x?x10xf32, #kiln.dims<[b, s]>>, %pos: tensor<?x?x
 /// Attention on awkward sizes: GQA 8:1 (head dim 80), 1:1 (head dim 256, 3 heads, bias + softcap), 6:2 (an odd
 /// group of 3, head dim 48, value dim 40); causal, windows (37, 100), key padding (the first 70 keys of batch
 /// row 1 hidden and random holes), bidirectional. One query row over 1000 keys (t not a multiple of a block),
-/// decode at b 2, small chunks and a 33-row prefill.
+/// decode at b 2, small chunks, a 33-row prefill, and two rows over 2048 and 2049 keys (split over the KV
+/// length: 32 chunks of 64 keys, and 17 of 128).
 std::string attentionAwkwardSource() {
   std::string src = R"(
 func.func @att(%q8: Q8, %k1: K1, %v1: K1, %pad: PAD, %q3: Q3, %k3: K3, %v3: K3, %bias: BIAS, %q4: Q4, %k4: K4, %v4: V4) -> (Q8, Q8, Q8, Q3, Q3, O4) {
@@ -356,7 +357,8 @@ const std::vector<Bindings> kAttentionAwkwardShapes = {{{"b", 1}, {"s", 1}, {"p"
                                                        {{"b", 2}, {"s", 1}, {"p", 130}},
                                                        {{"b", 1}, {"s", 5}, {"p", 60}},
                                                        {{"b", 2}, {"s", 3}, {"p", 0}},
-                                                       {{"b", 1}, {"s", 33}, {"p", 0}}};
+                                                       {{"b", 1}, {"s", 33}, {"p", 0}},
+                                                       {{"b", 1}, {"s", 2}, {"p", 2047}}};
 
 /// Key padding: batch row 1 hides its first 70 keys, every row about one key in five.
 std::vector<double> attentionPadding(const std::vector<int64_t> &shape, const Bindings &, std::mt19937 &rng) {
@@ -373,7 +375,7 @@ TEST_F(SpirvCodegenTest, AttentionAwkward) {
   };
   // Lavapipe's limits, a 64-invocation device, and a 16 KiB one (fewer heads per workgroup); one pass, and
   // split over the KV length (flash-decoding: 16 chunks of the 1000 keys, 3 of 131, 2 under the 100-key
-  // window, a ragged last one) with the combine pass.
+  // window, a ragged last one, 32 and 17 in one step) with the combine pass.
   for (bool split : {false, true})
     for (Limits lim : {Limits{1024, 32768}, Limits{64, 32768}, Limits{256, 16384}}) {
       SCOPED_TRACE(std::string(split ? "two passes" : "one pass") + ", invocations " +
