@@ -168,6 +168,39 @@ protected:
 
   void TearDown() override { printWorst(worst); }
 
+  /// The replay case (ReplayCase.h) of compiled `op`, whose result is the function's result `resultIndex`, at
+  /// `bindings`: its kernel(s) and grid(s), its inputs (random), garbage result / scratch buffers, and the
+  /// interpreter's result. The caller sets the name, tolerance and result kind.
+  void replayCase(mlir::Operation *op, size_t resultIndex, const Bindings &bindings, ReplayCase &rc) {
+    std::vector<HostTensor> args, expected;
+    llvm::DenseMap<mlir::Value, Buffer> values;
+    makeInputs(func, bindings, {}, rng, args, values);
+    ir::Interpreter interpreter(nullptr);
+    std::string error;
+    ASSERT_TRUE(interpreter.run(func, args, expected, error)) << error;
+    std::map<std::string, int64_t> symbolValues(bindings.begin(), bindings.end());
+    for (const std::string &name : kSymbols)
+      rc.push.push_back(uint32_t(bindings.at(name)));
+    auto grid = [&](const codegen::SpirvKernel &k, uint32_t *groups) {
+      for (int a = 0; a < 3; ++a)
+        groups[a] = uint32_t((*k.globalSize[a].evaluate(symbolValues) + k.workgroupSize[a] - 1) / k.workgroupSize[a]);
+    };
+    const codegen::SpirvKernel &k = kernels.at(op);
+    rc.spirv = k.spirv;
+    rc.specialization = k.specialization;
+    grid(k, rc.groups);
+    for (mlir::Value v : op->getOperands())
+      rc.buffers.push_back(values[foldedSource(op, v)].bytes);
+    if (auto second = secondPass.find(op); second != secondPass.end()) {
+      rc.buffers.emplace_back(size_t(codegen::spirvTwoPassScratchBytes(op, target, bindings.at("b"))), 0xAB);
+      rc.spirv2 = second->second.first.spirv;
+      rc.specialization2 = second->second.first.specialization;
+      grid(second->second.first, rc.groups2);
+    }
+    rc.buffers.push_back(garbageBuffer(op->getResult(0).getType(), bindings).bytes);
+    rc.expected.assign(expected[resultIndex].data.begin(), expected[resultIndex].data.end());
+  }
+
   /// With foldWeightConverts, a matmul / gather-table / norm-weight operand that is kiln.convert of an f16 / bf16 value to f32
   /// is read from the convert's input in place (passes/DeviceWeights.h): the kernel gets that storage type
   /// and the 16-bit buffer.
@@ -628,33 +661,61 @@ TEST_F(SpirvCodegenTest, ExportGpuCases) {
     EXPECT_EQ(k.name.find("_coopmat") != std::string::npos, c.f16Weights) << k.name; // the path is M's, at run time
     for (int64_t rows : c.rows) {
       Bindings bindings = {{"b", 1}, {"s", rows}, {"p", 0}};
-      std::vector<HostTensor> args, expected;
-      llvm::DenseMap<mlir::Value, Buffer> values;
-      makeInputs(func, bindings, {}, rng, args, values);
-      ir::Interpreter interpreter(nullptr);
-      std::string error;
-      ASSERT_TRUE(interpreter.run(func, args, expected, error)) << error;
       ReplayCase rc;
+      replayCase(matmul, 0, bindings, rc);
       rc.name = k.name + " M=" + std::to_string(rows) + " N=" + std::to_string(c.n) + " K=" + std::to_string(c.k);
       rc.tolerance = c.tolerance;
-      rc.spirv = k.spirv;
-      rc.specialization = k.specialization;
-      std::map<std::string, int64_t> symbolValues(bindings.begin(), bindings.end());
-      for (const std::string &name : kSymbols)
-        rc.push.push_back(uint32_t(bindings.at(name)));
-      for (int a = 0; a < 3; ++a)
-        rc.groups[a] = uint32_t((*k.globalSize[a].evaluate(symbolValues) + k.workgroupSize[a] - 1) / k.workgroupSize[a]);
-      for (mlir::Value v : matmul->getOperands())
-        rc.buffers.push_back(values[foldedSource(matmul, v)].bytes);
-      rc.buffers.push_back(garbageBuffer(matmul->getResult(0).getType(), bindings).bytes);
       rc.resultKind = c.f16Activations ? 1 : 0;
-      rc.expected.assign(expected[0].data.begin(), expected[0].data.end());
       char file[32];
       std::snprintf(file, sizeof file, "/%03d.rpl", index++);
       ASSERT_TRUE(writeReplayCase(dir + std::string(file), rc)) << dir << file;
     }
   }
   std::printf("[ export   ] %d cases in %s\n", index, dir);
+}
+
+// KILN_SPIRV_EXPORT=DIR: attention for a device like the nvidia-h200 profile (32-wide subgroups, 48 KiB of
+// shared memory) in two passes (split over the KV length; steps of more than 4 rows take pass 1's one-pass
+// path), for kiln_spirv_replay on the GPU: TinyLlama's heads (32 query heads on 4 KV heads, d 64) at decode
+// over 1, 77, 600 and 2049 keys, 4 rows, a 70-row chunk, and the awkward cases (AttentionAwkward) at their
+// shapes but the 1000- and 2049-key ones (the files stay small: TinyLlama's have those). Without it: skipped.
+TEST_F(SpirvCodegenTest, AttentionExportGpuCases) {
+  const char *dir = std::getenv("KILN_SPIRV_EXPORT");
+  if (!dir)
+    GTEST_SKIP() << "set KILN_SPIRV_EXPORT=DIR to write the GPU cases for kiln_spirv_replay";
+  target.subgroupSize = 32;
+  target.maxSharedMemory = 49152;
+  const std::string q = "tensor<?x32x?x64xf32, #kiln.dims<[b, s]>>", kv = "tensor<?x4x?x64xf32, #kiln.dims<[b, p + s]>>";
+  const std::string tinyLlama = "func.func @tl(%q: " + q + ", %k: " + kv + ", %v: " + kv + ") -> " + q + " {\n" +
+                                "  %0 = kiln.attention %q, %k, %v {scale = 0.125 : f64, mask = #kiln.mask<causal>} : (" +
+                                q + ", " + kv + ", " + kv + ") -> " + q + "\n  return %0 : " + q + "\n}";
+  const std::vector<Bindings> tinyShapes = {{{"b", 1}, {"s", 1}, {"p", 0}},   {{"b", 1}, {"s", 1}, {"p", 76}},
+                                            {{"b", 1}, {"s", 1}, {"p", 599}}, {{"b", 1}, {"s", 1}, {"p", 2048}},
+                                            {{"b", 1}, {"s", 4}, {"p", 300}}, {{"b", 1}, {"s", 70}, {"p", 30}}};
+  const std::vector<Bindings> awkwardShapes(kAttentionAwkwardShapes.begin() + 1, kAttentionAwkwardShapes.end() - 1);
+  int index = 0;
+  twoPass = true;
+  for (const auto &[source, shapes] : {std::pair<std::string, std::vector<Bindings>>{tinyLlama, tinyShapes},
+                                       {attentionAwkwardSource(), awkwardShapes}}) {
+      compile(source);
+      size_t resultIndex = 0;
+      for (mlir::Operation &op : func.getBody().front()) {
+        if (!mlir::isa<ir::AttentionOp>(op))
+          continue;
+        for (const Bindings &b : shapes) {
+          ReplayCase rc;
+          replayCase(&op, resultIndex, b, rc);
+          rc.name = kernels.at(&op).name + " " + describeBindings(b);
+          rc.tolerance = 2e-5;
+          char file[32];
+          std::snprintf(file, sizeof file, "/attention%03d.rpl", index++);
+          ASSERT_TRUE(writeReplayCase(dir + std::string(file), rc)) << dir << file;
+        }
+        ++resultIndex;
+      }
+  }
+  twoPass = false;
+  std::printf("[ export   ] %d attention cases in %s\n", index, dir);
 }
 
 // The register-blocked tile path at sizes that cross tiles: M = s up to 130, N = 150 and 77 (not multiples
