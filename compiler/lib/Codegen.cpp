@@ -325,8 +325,10 @@ Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &pr
     for (size_t j = 0; j < d.op->getNumOperands(); ++j)
       storage.push_back(plan.buffers[size_t(d.buffers[j])].elementType);
     std::vector<codegen::SpirvKvView> views; // strided views of in-place KV caches (placeKvCacheInPlace)
-    for (int id : d.buffers)
-      views.push_back({plan.buffers[size_t(id)].rowCapacity, plan.buffers[size_t(id)].rowOffset});
+    for (size_t j = 0; j < d.buffers.size(); ++j) {
+      const passes::PlanBuffer &b = plan.buffers[size_t(d.buffers[j])];
+      views.push_back({b.rowCapacity, b.rowOffset, j < d.storageOrder.size() ? d.storageOrder[j] : std::vector<int64_t>{}});
+    }
     const std::string what = (d.location.empty() ? std::string("step") : d.location) + ": " +
                              d.op->getName().getStringRef().str();
     StatusOr<codegen::SpirvKernel> k = codegen::generateSpirvKernel(d.op, symbols, spirv, storage, views, d.pass);

@@ -285,6 +285,7 @@ Status Pipeline::partition() {
   if (dumps.enabled()) {
     passes::annotateFolded(folds.converts, "weight-convert");
     passes::annotateFolded(folds.reshapes, "reshape-view");
+    passes::annotateFolded(folds.transposes, "transpose-view");
     passes::annotatePartitionCounts(step(), partitioned);
   }
   result.report.partition = summarizePartition(memoryPlan, partitioned, folds, profile.name);

@@ -50,6 +50,8 @@ void addSecondPass(MemoryPlan &plan, int dispatch, uint64_t scratchBytes, mlir::
   plan.buffers.push_back(scratch);
   first.pass = 1;
   first.buffers.insert(first.buffers.end() - long(results), scratch.id);
+  if (!first.storageOrder.empty())
+    first.storageOrder.insert(first.storageOrder.end() - long(results), std::vector<int64_t>{});
   PlanDispatch second = first;
   second.pass = 2;
   plan.dispatches.insert(plan.dispatches.begin() + dispatch + 1, second);

@@ -59,6 +59,7 @@ struct Tensor {
   std::string viewMacro, viewDefine;
   int64_t rowCapacity = 0; ///< the view's storage rows (0: not a view) ...
   UintExpr rowOffset;      ///< ... and its first row
+  bool permuted = false;   ///< stored with its axes permuted (SpirvKvView::storageOrder; the view macro maps)
   /// Element `off` of the row-major index space as an index into the buffer (through the view's macro).
   std::string at(const std::string &off) const { return viewMacro.empty() ? off : viewMacro + "(" + off + ")"; }
   bool isFloat() const { return kind == Kind::F32 || kind == Kind::F16 || kind == Kind::BF16; }
@@ -162,6 +163,7 @@ public:
 private:
   bool makeTensors();
   bool makeView(Tensor &t, const SpirvKvView &view);
+  bool makePermutedView(Tensor &t, const std::vector<int64_t> &order);
   bool checkLimits();
   std::string source() const;
   bool compile(const std::string &glsl);

@@ -83,6 +83,10 @@ struct PlanDispatch {
   /// length, then its partials combined) has buffers operands, scratch, results in both: pass 1 writes the
   /// scratch and the results, pass 2 (the next dispatch) reads the scratch and writes the results.
   int pass = 0;
+  /// Per buffer (empty, or empty entries: row-major as the op's type): the buffer holds the op's tensor with
+  /// its axes in this order, storage axis k being the tensor's axis storageOrder[k] (a kiln.transpose folded
+  /// into its reader or its producer: foldDeviceTransposes, DeviceWeights.h).
+  std::vector<std::vector<int64_t>> storageOrder;
   /// Buffers the dispatch writes: a kernel's results (the last op->getNumResults(); pass 1 also the scratch
   /// before them), a transfer's destination.
   std::vector<int> written() const;

@@ -81,6 +81,10 @@ std::string spirvUnsupportedReason(mlir::Operation *op, const SpirvTarget &targe
 struct SpirvKvView {
   int64_t rowCapacity = 0; ///< 0: a contiguous row-major buffer
   ir::SymExpr rowOffset;
+  /// Non-empty (with rowCapacity 0): the buffer holds the tensor with its axes in this order, storage axis
+  /// k being the tensor's axis storageOrder[k] (a kiln.transpose folded into its reader or producer,
+  /// passes::foldDeviceTransposes); every access goes through the permuted index.
+  std::vector<int64_t> storageOrder;
 };
 
 /// `operandStorage` (optional, one element type per operand): the element type the operand's buffer really
