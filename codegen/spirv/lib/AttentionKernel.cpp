@@ -60,6 +60,62 @@ std::optional<AttentionSplit> chooseSplit(int64_t d, int64_t dv, int64_t group, 
   return std::nullopt;
 }
 
+/// The tiled path for many query rows (attention_tile.glsl): `br` query rows x hpw heads = `m` tile rows, in
+/// `nrg` groups of `tr` rows x `ncg` column groups (the workgroup), blocks of `bc` keys (`kpt` per invocation),
+/// `tdpt` value dims per invocation.
+struct AttentionTiles {
+  uint32_t br = 0, m = 0, bc = 0, tr = 1, nrg = 1, ncg = 1, kpt = 1, tdpt = 1;
+  /// Shared floats: Q, the K / V block (rows padded to an odd stride), the probabilities, 3 per-row values.
+  uint32_t sharedFloats(int64_t d, int64_t dv) const {
+    return uint32_t(m * d + bc * kvStride(d, dv) + m * (bc + 1) + 3 * m);
+  }
+  static uint32_t kvStride(int64_t d, int64_t dv) { return uint32_t(std::max(d, dv) + 1); }
+};
+
+/// Steps of at least this many query rows take the tiles (more than a split over the KV length takes).
+constexpr uint32_t kTileMinRows = 8;
+
+uint32_t pow2Ceil(uint32_t x) {
+  uint32_t p = 1;
+  while (p < x)
+    p *= 2;
+  return p;
+}
+
+/// The largest tile (about 64 tile rows, at least 2 query rows, 32 .. 8 keys a block) whose shared memory fits
+/// beside nothing else (the one-row path's arrays share the same memory) with bounded registers; nullopt: none.
+std::optional<AttentionTiles> chooseTiles(int64_t d, int64_t dv, const AttentionSplit &sp, uint32_t maxShared) {
+  for (uint32_t rowsTarget = 64; rowsTarget >= 2 * sp.hpw; rowsTarget /= 2)
+    for (uint32_t bc : {32u, 16u, 8u}) {
+      AttentionTiles t;
+      t.br = rowsTarget / sp.hpw;
+      t.m = t.br * sp.hpw;
+      t.nrg = std::min(sp.wg, pow2Ceil((t.m + 3) / 4));
+      t.tr = (t.m + t.nrg - 1) / t.nrg;
+      t.ncg = sp.wg / t.nrg;
+      t.bc = bc;
+      t.kpt = (bc + t.ncg - 1) / t.ncg;
+      t.tdpt = uint32_t((dv + t.ncg - 1) / t.ncg);
+      if (t.br >= 2 && 4 * t.sharedFloats(d, dv) <= maxShared && t.tr * t.tdpt <= 64 && t.tr * t.kpt <= 32)
+        return t;
+    }
+  return std::nullopt;
+}
+
+void tileDefines(KernelBuilder &b, const AttentionTiles &t, int64_t d, int64_t dv) {
+  auto u = [](int64_t x) { return std::to_string(x) + "u"; };
+  b.define("ATT_TILED");
+  b.define("ATT_TILE_MIN", u(kTileMinRows));
+  b.define("ATT_BR", u(t.br));
+  b.define("ATT_TM", u(t.m));
+  b.define("ATT_BC", u(t.bc));
+  b.define("ATT_TR", u(t.tr));
+  b.define("ATT_NCG", u(t.ncg));
+  b.define("ATT_KPT", u(t.kpt));
+  b.define("ATT_TDPT", u(t.tdpt));
+  b.define("ATT_KVS", u(AttentionTiles::kvStride(d, dv)));
+}
+
 /// The mask and score defines: causal / window, key padding, bias (broadcast to [b, hq, s, t]), softcap.
 void maskDefines(KernelBuilder &b, ir::AttentionOp att) {
   const Tensor &q = b.in(0), &k = b.in(1);
@@ -195,10 +251,19 @@ bool emitAttention(KernelBuilder &b, const SpirvOpEntry &) {
   const AttentionSplit &sp = *split;
   if (b.pass() == 2)
     return emitAttentionCombine(b, att, a, sp);
+  // The tiles when the step can have kTileMinRows query rows or more (a symbolic s: chosen in the kernel).
+  std::optional<AttentionTiles> tiles;
+  if (!a.s.isConstant() || a.s.getConstant() >= int64_t(kTileMinRows))
+    tiles = chooseTiles(d, dv, sp, b.target().maxSharedMemory);
+  const uint32_t sharedFloats = std::max(sp.sharedBytes(d) / 4, tiles ? tiles->sharedFloats(d, dv) : 0u);
   b.setWorkgroup(sp.wg);
-  b.setSharedBytes(sp.sharedBytes(d));
+  b.setSharedBytes(4 * sharedFloats);
+  b.define("ATT_SMEM", std::to_string(sharedFloats) + "u");
+  if (tiles)
+    tileDefines(b, *tiles, d, dv);
   b.kernel.name = "attention_online_d" + std::to_string(d) + (sp.hpw > 1 ? "_gqa" + std::to_string(sp.hpw) : "") +
-                  (b.pass() == 1 ? "_splitkv" : "");
+                  (b.pass() == 1 ? "_splitkv" : "") +
+                  (tiles ? "_tile" + std::to_string(tiles->br) + "x" + std::to_string(tiles->bc) : "");
   auto u = [](int64_t x) { return std::to_string(x) + "u"; };
   if (b.pass() == 1)
     splitDefines(b, a, sp);
@@ -215,7 +280,6 @@ bool emitAttention(KernelBuilder &b, const SpirvOpEntry &) {
   b.define("ATT_OP", u(sp.op));
   b.define("ATT_P", u(sp.parts));
   b.define("ATT_DPT", u(sp.dpt));
-  b.define("ATT_RED", u(sp.redFloats()));
   if (sp.parts > 1)
     b.define("ATT_SPLIT_PARTS");
   b.define("ATT_S", q.dims[2].str());
@@ -240,7 +304,11 @@ bool emitAttention(KernelBuilder &b, const SpirvOpEntry &) {
   auto capped = [](const ir::SymExpr &e) {
     return e.isConstant() ? ir::SymExpr::constant(std::min<int64_t>(e.getConstant(), 65535)) : e;
   };
+  // A static step of tiles: one workgroup per block of br rows (a symbolic one launches one per row, the
+  // extra ones of a tiled step find no tile in the grid-stride loop).
   ir::SymExpr rows = capped(a.s);
+  if (tiles && a.s.isConstant())
+    rows = capped(ir::SymExpr::constant((a.s.getConstant() + tiles->br - 1) / tiles->br));
   if (b.pass() == 1) // T / nb + S workgroups (the runtime's ceil): one per chunk of a decode row's keys
     rows = a.s.isConstant() ? ir::SymExpr::constant(a.s.getConstant() * kSplitChunks) : a.s;
   ir::SymExpr invocations = scaleSym(rows, sp.wg);

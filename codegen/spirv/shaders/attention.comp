@@ -21,9 +21,12 @@
 #include "attention_range.glsl"
 
 const uint HPW = ATT_HPW;
-shared float qs[HPW * ATT_D];
-shared float sc[HPW * ATT_NB];
-shared float red[ATT_RED];
+// One shared array for both paths (visit: the query rows, the block's scores, the partials; attention_tile.glsl:
+// its tiles), so a kernel with both needs only the larger.
+shared float smem[ATT_SMEM];
+#define QS_AT(x) smem[(x)]
+#define SC_AT(x) smem[HPW * ATT_D + (x)]
+#define RED_AT(x) smem[HPW * ATT_D + HPW * ATT_NB + (x)]
 
 float negInf() { return uintBitsToFloat(0xff800000u); }
 
@@ -42,6 +45,18 @@ bool keyVisible(uint j, uint jEnd, int position, uint bq) {
          && LOAD_PAD(bq * ATT_T + j) != 0
 #endif
       ;
+}
+
+// The score of a visible key j for query head hq, row i: scaled, soft-capped, biased.
+float scaledScore(float dot, uint bq, uint hq, uint i, uint j) {
+  float score = ATT_SCALE * dot;
+#ifdef SOFTCAP
+  score = SOFTCAP * tanhAccurate(score / SOFTCAP);
+#endif
+#ifdef BIAS
+  score += LOAD_BIAS(BIAS_INDEX);
+#endif
+  return score;
 }
 
 // Output d of query head hq, row i: the normalized result, or (one chunk of several) the chunk's partial
@@ -83,7 +98,7 @@ void visit(uint lin, uint c, uint nc) {
   }
 #endif
   for (uint x = t; x < HPW * ATT_D; x += WG)
-    qs[x] = LOAD_Q(((bq * ATT_HQ + hq0 + x / ATT_D) * S + i) * ATT_D + x % ATT_D);
+    QS_AT(x) = LOAD_Q(((bq * ATT_HQ + hq0 + x / ATT_D) * S + i) * ATT_D + x % ATT_D);
   barrier();
   float m[ATT_DPT], l[ATT_DPT], acc[ATT_DPT];
   [[unroll]] for (uint r = 0u; r < ATT_DPT; ++r) {
@@ -99,9 +114,9 @@ void visit(uint lin, uint c, uint nc) {
     if (keyVisible(jk, jEnd, position, bq))
       for (uint d = lane; d < ATT_D; d += L) {
         float kv = LOAD_K(K0 + jk * ATT_D + d);
-        [[unroll]] for (uint g = 0u; g < HPW; ++g) dots[g] += qs[g * ATT_D + d] * kv;
+        [[unroll]] for (uint g = 0u; g < HPW; ++g) dots[g] += QS_AT(g * ATT_D + d) * kv;
       }
-    [[unroll]] for (uint g = 0u; g < HPW; ++g) red[g * WG + t] = dots[g];
+    [[unroll]] for (uint g = 0u; g < HPW; ++g) RED_AT(g * WG + t) = dots[g];
     barrier();
     // Scores [g][key]: -inf for a hidden key.
     for (uint x = t; x < HPW * NB; x += WG) {
@@ -109,17 +124,10 @@ void visit(uint lin, uint c, uint nc) {
       float score = negInf();
       if (keyVisible(j0 + key, jEnd, position, bq)) {
         float dot = 0.0;
-        for (uint y = 0u; y < L; ++y) dot += red[g * WG + key * L + y];
-        score = ATT_SCALE * dot;
-#ifdef SOFTCAP
-        score = SOFTCAP * tanhAccurate(score / SOFTCAP);
-#endif
-#ifdef BIAS
-        uint hq = hq0 + g, j = j0 + key;
-        score += LOAD_BIAS(BIAS_INDEX);
-#endif
+        for (uint y = 0u; y < L; ++y) dot += RED_AT(g * WG + key * L + y);
+        score = scaledScore(dot, bq, hq0 + g, i, j0 + key);
       }
-      sc[x] = score;
+      SC_AT(x) = score;
     }
     barrier();
     // Values: each (part, slot) over keys part, part + P, ... of the block, its own running max.
@@ -129,13 +137,13 @@ void visit(uint lin, uint c, uint nc) {
       if (slot >= SLOTS) continue;
       uint g = slot / ATT_DV, d = slot % ATT_DV;
       float mb = m[r];
-      for (uint x = part; x < nk; x += P) mb = max(mb, sc[g * NB + x]);
+      for (uint x = part; x < nk; x += P) mb = max(mb, SC_AT(g * NB + x));
       if (isinf(mb) && mb < 0.0) continue;
       float alpha = exp(m[r] - mb);
       l[r] *= alpha;
       acc[r] *= alpha;
       for (uint x = part; x < nk; x += P) {
-        float s = sc[g * NB + x];
+        float s = SC_AT(g * NB + x);
         if (isinf(s) && s < 0.0) continue;
         float p = exp(s - mb);
         l[r] += p;
@@ -147,20 +155,20 @@ void visit(uint lin, uint c, uint nc) {
   }
 #ifdef ATT_SPLIT_PARTS
   // P > 1 parts only when OP >= SLOTS, so each invocation holds one slot (ATT_DPT == 1): merge by the maxima.
-  red[t] = m[0];
-  red[WG + t] = l[0];
-  red[2u * WG + t] = acc[0];
+  RED_AT(t) = m[0];
+  RED_AT(WG + t) = l[0];
+  RED_AT(2u * WG + t) = acc[0];
   barrier();
   if (part == 0u && slot0 < SLOTS) {
     float mt = negInf();
-    for (uint x = 0u; x < P; ++x) mt = max(mt, red[x * OP + slot0]);
+    for (uint x = 0u; x < P; ++x) mt = max(mt, RED_AT(x * OP + slot0));
     float a = 0.0, lt = 0.0;
     if (!(isinf(mt) && mt < 0.0))
       for (uint x = 0u; x < P; ++x) {
         uint u = x * OP + slot0;
-        float w = exp(red[u] - mt);
-        lt += w * red[WG + u];
-        a += w * red[2u * WG + u];
+        float w = exp(RED_AT(u) - mt);
+        lt += w * RED_AT(WG + u);
+        a += w * RED_AT(2u * WG + u);
       }
     finish(bq, hq0 + slot0 / ATT_DV, i, slot0 % ATT_DV, c, nc, mt, lt, a);
   }
@@ -173,8 +181,22 @@ void visit(uint lin, uint c, uint nc) {
   barrier();
 }
 
+#ifdef ATT_TILED
+#include "attention_tile.glsl"
+#endif
+
 void main() {
   const uint NY = GRID_Y, NZ = GRID_Z, S = ATT_S;
+#ifdef ATT_TILED
+  if (useTiles()) { // many query rows (prefill): blocks of ATT_BR rows (uniform over the dispatch)
+    const uint NT = (S + ATT_BR - 1u) / ATT_BR;
+    for (uint gz = gl_WorkGroupID.z; gz < NZ; gz += gl_NumWorkGroups.z)
+    for (uint gy = gl_WorkGroupID.y; gy < NY; gy += gl_NumWorkGroups.y)
+    for (uint gx = gl_WorkGroupID.x; gx < NT; gx += gl_NumWorkGroups.x)
+      visitTile(gz, gy, gx);
+    return;
+  }
+#endif
 #ifdef ATT_SPLIT_KV
   const uint chunks = splitKv() ? maxChunkCount(ATT_T) : 1u;
 #else

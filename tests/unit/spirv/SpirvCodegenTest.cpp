@@ -358,8 +358,9 @@ func.func @views(%x: tensor<?x3x?x10xf32, #kiln.dims<[b, s]>>, %pos: tensor<?x?x
 /// Attention on awkward sizes: GQA 8:1 (head dim 80), 1:1 (head dim 256, 3 heads, bias + softcap), 6:2 (an odd
 /// group of 3, head dim 48, value dim 40); causal, windows (37, 100), key padding (the first 70 keys of batch
 /// row 1 hidden and random holes), bidirectional. One query row over 1000 keys (t not a multiple of a block),
-/// decode at b 2, small chunks, a 33-row prefill, and two rows over 2048 and 2049 keys (split over the KV
-/// length: 32 chunks of 64 keys, and 17 of 128).
+/// decode at b 2, small chunks, a 33-row prefill, two rows over 2048 and 2049 keys (split over the KV
+/// length: 32 chunks of 64 keys, and 17 of 128), and prefills of 77 and 200 rows over 1000 keys (the tiles of
+/// attention_tile.glsl; rows not a multiple of the tile's).
 std::string attentionAwkwardSource() {
   std::string src = R"(
 func.func @att(%q8: Q8, %k1: K1, %v1: K1, %pad: PAD, %q3: Q3, %k3: K3, %v3: K3, %bias: BIAS, %q4: Q4, %k4: K4, %v4: V4) -> (Q8, Q8, Q8, Q3, Q3, O4) {
@@ -391,7 +392,12 @@ const std::vector<Bindings> kAttentionAwkwardShapes = {{{"b", 1}, {"s", 1}, {"p"
                                                        {{"b", 1}, {"s", 5}, {"p", 60}},
                                                        {{"b", 2}, {"s", 3}, {"p", 0}},
                                                        {{"b", 1}, {"s", 33}, {"p", 0}},
-                                                       {{"b", 1}, {"s", 2}, {"p", 2047}}};
+                                                       {{"b", 1}, {"s", 2}, {"p", 2047}},
+                                                       {{"b", 2}, {"s", 77}, {"p", 923}},
+                                                       {{"b", 1}, {"s", 200}, {"p", 800}}};
+/// The first of kAttentionAwkwardShapes over 1000 keys or more (the exported GPU cases stop before it), and the
+/// first of the long prefills (checked on fewer devices: the interpreter takes long over them).
+constexpr size_t kAttentionAwkwardLongShapes = 5, kAttentionAwkwardPrefills = 6;
 
 /// Key padding: batch row 1 hides its first 70 keys, every row about one key in five.
 std::vector<double> attentionPadding(const std::vector<int64_t> &shape, const Bindings &, std::mt19937 &rng) {
@@ -408,7 +414,8 @@ TEST_F(SpirvCodegenTest, AttentionAwkward) {
   };
   // Lavapipe's limits, a 64-invocation device, and a 16 KiB one (fewer heads per workgroup); one pass, and
   // split over the KV length (flash-decoding: 16 chunks of the 1000 keys, 3 of 131, 2 under the 100-key
-  // window, a ragged last one, 32 and 17 in one step) with the combine pass.
+  // window, a ragged last one, 32 and 17 in one step) with the combine pass. The long prefills (tiles, the same
+  // code in both kernels) on the two-pass kernel of lavapipe's limits and of the 16 KiB device.
   for (bool split : {false, true})
     for (Limits lim : {Limits{1024, 32768}, Limits{64, 32768}, Limits{256, 16384}}) {
       SCOPED_TRACE(std::string(split ? "two passes" : "one pass") + ", invocations " +
@@ -418,8 +425,10 @@ TEST_F(SpirvCodegenTest, AttentionAwkward) {
       target.maxSharedMemory = lim.shared;
       compile(attentionAwkwardSource());
       EXPECT_EQ(secondPass.size(), split ? kernels.size() : 0u);
-      for (const Bindings &b : kAttentionAwkwardShapes)
-        check(b, {{3, attentionPadding}}, 2e-5);
+      const bool prefills = split && lim.invocations > 64;
+      for (size_t x = 0; x < kAttentionAwkwardShapes.size(); ++x)
+        if (x < kAttentionAwkwardPrefills || prefills)
+          check(kAttentionAwkwardShapes[x], {{3, attentionPadding}}, 2e-5);
     }
   twoPass = false;
   // GQA: the 8 heads sharing a KV head are one workgroup when they fit.
@@ -429,9 +438,14 @@ TEST_F(SpirvCodegenTest, AttentionAwkward) {
   std::set<std::string> names;
   for (auto &[op, k] : kernels)
     names.insert(k.name);
-  EXPECT_TRUE(names.count("attention_online_d80_gqa8_f32")) << *names.begin();
-  EXPECT_TRUE(names.count("attention_online_d48_gqa3_f32")) << *names.begin();
-  EXPECT_TRUE(names.count("attention_online_d256_f32")) << *names.begin();
+  // Steps of 8 rows or more take tiles of query rows (attention_tile.glsl): 8 rows x 8 heads with blocks of 16
+  // keys in lavapipe's 32 KiB for head dim 80, 21 x 3 heads with 32 keys for 48, 16 rows with 8 keys for 256.
+  std::string all;
+  for (const std::string &n : names)
+    all += n + " ";
+  EXPECT_TRUE(names.count("attention_online_d80_gqa8_tile8x16_f32")) << all;
+  EXPECT_TRUE(names.count("attention_online_d48_gqa3_tile21x32_f32")) << all;
+  EXPECT_TRUE(names.count("attention_online_d256_tile16x8_f32")) << all;
 }
 
 TEST_F(SpirvCodegenTest, LimitsAndReasons) {
@@ -691,8 +705,10 @@ TEST_F(SpirvCodegenTest, AttentionExportGpuCases) {
                                 q + ", " + kv + ", " + kv + ") -> " + q + "\n  return %0 : " + q + "\n}";
   const std::vector<Bindings> tinyShapes = {{{"b", 1}, {"s", 1}, {"p", 0}},   {{"b", 1}, {"s", 1}, {"p", 76}},
                                             {{"b", 1}, {"s", 1}, {"p", 599}}, {{"b", 1}, {"s", 1}, {"p", 2048}},
-                                            {{"b", 1}, {"s", 4}, {"p", 300}}, {{"b", 1}, {"s", 70}, {"p", 30}}};
-  const std::vector<Bindings> awkwardShapes(kAttentionAwkwardShapes.begin() + 1, kAttentionAwkwardShapes.end() - 1);
+                                            {{"b", 1}, {"s", 4}, {"p", 300}}, {{"b", 1}, {"s", 70}, {"p", 30}},
+                                            {{"b", 1}, {"s", 100}, {"p", 50}}};
+  const std::vector<Bindings> awkwardShapes(kAttentionAwkwardShapes.begin() + 1,
+                                            kAttentionAwkwardShapes.begin() + kAttentionAwkwardLongShapes);
   int index = 0;
   twoPass = true;
   for (const auto &[source, shapes] : {std::pair<std::string, std::vector<Bindings>>{tinyLlama, tinyShapes},
