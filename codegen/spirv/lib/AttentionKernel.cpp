@@ -65,9 +65,9 @@ std::optional<AttentionSplit> chooseSplit(int64_t d, int64_t dv, int64_t group, 
 /// `tdpt` value dims per invocation.
 struct AttentionTiles {
   uint32_t br = 0, m = 0, bc = 0, tr = 1, nrg = 1, ncg = 1, kpt = 1, tdpt = 1;
-  /// Shared floats: Q, the K / V block (rows padded to an odd stride), the probabilities, 3 per-row values.
+  /// Shared floats: Q, the K / V block, the probabilities (rows padded), 3 per-row values.
   uint32_t sharedFloats(int64_t d, int64_t dv) const {
-    return uint32_t(m * d + bc * kvStride(d, dv) + m * (bc + 1) + 3 * m);
+    return uint32_t(m * (d + 1) + bc * kvStride(d, dv) + m * (bc + 1) + 3 * m);
   }
   static uint32_t kvStride(int64_t d, int64_t dv) { return uint32_t(std::max(d, dv) + 1); }
 };

@@ -9,10 +9,12 @@
 // The invocations are ATT_NRG row groups of ATT_TR consecutive tile rows x ATT_NCG column groups (the WG
 // invocations, row group major, so a row group's invocations read the same query / probability values). Scores:
 // column group c takes keys c, c + NCG, ... (ATT_KPT of them); values: dims c, c + NCG, ... (ATT_TDPT of them).
-// Shared memory (floats): Q [M][D], the block's K then V rows [BC][ATT_KVS] (padded: no bank conflicts
-// between keys), the probabilities [M][BC + 1], and per row its max, sum and rescale factor.
+// Shared memory (floats): Q [M][D + 1], the block's K then V rows [BC][ATT_KVS], the probabilities
+// [M][BC + 1] (rows padded to odd strides: the row groups of a subgroup, and the keys, hit different banks),
+// and per row its max, sum and rescale factor.
 const uint TM = ATT_TM, BR = ATT_BR, BC = ATT_BC, TR = ATT_TR, NCG = ATT_NCG, KVS = ATT_KVS, PS = ATT_BC + 1u;
-const uint T_Q = 0u, T_KV = TM * ATT_D, T_P = T_KV + BC * KVS, T_MAX = T_P + TM * PS, T_SUM = T_MAX + TM,
+const uint QS = ATT_D + 1u;
+const uint T_Q = 0u, T_KV = TM * QS, T_P = T_KV + BC * KVS, T_MAX = T_P + TM * PS, T_SUM = T_MAX + TM,
            T_ALPHA = T_SUM + TM;
 
 // Tiles when the step has enough query rows to share the K / V blocks (never with a split over the KV length).
@@ -43,7 +45,7 @@ void tileScores(uint bq, uint hq0, uint i0, uint j0, uint nk, uint rg, uint cg) 
     float kv[ATT_KPT];
     [[unroll]] for (uint x = 0u; x < ATT_KPT; ++x) kv[x] = smem[T_KV + min(cg + x * NCG, BC - 1u) * KVS + d];
     [[unroll]] for (uint r = 0u; r < TR; ++r) {
-      float q = smem[T_Q + min(rg * TR + r, TM - 1u) * ATT_D + d];
+      float q = smem[T_Q + min(rg * TR + r, TM - 1u) * QS + d];
       [[unroll]] for (uint x = 0u; x < ATT_KPT; ++x) dots[r][x] += q * kv[x];
     }
   }
@@ -66,13 +68,15 @@ void tileScores(uint bq, uint hq0, uint i0, uint j0, uint nk, uint rg, uint cg) 
 // its rescale factor for the accumulators.
 void tileSoftmax(uint nk) {
   for (uint m = gl_LocalInvocationID.x; m < TM; m += WG_X) {
+    // Over all BC keys (those past nk as hidden), so the loops unroll.
+    float s[BC];
+    [[unroll]] for (uint key = 0u; key < BC; ++key) s[key] = key < nk ? smem[T_P + m * PS + key] : negInf();
     float mOld = smem[T_MAX + m], mb = mOld;
-    for (uint key = 0u; key < nk; ++key) mb = max(mb, smem[T_P + m * PS + key]);
+    [[unroll]] for (uint key = 0u; key < BC; ++key) mb = max(mb, s[key]);
     bool none = isinf(mb) && mb < 0.0;
     float sum = 0.0;
-    for (uint key = 0u; key < nk; ++key) {
-      float s = smem[T_P + m * PS + key];
-      float p = (none || (isinf(s) && s < 0.0)) ? 0.0 : exp(s - mb);
+    [[unroll]] for (uint key = 0u; key < BC; ++key) {
+      float p = (none || (isinf(s[key]) && s[key] < 0.0)) ? 0.0 : exp(s[key] - mb);
       smem[T_P + m * PS + key] = p;
       sum += p;
     }
@@ -95,8 +99,8 @@ void visitTile(uint gz, uint gy, uint gx) {
   keyRange(i0, position, jBeg, unusedEnd);
   keyRange(min(i0 + BR, S) - 1u, position, unusedBeg, jEnd);
   for (uint x = t; x < TM * ATT_D; x += WG_X) {
-    uint m = x / ATT_D, i = i0 + m / HPW;
-    smem[T_Q + x] = i < S ? LOAD_Q(((bq * ATT_HQ + hq0 + m % HPW) * S + i) * ATT_D + x % ATT_D) : 0.0;
+    uint m = x / ATT_D, d = x % ATT_D, i = i0 + m / HPW;
+    smem[T_Q + m * QS + d] = i < S ? LOAD_Q(((bq * ATT_HQ + hq0 + m % HPW) * S + i) * ATT_D + d) : 0.0;
   }
   for (uint m = t; m < TM; m += WG_X) {
     smem[T_MAX + m] = negInf();
