@@ -61,13 +61,27 @@ std::optional<WeightsFormat> parseWeightsFlags(const std::optional<std::string> 
 
 namespace {
 
+/// A weight read only as the untransposed rhs of matmuls (a Conv1D weight [in, out]): it is quantized along
+/// `in`, stored transposed and read by the matmuls as a transposed weight.
+bool onlyUntransposedRhs(ir::WeightOp w) {
+  for (mlir::OpOperand &use : w->getUses()) {
+    auto mm = mlir::dyn_cast<ir::MatmulOp>(use.getOwner());
+    if (!mm || use.getOperandNumber() != 1 || mm.getTransposeB())
+      return false;
+  }
+  return !w->use_empty();
+}
+
 /// Whether kiln.weight `w` may be stored quantized as far as this one op is concerned, else why not.
 std::string quantBlocker(ir::WeightOp w) {
   auto type = mlir::cast<mlir::RankedTensorType>(w.getType());
   if (!type.getElementType().isF32())
     return "not f32";
-  if (type.getDimSize(1) % kQuantBlock != 0)
-    return "its last dim " + std::to_string(type.getDimSize(1)) + " is not a multiple of 32";
+  const int64_t k = type.getDimSize(onlyUntransposedRhs(w) ? 0 : 1);
+  if (k % kQuantBlock != 0)
+    return "its contraction dim " + std::to_string(k) + " is not a multiple of 32";
+  if (onlyUntransposedRhs(w))
+    return "";
   for (mlir::OpOperand &use : w->getUses()) {
     mlir::Operation *user = use.getOwner();
     if (auto mm = mlir::dyn_cast<ir::MatmulOp>(user); mm && use.getOperandNumber() == 1 && mm.getTransposeB())
@@ -75,15 +89,16 @@ std::string quantBlocker(ir::WeightOp w) {
     if (mlir::isa<ir::GatherOp>(user) && use.getOperandNumber() == 0)
       continue;
     return "read by " + user->getName().getStringRef().str() +
-           (mlir::isa<ir::MatmulOp>(user) ? " untransposed" : "");
+           (mlir::isa<ir::MatmulOp>(user) ? " untransposed and otherwise" : "");
   }
   return "";
 }
 
-/// Every 2-d weight's name -> "" (quantizable) or why not; the aliases of --keep-f16.
+/// Every 2-d weight's name -> "" (quantizable) or why not; the Conv1D weights to transpose; the aliases of
+/// --keep-f16.
 struct QuantPlan {
   std::map<std::string, std::string> blocker;
-  std::set<std::string> embed, lmHead;
+  std::set<std::string> transpose, embed, lmHead;
 };
 
 QuantPlan planQuantization(mlir::func::FuncOp step, int64_t vocabSize) {
@@ -97,6 +112,8 @@ QuantPlan planQuantization(mlir::func::FuncOp step, int64_t vocabSize) {
     auto [it, fresh] = p.blocker.emplace(name, why);
     if (!fresh && it->second.empty())
       it->second = why;
+    if (onlyUntransposedRhs(w))
+      p.transpose.insert(name);
     for (mlir::Operation *user : w->getUsers()) {
       if (mlir::isa<ir::GatherOp>(user))
         p.embed.insert(name);
@@ -148,19 +165,32 @@ Status quantizeImported(mlir::MLIRContext &context, ImportedModel &m, const Weig
       summary.notQuantized.push_back(name + " (" + why + ")");
     } else {
       quantized.insert(name);
-      summary.quantized.push_back(name);
-      if (dequantize && !m.weights.storeDequantized(name, *format.quant))
-        return Status::error(dir + ": tensor " + name + " cannot be quantized");
+      summary.quantized.push_back(name + (plan.transpose.count(name) ? " (transposed)" : ""));
     }
   }
+  // Built before the Conv1D weights are transposed in the table (the builder checks their [in, out] shapes).
   StatusOr<mlir::OwningOpRef<mlir::ModuleOp>> module = buildFrom(context, m.config, m.weights);
   if (!module.ok())
     return module.status();
   m.module = std::move(*module);
+  for (const std::string &name : quantized) {
+    if (plan.transpose.count(name) && !m.weights.storeTransposed(name))
+      return Status::error(dir + ": tensor " + name + " cannot be transposed");
+    if (dequantize && !m.weights.storeDequantized(name, *format.quant))
+      return Status::error(dir + ": tensor " + name + " cannot be quantized");
+  }
   mlir::StringAttr attr = mlir::StringAttr::get(&context, quantFormatName(*format.quant));
   m.step().walk([&](ir::WeightOp w) {
-    if (quantized.count(w.getName().str()))
-      w.setQuantAttr(attr);
+    const std::string name = w.getName().str();
+    if (!quantized.count(name))
+      return;
+    if (plan.transpose.count(name)) { // [in, out] -> [out, in], read as a transposed matmul weight
+      auto type = mlir::cast<mlir::RankedTensorType>(w.getType());
+      w.getResult().setType(mlir::RankedTensorType::get({type.getDimSize(1), type.getDimSize(0)}, type.getElementType()));
+      for (mlir::Operation *user : w->getUsers())
+        mlir::cast<ir::MatmulOp>(user).setTransposeB(true);
+    }
+    w.setQuantAttr(attr);
   });
   return Status::ok();
 }

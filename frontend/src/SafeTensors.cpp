@@ -345,6 +345,29 @@ bool WeightTable::storeDequantized(std::string_view name, QuantFormat format) {
   return true;
 }
 
+bool WeightTable::storeTransposed(std::string_view name) {
+  auto it = byName_.find(name);
+  if (it == byName_.end() || it->second->dtype != DType::F32 || it->second->shape.size() != 2)
+    return false;
+  const TensorInfo &info = *it->second;
+  const size_t rows = size_t(info.shape[0]), cols = size_t(info.shape[1]);
+  std::vector<float> values(rows * cols);
+  convertToF32(info, values.data());
+  auto c = std::make_unique<ConvertedTensor>();
+  c->info = info;
+  c->info.shape = {info.shape[1], info.shape[0]};
+  c->bytes.resize(rows * cols * 4);
+  float *out = reinterpret_cast<float *>(c->bytes.data());
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t k = 0; k < cols; ++k)
+      out[k * rows + r] = values[r * cols + k];
+  c->info.data = c->bytes.data();
+  c->info.nbytes = c->bytes.size();
+  it->second = &c->info;
+  converted_.push_back(std::move(c));
+  return true;
+}
+
 bool WeightTable::storeTensorAs(std::string_view tensorName, DType dtype) {
   auto it = byName_.find(tensorName);
   if (it == byName_.end() || !isFloatDType(dtype) || !isFloatDType(it->second->dtype))

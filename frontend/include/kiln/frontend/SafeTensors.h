@@ -82,6 +82,9 @@ public:
   /// quantization stands for (support/Quantize.h): kiln eval --weights q8_0|q4_0 computes with them.
   /// False when `name` is not such a matrix.
   bool storeDequantized(std::string_view name, QuantFormat format);
+  /// The f32 matrix `name` [rows, cols] replaced by its transpose [cols, rows] (a Conv1D weight [in, out]
+  /// quantized along `in`, read as a transposed matmul weight). False when `name` is not an f32 matrix.
+  bool storeTransposed(std::string_view name);
 
   WeightTable(WeightTable &&) = default;
   WeightTable &operator=(WeightTable &&) = default;
