@@ -198,9 +198,9 @@ Status markSyntheticWeights(const passes::MemoryPlan &plan, uint64_t seed, const
       return Status::error("buffer '" + m->buffers(orig.id).name() + "': a weight's buffer is not named after its tensor '" +
                            orig.weightName + "'");
     artifact::DType d = out->dtype();
-    if (d != artifact::F32 && d != artifact::F16 && d != artifact::BF16)
-      return Status::error(orig.weightName + ": --synthetic-weights needs f32, f16 or bf16 weights, the IR wants " +
-                           artifact::DType_Name(d));
+    if (d != artifact::F32 && d != artifact::F16 && d != artifact::BF16 && !artifact::isQuantized(d))
+      return Status::error(orig.weightName + ": --synthetic-weights needs f32, f16, bf16, q8_0 or q4_0 weights, "
+                           "the IR wants " + artifact::DType_Name(d));
     out->set_name(orig.weightName); // the generator's stream is seeded by it (a device copy included)
     out->set_synthetic(true);
     out->set_synthetic_center(artifact::syntheticCenter(orig.weightName, orig.shape.size(), modelType));
