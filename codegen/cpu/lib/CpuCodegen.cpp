@@ -121,7 +121,8 @@ struct Tensor {
 enum class DotIsa {
   Generic, ///< plain vector arithmetic (LLVM lowers it for whatever the target has)
   Avx2,    ///< vpmaddubsw / vpmaddwd
-  Vnni,    ///< vpdpbusd on 256-bit vectors (AVX512-VNNI + VL, or AVX-VNNI)
+  Vnni,    ///< vpdpbusd on 256-bit vectors (AVX-VNNI)
+  Vnni512, ///< AVX512-VNNI (+ VL, BW): two blocks per 512-bit vpdpbusd, the odd block on 256 bits
 };
 
 /// How emitMap reads or writes one tensor: element offset = base + sum(iv[d] * strides[d]).
@@ -693,6 +694,12 @@ private:
   void emitQuantizeActivations(const Tensor &a, Value M, Value K, Value scratch);
   void emitQuantGemvRows(const Tensor &w, const Tensor &out, Value scratch, Value M, Value K, Value N, Value i,
                          Value j, int64_t rows);
+  /// The GEMV's quantized activation rows (emitQuantizeActivations's scratch, three views of it).
+  struct QuantActivations {
+    Tensor quants, scales, sums;
+  };
+  SmallVector<Value> emitQuantBlockPairs(const Tensor &w, const QuantActivations &act, Value nb, Value i, Value j,
+                                         int64_t rows);
   void emitQuantGemvGroup(const Tensor &w, const Tensor &out, Value scratch, Value M, Value K, Value N, Value group);
   LogicalResult emitNorm(Operation *op, const OpTensors &bufs);
   LogicalResult emitAddNorm(Operation *op, const OpTensors &bufs);
@@ -1353,7 +1360,7 @@ Value KernelEmitter::integerDot(Value init, Value weights, Value activations, Qu
   auto intrinsic = [&](const char *name, Type result, ValueRange args) {
     return LLVM::CallIntrinsicOp::create(b_, result, b_.getStringAttr(name), args).getResult(0);
   };
-  if (dotIsa_ == DotIsa::Vnni)
+  if (dotIsa_ == DotIsa::Vnni || dotIsa_ == DotIsa::Vnni512)
     return intrinsic("llvm.x86.avx512.vpdpbusd.256", vecOf(8, i32), {init, weights, activations});
   if (dotIsa_ == DotIsa::Avx2 && format == QuantFormat::Q4_0) { // 15 * 127 * 2 cannot saturate vpmaddubsw
     Value pairs = intrinsic("llvm.x86.avx2.pmadd.ub.sw", vecOf(16, i16), {weights, activations});
@@ -1412,18 +1419,26 @@ void KernelEmitter::emitQuantGemvRows(const Tensor &w, const Tensor &out, Value 
                                       Value i, Value j, int64_t rows) {
   Type i8 = b_.getI8Type(), i32 = b_.getI32Type();
   Value nb = arith::DivUIOp::create(b_, K, c64(32));
-  Tensor q{scratch, i8, i8, {}, {}};
-  Tensor scales{LLVM::GEPOp::create(b_, ptrTy_, i8, scratch, ValueRange{mul(M, K)}), f32_, f32_, {}, {}};
-  Tensor sums{LLVM::GEPOp::create(b_, ptrTy_, f32_, scales.ptr, ValueRange{mul(M, nb)}), i32, i32, {}, {}};
+  QuantActivations act{{scratch, i8, i8, {}, {}}, {}, {}};
+  act.scales = {LLVM::GEPOp::create(b_, ptrTy_, i8, scratch, ValueRange{mul(M, K)}), f32_, f32_, {}, {}};
+  act.sums = {LLVM::GEPOp::create(b_, ptrTy_, f32_, act.scales.ptr, ValueRange{mul(M, nb)}), i32, i32, {}, {}};
+  // With AVX512-VNNI two blocks at a time (one 512-bit vpdpbusd, <16 x f32> accumulators), the odd block left
+  // (and every block elsewhere) one at a time.
+  const bool pairs = dotIsa_ == DotIsa::Vnni512;
+  Value pairsEnd = pairs ? mul(arith::DivUIOp::create(b_, nb, c64(2)), c64(2)) : c64(0);
+  SmallVector<Value> wide;
+  if (pairs)
+    wide = emitQuantBlockPairs(w, act, nb, i, j, rows);
   const QuantFormat format = *w.quant;
   SmallVector<Value> init(size_t(rows), zeroVec());
   Value zeroLanes = splatConst(vecOf(8, i32), 0);
-  SmallVector<Value> acc = forLoop(c64(0), nb, init, [&](Value blk, ValueRange s) -> SmallVector<Value> {
+  SmallVector<Value> acc = forLoop(pairsEnd, nb, init, [&](Value blk, ValueRange s) -> SmallVector<Value> {
     Value ab = add(mul(i, nb), blk);
-    Value qa = LLVM::LoadOp::create(b_, vecOf(32, i8), address(q, mul(ab, c64(32))), 1);
-    Value da = loadRaw(scales, ab);
+    Value qa = LLVM::LoadOp::create(b_, vecOf(32, i8), address(act.quants, mul(ab, c64(32))), 1);
+    Value da = loadRaw(act.scales, ab);
     // The weights' zero point, taken off once per block through the activations' sum.
-    Value correction = arith::MulIOp::create(b_, loadRaw(sums, ab), arith::ConstantIntOp::create(b_, i32, -zeroPoint(format)));
+    Value correction =
+        arith::MulIOp::create(b_, loadRaw(act.sums, ab), arith::ConstantIntOp::create(b_, i32, -zeroPoint(format)));
     Value lanes = LLVM::InsertElementOp::create(b_, zeroLanes, correction, c64(0));
     SmallVector<Value> next;
     for (int64_t r = 0; r < rows; ++r) {
@@ -1434,8 +1449,66 @@ void KernelEmitter::emitQuantGemvRows(const Tensor &w, const Tensor &out, Value 
     }
     return next;
   });
-  for (int64_t r = 0; r < rows; ++r)
-    store(out, add(mul(i, N), add(j, c64(r))), horizontalSum(acc[size_t(r)]));
+  for (int64_t r = 0; r < rows; ++r) {
+    Value sum = horizontalSum(acc[size_t(r)]);
+    if (pairs)
+      sum = arith::AddFOp::create(b_, wideSum(wide[size_t(r)]), sum);
+    store(out, add(mul(i, N), add(j, c64(r))), sum);
+  }
+}
+
+/// Blocks [0, 2 * (nb / 2)) of activation row i against weight rows j .. j + rows, two blocks per 512-bit
+/// vpdpbusd: lanes 0-7 sum block 2p, lanes 8-15 block 2p + 1, each scaled by its own d_w * d_a.
+SmallVector<Value> KernelEmitter::emitQuantBlockPairs(const Tensor &w, const QuantActivations &act, Value nb, Value i,
+                                                       Value j, int64_t rows) {
+  Type i8 = b_.getI8Type(), i32 = b_.getI32Type(), f16 = b_.getF16Type();
+  const QuantFormat format = *w.quant;
+  auto spread = [&](Value two) { // <2 x T> -> <16 x T>: [x0 x 8, x1 x 8]
+    SmallVector<int32_t> mask;
+    for (int32_t l = 0; l < 16; ++l)
+      mask.push_back(l / 8);
+    return (Value)LLVM::ShuffleVectorOp::create(b_, two, two, ArrayRef<int32_t>(mask));
+  };
+  Type wideAcc = VectorType::get({16}, f32_);
+  SmallVector<Value> init(size_t(rows), arith::ConstantOp::create(b_, DenseElementsAttr::get(cast<ShapedType>(wideAcc), 0.0f)));
+  Value zeroLanes = splatConst(vecOf(16, i32), 0);
+  Value zp = arith::ConstantIntOp::create(b_, i32, -zeroPoint(format));
+  Value scalesW = quantScales(w);
+  return forLoop(c64(0), arith::DivUIOp::create(b_, nb, c64(2)), init, [&](Value p, ValueRange s) -> SmallVector<Value> {
+    Value blk = mul(p, c64(2)), ab = add(mul(i, nb), blk);
+    Value qa = LLVM::LoadOp::create(b_, vecOf(64, i8), address(act.quants, mul(ab, c64(32))), 1);
+    Value da = LLVM::LoadOp::create(b_, vecOf(2, f32_), address(act.scales, ab), 4);
+    Value lanes = LLVM::InsertElementOp::create(
+        b_, zeroLanes, arith::MulIOp::create(b_, loadRaw(act.sums, ab), zp), c64(0));
+    lanes = LLVM::InsertElementOp::create(b_, lanes, arith::MulIOp::create(b_, loadRaw(act.sums, add(ab, c64(1))), zp),
+                                          c64(8));
+    SmallVector<Value> next;
+    for (int64_t r = 0; r < rows; ++r) {
+      Value wb = add(mul(add(j, c64(r)), nb), blk);
+      Value qw;
+      if (format == QuantFormat::Q8_0) {
+        qw = LLVM::LoadOp::create(b_, vecOf(64, i8), address(w, mul(wb, c64(32))), 1);
+      } else { // 32 packed bytes: block 2p's lows and highs, then block 2p + 1's
+        Value packed = LLVM::LoadOp::create(b_, vecOf(32, i8), address(w, mul(wb, c64(16))), 1);
+        Value lo = arith::AndIOp::create(b_, packed, splatConst(vecOf(32, i8), 15));
+        Value hi = arith::ShRUIOp::create(b_, packed, splatConst(vecOf(32, i8), 4));
+        SmallVector<int32_t> order;
+        for (int32_t half = 0; half < 2; ++half)
+          for (int32_t part = 0; part < 2; ++part)
+            for (int32_t l = 0; l < 16; ++l)
+              order.push_back(part * 32 + half * 16 + l);
+        qw = LLVM::ShuffleVectorOp::create(b_, lo, hi, ArrayRef<int32_t>(order));
+      }
+      Value isum = LLVM::CallIntrinsicOp::create(b_, vecOf(16, i32), b_.getStringAttr("llvm.x86.avx512.vpdpbusd.512"),
+                                                 ValueRange{lanes, qw, qa})
+                       .getResult(0);
+      Value dw = LLVM::LoadOp::create(b_, vecOf(2, f16),
+                                      LLVM::GEPOp::create(b_, ptrTy_, f16, scalesW, ValueRange{wb}), 2);
+      Value scale = spread(arith::MulFOp::create(b_, arith::ExtFOp::create(b_, vecOf(2, f32_), dw), da));
+      next.push_back(math::FmaOp::create(b_, arith::SIToFPOp::create(b_, wideAcc, isum), scale, s[size_t(r)]));
+    }
+    return next;
+  });
 }
 
 /// The GEMV's unit of work: weight rows [8 g, 8 g + 8) (the last group: the rows left, one at a time).
@@ -2162,7 +2235,9 @@ Status emitRangeFunction(ImplicitLocOpBuilder &b, func::FuncOp kernel, const Ker
 /// The quantized GEMV's integer dot product for a target with these ISA features.
 DotIsa dotIsaOf(const std::vector<std::string> &features) {
   auto has = [&](const char *f) { return std::find(features.begin(), features.end(), f) != features.end(); };
-  if ((has("avx512vnni") && has("avx512vl")) || has("avxvnni"))
+  if (has("avx512vnni") && has("avx512vl") && has("avx512bw"))
+    return DotIsa::Vnni512;
+  if (has("avxvnni"))
     return DotIsa::Vnni;
   return has("avx2") ? DotIsa::Avx2 : DotIsa::Generic;
 }
