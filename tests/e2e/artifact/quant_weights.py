@@ -14,7 +14,9 @@ For every reference case in DATA_DIR and each format:
    token agrees with the reference's, printed (with --table: as a Markdown table, README's).
 Then on the first case: --threads 1 and 2 (every kernel split, KILN_THREADS_GRAIN=1) give the same bytes;
 --cpu x86-64,x86-64-v3,native runs each object (VNNI / AVX2 / generic dot products, by hiding features)
-within --threshold of eval; --keep-f16 lm_head,embed keeps those matrices f16 and still matches eval.
+within --threshold of eval; --keep-f16 lm_head,embed keeps those matrices f16 and still matches eval;
+--target vulkan places the readers of quantized weights on the CPU with the reason in the report and, on
+lavapipe (skipped without it), matches eval within 1e-3.
 Prints one line per check and 'N passed, N failed'; exits 1 on any failure.
 """
 import argparse
@@ -165,6 +167,27 @@ def check_keep_f16(kiln, case_dir, tmp, threshold):
         report(err <= threshold, "q8_0 --keep-f16: run == eval --keep-f16", "rel err %.3e" % err)
 
 
+LAVAPIPE = "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json"
+
+
+def check_vulkan(kiln, case_dir, tmp):
+    """--target vulkan: every op reading a quantized weight is placed on the CPU, the reason in the report."""
+    name, chunks = case_info(case_dir)
+    if not os.path.exists(LAVAPIPE):
+        print("skip vulkan: no lavapipe (%s)" % LAVAPIPE)
+        return
+    artifact = os.path.join(tmp, "vk.kiln")
+    p = run([kiln, "compile", case_dir, "-o", artifact, "--target", "vulkan", "--weights", "q4_0"] + COMPILE)
+    why = "is q4_0: the Vulkan backend has no kernel for block-quantized weights (the CPU runs it)"
+    if not report(p.returncode == 0 and why in p.stderr, "q4_0 --target vulkan: quantized readers on the cpu",
+                  "" if p.returncode == 0 and why in p.stderr else p.stderr.strip()[-300:]):
+        return
+    paths = run_and_eval(kiln, artifact, case_dir, "q4_0", chunks, tmp, env={"VK_DRIVER_FILES": LAVAPIPE})
+    if paths:
+        err = st.rel_err(output(paths[0], name)[2], output(paths[1], name)[2])
+        report(err <= 1e-3, "q4_0 --target vulkan on lavapipe: run == eval", "rel err %.3e (1e-3)" % err)
+
+
 def print_table(rows):
     print("\n| case | format | max rel err vs HF f32 | argmax agreement with HF f32 |")
     print("|---|---|---|---|")
@@ -193,6 +216,7 @@ def main():
             check_threads(a.kiln, causal[0], tmp)
             check_targets(a.kiln, causal[0], tmp, a.threshold)
             check_keep_f16(a.kiln, causal[0], tmp, a.threshold)
+            check_vulkan(a.kiln, causal[0], tmp)
     if a.table:
         print_table(rows)
     print("%d passed, %d failed" % tuple(RESULTS))
