@@ -434,13 +434,19 @@ private:
   Value horizontalSum(Value v) { return horizontal(v, false); }
   /// The largest of the 8 lanes (NaN if any is).
   Value horizontalMax(Value v) { return horizontal(v, true); }
+  /// (Any power-of-two lane count; integer lanes are summed.)
   Value horizontal(Value v, bool max) {
-    for (int64_t width = kVec / 2; width >= 1; width /= 2) {
+    auto type = cast<VectorType>(v.getType());
+    const int64_t lanes = type.getNumElements();
+    const bool integer = isa<IntegerType>(type.getElementType());
+    for (int64_t width = lanes / 2; width >= 1; width /= 2) {
       SmallVector<int32_t> mask;
-      for (int64_t i = 0; i < kVec; ++i)
+      for (int64_t i = 0; i < lanes; ++i)
         mask.push_back(static_cast<int32_t>(i < width ? i + width : i));
       Value hi = LLVM::ShuffleVectorOp::create(b_, v, v, ArrayRef<int32_t>(mask));
-      v = max ? (Value)arith::MaximumFOp::create(b_, v, hi) : (Value)arith::AddFOp::create(b_, v, hi);
+      v = max       ? (Value)arith::MaximumFOp::create(b_, v, hi)
+          : integer ? (Value)arith::AddIOp::create(b_, v, hi)
+                    : (Value)arith::AddFOp::create(b_, v, hi);
     }
     return LLVM::ExtractElementOp::create(b_, v, c64(0));
   }
@@ -689,7 +695,6 @@ private:
   void emitDequantRun(const Tensor &src, Value srcOff, Value dst, Value dstOff, Value n);
   Value integerDot(Value init, Value weights, Value activations, QuantFormat format);
   Value splatConst(VectorType type, int64_t v);
-  Value reduceLanes(Value v, bool max);
   void ifElse(Value cond, llvm::function_ref<void()> then, llvm::function_ref<void()> otherwise);
   void emitQuantizeActivations(const Tensor &a, Value M, Value K, Value scratch);
   void emitQuantGemvRows(const Tensor &w, const Tensor &out, Value scratch, Value M, Value K, Value N, Value i,
@@ -1287,18 +1292,6 @@ Value KernelEmitter::splatConst(VectorType type, int64_t v) {
   return arith::ConstantOp::create(b_, DenseElementsAttr::get(cast<ShapedType>(type), ArrayRef<Attribute>{a}));
 }
 
-Value KernelEmitter::reduceLanes(Value v, bool max) {
-  const int64_t lanes = cast<VectorType>(v.getType()).getNumElements();
-  for (int64_t width = lanes / 2; width >= 1; width /= 2) {
-    SmallVector<int32_t> mask;
-    for (int64_t i = 0; i < lanes; ++i)
-      mask.push_back(static_cast<int32_t>(i < width ? i + width : i));
-    Value hi = LLVM::ShuffleVectorOp::create(b_, v, v, ArrayRef<int32_t>(mask));
-    v = max ? (Value)arith::MaximumFOp::create(b_, v, hi) : (Value)arith::AddIOp::create(b_, v, hi);
-  }
-  return LLVM::ExtractElementOp::create(b_, v, c64(0));
-}
-
 void KernelEmitter::ifElse(Value cond, llvm::function_ref<void()> then, llvm::function_ref<void()> otherwise) {
   auto ifOp = scf::IfOp::create(b_, cond, /*withElseRegion=*/true);
   OpBuilder::InsertionGuard guard(b_);
@@ -1400,7 +1393,7 @@ void KernelEmitter::emitQuantizeActivations(const Tensor &a, Value M, Value K, V
   forLoop(c64(0), mul(M, nb), [&](Value blk) { // the rows' blocks, row-major
     Value off = mul(blk, c64(32));
     Value x = LLVM::LoadOp::create(b_, f32v, address(a, off), 4);
-    Value amax = reduceLanes(math::AbsFOp::create(b_, x), /*max=*/true);
+    Value amax = horizontalMax(math::AbsFOp::create(b_, x));
     Value d = arith::DivFOp::create(b_, amax, cf32(127.0));
     Value nonzero = arith::CmpFOp::create(b_, arith::CmpFPredicate::UNE, d, cf32(0.0));
     Value id = arith::SelectOp::create(b_, nonzero, arith::DivFOp::create(b_, cf32(1.0), d), cf32(0.0));
@@ -1410,7 +1403,7 @@ void KernelEmitter::emitQuantizeActivations(const Tensor &a, Value M, Value K, V
     Value qi = arith::FPToSIOp::create(b_, i32v, math::RoundEvenOp::create(b_, arith::MulFOp::create(b_, x, idv)));
     LLVM::StoreOp::create(b_, arith::TruncIOp::create(b_, vecOf(32, i8), qi), address(q, off), 1);
     storeRaw(scales, blk, d);
-    storeRaw(sums, blk, arith::TruncIOp::create(b_, i32, reduceLanes(arith::ExtSIOp::create(b_, vecOf(32, b_.getI64Type()), qi), false)));
+    storeRaw(sums, blk, arith::TruncIOp::create(b_, i32, horizontalSum(arith::ExtSIOp::create(b_, vecOf(32, b_.getI64Type()), qi))));
   });
 }
 
