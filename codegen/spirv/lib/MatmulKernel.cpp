@@ -20,6 +20,8 @@ constexpr uint32_t kWorkgroup = 256, kGemvColumns = 4, kGemvRows = 4, kTile = 64
 /// Subgroups the GEMV grid should keep in flight (about 64 K invocations: enough loads outstanding to reach a
 /// large GPU's memory bandwidth); smaller grids split K over more subgroups per team.
 constexpr int64_t kGemvTargetSubgroups = 2048;
+/// Workgroups a GEMV's grid should have at least (about one per multiprocessor of a large GPU: an H100 has 132).
+constexpr int64_t kGemvMinGroups = 128;
 /// Shared memory: sm, the scalar tiles (2 x 16 x 65 floats, also the GEMV's reduction and the cooperative
 /// tiles' staging), and cmA / cmB of matmul_coopmat.glsl (64 and 128 rows of 5 uvec4).
 constexpr uint32_t kTileBytes = 2 * kTileDepth * (kTile + 1) * 4, kCoopTileBytes = (64 + 128) * 5 * 16;
@@ -60,25 +62,43 @@ SymExpr batchCount(const ir::SymShape &out) {
 /// The GEMV's split (gemv.glsl): `rows` output columns per team, `teams` teams per workgroup.
 struct GemvSplit {
   uint32_t rows = kGemvColumns, teams = 1;
+  int64_t subgroups = 0; // subgroups of the whole grid (0: N or K symbolic)
 };
 
-/// Teams of whole subgroups: K is split over more subgroups of the workgroup (fewer teams, each more
-/// invocations) while the grid would have fewer than kGemvTargetSubgroups subgroups in flight and every
-/// invocation still loads at least two vectors of each row; `kVectors` = K / the vector width, 0 when N or K
-/// is symbolic (one subgroup per team).
-GemvSplit gemvSplit(int64_t n, int64_t kVectors, const SpirvTarget &target, bool subgroups) {
+/// Teams of whole subgroups with `rows` output columns each: K is split over more subgroups of the workgroup
+/// (fewer teams, each more invocations) while the grid would have fewer than kGemvTargetSubgroups subgroups in
+/// flight and every invocation still loads at least two vectors of each row; `kVectors` = K / the vector
+/// width, 0 when N or K is symbolic (one subgroup per team).
+GemvSplit teamSplit(uint32_t rows, int64_t n, int64_t kVectors, const SpirvTarget &target) {
   GemvSplit split;
-  if (!subgroups)
-    return split; // one team: the whole workgroup
+  split.rows = rows;
   const uint32_t subgroupsPerGroup = std::max<uint32_t>(1, kWorkgroup / target.subgroupSize);
   uint32_t perTeam = 1;
   if (n > 0 && kVectors > 0) {
-    const int64_t teamsTotal = (n + split.rows - 1) / split.rows;
+    const int64_t teamsTotal = (n + rows - 1) / rows;
     while (perTeam < subgroupsPerGroup && teamsTotal * perTeam < kGemvTargetSubgroups &&
            kVectors >= int64_t(2) * target.subgroupSize * perTeam * 2)
       perTeam *= 2;
+    split.subgroups = teamsTotal * perTeam;
   }
   split.teams = subgroupsPerGroup / perTeam;
+  return split;
+}
+
+/// The split of an N x K GEMV: kGemvColumns output columns per team (each activation vector load shared by
+/// them) unless that leaves both fewer than kGemvTargetSubgroups subgroups and fewer than kGemvMinGroups
+/// workgroups (few rows, e.g. 256-row K / V projections: most of a large GPU would idle), then 2 or 1 columns
+/// per team (more teams, so more workgroups).
+GemvSplit gemvSplit(int64_t n, int64_t kVectors, const SpirvTarget &target, bool subgroups) {
+  if (!subgroups)
+    return GemvSplit{}; // one team: the whole workgroup
+  GemvSplit split;
+  for (uint32_t rows = kGemvColumns; rows >= 1; rows /= 2) {
+    split = teamSplit(rows, n, kVectors, target);
+    if (n <= 0 || split.subgroups >= kGemvTargetSubgroups ||
+        (n + rows * split.teams - 1) / (rows * split.teams) >= kGemvMinGroups)
+      break;
+  }
   return split;
 }
 

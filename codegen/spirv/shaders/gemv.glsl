@@ -12,8 +12,41 @@
 // SUBGROUPS the whole workgroup is one team, reduced by a shared-memory tree.
 const uint GR = GEMV_ROWS;
 
+// The weight vectors of the GR rows at vector index kv (each vector GV vec4: 4 f32, or 8 f32 / f16 / bf16 as lo, hi).
+#if VEC_WIDTH > 0
+const uint GV = VW / 4u;
+void gemvLoadB(uint br[GR], uint kv, out vec4 w[GR][GV]) {
+  [[unroll]] for (uint r = 0u; r < GR; ++r) {
+#if VEC_WIDTH == 4
+    w[r][0] = LOAD4_B(br[r] + kv);
+#else
+    LOAD8_B(br[r] + kv, w[r][0], w[r][1]);
+#endif
+  }
+}
+
+// acc[m][r] += A[m, vector kv] . w[r] for the rows m < M of A.
+void gemvFma(inout float acc[MS][GR], uint ar[MS], uint kv, vec4 w[GR][GV]) {
+  const uint M = MM_M;
+  [[unroll]] for (uint m = 0u; m < MS; ++m)
+    if (m < M) {
+#if VEC_WIDTH == 4
+      vec4 x = LOAD4_A(ar[m] + kv);
+      [[unroll]] for (uint r = 0u; r < GR; ++r) acc[m][r] += dot(x, w[r][0]);
+#else
+      vec4 xl, xh;
+      LOAD8_A(ar[m] + kv, xl, xh);
+      [[unroll]] for (uint r = 0u; r < GR; ++r) acc[m][r] += dot(xl, w[r][0]) + dot(xh, w[r][1]);
+#endif
+    }
+}
+#endif
+
 // Partial dots of this invocation: rows i of A (clamped, m < M only) with the team's rows j0 .. j0 + GR - 1
 // of B (clamped to N - 1: their results are not stored), over K in steps of tsize vectors from `lane`.
+// The vector path takes two steps per iteration, both steps' weight loads issued before their FMAs (twice
+// the bytes in flight per invocation: a GEMV is bound by memory latency x loads outstanding); the sums are
+// added in the same order as one step at a time.
 void gemvPartials(inout float acc[MS][GR], uint A0, uint B0, uint j0, uint lane, uint tsize) {
   const uint M = MM_M, N = MM_N, K = MM_K;
   uint j[GR], i[MS];
@@ -24,25 +57,18 @@ void gemvPartials(inout float acc[MS][GR], uint A0, uint B0, uint j0, uint lane,
   uint ar[MS], br[GR];
   [[unroll]] for (uint m = 0u; m < MS; ++m) ar[m] = (A0 + i[m] * K) / VW;
   [[unroll]] for (uint r = 0u; r < GR; ++r) br[r] = (B0 + j[r] * K) / VW;
-  for (uint kv = lane; kv < KV; kv += tsize) {
-#if VEC_WIDTH == 4
-    vec4 w[GR];
-    [[unroll]] for (uint r = 0u; r < GR; ++r) w[r] = LOAD4_B(br[r] + kv);
-    [[unroll]] for (uint m = 0u; m < MS; ++m)
-      if (m < M) {
-        vec4 x = LOAD4_A(ar[m] + kv);
-        [[unroll]] for (uint r = 0u; r < GR; ++r) acc[m][r] += dot(x, w[r]);
-      }
-#else
-    vec4 wl[GR], wh[GR];
-    [[unroll]] for (uint r = 0u; r < GR; ++r) LOAD8_B(br[r] + kv, wl[r], wh[r]);
-    [[unroll]] for (uint m = 0u; m < MS; ++m)
-      if (m < M) {
-        vec4 xl, xh;
-        LOAD8_A(ar[m] + kv, xl, xh);
-        [[unroll]] for (uint r = 0u; r < GR; ++r) acc[m][r] += dot(xl, wl[r]) + dot(xh, wh[r]);
-      }
-#endif
+  uint kv = lane;
+  for (; kv + tsize < KV; kv += 2u * tsize) {
+    vec4 w0[GR][GV], w1[GR][GV];
+    gemvLoadB(br, kv, w0);
+    gemvLoadB(br, kv + tsize, w1);
+    gemvFma(acc, ar, kv, w0);
+    gemvFma(acc, ar, kv + tsize, w1);
+  }
+  if (kv < KV) {
+    vec4 w0[GR][GV];
+    gemvLoadB(br, kv, w0);
+    gemvFma(acc, ar, kv, w0);
   }
 #else
   for (uint kk = lane; kk < K; kk += tsize) {

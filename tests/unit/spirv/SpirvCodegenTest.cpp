@@ -40,6 +40,7 @@
 #include <fstream>
 #include <functional>
 #include <random>
+#include <set>
 #include <sstream>
 
 using namespace kiln;
@@ -364,12 +365,61 @@ func.func @gemv(%x: tensor<1x1001xf32>, %w: tensor<37x1001xf32>, %y: tensor<?x1x
     target.subgroupArithmetic = subgroups;
     compile(src);
     for (auto &[op, k] : kernels) {
-      EXPECT_EQ(k.name.rfind("matmul_tb_gemv4_tile64", 0), 0u) << k.name;
+      EXPECT_EQ(k.name.rfind("matmul_tb_gemv", 0), 0u) << k.name;
       EXPECT_EQ(k.name.find("_sg") != std::string::npos, subgroups) << k.name;
     }
     for (const Bindings &b : kShapes)
       check(b);
   }
+}
+
+/// transpose_b matmuls x [s, K] . w [N, K]^T, one per (N, K) of `shapes`, with weights of `weightType`
+/// (f32, or f16 / bf16 read through a kiln.convert the tests fold: read in place, as compiled plans do).
+std::string gemvSource(const std::vector<std::pair<int64_t, int64_t>> &shapes, const std::string &weightType) {
+  std::string args, results, body, ret, types;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    std::string n = std::to_string(shapes[i].first), k = std::to_string(shapes[i].second), id = std::to_string(i);
+    std::string x = "tensor<?x" + k + "xf32, #kiln.dims<[s]>>", y = "tensor<?x" + n + "xf32, #kiln.dims<[s]>>";
+    std::string w = "tensor<" + n + "x" + k + "x";
+    args += (i ? ", " : "") + std::string("%x") + id + ": " + x + ", %w" + id + ": " + w + weightType + ">";
+    std::string b = "%w" + id;
+    if (weightType != "f32") {
+      body += "  %c" + id + " = kiln.convert %w" + id + " : " + w + weightType + "> -> " + w + "f32>\n";
+      b = "%c" + id;
+    }
+    body += "  %y" + id + " = kiln.matmul %x" + id + ", " + b + " {transpose_b = true} : (" + x + ", " + w +
+            "f32>) -> " + y + "\n";
+    ret += (i ? ", " : "") + std::string("%y") + id;
+    types += (i ? ", " : "") + y;
+  }
+  return "func.func @gemvs(" + args + ") -> (" + types + ") {\n" + body + "  return " + ret + " : " + types + "\n}";
+}
+
+// The GEMV's variants on awkward sizes: 1, 2 or 4 output columns per team (gemvSplit: few rows get narrower
+// teams), K not a multiple of 8 (scalar loads) or of the team's stride (the two-step loop's single last step),
+// N not a multiple of the columns per workgroup, M = 1..5 (5: the tiles), f32 / f16 / bf16 weights, for
+// lavapipe's 8-wide subgroups and for a 32-wide profile (the kernel adapts to the device's subgroups).
+TEST_F(SpirvCodegenTest, GemvVariants) {
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 8},    {3, 24},     {5, 1001},  {37, 2056},
+                                                           {130, 40}, {256, 2048}, {600, 1032}, {67, 1544},
+                                                           {2048, 64}, {4100, 16}};
+  foldWeightConverts = true;
+  for (uint32_t subgroupSize : {8u, 32u})
+    for (const char *weights : {"f32", "f16", "bf16"}) {
+      SCOPED_TRACE(std::string(weights) + " weights, subgroups of " + std::to_string(subgroupSize));
+      target.subgroupSize = subgroupSize;
+      compile(gemvSource(shapes, weights));
+      std::set<char> columns;
+      for (auto &[op, k] : kernels)
+        if (mlir::isa<ir::MatmulOp>(op)) {
+          ASSERT_EQ(k.name.rfind("matmul_tb_gemv", 0), 0u) << k.name;
+          columns.insert(k.name[14]);
+        }
+      if (subgroupSize == 32) // few rows: narrower teams; many: 4 columns
+        EXPECT_EQ(columns, (std::set<char>{'1', '2', '4'}));
+      for (int64_t s : subgroupSize == 8 ? std::vector<int64_t>{1, 2, 3, 4, 5} : std::vector<int64_t>{1, 4, 5})
+        check({{"b", 1}, {"s", s}, {"p", 0}});
+    }
 }
 
 // f16 / bf16 weights read in place by the matmul (a folded kiln.convert, passes/DeviceWeights.h): the GEMV's
@@ -516,7 +566,11 @@ TEST_F(SpirvCodegenTest, ExportGpuCases) {
       {520, 2056, true, false, {77}, 5e-3},           {1024, 2048, true, false, {256}, 5e-3},
       {64, 64, true, false, {64}, 5e-3},              {150, 264, true, true, {7, 70}, 5e-3},
       {1408, 2048, true, false, {1, 4}, 1e-5},        {67, 1032, false, false, {1, 2, 3, 4}, 1e-5},
-      {37, 1001, true, false, {1, 3}, 1e-5},          {300, 40, false, false, {2}, 1e-5}};
+      {37, 1001, true, false, {1, 3}, 1e-5},          {300, 40, false, false, {2}, 1e-5},
+      // GEMV variants (gemvSplit): 1 / 2 / 4 columns per team, the two-step loop's last single step.
+      {256, 2048, true, false, {1, 2, 3, 4}, 1e-5},   {600, 1032, false, false, {1, 3}, 1e-5},
+      {2048, 64, true, false, {1, 4}, 1e-5},          {4100, 16, false, false, {2}, 1e-5},
+      {67, 1544, true, false, {4}, 1e-5}};
   int index = 0;
   for (const GpuCase &c : cases) {
     compile(gpuMatmulSource(c.n, c.k, c.f16Weights, c.f16Activations));
