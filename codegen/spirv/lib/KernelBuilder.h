@@ -202,6 +202,7 @@ bool emitSoftmax(KernelBuilder &b, const SpirvOpEntry &entry);
 bool emitRmsNorm(KernelBuilder &b, const SpirvOpEntry &entry);
 bool emitLayerNorm(KernelBuilder &b, const SpirvOpEntry &entry);
 bool emitMatmul(KernelBuilder &b, const SpirvOpEntry &entry);
+bool emitMatmulGroup(KernelBuilder &b, const SpirvOpEntry &entry);
 bool emitAttention(KernelBuilder &b, const SpirvOpEntry &entry);
 
 /// Every kiln op the backend knows, by operation name (SpirvOpTable.cpp).

@@ -89,15 +89,24 @@ void gemvStore(uint bz, uint q, uint j0, float v) {
   if (m < M && jo < N) STORE_OUT((bz * M + m) * N + jo, v);
 }
 
+// The first block of this workgroup when the blocks before `blockBase` went to the workgroups from 0 on.
+uint gemvFirstBlock(uint blockBase) {
+  uint groups = gl_NumWorkGroups.x;
+  return (gl_WorkGroupID.x + groups - blockBase % groups) % groups;
+}
+
 #ifdef SUBGROUPS
-void gemv(uint bz, uint A0, uint B0) {
+// Teams of whole subgroups (uniform over the workgroup, so the barriers below are too).
+uint gemvTeams() { return min(GEMV_TEAMS, gl_NumSubgroups); }
+uint gemvRowsPerGroup() { return gemvTeams() * GR; }
+
+void gemv(uint bz, uint A0, uint B0, uint blockBase) {
   const uint M = MM_M, N = MM_N, Q = MS * GR;
-  // Teams of spt whole subgroups (uniform over the workgroup, so the barriers below are too).
-  uint teams = min(GEMV_TEAMS, gl_NumSubgroups), spt = gl_NumSubgroups / teams;
+  uint teams = gemvTeams(), spt = gl_NumSubgroups / teams;
   uint team = gl_SubgroupID / spt, sub = gl_SubgroupID % spt;
   uint lane = sub * gl_SubgroupSize + gl_SubgroupInvocationID, tsize = spt * gl_SubgroupSize;
   uint rowsPerGroup = teams * GR;
-  for (uint blk = gl_WorkGroupID.x; blk * rowsPerGroup < N; blk += gl_NumWorkGroups.x) {
+  for (uint blk = gemvFirstBlock(blockBase); blk * rowsPerGroup < N; blk += gl_NumWorkGroups.x) {
     uint j0 = blk * rowsPerGroup + team * GR;
     float acc[MS][GR];
     [[unroll]] for (uint m = 0u; m < MS; ++m)
@@ -126,10 +135,12 @@ void gemv(uint bz, uint A0, uint B0) {
 #else
 // Without subgroup arithmetic: one team of WG_X invocations; a shared-memory tree, 8 accumulators at a time
 // (8 x WG_X floats of sm).
-void gemv(uint bz, uint A0, uint B0) {
+uint gemvRowsPerGroup() { return GR; }
+
+void gemv(uint bz, uint A0, uint B0, uint blockBase) {
   const uint N = MM_N, Q = MS * GR;
   uint t = gl_LocalInvocationID.x;
-  for (uint j0 = gl_WorkGroupID.x * GR; j0 < N; j0 += gl_NumWorkGroups.x * GR) {
+  for (uint j0 = gemvFirstBlock(blockBase) * GR; j0 < N; j0 += gl_NumWorkGroups.x * GR) {
     float acc[MS][GR];
     [[unroll]] for (uint m = 0u; m < MS; ++m)
       [[unroll]] for (uint r = 0u; r < GR; ++r) acc[m][r] = 0.0;

@@ -422,6 +422,62 @@ TEST_F(SpirvCodegenTest, GemvVariants) {
     }
 }
 
+/// x [s, K] with weights W_s [N_s, K] of `weightType` (converted to f32, folded by the test: read in place) as
+/// one kiln.matmul_group, with silu_mul or not.
+std::string matmulGroupSource(const std::vector<int64_t> &ns, int64_t k, const std::string &weightType, bool siluMul) {
+  std::string x = "tensor<?x" + std::to_string(k) + "xf32, #kiln.dims<[s]>>", args = "%x: " + x, body, ws, wTypes;
+  for (size_t i = 0; i < ns.size(); ++i) {
+    std::string id = std::to_string(i), w = "tensor<" + std::to_string(ns[i]) + "x" + std::to_string(k) + "x";
+    args += ", %w" + id + ": " + w + weightType + ">";
+    std::string v = "%w" + id;
+    if (weightType != "f32") {
+      body += "  %c" + id + " = kiln.convert %w" + id + " : " + w + weightType + "> -> " + w + "f32>\n";
+      v = "%c" + id;
+    }
+    ws += ", " + v;
+    wTypes += ", " + w + "f32>";
+  }
+  std::string results;
+  for (size_t i = 0; i < (siluMul ? 1 : ns.size()); ++i)
+    results += (i ? ", " : "") + std::string("tensor<?x") + std::to_string(ns[i]) + "xf32, #kiln.dims<[s]>>";
+  std::string names;
+  for (size_t i = 0; i < (siluMul ? 1 : ns.size()); ++i)
+    names += (i ? ", %y" : "%y") + std::to_string(i);
+  body += "  " + names + " = kiln.matmul_group %x" + ws + " {silu_mul = " + (siluMul ? "true" : "false") +
+          "} : (" + x + wTypes + ") -> (" + results + ")\n";
+  return "func.func @group(" + args + ") -> (" + results + ") {\n" + body + "  return " + names + " : " + results +
+         "\n}";
+}
+
+// kiln.matmul_group against the interpreter: Q/K/V-like segments of different N (not multiples of the
+// columns per workgroup) and SwiGLU's gate/up with silu_mul, K a multiple of 8 or not, M = 1..5 (GEMV) and
+// 70 (tiles), f32 / f16 / bf16 weights, lavapipe's subgroups and a 32-wide profile.
+TEST_F(SpirvCodegenTest, MatmulGroup) {
+  struct GroupCase {
+    std::vector<int64_t> ns;
+    int64_t k;
+    bool siluMul;
+  };
+  const std::vector<GroupCase> cases = {{{200, 40, 40}, 264, false}, {{37, 5}, 203, false},
+                                        {{150, 150}, 264, true},     {{67, 67}, 1001, true},
+                                        {{256, 64, 64, 8}, 72, false}};
+  foldWeightConverts = true;
+  for (uint32_t subgroupSize : {8u, 32u})
+    for (const char *weights : {"f32", "f16", "bf16"})
+      for (const GroupCase &c : cases) {
+        SCOPED_TRACE(std::string(weights) + " weights, subgroups of " + std::to_string(subgroupSize) +
+                     (c.siluMul ? ", silu_mul" : ""));
+        target.subgroupSize = subgroupSize;
+        compile(matmulGroupSource(c.ns, c.k, weights, c.siluMul));
+        for (auto &[op, k] : kernels)
+          if (mlir::isa<ir::MatmulGroupOp>(op))
+            EXPECT_EQ(k.name.rfind("matmul_group" + std::to_string(c.ns.size()) + (c.siluMul ? "_silu_mul" : ""), 0),
+                      0u) << k.name;
+        for (int64_t s : subgroupSize == 8 ? std::vector<int64_t>{1, 2, 3, 4, 5, 70} : std::vector<int64_t>{1, 4, 70})
+          check({{"b", 1}, {"s", s}, {"p", 0}});
+      }
+}
+
 // f16 / bf16 weights read in place by the matmul (a folded kiln.convert, passes/DeviceWeights.h): the GEMV's
 // vector loads (K = 264, f16 and bf16) and scalar loads (K = 203), the tile path (M = s up to 130, N = 150 not a multiple
 // of 64), gathers from f16 and bf16 tables, rms_norm / layer_norm weights and biases; the result must equal
