@@ -155,7 +155,8 @@ protected:
   /// is read from the convert's input in place (passes/DeviceWeights.h): the kernel gets that storage type
   /// and the 16-bit buffer.
   mlir::Value foldedSource(mlir::Operation *op, mlir::Value v) const {
-    bool foldable = mlir::isa<ir::MatmulOp>(op) || (mlir::isa<ir::GatherOp>(op) && v == op->getOperand(0)) ||
+    bool foldable = mlir::isa<ir::MatmulOp>(op) || (mlir::isa<ir::MatmulGroupOp>(op) && v != op->getOperand(0)) ||
+                    (mlir::isa<ir::GatherOp>(op) && v == op->getOperand(0)) ||
                     (mlir::isa<ir::RmsNormOp, ir::LayerNormOp>(op) && v != op->getOperand(0));
     if (!foldWeightConverts || !foldable)
       return v;
@@ -172,6 +173,38 @@ protected:
     for (mlir::Value v : op->getOperands())
       types.push_back(mlir::cast<mlir::ShapedType>(foldedSource(op, v).getType()).getElementType());
     return types;
+  }
+
+  /// KILN_SPIRV_EXPORT: writes DIR/NNN.rpl (NNN = index++), the kernel of `op` (one result) on fresh inputs for
+  /// s = `rows`, with the interpreter's result, for kiln_spirv_replay on the GPU machine (ReplayCase.h).
+  void exportReplay(mlir::Operation *op, const std::string &label, int64_t rows, double tolerance, uint32_t resultKind,
+                    const std::string &dir, int &index) {
+    const codegen::SpirvKernel &k = kernels.at(op);
+    Bindings bindings = {{"b", 1}, {"s", rows}, {"p", 0}};
+    std::vector<HostTensor> args, expected;
+    llvm::DenseMap<mlir::Value, Buffer> values;
+    makeInputs(func, bindings, {}, rng, args, values);
+    ir::Interpreter interpreter(nullptr);
+    std::string error;
+    ASSERT_TRUE(interpreter.run(func, args, expected, error)) << error;
+    ReplayCase rc;
+    rc.name = k.name + " M=" + std::to_string(rows) + " " + label;
+    rc.tolerance = tolerance;
+    rc.spirv = k.spirv;
+    rc.specialization = k.specialization;
+    std::map<std::string, int64_t> symbolValues(bindings.begin(), bindings.end());
+    for (const std::string &name : kSymbols)
+      rc.push.push_back(uint32_t(bindings.at(name)));
+    for (int a = 0; a < 3; ++a)
+      rc.groups[a] = uint32_t((*k.globalSize[a].evaluate(symbolValues) + k.workgroupSize[a] - 1) / k.workgroupSize[a]);
+    for (mlir::Value v : op->getOperands())
+      rc.buffers.push_back(values[foldedSource(op, v)].bytes);
+    rc.buffers.push_back(garbageBuffer(op->getResult(0).getType(), bindings).bytes);
+    rc.resultKind = resultKind;
+    rc.expected.assign(expected[0].data.begin(), expected[0].data.end());
+    char file[32];
+    std::snprintf(file, sizeof file, "/%03d.rpl", index++);
+    ASSERT_TRUE(writeReplayCase(dir + std::string(file), rc)) << dir << file;
   }
 
   bool foldWeightConverts = false;
@@ -470,10 +503,14 @@ TEST_F(SpirvCodegenTest, MatmulGroup) {
         target.subgroupSize = subgroupSize;
         compile(matmulGroupSource(c.ns, c.k, weights, c.siluMul));
         for (auto &[op, k] : kernels)
-          if (mlir::isa<ir::MatmulGroupOp>(op))
+          if (mlir::isa<ir::MatmulGroupOp>(op)) {
             EXPECT_EQ(k.name.rfind("matmul_group" + std::to_string(c.ns.size()) + (c.siluMul ? "_silu_mul" : ""), 0),
                       0u) << k.name;
-        for (int64_t s : subgroupSize == 8 ? std::vector<int64_t>{1, 2, 3, 4, 5, 70} : std::vector<int64_t>{1, 4, 70})
+            // 16-bit weights read in place (the folded converts): B's storage in the name.
+            EXPECT_EQ(k.name.find(std::string("_b") + weights + "_") != std::string::npos, std::string(weights) != "f32")
+                << k.name;
+          }
+        for (int64_t s : subgroupSize == 8 ? std::vector<int64_t>{1, 2, 3, 4, 5, 70} : std::vector<int64_t>{1, 70})
           check({{"b", 1}, {"s", s}, {"p", 0}});
       }
 }
@@ -624,7 +661,7 @@ TEST_F(SpirvCodegenTest, ExportGpuCases) {
       {1408, 2048, true, false, {1, 4}, 1e-5},        {67, 1032, false, false, {1, 2, 3, 4}, 1e-5},
       {37, 1001, true, false, {1, 3}, 1e-5},          {300, 40, false, false, {2}, 1e-5},
       // GEMV variants (gemvSplit): 1 / 2 / 4 columns per team, the two-step loop's last single step.
-      {256, 2048, true, false, {1, 2, 3, 4}, 1e-5},   {600, 1032, false, false, {1, 3}, 1e-5},
+      {256, 2048, true, false, {1, 3}, 1e-5},         {600, 1032, false, false, {3}, 1e-5},
       {2048, 64, true, false, {1, 4}, 1e-5},          {4100, 16, false, false, {2}, 1e-5},
       {67, 1544, true, false, {4}, 1e-5}};
   int index = 0;
@@ -636,33 +673,22 @@ TEST_F(SpirvCodegenTest, ExportGpuCases) {
         matmul = &op;
     const codegen::SpirvKernel &k = kernels.at(matmul);
     EXPECT_EQ(k.name.find("_coopmat") != std::string::npos, c.f16Weights) << k.name; // the path is M's, at run time
-    for (int64_t rows : c.rows) {
-      Bindings bindings = {{"b", 1}, {"s", rows}, {"p", 0}};
-      std::vector<HostTensor> args, expected;
-      llvm::DenseMap<mlir::Value, Buffer> values;
-      makeInputs(func, bindings, {}, rng, args, values);
-      ir::Interpreter interpreter(nullptr);
-      std::string error;
-      ASSERT_TRUE(interpreter.run(func, args, expected, error)) << error;
-      ReplayCase rc;
-      rc.name = k.name + " M=" + std::to_string(rows) + " N=" + std::to_string(c.n) + " K=" + std::to_string(c.k);
-      rc.tolerance = c.tolerance;
-      rc.spirv = k.spirv;
-      rc.specialization = k.specialization;
-      std::map<std::string, int64_t> symbolValues(bindings.begin(), bindings.end());
-      for (const std::string &name : kSymbols)
-        rc.push.push_back(uint32_t(bindings.at(name)));
-      for (int a = 0; a < 3; ++a)
-        rc.groups[a] = uint32_t((*k.globalSize[a].evaluate(symbolValues) + k.workgroupSize[a] - 1) / k.workgroupSize[a]);
-      for (mlir::Value v : matmul->getOperands())
-        rc.buffers.push_back(values[foldedSource(matmul, v)].bytes);
-      rc.buffers.push_back(garbageBuffer(matmul->getResult(0).getType(), bindings).bytes);
-      rc.resultKind = c.f16Activations ? 1 : 0;
-      rc.expected.assign(expected[0].data.begin(), expected[0].data.end());
-      char file[32];
-      std::snprintf(file, sizeof file, "/%03d.rpl", index++);
-      ASSERT_TRUE(writeReplayCase(dir + std::string(file), rc)) << dir << file;
-    }
+    for (int64_t rows : c.rows)
+      exportReplay(matmul, "N=" + std::to_string(c.n) + " K=" + std::to_string(c.k), rows, c.tolerance,
+                   c.f16Activations ? 1 : 0, dir, index);
+  }
+  // matmul_group with silu_mul (f16 weights): the GEMV and the cooperative tiles, whose second segment reads
+  // the first's stores back.
+  for (int64_t n : {150, 600}) {
+    const int64_t kdim = n == 150 ? 264 : 1032;
+    compile(matmulGroupSource({n, n}, kdim, "f16", true));
+    for (mlir::Operation &op : func.getBody().front())
+      if (mlir::isa<ir::MatmulGroupOp>(op)) {
+        EXPECT_NE(kernels.at(&op).name.find("_coopmat"), std::string::npos) << kernels.at(&op).name;
+        for (int64_t rows : n == 150 ? std::vector<int64_t>{1, 3, 70, 130} : std::vector<int64_t>{1, 40})
+          exportReplay(&op, "silu_mul N=" + std::to_string(n) + " K=" + std::to_string(kdim), rows,
+                       rows <= 4 ? 1e-5 : 5e-3, 0, dir, index);
+      }
   }
   std::printf("[ export   ] %d cases in %s\n", index, dir);
 }
