@@ -12,18 +12,16 @@
 // SUBGROUPS the whole workgroup is one team, reduced by a shared-memory tree.
 const uint GR = GEMV_ROWS;
 
-// The weight vectors of the GR rows at vector index kv (each vector GV vec4: 4 f32, or 8 f32 / f16 / bf16 as lo, hi).
+// The weight vectors of the GR rows at vector index kv from the vector view VIEW of B (each vector GV vec4:
+// 4 f32, or 8 f32 / f16 / bf16 as lo, hi). A macro over the view, so that a matmul_group's segments each get
+// their own loop with plain loads (no per-load branch on the segment).
 #if VEC_WIDTH > 0
 const uint GV = VW / 4u;
-void gemvLoadB(uint br[GR], uint kv, out vec4 w[GR][GV]) {
-  [[unroll]] for (uint r = 0u; r < GR; ++r) {
 #if VEC_WIDTH == 4
-    w[r][0] = LOAD4_B(br[r] + kv);
+#define GEMV_LOAD_B(VIEW, br, kv, w) [[unroll]] for (uint r = 0u; r < GR; ++r) w[r][0] = VIEW.d[br[r] + (kv)];
 #else
-    LOAD8_B(br[r] + kv, w[r][0], w[r][1]);
+#define GEMV_LOAD_B(VIEW, br, kv, w) [[unroll]] for (uint r = 0u; r < GR; ++r) { LOAD8_VIEW_B(VIEW, br[r] + (kv), w[r][0], w[r][1]); }
 #endif
-  }
-}
 
 // acc[m][r] += A[m, vector kv] . w[r] for the rows m < M of A.
 void gemvFma(inout float acc[MS][GR], uint ar[MS], uint kv, vec4 w[GR][GV]) {
@@ -42,6 +40,23 @@ void gemvFma(inout float acc[MS][GR], uint ar[MS], uint kv, vec4 w[GR][GV]) {
 }
 #endif
 
+#if VEC_WIDTH > 0
+// The vector K loop of gemvPartials over the vector view VIEW of B.
+#define GEMV_VECTOR_LOOP(VIEW) \
+  for (; kv + tsize < KV; kv += 2u * tsize) { \
+    vec4 w0[GR][GV], w1[GR][GV]; \
+    GEMV_LOAD_B(VIEW, br, kv, w0) \
+    GEMV_LOAD_B(VIEW, br, kv + tsize, w1) \
+    gemvFma(acc, ar, kv, w0); \
+    gemvFma(acc, ar, kv + tsize, w1); \
+  } \
+  if (kv < KV) { \
+    vec4 w0[GR][GV]; \
+    GEMV_LOAD_B(VIEW, br, kv, w0) \
+    gemvFma(acc, ar, kv, w0); \
+  }
+#endif
+
 // Partial dots of this invocation: rows i of A (clamped, m < M only) with the team's rows j0 .. j0 + GR - 1
 // of B (clamped to N - 1: their results are not stored), over K in steps of tsize vectors from `lane`.
 // The vector path takes two steps per iteration, both steps' weight loads issued before their FMAs (twice
@@ -58,18 +73,28 @@ void gemvPartials(inout float acc[MS][GR], uint A0, uint B0, uint j0, uint lane,
   [[unroll]] for (uint m = 0u; m < MS; ++m) ar[m] = (A0 + i[m] * K) / VW;
   [[unroll]] for (uint r = 0u; r < GR; ++r) br[r] = (B0 + j[r] * K) / VW;
   uint kv = lane;
-  for (; kv + tsize < KV; kv += 2u * tsize) {
-    vec4 w0[GR][GV], w1[GR][GV];
-    gemvLoadB(br, kv, w0);
-    gemvLoadB(br, kv + tsize, w1);
-    gemvFma(acc, ar, kv, w0);
-    gemvFma(acc, ar, kv + tsize, w1);
+#ifdef GROUP
+  if (gSeg == 0u) {
+    GEMV_VECTOR_LOOP(vb0)
   }
-  if (kv < KV) {
-    vec4 w0[GR][GV];
-    gemvLoadB(br, kv, w0);
-    gemvFma(acc, ar, kv, w0);
+#if GROUP_SEGMENTS > 1
+  else if (gSeg == 1u) {
+    GEMV_VECTOR_LOOP(vb1)
   }
+#endif
+#if GROUP_SEGMENTS > 2
+  else if (gSeg == 2u) {
+    GEMV_VECTOR_LOOP(vb2)
+  }
+#endif
+#if GROUP_SEGMENTS > 3
+  else {
+    GEMV_VECTOR_LOOP(vb3)
+  }
+#endif
+#else
+  GEMV_VECTOR_LOOP(vb)
+#endif
 #else
   for (uint kk = lane; kk < K; kk += tsize) {
     float w[GR];
