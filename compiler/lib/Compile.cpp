@@ -272,6 +272,10 @@ Status Pipeline::groupMatmuls() {
   f.unfused.insert(f.unfused.end(), groups->unfused.begin(), groups->unfused.end());
   const double seconds = secondsSince(t);
   reporter.lines("matmul-groups", matmulGroupLines(groups->fused, groups->unfused, profile.name, seconds), seconds);
+  std::vector<std::string> details;
+  for (const std::string &line : groups->fused)
+    details.push_back("grouped " + line);
+  reporter.details("matmul-groups", details);
   if (!groups->fused.empty() && dumps.enabled())
     return dumps.dump(module(), "02-grouped.mlir");
   return Status::ok();

@@ -43,14 +43,15 @@ bool isLinear(ir::MatmulOp m, Block *block) {
   return m && m->getBlock() == block && m.getTransposeB() && linearWeight(m.getRhs());
 }
 
-/// "q_proj + k_proj" from the matmuls' locations (the last component of a module path, else the whole).
+/// "q_proj + k_proj": the matmuls' weights by the last component of their names, ".weight" dropped
+/// ("model.layers.0.self_attn.q_proj.weight" -> "q_proj").
 std::string names(llvm::ArrayRef<ir::MatmulOp> matmuls) {
   std::string s;
   for (ir::MatmulOp m : matmuls) {
-    std::string loc = locationName(m->getLoc());
-    size_t dot = loc.rfind('.');
-    bool path = dot != std::string::npos && loc.find(':') == std::string::npos;
-    s += (s.empty() ? "" : " + ") + (path ? loc.substr(dot + 1) : loc);
+    llvm::StringRef name = linearWeight(m.getRhs()).getName();
+    name.consume_back(".weight");
+    size_t dot = name.rfind('.');
+    s += (s.empty() ? "" : " + ") + (dot == llvm::StringRef::npos ? name : name.substr(dot + 1)).str();
   }
   return s;
 }
