@@ -38,6 +38,9 @@ ir::WeightOp linearWeight(Value w) {
   return type && type.getRank() == 2 && type.hasStaticShape() ? weight : ir::WeightOp();
 }
 
+/// The element type the weight is stored in (a group's kernel reads all its weights in one storage type).
+Type storedType(Value w) { return linearWeight(w).getType().getElementType(); }
+
 /// A transpose_b matmul of a Linear weight in `block`.
 bool isLinear(ir::MatmulOp m, Block *block) {
   return m && m->getBlock() == block && m.getTransposeB() && linearWeight(m.getRhs());
@@ -106,7 +109,8 @@ int fuseSwiGlu(func::FuncOp func, const MatmulGroupFilter &accept, FusionReport 
       Block *block = mul->getBlock();
       if (!isLinear(gate, block) || !isLinear(up, block) || gate == up || gate.getLhs() != up.getLhs() ||
           !gate->hasOneUse() || !up->hasOneUse() || gate.getType() != up.getType() ||
-          gate.getType() != mul.getType() || gate.getRhs().getType() != up.getRhs().getType())
+          gate.getType() != mul.getType() || gate.getRhs().getType() != up.getRhs().getType() ||
+          storedType(gate.getRhs()) != storedType(up.getRhs()))
         continue;
       ir::MatmulGroupOp group = buildGroup({gate, up}, true, mul->getResultTypes(), mul, accept, report);
       if (!group)
@@ -124,13 +128,14 @@ int fuseSwiGlu(func::FuncOp func, const MatmulGroupFilter &accept, FusionReport 
   return fused;
 }
 
-/// Linear matmuls of one lhs (in block order, at most kMaxGroupWeights at a time): one matmul_group before
-/// the first, the weights' definitions hoisted above it.
+/// Linear matmuls of one lhs whose weights are stored in one element type (in block order, at most
+/// kMaxGroupWeights at a time): one matmul_group before the first, the weights' definitions hoisted above it.
 int fuseSiblings(func::FuncOp func, const MatmulGroupFilter &accept, FusionReport *report) {
-  llvm::MapVector<Value, llvm::SmallVector<ir::MatmulOp>> byLhs; // in the order of their first reader
+  // By (lhs, stored weight type), in the order of their first reader.
+  llvm::MapVector<std::pair<Value, Type>, llvm::SmallVector<ir::MatmulOp>> byLhs;
   func.walk([&](ir::MatmulOp m) {
     if (isLinear(m, m->getBlock()))
-      byLhs[m.getLhs()].push_back(m);
+      byLhs[{m.getLhs(), storedType(m.getRhs())}].push_back(m);
   });
   int fused = 0;
   for (auto &entry : byLhs) {

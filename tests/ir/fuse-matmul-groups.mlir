@@ -9,19 +9,22 @@
 !kv = tensor<?x?x16xf32, #kiln.dims<[b, s]>>
 !h = tensor<?x?x96xf32, #kiln.dims<[b, s]>>
 
-// Q, K, V of one normed x (the V weight's definition comes after the Q matmul: hoisted above the group).
+// Q, K, V of one normed x, f16 weights through their converts (the V weight's definition comes after the Q
+// matmul: hoisted above the group).
 // CHECK-LABEL: func.func @qkv
-// CHECK-DAG: %[[WQ:.*]] = kiln.weight "q_proj.weight"
-// CHECK-DAG: %[[WK:.*]] = kiln.weight "k_proj.weight"
+// CHECK-DAG: %[[WQ:.*]] = kiln.convert
+// CHECK-DAG: %[[WK:.*]] = kiln.convert
 // CHECK-DAG: %[[WV16:.*]] = kiln.weight "v_proj.weight" : tensor<16x64xf16>
 // CHECK-DAG: %[[WV:.*]] = kiln.convert %[[WV16]]
 // CHECK: %[[G:.*]]:3 = kiln.matmul_group %arg0, %[[WQ]], %[[WK]], %[[WV]] {silu_mul = false} : ({{.*}}, tensor<64x64xf32>, tensor<16x64xf32>, tensor<16x64xf32>) -> (tensor<?x?x64xf32, #kiln.dims<[b, s]>>, tensor<?x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x?x16xf32, #kiln.dims<[b, s]>>)
 // CHECK-NOT: kiln.matmul %
 // CHECK: return %[[G]]#0, %[[G]]#1, %[[G]]#2
 func.func @qkv(%x: !x) -> (!q, !kv, !kv) {
-  %wq = kiln.weight "q_proj.weight" : tensor<64x64xf32>
+  %wq16 = kiln.weight "q_proj.weight" : tensor<64x64xf16>
+  %wq = kiln.convert %wq16 : tensor<64x64xf16> -> tensor<64x64xf32>
   %q = kiln.matmul %x, %wq {transpose_b = true} : (!x, tensor<64x64xf32>) -> !q loc("model.layers.0.self_attn.q_proj")
-  %wk = kiln.weight "k_proj.weight" : tensor<16x64xf32>
+  %wk16 = kiln.weight "k_proj.weight" : tensor<16x64xf16>
+  %wk = kiln.convert %wk16 : tensor<16x64xf16> -> tensor<16x64xf32>
   %k = kiln.matmul %x, %wk {transpose_b = true} : (!x, tensor<16x64xf32>) -> !kv loc("model.layers.0.self_attn.k_proj")
   %wv16 = kiln.weight "v_proj.weight" : tensor<16x64xf16>
   %wv = kiln.convert %wv16 : tensor<16x64xf16> -> tensor<16x64xf32>
@@ -76,6 +79,21 @@ func.func @near_misses(%x: !x, %x2: !x, %act: tensor<96x64xf32>, %x3: !x) -> (!h
   %d = kiln.matmul %x2, %act {transpose_b = true} : (!x, tensor<96x64xf32>) -> !h
   %e = kiln.matmul %x3, %wu {transpose_b = true} : (!x, tensor<96x64xf32>) -> !h
   return %y, %g, %n, %c, %d, %e : !h, !h, tensor<?x?x96xf32, #kiln.dims<[b, s]>>, !h, !h, !h
+}
+
+// Weights stored in different types do not share a group (one storage type per kernel): the two f32 ones do.
+// CHECK-LABEL: func.func @mixed_storage
+// CHECK: kiln.matmul_group %arg0, %{{.*}}, %{{.*}} {silu_mul = false} : ({{.*}}, tensor<16x64xf32>, tensor<16x64xf32>)
+// CHECK: kiln.matmul %arg0
+func.func @mixed_storage(%x: !x) -> (!kv, !kv, !kv) {
+  %a = kiln.weight "a.weight" : tensor<16x64xf32>
+  %b16 = kiln.weight "b.weight" : tensor<16x64xbf16>
+  %b = kiln.convert %b16 : tensor<16x64xbf16> -> tensor<16x64xf32>
+  %c = kiln.weight "c.weight" : tensor<16x64xf32>
+  %0 = kiln.matmul %x, %a {transpose_b = true} : (!x, tensor<16x64xf32>) -> !kv
+  %1 = kiln.matmul %x, %b {transpose_b = true} : (!x, tensor<16x64xf32>) -> !kv
+  %2 = kiln.matmul %x, %c {transpose_b = true} : (!x, tensor<16x64xf32>) -> !kv
+  return %0, %1, %2 : !kv, !kv, !kv
 }
 
 // Five projections of one x: a group of 4, the fifth alone stays a matmul.

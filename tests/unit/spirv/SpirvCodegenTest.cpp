@@ -484,7 +484,8 @@ std::string matmulGroupSource(const std::vector<int64_t> &ns, int64_t k, const s
 
 // kiln.matmul_group against the interpreter: Q/K/V-like segments of different N (not multiples of the
 // columns per workgroup) and SwiGLU's gate/up with silu_mul, K a multiple of 8 or not, M = 1..5 (GEMV) and
-// 70 (tiles), f32 / f16 / bf16 weights, lavapipe's subgroups and a 32-wide profile.
+// 70 (tiles), f32 / f16 / bf16 weights, lavapipe's subgroups and a 32-wide profile, and without subgroup
+// arithmetic.
 TEST_F(SpirvCodegenTest, MatmulGroup) {
   struct GroupCase {
     std::vector<int64_t> ns;
@@ -513,6 +514,18 @@ TEST_F(SpirvCodegenTest, MatmulGroup) {
         for (int64_t s : subgroupSize == 8 ? std::vector<int64_t>{1, 2, 3, 4, 5, 70} : std::vector<int64_t>{1, 70})
           check({{"b", 1}, {"s", s}, {"p", 0}});
       }
+  // Without subgroup arithmetic: the GEMV's shared-memory tree (one team per workgroup), f16 weights.
+  target.subgroupSize = 8;
+  target.subgroupArithmetic = false;
+  for (const GroupCase &c : cases) {
+    SCOPED_TRACE(std::string("shared-memory tree") + (c.siluMul ? ", silu_mul" : ""));
+    compile(matmulGroupSource(c.ns, c.k, "f16", c.siluMul));
+    for (auto &[op, k] : kernels)
+      if (mlir::isa<ir::MatmulGroupOp>(op))
+        EXPECT_EQ(k.name.find("_sg"), std::string::npos) << k.name;
+    for (int64_t s : {1, 3, 70})
+      check({{"b", 1}, {"s", s}, {"p", 0}});
+  }
 }
 
 // f16 / bf16 weights read in place by the matmul (a folded kiln.convert, passes/DeviceWeights.h): the GEMV's
