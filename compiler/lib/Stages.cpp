@@ -132,6 +132,21 @@ StatusOr<SplitSummary> splitWeightsStage(mlir::ModuleOp module, const DeviceProf
   return s;
 }
 
+StatusOr<passes::FusionReport> matmulGroupStage(mlir::ModuleOp module, const DeviceProfile &profile,
+                                                const std::string &modelDir) {
+  const passes::DeviceKernelCatalog *catalog = deviceKernelCatalog();
+  passes::FusionReport report;
+  passes::fuseMatmulGroups(module, &report, [&](mlir::Operation *op) -> std::string {
+    for (const char *name : {"kiln.matmul_group", "kiln.matmul"})
+      if (profile.opUnavailable(name))
+        return "profile " + profile.name + " lists " + name + " as unavailable";
+    return catalog ? catalog->unsupportedReason(op, profile) : "this build has no SPIR-V backend";
+  });
+  if (mlir::failed(mlir::verify(module)))
+    return Status::error(modelDir + ": internal error: the module does not verify after kiln-fuse-matmul-groups");
+  return report;
+}
+
 StatusOr<Planned> planStage(mlir::func::FuncOp step, const passes::PlanOptions &bounds, const std::string &modelDir) {
   StatusOr<passes::MemoryPlan> plan = passes::planMemory(step, bounds);
   if (!plan.ok())

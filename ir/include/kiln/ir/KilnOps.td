@@ -203,6 +203,21 @@ def Kiln_MatmulOp : Kiln_Op<"matmul", [Pure]> {
   let hasVerifier = 1;
 }
 
+def Kiln_MatmulGroupOp : Kiln_Op<"matmul_group", [Pure]> {
+  let summary = "x W_i^T for several Linear weights sharing x, as one kernel (Q/K/V, gate/up)";
+  let description = [{
+    Each weight W_i is [N_i, K] and lhs is [..., M, K]: without `silu_mul`, result i is
+    matmul(lhs, W_i, transpose_b) [..., M, N_i] (one result per weight); with `silu_mul`, two weights of one
+    shape and one result silu(lhs W_0^T) * (lhs W_1^T) (SwiGLU's gate and up projections with the activation
+    in the epilogue). One element type throughout. Made by kiln-fuse-matmul-groups (compile --target vulkan):
+    one dispatch instead of one per weight (and the silu and the mul), the lhs read once per group.
+  }];
+  let arguments = (ins AnyRankedTensor:$lhs, Variadic<AnyRankedTensor>:$weights, BoolAttr:$silu_mul);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+  let assemblyFormat = "$lhs `,` $weights attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
 def Kiln_GatherOp : Kiln_Op<"gather", [Pure]> {
   let summary = "rows of `table` [N, ...] picked by integer `indices` [...] -> [..., ...]";
   let arguments = (ins AnyRankedTensor:$table, AnyRankedTensor:$indices);
