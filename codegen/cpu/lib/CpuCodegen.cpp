@@ -179,6 +179,8 @@ public:
   Value rangeExtent() const { return rangeExtent_; }
   Value rangeGrain() const { return rangeGrain_; }
   bool callsBlas() const { return callsBlas_; }
+  /// The target has 512-bit vectors (AVX-512): the attention kernel may use 16-lane vectors.
+  void setWideVectors(bool wide) { wideVectors_ = wide; }
   Value rangeFlags() const { return rangeFlags_; }
 
 private:
@@ -412,7 +414,9 @@ private:
   // loops once they are fully unrolled and their operands hoisted, so hot loops spell the vectors out.
   //===--------------------------------------------------------------------===//
   static constexpr int64_t kVec = 8;
-  Type vecType() { return VectorType::get({kVec}, f32_); }
+  /// The lanes of the explicit vectors below: kVec, or 16 where a kernel asks (wideVectors_: an AVX-512 target).
+  int64_t vw_ = kVec;
+  Type vecType() { return VectorType::get({vw_}, f32_); }
   Value zeroVec() { return arith::ConstantOp::create(b_, DenseElementsAttr::get(cast<ShapedType>(vecType()), 0.0f)); }
   Value loadVec(const Tensor &t, Value offset) { return LLVM::LoadOp::create(b_, vecType(), address(t, offset), 4); }
   void storeVec(const Tensor &t, Value offset, Value v) { LLVM::StoreOp::create(b_, v, address(t, offset), 4); }
@@ -422,9 +426,9 @@ private:
     v = LLVM::InsertElementOp::create(b_, v, x, c64(0));
     return LLVM::ShuffleVectorOp::create(b_, v, v, ArrayRef<int32_t>(SmallVector<int32_t>(t.getNumElements(), 0)));
   }
-  /// The sum of the 8 lanes in a fixed tree order: (0+4, 1+5, 2+6, 3+7), then (0+2, 1+3), then 0+1.
+  /// The sum of the lanes in a fixed tree order: (0+4, 1+5, 2+6, 3+7), then (0+2, 1+3), then 0+1.
   Value horizontalSum(Value v) { return horizontal(v, false); }
-  /// The largest of the 8 lanes by maxAsX86 (a NaN lane may be passed over).
+  /// The largest of the lanes by maxAsX86 (a NaN lane may be passed over).
   Value horizontalMax(Value v) { return horizontal(v, true); }
   /// a > b ? a : b (scalars or vectors): one maxps / maxss; NaN-propagating arith.maximumf costs a compare and
   /// blends more, in the attention kernel's serial chain. NaN scores still reach the output through exp.
@@ -432,9 +436,9 @@ private:
     return arith::SelectOp::create(b_, arith::CmpFOp::create(b_, arith::CmpFPredicate::OGT, a, b), a, b);
   }
   Value horizontal(Value v, bool max) {
-    for (int64_t width = kVec / 2; width >= 1; width /= 2) {
+    for (int64_t width = vw_ / 2; width >= 1; width /= 2) {
       SmallVector<int32_t> mask;
-      for (int64_t i = 0; i < kVec; ++i)
+      for (int64_t i = 0; i < vw_; ++i)
         mask.push_back(static_cast<int32_t>(i < width ? i + width : i));
       Value hi = LLVM::ShuffleVectorOp::create(b_, v, v, ArrayRef<int32_t>(mask));
       v = max ? maxAsX86(v, hi) : (Value)arith::AddFOp::create(b_, v, hi);
@@ -442,11 +446,11 @@ private:
     return LLVM::ExtractElementOp::create(b_, v, c64(0));
   }
   /// n rounded down to a multiple of the vector width (n >= 0).
-  Value floorToVec(Value n) { return arith::AndIOp::create(b_, n, c64(~(kVec - 1))); }
-  /// for iv in [lb, ub) step kVec with loop-carried values (the last iv may be within kVec of ub).
+  Value floorToVec(Value n) { return arith::AndIOp::create(b_, n, c64(~(vw_ - 1))); }
+  /// for iv in [lb, ub) step vw_ with loop-carried values (the last iv may be within vw_ of ub).
   SmallVector<Value> forLoopVec(Value lb, Value ub, ValueRange init,
                                 llvm::function_ref<SmallVector<Value>(Value, ValueRange)> body) {
-    auto loop = scf::ForOp::create(b_, lb, ub, c64(kVec), init,
+    auto loop = scf::ForOp::create(b_, lb, ub, c64(vw_), init,
                                    [&](OpBuilder &nested, Location, Value iv, ValueRange args) {
                                      OpBuilder::InsertionGuard guard(b_);
                                      b_.setInsertionPoint(nested.getInsertionBlock(), nested.getInsertionPoint());
@@ -713,7 +717,7 @@ private:
   Block *entry_;
   Value rangeExtent_, rangeGrain_;
   Value rangeFlags_; // set: the range's flags computed from the symbols (else callsBlas_ decides)
-  bool callsBlas_ = false, rangeMisplaced_ = false;
+  bool callsBlas_ = false, rangeMisplaced_ = false, wideVectors_ = false;
   const llvm::StringMap<unsigned> &symbolIndex_;
   std::string &error_;
   llvm::DenseMap<unsigned, Value> symbolCache_;
@@ -1365,7 +1369,7 @@ LogicalResult KernelEmitter::emitRope(Operation *ropeOp, const OpTensors &bufs) 
 struct KernelEmitter::AttentionRow {
   const Tensor *q, *k, *v, *padding, *bias;
   Tensor acc;                   // kRows x Dv floats on the stack: each row's accumulator
-  Tensor probs;                 // kRows x kVec floats on the stack: a block's probabilities (f32 path)
+  Tensor probs;                 // kRows x vw_ floats on the stack: a block's probabilities (f32 path)
   Value T, S, D, Dv, Hq, bi, h, i; // sizes; the batch; the head and query index of the scalar path's row
   Value qBase, kBase, vBase;    // element offsets of that query row and of the (batch, kv head) K / V
   double scale;
@@ -1374,7 +1378,7 @@ struct KernelEmitter::AttentionRow {
   bool causal;
   std::optional<uint64_t> window;
   bool vec;                     // f32 q / k / v: the rows-at-once path with <8 x f32> vectors
-  bool dTail, dvTail;           // D / Dv may not be a multiple of kVec (not a constant multiple)
+  bool dTail, dvTail;           // D / Dv may not be a multiple of vw_ (not a constant multiple)
 };
 
 /// The keys query i sees, [lo, hi): it sits at position t - s + i (the KV-cache offset); causal: keys j <= that
@@ -1430,31 +1434,38 @@ SmallVector<Value> KernelEmitter::attentionKey(const AttentionRow &a, Value j, V
   return {mNew, arith::AddFOp::create(b_, mulf(l, corr), p)};
 }
 
-/// Eight <8 x f32> vectors -> one whose lane k is the sum of vector k's lanes, by three rounds of pairwise
-/// shuffles and adds (14 shuffles and 7 adds instead of eight horizontal sums).
+/// vw_ vectors of vw_ lanes -> one whose lane k is the sum of vector k's lanes, by log2(vw_) rounds of pairwise
+/// shuffles and adds (for 8: 14 shuffles and 7 adds instead of eight horizontal sums). Each round adds a vector's
+/// lane j to its lane j + half within the lanes it still holds and packs the owners of a pair side by side, in
+/// order, so that after the last round lane k holds vector k's sum.
 Value KernelEmitter::sumLanesOfEach(ArrayRef<Value> v) {
-  auto round = [&](ArrayRef<Value> in, ArrayRef<int32_t> lo, ArrayRef<int32_t> hi) {
-    SmallVector<Value> out;
-    for (size_t k = 0; k + 1 < in.size(); k += 2)
-      out.push_back(arith::AddFOp::create(b_, LLVM::ShuffleVectorOp::create(b_, in[k], in[k + 1], lo),
-                                          LLVM::ShuffleVectorOp::create(b_, in[k], in[k + 1], hi)));
-    return out;
-  };
-  // After round 1: vector k/2 holds half-sums of k (lanes 0-3) and k + 1 (4-7); after round 2: quarter-sums
-  // of k, k + 2, k + 1, k + 3 in lane pairs; round 3 puts lane k's two quarter-sums together.
-  SmallVector<Value> r1 = round(v, {0, 1, 2, 3, 8, 9, 10, 11}, {4, 5, 6, 7, 12, 13, 14, 15});
-  SmallVector<Value> r2 = round(r1, {0, 1, 8, 9, 4, 5, 12, 13}, {2, 3, 10, 11, 6, 7, 14, 15});
-  return round(r2, {0, 4, 2, 6, 8, 12, 10, 14}, {1, 5, 3, 7, 9, 13, 11, 15})[0];
+  const int64_t W = vw_;
+  SmallVector<Value> level(v.begin(), v.end());
+  for (int64_t held = W; held > 1; held /= 2) { // lanes per owner before this round
+    SmallVector<int32_t> lo, hi;
+    for (int64_t side = 0; side < 2; ++side)     // the pair's first vector, then its second
+      for (int64_t owner = 0; owner < W / held; ++owner)
+        for (int64_t j = 0; j < held / 2; ++j) {
+          lo.push_back(int32_t(side * W + owner * held + j));
+          hi.push_back(int32_t(side * W + owner * held + j + held / 2));
+        }
+    SmallVector<Value> next;
+    for (size_t k = 0; k + 1 < level.size(); k += 2)
+      next.push_back(arith::AddFOp::create(b_, LLVM::ShuffleVectorOp::create(b_, level[k], level[k + 1], lo),
+                                           LLVM::ShuffleVectorOp::create(b_, level[k], level[k + 1], hi)));
+    level = next;
+  }
+  return level[0];
 }
 
-/// q . k for one query row (element offset qBase) and the kVec keys at keyRows: <8 x f32>, lane k for key k.
+/// q . k for one query row (element offset qBase) and the vw_ keys at keyRows: one vector, lane k for key k.
 Value KernelEmitter::attentionDots(const AttentionRow &a, Value qBase, ArrayRef<Value> keyRows) {
   Value dEnd = a.dTail ? floorToVec(a.D) : a.D;
-  SmallVector<Value> init(kVec, zeroVec());
+  SmallVector<Value> init(vw_, zeroVec());
   SmallVector<Value> accs = forLoopVec(c64(0), dEnd, init, [&](Value d, ValueRange s) -> SmallVector<Value> {
     Value qd = loadVec(*a.q, add(qBase, d));
     SmallVector<Value> next;
-    for (int64_t kk = 0; kk < kVec; ++kk)
+    for (int64_t kk = 0; kk < vw_; ++kk)
       next.push_back(math::FmaOp::create(b_, qd, loadVec(*a.k, add(keyRows[kk], d)), s[kk]));
     return next;
   });
@@ -1462,7 +1473,7 @@ Value KernelEmitter::attentionDots(const AttentionRow &a, Value qBase, ArrayRef<
   if (!a.dTail)
     return dots;
   Value tail = zeroVec();
-  for (int64_t kk = 0; kk < kVec; ++kk) {
+  for (int64_t kk = 0; kk < vw_; ++kk) {
     Value t = forLoop(dEnd, a.D, {cf32(0.0)}, [&](Value d, ValueRange s) -> SmallVector<Value> {
                 Value p = mulf(load(*a.q, add(qBase, d)), load(*a.k, add(keyRows[kk], d)));
                 return {arith::AddFOp::create(b_, s[0], p)};
@@ -1483,18 +1494,18 @@ SmallVector<Value> KernelEmitter::attentionRowsBlock(const AttentionRow &a, cons
   const int64_t R = (int64_t)rows.qBase.size();
   SmallVector<Value> keyRows, vRows, keys;
   Value padValid;
-  VectorType validTy = VectorType::get({kVec}, b_.getI1Type());
+  VectorType validTy = VectorType::get({vw_}, b_.getI1Type());
   Type padStorage = a.padding ? a.padding->storage : Type();
   bool padVector = a.padding && !last && isa<IntegerType>(padStorage);
   if (padVector) { // 8 consecutive mask elements at once
-    VectorType padTy = VectorType::get({kVec}, padStorage);
+    VectorType padTy = VectorType::get({vw_}, padStorage);
     Value mask = LLVM::LoadOp::create(b_, padTy, address(*a.padding, add(mul(a.bi, a.T), j0)), 1);
     Value zero = arith::ConstantOp::create(b_, DenseElementsAttr::get(padTy, APInt(padStorage.getIntOrFloatBitWidth(), 0)));
     padValid = arith::CmpIOp::create(b_, arith::CmpIPredicate::ne, mask, zero);
   } else if (a.padding) {
     padValid = LLVM::PoisonOp::create(b_, validTy);
   }
-  for (int64_t kk = 0; kk < kVec; ++kk) {
+  for (int64_t kk = 0; kk < vw_; ++kk) {
     Value j = add(j0, c64(kk));
     if (last)
       j = arith::MinSIOp::create(b_, j, sub(rows.jHi, c64(1)));
@@ -1505,9 +1516,9 @@ SmallVector<Value> KernelEmitter::attentionRowsBlock(const AttentionRow &a, cons
       padValid = LLVM::InsertElementOp::create(b_, padValid, nonzero(load(*a.padding, add(mul(a.bi, a.T), j))),
                                                c64(kk));
   }
-  VectorType laneTy = VectorType::get({kVec}, i64_);
+  VectorType laneTy = VectorType::get({vw_}, i64_);
   SmallVector<int64_t> laneIndex;
-  for (int64_t kk = 0; kk < kVec; ++kk)
+  for (int64_t kk = 0; kk < vw_; ++kk)
     laneIndex.push_back(kk);
   Value lanes = arith::ConstantOp::create(b_, DenseElementsAttr::get(laneTy, ArrayRef<int64_t>(laneIndex)));
   SmallVector<Value> next, corrs, sums;
@@ -1521,7 +1532,7 @@ SmallVector<Value> KernelEmitter::attentionRowsBlock(const AttentionRow &a, cons
       const SmallVector<Value> &st = a.biasStrides;
       Value rowOff = add(add(mul(a.bi, st[0]), mul(rows.h[r], st[1])), mul(rows.i[r], st[2]));
       Value bias = zeroVec();
-      for (int64_t kk = 0; kk < kVec; ++kk)
+      for (int64_t kk = 0; kk < vw_; ++kk)
         bias = LLVM::InsertElementOp::create(b_, bias, load(*a.bias, add(rowOff, mul(keys[kk], st[3]))), c64(kk));
       s = arith::AddFOp::create(b_, s, bias);
     }
@@ -1539,16 +1550,16 @@ SmallVector<Value> KernelEmitter::attentionRowsBlock(const AttentionRow &a, cons
     // Every score <= mNew; with none, all are -inf and exp gives 0.
     Value shift = arith::SelectOp::create(b_, none, cf32(0.0), mNew);
     Value p = expNonPositive(arith::SubFOp::create(b_, s, splat(shift)));
-    storeVec(a.probs, c64(r * kVec), p);
+    storeVec(a.probs, c64(r * vw_), p);
     // m - mNew <= 0 for lane r of one vector exp below (a libm call here would spill every vector register).
     Value diff = arith::SelectOp::create(b_, none, cf32(0.0), arith::SubFOp::create(b_, m, mNew));
-    diffs = LLVM::InsertElementOp::create(b_, diffs, diff, c64(r % kVec));
+    diffs = LLVM::InsertElementOp::create(b_, diffs, diff, c64(r % vw_));
     sums.push_back(horizontalSum(p));
     next.push_back(mNew);
-    if (r % kVec == kVec - 1 || r == R - 1) {
+    if (r % vw_ == vw_ - 1 || r == R - 1) {
       Value e = expNonPositive(diffs);
-      for (int64_t k = r - r % kVec; k <= r; ++k)
-        corrs.push_back(LLVM::ExtractElementOp::create(b_, e, c64(k % kVec)));
+      for (int64_t k = r - r % vw_; k <= r; ++k)
+        corrs.push_back(LLVM::ExtractElementOp::create(b_, e, c64(k % vw_)));
     }
   }
   for (int64_t r = 0; r < R; ++r)
@@ -1562,16 +1573,32 @@ SmallVector<Value> KernelEmitter::attentionRowsBlock(const AttentionRow &a, cons
 void KernelEmitter::attentionRowsValues(const AttentionRow &a, const AttentionRows &rows, ArrayRef<Value> vRows,
                                         ArrayRef<Value> corrs) {
   const int64_t R = (int64_t)rows.qBase.size();
-  auto prob = [&](int64_t r, int64_t kk) { return loadRaw(a.probs, c64(r * kVec + kk)); };
+  auto prob = [&](int64_t r, int64_t kk) { return loadRaw(a.probs, c64(r * vw_ + kk)); };
   Value vEnd = a.dvTail ? floorToVec(a.Dv) : a.Dv;
+  if (getenv("ROUTER")) {
+  for (int64_t r = 0; r < R; ++r) {
+    SmallVector<Value> pv;
+    for (int64_t kk = 0; kk < vw_; ++kk)
+      pv.push_back(splat(prob(r, kk)));
+    Value corrV = splat(corrs[r]);
+    forLoopVec(c64(0), vEnd, {}, [&](Value d, ValueRange) -> SmallVector<Value> {
+      Value at = add(mul(c64(r), a.Dv), d);
+      Value acc = arith::MulFOp::create(b_, loadVec(a.acc, at), corrV);
+      for (int64_t kk = 0; kk < vw_; ++kk)
+        acc = math::FmaOp::create(b_, pv[kk], loadVec(*a.v, add(vRows[kk], d)), acc);
+      storeVec(a.acc, at, acc);
+      return {};
+    });
+  }
+  } else
   forLoopVec(c64(0), vEnd, {}, [&](Value d, ValueRange) -> SmallVector<Value> {
     SmallVector<Value> vk;
-    for (int64_t kk = 0; kk < kVec; ++kk)
+    for (int64_t kk = 0; kk < vw_; ++kk)
       vk.push_back(loadVec(*a.v, add(vRows[kk], d)));
     for (int64_t r = 0; r < R; ++r) {
       Value at = add(mul(c64(r), a.Dv), d);
       Value acc = arith::MulFOp::create(b_, loadVec(a.acc, at), splat(corrs[r]));
-      for (int64_t kk = 0; kk < kVec; ++kk)
+      for (int64_t kk = 0; kk < vw_; ++kk)
         acc = math::FmaOp::create(b_, splat(prob(r, kk)), vk[kk], acc);
       storeVec(a.acc, at, acc);
     }
@@ -1581,12 +1608,12 @@ void KernelEmitter::attentionRowsValues(const AttentionRow &a, const AttentionRo
     return;
   forLoop(vEnd, a.Dv, [&](Value d) {
     SmallVector<Value> vk;
-    for (int64_t kk = 0; kk < kVec; ++kk)
+    for (int64_t kk = 0; kk < vw_; ++kk)
       vk.push_back(load(*a.v, add(vRows[kk], d)));
     for (int64_t r = 0; r < R; ++r) {
       Value at = add(mul(c64(r), a.Dv), d);
       Value acc = mulf(loadRaw(a.acc, at), corrs[r]);
-      for (int64_t kk = 0; kk < kVec; ++kk)
+      for (int64_t kk = 0; kk < vw_; ++kk)
         acc = math::FmaOp::create(b_, prob(r, kk), vk[kk], acc);
       storeRaw(a.acc, at, acc);
     }
@@ -1611,7 +1638,7 @@ Value KernelEmitter::expNonPositive(Value x) {
   for (double c : {1.3981999507E-3, 8.3334519073E-3, 4.1665795894E-2, 1.6666665459E-1, 5.0000001201E-1})
     p = fma(p, r, vc(c));
   Value y = fma(p, arith::MulFOp::create(b_, r, r), arith::AddFOp::create(b_, r, vc(1.0)));
-  Type vi32 = VectorType::get({kVec}, b_.getI32Type());
+  Type vi32 = VectorType::get({vw_}, b_.getI32Type());
   auto ic = [&](int64_t c) {
     return (Value)arith::ConstantOp::create(b_, DenseElementsAttr::get(cast<ShapedType>(vi32), (int32_t)c));
   };
@@ -1718,13 +1745,15 @@ LogicalResult KernelEmitter::emitAttention(Operation *attentionOp, const OpTenso
   if (a.bias)
     a.biasStrides = broadcastStrides(*a.bias, 4);
   a.vec = q.elem.isF32() && k.elem.isF32() && v.elem.isF32();
-  auto notVecMultiple = [](const SymExpr &e) { return !e.isConstant() || e.getConstant() % kVec != 0; };
-  a.dTail = notVecMultiple(q.shape[3]), a.dvTail = notVecMultiple(v.shape[3]);
+  auto multipleOf = [](const SymExpr &e, int64_t n) { return e.isConstant() && e.getConstant() % n == 0; };
+  // 16 lanes (blocks of 16 keys, 16 dims a vector) where the target has 512-bit vectors and the head dims fit.
+  vw_ = wideVectors_ && multipleOf(q.shape[3], 16) && multipleOf(v.shape[3], 16) ? 16 : kVec;
+  a.dTail = !multipleOf(q.shape[3], vw_), a.dvTail = !multipleOf(v.shape[3], vw_);
   // The accumulators and probabilities: stack slots for the whole kernel (at the function's top level,
   // outside every loop).
   Value acc = LLVM::AllocaOp::create(b_, ptrTy_, f32_, mul(c64(kRows), arith::MaxSIOp::create(b_, a.Dv, c64(1))), 64);
   a.acc = Tensor{acc, f32_, f32_, {}, {}};
-  Value probs = LLVM::AllocaOp::create(b_, ptrTy_, f32_, c64(kRows * kVec), 64);
+  Value probs = LLVM::AllocaOp::create(b_, ptrTy_, f32_, c64(kRows * vw_), 64);
   a.probs = Tensor{probs, f32_, f32_, {}, {}};
 
   // The parallel loop: (batch, kv head, block of kRows rows u = g * s + i).
@@ -2092,6 +2121,8 @@ Status emitKernels(ModuleOp module, llvm::ArrayRef<Operation *> dispatchOps, llv
   ImplicitLocOpBuilder b(module.getLoc(), context);
   b.setInsertionPointToEnd(module.getBody());
   Type ptrTy = LLVM::LLVMPointerType::get(context);
+  // 512-bit registers: 16-lane vectors are one register each, not two (and 32 of them, not 16).
+  const bool wideVectors = llvm::is_contained(code.target.features, "avx512f");
   {
     Type i32 = b.getI32Type(), f32 = b.getF32Type();
     auto sgemm = func::FuncOp::create(
@@ -2153,6 +2184,7 @@ Status emitKernels(ModuleOp module, llvm::ArrayRef<Operation *> dispatchOps, llv
         ptrs.push_back(LLVM::LoadOp::create(b, ptrTy, p));
       }
       KernelEmitter emitter(b, symbols, entry->getArgument(2), entry->getArgument(3), symbolIndex, error);
+      emitter.setWideVectors(wideVectors);
       if (failed(emitter.emit(op, ptrs, layout)))
         return Status::error("cpu codegen: " + error);
       func::ReturnOp::create(b);
