@@ -33,6 +33,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Diagnostics.h"
@@ -40,6 +41,7 @@
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Export.h"
@@ -2211,6 +2213,14 @@ Status lowerToLLVMDialect(ModuleOp module, const CpuCodegenOptions &options) {
     });
     if (failed(verify(module)))
       return Status::error("cpu codegen: internal error: the generated kernels do not verify: " + diagnostic);
+  }
+  {
+    // erf (GELU) as MLIR's rational approximation (arith only) instead of a libm erff call per element: the
+    // elementwise loops then vectorize.
+    RewritePatternSet patterns(context);
+    populatePolynomialApproximateErfPattern(patterns);
+    if (failed(applyPatternsGreedily(module, std::move(patterns))))
+      return Status::error("cpu codegen: internal error: the erf approximation did not converge");
   }
   {
     PassManager pm(context);
