@@ -412,8 +412,9 @@ private:
   }
 
   //===--------------------------------------------------------------------===//
-  // Explicit <8 x f32> vectors (f32 storage only): LLVM's own vectorizers give up on the attention
-  // loops once they are fully unrolled and their operands hoisted, so hot loops spell the vectors out.
+  // Explicit <vw_ x f32> vectors (f32 storage only; 8 lanes, 16 where the attention kernel asks): LLVM's own
+  // vectorizers give up on the attention loops once they are fully unrolled and their operands hoisted, so hot
+  // loops spell the vectors out.
   //===--------------------------------------------------------------------===//
   static constexpr int64_t kVec = 8;
   /// The lanes of the explicit vectors below: kVec, or 16 where a kernel asks (wideVectors_: an AVX-512 target).
@@ -1379,7 +1380,7 @@ struct KernelEmitter::AttentionRow {
   SmallVector<Value> biasStrides;
   bool causal;
   std::optional<uint64_t> window;
-  bool vec;                     // f32 q / k / v: the rows-at-once path with <8 x f32> vectors
+  bool vec;                     // f32 q / k / v: the rows-at-once path with <vw_ x f32> vectors
   bool dTail, dvTail;           // D / Dv may not be a multiple of vw_ (not a constant multiple)
 };
 
@@ -1577,22 +1578,6 @@ void KernelEmitter::attentionRowsValues(const AttentionRow &a, const AttentionRo
   const int64_t R = (int64_t)rows.qBase.size();
   auto prob = [&](int64_t r, int64_t kk) { return loadRaw(a.probs, c64(r * vw_ + kk)); };
   Value vEnd = a.dvTail ? floorToVec(a.Dv) : a.Dv;
-  if (getenv("ROUTER")) {
-  for (int64_t r = 0; r < R; ++r) {
-    SmallVector<Value> pv;
-    for (int64_t kk = 0; kk < vw_; ++kk)
-      pv.push_back(splat(prob(r, kk)));
-    Value corrV = splat(corrs[r]);
-    forLoopVec(c64(0), vEnd, {}, [&](Value d, ValueRange) -> SmallVector<Value> {
-      Value at = add(mul(c64(r), a.Dv), d);
-      Value acc = arith::MulFOp::create(b_, loadVec(a.acc, at), corrV);
-      for (int64_t kk = 0; kk < vw_; ++kk)
-        acc = math::FmaOp::create(b_, pv[kk], loadVec(*a.v, add(vRows[kk], d)), acc);
-      storeVec(a.acc, at, acc);
-      return {};
-    });
-  }
-  } else
   forLoopVec(c64(0), vEnd, {}, [&](Value d, ValueRange) -> SmallVector<Value> {
     SmallVector<Value> vk;
     for (int64_t kk = 0; kk < vw_; ++kk)
@@ -1622,7 +1607,7 @@ void KernelEmitter::attentionRowsValues(const AttentionRow &a, const AttentionRo
   });
 }
 
-/// exp(x) on <8 x f32> for x <= 0 (scores minus their running max), as MLIR's polynomial approximation of
+/// exp(x) on <vw_ x f32> for x <= 0 (scores minus their running max), as MLIR's polynomial approximation of
 /// exp: x = n ln2 + r with |r| <= ln2 / 2, exp(r) by Cephes' degree-7 polynomial, 2^n from the exponent bits.
 /// Below -87.3 (2^n would be subnormal), and for -inf, it gives 0. About 1 ulp.
 Value KernelEmitter::expNonPositive(Value x) {
@@ -1718,8 +1703,8 @@ void KernelEmitter::emitAttentionRowScalar(AttentionRow &a, const Tensor &out, V
 /// accumulator of dv values per row on the stack, so no score tensor and no heap. The parallel loop's items
 /// are blocks of kRows query rows of one (batch, kv head) (GQA: the group's heads' rows together), so each
 /// key and value row loaded serves them all; a block's split never depends on the thread count. f32 runs the
-/// rows of a full block at once in blocks of 8 keys (emitAttentionRows), a last partial block row by row; other
-/// types row by row, key by key. The causal / window mask becomes per-row key bounds; padding is per key.
+/// rows of a full block at once in blocks of vw_ keys (emitAttentionRows: 8, or 16 on an AVX-512 target when the
+/// head dims are multiples of 16), a last partial block row by row; other types row by row, key by key. The causal / window mask becomes per-row key bounds; padding is per key.
 LogicalResult KernelEmitter::emitAttention(Operation *attentionOp, const OpTensors &bufs) {
   auto op = cast<ir::AttentionOp>(attentionOp);
   ArrayRef<Tensor> ins = bufs.ins;
