@@ -27,7 +27,12 @@
 # usage: bench/peer.sh [WORK_DIR]      (default build/bench, shared with bench/run.sh; ~9 GB per f32 model)
 # Environment: KILN (build/bin/kiln), THREADS (2), REPS (5), ROUNDS (1), DTYPES ("f32"; "" skips TinyLlama; "f32 f16" adds the
 # f16 model: llama.cpp then rounds the activations to f16 for its f16 matmuls, kiln multiplies in f32, so
-# f16 is the same storage, not the same arithmetic), CHECK (1), CHECK_TOL (by dtype, see 1.),
+# f16 is the same storage, not the same arithmetic; q8_0 / q4_0: the QBASE model (f16) compiled by kiln with
+# --weights q8_0|q4_0 and quantized for llama.cpp by its own llama-quantize --pure (every matrix in that type,
+# as kiln's; llama-quantize would otherwise keep output.weight in Q6_K), from the same weights: both use
+# llama.cpp's block numerics, and both quantize decode activations to 8 bits), QBASE (f16), CHECK (1),
+# CHECK_TOL (by dtype, see 1.; q8_0 5e-2, q4_0 1e-1: llama.cpp's activation blocks keep an f16 scale, kiln's
+# an f32 one, and prefill multiplies kiln's dequantized weights in f32),
 # ALL_LOGITS (1), PPTG (1; 0 skips 2., e.g. to time only 4.), DEPTH (1024; 0 skips 4.), DEPTH_TG (32), ENCODER (1; 0 skips 5.), ENC_TOKENS ("128 512").
 # ROUNDS=0 runs only the check.
 set -euo pipefail
@@ -41,12 +46,13 @@ DTYPES=${DTYPES-f32}
 PPTG=${PPTG:-1}
 CHECK=${CHECK:-1}
 ALL_LOGITS=${ALL_LOGITS:-1}
+QBASE=${QBASE:-f16}
 DEPTH=${DEPTH:-1024}
 DEPTH_TG=${DEPTH_TG:-32}
 ENCODER=${ENCODER:-1}
 ENC_TOKENS=${ENC_TOKENS:-"128 512"}
 P=bench/peers
-for tool in llama-bench llama-logits; do
+for tool in llama-bench llama-logits llama-quantize; do
   [ -x "$P/bin/$tool" ] || { echo "peer.sh: $P/bin/$tool is missing: run bench/peers/setup.sh" >&2; exit 1; }
 done
 mkdir -p "$WORK"
@@ -55,8 +61,8 @@ mkdir -p "$LOG"
 echo "# kiln vs llama.cpp, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, tree $(git rev-parse --short HEAD)," \
   "$KILN built $(date -u -r "$KILN" +%Y-%m-%dT%H:%MZ)," \
   "llama.cpp $("$P/bin/llama-bench" --version 2>&1 | grep -m1 '^version' | sed 's/^version: //')," \
-  "threads $THREADS, $REPS repetitions, $ROUNDS round(s), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
+  "threads $THREADS, $REPS repetitions, $ROUNDS round(s), load average $(cut -d' ' -f1-3 /proc/loadavg)," \
+  "CPU $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
 echo "# logs in $LOG"
 
 RESULTS="$LOG/results.tsv" # dtype round system test mean sd peak_rss_kib
@@ -86,15 +92,22 @@ rows() { # SYSTEM DTYPE ROUND RSS_KIB < markdown table -> RESULTS lines for its 
 }
 
 for dtype in $DTYPES; do
-  dir="$WORK/tinyllama-1.1b-$dtype"
-  [ -f "$dir/model.safetensors" ] || "$KILN" synth bench/configs/tinyllama-1.1b.json -o "$dir" --seed 1 --dtype "$dtype" >&2
+  case $dtype in q8_0|q4_0) base=$QBASE; weights=(--weights "$dtype") ;; *) base=$dtype; weights=() ;; esac
+  dir="$WORK/tinyllama-1.1b-$base"
+  [ -f "$dir/model.safetensors" ] || "$KILN" synth bench/configs/tinyllama-1.1b.json -o "$dir" --seed 1 --dtype "$base" >&2
   art="$WORK/tinyllama-1.1b-$dtype-fused-c$CONTEXT.kiln"
-  [ -f "$art" ] || "$KILN" compile "$dir" -o "$art" --max-context "$CONTEXT" >&2
-  gguf="$WORK/tinyllama-1.1b-$dtype.gguf"
+  [ -f "$art" ] || "$KILN" compile "$dir" -o "$art" --max-context "$CONTEXT" "${weights[@]}" >&2
+  gguf="$WORK/tinyllama-1.1b-$base.gguf"
   [ -f "$gguf" ] && [ "$gguf" -nt "$dir/model.safetensors" ] || python3 "$P/to_gguf.py" "$dir" "$gguf"
+  if [ "$base" != "$dtype" ]; then # llama.cpp's own quantizer, every matrix in the one type (as kiln)
+    qgguf="$WORK/tinyllama-1.1b-$dtype.gguf"
+    [ -f "$qgguf" ] && [ "$qgguf" -nt "$gguf" ] ||
+      "$P/bin/llama-quantize" --pure "$gguf" "$qgguf" "$(echo "$dtype" | tr a-z A-Z)" "$THREADS" > "$LOG/quantize-$dtype.log" 2>&1
+    gguf=$qgguf
+  fi
 
   if [ "$CHECK" = 1 ]; then
-    case $dtype in f32) tol=1e-4 ;; f16) tol=5e-3 ;; *) tol=3e-2 ;; esac
+    case $dtype in f32) tol=1e-4 ;; f16) tol=5e-3 ;; q8_0) tol=5e-2 ;; q4_0) tol=1e-1 ;; *) tol=3e-2 ;; esac
     tol=${CHECK_TOL:-$tol}
     ids=1,15043,29892,590,1024,338,263,1243
     python3 "$P/check_logits.py" inputs "$ids" "$LOG/check-in.safetensors"

@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "kiln/ir/Interpreter.h"
+#include "kiln/support/Quantize.h"
 #include "kiln/ir/KilnDialect.h"
 #include "kiln/ir/OpTable.h"
 #include "kiln/ir/ShapeInference.h"
@@ -857,8 +858,35 @@ bool Evaluator::evalSoftmax(SoftmaxOp op, HostTensor &out) {
 // Contractions and data movement
 //===----------------------------------------------------------------------===//
 
+namespace {
+/// A matmul's lhs as the decode GEMV sees it against a block-quantized weight (kiln.weight `quant`): each row
+/// of at most kQuantGemvMaxRows rows quantized per block of 32 (as f32, quantizeActivationBlock) and
+/// dequantized. nullopt when the weight is not quantized or there are more rows (f32 activations then).
+std::optional<HostTensor> gemvActivations(MatmulOp op, const HostTensor &a) {
+  auto w = op.getRhs().getDefiningOp<WeightOp>();
+  if (!w || !w.getQuant() || !op.getTransposeB() || a.shape.empty())
+    return std::nullopt;
+  const int64_t k = a.shape.back();
+  if (k <= 0 || k % kQuantBlock != 0 || a.numElements() / k > kQuantGemvMaxRows)
+    return std::nullopt;
+  HostTensor q = a;
+  float x[kQuantBlock];
+  int8_t quants[kQuantBlock];
+  for (size_t b = 0; b + kQuantBlock <= q.data.size(); b += kQuantBlock) {
+    for (int64_t j = 0; j < kQuantBlock; ++j)
+      x[j] = float(q.data[b + size_t(j)]);
+    int32_t sum;
+    const float d = quantizeActivationBlock(x, quants, &sum);
+    for (int64_t j = 0; j < kQuantBlock; ++j)
+      q.data[b + size_t(j)] = double(quants[j]) * double(d);
+  }
+  return q;
+}
+} // namespace
+
 bool Evaluator::evalMatmul(MatmulOp op, HostTensor &out) {
-  const HostTensor &a = get(op.getLhs()), &b = get(op.getRhs());
+  std::optional<HostTensor> quantized = gemvActivations(op, get(op.getLhs()));
+  const HostTensor &a = quantized ? *quantized : get(op.getLhs()), &b = get(op.getRhs());
   bool tb = op.getTransposeB();
   if (a.shape.size() < 2 || b.shape.size() < 2)
     return fail(op, "operands need rank >= 2");

@@ -115,7 +115,16 @@ struct Tensor {
   SymShape shape;
   SmallVector<Value> dims;
   int64_t rowCapacity = 0; // > 0: a strided KV-cache view (KernelLayout), rows along axis 2 this far apart
+  std::optional<QuantFormat> quant; // a block-quantized weight (KernelLayout::quant): storage is its bytes
   bool isFloat() const { return isa<FloatType>(elem); }
+};
+
+/// The integer dot product the quantized GEMV uses, from the target CPU's features.
+enum class DotIsa {
+  Generic, ///< plain vector arithmetic (LLVM lowers it for whatever the target has)
+  Avx2,    ///< vpmaddubsw / vpmaddwd
+  Vnni,    ///< vpdpbusd on 256-bit vectors (AVX-VNNI)
+  Vnni512, ///< AVX512-VNNI (+ VL, BW): two blocks per 512-bit vpdpbusd, the odd block on 256 bits
 };
 
 /// How emitMap reads or writes one tensor: element offset = base + sum(iv[d] * strides[d]).
@@ -163,9 +172,9 @@ class KernelEmitter {
 public:
   /// `begin` / `end`: the kernel's range arguments (kernel_abi.h); the builder is at the top of `entry`.
   KernelEmitter(ImplicitLocOpBuilder &b, Value symbols, Value begin, Value end,
-                const llvm::StringMap<unsigned> &symbolIndex, std::string &error)
+                const llvm::StringMap<unsigned> &symbolIndex, std::string &error, DotIsa dotIsa = DotIsa::Generic)
       : b_(b), symbols_(symbols), begin_(begin), end_(end), entry_(b.getInsertionBlock()),
-        symbolIndex_(symbolIndex), error_(error) {
+        symbolIndex_(symbolIndex), error_(error), dotIsa_(dotIsa) {
     ptrTy_ = LLVM::LLVMPointerType::get(b.getContext());
     f32_ = b.getF32Type();
     i64_ = b.getI64Type();
@@ -431,20 +440,28 @@ private:
   }
   /// The sum of the lanes in a fixed tree order: (0+4, 1+5, 2+6, 3+7), then (0+2, 1+3), then 0+1.
   Value horizontalSum(Value v) { return horizontal(v, false); }
-  /// The largest of the lanes by maxAsX86 (a NaN lane may be passed over).
+  /// The largest of the lanes (NaN if any is).
   Value horizontalMax(Value v) { return horizontal(v, true); }
+  /// The largest of the lanes by maxAsX86 (a NaN lane may be passed over): the attention kernel's.
+  Value horizontalMaxAsX86(Value v) { return horizontal(v, true, true); }
   /// a > b ? a : b (scalars or vectors): one maxps / maxss; NaN-propagating arith.maximumf costs a compare and
   /// blends more, in the attention kernel's serial chain. NaN scores still reach the output through exp.
   Value maxAsX86(Value a, Value b) {
     return arith::SelectOp::create(b_, arith::CmpFOp::create(b_, arith::CmpFPredicate::OGT, a, b), a, b);
   }
-  Value horizontal(Value v, bool max) {
-    for (int64_t width = vw_ / 2; width >= 1; width /= 2) {
+  /// (Any power-of-two lane count; integer lanes are summed.)
+  Value horizontal(Value v, bool max, bool asX86 = false) {
+    auto type = cast<VectorType>(v.getType());
+    const int64_t lanes = type.getNumElements();
+    const bool integer = isa<IntegerType>(type.getElementType());
+    for (int64_t width = lanes / 2; width >= 1; width /= 2) {
       SmallVector<int32_t> mask;
-      for (int64_t i = 0; i < vw_; ++i)
+      for (int64_t i = 0; i < lanes; ++i)
         mask.push_back(static_cast<int32_t>(i < width ? i + width : i));
       Value hi = LLVM::ShuffleVectorOp::create(b_, v, v, ArrayRef<int32_t>(mask));
-      v = max ? maxAsX86(v, hi) : (Value)arith::AddFOp::create(b_, v, hi);
+      v = max       ? (asX86 ? maxAsX86(v, hi) : (Value)arith::MaximumFOp::create(b_, v, hi))
+          : integer ? (Value)arith::AddIOp::create(b_, v, hi)
+                    : (Value)arith::AddFOp::create(b_, v, hi);
     }
     return LLVM::ExtractElementOp::create(b_, v, c64(0));
   }
@@ -685,6 +702,25 @@ private:
   void emitWidenRun(const Tensor &src, Value srcOff, Value dst, Value dstOff, Value n);
   void emitTiledSgemm(const Tensor &a, const Tensor &w, const Tensor &out, Value scratch, Value tile, Value M,
                       Value K, Value N, bool transposed);
+  // Block-quantized weights (--weights q8_0|q4_0): see their definitions.
+  LogicalResult emitQuantMatmul(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K, Value N);
+  Value quantScales(const Tensor &w);
+  Value loadQuantBlock(const Tensor &w, Value block);
+  Value blockScale(const Tensor &w, Value block);
+  void emitDequantRun(const Tensor &src, Value srcOff, Value dst, Value dstOff, Value n);
+  Value integerDot(Value init, Value weights, Value activations, QuantFormat format);
+  Value splatConst(VectorType type, int64_t v);
+  void ifElse(Value cond, llvm::function_ref<void()> then, llvm::function_ref<void()> otherwise);
+  void emitQuantizeActivations(const Tensor &a, Value M, Value K, Value scratch);
+  void emitQuantGemvRows(const Tensor &w, const Tensor &out, Value scratch, Value M, Value K, Value N, Value i,
+                         Value j, int64_t rows);
+  /// The GEMV's quantized activation rows (emitQuantizeActivations's scratch, three views of it).
+  struct QuantActivations {
+    Tensor quants, scales, sums;
+  };
+  SmallVector<Value> emitQuantBlockPairs(const Tensor &w, const QuantActivations &act, Value nb, Value i, Value j,
+                                         int64_t rows);
+  void emitQuantGemvGroup(const Tensor &w, const Tensor &out, Value scratch, Value M, Value K, Value N, Value group);
   LogicalResult emitNorm(Operation *op, const OpTensors &bufs);
   LogicalResult emitAddNorm(Operation *op, const OpTensors &bufs);
   LogicalResult emitNormRows(Operation *op, const Tensor &x, const Tensor *residual, const Tensor *h,
@@ -723,6 +759,7 @@ private:
   bool callsBlas_ = false, rangeMisplaced_ = false, wideVectors_ = false;
   const llvm::StringMap<unsigned> &symbolIndex_;
   std::string &error_;
+  DotIsa dotIsa_;
   llvm::DenseMap<unsigned, Value> symbolCache_;
   Type ptrTy_, f32_, i64_, accTy_;
 };
@@ -933,6 +970,11 @@ LogicalResult KernelEmitter::emitMatmul(Operation *matmulOp, const OpTensors &bu
   Value N = tb ? bm.dims[rb - 2] : bm.dims[rb - 1];
   ArrayRef<Value> batch = ArrayRef<Value>(out.dims).drop_back(2);
   bool blas = a.elem.isF32() && bm.elem.isF32() && out.elem.isF32();
+  if (bm.quant) {
+    if (rb != 2 || !tb || !a.elem.isF32() || !out.elem.isF32())
+      return fail(op, "a block-quantized weight must be the transposed 2-d weight of an f32 matmul");
+    return emitQuantMatmul(a, bm, out, mul(product(ArrayRef<Value>(a.dims).drop_back(2)), M), K, N);
+  }
   if (rb == 2 && (bm.elem.isF16() || bm.elem.isBF16()) && a.elem.isF32() && out.elem.isF32())
     return emitWideningMatmul(a, bm, out, mul(product(ArrayRef<Value>(a.dims).drop_back(2)), M), K, N, tb);
 
@@ -1044,7 +1086,9 @@ LogicalResult KernelEmitter::emitGather(Operation *op, const OpTensors &bufs) {
     Value idx = castTo(load(indices, j), i64_);
     idx = arith::MaxSIOp::create(b_, arith::MinSIOp::create(b_, idx, last), c64(0));
     Value src = mul(idx, row), dst = mul(j, row);
-    if (table.elem != out.elem) // a 16-bit table read in place (its convert folded): widen the row
+    if (table.quant) // a block-quantized table: the gathered row dequantized
+      emitDequantRun(table, src, out.ptr, dst, row);
+    else if (table.elem != out.elem) // a 16-bit table read in place (its convert folded): widen the row
       forLoop(c64(0), row, [&](Value r) { store(out, add(dst, r), load(table, add(src, r))); });
     else
       forLoop(c64(0), row, [&](Value r) { storeRaw(out, add(dst, r), loadRaw(table, add(src, r))); });
@@ -1180,6 +1224,10 @@ void KernelEmitter::emitWideningGemv(const Tensor &a, const Tensor &w, const Ten
 
 /// dst[dstOff .. + n) (f32) = the 16-bit src[srcOff .. + n) widened.
 void KernelEmitter::emitWidenRun(const Tensor &src, Value srcOff, Value dst, Value dstOff, Value n) {
+  if (src.quant) {
+    emitDequantRun(src, srcOff, dst, dstOff, n);
+    return;
+  }
   Tensor d{dst, f32_, f32_, {}, {}};
   Value blocks = arith::DivSIOp::create(b_, n, c64(kWide));
   forLoop(c64(0), blocks, [&](Value blk) {
@@ -1248,6 +1296,293 @@ LogicalResult KernelEmitter::emitWideningMatmul(const Tensor &a, const Tensor &w
         emitTiledSgemm(a, w, out, scratch, tile, M, K, N, transposed);
         func::CallOp::create(b_, kFree, TypeRange{}, ValueRange{scratch});
       });
+    });
+  });
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Block-quantized weights (--weights q8_0|q4_0, support/Quantize.h's layout: quants, then f16 scales): the
+// transposed 2-d weight of a matmul, or a gather's table. Decode rows (at most kQuantGemvMaxRows): the GEMV
+// quantizes each activation row once per call, per block of 32, to int8 with an f32 scale (what
+// quantizeActivationBlock does), then per block an integer dot product of the unsigned weight quants with
+// the signed activation quants (vpdpbusd with VNNI, vpmaddubsw / vpmaddwd with AVX2), the zero point
+// (128 or 8) taken off through the activation block's sum, the <8 x i32> lanes scaled by d_w * d_a into
+// <8 x f32> accumulators. Groups of eight weight rows are the range's items, so every output is summed by
+// the same code whatever the thread split. More rows: tiles of weight rows dequantized into an f32 scratch
+// and OpenBLAS's sgemm (emitTiledSgemm); never a dequantized copy of the whole weight.
+//===----------------------------------------------------------------------===//
+
+namespace {
+int64_t zeroPoint(QuantFormat f) { return f == QuantFormat::Q8_0 ? 128 : 8; }
+VectorType vecOf(int64_t n, Type t) { return VectorType::get({n}, t); }
+} // namespace
+
+Value KernelEmitter::splatConst(VectorType type, int64_t v) {
+  Type e = type.getElementType();
+  Attribute a = isa<FloatType>(e) ? (Attribute)b_.getFloatAttr(e, double(v)) : (Attribute)b_.getIntegerAttr(e, v);
+  return arith::ConstantOp::create(b_, DenseElementsAttr::get(cast<ShapedType>(type), ArrayRef<Attribute>{a}));
+}
+
+void KernelEmitter::ifElse(Value cond, llvm::function_ref<void()> then, llvm::function_ref<void()> otherwise) {
+  auto ifOp = scf::IfOp::create(b_, cond, /*withElseRegion=*/true);
+  OpBuilder::InsertionGuard guard(b_);
+  b_.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+  then();
+  b_.setInsertionPoint(ifOp.elseBlock()->getTerminator());
+  otherwise();
+}
+
+/// The f16 scales: after the quants of all the matrix's elements.
+Value KernelEmitter::quantScales(const Tensor &w) {
+  Value elements = product(w.dims);
+  Value quantBytes = *w.quant == QuantFormat::Q8_0 ? elements : arith::DivUIOp::create(b_, elements, c64(2));
+  return LLVM::GEPOp::create(b_, ptrTy_, b_.getI8Type(), w.ptr, ValueRange{quantBytes});
+}
+
+Value KernelEmitter::blockScale(const Tensor &w, Value block) {
+  Value p = LLVM::GEPOp::create(b_, ptrTy_, b_.getF16Type(), quantScales(w), ValueRange{block});
+  return arith::ExtFOp::create(b_, f32_, (Value)LLVM::LoadOp::create(b_, b_.getF16Type(), p, 2));
+}
+
+/// Block `block`'s 32 quants as unsigned bytes (q + 128 for q8_0, q + 8 for q4_0), in element order.
+Value KernelEmitter::loadQuantBlock(const Tensor &w, Value block) {
+  Type i8 = b_.getI8Type();
+  if (*w.quant == QuantFormat::Q8_0)
+    return LLVM::LoadOp::create(b_, vecOf(32, i8), address(w, mul(block, c64(32))), 1);
+  Value packed = LLVM::LoadOp::create(b_, vecOf(16, i8), address(w, mul(block, c64(16))), 1);
+  Value lo = arith::AndIOp::create(b_, packed, splatConst(vecOf(16, i8), 15));
+  Value hi = arith::ShRUIOp::create(b_, packed, splatConst(vecOf(16, i8), 4));
+  SmallVector<int32_t> concat;
+  for (int32_t i = 0; i < 32; ++i)
+    concat.push_back(i);
+  return LLVM::ShuffleVectorOp::create(b_, lo, hi, ArrayRef<int32_t>(concat));
+}
+
+/// dst[dstOff .. + n) (f32) = the values of the quantized src[srcOff .. + n) (srcOff, n multiples of 32):
+/// float(q - zero point) * scale, the very products dequantizeMatrix computes.
+void KernelEmitter::emitDequantRun(const Tensor &src, Value srcOff, Value dst, Value dstOff, Value n) {
+  Tensor d{dst, f32_, f32_, {}, {}};
+  Value first = arith::DivUIOp::create(b_, srcOff, c64(32));
+  Type i32v = vecOf(32, b_.getI32Type()), f32v = vecOf(32, f32_);
+  forLoop(c64(0), arith::DivUIOp::create(b_, n, c64(32)), [&](Value blk) {
+    Value e = add(first, blk);
+    Value q = arith::SubIOp::create(b_, arith::ExtUIOp::create(b_, i32v, loadQuantBlock(src, e)),
+                                    splatConst(cast<VectorType>(i32v), zeroPoint(*src.quant)));
+    Value scale = blockScale(src, e);
+    Value sv = LLVM::PoisonOp::create(b_, f32v);
+    sv = LLVM::InsertElementOp::create(b_, sv, scale, c64(0));
+    sv = LLVM::ShuffleVectorOp::create(b_, sv, sv, ArrayRef<int32_t>(SmallVector<int32_t>(32, 0)));
+    Value y = arith::MulFOp::create(b_, arith::SIToFPOp::create(b_, f32v, q), sv);
+    LLVM::StoreOp::create(b_, y, address(d, add(dstOff, mul(blk, c64(32)))), 4);
+  });
+}
+
+/// init + the dot products of 32 unsigned weight bytes with 32 signed activation bytes, as <8 x i32> lanes
+/// (which elements a lane sums depends on the instruction; their total does not).
+Value KernelEmitter::integerDot(Value init, Value weights, Value activations, QuantFormat format) {
+  Type i32 = b_.getI32Type(), i16 = b_.getI16Type();
+  auto intrinsic = [&](const char *name, Type result, ValueRange args) {
+    return LLVM::CallIntrinsicOp::create(b_, result, b_.getStringAttr(name), args).getResult(0);
+  };
+  if (dotIsa_ == DotIsa::Vnni || dotIsa_ == DotIsa::Vnni512)
+    return intrinsic("llvm.x86.avx512.vpdpbusd.256", vecOf(8, i32), {init, weights, activations});
+  if (dotIsa_ == DotIsa::Avx2 && format == QuantFormat::Q4_0) { // 15 * 127 * 2 cannot saturate vpmaddubsw
+    Value pairs = intrinsic("llvm.x86.avx2.pmadd.ub.sw", vecOf(16, i16), {weights, activations});
+    Value quads = intrinsic("llvm.x86.avx2.pmadd.wd", vecOf(8, i32), {pairs, splatConst(vecOf(16, i16), 1)});
+    return arith::AddIOp::create(b_, init, quads);
+  }
+  auto half = [&](Value v, int32_t from, int64_t width) {
+    SmallVector<int32_t> mask;
+    for (int32_t i = 0; i < width; ++i)
+      mask.push_back(from + i);
+    return (Value)LLVM::ShuffleVectorOp::create(b_, v, v, ArrayRef<int32_t>(mask));
+  };
+  if (dotIsa_ == DotIsa::Avx2) { // q8_0: 255 * 127 * 2 would saturate vpmaddubsw; 16-bit products instead
+    Value w16 = arith::ExtUIOp::create(b_, vecOf(32, i16), weights);
+    Value a16 = arith::ExtSIOp::create(b_, vecOf(32, i16), activations);
+    Value lo = intrinsic("llvm.x86.avx2.pmadd.wd", vecOf(8, i32), {half(w16, 0, 16), half(a16, 0, 16)});
+    Value hi = intrinsic("llvm.x86.avx2.pmadd.wd", vecOf(8, i32), {half(w16, 16, 16), half(a16, 16, 16)});
+    return arith::AddIOp::create(b_, init, arith::AddIOp::create(b_, lo, hi));
+  }
+  Value prod = arith::MulIOp::create(b_, arith::ExtUIOp::create(b_, vecOf(32, i32), weights),
+                                     arith::ExtSIOp::create(b_, vecOf(32, i32), activations));
+  Value sum = init;
+  for (int32_t q = 0; q < 4; ++q)
+    sum = arith::AddIOp::create(b_, sum, half(prod, q * 8, 8));
+  return sum;
+}
+
+/// scratch = the M activation rows quantized per block: M * K int8 quants, then M * K / 32 f32 scales, then
+/// M * K / 32 i32 sums of the quants (quantizeActivationBlock's numerics).
+void KernelEmitter::emitQuantizeActivations(const Tensor &a, Value M, Value K, Value scratch) {
+  Type i8 = b_.getI8Type(), i32 = b_.getI32Type();
+  Type f32v = vecOf(32, f32_), i32v = vecOf(32, i32);
+  Value nb = arith::DivUIOp::create(b_, K, c64(32));
+  Tensor q{scratch, i8, i8, {}, {}};
+  Tensor scales{LLVM::GEPOp::create(b_, ptrTy_, i8, scratch, ValueRange{mul(M, K)}), f32_, f32_, {}, {}};
+  Tensor sums{LLVM::GEPOp::create(b_, ptrTy_, f32_, scales.ptr, ValueRange{mul(M, nb)}), i32, i32, {}, {}};
+  forLoop(c64(0), mul(M, nb), [&](Value blk) { // the rows' blocks, row-major
+    Value off = mul(blk, c64(32));
+    Value x = LLVM::LoadOp::create(b_, f32v, address(a, off), 4);
+    Value amax = horizontalMax(math::AbsFOp::create(b_, x));
+    Value d = arith::DivFOp::create(b_, amax, cf32(127.0));
+    Value nonzero = arith::CmpFOp::create(b_, arith::CmpFPredicate::UNE, d, cf32(0.0));
+    Value id = arith::SelectOp::create(b_, nonzero, arith::DivFOp::create(b_, cf32(1.0), d), cf32(0.0));
+    Value idv = LLVM::PoisonOp::create(b_, f32v);
+    idv = LLVM::InsertElementOp::create(b_, idv, id, c64(0));
+    idv = LLVM::ShuffleVectorOp::create(b_, idv, idv, ArrayRef<int32_t>(SmallVector<int32_t>(32, 0)));
+    Value qi = arith::FPToSIOp::create(b_, i32v, math::RoundEvenOp::create(b_, arith::MulFOp::create(b_, x, idv)));
+    LLVM::StoreOp::create(b_, arith::TruncIOp::create(b_, vecOf(32, i8), qi), address(q, off), 1);
+    storeRaw(scales, blk, d);
+    storeRaw(sums, blk, arith::TruncIOp::create(b_, i32, horizontalSum(arith::ExtSIOp::create(b_, vecOf(32, b_.getI64Type()), qi))));
+  });
+}
+
+/// out[i, j .. j + rows) from activation row i's quantized blocks (scratch) against weight rows j ...
+void KernelEmitter::emitQuantGemvRows(const Tensor &w, const Tensor &out, Value scratch, Value M, Value K, Value N,
+                                      Value i, Value j, int64_t rows) {
+  Type i8 = b_.getI8Type(), i32 = b_.getI32Type();
+  Value nb = arith::DivUIOp::create(b_, K, c64(32));
+  QuantActivations act{{scratch, i8, i8, {}, {}}, {}, {}};
+  act.scales = {LLVM::GEPOp::create(b_, ptrTy_, i8, scratch, ValueRange{mul(M, K)}), f32_, f32_, {}, {}};
+  act.sums = {LLVM::GEPOp::create(b_, ptrTy_, f32_, act.scales.ptr, ValueRange{mul(M, nb)}), i32, i32, {}, {}};
+  // With AVX512-VNNI two blocks at a time (one 512-bit vpdpbusd, <16 x f32> accumulators), the odd block left
+  // (and every block elsewhere) one at a time.
+  const bool pairs = dotIsa_ == DotIsa::Vnni512;
+  Value pairsEnd = pairs ? mul(arith::DivUIOp::create(b_, nb, c64(2)), c64(2)) : c64(0);
+  SmallVector<Value> wide;
+  if (pairs)
+    wide = emitQuantBlockPairs(w, act, nb, i, j, rows);
+  const QuantFormat format = *w.quant;
+  SmallVector<Value> init(size_t(rows), zeroVec());
+  Value zeroLanes = splatConst(vecOf(8, i32), 0);
+  SmallVector<Value> acc = forLoop(pairsEnd, nb, init, [&](Value blk, ValueRange s) -> SmallVector<Value> {
+    Value ab = add(mul(i, nb), blk);
+    Value qa = LLVM::LoadOp::create(b_, vecOf(32, i8), address(act.quants, mul(ab, c64(32))), 1);
+    Value da = loadRaw(act.scales, ab);
+    // The weights' zero point, taken off once per block through the activations' sum.
+    Value correction =
+        arith::MulIOp::create(b_, loadRaw(act.sums, ab), arith::ConstantIntOp::create(b_, i32, -zeroPoint(format)));
+    Value lanes = LLVM::InsertElementOp::create(b_, zeroLanes, correction, c64(0));
+    SmallVector<Value> next;
+    for (int64_t r = 0; r < rows; ++r) {
+      Value wb = add(mul(add(j, c64(r)), nb), blk);
+      Value isum = integerDot(lanes, loadQuantBlock(w, wb), qa, format);
+      Value scale = splat(arith::MulFOp::create(b_, blockScale(w, wb), da));
+      next.push_back(math::FmaOp::create(b_, arith::SIToFPOp::create(b_, vecType(), isum), scale, s[size_t(r)]));
+    }
+    return next;
+  });
+  for (int64_t r = 0; r < rows; ++r) {
+    Value sum = horizontalSum(acc[size_t(r)]);
+    if (pairs)
+      sum = arith::AddFOp::create(b_, wideSum(wide[size_t(r)]), sum);
+    store(out, add(mul(i, N), add(j, c64(r))), sum);
+  }
+}
+
+/// Blocks [0, 2 * (nb / 2)) of activation row i against weight rows j .. j + rows, two blocks per 512-bit
+/// vpdpbusd: lanes 0-7 sum block 2p, lanes 8-15 block 2p + 1, each scaled by its own d_w * d_a.
+SmallVector<Value> KernelEmitter::emitQuantBlockPairs(const Tensor &w, const QuantActivations &act, Value nb, Value i,
+                                                       Value j, int64_t rows) {
+  Type i8 = b_.getI8Type(), i32 = b_.getI32Type(), f16 = b_.getF16Type();
+  const QuantFormat format = *w.quant;
+  auto spread = [&](Value two) { // <2 x T> -> <16 x T>: [x0 x 8, x1 x 8]
+    SmallVector<int32_t> mask;
+    for (int32_t l = 0; l < 16; ++l)
+      mask.push_back(l / 8);
+    return (Value)LLVM::ShuffleVectorOp::create(b_, two, two, ArrayRef<int32_t>(mask));
+  };
+  Type wideAcc = VectorType::get({16}, f32_);
+  SmallVector<Value> init(size_t(rows), arith::ConstantOp::create(b_, DenseElementsAttr::get(cast<ShapedType>(wideAcc), 0.0f)));
+  Value zeroLanes = splatConst(vecOf(16, i32), 0);
+  Value zp = arith::ConstantIntOp::create(b_, i32, -zeroPoint(format));
+  Value scalesW = quantScales(w);
+  return forLoop(c64(0), arith::DivUIOp::create(b_, nb, c64(2)), init, [&](Value p, ValueRange s) -> SmallVector<Value> {
+    Value blk = mul(p, c64(2)), ab = add(mul(i, nb), blk);
+    Value qa = LLVM::LoadOp::create(b_, vecOf(64, i8), address(act.quants, mul(ab, c64(32))), 1);
+    Value da = LLVM::LoadOp::create(b_, vecOf(2, f32_), address(act.scales, ab), 4);
+    Value lanes = LLVM::InsertElementOp::create(
+        b_, zeroLanes, arith::MulIOp::create(b_, loadRaw(act.sums, ab), zp), c64(0));
+    lanes = LLVM::InsertElementOp::create(b_, lanes, arith::MulIOp::create(b_, loadRaw(act.sums, add(ab, c64(1))), zp),
+                                          c64(8));
+    SmallVector<Value> next;
+    for (int64_t r = 0; r < rows; ++r) {
+      Value wb = add(mul(add(j, c64(r)), nb), blk);
+      Value qw;
+      if (format == QuantFormat::Q8_0) {
+        qw = LLVM::LoadOp::create(b_, vecOf(64, i8), address(w, mul(wb, c64(32))), 1);
+      } else { // 32 packed bytes: block 2p's lows and highs, then block 2p + 1's
+        Value packed = LLVM::LoadOp::create(b_, vecOf(32, i8), address(w, mul(wb, c64(16))), 1);
+        Value lo = arith::AndIOp::create(b_, packed, splatConst(vecOf(32, i8), 15));
+        Value hi = arith::ShRUIOp::create(b_, packed, splatConst(vecOf(32, i8), 4));
+        SmallVector<int32_t> order;
+        for (int32_t half = 0; half < 2; ++half)
+          for (int32_t part = 0; part < 2; ++part)
+            for (int32_t l = 0; l < 16; ++l)
+              order.push_back(part * 32 + half * 16 + l);
+        qw = LLVM::ShuffleVectorOp::create(b_, lo, hi, ArrayRef<int32_t>(order));
+      }
+      Value isum = LLVM::CallIntrinsicOp::create(b_, vecOf(16, i32), b_.getStringAttr("llvm.x86.avx512.vpdpbusd.512"),
+                                                 ValueRange{lanes, qw, qa})
+                       .getResult(0);
+      Value dw = LLVM::LoadOp::create(b_, vecOf(2, f16),
+                                      LLVM::GEPOp::create(b_, ptrTy_, f16, scalesW, ValueRange{wb}), 2);
+      Value scale = spread(arith::MulFOp::create(b_, arith::ExtFOp::create(b_, vecOf(2, f32_), dw), da));
+      next.push_back(math::FmaOp::create(b_, arith::SIToFPOp::create(b_, wideAcc, isum), scale, s[size_t(r)]));
+    }
+    return next;
+  });
+}
+
+/// The GEMV's unit of work: weight rows [8 g, 8 g + 8) (the last group: the rows left, one at a time).
+void KernelEmitter::emitQuantGemvGroup(const Tensor &w, const Tensor &out, Value scratch, Value M, Value K, Value N,
+                                       Value group) {
+  Value j0 = mul(group, c64(kGemvGroupRows));
+  Value full = arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, add(j0, c64(kGemvGroupRows)), N);
+  ifElse(
+      full,
+      [&] { forLoop(c64(0), M, [&](Value i) { emitQuantGemvRows(w, out, scratch, M, K, N, i, j0, kGemvGroupRows); }); },
+      [&] {
+        forLoop(j0, N, [&](Value j) {
+          forLoop(c64(0), M, [&](Value i) { emitQuantGemvRows(w, out, scratch, M, K, N, i, j, 1); });
+        });
+      });
+}
+
+LogicalResult KernelEmitter::emitQuantMatmul(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K,
+                                             Value N) {
+  Type i8 = b_.getI8Type();
+  Value few = arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, M, c64(kQuantGemvMaxRows));
+  Value groups = arith::DivSIOp::create(b_, add(N, c64(kGemvGroupRows - 1)), c64(kGemvGroupRows));
+  Value extent = arith::SelectOp::create(b_, few, groups, c64(1));
+  rangeFlags_ = arith::SelectOp::create(b_, few, c64(0), c64(kCallsBlasFlag));
+  // The quantized activations of every call (at most 8 rows: M * K * 1.25 bytes on the stack).
+  Value rowsQuantized = arith::SelectOp::create(b_, few, M, c64(0));
+  Value bytes = add(mul(rowsQuantized, K), mul(mul(rowsQuantized, arith::DivUIOp::create(b_, K, c64(32))), c64(8)));
+  Value scratch = LLVM::AllocaOp::create(b_, ptrTy_, i8, bytes, 64);
+  ifElse(few, [&] { emitQuantizeActivations(a, M, K, scratch); }, [] {});
+  parallelFor(extent, mul(M, mul(K, c64(kGemvGroupRows))), [&](Value item) {
+    ifElse(few, [&] { emitQuantGemvGroup(w, out, scratch, M, K, N, item); }, [&] {
+      // Tiles of kTileElements / K weight rows (at least 16, at most N) dequantized into a malloc'd scratch;
+      // without the memory, one row at a time through a stack row (the same products, slower).
+      Value rows = arith::DivSIOp::create(b_, c64(kTileElements), arith::MaxSIOp::create(b_, K, c64(1)));
+      Value tile = arith::MaxSIOp::create(b_, arith::AndIOp::create(b_, rows, c64(~int64_t(15))), c64(16));
+      tile = arith::MaxSIOp::create(b_, arith::MinSIOp::create(b_, tile, N), c64(1));
+      Value tileScratch =
+          func::CallOp::create(b_, kMalloc, TypeRange{ptrTy_}, ValueRange{mul(mul(tile, K), c64(4))}).getResult(0);
+      Value noScratch = LLVM::ICmpOp::create(b_, LLVM::ICmpPredicate::eq, tileScratch, LLVM::ZeroOp::create(b_, ptrTy_));
+      ifElse(
+          noScratch,
+          [&] {
+            Value row = LLVM::AllocaOp::create(b_, ptrTy_, f32_, K, 64);
+            emitTiledSgemm(a, w, out, row, c64(1), M, K, N, /*transposed=*/true);
+          },
+          [&] {
+            emitTiledSgemm(a, w, out, tileScratch, tile, M, K, N, /*transposed=*/true);
+            func::CallOp::create(b_, kFree, TypeRange{}, ValueRange{tileScratch});
+          });
     });
   });
   return success();
@@ -1547,7 +1882,7 @@ SmallVector<Value> KernelEmitter::attentionRowsBlock(const AttentionRow &a, cons
       valid = arith::AndIOp::create(b_, valid, padValid);
     s = arith::SelectOp::create(b_, valid, s, splat(cf32(ninf)));
     Value m = ml[2 * r];
-    Value mNew = maxAsX86(horizontalMax(s), m);
+    Value mNew = maxAsX86(horizontalMaxAsX86(s), m);
     // While every score so far is -inf nothing accumulates (and exp(-inf - -inf) would be NaN).
     Value none = arith::CmpFOp::create(b_, arith::CmpFPredicate::OEQ, mNew, cf32(ninf));
     // Every score <= mNew; with none, all are -inf and exp gives 0.
@@ -1813,6 +2148,15 @@ LogicalResult KernelEmitter::emit(Operation *op, ArrayRef<Value> bufferPtrs, con
         return fail(op, "buffer " + llvm::Twine(i) + " holds " + printed(stored) + ", which this kernel cannot read");
       if (failed(setElementType(op, *t, stored)))
         return failure();
+    }
+    if (std::optional<QuantFormat> quant = layout && i < layout->quant.size() ? layout->quant[i] : std::nullopt) {
+      auto matmul = dyn_cast<ir::MatmulOp>(op);
+      bool readable = (matmul && i == 1 && matmul.getTransposeB()) || (isa<ir::GatherOp>(op) && i == 0);
+      if (!readable || t->shape.size() != 2 || !t->elem.isF32())
+        return fail(op, "buffer " + llvm::Twine(i) + " is " + quantFormatName(*quant) +
+                            ", which this kernel cannot read (only a transposed matmul weight or a gather table)");
+      t->quant = quant;
+      t->storage = b_.getI8Type();
     }
     (i < numOperands ? tensors.ins : tensors.outs).push_back(*t);
   }
@@ -2102,6 +2446,16 @@ Status emitRangeFunction(ImplicitLocOpBuilder &b, func::FuncOp kernel, const Ker
 }
 
 /// The kernel of each dispatch op as a func.func in `module` (identical ops share one); fills code.kernels.
+/// The quantized GEMV's integer dot product for a target with these ISA features.
+DotIsa dotIsaOf(const std::vector<std::string> &features) {
+  auto has = [&](const char *f) { return std::find(features.begin(), features.end(), f) != features.end(); };
+  if (has("avx512vnni") && has("avx512vl") && has("avx512bw"))
+    return DotIsa::Vnni512;
+  if (has("avxvnni"))
+    return DotIsa::Vnni;
+  return has("avx2") ? DotIsa::Avx2 : DotIsa::Generic;
+}
+
 Status emitKernels(ModuleOp module, llvm::ArrayRef<Operation *> dispatchOps, llvm::ArrayRef<KernelLayout> layouts,
                    const llvm::StringMap<unsigned> &symbolIndex, CpuCode &code) {
   MLIRContext *context = module.getContext();
@@ -2145,6 +2499,12 @@ Status emitKernels(ModuleOp module, llvm::ArrayRef<Operation *> dispatchOps, llv
           key += " buffer " + std::to_string(i) + " stored " + printed(t);
           info.signature += " [buffer " + std::to_string(i) + " read as " + printed(t) + "]";
         }
+    if (layout)
+      for (auto [i, q] : llvm::enumerate(layout->quant))
+        if (q) {
+          key += " buffer " + std::to_string(i) + " quant " + quantFormatName(*q);
+          info.signature += " [buffer " + std::to_string(i) + " " + quantFormatName(*q) + "]";
+        }
     auto found = symbolOfKey.find(key);
     if (found != symbolOfKey.end()) {
       info.symbol = found->second;
@@ -2170,7 +2530,8 @@ Status emitKernels(ModuleOp module, llvm::ArrayRef<Operation *> dispatchOps, llv
         Value p = LLVM::GEPOp::create(b, ptrTy, ptrTy, buffers, ArrayRef<LLVM::GEPArg>{(int32_t)i});
         ptrs.push_back(LLVM::LoadOp::create(b, ptrTy, p));
       }
-      KernelEmitter emitter(b, symbols, entry->getArgument(2), entry->getArgument(3), symbolIndex, error);
+      KernelEmitter emitter(b, symbols, entry->getArgument(2), entry->getArgument(3), symbolIndex, error,
+                            dotIsaOf(code.target.features));
       emitter.setWideVectors(wideVectors);
       if (failed(emitter.emit(op, ptrs, layout)))
         return Status::error("cpu codegen: " + error);

@@ -32,7 +32,7 @@ struct Imported {
   ImportSummary summary;
 };
 StatusOr<Imported> importStage(mlir::MLIRContext &context, const std::string &modelDir,
-                               std::optional<DType> storeWeightsAs = std::nullopt);
+                               const WeightsFormat &weights = {});
 
 /// The verifier's first diagnostic as one line ("MODEL_DIR: the imported module does not verify: LOC: ...").
 Status verifyStage(mlir::ModuleOp module, const std::string &modelDir);
