@@ -8,6 +8,7 @@
 #include "kiln/artifact/ArtifactReader.h"
 #include "kiln/artifact/ArtifactWriter.h"
 #include "kiln/artifact/DType.h"
+#include "kiln/support/Quantize.h"
 #include "kiln/artifact/SymbolicDim.h"
 #include "kiln/support/Util.h"
 
@@ -115,8 +116,12 @@ private:
     if (b.kind() != Buffer::ARENA && b.kind() != Buffer::WEIGHT && b.kind() != Buffer::INPUT &&
         b.kind() != Buffer::KV_CACHE)
       return bad(what + " has no valid kind");
-    if (dtypeBytes(b.dtype()) == 0)
-      return bad(what + " has no valid dtype");
+    if (dtypeBytes(b.dtype()) == 0 && !(isQuantized(b.dtype()) && b.kind() == Buffer::WEIGHT))
+      return bad(what + " has no valid dtype" + (isQuantized(b.dtype()) ? " (Q8_0 / Q4_0 are for WEIGHT buffers)" : ""));
+    if (isQuantized(b.dtype()) != !b.weight_layout().empty() ||
+        (isQuantized(b.dtype()) && b.weight_layout() != kQuantLayout))
+      return bad(what + " has weight_layout '" + b.weight_layout() + "' for dtype " + dtypeName(b.dtype()) +
+                 " (Q8_0 / Q4_0 take '" + kQuantLayout + "', other dtypes none)");
     if (b.location() != Buffer::HOST && b.location() != Buffer::DEVICE)
       return bad(what + " has no valid location");
     bool constantShape = true;
@@ -159,10 +164,14 @@ private:
 
   Status weight(const Buffer &b, const std::string &what, uint64_t elements, uint64_t end) const {
     const bool synthetic = m_.synthetic_weights();
-    uint64_t bytes;
-    if (__builtin_mul_overflow(elements, uint64_t(dtypeBytes(b.dtype())), &bytes) || bytes != b.max_bytes())
+    if (isQuantized(b.dtype()) && (b.shape_size() != 2 || b.shape(1).constant() % kQuantBlock != 0 ||
+                                   b.shape(1).constant() <= 0))
+      return bad(what + " is " + dtypeName(b.dtype()) + " but not a matrix whose last dim is a multiple of 32");
+    const uint64_t lastDim = b.shape_size() ? uint64_t(b.shape(b.shape_size() - 1).constant()) : 1;
+    const uint64_t bytes = storageBytes(b.dtype(), elements, lastDim);
+    if ((bytes == 0 && elements != 0) || bytes != b.max_bytes())
       return bad(what + " has max_bytes " + std::to_string(b.max_bytes()) + ", its shape needs " +
-                 std::to_string(elements * dtypeBytes(b.dtype())));
+                 std::to_string(bytes));
     if (b.offset() % kAlignment != 0)
       return bad(what + " is not 64-byte aligned in the weights section");
     if (end > weightsSize_)
@@ -177,8 +186,9 @@ private:
       if (addOverflows(b.stored_offset(), b.max_bytes(), &storedEnd) || storedEnd > storedWeightsSize_)
         return bad(what + " is stored past the weights section (" + std::to_string(storedWeightsSize_) + " bytes)");
     }
-    if (b.synthetic() && b.dtype() != F32 && b.dtype() != F16 && b.dtype() != BF16)
-      return bad(what + " is synthetic but not f32, f16 or bf16");
+    if (b.synthetic() && b.dtype() != F32 && b.dtype() != F16 && b.dtype() != BF16 &&
+        !(isQuantized(b.dtype()) && b.weight_row_end() == 0))
+      return bad(what + " is synthetic but not f32, f16, bf16 or a whole q8_0 / q4_0 matrix");
     if ((b.weight_row_begin() != 0 || b.weight_row_end() != 0) &&
         (b.weight_row_begin() < 0 || b.weight_row_end() <= b.weight_row_begin() || b.shape_size() == 0 ||
          b.shape(0).constant() != b.weight_row_end() - b.weight_row_begin()))

@@ -2,7 +2,9 @@
 #include "kiln/artifact/SyntheticWeights.h"
 #include "kiln/artifact/ArtifactWriter.h"
 
+#include "kiln/artifact/DType.h"
 #include "kiln/support/Half.h"
+#include "kiln/support/Quantize.h"
 
 #include <algorithm>
 #include <array>
@@ -105,6 +107,23 @@ bool fillSyntheticWeight(uint64_t seed, const std::string &name, float center, D
   }
 }
 
+namespace {
+/// A synthetic Q8_0 / Q4_0 matrix: the tensor's f32 stream, quantized (support/Quantize.h).
+bool fillSyntheticQuantized(uint64_t seed, const Buffer &b, uint8_t *out) {
+  if (b.shape_size() != 2 || b.weight_row_end() > 0)
+    return false;
+  const uint64_t rows = uint64_t(b.shape(0).constant()), cols = uint64_t(b.shape(1).constant());
+  const QuantFormat format = b.dtype() == Q8_0 ? QuantFormat::Q8_0 : QuantFormat::Q4_0;
+  if (quantizedMatrixBytes(format, rows, cols) != b.max_bytes())
+    return false;
+  std::vector<float> values(rows * cols);
+  if (!fillSyntheticWeight(seed, b.name(), b.synthetic_center(), F32, rows * cols, values.data()))
+    return false;
+  quantizeMatrix(format, values.data(), rows, cols, out);
+  return true;
+}
+} // namespace
+
 WeightsRegion::~WeightsRegion() {
   if (base_)
     munmap(base_, size_ ? size_ : 1);
@@ -142,6 +161,11 @@ StatusOr<std::unique_ptr<WeightsRegion>> materializeSyntheticWeights(const Manif
   auto work = [&] {
     for (size_t i; (i = next.fetch_add(1)) < synthetic.size();) {
       const Buffer *b = synthetic[i];
+      if (isQuantized(b->dtype())) { // the f32 stream quantized, as kiln compile --weights q8_0|q4_0 of it
+        if (!fillSyntheticQuantized(m.synthetic_weights_seed(), *b, out + b->offset()))
+          failed = true;
+        continue;
+      }
       uint64_t elem = b->dtype() == F32 ? 4 : 2;
       // A row chunk of a split weight: rows [weight_row_begin, end) of the tensor's stream.
       uint64_t count = b->max_bytes() / elem, first = 0;
@@ -161,7 +185,7 @@ StatusOr<std::unique_ptr<WeightsRegion>> materializeSyntheticWeights(const Manif
   for (std::thread &t : pool)
     t.join();
   if (failed)
-    return Status::error(file + ": a synthetic weight is not f32, f16 or bf16");
+    return Status::error(file + ": a synthetic weight is not f32, f16, bf16 or a q8_0 / q4_0 matrix");
   mprotect(base, size ? size : 1, PROT_READ);
   return region;
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Hugging Face Llama directory (config.json + model.safetensors) -> GGUF v3 for llama.cpp.
+"""Hugging Face Llama or BERT directory (config.json + model.safetensors) -> GGUF v3 for llama.cpp.
 
 usage: to_gguf.py MODEL_DIR OUT.gguf
 
@@ -17,8 +17,15 @@ What it does, after llama.cpp's convert_hf_to_gguf.py (LlamaModel) at the releas
   - a synthetic SentencePiece-style vocabulary of the config's vocab_size (<unk>, <s>, </s>, the 256 byte
     tokens <0x00>..<0xFF>, then t<i>): enough for llama.cpp to load it and for token-id benchmarks and
     logit checks; it is not a real tokenizer (these are random-weight or test models).
-Only LlamaForCausalLM / MistralForCausalLM without biases, rope scaling or sliding windows are accepted;
-anything else exits 1 with a one-line message.
+BertModel (an encoder: all-MiniLM-L6-v2, E5, ...), after convert_hf_to_gguf.py's BertModel:
+  - metadata: general.architecture = bert and the bert.* hyperparameters (bert.attention.causal = false,
+    bert.pooling_type = 1, mean, as sentence-transformers pools these models), tokenizer.ggml.token_type_count;
+  - tensor names token_embd, position_embd, token_types, token_embd_norm, blk.N.{attn_q,attn_k,attn_v,
+    attn_output,attn_output_norm,ffn_up,ffn_down,layer_output_norm} (weights and biases); the pooler is dropped;
+  - a synthetic WordPiece vocabulary ([PAD] = 0, [UNK] = 100, [CLS] = 101, [SEP] = 102, [MASK] = 103 as
+    llama.cpp's defaults for tokenizer.ggml.model = bert, the rest t<i>).
+Only LlamaForCausalLM / MistralForCausalLM without biases, rope scaling or sliding windows, and BertModel with
+absolute positions and the exact GELU, are accepted; anything else exits 1 with a one-line message.
 """
 import array
 import json
@@ -93,20 +100,35 @@ def read_safetensors_header(path):
     return header, 8 + n
 
 
-def main():
-    if len(sys.argv) != 3:
-        print(__doc__.split("\n\n")[1], file=sys.stderr)
-        sys.exit(2)
-    model_dir, out_path = sys.argv[1], sys.argv[2]
-    cfg_path = os.path.join(model_dir, "config.json")
-    st_path = os.path.join(model_dir, "model.safetensors")
-    try:
-        cfg = json.load(open(cfg_path))
-    except (OSError, ValueError) as e:
-        die(f"{cfg_path}: {e}")
-    arch = (cfg.get("architectures") or ["?"])[0]
-    if arch not in ("LlamaForCausalLM", "MistralForCausalLM"):
-        die(f"{cfg_path}: architecture {arch} is not supported (Llama only)")
+def general_kv(arch, model_dir, dominant):
+    return [
+        kv("general.architecture", T_STRING, arch),
+        kv("general.name", T_STRING, os.path.basename(os.path.normpath(model_dir))),
+        kv("general.file_type", T_UINT32, FILE_TYPE[dominant]),
+        kv("general.alignment", T_UINT32, ALIGN),
+    ]
+
+
+def tensor_plan(st_path, header, names, heads_of, head_dim):
+    """[(gguf name, hf name, safetensors info, heads to permute or 0, head_dim)] and the file's dominant dtype."""
+    dtypes = set()
+    tensors = []
+    for hf, gg in names:
+        info = header.get(hf)
+        if info is None:
+            die(f"{st_path}: tensor {hf} is missing")
+        if info["dtype"] not in GGML_TYPE:
+            die(f"{st_path}: tensor {hf} has dtype {info['dtype']} (F32, F16, BF16 only)")
+        dtypes.add(info["dtype"])
+        heads = heads_of(hf)
+        if heads and info["shape"][0] != heads * head_dim:
+            die(f"{st_path}: tensor {hf} has {info['shape'][0]} rows, expected {heads} x {head_dim}")
+        tensors.append((gg, hf, info, heads, head_dim))
+    return tensors, "F32" if dtypes == {"F32"} else sorted(dtypes - {"F32"})[0]
+
+
+def llama_plan(cfg, cfg_path, st_path, header, model_dir):
+    """LlamaForCausalLM / MistralForCausalLM: (arch metadata, tokenizer metadata, tensors, dominant dtype)."""
     for bad in ("attention_bias", "mlp_bias"):
         if cfg.get(bad):
             die(f"{cfg_path}: {bad} is not supported")
@@ -124,8 +146,6 @@ def main():
     theta = cfg.get("rope_theta", (cfg.get("rope_parameters") or {}).get("rope_theta", 10000.0))
     tied = bool(cfg.get("tie_word_embeddings", False))
     ctx = cfg.get("max_position_embeddings", 2048)
-
-    header, data_start = read_safetensors_header(st_path)
 
     names = [("model.embed_tokens.weight", "token_embd.weight")]
     for i in range(n_layer):
@@ -145,26 +165,11 @@ def main():
     if not tied:
         names.append(("lm_head.weight", "output.weight"))
 
-    dtypes = set()
-    tensors = []  # (gguf name, hf name, info, permute heads or 0)
-    for hf, gg in names:
-        info = header.get(hf)
-        if info is None:
-            die(f"{st_path}: tensor {hf} is missing")
-        if info["dtype"] not in GGML_TYPE:
-            die(f"{st_path}: tensor {hf} has dtype {info['dtype']} (F32, F16, BF16 only)")
-        dtypes.add(info["dtype"])
-        heads = n_head if hf.endswith("q_proj.weight") else n_kv if hf.endswith("k_proj.weight") else 0
-        if heads and info["shape"][0] != heads * head_dim:
-            die(f"{st_path}: tensor {hf} has {info['shape'][0]} rows, expected {heads} x {head_dim}")
-        tensors.append((gg, hf, info, heads))
-    dominant = "F32" if dtypes == {"F32"} else sorted(dtypes - {"F32"})[0]
+    def heads_of(hf):
+        return n_head if hf.endswith("q_proj.weight") else n_kv if hf.endswith("k_proj.weight") else 0
+    tensors, dominant = tensor_plan(st_path, header, names, heads_of, head_dim)
 
-    arch_kv = [
-        kv("general.architecture", T_STRING, "llama"),
-        kv("general.name", T_STRING, os.path.basename(os.path.normpath(model_dir))),
-        kv("general.file_type", T_UINT32, FILE_TYPE[dominant]),
-        kv("general.alignment", T_UINT32, ALIGN),
+    arch_kv = general_kv("llama", model_dir, dominant) + [
         kv("llama.vocab_size", T_UINT32, vocab),
         kv("llama.context_length", T_UINT32, ctx),
         kv("llama.embedding_length", T_UINT32, H),
@@ -195,10 +200,88 @@ def main():
         kv("tokenizer.ggml.eos_token_id", T_UINT32, int(cfg.get("eos_token_id") or 2)),
         kv("tokenizer.ggml.add_bos_token", T_BOOL, False),
     ]
+    return arch_kv, tok_kv, tensors, dominant
+
+
+def bert_plan(cfg, cfg_path, st_path, header, model_dir):
+    """BertModel: (arch metadata, tokenizer metadata, tensors, dominant dtype)."""
+    if cfg.get("position_embedding_type", "absolute") != "absolute":
+        die(f"{cfg_path}: position_embedding_type {cfg['position_embedding_type']} is not supported")
+    if cfg.get("hidden_act", "gelu") != "gelu":
+        die(f"{cfg_path}: hidden_act {cfg['hidden_act']} is not supported (gelu only)")
+    H = cfg["hidden_size"]
+    n_layer = cfg["num_hidden_layers"]
+    vocab = cfg["vocab_size"]
+    names = [("embeddings.word_embeddings.weight", "token_embd.weight"),
+             ("embeddings.position_embeddings.weight", "position_embd.weight"),
+             ("embeddings.token_type_embeddings.weight", "token_types.weight"),
+             ("embeddings.LayerNorm.weight", "token_embd_norm.weight"),
+             ("embeddings.LayerNorm.bias", "token_embd_norm.bias")]
+    parts = [("attention.self.query", "attn_q"), ("attention.self.key", "attn_k"), ("attention.self.value", "attn_v"),
+             ("attention.output.dense", "attn_output"), ("attention.output.LayerNorm", "attn_output_norm"),
+             ("intermediate.dense", "ffn_up"), ("output.dense", "ffn_down"), ("output.LayerNorm", "layer_output_norm")]
+    for i in range(n_layer):
+        for hf, gg in parts:
+            for kind in ("weight", "bias"):
+                names.append((f"encoder.layer.{i}.{hf}.{kind}", f"blk.{i}.{gg}.{kind}"))
+    # A checkpoint saved from BertModel may prefix its names with "bert." (BertForMaskedLM and friends).
+    if "bert.embeddings.word_embeddings.weight" in header:
+        names = [("bert." + hf, gg) for hf, gg in names]
+    tensors, dominant = tensor_plan(st_path, header, names, lambda hf: 0, 1)
+    arch_kv = general_kv("bert", model_dir, dominant) + [
+        kv("bert.vocab_size", T_UINT32, vocab),
+        kv("bert.context_length", T_UINT32, cfg.get("max_position_embeddings", 512)),
+        kv("bert.embedding_length", T_UINT32, H),
+        kv("bert.block_count", T_UINT32, n_layer),
+        kv("bert.feed_forward_length", T_UINT32, cfg["intermediate_size"]),
+        kv("bert.attention.head_count", T_UINT32, cfg["num_attention_heads"]),
+        kv("bert.attention.layer_norm_epsilon", T_FLOAT32, float(cfg.get("layer_norm_eps", 1e-12))),
+        kv("bert.attention.causal", T_BOOL, False),
+        kv("bert.pooling_type", T_UINT32, 1),
+    ]
+    if vocab < 104:
+        die(f"{cfg_path}: vocab_size {vocab} is below the 104 tokens of the synthetic vocabulary")
+    special = {0: "[PAD]", 100: "[UNK]", 101: "[CLS]", 102: "[SEP]", 103: "[MASK]"}
+    tokens = [special.get(i, f"[unused{i}]" if i < 104 else f"t{i}") for i in range(vocab)]
+    types = [TOK_CONTROL if i in special else TOK_NORMAL for i in range(vocab)]
+    types[100] = TOK_UNKNOWN
+    tok_kv = [
+        kv("tokenizer.ggml.model", T_STRING, "bert"),
+        kv_array("tokenizer.ggml.tokens", T_STRING, tokens),
+        kv_array("tokenizer.ggml.token_type", T_INT32, types),
+        kv("tokenizer.ggml.token_type_count", T_UINT32, cfg.get("type_vocab_size", 2)),
+        kv("tokenizer.ggml.unknown_token_id", T_UINT32, 100),
+        kv("tokenizer.ggml.cls_token_id", T_UINT32, 101),
+        kv("tokenizer.ggml.seperator_token_id", T_UINT32, 102),
+        kv("tokenizer.ggml.padding_token_id", T_UINT32, 0),
+        kv("tokenizer.ggml.mask_token_id", T_UINT32, 103),
+    ]
+    return arch_kv, tok_kv, tensors, dominant
+
+
+def main():
+    if len(sys.argv) != 3:
+        print(__doc__.split("\n\n")[1], file=sys.stderr)
+        sys.exit(2)
+    model_dir, out_path = sys.argv[1], sys.argv[2]
+    cfg_path = os.path.join(model_dir, "config.json")
+    st_path = os.path.join(model_dir, "model.safetensors")
+    try:
+        cfg = json.load(open(cfg_path))
+    except (OSError, ValueError) as e:
+        die(f"{cfg_path}: {e}")
+    arch = (cfg.get("architectures") or ["?"])[0]
+    header, data_start = read_safetensors_header(st_path)
+    if arch in ("LlamaForCausalLM", "MistralForCausalLM"):
+        arch_kv, tok_kv, tensors, dominant = llama_plan(cfg, cfg_path, st_path, header, model_dir)
+    elif arch == "BertModel":
+        arch_kv, tok_kv, tensors, dominant = bert_plan(cfg, cfg_path, st_path, header, model_dir)
+    else:
+        die(f"{cfg_path}: architecture {arch} is not supported (Llama and BertModel only)")
     all_kv = arch_kv + tok_kv
 
     infos, offset = [], 0
-    for gg, hf, info, heads in tensors:
+    for gg, hf, info, heads, head_dim in tensors:
         shape = info["shape"]
         nbytes = info["data_offsets"][1] - info["data_offsets"][0]
         count = 1
@@ -217,7 +300,7 @@ def main():
     tmp = out_path + ".part"
     with open(st_path, "rb") as src, open(tmp, "wb") as out:
         out.write(head)
-        for gg, hf, info, heads in tensors:
+        for gg, hf, info, heads, head_dim in tensors:
             begin, end = info["data_offsets"]
             src.seek(data_start + begin)
             nbytes = end - begin

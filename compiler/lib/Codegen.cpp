@@ -185,7 +185,10 @@ StatusOr<std::vector<uint8_t>> cpuCodegenStage(mlir::func::FuncOp step, const pa
   for (int i : dispatches) {
     ops.push_back(plan.dispatches[size_t(i)].op);
     passes::DispatchLayout l = passes::dispatchLayout(plan, i);
-    layouts.push_back(codegen::KernelLayout{l.rowCapacity, l.appendInPlace, storedElementTypes(plan, i)});
+    layouts.push_back(codegen::KernelLayout{l.rowCapacity, l.appendInPlace, storedElementTypes(plan, i), {}});
+    const passes::PlanDispatch &d = plan.dispatches[size_t(i)];
+    for (int id : d.buffers)
+      layouts.back().quant.push_back(plan.buffers[size_t(id)].quant);
   }
   std::vector<uint8_t> section; // the objects, each 64-byte aligned
   std::vector<codegen::CpuKernelInfo> firstKernels;

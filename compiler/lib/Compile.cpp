@@ -140,6 +140,7 @@ private:
   Status fuse();
   Status limits();
   Status split();
+  Status groupMatmuls();
   Status plan();
   Status partition();
   Status dumpPartition(const std::string &title);
@@ -182,7 +183,8 @@ StatusOr<CompileResult> Pipeline::run() {
   if (o.emitIr) // --emit=ir [--fuse]: the module itself (tests/e2e/fused_ir.py counts its ops)
     return std::move(result);
   for (Status (Pipeline::*stage)() :
-       {&Pipeline::collectText, &Pipeline::fuse, &Pipeline::limits, &Pipeline::split, &Pipeline::plan, &Pipeline::partition,
+       {&Pipeline::collectText, &Pipeline::fuse, &Pipeline::limits, &Pipeline::split, &Pipeline::groupMatmuls,
+        &Pipeline::plan, &Pipeline::partition,
         &Pipeline::placeKvCache, &Pipeline::buildManifest, &Pipeline::generateKernels, &Pipeline::write})
     if (Status s = (this->*stage)(); !s)
       return s;
@@ -205,7 +207,8 @@ Status Pipeline::import() {
     return Status::ok();
   }
   reporter.lines("import", importLines(result.report.import, secondsSince(start)), secondsSince(start));
-  // --dump-dir: 00-imported.mlir, 01-fused.mlir, 02-split.mlir, 03-planned.mlir, then codegen's own files.
+  // --dump-dir: 00-imported.mlir, 01-fused.mlir, 02-split.mlir, 02-grouped.mlir, 03-planned.mlir, then codegen's
+  // own files.
   if (Status s = dumps.createDirectory(); !s)
     return s;
   return dumps.enabled() ? dumps.dump(module(), "00-imported.mlir") : Status::ok();
@@ -251,6 +254,30 @@ Status Pipeline::split() {
   reporter.lines("split-weights", splitLines(*result.report.split, seconds), seconds);
   if (result.report.split->weights > 0 && dumps.enabled())
     return dumps.dump(module(), "02-split.mlir");
+  return Status::ok();
+}
+
+Status Pipeline::groupMatmuls() {
+  // Vulkan, fused: Q/K/V and gate/up (with silu * up) as one matmul_group dispatch each; after split(),
+  // whose row chunks stay plain matmuls. The CPU has no matmul_group kernel: only groups the device runs.
+  if (!vulkan || !o.fuse)
+    return Status::ok();
+  const Clock::time_point t = Clock::now();
+  StatusOr<passes::FusionReport> groups = matmulGroupStage(module(), profile, o.modelDir);
+  if (!groups.ok())
+    return groups.status();
+  FusionSummary &f = result.report.fusion;
+  f.matmulGroups = int(groups->count("matmul_group"));
+  f.fused.insert(f.fused.end(), groups->fused.begin(), groups->fused.end());
+  f.unfused.insert(f.unfused.end(), groups->unfused.begin(), groups->unfused.end());
+  const double seconds = secondsSince(t);
+  reporter.lines("matmul-groups", matmulGroupLines(groups->fused, groups->unfused, profile.name, seconds), seconds);
+  std::vector<std::string> details;
+  for (const std::string &line : groups->fused)
+    details.push_back("grouped " + line);
+  reporter.details("matmul-groups", details);
+  if (!groups->fused.empty() && dumps.enabled())
+    return dumps.dump(module(), "02-grouped.mlir");
   return Status::ok();
 }
 

@@ -3,6 +3,7 @@
 #include "kiln/compiler/Stages.h"
 
 #include "kiln/artifact/ArtifactWriter.h"
+#include "kiln/artifact/DType.h"
 #include "kiln/artifact/SyntheticWeights.h"
 #include "kiln/ir/KilnDialect.h"
 
@@ -98,6 +99,10 @@ Status fillBuffers(const passes::MemoryPlan &plan, artifact::Manifest *m) {
     if (!dtype.ok())
       return Status::error("buffer '" + b.name + "': " + dtype.status().message());
     out->set_dtype(*dtype);
+    if (b.quant) { // the f32 values it stands for, stored in blocks (support/Quantize.h)
+      out->set_dtype(*b.quant == QuantFormat::Q8_0 ? artifact::Q8_0 : artifact::Q4_0);
+      out->set_weight_layout(kQuantLayout);
+    }
     for (const ir::SymExpr &d : b.shape)
       *out->add_shape() = toDim(d);
     out->set_offset(b.offset);
@@ -193,9 +198,9 @@ Status markSyntheticWeights(const passes::MemoryPlan &plan, uint64_t seed, const
       return Status::error("buffer '" + m->buffers(orig.id).name() + "': a weight's buffer is not named after its tensor '" +
                            orig.weightName + "'");
     artifact::DType d = out->dtype();
-    if (d != artifact::F32 && d != artifact::F16 && d != artifact::BF16)
-      return Status::error(orig.weightName + ": --synthetic-weights needs f32, f16 or bf16 weights, the IR wants " +
-                           artifact::DType_Name(d));
+    if (d != artifact::F32 && d != artifact::F16 && d != artifact::BF16 && !artifact::isQuantized(d))
+      return Status::error(orig.weightName + ": --synthetic-weights needs f32, f16, bf16, q8_0 or q4_0 weights, "
+                           "the IR wants " + artifact::DType_Name(d));
     out->set_name(orig.weightName); // the generator's stream is seeded by it (a device copy included)
     out->set_synthetic(true);
     out->set_synthetic_center(artifact::syntheticCenter(orig.weightName, orig.shape.size(), modelType));
@@ -219,6 +224,20 @@ Status weightBlob(const passes::PlanBuffer &b, const TensorInfo &t, artifact::DT
     chunk->data = t.data + size_t(begin) * rowBytes;
     chunk->nbytes = size_t(end - begin) * rowBytes;
     src = chunk;
+  }
+  if (artifact::isQuantized(want)) {
+    const QuantFormat format = want == artifact::Q8_0 ? QuantFormat::Q8_0 : QuantFormat::Q4_0;
+    if (src->shape.size() != 2 || quantizedMatrixBytes(format, uint64_t(src->shape[0]), uint64_t(src->shape[1])) !=
+                                      b.maxBytes)
+      return Status::error(t.file + ": " + what + " does not fit the IR's " + quantFormatName(format) + " matrix");
+    blob->produce = [src, format](uint8_t *out) {
+      const uint64_t rows = uint64_t(src->shape[0]), cols = uint64_t(src->shape[1]);
+      std::vector<float> values(rows * cols);
+      convertToF32(*src, values.data());
+      quantizeMatrix(format, values.data(), rows, cols, out);
+      return Status::ok();
+    };
+    return Status::ok();
   }
   std::optional<DType> same = storedDType(want);
   if (same && src->dtype == *same) {

@@ -3,6 +3,8 @@
 
 #include "kiln/passes/Legality.h"
 
+#include <algorithm>
+
 namespace kiln::compiler {
 namespace {
 
@@ -57,6 +59,23 @@ std::vector<std::string> splitLines(const SplitSummary &s, double seconds) {
                     " chunks for " + to_string(s.uses) + " ops (" + s.profile + ") in " + ms(seconds));
   lines.insert(lines.end(), s.split.begin(), s.split.end());
   lines.insert(lines.end(), s.notSplit.begin(), s.notSplit.end());
+  return lines;
+}
+
+std::vector<std::string> matmulGroupLines(const std::vector<std::string> &fused, const std::vector<std::string> &unfused,
+                                          const std::string &profile, double seconds) {
+  size_t silu = 0, replaced = 0;
+  for (const std::string &line : fused) {
+    const bool swiglu = line.find("(silu_mul: ") != std::string::npos;
+    silu += swiglu;
+    // A group of n matmuls replaces n dispatches; with silu_mul also the silu and the mul.
+    replaced += size_t(std::count(line.begin(), line.end(), '+')) + 1 + (swiglu ? 2 : 0);
+  }
+  std::vector<std::string> lines = {"matmul groups: " + to_string(fused.size()) + " kiln.matmul_group (" +
+                                    to_string(silu) + " with silu * up) replace " + to_string(replaced) +
+                                    " dispatches (" + profile + ") in " + ms(seconds)};
+  for (const std::string &line : unfused)
+    lines.push_back("not grouped: " + line);
   return lines;
 }
 

@@ -21,16 +21,34 @@ size_t countOps(mlir::func::FuncOp step) {
 }
 } // namespace
 
+/// "--weights q8_0: 155 matrices quantized, 1 kept f16 (lm_head.weight), 2 stay f32 (NAME (why), ...)".
+static std::string weightsLine(const WeightsFormat &weights, const WeightsImport &done) {
+  std::string line = "--weights " + weights.name() + ": ";
+  if (!weights.quant)
+    return line + std::to_string(done.converted) + " float tensors converted";
+  auto listed = [](const std::vector<std::string> &names) {
+    std::string s;
+    for (size_t i = 0; i < names.size() && i < 4; ++i)
+      s += (i ? ", " : "") + names[i];
+    return names.size() > 4 ? s + " and " + std::to_string(names.size() - 4) + " more" : s;
+  };
+  line += std::to_string(done.quantized.size()) + " matrices quantized";
+  if (!done.keptF16.empty())
+    line += ", " + std::to_string(done.keptF16.size()) + " kept f16 (" + listed(done.keptF16) + ")";
+  if (!done.notQuantized.empty())
+    line += ", " + std::to_string(done.notQuantized.size()) + " stay f32 (" + listed(done.notQuantized) + ")";
+  return line + "; norm weights and biases f32";
+}
+
 StatusOr<Imported> importStage(mlir::MLIRContext &context, const std::string &modelDir,
-                               std::optional<DType> storeWeightsAs) {
-  size_t converted = 0;
-  StatusOr<ImportedModel> model = importModel(context, modelDir, storeWeightsAs, &converted);
+                               const WeightsFormat &weights) {
+  WeightsImport done;
+  StatusOr<ImportedModel> model = importModel(context, modelDir, weights, &done);
   if (!model.ok())
     return model.status();
   Imported imported{std::move(*model), {}};
-  if (storeWeightsAs)
-    imported.summary.weights = "--weights " + llvm::StringRef(dtypeName(*storeWeightsAs)).lower() + ": " +
-                               std::to_string(converted) + " float tensors converted";
+  if (weights.any())
+    imported.summary.weights = weightsLine(weights, done);
   ImportedModel &m = imported.model;
   if (!m.step())
     return Status::error(modelDir + ": the imported module has no step function");
@@ -112,6 +130,21 @@ StatusOr<SplitSummary> splitWeightsStage(mlir::ModuleOp module, const DeviceProf
   s.split = std::move(split.split);
   s.notSplit = std::move(split.notSplit);
   return s;
+}
+
+StatusOr<passes::FusionReport> matmulGroupStage(mlir::ModuleOp module, const DeviceProfile &profile,
+                                                const std::string &modelDir) {
+  const passes::DeviceKernelCatalog *catalog = deviceKernelCatalog();
+  passes::FusionReport report;
+  passes::fuseMatmulGroups(module, &report, [&](mlir::Operation *op) -> std::string {
+    for (const char *name : {"kiln.matmul_group", "kiln.matmul"})
+      if (profile.opUnavailable(name))
+        return "profile " + profile.name + " lists " + name + " as unavailable";
+    return catalog ? catalog->unsupportedReason(op, profile) : "this build has no SPIR-V backend";
+  });
+  if (mlir::failed(mlir::verify(module)))
+    return Status::error(modelDir + ": internal error: the module does not verify after kiln-fuse-matmul-groups");
+  return report;
 }
 
 StatusOr<Planned> planStage(mlir::func::FuncOp step, const passes::PlanOptions &bounds, const std::string &modelDir) {

@@ -307,14 +307,75 @@ static bool isSafeShardName(const std::string &s) {
   return true;
 }
 
+namespace {
+bool isFloatDType(DType d) { return d == DType::F32 || d == DType::F16 || d == DType::BF16; }
+} // namespace
+
 size_t WeightTable::storeFloatsAs(DType dtype) {
-  auto isFloat = [](DType d) { return d == DType::F32 || d == DType::F16 || d == DType::BF16; };
-  if (!isFloat(dtype))
+  if (!isFloatDType(dtype))
     return 0;
   size_t count = 0;
-  for (auto &[name, info] : byName_) {
-    if (!isFloat(info->dtype) || info->dtype == dtype)
-      continue;
+  for (auto &[name, info] : byName_)
+    if (info->dtype != dtype && storeTensorAs(name, dtype))
+      ++count;
+  return count;
+}
+
+bool WeightTable::storeDequantized(std::string_view name, QuantFormat format) {
+  auto it = byName_.find(name);
+  if (it == byName_.end() || it->second->dtype != DType::F32 || it->second->shape.size() != 2)
+    return false;
+  const TensorInfo &info = *it->second;
+  const uint64_t rows = uint64_t(info.shape[0]), cols = uint64_t(info.shape[1]);
+  const uint64_t bytes = quantizedMatrixBytes(format, rows, cols);
+  if (bytes == 0)
+    return false;
+  std::vector<float> values(rows * cols);
+  convertToF32(info, values.data());
+  std::vector<uint8_t> quantized(bytes);
+  quantizeMatrix(format, values.data(), rows, cols, quantized.data());
+  auto c = std::make_unique<ConvertedTensor>();
+  c->info = info;
+  c->bytes.resize(rows * cols * 4);
+  dequantizeMatrix(format, quantized.data(), rows, cols, reinterpret_cast<float *>(c->bytes.data()));
+  c->info.data = c->bytes.data();
+  c->info.nbytes = c->bytes.size();
+  it->second = &c->info;
+  converted_.push_back(std::move(c));
+  return true;
+}
+
+bool WeightTable::storeTransposed(std::string_view name) {
+  auto it = byName_.find(name);
+  if (it == byName_.end() || it->second->dtype != DType::F32 || it->second->shape.size() != 2)
+    return false;
+  const TensorInfo &info = *it->second;
+  const size_t rows = size_t(info.shape[0]), cols = size_t(info.shape[1]);
+  std::vector<float> values(rows * cols);
+  convertToF32(info, values.data());
+  auto c = std::make_unique<ConvertedTensor>();
+  c->info = info;
+  c->info.shape = {info.shape[1], info.shape[0]};
+  c->bytes.resize(rows * cols * 4);
+  float *out = reinterpret_cast<float *>(c->bytes.data());
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t k = 0; k < cols; ++k)
+      out[k * rows + r] = values[r * cols + k];
+  c->info.data = c->bytes.data();
+  c->info.nbytes = c->bytes.size();
+  it->second = &c->info;
+  converted_.push_back(std::move(c));
+  return true;
+}
+
+bool WeightTable::storeTensorAs(std::string_view tensorName, DType dtype) {
+  auto it = byName_.find(tensorName);
+  if (it == byName_.end() || !isFloatDType(dtype) || !isFloatDType(it->second->dtype))
+    return false;
+  const TensorInfo *&info = it->second;
+  if (info->dtype == dtype)
+    return true;
+  {
     auto c = std::make_unique<ConvertedTensor>();
     c->info = *info;
     const size_t n = size_t(info->numElements());
@@ -334,9 +395,8 @@ size_t WeightTable::storeFloatsAs(DType dtype) {
     c->info.nbytes = c->bytes.size();
     info = &c->info;
     converted_.push_back(std::move(c));
-    ++count;
   }
-  return count;
+  return true;
 }
 
 /// "; pytorch_model.bin is not read ..." when `dir` holds weights in a format kiln does not read, else "".

@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "kiln/ir/Interpreter.h"
+#include "kiln/support/Quantize.h"
 #include "kiln/ir/KilnDialect.h"
 #include "kiln/ir/OpTable.h"
 #include "kiln/ir/ShapeInference.h"
@@ -277,6 +278,7 @@ private:
   bool evalReduceAxis(Operation *op, int64_t axis, bool keepdim, HostTensor &out);
   bool evalSoftmax(SoftmaxOp op, HostTensor &out);
   bool evalMatmul(MatmulOp op, HostTensor &out);
+  bool evalMatmulGroup(Operation *op, const OpRule &rule, Results &results);
   bool evalGather(GatherOp op, HostTensor &out);
   bool evalReshape(ReshapeOp op, HostTensor &out);
   bool evalTranspose(TransposeOp op, HostTensor &out);
@@ -530,6 +532,7 @@ const OpTable<OpRule> &Evaluator::table() {
         .add<ReduceMaxOp>({&E::single<ReduceMaxOp, &E::evalReduce<ReduceMaxOp>>})
         .add<SoftmaxOp>({&E::single<SoftmaxOp, &E::evalSoftmax>})
         .add<MatmulOp>({&E::single<MatmulOp, &E::evalMatmul>})
+        .add<MatmulGroupOp>({&E::evalMatmulGroup})
         .add<GatherOp>({&E::single<GatherOp, &E::evalGather>})
         .add<ReshapeOp>({&E::single<ReshapeOp, &E::evalReshape>})
         .add<TransposeOp>({&E::single<TransposeOp, &E::evalTranspose>})
@@ -857,8 +860,35 @@ bool Evaluator::evalSoftmax(SoftmaxOp op, HostTensor &out) {
 // Contractions and data movement
 //===----------------------------------------------------------------------===//
 
+namespace {
+/// A matmul's lhs as the decode GEMV sees it against a block-quantized weight (kiln.weight `quant`): each row
+/// of at most kQuantGemvMaxRows rows quantized per block of 32 (as f32, quantizeActivationBlock) and
+/// dequantized. nullopt when the weight is not quantized or there are more rows (f32 activations then).
+std::optional<HostTensor> gemvActivations(MatmulOp op, const HostTensor &a) {
+  auto w = op.getRhs().getDefiningOp<WeightOp>();
+  if (!w || !w.getQuant() || !op.getTransposeB() || a.shape.empty())
+    return std::nullopt;
+  const int64_t k = a.shape.back();
+  if (k <= 0 || k % kQuantBlock != 0 || a.numElements() / k > kQuantGemvMaxRows)
+    return std::nullopt;
+  HostTensor q = a;
+  float x[kQuantBlock];
+  int8_t quants[kQuantBlock];
+  for (size_t b = 0; b + kQuantBlock <= q.data.size(); b += kQuantBlock) {
+    for (int64_t j = 0; j < kQuantBlock; ++j)
+      x[j] = float(q.data[b + size_t(j)]);
+    int32_t sum;
+    const float d = quantizeActivationBlock(x, quants, &sum);
+    for (int64_t j = 0; j < kQuantBlock; ++j)
+      q.data[b + size_t(j)] = double(quants[j]) * double(d);
+  }
+  return q;
+}
+} // namespace
+
 bool Evaluator::evalMatmul(MatmulOp op, HostTensor &out) {
-  const HostTensor &a = get(op.getLhs()), &b = get(op.getRhs());
+  std::optional<HostTensor> quantized = gemvActivations(op, get(op.getLhs()));
+  const HostTensor &a = quantized ? *quantized : get(op.getLhs()), &b = get(op.getRhs());
   bool tb = op.getTransposeB();
   if (a.shape.size() < 2 || b.shape.size() < 2)
     return fail(op, "operands need rank >= 2");
@@ -1067,6 +1097,49 @@ bool Evaluator::evalLayerNorm(LayerNormOp op, HostTensor &out) {
     for (int64_t i = 0; i < n; ++i)
       out.data[r * n + i] = (xr[i] - mean) * inv * w.data[i] + b.data[i];
   }
+  return true;
+}
+
+/// matmul_group (x, W_0, ..., W_n-1): x W_i^T per weight, or silu(x W_0^T) * (x W_1^T) with silu_mul.
+bool Evaluator::evalMatmulGroup(Operation *groupOp, const OpRule &, Results &results) {
+  auto op = cast<MatmulGroupOp>(groupOp);
+  const HostTensor &a = get(op.getLhs());
+  if (a.shape.size() < 2)
+    return fail(op, "lhs needs rank >= 2");
+  const int64_t k = a.shape.back(), rows = a.numElements() / std::max<int64_t>(k, 1);
+  std::vector<HostTensor> products;
+  for (Value w : op.getWeights()) {
+    const HostTensor &b = get(w);
+    if (b.shape.size() != 2 || b.shape[1] != k)
+      return fail(op, "weight " + formatDims(b.shape) + " does not match lhs " + formatDims(a.shape));
+    HostTensor y;
+    y.shape.assign(a.shape.begin(), a.shape.end() - 1);
+    y.shape.push_back(b.shape[0]);
+    y.data.assign(y.numElements(), 0.0);
+    const int64_t n = b.shape[0];
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double acc = 0;
+        for (int64_t p = 0; p < k; ++p)
+          acc += a.data[size_t(i * k + p)] * b.data[size_t(j * k + p)];
+        y.data[size_t(i * n + j)] = acc;
+      }
+    products.push_back(std::move(y));
+  }
+  if (op.getSiluMul()) {
+    if (products.size() != 2 || products[0].shape != products[1].shape)
+      return fail(op, "silu_mul needs two weights of one shape");
+    HostTensor &out = addResult(op, 0, results);
+    out.shape = products[0].shape;
+    out.data.resize(products[0].data.size());
+    for (size_t i = 0; i < out.data.size(); ++i) {
+      double g = products[0].data[i];
+      out.data[i] = g * sigmoid(g) * products[1].data[i];
+    }
+    return true;
+  }
+  for (unsigned i = 0; i < products.size(); ++i)
+    addResult(op, i, results) = std::move(products[i]);
   return true;
 }
 

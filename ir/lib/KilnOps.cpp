@@ -95,6 +95,13 @@ LogicalResult WeightOp::verify() {
       return emitOpError() << "rows [" << (*rows)[0] << ", " << (*rows)[1] << ") is " << (*rows)[1] - (*rows)[0]
                            << " rows, the type " << type << " has " << (type.getRank() ? type.getDimSize(0) : 0);
   }
+  if (std::optional<llvm::StringRef> quant = getQuant()) {
+    if (*quant != "q8_0" && *quant != "q4_0")
+      return emitOpError() << "quant must be \"q8_0\" or \"q4_0\", got \"" << *quant << "\"";
+    if (!type.getElementType().isF32() || type.getRank() != 2 || type.getDimSize(1) % 32 != 0 || getRows())
+      return emitOpError() << "a " << *quant << " weight is an f32 matrix whose last dim is a multiple of 32 "
+                           << "(and not a row chunk), got " << type;
+  }
   return success();
 }
 
@@ -149,6 +156,40 @@ LogicalResult MatmulOp::verify() {
   if (failed(out))
     return emitOpError() << error;
   return expectResultShape(*this, *out);
+}
+
+LogicalResult MatmulGroupOp::verify() {
+  FailureOr<SymShape> a = shapeOf(*this, getLhs(), "lhs");
+  if (failed(a))
+    return failure();
+  if (getWeights().empty())
+    return emitOpError() << "needs at least one weight";
+  const size_t expected = getSiluMul() ? 1 : getWeights().size();
+  if (getSiluMul() && getWeights().size() != 2)
+    return emitOpError() << "silu_mul takes two weights (gate, up), got " << getWeights().size();
+  if (getResults().size() != expected)
+    return emitOpError() << "expected " << expected << " results, got " << getResults().size();
+  for (auto [i, w] : llvm::enumerate(getWeights())) {
+    std::string name = "weight " + std::to_string(i);
+    FailureOr<SymShape> b = shapeOf(*this, w, name.c_str());
+    if (failed(b) || failed(expectSameElementType(*this, getLhs(), w, "lhs and weight")))
+      return failure();
+    if (b->size() != 2)
+      return emitOpError() << name << " must be 2-d [N, K]";
+    std::string error;
+    FailureOr<SymShape> out = inferMatmul(*a, *b, /*transposeB=*/true, error);
+    if (failed(out))
+      return emitOpError() << name << ": " << error;
+    Value result = getResults()[getSiluMul() ? 0 : i];
+    if (failed(expectSameElementType(*this, getLhs(), result, "lhs and result")))
+      return failure();
+    FailureOr<SymShape> r = shapeOf(*this, result, "result");
+    if (failed(r))
+      return failure();
+    if (*r != *out)
+      return emitOpError() << "result " << (getSiluMul() ? 0 : i) << " should be " << formatShape(*out);
+  }
+  return success();
 }
 
 LogicalResult GatherOp::verify() {

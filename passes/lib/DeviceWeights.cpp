@@ -141,7 +141,8 @@ int foldDeviceWeightConverts(MemoryPlan &plan, PartitionResult &partition) {
                dst.elementType.isF32() && dst.kind == BufferKind::Arena;
       },
       [](const PlanDispatch &c, int k) {
-        return mlir::isa<ir::MatmulOp>(c.op) || (mlir::isa<ir::GatherOp>(c.op) && k == 0) ||
+        return mlir::isa<ir::MatmulOp>(c.op) || (mlir::isa<ir::MatmulGroupOp>(c.op) && k >= 1) ||
+               (mlir::isa<ir::GatherOp>(c.op) && k == 0) ||
                (mlir::isa<ir::RmsNormOp, ir::LayerNormOp>(c.op) && k >= 1) ||
                (mlir::isa<ir::AddRmsNormOp, ir::AddLayerNormOp>(c.op) && k >= 2);
       });

@@ -140,6 +140,7 @@ LogicalResult runFusionPasses(ModuleOp module, FusionReport *report) {
 #define GEN_PASS_DEF_KILNFUSEADDNORMS
 #define GEN_PASS_DEF_KILNFUSEROPE
 #define GEN_PASS_DEF_KILNFUSEATTENTION
+#define GEN_PASS_DEF_KILNFUSEMATMULGROUPS
 #define GEN_PASS_DEF_KILNFUSE
 #include "kiln/passes/Passes.h.inc"
 
@@ -176,6 +177,12 @@ struct FuseRopePass : impl::KilnFuseRopeBase<FuseRopePass> {
 struct FuseAttentionPass : impl::KilnFuseAttentionBase<FuseAttentionPass> {
   using Base::Base;
   void runOnOperation() override { Runner<fuseAttention>::run(getOperation(), report); }
+};
+struct FuseMatmulGroupsPass : impl::KilnFuseMatmulGroupsBase<FuseMatmulGroupsPass> {
+  using Base::Base;
+  void runOnOperation() override {
+    Runner<static_cast<void (*)(ModuleOp, FusionReport *)>(fuseMatmulGroups)>::run(getOperation(), report);
+  }
 };
 struct FusePass : impl::KilnFuseBase<FusePass> {
   using Base::Base;

@@ -417,7 +417,15 @@ private:
     StatusOr<int> id = newBuffer(name, BufferKind::Weight, w.getResult());
     if (!id.ok())
       return opError(w, id.status().message());
-    plan.buffers[size_t(*id)].weightName = name;
+    PlanBuffer &b = plan.buffers[size_t(*id)];
+    b.weightName = name;
+    if (std::optional<llvm::StringRef> quant = w.getQuant()) {
+      b.quant = parseQuantFormat(quant->str());
+      auto type = mlir::cast<mlir::RankedTensorType>(w.getType());
+      b.maxBytes = b.quant ? quantizedMatrixBytes(*b.quant, uint64_t(type.getDimSize(0)), uint64_t(type.getDimSize(1))) : 0;
+      if (b.maxBytes == 0)
+        return opError(w, "weight '" + name + "': quant \"" + quant->str() + "\" does not fit its type");
+    }
     placeWeight(*id);
     weightByName[key] = *id;
     return Status::ok();

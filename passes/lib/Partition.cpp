@@ -19,7 +19,8 @@ bool isHeavy(const std::string &op) {
   static const std::set<std::string> heavy = {"kiln.matmul",     "kiln.attention",  "kiln.softmax",
                                               "kiln.rms_norm",   "kiln.layer_norm", "kiln.rope",
                                               "kiln.gather",     "kiln.reduce_sum", "kiln.reduce_mean",
-                                              "kiln.reduce_max", "kiln.add_rms_norm", "kiln.add_layer_norm"};
+                                              "kiln.reduce_max", "kiln.add_rms_norm", "kiln.add_layer_norm",
+                                              "kiln.matmul_group"};
   return heavy.count(op) != 0;
 }
 

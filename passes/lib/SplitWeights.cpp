@@ -182,7 +182,7 @@ private:
       llvm::SmallVector<int64_t> shape(type.getShape());
       shape[0] = e - a;
       auto t = RankedTensorType::get(shape, type.getElementType());
-      chunks.push_back(ir::WeightOp::create(b, first.getLoc(), t, first.getNameAttr(), b.getDenseI64ArrayAttr({a, e}))
+      chunks.push_back(ir::WeightOp::create(b, first.getLoc(), t, first.getNameAttr(), b.getDenseI64ArrayAttr({a, e}), mlir::StringAttr())
                            .getResult());
     }
     std::map<Operation *, std::vector<Value>> convertedChunks;

@@ -12,6 +12,8 @@ namespace kiln::runtime {
 namespace art = kiln::artifact;
 
 uint64_t PlanBuffer::bytesAt(const int64_t *symbols) const {
+  if (art::isQuantized(dtype)) // a q8_0 / q4_0 weight matrix: constant shape, its blocks' bytes
+    return maxBytes;
   uint64_t n = elemBytes;
   for (const SymbolicDim &d : shape) {
     const int64_t v = d.eval(symbols);
@@ -113,7 +115,7 @@ private:
     pb.name = b.name();
     pb.kind = b.kind();
     pb.dtype = b.dtype();
-    pb.elemBytes = art::dtypeBytes(b.dtype());
+    pb.elemBytes = art::isQuantized(b.dtype()) ? 1 : art::dtypeBytes(b.dtype());
     pb.offset = b.offset();
     pb.maxBytes = b.max_bytes();
     pb.device = b.location() == art::Buffer::DEVICE;

@@ -44,7 +44,7 @@ struct PlanBuffer {
   std::string name;
   artifact::Buffer::Kind kind = artifact::Buffer::KIND_UNSPECIFIED;
   artifact::DType dtype = artifact::DTYPE_UNSPECIFIED;
-  size_t elemBytes = 0;
+  size_t elemBytes = 0;  // bytes per element (1 for a q8_0 / q4_0 weight matrix: bytesAt is its max_bytes)
   std::vector<SymbolicDim> shape;
   uint64_t offset = 0;   // ARENA: in its arena; WEIGHT: in the weights region
   uint64_t maxBytes = 0; // the planned size (exact for WEIGHT)

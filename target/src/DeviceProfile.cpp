@@ -25,7 +25,8 @@ const std::vector<std::string> &kilnOpNames() {
       "kiln.log",        "kiln.tanh",       "kiln.erf",         "kiln.cos",          "kiln.sin",
       "kiln.rsqrt",      "kiln.sqrt",       "kiln.abs",         "kiln.sigmoid",      "kiln.silu",
       "kiln.gelu",       "kiln.gelu_tanh",  "kiln.relu",        "kiln.convert",      "kiln.reduce_sum",
-      "kiln.reduce_mean", "kiln.reduce_max", "kiln.softmax",    "kiln.matmul",       "kiln.gather",
+      "kiln.reduce_mean", "kiln.reduce_max", "kiln.softmax",    "kiln.matmul",       "kiln.matmul_group",
+      "kiln.gather",
       "kiln.reshape",    "kiln.transpose",  "kiln.broadcast_to", "kiln.slice",       "kiln.concat",
       "kiln.rms_norm",   "kiln.layer_norm", "kiln.add_rms_norm", "kiln.add_layer_norm", "kiln.rope",
       "kiln.attention"};

@@ -11,7 +11,9 @@ has one limit in every command and a number beyond its field is "too large"; syn
 --synthetic-weights 0 agree; a flag that does nothing in its combination is a warning; run and eval share
 one input contract (I32 ids and extra tensors accepted, padding of a causal LM, mask values other than 0/1
 and ids outside the vocabulary refused); unused checkpoint tensors are a warning; a flipped header byte is a
-checksum mismatch; bad JSON gives line and column; a missing shard, pytorch_model.bin and GGUF are named.
+checksum mismatch; bad JSON gives line and column; a missing shard, pytorch_model.bin and GGUF are named;
+--weights names a format kiln has (exit 2), --keep-f16 needs q8_0 / q4_0 (exit 2) and names matrices the
+model reads (exit 1).
 """
 import hashlib
 import json
@@ -93,10 +95,28 @@ def main():
         p = subprocess.run([kiln, "compile", "m", "-o", "small.kiln"], capture_output=True, text=True, cwd=tmp)
         check("warning" not in p.stderr, f"compile with the default limits warns: {p.stderr!r}")
         numbers(kiln, tmp, ref)
+        weights_flags(kiln, tmp, ref)
         ignored_flags(kiln, tmp)
         input_contract(kiln, tmp, ref)
         model_files(kiln, tmp)
     return summary("guard rails")
+
+
+def weights_flags(kiln, tmp, ref):
+    """--weights names a format kiln has; --keep-f16 comes with q8_0 / q4_0 and names matrices the model reads."""
+    evaluate = ["eval", "m", "--inputs", ref, "--outputs", "o.safetensors"]
+    for args in (["compile", "m", "-o", "t.kiln"], evaluate):
+        refused(kiln, tmp, args + ["--weights", "q5_1"], 2, ["--weights takes f32, f16, bf16, q8_0 or q4_0", "'q5_1'"],
+                must_not_exist="t.kiln")
+        refused(kiln, tmp, args + ["--keep-f16", "embed"], 2, ["--keep-f16 needs --weights q8_0 or q4_0"],
+                must_not_exist="t.kiln")
+        refused(kiln, tmp, args + ["--weights", "f16", "--keep-f16", "lm_head"], 2, ["--keep-f16 needs --weights q8_0"],
+                must_not_exist="t.kiln")
+        refused(kiln, tmp, args + ["--weights", "q8_0", "--keep-f16", "embed,,lm_head"], 2,
+                ["--keep-f16 takes comma-separated tensor names"], must_not_exist="t.kiln")
+        refused(kiln, tmp, args + ["--weights", "q4_0", "--keep-f16", "model.nosuch.weight"], 1,
+                ["--keep-f16 'model.nosuch.weight' names no matrix the model reads"], must_not_exist="t.kiln")
+    check(not os.path.exists(os.path.join(tmp, "o.safetensors")), "eval with a bad --weights wrote its outputs")
 
 
 def warned(kiln, tmp, args, words, must_not_exist=None):

@@ -27,7 +27,8 @@ const Command kCompile{
     "compile",
     {"compile MODEL_DIR -o MODEL.kiln [--target cpu|vulkan] [--device-profile NAME|FILE] [--strict] [--cpu NAMES]\n"
      "             [--max-context N] [--max-batch N] [--threads N] [--dump-dir DIR] [--dump-ir-after-all]\n"
-     "             [--no-fuse] [--no-kv-in-place] [--report] [--synthetic-weights SEED] [--weights f32|f16|bf16]",
+     "             [--no-fuse] [--no-kv-in-place] [--report] [--synthetic-weights SEED]\n"
+     "             [--weights f32|f16|bf16|q8_0|q4_0 [--keep-f16 NAMES]]",
      "compile MODEL_DIR --emit=ir [--fuse]"},
     "compile a Hugging Face model directory to one artifact (or print its IR)",
     "Imports config.json + *.safetensors, verifies, fuses (unless --no-fuse), partitions by the device\n"
@@ -51,14 +52,17 @@ const Command kCompile{
      {"--no-kv-in-place", nullptr, "copy the KV cache forward each step instead of appending in place"},
      {"--report", nullptr, "list every fusion and every candidate left unfused, with its reason"},
      {"--synthetic-weights", "SEED", "store no weight bytes: the runtime generates kiln synth --seed SEED's values at load"},
-     {"--weights", "f32|f16|bf16", "store every float weight so, rounded to nearest even (default: as the checkpoint)"}},
+     {"--weights", "f32|f16|bf16|q8_0|q4_0", "store every float weight so, rounded to nearest even (default: as the "
+                                            "checkpoint); q8_0 / q4_0: the matmul and embedding matrices in llama.cpp's "
+                                            "blocks of 32, the rest f32"},
+     {"--keep-f16", "NAMES", "with q8_0 / q4_0: keep these matrices f16 (tensor names, or embed, lm_head)"}},
     {},
     true};
 
 const Command kEval{
     "eval",
     {"eval MODEL_DIR --inputs IN.safetensors --outputs OUT.safetensors [--chunks 2,5,1] [--fuse]\n"
-     "          [--weights f32|f16|bf16]"},
+     "          [--weights f32|f16|bf16|q8_0|q4_0 [--keep-f16 NAMES]]"},
     "run the imported IR in the reference interpreter (double precision): the oracle",
     "Inputs: input_ids I64 [B, S], optional attention_mask I64 [B, S] (encoders). A causal LM runs the\n"
     "prompt through one KV cache in the given chunks and writes logits F32 [B, S, V]; an encoder writes\n"
@@ -67,7 +71,9 @@ const Command kEval{
      {"--outputs", "OUT.safetensors", "where the outputs are written"},
      {"--chunks", "2,5,1", "prefill the prompt in these chunks (they sum to S; default one)"},
      {"--fuse", nullptr, "interpret the fused IR instead of the imported one"},
-     {"--weights", "f32|f16|bf16", "compute with the weights rounded so (as kiln compile --weights stores them)"}},
+     {"--weights", "f32|f16|bf16|q8_0|q4_0", "compute with the weights rounded so (as kiln compile --weights stores "
+                                            "them; q8_0 / q4_0: dequantized, and decode rows quantized as the GEMV does)"},
+     {"--keep-f16", "NAMES", "with q8_0 / q4_0: as kiln compile --keep-f16"}},
     {},
     true};
 

@@ -67,9 +67,11 @@ compiler::CompileOptions parseOptions(const Args &args, std::string *error) {
     *error = "compile: " + intError;
     return o;
   }
-  if (std::optional<std::string> weights = args.get("--weights"))
-    if (!(o.weights = compiler::parseWeightsFormat(*weights, error)))
-      *error = "compile: " + *error;
+  if (std::optional<compiler::WeightsFormat> w =
+          compiler::parseWeightsFlags(args.get("--weights"), args.get("--keep-f16"), error))
+    o.weights = *w;
+  else
+    *error = "compile: " + *error;
   // --emit=ir prints the imported module, fused only with --fuse; an artifact is fused unless --no-fuse.
   o.fuse = o.emitIr ? args.has("--fuse") : !args.has("--no-fuse");
   o.cpu = args.get("--cpu").value_or("native");

@@ -85,14 +85,14 @@ int runEval(int argc, char **argv) {
       !s)
     return fail(kExitBadInput, s.message());
 
-  std::optional<DType> weights;
-  if (std::optional<std::string> format = args.get("--weights")) {
-    std::string error;
-    if (!(weights = compiler::parseWeightsFormat(*format, &error)))
-      return fail(kExitUsage, "eval: " + error);
-  }
+  std::string weightsError;
+  std::optional<compiler::WeightsFormat> weights =
+      compiler::parseWeightsFlags(args.get("--weights"), args.get("--keep-f16"), &weightsError);
+  if (!weights)
+    return fail(kExitUsage, "eval: " + weightsError);
   mlir::MLIRContext context;
-  StatusOr<compiler::ImportedModel> model = compiler::importModel(context, args.positional()[0], weights);
+  StatusOr<compiler::ImportedModel> model =
+      compiler::importModel(context, args.positional()[0], *weights, nullptr, /*dequantize=*/true);
   if (!model.ok())
     return fail(kExitBadInput, model.status().message());
   // --fuse: interpret the fused IR (kiln.rms_norm / layer_norm / rope / attention) instead of the imported

@@ -352,6 +352,9 @@ void printBuffers(const MappedArtifact &a, uint64_t kvBytes, FILE *o) {
                                                           std::to_string(b.weight_row_end()) + "]"
                                                     : std::string()))
                      .c_str());
+    if (!b.weight_layout().empty()) // q8_0 / q4_0 (support/Quantize.h)
+      std::fprintf(o, "  %5s  %s, layout %s (blocks of 32 along the last dim, one f16 scale each)\n", "",
+                   dtypeShortName(b.dtype()), b.weight_layout().c_str());
     if (b.row_capacity() > 0 && b.kv_entry() >= 0 && b.kv_entry() < m.kv_cache_size())
       std::fprintf(o, "  %5s  view of kv cache '%s' from row %s, rows %" PRId64 " apart (capacity)\n", "",
                    m.kv_cache(b.kv_entry()).name().c_str(), dimText(b.row_offset()).c_str(), b.row_capacity());

@@ -33,6 +33,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Diagnostics.h"
@@ -40,6 +41,7 @@
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Export.h"
@@ -113,7 +115,16 @@ struct Tensor {
   SymShape shape;
   SmallVector<Value> dims;
   int64_t rowCapacity = 0; // > 0: a strided KV-cache view (KernelLayout), rows along axis 2 this far apart
+  std::optional<QuantFormat> quant; // a block-quantized weight (KernelLayout::quant): storage is its bytes
   bool isFloat() const { return isa<FloatType>(elem); }
+};
+
+/// The integer dot product the quantized GEMV uses, from the target CPU's features.
+enum class DotIsa {
+  Generic, ///< plain vector arithmetic (LLVM lowers it for whatever the target has)
+  Avx2,    ///< vpmaddubsw / vpmaddwd
+  Vnni,    ///< vpdpbusd on 256-bit vectors (AVX-VNNI)
+  Vnni512, ///< AVX512-VNNI (+ VL, BW): two blocks per 512-bit vpdpbusd, the odd block on 256 bits
 };
 
 /// How emitMap reads or writes one tensor: element offset = base + sum(iv[d] * strides[d]).
@@ -161,9 +172,9 @@ class KernelEmitter {
 public:
   /// `begin` / `end`: the kernel's range arguments (kernel_abi.h); the builder is at the top of `entry`.
   KernelEmitter(ImplicitLocOpBuilder &b, Value symbols, Value begin, Value end,
-                const llvm::StringMap<unsigned> &symbolIndex, std::string &error)
+                const llvm::StringMap<unsigned> &symbolIndex, std::string &error, DotIsa dotIsa = DotIsa::Generic)
       : b_(b), symbols_(symbols), begin_(begin), end_(end), entry_(b.getInsertionBlock()),
-        symbolIndex_(symbolIndex), error_(error) {
+        symbolIndex_(symbolIndex), error_(error), dotIsa_(dotIsa) {
     ptrTy_ = LLVM::LLVMPointerType::get(b.getContext());
     f32_ = b.getF32Type();
     i64_ = b.getI64Type();
@@ -179,6 +190,8 @@ public:
   Value rangeExtent() const { return rangeExtent_; }
   Value rangeGrain() const { return rangeGrain_; }
   bool callsBlas() const { return callsBlas_; }
+  /// The target has 512-bit vectors (AVX-512): the attention kernel may use 16-lane vectors.
+  void setWideVectors(bool wide) { wideVectors_ = wide; }
   Value rangeFlags() const { return rangeFlags_; }
 
 private:
@@ -408,39 +421,56 @@ private:
   }
 
   //===--------------------------------------------------------------------===//
-  // Explicit <8 x f32> vectors (f32 storage only): LLVM's own vectorizers give up on the attention
-  // loops once they are fully unrolled and their operands hoisted, so hot loops spell the vectors out.
+  // Explicit <vw_ x f32> vectors (f32 storage only; 8 lanes, 16 where the attention kernel asks): LLVM's own
+  // vectorizers give up on the attention loops once they are fully unrolled and their operands hoisted, so hot
+  // loops spell the vectors out.
   //===--------------------------------------------------------------------===//
   static constexpr int64_t kVec = 8;
-  Type vecType() { return VectorType::get({kVec}, f32_); }
+  /// The lanes of the explicit vectors below: kVec, or 16 where a kernel asks (wideVectors_: an AVX-512 target).
+  int64_t vw_ = kVec;
+  Type vecType() { return VectorType::get({vw_}, f32_); }
   Value zeroVec() { return arith::ConstantOp::create(b_, DenseElementsAttr::get(cast<ShapedType>(vecType()), 0.0f)); }
   Value loadVec(const Tensor &t, Value offset) { return LLVM::LoadOp::create(b_, vecType(), address(t, offset), 4); }
   void storeVec(const Tensor &t, Value offset, Value v) { LLVM::StoreOp::create(b_, v, address(t, offset), 4); }
-  Value splat(Value x) {
-    Value v = LLVM::PoisonOp::create(b_, vecType());
+  Value splat(Value x) { return splatAs(x, cast<VectorType>(vecType())); }
+  Value splatAs(Value x, VectorType t) {
+    Value v = LLVM::PoisonOp::create(b_, t);
     v = LLVM::InsertElementOp::create(b_, v, x, c64(0));
-    return LLVM::ShuffleVectorOp::create(b_, v, v, ArrayRef<int32_t>(SmallVector<int32_t>(kVec, 0)));
+    return LLVM::ShuffleVectorOp::create(b_, v, v, ArrayRef<int32_t>(SmallVector<int32_t>(t.getNumElements(), 0)));
   }
-  /// The sum of the 8 lanes in a fixed tree order: (0+4, 1+5, 2+6, 3+7), then (0+2, 1+3), then 0+1.
+  /// The sum of the lanes in a fixed tree order: (0+4, 1+5, 2+6, 3+7), then (0+2, 1+3), then 0+1.
   Value horizontalSum(Value v) { return horizontal(v, false); }
-  /// The largest of the 8 lanes (NaN if any is).
+  /// The largest of the lanes (NaN if any is).
   Value horizontalMax(Value v) { return horizontal(v, true); }
-  Value horizontal(Value v, bool max) {
-    for (int64_t width = kVec / 2; width >= 1; width /= 2) {
+  /// The largest of the lanes by maxAsX86 (a NaN lane may be passed over): the attention kernel's.
+  Value horizontalMaxAsX86(Value v) { return horizontal(v, true, true); }
+  /// a > b ? a : b (scalars or vectors): one maxps / maxss; NaN-propagating arith.maximumf costs a compare and
+  /// blends more, in the attention kernel's serial chain. NaN scores still reach the output through exp.
+  Value maxAsX86(Value a, Value b) {
+    return arith::SelectOp::create(b_, arith::CmpFOp::create(b_, arith::CmpFPredicate::OGT, a, b), a, b);
+  }
+  /// (Any power-of-two lane count; integer lanes are summed.)
+  Value horizontal(Value v, bool max, bool asX86 = false) {
+    auto type = cast<VectorType>(v.getType());
+    const int64_t lanes = type.getNumElements();
+    const bool integer = isa<IntegerType>(type.getElementType());
+    for (int64_t width = lanes / 2; width >= 1; width /= 2) {
       SmallVector<int32_t> mask;
-      for (int64_t i = 0; i < kVec; ++i)
+      for (int64_t i = 0; i < lanes; ++i)
         mask.push_back(static_cast<int32_t>(i < width ? i + width : i));
       Value hi = LLVM::ShuffleVectorOp::create(b_, v, v, ArrayRef<int32_t>(mask));
-      v = max ? (Value)arith::MaximumFOp::create(b_, v, hi) : (Value)arith::AddFOp::create(b_, v, hi);
+      v = max       ? (asX86 ? maxAsX86(v, hi) : (Value)arith::MaximumFOp::create(b_, v, hi))
+          : integer ? (Value)arith::AddIOp::create(b_, v, hi)
+                    : (Value)arith::AddFOp::create(b_, v, hi);
     }
     return LLVM::ExtractElementOp::create(b_, v, c64(0));
   }
   /// n rounded down to a multiple of the vector width (n >= 0).
-  Value floorToVec(Value n) { return arith::AndIOp::create(b_, n, c64(~(kVec - 1))); }
-  /// for iv in [lb, ub) step kVec with loop-carried values (ub - lb a multiple of kVec).
+  Value floorToVec(Value n) { return arith::AndIOp::create(b_, n, c64(~(vw_ - 1))); }
+  /// for iv in [lb, ub) step vw_ with loop-carried values (the last iv may be within vw_ of ub).
   SmallVector<Value> forLoopVec(Value lb, Value ub, ValueRange init,
                                 llvm::function_ref<SmallVector<Value>(Value, ValueRange)> body) {
-    auto loop = scf::ForOp::create(b_, lb, ub, c64(kVec), init,
+    auto loop = scf::ForOp::create(b_, lb, ub, c64(vw_), init,
                                    [&](OpBuilder &nested, Location, Value iv, ValueRange args) {
                                      OpBuilder::InsertionGuard guard(b_);
                                      b_.setInsertionPoint(nested.getInsertionBlock(), nested.getInsertionPoint());
@@ -672,6 +702,25 @@ private:
   void emitWidenRun(const Tensor &src, Value srcOff, Value dst, Value dstOff, Value n);
   void emitTiledSgemm(const Tensor &a, const Tensor &w, const Tensor &out, Value scratch, Value tile, Value M,
                       Value K, Value N, bool transposed);
+  // Block-quantized weights (--weights q8_0|q4_0): see their definitions.
+  LogicalResult emitQuantMatmul(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K, Value N);
+  Value quantScales(const Tensor &w);
+  Value loadQuantBlock(const Tensor &w, Value block);
+  Value blockScale(const Tensor &w, Value block);
+  void emitDequantRun(const Tensor &src, Value srcOff, Value dst, Value dstOff, Value n);
+  Value integerDot(Value init, Value weights, Value activations, QuantFormat format);
+  Value splatConst(VectorType type, int64_t v);
+  void ifElse(Value cond, llvm::function_ref<void()> then, llvm::function_ref<void()> otherwise);
+  void emitQuantizeActivations(const Tensor &a, Value M, Value K, Value scratch);
+  void emitQuantGemvRows(const Tensor &w, const Tensor &out, Value scratch, Value M, Value K, Value N, Value i,
+                         Value j, int64_t rows);
+  /// The GEMV's quantized activation rows (emitQuantizeActivations's scratch, three views of it).
+  struct QuantActivations {
+    Tensor quants, scales, sums;
+  };
+  SmallVector<Value> emitQuantBlockPairs(const Tensor &w, const QuantActivations &act, Value nb, Value i, Value j,
+                                         int64_t rows);
+  void emitQuantGemvGroup(const Tensor &w, const Tensor &out, Value scratch, Value M, Value K, Value N, Value group);
   LogicalResult emitNorm(Operation *op, const OpTensors &bufs);
   LogicalResult emitAddNorm(Operation *op, const OpTensors &bufs);
   LogicalResult emitNormRows(Operation *op, const Tensor &x, const Tensor *residual, const Tensor *h,
@@ -680,9 +729,26 @@ private:
   LogicalResult emitRope(Operation *op, const OpTensors &bufs);
   LogicalResult emitAttention(Operation *op, const OpTensors &bufs);
   struct AttentionRow;
+  /// Query rows computed together by the f32 attention path: per row its head, query index, element offsets
+  /// of the query and output rows and visible keys [lo, hi); the union of those keys [jLo, jHi).
+  struct AttentionRows {
+    SmallVector<Value> h, i, qBase, oBase, lo, hi;
+    Value jLo, jHi;
+  };
+  /// Query rows per item of the attention kernel's parallel loop (the f32 path computes them at once).
+  static constexpr int64_t kRows = 4;
+  std::pair<Value, Value> attentionBounds(const AttentionRow &a, Value i);
   Value attentionScore(const AttentionRow &a, Value j);
   SmallVector<Value> attentionKey(const AttentionRow &a, Value j, Value m, Value l);
-  SmallVector<Value> attentionBlock(const AttentionRow &a, Value j0, Value m, Value l);
+  Value sumLanesOfEach(ArrayRef<Value> v);
+  Value attentionDots(const AttentionRow &a, Value qBase, ArrayRef<Value> keyRows);
+  SmallVector<Value> attentionRowsBlock(const AttentionRow &a, const AttentionRows &rows, Value j0, ValueRange ml,
+                                        bool last);
+  void attentionRowsValues(const AttentionRow &a, const AttentionRows &rows, ArrayRef<Value> vRows,
+                           ArrayRef<Value> corrs);
+  AttentionRows attentionRows(const AttentionRow &a, Value kvHead, Value group, ArrayRef<Value> us);
+  void emitAttentionRows(const AttentionRow &a, const Tensor &out, Value kvHead, Value group, ArrayRef<Value> us);
+  void emitAttentionRowScalar(AttentionRow &a, const Tensor &out, Value kvHead, Value group, Value u);
   Value expNonPositive(Value x);
 
   ImplicitLocOpBuilder &b_;
@@ -690,9 +756,10 @@ private:
   Block *entry_;
   Value rangeExtent_, rangeGrain_;
   Value rangeFlags_; // set: the range's flags computed from the symbols (else callsBlas_ decides)
-  bool callsBlas_ = false, rangeMisplaced_ = false;
+  bool callsBlas_ = false, rangeMisplaced_ = false, wideVectors_ = false;
   const llvm::StringMap<unsigned> &symbolIndex_;
   std::string &error_;
+  DotIsa dotIsa_;
   llvm::DenseMap<unsigned, Value> symbolCache_;
   Type ptrTy_, f32_, i64_, accTy_;
 };
@@ -903,6 +970,11 @@ LogicalResult KernelEmitter::emitMatmul(Operation *matmulOp, const OpTensors &bu
   Value N = tb ? bm.dims[rb - 2] : bm.dims[rb - 1];
   ArrayRef<Value> batch = ArrayRef<Value>(out.dims).drop_back(2);
   bool blas = a.elem.isF32() && bm.elem.isF32() && out.elem.isF32();
+  if (bm.quant) {
+    if (rb != 2 || !tb || !a.elem.isF32() || !out.elem.isF32())
+      return fail(op, "a block-quantized weight must be the transposed 2-d weight of an f32 matmul");
+    return emitQuantMatmul(a, bm, out, mul(product(ArrayRef<Value>(a.dims).drop_back(2)), M), K, N);
+  }
   if (rb == 2 && (bm.elem.isF16() || bm.elem.isBF16()) && a.elem.isF32() && out.elem.isF32())
     return emitWideningMatmul(a, bm, out, mul(product(ArrayRef<Value>(a.dims).drop_back(2)), M), K, N, tb);
 
@@ -1014,7 +1086,9 @@ LogicalResult KernelEmitter::emitGather(Operation *op, const OpTensors &bufs) {
     Value idx = castTo(load(indices, j), i64_);
     idx = arith::MaxSIOp::create(b_, arith::MinSIOp::create(b_, idx, last), c64(0));
     Value src = mul(idx, row), dst = mul(j, row);
-    if (table.elem != out.elem) // a 16-bit table read in place (its convert folded): widen the row
+    if (table.quant) // a block-quantized table: the gathered row dequantized
+      emitDequantRun(table, src, out.ptr, dst, row);
+    else if (table.elem != out.elem) // a 16-bit table read in place (its convert folded): widen the row
       forLoop(c64(0), row, [&](Value r) { store(out, add(dst, r), load(table, add(src, r))); });
     else
       forLoop(c64(0), row, [&](Value r) { storeRaw(out, add(dst, r), loadRaw(table, add(src, r))); });
@@ -1150,6 +1224,10 @@ void KernelEmitter::emitWideningGemv(const Tensor &a, const Tensor &w, const Ten
 
 /// dst[dstOff .. + n) (f32) = the 16-bit src[srcOff .. + n) widened.
 void KernelEmitter::emitWidenRun(const Tensor &src, Value srcOff, Value dst, Value dstOff, Value n) {
+  if (src.quant) {
+    emitDequantRun(src, srcOff, dst, dstOff, n);
+    return;
+  }
   Tensor d{dst, f32_, f32_, {}, {}};
   Value blocks = arith::DivSIOp::create(b_, n, c64(kWide));
   forLoop(c64(0), blocks, [&](Value blk) {
@@ -1218,6 +1296,293 @@ LogicalResult KernelEmitter::emitWideningMatmul(const Tensor &a, const Tensor &w
         emitTiledSgemm(a, w, out, scratch, tile, M, K, N, transposed);
         func::CallOp::create(b_, kFree, TypeRange{}, ValueRange{scratch});
       });
+    });
+  });
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Block-quantized weights (--weights q8_0|q4_0, support/Quantize.h's layout: quants, then f16 scales): the
+// transposed 2-d weight of a matmul, or a gather's table. Decode rows (at most kQuantGemvMaxRows): the GEMV
+// quantizes each activation row once per call, per block of 32, to int8 with an f32 scale (what
+// quantizeActivationBlock does), then per block an integer dot product of the unsigned weight quants with
+// the signed activation quants (vpdpbusd with VNNI, vpmaddubsw / vpmaddwd with AVX2), the zero point
+// (128 or 8) taken off through the activation block's sum, the <8 x i32> lanes scaled by d_w * d_a into
+// <8 x f32> accumulators. Groups of eight weight rows are the range's items, so every output is summed by
+// the same code whatever the thread split. More rows: tiles of weight rows dequantized into an f32 scratch
+// and OpenBLAS's sgemm (emitTiledSgemm); never a dequantized copy of the whole weight.
+//===----------------------------------------------------------------------===//
+
+namespace {
+int64_t zeroPoint(QuantFormat f) { return f == QuantFormat::Q8_0 ? 128 : 8; }
+VectorType vecOf(int64_t n, Type t) { return VectorType::get({n}, t); }
+} // namespace
+
+Value KernelEmitter::splatConst(VectorType type, int64_t v) {
+  Type e = type.getElementType();
+  Attribute a = isa<FloatType>(e) ? (Attribute)b_.getFloatAttr(e, double(v)) : (Attribute)b_.getIntegerAttr(e, v);
+  return arith::ConstantOp::create(b_, DenseElementsAttr::get(cast<ShapedType>(type), ArrayRef<Attribute>{a}));
+}
+
+void KernelEmitter::ifElse(Value cond, llvm::function_ref<void()> then, llvm::function_ref<void()> otherwise) {
+  auto ifOp = scf::IfOp::create(b_, cond, /*withElseRegion=*/true);
+  OpBuilder::InsertionGuard guard(b_);
+  b_.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+  then();
+  b_.setInsertionPoint(ifOp.elseBlock()->getTerminator());
+  otherwise();
+}
+
+/// The f16 scales: after the quants of all the matrix's elements.
+Value KernelEmitter::quantScales(const Tensor &w) {
+  Value elements = product(w.dims);
+  Value quantBytes = *w.quant == QuantFormat::Q8_0 ? elements : arith::DivUIOp::create(b_, elements, c64(2));
+  return LLVM::GEPOp::create(b_, ptrTy_, b_.getI8Type(), w.ptr, ValueRange{quantBytes});
+}
+
+Value KernelEmitter::blockScale(const Tensor &w, Value block) {
+  Value p = LLVM::GEPOp::create(b_, ptrTy_, b_.getF16Type(), quantScales(w), ValueRange{block});
+  return arith::ExtFOp::create(b_, f32_, (Value)LLVM::LoadOp::create(b_, b_.getF16Type(), p, 2));
+}
+
+/// Block `block`'s 32 quants as unsigned bytes (q + 128 for q8_0, q + 8 for q4_0), in element order.
+Value KernelEmitter::loadQuantBlock(const Tensor &w, Value block) {
+  Type i8 = b_.getI8Type();
+  if (*w.quant == QuantFormat::Q8_0)
+    return LLVM::LoadOp::create(b_, vecOf(32, i8), address(w, mul(block, c64(32))), 1);
+  Value packed = LLVM::LoadOp::create(b_, vecOf(16, i8), address(w, mul(block, c64(16))), 1);
+  Value lo = arith::AndIOp::create(b_, packed, splatConst(vecOf(16, i8), 15));
+  Value hi = arith::ShRUIOp::create(b_, packed, splatConst(vecOf(16, i8), 4));
+  SmallVector<int32_t> concat;
+  for (int32_t i = 0; i < 32; ++i)
+    concat.push_back(i);
+  return LLVM::ShuffleVectorOp::create(b_, lo, hi, ArrayRef<int32_t>(concat));
+}
+
+/// dst[dstOff .. + n) (f32) = the values of the quantized src[srcOff .. + n) (srcOff, n multiples of 32):
+/// float(q - zero point) * scale, the very products dequantizeMatrix computes.
+void KernelEmitter::emitDequantRun(const Tensor &src, Value srcOff, Value dst, Value dstOff, Value n) {
+  Tensor d{dst, f32_, f32_, {}, {}};
+  Value first = arith::DivUIOp::create(b_, srcOff, c64(32));
+  Type i32v = vecOf(32, b_.getI32Type()), f32v = vecOf(32, f32_);
+  forLoop(c64(0), arith::DivUIOp::create(b_, n, c64(32)), [&](Value blk) {
+    Value e = add(first, blk);
+    Value q = arith::SubIOp::create(b_, arith::ExtUIOp::create(b_, i32v, loadQuantBlock(src, e)),
+                                    splatConst(cast<VectorType>(i32v), zeroPoint(*src.quant)));
+    Value scale = blockScale(src, e);
+    Value sv = LLVM::PoisonOp::create(b_, f32v);
+    sv = LLVM::InsertElementOp::create(b_, sv, scale, c64(0));
+    sv = LLVM::ShuffleVectorOp::create(b_, sv, sv, ArrayRef<int32_t>(SmallVector<int32_t>(32, 0)));
+    Value y = arith::MulFOp::create(b_, arith::SIToFPOp::create(b_, f32v, q), sv);
+    LLVM::StoreOp::create(b_, y, address(d, add(dstOff, mul(blk, c64(32)))), 4);
+  });
+}
+
+/// init + the dot products of 32 unsigned weight bytes with 32 signed activation bytes, as <8 x i32> lanes
+/// (which elements a lane sums depends on the instruction; their total does not).
+Value KernelEmitter::integerDot(Value init, Value weights, Value activations, QuantFormat format) {
+  Type i32 = b_.getI32Type(), i16 = b_.getI16Type();
+  auto intrinsic = [&](const char *name, Type result, ValueRange args) {
+    return LLVM::CallIntrinsicOp::create(b_, result, b_.getStringAttr(name), args).getResult(0);
+  };
+  if (dotIsa_ == DotIsa::Vnni || dotIsa_ == DotIsa::Vnni512)
+    return intrinsic("llvm.x86.avx512.vpdpbusd.256", vecOf(8, i32), {init, weights, activations});
+  if (dotIsa_ == DotIsa::Avx2 && format == QuantFormat::Q4_0) { // 15 * 127 * 2 cannot saturate vpmaddubsw
+    Value pairs = intrinsic("llvm.x86.avx2.pmadd.ub.sw", vecOf(16, i16), {weights, activations});
+    Value quads = intrinsic("llvm.x86.avx2.pmadd.wd", vecOf(8, i32), {pairs, splatConst(vecOf(16, i16), 1)});
+    return arith::AddIOp::create(b_, init, quads);
+  }
+  auto half = [&](Value v, int32_t from, int64_t width) {
+    SmallVector<int32_t> mask;
+    for (int32_t i = 0; i < width; ++i)
+      mask.push_back(from + i);
+    return (Value)LLVM::ShuffleVectorOp::create(b_, v, v, ArrayRef<int32_t>(mask));
+  };
+  if (dotIsa_ == DotIsa::Avx2) { // q8_0: 255 * 127 * 2 would saturate vpmaddubsw; 16-bit products instead
+    Value w16 = arith::ExtUIOp::create(b_, vecOf(32, i16), weights);
+    Value a16 = arith::ExtSIOp::create(b_, vecOf(32, i16), activations);
+    Value lo = intrinsic("llvm.x86.avx2.pmadd.wd", vecOf(8, i32), {half(w16, 0, 16), half(a16, 0, 16)});
+    Value hi = intrinsic("llvm.x86.avx2.pmadd.wd", vecOf(8, i32), {half(w16, 16, 16), half(a16, 16, 16)});
+    return arith::AddIOp::create(b_, init, arith::AddIOp::create(b_, lo, hi));
+  }
+  Value prod = arith::MulIOp::create(b_, arith::ExtUIOp::create(b_, vecOf(32, i32), weights),
+                                     arith::ExtSIOp::create(b_, vecOf(32, i32), activations));
+  Value sum = init;
+  for (int32_t q = 0; q < 4; ++q)
+    sum = arith::AddIOp::create(b_, sum, half(prod, q * 8, 8));
+  return sum;
+}
+
+/// scratch = the M activation rows quantized per block: M * K int8 quants, then M * K / 32 f32 scales, then
+/// M * K / 32 i32 sums of the quants (quantizeActivationBlock's numerics).
+void KernelEmitter::emitQuantizeActivations(const Tensor &a, Value M, Value K, Value scratch) {
+  Type i8 = b_.getI8Type(), i32 = b_.getI32Type();
+  Type f32v = vecOf(32, f32_), i32v = vecOf(32, i32);
+  Value nb = arith::DivUIOp::create(b_, K, c64(32));
+  Tensor q{scratch, i8, i8, {}, {}};
+  Tensor scales{LLVM::GEPOp::create(b_, ptrTy_, i8, scratch, ValueRange{mul(M, K)}), f32_, f32_, {}, {}};
+  Tensor sums{LLVM::GEPOp::create(b_, ptrTy_, f32_, scales.ptr, ValueRange{mul(M, nb)}), i32, i32, {}, {}};
+  forLoop(c64(0), mul(M, nb), [&](Value blk) { // the rows' blocks, row-major
+    Value off = mul(blk, c64(32));
+    Value x = LLVM::LoadOp::create(b_, f32v, address(a, off), 4);
+    Value amax = horizontalMax(math::AbsFOp::create(b_, x));
+    Value d = arith::DivFOp::create(b_, amax, cf32(127.0));
+    Value nonzero = arith::CmpFOp::create(b_, arith::CmpFPredicate::UNE, d, cf32(0.0));
+    Value id = arith::SelectOp::create(b_, nonzero, arith::DivFOp::create(b_, cf32(1.0), d), cf32(0.0));
+    Value idv = LLVM::PoisonOp::create(b_, f32v);
+    idv = LLVM::InsertElementOp::create(b_, idv, id, c64(0));
+    idv = LLVM::ShuffleVectorOp::create(b_, idv, idv, ArrayRef<int32_t>(SmallVector<int32_t>(32, 0)));
+    Value qi = arith::FPToSIOp::create(b_, i32v, math::RoundEvenOp::create(b_, arith::MulFOp::create(b_, x, idv)));
+    LLVM::StoreOp::create(b_, arith::TruncIOp::create(b_, vecOf(32, i8), qi), address(q, off), 1);
+    storeRaw(scales, blk, d);
+    storeRaw(sums, blk, arith::TruncIOp::create(b_, i32, horizontalSum(arith::ExtSIOp::create(b_, vecOf(32, b_.getI64Type()), qi))));
+  });
+}
+
+/// out[i, j .. j + rows) from activation row i's quantized blocks (scratch) against weight rows j ...
+void KernelEmitter::emitQuantGemvRows(const Tensor &w, const Tensor &out, Value scratch, Value M, Value K, Value N,
+                                      Value i, Value j, int64_t rows) {
+  Type i8 = b_.getI8Type(), i32 = b_.getI32Type();
+  Value nb = arith::DivUIOp::create(b_, K, c64(32));
+  QuantActivations act{{scratch, i8, i8, {}, {}}, {}, {}};
+  act.scales = {LLVM::GEPOp::create(b_, ptrTy_, i8, scratch, ValueRange{mul(M, K)}), f32_, f32_, {}, {}};
+  act.sums = {LLVM::GEPOp::create(b_, ptrTy_, f32_, act.scales.ptr, ValueRange{mul(M, nb)}), i32, i32, {}, {}};
+  // With AVX512-VNNI two blocks at a time (one 512-bit vpdpbusd, <16 x f32> accumulators), the odd block left
+  // (and every block elsewhere) one at a time.
+  const bool pairs = dotIsa_ == DotIsa::Vnni512;
+  Value pairsEnd = pairs ? mul(arith::DivUIOp::create(b_, nb, c64(2)), c64(2)) : c64(0);
+  SmallVector<Value> wide;
+  if (pairs)
+    wide = emitQuantBlockPairs(w, act, nb, i, j, rows);
+  const QuantFormat format = *w.quant;
+  SmallVector<Value> init(size_t(rows), zeroVec());
+  Value zeroLanes = splatConst(vecOf(8, i32), 0);
+  SmallVector<Value> acc = forLoop(pairsEnd, nb, init, [&](Value blk, ValueRange s) -> SmallVector<Value> {
+    Value ab = add(mul(i, nb), blk);
+    Value qa = LLVM::LoadOp::create(b_, vecOf(32, i8), address(act.quants, mul(ab, c64(32))), 1);
+    Value da = loadRaw(act.scales, ab);
+    // The weights' zero point, taken off once per block through the activations' sum.
+    Value correction =
+        arith::MulIOp::create(b_, loadRaw(act.sums, ab), arith::ConstantIntOp::create(b_, i32, -zeroPoint(format)));
+    Value lanes = LLVM::InsertElementOp::create(b_, zeroLanes, correction, c64(0));
+    SmallVector<Value> next;
+    for (int64_t r = 0; r < rows; ++r) {
+      Value wb = add(mul(add(j, c64(r)), nb), blk);
+      Value isum = integerDot(lanes, loadQuantBlock(w, wb), qa, format);
+      Value scale = splat(arith::MulFOp::create(b_, blockScale(w, wb), da));
+      next.push_back(math::FmaOp::create(b_, arith::SIToFPOp::create(b_, vecType(), isum), scale, s[size_t(r)]));
+    }
+    return next;
+  });
+  for (int64_t r = 0; r < rows; ++r) {
+    Value sum = horizontalSum(acc[size_t(r)]);
+    if (pairs)
+      sum = arith::AddFOp::create(b_, wideSum(wide[size_t(r)]), sum);
+    store(out, add(mul(i, N), add(j, c64(r))), sum);
+  }
+}
+
+/// Blocks [0, 2 * (nb / 2)) of activation row i against weight rows j .. j + rows, two blocks per 512-bit
+/// vpdpbusd: lanes 0-7 sum block 2p, lanes 8-15 block 2p + 1, each scaled by its own d_w * d_a.
+SmallVector<Value> KernelEmitter::emitQuantBlockPairs(const Tensor &w, const QuantActivations &act, Value nb, Value i,
+                                                       Value j, int64_t rows) {
+  Type i8 = b_.getI8Type(), i32 = b_.getI32Type(), f16 = b_.getF16Type();
+  const QuantFormat format = *w.quant;
+  auto spread = [&](Value two) { // <2 x T> -> <16 x T>: [x0 x 8, x1 x 8]
+    SmallVector<int32_t> mask;
+    for (int32_t l = 0; l < 16; ++l)
+      mask.push_back(l / 8);
+    return (Value)LLVM::ShuffleVectorOp::create(b_, two, two, ArrayRef<int32_t>(mask));
+  };
+  Type wideAcc = VectorType::get({16}, f32_);
+  SmallVector<Value> init(size_t(rows), arith::ConstantOp::create(b_, DenseElementsAttr::get(cast<ShapedType>(wideAcc), 0.0f)));
+  Value zeroLanes = splatConst(vecOf(16, i32), 0);
+  Value zp = arith::ConstantIntOp::create(b_, i32, -zeroPoint(format));
+  Value scalesW = quantScales(w);
+  return forLoop(c64(0), arith::DivUIOp::create(b_, nb, c64(2)), init, [&](Value p, ValueRange s) -> SmallVector<Value> {
+    Value blk = mul(p, c64(2)), ab = add(mul(i, nb), blk);
+    Value qa = LLVM::LoadOp::create(b_, vecOf(64, i8), address(act.quants, mul(ab, c64(32))), 1);
+    Value da = LLVM::LoadOp::create(b_, vecOf(2, f32_), address(act.scales, ab), 4);
+    Value lanes = LLVM::InsertElementOp::create(
+        b_, zeroLanes, arith::MulIOp::create(b_, loadRaw(act.sums, ab), zp), c64(0));
+    lanes = LLVM::InsertElementOp::create(b_, lanes, arith::MulIOp::create(b_, loadRaw(act.sums, add(ab, c64(1))), zp),
+                                          c64(8));
+    SmallVector<Value> next;
+    for (int64_t r = 0; r < rows; ++r) {
+      Value wb = add(mul(add(j, c64(r)), nb), blk);
+      Value qw;
+      if (format == QuantFormat::Q8_0) {
+        qw = LLVM::LoadOp::create(b_, vecOf(64, i8), address(w, mul(wb, c64(32))), 1);
+      } else { // 32 packed bytes: block 2p's lows and highs, then block 2p + 1's
+        Value packed = LLVM::LoadOp::create(b_, vecOf(32, i8), address(w, mul(wb, c64(16))), 1);
+        Value lo = arith::AndIOp::create(b_, packed, splatConst(vecOf(32, i8), 15));
+        Value hi = arith::ShRUIOp::create(b_, packed, splatConst(vecOf(32, i8), 4));
+        SmallVector<int32_t> order;
+        for (int32_t half = 0; half < 2; ++half)
+          for (int32_t part = 0; part < 2; ++part)
+            for (int32_t l = 0; l < 16; ++l)
+              order.push_back(part * 32 + half * 16 + l);
+        qw = LLVM::ShuffleVectorOp::create(b_, lo, hi, ArrayRef<int32_t>(order));
+      }
+      Value isum = LLVM::CallIntrinsicOp::create(b_, vecOf(16, i32), b_.getStringAttr("llvm.x86.avx512.vpdpbusd.512"),
+                                                 ValueRange{lanes, qw, qa})
+                       .getResult(0);
+      Value dw = LLVM::LoadOp::create(b_, vecOf(2, f16),
+                                      LLVM::GEPOp::create(b_, ptrTy_, f16, scalesW, ValueRange{wb}), 2);
+      Value scale = spread(arith::MulFOp::create(b_, arith::ExtFOp::create(b_, vecOf(2, f32_), dw), da));
+      next.push_back(math::FmaOp::create(b_, arith::SIToFPOp::create(b_, wideAcc, isum), scale, s[size_t(r)]));
+    }
+    return next;
+  });
+}
+
+/// The GEMV's unit of work: weight rows [8 g, 8 g + 8) (the last group: the rows left, one at a time).
+void KernelEmitter::emitQuantGemvGroup(const Tensor &w, const Tensor &out, Value scratch, Value M, Value K, Value N,
+                                       Value group) {
+  Value j0 = mul(group, c64(kGemvGroupRows));
+  Value full = arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, add(j0, c64(kGemvGroupRows)), N);
+  ifElse(
+      full,
+      [&] { forLoop(c64(0), M, [&](Value i) { emitQuantGemvRows(w, out, scratch, M, K, N, i, j0, kGemvGroupRows); }); },
+      [&] {
+        forLoop(j0, N, [&](Value j) {
+          forLoop(c64(0), M, [&](Value i) { emitQuantGemvRows(w, out, scratch, M, K, N, i, j, 1); });
+        });
+      });
+}
+
+LogicalResult KernelEmitter::emitQuantMatmul(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K,
+                                             Value N) {
+  Type i8 = b_.getI8Type();
+  Value few = arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, M, c64(kQuantGemvMaxRows));
+  Value groups = arith::DivSIOp::create(b_, add(N, c64(kGemvGroupRows - 1)), c64(kGemvGroupRows));
+  Value extent = arith::SelectOp::create(b_, few, groups, c64(1));
+  rangeFlags_ = arith::SelectOp::create(b_, few, c64(0), c64(kCallsBlasFlag));
+  // The quantized activations of every call (at most 8 rows: M * K * 1.25 bytes on the stack).
+  Value rowsQuantized = arith::SelectOp::create(b_, few, M, c64(0));
+  Value bytes = add(mul(rowsQuantized, K), mul(mul(rowsQuantized, arith::DivUIOp::create(b_, K, c64(32))), c64(8)));
+  Value scratch = LLVM::AllocaOp::create(b_, ptrTy_, i8, bytes, 64);
+  ifElse(few, [&] { emitQuantizeActivations(a, M, K, scratch); }, [] {});
+  parallelFor(extent, mul(M, mul(K, c64(kGemvGroupRows))), [&](Value item) {
+    ifElse(few, [&] { emitQuantGemvGroup(w, out, scratch, M, K, N, item); }, [&] {
+      // Tiles of kTileElements / K weight rows (at least 16, at most N) dequantized into a malloc'd scratch;
+      // without the memory, one row at a time through a stack row (the same products, slower).
+      Value rows = arith::DivSIOp::create(b_, c64(kTileElements), arith::MaxSIOp::create(b_, K, c64(1)));
+      Value tile = arith::MaxSIOp::create(b_, arith::AndIOp::create(b_, rows, c64(~int64_t(15))), c64(16));
+      tile = arith::MaxSIOp::create(b_, arith::MinSIOp::create(b_, tile, N), c64(1));
+      Value tileScratch =
+          func::CallOp::create(b_, kMalloc, TypeRange{ptrTy_}, ValueRange{mul(mul(tile, K), c64(4))}).getResult(0);
+      Value noScratch = LLVM::ICmpOp::create(b_, LLVM::ICmpPredicate::eq, tileScratch, LLVM::ZeroOp::create(b_, ptrTy_));
+      ifElse(
+          noScratch,
+          [&] {
+            Value row = LLVM::AllocaOp::create(b_, ptrTy_, f32_, K, 64);
+            emitTiledSgemm(a, w, out, row, c64(1), M, K, N, /*transposed=*/true);
+          },
+          [&] {
+            emitTiledSgemm(a, w, out, tileScratch, tile, M, K, N, /*transposed=*/true);
+            func::CallOp::create(b_, kFree, TypeRange{}, ValueRange{tileScratch});
+          });
     });
   });
   return success();
@@ -1338,43 +1703,50 @@ LogicalResult KernelEmitter::emitRope(Operation *ropeOp, const OpTensors &bufs) 
   return success();
 }
 
-/// The attention kernel's per-row state and operands (emitAttention and its pieces).
+/// The attention kernel's operands and the state of the row being computed (emitAttention and its pieces).
 struct KernelEmitter::AttentionRow {
   const Tensor *q, *k, *v, *padding, *bias;
-  Tensor acc;                   // Dv floats on the stack
-  Value T, D, Dv, bi, h, i;     // sizes, and the row's batch, head, query index
-  Value qBase, kBase, vBase;    // element offsets of the query row and of the (batch, kv head) K / V
+  Tensor acc;                   // kRows x Dv floats on the stack: each row's accumulator
+  Tensor probs;                 // kRows x vw_ floats on the stack: a block's probabilities (f32 path)
+  Value T, S, D, Dv, Hq, bi, h, i; // sizes; the batch; the head and query index of the scalar path's row
+  Value qBase, kBase, vBase;    // element offsets of that query row and of the (batch, kv head) K / V
   double scale;
   std::optional<double> softcap;
   SmallVector<Value> biasStrides;
-  bool vec;                     // f32 q / k / v: <8 x f32> vectors
+  bool causal;
+  std::optional<uint64_t> window;
+  bool vec;                     // f32 q / k / v: the rows-at-once path with <vw_ x f32> vectors
+  bool dTail, dvTail;           // D / Dv may not be a multiple of vw_ (not a constant multiple)
 };
 
-/// The score of key j for the row: q . k_j * scale, soft-capped, plus the bias; -inf for a padded key.
-Value KernelEmitter::attentionScore(const AttentionRow &a, Value j) {
-  auto addf = [&](Value x, Value y) { return (Value)arith::AddFOp::create(b_, x, y); };
-  auto mulf = [&](Value x, Value y) { return (Value)arith::MulFOp::create(b_, x, y); };
-  Value kRow = add(a.kBase, mul(j, a.D));
-  Value dot = cf32(0.0), tail = c64(0);
-  if (a.vec) {
-    tail = floorToVec(a.D);
-    Value acc = forLoopVec(c64(0), tail, {zeroVec()}, [&](Value d, ValueRange s) -> SmallVector<Value> {
-                  Value qd = loadVec(*a.q, add(a.qBase, d)), kd = loadVec(*a.k, add(kRow, d));
-                  return {math::FmaOp::create(b_, qd, kd, s[0])};
-                })[0];
-    dot = horizontalSum(acc);
+/// The keys query i sees, [lo, hi): it sits at position t - s + i (the KV-cache offset); causal: keys j <= that
+/// position, and with a window only position - j < window; else all t keys. lo <= hi.
+std::pair<Value, Value> KernelEmitter::attentionBounds(const AttentionRow &a, Value i) {
+  Value lo = c64(0), hi = a.T;
+  if (a.causal) {
+    Value position = add(sub(a.T, a.S), i);
+    hi = arith::MaxSIOp::create(b_, c64(0), arith::MinSIOp::create(b_, a.T, add(position, c64(1))));
+    if (a.window)
+      lo = arith::MaxSIOp::create(b_, c64(0), sub(add(position, c64(1)), c64((int64_t)*a.window)));
   }
-  dot = forLoop(tail, a.D, {dot}, [&](Value d, ValueRange s) -> SmallVector<Value> {
-          Value qd = load(*a.q, add(a.qBase, d)), kd = load(*a.k, add(kRow, d));
-          return {addf(s[0], mulf(qd, kd))};
-        })[0];
+  return {arith::MinSIOp::create(b_, lo, hi), hi};
+}
+
+/// The score of key j for the scalar path's row: q . k_j * scale, soft-capped, plus the bias; -inf for a
+/// padded key.
+Value KernelEmitter::attentionScore(const AttentionRow &a, Value j) {
+  Value kRow = add(a.kBase, mul(j, a.D));
+  Value dot = forLoop(c64(0), a.D, {cf32(0.0)}, [&](Value d, ValueRange s) -> SmallVector<Value> {
+                Value qd = load(*a.q, add(a.qBase, d)), kd = load(*a.k, add(kRow, d));
+                return {arith::AddFOp::create(b_, s[0], mulf(qd, kd))};
+              })[0];
   Value score = mulf(dot, cf32(a.scale));
   if (a.softcap)
     score = mulf(cf32(*a.softcap), math::TanhOp::create(b_, mulf(score, cf32(1.0 / *a.softcap))));
   if (a.bias) {
     const SmallVector<Value> &st = a.biasStrides;
     Value off = add(add(mul(a.bi, st[0]), mul(a.h, st[1])), add(mul(a.i, st[2]), mul(j, st[3])));
-    score = addf(score, load(*a.bias, off));
+    score = arith::AddFOp::create(b_, score, load(*a.bias, off));
   }
   // A hidden key (padding) is a score of -inf: it changes neither m nor l nor the accumulator.
   if (a.padding) {
@@ -1384,10 +1756,8 @@ Value KernelEmitter::attentionScore(const AttentionRow &a, Value j) {
   return score;
 }
 
-/// One key into the row's online softmax: returns the new (m, l).
+/// One key into the scalar path's online softmax (accumulator row 0): returns the new (m, l).
 SmallVector<Value> KernelEmitter::attentionKey(const AttentionRow &a, Value j, Value m, Value l) {
-  auto addf = [&](Value x, Value y) { return (Value)arith::AddFOp::create(b_, x, y); };
-  auto mulf = [&](Value x, Value y) { return (Value)arith::MulFOp::create(b_, x, y); };
   Value score = attentionScore(a, j);
   Value mNew = arith::MaximumFOp::create(b_, m, score);
   // While every score so far is -inf nothing accumulates (and exp(-inf - -inf) would be NaN).
@@ -1395,63 +1765,184 @@ SmallVector<Value> KernelEmitter::attentionKey(const AttentionRow &a, Value j, V
   Value corr = arith::SelectOp::create(b_, none, cf32(1.0), math::ExpOp::create(b_, arith::SubFOp::create(b_, m, mNew)));
   Value p = arith::SelectOp::create(b_, none, cf32(0.0), math::ExpOp::create(b_, arith::SubFOp::create(b_, score, mNew)));
   Value vRow = add(a.vBase, mul(j, a.Dv));
-  Value vTail = c64(0);
-  if (a.vec) {
-    vTail = floorToVec(a.Dv);
-    Value corrV = splat(corr), pV = splat(p);
-    forLoopVec(c64(0), vTail, {}, [&](Value d, ValueRange) -> SmallVector<Value> {
-      Value acc = arith::MulFOp::create(b_, loadVec(a.acc, d), corrV);
-      storeVec(a.acc, d, math::FmaOp::create(b_, pV, loadVec(*a.v, add(vRow, d)), acc));
-      return {};
-    });
-  }
-  forLoop(vTail, a.Dv, [&](Value d) {
-    storeRaw(a.acc, d, addf(mulf(loadRaw(a.acc, d), corr), mulf(p, load(*a.v, add(vRow, d)))));
+  forLoop(c64(0), a.Dv, [&](Value d) {
+    Value acc = mulf(loadRaw(a.acc, d), corr);
+    storeRaw(a.acc, d, arith::AddFOp::create(b_, acc, mulf(p, load(*a.v, add(vRow, d)))));
   });
-  return {mNew, addf(mulf(l, corr), p)};
+  return {mNew, arith::AddFOp::create(b_, mulf(l, corr), p)};
 }
 
-/// kVec keys [j0, j0 + 8) into the row's online softmax at once (f32): their scores in one vector, one
-/// rescale of the accumulator for the block, the probabilities by a vector exp. Returns the new (m, l).
-SmallVector<Value> KernelEmitter::attentionBlock(const AttentionRow &a, Value j0, Value m, Value l) {
-  auto mulf = [&](Value x, Value y) { return (Value)arith::MulFOp::create(b_, x, y); };
-  const double ninf = -std::numeric_limits<double>::infinity();
-  Value scores = LLVM::PoisonOp::create(b_, vecType());
-  for (int64_t kk = 0; kk < kVec; ++kk)
-    scores = LLVM::InsertElementOp::create(b_, scores, attentionScore(a, add(j0, c64(kk))), c64(kk));
-  Value mNew = arith::MaximumFOp::create(b_, m, horizontalMax(scores));
-  Value none = arith::CmpFOp::create(b_, arith::CmpFPredicate::OEQ, mNew, cf32(ninf));
-  Value corr = arith::SelectOp::create(b_, none, cf32(1.0), math::ExpOp::create(b_, arith::SubFOp::create(b_, m, mNew)));
-  // Every score <= mNew; with none, all are -inf and exp gives 0.
-  Value shift = arith::SelectOp::create(b_, none, cf32(0.0), mNew);
-  Value probs = expNonPositive(arith::SubFOp::create(b_, scores, splat(shift)));
-  SmallVector<Value> p, vRows;
-  for (int64_t kk = 0; kk < kVec; ++kk) {
-    p.push_back(LLVM::ExtractElementOp::create(b_, probs, c64(kk)));
-    vRows.push_back(add(a.vBase, mul(add(j0, c64(kk)), a.Dv)));
+/// vw_ vectors of vw_ lanes -> one whose lane k is the sum of vector k's lanes, by log2(vw_) rounds of pairwise
+/// shuffles and adds (for 8: 14 shuffles and 7 adds instead of eight horizontal sums). Each round adds a vector's
+/// lane j to its lane j + half within the lanes it still holds and packs the owners of a pair side by side, in
+/// order, so that after the last round lane k holds vector k's sum.
+Value KernelEmitter::sumLanesOfEach(ArrayRef<Value> v) {
+  const int64_t W = vw_;
+  SmallVector<Value> level(v.begin(), v.end());
+  for (int64_t held = W; held > 1; held /= 2) { // lanes per owner before this round
+    SmallVector<int32_t> lo, hi;
+    for (int64_t side = 0; side < 2; ++side)     // the pair's first vector, then its second
+      for (int64_t owner = 0; owner < W / held; ++owner)
+        for (int64_t j = 0; j < held / 2; ++j) {
+          lo.push_back(int32_t(side * W + owner * held + j));
+          hi.push_back(int32_t(side * W + owner * held + j + held / 2));
+        }
+    SmallVector<Value> next;
+    for (size_t k = 0; k + 1 < level.size(); k += 2)
+      next.push_back(arith::AddFOp::create(b_, LLVM::ShuffleVectorOp::create(b_, level[k], level[k + 1], lo),
+                                           LLVM::ShuffleVectorOp::create(b_, level[k], level[k + 1], hi)));
+    level = next;
   }
-  Value vTail = floorToVec(a.Dv);
-  Value corrV = splat(corr);
-  SmallVector<Value> pV;
-  for (Value x : p)
-    pV.push_back(splat(x));
-  forLoopVec(c64(0), vTail, {}, [&](Value d, ValueRange) -> SmallVector<Value> {
-    Value acc = arith::MulFOp::create(b_, loadVec(a.acc, d), corrV);
-    for (int64_t kk = 0; kk < kVec; ++kk)
-      acc = math::FmaOp::create(b_, pV[kk], loadVec(*a.v, add(vRows[kk], d)), acc);
-    storeVec(a.acc, d, acc);
+  return level[0];
+}
+
+/// q . k for one query row (element offset qBase) and the vw_ keys at keyRows: one vector, lane k for key k.
+Value KernelEmitter::attentionDots(const AttentionRow &a, Value qBase, ArrayRef<Value> keyRows) {
+  Value dEnd = a.dTail ? floorToVec(a.D) : a.D;
+  SmallVector<Value> init(vw_, zeroVec());
+  SmallVector<Value> accs = forLoopVec(c64(0), dEnd, init, [&](Value d, ValueRange s) -> SmallVector<Value> {
+    Value qd = loadVec(*a.q, add(qBase, d));
+    SmallVector<Value> next;
+    for (int64_t kk = 0; kk < vw_; ++kk)
+      next.push_back(math::FmaOp::create(b_, qd, loadVec(*a.k, add(keyRows[kk], d)), s[kk]));
+    return next;
+  });
+  Value dots = sumLanesOfEach(accs);
+  if (!a.dTail)
+    return dots;
+  Value tail = zeroVec();
+  for (int64_t kk = 0; kk < vw_; ++kk) {
+    Value t = forLoop(dEnd, a.D, {cf32(0.0)}, [&](Value d, ValueRange s) -> SmallVector<Value> {
+                Value p = mulf(load(*a.q, add(qBase, d)), load(*a.k, add(keyRows[kk], d)));
+                return {arith::AddFOp::create(b_, s[0], p)};
+              })[0];
+    tail = LLVM::InsertElementOp::create(b_, tail, t, c64(kk));
+  }
+  return arith::AddFOp::create(b_, dots, tail);
+}
+
+/// Keys [j0, j0 + 8) into the online softmax of every row of `rows` at once (f32): per row the scores of the
+/// block in one vector (masked outside the row's [lo, hi) and for padded keys), one rescale of its accumulator
+/// and its probabilities by a vector exp; each V row of the block is loaded once for all rows. The last block
+/// (`last`) may pass the rows' last key (jHi): its keys past it read key jHi - 1 and are masked. `ml` holds every
+/// row's (m, l); returns the new ones.
+SmallVector<Value> KernelEmitter::attentionRowsBlock(const AttentionRow &a, const AttentionRows &rows, Value j0,
+                                                     ValueRange ml, bool last) {
+  const double ninf = -std::numeric_limits<double>::infinity();
+  const int64_t R = (int64_t)rows.qBase.size();
+  SmallVector<Value> keyRows, vRows, keys;
+  Value padValid;
+  VectorType validTy = VectorType::get({vw_}, b_.getI1Type());
+  Type padStorage = a.padding ? a.padding->storage : Type();
+  bool padVector = a.padding && !last && isa<IntegerType>(padStorage);
+  if (padVector) { // 8 consecutive mask elements at once
+    VectorType padTy = VectorType::get({vw_}, padStorage);
+    Value mask = LLVM::LoadOp::create(b_, padTy, address(*a.padding, add(mul(a.bi, a.T), j0)), 1);
+    Value zero = arith::ConstantOp::create(b_, DenseElementsAttr::get(padTy, APInt(padStorage.getIntOrFloatBitWidth(), 0)));
+    padValid = arith::CmpIOp::create(b_, arith::CmpIPredicate::ne, mask, zero);
+  } else if (a.padding) {
+    padValid = LLVM::PoisonOp::create(b_, validTy);
+  }
+  for (int64_t kk = 0; kk < vw_; ++kk) {
+    Value j = add(j0, c64(kk));
+    if (last)
+      j = arith::MinSIOp::create(b_, j, sub(rows.jHi, c64(1)));
+    keys.push_back(j);
+    keyRows.push_back(add(a.kBase, mul(j, a.D)));
+    vRows.push_back(add(a.vBase, mul(j, a.Dv)));
+    if (a.padding && !padVector)
+      padValid = LLVM::InsertElementOp::create(b_, padValid, nonzero(load(*a.padding, add(mul(a.bi, a.T), j))),
+                                               c64(kk));
+  }
+  VectorType laneTy = VectorType::get({vw_}, i64_);
+  SmallVector<int64_t> laneIndex;
+  for (int64_t kk = 0; kk < vw_; ++kk)
+    laneIndex.push_back(kk);
+  Value lanes = arith::ConstantOp::create(b_, DenseElementsAttr::get(laneTy, ArrayRef<int64_t>(laneIndex)));
+  SmallVector<Value> next, corrs, sums;
+  Value diffs = zeroVec();
+  for (int64_t r = 0; r < R; ++r) {
+    Value s = arith::MulFOp::create(b_, attentionDots(a, rows.qBase[r], keyRows), splat(cf32(a.scale)));
+    if (a.softcap)
+      s = arith::MulFOp::create(b_, splat(cf32(*a.softcap)),
+                                math::TanhOp::create(b_, arith::MulFOp::create(b_, s, splat(cf32(1.0 / *a.softcap)))));
+    if (a.bias) {
+      const SmallVector<Value> &st = a.biasStrides;
+      Value rowOff = add(add(mul(a.bi, st[0]), mul(rows.h[r], st[1])), mul(rows.i[r], st[2]));
+      Value bias = zeroVec();
+      for (int64_t kk = 0; kk < vw_; ++kk)
+        bias = LLVM::InsertElementOp::create(b_, bias, load(*a.bias, add(rowOff, mul(keys[kk], st[3]))), c64(kk));
+      s = arith::AddFOp::create(b_, s, bias);
+    }
+    // Lane k is key j0 + k: visible when lo <= j0 + k < hi (and not padded).
+    Value valid = arith::AndIOp::create(
+        b_, arith::CmpIOp::create(b_, arith::CmpIPredicate::sge, lanes, splatAs(sub(rows.lo[r], j0), laneTy)),
+        arith::CmpIOp::create(b_, arith::CmpIPredicate::slt, lanes, splatAs(sub(rows.hi[r], j0), laneTy)));
+    if (a.padding)
+      valid = arith::AndIOp::create(b_, valid, padValid);
+    s = arith::SelectOp::create(b_, valid, s, splat(cf32(ninf)));
+    Value m = ml[2 * r];
+    Value mNew = maxAsX86(horizontalMaxAsX86(s), m);
+    // While every score so far is -inf nothing accumulates (and exp(-inf - -inf) would be NaN).
+    Value none = arith::CmpFOp::create(b_, arith::CmpFPredicate::OEQ, mNew, cf32(ninf));
+    // Every score <= mNew; with none, all are -inf and exp gives 0.
+    Value shift = arith::SelectOp::create(b_, none, cf32(0.0), mNew);
+    Value p = expNonPositive(arith::SubFOp::create(b_, s, splat(shift)));
+    storeVec(a.probs, c64(r * vw_), p);
+    // m - mNew <= 0 for lane r of one vector exp below (a libm call here would spill every vector register).
+    Value diff = arith::SelectOp::create(b_, none, cf32(0.0), arith::SubFOp::create(b_, m, mNew));
+    diffs = LLVM::InsertElementOp::create(b_, diffs, diff, c64(r % vw_));
+    sums.push_back(horizontalSum(p));
+    next.push_back(mNew);
+    if (r % vw_ == vw_ - 1 || r == R - 1) {
+      Value e = expNonPositive(diffs);
+      for (int64_t k = r - r % vw_; k <= r; ++k)
+        corrs.push_back(LLVM::ExtractElementOp::create(b_, e, c64(k % vw_)));
+    }
+  }
+  for (int64_t r = 0; r < R; ++r)
+    next.insert(next.begin() + 2 * r + 1, arith::AddFOp::create(b_, mulf(ml[2 * r + 1], corrs[r]), sums[r]));
+  attentionRowsValues(a, rows, vRows, corrs);
+  return next;
+}
+
+/// acc[r] = acc[r] * corr[r] + sum_k probs[r][k] * v_k for every row r of `rows` and the block's V rows
+/// (vRows): each V vector is loaded once for all rows.
+void KernelEmitter::attentionRowsValues(const AttentionRow &a, const AttentionRows &rows, ArrayRef<Value> vRows,
+                                        ArrayRef<Value> corrs) {
+  const int64_t R = (int64_t)rows.qBase.size();
+  auto prob = [&](int64_t r, int64_t kk) { return loadRaw(a.probs, c64(r * vw_ + kk)); };
+  Value vEnd = a.dvTail ? floorToVec(a.Dv) : a.Dv;
+  forLoopVec(c64(0), vEnd, {}, [&](Value d, ValueRange) -> SmallVector<Value> {
+    SmallVector<Value> vk;
+    for (int64_t kk = 0; kk < vw_; ++kk)
+      vk.push_back(loadVec(*a.v, add(vRows[kk], d)));
+    for (int64_t r = 0; r < R; ++r) {
+      Value at = add(mul(c64(r), a.Dv), d);
+      Value acc = arith::MulFOp::create(b_, loadVec(a.acc, at), splat(corrs[r]));
+      for (int64_t kk = 0; kk < vw_; ++kk)
+        acc = math::FmaOp::create(b_, splat(prob(r, kk)), vk[kk], acc);
+      storeVec(a.acc, at, acc);
+    }
     return {};
   });
-  forLoop(vTail, a.Dv, [&](Value d) {
-    Value acc = mulf(loadRaw(a.acc, d), corr);
-    for (int64_t kk = 0; kk < kVec; ++kk)
-      acc = math::FmaOp::create(b_, p[kk], load(*a.v, add(vRows[kk], d)), acc);
-    storeRaw(a.acc, d, acc);
+  if (!a.dvTail)
+    return;
+  forLoop(vEnd, a.Dv, [&](Value d) {
+    SmallVector<Value> vk;
+    for (int64_t kk = 0; kk < vw_; ++kk)
+      vk.push_back(load(*a.v, add(vRows[kk], d)));
+    for (int64_t r = 0; r < R; ++r) {
+      Value at = add(mul(c64(r), a.Dv), d);
+      Value acc = mulf(loadRaw(a.acc, at), corrs[r]);
+      for (int64_t kk = 0; kk < vw_; ++kk)
+        acc = math::FmaOp::create(b_, prob(r, kk), vk[kk], acc);
+      storeRaw(a.acc, at, acc);
+    }
   });
-  return {mNew, arith::AddFOp::create(b_, mulf(l, corr), horizontalSum(probs))};
 }
 
-/// exp(x) on <8 x f32> for x <= 0 (scores minus their running max), as MLIR's polynomial approximation of
+/// exp(x) on <vw_ x f32> for x <= 0 (scores minus their running max), as MLIR's polynomial approximation of
 /// exp: x = n ln2 + r with |r| <= ln2 / 2, exp(r) by Cephes' degree-7 polynomial, 2^n from the exponent bits.
 /// Below -87.3 (2^n would be subnormal), and for -inf, it gives 0. About 1 ulp.
 Value KernelEmitter::expNonPositive(Value x) {
@@ -1460,7 +1951,8 @@ Value KernelEmitter::expNonPositive(Value x) {
   };
   auto fma = [&](Value p, Value q, Value r) { return (Value)math::FmaOp::create(b_, p, q, r); };
   const double lowest = -87.33654;
-  Value xc = arith::MaximumFOp::create(b_, x, vc(lowest));
+  // max(x, lowest) keeping a NaN x (one maxps).
+  Value xc = arith::SelectOp::create(b_, arith::CmpFOp::create(b_, arith::CmpFPredicate::OLT, x, vc(lowest)), vc(lowest), x);
   Value n = math::FloorOp::create(b_, fma(xc, vc(1.44269504088896341), vc(0.5)));
   Value r = fma(n, vc(-0.693359375), xc);
   r = fma(n, vc(2.12194440e-4), r);
@@ -1468,7 +1960,7 @@ Value KernelEmitter::expNonPositive(Value x) {
   for (double c : {1.3981999507E-3, 8.3334519073E-3, 4.1665795894E-2, 1.6666665459E-1, 5.0000001201E-1})
     p = fma(p, r, vc(c));
   Value y = fma(p, arith::MulFOp::create(b_, r, r), arith::AddFOp::create(b_, r, vc(1.0)));
-  Type vi32 = VectorType::get({kVec}, b_.getI32Type());
+  Type vi32 = VectorType::get({vw_}, b_.getI32Type());
   auto ic = [&](int64_t c) {
     return (Value)arith::ConstantOp::create(b_, DenseElementsAttr::get(cast<ShapedType>(vi32), (int32_t)c));
   };
@@ -1478,10 +1970,76 @@ Value KernelEmitter::expNonPositive(Value x) {
   return arith::SelectOp::create(b_, under, vc(0.0), scaled);
 }
 
-/// Online softmax over the visible keys of one query row at a time (the parallel loop's items): running max
-/// m, running sum l and an f32 accumulator of dv values on the stack, so no score tensor and no heap. f32
-/// runs blocks of 8 keys (attentionBlock), then the last keys one by one; other types key by key. The causal
-/// / window mask becomes the key loop's bounds; the padding mask is tested per key.
+/// The query rows u of the (batch, kv head) a.kBase / a.vBase addresses, u = g * s + i for query head
+/// kvHead * group + g and query index i: their offsets and visible keys, and the union of those, [jLo, jHi).
+KernelEmitter::AttentionRows KernelEmitter::attentionRows(const AttentionRow &a, Value kvHead, Value group,
+                                                          ArrayRef<Value> us) {
+  AttentionRows rows;
+  for (Value u : us) {
+    Value i = arith::RemUIOp::create(b_, u, a.S);
+    Value h = add(mul(kvHead, group), arith::DivUIOp::create(b_, u, a.S));
+    Value row = add(mul(add(mul(a.bi, a.Hq), h), a.S), i);
+    auto [lo, hi] = attentionBounds(a, i);
+    rows.h.push_back(h), rows.i.push_back(i), rows.lo.push_back(lo), rows.hi.push_back(hi);
+    rows.qBase.push_back(mul(row, a.D));
+    rows.oBase.push_back(mul(row, a.Dv));
+    rows.jLo = rows.jLo ? (Value)arith::MinSIOp::create(b_, rows.jLo, lo) : lo;
+    rows.jHi = rows.jHi ? (Value)arith::MaxSIOp::create(b_, rows.jHi, hi) : hi;
+  }
+  return rows;
+}
+
+/// The f32 path for the rows `us` (all of one batch and kv head): zeroed accumulators, the key blocks of
+/// their union range (attentionRowsBlock), then each row's acc / l into the output (a row that sees no key
+/// gives zeros).
+void KernelEmitter::emitAttentionRows(const AttentionRow &a, const Tensor &out, Value kvHead, Value group,
+                                      ArrayRef<Value> us) {
+  AttentionRows rows = attentionRows(a, kvHead, group, us);
+  const int64_t R = (int64_t)us.size();
+  forLoop(c64(0), mul(c64(R), a.Dv), [&](Value d) { storeRaw(a.acc, d, cf32(0.0)); });
+  SmallVector<Value> ml;
+  for (int64_t r = 0; r < R; ++r)
+    ml.append({cf32(-std::numeric_limits<double>::infinity()), cf32(0.0)});
+  // Whole blocks, then the last keys as one block that runs past jHi (a loop of zero or one iteration).
+  Value wholeEnd = add(rows.jLo, floorToVec(sub(rows.jHi, rows.jLo)));
+  ml = forLoopVec(rows.jLo, wholeEnd, ml,
+                  [&](Value j0, ValueRange st) { return attentionRowsBlock(a, rows, j0, st, false); });
+  ml = forLoopVec(wholeEnd, rows.jHi, ml,
+                  [&](Value j0, ValueRange st) { return attentionRowsBlock(a, rows, j0, st, true); });
+  for (int64_t r = 0; r < R; ++r) {
+    Value l = ml[2 * r + 1];
+    Value empty = arith::CmpFOp::create(b_, arith::CmpFPredicate::OEQ, l, cf32(0.0));
+    Value invL = arith::SelectOp::create(b_, empty, cf32(0.0), arith::DivFOp::create(b_, cf32(1.0), l));
+    Value accRow = mul(c64(r), a.Dv);
+    forLoop(c64(0), a.Dv, [&](Value d) {
+      store(out, add(rows.oBase[r], d), arith::MulFOp::create(b_, loadRaw(a.acc, add(accRow, d)), invL));
+    });
+  }
+}
+
+/// The scalar path (f16 / bf16 query, key or value): the row u (as attentionRows), key by key.
+void KernelEmitter::emitAttentionRowScalar(AttentionRow &a, const Tensor &out, Value kvHead, Value group, Value u) {
+  a.i = arith::RemUIOp::create(b_, u, a.S);
+  a.h = add(mul(kvHead, group), arith::DivUIOp::create(b_, u, a.S));
+  Value row = add(mul(add(mul(a.bi, a.Hq), a.h), a.S), a.i);
+  a.qBase = mul(row, a.D);
+  forLoop(c64(0), a.Dv, [&](Value d) { storeRaw(a.acc, d, cf32(0.0)); });
+  auto [lo, hi] = attentionBounds(a, a.i);
+  SmallVector<Value> ml = {cf32(-std::numeric_limits<double>::infinity()), cf32(0.0)};
+  ml = forLoop(lo, hi, ml, [&](Value j, ValueRange st) { return attentionKey(a, j, st[0], st[1]); });
+  Value l = ml[1];
+  Value empty = arith::CmpFOp::create(b_, arith::CmpFPredicate::OEQ, l, cf32(0.0));
+  Value invL = arith::SelectOp::create(b_, empty, cf32(0.0), arith::DivFOp::create(b_, cf32(1.0), l));
+  Value oBase = mul(row, a.Dv);
+  forLoop(c64(0), a.Dv, [&](Value d) { store(out, add(oBase, d), arith::MulFOp::create(b_, loadRaw(a.acc, d), invL)); });
+}
+
+/// Online softmax over the visible keys of each query row: running max m, running sum l and an f32
+/// accumulator of dv values per row on the stack, so no score tensor and no heap. The parallel loop's items
+/// are blocks of kRows query rows of one (batch, kv head) (GQA: the group's heads' rows together), so each
+/// key and value row loaded serves them all; a block's split never depends on the thread count. f32 runs the
+/// rows of a full block at once in blocks of vw_ keys (emitAttentionRows: 8, or 16 on an AVX-512 target when the
+/// head dims are multiples of 16), a last partial block row by row; other types row by row, key by key. The causal / window mask becomes per-row key bounds; padding is per key.
 LogicalResult KernelEmitter::emitAttention(Operation *attentionOp, const OpTensors &bufs) {
   auto op = cast<ir::AttentionOp>(attentionOp);
   ArrayRef<Tensor> ins = bufs.ins;
@@ -1494,60 +2052,56 @@ LogicalResult KernelEmitter::emitAttention(Operation *attentionOp, const OpTenso
   size_t next = 3;
   a.padding = op.getKeyPaddingMask() ? &ins[next++] : nullptr;
   a.bias = op.getBias() ? &ins[next++] : nullptr;
-  Value B = q.dims[0], Hq = q.dims[1], S = q.dims[2], Hkv = k.dims[1];
-  a.D = q.dims[3], a.T = k.dims[2], a.Dv = v.dims[3];
-  Value T = a.T;
+  Value B = q.dims[0], Hkv = k.dims[1];
+  a.Hq = q.dims[1], a.S = q.dims[2], a.D = q.dims[3], a.T = k.dims[2], a.Dv = v.dims[3];
   // Key / value may be KV-cache views: per (batch, head) their rows span the cache's capacity, not T.
-  Value Tk = k.rowCapacity > 0 ? c64(k.rowCapacity) : T, Tv = v.rowCapacity > 0 ? c64(v.rowCapacity) : T;
+  Value Tk = k.rowCapacity > 0 ? c64(k.rowCapacity) : a.T, Tv = v.rowCapacity > 0 ? c64(v.rowCapacity) : a.T;
   // Query heads per KV head (the verifier guarantees hq = group * hkv; max(.., 1) keeps the divisions safe).
   Value group = arith::MaxSIOp::create(
-      b_, arith::DivSIOp::create(b_, Hq, arith::MaxSIOp::create(b_, Hkv, c64(1))), c64(1));
+      b_, arith::DivSIOp::create(b_, a.Hq, arith::MaxSIOp::create(b_, Hkv, c64(1))), c64(1));
   a.scale = op.getScale().convertToDouble();
-  bool causal = op.getMask() == ir::AttentionMask::causal;
-  std::optional<uint64_t> window = op.getWindow();
+  a.causal = op.getMask() == ir::AttentionMask::causal;
+  a.window = op.getWindow();
   if (auto c = op.getSoftcap())
     a.softcap = c->convertToDouble();
   if (a.bias)
     a.biasStrides = broadcastStrides(*a.bias, 4);
-  // The accumulator: one stack slot for the whole kernel (emitted at the function's top level, outside
-  // every loop).
-  Value acc = LLVM::AllocaOp::create(b_, ptrTy_, f32_, arith::MaxSIOp::create(b_, a.Dv, c64(1)), 64);
-  a.acc = Tensor{acc, f32_, f32_, {}, {}};
-  Value ninf = cf32(-std::numeric_limits<double>::infinity());
   a.vec = q.elem.isF32() && k.elem.isF32() && v.elem.isF32();
+  auto multipleOf = [](const SymExpr &e, int64_t n) { return e.isConstant() && e.getConstant() % n == 0; };
+  // 16 lanes (blocks of 16 keys, 16 dims a vector) where the target has 512-bit vectors and the head dims fit.
+  vw_ = wideVectors_ && multipleOf(q.shape[3], 16) && multipleOf(v.shape[3], 16) ? 16 : kVec;
+  a.dTail = !multipleOf(q.shape[3], vw_), a.dvTail = !multipleOf(v.shape[3], vw_);
+  // The accumulators and probabilities: stack slots for the whole kernel (at the function's top level,
+  // outside every loop).
+  Value acc = LLVM::AllocaOp::create(b_, ptrTy_, f32_, mul(c64(kRows), arith::MaxSIOp::create(b_, a.Dv, c64(1))), 64);
+  a.acc = Tensor{acc, f32_, f32_, {}, {}};
+  Value probs = LLVM::AllocaOp::create(b_, ptrTy_, f32_, c64(kRows * vw_), 64);
+  a.probs = Tensor{probs, f32_, f32_, {}, {}};
 
-  // The parallel loop: one query row (batch, head, i) per item.
-  parallelFor(product({B, Hq, S}), mul(T, add(a.D, a.Dv)), [&](Value item) {
-    SmallVector<Value> bhi = decompose(item, {B, Hq, S});
-    a.bi = bhi[0], a.h = bhi[1], a.i = bhi[2];
-    Value hk = arith::DivSIOp::create(b_, a.h, group);
+  // The parallel loop: (batch, kv head, block of kRows rows u = g * s + i).
+  Value rowsPerKvHead = mul(group, a.S);
+  Value blocks = arith::DivUIOp::create(b_, add(rowsPerKvHead, c64(kRows - 1)), c64(kRows));
+  parallelFor(product({B, Hkv, blocks}), mul(c64(kRows), mul(a.T, add(a.D, a.Dv))), [&](Value item) {
+    SmallVector<Value> idx = decompose(item, {B, Hkv, blocks});
+    a.bi = idx[0];
+    Value hk = idx[1], u0 = mul(idx[2], c64(kRows));
     a.kBase = mul(mul(add(mul(a.bi, Hkv), hk), Tk), a.D);
     a.vBase = mul(mul(add(mul(a.bi, Hkv), hk), Tv), a.Dv);
-    a.qBase = mul(add(mul(add(mul(a.bi, Hq), a.h), S), a.i), a.D);
-    Value oBase = mul(add(mul(add(mul(a.bi, Hq), a.h), S), a.i), a.Dv);
-    forLoop(c64(0), a.Dv, [&](Value d) { storeRaw(a.acc, d, cf32(0.0)); });
-    // Query i sits at position t - s + i (the KV-cache offset); it sees keys j <= position, and with a
-    // window only position - j < window.
-    Value position = add(sub(T, S), a.i);
-    Value lo = c64(0), hi = T;
-    if (causal) {
-      hi = arith::MaxSIOp::create(b_, c64(0), arith::MinSIOp::create(b_, T, add(position, c64(1))));
-      if (window)
-        lo = arith::MaxSIOp::create(b_, c64(0), sub(add(position, c64(1)), c64((int64_t)*window)));
+    Value u1 = arith::MinSIOp::create(b_, add(u0, c64(kRows)), rowsPerKvHead);
+    if (!a.vec) {
+      forLoop(u0, u1, [&](Value u) { emitAttentionRowScalar(a, out, hk, group, u); });
+      return;
     }
-    lo = arith::MinSIOp::create(b_, lo, hi);
-    SmallVector<Value> ml = {ninf, cf32(0.0)};
-    Value blocksEnd = lo;
-    if (a.vec) {
-      blocksEnd = add(lo, floorToVec(sub(hi, lo)));
-      ml = forLoopVec(lo, blocksEnd, ml, [&](Value j0, ValueRange st) { return attentionBlock(a, j0, st[0], st[1]); });
-    }
-    ml = forLoop(blocksEnd, hi, ml, [&](Value j, ValueRange st) { return attentionKey(a, j, st[0], st[1]); });
-    // A row with no visible key gives zeros.
-    Value l = ml[1];
-    Value empty = arith::CmpFOp::create(b_, arith::CmpFPredicate::OEQ, l, cf32(0.0));
-    Value invL = arith::SelectOp::create(b_, empty, cf32(0.0), arith::DivFOp::create(b_, cf32(1.0), l));
-    forLoop(c64(0), a.Dv, [&](Value d) { store(out, add(oBase, d), arith::MulFOp::create(b_, loadRaw(a.acc, d), invL)); });
+    Value full = arith::CmpIOp::create(b_, arith::CmpIPredicate::eq, sub(u1, u0), c64(kRows));
+    auto ifOp = scf::IfOp::create(b_, full, /*withElseRegion=*/true);
+    OpBuilder::InsertionGuard guard(b_);
+    b_.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+    SmallVector<Value> us;
+    for (int64_t r = 0; r < kRows; ++r)
+      us.push_back(add(u0, c64(r)));
+    emitAttentionRows(a, out, hk, group, us);
+    b_.setInsertionPoint(ifOp.elseBlock()->getTerminator());
+    forLoop(u0, u1, [&](Value u) { emitAttentionRows(a, out, hk, group, {u}); });
   });
   return success();
 }
@@ -1595,6 +2149,15 @@ LogicalResult KernelEmitter::emit(Operation *op, ArrayRef<Value> bufferPtrs, con
       if (failed(setElementType(op, *t, stored)))
         return failure();
     }
+    if (std::optional<QuantFormat> quant = layout && i < layout->quant.size() ? layout->quant[i] : std::nullopt) {
+      auto matmul = dyn_cast<ir::MatmulOp>(op);
+      bool readable = (matmul && i == 1 && matmul.getTransposeB()) || (isa<ir::GatherOp>(op) && i == 0);
+      if (!readable || t->shape.size() != 2 || !t->elem.isF32())
+        return fail(op, "buffer " + llvm::Twine(i) + " is " + quantFormatName(*quant) +
+                            ", which this kernel cannot read (only a transposed matmul weight or a gather table)");
+      t->quant = quant;
+      t->storage = b_.getI8Type();
+    }
     (i < numOperands ? tensors.ins : tensors.outs).push_back(*t);
   }
   if (failed((this->*rule->emit)(op, tensors)))
@@ -1610,6 +2173,7 @@ const ir::OpTable<CpuRule> &KernelEmitter::table() {
   static const ir::OpTable<CpuRule> table = [] {
     ir::OpTable<CpuRule> t;
     t.without<ir::WeightOp, ir::ConstantOp>("weights and constants are buffers of the artifact, not kernels");
+    t.without<ir::MatmulGroupOp>("made only for the Vulkan target (kiln-fuse-matmul-groups)");
     // Binary ops: f32, then i64 (NaN-propagating max / min; integer division truncates, like the interpreter).
     t.add<ir::AddOp>(scalar([](E &e, V v) -> Value { return arith::AddFOp::create(e.b_, v[0], v[1]); },
                             [](E &e, V v) { return e.add(v[0], v[1]); }))
@@ -1883,12 +2447,24 @@ Status emitRangeFunction(ImplicitLocOpBuilder &b, func::FuncOp kernel, const Ker
 }
 
 /// The kernel of each dispatch op as a func.func in `module` (identical ops share one); fills code.kernels.
+/// The quantized GEMV's integer dot product for a target with these ISA features.
+DotIsa dotIsaOf(const std::vector<std::string> &features) {
+  auto has = [&](const char *f) { return std::find(features.begin(), features.end(), f) != features.end(); };
+  if (has("avx512vnni") && has("avx512vl") && has("avx512bw"))
+    return DotIsa::Vnni512;
+  if (has("avxvnni"))
+    return DotIsa::Vnni;
+  return has("avx2") ? DotIsa::Avx2 : DotIsa::Generic;
+}
+
 Status emitKernels(ModuleOp module, llvm::ArrayRef<Operation *> dispatchOps, llvm::ArrayRef<KernelLayout> layouts,
                    const llvm::StringMap<unsigned> &symbolIndex, CpuCode &code) {
   MLIRContext *context = module.getContext();
   ImplicitLocOpBuilder b(module.getLoc(), context);
   b.setInsertionPointToEnd(module.getBody());
   Type ptrTy = LLVM::LLVMPointerType::get(context);
+  // 512-bit registers: 16-lane vectors are one register each, not two (and 32 of them, not 16).
+  const bool wideVectors = llvm::is_contained(code.target.features, "avx512f");
   {
     Type i32 = b.getI32Type(), f32 = b.getF32Type();
     auto sgemm = func::FuncOp::create(
@@ -1924,6 +2500,12 @@ Status emitKernels(ModuleOp module, llvm::ArrayRef<Operation *> dispatchOps, llv
           key += " buffer " + std::to_string(i) + " stored " + printed(t);
           info.signature += " [buffer " + std::to_string(i) + " read as " + printed(t) + "]";
         }
+    if (layout)
+      for (auto [i, q] : llvm::enumerate(layout->quant))
+        if (q) {
+          key += " buffer " + std::to_string(i) + " quant " + quantFormatName(*q);
+          info.signature += " [buffer " + std::to_string(i) + " " + quantFormatName(*q) + "]";
+        }
     auto found = symbolOfKey.find(key);
     if (found != symbolOfKey.end()) {
       info.symbol = found->second;
@@ -1949,7 +2531,9 @@ Status emitKernels(ModuleOp module, llvm::ArrayRef<Operation *> dispatchOps, llv
         Value p = LLVM::GEPOp::create(b, ptrTy, ptrTy, buffers, ArrayRef<LLVM::GEPArg>{(int32_t)i});
         ptrs.push_back(LLVM::LoadOp::create(b, ptrTy, p));
       }
-      KernelEmitter emitter(b, symbols, entry->getArgument(2), entry->getArgument(3), symbolIndex, error);
+      KernelEmitter emitter(b, symbols, entry->getArgument(2), entry->getArgument(3), symbolIndex, error,
+                            dotIsaOf(code.target.features));
+      emitter.setWideVectors(wideVectors);
       if (failed(emitter.emit(op, ptrs, layout)))
         return Status::error("cpu codegen: " + error);
       func::ReturnOp::create(b);
@@ -1976,6 +2560,14 @@ Status lowerToLLVMDialect(ModuleOp module, const CpuCodegenOptions &options) {
     });
     if (failed(verify(module)))
       return Status::error("cpu codegen: internal error: the generated kernels do not verify: " + diagnostic);
+  }
+  {
+    // erf (GELU) as MLIR's rational approximation (arith only) instead of a libm erff call per element: the
+    // elementwise loops then vectorize.
+    RewritePatternSet patterns(context);
+    populatePolynomialApproximateErfPattern(patterns);
+    if (failed(applyPatternsGreedily(module, std::move(patterns))))
+      return Status::error("cpu codegen: internal error: the erf approximation did not converge");
   }
   {
     PassManager pm(context);

@@ -396,8 +396,9 @@ bool KernelBuilder::makeTensors() {
     scratch.shape = {SymExpr::constant(1)};
     tensors_.push_back(std::move(scratch));
   }
-  // One result, or add_rms_norm / add_layer_norm's two (h, then y: out() is y).
-  if (op_->getNumResults() != (isa<ir::AddRmsNormOp, ir::AddLayerNormOp>(op_) ? 2u : 1u))
+  // One result, or add_rms_norm / add_layer_norm's two (h, then y: out() is y), or matmul_group's (one a weight).
+  if (isa<ir::MatmulGroupOp>(op_) ? op_->getNumResults() < 1
+                                  : op_->getNumResults() != (isa<ir::AddRmsNormOp, ir::AddLayerNormOp>(op_) ? 2u : 1u))
     return fail("expected one result");
   for (Value r : op_->getResults())
     if (!add(r.getType()))

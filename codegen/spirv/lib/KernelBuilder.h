@@ -210,6 +210,7 @@ bool emitSoftmax(KernelBuilder &b, const SpirvOpEntry &entry);
 bool emitRmsNorm(KernelBuilder &b, const SpirvOpEntry &entry);
 bool emitLayerNorm(KernelBuilder &b, const SpirvOpEntry &entry);
 bool emitMatmul(KernelBuilder &b, const SpirvOpEntry &entry);
+bool emitMatmulGroup(KernelBuilder &b, const SpirvOpEntry &entry);
 bool emitAttention(KernelBuilder &b, const SpirvOpEntry &entry);
 /// Scratch bytes of attention in two passes (split over the KV length) for up to `maxBatch` rows; 0: one pass.
 uint64_t attentionScratchBytes(mlir::Operation *op, const SpirvTarget &target, int64_t maxBatch);

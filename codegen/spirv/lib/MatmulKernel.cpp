@@ -20,6 +20,8 @@ constexpr uint32_t kWorkgroup = 256, kGemvColumns = 4, kGemvRows = 4, kTile = 64
 /// Subgroups the GEMV grid should keep in flight (about 64 K invocations: enough loads outstanding to reach a
 /// large GPU's memory bandwidth); smaller grids split K over more subgroups per team.
 constexpr int64_t kGemvTargetSubgroups = 2048;
+/// Workgroups a GEMV's grid should have at least (about one per multiprocessor of a large GPU: an H100 has 132).
+constexpr int64_t kGemvMinGroups = 128;
 /// Shared memory: sm, the scalar tiles (2 x 16 x 65 floats, also the GEMV's reduction and the cooperative
 /// tiles' staging), and cmA / cmB of matmul_coopmat.glsl (64 and 128 rows of 5 uvec4).
 constexpr uint32_t kTileBytes = 2 * kTileDepth * (kTile + 1) * 4, kCoopTileBytes = (64 + 128) * 5 * 16;
@@ -60,25 +62,43 @@ SymExpr batchCount(const ir::SymShape &out) {
 /// The GEMV's split (gemv.glsl): `rows` output columns per team, `teams` teams per workgroup.
 struct GemvSplit {
   uint32_t rows = kGemvColumns, teams = 1;
+  int64_t subgroups = 0; // subgroups of the whole grid (0: N or K symbolic)
 };
 
-/// Teams of whole subgroups: K is split over more subgroups of the workgroup (fewer teams, each more
-/// invocations) while the grid would have fewer than kGemvTargetSubgroups subgroups in flight and every
-/// invocation still loads at least two vectors of each row; `kVectors` = K / the vector width, 0 when N or K
-/// is symbolic (one subgroup per team).
-GemvSplit gemvSplit(int64_t n, int64_t kVectors, const SpirvTarget &target, bool subgroups) {
+/// Teams of whole subgroups with `rows` output columns each: K is split over more subgroups of the workgroup
+/// (fewer teams, each more invocations) while the grid would have fewer than kGemvTargetSubgroups subgroups in
+/// flight and every invocation still loads at least two vectors of each row; `kVectors` = K / the vector
+/// width, 0 when N or K is symbolic (one subgroup per team).
+GemvSplit teamSplit(uint32_t rows, int64_t n, int64_t kVectors, const SpirvTarget &target) {
   GemvSplit split;
-  if (!subgroups)
-    return split; // one team: the whole workgroup
+  split.rows = rows;
   const uint32_t subgroupsPerGroup = std::max<uint32_t>(1, kWorkgroup / target.subgroupSize);
   uint32_t perTeam = 1;
   if (n > 0 && kVectors > 0) {
-    const int64_t teamsTotal = (n + split.rows - 1) / split.rows;
+    const int64_t teamsTotal = (n + rows - 1) / rows;
     while (perTeam < subgroupsPerGroup && teamsTotal * perTeam < kGemvTargetSubgroups &&
            kVectors >= int64_t(2) * target.subgroupSize * perTeam * 2)
       perTeam *= 2;
+    split.subgroups = teamsTotal * perTeam;
   }
   split.teams = subgroupsPerGroup / perTeam;
+  return split;
+}
+
+/// The split of an N x K GEMV: kGemvColumns output columns per team (each activation vector load shared by
+/// them) unless that leaves both fewer than kGemvTargetSubgroups subgroups and fewer than kGemvMinGroups
+/// workgroups (few rows, e.g. 256-row K / V projections: most of a large GPU would idle), then 2 or 1 columns
+/// per team (more teams, so more workgroups).
+GemvSplit gemvSplit(int64_t n, int64_t kVectors, const SpirvTarget &target, bool subgroups) {
+  if (!subgroups)
+    return GemvSplit{}; // one team: the whole workgroup
+  GemvSplit split;
+  for (uint32_t rows = kGemvColumns; rows >= 1; rows /= 2) {
+    split = teamSplit(rows, n, kVectors, target);
+    if (n <= 0 || split.subgroups >= kGemvTargetSubgroups ||
+        (n + rows * split.teams - 1) / (rows * split.teams) >= kGemvMinGroups)
+      break;
+  }
   return split;
 }
 
@@ -107,13 +127,73 @@ SymExpr workgroupsX(const SymExpr &mSym, const SymExpr &nSym, bool tb, const Gem
 
 } // namespace
 
-bool emitMatmul(KernelBuilder &kb, const SpirvOpEntry &) {
-  bool tb = cast<ir::MatmulOp>(kb.op()).getTransposeB();
-  const Tensor &a = kb.in(0), &b = kb.in(1), &o = kb.out();
+namespace {
+
+/// The tensors of a matmul (one weight, one result) or of a matmul_group (weights W_s, results Y_s, or one
+/// result with silu_mul).
+struct MatmulParts {
+  bool tb = true, group = false, siluMul = false;
+  std::vector<const Tensor *> weights, results;
+};
+
+/// The kernel's name: the paths it has, the storage kinds, and the static N (each weight's) x K.
+std::string matmulName(const MatmulParts &p, const Tensor &a, const GemvSplit &split, uint32_t vecWidth,
+                       bool subgroups, bool coopmat, int64_t kStatic) {
+  const Tensor &b = *p.weights[0], &o = *p.results[0];
+  std::string name = p.group ? "matmul_group" + std::to_string(p.weights.size()) + (p.siluMul ? "_silu_mul" : "") + "_"
+                             : std::string("matmul_");
+  name += p.tb ? "tb_gemv" + std::to_string(split.rows) + "_tile64" : "tile64";
+  name += (vecWidth ? "_v" + std::to_string(vecWidth) : "") + (subgroups ? "_sg" : "") + (coopmat ? "_coopmat" : "");
+  name += (b.kind != o.kind ? std::string("_b") + kindName(b.kind) : "") +
+          (a.kind != o.kind ? std::string("_a") + kindName(a.kind) : "");
+  // Static N x K in the name (the module is the same; a profile then splits the time by shape).
+  std::string ns;
+  for (const Tensor *w : p.weights) {
+    if (!w->shape[w->shape.size() - 2].isConstant() || kStatic <= 0)
+      return name;
+    ns += (ns.empty() ? "" : "+") + std::to_string(w->shape[w->shape.size() - 2].getConstant());
+  }
+  return name + "_n" + ns + "k" + std::to_string(kStatic);
+}
+
+/// Rows of the GEMV's grid: N, or each weight's N added (a group without silu_mul: its segments' blocks go to
+/// different workgroups); symbolic when N is.
+SymExpr gemvRows(const MatmulParts &p) {
+  if (!p.group || p.siluMul) {
+    const Tensor &o = *p.results[0];
+    return o.shape[o.shape.size() - 1];
+  }
+  int64_t rows = 0;
+  for (const Tensor *w : p.weights)
+    rows += w->shape[0].getConstant();
+  return SymExpr::constant(rows);
+}
+
+/// The defines of a matmul_group: GROUP, its segments' N, the roles B0.. and Y0.. (or Y with SILU_MUL).
+void defineGroup(KernelBuilder &kb, const MatmulParts &p) {
+  kb.define("GROUP");
+  kb.define("GROUP_SEGMENTS", std::to_string(p.weights.size())); // a number for #if
+  if (p.siluMul)
+    kb.define("SILU_MUL");
+  for (size_t s = 0; s < p.weights.size(); ++s) {
+    const Tensor &w = *p.weights[s];
+    kb.define("SEG_N" + std::to_string(s), w.dims[0].str());
+    kb.bindRole("B" + std::to_string(s), w);
+  }
+  for (size_t s = 0; s < p.results.size(); ++s)
+    kb.bindRole(p.siluMul ? "Y" : "Y" + std::to_string(s), *p.results[s]);
+  kb.define("MM_N", "gN");
+}
+
+bool emitMatmulKernel(KernelBuilder &kb, const MatmulParts &p) {
+  const Tensor &a = kb.in(0), &b = *p.weights[0], &o = *p.results[0];
   if (!a.isFloat() || !b.isFloat() || !o.isFloat())
     return kb.fail("only float matmuls have a SPIR-V kernel");
   if (o.kind == Kind::BF16)
     return kb.fail("bf16 results have no SPIR-V matmul kernel");
+  for (const Tensor *w : p.weights)
+    if (w->kind != b.kind)
+      return kb.fail("the weights of a matmul_group must share one storage type");
   size_t ra = a.dims.size(), ro = o.dims.size();
   if (ra < 2 || b.dims.size() < 2)
     return kb.fail("operands need rank >= 2");
@@ -126,34 +206,27 @@ bool emitMatmul(KernelBuilder &kb, const SpirvOpEntry &) {
     return kb.fail("the matmul kernel needs a workgroup of " + std::to_string(kWorkgroup) + " invocations");
   kb.setWorkgroup(kWorkgroup);
   const uint32_t vw = (a.is16() || b.is16()) ? 8 : 4;
-  const bool vec = tb && kStatic > 0 && kStatic % vw == 0;
-  const bool subgroups = tb && kb.target().subgroupArithmetic && kb.target().subgroupSize >= 4;
+  const bool vec = p.tb && kStatic > 0 && kStatic % vw == 0;
+  const bool subgroups = p.tb && kb.target().subgroupArithmetic && kb.target().subgroupSize >= 4;
   // Tensor cores for f16 weights (matmul_coopmat.glsl): 8 subgroups of 32 (its 2 x 4 layout), f16 or f32 A.
   const bool coopmat = subgroups && kb.target().cooperativeMatrix && kb.target().subgroupSize == 32 &&
                        b.kind == Kind::F16 && (a.kind == Kind::F32 || a.kind == Kind::F16) &&
                        kTileBytes + kCoopTileBytes <= kb.target().maxSharedMemory;
   kb.setSharedBytes(kTileBytes + (coopmat ? kCoopTileBytes : 0)); // sm (tiles, GEMV reduction) | cmA, cmB
-  const int64_t nStatic = o.shape[ro - 1].isConstant() ? o.shape[ro - 1].getConstant() : 0;
-  const GemvSplit split = gemvSplit(nStatic, vec ? kStatic / vw : 0, kb.target(), subgroups);
-  std::string name = tb ? "matmul_tb_gemv" + std::to_string(split.rows) + "_tile64" : "matmul_tile64";
-  name += (vec ? "_v" + std::to_string(vw) : "") + (subgroups ? "_sg" : "") + (coopmat ? "_coopmat" : "");
-  name += (b.kind != o.kind ? std::string("_b") + kindName(b.kind) : "") +
-          (a.kind != o.kind ? std::string("_a") + kindName(a.kind) : "");
-  // Static N x K in the name (the module is the same; a profile then splits the time by shape).
-  if (nStatic > 0 && kStatic > 0)
-    name += "_n" + std::to_string(nStatic) + "k" + std::to_string(kStatic);
-  kb.kernel.name = name;
-  kb.kernel.globalSize = {workgroupsX(a.shape[ra - 2], o.shape[ro - 1], tb, split), SymExpr::constant(1),
+  const SymExpr rows = gemvRows(p);
+  const GemvSplit split =
+      gemvSplit(rows.isConstant() ? rows.getConstant() : 0, vec ? kStatic / vw : 0, kb.target(), subgroups);
+  kb.kernel.name = matmulName(p, a, split, vec ? vw : 0, subgroups, coopmat, kStatic);
+  kb.kernel.globalSize = {workgroupsX(a.shape[ra - 2], rows, p.tb, split), SymExpr::constant(1),
                           batchCount(o.shape)};
   UintExpr batch = UintExpr::k(1);
   for (size_t d = 0; d + 2 < ro; ++d)
     batch = batch * o.dims[d];
   kb.define("MM_M", a.dims[ra - 2].str());
-  kb.define("MM_N", o.dims[ro - 1].str());
   kb.define("MM_K", a.dims[ra - 1].str());
   kb.define("MM_BATCH", batch.str());
   kb.define("VEC_WIDTH", std::to_string(vec ? vw : 0));
-  if (tb) {
+  if (p.tb) {
     kb.define("TRANSPOSE_B");
     kb.define("GEMV_ROWS", std::to_string(split.rows) + "u");
     kb.define("GEMV_TEAMS", kb.specConst(split.teams).str()); // a constant: the split shares the module
@@ -167,11 +240,42 @@ bool emitMatmul(KernelBuilder &kb, const SpirvOpEntry &) {
     kb.useCooperativeMatrix();
   }
   kb.bindRole("A", a);
-  kb.bindRole("B", b);
-  kb.bindRole("OUT", o);
+  if (p.group) {
+    defineGroup(kb, p);
+  } else {
+    kb.define("MM_N", o.dims[ro - 1].str());
+    kb.bindRole("B", b);
+    kb.bindRole("OUT", o);
+  }
   kb.addGenerated(batchOffsets(a, b, o));
   kb.useShader("matmul.comp");
   return true;
+}
+
+} // namespace
+
+bool emitMatmul(KernelBuilder &kb, const SpirvOpEntry &) {
+  MatmulParts p;
+  p.tb = cast<ir::MatmulOp>(kb.op()).getTransposeB();
+  p.weights = {&kb.in(1)};
+  p.results = {&kb.out()};
+  return emitMatmulKernel(kb, p);
+}
+
+/// kiln.matmul_group: matmul.comp once per weight (GROUP, matmul_group.glsl).
+bool emitMatmulGroup(KernelBuilder &kb, const SpirvOpEntry &) {
+  auto op = cast<ir::MatmulGroupOp>(kb.op());
+  MatmulParts p;
+  p.group = true;
+  p.siluMul = op.getSiluMul();
+  const unsigned weights = unsigned(op.getWeights().size());
+  if (weights > 4)
+    return kb.fail("a matmul_group kernel takes at most 4 weights");
+  for (unsigned i = 1; i <= weights; ++i)
+    p.weights.push_back(&kb.in(i));
+  for (unsigned i = weights + 1; i < kb.numTensors(); ++i)
+    p.results.push_back(&kb.in(i));
+  return emitMatmulKernel(kb, p);
 }
 
 } // namespace kiln::codegen::spirv

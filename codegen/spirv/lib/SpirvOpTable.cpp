@@ -74,6 +74,7 @@ std::map<std::string, SpirvOpEntry> buildTable() {
   kernel(ir::AddLayerNormOp::getOperationName(), emitLayerNorm, "row");
 
   kernel(ir::MatmulOp::getOperationName(), emitMatmul, "matmul");
+  kernel(ir::MatmulGroupOp::getOperationName(), emitMatmulGroup, "matmul");
   kernel(ir::RopeOp::getOperationName(), emitRope, "rope");
   kernel(ir::AttentionOp::getOperationName(), emitAttention, "attention");
   return t;

@@ -12,8 +12,56 @@
 // SUBGROUPS the whole workgroup is one team, reduced by a shared-memory tree.
 const uint GR = GEMV_ROWS;
 
+// The weight vectors of the GR rows at vector index kv from the vector view VIEW of B (each vector GV vec4:
+// 4 f32, or 8 f32 / f16 / bf16 as lo, hi). A macro over the view, so that a matmul_group's segments each get
+// their own loop with plain loads (no per-load branch on the segment).
+#if VEC_WIDTH > 0
+const uint GV = VW / 4u;
+#if VEC_WIDTH == 4
+#define GEMV_LOAD_B(VIEW, br, kv, w) [[unroll]] for (uint r = 0u; r < GR; ++r) w[r][0] = VIEW.d[br[r] + (kv)];
+#else
+#define GEMV_LOAD_B(VIEW, br, kv, w) [[unroll]] for (uint r = 0u; r < GR; ++r) { LOAD8_VIEW_B(VIEW, br[r] + (kv), w[r][0], w[r][1]); }
+#endif
+
+// acc[m][r] += A[m, vector kv] . w[r] for the rows m < M of A.
+void gemvFma(inout float acc[MS][GR], uint ar[MS], uint kv, vec4 w[GR][GV]) {
+  const uint M = MM_M;
+  [[unroll]] for (uint m = 0u; m < MS; ++m)
+    if (m < M) {
+#if VEC_WIDTH == 4
+      vec4 x = LOAD4_A(ar[m] + kv);
+      [[unroll]] for (uint r = 0u; r < GR; ++r) acc[m][r] += dot(x, w[r][0]);
+#else
+      vec4 xl, xh;
+      LOAD8_A(ar[m] + kv, xl, xh);
+      [[unroll]] for (uint r = 0u; r < GR; ++r) acc[m][r] += dot(xl, w[r][0]) + dot(xh, w[r][1]);
+#endif
+    }
+}
+#endif
+
+#if VEC_WIDTH > 0
+// The vector K loop of gemvPartials over the vector view VIEW of B.
+#define GEMV_VECTOR_LOOP(VIEW) \
+  for (; kv + tsize < KV; kv += 2u * tsize) { \
+    vec4 w0[GR][GV], w1[GR][GV]; \
+    GEMV_LOAD_B(VIEW, br, kv, w0) \
+    GEMV_LOAD_B(VIEW, br, kv + tsize, w1) \
+    gemvFma(acc, ar, kv, w0); \
+    gemvFma(acc, ar, kv + tsize, w1); \
+  } \
+  if (kv < KV) { \
+    vec4 w0[GR][GV]; \
+    GEMV_LOAD_B(VIEW, br, kv, w0) \
+    gemvFma(acc, ar, kv, w0); \
+  }
+#endif
+
 // Partial dots of this invocation: rows i of A (clamped, m < M only) with the team's rows j0 .. j0 + GR - 1
 // of B (clamped to N - 1: their results are not stored), over K in steps of tsize vectors from `lane`.
+// The vector path takes two steps per iteration, both steps' weight loads issued before their FMAs (twice
+// the bytes in flight per invocation: a GEMV is bound by memory latency x loads outstanding); the sums are
+// added in the same order as one step at a time.
 void gemvPartials(inout float acc[MS][GR], uint A0, uint B0, uint j0, uint lane, uint tsize) {
   const uint M = MM_M, N = MM_N, K = MM_K;
   uint j[GR], i[MS];
@@ -24,26 +72,29 @@ void gemvPartials(inout float acc[MS][GR], uint A0, uint B0, uint j0, uint lane,
   uint ar[MS], br[GR];
   [[unroll]] for (uint m = 0u; m < MS; ++m) ar[m] = (A0 + i[m] * K) / VW;
   [[unroll]] for (uint r = 0u; r < GR; ++r) br[r] = (B0 + j[r] * K) / VW;
-  for (uint kv = lane; kv < KV; kv += tsize) {
-#if VEC_WIDTH == 4
-    vec4 w[GR];
-    [[unroll]] for (uint r = 0u; r < GR; ++r) w[r] = LOAD4_B(br[r] + kv);
-    [[unroll]] for (uint m = 0u; m < MS; ++m)
-      if (m < M) {
-        vec4 x = LOAD4_A(ar[m] + kv);
-        [[unroll]] for (uint r = 0u; r < GR; ++r) acc[m][r] += dot(x, w[r]);
-      }
-#else
-    vec4 wl[GR], wh[GR];
-    [[unroll]] for (uint r = 0u; r < GR; ++r) LOAD8_B(br[r] + kv, wl[r], wh[r]);
-    [[unroll]] for (uint m = 0u; m < MS; ++m)
-      if (m < M) {
-        vec4 xl, xh;
-        LOAD8_A(ar[m] + kv, xl, xh);
-        [[unroll]] for (uint r = 0u; r < GR; ++r) acc[m][r] += dot(xl, wl[r]) + dot(xh, wh[r]);
-      }
-#endif
+  uint kv = lane;
+#ifdef GROUP
+  if (gSeg == 0u) {
+    GEMV_VECTOR_LOOP(vb0)
   }
+#if GROUP_SEGMENTS > 1
+  else if (gSeg == 1u) {
+    GEMV_VECTOR_LOOP(vb1)
+  }
+#endif
+#if GROUP_SEGMENTS > 2
+  else if (gSeg == 2u) {
+    GEMV_VECTOR_LOOP(vb2)
+  }
+#endif
+#if GROUP_SEGMENTS > 3
+  else {
+    GEMV_VECTOR_LOOP(vb3)
+  }
+#endif
+#else
+  GEMV_VECTOR_LOOP(vb)
+#endif
 #else
   for (uint kk = lane; kk < K; kk += tsize) {
     float w[GR];
@@ -63,15 +114,24 @@ void gemvStore(uint bz, uint q, uint j0, float v) {
   if (m < M && jo < N) STORE_OUT((bz * M + m) * N + jo, v);
 }
 
+// The first block of this workgroup when the blocks before `blockBase` went to the workgroups from 0 on.
+uint gemvFirstBlock(uint blockBase) {
+  uint groups = gl_NumWorkGroups.x;
+  return (gl_WorkGroupID.x + groups - blockBase % groups) % groups;
+}
+
 #ifdef SUBGROUPS
-void gemv(uint bz, uint A0, uint B0) {
+// Teams of whole subgroups (uniform over the workgroup, so the barriers below are too).
+uint gemvTeams() { return min(GEMV_TEAMS, gl_NumSubgroups); }
+uint gemvRowsPerGroup() { return gemvTeams() * GR; }
+
+void gemv(uint bz, uint A0, uint B0, uint blockBase) {
   const uint M = MM_M, N = MM_N, Q = MS * GR;
-  // Teams of spt whole subgroups (uniform over the workgroup, so the barriers below are too).
-  uint teams = min(GEMV_TEAMS, gl_NumSubgroups), spt = gl_NumSubgroups / teams;
+  uint teams = gemvTeams(), spt = gl_NumSubgroups / teams;
   uint team = gl_SubgroupID / spt, sub = gl_SubgroupID % spt;
   uint lane = sub * gl_SubgroupSize + gl_SubgroupInvocationID, tsize = spt * gl_SubgroupSize;
   uint rowsPerGroup = teams * GR;
-  for (uint blk = gl_WorkGroupID.x; blk * rowsPerGroup < N; blk += gl_NumWorkGroups.x) {
+  for (uint blk = gemvFirstBlock(blockBase); blk * rowsPerGroup < N; blk += gl_NumWorkGroups.x) {
     uint j0 = blk * rowsPerGroup + team * GR;
     float acc[MS][GR];
     [[unroll]] for (uint m = 0u; m < MS; ++m)
@@ -100,10 +160,12 @@ void gemv(uint bz, uint A0, uint B0) {
 #else
 // Without subgroup arithmetic: one team of WG_X invocations; a shared-memory tree, 8 accumulators at a time
 // (8 x WG_X floats of sm).
-void gemv(uint bz, uint A0, uint B0) {
+uint gemvRowsPerGroup() { return GR; }
+
+void gemv(uint bz, uint A0, uint B0, uint blockBase) {
   const uint N = MM_N, Q = MS * GR;
   uint t = gl_LocalInvocationID.x;
-  for (uint j0 = gl_WorkGroupID.x * GR; j0 < N; j0 += gl_NumWorkGroups.x * GR) {
+  for (uint j0 = gemvFirstBlock(blockBase) * GR; j0 < N; j0 += gl_NumWorkGroups.x * GR) {
     float acc[MS][GR];
     [[unroll]] for (uint m = 0u; m < MS; ++m)
       [[unroll]] for (uint r = 0u; r < GR; ++r) acc[m][r] = 0.0;

@@ -18,11 +18,18 @@
 shared float sm[2u * BK * LD]; // the A and B tiles, reused by the GEMV's reduction
 const uint VW = VEC_WIDTH;
 
+#ifdef GROUP
+// kiln.matmul_group: the weights are bindings 1 .. GROUP_SEGMENTS; B's loads and OUT's stores go to the
+// segment gSeg (matmul_group.glsl).
+#include "matmul_group.glsl"
+#endif
 #if VEC_WIDTH == 4
 layout(std430, set = 0, binding = 0) readonly buffer VA { vec4 d[]; } va;
-layout(std430, set = 0, binding = 1) readonly buffer VB { vec4 d[]; } vb;
 #define LOAD4_A(v) va.d[v]
+#ifndef GROUP
+layout(std430, set = 0, binding = 1) readonly buffer VB { vec4 d[]; } vb;
 #define LOAD4_B(v) vb.d[v]
+#endif
 #elif VEC_WIDTH == 8
 // Vector views of A and B (same bindings): two vec4 per 8 f32, one uvec4 per 8 f16 / bf16.
 #if defined(A_IS_F16) || defined(A_IS_BF16)
@@ -30,16 +37,19 @@ layout(std430, set = 0, binding = 0) readonly buffer VA { uvec4 d[]; } va;
 #else
 layout(std430, set = 0, binding = 0) readonly buffer VA { vec4 d[]; } va;
 #endif
-#if defined(B_IS_F16) || defined(B_IS_BF16)
-layout(std430, set = 0, binding = 1) readonly buffer VB { uvec4 d[]; } vb;
-#else
-layout(std430, set = 0, binding = 1) readonly buffer VB { vec4 d[]; } vb;
-#endif
 vec2 bf16x2(uint u) { return vec2(uintBitsToFloat(u << 16), uintBitsToFloat(u & 0xffff0000u)); }
 // Elements 8 v .. 8 v + 7 of a view as lo (the first 4) and hi.
 #define LOAD8_F32(view, v, lo, hi) { lo = view.d[2u * (v)]; hi = view.d[2u * (v) + 1u]; }
-#define LOAD8_F16(view, v, lo, hi) { uvec4 u_ = view.d[v]; lo = vec4(unpackHalf2x16(u_.x), unpackHalf2x16(u_.y)); hi = vec4(unpackHalf2x16(u_.z), unpackHalf2x16(u_.w)); }
-#define LOAD8_BF16(view, v, lo, hi) { uvec4 u_ = view.d[v]; lo = vec4(bf16x2(u_.x), bf16x2(u_.y)); hi = vec4(bf16x2(u_.z), bf16x2(u_.w)); }
+void unpack8F16(uvec4 u, out vec4 lo, out vec4 hi) {
+  lo = vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
+  hi = vec4(unpackHalf2x16(u.z), unpackHalf2x16(u.w));
+}
+void unpack8BF16(uvec4 u, out vec4 lo, out vec4 hi) {
+  lo = vec4(bf16x2(u.x), bf16x2(u.y));
+  hi = vec4(bf16x2(u.z), bf16x2(u.w));
+}
+#define LOAD8_F16(view, v, lo, hi) unpack8F16(view.d[v], lo, hi)
+#define LOAD8_BF16(view, v, lo, hi) unpack8BF16(view.d[v], lo, hi)
 #if defined(A_IS_F16)
 #define LOAD8_A(v, lo, hi) LOAD8_F16(va, v, lo, hi)
 #elif defined(A_IS_BF16)
@@ -47,13 +57,25 @@ vec2 bf16x2(uint u) { return vec2(uintBitsToFloat(u << 16), uintBitsToFloat(u & 
 #else
 #define LOAD8_A(v, lo, hi) LOAD8_F32(va, v, lo, hi)
 #endif
+// B's kind: the view type and its 8-element load.
 #if defined(B_IS_F16)
-#define LOAD8_B(v, lo, hi) LOAD8_F16(vb, v, lo, hi)
+#define B_VIEW_TYPE uvec4
+#define LOAD8_VIEW_B(view, v, lo, hi) LOAD8_F16(view, v, lo, hi)
 #elif defined(B_IS_BF16)
-#define LOAD8_B(v, lo, hi) LOAD8_BF16(vb, v, lo, hi)
+#define B_VIEW_TYPE uvec4
+#define LOAD8_VIEW_B(view, v, lo, hi) LOAD8_BF16(view, v, lo, hi)
 #else
-#define LOAD8_B(v, lo, hi) LOAD8_F32(vb, v, lo, hi)
+#define B_VIEW_TYPE vec4
+#define LOAD8_VIEW_B(view, v, lo, hi) LOAD8_F32(view, v, lo, hi)
 #endif
+#ifndef GROUP
+layout(std430, set = 0, binding = 1) readonly buffer VB { B_VIEW_TYPE d[]; } vb;
+#define LOAD8_B(v, lo, hi) LOAD8_VIEW_B(vb, v, lo, hi)
+#define VIEW_B(v) vb.d[v]
+#endif
+#endif
+#ifdef GROUP
+#include "matmul_group_views.glsl"
 #endif
 
 #ifdef TRANSPOSE_B
@@ -145,22 +167,40 @@ void tiles(uint bz, uint A0, uint B0) {
   }
 }
 
+// The product with one weight: the matmul's, or segment gSeg's of a matmul_group. blockBase: the GEMV blocks of
+// the group's earlier segments (this segment's first block goes to the workgroup after theirs).
+void product(uint bz, uint A0, uint B0, uint blockBase) {
+#ifdef TRANSPOSE_B
+  if (MM_M <= MS) {
+    gemv(bz, A0, B0, blockBase);
+    return;
+  }
+#endif
+#ifdef COOPMAT
+  if (gl_NumSubgroups == CM_SUBGROUPS) { // else (subgroups of another width) the scalar tiles
+    coopTiles(bz, A0, B0);
+    return;
+  }
+#endif
+  tiles(bz, A0, B0);
+}
+
 void main() {
   for (uint bz = gl_WorkGroupID.z; bz < MM_BATCH; bz += gl_NumWorkGroups.z) {
     uint A0, B0;
     batchOffsets(bz, A0, B0);
-#ifdef TRANSPOSE_B
-    if (MM_M <= MS) {
-      gemv(bz, A0, B0);
-      continue;
-    }
+#ifdef GROUP
+    uint blockBase = 0u;
+    for (uint s = 0u; s < uint(GROUP_SEGMENTS); ++s) {
+      gSeg = s;
+      gN = segN(s);
+      product(bz, A0, B0, blockBase);
+#ifndef SILU_MUL
+      blockBase += (gN + gemvRowsPerGroup() - 1u) / gemvRowsPerGroup();
 #endif
-#ifdef COOPMAT
-    if (gl_NumSubgroups == CM_SUBGROUPS) { // else (subgroups of another width) the scalar tiles
-      coopTiles(bz, A0, B0);
-      continue;
     }
+#else
+    product(bz, A0, B0, 0u);
 #endif
-    tiles(bz, A0, B0);
   }
 }

@@ -40,7 +40,7 @@ uvec4 cmLoadB(uint B0, uint j, uint kk) {
   const uint N = MM_N, K = MM_K;
   if (j >= N || kk >= K) return uvec4(0u);
 #if VEC_WIDTH == 8
-  return vb.d[(B0 + j * K + kk) / 8u];
+  return VIEW_B((B0 + j * K + kk) / 8u);
 #else
   float v[8];
   [[unroll]] for (uint c = 0u; c < 8u; ++c) v[c] = kk + c < K ? LOAD_B(B0 + j * K + kk + c) : 0.0;

@@ -515,3 +515,54 @@ func.func @kv(%q: )" + q + R"(, %kin: tensor<?x?x2x8xf32, #kiln.dims<[b, s]>>, %
                 << "row " << r << " written";
       }
 }
+
+// The attention kernel's row blocks (kiln.attention takes four query rows of one batch and KV head at once,
+// GQA: of the group's heads together; the rows left, one at a time): row counts g * s that are and are not
+// multiples of four (g = 1, 3; s = 1, 2, 5, 130), keys in whole and ragged blocks of 8 or 16 up to t = 1000,
+// head dims 20 and 36 (not multiples of eight: the scalar dot and value tails), 32 (16-lane vectors on an
+// AVX-512 target), a value width other than the key's, bidirectional with a padding mask, causal with a window,
+// decode (s = 1 at p = 999), and f16 inputs (the scalar path, row by row). Compiled for the host and for
+// x86-64-v3 (no AVX-512: 8 lanes everywhere).
+TEST_F(CpuCodegenTest, AttentionRowBlocks) {
+  std::string src = R"(
+func.func @rows(%q: !Q, %k: !K, %v: !V, %pad: !PAD, %q2: !Q2, %k2: !K2, %v2: !K2, %q3: !Q3, %k3: !K3, %v3: !K3, %q4: !Q4, %k4: !K4, %v4: !K4) -> (!O, !Q2, !Q2, !Q3, !Q4, !Q4) {
+  %0 = kiln.attention %q, %k, %v key_padding_mask(%pad) {scale = 0.2 : f64, mask = #kiln.mask<bidirectional>} : (!Q, !K, !V, !PAD) -> !O
+  %1 = kiln.attention %q2, %k2, %v2 {scale = 0.17 : f64, mask = #kiln.mask<causal>, window = 37 : i64} : (!Q2, !K2, !K2) -> !Q2
+  %2 = kiln.attention %q2, %k2, %v2 key_padding_mask(%pad) {scale = 0.17 : f64, mask = #kiln.mask<causal>} : (!Q2, !K2, !K2, !PAD) -> !Q2
+  %3 = kiln.attention %q3, %k3, %v3 {scale = 0.25 : f64, mask = #kiln.mask<causal>} : (!Q3, !K3, !K3) -> !Q3
+  %4 = kiln.attention %q4, %k4, %v4 key_padding_mask(%pad) {scale = 0.18 : f64, mask = #kiln.mask<bidirectional>} : (!Q4, !K4, !K4, !PAD) -> !Q4
+  %5 = kiln.attention %q4, %k4, %v4 {scale = 0.18 : f64, mask = #kiln.mask<causal>, window = 21 : i64} : (!Q4, !K4, !K4) -> !Q4
+  return %0, %1, %2, %3, %4, %5 : !O, !Q2, !Q2, !Q3, !Q4, !Q4
+})";
+  for (auto [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"!Q4", "tensor<?x6x?x32xf32, #kiln.dims<[b, s]>>"},
+           {"!K4", "tensor<?x2x?x32xf32, #kiln.dims<[b, p + s]>>"},
+           {"!Q2", "tensor<?x6x?x36xf32, #kiln.dims<[b, s]>>"},
+           {"!K2", "tensor<?x2x?x36xf32, #kiln.dims<[b, p + s]>>"},
+           {"!Q3", "tensor<?x4x?x16xf16, #kiln.dims<[b, s]>>"},
+           {"!K3", "tensor<?x2x?x16xf16, #kiln.dims<[b, p + s]>>"},
+           {"!Q", "tensor<?x3x?x20xf32, #kiln.dims<[b, s]>>"},
+           {"!K", "tensor<?x3x?x20xf32, #kiln.dims<[b, p + s]>>"},
+           {"!V", "tensor<?x3x?x12xf32, #kiln.dims<[b, p + s]>>"},
+           {"!O", "tensor<?x3x?x12xf32, #kiln.dims<[b, s]>>"},
+           {"!PAD", "tensor<?x?xi64, #kiln.dims<[b, p + s]>>"}})
+    src = replaceAll(src, from, to);
+  // Padding: batch row 1 hides its first 9 keys (a whole block and one more), the rest at random 1 in 4.
+  Filler padding = [](const std::vector<int64_t> &shape, const Bindings &, std::mt19937 &rng) {
+    std::vector<double> v(size_t(numElements(shape)));
+    for (int64_t r = 0; r < shape[0]; ++r)
+      for (int64_t j = 0; j < shape[1]; ++j)
+        v[size_t(r * shape[1] + j)] = (r == 1 && j < 9) ? 0 : rng() % 4 != 0;
+    return v;
+  };
+  for (const char *cpu : {"native", "x86-64-v3"}) {
+    SCOPED_TRACE(cpu);
+    options.cpu = cpu;
+    compile(src);
+    for (const Bindings &b : std::vector<Bindings>{{{"b", 2}, {"s", 1}, {"p", 999}},
+                                                   {{"b", 2}, {"s", 2}, {"p", 13}},
+                                                   {{"b", 1}, {"s", 5}, {"p", 0}},
+                                                   {{"b", 2}, {"s", 130}, {"p", 870}}})
+      check(b, {{3, padding}}, 2e-5);
+  }
+}

@@ -446,7 +446,9 @@ const std::vector<KernelCase> &kernelCases() {
 const std::map<std::string, std::string> &opsWithoutKernelCase() {
   static const std::map<std::string, std::string> reasons = {
       {"kiln.weight", "a weight is a buffer the artifact holds and the runtime binds, not a kernel; the cases' "
-                      "inputs are function arguments (the interpreter runs them without a weight loader)"}};
+                      "inputs are function arguments (the interpreter runs them without a weight loader)"},
+      {"kiln.matmul_group", "made only for the Vulkan target (kiln-fuse-matmul-groups) and has no CPU kernel; "
+                            "SpirvCodegenTest.MatmulGroup compares its kernel with the interpreter"}};
   return reasons;
 }
 

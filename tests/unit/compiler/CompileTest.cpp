@@ -146,6 +146,60 @@ TEST(Compile, VulkanPartitionWithoutRope) {
       << strict.status().message();
 }
 
+// --target vulkan groups each layer's Q/K/V and gate/up (+ silu * up) into kiln.matmul_group dispatches; the
+// CPU target does not (it has no such kernel); a profile without kiln.matmul_group keeps the matmuls and the
+// report says why.
+TEST(Compile, VulkanMatmulGroups) {
+  auto groupLine = [](const std::vector<std::string> &lines) {
+    for (const std::string &l : lines)
+      if (l.rfind("matmul groups: ", 0) == 0)
+        return l;
+    return std::string();
+  };
+  std::vector<std::string> lines;
+  CompileOptions o = smallCompile("llama-tiny", "llama-groups.kiln", &lines);
+  o.target = Target::Vulkan;
+  o.deviceProfile = "lavapipe";
+  StatusOr<CompileResult> r = compile(o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->report.fusion.matmulGroups, 4); // 2 layers x (q/k/v, gate/up)
+  EXPECT_EQ(groupLine(lines).rfind("matmul groups: 4 kiln.matmul_group (2 with silu * up) replace 14 dispatches "
+                                   "(lavapipe)",
+                                   0),
+            0u)
+      << groupLine(lines);
+  int silu = 0;
+  for (const std::string &f : r->report.fusion.fused)
+    silu += f.find("matmul_group at model.layers.") == 0 && f.find("(silu_mul: gate_proj + up_proj)") != std::string::npos;
+  EXPECT_EQ(silu, 2);
+
+  lines.clear();
+  CompileOptions cpu = smallCompile("llama-tiny", "llama-cpu-groups.kiln", &lines);
+  StatusOr<CompileResult> c = compile(cpu);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->report.fusion.matmulGroups, 0);
+  EXPECT_EQ(groupLine(lines), "");
+
+  target::DeviceProfile profile = *target::builtinDeviceProfile("lavapipe");
+  profile.name = "no-groups";
+  profile.unavailableOps = {"kiln.matmul_group"};
+  const std::string profilePath = tempPath("no-groups.json");
+  std::ofstream(profilePath) << target::writeDeviceProfile(profile);
+  lines.clear();
+  o.deviceProfile = profilePath;
+  o.output = tempPath("llama-no-groups.kiln");
+  StatusOr<CompileResult> n = compile(o);
+  ASSERT_TRUE(n.ok()) << n.status().message();
+  EXPECT_EQ(n->report.fusion.matmulGroups, 0);
+  ASSERT_TRUE(n->report.partition.has_value());
+  EXPECT_EQ(n->report.partition->fallbacks, 0);
+  int why = 0;
+  for (const std::string &l : lines)
+    why += l.find("not grouped: ") == 0 && l.find("profile no-groups lists kiln.matmul_group as unavailable") !=
+                                                 std::string::npos;
+  EXPECT_EQ(why, 6); // per layer: q/k/v, gate/up with silu_mul, then gate/up as plain siblings
+}
+
 TEST(Compile, EmitIrAndErrors) {
   CompileOptions o;
   o.modelDir = dataDir("gemma3-tiny");

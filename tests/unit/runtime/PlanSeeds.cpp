@@ -29,6 +29,7 @@ bool writeSeeds(const std::string &dir, const std::string &name, art::Manifest m
   m.clear_provenance();
   m.clear_notes();
   m.clear_partition();
+  m.clear_cpu_objects(); // the seeds carry no code section (its objects would lie outside it)
   for (art::Kernel &k : *m.mutable_kernels())
     if (k.spirv().size() > 20)
       k.mutable_spirv()->resize(20);

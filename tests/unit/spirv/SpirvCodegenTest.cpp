@@ -205,7 +205,8 @@ protected:
   /// is read from the convert's input in place (passes/DeviceWeights.h): the kernel gets that storage type
   /// and the 16-bit buffer.
   mlir::Value foldedSource(mlir::Operation *op, mlir::Value v) const {
-    bool foldable = mlir::isa<ir::MatmulOp>(op) || (mlir::isa<ir::GatherOp>(op) && v == op->getOperand(0)) ||
+    bool foldable = mlir::isa<ir::MatmulOp>(op) || (mlir::isa<ir::MatmulGroupOp>(op) && v != op->getOperand(0)) ||
+                    (mlir::isa<ir::GatherOp>(op) && v == op->getOperand(0)) ||
                     (mlir::isa<ir::RmsNormOp, ir::LayerNormOp>(op) && v != op->getOperand(0));
     if (!foldWeightConverts || !foldable)
       return v;
@@ -222,6 +223,20 @@ protected:
     for (mlir::Value v : op->getOperands())
       types.push_back(mlir::cast<mlir::ShapedType>(foldedSource(op, v).getType()).getElementType());
     return types;
+  }
+
+  /// KILN_SPIRV_EXPORT: writes DIR/NNN.rpl (NNN = index++), the kernel of `op` (result 0) on fresh inputs for
+  /// s = `rows`, with the interpreter's result, for kiln_spirv_replay on the GPU machine (ReplayCase.h).
+  void exportReplay(mlir::Operation *op, const std::string &label, int64_t rows, double tolerance, uint32_t resultKind,
+                    const std::string &dir, int &index) {
+    ReplayCase rc;
+    replayCase(op, 0, {{"b", 1}, {"s", rows}, {"p", 0}}, rc);
+    rc.name = kernels.at(op).name + " M=" + std::to_string(rows) + " " + label;
+    rc.tolerance = tolerance;
+    rc.resultKind = resultKind;
+    char file[32];
+    std::snprintf(file, sizeof file, "/%03d.rpl", index++);
+    ASSERT_TRUE(writeReplayCase(dir + std::string(file), rc)) << dir << file;
   }
 
   bool foldWeightConverts = false;
@@ -511,11 +526,133 @@ func.func @gemv(%x: tensor<1x1001xf32>, %w: tensor<37x1001xf32>, %y: tensor<?x1x
     target.subgroupArithmetic = subgroups;
     compile(src);
     for (auto &[op, k] : kernels) {
-      EXPECT_EQ(k.name.rfind("matmul_tb_gemv4_tile64", 0), 0u) << k.name;
+      EXPECT_EQ(k.name.rfind("matmul_tb_gemv", 0), 0u) << k.name;
       EXPECT_EQ(k.name.find("_sg") != std::string::npos, subgroups) << k.name;
     }
     for (const Bindings &b : kShapes)
       check(b);
+  }
+}
+
+/// transpose_b matmuls x [s, K] . w [N, K]^T, one per (N, K) of `shapes`, with weights of `weightType`
+/// (f32, or f16 / bf16 read through a kiln.convert the tests fold: read in place, as compiled plans do).
+std::string gemvSource(const std::vector<std::pair<int64_t, int64_t>> &shapes, const std::string &weightType) {
+  std::string args, results, body, ret, types;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    std::string n = std::to_string(shapes[i].first), k = std::to_string(shapes[i].second), id = std::to_string(i);
+    std::string x = "tensor<?x" + k + "xf32, #kiln.dims<[s]>>", y = "tensor<?x" + n + "xf32, #kiln.dims<[s]>>";
+    std::string w = "tensor<" + n + "x" + k + "x";
+    args += (i ? ", " : "") + std::string("%x") + id + ": " + x + ", %w" + id + ": " + w + weightType + ">";
+    std::string b = "%w" + id;
+    if (weightType != "f32") {
+      body += "  %c" + id + " = kiln.convert %w" + id + " : " + w + weightType + "> -> " + w + "f32>\n";
+      b = "%c" + id;
+    }
+    body += "  %y" + id + " = kiln.matmul %x" + id + ", " + b + " {transpose_b = true} : (" + x + ", " + w +
+            "f32>) -> " + y + "\n";
+    ret += (i ? ", " : "") + std::string("%y") + id;
+    types += (i ? ", " : "") + y;
+  }
+  return "func.func @gemvs(" + args + ") -> (" + types + ") {\n" + body + "  return " + ret + " : " + types + "\n}";
+}
+
+// The GEMV's variants on awkward sizes: 1, 2 or 4 output columns per team (gemvSplit: few rows get narrower
+// teams), K not a multiple of 8 (scalar loads) or of the team's stride (the two-step loop's single last step),
+// N not a multiple of the columns per workgroup, M = 1..5 (5: the tiles), f32 / f16 / bf16 weights, for
+// lavapipe's 8-wide subgroups and for a 32-wide profile (the kernel adapts to the device's subgroups).
+TEST_F(SpirvCodegenTest, GemvVariants) {
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 8},    {3, 24},     {5, 1001},  {37, 2056},
+                                                           {130, 40}, {256, 2048}, {600, 1032}, {67, 1544},
+                                                           {2048, 64}, {4100, 16}};
+  foldWeightConverts = true;
+  for (uint32_t subgroupSize : {8u, 32u})
+    for (const char *weights : {"f32", "f16", "bf16"}) {
+      SCOPED_TRACE(std::string(weights) + " weights, subgroups of " + std::to_string(subgroupSize));
+      target.subgroupSize = subgroupSize;
+      compile(gemvSource(shapes, weights));
+      std::set<char> columns;
+      for (auto &[op, k] : kernels)
+        if (mlir::isa<ir::MatmulOp>(op)) {
+          ASSERT_EQ(k.name.rfind("matmul_tb_gemv", 0), 0u) << k.name;
+          columns.insert(k.name[14]);
+        }
+      if (subgroupSize == 32) // few rows: narrower teams; many: 4 columns
+        EXPECT_EQ(columns, (std::set<char>{'1', '2', '4'}));
+      for (int64_t s : subgroupSize == 8 ? std::vector<int64_t>{1, 2, 3, 4, 5} : std::vector<int64_t>{1, 4, 5})
+        check({{"b", 1}, {"s", s}, {"p", 0}});
+    }
+}
+
+/// x [s, K] with weights W_s [N_s, K] of `weightType` (converted to f32, folded by the test: read in place) as
+/// one kiln.matmul_group, with silu_mul or not.
+std::string matmulGroupSource(const std::vector<int64_t> &ns, int64_t k, const std::string &weightType, bool siluMul) {
+  std::string x = "tensor<?x" + std::to_string(k) + "xf32, #kiln.dims<[s]>>", args = "%x: " + x, body, ws, wTypes;
+  for (size_t i = 0; i < ns.size(); ++i) {
+    std::string id = std::to_string(i), w = "tensor<" + std::to_string(ns[i]) + "x" + std::to_string(k) + "x";
+    args += ", %w" + id + ": " + w + weightType + ">";
+    std::string v = "%w" + id;
+    if (weightType != "f32") {
+      body += "  %c" + id + " = kiln.convert %w" + id + " : " + w + weightType + "> -> " + w + "f32>\n";
+      v = "%c" + id;
+    }
+    ws += ", " + v;
+    wTypes += ", " + w + "f32>";
+  }
+  std::string results;
+  for (size_t i = 0; i < (siluMul ? 1 : ns.size()); ++i)
+    results += (i ? ", " : "") + std::string("tensor<?x") + std::to_string(ns[i]) + "xf32, #kiln.dims<[s]>>";
+  std::string names;
+  for (size_t i = 0; i < (siluMul ? 1 : ns.size()); ++i)
+    names += (i ? ", %y" : "%y") + std::to_string(i);
+  body += "  " + names + " = kiln.matmul_group %x" + ws + " {silu_mul = " + (siluMul ? "true" : "false") +
+          "} : (" + x + wTypes + ") -> (" + results + ")\n";
+  return "func.func @group(" + args + ") -> (" + results + ") {\n" + body + "  return " + names + " : " + results +
+         "\n}";
+}
+
+// kiln.matmul_group against the interpreter: Q/K/V-like segments of different N (not multiples of the
+// columns per workgroup) and SwiGLU's gate/up with silu_mul, K a multiple of 8 or not, M = 1..5 (GEMV) and
+// 70 (tiles), f32 / f16 / bf16 weights, lavapipe's subgroups and a 32-wide profile, and without subgroup
+// arithmetic.
+TEST_F(SpirvCodegenTest, MatmulGroup) {
+  struct GroupCase {
+    std::vector<int64_t> ns;
+    int64_t k;
+    bool siluMul;
+  };
+  const std::vector<GroupCase> cases = {{{200, 40, 40}, 264, false}, {{37, 5}, 203, false},
+                                        {{150, 150}, 264, true},     {{67, 67}, 1001, true},
+                                        {{256, 64, 64, 8}, 72, false}};
+  foldWeightConverts = true;
+  for (uint32_t subgroupSize : {8u, 32u})
+    for (const char *weights : {"f32", "f16", "bf16"})
+      for (const GroupCase &c : cases) {
+        SCOPED_TRACE(std::string(weights) + " weights, subgroups of " + std::to_string(subgroupSize) +
+                     (c.siluMul ? ", silu_mul" : ""));
+        target.subgroupSize = subgroupSize;
+        compile(matmulGroupSource(c.ns, c.k, weights, c.siluMul));
+        for (auto &[op, k] : kernels)
+          if (mlir::isa<ir::MatmulGroupOp>(op)) {
+            EXPECT_EQ(k.name.rfind("matmul_group" + std::to_string(c.ns.size()) + (c.siluMul ? "_silu_mul" : ""), 0),
+                      0u) << k.name;
+            // 16-bit weights read in place (the folded converts): B's storage in the name.
+            EXPECT_EQ(k.name.find(std::string("_b") + weights + "_") != std::string::npos, std::string(weights) != "f32")
+                << k.name;
+          }
+        for (int64_t s : subgroupSize == 8 ? std::vector<int64_t>{1, 2, 3, 4, 5, 70} : std::vector<int64_t>{1, 70})
+          check({{"b", 1}, {"s", s}, {"p", 0}});
+      }
+  // Without subgroup arithmetic: the GEMV's shared-memory tree (one team per workgroup), f16 weights.
+  target.subgroupSize = 8;
+  target.subgroupArithmetic = false;
+  for (const GroupCase &c : cases) {
+    SCOPED_TRACE(std::string("shared-memory tree") + (c.siluMul ? ", silu_mul" : ""));
+    compile(matmulGroupSource(c.ns, c.k, "f16", c.siluMul));
+    for (auto &[op, k] : kernels)
+      if (mlir::isa<ir::MatmulGroupOp>(op))
+        EXPECT_EQ(k.name.find("_sg"), std::string::npos) << k.name;
+    for (int64_t s : {1, 3, 70})
+      check({{"b", 1}, {"s", s}, {"p", 0}});
   }
 }
 
@@ -663,7 +800,11 @@ TEST_F(SpirvCodegenTest, ExportGpuCases) {
       {520, 2056, true, false, {77}, 5e-3},           {1024, 2048, true, false, {256}, 5e-3},
       {64, 64, true, false, {64}, 5e-3},              {150, 264, true, true, {7, 70}, 5e-3},
       {1408, 2048, true, false, {1, 4}, 1e-5},        {67, 1032, false, false, {1, 2, 3, 4}, 1e-5},
-      {37, 1001, true, false, {1, 3}, 1e-5},          {300, 40, false, false, {2}, 1e-5}};
+      {37, 1001, true, false, {1, 3}, 1e-5},          {300, 40, false, false, {2}, 1e-5},
+      // GEMV variants (gemvSplit): 1 / 2 / 4 columns per team, the two-step loop's last single step.
+      {256, 2048, true, false, {1, 3}, 1e-5},         {600, 1032, false, false, {3}, 1e-5},
+      {2048, 64, true, false, {1, 4}, 1e-5},          {4100, 16, false, false, {2}, 1e-5},
+      {67, 1544, true, false, {4}, 1e-5}};
   int index = 0;
   for (const GpuCase &c : cases) {
     compile(gpuMatmulSource(c.n, c.k, c.f16Weights, c.f16Activations));
@@ -673,17 +814,22 @@ TEST_F(SpirvCodegenTest, ExportGpuCases) {
         matmul = &op;
     const codegen::SpirvKernel &k = kernels.at(matmul);
     EXPECT_EQ(k.name.find("_coopmat") != std::string::npos, c.f16Weights) << k.name; // the path is M's, at run time
-    for (int64_t rows : c.rows) {
-      Bindings bindings = {{"b", 1}, {"s", rows}, {"p", 0}};
-      ReplayCase rc;
-      replayCase(matmul, 0, bindings, rc);
-      rc.name = k.name + " M=" + std::to_string(rows) + " N=" + std::to_string(c.n) + " K=" + std::to_string(c.k);
-      rc.tolerance = c.tolerance;
-      rc.resultKind = c.f16Activations ? 1 : 0;
-      char file[32];
-      std::snprintf(file, sizeof file, "/%03d.rpl", index++);
-      ASSERT_TRUE(writeReplayCase(dir + std::string(file), rc)) << dir << file;
-    }
+    for (int64_t rows : c.rows)
+      exportReplay(matmul, "N=" + std::to_string(c.n) + " K=" + std::to_string(c.k), rows, c.tolerance,
+                   c.f16Activations ? 1 : 0, dir, index);
+  }
+  // matmul_group with silu_mul (f16 weights): the GEMV and the cooperative tiles, whose second segment reads
+  // the first's stores back.
+  for (int64_t n : {150, 600}) {
+    const int64_t kdim = n == 150 ? 264 : 1032;
+    compile(matmulGroupSource({n, n}, kdim, "f16", true));
+    for (mlir::Operation &op : func.getBody().front())
+      if (mlir::isa<ir::MatmulGroupOp>(op)) {
+        EXPECT_NE(kernels.at(&op).name.find("_coopmat"), std::string::npos) << kernels.at(&op).name;
+        for (int64_t rows : n == 150 ? std::vector<int64_t>{1, 3, 70, 130} : std::vector<int64_t>{1, 40})
+          exportReplay(&op, "silu_mul N=" + std::to_string(n) + " K=" + std::to_string(kdim), rows,
+                       rows <= 4 ? 1e-5 : 5e-3, 0, dir, index);
+      }
   }
   std::printf("[ export   ] %d cases in %s\n", index, dir);
 }

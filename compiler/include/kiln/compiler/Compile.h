@@ -18,6 +18,7 @@
 #define KILN_COMPILER_COMPILE_H
 
 #include "kiln/compiler/Report.h"
+#include "kiln/compiler/WeightsFormat.h"
 #include "kiln/frontend/SafeTensors.h"
 #include "kiln/support/Status.h"
 
@@ -47,7 +48,7 @@ struct CompileOptions {
   bool reportDetails = false;  // --report: progress also gets every fusion and unfused candidate
   std::string dumpDir;         // the IR after each phase, kernels.ll / .o, partition.dot
   std::optional<uint64_t> syntheticWeightsSeed; // store no weight bytes; the runtime generates them at load
-  std::optional<DType> weights; // --weights f32|f16|bf16: every float weight stored so (default: as the checkpoint)
+  WeightsFormat weights; // --weights f32|f16|bf16|q8_0|q4_0, --keep-f16 (default: as the checkpoint)
   std::vector<std::string> commandLine;        // recorded in the artifact's provenance
   /// Each report line, as the stage that decided it finishes (kiln compile: "kiln compile: " + line on stderr).
   std::function<void(const std::string &line)> progress;

@@ -27,6 +27,7 @@ struct FusionSummary {
   bool enabled = false; // false: --no-fuse
   int fusedOps = 0;     // fused ops (an add_rms_norm / add_layer_norm counts once, with its norm)
   int rmsNorm = 0, layerNorm = 0, addNorms = 0, rope = 0, attention = 0;
+  int matmulGroups = 0; // --target vulkan: kiln.matmul_group ops (compile's matmul-groups stage)
   size_t opsAfter = 0;
   std::vector<std::string> fused;   // "rms_norm at model.layers.0.input_layernorm"
   std::vector<std::string> unfused; // "softmax at X left unfused: <why>"
@@ -116,6 +117,10 @@ std::vector<std::string> importLines(const ImportSummary &s, double seconds);
 std::vector<std::string> fusionLines(const FusionSummary &s, double seconds);
 std::vector<std::string> fusionDetails(const FusionSummary &s);
 std::vector<std::string> splitLines(const SplitSummary &s, double seconds);
+/// "matmul groups: 44 kiln.matmul_group (22 with silu * up) replace 110 dispatches (lavapipe) in 3 ms", then
+/// the groups not made and why.
+std::vector<std::string> matmulGroupLines(const std::vector<std::string> &fused, const std::vector<std::string> &unfused,
+                                          const std::string &profile, double seconds);
 std::vector<std::string> planLines(const PlanSummary &s, double seconds);
 std::vector<std::string> partitionLines(const PartitionSummary &s, double seconds);
 std::string cpuCodegenStartLine(const CodegenSummary &s);

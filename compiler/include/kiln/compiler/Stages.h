@@ -12,6 +12,7 @@
 
 #include "kiln/artifact/ArtifactWriter.h"
 #include "kiln/passes/DeviceWeights.h"
+#include "kiln/passes/Fusion.h"
 #include "kiln/passes/MemoryPlan.h"
 #include "kiln/passes/Partition.h"
 #include "kiln/target/DeviceProfile.h"
@@ -32,7 +33,7 @@ struct Imported {
   ImportSummary summary;
 };
 StatusOr<Imported> importStage(mlir::MLIRContext &context, const std::string &modelDir,
-                               std::optional<DType> storeWeightsAs = std::nullopt);
+                               const WeightsFormat &weights = {});
 
 /// The verifier's first diagnostic as one line ("MODEL_DIR: the imported module does not verify: LOC: ...").
 Status verifyStage(mlir::ModuleOp module, const std::string &modelDir);
@@ -63,6 +64,12 @@ StatusOr<passes::PlanOptions> boundsStage(const ModelConfig &config, const std::
 /// --target vulkan: weights larger than one device buffer become row chunks (passes/SplitWeights.h), in place.
 StatusOr<SplitSummary> splitWeightsStage(mlir::ModuleOp module, const DeviceProfile &profile,
                                          const passes::PlanOptions &bounds, const std::string &modelDir);
+
+/// --target vulkan, fused: Linear projections of one input as kiln.matmul_group (passes/Fusion.h
+/// fuseMatmulGroups), only groups the profile allows and codegen/spirv has a kernel for; the report's lines
+/// are "matmul_group at ..." / "... left unfused: no matmul_group (...): <why>".
+StatusOr<passes::FusionReport> matmulGroupStage(mlir::ModuleOp module, const DeviceProfile &profile,
+                                                const std::string &modelDir);
 
 /// The memory plan of the step (passes/MemoryPlan.h): every op on the cpu, the KV cache not yet placed.
 struct Planned {

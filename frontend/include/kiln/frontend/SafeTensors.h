@@ -3,6 +3,7 @@
 // one-line Status message starting with the file path.
 #pragma once
 
+#include "kiln/support/Quantize.h"
 #include "kiln/support/Status.h"
 
 #include <cstddef>
@@ -75,6 +76,15 @@ public:
   /// and the interpreter's values all see one 16-bit (or f32) checkpoint (kiln compile / eval --weights).
   /// Other dtypes stay. Returns how many tensors were converted.
   size_t storeFloatsAs(DType dtype);
+  /// The same for one float tensor (--keep-f16): false when `name` is not a float tensor of the table.
+  bool storeTensorAs(std::string_view name, DType dtype);
+  /// The f32 matrix `name` [rows, cols] (cols a multiple of 32) replaced by the values its q8_0 / q4_0
+  /// quantization stands for (support/Quantize.h): kiln eval --weights q8_0|q4_0 computes with them.
+  /// False when `name` is not such a matrix.
+  bool storeDequantized(std::string_view name, QuantFormat format);
+  /// The f32 matrix `name` [rows, cols] replaced by its transpose [cols, rows] (a Conv1D weight [in, out]
+  /// quantized along `in`, read as a transposed matmul weight). False when `name` is not an f32 matrix.
+  bool storeTransposed(std::string_view name);
 
   WeightTable(WeightTable &&) = default;
   WeightTable &operator=(WeightTable &&) = default;

@@ -44,11 +44,15 @@ def Kiln_WeightOp : Kiln_Op<"weight", [Pure]> {
     embedding their data, so dumps stay readable and the artifact writer decides where the bytes go.
     With `rows = array<i64: begin, end>` the op is the row chunk [begin, end) of dim 0 of that tensor
     (kiln-split-weights: a weight too large for one device storage buffer); its type is the chunk's.
+    With `quant = "q8_0"` or `"q4_0"` (kiln compile / eval --weights q8_0|q4_0) the f32 matrix [rows, cols]
+    (cols a multiple of 32) is stored block-quantized (support/include/kiln/support/Quantize.h): its value
+    is the dequantized matrix, and a matmul of at most 8 rows against it quantizes its activation rows per
+    block of 32 as the decode GEMV does (the interpreter and codegen/cpu agree on this).
   }];
-  let arguments = (ins StrAttr:$name, OptionalAttr<DenseI64ArrayAttr>:$rows);
+  let arguments = (ins StrAttr:$name, OptionalAttr<DenseI64ArrayAttr>:$rows, OptionalAttr<StrAttr>:$quant);
   let results = (outs AnyRankedTensor:$result);
   let builders = [OpBuilder<(ins "::mlir::Type":$type, "::mlir::StringAttr":$name), [{
-    build($_builder, $_state, type, name, ::mlir::DenseI64ArrayAttr());
+    build($_builder, $_state, type, name, ::mlir::DenseI64ArrayAttr(), ::mlir::StringAttr());
   }]>];
   let assemblyFormat = "$name attr-dict `:` type($result)";
   let hasVerifier = 1;
@@ -196,6 +200,21 @@ def Kiln_MatmulOp : Kiln_Op<"matmul", [Pure]> {
   let arguments = (ins AnyRankedTensor:$lhs, AnyRankedTensor:$rhs, BoolAttr:$transpose_b);
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Kiln_MatmulGroupOp : Kiln_Op<"matmul_group", [Pure]> {
+  let summary = "x W_i^T for several Linear weights sharing x, as one kernel (Q/K/V, gate/up)";
+  let description = [{
+    Each weight W_i is [N_i, K] and lhs is [..., M, K]: without `silu_mul`, result i is
+    matmul(lhs, W_i, transpose_b) [..., M, N_i] (one result per weight); with `silu_mul`, two weights of one
+    shape and one result silu(lhs W_0^T) * (lhs W_1^T) (SwiGLU's gate and up projections with the activation
+    in the epilogue). One element type throughout. Made by kiln-fuse-matmul-groups (compile --target vulkan):
+    one dispatch instead of one per weight (and the silu and the mul), the lhs read once per group.
+  }];
+  let arguments = (ins AnyRankedTensor:$lhs, Variadic<AnyRankedTensor>:$weights, BoolAttr:$silu_mul);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+  let assemblyFormat = "$lhs `,` $weights attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;
 }
 

@@ -19,6 +19,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Support/LLVM.h"
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,16 @@ void fuseAttention(mlir::ModuleOp module, FusionReport *report);
 /// kiln.add_rms_norm / kiln.add_layer_norm (x, r, w[, b]) -> (h, y); the norm (and the add) are erased.
 /// Reported as "add_rms_norm at ..." / "add_layer_norm at ..." (the "rms_norm at ..." line stays).
 void fuseAddNorms(mlir::ModuleOp module, FusionReport *report);
+
+/// Accepts a kiln.matmul_group fuseMatmulGroups is about to make: "" to keep it, else why not (e.g. the
+/// device has no kernel for it; the matmuls stay and the report says why).
+using MatmulGroupFilter = std::function<std::string(mlir::Operation *)>;
+/// Linear projections of one input as kiln.matmul_group (FusionMatmulGroups.cpp; kiln compile --target vulkan
+/// after kiln-split-weights): mul(silu(x Wg^T), x Wu^T) -> matmul_group {silu_mul} (x, Wg, Wu), then the
+/// transpose_b matmuls of one lhs with whole 2-d weights (or their converts), up to 4 at a time, ->
+/// matmul_group (x, W_0, ...). Reported as "matmul_group at <first matmul> (q_proj + k_proj + v_proj)".
+void fuseMatmulGroups(mlir::ModuleOp module, FusionReport *report, const MatmulGroupFilter &accept);
+void fuseMatmulGroups(mlir::ModuleOp module, FusionReport *report);
 
 /// Norms, rope, attention, then canonicalize + CSE + dead-code elimination of what became dead (the
 /// mask computation, the cos/sin tables, the repeated K/V), then fuseAddNorms (the dead primitive norm ops

@@ -17,11 +17,13 @@
 #define KILN_PASSES_MEMORYPLAN_H
 
 #include "kiln/support/Status.h"
+#include "kiln/support/Quantize.h"
 #include "kiln/ir/SymShape.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,6 +59,9 @@ struct PlanBuffer {
   std::string weightName;
   bool isConstant = false;
   std::vector<uint8_t> constantData;
+  // A kiln.weight with `quant` (--weights q8_0|q4_0): elementType stays f32 (the values it stands for), the
+  // bytes are the blocks of support/Quantize.h (maxBytes counts them).
+  std::optional<QuantFormat> quant;
   // ARENA only: live over dispatches [firstUse, lastUse] (inclusive; outputs live to the last dispatch).
   int firstUse = -1, lastUse = -1;
   BufferLocation location = BufferLocation::Host; // ARENA: HOST -> arena, DEVICE -> device arena

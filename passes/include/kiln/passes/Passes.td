@@ -59,6 +59,19 @@ def KilnFuseAttention : Pass<"kiln-fuse-attention", "mlir::ModuleOp"> {
   let options = [kReportOption];
 }
 
+def KilnFuseMatmulGroups : Pass<"kiln-fuse-matmul-groups", "mlir::ModuleOp"> {
+  let summary = "Linear projections of one input as kiln.matmul_group (Q/K/V; gate/up with silu * up)";
+  let description = [{
+    kiln::passes::fuseMatmulGroups (Fusion.h): mul(silu(matmul(x, Wg)), matmul(x, Wu)) (transpose_b, each
+    product and the silu read only there, one weight shape) -> matmul_group {silu_mul = true} (x, Wg, Wu);
+    then transpose_b matmuls of one x whose rhs is a whole 2-d kiln.weight (or a kiln.convert of one), up
+    to 4 in block order -> matmul_group (x, W_0, ...) before the first, the weights' definitions hoisted
+    above it. Row chunks of kiln-split-weights and other rhs stay. kiln compile runs it for --target vulkan
+    (the CPU has no matmul_group kernel), keeping only groups the device's kernel accepts.
+  }];
+  let options = [kReportOption];
+}
+
 def KilnFuse : Pass<"kiln-fuse", "mlir::ModuleOp"> {
   let summary = "kiln-fuse-norms, kiln-fuse-rope, kiln-fuse-attention, then canonicalize, CSE and DCE";
   let description = [{ The pipeline of kiln::passes::runFusionPasses (what kiln compile runs by default). }];

@@ -12,6 +12,7 @@
 #ifndef KILN_CODEGEN_CPUCODEGEN_H
 #define KILN_CODEGEN_CPUCODEGEN_H
 
+#include "kiln/support/Quantize.h"
 #include "kiln/support/Status.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -19,6 +20,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <functional>
 #include <string>
 #include <vector>
@@ -45,10 +47,14 @@ struct CpuCodegenOptions {
 /// elementType[i] (when the vector is that long and the type is set): buffer i holds this element type
 /// instead of its IR type's, a 16-bit float weight whose convert to f32 the plan folded into the reader
 /// (passes/DeviceWeights.h foldCpuWeightConverts): the kernel widens its loads.
+/// quant[i] (when the vector is that long and the entry is set): buffer i is a block-quantized weight
+/// (--weights q8_0|q4_0, support/Quantize.h's layout) standing for its IR type's f32 matrix: the transposed
+/// weight of a kiln.matmul or the table of a kiln.gather.
 struct KernelLayout {
   std::vector<int64_t> rowCapacity;
   bool appendInPlace = false;
   std::vector<mlir::Type> elementType;
+  std::vector<std::optional<QuantFormat>> quant;
 };
 
 struct CpuKernelInfo {

@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""--weights q8_0 / q4_0 (block-quantized matrices, support/Quantize.h) end to end on the CPU.
+
+usage: quant_weights.py KILN DATA_DIR [--threshold 1e-4] [--cases a,b] [--table]
+
+For every reference case in DATA_DIR and each format:
+1. kiln compile --weights FMT quantizes matrices ("--weights FMT: N matrices quantized", N > 0) and
+   `kiln inspect --json` shows their buffers as Q8_0 / Q4_0 with weight_layout blocks32-quants-then-scales;
+2. kiln run (the case's chunk schedule: the int8 GEMV for chunks of <= 8 rows; and one chunk: the dequantized
+   tiles + sgemm when the prompt is longer) matches `kiln eval --weights FMT` with the same chunks within
+   --threshold (the interpreter computes with the dequantized weights and quantizes decode rows as the GEMV
+   does, so the bound is f32 round-off). One exception is allowed and said: where a run has decode rows (chunks
+   of <= 8 rows), f32 round-off upstream (e.g. attention's summation order) can move one activation across a
+   q8 rounding boundary (odds ~1e-5 per element), which changes that dot product by one activation step: such
+   a run passes within FLIP_BOUND (2e-2; a wrong scale, block or nibble order gives errors near 1) and prints
+   "activation rounding flip";
+3. the error against the Hugging Face f32 reference and, for causal LMs, the share of positions whose argmax
+   token agrees with the reference's, printed (with --table: as a Markdown table, README's).
+Then on the first case: --threads 1 and 2 (every kernel split, KILN_THREADS_GRAIN=1) give the same bytes;
+--cpu x86-64,x86-64-v3,native runs each object (VNNI / AVX2 / generic dot products, by hiding features)
+within --threshold of eval; --keep-f16 lm_head,embed keeps those matrices f16 and still matches eval;
+--target vulkan places the readers of quantized weights on the CPU with the reason in the report and, on
+lavapipe (skipped without it), matches eval within 1e-3.
+Prints one line per check and 'N passed, N failed'; exits 1 on any failure.
+"""
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import st  # noqa: E402
+from artifact_cases import RESULTS, report, run  # noqa: E402
+
+FORMATS = ("q8_0", "q4_0")
+COMPILE = ["--max-context", "32", "--max-batch", "2"]
+
+
+def case_info(case_dir):
+    case = json.load(open(os.path.join(case_dir, "case.json")))
+    causal = case["task"] == "causal-lm"
+    chunks = ",".join(map(str, case["chunks"])) if causal else None
+    return ("logits" if causal else "last_hidden_state"), chunks
+
+
+def output(path, name):
+    return st.read(path)[name]
+
+
+def argmax_agreement(got, ref, shape):
+    """Share of positions (rows of the last dim) whose argmax agrees."""
+    v = shape[-1]
+    rows = len(ref) // v
+    same = 0
+    for r in range(rows):
+        a, b = got[r * v:(r + 1) * v], ref[r * v:(r + 1) * v]
+        same += max(range(v), key=a.__getitem__) == max(range(v), key=b.__getitem__)
+    return same / rows
+
+
+def run_and_eval(kiln, artifact, case_dir, fmt, chunks, tmp, extra_eval=(), env=None):
+    """kiln run's and kiln eval --weights FMT's outputs (paths), or None with the failure reported."""
+    inputs = os.path.join(case_dir, "reference.safetensors")
+    out, oracle = os.path.join(tmp, "run.safetensors"), os.path.join(tmp, "eval.safetensors")
+    sched = ["--chunks", chunks] if chunks else []
+    p = run([kiln, "run", artifact, "--inputs", inputs, "--outputs", out] + sched) if env is None else \
+        run_env([kiln, "run", artifact, "--inputs", inputs, "--outputs", out] + sched, env)
+    q = run([kiln, "eval", case_dir, "--weights", fmt, "--inputs", inputs, "--outputs", oracle] + sched +
+            list(extra_eval))
+    if p.returncode or q.returncode:
+        report(False, "%s %s: run / eval" % (os.path.basename(case_dir), fmt), (p.stderr + q.stderr).strip()[-300:])
+        return None
+    return out, oracle
+
+
+def run_env(cmd, env):
+    import subprocess
+    e = dict(os.environ)
+    e.update(env)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=e)
+
+
+def check_inspect(kiln, artifact, fmt, label):
+    q = run([kiln, "inspect", artifact, "--json"])
+    if not report(q.returncode == 0, label + ": inspect --json", q.stderr.strip()[-200:]):
+        return
+    buffers = json.loads(q.stdout)["manifest"]["buffers"]
+    quant = [b for b in buffers if b.get("dtype") == fmt.upper()]
+    ok = quant and all(b.get("weight_layout") == "blocks32-quants-then-scales" for b in quant)
+    report(bool(ok), label + ": manifest dtype + layout", "%d %s buffers" % (len(quant), fmt.upper()))
+    text = run([kiln, "inspect", artifact]).stdout
+    report("blocks32-quants-then-scales" in text and fmt in text, label + ": kiln inspect shows the layout")
+
+
+FLIP_BOUND = 2e-2
+
+
+def run_matches_eval(err, threshold, decode_rows):
+    """(passed, note): within threshold, or within FLIP_BOUND where decode rows quantize activations."""
+    if err <= threshold:
+        return True, ""
+    if decode_rows and err <= FLIP_BOUND:
+        return True, " (activation rounding flip: decode rows quantize activations to int8; within %.0e)" % FLIP_BOUND
+    return False, ""
+
+
+def has_decode_rows(schedule, total_rows):
+    """Whether a chunk schedule ("2,5,1") or one chunk of total_rows runs a chunk of <= 8 rows (the int8 GEMV)."""
+    sizes = [int(c) for c in schedule.split(",")] if schedule else [total_rows]
+    return any(c <= 8 for c in sizes)
+
+
+def check_case(kiln, case_dir, fmt, tmp, threshold, rows):
+    name, chunks = case_info(case_dir)
+    label = "%s %s" % (os.path.basename(case_dir), fmt)
+    artifact = os.path.join(tmp, "%s.kiln" % fmt)
+    p = run([kiln, "compile", case_dir, "-o", artifact, "--weights", fmt] + COMPILE)
+    m = re.search(r"--weights %s: (\d+) matrices quantized" % fmt, p.stderr)
+    if not report(p.returncode == 0 and m and int(m.group(1)) > 0, label + ": compile quantizes",
+                  m.group(0) if m else p.stderr.strip()[-300:]):
+        return
+    check_inspect(kiln, artifact, fmt, label)
+    _, ref_shape, ref = output(os.path.join(case_dir, "reference.safetensors"), name)
+    for schedule in ([chunks, None] if chunks else [None]):
+        paths = run_and_eval(kiln, artifact, case_dir, fmt, schedule, tmp)
+        if not paths:
+            continue
+        got, want = output(paths[0], name)[2], output(paths[1], name)[2]
+        err = st.rel_err(got, want)
+        hf = st.rel_err(got, ref)
+        agree = argmax_agreement(got, ref, ref_shape) if name == "logits" else None
+        ok, note = run_matches_eval(err, threshold, has_decode_rows(schedule, ref_shape[1]))
+        report(ok, "%s: run %s == eval" % (label, schedule or "one chunk"),
+               "rel err %.3e%s; vs HF f32 %.3e%s" % (err, note, hf, "" if agree is None else "; argmax %.0f%%" % (100 * agree)))
+        if schedule == chunks:
+            rows.append((os.path.basename(case_dir), fmt, hf, agree))
+
+
+def check_threads(kiln, case_dir, tmp):
+    name, chunks = case_info(case_dir)
+    artifact = os.path.join(tmp, "t.kiln")
+    if run([kiln, "compile", case_dir, "-o", artifact, "--weights", "q4_0"] + COMPILE).returncode:
+        report(False, "threads: compile")
+        return
+    inputs = os.path.join(case_dir, "reference.safetensors")
+    outs = []
+    for threads in ("1", "2"):
+        out = os.path.join(tmp, "t%s.safetensors" % threads)
+        p = run_env([kiln, "run", artifact, "--inputs", inputs, "--outputs", out, "--threads", threads] +
+                    (["--chunks", chunks] if chunks else []), {"KILN_THREADS_GRAIN": "1"})
+        outs.append(open(out, "rb").read() if p.returncode == 0 else None)
+    report(outs[0] is not None and outs[0] == outs[1], "q4_0 --threads 1 == --threads 2 (grain 1), bytes")
+
+
+def check_targets(kiln, case_dir, tmp, threshold):
+    """Each object of --cpu x86-64,x86-64-v3,native: vpdpbusd (where the host has VNNI), AVX2, generic."""
+    name, chunks = case_info(case_dir)
+    for fmt in FORMATS:
+        artifact = os.path.join(tmp, "multi-%s.kiln" % fmt)
+        p = run([kiln, "compile", case_dir, "-o", artifact, "--weights", fmt, "--cpu", "x86-64,x86-64-v3,native"] +
+                COMPILE)
+        if not report(p.returncode == 0, "%s --cpu x86-64,x86-64-v3,native: compile" % fmt,
+                      p.stderr.strip()[-200:] if p.returncode else ""):
+            continue
+        for label, hidden in (("native", ""), ("avx2 object", "avx512vnni,avxvnni"), ("generic object", "avx2")):
+            paths = run_and_eval(kiln, artifact, case_dir, fmt, chunks, tmp,
+                                 env={"KILN_CPU_DISABLE": hidden} if hidden else {})
+            if paths:
+                got, want = output(paths[0], name), output(paths[1], name)
+                err = st.rel_err(got[2], want[2])
+                ok, note = run_matches_eval(err, threshold, has_decode_rows(chunks, got[1][1]))
+                report(ok, "%s %s: run == eval" % (fmt, label), "rel err %.3e%s" % (err, note))
+
+
+def check_keep_f16(kiln, case_dir, tmp, threshold):
+    name, chunks = case_info(case_dir)
+    artifact = os.path.join(tmp, "keep.kiln")
+    keep = ["--keep-f16", "lm_head,embed"]
+    p = run([kiln, "compile", case_dir, "-o", artifact, "--weights", "q8_0"] + keep + COMPILE)
+    m = re.search(r"\d+ kept f16 \([^)]*\)", p.stderr)
+    if not report(p.returncode == 0 and m, "q8_0 --keep-f16 lm_head,embed: compile",
+                  m.group(0) if m else p.stderr.strip()[-300:]):
+        return
+    buffers = json.loads(run([kiln, "inspect", artifact, "--json"]).stdout)["manifest"]["buffers"]
+    report(any(b.get("dtype") == "F16" for b in buffers), "--keep-f16: f16 weight buffers")
+    paths = run_and_eval(kiln, artifact, case_dir, "q8_0", chunks, tmp, extra_eval=keep)
+    if paths:
+        err = st.rel_err(output(paths[0], name)[2], output(paths[1], name)[2])
+        report(err <= threshold, "q8_0 --keep-f16: run == eval --keep-f16", "rel err %.3e" % err)
+
+
+LAVAPIPE = "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json"
+
+
+def check_vulkan(kiln, case_dir, tmp):
+    """--target vulkan: every op reading a quantized weight is placed on the CPU, the reason in the report."""
+    name, chunks = case_info(case_dir)
+    if not os.path.exists(LAVAPIPE):
+        print("skip vulkan: no lavapipe (%s)" % LAVAPIPE)
+        return
+    artifact = os.path.join(tmp, "vk.kiln")
+    p = run([kiln, "compile", case_dir, "-o", artifact, "--target", "vulkan", "--weights", "q4_0"] + COMPILE)
+    why = "is q4_0: the Vulkan backend has no kernel for block-quantized weights (the CPU runs it)"
+    if not report(p.returncode == 0 and why in p.stderr, "q4_0 --target vulkan: quantized readers on the cpu",
+                  "" if p.returncode == 0 and why in p.stderr else p.stderr.strip()[-300:]):
+        return
+    paths = run_and_eval(kiln, artifact, case_dir, "q4_0", chunks, tmp, env={"VK_DRIVER_FILES": LAVAPIPE})
+    if paths:
+        err = st.rel_err(output(paths[0], name)[2], output(paths[1], name)[2])
+        report(err <= 1e-3, "q4_0 --target vulkan on lavapipe: run == eval", "rel err %.3e (1e-3)" % err)
+
+
+def print_table(rows):
+    print("\n| case | format | max rel err vs HF f32 | argmax agreement with HF f32 |")
+    print("|---|---|---|---|")
+    for case, fmt, hf, agree in rows:
+        print("| %s | %s | %.2e | %s |" % (case, fmt, hf, "-" if agree is None else "%.0f %%" % (100 * agree)))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("kiln")
+    ap.add_argument("data")
+    ap.add_argument("--threshold", type=float, default=1e-4)
+    ap.add_argument("--cases", default="")
+    ap.add_argument("--table", action="store_true")
+    a = ap.parse_args()
+    wanted = set(filter(None, a.cases.split(",")))
+    cases = [os.path.join(a.data, c) for c in sorted(os.listdir(a.data))
+             if os.path.exists(os.path.join(a.data, c, "case.json")) and (not wanted or c in wanted)]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for case_dir in cases:
+            for fmt in FORMATS:
+                check_case(a.kiln, case_dir, fmt, tmp, a.threshold, rows)
+        causal = [c for c in cases if case_info(c)[1]]
+        if causal:
+            check_threads(a.kiln, causal[0], tmp)
+            check_targets(a.kiln, causal[0], tmp, a.threshold)
+            check_keep_f16(a.kiln, causal[0], tmp, a.threshold)
+            check_vulkan(a.kiln, causal[0], tmp)
+    if a.table:
+        print_table(rows)
+    print("%d passed, %d failed" % tuple(RESULTS))
+    return 1 if RESULTS[1] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
