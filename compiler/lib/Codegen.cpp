@@ -235,6 +235,7 @@ codegen::SpirvTarget spirvTarget(const DeviceProfile &p) {
   t.maxStorageBufferRange = p.maxStorageBufferRange;
   t.subgroupArithmetic = p.hasSubgroupOp("arithmetic");
   t.cooperativeMatrix = p.hasCooperativeMatrixShape(codegen::kSpirvCooperativeMatrixShape);
+  t.cooperativeMatrixTile = p.cooperativeMatrixTile;
   return t;
 }
 

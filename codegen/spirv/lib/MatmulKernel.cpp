@@ -5,6 +5,7 @@
 // width) share one module; only K's static value picks the code (the vector loads).
 //
 //===----------------------------------------------------------------------===//
+#include "CoopmatTiles.h"
 #include "KernelBuilder.h"
 
 #include "kiln/ir/KilnDialect.h"
@@ -21,8 +22,8 @@ constexpr uint32_t kWorkgroup = 256, kGemvColumns = 4, kGemvRows = 4, kTile = 64
 /// large GPU's memory bandwidth); smaller grids split K over more subgroups per team.
 constexpr int64_t kGemvTargetSubgroups = 2048;
 /// Shared memory: sm, the scalar tiles (2 x 16 x 65 floats, also the GEMV's reduction and the cooperative
-/// tiles' staging), and cmA / cmB of matmul_coopmat.glsl (64 and 128 rows of 5 uvec4).
-constexpr uint32_t kTileBytes = 2 * kTileDepth * (kTile + 1) * 4, kCoopTileBytes = (64 + 128) * 5 * 16;
+/// tiles' staging), and cmA / cmB of matmul_coopmat.glsl (CoopmatTile::sharedBytes).
+constexpr uint32_t kTileBytes = 2 * kTileDepth * (kTile + 1) * 4;
 
 /// The batch coordinates of bz and each operand's matrix offset (broadcast batch dims read at 0).
 std::string batchOffsets(const Tensor &a, const Tensor &b, const Tensor &o) {
@@ -82,9 +83,11 @@ GemvSplit gemvSplit(int64_t n, int64_t kVectors, const SpirvTarget &target, bool
   return split;
 }
 
-/// x: enough workgroups for the GEMV's row blocks (M <= 4 with transpose_b) and for the tiles, whichever path
-/// M takes (a symbolic M: both, added; the path not taken exits at once). Any count is correct (grid-stride).
-SymExpr workgroupsX(const SymExpr &mSym, const SymExpr &nSym, bool tb, const GemvSplit &split) {
+/// x: enough workgroups for the GEMV's row blocks (M <= 4 with transpose_b) and for the tiles (tileM x tileN of
+/// OUT each), whichever path M takes (a symbolic M: both, added; the path not taken exits at once). Any count
+/// is correct (grid-stride).
+SymExpr workgroupsX(const SymExpr &mSym, const SymExpr &nSym, bool tb, const GemvSplit &split, int64_t tileM,
+                    int64_t tileN) {
   auto ceilDiv = [](int64_t x, int64_t y) { return (x + y - 1) / y; };
   const int64_t rowsPerGroup = int64_t(split.rows) * split.teams;
   const bool gemvOnly = tb && mSym.isConstant() && mSym.getConstant() <= kGemvRows;
@@ -94,14 +97,14 @@ SymExpr workgroupsX(const SymExpr &mSym, const SymExpr &nSym, bool tb, const Gem
     // symbols, so a symbolic N over 64 x 64 tiles is covered by the grid-stride loop.
     return scaleSym(nSym, kWorkgroup / rowsPerGroup);
   }
-  const int64_t n = nSym.getConstant(), tilesN = ceilDiv(n, kTile);
+  const int64_t n = nSym.getConstant(), tilesN = ceilDiv(n, tileN);
   const int64_t gemvGroups = std::min<int64_t>(ceilDiv(n, rowsPerGroup), 65535);
   if (gemvOnly)
     return SymExpr::constant(gemvGroups * kWorkgroup);
   if (mSym.isConstant())
-    return SymExpr::constant(std::min<int64_t>(ceilDiv(mSym.getConstant(), kTile) * tilesN, 65535) * kWorkgroup);
-  // Symbolic M: tilesN + M tilesN / 64 workgroups cover every tile (+ the GEMV's, for transpose_b).
-  SymExpr tiles = SymExpr::constant(tilesN * kWorkgroup) + scaleSym(mSym, tilesN * (kWorkgroup / kTile));
+    return SymExpr::constant(std::min<int64_t>(ceilDiv(mSym.getConstant(), tileM) * tilesN, 65535) * kWorkgroup);
+  // Symbolic M: tilesN + M tilesN / tileM workgroups cover every tile (+ the GEMV's, for transpose_b).
+  SymExpr tiles = SymExpr::constant(tilesN * kWorkgroup) + scaleSym(mSym, tilesN * (kWorkgroup / tileM));
   return tilesOnly ? tiles : tiles + SymExpr::constant(gemvGroups * kWorkgroup);
 }
 
@@ -128,22 +131,24 @@ bool emitMatmul(KernelBuilder &kb, const SpirvOpEntry &) {
   const uint32_t vw = (a.is16() || b.is16()) ? 8 : 4;
   const bool vec = tb && kStatic > 0 && kStatic % vw == 0;
   const bool subgroups = tb && kb.target().subgroupArithmetic && kb.target().subgroupSize >= 4;
-  // Tensor cores for f16 weights (matmul_coopmat.glsl): 8 subgroups of 32 (its 2 x 4 layout), f16 or f32 A.
-  const bool coopmat = subgroups && kb.target().cooperativeMatrix && kb.target().subgroupSize == 32 &&
-                       b.kind == Kind::F16 && (a.kind == Kind::F32 || a.kind == Kind::F16) &&
-                       kTileBytes + kCoopTileBytes <= kb.target().maxSharedMemory;
-  kb.setSharedBytes(kTileBytes + (coopmat ? kCoopTileBytes : 0)); // sm (tiles, GEMV reduction) | cmA, cmB
   const int64_t nStatic = o.shape[ro - 1].isConstant() ? o.shape[ro - 1].getConstant() : 0;
+  // Tensor cores (matmul_coopmat.glsl): 8 subgroups of 32, the block chosen for N (CoopmatTiles.h).
+  const CoopmatTile cm = tb ? coopmatTileFor(kb.target(), a.kind, b.kind, nStatic, kStatic, kTileBytes) : CoopmatTile{};
+  const bool coopmat = cm.bm != 0;
+  kb.setSharedBytes(kTileBytes + cm.sharedBytes() * coopmat); // sm (tiles, GEMV reduction) | cmA, cmB
   const GemvSplit split = gemvSplit(nStatic, vec ? kStatic / vw : 0, kb.target(), subgroups);
   std::string name = tb ? "matmul_tb_gemv" + std::to_string(split.rows) + "_tile64" : "matmul_tile64";
-  name += (vec ? "_v" + std::to_string(vw) : "") + (subgroups ? "_sg" : "") + (coopmat ? "_coopmat" : "");
+  name += (vec ? "_v" + std::to_string(vw) : "") + (subgroups ? "_sg" : "") +
+          (coopmat ? (kb.target().emulateCooperativeMatrix ? "_coopmatemu" : "_coopmat") + cm.tag() : "");
   name += (b.kind != o.kind ? std::string("_b") + kindName(b.kind) : "") +
           (a.kind != o.kind ? std::string("_a") + kindName(a.kind) : "");
   // Static N x K in the name (the module is the same; a profile then splits the time by shape).
   if (nStatic > 0 && kStatic > 0)
     name += "_n" + std::to_string(nStatic) + "k" + std::to_string(kStatic);
   kb.kernel.name = name;
-  kb.kernel.globalSize = {workgroupsX(a.shape[ra - 2], o.shape[ro - 1], tb, split), SymExpr::constant(1),
+  kb.kernel.globalSize = {workgroupsX(a.shape[ra - 2], o.shape[ro - 1], tb, split, coopmat ? cm.bm : kTile,
+                                      coopmat ? cm.bn : kTile),
+                          SymExpr::constant(1),
                           batchCount(o.shape)};
   UintExpr batch = UintExpr::k(1);
   for (size_t d = 0; d + 2 < ro; ++d)
@@ -162,10 +167,8 @@ bool emitMatmul(KernelBuilder &kb, const SpirvOpEntry &) {
     kb.define("SUBGROUPS");
     kb.useSubgroupArithmetic();
   }
-  if (coopmat) {
-    kb.define("COOPMAT");
-    kb.useCooperativeMatrix();
-  }
+  if (coopmat)
+    defineCoopmat(kb, cm, o.kind == Kind::F32 && nStatic > 0 && nStatic % 4 == 0);
   kb.bindRole("A", a);
   kb.bindRole("B", b);
   kb.bindRole("OUT", o);

@@ -156,7 +156,7 @@ void main() {
     }
 #endif
 #ifdef COOPMAT
-    if (gl_NumSubgroups == CM_SUBGROUPS) { // else (subgroups of another width) the scalar tiles
+    if (CM_READY) {
       coopTiles(bz, A0, B0);
       continue;
     }

@@ -476,21 +476,65 @@ func.func @cm(%x: tensor<?x264xf32, #kiln.dims<[s]>>, %w: tensor<150x264xf16>, %
   EXPECT_EQ(kernels.at(f16Matmul).name.find("_coopmat"), std::string::npos);
 }
 
-/// One transpose_b matmul x [s, K] . w [N, K]^T: w f16 (stored as f16, read in place through a folded convert)
-/// or f32, x f32 or f16 (with f16 weights: an f16 result).
-std::string gpuMatmulSource(int64_t n, int64_t k, bool f16Weights, bool f16Activations) {
-  std::string x = "tensor<?x" + std::to_string(k) + (f16Activations ? "xf16" : "xf32") + ", #kiln.dims<[s]>>";
-  std::string out = "tensor<?x" + std::to_string(n) + (f16Activations ? "xf16" : "xf32") + ", #kiln.dims<[s]>>";
+/// One transpose_b matmul x [s, K] . w [N, K]^T: x and the result of dtype `acts` (f32 or f16), w stored as
+/// `weights` (f32, f16 or bf16; a 16-bit w under f32 activations is read in place through a folded convert).
+std::string matmulSource(int64_t n, int64_t k, const std::string &weights, const std::string &acts) {
+  std::string x = "tensor<?x" + std::to_string(k) + "x" + acts + ", #kiln.dims<[s]>>";
+  std::string out = "tensor<?x" + std::to_string(n) + "x" + acts + ", #kiln.dims<[s]>>";
   std::string w = "tensor<" + std::to_string(n) + "x" + std::to_string(k);
-  std::string body = "func.func @m(%x: " + x + ", %w: " + w + (f16Weights ? "xf16>" : "xf32>") + ") -> " + out + " {\n";
+  std::string body = "func.func @m(%x: " + x + ", %w: " + w + "x" + weights + ">) -> " + out + " {\n";
   std::string b = "%w";
-  if (f16Weights && !f16Activations) {
-    body += "  %wf = kiln.convert %w : " + w + "xf16> -> " + w + "xf32>\n";
+  if (weights != acts) {
+    body += "  %wf = kiln.convert %w : " + w + "x" + weights + "> -> " + w + "x" + acts + ">\n";
     b = "%wf";
   }
-  std::string bType = w + (f16Weights && f16Activations ? "xf16>" : "xf32>");
-  body += "  %0 = kiln.matmul %x, " + b + " {transpose_b = true} : (" + x + ", " + bType + ") -> " + out + "\n";
+  body += "  %0 = kiln.matmul %x, " + b + " {transpose_b = true} : (" + x + ", " + w + "x" + acts + ">) -> " + out + "\n";
   return body + "  return %0 : " + out + "\n}";
+}
+
+std::string gpuMatmulSource(int64_t n, int64_t k, bool f16Weights, bool f16Activations) {
+  return matmulSource(n, k, f16Weights ? "f16" : "f32", f16Activations ? "f16" : "f32");
+}
+
+/// The cooperative-matrix matmul cases both CooperativeMatrixEmulated (lavapipe) and ExportGpuCases (the GPU)
+/// run: M, N, K not multiples of any block (M = 5, K = 80; K = 203: scalar loads), f16 / bf16 / f32 weights,
+/// f16 activations and result (no direct stores), N % 4 == 0 (direct stores) and not.
+struct CoopmatCase {
+  int64_t n, k;
+  const char *weights, *acts;
+  std::vector<int64_t> rows;
+};
+const std::vector<CoopmatCase> kCoopmatCases = {
+    {150, 264, "f16", "f32", {5, 70, 130}}, {301, 80, "bf16", "f32", {5, 64}}, {77, 203, "f32", "f32", {5, 70}},
+    {150, 264, "f16", "f16", {7, 70}},      {264, 96, "bf16", "f32", {130}}};
+/// The blocks they run with ("" = the compiler's choice for N): the warp layouts 2 x 4, 4 x 2 and 1 x 8, K
+/// slices of 16, 32 and 64 (within lavapipe's 32 KiB of shared memory).
+const std::vector<std::string> kCoopmatTiles = {"", "128x128x32", "128x64x16", "32x256x32", "64x64x64"};
+
+// The cooperative-matrix tiles with their fragment operations emulated in plain GLSL (CM_EMULATE), on lavapipe,
+// against the interpreter: the tiling, staging, conversions and stores of every block on awkward sizes. Only
+// the intrinsics themselves are left to the GPU (ExportGpuCases + kiln_spirv_replay). Bound 5e-3: A and B are
+// rounded to f16 as they are staged.
+TEST_F(SpirvCodegenTest, CooperativeMatrixEmulated) {
+  target.emulateCooperativeMatrix = true;
+  target.cooperativeMatrixF32Weights = true;
+  foldWeightConverts = true;
+  for (const std::string &tile : kCoopmatTiles) {
+    target.cooperativeMatrixTile = tile;
+    for (const CoopmatCase &c : kCoopmatCases) {
+      compile(matmulSource(c.n, c.k, c.weights, c.acts));
+      for (auto &[op, k] : kernels)
+        if (mlir::isa<ir::MatmulOp>(op))
+          EXPECT_NE(k.name.find("_coopmatemu" + tile), std::string::npos) << k.name;
+      for (int64_t rows : c.rows)
+        check({{"b", 1}, {"s", rows}, {"p", 0}}, {}, 5e-3);
+    }
+  }
+  // A block that does not fit the shared memory: the scalar tiles.
+  target.cooperativeMatrixTile = "256x256x64";
+  compile(matmulSource(150, 264, "f16", "f32"));
+  for (auto &[op, k] : kernels)
+    EXPECT_EQ(k.name.find("_coopmat"), std::string::npos) << k.name;
 }
 
 // KILN_SPIRV_EXPORT=DIR: kernels for a device like the nvidia-h200 profile (cooperative matrices, 32-wide

@@ -1,0 +1,83 @@
+//===- CoopmatTiles.cpp - the cooperative-matrix matmul's block per shape and device -===//
+#include "CoopmatTiles.h"
+
+#include <cmath>
+#include <cstdlib>
+
+namespace kiln::codegen::spirv {
+
+uint32_t coopmatWarpRows(uint32_t bm, uint32_t bn) {
+  uint32_t best = 0;
+  double bestScore = 1e9;
+  for (uint32_t wgm : {1u, 2u, 4u, 8u}) {
+    uint32_t rows = bm / wgm, cols = bn / (8 / wgm);
+    if (rows == 0 || cols == 0 || rows % 16 || cols % 8)
+      continue;
+    // log2(rows / cols) nearest 0.5: A fragments are 16 rows, B fragments 8 columns.
+    double score = std::fabs(std::log2(double(rows) / cols) - 0.5);
+    if (score < bestScore)
+      best = wgm, bestScore = score;
+  }
+  return best;
+}
+
+bool parseCoopmatTile(const std::string &text, CoopmatTile &tile) {
+  uint32_t v[3];
+  size_t start = 0;
+  for (int part = 0; part < 3; ++part) {
+    size_t end = part < 2 ? text.find('x', start) : text.size();
+    if (end == std::string::npos || end == start || end - start > 3)
+      return false;
+    std::string digits = text.substr(start, end - start);
+    if (digits.find_first_not_of("0123456789") != std::string::npos)
+      return false;
+    v[part] = uint32_t(std::strtoul(digits.c_str(), nullptr, 10));
+    start = end + 1;
+  }
+  auto pow2 = [](uint32_t x, uint32_t lo, uint32_t hi) { return x >= lo && x <= hi && (x & (x - 1)) == 0; };
+  if (!pow2(v[0], 32, 256) || !pow2(v[1], 32, 256) || !pow2(v[2], 16, 64))
+    return false;
+  tile = {v[0], v[1], v[2], coopmatWarpRows(v[0], v[1])};
+  return tile.wgm != 0;
+}
+
+CoopmatTile coopmatTile(const SpirvTarget &target, int64_t n, int64_t k, uint32_t sharedBudget) {
+  CoopmatTile tile;
+  if (!target.cooperativeMatrixTile.empty()) {
+    if (!parseCoopmatTile(target.cooperativeMatrixTile, tile) || tile.sharedBytes() > sharedBudget)
+      return {};
+    return tile;
+  }
+  (void)k;
+  // Before measurements: large N in 128 x 128 blocks, medium in 64 x 128, small in 64 x 64 (more workgroups).
+  const char *choice = n >= 4096 || n == 0 ? "128x128x32" : n >= 1024 ? "64x128x32" : "64x64x32";
+  if (!parseCoopmatTile(choice, tile) || tile.sharedBytes() > sharedBudget)
+    return {};
+  return tile;
+}
+
+CoopmatTile coopmatTileFor(const SpirvTarget &target, Kind a, Kind b, int64_t n, int64_t k, uint32_t otherShared) {
+  const bool device = (target.cooperativeMatrix && target.subgroupSize == 32) || target.emulateCooperativeMatrix;
+  const bool weights = b == Kind::F16 || b == Kind::BF16 || (b == Kind::F32 && target.cooperativeMatrixF32Weights);
+  const bool activations = a == Kind::F32 || a == Kind::F16 || a == Kind::BF16;
+  if (!device || !weights || !activations || target.maxWorkgroupInvocations < 256 ||
+      otherShared >= target.maxSharedMemory)
+    return {};
+  return coopmatTile(target, n, k, target.maxSharedMemory - otherShared);
+}
+
+void defineCoopmat(KernelBuilder &kb, const CoopmatTile &tile, bool direct) {
+  kb.define("COOPMAT");
+  kb.define("CM_BM", std::to_string(tile.bm) + "u");
+  kb.define("CM_BN", std::to_string(tile.bn) + "u");
+  kb.define("CM_BK", std::to_string(tile.bk) + "u");
+  kb.define("CM_WGM", std::to_string(tile.wgm) + "u");
+  if (direct)
+    kb.define("CM_DIRECT");
+  if (kb.target().emulateCooperativeMatrix)
+    kb.define("CM_EMULATE");
+  else
+    kb.useCooperativeMatrix();
+}
+
+} // namespace kiln::codegen::spirv
