@@ -197,9 +197,11 @@ void cmStoreBlock(uint bz, uint i0, uint j0, uint wm, uint wn, CM_ACC acc[CM_FM]
 void coopTiles(uint bz, uint A0, uint B0) {
   const uint M = MM_M, N = MM_N, K = MM_K;
   const uint warp = CM_WARP, wm = warp / CM_WGN, wn = warp % CM_WGN;
-  uint tilesN = (N + CM_BN - 1u) / CM_BN, tileCount = ((M + CM_BM - 1u) / CM_BM) * tilesN;
+  // Blocks in column-major order: the workgroups in flight together share B's columns (the weight, read from
+  // memory about once) and walk A's rows (the activations, a few MiB that stay in L2).
+  uint tilesM = (M + CM_BM - 1u) / CM_BM, tileCount = tilesM * ((N + CM_BN - 1u) / CM_BN);
   for (uint tile = gl_WorkGroupID.x; tile < tileCount; tile += gl_NumWorkGroups.x) {
-    uint i0 = (tile / tilesN) * CM_BM, j0 = (tile % tilesN) * CM_BN;
+    uint i0 = (tile % tilesM) * CM_BM, j0 = (tile / tilesM) * CM_BN;
     CM_ACC acc[CM_FM][CM_FN];
     [[unroll]] for (uint r = 0u; r < CM_FM; ++r)
       [[unroll]] for (uint c = 0u; c < CM_FN; ++c) CM_ZERO(acc[r][c]);

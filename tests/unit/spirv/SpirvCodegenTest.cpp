@@ -492,10 +492,6 @@ std::string matmulSource(int64_t n, int64_t k, const std::string &weights, const
   return body + "  return %0 : " + out + "\n}";
 }
 
-std::string gpuMatmulSource(int64_t n, int64_t k, bool f16Weights, bool f16Activations) {
-  return matmulSource(n, k, f16Weights ? "f16" : "f32", f16Activations ? "f16" : "f32");
-}
-
 /// The cooperative-matrix matmul cases both CooperativeMatrixEmulated (lavapipe) and ExportGpuCases (the GPU)
 /// run: M, N, K not multiples of any block (M = 5, K = 80; K = 203: scalar loads), f16 / bf16 / f32 weights,
 /// f16 activations and result (no direct stores), N % 4 == 0 (direct stores) and not.
@@ -537,10 +533,16 @@ TEST_F(SpirvCodegenTest, CooperativeMatrixEmulated) {
     EXPECT_EQ(k.name.find("_coopmat"), std::string::npos) << k.name;
 }
 
+/// The GPU blocks ExportGpuCases writes cases for and bench/coopmat-gpu.sh times (all within 48 KiB of
+/// shared memory beside the scalar tiles' 8 KiB).
+const std::vector<std::string> kGpuCoopmatTiles = {"128x128x32", "128x128x64", "64x128x32",  "64x128x64", "128x64x32",
+                                                   "128x64x64",  "64x64x32",   "128x256x32", "256x128x32", "64x256x32"};
+
 // KILN_SPIRV_EXPORT=DIR: kernels for a device like the nvidia-h200 profile (cooperative matrices, 32-wide
 // subgroups) on awkward sizes, with their inputs and the interpreter's results, for kiln_spirv_replay on the GPU
-// machine (ReplayCase.h): the cooperative-matrix tiles (M, N, K not multiples of 64 / 128 / 32, K not a multiple
-// of 8: scalar loads; f16 activations) and the GEMV (f32 and f16 weights, M = 1..4). Without it: skipped.
+// machine (ReplayCase.h): the cooperative-matrix tiles of the compiler's choice (M, N, K not multiples of the
+// block, K not a multiple of 8: scalar loads; f16 activations), kCoopmatCases with every block of
+// kGpuCoopmatTiles (f16 / bf16 / f32 weights), and the GEMV (f32 and f16 weights, M = 1..4). Without it: skipped.
 TEST_F(SpirvCodegenTest, ExportGpuCases) {
   const char *dir = std::getenv("KILN_SPIRV_EXPORT");
   if (!dir)
@@ -551,25 +553,31 @@ TEST_F(SpirvCodegenTest, ExportGpuCases) {
   foldWeightConverts = true;
   struct GpuCase {
     int64_t n, k;
-    bool f16Weights, f16Activations;
+    std::string weights, acts, tile;
     std::vector<int64_t> rows;
-    double tolerance; // f16 rounding of the activations (cooperative matrices) or f32 sums (GEMV)
+    double tolerance; // f16 rounding of A and B (cooperative matrices) or f32 sums (GEMV)
   };
-  const std::vector<GpuCase> cases = {
-      {150, 264, true, false, {5, 64, 70, 130}, 5e-3}, {301, 203, true, false, {5, 70}, 5e-3},
-      {520, 2056, true, false, {77}, 5e-3},           {1024, 2048, true, false, {256}, 5e-3},
-      {64, 64, true, false, {64}, 5e-3},              {150, 264, true, true, {7, 70}, 5e-3},
-      {1408, 2048, true, false, {1, 4}, 1e-5},        {67, 1032, false, false, {1, 2, 3, 4}, 1e-5},
-      {37, 1001, true, false, {1, 3}, 1e-5},          {300, 40, false, false, {2}, 1e-5}};
+  std::vector<GpuCase> cases = {
+      {150, 264, "f16", "f32", "", {5, 64, 70, 130}, 5e-3}, {301, 203, "f16", "f32", "", {5, 70}, 5e-3},
+      {520, 2056, "f16", "f32", "", {77}, 5e-3},           {1024, 2048, "f16", "f32", "", {256}, 5e-3},
+      {64, 64, "f16", "f32", "", {64}, 5e-3},              {150, 264, "f16", "f16", "", {7, 70}, 5e-3},
+      {1408, 2048, "f16", "f32", "", {1, 4}, 1e-5},        {67, 1032, "f32", "f32", "", {1, 2, 3, 4}, 1e-5},
+      {37, 1001, "f16", "f32", "", {1, 3}, 1e-5},          {300, 40, "f32", "f32", "", {2}, 1e-5}};
+  for (const std::string &tile : kGpuCoopmatTiles)
+    for (const CoopmatCase &c : kCoopmatCases)
+      cases.push_back({c.n, c.k, c.weights, c.acts, tile, c.rows, 5e-3});
   int index = 0;
   for (const GpuCase &c : cases) {
-    compile(gpuMatmulSource(c.n, c.k, c.f16Weights, c.f16Activations));
+    target.cooperativeMatrixTile = c.tile;
+    target.cooperativeMatrixF32Weights = !c.tile.empty(); // the block cases cover f32 weights too
+    compile(matmulSource(c.n, c.k, c.weights, c.acts));
     mlir::Operation *matmul = nullptr;
     for (mlir::Operation &op : func.getBody().front())
       if (mlir::isa<ir::MatmulOp>(op))
         matmul = &op;
     const codegen::SpirvKernel &k = kernels.at(matmul);
-    EXPECT_EQ(k.name.find("_coopmat") != std::string::npos, c.f16Weights) << k.name; // the path is M's, at run time
+    // The path is M's, at run time; every 16-bit weight (and, in the block cases, f32 too) has the tiles.
+    EXPECT_EQ(k.name.find("_coopmat" + c.tile) != std::string::npos, c.weights != "f32" || !c.tile.empty()) << k.name;
     for (int64_t rows : c.rows) {
       Bindings bindings = {{"b", 1}, {"s", rows}, {"p", 0}};
       std::vector<HostTensor> args, expected;
@@ -591,7 +599,7 @@ TEST_F(SpirvCodegenTest, ExportGpuCases) {
       for (mlir::Value v : matmul->getOperands())
         rc.buffers.push_back(values[foldedSource(matmul, v)].bytes);
       rc.buffers.push_back(garbageBuffer(matmul->getResult(0).getType(), bindings).bytes);
-      rc.resultKind = c.f16Activations ? 1 : 0;
+      rc.resultKind = c.acts == "f16" ? 1 : 0;
       rc.expected.assign(expected[0].data.begin(), expected[0].data.end());
       char file[32];
       std::snprintf(file, sizeof file, "/%03d.rpl", index++);

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The device call of the cooperative-matrix GEMM (issue 10, item 6). Prepare here with
+#   bash tools/build.sh && [BASE_KILN=/path/to/main/kiln] bash bench/coopmat-prepare.sh
+# then run on the GPU machine: carry [".gl", ".h200"], command `bash bench/coopmat-gpu.sh` (about 1-2 minutes).
+# Prints, in order: the card; (a) the kernel cases vs the interpreter (kiln_spirv_replay: every block of
+# kGpuCoopmatTiles and the compiler's choice on awkward sizes, f16 / bf16 / f32 weights; the FAIL lines, the
+# worst error per block and the count); (b) the TinyLlama-1.1B prefill GEMM shapes at M = 512 (one layer,
+# --synthetic-weights 1) for each block, the compiler's choice ("auto"), the scalar tiles and, when prepared,
+# main's kernels ("base"): TFLOP/s and ms per dispatch from KILN_PROFILE=1 kiln bench -p 512 -n 0 -r R
+# (the GPU timestamps of each dispatch), the best block per shape, and the prefill's GPU ms.
+# env: R (repetitions, default 10), TILES (the labels to time, default every tl1-*.kiln prepared).
+set -u
+cd "$(dirname "$0")/.."
+. bench/gpu-env.sh
+C=.h200/coopmat
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+echo "== (a) cooperative-matrix kernel cases vs the interpreter (kiln_spirv_replay)"
+$C/replay/kiln_spirv_replay $C/replay/cases > /tmp/replay.txt 2>&1
+echo "replay exit code $?"
+grep -E "^device|^cooperative" /tmp/replay.txt
+grep -vE "^PASS|^device|^cooperative" /tmp/replay.txt | head -15
+python3 - <<'PY'
+import re
+worst = {}
+for line in open('/tmp/replay.txt'):
+    m = re.match(r'(PASS|FAIL) (\S+) M=.* rel error (\S+)', line)
+    if m:
+        block = re.search(r'coopmat(\d+x\d+x\d+)', m[2])
+        key = block[1] if block else ('gemv / scalar' if 'coopmat' not in m[2] else 'coopmat')
+        err = float(m[3]) if m[3] != 'nan' else float('inf')
+        n, w = worst.get(key, (0, 0.0))
+        worst[key] = (n + 1, max(w, err))
+for key, (n, w) in sorted(worst.items()):
+    print(f'  {key:>14}: {n:3d} cases, worst rel error {w:.3g}')
+PY
+echo "== (b) TinyLlama-1.1B prefill GEMMs, M = 512: TFLOP/s and ms per dispatch (KILN_PROFILE GPU timestamps)"
+labels=()
+for f in $C/*.kiln; do
+  t=$(basename $f .kiln); t=${t#tl1-}
+  if [ -n "${TILES:-}" ] && [[ " $TILES " != *" $t "* ]]; then continue; fi
+  KILN_PROFILE=1 timeout 60 $K bench $f -p 512 -n 0 -r ${R:-10} > /tmp/prof-$t.txt 2>&1 \
+    || { echo "$t: exit $?"; tail -3 /tmp/prof-$t.txt; }
+  labels+=("$t=/tmp/prof-$t.txt")
+done
+python3 bench/coopmat_table.py 512 "${labels[@]}"
+grep -h "^| " /tmp/prof-auto.txt 2>/dev/null | head -2
