@@ -5,8 +5,10 @@
 #   2. every reference case vs Hugging Face on the GPU, in its chunk schedule and in one chunk (1e-3);
 #   3. llama.cpp's check: tests/data/llama-tiny as GGUF vs the same HF reference (bench/peers/check_logits.py);
 #   4. ROUNDS rounds, alternating per weight format: kiln bench -p 512 -n 128 -r 5, llama-bench with KV f32 and
-#      flash attention off (as kiln) and llama-bench with its defaults, each as JSON into $OUT (or /tmp/gpu);
+#      flash attention off (as kiln) and llama-bench with its defaults, each as JSON into $OUT/raw (or /tmp/gpu/raw;
+#      archived as raw.tgz at the end, table.md beside it);
 #   5. bench/gpu_table.py: per format and test, the medians and ranges over the rounds and kiln / llama.cpp.
+#   6. PROFILE=0 skips it: KILN_PROFILE=1 decode and prefill per-kernel shares of each format.
 # env: ROUNDS (2), FORMATS (the .h200/models/tl-*.kiln present: f32 f16 [q8_0 q4_0]), CHECKS=0 skips 2 and 3.
 # llama.cpp's TinyLlama weights are random (bench/peers/random_llama.py with torch, here), kiln's synthetic:
 # the same shapes and formats, not the same values (the speed does not depend on them); q8_0 / q4_0 GGUFs come
@@ -14,7 +16,7 @@
 set -u
 cd "$(dirname "$0")/.."
 . bench/gpu-env.sh
-R=${OUT:-/tmp/gpu}; mkdir -p $R
+R=${OUT:-/tmp/gpu}/raw; mkdir -p $R
 P=/tmp/peer; rm -rf $P; mkdir -p $P; tar xJf .h200/peer/carry.tar.xz -C $P; L=$P/carry
 FORMATS=${FORMATS:-$(ls .h200/models/tl-*.kiln | sed 's|.*/tl-||; s|\.kiln$||' | tr '\n' ' ')}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee $R/gpu.txt
@@ -67,3 +69,13 @@ for r in $(seq ${ROUNDS:-2}); do
   done
 done
 python3 bench/gpu_table.py $R .h200/models | tee $R/table.md
+if [ "${PROFILE:-1}" != 0 ]; then # where the GPU time goes: per-kernel shares of a decode step and of a prefill
+  for d in $FORMATS; do
+    echo "== $d: KILN_PROFILE=1 kiln bench -p 0 -n 64 -r 1 (decode)"
+    KILN_PROFILE=1 timeout 200 $K bench .h200/models/tl-$d.kiln -p 0 -n 64 -r 1 2>&1 | grep -E "GPU|%|steps|^tg|dispatch"
+    echo "== $d: KILN_PROFILE=1 kiln bench -p 512 -n 0 -r 1 (prefill)"
+    KILN_PROFILE=1 timeout 200 $K bench .h200/models/tl-$d.kiln -p 512 -n 0 -r 1 2>&1 | grep -E "GPU|%|steps|^pp"
+  done 2>&1 | tee $R/profile.txt
+fi
+# the device call brings back few files: the summaries beside one archive of every raw file
+cp $R/table.md $R/gpu.txt $R/bandwidth.txt $R/../ 2>/dev/null; tar czf $R/../raw.tgz -C $R . && rm -rf $R

@@ -2,6 +2,7 @@
 #include "kiln/frontend/SafeTensors.h"
 
 #include "kiln/support/Half.h"
+#include "kiln/support/Utf8.h"
 #include "kiln/support/Util.h"
 
 #include <nlohmann/json.hpp>

@@ -4,6 +4,7 @@
 // input read as 16-bit ids is decoded too.
 #include "TokenizerFuzzCommon.h"
 
+#include "kiln/support/Utf8.h"
 #include "kiln/support/Util.h"
 
 namespace {

@@ -3,6 +3,8 @@
 // reproduces (the data comes from ICU, filtered by Unicode age where a crate is older than ICU).
 #pragma once
 
+#include "kiln/support/Utf8.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -10,20 +12,15 @@
 
 namespace kiln::tokenizer::detail {
 
-// ---- UTF-8 (inputs are valid UTF-8 unless said otherwise) ----
-// The code point at s[i], advancing i past it.
-char32_t decodeUtf8(std::string_view s, size_t &i);
-void appendUtf8(std::string &out, char32_t c);
-// Byte length of the character whose first byte is `lead`.
-size_t utf8Length(unsigned char lead);
-// Byte offset of the first ill-formed sequence, or npos.
-size_t invalidUtf8Offset(std::string_view s);
-inline bool isValidUtf8(std::string_view s) { return invalidUtf8Offset(s) == std::string_view::npos; }
-// Rust String::from_utf8_lossy: each maximal ill-formed subpart becomes one U+FFFD.
-std::string utf8Lossy(std::string_view bytes);
-size_t charCount(std::string_view s);
-// Byte offset where the last character of a non-empty string starts.
-size_t lastCharStart(std::string_view s);
+// ---- UTF-8: support's codec (inputs are valid UTF-8 unless said otherwise) ----
+using support::appendUtf8;
+using support::decodeUtf8;
+using support::invalidUtf8Offset;
+using support::isValidUtf8;
+using support::utf8Length;
+using support::utf8Lossy;
+inline size_t charCount(std::string_view s) { return support::utf8CharCount(s); }
+inline size_t lastCharStart(std::string_view s) { return support::utf8LastCharStart(s); }
 
 // ---- Character classes ----
 // Rust char::is_whitespace (the White_Space property); also the regex crate's \s.

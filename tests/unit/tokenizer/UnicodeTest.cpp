@@ -28,6 +28,23 @@ TEST(Unicode, LossyUtf8ReplacesMaximalSubparts) {
   EXPECT_EQ(invalidUtf8Offset("\xc3\xa9"), std::string_view::npos);
 }
 
+TEST(Unicode, DecodeReplacesMaximalSubpartsAsPython) {
+  // The one codec of the tokenizer and the chat templates: Python's bytes.decode("utf-8", "replace") gives
+  // these code points (checked with CPython 3.11).
+  auto decodeAll = [](std::string_view s) {
+    std::u32string out;
+    for (size_t i = 0; i < s.size();)
+      out.push_back(decodeUtf8(s, i));
+    return out;
+  };
+  EXPECT_EQ(decodeAll("\xe2\x82" "A"), U"\uFFFDA");
+  EXPECT_EQ(decodeAll("\xf0\x80"), U"\uFFFD\uFFFD");
+  EXPECT_EQ(decodeAll("\xed\xa0\x80z"), U"\uFFFD\uFFFD\uFFFDz");
+  EXPECT_EQ(decodeAll("\xc3\xa9\xf0\x9f\x98\x80"), U"\u00E9\U0001F600");
+  EXPECT_EQ(decodeAll("\xef\xbf\xbd"), U"\uFFFD");
+  EXPECT_EQ(decodeAll("\xff"), U"\uFFFD");
+}
+
 TEST(Unicode, ClassesFollowEachCratesUnicodeVersion) {
   // unicode_categories (Unicode 8.0).
   EXPECT_TRUE(isPunctuation(0x166D));   // Po in 8.0, So since 12.0

@@ -1,6 +1,5 @@
 #include "Unicode.h"
 
-#include "kiln/support/Util.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -77,47 +76,9 @@ void appendLower(const std::u32string &s, size_t i, std::u32string &out) {
 std::u32string decodeUtf8(std::string_view text) {
   std::u32string out;
   out.reserve(text.size());
-  size_t i = 0;
-  while (i < text.size()) {
-    unsigned char b = text[i];
-    int len = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
-    char32_t cp = len == 1 ? b : len == 2 ? (b & 0x1F) : len == 3 ? (b & 0x0F) : (b & 0x07);
-    bool ok = len > 0 && i + len <= text.size();
-    for (int k = 1; ok && k < len; ++k) {
-      unsigned char c = text[i + k];
-      ok = (c & 0xC0) == 0x80;
-      cp = (cp << 6) | (c & 0x3F);
-    }
-    static const char32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (!ok || cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-      out.push_back(0xFFFD);
-      ++i;
-      continue;
-    }
-    out.push_back(cp);
-    i += len;
-  }
+  for (size_t i = 0; i < text.size();)
+    out.push_back(support::decodeUtf8(text, i));
   return out;
-}
-
-bool isValidUtf8(std::string_view text) { return support::isValidUtf8(text); }
-
-void appendUtf8(std::string &out, char32_t cp) {
-  if (cp < 0x80) {
-    out.push_back(char(cp));
-  } else if (cp < 0x800) {
-    out.push_back(char(0xC0 | (cp >> 6)));
-    out.push_back(char(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(char(0xE0 | (cp >> 12)));
-    out.push_back(char(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(char(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(char(0xF0 | (cp >> 18)));
-    out.push_back(char(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(char(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(char(0x80 | (cp & 0x3F)));
-  }
 }
 
 std::string encodeUtf8(std::u32string_view cps) {
@@ -128,12 +89,7 @@ std::string encodeUtf8(std::u32string_view cps) {
   return out;
 }
 
-size_t codePointCount(std::string_view text) {
-  size_t n = 0;
-  for (unsigned char c : text)
-    n += (c & 0xC0) != 0x80;
-  return n;
-}
+size_t codePointCount(std::string_view text) { return support::utf8CharCount(text); }
 
 bool isPySpace(char32_t cp) {
   return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 ||

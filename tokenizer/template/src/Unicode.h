@@ -3,18 +3,21 @@
 // (repr). Tables are generated from Python itself (tools/gen_unicode_tables.py).
 #pragma once
 
+#include "kiln/support/Utf8.h"
+
 #include <string>
 #include <string_view>
 
 namespace kiln::jinja {
 
-// Code points of UTF-8 text; an invalid byte decodes to U+FFFD (templates and values are validated first).
+// Code points of UTF-8 text (support's codec); an ill-formed subpart decodes to U+FFFD (templates and values are
+// validated first).
 std::u32string decodeUtf8(std::string_view text);
-void appendUtf8(std::string &out, char32_t cp);
+using support::appendUtf8;
+using support::isValidUtf8;
 std::string encodeUtf8(std::u32string_view cps);
 // Python's len(): the number of code points.
 size_t codePointCount(std::string_view text);
-bool isValidUtf8(std::string_view text);
 
 bool isPySpace(char32_t cp);       // str.isspace() of one character
 bool isPyPrintable(char32_t cp);   // str.isprintable() of one character

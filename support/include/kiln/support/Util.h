@@ -1,4 +1,4 @@
-// Small shared utilities of every stage: UTF-8 checks, quoting names for one-line messages, whole-file I/O.
+// Small shared utilities of every stage: quoting names for one-line messages, whole-file I/O.
 #pragma once
 
 #include "kiln/support/Status.h"
@@ -10,7 +10,6 @@
 
 namespace kiln::support {
 
-bool isValidUtf8(std::string_view s);
 // 'name' in single quotes, control characters escaped (messages stay one line), long names cut.
 std::string quoteName(std::string_view s);
 // The message with control characters escaped: a message built from names in a file stays one line.
