@@ -7,7 +7,8 @@
 # worst error per block and the count); (b) the TinyLlama-1.1B prefill GEMM shapes at M = 512 (one layer,
 # --synthetic-weights 1) for each block, the compiler's choice ("auto"), the scalar tiles and, when prepared,
 # main's kernels ("base"): TFLOP/s and ms per dispatch from KILN_PROFILE=1 kiln bench -p 512 -n 0 -r R
-# (the GPU timestamps of each dispatch), the best block per shape, and the prefill's GPU ms.
+# (the GPU timestamps of each dispatch), the best block per shape, and the prefill's GPU ms; last, pp512 of the
+# whole TinyLlama-1.1B (f16, 22 layers) with the compiler's blocks (new) and main's kernels (base).
 # env: R (repetitions, default 10), TILES (the labels to time, default every tl1-*.kiln prepared).
 set -u
 cd "$(dirname "$0")/.."
@@ -43,4 +44,11 @@ for f in $C/*.kiln; do
   labels+=("$t=/tmp/prof-$t.txt")
 done
 python3 bench/coopmat_table.py 512 "${labels[@]}"
-grep -h "^| " /tmp/prof-auto.txt 2>/dev/null | head -2
+echo "== TinyLlama-1.1B (22 layers, f16): kiln bench -p 512 -n 0 -r 5, this tree (new) and main (base), alternating"
+for round in 1 2; do
+  for side in new base; do
+    [ -f $C/full/$side.kiln ] || continue
+    echo "-- $side"
+    timeout 120 $K bench $C/full/$side.kiln -p 512 -n 0 -r 5 2>&1 | grep -E "^\| Llama|wall"
+  done
+done

@@ -14,7 +14,9 @@
 #                                         with "cooperative_matrix_tile": TILE; TILE "auto": the compiler's choice
 #                                         per shape, "scalar": no cooperative matrices (the scalar tiles),
 #                                         "auto-bf16": bf16 weights
-#   .h200/coopmat/base.kiln               the same compiled by BASE_KILN (optional: main's compiler)
+#   .h200/coopmat/tl1-base.kiln           the same compiled by BASE_KILN (optional: main's compiler and kernels)
+#   .h200/coopmat/full/{new,base}.kiln    the whole TinyLlama-1.1B (22 layers, f16, --synthetic-weights 1) compiled
+#                                         by this tree (the compiler's blocks) and by BASE_KILN, for pp512
 #   .gl/*.deb, .gl/rt/*.deb               the Vulkan loader / GL dispatch and the runtime's libraries (devices.md)
 # usage: bash tools/build.sh && [BASE_KILN=/path/to/main/kiln] bash bench/coopmat-prepare.sh
 #        then the device call: carry [".gl", ".h200"], command `bash bench/coopmat-gpu.sh`.
@@ -56,9 +58,16 @@ for t in auto scalar $TILES; do
 done
 $K compile $WORK/tl1-bf16 -o $C/tl1-auto-bf16.kiln --target vulkan --device-profile $WORK/profile-auto.json \
   --max-context 1024 --synthetic-weights 1 2>&1 | tail -1
+# The whole TinyLlama-1.1B (22 layers) for pp512 end to end: the compiler's choice, and main's kernels.
+[ -d $WORK/tl-f16 ] || $K synth bench/configs/tinyllama-1.1b.json -o $WORK/tl-f16 --seed 1 --dtype f16
+mkdir -p $C/full
+$K compile $WORK/tl-f16 -o $C/full/new.kiln --target vulkan --device-profile nvidia-h200 --max-context 1024 \
+  --synthetic-weights 1 2>&1 | tail -1
 if [ -n "${BASE_KILN:-}" ]; then
-  $BASE_KILN compile $WORK/tl1-f16 -o $C/base.kiln --target vulkan --device-profile nvidia-h200 --max-context 1024 \
-    --synthetic-weights 1 2>&1 | tail -1
+  for m in tl1-f16:tl1-base tl-f16:full/base; do
+    $BASE_KILN compile $WORK/${m%%:*} -o $C/${m#*:}.kiln --target vulkan --device-profile nvidia-h200 \
+      --max-context 1024 --synthetic-weights 1 2>&1 | tail -1
+  done
 fi
 KILN_SPIRV_EXPORT=$C/replay/cases build/bin/kiln_spirv_tests --gtest_filter='*ExportGpuCases' | grep export
 cp build/bin/kiln_spirv_replay $C/replay/
