@@ -209,21 +209,20 @@ bool isCooperativeMatrixShape(const std::string &s) {
   return true;
 }
 
-/// "BMxBNxBK": the matmul's cooperative-matrix block, BM and BN 32, 64, 128 or 256, BK 16, 32 or 64 (what
-/// codegen/spirv's matmul_coopmat.glsl can tile with 8 warps).
+/// "BMxBNxBK" or "BMxBNxBKxS": the matmul's cooperative-matrix block, BM and BN 32, 64, 128 or 256, BK 16, 32
+/// or 64, S (shared-memory stages) 1 or 2 (what codegen/spirv's matmul_coopmat.glsl can tile with 8 warps).
 bool isCooperativeMatrixTile(const std::string &s) {
-  const std::string sizes[3][4] = {{"32", "64", "128", "256"}, {"32", "64", "128", "256"}, {"16", "32", "64", ""}};
-  size_t start = 0;
-  for (int part = 0; part < 3; ++part) {
-    size_t end = part < 2 ? s.find('x', start) : s.size();
-    if (end == std::string::npos)
-      return false;
-    std::string v = s.substr(start, end - start);
-    if (v.empty() || std::find(std::begin(sizes[part]), std::end(sizes[part]), v) == std::end(sizes[part]))
+  const std::vector<std::vector<std::string>> sizes = {
+      {"32", "64", "128", "256"}, {"32", "64", "128", "256"}, {"16", "32", "64"}, {"1", "2"}};
+  size_t start = 0, part = 0;
+  for (; part < sizes.size() && start <= s.size(); ++part) {
+    size_t end = s.find('x', start);
+    end = end == std::string::npos ? s.size() : end;
+    if (std::find(sizes[part].begin(), sizes[part].end(), s.substr(start, end - start)) == sizes[part].end())
       return false;
     start = end + 1;
   }
-  return true;
+  return part >= 3 && start > s.size();
 }
 
 /// The rules between keys and the name lists: every subgroup op, op and dtype name must be known.
@@ -245,7 +244,7 @@ void checkNames(const DeviceProfile &p, ProfileReader &r) {
       return r.fail("cooperative_matrix_shapes", "expected \"MxNxK A B C R\" (e.g. \"16x8x16 f16 f16 f32 f32\"), got " +
                                                      support::quoteName(shape));
   if (!p.cooperativeMatrixTile.empty() && !isCooperativeMatrixTile(p.cooperativeMatrixTile))
-    return r.fail("cooperative_matrix_tile", "expected \"BMxBNxBK\" (e.g. \"128x128x32\"), got " +
+    return r.fail("cooperative_matrix_tile", "expected \"BMxBNxBK\" or \"BMxBNxBKxS\" (e.g. \"128x128x32\"), got " +
                                                  support::quoteName(p.cooperativeMatrixTile));
   if (p.subgroupSize == 0)
     return r.fail("subgroup_size", "must be positive");

@@ -22,22 +22,24 @@ uint32_t coopmatWarpRows(uint32_t bm, uint32_t bn) {
 }
 
 bool parseCoopmatTile(const std::string &text, CoopmatTile &tile) {
-  uint32_t v[3];
+  uint32_t v[4] = {0, 0, 0, 1};
   size_t start = 0;
-  for (int part = 0; part < 3; ++part) {
-    size_t end = part < 2 ? text.find('x', start) : text.size();
-    if (end == std::string::npos || end == start || end - start > 3)
-      return false;
+  int parts = 0;
+  while (parts < 4 && start <= text.size()) {
+    size_t end = text.find('x', start);
+    end = end == std::string::npos ? text.size() : end;
     std::string digits = text.substr(start, end - start);
-    if (digits.find_first_not_of("0123456789") != std::string::npos)
+    if (digits.empty() || digits.size() > 3 || digits.find_first_not_of("0123456789") != std::string::npos)
       return false;
-    v[part] = uint32_t(std::strtoul(digits.c_str(), nullptr, 10));
+    v[parts++] = uint32_t(std::strtoul(digits.c_str(), nullptr, 10));
     start = end + 1;
   }
+  if (parts < 3 || start <= text.size())
+    return false; // fewer than 3 or more than 4 numbers
   auto pow2 = [](uint32_t x, uint32_t lo, uint32_t hi) { return x >= lo && x <= hi && (x & (x - 1)) == 0; };
-  if (!pow2(v[0], 32, 256) || !pow2(v[1], 32, 256) || !pow2(v[2], 16, 64))
+  if (!pow2(v[0], 32, 256) || !pow2(v[1], 32, 256) || !pow2(v[2], 16, 64) || v[3] < 1 || v[3] > 2)
     return false;
-  tile = {v[0], v[1], v[2], coopmatWarpRows(v[0], v[1])};
+  tile = {v[0], v[1], v[2], v[3], coopmatWarpRows(v[0], v[1])};
   return tile.wgm != 0;
 }
 
@@ -72,6 +74,7 @@ void defineCoopmat(KernelBuilder &kb, const CoopmatTile &tile, bool direct) {
   kb.define("CM_BN", std::to_string(tile.bn) + "u");
   kb.define("CM_BK", std::to_string(tile.bk) + "u");
   kb.define("CM_WGM", std::to_string(tile.wgm) + "u");
+  kb.define("CM_STAGES", std::to_string(tile.stages) + "u");
   if (direct)
     kb.define("CM_DIRECT");
   if (kb.target().emulateCooperativeMatrix)

@@ -17,17 +17,22 @@ namespace kiln::codegen::spirv {
 
 struct CoopmatTile {
   uint32_t bm = 0, bn = 0, bk = 0; ///< the block of OUT and the K slice
+  uint32_t stages = 1;             ///< shared buffers per operand (2: alternating, one barrier per slice)
   uint32_t wgm = 0;                ///< warps along M (8 / wgm along N)
   /// Shared memory of the staged A and B slices (f16 rows of BK + 8).
-  uint32_t sharedBytes() const { return (bm + bn) * (bk + 8) * 2; }
-  std::string tag() const { return std::to_string(bm) + "x" + std::to_string(bn) + "x" + std::to_string(bk); }
+  uint32_t sharedBytes() const { return stages * (bm + bn) * (bk + 8) * 2; }
+  /// "BMxBNxBK", with "x2" for two stages (the profile's cooperative_matrix_tile form).
+  std::string tag() const {
+    return std::to_string(bm) + "x" + std::to_string(bn) + "x" + std::to_string(bk) + (stages == 2 ? "x2" : "");
+  }
 };
 
 /// The warps' layout for a bm x bn block (the most nearly square warp piece, rows >= columns), or 0 when 8
 /// warps cannot tile it with 16 x 8 accumulators.
 uint32_t coopmatWarpRows(uint32_t bm, uint32_t bn);
 
-/// Parses "BMxBNxBK" (a profile's cooperative_matrix_tile); false when it is not a block the kernel can tile.
+/// Parses "BMxBNxBK[xS]" (a profile's cooperative_matrix_tile; S stages, 1 or 2); false when it is not a block
+/// the kernel can tile.
 bool parseCoopmatTile(const std::string &text, CoopmatTile &tile);
 
 /// The block for a matmul with N output columns (0: symbolic) and depth K, in `sharedBudget` bytes of shared

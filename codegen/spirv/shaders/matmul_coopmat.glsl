@@ -3,6 +3,7 @@
 // coopmatTile() for the shape and the device profile):
 //   CM_BM x CM_BN  the block of OUT one workgroup computes (grid-stride over the blocks);
 //   CM_BK          the depth of one K slice staged in shared memory (a multiple of 16);
+//   CM_STAGES      1: one shared buffer per operand, two barriers per slice; 2: two, alternating (one barrier);
 //   CM_WGM         the 8 warps of 32 invocations as CM_WGM x (8 / CM_WGM): each warp owns a
 //                  (CM_BM / CM_WGM) x (CM_BN / CM_WGN) piece of the block, CM_FM x CM_FN accumulators of 16 x 8.
 //   CM_DIRECT      OUT is f32 and N % 4 == 0: accumulators wholly inside OUT are stored straight to it (the
@@ -29,8 +30,8 @@
 #define CM_G (CM_BK / 8u)  // uvec4 (8 halfs) per tile row
 #define CM_LDV (CM_G + 1u) // tile row stride in uvec4: + 16 bytes
 
-shared uvec4 cmA[CM_BM * CM_LDV]; // [row i][k]
-shared uvec4 cmB[CM_BN * CM_LDV]; // [column j][k]
+shared uvec4 cmA[CM_STAGES * CM_BM * CM_LDV]; // [stage][row i][k]
+shared uvec4 cmB[CM_STAGES * CM_BN * CM_LDV]; // [stage][column j][k]
 
 #ifndef CM_EMULATE
 #define CM_FRAG_A fcoopmatNV<16, gl_ScopeSubgroup, 16, 16>
@@ -156,14 +157,14 @@ void cmFetch(uint A0, uint B0, uint i0, uint j0, uint k0, out CmRaw ra[CM_PER_A]
     rb[q] = e < CM_BN * CM_G ? cmLoadB(B0, j0 + e / CM_G, k0 + (e % CM_G) * 8u) : CmRaw(uvec4(0u), uvec4(0u));
   }
 }
-void cmStoreTiles(CmRaw ra[CM_PER_A], CmRaw rb[CM_PER_B]) {
+void cmStoreTiles(CmRaw ra[CM_PER_A], CmRaw rb[CM_PER_B], uint stage) {
   [[unroll]] for (uint q = 0u; q < CM_PER_A; ++q) {
     uint e = gl_LocalInvocationID.x + q * WG_X;
-    if (e < CM_BM * CM_G) cmA[(e / CM_G) * CM_LDV + e % CM_G] = CM_PACK_A(ra[q]);
+    if (e < CM_BM * CM_G) cmA[(stage * CM_BM + e / CM_G) * CM_LDV + e % CM_G] = CM_PACK_A(ra[q]);
   }
   [[unroll]] for (uint q = 0u; q < CM_PER_B; ++q) {
     uint e = gl_LocalInvocationID.x + q * WG_X;
-    if (e < CM_BN * CM_G) cmB[(e / CM_G) * CM_LDV + e % CM_G] = CM_PACK_B(rb[q]);
+    if (e < CM_BN * CM_G) cmB[(stage * CM_BN + e / CM_G) * CM_LDV + e % CM_G] = CM_PACK_B(rb[q]);
   }
 }
 
@@ -207,19 +208,24 @@ void coopTiles(uint bz, uint A0, uint B0) {
       [[unroll]] for (uint c = 0u; c < CM_FN; ++c) CM_ZERO(acc[r][c]);
     CmRaw ra[CM_PER_A], rb[CM_PER_B];
     cmFetch(A0, B0, i0, j0, 0u, ra, rb);
+    uint stage = 0u;
     for (uint k0 = 0u; k0 < K; k0 += CM_BK) {
-      cmStoreTiles(ra, rb);
+      cmStoreTiles(ra, rb, stage);
       barrier();
       if (k0 + CM_BK < K) cmFetch(A0, B0, i0, j0, k0 + CM_BK, ra, rb);
+      const uint rowA = stage * CM_BM + wm * CM_WTM, rowB = stage * CM_BN + wn * CM_WTN;
       [[unroll]] for (uint kq = 0u; kq < CM_G; kq += 2u) { // 16 k per step: 2 uvec4 of a row
         CM_FRAG_A a[CM_FM];
         CM_FRAG_B b[CM_FN];
-        [[unroll]] for (uint r = 0u; r < CM_FM; ++r) CM_LOAD_A(a[r], (wm * CM_WTM + r * 16u) * CM_LDV + kq);
-        [[unroll]] for (uint c = 0u; c < CM_FN; ++c) CM_LOAD_B(b[c], (wn * CM_WTN + c * 8u) * CM_LDV + kq);
+        [[unroll]] for (uint r = 0u; r < CM_FM; ++r) CM_LOAD_A(a[r], (rowA + r * 16u) * CM_LDV + kq);
+        [[unroll]] for (uint c = 0u; c < CM_FN; ++c) CM_LOAD_B(b[c], (rowB + c * 8u) * CM_LDV + kq);
         [[unroll]] for (uint r = 0u; r < CM_FM; ++r)
           [[unroll]] for (uint c = 0u; c < CM_FN; ++c) CM_MULADD(a[r], b[c], acc[r][c]);
       }
-      barrier();
+      // One stage: the slice must be read by every warp before the next is stored over it. Two: the next
+      // slice goes to the other buffer, whose readers all passed this slice's barrier.
+      if (CM_STAGES == 1u) barrier();
+      stage = (stage + 1u) % CM_STAGES;
     }
     cmStoreBlock(bz, i0, j0, wm, wn, acc);
   }

@@ -504,8 +504,8 @@ const std::vector<CoopmatCase> kCoopmatCases = {
     {150, 264, "f16", "f32", {5, 70, 130}}, {301, 80, "bf16", "f32", {5, 64}}, {77, 203, "f32", "f32", {5, 70}},
     {150, 264, "f16", "f16", {7, 70}},      {264, 96, "bf16", "f32", {130}}};
 /// The blocks they run with ("" = the compiler's choice for N): the warp layouts 2 x 4, 4 x 2 and 1 x 8, K
-/// slices of 16, 32 and 64 (within lavapipe's 32 KiB of shared memory).
-const std::vector<std::string> kCoopmatTiles = {"", "128x128x32", "128x64x16", "32x256x32", "64x64x64"};
+/// slices of 16, 32 and 64, one and two shared-memory stages (within lavapipe's 32 KiB of shared memory).
+const std::vector<std::string> kCoopmatTiles = {"", "128x128x32", "128x64x16", "32x256x32", "64x64x64", "64x128x16x2"};
 
 // The cooperative-matrix tiles with their fragment operations emulated in plain GLSL (CM_EMULATE), on lavapipe,
 // against the interpreter: the tiling, staging, conversions and stores of every block on awkward sizes. Only
@@ -515,9 +515,12 @@ TEST_F(SpirvCodegenTest, CooperativeMatrixEmulated) {
   target.emulateCooperativeMatrix = true;
   target.cooperativeMatrixF32Weights = true;
   foldWeightConverts = true;
-  for (const std::string &tile : kCoopmatTiles) {
+  // Each block with two of the cases (lavapipe compiles every kernel anew: all pairs would take minutes).
+  for (size_t t = 0; t < kCoopmatTiles.size(); ++t) {
+    const std::string &tile = kCoopmatTiles[t];
     target.cooperativeMatrixTile = tile;
-    for (const CoopmatCase &c : kCoopmatCases) {
+    for (size_t i : {t % kCoopmatCases.size(), (t + 2) % kCoopmatCases.size()}) {
+      const CoopmatCase &c = kCoopmatCases[i];
       compile(matmulSource(c.n, c.k, c.weights, c.acts));
       for (auto &[op, k] : kernels)
         if (mlir::isa<ir::MatmulOp>(op))
@@ -535,13 +538,14 @@ TEST_F(SpirvCodegenTest, CooperativeMatrixEmulated) {
 
 /// The GPU blocks ExportGpuCases writes cases for and bench/coopmat-gpu.sh times (all within 48 KiB of
 /// shared memory beside the scalar tiles' 8 KiB).
-const std::vector<std::string> kGpuCoopmatTiles = {"128x128x32", "128x128x64", "64x128x32",  "64x128x64", "128x64x32",
-                                                   "128x64x64",  "64x64x32",   "128x256x32", "256x128x32", "64x256x32"};
+const std::vector<std::string> kGpuCoopmatTiles = {
+    "128x128x32", "128x128x64", "64x128x32",  "64x128x64",  "128x64x32",    "128x64x64",    "64x64x32",
+    "128x256x32", "256x128x32", "64x256x32",  "64x128x32x2", "128x64x32x2", "128x128x16x2", "64x64x64x2"};
 
 // KILN_SPIRV_EXPORT=DIR: kernels for a device like the nvidia-h200 profile (cooperative matrices, 32-wide
 // subgroups) on awkward sizes, with their inputs and the interpreter's results, for kiln_spirv_replay on the GPU
 // machine (ReplayCase.h): the cooperative-matrix tiles of the compiler's choice (M, N, K not multiples of the
-// block, K not a multiple of 8: scalar loads; f16 activations), kCoopmatCases with every block of
+// block, K not a multiple of 8: scalar loads; f16 activations), kCoopmatCases with the blocks of
 // kGpuCoopmatTiles (f16 / bf16 / f32 weights), and the GEMV (f32 and f16 weights, M = 1..4). Without it: skipped.
 TEST_F(SpirvCodegenTest, ExportGpuCases) {
   const char *dir = std::getenv("KILN_SPIRV_EXPORT");
@@ -563,9 +567,12 @@ TEST_F(SpirvCodegenTest, ExportGpuCases) {
       {64, 64, "f16", "f32", "", {64}, 5e-3},              {150, 264, "f16", "f16", "", {7, 70}, 5e-3},
       {1408, 2048, "f16", "f32", "", {1, 4}, 1e-5},        {67, 1032, "f32", "f32", "", {1, 2, 3, 4}, 1e-5},
       {37, 1001, "f16", "f32", "", {1, 3}, 1e-5},          {300, 40, "f32", "f32", "", {2}, 1e-5}};
-  for (const std::string &tile : kGpuCoopmatTiles)
-    for (const CoopmatCase &c : kCoopmatCases)
-      cases.push_back({c.n, c.k, c.weights, c.acts, tile, c.rows, 5e-3});
+  // Each block with two of kCoopmatCases (all pairs would pass the 64 MiB a device call may carry).
+  for (size_t t = 0; t < kGpuCoopmatTiles.size(); ++t)
+    for (size_t i : {t % kCoopmatCases.size(), (t + 2) % kCoopmatCases.size()}) {
+      const CoopmatCase &c = kCoopmatCases[i];
+      cases.push_back({c.n, c.k, c.weights, c.acts, kGpuCoopmatTiles[t], c.rows, 5e-3});
+    }
   int index = 0;
   for (const GpuCase &c : cases) {
     target.cooperativeMatrixTile = c.tile;

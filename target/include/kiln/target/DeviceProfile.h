@@ -24,8 +24,9 @@
 //     "max_push_constants_size": 128,
 //     "cooperative_matrix": false,           // VK_KHR_cooperative_matrix present
 //     "cooperative_matrix_shapes": ["16x8x16 f16 f16 f32 f32"], // its subgroup-scope MxNxK A B C Result types
-//     "cooperative_matrix_tile": "128x128x32", // optional: the matmul's cooperative-matrix block BMxBNxBK for
-//                                            // every shape (tuning; omitted: the compiler chooses per shape)
+//     "cooperative_matrix_tile": "128x128x32", // optional: the matmul's cooperative-matrix block BMxBNxBK (or
+//                                            // BMxBNxBKx2: two shared-memory stages) for every shape (tuning;
+//                                            // omitted: the compiler chooses per shape)
 //     "unavailable_ops": ["kiln.rope"],      // ops to treat as missing: registered kiln ops ("rope" = "kiln.rope")
 //     "unavailable_dtypes": ["f16"]          // dtypes to treat as missing: one of kProfileDtypeNames
 //   }
