@@ -26,7 +26,7 @@ worst = {}
 for line in open('/tmp/replay.txt'):
     m = re.match(r'(PASS|FAIL) (\S+) M=.* rel error (\S+)', line)
     if m:
-        block = re.search(r'coopmat(\d+x\d+x\d+)', m[2])
+        block = re.search(r'coopmat(\d+x\d+x\d+(?:x2)?)', m[2])
         key = block[1] if block else ('gemv / scalar' if 'coopmat' not in m[2] else 'coopmat')
         err = float(m[3]) if m[3] != 'nan' else float('inf')
         n, w = worst.get(key, (0, 0.0))

@@ -4,8 +4,8 @@
 usage: coopmat_table.py M LABEL=PROFILE.txt [LABEL=PROFILE.txt ...]
 
 Reads the per-kernel lines of the Vulkan profile ("  27.73%  21.452 ms/run  matmul_..._n5632k2048_f32 x44"):
-the time per dispatch is ms/run over the count, the work 2 M N K. Prints one row per N x K and one column per
-label (TFLOP/s, and ms per dispatch), then the row's best label, and the whole prefill's GPU ms per label.
+the time per dispatch is ms/run over the count, the work 2 M N K. Prints one row per label and one column
+per N x K (TFLOP/s and ms per dispatch) with the whole prefill's GPU ms, then the best label per shape.
 """
 import re
 import sys
@@ -40,21 +40,23 @@ def main():
         except OSError as e:
             print(f'{label}: {e}', file=sys.stderr)
     shapes = sorted({s for _, table, _ in runs for s in table}, key=lambda s: -s[0] * s[1])
-    width = max(16, max(len(label) for label, _, _ in runs))
-    print(f'{"M x N x K":>18} ' + ' '.join(f'{label:>{width}}' for label, _, _ in runs) + '  best')
-    for n, k in shapes:
-        cells, best = [], None
-        for label, table, _ in runs:
+    width = max(12, max(len(label) for label, _, _ in runs))
+    print(f'TFLOP/s (ms per dispatch) at M = {m}; prefill: the whole run\'s GPU ms')
+    print(f'{"N x K":<{width}} ' + ' '.join(f'{f"{n}x{k}":>15}' for n, k in shapes) + f' {"prefill":>9}')
+    best = {}
+    for label, table, total in runs:
+        cells = []
+        for n, k in shapes:
             if (n, k) not in table:
-                cells.append(f'{"-":>{width}}')
+                cells.append(f'{"-":>15}')
                 continue
             ms = table[(n, k)][0]
             tflops = 2.0 * m * n * k / (ms * 1e-3) / 1e12
-            cells.append(f'{tflops:7.1f} {ms:6.3f}ms'.rjust(width))
-            if best is None or tflops > best[1]:
-                best = (label, tflops)
-        print(f'{m:>5} x{n:>6} x{k:>5} ' + ' '.join(cells) + f'  {best[0] if best else "-"}')
-    print(f'{"prefill GPU ms":>18} ' + ' '.join(f'{(f"{t:.3f}" if t else "-"):>{width}}' for _, _, t in runs))
+            cells.append(f'{tflops:6.1f} ({ms:6.3f})')
+            if (n, k) not in best or tflops > best[(n, k)][1]:
+                best[(n, k)] = (label, tflops)
+        print(f'{label:<{width}} ' + ' '.join(cells) + f' {(f"{total:.3f}" if total else "-"):>9}')
+    print(f'{"best":<{width}} ' + ' '.join(f'{best[s][0] if s in best else "-":>15}' for s in shapes))
     return 0
 
 
