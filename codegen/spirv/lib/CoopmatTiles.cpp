@@ -51,11 +51,13 @@ CoopmatTile coopmatTile(const SpirvTarget &target, int64_t n, int64_t k, uint32_
     return tile;
   }
   (void)k;
-  // Before measurements: large N in 128 x 128 blocks, medium in 64 x 128, small in 64 x 64 (more workgroups).
+  // Before measurements: large N in 128 x 128 blocks, medium in 64 x 128, small in 64 x 64 (more workgroups);
+  // smaller ones where the shared memory is short.
   const char *choice = n >= 4096 || n == 0 ? "128x128x32" : n >= 1024 ? "64x128x32" : "64x64x32";
-  if (!parseCoopmatTile(choice, tile) || tile.sharedBytes() > sharedBudget)
-    return {};
-  return tile;
+  for (const char *candidate : {choice, "64x64x32", "64x64x16"})
+    if (parseCoopmatTile(candidate, tile) && tile.sharedBytes() <= sharedBudget)
+      return tile;
+  return {};
 }
 
 CoopmatTile coopmatTileFor(const SpirvTarget &target, Kind a, Kind b, int64_t n, int64_t k, uint32_t otherShared) {

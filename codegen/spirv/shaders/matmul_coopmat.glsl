@@ -201,6 +201,7 @@ void coopTiles(uint bz, uint A0, uint B0) {
   // Blocks in column-major order: the workgroups in flight together share B's columns (the weight, read from
   // memory about once) and walk A's rows (the activations, a few MiB that stay in L2).
   uint tilesM = (M + CM_BM - 1u) / CM_BM, tileCount = tilesM * ((N + CM_BN - 1u) / CM_BN);
+  uint stage = 0u; // kept across blocks: a block's first slice goes where its predecessor's last one was not
   for (uint tile = gl_WorkGroupID.x; tile < tileCount; tile += gl_NumWorkGroups.x) {
     uint i0 = (tile % tilesM) * CM_BM, j0 = (tile / tilesM) * CM_BN;
     CM_ACC acc[CM_FM][CM_FN];
@@ -208,7 +209,6 @@ void coopTiles(uint bz, uint A0, uint B0) {
       [[unroll]] for (uint c = 0u; c < CM_FN; ++c) CM_ZERO(acc[r][c]);
     CmRaw ra[CM_PER_A], rb[CM_PER_B];
     cmFetch(A0, B0, i0, j0, 0u, ra, rb);
-    uint stage = 0u;
     for (uint k0 = 0u; k0 < K; k0 += CM_BK) {
       cmStoreTiles(ra, rb, stage);
       barrier();
