@@ -27,7 +27,7 @@ H=.h200
 C=$H/coopmat
 WORK=${WORK:-/tmp/coopmatprep}
 TILES="128x128x32 128x128x64 64x128x32 64x128x64 128x64x32 128x64x64 64x64x32 128x256x32 256x128x32 64x256x32
-  64x128x32x2 128x64x32x2 128x128x16x2 64x64x64x2"
+  64x128x32x2 128x64x32x2 128x128x16x2 64x64x64x2 32x64x64 32x32x64"
 rm -rf $C && mkdir -p $H/bin $C/replay/cases .gl/rt $WORK
 ninja -C build kiln kiln_spirv_tests kiln_spirv_replay >/dev/null
 if [ "${SKIP_RUNTIME:-0}" != 1 ] || [ ! -x $H/bin/kiln ]; then
