@@ -46,7 +46,8 @@ CoopmatTile coopmatTile(const SpirvTarget &target, int64_t n, int64_t k, uint32_
 CoopmatTile coopmatTileFor(const SpirvTarget &target, Kind a, Kind b, int64_t n, int64_t k, uint32_t otherShared);
 
 /// The defines of matmul_coopmat.glsl for `tile` (COOPMAT, CM_*), and the cooperative-matrix extension unless
-/// the target emulates it; `direct`: OUT is f32 with N % 4 == 0 (accumulators stored straight to it).
+/// the target emulates it; `direct`: OUT is f32 with N % 4 == 0 and no KV-cache view (accumulators stored
+/// straight to it).
 void defineCoopmat(KernelBuilder &kb, const CoopmatTile &tile, bool direct);
 
 } // namespace kiln::codegen::spirv

@@ -168,7 +168,7 @@ bool emitMatmul(KernelBuilder &kb, const SpirvOpEntry &) {
     kb.useSubgroupArithmetic();
   }
   if (coopmat)
-    defineCoopmat(kb, cm, o.kind == Kind::F32 && nStatic > 0 && nStatic % 4 == 0);
+    defineCoopmat(kb, cm, o.kind == Kind::F32 && nStatic > 0 && nStatic % 4 == 0 && o.viewMacro.empty());
   kb.bindRole("A", a);
   kb.bindRole("B", b);
   kb.bindRole("OUT", o);
