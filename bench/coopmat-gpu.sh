@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The device call of the cooperative-matrix GEMM (issue 10, item 6). Prepare here with
 #   bash tools/build.sh && [BASE_KILN=/path/to/main/kiln] bash bench/coopmat-prepare.sh
-# then run on the GPU machine: carry [".gl", ".h200"], command `bash bench/coopmat-gpu.sh` (about 1-2 minutes).
+# then run on the GPU machine: carry [".gl", ".h200"], command `bash bench/coopmat-gpu.sh` (about 2-3 minutes;
+# H=DIR when prepared into another folder).
 # Prints, in order: the card; (a) the kernel cases vs the interpreter (kiln_spirv_replay: every block of
 # kGpuCoopmatTiles and the compiler's choice on awkward sizes, f16 / bf16 / f32 weights; the FAIL lines, the
 # worst error per block and the count); (b) the TinyLlama-1.1B prefill GEMM shapes at M = 512 (one layer,
@@ -13,9 +14,12 @@
 set -u
 cd "$(dirname "$0")/.."
 . bench/gpu-env.sh
-C=.h200/coopmat
+H=${H:-.h200} # the carried folder bench/coopmat-prepare.sh wrote
+C=$H/coopmat
+K=$H/bin/kiln
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 echo "== (a) cooperative-matrix kernel cases vs the interpreter (kiln_spirv_replay)"
+ls $C/replay/cases/*.rpl >/dev/null 2>&1 || echo "no cases in $C/replay/cases: rerun bench/coopmat-prepare.sh"
 $C/replay/kiln_spirv_replay $C/replay/cases > /tmp/replay.txt 2>&1
 echo "replay exit code $?"
 grep -E "^device|^cooperative" /tmp/replay.txt

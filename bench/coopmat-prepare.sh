@@ -18,16 +18,16 @@
 #   .h200/coopmat/full/{new,base}.kiln    the whole TinyLlama-1.1B (22 layers, f16, --synthetic-weights 1) compiled
 #                                         by this tree (the compiler's blocks) and by BASE_KILN, for pp512
 #   .gl/*.deb, .gl/rt/*.deb               the Vulkan loader / GL dispatch and the runtime's libraries (devices.md)
-# usage: bash tools/build.sh && [BASE_KILN=/path/to/main/kiln] bash bench/coopmat-prepare.sh
-#        then the device call: carry [".gl", ".h200"], command `bash bench/coopmat-gpu.sh`.
+# usage: bash tools/build.sh && [BASE_KILN=/path/to/main/kiln] [H=.h200] [TILES="..."] bash bench/coopmat-prepare.sh
+#        then the device call: carry [".gl", "$H"], command `[H=$H] bash bench/coopmat-gpu.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 K=build/bin/kiln
-H=.h200
-C=$H/coopmat
+H=${H:-.h200}
 WORK=${WORK:-/tmp/coopmatprep}
-TILES="128x128x32 128x128x64 64x128x32 64x128x64 128x64x32 128x64x64 64x64x32 128x256x32 256x128x32 64x256x32
-  64x128x32x2 128x64x32x2 128x128x16x2 64x64x64x2 32x64x64 32x32x64"
+C=$WORK/coopmat # copied to $H/coopmat when complete (a carry taken meanwhile keeps the previous one whole)
+TILES=${TILES:-"128x128x64 128x256x32 128x256x16x2 64x128x32x2 64x128x64 128x64x64 64x64x64 64x64x64x2 32x64x64
+  32x64x64x2 32x32x64 32x32x64x2"}
 rm -rf $C && mkdir -p $H/bin $C/replay/cases .gl/rt $WORK
 ninja -C build kiln kiln_spirv_tests kiln_spirv_replay >/dev/null
 if [ "${SKIP_RUNTIME:-0}" != 1 ] || [ ! -x $H/bin/kiln ]; then
@@ -74,4 +74,5 @@ KILN_SPIRV_EXPORT=$C/replay/cases build/bin/kiln_spirv_tests --gtest_filter='*Ex
 cp build/bin/kiln_spirv_replay $C/replay/
 (cd .gl && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 >/dev/null 2>&1)
 (cd .gl/rt && apt-get download libopenblas0-pthread libgfortran5 libquadmath0 libprotobuf32 >/dev/null 2>&1)
+rm -rf $H/coopmat && cp -r $C $H/coopmat
 du -sh $H .gl

@@ -51,10 +51,16 @@ CoopmatTile coopmatTile(const SpirvTarget &target, int64_t n, int64_t k, uint32_
     return tile;
   }
   (void)k;
-  // Before measurements: large N in 128 x 128 blocks, medium in 64 x 128, small in 64 x 64 (more workgroups);
-  // smaller ones where the shared memory is short.
-  const char *choice = n >= 4096 || n == 0 ? "128x128x32" : n >= 1024 ? "64x128x32" : "64x64x32";
-  for (const char *candidate : {choice, "64x64x32", "64x64x16"})
+  // Measured on an H100 at M = 512 (bench/coopmat-gpu.sh, bench/results-2026-12-07-h100-coopmat.txt; K 2048 and
+  // 5632 chose alike): the widest block for a very wide weight (lm_head 32000: 205 TFLOP/s), 64 x 128 with
+  // 64-deep slices for 5632 (149), 64 x 64 double-buffered for 2048 (115-123: enough workgroups), 32 x 32 for
+  // the narrow k / v projections (256: too few blocks for anything larger).
+  // A symbolic N: the middle choice. Where the shared memory is short, smaller blocks.
+  const char *choice = n >= 16384 ? "128x256x32"
+                       : n >= 4096 ? "64x128x64"
+                       : n >= 1024 || n == 0 ? "64x64x64x2"
+                                             : "32x32x64";
+  for (const char *candidate : {choice, "64x64x64", "64x64x32", "64x64x16"})
     if (parseCoopmatTile(candidate, tile) && tile.sharedBytes() <= sharedBudget)
       return tile;
   return {};
