@@ -70,7 +70,7 @@ if [ -n "${BASE_KILN:-}" ]; then
       --max-context 1024 --synthetic-weights 1 2>&1 | tail -1
   done
 fi
-KILN_SPIRV_EXPORT=$C/replay/cases build/bin/kiln_spirv_tests --gtest_filter='*ExportGpuCases' | grep export
+KILN_SPIRV_EXPORT=$C/replay/cases build/bin/kiln_spirv_tests --gtest_filter='SpirvCodegenTest.ExportGpuCases' | grep export
 cp build/bin/kiln_spirv_replay $C/replay/
 (cd .gl && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 >/dev/null 2>&1)
 (cd .gl/rt && apt-get download libopenblas0-pthread libgfortran5 libquadmath0 libprotobuf32 >/dev/null 2>&1)

@@ -8,7 +8,8 @@
 #      flash attention off (as kiln) and llama-bench with its defaults, each as JSON into $OUT/raw (or /tmp/gpu/raw;
 #      archived as raw.tgz at the end, table.md beside it);
 #   5. bench/gpu_table.py: per format and test, the medians and ranges over the rounds and kiln / llama.cpp.
-#   6. PROFILE=0 skips it: KILN_PROFILE=1 decode and prefill per-kernel shares of each format.
+#   6. PROFILE=0 skips it: KILN_PROFILE=1 decode (short, and after a 896-token prompt) and prefill per-kernel
+#      shares of each format.
 # env: ROUNDS (2), FORMATS (the .h200/models/tl-*.kiln present: f32 f16 [q8_0 q4_0]), CHECKS=0 skips 2 and 3.
 # llama.cpp's TinyLlama weights are random (bench/peers/random_llama.py with torch, here), kiln's synthetic:
 # the same shapes and formats, not the same values (the speed does not depend on them); q8_0 / q4_0 GGUFs come
@@ -73,6 +74,8 @@ if [ "${PROFILE:-1}" != 0 ]; then # where the GPU time goes: per-kernel shares o
   for d in $FORMATS; do
     echo "== $d: KILN_PROFILE=1 kiln bench -p 0 -n 64 -r 1 (decode)"
     KILN_PROFILE=1 timeout 200 $K bench .h200/models/tl-$d.kiln -p 0 -n 64 -r 1 2>&1 | grep -E "GPU|%|steps|^tg|dispatch"
+    echo "== $d: KILN_PROFILE=1 kiln bench -p 0 -d 896 -n 64 -r 1 (decode over 897..960 keys: attention split over the KV length)"
+    KILN_PROFILE=1 timeout 200 $K bench .h200/models/tl-$d.kiln -p 0 -d 896 -n 64 -r 1 2>&1 | grep -E "GPU|%|steps|^tg|dispatch"
     echo "== $d: KILN_PROFILE=1 kiln bench -p 512 -n 0 -r 1 (prefill)"
     KILN_PROFILE=1 timeout 200 $K bench .h200/models/tl-$d.kiln -p 512 -n 0 -r 1 2>&1 | grep -E "GPU|%|steps|^pp"
   done 2>&1 | tee $R/profile.txt

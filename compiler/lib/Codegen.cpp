@@ -7,6 +7,7 @@
 #endif
 #if KILN_WITH_SPIRV_CODEGEN
 #include "kiln/codegen/SpirvCodegen.h"
+#include "kiln/ir/KilnDialect.h"
 #endif
 #include "ArtifactTypes.h"
 #include "kiln/artifact/ArtifactFormat.h"
@@ -280,6 +281,35 @@ const passes::DeviceKernelCatalog *deviceKernelCatalog() {
 #endif
 }
 
+std::string twoPassStage(passes::MemoryPlan &plan, const DeviceProfile &profile, passes::PartitionResult *partition) {
+#if KILN_WITH_SPIRV_CODEGEN
+  const codegen::SpirvTarget spirv = spirvTarget(profile);
+  int split = 0, candidates = 0;
+  uint64_t bytes = 0;
+  for (int i = int(plan.dispatches.size()) - 1; i >= 0; --i) { // from the end: inserting keeps earlier indices
+    const passes::PlanDispatch &d = plan.dispatches[size_t(i)];
+    if (d.transfer || d.device != passes::DispatchDevice::Vulkan || d.pass != 0 || !mlir::isa<ir::AttentionOp>(d.op))
+      continue;
+    ++candidates;
+    const uint64_t scratch = codegen::spirvTwoPassScratchBytes(d.op, spirv, plan.options.maxBatch);
+    if (!scratch)
+      continue;
+    passes::addSecondPass(plan, i, scratch, mlir::Float32Type::get(d.op->getContext()), partition);
+    ++split;
+    bytes = std::max(bytes, scratch);
+  }
+  if (!split)
+    return "";
+  passes::layoutArenas(plan);
+  return "attention: " + std::to_string(split) + " of " + std::to_string(candidates) +
+         " on vulkan split over the KV length (flash-decoding for steps of few query rows: a combine dispatch "
+         "each, scratch " + std::to_string((bytes + 1023) / 1024) + " KiB)";
+#else
+  (void)plan, (void)profile, (void)partition;
+  return "";
+#endif
+}
+
 Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &profile, const std::string &dumpDir,
                          KernelTable &kernels, CodegenSummary *summary) {
 #if KILN_WITH_SPIRV_CODEGEN
@@ -296,11 +326,13 @@ Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &pr
     for (size_t j = 0; j < d.op->getNumOperands(); ++j)
       storage.push_back(plan.buffers[size_t(d.buffers[j])].elementType);
     std::vector<codegen::SpirvKvView> views; // strided views of in-place KV caches (placeKvCacheInPlace)
-    for (int id : d.buffers)
-      views.push_back({plan.buffers[size_t(id)].rowCapacity, plan.buffers[size_t(id)].rowOffset});
+    for (size_t j = 0; j < d.buffers.size(); ++j) {
+      const passes::PlanBuffer &b = plan.buffers[size_t(d.buffers[j])];
+      views.push_back({b.rowCapacity, b.rowOffset, j < d.storageOrder.size() ? d.storageOrder[j] : std::vector<int64_t>{}});
+    }
     const std::string what = (d.location.empty() ? std::string("step") : d.location) + ": " +
                              d.op->getName().getStringRef().str();
-    StatusOr<codegen::SpirvKernel> k = codegen::generateSpirvKernel(d.op, symbols, spirv, storage, views);
+    StatusOr<codegen::SpirvKernel> k = codegen::generateSpirvKernel(d.op, symbols, spirv, storage, views, d.pass);
     if (!k.ok())
       return Status::error(what + ": SPIR-V: " + k.status().message());
     uint64_t invocations = uint64_t(k->workgroupSize[0]) * k->workgroupSize[1] * k->workgroupSize[2];

@@ -285,6 +285,7 @@ Status Pipeline::partition() {
   if (dumps.enabled()) {
     passes::annotateFolded(folds.converts, "weight-convert");
     passes::annotateFolded(folds.reshapes, "reshape-view");
+    passes::annotateFolded(folds.transposes, "transpose-view");
     passes::annotatePartitionCounts(step(), partitioned);
   }
   result.report.partition = summarizePartition(memoryPlan, partitioned, folds, profile.name);
@@ -335,6 +336,9 @@ Status Pipeline::placeKvCache() {
   result.report.kvCache = kvCacheStage(memoryPlan, vulkan ? &partitioned : nullptr, o.kvInPlace, &dropped);
   if (!result.report.kvCache.line.empty())
     reporter.line("kv-cache", result.report.kvCache.line, secondsSince(t));
+  if (vulkan)
+    if (std::string line = twoPassStage(memoryPlan, profile, &partitioned); !line.empty())
+      reporter.line("kv-cache", line);
   if (std::string warning = sessionMemoryWarning(sessionBytes(memoryPlan), result.report.plan); !warning.empty())
     reporter.line("kv-cache", warning);
   if (dumps.enabled()) {

@@ -74,6 +74,9 @@ std::vector<std::string> partitionLines(const PartitionSummary &s, double second
                     " f16/bf16 weight converts folded into their matmul / gather / norm kernels");
   if (s.foldedReshapes)
     lines.push_back("device reshapes: " + to_string(s.foldedReshapes) + " reshapes are views (no copy kernel)");
+  if (s.foldedTransposes)
+    lines.push_back("device transposes: " + to_string(s.foldedTransposes) +
+                    " head transposes folded into the strides of rope / attention (no copy kernel)");
   lines.insert(lines.end(), s.groups.begin(), s.groups.end());
   lines.push_back("partition: host arena " + formatBytes(s.hostArenaBytes) + ", device arena " +
                   formatBytes(s.deviceArenaBytes) + " in " + ms(seconds));

@@ -156,6 +156,7 @@ PartitionSummary summarizePartition(const passes::MemoryPlan &plan, const passes
   s.transferBytes = partition.transferBytes;
   s.foldedConverts = int(folds.converts.size());
   s.foldedReshapes = int(folds.reshapes.size());
+  s.foldedTransposes = int(folds.transposes.size());
   for (const passes::PartitionEntry &e : partition.entries)
     if (e.device == passes::DispatchDevice::Cpu)
       s.cpuPlaced.push_back({e.op, e.location, e.reason, e.fallback});

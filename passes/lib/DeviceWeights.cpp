@@ -88,7 +88,8 @@ void removeFromPlan(MemoryPlan &plan, PartitionResult &partition, const std::vec
 int foldIntoReaders(MemoryPlan &plan, PartitionResult &partition, const std::set<int> &ports,
                     llvm::function_ref<bool(const PlanDispatch &, const PlanBuffer &, const PlanBuffer &)> foldable,
                     llvm::function_ref<bool(const PlanDispatch &, int)> readerOk,
-                    DispatchDevice device = DispatchDevice::Vulkan) {
+                    DispatchDevice device = DispatchDevice::Vulkan,
+                    llvm::function_ref<void(PlanDispatch &, int, const PlanDispatch &)> rewire = nullptr) {
   std::vector<std::vector<std::pair<int, int>>> readers = readersOf(plan);
   std::vector<bool> dropDispatch(plan.dispatches.size(), false), dropBuffer(plan.buffers.size(), false);
   int folded = 0;
@@ -107,8 +108,11 @@ int foldIntoReaders(MemoryPlan &plan, PartitionResult &partition, const std::set
     if (!ok)
       continue;
     // A later fold of this reader's result keeps a valid readers list (keyed by that result).
-    for (auto [r, k] : readers[size_t(dst.id)])
+    for (auto [r, k] : readers[size_t(dst.id)]) {
       plan.dispatches[size_t(r)].buffers[size_t(k)] = src.id;
+      if (rewire)
+        rewire(plan.dispatches[size_t(r)], k, d);
+    }
     dropDispatch[i] = true;
     dropBuffer[size_t(dst.id)] = true;
     ++folded;
@@ -179,6 +183,87 @@ int foldDeviceReshapes(MemoryPlan &plan, PartitionResult &partition) {
       [](const PlanDispatch &, int) { return true; });
 }
 
+namespace {
+
+/// The permutation of a kiln.transpose dispatch.
+std::vector<int64_t> permutationOf(const PlanDispatch &d) {
+  llvm::ArrayRef<int64_t> p = mlir::cast<ir::TransposeOp>(d.op).getPermutation();
+  return std::vector<int64_t>(p.begin(), p.end());
+}
+
+/// A row-major device ARENA buffer (no KV view; `copy`: it may be a transfer's copy of a host buffer).
+bool plainDeviceArena(const PlanBuffer &b, bool copy = false) {
+  return b.kind == BufferKind::Arena && b.location == BufferLocation::Device && b.rowCapacity == 0 &&
+         (copy || b.copyOf < 0);
+}
+
+/// The producer side: transposes of a Vulkan attention's result read by nothing else.
+int foldTransposesIntoProducers(MemoryPlan &plan, PartitionResult &partition,
+                                llvm::function_ref<bool(const PlanDispatch &)> foldable) {
+  const std::set<int> ports = outputPorts(plan);
+  std::vector<std::vector<std::pair<int, int>>> readers = readersOf(plan);
+  std::vector<int> writer(plan.buffers.size(), -1);
+  for (size_t i = 0; i < plan.dispatches.size(); ++i)
+    for (int id : plan.dispatches[i].written())
+      writer[size_t(id)] = int(i);
+  std::vector<bool> dropDispatch(plan.dispatches.size(), false), dropBuffer(plan.buffers.size(), false);
+  int folded = 0;
+  for (size_t i = 0; i < plan.dispatches.size(); ++i) {
+    const PlanDispatch &t = plan.dispatches[i];
+    if (t.transfer || t.device != DispatchDevice::Vulkan || !mlir::isa_and_nonnull<ir::TransposeOp>(t.op) ||
+        t.buffers.size() != 2 || (foldable && !foldable(t)))
+      continue;
+    const PlanBuffer &src = plan.buffers[size_t(t.buffers[0])], &dst = plan.buffers[size_t(t.buffers[1])];
+    const int w = writer[size_t(src.id)];
+    if (w < 0 || !plainDeviceArena(src) || !plainDeviceArena(dst) || ports.count(src.id) ||
+        readers[size_t(src.id)].size() != 1 || src.elementType != dst.elementType)
+      continue;
+    PlanDispatch &producer = plan.dispatches[size_t(w)];
+    if (producer.transfer || producer.device != DispatchDevice::Vulkan ||
+        !mlir::isa_and_nonnull<ir::AttentionOp>(producer.op) || producer.pass != 0 ||
+        producer.buffers.back() != src.id ||
+        (!producer.storageOrder.empty() && !producer.storageOrder.back().empty()))
+      continue;
+    producer.storageOrder.resize(producer.buffers.size());
+    producer.storageOrder.back() = permutationOf(t); // storage axis k of dst is the result's axis perm[k]
+    producer.buffers.back() = dst.id;
+    dropDispatch[i] = true;
+    dropBuffer[size_t(src.id)] = true;
+    ++folded;
+  }
+  if (folded)
+    removeFromPlan(plan, partition, dropDispatch, dropBuffer);
+  return folded;
+}
+
+} // namespace
+
+int foldDeviceTransposes(MemoryPlan &plan, PartitionResult &partition,
+                         llvm::function_ref<bool(const PlanDispatch &)> foldable) {
+  std::set<int> ports = outputPorts(plan);
+  // The reader side: the reader's tensor axis P[k] is storage axis k of the input, so it reads the input
+  // with storage order P^-1.
+  int folded = foldIntoReaders(
+      plan, partition, ports,
+      [&](const PlanDispatch &d, const PlanBuffer &src, const PlanBuffer &dst) {
+        return mlir::isa<ir::TransposeOp>(d.op) && (!foldable || foldable(d)) && plainDeviceArena(src, true) &&
+               plainDeviceArena(dst) && src.elementType == dst.elementType;
+      },
+      [](const PlanDispatch &c, int k) {
+        const bool reads = (mlir::isa<ir::RopeOp>(c.op) && k == 0) || (mlir::isa<ir::AttentionOp>(c.op) && k <= 2);
+        return reads && c.pass == 0 && (c.storageOrder.empty() || c.storageOrder[size_t(k)].empty());
+      },
+      DispatchDevice::Vulkan,
+      [](PlanDispatch &reader, int k, const PlanDispatch &t) {
+        std::vector<int64_t> perm = permutationOf(t), inverse(perm.size());
+        for (size_t i = 0; i < perm.size(); ++i)
+          inverse[size_t(perm[i])] = int64_t(i);
+        reader.storageOrder.resize(reader.buffers.size());
+        reader.storageOrder[size_t(k)] = inverse;
+      });
+  return folded + foldTransposesIntoProducers(plan, partition, foldable);
+}
+
 DeviceFolds foldDeviceWeights(MemoryPlan &plan, PartitionResult &partition) {
   DeviceFolds folds;
   std::vector<mlir::Operation *> before = kernelOps(plan);
@@ -187,6 +272,9 @@ DeviceFolds foldDeviceWeights(MemoryPlan &plan, PartitionResult &partition) {
   before = kernelOps(plan);
   if (foldDeviceReshapes(plan, partition))
     folds.reshapes = removedOps(before, plan);
+  before = kernelOps(plan);
+  if (foldDeviceTransposes(plan, partition))
+    folds.transposes = removedOps(before, plan);
   return folds;
 }
 

@@ -29,9 +29,36 @@ const char *deviceName(DispatchDevice device) { return device == DispatchDevice:
 std::vector<int> PlanDispatch::written() const {
   if (transfer)
     return buffers.size() == 2 ? std::vector<int>{buffers[1]} : std::vector<int>{};
-  size_t n = op ? op->getNumResults() : 0;
+  size_t n = op ? op->getNumResults() + (pass == 1 ? 1 : 0) : 0;
   n = std::min(n, buffers.size());
   return std::vector<int>(buffers.end() - long(n), buffers.end());
+}
+
+void addSecondPass(MemoryPlan &plan, int dispatch, uint64_t scratchBytes, mlir::Type elementType,
+                   PartitionResult *partition) {
+  PlanDispatch &first = plan.dispatches[size_t(dispatch)];
+  const size_t results = first.op->getNumResults();
+  PlanBuffer scratch;
+  scratch.id = int(plan.buffers.size());
+  scratch.name = first.location + ".scratch";
+  scratch.kind = BufferKind::Arena;
+  scratch.elementType = elementType;
+  const uint64_t elementSize = std::max<uint64_t>(1, elementBytes(elementType));
+  scratch.shape = {ir::SymExpr::constant(int64_t((scratchBytes + elementSize - 1) / elementSize))};
+  scratch.maxBytes = (scratchBytes + elementSize - 1) / elementSize * elementSize;
+  scratch.location = plan.buffers[size_t(first.buffers.back())].location;
+  plan.buffers.push_back(scratch);
+  first.pass = 1;
+  first.buffers.insert(first.buffers.end() - long(results), scratch.id);
+  if (!first.storageOrder.empty())
+    first.storageOrder.insert(first.storageOrder.end() - long(results), std::vector<int64_t>{});
+  PlanDispatch second = first;
+  second.pass = 2;
+  plan.dispatches.insert(plan.dispatches.begin() + dispatch + 1, second);
+  if (partition)
+    for (int &t : partition->transferDispatches)
+      if (t > dispatch)
+        ++t;
 }
 
 std::vector<mlir::Operation *> MemoryPlan::dispatchOps() const {

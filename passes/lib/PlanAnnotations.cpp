@@ -144,7 +144,8 @@ StatusOr<int> applyRecordedFolds(MemoryPlan &plan, PartitionResult &partition) {
     bool (*opFits)(mlir::Operation *);
   };
   const Kind kinds[] = {{"weight-convert", [](mlir::Operation *op) { return mlir::isa<ir::ConvertOp>(op); }},
-                        {"reshape-view", [](mlir::Operation *op) { return mlir::isa<ir::ReshapeOp>(op); }}};
+                        {"reshape-view", [](mlir::Operation *op) { return mlir::isa<ir::ReshapeOp>(op); }},
+                        {"transpose-view", [](mlir::Operation *op) { return mlir::isa<ir::TransposeOp>(op); }}};
   int folded = 0;
   for (const Kind &kind : kinds) {
     auto recorded = [&](mlir::Operation *op) {
@@ -154,7 +155,9 @@ StatusOr<int> applyRecordedFolds(MemoryPlan &plan, PartitionResult &partition) {
     for (mlir::Operation *op : kernelOps(plan))
       if (recorded(op) && !kind.opFits(op))
         return Status::error(opText(op) + ": kiln.folded = \"" + kind.name.str() + "\" does not apply to this op");
-    folded += foldDispatchesIntoReaders(plan, partition, [&](const PlanDispatch &d) { return recorded(d.op); });
+    auto isRecorded = [&](const PlanDispatch &d) { return recorded(d.op); };
+    folded += kind.name == "transpose-view" ? foldDeviceTransposes(plan, partition, isRecorded)
+                                            : foldDispatchesIntoReaders(plan, partition, isRecorded);
     for (mlir::Operation *op : kernelOps(plan))
       if (recorded(op))
         return Status::error(opText(op) + ": kiln.folded = \"" + kind.name.str() +

@@ -107,6 +107,7 @@ struct FoldDeviceWeightsPass : impl::KilnFoldDeviceWeightsBase<FoldDeviceWeights
           DeviceFolds folds = foldDeviceWeights(r->plan, *r->partition);
           annotateFolded(folds.converts, "weight-convert");
           annotateFolded(folds.reshapes, "reshape-view");
+          annotateFolded(folds.transposes, "transpose-view");
           annotatePartitionCounts(f, *r->partition);
           return Status::ok();
         })))

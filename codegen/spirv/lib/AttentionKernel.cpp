@@ -1,22 +1,64 @@
 //===- AttentionKernel.cpp - attention: online softmax, split keys --------===//
 //
-// shaders/attention.comp: one workgroup per query row, the keys of each block split across its invocations,
-// the mask computed in the kernel. This file picks the workgroup (as large as the target's shared memory
-// allows for the head dim) and the split, and turns the op's attributes into the kernel's defines.
+// shaders/attention.comp: one workgroup per query row and group of query heads sharing a KV head (GQA), the
+// keys of each block split across its invocations, the mask computed in the kernel. This file picks the
+// heads per workgroup, the workgroup (as large as the target's shared memory allows for the head dim) and
+// the split, and turns the op's attributes into the kernel's defines.
 //
 //===----------------------------------------------------------------------===//
 #include "KernelBuilder.h"
 
 #include "kiln/ir/KilnDialect.h"
 
+#include <optional>
+
 using namespace mlir;
 
 namespace kiln::codegen::spirv {
 namespace {
 
-/// Shared memory of the variant with workgroup `wg` for head dim `d`: q, the block's scores and maxima, one
-/// partial per invocation.
-uint32_t attentionShared(int64_t d, uint32_t wg) { return 4 * (uint32_t)(d + 2 * std::min<uint32_t>(64, wg) + wg); }
+/// The split of one workgroup (attention.comp): `hpw` query heads of one KV head, `wg` invocations, blocks of
+/// `nb` keys with `lanes` invocations per key, the hpw x dv outputs as `op` slots per part, `parts` parts.
+struct AttentionSplit {
+  uint32_t hpw = 1, wg = 8, nb = 8, lanes = 1, op = 8, parts = 1, dpt = 1;
+  uint32_t redFloats() const { return std::max<uint32_t>(hpw, parts > 1 ? 3 : 1) * wg; }
+  /// Shared memory: the hpw query rows, the block's scores, the partial dots (then the parts' merge).
+  uint32_t sharedBytes(int64_t d) const { return 4 * uint32_t(hpw * d + hpw * nb + redFloats()); }
+};
+
+AttentionSplit attentionSplit(int64_t dv, uint32_t hpw, uint32_t wg) {
+  AttentionSplit s;
+  s.hpw = hpw;
+  s.wg = wg;
+  s.nb = std::min<uint32_t>(64, wg);
+  s.lanes = wg / s.nb;
+  const uint32_t slots = uint32_t(hpw * dv);
+  s.op = 8;
+  while (s.op < slots && s.op < wg)
+    s.op *= 2;
+  s.parts = wg / s.op;
+  s.dpt = (slots + s.op - 1) / s.op;
+  return s;
+}
+
+/// The query heads per workgroup: as many of the group's heads (a divisor of `group`, at most 8) as fit, so
+/// each K / V row is read once for them; then the largest power-of-two workgroup (8 .. 256) whose shared
+/// memory fits. hpw 1 is the fallback whatever its registers per invocation (dpt); nullopt: nothing fits.
+std::optional<AttentionSplit> chooseSplit(int64_t d, int64_t dv, int64_t group, const SpirvTarget &target) {
+  uint32_t wgMax = 8;
+  while (wgMax * 2 <= std::min<uint32_t>(256, target.maxWorkgroupInvocations))
+    wgMax *= 2;
+  for (uint32_t hpw = uint32_t(std::min<int64_t>(group, 8)); hpw >= 1; --hpw) {
+    if (group % hpw)
+      continue;
+    for (uint32_t wg = wgMax; wg >= 8; wg /= 2) {
+      AttentionSplit s = attentionSplit(dv, hpw, wg);
+      if (s.sharedBytes(d) <= target.maxSharedMemory && (hpw == 1 || s.dpt <= 16))
+        return s;
+    }
+  }
+  return std::nullopt;
+}
 
 /// The mask and score defines: causal / window, key padding, bias (broadcast to [b, hq, s, t]), softcap.
 void maskDefines(KernelBuilder &b, ir::AttentionOp att) {
@@ -45,52 +87,136 @@ void maskDefines(KernelBuilder &b, ir::AttentionOp att) {
   }
 }
 
+/// The static facts of an attention op the variants depend on (what emitAttention checks first).
+struct AttentionDims {
+  int64_t d = 0, dv = 0, hq = 0, hkv = 0;
+  ir::SymExpr s, t; // query rows, keys
+};
+
+std::optional<AttentionDims> attentionDims(Operation *op, std::string &why) {
+  auto att = cast<ir::AttentionOp>(op);
+  FailureOr<ir::SymShape> q = ir::getSymShape(att.getQuery().getType()), k = ir::getSymShape(att.getKey().getType()),
+                          v = ir::getSymShape(att.getValue().getType());
+  if (failed(q) || failed(k) || failed(v) || q->size() != 4 || k->size() != 4 || v->size() != 4) {
+    why = "query, key and value must be rank 4";
+    return std::nullopt;
+  }
+  if (!(*q)[3].isConstant() || !(*v)[3].isConstant() || !(*q)[1].isConstant() || !(*k)[1].isConstant()) {
+    why = "attention needs static head counts and head dims";
+    return std::nullopt;
+  }
+  AttentionDims a{(*q)[3].getConstant(), (*v)[3].getConstant(), (*q)[1].getConstant(), (*k)[1].getConstant(),
+                  (*q)[2], (*k)[2]};
+  if (a.hkv == 0 || a.hq % a.hkv) {
+    why = "query heads are not a multiple of key heads";
+    return std::nullopt;
+  }
+  return a;
+}
+
+/// Flash-decoding (attention_range.glsl ATT_SPLIT_KV): steps of at most kSplitRows query rows cut each row's
+/// keys into at most kSplitChunks chunks, one workgroup each, and a second pass combines them. Only over a KV
+/// cache (keys p + s, not the queries' s), where decode has one query row and many keys.
+constexpr uint32_t kSplitRows = 4, kSplitChunks = 32;
+
+bool splitsKv(const AttentionDims &a) {
+  return !a.t.isConstant() && a.t != a.s && (!a.s.isConstant() || a.s.getConstant() <= int64_t(kSplitRows));
+}
+
+/// The defines both passes of the split read: the chunking and the mask's key range.
+void splitDefines(KernelBuilder &b, const AttentionDims &a, const AttentionSplit &sp) {
+  auto u = [](int64_t x) { return std::to_string(x) + "u"; };
+  b.define("ATT_SPLIT_KV");
+  b.define("ATT_SPLIT_ROWS", u(kSplitRows));
+  b.define("ATT_NCMAX", u(kSplitChunks));
+  b.define("ATT_NB", u(sp.nb));
+  b.define("ATT_DV", u(a.dv));
+  b.define("ATT_HQ", u(a.hq));
+  b.bindRole("PART", b.scratch());
+}
+
+/// Pass 2 of the split (attention_combine.comp): one invocation per (batch, head, row < kSplitRows, d).
+bool emitAttentionCombine(KernelBuilder &b, ir::AttentionOp att, const AttentionDims &a, const AttentionSplit &sp) {
+  splitDefines(b, a, sp);
+  b.define("ATT_S", b.in(0).dims[2].str());
+  b.define("ATT_T", b.in(1).dims[2].str());
+  bool causal = att.getMask() == ir::AttentionMask::causal;
+  if (causal)
+    b.define("CAUSAL");
+  if (std::optional<uint64_t> window = att.getWindow(); causal && window)
+    b.define("WINDOW", std::to_string(*window));
+  b.bindRole("OUT", b.out());
+  const uint32_t wg = b.workgroupUpTo(64);
+  b.setWorkgroup(wg);
+  b.kernel.name = "attention_combine_d" + std::to_string(a.dv);
+  const uint64_t elements = uint64_t(kSplitRows) * uint64_t(a.hq) * uint64_t(a.dv);
+  b.define("GRID_X", std::to_string(elements) + "u");
+  b.define("GRID_Y", "1u");
+  b.define("GRID_Z", b.in(0).dims[0].str());
+  const ir::SymExpr batch = b.in(0).shape[0];
+  // One row's elements in x (the grid-stride loop takes the other rows of a split step).
+  const uint64_t perRow = uint64_t(a.hq) * uint64_t(a.dv);
+  b.kernel.globalSize = {ir::SymExpr::constant(int64_t(std::min<uint64_t>(perRow, uint64_t(65535) * wg))),
+                         ir::SymExpr::constant(1),
+                         batch.isConstant() ? ir::SymExpr::constant(std::min<int64_t>(batch.getConstant(), 65535))
+                                            : batch};
+  b.useShader("attention_combine.comp");
+  return true;
+}
+
 } // namespace
+
+uint64_t attentionScratchBytes(Operation *op, const SpirvTarget &target, int64_t maxBatch) {
+  std::string why;
+  std::optional<AttentionDims> a = attentionDims(op, why);
+  if (!a || !splitsKv(*a) || !chooseSplit(a->d, a->dv, a->hq / a->hkv, target))
+    return 0;
+  return uint64_t(std::max<int64_t>(1, maxBatch)) * uint64_t(a->hq) * kSplitRows * kSplitChunks *
+         uint64_t(a->dv + 2) * 4;
+}
 
 bool emitAttention(KernelBuilder &b, const SpirvOpEntry &) {
   auto att = cast<ir::AttentionOp>(b.op());
+  std::string why;
+  std::optional<AttentionDims> dims = attentionDims(b.op(), why);
+  if (!dims)
+    return b.fail(why);
+  const AttentionDims &a = *dims;
   const Tensor &q = b.in(0), &k = b.in(1), &v = b.in(2);
-  if (q.shape.size() != 4 || k.shape.size() != 4 || v.shape.size() != 4)
-    return b.fail("query, key and value must be rank 4");
-  if (!q.shape[3].isConstant() || !v.shape[3].isConstant() || !q.shape[1].isConstant() || !k.shape[1].isConstant())
-    return b.fail("attention needs static head counts and head dims");
   if (!q.isFloat() || !k.isFloat() || !v.isFloat())
     return b.fail("only float attention has a SPIR-V kernel");
-  int64_t d = q.shape[3].getConstant(), dv = v.shape[3].getConstant();
-  int64_t hq = q.shape[1].getConstant(), hkv = k.shape[1].getConstant();
-  if (hkv == 0 || hq % hkv)
-    return b.fail("query heads are not a multiple of key heads");
-  // The largest power-of-two workgroup (8 .. 256) whose shared memory fits.
-  uint32_t wg = 8;
-  while (wg * 2 <= std::min<uint32_t>(256, b.target().maxWorkgroupInvocations))
-    wg *= 2;
-  while (wg > 8 && attentionShared(d, wg) > b.target().maxSharedMemory)
-    wg /= 2;
-  if (attentionShared(d, wg) > b.target().maxSharedMemory)
-    return b.fail("attention with head_dim " + std::to_string(d) + " needs " + std::to_string(attentionShared(d, wg)) +
-                  " bytes of shared memory (split-key variant: q, the block's scores and maxima, one partial per "
-                  "invocation), the target has " +
+  const int64_t d = a.d, dv = a.dv, hq = a.hq, hkv = a.hkv;
+  const std::optional<AttentionSplit> split = chooseSplit(d, dv, hq / hkv, b.target());
+  if (!split)
+    return b.fail("attention with head_dim " + std::to_string(d) + " needs " +
+                  std::to_string(attentionSplit(dv, 1, 8).sharedBytes(d)) +
+                  " bytes of shared memory (q, the block's scores, one partial per invocation), the target has " +
                   std::to_string(b.target().maxSharedMemory));
-  // Blocks of nb keys, `lanes` invocations per score; `parts` groups of g invocations over the value dims.
-  uint32_t nb = std::min<uint32_t>(64, wg), lanes = wg / nb, g = 8;
-  while (g < dv && g < wg)
-    g *= 2;
-  uint32_t parts = wg / g;
-  b.setWorkgroup(wg);
-  b.setSharedBytes(attentionShared(d, wg));
-  b.kernel.name = "attention_online_d" + std::to_string(d);
+  const AttentionSplit &sp = *split;
+  if (b.pass() == 2)
+    return emitAttentionCombine(b, att, a, sp);
+  b.setWorkgroup(sp.wg);
+  b.setSharedBytes(sp.sharedBytes(d));
+  b.kernel.name = "attention_online_d" + std::to_string(d) + (sp.hpw > 1 ? "_gqa" + std::to_string(sp.hpw) : "") +
+                  (b.pass() == 1 ? "_splitkv" : "");
   auto u = [](int64_t x) { return std::to_string(x) + "u"; };
+  if (b.pass() == 1)
+    splitDefines(b, a, sp);
+  else {
+    b.define("ATT_NB", u(sp.nb));
+    b.define("ATT_DV", u(dv));
+    b.define("ATT_HQ", u(hq));
+  }
   b.define("ATT_D", u(d));
-  b.define("ATT_DV", u(dv));
-  b.define("ATT_HQ", u(hq));
   b.define("ATT_HKV", u(hkv));
   b.define("ATT_GROUP", u(hq / hkv));
-  b.define("ATT_NB", u(nb));
-  b.define("ATT_LANES", u(lanes));
-  b.define("ATT_G", u(g));
-  b.define("ATT_P", u(parts));
-  b.define("ATT_DPT", std::to_string((dv + g - 1) / g));
-  if (parts > 1)
+  b.define("ATT_HPW", u(sp.hpw));
+  b.define("ATT_LANES", u(sp.lanes));
+  b.define("ATT_OP", u(sp.op));
+  b.define("ATT_P", u(sp.parts));
+  b.define("ATT_DPT", u(sp.dpt));
+  b.define("ATT_RED", u(sp.redFloats()));
+  if (sp.parts > 1)
     b.define("ATT_SPLIT_PARTS");
   b.define("ATT_S", q.dims[2].str());
   b.define("ATT_T", k.dims[2].str());
@@ -108,9 +234,21 @@ bool emitAttention(KernelBuilder &b, const SpirvOpEntry &) {
     b.bindRole(role, direct);
   }
   b.bindRole("OUT", b.out());
-  ir::SymShape rowSym(q.shape.begin(), q.shape.begin() + 3);
-  std::vector<UintExpr> rowDims(q.dims.begin(), q.dims.begin() + 3);
-  b.useGrid(b.planGrid(rowSym, rowDims, wg, true));
+  // x: the query rows (pass 1: up to kSplitChunks chunks x kSplitRows rows, or the rows of a longer step),
+  // y: the (kv head, head group) pairs, z: the batch; one workgroup each.
+  const uint32_t pairs = uint32_t(hkv * (hq / hkv / sp.hpw));
+  auto capped = [](const ir::SymExpr &e) {
+    return e.isConstant() ? ir::SymExpr::constant(std::min<int64_t>(e.getConstant(), 65535)) : e;
+  };
+  ir::SymExpr rows = capped(a.s);
+  if (b.pass() == 1) // T / nb + S workgroups (the runtime's ceil): one per chunk of a decode row's keys
+    rows = a.s.isConstant() ? ir::SymExpr::constant(a.s.getConstant() * kSplitChunks) : a.s;
+  ir::SymExpr invocations = scaleSym(rows, sp.wg);
+  if (b.pass() == 1 && !a.s.isConstant())
+    invocations = invocations + scaleSym(a.t, sp.lanes);
+  b.define("GRID_Y", u(pairs));
+  b.define("GRID_Z", q.dims[0].str());
+  b.kernel.globalSize = {invocations, ir::SymExpr::constant(pairs), capped(q.shape[0])};
   b.useShader("attention.comp");
   return true;
 }

@@ -166,8 +166,8 @@ std::string expandIncludes(const std::string &text, std::set<std::string> &inclu
 //===----------------------------------------------------------------------===//
 
 KernelBuilder::KernelBuilder(Operation *op, llvm::ArrayRef<std::string> symbols, const SpirvTarget &target,
-                             llvm::ArrayRef<Type> operandStorage, llvm::ArrayRef<SpirvKvView> views)
-    : op_(op), symbols_(symbols), target_(target), operandStorage_(operandStorage), views_(views) {}
+                             llvm::ArrayRef<Type> operandStorage, llvm::ArrayRef<SpirvKvView> views, int pass)
+    : op_(op), symbols_(symbols), target_(target), operandStorage_(operandStorage), views_(views), pass_(pass) {}
 
 bool KernelBuilder::fail(const std::string &why) {
   if (error.empty())
@@ -211,6 +211,36 @@ bool KernelBuilder::makeView(Tensor &t, const SpirvKvView &view) {
   t.viewDefine = "#define " + t.viewMacro + "(i) (((((i) / " + d + ") / " + rows + ") * " +
                  std::to_string(view.rowCapacity) + "u + " + offset.str() + " + ((i) / " + d + ") % " + rows +
                  ") * " + d + " + (i) % " + d + ")\n";
+  return true;
+}
+
+// A tensor stored with its axes in `order` (storage axis k = the tensor's axis order[k]): row-major index i
+// over `dims` has coordinates c_a = (i / stride_a) % dims_a and lives at sum_k c_order[k] * storageStride_k.
+bool KernelBuilder::makePermutedView(Tensor &t, const std::vector<int64_t> &order) {
+  const size_t rank = t.dims.size();
+  std::vector<bool> seen(rank, false);
+  for (int64_t a : order) {
+    if (a < 0 || size_t(a) >= rank || seen[size_t(a)])
+      return fail("operand " + std::to_string(t.binding) + ": storage order is not a permutation of its axes");
+    seen[size_t(a)] = true;
+  }
+  if (order.size() != rank)
+    return fail("operand " + std::to_string(t.binding) + ": storage order of another rank");
+  const std::vector<UintExpr> strides = t.strides();
+  std::vector<UintExpr> storageStride(rank, UintExpr::k(1));
+  for (int k = int(rank) - 2; k >= 0; --k)
+    storageStride[size_t(k)] = storageStride[size_t(k) + 1] * t.dims[size_t(order[size_t(k) + 1])];
+  t.viewMacro = "T_VIEW_" + std::to_string(t.binding);
+  std::string index;
+  for (size_t k = 0; k < rank; ++k) {
+    const size_t a = size_t(order[k]);
+    std::string coord = "((i) / " + strides[a].str() + ")";
+    if (a > 0)
+      coord = "(" + coord + " % " + t.dims[a].str() + ")";
+    index += (k ? " + " : "") + coord + " * " + storageStride[k].str();
+  }
+  t.viewDefine = "#define " + t.viewMacro + "(i) (" + index + ")\n";
+  t.permuted = true;
   return true;
 }
 
@@ -350,12 +380,22 @@ bool KernelBuilder::makeTensors() {
     }
     if (t.binding < views_.size() && views_[t.binding].rowCapacity > 0 && !makeView(t, views_[t.binding]))
       return false;
+    if (t.binding < views_.size() && !views_[t.binding].storageOrder.empty() &&
+        !makePermutedView(t, views_[t.binding].storageOrder))
+      return false;
     tensors_.push_back(std::move(t));
     return true;
   };
   for (Value v : op_->getOperands())
     if (!add(v.getType()))
       return false;
+  if (pass_ != 0) { // a two-pass kernel's scratch: f32, indexed by the kernel itself
+    Tensor scratch;
+    scratch.binding = unsigned(tensors_.size());
+    scratch.dims = {UintExpr::k(1)};
+    scratch.shape = {SymExpr::constant(1)};
+    tensors_.push_back(std::move(scratch));
+  }
   // One result, or add_rms_norm / add_layer_norm's two (h, then y: out() is y).
   if (op_->getNumResults() != (isa<ir::AddRmsNormOp, ir::AddLayerNormOp>(op_) ? 2u : 1u))
     return fail("expected one result");
@@ -394,8 +434,10 @@ bool KernelBuilder::run(const SpirvOpEntry &entry) {
     kernel.name = n.substr(n.find('.') + 1) + "_" + entry.family;
   }
   kernel.name += std::string("_") + kindName(out().kind);
-  if (std::any_of(tensors_.begin(), tensors_.end(), [](const Tensor &t) { return !t.viewMacro.empty(); }))
+  if (std::any_of(tensors_.begin(), tensors_.end(), [](const Tensor &t) { return t.rowCapacity > 0; }))
     kernel.name += "_kvview";
+  if (std::any_of(tensors_.begin(), tensors_.end(), [](const Tensor &t) { return t.permuted; }))
+    kernel.name += "_tview";
   for (int i = 0; i < 3; ++i)
     kernel.workgroupSize[i] = wg_[i];
   kernel.sharedMemoryBytes = sharedBytes_;

@@ -59,6 +59,7 @@ struct Tensor {
   std::string viewMacro, viewDefine;
   int64_t rowCapacity = 0; ///< the view's storage rows (0: not a view) ...
   UintExpr rowOffset;      ///< ... and its first row
+  bool permuted = false;   ///< stored with its axes permuted (SpirvKvView::storageOrder; the view macro maps)
   /// Element `off` of the row-major index space as an index into the buffer (through the view's macro).
   std::string at(const std::string &off) const { return viewMacro.empty() ? off : viewMacro + "(" + off + ")"; }
   bool isFloat() const { return kind == Kind::F32 || kind == Kind::F16 || kind == Kind::BF16; }
@@ -98,7 +99,8 @@ struct SpirvOpEntry {
 class KernelBuilder {
 public:
   KernelBuilder(mlir::Operation *op, llvm::ArrayRef<std::string> symbols, const SpirvTarget &target,
-                llvm::ArrayRef<mlir::Type> operandStorage = {}, llvm::ArrayRef<SpirvKvView> views = {});
+                llvm::ArrayRef<mlir::Type> operandStorage = {}, llvm::ArrayRef<SpirvKvView> views = {},
+                int pass = 0);
 
   /// Makes the kernel of the op with `entry`'s emitter: tensors, limits, emitter, source, glslang, validation.
   bool run(const SpirvOpEntry &entry);
@@ -113,6 +115,10 @@ public:
   unsigned numTensors() const { return unsigned(tensors_.size()); }
   const Tensor &in(unsigned i) const { return tensors_[i]; }
   const Tensor &out() const { return tensors_.back(); }
+  /// 0: the op's one kernel; 1 / 2: a pass of a two-pass kernel (generateSpirvKernel), whose buffers are the
+  /// operands, a scratch buffer (binding = the number of operands, f32), then the results.
+  int pass() const { return pass_; }
+  const Tensor &scratch() const { return tensors_[op_->getNumOperands()]; }
   Tensor &tensor(unsigned i) { return tensors_[i]; }
   /// The GLSL of symbol `name` ("pc.symbols[i / 4][i % 4]", the uniform of header.glsl), or fails naming it.
   bool symbolRef(const std::string &name, std::string &glsl);
@@ -157,6 +163,7 @@ public:
 private:
   bool makeTensors();
   bool makeView(Tensor &t, const SpirvKvView &view);
+  bool makePermutedView(Tensor &t, const std::vector<int64_t> &order);
   bool checkLimits();
   std::string source() const;
   bool compile(const std::string &glsl);
@@ -166,6 +173,7 @@ private:
   const SpirvTarget &target_;
   llvm::ArrayRef<mlir::Type> operandStorage_; // per operand, the buffer's element type when it differs
   llvm::ArrayRef<SpirvKvView> views_;         // per buffer, KV-cache views (may be empty)
+  int pass_ = 0;
   std::vector<Tensor> tensors_;               // operands, then results
   std::vector<std::pair<std::string, std::string>> defines_;
   std::string shader_;
@@ -203,6 +211,8 @@ bool emitRmsNorm(KernelBuilder &b, const SpirvOpEntry &entry);
 bool emitLayerNorm(KernelBuilder &b, const SpirvOpEntry &entry);
 bool emitMatmul(KernelBuilder &b, const SpirvOpEntry &entry);
 bool emitAttention(KernelBuilder &b, const SpirvOpEntry &entry);
+/// Scratch bytes of attention in two passes (split over the KV length) for up to `maxBatch` rows; 0: one pass.
+uint64_t attentionScratchBytes(mlir::Operation *op, const SpirvTarget &target, int64_t maxBatch);
 
 /// Every kiln op the backend knows, by operation name (SpirvOpTable.cpp).
 const std::map<std::string, SpirvOpEntry> &spirvOpTable();

@@ -89,12 +89,18 @@ std::string spirvUnsupportedReason(Operation *op, const SpirvTarget &target) {
 
 StatusOr<SpirvKernel> generateSpirvKernel(Operation *op, llvm::ArrayRef<std::string> symbolNames,
                                           const SpirvTarget &target, llvm::ArrayRef<Type> operandStorage,
-                                          llvm::ArrayRef<SpirvKvView> views) {
+                                          llvm::ArrayRef<SpirvKvView> views, int pass) {
   const spirv::SpirvOpEntry *entry = entryOf(op);
-  spirv::KernelBuilder b(op, symbolNames, target, operandStorage, views);
+  if (pass != 0 && spirvTwoPassScratchBytes(op, target, 1) == 0)
+    return Status::error(spirv::describeOp(op) + ": has no two-pass kernel (pass " + std::to_string(pass) + ")");
+  spirv::KernelBuilder b(op, symbolNames, target, operandStorage, views, pass);
   if (!b.run(entry ? *entry : unknownOp()))
     return Status::error(b.error);
   return std::move(b.kernel);
+}
+
+uint64_t spirvTwoPassScratchBytes(Operation *op, const SpirvTarget &target, int64_t maxBatch) {
+  return isa<ir::AttentionOp>(op) ? spirv::attentionScratchBytes(op, target, maxBatch) : 0;
 }
 
 std::string disassembleSpirv(llvm::ArrayRef<uint32_t> words) {

@@ -1,128 +1,188 @@
 // attention(q [b, ATT_HQ, S, ATT_D], k [b, ATT_HKV, T, ATT_D], v [b, ATT_HKV, T, ATT_DV]) -> [b, ATT_HQ, S, ATT_DV]:
-// one workgroup per query row with an online softmax over blocks of ATT_NB keys, the mask computed here:
-// query i sits at position T - S + i; CAUSAL hides later keys, WINDOW (causal only) keys at WINDOW or more
-// positions back, PAD the keys whose key_padding_mask is 0; BIAS adds bias[BIAS_INDEX] (broadcast) to the
-// scaled score, SOFTCAP caps it as SOFTCAP * tanh(score / SOFTCAP). GQA: query head hq reads kv head
-// hq / ATT_GROUP.
+// one workgroup per (batch, query row, ATT_HPW query heads of one KV head) with an online softmax over blocks
+// of ATT_NB keys, the mask computed here: query i sits at position T - S + i; CAUSAL hides later keys,
+// WINDOW (causal only) keys at WINDOW or more positions back, PAD the keys whose key_padding_mask is 0; BIAS
+// adds bias[BIAS_INDEX] (broadcast; over bq, hq, i, j) to the scaled score, SOFTCAP caps it as
+// SOFTCAP * tanh(score / SOFTCAP). GQA: query head hq reads kv head hq / ATT_GROUP, and the ATT_HPW heads of a
+// workgroup share it, so each K / V row is read once for all of them.
 //
-// Keys split across the invocations: each block of NB keys takes L = WG / NB invocations per score (strided
-// partial dots over d, summed in shared memory), one shared max per block (a tree), then P = WG / G parts of
-// G invocations each accumulate p * v over their share of the block's keys for their dims (the same block
-// max for every part, so no rescale between parts); at the end the parts' (l, acc) are summed in shared
-// memory (ATT_SPLIT_PARTS: P > 1). Each invocation holds ATT_DPT dims of the output (gd, gd + G, ...).
-#define PER_WORKGROUP
+// The grid: x the query rows (with ATT_SPLIT_KV and at most ATT_SPLIT_ROWS of them: ATT_NCMAX chunks of the
+// keys x rows, chunk-major, attention_range.glsl; the generator launches T / ATT_NB + S workgroups in x, so a
+// decode step has one per chunk of its keys), y the (kv head, head group) pairs, z the batch; every query row
+// (chunk) is its own workgroup, whatever the batch (in flight: S x HQ / HPW x b, times the chunks).
+//
+// Per block of NB keys: L = WG / NB invocations per key each take a strided share of d and accumulate the
+// HPW partial dots (the K element read once, the HPW query rows from shared memory); the HPW x NB scores are
+// summed from those partials in shared memory. Then the HPW x DV outputs are spread as ATT_OP slots (d of
+// head g) over the invocations, with P = WG / OP parts each taking every P-th key of the block: each
+// (part, slot) keeps its own running max, sum and accumulator (no shared max, no rescale barrier), and at
+// the end the parts are merged by their maxima in shared memory (ATT_SPLIT_PARTS: P > 1).
 #include "math.glsl"
+#include "attention_range.glsl"
 
-shared float qs[ATT_D];
-shared float sc[ATT_NB];
-shared float mx[ATT_NB];
-shared float dp[WG_X];
+const uint HPW = ATT_HPW;
+shared float qs[HPW * ATT_D];
+shared float sc[HPW * ATT_NB];
+shared float red[ATT_RED];
 
-void visit(uint lin) {
-  const uint WG = WG_X, NB = ATT_NB, L = ATT_LANES, G = ATT_G, P = ATT_P, S = ATT_S, T = ATT_T;
-  uint t = gl_LocalInvocationID.x, lane = t % L, kk = t / L, gd = t % G, part = t / G;
-  uint bq = lin / (ATT_HQ * S), hq = (lin / S) % ATT_HQ, i = lin % S;
-  uint hk = hq / ATT_GROUP;
-  // Each head's keys / values start ATT_K_ROWS / ATT_V_ROWS rows apart (T, or an in-place cache's capacity).
-  uint K0 = (bq * ATT_HKV + hk) * ATT_K_ROWS * ATT_D, V0 = (bq * ATT_HKV + hk) * ATT_V_ROWS * ATT_DV;
-  int position = int(T) - int(S) + int(i);
-  // The keys the mask can let through: causal stops at the position, a window starts after it.
+float negInf() { return uintBitsToFloat(0xff800000u); }
+
+// Whether key j (of [0, jEnd)) is visible to the query row at `position` of batch row bq.
+bool keyVisible(uint j, uint jEnd, int position, uint bq) {
+  return j < jEnd
 #ifdef CAUSAL
-  uint jEnd = uint(clamp(position + 1, 0, int(T)));
-#else
-  uint jEnd = T;
+         && int(j) <= position
 #endif
 #ifdef WINDOW
-  uint jBeg = uint(clamp(position - WINDOW + 1, 0, int(jEnd)));
-#else
-  uint jBeg = 0u;
-#endif
-  for (uint d = t; d < ATT_D; d += WG) qs[d] = LOAD_Q(lin * ATT_D + d);
-  barrier();
-  float m = uintBitsToFloat(0xff800000u), l = 0.0;
-  float acc[ATT_DPT];
-  for (int r = 0; r < ATT_DPT; ++r) acc[r] = 0.0;
-  for (uint j0 = jBeg; j0 < jEnd; j0 += NB) {
-    uint j = j0 + kk;
-    bool visible = j < jEnd
-#ifdef CAUSAL
-        && int(j) <= position
-#endif
-#ifdef WINDOW
-        && position - int(j) < WINDOW
+         && position - int(j) < WINDOW
 #endif
 #if defined(PAD) && defined(PAD_IS_FLOAT)
-        && LOAD_PAD(bq * T + j) != 0.0
+         && LOAD_PAD(bq * ATT_T + j) != 0.0
 #elif defined(PAD)
-        && LOAD_PAD(bq * T + j) != 0
+         && LOAD_PAD(bq * ATT_T + j) != 0
 #endif
-        ;
-    float part_ = 0.0;
-    if (visible)
-      for (uint d = lane; d < ATT_D; d += L) part_ += qs[d] * LOAD_K(K0 + j * ATT_D + d);
-    dp[t] = part_;
+      ;
+}
+
+// Output d of query head hq, row i: the normalized result, or (one chunk of several) the chunk's partial
+// (max and sum stored once per head, by its d = 0).
+void finish(uint bq, uint hq, uint i, uint d, uint c, uint nc, float m, float l, float acc) {
+#ifdef ATT_SPLIT_KV
+  if (nc > 1u) {
+    uint base = partialBase(bq, hq, i, c);
+    if (d == 0u) {
+      STORE_PART(base, m);
+      STORE_PART(base + 1u, l);
+    }
+    STORE_PART(base + 2u + d, acc);
+    return;
+  }
+#endif
+  STORE_OUT(((bq * ATT_HQ + hq) * ATT_S + i) * ATT_DV + d, l > 0.0 ? acc / l : 0.0);
+}
+
+// Query row lin (over batch, head-group pairs, rows), keys of chunk c of nc (nc 1: all of them).
+void visit(uint lin, uint c, uint nc) {
+  const uint WG = WG_X, NB = ATT_NB, L = ATT_LANES, OP = ATT_OP, P = ATT_P, S = ATT_S;
+  const uint NHG = ATT_GROUP / HPW, SLOTS = HPW * ATT_DV;
+  uint t = gl_LocalInvocationID.x, lane = t % L, kk = t / L, slot0 = t % OP, part = t / OP;
+  uint i = lin % S, hkg = (lin / S) % (ATT_HKV * NHG), bq = lin / (S * ATT_HKV * NHG);
+  uint hk = hkg / NHG, hq0 = hk * ATT_GROUP + (hkg % NHG) * HPW;
+  // Each head's keys / values start ATT_K_ROWS / ATT_V_ROWS rows apart (T, or an in-place cache's capacity).
+  uint K0 = (bq * ATT_HKV + hk) * ATT_K_ROWS * ATT_D, V0 = (bq * ATT_HKV + hk) * ATT_V_ROWS * ATT_DV;
+  int position;
+  uint jBeg, jEnd;
+  keyRange(i, position, jBeg, jEnd);
+#ifdef ATT_SPLIT_KV
+  if (nc > 1u) { // this workgroup's chunk; one beyond the row's chunks has nothing to do (uniform: no barrier yet)
+    uint n = jEnd - jBeg, len = chunkLength(n);
+    nc = chunkCount(n);
+    if (c >= nc) return;
+    jBeg += c * len;
+    jEnd = min(jEnd, jBeg + len);
+  }
+#endif
+  for (uint x = t; x < HPW * ATT_D; x += WG)
+    qs[x] = LOAD_Q(((bq * ATT_HQ + hq0 + x / ATT_D) * S + i) * ATT_D + x % ATT_D);
+  barrier();
+  float m[ATT_DPT], l[ATT_DPT], acc[ATT_DPT];
+  [[unroll]] for (uint r = 0u; r < ATT_DPT; ++r) {
+    m[r] = negInf();
+    l[r] = 0.0;
+    acc[r] = 0.0;
+  }
+  for (uint j0 = jBeg; j0 < jEnd; j0 += NB) {
+    // Partial dots: key j0 + kk, dims lane, lane + L, ..., every head of the workgroup.
+    uint jk = j0 + kk;
+    float dots[HPW];
+    [[unroll]] for (uint g = 0u; g < HPW; ++g) dots[g] = 0.0;
+    if (keyVisible(jk, jEnd, position, bq))
+      for (uint d = lane; d < ATT_D; d += L) {
+        float kv = LOAD_K(K0 + jk * ATT_D + d);
+        [[unroll]] for (uint g = 0u; g < HPW; ++g) dots[g] += qs[g * ATT_D + d] * kv;
+      }
+    [[unroll]] for (uint g = 0u; g < HPW; ++g) red[g * WG + t] = dots[g];
     barrier();
-    if (lane == 0u) {
-      float score = uintBitsToFloat(0xff800000u);
-      if (visible) {
+    // Scores [g][key]: -inf for a hidden key.
+    for (uint x = t; x < HPW * NB; x += WG) {
+      uint g = x / NB, key = x % NB;
+      float score = negInf();
+      if (keyVisible(j0 + key, jEnd, position, bq)) {
         float dot = 0.0;
-        for (uint x = 0u; x < L; ++x) dot += dp[t + x];
+        for (uint y = 0u; y < L; ++y) dot += red[g * WG + key * L + y];
         score = ATT_SCALE * dot;
 #ifdef SOFTCAP
         score = SOFTCAP * tanhAccurate(score / SOFTCAP);
 #endif
 #ifdef BIAS
+        uint hq = hq0 + g, j = j0 + key;
         score += LOAD_BIAS(BIAS_INDEX);
 #endif
       }
-      sc[kk] = score;
-      mx[kk] = score;
+      sc[x] = score;
     }
     barrier();
-    for (uint h = NB / 2u; h > 0u; h >>= 1u) {
-      if (t < h) mx[t] = max(mx[t], mx[t + h]);
-      barrier();
-    }
-    float mb = max(m, mx[0]);
-    if (!(isinf(mb) && mb < 0.0)) {
-      float alpha = exp(m - mb);
-      l *= alpha;
-      for (int r = 0; r < ATT_DPT; ++r) acc[r] *= alpha;
-      uint nk = min(NB, jEnd - j0);
+    // Values: each (part, slot) over keys part, part + P, ... of the block, its own running max.
+    uint nk = min(NB, jEnd - j0);
+    [[unroll]] for (uint r = 0u; r < ATT_DPT; ++r) {
+      uint slot = slot0 + r * OP;
+      if (slot >= SLOTS) continue;
+      uint g = slot / ATT_DV, d = slot % ATT_DV;
+      float mb = m[r];
+      for (uint x = part; x < nk; x += P) mb = max(mb, sc[g * NB + x]);
+      if (isinf(mb) && mb < 0.0) continue;
+      float alpha = exp(m[r] - mb);
+      l[r] *= alpha;
+      acc[r] *= alpha;
       for (uint x = part; x < nk; x += P) {
-        float s = sc[x];
+        float s = sc[g * NB + x];
         if (isinf(s) && s < 0.0) continue;
         float p = exp(s - mb);
-        l += p;
-        for (int r = 0; r < ATT_DPT; ++r) {
-          uint d = gd + uint(r) * G;
-          if (d < ATT_DV) acc[r] += p * LOAD_V(V0 + (j0 + x) * ATT_DV + d);
-        }
+        l[r] += p;
+        acc[r] += p * LOAD_V(V0 + (j0 + x) * ATT_DV + d);
       }
-      m = mb;
+      m[r] = mb;
     }
     barrier();
   }
 #ifdef ATT_SPLIT_PARTS
-  // P > 1 parts only when G >= ATT_DV, so each invocation holds one dim (ATT_DPT == 1).
-  dp[t] = acc[0];
-  if (gd == 0u) sc[part] = l;
+  // P > 1 parts only when OP >= SLOTS, so each invocation holds one slot (ATT_DPT == 1): merge by the maxima.
+  red[t] = m[0];
+  red[WG + t] = l[0];
+  red[2u * WG + t] = acc[0];
   barrier();
-  if (part == 0u && gd < ATT_DV) {
+  if (part == 0u && slot0 < SLOTS) {
+    float mt = negInf();
+    for (uint x = 0u; x < P; ++x) mt = max(mt, red[x * OP + slot0]);
     float a = 0.0, lt = 0.0;
-    for (uint x = 0u; x < P; ++x) {
-      a += dp[x * G + gd];
-      lt += sc[x];
-    }
-    STORE_OUT(lin * ATT_DV + gd, lt > 0.0 ? a / lt : 0.0);
+    if (!(isinf(mt) && mt < 0.0))
+      for (uint x = 0u; x < P; ++x) {
+        uint u = x * OP + slot0;
+        float w = exp(red[u] - mt);
+        lt += w * red[WG + u];
+        a += w * red[2u * WG + u];
+      }
+    finish(bq, hq0 + slot0 / ATT_DV, i, slot0 % ATT_DV, c, nc, mt, lt, a);
   }
 #else
-  for (int r = 0; r < ATT_DPT; ++r) {
-    uint d = gd + uint(r) * G;
-    if (d < ATT_DV) STORE_OUT(lin * ATT_DV + d, l > 0.0 ? acc[r] / l : 0.0);
+  [[unroll]] for (uint r = 0u; r < ATT_DPT; ++r) {
+    uint slot = slot0 + r * OP;
+    if (slot < SLOTS) finish(bq, hq0 + slot / ATT_DV, i, slot % ATT_DV, c, nc, m[r], l[r], acc[r]);
   }
 #endif
   barrier();
 }
 
-#include "grid.glsl"
+void main() {
+  const uint NY = GRID_Y, NZ = GRID_Z, S = ATT_S;
+#ifdef ATT_SPLIT_KV
+  const uint chunks = splitKv() ? maxChunkCount(ATT_T) : 1u;
+#else
+  const uint chunks = 1u;
+#endif
+  const uint NX = S * chunks;
+  for (uint gz = gl_WorkGroupID.z; gz < NZ; gz += gl_NumWorkGroups.z)
+  for (uint gy = gl_WorkGroupID.y; gy < NY; gy += gl_NumWorkGroups.y)
+  for (uint gx = gl_WorkGroupID.x; gx < NX; gx += gl_NumWorkGroups.x)
+    visit((gz * NY + gy) * S + gx % S, gx / S, chunks); // chunk-major: chunk 0 of every row first
+}

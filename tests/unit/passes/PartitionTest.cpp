@@ -373,6 +373,7 @@ TEST(Partition, RecordedDecisionsRebuildThePlan) {
   EXPECT_FALSE(folds.reshapes.empty());
   annotateFolded(folds.converts, "weight-convert");
   annotateFolded(folds.reshapes, "reshape-view");
+  annotateFolded(folds.transposes, "transpose-view");
 
   StatusOr<MemoryPlan> rebuilt = planMemory(m.step(), PlanOptions{64, 1});
   ASSERT_TRUE(rebuilt.ok()) << rebuilt.status().message();
@@ -382,7 +383,7 @@ TEST(Partition, RecordedDecisionsRebuildThePlan) {
   PartitionResult again = applyPlacement(*rebuilt, **placement);
   StatusOr<int> folded = applyRecordedFolds(*rebuilt, again);
   ASSERT_TRUE(folded.ok()) << folded.status().message();
-  EXPECT_EQ(*folded, int(folds.converts.size() + folds.reshapes.size()));
+  EXPECT_EQ(*folded, int(folds.converts.size() + folds.reshapes.size() + folds.transposes.size()));
 
   EXPECT_EQ(again.vulkanOps, part.vulkanOps);
   EXPECT_EQ(again.cpuOps, part.cpuOps);
@@ -400,6 +401,7 @@ TEST(Partition, RecordedDecisionsRebuildThePlan) {
     EXPECT_EQ(rebuilt->dispatches[i].op, decided->dispatches[i].op) << i;
     EXPECT_EQ(rebuilt->dispatches[i].buffers, decided->dispatches[i].buffers) << i;
     EXPECT_EQ(rebuilt->dispatches[i].device, decided->dispatches[i].device) << i;
+    EXPECT_EQ(rebuilt->dispatches[i].storageOrder, decided->dispatches[i].storageOrder) << i;
   }
   ASSERT_EQ(rebuilt->buffers.size(), decided->buffers.size());
   for (size_t i = 0; i < decided->buffers.size(); ++i) {

@@ -4,7 +4,8 @@
 // kiln_spirv_tests writes the kernels of its GPU cases (compiled for a device like the nvidia-h200 profile:
 // cooperative matrices, 32-wide subgroups) with their inputs and the interpreter's results into DIR, and
 // kiln_spirv_replay (VulkanHarness + this header only: no LLVM) runs them on the GPU and compares. One file per
-// dispatch, little-endian: "KILNRPL1", then strings and arrays as a u64 length followed by the data.
+// dispatch (or two: a kernel in two passes), little-endian: "KILNRPL1", then strings and arrays as a u64
+// length followed by the data.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KILN_TESTS_SPIRV_REPLAYCASE_H
@@ -26,6 +27,10 @@ struct ReplayCase {
   std::vector<std::vector<uint8_t>> buffers; ///< operands, then the result (garbage-filled)
   uint32_t resultKind = 0;                   ///< the result's storage: 0 f32, 1 f16
   std::vector<float> expected;               ///< the interpreter's result
+  /// A second pass (a kernel in two passes: the buffers are then operands, scratch, result), dispatched after
+  /// the first over the same buffers; empty spirv2: one pass. Written after `expected`, absent in older files.
+  std::vector<uint32_t> spirv2, specialization2;
+  uint32_t groups2[3] = {1, 1, 1};
 };
 
 namespace replay {
@@ -65,6 +70,11 @@ inline bool writeReplayCase(const std::string &path, const ReplayCase &c) {
     replay::put(o, b.data(), b.size());
   replay::put(o, &c.resultKind, 4);
   replay::put(o, c.expected.data(), c.expected.size() * 4);
+  if (!c.spirv2.empty()) {
+    replay::put(o, c.spirv2.data(), c.spirv2.size() * 4);
+    replay::put(o, c.specialization2.data(), c.specialization2.size() * 4);
+    replay::put(o, c.groups2, sizeof c.groups2);
+  }
   return bool(o);
 }
 
@@ -91,6 +101,13 @@ inline bool readReplayCase(const std::string &path, ReplayCase &c) {
   if (!replay::getArray(in, kind) || kind.size() != 1 || !replay::getArray(in, c.expected))
     return false;
   c.resultKind = kind[0];
+  if (in.peek() == std::ifstream::traits_type::eof())
+    return true;
+  std::vector<uint32_t> groups2;
+  if (!replay::getArray(in, c.spirv2) || !replay::getArray(in, c.specialization2) || !replay::getArray(in, groups2) ||
+      groups2.size() != 3)
+    return false;
+  std::memcpy(c.groups2, groups2.data(), sizeof c.groups2);
   return true;
 }
 

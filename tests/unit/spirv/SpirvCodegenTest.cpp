@@ -40,6 +40,7 @@
 #include <fstream>
 #include <functional>
 #include <random>
+#include <set>
 #include <sstream>
 
 using namespace kiln;
@@ -75,13 +76,21 @@ protected:
     ASSERT_TRUE(module) << "cannot parse:\n" << source;
     func = *module->getOps<mlir::func::FuncOp>().begin();
     kernels.clear();
+    secondPass.clear();
     auto start = std::chrono::steady_clock::now();
     for (mlir::Operation &op : func.getBody().front()) {
       if (mlir::isa<ir::WeightOp, ir::ConstantOp, mlir::func::ReturnOp>(op))
         continue;
       EXPECT_EQ(codegen::spirvUnsupportedReason(&op, target), "");
-      StatusOr<codegen::SpirvKernel> k = codegen::generateSpirvKernel(&op, kSymbols, target, storageOf(&op));
+      // twoPass: an op that runs in two passes (attention split over the KV length) gets both kernels.
+      const uint64_t scratch = twoPass ? codegen::spirvTwoPassScratchBytes(&op, target, kMaxBatch) : 0;
+      StatusOr<codegen::SpirvKernel> k = codegen::generateSpirvKernel(&op, kSymbols, target, storageOf(&op), {}, scratch ? 1 : 0);
       ASSERT_TRUE(k.ok()) << k.status().message();
+      if (scratch) {
+        StatusOr<codegen::SpirvKernel> k2 = codegen::generateSpirvKernel(&op, kSymbols, target, storageOf(&op), {}, 2);
+        ASSERT_TRUE(k2.ok()) << k2.status().message();
+        secondPass[&op] = {std::move(*k2), scratch};
+      }
       ASSERT_EQ(k->globalSize.size(), 3u);
       ASSERT_LE(k->sharedMemoryBytes, target.maxSharedMemory);
       if (const char *dump = std::getenv("KILN_SPIRV_DUMP"); dump && k->name.find(dump) != std::string::npos)
@@ -117,7 +126,7 @@ protected:
       if (mlir::isa<mlir::func::ReturnOp>(op))
         continue;
       const codegen::SpirvKernel &k = kernels.at(&op);
-      // Operands, then every result (add_rms_norm / add_layer_norm have two).
+      // Operands, (a two-pass kernel's scratch,) then every result (add_rms_norm / add_layer_norm have two).
       std::vector<Buffer> outs;
       for (mlir::Value result : op.getResults())
         outs.push_back(garbageBuffer(result.getType(), bindings));
@@ -127,17 +136,26 @@ protected:
         operands.push_back(values[foldedSource(&op, v)]);
       for (Buffer &b : operands)
         buffers.push_back(&b.bytes);
+      auto second = secondPass.find(&op);
+      std::vector<uint8_t> scratch(second == secondPass.end() ? 0 : size_t(second->second.second), 0xAB);
+      if (second != secondPass.end())
+        buffers.push_back(&scratch);
       for (Buffer &out : outs)
         buffers.push_back(&out.bytes);
-      uint32_t groups[3];
-      for (int a = 0; a < 3; ++a) {
-        std::optional<int64_t> g = k.globalSize[a].evaluate(symbolValues);
-        ASSERT_TRUE(g.has_value());
-        groups[a] = (uint32_t)((*g + k.workgroupSize[a] - 1) / k.workgroupSize[a]);
-        ASSERT_LE(groups[a], 65535u) << k.name;
+      for (const codegen::SpirvKernel *kernel : std::vector<const codegen::SpirvKernel *>{
+               &k, second == secondPass.end() ? nullptr : &second->second.first}) {
+        if (!kernel)
+          continue;
+        uint32_t groups[3];
+        for (int a = 0; a < 3; ++a) {
+          std::optional<int64_t> g = kernel->globalSize[a].evaluate(symbolValues);
+          ASSERT_TRUE(g.has_value());
+          groups[a] = (uint32_t)((*g + kernel->workgroupSize[a] - 1) / kernel->workgroupSize[a]);
+          ASSERT_LE(groups[a], 65535u) << kernel->name;
+        }
+        std::string error = h->dispatch(kernel->spirv, buffers, push, groups, kernel->specialization);
+        ASSERT_EQ(error, "") << kernel->name;
       }
-      std::string error = h->dispatch(k.spirv, buffers, push, groups, k.specialization);
-      ASSERT_EQ(error, "") << k.name;
       for (auto [i, result] : llvm::enumerate(op.getResults()))
         values[result] = std::move(outs[i]);
     }
@@ -149,6 +167,39 @@ protected:
   }
 
   void TearDown() override { printWorst(worst); }
+
+  /// The replay case (ReplayCase.h) of compiled `op`, whose result is the function's result `resultIndex`, at
+  /// `bindings`: its kernel(s) and grid(s), its inputs (random), garbage result / scratch buffers, and the
+  /// interpreter's result. The caller sets the name, tolerance and result kind.
+  void replayCase(mlir::Operation *op, size_t resultIndex, const Bindings &bindings, ReplayCase &rc) {
+    std::vector<HostTensor> args, expected;
+    llvm::DenseMap<mlir::Value, Buffer> values;
+    makeInputs(func, bindings, {}, rng, args, values);
+    ir::Interpreter interpreter(nullptr);
+    std::string error;
+    ASSERT_TRUE(interpreter.run(func, args, expected, error)) << error;
+    std::map<std::string, int64_t> symbolValues(bindings.begin(), bindings.end());
+    for (const std::string &name : kSymbols)
+      rc.push.push_back(uint32_t(bindings.at(name)));
+    auto grid = [&](const codegen::SpirvKernel &k, uint32_t *groups) {
+      for (int a = 0; a < 3; ++a)
+        groups[a] = uint32_t((*k.globalSize[a].evaluate(symbolValues) + k.workgroupSize[a] - 1) / k.workgroupSize[a]);
+    };
+    const codegen::SpirvKernel &k = kernels.at(op);
+    rc.spirv = k.spirv;
+    rc.specialization = k.specialization;
+    grid(k, rc.groups);
+    for (mlir::Value v : op->getOperands())
+      rc.buffers.push_back(values[foldedSource(op, v)].bytes);
+    if (auto second = secondPass.find(op); second != secondPass.end()) {
+      rc.buffers.emplace_back(size_t(codegen::spirvTwoPassScratchBytes(op, target, bindings.at("b"))), 0xAB);
+      rc.spirv2 = second->second.first.spirv;
+      rc.specialization2 = second->second.first.specialization;
+      grid(second->second.first, rc.groups2);
+    }
+    rc.buffers.push_back(garbageBuffer(op->getResult(0).getType(), bindings).bytes);
+    rc.expected.assign(expected[resultIndex].data.begin(), expected[resultIndex].data.end());
+  }
 
   /// With foldWeightConverts, a matmul / gather-table / norm-weight operand that is kiln.convert of an f16 / bf16 value to f32
   /// is read from the convert's input in place (passes/DeviceWeights.h): the kernel gets that storage type
@@ -174,6 +225,9 @@ protected:
   }
 
   bool foldWeightConverts = false;
+  bool twoPass = false;                  ///< run ops that have two passes that way (scratch for kMaxBatch)
+  static constexpr int64_t kMaxBatch = 3; ///< the largest b of the cases' bindings
+  std::map<mlir::Operation *, std::pair<codegen::SpirvKernel, uint64_t>> secondPass; ///< pass 2, scratch bytes
   mlir::MLIRContext context;
   mlir::OwningOpRef<mlir::ModuleOp> module;
   mlir::func::FuncOp func;
@@ -299,6 +353,85 @@ func.func @views(%x: tensor<?x3x?x10xf32, #kiln.dims<[b, s]>>, %pos: tensor<?x?x
   run(ops[2], {&q, &k, &v, &plainOut}, {});
   run(ops[2], {&q, &kStore, &vStore, &viewOut}, {{}, {C, row0}, {C, row0}, {}});
   EXPECT_EQ(plainOut, viewOut);
+}
+
+/// Attention on awkward sizes: GQA 8:1 (head dim 80), 1:1 (head dim 256, 3 heads, bias + softcap), 6:2 (an odd
+/// group of 3, head dim 48, value dim 40); causal, windows (37, 100), key padding (the first 70 keys of batch
+/// row 1 hidden and random holes), bidirectional. One query row over 1000 keys (t not a multiple of a block),
+/// decode at b 2, small chunks, a 33-row prefill, and two rows over 2048 and 2049 keys (split over the KV
+/// length: 32 chunks of 64 keys, and 17 of 128).
+std::string attentionAwkwardSource() {
+  std::string src = R"(
+func.func @att(%q8: Q8, %k1: K1, %v1: K1, %pad: PAD, %q3: Q3, %k3: K3, %v3: K3, %bias: BIAS, %q4: Q4, %k4: K4, %v4: V4) -> (Q8, Q8, Q8, Q3, Q3, O4) {
+  %0 = kiln.attention %q8, %k1, %v1 {scale = 0.11 : f64, mask = #kiln.mask<causal>} : (Q8, K1, K1) -> Q8
+  %1 = kiln.attention %q8, %k1, %v1 {scale = 0.11 : f64, mask = #kiln.mask<causal>, window = 37 : i64} : (Q8, K1, K1) -> Q8
+  %2 = kiln.attention %q8, %k1, %v1 key_padding_mask(%pad) {scale = 0.11 : f64, mask = #kiln.mask<bidirectional>} : (Q8, K1, K1, PAD) -> Q8
+  %3 = kiln.attention %q3, %k3, %v3 bias(%bias) {scale = 0.0625 : f64, mask = #kiln.mask<causal>, softcap = 2.5 : f64} : (Q3, K3, K3, BIAS) -> Q3
+  %4 = kiln.attention %q3, %k3, %v3 key_padding_mask(%pad) {scale = 0.0625 : f64, mask = #kiln.mask<causal>, window = 100 : i64} : (Q3, K3, K3, PAD) -> Q3
+  %5 = kiln.attention %q4, %k4, %v4 {scale = 0.14 : f64, mask = #kiln.mask<causal>} : (Q4, K4, V4) -> O4
+  return %0, %1, %2, %3, %4, %5 : Q8, Q8, Q8, Q3, Q3, O4
+})";
+  const std::vector<std::pair<std::string, std::string>> types = {{"Q8", "tensor<?x8x?x80xf32, #kiln.dims<[b, s]>>"},
+                          {"K1", "tensor<?x1x?x80xf32, #kiln.dims<[b, p + s]>>"},
+                          {"Q3", "tensor<?x3x?x256xf32, #kiln.dims<[b, s]>>"},
+                          {"K3", "tensor<?x3x?x256xf32, #kiln.dims<[b, p + s]>>"},
+                          {"BIAS", "tensor<1x3x?x?xf32, #kiln.dims<[s, p + s]>>"},
+                          {"Q4", "tensor<?x6x?x48xf32, #kiln.dims<[b, s]>>"},
+                          {"K4", "tensor<?x2x?x48xf32, #kiln.dims<[b, p + s]>>"},
+                          {"V4", "tensor<?x2x?x40xf32, #kiln.dims<[b, p + s]>>"},
+                          {"O4", "tensor<?x6x?x40xf32, #kiln.dims<[b, s]>>"},
+                          {"PAD", "tensor<?x?xi64, #kiln.dims<[b, p + s]>>"}};
+  for (const auto &[from, to] : types)
+    src = replaceAll(src, from, to);
+  return src;
+}
+
+const std::vector<Bindings> kAttentionAwkwardShapes = {{{"b", 1}, {"s", 1}, {"p", 999}},
+                                                       {{"b", 2}, {"s", 1}, {"p", 130}},
+                                                       {{"b", 1}, {"s", 5}, {"p", 60}},
+                                                       {{"b", 2}, {"s", 3}, {"p", 0}},
+                                                       {{"b", 1}, {"s", 33}, {"p", 0}},
+                                                       {{"b", 1}, {"s", 2}, {"p", 2047}}};
+
+/// Key padding: batch row 1 hides its first 70 keys, every row about one key in five.
+std::vector<double> attentionPadding(const std::vector<int64_t> &shape, const Bindings &, std::mt19937 &rng) {
+  std::vector<double> v(size_t(numElements(shape)));
+  for (int64_t r = 0; r < shape[0]; ++r)
+    for (int64_t j = 0; j < shape[1]; ++j)
+      v[size_t(r * shape[1] + j)] = (r == 1 && j < 70) ? 0 : (rng() % 5 != 0);
+  return v;
+}
+
+TEST_F(SpirvCodegenTest, AttentionAwkward) {
+  struct Limits {
+    uint32_t invocations, shared;
+  };
+  // Lavapipe's limits, a 64-invocation device, and a 16 KiB one (fewer heads per workgroup); one pass, and
+  // split over the KV length (flash-decoding: 16 chunks of the 1000 keys, 3 of 131, 2 under the 100-key
+  // window, a ragged last one, 32 and 17 in one step) with the combine pass.
+  for (bool split : {false, true})
+    for (Limits lim : {Limits{1024, 32768}, Limits{64, 32768}, Limits{256, 16384}}) {
+      SCOPED_TRACE(std::string(split ? "two passes" : "one pass") + ", invocations " +
+                   std::to_string(lim.invocations) + ", shared " + std::to_string(lim.shared));
+      twoPass = split;
+      target.maxWorkgroupInvocations = lim.invocations;
+      target.maxSharedMemory = lim.shared;
+      compile(attentionAwkwardSource());
+      EXPECT_EQ(secondPass.size(), split ? kernels.size() : 0u);
+      for (const Bindings &b : kAttentionAwkwardShapes)
+        check(b, {{3, attentionPadding}}, 2e-5);
+    }
+  twoPass = false;
+  // GQA: the 8 heads sharing a KV head are one workgroup when they fit.
+  target.maxWorkgroupInvocations = 1024;
+  target.maxSharedMemory = 32768;
+  compile(attentionAwkwardSource());
+  std::set<std::string> names;
+  for (auto &[op, k] : kernels)
+    names.insert(k.name);
+  EXPECT_TRUE(names.count("attention_online_d80_gqa8_f32")) << *names.begin();
+  EXPECT_TRUE(names.count("attention_online_d48_gqa3_f32")) << *names.begin();
+  EXPECT_TRUE(names.count("attention_online_d256_f32")) << *names.begin();
 }
 
 TEST_F(SpirvCodegenTest, LimitsAndReasons) {
@@ -587,33 +720,61 @@ TEST_F(SpirvCodegenTest, ExportGpuCases) {
     EXPECT_EQ(k.name.find("_coopmat" + c.tile) != std::string::npos, c.weights != "f32" || !c.tile.empty()) << k.name;
     for (int64_t rows : c.rows) {
       Bindings bindings = {{"b", 1}, {"s", rows}, {"p", 0}};
-      std::vector<HostTensor> args, expected;
-      llvm::DenseMap<mlir::Value, Buffer> values;
-      makeInputs(func, bindings, {}, rng, args, values);
-      ir::Interpreter interpreter(nullptr);
-      std::string error;
-      ASSERT_TRUE(interpreter.run(func, args, expected, error)) << error;
       ReplayCase rc;
+      replayCase(matmul, 0, bindings, rc);
       rc.name = k.name + " M=" + std::to_string(rows) + " N=" + std::to_string(c.n) + " K=" + std::to_string(c.k);
       rc.tolerance = c.tolerance;
-      rc.spirv = k.spirv;
-      rc.specialization = k.specialization;
-      std::map<std::string, int64_t> symbolValues(bindings.begin(), bindings.end());
-      for (const std::string &name : kSymbols)
-        rc.push.push_back(uint32_t(bindings.at(name)));
-      for (int a = 0; a < 3; ++a)
-        rc.groups[a] = uint32_t((*k.globalSize[a].evaluate(symbolValues) + k.workgroupSize[a] - 1) / k.workgroupSize[a]);
-      for (mlir::Value v : matmul->getOperands())
-        rc.buffers.push_back(values[foldedSource(matmul, v)].bytes);
-      rc.buffers.push_back(garbageBuffer(matmul->getResult(0).getType(), bindings).bytes);
       rc.resultKind = c.acts == "f16" ? 1 : 0;
-      rc.expected.assign(expected[0].data.begin(), expected[0].data.end());
       char file[32];
       std::snprintf(file, sizeof file, "/%03d.rpl", index++);
       ASSERT_TRUE(writeReplayCase(dir + std::string(file), rc)) << dir << file;
     }
   }
   std::printf("[ export   ] %d cases in %s\n", index, dir);
+}
+
+// KILN_SPIRV_EXPORT=DIR: attention for a device like the nvidia-h200 profile (32-wide subgroups, 48 KiB of
+// shared memory) in two passes (split over the KV length; steps of more than 4 rows take pass 1's one-pass
+// path), for kiln_spirv_replay on the GPU: TinyLlama's heads (32 query heads on 4 KV heads, d 64) at decode
+// over 1, 77, 600 and 2049 keys, 4 rows, a 70-row chunk, and the awkward cases (AttentionAwkward) at their
+// shapes but the 1000- and 2049-key ones (the files stay small: TinyLlama's have those). Without it: skipped.
+TEST_F(SpirvCodegenTest, AttentionExportGpuCases) {
+  const char *dir = std::getenv("KILN_SPIRV_EXPORT");
+  if (!dir)
+    GTEST_SKIP() << "set KILN_SPIRV_EXPORT=DIR to write the GPU cases for kiln_spirv_replay";
+  target.subgroupSize = 32;
+  target.maxSharedMemory = 49152;
+  const std::string q = "tensor<?x32x?x64xf32, #kiln.dims<[b, s]>>", kv = "tensor<?x4x?x64xf32, #kiln.dims<[b, p + s]>>";
+  const std::string tinyLlama = "func.func @tl(%q: " + q + ", %k: " + kv + ", %v: " + kv + ") -> " + q + " {\n" +
+                                "  %0 = kiln.attention %q, %k, %v {scale = 0.125 : f64, mask = #kiln.mask<causal>} : (" +
+                                q + ", " + kv + ", " + kv + ") -> " + q + "\n  return %0 : " + q + "\n}";
+  const std::vector<Bindings> tinyShapes = {{{"b", 1}, {"s", 1}, {"p", 0}},   {{"b", 1}, {"s", 1}, {"p", 76}},
+                                            {{"b", 1}, {"s", 1}, {"p", 599}}, {{"b", 1}, {"s", 1}, {"p", 2048}},
+                                            {{"b", 1}, {"s", 4}, {"p", 300}}, {{"b", 1}, {"s", 70}, {"p", 30}}};
+  const std::vector<Bindings> awkwardShapes(kAttentionAwkwardShapes.begin() + 1, kAttentionAwkwardShapes.end() - 1);
+  int index = 0;
+  twoPass = true;
+  for (const auto &[source, shapes] : {std::pair<std::string, std::vector<Bindings>>{tinyLlama, tinyShapes},
+                                       {attentionAwkwardSource(), awkwardShapes}}) {
+      compile(source);
+      size_t resultIndex = 0;
+      for (mlir::Operation &op : func.getBody().front()) {
+        if (!mlir::isa<ir::AttentionOp>(op))
+          continue;
+        for (const Bindings &b : shapes) {
+          ReplayCase rc;
+          replayCase(&op, resultIndex, b, rc);
+          rc.name = kernels.at(&op).name + " " + describeBindings(b);
+          rc.tolerance = 2e-5;
+          char file[32];
+          std::snprintf(file, sizeof file, "/attention%03d.rpl", index++);
+          ASSERT_TRUE(writeReplayCase(dir + std::string(file), rc)) << dir << file;
+        }
+        ++resultIndex;
+      }
+  }
+  twoPass = false;
+  std::printf("[ export   ] %d attention cases in %s\n", index, dir);
 }
 
 // The register-blocked tile path at sizes that cross tiles: M = s up to 130, N = 150 and 77 (not multiples

@@ -103,6 +103,8 @@ int main(int argc, char **argv) {
     for (std::vector<uint8_t> &b : c.buffers)
       buffers.push_back(&b);
     std::string error = h->dispatch(c.spirv, buffers, c.push, c.groups, c.specialization);
+    if (error.empty() && !c.spirv2.empty()) // the second pass over the same buffers (scratch included)
+      error = h->dispatch(c.spirv2, buffers, c.push, c.groups2, c.specialization2);
     double rel = error.empty() ? relativeError(c) : NAN;
     bool ok = error.empty() && rel <= c.tolerance;
     failed += !ok;

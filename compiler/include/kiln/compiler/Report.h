@@ -57,6 +57,7 @@ struct PartitionSummary {
   int vulkanOps = 0, cpuOps = 0, fallbacks = 0, transfers = 0;
   uint64_t transferBytes = 0; // at the symbols' bounds
   int foldedConverts = 0, foldedReshapes = 0; // the device-weight folds (DeviceWeights.h)
+  int foldedTransposes = 0;                   // head transposes folded into rope / attention strides
   std::vector<CpuPlacedOp> cpuPlaced;
   std::vector<std::string> groups; // the partition report: the counts, then the cpu ops by (op, reason)
   uint64_t hostArenaBytes = 0, deviceArenaBytes = 0;

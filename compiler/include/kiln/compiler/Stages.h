@@ -125,6 +125,11 @@ StatusOr<std::vector<uint8_t>> cpuCodegenStage(mlir::func::FuncOp step, const pa
 Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &profile, const std::string &dumpDir,
                          KernelTable &kernels, CodegenSummary *summary);
 
+/// Ops that run as two SPIR-V kernels on the profile (codegen::spirvTwoPassScratchBytes: attention split
+/// over the KV length, flash-decoding) get their second pass and scratch buffer in the plan
+/// (passes::addSecondPass; arenas re-laid out). Returns the report line, "" when no dispatch has two passes.
+std::string twoPassStage(passes::MemoryPlan &plan, const DeviceProfile &profile, passes::PartitionResult *partition);
+
 /// The targets --cpu names: comma-separated LLVM CPU names or "native"; "portable" stands for
 /// kPortableCpus. An error names an empty entry.
 StatusOr<std::vector<std::string>> cpuTargetList(const std::string &cpu);

@@ -41,11 +41,20 @@ int foldCpuWeightConverts(MemoryPlan &plan, PartitionResult &partition);
 /// `partition` is updated as for foldDeviceWeightConverts.
 int foldDeviceReshapes(MemoryPlan &plan, PartitionResult &partition);
 
-/// Both folds as kiln compile runs them after partitionPlan (converts, then reshapes), with the ops each
+/// The folds as kiln compile runs them after partitionPlan (converts, reshapes, then transposes), with the ops each
 /// removed (kiln-fold-device-weights records them as kiln.folded: PlanAnnotations.h).
 struct DeviceFolds {
-  std::vector<mlir::Operation *> converts, reshapes;
+  std::vector<mlir::Operation *> converts, reshapes, transposes;
 };
+
+/// Head transposes folded into the strides of their Vulkan neighbours (no transpose dispatch): a
+/// kiln.transpose whose result is read only by kiln.rope (its input) or kiln.attention (query, key or value)
+/// is removed and those read its input in the permuted order (PlanDispatch::storageOrder); one whose input
+/// is written by kiln.attention and read by nothing else is removed and the attention writes its result in
+/// the transposed layout. Results that are outputs, KV-cache views or read on the CPU are left alone.
+/// `foldable` (optional) restricts which transposes (applyRecordedFolds). Returns how many were folded.
+int foldDeviceTransposes(MemoryPlan &plan, PartitionResult &partition,
+                         llvm::function_ref<bool(const PlanDispatch &)> foldable = nullptr);
 DeviceFolds foldDeviceWeights(MemoryPlan &plan, PartitionResult &partition);
 
 /// The one mechanism of both folds: every Vulkan dispatch with one input and one result that `foldable`

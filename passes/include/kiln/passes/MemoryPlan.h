@@ -79,7 +79,16 @@ struct PlanDispatch {
   std::string location;
   DispatchDevice device = DispatchDevice::Cpu;
   bool transfer = false;
-  /// Buffers the dispatch writes: a kernel's results (the last op->getNumResults()), a transfer's destination.
+  /// 0: the op's one dispatch. A kernel in two passes (addSecondPass: e.g. attention split over the KV
+  /// length, then its partials combined) has buffers operands, scratch, results in both: pass 1 writes the
+  /// scratch and the results, pass 2 (the next dispatch) reads the scratch and writes the results.
+  int pass = 0;
+  /// Per buffer (empty, or empty entries: row-major as the op's type): the buffer holds the op's tensor with
+  /// its axes in this order, storage axis k being the tensor's axis storageOrder[k] (a kiln.transpose folded
+  /// into its reader or its producer: foldDeviceTransposes, DeviceWeights.h).
+  std::vector<std::vector<int64_t>> storageOrder;
+  /// Buffers the dispatch writes: a kernel's results (the last op->getNumResults(); pass 1 also the scratch
+  /// before them), a transfer's destination.
   std::vector<int> written() const;
 };
 
@@ -169,6 +178,13 @@ int placeKvCacheInPlace(MemoryPlan &plan, const KvInPlaceOptions &options, Parti
 /// One line for reports: "kv cache: 4 x 2 buffers in place, capacity 64 (rope 2, transpose 2 write into
 /// the cache)" or why not.
 std::string kvCacheSummary(const MemoryPlan &plan);
+
+/// Splits kernel dispatch `dispatch` into two passes (PlanDispatch::pass): a new ARENA buffer of `scratchBytes`
+/// (element type `elementType`, in the location of the dispatch's result) goes before its results, and a
+/// copy of the dispatch right after it becomes pass 2; transfer indices of `partition` (when given) are
+/// renumbered. The caller re-lays out the arenas (layoutArenas) after its last split.
+void addSecondPass(MemoryPlan &plan, int dispatch, uint64_t scratchBytes, mlir::Type elementType,
+                   PartitionResult *partition = nullptr);
 
 /// The layout of a dispatch's buffers for its kernel: per buffer (operands, then results) the row
 /// capacity of a strided KV view (0: row-major), and whether it is an in-place append (a kiln.concat whose

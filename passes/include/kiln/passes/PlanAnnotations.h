@@ -11,6 +11,8 @@
 //   kiln.fallback                   (unit) on the cpu because the device cannot run it (what --strict rejects)
 //   kiln.folded = "weight-convert"  no dispatch: the device kernels reading its result read the f16 / bf16
 //               | "reshape-view"    weight (or the reshape's input) in place (kiln-fold-device-weights)
+//               | "transpose-view"  no dispatch: its reader (rope, attention) reads its input in the permuted
+//                                   order, or its producer (attention) writes its result in the permuted layout
 //               | "kv-append"       no dispatch: the producer of the new rows writes them into the cache
 //   kiln.kv_rows = "key.0"          writes rows [p, p + s) of that in-place KV entry (the producer, or the
 //                                   concat whose dispatch appends them)
@@ -59,7 +61,7 @@ void clearKvCacheAnnotations(mlir::func::FuncOp step);
 StatusOr<std::optional<Placement>> readPlacement(const MemoryPlan &plan);
 
 /// Applies the recorded folds: every Vulkan dispatch with kiln.folded = "weight-convert" or "reshape-view"
-/// is removed and its readers read its input (DeviceWeights.h). Returns how many; an error naming the op
+/// is removed and its readers read its input; "transpose-view" as foldDeviceTransposes (DeviceWeights.h). Returns how many; an error naming the op
 /// when one cannot be folded.
 StatusOr<int> applyRecordedFolds(MemoryPlan &plan, PartitionResult &partition);
 

@@ -38,7 +38,9 @@ def KilnFoldDeviceWeights : Pass<"kiln-fold-device-weights", "mlir::ModuleOp"> {
   let description = [{
     After kiln-partition: kiln::passes::foldDeviceWeightConverts and foldDeviceReshapes (DeviceWeights.h)
     on the recorded partition. A folded op keeps kiln.device and gets kiln.folded = "weight-convert" (its
-    readers read the 16-bit weight in place) or "reshape-view" (its readers read the input's buffer).
+    readers read the 16-bit weight in place), "reshape-view" (its readers read the input's buffer) or
+    "transpose-view" (foldDeviceTransposes: its rope / attention reader reads the input in the permuted
+    order, or its attention producer writes the transposed layout).
   }];
   let options = [kMaxContext, kMaxBatch];
 }

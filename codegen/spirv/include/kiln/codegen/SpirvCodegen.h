@@ -91,6 +91,10 @@ std::string spirvUnsupportedReason(mlir::Operation *op, const SpirvTarget &targe
 struct SpirvKvView {
   int64_t rowCapacity = 0; ///< 0: a contiguous row-major buffer
   ir::SymExpr rowOffset;
+  /// Non-empty (with rowCapacity 0): the buffer holds the tensor with its axes in this order, storage axis
+  /// k being the tensor's axis storageOrder[k] (a kiln.transpose folded into its reader or producer,
+  /// passes::foldDeviceTransposes); every access goes through the permuted index.
+  std::vector<int64_t> storageOrder;
 };
 
 /// `operandStorage` (optional, one element type per operand): the element type the operand's buffer really
@@ -98,10 +102,18 @@ struct SpirvKvView {
 /// weight whose convert was folded away, passes/DeviceWeights.h): the kernel reads the 16-bit values and
 /// widens them to f32, as the convert did. `views` (optional, per buffer: operands, then results): KV-cache
 /// views; every access of such a buffer goes through its strided index (KV_VIEW_<binding> in the GLSL).
+/// `pass` 1 / 2: the passes of an op that runs in two (spirvTwoPassScratchBytes > 0), each one dispatch over
+/// the buffers operands, scratch (f32, that many bytes), results: pass 1 writes the scratch (and may write
+/// the results), pass 2 reads it and writes the results (`views` then has an entry for the scratch too).
 StatusOr<SpirvKernel> generateSpirvKernel(mlir::Operation *op, llvm::ArrayRef<std::string> symbolNames,
                                           const SpirvTarget &target,
                                           llvm::ArrayRef<mlir::Type> operandStorage = {},
-                                          llvm::ArrayRef<SpirvKvView> views = {});
+                                          llvm::ArrayRef<SpirvKvView> views = {}, int pass = 0);
+
+/// The scratch bytes (for batches up to `maxBatch`) when `op` runs as two kernels on `target`, else 0:
+/// kiln.attention over a KV cache (keys p + s, queries s) splits the keys over workgroups for steps of few
+/// query rows (flash-decoding) and combines the chunks' partial results in a second pass.
+uint64_t spirvTwoPassScratchBytes(mlir::Operation *op, const SpirvTarget &target, int64_t maxBatch);
 
 /// SPIR-V assembly text of `words` (spirv-dis, friendly names).
 std::string disassembleSpirv(llvm::ArrayRef<uint32_t> words);

@@ -1,0 +1,36 @@
+// What attention.comp and attention_combine.comp agree on: the keys a query row can see, and with
+// ATT_SPLIT_KV (flash-decoding) how they are cut into chunks and where each chunk's partial result lives.
+//
+// Query row i sits at position T - S + i; the keys [jBeg, jEnd) are those the mask can let through (causal
+// stops at the position, a window starts after it; key padding is per key, inside the range).
+void keyRange(uint i, out int position, out uint jBeg, out uint jEnd) {
+  position = int(ATT_T) - int(ATT_S) + int(i);
+#ifdef CAUSAL
+  jEnd = uint(clamp(position + 1, 0, int(ATT_T)));
+#else
+  jEnd = ATT_T;
+#endif
+#ifdef WINDOW
+  jBeg = uint(clamp(position - WINDOW + 1, 0, int(jEnd)));
+#else
+  jBeg = 0u;
+#endif
+}
+
+#ifdef ATT_SPLIT_KV
+// Split over the KV length when the step has at most ATT_SPLIT_ROWS query rows (decode, small chunks): a row's
+// n keys in at most ATT_NCMAX chunks of a whole number of ATT_NB-key blocks each (at least one block), one
+// workgroup per chunk. A row of one chunk is finished by its workgroup; otherwise each chunk leaves, per
+// query head, (max, sum, acc[ATT_DV]) at partialBase and attention_combine.comp merges them.
+bool splitKv() { return ATT_S <= ATT_SPLIT_ROWS; }
+uint chunkLength(uint n) {
+  uint perChunk = (n + ATT_NCMAX - 1u) / ATT_NCMAX;
+  return max(ATT_NB, (perChunk + ATT_NB - 1u) / ATT_NB * ATT_NB);
+}
+uint chunkCount(uint n) { return max(1u, (n + chunkLength(n) - 1u) / chunkLength(n)); }
+// The most chunks a row of at most n keys has (chunkCount is not monotonic past ATT_NCMAX blocks).
+uint maxChunkCount(uint n) { return n > ATT_NCMAX * ATT_NB ? ATT_NCMAX : max(1u, (n + ATT_NB - 1u) / ATT_NB); }
+uint partialBase(uint bq, uint hq, uint i, uint c) {
+  return (((bq * ATT_HQ + hq) * ATT_SPLIT_ROWS + i) * ATT_NCMAX + c) * (ATT_DV + 2u);
+}
+#endif
