@@ -239,6 +239,7 @@ codegen::SpirvTarget spirvTarget(const DeviceProfile &p) {
   t.maxStorageBufferRange = p.maxStorageBufferRange;
   t.subgroupArithmetic = p.hasSubgroupOp("arithmetic");
   t.cooperativeMatrix = p.hasCooperativeMatrixShape(codegen::kSpirvCooperativeMatrixShape);
+  t.cooperativeMatrixTile = p.cooperativeMatrixTile;
   return t;
 }
 
@@ -343,6 +344,11 @@ Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &pr
       return Status::error(d.location + ": " + d.op->getName().getStringRef().str() + ": internal error: " +
                            "SPIR-V kernel " + k->name + " does not fit profile " + profile.name);
     ++summary->spirvDispatches;
+    if (d.op->getName().getStringRef() == "kiln.matmul") {
+      ++summary->spirvMatmuls;
+      if (size_t at = k->name.find("_coopmat"); at != std::string::npos) // "_coopmat128x128x32_..."
+        ++summary->coopmatBlocks[k->name.substr(at + 8, k->name.find('_', at + 1) - at - 8)];
+    }
     auto [it, inserted] =
         kernelByCode.emplace(std::make_tuple(k->name, k->spirv, k->specialization), int(kernels.kernels.size()));
     if (inserted) {
@@ -358,6 +364,11 @@ Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &pr
     }
     kernels.kernelOfDispatch[int(i)] = it->second;
   }
+  if (!spirv.cooperativeMatrix)
+    summary->noCooperativeMatrix = !profile.cooperativeMatrix ? "no VK_KHR_cooperative_matrix"
+                                   : "its cooperative_matrix_shapes lack " + std::string(codegen::kSpirvCooperativeMatrixShape);
+  else if (spirv.subgroupSize != 32)
+    summary->noCooperativeMatrix = "subgroup size " + std::to_string(spirv.subgroupSize) + ", not 32";
   summary->spirvKernels = int(kernelByCode.size());
   summary->spirvModules = int(moduleOwner.size());
   return Status::ok();

@@ -437,6 +437,8 @@ Status Pipeline::generateKernels() {
     if (Status s = spirvCodegenStage(memoryPlan, profile, o.dumpDir, kernels, &summary); !s)
       return s;
     reporter.line("spirv-codegen", spirvCodegenLine(summary, profile.name, secondsSince(t)), secondsSince(t));
+    if (std::string line = spirvCoopmatLine(summary, profile.name); !line.empty())
+      reporter.line("spirv-codegen", line);
   }
   storeKernels(kernels, &manifest);
   return Status::ok();

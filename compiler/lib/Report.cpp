@@ -132,6 +132,23 @@ std::string spirvCodegenLine(const CodegenSummary &s, const std::string &profile
          " distinct kernels, " + to_string(s.spirvModules) + " SPIR-V modules) for " + profile + " in " + secs(seconds);
 }
 
+std::string spirvCoopmatLine(const CodegenSummary &s, const std::string &profile) {
+  if (s.spirvMatmuls == 0)
+    return "";
+  if (!s.noCooperativeMatrix.empty())
+    return "cooperative matrices: none on " + profile + " (" + s.noCooperativeMatrix + "): the " +
+           to_string(s.spirvMatmuls) + " matmuls use the scalar tiles for more than 4 rows";
+  int tensor = 0;
+  std::string blocks;
+  for (const auto &[block, n] : s.coopmatBlocks) {
+    tensor += n;
+    blocks += (blocks.empty() ? "" : ", ") + block + " x" + to_string(n);
+  }
+  return "cooperative matrices: " + to_string(tensor) + " of " + to_string(s.spirvMatmuls) +
+         " matmuls on tensor cores for more than 4 rows" + (blocks.empty() ? "" : " (blocks " + blocks + ")") +
+         (tensor < s.spirvMatmuls ? "; the others (f32 weights, B not transposed) on the scalar tiles" : "");
+}
+
 std::string syntheticWeightsLine(uint64_t seed) {
   return "synthetic weights (seed " + to_string(seed) + "): only the IR's constants are stored";
 }

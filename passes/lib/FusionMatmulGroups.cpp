@@ -32,7 +32,9 @@ ir::WeightOp linearWeight(Value w) {
   if (auto c = def<ir::ConvertOp>(w))
     w = c.getInput();
   auto weight = def<ir::WeightOp>(w);
-  if (!weight || weight.getRows())
+  // Block-quantized weights are never grouped: no Vulkan kernel reads them (the partition puts their readers on
+  // the CPU), and the CPU has no kiln.matmul_group kernel.
+  if (!weight || weight.getRows() || weight.getQuant())
     return {};
   auto type = dyn_cast<RankedTensorType>(weight.getType());
   return type && type.getRank() == 2 && type.hasStaticShape() ? weight : ir::WeightOp();

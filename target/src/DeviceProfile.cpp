@@ -64,6 +64,7 @@ bool operator==(const DeviceProfile &a, const DeviceProfile &b) {
          a.maxWorkgroupCount == b.maxWorkgroupCount && a.maxStorageBufferRange == b.maxStorageBufferRange &&
          a.maxAllocationSize == b.maxAllocationSize && a.maxPushConstantsSize == b.maxPushConstantsSize &&
          a.cooperativeMatrix == b.cooperativeMatrix && a.cooperativeMatrixShapes == b.cooperativeMatrixShapes &&
+         a.cooperativeMatrixTile == b.cooperativeMatrixTile &&
          a.unavailableOps == b.unavailableOps &&
          a.unavailableDtypes == b.unavailableDtypes;
 }

@@ -37,6 +37,7 @@ const char *const kProfileKeys[] = {"name",
                                     "max_push_constants_size",
                                     "cooperative_matrix",
                                     "cooperative_matrix_shapes",
+                                    "cooperative_matrix_tile",
                                     "unavailable_ops",
                                     "unavailable_dtypes"};
 
@@ -142,6 +143,15 @@ public:
     }
   }
 
+  void readOptionalString(const std::string &key, std::string *out) {
+    auto it = j_.find(key);
+    if (it == j_.end())
+      return;
+    if (!it->is_string())
+      return fail(key, "expected a string");
+    *out = it->get<std::string>();
+  }
+
   void readName(std::string *out) {
     if (const Json *v = need("name")) {
       if (!v->is_string() || v->get<std::string>().empty())
@@ -199,6 +209,22 @@ bool isCooperativeMatrixShape(const std::string &s) {
   return true;
 }
 
+/// "BMxBNxBK" or "BMxBNxBKxS": the matmul's cooperative-matrix block, BM and BN 32, 64, 128 or 256, BK 16, 32
+/// or 64, S (shared-memory stages) 1 or 2 (what codegen/spirv's matmul_coopmat.glsl can tile with 8 warps).
+bool isCooperativeMatrixTile(const std::string &s) {
+  const std::vector<std::vector<std::string>> sizes = {
+      {"32", "64", "128", "256"}, {"32", "64", "128", "256"}, {"16", "32", "64"}, {"1", "2"}};
+  size_t start = 0, part = 0;
+  for (; part < sizes.size() && start <= s.size(); ++part) {
+    size_t end = s.find('x', start);
+    end = end == std::string::npos ? s.size() : end;
+    if (std::find(sizes[part].begin(), sizes[part].end(), s.substr(start, end - start)) == sizes[part].end())
+      return false;
+    start = end + 1;
+  }
+  return part >= 3 && start > s.size();
+}
+
 /// The rules between keys and the name lists: every subgroup op, op and dtype name must be known.
 void checkNames(const DeviceProfile &p, ProfileReader &r) {
   for (const std::string &op : p.subgroupOps)
@@ -217,6 +243,9 @@ void checkNames(const DeviceProfile &p, ProfileReader &r) {
     if (!isCooperativeMatrixShape(shape))
       return r.fail("cooperative_matrix_shapes", "expected \"MxNxK A B C R\" (e.g. \"16x8x16 f16 f16 f32 f32\"), got " +
                                                      support::quoteName(shape));
+  if (!p.cooperativeMatrixTile.empty() && !isCooperativeMatrixTile(p.cooperativeMatrixTile))
+    return r.fail("cooperative_matrix_tile", "expected \"BMxBNxBK\" or \"BMxBNxBKxS\" (e.g. \"128x128x32\"), got " +
+                                                 support::quoteName(p.cooperativeMatrixTile));
   if (p.subgroupSize == 0)
     return r.fail("subgroup_size", "must be positive");
   if (p.maxWorkgroupInvocations == 0)
@@ -257,6 +286,7 @@ StatusOr<DeviceProfile> parseDeviceProfile(const std::string &jsonText, const st
   r.readUint("max_push_constants_size", 0xffffffffull, &p.maxPushConstantsSize);
   r.readBool("cooperative_matrix", &p.cooperativeMatrix);
   r.readStrings("cooperative_matrix_shapes", /*required=*/false, &p.cooperativeMatrixShapes);
+  r.readOptionalString("cooperative_matrix_tile", &p.cooperativeMatrixTile);
   r.readStrings("unavailable_ops", /*required=*/false, &p.unavailableOps);
   r.readStrings("unavailable_dtypes", /*required=*/false, &p.unavailableDtypes);
   if (!r.failed())
@@ -285,6 +315,8 @@ std::string writeDeviceProfile(const DeviceProfile &p) {
   j["max_push_constants_size"] = p.maxPushConstantsSize;
   j["cooperative_matrix"] = p.cooperativeMatrix;
   j["cooperative_matrix_shapes"] = p.cooperativeMatrixShapes;
+  if (!p.cooperativeMatrixTile.empty()) // optional: profiles without it keep their canonical form
+    j["cooperative_matrix_tile"] = p.cooperativeMatrixTile;
   j["unavailable_ops"] = p.unavailableOps;
   j["unavailable_dtypes"] = p.unavailableDtypes;
   // A device name that is not UTF-8 (the loader's bytes) is written with U+FFFD instead of aborting.

@@ -112,3 +112,16 @@ func.func @five(%x: !x) -> (!kv, !kv, !kv, !kv, !kv) {
 
 // REPORT: fused: matmul_group at model.layers.0.self_attn.q_proj (q_proj + k_proj + v_proj)
 // REPORT: fused: matmul_group at model.layers.0.mlp.gate_proj (silu_mul: gate_proj + up_proj)
+
+// Block-quantized weights (--weights q8_0|q4_0) are not grouped: their readers run on the CPU, which has no
+// kiln.matmul_group kernel.
+// CHECK-LABEL: func.func @quantized
+// CHECK-NOT: kiln.matmul_group
+// CHECK-COUNT-2: kiln.matmul %
+func.func @quantized(%x: !x) -> (!kv, !kv) {
+  %wk = kiln.weight "k_proj.weight" {quant = "q8_0"} : tensor<16x64xf32>
+  %k = kiln.matmul %x, %wk {transpose_b = true} : (!x, tensor<16x64xf32>) -> !kv loc("model.layers.0.self_attn.k_proj")
+  %wv = kiln.weight "v_proj.weight" {quant = "q8_0"} : tensor<16x64xf32>
+  %v = kiln.matmul %x, %wv {transpose_b = true} : (!x, tensor<16x64xf32>) -> !kv loc("model.layers.0.self_attn.v_proj")
+  return %k, %v : !kv, !kv
+}

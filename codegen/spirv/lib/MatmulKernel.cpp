@@ -5,6 +5,7 @@
 // width) share one module; only K's static value picks the code (the vector loads).
 //
 //===----------------------------------------------------------------------===//
+#include "CoopmatTiles.h"
 #include "KernelBuilder.h"
 
 #include "kiln/ir/KilnDialect.h"
@@ -23,8 +24,8 @@ constexpr int64_t kGemvTargetSubgroups = 2048;
 /// Workgroups a GEMV's grid should have at least (about one per multiprocessor of a large GPU: an H100 has 132).
 constexpr int64_t kGemvMinGroups = 128;
 /// Shared memory: sm, the scalar tiles (2 x 16 x 65 floats, also the GEMV's reduction and the cooperative
-/// tiles' staging), and cmA / cmB of matmul_coopmat.glsl (64 and 128 rows of 5 uvec4).
-constexpr uint32_t kTileBytes = 2 * kTileDepth * (kTile + 1) * 4, kCoopTileBytes = (64 + 128) * 5 * 16;
+/// tiles' staging), and cmA / cmB of matmul_coopmat.glsl (CoopmatTile::sharedBytes).
+constexpr uint32_t kTileBytes = 2 * kTileDepth * (kTile + 1) * 4;
 
 /// The batch coordinates of bz and each operand's matrix offset (broadcast batch dims read at 0).
 std::string batchOffsets(const Tensor &a, const Tensor &b, const Tensor &o) {
@@ -102,9 +103,11 @@ GemvSplit gemvSplit(int64_t n, int64_t kVectors, const SpirvTarget &target, bool
   return split;
 }
 
-/// x: enough workgroups for the GEMV's row blocks (M <= 4 with transpose_b) and for the tiles, whichever path
-/// M takes (a symbolic M: both, added; the path not taken exits at once). Any count is correct (grid-stride).
-SymExpr workgroupsX(const SymExpr &mSym, const SymExpr &nSym, bool tb, const GemvSplit &split) {
+/// x: enough workgroups for the GEMV's row blocks (M <= 4 with transpose_b) and for the tiles (tileM x tileN of
+/// OUT each), whichever path M takes (a symbolic M: both, added; the path not taken exits at once). Any count
+/// is correct (grid-stride).
+SymExpr workgroupsX(const SymExpr &mSym, const SymExpr &nSym, bool tb, const GemvSplit &split, int64_t tileM,
+                    int64_t tileN) {
   auto ceilDiv = [](int64_t x, int64_t y) { return (x + y - 1) / y; };
   const int64_t rowsPerGroup = int64_t(split.rows) * split.teams;
   const bool gemvOnly = tb && mSym.isConstant() && mSym.getConstant() <= kGemvRows;
@@ -114,14 +117,14 @@ SymExpr workgroupsX(const SymExpr &mSym, const SymExpr &nSym, bool tb, const Gem
     // symbols, so a symbolic N over 64 x 64 tiles is covered by the grid-stride loop.
     return scaleSym(nSym, kWorkgroup / rowsPerGroup);
   }
-  const int64_t n = nSym.getConstant(), tilesN = ceilDiv(n, kTile);
+  const int64_t n = nSym.getConstant(), tilesN = ceilDiv(n, tileN);
   const int64_t gemvGroups = std::min<int64_t>(ceilDiv(n, rowsPerGroup), 65535);
   if (gemvOnly)
     return SymExpr::constant(gemvGroups * kWorkgroup);
   if (mSym.isConstant())
-    return SymExpr::constant(std::min<int64_t>(ceilDiv(mSym.getConstant(), kTile) * tilesN, 65535) * kWorkgroup);
-  // Symbolic M: tilesN + M tilesN / 64 workgroups cover every tile (+ the GEMV's, for transpose_b).
-  SymExpr tiles = SymExpr::constant(tilesN * kWorkgroup) + scaleSym(mSym, tilesN * (kWorkgroup / kTile));
+    return SymExpr::constant(std::min<int64_t>(ceilDiv(mSym.getConstant(), tileM) * tilesN, 65535) * kWorkgroup);
+  // Symbolic M: tilesN + M tilesN / tileM workgroups cover every tile (+ the GEMV's, for transpose_b).
+  SymExpr tiles = SymExpr::constant(tilesN * kWorkgroup) + scaleSym(mSym, tilesN * (kWorkgroup / tileM));
   return tilesOnly ? tiles : tiles + SymExpr::constant(gemvGroups * kWorkgroup);
 }
 
@@ -138,12 +141,12 @@ struct MatmulParts {
 
 /// The kernel's name: the paths it has, the storage kinds, and the static N (each weight's) x K.
 std::string matmulName(const MatmulParts &p, const Tensor &a, const GemvSplit &split, uint32_t vecWidth,
-                       bool subgroups, bool coopmat, int64_t kStatic) {
+                       bool subgroups, const std::string &coopmatTag, int64_t kStatic) {
   const Tensor &b = *p.weights[0], &o = *p.results[0];
   std::string name = p.group ? "matmul_group" + std::to_string(p.weights.size()) + (p.siluMul ? "_silu_mul" : "") + "_"
                              : std::string("matmul_");
   name += p.tb ? "tb_gemv" + std::to_string(split.rows) + "_tile64" : "tile64";
-  name += (vecWidth ? "_v" + std::to_string(vecWidth) : "") + (subgroups ? "_sg" : "") + (coopmat ? "_coopmat" : "");
+  name += (vecWidth ? "_v" + std::to_string(vecWidth) : "") + (subgroups ? "_sg" : "") + coopmatTag;
   name += (b.kind != o.kind ? std::string("_b") + kindName(b.kind) : "") +
           (a.kind != o.kind ? std::string("_a") + kindName(a.kind) : "");
   // Static N x K in the name (the module is the same; a profile then splits the time by shape).
@@ -167,6 +170,21 @@ SymExpr gemvRows(const MatmulParts &p) {
   for (const Tensor *w : p.weights)
     rows += w->shape[0].getConstant();
   return SymExpr::constant(rows);
+}
+
+/// The N the cooperative-matrix block is chosen for: the result's (static) N, for a group its widest weight's.
+int64_t blockN(const MatmulParts &p) {
+  int64_t n = 0;
+  if (!p.group) {
+    const Tensor &o = *p.results[0];
+    const SymExpr &d = o.shape[o.shape.size() - 1];
+    return d.isConstant() ? d.getConstant() : 0;
+  }
+  for (const Tensor *w : p.weights) {
+    const SymExpr &d = w->shape[w->shape.size() - 2];
+    n = std::max<int64_t>(n, d.isConstant() ? d.getConstant() : 0);
+  }
+  return n;
 }
 
 /// The defines of a matmul_group: GROUP, its segments' N, the roles B0.. and Y0.. (or Y with SILU_MUL).
@@ -208,16 +226,21 @@ bool emitMatmulKernel(KernelBuilder &kb, const MatmulParts &p) {
   const uint32_t vw = (a.is16() || b.is16()) ? 8 : 4;
   const bool vec = p.tb && kStatic > 0 && kStatic % vw == 0;
   const bool subgroups = p.tb && kb.target().subgroupArithmetic && kb.target().subgroupSize >= 4;
-  // Tensor cores for f16 weights (matmul_coopmat.glsl): 8 subgroups of 32 (its 2 x 4 layout), f16 or f32 A.
-  const bool coopmat = subgroups && kb.target().cooperativeMatrix && kb.target().subgroupSize == 32 &&
-                       b.kind == Kind::F16 && (a.kind == Kind::F32 || a.kind == Kind::F16) &&
-                       kTileBytes + kCoopTileBytes <= kb.target().maxSharedMemory;
-  kb.setSharedBytes(kTileBytes + (coopmat ? kCoopTileBytes : 0)); // sm (tiles, GEMV reduction) | cmA, cmB
+  const int64_t nStatic = blockN(p);
+  // Tensor cores (matmul_coopmat.glsl): 8 subgroups of 32, the block chosen for N (CoopmatTiles.h).
+  const CoopmatTile cm =
+      p.tb ? coopmatTileFor(kb.target(), a.kind, b.kind, nStatic, kStatic, kTileBytes) : CoopmatTile{};
+  const bool coopmat = cm.bm != 0;
+  kb.setSharedBytes(kTileBytes + cm.sharedBytes() * coopmat); // sm (tiles, GEMV reduction) | cmA, cmB
   const SymExpr rows = gemvRows(p);
   const GemvSplit split =
       gemvSplit(rows.isConstant() ? rows.getConstant() : 0, vec ? kStatic / vw : 0, kb.target(), subgroups);
-  kb.kernel.name = matmulName(p, a, split, vec ? vw : 0, subgroups, coopmat, kStatic);
-  kb.kernel.globalSize = {workgroupsX(a.shape[ra - 2], rows, p.tb, split), SymExpr::constant(1),
+  const std::string coopmatTag =
+      coopmat ? (kb.target().emulateCooperativeMatrix ? "_coopmatemu" : "_coopmat") + cm.tag() : "";
+  kb.kernel.name = matmulName(p, a, split, vec ? vw : 0, subgroups, coopmatTag, kStatic);
+  kb.kernel.globalSize = {workgroupsX(a.shape[ra - 2], rows, p.tb, split, coopmat ? cm.bm : kTile,
+                                      coopmat ? cm.bn : kTile),
+                          SymExpr::constant(1),
                           batchCount(o.shape)};
   UintExpr batch = UintExpr::k(1);
   for (size_t d = 0; d + 2 < ro; ++d)
@@ -235,10 +258,10 @@ bool emitMatmulKernel(KernelBuilder &kb, const MatmulParts &p) {
     kb.define("SUBGROUPS");
     kb.useSubgroupArithmetic();
   }
-  if (coopmat) {
-    kb.define("COOPMAT");
-    kb.useCooperativeMatrix();
-  }
+  if (coopmat)
+    // Straight stores only for one result: a group's segments store through their views (and silu_mul reads
+    // back, in the up pass, the gate each invocation stored itself in the gate pass).
+    defineCoopmat(kb, cm, !p.group && o.kind == Kind::F32 && nStatic > 0 && nStatic % 4 == 0 && o.viewMacro.empty());
   kb.bindRole("A", a);
   if (p.group) {
     defineGroup(kb, p);

@@ -29,6 +29,7 @@ layout(std430, set = 0, binding = 0) readonly buffer VA { vec4 d[]; } va;
 #ifndef GROUP
 layout(std430, set = 0, binding = 1) readonly buffer VB { vec4 d[]; } vb;
 #define LOAD4_B(v) vb.d[v]
+#define VIEW_B(v) vb.d[v]
 #endif
 #elif VEC_WIDTH == 8
 // Vector views of A and B (same bindings): two vec4 per 8 f32, one uvec4 per 8 f16 / bf16.
@@ -177,7 +178,7 @@ void product(uint bz, uint A0, uint B0, uint blockBase) {
   }
 #endif
 #ifdef COOPMAT
-  if (gl_NumSubgroups == CM_SUBGROUPS) { // else (subgroups of another width) the scalar tiles
+  if (CM_READY) { // else (subgroups of another width) the scalar tiles
     coopTiles(bz, A0, B0);
     return;
   }

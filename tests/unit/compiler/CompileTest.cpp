@@ -200,6 +200,43 @@ TEST(Compile, VulkanMatmulGroups) {
   EXPECT_EQ(why, 6); // per layer: q/k/v, gate/up with silu_mul, then gate/up as plain siblings
 }
 
+// The report says which Vulkan matmuls run on tensor cores and with which blocks, or why none do.
+TEST(Compile, CooperativeMatrixReport) {
+  auto coopmatLine = [](const std::vector<std::string> &lines) {
+    for (const std::string &l : lines)
+      if (l.rfind("cooperative matrices: ", 0) == 0)
+        return l;
+    return std::string();
+  };
+  std::vector<std::string> lines;
+  CompileOptions o = smallCompile("llama-tiny", "llama-coopmat-lvp.kiln", &lines);
+  o.target = Target::Vulkan;
+  o.deviceProfile = "lavapipe";
+  StatusOr<CompileResult> r = compile(o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(coopmatLine(lines).rfind("cooperative matrices: none on lavapipe (no VK_KHR_cooperative_matrix): the ", 0),
+            0u)
+      << coopmatLine(lines);
+  EXPECT_TRUE(r->report.codegen.coopmatBlocks.empty());
+
+  lines.clear();
+  o.deviceProfile = "nvidia-h200";
+  o.weights.floats = DType::F16;
+  o.output = tempPath("llama-coopmat-h200.kiln");
+  r = compile(o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  int blocks = 0;
+  for (const auto &[block, n] : r->report.codegen.coopmatBlocks)
+    blocks += n;
+  EXPECT_EQ(blocks, r->report.codegen.spirvMatmuls) << coopmatLine(lines); // every f16-weight matmul
+  EXPECT_GT(blocks, 0);
+  EXPECT_EQ(coopmatLine(lines).rfind("cooperative matrices: " + std::to_string(blocks) + " of " +
+                                         std::to_string(blocks) + " matmuls on tensor cores for more than 4 rows (blocks ",
+                                     0),
+            0u)
+      << coopmatLine(lines);
+}
+
 TEST(Compile, EmitIrAndErrors) {
   CompileOptions o;
   o.modelDir = dataDir("gemma3-tiny");

@@ -760,27 +760,89 @@ func.func @cm(%x: tensor<?x264xf32, #kiln.dims<[s]>>, %w: tensor<150x264xf16>, %
   EXPECT_EQ(kernels.at(f16Matmul).name.find("_coopmat"), std::string::npos);
 }
 
-/// One transpose_b matmul x [s, K] . w [N, K]^T: w f16 (stored as f16, read in place through a folded convert)
-/// or f32, x f32 or f16 (with f16 weights: an f16 result).
-std::string gpuMatmulSource(int64_t n, int64_t k, bool f16Weights, bool f16Activations) {
-  std::string x = "tensor<?x" + std::to_string(k) + (f16Activations ? "xf16" : "xf32") + ", #kiln.dims<[s]>>";
-  std::string out = "tensor<?x" + std::to_string(n) + (f16Activations ? "xf16" : "xf32") + ", #kiln.dims<[s]>>";
+/// One transpose_b matmul x [s, K] . w [N, K]^T: x and the result of dtype `acts` (f32 or f16), w stored as
+/// `weights` (f32, f16 or bf16; a 16-bit w under f32 activations is read in place through a folded convert).
+std::string matmulSource(int64_t n, int64_t k, const std::string &weights, const std::string &acts) {
+  std::string x = "tensor<?x" + std::to_string(k) + "x" + acts + ", #kiln.dims<[s]>>";
+  std::string out = "tensor<?x" + std::to_string(n) + "x" + acts + ", #kiln.dims<[s]>>";
   std::string w = "tensor<" + std::to_string(n) + "x" + std::to_string(k);
-  std::string body = "func.func @m(%x: " + x + ", %w: " + w + (f16Weights ? "xf16>" : "xf32>") + ") -> " + out + " {\n";
+  std::string body = "func.func @m(%x: " + x + ", %w: " + w + "x" + weights + ">) -> " + out + " {\n";
   std::string b = "%w";
-  if (f16Weights && !f16Activations) {
-    body += "  %wf = kiln.convert %w : " + w + "xf16> -> " + w + "xf32>\n";
+  if (weights != acts) {
+    body += "  %wf = kiln.convert %w : " + w + "x" + weights + "> -> " + w + "x" + acts + ">\n";
     b = "%wf";
   }
-  std::string bType = w + (f16Weights && f16Activations ? "xf16>" : "xf32>");
-  body += "  %0 = kiln.matmul %x, " + b + " {transpose_b = true} : (" + x + ", " + bType + ") -> " + out + "\n";
+  body += "  %0 = kiln.matmul %x, " + b + " {transpose_b = true} : (" + x + ", " + w + "x" + acts + ">) -> " + out + "\n";
   return body + "  return %0 : " + out + "\n}";
 }
 
+/// The cooperative-matrix matmul cases both CooperativeMatrixEmulated (lavapipe) and ExportGpuCases (the GPU)
+/// run: M, N, K not multiples of any block (M = 5, K = 80; K = 203: scalar loads), f16 / bf16 / f32 weights,
+/// f16 activations and result (no direct stores), N % 4 == 0 (direct stores) and not.
+struct CoopmatCase {
+  int64_t n, k;
+  const char *weights, *acts;
+  std::vector<int64_t> rows;
+};
+const std::vector<CoopmatCase> kCoopmatCases = {
+    {150, 264, "f16", "f32", {5, 70, 130}}, {301, 80, "bf16", "f32", {5, 64}}, {77, 203, "f32", "f32", {5, 70}},
+    {150, 264, "f16", "f16", {7, 70}},      {264, 96, "bf16", "f32", {130}}};
+/// The blocks they run with ("" = the compiler's choice for N): the warp layouts 2 x 4, 4 x 2 and 1 x 8, K
+/// slices of 16, 32 and 64, one and two shared-memory stages (within lavapipe's 32 KiB of shared memory).
+const std::vector<std::string> kCoopmatTiles = {"", "128x128x32", "128x64x16", "32x256x32", "64x64x64", "64x128x16x2"};
+
+// The cooperative-matrix tiles with their fragment operations emulated in plain GLSL (CM_EMULATE), on lavapipe,
+// against the interpreter: the tiling, staging, conversions and stores of every block on awkward sizes. Only
+// the intrinsics themselves are left to the GPU (ExportGpuCases + kiln_spirv_replay). Bound 5e-3: A and B are
+// rounded to f16 as they are staged.
+TEST_F(SpirvCodegenTest, CooperativeMatrixEmulated) {
+  target.emulateCooperativeMatrix = true;
+  target.cooperativeMatrixF32Weights = true;
+  foldWeightConverts = true;
+  // Each block with two of the cases (lavapipe compiles every kernel anew: all pairs would take minutes).
+  for (size_t t = 0; t < kCoopmatTiles.size(); ++t) {
+    const std::string &tile = kCoopmatTiles[t];
+    target.cooperativeMatrixTile = tile;
+    for (size_t i : {t % kCoopmatCases.size(), (t + 2) % kCoopmatCases.size()}) {
+      const CoopmatCase &c = kCoopmatCases[i];
+      compile(matmulSource(c.n, c.k, c.weights, c.acts));
+      for (auto &[op, k] : kernels)
+        if (mlir::isa<ir::MatmulOp>(op))
+          EXPECT_NE(k.name.find("_coopmatemu" + tile), std::string::npos) << k.name;
+      for (int64_t rows : c.rows)
+        check({{"b", 1}, {"s", rows}, {"p", 0}}, {}, 5e-3);
+    }
+  }
+  // matmul_group on the blocks (Q/K/V-like segments, and silu_mul, whose up pass reads back the gate each
+  // invocation stored in the gate pass: the staged stores, never the straight ones).
+  target.cooperativeMatrixTile = "";
+  for (bool siluMul : {false, true}) {
+    SCOPED_TRACE(siluMul ? "matmul_group silu_mul" : "matmul_group");
+    compile(siluMul ? matmulGroupSource({150, 150}, 264, "f16", true) : matmulGroupSource({200, 40, 40}, 264, "bf16", false));
+    for (auto &[op, k] : kernels)
+      if (mlir::isa<ir::MatmulGroupOp>(op))
+        EXPECT_NE(k.name.find("_coopmatemu"), std::string::npos) << k.name;
+    for (int64_t rows : {5, 70, 130})
+      check({{"b", 1}, {"s", rows}, {"p", 0}}, {}, 5e-3);
+  }
+  // A block that does not fit the shared memory: the scalar tiles.
+  target.cooperativeMatrixTile = "256x256x64";
+  compile(matmulSource(150, 264, "f16", "f32"));
+  for (auto &[op, k] : kernels)
+    EXPECT_EQ(k.name.find("_coopmat"), std::string::npos) << k.name;
+}
+
+/// The GPU blocks ExportGpuCases writes cases for and bench/coopmat-gpu.sh times (all within 48 KiB of
+/// shared memory beside the scalar tiles' 8 KiB).
+const std::vector<std::string> kGpuCoopmatTiles = {"128x128x64", "128x256x32", "128x256x16x2", "64x128x32x2",
+                                                   "64x128x64",  "128x64x64",  "64x64x64",     "64x64x64x2",
+                                                   "32x64x64",   "32x64x64x2", "32x32x64",     "32x32x64x2"};
+
 // KILN_SPIRV_EXPORT=DIR: kernels for a device like the nvidia-h200 profile (cooperative matrices, 32-wide
 // subgroups) on awkward sizes, with their inputs and the interpreter's results, for kiln_spirv_replay on the GPU
-// machine (ReplayCase.h): the cooperative-matrix tiles (M, N, K not multiples of 64 / 128 / 32, K not a multiple
-// of 8: scalar loads; f16 activations) and the GEMV (f32 and f16 weights, M = 1..4). Without it: skipped.
+// machine (ReplayCase.h): the cooperative-matrix tiles of the compiler's choice (M, N, K not multiples of the
+// block, K not a multiple of 8: scalar loads; f16 activations), kCoopmatCases with the blocks of
+// kGpuCoopmatTiles (f16 / bf16 / f32 weights), and the GEMV (f32 and f16 weights, M = 1..4). Without it: skipped.
 TEST_F(SpirvCodegenTest, ExportGpuCases) {
   const char *dir = std::getenv("KILN_SPIRV_EXPORT");
   if (!dir)
@@ -791,35 +853,46 @@ TEST_F(SpirvCodegenTest, ExportGpuCases) {
   foldWeightConverts = true;
   struct GpuCase {
     int64_t n, k;
-    bool f16Weights, f16Activations;
+    std::string weights, acts, tile;
     std::vector<int64_t> rows;
-    double tolerance; // f16 rounding of the activations (cooperative matrices) or f32 sums (GEMV)
+    double tolerance; // f16 rounding of A and B (cooperative matrices) or f32 sums (GEMV)
   };
-  const std::vector<GpuCase> cases = {
-      {150, 264, true, false, {5, 64, 70, 130}, 5e-3}, {301, 203, true, false, {5, 70}, 5e-3},
-      {520, 2056, true, false, {77}, 5e-3},           {1024, 2048, true, false, {256}, 5e-3},
-      {64, 64, true, false, {64}, 5e-3},              {150, 264, true, true, {7, 70}, 5e-3},
-      {1408, 2048, true, false, {1, 4}, 1e-5},        {67, 1032, false, false, {1, 2, 3, 4}, 1e-5},
-      {37, 1001, true, false, {1, 3}, 1e-5},          {300, 40, false, false, {2}, 1e-5},
+  std::vector<GpuCase> cases = {
+      {150, 264, "f16", "f32", "", {5, 64, 70, 130}, 5e-3}, {301, 203, "f16", "f32", "", {5, 70}, 5e-3},
+      {520, 2056, "f16", "f32", "", {77}, 5e-3},           {1024, 2048, "f16", "f32", "", {256}, 5e-3},
+      {64, 64, "f16", "f32", "", {64}, 5e-3},              {150, 264, "f16", "f16", "", {7, 70}, 5e-3},
+      {1408, 2048, "f16", "f32", "", {1, 4}, 1e-5},        {67, 1032, "f32", "f32", "", {1, 2, 3, 4}, 1e-5},
+      {37, 1001, "f16", "f32", "", {1, 3}, 1e-5},          {300, 40, "f32", "f32", "", {2}, 1e-5},
       // GEMV variants (gemvSplit): 1 / 2 / 4 columns per team, the two-step loop's last single step.
-      {256, 2048, true, false, {1, 3}, 1e-5},         {600, 1032, false, false, {3}, 1e-5},
-      {2048, 64, true, false, {1, 4}, 1e-5},          {4100, 16, false, false, {2}, 1e-5},
-      {67, 1544, true, false, {4}, 1e-5}};
+      {256, 2048, "f16", "f32", "", {1, 3}, 1e-5},         {600, 1032, "f32", "f32", "", {3}, 1e-5},
+      {2048, 64, "f16", "f32", "", {1, 4}, 1e-5},          {4100, 16, "f32", "f32", "", {2}, 1e-5},
+      {67, 1544, "f16", "f32", "", {4}, 1e-5}};
+  // Each block with two of kCoopmatCases (all pairs would pass the 64 MiB a device call may carry).
+  for (size_t t = 0; t < kGpuCoopmatTiles.size(); ++t)
+    for (size_t i : {t % kCoopmatCases.size(), (t + 2) % kCoopmatCases.size()}) {
+      const CoopmatCase &c = kCoopmatCases[i];
+      cases.push_back({c.n, c.k, c.weights, c.acts, kGpuCoopmatTiles[t], c.rows, 5e-3});
+    }
   int index = 0;
   for (const GpuCase &c : cases) {
-    compile(gpuMatmulSource(c.n, c.k, c.f16Weights, c.f16Activations));
+    target.cooperativeMatrixTile = c.tile;
+    target.cooperativeMatrixF32Weights = !c.tile.empty(); // the block cases cover f32 weights too
+    compile(matmulSource(c.n, c.k, c.weights, c.acts));
     mlir::Operation *matmul = nullptr;
     for (mlir::Operation &op : func.getBody().front())
       if (mlir::isa<ir::MatmulOp>(op))
         matmul = &op;
     const codegen::SpirvKernel &k = kernels.at(matmul);
-    EXPECT_EQ(k.name.find("_coopmat") != std::string::npos, c.f16Weights) << k.name; // the path is M's, at run time
+    // The path is M's, at run time; every 16-bit weight (and, in the block cases, f32 too) has the tiles.
+    EXPECT_EQ(k.name.find("_coopmat" + c.tile) != std::string::npos, c.weights != "f32" || !c.tile.empty()) << k.name;
     for (int64_t rows : c.rows)
       exportReplay(matmul, "N=" + std::to_string(c.n) + " K=" + std::to_string(c.k), rows, c.tolerance,
-                   c.f16Activations ? 1 : 0, dir, index);
+                   c.acts == "f16" ? 1 : 0, dir, index);
   }
-  // matmul_group with silu_mul (f16 weights): the GEMV and the cooperative tiles, whose second segment reads
-  // the first's stores back.
+  // matmul_group with silu_mul (f16 weights): the GEMV and the cooperative tiles (the block chosen for N), whose
+  // second segment reads the first's stores back.
+  target.cooperativeMatrixTile = "";
+  target.cooperativeMatrixF32Weights = false;
   for (int64_t n : {150, 600}) {
     const int64_t kdim = n == 150 ? 264 : 1032;
     compile(matmulGroupSource({n, n}, kdim, "f16", true));

@@ -121,6 +121,34 @@ TEST(DeviceProfile, CooperativeMatrixShapes) {
   EXPECT_FALSE(p.hasCooperativeMatrixShape("16x8x16 f16 f16 f32 f32"));
 }
 
+// cooperative_matrix_tile is optional, written only when set (profiles without it keep their canonical text),
+// and must be a block the cooperative-matrix kernel can tile: "BMxBNxBK[xS]", BM and BN 32..256, BK 16..64, S
+// (shared-memory stages) 1 or 2.
+TEST(DeviceProfile, CooperativeMatrixTile) {
+  DeviceProfile p = *builtinDeviceProfile("nvidia-h200");
+  EXPECT_EQ(writeDeviceProfile(p).find("cooperative_matrix_tile"), std::string::npos);
+  p.cooperativeMatrixTile = "128x64x32";
+  std::string text = writeDeviceProfile(p);
+  ASSERT_NE(text.find("\"cooperative_matrix_tile\": \"128x64x32\""), std::string::npos) << text;
+  StatusOr<DeviceProfile> back = parseDeviceProfile(text, "tile.json");
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_TRUE(*back == p);
+  p.cooperativeMatrixTile = "64x256x16x2"; // two shared-memory stages
+  StatusOr<DeviceProfile> staged = parseDeviceProfile(writeDeviceProfile(p), "tile.json");
+  ASSERT_TRUE(staged.ok()) << staged.status().message();
+  EXPECT_EQ(staged->cooperativeMatrixTile, "64x256x16x2");
+  for (const char *bad : {"128x64", "128x64x32x3", "128x64x32x2x1", "128x64x32x", "100x64x32", "128x64x8",
+                          "512x64x32", "x64x32", "0128x64x32", "7"}) {
+    StatusOr<DeviceProfile> r = parseDeviceProfile(replaced(text, "128x64x32", bad), "tile.json");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.status().message().find("tile.json: key 'cooperative_matrix_tile'"), std::string::npos)
+        << r.status().message();
+  }
+  StatusOr<DeviceProfile> number = parseDeviceProfile(replaced(text, "\"128x64x32\"", "128"), "tile.json");
+  ASSERT_FALSE(number.ok());
+  EXPECT_NE(number.status().message().find("expected a string"), std::string::npos) << number.status().message();
+}
+
 TEST(DeviceProfile, UnavailableListsAndFiles) {
   DeviceProfile p = *builtinDeviceProfile("lavapipe");
   p.name = "lavapipe-no-rope";

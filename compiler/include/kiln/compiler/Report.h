@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -80,6 +81,9 @@ struct CodegenSummary {
   std::vector<CpuObject> cpuObjects;  // in the artifact's (preference) order
   std::vector<std::string> cpuDropped; // "x86-64-v4 (the features of sapphirerapids)": no object of its own
   int spirvDispatches = 0, spirvKernels = 0, spirvModules = 0;
+  int spirvMatmuls = 0;                      // kiln.matmul dispatches on Vulkan
+  std::map<std::string, int> coopmatBlocks;  // of those, the cooperative-matrix ones per block ("128x128x32")
+  std::string noCooperativeMatrix;           // why the profile has none ("" when it has)
   int cpuFoldedConverts = 0; // f16 / bf16 weight converts the CPU kernels read in place (foldCpuWeightConverts)
   int cpuWeightConverts = 0; // kiln.convert dispatches of a weight left on the CPU (an f32 copy per step)
 };
@@ -128,6 +132,9 @@ std::string cpuCodegenLine(const CodegenSummary &s, double seconds);
 /// "cpu weights: ..." (the folded weight converts and the converts left), or "" when there are neither.
 std::string cpuWeightsLine(const CodegenSummary &s);
 std::string spirvCodegenLine(const CodegenSummary &s, const std::string &profile, double seconds);
+/// The Vulkan matmuls on tensor cores (cooperative-matrix blocks for more than 4 rows) and on the scalar
+/// tiles, or why the device has none; "" without Vulkan matmuls.
+std::string spirvCoopmatLine(const CodegenSummary &s, const std::string &profile);
 std::string syntheticWeightsLine(uint64_t seed);
 std::string writeStartLine(const WriteSummary &s);
 std::string writeLine(const WriteSummary &s, double seconds, double totalSeconds);

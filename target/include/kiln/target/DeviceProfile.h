@@ -24,10 +24,13 @@
 //     "max_push_constants_size": 128,
 //     "cooperative_matrix": false,           // VK_KHR_cooperative_matrix present
 //     "cooperative_matrix_shapes": ["16x8x16 f16 f16 f32 f32"], // its subgroup-scope MxNxK A B C Result types
+//     "cooperative_matrix_tile": "128x128x32", // optional: the matmul's cooperative-matrix block BMxBNxBK (or
+//                                            // BMxBNxBKx2: two shared-memory stages) for every shape (tuning;
+//                                            // omitted: the compiler chooses per shape)
 //     "unavailable_ops": ["kiln.rope"],      // ops to treat as missing: registered kiln ops ("rope" = "kiln.rope")
 //     "unavailable_dtypes": ["f16"]          // dtypes to treat as missing: one of kProfileDtypeNames
 //   }
-// unavailable_ops / unavailable_dtypes / cooperative_matrix_shapes may be omitted (empty; profiles written before
+// unavailable_ops / unavailable_dtypes / cooperative_matrix_shapes / cooperative_matrix_tile may be omitted (empty; profiles written before
 // the shapes were recorded have none, and kernels then use no cooperative matrix); every other key is required.
 // A shape is "MxNxK A B C R": positive sizes, then the component types of A, B, C and the result
 // (VkCooperativeMatrixPropertiesKHR: f16 f32 f64 bf16 s8 u8 s16 u16 s32 u32 s64 u64 e4m3 e5m2). An unknown key,
@@ -68,6 +71,7 @@ struct DeviceProfile {
   uint64_t maxPushConstantsSize = 0;
   bool cooperativeMatrix = false;
   std::vector<std::string> cooperativeMatrixShapes; // "16x8x16 f16 f16 f32 f32", ...
+  std::string cooperativeMatrixTile;                // "BMxBNxBK" or empty (the compiler's choice per shape)
   std::vector<std::string> unavailableOps;    // op names as written ("kiln.rope" or "rope")
   std::vector<std::string> unavailableDtypes; // names of kProfileDtypeNames
 

@@ -43,9 +43,19 @@ struct SpirvTarget {
   uint32_t maxWorkgroupInvocations = 1024;
   uint64_t maxStorageBufferRange = 1ull << 27;
   bool subgroupArithmetic = true;
-  /// VK_KHR_cooperative_matrix with kSpirvCooperativeMatrixShape (tensor cores): matmuls with f16 weights and
-  /// more than 4 rows take cooperative-matrix tiles (on 32-wide subgroups), else the scalar tiles.
+  /// VK_KHR_cooperative_matrix with kSpirvCooperativeMatrixShape (tensor cores): transpose_b matmuls with f16
+  /// or bf16 weights and more than 4 rows take cooperative-matrix tiles (on 32-wide subgroups), else the
+  /// scalar tiles.
   bool cooperativeMatrix = false;
+  /// f32 weights take the cooperative-matrix tiles too, rounded to f16 as they are staged (off by default:
+  /// the Vulkan f32 accuracy contract is 1e-3 against the f32 reference).
+  bool cooperativeMatrixF32Weights = false;
+  /// The cooperative-matrix block "BMxBNxBK" for every matmul (a device profile's cooperative_matrix_tile);
+  /// empty: chosen per shape (coopmatTile in codegen/spirv/lib/CoopmatTiles.h).
+  std::string cooperativeMatrixTile;
+  /// Tests only: the cooperative-matrix tiles with their fragment operations emulated in plain GLSL
+  /// (matmul_coopmat.glsl CM_EMULATE), so that a device without them (lavapipe) runs the tiling and staging.
+  bool emulateCooperativeMatrix = false;
 };
 
 struct SpirvKernel {
