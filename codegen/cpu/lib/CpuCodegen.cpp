@@ -700,6 +700,9 @@ private:
   void emitGemvRows(const Tensor &a, const Tensor &w, const Tensor &out, Value i, Value j, int64_t rows, Value K,
                     Value N);
   void emitWidenRun(const Tensor &src, Value srcOff, Value dst, Value dstOff, Value n);
+  /// Weight rows (columns of a [K, N] weight) per widened / dequantized tile: kTileElements / K, a multiple of
+  /// 16, at least 16 and at most N.
+  Value sgemmTileRows(Value K, Value N);
   void emitTiledSgemm(const Tensor &a, const Tensor &w, const Tensor &out, Value scratch, Value tile, Value M,
                       Value K, Value N, bool transposed);
   // Block-quantized weights (--weights q8_0|q4_0): see their definitions.
@@ -1239,6 +1242,12 @@ void KernelEmitter::emitWidenRun(const Tensor &src, Value srcOff, Value dst, Val
 
 /// Many rows: per tile of `tile` output columns, the weight's tile widened into `scratch`, then one sgemm
 /// (out[:, j0 .. j0 + nt) = a . tile) with the result's row stride N.
+Value KernelEmitter::sgemmTileRows(Value K, Value N) {
+  Value rows = arith::DivSIOp::create(b_, c64(kTileElements), arith::MaxSIOp::create(b_, K, c64(1)));
+  Value tile = arith::MaxSIOp::create(b_, arith::AndIOp::create(b_, rows, c64(~int64_t(15))), c64(16));
+  return arith::MaxSIOp::create(b_, arith::MinSIOp::create(b_, tile, N), c64(1));
+}
+
 void KernelEmitter::emitTiledSgemm(const Tensor &a, const Tensor &w, const Tensor &out, Value scratch, Value tile,
                                    Value M, Value K, Value N, bool transposed) {
   Type i32 = b_.getI32Type();
@@ -1265,14 +1274,6 @@ void KernelEmitter::emitTiledSgemm(const Tensor &a, const Tensor &w, const Tenso
 
 LogicalResult KernelEmitter::emitWideningMatmul(const Tensor &a, const Tensor &w, const Tensor &out, Value M,
                                                 Value K, Value N, bool transposed) {
-  auto ifElse = [&](Value cond, llvm::function_ref<void()> then, llvm::function_ref<void()> otherwise) {
-    auto ifOp = scf::IfOp::create(b_, cond, /*withElseRegion=*/true);
-    OpBuilder::InsertionGuard guard(b_);
-    b_.setInsertionPoint(ifOp.thenBlock()->getTerminator());
-    then();
-    b_.setInsertionPoint(ifOp.elseBlock()->getTerminator());
-    otherwise();
-  };
   // Few rows: the GEMV, its column groups split over the session's threads. Many: one item, the whole kernel
   // with OpenBLAS's threads (the flag is computed from the symbols, like the extent).
   const int64_t width = gemvGroupWidth(transposed);
@@ -1284,9 +1285,7 @@ LogicalResult KernelEmitter::emitWideningMatmul(const Tensor &a, const Tensor &w
     ifElse(few, [&] { emitWideningGemvGroup(a, w, out, M, K, N, transposed, item); }, [&] {
       // The tile: kTileElements / K rows (at least 16, at most N) of a transposed weight; as many columns of
       // a [K, N] one.
-      Value rows = arith::DivSIOp::create(b_, c64(kTileElements), arith::MaxSIOp::create(b_, K, c64(1)));
-      Value tile = arith::MaxSIOp::create(b_, arith::AndIOp::create(b_, rows, c64(~int64_t(15))), c64(16));
-      tile = arith::MaxSIOp::create(b_, arith::MinSIOp::create(b_, tile, N), c64(1));
+      Value tile = sgemmTileRows(K, N);
       Value bytes = mul(mul(tile, K), c64(4));
       Value scratch = func::CallOp::create(b_, kMalloc, TypeRange{ptrTy_}, ValueRange{bytes}).getResult(0);
       Value null = LLVM::ZeroOp::create(b_, ptrTy_);
@@ -1567,9 +1566,7 @@ LogicalResult KernelEmitter::emitQuantMatmul(const Tensor &a, const Tensor &w, c
     ifElse(few, [&] { emitQuantGemvGroup(w, out, scratch, M, K, N, item); }, [&] {
       // Tiles of kTileElements / K weight rows (at least 16, at most N) dequantized into a malloc'd scratch;
       // without the memory, one row at a time through a stack row (the same products, slower).
-      Value rows = arith::DivSIOp::create(b_, c64(kTileElements), arith::MaxSIOp::create(b_, K, c64(1)));
-      Value tile = arith::MaxSIOp::create(b_, arith::AndIOp::create(b_, rows, c64(~int64_t(15))), c64(16));
-      tile = arith::MaxSIOp::create(b_, arith::MinSIOp::create(b_, tile, N), c64(1));
+      Value tile = sgemmTileRows(K, N);
       Value tileScratch =
           func::CallOp::create(b_, kMalloc, TypeRange{ptrTy_}, ValueRange{mul(mul(tile, K), c64(4))}).getResult(0);
       Value noScratch = LLVM::ICmpOp::create(b_, LLVM::ICmpPredicate::eq, tileScratch, LLVM::ZeroOp::create(b_, ptrTy_));
