@@ -24,6 +24,12 @@ struct AttentionSplit {
   uint32_t redFloats() const { return std::max<uint32_t>(hpw, parts > 1 ? 3 : 1) * wg; }
   /// Shared memory: the hpw query rows, the block's scores, the partial dots (then the parts' merge).
   uint32_t sharedBytes(int64_t d) const { return 4 * uint32_t(hpw * d + hpw * nb + redFloats()); }
+  /// attention.comp ATT_VSTAGE: a block's nb x dv values staged in shared memory after those arrays, when they
+  /// fit beside them and take at most 32 registers per invocation to load (else 0: read from the buffer).
+  uint32_t valueStageFloats(int64_t d, int64_t dv, uint32_t maxShared) const {
+    const uint32_t floats = uint32_t(nb * dv);
+    return sharedBytes(d) + 4 * floats <= maxShared && floats <= 32 * wg ? floats : 0;
+  }
 };
 
 AttentionSplit attentionSplit(int64_t dv, uint32_t hpw, uint32_t wg) {
@@ -255,12 +261,16 @@ bool emitAttention(KernelBuilder &b, const SpirvOpEntry &) {
   std::optional<AttentionTiles> tiles;
   if (!a.s.isConstant() || a.s.getConstant() >= int64_t(kTileMinRows))
     tiles = chooseTiles(d, dv, sp, b.target().maxSharedMemory);
-  const uint32_t sharedFloats = std::max(sp.sharedBytes(d) / 4, tiles ? tiles->sharedFloats(d, dv) : 0u);
+  const uint32_t valueStage = sp.valueStageFloats(d, dv, b.target().maxSharedMemory);
+  const uint32_t sharedFloats =
+      std::max(sp.sharedBytes(d) / 4 + valueStage, tiles ? tiles->sharedFloats(d, dv) : 0u);
   b.setWorkgroup(sp.wg);
   b.setSharedBytes(4 * sharedFloats);
   b.define("ATT_SMEM", std::to_string(sharedFloats) + "u");
   if (tiles)
     tileDefines(b, *tiles, d, dv);
+  if (valueStage)
+    b.define("ATT_VSTAGE", std::to_string(sp.sharedBytes(d) / 4) + "u");
   b.kernel.name = "attention_online_d" + std::to_string(d) + (sp.hpw > 1 ? "_gqa" + std::to_string(sp.hpw) : "") +
                   (b.pass() == 1 ? "_splitkv" : "") +
                   (tiles ? "_tile" + std::to_string(tiles->br) + "x" + std::to_string(tiles->bc) : "");

@@ -283,8 +283,10 @@ Grid KernelBuilder::planGrid(const SymShape &sym, const std::vector<UintExpr> &d
     UintExpr ext = UintExpr::k(1);
     int64_t constant = 1;
     std::optional<SymExpr> symbolic;
-    // x: the trailing constant dims, and the next symbolic dim when they are few; y: the dims through the
-    // next symbolic one; z: everything left.
+    // x: the trailing constant dims, and the next symbolic dim when they are few; y: the constant dims before
+    // the next symbolic one, or that symbolic dim when there are none; z: everything left. (A symbolic dim's
+    // workgroup count is the symbol's value, unscaled, so y never holds both: [b, 32, s, 64] with y = b x 32
+    // launched b workgroups for the 32 heads, one of them visiting all 32 at decode.)
     while (d >= 0 && sym[d].isConstant()) {
       if (axis == 0 && perWorkgroup && constant * sym[d].getConstant() > cap)
         break;
@@ -292,7 +294,8 @@ Grid KernelBuilder::planGrid(const SymShape &sym, const std::vector<UintExpr> &d
       constant *= sym[d].getConstant();
       --d;
     }
-    bool takeSymbolic = d >= 0 && (axis > 0 || constant < 256 || perWorkgroup);
+    bool takeSymbolic = d >= 0 && (axis == 2 || (axis == 1 && constant == 1) ||
+                                   (axis == 0 && (constant < 256 || perWorkgroup)));
     if (takeSymbolic) {
       ext = dims[d] * ext;
       symbolic = sym[d];

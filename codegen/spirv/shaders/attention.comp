@@ -17,6 +17,10 @@
 // head g) over the invocations, with P = WG / OP parts each taking every P-th key of the block: each
 // (part, slot) keeps its own running max, sum and accumulator (no shared max, no rescale barrier), and at
 // the end the parts are merged by their maxima in shared memory (ATT_SPLIT_PARTS: P > 1).
+// ATT_VSTAGE (when shared memory has room): the block's NB x DV values are loaded into registers before the
+// dots (every load of the block in flight at once, beside the keys') and staged in shared memory with the
+// scores; the value loop then reads shared memory instead of one dependent global load per key and slot,
+// which left a decode workgroup waiting ~NB x DPT memory latencies per block (the same arithmetic either way).
 #include "math.glsl"
 #include "attention_range.glsl"
 
@@ -27,6 +31,12 @@ shared float smem[ATT_SMEM];
 #define QS_AT(x) smem[(x)]
 #define SC_AT(x) smem[HPW * ATT_D + (x)]
 #define RED_AT(x) smem[HPW * ATT_D + HPW * ATT_NB + (x)]
+#ifdef ATT_VSTAGE
+#define VS_AT(x) smem[ATT_VSTAGE + (x)]
+#define VALUE(key, d) VS_AT((key) * ATT_DV + (d))
+#else
+#define VALUE(key, d) LOAD_V(V0 + (j0 + (key)) * ATT_DV + (d))
+#endif
 
 float negInf() { return uintBitsToFloat(0xff800000u); }
 
@@ -107,12 +117,22 @@ void visit(uint lin, uint c, uint nc) {
     acc[r] = 0.0;
   }
   for (uint j0 = jBeg; j0 < jEnd; j0 += NB) {
+#ifdef ATT_VSTAGE
+    const uint VPT = (NB * ATT_DV + WG - 1u) / WG;
+    float vreg[VPT];
+    [[unroll]] for (uint r = 0u; r < VPT; ++r) {
+      uint x = t + r * WG, key = x / ATT_DV;
+      vreg[r] = x < NB * ATT_DV && j0 + key < jEnd ? LOAD_V(V0 + (j0 + key) * ATT_DV + x % ATT_DV) : 0.0;
+    }
+#endif
     // Partial dots: key j0 + kk, dims lane, lane + L, ..., every head of the workgroup.
     uint jk = j0 + kk;
     float dots[HPW];
     [[unroll]] for (uint g = 0u; g < HPW; ++g) dots[g] = 0.0;
     if (keyVisible(jk, jEnd, position, bq))
-      for (uint d = lane; d < ATT_D; d += L) {
+      [[unroll]] for (uint e = 0u; e < (ATT_D + L - 1u) / L; ++e) { // a constant trip count: the loads batch
+        uint d = lane + e * L;
+        if (d >= ATT_D) break;
         float kv = LOAD_K(K0 + jk * ATT_D + d);
         [[unroll]] for (uint g = 0u; g < HPW; ++g) dots[g] += QS_AT(g * ATT_D + d) * kv;
       }
@@ -129,6 +149,10 @@ void visit(uint lin, uint c, uint nc) {
       }
       SC_AT(x) = score;
     }
+#ifdef ATT_VSTAGE
+    [[unroll]] for (uint r = 0u; r < VPT; ++r)
+      if (t + r * WG < NB * ATT_DV) VS_AT(t + r * WG) = vreg[r];
+#endif
     barrier();
     // Values: each (part, slot) over keys part, part + P, ... of the block, its own running max.
     uint nk = min(NB, jEnd - j0);
@@ -147,7 +171,7 @@ void visit(uint lin, uint c, uint nc) {
         if (isinf(s) && s < 0.0) continue;
         float p = exp(s - mb);
         l[r] += p;
-        acc[r] += p * LOAD_V(V0 + (j0 + x) * ATT_DV + d);
+        acc[r] += p * VALUE(x, d);
       }
       m[r] = mb;
     }

@@ -1005,6 +1005,56 @@ func.func @large(%a: tensor<?x17000000xf32, #kiln.dims<[b]>>) -> tensor<?x170000
   check({{"b", 1}, {"s", 1}, {"p", 0}});
 }
 
+// Decode-sized maps spread their heads over workgroups: rope of TinyLlama's q ([b, 32, s, 64] from a
+// [b, s, 2048] projection) at b = 1, s = 1 launches one workgroup per head (a symbolic batch beside the heads
+// in one grid axis used to give the 2048 elements a single workgroup), and a softmax over [b, 32, s, t] rows
+// one workgroup per head and row; both still match the interpreter at decode and at b 2, s 3 and 130.
+// Decode attention at TinyLlama's shapes (two passes) stages each block's values in shared memory
+// (ATT_VSTAGE) and matches the interpreter; a 16 KiB device has no room for it and reads them from the buffer.
+TEST_F(SpirvCodegenTest, DecodeGrids) {
+  std::string src = R"(
+func.func @decode(%x: tensor<?x32x?x64xf32, #kiln.dims<[b, s]>>, %pos: tensor<?x?xi64, #kiln.dims<[b, s]>>,
+                  %f: tensor<32xf32>, %r: tensor<?x32x?x?xf32, #kiln.dims<[b, s, p + s]>>) -> (tensor<?x32x?x64xf32, #kiln.dims<[b, s]>>, tensor<?x32x?x?xf32, #kiln.dims<[b, s, p + s]>>) {
+  %0 = kiln.rope %x, %pos, %f {interleaved = false} : (tensor<?x32x?x64xf32, #kiln.dims<[b, s]>>, tensor<?x?xi64, #kiln.dims<[b, s]>>, tensor<32xf32>) -> tensor<?x32x?x64xf32, #kiln.dims<[b, s]>>
+  %1 = kiln.softmax %r {axis = 3 : i64} : tensor<?x32x?x?xf32, #kiln.dims<[b, s, p + s]>> -> tensor<?x32x?x?xf32, #kiln.dims<[b, s, p + s]>>
+  return %0, %1 : tensor<?x32x?x64xf32, #kiln.dims<[b, s]>>, tensor<?x32x?x?xf32, #kiln.dims<[b, s, p + s]>>
+})";
+  compile(src);
+  for (auto &[op, k] : kernels) {
+    int64_t groups = 1;
+    for (int a = 0; a < 3; ++a)
+      groups *= (*k.globalSize[a].evaluate({{"b", 1}, {"s", 1}, {"p", 127}}) + k.workgroupSize[a] - 1) /
+                k.workgroupSize[a];
+    EXPECT_GE(groups, 32) << k.name << ": the 32 heads of a decode step in " << groups << " workgroups";
+  }
+  for (const Bindings &b : std::vector<Bindings>{{{"b", 1}, {"s", 1}, {"p", 127}},
+                                                 {{"b", 2}, {"s", 3}, {"p", 5}},
+                                                 {{"b", 1}, {"s", 130}, {"p", 0}}})
+    check(b);
+  const std::string q = "tensor<?x32x?x64xf32, #kiln.dims<[b, s]>>", kv = "tensor<?x4x?x64xf32, #kiln.dims<[b, p + s]>>";
+  const std::string attention = "func.func @tl(%q: " + q + ", %k: " + kv + ", %v: " + kv + ") -> " + q + " {\n" +
+                                "  %0 = kiln.attention %q, %k, %v {scale = 0.125 : f64, mask = #kiln.mask<causal>} : (" +
+                                q + ", " + kv + ", " + kv + ") -> " + q + "\n  return %0 : " + q + "\n}";
+  for (uint32_t shared : {32768u, 16384u}) {
+    target.maxSharedMemory = shared;
+    twoPass = true;
+    compile(attention);
+    twoPass = false;
+    ASSERT_EQ(kernels.size(), 1u);
+    EXPECT_EQ(kernels.begin()->second.glsl.find("#define ATT_VSTAGE") != std::string::npos, shared == 32768u)
+        << kernels.begin()->second.name << " with " << shared << " bytes of shared memory";
+    // Decode over 1, 2, 128 and 1001 keys (one chunk, a partial block, two chunks, 16 with a ragged last one),
+    // and 3 rows at b 2.
+    for (const Bindings &b : std::vector<Bindings>{{{"b", 1}, {"s", 1}, {"p", 0}},
+                                                   {{"b", 1}, {"s", 1}, {"p", 1}},
+                                                   {{"b", 1}, {"s", 1}, {"p", 127}},
+                                                   {{"b", 1}, {"s", 1}, {"p", 1000}},
+                                                   {{"b", 2}, {"s", 3}, {"p", 70}}})
+      check(b, {}, 2e-5);
+  }
+  target.maxSharedMemory = 32768;
+}
+
 // The backend's op table: ops without a kernel carry the reason legality reports; kernels come from the
 // fixed .comp files with their variant defines.
 TEST_F(SpirvCodegenTest, OpEntries) {
