@@ -197,7 +197,8 @@ void splitDefines(KernelBuilder &b, const AttentionDims &a, const AttentionSplit
   b.bindRole("PART", b.scratch());
 }
 
-/// Pass 2 of the split (attention_combine.comp): one invocation per (batch, head, row < kSplitRows, d).
+/// Pass 2 of the split (attention_combine.comp): one invocation per (batch, row, head, d), none at all when
+/// every row's keys fit one chunk (T <= nb: the x count T - nb is not positive, whatever the recorded step).
 bool emitAttentionCombine(KernelBuilder &b, ir::AttentionOp att, const AttentionDims &a, const AttentionSplit &sp) {
   splitDefines(b, a, sp);
   b.define("ATT_S", b.in(0).dims[2].str());
@@ -208,18 +209,15 @@ bool emitAttentionCombine(KernelBuilder &b, ir::AttentionOp att, const Attention
   if (std::optional<uint64_t> window = att.getWindow(); causal && window)
     b.define("WINDOW", std::to_string(*window));
   b.bindRole("OUT", b.out());
-  const uint32_t wg = b.workgroupUpTo(64);
+  const uint32_t wg = b.workgroupUpTo(256);
   b.setWorkgroup(wg);
   b.kernel.name = "attention_combine_d" + std::to_string(a.dv);
-  const uint64_t elements = uint64_t(kSplitRows) * uint64_t(a.hq) * uint64_t(a.dv);
-  b.define("GRID_X", std::to_string(elements) + "u");
-  b.define("GRID_Y", "1u");
   b.define("GRID_Z", b.in(0).dims[0].str());
   const ir::SymExpr batch = b.in(0).shape[0];
-  // One row's elements in x (the grid-stride loop takes the other rows of a split step).
+  // y: one row's elements (a decode step's all) in workgroups of wg; x: more of them as the keys grow.
   const uint64_t perRow = uint64_t(a.hq) * uint64_t(a.dv);
-  b.kernel.globalSize = {ir::SymExpr::constant(int64_t(std::min<uint64_t>(perRow, uint64_t(65535) * wg))),
-                         ir::SymExpr::constant(1),
+  b.kernel.globalSize = {a.t + ir::SymExpr::constant(-int64_t(sp.nb)),
+                         ir::SymExpr::constant(int64_t(std::min<uint64_t>((perRow + wg - 1) / wg, 65535))),
                          batch.isConstant() ? ir::SymExpr::constant(std::min<int64_t>(batch.getConstant(), 65535))
                                             : batch};
   b.useShader("attention_combine.comp");

@@ -1011,6 +1011,7 @@ func.func @large(%a: tensor<?x17000000xf32, #kiln.dims<[b]>>) -> tensor<?x170000
 // one workgroup per head and row; both still match the interpreter at decode and at b 2, s 3 and 130.
 // Decode attention at TinyLlama's shapes (two passes) stages each block's values in shared memory
 // (ATT_VSTAGE) and matches the interpreter; a 16 KiB device has no room for it and reads them from the buffer.
+// Its combine pass has no workgroups at all while the keys fit one chunk.
 TEST_F(SpirvCodegenTest, DecodeGrids) {
   std::string src = R"(
 func.func @decode(%x: tensor<?x32x?x64xf32, #kiln.dims<[b, s]>>, %pos: tensor<?x?xi64, #kiln.dims<[b, s]>>,
@@ -1043,6 +1044,12 @@ func.func @decode(%x: tensor<?x32x?x64xf32, #kiln.dims<[b, s]>>, %pos: tensor<?x
     ASSERT_EQ(kernels.size(), 1u);
     EXPECT_EQ(kernels.begin()->second.glsl.find("#define ATT_VSTAGE") != std::string::npos, shared == 32768u)
         << kernels.begin()->second.name << " with " << shared << " bytes of shared memory";
+    // The combine pass launches nothing while one chunk (64 keys) holds every row's keys.
+    const codegen::SpirvKernel &combine = secondPass.begin()->second.first;
+    for (int64_t p : {0, 63, 64, 1000}) {
+      int64_t x = *combine.globalSize[0].evaluate({{"b", 1}, {"s", 1}, {"p", p}});
+      EXPECT_EQ(x > 0, p >= 64) << combine.name << " at p " << p << ": global size x " << x;
+    }
     // Decode over 1, 2, 128 and 1001 keys (one chunk, a partial block, two chunks, 16 with a ragged last one),
     // and 3 rows at b 2.
     for (const Bindings &b : std::vector<Bindings>{{{"b", 1}, {"s", 1}, {"p", 0}},
