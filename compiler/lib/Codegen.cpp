@@ -307,7 +307,7 @@ std::string twoPassStage(passes::MemoryPlan &plan, const DeviceProfile &profile,
   passes::layoutArenas(plan);
   return "attention: " + std::to_string(split) + " of " + std::to_string(candidates) +
          " on vulkan split over the KV length (flash-decoding for steps of few query rows: a combine dispatch "
-         "each, scratch " + std::to_string((bytes + 1023) / 1024) + " KiB)";
+         "each, empty while one chunk holds the keys; scratch " + std::to_string((bytes + 1023) / 1024) + " KiB)";
 #else
   (void)plan, (void)profile, (void)partition;
   return "";
