@@ -130,9 +130,7 @@ void visit(uint lin, uint c, uint nc) {
     float dots[HPW];
     [[unroll]] for (uint g = 0u; g < HPW; ++g) dots[g] = 0.0;
     if (keyVisible(jk, jEnd, position, bq))
-      [[unroll]] for (uint e = 0u; e < (ATT_D + L - 1u) / L; ++e) { // a constant trip count: the loads batch
-        uint d = lane + e * L;
-        if (d >= ATT_D) break;
+      for (uint d = lane; d < ATT_D; d += L) {
         float kv = LOAD_K(K0 + jk * ATT_D + d);
         [[unroll]] for (uint g = 0u; g < HPW; ++g) dots[g] += QS_AT(g * ATT_D + d) * kv;
       }
