@@ -463,6 +463,61 @@ TEST_F(SpirvCodegenTest, AttentionAwkward) {
   EXPECT_TRUE(names.count("attention_online_d256_tile16x8_f32")) << all;
 }
 
+/// TinyLlama's attention (8 query heads on 1 KV head, head dim 64) and head dim 128 (4 heads on 2, key
+/// padding), for the cooperative-matrix tiles beside attentionAwkwardSource's head dims 80, 256 and 48 / 40.
+std::string attentionCmSource() {
+  std::string src = R"(
+func.func @attcm(%q: Q64, %k: K64, %v: K64, %q2: Q128, %k2: K128, %v2: K128, %pad: PAD) -> (Q64, Q128) {
+  %0 = kiln.attention %q, %k, %v {scale = 0.125 : f64, mask = #kiln.mask<causal>} : (Q64, K64, K64) -> Q64
+  %1 = kiln.attention %q2, %k2, %v2 key_padding_mask(%pad) {scale = 0.088 : f64, mask = #kiln.mask<causal>} : (Q128, K128, K128, PAD) -> Q128
+  return %0, %1 : Q64, Q128
+})";
+  const std::vector<std::pair<std::string, std::string>> types = {{"Q64", "tensor<?x8x?x64xf32, #kiln.dims<[b, s]>>"},
+                          {"K64", "tensor<?x1x?x64xf32, #kiln.dims<[b, p + s]>>"},
+                          {"Q128", "tensor<?x4x?x128xf32, #kiln.dims<[b, s]>>"},
+                          {"K128", "tensor<?x2x?x128xf32, #kiln.dims<[b, p + s]>>"},
+                          {"PAD", "tensor<?x?xi64, #kiln.dims<[b, p + s]>>"}};
+  for (const auto &[from, to] : types)
+    src = replaceAll(src, from, to);
+  return src;
+}
+
+/// Queries in [-4, 4]: scores up to about 10, so a block's maximum moves and the running sums rescale.
+std::vector<double> peakyQueries(const std::vector<int64_t> &shape, const Bindings &, std::mt19937 &rng) {
+  std::vector<double> v(size_t(numElements(shape)));
+  std::uniform_real_distribution<double> real(-4, 4);
+  for (double &x : v)
+    x = real(rng);
+  return v;
+}
+
+/// Prefill steps for the cooperative-matrix tiles: 8, 77 (two batch rows), 200 and 513 query rows over 1000
+/// keys (chunks after p cached rows: rows not a multiple of a tile's, keys not of a block), a 33-row prefill.
+const std::vector<Bindings> kAttentionCmShapes = {{{"b", 1}, {"s", 8}, {"p", 992}},
+                                                  {{"b", 2}, {"s", 77}, {"p", 923}},
+                                                  {{"b", 1}, {"s", 33}, {"p", 0}},
+                                                  {{"b", 1}, {"s", 200}, {"p", 800}},
+                                                  {{"b", 1}, {"s", 513}, {"p", 487}}};
+
+// Prefill attention on cooperative-matrix tiles (attention_tile_cm.glsl) with the fragment operations emulated
+// in plain GLSL (CM_EMULATE), on lavapipe against the interpreter: head dims 64, 80, 128, 256 and 48 / 40 (GQA
+// 8, 3, 2 and 1), causal, windows, key padding, bias + softcap, at the awkward prefill shapes. Only the
+// intrinsics are left to the GPU (AttentionExportGpuCases). Bound 5e-3: Q, K, P and V are rounded to f16.
+TEST_F(SpirvCodegenTest, AttentionCooperativeMatrixEmulated) {
+  target.emulateCooperativeMatrix = true;
+  target.cooperativeMatrixAttention = true;
+  for (const std::string &source : {attentionCmSource(), attentionAwkwardSource()}) {
+    compile(source);
+    for (auto &[op, k] : kernels)
+      EXPECT_NE(k.name.find("_tilecmemu"), std::string::npos) << k.name;
+    const bool tinyLlama = source.find("@attcm") != std::string::npos;
+    for (const Bindings &b : kAttentionCmShapes)
+      check(b, tinyLlama ? std::map<unsigned, Filler>{{0, peakyQueries}, {6, attentionPadding}}
+                         : std::map<unsigned, Filler>{{3, attentionPadding}},
+            5e-3);
+  }
+}
+
 TEST_F(SpirvCodegenTest, LimitsAndReasons) {
   std::string src = R"(
 func.func @limits(%q: tensor<1x8x?x256xf32, #kiln.dims<[s]>>, %k: tensor<1x4x?x256xf32, #kiln.dims<[p + s]>>,
