@@ -272,6 +272,36 @@ artifact::Kernel spirvKernelEntry(const codegen::SpirvKernel &k, mlir::Operation
   return out;
 }
 
+/// The precision rule of prefill attention on cooperative matrices (SpirvTarget::cooperativeMatrixAttention):
+/// a plan whose Vulkan matmuls read only 16-bit weights, which their GEMMs already round to f16 on the tensor
+/// cores. "" when it holds, else why not (f32 weights: the f32 accuracy contract).
+std::string attentionF16Rule(const passes::MemoryPlan &plan) {
+  bool any = false;
+  for (const passes::PlanDispatch &d : plan.dispatches) {
+    if (d.transfer || d.device != passes::DispatchDevice::Vulkan || !mlir::isa<ir::MatmulOp, ir::MatmulGroupOp>(d.op))
+      continue;
+    for (int id : d.buffers) {
+      const passes::PlanBuffer &b = plan.buffers[size_t(id)];
+      if (b.kind != passes::BufferKind::Weight)
+        continue;
+      if (!b.elementType.isF16() && !b.elementType.isBF16())
+        return "f32 weights keep the f32 tiles (the f32 accuracy contract)";
+      any = true;
+    }
+  }
+  return any ? "" : "no 16-bit matmul weights on vulkan: the f32 tiles";
+}
+
+/// Counts a Vulkan attention kernel's prefill path for the report (its name's "_tilecm" / "_tile" tag).
+void countAttention(const codegen::SpirvKernel &k, CodegenSummary &summary) {
+  if (k.name.find("_tilecm") != std::string::npos)
+    ++summary.attentionCoopmat;
+  else if (k.name.find("_tile") != std::string::npos)
+    ++summary.attentionF32Tiles;
+  else
+    ++summary.attentionRows;
+}
+
 } // namespace
 #endif
 
@@ -316,7 +346,9 @@ std::string twoPassStage(passes::MemoryPlan &plan, const DeviceProfile &profile,
 Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &profile, const std::string &dumpDir,
                          KernelTable &kernels, CodegenSummary *summary) {
 #if KILN_WITH_SPIRV_CODEGEN
-  const codegen::SpirvTarget spirv = spirvTarget(profile);
+  codegen::SpirvTarget spirv = spirvTarget(profile);
+  summary->attentionRule = attentionF16Rule(plan);
+  spirv.cooperativeMatrixAttention = summary->attentionRule.empty();
   const std::vector<std::string> symbols = plan.symbolNames();
   // One Kernel per (variant, module, specialization); each distinct module stored once (spirv_from).
   std::map<std::tuple<std::string, std::vector<uint32_t>, std::vector<uint32_t>>, int> kernelByCode;
@@ -344,6 +376,8 @@ Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &pr
       return Status::error(d.location + ": " + d.op->getName().getStringRef().str() + ": internal error: " +
                            "SPIR-V kernel " + k->name + " does not fit profile " + profile.name);
     ++summary->spirvDispatches;
+    if (mlir::isa<ir::AttentionOp>(d.op) && d.pass != 2)
+      countAttention(*k, *summary);
     if (d.op->getName().getStringRef() == "kiln.matmul") {
       ++summary->spirvMatmuls;
       if (size_t at = k->name.find("_coopmat"); at != std::string::npos) // "_coopmat128x128x32_..."
