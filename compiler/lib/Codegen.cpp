@@ -230,7 +230,7 @@ StatusOr<std::vector<uint8_t>> cpuCodegenStage(mlir::func::FuncOp step, const pa
 #if KILN_WITH_SPIRV_CODEGEN
 namespace {
 
-codegen::SpirvTarget spirvTarget(const DeviceProfile &p) {
+codegen::SpirvTarget spirvTarget(const DeviceProfile &p, bool f16MatmulsForF32Weights = false) {
   codegen::SpirvTarget t;
   t.float16 = p.float16 && p.storage16;
   t.subgroupSize = p.subgroupSize;
@@ -240,6 +240,7 @@ codegen::SpirvTarget spirvTarget(const DeviceProfile &p) {
   t.subgroupArithmetic = p.hasSubgroupOp("arithmetic");
   t.cooperativeMatrix = p.hasCooperativeMatrixShape(codegen::kSpirvCooperativeMatrixShape);
   t.cooperativeMatrixTile = p.cooperativeMatrixTile;
+  t.cooperativeMatrixF32Weights = f16MatmulsForF32Weights;
   return t;
 }
 
@@ -274,7 +275,8 @@ artifact::Kernel spirvKernelEntry(const codegen::SpirvKernel &k, mlir::Operation
 
 /// The precision rule of prefill attention on cooperative matrices (SpirvTarget::cooperativeMatrixAttention):
 /// a plan whose Vulkan matmuls read only 16-bit weights, which their GEMMs already round to f16 on the tensor
-/// cores. "" when it holds, else why not (f32 weights: the f32 accuracy contract).
+/// cores (as --matmul-precision f16 has f32 weights' GEMMs do). "" when it holds, else why not (f32 weights: the
+/// f32 accuracy contract).
 std::string attentionF16Rule(const passes::MemoryPlan &plan) {
   bool any = false;
   for (const passes::PlanDispatch &d : plan.dispatches) {
@@ -285,7 +287,7 @@ std::string attentionF16Rule(const passes::MemoryPlan &plan) {
       if (b.kind != passes::BufferKind::Weight)
         continue;
       if (!b.elementType.isF16() && !b.elementType.isBF16())
-        return "f32 weights keep the f32 tiles (the f32 accuracy contract)";
+        return "f32 weights keep the f32 tiles: the f32 accuracy contract, unless --matmul-precision f16";
       any = true;
     }
   }
@@ -343,11 +345,11 @@ std::string twoPassStage(passes::MemoryPlan &plan, const DeviceProfile &profile,
 #endif
 }
 
-Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &profile, const std::string &dumpDir,
-                         KernelTable &kernels, CodegenSummary *summary) {
+Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &profile, bool f16MatmulsForF32Weights,
+                         const std::string &dumpDir, KernelTable &kernels, CodegenSummary *summary) {
 #if KILN_WITH_SPIRV_CODEGEN
-  codegen::SpirvTarget spirv = spirvTarget(profile);
-  summary->attentionRule = attentionF16Rule(plan);
+  codegen::SpirvTarget spirv = spirvTarget(profile, f16MatmulsForF32Weights);
+  summary->attentionRule = f16MatmulsForF32Weights ? "" : attentionF16Rule(plan);
   spirv.cooperativeMatrixAttention = summary->attentionRule.empty();
   const std::vector<std::string> symbols = plan.symbolNames();
   // One Kernel per (variant, module, specialization); each distinct module stored once (spirv_from).
