@@ -85,21 +85,32 @@ uvec4 acmPack8(float v[8]) {
                packHalf2x16(vec2(v[6], v[7])));
 }
 
-// Stages keys [j0, j0 + BC) of K and V (the head's rows from K0 / V0) as f16; keys past jEnd and dims past
-// D / DV read 0.
-void acmStageKv(uint K0, uint V0, uint j0, uint jEnd) {
-  const uint GK = ACM_DP / 8u, GV = ACM_DVP / 8u;
-  for (uint x = gl_LocalInvocationID.x; x < ABC * (GK + GV); x += WG_X) {
-    bool isK = x < ABC * GK;
-    uint y = isK ? x : x - ABC * GK, groups = isK ? GK : GV, key = y / groups, d0 = (y % groups) * 8u, j = j0 + key;
-    float v[8];
+// Keys [j0, j0 + BC) of K and V (the head's rows from K0 / V0) as 8-element groups, ACM_KVPT per invocation:
+// loaded into registers a block ahead (the loads are in flight while the block before is computed), then stored
+// to acmH as f16. Keys past jEnd and dims past D / DV read 0.
+const uint ACM_GK = ACM_DP / 8u, ACM_GV = ACM_DVP / 8u, ACM_KVPT = (ABC * (ACM_GK + ACM_GV) + WG_X - 1u) / WG_X;
+void acmFetchKv(uint K0, uint V0, uint j0, uint jEnd, out float raw[ACM_KVPT][8]) {
+  [[unroll]] for (uint r = 0u; r < ACM_KVPT; ++r) {
+    uint x = gl_LocalInvocationID.x + r * WG_X;
+    bool isK = x < ABC * ACM_GK;
+    uint y = isK ? x : x - ABC * ACM_GK, groups = isK ? ACM_GK : ACM_GV, key = y / groups, d0 = (y % groups) * 8u;
+    uint j = j0 + key;
+    bool inside = x < ABC * (ACM_GK + ACM_GV) && j < jEnd;
     [[unroll]] for (uint c = 0u; c < 8u; ++c) {
       uint d = d0 + c;
-      v[c] = 0.0;
-      if (j < jEnd && isK && d < ATT_D) v[c] = LOAD_K(K0 + j * ATT_D + d);
-      if (j < jEnd && !isK && d < ATT_DV) v[c] = LOAD_V(V0 + j * ATT_DV + d);
+      raw[r][c] = 0.0;
+      if (inside && isK && d < ATT_D) raw[r][c] = LOAD_K(K0 + j * ATT_D + d);
+      if (inside && !isK && d < ATT_DV) raw[r][c] = LOAD_V(V0 + j * ATT_DV + d);
     }
-    acmH[isK ? AH_K + key * AQS + d0 / 8u : AH_V + key * AVS + d0 / 8u] = acmPack8(v);
+  }
+}
+void acmStoreKv(float raw[ACM_KVPT][8]) {
+  [[unroll]] for (uint r = 0u; r < ACM_KVPT; ++r) {
+    uint x = gl_LocalInvocationID.x + r * WG_X;
+    if (x >= ABC * (ACM_GK + ACM_GV)) continue;
+    bool isK = x < ABC * ACM_GK;
+    uint y = isK ? x : x - ABC * ACM_GK, groups = isK ? ACM_GK : ACM_GV, key = y / groups, g = y % groups;
+    acmH[isK ? AH_K + key * AQS + g : AH_V + key * AVS + g] = acmPack8(raw[r]);
   }
 }
 
@@ -171,10 +182,13 @@ void visitTileCm(uint gz, uint gy, uint gx) {
   }
   float mRun = negInf(), lPart = 0.0, o[ODPT];
   [[unroll]] for (uint x = 0u; x < ODPT; ++x) o[x] = 0.0;
+  float raw[ACM_KVPT][8];
+  acmFetchKv(K0, V0, jBeg, jEnd, raw);
   for (uint j0 = jBeg; j0 < jEnd; j0 += ABC) {
     uint nk = min(ABC, jEnd - j0);
-    acmStageKv(K0, V0, j0, jEnd);
+    acmStoreKv(raw);
     barrier(); // K, V (and the first time Q) staged
+    if (j0 + ABC < jEnd) acmFetchKv(K0, V0, j0 + ABC, jEnd, raw); // the next block's, in flight meanwhile
     acmScores(rb, wc);
     barrier();
     // This row's scores (pairs of keys) and their maximum: -inf for a hidden key.
