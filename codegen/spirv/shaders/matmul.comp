@@ -79,7 +79,12 @@ layout(std430, set = 0, binding = 1) readonly buffer VB { B_VIEW_TYPE d[]; } vb;
 #include "matmul_group_views.glsl"
 #endif
 
-#ifdef TRANSPOSE_B
+#if defined(QUANT_B)
+// A block-quantized weight: its own GEMV (activations quantized per block, as the CPU's) and, for the tiles,
+// LOAD_B(i) = quantAt(i) (dequantized to f32 as it is staged).
+#include "quant.glsl"
+#include "gemv_quant.glsl"
+#elif defined(TRANSPOSE_B)
 #include "gemv.glsl"
 #endif
 #ifdef COOPMAT
@@ -171,7 +176,12 @@ void tiles(uint bz, uint A0, uint B0) {
 // The product with one weight: the matmul's, or segment gSeg's of a matmul_group. blockBase: the GEMV blocks of
 // the group's earlier segments (this segment's first block goes to the workgroup after theirs).
 void product(uint bz, uint A0, uint B0, uint blockBase) {
-#ifdef TRANSPOSE_B
+#if defined(QUANT_B)
+  if (MM_M * MM_BATCH <= QMS) {
+    gemvQuant(bz, A0);
+    return;
+  }
+#elif defined(TRANSPOSE_B)
   if (MM_M <= MS) {
     gemv(bz, A0, B0, blockBase);
     return;
