@@ -5,10 +5,12 @@
 // Its readers: kiln.gather (the embedding table: the gathered rows dequantized, gather.comp) and kiln.matmul
 // with transpose_b (matmul.comp with QUANT_B): for at most kQuantGemvMaxRows rows of A (batch dims folded in,
 // the decode steps) the GEMV of gemv_quant.glsl, which quantizes the activations per block as the CPU's
-// decode GEMV does; for more rows the scalar register-blocked tiles, B dequantized to f32 as it is staged
-// (what the CPU's prefill computes: f32 activations against the dequantized weight).
+// decode GEMV does; for more rows tiles with B dequantized as it is staged (what the CPU's prefill computes:
+// f32 activations against the dequantized weight): the cooperative-matrix tiles (rounded to f16, as f16
+// weights are) where the target has them, else the scalar register-blocked tiles in f32.
 //
 //===----------------------------------------------------------------------===//
+#include "CoopmatTiles.h"
 #include "KernelBuilder.h"
 
 #include "kiln/ir/KilnDialect.h"
@@ -49,8 +51,13 @@ bool emitQuantMatmul(KernelBuilder &kb) {
     return kb.fail("the matmul kernel needs a workgroup of " + std::to_string(kWorkgroup) + " invocations");
   const size_t ra = a.dims.size(), ro = o.dims.size();
   const int64_t n = w.shape[0].getConstant(), k = w.shape[1].getConstant();
+  // Tensor cores for prefill: B staged as f16, like an f16 weight's (CoopmatTiles.h picks the block by N).
+  const CoopmatTile cm = coopmatTileFor(target, a.kind, Kind::F16, n, k, kTileBytes);
+  const bool coopmat = cm.bm != 0;
   kb.setWorkgroup(kWorkgroup);
-  kb.setSharedBytes(kTileBytes);
+  kb.setSharedBytes(kTileBytes + cm.sharedBytes() * coopmat);
+  if (coopmat)
+    defineCoopmat(kb, cm, o.kind == Kind::F32 && n % 4 == 0);
   kb.useSubgroupArithmetic();
   UintExpr batch = UintExpr::k(1);
   for (size_t d = 0; d + 2 < ro; ++d)
@@ -70,19 +77,20 @@ bool emitQuantMatmul(KernelBuilder &kb) {
   // The weight has no batch dims: batch bz's rows of A follow the previous batch's.
   kb.addGenerated("void batchOffsets(uint bz, out uint A0, out uint B0) {\n  A0 = bz * MM_M * MM_K;\n  B0 = 0u;\n}\n");
   kb.kernel.name = std::string("matmul_tb_") + quantFormatName(*w.quant) + "_gemv" + std::to_string(kQuantGemvRows) +
-                   "_tile64" + (a.kind != o.kind ? std::string("_a") + kindName(a.kind) : "") + "_n" +
+                   "_tile64" + (coopmat ? (target.emulateCooperativeMatrix ? "_coopmatemu" : "_coopmat") + cm.tag() : "") +
+                   (a.kind != o.kind ? std::string("_a") + kindName(a.kind) : "") + "_n" +
                    std::to_string(n) + "k" + std::to_string(k);
   // x: the GEMV's row blocks (rows per workgroup: its subgroups x QUANT_GEMV_ROWS) plus the tiles (ceil(M / 64)
   // x ceil(N / 64), M / 64 + 1 of them per column of tiles when M is symbolic); the path not taken exits at
   // once, and both loop grid-stride, so any count is correct. z: one (matmul.comp loops over the batch).
   const int64_t rowsPerGroup = int64_t(kWorkgroup / target.subgroupSize) * kQuantGemvRows;
   const int64_t gemvGroups = std::min<int64_t>((n + rowsPerGroup - 1) / rowsPerGroup, 65535);
-  const int64_t tilesN = (n + kTile - 1) / kTile;
+  const int64_t tileM = coopmat ? cm.bm : kTile, tilesN = (n + (coopmat ? cm.bn : kTile) - 1) / (coopmat ? cm.bn : kTile);
   const ir::SymExpr &m = a.shape[ra - 2];
   ir::SymExpr x = m.isConstant()
-                      ? ir::SymExpr::constant(std::min<int64_t>(gemvGroups + tilesN * ((m.getConstant() + kTile - 1) / kTile),
+                      ? ir::SymExpr::constant(std::min<int64_t>(gemvGroups + tilesN * ((m.getConstant() + tileM - 1) / tileM),
                                                                 65535) * kWorkgroup)
-                      : ir::SymExpr::constant((gemvGroups + tilesN) * kWorkgroup) + scaleSym(m, tilesN * (kWorkgroup / kTile));
+                      : ir::SymExpr::constant((gemvGroups + tilesN) * kWorkgroup) + scaleSym(m, tilesN * (kWorkgroup / tileM));
   kb.kernel.globalSize = {x, ir::SymExpr::constant(1), ir::SymExpr::constant(1)};
   kb.useShader("matmul.comp");
   return true;

@@ -27,3 +27,19 @@ float quantAt(uint i) {
 #endif
   return (float(q) - QUANT_ZERO) * quantScale(i >> 5);
 }
+
+// Elements i .. i + 7 (i a multiple of 8, so inside one block) dequantized: two words and one scale.
+void quant8(uint i, out vec4 lo, out vec4 hi) {
+  float d = quantScale(i >> 5);
+#ifdef QUANT_Q8
+  uint w0 = QUANT_WORDS[i >> 2], w1 = QUANT_WORDS[(i >> 2) + 1u];
+  const uint mask = 0xffu;
+#else
+  // Elements 0 .. 15 of a block are the low nibbles of its 16 bytes, 16 .. 31 the high ones.
+  uint j = i & 31u, word = ((i >> 5) * 16u + (j & 15u)) >> 2, shift = j >= 16u ? 4u : 0u;
+  uint w0 = QUANT_WORDS[word] >> shift, w1 = QUANT_WORDS[word + 1u] >> shift;
+  const uint mask = 15u;
+#endif
+  lo = (vec4(uvec4(w0, w0 >> 8, w0 >> 16, w0 >> 24) & mask) - QUANT_ZERO) * d;
+  hi = (vec4(uvec4(w1, w1 >> 8, w1 >> 16, w1 >> 24) & mask) - QUANT_ZERO) * d;
+}
