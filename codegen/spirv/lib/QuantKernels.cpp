@@ -22,9 +22,11 @@ namespace kiln::codegen::spirv {
 namespace {
 /// matmul.comp's workgroup and tile (BM = BN = 64, BK = 16: sm holds 2 x 16 x 65 floats).
 constexpr uint32_t kWorkgroup = 256, kTile = 64, kTileBytes = 2 * 16 * (kTile + 1) * 4;
-/// Rows of B per subgroup in the GEMV (QUANT_GEMV_ROWS): two keeps a lane's loads of both rows in flight
-/// and the grid of a 2048-row matrix at 128 workgroups of 8 subgroups of 32.
-constexpr uint32_t kQuantGemvRows = 2;
+/// Rows of B per subgroup in the GEMV (QUANT_GEMV_ROWS): each block of activations is loaded and quantized
+/// once for them, so more rows cost less arithmetic per weight; two keep the grid of a 2048-row matrix at 128
+/// workgroups of 8 subgroups of 32 (about one per multiprocessor of a large GPU), four from 4096 rows on
+/// (TinyLlama's gate / up projections and LM head).
+uint32_t quantGemvRows(int64_t n) { return n >= 4096 ? 4 : 2; }
 } // namespace
 
 void defineQuantReader(KernelBuilder &kb, const Tensor &t) {
@@ -69,21 +71,22 @@ bool emitQuantMatmul(KernelBuilder &kb) {
   kb.define("VEC_WIDTH", "0"); // the tiles' scalar loads (LOAD_B dequantizes); the GEMV has its own vectors
   kb.define("TRANSPOSE_B");
   kb.define("QUANT_B");
-  kb.define("QUANT_GEMV_ROWS", std::to_string(kQuantGemvRows) + "u");
+  const uint32_t gemvRows = quantGemvRows(n);
+  kb.define("QUANT_GEMV_ROWS", std::to_string(gemvRows) + "u");
   defineQuantReader(kb, w);
   kb.define("LOAD_B(i)", "quantAt(i)");
   kb.bindRole("A", a);
   kb.bindRole("OUT", o);
   // The weight has no batch dims: batch bz's rows of A follow the previous batch's.
   kb.addGenerated("void batchOffsets(uint bz, out uint A0, out uint B0) {\n  A0 = bz * MM_M * MM_K;\n  B0 = 0u;\n}\n");
-  kb.kernel.name = std::string("matmul_tb_") + quantFormatName(*w.quant) + "_gemv" + std::to_string(kQuantGemvRows) +
+  kb.kernel.name = std::string("matmul_tb_") + quantFormatName(*w.quant) + "_gemv" + std::to_string(gemvRows) +
                    "_tile64" + (coopmat ? (target.emulateCooperativeMatrix ? "_coopmatemu" : "_coopmat") + cm.tag() : "") +
                    (a.kind != o.kind ? std::string("_a") + kindName(a.kind) : "") + "_n" +
                    std::to_string(n) + "k" + std::to_string(k);
   // x: the GEMV's row blocks (rows per workgroup: its subgroups x QUANT_GEMV_ROWS) plus the tiles (ceil(M / 64)
   // x ceil(N / 64), M / 64 + 1 of them per column of tiles when M is symbolic); the path not taken exits at
   // once, and both loop grid-stride, so any count is correct. z: one (matmul.comp loops over the batch).
-  const int64_t rowsPerGroup = int64_t(kWorkgroup / target.subgroupSize) * kQuantGemvRows;
+  const int64_t rowsPerGroup = int64_t(kWorkgroup / target.subgroupSize) * gemvRows;
   const int64_t gemvGroups = std::min<int64_t>((n + rowsPerGroup - 1) / rowsPerGroup, 65535);
   const int64_t tileM = coopmat ? cm.bm : kTile, tilesN = (n + (coopmat ? cm.bn : kTile) - 1) / (coopmat ? cm.bn : kTile);
   const ir::SymExpr &m = a.shape[ra - 2];

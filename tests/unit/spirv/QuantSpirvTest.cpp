@@ -6,7 +6,8 @@
 // the activation rows of a matmul of at most 8 rows, batch dims folded in): N = 77 (not a multiple of the
 // GEMV's rows per workgroup nor of the 64-wide tiles), K = 32, 96, 1024 and 5632, rows M = b x s = 1 .. 5, 8
 // (the GEMV), 9 and 77 (the dequantizing tiles). The gathered rows are the dequantized ones exactly. Without a
-// device the tests skip (generation and validation still run). KILN_SPIRV_EXPORT=DIR: QuantExportGpuCases
+// device the tests skip (generation and validation still run). N = 4100 takes the GEMV's four-row variant.
+// KILN_SPIRV_EXPORT=DIR: QuantExportGpuCases
 // writes the same kernels compiled for 32-wide subgroups for kiln_spirv_replay on the GPU machine.
 //
 //===----------------------------------------------------------------------===//
@@ -196,6 +197,16 @@ TEST_F(QuantSpirvTest, MatchesInterpreter) {
     }
 }
 
+// 4096 rows and more: the GEMV's subgroups take four rows each (QUANT_GEMV_ROWS 4); 4100 leaves a partial group.
+TEST_F(QuantSpirvTest, FourRowsPerSubgroup) {
+  for (const char *format : {"q8_0", "q4_0"}) {
+    SCOPED_TRACE(format);
+    setUp(format, 4100, 64);
+    EXPECT_NE(kernels[0].name.find("_gemv4_"), std::string::npos) << kernels[0].name;
+    checkRows({{1, 1}, {2, 4}}, 4100, 64, 1e-5);
+  }
+}
+
 // Prefill on the cooperative-matrix tiles (emulated: lavapipe has none), B dequantized 8 elements at a time
 // (quant8) and staged as f16: bound 5e-3, as for f16 weights (A is rounded to f16 too).
 TEST_F(QuantSpirvTest, CooperativeMatrixEmulated) {
@@ -224,8 +235,7 @@ TEST_F(QuantSpirvTest, OtherReadersAreRefused) {
                 std::string::npos);
 }
 
-// KILN_SPIRV_EXPORT=DIR: the matmul kernels for 32-wide subgroups and cooperative matrices (the GPU's) on the
-// sizes above (N = 2048 for K = 5632: TinyLlama's down projection), for
+// KILN_SPIRV_EXPORT=DIR: the matmul kernels for 32-wide subgroups and cooperative matrices (the GPU's), for
 // kiln_spirv_replay (ReplayCase.h) on the GPU machine; files q000.rpl, ... Without it: skipped.
 TEST_F(QuantSpirvTest, QuantExportGpuCases) {
   const char *dir = std::getenv("KILN_SPIRV_EXPORT");
@@ -234,12 +244,20 @@ TEST_F(QuantSpirvTest, QuantExportGpuCases) {
   target.subgroupSize = 32;
   target.maxSharedMemory = 49152;
   target.cooperativeMatrix = true; // rows > 8: the cooperative-matrix tiles (f16 staging: 5e-3)
+  // (N, K, rows): the awkward sizes, and two large ones (the four-row GEMV; K = 5632, TinyLlama's down
+  // projection) at a few row counts only: every file carries its weight.
+  struct Size {
+    int64_t n, k;
+    std::vector<std::pair<int64_t, int64_t>> rows;
+  };
+  const std::vector<Size> sizes = {
+      {kN, 96, kRows}, {kN, 1024, kRows}, {4100, 1024, {{1, 1}}}, {1024, 5632, {{1, 77}}}};
   int index = 0;
   for (const char *format : {"q8_0", "q4_0"})
-    for (int64_t k : {96, 1024, 5632}) {
-      setUp(format, k == 5632 ? 2048 : kN, k);
-      const int64_t n = k == 5632 ? 2048 : kN;
-      for (auto [b, s] : kRows) {
+    for (const Size &size : sizes) {
+      setUp(format, size.n, size.k);
+      const int64_t n = size.n, k = size.k;
+      for (auto [b, s] : size.rows) {
         std::vector<std::vector<double>> want;
         std::vector<std::vector<std::vector<uint8_t>>> buffers;
         makeCase(b, s, n, k, want, buffers);
