@@ -10,7 +10,8 @@
 //                  pointer and stride of a cooperative-matrix store must be 16-byte aligned); the others go
 //                  through a per-warp 16 x 8 staging area of sm with bounds checks (M, N, K need not be
 //                  multiples of anything).
-// A and B are read in their stored dtype (f32, f16 or bf16, or B q8_0 / q4_0 dequantized (QUANT_B); 8 consecutive k per 16-byte load when K % 8 == 0)
+// A and B are read in their stored dtype (f32, f16 or bf16, or B q8_0 / q4_0 dequantized (QUANT_B); 8 consecutive
+// k per 16-byte load when K % 8 == 0)
 // one slice ahead into registers, so the next slice's global loads are in flight while this one is multiplied,
 // and converted to f16 as they are written to shared memory ([row][k], rows padded by 16 bytes so that the
 // 8 rows of a fragment load fall in different banks).
