@@ -15,7 +15,8 @@
 #                                        its `kiln eval --weights FMT` outputs (SCHED: the case's chunks, "one"):
 #                                        bench/gpu-cases.sh compares the GPU's run with them (1e-3)
 #   .h200/quant/kiln_spirv_replay, quant/cases/*.rpl   the q8_0 / q4_0 matmul kernels for 32-wide subgroups and
-#                                        cooperative matrices vs the interpreter (QuantSpirvTest.QuantExportGpuCases)
+#                                        cooperative matrices vs the interpreter (QuantSpirvTest.QuantExportGpuCases;
+#                                        about 17 MiB: QUANT_REPLAY=0 leaves them out)
 #   .h200/peer/carry.tar.xz              llama.cpp v0.5.0 Vulkan: llama-bench, llama-logits and libraries
 #                                        (VARIANT=vulkan bench/peers/setup.sh)
 #   .gl/*.deb, .gl/rt/*.deb              the Vulkan loader / GL dispatch and the runtime's libraries (devices.md)
@@ -59,9 +60,11 @@ for dir in tests/data/*/; do
     done
   done
 done
-mkdir -p $H/quant/cases && rm -f $H/quant/cases/*.rpl
-KILN_SPIRV_EXPORT=$H/quant/cases build/bin/kiln_spirv_tests --gtest_filter='QuantSpirvTest.QuantExportGpuCases' | grep export
-cp build/bin/kiln_spirv_replay $H/quant/
+if [ "${QUANT_REPLAY:-1}" != 0 ]; then # about 17 MiB of the carry; QUANT_REPLAY=0 leaves them out
+  mkdir -p $H/quant/cases
+  KILN_SPIRV_EXPORT=$H/quant/cases build/bin/kiln_spirv_tests --gtest_filter='QuantSpirvTest.QuantExportGpuCases' | grep export
+  cp build/bin/kiln_spirv_replay $H/quant/
+fi
 [ -f bench/peers/h200-carry.tar.xz ] || VARIANT=vulkan bash bench/peers/setup.sh
 cp bench/peers/h200-carry.tar.xz $H/peer/carry.tar.xz
 (cd .gl && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 >/dev/null 2>&1)
