@@ -400,7 +400,7 @@ Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &pr
     const codegen::SpirvKernel &kernel = k->second;
     ++summary->spirvDispatches;
     if (mlir::isa<ir::AttentionOp>(d.op) && d.pass != 2)
-      countAttention(*k, *summary);
+      countAttention(kernel, *summary);
     if (d.op->getName().getStringRef() == "kiln.matmul") {
       ++summary->spirvMatmuls;
       if (size_t at = kernel.name.find("_coopmat"); at != std::string::npos) // "_coopmat128x128x32_..."
