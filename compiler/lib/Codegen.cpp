@@ -273,6 +273,37 @@ artifact::Kernel spirvKernelEntry(const codegen::SpirvKernel &k, mlir::Operation
   return out;
 }
 
+/// The precision rule of prefill attention on cooperative matrices (SpirvTarget::cooperativeMatrixAttention):
+/// a plan whose Vulkan matmuls read only 16-bit weights, which their GEMMs already round to f16 on the tensor
+/// cores (as --matmul-precision f16 has f32 weights' GEMMs do). "" when it holds, else why not (f32 weights: the
+/// f32 accuracy contract).
+std::string attentionF16Rule(const passes::MemoryPlan &plan) {
+  bool any = false;
+  for (const passes::PlanDispatch &d : plan.dispatches) {
+    if (d.transfer || d.device != passes::DispatchDevice::Vulkan || !mlir::isa<ir::MatmulOp, ir::MatmulGroupOp>(d.op))
+      continue;
+    for (int id : d.buffers) {
+      const passes::PlanBuffer &b = plan.buffers[size_t(id)];
+      if (b.kind != passes::BufferKind::Weight)
+        continue;
+      if (!b.elementType.isF16() && !b.elementType.isBF16())
+        return "f32 weights keep the f32 tiles: the f32 accuracy contract, unless --matmul-precision f16";
+      any = true;
+    }
+  }
+  return any ? "" : "no 16-bit matmul weights on vulkan: the f32 tiles";
+}
+
+/// Counts a Vulkan attention kernel's prefill path for the report (its name's "_tilecm" / "_tile" tag).
+void countAttention(const codegen::SpirvKernel &k, CodegenSummary &summary) {
+  if (k.name.find("_tilecm") != std::string::npos)
+    ++summary.attentionCoopmat;
+  else if (k.name.find("_tile") != std::string::npos)
+    ++summary.attentionF32Tiles;
+  else
+    ++summary.attentionRows;
+}
+
 } // namespace
 #endif
 
@@ -317,7 +348,9 @@ std::string twoPassStage(passes::MemoryPlan &plan, const DeviceProfile &profile,
 Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &profile, bool f16MatmulsForF32Weights,
                          const std::string &dumpDir, KernelTable &kernels, CodegenSummary *summary) {
 #if KILN_WITH_SPIRV_CODEGEN
-  const codegen::SpirvTarget spirv = spirvTarget(profile, f16MatmulsForF32Weights);
+  codegen::SpirvTarget spirv = spirvTarget(profile, f16MatmulsForF32Weights);
+  summary->attentionRule = f16MatmulsForF32Weights ? "" : attentionF16Rule(plan);
+  spirv.cooperativeMatrixAttention = summary->attentionRule.empty();
   const std::vector<std::string> symbols = plan.symbolNames();
   // One Kernel per (variant, module, specialization); each distinct module stored once (spirv_from).
   std::map<std::tuple<std::string, std::vector<uint32_t>, std::vector<uint32_t>>, int> kernelByCode;
@@ -366,6 +399,8 @@ Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &pr
       return k.status();
     const codegen::SpirvKernel &kernel = k->second;
     ++summary->spirvDispatches;
+    if (mlir::isa<ir::AttentionOp>(d.op) && d.pass != 2)
+      countAttention(kernel, *summary);
     if (d.op->getName().getStringRef() == "kiln.matmul") {
       ++summary->spirvMatmuls;
       if (size_t at = kernel.name.find("_coopmat"); at != std::string::npos) // "_coopmat128x128x32_..."

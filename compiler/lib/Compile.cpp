@@ -439,6 +439,8 @@ Status Pipeline::generateKernels() {
     reporter.line("spirv-codegen", spirvCodegenLine(summary, profile.name, secondsSince(t)), secondsSince(t));
     if (std::string line = spirvCoopmatLine(summary, profile.name, o.f16MatmulsForF32Weights); !line.empty())
       reporter.line("spirv-codegen", line);
+    if (std::string line = spirvAttentionLine(summary, profile.name); !line.empty())
+      reporter.line("spirv-codegen", line);
   }
   storeKernels(kernels, &manifest);
   return Status::ok();

@@ -156,6 +156,31 @@ std::string spirvCoopmatLine(const CodegenSummary &s, const std::string &profile
                                   : "");
 }
 
+std::string spirvAttentionLine(const CodegenSummary &s, const std::string &profile) {
+  const int total = s.attentionCoopmat + s.attentionF32Tiles + s.attentionRows;
+  if (total == 0)
+    return "";
+  std::string why;
+  if (s.attentionCoopmat)
+    why = " (the GEMMs round to f16 too: 16-bit weights or --matmul-precision f16; Q, K, P, V rounded to f16, "
+          "f32 softmax and sums)";
+  else if (!s.noCooperativeMatrix.empty())
+    why = " (no cooperative matrices on " + profile + ": " + s.noCooperativeMatrix + ")";
+  else if (!s.attentionRule.empty())
+    why = " (" + s.attentionRule + ")";
+  std::string line = "attention: " + to_string(total) + " on vulkan; prefill (steps of 8+ rows): ";
+  std::vector<std::string> parts;
+  if (s.attentionCoopmat)
+    parts.push_back(to_string(s.attentionCoopmat) + " on cooperative-matrix tiles");
+  if (s.attentionF32Tiles)
+    parts.push_back(to_string(s.attentionF32Tiles) + " on f32 tiles");
+  if (s.attentionRows)
+    parts.push_back(to_string(s.attentionRows) + " one query row per workgroup");
+  for (size_t i = 0; i < parts.size(); ++i)
+    line += (i ? ", " : "") + parts[i];
+  return line + why;
+}
+
 std::string syntheticWeightsLine(uint64_t seed) {
   return "synthetic weights (seed " + to_string(seed) + "): only the IR's constants are stored";
 }

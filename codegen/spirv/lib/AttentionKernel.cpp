@@ -6,6 +6,7 @@
 // the split, and turns the op's attributes into the kernel's defines.
 //
 //===----------------------------------------------------------------------===//
+#include "AttentionCoopmat.h"
 #include "KernelBuilder.h"
 
 #include "kiln/ir/KilnDialect.h"
@@ -255,23 +256,36 @@ bool emitAttention(KernelBuilder &b, const SpirvOpEntry &) {
   const AttentionSplit &sp = *split;
   if (b.pass() == 2)
     return emitAttentionCombine(b, att, a, sp);
-  // The tiles when the step can have kTileMinRows query rows or more (a symbolic s: chosen in the kernel).
+  // The tiles when the step can have kTileMinRows query rows or more (a symbolic s: chosen in the kernel): on
+  // cooperative matrices where the plan wants them and one fits, else the f32 tiles.
   std::optional<AttentionTiles> tiles;
-  if (!a.s.isConstant() || a.s.getConstant() >= int64_t(kTileMinRows))
+  std::optional<AttentionCmTiles> cmTiles;
+  const bool manyRows = !a.s.isConstant() || a.s.getConstant() >= int64_t(kTileMinRows);
+  if (manyRows && attentionOnCooperativeMatrices(b.target()))
+    cmTiles = chooseCmTiles(d, dv, sp.hpw, sp.wg, b.target().maxSharedMemory, sp.sharedBytes(d) / 4);
+  if (manyRows && !cmTiles)
     tiles = chooseTiles(d, dv, sp, b.target().maxSharedMemory);
   const uint32_t valueStage = sp.valueStageFloats(d, dv, b.target().maxSharedMemory);
-  const uint32_t sharedFloats =
-      std::max(sp.sharedBytes(d) / 4 + valueStage, tiles ? tiles->sharedFloats(d, dv) : 0u);
+  uint32_t sharedFloats = std::max(sp.sharedBytes(d) / 4 + valueStage, tiles ? tiles->sharedFloats(d, dv) : 0u);
+  if (cmTiles)
+    sharedFloats = std::max(sharedFloats, cmTiles->sharedFloats());
   b.setWorkgroup(sp.wg);
-  b.setSharedBytes(4 * sharedFloats);
+  b.setSharedBytes(4 * sharedFloats + (cmTiles ? 16 * cmTiles->halfVectors() : 0));
   b.define("ATT_SMEM", std::to_string(sharedFloats) + "u");
   if (tiles)
     tileDefines(b, *tiles, d, dv);
   if (valueStage)
     b.define("ATT_VSTAGE", std::to_string(sp.sharedBytes(d) / 4) + "u");
+  if (cmTiles) {
+    b.define("ATT_TILE_MIN", std::to_string(kTileMinRows) + "u");
+    cmTileDefines(b, *cmTiles);
+  }
+  const std::string tileTag =
+      tiles     ? "_tile" + std::to_string(tiles->br) + "x" + std::to_string(tiles->bc)
+      : cmTiles ? (b.target().emulateCooperativeMatrix ? "_tilecmemu" : "_tilecm") + cmTiles->tag()
+                : "";
   b.kernel.name = "attention_online_d" + std::to_string(d) + (sp.hpw > 1 ? "_gqa" + std::to_string(sp.hpw) : "") +
-                  (b.pass() == 1 ? "_splitkv" : "") +
-                  (tiles ? "_tile" + std::to_string(tiles->br) + "x" + std::to_string(tiles->bc) : "");
+                  (b.pass() == 1 ? "_splitkv" : "") + tileTag;
   auto u = [](int64_t x) { return std::to_string(x) + "u"; };
   if (b.pass() == 1)
     splitDefines(b, a, sp);
@@ -315,8 +329,9 @@ bool emitAttention(KernelBuilder &b, const SpirvOpEntry &) {
   // A static step of tiles: one workgroup per block of br rows (a symbolic one launches one per row, the
   // extra ones of a tiled step find no tile in the grid-stride loop).
   ir::SymExpr rows = capped(a.s);
-  if (tiles && a.s.isConstant())
-    rows = capped(ir::SymExpr::constant((a.s.getConstant() + tiles->br - 1) / tiles->br));
+  const uint32_t tileRows = tiles ? tiles->br : cmTiles ? cmTiles->br : 0;
+  if (tileRows && a.s.isConstant())
+    rows = capped(ir::SymExpr::constant((a.s.getConstant() + tileRows - 1) / tileRows));
   if (b.pass() == 1) // T / nb + S workgroups (the runtime's ceil): one per chunk of a decode row's keys
     rows = a.s.isConstant() ? ir::SymExpr::constant(a.s.getConstant() * kSplitChunks) : a.s;
   ir::SymExpr invocations = scaleSym(rows, sp.wg);

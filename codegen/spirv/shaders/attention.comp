@@ -26,7 +26,8 @@
 
 const uint HPW = ATT_HPW;
 // One shared array for both paths (visit: the query rows, the block's scores, the partials; attention_tile.glsl:
-// its tiles), so a kernel with both needs only the larger.
+// its tiles; attention_tile_cm.glsl: its f32 scores / P V and row partials), so a kernel with both needs only
+// the larger.
 shared float smem[ATT_SMEM];
 #define QS_AT(x) smem[(x)]
 #define SC_AT(x) smem[HPW * ATT_D + (x)]
@@ -206,6 +207,9 @@ void visit(uint lin, uint c, uint nc) {
 #ifdef ATT_TILED
 #include "attention_tile.glsl"
 #endif
+#ifdef ATT_TILED_CM
+#include "attention_tile_cm.glsl"
+#endif
 
 void main() {
   const uint NY = GRID_Y, NZ = GRID_Z, S = ATT_S;
@@ -216,6 +220,16 @@ void main() {
     for (uint gy = gl_WorkGroupID.y; gy < NY; gy += gl_NumWorkGroups.y)
     for (uint gx = gl_WorkGroupID.x; gx < NT; gx += gl_NumWorkGroups.x)
       visitTile(gz, gy, gx);
+    return;
+  }
+#endif
+#ifdef ATT_TILED_CM
+  if (useCmTiles()) { // the same blocks of rows on cooperative matrices (16-bit models' prefill)
+    const uint NT = (S + ACM_BR - 1u) / ACM_BR;
+    for (uint gz = gl_WorkGroupID.z; gz < NZ; gz += gl_NumWorkGroups.z)
+    for (uint gy = gl_WorkGroupID.y; gy < NY; gy += gl_NumWorkGroups.y)
+    for (uint gx = gl_WorkGroupID.x; gx < NT; gx += gl_NumWorkGroups.x)
+      visitTileCm(gz, gy, gx);
     return;
   }
 #endif

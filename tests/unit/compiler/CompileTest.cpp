@@ -202,12 +202,15 @@ TEST(Compile, VulkanMatmulGroups) {
 
 // The report says which Vulkan matmuls run on tensor cores and with which blocks, or why none do.
 TEST(Compile, CooperativeMatrixReport) {
-  auto coopmatLine = [](const std::vector<std::string> &lines) {
+  auto lineStarting = [](const std::vector<std::string> &lines, const std::string &start) {
     for (const std::string &l : lines)
-      if (l.rfind("cooperative matrices: ", 0) == 0)
+      if (l.rfind(start, 0) == 0)
         return l;
     return std::string();
   };
+  auto coopmatLine = [&](const std::vector<std::string> &lines) { return lineStarting(lines, "cooperative matrices: "); };
+  // Prefill attention: cooperative-matrix tiles where the GEMMs round to f16, else the f32 tiles, and why.
+  auto attentionLine = [&](const std::vector<std::string> &lines) { return lineStarting(lines, "attention: 2 on vulkan; "); };
   std::vector<std::string> lines;
   CompileOptions o = smallCompile("llama-tiny", "llama-coopmat-lvp.kiln", &lines);
   o.target = Target::Vulkan;
@@ -218,6 +221,9 @@ TEST(Compile, CooperativeMatrixReport) {
             0u)
       << coopmatLine(lines);
   EXPECT_TRUE(r->report.codegen.coopmatBlocks.empty());
+  EXPECT_NE(attentionLine(lines).find("2 on f32 tiles (no cooperative matrices on lavapipe: no VK_KHR_cooperative_matrix)"),
+            std::string::npos)
+      << attentionLine(lines);
 
   lines.clear();
   o.deviceProfile = "nvidia-h200";
@@ -235,6 +241,9 @@ TEST(Compile, CooperativeMatrixReport) {
                                      0),
             0u)
       << coopmatLine(lines);
+  EXPECT_EQ(r->report.codegen.attentionCoopmat, 2) << attentionLine(lines);
+  EXPECT_NE(attentionLine(lines).find("2 on cooperative-matrix tiles (the GEMMs round to f16 too"), std::string::npos)
+      << attentionLine(lines);
 
   // f32 weights: the scalar tiles (f32 products), unless --matmul-precision f16 puts them on tensor cores too.
   o.weights.floats = DType::F32;
@@ -252,6 +261,10 @@ TEST(Compile, CooperativeMatrixReport) {
                                                   : "f32 weights: --matmul-precision f32"),
               std::string::npos)
         << coopmatLine(lines);
+    EXPECT_EQ(r->report.codegen.attentionCoopmat, f16Products ? 2 : 0) << attentionLine(lines);
+    EXPECT_NE(attentionLine(lines).find(f16Products ? "2 on cooperative-matrix tiles" : "2 on f32 tiles (f32 weights keep"),
+              std::string::npos)
+        << attentionLine(lines);
   }
 }
 

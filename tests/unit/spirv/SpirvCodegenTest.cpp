@@ -463,6 +463,82 @@ TEST_F(SpirvCodegenTest, AttentionAwkward) {
   EXPECT_TRUE(names.count("attention_online_d256_tile16x8_f32")) << all;
 }
 
+/// TinyLlama's attention (8 query heads on 1 KV head, head dim 64) and head dim 128 (4 heads on 2, key
+/// padding), for the cooperative-matrix tiles beside attentionAwkwardSource's head dims 80, 256 and 48 / 40.
+std::string attentionCmSource() {
+  std::string src = R"(
+func.func @attcm(%q: Q64, %k: K64, %v: K64, %q2: Q128, %k2: K128, %v2: K128, %pad: PAD) -> (Q64, Q128) {
+  %0 = kiln.attention %q, %k, %v {scale = 0.125 : f64, mask = #kiln.mask<causal>} : (Q64, K64, K64) -> Q64
+  %1 = kiln.attention %q2, %k2, %v2 key_padding_mask(%pad) {scale = 0.088 : f64, mask = #kiln.mask<causal>} : (Q128, K128, K128, PAD) -> Q128
+  return %0, %1 : Q64, Q128
+})";
+  const std::vector<std::pair<std::string, std::string>> types = {{"Q64", "tensor<?x8x?x64xf32, #kiln.dims<[b, s]>>"},
+                          {"K64", "tensor<?x1x?x64xf32, #kiln.dims<[b, p + s]>>"},
+                          {"Q128", "tensor<?x4x?x128xf32, #kiln.dims<[b, s]>>"},
+                          {"K128", "tensor<?x2x?x128xf32, #kiln.dims<[b, p + s]>>"},
+                          {"PAD", "tensor<?x?xi64, #kiln.dims<[b, p + s]>>"}};
+  for (const auto &[from, to] : types)
+    src = replaceAll(src, from, to);
+  return src;
+}
+
+/// One causal attention of TinyLlama's head dim 64 (scale 1/8): `hq` query heads on `hkv` KV heads.
+std::string attentionTinyLlamaSource(int64_t hq, int64_t hkv) {
+  const std::string q = "tensor<?x" + std::to_string(hq) + "x?x64xf32, #kiln.dims<[b, s]>>",
+                    kv = "tensor<?x" + std::to_string(hkv) + "x?x64xf32, #kiln.dims<[b, p + s]>>";
+  return "func.func @tl(%q: " + q + ", %k: " + kv + ", %v: " + kv + ") -> " + q + " {\n" +
+         "  %0 = kiln.attention %q, %k, %v {scale = 0.125 : f64, mask = #kiln.mask<causal>} : (" + q + ", " + kv +
+         ", " + kv + ") -> " + q + "\n  return %0 : " + q + "\n}";
+}
+
+/// Queries in [-4, 4]: scores up to about 10, so a block's maximum moves and the running sums rescale.
+std::vector<double> peakyQueries(const std::vector<int64_t> &shape, const Bindings &, std::mt19937 &rng) {
+  std::vector<double> v(size_t(numElements(shape)));
+  std::uniform_real_distribution<double> real(-4, 4);
+  for (double &x : v)
+    x = real(rng);
+  return v;
+}
+
+/// Prefill steps for the cooperative-matrix tiles: 8, 77 (two batch rows), 200 and 513 query rows over 1000
+/// keys (chunks after p cached rows: rows not a multiple of a tile's, keys not of a block), a 33-row prefill.
+const std::vector<Bindings> kAttentionCmShapes = {{{"b", 1}, {"s", 8}, {"p", 992}},
+                                                  {{"b", 2}, {"s", 77}, {"p", 923}},
+                                                  {{"b", 1}, {"s", 33}, {"p", 0}},
+                                                  {{"b", 1}, {"s", 200}, {"p", 800}},
+                                                  {{"b", 1}, {"s", 513}, {"p", 487}}};
+
+// Prefill attention on cooperative-matrix tiles (attention_tile_cm.glsl) with the fragment operations emulated
+// in plain GLSL (CM_EMULATE), on lavapipe against the interpreter: head dims 64 and 128 (GQA 8 and 2) at every
+// shape of kAttentionCmShapes; 80 (GQA 8), 48 / 40 (GQA 3) and 256 (GQA 1) with causal, windows, key padding,
+// bias + softcap at the shorter ones (lavapipe runs the emulated fragments slowly). Head dim 256 takes the f32
+// tiles in lavapipe's 32 KiB of shared memory (its smallest tile, 16 rows x 16 keys, needs about 42 KiB; the
+// 48 KiB of an NVIDIA GPU hold it: AttentionExportGpuCases). Only the intrinsics are left to the GPU. Bound 5e-3:
+// Q, K, P and V are rounded to f16.
+TEST_F(SpirvCodegenTest, AttentionCooperativeMatrixEmulated) {
+  target.emulateCooperativeMatrix = true;
+  target.cooperativeMatrixAttention = true;
+  compile(attentionCmSource());
+  for (auto &[op, k] : kernels)
+    EXPECT_NE(k.name.find("_tilecmemu"), std::string::npos) << k.name;
+  for (const Bindings &b : kAttentionCmShapes) {
+    if (b.at("s") == 513) // head dim 64 alone: one emulated dispatch of both would take lavapipe long
+      compile(attentionTinyLlamaSource(8, 1));
+    check(b, {{0, peakyQueries}, {6, attentionPadding}}, 5e-3);
+  }
+  compile(attentionAwkwardSource());
+  for (auto &[op, k] : kernels)
+    EXPECT_NE(k.name.find(k.name.find("_d256") != std::string::npos ? "_tile16x8" : "_tilecmemu"), std::string::npos)
+        << k.name;
+  for (size_t x = 0; x < 3; ++x)
+    check(kAttentionCmShapes[x], {{3, attentionPadding}}, 5e-3);
+  // Without the plan's request (f32 weights), the f32 tiles.
+  target.cooperativeMatrixAttention = false;
+  compile(attentionCmSource());
+  for (auto &[op, k] : kernels)
+    EXPECT_EQ(k.name.find("_tilecm"), std::string::npos) << k.name;
+}
+
 TEST_F(SpirvCodegenTest, LimitsAndReasons) {
   std::string src = R"(
 func.func @limits(%q: tensor<1x8x?x256xf32, #kiln.dims<[s]>>, %k: tensor<1x4x?x256xf32, #kiln.dims<[p + s]>>,
@@ -959,10 +1035,7 @@ TEST_F(SpirvCodegenTest, AttentionExportGpuCases) {
     GTEST_SKIP() << "set KILN_SPIRV_EXPORT=DIR to write the GPU cases for kiln_spirv_replay";
   target.subgroupSize = 32;
   target.maxSharedMemory = 49152;
-  const std::string q = "tensor<?x32x?x64xf32, #kiln.dims<[b, s]>>", kv = "tensor<?x4x?x64xf32, #kiln.dims<[b, p + s]>>";
-  const std::string tinyLlama = "func.func @tl(%q: " + q + ", %k: " + kv + ", %v: " + kv + ") -> " + q + " {\n" +
-                                "  %0 = kiln.attention %q, %k, %v {scale = 0.125 : f64, mask = #kiln.mask<causal>} : (" +
-                                q + ", " + kv + ", " + kv + ") -> " + q + "\n  return %0 : " + q + "\n}";
+  const std::string tinyLlama = attentionTinyLlamaSource(32, 4);
   const std::vector<Bindings> tinyShapes = {{{"b", 1}, {"s", 1}, {"p", 0}},   {{"b", 1}, {"s", 1}, {"p", 76}},
                                             {{"b", 1}, {"s", 1}, {"p", 599}}, {{"b", 1}, {"s", 1}, {"p", 2048}},
                                             {{"b", 1}, {"s", 4}, {"p", 300}}, {{"b", 1}, {"s", 70}, {"p", 30}}};
@@ -989,6 +1062,45 @@ TEST_F(SpirvCodegenTest, AttentionExportGpuCases) {
         ++resultIndex;
       }
   }
+  // The prefill tiles on cooperative matrices (attention_tile_cm.glsl, what 16-bit models' plans take), bound
+  // 5e-3 (f16 Q, K, P, V): TinyLlama's heads at 70 rows over 100 keys and its 512-token prefill;
+  // attentionCmSource (head dims 64 and 128) at kAttentionCmShapes; the awkward ops (80, 256, 48 / 40; windows,
+  // padding, bias + softcap) at 33 rows and at 8 rows over 1000 keys. Left out so that the files stay under
+  // about 45 MB: the 77-row steps of head dim 128 and 256, the 200-row step of 128, head dim 256 over 1000 keys.
+  target.cooperativeMatrix = true;
+  target.cooperativeMatrixAttention = true;
+  auto exported = [](const std::string &kernel, const Bindings &b) {
+    const bool wide = kernel.find("_d128") != std::string::npos || kernel.find("_d256") != std::string::npos;
+    return !(wide && (b.at("s") == 77 || b.at("s") == 200)) &&
+           !(kernel.find("_d256") != std::string::npos && b.at("p") > 0);
+  };
+  for (const auto &[source, shapes] : {std::pair<std::string, std::vector<Bindings>>{
+                                           tinyLlama, {{{"b", 1}, {"s", 70}, {"p", 30}}, {{"b", 1}, {"s", 512}, {"p", 0}}}},
+                                       {attentionCmSource(), kAttentionCmShapes},
+                                       {attentionAwkwardSource(), {kAttentionCmShapes[0], kAttentionCmShapes[2]}}}) {
+    compile(source);
+    size_t resultIndex = 0;
+    for (mlir::Operation &op : func.getBody().front()) {
+      if (!mlir::isa<ir::AttentionOp>(op))
+        continue;
+      const std::string &name = kernels.at(&op).name;
+      EXPECT_NE(name.find("_tilecm"), std::string::npos) << name;
+      for (const Bindings &b : shapes) {
+        if (!exported(name, b))
+          continue;
+        ReplayCase rc;
+        replayCase(&op, resultIndex, b, rc);
+        rc.name = name + " " + describeBindings(b);
+        rc.tolerance = 5e-3;
+        char file[32];
+        std::snprintf(file, sizeof file, "/attention%03d.rpl", index++);
+        ASSERT_TRUE(writeReplayCase(dir + std::string(file), rc)) << dir << file;
+      }
+      ++resultIndex;
+    }
+  }
+  target.cooperativeMatrix = false;
+  target.cooperativeMatrixAttention = false;
   twoPass = false;
   std::printf("[ export   ] %d attention cases in %s\n", index, dir);
 }

@@ -85,6 +85,10 @@ struct CodegenSummary {
   int spirvSmallRowsVariants = 0;            // dispatches with a GEMV-only kernel for decode steps
   std::map<std::string, int> coopmatBlocks;  // of those, the cooperative-matrix ones per block ("128x128x32")
   std::string noCooperativeMatrix;           // why the profile has none ("" when it has)
+  // Vulkan attention kernels by their prefill path: cooperative-matrix tiles, f32 tiles, one row per workgroup
+  // (static steps of under 8 rows, or no tile fits the shared memory); attentionRule: why the plan keeps the f32 tiles ("" when it may not).
+  int attentionCoopmat = 0, attentionF32Tiles = 0, attentionRows = 0;
+  std::string attentionRule;
   int cpuFoldedConverts = 0; // f16 / bf16 weight converts the CPU kernels read in place (foldCpuWeightConverts)
   int cpuWeightConverts = 0; // kiln.convert dispatches of a weight left on the CPU (an f32 copy per step)
 };
@@ -136,6 +140,9 @@ std::string spirvCodegenLine(const CodegenSummary &s, const std::string &profile
 /// The Vulkan matmuls on tensor cores (cooperative-matrix blocks for more than 4 rows) and on the scalar
 /// tiles, or why the device has none; "" without Vulkan matmuls.
 std::string spirvCoopmatLine(const CodegenSummary &s, const std::string &profile, bool f16MatmulsForF32Weights);
+/// The Vulkan attention kernels' prefill path (cooperative-matrix tiles, f32 tiles, one row per workgroup) and
+/// why; "" without Vulkan attention.
+std::string spirvAttentionLine(const CodegenSummary &s, const std::string &profile);
 std::string syntheticWeightsLine(uint64_t seed);
 std::string writeStartLine(const WriteSummary &s);
 std::string writeLine(const WriteSummary &s, double seconds, double totalSeconds);

@@ -54,6 +54,11 @@ struct SpirvTarget {
   /// The cooperative-matrix block "BMxBNxBK" for every matmul (a device profile's cooperative_matrix_tile);
   /// empty: chosen per shape (coopmatTile in codegen/spirv/lib/CoopmatTiles.h).
   std::string cooperativeMatrixTile;
+  /// Prefill attention (steps of 8+ query rows) on cooperative-matrix tiles (attention_tile_cm.glsl: Q, K, P
+  /// and V rounded to f16, f32 accumulate and softmax) where the device has them. The compiler sets it for
+  /// plans whose matmul weights are 16-bit, whose GEMMs already round to f16 on the tensor cores (and with
+  /// --matmul-precision f16); f32 weights keep the f32 tiles (the Vulkan f32 accuracy contract).
+  bool cooperativeMatrixAttention = false;
   /// Tests only: the cooperative-matrix tiles with their fragment operations emulated in plain GLSL
   /// (matmul_coopmat.glsl CM_EMULATE), so that a device without them (lavapipe) runs the tiling and staging.
   bool emulateCooperativeMatrix = false;
