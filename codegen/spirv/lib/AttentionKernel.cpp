@@ -265,12 +265,14 @@ bool emitAttention(KernelBuilder &b, const SpirvOpEntry &) {
     cmTiles = chooseCmTiles(d, dv, sp.hpw, sp.wg, b.target().maxSharedMemory, sp.sharedBytes(d) / 4);
   if (manyRows && !cmTiles)
     tiles = chooseTiles(d, dv, sp, b.target().maxSharedMemory);
-  const uint32_t valueStage = sp.valueStageFloats(d, dv, b.target().maxSharedMemory);
+  // The staged values share the memory with the cooperative-matrix tiles' f16 vectors (after the floats).
+  const uint32_t cmBytes = cmTiles ? 16 * cmTiles->halfVectors() : 0;
+  const uint32_t valueStage = sp.valueStageFloats(d, dv, b.target().maxSharedMemory - cmBytes);
   uint32_t sharedFloats = std::max(sp.sharedBytes(d) / 4 + valueStage, tiles ? tiles->sharedFloats(d, dv) : 0u);
   if (cmTiles)
     sharedFloats = std::max(sharedFloats, cmTiles->sharedFloats());
   b.setWorkgroup(sp.wg);
-  b.setSharedBytes(4 * sharedFloats + (cmTiles ? 16 * cmTiles->halfVectors() : 0));
+  b.setSharedBytes(4 * sharedFloats + cmBytes);
   b.define("ATT_SMEM", std::to_string(sharedFloats) + "u");
   if (tiles)
     tileDefines(b, *tiles, d, dv);
