@@ -676,6 +676,7 @@ private:
   LogicalResult emitTranspose(Operation *op, const OpTensors &bufs);
   LogicalResult emitBroadcastTo(Operation *op, const OpTensors &bufs);
   LogicalResult emitSlice(Operation *op, const OpTensors &bufs);
+  LogicalResult emitTail(Operation *op, const OpTensors &bufs);
   LogicalResult emitConcat(Operation *op, const OpTensors &bufs);
   template <typename OpT> LogicalResult emitReduceOp(Operation *op, const OpTensors &bufs) {
     FailureOr<int64_t> axis = axisOf(op, cast<OpT>(op).getAxis(), bufs.ins[0].dims.size());
@@ -881,6 +882,19 @@ LogicalResult KernelEmitter::emitSlice(Operation *sliceOp, const OpTensors &bufs
   // A 16-bit weight read in place (its convert folded) is widened as it is copied.
   emitMap(out.dims, {{&in, mul(c64(op.getStart()), strides[*axis]), strides}}, contiguous(out),
           /*raw=*/in.elem == out.elem, identity);
+  return success();
+}
+
+/// The last out-dim elements along the axis: the offset is (in - out) rows, both run-time dims.
+LogicalResult KernelEmitter::emitTail(Operation *tailOp, const OpTensors &bufs) {
+  auto op = cast<ir::TailOp>(tailOp);
+  const Tensor &in = bufs.ins[0], &out = bufs.outs[0];
+  FailureOr<int64_t> axis = axisOf(op, op.getAxis(), in.dims.size());
+  if (failed(axis))
+    return failure();
+  SmallVector<Value> strides = rowMajorStrides(in.dims);
+  Value skipped = sub(in.dims[*axis], out.dims[*axis]);
+  emitMap(out.dims, {{&in, mul(skipped, strides[*axis]), strides}}, contiguous(out), /*raw=*/true, identity);
   return success();
 }
 
@@ -2206,6 +2220,7 @@ const ir::OpTable<CpuRule> &KernelEmitter::table() {
         .add<ir::TransposeOp>(family(&E::emitTranspose, KvViews::Result))
         .add<ir::BroadcastToOp>(family(&E::emitBroadcastTo))
         .add<ir::SliceOp>(family(&E::emitSlice))
+        .add<ir::TailOp>(family(&E::emitTail))
         .add<ir::ConcatOp>(family(&E::emitConcat, KvViews::Append))
         .add<ir::RmsNormOp, ir::LayerNormOp>(family(&E::emitNorm))
         .add<ir::AddRmsNormOp, ir::AddLayerNormOp>(family(&E::emitAddNorm))
