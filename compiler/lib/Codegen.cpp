@@ -230,7 +230,7 @@ StatusOr<std::vector<uint8_t>> cpuCodegenStage(mlir::func::FuncOp step, const pa
 #if KILN_WITH_SPIRV_CODEGEN
 namespace {
 
-codegen::SpirvTarget spirvTarget(const DeviceProfile &p) {
+codegen::SpirvTarget spirvTarget(const DeviceProfile &p, bool f16MatmulsForF32Weights = false) {
   codegen::SpirvTarget t;
   t.float16 = p.float16 && p.storage16;
   t.subgroupSize = p.subgroupSize;
@@ -240,6 +240,7 @@ codegen::SpirvTarget spirvTarget(const DeviceProfile &p) {
   t.subgroupArithmetic = p.hasSubgroupOp("arithmetic");
   t.cooperativeMatrix = p.hasCooperativeMatrixShape(codegen::kSpirvCooperativeMatrixShape);
   t.cooperativeMatrixTile = p.cooperativeMatrixTile;
+  t.cooperativeMatrixF32Weights = f16MatmulsForF32Weights;
   return t;
 }
 
@@ -313,10 +314,10 @@ std::string twoPassStage(passes::MemoryPlan &plan, const DeviceProfile &profile,
 #endif
 }
 
-Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &profile, const std::string &dumpDir,
-                         KernelTable &kernels, CodegenSummary *summary) {
+Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &profile, bool f16MatmulsForF32Weights,
+                         const std::string &dumpDir, KernelTable &kernels, CodegenSummary *summary) {
 #if KILN_WITH_SPIRV_CODEGEN
-  const codegen::SpirvTarget spirv = spirvTarget(profile);
+  const codegen::SpirvTarget spirv = spirvTarget(profile, f16MatmulsForF32Weights);
   const std::vector<std::string> symbols = plan.symbolNames();
   // One Kernel per (variant, module, specialization); each distinct module stored once (spirv_from).
   std::map<std::tuple<std::string, std::vector<uint32_t>, std::vector<uint32_t>>, int> kernelByCode;

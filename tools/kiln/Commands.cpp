@@ -28,7 +28,7 @@ const Command kCompile{
     {"compile MODEL_DIR -o MODEL.kiln [--target cpu|vulkan] [--device-profile NAME|FILE] [--strict] [--cpu NAMES]\n"
      "             [--max-context N] [--max-batch N] [--threads N] [--dump-dir DIR] [--dump-ir-after-all]\n"
      "             [--no-fuse] [--no-kv-in-place] [--report] [--synthetic-weights SEED]\n"
-     "             [--weights f32|f16|bf16|q8_0|q4_0 [--keep-f16 NAMES]]",
+     "             [--weights f32|f16|bf16|q8_0|q4_0 [--keep-f16 NAMES]] [--matmul-precision f32|f16]",
      "compile MODEL_DIR --emit=ir [--fuse]"},
     "compile a Hugging Face model directory to one artifact (or print its IR)",
     "Imports config.json + *.safetensors, verifies, fuses (unless --no-fuse), partitions by the device\n"
@@ -55,7 +55,9 @@ const Command kCompile{
      {"--weights", "f32|f16|bf16|q8_0|q4_0", "store every float weight so, rounded to nearest even (default: as the "
                                             "checkpoint); q8_0 / q4_0: the matmul and embedding matrices in llama.cpp's "
                                             "blocks of 32, the rest f32"},
-     {"--keep-f16", "NAMES", "with q8_0 / q4_0: keep these matrices f16 (tensor names, or embed, lm_head)"}},
+     {"--keep-f16", "NAMES", "with q8_0 / q4_0: keep these matrices f16 (tensor names, or embed, lm_head)"},
+     {"--matmul-precision", "f32|f16", "--target vulkan: f16 puts the prefill matmuls of f32 weights on the tensor cores "
+                                      "too (f16 products, f32 sums, as 16-bit weights); default f32 products"}},
     {},
     true};
 

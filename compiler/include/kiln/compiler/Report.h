@@ -134,7 +134,7 @@ std::string cpuWeightsLine(const CodegenSummary &s);
 std::string spirvCodegenLine(const CodegenSummary &s, const std::string &profile, double seconds);
 /// The Vulkan matmuls on tensor cores (cooperative-matrix blocks for more than 4 rows) and on the scalar
 /// tiles, or why the device has none; "" without Vulkan matmuls.
-std::string spirvCoopmatLine(const CodegenSummary &s, const std::string &profile);
+std::string spirvCoopmatLine(const CodegenSummary &s, const std::string &profile, bool f16MatmulsForF32Weights);
 std::string syntheticWeightsLine(uint64_t seed);
 std::string writeStartLine(const WriteSummary &s);
 std::string writeLine(const WriteSummary &s, double seconds, double totalSeconds);
