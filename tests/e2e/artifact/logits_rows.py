@@ -28,6 +28,9 @@ import tempfile
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import st  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kv_cache_cases  # noqa: E402
+
 RESULTS = [0, 0]
 LVP_ICD = "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json"
 KILN_LOGITS_ALL, KILN_LOGITS_LAST = 0, 1
@@ -40,24 +43,12 @@ def report(ok, what, msg=""):
     return ok
 
 
-class Lib:
-    def __init__(self, path):
-        self.lib = ctypes.CDLL(path)
-        L = self.lib
-        L.kiln_model_load.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]
-        L.kiln_session_create.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.POINTER(ctypes.c_void_p)]
-        L.kiln_session_run.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64), ctypes.c_void_p,
-                                       ctypes.c_int64, ctypes.c_int64]
-        L.kiln_session_output.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.POINTER(ctypes.c_float)),
-                                          ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int)]
-        L.kiln_session_set_logits.argtypes = [ctypes.c_void_p, ctypes.c_int]
-        L.kiln_session_reset.argtypes = [ctypes.c_void_p]
-        L.kiln_session_free.argtypes = [ctypes.c_void_p]
-        L.kiln_model_free.argtypes = [ctypes.c_void_p]
-        L.kiln_last_error.restype = ctypes.c_char_p
+class Lib(kv_cache_cases.Lib):
+    """libkiln through ctypes (kv_cache_cases.Lib's signatures), with kiln_session_set_logits."""
 
-    def error(self):
-        return self.lib.kiln_last_error().decode()
+    def __init__(self, path):
+        super().__init__(path)
+        self.lib.kiln_session_set_logits.argtypes = [ctypes.c_void_p, ctypes.c_int]
 
     def load(self, path, batch):
         model, session = ctypes.c_void_p(), ctypes.c_void_p()
