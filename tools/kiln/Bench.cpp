@@ -193,9 +193,11 @@ int runBench(int argc, char **argv) {
   if (runtime::Result r = session.create(model, batch); !r)
     return fail(kExitBadInput, r.message);
   // llama-bench's prompt computes one row of logits (llama_batch_get_one: the last); so does ours unless asked.
+  // An artifact compiled without logits rows (no symbol r) computes every row: said, not refused.
   if (causal && !args.has("--all-logits"))
     if (runtime::Result r = session.setLogits(KILN_LOGITS_LAST); !r)
-      return fail(kExitBadInput, modelPath + ": " + r.message);
+      std::fprintf(stderr, "kiln bench: %s: %s; the pp test computes every row's logits\n", modelPath.c_str(),
+                   r.message.c_str());
 
   std::mt19937_64 rng(42);
   const int64_t vocab = model.vocabSize() > 0 ? model.vocabSize() : 2;
