@@ -129,7 +129,10 @@ std::string cpuWeightsLine(const CodegenSummary &s) {
 
 std::string spirvCodegenLine(const CodegenSummary &s, const std::string &profile, double seconds) {
   return "generated " + to_string(s.spirvDispatches) + " SPIR-V dispatches (" + to_string(s.spirvKernels) +
-         " distinct kernels, " + to_string(s.spirvModules) + " SPIR-V modules) for " + profile + " in " + secs(seconds);
+         " distinct kernels, " + to_string(s.spirvModules) + " SPIR-V modules) for " + profile + " in " + secs(seconds) +
+         (s.spirvSmallRowsVariants ? "; " + to_string(s.spirvSmallRowsVariants) +
+                                         " matmuls also get a GEMV-only kernel for steps of at most 4 rows (decode)"
+                                   : "");
 }
 
 std::string spirvCoopmatLine(const CodegenSummary &s, const std::string &profile, bool f16MatmulsForF32Weights) {

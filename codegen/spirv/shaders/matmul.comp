@@ -8,7 +8,8 @@
 // COOPMAT (f16 B on a device with cooperative matrices), tensor-core tiles (matmul_coopmat.glsl), else a
 // register-blocked tile: 64x64 of OUT per workgroup, K in steps of 16 through
 // shared memory, each invocation a 4x4 micro-tile (rows ty + 16 r, columns tx + 16 c: conflict-free shared
-// reads, coalesced stores). Both paths grid-stride, so any grid is correct.
+// reads, coalesced stores). Both paths grid-stride, so any grid is correct. GEMV_ONLY: the GEMV path alone, a
+// kernel the runtime dispatches instead for steps of M <= MS (no tile registers / shared memory).
 #define MS 4u   // GEMV: rows of A (M <= MS)
 #define BM 64u  // tile rows
 #define BN 64u  // tile columns
@@ -79,7 +80,12 @@ layout(std430, set = 0, binding = 1) readonly buffer VB { B_VIEW_TYPE d[]; } vb;
 #include "matmul_group_views.glsl"
 #endif
 
-#ifdef TRANSPOSE_B
+#if defined(QUANT_B)
+// A block-quantized weight: its own GEMV (activations quantized per block, as the CPU's) and, for the tiles,
+// LOAD_B(i) = quantAt(i) (dequantized to f32 as it is staged).
+#include "quant.glsl"
+#include "gemv_quant.glsl"
+#elif defined(TRANSPOSE_B)
 #include "gemv.glsl"
 #endif
 #ifdef COOPMAT
@@ -215,7 +221,15 @@ void groupTiles(uint bz, uint A0, uint B0) {
 // The product with one weight: the matmul's, or segment gSeg's of a matmul_group. blockBase: the GEMV blocks of
 // the group's earlier segments (this segment's first block goes to the workgroup after theirs).
 void product(uint bz, uint A0, uint B0, uint blockBase) {
-#ifdef TRANSPOSE_B
+#ifdef GEMV_ONLY // the small-rows variant: dispatched only for M <= MS
+  gemv(bz, A0, B0, blockBase);
+#else
+#if defined(QUANT_B) // no small-rows variant: its GEMV takes up to QMS rows, batch folded in
+  if (MM_M * MM_BATCH <= QMS) {
+    gemvQuant(bz, A0);
+    return;
+  }
+#elif defined(TRANSPOSE_B)
   if (MM_M <= MS) {
     gemv(bz, A0, B0, blockBase);
     return;
@@ -228,6 +242,7 @@ void product(uint bz, uint A0, uint B0, uint blockBase) {
   }
 #endif
   tiles(bz, A0, B0);
+#endif
 }
 
 void main() {

@@ -82,6 +82,7 @@ struct CodegenSummary {
   std::vector<std::string> cpuDropped; // "x86-64-v4 (the features of sapphirerapids)": no object of its own
   int spirvDispatches = 0, spirvKernels = 0, spirvModules = 0;
   int spirvMatmuls = 0;                      // kiln.matmul dispatches on Vulkan
+  int spirvSmallRowsVariants = 0;            // dispatches with a GEMV-only kernel for decode steps
   std::map<std::string, int> coopmatBlocks;  // of those, the cooperative-matrix ones per block ("128x128x32")
   std::string noCooperativeMatrix;           // why the profile has none ("" when it has)
   int cpuFoldedConverts = 0; // f16 / bf16 weight converts the CPU kernels read in place (foldCpuWeightConverts)

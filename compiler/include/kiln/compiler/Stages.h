@@ -108,6 +108,13 @@ KvCacheSummary kvCacheStage(passes::MemoryPlan &plan, passes::PartitionResult *p
 struct KernelTable {
   std::vector<artifact::Kernel> kernels;
   std::map<int, int> kernelOfDispatch;
+  /// Dispatches with a small-rows variant (Dispatch.small_rows_kernel / small_rows / small_rows_max).
+  struct SmallRows {
+    int kernel = -1;
+    artifact::Dim rows;
+    int64_t max = 0;
+  };
+  std::map<int, SmallRows> smallRowsOfDispatch;
   std::vector<artifact::CpuObject> cpuObjects; // the CPU_CODE section's objects (Manifest.cpu_objects)
 };
 
