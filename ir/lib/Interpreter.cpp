@@ -235,6 +235,7 @@ public:
       : loader_(loader), weights_(weights), error_(error) {}
 
   bool bindArguments(func::FuncOp func, llvm::ArrayRef<HostTensor> args);
+  bool bindSymbols(const std::map<std::string, int64_t> &symbols);
   bool evaluate(func::FuncOp func, std::vector<HostTensor> &results);
   /// The op table (built once).
   static const OpTable<OpRule> &table();
@@ -284,6 +285,7 @@ private:
   bool evalTranspose(TransposeOp op, HostTensor &out);
   bool evalBroadcastTo(BroadcastToOp op, HostTensor &out);
   bool evalSlice(SliceOp op, HostTensor &out);
+  bool evalTail(TailOp op, HostTensor &out);
   bool evalConcat(ConcatOp op, HostTensor &out);
   bool evalRmsNorm(RmsNormOp op, HostTensor &out);
   bool evalLayerNorm(LayerNormOp op, HostTensor &out);
@@ -400,6 +402,20 @@ bool Evaluator::bindArguments(func::FuncOp func, llvm::ArrayRef<HostTensor> args
     auto value = std::make_shared<HostTensor>(args[i]);
     value->isInteger = isIntegerType(elementType(func.getArgument(i)));
     values_[func.getArgument(i)] = std::move(value);
+  }
+  return true;
+}
+
+// Symbols no argument shape holds (a tail op's row count): bound by the caller; one that the arguments bound
+// must agree.
+bool Evaluator::bindSymbols(const std::map<std::string, int64_t> &symbols) {
+  for (const auto &[name, value] : symbols) {
+    auto [it, inserted] = bindings_.insert({name, value});
+    if (!inserted && it->second != value) {
+      error_ = "symbol '" + name + "' = " + std::to_string(value) + " but the argument shapes bind it to " +
+               std::to_string(it->second);
+      return false;
+    }
   }
   return true;
 }
@@ -538,6 +554,7 @@ const OpTable<OpRule> &Evaluator::table() {
         .add<TransposeOp>({&E::single<TransposeOp, &E::evalTranspose>})
         .add<BroadcastToOp>({&E::single<BroadcastToOp, &E::evalBroadcastTo>})
         .add<SliceOp>({&E::single<SliceOp, &E::evalSlice>})
+        .add<TailOp>({&E::single<TailOp, &E::evalTail>})
         .add<ConcatOp>({&E::single<ConcatOp, &E::evalConcat>})
         .add<RmsNormOp>({&E::single<RmsNormOp, &E::evalRmsNorm>})
         .add<LayerNormOp>({&E::single<LayerNormOp, &E::evalLayerNorm>})
@@ -1017,6 +1034,24 @@ bool Evaluator::evalSlice(SliceOp op, HostTensor &out) {
   return true;
 }
 
+bool Evaluator::evalTail(TailOp op, HostTensor &out) {
+  const HostTensor &in = get(op.getInput());
+  std::string reason;
+  FailureOr<int64_t> axis = normalizeAxis(op.getAxis(), in.shape.size(), reason);
+  if (failed(axis) || !expectedShape(op, op.getResult(), out.shape))
+    return failed(axis) ? fail(op, reason) : false;
+  AxisSplit sp = splitAt(in.shape, *axis);
+  const int64_t n = out.shape[*axis];
+  if (n > sp.size)
+    return fail(op, "takes the last " + std::to_string(n) + " of " + std::to_string(sp.size) + " elements of dim " +
+                        std::to_string(*axis));
+  out.data.resize(out.numElements());
+  for (int64_t o = 0; o < sp.outer; ++o)
+    std::copy_n(in.data.begin() + (o * sp.size + sp.size - n) * sp.inner, n * sp.inner,
+                out.data.begin() + o * n * sp.inner);
+  return true;
+}
+
 bool Evaluator::evalConcat(ConcatOp op, HostTensor &out) {
   llvm::SmallVector<const HostTensor *> inputs;
   for (Value v : op.getInputs())
@@ -1309,7 +1344,7 @@ std::map<std::string, std::string> interpreterOpEntries() { return Evaluator::ta
 Interpreter::Interpreter(WeightLoader loader) : loader_(std::move(loader)) {}
 
 bool Interpreter::run(func::FuncOp func, llvm::ArrayRef<HostTensor> args, std::vector<HostTensor> &results,
-                      std::string &error) {
+                      std::string &error, const std::map<std::string, int64_t> &symbols) {
   error.clear();
   results.clear();
   if (!func) {
@@ -1331,7 +1366,7 @@ bool Interpreter::run(func::FuncOp func, llvm::ArrayRef<HostTensor> args, std::v
     }
   }
   Evaluator evaluator(loader_, weights_, error);
-  if (!evaluator.bindArguments(func, args) || !evaluator.evaluate(func, results)) {
+  if (!evaluator.bindArguments(func, args) || !evaluator.bindSymbols(symbols) || !evaluator.evaluate(func, results)) {
     results.clear();
     return false;
   }

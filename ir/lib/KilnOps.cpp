@@ -247,6 +247,24 @@ LogicalResult SliceOp::verify() {
   return expectResultShape(*this, *out);
 }
 
+LogicalResult TailOp::verify() {
+  FailureOr<SymShape> in = shapeOf(*this, getInput(), "operand"), out = shapeOf(*this, getResult(), "result");
+  if (failed(in) || failed(out) || failed(expectSameElementType(*this, getInput(), getResult(), "operand and result")))
+    return failure();
+  std::string error;
+  FailureOr<int64_t> axis = normalizeAxis(getAxis(), int64_t(in->size()), error);
+  if (failed(axis))
+    return emitOpError() << error;
+  if (out->size() != in->size())
+    return emitOpError() << "result rank " << out->size() << " differs from the operand's " << in->size();
+  const SymExpr &n = (*out)[size_t(*axis)], &total = (*in)[size_t(*axis)];
+  if (n.isConstant() && total.isConstant() && n.getConstant() > total.getConstant())
+    return emitOpError() << "takes " << n.str() << " of the " << total.str() << " elements of dim " << *axis;
+  SymShape expected = *in;
+  expected[size_t(*axis)] = n;
+  return expectResultShape(*this, expected);
+}
+
 LogicalResult ConcatOp::verify() {
   llvm::SmallVector<SymShape> shapes;
   for (Value v : getInputs()) {

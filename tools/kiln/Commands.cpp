@@ -166,14 +166,18 @@ const Command kEmbed{
 
 const Command kBench{
     "bench",
-    {"bench MODEL.kiln [-p 512] [-n 128] [-d 0] [-r 5] [--threads N] [--batch B] [--json] [--no-verify]"},
+    {"bench MODEL.kiln [-p 512] [-n 128] [-d 0] [-r 5] [--threads N] [--batch B] [--all-logits] [--json] "
+     "[--no-verify]"},
     "llama-bench-style pp / tg tokens/s (encoders: sentences/s), mean +- stddev, peak RSS",
+    "Causal LMs compute the logits of each run's last row only (KILN_LOGITS_LAST), as llama-bench does (one\n"
+    "output per prompt); --all-logits computes and reads back every row's, as `kiln run` does.\n"
     "Vulkan: the GPU time (timestamps) beside the wall time.",
     {{"-p", "N", "prompt tokens of the pp test (default 512; 0 skips it)"},
      {"-n", "N", "generated tokens of the tg test (default 128; 0 skips it)"},
      {"-d", "N", "depth: the tg test decodes after an untimed prompt of N tokens (llama-bench's -d; default 0)"},
      {"-r", "N", "repetitions after one warm-up (default 5)"},
      {"--batch", "B", "sequences per run (default 1)"},
+     {"--all-logits", nullptr, "causal LMs: logits for every row of the pp test (default: the last row only)"},
      {"--json", nullptr, "one JSON document on stdout instead of the table (numbers unrounded)"},
      kThreadsFlag,
      kNoVerifyFlag},

@@ -676,6 +676,7 @@ private:
   LogicalResult emitTranspose(Operation *op, const OpTensors &bufs);
   LogicalResult emitBroadcastTo(Operation *op, const OpTensors &bufs);
   LogicalResult emitSlice(Operation *op, const OpTensors &bufs);
+  LogicalResult emitTail(Operation *op, const OpTensors &bufs);
   LogicalResult emitConcat(Operation *op, const OpTensors &bufs);
   template <typename OpT> LogicalResult emitReduceOp(Operation *op, const OpTensors &bufs) {
     FailureOr<int64_t> axis = axisOf(op, cast<OpT>(op).getAxis(), bufs.ins[0].dims.size());
@@ -687,7 +688,8 @@ private:
   LogicalResult emitGather(Operation *op, const OpTensors &bufs);
   // 16-bit weights read in place (f32 activations and results, f32 accumulation): see their definitions.
   LogicalResult emitWideningMatmul(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K, Value N,
-                                   bool transposed);
+                                   bool transposed, Value pathRows);
+  Value matmulPathRows(Operation *op, Value rows);
   static constexpr int64_t kWide = 16;
   Type wideType() { return VectorType::get({kWide}, f32_); }
   Value loadWidened(const Tensor &t, Value offset);
@@ -706,7 +708,8 @@ private:
   void emitTiledSgemm(const Tensor &a, const Tensor &w, const Tensor &out, Value scratch, Value tile, Value M,
                       Value K, Value N, bool transposed);
   // Block-quantized weights (--weights q8_0|q4_0): see their definitions.
-  LogicalResult emitQuantMatmul(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K, Value N);
+  LogicalResult emitQuantMatmul(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K, Value N,
+                                Value pathRows);
   Value quantScales(const Tensor &w);
   Value loadQuantBlock(const Tensor &w, Value block);
   Value blockScale(const Tensor &w, Value block);
@@ -884,6 +887,19 @@ LogicalResult KernelEmitter::emitSlice(Operation *sliceOp, const OpTensors &bufs
   return success();
 }
 
+/// The last out-dim elements along the axis: the offset is (in - out) rows, both run-time dims.
+LogicalResult KernelEmitter::emitTail(Operation *tailOp, const OpTensors &bufs) {
+  auto op = cast<ir::TailOp>(tailOp);
+  const Tensor &in = bufs.ins[0], &out = bufs.outs[0];
+  FailureOr<int64_t> axis = axisOf(op, op.getAxis(), in.dims.size());
+  if (failed(axis))
+    return failure();
+  SmallVector<Value> strides = rowMajorStrides(in.dims);
+  Value skipped = sub(in.dims[*axis], out.dims[*axis]);
+  emitMap(out.dims, {{&in, mul(skipped, strides[*axis]), strides}}, contiguous(out), /*raw=*/true, identity);
+  return success();
+}
+
 /// Each input is copied into its slab of the result: the result's strides, offset along the axis. An in-place
 /// append (the result is a KV-cache view whose first rows are operand 0) copies only the rest. The parallel
 /// loop runs over the dims before the axis, the same items for every input.
@@ -962,6 +978,24 @@ LogicalResult KernelEmitter::emitSoftmax(Operation *softmaxOp, const OpTensors &
   return success();
 }
 
+/// The rows that choose a matmul's path (GEMV or tiles): its own, or, when its lhs is a kiln.tail of the rows
+/// (a causal LM's logits rows), the rows the tail was cut from: the kept rows are then computed by the kernel
+/// an all-rows run uses for them, so their bytes equal that run's (kiln_session_set_logits).
+Value KernelEmitter::matmulPathRows(Operation *op, Value rows) {
+  auto tail = op->getOperand(0).getDefiningOp<ir::TailOp>();
+  if (!tail)
+    return rows;
+  auto inType = cast<RankedTensorType>(tail.getInput().getType());
+  const int64_t rank = inType.getRank(), axis = tail.getAxis() < 0 ? tail.getAxis() + rank : tail.getAxis();
+  FailureOr<SymShape> in = kiln::ir::getSymShape(inType), out = kiln::ir::getSymShape(tail.getType());
+  if (axis != rank - 2 || failed(in) || failed(out))
+    return rows;
+  FailureOr<Value> whole = dimValue(op, (*in)[size_t(axis)]), kept = dimValue(op, (*out)[size_t(axis)]);
+  if (failed(whole) || failed(kept))
+    return rows;
+  return mul(arith::DivSIOp::create(b_, rows, arith::MaxSIOp::create(b_, *kept, c64(1))), *whole);
+}
+
 LogicalResult KernelEmitter::emitMatmul(Operation *matmulOp, const OpTensors &bufs) {
   auto op = cast<ir::MatmulOp>(matmulOp);
   const Tensor &a = bufs.ins[0], &bm = bufs.ins[1], &out = bufs.outs[0];
@@ -973,13 +1007,14 @@ LogicalResult KernelEmitter::emitMatmul(Operation *matmulOp, const OpTensors &bu
   Value N = tb ? bm.dims[rb - 2] : bm.dims[rb - 1];
   ArrayRef<Value> batch = ArrayRef<Value>(out.dims).drop_back(2);
   bool blas = a.elem.isF32() && bm.elem.isF32() && out.elem.isF32();
+  const Value rows = mul(product(ArrayRef<Value>(a.dims).drop_back(2)), M);
   if (bm.quant) {
     if (rb != 2 || !tb || !a.elem.isF32() || !out.elem.isF32())
       return fail(op, "a block-quantized weight must be the transposed 2-d weight of an f32 matmul");
-    return emitQuantMatmul(a, bm, out, mul(product(ArrayRef<Value>(a.dims).drop_back(2)), M), K, N);
+    return emitQuantMatmul(a, bm, out, rows, K, N, matmulPathRows(op, rows));
   }
   if (rb == 2 && (bm.elem.isF16() || bm.elem.isBF16()) && a.elem.isF32() && out.elem.isF32())
-    return emitWideningMatmul(a, bm, out, mul(product(ArrayRef<Value>(a.dims).drop_back(2)), M), K, N, tb);
+    return emitWideningMatmul(a, bm, out, rows, K, N, tb, matmulPathRows(op, rows));
 
   // A 2-d right operand (a Linear weight) is the same for every batch: the lhs batch dims fold into M and
   // one sgemm does it all (lhs and out are contiguous over them).
@@ -1033,7 +1068,7 @@ LogicalResult KernelEmitter::emitMatmul(Operation *matmulOp, const OpTensors &bu
       // cblas_sgemv(RowMajor, NoTrans, N, K, 1, B, K, a, 1, 0, out, 1): OpenBLAS splits the N dot
       // products between threads (each one summed by one thread), so the result does not depend on the
       // thread count. (The non-transposed form would split K and sum partial vectors: it stays sgemm.)
-      Value isRow = arith::CmpIOp::create(b_, arith::CmpIPredicate::eq, M, c64(1));
+      Value isRow = arith::CmpIOp::create(b_, arith::CmpIPredicate::eq, matmulPathRows(op, M), c64(1));
       auto ifOp = scf::IfOp::create(b_, isRow, /*withElseRegion=*/true);
       {
         OpBuilder::InsertionGuard guard(b_);
@@ -1273,11 +1308,11 @@ void KernelEmitter::emitTiledSgemm(const Tensor &a, const Tensor &w, const Tenso
 }
 
 LogicalResult KernelEmitter::emitWideningMatmul(const Tensor &a, const Tensor &w, const Tensor &out, Value M,
-                                                Value K, Value N, bool transposed) {
+                                                Value K, Value N, bool transposed, Value pathRows) {
   // Few rows: the GEMV, its column groups split over the session's threads. Many: one item, the whole kernel
   // with OpenBLAS's threads (the flag is computed from the symbols, like the extent).
   const int64_t width = gemvGroupWidth(transposed);
-  Value few = arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, M, c64(kGemvMaxRows));
+  Value few = arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, pathRows, c64(kGemvMaxRows));
   Value groups = arith::DivSIOp::create(b_, add(N, c64(width - 1)), c64(width));
   Value extent = arith::SelectOp::create(b_, few, groups, c64(1));
   rangeFlags_ = arith::SelectOp::create(b_, few, c64(0), c64(kCallsBlasFlag));
@@ -1551,9 +1586,9 @@ void KernelEmitter::emitQuantGemvGroup(const Tensor &w, const Tensor &out, Value
 }
 
 LogicalResult KernelEmitter::emitQuantMatmul(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K,
-                                             Value N) {
+                                             Value N, Value pathRows) {
   Type i8 = b_.getI8Type();
-  Value few = arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, M, c64(kQuantGemvMaxRows));
+  Value few = arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, pathRows, c64(kQuantGemvMaxRows));
   Value groups = arith::DivSIOp::create(b_, add(N, c64(kGemvGroupRows - 1)), c64(kGemvGroupRows));
   Value extent = arith::SelectOp::create(b_, few, groups, c64(1));
   rangeFlags_ = arith::SelectOp::create(b_, few, c64(0), c64(kCallsBlasFlag));
@@ -2206,6 +2241,7 @@ const ir::OpTable<CpuRule> &KernelEmitter::table() {
         .add<ir::TransposeOp>(family(&E::emitTranspose, KvViews::Result))
         .add<ir::BroadcastToOp>(family(&E::emitBroadcastTo))
         .add<ir::SliceOp>(family(&E::emitSlice))
+        .add<ir::TailOp>(family(&E::emitTail))
         .add<ir::ConcatOp>(family(&E::emitConcat, KvViews::Append))
         .add<ir::RmsNormOp, ir::LayerNormOp>(family(&E::emitNorm))
         .add<ir::AddRmsNormOp, ir::AddLayerNormOp>(family(&E::emitAddNorm))

@@ -141,38 +141,82 @@ void loadTiles(uint A0, uint B0, uint i0, uint j0, uint k0) {
 #endif
 }
 
-// The register-blocked tiles of batch bz.
-void tiles(uint bz, uint A0, uint B0) {
+// Register-blocked tile `tile` (row-major over the BM x BN blocks of OUT) of batch bz.
+void tile64(uint bz, uint A0, uint B0, uint tile) {
   const uint M = MM_M, N = MM_N, K = MM_K;
   uint t = gl_LocalInvocationID.x, tx = t % 16u, ty = t / 16u;
-  uint tilesN = (N + BN - 1u) / BN, tileCount = ((M + BM - 1u) / BM) * tilesN;
-  for (uint tile = gl_WorkGroupID.x; tile < tileCount; tile += gl_NumWorkGroups.x) {
-    uint i0 = (tile / tilesN) * BM, j0 = (tile % tilesN) * BN;
-    float c[4][4];
-    [[unroll]] for (uint r = 0u; r < 4u; ++r)
-      [[unroll]] for (uint q = 0u; q < 4u; ++q) c[r][q] = 0.0;
-    for (uint k0 = 0u; k0 < K; k0 += BK) {
-      loadTiles(A0, B0, i0, j0, k0);
-      barrier();
-      for (uint q = 0u; q < BK; ++q) {
-        uint ao = q * LD + ty, bo = BK * LD + q * LD + tx;
-        float a[4], b[4];
-        [[unroll]] for (uint r = 0u; r < 4u; ++r) {
-          a[r] = sm[ao + 16u * r];
-          b[r] = sm[bo + 16u * r];
-        }
-        [[unroll]] for (uint r = 0u; r < 4u; ++r)
-          [[unroll]] for (uint s = 0u; s < 4u; ++s) c[r][s] += a[r] * b[s];
+  uint tilesN = (N + BN - 1u) / BN;
+  uint i0 = (tile / tilesN) * BM, j0 = (tile % tilesN) * BN;
+  float c[4][4];
+  [[unroll]] for (uint r = 0u; r < 4u; ++r)
+    [[unroll]] for (uint q = 0u; q < 4u; ++q) c[r][q] = 0.0;
+  for (uint k0 = 0u; k0 < K; k0 += BK) {
+    loadTiles(A0, B0, i0, j0, k0);
+    barrier();
+    for (uint q = 0u; q < BK; ++q) {
+      uint ao = q * LD + ty, bo = BK * LD + q * LD + tx;
+      float a[4], b[4];
+      [[unroll]] for (uint r = 0u; r < 4u; ++r) {
+        a[r] = sm[ao + 16u * r];
+        b[r] = sm[bo + 16u * r];
       }
-      barrier();
+      [[unroll]] for (uint r = 0u; r < 4u; ++r)
+        [[unroll]] for (uint s = 0u; s < 4u; ++s) c[r][s] += a[r] * b[s];
     }
-    [[unroll]] for (uint r = 0u; r < 4u; ++r)
-      [[unroll]] for (uint s = 0u; s < 4u; ++s) {
-        uint i = i0 + ty + 16u * r, j = j0 + tx + 16u * s;
-        if (i < M && j < N) STORE_OUT((bz * M + i) * N + j, c[r][s]);
-      }
+    barrier();
+  }
+  [[unroll]] for (uint r = 0u; r < 4u; ++r)
+    [[unroll]] for (uint s = 0u; s < 4u; ++s) {
+      uint i = i0 + ty + 16u * r, j = j0 + tx + 16u * s;
+      if (i < M && j < N) STORE_OUT((bz * M + i) * N + j, c[r][s]);
+    }
+}
+
+// The register-blocked tiles of batch bz.
+void tiles(uint bz, uint A0, uint B0) {
+  uint tileCount = ((MM_M + BM - 1u) / BM) * ((MM_N + BN - 1u) / BN);
+  for (uint tile = gl_WorkGroupID.x; tile < tileCount; tile += gl_NumWorkGroups.x)
+    tile64(bz, A0, B0, tile);
+}
+
+#if defined(GROUP) && !defined(SILU_MUL)
+// A group's tiles (M above the GEMV's): the blocks of every segment in one grid-stride space, segment after
+// segment, so that a narrow segment's blocks (the k / v projections) go to workgroups of their own instead of
+// queueing behind the wide one's on the first workgroups (which made the group cost one block latency per
+// segment). The grid covers the sum of the segments' N (workgroupsX).
+void groupTiles(uint bz, uint A0, uint B0) {
+#ifdef COOPMAT
+  const bool cm = CM_READY;
+  const uint bm = cm ? CM_BM : BM, bn = cm ? CM_BN : BN;
+#else
+  const bool cm = false;
+  const uint bm = BM, bn = BN;
+#endif
+  const uint tilesM = (MM_M + bm - 1u) / bm;
+  uint tileCount = 0u;
+  for (uint s = 0u; s < uint(GROUP_SEGMENTS); ++s)
+    tileCount += tilesM * ((segN(s) + bn - 1u) / bn);
+  uint stage = 0u;
+  for (uint tile = gl_WorkGroupID.x; tile < tileCount; tile += gl_NumWorkGroups.x) {
+    uint local = tile, s = 0u;
+    for (; s + 1u < uint(GROUP_SEGMENTS); ++s) {
+      uint count = tilesM * ((segN(s) + bn - 1u) / bn);
+      if (local < count)
+        break;
+      local -= count;
+    }
+    gSeg = s;
+    gN = segN(s);
+#ifdef COOPMAT
+    if (cm) {
+      coopTile(bz, A0, B0, local, stage);
+      continue;
+    }
+#endif
+    tile64(bz, A0, B0, local);
   }
 }
+#endif
 
 // The product with one weight: the matmul's, or segment gSeg's of a matmul_group. blockBase: the GEMV blocks of
 // the group's earlier segments (this segment's first block goes to the workgroup after theirs).
@@ -205,6 +249,15 @@ void main() {
   for (uint bz = gl_WorkGroupID.z; bz < MM_BATCH; bz += gl_NumWorkGroups.z) {
     uint A0, B0;
     batchOffsets(bz, A0, B0);
+#if defined(GROUP) && !defined(SILU_MUL)
+#ifdef TRANSPOSE_B
+    if (MM_M > MS)
+#endif
+    {
+      groupTiles(bz, A0, B0);
+      continue;
+    }
+#endif
 #ifdef GROUP
     uint blockBase = 0u;
     for (uint s = 0u; s < uint(GROUP_SEGMENTS); ++s) {

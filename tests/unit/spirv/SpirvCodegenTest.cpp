@@ -163,7 +163,7 @@ protected:
     compareWithInterpreter(
         func, args, values, tolerance,
         [this](mlir::Operation *def) { return def->getName().getStringRef().str() + ", " + kernels.at(def).name; },
-        worst);
+        worst, {{"r", symbolValues["r"]}});
   }
 
   void TearDown() override { printWorst(worst); }

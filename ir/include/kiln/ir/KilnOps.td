@@ -262,6 +262,19 @@ def Kiln_SliceOp : Kiln_Op<"slice", [Pure]> {
   let hasVerifier = 1;
 }
 
+def Kiln_TailOp : Kiln_Op<"tail", [Pure]> {
+  let summary = "the last n elements along `axis`, n the result's dim there (e.g. the logits rows of a chunk)";
+  let description = [{
+    result[..., j, ...] = input[..., in - n + j, ...] with in the operand's and n the result's (symbolic) dim
+    along `axis`; every other dim is the operand's. n may be a symbol of its own (the rows a caller asks for,
+    bound at run time to at most in): the rows not taken are never computed by the consumers.
+  }];
+  let arguments = (ins AnyRankedTensor:$input, I64Attr:$axis);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
 def Kiln_ConcatOp : Kiln_Op<"concat", [Pure]> {
   let summary = "joins tensors along `axis`; the result dim is the symbolic sum";
   let arguments = (ins Variadic<AnyRankedTensor>:$inputs, I64Attr:$axis);
