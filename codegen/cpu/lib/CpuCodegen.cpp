@@ -138,6 +138,8 @@ constexpr const char *kSgemm = "cblas_sgemm";
 /// KILN_KERNEL_CALLS_BLAS of runtime/include/kiln/kernel_abi.h (the runtime's header; codegen does not
 /// include it: tests/unit/codegen/CpuCodegenTest.cpp checks the two agree).
 constexpr int64_t kCallsBlasFlag = 1;
+/// KILN_KERNEL_CALLS_BLAS_PER_ITEM: each item calls OpenBLAS (one thread), the range split over the runtime's.
+constexpr int64_t kCallsBlasPerItemFlag = 2;
 constexpr const char *kSgemv = "cblas_sgemv";
 constexpr const char *kMalloc = "malloc";
 constexpr const char *kFree = "free";
@@ -693,18 +695,18 @@ private:
   Value loadWidened(const Tensor &t, Value offset);
   Value wideSum(Value v);
   Value wideSplat(Value x);
-  void emitWideningGemv(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K, Value N,
-                        bool transposed);
   void emitWideningGemvGroup(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K, Value N,
                              bool transposed, Value group);
   void emitGemvRows(const Tensor &a, const Tensor &w, const Tensor &out, Value i, Value j, int64_t rows, Value K,
                     Value N);
   void emitWidenRun(const Tensor &src, Value srcOff, Value dst, Value dstOff, Value n);
   /// Weight rows (columns of a [K, N] weight) per widened / dequantized tile: kTileElements / K, a multiple of
-  /// 16, at least 16 and at most N.
+  /// 16, at least 16, at most N and at most the multiple of 16 above N / 2.
   Value sgemmTileRows(Value K, Value N);
-  void emitTiledSgemm(const Tensor &a, const Tensor &w, const Tensor &out, Value scratch, Value tile, Value M,
-                      Value K, Value N, bool transposed);
+  void emitSgemmTile(const Tensor &a, const Tensor &w, const Tensor &out, Value scratch, Value j0, Value nt, Value M,
+                     Value K, Value N, bool transposed);
+  void emitSgemmTileItem(const Tensor &a, const Tensor &w, const Tensor &out, Value tile, Value t, Value M, Value K,
+                         Value N, bool transposed);
   // Block-quantized weights (--weights q8_0|q4_0): see their definitions.
   LogicalResult emitQuantMatmul(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K, Value N);
   Value quantScales(const Tensor &w);
@@ -1223,14 +1225,6 @@ void KernelEmitter::emitWideningGemvGroup(const Tensor &a, const Tensor &w, cons
   });
 }
 
-/// The whole GEMV, group after group (the tiles' fallback when their scratch cannot be allocated).
-void KernelEmitter::emitWideningGemv(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K,
-                                     Value N, bool transposed) {
-  const int64_t width = gemvGroupWidth(transposed);
-  Value groups = arith::DivSIOp::create(b_, add(N, c64(width - 1)), c64(width));
-  forLoop(c64(0), groups, [&](Value g) { emitWideningGemvGroup(a, w, out, M, K, N, transposed, g); });
-}
-
 /// dst[dstOff .. + n) (f32) = the 16-bit src[srcOff .. + n) widened.
 void KernelEmitter::emitWidenRun(const Tensor &src, Value srcOff, Value dst, Value dstOff, Value n) {
   if (src.quant) {
@@ -1246,62 +1240,77 @@ void KernelEmitter::emitWidenRun(const Tensor &src, Value srcOff, Value dst, Val
   forLoop(mul(blocks, c64(kWide)), n, [&](Value p) { storeRaw(d, add(dstOff, p), load(src, add(srcOff, p))); });
 }
 
-/// Many rows: per tile of `tile` output columns, the weight's tile widened into `scratch`, then one sgemm
-/// (out[:, j0 .. j0 + nt) = a . tile) with the result's row stride N.
+/// Many rows: the weight in tiles of `tile` output columns, each tile one item of the kernel's range: the
+/// weight's tile widened (dequantized) into a malloc'd f32 scratch, then one sgemm (out[:, j0 .. j0 + nt) =
+/// a . tile, the result's row stride N) on one OpenBLAS thread (KILN_KERNEL_CALLS_BLAS_PER_ITEM), the tiles
+/// split over the session's threads. The tiles depend only on K and N, so the bytes do not depend on the
+/// thread count.
 Value KernelEmitter::sgemmTileRows(Value K, Value N) {
   Value rows = arith::DivSIOp::create(b_, c64(kTileElements), arith::MaxSIOp::create(b_, K, c64(1)));
   Value tile = arith::MaxSIOp::create(b_, arith::AndIOp::create(b_, rows, c64(~int64_t(15))), c64(16));
+  // At least two tiles where N allows (a multiple of 16 above N / 2), so that two threads share the work.
+  Value half = arith::AndIOp::create(b_, add(arith::DivSIOp::create(b_, add(N, c64(1)), c64(2)), c64(15)), c64(~int64_t(15)));
+  tile = arith::MinSIOp::create(b_, tile, arith::MaxSIOp::create(b_, half, c64(16)));
   return arith::MaxSIOp::create(b_, arith::MinSIOp::create(b_, tile, N), c64(1));
 }
 
-void KernelEmitter::emitTiledSgemm(const Tensor &a, const Tensor &w, const Tensor &out, Value scratch, Value tile,
-                                   Value M, Value K, Value N, bool transposed) {
+/// out[:, j0 .. j0 + nt) = a . (the weight's columns j0 .. j0 + nt, widened into scratch).
+void KernelEmitter::emitSgemmTile(const Tensor &a, const Tensor &w, const Tensor &out, Value scratch, Value j0,
+                                  Value nt, Value M, Value K, Value N, bool transposed) {
   Type i32 = b_.getI32Type();
   auto i32v = [&](Value v) { return (Value)arith::TruncIOp::create(b_, i32, v); };
   auto ci32 = [&](int64_t v) { return (Value)arith::ConstantIntOp::create(b_, i32, v); };
-  Value tiles = arith::DivSIOp::create(b_, add(N, sub(tile, c64(1))), tile);
   Tensor s{scratch, f32_, f32_, {}, {}};
-  forLoop(c64(0), tiles, [&](Value t) {
-    Value j0 = mul(t, tile);
-    Value nt = arith::MinSIOp::create(b_, tile, sub(N, j0));
-    if (transposed)
-      emitWidenRun(w, mul(j0, K), scratch, c64(0), mul(nt, K));
-    else
-      forLoop(c64(0), K, [&](Value p) { emitWidenRun(w, add(mul(p, N), j0), scratch, mul(p, nt), nt); });
-    Value ldb = arith::MaxSIOp::create(b_, transposed ? K : nt, c64(1));
-    // cblas_sgemm(RowMajor=101, NoTrans=111, Trans=112, M, nt, K, 1, a, K, tile, ldb, 0, out + j0, N)
-    SmallVector<Value> args = {ci32(101), ci32(111), ci32(transposed ? 112 : 111), i32v(M), i32v(nt), i32v(K),
-                               cf32(1.0), address(a, c64(0)), i32v(arith::MaxSIOp::create(b_, K, c64(1))),
-                               address(s, c64(0)), i32v(ldb), cf32(0.0), address(out, j0),
-                               i32v(arith::MaxSIOp::create(b_, N, c64(1)))};
-    func::CallOp::create(b_, kSgemm, TypeRange{}, args);
-  });
+  if (transposed)
+    emitWidenRun(w, mul(j0, K), scratch, c64(0), mul(nt, K));
+  else
+    forLoop(c64(0), K, [&](Value p) { emitWidenRun(w, add(mul(p, N), j0), scratch, mul(p, nt), nt); });
+  Value ldb = arith::MaxSIOp::create(b_, transposed ? K : nt, c64(1));
+  // cblas_sgemm(RowMajor=101, NoTrans=111, Trans=112, M, nt, K, 1, a, K, tile, ldb, 0, out + j0, N)
+  SmallVector<Value> args = {ci32(101), ci32(111), ci32(transposed ? 112 : 111), i32v(M), i32v(nt), i32v(K),
+                             cf32(1.0), address(a, c64(0)), i32v(arith::MaxSIOp::create(b_, K, c64(1))),
+                             address(s, c64(0)), i32v(ldb), cf32(0.0), address(out, j0),
+                             i32v(arith::MaxSIOp::create(b_, N, c64(1)))};
+  func::CallOp::create(b_, kSgemm, TypeRange{}, args);
+}
+
+/// Tile `t` of `tile` columns (the item of a many-rows matmul): its scratch malloc'd and freed; without the
+/// memory, one column at a time through a stack row of K floats (the same products, slower: a kernel never
+/// fails).
+void KernelEmitter::emitSgemmTileItem(const Tensor &a, const Tensor &w, const Tensor &out, Value tile, Value t,
+                                      Value M, Value K, Value N, bool transposed) {
+  Value j0 = mul(t, tile);
+  Value nt = arith::MinSIOp::create(b_, tile, sub(N, j0));
+  Value bytes = mul(mul(tile, arith::MaxSIOp::create(b_, K, c64(1))), c64(4));
+  Value scratch = func::CallOp::create(b_, kMalloc, TypeRange{ptrTy_}, ValueRange{bytes}).getResult(0);
+  Value noScratch = LLVM::ICmpOp::create(b_, LLVM::ICmpPredicate::eq, scratch, LLVM::ZeroOp::create(b_, ptrTy_));
+  ifElse(
+      noScratch,
+      [&] {
+        Value row = LLVM::AllocaOp::create(b_, ptrTy_, f32_, arith::MaxSIOp::create(b_, K, c64(1)), 64);
+        forLoop(j0, add(j0, nt), [&](Value j) { emitSgemmTile(a, w, out, row, j, c64(1), M, K, N, transposed); });
+      },
+      [&] {
+        emitSgemmTile(a, w, out, scratch, j0, nt, M, K, N, transposed);
+        func::CallOp::create(b_, kFree, TypeRange{}, ValueRange{scratch});
+      });
 }
 
 LogicalResult KernelEmitter::emitWideningMatmul(const Tensor &a, const Tensor &w, const Tensor &out, Value M,
                                                 Value K, Value N, bool transposed) {
-  // Few rows: the GEMV, its column groups split over the session's threads. Many: one item, the whole kernel
-  // with OpenBLAS's threads (the flag is computed from the symbols, like the extent).
+  // Few rows: the GEMV, its column groups split over the session's threads. Many: the tiles and sgemm (the
+  // flag is computed from the symbols, like the extent).
   const int64_t width = gemvGroupWidth(transposed);
   Value few = arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, M, c64(kGemvMaxRows));
   Value groups = arith::DivSIOp::create(b_, add(N, c64(width - 1)), c64(width));
-  Value extent = arith::SelectOp::create(b_, few, groups, c64(1));
-  rangeFlags_ = arith::SelectOp::create(b_, few, c64(0), c64(kCallsBlasFlag));
-  parallelFor(extent, mul(M, mul(K, c64(width))), [&](Value item) {
-    ifElse(few, [&] { emitWideningGemvGroup(a, w, out, M, K, N, transposed, item); }, [&] {
-      // The tile: kTileElements / K rows (at least 16, at most N) of a transposed weight; as many columns of
-      // a [K, N] one.
-      Value tile = sgemmTileRows(K, N);
-      Value bytes = mul(mul(tile, K), c64(4));
-      Value scratch = func::CallOp::create(b_, kMalloc, TypeRange{ptrTy_}, ValueRange{bytes}).getResult(0);
-      Value null = LLVM::ZeroOp::create(b_, ptrTy_);
-      Value noScratch = LLVM::ICmpOp::create(b_, LLVM::ICmpPredicate::eq, scratch, null);
-      // No memory for the scratch: the GEMV computes the same products, slower (a kernel never fails).
-      ifElse(noScratch, [&] { emitWideningGemv(a, w, out, M, K, N, transposed); }, [&] {
-        emitTiledSgemm(a, w, out, scratch, tile, M, K, N, transposed);
-        func::CallOp::create(b_, kFree, TypeRange{}, ValueRange{scratch});
-      });
-    });
+  Value tile = sgemmTileRows(K, N);
+  Value tiles = arith::DivSIOp::create(b_, add(N, sub(tile, c64(1))), tile);
+  Value extent = arith::SelectOp::create(b_, few, groups, tiles);
+  rangeFlags_ = arith::SelectOp::create(b_, few, c64(0), c64(kCallsBlasPerItemFlag));
+  Value cost = arith::SelectOp::create(b_, few, mul(M, mul(K, c64(width))), mul(M, mul(K, tile)));
+  parallelFor(extent, cost, [&](Value item) {
+    ifElse(few, [&] { emitWideningGemvGroup(a, w, out, M, K, N, transposed, item); },
+           [&] { emitSgemmTileItem(a, w, out, tile, item, M, K, N, transposed); });
   });
   return success();
 }
@@ -1316,7 +1325,7 @@ LogicalResult KernelEmitter::emitWideningMatmul(const Tensor &a, const Tensor &w
 // d_w * d_a into f32 accumulators. A group of 8 weight rows is one contiguous stream read in 512-bit (AVX512-
 // VNNI) or 256-bit vectors of several rows' blocks (emitQuantGemvGroupRows); groups are the range's items, so
 // every output is summed by the same code whatever the thread split. More rows: tiles of weight rows
-// dequantized into an f32 scratch and OpenBLAS's sgemm (emitTiledSgemm); never a dequantized copy of the
+// dequantized into an f32 scratch and OpenBLAS's sgemm (emitSgemmTileItem); never a dequantized copy of the
 // whole weight.
 //===----------------------------------------------------------------------===//
 
@@ -1578,32 +1587,19 @@ LogicalResult KernelEmitter::emitQuantMatmul(const Tensor &a, const Tensor &w, c
   Type i8 = b_.getI8Type();
   Value few = arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, M, c64(kQuantGemvMaxRows));
   Value groups = arith::DivSIOp::create(b_, add(N, c64(kQuantGroupRows - 1)), c64(kQuantGroupRows));
-  Value extent = arith::SelectOp::create(b_, few, groups, c64(1));
-  rangeFlags_ = arith::SelectOp::create(b_, few, c64(0), c64(kCallsBlasFlag));
+  Value tile = sgemmTileRows(K, N);
+  Value tiles = arith::DivSIOp::create(b_, add(N, sub(tile, c64(1))), tile);
+  Value extent = arith::SelectOp::create(b_, few, groups, tiles);
+  rangeFlags_ = arith::SelectOp::create(b_, few, c64(0), c64(kCallsBlasPerItemFlag));
   // The quantized activations of every call (at most 8 rows: M * K * 1.25 bytes on the stack).
   Value rowsQuantized = arith::SelectOp::create(b_, few, M, c64(0));
   Value bytes = add(mul(rowsQuantized, K), mul(mul(rowsQuantized, arith::DivUIOp::create(b_, K, c64(32))), c64(8)));
   Value scratch = LLVM::AllocaOp::create(b_, ptrTy_, i8, bytes, 64);
   ifElse(few, [&] { emitQuantizeActivations(a, M, K, scratch); }, [] {});
-  parallelFor(extent, mul(M, mul(K, c64(kQuantGroupRows))), [&](Value item) {
-    ifElse(few, [&] { emitQuantGemvGroup(w, out, scratch, M, K, N, item); }, [&] {
-      // Tiles of kTileElements / K weight rows (at least 16, at most N) dequantized into a malloc'd scratch;
-      // without the memory, one row at a time through a stack row (the same products, slower).
-      Value tile = sgemmTileRows(K, N);
-      Value tileScratch =
-          func::CallOp::create(b_, kMalloc, TypeRange{ptrTy_}, ValueRange{mul(mul(tile, K), c64(4))}).getResult(0);
-      Value noScratch = LLVM::ICmpOp::create(b_, LLVM::ICmpPredicate::eq, tileScratch, LLVM::ZeroOp::create(b_, ptrTy_));
-      ifElse(
-          noScratch,
-          [&] {
-            Value row = LLVM::AllocaOp::create(b_, ptrTy_, f32_, K, 64);
-            emitTiledSgemm(a, w, out, row, c64(1), M, K, N, /*transposed=*/true);
-          },
-          [&] {
-            emitTiledSgemm(a, w, out, tileScratch, tile, M, K, N, /*transposed=*/true);
-            func::CallOp::create(b_, kFree, TypeRange{}, ValueRange{tileScratch});
-          });
-    });
+  Value cost = arith::SelectOp::create(b_, few, mul(M, mul(K, c64(kQuantGroupRows))), mul(M, mul(K, tile)));
+  parallelFor(extent, cost, [&](Value item) {
+    ifElse(few, [&] { emitQuantGemvGroup(w, out, scratch, M, K, N, item); },
+           [&] { emitSgemmTileItem(a, w, out, tile, item, M, K, N, /*transposed=*/true); });
   });
   return success();
 }
