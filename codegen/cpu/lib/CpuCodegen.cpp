@@ -1118,6 +1118,8 @@ LogicalResult KernelEmitter::emitGather(Operation *op, const OpTensors &bufs) {
 
 /// Up to this many rows the GEMV runs; above it the tiles and sgemm.
 constexpr int64_t kGemvMaxRows = 8;
+/// Weight rows of the GEMV's unit of work (a transposed weight; see emitWideningGemvGroup).
+constexpr int64_t kGemvGroupRows = 8;
 /// The f32 scratch of one tile holds about this many elements (8 MiB): tiles of a multiple of 16 weight
 /// rows, at least 16 (fewer, narrower sgemm calls measured slower).
 constexpr int64_t kTileElements = int64_t(1) << 21;
@@ -1168,8 +1170,14 @@ void KernelEmitter::emitGemvRows(const Tensor &a, const Tensor &w, const Tensor 
     Value p = mul(blk, c64(kWide));
     Value av = loadWidened(a, add(aRow, p));
     SmallVector<Value> next;
-    for (int64_t r = 0; r < rows; ++r)
+    for (int64_t r = 0; r < rows; ++r) {
       next.push_back(math::FmaOp::create(b_, av, loadWidened(w, add(wRows[r], p)), s[r]));
+      // A whole group: the next group's row r at the same column into the cache meanwhile (each row is its own
+      // short stream, which the hardware prefetcher picks up late; past the weight's end the hint is dropped).
+      if (rows == kGemvGroupRows)
+        LLVM::Prefetch::create(b_, address(w, add(add(wRows[r], p), mul(K, c64(kGemvGroupRows)))),
+                               b_.getI32IntegerAttr(0), b_.getI32IntegerAttr(3), b_.getI32IntegerAttr(1));
+    }
     return next;
   });
   for (int64_t r = 0; r < rows; ++r) {
@@ -1185,7 +1193,6 @@ void KernelEmitter::emitGemvRows(const Tensor &a, const Tensor &w, const Tensor 
 /// (the last group: the one to seven rows left, one at a time), each activation row against them while they are
 /// in cache; a [K, N] weight in 16-column strips (the last: the columns left, one at a time), the activation
 /// broadcast along them. Every output element is computed by the same code however the groups are split.
-constexpr int64_t kGemvGroupRows = 8;
 int64_t gemvGroupWidth(bool transposed) { return transposed ? kGemvGroupRows : 16; }
 
 void KernelEmitter::emitWideningGemvGroup(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K,
@@ -1534,7 +1541,7 @@ void KernelEmitter::emitQuantGemvGroupRows(const Tensor &w, const Tensor &out, c
   for (int64_t l = 0; l < lanes; ++l)
     firstLanes.push_back(b_.getI32IntegerAttr(l % lanesPerRow == 0 ? -1 : 0));
   Value firstLaneMask = arith::ConstantOp::create(b_, DenseElementsAttr::get(laneVec, firstLanes));
-  Value groupBase = mul(j0, nb), scalesW = quantScales(w);
+  Value groupBase = mul(j0, nb), scalesW = quantScales(w), groupBytes = mul(nb, c64(kQuantGroupRows * blockBytes));
   SmallVector<Value> init(size_t(vecs), splatConst(accVec, 0));
   SmallVector<Value> acc = forLoop(c64(0), nb, init, [&](Value blk, ValueRange s) -> SmallVector<Value> {
     QuantActivationBlock a = loadActivationBlock(act, add(mul(i, nb), blk), format);
@@ -1547,7 +1554,12 @@ void KernelEmitter::emitQuantGemvGroupRows(const Tensor &w, const Tensor &out, c
     Value aHigh = shuffle(a.quants, bytes, [&](int32_t l) { return 16 + l % span; });
     SmallVector<Value> next;
     for (int64_t v = 0; v < vecs; ++v) {
-      Value q = LLVM::LoadOp::create(b_, byteVec, address(w, add(mul(e, c64(blockBytes)), c64(v * bytes))), 1);
+      Value at = add(mul(e, c64(blockBytes)), c64(v * bytes));
+      Value q = LLVM::LoadOp::create(b_, byteVec, address(w, at), 1);
+      // The next group's bytes at the same place into the cache meanwhile (as emitGemvRows; the hardware
+      // prefetcher restarts at every 4 KiB page; past the weight's end the hint is dropped).
+      LLVM::Prefetch::create(b_, address(w, add(at, groupBytes)), b_.getI32IntegerAttr(0), b_.getI32IntegerAttr(3),
+                             b_.getI32IntegerAttr(1));
       Value isum;
       if (format == QuantFormat::Q8_0) {
         isum = integerDot(first, q, aLow, format);
