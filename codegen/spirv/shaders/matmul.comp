@@ -78,6 +78,9 @@ layout(std430, set = 0, binding = 1) readonly buffer VB { B_VIEW_TYPE d[]; } vb;
 #ifdef GROUP
 #include "matmul_group_views.glsl"
 #endif
+#if defined(NORM) || defined(RESIDUAL)
+#include "matmul_folds.glsl"
+#endif
 
 #ifdef TRANSPOSE_B
 #include "gemv.glsl"
@@ -101,6 +104,9 @@ void loadTiles(uint A0, uint B0, uint i0, uint j0, uint k0) {
     uint kc = min(kk, K - VW);
 #if VEC_WIDTH == 4
     vec4 xa = ain ? LOAD4_A((A0 + i * K + kc) / 4u) : vec4(0.0);
+#ifdef NORM
+    if (ain) xa *= gRs[row] * normW4(kc);
+#endif
     vec4 xb = bin ? LOAD4_B((B0 + jj * K + kc) / 4u) : vec4(0.0);
     [[unroll]] for (uint c = 0u; c < 4u; ++c) {
       sm[(kq + c) * LD + row] = xa[c];
@@ -109,6 +115,12 @@ void loadTiles(uint A0, uint B0, uint i0, uint j0, uint k0) {
 #else
     vec4 al = vec4(0.0), ah = vec4(0.0), bl = vec4(0.0), bh = vec4(0.0);
     if (ain) LOAD8_A((A0 + i * K + kc) / 8u, al, ah);
+#ifdef NORM
+    if (ain) {
+      al *= gRs[row] * normW4(kc);
+      ah *= gRs[row] * normW4(kc + 4u);
+    }
+#endif
     if (bin) LOAD8_B((B0 + jj * K + kc) / 8u, bl, bh);
     [[unroll]] for (uint c = 0u; c < 4u; ++c) {
       sm[(kq + c) * LD + row] = al[c];
@@ -123,7 +135,11 @@ void loadTiles(uint A0, uint B0, uint i0, uint j0, uint k0) {
   for (uint e = 0u; e < 4u; ++e) {
     uint q = t + WG_X * e, row = q / BK, kq = q % BK;
     uint i = i0 + row, kk = k0 + kq;
+#ifdef NORM
+    sm[kq * LD + row] = (i < M && kk < K) ? LOAD_A(A0 + i * K + kk) * gRs[row] * normW(kk) : 0.0;
+#else
     sm[kq * LD + row] = (i < M && kk < K) ? LOAD_A(A0 + i * K + kk) : 0.0;
+#endif
 #ifdef TRANSPOSE_B
     uint jj = j0 + row;
     sm[BK * LD + kq * LD + row] = (jj < N && kk < K) ? LOAD_B(B0 + jj * K + kk) : 0.0;
@@ -142,6 +158,9 @@ void tiles(uint bz, uint A0, uint B0) {
   uint tilesN = (N + BN - 1u) / BN, tileCount = ((M + BM - 1u) / BM) * tilesN;
   for (uint tile = gl_WorkGroupID.x; tile < tileCount; tile += gl_NumWorkGroups.x) {
     uint i0 = (tile / tilesN) * BM, j0 = (tile % tilesN) * BN;
+#ifdef NORM
+    rowScales(A0, i0, BM);
+#endif
     float c[4][4];
     [[unroll]] for (uint r = 0u; r < 4u; ++r)
       [[unroll]] for (uint q = 0u; q < 4u; ++q) c[r][q] = 0.0;
@@ -190,6 +209,10 @@ void main() {
   for (uint bz = gl_WorkGroupID.z; bz < MM_BATCH; bz += gl_NumWorkGroups.z) {
     uint A0, B0;
     batchOffsets(bz, A0, B0);
+#ifdef NORM
+    // The GEMV's rows of A (all M <= MS of them: 1, 2 or 4 rows of the reduction); the tiles scale per block.
+    if (MM_M <= MS) rowScales(A0, 0u, MM_M >= 3u ? 4u : max(MM_M, 1u));
+#endif
 #ifdef GROUP
     uint blockBase = 0u;
     for (uint s = 0u; s < uint(GROUP_SEGMENTS); ++s) {

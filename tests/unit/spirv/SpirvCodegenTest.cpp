@@ -656,6 +656,90 @@ TEST_F(SpirvCodegenTest, MatmulGroup) {
   }
 }
 
+/// The folds of kiln-fuse-matmul-norms on one group: the lhs's RMSNorm (norm(w), w through a convert from
+/// `weightType` too: read in place) and / or the residual (one weight).
+struct GroupFolds {
+  bool norm = false, unitOffset = false, residual = false;
+};
+
+/// matmulGroupSource's group with `folds`: x [s, K] and, with a residual, r of the one result's type.
+std::string foldedGroupSource(const std::vector<int64_t> &ns, int64_t k, const std::string &weightType, bool siluMul,
+                              const GroupFolds &folds) {
+  std::string src = matmulGroupSource(ns, k, weightType, siluMul);
+  const std::string ks = std::to_string(k), y = "tensor<?x" + std::to_string(ns[0]) + "xf32, #kiln.dims<[s]>>";
+  std::string args, converts, operands, types, attrs;
+  if (folds.norm) {
+    args += ", %nw: tensor<" + ks + "x" + weightType + ">";
+    std::string v = "%nw";
+    if (weightType != "f32") {
+      converts += "  %nwc = kiln.convert %nw : tensor<" + ks + "x" + weightType + "> -> tensor<" + ks + "xf32>\n";
+      v = "%nwc";
+    }
+    operands += " norm(" + v + ")";
+    types += ", tensor<" + ks + "xf32>";
+    attrs += ", norm_eps = 1.0e-5 : f64" + std::string(folds.unitOffset ? ", norm_unit_offset" : "");
+  }
+  if (folds.residual) {
+    args += ", %r: " + y;
+    operands += " residual(%r)";
+    types += ", " + y;
+  }
+  // The op's pieces after its "kiln.matmul_group", the arguments before the signature's ") -> (".
+  auto insertBefore = [&](const std::string &at, const std::string &text, size_t from) {
+    src.insert(src.find(at, from), text);
+  };
+  insertBefore(") -> (", args, 0);
+  insertBefore("  %y0", converts, 0);
+  const std::string silu = std::string(" {silu_mul = ") + (siluMul ? "true" : "false");
+  insertBefore(silu, operands, src.find("kiln.matmul_group"));
+  insertBefore("} : (tensor", attrs, src.find("kiln.matmul_group"));
+  insertBefore(") -> (tensor", types, src.find("kiln.matmul_group"));
+  return src;
+}
+
+// The folds of kiln-fuse-matmul-norms against the interpreter: the RMSNorm prologue (plain and (1 + w)) on
+// Q/K/V-like segments and on silu_mul's gate/up, the residual epilogue on one weight (o / down), both on one
+// weight (an lm_head), K a multiple of 8 or not, M = 1..5 (GEMV), 77 (tiles, several blocks), f32 / f16 /
+// bf16 weights (the norm weight too), lavapipe's subgroups, a 32-wide profile and no subgroup arithmetic.
+TEST_F(SpirvCodegenTest, MatmulGroupFolds) {
+  struct FoldCase {
+    std::vector<int64_t> ns;
+    int64_t k;
+    bool siluMul;
+    GroupFolds folds;
+  };
+  const std::vector<FoldCase> cases = {{{200, 40, 40}, 264, false, {true, false, false}},
+                                       {{67, 67}, 1001, true, {true, false, false}},
+                                       {{37}, 203, false, {false, false, true}},
+                                       {{150}, 2056, false, {true, true, true}},
+                                       {{130, 5, 5}, 77, false, {true, true, false}}};
+  foldWeightConverts = true;
+  auto run = [&](const FoldCase &c, const char *weights, const std::vector<int64_t> &rows) {
+    compile(foldedGroupSource(c.ns, c.k, weights, c.siluMul, c.folds));
+    for (auto &[op, k] : kernels)
+      if (mlir::isa<ir::MatmulGroupOp>(op)) {
+        EXPECT_EQ(k.name.find("_norm") != std::string::npos, c.folds.norm) << k.name;
+        EXPECT_EQ(k.name.find("_res") != std::string::npos, c.folds.residual) << k.name;
+      }
+    for (int64_t s : rows)
+      check({{"b", 1}, {"s", s}, {"p", 0}});
+  };
+  for (uint32_t subgroupSize : {8u, 32u})
+    for (const char *weights : {"f32", "f16", "bf16"})
+      for (const FoldCase &c : cases) {
+        SCOPED_TRACE(std::string(weights) + " weights, subgroups of " + std::to_string(subgroupSize) + ", N " +
+                     std::to_string(c.ns[0]) + ", K " + std::to_string(c.k));
+        target.subgroupSize = subgroupSize;
+        run(c, weights, subgroupSize == 8 ? std::vector<int64_t>{1, 2, 3, 4, 5, 77} : std::vector<int64_t>{1, 77});
+      }
+  target.subgroupSize = 8;
+  target.subgroupArithmetic = false;
+  for (const FoldCase &c : cases) {
+    SCOPED_TRACE("shared-memory tree, N " + std::to_string(c.ns[0]));
+    run(c, "f16", {1, 3, 77});
+  }
+}
+
 // f16 / bf16 weights read in place by the matmul (a folded kiln.convert, passes/DeviceWeights.h): the GEMV's
 // vector loads (K = 264, f16 and bf16) and scalar loads (K = 203), the tile path (M = s up to 130, N = 150 not a multiple
 // of 64), gathers from f16 and bf16 tables, rms_norm / layer_norm weights and biases; the result must equal
