@@ -916,6 +916,64 @@ TEST_F(SpirvCodegenTest, CooperativeMatrixEmulated) {
     EXPECT_EQ(k.name.find("_coopmat"), std::string::npos) << k.name;
 }
 
+// The folds of kiln-fuse-matmul-norms on the emulated cooperative tiles (lavapipe): 1/rms per block (several
+// blocks of rows, M not a multiple of the block) and the residual through the staged stores; blocks of 32, 64
+// and 128 rows.
+TEST_F(SpirvCodegenTest, MatmulGroupFoldsCoopmatEmulated) {
+  target.emulateCooperativeMatrix = true;
+  foldWeightConverts = true;
+  for (const char *tile : {"", "32x64x32", "128x64x16"}) {
+    target.cooperativeMatrixTile = tile;
+    for (bool siluMul : {false, true}) {
+      SCOPED_TRACE(std::string("block ") + tile + (siluMul ? ", silu_mul + norm" : ", norm + residual"));
+      compile(siluMul ? foldedGroupSource({150, 150}, 264, "f16", true, {true, false, false})
+                      : foldedGroupSource({77}, 203, "bf16", false, {true, true, true}));
+      for (auto &[op, k] : kernels)
+        if (mlir::isa<ir::MatmulGroupOp>(op))
+          EXPECT_NE(k.name.find("_coopmatemu"), std::string::npos) << k.name;
+      for (int64_t rows : {5, 70, 130})
+        check({{"b", 1}, {"s", rows}, {"p", 0}}, {}, 5e-3);
+    }
+  }
+}
+
+// KILN_SPIRV_EXPORT=DIR: the folds of kiln-fuse-matmul-norms for a device like the nvidia-h200 profile, for
+// kiln_spirv_replay on the GPU: TinyLlama's QKV group with its norm (2048 + 256 + 256 rows, K 2048), gate/up
+// with silu_mul and the norm (5632, K 2048), down with the residual (2048, K 5632), and awkward sizes (K not a
+// multiple of 8, N not of the rows per workgroup, (1 + w)), at decode (GEMV, M = 1..4) and on the cooperative
+// tiles (M = 5, 70, 130). Without it: skipped.
+TEST_F(SpirvCodegenTest, MatmulFoldsExportGpuCases) {
+  const char *dir = std::getenv("KILN_SPIRV_EXPORT");
+  if (!dir)
+    GTEST_SKIP() << "set KILN_SPIRV_EXPORT=DIR to write the GPU cases for kiln_spirv_replay";
+  target.cooperativeMatrix = true;
+  target.subgroupSize = 32;
+  target.maxSharedMemory = 49152;
+  foldWeightConverts = true;
+  struct GpuFoldCase {
+    std::vector<int64_t> ns;
+    int64_t k;
+    bool siluMul;
+    GroupFolds folds;
+    std::vector<int64_t> rows;
+  };
+  const std::vector<GpuFoldCase> cases = {{{2048, 256, 256}, 2048, false, {true, false, false}, {1, 4, 70}},
+                                          {{5632, 5632}, 2048, true, {true, false, false}, {1, 130}},
+                                          {{2048}, 5632, false, {false, false, true}, {1, 3, 77}},
+                                          {{150, 37}, 203, false, {true, true, false}, {1, 2, 5, 70}},
+                                          {{301}, 264, false, {true, false, true}, {1, 4, 130}}};
+  int index = 1000; // after ExportGpuCases' files
+  for (const GpuFoldCase &c : cases) {
+    compile(foldedGroupSource(c.ns, c.k, "f16", c.siluMul, c.folds));
+    for (mlir::Operation &op : func.getBody().front())
+      if (mlir::isa<ir::MatmulGroupOp>(op))
+        for (int64_t rows : c.rows)
+          exportReplay(&op, "folds N=" + std::to_string(c.ns[0]) + " K=" + std::to_string(c.k), rows,
+                       rows <= 4 ? 1e-5 : 5e-3, 0, dir, index);
+  }
+  std::printf("[ export   ] %d fold cases in %s\n", index - 1000, dir);
+}
+
 /// The GPU blocks ExportGpuCases writes cases for and bench/coopmat-gpu.sh times (all within 48 KiB of
 /// shared memory beside the scalar tiles' 8 KiB).
 const std::vector<std::string> kGpuCoopmatTiles = {"128x128x64", "128x256x32", "128x256x16x2", "64x128x32x2",
