@@ -4,8 +4,8 @@
 # chunk, at 1e-3 (bench/compare.py). Called by bench/gpu.sh and bench/vkperf-gpu.sh on the GPU machine,
 # with the environment they set up; K: the kiln binary (default .h200/bin/kiln).
 K=${K:-.h200/bin/kiln}
-for a in .h200/cases/*.kiln; do
-  n=$(basename $a .kiln); ref=.h200/cases/$n.ref.safetensors; ch=$(cat .h200/cases/$n.chunks)
+for a in .h200/cases/*.kiln; do # NAME.kiln, and NAME.mm16.kiln (--matmul-precision f16) beside it
+  n=$(basename $a .kiln); c=${n%.mm16}; ref=.h200/cases/$c.ref.safetensors; ch=$(cat .h200/cases/$c.chunks)
   if [ "$ch" = "-" ]; then scheds="one"; name=last_hidden_state; else scheds="$ch one"; name=logits; fi
   for s in $scheds; do
     args=""; [ "$s" != one ] && args="--chunks $s"

@@ -7,8 +7,11 @@
 #                                        --synthetic-weights 1 (weights made at load: the artifacts stay small)
 #   .h200/models/tl-FMT.kiln             the same for each FMT in WEIGHTS (e.g. WEIGHTS="q8_0 q4_0", when this
 #                                        build's `kiln compile --weights` takes it)
+#   .h200/models/tl-f32mm16.kiln         tl-f32 with --matmul-precision f16 (f32 weights, prefill on tensor
+#                                        cores: llama.cpp's f32 GGUF is its peer)
 #   .h200/models/*.inspect.json          kiln inspect --json of each (bench/gpu_table.py sums its weight bytes)
-#   .h200/cases/NAME.{kiln,ref.safetensors,chunks}   every tests/data case for nvidia-h200 and its HF reference
+#   .h200/cases/NAME.{kiln,ref.safetensors,chunks}   every tests/data case for nvidia-h200 and its HF reference;
+#                                        NAME.mm16.kiln the same with --matmul-precision f16
 #   .h200/peer/carry.tar.xz              llama.cpp v0.5.0 Vulkan: llama-bench, llama-logits and libraries
 #                                        (VARIANT=vulkan bench/peers/setup.sh)
 #   .gl/*.deb, .gl/rt/*.deb              the Vulkan loader / GL dispatch and the runtime's libraries (devices.md)
@@ -19,7 +22,7 @@ cd "$(dirname "$0")/.."
 K=${KILN:-build/bin/kiln}
 H=.h200
 WORK=${WORK:-/tmp/gpuprep}
-rm -rf $H/models $H/cases && mkdir -p $H/bin $H/models $H/cases $H/peer .gl/rt $WORK
+rm -rf $H/models $H/cases $H/base $H/text $H/*.sh && mkdir -p $H/bin $H/models $H/cases $H/peer .gl/rt $WORK
 KILN_BUILD_DIR=$H/build bash tools/build.sh -DKILN_BUILD_COMPILER=OFF -DKILN_BUILD_TESTS=OFF >$WORK/rt-build.log 2>&1 \
   || { tail -20 $WORK/rt-build.log; exit 1; }
 cp $H/build/bin/kiln $H/bin/kiln && rm -rf $H/build
@@ -31,6 +34,7 @@ for d in f32 f16; do
   [ -d $WORK/tl-$d ] || $K synth bench/configs/tinyllama-1.1b.json -o $WORK/tl-$d --seed 1 --dtype $d
   compile $WORK/tl-$d $H/models/tl-$d.kiln --max-context 1024 --synthetic-weights 1
 done
+compile $WORK/tl-f32 $H/models/tl-f32mm16.kiln --max-context 1024 --synthetic-weights 1 --matmul-precision f16
 for w in ${WEIGHTS:-}; do
   compile $WORK/tl-f32 $H/models/tl-$w.kiln --max-context 1024 --synthetic-weights 1 --weights $w
 done
@@ -38,6 +42,7 @@ for m in $H/models/*.kiln; do $K inspect $m --json > ${m%.kiln}.inspect.json; do
 for dir in tests/data/*/; do
   n=$(basename $dir)
   compile $dir $H/cases/$n.kiln
+  compile $dir $H/cases/$n.mm16.kiln --matmul-precision f16
   cp $dir/reference.safetensors $H/cases/$n.ref.safetensors
   python3 -c "import json; c = json.load(open('$dir/case.json')).get('chunks'); print(','.join(map(str, c)) if c else '-')" \
     > $H/cases/$n.chunks

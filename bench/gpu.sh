@@ -10,7 +10,8 @@
 #   5. bench/gpu_table.py: per format and test, the medians and ranges over the rounds and kiln / llama.cpp.
 #   6. PROFILE=0 skips it: KILN_PROFILE=1 decode (short, and after a 896-token prompt) and prefill per-kernel
 #      shares of each format.
-# env: ROUNDS (2), FORMATS (the .h200/models/tl-*.kiln present: f32 f16 [q8_0 q4_0]), CHECKS=0 skips 2 and 3.
+# env: ROUNDS (2), FORMATS (the .h200/models/tl-*.kiln present: f32 f16 f32mm16 [q8_0 q4_0]; f32mm16: f32 weights
+# with --matmul-precision f16, beside llama.cpp's f32 GGUF), CHECKS=0 skips 2 and 3.
 # llama.cpp's TinyLlama weights are random (bench/peers/random_llama.py with torch, here), kiln's synthetic:
 # the same shapes and formats, not the same values (the speed does not depend on them); q8_0 / q4_0 GGUFs come
 # from the f32 one by llama.cpp's own quantizer when the carry has llama-quantize.
@@ -56,6 +57,7 @@ for q in q8_0 q4_0; do
 done
 peer() { # FORMAT ROUND NAME [llama-bench flags]
   local d=$1 r=$2 name=$3; shift 3
+  [ $d = f32mm16 ] && return 0 # its peer is llama.cpp's f32 GGUF (bench/gpu_table.py)
   [ -f $P/tl-$d.gguf ] || return 0
   timeout 300 $L/llama-bench -m $P/tl-$d.gguf -ngl 99 -p 512 -n 128 -r 5 -o json "$@" \
     > $R/$name-$d-r$r.json 2>$R/$name-$d-r$r.err || echo "llama-bench $d $name failed: $(tail -2 $R/$name-$d-r$r.err)"

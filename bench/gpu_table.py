@@ -10,6 +10,11 @@ is over its 5 repetitions), the range over rounds, and kiln / llama.cpp (> 1: ki
 import glob, json, os, re, statistics, sys
 
 
+# kiln formats whose llama.cpp peer is another format's GGUF: f32 weights with `kiln compile --matmul-precision
+# f16` (prefill on tensor cores) beside llama.cpp's f32 model (whose Vulkan matmuls round to f16 as well).
+PEER_FORMAT = {"f32mm16": "f32"}
+
+
 def load(path):
     try:
         with open(path) as f:
@@ -70,7 +75,8 @@ def main():
           "| kiln / llama.cpp (defaults) | kiln % of bandwidth limit |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for fmt in fmts:
-        k, l32, ldef = kiln_runs(res, fmt), llama_runs(res, "llama-kvf32", fmt), llama_runs(res, "llama-default", fmt)
+        peer = PEER_FORMAT.get(fmt, fmt)
+        k, l32, ldef = kiln_runs(res, fmt), llama_runs(res, "llama-kvf32", peer), llama_runs(res, "llama-default", peer)
         wb = weight_bytes(models, fmt)
         for test in sorted(k, key=lambda t: (t[:2] != "pp", t)):
             (ks, km), (ls, lm), (ds, dm) = cell(k[test]), cell(l32.get(test)), cell(ldef.get(test))

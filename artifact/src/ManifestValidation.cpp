@@ -225,6 +225,8 @@ private:
       return bad(what + " uses kernel " + std::to_string(d.kernel()) + " of " + std::to_string(numKernels));
     if (d.kind() != Dispatch::KERNEL && d.kind() != Dispatch::TRANSFER)
       return bad(what + " has no valid kind");
+    if (Status s = smallRowsKernel(d, what); !s)
+      return s;
     if (d.buffers_size() == 0)
       return bad(what + " has no buffers");
     for (int32_t id : d.buffers())
@@ -242,6 +244,20 @@ private:
         return bad(what + " writes " + bufferRef(result.id()) + ", a read-only buffer");
     }
     return transfer ? transferDispatch(d, what) : Status::ok();
+  }
+
+  // Dispatch.small_rows_kernel: another Vulkan kernel of the same op, chosen by a row count in the symbols.
+  Status smallRowsKernel(const Dispatch &d, const std::string &what) const {
+    if (d.small_rows_kernel() == 0)
+      return Status::ok();
+    const int64_t alt = int64_t(d.small_rows_kernel()) - 1;
+    if (alt < 0 || alt >= m_.kernels_size() || d.kind() != Dispatch::KERNEL || d.device() != "vulkan" ||
+        m_.kernels(int(alt)).op() != m_.kernels(d.kernel()).op() || d.small_rows_max() < 1)
+      return bad(what + " has small_rows_kernel " + std::to_string(d.small_rows_kernel()) + " (max rows " +
+                 std::to_string(d.small_rows_max()) + "), which does not name a Vulkan kernel of the same op");
+    if (Status s = shapeDim(d.small_rows(), what + " small_rows"); !s)
+      return s;
+    return Status::ok();
   }
 
   Status transferDispatch(const Dispatch &d, const std::string &what) const {

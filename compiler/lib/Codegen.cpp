@@ -230,7 +230,7 @@ StatusOr<std::vector<uint8_t>> cpuCodegenStage(mlir::func::FuncOp step, const pa
 #if KILN_WITH_SPIRV_CODEGEN
 namespace {
 
-codegen::SpirvTarget spirvTarget(const DeviceProfile &p) {
+codegen::SpirvTarget spirvTarget(const DeviceProfile &p, bool f16MatmulsForF32Weights = false) {
   codegen::SpirvTarget t;
   t.float16 = p.float16 && p.storage16;
   t.subgroupSize = p.subgroupSize;
@@ -240,6 +240,7 @@ codegen::SpirvTarget spirvTarget(const DeviceProfile &p) {
   t.subgroupArithmetic = p.hasSubgroupOp("arithmetic");
   t.cooperativeMatrix = p.hasCooperativeMatrixShape(codegen::kSpirvCooperativeMatrixShape);
   t.cooperativeMatrixTile = p.cooperativeMatrixTile;
+  t.cooperativeMatrixF32Weights = f16MatmulsForF32Weights;
   return t;
 }
 
@@ -313,10 +314,10 @@ std::string twoPassStage(passes::MemoryPlan &plan, const DeviceProfile &profile,
 #endif
 }
 
-Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &profile, const std::string &dumpDir,
-                         KernelTable &kernels, CodegenSummary *summary) {
+Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &profile, bool f16MatmulsForF32Weights,
+                         const std::string &dumpDir, KernelTable &kernels, CodegenSummary *summary) {
 #if KILN_WITH_SPIRV_CODEGEN
-  const codegen::SpirvTarget spirv = spirvTarget(profile);
+  const codegen::SpirvTarget spirv = spirvTarget(profile, f16MatmulsForF32Weights);
   const std::vector<std::string> symbols = plan.symbolNames();
   // One Kernel per (variant, module, specialization); each distinct module stored once (spirv_from).
   std::map<std::tuple<std::string, std::vector<uint32_t>, std::vector<uint32_t>>, int> kernelByCode;
@@ -335,34 +336,51 @@ Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &pr
     }
     const std::string what = (d.location.empty() ? std::string("step") : d.location) + ": " +
                              d.op->getName().getStringRef().str();
-    StatusOr<codegen::SpirvKernel> k = codegen::generateSpirvKernel(d.op, symbols, spirv, storage, views, d.pass);
+    // The kernel for `target`, checked against the profile and stored once: its index in kernels.
+    auto addKernel = [&](const codegen::SpirvTarget &target) -> StatusOr<std::pair<int, codegen::SpirvKernel>> {
+      StatusOr<codegen::SpirvKernel> k = codegen::generateSpirvKernel(d.op, symbols, target, storage, views, d.pass);
+      if (!k.ok())
+        return Status::error(what + ": SPIR-V: " + k.status().message());
+      uint64_t invocations = uint64_t(k->workgroupSize[0]) * k->workgroupSize[1] * k->workgroupSize[2];
+      if (k->sharedMemoryBytes > profile.maxSharedMemory || invocations > profile.maxWorkgroupInvocations ||
+          k->globalSize.size() != 3)
+        return Status::error(what + ": internal error: SPIR-V kernel " + k->name + " does not fit profile " +
+                             profile.name);
+      auto [it, inserted] =
+          kernelByCode.emplace(std::make_tuple(k->name, k->spirv, k->specialization), int(kernels.kernels.size()));
+      if (inserted) {
+        artifact::Kernel out = spirvKernelEntry(*k, d.op);
+        auto [owner, first] = moduleOwner.emplace(k->spirv, it->second);
+        if (first)
+          out.set_spirv(k->spirv.data(), k->spirv.size() * sizeof(uint32_t));
+        else
+          out.set_spirv_from(owner->second + 1);
+        kernels.kernels.push_back(std::move(out));
+        if (Status s = codegen::dumpSpirvKernel(*k, dumpDir, it->second); !s) // --dump-dir: spirv/NNN-name.comp, .spvasm
+          return s;
+      }
+      return std::make_pair(it->second, std::move(*k));
+    };
+    StatusOr<std::pair<int, codegen::SpirvKernel>> k = addKernel(spirv);
     if (!k.ok())
-      return Status::error(what + ": SPIR-V: " + k.status().message());
-    uint64_t invocations = uint64_t(k->workgroupSize[0]) * k->workgroupSize[1] * k->workgroupSize[2];
-    if (k->sharedMemoryBytes > profile.maxSharedMemory || invocations > profile.maxWorkgroupInvocations ||
-        k->globalSize.size() != 3)
-      return Status::error(d.location + ": " + d.op->getName().getStringRef().str() + ": internal error: " +
-                           "SPIR-V kernel " + k->name + " does not fit profile " + profile.name);
+      return k.status();
+    const codegen::SpirvKernel &kernel = k->second;
     ++summary->spirvDispatches;
     if (d.op->getName().getStringRef() == "kiln.matmul") {
       ++summary->spirvMatmuls;
-      if (size_t at = k->name.find("_coopmat"); at != std::string::npos) // "_coopmat128x128x32_..."
-        ++summary->coopmatBlocks[k->name.substr(at + 8, k->name.find('_', at + 1) - at - 8)];
+      if (size_t at = kernel.name.find("_coopmat"); at != std::string::npos) // "_coopmat128x128x32_..."
+        ++summary->coopmatBlocks[kernel.name.substr(at + 8, kernel.name.find('_', at + 1) - at - 8)];
     }
-    auto [it, inserted] =
-        kernelByCode.emplace(std::make_tuple(k->name, k->spirv, k->specialization), int(kernels.kernels.size()));
-    if (inserted) {
-      artifact::Kernel out = spirvKernelEntry(*k, d.op);
-      auto [owner, first] = moduleOwner.emplace(k->spirv, it->second);
-      if (first)
-        out.set_spirv(k->spirv.data(), k->spirv.size() * sizeof(uint32_t));
-      else
-        out.set_spirv_from(owner->second + 1);
-      kernels.kernels.push_back(std::move(out));
-      if (Status s = codegen::dumpSpirvKernel(*k, dumpDir, it->second); !s) // --dump-dir: spirv/NNN-name.comp, .spvasm
-        return s;
+    kernels.kernelOfDispatch[int(i)] = k->first;
+    if (kernel.smallRows) { // decode steps take the GEMV-only variant (its own kernel)
+      codegen::SpirvTarget gemvOnly = spirv;
+      gemvOnly.gemvOnly = true;
+      StatusOr<std::pair<int, codegen::SpirvKernel>> small = addKernel(gemvOnly);
+      if (!small.ok())
+        return small.status();
+      kernels.smallRowsOfDispatch[int(i)] = {small->first, toDim(*kernel.smallRows), codegen::kSpirvGemvRows};
+      ++summary->spirvSmallRowsVariants;
     }
-    kernels.kernelOfDispatch[int(i)] = it->second;
   }
   if (!spirv.cooperativeMatrix)
     summary->noCooperativeMatrix = !profile.cooperativeMatrix ? "no VK_KHR_cooperative_matrix"

@@ -461,10 +461,10 @@ Status Pipeline::generateKernels() {
     reporter.line("cpu-codegen", line);
   if (vulkan) {
     t = Clock::now();
-    if (Status s = spirvCodegenStage(memoryPlan, profile, o.dumpDir, kernels, &summary); !s)
+    if (Status s = spirvCodegenStage(memoryPlan, profile, o.f16MatmulsForF32Weights, o.dumpDir, kernels, &summary); !s)
       return s;
     reporter.line("spirv-codegen", spirvCodegenLine(summary, profile.name, secondsSince(t)), secondsSince(t));
-    if (std::string line = spirvCoopmatLine(summary, profile.name); !line.empty())
+    if (std::string line = spirvCoopmatLine(summary, profile.name, o.f16MatmulsForF32Weights); !line.empty())
       reporter.line("spirv-codegen", line);
   }
   storeKernels(kernels, &manifest);

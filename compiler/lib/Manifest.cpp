@@ -293,6 +293,12 @@ void storeKernels(const KernelTable &kernels, artifact::Manifest *manifest) {
     *manifest->add_kernels() = k;
   for (const auto &[dispatch, kernel] : kernels.kernelOfDispatch)
     manifest->mutable_dispatches(dispatch)->set_kernel(kernel);
+  for (const auto &[dispatch, small] : kernels.smallRowsOfDispatch) {
+    artifact::Dispatch *d = manifest->mutable_dispatches(dispatch);
+    d->set_small_rows_kernel(small.kernel + 1);
+    *d->mutable_small_rows() = small.rows;
+    d->set_small_rows_max(small.max);
+  }
   for (const artifact::CpuObject &o : kernels.cpuObjects)
     *manifest->add_cpu_objects() = o;
 }

@@ -143,10 +143,13 @@ std::string cpuWeightsLine(const CodegenSummary &s) {
 
 std::string spirvCodegenLine(const CodegenSummary &s, const std::string &profile, double seconds) {
   return "generated " + to_string(s.spirvDispatches) + " SPIR-V dispatches (" + to_string(s.spirvKernels) +
-         " distinct kernels, " + to_string(s.spirvModules) + " SPIR-V modules) for " + profile + " in " + secs(seconds);
+         " distinct kernels, " + to_string(s.spirvModules) + " SPIR-V modules) for " + profile + " in " + secs(seconds) +
+         (s.spirvSmallRowsVariants ? "; " + to_string(s.spirvSmallRowsVariants) +
+                                         " matmuls also get a GEMV-only kernel for steps of at most 4 rows (decode)"
+                                   : "");
 }
 
-std::string spirvCoopmatLine(const CodegenSummary &s, const std::string &profile) {
+std::string spirvCoopmatLine(const CodegenSummary &s, const std::string &profile, bool f16MatmulsForF32Weights) {
   if (s.spirvMatmuls == 0)
     return "";
   if (!s.noCooperativeMatrix.empty())
@@ -160,7 +163,11 @@ std::string spirvCoopmatLine(const CodegenSummary &s, const std::string &profile
   }
   return "cooperative matrices: " + to_string(tensor) + " of " + to_string(s.spirvMatmuls) +
          " matmuls on tensor cores for more than 4 rows" + (blocks.empty() ? "" : " (blocks " + blocks + ")") +
-         (tensor < s.spirvMatmuls ? "; the others (f32 weights, B not transposed) on the scalar tiles" : "");
+         (f16MatmulsForF32Weights ? ", f32 weights included (--matmul-precision f16)" : "") +
+         (tensor < s.spirvMatmuls ? std::string("; the others (") +
+                                        (f16MatmulsForF32Weights ? "" : "f32 weights: --matmul-precision f32, ") +
+                                        "B not transposed) on the scalar tiles"
+                                  : "");
 }
 
 std::string syntheticWeightsLine(uint64_t seed) {

@@ -235,6 +235,12 @@ private:
       pd.numBuffers = uint32_t(d.buffers_size());
       pd.numResults = pd.transfer ? 1 : std::max(d.num_results(), 1);
       pd.location = d.location();
+      if (d.small_rows_kernel() > 0) { // validated: a Vulkan kernel of the same op
+        pd.smallRowsKernel = d.small_rows_kernel() - 1;
+        pd.smallRowsMax = d.small_rows_max();
+        if (!decode(d.small_rows(), pd.smallRows))
+          return bad("dispatch " + std::to_string(i) + " (" + d.location() + "): small_rows overflows");
+      }
       p_.dispatchBuffers.insert(p_.dispatchBuffers.end(), d.buffers().begin(), d.buffers().end());
       if (p_.segments.empty() || p_.segments.back().executor != pd.executor)
         p_.segments.push_back({pd.executor, i, i});

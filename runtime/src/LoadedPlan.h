@@ -89,6 +89,16 @@ struct PlanDispatch {
   uint32_t numBuffers = 0;
   int numResults = 1;       // the last numResults buffers are written
   std::string location;
+  // A kernel for small steps (Dispatch.small_rows_kernel: a matmul's GEMV-only variant), -1 if none: taken
+  // where smallRows at the step's symbols is at most smallRowsMax (kernelAt).
+  int smallRowsKernel = -1;
+  SymbolicDim smallRows = SymbolicDim::of(0);
+  int64_t smallRowsMax = 0;
+
+  /// The kernel this dispatch runs at `symbols`.
+  int kernelAt(const int64_t *symbols) const {
+    return smallRowsKernel >= 0 && smallRows.eval(symbols) <= smallRowsMax ? smallRowsKernel : kernel;
+  }
 };
 
 /// Consecutive dispatches of one executor, [begin, end) in dispatch order.

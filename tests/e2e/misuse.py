@@ -177,6 +177,10 @@ def ignored_flags(kiln, tmp):
            must_not_exist="e.kiln")
     warned(kiln, tmp, ["compile", "m", "-o", "w.kiln", "--strict"], ["--strict", "--target vulkan"])
     warned(kiln, tmp, ["compile", "m", "-o", "w.kiln", "--fuse"], ["--fuse", "--emit=ir"])
+    warned(kiln, tmp, ["compile", "m", "-o", "w.kiln", "--matmul-precision", "f16"],
+           ["--matmul-precision", "--target vulkan"])
+    refused(kiln, tmp, ["compile", "m", "-o", "p.kiln", "--target", "vulkan", "--matmul-precision", "tf32"], 2,
+            ["unknown --matmul-precision 'tf32' (f32, f16)"], must_not_exist="p.kiln")
 
 
 def input_contract(kiln, tmp, ref):

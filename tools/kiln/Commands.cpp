@@ -13,6 +13,7 @@ namespace {
 const EnvVar kProfileEnv{"KILN_PROFILE", "=1: per-op / per-dispatch times on stderr at exit (Vulkan: GPU timestamps)"};
 const EnvVar kProfileTopEnv{"KILN_PROFILE_TOP", "=N: how many of the slowest dispatches KILN_PROFILE lists (default 15)"};
 const EnvVar kVulkanDeviceEnv{"KILN_VULKAN_DEVICE", "=INDEX|NAME: the Vulkan device (a name substring; default: GPUs first)"};
+const EnvVar kSmallRowsEnv{"KILN_VULKAN_SMALL_ROWS", "=0: decode steps run each matmul's main kernel, not its GEMV-only variant (A/B timings)"};
 const EnvVar kDriverEnv{"VK_DRIVER_FILES", "the Vulkan driver manifest(s) to load (the loader's variable; e.g. lavapipe)"};
 const EnvVar kTmpEnv{"TMPDIR", "where a kernel object is written for dlopen when memfd is unavailable"};
 const EnvVar kThreadsGrainEnv{"KILN_THREADS_GRAIN", "=G: the fewest items of a CPU kernel's range per thread, for every kernel (1: split all; tests)"};
@@ -28,7 +29,7 @@ const Command kCompile{
     {"compile MODEL_DIR -o MODEL.kiln [--target cpu|vulkan] [--device-profile NAME|FILE] [--strict] [--cpu NAMES]\n"
      "             [--max-context N] [--max-batch N] [--threads N] [--dump-dir DIR] [--dump-ir-after-all]\n"
      "             [--no-fuse] [--no-kv-in-place] [--report] [--synthetic-weights SEED]\n"
-     "             [--weights f32|f16|bf16|q8_0|q4_0 [--keep-f16 NAMES]]",
+     "             [--weights f32|f16|bf16|q8_0|q4_0 [--keep-f16 NAMES]] [--matmul-precision f32|f16]",
      "compile MODEL_DIR --emit=ir [--fuse]"},
     "compile a Hugging Face model directory to one artifact (or print its IR)",
     "Imports config.json + *.safetensors, verifies, fuses (unless --no-fuse), partitions by the device\n"
@@ -55,7 +56,9 @@ const Command kCompile{
      {"--weights", "f32|f16|bf16|q8_0|q4_0", "store every float weight so, rounded to nearest even (default: as the "
                                             "checkpoint); q8_0 / q4_0: the matmul and embedding matrices in llama.cpp's "
                                             "blocks of 32, the rest f32"},
-     {"--keep-f16", "NAMES", "with q8_0 / q4_0: keep these matrices f16 (tensor names, or embed, lm_head)"}},
+     {"--keep-f16", "NAMES", "with q8_0 / q4_0: keep these matrices f16 (tensor names, or embed, lm_head)"},
+     {"--matmul-precision", "f32|f16", "--target vulkan: f16 puts the prefill matmuls of f32 weights on the tensor cores "
+                                      "too (f16 products, f32 sums, as 16-bit weights); default f32 products"}},
     {},
     true};
 
@@ -100,7 +103,7 @@ const Command kRun{
      {"--chunks", "2,5,1", "prefill the prompt in these chunks (they sum to S; default one)"},
      kThreadsFlag,
      kNoVerifyFlag},
-    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kCpuDisableEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv},
+    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kCpuDisableEnv, kVulkanDeviceEnv, kSmallRowsEnv, kDriverEnv, kTmpEnv},
     false};
 
 const Command kGenerate{
@@ -132,7 +135,7 @@ const Command kGenerate{
      {"--ignore-eos", nullptr, "do not stop at the model's EOS ids"},
      kThreadsFlag,
      kNoVerifyFlag},
-    {kProfileEnv, kProfileTopEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv},
+    {kProfileEnv, kProfileTopEnv, kVulkanDeviceEnv, kSmallRowsEnv, kDriverEnv, kTmpEnv},
     false};
 
 const Command kEmbed{
@@ -158,7 +161,7 @@ const Command kEmbed{
      {"--output", "FILE", "write OUT.safetensors (embeddings F32 [N, D]) or OUT.json instead of printing"},
      kThreadsFlag,
      kNoVerifyFlag},
-    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kCpuDisableEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv},
+    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kCpuDisableEnv, kVulkanDeviceEnv, kSmallRowsEnv, kDriverEnv, kTmpEnv},
     false};
 
 const Command kBench{
@@ -174,7 +177,7 @@ const Command kBench{
      {"--json", nullptr, "one JSON document on stdout instead of the table (numbers unrounded)"},
      kThreadsFlag,
      kNoVerifyFlag},
-    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kCpuDisableEnv, kVulkanDeviceEnv, kDriverEnv, kTmpEnv, kOpenBlasEnv},
+    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kCpuDisableEnv, kVulkanDeviceEnv, kSmallRowsEnv, kDriverEnv, kTmpEnv, kOpenBlasEnv},
     false};
 
 const Command kInspect{

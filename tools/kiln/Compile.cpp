@@ -3,6 +3,7 @@
 // kiln compile MODEL_DIR -o MODEL.kiln [--target cpu|vulkan] [--device-profile NAME|FILE] [--cpu NAME]
 //              [--max-context N] [--max-batch N] [--threads N] [--dump-dir DIR] [--dump-ir-after-all]
 //              [--no-fuse] [--no-kv-in-place] [--report] [--strict] [--synthetic-weights SEED]
+//              [--weights FMT [--keep-f16 NAMES]] [--matmul-precision f32|f16]
 // kiln compile MODEL_DIR --emit=ir [--fuse]
 // The pipeline is the compiler library (compiler/include/kiln/compiler/Compile.h); this driver only parses
 // the flags (usage errors: exit 2), prints the report lines as "kiln compile: ..." on stderr, and maps an
@@ -77,6 +78,10 @@ compiler::CompileOptions parseOptions(const Args &args, std::string *error) {
   o.cpu = args.get("--cpu").value_or("native");
   o.kvInPlace = !args.has("--no-kv-in-place");
   o.strict = args.has("--strict");
+  const std::string precision = args.get("--matmul-precision").value_or("f32");
+  if (precision != "f32" && precision != "f16" && error->empty())
+    *error = "compile: unknown --matmul-precision '" + precision + "' (f32, f16)";
+  o.f16MatmulsForF32Weights = precision == "f16";
   o.reportDetails = args.has("--report");
   o.dumpDir = args.get("--dump-dir").value_or("");
   return o;
@@ -88,16 +93,18 @@ std::string ignoredFlagsWarning(const Args &args, bool emitIr, bool vulkan) {
   std::string why;
   if (emitIr) { // the module is printed; nothing is planned, generated or written
     for (const char *f : {"-o", "--target", "--device-profile", "--strict", "--cpu", "--max-context", "--max-batch",
-                          "--threads", "--no-kv-in-place", "--synthetic-weights"})
+                          "--threads", "--no-kv-in-place", "--synthetic-weights", "--matmul-precision"})
       if (args.has(f))
         ignored.push_back(f);
     why = "with --emit=ir (the module is printed on stdout, nothing compiled or written)";
   } else {
     if (args.has("--fuse"))
       ignored.push_back("--fuse");
-    if (args.has("--strict") && !vulkan)
-      ignored.push_back("--strict");
-    why = "here (--fuse: only with --emit=ir, an artifact is fused unless --no-fuse; --strict: only with --target vulkan)";
+    for (const char *f : {"--strict", "--matmul-precision"})
+      if (args.has(f) && !vulkan)
+        ignored.push_back(f);
+    why = "here (--fuse: only with --emit=ir, an artifact is fused unless --no-fuse; --strict, --matmul-precision: "
+          "only with --target vulkan)";
   }
   if (ignored.empty())
     return "";

@@ -17,7 +17,7 @@ namespace {
 
 using ir::SymExpr;
 
-constexpr uint32_t kWorkgroup = 256, kGemvColumns = 4, kGemvRows = 4, kTile = 64, kTileDepth = 16;
+constexpr uint32_t kWorkgroup = 256, kGemvColumns = 4, kGemvRows = uint32_t(kSpirvGemvRows), kTile = 64, kTileDepth = 16;
 /// Subgroups the GEMV grid should keep in flight (about 64 K invocations: enough loads outstanding to reach a
 /// large GPU's memory bandwidth); smaller grids split K over more subgroups per team.
 constexpr int64_t kGemvTargetSubgroups = 2048;
@@ -163,14 +163,16 @@ void defineFolds(KernelBuilder &kb, const MatmulParts &p, uint32_t rsRows) {
   }
 }
 
-/// The kernel's name: the paths it has, the storage kinds, and the static N (each weight's) x K.
+/// The kernel's name: the paths it has (pathTag: "_only" for the GEMV-only variant, or the cooperative-matrix
+/// block), the storage kinds, and the static N (each weight's) x K.
 std::string matmulName(const MatmulParts &p, const Tensor &a, const GemvSplit &split, uint32_t vecWidth,
-                       bool subgroups, const std::string &coopmatTag, int64_t kStatic) {
+                       bool subgroups, const std::string &pathTag, int64_t kStatic) {
   const Tensor &b = *p.weights[0], &o = *p.results[0];
   std::string name = p.group ? "matmul_group" + std::to_string(p.weights.size()) + (p.siluMul ? "_silu_mul" : "") + "_"
                              : std::string("matmul_");
-  name += p.tb ? "tb_gemv" + std::to_string(split.rows) + "_tile64" : "tile64";
-  name += (vecWidth ? "_v" + std::to_string(vecWidth) : "") + (subgroups ? "_sg" : "") + coopmatTag;
+  const bool gemvOnly = pathTag == "_only";
+  name += p.tb ? "tb_gemv" + std::to_string(split.rows) + (gemvOnly ? "_only" : "_tile64") : "tile64";
+  name += (vecWidth ? "_v" + std::to_string(vecWidth) : "") + (subgroups ? "_sg" : "") + (gemvOnly ? "" : pathTag);
   name += (b.kind != o.kind ? std::string("_b") + kindName(b.kind) : "") +
           (a.kind != o.kind ? std::string("_a") + kindName(a.kind) : "");
   name += std::string(p.norm ? "_norm" : "") + (p.residual ? "_res" : "");
@@ -252,21 +254,28 @@ bool emitMatmulKernel(KernelBuilder &kb, const MatmulParts &p) {
   const bool vec = p.tb && kStatic > 0 && kStatic % vw == 0;
   const bool subgroups = p.tb && kb.target().subgroupArithmetic && kb.target().subgroupSize >= 4;
   const int64_t nStatic = blockN(p);
+  const bool gemvOnly = kb.target().gemvOnly;
+  if (gemvOnly && !p.tb)
+    return kb.fail("internal: a GEMV-only variant of a matmul without transpose_b");
+  const SymExpr &m = a.shape[ra - 2];
+  if (p.tb && !gemvOnly && !m.isConstant())
+    kb.kernel.smallRows = m; // decode steps may take the GEMV-only variant
   // Tensor cores (matmul_coopmat.glsl): 8 subgroups of 32, the block chosen for N (CoopmatTiles.h).
   const uint32_t foldBytes = p.norm ? kRowScaleBytes : 0;
-  const CoopmatTile cm =
-      p.tb ? coopmatTileFor(kb.target(), a.kind, b.kind, nStatic, kStatic, kTileBytes + foldBytes) : CoopmatTile{};
+  const CoopmatTile cm = p.tb && !gemvOnly
+                             ? coopmatTileFor(kb.target(), a.kind, b.kind, nStatic, kStatic, kTileBytes + foldBytes)
+                             : CoopmatTile{};
   const bool coopmat = cm.bm != 0;
   // sm (tiles, GEMV reduction) | gRs | cmA, cmB
   kb.setSharedBytes(kTileBytes + foldBytes + cm.sharedBytes() * coopmat);
   const SymExpr rows = gemvRows(p);
   const GemvSplit split =
       gemvSplit(rows.isConstant() ? rows.getConstant() : 0, vec ? kStatic / vw : 0, kb.target(), subgroups);
-  const std::string coopmatTag =
-      coopmat ? (kb.target().emulateCooperativeMatrix ? "_coopmatemu" : "_coopmat") + cm.tag() : "";
-  kb.kernel.name = matmulName(p, a, split, vec ? vw : 0, subgroups, coopmatTag, kStatic);
-  kb.kernel.globalSize = {workgroupsX(a.shape[ra - 2], rows, p.tb, split, coopmat ? cm.bm : kTile,
-                                      coopmat ? cm.bn : kTile),
+  const std::string pathTag =
+      gemvOnly ? "_only" : coopmat ? (kb.target().emulateCooperativeMatrix ? "_coopmatemu" : "_coopmat") + cm.tag() : "";
+  kb.kernel.name = matmulName(p, a, split, vec ? vw : 0, subgroups, pathTag, kStatic);
+  kb.kernel.globalSize = {workgroupsX(gemvOnly ? SymExpr::constant(kGemvRows) : m, rows, p.tb, split,
+                                      coopmat ? cm.bm : kTile, coopmat ? cm.bn : kTile),
                           SymExpr::constant(1),
                           batchCount(o.shape)};
   UintExpr batch = UintExpr::k(1);
@@ -281,6 +290,8 @@ bool emitMatmulKernel(KernelBuilder &kb, const MatmulParts &p) {
     kb.define("GEMV_ROWS", std::to_string(split.rows) + "u");
     kb.define("GEMV_TEAMS", kb.specConst(split.teams).str()); // a constant: the split shares the module
   }
+  if (gemvOnly)
+    kb.define("GEMV_ONLY");
   if (subgroups) {
     kb.define("SUBGROUPS");
     kb.useSubgroupArithmetic();

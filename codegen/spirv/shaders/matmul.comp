@@ -8,7 +8,8 @@
 // COOPMAT (f16 B on a device with cooperative matrices), tensor-core tiles (matmul_coopmat.glsl), else a
 // register-blocked tile: 64x64 of OUT per workgroup, K in steps of 16 through
 // shared memory, each invocation a 4x4 micro-tile (rows ty + 16 r, columns tx + 16 c: conflict-free shared
-// reads, coalesced stores). Both paths grid-stride, so any grid is correct.
+// reads, coalesced stores). Both paths grid-stride, so any grid is correct. GEMV_ONLY: the GEMV path alone, a
+// kernel the runtime dispatches instead for steps of M <= MS (no tile registers / shared memory).
 #define MS 4u   // GEMV: rows of A (M <= MS)
 #define BM 64u  // tile rows
 #define BN 64u  // tile columns
@@ -190,6 +191,9 @@ void tiles(uint bz, uint A0, uint B0) {
 // The product with one weight: the matmul's, or segment gSeg's of a matmul_group. blockBase: the GEMV blocks of
 // the group's earlier segments (this segment's first block goes to the workgroup after theirs).
 void product(uint bz, uint A0, uint B0, uint blockBase) {
+#ifdef GEMV_ONLY // the small-rows variant: dispatched only for M <= MS
+  gemv(bz, A0, B0, blockBase);
+#else
 #ifdef TRANSPOSE_B
   if (MM_M <= MS) {
     gemv(bz, A0, B0, blockBase);
@@ -203,6 +207,7 @@ void product(uint bz, uint A0, uint B0, uint blockBase) {
   }
 #endif
   tiles(bz, A0, B0);
+#endif
 }
 
 void main() {

@@ -30,8 +30,11 @@ target::DeviceProfile usedCapabilities(const LoadedPlan &plan, const target::Dev
                          plan.executors.begin());
   std::vector<bool> used(plan.kernels.size(), false);
   for (const runtime::PlanDispatch &d : plan.dispatches)
-    if (d.executor == device && !d.transfer)
+    if (d.executor == device && !d.transfer) {
       used[size_t(d.kernel)] = true;
+      if (d.smallRowsKernel >= 0)
+        used[size_t(d.smallRowsKernel)] = true;
+    }
   for (size_t k = 0; k < plan.kernels.size(); ++k) {
     if (!used[k])
       continue;

@@ -3,6 +3,7 @@
 #include "VulkanProgram.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 namespace kiln::vulkan {
 
@@ -127,18 +128,23 @@ int VulkanExecutor::addTransfer(Transfer t, int &open) {
   return index;
 }
 
-// A Vulkan kernel dispatch: its pipeline (built for the first dispatch of the kernel) and descriptor set.
+// A Vulkan kernel dispatch: its pipelines (each built for the first dispatch of the kernel: its kernel and its
+// small-rows kernel, bound to the same descriptor set) and descriptor set.
 bool VulkanExecutor::planKernel(int d, std::string &error) {
   const PlanDispatch &disp = plan.dispatches[size_t(d)];
-  KernelPipeline &pipeline = pipelines[size_t(disp.kernel)];
-  if (pipeline.bindings < 0) {
-    if (!buildPipeline(*this, disp.kernel, int(disp.numBuffers), error))
+  for (int kernel : {disp.kernel, disp.smallRowsKernel}) {
+    if (kernel < 0)
+      continue;
+    KernelPipeline &pipeline = pipelines[size_t(kernel)];
+    if (pipeline.bindings < 0) {
+      if (!buildPipeline(*this, kernel, int(disp.numBuffers), error))
+        return false;
+    } else if (pipeline.bindings != int(disp.numBuffers)) {
+      error = where(plan, d) + " binds " + std::to_string(disp.numBuffers) + " buffers to kernel '" +
+              plan.kernels[size_t(kernel)].symbol + "', which another dispatch binds with " +
+              std::to_string(pipeline.bindings);
       return false;
-  } else if (pipeline.bindings != int(disp.numBuffers)) {
-    error = where(plan, d) + " binds " + std::to_string(disp.numBuffers) + " buffers to kernel '" +
-            plan.kernels[size_t(disp.kernel)].symbol + "', which another dispatch binds with " +
-            std::to_string(pipeline.bindings);
-    return false;
+    }
   }
   dispatchSet[size_t(d)] = numSets++;
   numBindings += int(disp.numBuffers);
@@ -149,11 +155,14 @@ bool VulkanExecutor::planKernel(int d, std::string &error) {
 bool VulkanExecutor::planDispatches(std::string &error) {
   pipelines.resize(plan.kernels.size());
   dispatchSet.assign(plan.dispatches.size(), -1);
+  const char *smallRows = std::getenv("KILN_VULKAN_SMALL_ROWS");
+  smallRowsKernels = !smallRows || std::string(smallRows) != "0";
   const int numDispatches = int(plan.dispatches.size());
   const std::string device = plan.deviceExecutor();
   for (const PlanDispatch &disp : plan.dispatches)
     if (!disp.transfer && plan.executors[size_t(disp.executor)] == device &&
-        !plan.kernels[size_t(disp.kernel)].symbolsInUniform)
+        (!plan.kernels[size_t(disp.kernel)].symbolsInUniform ||
+         (disp.smallRowsKernel >= 0 && !plan.kernels[size_t(disp.smallRowsKernel)].symbolsInUniform)))
       replay = false;
   if (!createSymbolsLayout(*this, error))
     return false;

@@ -95,6 +95,12 @@ public:
   // workgroup counts (vkCmdDispatchIndirect, at slot dispatchSet[d]) are written to the session's params
   // buffer per step. Otherwise (older artifacts: push constants) they are recorded per value of the symbols.
   bool replay = true;
+  // Dispatches with a small-rows kernel (a matmul's GEMV-only variant) take it at small steps;
+  // KILN_VULKAN_SMALL_ROWS=0 keeps every dispatch on its main kernel (for A/B timings).
+  bool smallRowsKernels = true;
+  int kernelAt(const runtime::PlanDispatch &d, const int64_t *symbols) const {
+    return smallRowsKernels ? d.kernelAt(symbols) : d.kernel;
+  }
   VkDescriptorSetLayout symbolsLayout = VK_NULL_HANDLE; // set 1: binding 0, the symbols uniform
   std::vector<Transfer> transfers;
   std::vector<Submission> submissions;

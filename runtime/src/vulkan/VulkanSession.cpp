@@ -129,7 +129,8 @@ private:
   // execution plus the barrier before it), summed over the session's runs.
   VkQueryPool profQueries_ = VK_NULL_HANDLE;
   std::vector<uint32_t> profBase_;
-  std::vector<uint64_t> profNs_;
+  std::vector<uint64_t> profNs_; // per dispatch, then per dispatch for its small-rows kernel
+  std::vector<int> kernelNow_;   // per dispatch: the kernel the current command buffers run
   uint64_t profRuns_ = 0;
   // Host time spent preparing steps' commands (params, recording), for the KILN_PROFILE report.
   uint64_t hostPrepareNs_ = 0, steps_ = 0, recordings_ = 0;
@@ -269,7 +270,7 @@ void VulkanSession::createQueryPools() {
   qci.queryCount = n;
   if (vkCreateQueryPool(dev_.device, &qci, nullptr, &profQueries_) != VK_SUCCESS)
     profQueries_ = VK_NULL_HANDLE;
-  profNs_.assign(plan_.dispatches.size(), 0);
+  profNs_.assign(2 * plan_.dispatches.size(), 0);
 }
 
 bool VulkanSession::create(std::string &error) {
@@ -302,6 +303,7 @@ bool VulkanSession::create(std::string &error) {
     fence_ = VK_NULL_HANDLE;
     return fail("vkCreateFence failed", error);
   }
+  kernelNow_.assign(plan_.dispatches.size(), -1);
   createQueryPools();
   return true;
 }
@@ -310,7 +312,7 @@ bool VulkanSession::create(std::string &error) {
 // grid is empty at this shape.
 bool VulkanSession::workgroups(int d, const int64_t *sym, uint32_t groups[3], std::string &error) const {
   const PlanDispatch &disp = plan_.dispatches[size_t(d)];
-  const runtime::PlanKernel &kernel = plan_.kernels[size_t(disp.kernel)];
+  const runtime::PlanKernel &kernel = plan_.kernels[size_t(ex_.kernelAt(disp, sym))];
   for (int a = 0; a < 3; ++a) {
     const int64_t g = kernel.globalSize[a].eval(sym);
     if (g <= 0) {
@@ -362,7 +364,7 @@ void VulkanSession::recordParamsCopy(VkCommandBuffer cmd) {
 bool VulkanSession::recordKernel(const Item &item, const int64_t *sym, int parity, VkCommandBuffer cmd, Hazards &hz,
                                  std::string &error) {
   const PlanDispatch &disp = plan_.dispatches[size_t(item.dispatch)];
-  const KernelPipeline &p = ex_.pipelines[size_t(disp.kernel)];
+  const KernelPipeline &p = ex_.pipelines[size_t(ex_.kernelAt(disp, sym))];
   const int slot = ex_.dispatchSet[size_t(item.dispatch)];
   uint32_t groups[3] = {0, 0, 0};
   if (!ex_.replay) { // recorded for these symbols: an empty grid is no command
@@ -493,6 +495,13 @@ Error VulkanSession::prepareCommands(StepState &step) {
   } else {
     key.second.assign(step.symbols, step.symbols + plan_.symbols.size());
   }
+  // Which kernel each dispatch with a small-rows variant runs (recorded in the command buffers; the profile's).
+  for (size_t d = 0; d < plan_.dispatches.size(); ++d)
+    if (plan_.dispatches[d].smallRowsKernel >= 0) {
+      kernelNow_[d] = ex_.kernelAt(plan_.dispatches[d], step.symbols);
+      if (ex_.replay)
+        key.second.push_back(kernelNow_[d]);
+    }
   auto it = recorded_.find(key);
   gpuNs_ = 0;
   if (it != recorded_.end()) {
@@ -546,8 +555,9 @@ void VulkanSession::readProfile(int k) {
     for (size_t i = 0; i < sub.items.size(); ++i) {
       const Item &item = sub.items[i];
       const int d = item.kernel ? item.dispatch : ex_.transfers[size_t(item.transfer)].dispatch;
+      const bool small = d >= 0 && item.kernel && kernelNow_[size_t(d)] == plan_.dispatches[size_t(d)].smallRowsKernel;
       if (d >= 0)
-        profNs_[size_t(d)] += static_cast<uint64_t>(static_cast<double>((ts[i + 1] - ts[i]) & dev_.timestampMask) *
+        profNs_[size_t(d) + small * plan_.dispatches.size()] += static_cast<uint64_t>(static_cast<double>((ts[i + 1] - ts[i]) & dev_.timestampMask) *
                                                     dev_.timestampPeriodNs);
     }
   if (k == 0)
@@ -622,17 +632,20 @@ void VulkanSession::printProfile() const {
   uint64_t total = 0;
   std::map<std::string, std::pair<uint64_t, int>> byKernel;
   std::vector<std::pair<uint64_t, int>> top;
-  auto kernelName = [&](const PlanDispatch &disp) {
-    return disp.transfer ? std::string("transfer") : plan_.kernels[size_t(disp.kernel)].symbol;
+  const size_t numDispatches = plan_.dispatches.size();
+  auto kernelName = [&](size_t i) { // i: a profNs_ index
+    const PlanDispatch &disp = plan_.dispatches[i % numDispatches];
+    return disp.transfer ? std::string("transfer")
+                         : plan_.kernels[size_t(i < numDispatches ? disp.kernel : disp.smallRowsKernel)].symbol;
   };
-  for (size_t d = 0; d < profNs_.size(); ++d) {
-    if (!profNs_[d])
+  for (size_t i = 0; i < profNs_.size(); ++i) {
+    if (!profNs_[i])
       continue;
-    total += profNs_[d];
-    auto &entry = byKernel[kernelName(plan_.dispatches[d])];
-    entry.first += profNs_[d];
+    total += profNs_[i];
+    auto &entry = byKernel[kernelName(i)];
+    entry.first += profNs_[i];
     entry.second++;
-    top.push_back({profNs_[d], static_cast<int>(d)});
+    top.push_back({profNs_[i], static_cast<int>(i)});
   }
   if (steps_)
     std::fprintf(stderr, "kiln profile (vulkan): %llu steps, %llu command-buffer recordings (%s), host %.1f us per "
@@ -654,9 +667,9 @@ void VulkanSession::printProfile() const {
                  double(ns) * 1e-6 / double(profRuns_), k.c_str());
   std::sort(top.rbegin(), top.rend());
   for (size_t i = 0; i < top.size() && i < 12; ++i) {
-    const PlanDispatch &disp = plan_.dispatches[size_t(top[i].second)];
-    std::fprintf(stderr, "  top %2zu: %8.3f ms/run  #%d %s %s\n", i + 1, double(top[i].first) * 1e-6 / double(profRuns_),
-                 top[i].second, kernelName(disp).c_str(), disp.location.c_str());
+    const size_t at = size_t(top[i].second);
+    std::fprintf(stderr, "  top %2zu: %8.3f ms/run  #%zu %s %s\n", i + 1, double(top[i].first) * 1e-6 / double(profRuns_),
+                 at % numDispatches, kernelName(at).c_str(), plan_.dispatches[at % numDispatches].location.c_str());
   }
 }
 

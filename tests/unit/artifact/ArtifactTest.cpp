@@ -386,6 +386,14 @@ TEST_F(BadManifest, Rejected) {
   expectRejected([](Manifest &m) { m.mutable_dispatches(0)->set_kind(Dispatch::TRANSFER); },
                  "a TRANSFER needs [source, destination]");
   expectRejected([](Manifest &m) { m.mutable_kernels(1)->set_spirv_from(2); }, "has spirv_from 2");
+  // A small-rows kernel: a Vulkan dispatch's other kernel of the same op, a row count of declared symbols.
+  expectRejected([](Manifest &m) { m.mutable_dispatches(0)->set_small_rows_kernel(3); }, "small_rows_kernel 3");
+  expectRejected(
+      [](Manifest &m) {
+        m.mutable_dispatches(0)->set_small_rows_kernel(1);
+        m.mutable_dispatches(0)->set_small_rows_max(4);
+      },
+      "which does not name a Vulkan kernel of the same op"); // dispatch 0 runs on the CPU
 }
 
 TEST(ArtifactWriter, RejectsBadBlobs) {

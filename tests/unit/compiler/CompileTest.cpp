@@ -235,6 +235,24 @@ TEST(Compile, CooperativeMatrixReport) {
                                      0),
             0u)
       << coopmatLine(lines);
+
+  // f32 weights: the scalar tiles (f32 products), unless --matmul-precision f16 puts them on tensor cores too.
+  o.weights.floats = DType::F32;
+  for (bool f16Products : {false, true}) {
+    lines.clear();
+    o.f16MatmulsForF32Weights = f16Products;
+    o.output = tempPath(f16Products ? "llama-coopmat-h200-f32-f16mm.kiln" : "llama-coopmat-h200-f32.kiln");
+    r = compile(o);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    int tensor = 0;
+    for (const auto &[block, n] : r->report.codegen.coopmatBlocks)
+      tensor += n;
+    EXPECT_EQ(tensor, f16Products ? r->report.codegen.spirvMatmuls : 0) << coopmatLine(lines);
+    EXPECT_NE(coopmatLine(lines).find(f16Products ? "f32 weights included (--matmul-precision f16)"
+                                                  : "f32 weights: --matmul-precision f32"),
+              std::string::npos)
+        << coopmatLine(lines);
+  }
 }
 
 TEST(Compile, EmitIrAndErrors) {

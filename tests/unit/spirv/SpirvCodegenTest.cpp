@@ -583,6 +583,46 @@ TEST_F(SpirvCodegenTest, GemvVariants) {
     }
 }
 
+std::string matmulGroupSource(const std::vector<int64_t> &ns, int64_t k, const std::string &weightType, bool siluMul);
+
+// The GEMV-only variant the runtime dispatches for steps of at most kSpirvGemvRows rows (SpirvKernel::smallRows):
+// matmuls and groups (with and without silu_mul) whose rows are symbolic name their rows and get a variant without
+// tiles (no cooperative-matrix block even where the target has them), equal to the interpreter at s = 1..4.
+TEST_F(SpirvCodegenTest, GemvOnlyVariant) {
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{5, 1001}, {37, 2056}, {130, 40}, {600, 1032}};
+  foldWeightConverts = true;
+  target.cooperativeMatrix = true; // ignored by the variant; 32-wide subgroups also get tensor-core tiles
+  target.emulateCooperativeMatrix = true;
+  for (uint32_t subgroupSize : {8u, 32u})
+    for (const std::string &src : {gemvSource(shapes, "f16"), matmulGroupSource({200, 40, 40}, 264, "f32", false),
+                                   matmulGroupSource({67, 67}, 1001, "bf16", true)}) {
+      SCOPED_TRACE("subgroups of " + std::to_string(subgroupSize));
+      target.subgroupSize = subgroupSize;
+      target.gemvOnly = false;
+      compile(src);
+      auto isMatmul = [](mlir::Operation *op) { return mlir::isa<ir::MatmulOp, ir::MatmulGroupOp>(op); };
+      for (auto &[op, k] : kernels) {
+        if (!isMatmul(op))
+          continue;
+        ASSERT_TRUE(k.smallRows.has_value()) << k.name;
+        EXPECT_EQ(k.name.find("_only"), std::string::npos) << k.name;
+      }
+      target.gemvOnly = true;
+      compile(src);
+      for (auto &[op, k] : kernels) {
+        if (!isMatmul(op))
+          continue;
+        EXPECT_NE(k.name.find("_gemv"), std::string::npos) << k.name;
+        EXPECT_NE(k.name.find("_only"), std::string::npos) << k.name;
+        EXPECT_EQ(k.name.find("coopmat"), std::string::npos) << k.name;
+        EXPECT_FALSE(k.smallRows.has_value()) << k.name;
+      }
+      for (int64_t s : {1, 2, 3, 4})
+        check({{"b", 1}, {"s", s}, {"p", 0}});
+    }
+  target.gemvOnly = false;
+}
+
 /// x [s, K] with weights W_s [N_s, K] of `weightType` (converted to f32, folded by the test: read in place) as
 /// one kiln.matmul_group, with silu_mul or not.
 std::string matmulGroupSource(const std::vector<int64_t> &ns, int64_t k, const std::string &weightType, bool siluMul) {

@@ -83,6 +83,7 @@ struct CodegenSummary {
   std::vector<std::string> cpuDropped; // "x86-64-v4 (the features of sapphirerapids)": no object of its own
   int spirvDispatches = 0, spirvKernels = 0, spirvModules = 0;
   int spirvMatmuls = 0;                      // kiln.matmul dispatches on Vulkan
+  int spirvSmallRowsVariants = 0;            // dispatches with a GEMV-only kernel for decode steps
   std::map<std::string, int> coopmatBlocks;  // of those, the cooperative-matrix ones per block ("128x128x32")
   std::string noCooperativeMatrix;           // why the profile has none ("" when it has)
   int cpuFoldedConverts = 0; // f16 / bf16 weight converts the CPU kernels read in place (foldCpuWeightConverts)
@@ -139,7 +140,7 @@ std::string cpuWeightsLine(const CodegenSummary &s);
 std::string spirvCodegenLine(const CodegenSummary &s, const std::string &profile, double seconds);
 /// The Vulkan matmuls on tensor cores (cooperative-matrix blocks for more than 4 rows) and on the scalar
 /// tiles, or why the device has none; "" without Vulkan matmuls.
-std::string spirvCoopmatLine(const CodegenSummary &s, const std::string &profile);
+std::string spirvCoopmatLine(const CodegenSummary &s, const std::string &profile, bool f16MatmulsForF32Weights);
 std::string syntheticWeightsLine(uint64_t seed);
 std::string writeStartLine(const WriteSummary &s);
 std::string writeLine(const WriteSummary &s, double seconds, double totalSeconds);

@@ -113,6 +113,13 @@ KvCacheSummary kvCacheStage(passes::MemoryPlan &plan, passes::PartitionResult *p
 struct KernelTable {
   std::vector<artifact::Kernel> kernels;
   std::map<int, int> kernelOfDispatch;
+  /// Dispatches with a small-rows variant (Dispatch.small_rows_kernel / small_rows / small_rows_max).
+  struct SmallRows {
+    int kernel = -1;
+    artifact::Dim rows;
+    int64_t max = 0;
+  };
+  std::map<int, SmallRows> smallRowsOfDispatch;
   std::vector<artifact::CpuObject> cpuObjects; // the CPU_CODE section's objects (Manifest.cpu_objects)
 };
 
@@ -134,8 +141,8 @@ StatusOr<std::vector<uint8_t>> cpuCodegenStage(mlir::func::FuncOp step, const pa
 
 /// The vulkan dispatches' SPIR-V kernels (codegen/spirv), each distinct module stored once; with a
 /// `dumpDir`, each kernel's GLSL and disassembly as DIR/spirv/NNN-<kernel>.comp / .spvasm.
-Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &profile, const std::string &dumpDir,
-                         KernelTable &kernels, CodegenSummary *summary);
+Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &profile, bool f16MatmulsForF32Weights,
+                         const std::string &dumpDir, KernelTable &kernels, CodegenSummary *summary);
 
 /// Ops that run as two SPIR-V kernels on the profile (codegen::spirvTwoPassScratchBytes: attention split
 /// over the KV length, flash-decoding) get their second pass and scratch buffer in the plan

@@ -27,6 +27,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,7 +57,14 @@ struct SpirvTarget {
   /// Tests only: the cooperative-matrix tiles with their fragment operations emulated in plain GLSL
   /// (matmul_coopmat.glsl CM_EMULATE), so that a device without them (lavapipe) runs the tiling and staging.
   bool emulateCooperativeMatrix = false;
+  /// A matmul's small-rows variant (SpirvKernel::smallRows): its GEMV path only, for steps of at most
+  /// kSpirvGemvRows rows of A, without the tile paths (their registers and shared memory would lower the
+  /// GEMV's occupancy).
+  bool gemvOnly = false;
 };
+
+/// The most rows of A a matmul's GEMV path takes (decode and tiny chunks); more take the tiles.
+constexpr int64_t kSpirvGemvRows = 4;
 
 struct SpirvKernel {
   std::string name;             ///< a readable variant name, e.g. "matmul_tiled16_f32"
@@ -69,6 +77,10 @@ struct SpirvKernel {
   /// one module (Kernel.specialization in the artifact).
   std::vector<uint32_t> specialization;
   std::string glsl;             ///< the source glslang compiled: shaders/header.glsl, the variant defines, the .comp
+  /// A transpose_b matmul whose rows of A are symbolic (one kernel for decode and prefill): those rows. The
+  /// compiler then also generates the kernel with SpirvTarget::gemvOnly, which the runtime dispatches instead
+  /// for steps where they are at most kSpirvGemvRows (Dispatch.small_rows_kernel in the artifact).
+  std::optional<ir::SymExpr> smallRows;
 };
 
 /// Every kiln op (by operation name, "kiln.add") the backend has an entry for: "" when it has a kernel
