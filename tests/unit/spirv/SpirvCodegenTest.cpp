@@ -754,15 +754,24 @@ TEST_F(SpirvCodegenTest, MatmulGroupFolds) {
                                        {{150}, 2056, false, {true, true, true}},
                                        {{130, 5, 5}, 77, false, {true, true, false}}};
   foldWeightConverts = true;
+  // The kernel, and with f16 weights also the GEMV-only variant decode steps take (at s <= 4).
   auto run = [&](const FoldCase &c, const char *weights, const std::vector<int64_t> &rows) {
-    compile(foldedGroupSource(c.ns, c.k, weights, c.siluMul, c.folds));
-    for (auto &[op, k] : kernels)
-      if (mlir::isa<ir::MatmulGroupOp>(op)) {
-        EXPECT_EQ(k.name.find("_norm") != std::string::npos, c.folds.norm) << k.name;
-        EXPECT_EQ(k.name.find("_res") != std::string::npos, c.folds.residual) << k.name;
-      }
-    for (int64_t s : rows)
-      check({{"b", 1}, {"s", s}, {"p", 0}});
+    const std::vector<bool> variants =
+        std::string(weights) == "f16" ? std::vector<bool>{false, true} : std::vector<bool>{false};
+    for (bool gemvOnly : variants) {
+      target.gemvOnly = gemvOnly;
+      compile(foldedGroupSource(c.ns, c.k, weights, c.siluMul, c.folds));
+      for (auto &[op, k] : kernels)
+        if (mlir::isa<ir::MatmulGroupOp>(op)) {
+          EXPECT_EQ(k.name.find("_norm") != std::string::npos, c.folds.norm) << k.name;
+          EXPECT_EQ(k.name.find("_res") != std::string::npos, c.folds.residual) << k.name;
+          EXPECT_EQ(k.name.find("_only") != std::string::npos, gemvOnly) << k.name;
+        }
+      for (int64_t s : rows)
+        if (!gemvOnly || s <= 4)
+          check({{"b", 1}, {"s", s}, {"p", 0}});
+    }
+    target.gemvOnly = false;
   };
   for (uint32_t subgroupSize : {8u, 32u})
     for (const char *weights : {"f32", "f16", "bf16"})
