@@ -286,7 +286,7 @@ Status Pipeline::groupMatmuls() {
 Status Pipeline::foldMatmulNorms() {
   // Vulkan, fused, after groupMatmuls: the residual adds and the RMSNorms between the GEMVs go into the groups'
   // epilogues / prologues (no add_rms_norm dispatch between o and gate-up, nor between down and the next QKV).
-  if (!vulkan || !o.fuse)
+  if (!vulkan || !o.fuse || !o.matmulNorms)
     return Status::ok();
   const Clock::time_point t = Clock::now();
   StatusOr<passes::FusionReport> folds = matmulNormStage(module(), profile, o.modelDir);
