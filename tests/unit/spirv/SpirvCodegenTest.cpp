@@ -239,6 +239,15 @@ protected:
     ASSERT_TRUE(writeReplayCase(dir + std::string(file), rc)) << dir << file;
   }
 
+  /// The export tests' device: like the nvidia-h200 profile (cooperative matrices, 32-wide subgroups, 48 KiB of
+  /// shared memory), 16-bit weights read in place.
+  void useGpuExportTarget() {
+    target.cooperativeMatrix = true;
+    target.subgroupSize = 32;
+    target.maxSharedMemory = 49152;
+    foldWeightConverts = true;
+  }
+
   bool foldWeightConverts = false;
   bool twoPass = false;                  ///< run ops that have two passes that way (scratch for kMaxBatch)
   static constexpr int64_t kMaxBatch = 3; ///< the largest b of the cases' bindings
@@ -987,18 +996,15 @@ TEST_F(SpirvCodegenTest, MatmulGroupFoldsCoopmatEmulated) {
 }
 
 // KILN_SPIRV_EXPORT=DIR: the folds of kiln-fuse-matmul-norms for a device like the nvidia-h200 profile, for
-// kiln_spirv_replay on the GPU: TinyLlama's QKV group with its norm (2048 + 256 + 256 rows, K 2048), gate/up
-// with silu_mul and the norm (1408, K 2048), down with the residual (2048, K 1408), and awkward sizes (K not a
+// kiln_spirv_replay on the GPU: a QKV group with its norm (512 + 64 + 64 rows, K 2048: TinyLlama's K), gate/up
+// with silu_mul and the norm (704, K 2048), down with the residual (2048, K 704), and awkward sizes (K not a
 // multiple of 8, N not of the rows per workgroup, (1 + w)), at decode (GEMV, M = 1..4) and on the cooperative
 // tiles (M = 5, 70, 130). Without it: skipped.
 TEST_F(SpirvCodegenTest, MatmulFoldsExportGpuCases) {
   const char *dir = std::getenv("KILN_SPIRV_EXPORT");
   if (!dir)
     GTEST_SKIP() << "set KILN_SPIRV_EXPORT=DIR to write the GPU cases for kiln_spirv_replay";
-  target.cooperativeMatrix = true;
-  target.subgroupSize = 32;
-  target.maxSharedMemory = 49152;
-  foldWeightConverts = true;
+  useGpuExportTarget();
   struct GpuFoldCase {
     std::vector<int64_t> ns;
     int64_t k;
@@ -1006,10 +1012,10 @@ TEST_F(SpirvCodegenTest, MatmulFoldsExportGpuCases) {
     GroupFolds folds;
     std::vector<int64_t> rows;
   };
-  // (Gate/up and down at a quarter of TinyLlama's 5632: the files stay under 40 MiB in all.)
-  const std::vector<GpuFoldCase> cases = {{{2048, 256, 256}, 2048, false, {true, false, false}, {1, 70}},
-                                          {{1408, 1408}, 2048, true, {true, false, false}, {1}},
-                                          {{2048}, 1408, false, {false, false, true}, {3}},
+  // (N at a quarter or an eighth of TinyLlama's: the files stay near 15 MiB, beside ExportGpuCases' in one carry.)
+  const std::vector<GpuFoldCase> cases = {{{512, 64, 64}, 2048, false, {true, false, false}, {1, 70}},
+                                          {{704, 704}, 2048, true, {true, false, false}, {1}},
+                                          {{2048}, 704, false, {false, false, true}, {3}},
                                           {{150, 37}, 203, false, {true, true, false}, {1, 2, 5, 70}},
                                           {{301}, 264, false, {true, false, true}, {1, 4, 130}}};
   int index = 1000; // after ExportGpuCases' files
@@ -1039,10 +1045,7 @@ TEST_F(SpirvCodegenTest, ExportGpuCases) {
   const char *dir = std::getenv("KILN_SPIRV_EXPORT");
   if (!dir)
     GTEST_SKIP() << "set KILN_SPIRV_EXPORT=DIR to write the GPU cases for kiln_spirv_replay";
-  target.cooperativeMatrix = true;
-  target.subgroupSize = 32;
-  target.maxSharedMemory = 49152;
-  foldWeightConverts = true;
+  useGpuExportTarget();
   struct GpuCase {
     int64_t n, k;
     std::string weights, acts, tile;
