@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Every reference case compiled for the GPU (.h200/cases/NAME.kiln + NAME.ref.safetensors + NAME.chunks, "-"
 # for encoders: bench/vkperf-prepare.sh) against its Hugging Face reference, in the case's chunks and in one
-# chunk, at 1e-3 (bench/compare.py). Called by bench/gpu.sh and bench/vkperf-gpu.sh on the GPU machine,
+# chunk, at 1e-3 (bench/compare.py); the q8_0 / q4_0 artifacts against kiln eval --weights. Called by bench/gpu.sh and bench/vkperf-gpu.sh on the GPU machine,
 # with the environment they set up; K: the kiln binary (default .h200/bin/kiln).
 K=${K:-.h200/bin/kiln}
+# NAME.q8_0.kiln / NAME.q4_0.kiln (--weights) are compared with their kiln eval --weights outputs
+# (NAME.FMT.eval-SCHED.safetensors, made by bench/gpu-prepare.sh), not with HF.
 for a in .h200/cases/*.kiln; do # NAME.kiln, and NAME.mm16.kiln (--matmul-precision f16) beside it
-  n=$(basename $a .kiln); c=${n%.mm16}; ref=.h200/cases/$c.ref.safetensors; ch=$(cat .h200/cases/$c.chunks)
+  n=$(basename $a .kiln); c=${n%%.*}; fmt=${n#$c}; ref=.h200/cases/$c.ref.safetensors; ch=$(cat .h200/cases/$c.chunks)
   if [ "$ch" = "-" ]; then scheds="one"; name=last_hidden_state; else scheds="$ch one"; name=logits; fi
   for s in $scheds; do
     args=""; [ "$s" != one ] && args="--chunks $s"
+    want=$ref; case "$fmt" in .q8_0|.q4_0) want=.h200/cases/$n.eval-$s.safetensors ;; esac
     if $K run $a --inputs $ref --outputs /tmp/o.st $args 2>/tmp/err; then
-      echo "$n [$s]: $(python3 bench/compare.py /tmp/o.st $ref $name 1e-3)"
+      echo "$n [$s]: $(python3 bench/compare.py /tmp/o.st $want $name 1e-3)"
     else echo "$n [$s]: FAIL $(tail -1 /tmp/err)"; fi
   done
 done

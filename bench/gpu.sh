@@ -2,7 +2,8 @@
 # kiln beside llama.cpp's Vulkan backend on one GPU, in one device call (issue 10, item 7). Prepared here by
 # bench/gpu-prepare.sh; on the device: carry [".gl", ".h200"], `bash bench/gpu.sh`. In order:
 #   1. the card, and its copy bandwidth (torch; the decode limit is weight bytes / this);
-#   2. every reference case vs Hugging Face on the GPU, in its chunk schedule and in one chunk (1e-3);
+#   2. every reference case vs Hugging Face on the GPU, in its chunk schedule and in one chunk (1e-3); with
+#      --weights q8_0 / q4_0 against kiln eval --weights (1e-3), and the quantized kernels' replay cases;
 #   3. llama.cpp's check: tests/data/llama-tiny as GGUF vs the same HF reference (bench/peers/check_logits.py);
 #   4. ROUNDS rounds, alternating per weight format: kiln bench -p 512 -n 128 -r 5, llama-bench with KV f32 and
 #      flash attention off (as kiln) and llama-bench with its defaults, each as JSON into $OUT/raw (or /tmp/gpu/raw;
@@ -40,6 +41,10 @@ PY
 if [ "${CHECKS:-1}" != 0 ]; then
   echo "== reference cases vs HF on the GPU (kiln, nvidia-h200 profile), each case's chunks and one chunk"
   K=$K bash bench/gpu-cases.sh | tee $R/cases.txt
+  if [ -x .h200/quant/kiln_spirv_replay ]; then
+    echo "== q8_0 / q4_0 matmul kernels vs the interpreter (kiln_spirv_replay; GEMV 1e-5, cooperative-matrix tiles 5e-3)"
+    .h200/quant/kiln_spirv_replay .h200/quant/cases 2>&1 | grep -vE "^PASS" | tee $R/quant-replay.txt
+  fi
   echo "== llama.cpp's own check: llama-tiny as GGUF vs the HF reference (KV f32, flash attention off)"
   T=tests/data/llama-tiny; ref=$T/reference.safetensors
   python3 bench/peers/to_gguf.py $T $P/llama-tiny.gguf >/dev/null &&

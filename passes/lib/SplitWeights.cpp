@@ -10,6 +10,7 @@
 
 #include "kiln/ir/KilnDialect.h"
 #include "kiln/ir/ShapeInference.h"
+#include "kiln/support/Quantize.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
@@ -17,6 +18,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 
 using namespace mlir;
 
@@ -220,6 +222,12 @@ private:
         first = w;
     auto type = cast<RankedTensorType>(first.getType());
     if (type.getRank() < 1 || type.getDimSize(0) < 2)
+      return;
+    // A q8_0 / q4_0 matrix is its blocks' bytes: it stays whole (and quantized) when those fit; else it is
+    // split into f32 row chunks (a row chunk has no quant), sized as an f32 weight's below.
+    if (std::optional<QuantFormat> quant = first.getQuant() ? parseQuantFormat(first.getQuant()->str()) : std::nullopt;
+        quant && type.getRank() == 2 &&
+        quantizedMatrixBytes(*quant, uint64_t(type.getDimSize(0)), uint64_t(type.getDimSize(1))) <= opts_.maxBufferBytes)
       return;
     const uint64_t bytes = uint64_t(type.getNumElements()) * elementBytes(type.getElementType());
     // Too large itself, or once widened by a kiln.convert (a bf16 weight's f32 copy).

@@ -134,6 +134,21 @@ func.func @mixed(%ids: !ids, %x: tensor<100x16xf32>) -> (!h, tensor<100x16xf32>)
   return %e, %m : !h, tensor<100x16xf32>
 }
 
+// A q8_0 / q4_0 matrix counts its blocks' bytes: [100, 64] q4_0 is 3600 B (25600 B as f32) and stays whole and
+// quantized; [100, 64] q8_0 is 6800 B and becomes f32 row chunks as before (a row chunk has no quant).
+// CHECK-LABEL: func.func @quantized
+// CHECK: kiln.weight "q4" {quant = "q4_0"} : tensor<100x64xf32>
+// CHECK-NEXT: kiln.weight "q8" {rows = array<i64: 0, 15>} : tensor<15x64xf32>
+// CHECK-NOT: kiln.weight "q4"
+// CHECK: return
+func.func @quantized(%ids: !ids) -> (tensor<?x?x64xf32, #kiln.dims<[b, s]>>, tensor<?x?x64xf32, #kiln.dims<[b, s]>>) {
+  %a = kiln.weight "q4" {quant = "q4_0"} : tensor<100x64xf32>
+  %b = kiln.weight "q8" {quant = "q8_0"} : tensor<100x64xf32>
+  %0 = kiln.gather %a, %ids : (tensor<100x64xf32>, !ids) -> tensor<?x?x64xf32, #kiln.dims<[b, s]>>
+  %1 = kiln.gather %b, %ids : (tensor<100x64xf32>, !ids) -> tensor<?x?x64xf32, #kiln.dims<[b, s]>>
+  return %0, %1 : tensor<?x?x64xf32, #kiln.dims<[b, s]>>, tensor<?x?x64xf32, #kiln.dims<[b, s]>>
+}
+
 // REPORT-DAG: split emb [100, 16] f32 (6.2 KiB) into 2 chunks of <= 64 rows (4.0 KiB) for maxStorageBufferRange (bound by the weight's chunks): kiln.gather at {{.*}}split-weights.mlir:{{[0-9]+}}:{{[0-9]+}}{{$}}
 // REPORT-DAG: split tok [100, 16] f32 (6.2 KiB) into 2 chunks of <= 64 rows (4.0 KiB) for maxStorageBufferRange (bound by the weight's chunks): kiln.gather at {{.*}}, kiln.matmul at {{.*}}
 // REPORT-DAG: split down [100, 16] f32 (6.2 KiB) into 2 chunks of <= 64 rows (4.0 KiB) for maxStorageBufferRange (bound by the weight's chunks): kiln.matmul at
@@ -143,4 +158,5 @@ func.func @mixed(%ids: !ids, %x: tensor<100x16xf32>) -> (!h, tensor<100x16xf32>)
 // REPORT-DAG: not split: lhs [100, 16] f32 (6.2 KiB) > maxStorageBufferRange: kiln.matmul at {{.*}}: the weight is the left operand
 // REPORT-DAG: not split: wide [100, 512] f32 (200.0 KiB) > maxStorageBufferRange: kiln.gather at {{.*}}: its result [b, s, 512] f32 is 8.0 KiB > maxStorageBufferRange whether or not the weight is split
 // REPORT-DAG: kept whole: mixed for kiln.mul at {{.*}}: no row split for kiln.mul
+// REPORT-DAG: split q8 [100, 64] f32 (25.0 KiB) into 7 chunks of <= 15 rows
 // REPORT-NOT: small

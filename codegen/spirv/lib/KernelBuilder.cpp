@@ -386,9 +386,12 @@ bool KernelBuilder::makeTensors() {
     tensors_.push_back(std::move(t));
     return true;
   };
-  for (Value v : op_->getOperands())
+  for (Value v : op_->getOperands()) {
     if (!add(v.getType()))
       return false;
+    if (auto w = v.getDefiningOp<ir::WeightOp>(); w && w.getQuant()) // --weights q8_0|q4_0
+      tensors_.back().quant = parseQuantFormat(w.getQuant()->str());
+  }
   if (pass_ != 0) { // a two-pass kernel's scratch: f32, indexed by the kernel itself
     Tensor scratch;
     scratch.binding = unsigned(tensors_.size());
@@ -424,9 +427,17 @@ bool KernelBuilder::run(const SpirvOpEntry &entry) {
   // Buffers beyond the target's storage range (static sizes only; symbolic ones are checked by the planner).
   for (const Tensor &t : tensors_) {
     UintExpr n = t.numElements();
-    if (n.isConst && n.value * t.elementBytes() > target_.maxStorageBufferRange)
-      return fail("a " + std::to_string(n.value * t.elementBytes()) + "-byte buffer exceeds maxStorageBufferRange (" +
+    const uint64_t bytes = !n.isConst ? 0
+                           : t.quant  ? quantizedMatrixBytes(*t.quant, n.value / t.shape.back().getConstant(),
+                                                             uint64_t(t.shape.back().getConstant()))
+                                      : n.value * t.elementBytes();
+    if (bytes > target_.maxStorageBufferRange)
+      return fail("a " + std::to_string(bytes) + "-byte buffer exceeds maxStorageBufferRange (" +
                   std::to_string(target_.maxStorageBufferRange) + ")");
+    // Block-quantized weights have readers in quant.glsl only: the matmul (as B^T) and the gather (the table).
+    if (t.quant && !isa<ir::MatmulOp, ir::GatherOp>(op_))
+      return fail(std::string("reads a ") + quantFormatName(*t.quant) +
+                  " weight: on Vulkan only kiln.matmul and kiln.gather read block-quantized weights");
   }
   if (!entry.emit(*this, entry) || !checkLimits())
     return false;
@@ -477,7 +488,7 @@ std::string KernelBuilder::source() const {
   s += expandIncludes(header.substr(versionEnd), included);
   for (const Tensor &t : tensors_)
     s += std::string(t.binding >= op_->getNumOperands() ? "OUTPUT_BUFFER(" : "INPUT_BUFFER(") +
-         std::to_string(t.binding) + ", " + kindMacro(t.kind) + ")\n" + t.viewDefine;
+         std::to_string(t.binding) + ", " + (t.quant ? "QUANT" : kindMacro(t.kind)) + ")\n" + t.viewDefine;
   for (size_t i = 0; i < kernel.specialization.size(); ++i)
     s += "SPEC_CONSTANT(" + std::to_string(i) + ")\n";
   s += expandIncludes(generated_, included);

@@ -14,10 +14,12 @@
 #include "kiln/codegen/SpirvCodegen.h"
 #include "kiln/ir/KilnDialect.h"
 #include "kiln/ir/SymShape.h"
+#include "kiln/support/Quantize.h"
 
 #include "mlir/IR/Operation.h"
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -60,6 +62,9 @@ struct Tensor {
   int64_t rowCapacity = 0; ///< the view's storage rows (0: not a view) ...
   UintExpr rowOffset;      ///< ... and its first row
   bool permuted = false;   ///< stored with its axes permuted (SpirvKvView::storageOrder; the view macro maps)
+  /// A block-quantized weight (a kiln.weight with `quant`): `kind` is F32 (the values it stands for), the
+  /// buffer holds its blocks as uint words (STORAGE_QUANT; shaders/quant.glsl reads them).
+  std::optional<QuantFormat> quant;
   /// Element `off` of the row-major index space as an index into the buffer (through the view's macro).
   std::string at(const std::string &off) const { return viewMacro.empty() ? off : viewMacro + "(" + off + ")"; }
   bool isFloat() const { return kind == Kind::F32 || kind == Kind::F16 || kind == Kind::BF16; }
@@ -212,6 +217,10 @@ bool emitLayerNorm(KernelBuilder &b, const SpirvOpEntry &entry);
 bool emitMatmul(KernelBuilder &b, const SpirvOpEntry &entry);
 bool emitMatmulGroup(KernelBuilder &b, const SpirvOpEntry &entry);
 bool emitAttention(KernelBuilder &b, const SpirvOpEntry &entry);
+/// kiln.matmul (transpose_b) against a block-quantized weight (QuantKernels.cpp).
+bool emitQuantMatmul(KernelBuilder &b);
+/// quant.glsl's defines for reading the block-quantized tensor `t` (QuantKernels.cpp).
+void defineQuantReader(KernelBuilder &b, const Tensor &t);
 /// Scratch bytes of attention in two passes (split over the KV length) for up to `maxBatch` rows; 0: one pass.
 uint64_t attentionScratchBytes(mlir::Operation *op, const SpirvTarget &target, int64_t maxBatch);
 

@@ -180,7 +180,12 @@ bool emitGather(KernelBuilder &b, const SpirvOpEntry &) {
   b.bindRole("TABLE", table);
   b.bindRole("INDEX", b.in(1));
   b.bindRole("OUT", o);
-  if (table.kind != o.kind) // an f16 / bf16 table read in place for an f32 result (a folded weight convert)
+  if (table.quant) { // a q8_0 / q4_0 embedding table: the gathered rows dequantized (quant.glsl)
+    if (!o.isFloat() || o.kind == Kind::BF16)
+      return b.fail("a block-quantized table is gathered into f32 or f16 only");
+    b.define("QUANT_TABLE");
+    defineQuantReader(b, table);
+  } else if (table.kind != o.kind) // an f16 / bf16 table read in place for an f32 result (a folded weight convert)
     b.define("GATHER_CONVERT");
   mapGrid(b, "gather.comp");
   return true;

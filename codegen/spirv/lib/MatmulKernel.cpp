@@ -317,6 +317,8 @@ bool emitMatmulKernel(KernelBuilder &kb, const MatmulParts &p) {
 } // namespace
 
 bool emitMatmul(KernelBuilder &kb, const SpirvOpEntry &) {
+  if (kb.in(0).quant || kb.in(1).quant)
+    return emitQuantMatmul(kb);
   MatmulParts p;
   p.tb = cast<ir::MatmulOp>(kb.op()).getTransposeB();
   p.weights = {&kb.in(1)};
@@ -333,8 +335,11 @@ bool emitMatmulGroup(KernelBuilder &kb, const SpirvOpEntry &) {
   const unsigned weights = unsigned(op.getWeights().size());
   if (weights > 4)
     return kb.fail("a matmul_group kernel takes at most 4 weights");
-  for (unsigned i = 1; i <= weights; ++i)
+  for (unsigned i = 1; i <= weights; ++i) {
+    if (kb.in(i).quant) // passes/FusionMatmulGroups never groups them
+      return kb.fail("a block-quantized weight has no matmul_group kernel");
     p.weights.push_back(&kb.in(i));
+  }
   unsigned next = weights + 1; // then norm(w), residual(r), the results
   if (op.getNormWeight()) {
     p.norm = &kb.in(next++);

@@ -1,5 +1,8 @@
 // gather: result row j (GATHER_ROW elements) = table row clamp(index[j], 0, GATHER_ROWS - 1): an out-of-range
 // token id reads the nearest row instead of memory outside the table.
+#ifdef QUANT_TABLE
+#include "quant.glsl"
+#endif
 void visit(uint lin) {
   uint j = lin / GATHER_ROW, r = lin % GATHER_ROW;
 #ifdef INDEX_IS_FLOAT
@@ -9,7 +12,10 @@ void visit(uint lin) {
 #endif
   uint k = uint(clamp(ix, 0, int(GATHER_ROWS) - 1));
   uint src = k * GATHER_ROW + r;
-#if defined(GATHER_CONVERT)
+#if defined(QUANT_TABLE)
+  // A block-quantized table (quant.glsl): the row dequantized.
+  STORE_OUT(lin, quantAt(src));
+#elif defined(GATHER_CONVERT)
   // An f16 / bf16 table read in place for an f32 result (a folded weight convert): widened.
   STORE_OUT(lin, LOAD_TABLE(src));
 #elif defined(TABLE_IS_I64)

@@ -83,7 +83,12 @@ layout(std430, set = 0, binding = 1) readonly buffer VB { B_VIEW_TYPE d[]; } vb;
 #include "matmul_folds.glsl"
 #endif
 
-#ifdef TRANSPOSE_B
+#if defined(QUANT_B)
+// A block-quantized weight: its own GEMV (activations quantized per block, as the CPU's) and, for the tiles,
+// LOAD_B(i) = quantAt(i) (dequantized to f32 as it is staged).
+#include "quant.glsl"
+#include "gemv_quant.glsl"
+#elif defined(TRANSPOSE_B)
 #include "gemv.glsl"
 #endif
 #ifdef COOPMAT
@@ -194,7 +199,12 @@ void product(uint bz, uint A0, uint B0, uint blockBase) {
 #ifdef GEMV_ONLY // the small-rows variant: dispatched only for M <= MS
   gemv(bz, A0, B0, blockBase);
 #else
-#ifdef TRANSPOSE_B
+#if defined(QUANT_B) // no small-rows variant: its GEMV takes up to QMS rows, batch folded in
+  if (MM_M * MM_BATCH <= QMS) {
+    gemvQuant(bz, A0);
+    return;
+  }
+#elif defined(TRANSPOSE_B)
   if (MM_M <= MS) {
     gemv(bz, A0, B0, blockBase);
     return;

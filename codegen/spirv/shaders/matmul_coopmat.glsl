@@ -10,7 +10,8 @@
 //                  pointer and stride of a cooperative-matrix store must be 16-byte aligned); the others go
 //                  through a per-warp 16 x 8 staging area of sm with bounds checks (M, N, K need not be
 //                  multiples of anything).
-// A and B are read in their stored dtype (f32, f16 or bf16; 8 consecutive k per 16-byte load when K % 8 == 0)
+// A and B are read in their stored dtype (f32, f16 or bf16, or B q8_0 / q4_0 dequantized (QUANT_B); 8 consecutive
+// k per 16-byte load when K % 8 == 0)
 // one slice ahead into registers, so the next slice's global loads are in flight while this one is multiplied,
 // and converted to f16 as they are written to shared memory ([row][k], rows padded by 16 bytes so that the
 // 8 rows of a fragment load fall in different banks).
@@ -149,7 +150,11 @@ CmRaw cmLoadA(uint A0, uint i, uint kk) {
 CmRaw cmLoadB(uint B0, uint j, uint kk) {
   const uint N = MM_N, K = MM_K;
   if (j >= N || kk >= K) return CmRaw(uvec4(0u), uvec4(0u));
-#if VEC_WIDTH > 0
+#if defined(QUANT_B) // a q8_0 / q4_0 weight (quant.glsl; K % 32 == 0): dequantized, 8 from two words
+  vec4 lo, hi;
+  quant8(B0 + j * K + kk, lo, hi);
+  return CmRaw(floatBitsToUint(lo), floatBitsToUint(hi));
+#elif VEC_WIDTH > 0
   return CM_VEC_B(B0 + j * K + kk);
 #else
   float v[8];

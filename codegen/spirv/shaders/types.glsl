@@ -11,6 +11,7 @@
 #define STORAGE_I64 uint
 #define STORAGE_I32 int
 #define STORAGE_I1 uint8_t
+#define STORAGE_QUANT uint // a q8_0 / q4_0 weight matrix's words (quant.glsl)
 #define INPUT_BUFFER(n, KIND) layout(std430, set = 0, binding = n) readonly buffer B##n { STORAGE_##KIND d[]; } b##n;
 #define OUTPUT_BUFFER(n, KIND) layout(std430, set = 0, binding = n) buffer B##n { STORAGE_##KIND d[]; } b##n;
 

@@ -36,6 +36,7 @@ struct PartitionEntry {
   DispatchDevice device = DispatchDevice::Cpu;
   std::string reason;   // why it is on the cpu ("" on vulkan)
   bool fallback = false; // on the cpu because the device cannot run it (what --strict rejects)
+  bool readsQuantized = false; // reads a block-quantized (q8_0 / q4_0) weight
 };
 
 struct PartitionResult {

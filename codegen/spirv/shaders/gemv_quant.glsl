@@ -1,0 +1,105 @@
+// The decode GEMV against a block-quantized B [N, K] (matmul.comp with QUANT_B; quant.glsl) for at most QMS
+// rows of A, batch dims folded in (kQuantGemvMaxRows, support/Quantize.h): as the CPU's decode GEMV, each row
+// of A is quantized per block of 32 to integers (quantizeActivationBlock: d = max|x| / 127, q = x (1 / d)
+// rounded to nearest even), so a block's product is the integer sum qa . qb (exact in f32: |sum| <= 32 x 127
+// x 255 < 2^24) times the two scales, and `kiln eval --weights` (which emulates the same rounding) is
+// matched to f32 round-off.
+//
+// A team is one subgroup computing QGR rows of B; its lanes stride over the K blocks, a lane one whole block
+// per row at a time (q8_0: two uvec4 loads, q4_0: one; its f16 scale once per 32 weights), dequantized in
+// registers; the block's activations are loaded and quantized once for the QGR rows. subgroupAdd reduces.
+const uint QMS = 8u;
+const uint QGR = QUANT_GEMV_ROWS;
+
+layout(std430, set = 0, binding = 1) readonly buffer VQB { uvec4 d[]; } vqb;
+#ifdef A_IS_F32
+layout(std430, set = 0, binding = 0) readonly buffer VQA { vec4 d[]; } vqa;
+#define LOAD4_QA(v) vqa.d[v]
+#else
+#define LOAD4_QA(v) vec4(LOAD_A(4u * (v)), LOAD_A(4u * (v) + 1u), LOAD_A(4u * (v) + 2u), LOAD_A(4u * (v) + 3u))
+#endif
+
+// The 32 activations from vector index av, quantized (qa: integers as floats); returns the scale d, qsum the
+// sum of the 32 integers.
+float quantizeActivations(uint av, out vec4 qa[8], out float qsum) {
+  vec4 amax = vec4(0.0);
+  [[unroll]] for (uint t = 0u; t < 8u; ++t) {
+    qa[t] = LOAD4_QA(av + t);
+    amax = max(amax, abs(qa[t]));
+  }
+  float d = max(max(amax.x, amax.y), max(amax.z, amax.w)) / 127.0, id = d != 0.0 ? 1.0 / d : 0.0;
+  vec4 s = vec4(0.0);
+  [[unroll]] for (uint t = 0u; t < 8u; ++t) {
+    qa[t] = roundEven(qa[t] * id);
+    s += qa[t];
+  }
+  qsum = s.x + s.y + s.z + s.w;
+  return d;
+}
+
+vec4 bytes4(uint w) { return vec4(uvec4(w, w >> 8, w >> 16, w >> 24) & 0xffu); }
+
+#ifdef QUANT_Q8
+#define QUANT_BLOCK_VECTORS 2u // uvec4 per block
+// qa . (the stored quants of one block, q + 128).
+float blockDot(vec4 qa[8], uvec4 w[2]) {
+  float s = 0.0;
+  [[unroll]] for (uint t = 0u; t < 4u; ++t) s += dot(qa[t], bytes4(w[0][t])) + dot(qa[4u + t], bytes4(w[1][t]));
+  return s;
+}
+#else
+#define QUANT_BLOCK_VECTORS 1u
+// qa . (the stored nibbles of one block, q): word t holds elements 4t .. 4t + 3 (low nibbles) and 16 + 4t ..
+// (high nibbles).
+float blockDot(vec4 qa[8], uvec4 w[1]) {
+  float s = 0.0;
+  [[unroll]] for (uint t = 0u; t < 4u; ++t) {
+    uint v = w[0][t];
+    s += dot(qa[t], vec4(uvec4(v, v >> 8, v >> 16, v >> 24) & 15u)) +
+         dot(qa[4u + t], vec4(uvec4(v >> 4, v >> 12, v >> 20, v >> 28) & 15u));
+  }
+  return s;
+}
+#endif
+
+// acc[m][r] += row m of A . row j[r] of B over the blocks from `lane` in steps of `lanes`.
+void gemvQuantPartials(inout float acc[QMS][QGR], uint A0, uint j[QGR], uint lane, uint lanes) {
+  const uint M = MM_M, K = MM_K, KB = K / 32u;
+  for (uint b = lane; b < KB; b += lanes) {
+    uvec4 w[QGR][QUANT_BLOCK_VECTORS];
+    float dw[QGR];
+    [[unroll]] for (uint r = 0u; r < QGR; ++r) {
+      uint blk = j[r] * KB + b;
+      [[unroll]] for (uint v = 0u; v < QUANT_BLOCK_VECTORS; ++v) w[r][v] = vqb.d[blk * QUANT_BLOCK_VECTORS + v];
+      dw[r] = quantScale(blk);
+    }
+    [[unroll]] for (uint m = 0u; m < QMS; ++m)
+      if (m < M) {
+        vec4 qa[8];
+        float qsum, da = quantizeActivations((A0 + m * K) / 4u + 8u * b, qa, qsum);
+        [[unroll]] for (uint r = 0u; r < QGR; ++r) acc[m][r] += (blockDot(qa, w[r]) - QUANT_ZERO * qsum) * (da * dw[r]);
+      }
+  }
+}
+
+// Rows of B one workgroup covers per step of its loop.
+uint gemvQuantRowsPerGroup() { return gl_NumSubgroups * QGR; }
+
+void gemvQuant(uint bz, uint A0) {
+  const uint M = MM_M, N = MM_N;
+  uint rowsPerGroup = gemvQuantRowsPerGroup();
+  for (uint j0 = gl_WorkGroupID.x * rowsPerGroup + gl_SubgroupID * QGR; j0 < N; j0 += gl_NumWorkGroups.x * rowsPerGroup) {
+    float acc[QMS][QGR];
+    uint j[QGR];
+    [[unroll]] for (uint r = 0u; r < QGR; ++r) j[r] = min(j0 + r, N - 1u);
+    [[unroll]] for (uint m = 0u; m < QMS; ++m)
+      [[unroll]] for (uint r = 0u; r < QGR; ++r) acc[m][r] = 0.0;
+    gemvQuantPartials(acc, A0, j, gl_SubgroupInvocationID, gl_SubgroupSize);
+    [[unroll]] for (uint m = 0u; m < QMS; ++m)
+      if (m < M)
+        [[unroll]] for (uint r = 0u; r < QGR; ++r) {
+          float v = subgroupAdd(acc[m][r]);
+          if (subgroupElect() && j0 + r < N) STORE_OUT((bz * M + m) * N + j0 + r, v);
+        }
+  }
+}

@@ -1,0 +1,281 @@
+//===- QuantSpirvTest.cpp - Vulkan kernels reading q8_0 / q4_0 weights vs. the interpreter ===//
+//
+// kiln.matmul (transpose_b) against a block-quantized weight and kiln.gather from a quantized table
+// (codegen/spirv QuantKernels.cpp, shaders/quant.glsl, gemv_quant.glsl) on the first Vulkan device (lavapipe
+// in CI), against kiln::ir::Interpreter with the dequantized weight (which, like the decode GEMV, quantizes
+// the activation rows of a matmul of at most 8 rows, batch dims folded in): N = 77 (not a multiple of the
+// GEMV's rows per workgroup nor of the 64-wide tiles), K = 32, 96, 1024 and 5632, rows M = b x s = 1 .. 5, 8
+// (the GEMV), 9 and 77 (the dequantizing tiles). The gathered rows are the dequantized ones exactly. Without a
+// device the tests skip (generation and validation still run). N = 4100 takes the GEMV's four-row variant.
+// KILN_SPIRV_EXPORT=DIR: QuantExportGpuCases
+// writes the same kernels compiled for 32-wide subgroups for kiln_spirv_replay on the GPU machine.
+//
+//===----------------------------------------------------------------------===//
+#include "KernelTestUtil.h"
+#include "ReplayCase.h"
+#include "VulkanHarness.h"
+
+#include "kiln/codegen/SpirvCodegen.h"
+#include "kiln/ir/Interpreter.h"
+#include "kiln/ir/KilnDialect.h"
+#include "kiln/support/Quantize.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+using namespace kiln;
+
+namespace {
+
+test::VulkanHarness *quantHarness() {
+  static std::string why;
+  static std::unique_ptr<test::VulkanHarness> h = test::VulkanHarness::create(why);
+  return h.get();
+}
+
+std::string quantSource(const std::string &format, int64_t n, int64_t k) {
+  const std::string w = "tensor<" + std::to_string(n) + "x" + std::to_string(k) + "xf32>";
+  const std::string x = "tensor<?x?x" + std::to_string(k) + "xf32, #kiln.dims<[b, s]>>";
+  const std::string y = "tensor<?x?x" + std::to_string(n) + "xf32, #kiln.dims<[b, s]>>";
+  const std::string ids = "tensor<?x?xi64, #kiln.dims<[b, s]>>";
+  return "func.func @q(%x: " + x + ", %ids: " + ids + ") -> (" + y + ", " + x + ") {\n" +
+         "  %w = kiln.weight \"w\" {quant = \"" + format + "\"} : " + w + "\n" +
+         "  %0 = kiln.matmul %x, %w {transpose_b = true} : (" + x + ", " + w + ") -> " + y + "\n" +
+         "  %1 = kiln.gather %w, %ids : (" + w + ", " + ids + ") -> " + x + "\n" +
+         "  return %0, %1 : " + y + ", " + x + "\n}\n";
+}
+
+std::vector<uint8_t> bytesOf(const void *p, size_t n) {
+  const uint8_t *b = static_cast<const uint8_t *>(p);
+  return std::vector<uint8_t>(b, b + n);
+}
+
+double relErr(const std::vector<uint8_t> &got, const std::vector<double> &want) {
+  double peak = 0, err = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    float v;
+    std::memcpy(&v, got.data() + 4 * i, 4);
+    if (std::isnan(v))
+      return INFINITY;
+    peak = std::max(peak, std::fabs(want[i]));
+    err = std::max(err, std::fabs(double(v) - want[i]));
+  }
+  return peak > 0 ? err / peak : err;
+}
+
+class QuantSpirvTest : public ::testing::Test {
+protected:
+  QuantSpirvTest() {
+    context.loadDialect<ir::KilnDialect, mlir::func::FuncDialect>();
+    target.subgroupSize = 8; // lavapipe's
+  }
+
+  /// The kernels of the matmul and the gather of quantSource; a random weight, quantized (`packed`) and the
+  /// interpreter's weight (dequantized).
+  void setUp(const std::string &format, int64_t n, int64_t k) {
+    module = mlir::parseSourceString<mlir::ModuleOp>(quantSource(format, n, k), &context, "quant.mlir");
+    ASSERT_TRUE(module);
+    func = *module->getOps<mlir::func::FuncOp>().begin();
+    ops.clear();
+    kernels.clear();
+    for (mlir::Operation &op : func.getBody().front())
+      if (mlir::isa<ir::MatmulOp, ir::GatherOp>(op)) {
+        EXPECT_EQ(codegen::spirvUnsupportedReason(&op, target), "");
+        StatusOr<codegen::SpirvKernel> kernel = codegen::generateSpirvKernel(&op, test::kSymbols, target);
+        ASSERT_TRUE(kernel.ok()) << kernel.status().message();
+        ops.push_back(&op);
+        kernels.push_back(std::move(*kernel));
+      }
+    ASSERT_EQ(kernels.size(), 2u);
+    EXPECT_NE(kernels[0].name.find(format), std::string::npos) << kernels[0].name;
+    const QuantFormat f = *parseQuantFormat(format);
+    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+    std::vector<float> w(size_t(n * k));
+    for (float &v : w)
+      v = uniform(rng) * (rng() % 8 == 0 ? 4.0f : 1.0f);
+    packed.assign(quantizedMatrixBytes(f, uint64_t(n), uint64_t(k)), 0);
+    quantizeMatrix(f, w.data(), uint64_t(n), uint64_t(k), packed.data());
+    std::vector<float> values(w.size());
+    dequantizeMatrix(f, packed.data(), uint64_t(n), uint64_t(k), values.data());
+    dequantized.shape = {n, k};
+    dequantized.data.assign(values.begin(), values.end());
+  }
+
+  /// Inputs for b x s rows (activations with a few large values, so blocks differ in scale), the interpreter's
+  /// results, and each kernel's buffers (operands, then a garbage result).
+  void makeCase(int64_t b, int64_t s, int64_t n, int64_t k, std::vector<std::vector<double>> &want,
+                std::vector<std::vector<std::vector<uint8_t>>> &buffers) {
+    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+    std::vector<float> xf(size_t(b * s * k));
+    for (float &v : xf)
+      v = uniform(rng) * (rng() % 4 == 0 ? 8.0f : 1.0f);
+    std::vector<int64_t> ids;
+    for (int64_t i = 0; i < b * s; ++i)
+      ids.push_back(i == 0 ? n - 1 : int64_t(rng() % uint32_t(n)));
+    ir::HostTensor x{{b, s, k}, {}, false}, idt{{b, s}, {}, true};
+    x.data.assign(xf.begin(), xf.end());
+    idt.data.assign(ids.begin(), ids.end());
+    ir::Interpreter interpreter([&](llvm::StringRef, ir::HostTensor &out, std::string &) {
+      out = dequantized;
+      return true;
+    });
+    std::vector<ir::HostTensor> results;
+    std::string error;
+    ASSERT_TRUE(interpreter.run(func, {x, idt}, results, error)) << error;
+    want = {results[0].data, results[1].data};
+    buffers = {{bytesOf(xf.data(), xf.size() * 4), packed, std::vector<uint8_t>(size_t(b * s * n) * 4, 0xAB)},
+               {packed, bytesOf(ids.data(), ids.size() * 8), std::vector<uint8_t>(size_t(b * s * k) * 4, 0xAB)}};
+  }
+
+  /// Workgroups of kernel `i` for b x s rows.
+  void groupsOf(size_t i, int64_t b, int64_t s, uint32_t groups[3]) {
+    const std::map<std::string, int64_t> symbols = {{"b", b}, {"p", 0}, {"s", s}};
+    for (int a = 0; a < 3; ++a) {
+      std::optional<int64_t> g = kernels[i].globalSize[size_t(a)].evaluate(symbols);
+      ASSERT_TRUE(g.has_value());
+      groups[a] = uint32_t((*g + kernels[i].workgroupSize[a] - 1) / kernels[i].workgroupSize[a]);
+      ASSERT_LE(groups[a], 65535u);
+    }
+  }
+
+  /// Runs both kernels for each (b, s) of `rows` and compares with the interpreter: the matmul within 1e-5 (the
+  /// GEMV, rows <= 8) or `tileTolerance` (the tiles), the gather exactly.
+  void checkRows(const std::vector<std::pair<int64_t, int64_t>> &rows, int64_t n, int64_t k, double tileTolerance) {
+    test::VulkanHarness *h = quantHarness();
+    if (!h)
+      GTEST_SKIP() << "no Vulkan device (set VK_DRIVER_FILES=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json)";
+    for (auto [b, s] : rows) {
+      SCOPED_TRACE("b=" + std::to_string(b) + " s=" + std::to_string(s));
+      std::vector<std::vector<double>> want;
+      std::vector<std::vector<std::vector<uint8_t>>> buffers;
+      makeCase(b, s, n, k, want, buffers);
+      for (size_t i = 0; i < 2; ++i) {
+        uint32_t groups[3];
+        groupsOf(i, b, s, groups);
+        std::vector<std::vector<uint8_t> *> bound;
+        for (std::vector<uint8_t> &buf : buffers[i])
+          bound.push_back(&buf);
+        ASSERT_EQ(h->dispatch(kernels[i].spirv, bound, {uint32_t(b), 0u, uint32_t(s)}, groups, kernels[i].specialization),
+                  "")
+            << kernels[i].name;
+      }
+      EXPECT_LE(relErr(buffers[0].back(), want[0]), b * s <= 8 ? 1e-5 : tileTolerance) << kernels[0].name;
+      EXPECT_EQ(relErr(buffers[1].back(), want[1]), 0.0) << "the gathered rows are the dequantized ones, exactly";
+    }
+  }
+
+  mlir::MLIRContext context;
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+  mlir::func::FuncOp func;
+  codegen::SpirvTarget target;
+  std::vector<mlir::Operation *> ops;
+  std::vector<codegen::SpirvKernel> kernels;
+  std::vector<uint8_t> packed;
+  ir::HostTensor dequantized;
+  std::mt19937 rng{11};
+};
+
+constexpr int64_t kN = 77;
+/// (b, s): rows 1 .. 5 and 8 take the GEMV (8 as b = 2, s = 4: batch dims folded in), 9 and 77 the tiles.
+const std::vector<std::pair<int64_t, int64_t>> kRows = {{1, 1}, {1, 2}, {1, 3}, {2, 2}, {1, 5}, {2, 4}, {1, 9}, {1, 77}};
+
+TEST_F(QuantSpirvTest, MatchesInterpreter) {
+  for (const char *format : {"q8_0", "q4_0"})
+    for (int64_t k : {32, 96, 1024, 5632}) {
+      SCOPED_TRACE(std::string(format) + " K=" + std::to_string(k));
+      setUp(format, kN, k);
+      EXPECT_EQ(kernels[0].name.find("coopmat"), std::string::npos) << kernels[0].name;
+      checkRows(kRows, kN, k, 1e-5);
+    }
+}
+
+// 4096 rows and more: the GEMV's subgroups take four rows each (QUANT_GEMV_ROWS 4); 4100 leaves a partial group.
+TEST_F(QuantSpirvTest, FourRowsPerSubgroup) {
+  for (const char *format : {"q8_0", "q4_0"}) {
+    SCOPED_TRACE(format);
+    setUp(format, 4100, 64);
+    EXPECT_NE(kernels[0].name.find("_gemv4_"), std::string::npos) << kernels[0].name;
+    checkRows({{1, 1}, {2, 4}}, 4100, 64, 1e-5);
+  }
+}
+
+// Prefill on the cooperative-matrix tiles (emulated: lavapipe has none), B dequantized 8 elements at a time
+// (quant8) and staged as f16: bound 5e-3, as for f16 weights (A is rounded to f16 too).
+TEST_F(QuantSpirvTest, CooperativeMatrixEmulated) {
+  target.emulateCooperativeMatrix = true;
+  for (const char *format : {"q8_0", "q4_0"})
+    for (int64_t k : {96, 1024}) {
+      SCOPED_TRACE(std::string(format) + " K=" + std::to_string(k));
+      setUp(format, kN, k);
+      EXPECT_NE(kernels[0].name.find("_coopmatemu"), std::string::npos) << kernels[0].name;
+      checkRows({{1, 9}, {1, 77}}, kN, k, 5e-3);
+    }
+}
+
+// Other readers of a quantized weight have no Vulkan kernel: legality places them on the CPU with this reason.
+TEST_F(QuantSpirvTest, OtherReadersAreRefused) {
+  const char *src = "func.func @t() -> tensor<64x4xf32> {\n"
+                    "  %w = kiln.weight \"w\" {quant = \"q8_0\"} : tensor<4x64xf32>\n"
+                    "  %0 = kiln.transpose %w {permutation = array<i64: 1, 0>} : tensor<4x64xf32> -> tensor<64x4xf32>\n"
+                    "  return %0 : tensor<64x4xf32>\n}\n";
+  module = mlir::parseSourceString<mlir::ModuleOp>(src, &context, "t.mlir");
+  ASSERT_TRUE(module);
+  func = *module->getOps<mlir::func::FuncOp>().begin();
+  for (mlir::Operation &op : func.getBody().front())
+    if (mlir::isa<ir::TransposeOp>(op))
+      EXPECT_NE(codegen::spirvUnsupportedReason(&op, target).find("only kiln.matmul and kiln.gather"),
+                std::string::npos);
+}
+
+// KILN_SPIRV_EXPORT=DIR: the matmul kernels for 32-wide subgroups and cooperative matrices (the GPU's), for
+// kiln_spirv_replay (ReplayCase.h) on the GPU machine; files q000.rpl, ... Without it: skipped.
+TEST_F(QuantSpirvTest, QuantExportGpuCases) {
+  const char *dir = std::getenv("KILN_SPIRV_EXPORT");
+  if (!dir)
+    GTEST_SKIP() << "set KILN_SPIRV_EXPORT=DIR to write the GPU cases for kiln_spirv_replay";
+  target.subgroupSize = 32;
+  target.maxSharedMemory = 49152;
+  target.cooperativeMatrix = true; // rows > 8: the cooperative-matrix tiles (f16 staging: 5e-3)
+  // (N, K, rows): the awkward sizes, and two larger ones (the four-row GEMV; K = 5632 as TinyLlama's down
+  // projection) at a few row counts only: every file carries its weight.
+  struct Size {
+    int64_t n, k;
+    std::vector<std::pair<int64_t, int64_t>> rows;
+  };
+  const std::vector<Size> sizes = {
+      {kN, 96, kRows}, {kN, 1024, kRows}, {4100, 1024, {{1, 1}}}, {256, 5632, {{1, 77}}}};
+  int index = 0;
+  for (const char *format : {"q8_0", "q4_0"})
+    for (const Size &size : sizes) {
+      setUp(format, size.n, size.k);
+      const int64_t n = size.n, k = size.k;
+      for (auto [b, s] : size.rows) {
+        std::vector<std::vector<double>> want;
+        std::vector<std::vector<std::vector<uint8_t>>> buffers;
+        makeCase(b, s, n, k, want, buffers);
+        test::ReplayCase rc;
+        rc.name = kernels[0].name + " b=" + std::to_string(b) + " s=" + std::to_string(s);
+        rc.tolerance = b * s <= 8 ? 1e-5 : 5e-3;
+        rc.spirv = kernels[0].spirv;
+        rc.specialization = kernels[0].specialization;
+        rc.push = {uint32_t(b), 0u, uint32_t(s)};
+        groupsOf(0, b, s, rc.groups);
+        rc.buffers = buffers[0];
+        rc.expected.assign(want[0].begin(), want[0].end());
+        char file[32];
+        std::snprintf(file, sizeof file, "/q%03d.rpl", index++);
+        ASSERT_TRUE(test::writeReplayCase(dir + std::string(file), rc)) << dir << file;
+      }
+    }
+  std::printf("[ export   ] %d quantized-weight cases in %s\n", index, dir);
+}
+
+} // namespace
