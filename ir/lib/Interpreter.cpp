@@ -1088,13 +1088,9 @@ bool Evaluator::evalConcat(ConcatOp op, HostTensor &out) {
 // Fused ops
 //===----------------------------------------------------------------------===//
 
-bool Evaluator::evalRmsNorm(RmsNormOp op, HostTensor &out) {
-  const HostTensor &x = get(op.getInput()), &w = get(op.getWeight());
-  int64_t n = x.shape.empty() ? 0 : x.shape.back();
-  if (x.shape.empty() || (int64_t)w.data.size() != n)
-    return fail(op, "weight " + formatDims(w.shape) + " does not match input " + formatDims(x.shape));
-  double eps = op.getEps().convertToDouble();
-  bool unit = op.getUnitOffset();
+/// rms_norm(x, w) over the last axis (x * rsqrt(mean(x^2) + eps) * w, or * (1 + w) with unitOffset).
+static void rmsNormRows(const HostTensor &x, const HostTensor &w, double eps, bool unitOffset, HostTensor &out) {
+  const int64_t n = x.shape.empty() ? 0 : x.shape.back();
   out.shape = x.shape;
   out.data.resize(x.data.size());
   for (int64_t r = 0; n > 0 && r < (int64_t)x.data.size() / n; ++r) {
@@ -1104,8 +1100,16 @@ bool Evaluator::evalRmsNorm(RmsNormOp op, HostTensor &out) {
       ss += xr[i] * xr[i];
     double inv = 1.0 / std::sqrt(ss / (double)n + eps);
     for (int64_t i = 0; i < n; ++i)
-      out.data[r * n + i] = xr[i] * inv * (unit ? 1.0 + w.data[i] : w.data[i]);
+      out.data[r * n + i] = xr[i] * inv * (unitOffset ? 1.0 + w.data[i] : w.data[i]);
   }
+}
+
+bool Evaluator::evalRmsNorm(RmsNormOp op, HostTensor &out) {
+  const HostTensor &x = get(op.getInput()), &w = get(op.getWeight());
+  int64_t n = x.shape.empty() ? 0 : x.shape.back();
+  if (x.shape.empty() || (int64_t)w.data.size() != n)
+    return fail(op, "weight " + formatDims(w.shape) + " does not match input " + formatDims(x.shape));
+  rmsNormRows(x, w, op.getEps().convertToDouble(), op.getUnitOffset(), out);
   return true;
 }
 
@@ -1135,10 +1139,18 @@ bool Evaluator::evalLayerNorm(LayerNormOp op, HostTensor &out) {
   return true;
 }
 
-/// matmul_group (x, W_0, ..., W_n-1): x W_i^T per weight, or silu(x W_0^T) * (x W_1^T) with silu_mul.
+/// matmul_group (x, W_0, ..., W_n-1): x W_i^T per weight, or silu(x W_0^T) * (x W_1^T) with silu_mul; with
+/// norm(w) x is rms_norm(x, w) first, with residual(r) the one result is r + x W_0^T.
 bool Evaluator::evalMatmulGroup(Operation *groupOp, const OpRule &, Results &results) {
   auto op = cast<MatmulGroupOp>(groupOp);
-  const HostTensor &a = get(op.getLhs());
+  HostTensor normed;
+  if (Value w = op.getNormWeight()) {
+    const HostTensor &x = get(op.getLhs()), &nw = get(w);
+    if (x.shape.empty() || (int64_t)nw.data.size() != x.shape.back())
+      return fail(op, "norm weight " + formatDims(nw.shape) + " does not match lhs " + formatDims(x.shape));
+    rmsNormRows(x, nw, op.getNormEps()->convertToDouble(), op.getNormUnitOffset(), normed);
+  }
+  const HostTensor &a = op.getNormWeight() ? normed : get(op.getLhs());
   if (a.shape.size() < 2)
     return fail(op, "lhs needs rank >= 2");
   const int64_t k = a.shape.back(), rows = a.numElements() / std::max<int64_t>(k, 1);
@@ -1172,6 +1184,13 @@ bool Evaluator::evalMatmulGroup(Operation *groupOp, const OpRule &, Results &res
       out.data[i] = g * sigmoid(g) * products[1].data[i];
     }
     return true;
+  }
+  if (Value r = op.getResidual()) {
+    const HostTensor &res = get(r);
+    if (products.size() != 1 || res.shape != products[0].shape)
+      return fail(op, "residual " + formatDims(res.shape) + " does not match the result");
+    for (size_t i = 0; i < res.data.size(); ++i)
+      products[0].data[i] += res.data[i];
   }
   for (unsigned i = 0; i < products.size(); ++i)
     addResult(op, i, results) = std::move(products[i]);

@@ -79,6 +79,9 @@ layout(std430, set = 0, binding = 1) readonly buffer VB { B_VIEW_TYPE d[]; } vb;
 #ifdef GROUP
 #include "matmul_group_views.glsl"
 #endif
+#if defined(NORM) || defined(RESIDUAL)
+#include "matmul_folds.glsl"
+#endif
 
 #if defined(QUANT_B)
 // A block-quantized weight: its own GEMV (activations quantized per block, as the CPU's) and, for the tiles,
@@ -107,6 +110,9 @@ void loadTiles(uint A0, uint B0, uint i0, uint j0, uint k0) {
     uint kc = min(kk, K - VW);
 #if VEC_WIDTH == 4
     vec4 xa = ain ? LOAD4_A((A0 + i * K + kc) / 4u) : vec4(0.0);
+#ifdef NORM
+    if (ain) xa *= gRs[row] * normW4(kc);
+#endif
     vec4 xb = bin ? LOAD4_B((B0 + jj * K + kc) / 4u) : vec4(0.0);
     [[unroll]] for (uint c = 0u; c < 4u; ++c) {
       sm[(kq + c) * LD + row] = xa[c];
@@ -115,6 +121,12 @@ void loadTiles(uint A0, uint B0, uint i0, uint j0, uint k0) {
 #else
     vec4 al = vec4(0.0), ah = vec4(0.0), bl = vec4(0.0), bh = vec4(0.0);
     if (ain) LOAD8_A((A0 + i * K + kc) / 8u, al, ah);
+#ifdef NORM
+    if (ain) {
+      al *= gRs[row] * normW4(kc);
+      ah *= gRs[row] * normW4(kc + 4u);
+    }
+#endif
     if (bin) LOAD8_B((B0 + jj * K + kc) / 8u, bl, bh);
     [[unroll]] for (uint c = 0u; c < 4u; ++c) {
       sm[(kq + c) * LD + row] = al[c];
@@ -129,7 +141,11 @@ void loadTiles(uint A0, uint B0, uint i0, uint j0, uint k0) {
   for (uint e = 0u; e < 4u; ++e) {
     uint q = t + WG_X * e, row = q / BK, kq = q % BK;
     uint i = i0 + row, kk = k0 + kq;
+#ifdef NORM
+    sm[kq * LD + row] = (i < M && kk < K) ? LOAD_A(A0 + i * K + kk) * gRs[row] * normW(kk) : 0.0;
+#else
     sm[kq * LD + row] = (i < M && kk < K) ? LOAD_A(A0 + i * K + kk) : 0.0;
+#endif
 #ifdef TRANSPOSE_B
     uint jj = j0 + row;
     sm[BK * LD + kq * LD + row] = (jj < N && kk < K) ? LOAD_B(B0 + jj * K + kk) : 0.0;
@@ -147,6 +163,9 @@ void tile64(uint bz, uint A0, uint B0, uint tile) {
   uint t = gl_LocalInvocationID.x, tx = t % 16u, ty = t / 16u;
   uint tilesN = (N + BN - 1u) / BN;
   uint i0 = (tile / tilesN) * BM, j0 = (tile % tilesN) * BN;
+#ifdef NORM
+  rowScales(A0, i0, BM);
+#endif
   float c[4][4];
   [[unroll]] for (uint r = 0u; r < 4u; ++r)
     [[unroll]] for (uint q = 0u; q < 4u; ++q) c[r][q] = 0.0;
@@ -249,6 +268,10 @@ void main() {
   for (uint bz = gl_WorkGroupID.z; bz < MM_BATCH; bz += gl_NumWorkGroups.z) {
     uint A0, B0;
     batchOffsets(bz, A0, B0);
+#ifdef NORM
+    // The GEMV's rows of A (all M <= MS of them: 1, 2 or 4 rows of the reduction); the tiles scale per block.
+    if (MM_M <= MS) rowScales(A0, 0u, MM_M >= 3u ? 4u : max(MM_M, 1u));
+#endif
 #if defined(GROUP) && !defined(SILU_MUL)
 #ifdef TRANSPOSE_B
     if (MM_M > MS)

@@ -90,9 +90,9 @@ uvec4 cmBf16ToHalf8(uvec4 u) {
   return packHalf8(vec4(bf16x2(u.x), bf16x2(u.y)), vec4(bf16x2(u.z), bf16x2(u.w)));
 }
 #endif
-#if VEC_WIDTH == 8 && defined(A_IS_F16)
+#if VEC_WIDTH == 8 && defined(A_IS_F16) && !defined(NORM)
 #define CM_PACK_A(r) r.x
-#elif VEC_WIDTH == 8 && defined(A_IS_BF16)
+#elif VEC_WIDTH == 8 && defined(A_IS_BF16) && !defined(NORM)
 #define CM_PACK_A(r) cmBf16ToHalf8(r.x)
 #else
 #define CM_PACK_A(r) packHalf8(uintBitsToFloat(r.x), uintBitsToFloat(r.y))
@@ -124,7 +124,22 @@ uvec4 cmBf16ToHalf8(uvec4 u) {
 CmRaw cmLoadA(uint A0, uint i, uint kk) {
   const uint M = MM_M, K = MM_K;
   if (i >= M || kk >= K) return CmRaw(uvec4(0u), uvec4(0u));
-#if VEC_WIDTH > 0
+#ifdef NORM
+  // The normed row, as the bits of 8 f32 (CM_PACK_A converts them): A x its row's 1/rms x the norm weight.
+  vec4 lo, hi;
+#if VEC_WIDTH > 0 && !defined(A_IS_F16) && !defined(A_IS_BF16)
+  CmRaw raw = CM_VEC_A(A0 + i * K + kk);
+  lo = uintBitsToFloat(raw.x);
+  hi = uintBitsToFloat(raw.y);
+#else
+  [[unroll]] for (uint c = 0u; c < 4u; ++c) {
+    lo[c] = kk + c < K ? LOAD_A(A0 + i * K + kk + c) : 0.0;
+    hi[c] = kk + 4u + c < K ? LOAD_A(A0 + i * K + kk + 4u + c) : 0.0;
+  }
+#endif
+  float scale = gRs[i - gRsRow0];
+  return CmRaw(floatBitsToUint(lo * scale * normW4(kk)), floatBitsToUint(hi * scale * normW4(kk + 4u)));
+#elif VEC_WIDTH > 0
   return CM_VEC_A(A0 + i * K + kk);
 #else
   float v[8];
@@ -205,6 +220,9 @@ void cmStoreBlock(uint bz, uint i0, uint j0, uint wm, uint wn, CM_ACC acc[CM_FM]
 void coopBlock(uint bz, uint A0, uint B0, uint i0, uint j0, inout uint stage) {
   const uint K = MM_K;
   const uint warp = CM_WARP, wm = warp / CM_WGN, wn = warp % CM_WGN;
+#ifdef NORM
+  rowScales(A0, i0, CM_BM);
+#endif
   CM_ACC acc[CM_FM][CM_FN];
   [[unroll]] for (uint r = 0u; r < CM_FM; ++r)
     [[unroll]] for (uint c = 0u; c < CM_FN; ++c) CM_ZERO(acc[r][c]);

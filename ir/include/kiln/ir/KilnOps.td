@@ -203,7 +203,7 @@ def Kiln_MatmulOp : Kiln_Op<"matmul", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Kiln_MatmulGroupOp : Kiln_Op<"matmul_group", [Pure]> {
+def Kiln_MatmulGroupOp : Kiln_Op<"matmul_group", [Pure, AttrSizedOperandSegments]> {
   let summary = "x W_i^T for several Linear weights sharing x, as one kernel (Q/K/V, gate/up)";
   let description = [{
     Each weight W_i is [N_i, K] and lhs is [..., M, K]: without `silu_mul`, result i is
@@ -211,10 +211,21 @@ def Kiln_MatmulGroupOp : Kiln_Op<"matmul_group", [Pure]> {
     shape and one result silu(lhs W_0^T) * (lhs W_1^T) (SwiGLU's gate and up projections with the activation
     in the epilogue). One element type throughout. Made by kiln-fuse-matmul-groups (compile --target vulkan):
     one dispatch instead of one per weight (and the silu and the mul), the lhs read once per group.
+
+    Folds of kiln-fuse-matmul-norms (the Vulkan partition only):
+    - `norm(w)`: the lhs the products read is rms_norm(lhs, w) with `norm_eps` (and (1 + w) with
+      `norm_unit_offset`): each row of lhs scaled by rsqrt(mean(row^2) + eps) and each k by w[k] as it is
+      loaded (the prologue), the normed rows never stored. w is [K], of lhs's element type.
+    - `residual(r)`: one weight, no silu_mul; the result is r + lhs W_0^T (the epilogue), r of the result's type.
   }];
-  let arguments = (ins AnyRankedTensor:$lhs, Variadic<AnyRankedTensor>:$weights, BoolAttr:$silu_mul);
+  let arguments = (ins AnyRankedTensor:$lhs, Variadic<AnyRankedTensor>:$weights,
+                       Optional<AnyRankedTensor>:$norm_weight, Optional<AnyRankedTensor>:$residual,
+                       BoolAttr:$silu_mul, OptionalAttr<F64Attr>:$norm_eps, UnitAttr:$norm_unit_offset);
   let results = (outs Variadic<AnyRankedTensor>:$results);
-  let assemblyFormat = "$lhs `,` $weights attr-dict `:` functional-type(operands, results)";
+  let assemblyFormat = [{
+    $lhs `,` $weights (`norm` `(` $norm_weight^ `)`)? (`residual` `(` $residual^ `)`)? attr-dict `:`
+    functional-type(operands, results)
+  }];
   let hasVerifier = 1;
 }
 
