@@ -48,6 +48,9 @@ int main(int argc, char **argv) {
     kiln_model_free(model);
     return 1;
   }
+  /* Generation reads only the last row's logits: compute that row alone ([1, 1, vocab]). An encoder has no
+   * logits rows and refuses, harmlessly. */
+  (void)kiln_session_set_logits(session, KILN_LOGITS_LAST);
   int status = 0;
   const float *data;
   int64_t shape[KILN_MAX_RANK];

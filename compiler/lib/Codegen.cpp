@@ -401,7 +401,8 @@ Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &pr
     ++summary->spirvDispatches;
     if (mlir::isa<ir::AttentionOp>(d.op) && d.pass != 2)
       countAttention(kernel, *summary);
-    if (d.op->getName().getStringRef() == "kiln.matmul") {
+    // Matmuls and matmul_groups (which kiln-fuse-matmul-norms makes of o / down / lm_head too) take the tiles alike.
+    if (d.op->getName().getStringRef() == "kiln.matmul" || d.op->getName().getStringRef() == "kiln.matmul_group") {
       ++summary->spirvMatmuls;
       if (size_t at = kernel.name.find("_coopmat"); at != std::string::npos) // "_coopmat128x128x32_..."
         ++summary->coopmatBlocks[kernel.name.substr(at + 8, kernel.name.find('_', at + 1) - at - 8)];

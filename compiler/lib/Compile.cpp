@@ -141,6 +141,7 @@ private:
   Status limits();
   Status split();
   Status groupMatmuls();
+  Status foldMatmulNorms();
   Status plan();
   Status partition();
   Status dumpPartition(const std::string &title);
@@ -184,6 +185,7 @@ StatusOr<CompileResult> Pipeline::run() {
     return std::move(result);
   for (Status (Pipeline::*stage)() :
        {&Pipeline::collectText, &Pipeline::fuse, &Pipeline::limits, &Pipeline::split, &Pipeline::groupMatmuls,
+        &Pipeline::foldMatmulNorms,
         &Pipeline::plan, &Pipeline::partition,
         &Pipeline::placeKvCache, &Pipeline::buildManifest, &Pipeline::generateKernels, &Pipeline::write})
     if (Status s = (this->*stage)(); !s)
@@ -278,6 +280,31 @@ Status Pipeline::groupMatmuls() {
   reporter.details("matmul-groups", details);
   if (!groups->fused.empty() && dumps.enabled())
     return dumps.dump(module(), "02-grouped.mlir");
+  return Status::ok();
+}
+
+Status Pipeline::foldMatmulNorms() {
+  // Vulkan, fused, after groupMatmuls: the residual adds and the RMSNorms between the GEMVs go into the groups'
+  // epilogues / prologues (no add_rms_norm dispatch between o and gate-up, nor between down and the next QKV).
+  if (!vulkan || !o.fuse || !o.matmulNorms)
+    return Status::ok();
+  const Clock::time_point t = Clock::now();
+  StatusOr<passes::FusionReport> folds = matmulNormStage(module(), profile, o.modelDir);
+  if (!folds.ok())
+    return folds.status();
+  FusionSummary &f = result.report.fusion;
+  f.matmulResiduals = int(folds->count("matmul_residual"));
+  f.matmulNorms = int(folds->count("matmul_norm"));
+  f.fused.insert(f.fused.end(), folds->fused.begin(), folds->fused.end());
+  f.unfused.insert(f.unfused.end(), folds->unfused.begin(), folds->unfused.end());
+  const double seconds = secondsSince(t);
+  reporter.lines("matmul-norms", matmulNormLines(folds->fused, folds->unfused, profile.name, seconds), seconds);
+  std::vector<std::string> details;
+  for (const std::string &line : folds->fused)
+    details.push_back("folded " + line);
+  reporter.details("matmul-norms", details);
+  if (!folds->fused.empty() && dumps.enabled())
+    return dumps.dump(module(), "02-matmul-norms.mlir");
   return Status::ok();
 }
 

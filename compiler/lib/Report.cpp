@@ -79,6 +79,20 @@ std::vector<std::string> matmulGroupLines(const std::vector<std::string> &fused,
   return lines;
 }
 
+std::vector<std::string> matmulNormLines(const std::vector<std::string> &fused, const std::vector<std::string> &unfused,
+                                         const std::string &profile, double seconds) {
+  auto count = [&](const std::string &kind) {
+    return size_t(std::count_if(fused.begin(), fused.end(),
+                                [&](const std::string &line) { return line.rfind(kind + " at ", 0) == 0; }));
+  };
+  std::vector<std::string> lines = {"matmul norms: " + to_string(count("matmul_residual")) +
+                                    " residual adds into the GEMV epilogue, " + to_string(count("matmul_norm")) +
+                                    " rms_norms into the prologue (" + profile + ") in " + ms(seconds)};
+  for (const std::string &line : unfused)
+    lines.push_back("not folded: " + line);
+  return lines;
+}
+
 std::vector<std::string> planLines(const PlanSummary &s, double seconds) {
   return {"memory plan: " + to_string(s.buffers) + " buffers, " + to_string(s.dispatches) + " dispatches, arena " +
           formatBytes(s.arenaBytes) + " (intermediates " + formatBytes(s.intermediateBytes) + "), weights " +

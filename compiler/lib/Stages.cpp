@@ -132,18 +132,32 @@ StatusOr<SplitSummary> splitWeightsStage(mlir::ModuleOp module, const DeviceProf
   return s;
 }
 
-StatusOr<passes::FusionReport> matmulGroupStage(mlir::ModuleOp module, const DeviceProfile &profile,
-                                                const std::string &modelDir) {
+/// Accepts a kiln.matmul_group the device runs: the profile allows it and codegen/spirv has its kernel.
+static passes::MatmulGroupFilter deviceGroupFilter(const DeviceProfile &profile) {
   const passes::DeviceKernelCatalog *catalog = deviceKernelCatalog();
-  passes::FusionReport report;
-  passes::fuseMatmulGroups(module, &report, [&](mlir::Operation *op) -> std::string {
+  return [&profile, catalog](mlir::Operation *op) -> std::string {
     for (const char *name : {"kiln.matmul_group", "kiln.matmul"})
       if (profile.opUnavailable(name))
         return "profile " + profile.name + " lists " + name + " as unavailable";
     return catalog ? catalog->unsupportedReason(op, profile) : "this build has no SPIR-V backend";
-  });
+  };
+}
+
+StatusOr<passes::FusionReport> matmulGroupStage(mlir::ModuleOp module, const DeviceProfile &profile,
+                                                const std::string &modelDir) {
+  passes::FusionReport report;
+  passes::fuseMatmulGroups(module, &report, deviceGroupFilter(profile));
   if (mlir::failed(mlir::verify(module)))
     return Status::error(modelDir + ": internal error: the module does not verify after kiln-fuse-matmul-groups");
+  return report;
+}
+
+StatusOr<passes::FusionReport> matmulNormStage(mlir::ModuleOp module, const DeviceProfile &profile,
+                                               const std::string &modelDir) {
+  passes::FusionReport report;
+  passes::fuseMatmulNorms(module, &report, deviceGroupFilter(profile));
+  if (mlir::failed(mlir::verify(module)))
+    return Status::error(modelDir + ": internal error: the module does not verify after kiln-fuse-matmul-norms");
   return report;
 }
 

@@ -235,6 +235,7 @@ public:
       : loader_(loader), weights_(weights), error_(error) {}
 
   bool bindArguments(func::FuncOp func, llvm::ArrayRef<HostTensor> args);
+  bool bindSymbols(const std::map<std::string, int64_t> &symbols);
   bool evaluate(func::FuncOp func, std::vector<HostTensor> &results);
   /// The op table (built once).
   static const OpTable<OpRule> &table();
@@ -284,6 +285,7 @@ private:
   bool evalTranspose(TransposeOp op, HostTensor &out);
   bool evalBroadcastTo(BroadcastToOp op, HostTensor &out);
   bool evalSlice(SliceOp op, HostTensor &out);
+  bool evalTail(TailOp op, HostTensor &out);
   bool evalConcat(ConcatOp op, HostTensor &out);
   bool evalRmsNorm(RmsNormOp op, HostTensor &out);
   bool evalLayerNorm(LayerNormOp op, HostTensor &out);
@@ -400,6 +402,20 @@ bool Evaluator::bindArguments(func::FuncOp func, llvm::ArrayRef<HostTensor> args
     auto value = std::make_shared<HostTensor>(args[i]);
     value->isInteger = isIntegerType(elementType(func.getArgument(i)));
     values_[func.getArgument(i)] = std::move(value);
+  }
+  return true;
+}
+
+// Symbols no argument shape holds (a tail op's row count): bound by the caller; one that the arguments bound
+// must agree.
+bool Evaluator::bindSymbols(const std::map<std::string, int64_t> &symbols) {
+  for (const auto &[name, value] : symbols) {
+    auto [it, inserted] = bindings_.insert({name, value});
+    if (!inserted && it->second != value) {
+      error_ = "symbol '" + name + "' = " + std::to_string(value) + " but the argument shapes bind it to " +
+               std::to_string(it->second);
+      return false;
+    }
   }
   return true;
 }
@@ -538,6 +554,7 @@ const OpTable<OpRule> &Evaluator::table() {
         .add<TransposeOp>({&E::single<TransposeOp, &E::evalTranspose>})
         .add<BroadcastToOp>({&E::single<BroadcastToOp, &E::evalBroadcastTo>})
         .add<SliceOp>({&E::single<SliceOp, &E::evalSlice>})
+        .add<TailOp>({&E::single<TailOp, &E::evalTail>})
         .add<ConcatOp>({&E::single<ConcatOp, &E::evalConcat>})
         .add<RmsNormOp>({&E::single<RmsNormOp, &E::evalRmsNorm>})
         .add<LayerNormOp>({&E::single<LayerNormOp, &E::evalLayerNorm>})
@@ -1017,6 +1034,24 @@ bool Evaluator::evalSlice(SliceOp op, HostTensor &out) {
   return true;
 }
 
+bool Evaluator::evalTail(TailOp op, HostTensor &out) {
+  const HostTensor &in = get(op.getInput());
+  std::string reason;
+  FailureOr<int64_t> axis = normalizeAxis(op.getAxis(), in.shape.size(), reason);
+  if (failed(axis) || !expectedShape(op, op.getResult(), out.shape))
+    return failed(axis) ? fail(op, reason) : false;
+  AxisSplit sp = splitAt(in.shape, *axis);
+  const int64_t n = out.shape[*axis];
+  if (n > sp.size)
+    return fail(op, "takes the last " + std::to_string(n) + " of " + std::to_string(sp.size) + " elements of dim " +
+                        std::to_string(*axis));
+  out.data.resize(out.numElements());
+  for (int64_t o = 0; o < sp.outer; ++o)
+    std::copy_n(in.data.begin() + (o * sp.size + sp.size - n) * sp.inner, n * sp.inner,
+                out.data.begin() + o * n * sp.inner);
+  return true;
+}
+
 bool Evaluator::evalConcat(ConcatOp op, HostTensor &out) {
   llvm::SmallVector<const HostTensor *> inputs;
   for (Value v : op.getInputs())
@@ -1053,13 +1088,9 @@ bool Evaluator::evalConcat(ConcatOp op, HostTensor &out) {
 // Fused ops
 //===----------------------------------------------------------------------===//
 
-bool Evaluator::evalRmsNorm(RmsNormOp op, HostTensor &out) {
-  const HostTensor &x = get(op.getInput()), &w = get(op.getWeight());
-  int64_t n = x.shape.empty() ? 0 : x.shape.back();
-  if (x.shape.empty() || (int64_t)w.data.size() != n)
-    return fail(op, "weight " + formatDims(w.shape) + " does not match input " + formatDims(x.shape));
-  double eps = op.getEps().convertToDouble();
-  bool unit = op.getUnitOffset();
+/// rms_norm(x, w) over the last axis (x * rsqrt(mean(x^2) + eps) * w, or * (1 + w) with unitOffset).
+static void rmsNormRows(const HostTensor &x, const HostTensor &w, double eps, bool unitOffset, HostTensor &out) {
+  const int64_t n = x.shape.empty() ? 0 : x.shape.back();
   out.shape = x.shape;
   out.data.resize(x.data.size());
   for (int64_t r = 0; n > 0 && r < (int64_t)x.data.size() / n; ++r) {
@@ -1069,8 +1100,16 @@ bool Evaluator::evalRmsNorm(RmsNormOp op, HostTensor &out) {
       ss += xr[i] * xr[i];
     double inv = 1.0 / std::sqrt(ss / (double)n + eps);
     for (int64_t i = 0; i < n; ++i)
-      out.data[r * n + i] = xr[i] * inv * (unit ? 1.0 + w.data[i] : w.data[i]);
+      out.data[r * n + i] = xr[i] * inv * (unitOffset ? 1.0 + w.data[i] : w.data[i]);
   }
+}
+
+bool Evaluator::evalRmsNorm(RmsNormOp op, HostTensor &out) {
+  const HostTensor &x = get(op.getInput()), &w = get(op.getWeight());
+  int64_t n = x.shape.empty() ? 0 : x.shape.back();
+  if (x.shape.empty() || (int64_t)w.data.size() != n)
+    return fail(op, "weight " + formatDims(w.shape) + " does not match input " + formatDims(x.shape));
+  rmsNormRows(x, w, op.getEps().convertToDouble(), op.getUnitOffset(), out);
   return true;
 }
 
@@ -1100,10 +1139,18 @@ bool Evaluator::evalLayerNorm(LayerNormOp op, HostTensor &out) {
   return true;
 }
 
-/// matmul_group (x, W_0, ..., W_n-1): x W_i^T per weight, or silu(x W_0^T) * (x W_1^T) with silu_mul.
+/// matmul_group (x, W_0, ..., W_n-1): x W_i^T per weight, or silu(x W_0^T) * (x W_1^T) with silu_mul; with
+/// norm(w) x is rms_norm(x, w) first, with residual(r) the one result is r + x W_0^T.
 bool Evaluator::evalMatmulGroup(Operation *groupOp, const OpRule &, Results &results) {
   auto op = cast<MatmulGroupOp>(groupOp);
-  const HostTensor &a = get(op.getLhs());
+  HostTensor normed;
+  if (Value w = op.getNormWeight()) {
+    const HostTensor &x = get(op.getLhs()), &nw = get(w);
+    if (x.shape.empty() || (int64_t)nw.data.size() != x.shape.back())
+      return fail(op, "norm weight " + formatDims(nw.shape) + " does not match lhs " + formatDims(x.shape));
+    rmsNormRows(x, nw, op.getNormEps()->convertToDouble(), op.getNormUnitOffset(), normed);
+  }
+  const HostTensor &a = op.getNormWeight() ? normed : get(op.getLhs());
   if (a.shape.size() < 2)
     return fail(op, "lhs needs rank >= 2");
   const int64_t k = a.shape.back(), rows = a.numElements() / std::max<int64_t>(k, 1);
@@ -1137,6 +1184,13 @@ bool Evaluator::evalMatmulGroup(Operation *groupOp, const OpRule &, Results &res
       out.data[i] = g * sigmoid(g) * products[1].data[i];
     }
     return true;
+  }
+  if (Value r = op.getResidual()) {
+    const HostTensor &res = get(r);
+    if (products.size() != 1 || res.shape != products[0].shape)
+      return fail(op, "residual " + formatDims(res.shape) + " does not match the result");
+    for (size_t i = 0; i < res.data.size(); ++i)
+      products[0].data[i] += res.data[i];
   }
   for (unsigned i = 0; i < products.size(); ++i)
     addResult(op, i, results) = std::move(products[i]);
@@ -1309,7 +1363,7 @@ std::map<std::string, std::string> interpreterOpEntries() { return Evaluator::ta
 Interpreter::Interpreter(WeightLoader loader) : loader_(std::move(loader)) {}
 
 bool Interpreter::run(func::FuncOp func, llvm::ArrayRef<HostTensor> args, std::vector<HostTensor> &results,
-                      std::string &error) {
+                      std::string &error, const std::map<std::string, int64_t> &symbols) {
   error.clear();
   results.clear();
   if (!func) {
@@ -1331,7 +1385,7 @@ bool Interpreter::run(func::FuncOp func, llvm::ArrayRef<HostTensor> args, std::v
     }
   }
   Evaluator evaluator(loader_, weights_, error);
-  if (!evaluator.bindArguments(func, args) || !evaluator.evaluate(func, results)) {
+  if (!evaluator.bindArguments(func, args) || !evaluator.bindSymbols(symbols) || !evaluator.evaluate(func, results)) {
     results.clear();
     return false;
   }

@@ -158,6 +158,29 @@ LogicalResult MatmulOp::verify() {
   return expectResultShape(*this, *out);
 }
 
+/// norm(w) [K] with norm_eps >= 0; residual(r) of the one result's type (one weight, no silu_mul).
+static LogicalResult verifyGroupFolds(MatmulGroupOp op, const SymShape &lhs) {
+  if (Value w = op.getNormWeight()) {
+    FailureOr<SymShape> ws = shapeOf(op, w, "norm weight");
+    if (failed(ws) || failed(expectSameElementType(op, op.getLhs(), w, "lhs and norm weight")))
+      return failure();
+    if (ws->size() != 1 || lhs.empty() || (*ws)[0] != lhs.back())
+      return op.emitOpError() << "norm weight " << formatShape(*ws) << " should be [K] over lhs " << formatShape(lhs);
+    if (!op.getNormEps() || !(op.getNormEps()->convertToDouble() >= 0))
+      return op.emitOpError() << "norm(w) needs norm_eps >= 0";
+  } else if (op.getNormEps() || op.getNormUnitOffset()) {
+    return op.emitOpError() << "norm_eps / norm_unit_offset without norm(w)";
+  }
+  if (Value r = op.getResidual()) {
+    if (op.getSiluMul() || op.getWeights().size() != 1)
+      return op.emitOpError() << "residual(r) takes one weight and no silu_mul";
+    if (r.getType() != op.getResults()[0].getType())
+      return op.emitOpError() << "residual " << r.getType() << " should be of the result's type "
+                           << op.getResults()[0].getType();
+  }
+  return success();
+}
+
 LogicalResult MatmulGroupOp::verify() {
   FailureOr<SymShape> a = shapeOf(*this, getLhs(), "lhs");
   if (failed(a))
@@ -189,8 +212,9 @@ LogicalResult MatmulGroupOp::verify() {
     if (*r != *out)
       return emitOpError() << "result " << (getSiluMul() ? 0 : i) << " should be " << formatShape(*out);
   }
-  return success();
+  return verifyGroupFolds(*this, *a);
 }
+
 
 LogicalResult GatherOp::verify() {
   FailureOr<SymShape> t = shapeOf(*this, getTable(), "table"), i = shapeOf(*this, getIndices(), "indices");
@@ -245,6 +269,24 @@ LogicalResult SliceOp::verify() {
   if (failed(out))
     return emitOpError() << error;
   return expectResultShape(*this, *out);
+}
+
+LogicalResult TailOp::verify() {
+  FailureOr<SymShape> in = shapeOf(*this, getInput(), "operand"), out = shapeOf(*this, getResult(), "result");
+  if (failed(in) || failed(out) || failed(expectSameElementType(*this, getInput(), getResult(), "operand and result")))
+    return failure();
+  std::string error;
+  FailureOr<int64_t> axis = normalizeAxis(getAxis(), int64_t(in->size()), error);
+  if (failed(axis))
+    return emitOpError() << error;
+  if (out->size() != in->size())
+    return emitOpError() << "result rank " << out->size() << " differs from the operand's " << in->size();
+  const SymExpr &n = (*out)[size_t(*axis)], &total = (*in)[size_t(*axis)];
+  if (n.isConstant() && total.isConstant() && n.getConstant() > total.getConstant())
+    return emitOpError() << "takes " << n.str() << " of the " << total.str() << " elements of dim " << *axis;
+  SymShape expected = *in;
+  expected[size_t(*axis)] = n;
+  return expectResultShape(*this, expected);
 }
 
 LogicalResult ConcatOp::verify() {

@@ -229,6 +229,8 @@ KvCache appendKvCache(GraphBuilder &g, StepFunction &step, int64_t layer, Value 
   return {g.concat({pastK, k}, 2), g.concat({pastV, v}, 2)};
 }
 
+Value logitsRows(GraphBuilder &g, Value hidden) { return g.tail(hidden, 1, dim("r")); }
+
 bool addCausalLmOutputs(GraphBuilder &g, StepFunction &step, Value logits, llvm::ArrayRef<KvCache> presents) {
   if (!g.ok())
     return false;

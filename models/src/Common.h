@@ -108,6 +108,11 @@ struct KvCache {
 KvCache appendKvCache(GraphBuilder &g, StepFunction &step, int64_t layer, Value k, Value v, int64_t kvHeads,
                       int64_t headDim);
 
+/// The rows of the final hidden state [b, s, H] that get logits: the last `r` of each chunk, [b, r, H]. `r`
+/// is a run-time symbol (kiln_session_set_logits: r = s for every row, r = 1 for the last), so the LM head
+/// (and its read-back) covers only the rows the caller reads.
+Value logitsRows(GraphBuilder &g, Value hidden);
+
 /// A causal LM's results: `logits`, then present_key.L / present_value.L per layer. False if the graph
 /// already failed (the builder's error stands).
 bool addCausalLmOutputs(GraphBuilder &g, StepFunction &step, Value logits, llvm::ArrayRef<KvCache> presents);

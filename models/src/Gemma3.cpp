@@ -89,6 +89,7 @@ bool buildGemma3(GraphBuilder &g, StepFunction &step, Weights &w, const ModelCon
   x = rmsNorm(g, x, w.get("model.norm.weight", {H}), eps, /*unitOffset=*/true);
   g.setLocation("lm_head");
   std::string head = w.has("lm_head.weight") ? "lm_head.weight" : "model.embed_tokens.weight";
+  x = logitsRows(g, x);
   Value logits = linear(g, w, x, head, "", c.vocabSize, H);
   if (c.finalLogitSoftcapping) {
     Value cap = g.scalar(*c.finalLogitSoftcapping);

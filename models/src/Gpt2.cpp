@@ -69,6 +69,7 @@ bool buildGpt2(GraphBuilder &g, StepFunction &step, Weights &w, const ModelConfi
   x = layerNorm(g, x, w.get(t + "ln_f.weight", {H}), w.get(t + "ln_f.bias", {H}), eps);
   g.setLocation("lm_head");
   std::string head = w.has("lm_head.weight") ? "lm_head.weight" : t + "wte.weight";
+  x = logitsRows(g, x);
   Value logits = linear(g, w, x, head, "", c.vocabSize, H);
   return addCausalLmOutputs(g, step, logits, presents);
 }

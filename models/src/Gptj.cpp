@@ -125,6 +125,7 @@ bool buildGptj(GraphBuilder &g, StepFunction &step, Weights &w, const ModelConfi
   g.setLocation(t + "ln_f");
   x = layerNorm(g, x, w.get(t + "ln_f.weight", {H}), w.get(t + "ln_f.bias", {H}), eps);
   g.setLocation("lm_head");
+  x = logitsRows(g, x);
   Value logits = linear(g, w, x, "lm_head.weight", "lm_head.bias", c.vocabSize, H);
   return addCausalLmOutputs(g, step, logits, presents);
 }

@@ -232,6 +232,20 @@ Value GraphBuilder::slice(Value x, int64_t axis, int64_t start, int64_t end) {
       .getResult();
 }
 
+Value GraphBuilder::tail(Value x, int64_t axis, const SymExpr &n) {
+  if (!ready({x}))
+    return {};
+  SymShape out = shape(x);
+  const int64_t rank = int64_t(out.size());
+  if (axis < -rank || axis >= rank) {
+    fail("tail axis " + std::to_string(axis) + " is outside rank " + std::to_string(rank));
+    return {};
+  }
+  axis = axis < 0 ? axis + rank : axis;
+  out[size_t(axis)] = n;
+  return ir::TailOp::create(b_, loc_, type(out, elementType(x)), x, b_.getI64IntegerAttr(axis)).getResult();
+}
+
 Value GraphBuilder::concat(llvm::ArrayRef<Value> inputs, int64_t axis) {
   if (!ok())
     return {};

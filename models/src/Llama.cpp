@@ -87,6 +87,7 @@ bool buildLlamaFamily(GraphBuilder &g, StepFunction &step, Weights &w, const Mod
   x = rmsNorm(g, x, w.get("model.norm.weight", {H}), c.rmsNormEps);
   g.setLocation("lm_head");
   std::string head = c.tieWordEmbeddings && !w.has("lm_head.weight") ? "model.embed_tokens.weight" : "lm_head.weight";
+  x = logitsRows(g, x);
   Value logits = linear(g, w, x, head, "", c.vocabSize, H);
   return addCausalLmOutputs(g, step, logits, presents);
 }

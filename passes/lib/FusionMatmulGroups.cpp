@@ -20,14 +20,8 @@ using namespace mlir;
 
 namespace kiln::passes {
 
-using namespace detail;
+namespace detail {
 
-namespace {
-
-constexpr size_t kMaxGroupWeights = 4; // matmul_group's kernel (codegen/spirv matmul_group.glsl)
-
-/// The weight of a Linear layer: a whole kiln.weight (not a row chunk of kiln-split-weights) [N, K], or a
-/// kiln.convert of one (16-bit weights widened for the IR; the device reads them in place).
 ir::WeightOp linearWeight(Value w) {
   if (auto c = def<ir::ConvertOp>(w))
     w = c.getInput();
@@ -39,6 +33,14 @@ ir::WeightOp linearWeight(Value w) {
   auto type = dyn_cast<RankedTensorType>(weight.getType());
   return type && type.getRank() == 2 && type.hasStaticShape() ? weight : ir::WeightOp();
 }
+
+} // namespace detail
+
+using namespace detail;
+
+namespace {
+
+constexpr size_t kMaxGroupWeights = 4; // matmul_group's kernel (codegen/spirv matmul_group.glsl)
 
 /// The element type the weight is stored in (a group's kernel reads all its weights in one storage type).
 Type storedType(Value w) { return linearWeight(w).getType().getElementType(); }
@@ -84,7 +86,8 @@ ir::MatmulGroupOp buildGroup(llvm::ArrayRef<ir::MatmulOp> matmuls, bool siluMul,
   }
   ir::MatmulOp first = matmuls.front();
   auto group = ir::MatmulGroupOp::create(b, b.getFusedLoc(locs), results, first.getLhs(), weights,
-                                         b.getBoolAttr(siluMul));
+                                         /*norm_weight=*/Value(), /*residual=*/Value(), b.getBoolAttr(siluMul),
+                                         /*norm_eps=*/FloatAttr(), /*norm_unit_offset=*/UnitAttr());
   if (accept) {
     std::string why = accept(group.getOperation());
     if (!why.empty()) {

@@ -141,6 +141,7 @@ LogicalResult runFusionPasses(ModuleOp module, FusionReport *report) {
 #define GEN_PASS_DEF_KILNFUSEROPE
 #define GEN_PASS_DEF_KILNFUSEATTENTION
 #define GEN_PASS_DEF_KILNFUSEMATMULGROUPS
+#define GEN_PASS_DEF_KILNFUSEMATMULNORMS
 #define GEN_PASS_DEF_KILNFUSE
 #include "kiln/passes/Passes.h.inc"
 
@@ -182,6 +183,12 @@ struct FuseMatmulGroupsPass : impl::KilnFuseMatmulGroupsBase<FuseMatmulGroupsPas
   using Base::Base;
   void runOnOperation() override {
     Runner<static_cast<void (*)(ModuleOp, FusionReport *)>(fuseMatmulGroups)>::run(getOperation(), report);
+  }
+};
+struct FuseMatmulNormsPass : impl::KilnFuseMatmulNormsBase<FuseMatmulNormsPass> {
+  using Base::Base;
+  void runOnOperation() override {
+    Runner<static_cast<void (*)(ModuleOp, FusionReport *)>(fuseMatmulNorms)>::run(getOperation(), report);
   }
 };
 struct FusePass : impl::KilnFuseBase<FusePass> {

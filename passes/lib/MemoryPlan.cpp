@@ -130,6 +130,7 @@ std::string locationText(mlir::Location loc) {
 // {s >= 1, p >= 0, p + s <= C} the linear k_s * s + k_p * p is largest at a vertex, (s, p) = (C, 0) or
 // (1, C - 1), so
 //   dim <= c + k_b * B + max(k_s * C, k_s + k_p * (C - 1)),
+// r (the rows of a chunk that get logits) is at most s and counts as s here.
 // exact for every single dim (p + s -> C, s -> C, p -> C - 1, 2*s -> 2C). Evaluating s = p = C independently
 // would give 2C for the KV cache's `p + s`, twice too much. A buffer's bound is the product of its dims'
 // bounds: every dim is >= 0, so the product of upper bounds bounds the product (tight when at most one dim is
@@ -144,13 +145,14 @@ StatusOr<int64_t> maxDimValue(const ir::SymExpr &dim, const PlanOptions &options
     if (symbol == "b") {
       if (__builtin_mul_overflow(coeff, options.maxBatch, &term) || __builtin_add_overflow(value, term, &value))
         return Status::error("dim '" + dim.str() + "' overflows at its bound");
-    } else if (symbol == "s") {
-      ks = coeff;
+    } else if (symbol == "s" || symbol == "r") { // r (the logits rows) <= s
+      if (__builtin_add_overflow(ks, coeff, &ks))
+        return Status::error("dim '" + dim.str() + "' overflows at its bound");
     } else if (symbol == "p") {
       kp = coeff;
     } else {
       return Status::error("dim '" + dim.str() + "' uses symbol '" + symbol +
-                           "', which has no bound (known: b <= max-batch; s, p with p + s <= max-context)");
+                           "', which has no bound (known: b <= max-batch; s, p with p + s <= max-context; r <= s)");
     }
   }
   int64_t atS = 0, atP = 0; // k_s * C and k_s + k_p * (C - 1)
@@ -348,12 +350,12 @@ private:
       int64_t max;
       if (name == "b")
         max = options.maxBatch;
-      else if (name == "s")
+      else if (name == "s" || name == "r") // r: the rows of a chunk that get logits, at most s
         max = options.maxContext;
       else if (name == "p")
         max = options.maxContext - 1; // s >= 1; jointly p + s <= maxContext (Manifest.max_context)
       else
-        return Status::error("step: symbol '" + name + "' has no bound (known: b, s, p)");
+        return Status::error("step: symbol '" + name + "' has no bound (known: b, s, p, r)");
       plan.symbols.push_back({name, max});
     }
     return Status::ok();

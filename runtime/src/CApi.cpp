@@ -165,6 +165,19 @@ kiln_status kiln_session_run(kiln_session *session, const int64_t *ids, const in
   }
 }
 
+kiln_status kiln_session_set_logits(kiln_session *s, int rows) {
+  if (!s)
+    return setError(nullptr, KILN_INVALID_ARGUMENT, "kiln_session_set_logits: session is NULL");
+  if (rows != KILN_LOGITS_ALL && rows != KILN_LOGITS_LAST)
+    return setError(&s->error, KILN_INVALID_ARGUMENT,
+                    "kiln_session_set_logits: logits mode " + std::to_string(rows) +
+                        " is neither KILN_LOGITS_ALL (0) nor KILN_LOGITS_LAST (1)");
+  if (kiln::runtime::Error e = s->core.setLogitsRows(rows == KILN_LOGITS_LAST))
+    return sessionError(s, e);
+  s->error.clear();
+  return KILN_OK;
+}
+
 kiln_status kiln_session_output(kiln_session *s, const char *name, const float **data, int64_t *shape, int *rank) {
   if (!s || !name || !data || !shape || !rank)
     return setError(s ? &s->error : nullptr, KILN_INVALID_ARGUMENT, "kiln_session_output: a NULL argument");

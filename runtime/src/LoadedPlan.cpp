@@ -86,10 +86,13 @@ private:
   Status symbols() {
     for (const art::Symbol &sym : m_.symbols()) {
       const std::string &n = sym.name();
-      const int role = n == "b" ? int(SymbolRole::Batch) : n == "s" ? int(SymbolRole::Seq)
-                                                       : n == "p" ? int(SymbolRole::Past) : -1;
+      const int role = n == "b"   ? int(SymbolRole::Batch)
+                       : n == "s" ? int(SymbolRole::Seq)
+                       : n == "p" ? int(SymbolRole::Past)
+                       : n == "r" ? int(SymbolRole::LogitsRows)
+                                  : -1;
       if (role < 0)
-        return bad("unknown symbol '" + n + "' (the runtime knows b, s, p)");
+        return bad("unknown symbol '" + n + "' (the runtime knows b, s, p, r)");
       p_.symbolIndex[role] = int(p_.symbols.size()); // each name once: validateManifest
       p_.symbols.push_back({n, SymbolRole(role), sym.max_value()});
       p_.symbolMax.push_back(sym.max_value());

@@ -30,11 +30,12 @@ namespace kiln::runtime {
 using artifact::SymbolicDim;
 
 /// What a manifest symbol stands for at run time.
-enum class SymbolRole { Batch, Seq, Past };
-constexpr int kNumSymbolRoles = 3;
+/// LogitsRows: `r`, the last rows of a chunk that get logits (a causal LM's LM head runs on [b, r, H]).
+enum class SymbolRole { Batch, Seq, Past, LogitsRows };
+constexpr int kNumSymbolRoles = 4;
 
 struct PlanSymbol {
-  std::string name; // "b", "s", "p"
+  std::string name; // "b", "s", "p", "r"
   SymbolRole role = SymbolRole::Batch;
   int64_t maxValue = 0;
 };
@@ -114,7 +115,7 @@ struct LoadedPlan {
   std::string deviceProfileJson; // the profile a device artifact was compiled for ("" for CPU artifacts)
 
   std::vector<PlanSymbol> symbols;                 // Manifest.symbols order
-  int symbolIndex[kNumSymbolRoles] = {-1, -1, -1}; // by SymbolRole: its index in `symbols`, -1 if absent
+  int symbolIndex[kNumSymbolRoles] = {-1, -1, -1, -1}; // by SymbolRole: its index in `symbols`, -1 if absent
   std::vector<int64_t> symbolMax;                  // per symbol, for bounds
 
   std::vector<PlanBuffer> buffers; // id == index

@@ -217,8 +217,8 @@ Error Session::run(const int64_t *ids, const int64_t *mask, int64_t batch, int64
     return Error(KILN_OUT_OF_RANGE, std::to_string(seq) + " tokens exceed the compiled max context of " +
                                         std::to_string(plan.maxContext));
   }
-  static const char *kRoleNames[kNumSymbolRoles] = {"batch", "chunk length", "past length"};
-  const int64_t byRole[kNumSymbolRoles] = {batch, seq, past};
+  static const char *kRoleNames[kNumSymbolRoles] = {"batch", "chunk length", "past length", "logits rows"};
+  const int64_t byRole[kNumSymbolRoles] = {batch, seq, past, lastRowLogits_ ? 1 : seq};
   for (int role = 0; role < kNumSymbolRoles; ++role) {
     const int k = plan.symbolIndex[role];
     if (k < 0)
@@ -277,6 +277,14 @@ Error Session::output(const std::string &name, const float **data, const std::ve
   for (const std::string &n : plan.outputNames)
     known += (known.empty() ? "" : ", ") + n;
   return Error(KILN_INVALID_ARGUMENT, "no output '" + name + "' (outputs: " + known + ")");
+}
+
+Error Session::setLogitsRows(bool lastOnly) {
+  if (lastOnly && plan_->symbolIndex[int(SymbolRole::LogitsRows)] < 0)
+    return Error(KILN_INVALID_ARGUMENT, "this " + plan_->task + " artifact has no logits rows to choose (no symbol r: "
+                                        "an encoder, or compiled before kiln_session_set_logits existed)");
+  lastRowLogits_ = lastOnly;
+  return {};
 }
 
 void Session::reset() {

@@ -46,11 +46,16 @@ public:
   /// An F32 output of the last run (kiln_session_output); `shape` gets its dims.
   Error output(const std::string &name, const float **data, const std::vector<int64_t> **shape) const;
   void reset();
+  /// Which rows of each chunk get logits: every row (false, the default) or the last one (true: r = 1).
+  /// INVALID_ARGUMENT for the last row when the artifact has no logits-rows symbol.
+  Error setLogitsRows(bool lastOnly);
+  bool lastRowLogits() const { return lastRowLogits_; }
 
   int64_t past() const { return past_; }
   int64_t batch() const { return batch_; }
   int64_t maxContext() const;
   const Model &model() const { return *model_; }
+  const LoadedPlan &plan() const { return *plan_; }
   uint64_t deviceTimeNs() const;
 
 private:
@@ -74,6 +79,7 @@ private:
   std::vector<int64_t> symbolValues_;   // per plan symbol, this run
   std::vector<std::unique_ptr<ExecutorSession>> executors_; // by plan executor index
   bool hasOutputs_ = false;
+  bool lastRowLogits_ = false;
   std::vector<const float *> outputData_;
   std::vector<std::vector<int64_t>> outputShapes_;
 };

@@ -179,6 +179,15 @@ Error generateIds(Session &session, const std::vector<int64_t> &prompt, const Ge
     return invalid("the prompt has no tokens");
   if (request.maxNewTokens < 0)
     return invalid("max_new_tokens must be >= 0, got " + std::to_string(request.maxNewTokens));
+  // Sampling reads only the last row's logits: compute (and read back) that row alone, prompt and steps; the
+  // caller's choice is restored on return.
+  struct LogitsRowsScope {
+    Session &session;
+    bool saved = session.lastRowLogits();
+    ~LogitsRowsScope() { (void)session.setLogitsRows(saved); }
+  } scope{session};
+  if (session.plan().symbolIndex[int(SymbolRole::LogitsRows)] >= 0)
+    (void)session.setLogitsRows(true);
   const auto t0 = Clock::now();
   if (Error e = session.run(prompt.data(), nullptr, 1, int64_t(prompt.size())))
     return e;

@@ -57,34 +57,44 @@ uint16_t quantizeBlock(QuantFormat f, const float *x, uint8_t *q) {
 }
 } // namespace
 
+uint64_t quantBlockIndex(uint64_t rows, uint64_t cols, uint64_t row, uint64_t block) {
+  const uint64_t group = row / kQuantGroupRows * kQuantGroupRows;
+  const uint64_t groupRows = std::min<uint64_t>(kQuantGroupRows, rows - group);
+  return group * (cols / kQuantBlock) + block * groupRows + (row - group);
+}
+
 void quantizeMatrix(QuantFormat f, const float *src, uint64_t rows, uint64_t cols, uint8_t *out) {
-  const uint64_t blocks = rows * cols / kQuantBlock, blockBytes = quantBytes(f, kQuantBlock);
+  const uint64_t nb = cols / kQuantBlock, blockBytes = quantBytes(f, kQuantBlock);
   uint8_t *scales = out + quantBytes(f, rows * cols);
-  for (uint64_t b = 0; b < blocks; ++b) {
-    uint16_t d = quantizeBlock(f, src + b * kQuantBlock, out + b * blockBytes);
-    std::memcpy(scales + 2 * b, &d, 2);
-  }
+  for (uint64_t r = 0; r < rows; ++r)
+    for (uint64_t b = 0; b < nb; ++b) {
+      const uint64_t at = quantBlockIndex(rows, cols, r, b);
+      uint16_t d = quantizeBlock(f, src + r * cols + b * kQuantBlock, out + at * blockBytes);
+      std::memcpy(scales + 2 * at, &d, 2);
+    }
 }
 
 void dequantizeMatrix(QuantFormat f, const uint8_t *in, uint64_t rows, uint64_t cols, float *out) {
-  const uint64_t blocks = rows * cols / kQuantBlock, blockBytes = quantBytes(f, kQuantBlock);
+  const uint64_t nb = cols / kQuantBlock, blockBytes = quantBytes(f, kQuantBlock);
   const uint8_t *scales = in + quantBytes(f, rows * cols);
-  for (uint64_t b = 0; b < blocks; ++b) {
-    uint16_t h;
-    std::memcpy(&h, scales + 2 * b, 2);
-    const float d = halfToFloat(h);
-    const uint8_t *q = in + b * blockBytes;
-    float *y = out + b * kQuantBlock;
-    if (f == QuantFormat::Q8_0) {
-      for (int64_t j = 0; j < kQuantBlock; ++j)
-        y[j] = float(int(q[j]) - 128) * d;
-    } else {
-      for (int64_t j = 0; j < kQuantBlock / 2; ++j) {
-        y[j] = float(int(q[j] & 15) - 8) * d;
-        y[j + kQuantBlock / 2] = float(int(q[j] >> 4) - 8) * d;
+  for (uint64_t r = 0; r < rows; ++r)
+    for (uint64_t b = 0; b < nb; ++b) {
+      const uint64_t at = quantBlockIndex(rows, cols, r, b);
+      uint16_t h;
+      std::memcpy(&h, scales + 2 * at, 2);
+      const float d = halfToFloat(h);
+      const uint8_t *q = in + at * blockBytes;
+      float *y = out + r * cols + b * kQuantBlock;
+      if (f == QuantFormat::Q8_0) {
+        for (int64_t j = 0; j < kQuantBlock; ++j)
+          y[j] = float(int(q[j]) - 128) * d;
+      } else {
+        for (int64_t j = 0; j < kQuantBlock / 2; ++j) {
+          y[j] = float(int(q[j] & 15) - 8) * d;
+          y[j + kQuantBlock / 2] = float(int(q[j] >> 4) - 8) * d;
+        }
       }
     }
-  }
 }
 
 float quantizeActivationBlock(const float *x, int8_t *q, int32_t *sum) {

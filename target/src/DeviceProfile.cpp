@@ -27,7 +27,7 @@ const std::vector<std::string> &kilnOpNames() {
       "kiln.gelu",       "kiln.gelu_tanh",  "kiln.relu",        "kiln.convert",      "kiln.reduce_sum",
       "kiln.reduce_mean", "kiln.reduce_max", "kiln.softmax",    "kiln.matmul",       "kiln.matmul_group",
       "kiln.gather",
-      "kiln.reshape",    "kiln.transpose",  "kiln.broadcast_to", "kiln.slice",       "kiln.concat",
+      "kiln.reshape",    "kiln.transpose",  "kiln.broadcast_to", "kiln.slice",       "kiln.tail",         "kiln.concat",
       "kiln.rms_norm",   "kiln.layer_norm", "kiln.add_rms_norm", "kiln.add_layer_norm", "kiln.rope",
       "kiln.attention"};
   return names;

@@ -56,7 +56,8 @@ def check(kiln, kiln_opt, model, label, tmp, profile=None, flags=()):
     if not report(p.returncode == 0, label + ": compile", p.stderr.strip()[-300:] if p.returncode else ""):
         return
     planned = os.path.join(dump, "03-planned.mlir")
-    before = [os.path.join(dump, n) for n in ("02-grouped.mlir", "02-split.mlir", "01-fused.mlir", "00-imported.mlir")]
+    before = [os.path.join(dump, n) for n in (
+        "02-matmul-norms.mlir", "02-grouped.mlir", "02-split.mlir", "01-fused.mlir", "00-imported.mlir")]
     before = [b for b in before if os.path.exists(b)][0]
     passes = plan_passes(profile, flags)
     if passes:

@@ -79,3 +79,27 @@ func.func @window_without_causal(%q: tensor<1x2x3x16xf32>) -> tensor<1x2x3x16xf3
   %0 = kiln.attention %q, %q, %q {scale = 0.25 : f64, mask = #kiln.mask<bidirectional>, window = 2 : i64} : (tensor<1x2x3x16xf32>, tensor<1x2x3x16xf32>, tensor<1x2x3x16xf32>) -> tensor<1x2x3x16xf32>
   return %0 : tensor<1x2x3x16xf32>
 }
+
+// -----
+
+func.func @tail_other_dim(%x: tensor<?x?x8xf32, #kiln.dims<[b, s]>>) -> tensor<?x?x4xf32, #kiln.dims<[b, r]>> {
+  // expected-error @+1 {{result shape [b, r, 4] should be [b, r, 8]}}
+  %0 = kiln.tail %x {axis = 1 : i64} : tensor<?x?x8xf32, #kiln.dims<[b, s]>> -> tensor<?x?x4xf32, #kiln.dims<[b, r]>>
+  return %0 : tensor<?x?x4xf32, #kiln.dims<[b, r]>>
+}
+
+// -----
+
+func.func @tail_too_many(%x: tensor<?x6x4xf32, #kiln.dims<[s]>>) -> tensor<?x7x4xf32, #kiln.dims<[s]>> {
+  // expected-error @+1 {{takes 7 of the 6 elements of dim 1}}
+  %0 = kiln.tail %x {axis = 1 : i64} : tensor<?x6x4xf32, #kiln.dims<[s]>> -> tensor<?x7x4xf32, #kiln.dims<[s]>>
+  return %0 : tensor<?x7x4xf32, #kiln.dims<[s]>>
+}
+
+// -----
+
+func.func @tail_axis(%x: tensor<?x6x4xf32, #kiln.dims<[s]>>) -> tensor<?x6x4xf32, #kiln.dims<[s]>> {
+  // expected-error @+1 {{axis 3 is out of range for rank 3}}
+  %0 = kiln.tail %x {axis = 3 : i64} : tensor<?x6x4xf32, #kiln.dims<[s]>> -> tensor<?x6x4xf32, #kiln.dims<[s]>>
+  return %0 : tensor<?x6x4xf32, #kiln.dims<[s]>>
+}

@@ -28,7 +28,7 @@ const Command kCompile{
     "compile",
     {"compile MODEL_DIR -o MODEL.kiln [--target cpu|vulkan] [--device-profile NAME|FILE] [--strict] [--cpu NAMES]\n"
      "             [--max-context N] [--max-batch N] [--threads N] [--dump-dir DIR] [--dump-ir-after-all]\n"
-     "             [--no-fuse] [--no-kv-in-place] [--report] [--synthetic-weights SEED]\n"
+     "             [--no-fuse] [--no-kv-in-place] [--no-matmul-norms] [--report] [--synthetic-weights SEED]\n"
      "             [--weights f32|f16|bf16|q8_0|q4_0 [--keep-f16 NAMES]] [--matmul-precision f32|f16]",
      "compile MODEL_DIR --emit=ir [--fuse]"},
     "compile a Hugging Face model directory to one artifact (or print its IR)",
@@ -51,6 +51,8 @@ const Command kCompile{
      {"--dump-ir-after-all", nullptr, "print each phase's module on stderr (every .mlir --dump-dir writes)"},
      {"--no-fuse", nullptr, "skip the fusion passes"},
      {"--no-kv-in-place", nullptr, "copy the KV cache forward each step instead of appending in place"},
+     {"--no-matmul-norms", nullptr, "--target vulkan: keep residual adds and RMSNorms as their own dispatches (not in "
+                                    "the GEMVs' epilogues / prologues)"},
      {"--report", nullptr, "list every fusion and every candidate left unfused, with its reason"},
      {"--synthetic-weights", "SEED", "store no weight bytes: the runtime generates kiln synth --seed SEED's values at load"},
      {"--weights", "f32|f16|bf16|q8_0|q4_0", "store every float weight so, rounded to nearest even (default: as the "
@@ -166,14 +168,18 @@ const Command kEmbed{
 
 const Command kBench{
     "bench",
-    {"bench MODEL.kiln [-p 512] [-n 128] [-d 0] [-r 5] [--threads N] [--batch B] [--json] [--no-verify]"},
+    {"bench MODEL.kiln [-p 512] [-n 128] [-d 0] [-r 5] [--threads N] [--batch B] [--all-logits] [--json] "
+     "[--no-verify]"},
     "llama-bench-style pp / tg tokens/s (encoders: sentences/s), mean +- stddev, peak RSS",
+    "Causal LMs compute the logits of each run's last row only (KILN_LOGITS_LAST), as llama-bench does (one\n"
+    "output per prompt); --all-logits computes and reads back every row's, as `kiln run` does.\n"
     "Vulkan: the GPU time (timestamps) beside the wall time.",
     {{"-p", "N", "prompt tokens of the pp test (default 512; 0 skips it)"},
      {"-n", "N", "generated tokens of the tg test (default 128; 0 skips it)"},
      {"-d", "N", "depth: the tg test decodes after an untimed prompt of N tokens (llama-bench's -d; default 0)"},
      {"-r", "N", "repetitions after one warm-up (default 5)"},
      {"--batch", "B", "sequences per run (default 1)"},
+     {"--all-logits", nullptr, "causal LMs: logits for every row of the pp test (default: the last row only)"},
      {"--json", nullptr, "one JSON document on stdout instead of the table (numbers unrounded)"},
      kThreadsFlag,
      kNoVerifyFlag},

@@ -171,7 +171,8 @@ int runEval(int argc, char **argv) {
       std::vector<ir::HostTensor> stepArgs = {sliceSeq(ids, pos, c)};
       stepArgs.insert(stepArgs.end(), caches.begin(), caches.end());
       std::vector<ir::HostTensor> results;
-      if (!interpreter.run(step, stepArgs, results, error))
+      // Every row of the chunk gets logits (r = s), as `kiln run` computes them.
+      if (!interpreter.run(step, stepArgs, results, error, {{"r", c}}))
         return fail(kExitBadInput, error);
       appendSeq(logits, results[0]);
       caches.assign(results.begin() + 1, results.end());

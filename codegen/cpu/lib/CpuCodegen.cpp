@@ -124,7 +124,7 @@ enum class DotIsa {
   Generic, ///< plain vector arithmetic (LLVM lowers it for whatever the target has)
   Avx2,    ///< vpmaddubsw / vpmaddwd
   Vnni,    ///< vpdpbusd on 256-bit vectors (AVX-VNNI)
-  Vnni512, ///< AVX512-VNNI (+ VL, BW): two blocks per 512-bit vpdpbusd, the odd block on 256 bits
+  Vnni512, ///< AVX512-VNNI (+ VL, BW): 512-bit vpdpbusd over a group's interleaved rows
 };
 
 /// How emitMap reads or writes one tensor: element offset = base + sum(iv[d] * strides[d]).
@@ -138,6 +138,8 @@ constexpr const char *kSgemm = "cblas_sgemm";
 /// KILN_KERNEL_CALLS_BLAS of runtime/include/kiln/kernel_abi.h (the runtime's header; codegen does not
 /// include it: tests/unit/codegen/CpuCodegenTest.cpp checks the two agree).
 constexpr int64_t kCallsBlasFlag = 1;
+/// KILN_KERNEL_CALLS_BLAS_PER_ITEM: each item calls OpenBLAS (one thread), the range split over the runtime's.
+constexpr int64_t kCallsBlasPerItemFlag = 2;
 constexpr const char *kSgemv = "cblas_sgemv";
 constexpr const char *kMalloc = "malloc";
 constexpr const char *kFree = "free";
@@ -676,6 +678,7 @@ private:
   LogicalResult emitTranspose(Operation *op, const OpTensors &bufs);
   LogicalResult emitBroadcastTo(Operation *op, const OpTensors &bufs);
   LogicalResult emitSlice(Operation *op, const OpTensors &bufs);
+  LogicalResult emitTail(Operation *op, const OpTensors &bufs);
   LogicalResult emitConcat(Operation *op, const OpTensors &bufs);
   template <typename OpT> LogicalResult emitReduceOp(Operation *op, const OpTensors &bufs) {
     FailureOr<int64_t> axis = axisOf(op, cast<OpT>(op).getAxis(), bufs.ins[0].dims.size());
@@ -687,42 +690,50 @@ private:
   LogicalResult emitGather(Operation *op, const OpTensors &bufs);
   // 16-bit weights read in place (f32 activations and results, f32 accumulation): see their definitions.
   LogicalResult emitWideningMatmul(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K, Value N,
-                                   bool transposed);
+                                   bool transposed, Value pathRows);
+  Value matmulPathRows(Operation *op, Value rows);
   static constexpr int64_t kWide = 16;
   Type wideType() { return VectorType::get({kWide}, f32_); }
   Value loadWidened(const Tensor &t, Value offset);
   Value wideSum(Value v);
   Value wideSplat(Value x);
-  void emitWideningGemv(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K, Value N,
-                        bool transposed);
   void emitWideningGemvGroup(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K, Value N,
                              bool transposed, Value group);
   void emitGemvRows(const Tensor &a, const Tensor &w, const Tensor &out, Value i, Value j, int64_t rows, Value K,
                     Value N);
   void emitWidenRun(const Tensor &src, Value srcOff, Value dst, Value dstOff, Value n);
   /// Weight rows (columns of a [K, N] weight) per widened / dequantized tile: kTileElements / K, a multiple of
-  /// 16, at least 16 and at most N.
+  /// 16, at least 16, at most N and at most the multiple of 16 above N / 2.
   Value sgemmTileRows(Value K, Value N);
-  void emitTiledSgemm(const Tensor &a, const Tensor &w, const Tensor &out, Value scratch, Value tile, Value M,
-                      Value K, Value N, bool transposed);
+  void emitSgemmTile(const Tensor &a, const Tensor &w, const Tensor &out, Value scratch, Value j0, Value nt, Value M,
+                     Value K, Value N, bool transposed);
+  void emitSgemmTileItem(const Tensor &a, const Tensor &w, const Tensor &out, Value tile, Value t, Value M, Value K,
+                         Value N, bool transposed);
   // Block-quantized weights (--weights q8_0|q4_0): see their definitions.
-  LogicalResult emitQuantMatmul(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K, Value N);
+  LogicalResult emitQuantMatmul(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K, Value N,
+                                Value pathRows);
   Value quantScales(const Tensor &w);
   Value loadQuantBlock(const Tensor &w, Value block);
   Value blockScale(const Tensor &w, Value block);
+  std::pair<Value, Value> quantRowBlocks(const Tensor &w, Value row);
   void emitDequantRun(const Tensor &src, Value srcOff, Value dst, Value dstOff, Value n);
   Value integerDot(Value init, Value weights, Value activations, QuantFormat format);
   Value splatConst(VectorType type, int64_t v);
   void ifElse(Value cond, llvm::function_ref<void()> then, llvm::function_ref<void()> otherwise);
-  void emitQuantizeActivations(const Tensor &a, Value M, Value K, Value scratch);
-  void emitQuantGemvRows(const Tensor &w, const Tensor &out, Value scratch, Value M, Value K, Value N, Value i,
-                         Value j, int64_t rows);
   /// The GEMV's quantized activation rows (emitQuantizeActivations's scratch, three views of it).
   struct QuantActivations {
     Tensor quants, scales, sums;
   };
-  SmallVector<Value> emitQuantBlockPairs(const Tensor &w, const QuantActivations &act, Value nb, Value i, Value j,
-                                         int64_t rows);
+  QuantActivations quantActivations(Value scratch, Value M, Value K);
+  struct QuantActivationBlock {
+    Value quants, scale, correction;
+  };
+  QuantActivationBlock loadActivationBlock(const QuantActivations &act, Value ab, QuantFormat format);
+  void emitQuantizeActivations(const Tensor &a, Value M, Value K, Value scratch);
+  void emitQuantGemvRow(const Tensor &w, const Tensor &out, const QuantActivations &act, Value nb, Value N, Value i,
+                        Value j);
+  void emitQuantGemvGroupRows(const Tensor &w, const Tensor &out, const QuantActivations &act, Value nb, Value N,
+                              Value i, Value j0);
   void emitQuantGemvGroup(const Tensor &w, const Tensor &out, Value scratch, Value M, Value K, Value N, Value group);
   LogicalResult emitNorm(Operation *op, const OpTensors &bufs);
   LogicalResult emitAddNorm(Operation *op, const OpTensors &bufs);
@@ -884,6 +895,19 @@ LogicalResult KernelEmitter::emitSlice(Operation *sliceOp, const OpTensors &bufs
   return success();
 }
 
+/// The last out-dim elements along the axis: the offset is (in - out) rows, both run-time dims.
+LogicalResult KernelEmitter::emitTail(Operation *tailOp, const OpTensors &bufs) {
+  auto op = cast<ir::TailOp>(tailOp);
+  const Tensor &in = bufs.ins[0], &out = bufs.outs[0];
+  FailureOr<int64_t> axis = axisOf(op, op.getAxis(), in.dims.size());
+  if (failed(axis))
+    return failure();
+  SmallVector<Value> strides = rowMajorStrides(in.dims);
+  Value skipped = sub(in.dims[*axis], out.dims[*axis]);
+  emitMap(out.dims, {{&in, mul(skipped, strides[*axis]), strides}}, contiguous(out), /*raw=*/true, identity);
+  return success();
+}
+
 /// Each input is copied into its slab of the result: the result's strides, offset along the axis. An in-place
 /// append (the result is a KV-cache view whose first rows are operand 0) copies only the rest. The parallel
 /// loop runs over the dims before the axis, the same items for every input.
@@ -962,6 +986,24 @@ LogicalResult KernelEmitter::emitSoftmax(Operation *softmaxOp, const OpTensors &
   return success();
 }
 
+/// The rows that choose a matmul's path (GEMV or tiles): its own, or, when its lhs is a kiln.tail of the rows
+/// (a causal LM's logits rows), the rows the tail was cut from: the kept rows are then computed by the kernel
+/// an all-rows run uses for them, so their bytes equal that run's (kiln_session_set_logits).
+Value KernelEmitter::matmulPathRows(Operation *op, Value rows) {
+  auto tail = op->getOperand(0).getDefiningOp<ir::TailOp>();
+  if (!tail)
+    return rows;
+  auto inType = cast<RankedTensorType>(tail.getInput().getType());
+  const int64_t rank = inType.getRank(), axis = tail.getAxis() < 0 ? tail.getAxis() + rank : tail.getAxis();
+  FailureOr<SymShape> in = kiln::ir::getSymShape(inType), out = kiln::ir::getSymShape(tail.getType());
+  if (axis != rank - 2 || failed(in) || failed(out))
+    return rows;
+  FailureOr<Value> whole = dimValue(op, (*in)[size_t(axis)]), kept = dimValue(op, (*out)[size_t(axis)]);
+  if (failed(whole) || failed(kept))
+    return rows;
+  return mul(arith::DivSIOp::create(b_, rows, arith::MaxSIOp::create(b_, *kept, c64(1))), *whole);
+}
+
 LogicalResult KernelEmitter::emitMatmul(Operation *matmulOp, const OpTensors &bufs) {
   auto op = cast<ir::MatmulOp>(matmulOp);
   const Tensor &a = bufs.ins[0], &bm = bufs.ins[1], &out = bufs.outs[0];
@@ -973,13 +1015,14 @@ LogicalResult KernelEmitter::emitMatmul(Operation *matmulOp, const OpTensors &bu
   Value N = tb ? bm.dims[rb - 2] : bm.dims[rb - 1];
   ArrayRef<Value> batch = ArrayRef<Value>(out.dims).drop_back(2);
   bool blas = a.elem.isF32() && bm.elem.isF32() && out.elem.isF32();
+  const Value rows = mul(product(ArrayRef<Value>(a.dims).drop_back(2)), M);
   if (bm.quant) {
     if (rb != 2 || !tb || !a.elem.isF32() || !out.elem.isF32())
       return fail(op, "a block-quantized weight must be the transposed 2-d weight of an f32 matmul");
-    return emitQuantMatmul(a, bm, out, mul(product(ArrayRef<Value>(a.dims).drop_back(2)), M), K, N);
+    return emitQuantMatmul(a, bm, out, rows, K, N, matmulPathRows(op, rows));
   }
   if (rb == 2 && (bm.elem.isF16() || bm.elem.isBF16()) && a.elem.isF32() && out.elem.isF32())
-    return emitWideningMatmul(a, bm, out, mul(product(ArrayRef<Value>(a.dims).drop_back(2)), M), K, N, tb);
+    return emitWideningMatmul(a, bm, out, rows, K, N, tb, matmulPathRows(op, rows));
 
   // A 2-d right operand (a Linear weight) is the same for every batch: the lhs batch dims fold into M and
   // one sgemm does it all (lhs and out are contiguous over them).
@@ -1033,7 +1076,7 @@ LogicalResult KernelEmitter::emitMatmul(Operation *matmulOp, const OpTensors &bu
       // cblas_sgemv(RowMajor, NoTrans, N, K, 1, B, K, a, 1, 0, out, 1): OpenBLAS splits the N dot
       // products between threads (each one summed by one thread), so the result does not depend on the
       // thread count. (The non-transposed form would split K and sum partial vectors: it stays sgemm.)
-      Value isRow = arith::CmpIOp::create(b_, arith::CmpIPredicate::eq, M, c64(1));
+      Value isRow = arith::CmpIOp::create(b_, arith::CmpIPredicate::eq, matmulPathRows(op, M), c64(1));
       auto ifOp = scf::IfOp::create(b_, isRow, /*withElseRegion=*/true);
       {
         OpBuilder::InsertionGuard guard(b_);
@@ -1110,6 +1153,8 @@ LogicalResult KernelEmitter::emitGather(Operation *op, const OpTensors &bufs) {
 
 /// Up to this many rows the GEMV runs; above it the tiles and sgemm.
 constexpr int64_t kGemvMaxRows = 8;
+/// Weight rows of the GEMV's unit of work (a transposed weight; see emitWideningGemvGroup).
+constexpr int64_t kGemvGroupRows = 8;
 /// The f32 scratch of one tile holds about this many elements (8 MiB): tiles of a multiple of 16 weight
 /// rows, at least 16 (fewer, narrower sgemm calls measured slower).
 constexpr int64_t kTileElements = int64_t(1) << 21;
@@ -1160,8 +1205,14 @@ void KernelEmitter::emitGemvRows(const Tensor &a, const Tensor &w, const Tensor 
     Value p = mul(blk, c64(kWide));
     Value av = loadWidened(a, add(aRow, p));
     SmallVector<Value> next;
-    for (int64_t r = 0; r < rows; ++r)
+    for (int64_t r = 0; r < rows; ++r) {
       next.push_back(math::FmaOp::create(b_, av, loadWidened(w, add(wRows[r], p)), s[r]));
+      // A whole group: the next group's row r at the same column into the cache meanwhile (each row is its own
+      // short stream, which the hardware prefetcher picks up late; past the weight's end the hint is dropped).
+      if (rows == kGemvGroupRows)
+        LLVM::Prefetch::create(b_, address(w, add(add(wRows[r], p), mul(K, c64(kGemvGroupRows)))),
+                               b_.getI32IntegerAttr(0), b_.getI32IntegerAttr(3), b_.getI32IntegerAttr(1));
+    }
     return next;
   });
   for (int64_t r = 0; r < rows; ++r) {
@@ -1177,7 +1228,6 @@ void KernelEmitter::emitGemvRows(const Tensor &a, const Tensor &w, const Tensor 
 /// (the last group: the one to seven rows left, one at a time), each activation row against them while they are
 /// in cache; a [K, N] weight in 16-column strips (the last: the columns left, one at a time), the activation
 /// broadcast along them. Every output element is computed by the same code however the groups are split.
-constexpr int64_t kGemvGroupRows = 8;
 int64_t gemvGroupWidth(bool transposed) { return transposed ? kGemvGroupRows : 16; }
 
 void KernelEmitter::emitWideningGemvGroup(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K,
@@ -1217,14 +1267,6 @@ void KernelEmitter::emitWideningGemvGroup(const Tensor &a, const Tensor &w, cons
   });
 }
 
-/// The whole GEMV, group after group (the tiles' fallback when their scratch cannot be allocated).
-void KernelEmitter::emitWideningGemv(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K,
-                                     Value N, bool transposed) {
-  const int64_t width = gemvGroupWidth(transposed);
-  Value groups = arith::DivSIOp::create(b_, add(N, c64(width - 1)), c64(width));
-  forLoop(c64(0), groups, [&](Value g) { emitWideningGemvGroup(a, w, out, M, K, N, transposed, g); });
-}
-
 /// dst[dstOff .. + n) (f32) = the 16-bit src[srcOff .. + n) widened.
 void KernelEmitter::emitWidenRun(const Tensor &src, Value srcOff, Value dst, Value dstOff, Value n) {
   if (src.quant) {
@@ -1240,76 +1282,93 @@ void KernelEmitter::emitWidenRun(const Tensor &src, Value srcOff, Value dst, Val
   forLoop(mul(blocks, c64(kWide)), n, [&](Value p) { storeRaw(d, add(dstOff, p), load(src, add(srcOff, p))); });
 }
 
-/// Many rows: per tile of `tile` output columns, the weight's tile widened into `scratch`, then one sgemm
-/// (out[:, j0 .. j0 + nt) = a . tile) with the result's row stride N.
+/// Many rows: the weight in tiles of `tile` output columns, each tile one item of the kernel's range: the
+/// weight's tile widened (dequantized) into a malloc'd f32 scratch, then one sgemm (out[:, j0 .. j0 + nt) =
+/// a . tile, the result's row stride N) on one OpenBLAS thread (KILN_KERNEL_CALLS_BLAS_PER_ITEM), the tiles
+/// split over the session's threads. The tiles depend only on K and N, so the bytes do not depend on the
+/// thread count.
 Value KernelEmitter::sgemmTileRows(Value K, Value N) {
   Value rows = arith::DivSIOp::create(b_, c64(kTileElements), arith::MaxSIOp::create(b_, K, c64(1)));
   Value tile = arith::MaxSIOp::create(b_, arith::AndIOp::create(b_, rows, c64(~int64_t(15))), c64(16));
+  // At least two tiles where N allows (a multiple of 16 above N / 2), so that two threads share the work.
+  Value half = arith::AndIOp::create(b_, add(arith::DivSIOp::create(b_, add(N, c64(1)), c64(2)), c64(15)), c64(~int64_t(15)));
+  tile = arith::MinSIOp::create(b_, tile, arith::MaxSIOp::create(b_, half, c64(16)));
   return arith::MaxSIOp::create(b_, arith::MinSIOp::create(b_, tile, N), c64(1));
 }
 
-void KernelEmitter::emitTiledSgemm(const Tensor &a, const Tensor &w, const Tensor &out, Value scratch, Value tile,
-                                   Value M, Value K, Value N, bool transposed) {
+/// out[:, j0 .. j0 + nt) = a . (the weight's columns j0 .. j0 + nt, widened into scratch).
+void KernelEmitter::emitSgemmTile(const Tensor &a, const Tensor &w, const Tensor &out, Value scratch, Value j0,
+                                  Value nt, Value M, Value K, Value N, bool transposed) {
   Type i32 = b_.getI32Type();
   auto i32v = [&](Value v) { return (Value)arith::TruncIOp::create(b_, i32, v); };
   auto ci32 = [&](int64_t v) { return (Value)arith::ConstantIntOp::create(b_, i32, v); };
-  Value tiles = arith::DivSIOp::create(b_, add(N, sub(tile, c64(1))), tile);
   Tensor s{scratch, f32_, f32_, {}, {}};
-  forLoop(c64(0), tiles, [&](Value t) {
-    Value j0 = mul(t, tile);
-    Value nt = arith::MinSIOp::create(b_, tile, sub(N, j0));
-    if (transposed)
-      emitWidenRun(w, mul(j0, K), scratch, c64(0), mul(nt, K));
-    else
-      forLoop(c64(0), K, [&](Value p) { emitWidenRun(w, add(mul(p, N), j0), scratch, mul(p, nt), nt); });
-    Value ldb = arith::MaxSIOp::create(b_, transposed ? K : nt, c64(1));
-    // cblas_sgemm(RowMajor=101, NoTrans=111, Trans=112, M, nt, K, 1, a, K, tile, ldb, 0, out + j0, N)
-    SmallVector<Value> args = {ci32(101), ci32(111), ci32(transposed ? 112 : 111), i32v(M), i32v(nt), i32v(K),
-                               cf32(1.0), address(a, c64(0)), i32v(arith::MaxSIOp::create(b_, K, c64(1))),
-                               address(s, c64(0)), i32v(ldb), cf32(0.0), address(out, j0),
-                               i32v(arith::MaxSIOp::create(b_, N, c64(1)))};
-    func::CallOp::create(b_, kSgemm, TypeRange{}, args);
-  });
+  if (transposed)
+    emitWidenRun(w, mul(j0, K), scratch, c64(0), mul(nt, K));
+  else
+    forLoop(c64(0), K, [&](Value p) { emitWidenRun(w, add(mul(p, N), j0), scratch, mul(p, nt), nt); });
+  Value ldb = arith::MaxSIOp::create(b_, transposed ? K : nt, c64(1));
+  // cblas_sgemm(RowMajor=101, NoTrans=111, Trans=112, M, nt, K, 1, a, K, tile, ldb, 0, out + j0, N)
+  SmallVector<Value> args = {ci32(101), ci32(111), ci32(transposed ? 112 : 111), i32v(M), i32v(nt), i32v(K),
+                             cf32(1.0), address(a, c64(0)), i32v(arith::MaxSIOp::create(b_, K, c64(1))),
+                             address(s, c64(0)), i32v(ldb), cf32(0.0), address(out, j0),
+                             i32v(arith::MaxSIOp::create(b_, N, c64(1)))};
+  func::CallOp::create(b_, kSgemm, TypeRange{}, args);
+}
+
+/// Tile `t` of `tile` columns (the item of a many-rows matmul): its scratch malloc'd and freed; without the
+/// memory, one column at a time through a stack row of K floats (the same products, slower: a kernel never
+/// fails).
+void KernelEmitter::emitSgemmTileItem(const Tensor &a, const Tensor &w, const Tensor &out, Value tile, Value t,
+                                      Value M, Value K, Value N, bool transposed) {
+  Value j0 = mul(t, tile);
+  Value nt = arith::MinSIOp::create(b_, tile, sub(N, j0));
+  Value bytes = mul(mul(tile, arith::MaxSIOp::create(b_, K, c64(1))), c64(4));
+  Value scratch = func::CallOp::create(b_, kMalloc, TypeRange{ptrTy_}, ValueRange{bytes}).getResult(0);
+  Value noScratch = LLVM::ICmpOp::create(b_, LLVM::ICmpPredicate::eq, scratch, LLVM::ZeroOp::create(b_, ptrTy_));
+  ifElse(
+      noScratch,
+      [&] {
+        Value row = LLVM::AllocaOp::create(b_, ptrTy_, f32_, arith::MaxSIOp::create(b_, K, c64(1)), 64);
+        forLoop(j0, add(j0, nt), [&](Value j) { emitSgemmTile(a, w, out, row, j, c64(1), M, K, N, transposed); });
+      },
+      [&] {
+        emitSgemmTile(a, w, out, scratch, j0, nt, M, K, N, transposed);
+        func::CallOp::create(b_, kFree, TypeRange{}, ValueRange{scratch});
+      });
 }
 
 LogicalResult KernelEmitter::emitWideningMatmul(const Tensor &a, const Tensor &w, const Tensor &out, Value M,
-                                                Value K, Value N, bool transposed) {
-  // Few rows: the GEMV, its column groups split over the session's threads. Many: one item, the whole kernel
-  // with OpenBLAS's threads (the flag is computed from the symbols, like the extent).
+                                                Value K, Value N, bool transposed, Value pathRows) {
+  // Few rows: the GEMV, its column groups split over the session's threads. Many: the tiles and sgemm (the
+  // flag is computed from the symbols, like the extent).
   const int64_t width = gemvGroupWidth(transposed);
-  Value few = arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, M, c64(kGemvMaxRows));
+  Value few = arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, pathRows, c64(kGemvMaxRows));
   Value groups = arith::DivSIOp::create(b_, add(N, c64(width - 1)), c64(width));
-  Value extent = arith::SelectOp::create(b_, few, groups, c64(1));
-  rangeFlags_ = arith::SelectOp::create(b_, few, c64(0), c64(kCallsBlasFlag));
-  parallelFor(extent, mul(M, mul(K, c64(width))), [&](Value item) {
-    ifElse(few, [&] { emitWideningGemvGroup(a, w, out, M, K, N, transposed, item); }, [&] {
-      // The tile: kTileElements / K rows (at least 16, at most N) of a transposed weight; as many columns of
-      // a [K, N] one.
-      Value tile = sgemmTileRows(K, N);
-      Value bytes = mul(mul(tile, K), c64(4));
-      Value scratch = func::CallOp::create(b_, kMalloc, TypeRange{ptrTy_}, ValueRange{bytes}).getResult(0);
-      Value null = LLVM::ZeroOp::create(b_, ptrTy_);
-      Value noScratch = LLVM::ICmpOp::create(b_, LLVM::ICmpPredicate::eq, scratch, null);
-      // No memory for the scratch: the GEMV computes the same products, slower (a kernel never fails).
-      ifElse(noScratch, [&] { emitWideningGemv(a, w, out, M, K, N, transposed); }, [&] {
-        emitTiledSgemm(a, w, out, scratch, tile, M, K, N, transposed);
-        func::CallOp::create(b_, kFree, TypeRange{}, ValueRange{scratch});
-      });
-    });
+  Value tile = sgemmTileRows(K, N);
+  Value tiles = arith::DivSIOp::create(b_, add(N, sub(tile, c64(1))), tile);
+  Value extent = arith::SelectOp::create(b_, few, groups, tiles);
+  rangeFlags_ = arith::SelectOp::create(b_, few, c64(0), c64(kCallsBlasPerItemFlag));
+  Value cost = arith::SelectOp::create(b_, few, mul(M, mul(K, c64(width))), mul(M, mul(K, tile)));
+  parallelFor(extent, cost, [&](Value item) {
+    ifElse(few, [&] { emitWideningGemvGroup(a, w, out, M, K, N, transposed, item); },
+           [&] { emitSgemmTileItem(a, w, out, tile, item, M, K, N, transposed); });
   });
   return success();
 }
 
 //===----------------------------------------------------------------------===//
-// Block-quantized weights (--weights q8_0|q4_0, support/Quantize.h's layout: quants, then f16 scales): the
-// transposed 2-d weight of a matmul, or a gather's table. Decode rows (at most kQuantGemvMaxRows): the GEMV
-// quantizes each activation row once per call, per block of 32, to int8 with an f32 scale (what
-// quantizeActivationBlock does), then per block an integer dot product of the unsigned weight quants with
-// the signed activation quants (vpdpbusd with VNNI, vpmaddubsw / vpmaddwd with AVX2), the zero point
-// (128 or 8) taken off through the activation block's sum, the <8 x i32> lanes scaled by d_w * d_a into
-// <8 x f32> accumulators. Groups of eight weight rows are the range's items, so every output is summed by
-// the same code whatever the thread split. More rows: tiles of weight rows dequantized into an f32 scratch
-// and OpenBLAS's sgemm (emitTiledSgemm); never a dequantized copy of the whole weight.
+// Block-quantized weights (--weights q8_0|q4_0, support/Quantize.h's layout: quants, then f16 scales, rows in
+// groups of 8 interleaved block by block): the transposed 2-d weight of a matmul, or a gather's table. Decode
+// rows (at most kQuantGemvMaxRows): the GEMV quantizes each activation row once per call, per block of 32, to
+// int8 with an f32 scale (what quantizeActivationBlock does), then per block an integer dot product of the
+// unsigned weight quants with the signed activation quants (vpdpbusd with VNNI, vpmaddubsw / vpmaddwd with
+// AVX2), the zero point (128 or 8) taken off through the activation block's sum, the i32 lanes scaled by
+// d_w * d_a into f32 accumulators. A group of 8 weight rows is one contiguous stream read in 512-bit (AVX512-
+// VNNI) or 256-bit vectors of several rows' blocks (emitQuantGemvGroupRows); groups are the range's items, so
+// every output is summed by the same code whatever the thread split. More rows: tiles of weight rows
+// dequantized into an f32 scratch and OpenBLAS's sgemm (emitSgemmTileItem); never a dequantized copy of the
+// whole weight.
 //===----------------------------------------------------------------------===//
 
 namespace {
@@ -1358,32 +1417,49 @@ Value KernelEmitter::loadQuantBlock(const Tensor &w, Value block) {
   return LLVM::ShuffleVectorOp::create(b_, lo, hi, ArrayRef<int32_t>(concat));
 }
 
-/// dst[dstOff .. + n) (f32) = the values of the quantized src[srcOff .. + n) (srcOff, n multiples of 32):
-/// float(q - zero point) * scale, the very products dequantizeMatrix computes.
+/// Row `row`'s first block in the layout and the step from one of its blocks to the next: the rows of its
+/// group (support/Quantize.h quantBlockIndex: groups of 8 rows interleaved block by block, the last group
+/// the rows left).
+std::pair<Value, Value> KernelEmitter::quantRowBlocks(const Tensor &w, Value row) {
+  Value nb = arith::DivUIOp::create(b_, w.dims[1], c64(kQuantBlock));
+  Value group = arith::AndIOp::create(b_, row, c64(~(kQuantGroupRows - 1)));
+  Value groupRows = arith::MinSIOp::create(b_, c64(kQuantGroupRows), sub(w.dims[0], group));
+  return {add(mul(group, nb), sub(row, group)), groupRows};
+}
+
+/// dst[dstOff .. + n) (f32) = the values of the quantized src[srcOff .. + n) (whole rows: srcOff, n multiples
+/// of the row length): float(q - zero point) * scale, the very products dequantizeMatrix computes.
 void KernelEmitter::emitDequantRun(const Tensor &src, Value srcOff, Value dst, Value dstOff, Value n) {
   Tensor d{dst, f32_, f32_, {}, {}};
-  Value first = arith::DivUIOp::create(b_, srcOff, c64(32));
+  Value K = arith::MaxSIOp::create(b_, src.dims[1], c64(1));
+  Value first = arith::DivUIOp::create(b_, srcOff, K), nb = arith::DivUIOp::create(b_, K, c64(kQuantBlock));
   Type i32v = vecOf(32, b_.getI32Type()), f32v = vecOf(32, f32_);
-  forLoop(c64(0), arith::DivUIOp::create(b_, n, c64(32)), [&](Value blk) {
-    Value e = add(first, blk);
-    Value q = arith::SubIOp::create(b_, arith::ExtUIOp::create(b_, i32v, loadQuantBlock(src, e)),
-                                    splatConst(cast<VectorType>(i32v), zeroPoint(*src.quant)));
-    Value scale = blockScale(src, e);
-    Value sv = LLVM::PoisonOp::create(b_, f32v);
-    sv = LLVM::InsertElementOp::create(b_, sv, scale, c64(0));
-    sv = LLVM::ShuffleVectorOp::create(b_, sv, sv, ArrayRef<int32_t>(SmallVector<int32_t>(32, 0)));
-    Value y = arith::MulFOp::create(b_, arith::SIToFPOp::create(b_, f32v, q), sv);
-    LLVM::StoreOp::create(b_, y, address(d, add(dstOff, mul(blk, c64(32)))), 4);
+  forLoop(c64(0), arith::DivUIOp::create(b_, n, K), [&](Value r) {
+    Value base, step;
+    std::tie(base, step) = quantRowBlocks(src, add(first, r));
+    Value rowOut = add(dstOff, mul(r, K));
+    forLoop(c64(0), nb, [&](Value blk) {
+      Value e = add(base, mul(blk, step));
+      Value q = arith::SubIOp::create(b_, arith::ExtUIOp::create(b_, i32v, loadQuantBlock(src, e)),
+                                      splatConst(cast<VectorType>(i32v), zeroPoint(*src.quant)));
+      Value y = arith::MulFOp::create(b_, arith::SIToFPOp::create(b_, f32v, q),
+                                      splatAs(blockScale(src, e), cast<VectorType>(f32v)));
+      LLVM::StoreOp::create(b_, y, address(d, add(rowOut, mul(blk, c64(kQuantBlock)))), 4);
+    });
   });
 }
 
-/// init + the dot products of 32 unsigned weight bytes with 32 signed activation bytes, as <8 x i32> lanes
-/// (which elements a lane sums depends on the instruction; their total does not).
+/// init + the dot products of the unsigned weight bytes with the signed activation bytes (32, or 64 with
+/// AVX512-VNNI): i32 lane k adds the products of bytes 4k .. 4k + 3 (as vpdpbusd), so that the lanes of a
+/// vector holding several rows' blocks each belong to one row.
 Value KernelEmitter::integerDot(Value init, Value weights, Value activations, QuantFormat format) {
   Type i32 = b_.getI32Type(), i16 = b_.getI16Type();
+  const int64_t bytes = cast<VectorType>(weights.getType()).getNumElements();
   auto intrinsic = [&](const char *name, Type result, ValueRange args) {
     return LLVM::CallIntrinsicOp::create(b_, result, b_.getStringAttr(name), args).getResult(0);
   };
+  if (bytes == 64) // DotIsa::Vnni512 only
+    return intrinsic("llvm.x86.avx512.vpdpbusd.512", vecOf(16, i32), {init, weights, activations});
   if (dotIsa_ == DotIsa::Vnni || dotIsa_ == DotIsa::Vnni512)
     return intrinsic("llvm.x86.avx512.vpdpbusd.256", vecOf(8, i32), {init, weights, activations});
   if (dotIsa_ == DotIsa::Avx2 && format == QuantFormat::Q4_0) { // 15 * 127 * 2 cannot saturate vpmaddubsw
@@ -1391,24 +1467,27 @@ Value KernelEmitter::integerDot(Value init, Value weights, Value activations, Qu
     Value quads = intrinsic("llvm.x86.avx2.pmadd.wd", vecOf(8, i32), {pairs, splatConst(vecOf(16, i16), 1)});
     return arith::AddIOp::create(b_, init, quads);
   }
-  auto half = [&](Value v, int32_t from, int64_t width) {
+  auto strided = [&](Value v, int32_t from, int32_t step, int64_t count) {
     SmallVector<int32_t> mask;
-    for (int32_t i = 0; i < width; ++i)
-      mask.push_back(from + i);
+    for (int32_t i = 0; i < count; ++i)
+      mask.push_back(from + i * step);
     return (Value)LLVM::ShuffleVectorOp::create(b_, v, v, ArrayRef<int32_t>(mask));
   };
   if (dotIsa_ == DotIsa::Avx2) { // q8_0: 255 * 127 * 2 would saturate vpmaddubsw; 16-bit products instead
     Value w16 = arith::ExtUIOp::create(b_, vecOf(32, i16), weights);
     Value a16 = arith::ExtSIOp::create(b_, vecOf(32, i16), activations);
-    Value lo = intrinsic("llvm.x86.avx2.pmadd.wd", vecOf(8, i32), {half(w16, 0, 16), half(a16, 0, 16)});
-    Value hi = intrinsic("llvm.x86.avx2.pmadd.wd", vecOf(8, i32), {half(w16, 16, 16), half(a16, 16, 16)});
-    return arith::AddIOp::create(b_, init, arith::AddIOp::create(b_, lo, hi));
+    Value lo = intrinsic("llvm.x86.avx2.pmadd.wd", vecOf(8, i32), {strided(w16, 0, 1, 16), strided(a16, 0, 1, 16)});
+    Value hi = intrinsic("llvm.x86.avx2.pmadd.wd", vecOf(8, i32), {strided(w16, 16, 1, 16), strided(a16, 16, 1, 16)});
+    // Pair sums (2k, 2k + 1) of bytes 0 .. 31 to the quads 4k .. 4k + 3.
+    Value pairs = LLVM::ShuffleVectorOp::create(b_, lo, hi, ArrayRef<int32_t>(llvm::to_vector(llvm::seq<int32_t>(0, 16))));
+    Value quads = arith::AddIOp::create(b_, strided(pairs, 0, 2, 8), strided(pairs, 1, 2, 8));
+    return arith::AddIOp::create(b_, init, quads);
   }
   Value prod = arith::MulIOp::create(b_, arith::ExtUIOp::create(b_, vecOf(32, i32), weights),
                                      arith::ExtSIOp::create(b_, vecOf(32, i32), activations));
   Value sum = init;
   for (int32_t q = 0; q < 4; ++q)
-    sum = arith::AddIOp::create(b_, sum, half(prod, q * 8, 8));
+    sum = arith::AddIOp::create(b_, sum, strided(prod, q, 4, 8));
   return sum;
 }
 
@@ -1417,170 +1496,157 @@ Value KernelEmitter::integerDot(Value init, Value weights, Value activations, Qu
 void KernelEmitter::emitQuantizeActivations(const Tensor &a, Value M, Value K, Value scratch) {
   Type i8 = b_.getI8Type(), i32 = b_.getI32Type();
   Type f32v = vecOf(32, f32_), i32v = vecOf(32, i32);
-  Value nb = arith::DivUIOp::create(b_, K, c64(32));
-  Tensor q{scratch, i8, i8, {}, {}};
-  Tensor scales{LLVM::GEPOp::create(b_, ptrTy_, i8, scratch, ValueRange{mul(M, K)}), f32_, f32_, {}, {}};
-  Tensor sums{LLVM::GEPOp::create(b_, ptrTy_, f32_, scales.ptr, ValueRange{mul(M, nb)}), i32, i32, {}, {}};
-  forLoop(c64(0), mul(M, nb), [&](Value blk) { // the rows' blocks, row-major
+  QuantActivations act = quantActivations(scratch, M, K);
+  forLoop(c64(0), mul(M, arith::DivUIOp::create(b_, K, c64(32))), [&](Value blk) { // the rows' blocks, row-major
     Value off = mul(blk, c64(32));
     Value x = LLVM::LoadOp::create(b_, f32v, address(a, off), 4);
     Value amax = horizontalMax(math::AbsFOp::create(b_, x));
     Value d = arith::DivFOp::create(b_, amax, cf32(127.0));
     Value nonzero = arith::CmpFOp::create(b_, arith::CmpFPredicate::UNE, d, cf32(0.0));
     Value id = arith::SelectOp::create(b_, nonzero, arith::DivFOp::create(b_, cf32(1.0), d), cf32(0.0));
-    Value idv = LLVM::PoisonOp::create(b_, f32v);
-    idv = LLVM::InsertElementOp::create(b_, idv, id, c64(0));
-    idv = LLVM::ShuffleVectorOp::create(b_, idv, idv, ArrayRef<int32_t>(SmallVector<int32_t>(32, 0)));
+    Value idv = splatAs(id, cast<VectorType>(f32v));
     Value qi = arith::FPToSIOp::create(b_, i32v, math::RoundEvenOp::create(b_, arith::MulFOp::create(b_, x, idv)));
-    LLVM::StoreOp::create(b_, arith::TruncIOp::create(b_, vecOf(32, i8), qi), address(q, off), 1);
-    storeRaw(scales, blk, d);
-    storeRaw(sums, blk, arith::TruncIOp::create(b_, i32, horizontalSum(arith::ExtSIOp::create(b_, vecOf(32, b_.getI64Type()), qi))));
+    LLVM::StoreOp::create(b_, arith::TruncIOp::create(b_, vecOf(32, i8), qi), address(act.quants, off), 1);
+    storeRaw(act.scales, blk, d);
+    storeRaw(act.sums, blk,
+             arith::TruncIOp::create(b_, i32, horizontalSum(arith::ExtSIOp::create(b_, vecOf(32, b_.getI64Type()), qi))));
   });
 }
 
-/// out[i, j .. j + rows) from activation row i's quantized blocks (scratch) against weight rows j ...
-void KernelEmitter::emitQuantGemvRows(const Tensor &w, const Tensor &out, Value scratch, Value M, Value K, Value N,
-                                      Value i, Value j, int64_t rows) {
+KernelEmitter::QuantActivations KernelEmitter::quantActivations(Value scratch, Value M, Value K) {
   Type i8 = b_.getI8Type(), i32 = b_.getI32Type();
-  Value nb = arith::DivUIOp::create(b_, K, c64(32));
+  Value nb = arith::DivUIOp::create(b_, K, c64(kQuantBlock));
   QuantActivations act{{scratch, i8, i8, {}, {}}, {}, {}};
   act.scales = {LLVM::GEPOp::create(b_, ptrTy_, i8, scratch, ValueRange{mul(M, K)}), f32_, f32_, {}, {}};
   act.sums = {LLVM::GEPOp::create(b_, ptrTy_, f32_, act.scales.ptr, ValueRange{mul(M, nb)}), i32, i32, {}, {}};
-  // With AVX512-VNNI two blocks at a time (one 512-bit vpdpbusd, <16 x f32> accumulators), the odd block left
-  // (and every block elsewhere) one at a time.
-  const bool pairs = dotIsa_ == DotIsa::Vnni512;
-  Value pairsEnd = pairs ? mul(arith::DivUIOp::create(b_, nb, c64(2)), c64(2)) : c64(0);
-  SmallVector<Value> wide;
-  if (pairs)
-    wide = emitQuantBlockPairs(w, act, nb, i, j, rows);
-  const QuantFormat format = *w.quant;
-  SmallVector<Value> init(size_t(rows), zeroVec());
-  Value zeroLanes = splatConst(vecOf(8, i32), 0);
-  SmallVector<Value> acc = forLoop(pairsEnd, nb, init, [&](Value blk, ValueRange s) -> SmallVector<Value> {
-    Value ab = add(mul(i, nb), blk);
-    Value qa = LLVM::LoadOp::create(b_, vecOf(32, i8), address(act.quants, mul(ab, c64(32))), 1);
-    Value da = loadRaw(act.scales, ab);
-    // The weights' zero point, taken off once per block through the activations' sum.
-    Value correction =
-        arith::MulIOp::create(b_, loadRaw(act.sums, ab), arith::ConstantIntOp::create(b_, i32, -zeroPoint(format)));
-    Value lanes = LLVM::InsertElementOp::create(b_, zeroLanes, correction, c64(0));
-    SmallVector<Value> next;
-    for (int64_t r = 0; r < rows; ++r) {
-      Value wb = add(mul(add(j, c64(r)), nb), blk);
-      Value isum = integerDot(lanes, loadQuantBlock(w, wb), qa, format);
-      Value scale = splat(arith::MulFOp::create(b_, blockScale(w, wb), da));
-      next.push_back(math::FmaOp::create(b_, arith::SIToFPOp::create(b_, vecType(), isum), scale, s[size_t(r)]));
-    }
-    return next;
-  });
-  for (int64_t r = 0; r < rows; ++r) {
-    Value sum = horizontalSum(acc[size_t(r)]);
-    if (pairs)
-      sum = arith::AddFOp::create(b_, wideSum(wide[size_t(r)]), sum);
-    store(out, add(mul(i, N), add(j, c64(r))), sum);
-  }
+  return act;
 }
 
-/// Blocks [0, 2 * (nb / 2)) of activation row i against weight rows j .. j + rows, two blocks per 512-bit
-/// vpdpbusd: lanes 0-7 sum block 2p, lanes 8-15 block 2p + 1, each scaled by its own d_w * d_a.
-SmallVector<Value> KernelEmitter::emitQuantBlockPairs(const Tensor &w, const QuantActivations &act, Value nb, Value i,
-                                                       Value j, int64_t rows) {
-  Type i8 = b_.getI8Type(), i32 = b_.getI32Type(), f16 = b_.getF16Type();
+/// Activation row i's block ab: its 32 quants, d_a, and the weights' zero point times the quants' sum (taken
+/// off the integer dot product once per block and row).
+KernelEmitter::QuantActivationBlock KernelEmitter::loadActivationBlock(const QuantActivations &act, Value ab,
+                                                                       QuantFormat format) {
+  Type i8 = b_.getI8Type(), i32 = b_.getI32Type();
+  Value quants = LLVM::LoadOp::create(b_, vecOf(32, i8), address(act.quants, mul(ab, c64(kQuantBlock))), 1);
+  Value correction = arith::MulIOp::create(b_, loadRaw(act.sums, ab), arith::ConstantIntOp::create(b_, i32, -zeroPoint(format)));
+  return {quants, loadRaw(act.scales, ab), correction};
+}
+
+/// out[i, j] for one weight row j (a group of fewer than 8 rows), block after block.
+void KernelEmitter::emitQuantGemvRow(const Tensor &w, const Tensor &out, const QuantActivations &act, Value nb,
+                                     Value N, Value i, Value j) {
+  Value base, step;
+  std::tie(base, step) = quantRowBlocks(w, j);
+  VectorType lanes = vecOf(8, b_.getI32Type()), acc = vecOf(8, f32_);
+  Value zeroLanes = splatConst(lanes, 0);
+  Value sum = forLoop(c64(0), nb, {splatConst(acc, 0)}, [&](Value blk, ValueRange s) -> SmallVector<Value> {
+                QuantActivationBlock a = loadActivationBlock(act, add(mul(i, nb), blk), *w.quant);
+                Value wb = add(base, mul(blk, step));
+                Value init = LLVM::InsertElementOp::create(b_, zeroLanes, a.correction, c64(0));
+                Value isum = integerDot(init, loadQuantBlock(w, wb), a.quants, *w.quant);
+                Value scale = splatAs(arith::MulFOp::create(b_, blockScale(w, wb), a.scale), acc);
+                return {math::FmaOp::create(b_, arith::SIToFPOp::create(b_, acc, isum), scale, s[0])};
+              })[0];
+  store(out, add(mul(i, N), j), horizontalSum(sum));
+}
+
+/// out[i, j0 .. j0 + 8) for a whole group of 8 weight rows, interleaved block by block in the layout: a block
+/// of the 8 rows is one contiguous run, read in vectors of 64 bytes (AVX512-VNNI) or 32, each holding R whole
+/// rows' blocks (q4_0: their low nibbles, elements 0 .. 15, against the activation block's first 16 quants
+/// repeated R times, then the high nibbles against the last 16). The integer lanes a row owns (bytes 4k ..
+/// 4k + 3 go to lane k) are scaled by that row's d_w * d_a, the group's 8 scales one f16 vector, into f32
+/// accumulators; each row's lanes are summed at the end in a fixed order.
+void KernelEmitter::emitQuantGemvGroupRows(const Tensor &w, const Tensor &out, const QuantActivations &act, Value nb,
+                                           Value N, Value i, Value j0) {
   const QuantFormat format = *w.quant;
-  auto spread = [&](Value two) { // <2 x T> -> <16 x T>: [x0 x 8, x1 x 8]
+  const int64_t bytes = dotIsa_ == DotIsa::Vnni512 ? 64 : 32, lanes = bytes / 4;
+  const int64_t blockBytes = format == QuantFormat::Q8_0 ? kQuantBlock : kQuantBlock / 2;
+  const int64_t rowsPerVec = bytes / blockBytes, lanesPerRow = lanes / rowsPerVec;
+  const int64_t vecs = kQuantGroupRows / rowsPerVec;
+  Type i8 = b_.getI8Type(), i32 = b_.getI32Type(), f16 = b_.getF16Type();
+  VectorType byteVec = vecOf(bytes, i8), laneVec = vecOf(lanes, i32), accVec = vecOf(lanes, f32_);
+  VectorType groupScales = vecOf(kQuantGroupRows, f32_);
+  auto shuffle = [&](Value v, int64_t count, llvm::function_ref<int32_t(int32_t)> lane) {
     SmallVector<int32_t> mask;
-    for (int32_t l = 0; l < 16; ++l)
-      mask.push_back(l / 8);
-    return (Value)LLVM::ShuffleVectorOp::create(b_, two, two, ArrayRef<int32_t>(mask));
+    for (int32_t l = 0; l < count; ++l)
+      mask.push_back(lane(l));
+    return (Value)LLVM::ShuffleVectorOp::create(b_, v, v, ArrayRef<int32_t>(mask));
   };
-  Type wideAcc = VectorType::get({16}, f32_);
-  SmallVector<Value> init(size_t(rows), arith::ConstantOp::create(b_, DenseElementsAttr::get(cast<ShapedType>(wideAcc), 0.0f)));
-  Value zeroLanes = splatConst(vecOf(16, i32), 0);
-  Value zp = arith::ConstantIntOp::create(b_, i32, -zeroPoint(format));
-  Value scalesW = quantScales(w);
-  return forLoop(c64(0), arith::DivUIOp::create(b_, nb, c64(2)), init, [&](Value p, ValueRange s) -> SmallVector<Value> {
-    Value blk = mul(p, c64(2)), ab = add(mul(i, nb), blk);
-    Value qa = LLVM::LoadOp::create(b_, vecOf(64, i8), address(act.quants, mul(ab, c64(32))), 1);
-    Value da = LLVM::LoadOp::create(b_, vecOf(2, f32_), address(act.scales, ab), 4);
-    Value lanes = LLVM::InsertElementOp::create(
-        b_, zeroLanes, arith::MulIOp::create(b_, loadRaw(act.sums, ab), zp), c64(0));
-    lanes = LLVM::InsertElementOp::create(b_, lanes, arith::MulIOp::create(b_, loadRaw(act.sums, add(ab, c64(1))), zp),
-                                          c64(8));
+  SmallVector<Attribute> firstLanes; // all ones on each row's first lane: where the zero point's correction goes
+  for (int64_t l = 0; l < lanes; ++l)
+    firstLanes.push_back(b_.getI32IntegerAttr(l % lanesPerRow == 0 ? -1 : 0));
+  Value firstLaneMask = arith::ConstantOp::create(b_, DenseElementsAttr::get(laneVec, firstLanes));
+  Value groupBase = mul(j0, nb), scalesW = quantScales(w), groupBytes = mul(nb, c64(kQuantGroupRows * blockBytes));
+  SmallVector<Value> init(size_t(vecs), splatConst(accVec, 0));
+  SmallVector<Value> acc = forLoop(c64(0), nb, init, [&](Value blk, ValueRange s) -> SmallVector<Value> {
+    QuantActivationBlock a = loadActivationBlock(act, add(mul(i, nb), blk), format);
+    Value first = arith::AndIOp::create(b_, splatAs(a.correction, laneVec), firstLaneMask);
+    Value e = add(groupBase, mul(blk, c64(kQuantGroupRows)));
+    Value dw = LLVM::LoadOp::create(b_, vecOf(kQuantGroupRows, f16), LLVM::GEPOp::create(b_, ptrTy_, f16, scalesW, ValueRange{e}), 2);
+    Value scales = arith::MulFOp::create(b_, arith::ExtFOp::create(b_, groupScales, dw), splatAs(a.scale, groupScales));
+    const int32_t span = format == QuantFormat::Q8_0 ? 32 : 16;
+    Value aLow = shuffle(a.quants, bytes, [&](int32_t l) { return l % span; });
+    Value aHigh = shuffle(a.quants, bytes, [&](int32_t l) { return 16 + l % span; });
     SmallVector<Value> next;
-    for (int64_t r = 0; r < rows; ++r) {
-      Value wb = add(mul(add(j, c64(r)), nb), blk);
-      Value qw;
+    for (int64_t v = 0; v < vecs; ++v) {
+      Value at = add(mul(e, c64(blockBytes)), c64(v * bytes));
+      Value q = LLVM::LoadOp::create(b_, byteVec, address(w, at), 1);
+      // The next group's bytes at the same place into the cache meanwhile (as emitGemvRows; the hardware
+      // prefetcher restarts at every 4 KiB page; past the weight's end the hint is dropped).
+      LLVM::Prefetch::create(b_, address(w, add(at, groupBytes)), b_.getI32IntegerAttr(0), b_.getI32IntegerAttr(3),
+                             b_.getI32IntegerAttr(1));
+      Value isum;
       if (format == QuantFormat::Q8_0) {
-        qw = LLVM::LoadOp::create(b_, vecOf(64, i8), address(w, mul(wb, c64(32))), 1);
-      } else { // 32 packed bytes: block 2p's lows and highs, then block 2p + 1's
-        Value packed = LLVM::LoadOp::create(b_, vecOf(32, i8), address(w, mul(wb, c64(16))), 1);
-        Value lo = arith::AndIOp::create(b_, packed, splatConst(vecOf(32, i8), 15));
-        Value hi = arith::ShRUIOp::create(b_, packed, splatConst(vecOf(32, i8), 4));
-        SmallVector<int32_t> order;
-        for (int32_t half = 0; half < 2; ++half)
-          for (int32_t part = 0; part < 2; ++part)
-            for (int32_t l = 0; l < 16; ++l)
-              order.push_back(part * 32 + half * 16 + l);
-        qw = LLVM::ShuffleVectorOp::create(b_, lo, hi, ArrayRef<int32_t>(order));
+        isum = integerDot(first, q, aLow, format);
+      } else {
+        Value low = arith::AndIOp::create(b_, q, splatConst(byteVec, 15));
+        Value high = arith::ShRUIOp::create(b_, q, splatConst(byteVec, 4));
+        isum = integerDot(integerDot(first, low, aLow, format), high, aHigh, format);
       }
-      Value isum = LLVM::CallIntrinsicOp::create(b_, vecOf(16, i32), b_.getStringAttr("llvm.x86.avx512.vpdpbusd.512"),
-                                                 ValueRange{lanes, qw, qa})
-                       .getResult(0);
-      Value dw = LLVM::LoadOp::create(b_, vecOf(2, f16),
-                                      LLVM::GEPOp::create(b_, ptrTy_, f16, scalesW, ValueRange{wb}), 2);
-      Value scale = spread(arith::MulFOp::create(b_, arith::ExtFOp::create(b_, vecOf(2, f32_), dw), da));
-      next.push_back(math::FmaOp::create(b_, arith::SIToFPOp::create(b_, wideAcc, isum), scale, s[size_t(r)]));
+      Value scale = shuffle(scales, lanes, [&](int32_t l) { return int32_t(v * rowsPerVec + l / lanesPerRow); });
+      next.push_back(math::FmaOp::create(b_, arith::SIToFPOp::create(b_, accVec, isum), scale, s[size_t(v)]));
     }
     return next;
   });
+  for (int64_t v = 0; v < vecs; ++v)
+    for (int64_t r = 0; r < rowsPerVec; ++r) {
+      Value own = shuffle(acc[size_t(v)], lanesPerRow, [&](int32_t l) { return int32_t(r * lanesPerRow + l); });
+      store(out, add(mul(i, N), add(j0, c64(v * rowsPerVec + r))), horizontalSum(own));
+    }
 }
 
 /// The GEMV's unit of work: weight rows [8 g, 8 g + 8) (the last group: the rows left, one at a time).
 void KernelEmitter::emitQuantGemvGroup(const Tensor &w, const Tensor &out, Value scratch, Value M, Value K, Value N,
                                        Value group) {
-  Value j0 = mul(group, c64(kGemvGroupRows));
-  Value full = arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, add(j0, c64(kGemvGroupRows)), N);
+  QuantActivations act = quantActivations(scratch, M, K);
+  Value nb = arith::DivUIOp::create(b_, K, c64(kQuantBlock));
+  Value j0 = mul(group, c64(kQuantGroupRows));
+  Value full = arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, add(j0, c64(kQuantGroupRows)), N);
   ifElse(
-      full,
-      [&] { forLoop(c64(0), M, [&](Value i) { emitQuantGemvRows(w, out, scratch, M, K, N, i, j0, kGemvGroupRows); }); },
+      full, [&] { forLoop(c64(0), M, [&](Value i) { emitQuantGemvGroupRows(w, out, act, nb, N, i, j0); }); },
       [&] {
-        forLoop(j0, N, [&](Value j) {
-          forLoop(c64(0), M, [&](Value i) { emitQuantGemvRows(w, out, scratch, M, K, N, i, j, 1); });
-        });
+        forLoop(j0, N, [&](Value j) { forLoop(c64(0), M, [&](Value i) { emitQuantGemvRow(w, out, act, nb, N, i, j); }); });
       });
 }
 
 LogicalResult KernelEmitter::emitQuantMatmul(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K,
-                                             Value N) {
+                                             Value N, Value pathRows) {
   Type i8 = b_.getI8Type();
-  Value few = arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, M, c64(kQuantGemvMaxRows));
-  Value groups = arith::DivSIOp::create(b_, add(N, c64(kGemvGroupRows - 1)), c64(kGemvGroupRows));
-  Value extent = arith::SelectOp::create(b_, few, groups, c64(1));
-  rangeFlags_ = arith::SelectOp::create(b_, few, c64(0), c64(kCallsBlasFlag));
+  Value few = arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, pathRows, c64(kQuantGemvMaxRows));
+  Value groups = arith::DivSIOp::create(b_, add(N, c64(kQuantGroupRows - 1)), c64(kQuantGroupRows));
+  Value tile = sgemmTileRows(K, N);
+  Value tiles = arith::DivSIOp::create(b_, add(N, sub(tile, c64(1))), tile);
+  Value extent = arith::SelectOp::create(b_, few, groups, tiles);
+  rangeFlags_ = arith::SelectOp::create(b_, few, c64(0), c64(kCallsBlasPerItemFlag));
   // The quantized activations of every call (at most 8 rows: M * K * 1.25 bytes on the stack).
   Value rowsQuantized = arith::SelectOp::create(b_, few, M, c64(0));
   Value bytes = add(mul(rowsQuantized, K), mul(mul(rowsQuantized, arith::DivUIOp::create(b_, K, c64(32))), c64(8)));
   Value scratch = LLVM::AllocaOp::create(b_, ptrTy_, i8, bytes, 64);
   ifElse(few, [&] { emitQuantizeActivations(a, M, K, scratch); }, [] {});
-  parallelFor(extent, mul(M, mul(K, c64(kGemvGroupRows))), [&](Value item) {
-    ifElse(few, [&] { emitQuantGemvGroup(w, out, scratch, M, K, N, item); }, [&] {
-      // Tiles of kTileElements / K weight rows (at least 16, at most N) dequantized into a malloc'd scratch;
-      // without the memory, one row at a time through a stack row (the same products, slower).
-      Value tile = sgemmTileRows(K, N);
-      Value tileScratch =
-          func::CallOp::create(b_, kMalloc, TypeRange{ptrTy_}, ValueRange{mul(mul(tile, K), c64(4))}).getResult(0);
-      Value noScratch = LLVM::ICmpOp::create(b_, LLVM::ICmpPredicate::eq, tileScratch, LLVM::ZeroOp::create(b_, ptrTy_));
-      ifElse(
-          noScratch,
-          [&] {
-            Value row = LLVM::AllocaOp::create(b_, ptrTy_, f32_, K, 64);
-            emitTiledSgemm(a, w, out, row, c64(1), M, K, N, /*transposed=*/true);
-          },
-          [&] {
-            emitTiledSgemm(a, w, out, tileScratch, tile, M, K, N, /*transposed=*/true);
-            func::CallOp::create(b_, kFree, TypeRange{}, ValueRange{tileScratch});
-          });
-    });
+  Value cost = arith::SelectOp::create(b_, few, mul(M, mul(K, c64(kQuantGroupRows))), mul(M, mul(K, tile)));
+  parallelFor(extent, cost, [&](Value item) {
+    ifElse(few, [&] { emitQuantGemvGroup(w, out, scratch, M, K, N, item); },
+           [&] { emitSgemmTileItem(a, w, out, tile, item, M, K, N, /*transposed=*/true); });
   });
   return success();
 }
@@ -2206,6 +2272,7 @@ const ir::OpTable<CpuRule> &KernelEmitter::table() {
         .add<ir::TransposeOp>(family(&E::emitTranspose, KvViews::Result))
         .add<ir::BroadcastToOp>(family(&E::emitBroadcastTo))
         .add<ir::SliceOp>(family(&E::emitSlice))
+        .add<ir::TailOp>(family(&E::emitTail))
         .add<ir::ConcatOp>(family(&E::emitConcat, KvViews::Append))
         .add<ir::RmsNormOp, ir::LayerNormOp>(family(&E::emitNorm))
         .add<ir::AddRmsNormOp, ir::AddLayerNormOp>(family(&E::emitAddNorm))

@@ -207,6 +207,7 @@ bool emitReshape(KernelBuilder &b, const SpirvOpEntry &entry);
 bool emitTranspose(KernelBuilder &b, const SpirvOpEntry &entry);
 bool emitBroadcastTo(KernelBuilder &b, const SpirvOpEntry &entry);
 bool emitSlice(KernelBuilder &b, const SpirvOpEntry &entry);
+bool emitTail(KernelBuilder &b, const SpirvOpEntry &entry);
 bool emitConcat(KernelBuilder &b, const SpirvOpEntry &entry);
 bool emitGather(KernelBuilder &b, const SpirvOpEntry &entry);
 bool emitRope(KernelBuilder &b, const SpirvOpEntry &entry);

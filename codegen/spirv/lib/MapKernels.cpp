@@ -148,6 +148,15 @@ bool emitSlice(KernelBuilder &b, const SpirvOpEntry &) {
   return copyMap(b, "  " + copyElement(b.in(0), b.out(), off) + "\n");
 }
 
+// The last out-dim elements along the axis: starting (in - out) rows in, both run-time dims.
+bool emitTail(KernelBuilder &b, const SpirvOpEntry &) {
+  int64_t axis = normalizedAxis((int64_t)cast<ir::TailOp>(b.op()).getAxis(), b.out().shape.size());
+  std::vector<UintExpr> s = b.in(0).strides();
+  UintExpr skipped = UintExpr::t("(" + b.in(0).dims[axis].str() + " - " + b.out().dims[axis].str() + ")");
+  std::string off = KernelBuilder::offset(s, "c", skipped * s[axis]);
+  return copyMap(b, "  " + copyElement(b.in(0), b.out(), off) + "\n");
+}
+
 bool emitConcat(KernelBuilder &b, const SpirvOpEntry &) {
   int64_t axis = normalizedAxis((int64_t)cast<ir::ConcatOp>(b.op()).getAxis(), b.out().shape.size());
   std::string a = std::to_string(axis);

@@ -137,7 +137,31 @@ namespace {
 struct MatmulParts {
   bool tb = true, group = false, siluMul = false;
   std::vector<const Tensor *> weights, results;
+  /// A group's folds (kiln-fuse-matmul-norms): the lhs's RMSNorm weight, eps and (1 + w); the residual.
+  const Tensor *norm = nullptr, *residual = nullptr;
+  double normEps = 0;
+  bool normUnitOffset = false;
 };
+
+/// Shared memory of the folds: gRs, 1/rms of up to 256 rows (matmul_folds.glsl).
+constexpr uint32_t kRowScaleBytes = 256 * 4;
+
+/// The defines of a group's folds (matmul_folds.glsl): NORM with its eps, unit offset and weight NW for up to
+/// `rsRows` rows of A per block; RESIDUAL with R.
+void defineFolds(KernelBuilder &kb, const MatmulParts &p, uint32_t rsRows) {
+  if (p.norm) {
+    kb.define("NORM");
+    kb.define("NORM_EPS", glslFloat(p.normEps));
+    kb.define("RS_ROWS", std::to_string(rsRows) + "u");
+    if (p.normUnitOffset)
+      kb.define("NORM_UNIT_OFFSET");
+    kb.bindRole("NW", *p.norm);
+  }
+  if (p.residual) {
+    kb.define("RESIDUAL");
+    kb.bindRole("R", *p.residual);
+  }
+}
 
 /// The kernel's name: the paths it has (pathTag: "_only" for the GEMV-only variant, or the cooperative-matrix
 /// block), the storage kinds, and the static N (each weight's) x K.
@@ -151,6 +175,7 @@ std::string matmulName(const MatmulParts &p, const Tensor &a, const GemvSplit &s
   name += (vecWidth ? "_v" + std::to_string(vecWidth) : "") + (subgroups ? "_sg" : "") + (gemvOnly ? "" : pathTag);
   name += (b.kind != o.kind ? std::string("_b") + kindName(b.kind) : "") +
           (a.kind != o.kind ? std::string("_a") + kindName(a.kind) : "");
+  name += std::string(p.norm ? "_norm" : "") + (p.residual ? "_res" : "");
   // Static N x K in the name (the module is the same; a profile then splits the time by shape).
   std::string ns;
   for (const Tensor *w : p.weights) {
@@ -236,10 +261,13 @@ bool emitMatmulKernel(KernelBuilder &kb, const MatmulParts &p) {
   if (p.tb && !gemvOnly && !m.isConstant())
     kb.kernel.smallRows = m; // decode steps may take the GEMV-only variant
   // Tensor cores (matmul_coopmat.glsl): 8 subgroups of 32, the block chosen for N (CoopmatTiles.h).
-  const CoopmatTile cm = p.tb && !gemvOnly ? coopmatTileFor(kb.target(), a.kind, b.kind, nStatic, kStatic, kTileBytes)
-                                           : CoopmatTile{};
+  const uint32_t foldBytes = p.norm ? kRowScaleBytes : 0;
+  const CoopmatTile cm = p.tb && !gemvOnly
+                             ? coopmatTileFor(kb.target(), a.kind, b.kind, nStatic, kStatic, kTileBytes + foldBytes)
+                             : CoopmatTile{};
   const bool coopmat = cm.bm != 0;
-  kb.setSharedBytes(kTileBytes + cm.sharedBytes() * coopmat); // sm (tiles, GEMV reduction) | cmA, cmB
+  // sm (tiles, GEMV reduction) | gRs | cmA, cmB
+  kb.setSharedBytes(kTileBytes + foldBytes + cm.sharedBytes() * coopmat);
   const SymExpr rows = gemvRows(p);
   const GemvSplit split =
       gemvSplit(rows.isConstant() ? rows.getConstant() : 0, vec ? kStatic / vw : 0, kb.target(), subgroups);
@@ -275,6 +303,7 @@ bool emitMatmulKernel(KernelBuilder &kb, const MatmulParts &p) {
   kb.bindRole("A", a);
   if (p.group) {
     defineGroup(kb, p);
+    defineFolds(kb, p, std::max<uint32_t>(kTile, coopmat ? cm.bm : 0));
   } else {
     kb.define("MM_N", o.dims[ro - 1].str());
     kb.bindRole("B", b);
@@ -311,7 +340,15 @@ bool emitMatmulGroup(KernelBuilder &kb, const SpirvOpEntry &) {
       return kb.fail("a block-quantized weight has no matmul_group kernel");
     p.weights.push_back(&kb.in(i));
   }
-  for (unsigned i = weights + 1; i < kb.numTensors(); ++i)
+  unsigned next = weights + 1; // then norm(w), residual(r), the results
+  if (op.getNormWeight()) {
+    p.norm = &kb.in(next++);
+    p.normEps = op.getNormEps()->convertToDouble();
+    p.normUnitOffset = op.getNormUnitOffset();
+  }
+  if (op.getResidual())
+    p.residual = &kb.in(next++);
+  for (unsigned i = next; i < kb.numTensors(); ++i)
     p.results.push_back(&kb.in(i));
   return emitMatmulKernel(kb, p);
 }

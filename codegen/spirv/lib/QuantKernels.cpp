@@ -34,6 +34,8 @@ void defineQuantReader(KernelBuilder &kb, const Tensor &t) {
   kb.define("QUANT_WORDS", t.buf());
   kb.define(*t.quant == QuantFormat::Q8_0 ? "QUANT_Q8" : "QUANT_Q4");
   kb.define("QUANT_SCALE_WORD", std::to_string(quantBytes(*t.quant, rows * cols) / 4) + "u");
+  kb.define("QUANT_ROWS", std::to_string(rows) + "u");
+  kb.define("QUANT_KB", std::to_string(cols / 32) + "u");
 }
 
 bool emitQuantMatmul(KernelBuilder &kb) {

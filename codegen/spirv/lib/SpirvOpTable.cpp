@@ -61,6 +61,7 @@ std::map<std::string, SpirvOpEntry> buildTable() {
   kernel(ir::TransposeOp::getOperationName(), emitTranspose, "copy");
   kernel(ir::BroadcastToOp::getOperationName(), emitBroadcastTo, "copy");
   kernel(ir::SliceOp::getOperationName(), emitSlice, "copy");
+  kernel(ir::TailOp::getOperationName(), emitTail, "copy");
   kernel(ir::ConcatOp::getOperationName(), emitConcat, "copy");
   kernel(ir::GatherOp::getOperationName(), emitGather, "gather");
 

@@ -24,16 +24,30 @@ const uint GV = VW / 4u;
 #endif
 
 // acc[m][r] += A[m, vector kv] . w[r] for the rows m < M of A.
+// NORM: A's vector kv scaled by the norm weight (once for all rows) and its row's 1/rms.
 void gemvFma(inout float acc[MS][GR], uint ar[MS], uint kv, vec4 w[GR][GV]) {
   const uint M = MM_M;
+#ifdef NORM
+  vec4 nl = normW4(kv * VW);
+#if VEC_WIDTH == 8
+  vec4 nh = normW4(kv * VW + 4u);
+#endif
+#endif
   [[unroll]] for (uint m = 0u; m < MS; ++m)
     if (m < M) {
 #if VEC_WIDTH == 4
       vec4 x = LOAD4_A(ar[m] + kv);
+#ifdef NORM
+      x *= gRs[m] * nl;
+#endif
       [[unroll]] for (uint r = 0u; r < GR; ++r) acc[m][r] += dot(x, w[r][0]);
 #else
       vec4 xl, xh;
       LOAD8_A(ar[m] + kv, xl, xh);
+#ifdef NORM
+      xl *= gRs[m] * nl;
+      xh *= gRs[m] * nh;
+#endif
       [[unroll]] for (uint r = 0u; r < GR; ++r) acc[m][r] += dot(xl, w[r][0]) + dot(xh, w[r][1]);
 #endif
     }
@@ -102,6 +116,9 @@ void gemvPartials(inout float acc[MS][GR], uint A0, uint B0, uint j0, uint lane,
     [[unroll]] for (uint m = 0u; m < MS; ++m)
       if (m < M) {
         float x = LOAD_A(A0 + i[m] * K + kk);
+#ifdef NORM
+        x *= gRs[m] * normW(kk);
+#endif
         [[unroll]] for (uint r = 0u; r < GR; ++r) acc[m][r] += x * w[r];
       }
   }

@@ -69,7 +69,7 @@ void gemvQuantPartials(inout float acc[QMS][QGR], uint A0, uint j[QGR], uint lan
     uvec4 w[QGR][QUANT_BLOCK_VECTORS];
     float dw[QGR];
     [[unroll]] for (uint r = 0u; r < QGR; ++r) {
-      uint blk = j[r] * KB + b;
+      uint blk = quantBlockAt(j[r], b);
       [[unroll]] for (uint v = 0u; v < QUANT_BLOCK_VECTORS; ++v) w[r][v] = vqb.d[blk * QUANT_BLOCK_VECTORS + v];
       dw[r] = quantScale(blk);
     }

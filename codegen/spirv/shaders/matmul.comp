@@ -79,6 +79,9 @@ layout(std430, set = 0, binding = 1) readonly buffer VB { B_VIEW_TYPE d[]; } vb;
 #ifdef GROUP
 #include "matmul_group_views.glsl"
 #endif
+#if defined(NORM) || defined(RESIDUAL)
+#include "matmul_folds.glsl"
+#endif
 
 #if defined(QUANT_B)
 // A block-quantized weight: its own GEMV (activations quantized per block, as the CPU's) and, for the tiles,
@@ -107,6 +110,9 @@ void loadTiles(uint A0, uint B0, uint i0, uint j0, uint k0) {
     uint kc = min(kk, K - VW);
 #if VEC_WIDTH == 4
     vec4 xa = ain ? LOAD4_A((A0 + i * K + kc) / 4u) : vec4(0.0);
+#ifdef NORM
+    if (ain) xa *= gRs[row] * normW4(kc);
+#endif
     vec4 xb = bin ? LOAD4_B((B0 + jj * K + kc) / 4u) : vec4(0.0);
     [[unroll]] for (uint c = 0u; c < 4u; ++c) {
       sm[(kq + c) * LD + row] = xa[c];
@@ -115,6 +121,12 @@ void loadTiles(uint A0, uint B0, uint i0, uint j0, uint k0) {
 #else
     vec4 al = vec4(0.0), ah = vec4(0.0), bl = vec4(0.0), bh = vec4(0.0);
     if (ain) LOAD8_A((A0 + i * K + kc) / 8u, al, ah);
+#ifdef NORM
+    if (ain) {
+      al *= gRs[row] * normW4(kc);
+      ah *= gRs[row] * normW4(kc + 4u);
+    }
+#endif
     if (bin) LOAD8_B((B0 + jj * K + kc) / 8u, bl, bh);
     [[unroll]] for (uint c = 0u; c < 4u; ++c) {
       sm[(kq + c) * LD + row] = al[c];
@@ -129,7 +141,11 @@ void loadTiles(uint A0, uint B0, uint i0, uint j0, uint k0) {
   for (uint e = 0u; e < 4u; ++e) {
     uint q = t + WG_X * e, row = q / BK, kq = q % BK;
     uint i = i0 + row, kk = k0 + kq;
+#ifdef NORM
+    sm[kq * LD + row] = (i < M && kk < K) ? LOAD_A(A0 + i * K + kk) * gRs[row] * normW(kk) : 0.0;
+#else
     sm[kq * LD + row] = (i < M && kk < K) ? LOAD_A(A0 + i * K + kk) : 0.0;
+#endif
 #ifdef TRANSPOSE_B
     uint jj = j0 + row;
     sm[BK * LD + kq * LD + row] = (jj < N && kk < K) ? LOAD_B(B0 + jj * K + kk) : 0.0;
@@ -141,38 +157,85 @@ void loadTiles(uint A0, uint B0, uint i0, uint j0, uint k0) {
 #endif
 }
 
-// The register-blocked tiles of batch bz.
-void tiles(uint bz, uint A0, uint B0) {
+// Register-blocked tile `tile` (row-major over the BM x BN blocks of OUT) of batch bz.
+void tile64(uint bz, uint A0, uint B0, uint tile) {
   const uint M = MM_M, N = MM_N, K = MM_K;
   uint t = gl_LocalInvocationID.x, tx = t % 16u, ty = t / 16u;
-  uint tilesN = (N + BN - 1u) / BN, tileCount = ((M + BM - 1u) / BM) * tilesN;
-  for (uint tile = gl_WorkGroupID.x; tile < tileCount; tile += gl_NumWorkGroups.x) {
-    uint i0 = (tile / tilesN) * BM, j0 = (tile % tilesN) * BN;
-    float c[4][4];
-    [[unroll]] for (uint r = 0u; r < 4u; ++r)
-      [[unroll]] for (uint q = 0u; q < 4u; ++q) c[r][q] = 0.0;
-    for (uint k0 = 0u; k0 < K; k0 += BK) {
-      loadTiles(A0, B0, i0, j0, k0);
-      barrier();
-      for (uint q = 0u; q < BK; ++q) {
-        uint ao = q * LD + ty, bo = BK * LD + q * LD + tx;
-        float a[4], b[4];
-        [[unroll]] for (uint r = 0u; r < 4u; ++r) {
-          a[r] = sm[ao + 16u * r];
-          b[r] = sm[bo + 16u * r];
-        }
-        [[unroll]] for (uint r = 0u; r < 4u; ++r)
-          [[unroll]] for (uint s = 0u; s < 4u; ++s) c[r][s] += a[r] * b[s];
+  uint tilesN = (N + BN - 1u) / BN;
+  uint i0 = (tile / tilesN) * BM, j0 = (tile % tilesN) * BN;
+#ifdef NORM
+  rowScales(A0, i0, BM);
+#endif
+  float c[4][4];
+  [[unroll]] for (uint r = 0u; r < 4u; ++r)
+    [[unroll]] for (uint q = 0u; q < 4u; ++q) c[r][q] = 0.0;
+  for (uint k0 = 0u; k0 < K; k0 += BK) {
+    loadTiles(A0, B0, i0, j0, k0);
+    barrier();
+    for (uint q = 0u; q < BK; ++q) {
+      uint ao = q * LD + ty, bo = BK * LD + q * LD + tx;
+      float a[4], b[4];
+      [[unroll]] for (uint r = 0u; r < 4u; ++r) {
+        a[r] = sm[ao + 16u * r];
+        b[r] = sm[bo + 16u * r];
       }
-      barrier();
+      [[unroll]] for (uint r = 0u; r < 4u; ++r)
+        [[unroll]] for (uint s = 0u; s < 4u; ++s) c[r][s] += a[r] * b[s];
     }
-    [[unroll]] for (uint r = 0u; r < 4u; ++r)
-      [[unroll]] for (uint s = 0u; s < 4u; ++s) {
-        uint i = i0 + ty + 16u * r, j = j0 + tx + 16u * s;
-        if (i < M && j < N) STORE_OUT((bz * M + i) * N + j, c[r][s]);
-      }
+    barrier();
+  }
+  [[unroll]] for (uint r = 0u; r < 4u; ++r)
+    [[unroll]] for (uint s = 0u; s < 4u; ++s) {
+      uint i = i0 + ty + 16u * r, j = j0 + tx + 16u * s;
+      if (i < M && j < N) STORE_OUT((bz * M + i) * N + j, c[r][s]);
+    }
+}
+
+// The register-blocked tiles of batch bz.
+void tiles(uint bz, uint A0, uint B0) {
+  uint tileCount = ((MM_M + BM - 1u) / BM) * ((MM_N + BN - 1u) / BN);
+  for (uint tile = gl_WorkGroupID.x; tile < tileCount; tile += gl_NumWorkGroups.x)
+    tile64(bz, A0, B0, tile);
+}
+
+#if defined(GROUP) && !defined(SILU_MUL)
+// A group's tiles (M above the GEMV's): the blocks of every segment in one grid-stride space, segment after
+// segment, so that a narrow segment's blocks (the k / v projections) go to workgroups of their own instead of
+// queueing behind the wide one's on the first workgroups (which made the group cost one block latency per
+// segment). The grid covers the sum of the segments' N (workgroupsX).
+void groupTiles(uint bz, uint A0, uint B0) {
+#ifdef COOPMAT
+  const bool cm = CM_READY;
+  const uint bm = cm ? CM_BM : BM, bn = cm ? CM_BN : BN;
+#else
+  const bool cm = false;
+  const uint bm = BM, bn = BN;
+#endif
+  const uint tilesM = (MM_M + bm - 1u) / bm;
+  uint tileCount = 0u;
+  for (uint s = 0u; s < uint(GROUP_SEGMENTS); ++s)
+    tileCount += tilesM * ((segN(s) + bn - 1u) / bn);
+  uint stage = 0u;
+  for (uint tile = gl_WorkGroupID.x; tile < tileCount; tile += gl_NumWorkGroups.x) {
+    uint local = tile, s = 0u;
+    for (; s + 1u < uint(GROUP_SEGMENTS); ++s) {
+      uint count = tilesM * ((segN(s) + bn - 1u) / bn);
+      if (local < count)
+        break;
+      local -= count;
+    }
+    gSeg = s;
+    gN = segN(s);
+#ifdef COOPMAT
+    if (cm) {
+      coopTile(bz, A0, B0, local, stage);
+      continue;
+    }
+#endif
+    tile64(bz, A0, B0, local);
   }
 }
+#endif
 
 // The product with one weight: the matmul's, or segment gSeg's of a matmul_group. blockBase: the GEMV blocks of
 // the group's earlier segments (this segment's first block goes to the workgroup after theirs).
@@ -205,6 +268,19 @@ void main() {
   for (uint bz = gl_WorkGroupID.z; bz < MM_BATCH; bz += gl_NumWorkGroups.z) {
     uint A0, B0;
     batchOffsets(bz, A0, B0);
+#ifdef NORM
+    // The GEMV's rows of A (all M <= MS of them: 1, 2 or 4 rows of the reduction); the tiles scale per block.
+    if (MM_M <= MS) rowScales(A0, 0u, MM_M >= 3u ? 4u : max(MM_M, 1u));
+#endif
+#if defined(GROUP) && !defined(SILU_MUL)
+#ifdef TRANSPOSE_B
+    if (MM_M > MS)
+#endif
+    {
+      groupTiles(bz, A0, B0);
+      continue;
+    }
+#endif
 #ifdef GROUP
     uint blockBase = 0u;
     for (uint s = 0u; s < uint(GROUP_SEGMENTS); ++s) {

@@ -90,9 +90,9 @@ uvec4 cmBf16ToHalf8(uvec4 u) {
   return packHalf8(vec4(bf16x2(u.x), bf16x2(u.y)), vec4(bf16x2(u.z), bf16x2(u.w)));
 }
 #endif
-#if VEC_WIDTH == 8 && defined(A_IS_F16)
+#if VEC_WIDTH == 8 && defined(A_IS_F16) && !defined(NORM)
 #define CM_PACK_A(r) r.x
-#elif VEC_WIDTH == 8 && defined(A_IS_BF16)
+#elif VEC_WIDTH == 8 && defined(A_IS_BF16) && !defined(NORM)
 #define CM_PACK_A(r) cmBf16ToHalf8(r.x)
 #else
 #define CM_PACK_A(r) packHalf8(uintBitsToFloat(r.x), uintBitsToFloat(r.y))
@@ -124,7 +124,22 @@ uvec4 cmBf16ToHalf8(uvec4 u) {
 CmRaw cmLoadA(uint A0, uint i, uint kk) {
   const uint M = MM_M, K = MM_K;
   if (i >= M || kk >= K) return CmRaw(uvec4(0u), uvec4(0u));
-#if VEC_WIDTH > 0
+#ifdef NORM
+  // The normed row, as the bits of 8 f32 (CM_PACK_A converts them): A x its row's 1/rms x the norm weight.
+  vec4 lo, hi;
+#if VEC_WIDTH > 0 && !defined(A_IS_F16) && !defined(A_IS_BF16)
+  CmRaw raw = CM_VEC_A(A0 + i * K + kk);
+  lo = uintBitsToFloat(raw.x);
+  hi = uintBitsToFloat(raw.y);
+#else
+  [[unroll]] for (uint c = 0u; c < 4u; ++c) {
+    lo[c] = kk + c < K ? LOAD_A(A0 + i * K + kk + c) : 0.0;
+    hi[c] = kk + 4u + c < K ? LOAD_A(A0 + i * K + kk + 4u + c) : 0.0;
+  }
+#endif
+  float scale = gRs[i - gRsRow0];
+  return CmRaw(floatBitsToUint(lo * scale * normW4(kk)), floatBitsToUint(hi * scale * normW4(kk + 4u)));
+#elif VEC_WIDTH > 0
   return CM_VEC_A(A0 + i * K + kk);
 #else
   float v[8];
@@ -200,38 +215,49 @@ void cmStoreBlock(uint bz, uint i0, uint j0, uint wm, uint wn, CM_ACC acc[CM_FM]
     }
 }
 
-void coopTiles(uint bz, uint A0, uint B0) {
-  const uint M = MM_M, N = MM_N, K = MM_K;
+// The block of OUT at (i0, j0). `stage` is kept across blocks: a block's first slice goes where its
+// predecessor's last one was not.
+void coopBlock(uint bz, uint A0, uint B0, uint i0, uint j0, inout uint stage) {
+  const uint K = MM_K;
   const uint warp = CM_WARP, wm = warp / CM_WGN, wn = warp % CM_WGN;
-  // Blocks in column-major order: the workgroups in flight together share B's columns (the weight, read from
-  // memory about once) and walk A's rows (the activations, a few MiB that stay in L2).
-  uint tilesM = (M + CM_BM - 1u) / CM_BM, tileCount = tilesM * ((N + CM_BN - 1u) / CM_BN);
-  uint stage = 0u; // kept across blocks: a block's first slice goes where its predecessor's last one was not
-  for (uint tile = gl_WorkGroupID.x; tile < tileCount; tile += gl_NumWorkGroups.x) {
-    uint i0 = (tile % tilesM) * CM_BM, j0 = (tile / tilesM) * CM_BN;
-    CM_ACC acc[CM_FM][CM_FN];
-    [[unroll]] for (uint r = 0u; r < CM_FM; ++r)
-      [[unroll]] for (uint c = 0u; c < CM_FN; ++c) CM_ZERO(acc[r][c]);
-    CmRaw ra[CM_PER_A], rb[CM_PER_B];
-    cmFetch(A0, B0, i0, j0, 0u, ra, rb);
-    for (uint k0 = 0u; k0 < K; k0 += CM_BK) {
-      cmStoreTiles(ra, rb, stage);
-      barrier();
-      if (k0 + CM_BK < K) cmFetch(A0, B0, i0, j0, k0 + CM_BK, ra, rb);
-      const uint rowA = stage * CM_BM + wm * CM_WTM, rowB = stage * CM_BN + wn * CM_WTN;
-      [[unroll]] for (uint kq = 0u; kq < CM_G; kq += 2u) { // 16 k per step: 2 uvec4 of a row
-        CM_FRAG_A a[CM_FM];
-        CM_FRAG_B b[CM_FN];
-        [[unroll]] for (uint r = 0u; r < CM_FM; ++r) CM_LOAD_A(a[r], (rowA + r * 16u) * CM_LDV + kq);
-        [[unroll]] for (uint c = 0u; c < CM_FN; ++c) CM_LOAD_B(b[c], (rowB + c * 8u) * CM_LDV + kq);
-        [[unroll]] for (uint r = 0u; r < CM_FM; ++r)
-          [[unroll]] for (uint c = 0u; c < CM_FN; ++c) CM_MULADD(a[r], b[c], acc[r][c]);
-      }
-      // One stage: the slice must be read by every warp before the next is stored over it. Two: the next
-      // slice goes to the other buffer, whose readers all passed this slice's barrier.
-      if (CM_STAGES == 1u) barrier();
-      stage = (stage + 1u) % CM_STAGES;
+#ifdef NORM
+  rowScales(A0, i0, CM_BM);
+#endif
+  CM_ACC acc[CM_FM][CM_FN];
+  [[unroll]] for (uint r = 0u; r < CM_FM; ++r)
+    [[unroll]] for (uint c = 0u; c < CM_FN; ++c) CM_ZERO(acc[r][c]);
+  CmRaw ra[CM_PER_A], rb[CM_PER_B];
+  cmFetch(A0, B0, i0, j0, 0u, ra, rb);
+  for (uint k0 = 0u; k0 < K; k0 += CM_BK) {
+    cmStoreTiles(ra, rb, stage);
+    barrier();
+    if (k0 + CM_BK < K) cmFetch(A0, B0, i0, j0, k0 + CM_BK, ra, rb);
+    const uint rowA = stage * CM_BM + wm * CM_WTM, rowB = stage * CM_BN + wn * CM_WTN;
+    [[unroll]] for (uint kq = 0u; kq < CM_G; kq += 2u) { // 16 k per step: 2 uvec4 of a row
+      CM_FRAG_A a[CM_FM];
+      CM_FRAG_B b[CM_FN];
+      [[unroll]] for (uint r = 0u; r < CM_FM; ++r) CM_LOAD_A(a[r], (rowA + r * 16u) * CM_LDV + kq);
+      [[unroll]] for (uint c = 0u; c < CM_FN; ++c) CM_LOAD_B(b[c], (rowB + c * 8u) * CM_LDV + kq);
+      [[unroll]] for (uint r = 0u; r < CM_FM; ++r)
+        [[unroll]] for (uint c = 0u; c < CM_FN; ++c) CM_MULADD(a[r], b[c], acc[r][c]);
     }
-    cmStoreBlock(bz, i0, j0, wm, wn, acc);
+    // One stage: the slice must be read by every warp before the next is stored over it. Two: the next
+    // slice goes to the other buffer, whose readers all passed this slice's barrier.
+    if (CM_STAGES == 1u) barrier();
+    stage = (stage + 1u) % CM_STAGES;
   }
+  cmStoreBlock(bz, i0, j0, wm, wn, acc);
+}
+
+// Block `tile` of a column-major order: the workgroups in flight together share B's columns (the weight, read
+// from memory about once) and walk A's rows (the activations, a few MiB that stay in L2).
+void coopTile(uint bz, uint A0, uint B0, uint tile, inout uint stage) {
+  const uint tilesM = (MM_M + CM_BM - 1u) / CM_BM;
+  coopBlock(bz, A0, B0, (tile % tilesM) * CM_BM, (tile / tilesM) * CM_BN, stage);
+}
+
+void coopTiles(uint bz, uint A0, uint B0) {
+  uint tileCount = ((MM_M + CM_BM - 1u) / CM_BM) * ((MM_N + CM_BN - 1u) / CM_BN), stage = 0u;
+  for (uint tile = gl_WorkGroupID.x; tile < tileCount; tile += gl_NumWorkGroups.x)
+    coopTile(bz, A0, B0, tile, stage);
 }

@@ -56,6 +56,9 @@ void storeOutSeg(uint i, float v) {
 }
 #else
 void storeOutSeg(uint i, float v) {
+#ifdef RESIDUAL
+  v += LOAD_R(i); // one segment (the verifier): R has the result's layout
+#endif
 #if GROUP_SEGMENTS > 3
   if (gSeg == 3u) { STORE_Y3(i, v); return; }
 #endif

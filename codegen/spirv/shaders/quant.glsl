@@ -1,8 +1,11 @@
 // Reading a block-quantized weight matrix (kiln compile --weights q8_0|q4_0; support/Quantize.h, layout
-// "blocks32-quants-then-scales") through a uint array, so no 8- or 16-bit storage is needed:
+// "rows8-blocks32-quants-then-scales") through a uint array, so no 8- or 16-bit storage is needed:
 //   QUANT_WORDS       the matrix's words (a buffer declared with STORAGE_QUANT, uint)
 //   QUANT_Q8 | QUANT_Q4
 //   QUANT_SCALE_WORD  the word of the first f16 scale (after every quant; 16-byte aligned)
+//   QUANT_ROWS, QUANT_KB  the matrix's rows and blocks per row
+// Blocks are stored as the CPU reads them best: rows in groups of 8, a group's blocks block by block (its
+// rows side by side), the scales in the same order.
 // Q8_0: one byte per element, q + 128; Q4_0: 16 bytes per block of 32, byte j = q[j] | q[j + 16] << 4 (value
 // q - 8). Element x' = (q - zero point) * scale, as dequantizeMatrix computes it.
 #ifdef QUANT_Q8
@@ -11,7 +14,19 @@ const float QUANT_ZERO = 128.0;
 const float QUANT_ZERO = 8.0;
 #endif
 
-// The f16 scale of block `block` (row-major over [rows, cols / 32]).
+// Where row `row`'s block `blk` is stored (quantBlockIndex in support/Quantize.cpp).
+uint quantBlockAt(uint row, uint blk) {
+  uint group = row & ~7u, groupRows = min(8u, QUANT_ROWS - group);
+  return group * QUANT_KB + blk * groupRows + (row - group);
+}
+
+// Where the block of element i (row-major [rows, cols]) is stored.
+uint quantBlockOf(uint i) {
+  uint b = i >> 5;
+  return quantBlockAt(b / QUANT_KB, b % QUANT_KB);
+}
+
+// The f16 scale of stored block `block`.
 float quantScale(uint block) {
   uint w = QUANT_WORDS[QUANT_SCALE_WORD + (block >> 1)];
   return unpackHalf2x16(w >> (16u * (block & 1u))).x;
@@ -19,24 +34,28 @@ float quantScale(uint block) {
 
 // Element i (row-major) of the matrix, dequantized.
 float quantAt(uint i) {
+  uint block = quantBlockOf(i), j = i & 31u;
 #ifdef QUANT_Q8
-  uint q = (QUANT_WORDS[i >> 2] >> (8u * (i & 3u))) & 0xffu;
+  uint byteIndex = block * 32u + j;
+  uint q = (QUANT_WORDS[byteIndex >> 2] >> (8u * (byteIndex & 3u))) & 0xffu;
 #else
-  uint j = i & 31u, byteIndex = (i >> 5) * 16u + (j & 15u);
+  uint byteIndex = block * 16u + (j & 15u);
   uint q = ((QUANT_WORDS[byteIndex >> 2] >> (8u * (byteIndex & 3u))) >> (j >= 16u ? 4u : 0u)) & 15u;
 #endif
-  return (float(q) - QUANT_ZERO) * quantScale(i >> 5);
+  return (float(q) - QUANT_ZERO) * quantScale(block);
 }
 
 // Elements i .. i + 7 (i a multiple of 8, so inside one block) dequantized: two words and one scale.
 void quant8(uint i, out vec4 lo, out vec4 hi) {
-  float d = quantScale(i >> 5);
+  uint block = quantBlockOf(i), j = i & 31u;
+  float d = quantScale(block);
 #ifdef QUANT_Q8
-  uint w0 = QUANT_WORDS[i >> 2], w1 = QUANT_WORDS[(i >> 2) + 1u];
+  uint word = (block * 32u + j) >> 2;
+  uint w0 = QUANT_WORDS[word], w1 = QUANT_WORDS[word + 1u];
   const uint mask = 0xffu;
 #else
   // Elements 0 .. 15 of a block are the low nibbles of its 16 bytes, 16 .. 31 the high ones.
-  uint j = i & 31u, word = ((i >> 5) * 16u + (j & 15u)) >> 2, shift = j >= 16u ? 4u : 0u;
+  uint word = (block * 16u + (j & 15u)) >> 2, shift = j >= 16u ? 4u : 0u;
   uint w0 = QUANT_WORDS[word] >> shift, w1 = QUANT_WORDS[word + 1u] >> shift;
   const uint mask = 15u;
 #endif

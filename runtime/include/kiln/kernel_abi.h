@@ -13,7 +13,9 @@
  * The companion function `<symbol>_range` gives the extent for the current symbols, the fewest items a
  * thread should take (grain: below it the fork-join costs more than it saves) and flags. A kernel
  * without a parallel dimension has extent 1. A kernel with KILN_KERNEL_CALLS_BLAS calls OpenBLAS,
- * which uses its own threads: the runtime calls it once, on one thread, with (0, extent).
+ * which uses its own threads: the runtime calls it once, on one thread, with (0, extent). A kernel with
+ * KILN_KERNEL_CALLS_BLAS_PER_ITEM calls OpenBLAS once per item (a tile of a widened / dequantized weight and
+ * its sgemm): the runtime sets OpenBLAS to one thread and splits the range over its own threads.
  *
  *===----------------------------------------------------------------------===*/
 #ifndef KILN_KERNEL_ABI_H
@@ -34,6 +36,7 @@ typedef struct kiln_kernel_range {
 } kiln_kernel_range;
 
 #define KILN_KERNEL_CALLS_BLAS 1
+#define KILN_KERNEL_CALLS_BLAS_PER_ITEM 2
 
 /* The symbol `<kernel symbol>_range`. */
 typedef void (*kiln_kernel_range_fn)(const int64_t *symbols, kiln_kernel_range *range);

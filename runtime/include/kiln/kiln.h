@@ -11,6 +11,7 @@
  *   kiln_session_create(model, 1, &session);
  *   kiln_session_run(session, ids, NULL, 1, n);          // prefill: n tokens
  *   kiln_session_output(session, "logits", &data, shape, &rank);  // [1, n, vocab]
+ *                                                 // ([1, 1, vocab] after kiln_session_set_logits(.., KILN_LOGITS_LAST))
  *   kiln_session_run(session, &next, NULL, 1, 1);        // decode: one token after the n in the cache
  *   ...
  *   kiln_session_free(session);
@@ -119,8 +120,20 @@ KILN_API const char *kiln_session_error(const kiln_session *session); /* "" if n
 KILN_API kiln_status kiln_session_run(kiln_session *session, const int64_t *ids, const int64_t *attention_mask,
                                       int64_t batch, int64_t seq_len);
 
-/* An output of the last run ("logits": [batch, seq_len, vocab] of that chunk; "last_hidden_state":
- * [batch, seq_len, hidden]). `shape` must hold 8 entries; *rank receives the rank. The data stays valid
+/* Which rows of each chunk a causal LM computes logits for (and reads back from a device):
+ *   KILN_LOGITS_ALL  every row, "logits" [batch, seq_len, vocab] (the default; reference comparisons,
+ *                    perplexity, `kiln run`);
+ *   KILN_LOGITS_LAST the chunk's last row only, "logits" [batch, 1, vocab] (what generation reads after a
+ *                    prompt: the final norm's output is cut to that row before the LM head). With left
+ *                    padding that is every sequence's last token.
+ * Takes effect from the next run; the selected rows equal those rows of an all-rows run. Errors:
+ * KILN_INVALID_ARGUMENT for any other value ("logits mode N"), and for KILN_LOGITS_LAST on an artifact
+ * without logits rows (an encoder, or one compiled before this call existed). */
+typedef enum { KILN_LOGITS_ALL = 0, KILN_LOGITS_LAST = 1 } kiln_logits_rows;
+KILN_API kiln_status kiln_session_set_logits(kiln_session *session, int rows);
+
+/* An output of the last run ("logits": [batch, seq_len, vocab] of that chunk, [batch, 1, vocab] under
+ * KILN_LOGITS_LAST; "last_hidden_state": [batch, seq_len, hidden]). `shape` must hold 8 entries; *rank receives the rank. The data stays valid
  * until the next run / reset / free of the session. */
 KILN_API kiln_status kiln_session_output(kiln_session *session, const char *name, const float **data,
                                          int64_t *shape, int *rank);

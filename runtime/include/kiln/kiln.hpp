@@ -135,6 +135,8 @@ public:
     return r;
   }
   Result reset() { return Result::fromLast(kiln_session_reset(session_)); }
+  /// KILN_LOGITS_ALL or KILN_LOGITS_LAST (kiln_session_set_logits).
+  Result setLogits(int rows) { return Result::fromLast(kiln_session_set_logits(session_, rows)); }
   int64_t pastLength() const { return session_ ? kiln_session_past_length(session_) : 0; }
   int64_t batch() const { return session_ ? kiln_session_batch(session_) : 0; }
   kiln_session *get() const { return session_; }

@@ -153,7 +153,8 @@ public:
 
 private:
   /// One kernel: over the pool when its range has work for more than one thread (kernel_abi.h), alone with
-  /// OpenBLAS's threads (the pool asleep) when it calls OpenBLAS.
+  /// OpenBLAS's threads (the pool asleep) when it calls OpenBLAS, over the pool with OpenBLAS on one thread
+  /// when each item calls it.
   void runDispatch(size_t d, void *const *buffers, const int64_t *symbols) {
     kiln_kernel_fn fn = ex_.dispatchFn_[d];
     kiln_kernel_range range{1, 1, 0};
@@ -165,6 +166,15 @@ private:
       fn(buffers, symbols, 0, range.extent);
       return;
     }
+    if (range.flags & KILN_KERNEL_CALLS_BLAS_PER_ITEM) {
+      BlasCall call(1);
+      runSplit(fn, buffers, symbols, range);
+      return;
+    }
+    runSplit(fn, buffers, symbols, range);
+  }
+
+  void runSplit(kiln_kernel_fn fn, void *const *buffers, const int64_t *symbols, const kiln_kernel_range &range) {
     if (range.extent <= 0)
       return;
     const int64_t grain = ex_.grainOverride_ > 0 ? ex_.grainOverride_ : std::max<int64_t>(range.grain, 1);

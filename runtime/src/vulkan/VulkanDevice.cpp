@@ -455,6 +455,7 @@ bool VulkanDevice::createBuffer(VkDeviceSize size, bool hostVisible, Buffer &out
     return false;
   }
   out.size = size;
+  out.hostCached = hostVisible && (memory_.memoryTypes[type].propertyFlags & VK_MEMORY_PROPERTY_HOST_CACHED_BIT);
   return true;
 }
 

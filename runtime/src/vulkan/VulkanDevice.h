@@ -26,6 +26,7 @@ struct Buffer {
   VkDeviceMemory memory = VK_NULL_HANDLE;
   VkDeviceSize size = 0;
   void *mapped = nullptr; // host-visible buffers only
+  bool hostCached = false; // mapped memory the CPU caches (reads at memory speed, not uncached)
 };
 
 class VulkanDevice {

@@ -113,7 +113,10 @@ private:
   VkDeviceSize argsOffset_ = 0, paramsBytes_ = 0;
   VkDescriptorSet symbolsSet_ = VK_NULL_HANDLE;
   std::vector<Buffer> kv_[2];                      // per KV entry (DEVICE ones), per half
-  std::vector<std::vector<uint8_t>> outputCopies_; // per ex_.deviceOutputs
+  // Per ex_.deviceOutputs: where the caller reads it. Cached staging memory is read in place (a copy of a
+  // [b, s, vocab] logits read-back costs milliseconds); uncached memory is copied out once, after the wait.
+  std::vector<std::vector<uint8_t>> outputCopies_;
+  std::vector<const uint8_t *> outputs_;
   VkDescriptorPool pool_ = VK_NULL_HANDLE;
   std::vector<VkDescriptorSet> sets_[2]; // per parity, per set slot
   VkCommandPool cmdPool_ = VK_NULL_HANDLE;
@@ -285,8 +288,18 @@ bool VulkanSession::create(std::string &error) {
   }
   if (!dev_.createBuffer(ex_.stagingBytes + 256, true, staging_, error))
     return fail("staging: " + error, error);
-  for (int id : ex_.deviceOutputs)
-    outputCopies_.emplace_back(plan_.buffers[size_t(id)].maxBytes + 64);
+  outputs_.assign(ex_.deviceOutputs.size(), nullptr);
+  outputCopies_.resize(ex_.deviceOutputs.size());
+  for (const Transfer &t : ex_.transfers) {
+    if (t.outputSlot < 0)
+      continue;
+    if (staging_.hostCached) {
+      outputs_[size_t(t.outputSlot)] = static_cast<const uint8_t *>(staging_.mapped) + t.stagingOffset;
+    } else {
+      outputCopies_[size_t(t.outputSlot)].resize(t.stagingBytes + 64);
+      outputs_[size_t(t.outputSlot)] = outputCopies_[size_t(t.outputSlot)].data();
+    }
+  }
   if (ex_.numSets > 0 && !createDescriptorSets(error))
     return false;
   if (ex_.numSets > 0 && ex_.replay && !createParams(error))
@@ -585,6 +598,8 @@ bool VulkanSession::submit(int k, const StepState &step, std::string &error) {
       error = "transfer from '" + b.name + "' exceeds its planned size";
       return false;
     }
+    if (t.host < 0 && staging_.hostCached)
+      continue; // read in place (outputData)
     void *dst = t.host >= 0 ? (*step.host)[size_t(t.host)] : outputCopies_[size_t(t.outputSlot)].data();
     if (bytes)
       std::memcpy(dst, static_cast<const uint8_t *>(staging_.mapped) + t.stagingOffset, bytes);
@@ -623,7 +638,7 @@ Error VulkanSession::finishStep(StepState &step) {
 const void *VulkanSession::outputData(int id) const {
   for (size_t o = 0; o < ex_.deviceOutputs.size(); ++o)
     if (ex_.deviceOutputs[o] == id)
-      return outputCopies_[o].data();
+      return outputs_[o];
   return nullptr;
 }
 

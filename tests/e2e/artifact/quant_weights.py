@@ -5,7 +5,7 @@ usage: quant_weights.py KILN DATA_DIR [--threshold 1e-4] [--cases a,b] [--table]
 
 For every reference case in DATA_DIR and each format:
 1. kiln compile --weights FMT quantizes matrices ("--weights FMT: N matrices quantized", N > 0) and
-   `kiln inspect --json` shows their buffers as Q8_0 / Q4_0 with weight_layout blocks32-quants-then-scales;
+   `kiln inspect --json` shows their buffers as Q8_0 / Q4_0 with weight_layout rows8-blocks32-quants-then-scales;
 2. kiln run (the case's chunk schedule: the int8 GEMV for chunks of <= 8 rows; and one chunk: the dequantized
    tiles + sgemm when the prompt is longer) matches `kiln eval --weights FMT` with the same chunks within
    --threshold (the interpreter computes with the dequantized weights and quantizes decode rows as the GEMV
@@ -91,10 +91,10 @@ def check_inspect(kiln, artifact, fmt, label):
         return
     buffers = json.loads(q.stdout)["manifest"]["buffers"]
     quant = [b for b in buffers if b.get("dtype") == fmt.upper()]
-    ok = quant and all(b.get("weight_layout") == "blocks32-quants-then-scales" for b in quant)
+    ok = quant and all(b.get("weight_layout") == "rows8-blocks32-quants-then-scales" for b in quant)
     report(bool(ok), label + ": manifest dtype + layout", "%d %s buffers" % (len(quant), fmt.upper()))
     text = run([kiln, "inspect", artifact]).stdout
-    report("blocks32-quants-then-scales" in text and fmt in text, label + ": kiln inspect shows the layout")
+    report("rows8-blocks32-quants-then-scales" in text and fmt in text, label + ": kiln inspect shows the layout")
 
 
 FLIP_BOUND = 2e-2

@@ -150,7 +150,8 @@ protected:
     // The oracle.
     compareWithInterpreter(
         func, args, values, tolerance,
-        [](mlir::Operation *def) { return def->getName().getStringRef().str(); }, worst);
+        [](mlir::Operation *def) { return def->getName().getStringRef().str(); }, worst,
+        {{"r", bindings.count("r") ? bindings.at("r") : 1}});
   }
 
   /// The kernel's range split in three, the parts run last to first, must write the same bytes as one call

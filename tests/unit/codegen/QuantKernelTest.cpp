@@ -5,7 +5,9 @@
 // weight (which, like the decode GEMV, quantizes the activation rows of a matmul of at most 8 rows):
 // N = 67 (odd: the GEMV's last group has 3 rows), K = 96 (three blocks) and 1024, rows M = b * s = 1 .. 9
 // and 13 (the int8 GEMV up to 8, the dequantized tiles + sgemm above), every thread split of the GEMV's range
-// giving the same bytes. A quantized weight whose last dim is not a multiple of 32 does not verify (the
+// giving the same bytes; for each CPU object the machine can run: native (here AVX512-VNNI: 512-bit vpdpbusd),
+// alderlake (AVX-VNNI, 256-bit), x86-64-v3 (AVX2 vpmaddubsw / vpmaddwd) and x86-64-v2 (plain vector code).
+// A quantized weight whose last dim is not a multiple of 32 does not verify (the
 // compiler keeps such matrices in f32 instead of padding them).
 //
 //===----------------------------------------------------------------------===//
@@ -26,6 +28,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <dlfcn.h>
@@ -49,7 +52,16 @@ std::string quantSource(const std::string &format, int64_t n, int64_t k) {
          "  return %0, %1 : " + y + ", " + g + "\n}\n";
 }
 
-class QuantKernelTest : public ::testing::TestWithParam<std::tuple<std::string, int64_t>> {
+/// Whether this machine runs code for `cpu` (one of the test's targets).
+bool hostRuns(const std::string &cpu) {
+  if (cpu == "alderlake")
+    return __builtin_cpu_supports("avxvnni") && __builtin_cpu_supports("avx2");
+  if (cpu == "x86-64-v3")
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2");
+  return true; // native, x86-64-v2 (SSE4.2: every x86-64 CI machine)
+}
+
+class QuantKernelTest : public ::testing::TestWithParam<std::tuple<std::string, int64_t, std::string>> {
 protected:
   QuantKernelTest() { context.loadDialect<ir::KilnDialect, mlir::func::FuncDialect>(); }
   ~QuantKernelTest() override {
@@ -60,7 +72,7 @@ protected:
   }
 
   /// Kernels of the matmul and the gather, the weight's operand read as `format`.
-  void compile(const std::string &source, QuantFormat format) {
+  void compile(const std::string &source, QuantFormat format, const std::string &cpu) {
     module = mlir::parseSourceString<mlir::ModuleOp>(source, &context, "quant.mlir");
     ASSERT_TRUE(module);
     func = *module->getOps<mlir::func::FuncOp>().begin();
@@ -75,6 +87,7 @@ protected:
         layouts.push_back(layout);
       }
     codegen::CpuCodegenOptions options;
+    options.cpu = cpu;
     StatusOr<codegen::CpuCode> code = codegen::generateCpuKernels(func, ops, test::kSymbols, options, layouts);
     ASSERT_TRUE(code.ok()) << code.status().message();
     ASSERT_NE(code->kernels[0].signature.find(quantFormatName(format)), std::string::npos);
@@ -121,10 +134,12 @@ double relErr(const std::vector<float> &got, const std::vector<double> &want) {
 }
 
 TEST_P(QuantKernelTest, MatchesInterpreter) {
-  const auto [name, k] = GetParam();
+  const auto [name, k, cpu] = GetParam();
+  if (!hostRuns(cpu))
+    GTEST_SKIP() << "this machine cannot run code for " << cpu;
   const QuantFormat format = *parseQuantFormat(name);
   const int64_t n = 67;
-  compile(quantSource(name, n, k), format);
+  compile(quantSource(name, n, k), format, cpu);
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   std::vector<float> w(size_t(n * k));
@@ -172,9 +187,12 @@ TEST_P(QuantKernelTest, MatchesInterpreter) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, QuantKernelTest,
-                         ::testing::Combine(::testing::Values("q8_0", "q4_0"), ::testing::Values(96, 1024)),
+                         ::testing::Combine(::testing::Values("q8_0", "q4_0"), ::testing::Values(96, 1024),
+                                            ::testing::Values("native", "alderlake", "x86-64-v3", "x86-64-v2")),
                          [](const auto &info) {
-                           return std::get<0>(info.param) + "_K" + std::to_string(std::get<1>(info.param));
+                           std::string cpu = std::get<2>(info.param);
+                           std::replace(cpu.begin(), cpu.end(), '-', '_');
+                           return std::get<0>(info.param) + "_K" + std::to_string(std::get<1>(info.param)) + "_" + cpu;
                          });
 
 // A quantized weight must be an f32 matrix whose last dim is a multiple of 32 (no padding: the compiler keeps
@@ -218,6 +236,29 @@ TEST(Quantize, LlamaCppNumerics) {
   EXPECT_EQ(back[0], -4.0f);
   EXPECT_EQ(back[17], 0.5f);
   EXPECT_EQ(back[31], 3.5f);
+}
+
+// The layout interleaves groups of 8 rows block by block (the last group: the rows left); where a block sits
+// changes nothing about its values: each row dequantizes as that row quantized alone.
+TEST(Quantize, RowsInterleavedInGroupsOf8) {
+  const uint64_t rows = 19, cols = 64, nb = cols / 32;
+  EXPECT_EQ(quantBlockIndex(rows, cols, 0, 0), 0u);
+  EXPECT_EQ(quantBlockIndex(rows, cols, 3, 1), 8u + 3u);       // group 0: block 1 of its 8 rows after block 0's
+  EXPECT_EQ(quantBlockIndex(rows, cols, 17, 1), 16 * nb + 3 + 1); // the last group holds 3 rows
+  std::vector<float> x(rows * cols);
+  for (size_t i = 0; i < x.size(); ++i)
+    x[i] = std::sin(float(i) * 0.37f) * float(1 + i % 7);
+  for (QuantFormat f : {QuantFormat::Q8_0, QuantFormat::Q4_0}) {
+    std::vector<uint8_t> all(quantizedMatrixBytes(f, rows, cols)), one(quantizedMatrixBytes(f, 1, cols));
+    quantizeMatrix(f, x.data(), rows, cols, all.data());
+    std::vector<float> back(x.size()), row(cols);
+    dequantizeMatrix(f, all.data(), rows, cols, back.data());
+    for (uint64_t r = 0; r < rows; ++r) {
+      quantizeMatrix(f, x.data() + r * cols, 1, cols, one.data());
+      dequantizeMatrix(f, one.data(), 1, cols, row.data());
+      EXPECT_EQ(std::memcmp(row.data(), back.data() + r * cols, cols * 4), 0) << quantFormatName(f) << " row " << r;
+    }
+  }
 }
 
 } // namespace

@@ -299,6 +299,25 @@ func.func @movement(%t: tensor<10x4xf32>, %ids: tensor<?x?xi64, #kiln.dims<[b, s
 })", kShapes, {}};
 }
 
+/// kiln.tail: the last r rows of a chunk (the logits rows, r = 1 or s) and the last n of a static dim; r is a
+/// symbol no argument binds (the runtime's kiln_session_set_logits), feeding a transposed matmul as the LM head.
+KernelCase tailRows() {
+  return {"TailRows", R"(
+func.func @tail(%x: tensor<?x?x8xf32, #kiln.dims<[b, s]>>, %w: tensor<5x8xf32>, %t: tensor<?x6x4xf32, #kiln.dims<[s]>>) -> (
+    tensor<?x?x8xf32, #kiln.dims<[b, r]>>, tensor<?x?x5xf32, #kiln.dims<[b, r]>>, tensor<?x2x4xf32, #kiln.dims<[s]>>) {
+  %0 = kiln.tail %x {axis = 1 : i64} : tensor<?x?x8xf32, #kiln.dims<[b, s]>> -> tensor<?x?x8xf32, #kiln.dims<[b, r]>>
+  %1 = kiln.matmul %0, %w {transpose_b = true} : (tensor<?x?x8xf32, #kiln.dims<[b, r]>>, tensor<5x8xf32>) -> tensor<?x?x5xf32, #kiln.dims<[b, r]>>
+  %2 = kiln.tail %t {axis = -2 : i64} : tensor<?x6x4xf32, #kiln.dims<[s]>> -> tensor<?x2x4xf32, #kiln.dims<[s]>>
+  return %0, %1, %2 : tensor<?x?x8xf32, #kiln.dims<[b, r]>>, tensor<?x?x5xf32, #kiln.dims<[b, r]>>, tensor<?x2x4xf32, #kiln.dims<[s]>>
+})",
+          {{{"b", 1}, {"s", 1}, {"p", 0}, {"r", 1}},
+           {{"b", 2}, {"s", 3}, {"p", 5}, {"r", 1}},
+           {{"b", 2}, {"s", 3}, {"p", 0}, {"r", 3}},
+           {{"b", 3}, {"s", 13}, {"p", 2}, {"r", 1}},
+           {{"b", 1}, {"s", 7}, {"p", 0}, {"r", 7}}},
+          {}};
+}
+
 //===----------------------------------------------------------------------===//
 // RoPE: head_dim 16 and 256, halves and interleaved pairs, partial rotary, positions p + i
 //===----------------------------------------------------------------------===//
@@ -434,8 +453,8 @@ func.func @attention_decode(%q: Q, %k: KV, %v: KV, %pad: PAD, %q2: Q256, %k2: KV
 const std::vector<KernelCase> &kernelCases() {
   static const std::vector<KernelCase> cases = [] {
     std::vector<KernelCase> all = {elementwise(), convertSymIota(), reductionsSoftmaxNorms(), matmul(), matmulAwkward(),
-                                   dataMovement(), rope(),           ropeInterleavedPartial(), attention(),
-                                   attentionDecode()};
+                                   dataMovement(), tailRows(),       rope(),
+                                   ropeInterleavedPartial(), attention(), attentionDecode()};
     for (int n : {1, 7, 257})
       all.push_back(addNorms(n));
     return all;

@@ -17,7 +17,8 @@
 
 namespace kiln::test {
 
-const std::vector<std::string> kSymbols = {"b", "p", "s"};
+// r (a causal LM's logits rows, bound by no argument) last: tests that push b, p, s by position stay valid.
+const std::vector<std::string> kSymbols = {"b", "p", "s", "r"};
 
 size_t elementSize(mlir::Type t) {
   if (t.isF32() || t.isInteger(32))
@@ -165,11 +166,11 @@ Buffer constantBuffer(ir::ConstantOp c, const Bindings &bindings) {
 void compareWithInterpreter(mlir::func::FuncOp func, const std::vector<ir::HostTensor> &args,
                             llvm::DenseMap<mlir::Value, Buffer> &values, double tolerance,
                             const std::function<std::string(mlir::Operation *)> &describe,
-                            std::map<std::string, double> &worst) {
+                            std::map<std::string, double> &worst, const Bindings &symbols) {
   ir::Interpreter interpreter(nullptr);
   std::vector<ir::HostTensor> expected;
   std::string error;
-  ASSERT_TRUE(interpreter.run(func, args, expected, error)) << error;
+  ASSERT_TRUE(interpreter.run(func, args, expected, error, symbols)) << error;
   auto ret = mlir::cast<mlir::func::ReturnOp>(func.getBody().front().getTerminator());
   ASSERT_EQ(expected.size(), ret.getNumOperands());
   for (unsigned r = 0; r < ret.getNumOperands(); ++r) {

@@ -65,11 +65,12 @@ Buffer constantBuffer(ir::ConstantOp c, const Bindings &bindings);
 
 /// Runs the interpreter on `args` and compares every value `func` returns with its buffer in `values`
 /// (`tolerance` for f32, 1e-3 for f16, 8e-3 for bf16); `describe` names a result's producer for messages.
-/// `worst` collects the largest relative error per "op -> type".
+/// `worst` collects the largest relative error per "op -> type". `symbols`: the values of symbols no argument
+/// binds (r), as the kernels got them.
 void compareWithInterpreter(mlir::func::FuncOp func, const std::vector<ir::HostTensor> &args,
                             llvm::DenseMap<mlir::Value, Buffer> &values, double tolerance,
                             const std::function<std::string(mlir::Operation *)> &describe,
-                            std::map<std::string, double> &worst);
+                            std::map<std::string, double> &worst, const Bindings &symbols = {});
 
 std::string printedType(mlir::Type t);
 /// "b=1 p=0 s=3 "

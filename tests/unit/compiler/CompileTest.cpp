@@ -200,6 +200,56 @@ TEST(Compile, VulkanMatmulGroups) {
   EXPECT_EQ(why, 6); // per layer: q/k/v, gate/up with silu_mul, then gate/up as plain siblings
 }
 
+// --target vulkan folds the residual adds into the o / down GEMVs' epilogues and every RMSNorm into the prologue of
+// its reader (QKV, gate/up, the lm_head): no add_rms_norm / rms_norm dispatch is left. The CPU target does not
+// (it has no matmul_group kernel); a profile without kiln.matmul_group folds nothing and says why.
+TEST(Compile, VulkanMatmulNorms) {
+  auto normLine = [](const std::vector<std::string> &lines) {
+    for (const std::string &l : lines)
+      if (l.rfind("matmul norms: ", 0) == 0)
+        return l;
+    return std::string();
+  };
+  std::vector<std::string> lines;
+  CompileOptions o = smallCompile("llama-tiny", "llama-norms.kiln", &lines);
+  o.target = Target::Vulkan;
+  o.deviceProfile = "lavapipe";
+  StatusOr<CompileResult> r = compile(o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->report.fusion.matmulResiduals, 4); // 2 layers x (o_proj, down_proj)
+  EXPECT_EQ(r->report.fusion.matmulNorms, 5);     // 2 layers x (input, post-attention) + the final norm
+  EXPECT_EQ(normLine(lines).rfind("matmul norms: 4 residual adds into the GEMV epilogue, 5 rms_norms into the "
+                                  "prologue (lavapipe)",
+                                  0),
+            0u)
+      << normLine(lines);
+  for (const std::string &f : r->report.fusion.fused)
+    EXPECT_EQ(f.find("add_rms_norm at") == 0 && f.find("folded") != std::string::npos, false) << f;
+
+  lines.clear();
+  StatusOr<CompileResult> c = compile(smallCompile("llama-tiny", "llama-cpu-norms.kiln", &lines));
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->report.fusion.matmulResiduals + c->report.fusion.matmulNorms, 0);
+  EXPECT_EQ(normLine(lines), "");
+
+  target::DeviceProfile profile = *target::builtinDeviceProfile("lavapipe");
+  profile.name = "no-groups";
+  profile.unavailableOps = {"kiln.matmul_group"};
+  const std::string profilePath = tempPath("no-groups-norms.json");
+  std::ofstream(profilePath) << target::writeDeviceProfile(profile);
+  lines.clear();
+  o.deviceProfile = profilePath;
+  o.output = tempPath("llama-no-groups-norms.kiln");
+  StatusOr<CompileResult> n = compile(o);
+  ASSERT_TRUE(n.ok()) << n.status().message();
+  EXPECT_EQ(n->report.fusion.matmulResiduals + n->report.fusion.matmulNorms, 0);
+  int why = 0;
+  for (const std::string &l : lines)
+    why += l.find("not folded: ") == 0 && l.find("profile no-groups lists kiln.matmul_group as unavailable") !=
+                                              std::string::npos;
+  EXPECT_EQ(why, 5); // 4 residual adds, the final norm (the others stay in add_rms_norm or have 3 readers)
+}
+
 // The report says which Vulkan matmuls run on tensor cores and with which blocks, or why none do.
 TEST(Compile, CooperativeMatrixReport) {
   auto lineStarting = [](const std::vector<std::string> &lines, const std::string &start) {

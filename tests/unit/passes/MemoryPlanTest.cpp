@@ -114,7 +114,8 @@ void checkPlan(mlir::func::FuncOp step, const MemoryPlan &plan) {
 }
 
 int64_t evalBytes(const PlanBuffer &b, int64_t bv, int64_t sv, int64_t pv) {
-  std::map<std::string, int64_t> bind{{"b", bv}, {"s", sv}, {"p", pv}};
+  // r (the logits rows) at its largest legal value, s.
+  std::map<std::string, int64_t> bind{{"b", bv}, {"s", sv}, {"p", pv}, {"r", sv}};
   int64_t n = int64_t(elementBytes(b.elementType));
   for (const ir::SymExpr &d : b.shape)
     n *= *d.evaluate(bind);
@@ -146,7 +147,7 @@ TEST(MemoryPlan, LlamaTiny) {
   ASSERT_TRUE(plan.ok()) << plan.status().message();
   checkPlan(m.step(), *plan);
 
-  EXPECT_EQ(plan->symbolNames(), (std::vector<std::string>{"b", "p", "s"}));
+  EXPECT_EQ(plan->symbolNames(), (std::vector<std::string>{"b", "p", "r", "s"}));
   ASSERT_EQ(plan->inputs.size(), 5u);
   EXPECT_EQ(plan->inputs[0].name, "input_ids");
   EXPECT_EQ(plan->buffers[size_t(plan->inputs[0].buffer)].kind, BufferKind::Input);

@@ -118,7 +118,7 @@ TEST(LoadedPlan, Rejections) {
   art::Manifest m = toyManifest();
   art::Symbol *extra = m.add_symbols();
   extra->set_name("t");
-  expectRejected(m, "unknown symbol 't' (the runtime knows b, s, p)");
+  expectRejected(m, "unknown symbol 't' (the runtime knows b, s, p, r)");
 
   m = toyManifest();
   m.mutable_inputs(0)->set_name("tokens");

@@ -163,7 +163,7 @@ protected:
     compareWithInterpreter(
         func, args, values, tolerance,
         [this](mlir::Operation *def) { return def->getName().getStringRef().str() + ", " + kernels.at(def).name; },
-        worst);
+        worst, {{"r", symbolValues["r"]}});
   }
 
   void TearDown() override { printWorst(worst); }
@@ -237,6 +237,15 @@ protected:
     char file[32];
     std::snprintf(file, sizeof file, "/%03d.rpl", index++);
     ASSERT_TRUE(writeReplayCase(dir + std::string(file), rc)) << dir << file;
+  }
+
+  /// The export tests' device: like the nvidia-h200 profile (cooperative matrices, 32-wide subgroups, 48 KiB of
+  /// shared memory), 16-bit weights read in place.
+  void useGpuExportTarget() {
+    target.cooperativeMatrix = true;
+    target.subgroupSize = 32;
+    target.maxSharedMemory = 49152;
+    foldWeightConverts = true;
   }
 
   bool foldWeightConverts = false;
@@ -772,6 +781,99 @@ TEST_F(SpirvCodegenTest, MatmulGroup) {
   }
 }
 
+/// The folds of kiln-fuse-matmul-norms on one group: the lhs's RMSNorm (norm(w), w through a convert from
+/// `weightType` too: read in place) and / or the residual (one weight).
+struct GroupFolds {
+  bool norm = false, unitOffset = false, residual = false;
+};
+
+/// matmulGroupSource's group with `folds`: x [s, K] and, with a residual, r of the one result's type.
+std::string foldedGroupSource(const std::vector<int64_t> &ns, int64_t k, const std::string &weightType, bool siluMul,
+                              const GroupFolds &folds) {
+  std::string src = matmulGroupSource(ns, k, weightType, siluMul);
+  const std::string ks = std::to_string(k), y = "tensor<?x" + std::to_string(ns[0]) + "xf32, #kiln.dims<[s]>>";
+  std::string args, converts, operands, types, attrs;
+  if (folds.norm) {
+    args += ", %nw: tensor<" + ks + "x" + weightType + ">";
+    std::string v = "%nw";
+    if (weightType != "f32") {
+      converts += "  %nwc = kiln.convert %nw : tensor<" + ks + "x" + weightType + "> -> tensor<" + ks + "xf32>\n";
+      v = "%nwc";
+    }
+    operands += " norm(" + v + ")";
+    types += ", tensor<" + ks + "xf32>";
+    attrs += ", norm_eps = 1.0e-5 : f64" + std::string(folds.unitOffset ? ", norm_unit_offset" : "");
+  }
+  if (folds.residual) {
+    args += ", %r: " + y;
+    operands += " residual(%r)";
+    types += ", " + y;
+  }
+  // The op's pieces after its "kiln.matmul_group", the arguments before the signature's ") -> (".
+  auto insertBefore = [&](const std::string &at, const std::string &text, size_t from) {
+    src.insert(src.find(at, from), text);
+  };
+  insertBefore(") -> (", args, 0);
+  insertBefore("  %y0", converts, 0);
+  const std::string silu = std::string(" {silu_mul = ") + (siluMul ? "true" : "false");
+  insertBefore(silu, operands, src.find("kiln.matmul_group"));
+  insertBefore("} : (tensor", attrs, src.find("kiln.matmul_group"));
+  insertBefore(") -> (tensor", types, src.find("kiln.matmul_group"));
+  return src;
+}
+
+// The folds of kiln-fuse-matmul-norms against the interpreter: the RMSNorm prologue (plain and (1 + w)) on
+// Q/K/V-like segments and on silu_mul's gate/up, the residual epilogue on one weight (o / down), both on one
+// weight (an lm_head), K a multiple of 8 or not, M = 1..5 (GEMV), 77 (tiles, several blocks), f32 / f16 /
+// bf16 weights (the norm weight too), lavapipe's subgroups, a 32-wide profile and no subgroup arithmetic.
+TEST_F(SpirvCodegenTest, MatmulGroupFolds) {
+  struct FoldCase {
+    std::vector<int64_t> ns;
+    int64_t k;
+    bool siluMul;
+    GroupFolds folds;
+  };
+  const std::vector<FoldCase> cases = {{{200, 40, 40}, 264, false, {true, false, false}},
+                                       {{67, 67}, 1001, true, {true, false, false}},
+                                       {{37}, 203, false, {false, false, true}},
+                                       {{150}, 2056, false, {true, true, true}},
+                                       {{130, 5, 5}, 77, false, {true, true, false}}};
+  foldWeightConverts = true;
+  // The kernel, and with f16 weights also the GEMV-only variant decode steps take (at s <= 4).
+  auto run = [&](const FoldCase &c, const char *weights, const std::vector<int64_t> &rows) {
+    const std::vector<bool> variants =
+        std::string(weights) == "f16" ? std::vector<bool>{false, true} : std::vector<bool>{false};
+    for (bool gemvOnly : variants) {
+      target.gemvOnly = gemvOnly;
+      compile(foldedGroupSource(c.ns, c.k, weights, c.siluMul, c.folds));
+      for (auto &[op, k] : kernels)
+        if (mlir::isa<ir::MatmulGroupOp>(op)) {
+          EXPECT_EQ(k.name.find("_norm") != std::string::npos, c.folds.norm) << k.name;
+          EXPECT_EQ(k.name.find("_res") != std::string::npos, c.folds.residual) << k.name;
+          EXPECT_EQ(k.name.find("_only") != std::string::npos, gemvOnly) << k.name;
+        }
+      for (int64_t s : rows)
+        if (!gemvOnly || s <= 4)
+          check({{"b", 1}, {"s", s}, {"p", 0}});
+    }
+    target.gemvOnly = false;
+  };
+  for (uint32_t subgroupSize : {8u, 32u})
+    for (const char *weights : {"f32", "f16", "bf16"})
+      for (const FoldCase &c : cases) {
+        SCOPED_TRACE(std::string(weights) + " weights, subgroups of " + std::to_string(subgroupSize) + ", N " +
+                     std::to_string(c.ns[0]) + ", K " + std::to_string(c.k));
+        target.subgroupSize = subgroupSize;
+        run(c, weights, subgroupSize == 8 ? std::vector<int64_t>{1, 2, 3, 4, 5, 77} : std::vector<int64_t>{1, 77});
+      }
+  target.subgroupSize = 8;
+  target.subgroupArithmetic = false;
+  for (const FoldCase &c : cases) {
+    SCOPED_TRACE("shared-memory tree, N " + std::to_string(c.ns[0]));
+    run(c, "f16", {1, 3, 77});
+  }
+}
+
 // f16 / bf16 weights read in place by the matmul (a folded kiln.convert, passes/DeviceWeights.h): the GEMV's
 // vector loads (K = 264, f16 and bf16) and scalar loads (K = 203), the tile path (M = s up to 130, N = 150 not a multiple
 // of 64), gathers from f16 and bf16 tables, rms_norm / layer_norm weights and biases; the result must equal
@@ -948,6 +1050,62 @@ TEST_F(SpirvCodegenTest, CooperativeMatrixEmulated) {
     EXPECT_EQ(k.name.find("_coopmat"), std::string::npos) << k.name;
 }
 
+// The folds of kiln-fuse-matmul-norms on the emulated cooperative tiles (lavapipe): 1/rms per block (several
+// blocks of rows, M not a multiple of the block) and the residual through the staged stores; blocks of 32, 64
+// and 128 rows.
+TEST_F(SpirvCodegenTest, MatmulGroupFoldsCoopmatEmulated) {
+  target.emulateCooperativeMatrix = true;
+  foldWeightConverts = true;
+  for (const char *tile : {"", "32x64x32", "128x64x16"}) {
+    target.cooperativeMatrixTile = tile;
+    for (bool siluMul : {false, true}) {
+      SCOPED_TRACE(std::string("block ") + tile + (siluMul ? ", silu_mul + norm" : ", norm + residual"));
+      compile(siluMul ? foldedGroupSource({150, 150}, 264, "f16", true, {true, false, false})
+                      : foldedGroupSource({77}, 203, "bf16", false, {true, true, true}));
+      for (auto &[op, k] : kernels)
+        if (mlir::isa<ir::MatmulGroupOp>(op))
+          EXPECT_NE(k.name.find("_coopmatemu"), std::string::npos) << k.name;
+      for (int64_t rows : {5, 70, 130})
+        check({{"b", 1}, {"s", rows}, {"p", 0}}, {}, 5e-3);
+    }
+  }
+}
+
+// KILN_SPIRV_EXPORT=DIR: the folds of kiln-fuse-matmul-norms for a device like the nvidia-h200 profile, for
+// kiln_spirv_replay on the GPU: a QKV group with its norm (512 + 64 + 64 rows, K 2048: TinyLlama's K), gate/up
+// with silu_mul and the norm (704, K 2048), down with the residual (2048, K 704), and awkward sizes (K not a
+// multiple of 8, N not of the rows per workgroup, (1 + w)), at decode (GEMV, M = 1..4) and on the cooperative
+// tiles (M = 5, 70, 130). Without it: skipped.
+TEST_F(SpirvCodegenTest, MatmulFoldsExportGpuCases) {
+  const char *dir = std::getenv("KILN_SPIRV_EXPORT");
+  if (!dir)
+    GTEST_SKIP() << "set KILN_SPIRV_EXPORT=DIR to write the GPU cases for kiln_spirv_replay";
+  useGpuExportTarget();
+  struct GpuFoldCase {
+    std::vector<int64_t> ns;
+    int64_t k;
+    bool siluMul;
+    GroupFolds folds;
+    std::vector<int64_t> rows;
+  };
+  // (N at a quarter or an eighth of TinyLlama's: the files stay near 15 MiB, beside ExportGpuCases' in one carry.)
+  const std::vector<GpuFoldCase> cases = {{{512, 64, 64}, 2048, false, {true, false, false}, {1, 70}},
+                                          {{704, 704}, 2048, true, {true, false, false}, {1}},
+                                          {{2048}, 704, false, {false, false, true}, {3}},
+                                          {{150, 37}, 203, false, {true, true, false}, {1, 2, 5, 70}},
+                                          {{301}, 264, false, {true, false, true}, {1, 4, 130}}};
+  int index = 1000; // after ExportGpuCases' files
+  for (const GpuFoldCase &c : cases) {
+    compile(foldedGroupSource(c.ns, c.k, "f16", c.siluMul, c.folds));
+    for (mlir::Operation &op : func.getBody().front())
+      if (mlir::isa<ir::MatmulGroupOp>(op))
+        for (int64_t rows : c.rows)
+          exportReplay(&op, "folds N=" + std::to_string(c.ns[0]) + " K=" + std::to_string(c.k), rows,
+                       rows <= 4 ? 1e-5 : 5e-3, 0, dir, index);
+  }
+  std::printf("[ export   ] %d fold cases in %s\n", index - 1000, dir);
+}
+
 /// The GPU blocks ExportGpuCases writes cases for and bench/coopmat-gpu.sh times (all within 48 KiB of
 /// shared memory beside the scalar tiles' 8 KiB).
 const std::vector<std::string> kGpuCoopmatTiles = {"128x128x64", "128x256x32", "128x256x16x2", "64x128x32x2",
@@ -963,10 +1121,7 @@ TEST_F(SpirvCodegenTest, ExportGpuCases) {
   const char *dir = std::getenv("KILN_SPIRV_EXPORT");
   if (!dir)
     GTEST_SKIP() << "set KILN_SPIRV_EXPORT=DIR to write the GPU cases for kiln_spirv_replay";
-  target.cooperativeMatrix = true;
-  target.subgroupSize = 32;
-  target.maxSharedMemory = 49152;
-  foldWeightConverts = true;
+  useGpuExportTarget();
   struct GpuCase {
     int64_t n, k;
     std::string weights, acts, tile;

@@ -29,6 +29,7 @@ struct FusionSummary {
   int fusedOps = 0;     // fused ops (an add_rms_norm / add_layer_norm counts once, with its norm)
   int rmsNorm = 0, layerNorm = 0, addNorms = 0, rope = 0, attention = 0;
   int matmulGroups = 0; // --target vulkan: kiln.matmul_group ops (compile's matmul-groups stage)
+  int matmulResiduals = 0, matmulNorms = 0; // --target vulkan: folds of compile's matmul-norms stage
   size_t opsAfter = 0;
   std::vector<std::string> fused;   // "rms_norm at model.layers.0.input_layernorm"
   std::vector<std::string> unfused; // "softmax at X left unfused: <why>"
@@ -130,6 +131,10 @@ std::vector<std::string> splitLines(const SplitSummary &s, double seconds);
 /// the groups not made and why.
 std::vector<std::string> matmulGroupLines(const std::vector<std::string> &fused, const std::vector<std::string> &unfused,
                                           const std::string &profile, double seconds);
+/// "matmul norms: 44 residual adds into the GEMV epilogue, 44 rms_norms into the prologue (lavapipe) in 1 ms",
+/// then the candidates not folded and why.
+std::vector<std::string> matmulNormLines(const std::vector<std::string> &fused, const std::vector<std::string> &unfused,
+                                         const std::string &profile, double seconds);
 std::vector<std::string> planLines(const PlanSummary &s, double seconds);
 std::vector<std::string> partitionLines(const PartitionSummary &s, double seconds);
 std::string cpuCodegenStartLine(const CodegenSummary &s);

@@ -70,6 +70,11 @@ StatusOr<SplitSummary> splitWeightsStage(mlir::ModuleOp module, const DeviceProf
 /// are "matmul_group at ..." / "... left unfused: no matmul_group (...): <why>".
 StatusOr<passes::FusionReport> matmulGroupStage(mlir::ModuleOp module, const DeviceProfile &profile,
                                                 const std::string &modelDir);
+/// --target vulkan, fused, after matmulGroupStage: residual adds into the epilogue and RMSNorms into the
+/// prologue of kiln.matmul_group (passes/Fusion.h fuseMatmulNorms), only where the device's kernel accepts the
+/// fused group; the report's lines are "matmul_residual at ..." / "matmul_norm at ..." / "... left unfused: ...".
+StatusOr<passes::FusionReport> matmulNormStage(mlir::ModuleOp module, const DeviceProfile &profile,
+                                               const std::string &modelDir);
 
 /// The memory plan of the step (passes/MemoryPlan.h): every op on the cpu, the KV cache not yet placed.
 struct Planned {

@@ -46,9 +46,10 @@ public:
   /// argument by its `kiln.name` arg attribute if present, else its index, with expected and actual
   /// shape), evaluates op by op in double precision, checks each op's result shape against its type
   /// evaluated with the bindings, and returns the results. On failure returns false with a one-line
-  /// message naming the op (its name and location).
+  /// message naming the op (its name and location). `symbols` binds the symbols no argument shape holds
+  /// (e.g. `r`, the logits rows of a causal LM's step); a value the arguments contradict is an error.
   bool run(mlir::func::FuncOp func, llvm::ArrayRef<HostTensor> args, std::vector<HostTensor> &results,
-           std::string &error);
+           std::string &error, const std::map<std::string, int64_t> &symbols = {});
 
   /// Drops the cached weights (the next run reloads them through the loader).
   void clearWeightCache() { weights_.clear(); }

@@ -203,7 +203,7 @@ def Kiln_MatmulOp : Kiln_Op<"matmul", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Kiln_MatmulGroupOp : Kiln_Op<"matmul_group", [Pure]> {
+def Kiln_MatmulGroupOp : Kiln_Op<"matmul_group", [Pure, AttrSizedOperandSegments]> {
   let summary = "x W_i^T for several Linear weights sharing x, as one kernel (Q/K/V, gate/up)";
   let description = [{
     Each weight W_i is [N_i, K] and lhs is [..., M, K]: without `silu_mul`, result i is
@@ -211,10 +211,21 @@ def Kiln_MatmulGroupOp : Kiln_Op<"matmul_group", [Pure]> {
     shape and one result silu(lhs W_0^T) * (lhs W_1^T) (SwiGLU's gate and up projections with the activation
     in the epilogue). One element type throughout. Made by kiln-fuse-matmul-groups (compile --target vulkan):
     one dispatch instead of one per weight (and the silu and the mul), the lhs read once per group.
+
+    Folds of kiln-fuse-matmul-norms (the Vulkan partition only):
+    - `norm(w)`: the lhs the products read is rms_norm(lhs, w) with `norm_eps` (and (1 + w) with
+      `norm_unit_offset`): each row of lhs scaled by rsqrt(mean(row^2) + eps) and each k by w[k] as it is
+      loaded (the prologue), the normed rows never stored. w is [K], of lhs's element type.
+    - `residual(r)`: one weight, no silu_mul; the result is r + lhs W_0^T (the epilogue), r of the result's type.
   }];
-  let arguments = (ins AnyRankedTensor:$lhs, Variadic<AnyRankedTensor>:$weights, BoolAttr:$silu_mul);
+  let arguments = (ins AnyRankedTensor:$lhs, Variadic<AnyRankedTensor>:$weights,
+                       Optional<AnyRankedTensor>:$norm_weight, Optional<AnyRankedTensor>:$residual,
+                       BoolAttr:$silu_mul, OptionalAttr<F64Attr>:$norm_eps, UnitAttr:$norm_unit_offset);
   let results = (outs Variadic<AnyRankedTensor>:$results);
-  let assemblyFormat = "$lhs `,` $weights attr-dict `:` functional-type(operands, results)";
+  let assemblyFormat = [{
+    $lhs `,` $weights (`norm` `(` $norm_weight^ `)`)? (`residual` `(` $residual^ `)`)? attr-dict `:`
+    functional-type(operands, results)
+  }];
   let hasVerifier = 1;
 }
 
@@ -257,6 +268,19 @@ def Kiln_BroadcastToOp : Kiln_Op<"broadcast_to", [Pure]> {
 def Kiln_SliceOp : Kiln_Op<"slice", [Pure]> {
   let summary = "elements [start, end) of a constant-size dim";
   let arguments = (ins AnyRankedTensor:$input, I64Attr:$axis, I64Attr:$start, I64Attr:$end);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Kiln_TailOp : Kiln_Op<"tail", [Pure]> {
+  let summary = "the last n elements along `axis`, n the result's dim there (e.g. the logits rows of a chunk)";
+  let description = [{
+    result[..., j, ...] = input[..., in - n + j, ...] with in the operand's and n the result's (symbolic) dim
+    along `axis`; every other dim is the operand's. n may be a symbol of its own (the rows a caller asks for,
+    bound at run time to at most in): the rows not taken are never computed by the consumers.
+  }];
+  let arguments = (ins AnyRankedTensor:$input, I64Attr:$axis);
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
   let hasVerifier = 1;

@@ -84,6 +84,8 @@ public:
   Value transpose(Value x, llvm::ArrayRef<int64_t> permutation);
   Value broadcastTo(Value x, llvm::ArrayRef<SymExpr> shape);
   Value slice(Value x, int64_t axis, int64_t start, int64_t end);
+  /// The last `n` elements of x along `axis` (n symbolic: bound at run time to at most x's dim).
+  Value tail(Value x, int64_t axis, const SymExpr &n);
   Value concat(llvm::ArrayRef<Value> inputs, int64_t axis);
 
 private:

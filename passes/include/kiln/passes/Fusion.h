@@ -54,6 +54,13 @@ using MatmulGroupFilter = std::function<std::string(mlir::Operation *)>;
 /// matmul_group (x, W_0, ...). Reported as "matmul_group at <first matmul> (q_proj + k_proj + v_proj)".
 void fuseMatmulGroups(mlir::ModuleOp module, FusionReport *report, const MatmulGroupFilter &accept);
 void fuseMatmulGroups(mlir::ModuleOp module, FusionReport *report);
+/// After fuseMatmulGroups (FusionMatmulNorms.cpp; kiln compile --target vulkan): residual adds into the
+/// epilogue of their Linear matmul (matmul_group (x, W) residual(r); an add_rms_norm splits into that group
+/// and a plain rms_norm), then rms_norms read only as the lhs of one matmul_group / Linear matmul into its
+/// prologue (norm(w)). Reported as "matmul_residual at <matmul> (o_proj + residual)" and
+/// "matmul_norm at <norm> (into q_proj + k_proj + v_proj)".
+void fuseMatmulNorms(mlir::ModuleOp module, FusionReport *report, const MatmulGroupFilter &accept);
+void fuseMatmulNorms(mlir::ModuleOp module, FusionReport *report);
 
 /// Norms, rope, attention, then canonicalize + CSE + dead-code elimination of what became dead (the
 /// mask computation, the cos/sin tables, the repeated K/V), then fuseAddNorms (the dead primitive norm ops

@@ -72,6 +72,19 @@ def KilnFuseMatmulGroups : Pass<"kiln-fuse-matmul-groups", "mlir::ModuleOp"> {
   let options = [kReportOption];
 }
 
+def KilnFuseMatmulNorms : Pass<"kiln-fuse-matmul-norms", "mlir::ModuleOp"> {
+  let summary = "Residual adds into the GEMV's epilogue, RMSNorms into its prologue (kiln.matmul_group)";
+  let description = [{
+    kiln::passes::fuseMatmulNorms (Fusion.h), after kiln-fuse-matmul-groups: add(x W^T, r) (a transpose_b
+    matmul over a whole Linear weight read only there, r of the add's type; also the add of an add_rms_norm,
+    which splits into the group and a plain rms_norm) -> matmul_group (x, W) residual(r); then rms_norm(x, w)
+    read only as the lhs of a matmul_group without a norm (or of one Linear matmul) -> that group with
+    norm(w) {norm_eps}. kiln compile runs it for --target vulkan (the CPU has no matmul_group kernel),
+    keeping only groups the device's kernel accepts.
+  }];
+  let options = [kReportOption];
+}
+
 def KilnFuse : Pass<"kiln-fuse", "mlir::ModuleOp"> {
   let summary = "kiln-fuse-norms, kiln-fuse-rope, kiln-fuse-attention, then canonicalize, CSE and DCE";
   let description = [{ The pipeline of kiln::passes::runFusionPasses (what kiln compile runs by default). }];

@@ -7,10 +7,13 @@
 //   Q4_0: m = the element of largest magnitude (signed), d = m / -8, q = min(15, trunc(x / d + 8.5)) in 0..15
 // and x' = q * f16(d) (q8_0), (q - 8) * f16(d) (q4_0).
 //
-// The layout ("blocks32-quants-then-scales", the manifest's Buffer.weight_layout) is the one the CPU kernels
-// read: first every quant, row-major, then every scale (f16, [rows, cols / 32] row-major), so that a block's
-// 32 quants are one aligned 32-byte (q8_0) or 16-byte (q4_0) load.
-//   Q8_0 quants: one byte per element, q + 128 (unsigned: vpdpbusd multiplies unsigned by signed bytes).
+// The layout ("rows8-blocks32-quants-then-scales", the manifest's Buffer.weight_layout) is the one the CPU
+// kernels read: first every quant, then every scale (f16), both in the same block order: the rows in groups
+// of 8 (kQuantGroupRows; the last group holds the rows left), and within a group block 0 of each of its rows,
+// then block 1 of each, ... (llama.cpp's repack of 8 interleaved rows), so that the decode GEMV, which takes
+// the 8 rows of a group together, streams one contiguous run of quants and one of scales, and loads the 8
+// rows' scales of a block as one vector. quantBlockIndex gives the position of a row's block.
+//   Q8_0 quants: 32 bytes per block, q + 128 (unsigned: vpdpbusd multiplies unsigned by signed bytes).
 //   Q4_0 quants: 16 bytes per block, byte j = q[j] | q[j + 16] << 4 (llama.cpp's nibble order).
 //
 //===----------------------------------------------------------------------===//
@@ -32,7 +35,9 @@ constexpr int64_t kQuantBlock = 32;
 /// more rows compute with f32 activations against the dequantized weight.
 constexpr int64_t kQuantGemvMaxRows = 8;
 /// The manifest's Buffer.weight_layout of both formats.
-constexpr const char *kQuantLayout = "blocks32-quants-then-scales";
+constexpr const char *kQuantLayout = "rows8-blocks32-quants-then-scales";
+/// Rows interleaved block by block in the layout (the decode GEMV's group).
+constexpr int64_t kQuantGroupRows = 8;
 
 /// "q8_0" / "q4_0".
 const char *quantFormatName(QuantFormat f);
@@ -43,6 +48,10 @@ uint64_t quantBytes(QuantFormat f, uint64_t elements);
 /// Bytes of a [rows, cols] matrix in the layout above (quants, then rows * cols / 32 f16 scales); 0 when cols
 /// is not a positive multiple of 32 or the size overflows.
 uint64_t quantizedMatrixBytes(QuantFormat f, uint64_t rows, uint64_t cols);
+
+/// The position of row `row`'s block `block` (0 .. cols / 32) in a [rows, cols] matrix's layout: its quants
+/// start at index * the block's bytes, its scale is scale number index.
+uint64_t quantBlockIndex(uint64_t rows, uint64_t cols, uint64_t row, uint64_t block);
 
 /// Quantizes src [rows, cols] (row-major f32) into out (quantizedMatrixBytes bytes).
 void quantizeMatrix(QuantFormat f, const float *src, uint64_t rows, uint64_t cols, uint8_t *out);
