@@ -96,7 +96,7 @@ for dtype in $DTYPES; do
   dir="$WORK/tinyllama-1.1b-$base"
   [ -f "$dir/model.safetensors" ] || "$KILN" synth bench/configs/tinyllama-1.1b.json -o "$dir" --seed 1 --dtype "$base" >&2
   art="$WORK/tinyllama-1.1b-$dtype-fused-c$CONTEXT.kiln"
-  [ -f "$art" ] || "$KILN" compile "$dir" -o "$art" --max-context "$CONTEXT" "${weights[@]}" >&2
+  [ "$art" -nt "$KILN" ] || "$KILN" compile "$dir" -o "$art" --max-context "$CONTEXT" "${weights[@]}" >&2 # older than kiln: stale
   gguf="$WORK/tinyllama-1.1b-$base.gguf"
   [ -f "$gguf" ] && [ "$gguf" -nt "$dir/model.safetensors" ] || python3 "$P/to_gguf.py" "$dir" "$gguf"
   if [ "$base" != "$dtype" ]; then # llama.cpp's own quantizer, every matrix in the one type (as kiln)
@@ -156,7 +156,7 @@ if [ "$ENCODER" = 1 ]; then
   dir="$WORK/all-minilm-l6-v2-f32"
   [ -f "$dir/model.safetensors" ] || "$KILN" synth bench/configs/all-minilm-l6-v2.json -o "$dir" --seed 1 --dtype f32 >&2
   art="$WORK/all-minilm-l6-v2-f32-b1c512.kiln"
-  [ -f "$art" ] || "$KILN" compile "$dir" -o "$art" --max-batch 1 --max-context 512 >&2
+  [ "$art" -nt "$KILN" ] || "$KILN" compile "$dir" -o "$art" --max-batch 1 --max-context 512 >&2
   gguf="$WORK/all-minilm-l6-v2-f32.gguf"
   [ -f "$gguf" ] && [ "$gguf" -nt "$dir/model.safetensors" ] || python3 "$P/to_gguf.py" "$dir" "$gguf"
   for round in $(seq "$ROUNDS"); do

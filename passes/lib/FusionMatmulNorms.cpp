@@ -142,8 +142,31 @@ Operation *normReader(ir::RmsNormOp norm, std::string &why) {
   return nullptr;
 }
 
+/// tail(rms_norm(x)) -> rms_norm(tail(x)): the norm is per row (its last axis), so the rows a tail keeps (the
+/// logits rows before the LM head) are normed alone, and that norm can go into the LM head's prologue.
+void sinkTailsBelowNorms(func::FuncOp func) {
+  llvm::SmallVector<ir::TailOp> tails;
+  func.walk([&](ir::TailOp t) { tails.push_back(t); });
+  for (ir::TailOp tail : tails) {
+    auto norm = tail.getInput().getDefiningOp<ir::RmsNormOp>();
+    auto type = dyn_cast<RankedTensorType>(tail.getType());
+    auto inputType = norm ? dyn_cast<RankedTensorType>(norm.getInput().getType()) : RankedTensorType();
+    if (!norm || !norm->hasOneUse() || !type || !inputType || int64_t(tail.getAxis()) == type.getRank() - 1)
+      continue;
+    OpBuilder b(tail);
+    auto rows = ir::TailOp::create(b, tail.getLoc(), type.clone(inputType.getElementType()), norm.getInput(),
+                                   tail.getAxisAttr());
+    auto normed = ir::RmsNormOp::create(b, norm.getLoc(), type, rows, norm.getWeight(), norm.getEpsAttr(),
+                                        norm.getUnitOffsetAttr());
+    tail.getResult().replaceAllUsesWith(normed.getResult());
+    tail->erase();
+    norm->erase();
+  }
+}
+
 /// Fold 2 over every kiln.rms_norm of `func`.
 void foldNorms(func::FuncOp func, const MatmulGroupFilter &accept, FusionReport *report) {
+  sinkTailsBelowNorms(func);
   llvm::SmallVector<ir::RmsNormOp> norms;
   func.walk([&](ir::RmsNormOp n) { norms.push_back(n); });
   for (ir::RmsNormOp norm : norms) {

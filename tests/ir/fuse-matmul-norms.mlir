@@ -56,6 +56,21 @@ func.func @lone(%x: !x) -> !h {
   return %y : !h
 }
 
+// The logits rows (kiln.tail over the rows, symbol r) of a final norm: the tail moves above the norm (the norm
+// is per row), which then folds into the LM head's prologue over the kept rows only.
+// CHECK-LABEL: func.func @tail_rows
+// CHECK: %[[T:.*]] = kiln.tail %arg0 {axis = 1 : i64}
+// CHECK-NOT: kiln.rms_norm
+// CHECK: kiln.matmul_group %[[T]], %{{.*}} norm(%{{.*}}) {norm_eps = 1.000000e-05 : f64, silu_mul = false}
+func.func @tail_rows(%x: !x) -> tensor<?x?x96xf32, #kiln.dims<[b, r]>> {
+  %nw = kiln.weight "model.norm.weight" : tensor<64xf32>
+  %n = kiln.rms_norm %x, %nw {eps = 1.0e-5 : f64, unit_offset = false} : (!x, tensor<64xf32>) -> !x
+  %t = kiln.tail %n {axis = 1 : i64} : !x -> tensor<?x?x64xf32, #kiln.dims<[b, r]>>
+  %w = kiln.weight "lm_head.weight" : tensor<96x64xf32>
+  %y = kiln.matmul %t, %w {transpose_b = true} : (tensor<?x?x64xf32, #kiln.dims<[b, r]>>, tensor<96x64xf32>) -> tensor<?x?x96xf32, #kiln.dims<[b, r]>>
+  return %y : tensor<?x?x96xf32, #kiln.dims<[b, r]>>
+}
+
 // Near misses: a norm read twice (its output is materialized anyway: it stays, and so do its readers), a
 // quantized weight (no float kernel reads it), a row chunk of kiln-split-weights, a matmul product also read
 // elsewhere, a broadcasting add, an add of two activations.
