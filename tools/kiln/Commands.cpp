@@ -28,7 +28,7 @@ const Command kCompile{
     "compile",
     {"compile MODEL_DIR -o MODEL.kiln [--target cpu|vulkan] [--device-profile NAME|FILE] [--strict] [--cpu NAMES]\n"
      "             [--max-context N] [--max-batch N] [--threads N] [--dump-dir DIR] [--dump-ir-after-all]\n"
-     "             [--no-fuse] [--no-kv-in-place] [--no-matmul-norms] [--report] [--synthetic-weights SEED]\n"
+     "             [--no-fuse] [--no-kv-in-place] [--matmul-norms] [--report] [--synthetic-weights SEED]\n"
      "             [--weights f32|f16|bf16|q8_0|q4_0 [--keep-f16 NAMES]] [--matmul-precision f32|f16]",
      "compile MODEL_DIR --emit=ir [--fuse]"},
     "compile a Hugging Face model directory to one artifact (or print its IR)",
@@ -51,8 +51,8 @@ const Command kCompile{
      {"--dump-ir-after-all", nullptr, "print each phase's module on stderr (every .mlir --dump-dir writes)"},
      {"--no-fuse", nullptr, "skip the fusion passes"},
      {"--no-kv-in-place", nullptr, "copy the KV cache forward each step instead of appending in place"},
-     {"--no-matmul-norms", nullptr, "--target vulkan: keep residual adds and RMSNorms as their own dispatches (not in "
-                                    "the GEMVs' epilogues / prologues)"},
+     {"--matmul-norms", nullptr, "--target vulkan: residual adds and RMSNorms into the GEMVs' epilogues / prologues "
+                                 "(experimental: slower on an H100 today)"},
      {"--report", nullptr, "list every fusion and every candidate left unfused, with its reason"},
      {"--synthetic-weights", "SEED", "store no weight bytes: the runtime generates kiln synth --seed SEED's values at load"},
      {"--weights", "f32|f16|bf16|q8_0|q4_0", "store every float weight so, rounded to nearest even (default: as the "

@@ -568,7 +568,8 @@ void VulkanSession::readProfile(int k) {
     for (size_t i = 0; i < sub.items.size(); ++i) {
       const Item &item = sub.items[i];
       const int d = item.kernel ? item.dispatch : ex_.transfers[size_t(item.transfer)].dispatch;
-      const bool small = d >= 0 && item.kernel && kernelNow_[size_t(d)] == plan_.dispatches[size_t(d)].smallRowsKernel;
+      const bool small = d >= 0 && item.kernel && plan_.dispatches[size_t(d)].smallRowsKernel >= 0 &&
+                         kernelNow_[size_t(d)] == plan_.dispatches[size_t(d)].smallRowsKernel;
       if (d >= 0)
         profNs_[size_t(d) + small * plan_.dispatches.size()] += static_cast<uint64_t>(static_cast<double>((ts[i + 1] - ts[i]) & dev_.timestampMask) *
                                                     dev_.timestampPeriodNs);

@@ -121,6 +121,13 @@ def compile_case(kiln, case_dir, out, profile, extra=(), timeout=900):
     return run(cmd, timeout=timeout)
 
 
+def check_profile(kiln, art, c, env):
+    """KILN_PROFILE=1 over prefill and decode steps: per-kernel lines, decode on the GEMV-only kernels."""
+    p = run([kiln, "bench", art, "-p", "8", "-n", "4", "-r", "1"], env=dict(env, KILN_PROFILE="1"))
+    ok = p.returncode == 0 and "GPU" in p.stderr and "_gemv" in p.stderr and "_only_" in p.stderr
+    report(ok, c + " KILN_PROFILE=1 bench (prefill + decode)", "" if ok else "exit %d: %s" % (p.returncode, p.stderr[-300:]))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("kiln")
@@ -151,6 +158,8 @@ def main():
             report(ok, c + " inspect shows the partition", "" if ok else i.stderr.strip()[-200:])
             if can_run:
                 check_runs(a.kiln, art, d, tmp, a.threshold, c + " lavapipe", env)
+                if c == "llama-tiny":
+                    check_profile(a.kiln, art, c, env)
 
         # 2. Profiles lacking an op.
         for c, op in (("gemma3-tiny", "kiln.rope"), ("bert-tiny", "kiln.layer_norm")):

@@ -213,6 +213,7 @@ TEST(Compile, VulkanMatmulNorms) {
   std::vector<std::string> lines;
   CompileOptions o = smallCompile("llama-tiny", "llama-norms.kiln", &lines);
   o.target = Target::Vulkan;
+  o.matmulNorms = true;
   o.deviceProfile = "lavapipe";
   StatusOr<CompileResult> r = compile(o);
   ASSERT_TRUE(r.ok()) << r.status().message();

@@ -45,9 +45,10 @@ struct CompileOptions {
   std::optional<int64_t> threads;         // the artifact's default thread count
   bool kvInPlace = true;       // false: --no-kv-in-place (the KV cache copied forward every step)
   bool strict = false;         // any op the device cannot run is an error
-  /// false: --no-matmul-norms (Vulkan: the residual adds and RMSNorms stay their own dispatches instead of the
-  /// GEMVs' epilogues / prologues: the baseline of kiln-fuse-matmul-norms).
-  bool matmulNorms = true;
+  /// --matmul-norms (Vulkan): the residual adds and RMSNorms into the GEMVs' / tiles' epilogues and prologues
+  /// (kiln-fuse-matmul-norms). Off by default: on an H100 the folded kernels made TinyLlama's f16 prefill 2x
+  /// slower and its decode 2-6 % slower than their own dispatches (bench/results-2026-12-07-h100-gpu-session6.txt).
+  bool matmulNorms = false;
   /// --matmul-precision f16: Vulkan prefill matmuls with f32 weights on f16 tensor cores too (A and B rounded to
   /// f16 as staged, f32 accumulation), as 16-bit weights always are; default f32 products for f32 weights.
   bool f16MatmulsForF32Weights = false;
