@@ -142,6 +142,9 @@ private:
   Status split();
   Status groupMatmuls();
   Status foldMatmulNorms();
+  Status recordDeviceFusion(const passes::FusionReport &report, const std::string &stage,
+                            const std::vector<std::string> &lines, double seconds, const std::string &verb,
+                            const std::string &dumpName);
   Status plan();
   Status partition();
   Status dumpPartition(const std::string &title);
@@ -268,19 +271,11 @@ Status Pipeline::groupMatmuls() {
   StatusOr<passes::FusionReport> groups = matmulGroupStage(module(), profile, o.modelDir);
   if (!groups.ok())
     return groups.status();
-  FusionSummary &f = result.report.fusion;
-  f.matmulGroups = int(groups->count("matmul_group"));
-  f.fused.insert(f.fused.end(), groups->fused.begin(), groups->fused.end());
-  f.unfused.insert(f.unfused.end(), groups->unfused.begin(), groups->unfused.end());
+  result.report.fusion.matmulGroups = int(groups->count("matmul_group"));
   const double seconds = secondsSince(t);
-  reporter.lines("matmul-groups", matmulGroupLines(groups->fused, groups->unfused, profile.name, seconds), seconds);
-  std::vector<std::string> details;
-  for (const std::string &line : groups->fused)
-    details.push_back("grouped " + line);
-  reporter.details("matmul-groups", details);
-  if (!groups->fused.empty() && dumps.enabled())
-    return dumps.dump(module(), "02-grouped.mlir");
-  return Status::ok();
+  return recordDeviceFusion(*groups, "matmul-groups",
+                            matmulGroupLines(groups->fused, groups->unfused, profile.name, seconds), seconds, "grouped",
+                            "02-grouped.mlir");
 }
 
 Status Pipeline::foldMatmulNorms() {
@@ -292,19 +287,29 @@ Status Pipeline::foldMatmulNorms() {
   StatusOr<passes::FusionReport> folds = matmulNormStage(module(), profile, o.modelDir);
   if (!folds.ok())
     return folds.status();
-  FusionSummary &f = result.report.fusion;
-  f.matmulResiduals = int(folds->count("matmul_residual"));
-  f.matmulNorms = int(folds->count("matmul_norm"));
-  f.fused.insert(f.fused.end(), folds->fused.begin(), folds->fused.end());
-  f.unfused.insert(f.unfused.end(), folds->unfused.begin(), folds->unfused.end());
+  result.report.fusion.matmulResiduals = int(folds->count("matmul_residual"));
+  result.report.fusion.matmulNorms = int(folds->count("matmul_norm"));
   const double seconds = secondsSince(t);
-  reporter.lines("matmul-norms", matmulNormLines(folds->fused, folds->unfused, profile.name, seconds), seconds);
+  return recordDeviceFusion(*folds, "matmul-norms",
+                            matmulNormLines(folds->fused, folds->unfused, profile.name, seconds), seconds, "folded",
+                            "02-matmul-norms.mlir");
+}
+
+// A device-side fusion stage's outcome: its fusions in the report, its lines, "VERB <fusion>" details, and the
+// module dumped as `dumpName` when it changed anything.
+Status Pipeline::recordDeviceFusion(const passes::FusionReport &report, const std::string &stage,
+                                    const std::vector<std::string> &lines, double seconds, const std::string &verb,
+                                    const std::string &dumpName) {
+  FusionSummary &f = result.report.fusion;
+  f.fused.insert(f.fused.end(), report.fused.begin(), report.fused.end());
+  f.unfused.insert(f.unfused.end(), report.unfused.begin(), report.unfused.end());
+  reporter.lines(stage, lines, seconds);
   std::vector<std::string> details;
-  for (const std::string &line : folds->fused)
-    details.push_back("folded " + line);
-  reporter.details("matmul-norms", details);
-  if (!folds->fused.empty() && dumps.enabled())
-    return dumps.dump(module(), "02-matmul-norms.mlir");
+  for (const std::string &line : report.fused)
+    details.push_back(verb + " " + line);
+  reporter.details(stage, details);
+  if (!report.fused.empty() && dumps.enabled())
+    return dumps.dump(module(), dumpName);
   return Status::ok();
 }
 
