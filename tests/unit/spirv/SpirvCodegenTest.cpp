@@ -179,8 +179,10 @@ protected:
     std::string error;
     ASSERT_TRUE(interpreter.run(func, args, expected, error)) << error;
     std::map<std::string, int64_t> symbolValues(bindings.begin(), bindings.end());
-    for (const std::string &name : kSymbols)
-      rc.push.push_back(uint32_t(bindings.at(name)));
+    for (const std::string &name : kSymbols) { // a symbol the case does not bind is 1, as in check()
+      symbolValues.emplace(name, 1);
+      rc.push.push_back(uint32_t(symbolValues.at(name)));
+    }
     auto grid = [&](const codegen::SpirvKernel &k, uint32_t *groups) {
       for (int a = 0; a < 3; ++a)
         groups[a] = uint32_t((*k.globalSize[a].evaluate(symbolValues) + k.workgroupSize[a] - 1) / k.workgroupSize[a]);
