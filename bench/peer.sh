@@ -213,21 +213,27 @@ EOF
 
 if [ -s "$SAMPLES" ]; then
   echo "## depth and encoder (tokens/s: median (min .. max) over repetitions, the median of the rounds' medians; ratio of medians)"
-  python3 - "$SAMPLES" <<'EOF'
-import collections, statistics, sys
+  python3 - "$SAMPLES" "$LOG/bytes.tsv" "${bw_med:-0}" <<'EOF'
+import collections, os, statistics, sys
 by = collections.defaultdict(list)  # (model, test, system) -> [(median, min, max)]
+gguf_bytes = dict(l.split() for l in open(sys.argv[2])) if os.path.exists(sys.argv[2]) else {}
+ceiling = float(sys.argv[3])
 for line in open(sys.argv[1]):
     model, rnd, system, test, med, lo, hi = line.rstrip("\n").split("\t")
     by[(model, test, system)].append((float(med), float(lo), float(hi)))
 def agg(key):
     v = by.get(key)
     return v and (statistics.median(m for m, _, _ in v), min(l for _, l, _ in v), max(h for _, _, h in v))
-print("| model | test | kiln t/s | llama.cpp t/s | kiln / llama.cpp |")
-print("|---|---|---:|---:|---:|")
+print("| model | test | kiln t/s | llama.cpp t/s | kiln / llama.cpp | decode GB/s: kiln / llama.cpp of the read ceiling |")
+print("|---|---|---:|---:|---:|---:|")
 for model, test in dict.fromkeys((m, t) for m, t, _ in by):
     k, p = agg((model, test, "kiln")), agg((model, test, "llama.cpp"))
     if k and p:
+        stream = ""  # the depth decode (f32 TinyLlama): weight bytes per token x tokens/s, as the first table
+        if test.startswith("tg") and model.startswith("tinyllama") and "f32" in gguf_bytes:
+            gbs = [t * int(gguf_bytes["f32"]) / 1e9 for t in (k[0], p[0])]
+            stream = f" {gbs[0]:.1f} / {gbs[1]:.1f}" + (f" of {ceiling:.1f}" if ceiling else "")
         print(f"| {model} | {test} | {k[0]:.1f} ({k[1]:.1f} .. {k[2]:.1f}) | {p[0]:.1f} ({p[1]:.1f} .. {p[2]:.1f}) | "
-              f"{k[0] / p[0]:.2f} |")
+              f"{k[0] / p[0]:.2f} |{stream} |")
 EOF
 fi
