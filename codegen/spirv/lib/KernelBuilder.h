@@ -141,6 +141,7 @@ public:
   void useShader(const std::string &file) { shader_ = file; }
   void addGenerated(const std::string &glsl) { generated_ += glsl; }
   void setWorkgroup(uint32_t x, uint32_t y = 1, uint32_t z = 1);
+  uint32_t workgroupX() const { return wg_[0]; }
   void setSharedBytes(uint32_t bytes) { sharedBytes_ = bytes; }
   void useSubgroupArithmetic() { subgroupArithmetic_ = true; }
   /// GL_NV_cooperative_matrix in the source (COOPERATIVE_MATRIX, the Vulkan memory model); the validated

@@ -275,13 +275,17 @@ TEST_P(SpirvKernelCase, MatchesInterpreter) {
   std::vector<uint32_t> invocations = {target.maxWorkgroupInvocations};
   if (c.smallWorkgroups)
     invocations.insert(invocations.end(), {128u, 64u});
-  for (uint32_t n : invocations) {
-    SCOPED_TRACE("maxWorkgroupInvocations " + std::to_string(n));
-    target.maxWorkgroupInvocations = n;
-    compile(c.source);
-    for (const Bindings &b : c.shapes)
-      check(b, c.fillers, c.tolerance);
-  }
+  // The row kernels reduce through subgroups where the device has subgroup arithmetic (lavapipe: 8 lanes).
+  const bool rows = c.name == "ReductionsSoftmaxNorms" || c.name.rfind("AddNormsRow", 0) == 0;
+  for (bool subgroups : rows ? std::vector<bool>{false, true} : std::vector<bool>{false})
+    for (uint32_t n : invocations) {
+      SCOPED_TRACE("maxWorkgroupInvocations " + std::to_string(n) + (subgroups ? ", subgroup arithmetic" : ""));
+      target.maxWorkgroupInvocations = n;
+      target.subgroupArithmetic = subgroups;
+      compile(c.source);
+      for (const Bindings &b : c.shapes)
+        check(b, c.fillers, c.tolerance);
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shared, SpirvKernelCase, ::testing::ValuesIn(kernelCases()),
