@@ -419,10 +419,10 @@ Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &pr
         ++summary->coopmatBlocks[kernel.name.substr(at + 8, kernel.name.find('_', at + 1) - at - 8)];
     }
     kernels.kernelOfDispatch[int(i)] = k->first;
-    if (kernel.smallRows) { // decode steps take the GEMV-only variant (its own kernel)
-      codegen::SpirvTarget gemvOnly = spirv;
-      gemvOnly.gemvOnly = true;
-      StatusOr<std::pair<int, codegen::SpirvKernel>> small = addKernel(gemvOnly);
+    if (kernel.smallRows) { // decode steps take the small-rows variant (its own kernel: no tile paths)
+      codegen::SpirvTarget smallRows = spirv;
+      smallRows.smallRowsVariant = true;
+      StatusOr<std::pair<int, codegen::SpirvKernel>> small = addKernel(smallRows);
       if (!small.ok())
         return small.status();
       kernels.smallRowsOfDispatch[int(i)] = {small->first, toDim(*kernel.smallRows), codegen::kSpirvGemvRows};

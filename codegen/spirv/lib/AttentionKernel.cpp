@@ -81,6 +81,7 @@ struct AttentionTiles {
 
 /// Steps of at least this many query rows take the tiles (more than a split over the KV length takes).
 constexpr uint32_t kTileMinRows = 8;
+static_assert(kSpirvGemvRows < kTileMinRows, "the small-rows variant of attention has no tiles");
 
 uint32_t pow2Ceil(uint32_t x) {
   uint32_t p = 1;
@@ -276,7 +277,8 @@ bool emitAttention(KernelBuilder &b, const SpirvOpEntry &) {
   // cooperative matrices where the plan wants them and one fits, else the f32 tiles.
   std::optional<AttentionTiles> tiles;
   std::optional<AttentionCmTiles> cmTiles;
-  const bool manyRows = !a.s.isConstant() || a.s.getConstant() >= int64_t(kTileMinRows);
+  // The small-rows variant (decode steps, at most kSpirvGemvRows < kTileMinRows rows) has no tile path.
+  const bool manyRows = !b.target().smallRowsVariant && (!a.s.isConstant() || a.s.getConstant() >= int64_t(kTileMinRows));
   if (manyRows && attentionOnCooperativeMatrices(b.target()))
     cmTiles = chooseCmTiles(d, dv, sp.hpw, sp.wg, b.target().maxSharedMemory, sp.sharedBytes(d) / 4);
   if (manyRows && !cmTiles)
@@ -298,6 +300,8 @@ bool emitAttention(KernelBuilder &b, const SpirvOpEntry &) {
     b.define("ATT_TILE_MIN", std::to_string(kTileMinRows) + "u");
     cmTileDefines(b, *cmTiles);
   }
+  if ((tiles || cmTiles) && !a.s.isConstant())
+    b.kernel.smallRows = a.s; // decode steps may take the variant without the tiles' shared memory
   const std::string tileTag =
       tiles     ? "_tile" + std::to_string(tiles->br) + "x" + std::to_string(tiles->bc)
       : cmTiles ? (b.target().emulateCooperativeMatrix ? "_tilecmemu" : "_tilecm") + cmTiles->tag()

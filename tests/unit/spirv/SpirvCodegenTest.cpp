@@ -485,6 +485,37 @@ std::vector<double> attentionPadding(const std::vector<int64_t> &shape, const Bi
   return v;
 }
 
+// The small-rows variant of attention (SpirvKernel::smallRows): an attention with a symbolic s and tile paths
+// (f32 tiles, or cooperative-matrix tiles, emulated here) names its rows; its variant has no tiles and equals
+// the interpreter on the decode steps (s <= kSpirvGemvRows: 1, 2 and 3 rows, split over the KV length in one
+// dispatch, 1000 keys and a ragged chunk).
+TEST_F(SpirvCodegenTest, AttentionSmallRowsVariant) {
+  split = Split::OneDispatch;
+  for (bool cm : {false, true}) {
+    SCOPED_TRACE(cm ? "cooperative-matrix tiles" : "f32 tiles");
+    target.subgroupSize = cm ? 32 : 8;
+    target.cooperativeMatrix = target.cooperativeMatrixAttention = target.emulateCooperativeMatrix = cm;
+    target.smallRowsVariant = false;
+    compile(attentionAwkwardSource());
+    for (auto &[op, k] : kernels) {
+      EXPECT_NE(k.name.find("_tile"), std::string::npos) << k.name;
+      ASSERT_TRUE(k.smallRows.has_value()) << k.name;
+    }
+    target.smallRowsVariant = true;
+    compile(attentionAwkwardSource());
+    for (auto &[op, k] : kernels) {
+      EXPECT_EQ(k.name.find("_tile"), std::string::npos) << k.name;
+      EXPECT_FALSE(k.smallRows.has_value()) << k.name;
+    }
+    for (size_t x : {0, 1, 3, 5}) // s = 1 (p 999, b 2 / p 130), 3 (b 2), 2 (p 2047)
+      check(kAttentionAwkwardShapes[x], {{3, attentionPadding}}, 2e-5);
+  }
+  target.cooperativeMatrix = target.cooperativeMatrixAttention = target.emulateCooperativeMatrix = false;
+  target.smallRowsVariant = false;
+  target.subgroupSize = 8;
+  split = Split::Off;
+}
+
 TEST_F(SpirvCodegenTest, AttentionAwkward) {
   struct Limits {
     uint32_t invocations, shared;
@@ -739,7 +770,7 @@ TEST_F(SpirvCodegenTest, GemvOnlyVariant) {
                                    matmulGroupSource({67, 67}, 1001, "bf16", true)}) {
       SCOPED_TRACE("subgroups of " + std::to_string(subgroupSize));
       target.subgroupSize = subgroupSize;
-      target.gemvOnly = false;
+      target.smallRowsVariant = false;
       compile(src);
       auto isMatmul = [](mlir::Operation *op) { return mlir::isa<ir::MatmulOp, ir::MatmulGroupOp>(op); };
       for (auto &[op, k] : kernels) {
@@ -748,7 +779,7 @@ TEST_F(SpirvCodegenTest, GemvOnlyVariant) {
         ASSERT_TRUE(k.smallRows.has_value()) << k.name;
         EXPECT_EQ(k.name.find("_only"), std::string::npos) << k.name;
       }
-      target.gemvOnly = true;
+      target.smallRowsVariant = true;
       compile(src);
       for (auto &[op, k] : kernels) {
         if (!isMatmul(op))
@@ -761,7 +792,7 @@ TEST_F(SpirvCodegenTest, GemvOnlyVariant) {
       for (int64_t s : {1, 2, 3, 4})
         check({{"b", 1}, {"s", s}, {"p", 0}});
     }
-  target.gemvOnly = false;
+  target.smallRowsVariant = false;
 }
 
 /// x [s, K] with weights W_s [N_s, K] of `weightType` (converted to f32, folded by the test: read in place) as
@@ -900,7 +931,7 @@ TEST_F(SpirvCodegenTest, MatmulGroupFolds) {
     const std::vector<bool> variants =
         std::string(weights) == "f16" ? std::vector<bool>{false, true} : std::vector<bool>{false};
     for (bool gemvOnly : variants) {
-      target.gemvOnly = gemvOnly;
+      target.smallRowsVariant = gemvOnly;
       compile(foldedGroupSource(c.ns, c.k, weights, c.siluMul, c.folds));
       for (auto &[op, k] : kernels)
         if (mlir::isa<ir::MatmulGroupOp>(op)) {
@@ -912,7 +943,7 @@ TEST_F(SpirvCodegenTest, MatmulGroupFolds) {
         if (!gemvOnly || s <= 4)
           check({{"b", 1}, {"s", s}, {"p", 0}});
     }
-    target.gemvOnly = false;
+    target.smallRowsVariant = false;
   };
   for (uint32_t subgroupSize : {8u, 32u})
     for (const char *weights : {"f32", "f16", "bf16"})

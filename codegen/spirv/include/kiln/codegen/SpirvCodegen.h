@@ -62,10 +62,11 @@ struct SpirvTarget {
   /// Tests only: the cooperative-matrix tiles with their fragment operations emulated in plain GLSL
   /// (matmul_coopmat.glsl CM_EMULATE), so that a device without them (lavapipe) runs the tiling and staging.
   bool emulateCooperativeMatrix = false;
-  /// A matmul's small-rows variant (SpirvKernel::smallRows): its GEMV path only, for steps of at most
-  /// kSpirvGemvRows rows of A, without the tile paths (their registers and shared memory would lower the
-  /// GEMV's occupancy).
-  bool gemvOnly = false;
+  /// A kernel's small-rows variant (SpirvKernel::smallRows), for steps of at most kSpirvGemvRows rows: a
+  /// matmul's GEMV path only, attention's row path only, without the tile paths (their registers and shared
+  /// memory would lower the occupancy; on the H100 the f16 plans' decode attention took 2x as long with its
+  /// cooperative-matrix tiles compiled in).
+  bool smallRowsVariant = false;
   /// The fallback for attention split over the KV length: its partials combined by a second dispatch (passes
   /// 1 and 2) rather than by the last workgroup of each query row to finish (kSpirvCombinedPass, one dispatch;
   /// it needs 32-bit atomics on storage buffers and the Coherent decoration, both core Vulkan 1.0, so every
@@ -92,9 +93,10 @@ struct SpirvKernel {
   /// one module (Kernel.specialization in the artifact).
   std::vector<uint32_t> specialization;
   std::string glsl;             ///< the source glslang compiled: shaders/header.glsl, the variant defines, the .comp
-  /// A transpose_b matmul whose rows of A are symbolic (one kernel for decode and prefill): those rows. The
-  /// compiler then also generates the kernel with SpirvTarget::gemvOnly, which the runtime dispatches instead
-  /// for steps where they are at most kSpirvGemvRows (Dispatch.small_rows_kernel in the artifact).
+  /// A transpose_b matmul whose rows of A, or an attention whose query rows, are symbolic (one kernel for
+  /// decode and prefill, with tile paths): those rows. The compiler then also generates the kernel with
+  /// SpirvTarget::smallRowsVariant, which the runtime dispatches instead for steps where they are at most
+  /// kSpirvGemvRows (Dispatch.small_rows_kernel in the artifact).
   std::optional<ir::SymExpr> smallRows;
 };
 
