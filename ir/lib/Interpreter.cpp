@@ -880,10 +880,11 @@ bool Evaluator::evalSoftmax(SoftmaxOp op, HostTensor &out) {
 namespace {
 /// A matmul's lhs as the decode GEMV sees it against a block-quantized weight (kiln.weight `quant`): each row
 /// of at most kQuantGemvMaxRows rows quantized per block of 32 (as f32, quantizeActivationBlock) and
-/// dequantized. nullopt when the weight is not quantized or there are more rows (f32 activations then).
-std::optional<HostTensor> gemvActivations(MatmulOp op, const HostTensor &a) {
-  auto w = op.getRhs().getDefiningOp<WeightOp>();
-  if (!w || !w.getQuant() || !op.getTransposeB() || a.shape.empty())
+/// dequantized. nullopt when the weight `rhs` (read transposed) is not quantized or there are more rows (f32
+/// activations then).
+std::optional<HostTensor> gemvActivations(Value rhs, bool transposeB, const HostTensor &a) {
+  auto w = rhs.getDefiningOp<WeightOp>();
+  if (!w || !w.getQuant() || !transposeB || a.shape.empty())
     return std::nullopt;
   const int64_t k = a.shape.back();
   if (k <= 0 || k % kQuantBlock != 0 || a.numElements() / k > kQuantGemvMaxRows)
@@ -904,7 +905,7 @@ std::optional<HostTensor> gemvActivations(MatmulOp op, const HostTensor &a) {
 } // namespace
 
 bool Evaluator::evalMatmul(MatmulOp op, HostTensor &out) {
-  std::optional<HostTensor> quantized = gemvActivations(op, get(op.getLhs()));
+  std::optional<HostTensor> quantized = gemvActivations(op.getRhs(), op.getTransposeB(), get(op.getLhs()));
   const HostTensor &a = quantized ? *quantized : get(op.getLhs()), &b = get(op.getRhs());
   bool tb = op.getTransposeB();
   if (a.shape.size() < 2 || b.shape.size() < 2)
@@ -1150,7 +1151,10 @@ bool Evaluator::evalMatmulGroup(Operation *groupOp, const OpRule &, Results &res
       return fail(op, "norm weight " + formatDims(nw.shape) + " does not match lhs " + formatDims(x.shape));
     rmsNormRows(x, nw, op.getNormEps()->convertToDouble(), op.getNormUnitOffset(), normed);
   }
-  const HostTensor &a = op.getNormWeight() ? normed : get(op.getLhs());
+  const HostTensor &lhs = op.getNormWeight() ? normed : get(op.getLhs());
+  // Block-quantized weights (one format for all: kiln-fuse-matmul-groups) quantize the lhs as a matmul's GEMV.
+  std::optional<HostTensor> quantized = gemvActivations(op.getWeights().front(), true, lhs);
+  const HostTensor &a = quantized ? *quantized : lhs;
   if (a.shape.size() < 2)
     return fail(op, "lhs needs rank >= 2");
   const int64_t k = a.shape.back(), rows = a.numElements() / std::max<int64_t>(k, 1);

@@ -3,7 +3,8 @@
 // A decode step runs each projection as its own GEMV dispatch: Q, K and V of a layer read the same normed x,
 // so do gate and up, and SwiGLU then adds a silu and a mul dispatch. kiln.matmul_group computes them in one
 // kernel (the Vulkan backend's matmul.comp once per weight), and with silu_mul folds silu(gate) * up into
-// its epilogue: per Llama layer 3 + 4 dispatches become 2.
+// its epilogue: per Llama layer 3 + 4 dispatches become 2. Block-quantized weights (--weights q8_0|q4_0) are
+// grouped with weights of their own format only (the kernel reads every segment with one quant.glsl reader).
 //
 //===----------------------------------------------------------------------===//
 #include "kiln/passes/Fusion.h"
@@ -22,13 +23,13 @@ namespace kiln::passes {
 
 namespace detail {
 
-ir::WeightOp linearWeight(Value w) {
+ir::WeightOp linearWeight(Value w, bool quantized) {
   if (auto c = def<ir::ConvertOp>(w))
     w = c.getInput();
   auto weight = def<ir::WeightOp>(w);
-  // Block-quantized weights are never grouped: no Vulkan kernel reads them (the partition puts their readers on
-  // the CPU), and the CPU has no kiln.matmul_group kernel.
-  if (!weight || weight.getRows() || weight.getQuant())
+  // Block-quantized weights only where the caller handles them: the norm and residual folds do not (the
+  // quantized GEMV quantizes its lhs as stored).
+  if (!weight || weight.getRows() || (weight.getQuant() && !quantized))
     return {};
   auto type = dyn_cast<RankedTensorType>(weight.getType());
   return type && type.getRank() == 2 && type.hasStaticShape() ? weight : ir::WeightOp();
@@ -42,12 +43,16 @@ namespace {
 
 constexpr size_t kMaxGroupWeights = 4; // matmul_group's kernel (codegen/spirv matmul_group.glsl)
 
-/// The element type the weight is stored in (a group's kernel reads all its weights in one storage type).
-Type storedType(Value w) { return linearWeight(w).getType().getElementType(); }
+/// How the weight is stored: its element type and block-quantized format, if any (a group's kernel reads all its
+/// weights in one storage type).
+std::pair<Type, Attribute> storedType(Value w) {
+  ir::WeightOp weight = linearWeight(w, /*quantized=*/true);
+  return {weight.getType().getElementType(), weight.getQuantAttr()};
+}
 
-/// A transpose_b matmul of a Linear weight in `block`.
+/// A transpose_b matmul of a Linear weight (block-quantized or not) in `block`.
 bool isLinear(ir::MatmulOp m, Block *block) {
-  return m && m->getBlock() == block && m.getTransposeB() && linearWeight(m.getRhs());
+  return m && m->getBlock() == block && m.getTransposeB() && linearWeight(m.getRhs(), /*quantized=*/true);
 }
 
 /// "q_proj + k_proj": the matmuls' weights by the last component of their names, ".weight" dropped
@@ -55,7 +60,7 @@ bool isLinear(ir::MatmulOp m, Block *block) {
 std::string names(llvm::ArrayRef<ir::MatmulOp> matmuls) {
   std::string s;
   for (ir::MatmulOp m : matmuls) {
-    llvm::StringRef name = linearWeight(m.getRhs()).getName();
+    llvm::StringRef name = linearWeight(m.getRhs(), /*quantized=*/true).getName();
     name.consume_back(".weight");
     size_t dot = name.rfind('.');
     s += (s.empty() ? "" : " + ") + (dot == llvm::StringRef::npos ? name : name.substr(dot + 1)).str();
@@ -137,7 +142,7 @@ int fuseSwiGlu(func::FuncOp func, const MatmulGroupFilter &accept, FusionReport 
 /// kMaxGroupWeights at a time): one matmul_group before the first, the weights' definitions hoisted above it.
 int fuseSiblings(func::FuncOp func, const MatmulGroupFilter &accept, FusionReport *report) {
   // By (lhs, stored weight type), in the order of their first reader.
-  llvm::MapVector<std::pair<Value, Type>, llvm::SmallVector<ir::MatmulOp>> byLhs;
+  llvm::MapVector<std::pair<Value, std::pair<Type, Attribute>>, llvm::SmallVector<ir::MatmulOp>> byLhs;
   func.walk([&](ir::MatmulOp m) {
     if (isLinear(m, m->getBlock()))
       byLhs[{m.getLhs(), storedType(m.getRhs())}].push_back(m);

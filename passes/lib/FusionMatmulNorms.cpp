@@ -132,8 +132,13 @@ Operation *normReader(ir::RmsNormOp norm, std::string &why) {
     why = "its output is not a matmul's lhs";
     return nullptr;
   }
-  if (auto group = dyn_cast<ir::MatmulGroupOp>(user))
+  if (auto group = dyn_cast<ir::MatmulGroupOp>(user)) {
+    if (!linearWeight(group.getWeights().front())) {
+      why = "its reader's weights are block-quantized (their GEMV quantizes the lhs as stored)";
+      return nullptr;
+    }
     return group.getNormWeight() ? nullptr : user;
+  }
   if (auto m = dyn_cast<ir::MatmulOp>(user)) {
     if (m.getTransposeB() && linearWeight(m.getRhs()))
       return user;

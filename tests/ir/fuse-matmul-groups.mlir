@@ -113,15 +113,42 @@ func.func @five(%x: !x) -> (!kv, !kv, !kv, !kv, !kv) {
 // REPORT: fused: matmul_group at model.layers.0.self_attn.q_proj (q_proj + k_proj + v_proj)
 // REPORT: fused: matmul_group at model.layers.0.mlp.gate_proj (silu_mul: gate_proj + up_proj)
 
-// Block-quantized weights (--weights q8_0|q4_0) are not grouped: their readers run on the CPU, which has no
-// kiln.matmul_group kernel.
+// Block-quantized weights (--weights q8_0|q4_0) group with weights of their own format (the kernel reads its
+// segments with one quant.glsl reader): K and V (q8_0) group, and so do gate and up (q4_0, silu_mul); the
+// q4_0 O weight and the f32 one of the same x do not join the q8_0 pair, and stay plain matmuls.
 // CHECK-LABEL: func.func @quantized
+// CHECK: kiln.matmul_group %arg0, %{{.*}}, %{{.*}} {silu_mul = false} : ({{.*}}, tensor<16x64xf32>, tensor<16x64xf32>)
+// CHECK-COUNT-2: kiln.matmul %arg0
+// CHECK: kiln.matmul_group %arg1, %{{.*}}, %{{.*}} {silu_mul = true} : ({{.*}}, tensor<96x64xf32>, tensor<96x64xf32>)
 // CHECK-NOT: kiln.matmul_group
-// CHECK-COUNT-2: kiln.matmul %
-func.func @quantized(%x: !x) -> (!kv, !kv) {
+func.func @quantized(%x: !x, %x2: !x) -> (!kv, !kv, !kv, !kv, !h) {
   %wk = kiln.weight "k_proj.weight" {quant = "q8_0"} : tensor<16x64xf32>
   %k = kiln.matmul %x, %wk {transpose_b = true} : (!x, tensor<16x64xf32>) -> !kv loc("model.layers.0.self_attn.k_proj")
   %wv = kiln.weight "v_proj.weight" {quant = "q8_0"} : tensor<16x64xf32>
   %v = kiln.matmul %x, %wv {transpose_b = true} : (!x, tensor<16x64xf32>) -> !kv loc("model.layers.0.self_attn.v_proj")
-  return %k, %v : !kv, !kv
+  %wo = kiln.weight "o_proj.weight" {quant = "q4_0"} : tensor<16x64xf32>
+  %o = kiln.matmul %x, %wo {transpose_b = true} : (!x, tensor<16x64xf32>) -> !kv
+  %wf = kiln.weight "f.weight" : tensor<16x64xf32>
+  %f = kiln.matmul %x, %wf {transpose_b = true} : (!x, tensor<16x64xf32>) -> !kv
+  %wg = kiln.weight "gate_proj.weight" {quant = "q4_0"} : tensor<96x64xf32>
+  %wu = kiln.weight "up_proj.weight" {quant = "q4_0"} : tensor<96x64xf32>
+  %g = kiln.matmul %x2, %wg {transpose_b = true} : (!x, tensor<96x64xf32>) -> !h loc("model.layers.0.mlp.gate_proj")
+  %u = kiln.matmul %x2, %wu {transpose_b = true} : (!x, tensor<96x64xf32>) -> !h loc("model.layers.0.mlp.up_proj")
+  %a = kiln.silu %g : !h -> !h
+  %y = kiln.mul %a, %u : (!h, !h) -> !h
+  return %k, %v, %o, %f, %y : !kv, !kv, !kv, !kv, !h
+}
+
+// Mixed formats: a q8_0 and a q4_0 gate / up pair stay apart (no silu_mul), and so do the products.
+// CHECK-LABEL: func.func @mixed_formats
+// CHECK-NOT: kiln.matmul_group
+// CHECK: kiln.silu
+func.func @mixed_formats(%x: !x) -> !h {
+  %wg = kiln.weight "gate_proj.weight" {quant = "q8_0"} : tensor<96x64xf32>
+  %wu = kiln.weight "up_proj.weight" {quant = "q4_0"} : tensor<96x64xf32>
+  %g = kiln.matmul %x, %wg {transpose_b = true} : (!x, tensor<96x64xf32>) -> !h
+  %u = kiln.matmul %x, %wu {transpose_b = true} : (!x, tensor<96x64xf32>) -> !h
+  %a = kiln.silu %g : !h -> !h
+  %y = kiln.mul %a, %u : (!h, !h) -> !h
+  return %y : !h
 }

@@ -222,8 +222,21 @@ bool emitLayerNorm(KernelBuilder &b, const SpirvOpEntry &entry);
 bool emitMatmul(KernelBuilder &b, const SpirvOpEntry &entry);
 bool emitMatmulGroup(KernelBuilder &b, const SpirvOpEntry &entry);
 bool emitAttention(KernelBuilder &b, const SpirvOpEntry &entry);
-/// kiln.matmul (transpose_b) against a block-quantized weight (QuantKernels.cpp).
-bool emitQuantMatmul(KernelBuilder &b);
+/// The tensors of a matmul (one weight, one result) or of a matmul_group (weights W_s, results Y_s, or one
+/// result with silu_mul) (MatmulKernel.cpp).
+struct MatmulParts {
+  bool tb = true, group = false, siluMul = false;
+  std::vector<const Tensor *> weights, results;
+  /// A group's folds (kiln-fuse-matmul-norms): the lhs's RMSNorm weight, eps and (1 + w); the residual.
+  const Tensor *norm = nullptr, *residual = nullptr;
+  double normEps = 0;
+  bool normUnitOffset = false;
+};
+/// The defines of a matmul_group (matmul_group.glsl): GROUP, its segments' N, the roles Y0.. (or Y with
+/// SILU_MUL) and B0.. of float weights (quantized ones are read by quant.glsl) (MatmulKernel.cpp).
+void defineGroup(KernelBuilder &b, const MatmulParts &p);
+/// kiln.matmul (transpose_b) or kiln.matmul_group against block-quantized weights (QuantKernels.cpp).
+bool emitQuantMatmul(KernelBuilder &b, const MatmulParts &p);
 /// quant.glsl's defines for reading the block-quantized tensor `t` (QuantKernels.cpp).
 void defineQuantReader(KernelBuilder &b, const Tensor &t);
 /// Scratch bytes of attention in two passes (split over the KV length) for up to `maxBatch` rows; 0: one pass.

@@ -128,21 +128,6 @@ SymExpr workgroupsX(const SymExpr &mSym, const SymExpr &nSym, bool tb, const Gem
   return tilesOnly ? tiles : tiles + SymExpr::constant(gemvGroups * kWorkgroup);
 }
 
-} // namespace
-
-namespace {
-
-/// The tensors of a matmul (one weight, one result) or of a matmul_group (weights W_s, results Y_s, or one
-/// result with silu_mul).
-struct MatmulParts {
-  bool tb = true, group = false, siluMul = false;
-  std::vector<const Tensor *> weights, results;
-  /// A group's folds (kiln-fuse-matmul-norms): the lhs's RMSNorm weight, eps and (1 + w); the residual.
-  const Tensor *norm = nullptr, *residual = nullptr;
-  double normEps = 0;
-  bool normUnitOffset = false;
-};
-
 /// Shared memory of the folds: gRs, 1/rms of up to 256 rows (matmul_folds.glsl).
 constexpr uint32_t kRowScaleBytes = 256 * 4;
 
@@ -214,7 +199,8 @@ int64_t blockN(const MatmulParts &p) {
   return n;
 }
 
-/// The defines of a matmul_group: GROUP, its segments' N, the roles B0.. and Y0.. (or Y with SILU_MUL).
+} // namespace
+
 void defineGroup(KernelBuilder &kb, const MatmulParts &p) {
   kb.define("GROUP");
   kb.define("GROUP_SEGMENTS", std::to_string(p.weights.size())); // a number for #if
@@ -223,12 +209,15 @@ void defineGroup(KernelBuilder &kb, const MatmulParts &p) {
   for (size_t s = 0; s < p.weights.size(); ++s) {
     const Tensor &w = *p.weights[s];
     kb.define("SEG_N" + std::to_string(s), w.dims[0].str());
-    kb.bindRole("B" + std::to_string(s), w);
+    if (!w.quant)
+      kb.bindRole("B" + std::to_string(s), w);
   }
   for (size_t s = 0; s < p.results.size(); ++s)
     kb.bindRole(p.siluMul ? "Y" : "Y" + std::to_string(s), *p.results[s]);
   kb.define("MM_N", "gN");
 }
+
+namespace {
 
 bool emitMatmulKernel(KernelBuilder &kb, const MatmulParts &p) {
   const Tensor &a = kb.in(0), &b = *p.weights[0], &o = *p.results[0];
@@ -317,12 +306,12 @@ bool emitMatmulKernel(KernelBuilder &kb, const MatmulParts &p) {
 } // namespace
 
 bool emitMatmul(KernelBuilder &kb, const SpirvOpEntry &) {
-  if (kb.in(0).quant || kb.in(1).quant)
-    return emitQuantMatmul(kb);
   MatmulParts p;
   p.tb = cast<ir::MatmulOp>(kb.op()).getTransposeB();
   p.weights = {&kb.in(1)};
   p.results = {&kb.out()};
+  if (kb.in(0).quant || kb.in(1).quant)
+    return emitQuantMatmul(kb, p);
   return emitMatmulKernel(kb, p);
 }
 
@@ -335,9 +324,9 @@ bool emitMatmulGroup(KernelBuilder &kb, const SpirvOpEntry &) {
   const unsigned weights = unsigned(op.getWeights().size());
   if (weights > 4)
     return kb.fail("a matmul_group kernel takes at most 4 weights");
+  bool quantized = false;
   for (unsigned i = 1; i <= weights; ++i) {
-    if (kb.in(i).quant) // passes/FusionMatmulGroups never groups them
-      return kb.fail("a block-quantized weight has no matmul_group kernel");
+    quantized |= kb.in(i).quant.has_value();
     p.weights.push_back(&kb.in(i));
   }
   unsigned next = weights + 1; // then norm(w), residual(r), the results
@@ -350,7 +339,7 @@ bool emitMatmulGroup(KernelBuilder &kb, const SpirvOpEntry &) {
     p.residual = &kb.in(next++);
   for (unsigned i = next; i < kb.numTensors(); ++i)
     p.results.push_back(&kb.in(i));
-  return emitMatmulKernel(kb, p);
+  return quantized ? emitQuantMatmul(kb, p) : emitMatmulKernel(kb, p);
 }
 
 } // namespace kiln::codegen::spirv

@@ -38,65 +38,179 @@ void defineQuantReader(KernelBuilder &kb, const Tensor &t) {
   kb.define("QUANT_KB", std::to_string(cols / 32) + "u");
 }
 
-bool emitQuantMatmul(KernelBuilder &kb) {
-  const Tensor &a = kb.in(0), &w = kb.in(1), &o = kb.out();
+namespace {
+
+/// Why a matmul / matmul_group of block-quantized weights has no kernel ("" when it has one).
+std::string quantMatmulRefusal(KernelBuilder &kb, const MatmulParts &p) {
+  const Tensor &a = kb.in(0), &w = *p.weights[0];
   if (a.quant || !w.quant)
-    return kb.fail("a block-quantized matmul operand must be the weight (the rhs)");
-  if (!cast<ir::MatmulOp>(kb.op()).getTransposeB() || w.shape.size() != 2)
-    return kb.fail("a block-quantized weight is read as a [N, K] matrix with transpose_b only");
-  if (!a.isFloat() || !o.isFloat() || o.kind == Kind::BF16)
-    return kb.fail("a matmul against a block-quantized weight takes f32 / f16 activations and results");
-  if (!a.viewMacro.empty() || !o.viewMacro.empty() || a.permuted || o.permuted)
-    return kb.fail("a matmul against a block-quantized weight reads and writes contiguous rows only");
+    return "a block-quantized matmul operand must be the weight (the rhs)";
+  if (!p.tb)
+    return "a block-quantized weight is read as a [N, K] matrix with transpose_b only";
+  for (const Tensor *t : p.weights) {
+    if (t->shape.size() != 2)
+      return "a block-quantized weight is read as a [N, K] matrix with transpose_b only";
+    if (t->quant != w.quant)
+      return "the weights of a matmul_group must share one storage type (one quantized format)";
+  }
+  if (p.norm || p.residual)
+    return "a matmul_group of block-quantized weights folds no norm or residual (its GEMV quantizes the stored lhs)";
+  if (!a.isFloat() || !a.viewMacro.empty() || a.permuted)
+    return "a matmul against a block-quantized weight takes f32 / f16 activations in contiguous rows";
+  for (const Tensor *o : p.results)
+    if (!o->isFloat() || o->kind == Kind::BF16 || !o->viewMacro.empty() || o->permuted)
+      return "a matmul against a block-quantized weight writes f32 / f16 results in contiguous rows";
   const SpirvTarget &target = kb.target();
   if (!target.subgroupArithmetic || target.subgroupSize < 4)
-    return kb.fail("the GEMV against a block-quantized weight needs subgroup arithmetic");
+    return "the GEMV against a block-quantized weight needs subgroup arithmetic";
   if (target.maxWorkgroupInvocations < kWorkgroup)
-    return kb.fail("the matmul kernel needs a workgroup of " + std::to_string(kWorkgroup) + " invocations");
+    return "the matmul kernel needs a workgroup of " + std::to_string(kWorkgroup) + " invocations";
+  return "";
+}
+
+/// The static N of weight `w`.
+int64_t rowsOf(const Tensor *w) { return w->shape[0].getConstant(); }
+
+/// The weights' defines: quant.glsl's reader of the one weight, or of each segment of a group (QUANT_WORDS<s>,
+/// QUANT_SCALE_WORDS, QUANT_ROWS_OF; the format and K are shared), and LOAD_B dequantizing (segment gSeg's).
+void defineQuantWeights(KernelBuilder &kb, const MatmulParts &p) {
+  const Tensor &w = *p.weights[0];
+  kb.define("LOAD_B(i)", "quantAt(i)");
+  if (!p.group) {
+    defineQuantReader(kb, w);
+    return;
+  }
+  const uint64_t cols = uint64_t(w.shape.back().getConstant());
+  kb.define(*w.quant == QuantFormat::Q8_0 ? "QUANT_Q8" : "QUANT_Q4");
+  kb.define("QUANT_KB", std::to_string(cols / 32) + "u");
+  std::string scaleWords, rows;
+  for (size_t s = 0; s < p.weights.size(); ++s) {
+    const uint64_t n = uint64_t(rowsOf(p.weights[s]));
+    kb.define("QUANT_WORDS" + std::to_string(s), p.weights[s]->buf());
+    scaleWords += (s ? ", " : "") + std::to_string(quantBytes(*w.quant, n * cols) / 4) + "u";
+    rows += (s ? ", " : "") + std::to_string(n) + "u";
+  }
+  kb.define("QUANT_SCALE_WORDS", "uint[](" + scaleWords + ")");
+  kb.define("QUANT_ROWS_OF", "uint[](" + rows + ")");
+}
+
+/// The kernel's name: group / silu_mul, format, GEMV rows, its paths ("_only": the small-rows variant), kinds and
+/// static N (each weight's) x K.
+std::string quantMatmulName(KernelBuilder &kb, const MatmulParts &p, uint32_t gemvRows, const CoopmatTile &cm) {
+  const Tensor &a = kb.in(0), &w = *p.weights[0], &o = *p.results[0];
+  const SpirvTarget &target = kb.target();
+  std::string name = p.group ? "matmul_group" + std::to_string(p.weights.size()) + (p.siluMul ? "_silu_mul" : "") + "_tb_"
+                             : std::string("matmul_tb_");
+  name += std::string(quantFormatName(*w.quant)) + "_gemv" + std::to_string(gemvRows);
+  name += target.smallRowsVariant ? "_only" : "_tile64";
+  if (cm.bm)
+    name += (target.emulateCooperativeMatrix ? "_coopmatemu" : "_coopmat") + cm.tag();
+  name += a.kind != o.kind ? std::string("_a") + kindName(a.kind) : "";
+  std::string ns;
+  for (const Tensor *t : p.weights)
+    ns += (ns.empty() ? "" : "+") + std::to_string(rowsOf(t));
+  return name + "_n" + ns + "k" + std::to_string(w.shape[1].getConstant());
+}
+
+/// x: the GEMV's row blocks (rows per workgroup: its subgroups x QUANT_GEMV_ROWS; a group's segments' blocks
+/// after one another unless silu_mul) plus, but in the small-rows variant, the tiles (ceil(M / tileM) x the
+/// tile columns of every segment, M / tileM + 1 of them per column when M is symbolic); the path not taken exits
+/// at once, and both loop grid-stride, so any count is correct.
+ir::SymExpr quantWorkgroupsX(KernelBuilder &kb, const MatmulParts &p, uint32_t gemvRows, const CoopmatTile &cm) {
+  const SpirvTarget &target = kb.target();
+  const bool coopmat = cm.bm != 0;
+  const int64_t tileM = coopmat ? cm.bm : kTile, tileN = coopmat ? cm.bn : kTile;
+  int64_t n = 0, tilesN = 0;
+  for (const Tensor *w : p.weights) {
+    if (p.siluMul && n) // one result: the gate's columns
+      break;
+    n += rowsOf(w);
+    tilesN += (rowsOf(w) + tileN - 1) / tileN;
+  }
+  const int64_t rowsPerGroup = int64_t(kWorkgroup / target.subgroupSize) * gemvRows;
+  const int64_t gemvGroups = std::min<int64_t>((n + rowsPerGroup - 1) / rowsPerGroup, 65535);
+  if (target.smallRowsVariant)
+    return ir::SymExpr::constant(gemvGroups * kWorkgroup);
+  const Tensor &a = kb.in(0);
+  const ir::SymExpr &m = a.shape[a.shape.size() - 2];
+  if (m.isConstant())
+    return ir::SymExpr::constant(
+        std::min<int64_t>(gemvGroups + tilesN * ((m.getConstant() + tileM - 1) / tileM), 65535) * kWorkgroup);
+  return ir::SymExpr::constant((gemvGroups + tilesN) * kWorkgroup) + scaleSym(m, tilesN * (kWorkgroup / tileM));
+}
+
+/// The rows the small-rows variant is dispatched for (at most kSpirvGemvRows): M times a constant batch, or M
+/// plus the batch dims (their product is then at most 4 too): rows, batch folded in, the full kernel also takes
+/// its GEMV for (at most kQuantGemvMaxRows). nullopt when M is static.
+std::optional<ir::SymExpr> quantSmallRows(const Tensor &o, const ir::SymExpr &m) {
+  static_assert(kSpirvGemvRows <= kQuantGemvMaxRows, "the small-rows variant's rows take the quantized GEMV");
+  if (m.isConstant())
+    return std::nullopt;
+  int64_t batch = 1;
+  ir::SymExpr sum = m;
+  bool symbolicBatch = false;
+  for (size_t d = 0; d + 2 < o.shape.size(); ++d) {
+    symbolicBatch |= !o.shape[d].isConstant();
+    sum = sum + o.shape[d];
+    batch *= o.shape[d].isConstant() ? o.shape[d].getConstant() : 1;
+  }
+  if (symbolicBatch)
+    return sum;
+  return batch >= 1 ? std::optional<ir::SymExpr>(scaleSym(m, batch)) : std::nullopt;
+}
+
+} // namespace
+
+bool emitQuantMatmul(KernelBuilder &kb, const MatmulParts &p) {
+  const std::string why = quantMatmulRefusal(kb, p);
+  if (!why.empty())
+    return kb.fail(why);
+  const Tensor &a = kb.in(0), &w = *p.weights[0], &o = *p.results[0];
+  const SpirvTarget &target = kb.target();
   const size_t ra = a.dims.size(), ro = o.dims.size();
-  const int64_t n = w.shape[0].getConstant(), k = w.shape[1].getConstant();
-  // Tensor cores for prefill: B staged as f16, like an f16 weight's (CoopmatTiles.h picks the block by N).
-  const CoopmatTile cm = coopmatTileFor(target, a.kind, Kind::F16, n, k, kTileBytes);
+  int64_t widest = 0;
+  for (const Tensor *t : p.weights)
+    widest = std::max(widest, rowsOf(t));
+  const int64_t k = w.shape[1].getConstant();
+  // Tensor cores for prefill: B staged as f16, like an f16 weight's (CoopmatTiles.h picks the block by N); the
+  // small-rows variant has the GEMV only (no shared memory).
+  const CoopmatTile cm =
+      target.smallRowsVariant ? CoopmatTile{} : coopmatTileFor(target, a.kind, Kind::F16, widest, k, kTileBytes);
   const bool coopmat = cm.bm != 0;
   kb.setWorkgroup(kWorkgroup);
-  kb.setSharedBytes(kTileBytes + cm.sharedBytes() * coopmat);
+  kb.setSharedBytes(target.smallRowsVariant ? 0 : kTileBytes + cm.sharedBytes() * coopmat);
   if (coopmat)
-    defineCoopmat(kb, cm, o.kind == Kind::F32 && n % 4 == 0);
+    defineCoopmat(kb, cm, !p.group && o.kind == Kind::F32 && widest % 4 == 0);
   kb.useSubgroupArithmetic();
   UintExpr batch = UintExpr::k(1);
   for (size_t d = 0; d + 2 < ro; ++d)
     batch = batch * o.dims[d];
+  const ir::SymExpr &m = a.shape[ra - 2];
+  if (!target.smallRowsVariant)
+    kb.kernel.smallRows = quantSmallRows(o, m); // decode steps may take the GEMV-only variant
+  else
+    kb.define("GEMV_ONLY");
   kb.define("MM_M", a.dims[ra - 2].str());
   kb.define("MM_K", a.dims[ra - 1].str());
-  kb.define("MM_N", o.dims[ro - 1].str());
   kb.define("MM_BATCH", batch.str());
   kb.define("VEC_WIDTH", "0"); // the tiles' scalar loads (LOAD_B dequantizes); the GEMV has its own vectors
   kb.define("TRANSPOSE_B");
   kb.define("QUANT_B");
-  const uint32_t gemvRows = quantGemvRows(n);
+  const uint32_t gemvRows = quantGemvRows(widest);
   kb.define("QUANT_GEMV_ROWS", std::to_string(gemvRows) + "u");
-  defineQuantReader(kb, w);
-  kb.define("LOAD_B(i)", "quantAt(i)");
   kb.bindRole("A", a);
-  kb.bindRole("OUT", o);
+  if (p.group) {
+    defineGroup(kb, p);
+  } else {
+    kb.define("MM_N", o.dims[ro - 1].str());
+    kb.bindRole("OUT", o);
+  }
+  defineQuantWeights(kb, p);
   // The weight has no batch dims: batch bz's rows of A follow the previous batch's.
   kb.addGenerated("void batchOffsets(uint bz, out uint A0, out uint B0) {\n  A0 = bz * MM_M * MM_K;\n  B0 = 0u;\n}\n");
-  kb.kernel.name = std::string("matmul_tb_") + quantFormatName(*w.quant) + "_gemv" + std::to_string(gemvRows) +
-                   "_tile64" + (coopmat ? (target.emulateCooperativeMatrix ? "_coopmatemu" : "_coopmat") + cm.tag() : "") +
-                   (a.kind != o.kind ? std::string("_a") + kindName(a.kind) : "") + "_n" +
-                   std::to_string(n) + "k" + std::to_string(k);
-  // x: the GEMV's row blocks (rows per workgroup: its subgroups x QUANT_GEMV_ROWS) plus the tiles (ceil(M / 64)
-  // x ceil(N / 64), M / 64 + 1 of them per column of tiles when M is symbolic); the path not taken exits at
-  // once, and both loop grid-stride, so any count is correct. z: one (matmul.comp loops over the batch).
-  const int64_t rowsPerGroup = int64_t(kWorkgroup / target.subgroupSize) * gemvRows;
-  const int64_t gemvGroups = std::min<int64_t>((n + rowsPerGroup - 1) / rowsPerGroup, 65535);
-  const int64_t tileM = coopmat ? cm.bm : kTile, tilesN = (n + (coopmat ? cm.bn : kTile) - 1) / (coopmat ? cm.bn : kTile);
-  const ir::SymExpr &m = a.shape[ra - 2];
-  ir::SymExpr x = m.isConstant()
-                      ? ir::SymExpr::constant(std::min<int64_t>(gemvGroups + tilesN * ((m.getConstant() + tileM - 1) / tileM),
-                                                                65535) * kWorkgroup)
-                      : ir::SymExpr::constant((gemvGroups + tilesN) * kWorkgroup) + scaleSym(m, tilesN * (kWorkgroup / tileM));
-  kb.kernel.globalSize = {x, ir::SymExpr::constant(1), ir::SymExpr::constant(1)};
+  kb.kernel.name = quantMatmulName(kb, p, gemvRows, cm);
+  // z: one (matmul.comp loops over the batch).
+  kb.kernel.globalSize = {quantWorkgroupsX(kb, p, gemvRows, cm), ir::SymExpr::constant(1), ir::SymExpr::constant(1)};
   kb.useShader("matmul.comp");
   return true;
 }

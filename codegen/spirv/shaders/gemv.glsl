@@ -131,12 +131,6 @@ void gemvStore(uint bz, uint q, uint j0, float v) {
   if (m < M && jo < N) STORE_OUT((bz * M + m) * N + jo, v);
 }
 
-// The first block of this workgroup when the blocks before `blockBase` went to the workgroups from 0 on.
-uint gemvFirstBlock(uint blockBase) {
-  uint groups = gl_NumWorkGroups.x;
-  return (gl_WorkGroupID.x + groups - blockBase % groups) % groups;
-}
-
 #ifdef SUBGROUPS
 // Teams of whole subgroups (uniform over the workgroup, so the barriers below are too).
 uint gemvTeams() { return min(GEMV_TEAMS, gl_NumSubgroups); }

@@ -8,10 +8,38 @@
 // A team is one subgroup computing QGR rows of B; its lanes stride over the K blocks, a lane one whole block
 // per row at a time (q8_0: two uvec4 loads, q4_0: one; its f16 scale once per 32 weights), dequantized in
 // registers; the block's activations are loaded and quantized once for the QGR rows. subgroupAdd reduces.
+// In a kiln.matmul_group (GROUP) the weight is segment gSeg's (bindings 1 .. GROUP_SEGMENTS, quant.glsl).
 const uint QMS = 8u;
 const uint QGR = QUANT_GEMV_ROWS;
 
+#ifdef GROUP
+layout(std430, set = 0, binding = 1) readonly buffer VQB0 { uvec4 d[]; } vqb0;
+#if GROUP_SEGMENTS > 1
+layout(std430, set = 0, binding = 2) readonly buffer VQB1 { uvec4 d[]; } vqb1;
+#endif
+#if GROUP_SEGMENTS > 2
+layout(std430, set = 0, binding = 3) readonly buffer VQB2 { uvec4 d[]; } vqb2;
+#endif
+#if GROUP_SEGMENTS > 3
+layout(std430, set = 0, binding = 4) readonly buffer VQB3 { uvec4 d[]; } vqb3;
+#endif
+// Vector v of segment gSeg's matrix.
+uvec4 quantVector(uint v) {
+#if GROUP_SEGMENTS > 3
+  if (gSeg == 3u) return vqb3.d[v];
+#endif
+#if GROUP_SEGMENTS > 2
+  if (gSeg == 2u) return vqb2.d[v];
+#endif
+#if GROUP_SEGMENTS > 1
+  if (gSeg == 1u) return vqb1.d[v];
+#endif
+  return vqb0.d[v];
+}
+#else
 layout(std430, set = 0, binding = 1) readonly buffer VQB { uvec4 d[]; } vqb;
+#define quantVector(v) vqb.d[v]
+#endif
 #ifdef A_IS_F32
 layout(std430, set = 0, binding = 0) readonly buffer VQA { vec4 d[]; } vqa;
 #define LOAD4_QA(v) vqa.d[v]
@@ -70,7 +98,7 @@ void gemvQuantPartials(inout float acc[QMS][QGR], uint A0, uint j[QGR], uint lan
     float dw[QGR];
     [[unroll]] for (uint r = 0u; r < QGR; ++r) {
       uint blk = quantBlockAt(j[r], b);
-      [[unroll]] for (uint v = 0u; v < QUANT_BLOCK_VECTORS; ++v) w[r][v] = vqb.d[blk * QUANT_BLOCK_VECTORS + v];
+      [[unroll]] for (uint v = 0u; v < QUANT_BLOCK_VECTORS; ++v) w[r][v] = quantVector(blk * QUANT_BLOCK_VECTORS + v);
       dw[r] = quantScale(blk);
     }
     [[unroll]] for (uint m = 0u; m < QMS; ++m)
@@ -83,12 +111,13 @@ void gemvQuantPartials(inout float acc[QMS][QGR], uint A0, uint j[QGR], uint lan
 }
 
 // Rows of B one workgroup covers per step of its loop.
-uint gemvQuantRowsPerGroup() { return gl_NumSubgroups * QGR; }
+uint gemvRowsPerGroup() { return gl_NumSubgroups * QGR; }
 
-void gemvQuant(uint bz, uint A0) {
+// Rows of A bz * M .. (batch bz; B has no batch dims, B0 is 0). blockBase: as gemv.glsl's.
+void gemv(uint bz, uint A0, uint B0, uint blockBase) {
   const uint M = MM_M, N = MM_N;
-  uint rowsPerGroup = gemvQuantRowsPerGroup();
-  for (uint j0 = gl_WorkGroupID.x * rowsPerGroup + gl_SubgroupID * QGR; j0 < N; j0 += gl_NumWorkGroups.x * rowsPerGroup) {
+  uint rowsPerGroup = gemvRowsPerGroup();
+  for (uint j0 = gemvFirstBlock(blockBase) * rowsPerGroup + gl_SubgroupID * QGR; j0 < N; j0 += gl_NumWorkGroups.x * rowsPerGroup) {
     float acc[QMS][QGR];
     uint j[QGR];
     [[unroll]] for (uint r = 0u; r < QGR; ++r) j[r] = min(j0 + r, N - 1u);

@@ -9,14 +9,17 @@
 // register-blocked tile: 64x64 of OUT per workgroup, K in steps of 16 through
 // shared memory, each invocation a 4x4 micro-tile (rows ty + 16 r, columns tx + 16 c: conflict-free shared
 // reads, coalesced stores). Both paths grid-stride, so any grid is correct. GEMV_ONLY: the GEMV path alone, a
-// kernel the runtime dispatches instead for steps of M <= MS (no tile registers / shared memory).
+// kernel the runtime dispatches instead for steps of M <= MS (no tile registers; with QUANT_B no shared memory).
+// QUANT_B (a q8_0 / q4_0 weight, QuantKernels.cpp): gemv_quant.glsl's GEMV for at most QMS rows, batch folded in.
 #define MS 4u   // GEMV: rows of A (M <= MS)
 #define BM 64u  // tile rows
 #define BN 64u  // tile columns
 #define BK 16u  // tile depth
 #define LD 65u  // shared-memory row length of a tile (BM + 1: no bank conflicts)
 
-shared float sm[2u * BK * LD]; // the A and B tiles, reused by the GEMV's reduction
+#if !defined(GEMV_ONLY) || !defined(QUANT_B)
+shared float sm[2u * BK * LD]; // the A and B tiles, reused by gemv.glsl's reduction
+#endif
 const uint VW = VEC_WIDTH;
 
 #ifdef GROUP
@@ -83,6 +86,12 @@ layout(std430, set = 0, binding = 1) readonly buffer VB { B_VIEW_TYPE d[]; } vb;
 #include "matmul_folds.glsl"
 #endif
 
+// The first GEMV block of this workgroup when the blocks before `blockBase` went to the workgroups from 0 on.
+uint gemvFirstBlock(uint blockBase) {
+  uint groups = gl_NumWorkGroups.x;
+  return (gl_WorkGroupID.x + groups - blockBase % groups) % groups;
+}
+
 #if defined(QUANT_B)
 // A block-quantized weight: its own GEMV (activations quantized per block, as the CPU's) and, for the tiles,
 // LOAD_B(i) = quantAt(i) (dequantized to f32 as it is staged).
@@ -95,6 +104,13 @@ layout(std430, set = 0, binding = 1) readonly buffer VB { B_VIEW_TYPE d[]; } vb;
 #include "matmul_coopmat.glsl"
 #endif
 
+#if defined(QUANT_B)
+bool gemvPath() { return MM_M * MM_BATCH <= QMS; } // the rows gemv_quant.glsl quantizes, as the CPU's GEMV
+#elif defined(TRANSPOSE_B)
+bool gemvPath() { return MM_M <= MS; }
+#endif
+
+#ifndef GEMV_ONLY // the tiles
 // Loads the BK-deep slices at k0 of A's rows i0.. and B's columns j0.. into sm (A at 0, B at BK LD).
 void loadTiles(uint A0, uint B0, uint i0, uint j0, uint k0) {
   const uint M = MM_M, N = MM_N, K = MM_K;
@@ -237,19 +253,16 @@ void groupTiles(uint bz, uint A0, uint B0) {
 }
 #endif
 
+#endif // the tiles
+
 // The product with one weight: the matmul's, or segment gSeg's of a matmul_group. blockBase: the GEMV blocks of
 // the group's earlier segments (this segment's first block goes to the workgroup after theirs).
 void product(uint bz, uint A0, uint B0, uint blockBase) {
-#ifdef GEMV_ONLY // the small-rows variant: dispatched only for M <= MS
+#ifdef GEMV_ONLY // the small-rows variant: dispatched only for M <= MS (QUANT_B: M MM_BATCH <= QMS too)
   gemv(bz, A0, B0, blockBase);
 #else
-#if defined(QUANT_B) // no small-rows variant: its GEMV takes up to QMS rows, batch folded in
-  if (MM_M * MM_BATCH <= QMS) {
-    gemvQuant(bz, A0);
-    return;
-  }
-#elif defined(TRANSPOSE_B)
-  if (MM_M <= MS) {
+#if defined(TRANSPOSE_B)
+  if (gemvPath()) {
     gemv(bz, A0, B0, blockBase);
     return;
   }
@@ -272,9 +285,9 @@ void main() {
     // The GEMV's rows of A (all M <= MS of them: 1, 2 or 4 rows of the reduction); the tiles scale per block.
     if (MM_M <= MS) rowScales(A0, 0u, MM_M >= 3u ? 4u : max(MM_M, 1u));
 #endif
-#if defined(GROUP) && !defined(SILU_MUL)
+#if defined(GROUP) && !defined(SILU_MUL) && !defined(GEMV_ONLY)
 #ifdef TRANSPOSE_B
-    if (MM_M > MS)
+    if (!gemvPath())
 #endif
     {
       groupTiles(bz, A0, B0);

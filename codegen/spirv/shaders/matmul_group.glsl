@@ -31,6 +31,7 @@ uint segN(uint s) {
   return SEG_N0;
 }
 
+#ifndef QUANT_B // block-quantized weights: LOAD_B is quant.glsl's quantAt, which reads segment gSeg
 float loadBSeg(uint i) {
 #if GROUP_SEGMENTS > 3
   if (gSeg == 3u) return LOAD_B3(i);
@@ -44,6 +45,7 @@ float loadBSeg(uint i) {
   return LOAD_B0(i);
 }
 #define LOAD_B(i) loadBSeg(i)
+#endif
 
 #ifdef SILU_MUL
 void storeOutSeg(uint i, float v) {

@@ -68,9 +68,9 @@ std::string locationName(mlir::Location loc);
 std::optional<int64_t> lastDimConstant(mlir::Value v);
 
 /// The weight of a Linear layer: a whole 2-d static kiln.weight [N, K] (not a row chunk of kiln-split-weights,
-/// not block-quantized), or a kiln.convert of one (16-bit weights widened for the IR; the device reads them in
-/// place); null otherwise (FusionMatmulGroups.cpp).
-ir::WeightOp linearWeight(mlir::Value w);
+/// block-quantized only when `quantized`), or a kiln.convert of one (16-bit weights widened for the IR; the
+/// device reads them in place); null otherwise (FusionMatmulGroups.cpp).
+ir::WeightOp linearWeight(mlir::Value w, bool quantized = false);
 
 /// Report helpers.
 void noteFused(FusionReport *report, llvm::StringRef kind, mlir::Operation *at, llvm::StringRef detail = "");
