@@ -7,6 +7,8 @@
 // GEMV's rows per workgroup nor of the 64-wide tiles), K = 32, 96, 1024 and 5632, rows M = b x s = 1 .. 5, 8
 // (the GEMV), 9 and 77 (the dequantizing tiles). The gathered rows are the dequantized ones exactly. Without a
 // device the tests skip (generation and validation still run). N = 4100 takes the GEMV's four-row variant.
+// kiln.matmul_group of quantized weights (Q/K/V-like segments of N = 77, 45, 19; gate / up with silu_mul) on
+// the same paths, K = 32, 96 and 2048, rows 1 .. 4, 8 and 70; the small-rows variants (GEMV only) of both.
 // KILN_SPIRV_EXPORT=DIR: QuantExportGpuCases
 // writes the same kernels compiled for 32-wide subgroups for kiln_spirv_replay on the GPU machine.
 //
@@ -53,6 +55,26 @@ std::string quantSource(const std::string &format, int64_t n, int64_t k) {
          "  return %0, %1 : " + y + ", " + x + "\n}\n";
 }
 
+/// x [b, s, K] against block-quantized weights "w0", ... [N_i, K] of `format` as one kiln.matmul_group.
+std::string quantGroupSource(const std::string &format, const std::vector<int64_t> &ns, int64_t k, bool siluMul) {
+  const std::string x = "tensor<?x?x" + std::to_string(k) + "xf32, #kiln.dims<[b, s]>>";
+  std::string body, ws, wTypes, results, names;
+  for (size_t i = 0; i < ns.size(); ++i) {
+    const std::string id = std::to_string(i), w = "tensor<" + std::to_string(ns[i]) + "x" + std::to_string(k) + "xf32>";
+    body += "  %w" + id + " = kiln.weight \"w" + id + "\" {quant = \"" + format + "\"} : " + w + "\n";
+    ws += ", %w" + id;
+    wTypes += ", " + w;
+    if (siluMul && i > 0)
+      continue;
+    results += (i ? ", " : "") + std::string("tensor<?x?x") + std::to_string(ns[i]) + "xf32, #kiln.dims<[b, s]>>";
+    names += (i ? ", %y" : "%y") + id;
+  }
+  body += "  " + names + " = kiln.matmul_group %x" + ws + " {silu_mul = " + (siluMul ? "true" : "false") + "} : (" +
+          x + wTypes + ") -> (" + results + ")\n";
+  return "func.func @group(%x: " + x + ") -> (" + results + ") {\n" + body + "  return " + names + " : " + results +
+         "\n}\n";
+}
+
 std::vector<uint8_t> bytesOf(const void *p, size_t n) {
   const uint8_t *b = static_cast<const uint8_t *>(p);
   return std::vector<uint8_t>(b, b + n);
@@ -96,27 +118,99 @@ protected:
       }
     ASSERT_EQ(kernels.size(), 2u);
     EXPECT_NE(kernels[0].name.find(format), std::string::npos) << kernels[0].name;
+    randomWeight(format, n, k, packed, dequantized);
+  }
+
+  /// A random [n, k] weight quantized to `format` (`bytes`) and its dequantized values.
+  void randomWeight(const std::string &format, int64_t n, int64_t k, std::vector<uint8_t> &bytes, ir::HostTensor &values) {
     const QuantFormat f = *parseQuantFormat(format);
     std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
     std::vector<float> w(size_t(n * k));
     for (float &v : w)
       v = uniform(rng) * (rng() % 8 == 0 ? 4.0f : 1.0f);
-    packed.assign(quantizedMatrixBytes(f, uint64_t(n), uint64_t(k)), 0);
-    quantizeMatrix(f, w.data(), uint64_t(n), uint64_t(k), packed.data());
-    std::vector<float> values(w.size());
-    dequantizeMatrix(f, packed.data(), uint64_t(n), uint64_t(k), values.data());
-    dequantized.shape = {n, k};
-    dequantized.data.assign(values.begin(), values.end());
+    bytes.assign(quantizedMatrixBytes(f, uint64_t(n), uint64_t(k)), 0);
+    quantizeMatrix(f, w.data(), uint64_t(n), uint64_t(k), bytes.data());
+    std::vector<float> dequantizedValues(w.size());
+    dequantizeMatrix(f, bytes.data(), uint64_t(n), uint64_t(k), dequantizedValues.data());
+    values.shape = {n, k};
+    values.data.assign(dequantizedValues.begin(), dequantizedValues.end());
+  }
+
+  /// `count` activations with a few large values, so blocks differ in scale.
+  std::vector<float> randomActivations(size_t count) {
+    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+    std::vector<float> xf(count);
+    for (float &v : xf)
+      v = uniform(rng) * (rng() % 4 == 0 ? 8.0f : 1.0f);
+    return xf;
+  }
+
+  /// The kernel of quantGroupSource's matmul_group (its small-rows variant with `smallRows`) as kernels[0], and
+  /// random weights of `format` (groupPacked, groupWeights: dequantized, for the interpreter).
+  void setUpGroup(const std::string &format, const std::vector<int64_t> &ns, int64_t k, bool siluMul,
+                  bool smallRows = false) {
+    module = mlir::parseSourceString<mlir::ModuleOp>(quantGroupSource(format, ns, k, siluMul), &context, "group.mlir");
+    ASSERT_TRUE(module);
+    func = *module->getOps<mlir::func::FuncOp>().begin();
+    mlir::Operation *group = nullptr;
+    for (mlir::Operation &op : func.getBody().front())
+      if (mlir::isa<ir::MatmulGroupOp>(op))
+        group = &op;
+    ASSERT_TRUE(group);
+    EXPECT_EQ(codegen::spirvUnsupportedReason(group, target), "");
+    target.smallRowsVariant = smallRows;
+    StatusOr<codegen::SpirvKernel> kernel = codegen::generateSpirvKernel(group, test::kSymbols, target);
+    target.smallRowsVariant = false;
+    ASSERT_TRUE(kernel.ok()) << kernel.status().message();
+    kernels = {std::move(*kernel)};
+    groupPacked.assign(ns.size(), {});
+    groupWeights.assign(ns.size(), {});
+    for (size_t i = 0; i < ns.size(); ++i)
+      randomWeight(format, ns[i], k, groupPacked[i], groupWeights[i]);
+  }
+
+  /// Runs the group kernel (kernels[0]) for each (b, s) of `rows` and compares every result with the
+  /// interpreter's: within 1e-5 on the GEMV (rows <= 8), else `tileTolerance`.
+  void checkGroupRows(const std::vector<std::pair<int64_t, int64_t>> &rows, const std::vector<int64_t> &ns, int64_t k,
+                      bool siluMul, double tileTolerance) {
+    test::VulkanHarness *h = quantHarness();
+    if (!h)
+      GTEST_SKIP() << "no Vulkan device (set VK_DRIVER_FILES=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json)";
+    const size_t results = siluMul ? 1 : ns.size();
+    for (auto [b, s] : rows) {
+      SCOPED_TRACE("b=" + std::to_string(b) + " s=" + std::to_string(s));
+      std::vector<float> xf = randomActivations(size_t(b * s * k));
+      ir::HostTensor x{{b, s, k}, {}, false};
+      x.data.assign(xf.begin(), xf.end());
+      ir::Interpreter interpreter([&](llvm::StringRef name, ir::HostTensor &out, std::string &) {
+        out = groupWeights[size_t(std::stoi(name.drop_front().str()))]; // "w<i>"
+        return true;
+      });
+      std::vector<ir::HostTensor> want;
+      std::string error;
+      ASSERT_TRUE(interpreter.run(func, {x}, want, error)) << error;
+      std::vector<std::vector<uint8_t>> buffers = {bytesOf(xf.data(), xf.size() * 4)};
+      buffers.insert(buffers.end(), groupPacked.begin(), groupPacked.end());
+      for (size_t r = 0; r < results; ++r)
+        buffers.push_back(std::vector<uint8_t>(size_t(b * s * ns[r]) * 4, 0xAB));
+      std::vector<std::vector<uint8_t> *> bound;
+      for (std::vector<uint8_t> &buf : buffers)
+        bound.push_back(&buf);
+      uint32_t groups[3];
+      groupsOf(kernels[0], b, s, groups);
+      ASSERT_EQ(h->dispatch(kernels[0].spirv, bound, {uint32_t(b), 0u, uint32_t(s)}, groups, kernels[0].specialization), "")
+          << kernels[0].name;
+      for (size_t r = 0; r < results; ++r)
+        EXPECT_LE(relErr(buffers[1 + ns.size() + r], want[r].data), b * s <= 8 ? 1e-5 : tileTolerance)
+            << kernels[0].name << " result " << r;
+    }
   }
 
   /// Inputs for b x s rows (activations with a few large values, so blocks differ in scale), the interpreter's
   /// results, and each kernel's buffers (operands, then a garbage result).
   void makeCase(int64_t b, int64_t s, int64_t n, int64_t k, std::vector<std::vector<double>> &want,
                 std::vector<std::vector<std::vector<uint8_t>>> &buffers) {
-    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-    std::vector<float> xf(size_t(b * s * k));
-    for (float &v : xf)
-      v = uniform(rng) * (rng() % 4 == 0 ? 8.0f : 1.0f);
+    std::vector<float> xf = randomActivations(size_t(b * s * k));
     std::vector<int64_t> ids;
     for (int64_t i = 0; i < b * s; ++i)
       ids.push_back(i == 0 ? n - 1 : int64_t(rng() % uint32_t(n)));
@@ -135,13 +229,13 @@ protected:
                {packed, bytesOf(ids.data(), ids.size() * 8), std::vector<uint8_t>(size_t(b * s * k) * 4, 0xAB)}};
   }
 
-  /// Workgroups of kernel `i` for b x s rows.
-  void groupsOf(size_t i, int64_t b, int64_t s, uint32_t groups[3]) {
+  /// Workgroups of `kernel` for b x s rows.
+  void groupsOf(const codegen::SpirvKernel &kernel, int64_t b, int64_t s, uint32_t groups[3]) {
     const std::map<std::string, int64_t> symbols = {{"b", b}, {"p", 0}, {"s", s}};
     for (int a = 0; a < 3; ++a) {
-      std::optional<int64_t> g = kernels[i].globalSize[size_t(a)].evaluate(symbols);
+      std::optional<int64_t> g = kernel.globalSize[size_t(a)].evaluate(symbols);
       ASSERT_TRUE(g.has_value());
-      groups[a] = uint32_t((*g + kernels[i].workgroupSize[a] - 1) / kernels[i].workgroupSize[a]);
+      groups[a] = uint32_t((*g + kernel.workgroupSize[a] - 1) / kernel.workgroupSize[a]);
       ASSERT_LE(groups[a], 65535u);
     }
   }
@@ -159,7 +253,7 @@ protected:
       makeCase(b, s, n, k, want, buffers);
       for (size_t i = 0; i < 2; ++i) {
         uint32_t groups[3];
-        groupsOf(i, b, s, groups);
+        groupsOf(kernels[i], b, s, groups);
         std::vector<std::vector<uint8_t> *> bound;
         for (std::vector<uint8_t> &buf : buffers[i])
           bound.push_back(&buf);
@@ -180,6 +274,8 @@ protected:
   std::vector<codegen::SpirvKernel> kernels;
   std::vector<uint8_t> packed;
   ir::HostTensor dequantized;
+  std::vector<std::vector<uint8_t>> groupPacked;
+  std::vector<ir::HostTensor> groupWeights;
   std::mt19937 rng{11};
 };
 
@@ -207,6 +303,74 @@ TEST_F(QuantSpirvTest, FourRowsPerSubgroup) {
   }
 }
 
+/// Q/K/V-like segments (N = 77, 45, 19: none a multiple of the GEMV's rows per workgroup or the tiles' 64) and
+/// a gate / up pair for silu_mul.
+const std::vector<int64_t> kQkv = {77, 45, 19}, kGateUp = {77, 77};
+/// (b, s): rows 1 .. 4 and 8 (b = 2, s = 4) take the GEMV, 70 the tiles.
+const std::vector<std::pair<int64_t, int64_t>> kGroupRows = {{1, 1}, {1, 2}, {1, 3}, {1, 4}, {2, 2}, {2, 4}, {1, 70}};
+
+// kiln.matmul_group of quantized weights: each segment's GEMV (activations quantized per block, as the
+// interpreter's matmul_group does for at most 8 rows) and dequantizing tiles; silu_mul's up pass reads back the
+// gate each invocation stored.
+TEST_F(QuantSpirvTest, GroupMatchesInterpreter) {
+  for (const char *format : {"q8_0", "q4_0"})
+    for (int64_t k : {32, 96, 2048})
+      for (bool siluMul : {false, true}) {
+        SCOPED_TRACE(std::string(format) + " K=" + std::to_string(k) + (siluMul ? " silu_mul" : ""));
+        const std::vector<int64_t> &ns = siluMul ? kGateUp : kQkv;
+        setUpGroup(format, ns, k, siluMul);
+        EXPECT_EQ(kernels[0].name.rfind(siluMul ? "matmul_group2_silu_mul_tb_" : "matmul_group3_tb_", 0), 0u)
+            << kernels[0].name;
+        EXPECT_NE(kernels[0].name.find(format), std::string::npos) << kernels[0].name;
+        ASSERT_TRUE(kernels[0].smallRows.has_value());
+        EXPECT_EQ(kernels[0].smallRows->str(), "b + s"); // the variant's rows: b s <= b + s <= 4
+        checkGroupRows(kGroupRows, ns, k, siluMul, 1e-5);
+      }
+}
+
+// Prefill rows of a group on the cooperative-matrix tiles (emulated), B staged as f16: 5e-3 as the matmul's.
+TEST_F(QuantSpirvTest, GroupCooperativeMatrixEmulated) {
+  target.emulateCooperativeMatrix = true;
+  for (const char *format : {"q8_0", "q4_0"})
+    for (bool siluMul : {false, true}) {
+      SCOPED_TRACE(std::string(format) + (siluMul ? " silu_mul" : ""));
+      const std::vector<int64_t> &ns = siluMul ? kGateUp : kQkv;
+      setUpGroup(format, ns, 96, siluMul);
+      EXPECT_NE(kernels[0].name.find("_coopmatemu"), std::string::npos) << kernels[0].name;
+      checkGroupRows({{1, 9}, {1, 70}}, ns, 96, siluMul, 5e-3);
+    }
+}
+
+// The small-rows variants the runtime dispatches for decode steps (b + s <= 4): the GEMV path only, no tiles
+// and no shared memory, for the matmul and for groups; the same results as the full kernels' GEMV.
+TEST_F(QuantSpirvTest, SmallRowsVariant) {
+  const std::vector<std::pair<int64_t, int64_t>> rows = {{1, 1}, {1, 2}, {1, 3}, {2, 2}};
+  for (const char *format : {"q8_0", "q4_0"})
+    for (int64_t k : {32, 2048}) {
+      SCOPED_TRACE(std::string(format) + " K=" + std::to_string(k));
+      setUp(format, kN, k);
+      ASSERT_TRUE(kernels[0].smallRows.has_value());
+      EXPECT_EQ(kernels[0].smallRows->str(), "b + s");
+      target.smallRowsVariant = true;
+      StatusOr<codegen::SpirvKernel> only = codegen::generateSpirvKernel(ops[0], test::kSymbols, target);
+      target.smallRowsVariant = false;
+      ASSERT_TRUE(only.ok()) << only.status().message();
+      kernels[0] = std::move(*only);
+      EXPECT_NE(kernels[0].name.find("_gemv2_only_"), std::string::npos) << kernels[0].name;
+      EXPECT_EQ(kernels[0].sharedMemoryBytes, 0u);
+      EXPECT_FALSE(kernels[0].smallRows.has_value());
+      checkRows(rows, kN, k, 1e-5);
+      for (bool siluMul : {false, true}) {
+        SCOPED_TRACE(siluMul ? "group silu_mul" : "group");
+        const std::vector<int64_t> &ns = siluMul ? kGateUp : kQkv;
+        setUpGroup(format, ns, k, siluMul, /*smallRows=*/true);
+        EXPECT_NE(kernels[0].name.find("_only_"), std::string::npos) << kernels[0].name;
+        EXPECT_EQ(kernels[0].sharedMemoryBytes, 0u);
+        checkGroupRows(rows, ns, k, siluMul, 1e-5);
+      }
+    }
+}
+
 // Prefill on the cooperative-matrix tiles (emulated: lavapipe has none), B dequantized 8 elements at a time
 // (quant8) and staged as f16: bound 5e-3, as for f16 weights (A is rounded to f16 too).
 TEST_F(QuantSpirvTest, CooperativeMatrixEmulated) {
@@ -231,7 +395,7 @@ TEST_F(QuantSpirvTest, OtherReadersAreRefused) {
   func = *module->getOps<mlir::func::FuncOp>().begin();
   for (mlir::Operation &op : func.getBody().front())
     if (mlir::isa<ir::TransposeOp>(op))
-      EXPECT_NE(codegen::spirvUnsupportedReason(&op, target).find("only kiln.matmul and kiln.gather"),
+      EXPECT_NE(codegen::spirvUnsupportedReason(&op, target).find("kiln.matmul_group and kiln.gather read"),
                 std::string::npos);
 }
 
@@ -267,7 +431,7 @@ TEST_F(QuantSpirvTest, QuantExportGpuCases) {
         rc.spirv = kernels[0].spirv;
         rc.specialization = kernels[0].specialization;
         rc.push = {uint32_t(b), 0u, uint32_t(s)};
-        groupsOf(0, b, s, rc.groups);
+        groupsOf(kernels[0], b, s, rc.groups);
         rc.buffers = buffers[0];
         rc.expected.assign(want[0].begin(), want[0].end());
         char file[32];
