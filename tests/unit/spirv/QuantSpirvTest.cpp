@@ -169,6 +169,25 @@ protected:
       randomWeight(format, ns[i], k, groupPacked[i], groupWeights[i]);
   }
 
+  /// Inputs of the group for b x s rows, the interpreter's results (`want`, one per result) and the kernel's
+  /// buffers (x, the weights, then garbage results).
+  void makeGroupCase(int64_t b, int64_t s, const std::vector<int64_t> &ns, int64_t k, bool siluMul,
+                     std::vector<ir::HostTensor> &want, std::vector<std::vector<uint8_t>> &buffers) {
+    std::vector<float> xf = randomActivations(size_t(b * s * k));
+    ir::HostTensor x{{b, s, k}, {}, false};
+    x.data.assign(xf.begin(), xf.end());
+    ir::Interpreter interpreter([&](llvm::StringRef name, ir::HostTensor &out, std::string &) {
+      out = groupWeights[size_t(std::stoi(name.drop_front().str()))]; // "w<i>"
+      return true;
+    });
+    std::string error;
+    ASSERT_TRUE(interpreter.run(func, {x}, want, error)) << error;
+    buffers = {bytesOf(xf.data(), xf.size() * 4)};
+    buffers.insert(buffers.end(), groupPacked.begin(), groupPacked.end());
+    for (size_t r = 0; r < (siluMul ? 1 : ns.size()); ++r)
+      buffers.push_back(std::vector<uint8_t>(size_t(b * s * ns[r]) * 4, 0xAB));
+  }
+
   /// Runs the group kernel (kernels[0]) for each (b, s) of `rows` and compares every result with the
   /// interpreter's: within 1e-5 on the GEMV (rows <= 8), else `tileTolerance`.
   void checkGroupRows(const std::vector<std::pair<int64_t, int64_t>> &rows, const std::vector<int64_t> &ns, int64_t k,
@@ -176,23 +195,11 @@ protected:
     test::VulkanHarness *h = quantHarness();
     if (!h)
       GTEST_SKIP() << "no Vulkan device (set VK_DRIVER_FILES=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json)";
-    const size_t results = siluMul ? 1 : ns.size();
     for (auto [b, s] : rows) {
       SCOPED_TRACE("b=" + std::to_string(b) + " s=" + std::to_string(s));
-      std::vector<float> xf = randomActivations(size_t(b * s * k));
-      ir::HostTensor x{{b, s, k}, {}, false};
-      x.data.assign(xf.begin(), xf.end());
-      ir::Interpreter interpreter([&](llvm::StringRef name, ir::HostTensor &out, std::string &) {
-        out = groupWeights[size_t(std::stoi(name.drop_front().str()))]; // "w<i>"
-        return true;
-      });
       std::vector<ir::HostTensor> want;
-      std::string error;
-      ASSERT_TRUE(interpreter.run(func, {x}, want, error)) << error;
-      std::vector<std::vector<uint8_t>> buffers = {bytesOf(xf.data(), xf.size() * 4)};
-      buffers.insert(buffers.end(), groupPacked.begin(), groupPacked.end());
-      for (size_t r = 0; r < results; ++r)
-        buffers.push_back(std::vector<uint8_t>(size_t(b * s * ns[r]) * 4, 0xAB));
+      std::vector<std::vector<uint8_t>> buffers;
+      makeGroupCase(b, s, ns, k, siluMul, want, buffers);
       std::vector<std::vector<uint8_t> *> bound;
       for (std::vector<uint8_t> &buf : buffers)
         bound.push_back(&buf);
@@ -200,7 +207,7 @@ protected:
       groupsOf(kernels[0], b, s, groups);
       ASSERT_EQ(h->dispatch(kernels[0].spirv, bound, {uint32_t(b), 0u, uint32_t(s)}, groups, kernels[0].specialization), "")
           << kernels[0].name;
-      for (size_t r = 0; r < results; ++r)
+      for (size_t r = 0; r < want.size(); ++r)
         EXPECT_LE(relErr(buffers[1 + ns.size() + r], want[r].data), b * s <= 8 ? 1e-5 : tileTolerance)
             << kernels[0].name << " result " << r;
     }
@@ -308,6 +315,8 @@ TEST_F(QuantSpirvTest, FourRowsPerSubgroup) {
 const std::vector<int64_t> kQkv = {77, 45, 19}, kGateUp = {77, 77};
 /// (b, s): rows 1 .. 4 and 8 (b = 2, s = 4) take the GEMV, 70 the tiles.
 const std::vector<std::pair<int64_t, int64_t>> kGroupRows = {{1, 1}, {1, 2}, {1, 3}, {1, 4}, {2, 2}, {2, 4}, {1, 70}};
+/// (b, s) the small-rows variants are dispatched for (b + s <= 4).
+const std::vector<std::pair<int64_t, int64_t>> kSmallRows = {{1, 1}, {1, 2}, {1, 3}, {2, 2}};
 
 // kiln.matmul_group of quantized weights: each segment's GEMV (activations quantized per block, as the
 // interpreter's matmul_group does for at most 8 rows) and dequantizing tiles; silu_mul's up pass reads back the
@@ -344,7 +353,7 @@ TEST_F(QuantSpirvTest, GroupCooperativeMatrixEmulated) {
 // The small-rows variants the runtime dispatches for decode steps (b + s <= 4): the GEMV path only, no tiles
 // and no shared memory, for the matmul and for groups; the same results as the full kernels' GEMV.
 TEST_F(QuantSpirvTest, SmallRowsVariant) {
-  const std::vector<std::pair<int64_t, int64_t>> rows = {{1, 1}, {1, 2}, {1, 3}, {2, 2}};
+  const std::vector<std::pair<int64_t, int64_t>> &rows = kSmallRows;
   for (const char *format : {"q8_0", "q4_0"})
     for (int64_t k : {32, 2048}) {
       SCOPED_TRACE(std::string(format) + " K=" + std::to_string(k));
@@ -399,8 +408,8 @@ TEST_F(QuantSpirvTest, OtherReadersAreRefused) {
                 std::string::npos);
 }
 
-// KILN_SPIRV_EXPORT=DIR: the matmul kernels for 32-wide subgroups and cooperative matrices (the GPU's), for
-// kiln_spirv_replay (ReplayCase.h) on the GPU machine; files q000.rpl, ... Without it: skipped.
+// KILN_SPIRV_EXPORT=DIR: the matmul and matmul_group kernels (and their small-rows variants) for 32-wide
+// subgroups and cooperative matrices (the GPU's), for kiln_spirv_replay (ReplayCase.h) on the GPU machine; files q000.rpl, ... Without it: skipped.
 TEST_F(QuantSpirvTest, QuantExportGpuCases) {
   const char *dir = std::getenv("KILN_SPIRV_EXPORT");
   if (!dir)
@@ -417,28 +426,54 @@ TEST_F(QuantSpirvTest, QuantExportGpuCases) {
   const std::vector<Size> sizes = {
       {kN, 96, kRows}, {kN, 1024, kRows}, {4100, 1024, {{1, 1}}}, {256, 5632, {{1, 77}}}};
   int index = 0;
+  // kernels[0] for b x s rows with its buffers (the result last) and the interpreter's result, as the next file.
+  auto write = [&](int64_t b, int64_t s, std::vector<std::vector<uint8_t>> buffers, const std::vector<double> &want) {
+    test::ReplayCase rc;
+    rc.name = kernels[0].name + " b=" + std::to_string(b) + " s=" + std::to_string(s);
+    rc.tolerance = b * s <= 8 ? 1e-5 : 5e-3;
+    rc.spirv = kernels[0].spirv;
+    rc.specialization = kernels[0].specialization;
+    rc.push = {uint32_t(b), 0u, uint32_t(s)};
+    groupsOf(kernels[0], b, s, rc.groups);
+    rc.buffers = std::move(buffers);
+    rc.expected.assign(want.begin(), want.end());
+    char file[32];
+    std::snprintf(file, sizeof file, "/q%03d.rpl", index++);
+    ASSERT_TRUE(test::writeReplayCase(dir + std::string(file), rc)) << dir << file;
+  };
   for (const char *format : {"q8_0", "q4_0"})
-    for (const Size &size : sizes) {
-      setUp(format, size.n, size.k);
-      const int64_t n = size.n, k = size.k;
-      for (auto [b, s] : size.rows) {
-        std::vector<std::vector<double>> want;
-        std::vector<std::vector<std::vector<uint8_t>>> buffers;
-        makeCase(b, s, n, k, want, buffers);
-        test::ReplayCase rc;
-        rc.name = kernels[0].name + " b=" + std::to_string(b) + " s=" + std::to_string(s);
-        rc.tolerance = b * s <= 8 ? 1e-5 : 5e-3;
-        rc.spirv = kernels[0].spirv;
-        rc.specialization = kernels[0].specialization;
-        rc.push = {uint32_t(b), 0u, uint32_t(s)};
-        groupsOf(kernels[0], b, s, rc.groups);
-        rc.buffers = buffers[0];
-        rc.expected.assign(want[0].begin(), want[0].end());
-        char file[32];
-        std::snprintf(file, sizeof file, "/q%03d.rpl", index++);
-        ASSERT_TRUE(test::writeReplayCase(dir + std::string(file), rc)) << dir << file;
+    for (const Size &size : sizes)
+      for (bool smallRows : {false, true}) {
+        setUp(format, size.n, size.k);
+        if (smallRows) { // the small-rows variant of the awkward sizes, for decode steps only
+          if (size.n != kN)
+            continue;
+          target.smallRowsVariant = true;
+          StatusOr<codegen::SpirvKernel> only = codegen::generateSpirvKernel(ops[0], test::kSymbols, target);
+          target.smallRowsVariant = false;
+          ASSERT_TRUE(only.ok()) << only.status().message();
+          kernels[0] = std::move(*only);
+        }
+        for (auto [b, s] : smallRows ? kSmallRows : size.rows) {
+          std::vector<std::vector<double>> want;
+          std::vector<std::vector<std::vector<uint8_t>>> buffers;
+          makeCase(b, s, size.n, size.k, want, buffers);
+          write(b, s, std::move(buffers[0]), want[0]);
+        }
       }
-    }
+  // The groups (their last result: V's, or silu(gate) * up) and their small-rows variants.
+  for (const char *format : {"q8_0", "q4_0"})
+    for (bool siluMul : {false, true})
+      for (bool smallRows : {false, true}) {
+        const std::vector<int64_t> &ns = siluMul ? kGateUp : kQkv;
+        setUpGroup(format, ns, 1024, siluMul, smallRows);
+        for (auto [b, s] : smallRows ? kSmallRows : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {2, 4}, {1, 70}}) {
+          std::vector<ir::HostTensor> want;
+          std::vector<std::vector<uint8_t>> buffers;
+          makeGroupCase(b, s, ns, 1024, siluMul, want, buffers);
+          write(b, s, std::move(buffers), want.back().data);
+        }
+      }
   std::printf("[ export   ] %d quantized-weight cases in %s\n", index, dir);
 }
 
