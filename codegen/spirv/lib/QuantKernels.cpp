@@ -2,12 +2,14 @@
 //
 // A block-quantized weight (support/Quantize.h: blocks of 32 along a row, an f16 scale each, every quant
 // then every scale) is bound as uint words and read by shaders/quant.glsl: no 8- or 16-bit storage needed.
-// Its readers: kiln.gather (the embedding table: the gathered rows dequantized, gather.comp) and kiln.matmul
-// with transpose_b (matmul.comp with QUANT_B): for at most kQuantGemvMaxRows rows of A (batch dims folded in,
+// Its readers: kiln.gather (the embedding table: the gathered rows dequantized, gather.comp), kiln.matmul with
+// transpose_b and kiln.matmul_group of weights of one format (Q/K/V; gate / up with silu_mul: matmul.comp with
+// QUANT_B and GROUP, each segment read through quant.glsl): for at most kQuantGemvMaxRows rows of A (batch dims folded in,
 // the decode steps) the GEMV of gemv_quant.glsl, which quantizes the activations per block as the CPU's
 // decode GEMV does; for more rows tiles with B dequantized as it is staged (what the CPU's prefill computes:
 // f32 activations against the dequantized weight): the cooperative-matrix tiles (rounded to f16, as f16
-// weights are) where the target has them, else the scalar register-blocked tiles in f32.
+// weights are) where the target has them, else the scalar register-blocked tiles in f32. With a symbolic M the
+// compiler also builds the small-rows variant (GEMV_ONLY: no tiles, no shared memory) for decode steps.
 //
 //===----------------------------------------------------------------------===//
 #include "CoopmatTiles.h"

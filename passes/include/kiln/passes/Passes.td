@@ -66,8 +66,9 @@ def KilnFuseMatmulGroups : Pass<"kiln-fuse-matmul-groups", "mlir::ModuleOp"> {
     product and the silu read only there, one weight shape) -> matmul_group {silu_mul = true} (x, Wg, Wu);
     then transpose_b matmuls of one x whose rhs is a whole 2-d kiln.weight (or a kiln.convert of one), up
     to 4 in block order -> matmul_group (x, W_0, ...) before the first, the weights' definitions hoisted
-    above it. Row chunks of kiln-split-weights and other rhs stay. kiln compile runs it for --target vulkan
-    (the CPU has no matmul_group kernel), keeping only groups the device's kernel accepts.
+    above it. Row chunks of kiln-split-weights and other rhs stay. Weights group only with weights stored alike
+    (one element type, and one block-quantized format or none: --weights q8_0|q4_0). kiln compile runs it for
+    --target vulkan (the CPU has no matmul_group kernel), keeping only groups the device's kernel accepts.
   }];
   let options = [kReportOption];
 }
