@@ -13,29 +13,7 @@ const uint QMS = 8u;
 const uint QGR = QUANT_GEMV_ROWS;
 
 #ifdef GROUP
-layout(std430, set = 0, binding = 1) readonly buffer VQB0 { uvec4 d[]; } vqb0;
-#if GROUP_SEGMENTS > 1
-layout(std430, set = 0, binding = 2) readonly buffer VQB1 { uvec4 d[]; } vqb1;
-#endif
-#if GROUP_SEGMENTS > 2
-layout(std430, set = 0, binding = 3) readonly buffer VQB2 { uvec4 d[]; } vqb2;
-#endif
-#if GROUP_SEGMENTS > 3
-layout(std430, set = 0, binding = 4) readonly buffer VQB3 { uvec4 d[]; } vqb3;
-#endif
-// Vector v of segment gSeg's matrix.
-uvec4 quantVector(uint v) {
-#if GROUP_SEGMENTS > 3
-  if (gSeg == 3u) return vqb3.d[v];
-#endif
-#if GROUP_SEGMENTS > 2
-  if (gSeg == 2u) return vqb2.d[v];
-#endif
-#if GROUP_SEGMENTS > 1
-  if (gSeg == 1u) return vqb1.d[v];
-#endif
-  return vqb0.d[v];
-}
+#define quantVector(v) viewBSeg(v) // segment gSeg's uvec4 view (matmul_group_views.glsl)
 #else
 layout(std430, set = 0, binding = 1) readonly buffer VQB { uvec4 d[]; } vqb;
 #define quantVector(v) vqb.d[v]

@@ -1,9 +1,12 @@
 // kiln.matmul_group: the vector views of the weights (bindings 1 .. GROUP_SEGMENTS) and B's vector loads from
-// segment gSeg (matmul_group.glsl), for matmul.comp's vector paths.
+// segment gSeg (matmul_group.glsl), for matmul.comp's vector paths and the quantized GEMV's.
 #if VEC_WIDTH == 4
 #define B_VIEW_TYPE vec4
 #endif
-#if VEC_WIDTH > 0
+#ifdef QUANT_B // block-quantized weights: their words, 16 bytes at a time (gemv_quant.glsl)
+#define B_VIEW_TYPE uvec4
+#endif
+#if VEC_WIDTH > 0 || defined(QUANT_B)
 layout(std430, set = 0, binding = 1) readonly buffer VB0 { B_VIEW_TYPE d[]; } vb0;
 #if GROUP_SEGMENTS > 1
 layout(std430, set = 0, binding = 2) readonly buffer VB1 { B_VIEW_TYPE d[]; } vb1;
