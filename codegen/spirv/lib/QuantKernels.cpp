@@ -180,7 +180,13 @@ bool emitQuantMatmul(KernelBuilder &kb, const MatmulParts &p) {
       target.smallRowsVariant ? CoopmatTile{} : coopmatTileFor(target, a.kind, Kind::F16, widest, k, kTileBytes);
   const bool coopmat = cm.bm != 0;
   kb.setWorkgroup(kWorkgroup);
-  kb.setSharedBytes(target.smallRowsVariant ? 0 : kTileBytes + cm.sharedBytes() * coopmat);
+  // The small-rows variant quantizes its rows of A (at most kSpirvGemvRows) once per workgroup into shared memory
+  // (QUANT_SHARED_A: a byte per element, 8 per block) where that fits.
+  const uint64_t sharedA = uint64_t(kSpirvGemvRows) * (uint64_t(k) + uint64_t(k) / 32 * 8);
+  const bool quantSharedA = target.smallRowsVariant && sharedA <= target.maxSharedMemory;
+  kb.setSharedBytes(target.smallRowsVariant ? uint32_t(sharedA) * quantSharedA : kTileBytes + cm.sharedBytes() * coopmat);
+  if (quantSharedA)
+    kb.define("QUANT_SHARED_A");
   if (coopmat)
     defineCoopmat(kb, cm, !p.group && o.kind == Kind::F32 && widest % 4 == 0);
   kb.useSubgroupArithmetic();

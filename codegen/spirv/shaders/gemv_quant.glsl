@@ -45,6 +45,41 @@ float quantizeActivations(uint av, out vec4 qa[8], out float qsum) {
 
 vec4 bytes4(uint w) { return vec4(uvec4(w, w >> 8, w >> 16, w >> 24) & 0xffu); }
 
+#ifdef QUANT_SHARED_A
+// The small-rows variant (GEMV_ONLY: M <= MS rows per batch) with K static: the workgroup quantizes its rows of A
+// once into shared memory (quantizeActivations' integers, four signed bytes a word, and each block's scale and
+// integer sum), instead of every subgroup for every block it reads; the same values, so the same results.
+shared uint qaWords[MS * MM_K / 4u];
+shared vec2 qaBlocks[MS * (MM_K / 32u)]; // (d, qsum)
+
+void quantizeRowsShared(uint A0) {
+  const uint M = MM_M, KB = MM_K / 32u;
+  barrier(); // the previous batch's or segment's readers are done
+  for (uint e = gl_LocalInvocationID.x; e < M * KB; e += WG_X) {
+    vec4 qa[8];
+    float qsum, d = quantizeActivations((A0 + (e / KB) * MM_K) / 4u + 8u * (e % KB), qa, qsum);
+    [[unroll]] for (uint t = 0u; t < 8u; ++t) {
+      uvec4 q = uvec4(ivec4(qa[t])) & 0xffu;
+      qaWords[8u * e + t] = q.x | (q.y << 8) | (q.z << 16) | (q.w << 24);
+    }
+    qaBlocks[e] = vec2(d, qsum);
+  }
+  barrier();
+}
+
+// Block b of row m as quantizeActivations gave it (quantizeRowsShared).
+float sharedActivations(uint m, uint b, out vec4 qa[8], out float qsum) {
+  uint e = m * (MM_K / 32u) + b;
+  [[unroll]] for (uint t = 0u; t < 8u; ++t) {
+    int w = int(qaWords[8u * e + t]);
+    qa[t] = vec4(bitfieldExtract(w, 0, 8), bitfieldExtract(w, 8, 8), bitfieldExtract(w, 16, 8), bitfieldExtract(w, 24, 8));
+  }
+  vec2 dq = qaBlocks[e];
+  qsum = dq.y;
+  return dq.x;
+}
+#endif
+
 #ifdef QUANT_Q8
 #define QUANT_BLOCK_VECTORS 2u // uvec4 per block
 // qa . (the stored quants of one block, q + 128).
@@ -82,7 +117,11 @@ void gemvQuantPartials(inout float acc[QMS][QGR], uint A0, uint j[QGR], uint lan
     [[unroll]] for (uint m = 0u; m < QMS; ++m)
       if (m < M) {
         vec4 qa[8];
+#ifdef QUANT_SHARED_A
+        float qsum, da = sharedActivations(m, b, qa, qsum);
+#else
         float qsum, da = quantizeActivations((A0 + m * K) / 4u + 8u * b, qa, qsum);
+#endif
         [[unroll]] for (uint r = 0u; r < QGR; ++r) acc[m][r] += (blockDot(qa, w[r]) - QUANT_ZERO * qsum) * (da * dw[r]);
       }
   }
@@ -95,6 +134,11 @@ uint gemvRowsPerGroup() { return gl_NumSubgroups * QGR; }
 void gemv(uint bz, uint A0, uint B0, uint blockBase) {
   const uint M = MM_M, N = MM_N;
   uint rowsPerGroup = gemvRowsPerGroup();
+#ifdef QUANT_SHARED_A
+  if (gemvFirstBlock(blockBase) * rowsPerGroup >= N)
+    return; // no rows here (uniform over the workgroup): nothing to quantize for
+  quantizeRowsShared(A0);
+#endif
   for (uint j0 = gemvFirstBlock(blockBase) * rowsPerGroup + gl_SubgroupID * QGR; j0 < N; j0 += gl_NumWorkGroups.x * rowsPerGroup) {
     float acc[QMS][QGR];
     uint j[QGR];

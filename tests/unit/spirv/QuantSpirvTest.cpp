@@ -350,8 +350,9 @@ TEST_F(QuantSpirvTest, GroupCooperativeMatrixEmulated) {
     }
 }
 
-// The small-rows variants the runtime dispatches for decode steps (b + s <= 4): the GEMV path only, no tiles
-// and no shared memory, for the matmul and for groups; the same results as the full kernels' GEMV.
+// The small-rows variants the runtime dispatches for decode steps (b + s <= 4): the GEMV path only, no tiles,
+// for the matmul and for groups, the rows of A quantized once per workgroup into shared memory (4 rows of K
+// bytes and 8 bytes per block) where that fits; the same results as the full kernels' GEMV.
 TEST_F(QuantSpirvTest, SmallRowsVariant) {
   const std::vector<std::pair<int64_t, int64_t>> &rows = kSmallRows;
   for (const char *format : {"q8_0", "q4_0"})
@@ -366,7 +367,7 @@ TEST_F(QuantSpirvTest, SmallRowsVariant) {
       ASSERT_TRUE(only.ok()) << only.status().message();
       kernels[0] = std::move(*only);
       EXPECT_NE(kernels[0].name.find("_gemv2_only_"), std::string::npos) << kernels[0].name;
-      EXPECT_EQ(kernels[0].sharedMemoryBytes, 0u);
+      EXPECT_EQ(kernels[0].sharedMemoryBytes, uint32_t(4 * (k + k / 4)));
       EXPECT_FALSE(kernels[0].smallRows.has_value());
       checkRows(rows, kN, k, 1e-5);
       for (bool siluMul : {false, true}) {
@@ -374,10 +375,14 @@ TEST_F(QuantSpirvTest, SmallRowsVariant) {
         const std::vector<int64_t> &ns = siluMul ? kGateUp : kQkv;
         setUpGroup(format, ns, k, siluMul, /*smallRows=*/true);
         EXPECT_NE(kernels[0].name.find("_only_"), std::string::npos) << kernels[0].name;
-        EXPECT_EQ(kernels[0].sharedMemoryBytes, 0u);
+        EXPECT_EQ(kernels[0].sharedMemoryBytes, uint32_t(4 * (k + k / 4)));
         checkGroupRows(rows, ns, k, siluMul, 1e-5);
       }
     }
+  // K = 8192 needs 40 KiB, more than the target's 32: each subgroup quantizes its blocks itself (no shared memory).
+  setUpGroup("q8_0", kGateUp, 8192, true, /*smallRows=*/true);
+  EXPECT_EQ(kernels[0].sharedMemoryBytes, 0u);
+  checkGroupRows({{1, 1}}, kGateUp, 8192, true, 1e-5);
 }
 
 // Prefill on the cooperative-matrix tiles (emulated: lavapipe has none), B dequantized 8 elements at a time
