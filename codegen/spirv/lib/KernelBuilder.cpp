@@ -444,8 +444,8 @@ bool KernelBuilder::run(const SpirvOpEntry &entry) {
                   std::to_string(target_.maxStorageBufferRange) + ")");
     // Block-quantized weights have readers in quant.glsl only: the matmul (as B^T) and the gather (the table).
     if (t.quant && !isa<ir::MatmulOp, ir::MatmulGroupOp, ir::GatherOp>(op_))
-      return fail(std::string("reads a ") + quantFormatName(*t.quant) +
-                  " weight: on Vulkan only kiln.matmul, kiln.matmul_group and kiln.gather read block-quantized weights");
+      return fail(std::string("reads a ") + quantFormatName(*t.quant) + " weight: on Vulkan only kiln.matmul, " +
+                  "kiln.matmul_group and kiln.gather read block-quantized weights");
   }
   if (!entry.emit(*this, entry) || !checkLimits())
     return false;

@@ -4,12 +4,13 @@
 // then every scale) is bound as uint words and read by shaders/quant.glsl: no 8- or 16-bit storage needed.
 // Its readers: kiln.gather (the embedding table: the gathered rows dequantized, gather.comp), kiln.matmul with
 // transpose_b and kiln.matmul_group of weights of one format (Q/K/V; gate / up with silu_mul: matmul.comp with
-// QUANT_B and GROUP, each segment read through quant.glsl): for at most kQuantGemvMaxRows rows of A (batch dims folded in,
-// the decode steps) the GEMV of gemv_quant.glsl, which quantizes the activations per block as the CPU's
-// decode GEMV does; for more rows tiles with B dequantized as it is staged (what the CPU's prefill computes:
-// f32 activations against the dequantized weight): the cooperative-matrix tiles (rounded to f16, as f16
-// weights are) where the target has them, else the scalar register-blocked tiles in f32. With a symbolic M the
-// compiler also builds the small-rows variant (GEMV_ONLY: no tiles, no shared memory) for decode steps.
+// QUANT_B and GROUP, each segment read through quant.glsl): for at most kQuantGemvMaxRows rows of A (batch dims
+// folded in, the decode steps) the GEMV of gemv_quant.glsl, which quantizes the activations per block as the
+// CPU's decode GEMV does; for more rows tiles with B dequantized as it is staged (what the CPU's prefill
+// computes: f32 activations against the dequantized weight): the cooperative-matrix tiles (rounded to f16, as
+// f16 weights are) where the target has them, else the scalar register-blocked tiles in f32. With a symbolic M
+// the compiler also builds the small-rows variant (GEMV_ONLY: no tiles; the rows of A quantized once per
+// workgroup into shared memory where they fit) for decode steps.
 //
 //===----------------------------------------------------------------------===//
 #include "CoopmatTiles.h"
@@ -101,8 +102,9 @@ void defineQuantWeights(KernelBuilder &kb, const MatmulParts &p) {
 std::string quantMatmulName(KernelBuilder &kb, const MatmulParts &p, uint32_t gemvRows, const CoopmatTile &cm) {
   const Tensor &a = kb.in(0), &w = *p.weights[0], &o = *p.results[0];
   const SpirvTarget &target = kb.target();
-  std::string name = p.group ? "matmul_group" + std::to_string(p.weights.size()) + (p.siluMul ? "_silu_mul" : "") + "_tb_"
-                             : std::string("matmul_tb_");
+  std::string name = p.group ? "matmul_group" + std::to_string(p.weights.size()) + (p.siluMul ? "_silu_mul" : "")
+                             : std::string("matmul");
+  name += "_tb_";
   name += std::string(quantFormatName(*w.quant)) + "_gemv" + std::to_string(gemvRows);
   name += target.smallRowsVariant ? "_only" : "_tile64";
   if (cm.bm)
@@ -184,7 +186,8 @@ bool emitQuantMatmul(KernelBuilder &kb, const MatmulParts &p) {
   // (QUANT_SHARED_A: a byte per element, 8 per block) where that fits.
   const uint64_t sharedA = uint64_t(kSpirvGemvRows) * (uint64_t(k) + uint64_t(k) / 32 * 8);
   const bool quantSharedA = target.smallRowsVariant && sharedA <= target.maxSharedMemory;
-  kb.setSharedBytes(target.smallRowsVariant ? uint32_t(sharedA) * quantSharedA : kTileBytes + cm.sharedBytes() * coopmat);
+  kb.setSharedBytes(target.smallRowsVariant ? uint32_t(sharedA) * quantSharedA
+                                            : kTileBytes + cm.sharedBytes() * coopmat);
   if (quantSharedA)
     kb.define("QUANT_SHARED_A");
   if (coopmat)

@@ -72,7 +72,8 @@ float sharedActivations(uint m, uint b, out vec4 qa[8], out float qsum) {
   uint e = m * (MM_K / 32u) + b;
   [[unroll]] for (uint t = 0u; t < 8u; ++t) {
     int w = int(qaWords[8u * e + t]);
-    qa[t] = vec4(bitfieldExtract(w, 0, 8), bitfieldExtract(w, 8, 8), bitfieldExtract(w, 16, 8), bitfieldExtract(w, 24, 8));
+    qa[t] = vec4(bitfieldExtract(w, 0, 8), bitfieldExtract(w, 8, 8), bitfieldExtract(w, 16, 8),
+                 bitfieldExtract(w, 24, 8));
   }
   vec2 dq = qaBlocks[e];
   qsum = dq.y;

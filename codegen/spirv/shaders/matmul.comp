@@ -9,7 +9,7 @@
 // register-blocked tile: 64x64 of OUT per workgroup, K in steps of 16 through
 // shared memory, each invocation a 4x4 micro-tile (rows ty + 16 r, columns tx + 16 c: conflict-free shared
 // reads, coalesced stores). Both paths grid-stride, so any grid is correct. GEMV_ONLY: the GEMV path alone, a
-// kernel the runtime dispatches instead for steps of M <= MS (no tile registers; with QUANT_B no shared memory).
+// kernel the runtime dispatches instead for steps of M <= MS (no tile registers; QUANT_B: no tiles shared memory).
 // QUANT_B (a q8_0 / q4_0 weight, QuantKernels.cpp): gemv_quant.glsl's GEMV for at most QMS rows, batch folded in.
 #define MS 4u   // GEMV: rows of A (M <= MS)
 #define BM 64u  // tile rows
