@@ -491,7 +491,8 @@ private:
         ret = r;
         continue;
       }
-      if (op->getNumRegions() != 0)
+      // kiln.group is one dispatch of its body's ops (its kernel composes theirs).
+      if (op->getNumRegions() != 0 && !mlir::isa<ir::GroupOp>(op))
         return opError(op, "ops with regions cannot be dispatched");
       if (op->getNumResults() != 1 && (mlir::isa<ir::WeightOp>(op) || mlir::isa<ir::ConstantOp>(op)))
         return opError(op, "expected one result");

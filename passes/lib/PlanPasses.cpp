@@ -1,6 +1,7 @@
 //===- PlanPasses.cpp - the plan-level transforms as passes (PlanPasses.td) ===//
 #include "kiln/passes/PlanPasses.h"
 #include "kiln/passes/DeviceWeights.h"
+#include "kiln/passes/DispatchGroups.h"
 #include "kiln/passes/PlanAnnotations.h"
 #include "kiln/target/DeviceProfile.h"
 
@@ -19,6 +20,7 @@ namespace kiln::passes {
 #define GEN_PASS_DEF_KILNPARTITION
 #define GEN_PASS_DEF_KILNFOLDDEVICEWEIGHTS
 #define GEN_PASS_DEF_KILNPLACEKVCACHE
+#define GEN_PASS_DEF_KILNGROUPDISPATCHES
 #include "kiln/passes/PlanPasses.h.inc"
 
 namespace {
@@ -136,12 +138,44 @@ struct PlaceKvCachePass : impl::KilnPlaceKvCacheBase<PlaceKvCachePass> {
   }
 };
 
+struct GroupDispatchesPass : impl::KilnGroupDispatchesBase<GroupDispatchesPass> {
+  using Base::Base;
+  explicit GroupDispatchesPass(const DeviceKernelCatalog *catalog) : catalog(catalog) {}
+
+  void runOnOperation() override {
+    StatusOr<target::DeviceProfile> device = target::loadDeviceProfile(profile);
+    if (!device.ok()) {
+      getOperation().emitError("kiln-group-dispatches: " + device.status().message());
+      return signalPassFailure();
+    }
+    DispatchGroupFilter accept;
+    if (catalog)
+      accept = [&](mlir::Operation *group) { return catalog->unsupportedReason(group, *device); };
+    const PlanOptions bounds{maxContext, maxBatch};
+    if (failed(forEachFunction(getOperation(), [&](mlir::func::FuncOp f) -> Status {
+          StatusOr<RecordedPlan> r = recordedPlan(f, bounds);
+          if (!r.ok())
+            return r.status();
+          if (!r->partition)
+            return Status::error("kiln-group-dispatches: no kiln.device attributes (run kiln-partition first)");
+          if (kvInPlace)
+            placeKvCacheInPlace(r->plan, KvInPlaceOptions{true}, &*r->partition);
+          groupDispatches(r->plan, *r->partition, accept);
+          return Status::ok();
+        })))
+      signalPassFailure();
+  }
+
+  const DeviceKernelCatalog *catalog = nullptr;
+};
+
 } // namespace
 
 void registerPlanPasses(const DeviceKernelCatalog *catalog) {
   mlir::registerPass([catalog] { return std::make_unique<PartitionPass>(catalog); });
   mlir::registerPass([] { return std::make_unique<FoldDeviceWeightsPass>(); });
   mlir::registerPass([] { return std::make_unique<PlaceKvCachePass>(); });
+  mlir::registerPass([catalog] { return std::make_unique<GroupDispatchesPass>(catalog); });
 }
 
 } // namespace kiln::passes
