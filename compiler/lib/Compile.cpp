@@ -425,6 +425,8 @@ Status Pipeline::groupDispatches() {
   if (!groups.ok())
     return Status::error(o.modelDir + ": " + groups.status().message());
   result.report.fusion.dispatchGroups = int(groups->groups.size());
+  if (groups->groups.empty() && groups->rejected.empty())
+    return Status::ok(); // nothing to group (an encoder: no rope, no KV cache)
   passes::FusionReport report;
   report.fused = groups->groups;
   report.unfused = groups->rejected;

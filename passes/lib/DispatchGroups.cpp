@@ -37,7 +37,8 @@ bool independent(const MemoryPlan &plan, const std::vector<int> &run, int d) {
                       [&](int m) { return conflicts(plan, m, d) || conflicts(plan, d, m); });
 }
 
-/// The runs of at least two groupable, mutually independent dispatches, adjacent in the plan.
+/// The runs of at least two groupable, mutually independent dispatches, adjacent in the plan but for
+/// transfers independent of them (an input uploaded between two members: the group runs after it).
 std::vector<std::vector<int>> findRuns(const MemoryPlan &plan) {
   std::vector<std::vector<int>> runs;
   std::vector<int> run;
@@ -47,6 +48,8 @@ std::vector<std::vector<int>> findRuns(const MemoryPlan &plan) {
     run.clear();
   };
   for (int i = 0; i < int(plan.dispatches.size()); ++i) {
+    if (plan.dispatches[size_t(i)].transfer && !run.empty() && independent(plan, run, i))
+      continue;
     if (!groupable(plan.dispatches[size_t(i)])) {
       close();
       continue;
@@ -122,7 +125,7 @@ Formed buildGroup(const MemoryPlan &plan, const std::vector<int> &run) {
   return f;
 }
 
-/// The members' results read from the group, the members erased, the group's dispatch in the first's place.
+/// The members' results read from the group, the members erased, the group's dispatch in the last's place.
 void applyGroup(MemoryPlan &plan, const std::vector<int> &run, Formed &f) {
   unsigned result = 0;
   for (int di : run) {
@@ -137,7 +140,8 @@ void applyGroup(MemoryPlan &plan, const std::vector<int> &run, Formed &f) {
   }
   for (auto it = run.rbegin(); it != run.rend(); ++it)
     plan.dispatches[size_t(*it)].op->erase();
-  PlanDispatch &d = plan.dispatches[size_t(run.front())];
+  PlanDispatch &d = plan.dispatches[size_t(run.back())];
+  d.location = plan.dispatches[size_t(run.front())].location;
   d.op = f.op;
   d.buffers = f.buffers;
   const bool ordered = std::any_of(f.storageOrder.begin(), f.storageOrder.end(),
@@ -190,7 +194,7 @@ DispatchGroups groupDispatches(MemoryPlan &plan, PartitionResult &partition, con
       continue;
     }
     applyGroup(plan, run, f);
-    for (size_t k = 1; k < run.size(); ++k)
+    for (size_t k = 0; k + 1 < run.size(); ++k)
       drop[size_t(run[k])] = true;
     out.dispatchesRemoved += int(run.size()) - 1;
     out.groups.push_back(what);

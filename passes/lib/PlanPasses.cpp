@@ -160,7 +160,9 @@ struct GroupDispatchesPass : impl::KilnGroupDispatchesBase<GroupDispatchesPass> 
             return Status::error("kiln-group-dispatches: no kiln.device attributes (run kiln-partition first)");
           if (kvInPlace)
             placeKvCacheInPlace(r->plan, KvInPlaceOptions{true}, &*r->partition);
-          groupDispatches(r->plan, *r->partition, accept);
+          // The runs left as they were, as remarks (kiln compile --report prints them as "not grouped: ...").
+          for (const std::string &why : groupDispatches(r->plan, *r->partition, accept).rejected)
+            f.emitRemark("not grouped: " + why);
           return Status::ok();
         })))
       signalPassFailure();

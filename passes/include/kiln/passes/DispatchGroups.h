@@ -7,11 +7,11 @@
 // dispatches one kiln.group (ir/KilnOps.td): one dispatch whose kernel gives each member a range of the
 // workgroups (codegen/spirv GroupKernel.cpp).
 //
-// A run: dispatches adjacent in the plan's order, all on vulkan, each a kiln.rope or kiln.transpose (grid
+// A run: dispatches adjacent in the plan's order (but for transfers independent of them), all on vulkan, each a kiln.rope or kiln.transpose (grid
 // kernels, one invocation per element), none reading or writing a buffer another of them writes (a KV-cache
 // view counts as its whole cache entry), at most kMaxGroupMembers. The IR: the members move into the group's
 // body (cloned, reading its arguments), the group stands where the last member stood and replaces their
-// results; the plan: one dispatch at the first member's place, buffers the group's inputs then results
+// results; the plan: one dispatch at the last member's place, buffers the group's inputs then results
 // (each keeping its storage order and KV view), the partition renumbered, the arenas laid out again.
 //
 //===----------------------------------------------------------------------===//
