@@ -167,7 +167,7 @@ void dropDispatches(MemoryPlan &plan, PartitionResult &partition, const std::vec
       continue;
     }
     pe.dispatch = pe.dispatch >= 0 ? newIndex[size_t(pe.dispatch)] : -1;
-    if (pe.dispatch >= 0 && mlir::isa<ir::GroupOp>(plan.dispatches[size_t(pe.dispatch)].op))
+    if (pe.dispatch >= 0 && mlir::isa_and_nonnull<ir::GroupOp>(plan.dispatches[size_t(pe.dispatch)].op))
       pe.op = ir::GroupOp::getOperationName().str();
     entries.push_back(std::move(pe));
   }

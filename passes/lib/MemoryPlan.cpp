@@ -55,10 +55,14 @@ void addSecondPass(MemoryPlan &plan, int dispatch, uint64_t scratchBytes, mlir::
   PlanDispatch second = first;
   second.pass = 2;
   plan.dispatches.insert(plan.dispatches.begin() + dispatch + 1, second);
-  if (partition)
+  if (partition) {
     for (int &t : partition->transferDispatches)
       if (t > dispatch)
         ++t;
+    for (PartitionEntry &pe : partition->entries) // the dispatches after the new pass moved by one
+      if (pe.dispatch > dispatch)
+        ++pe.dispatch;
+  }
 }
 
 std::vector<mlir::Operation *> MemoryPlan::dispatchOps() const {

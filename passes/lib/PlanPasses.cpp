@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <optional>
 
 namespace kiln::passes {
 
@@ -62,16 +63,24 @@ StatusOr<RecordedPlan> recordedPlan(mlir::func::FuncOp f, const PlanOptions &bou
   return r;
 }
 
+/// A pass's `profile` option loaded (a built-in name or a file); nullopt after an error at the module.
+std::optional<target::DeviceProfile> passProfile(mlir::ModuleOp module, llvm::StringRef pass,
+                                                 const std::string &profile) {
+  StatusOr<target::DeviceProfile> device = target::loadDeviceProfile(profile);
+  if (device.ok())
+    return std::move(*device);
+  module.emitError(pass + ": " + device.status().message());
+  return std::nullopt;
+}
+
 struct PartitionPass : impl::KilnPartitionBase<PartitionPass> {
   using Base::Base;
   explicit PartitionPass(const DeviceKernelCatalog *catalog) : catalog(catalog) {}
 
   void runOnOperation() override {
-    StatusOr<target::DeviceProfile> device = target::loadDeviceProfile(profile);
-    if (!device.ok()) {
-      getOperation().emitError("kiln-partition: " + device.status().message());
+    std::optional<target::DeviceProfile> device = passProfile(getOperation(), "kiln-partition", profile);
+    if (!device)
       return signalPassFailure();
-    }
     // As in a profile file, an op name no kiln op has is an error rather than a silent no-op.
     const std::vector<std::string> &known = target::kilnOpNames();
     for (const std::string &op : unavailableOps) {
@@ -143,11 +152,9 @@ struct GroupDispatchesPass : impl::KilnGroupDispatchesBase<GroupDispatchesPass> 
   explicit GroupDispatchesPass(const DeviceKernelCatalog *catalog) : catalog(catalog) {}
 
   void runOnOperation() override {
-    StatusOr<target::DeviceProfile> device = target::loadDeviceProfile(profile);
-    if (!device.ok()) {
-      getOperation().emitError("kiln-group-dispatches: " + device.status().message());
+    std::optional<target::DeviceProfile> device = passProfile(getOperation(), "kiln-group-dispatches", profile);
+    if (!device)
       return signalPassFailure();
-    }
     DispatchGroupFilter accept;
     if (catalog)
       accept = [&](mlir::Operation *group) { return catalog->unsupportedReason(group, *device); };

@@ -291,6 +291,40 @@ INSTANTIATE_TEST_SUITE_P(Shared, SpirvKernelCase, ::testing::ValuesIn(kernelCase
 // Limits: what does not fit is reported, not generated
 //===----------------------------------------------------------------------===//
 
+/// `n` f32 values uniform in [-1, 1), as the bytes of a buffer.
+std::vector<uint8_t> randomFloatBytes(std::mt19937 &gen, int64_t n) {
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+  std::vector<uint8_t> bytes(size_t(n) * 4);
+  for (int64_t i = 0; i < n; ++i) {
+    float x = uni(gen);
+    std::memcpy(bytes.data() + 4 * i, &x, 4);
+  }
+  return bytes;
+}
+
+/// Positions [b, s] as i64 bytes: token i of batch row r at p + i + 100 r.
+std::vector<uint8_t> positionBytes(int64_t b, int64_t s, int64_t p) {
+  std::vector<uint8_t> pos(size_t(b * s) * 8);
+  for (int64_t i = 0; i < b * s; ++i) {
+    int64_t v = p + i % s + 100 * (i / s);
+    std::memcpy(pos.data() + 8 * i, &v, 8);
+  }
+  return pos;
+}
+
+/// A [rows, capacity, d] f32 storage holds `plain` [rows, s, d] at rows [p, p + s) of each, garbage (0xAB) elsewhere.
+void expectRowsAt(const std::vector<uint8_t> &storage, const std::vector<uint8_t> &plain, int64_t rows,
+                  int64_t capacity, int64_t p, int64_t s, int64_t d, const std::string &what) {
+  for (int64_t bh = 0; bh < rows; ++bh)
+    for (int64_t r = 0; r < capacity; ++r) {
+      const uint8_t *got = storage.data() + 4 * (bh * capacity + r) * d;
+      if (r >= p && r < p + s)
+        EXPECT_EQ(std::memcmp(got, plain.data() + 4 * (bh * s + r - p) * d, 4 * d), 0) << what << " row " << r;
+      else
+        EXPECT_TRUE(std::all_of(got, got + 4 * d, [](uint8_t c) { return c == 0xAB; })) << what << " row " << r << " written";
+    }
+}
+
 // KV-cache views (codegen::SpirvKvView, an in-place cache): rope and the value head transpose write their s
 // rows into a [b, h, C, d] storage at row p, and attention reads keys and values from such storages (capacity
 // stride) - bit for bit what the contiguous kernels compute, with every other row of the storage untouched.
@@ -318,22 +352,10 @@ func.func @views(%x: tensor<?x3x?x10xf32, #kiln.dims<[b, s]>>, %pos: tensor<?x?x
   const int64_t B = 2, P = 5, S = 3, T = P + S, C = 11, D = 10;
   const std::vector<uint32_t> symbols = {uint32_t(B), uint32_t(P), uint32_t(S)}; // kSymbols: b, p, s
   std::mt19937 gen(7);
-  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
-  auto floats = [&](int64_t n) {
-    std::vector<uint8_t> bytes(size_t(n) * 4);
-    for (int64_t i = 0; i < n; ++i) {
-      float x = uni(gen);
-      std::memcpy(bytes.data() + 4 * i, &x, 4);
-    }
-    return bytes;
-  };
+  auto floats = [&](int64_t n) { return randomFloatBytes(gen, n); };
   std::vector<uint8_t> x = floats(B * 3 * S * D), freq = floats(5), heads = floats(B * S * 3 * D),
                        q = floats(B * 6 * S * D), k = floats(B * 3 * T * D), v = floats(B * 3 * T * D);
-  std::vector<uint8_t> pos(size_t(B * S) * 8);
-  for (int64_t i = 0; i < B * S; ++i) {
-    int64_t p = P + i % S + 100 * (i / S);
-    std::memcpy(pos.data() + 8 * i, &p, 8);
-  }
+  std::vector<uint8_t> pos = positionBytes(B, S, P);
   // Runs `op`'s kernel (with `views`) over `buffers` (operands, then the result).
   auto run = [&](mlir::Operation *op, std::vector<std::vector<uint8_t> *> buffers,
                  std::vector<codegen::SpirvKvView> views) {
@@ -360,14 +382,7 @@ func.func @views(%x: tensor<?x3x?x10xf32, #kiln.dims<[b, s]>>, %pos: tensor<?x?x
     std::vector<codegen::SpirvKvView> views(operands.size() + 1);
     views.back() = {C, rowP};
     run(op, buffers, views);
-    for (int64_t bh = 0; bh < B * 3; ++bh)
-      for (int64_t r = 0; r < C; ++r) {
-        const uint8_t *got = storage.data() + 4 * (bh * C + r) * D;
-        if (r >= P && r < P + S)
-          EXPECT_EQ(std::memcmp(got, plain.data() + 4 * (bh * S + r - P) * D, 4 * D), 0) << op->getName().getStringRef().str() << " row " << r;
-        else
-          EXPECT_TRUE(std::all_of(got, got + 4 * D, [](uint8_t c) { return c == 0xAB; })) << "row " << r << " written";
-      }
+    expectRowsAt(storage, plain, B * 3, C, P, S, D, op->getName().getStringRef().str());
   }
   // Attention over keys / values in storages of capacity C (rows past T garbage).
   std::vector<uint8_t> kStore(size_t(B * 3 * C * D) * 4, 0xAB), vStore = kStore;
@@ -462,21 +477,9 @@ TEST_F(SpirvCodegenTest, DispatchGroupKvViews) {
     GTEST_SKIP() << "no Vulkan device";
   const int64_t B = 2, P = 5, S = 3, C = 11, D = 80;
   std::mt19937 gen(11);
-  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
-  auto floats = [&](int64_t n) {
-    std::vector<uint8_t> bytes(size_t(n) * 4);
-    for (int64_t i = 0; i < n; ++i) {
-      float x = uni(gen);
-      std::memcpy(bytes.data() + 4 * i, &x, 4);
-    }
-    return bytes;
-  };
+  auto floats = [&](int64_t n) { return randomFloatBytes(gen, n); };
   std::vector<uint8_t> xq = floats(B * 6 * S * D), freq = floats(D / 2), xk = floats(B * 2 * S * D),
-                       v = floats(B * S * 2 * D), pos(size_t(B * S) * 8);
-  for (int64_t i = 0; i < B * S; ++i) {
-    int64_t p = P + i % S + 100 * (i / S);
-    std::memcpy(pos.data() + 8 * i, &p, 8);
-  }
+                       v = floats(B * S * 2 * D), pos = positionBytes(B, S, P);
   auto run = [&](std::vector<std::vector<uint8_t> *> buffers, std::vector<codegen::SpirvKvView> views) {
     StatusOr<codegen::SpirvKernel> kernel = codegen::generateSpirvKernel(group, kSymbols, target, {}, views);
     ASSERT_TRUE(kernel.ok()) << kernel.status().message();
@@ -496,15 +499,8 @@ TEST_F(SpirvCodegenTest, DispatchGroupKvViews) {
   views[7] = {C, rowP};
   run({&xq, &pos, &freq, &xk, &v, &q2, &kStore, &vStore}, views);
   EXPECT_EQ(q, q2);
-  for (auto [store, plain] : {std::pair{&kStore, &k}, std::pair{&vStore, &t}})
-    for (int64_t bh = 0; bh < B * 2; ++bh)
-      for (int64_t r = 0; r < C; ++r) {
-        const uint8_t *got = store->data() + 4 * (bh * C + r) * D;
-        if (r >= P && r < P + S)
-          EXPECT_EQ(std::memcmp(got, plain->data() + 4 * (bh * S + r - P) * D, 4 * D), 0) << "row " << r;
-        else
-          EXPECT_TRUE(std::all_of(got, got + 4 * D, [](uint8_t c) { return c == 0xAB; })) << "row " << r << " written";
-      }
+  expectRowsAt(kStore, k, B * 2, C, P, S, D, "key");
+  expectRowsAt(vStore, t, B * 2, C, P, S, D, "value");
 }
 
 /// Attention on awkward sizes: GQA 8:1 (head dim 80), 1:1 (head dim 256, 3 heads, bias + softcap), 6:2 (an odd
