@@ -170,6 +170,7 @@ struct GroupDispatchesPass : impl::KilnGroupDispatchesBase<GroupDispatchesPass> 
           // The runs left as they were, as remarks (kiln compile --report prints them as "not grouped: ...").
           for (const std::string &why : groupDispatches(r->plan, *r->partition, accept).rejected)
             f.emitRemark("not grouped: " + why);
+          annotateGroupDevices(f);
           return Status::ok();
         })))
       signalPassFailure();

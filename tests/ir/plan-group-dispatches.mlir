@@ -1,6 +1,7 @@
 // RUN: kiln-opt %s --kiln-partition="max-context=64" --kiln-fold-device-weights="max-context=64" --kiln-group-dispatches="max-context=64" | FileCheck %s
 // RUN: kiln-opt %s --kiln-partition="max-context=64" --kiln-fold-device-weights="max-context=64" --kiln-group-dispatches="max-context=64 kv-in-place=false" | FileCheck %s --check-prefix=COPYKV
 // RUN: kiln-opt %s --kiln-partition="max-context=64 unavailable-ops=kiln.rope" --kiln-group-dispatches="max-context=64" | FileCheck %s --check-prefix=CPUROPE
+// RUN: kiln-opt %s --kiln-partition="max-context=64" --kiln-fold-device-weights="max-context=64" --kiln-group-dispatches="max-context=64" --kiln-group-dispatches="max-context=64" | FileCheck %s --check-prefix=TWICE
 // RUN: not kiln-opt %s --kiln-group-dispatches="max-context=64" 2>&1 | FileCheck %s --check-prefix=UNPLACED
 // kiln-group-dispatches (DispatchGroups.h): adjacent Vulkan dispatches of kiln.rope / kiln.transpose that
 // read nothing another of them writes become one kiln.group (one dispatch, its members moved into the
@@ -19,7 +20,7 @@
 // A Llama layer's rope of q, rope of k (into the key cache) and value copy (into the value cache): one group,
 // its results read by the appends and the attention.
 // CHECK-LABEL: func.func @layer
-// CHECK: %[[G:.*]]:3 = kiln.group %{{.*}}, %arg5, %{{.*}}, %{{.*}}, %{{.*}} : ({{.*}}) -> ({{.*}}) {
+// CHECK: %[[G:.*]]:3 = kiln.group %{{.*}}, %arg5, %{{.*}}, %{{.*}}, %{{.*}} {kiln.device = "vulkan"} : ({{.*}}) -> ({{.*}}) {
 // CHECK-NEXT: ^bb0(%[[X:[^:]*]]: {{.*}}, %[[P:[^:]*]]: {{.*}}, %[[F:[^:]*]]: {{.*}}, %[[KX:[^:]*]]: {{.*}}, %[[V:[^:]*]]: {{.*}}):
 // CHECK-NEXT: %[[RQ:.*]] = kiln.rope %[[X]], %[[P]], %[[F]]
 // CHECK-NEXT: %[[RK:.*]] = kiln.rope %[[KX]], %[[P]], %[[F]]
@@ -38,6 +39,11 @@
 // COPYKV-NEXT: kiln.rope
 // COPYKV-NEXT: kiln.transpose
 // COPYKV-NEXT: kiln.yield
+// The group records its device (its members'): a second run reads the plan back and finds nothing more to group.
+// TWICE-LABEL: func.func @layer
+// TWICE: kiln.group {{.*}} {kiln.device = "vulkan"} :
+// TWICE-NOT: kiln.group
+// TWICE: kiln.attention
 // With the ropes on the cpu only the value copy is left on the device: nothing to group.
 // CPUROPE-NOT: kiln.group
 // UNPLACED: error: kiln-group-dispatches: no kiln.device attributes (run kiln-partition first)
