@@ -231,8 +231,9 @@ struct OpRule {
 
 class Evaluator {
 public:
-  Evaluator(const WeightLoader &loader, llvm::StringMap<TensorRef> &weights, std::string &error)
-      : loader_(loader), weights_(weights), error_(error) {}
+  Evaluator(const WeightLoader &loader, llvm::StringMap<TensorRef> &weights, std::string &error,
+            int64_t quantizedActivationRows)
+      : loader_(loader), weights_(weights), error_(error), quantizedActivationRows_(quantizedActivationRows) {}
 
   bool bindArguments(func::FuncOp func, llvm::ArrayRef<HostTensor> args);
   bool bindSymbols(const std::map<std::string, int64_t> &symbols);
@@ -296,6 +297,7 @@ private:
   const WeightLoader &loader_;
   llvm::StringMap<TensorRef> &weights_;
   std::string &error_;
+  int64_t quantizedActivationRows_;
   Bindings bindings_;
   llvm::DenseMap<Value, TensorRef> values_;
 };
@@ -878,15 +880,15 @@ bool Evaluator::evalSoftmax(SoftmaxOp op, HostTensor &out) {
 //===----------------------------------------------------------------------===//
 
 namespace {
-/// A matmul's lhs as the decode GEMV sees it against a block-quantized weight (kiln.weight `quant`): each row
-/// of at most kQuantGemvMaxRows rows quantized per block of 32 (as f32, quantizeActivationBlock) and
-/// dequantized. nullopt when the weight is not quantized or there are more rows (f32 activations then).
-std::optional<HostTensor> gemvActivations(MatmulOp op, const HostTensor &a) {
+/// A matmul's lhs as the int8 kernels see it against a block-quantized weight (kiln.weight `quant`): each row
+/// (at most maxRows of them) quantized per block of 32 (as f32, quantizeActivationBlock) and dequantized.
+/// nullopt when the weight is not quantized or there are more rows (f32 activations then).
+std::optional<HostTensor> quantizedActivations(MatmulOp op, const HostTensor &a, int64_t maxRows) {
   auto w = op.getRhs().getDefiningOp<WeightOp>();
   if (!w || !w.getQuant() || !op.getTransposeB() || a.shape.empty())
     return std::nullopt;
   const int64_t k = a.shape.back();
-  if (k <= 0 || k % kQuantBlock != 0 || a.numElements() / k > kQuantGemvMaxRows)
+  if (k <= 0 || k % kQuantBlock != 0 || a.numElements() / k > maxRows)
     return std::nullopt;
   HostTensor q = a;
   float x[kQuantBlock];
@@ -904,7 +906,7 @@ std::optional<HostTensor> gemvActivations(MatmulOp op, const HostTensor &a) {
 } // namespace
 
 bool Evaluator::evalMatmul(MatmulOp op, HostTensor &out) {
-  std::optional<HostTensor> quantized = gemvActivations(op, get(op.getLhs()));
+  std::optional<HostTensor> quantized = quantizedActivations(op, get(op.getLhs()), quantizedActivationRows_);
   const HostTensor &a = quantized ? *quantized : get(op.getLhs()), &b = get(op.getRhs());
   bool tb = op.getTransposeB();
   if (a.shape.size() < 2 || b.shape.size() < 2)
@@ -1384,7 +1386,7 @@ bool Interpreter::run(func::FuncOp func, llvm::ArrayRef<HostTensor> args, std::v
       return false;
     }
   }
-  Evaluator evaluator(loader_, weights_, error);
+  Evaluator evaluator(loader_, weights_, error, quantizedActivationRows_);
   if (!evaluator.bindArguments(func, args) || !evaluator.bindSymbols(symbols) || !evaluator.evaluate(func, results)) {
     results.clear();
     return false;

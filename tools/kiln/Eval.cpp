@@ -10,6 +10,7 @@
 #include "Subcommands.h"
 
 #include "kiln/ir/Interpreter.h"
+#include "kiln/support/Quantize.h"
 #include "kiln/support/Util.h"
 #include "kiln/ir/SymShape.h"
 #include "kiln/passes/Fusion.h"
@@ -90,6 +91,9 @@ int runEval(int argc, char **argv) {
       compiler::parseWeightsFlags(args.get("--weights"), args.get("--keep-f16"), &weightsError);
   if (!weights)
     return fail(kExitUsage, "eval: " + weightsError);
+  const std::string target = args.get("--target").value_or("cpu");
+  if (target != "cpu" && target != "vulkan")
+    return fail(kExitUsage, "eval: unknown --target '" + target + "' (cpu, vulkan)");
   mlir::MLIRContext context;
   StatusOr<compiler::ImportedModel> model =
       compiler::importModel(context, args.positional()[0], *weights, nullptr, /*dequantize=*/true);
@@ -122,6 +126,8 @@ int runEval(int argc, char **argv) {
     convertToF64(*t, out.data.data());
     return true;
   });
+  if (target == "vulkan")
+    interpreter.setQuantizedActivationRows(kQuantGemvMaxRows);
   mlir::func::FuncOp step = model->step();
   SafeTensorsWriter writer;
   std::string error;
