@@ -127,6 +127,7 @@ protected:
       out = dequantized;
       return true;
     });
+    interpreter.setQuantizedActivationRows(kQuantGemvMaxRows); // Vulkan's prefill tiles take f32 activations
     std::vector<ir::HostTensor> results;
     std::string error;
     ASSERT_TRUE(interpreter.run(func, {x, idt}, results, error)) << error;
