@@ -13,7 +13,9 @@
 #      flash attention, as kiln: f16 KV / flash attention change the numerics by ~1e-3), then
 #      (ALL_LOGITS=1) llama-logits --bench: pp512 computing all 512 rows of logits as kiln does
 #      (llama-bench's pp512 computes only the last row: ~6 % less work at these shapes);
-#   3. a table: test, kiln t/s, llama.cpp t/s, kiln / llama.cpp (> 1: kiln is faster), peak RSS of each.
+#   3. a table: test, kiln t/s, llama.cpp t/s, kiln / llama.cpp (> 1: kiln is faster), peak RSS of each, and
+#      for decode the weight bytes streamed per second (GGUF bytes x tokens/s) of each beside the machine's
+#      memory-read ceiling at THREADS threads (bench/membw.c, measured first: decode cannot pass it).
 # Both run pp512 = one 512-token prompt into an empty cache, tg128 = 128 single-token decodes from an empty
 # cache, mean +- stddev over REPS after one warm-up.
 # Then, per round (f32; median and range (min .. max) over the repetitions, ratio of medians):
@@ -64,6 +66,11 @@ echo "# kiln vs llama.cpp, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, tree $(g
   "threads $THREADS, $REPS repetitions, $ROUNDS round(s), load average $(cut -d' ' -f1-3 /proc/loadavg)," \
   "CPU $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
 echo "# logs in $LOG"
+# decode reads every weight once per token: its ceiling is this machine's memory-read bandwidth at THREADS threads
+if ${CC:-cc} -O2 -march=native -pthread bench/membw.c -o "$LOG/membw" 2>"$LOG/membw.err"; then
+  read -r bw_med bw_min bw_max < <("$LOG/membw" "$THREADS")
+  echo "# memory-read ceiling (bench/membw.c, $THREADS threads): $bw_med GB/s (median of 7; $bw_min .. $bw_max)"
+fi
 
 RESULTS="$LOG/results.tsv" # dtype round system test mean sd peak_rss_kib
 : > "$RESULTS"
@@ -105,6 +112,7 @@ for dtype in $DTYPES; do
       "$P/bin/llama-quantize" --pure "$gguf" "$qgguf" "$(echo "$dtype" | tr a-z A-Z)" "$THREADS" > "$LOG/quantize-$dtype.log" 2>&1
     gguf=$qgguf
   fi
+  printf '%s\t%s\n' "$dtype" "$(stat -c %s "$gguf")" >> "$LOG/bytes.tsv" # weight bytes read per decode token
 
   if [ "$CHECK" = 1 ]; then
     case $dtype in f32) tol=1e-4 ;; f16) tol=5e-3 ;; q8_0) tol=5e-2 ;; q4_0) tol=1e-1 ;; *) tol=3e-2 ;; esac
@@ -173,9 +181,11 @@ if [ "$ENCODER" = 1 ]; then
 fi
 
 echo "## summary (t/s: mean over rounds of each round's mean +- stddev; ratio = kiln / llama.cpp, > 1: kiln faster)"
-python3 - "$RESULTS" <<'EOF'
-import collections, sys
+python3 - "$RESULTS" "$LOG/bytes.tsv" "${bw_med:-0}" <<'EOF'
+import collections, os, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+gguf_bytes = dict(l.split() for l in open(sys.argv[2])) if os.path.exists(sys.argv[2]) else {}
+ceiling = float(sys.argv[3])
 by = collections.defaultdict(list)  # (dtype, system, test) -> [(mean, sd, rss)]
 for dt, r, system, test, mean, sd, rss in rows:
     by[(dt, system, test)].append((float(mean), float(sd), int(rss or 0)))
@@ -184,35 +194,46 @@ def agg(key):
     if not v:
         return None
     return (sum(m for m, _, _ in v) / len(v), sum(s for _, s, _ in v) / len(v), max(x for _, _, x in v), len(v))
-print("| dtype | test | kiln t/s | llama.cpp t/s | kiln / llama.cpp | kiln peak RSS | llama.cpp peak RSS |")
-print("|---|---|---:|---:|---:|---:|---:|")
+print("| dtype | test | kiln t/s | llama.cpp t/s | kiln / llama.cpp | kiln peak RSS | llama.cpp peak RSS |"
+      " decode GB/s: kiln / llama.cpp of the read ceiling |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
 for dt in dict.fromkeys(r[0] for r in rows):
     for test, peer_test in (("pp512", "pp512"), ("pp512", "pp512-all-logits"), ("tg128", "tg128")):
         k, p = agg((dt, "kiln", test)), agg((dt, "llama.cpp", peer_test))
         if not k or not p:
             continue
         label = test if peer_test == test else f"{test} (llama.cpp: all 512 logits, as kiln)"
+        stream = ""  # decode: the GGUF's bytes (the weights) read per token, beside the machine's ceiling
+        if test.startswith("tg") and dt in gguf_bytes:
+            gbs = [t * int(gguf_bytes[dt]) / 1e9 for t in (k[0], p[0])]
+            stream = f" {gbs[0]:.1f} / {gbs[1]:.1f}" + (f" of {ceiling:.1f}" if ceiling else "")
         print(f"| {dt} | {label} | {k[0]:.2f} ± {k[1]:.2f} | {p[0]:.2f} ± {p[1]:.2f} | {k[0] / p[0]:.3f} | "
-              f"{k[2] / 1024:.0f} MiB | {p[2] / 1024:.0f} MiB |")
+              f"{k[2] / 1024:.0f} MiB | {p[2] / 1024:.0f} MiB |{stream} |")
 EOF
 
 if [ -s "$SAMPLES" ]; then
   echo "## depth and encoder (tokens/s: median (min .. max) over repetitions, the median of the rounds' medians; ratio of medians)"
-  python3 - "$SAMPLES" <<'EOF'
-import collections, statistics, sys
+  python3 - "$SAMPLES" "$LOG/bytes.tsv" "${bw_med:-0}" <<'EOF'
+import collections, os, statistics, sys
 by = collections.defaultdict(list)  # (model, test, system) -> [(median, min, max)]
+gguf_bytes = dict(l.split() for l in open(sys.argv[2])) if os.path.exists(sys.argv[2]) else {}
+ceiling = float(sys.argv[3])
 for line in open(sys.argv[1]):
     model, rnd, system, test, med, lo, hi = line.rstrip("\n").split("\t")
     by[(model, test, system)].append((float(med), float(lo), float(hi)))
 def agg(key):
     v = by.get(key)
     return v and (statistics.median(m for m, _, _ in v), min(l for _, l, _ in v), max(h for _, _, h in v))
-print("| model | test | kiln t/s | llama.cpp t/s | kiln / llama.cpp |")
-print("|---|---|---:|---:|---:|")
+print("| model | test | kiln t/s | llama.cpp t/s | kiln / llama.cpp | decode GB/s: kiln / llama.cpp of the read ceiling |")
+print("|---|---|---:|---:|---:|---:|")
 for model, test in dict.fromkeys((m, t) for m, t, _ in by):
     k, p = agg((model, test, "kiln")), agg((model, test, "llama.cpp"))
     if k and p:
+        stream = ""  # the depth decode (f32 TinyLlama): weight bytes per token x tokens/s, as the first table
+        if test.startswith("tg") and model.startswith("tinyllama") and "f32" in gguf_bytes:
+            gbs = [t * int(gguf_bytes["f32"]) / 1e9 for t in (k[0], p[0])]
+            stream = f" {gbs[0]:.1f} / {gbs[1]:.1f}" + (f" of {ceiling:.1f}" if ceiling else "")
         print(f"| {model} | {test} | {k[0]:.1f} ({k[1]:.1f} .. {k[2]:.1f}) | {p[0]:.1f} ({p[1]:.1f} .. {p[2]:.1f}) | "
-              f"{k[0] / p[0]:.2f} |")
+              f"{k[0] / p[0]:.2f} |{stream} |")
 EOF
 fi
