@@ -94,6 +94,8 @@ int runEval(int argc, char **argv) {
   const std::string target = args.get("--target").value_or("cpu");
   if (target != "cpu" && target != "vulkan")
     return fail(kExitUsage, "eval: unknown --target '" + target + "' (cpu, vulkan)");
+  if (args.has("--target") && !weights->quant) // only quantized weights' activations depend on the target
+    std::fprintf(stderr, "kiln eval: warning: --target does nothing here (only with --weights q8_0|q4_0)\n");
   mlir::MLIRContext context;
   StatusOr<compiler::ImportedModel> model =
       compiler::importModel(context, args.positional()[0], *weights, nullptr, /*dequantize=*/true);
