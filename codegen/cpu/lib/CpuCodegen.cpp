@@ -736,6 +736,8 @@ private:
   };
   QuantActivationBlock loadActivationBlock(const QuantActivations &act, Value ab, QuantFormat format);
   void emitQuantizeActivations(const Tensor &a, Value row0, Value M, Value K, Value scratch);
+  std::pair<Value, Value> quantizeActivationBlock(Value x);
+  void emitRoundTripActivations(const Tensor &a, Value row0, Value M, Value K, Value dst);
   void emitQuantGemvRow(const Tensor &w, const Tensor &out, const QuantActivations &act, Value nb, Value N, Value i,
                         Value j, Value actRow);
   void emitQuantGemvGroupRows(const Tensor &w, const Tensor &out, const QuantActivations &act, Value nb, Value N,
@@ -751,6 +753,13 @@ private:
   void emitQuantGemmItem(const Tensor &w, const Tensor &out, const QuantActivations &act, Value actRow0, Value i0,
                          Value i1, Value nb, Value N, Value j0);
   Value emitMallocOrNull(Value bytes);
+  /// The int8 GEMM where the target has VNNI; elsewhere (measured slower than OpenBLAS) the dequantized tiles
+  /// and sgemm, with the activations quantized and dequantized as the int8 kernels see them.
+  bool quantGemmInt8() const { return dotIsa_ == DotIsa::Vnni || dotIsa_ == DotIsa::Vnni512; }
+  LogicalResult emitQuantMatmulSgemm(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K, Value N,
+                                     Value pathRows);
+  void emitQuantSgemmItem(const Tensor &a, const Tensor &w, const Tensor &out, Value roundTrip, Value rowBuffer,
+                          Value tile, Value item, Value M, Value K, Value N);
   LogicalResult emitNorm(Operation *op, const OpTensors &bufs);
   LogicalResult emitAddNorm(Operation *op, const OpTensors &bufs);
   LogicalResult emitNormRows(Operation *op, const Tensor &x, const Tensor *residual, const Tensor *h,
@@ -1510,21 +1519,39 @@ Value KernelEmitter::integerDot(Value init, Value weights, Value activations, Qu
 /// scales, then M * K / 32 i32 sums of the quants (quantizeActivationBlock's numerics).
 void KernelEmitter::emitQuantizeActivations(const Tensor &a, Value row0, Value M, Value K, Value scratch) {
   Type i8 = b_.getI8Type(), i32 = b_.getI32Type();
-  Type f32v = vecOf(32, f32_), i32v = vecOf(32, i32);
+  VectorType f32v = vecOf(32, f32_);
   QuantActivations act = quantActivations(scratch, M, K);
   forLoop(c64(0), mul(M, arith::DivUIOp::create(b_, K, c64(32))), [&](Value blk) { // the rows' blocks, row-major
     Value off = mul(blk, c64(32));
-    Value x = LLVM::LoadOp::create(b_, f32v, address(a, add(mul(row0, K), off)), 4);
-    Value amax = horizontalMax(math::AbsFOp::create(b_, x));
-    Value d = arith::DivFOp::create(b_, amax, cf32(127.0));
-    Value nonzero = arith::CmpFOp::create(b_, arith::CmpFPredicate::UNE, d, cf32(0.0));
-    Value id = arith::SelectOp::create(b_, nonzero, arith::DivFOp::create(b_, cf32(1.0), d), cf32(0.0));
-    Value idv = splatAs(id, cast<VectorType>(f32v));
-    Value qi = arith::FPToSIOp::create(b_, i32v, math::RoundEvenOp::create(b_, arith::MulFOp::create(b_, x, idv)));
+    auto [qi, d] = quantizeActivationBlock(LLVM::LoadOp::create(b_, f32v, address(a, add(mul(row0, K), off)), 4));
     LLVM::StoreOp::create(b_, arith::TruncIOp::create(b_, vecOf(32, i8), qi), address(act.quants, off), 1);
     storeRaw(act.scales, blk, d);
     storeRaw(act.sums, blk,
              arith::TruncIOp::create(b_, i32, horizontalSum(arith::ExtSIOp::create(b_, vecOf(32, b_.getI64Type()), qi))));
+  });
+}
+
+/// One block of 32 activations (f32) to int8 (quantizeActivationBlock's numerics): the quants as i32 lanes, d.
+std::pair<Value, Value> KernelEmitter::quantizeActivationBlock(Value x) {
+  auto f32v = cast<VectorType>(x.getType());
+  Value amax = horizontalMax(math::AbsFOp::create(b_, x));
+  Value d = arith::DivFOp::create(b_, amax, cf32(127.0));
+  Value nonzero = arith::CmpFOp::create(b_, arith::CmpFPredicate::UNE, d, cf32(0.0));
+  Value id = arith::SelectOp::create(b_, nonzero, arith::DivFOp::create(b_, cf32(1.0), d), cf32(0.0));
+  Value scaled = arith::MulFOp::create(b_, x, splatAs(id, f32v));
+  return {arith::FPToSIOp::create(b_, vecOf(32, b_.getI32Type()), math::RoundEvenOp::create(b_, scaled)), d};
+}
+
+/// dst (f32) = rows row0 .. row0 + M of a, each block quantized as the int8 kernels do and dequantized
+/// (float(q) * d): the activations of the sgemm path, which then computes what the int8 GEMM would.
+void KernelEmitter::emitRoundTripActivations(const Tensor &a, Value row0, Value M, Value K, Value dst) {
+  Tensor d{dst, f32_, f32_, {}, {}};
+  VectorType f32v = vecOf(32, f32_);
+  forLoop(c64(0), mul(M, arith::DivUIOp::create(b_, K, c64(32))), [&](Value blk) {
+    Value off = mul(blk, c64(32));
+    auto [qi, scale] = quantizeActivationBlock(LLVM::LoadOp::create(b_, f32v, address(a, add(mul(row0, K), off)), 4));
+    Value y = arith::MulFOp::create(b_, arith::SIToFPOp::create(b_, f32v, qi), splatAs(scale, f32v));
+    LLVM::StoreOp::create(b_, y, address(d, off), 4);
   });
 }
 
@@ -1819,9 +1846,12 @@ Value KernelEmitter::emitMallocOrNull(Value bytes) {
 
 /// Decode rows (pathRows <= kQuantGemvMaxRows): the GEMV, its activations quantized on the stack. More: the
 /// int8 GEMM, the rows of this call's items quantized into a malloc'd scratch; without the memory, each row
-/// quantized on the stack just before its products (the same bytes: a kernel never fails).
+/// quantized on the stack just before its products (the same bytes: a kernel never fails). A target without
+/// VNNI: emitQuantMatmulSgemm.
 LogicalResult KernelEmitter::emitQuantMatmul(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K,
                                              Value N, Value pathRows) {
+  if (!quantGemmInt8())
+    return emitQuantMatmulSgemm(a, w, out, M, K, N, pathRows);
   Type i8 = b_.getI8Type();
   const int64_t L = quantGemmLanes();
   auto ceilDiv = [&](Value x, int64_t d) { return (Value)arith::DivSIOp::create(b_, add(x, c64(d - 1)), c64(d)); };
@@ -1868,6 +1898,55 @@ LogicalResult KernelEmitter::emitQuantMatmul(const Tensor &a, const Tensor &w, c
   });
   ifElse(noHeap, [] {}, [&] { func::CallOp::create(b_, kFree, TypeRange{}, ValueRange{heap}); });
   return success();
+}
+
+/// Many rows on a target without VNNI, where the int8 GEMM measured slower than OpenBLAS (TinyLlama pp512 on
+/// the AVX2 object: 2.5x, the plain one 2x): the activations quantized and dequantized as the int8 kernels see
+/// them (emitRoundTripActivations, once per call into a malloc'd scratch), then tiles of weight rows
+/// dequantized and one-thread sgemms (emitSgemmTileItem), so that the run computes what kiln eval --weights
+/// does whichever object the host runs, to f32 round-off. Decode rows: the GEMV.
+LogicalResult KernelEmitter::emitQuantMatmulSgemm(const Tensor &a, const Tensor &w, const Tensor &out, Value M,
+                                                  Value K, Value N, Value pathRows) {
+  Type i8 = b_.getI8Type();
+  Value few = arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, pathRows, c64(kQuantGemvMaxRows));
+  Value groups = arith::DivSIOp::create(b_, add(N, c64(kQuantGroupRows - 1)), c64(kQuantGroupRows));
+  Value tile = sgemmTileRows(K, N);
+  Value tiles = arith::DivSIOp::create(b_, add(N, sub(tile, c64(1))), tile);
+  Value extent = arith::SelectOp::create(b_, few, groups, tiles);
+  rangeFlags_ = arith::SelectOp::create(b_, few, c64(0), c64(kCallsBlasPerItemFlag));
+  // The GEMV's quantized activations (at most 8 rows: M * K * 1.25 bytes on the stack), or one f32 row.
+  Value rowsQuantized = arith::SelectOp::create(b_, few, M, c64(0));
+  Value bytes = add(mul(rowsQuantized, K), mul(mul(rowsQuantized, arith::DivUIOp::create(b_, K, c64(32))), c64(8)));
+  Value scratch = LLVM::AllocaOp::create(b_, ptrTy_, i8, arith::MaxSIOp::create(b_, bytes, mul(K, c64(4))), 64);
+  Value roundTrip = emitMallocOrNull(arith::SelectOp::create(b_, few, c64(0), mul(mul(M, K), c64(4))));
+  Value noRoundTrip = LLVM::ICmpOp::create(b_, LLVM::ICmpPredicate::eq, roundTrip, LLVM::ZeroOp::create(b_, ptrTy_));
+  ifElse(
+      few, [&] { emitQuantizeActivations(a, c64(0), M, K, scratch); },
+      [&] { ifElse(noRoundTrip, [] {}, [&] { emitRoundTripActivations(a, c64(0), M, K, roundTrip); }); });
+  Value cost = arith::SelectOp::create(b_, few, mul(M, mul(K, c64(kQuantGroupRows))), mul(M, mul(K, tile)));
+  parallelFor(extent, cost, [&](Value item) {
+    ifElse(few, [&] { emitQuantGemvGroup(w, out, scratch, M, K, N, item); },
+           [&] { emitQuantSgemmItem(a, w, out, roundTrip, scratch, tile, item, M, K, N); });
+  });
+  ifElse(noRoundTrip, [] {}, [&] { func::CallOp::create(b_, kFree, TypeRange{}, ValueRange{roundTrip}); });
+  return success();
+}
+
+/// Tile `item` of the sgemm path: against the round-tripped activations, or without their scratch (null) row
+/// by row, each row round-tripped into rowBuffer (K floats) first.
+void KernelEmitter::emitQuantSgemmItem(const Tensor &a, const Tensor &w, const Tensor &out, Value roundTrip,
+                                       Value rowBuffer, Value tile, Value item, Value M, Value K, Value N) {
+  Value noRoundTrip = LLVM::ICmpOp::create(b_, LLVM::ICmpPredicate::eq, roundTrip, LLVM::ZeroOp::create(b_, ptrTy_));
+  ifElse(
+      noRoundTrip,
+      [&] {
+        forLoop(c64(0), M, [&](Value i) {
+          emitRoundTripActivations(a, i, c64(1), K, rowBuffer);
+          Tensor outRow{LLVM::GEPOp::create(b_, ptrTy_, f32_, out.ptr, ValueRange{mul(i, N)}), f32_, f32_, {}, {}};
+          emitSgemmTileItem({rowBuffer, f32_, f32_, {}, {}}, w, outRow, tile, item, c64(1), K, N, /*transposed=*/true);
+        });
+      },
+      [&] { emitSgemmTileItem({roundTrip, f32_, f32_, {}, {}}, w, out, tile, item, M, K, N, /*transposed=*/true); });
 }
 
 /// rms_norm (ins = x, w) and layer_norm (ins = x, w, b) over the last axis.
