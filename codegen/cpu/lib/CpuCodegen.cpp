@@ -1392,7 +1392,9 @@ LogicalResult KernelEmitter::emitWideningMatmul(const Tensor &a, const Tensor &w
 // d_w * d_a into f32 accumulators. A group of 8 weight rows is one contiguous stream read in 512-bit (AVX512-
 // VNNI) or 256-bit vectors of several rows' blocks (emitQuantGemvGroupRows); groups are the range's items, so
 // every output is summed by the same code whatever the thread split. More rows: the int8 GEMM below
-// (emitQuantGemmTile), its activations quantized the same way; never a dequantized copy of the weight.
+// (emitQuantGemmTile), its activations quantized the same way, on targets with VNNI; elsewhere dequantized
+// tiles and sgemm against activations quantized and dequantized so (emitQuantMatmulSgemm); never a
+// dequantized copy of the whole weight.
 //===----------------------------------------------------------------------===//
 
 namespace {

@@ -16,8 +16,8 @@ For every reference case in DATA_DIR and each format:
 3. the error against the Hugging Face f32 reference and, for causal LMs, the share of positions whose argmax
    token agrees with the reference's, printed (with --table: as a Markdown table, README's).
 Then on the first case: --threads 1 and 2 (every kernel split, KILN_THREADS_GRAIN=1) give the same bytes;
---cpu x86-64,x86-64-v3,native runs each object (VNNI / AVX2 / generic dot products, by hiding features)
-within --threshold of eval; --keep-f16 lm_head,embed keeps those matrices f16 and still matches eval.
+--cpu x86-64,x86-64-v3,native runs each object (VNNI / AVX2 / generic dot products, by hiding features; the
+chunk schedule and one chunk: the int8 GEMM with VNNI, else the sgemm path) within --threshold of eval; --keep-f16 lm_head,embed keeps those matrices f16 and still matches eval.
 4. For every case and format, --target vulkan (profile lavapipe) places every reader of a quantized weight on
    the device (the report's "quantized weights: N readers on vulkan (...), 0 on cpu") and, on lavapipe
    (skipped without it), kiln run matches `kiln eval --target vulkan` (activations quantized only in chunks of
@@ -169,13 +169,15 @@ def check_targets(kiln, case_dir, tmp, threshold):
                       p.stderr.strip()[-200:] if p.returncode else ""):
             continue
         for label, hidden in (("native", ""), ("avx2 object", "avx512vnni,avxvnni"), ("generic object", "avx2")):
-            paths = run_and_eval(kiln, artifact, case_dir, fmt, chunks, tmp,
-                                 env={"KILN_CPU_DISABLE": hidden} if hidden else {})
-            if paths:
-                got, want = output(paths[0], name), output(paths[1], name)
-                err = st.rel_err(got[2], want[2])
-                ok, note = run_matches_eval(err, threshold, True)
-                report(ok, "%s %s: run == eval" % (fmt, label), "rel err %.3e%s" % (err, note))
+            for schedule in (chunks, None):  # the GEMV; one chunk: the int8 GEMM (VNNI) or the sgemm path
+                paths = run_and_eval(kiln, artifact, case_dir, fmt, schedule, tmp,
+                                     env={"KILN_CPU_DISABLE": hidden} if hidden else {})
+                if paths:
+                    got, want = output(paths[0], name), output(paths[1], name)
+                    err = st.rel_err(got[2], want[2])
+                    ok, note = run_matches_eval(err, threshold, True)
+                    report(ok, "%s %s: run %s == eval" % (fmt, label, schedule or "one chunk"),
+                           "rel err %.3e%s" % (err, note))
 
 
 def check_keep_f16(kiln, case_dir, tmp, threshold):
