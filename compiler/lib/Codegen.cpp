@@ -320,7 +320,7 @@ std::string twoPassStage(passes::MemoryPlan &plan, const DeviceProfile &profile,
 #if KILN_WITH_SPIRV_CODEGEN
   const codegen::SpirvTarget spirv = spirvTarget(profile);
   int split = 0, candidates = 0;
-  uint64_t bytes = 0;
+  uint64_t bytes = 0, counterBytes = 0;
   for (int i = int(plan.dispatches.size()) - 1; i >= 0; --i) { // from the end: inserting keeps earlier indices
     const passes::PlanDispatch &d = plan.dispatches[size_t(i)];
     if (d.transfer || d.device != passes::DispatchDevice::Vulkan || d.pass != 0 || !mlir::isa<ir::AttentionOp>(d.op))
@@ -329,16 +329,27 @@ std::string twoPassStage(passes::MemoryPlan &plan, const DeviceProfile &profile,
     const uint64_t scratch = codegen::spirvTwoPassScratchBytes(d.op, spirv, plan.options.maxBatch);
     if (!scratch)
       continue;
-    passes::addSecondPass(plan, i, scratch, mlir::Float32Type::get(d.op->getContext()), partition);
+    mlir::MLIRContext *ctx = d.op->getContext();
+    // The last chunk of a row to finish combines the row (one dispatch), or the fallback's second pass does.
+    if (const uint64_t counters = codegen::spirvSplitCounterBytes(d.op, spirv, plan.options.maxBatch)) {
+      passes::addCombinedSplit(plan, i, scratch, mlir::Float32Type::get(ctx), counters,
+                               mlir::IntegerType::get(ctx, 32));
+      counterBytes += counters;
+    } else {
+      passes::addSecondPass(plan, i, scratch, mlir::Float32Type::get(ctx), partition);
+    }
     ++split;
     bytes = std::max(bytes, scratch);
   }
   if (!split)
     return "";
   passes::layoutArenas(plan);
+  const std::string combine = counterBytes ? "the last chunk of each row to finish combines it, counters " +
+                                                 std::to_string(counterBytes) + " B in all"
+                                           : "a combine dispatch each, empty while one chunk holds the keys";
   return "attention: " + std::to_string(split) + " of " + std::to_string(candidates) +
-         " on vulkan split over the KV length (flash-decoding for steps of few query rows: a combine dispatch "
-         "each, empty while one chunk holds the keys; scratch " + std::to_string((bytes + 1023) / 1024) + " KiB)";
+         " on vulkan split over the KV length (flash-decoding for steps of few query rows: " + combine +
+         "; scratch " + std::to_string((bytes + 1023) / 1024) + " KiB)";
 #else
   (void)plan, (void)profile, (void)partition;
   return "";
@@ -408,10 +419,10 @@ Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &pr
         ++summary->coopmatBlocks[kernel.name.substr(at + 8, kernel.name.find('_', at + 1) - at - 8)];
     }
     kernels.kernelOfDispatch[int(i)] = k->first;
-    if (kernel.smallRows) { // decode steps take the GEMV-only variant (its own kernel)
-      codegen::SpirvTarget gemvOnly = spirv;
-      gemvOnly.gemvOnly = true;
-      StatusOr<std::pair<int, codegen::SpirvKernel>> small = addKernel(gemvOnly);
+    if (kernel.smallRows) { // decode steps take the small-rows variant (its own kernel: no tile paths)
+      codegen::SpirvTarget smallRows = spirv;
+      smallRows.smallRowsVariant = true;
+      StatusOr<std::pair<int, codegen::SpirvKernel>> small = addKernel(smallRows);
       if (!small.ok())
         return small.status();
       kernels.smallRowsOfDispatch[int(i)] = {small->first, toDim(*kernel.smallRows), codegen::kSpirvGemvRows};

@@ -29,29 +29,49 @@ const char *deviceName(DispatchDevice device) { return device == DispatchDevice:
 std::vector<int> PlanDispatch::written() const {
   if (transfer)
     return buffers.size() == 2 ? std::vector<int>{buffers[1]} : std::vector<int>{};
-  size_t n = op ? op->getNumResults() + (pass == 1 ? 1 : 0) : 0;
+  size_t n = op ? op->getNumResults() + (pass == 1 ? 1 : pass == kCombinedPass ? 2 : 0) : 0;
   n = std::min(n, buffers.size());
   return std::vector<int>(buffers.end() - long(n), buffers.end());
+}
+
+namespace {
+
+/// A new ARENA buffer `name` of `bytes` (`elementType`, where the dispatch's result lives) in dispatch
+/// `dispatch`'s buffers before its results.
+void addScratchBuffer(MemoryPlan &plan, PlanDispatch &d, const std::string &name, uint64_t bytes,
+                      mlir::Type elementType, bool wholeStep) {
+  const size_t results = d.op->getNumResults();
+  PlanBuffer scratch;
+  scratch.id = int(plan.buffers.size());
+  scratch.name = d.location + "." + name;
+  scratch.kind = BufferKind::Arena;
+  scratch.elementType = elementType;
+  const uint64_t elementSize = std::max<uint64_t>(1, elementBytes(elementType));
+  scratch.shape = {ir::SymExpr::constant(int64_t((bytes + elementSize - 1) / elementSize))};
+  scratch.maxBytes = (bytes + elementSize - 1) / elementSize * elementSize;
+  scratch.location = plan.buffers[size_t(d.buffers.back())].location;
+  scratch.wholeStep = wholeStep;
+  plan.buffers.push_back(scratch);
+  d.buffers.insert(d.buffers.end() - long(results), scratch.id);
+  if (!d.storageOrder.empty())
+    d.storageOrder.insert(d.storageOrder.end() - long(results), std::vector<int64_t>{});
+}
+
+} // namespace
+
+void addCombinedSplit(MemoryPlan &plan, int dispatch, uint64_t scratchBytes, mlir::Type scratchType,
+                      uint64_t counterBytes, mlir::Type counterType) {
+  PlanDispatch &d = plan.dispatches[size_t(dispatch)];
+  addScratchBuffer(plan, d, "scratch", scratchBytes, scratchType, false);
+  addScratchBuffer(plan, d, "counters", counterBytes, counterType, true);
+  d.pass = PlanDispatch::kCombinedPass;
 }
 
 void addSecondPass(MemoryPlan &plan, int dispatch, uint64_t scratchBytes, mlir::Type elementType,
                    PartitionResult *partition) {
   PlanDispatch &first = plan.dispatches[size_t(dispatch)];
-  const size_t results = first.op->getNumResults();
-  PlanBuffer scratch;
-  scratch.id = int(plan.buffers.size());
-  scratch.name = first.location + ".scratch";
-  scratch.kind = BufferKind::Arena;
-  scratch.elementType = elementType;
-  const uint64_t elementSize = std::max<uint64_t>(1, elementBytes(elementType));
-  scratch.shape = {ir::SymExpr::constant(int64_t((scratchBytes + elementSize - 1) / elementSize))};
-  scratch.maxBytes = (scratchBytes + elementSize - 1) / elementSize * elementSize;
-  scratch.location = plan.buffers[size_t(first.buffers.back())].location;
-  plan.buffers.push_back(scratch);
+  addScratchBuffer(plan, first, "scratch", scratchBytes, elementType, false);
   first.pass = 1;
-  first.buffers.insert(first.buffers.end() - long(results), scratch.id);
-  if (!first.storageOrder.empty())
-    first.storageOrder.insert(first.storageOrder.end() - long(results), std::vector<int64_t>{});
   PlanDispatch second = first;
   second.pass = 2;
   plan.dispatches.insert(plan.dispatches.begin() + dispatch + 1, second);
@@ -262,9 +282,9 @@ void layoutArenas(MemoryPlan &plan) {
     int first = firstWrite[size_t(b.id)], last = lastRead[size_t(b.id)];
     if (first < 0)
       first = last;
-    b.firstUse = first;
+    b.firstUse = b.wholeStep ? 0 : first;
     b.lastUse = std::max(first, last);
-    if (outputs.count(b.id))
+    if (outputs.count(b.id) || b.wholeStep)
       b.lastUse = lastDispatch;
   }
 

@@ -81,6 +81,7 @@ struct AttentionTiles {
 
 /// Steps of at least this many query rows take the tiles (more than a split over the KV length takes).
 constexpr uint32_t kTileMinRows = 8;
+static_assert(kSpirvGemvRows < kTileMinRows, "the small-rows variant of attention has no tiles");
 
 uint32_t pow2Ceil(uint32_t x) {
   uint32_t p = 1;
@@ -178,15 +179,17 @@ std::optional<AttentionDims> attentionDims(Operation *op, std::string &why) {
 }
 
 /// Flash-decoding (attention_range.glsl ATT_SPLIT_KV): steps of at most kSplitRows query rows cut each row's
-/// keys into at most kSplitChunks chunks, one workgroup each, and a second pass combines them. Only over a KV
-/// cache (keys p + s, not the queries' s), where decode has one query row and many keys.
+/// keys into at most kSplitChunks chunks, one workgroup each; the last chunk of a row to finish combines them
+/// (kSpirvCombinedPass), or a second pass does (SpirvTarget::attentionCombinePass). Only over a KV cache (keys
+/// p + s, not the queries' s), where decode has one query row and many keys.
 constexpr uint32_t kSplitRows = 4, kSplitChunks = 32;
 
 bool splitsKv(const AttentionDims &a) {
   return !a.t.isConstant() && a.t != a.s && (!a.s.isConstant() || a.s.getConstant() <= int64_t(kSplitRows));
 }
 
-/// The defines both passes of the split read: the chunking and the mask's key range.
+/// The defines both passes of the split read: the chunking and the mask's key range (and for the split in one
+/// dispatch its counters).
 void splitDefines(KernelBuilder &b, const AttentionDims &a, const AttentionSplit &sp) {
   auto u = [](int64_t x) { return std::to_string(x) + "u"; };
   b.define("ATT_SPLIT_KV");
@@ -196,6 +199,10 @@ void splitDefines(KernelBuilder &b, const AttentionDims &a, const AttentionSplit
   b.define("ATT_DV", u(a.dv));
   b.define("ATT_HQ", u(a.hq));
   b.bindRole("PART", b.scratch());
+  if (b.pass() == kSpirvCombinedPass) {
+    b.define("ATT_COMBINE_LAST");
+    b.bindRole("COUNT", b.counters());
+  }
 }
 
 /// Pass 2 of the split (attention_combine.comp): one invocation per (batch, row, head, d), none at all when
@@ -236,6 +243,16 @@ uint64_t attentionScratchBytes(Operation *op, const SpirvTarget &target, int64_t
          uint64_t(a->dv + 2) * 4;
 }
 
+uint64_t attentionCounterBytes(Operation *op, const SpirvTarget &target, int64_t maxBatch) {
+  std::string why;
+  std::optional<AttentionDims> a = attentionDims(op, why);
+  std::optional<AttentionSplit> sp = a ? chooseSplit(a->d, a->dv, a->hq / a->hkv, target) : std::nullopt;
+  if (!a || !splitsKv(*a) || !sp)
+    return 0;
+  // One per (batch row, KV head, head group of hpw query heads, query row of a split step).
+  return uint64_t(std::max<int64_t>(1, maxBatch)) * uint64_t(a->hq / sp->hpw) * kSplitRows * 4;
+}
+
 bool emitAttention(KernelBuilder &b, const SpirvOpEntry &) {
   auto att = cast<ir::AttentionOp>(b.op());
   std::string why;
@@ -260,7 +277,8 @@ bool emitAttention(KernelBuilder &b, const SpirvOpEntry &) {
   // cooperative matrices where the plan wants them and one fits, else the f32 tiles.
   std::optional<AttentionTiles> tiles;
   std::optional<AttentionCmTiles> cmTiles;
-  const bool manyRows = !a.s.isConstant() || a.s.getConstant() >= int64_t(kTileMinRows);
+  // The small-rows variant (decode steps, at most kSpirvGemvRows < kTileMinRows rows) has no tile path.
+  const bool manyRows = !b.target().smallRowsVariant && (!a.s.isConstant() || a.s.getConstant() >= int64_t(kTileMinRows));
   if (manyRows && attentionOnCooperativeMatrices(b.target()))
     cmTiles = chooseCmTiles(d, dv, sp.hpw, sp.wg, b.target().maxSharedMemory, sp.sharedBytes(d) / 4);
   if (manyRows && !cmTiles)
@@ -282,14 +300,17 @@ bool emitAttention(KernelBuilder &b, const SpirvOpEntry &) {
     b.define("ATT_TILE_MIN", std::to_string(kTileMinRows) + "u");
     cmTileDefines(b, *cmTiles);
   }
+  if ((tiles || cmTiles) && !a.s.isConstant())
+    b.kernel.smallRows = a.s; // decode steps may take the variant without the tiles' shared memory
   const std::string tileTag =
       tiles     ? "_tile" + std::to_string(tiles->br) + "x" + std::to_string(tiles->bc)
       : cmTiles ? (b.target().emulateCooperativeMatrix ? "_tilecmemu" : "_tilecm") + cmTiles->tag()
                 : "";
+  const bool splitKv = b.pass() == 1 || b.pass() == kSpirvCombinedPass;
   b.kernel.name = "attention_online_d" + std::to_string(d) + (sp.hpw > 1 ? "_gqa" + std::to_string(sp.hpw) : "") +
-                  (b.pass() == 1 ? "_splitkv" : "") + tileTag;
+                  (b.pass() == 1 ? "_splitkv" : splitKv ? "_splitkvlast" : "") + tileTag;
   auto u = [](int64_t x) { return std::to_string(x) + "u"; };
-  if (b.pass() == 1)
+  if (splitKv)
     splitDefines(b, a, sp);
   else {
     b.define("ATT_NB", u(sp.nb));
@@ -322,7 +343,7 @@ bool emitAttention(KernelBuilder &b, const SpirvOpEntry &) {
     b.bindRole(role, direct);
   }
   b.bindRole("OUT", b.out());
-  // x: the query rows (pass 1: up to kSplitChunks chunks x kSplitRows rows, or the rows of a longer step),
+  // x: the query rows (split: up to kSplitChunks chunks x kSplitRows rows, or the rows of a longer step),
   // y: the (kv head, head group) pairs, z: the batch; one workgroup each.
   const uint32_t pairs = uint32_t(hkv * (hq / hkv / sp.hpw));
   auto capped = [](const ir::SymExpr &e) {
@@ -334,10 +355,10 @@ bool emitAttention(KernelBuilder &b, const SpirvOpEntry &) {
   const uint32_t tileRows = tiles ? tiles->br : cmTiles ? cmTiles->br : 0;
   if (tileRows && a.s.isConstant())
     rows = capped(ir::SymExpr::constant((a.s.getConstant() + tileRows - 1) / tileRows));
-  if (b.pass() == 1) // T / nb + S workgroups (the runtime's ceil): one per chunk of a decode row's keys
+  if (splitKv) // T / nb + S workgroups (the runtime's ceil): one per chunk of a decode row's keys
     rows = a.s.isConstant() ? ir::SymExpr::constant(a.s.getConstant() * kSplitChunks) : a.s;
   ir::SymExpr invocations = scaleSym(rows, sp.wg);
-  if (b.pass() == 1 && !a.s.isConstant())
+  if (splitKv && !a.s.isConstant())
     invocations = invocations + scaleSym(a.t, sp.lanes);
   b.define("GRID_Y", u(pairs));
   b.define("GRID_Z", q.dims[0].str());

@@ -395,11 +395,16 @@ bool KernelBuilder::makeTensors() {
     if (auto w = v.getDefiningOp<ir::WeightOp>(); w && w.getQuant()) // --weights q8_0|q4_0
       tensors_.back().quant = parseQuantFormat(w.getQuant()->str());
   }
-  if (pass_ != 0) { // a two-pass kernel's scratch: f32, indexed by the kernel itself
+  // A split kernel's scratch (f32) and, combined in one dispatch, its counters (i32): indexed by the kernel.
+  for (Kind kind : {Kind::F32, Kind::I32}) {
+    if (pass_ == 0 || (kind == Kind::I32 && pass_ != kSpirvCombinedPass))
+      continue;
     Tensor scratch;
     scratch.binding = unsigned(tensors_.size());
+    scratch.kind = kind;
     scratch.dims = {UintExpr::k(1)};
     scratch.shape = {SymExpr::constant(1)};
+    scratch.coherent = pass_ == kSpirvCombinedPass;
     tensors_.push_back(std::move(scratch));
   }
   // One result, or add_rms_norm / add_layer_norm's two (h, then y: out() is y), or matmul_group's (one a weight).
@@ -490,7 +495,7 @@ std::string KernelBuilder::source() const {
   std::set<std::string> included = {"header.glsl"};
   s += expandIncludes(header.substr(versionEnd), included);
   for (const Tensor &t : tensors_)
-    s += std::string(t.binding >= op_->getNumOperands() ? "OUTPUT_BUFFER(" : "INPUT_BUFFER(") +
+    s += std::string(t.coherent ? "COHERENT_BUFFER(" : t.binding >= op_->getNumOperands() ? "OUTPUT_BUFFER(" : "INPUT_BUFFER(") +
          std::to_string(t.binding) + ", " + (t.quant ? "QUANT" : kindMacro(t.kind)) + ")\n" + t.viewDefine;
   for (size_t i = 0; i < kernel.specialization.size(); ++i)
     s += "SPEC_CONSTANT(" + std::to_string(i) + ")\n";

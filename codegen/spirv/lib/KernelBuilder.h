@@ -62,6 +62,7 @@ struct Tensor {
   int64_t rowCapacity = 0; ///< the view's storage rows (0: not a view) ...
   UintExpr rowOffset;      ///< ... and its first row
   bool permuted = false;   ///< stored with its axes permuted (SpirvKvView::storageOrder; the view macro maps)
+  bool coherent = false;   ///< written and read by different workgroups of one dispatch (COHERENT_BUFFER)
   /// A block-quantized weight (a kiln.weight with `quant`): `kind` is F32 (the values it stands for), the
   /// buffer holds its blocks as uint words (STORAGE_QUANT; shaders/quant.glsl reads them).
   std::optional<QuantFormat> quant;
@@ -121,9 +122,11 @@ public:
   const Tensor &in(unsigned i) const { return tensors_[i]; }
   const Tensor &out() const { return tensors_.back(); }
   /// 0: the op's one kernel; 1 / 2: a pass of a two-pass kernel (generateSpirvKernel), whose buffers are the
-  /// operands, a scratch buffer (binding = the number of operands, f32), then the results.
+  /// operands, a scratch buffer (binding = the number of operands, f32), then the results; kSpirvCombinedPass:
+  /// its one dispatch, with a counters buffer (i32) after the scratch.
   int pass() const { return pass_; }
   const Tensor &scratch() const { return tensors_[op_->getNumOperands()]; }
+  const Tensor &counters() const { return tensors_[op_->getNumOperands() + 1]; }
   Tensor &tensor(unsigned i) { return tensors_[i]; }
   /// The GLSL of symbol `name` ("pc.symbols[i / 4][i % 4]", the uniform of header.glsl), or fails naming it.
   bool symbolRef(const std::string &name, std::string &glsl);
@@ -141,6 +144,7 @@ public:
   void useShader(const std::string &file) { shader_ = file; }
   void addGenerated(const std::string &glsl) { generated_ += glsl; }
   void setWorkgroup(uint32_t x, uint32_t y = 1, uint32_t z = 1);
+  uint32_t workgroupX() const { return wg_[0]; }
   void setSharedBytes(uint32_t bytes) { sharedBytes_ = bytes; }
   void useSubgroupArithmetic() { subgroupArithmetic_ = true; }
   /// GL_NV_cooperative_matrix in the source (COOPERATIVE_MATRIX, the Vulkan memory model); the validated
@@ -224,6 +228,8 @@ bool emitQuantMatmul(KernelBuilder &b);
 void defineQuantReader(KernelBuilder &b, const Tensor &t);
 /// Scratch bytes of attention in two passes (split over the KV length) for up to `maxBatch` rows; 0: one pass.
 uint64_t attentionScratchBytes(mlir::Operation *op, const SpirvTarget &target, int64_t maxBatch);
+/// Counter bytes of that split combined in its own dispatch (kSpirvCombinedPass) for up to `maxBatch` rows.
+uint64_t attentionCounterBytes(mlir::Operation *op, const SpirvTarget &target, int64_t maxBatch);
 
 /// Every kiln op the backend knows, by operation name (SpirvOpTable.cpp).
 const std::map<std::string, SpirvOpEntry> &spirvOpTable();

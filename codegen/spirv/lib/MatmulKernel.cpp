@@ -254,7 +254,7 @@ bool emitMatmulKernel(KernelBuilder &kb, const MatmulParts &p) {
   const bool vec = p.tb && kStatic > 0 && kStatic % vw == 0;
   const bool subgroups = p.tb && kb.target().subgroupArithmetic && kb.target().subgroupSize >= 4;
   const int64_t nStatic = blockN(p);
-  const bool gemvOnly = kb.target().gemvOnly;
+  const bool gemvOnly = kb.target().smallRowsVariant;
   if (gemvOnly && !p.tb)
     return kb.fail("internal: a GEMV-only variant of a matmul without transpose_b");
   const SymExpr &m = a.shape[ra - 2];

@@ -36,6 +36,11 @@ bool rowKernel(KernelBuilder &b, int64_t axis, const std::string &shader) {
   uint32_t wg = b.workgroupUpTo(256);
   b.setWorkgroup(wg);
   b.setSharedBytes(wg * 4);
+  const SpirvTarget &target = b.target();
+  if (target.subgroupArithmetic && target.subgroupSize >= 4 && wg % target.subgroupSize == 0) {
+    b.define("ROW_SUBGROUPS"); // workgroup_reduce.glsl: wgSum through subgroupAdd
+    b.useSubgroupArithmetic();
+  }
   b.useGrid(b.planGrid(rowSym, rowDims, wg, true));
   b.define("ROW_SIZE", size.str());
   b.define("ROW_STRIDE", inner.str());
@@ -75,7 +80,17 @@ bool normKernel(KernelBuilder &b, bool addResidual, double eps, const std::strin
   if (isa<ir::LayerNormOp, ir::AddLayerNormOp>(b.op()))
     b.bindRole("B", b.in(next + 1));
   b.define("NORM_EPS", glslFloat(eps));
-  return rowKernel(b, (int64_t)b.in(0).shape.size() - 1, shader);
+  if (!rowKernel(b, (int64_t)b.in(0).shape.size() - 1, shader))
+    return false;
+  // rms_norm.comp holds a static row of up to kMaxRowRegs elements per invocation in registers; H must be
+  // f32 then (the other form normalizes H as stored, rounded to 16 bits).
+  constexpr uint64_t kMaxRowRegs = 16;
+  const UintExpr &size = b.in(0).dims.back();
+  const uint64_t wg = b.workgroupX(), regs = size.isConst ? (size.value + wg - 1) / wg : 0;
+  const bool hF32 = !addResidual || b.in(b.op()->getNumOperands()).kind == Kind::F32;
+  if (shader == "rms_norm.comp" && regs >= 1 && regs <= kMaxRowRegs && hF32)
+    b.define("ROW_REGS", std::to_string(regs) + "u");
+  return true;
 }
 
 } // namespace

@@ -93,6 +93,8 @@ StatusOr<SpirvKernel> generateSpirvKernel(Operation *op, llvm::ArrayRef<std::str
   const spirv::SpirvOpEntry *entry = entryOf(op);
   if (pass != 0 && spirvTwoPassScratchBytes(op, target, 1) == 0)
     return Status::error(spirv::describeOp(op) + ": has no two-pass kernel (pass " + std::to_string(pass) + ")");
+  if (pass < 0 || pass > kSpirvCombinedPass)
+    return Status::error(spirv::describeOp(op) + ": no kernel pass " + std::to_string(pass));
   spirv::KernelBuilder b(op, symbolNames, target, operandStorage, views, pass);
   if (!b.run(entry ? *entry : unknownOp()))
     return Status::error(b.error);
@@ -101,6 +103,11 @@ StatusOr<SpirvKernel> generateSpirvKernel(Operation *op, llvm::ArrayRef<std::str
 
 uint64_t spirvTwoPassScratchBytes(Operation *op, const SpirvTarget &target, int64_t maxBatch) {
   return isa<ir::AttentionOp>(op) ? spirv::attentionScratchBytes(op, target, maxBatch) : 0;
+}
+
+uint64_t spirvSplitCounterBytes(Operation *op, const SpirvTarget &target, int64_t maxBatch) {
+  return isa<ir::AttentionOp>(op) && !target.attentionCombinePass ? spirv::attentionCounterBytes(op, target, maxBatch)
+                                                                   : 0;
 }
 
 std::string disassembleSpirv(llvm::ArrayRef<uint32_t> words) {

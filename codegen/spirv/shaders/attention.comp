@@ -21,6 +21,11 @@
 // dots (every load of the block in flight at once, beside the keys') and staged in shared memory with the
 // scores; the value loop then reads shared memory instead of one dependent global load per key and slot,
 // which left a decode workgroup waiting ~NB x DPT memory latencies per block (the same arithmetic either way).
+// ATT_COMBINE_LAST (with ATT_SPLIT_KV): no second pass; the chunks of a row count themselves done on an atomic
+// counter per (batch, head group, row) in COUNT, and the last to finish merges the row's partials (the
+// "last block" pattern: partials stored, memoryBarrierBuffer, then the count; the buffers are coherent). That
+// workgroup sets the counter back to 0, so a recorded dispatch replays with every counter at 0 (the runtime
+// zeroes them once, with the arena).
 #include "math.glsl"
 #include "attention_range.glsl"
 
@@ -86,6 +91,27 @@ void finish(uint bq, uint hq, uint i, uint d, uint c, uint nc, float m, float l,
 #endif
   STORE_OUT(((bq * ATT_HQ + hq) * ATT_S + i) * ATT_DV + d, l > 0.0 ? acc / l : 0.0);
 }
+
+#ifdef ATT_COMBINE_LAST
+shared int lastChunk; // whether this workgroup finished its row's chunks last
+
+// After chunk c's partials of the HPW heads of query row i (head-group pair hkg, batch row bq): when it is
+// the last of the row's nc chunks to finish, the merged row.
+void combineIfLast(uint bq, uint hkg, uint hq0, uint i, uint nc) {
+  memoryBarrierBuffer(); // this invocation's partials before the count (every invocation, then the barrier)
+  barrier();
+  if (gl_LocalInvocationID.x == 0u) {
+    uint counter = (bq * ATT_HKV * (ATT_GROUP / HPW) + hkg) * ATT_SPLIT_ROWS + i;
+    lastChunk = atomicAdd(BUF_COUNT[counter], 1) + 1 == int(nc) ? 1 : 0;
+    if (lastChunk != 0) atomicExchange(BUF_COUNT[counter], 0); // every chunk of the row has counted
+  }
+  barrier();
+  if (lastChunk == 0) return;
+  memoryBarrierBuffer(); // the other chunks' partials, which they made visible before counting
+  for (uint e = gl_LocalInvocationID.x; e < HPW * ATT_DV; e += WG_X)
+    mergeChunks(bq, hq0 + e / ATT_DV, i, e % ATT_DV, nc);
+}
+#endif
 
 // Query row lin (over batch, head-group pairs, rows), keys of chunk c of nc (nc 1: all of them).
 void visit(uint lin, uint c, uint nc) {
@@ -200,6 +226,9 @@ void visit(uint lin, uint c, uint nc) {
     uint slot = slot0 + r * OP;
     if (slot < SLOTS) finish(bq, hq0 + slot / ATT_DV, i, slot % ATT_DV, c, nc, m[r], l[r], acc[r]);
   }
+#endif
+#ifdef ATT_COMBINE_LAST
+  if (nc > 1u) combineIfLast(bq, hkg, hq0, i, nc);
 #endif
   barrier();
 }

@@ -14,6 +14,33 @@
 #define NORM_IN(k) ROW_X(k)
 #endif
 
+#ifdef ROW_REGS
+// The row held in registers (ROW_REGS = ceil(ROW_SIZE / WG_X) elements per invocation, a static row size):
+// one read of X (and R), no read-back of H; the same per-invocation sums in the same order as below.
+void visit(uint lin) {
+  uint base = rowBase(lin), t = gl_LocalInvocationID.x;
+  float v[ROW_REGS];
+  float ss = 0.0;
+  [[unroll]] for (uint r = 0u; r < ROW_REGS; ++r) {
+    uint k = t + r * WG_X;
+    v[r] = 0.0;
+    if (k < ROW_SIZE) {
+#ifdef ADD_RESIDUAL
+      v[r] = ROW_X(k) + LOAD_R(base + k * ROW_STRIDE);
+      STORE_H(base + k, v[r]);
+#else
+      v[r] = ROW_X(k);
+#endif
+      ss += v[r] * v[r];
+    }
+  }
+  float inv = 1.0 / sqrt(wgSum(ss) / float(ROW_SIZE) + NORM_EPS);
+  [[unroll]] for (uint r = 0u; r < ROW_REGS; ++r) {
+    uint k = t + r * WG_X;
+    if (k < ROW_SIZE) STORE_OUT(base + k, v[r] * inv * NORM_W(k));
+  }
+}
+#else
 void visit(uint lin) {
   uint base = rowBase(lin), t = gl_LocalInvocationID.x;
 #ifdef ADD_RESIDUAL
@@ -27,5 +54,6 @@ void visit(uint lin) {
   float inv = 1.0 / sqrt(wgSum(ss) / float(ROW_SIZE) + NORM_EPS);
   for (uint k = t; k < ROW_SIZE; k += WG_X) STORE_OUT(base + k, NORM_IN(k) * inv * NORM_W(k));
 }
+#endif
 
 #include "grid.glsl"

@@ -14,6 +14,9 @@
 #define STORAGE_QUANT uint // a q8_0 / q4_0 weight matrix's words (quant.glsl)
 #define INPUT_BUFFER(n, KIND) layout(std430, set = 0, binding = n) readonly buffer B##n { STORAGE_##KIND d[]; } b##n;
 #define OUTPUT_BUFFER(n, KIND) layout(std430, set = 0, binding = n) buffer B##n { STORAGE_##KIND d[]; } b##n;
+// A buffer other workgroups of the same dispatch write and this one reads after an atomic says they are done
+// (attention's split partials and counters): coherent, so the reads bypass incoherent caches.
+#define COHERENT_BUFFER(n, KIND) layout(std430, set = 0, binding = n) coherent buffer B##n { STORAGE_##KIND d[]; } b##n;
 
 // A static dim the kernel's code does not depend on (Kernel.specialization in the artifact), so that ops
 // differing only in it share one SPIR-V module.

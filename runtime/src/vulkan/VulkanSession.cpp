@@ -88,6 +88,7 @@ private:
   Region region(int id, int parity) const;
   bool createDescriptorSets(std::string &error);
   bool createParams(std::string &error);
+  bool zeroArena(std::string &error);
   bool workgroups(int d, const int64_t *sym, uint32_t groups[3], std::string &error) const;
   bool writeParams(const int64_t *sym, std::string &error);
   void recordParamsCopy(VkCommandBuffer cmd);
@@ -253,6 +254,31 @@ bool VulkanSession::createParams(std::string &error) {
   return true;
 }
 
+// The device arena starts at 0: what a step leaves in a whole-step buffer is there for the next, and a split
+// attention's counters (the compiler's PlanBuffer::wholeStep) must be 0 before its first dispatch.
+bool VulkanSession::zeroArena(std::string &error) {
+  VkCommandBufferAllocateInfo ai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+  ai.commandPool = cmdPool_;
+  ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+  ai.commandBufferCount = 1;
+  VkCommandBuffer cmd = VK_NULL_HANDLE;
+  if (vkAllocateCommandBuffers(dev_.device, &ai, &cmd) != VK_SUCCESS)
+    return fail("vkAllocateCommandBuffers failed (arena zeroing)", error);
+  VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+  bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+  vkBeginCommandBuffer(cmd, &bi);
+  vkCmdFillBuffer(cmd, arena_.buffer, 0, VK_WHOLE_SIZE, 0);
+  VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+  mb.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
+  mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
+  vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0,
+                       nullptr, 0, nullptr);
+  const bool ok = vkEndCommandBuffer(cmd) == VK_SUCCESS && dev_.submitAndWait(cmd, fence_, error);
+  vkFreeCommandBuffers(dev_.device, cmdPool_, 1, &cmd);
+  return ok || fail("zeroing the device arena: " + (error.empty() ? std::string("vkEndCommandBuffer failed") : error),
+                    error);
+}
+
 // Timestamps around every submission, and with KILN_PROFILE after every item (a failure: no timestamps).
 void VulkanSession::createQueryPools() {
   if (!dev_.timestamps || ex_.submissions.empty())
@@ -316,6 +342,8 @@ bool VulkanSession::create(std::string &error) {
     fence_ = VK_NULL_HANDLE;
     return fail("vkCreateFence failed", error);
   }
+  if (!zeroArena(error))
+    return false;
   kernelNow_.assign(plan_.dispatches.size(), -1);
   createQueryPools();
   return true;

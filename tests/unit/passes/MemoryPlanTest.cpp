@@ -407,6 +407,51 @@ TEST(KvInPlace, FusedLlamaProducersWriteIntoTheCache) {
       << kvCacheSummary(*plan);
 }
 
+// A split attention combined in its one dispatch (addCombinedSplit): the dispatch keeps its place and gains a
+// scratch and a counters buffer before its result, all three written; the scratch lives at its dispatch only,
+// the counters the whole step, so no other arena buffer ever shares their bytes (what one step leaves in them
+// is there for the next).
+TEST(MemoryPlan, CombinedSplitCountersLiveTheWholeStep) {
+  mlir::MLIRContext context;
+  Model m = loadModel(context, "llama-tiny");
+  ASSERT_TRUE(m.module);
+  ASSERT_TRUE(mlir::succeeded(runFusionPasses(*m.module)));
+  StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{64, 2});
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  const size_t dispatches = plan->dispatches.size();
+  std::vector<int> split;
+  for (size_t i = 0; i < dispatches; ++i)
+    if (mlir::isa<ir::AttentionOp>(plan->dispatches[i].op)) {
+      addCombinedSplit(*plan, int(i), 1000, mlir::Float32Type::get(&context), 24, mlir::IntegerType::get(&context, 32));
+      split.push_back(int(i));
+    }
+  ASSERT_EQ(split.size(), 2u);
+  layoutArenas(*plan);
+  EXPECT_EQ(plan->dispatches.size(), dispatches);
+  std::set<int> counters;
+  for (int i : split) {
+    const PlanDispatch &d = plan->dispatches[size_t(i)];
+    EXPECT_EQ(d.pass, PlanDispatch::kCombinedPass);
+    ASSERT_EQ(d.buffers.size(), d.op->getNumOperands() + 3);
+    const PlanBuffer &scratch = plan->buffers[size_t(d.buffers[d.op->getNumOperands()])],
+                     &count = plan->buffers[size_t(d.buffers[d.op->getNumOperands() + 1])];
+    EXPECT_EQ(d.written(), std::vector<int>(d.buffers.end() - 3, d.buffers.end()));
+    EXPECT_EQ(scratch.maxBytes, 1000u);
+    EXPECT_EQ(std::make_pair(scratch.firstUse, scratch.lastUse), std::make_pair(i, i));
+    EXPECT_TRUE(count.wholeStep);
+    EXPECT_EQ(count.maxBytes, 24u);
+    EXPECT_EQ(std::make_pair(count.firstUse, count.lastUse), std::make_pair(0, int(dispatches) - 1));
+    counters.insert(count.id);
+  }
+  for (int c : counters) {
+    const PlanBuffer &a = plan->buffers[size_t(c)];
+    for (const PlanBuffer &b : plan->buffers)
+      if (b.id != c && b.kind == BufferKind::Arena && b.location == a.location)
+        EXPECT_FALSE(a.offset < b.offset + b.maxBytes && b.offset < a.offset + a.maxBytes)
+            << "counters " << a.id << " @" << a.offset << " share bytes with buffer " << b.id << " @" << b.offset;
+  }
+}
+
 TEST(KvInPlace, FusedModelsAllInPlace) {
   for (const char *name : {"gemma3-tiny", "gpt2-tiny", "mistral-tiny", "phi3-tiny", "qwen2-tiny"}) {
     SCOPED_TRACE(name);

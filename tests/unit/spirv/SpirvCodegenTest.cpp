@@ -76,20 +76,29 @@ protected:
     ASSERT_TRUE(module) << "cannot parse:\n" << source;
     func = *module->getOps<mlir::func::FuncOp>().begin();
     kernels.clear();
-    secondPass.clear();
+    splits.clear();
+    target.attentionCombinePass = split == Split::TwoPasses;
     auto start = std::chrono::steady_clock::now();
     for (mlir::Operation &op : func.getBody().front()) {
       if (mlir::isa<ir::WeightOp, ir::ConstantOp, mlir::func::ReturnOp>(op))
         continue;
       EXPECT_EQ(codegen::spirvUnsupportedReason(&op, target), "");
-      // twoPass: an op that runs in two passes (attention split over the KV length) gets both kernels.
-      const uint64_t scratch = twoPass ? codegen::spirvTwoPassScratchBytes(&op, target, kMaxBatch) : 0;
-      StatusOr<codegen::SpirvKernel> k = codegen::generateSpirvKernel(&op, kSymbols, target, storageOf(&op), {}, scratch ? 1 : 0);
+      // split: an op that splits over the KV length (attention) gets its split kernel (and, in two passes, the
+      // second), its scratch and counters sized for kMaxBatch.
+      const uint64_t scratch = split != Split::Off ? codegen::spirvTwoPassScratchBytes(&op, target, kMaxBatch) : 0;
+      const int pass = !scratch ? 0 : split == Split::TwoPasses ? 1 : codegen::kSpirvCombinedPass;
+      StatusOr<codegen::SpirvKernel> k = codegen::generateSpirvKernel(&op, kSymbols, target, storageOf(&op), {}, pass);
       ASSERT_TRUE(k.ok()) << k.status().message();
       if (scratch) {
-        StatusOr<codegen::SpirvKernel> k2 = codegen::generateSpirvKernel(&op, kSymbols, target, storageOf(&op), {}, 2);
-        ASSERT_TRUE(k2.ok()) << k2.status().message();
-        secondPass[&op] = {std::move(*k2), scratch};
+        SplitKernels &sk = splits[&op];
+        sk.scratch = scratch;
+        sk.counters = codegen::spirvSplitCounterBytes(&op, target, kMaxBatch);
+        EXPECT_EQ(sk.counters > 0, split == Split::OneDispatch);
+        if (split == Split::TwoPasses) {
+          StatusOr<codegen::SpirvKernel> k2 = codegen::generateSpirvKernel(&op, kSymbols, target, storageOf(&op), {}, 2);
+          ASSERT_TRUE(k2.ok()) << k2.status().message();
+          sk.second = std::move(*k2);
+        }
       }
       ASSERT_EQ(k->globalSize.size(), 3u);
       ASSERT_LE(k->sharedMemoryBytes, target.maxSharedMemory);
@@ -126,7 +135,8 @@ protected:
       if (mlir::isa<mlir::func::ReturnOp>(op))
         continue;
       const codegen::SpirvKernel &k = kernels.at(&op);
-      // Operands, (a two-pass kernel's scratch,) then every result (add_rms_norm / add_layer_norm have two).
+      // Operands, (a split kernel's scratch, and in one dispatch its counters,) then every result
+      // (add_rms_norm / add_layer_norm have two).
       std::vector<Buffer> outs;
       for (mlir::Value result : op.getResults())
         outs.push_back(garbageBuffer(result.getType(), bindings));
@@ -136,25 +146,31 @@ protected:
         operands.push_back(values[foldedSource(&op, v)]);
       for (Buffer &b : operands)
         buffers.push_back(&b.bytes);
-      auto second = secondPass.find(&op);
-      std::vector<uint8_t> scratch(second == secondPass.end() ? 0 : size_t(second->second.second), 0xAB);
-      if (second != secondPass.end())
+      auto sk = splits.find(&op);
+      const bool isSplit = sk != splits.end();
+      std::vector<uint8_t> scratch(isSplit ? size_t(sk->second.scratch) : 0, 0xAB),
+          counters(isSplit ? size_t(sk->second.counters) : 0, 0); // the runtime zeroes them once
+      if (isSplit)
         buffers.push_back(&scratch);
+      if (!counters.empty())
+        buffers.push_back(&counters);
       for (Buffer &out : outs)
         buffers.push_back(&out.bytes);
-      for (const codegen::SpirvKernel *kernel : std::vector<const codegen::SpirvKernel *>{
-               &k, second == secondPass.end() ? nullptr : &second->second.first}) {
-        if (!kernel)
-          continue;
-        uint32_t groups[3];
-        for (int a = 0; a < 3; ++a) {
-          std::optional<int64_t> g = kernel->globalSize[a].evaluate(symbolValues);
-          ASSERT_TRUE(g.has_value());
-          groups[a] = (uint32_t)((*g + kernel->workgroupSize[a] - 1) / kernel->workgroupSize[a]);
-          ASSERT_LE(groups[a], 65535u) << kernel->name;
-        }
-        std::string error = h->dispatch(kernel->spirv, buffers, push, groups, kernel->specialization);
-        ASSERT_EQ(error, "") << kernel->name;
+      const codegen::SpirvKernel *second = isSplit && sk->second.second ? &*sk->second.second : nullptr;
+      dispatchAll({&k, second}, buffers, push, symbolValues);
+      if (HasFatalFailure())
+        return;
+      if (!counters.empty()) {
+        // One dispatch: it leaves every counter 0, so a replay over fresh garbage computes the same result.
+        EXPECT_EQ(counters, std::vector<uint8_t>(counters.size(), 0)) << k.name << ": counters not reset";
+        const std::vector<uint8_t> first = outs.back().bytes;
+        std::fill(outs.back().bytes.begin(), outs.back().bytes.end(), 0xAB);
+        std::fill(scratch.begin(), scratch.end(), 0xCD);
+        dispatchAll({&k}, buffers, push, symbolValues);
+        if (HasFatalFailure())
+          return;
+        EXPECT_EQ(counters, std::vector<uint8_t>(counters.size(), 0)) << k.name << ": counters not reset (replay)";
+        EXPECT_TRUE(outs.back().bytes == first) << k.name << ": the replay computed another result";
       }
       for (auto [i, result] : llvm::enumerate(op.getResults()))
         values[result] = std::move(outs[i]);
@@ -167,6 +183,24 @@ protected:
   }
 
   void TearDown() override { printWorst(worst); }
+
+  /// Dispatches `kernels` (null: skipped) in order over `buffers` at the symbols' values.
+  void dispatchAll(const std::vector<const codegen::SpirvKernel *> &kernels, std::vector<std::vector<uint8_t> *> &buffers,
+                   const std::vector<uint32_t> &push, const std::map<std::string, int64_t> &symbolValues) {
+    for (const codegen::SpirvKernel *kernel : kernels) {
+      if (!kernel)
+        continue;
+      uint32_t groups[3];
+      for (int a = 0; a < 3; ++a) {
+        std::optional<int64_t> g = kernel->globalSize[a].evaluate(symbolValues);
+        ASSERT_TRUE(g.has_value());
+        groups[a] = (uint32_t)((*g + kernel->workgroupSize[a] - 1) / kernel->workgroupSize[a]);
+        ASSERT_LE(groups[a], 65535u) << kernel->name;
+      }
+      std::string error = harness()->dispatch(kernel->spirv, buffers, push, groups, kernel->specialization);
+      ASSERT_EQ(error, "") << kernel->name;
+    }
+  }
 
   /// The replay case (ReplayCase.h) of compiled `op`, whose result is the function's result `resultIndex`, at
   /// `bindings`: its kernel(s) and grid(s), its inputs (random), garbage result / scratch buffers, and the
@@ -193,11 +227,16 @@ protected:
     grid(k, rc.groups);
     for (mlir::Value v : op->getOperands())
       rc.buffers.push_back(values[foldedSource(op, v)].bytes);
-    if (auto second = secondPass.find(op); second != secondPass.end()) {
-      rc.buffers.emplace_back(size_t(codegen::spirvTwoPassScratchBytes(op, target, bindings.at("b"))), 0xAB);
-      rc.spirv2 = second->second.first.spirv;
-      rc.specialization2 = second->second.first.specialization;
-      grid(second->second.first, rc.groups2);
+    if (auto sk = splits.find(op); sk != splits.end()) {
+      const int64_t batch = bindings.at("b");
+      rc.buffers.emplace_back(size_t(codegen::spirvTwoPassScratchBytes(op, target, batch)), 0xAB);
+      if (sk->second.counters) // zeroed, as the runtime does
+        rc.buffers.emplace_back(size_t(codegen::spirvSplitCounterBytes(op, target, batch)), 0);
+      if (sk->second.second) {
+        rc.spirv2 = sk->second.second->spirv;
+        rc.specialization2 = sk->second.second->specialization;
+        grid(*sk->second.second, rc.groups2);
+      }
     }
     rc.buffers.push_back(garbageBuffer(op->getResult(0).getType(), bindings).bytes);
     rc.expected.assign(expected[resultIndex].data.begin(), expected[resultIndex].data.end());
@@ -251,9 +290,17 @@ protected:
   }
 
   bool foldWeightConverts = false;
-  bool twoPass = false;                  ///< run ops that have two passes that way (scratch for kMaxBatch)
+  /// How ops that can split over the KV length (attention) run: not split, split in two passes (the fallback,
+  /// SpirvTarget::attentionCombinePass), or split in one dispatch (what the compiler picks).
+  enum class Split { Off, TwoPasses, OneDispatch };
+  Split split = Split::Off;
   static constexpr int64_t kMaxBatch = 3; ///< the largest b of the cases' bindings
-  std::map<mlir::Operation *, std::pair<codegen::SpirvKernel, uint64_t>> secondPass; ///< pass 2, scratch bytes
+  /// A split op's buffers (for kMaxBatch) and, in two passes, its second kernel.
+  struct SplitKernels {
+    uint64_t scratch = 0, counters = 0;
+    std::optional<codegen::SpirvKernel> second;
+  };
+  std::map<mlir::Operation *, SplitKernels> splits;
   mlir::MLIRContext context;
   mlir::OwningOpRef<mlir::ModuleOp> module;
   mlir::func::FuncOp func;
@@ -275,13 +322,17 @@ TEST_P(SpirvKernelCase, MatchesInterpreter) {
   std::vector<uint32_t> invocations = {target.maxWorkgroupInvocations};
   if (c.smallWorkgroups)
     invocations.insert(invocations.end(), {128u, 64u});
-  for (uint32_t n : invocations) {
-    SCOPED_TRACE("maxWorkgroupInvocations " + std::to_string(n));
-    target.maxWorkgroupInvocations = n;
-    compile(c.source);
-    for (const Bindings &b : c.shapes)
-      check(b, c.fillers, c.tolerance);
-  }
+  // The row kernels reduce through subgroups where the device has subgroup arithmetic (lavapipe: 8 lanes).
+  const bool rows = c.name == "ReductionsSoftmaxNorms" || c.name.rfind("AddNormsRow", 0) == 0;
+  for (bool subgroups : rows ? std::vector<bool>{false, true} : std::vector<bool>{false})
+    for (uint32_t n : invocations) {
+      SCOPED_TRACE("maxWorkgroupInvocations " + std::to_string(n) + (subgroups ? ", subgroup arithmetic" : ""));
+      target.maxWorkgroupInvocations = n;
+      target.subgroupArithmetic = subgroups;
+      compile(c.source);
+      for (const Bindings &b : c.shapes)
+        check(b, c.fillers, c.tolerance);
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shared, SpirvKernelCase, ::testing::ValuesIn(kernelCases()),
@@ -434,29 +485,63 @@ std::vector<double> attentionPadding(const std::vector<int64_t> &shape, const Bi
   return v;
 }
 
+// The small-rows variant of attention (SpirvKernel::smallRows): an attention with a symbolic s and tile paths
+// (f32 tiles, or cooperative-matrix tiles, emulated here) names its rows; its variant has no tiles and equals
+// the interpreter on the decode steps (s <= kSpirvGemvRows: 1, 2 and 3 rows, split over the KV length in one
+// dispatch, 1000 keys and a ragged chunk).
+TEST_F(SpirvCodegenTest, AttentionSmallRowsVariant) {
+  split = Split::OneDispatch;
+  for (bool cm : {false, true}) {
+    SCOPED_TRACE(cm ? "cooperative-matrix tiles" : "f32 tiles");
+    target.subgroupSize = cm ? 32 : 8;
+    target.cooperativeMatrix = target.cooperativeMatrixAttention = target.emulateCooperativeMatrix = cm;
+    target.smallRowsVariant = false;
+    compile(attentionAwkwardSource());
+    for (auto &[op, k] : kernels) {
+      EXPECT_NE(k.name.find("_tile"), std::string::npos) << k.name;
+      ASSERT_TRUE(k.smallRows.has_value()) << k.name;
+    }
+    target.smallRowsVariant = true;
+    compile(attentionAwkwardSource());
+    for (auto &[op, k] : kernels) {
+      EXPECT_EQ(k.name.find("_tile"), std::string::npos) << k.name;
+      EXPECT_FALSE(k.smallRows.has_value()) << k.name;
+    }
+    for (size_t x : {0, 1, 3, 5}) // s = 1 (p 999, b 2 / p 130), 3 (b 2), 2 (p 2047)
+      check(kAttentionAwkwardShapes[x], {{3, attentionPadding}}, 2e-5);
+  }
+  target.cooperativeMatrix = target.cooperativeMatrixAttention = target.emulateCooperativeMatrix = false;
+  target.smallRowsVariant = false;
+  target.subgroupSize = 8;
+  split = Split::Off;
+}
+
 TEST_F(SpirvCodegenTest, AttentionAwkward) {
   struct Limits {
     uint32_t invocations, shared;
   };
-  // Lavapipe's limits, a 64-invocation device, and a 16 KiB one (fewer heads per workgroup); one pass, and
+  // Lavapipe's limits, a 64-invocation device, and a 16 KiB one (fewer heads per workgroup); not split, and
   // split over the KV length (flash-decoding: 16 chunks of the 1000 keys, 3 of 131, 2 under the 100-key
-  // window, a ragged last one, 32 and 17 in one step) with the combine pass. The long prefills (tiles, the same
-  // code in both kernels) on the two-pass kernel of lavapipe's limits and of the 16 KiB device.
-  for (bool split : {false, true})
+  // window, a ragged last one, 32 and 17 in one step) in one dispatch (the last chunk of a row combines it;
+  // check() replays it), and with the fallback's combine pass at lavapipe's limits. The long prefills (tiles,
+  // the same code in every kernel) on the one-dispatch kernel of lavapipe's limits and of the 16 KiB device.
+  for (Split mode : {Split::Off, Split::TwoPasses, Split::OneDispatch})
     for (Limits lim : {Limits{1024, 32768}, Limits{64, 32768}, Limits{256, 16384}}) {
-      SCOPED_TRACE(std::string(split ? "two passes" : "one pass") + ", invocations " +
-                   std::to_string(lim.invocations) + ", shared " + std::to_string(lim.shared));
-      twoPass = split;
+      if (mode == Split::TwoPasses && lim.invocations != 1024)
+        continue;
+      SCOPED_TRACE(std::string(mode == Split::Off ? "not split" : mode == Split::TwoPasses ? "two passes" : "one dispatch") +
+                   ", invocations " + std::to_string(lim.invocations) + ", shared " + std::to_string(lim.shared));
+      split = mode;
       target.maxWorkgroupInvocations = lim.invocations;
       target.maxSharedMemory = lim.shared;
       compile(attentionAwkwardSource());
-      EXPECT_EQ(secondPass.size(), split ? kernels.size() : 0u);
-      const bool prefills = split && lim.invocations > 64;
+      EXPECT_EQ(splits.size(), mode != Split::Off ? kernels.size() : 0u);
+      const bool prefills = mode == Split::OneDispatch && lim.invocations > 64;
       for (size_t x = 0; x < kAttentionAwkwardShapes.size(); ++x)
         if (x < kAttentionAwkwardPrefills || prefills)
           check(kAttentionAwkwardShapes[x], {{3, attentionPadding}}, 2e-5);
     }
-  twoPass = false;
+  split = Split::Off;
   // GQA: the 8 heads sharing a KV head are one workgroup when they fit.
   target.maxWorkgroupInvocations = 1024;
   target.maxSharedMemory = 32768;
@@ -685,7 +770,7 @@ TEST_F(SpirvCodegenTest, GemvOnlyVariant) {
                                    matmulGroupSource({67, 67}, 1001, "bf16", true)}) {
       SCOPED_TRACE("subgroups of " + std::to_string(subgroupSize));
       target.subgroupSize = subgroupSize;
-      target.gemvOnly = false;
+      target.smallRowsVariant = false;
       compile(src);
       auto isMatmul = [](mlir::Operation *op) { return mlir::isa<ir::MatmulOp, ir::MatmulGroupOp>(op); };
       for (auto &[op, k] : kernels) {
@@ -694,7 +779,7 @@ TEST_F(SpirvCodegenTest, GemvOnlyVariant) {
         ASSERT_TRUE(k.smallRows.has_value()) << k.name;
         EXPECT_EQ(k.name.find("_only"), std::string::npos) << k.name;
       }
-      target.gemvOnly = true;
+      target.smallRowsVariant = true;
       compile(src);
       for (auto &[op, k] : kernels) {
         if (!isMatmul(op))
@@ -707,7 +792,7 @@ TEST_F(SpirvCodegenTest, GemvOnlyVariant) {
       for (int64_t s : {1, 2, 3, 4})
         check({{"b", 1}, {"s", s}, {"p", 0}});
     }
-  target.gemvOnly = false;
+  target.smallRowsVariant = false;
 }
 
 /// x [s, K] with weights W_s [N_s, K] of `weightType` (converted to f32, folded by the test: read in place) as
@@ -846,7 +931,7 @@ TEST_F(SpirvCodegenTest, MatmulGroupFolds) {
     const std::vector<bool> variants =
         std::string(weights) == "f16" ? std::vector<bool>{false, true} : std::vector<bool>{false};
     for (bool gemvOnly : variants) {
-      target.gemvOnly = gemvOnly;
+      target.smallRowsVariant = gemvOnly;
       compile(foldedGroupSource(c.ns, c.k, weights, c.siluMul, c.folds));
       for (auto &[op, k] : kernels)
         if (mlir::isa<ir::MatmulGroupOp>(op)) {
@@ -858,7 +943,7 @@ TEST_F(SpirvCodegenTest, MatmulGroupFolds) {
         if (!gemvOnly || s <= 4)
           check({{"b", 1}, {"s", s}, {"p", 0}});
     }
-    target.gemvOnly = false;
+    target.smallRowsVariant = false;
   };
   for (uint32_t subgroupSize : {8u, 32u})
     for (const char *weights : {"f32", "f16", "bf16"})
@@ -1181,8 +1266,8 @@ TEST_F(SpirvCodegenTest, ExportGpuCases) {
 }
 
 // KILN_SPIRV_EXPORT=DIR: attention for a device like the nvidia-h200 profile (32-wide subgroups, 48 KiB of
-// shared memory) in two passes (split over the KV length; steps of 5 to 7 rows take pass 1's one-row path, of
-// 8 or more its tiles), for kiln_spirv_replay on the GPU: TinyLlama's heads (32 query heads on 4 KV heads,
+// shared memory) split over the KV length in one dispatch (the last chunk of a row combines it; steps of 5 to
+// 7 rows take the one-row path unsplit, of 8 or more the tiles), for kiln_spirv_replay on the GPU: TinyLlama's heads (32 query heads on 4 KV heads,
 // d 64) at decode over 1, 77, 600 and 2049 keys, 4 rows, a 70-row chunk (tiles, as the awkward 33-row step),
 // and the awkward cases (AttentionAwkward) at their shapes but those over 1000 keys or more (the files stay
 // small: TinyLlama's have those). Without it: skipped.
@@ -1199,7 +1284,7 @@ TEST_F(SpirvCodegenTest, AttentionExportGpuCases) {
   const std::vector<Bindings> awkwardShapes(kAttentionAwkwardShapes.begin() + 1,
                                             kAttentionAwkwardShapes.begin() + kAttentionAwkwardLongShapes);
   int index = 0;
-  twoPass = true;
+  split = Split::OneDispatch;
   for (const auto &[source, shapes] : {std::pair<std::string, std::vector<Bindings>>{tinyLlama, tinyShapes},
                                        {attentionAwkwardSource(), awkwardShapes}}) {
       compile(source);
@@ -1258,7 +1343,7 @@ TEST_F(SpirvCodegenTest, AttentionExportGpuCases) {
   }
   target.cooperativeMatrix = false;
   target.cooperativeMatrixAttention = false;
-  twoPass = false;
+  split = Split::Off;
   std::printf("[ export   ] %d attention cases in %s\n", index, dir);
 }
 
@@ -1318,9 +1403,9 @@ func.func @large(%a: tensor<?x17000000xf32, #kiln.dims<[b]>>) -> tensor<?x170000
 // [b, s, 2048] projection) at b = 1, s = 1 launches one workgroup per head (a symbolic batch beside the heads
 // in one grid axis used to give the 2048 elements a single workgroup), and a softmax over [b, 32, s, t] rows
 // one workgroup per head and row; both still match the interpreter at decode and at b 2, s 3 and 130.
-// Decode attention at TinyLlama's shapes (two passes) stages each block's values in shared memory
-// (ATT_VSTAGE) and matches the interpreter; a 16 KiB device has no room for it and reads them from the buffer.
-// Its combine pass has no workgroups at all while the keys fit one chunk.
+// Decode attention at TinyLlama's shapes (split in one dispatch, and in two passes) stages each block's values
+// in shared memory (ATT_VSTAGE) and matches the interpreter; a 16 KiB device has no room for it and reads them
+// from the buffer. The two passes' combine pass has no workgroups at all while the keys fit one chunk.
 TEST_F(SpirvCodegenTest, DecodeGrids) {
   std::string src = R"(
 func.func @decode(%x: tensor<?x32x?x64xf32, #kiln.dims<[b, s]>>, %pos: tensor<?x?xi64, #kiln.dims<[b, s]>>,
@@ -1345,29 +1430,35 @@ func.func @decode(%x: tensor<?x32x?x64xf32, #kiln.dims<[b, s]>>, %pos: tensor<?x
   const std::string attention = "func.func @tl(%q: " + q + ", %k: " + kv + ", %v: " + kv + ") -> " + q + " {\n" +
                                 "  %0 = kiln.attention %q, %k, %v {scale = 0.125 : f64, mask = #kiln.mask<causal>} : (" +
                                 q + ", " + kv + ", " + kv + ") -> " + q + "\n  return %0 : " + q + "\n}";
-  for (uint32_t shared : {32768u, 16384u}) {
-    target.maxSharedMemory = shared;
-    twoPass = true;
-    compile(attention);
-    twoPass = false;
-    ASSERT_EQ(kernels.size(), 1u);
-    EXPECT_EQ(kernels.begin()->second.glsl.find("#define ATT_VSTAGE") != std::string::npos, shared == 32768u)
-        << kernels.begin()->second.name << " with " << shared << " bytes of shared memory";
-    // The combine pass launches nothing while one chunk (64 keys) holds every row's keys.
-    const codegen::SpirvKernel &combine = secondPass.begin()->second.first;
-    for (int64_t p : {0, 63, 64, 1000}) {
-      int64_t x = *combine.globalSize[0].evaluate({{"b", 1}, {"s", 1}, {"p", p}});
-      EXPECT_EQ(x > 0, p >= 64) << combine.name << " at p " << p << ": global size x " << x;
+  for (uint32_t shared : {32768u, 16384u})
+    for (Split mode : {Split::TwoPasses, Split::OneDispatch}) {
+      target.maxSharedMemory = shared;
+      split = mode;
+      compile(attention);
+      split = Split::Off;
+      ASSERT_EQ(kernels.size(), 1u);
+      const codegen::SpirvKernel &k = kernels.begin()->second;
+      EXPECT_EQ(k.glsl.find("#define ATT_VSTAGE") != std::string::npos, shared == 32768u)
+          << k.name << " with " << shared << " bytes of shared memory";
+      const std::string stem = mode == Split::TwoPasses ? "attention_online_d64_gqa8_splitkv_" : "attention_online_d64_gqa8_splitkvlast_";
+      EXPECT_EQ(k.name.rfind(stem, 0), 0u) << k.name;
+      // The combine pass launches nothing while one chunk (64 keys) holds every row's keys.
+      if (mode == Split::TwoPasses) {
+        const codegen::SpirvKernel &combine = *splits.begin()->second.second;
+        for (int64_t p : {0, 63, 64, 1000}) {
+          int64_t x = *combine.globalSize[0].evaluate({{"b", 1}, {"s", 1}, {"p", p}});
+          EXPECT_EQ(x > 0, p >= 64) << combine.name << " at p " << p << ": global size x " << x;
+        }
+      }
+      // Decode over 1, 2, 128 and 1001 keys (one chunk, a partial block, two chunks, 16 with a ragged last
+      // one), and 3 rows at b 2.
+      for (const Bindings &b : std::vector<Bindings>{{{"b", 1}, {"s", 1}, {"p", 0}},
+                                                     {{"b", 1}, {"s", 1}, {"p", 1}},
+                                                     {{"b", 1}, {"s", 1}, {"p", 127}},
+                                                     {{"b", 1}, {"s", 1}, {"p", 1000}},
+                                                     {{"b", 2}, {"s", 3}, {"p", 70}}})
+        check(b, {}, 2e-5);
     }
-    // Decode over 1, 2, 128 and 1001 keys (one chunk, a partial block, two chunks, 16 with a ragged last one),
-    // and 3 rows at b 2.
-    for (const Bindings &b : std::vector<Bindings>{{{"b", 1}, {"s", 1}, {"p", 0}},
-                                                   {{"b", 1}, {"s", 1}, {"p", 1}},
-                                                   {{"b", 1}, {"s", 1}, {"p", 127}},
-                                                   {{"b", 1}, {"s", 1}, {"p", 1000}},
-                                                   {{"b", 2}, {"s", 3}, {"p", 70}}})
-      check(b, {}, 2e-5);
-  }
   target.maxSharedMemory = 32768;
 }
 

@@ -64,6 +64,9 @@ struct PlanBuffer {
   std::optional<QuantFormat> quant;
   // ARENA only: live over dispatches [firstUse, lastUse] (inclusive; outputs live to the last dispatch).
   int firstUse = -1, lastUse = -1;
+  // ARENA only: live over the whole step, so no other buffer shares its bytes and what a step leaves in it is
+  // there for the next (a split attention's counters, addCombinedSplit; the runtime zeroes the arena once).
+  bool wholeStep = false;
   BufferLocation location = BufferLocation::Host; // ARENA: HOST -> arena, DEVICE -> device arena
   // A second copy of buffer `copyOf` in the other location (partitionPlan): a WEIGHT copy shares the
   // original's bytes in the weights section (same offset, uploaded at load); an ARENA copy is filled by
@@ -87,7 +90,10 @@ struct PlanDispatch {
   /// 0: the op's one dispatch. A kernel in two passes (addSecondPass: e.g. attention split over the KV
   /// length, then its partials combined) has buffers operands, scratch, results in both: pass 1 writes the
   /// scratch and the results, pass 2 (the next dispatch) reads the scratch and writes the results.
+  /// kCombinedPass (addCombinedSplit): such a kernel as one dispatch, buffers operands, scratch, counters,
+  /// results, all but the operands written.
   int pass = 0;
+  static constexpr int kCombinedPass = 3; // codegen::kSpirvCombinedPass
   /// Per buffer (empty, or empty entries: row-major as the op's type): the buffer holds the op's tensor with
   /// its axes in this order, storage axis k being the tensor's axis storageOrder[k] (a kiln.transpose folded
   /// into its reader or its producer: foldDeviceTransposes, DeviceWeights.h).
@@ -190,6 +196,13 @@ std::string kvCacheSummary(const MemoryPlan &plan);
 /// renumbered. The caller re-lays out the arenas (layoutArenas) after its last split.
 void addSecondPass(MemoryPlan &plan, int dispatch, uint64_t scratchBytes, mlir::Type elementType,
                    PartitionResult *partition = nullptr);
+
+/// Like addSecondPass without the second dispatch: kernel dispatch `dispatch` becomes
+/// PlanDispatch::kCombinedPass, with a scratch ARENA buffer of `scratchBytes` (`scratchType`) and a counters
+/// one of `counterBytes` (`counterType`, PlanBuffer::wholeStep) before its results. The caller re-lays out
+/// the arenas.
+void addCombinedSplit(MemoryPlan &plan, int dispatch, uint64_t scratchBytes, mlir::Type scratchType,
+                      uint64_t counterBytes, mlir::Type counterType);
 
 /// The layout of a dispatch's buffers for its kernel: per buffer (operands, then results) the row
 /// capacity of a strided KV view (0: row-major), and whether it is an in-place append (a kiln.concat whose

@@ -62,11 +62,22 @@ struct SpirvTarget {
   /// Tests only: the cooperative-matrix tiles with their fragment operations emulated in plain GLSL
   /// (matmul_coopmat.glsl CM_EMULATE), so that a device without them (lavapipe) runs the tiling and staging.
   bool emulateCooperativeMatrix = false;
-  /// A matmul's small-rows variant (SpirvKernel::smallRows): its GEMV path only, for steps of at most
-  /// kSpirvGemvRows rows of A, without the tile paths (their registers and shared memory would lower the
-  /// GEMV's occupancy).
-  bool gemvOnly = false;
+  /// A kernel's small-rows variant (SpirvKernel::smallRows), for steps of at most kSpirvGemvRows rows: a
+  /// matmul's GEMV path only, attention's row path only, without the tile paths (their registers and shared
+  /// memory would lower the occupancy; on the H100 the f16 plans' decode attention took 2x as long with its
+  /// cooperative-matrix tiles compiled in).
+  bool smallRowsVariant = false;
+  /// The fallback for attention split over the KV length: its partials combined by a second dispatch (passes
+  /// 1 and 2) rather than by the last workgroup of each query row to finish (kSpirvCombinedPass, one dispatch;
+  /// it needs 32-bit atomics on storage buffers and the Coherent decoration, both core Vulkan 1.0, so every
+  /// profile takes it; the tests run both).
+  bool attentionCombinePass = false;
 };
+
+/// generateSpirvKernel's `pass` for an op split as two passes would be (spirvTwoPassScratchBytes > 0) but
+/// combined in its one dispatch: buffers operands, scratch (f32), counters (i32, spirvSplitCounterBytes; all 0
+/// before the first dispatch, and left 0 by each), results.
+constexpr int kSpirvCombinedPass = 3;
 
 /// The most rows of A a matmul's GEMV path takes (decode and tiny chunks); more take the tiles.
 constexpr int64_t kSpirvGemvRows = 4;
@@ -82,9 +93,10 @@ struct SpirvKernel {
   /// one module (Kernel.specialization in the artifact).
   std::vector<uint32_t> specialization;
   std::string glsl;             ///< the source glslang compiled: shaders/header.glsl, the variant defines, the .comp
-  /// A transpose_b matmul whose rows of A are symbolic (one kernel for decode and prefill): those rows. The
-  /// compiler then also generates the kernel with SpirvTarget::gemvOnly, which the runtime dispatches instead
-  /// for steps where they are at most kSpirvGemvRows (Dispatch.small_rows_kernel in the artifact).
+  /// A transpose_b matmul whose rows of A, or an attention whose query rows, are symbolic (one kernel for
+  /// decode and prefill, with tile paths): those rows. The compiler then also generates the kernel with
+  /// SpirvTarget::smallRowsVariant, which the runtime dispatches instead for steps where they are at most
+  /// kSpirvGemvRows (Dispatch.small_rows_kernel in the artifact).
   std::optional<ir::SymExpr> smallRows;
 };
 
@@ -121,7 +133,8 @@ struct SpirvKvView {
 /// views; every access of such a buffer goes through its strided index (KV_VIEW_<binding> in the GLSL).
 /// `pass` 1 / 2: the passes of an op that runs in two (spirvTwoPassScratchBytes > 0), each one dispatch over
 /// the buffers operands, scratch (f32, that many bytes), results: pass 1 writes the scratch (and may write
-/// the results), pass 2 reads it and writes the results (`views` then has an entry for the scratch too).
+/// the results), pass 2 reads it and writes the results (`views` then has an entry for the scratch too);
+/// kSpirvCombinedPass: such an op as one dispatch (scratch, then counters, before the results).
 StatusOr<SpirvKernel> generateSpirvKernel(mlir::Operation *op, llvm::ArrayRef<std::string> symbolNames,
                                           const SpirvTarget &target,
                                           llvm::ArrayRef<mlir::Type> operandStorage = {},
@@ -129,8 +142,11 @@ StatusOr<SpirvKernel> generateSpirvKernel(mlir::Operation *op, llvm::ArrayRef<st
 
 /// The scratch bytes (for batches up to `maxBatch`) when `op` runs as two kernels on `target`, else 0:
 /// kiln.attention over a KV cache (keys p + s, queries s) splits the keys over workgroups for steps of few
-/// query rows (flash-decoding) and combines the chunks' partial results in a second pass.
+/// query rows (flash-decoding) and combines the chunks' partial results in a second pass (or, unless
+/// target.attentionCombinePass, in the same dispatch: kSpirvCombinedPass, with spirvSplitCounterBytes too).
 uint64_t spirvTwoPassScratchBytes(mlir::Operation *op, const SpirvTarget &target, int64_t maxBatch);
+/// The counter bytes of such an op combined in its one dispatch (kSpirvCombinedPass), else 0.
+uint64_t spirvSplitCounterBytes(mlir::Operation *op, const SpirvTarget &target, int64_t maxBatch);
 
 /// SPIR-V assembly text of `words` (spirv-dis, friendly names).
 std::string disassembleSpirv(llvm::ArrayRef<uint32_t> words);
