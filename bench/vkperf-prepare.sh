@@ -33,13 +33,7 @@ done
 # this tree's GEMV with the scalar prefill tiles.
 $K compile /tmp/vkprep/tl16 -o $H/new/tl-f16-nocm.kiln --target vulkan --max-context 1024 --synthetic-weights 1 \
   --device-profile tests/fuzz/corpus/profile/nvidia-h200.json 2>&1 | tail -1
-for dir in tests/data/*/; do
-  n=$(basename $dir)
-  $K compile $dir -o $H/cases/$n.kiln --target vulkan --device-profile nvidia-h200 2>&1 | tail -1
-  cp $dir/reference.safetensors $H/cases/$n.ref.safetensors
-  python3 -c "import json; c = json.load(open('$dir/case.json')).get('chunks'); print(','.join(map(str, c)) if c else '-')" \
-    > $H/cases/$n.chunks
-done
+K=$K bash bench/cases-prepare.sh
 $K synth tests/data/llama-tiny/config.json -o /tmp/vkprep/llama16 --seed 3 --dtype f16
 $K synth bench/configs/awkward-llama.json -o /tmp/vkprep/awkward16 --seed 5 --dtype f16
 for m in llama16 awkward16; do

@@ -149,6 +149,7 @@ private:
   Status partition();
   Status dumpPartition(const std::string &title);
   Status placeKvCache();
+  Status groupDispatches();
   Status collectText();
   Status buildManifest();
   Status generateKernels();
@@ -190,7 +191,7 @@ StatusOr<CompileResult> Pipeline::run() {
        {&Pipeline::collectText, &Pipeline::fuse, &Pipeline::limits, &Pipeline::split, &Pipeline::groupMatmuls,
         &Pipeline::foldMatmulNorms,
         &Pipeline::plan, &Pipeline::partition,
-        &Pipeline::placeKvCache, &Pipeline::buildManifest, &Pipeline::generateKernels, &Pipeline::write})
+        &Pipeline::placeKvCache, &Pipeline::groupDispatches, &Pipeline::buildManifest, &Pipeline::generateKernels, &Pipeline::write})
     if (Status s = (this->*stage)(); !s)
       return s;
   return std::move(result);
@@ -411,6 +412,29 @@ Status Pipeline::placeKvCache() {
       return s;
   }
   return Status::ok();
+}
+
+Status Pipeline::groupDispatches() {
+  // Vulkan, fused, after the KV placement and the two-pass split: adjacent independent rope / transpose
+  // dispatches (per layer: rope q, rope k into the key cache, the value copy into the value cache) as one
+  // kiln.group dispatch each.
+  if (!vulkan || !o.fuse || !o.groupDispatches)
+    return Status::ok();
+  const Clock::time_point t = Clock::now();
+  StatusOr<passes::DispatchGroups> groups = dispatchGroupStage(step(), memoryPlan, profile, partitioned);
+  if (!groups.ok())
+    return Status::error(o.modelDir + ": " + groups.status().message());
+  result.report.fusion.dispatchGroups = int(groups->groups.size());
+  if (groups->groups.empty() && groups->rejected.empty())
+    return Status::ok(); // nothing to group (an encoder: no rope, no KV cache)
+  passes::FusionReport report;
+  report.fused = groups->groups;
+  report.unfused = groups->rejected;
+  const double seconds = secondsSince(t);
+  return recordDeviceFusion(report, "dispatch-groups",
+                            dispatchGroupLines(groups->groups, groups->rejected, groups->dispatchesRemoved,
+                                               profile.name, seconds),
+                            seconds, "grouped", "04-dispatch-groups.mlir");
 }
 
 Status Pipeline::collectText() {

@@ -93,6 +93,17 @@ std::vector<std::string> matmulNormLines(const std::vector<std::string> &fused, 
   return lines;
 }
 
+std::vector<std::string> dispatchGroupLines(const std::vector<std::string> &groups,
+                                            const std::vector<std::string> &rejected, int removed,
+                                            const std::string &profile, double seconds) {
+  std::vector<std::string> lines = {"dispatch groups: " + to_string(groups.size()) + " kiln.group replace " +
+                                    to_string(size_t(removed) + groups.size()) + " dispatches by " +
+                                    to_string(groups.size()) + " (" + profile + ") in " + ms(seconds)};
+  for (const std::string &line : rejected)
+    lines.push_back("not grouped: " + line);
+  return lines;
+}
+
 std::vector<std::string> planLines(const PlanSummary &s, double seconds) {
   return {"memory plan: " + to_string(s.buffers) + " buffers, " + to_string(s.dispatches) + " dispatches, arena " +
           formatBytes(s.arenaBytes) + " (intermediates " + formatBytes(s.intermediateBytes) + "), weights " +

@@ -161,6 +161,18 @@ StatusOr<passes::FusionReport> matmulNormStage(mlir::ModuleOp module, const Devi
   return report;
 }
 
+StatusOr<passes::DispatchGroups> dispatchGroupStage(mlir::func::FuncOp step, passes::MemoryPlan &plan,
+                                                    const DeviceProfile &profile, passes::PartitionResult &partition) {
+  const passes::DeviceKernelCatalog *catalog = deviceKernelCatalog();
+  passes::DispatchGroupFilter accept = [&profile, catalog](mlir::Operation *group) -> std::string {
+    return catalog ? catalog->unsupportedReason(group, profile) : "this build has no SPIR-V backend";
+  };
+  passes::DispatchGroups groups = passes::groupDispatches(plan, partition, accept);
+  if (mlir::failed(mlir::verify(step)))
+    return Status::error("internal error: the step function does not verify after kiln-group-dispatches");
+  return groups;
+}
+
 StatusOr<Planned> planStage(mlir::func::FuncOp step, const passes::PlanOptions &bounds, const std::string &modelDir) {
   StatusOr<passes::MemoryPlan> plan = passes::planMemory(step, bounds);
   if (!plan.ok())

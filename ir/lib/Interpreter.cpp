@@ -293,6 +293,8 @@ private:
   bool evalRope(RopeOp op, HostTensor &out);
   bool evalAddNorm(Operation *op, const OpRule &rule, Results &results);
   bool evalAttention(AttentionOp op, HostTensor &out);
+  bool evalGroup(Operation *op, const OpRule &rule, Results &results);
+  bool evalYield(Operation *op, const OpRule &rule, Results &results);
 
   const WeightLoader &loader_;
   llvm::StringMap<TensorRef> &weights_;
@@ -562,10 +564,43 @@ const OpTable<OpRule> &Evaluator::table() {
         .add<LayerNormOp>({&E::single<LayerNormOp, &E::evalLayerNorm>})
         .add<AddRmsNormOp, AddLayerNormOp>({&E::evalAddNorm})
         .add<RopeOp>({&E::single<RopeOp, &E::evalRope>})
-        .add<AttentionOp>({&E::single<AttentionOp, &E::evalAttention>});
+        .add<AttentionOp>({&E::single<AttentionOp, &E::evalAttention>})
+        .add<GroupOp>({&E::evalGroup})
+        .add<YieldOp>({&E::evalYield});
     return t;
   }();
   return table;
+}
+
+//===----------------------------------------------------------------------===//
+// Dispatch groups
+//===----------------------------------------------------------------------===//
+
+// The body's ops in order, its arguments bound to the inputs' tensors; the results are what it yields.
+bool Evaluator::evalGroup(Operation *groupOp, const OpRule &, Results &results) {
+  auto group = cast<GroupOp>(groupOp);
+  Block &body = group.getBody().front();
+  for (auto [arg, input] : llvm::zip(body.getArguments(), group.getInputs()))
+    values_[arg] = values_.find(input)->second;
+  for (Operation &op : body.without_terminator())
+    if (!evalOp(&op))
+      return false;
+  for (Value v : body.getTerminator()->getOperands()) {
+    auto it = values_.find(v);
+    if (it == values_.end())
+      return fail(group, "yields a value its body does not compute");
+    results.push_back(it->second);
+  }
+  for (Operation &op : body.without_terminator())
+    for (Value r : op.getResults())
+      values_.erase(r);
+  for (BlockArgument arg : body.getArguments())
+    values_.erase(arg);
+  return true;
+}
+
+bool Evaluator::evalYield(Operation *op, const OpRule &, Results &) {
+  return fail(op, "is evaluated by its kiln.group, not on its own");
 }
 
 //===----------------------------------------------------------------------===//

@@ -431,3 +431,32 @@ LogicalResult AttentionOp::verify() {
 
 #define GET_OP_CLASSES
 #include "kiln/ir/KilnOps.cpp.inc"
+
+//===----------------------------------------------------------------------===//
+// Dispatch groups
+//===----------------------------------------------------------------------===//
+
+namespace kiln::ir {
+
+LogicalResult GroupOp::verify() {
+  Block &body = getBody().front();
+  if (body.getNumArguments() != getInputs().size())
+    return emitOpError() << "body has " << body.getNumArguments() << " arguments for " << getInputs().size()
+                         << " inputs";
+  for (auto [i, arg] : llvm::enumerate(body.getArguments()))
+    if (arg.getType() != getInputs()[i].getType())
+      return emitOpError() << "body argument " << i << " has type " << arg.getType() << ", input " << i
+                           << " has " << getInputs()[i].getType();
+  auto yield = cast<YieldOp>(body.getTerminator());
+  if (yield.getValues().getTypes() != getResultTypes())
+    return emitOpError() << "yields " << yield.getValues().size() << " values whose types differ from its "
+                         << getNumResults() << " results";
+  if (getNumResults() == 0)
+    return emitOpError() << "has no results";
+  for (Operation &op : body.without_terminator())
+    if (op.getDialect() != getOperation()->getDialect() || op.getNumRegions() != 0)
+      return emitOpError() << "body holds '" << op.getName() << "': only kiln ops without regions";
+  return success();
+}
+
+} // namespace kiln::ir

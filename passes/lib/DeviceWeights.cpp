@@ -237,6 +237,20 @@ int foldTransposesIntoProducers(MemoryPlan &plan, PartitionResult &partition,
   return folded;
 }
 
+/// Whether operand `k` of `op` may be read in a permuted storage order: rope's input, attention's q / k / v, and
+/// a kiln.group's input that only such operands of its members read.
+bool readsPermuted(mlir::Operation *op, unsigned k) {
+  if (auto group = mlir::dyn_cast<ir::GroupOp>(op)) {
+    if (k >= group->getNumOperands())
+      return false;
+    mlir::BlockArgument arg = group.getBody().front().getArgument(k);
+    return !arg.use_empty() && llvm::all_of(arg.getUses(), [](mlir::OpOperand &use) {
+      return readsPermuted(use.getOwner(), use.getOperandNumber());
+    });
+  }
+  return (mlir::isa<ir::RopeOp>(op) && k == 0) || (mlir::isa<ir::AttentionOp>(op) && k <= 2);
+}
+
 } // namespace
 
 int foldDeviceTransposes(MemoryPlan &plan, PartitionResult &partition,
@@ -251,8 +265,7 @@ int foldDeviceTransposes(MemoryPlan &plan, PartitionResult &partition,
                plainDeviceArena(dst) && src.elementType == dst.elementType;
       },
       [](const PlanDispatch &c, int k) {
-        const bool reads = (mlir::isa<ir::RopeOp>(c.op) && k == 0) || (mlir::isa<ir::AttentionOp>(c.op) && k <= 2);
-        return reads && c.pass == 0 && (c.storageOrder.empty() || c.storageOrder[size_t(k)].empty());
+        return readsPermuted(c.op, unsigned(k)) && c.pass == 0 && (c.storageOrder.empty() || c.storageOrder[size_t(k)].empty());
       },
       DispatchDevice::Vulkan,
       [](PlanDispatch &reader, int k, const PlanDispatch &t) {

@@ -75,10 +75,14 @@ void addSecondPass(MemoryPlan &plan, int dispatch, uint64_t scratchBytes, mlir::
   PlanDispatch second = first;
   second.pass = 2;
   plan.dispatches.insert(plan.dispatches.begin() + dispatch + 1, second);
-  if (partition)
+  if (partition) {
     for (int &t : partition->transferDispatches)
       if (t > dispatch)
         ++t;
+    for (PartitionEntry &pe : partition->entries) // the dispatches after the new pass moved by one
+      if (pe.dispatch > dispatch)
+        ++pe.dispatch;
+  }
 }
 
 std::vector<mlir::Operation *> MemoryPlan::dispatchOps() const {
@@ -511,7 +515,8 @@ private:
         ret = r;
         continue;
       }
-      if (op->getNumRegions() != 0)
+      // kiln.group is one dispatch of its body's ops (its kernel composes theirs).
+      if (op->getNumRegions() != 0 && !mlir::isa<ir::GroupOp>(op))
         return opError(op, "ops with regions cannot be dispatched");
       if (op->getNumResults() != 1 && (mlir::isa<ir::WeightOp>(op) || mlir::isa<ir::ConstantOp>(op)))
         return opError(op, "expected one result");

@@ -87,6 +87,15 @@ void annotateKvCache(mlir::func::FuncOp step, const MemoryPlan &plan,
     step->setAttr(kKvCache, b.getStringAttr(kvCacheSummary(plan)));
 }
 
+void annotateGroupDevices(mlir::func::FuncOp step) {
+  step.walk([](ir::GroupOp group) {
+    mlir::Block &body = group.getBody().front();
+    if (!group->hasAttr(kDevice) && !body.without_terminator().empty())
+      if (mlir::Attribute device = body.front().getAttr(kDevice))
+        group->setAttr(kDevice, device);
+  });
+}
+
 void clearKvCacheAnnotations(mlir::func::FuncOp step) {
   step->removeAttr(kKvCache);
   for (unsigned i = 0; i < step.getNumArguments(); ++i)

@@ -1,6 +1,7 @@
 //===- PlanPasses.cpp - the plan-level transforms as passes (PlanPasses.td) ===//
 #include "kiln/passes/PlanPasses.h"
 #include "kiln/passes/DeviceWeights.h"
+#include "kiln/passes/DispatchGroups.h"
 #include "kiln/passes/PlanAnnotations.h"
 #include "kiln/target/DeviceProfile.h"
 
@@ -11,6 +12,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <optional>
 
 namespace kiln::passes {
 
@@ -19,6 +21,7 @@ namespace kiln::passes {
 #define GEN_PASS_DEF_KILNPARTITION
 #define GEN_PASS_DEF_KILNFOLDDEVICEWEIGHTS
 #define GEN_PASS_DEF_KILNPLACEKVCACHE
+#define GEN_PASS_DEF_KILNGROUPDISPATCHES
 #include "kiln/passes/PlanPasses.h.inc"
 
 namespace {
@@ -60,16 +63,24 @@ StatusOr<RecordedPlan> recordedPlan(mlir::func::FuncOp f, const PlanOptions &bou
   return r;
 }
 
+/// A pass's `profile` option loaded (a built-in name or a file); nullopt after an error at the module.
+std::optional<target::DeviceProfile> passProfile(mlir::ModuleOp module, llvm::StringRef pass,
+                                                 const std::string &profile) {
+  StatusOr<target::DeviceProfile> device = target::loadDeviceProfile(profile);
+  if (device.ok())
+    return std::move(*device);
+  module.emitError(pass + ": " + device.status().message());
+  return std::nullopt;
+}
+
 struct PartitionPass : impl::KilnPartitionBase<PartitionPass> {
   using Base::Base;
   explicit PartitionPass(const DeviceKernelCatalog *catalog) : catalog(catalog) {}
 
   void runOnOperation() override {
-    StatusOr<target::DeviceProfile> device = target::loadDeviceProfile(profile);
-    if (!device.ok()) {
-      getOperation().emitError("kiln-partition: " + device.status().message());
+    std::optional<target::DeviceProfile> device = passProfile(getOperation(), "kiln-partition", profile);
+    if (!device)
       return signalPassFailure();
-    }
     // As in a profile file, an op name no kiln op has is an error rather than a silent no-op.
     const std::vector<std::string> &known = target::kilnOpNames();
     for (const std::string &op : unavailableOps) {
@@ -136,12 +147,45 @@ struct PlaceKvCachePass : impl::KilnPlaceKvCacheBase<PlaceKvCachePass> {
   }
 };
 
+struct GroupDispatchesPass : impl::KilnGroupDispatchesBase<GroupDispatchesPass> {
+  using Base::Base;
+  explicit GroupDispatchesPass(const DeviceKernelCatalog *catalog) : catalog(catalog) {}
+
+  void runOnOperation() override {
+    std::optional<target::DeviceProfile> device = passProfile(getOperation(), "kiln-group-dispatches", profile);
+    if (!device)
+      return signalPassFailure();
+    DispatchGroupFilter accept;
+    if (catalog)
+      accept = [&](mlir::Operation *group) { return catalog->unsupportedReason(group, *device); };
+    const PlanOptions bounds{maxContext, maxBatch};
+    if (failed(forEachFunction(getOperation(), [&](mlir::func::FuncOp f) -> Status {
+          StatusOr<RecordedPlan> r = recordedPlan(f, bounds);
+          if (!r.ok())
+            return r.status();
+          if (!r->partition)
+            return Status::error("kiln-group-dispatches: no kiln.device attributes (run kiln-partition first)");
+          if (kvInPlace)
+            placeKvCacheInPlace(r->plan, KvInPlaceOptions{true}, &*r->partition);
+          // The runs left as they were, as remarks (kiln compile --report prints them as "not grouped: ...").
+          for (const std::string &why : groupDispatches(r->plan, *r->partition, accept).rejected)
+            f.emitRemark("not grouped: " + why);
+          annotateGroupDevices(f);
+          return Status::ok();
+        })))
+      signalPassFailure();
+  }
+
+  const DeviceKernelCatalog *catalog = nullptr;
+};
+
 } // namespace
 
 void registerPlanPasses(const DeviceKernelCatalog *catalog) {
   mlir::registerPass([catalog] { return std::make_unique<PartitionPass>(catalog); });
   mlir::registerPass([] { return std::make_unique<FoldDeviceWeightsPass>(); });
   mlir::registerPass([] { return std::make_unique<PlaceKvCachePass>(); });
+  mlir::registerPass([catalog] { return std::make_unique<GroupDispatchesPass>(catalog); });
 }
 
 } // namespace kiln::passes

@@ -29,7 +29,7 @@ const std::vector<std::string> &kilnOpNames() {
       "kiln.gather",
       "kiln.reshape",    "kiln.transpose",  "kiln.broadcast_to", "kiln.slice",       "kiln.tail",         "kiln.concat",
       "kiln.rms_norm",   "kiln.layer_norm", "kiln.add_rms_norm", "kiln.add_layer_norm", "kiln.rope",
-      "kiln.attention"};
+      "kiln.attention",  "kiln.group",      "kiln.yield"};
   return names;
 }
 

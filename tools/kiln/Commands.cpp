@@ -28,8 +28,8 @@ const Command kCompile{
     "compile",
     {"compile MODEL_DIR -o MODEL.kiln [--target cpu|vulkan] [--device-profile NAME|FILE] [--strict] [--cpu NAMES]\n"
      "             [--max-context N] [--max-batch N] [--threads N] [--dump-dir DIR] [--dump-ir-after-all]\n"
-     "             [--no-fuse] [--no-kv-in-place] [--matmul-norms] [--report] [--synthetic-weights SEED]\n"
-     "             [--weights f32|f16|bf16|q8_0|q4_0 [--keep-f16 NAMES]] [--matmul-precision f32|f16]",
+     "             [--no-fuse] [--no-kv-in-place] [--matmul-norms] [--no-group-dispatches] [--report]\n"
+     "             [--synthetic-weights SEED] [--weights f32|f16|bf16|q8_0|q4_0 [--keep-f16 NAMES]] [--matmul-precision f32|f16]",
      "compile MODEL_DIR --emit=ir [--fuse]"},
     "compile a Hugging Face model directory to one artifact (or print its IR)",
     "Imports config.json + *.safetensors, verifies, fuses (unless --no-fuse), partitions by the device\n"
@@ -53,6 +53,9 @@ const Command kCompile{
      {"--no-kv-in-place", nullptr, "copy the KV cache forward each step instead of appending in place"},
      {"--matmul-norms", nullptr, "--target vulkan: residual adds and RMSNorms into the GEMVs' epilogues / prologues "
                                  "(experimental: slower on an H100 today)"},
+     {"--no-group-dispatches", nullptr, "--target vulkan: run each rope / transpose as its own dispatch instead of "
+                                        "adjacent independent ones as one kiln.group (the rope of q and k and the "
+                                        "value cache write of a layer)"},
      {"--report", nullptr, "list every fusion and every candidate left unfused, with its reason"},
      {"--synthetic-weights", "SEED", "store no weight bytes: the runtime generates kiln synth --seed SEED's values at load"},
      {"--weights", "f32|f16|bf16|q8_0|q4_0", "store every float weight so, rounded to nearest even (default: as the "

@@ -2537,6 +2537,7 @@ const ir::OpTable<CpuRule> &KernelEmitter::table() {
     ir::OpTable<CpuRule> t;
     t.without<ir::WeightOp, ir::ConstantOp>("weights and constants are buffers of the artifact, not kernels");
     t.without<ir::MatmulGroupOp>("made only for the Vulkan target (kiln-fuse-matmul-groups)");
+    t.without<ir::GroupOp, ir::YieldOp>("made only for the Vulkan target (kiln-group-dispatches, after the partition)");
     // Binary ops: f32, then i64 (NaN-propagating max / min; integer division truncates, like the interpreter).
     t.add<ir::AddOp>(scalar([](E &e, V v) -> Value { return arith::AddFOp::create(e.b_, v[0], v[1]); },
                             [](E &e, V v) { return e.add(v[0], v[1]); }))

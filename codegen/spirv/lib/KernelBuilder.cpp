@@ -132,7 +132,8 @@ std::string kindOf(Type t, const SpirvTarget &target, Kind &kind) {
   return "";
 }
 
-/// `text` with every `#include "file"` line replaced by that shader file, each file once.
+} // namespace
+
 std::string expandIncludes(const std::string &text, std::set<std::string> &included) {
   std::string out;
   size_t pos = 0;
@@ -159,7 +160,6 @@ std::string expandIncludes(const std::string &text, std::set<std::string> &inclu
   return out;
 }
 
-} // namespace
 
 //===----------------------------------------------------------------------===//
 // The builder
@@ -250,7 +250,7 @@ void KernelBuilder::bindRole(const std::string &role, const Tensor &t) {
   const std::string kind = kindMacro(t.kind), buf = t.buf();
   define("BUF_" + role, buf);
   define("LOAD_" + role + "(i)", "LOAD_" + kind + "(" + buf + ", " + t.at("i") + ")");
-  if (t.binding >= op_->getNumOperands())
+  if (t.output)
     define("STORE_" + role + "(i, v)", "STORE_" + kind + "(" + buf + ", " + t.at("i") + ", v)");
   define(role + "_IS_" + kind);
   define(role + (t.isFloat() ? "_IS_FLOAT" : "_IS_INT"));
@@ -355,14 +355,16 @@ std::vector<UintExpr> KernelBuilder::broadcastStrides(const Tensor &t, const Sym
 bool KernelBuilder::makeTensors() {
   auto add = [&](Type type) {
     Tensor t;
-    t.binding = unsigned(tensors_.size());
+    const unsigned index = unsigned(tensors_.size()); // operandStorage_ and views_ are by index
+    t.binding = index < bindings_.size() ? bindings_[index] : index;
+    t.output = index >= op_->getNumOperands();
     auto ranked = dyn_cast<RankedTensorType>(type);
     if (!ranked)
       return fail("operand is not a ranked tensor");
     Type elem = ranked.getElementType();
-    if (t.binding < operandStorage_.size() && t.binding < op_->getNumOperands() && operandStorage_[t.binding] &&
-        operandStorage_[t.binding] != elem) {
-      Type stored = operandStorage_[t.binding];
+    if (index < operandStorage_.size() && index < op_->getNumOperands() && operandStorage_[index] &&
+        operandStorage_[index] != elem) {
+      Type stored = operandStorage_[index];
       if (!elem.isF32() || !(stored.isF16() || stored.isBF16()))
         return fail("operand " + std::to_string(t.binding) +
                     ": only an f32 operand may be stored as f16 / bf16 (a folded weight convert)");
@@ -381,10 +383,10 @@ bool KernelBuilder::makeTensors() {
         return false;
       t.dims.push_back(v);
     }
-    if (t.binding < views_.size() && views_[t.binding].rowCapacity > 0 && !makeView(t, views_[t.binding]))
+    if (index < views_.size() && views_[index].rowCapacity > 0 && !makeView(t, views_[index]))
       return false;
-    if (t.binding < views_.size() && !views_[t.binding].storageOrder.empty() &&
-        !makePermutedView(t, views_[t.binding].storageOrder))
+    if (index < views_.size() && !views_[index].storageOrder.empty() &&
+        !makePermutedView(t, views_[index].storageOrder))
       return false;
     tensors_.push_back(std::move(t));
     return true;
@@ -401,6 +403,7 @@ bool KernelBuilder::makeTensors() {
       continue;
     Tensor scratch;
     scratch.binding = unsigned(tensors_.size());
+    scratch.output = true;
     scratch.kind = kind;
     scratch.dims = {UintExpr::k(1)};
     scratch.shape = {SymExpr::constant(1)};
@@ -408,7 +411,7 @@ bool KernelBuilder::makeTensors() {
     tensors_.push_back(std::move(scratch));
   }
   // One result, or add_rms_norm / add_layer_norm's two (h, then y: out() is y), or matmul_group's (one a weight).
-  if (isa<ir::MatmulGroupOp>(op_) ? op_->getNumResults() < 1
+  if (isa<ir::MatmulGroupOp, ir::GroupOp>(op_) ? op_->getNumResults() < 1
                                   : op_->getNumResults() != (isa<ir::AddRmsNormOp, ir::AddLayerNormOp>(op_) ? 2u : 1u))
     return fail("expected one result");
   for (Value r : op_->getResults())
@@ -427,7 +430,7 @@ bool KernelBuilder::checkLimits() {
   return true;
 }
 
-bool KernelBuilder::run(const SpirvOpEntry &entry) {
+bool KernelBuilder::describe(const SpirvOpEntry &entry) {
   if (!entry.noKernel.empty() || !entry.emit)
     return fail(entry.noKernel.empty() ? "no SPIR-V kernel for this op" : entry.noKernel);
   if (!makeTensors())
@@ -447,7 +450,11 @@ bool KernelBuilder::run(const SpirvOpEntry &entry) {
       return fail(std::string("reads a ") + quantFormatName(*t.quant) +
                   " weight: on Vulkan only kiln.matmul and kiln.gather read block-quantized weights");
   }
-  if (!entry.emit(*this, entry) || !checkLimits())
+  return entry.emit(*this, entry) && checkLimits();
+}
+
+bool KernelBuilder::run(const SpirvOpEntry &entry) {
+  if (!describe(entry))
     return false;
   if (kernel.name.empty()) {
     std::string n = op_->getName().getStringRef().str();
@@ -495,7 +502,7 @@ std::string KernelBuilder::source() const {
   std::set<std::string> included = {"header.glsl"};
   s += expandIncludes(header.substr(versionEnd), included);
   for (const Tensor &t : tensors_)
-    s += std::string(t.coherent ? "COHERENT_BUFFER(" : t.binding >= op_->getNumOperands() ? "OUTPUT_BUFFER(" : "INPUT_BUFFER(") +
+    s += std::string(t.coherent ? "COHERENT_BUFFER(" : t.output ? "OUTPUT_BUFFER(" : "INPUT_BUFFER(") +
          std::to_string(t.binding) + ", " + (t.quant ? "QUANT" : kindMacro(t.kind)) + ")\n" + t.viewDefine;
   for (size_t i = 0; i < kernel.specialization.size(); ++i)
     s += "SPEC_CONSTANT(" + std::to_string(i) + ")\n";

@@ -20,6 +20,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -50,9 +51,11 @@ enum class Kind { F32, F16, BF16, I64, I32, I1 };
 const char *kindName(Kind k);  ///< "f32", ... (kernel names)
 const char *kindMacro(Kind k); ///< "F32", ... (types.glsl's LOAD_F32, STORAGE_F32, ...)
 
-/// One buffer of the kernel: binding i = the op's operand i, then its results.
+/// One buffer of the kernel: binding i = the op's operand i, then its results (a kiln.group's member: the
+/// group's binding of that value).
 struct Tensor {
   unsigned binding = 0;
+  bool output = false; ///< a result (or a two-pass kernel's scratch): declared writable
   Kind kind = Kind::F32;
   ir::SymShape shape;
   std::vector<UintExpr> dims;
@@ -110,6 +113,10 @@ public:
 
   /// Makes the kernel of the op with `entry`'s emitter: tensors, limits, emitter, source, glslang, validation.
   bool run(const SpirvOpEntry &entry);
+  /// A kiln.group's member: its tensors bound at `bindings` (operands, then results) of the group's kernel.
+  void bindAt(std::vector<unsigned> bindings) { bindings_ = std::move(bindings); }
+  /// run() up to the emitter (tensors, limits, emitter): no source, no SPIR-V (GroupKernel.cpp composes).
+  bool describe(const SpirvOpEntry &entry);
 
   std::string error; ///< "'kiln.x' at loc: why" after a failure
   SpirvKernel kernel;
@@ -169,7 +176,12 @@ public:
   /// Strides that read `t` broadcast (numpy, right-aligned) to `outShape`.
   static std::vector<UintExpr> broadcastStrides(const Tensor &t, const ir::SymShape &outShape);
 
+  /// kiln.group's emitter (GroupKernel.cpp): its members' kernels as segments of one.
+  bool emitGroup();
+
 private:
+  /// The GLSL of member `m` as a segment `fn(uint group, uint groups)` of a group kernel (GroupKernel.cpp).
+  bool segmentSource(KernelBuilder &m, const std::string &fn, std::set<std::string> &included, std::string &out);
   bool makeTensors();
   bool makeView(Tensor &t, const SpirvKvView &view);
   bool makePermutedView(Tensor &t, const std::vector<int64_t> &order);
@@ -183,6 +195,7 @@ private:
   llvm::ArrayRef<mlir::Type> operandStorage_; // per operand, the buffer's element type when it differs
   llvm::ArrayRef<SpirvKvView> views_;         // per buffer, KV-cache views (may be empty)
   int pass_ = 0;
+  std::vector<unsigned> bindings_;            // per tensor, its binding (empty: its index)
   std::vector<Tensor> tensors_;               // operands, then results
   std::vector<std::pair<std::string, std::string>> defines_;
   std::string shader_;
@@ -199,6 +212,8 @@ bool nvToKhrCooperativeMatrix(std::vector<unsigned> &words, std::string &error);
 
 /// The embedded files of codegen/spirv/shaders (generated at build time), by file name.
 const std::map<std::string, std::string> &shaderFiles();
+/// `text` with every `#include "file"` line replaced by that shader file, each file once per `included`.
+std::string expandIncludes(const std::string &text, std::set<std::string> &included);
 
 // The kernel families (one file each).
 bool emitElementwise(KernelBuilder &b, const SpirvOpEntry &entry); // unary / binary ops by expression
@@ -222,6 +237,7 @@ bool emitLayerNorm(KernelBuilder &b, const SpirvOpEntry &entry);
 bool emitMatmul(KernelBuilder &b, const SpirvOpEntry &entry);
 bool emitMatmulGroup(KernelBuilder &b, const SpirvOpEntry &entry);
 bool emitAttention(KernelBuilder &b, const SpirvOpEntry &entry);
+bool emitGroup(KernelBuilder &b, const SpirvOpEntry &entry);
 /// kiln.matmul (transpose_b) against a block-quantized weight (QuantKernels.cpp).
 bool emitQuantMatmul(KernelBuilder &b);
 /// quant.glsl's defines for reading the block-quantized tensor `t` (QuantKernels.cpp).

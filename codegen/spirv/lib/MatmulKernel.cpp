@@ -10,6 +10,9 @@
 
 #include "kiln/ir/KilnDialect.h"
 
+#include <cstdio>
+#include <cstdlib>
+
 using namespace mlir;
 
 namespace kiln::codegen::spirv {
@@ -17,10 +20,37 @@ namespace {
 
 using ir::SymExpr;
 
-constexpr uint32_t kWorkgroup = 256, kGemvColumns = 4, kGemvRows = uint32_t(kSpirvGemvRows), kTile = 64, kTileDepth = 16;
-/// Subgroups the GEMV grid should keep in flight (about 64 K invocations: enough loads outstanding to reach a
-/// large GPU's memory bandwidth); smaller grids split K over more subgroups per team.
-constexpr int64_t kGemvTargetSubgroups = 2048;
+constexpr uint32_t kWorkgroup = 256, kGemvRows = uint32_t(kSpirvGemvRows), kTile = 64, kTileDepth = 16;
+
+/// The GEMV's tuning: output columns per team (each activation vector load shared by them), the subgroups its
+/// grid should keep in flight (about 64 K invocations: enough loads outstanding to reach a large GPU's memory
+/// bandwidth; smaller grids split K over more subgroups per team), and vector steps per loop iteration (all
+/// their weight loads issued before their FMAs). KILN_SPIRV_GEMV="COLUMNS,SUBGROUPS,STEPS" overrides them at
+/// compile time, for tuning runs (bench/gemv-sweep-*.sh) only: the sums are the same in every setting but
+/// COLUMNS (which changes no per-column order either), so the outputs are too.
+struct GemvTuning {
+  uint32_t columns = 4;
+  int64_t targetSubgroups = 2048;
+  uint32_t steps = 2;
+};
+
+const GemvTuning &gemvTuning() {
+  static const GemvTuning tuning = [] {
+    GemvTuning t;
+    if (const char *env = std::getenv("KILN_SPIRV_GEMV")) {
+      unsigned c = 0, st = 0;
+      long long sg = 0;
+      if (std::sscanf(env, "%u,%lld,%u", &c, &sg, &st) == 3 && (c == 1 || c == 2 || c == 4 || c == 8) && sg > 0 &&
+          st >= 1 && st <= 8) {
+        t.columns = c;
+        t.targetSubgroups = sg;
+        t.steps = st;
+      }
+    }
+    return t;
+  }();
+  return tuning;
+}
 /// Workgroups a GEMV's grid should have at least (about one per multiprocessor of a large GPU: an H100 has 132).
 constexpr int64_t kGemvMinGroups = 128;
 /// Shared memory: sm, the scalar tiles (2 x 16 x 65 floats, also the GEMV's reduction and the cooperative
@@ -62,12 +92,12 @@ SymExpr batchCount(const ir::SymShape &out) {
 
 /// The GEMV's split (gemv.glsl): `rows` output columns per team, `teams` teams per workgroup.
 struct GemvSplit {
-  uint32_t rows = kGemvColumns, teams = 1;
+  uint32_t rows = gemvTuning().columns, teams = 1;
   int64_t subgroups = 0; // subgroups of the whole grid (0: N or K symbolic)
 };
 
 /// Teams of whole subgroups with `rows` output columns each: K is split over more subgroups of the workgroup
-/// (fewer teams, each more invocations) while the grid would have fewer than kGemvTargetSubgroups subgroups in
+/// (fewer teams, each more invocations) while the grid would have fewer than gemvTuning().targetSubgroups subgroups in
 /// flight and every invocation still loads at least two vectors of each row; `kVectors` = K / the vector
 /// width, 0 when N or K is symbolic (one subgroup per team).
 GemvSplit teamSplit(uint32_t rows, int64_t n, int64_t kVectors, const SpirvTarget &target) {
@@ -77,7 +107,7 @@ GemvSplit teamSplit(uint32_t rows, int64_t n, int64_t kVectors, const SpirvTarge
   uint32_t perTeam = 1;
   if (n > 0 && kVectors > 0) {
     const int64_t teamsTotal = (n + rows - 1) / rows;
-    while (perTeam < subgroupsPerGroup && teamsTotal * perTeam < kGemvTargetSubgroups &&
+    while (perTeam < subgroupsPerGroup && teamsTotal * perTeam < gemvTuning().targetSubgroups &&
            kVectors >= int64_t(2) * target.subgroupSize * perTeam * 2)
       perTeam *= 2;
     split.subgroups = teamsTotal * perTeam;
@@ -86,17 +116,17 @@ GemvSplit teamSplit(uint32_t rows, int64_t n, int64_t kVectors, const SpirvTarge
   return split;
 }
 
-/// The split of an N x K GEMV: kGemvColumns output columns per team (each activation vector load shared by
-/// them) unless that leaves both fewer than kGemvTargetSubgroups subgroups and fewer than kGemvMinGroups
+/// The split of an N x K GEMV: gemvTuning().columns output columns per team (each activation vector load
+/// shared by them) unless that leaves both fewer than gemvTuning().targetSubgroups subgroups and fewer than kGemvMinGroups
 /// workgroups (few rows, e.g. 256-row K / V projections: most of a large GPU would idle), then 2 or 1 columns
 /// per team (more teams, so more workgroups).
 GemvSplit gemvSplit(int64_t n, int64_t kVectors, const SpirvTarget &target, bool subgroups) {
   if (!subgroups)
     return GemvSplit{}; // one team: the whole workgroup
   GemvSplit split;
-  for (uint32_t rows = kGemvColumns; rows >= 1; rows /= 2) {
+  for (uint32_t rows = gemvTuning().columns; rows >= 1; rows /= 2) {
     split = teamSplit(rows, n, kVectors, target);
-    if (n <= 0 || split.subgroups >= kGemvTargetSubgroups ||
+    if (n <= 0 || split.subgroups >= gemvTuning().targetSubgroups ||
         (n + rows * split.teams - 1) / (rows * split.teams) >= kGemvMinGroups)
       break;
   }
@@ -288,6 +318,7 @@ bool emitMatmulKernel(KernelBuilder &kb, const MatmulParts &p) {
   if (p.tb) {
     kb.define("TRANSPOSE_B");
     kb.define("GEMV_ROWS", std::to_string(split.rows) + "u");
+    kb.define("GEMV_STEPS", std::to_string(gemvTuning().steps) + "u");
     kb.define("GEMV_TEAMS", kb.specConst(split.teams).str()); // a constant: the split shares the module
   }
   if (gemvOnly)

@@ -78,6 +78,8 @@ std::map<std::string, SpirvOpEntry> buildTable() {
   kernel(ir::MatmulGroupOp::getOperationName(), emitMatmulGroup, "matmul");
   kernel(ir::RopeOp::getOperationName(), emitRope, "rope");
   kernel(ir::AttentionOp::getOperationName(), emitAttention, "attention");
+  kernel(ir::GroupOp::getOperationName(), emitGroup, "group");
+  none(ir::YieldOp::getOperationName(), "the terminator of kiln.group: its group's kernel stores the values");
   return t;
 }
 

@@ -55,16 +55,16 @@ void gemvFma(inout float acc[MS][GR], uint ar[MS], uint kv, vec4 w[GR][GV]) {
 #endif
 
 #if VEC_WIDTH > 0
-// The vector K loop of gemvPartials over the vector view VIEW of B.
+// The vector K loop of gemvPartials over the vector view VIEW of B: GEMV_STEPS steps per iteration, all their
+// weight loads issued before their FMAs (the bytes in flight per invocation: a GEMV is bound by memory latency
+// x loads outstanding), then the remaining steps one at a time; the sums in the order of one step at a time.
 #define GEMV_VECTOR_LOOP(VIEW) \
-  for (; kv + tsize < KV; kv += 2u * tsize) { \
-    vec4 w0[GR][GV], w1[GR][GV]; \
-    GEMV_LOAD_B(VIEW, br, kv, w0) \
-    GEMV_LOAD_B(VIEW, br, kv + tsize, w1) \
-    gemvFma(acc, ar, kv, w0); \
-    gemvFma(acc, ar, kv + tsize, w1); \
+  for (; kv + (GEMV_STEPS - 1u) * tsize < KV; kv += GEMV_STEPS * tsize) { \
+    vec4 ws[GEMV_STEPS][GR][GV]; \
+    [[unroll]] for (uint st = 0u; st < GEMV_STEPS; ++st) { GEMV_LOAD_B(VIEW, br, kv + st * tsize, ws[st]) } \
+    [[unroll]] for (uint st = 0u; st < GEMV_STEPS; ++st) gemvFma(acc, ar, kv + st * tsize, ws[st]); \
   } \
-  if (kv < KV) { \
+  for (; kv < KV; kv += tsize) { \
     vec4 w0[GR][GV]; \
     GEMV_LOAD_B(VIEW, br, kv, w0) \
     gemvFma(acc, ar, kv, w0); \
@@ -73,9 +73,6 @@ void gemvFma(inout float acc[MS][GR], uint ar[MS], uint kv, vec4 w[GR][GV]) {
 
 // Partial dots of this invocation: rows i of A (clamped, m < M only) with the team's rows j0 .. j0 + GR - 1
 // of B (clamped to N - 1: their results are not stored), over K in steps of tsize vectors from `lane`.
-// The vector path takes two steps per iteration, both steps' weight loads issued before their FMAs (twice
-// the bytes in flight per invocation: a GEMV is bound by memory latency x loads outstanding); the sums are
-// added in the same order as one step at a time.
 void gemvPartials(inout float acc[MS][GR], uint A0, uint B0, uint j0, uint lane, uint tsize) {
   const uint M = MM_M, N = MM_N, K = MM_K;
   uint j[GR], i[MS];

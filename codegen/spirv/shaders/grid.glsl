@@ -10,6 +10,15 @@
 #define GRID_ID gl_GlobalInvocationID
 #define GRID_COUNT (gl_NumWorkGroups * gl_WorkGroupSize)
 #endif
+// In a kiln.group's kernel (GroupKernel.cpp) the segment defines GROUP_SEGMENT as its function's name instead:
+// GROUP_SEGMENT(group, groups) visits every lin with workgroup `group` of the `groups` the segment runs on.
+#ifdef GROUP_SEGMENT
+void GROUP_SEGMENT(uint group, uint groups) {
+  const uint n = GRID_X * GRID_Y * GRID_Z, wg = gl_WorkGroupSize.x;
+  for (uint lin = group * wg + gl_LocalInvocationID.x; lin < n; lin += groups * wg)
+    visit(lin);
+}
+#else
 void main() {
   const uint NX = GRID_X, NY = GRID_Y, NZ = GRID_Z;
   for (uint gz = GRID_ID.z; gz < NZ; gz += GRID_COUNT.z)
@@ -17,3 +26,4 @@ void main() {
   for (uint gx = GRID_ID.x; gx < NX; gx += GRID_COUNT.x)
     visit((gz * NY + gy) * NX + gx);
 }
+#endif

@@ -49,30 +49,6 @@ Filler uniform(double lo, double hi, bool integers) {
   };
 }
 
-/// The same values at every binding (a frequency table).
-Filler constant(std::vector<double> values) {
-  return [values](const std::vector<int64_t> &, const Bindings &, std::mt19937 &) { return values; };
-}
-
-/// RoPE's inv_freq: 1 / base^(2i / dim) for i < half.
-std::vector<double> invFreq(int64_t half, int64_t dim, double base) {
-  std::vector<double> f(half);
-  for (int64_t i = 0; i < half; ++i)
-    f[i] = 1.0 / std::pow(base, 2.0 * i / dim);
-  return f;
-}
-
-/// Positions [b, s]: token i of a chunk sits at p + i, batch row r `rowOffset` further on.
-Filler positions(int64_t rowOffset) {
-  return [rowOffset](const std::vector<int64_t> &shape, const Bindings &b, std::mt19937 &) {
-    std::vector<double> v(numElements(shape));
-    for (int64_t r = 0; r < shape[0]; ++r)
-      for (int64_t i = 0; i < shape[1]; ++i)
-        v[r * shape[1] + i] = (double)(b.at("p") + i + rowOffset * r);
-    return v;
-  };
-}
-
 /// A key padding mask [b, t] (nonzero = valid): batch row 1 hides its first `hidden` keys, so with causal
 /// masking some of its queries see no key at all (their output is zeros); every row hides random others.
 Filler keyPadding(int64_t hidden) {
@@ -467,7 +443,10 @@ const std::map<std::string, std::string> &opsWithoutKernelCase() {
       {"kiln.weight", "a weight is a buffer the artifact holds and the runtime binds, not a kernel; the cases' "
                       "inputs are function arguments (the interpreter runs them without a weight loader)"},
       {"kiln.matmul_group", "made only for the Vulkan target (kiln-fuse-matmul-groups) and has no CPU kernel; "
-                            "SpirvCodegenTest.MatmulGroup compares its kernel with the interpreter"}};
+                            "SpirvCodegenTest.MatmulGroup compares its kernel with the interpreter"},
+      {"kiln.group", "made only for the Vulkan target after the partition (kiln-group-dispatches) and has no CPU "
+                     "kernel; SpirvCodegenTest.DispatchGroup compares its kernel with the interpreter"},
+      {"kiln.yield", "the terminator of kiln.group's body, no kernel of its own"}};
   return reasons;
 }
 

@@ -226,4 +226,28 @@ void printWorst(const std::map<std::string, double> &worst) {
     std::printf("[ error    ] %-40s max rel error %.3g\n", key.c_str(), rel);
 }
 
+/// The same values at every binding (a frequency table).
+Filler constant(std::vector<double> values) {
+  return [values](const std::vector<int64_t> &, const Bindings &, std::mt19937 &) { return values; };
+}
+
+/// RoPE's inv_freq: 1 / base^(2i / dim) for i < half.
+std::vector<double> invFreq(int64_t half, int64_t dim, double base) {
+  std::vector<double> f(half);
+  for (int64_t i = 0; i < half; ++i)
+    f[i] = 1.0 / std::pow(base, 2.0 * i / dim);
+  return f;
+}
+
+/// Positions [b, s]: token i of a chunk sits at p + i, batch row r `rowOffset` further on.
+Filler positions(int64_t rowOffset) {
+  return [rowOffset](const std::vector<int64_t> &shape, const Bindings &b, std::mt19937 &) {
+    std::vector<double> v(numElements(shape));
+    for (int64_t r = 0; r < shape[0]; ++r)
+      for (int64_t i = 0; i < shape[1]; ++i)
+        v[r * shape[1] + i] = (double)(b.at("p") + i + rowOffset * r);
+    return v;
+  };
+}
+
 } // namespace kiln::test

@@ -54,6 +54,12 @@ int64_t numElements(const std::vector<int64_t> &shape);
 /// Fills argument `index` of the given shape; the default is uniform [-1, 1) for floats, [0, 10) for
 /// integers and random 0/1 for i1.
 using Filler = std::function<std::vector<double>(const std::vector<int64_t> &shape, const Bindings &, std::mt19937 &)>;
+/// The same values at every binding (a frequency table).
+Filler constant(std::vector<double> values);
+/// RoPE's inv_freq: 1 / base^(2i / dim) for i < half.
+std::vector<double> invFreq(int64_t half, int64_t dim, double base);
+/// Positions [b, s]: token i of a chunk sits at p + i, batch row r `rowOffset` further on.
+Filler positions(int64_t rowOffset);
 
 /// The function's arguments at `bindings` (fillers by argument index, else the default), rounded to their
 /// element types: as interpreter inputs (`args`) and as buffers (`values`).

@@ -7,6 +7,7 @@
 #include "kiln/passes/MemoryPlan.h"
 #include "kiln/passes/Partition.h"
 #include "kiln/passes/DeviceWeights.h"
+#include "kiln/passes/DispatchGroups.h"
 #include "kiln/passes/PlanAnnotations.h"
 #include "kiln/target/DeviceProfile.h"
 
@@ -355,6 +356,43 @@ TEST(Partition, Gemma3WithoutRope) {
   checkPartition(*plan, part);
   for (const std::string &l : partitionReport(part, "lavapipe-no-rope"))
     std::printf("  %s\n", l.c_str());
+}
+
+// The partition's entries follow the dispatches they describe through the later rewrites of the plan: a second
+// pass after each attention (addSecondPass), then kiln-group-dispatches (gemma3 without rope on the device: the
+// q / k / v head transposes of a layer grouped, the ropes' transfers around them).
+TEST(Partition, EntriesFollowSecondPassesAndGroups) {
+  mlir::MLIRContext context;
+  Model m = loadFused(context, "gemma3-tiny");
+  fuseMatmulGroups(*m.module, nullptr); // as for Vulkan: q / k / v in one dispatch, their transposes adjacent
+  StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{64, 1});
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  target::DeviceProfile prof = *target::builtinDeviceProfile("lavapipe");
+  prof.unavailableOps = {"kiln.rope"};
+  StubCatalog stub;
+  PartitionResult part = partitionPlan(*plan, prof, &stub);
+  foldDeviceWeights(*plan, part); // the reshapes between the head transposes become views
+  for (int i = int(plan->dispatches.size()) - 1; i >= 0; --i)
+    if (!plan->dispatches[size_t(i)].transfer && mlir::isa<ir::AttentionOp>(plan->dispatches[size_t(i)].op) &&
+        plan->dispatches[size_t(i)].device == DispatchDevice::Vulkan)
+      addSecondPass(*plan, i, 1024, mlir::Float32Type::get(&context), &part);
+  layoutArenas(*plan);
+  auto entriesMatch = [&] {
+    for (const PartitionEntry &e : part.entries) {
+      ASSERT_GE(e.dispatch, 0);
+      mlir::Operation *op = plan->dispatches[size_t(e.dispatch)].op;
+      ASSERT_TRUE(op) << "entry " << e.op << " names transfer " << e.dispatch;
+      EXPECT_EQ(op->getName().getStringRef().str(), e.op) << "dispatch " << e.dispatch;
+    }
+  };
+  entriesMatch();
+  DispatchGroups groups = groupDispatches(*plan, part, nullptr);
+  EXPECT_EQ(groups.groups.size(), 3u);
+  for (const std::string &g : groups.groups)
+    EXPECT_NE(g.find("(kiln.transpose + kiln.transpose + kiln.transpose)"), std::string::npos) << g;
+  EXPECT_EQ(groups.dispatchesRemoved, 6);
+  entriesMatch();
+  checkPartition(*plan, part);
 }
 
 // The decisions recorded as IR attributes (PlanAnnotations.h, what kiln-opt's plan passes read back) give

@@ -342,6 +342,40 @@ INSTANTIATE_TEST_SUITE_P(Shared, SpirvKernelCase, ::testing::ValuesIn(kernelCase
 // Limits: what does not fit is reported, not generated
 //===----------------------------------------------------------------------===//
 
+/// `n` f32 values uniform in [-1, 1), as the bytes of a buffer.
+std::vector<uint8_t> randomFloatBytes(std::mt19937 &gen, int64_t n) {
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+  std::vector<uint8_t> bytes(size_t(n) * 4);
+  for (int64_t i = 0; i < n; ++i) {
+    float x = uni(gen);
+    std::memcpy(bytes.data() + 4 * i, &x, 4);
+  }
+  return bytes;
+}
+
+/// Positions [b, s] as i64 bytes: token i of batch row r at p + i + 100 r.
+std::vector<uint8_t> positionBytes(int64_t b, int64_t s, int64_t p) {
+  std::vector<uint8_t> pos(size_t(b * s) * 8);
+  for (int64_t i = 0; i < b * s; ++i) {
+    int64_t v = p + i % s + 100 * (i / s);
+    std::memcpy(pos.data() + 8 * i, &v, 8);
+  }
+  return pos;
+}
+
+/// A [rows, capacity, d] f32 storage holds `plain` [rows, s, d] at rows [p, p + s) of each, garbage (0xAB) elsewhere.
+void expectRowsAt(const std::vector<uint8_t> &storage, const std::vector<uint8_t> &plain, int64_t rows,
+                  int64_t capacity, int64_t p, int64_t s, int64_t d, const std::string &what) {
+  for (int64_t bh = 0; bh < rows; ++bh)
+    for (int64_t r = 0; r < capacity; ++r) {
+      const uint8_t *got = storage.data() + 4 * (bh * capacity + r) * d;
+      if (r >= p && r < p + s)
+        EXPECT_EQ(std::memcmp(got, plain.data() + 4 * (bh * s + r - p) * d, 4 * d), 0) << what << " row " << r;
+      else
+        EXPECT_TRUE(std::all_of(got, got + 4 * d, [](uint8_t c) { return c == 0xAB; })) << what << " row " << r << " written";
+    }
+}
+
 // KV-cache views (codegen::SpirvKvView, an in-place cache): rope and the value head transpose write their s
 // rows into a [b, h, C, d] storage at row p, and attention reads keys and values from such storages (capacity
 // stride) - bit for bit what the contiguous kernels compute, with every other row of the storage untouched.
@@ -369,22 +403,10 @@ func.func @views(%x: tensor<?x3x?x10xf32, #kiln.dims<[b, s]>>, %pos: tensor<?x?x
   const int64_t B = 2, P = 5, S = 3, T = P + S, C = 11, D = 10;
   const std::vector<uint32_t> symbols = {uint32_t(B), uint32_t(P), uint32_t(S)}; // kSymbols: b, p, s
   std::mt19937 gen(7);
-  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
-  auto floats = [&](int64_t n) {
-    std::vector<uint8_t> bytes(size_t(n) * 4);
-    for (int64_t i = 0; i < n; ++i) {
-      float x = uni(gen);
-      std::memcpy(bytes.data() + 4 * i, &x, 4);
-    }
-    return bytes;
-  };
+  auto floats = [&](int64_t n) { return randomFloatBytes(gen, n); };
   std::vector<uint8_t> x = floats(B * 3 * S * D), freq = floats(5), heads = floats(B * S * 3 * D),
                        q = floats(B * 6 * S * D), k = floats(B * 3 * T * D), v = floats(B * 3 * T * D);
-  std::vector<uint8_t> pos(size_t(B * S) * 8);
-  for (int64_t i = 0; i < B * S; ++i) {
-    int64_t p = P + i % S + 100 * (i / S);
-    std::memcpy(pos.data() + 8 * i, &p, 8);
-  }
+  std::vector<uint8_t> pos = positionBytes(B, S, P);
   // Runs `op`'s kernel (with `views`) over `buffers` (operands, then the result).
   auto run = [&](mlir::Operation *op, std::vector<std::vector<uint8_t> *> buffers,
                  std::vector<codegen::SpirvKvView> views) {
@@ -411,14 +433,7 @@ func.func @views(%x: tensor<?x3x?x10xf32, #kiln.dims<[b, s]>>, %pos: tensor<?x?x
     std::vector<codegen::SpirvKvView> views(operands.size() + 1);
     views.back() = {C, rowP};
     run(op, buffers, views);
-    for (int64_t bh = 0; bh < B * 3; ++bh)
-      for (int64_t r = 0; r < C; ++r) {
-        const uint8_t *got = storage.data() + 4 * (bh * C + r) * D;
-        if (r >= P && r < P + S)
-          EXPECT_EQ(std::memcmp(got, plain.data() + 4 * (bh * S + r - P) * D, 4 * D), 0) << op->getName().getStringRef().str() << " row " << r;
-        else
-          EXPECT_TRUE(std::all_of(got, got + 4 * D, [](uint8_t c) { return c == 0xAB; })) << "row " << r << " written";
-      }
+    expectRowsAt(storage, plain, B * 3, C, P, S, D, op->getName().getStringRef().str());
   }
   // Attention over keys / values in storages of capacity C (rows past T garbage).
   std::vector<uint8_t> kStore(size_t(B * 3 * C * D) * 4, 0xAB), vStore = kStore;
@@ -430,6 +445,113 @@ func.func @views(%x: tensor<?x3x?x10xf32, #kiln.dims<[b, s]>>, %pos: tensor<?x?x
   run(ops[2], {&q, &k, &v, &plainOut}, {});
   run(ops[2], {&q, &kStore, &vStore, &viewOut}, {{}, {C, row0}, {C, row0}, {}});
   EXPECT_EQ(plainOut, viewOut);
+}
+
+/// A layer's kiln.group (kiln-group-dispatches, passes/DispatchGroups.h): the rope of q [b, 6, s, d], the rope
+/// of k [b, 2, s, d] (GQA 3:1) and the value transpose [b, s, 2, d] -> [b, 2, s, d] as one kernel, `rotary`
+/// of the d channels rotated (halves or interleaved pairs) with frequency table `freq`.
+std::string ropeGroupSource(int64_t d, int64_t rotary, bool interleaved) {
+  std::string src = R"(
+func.func @group(%xq: Q, %pos: tensor<?x?xi64, #kiln.dims<[b, s]>>, %f: F, %xk: K, %v: V) -> (Q, K, K) {
+  %g:3 = kiln.group %xq, %pos, %f, %xk, %v : (Q, tensor<?x?xi64, #kiln.dims<[b, s]>>, F, K, V) -> (Q, K, K) {
+  ^bb0(%a: Q, %p: tensor<?x?xi64, #kiln.dims<[b, s]>>, %ff: F, %c: K, %w: V):
+    %q = kiln.rope %a, %p, %ff {interleaved = IL} : (Q, tensor<?x?xi64, #kiln.dims<[b, s]>>, F) -> Q
+    %k = kiln.rope %c, %p, %ff {interleaved = IL} : (K, tensor<?x?xi64, #kiln.dims<[b, s]>>, F) -> K
+    %t = kiln.transpose %w {permutation = array<i64: 0, 2, 1, 3>} : V -> K
+    kiln.yield %q, %k, %t : Q, K, K
+  }
+  return %g#0, %g#1, %g#2 : Q, K, K
+})";
+  const std::string ds = std::to_string(d);
+  for (const auto &[from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"Q", "tensor<?x6x?x" + ds + "xf32, #kiln.dims<[b, s]>>"},
+           {"K", "tensor<?x2x?x" + ds + "xf32, #kiln.dims<[b, s]>>"},
+           {"V", "tensor<?x?x2x" + ds + "xf32, #kiln.dims<[b, s]>>"},
+           {"F", "tensor<" + std::to_string(rotary / 2) + "xf32>"},
+           {"IL", interleaved ? "true" : "false"}})
+    src = replaceAll(src, from, to);
+  return src;
+}
+
+/// Llama 3's scaled inv_freq (factor 8, low / high frequency factors 1 / 4, original context 8192).
+std::vector<double> llama3InvFreq(int64_t half, int64_t dim, double base) {
+  std::vector<double> f = invFreq(half, dim, base);
+  const double lowWavelen = 8192 / 1.0, highWavelen = 8192 / 4.0;
+  for (double &x : f) {
+    const double wavelen = 2 * M_PI / x;
+    if (wavelen > lowWavelen) {
+      x /= 8;
+    } else if (wavelen >= highWavelen) {
+      const double smooth = (8192 / wavelen - 1.0) / (4.0 - 1.0);
+      x = (1 - smooth) * x / 8 + smooth * x;
+    }
+  }
+  return f;
+}
+
+// kiln.group's kernel (codegen/spirv GroupKernel.cpp) against the interpreter (which evaluates its body):
+// head dims 64 and 80, rope halves (Llama), interleaved pairs (GPT-J), partial rotary (phi3's 3/4 in halves,
+// GPT-J's 1/2 in pairs), Llama 3's scaled frequencies; one token, a few, a 70-token prefill, at p 0, 5, 300,
+// and two batch rows.
+TEST_F(SpirvCodegenTest, DispatchGroup) {
+  struct RopeCase {
+    int64_t d, rotary;
+    bool interleaved, llama3;
+  };
+  const std::vector<RopeCase> cases = {{64, 64, false, false}, {80, 80, false, false}, {64, 64, false, true},
+                                       {64, 32, true, false},  {80, 60, false, false}, {80, 80, true, false}};
+  for (const RopeCase &c : cases) {
+    SCOPED_TRACE("d " + std::to_string(c.d) + ", rotary " + std::to_string(c.rotary) +
+                 (c.interleaved ? ", interleaved" : ", halves") + (c.llama3 ? ", llama3 scaling" : ""));
+    compile(ropeGroupSource(c.d, c.rotary, c.interleaved));
+    for (auto &[op, k] : kernels) {
+      EXPECT_EQ(k.name, "group_rope_rope_transpose_f32");
+      EXPECT_NE(k.glsl.find("kiln_seg2("), std::string::npos) << "three segments";
+    }
+    const std::vector<double> freq = c.llama3 ? llama3InvFreq(c.rotary / 2, c.rotary, 500000)
+                                              : invFreq(c.rotary / 2, c.rotary, 10000);
+    for (int64_t p : {0, 5, 300})
+      for (int64_t s : {1, 3, 70})
+        check({{"b", 1}, {"s", s}, {"p", p}}, {{1, positions(1000)}, {2, constant(freq)}});
+    check({{"b", 2}, {"s", 3}, {"p", 5}}, {{1, positions(1000)}, {2, constant(freq)}});
+  }
+}
+
+// A group whose k and v results are KV-cache views (an in-place cache: the rows [p, p + s) of [b, 2, C, d]
+// storages), as kiln compile binds them: the same rows as the plain group's results, every other row untouched.
+TEST_F(SpirvCodegenTest, DispatchGroupKvViews) {
+  auto mod = mlir::parseSourceString<mlir::ModuleOp>(ropeGroupSource(80, 80, false), &context, "group.mlir");
+  ASSERT_TRUE(mod);
+  mlir::Operation *group = &*(*mod->getOps<mlir::func::FuncOp>().begin()).getBody().front().begin();
+  test::VulkanHarness *h = harness();
+  if (!h)
+    GTEST_SKIP() << "no Vulkan device";
+  const int64_t B = 2, P = 5, S = 3, C = 11, D = 80;
+  std::mt19937 gen(11);
+  auto floats = [&](int64_t n) { return randomFloatBytes(gen, n); };
+  std::vector<uint8_t> xq = floats(B * 6 * S * D), freq = floats(D / 2), xk = floats(B * 2 * S * D),
+                       v = floats(B * S * 2 * D), pos = positionBytes(B, S, P);
+  auto run = [&](std::vector<std::vector<uint8_t> *> buffers, std::vector<codegen::SpirvKvView> views) {
+    StatusOr<codegen::SpirvKernel> kernel = codegen::generateSpirvKernel(group, kSymbols, target, {}, views);
+    ASSERT_TRUE(kernel.ok()) << kernel.status().message();
+    uint32_t groups[3];
+    for (int a = 0; a < 3; ++a)
+      groups[a] = uint32_t((*kernel->globalSize[a].evaluate({{"b", B}, {"p", P}, {"s", S}}) +
+                            kernel->workgroupSize[a] - 1) / kernel->workgroupSize[a]);
+    ASSERT_EQ(h->dispatch(kernel->spirv, buffers, {uint32_t(B), uint32_t(P), uint32_t(S)}, groups,
+                          kernel->specialization), "");
+  };
+  std::vector<uint8_t> q(size_t(B * 6 * S * D) * 4, 0xAB), k(size_t(B * 2 * S * D) * 4, 0xAB), t = k;
+  run({&xq, &pos, &freq, &xk, &v, &q, &k, &t}, {});
+  std::vector<uint8_t> q2 = q, kStore(size_t(B * 2 * C * D) * 4, 0xAB), vStore = kStore;
+  const ir::SymExpr rowP = ir::SymExpr::symbol("p");
+  std::vector<codegen::SpirvKvView> views(8);
+  views[6] = {C, rowP};
+  views[7] = {C, rowP};
+  run({&xq, &pos, &freq, &xk, &v, &q2, &kStore, &vStore}, views);
+  EXPECT_EQ(q, q2);
+  expectRowsAt(kStore, k, B * 2, C, P, S, D, "key");
+  expectRowsAt(vStore, t, B * 2, C, P, S, D, "value");
 }
 
 /// Attention on awkward sizes: GQA 8:1 (head dim 80), 1:1 (head dim 256, 3 heads, bias + softcap), 6:2 (an odd

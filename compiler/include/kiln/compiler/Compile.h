@@ -49,6 +49,9 @@ struct CompileOptions {
   /// (kiln-fuse-matmul-norms). Off by default: on an H100 the folded kernels made TinyLlama's f16 prefill 2x
   /// slower and its decode 2-6 % slower than their own dispatches (bench/results-2026-12-07-h100-gpu-session6.txt).
   bool matmulNorms = false;
+  /// --no-group-dispatches (Vulkan): keep every rope / transpose its own dispatch instead of running adjacent
+  /// independent ones as one kiln.group (kiln-group-dispatches, on by default).
+  bool groupDispatches = true;
   /// --matmul-precision f16: Vulkan prefill matmuls with f32 weights on f16 tensor cores too (A and B rounded to
   /// f16 as staged, f32 accumulation), as 16-bit weights always are; default f32 products for f32 weights.
   bool f16MatmulsForF32Weights = false;

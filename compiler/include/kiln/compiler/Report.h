@@ -30,6 +30,7 @@ struct FusionSummary {
   int rmsNorm = 0, layerNorm = 0, addNorms = 0, rope = 0, attention = 0;
   int matmulGroups = 0; // --target vulkan: kiln.matmul_group ops (compile's matmul-groups stage)
   int matmulResiduals = 0, matmulNorms = 0; // --target vulkan: folds of compile's matmul-norms stage
+  int dispatchGroups = 0; // --target vulkan: kiln.group ops (compile's dispatch-groups stage)
   size_t opsAfter = 0;
   std::vector<std::string> fused;   // "rms_norm at model.layers.0.input_layernorm"
   std::vector<std::string> unfused; // "softmax at X left unfused: <why>"
@@ -135,6 +136,10 @@ std::vector<std::string> matmulGroupLines(const std::vector<std::string> &fused,
 /// then the candidates not folded and why.
 std::vector<std::string> matmulNormLines(const std::vector<std::string> &fused, const std::vector<std::string> &unfused,
                                          const std::string &profile, double seconds);
+/// "dispatch groups: 22 kiln.group replace 66 dispatches by 22 (lavapipe) in 1 ms", then the runs not grouped.
+std::vector<std::string> dispatchGroupLines(const std::vector<std::string> &groups,
+                                            const std::vector<std::string> &rejected, int removed,
+                                            const std::string &profile, double seconds);
 std::vector<std::string> planLines(const PlanSummary &s, double seconds);
 std::vector<std::string> partitionLines(const PartitionSummary &s, double seconds);
 std::string cpuCodegenStartLine(const CodegenSummary &s);

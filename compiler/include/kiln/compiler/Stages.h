@@ -12,6 +12,7 @@
 
 #include "kiln/artifact/ArtifactWriter.h"
 #include "kiln/passes/DeviceWeights.h"
+#include "kiln/passes/DispatchGroups.h"
 #include "kiln/passes/Fusion.h"
 #include "kiln/passes/MemoryPlan.h"
 #include "kiln/passes/Partition.h"
@@ -148,6 +149,11 @@ Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &pr
 /// over the KV length, flash-decoding) get their second pass and scratch buffer in the plan
 /// (passes::addSecondPass; arenas re-laid out). Returns the report line, "" when no dispatch has two passes.
 std::string twoPassStage(passes::MemoryPlan &plan, const DeviceProfile &profile, passes::PartitionResult *partition);
+
+/// kiln-group-dispatches (passes/DispatchGroups.h) on the partitioned Vulkan plan of `step`: each group only
+/// when the SPIR-V backend makes its kernel for the profile. An error when the module does not verify after.
+StatusOr<passes::DispatchGroups> dispatchGroupStage(mlir::func::FuncOp step, passes::MemoryPlan &plan,
+                                                    const DeviceProfile &profile, passes::PartitionResult &partition);
 
 /// The targets --cpu names: comma-separated LLVM CPU names or "native"; "portable" stands for
 /// kPortableCpus. An error names an empty entry.

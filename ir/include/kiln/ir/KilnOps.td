@@ -377,4 +377,32 @@ def Kiln_AttentionOp : Kiln_Op<"attention", [Pure, AttrSizedOperandSegments]> {
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// Dispatch groups
+//===----------------------------------------------------------------------===//
+
+def Kiln_GroupOp : Kiln_Op<"group", [Pure, IsolatedFromAbove, SingleBlockImplicitTerminator<"YieldOp">]> {
+  let summary = "independent ops run as one dispatch (each a segment of the workgroups)";
+  let description = [{
+    The body's entry block has one argument per input (same types); its ops (kiln ops without regions)
+    read only those arguments and each other's results, and `kiln.yield` returns the results, in order.
+    Made by kiln-group-dispatches (passes/DispatchGroups.h) over a Vulkan plan: adjacent dispatches on the
+    device that read nothing another of them writes (rope of q, rope of k into the key cache, the value
+    copy into the value cache) become one kernel whose segments take ranges of its workgroups. Its value is
+    the body's: evaluating the ops in order.
+  }];
+  let arguments = (ins Variadic<AnyRankedTensor>:$inputs);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = "$inputs attr-dict `:` functional-type($inputs, $results) $body";
+  let hasVerifier = 1;
+}
+
+def Kiln_YieldOp : Kiln_Op<"yield", [Pure, Terminator, HasParent<"GroupOp">]> {
+  let summary = "the results of a kiln.group's body";
+  let arguments = (ins Variadic<AnyRankedTensor>:$values);
+  let assemblyFormat = "($values^ `:` type($values))? attr-dict";
+  let builders = [OpBuilder<(ins), [{ build($_builder, $_state, mlir::ValueRange()); }]>];
+}
+
 #endif // KILN_OPS_TD

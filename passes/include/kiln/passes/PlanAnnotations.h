@@ -50,6 +50,10 @@ void annotateFolded(const std::vector<mlir::Operation *> &ops, llvm::StringRef k
 void annotateKvCache(mlir::func::FuncOp step, const MemoryPlan &plan,
                      const std::vector<mlir::Operation *> &droppedAppends);
 
+/// kiln.device on each kiln.group that lacks it, its first member's (kiln-group-dispatches: the group is the
+/// dispatch now, so a later plan pass reads its placement back).
+void annotateGroupDevices(mlir::func::FuncOp step);
+
 /// Removes every attribute above (kiln compile does before code generation: kernels are keyed by attributes).
 void clearPlanAnnotations(mlir::func::FuncOp step);
 /// Removes the KV-cache attributes only (kiln-place-kv-cache decides them again).

@@ -59,4 +59,21 @@ def KilnPlaceKvCache : Pass<"kiln-place-kv-cache", "mlir::ModuleOp"> {
            "the Vulkan kernels take strided KV views (KvInPlaceOptions::vulkan; kiln compile: true)">];
 }
 
+def KilnGroupDispatches : Pass<"kiln-group-dispatches", "mlir::ModuleOp"> {
+  let summary = "run adjacent independent device dispatches (rope, transpose) as one kiln.group";
+  let description = [{
+    kiln::passes::groupDispatches (DispatchGroups.h) on the recorded partition and folds, after the KV-cache
+    placement (kv-in-place, as kiln compile --target vulkan decides it): each run of adjacent Vulkan
+    kiln.rope / kiln.transpose dispatches that read nothing another of them writes becomes one kiln.group
+    (its members moved into the body) when the SPIR-V backend can make its kernel. Changes the IR (unlike
+    the passes above, which only record attributes); the other plan attributes stay as they were.
+  }];
+  let options = [
+    kMaxContext, kMaxBatch,
+    Option<"profile", "profile", "std::string", /*default=*/"\"lavapipe\"",
+           "the device profile the group's kernel must fit (lavapipe, nvidia-h200, generic or a file)">,
+    Option<"kvInPlace", "kv-in-place", "bool", /*default=*/"true",
+           "place the KV cache in place first (the rope of k and the value copy then write the cache)">];
+}
+
 #endif // KILN_PLAN_PASSES_TD

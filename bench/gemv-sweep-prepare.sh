@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Prepares .h200/ (git-ignored) for bench/gemv-sweep-gpu.sh: the decode GEMV's tuning (KILN_SPIRV_GEMV =
+# "COLUMNS,SUBGROUPS,STEPS" at compile time, codegen/spirv/lib/MatmulKernel.cpp: gemvTuning) swept on one GPU in
+# one call, beside a baseline artifact (BASE, e.g. one compiled by main), all TinyLlama-1.1B shapes with
+# --synthetic-weights 1 (small files):
+#   .h200/bin/kiln                          the runtime-only build of this tree
+#   .h200/sweep/tl-DTYPE-C_S_T.kiln         each DTYPE (f16 f32) x setting in SETTINGS
+#   .h200/sweep/tl-DTYPE-base.kiln          BASE_DIR/tl-DTYPE.kiln when BASE_DIR is set (an earlier tree's)
+#   .h200/sweep/tl-q8_0.kiln                q8_0 weights (the quantized GEMV: no tuning, the new runtime)
+#   .gl/*.deb, .gl/rt/*.deb                 the Vulkan loader and the runtime's libraries (devices.md)
+# usage: bash tools/build.sh && [BASE_DIR=DIR] [SETTINGS="4,2048,2 4,2048,4 ..."] bash bench/gemv-sweep-prepare.sh
+#        then the device call: carry [".gl", ".h200"], command `bash bench/gemv-sweep-gpu.sh`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+K=${KILN:-build/bin/kiln}
+H=.h200
+WORK=${WORK:-/tmp/gpuprep}
+SETTINGS=${SETTINGS:-"4,2048,2 4,2048,4 2,2048,4 8,2048,2 4,4096,2 4,8192,4 1,4096,4"}
+rm -rf $H && mkdir -p $H/bin $H/sweep .gl/rt $WORK
+KILN_BUILD_DIR=/tmp/sweep-rt bash tools/build.sh -DKILN_BUILD_COMPILER=OFF -DKILN_BUILD_TESTS=OFF >$WORK/rt-build.log 2>&1 \
+  || { tail -20 $WORK/rt-build.log; exit 1; }
+cp /tmp/sweep-rt/bin/kiln $H/bin/kiln
+for d in f16 f32; do
+  [ -d $WORK/tl-$d ] || $K synth bench/configs/tinyllama-1.1b.json -o $WORK/tl-$d --seed 1 --dtype $d
+  for s in $SETTINGS; do
+    KILN_SPIRV_GEMV=$s $K compile $WORK/tl-$d -o $H/sweep/tl-$d-${s//,/_}.kiln --target vulkan \
+      --device-profile nvidia-h200 --max-context 1024 --synthetic-weights 1 2>&1 | tail -1
+  done
+  [ -n "${BASE_DIR:-}" ] && cp $BASE_DIR/tl-$d.kiln $H/sweep/tl-$d-base.kiln
+done
+$K compile $WORK/tl-f32 -o $H/sweep/tl-q8_0.kiln --target vulkan --device-profile nvidia-h200 --max-context 1024 \
+  --synthetic-weights 1 --weights q8_0 2>&1 | tail -1
+(cd .gl && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 >/dev/null 2>&1)
+(cd .gl/rt && apt-get download libopenblas0-pthread libgfortran5 libquadmath0 libprotobuf32 libonig5 libicu72 \
+  >/dev/null 2>&1)
+du -sh $H .gl
