@@ -55,7 +55,7 @@ for dir in tests/data/*/; do
     compile $dir $H/cases/$n.$q.kiln --weights $q
     for s in $(cat $H/cases/$n.chunks) one; do
       [ "$s" = - ] && continue
-      $K eval $dir --weights $q --inputs $dir/reference.safetensors --outputs $H/cases/$n.$q.eval-$s.safetensors \
+      $K eval $dir --weights $q --target vulkan --inputs $dir/reference.safetensors --outputs $H/cases/$n.$q.eval-$s.safetensors \
         $([ "$s" != one ] && echo --chunks $s) 2>/dev/null
     done
   done

@@ -231,8 +231,9 @@ struct OpRule {
 
 class Evaluator {
 public:
-  Evaluator(const WeightLoader &loader, llvm::StringMap<TensorRef> &weights, std::string &error)
-      : loader_(loader), weights_(weights), error_(error) {}
+  Evaluator(const WeightLoader &loader, llvm::StringMap<TensorRef> &weights, std::string &error,
+            int64_t quantizedActivationRows)
+      : loader_(loader), weights_(weights), error_(error), quantizedActivationRows_(quantizedActivationRows) {}
 
   bool bindArguments(func::FuncOp func, llvm::ArrayRef<HostTensor> args);
   bool bindSymbols(const std::map<std::string, int64_t> &symbols);
@@ -298,6 +299,7 @@ private:
   const WeightLoader &loader_;
   llvm::StringMap<TensorRef> &weights_;
   std::string &error_;
+  int64_t quantizedActivationRows_;
   Bindings bindings_;
   llvm::DenseMap<Value, TensorRef> values_;
 };
@@ -913,16 +915,15 @@ bool Evaluator::evalSoftmax(SoftmaxOp op, HostTensor &out) {
 //===----------------------------------------------------------------------===//
 
 namespace {
-/// A matmul's lhs as the decode GEMV sees it against a block-quantized weight (kiln.weight `quant`): each row
-/// of at most kQuantGemvMaxRows rows quantized per block of 32 (as f32, quantizeActivationBlock) and
-/// dequantized. nullopt when the weight `rhs` (read transposed) is not quantized or there are more rows (f32
-/// activations then).
-std::optional<HostTensor> gemvActivations(Value rhs, bool transposeB, const HostTensor &a) {
+/// A matmul's lhs as the int8 kernels see it against a block-quantized weight `rhs` (kiln.weight `quant`, read
+/// transposed): each row (at most maxRows of them) quantized per block of 32 (as f32, quantizeActivationBlock)
+/// and dequantized. nullopt when the weight is not quantized or there are more rows (f32 activations then).
+std::optional<HostTensor> quantizedActivations(Value rhs, bool transposeB, const HostTensor &a, int64_t maxRows) {
   auto w = rhs.getDefiningOp<WeightOp>();
   if (!w || !w.getQuant() || !transposeB || a.shape.empty())
     return std::nullopt;
   const int64_t k = a.shape.back();
-  if (k <= 0 || k % kQuantBlock != 0 || a.numElements() / k > kQuantGemvMaxRows)
+  if (k <= 0 || k % kQuantBlock != 0 || a.numElements() / k > maxRows)
     return std::nullopt;
   HostTensor q = a;
   float x[kQuantBlock];
@@ -940,7 +941,8 @@ std::optional<HostTensor> gemvActivations(Value rhs, bool transposeB, const Host
 } // namespace
 
 bool Evaluator::evalMatmul(MatmulOp op, HostTensor &out) {
-  std::optional<HostTensor> quantized = gemvActivations(op.getRhs(), op.getTransposeB(), get(op.getLhs()));
+  std::optional<HostTensor> quantized =
+      quantizedActivations(op.getRhs(), op.getTransposeB(), get(op.getLhs()), quantizedActivationRows_);
   const HostTensor &a = quantized ? *quantized : get(op.getLhs()), &b = get(op.getRhs());
   bool tb = op.getTransposeB();
   if (a.shape.size() < 2 || b.shape.size() < 2)
@@ -1187,8 +1189,9 @@ bool Evaluator::evalMatmulGroup(Operation *groupOp, const OpRule &, Results &res
     rmsNormRows(x, nw, op.getNormEps()->convertToDouble(), op.getNormUnitOffset(), normed);
   }
   const HostTensor &lhs = op.getNormWeight() ? normed : get(op.getLhs());
-  // Block-quantized weights (one format for all: kiln-fuse-matmul-groups) quantize the lhs as a matmul's GEMV.
-  std::optional<HostTensor> quantized = gemvActivations(op.getWeights().front(), true, lhs);
+  // Block-quantized weights (one format for all: kiln-fuse-matmul-groups) quantize the lhs as a matmul does.
+  std::optional<HostTensor> quantized =
+      quantizedActivations(op.getWeights().front(), true, lhs, quantizedActivationRows_);
   const HostTensor &a = quantized ? *quantized : lhs;
   if (a.shape.size() < 2)
     return fail(op, "lhs needs rank >= 2");
@@ -1423,7 +1426,7 @@ bool Interpreter::run(func::FuncOp func, llvm::ArrayRef<HostTensor> args, std::v
       return false;
     }
   }
-  Evaluator evaluator(loader_, weights_, error);
+  Evaluator evaluator(loader_, weights_, error, quantizedActivationRows_);
   if (!evaluator.bindArguments(func, args) || !evaluator.bindSymbols(symbols) || !evaluator.evaluate(func, results)) {
     results.clear();
     return false;

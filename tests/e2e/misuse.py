@@ -116,7 +116,12 @@ def weights_flags(kiln, tmp, ref):
                 ["--keep-f16 takes comma-separated tensor names"], must_not_exist="t.kiln")
         refused(kiln, tmp, args + ["--weights", "q4_0", "--keep-f16", "model.nosuch.weight"], 1,
                 ["--keep-f16 'model.nosuch.weight' names no matrix the model reads"], must_not_exist="t.kiln")
+    refused(kiln, tmp, evaluate + ["--weights", "q8_0", "--target", "cuda"], 2, ["unknown --target 'cuda' (cpu, vulkan)"])
     check(not os.path.exists(os.path.join(tmp, "o.safetensors")), "eval with a bad --weights wrote its outputs")
+    # eval --target follows a target's kernels only in how they quantize activations: q8_0 / q4_0 weights.
+    warned(kiln, tmp, ["eval", "m", "--inputs", ref, "--outputs", "target.safetensors", "--target", "vulkan"],
+           ["--target", "--weights q8_0|q4_0", "nothing"])
+    os.remove(os.path.join(tmp, "target.safetensors"))
 
 
 def warned(kiln, tmp, args, words, must_not_exist=None):

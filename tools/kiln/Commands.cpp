@@ -70,7 +70,7 @@ const Command kCompile{
 const Command kEval{
     "eval",
     {"eval MODEL_DIR --inputs IN.safetensors --outputs OUT.safetensors [--chunks 2,5,1] [--fuse]\n"
-     "          [--weights f32|f16|bf16|q8_0|q4_0 [--keep-f16 NAMES]]"},
+     "          [--weights f32|f16|bf16|q8_0|q4_0 [--keep-f16 NAMES] [--target cpu|vulkan]]"},
     "run the imported IR in the reference interpreter (double precision): the oracle",
     "Inputs: input_ids I64 [B, S], optional attention_mask I64 [B, S] (encoders). A causal LM runs the\n"
     "prompt through one KV cache in the given chunks and writes logits F32 [B, S, V]; an encoder writes\n"
@@ -80,8 +80,12 @@ const Command kEval{
      {"--chunks", "2,5,1", "prefill the prompt in these chunks (they sum to S; default one)"},
      {"--fuse", nullptr, "interpret the fused IR instead of the imported one"},
      {"--weights", "f32|f16|bf16|q8_0|q4_0", "compute with the weights rounded so (as kiln compile --weights stores "
-                                            "them; q8_0 / q4_0: dequantized, and decode rows quantized as the GEMV does)"},
-     {"--keep-f16", "NAMES", "with q8_0 / q4_0: as kiln compile --keep-f16"}},
+                                            "them; q8_0 / q4_0: dequantized, and the activations quantized as --target's "
+                                            "kernels do)"},
+     {"--keep-f16", "NAMES", "with q8_0 / q4_0: as kiln compile --keep-f16"},
+     {"--target", "cpu|vulkan", "with q8_0 / q4_0: whose kernels to follow: cpu quantizes every row of a matmul's "
+                                "activations per block (the int8 GEMV and GEMM), vulkan only those of at most 8 rows "
+                                "(its prefill tiles take f32 activations) (default cpu)"}},
     {},
     true};
 

@@ -10,6 +10,7 @@
 #include "Subcommands.h"
 
 #include "kiln/ir/Interpreter.h"
+#include "kiln/support/Quantize.h"
 #include "kiln/support/Util.h"
 #include "kiln/ir/SymShape.h"
 #include "kiln/passes/Fusion.h"
@@ -90,6 +91,11 @@ int runEval(int argc, char **argv) {
       compiler::parseWeightsFlags(args.get("--weights"), args.get("--keep-f16"), &weightsError);
   if (!weights)
     return fail(kExitUsage, "eval: " + weightsError);
+  const std::string target = args.get("--target").value_or("cpu");
+  if (target != "cpu" && target != "vulkan")
+    return fail(kExitUsage, "eval: unknown --target '" + target + "' (cpu, vulkan)");
+  if (args.has("--target") && !weights->quant) // only quantized weights' activations depend on the target
+    std::fprintf(stderr, "kiln eval: warning: --target does nothing here (only with --weights q8_0|q4_0)\n");
   mlir::MLIRContext context;
   StatusOr<compiler::ImportedModel> model =
       compiler::importModel(context, args.positional()[0], *weights, nullptr, /*dequantize=*/true);
@@ -122,6 +128,8 @@ int runEval(int argc, char **argv) {
     convertToF64(*t, out.data.data());
     return true;
   });
+  if (target == "vulkan")
+    interpreter.setQuantizedActivationRows(kQuantGemvMaxRows);
   mlir::func::FuncOp step = model->step();
   SafeTensorsWriter writer;
   std::string error;

@@ -215,9 +215,15 @@ private:
       rangeGrain_ = arith::MaxSIOp::create(
           b_, c64(1), arith::DivSIOp::create(b_, c64(kMinPartWork), arith::MaxSIOp::create(b_, itemCost, c64(1))));
     }
+    auto [lo, hi] = rangeBounds(extent);
+    forLoop(lo, hi, body);
+  }
+
+  /// The items [lo, hi) of this call: [begin, end) clamped to [0, extent) (what parallelFor loops over).
+  std::pair<Value, Value> rangeBounds(Value extent) {
     Value lo = arith::MinSIOp::create(b_, arith::MaxSIOp::create(b_, begin_, c64(0)), extent);
     Value hi = arith::MinSIOp::create(b_, arith::MaxSIOp::create(b_, end_, lo), extent);
-    forLoop(lo, hi, body);
+    return {lo, hi};
   }
 
   /// The row-major multi-index of `item` over `dims` (item < product(dims), so every dim is >= 1).
@@ -729,12 +735,31 @@ private:
     Value quants, scale, correction;
   };
   QuantActivationBlock loadActivationBlock(const QuantActivations &act, Value ab, QuantFormat format);
-  void emitQuantizeActivations(const Tensor &a, Value M, Value K, Value scratch);
+  void emitQuantizeActivations(const Tensor &a, Value row0, Value M, Value K, Value scratch);
+  std::pair<Value, Value> quantizeActivationBlock(Value x);
+  void emitRoundTripActivations(const Tensor &a, Value row0, Value M, Value K, Value dst);
   void emitQuantGemvRow(const Tensor &w, const Tensor &out, const QuantActivations &act, Value nb, Value N, Value i,
-                        Value j);
+                        Value j, Value actRow);
   void emitQuantGemvGroupRows(const Tensor &w, const Tensor &out, const QuantActivations &act, Value nb, Value N,
                               Value i, Value j0);
   void emitQuantGemvGroup(const Tensor &w, const Tensor &out, Value scratch, Value M, Value K, Value N, Value group);
+  // The int8 GEMM of many rows: weight rows per panel (the i32 lanes of one vector) and activation rows per tile.
+  int64_t quantGemmLanes() const { return dotIsa_ == DotIsa::Vnni512 ? 16 : 8; }
+  int64_t quantGemmTileRows() const { return dotIsa_ == DotIsa::Vnni512 ? 8 : 4; }
+  SmallVector<Value> loadQuantPanelChunks(const Tensor &w, Value j0, Value nb, Value blk);
+  Value loadQuantPanelScales(const Tensor &w, Value j0, Value nb, Value blk);
+  void emitQuantGemmTile(const Tensor &w, const Tensor &out, const QuantActivations &act, Value nb, Value N, Value i,
+                         Value actRow, Value j0, int64_t rows);
+  void emitQuantGemmItem(const Tensor &w, const Tensor &out, const QuantActivations &act, Value actRow0, Value i0,
+                         Value i1, Value nb, Value N, Value j0);
+  Value emitMallocOrNull(Value bytes);
+  /// The int8 GEMM where the target has VNNI; elsewhere (measured slower than OpenBLAS) the dequantized tiles
+  /// and sgemm, with the activations quantized and dequantized as the int8 kernels see them.
+  bool quantGemmInt8() const { return dotIsa_ == DotIsa::Vnni || dotIsa_ == DotIsa::Vnni512; }
+  LogicalResult emitQuantMatmulSgemm(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K, Value N,
+                                     Value pathRows);
+  void emitQuantSgemmItem(const Tensor &a, const Tensor &w, const Tensor &out, Value roundTrip, Value rowBuffer,
+                          Value tile, Value item, Value M, Value K, Value N);
   LogicalResult emitNorm(Operation *op, const OpTensors &bufs);
   LogicalResult emitAddNorm(Operation *op, const OpTensors &bufs);
   LogicalResult emitNormRows(Operation *op, const Tensor &x, const Tensor *residual, const Tensor *h,
@@ -1366,9 +1391,10 @@ LogicalResult KernelEmitter::emitWideningMatmul(const Tensor &a, const Tensor &w
 // AVX2), the zero point (128 or 8) taken off through the activation block's sum, the i32 lanes scaled by
 // d_w * d_a into f32 accumulators. A group of 8 weight rows is one contiguous stream read in 512-bit (AVX512-
 // VNNI) or 256-bit vectors of several rows' blocks (emitQuantGemvGroupRows); groups are the range's items, so
-// every output is summed by the same code whatever the thread split. More rows: tiles of weight rows
-// dequantized into an f32 scratch and OpenBLAS's sgemm (emitSgemmTileItem); never a dequantized copy of the
-// whole weight.
+// every output is summed by the same code whatever the thread split. More rows: the int8 GEMM below
+// (emitQuantGemmTile), its activations quantized the same way, on targets with VNNI; elsewhere dequantized
+// tiles and sgemm against activations quantized and dequantized so (emitQuantMatmulSgemm); never a
+// dequantized copy of the whole weight.
 //===----------------------------------------------------------------------===//
 
 namespace {
@@ -1491,25 +1517,43 @@ Value KernelEmitter::integerDot(Value init, Value weights, Value activations, Qu
   return sum;
 }
 
-/// scratch = the M activation rows quantized per block: M * K int8 quants, then M * K / 32 f32 scales, then
-/// M * K / 32 i32 sums of the quants (quantizeActivationBlock's numerics).
-void KernelEmitter::emitQuantizeActivations(const Tensor &a, Value M, Value K, Value scratch) {
+/// scratch = the M activation rows from row0 on quantized per block: M * K int8 quants, then M * K / 32 f32
+/// scales, then M * K / 32 i32 sums of the quants (quantizeActivationBlock's numerics).
+void KernelEmitter::emitQuantizeActivations(const Tensor &a, Value row0, Value M, Value K, Value scratch) {
   Type i8 = b_.getI8Type(), i32 = b_.getI32Type();
-  Type f32v = vecOf(32, f32_), i32v = vecOf(32, i32);
+  VectorType f32v = vecOf(32, f32_);
   QuantActivations act = quantActivations(scratch, M, K);
   forLoop(c64(0), mul(M, arith::DivUIOp::create(b_, K, c64(32))), [&](Value blk) { // the rows' blocks, row-major
     Value off = mul(blk, c64(32));
-    Value x = LLVM::LoadOp::create(b_, f32v, address(a, off), 4);
-    Value amax = horizontalMax(math::AbsFOp::create(b_, x));
-    Value d = arith::DivFOp::create(b_, amax, cf32(127.0));
-    Value nonzero = arith::CmpFOp::create(b_, arith::CmpFPredicate::UNE, d, cf32(0.0));
-    Value id = arith::SelectOp::create(b_, nonzero, arith::DivFOp::create(b_, cf32(1.0), d), cf32(0.0));
-    Value idv = splatAs(id, cast<VectorType>(f32v));
-    Value qi = arith::FPToSIOp::create(b_, i32v, math::RoundEvenOp::create(b_, arith::MulFOp::create(b_, x, idv)));
+    auto [qi, d] = quantizeActivationBlock(LLVM::LoadOp::create(b_, f32v, address(a, add(mul(row0, K), off)), 4));
     LLVM::StoreOp::create(b_, arith::TruncIOp::create(b_, vecOf(32, i8), qi), address(act.quants, off), 1);
     storeRaw(act.scales, blk, d);
     storeRaw(act.sums, blk,
              arith::TruncIOp::create(b_, i32, horizontalSum(arith::ExtSIOp::create(b_, vecOf(32, b_.getI64Type()), qi))));
+  });
+}
+
+/// One block of 32 activations (f32) to int8 (quantizeActivationBlock's numerics): the quants as i32 lanes, d.
+std::pair<Value, Value> KernelEmitter::quantizeActivationBlock(Value x) {
+  auto f32v = cast<VectorType>(x.getType());
+  Value amax = horizontalMax(math::AbsFOp::create(b_, x));
+  Value d = arith::DivFOp::create(b_, amax, cf32(127.0));
+  Value nonzero = arith::CmpFOp::create(b_, arith::CmpFPredicate::UNE, d, cf32(0.0));
+  Value id = arith::SelectOp::create(b_, nonzero, arith::DivFOp::create(b_, cf32(1.0), d), cf32(0.0));
+  Value scaled = arith::MulFOp::create(b_, x, splatAs(id, f32v));
+  return {arith::FPToSIOp::create(b_, vecOf(32, b_.getI32Type()), math::RoundEvenOp::create(b_, scaled)), d};
+}
+
+/// dst (f32) = rows row0 .. row0 + M of a, each block quantized as the int8 kernels do and dequantized
+/// (float(q) * d): the activations of the sgemm path, which then computes what the int8 GEMM would.
+void KernelEmitter::emitRoundTripActivations(const Tensor &a, Value row0, Value M, Value K, Value dst) {
+  Tensor d{dst, f32_, f32_, {}, {}};
+  VectorType f32v = vecOf(32, f32_);
+  forLoop(c64(0), mul(M, arith::DivUIOp::create(b_, K, c64(32))), [&](Value blk) {
+    Value off = mul(blk, c64(32));
+    auto [qi, scale] = quantizeActivationBlock(LLVM::LoadOp::create(b_, f32v, address(a, add(mul(row0, K), off)), 4));
+    Value y = arith::MulFOp::create(b_, arith::SIToFPOp::create(b_, f32v, qi), splatAs(scale, f32v));
+    LLVM::StoreOp::create(b_, y, address(d, off), 4);
   });
 }
 
@@ -1534,13 +1578,13 @@ KernelEmitter::QuantActivationBlock KernelEmitter::loadActivationBlock(const Qua
 
 /// out[i, j] for one weight row j (a group of fewer than 8 rows), block after block.
 void KernelEmitter::emitQuantGemvRow(const Tensor &w, const Tensor &out, const QuantActivations &act, Value nb,
-                                     Value N, Value i, Value j) {
+                                     Value N, Value i, Value j, Value actRow) {
   Value base, step;
   std::tie(base, step) = quantRowBlocks(w, j);
   VectorType lanes = vecOf(8, b_.getI32Type()), acc = vecOf(8, f32_);
   Value zeroLanes = splatConst(lanes, 0);
   Value sum = forLoop(c64(0), nb, {splatConst(acc, 0)}, [&](Value blk, ValueRange s) -> SmallVector<Value> {
-                QuantActivationBlock a = loadActivationBlock(act, add(mul(i, nb), blk), *w.quant);
+                QuantActivationBlock a = loadActivationBlock(act, add(mul(actRow, nb), blk), *w.quant);
                 Value wb = add(base, mul(blk, step));
                 Value init = LLVM::InsertElementOp::create(b_, zeroLanes, a.correction, c64(0));
                 Value isum = integerDot(init, loadQuantBlock(w, wb), a.quants, *w.quant);
@@ -1625,12 +1669,246 @@ void KernelEmitter::emitQuantGemvGroup(const Tensor &w, const Tensor &out, Value
   ifElse(
       full, [&] { forLoop(c64(0), M, [&](Value i) { emitQuantGemvGroupRows(w, out, act, nb, N, i, j0); }); },
       [&] {
-        forLoop(j0, N, [&](Value j) { forLoop(c64(0), M, [&](Value i) { emitQuantGemvRow(w, out, act, nb, N, i, j); }); });
+        forLoop(j0, N, [&](Value j) { forLoop(c64(0), M, [&](Value i) { emitQuantGemvRow(w, out, act, nb, N, i, j, i); }); });
       });
 }
 
+//===----------------------------------------------------------------------===//
+// The int8 GEMM of many rows (more than kQuantGemvMaxRows): every activation row quantized per block as the
+// GEMV's (once per call, for the rows of the call's items), and a register tile of several activation rows
+// against a panel of L weight rows (L = the i32 lanes of a vector: 16 with AVX512-VNNI, else 8: one or two
+// groups of the layout, read in place). Per block, the panel's quants are regrouped in registers (a dword
+// transpose, loadQuantPanelChunks) into 8 vectors, vector c holding elements 4c .. 4c + 3 of every weight row
+// (q4_0: the nibbles unpacked), so that an integer dot product (vpdpbusd, or integerDot's AVX2 / plain forms)
+// against activation dword c broadcast adds into lane l the products of weight row l: after the 8 chunks,
+// lane l holds row l's whole block dot product, scaled by d_w(l) * d_a into the row's f32 accumulator. Each
+// loaded weight vector serves every activation row of the tile. Items: blocks of kQuantGemmRowBlock activation
+// rows x panels; a panel past N's last multiple of L goes row by row (emitQuantGemvRow). Every output is
+// summed by the same code whatever the tile or thread split.
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// Activation rows of one item of the int8 GEMM.
+constexpr int64_t kQuantGemmRowBlock = 64;
+} // namespace
+
+/// Chunk c (0 .. 7) of block `blk` of weight rows j0 .. j0 + L (whole groups): elements 4c .. 4c + 3 of each
+/// row as unsigned bytes (the stored q + zero point), row l in i32 lane l.
+SmallVector<Value> KernelEmitter::loadQuantPanelChunks(const Tensor &w, Value j0, Value nb, Value blk) {
+  const QuantFormat format = *w.quant;
+  const int64_t L = quantGemmLanes(), blockBytes = format == QuantFormat::Q8_0 ? kQuantBlock : kQuantBlock / 2;
+  const int64_t dwords = blockBytes / 4, rowsPerVec = L / dwords, vecsPerGroup = kQuantGroupRows / rowsPerVec;
+  Type i32 = b_.getI32Type();
+  VectorType vec = vecOf(L, i32);
+  struct Part {
+    Value v;
+    SmallVector<std::pair<int64_t, int64_t>> lanes; // (weight row, dword of its block) per lane
+  };
+  SmallVector<Part> parts;
+  for (int64_t g = 0; g < L / kQuantGroupRows; ++g) { // a group's block: its 8 rows' blocks, one after another
+    Value e = add(mul(add(j0, c64(g * kQuantGroupRows)), nb), mul(blk, c64(kQuantGroupRows)));
+    for (int64_t v = 0; v < vecsPerGroup; ++v) {
+      Part part{LLVM::LoadOp::create(b_, vec, address(w, add(mul(e, c64(blockBytes)), c64(v * 4 * L))), 1), {}};
+      for (int64_t l = 0; l < L; ++l)
+        part.lanes.push_back({g * kQuantGroupRows + v * rowsPerVec + l / dwords, l % dwords});
+      parts.push_back(std::move(part));
+    }
+  }
+  // The transpose: stage `bit` pairs parts whose dwords agree below `bit` and splits their lanes by that bit of
+  // the dword (one two-source shuffle each); after log2(dwords) stages each part holds one dword of every row,
+  // in row order.
+  for (int64_t bit = 1; bit < dwords; bit *= 2) {
+    SmallVector<Part> next;
+    for (int64_t cls = 0; cls < bit; ++cls) {
+      SmallVector<const Part *> same;
+      for (const Part &p : parts)
+        if ((p.lanes[0].second & (bit - 1)) == cls)
+          same.push_back(&p);
+      for (size_t k = 0; k + 1 < same.size(); k += 2)
+        for (int64_t side = 0; side < 2; ++side) {
+          SmallVector<std::tuple<int64_t, int64_t, int32_t>> picked; // (dword, row, source lane)
+          for (int64_t h = 0; h < 2; ++h)
+            for (int64_t l = 0; l < L; ++l) {
+              auto [row, dword] = same[k + size_t(h)]->lanes[size_t(l)];
+              if (((dword / bit) & 1) == side)
+                picked.push_back({dword, row, int32_t(h * L + l)});
+            }
+          llvm::sort(picked);
+          Part out;
+          SmallVector<int32_t> mask;
+          for (auto [dword, row, src] : picked) {
+            mask.push_back(src);
+            out.lanes.push_back({row, dword});
+          }
+          out.v = LLVM::ShuffleVectorOp::create(b_, same[k]->v, same[k + 1]->v, ArrayRef<int32_t>(mask));
+          next.push_back(std::move(out));
+        }
+    }
+    parts = std::move(next);
+  }
+  SmallVector<Value> chunks(8);
+  for (const Part &p : parts) {
+    const int64_t d = p.lanes[0].second;
+    if (format == QuantFormat::Q8_0) {
+      chunks[size_t(d)] = p.v;
+      continue;
+    }
+    // q4_0: byte j holds elements j (low nibble) and j + 16 (high): dword d gives chunks d and d + 4.
+    Value nibbles = splatConst(vec, 0x0F0F0F0F);
+    chunks[size_t(d)] = arith::AndIOp::create(b_, p.v, nibbles);
+    chunks[size_t(d + 4)] = arith::AndIOp::create(b_, arith::ShRUIOp::create(b_, p.v, splatConst(vec, 4)), nibbles);
+  }
+  return chunks;
+}
+
+/// The f16 scales of block `blk` of weight rows j0 .. j0 + L (whole groups) as f32, row l in lane l.
+Value KernelEmitter::loadQuantPanelScales(const Tensor &w, Value j0, Value nb, Value blk) {
+  const int64_t L = quantGemmLanes();
+  Type f16 = b_.getF16Type();
+  Value scales = quantScales(w), v;
+  for (int64_t g = 0; g < L / kQuantGroupRows; ++g) {
+    Value e = add(mul(add(j0, c64(g * kQuantGroupRows)), nb), mul(blk, c64(kQuantGroupRows)));
+    Value group = LLVM::LoadOp::create(b_, vecOf(kQuantGroupRows, f16),
+                                       LLVM::GEPOp::create(b_, ptrTy_, f16, scales, ValueRange{e}), 2);
+    v = g == 0 ? group
+               : (Value)LLVM::ShuffleVectorOp::create(b_, v, group,
+                                                      ArrayRef<int32_t>(llvm::to_vector(llvm::seq<int32_t>(0, 16))));
+  }
+  return arith::ExtFOp::create(b_, vecOf(L, f32_), v);
+}
+
+/// out[i .. i + rows, j0 .. j0 + L) (a panel of whole groups), the activation rows' quantized blocks at row
+/// actRow of `act` on.
+void KernelEmitter::emitQuantGemmTile(const Tensor &w, const Tensor &out, const QuantActivations &act, Value nb,
+                                      Value N, Value i, Value actRow, Value j0, int64_t rows) {
+  const QuantFormat format = *w.quant;
+  const int64_t L = quantGemmLanes();
+  Type i8 = b_.getI8Type(), i32 = b_.getI32Type();
+  VectorType laneVec = vecOf(L, i32), accVec = vecOf(L, f32_), byteVec = vecOf(4 * L, i8);
+  auto bytes = [&](Value v) { return (Value)LLVM::BitcastOp::create(b_, byteVec, v); };
+  Value minusZero = arith::ConstantIntOp::create(b_, i32, -zeroPoint(format));
+  SmallVector<Value> init(size_t(rows), splatConst(accVec, 0));
+  SmallVector<Value> acc = forLoop(c64(0), nb, init, [&](Value blk, ValueRange s) -> SmallVector<Value> {
+    SmallVector<Value> chunks = loadQuantPanelChunks(w, j0, nb, blk);
+    Value dw = loadQuantPanelScales(w, j0, nb, blk);
+    SmallVector<Value> next;
+    for (int64_t r = 0; r < rows; ++r) {
+      Value ab = add(mul(add(actRow, c64(r)), nb), blk);
+      // The zero point's share, taken off every lane: zero point * the sum of the activation block's quants.
+      Value isum = splatAs(arith::MulIOp::create(b_, loadRaw(act.sums, ab), minusZero), laneVec);
+      Value quants = address(act.quants, mul(ab, c64(kQuantBlock)));
+      for (int64_t c = 0; c < 8; ++c) {
+        Value dword = LLVM::LoadOp::create(b_, i32, LLVM::GEPOp::create(b_, ptrTy_, i32, quants, ValueRange{c64(c)}), 4);
+        isum = integerDot(isum, bytes(chunks[size_t(c)]), bytes(splatAs(dword, laneVec)), format);
+      }
+      Value scale = arith::MulFOp::create(b_, dw, splatAs(loadRaw(act.scales, ab), accVec));
+      next.push_back(math::FmaOp::create(b_, arith::SIToFPOp::create(b_, accVec, isum), scale, s[size_t(r)]));
+    }
+    return next;
+  });
+  for (int64_t r = 0; r < rows; ++r)
+    LLVM::StoreOp::create(b_, acc[size_t(r)], address(out, add(mul(add(i, c64(r)), N), j0)), 4);
+}
+
+/// out[i0 .. i1, j0 .. j0 + L) (one item): tiles of quantGemmTileRows rows, then the rows left one at a time;
+/// a panel past the last whole one row by row. Activation row i's blocks are row i - actRow0 of `act`.
+void KernelEmitter::emitQuantGemmItem(const Tensor &w, const Tensor &out, const QuantActivations &act, Value actRow0,
+                                      Value i0, Value i1, Value nb, Value N, Value j0) {
+  const int64_t L = quantGemmLanes(), R = quantGemmTileRows();
+  Value full = arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, add(j0, c64(L)), N);
+  ifElse(
+      full,
+      [&] {
+        Value tiles = arith::DivSIOp::create(b_, sub(i1, i0), c64(R));
+        forLoop(c64(0), tiles, [&](Value t) {
+          Value i = add(i0, mul(t, c64(R)));
+          emitQuantGemmTile(w, out, act, nb, N, i, sub(i, actRow0), j0, R);
+        });
+        forLoop(add(i0, mul(tiles, c64(R))), i1,
+                [&](Value i) { emitQuantGemmTile(w, out, act, nb, N, i, sub(i, actRow0), j0, 1); });
+      },
+      [&] {
+        forLoop(j0, N, [&](Value j) {
+          forLoop(i0, i1, [&](Value i) { emitQuantGemvRow(w, out, act, nb, N, i, j, sub(i, actRow0)); });
+        });
+      });
+}
+
+/// malloc(bytes), or null without calling it when bytes <= 0.
+Value KernelEmitter::emitMallocOrNull(Value bytes) {
+  Value wanted = arith::CmpIOp::create(b_, arith::CmpIPredicate::sgt, bytes, c64(0));
+  auto ifOp = scf::IfOp::create(b_, TypeRange{ptrTy_}, wanted, /*withElseRegion=*/true);
+  OpBuilder::InsertionGuard guard(b_);
+  b_.setInsertionPointToStart(ifOp.thenBlock());
+  scf::YieldOp::create(b_, func::CallOp::create(b_, kMalloc, TypeRange{ptrTy_}, ValueRange{bytes}).getResult(0));
+  b_.setInsertionPointToStart(ifOp.elseBlock());
+  scf::YieldOp::create(b_, (Value)LLVM::ZeroOp::create(b_, ptrTy_));
+  return ifOp.getResult(0);
+}
+
+/// Decode rows (pathRows <= kQuantGemvMaxRows): the GEMV, its activations quantized on the stack. More: the
+/// int8 GEMM, the rows of this call's items quantized into a malloc'd scratch; without the memory, each row
+/// quantized on the stack just before its products (the same bytes: a kernel never fails). A target without
+/// VNNI: emitQuantMatmulSgemm.
 LogicalResult KernelEmitter::emitQuantMatmul(const Tensor &a, const Tensor &w, const Tensor &out, Value M, Value K,
                                              Value N, Value pathRows) {
+  if (!quantGemmInt8())
+    return emitQuantMatmulSgemm(a, w, out, M, K, N, pathRows);
+  Type i8 = b_.getI8Type();
+  const int64_t L = quantGemmLanes();
+  auto ceilDiv = [&](Value x, int64_t d) { return (Value)arith::DivSIOp::create(b_, add(x, c64(d - 1)), c64(d)); };
+  Value few = arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, pathRows, c64(kQuantGemvMaxRows));
+  Value nb = arith::DivUIOp::create(b_, K, c64(kQuantBlock));
+  Value panels = arith::MaxSIOp::create(b_, ceilDiv(N, L), c64(1));
+  Value extent = arith::SelectOp::create(b_, few, ceilDiv(N, kQuantGroupRows), mul(ceilDiv(M, kQuantGemmRowBlock), panels));
+  rangeFlags_ = c64(0);
+  auto scratchBytes = [&](Value rows) { return add(mul(rows, K), mul(mul(rows, nb), c64(8))); };
+  // The GEMV's quantized rows (at most 8: M * K * 1.25 bytes on the stack), or the GEMM's one row.
+  Value stackRows = arith::SelectOp::create(b_, few, M, c64(1));
+  Value scratch = LLVM::AllocaOp::create(b_, ptrTy_, i8, scratchBytes(stackRows), 64);
+  // The GEMM's rows of items lo .. hi - 1 (row blocks lo / panels .. (hi - 1) / panels).
+  auto [lo, hi] = rangeBounds(extent);
+  Value row0 = mul(arith::DivSIOp::create(b_, lo, panels), c64(kQuantGemmRowBlock));
+  Value rowEnd = arith::MinSIOp::create(
+      b_, M, mul(add(arith::DivSIOp::create(b_, sub(hi, c64(1)), panels), c64(1)), c64(kQuantGemmRowBlock)));
+  Value none = arith::OrIOp::create(b_, few, arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, hi, lo));
+  Value rows = arith::SelectOp::create(b_, none, c64(0), arith::MaxSIOp::create(b_, sub(rowEnd, row0), c64(0)));
+  Value heap = emitMallocOrNull(scratchBytes(rows));
+  Value noHeap = LLVM::ICmpOp::create(b_, LLVM::ICmpPredicate::eq, heap, LLVM::ZeroOp::create(b_, ptrTy_));
+  ifElse(
+      few, [&] { emitQuantizeActivations(a, c64(0), M, K, scratch); },
+      [&] { ifElse(noHeap, [] {}, [&] { emitQuantizeActivations(a, row0, rows, K, heap); }); });
+  QuantActivations heapAct = quantActivations(heap, rows, K), rowAct = quantActivations(scratch, c64(1), K);
+  Value cost = arith::SelectOp::create(b_, few, mul(M, mul(K, c64(kQuantGroupRows))),
+                                       mul(c64(kQuantGemmRowBlock), mul(K, c64(L))));
+  parallelFor(extent, cost, [&](Value item) {
+    ifElse(few, [&] { emitQuantGemvGroup(w, out, scratch, M, K, N, item); },
+           [&] {
+             Value i0 = mul(arith::DivSIOp::create(b_, item, panels), c64(kQuantGemmRowBlock));
+             Value i1 = arith::MinSIOp::create(b_, M, add(i0, c64(kQuantGemmRowBlock)));
+             Value j0 = mul(arith::RemSIOp::create(b_, item, panels), c64(L));
+             ifElse(
+                 noHeap,
+                 [&] {
+                   forLoop(i0, i1, [&](Value i) {
+                     emitQuantizeActivations(a, i, c64(1), K, scratch);
+                     emitQuantGemmItem(w, out, rowAct, i, i, add(i, c64(1)), nb, N, j0);
+                   });
+                 },
+                 [&] { emitQuantGemmItem(w, out, heapAct, row0, i0, i1, nb, N, j0); });
+           });
+  });
+  ifElse(noHeap, [] {}, [&] { func::CallOp::create(b_, kFree, TypeRange{}, ValueRange{heap}); });
+  return success();
+}
+
+/// Many rows on a target without VNNI, where the int8 GEMM measured slower than OpenBLAS (TinyLlama pp512 on
+/// the AVX2 object: 2.5x, the plain one 2x): the activations quantized and dequantized as the int8 kernels see
+/// them (emitRoundTripActivations, once per call into a malloc'd scratch), then tiles of weight rows
+/// dequantized and one-thread sgemms (emitSgemmTileItem), so that the run computes what kiln eval --weights
+/// does whichever object the host runs, to f32 round-off. Decode rows: the GEMV.
+LogicalResult KernelEmitter::emitQuantMatmulSgemm(const Tensor &a, const Tensor &w, const Tensor &out, Value M,
+                                                  Value K, Value N, Value pathRows) {
   Type i8 = b_.getI8Type();
   Value few = arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, pathRows, c64(kQuantGemvMaxRows));
   Value groups = arith::DivSIOp::create(b_, add(N, c64(kQuantGroupRows - 1)), c64(kQuantGroupRows));
@@ -1638,17 +1916,39 @@ LogicalResult KernelEmitter::emitQuantMatmul(const Tensor &a, const Tensor &w, c
   Value tiles = arith::DivSIOp::create(b_, add(N, sub(tile, c64(1))), tile);
   Value extent = arith::SelectOp::create(b_, few, groups, tiles);
   rangeFlags_ = arith::SelectOp::create(b_, few, c64(0), c64(kCallsBlasPerItemFlag));
-  // The quantized activations of every call (at most 8 rows: M * K * 1.25 bytes on the stack).
+  // The GEMV's quantized activations (at most 8 rows: M * K * 1.25 bytes on the stack), or one f32 row.
   Value rowsQuantized = arith::SelectOp::create(b_, few, M, c64(0));
   Value bytes = add(mul(rowsQuantized, K), mul(mul(rowsQuantized, arith::DivUIOp::create(b_, K, c64(32))), c64(8)));
-  Value scratch = LLVM::AllocaOp::create(b_, ptrTy_, i8, bytes, 64);
-  ifElse(few, [&] { emitQuantizeActivations(a, M, K, scratch); }, [] {});
+  Value scratch = LLVM::AllocaOp::create(b_, ptrTy_, i8, arith::MaxSIOp::create(b_, bytes, mul(K, c64(4))), 64);
+  Value roundTrip = emitMallocOrNull(arith::SelectOp::create(b_, few, c64(0), mul(mul(M, K), c64(4))));
+  Value noRoundTrip = LLVM::ICmpOp::create(b_, LLVM::ICmpPredicate::eq, roundTrip, LLVM::ZeroOp::create(b_, ptrTy_));
+  ifElse(
+      few, [&] { emitQuantizeActivations(a, c64(0), M, K, scratch); },
+      [&] { ifElse(noRoundTrip, [] {}, [&] { emitRoundTripActivations(a, c64(0), M, K, roundTrip); }); });
   Value cost = arith::SelectOp::create(b_, few, mul(M, mul(K, c64(kQuantGroupRows))), mul(M, mul(K, tile)));
   parallelFor(extent, cost, [&](Value item) {
     ifElse(few, [&] { emitQuantGemvGroup(w, out, scratch, M, K, N, item); },
-           [&] { emitSgemmTileItem(a, w, out, tile, item, M, K, N, /*transposed=*/true); });
+           [&] { emitQuantSgemmItem(a, w, out, roundTrip, scratch, tile, item, M, K, N); });
   });
+  ifElse(noRoundTrip, [] {}, [&] { func::CallOp::create(b_, kFree, TypeRange{}, ValueRange{roundTrip}); });
   return success();
+}
+
+/// Tile `item` of the sgemm path: against the round-tripped activations, or without their scratch (null) row
+/// by row, each row round-tripped into rowBuffer (K floats) first.
+void KernelEmitter::emitQuantSgemmItem(const Tensor &a, const Tensor &w, const Tensor &out, Value roundTrip,
+                                       Value rowBuffer, Value tile, Value item, Value M, Value K, Value N) {
+  Value noRoundTrip = LLVM::ICmpOp::create(b_, LLVM::ICmpPredicate::eq, roundTrip, LLVM::ZeroOp::create(b_, ptrTy_));
+  ifElse(
+      noRoundTrip,
+      [&] {
+        forLoop(c64(0), M, [&](Value i) {
+          emitRoundTripActivations(a, i, c64(1), K, rowBuffer);
+          Tensor outRow{LLVM::GEPOp::create(b_, ptrTy_, f32_, out.ptr, ValueRange{mul(i, N)}), f32_, f32_, {}, {}};
+          emitSgemmTileItem({rowBuffer, f32_, f32_, {}, {}}, w, outRow, tile, item, c64(1), K, N, /*transposed=*/true);
+        });
+      },
+      [&] { emitSgemmTileItem({roundTrip, f32_, f32_, {}, {}}, w, out, tile, item, M, K, N, /*transposed=*/true); });
 }
 
 /// rms_norm (ins = x, w) and layer_norm (ins = x, w, b) over the last axis.

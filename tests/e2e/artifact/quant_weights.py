@@ -6,23 +6,23 @@ usage: quant_weights.py KILN DATA_DIR [--threshold 1e-4] [--cases a,b] [--table]
 For every reference case in DATA_DIR and each format:
 1. kiln compile --weights FMT quantizes matrices ("--weights FMT: N matrices quantized", N > 0) and
    `kiln inspect --json` shows their buffers as Q8_0 / Q4_0 with weight_layout rows8-blocks32-quants-then-scales;
-2. kiln run (the case's chunk schedule: the int8 GEMV for chunks of <= 8 rows; and one chunk: the dequantized
-   tiles + sgemm when the prompt is longer) matches `kiln eval --weights FMT` with the same chunks within
-   --threshold (the interpreter computes with the dequantized weights and quantizes decode rows as the GEMV
-   does, so the bound is f32 round-off). One exception is allowed and said: where a run has decode rows (chunks
-   of <= 8 rows), f32 round-off upstream (e.g. attention's summation order) can move one activation across a
-   q8 rounding boundary (odds ~1e-5 per element), which changes that dot product by one activation step: such
-   a run passes within FLIP_BOUND (2e-2; a wrong scale, block or nibble order gives errors near 1) and prints
-   "activation rounding flip";
+2. kiln run (the case's chunk schedule: the int8 GEMV for chunks of <= 8 rows; and one chunk: the int8 GEMM
+   when the prompt is longer) matches `kiln eval --weights FMT` with the same chunks within --threshold (the
+   interpreter computes with the dequantized weights and quantizes every matmul row's activations per block as
+   the kernels do, so the bound is f32 round-off). One exception is allowed and said: f32 round-off upstream
+   (e.g. attention's summation order) can move one activation across a q8 rounding boundary (odds ~1e-5 per
+   element), which changes that dot product by one activation step: such a run passes within FLIP_BOUND
+   (2e-2; a wrong scale, block or nibble order gives errors near 1) and prints "activation rounding flip";
 3. the error against the Hugging Face f32 reference and, for causal LMs, the share of positions whose argmax
    token agrees with the reference's, printed (with --table: as a Markdown table, README's).
 Then on the first case: --threads 1 and 2 (every kernel split, KILN_THREADS_GRAIN=1) give the same bytes;
---cpu x86-64,x86-64-v3,native runs each object (VNNI / AVX2 / generic dot products, by hiding features)
-within --threshold of eval; --keep-f16 lm_head,embed keeps those matrices f16 and still matches eval.
+--cpu x86-64,x86-64-v3,native runs each object (VNNI / AVX2 / generic dot products, by hiding features; the
+chunk schedule and one chunk: the int8 GEMM with VNNI, else the sgemm path) within --threshold of eval; --keep-f16 lm_head,embed keeps those matrices f16 and still matches eval.
 4. For every case and format, --target vulkan (profile lavapipe) places every reader of a quantized weight on
    the device (the report's "quantized weights: N readers on vulkan (...), 0 on cpu") and, on lavapipe
-   (skipped without it), kiln run matches eval within 1e-3 (same flip exception) for the case's chunk schedule
-   and one chunk.
+   (skipped without it), kiln run matches `kiln eval --target vulkan` (activations quantized only in chunks of
+   <= 8 rows: the Vulkan prefill tiles take f32 activations) within 1e-3 (the same flip exception where a run
+   has such chunks) for the case's chunk schedule and one chunk.
 Prints one line per check and 'N passed, N failed'; exits 1 on any failure.
 """
 import argparse
@@ -100,17 +100,18 @@ def check_inspect(kiln, artifact, fmt, label):
 FLIP_BOUND = 2e-2
 
 
-def run_matches_eval(err, threshold, decode_rows):
-    """(passed, note): within threshold, or within FLIP_BOUND where decode rows quantize activations."""
+def run_matches_eval(err, threshold, quantized_rows):
+    """(passed, note): within threshold, or within FLIP_BOUND where the run quantizes activations."""
     if err <= threshold:
         return True, ""
-    if decode_rows and err <= FLIP_BOUND:
-        return True, " (activation rounding flip: decode rows quantize activations to int8; within %.0e)" % FLIP_BOUND
+    if quantized_rows and err <= FLIP_BOUND:
+        return True, " (activation rounding flip: activations quantized to int8; within %.0e)" % FLIP_BOUND
     return False, ""
 
 
 def has_decode_rows(schedule, total_rows):
-    """Whether a chunk schedule ("2,5,1") or one chunk of total_rows runs a chunk of <= 8 rows (the int8 GEMV)."""
+    """Whether a chunk schedule ("2,5,1") or one chunk of total_rows runs a chunk of <= 8 rows (Vulkan: the
+    quantized GEMV, the only reader there that quantizes activations)."""
     sizes = [int(c) for c in schedule.split(",")] if schedule else [total_rows]
     return any(c <= 8 for c in sizes)
 
@@ -134,7 +135,7 @@ def check_case(kiln, case_dir, fmt, tmp, threshold, rows):
         err = st.rel_err(got, want)
         hf = st.rel_err(got, ref)
         agree = argmax_agreement(got, ref, ref_shape) if name == "logits" else None
-        ok, note = run_matches_eval(err, threshold, has_decode_rows(schedule, ref_shape[1]))
+        ok, note = run_matches_eval(err, threshold, True)
         report(ok, "%s: run %s == eval" % (label, schedule or "one chunk"),
                "rel err %.3e%s; vs HF f32 %.3e%s" % (err, note, hf, "" if agree is None else "; argmax %.0f%%" % (100 * agree)))
         if schedule == chunks:
@@ -168,13 +169,15 @@ def check_targets(kiln, case_dir, tmp, threshold):
                       p.stderr.strip()[-200:] if p.returncode else ""):
             continue
         for label, hidden in (("native", ""), ("avx2 object", "avx512vnni,avxvnni"), ("generic object", "avx2")):
-            paths = run_and_eval(kiln, artifact, case_dir, fmt, chunks, tmp,
-                                 env={"KILN_CPU_DISABLE": hidden} if hidden else {})
-            if paths:
-                got, want = output(paths[0], name), output(paths[1], name)
-                err = st.rel_err(got[2], want[2])
-                ok, note = run_matches_eval(err, threshold, has_decode_rows(chunks, got[1][1]))
-                report(ok, "%s %s: run == eval" % (fmt, label), "rel err %.3e%s" % (err, note))
+            for schedule in (chunks, None):  # the GEMV; one chunk: the int8 GEMM (VNNI) or the sgemm path
+                paths = run_and_eval(kiln, artifact, case_dir, fmt, schedule, tmp,
+                                     env={"KILN_CPU_DISABLE": hidden} if hidden else {})
+                if paths:
+                    got, want = output(paths[0], name), output(paths[1], name)
+                    err = st.rel_err(got[2], want[2])
+                    ok, note = run_matches_eval(err, threshold, True)
+                    report(ok, "%s %s: run %s == eval" % (fmt, label, schedule or "one chunk"),
+                           "rel err %.3e%s" % (err, note))
 
 
 def check_keep_f16(kiln, case_dir, tmp, threshold):
@@ -191,7 +194,8 @@ def check_keep_f16(kiln, case_dir, tmp, threshold):
     paths = run_and_eval(kiln, artifact, case_dir, "q8_0", chunks, tmp, extra_eval=keep)
     if paths:
         err = st.rel_err(output(paths[0], name)[2], output(paths[1], name)[2])
-        report(err <= threshold, "q8_0 --keep-f16: run == eval --keep-f16", "rel err %.3e" % err)
+        ok, note = run_matches_eval(err, threshold, True)
+        report(ok, "q8_0 --keep-f16: run == eval --keep-f16", "rel err %.3e%s" % (err, note))
 
 
 LAVAPIPE = "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json"
@@ -203,9 +207,9 @@ VULKAN_READERS = re.compile(r"quantized weights: (\d+) readers on vulkan \(([^)]
 
 def check_vulkan(kiln, case_dir, fmt, tmp):
     """--target vulkan (profile lavapipe): every reader of a quantized weight (the matmuls, the embedding
-    gather) on the device, as the report says; on lavapipe (skipped without it) run == eval within 1e-3 for the
-    case's chunk schedule (the quantized GEMV for chunks of <= 8 rows) and one chunk (the dequantizing tiles
-    when the prompt is longer)."""
+    gather) on the device, as the report says; on lavapipe (skipped without it) run == eval --target vulkan
+    within 1e-3 for the case's chunk schedule (the quantized GEMV for chunks of <= 8 rows) and one chunk (the
+    dequantizing tiles when the prompt is longer)."""
     name, chunks = case_info(case_dir)
     label = "%s %s --target vulkan" % (os.path.basename(case_dir), fmt)
     artifact = os.path.join(tmp, "vk.kiln")
@@ -221,7 +225,8 @@ def check_vulkan(kiln, case_dir, fmt, tmp):
         return
     _, ref_shape, _ = output(os.path.join(case_dir, "reference.safetensors"), name)
     for schedule in ([chunks, None] if chunks else [None]):
-        paths = run_and_eval(kiln, artifact, case_dir, fmt, schedule, tmp, env={"VK_DRIVER_FILES": LAVAPIPE})
+        paths = run_and_eval(kiln, artifact, case_dir, fmt, schedule, tmp, extra_eval=["--target", "vulkan"],
+                             env={"VK_DRIVER_FILES": LAVAPIPE})
         if paths:
             err = st.rel_err(output(paths[0], name)[2], output(paths[1], name)[2])
             ok, note = run_matches_eval(err, VULKAN_THRESHOLD, has_decode_rows(schedule, ref_shape[1]))

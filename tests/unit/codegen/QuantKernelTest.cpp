@@ -2,11 +2,13 @@
 //
 // The CPU kernels of a kiln.matmul against a block-quantized weight (codegen::KernelLayout::quant) and of a
 // kiln.gather from a quantized table, on awkward sizes, against kiln::ir::Interpreter with the dequantized
-// weight (which, like the decode GEMV, quantizes the activation rows of a matmul of at most 8 rows):
-// N = 67 (odd: the GEMV's last group has 3 rows), K = 96 (three blocks) and 1024, rows M = b * s = 1 .. 9
-// and 13 (the int8 GEMV up to 8, the dequantized tiles + sgemm above), every thread split of the GEMV's range
-// giving the same bytes; for each CPU object the machine can run: native (here AVX512-VNNI: 512-bit vpdpbusd),
-// alderlake (AVX-VNNI, 256-bit), x86-64-v3 (AVX2 vpmaddubsw / vpmaddwd) and x86-64-v2 (plain vector code).
+// weight (which, like the kernels, quantizes the activation rows of the matmul per block): N = 67 (odd: the
+// GEMV's last group has 3 rows, the GEMM's last panel goes row by row) and 72 (the GEMM's last panel of 16
+// rows holds one whole group), K = 32 (one block), 96 (three) and 2048, rows M = b * s = 1 .. 9 (the int8
+// GEMV up to 8) and 13, 17, 64, 300 (the int8 GEMM: row blocks of 64, tiles of 8 or 4 rows and the rows
+// left), every thread split of the kernel's range giving the same bytes; for each CPU object the machine can
+// run: native (here AVX512-VNNI: 512-bit vpdpbusd), alderlake (AVX-VNNI, 256-bit), x86-64-v3 (AVX2
+// vpmaddubsw / vpmaddwd) and x86-64-v2 (plain vector code).
 // A quantized weight whose last dim is not a multiple of 32 does not verify (the
 // compiler keeps such matrices in f32 instead of padding them).
 //
@@ -138,56 +140,62 @@ TEST_P(QuantKernelTest, MatchesInterpreter) {
   if (!hostRuns(cpu))
     GTEST_SKIP() << "this machine cannot run code for " << cpu;
   const QuantFormat format = *parseQuantFormat(name);
-  const int64_t n = 67;
-  compile(quantSource(name, n, k), format, cpu);
-  std::mt19937 rng(7);
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  std::vector<float> w(size_t(n * k));
-  for (float &v : w)
-    v = uniform(rng);
-  std::vector<uint8_t> packed(quantizedMatrixBytes(format, uint64_t(n), uint64_t(k)));
-  quantizeMatrix(format, w.data(), uint64_t(n), uint64_t(k), packed.data());
-  auto dequantized = std::make_shared<ir::HostTensor>();
-  dequantized->shape = {n, k};
-  std::vector<float> values(w.size());
-  dequantizeMatrix(format, packed.data(), uint64_t(n), uint64_t(k), values.data());
-  dequantized->data.assign(values.begin(), values.end());
-  ir::Interpreter interpreter([&](llvm::StringRef, ir::HostTensor &out, std::string &) {
-    out = *dequantized;
-    return true;
-  });
-  for (int64_t rows : {1, 2, 3, 4, 5, 6, 7, 8, 9, 13}) {
-    SCOPED_TRACE("rows " + std::to_string(rows));
-    const int64_t b = rows == 13 ? 1 : (rows % 2 == 0 ? 2 : 1), s = rows / b;
-    ir::HostTensor x{{b, s, k}, {}, false}, ids{{b, s}, {}, true};
-    std::vector<float> xf(size_t(b * s * k));
-    for (float &v : xf)
-      v = uniform(rng) * (rng() % 4 == 0 ? 8.0f : 1.0f);
-    x.data.assign(xf.begin(), xf.end());
-    std::vector<int64_t> idv;
-    for (int64_t i = 0; i < b * s; ++i)
-      idv.push_back(int64_t(rng() % uint32_t(n)));
-    ids.data.assign(idv.begin(), idv.end());
-    std::vector<ir::HostTensor> want;
-    std::string error;
-    ASSERT_TRUE(interpreter.run(func, {x, ids}, want, error)) << error;
-    // kSymbols order: b, p, s.
-    const std::vector<int64_t> symbols = {b, 0, s};
-    std::vector<float> y(size_t(b * s * n)), g(size_t(b * s * k));
-    call(0, {xf.data(), packed.data(), y.data()}, symbols, 0);
-    call(1, {packed.data(), idv.data(), g.data()}, symbols, 0);
-    EXPECT_LE(relErr(y, want[0].data), 1e-5);
-    EXPECT_EQ(relErr(g, want[1].data), 0.0) << "the gathered rows are the dequantized ones, exactly";
-    for (int64_t part : {1, 3}) { // the GEMV's groups split over calls: the same bytes
-      std::vector<float> split(y.size(), -1.0f);
-      call(0, {xf.data(), packed.data(), split.data()}, symbols, part);
-      EXPECT_EQ(std::memcmp(split.data(), y.data(), y.size() * 4), 0) << "parts of " << part;
+  for (const int64_t n : {67, 72}) {
+    SCOPED_TRACE("N " + std::to_string(n));
+    compile(quantSource(name, n, k), format, cpu);
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+    std::vector<float> w(size_t(n * k));
+    for (float &v : w)
+      v = uniform(rng);
+    std::vector<uint8_t> packed(quantizedMatrixBytes(format, uint64_t(n), uint64_t(k)));
+    quantizeMatrix(format, w.data(), uint64_t(n), uint64_t(k), packed.data());
+    auto dequantized = std::make_shared<ir::HostTensor>();
+    dequantized->shape = {n, k};
+    std::vector<float> values(w.size());
+    dequantizeMatrix(format, packed.data(), uint64_t(n), uint64_t(k), values.data());
+    dequantized->data.assign(values.begin(), values.end());
+    ir::Interpreter interpreter([&](llvm::StringRef, ir::HostTensor &out, std::string &) {
+      out = *dequantized;
+      return true;
+    });
+    for (int64_t rows : {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 17, 64, 300}) {
+      SCOPED_TRACE("rows " + std::to_string(rows));
+      const int64_t b = rows % 2 == 0 ? 2 : 1, s = rows / b;
+      ir::HostTensor x{{b, s, k}, {}, false}, ids{{b, s}, {}, true};
+      std::vector<float> xf(size_t(b * s * k));
+      for (float &v : xf)
+        v = uniform(rng) * (rng() % 4 == 0 ? 8.0f : 1.0f);
+      x.data.assign(xf.begin(), xf.end());
+      std::vector<int64_t> idv;
+      for (int64_t i = 0; i < b * s; ++i)
+        idv.push_back(int64_t(rng() % uint32_t(n)));
+      ids.data.assign(idv.begin(), idv.end());
+      std::vector<ir::HostTensor> want;
+      std::string error;
+      ASSERT_TRUE(interpreter.run(func, {x, ids}, want, error)) << error;
+      // kSymbols order: b, p, s.
+      const std::vector<int64_t> symbols = {b, 0, s};
+      std::vector<float> y(size_t(b * s * n)), g(size_t(b * s * k));
+      call(0, {xf.data(), packed.data(), y.data()}, symbols, 0);
+      call(1, {packed.data(), idv.data(), g.data()}, symbols, 0);
+      EXPECT_LE(relErr(y, want[0].data), 1e-5);
+      EXPECT_EQ(relErr(g, want[1].data), 0.0) << "the gathered rows are the dequantized ones, exactly";
+      for (int64_t part : {1, 3}) { // the GEMV's groups / the GEMM's items split over calls: the same bytes
+        std::vector<float> split(y.size(), -1.0f);
+        call(0, {xf.data(), packed.data(), split.data()}, symbols, part);
+        EXPECT_EQ(std::memcmp(split.data(), y.data(), y.size() * 4), 0) << "parts of " << part;
+      }
     }
+    dlclose(handle); // the next N's kernels
+    handle = nullptr;
+    llvm::sys::fs::remove(soPath);
+    soPath.clear();
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, QuantKernelTest,
-                         ::testing::Combine(::testing::Values("q8_0", "q4_0"), ::testing::Values(96, 1024),
+                         ::testing::Combine(::testing::Values("q8_0", "q4_0"), ::testing::Values(32, 96, 2048),
                                             ::testing::Values("native", "alderlake", "x86-64-v3", "x86-64-v2")),
                          [](const auto &info) {
                            std::string cpu = std::get<2>(info.param);

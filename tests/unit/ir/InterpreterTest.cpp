@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 #include "kiln/ir/Interpreter.h"
 #include "kiln/ir/KilnDialect.h"
+#include "kiln/support/Quantize.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -835,6 +836,63 @@ func.func @f(%x: tensor<1x?x4xf32, #kiln.dims<[s]>>) -> tensor<1x?x3xf32, #kiln.
     EXPECT_NEAR(results[0].data.back(), acc, 1e-12);
   }
   EXPECT_EQ(loads, 1);
+}
+
+// A matmul against a block-quantized weight computes with its lhs quantized per block of 32 as the CPU's int8
+// kernels do (quantizeActivationBlock), every row by default; with setQuantizedActivationRows(8) (kiln eval
+// --target vulkan, whose prefill tiles take f32 activations) only when it has at most 8 rows.
+TEST_F(InterpreterTest, QuantizedWeightQuantizesActivationRows) {
+  const char *src = R"(
+func.func @f(%x: tensor<1x?x64xf32, #kiln.dims<[s]>>) -> tensor<1x?x3xf32, #kiln.dims<[s]>> {
+  %w = kiln.weight "w" {quant = "q8_0"} : tensor<3x64xf32>
+  %0 = kiln.matmul %x, %w {transpose_b = true} : (tensor<1x?x64xf32, #kiln.dims<[s]>>, tensor<3x64xf32>) -> tensor<1x?x3xf32, #kiln.dims<[s]>>
+  return %0 : tensor<1x?x3xf32, #kiln.dims<[s]>>
+})";
+  mlir::func::FuncOp func = parse(src);
+  ASSERT_TRUE(func);
+  weightTable["w"] = randomTensor({3, 64}, rng);
+  const std::vector<double> &w = weightTable["w"].data;
+  // out[i, j] with x's rows quantized per block (quantized) or as they are.
+  auto expected = [&](const HostTensor &x, bool quantized) {
+    std::vector<double> a = x.data, out;
+    for (size_t b = 0; quantized && b < a.size(); b += 32) {
+      float block[32];
+      int8_t q[32];
+      int32_t sum;
+      for (size_t e = 0; e < 32; ++e)
+        block[e] = float(a[b + e]);
+      const float d = kiln::quantizeActivationBlock(block, q, &sum);
+      for (size_t e = 0; e < 32; ++e)
+        a[b + e] = double(q[e]) * double(d);
+    }
+    for (size_t i = 0; i < a.size() / 64; ++i)
+      for (size_t j = 0; j < 3; ++j) {
+        double acc = 0;
+        for (size_t k = 0; k < 64; ++k)
+          acc += a[i * 64 + k] * w[j * 64 + k];
+        out.push_back(acc);
+      }
+    return out;
+  };
+  auto maxDiff = [](const std::vector<double> &u, const std::vector<double> &v) {
+    double m = 0;
+    for (size_t i = 0; i < u.size(); ++i)
+      m = std::max(m, std::fabs(u[i] - v[i]));
+    return m;
+  };
+  std::vector<HostTensor> results;
+  std::string error;
+  for (int64_t s : {8, 9, 40}) {
+    SCOPED_TRACE("rows " + std::to_string(s));
+    HostTensor x = randomTensor({1, s, 64}, rng);
+    Interpreter cpu(loader), vulkan(loader);
+    vulkan.setQuantizedActivationRows(kiln::kQuantGemvMaxRows);
+    ASSERT_TRUE(cpu.run(func, {x}, results, error)) << error;
+    EXPECT_LE(maxDiff(results[0].data, expected(x, true)), 1e-12);
+    ASSERT_TRUE(vulkan.run(func, {x}, results, error)) << error;
+    EXPECT_LE(maxDiff(results[0].data, expected(x, s <= kiln::kQuantGemvMaxRows)), 1e-12);
+    EXPECT_GT(maxDiff(expected(x, true), expected(x, false)), 1e-6) << "the quantization shows";
+  }
 }
 
 TEST_F(InterpreterTest, UnknownOpIsAnError) {

@@ -228,6 +228,7 @@ protected:
       out = dequantized;
       return true;
     });
+    interpreter.setQuantizedActivationRows(kQuantGemvMaxRows); // Vulkan's prefill tiles take f32 activations
     std::vector<ir::HostTensor> results;
     std::string error;
     ASSERT_TRUE(interpreter.run(func, {x, idt}, results, error)) << error;

@@ -54,8 +54,15 @@ public:
   /// Drops the cached weights (the next run reloads them through the loader).
   void clearWeightCache() { weights_.clear(); }
 
+  /// A matmul against a block-quantized weight (kiln.weight `quant`) quantizes its lhs per block of 32 as the
+  /// kernels do (quantizeActivationBlock) when it has at most this many rows (batch dims folded in). Default:
+  /// any number (the CPU, whose int8 GEMV and GEMM both do); kQuantGemvMaxRows for Vulkan, whose prefill
+  /// tiles take f32 activations.
+  void setQuantizedActivationRows(int64_t maxRows) { quantizedActivationRows_ = maxRows; }
+
 private:
   WeightLoader loader_;
+  int64_t quantizedActivationRows_ = INT64_MAX;
   llvm::StringMap<std::shared_ptr<const HostTensor>> weights_;
 };
 
