@@ -180,6 +180,7 @@ protected:
       out = groupWeights[size_t(std::stoi(name.drop_front().str()))]; // "w<i>"
       return true;
     });
+    interpreter.setQuantizedActivationRows(kQuantGemvMaxRows); // Vulkan's prefill tiles take f32 activations
     std::string error;
     ASSERT_TRUE(interpreter.run(func, {x}, want, error)) << error;
     buffers = {bytesOf(xf.data(), xf.size() * 4)};
