@@ -64,7 +64,8 @@ bool operator==(const DeviceProfile &a, const DeviceProfile &b) {
          a.maxWorkgroupCount == b.maxWorkgroupCount && a.maxStorageBufferRange == b.maxStorageBufferRange &&
          a.maxAllocationSize == b.maxAllocationSize && a.maxPushConstantsSize == b.maxPushConstantsSize &&
          a.cooperativeMatrix == b.cooperativeMatrix && a.cooperativeMatrixShapes == b.cooperativeMatrixShapes &&
-         a.cooperativeMatrixTile == b.cooperativeMatrixTile &&
+         a.cooperativeMatrixTile == b.cooperativeMatrixTile && a.integerDotProduct == b.integerDotProduct &&
+         a.integerDotProductAccelerated == b.integerDotProductAccelerated &&
          a.unavailableOps == b.unavailableOps &&
          a.unavailableDtypes == b.unavailableDtypes;
 }
@@ -83,6 +84,7 @@ struct BuiltinProfile {
   uint64_t maxStorageBufferRange, maxAllocationSize, maxPushConstantsSize;
   bool cooperativeMatrix;
   std::vector<std::string> cooperativeMatrixShapes;
+  bool integerDotProduct, integerDotProductAccelerated;
 };
 
 /// The subgroup-scope shapes VK_KHR_cooperative_matrix reports on NVIDIA Hopper, in its order (an H100 80GB
@@ -98,17 +100,20 @@ const std::vector<BuiltinProfile> &builtinProfiles() {
   static const std::vector<BuiltinProfile> profiles = {
       // devices.md: llvmpipe (LLVM 15.0.6, 256 bits), Mesa 22.3.6.
       {"lavapipe", "1.3.230", true, 8, {"basic", "vote", "arithmetic", "ballot", "shuffle", "shuffle_relative", "quad"},
-       32768, 1024, {1024, 1024, 1024}, {65535, 65535, 65535}, 128ull << 20, 2ull << 30, 128, false, {}},
+       32768, 1024, {1024, 1024, 1024}, {65535, 65535, 65535}, 128ull << 20, 2ull << 30, 128, false, {},
+       // shaderIntegerDotProduct yes, but no form accelerated (emulated on the CPU's SIMD).
+       true, false},
       // devices.md: driver 580.159.04. maxStorageBufferRange "4 GiB" is a uint32 limit (2^32 - 1);
-      // maxMemoryAllocationSize is not in devices.md: taken as the same 4 GiB - 1.
+      // maxMemoryAllocationSize is not in devices.md: taken as the same 4 GiB - 1. Integer dot product: Hopper's
+      // dp4a, reported accelerated (llama.cpp's quantized GEMV relies on it there).
       {"nvidia-h200", "1.4.312", true, 32,
        {"basic", "vote", "arithmetic", "ballot", "shuffle", "shuffle_relative", "clustered", "quad"}, 49152, 1024,
        {1024, 1024, 64}, {2147483647u, 65535, 65535}, 0xffffffffull, 0xffffffffull, 256, true,
-       nvidiaHopperShapes()},
+       nvidiaHopperShapes(), true, true},
       // Conservative: what any Vulkan 1.1 compute device offers (the spec's minimum limits, rounded up where
       // every real device is larger): no fp16 / int8 arithmetic, no 8/16-bit storage, basic subgroup ops only.
       {"generic", "1.1.0", false, 32, {"basic"}, 16384, 256, {256, 256, 64}, {65535, 65535, 65535}, 128ull << 20,
-       256ull << 20, 128, false, {}},
+       256ull << 20, 128, false, {}, false, false},
   };
   return profiles;
 }
@@ -141,6 +146,8 @@ std::optional<DeviceProfile> builtinDeviceProfile(const std::string &name) {
     p.maxPushConstantsSize = b.maxPushConstantsSize;
     p.cooperativeMatrix = b.cooperativeMatrix;
     p.cooperativeMatrixShapes = b.cooperativeMatrixShapes;
+    p.integerDotProduct = b.integerDotProduct;
+    p.integerDotProductAccelerated = b.integerDotProductAccelerated;
     return p;
   }
   return std::nullopt;
@@ -178,6 +185,7 @@ std::string missingCapabilities(const DeviceProfile &d, const DeviceProfile &nee
   flag(need.storage16, d.storage16, "no 16-bit storage (storage16)");
   flag(need.storage8, d.storage8, "no 8-bit storage (storage8)");
   flag(need.cooperativeMatrix, d.cooperativeMatrix, "no VK_KHR_cooperative_matrix (cooperative_matrix)");
+  flag(need.integerDotProduct, d.integerDotProduct, "no shaderIntegerDotProduct (integer_dot_product)");
   // No shape check: the runtime does not read the device's shapes yet (`kiln devices` writes none), so a
   // profile's shapes are what the compiler was told, not something the device can be held to here.
   // No subgroup-size check: the generated kernels are written for any subgroup size (a profile's size

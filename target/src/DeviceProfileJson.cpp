@@ -38,6 +38,8 @@ const char *const kProfileKeys[] = {"name",
                                     "cooperative_matrix",
                                     "cooperative_matrix_shapes",
                                     "cooperative_matrix_tile",
+                                    "integer_dot_product",
+                                    "integer_dot_product_accelerated",
                                     "unavailable_ops",
                                     "unavailable_dtypes"};
 
@@ -100,6 +102,12 @@ public:
         return fail(key, "expected true or false");
       *out = v->get<bool>();
     }
+  }
+
+  /// A key profiles written before it lack: absent leaves *out (false).
+  void readOptionalBool(const std::string &key, bool *out) {
+    if (j_.contains(key))
+      readBool(key, out);
   }
 
   /// A non-negative JSON integer <= max.
@@ -287,6 +295,8 @@ StatusOr<DeviceProfile> parseDeviceProfile(const std::string &jsonText, const st
   r.readBool("cooperative_matrix", &p.cooperativeMatrix);
   r.readStrings("cooperative_matrix_shapes", /*required=*/false, &p.cooperativeMatrixShapes);
   r.readOptionalString("cooperative_matrix_tile", &p.cooperativeMatrixTile);
+  r.readOptionalBool("integer_dot_product", &p.integerDotProduct);
+  r.readOptionalBool("integer_dot_product_accelerated", &p.integerDotProductAccelerated);
   r.readStrings("unavailable_ops", /*required=*/false, &p.unavailableOps);
   r.readStrings("unavailable_dtypes", /*required=*/false, &p.unavailableDtypes);
   if (!r.failed())
@@ -317,6 +327,8 @@ std::string writeDeviceProfile(const DeviceProfile &p) {
   j["cooperative_matrix_shapes"] = p.cooperativeMatrixShapes;
   if (!p.cooperativeMatrixTile.empty()) // optional: profiles without it keep their canonical form
     j["cooperative_matrix_tile"] = p.cooperativeMatrixTile;
+  j["integer_dot_product"] = p.integerDotProduct;
+  j["integer_dot_product_accelerated"] = p.integerDotProductAccelerated;
   j["unavailable_ops"] = p.unavailableOps;
   j["unavailable_dtypes"] = p.unavailableDtypes;
   // A device name that is not UTF-8 (the loader's bytes) is written with U+FFFD instead of aborting.

@@ -48,6 +48,9 @@ void printDevice(const vulkan::DeviceInfo &d) {
               (unsigned long long)p.maxStorageBufferRange, (unsigned long long)p.maxAllocationSize,
               (unsigned long long)p.maxPushConstantsSize);
   std::printf("  VK_KHR_cooperative_matrix: %s\n", p.cooperativeMatrix ? "yes" : "no");
+  std::printf("  integer dot product: %s\n", !p.integerDotProduct            ? "no"
+                                             : p.integerDotProductAccelerated ? "yes, 4x8-bit packed accelerated"
+                                                                              : "yes, not accelerated");
 }
 
 } // namespace

@@ -497,6 +497,8 @@ std::string KernelBuilder::source() const {
     line("SUBGROUP_ARITHMETIC", "");
   if (cooperativeMatrix_)
     line("COOPERATIVE_MATRIX", "");
+  if (integerDotProduct_)
+    line("INTEGER_DOT_PRODUCT", "");
   for (const auto &[name, value] : defines_)
     line(name, value);
   std::set<std::string> included = {"header.glsl"};

@@ -157,6 +157,8 @@ public:
   /// GL_NV_cooperative_matrix in the source (COOPERATIVE_MATRIX, the Vulkan memory model); the validated
   /// module is rewritten to SPV_KHR_cooperative_matrix (nvToKhrCooperativeMatrix).
   void useCooperativeMatrix() { cooperativeMatrix_ = true; }
+  /// SPV_KHR_integer_dot_product (INTEGER_DOT_PRODUCT: header.glsl's dotSU4x8); only with target().integerDotProduct.
+  void useIntegerDotProduct() { integerDotProduct_ = true; }
   /// The largest power-of-two workgroup of at most `cap` invocations the target allows.
   uint32_t workgroupUpTo(uint32_t cap) const;
 
@@ -204,6 +206,7 @@ private:
   uint32_t sharedBytes_ = 0;
   bool subgroupArithmetic_ = false;
   bool cooperativeMatrix_ = false;
+  bool integerDotProduct_ = false;
 };
 
 /// Rewrites a validated module that uses SPV_NV_cooperative_matrix to SPV_KHR_cooperative_matrix (what the

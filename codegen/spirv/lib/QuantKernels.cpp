@@ -10,7 +10,9 @@
 // computes: f32 activations against the dequantized weight): the cooperative-matrix tiles (rounded to f16, as
 // f16 weights are) where the target has them, else the scalar register-blocked tiles in f32. With a symbolic M
 // the compiler also builds the small-rows variant (GEMV_ONLY: no tiles; the rows of A quantized once per
-// workgroup into shared memory where they fit) for decode steps.
+// workgroup into shared memory where they fit) for decode steps. With SpirvTarget::integerDotProduct the GEMV's
+// block products are packed 4 x 8-bit integer dot products (INTEGER_DOT_PRODUCT, "_idot" in the kernel's name);
+// the same integers, so the same results.
 //
 //===----------------------------------------------------------------------===//
 #include "CoopmatTiles.h"
@@ -106,6 +108,7 @@ std::string quantMatmulName(KernelBuilder &kb, const MatmulParts &p, uint32_t ge
                              : std::string("matmul");
   name += "_tb_";
   name += std::string(quantFormatName(*w.quant)) + "_gemv" + std::to_string(gemvRows);
+  name += target.integerDotProduct ? "_idot" : "";
   name += target.smallRowsVariant ? "_only" : "_tile64";
   if (cm.bm)
     name += (target.emulateCooperativeMatrix ? "_coopmatemu" : "_coopmat") + cm.tag();
@@ -193,6 +196,8 @@ bool emitQuantMatmul(KernelBuilder &kb, const MatmulParts &p) {
   if (coopmat)
     defineCoopmat(kb, cm, !p.group && o.kind == Kind::F32 && widest % 4 == 0);
   kb.useSubgroupArithmetic();
+  if (target.integerDotProduct)
+    kb.useIntegerDotProduct(); // the GEMV's block products (gemv_quant.glsl); the tiles dequantize to f32 / f16
   UintExpr batch = UintExpr::k(1);
   for (size_t d = 0; d + 2 < ro; ++d)
     batch = batch * o.dims[d];

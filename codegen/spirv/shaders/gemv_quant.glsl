@@ -9,6 +9,9 @@
 // per row at a time (q8_0: two uvec4 loads, q4_0: one; its f16 scale once per 32 weights), dequantized in
 // registers; the block's activations are loaded and quantized once for the QGR rows. subgroupAdd reduces.
 // In a kiln.matmul_group (GROUP) the weight is segment gSeg's (bindings 1 .. GROUP_SEGMENTS, quant.glsl).
+// INTEGER_DOT_PRODUCT (SpirvTarget::integerDotProduct): the activations of a block are kept as 8 words of 4
+// signed bytes and its product is 8 packed dot products (dotSU4x8: signed activations . unsigned stored
+// quants), summed in int: the same exact integer as the float path's sum, so the same results bit for bit.
 const uint QMS = 8u;
 const uint QGR = QUANT_GEMV_ROWS;
 
@@ -45,11 +48,24 @@ float quantizeActivations(uint av, out vec4 qa[8], out float qsum) {
 
 vec4 bytes4(uint w) { return vec4(uvec4(w, w >> 8, w >> 16, w >> 24) & 0xffu); }
 
+// Four of quantizeActivations' integers (in [-127, 127]) as the signed bytes of one word, the first lowest.
+uint packBytes4(vec4 q) {
+  uvec4 b = uvec4(ivec4(q)) & 0xffu;
+  return b.x | (b.y << 8) | (b.z << 16) | (b.w << 24);
+}
+
+#ifdef INTEGER_DOT_PRODUCT
+#define QA_WORD uint // a block's activations: 8 words of 4 signed bytes (packBytes4)
+#else
+#define QA_WORD vec4 // a block's activations: 8 vec4 of integers
+#endif
+
 #ifdef QUANT_SHARED_A
 // The small-rows variant (GEMV_ONLY: M <= MS rows per batch) with K static: the workgroup quantizes its rows of A
-// once into shared memory (quantizeActivations' integers, four signed bytes a word, and each block's scale and
-// integer sum), instead of every subgroup for every block it reads; the same values, so the same results.
-shared uint qaWords[MS * MM_K / 4u];
+// once into shared memory (quantizeActivations' integers, four signed bytes a word, two uvec4 a block, and each
+// block's scale and integer sum), instead of every subgroup for every block it reads; the same values, so the
+// same results.
+shared uvec4 qaWords[MS * MM_K / 16u];
 shared vec2 qaBlocks[MS * (MM_K / 32u)]; // (d, qsum)
 
 void quantizeRowsShared(uint A0) {
@@ -58,22 +74,25 @@ void quantizeRowsShared(uint A0) {
   for (uint e = gl_LocalInvocationID.x; e < M * KB; e += WG_X) {
     vec4 qa[8];
     float qsum, d = quantizeActivations((A0 + (e / KB) * MM_K) / 4u + 8u * (e % KB), qa, qsum);
-    [[unroll]] for (uint t = 0u; t < 8u; ++t) {
-      uvec4 q = uvec4(ivec4(qa[t])) & 0xffu;
-      qaWords[8u * e + t] = q.x | (q.y << 8) | (q.z << 16) | (q.w << 24);
-    }
+    qaWords[2u * e] = uvec4(packBytes4(qa[0]), packBytes4(qa[1]), packBytes4(qa[2]), packBytes4(qa[3]));
+    qaWords[2u * e + 1u] = uvec4(packBytes4(qa[4]), packBytes4(qa[5]), packBytes4(qa[6]), packBytes4(qa[7]));
     qaBlocks[e] = vec2(d, qsum);
   }
   barrier();
 }
 
 // Block b of row m as quantizeActivations gave it (quantizeRowsShared).
-float sharedActivations(uint m, uint b, out vec4 qa[8], out float qsum) {
+float sharedActivations(uint m, uint b, out QA_WORD qa[8], out float qsum) {
   uint e = m * (MM_K / 32u) + b;
+  uvec4 words[2] = uvec4[](qaWords[2u * e], qaWords[2u * e + 1u]);
   [[unroll]] for (uint t = 0u; t < 8u; ++t) {
-    int w = int(qaWords[8u * e + t]);
+#ifdef INTEGER_DOT_PRODUCT
+    qa[t] = words[t / 4u][t % 4u];
+#else
+    int w = int(words[t / 4u][t % 4u]);
     qa[t] = vec4(bitfieldExtract(w, 0, 8), bitfieldExtract(w, 8, 8), bitfieldExtract(w, 16, 8),
                  bitfieldExtract(w, 24, 8));
+#endif
   }
   vec2 dq = qaBlocks[e];
   qsum = dq.y;
@@ -81,19 +100,47 @@ float sharedActivations(uint m, uint b, out vec4 qa[8], out float qsum) {
 }
 #endif
 
+// Block b of row m (from A0) quantized: qa, its scale (returned) and integer sum qsum.
+float blockActivations(uint A0, uint m, uint b, out QA_WORD qa[8], out float qsum) {
+#ifdef QUANT_SHARED_A
+  return sharedActivations(m, b, qa, qsum);
+#elif defined(INTEGER_DOT_PRODUCT)
+  vec4 q[8];
+  float d = quantizeActivations((A0 + m * MM_K) / 4u + 8u * b, q, qsum);
+  [[unroll]] for (uint t = 0u; t < 8u; ++t) qa[t] = packBytes4(q[t]);
+  return d;
+#else
+  return quantizeActivations((A0 + m * MM_K) / 4u + 8u * b, qa, qsum);
+#endif
+}
+
 #ifdef QUANT_Q8
 #define QUANT_BLOCK_VECTORS 2u // uvec4 per block
 // qa . (the stored quants of one block, q + 128).
-float blockDot(vec4 qa[8], uvec4 w[2]) {
+float blockDot(QA_WORD qa[8], uvec4 w[2]) {
+#ifdef INTEGER_DOT_PRODUCT
+  int s = 0;
+  [[unroll]] for (uint t = 0u; t < 4u; ++t) s += dotSU4x8(qa[t], w[0][t], 0) + dotSU4x8(qa[4u + t], w[1][t], 0);
+  return float(s);
+#else
   float s = 0.0;
   [[unroll]] for (uint t = 0u; t < 4u; ++t) s += dot(qa[t], bytes4(w[0][t])) + dot(qa[4u + t], bytes4(w[1][t]));
   return s;
+#endif
 }
 #else
 #define QUANT_BLOCK_VECTORS 1u
 // qa . (the stored nibbles of one block, q): word t holds elements 4t .. 4t + 3 (low nibbles) and 16 + 4t ..
 // (high nibbles).
-float blockDot(vec4 qa[8], uvec4 w[1]) {
+float blockDot(QA_WORD qa[8], uvec4 w[1]) {
+#ifdef INTEGER_DOT_PRODUCT
+  int s = 0;
+  [[unroll]] for (uint t = 0u; t < 4u; ++t) {
+    uint v = w[0][t];
+    s += dotSU4x8(qa[t], v & 0x0f0f0f0fu, 0) + dotSU4x8(qa[4u + t], (v >> 4) & 0x0f0f0f0fu, 0);
+  }
+  return float(s);
+#else
   float s = 0.0;
   [[unroll]] for (uint t = 0u; t < 4u; ++t) {
     uint v = w[0][t];
@@ -101,6 +148,7 @@ float blockDot(vec4 qa[8], uvec4 w[1]) {
          dot(qa[4u + t], vec4(uvec4(v >> 4, v >> 12, v >> 20, v >> 28) & 15u));
   }
   return s;
+#endif
 }
 #endif
 
@@ -117,12 +165,8 @@ void gemvQuantPartials(inout float acc[QMS][QGR], uint A0, uint j[QGR], uint lan
     }
     [[unroll]] for (uint m = 0u; m < QMS; ++m)
       if (m < M) {
-        vec4 qa[8];
-#ifdef QUANT_SHARED_A
-        float qsum, da = sharedActivations(m, b, qa, qsum);
-#else
-        float qsum, da = quantizeActivations((A0 + m * K) / 4u + 8u * b, qa, qsum);
-#endif
+        QA_WORD qa[8];
+        float qsum, da = blockActivations(A0, m, b, qa, qsum);
         [[unroll]] for (uint r = 0u; r < QGR; ++r) acc[m][r] += (blockDot(qa, w[r]) - QUANT_ZERO * qsum) * (da * dw[r]);
       }
   }

@@ -9,12 +9,36 @@
 #include "VulkanProgram.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace kiln::vulkan {
 namespace {
 
+/// Whether SPIR-V module `spirv` declares OpCapability `capability` (the capabilities come first, after the
+/// 5-word header). A module too short or malformed to tell declares nothing (pipeline creation rejects it).
+bool declaresCapability(const std::string &spirv, uint32_t capability) {
+  constexpr uint32_t kOpCapability = 17;
+  const size_t words = spirv.size() / 4;
+  for (size_t at = 5; at + 1 < words;) {
+    uint32_t inst[2];
+    std::memcpy(inst, spirv.data() + 4 * at, sizeof inst);
+    if ((inst[0] & 0xffffu) != kOpCapability)
+      return false;
+    if (inst[1] == capability)
+      return true;
+    at += std::max<uint32_t>(inst[0] >> 16, 1);
+  }
+  return false;
+}
+
+/// SPIR-V's DotProduct capability (SPV_KHR_integer_dot_product; codegen/spirv's quantized GEMV with
+/// SpirvTarget::integerDotProduct): the device needs shaderIntegerDotProduct.
+constexpr uint32_t kCapabilityDotProduct = 6019;
+
 // The profile's features plus the limits the plan's Vulkan kernels and DEVICE buffers reach at the symbols'
-// max values.
+// max values, and integer dot product where a kernel it runs declares it (the compiler uses it only where the
+// profile has it accelerated: the profile's flag alone would make an f16 plan for the H200 refuse a device
+// without it).
 target::DeviceProfile usedCapabilities(const LoadedPlan &plan, const target::DeviceProfile *profile) {
   target::DeviceProfile need;
   if (profile) {
@@ -39,6 +63,8 @@ target::DeviceProfile usedCapabilities(const LoadedPlan &plan, const target::Dev
     if (!used[k])
       continue;
     const runtime::PlanKernel &kn = plan.kernels[k];
+    if (kn.spirv && declaresCapability(*kn.spirv, kCapabilityDotProduct))
+      need.integerDotProduct = true;
     need.maxSharedMemory = std::max<uint64_t>(need.maxSharedMemory, kn.sharedMemoryBytes);
     uint64_t invocations = 1;
     for (int a = 0; a < 3; ++a) {

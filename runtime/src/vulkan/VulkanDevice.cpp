@@ -14,6 +14,7 @@ namespace kiln::vulkan {
 
 namespace {
 constexpr const char *kCoopMatrixExt = "VK_KHR_cooperative_matrix";
+constexpr const char *kIntegerDotProductExt = "VK_KHR_shader_integer_dot_product"; // core in Vulkan 1.3
 constexpr VkStructureType kCoopMatrixFeaturesType = static_cast<VkStructureType>(1000506000);
 struct CoopMatrixFeatures { // VkPhysicalDeviceCooperativeMatrixFeaturesKHR (headers older than 1.3.255 lack it)
   VkStructureType sType;
@@ -36,6 +37,26 @@ bool hasExtension(VkPhysicalDevice dev, const char *name) {
     if (std::strcmp(e.extensionName, name) == 0)
       return true;
   return false;
+}
+
+/// shaderIntegerDotProduct (Vulkan 1.3 core or VK_KHR_shader_integer_dot_product) and whether the packed
+/// 4 x 8-bit signed . unsigned form (OpSUDot, codegen/spirv's quantized GEMV) is accelerated.
+void queryIntegerDotProduct(VkPhysicalDevice dev, uint32_t api, target::DeviceProfile &p) {
+  if (api < VK_API_VERSION_1_3 && !hasExtension(dev, kIntegerDotProductExt))
+    return;
+  VkPhysicalDeviceShaderIntegerDotProductFeatures features{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES};
+  VkPhysicalDeviceFeatures2 feats{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+  feats.pNext = &features;
+  vkGetPhysicalDeviceFeatures2(dev, &feats);
+  VkPhysicalDeviceShaderIntegerDotProductProperties properties{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_PROPERTIES};
+  VkPhysicalDeviceProperties2 props{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+  props.pNext = &properties;
+  vkGetPhysicalDeviceProperties2(dev, &props);
+  p.integerDotProduct = features.shaderIntegerDotProduct;
+  p.integerDotProductAccelerated =
+      features.shaderIntegerDotProduct && properties.integerDotProduct4x8BitPackedMixedSignednessAccelerated;
 }
 
 int typeRank(const std::string &t) {
@@ -174,6 +195,7 @@ DeviceInfo queryDevice(VkPhysicalDevice dev, uint32_t index, uint32_t instanceAp
   p.maxAllocationSize = maint3.maxMemoryAllocationSize;
   p.maxPushConstantsSize = l.maxPushConstantsSize;
   p.cooperativeMatrix = hasExtension(dev, kCoopMatrixExt);
+  queryIntegerDotProduct(dev, api, p);
   return info;
 }
 
@@ -320,6 +342,8 @@ bool VulkanDevice::createLogicalDevice(uint32_t instanceApi, std::string &error)
   VkPhysicalDeviceVulkan13Features f13{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES};
   VkPhysicalDevice16BitStorageFeatures s16{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES};
   CoopMatrixFeatures coop{kCoopMatrixFeaturesType, nullptr, VK_FALSE, VK_FALSE};
+  VkPhysicalDeviceShaderIntegerDotProductFeatures idot{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES};
   void **tail = &feats.pNext;
   if (devApi >= VK_API_VERSION_1_2) {
     *tail = &f11;
@@ -337,6 +361,12 @@ bool VulkanDevice::createLogicalDevice(uint32_t instanceApi, std::string &error)
     *tail = &coop;
     tail = &coop.pNext;
     exts.push_back(kCoopMatrixExt);
+  }
+  // Integer dot product (the quantized GEMV's OpSUDot): in f13 from 1.3 on, else the extension's own struct.
+  if (profile.integerDotProduct && devApi < VK_API_VERSION_1_3) {
+    *tail = &idot;
+    tail = &idot.pNext;
+    exts.push_back(kIntegerDotProductExt);
   }
   vkGetPhysicalDeviceFeatures2(physical, &feats);
   feats.features.robustBufferAccess = VK_FALSE;

@@ -49,6 +49,7 @@ def lavapipe_profile(**changes):
          "max_shared_memory": 32768, "max_workgroup_invocations": 1024, "max_workgroup_size": [1024, 1024, 1024],
          "max_workgroup_count": [65535, 65535, 65535], "max_storage_buffer_range": 134217728,
          "max_allocation_size": 2147483648, "max_push_constants_size": 128, "cooperative_matrix": False,
+         "integer_dot_product": True, "integer_dot_product_accelerated": False,
          "unavailable_ops": [], "unavailable_dtypes": []}
     p.update(changes)
     return p

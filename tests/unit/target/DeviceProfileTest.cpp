@@ -98,7 +98,8 @@ TEST(DeviceProfile, WriterIsCanonical) {
           "ballot","shuffle","shuffle_relative","quad"],"max_shared_memory":32768,
           "max_workgroup_invocations":1024,"max_workgroup_size":[1024,1024,1024],
           "max_workgroup_count":[65535,65535,65535],"max_storage_buffer_range":65536,
-          "max_allocation_size":2147483648,"max_push_constants_size":128,"cooperative_matrix":false})",
+          "max_allocation_size":2147483648,"max_push_constants_size":128,"cooperative_matrix":false,
+          "integer_dot_product":true,"integer_dot_product_accelerated":false})",
       "compact.json");
   ASSERT_TRUE(compact.ok()) << compact.status().message();
   EXPECT_TRUE(*compact == *p);
@@ -147,6 +148,43 @@ TEST(DeviceProfile, CooperativeMatrixTile) {
   StatusOr<DeviceProfile> number = parseDeviceProfile(replaced(text, "\"128x64x32\"", "128"), "tile.json");
   ASSERT_FALSE(number.ok());
   EXPECT_NE(number.status().message().find("expected a string"), std::string::npos) << number.status().message();
+}
+
+// integer_dot_product / integer_dot_product_accelerated are optional on read (profiles written before them:
+// false), always written; the feature is a requirement (missingCapabilities), the acceleration is not. NVIDIA
+// Hopper has both (dp4a), lavapipe the feature only.
+TEST(DeviceProfile, IntegerDotProduct) {
+  DeviceProfile lvp = *builtinDeviceProfile("lavapipe"), h200 = *builtinDeviceProfile("nvidia-h200");
+  EXPECT_TRUE(lvp.integerDotProduct);
+  EXPECT_FALSE(lvp.integerDotProductAccelerated);
+  EXPECT_TRUE(h200.integerDotProduct);
+  EXPECT_TRUE(h200.integerDotProductAccelerated);
+  EXPECT_FALSE(builtinDeviceProfile("generic")->integerDotProduct);
+  std::string text = writeDeviceProfile(h200);
+  ASSERT_NE(text.find("\"integer_dot_product\": true,\n  \"integer_dot_product_accelerated\": true"), std::string::npos)
+      << text;
+  std::string before = replaced(text, "  \"integer_dot_product\": true,\n  \"integer_dot_product_accelerated\": true,\n", "");
+  StatusOr<DeviceProfile> old = parseDeviceProfile(before, "old.json");
+  ASSERT_TRUE(old.ok()) << old.status().message();
+  EXPECT_FALSE(old->integerDotProduct);
+  EXPECT_FALSE(old->integerDotProductAccelerated);
+  h200.integerDotProduct = h200.integerDotProductAccelerated = false;
+  EXPECT_TRUE(*old == h200);
+  EXPECT_NE(rejection(replaced(kLavapipe, "\"integer_dot_product\": true", "\"integer_dot_product\": 1"))
+                .find("key 'integer_dot_product': expected true or false"),
+            std::string::npos);
+  EXPECT_NE(rejection(replaced(kLavapipe, "\"integer_dot_product_accelerated\": false",
+                               "\"integer_dot_product_accelerated\": \"no\""))
+                .find("key 'integer_dot_product_accelerated': expected true or false"),
+            std::string::npos);
+  DeviceProfile need;
+  need.integerDotProduct = true;
+  EXPECT_EQ(missingCapabilities(lvp, need), "");
+  EXPECT_EQ(missingCapabilities(*builtinDeviceProfile("generic"), need),
+            "no shaderIntegerDotProduct (integer_dot_product)");
+  need.integerDotProduct = false;
+  need.integerDotProductAccelerated = true;
+  EXPECT_EQ(missingCapabilities(lvp, need), "") << "acceleration is speed, no requirement";
 }
 
 TEST(DeviceProfile, UnavailableListsAndFiles) {

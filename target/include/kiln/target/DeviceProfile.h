@@ -27,11 +27,15 @@
 //     "cooperative_matrix_tile": "128x128x32", // optional: the matmul's cooperative-matrix block BMxBNxBK (or
 //                                            // BMxBNxBKx2: two shared-memory stages) for every shape (tuning;
 //                                            // omitted: the compiler chooses per shape)
+//     "integer_dot_product": true,           // shaderIntegerDotProduct (Vulkan 1.3 or VK_KHR_shader_integer_dot_product)
+//     "integer_dot_product_accelerated": false, // integerDotProduct4x8BitPackedMixedSignednessAccelerated: the
+//                                            // packed 4 x 8-bit signed . unsigned form (OpSUDot) is one instruction
 //     "unavailable_ops": ["kiln.rope"],      // ops to treat as missing: registered kiln ops ("rope" = "kiln.rope")
 //     "unavailable_dtypes": ["f16"]          // dtypes to treat as missing: one of kProfileDtypeNames
 //   }
 // unavailable_ops / unavailable_dtypes / cooperative_matrix_shapes / cooperative_matrix_tile may be omitted (empty; profiles written before
-// the shapes were recorded have none, and kernels then use no cooperative matrix); every other key is required.
+// the shapes were recorded have none, and kernels then use no cooperative matrix), and so may integer_dot_product
+// and integer_dot_product_accelerated (false: profiles written before them); every other key is required.
 // A shape is "MxNxK A B C R": positive sizes, then the component types of A, B, C and the result
 // (VkCooperativeMatrixPropertiesKHR: f16 f32 f64 bf16 s8 u8 s16 u16 s32 u32 s64 u64 e4m3 e5m2). An unknown key,
 // an unknown op, subgroup op or dtype name, a wrong type or an out-of-range number is an error naming the
@@ -72,6 +76,8 @@ struct DeviceProfile {
   bool cooperativeMatrix = false;
   std::vector<std::string> cooperativeMatrixShapes; // "16x8x16 f16 f16 f32 f32", ...
   std::string cooperativeMatrixTile;                // "BMxBNxBK" or empty (the compiler's choice per shape)
+  bool integerDotProduct = false;            // shaderIntegerDotProduct
+  bool integerDotProductAccelerated = false; // the packed 4 x 8-bit mixed-signedness dot product is accelerated
   std::vector<std::string> unavailableOps;    // op names as written ("kiln.rope" or "rope")
   std::vector<std::string> unavailableDtypes; // names of kProfileDtypeNames
 
@@ -116,7 +122,8 @@ StatusOr<DeviceProfile> loadDeviceProfile(const std::string &nameOrFile);
 /// What `device` lacks to satisfy `need` (a requirement): "" when it satisfies it, else a list such as
 /// "no shaderFloat16 (float16), max_shared_memory 32768 < 49152, no subgroup op clustered". A true flag
 /// needs the device's flag, every listed subgroup op must be supported, and every max_* must be <= the
-/// device's. name, api_version, subgroup_size and the unavailable lists are no requirement.
+/// device's. name, api_version, subgroup_size, the unavailable lists and integer_dot_product_accelerated (speed,
+/// not a feature) are no requirement.
 std::string missingCapabilities(const DeviceProfile &device, const DeviceProfile &need);
 
 } // namespace kiln::target

@@ -59,6 +59,12 @@ struct SpirvTarget {
   /// plans whose matmul weights are 16-bit, whose GEMMs already round to f16 on the tensor cores (and with
   /// --matmul-precision f16); f32 weights keep the f32 tiles (the Vulkan f32 accuracy contract).
   bool cooperativeMatrixAttention = false;
+  /// The packed 4 x 8-bit integer dot product (SPV_KHR_integer_dot_product's OpSUDot; the device needs
+  /// shaderIntegerDotProduct): the GEMV against q8_0 / q4_0 weights (gemv_quant.glsl) takes a block's product as
+  /// 8 of them on the activations quantized to bytes, instead of 32 byte extractions, conversions and FMAs; the
+  /// same exact integer sums, so the same results bit for bit. The compiler sets it where the profile has it
+  /// accelerated (integer_dot_product_accelerated); tests set it directly (lavapipe has it, not accelerated).
+  bool integerDotProduct = false;
   /// Tests only: the cooperative-matrix tiles with their fragment operations emulated in plain GLSL
   /// (matmul_coopmat.glsl CM_EMULATE), so that a device without them (lavapipe) runs the tiling and staging.
   bool emulateCooperativeMatrix = false;
