@@ -108,8 +108,8 @@ std::string quantMatmulName(KernelBuilder &kb, const MatmulParts &p, uint32_t ge
                              : std::string("matmul");
   name += "_tb_";
   name += std::string(quantFormatName(*w.quant)) + "_gemv" + std::to_string(gemvRows);
-  name += target.integerDotProduct ? "_idot" : "";
   name += target.smallRowsVariant ? "_only" : "_tile64";
+  name += target.integerDotProduct ? "_idot" : "";
   if (cm.bm)
     name += (target.emulateCooperativeMatrix ? "_coopmatemu" : "_coopmat") + cm.tag();
   name += a.kind != o.kind ? std::string("_a") + kindName(a.kind) : "";

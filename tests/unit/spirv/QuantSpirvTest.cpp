@@ -9,7 +9,9 @@
 // device the tests skip (generation and validation still run). N = 4100 takes the GEMV's four-row variant.
 // kiln.matmul_group of quantized weights (Q/K/V-like segments of N = 77, 45, 19; gate / up with silu_mul) on
 // the same paths, K = 32, 96 and 2048, rows 1 .. 4, 8 and 70; the small-rows variants (GEMV only) of both.
-// KILN_SPIRV_EXPORT=DIR: QuantExportGpuCases
+// The GEMV cases run with and without SpirvTarget::integerDotProduct (QuantGemvTest/Float, /IntegerDot: the block
+// products as packed 4 x 8-bit dot products, which lavapipe has), and IntegerDotProductIsBitIdentical runs both
+// kernels on the same inputs: the same bytes out. KILN_SPIRV_EXPORT=DIR: QuantExportGpuCases
 // writes the same kernels compiled for 32-wide subgroups for kiln_spirv_replay on the GPU machine.
 //
 //===----------------------------------------------------------------------===//
@@ -29,6 +31,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -75,6 +78,20 @@ std::string quantGroupSource(const std::string &format, const std::vector<int64_
          "\n}\n";
 }
 
+/// Whether a SPIR-V module declares OpCapability DotProduct (6019: SPV_KHR_integer_dot_product).
+bool declaresDotProduct(const std::vector<uint32_t> &spirv) {
+  for (size_t at = 5; at + 1 < spirv.size() && (spirv[at] & 0xffffu) == 17u; at += spirv[at] >> 16)
+    if (spirv[at + 1] == 6019u)
+      return true;
+  return false;
+}
+
+/// The kernel takes the integer dot product exactly when the target asks for it: "_idot" and the capability.
+void expectIntegerDotProduct(const codegen::SpirvKernel &k, bool wanted) {
+  EXPECT_EQ(k.name.find("_idot") != std::string::npos, wanted) << k.name;
+  EXPECT_EQ(declaresDotProduct(k.spirv), wanted) << k.name;
+}
+
 std::vector<uint8_t> bytesOf(const void *p, size_t n) {
   const uint8_t *b = static_cast<const uint8_t *>(p);
   return std::vector<uint8_t>(b, b + n);
@@ -118,6 +135,8 @@ protected:
       }
     ASSERT_EQ(kernels.size(), 2u);
     EXPECT_NE(kernels[0].name.find(format), std::string::npos) << kernels[0].name;
+    expectIntegerDotProduct(kernels[0], target.integerDotProduct);
+    expectIntegerDotProduct(kernels[1], false); // the gather dequantizes
     randomWeight(format, n, k, packed, dequantized);
   }
 
@@ -157,11 +176,13 @@ protected:
       if (mlir::isa<ir::MatmulGroupOp>(op))
         group = &op;
     ASSERT_TRUE(group);
+    groupOp = group;
     EXPECT_EQ(codegen::spirvUnsupportedReason(group, target), "");
     target.smallRowsVariant = smallRows;
     StatusOr<codegen::SpirvKernel> kernel = codegen::generateSpirvKernel(group, test::kSymbols, target);
     target.smallRowsVariant = false;
     ASSERT_TRUE(kernel.ok()) << kernel.status().message();
+    expectIntegerDotProduct(*kernel, target.integerDotProduct);
     kernels = {std::move(*kernel)};
     groupPacked.assign(ns.size(), {});
     groupWeights.assign(ns.size(), {});
@@ -280,6 +301,7 @@ protected:
   mlir::func::FuncOp func;
   codegen::SpirvTarget target;
   std::vector<mlir::Operation *> ops;
+  mlir::Operation *groupOp = nullptr; // setUpGroup's
   std::vector<codegen::SpirvKernel> kernels;
   std::vector<uint8_t> packed;
   ir::HostTensor dequantized;
@@ -288,11 +310,20 @@ protected:
   std::mt19937 rng{11};
 };
 
+/// The GEMV cases, with (IntegerDot) and without (Float) the packed integer dot product.
+class QuantGemvTest : public QuantSpirvTest, public ::testing::WithParamInterface<bool> {
+protected:
+  QuantGemvTest() { target.integerDotProduct = GetParam(); }
+};
+
+INSTANTIATE_TEST_SUITE_P(, QuantGemvTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool> &info) { return info.param ? "IntegerDot" : "Float"; });
+
 constexpr int64_t kN = 77;
 /// (b, s): rows 1 .. 5 and 8 take the GEMV (8 as b = 2, s = 4: batch dims folded in), 9 and 77 the tiles.
 const std::vector<std::pair<int64_t, int64_t>> kRows = {{1, 1}, {1, 2}, {1, 3}, {2, 2}, {1, 5}, {2, 4}, {1, 9}, {1, 77}};
 
-TEST_F(QuantSpirvTest, MatchesInterpreter) {
+TEST_P(QuantGemvTest, MatchesInterpreter) {
   for (const char *format : {"q8_0", "q4_0"})
     for (int64_t k : {32, 96, 1024, 5632}) {
       SCOPED_TRACE(std::string(format) + " K=" + std::to_string(k));
@@ -303,7 +334,7 @@ TEST_F(QuantSpirvTest, MatchesInterpreter) {
 }
 
 // 4096 rows and more: the GEMV's subgroups take four rows each (QUANT_GEMV_ROWS 4); 4100 leaves a partial group.
-TEST_F(QuantSpirvTest, FourRowsPerSubgroup) {
+TEST_P(QuantGemvTest, FourRowsPerSubgroup) {
   for (const char *format : {"q8_0", "q4_0"}) {
     SCOPED_TRACE(format);
     setUp(format, 4100, 64);
@@ -323,7 +354,7 @@ const std::vector<std::pair<int64_t, int64_t>> kSmallRows = {{1, 1}, {1, 2}, {1,
 // kiln.matmul_group of quantized weights: each segment's GEMV (activations quantized per block, as the
 // interpreter's matmul_group does for at most 8 rows) and dequantizing tiles; silu_mul's up pass reads back the
 // gate each invocation stored.
-TEST_F(QuantSpirvTest, GroupMatchesInterpreter) {
+TEST_P(QuantGemvTest, GroupMatchesInterpreter) {
   for (const char *format : {"q8_0", "q4_0"})
     for (int64_t k : {32, 96, 2048})
       for (bool siluMul : {false, true}) {
@@ -355,7 +386,7 @@ TEST_F(QuantSpirvTest, GroupCooperativeMatrixEmulated) {
 // The small-rows variants the runtime dispatches for decode steps (b + s <= 4): the GEMV path only, no tiles,
 // for the matmul and for groups, the rows of A quantized once per workgroup into shared memory (4 rows of K
 // bytes and 8 bytes per block) where that fits; the same results as the full kernels' GEMV.
-TEST_F(QuantSpirvTest, SmallRowsVariant) {
+TEST_P(QuantGemvTest, SmallRowsVariant) {
   const std::vector<std::pair<int64_t, int64_t>> &rows = kSmallRows;
   for (const char *format : {"q8_0", "q4_0"})
     for (int64_t k : {32, 2048}) {
@@ -387,6 +418,85 @@ TEST_F(QuantSpirvTest, SmallRowsVariant) {
   checkGroupRows({{1, 1}}, kGateUp, 8192, true, 1e-5);
 }
 
+/// `op`'s kernel for the fixture's target with integerDotProduct and smallRowsVariant as given.
+codegen::SpirvKernel kernelFor(mlir::Operation *op, codegen::SpirvTarget target, bool integerDot, bool smallRows) {
+  target.integerDotProduct = integerDot;
+  target.smallRowsVariant = smallRows;
+  StatusOr<codegen::SpirvKernel> k = codegen::generateSpirvKernel(op, test::kSymbols, target);
+  EXPECT_TRUE(k.ok()) << k.status().message();
+  return k.ok() ? std::move(*k) : codegen::SpirvKernel();
+}
+
+// The integer dot product changes how the GEMV sums a block, not what (the same exact integers): the float and
+// the integer-dot kernels write the same bytes from the same inputs. The matmul's full kernel (rows 1 .. 8, batch
+// folded in) and small-rows variant (rows quantized into shared memory), the groups' (Q/K/V, gate / up), and a
+// small-rows variant too large for shared memory (K = 8192: each subgroup quantizes its blocks).
+TEST_F(QuantSpirvTest, IntegerDotProductIsBitIdentical) {
+  test::VulkanHarness *h = quantHarness();
+  if (!h)
+    GTEST_SKIP() << "no Vulkan device (set VK_DRIVER_FILES=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json)";
+  // Runs both kernels on copies of `buffers` and compares those from `firstResult` on (the results).
+  auto expectSameBytes = [&](const codegen::SpirvKernel &floatKernel, const codegen::SpirvKernel &dotKernel,
+                             int64_t b, int64_t s, const std::vector<std::vector<uint8_t>> &buffers,
+                             size_t firstResult) {
+    SCOPED_TRACE(dotKernel.name + " b=" + std::to_string(b) + " s=" + std::to_string(s));
+    expectIntegerDotProduct(floatKernel, false);
+    expectIntegerDotProduct(dotKernel, true);
+    std::vector<std::vector<uint8_t>> out[2] = {buffers, buffers};
+    const codegen::SpirvKernel *k[2] = {&floatKernel, &dotKernel};
+    for (int i = 0; i < 2; ++i) {
+      uint32_t groups[3];
+      groupsOf(*k[i], b, s, groups);
+      std::vector<std::vector<uint8_t> *> bound;
+      for (std::vector<uint8_t> &buf : out[i])
+        bound.push_back(&buf);
+      ASSERT_EQ(h->dispatch(k[i]->spirv, bound, {uint32_t(b), 0u, uint32_t(s)}, groups, k[i]->specialization), "");
+    }
+    for (size_t r = firstResult; r < buffers.size(); ++r) {
+      EXPECT_NE(out[0][r], buffers[r]) << "result " << r << " was not written";
+      EXPECT_TRUE(out[0][r] == out[1][r]) << "result " << r << " differs";
+    }
+  };
+  const std::vector<std::pair<int64_t, int64_t>> rows = {{1, 1}, {1, 3}, {1, 5}, {2, 4}};
+  for (const char *format : {"q8_0", "q4_0"})
+    for (int64_t k : {32, 1024}) {
+      SCOPED_TRACE(std::string(format) + " K=" + std::to_string(k));
+      setUp(format, kN, k);
+      for (bool smallRows : {false, true}) {
+        const codegen::SpirvKernel floatKernel = kernelFor(ops[0], target, false, smallRows);
+        const codegen::SpirvKernel dotKernel = kernelFor(ops[0], target, true, smallRows);
+        for (auto [b, s] : smallRows ? kSmallRows : rows) {
+          std::vector<std::vector<double>> want;
+          std::vector<std::vector<std::vector<uint8_t>>> buffers;
+          makeCase(b, s, kN, k, want, buffers);
+          expectSameBytes(floatKernel, dotKernel, b, s, buffers[0], 2);
+        }
+      }
+      for (bool siluMul : {false, true}) {
+        const std::vector<int64_t> &ns = siluMul ? kGateUp : kQkv;
+        setUpGroup(format, ns, k, siluMul);
+        for (bool smallRows : {false, true}) {
+          const codegen::SpirvKernel floatKernel = kernelFor(groupOp, target, false, smallRows);
+          const codegen::SpirvKernel dotKernel = kernelFor(groupOp, target, true, smallRows);
+          for (auto [b, s] : smallRows ? kSmallRows : rows) {
+            std::vector<ir::HostTensor> want;
+            std::vector<std::vector<uint8_t>> buffers;
+            makeGroupCase(b, s, ns, k, siluMul, want, buffers);
+            expectSameBytes(floatKernel, dotKernel, b, s, buffers, 1 + ns.size());
+          }
+        }
+      }
+    }
+  setUpGroup("q4_0", kGateUp, 8192, true, /*smallRows=*/true);
+  const codegen::SpirvKernel floatKernel = kernelFor(groupOp, target, false, true);
+  const codegen::SpirvKernel dotKernel = kernelFor(groupOp, target, true, true);
+  EXPECT_EQ(dotKernel.sharedMemoryBytes, 0u);
+  std::vector<ir::HostTensor> want;
+  std::vector<std::vector<uint8_t>> buffers;
+  makeGroupCase(1, 2, kGateUp, 8192, true, want, buffers);
+  expectSameBytes(floatKernel, dotKernel, 1, 2, buffers, 3);
+}
+
 // Prefill on the cooperative-matrix tiles (emulated: lavapipe has none), B dequantized 8 elements at a time
 // (quant8) and staged as f16: bound 5e-3, as for f16 weights (A is rounded to f16 too).
 TEST_F(QuantSpirvTest, CooperativeMatrixEmulated) {
@@ -416,7 +526,8 @@ TEST_F(QuantSpirvTest, OtherReadersAreRefused) {
 }
 
 // KILN_SPIRV_EXPORT=DIR: the matmul and matmul_group kernels (and their small-rows variants) for 32-wide
-// subgroups and cooperative matrices (the GPU's), for kiln_spirv_replay (ReplayCase.h) on the GPU machine; files q000.rpl, ... Without it: skipped.
+// subgroups and cooperative matrices (the GPU's), then their GEMV rows again with the integer dot product, for
+// kiln_spirv_replay (ReplayCase.h) on the GPU machine; files q000.rpl, ... Without it: skipped.
 TEST_F(QuantSpirvTest, QuantExportGpuCases) {
   const char *dir = std::getenv("KILN_SPIRV_EXPORT");
   if (!dir)
@@ -448,39 +559,48 @@ TEST_F(QuantSpirvTest, QuantExportGpuCases) {
     std::snprintf(file, sizeof file, "/q%03d.rpl", index++);
     ASSERT_TRUE(test::writeReplayCase(dir + std::string(file), rc)) << dir << file;
   };
-  for (const char *format : {"q8_0", "q4_0"})
-    for (const Size &size : sizes)
-      for (bool smallRows : {false, true}) {
-        setUp(format, size.n, size.k);
-        if (smallRows) { // the small-rows variant of the awkward sizes, for decode steps only
-          if (size.n != kN)
-            continue;
-          target.smallRowsVariant = true;
-          StatusOr<codegen::SpirvKernel> only = codegen::generateSpirvKernel(ops[0], test::kSymbols, target);
-          target.smallRowsVariant = false;
-          ASSERT_TRUE(only.ok()) << only.status().message();
-          kernels[0] = std::move(*only);
+  // With the integer dot product (integer_dot_product_accelerated, as the H100 / H200 profiles): the GEMV rows
+  // only (the tiles do not use it).
+  auto gemvRowsOnly = [](std::vector<std::pair<int64_t, int64_t>> rows, bool integerDot) {
+    if (integerDot)
+      rows.erase(std::remove_if(rows.begin(), rows.end(), [](auto bs) { return bs.first * bs.second > 8; }),
+                 rows.end());
+    return rows;
+  };
+  for (bool integerDot : {false, true})
+    for (const char *format : {"q8_0", "q4_0"})
+      for (const Size &size : sizes)
+        for (bool smallRows : {false, true}) {
+          target.integerDotProduct = integerDot;
+          setUp(format, size.n, size.k);
+          if (smallRows) { // the small-rows variant of the awkward sizes, for decode steps only
+            if (size.n != kN)
+              continue;
+            kernels[0] = kernelFor(ops[0], target, integerDot, true);
+          }
+          for (auto [b, s] : gemvRowsOnly(smallRows ? kSmallRows : size.rows, integerDot)) {
+            std::vector<std::vector<double>> want;
+            std::vector<std::vector<std::vector<uint8_t>>> buffers;
+            makeCase(b, s, size.n, size.k, want, buffers);
+            write(b, s, std::move(buffers[0]), want[0]);
+          }
         }
-        for (auto [b, s] : smallRows ? kSmallRows : size.rows) {
-          std::vector<std::vector<double>> want;
-          std::vector<std::vector<std::vector<uint8_t>>> buffers;
-          makeCase(b, s, size.n, size.k, want, buffers);
-          write(b, s, std::move(buffers[0]), want[0]);
-        }
-      }
   // The groups (their last result: V's, or silu(gate) * up) and their small-rows variants.
-  for (const char *format : {"q8_0", "q4_0"})
-    for (bool siluMul : {false, true})
-      for (bool smallRows : {false, true}) {
-        const std::vector<int64_t> &ns = siluMul ? kGateUp : kQkv;
-        setUpGroup(format, ns, 1024, siluMul, smallRows);
-        for (auto [b, s] : smallRows ? kSmallRows : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {2, 4}, {1, 70}}) {
-          std::vector<ir::HostTensor> want;
-          std::vector<std::vector<uint8_t>> buffers;
-          makeGroupCase(b, s, ns, 1024, siluMul, want, buffers);
-          write(b, s, std::move(buffers), want.back().data);
+  for (bool integerDot : {false, true})
+    for (const char *format : {"q8_0", "q4_0"})
+      for (bool siluMul : {false, true})
+        for (bool smallRows : {false, true}) {
+          target.integerDotProduct = integerDot;
+          const std::vector<int64_t> &ns = siluMul ? kGateUp : kQkv;
+          setUpGroup(format, ns, 1024, siluMul, smallRows);
+          const std::vector<std::pair<int64_t, int64_t>> groupRows = {{1, 1}, {2, 4}, {1, 70}};
+          for (auto [b, s] : gemvRowsOnly(smallRows ? kSmallRows : groupRows, integerDot)) {
+            std::vector<ir::HostTensor> want;
+            std::vector<std::vector<uint8_t>> buffers;
+            makeGroupCase(b, s, ns, 1024, siluMul, want, buffers);
+            write(b, s, std::move(buffers), want.back().data);
+          }
         }
-      }
   std::printf("[ export   ] %d quantized-weight cases in %s\n", index, dir);
 }
 
