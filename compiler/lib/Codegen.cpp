@@ -18,6 +18,7 @@
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/TargetParser/Host.h"
 
+#include <algorithm>
 #include <tuple>
 
 namespace kiln::compiler {
@@ -241,7 +242,24 @@ codegen::SpirvTarget spirvTarget(const DeviceProfile &p, bool f16MatmulsForF32We
   t.cooperativeMatrix = p.hasCooperativeMatrixShape(codegen::kSpirvCooperativeMatrixShape);
   t.cooperativeMatrixTile = p.cooperativeMatrixTile;
   t.cooperativeMatrixF32Weights = f16MatmulsForF32Weights;
+  // Only where it is one instruction: emulated (lavapipe), 8 dot products cost more than the f32 FMAs they replace.
+  t.integerDotProduct = p.integerDotProduct && p.integerDotProductAccelerated;
   return t;
+}
+
+/// Why `p` gives the quantized GEMV no integer dot product ("" when it does: spirvTarget).
+std::string noIntegerDotProductReason(const DeviceProfile &p) {
+  if (!p.integerDotProduct)
+    return "no shaderIntegerDotProduct";
+  if (!p.integerDotProductAccelerated)
+    return "its packed 4x8-bit dot product is not accelerated";
+  return "";
+}
+
+/// Whether dispatch `d` reads a block-quantized weight.
+bool readsQuantizedWeight(const passes::MemoryPlan &plan, const passes::PlanDispatch &d) {
+  return std::any_of(d.buffers.begin(), d.buffers.end(),
+                     [&](int id) { return plan.buffers[size_t(id)].quant.has_value(); });
 }
 
 class SpirvCatalog : public passes::DeviceKernelCatalog {
@@ -417,6 +435,10 @@ Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &pr
       ++summary->spirvMatmuls;
       if (size_t at = kernel.name.find("_coopmat"); at != std::string::npos) // "_coopmat128x128x32_..."
         ++summary->coopmatBlocks[kernel.name.substr(at + 8, kernel.name.find('_', at + 1) - at - 8)];
+      if (readsQuantizedWeight(plan, d)) {
+        ++summary->spirvQuantMatmuls;
+        summary->spirvQuantIntegerDot += kernel.name.find("_idot") != std::string::npos;
+      }
     }
     kernels.kernelOfDispatch[int(i)] = k->first;
     if (kernel.smallRows) { // decode steps take the small-rows variant (its own kernel: no tile paths)
@@ -434,6 +456,7 @@ Status spirvCodegenStage(const passes::MemoryPlan &plan, const DeviceProfile &pr
                                    : "its cooperative_matrix_shapes lack " + std::string(codegen::kSpirvCooperativeMatrixShape);
   else if (spirv.subgroupSize != 32)
     summary->noCooperativeMatrix = "subgroup size " + std::to_string(spirv.subgroupSize) + ", not 32";
+  summary->noIntegerDotProduct = noIntegerDotProductReason(profile);
   summary->spirvKernels = int(kernelByCode.size());
   summary->spirvModules = int(moduleOwner.size());
   return Status::ok();

@@ -497,6 +497,8 @@ Status Pipeline::generateKernels() {
       reporter.line("spirv-codegen", line);
     if (std::string line = spirvAttentionLine(summary, profile.name); !line.empty())
       reporter.line("spirv-codegen", line);
+    if (std::string line = spirvIntegerDotLine(summary, profile.name); !line.empty())
+      reporter.line("spirv-codegen", line);
   }
   storeKernels(kernels, &manifest);
   return Status::ok();

@@ -206,6 +206,17 @@ std::string spirvAttentionLine(const CodegenSummary &s, const std::string &profi
   return line + why;
 }
 
+std::string spirvIntegerDotLine(const CodegenSummary &s, const std::string &profile) {
+  if (s.spirvQuantMatmuls == 0)
+    return "";
+  const std::string matmuls = to_string(s.spirvQuantMatmuls) + " q8_0 / q4_0 matmuls";
+  if (!s.noIntegerDotProduct.empty())
+    return "integer dot product: none on " + profile + " (" + s.noIntegerDotProduct + "): the GEMVs of the " +
+           matmuls + " (decode) multiply the quantized blocks in f32";
+  return "integer dot product: the GEMVs of " + to_string(s.spirvQuantIntegerDot) + " of the " + matmuls +
+         " (decode) take packed 4x8-bit dot products (OpSUDot), the same exact sums";
+}
+
 std::string syntheticWeightsLine(uint64_t seed) {
   return "synthetic weights (seed " + to_string(seed) + "): only the IR's constants are stored";
 }

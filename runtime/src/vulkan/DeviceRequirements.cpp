@@ -35,11 +35,13 @@ bool declaresCapability(const std::string &spirv, uint32_t capability) {
 /// SpirvTarget::integerDotProduct): the device needs shaderIntegerDotProduct.
 constexpr uint32_t kCapabilityDotProduct = 6019;
 
+} // namespace
+
 // The profile's features plus the limits the plan's Vulkan kernels and DEVICE buffers reach at the symbols'
 // max values, and integer dot product where a kernel it runs declares it (the compiler uses it only where the
 // profile has it accelerated: the profile's flag alone would make an f16 plan for the H200 refuse a device
 // without it).
-target::DeviceProfile usedCapabilities(const LoadedPlan &plan, const target::DeviceProfile *profile) {
+target::DeviceProfile deviceRequirements(const LoadedPlan &plan, const target::DeviceProfile *profile) {
   target::DeviceProfile need;
   if (profile) {
     need.name = profile->name;
@@ -87,8 +89,6 @@ target::DeviceProfile usedCapabilities(const LoadedPlan &plan, const target::Dev
   return need;
 }
 
-} // namespace
-
 bool openDevice(const LoadedPlan &plan, std::unique_ptr<VulkanDevice> &device, DeviceLimits &limits,
                 std::string &error) {
   target::DeviceProfile profile;
@@ -102,7 +102,7 @@ bool openDevice(const LoadedPlan &plan, std::unique_ptr<VulkanDevice> &device, D
     }
     profile = *parsed;
   }
-  const target::DeviceProfile need = usedCapabilities(plan, haveProfile ? &profile : nullptr);
+  const target::DeviceProfile need = deviceRequirements(plan, haveProfile ? &profile : nullptr);
   device = VulkanDevice::open(&need, profile.name, error);
   if (!device)
     return false;

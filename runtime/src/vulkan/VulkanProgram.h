@@ -27,6 +27,10 @@ struct DeviceLimits {
   uint64_t maxAllocationSize = 0;
 };
 
+/// What `plan` needs of a device (a requirement for target::missingCapabilities): the features of `profile` (the
+/// artifact's, may be null), integer dot product where a kernel it runs declares it, and the limits it reaches.
+target::DeviceProfile deviceRequirements(const LoadedPlan &plan, const target::DeviceProfile *profile);
+
 /// Opens the device that satisfies `plan`'s profile and what the plan reaches of its limits.
 bool openDevice(const LoadedPlan &plan, std::unique_ptr<VulkanDevice> &device, DeviceLimits &limits,
                 std::string &error);

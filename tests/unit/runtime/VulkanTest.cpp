@@ -12,9 +12,11 @@
 //   T  out_dev                         -> logits (HOST)      TRANSFER device->host   [or: logits = out_dev]
 // Expected: 2 * toyCausalReference.
 #include "ToyArtifact.h"
+#include "kiln/artifact/ArtifactReader.h"
 #include "kiln/kiln.h"
 #include "kiln/vulkan/Devices.h"
 #include "kiln/vulkan/kiln_vulkan.h"
+#include "vulkan/VulkanProgram.h" // deviceRequirements (runtime/src)
 
 #include <gtest/gtest.h>
 
@@ -112,6 +114,7 @@ struct VkToyOptions {
   bool hostBufferInVulkanDispatch = false; // an invalid plan
   uint32_t sharedMemory = 0;               // vk_prefix claims this much shared memory
   bool symbolsInUniform = false; // the kernels read the symbols from the set-1 uniform (replayed steps)
+  bool integerDotProduct = false; // vk_scale takes its factor from a packed integer dot product (DotProduct)
 };
 
 std::string writeVulkanToy(const std::string &path, const VkToyOptions &o) {
@@ -125,7 +128,7 @@ std::string writeVulkanToy(const std::string &path, const VkToyOptions &o) {
   if (!(e = compileGlsl(dir, "gather", spvGather, flags)).empty() ||
       !(e = compileGlsl(dir, "concat", spvConcat, flags)).empty() ||
       !(e = compileGlsl(dir, "prefix", spvPrefix, flags)).empty() ||
-      !(e = compileGlsl(dir, "scale", spvScale, flags)).empty())
+      !(e = compileGlsl(dir, "scale", spvScale, flags + (o.integerDotProduct ? " -DINTEGER_DOT_PRODUCT" : ""))).empty())
     return e;
   {
     std::ofstream(dir + "/cpu.c") << kCpuC;
@@ -441,6 +444,39 @@ TEST_F(VulkanRuntimeTest, ReplayedStepsMatchReference) {
   kiln_session_free(s);
   kiln_session_free(t);
   kiln_model_free(model);
+}
+
+// A kernel declaring the DotProduct capability (codegen/spirv's quantized GEMV with the integer dot product):
+// the plan requires shaderIntegerDotProduct (a device without it is refused, naming it), the runtime enables
+// it, and the kernel runs (lavapipe has it).
+TEST_F(VulkanRuntimeTest, IntegerDotProductKernel) {
+  for (bool integerDot : {false, true}) {
+    SCOPED_TRACE(integerDot ? "integer dot product" : "float");
+    VkToyOptions o;
+    o.integerDotProduct = integerDot;
+    std::string path;
+    const std::string name = integerDot ? "idot.kiln" : "noidot.kiln";
+    ASSERT_EQ(toyArtifact(dir_, name, o, path), "");
+    kiln::StatusOr<art::MappedArtifact> mapped = art::openArtifact(path);
+    ASSERT_TRUE(mapped.ok()) << mapped.status().message();
+    kiln::StatusOr<kiln::runtime::LoadedPlan> plan = kiln::runtime::buildLoadedPlan(mapped->manifest(), path, "vulkan");
+    ASSERT_TRUE(plan.ok()) << plan.status().message();
+    const kiln::target::DeviceProfile need = kiln::vulkan::deviceRequirements(*plan, nullptr);
+    EXPECT_EQ(need.integerDotProduct, integerDot);
+    kiln::target::DeviceProfile without = *kiln::target::builtinDeviceProfile("lavapipe");
+    without.integerDotProduct = false;
+    EXPECT_EQ(kiln::target::missingCapabilities(without, need).find("no shaderIntegerDotProduct (integer_dot_product)") !=
+                  std::string::npos,
+              integerDot);
+    kiln_model *model = nullptr;
+    ASSERT_NO_FATAL_FAILURE(loadToy(name, o, &model));
+    kiln_session *s = nullptr;
+    ASSERT_EQ(kiln_session_create(model, 2, &s), KILN_OK) << kiln_last_error();
+    auto ids = prompt(2, 5, 4);
+    expectNear(runChunks(s, ids, 2, 5, {3, 1, 1}), expected(ids, 2, 5));
+    kiln_session_free(s);
+    kiln_model_free(model);
+  }
 }
 
 TEST_F(VulkanRuntimeTest, UnsatisfiableProfileIsACleanError) {

@@ -10,6 +10,8 @@ add_executable(kiln_vulkan_runtime_tests
   ${CMAKE_CURRENT_SOURCE_DIR}/ToyArtifact.cpp)
 target_link_libraries(kiln_vulkan_runtime_tests PRIVATE kiln_runtime kiln_artifact kiln_frontend GTest::gtest
                       GTest::gtest_main)
+# IntegerDotProductKernel reads the executor's internal deviceRequirements (runtime/src/vulkan/VulkanProgram.h).
+target_include_directories(kiln_vulkan_runtime_tests PRIVATE ${CMAKE_SOURCE_DIR}/runtime/src)
 target_compile_definitions(kiln_vulkan_runtime_tests PRIVATE KILN_C_COMPILER="${CMAKE_C_COMPILER}"
                            KILN_BINARY="$<TARGET_FILE:kiln>" KILN_GLSLANG_VALIDATOR="${KILN_GLSLANG_VALIDATOR}"
                            KILN_TEST_SHADERS="${CMAKE_CURRENT_SOURCE_DIR}/shaders")

@@ -87,6 +87,10 @@ struct CodegenSummary {
   int spirvSmallRowsVariants = 0;            // dispatches with a GEMV-only kernel for decode steps
   std::map<std::string, int> coopmatBlocks;  // of those, the cooperative-matrix ones per block ("128x128x32")
   std::string noCooperativeMatrix;           // why the profile has none ("" when it has)
+  // Matmul dispatches reading q8_0 / q4_0 weights; of those, the ones whose GEMV takes packed 4x8-bit integer dot
+  // products; noIntegerDotProduct: why none do ("" when the profile has them accelerated).
+  int spirvQuantMatmuls = 0, spirvQuantIntegerDot = 0;
+  std::string noIntegerDotProduct;
   // Vulkan attention kernels by their prefill path: cooperative-matrix tiles, f32 tiles, one row per workgroup
   // (static steps of under 8 rows, or no tile fits the shared memory); attentionRule: why the plan keeps the f32 tiles ("" when it may not).
   int attentionCoopmat = 0, attentionF32Tiles = 0, attentionRows = 0;
@@ -153,6 +157,8 @@ std::string spirvCoopmatLine(const CodegenSummary &s, const std::string &profile
 /// The Vulkan attention kernels' prefill path (cooperative-matrix tiles, f32 tiles, one row per workgroup) and
 /// why; "" without Vulkan attention.
 std::string spirvAttentionLine(const CodegenSummary &s, const std::string &profile);
+/// "integer dot product: ..." for the matmuls reading q8_0 / q4_0 weights on Vulkan ("" when there are none).
+std::string spirvIntegerDotLine(const CodegenSummary &s, const std::string &profile);
 std::string syntheticWeightsLine(uint64_t seed);
 std::string writeStartLine(const WriteSummary &s);
 std::string writeLine(const WriteSummary &s, double seconds, double totalSeconds);
