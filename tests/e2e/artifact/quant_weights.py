@@ -22,7 +22,11 @@ chunk schedule and one chunk: the int8 GEMM with VNNI, else the sgemm path) with
    the device (the report's "quantized weights: N readers on vulkan (...), 0 on cpu") and, on lavapipe
    (skipped without it), kiln run matches `kiln eval --target vulkan` (activations quantized only in chunks of
    <= 8 rows: the Vulkan prefill tiles take f32 activations) within 1e-3 (the same flip exception where a run
-   has such chunks) for the case's chunk schedule and one chunk.
+   has such chunks) for the case's chunk schedule and one chunk. The report says the GEMVs take no integer dot
+   product on lavapipe ("not accelerated").
+5. On the first causal case, each format: compiled for a lavapipe profile that claims the integer dot product
+   accelerated, every quantized matmul's GEMV takes it (the report's "integer dot product: the GEMVs of N of the
+   N ..."), and on lavapipe (which has the feature) kiln run writes the same bytes as the float GEMVs' artifact.
 Prints one line per check and 'N passed, N failed'; exits 1 on any failure.
 """
 import argparse
@@ -201,7 +205,12 @@ def check_keep_f16(kiln, case_dir, tmp, threshold):
 LAVAPIPE = "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json"
 
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "vulkan"))
+from vulkan_cases import lavapipe_profile  # noqa: E402
+
 VULKAN_THRESHOLD = 1e-3
+NO_IDOT_LAVAPIPE = "integer dot product: none on lavapipe (its packed 4x8-bit dot product is not accelerated)"
+IDOT_LINE = re.compile(r"integer dot product: the GEMVs of (\d+) of the (\d+) q8_0 / q4_0 matmuls")
 VULKAN_READERS = re.compile(r"quantized weights: (\d+) readers on vulkan \(([^)]*)\), (\d+) on cpu")
 
 
@@ -220,6 +229,7 @@ def check_vulkan(kiln, case_dir, fmt, tmp):
     if not report(bool(ok), label + ": quantized readers on the device",
                   m.group(0) if m else p.stderr.strip()[-300:]):
         return
+    report(NO_IDOT_LAVAPIPE in p.stderr, label + ": no integer dot product on lavapipe (not accelerated)")
     if not os.path.exists(LAVAPIPE):
         print("skip %s: run on lavapipe (no %s)" % (label, LAVAPIPE))
         return
@@ -232,6 +242,40 @@ def check_vulkan(kiln, case_dir, fmt, tmp):
             ok, note = run_matches_eval(err, VULKAN_THRESHOLD, has_decode_rows(schedule, ref_shape[1]))
             report(ok, "%s: lavapipe run %s == eval" % (label, schedule or "one chunk"),
                    "rel err %.3e%s (%.0e)" % (err, note, VULKAN_THRESHOLD))
+
+
+def check_vulkan_integer_dot(kiln, case_dir, fmt, tmp):
+    """The GEMVs with the packed integer dot product (a profile claiming it accelerated) write the same bytes on
+    lavapipe as the float GEMVs: the same exact integer sums."""
+    name, chunks = case_info(case_dir)
+    label = "%s %s --target vulkan, integer dot product" % (os.path.basename(case_dir), fmt)
+    profile = os.path.join(tmp, "lavapipe-idot.json")
+    with open(profile, "w") as f:
+        json.dump(lavapipe_profile(name="lavapipe-idot", integer_dot_product_accelerated=True), f)
+    outs = []
+    for prof, art in (("lavapipe", "vk-float.kiln"), (profile, "vk-idot.kiln")):
+        p = run([kiln, "compile", case_dir, "-o", os.path.join(tmp, art), "--target", "vulkan", "--device-profile",
+                 prof, "--weights", fmt] + COMPILE)
+        if not report(p.returncode == 0, "%s: compile (%s)" % (label, os.path.basename(prof)),
+                      p.stderr.strip()[-300:] if p.returncode else ""):
+            return
+        outs.append(os.path.join(tmp, art + ".safetensors"))
+    m = IDOT_LINE.search(p.stderr)
+    if not report(bool(m) and m.group(1) == m.group(2) and int(m.group(1)) > 0, label + ": every quantized GEMV",
+                  m.group(0) if m else p.stderr.strip()[-300:]):
+        return
+    if not os.path.exists(LAVAPIPE):
+        print("skip %s: run on lavapipe (no %s)" % (label, LAVAPIPE))
+        return
+    sched = ["--chunks", chunks] if chunks else []
+    for art, out in zip(("vk-float.kiln", "vk-idot.kiln"), outs):
+        q = run_env([kiln, "run", os.path.join(tmp, art), "--inputs", os.path.join(case_dir, "reference.safetensors"),
+                     "--outputs", out] + sched, {"VK_DRIVER_FILES": LAVAPIPE})
+        if not report(q.returncode == 0, "%s: lavapipe run %s" % (label, art), q.stderr.strip()[-300:] if q.returncode else ""):
+            return
+    a, b = output(outs[0], name)[2], output(outs[1], name)[2]
+    report(a.tobytes() == b.tobytes(),
+           "%s: lavapipe run %s == the float GEMVs' run, bytes" % (label, chunks or "one chunk"))
 
 
 def print_table(rows):
@@ -263,6 +307,8 @@ def main():
             check_threads(a.kiln, causal[0], tmp)
             check_targets(a.kiln, causal[0], tmp, a.threshold)
             check_keep_f16(a.kiln, causal[0], tmp, a.threshold)
+            for fmt in FORMATS:
+                check_vulkan_integer_dot(a.kiln, causal[0], fmt, tmp)
     if a.table:
         print_table(rows)
     print("%d passed, %d failed" % tuple(RESULTS))

@@ -319,6 +319,49 @@ TEST(Compile, CooperativeMatrixReport) {
   }
 }
 
+// q8_0 weights on Vulkan: the GEMVs take the packed integer dot product where the profile has it accelerated
+// (nvidia-h200: every quantized matmul, "_idot" kernels), and the report says why not elsewhere (lavapipe: not
+// accelerated; a device without the feature).
+TEST(Compile, IntegerDotProductReport) {
+  std::vector<std::string> lines;
+  auto idotLine = [&]() {
+    for (const std::string &l : lines)
+      if (l.rfind("integer dot product: ", 0) == 0)
+        return l;
+    return std::string();
+  };
+  DeviceProfile without = *target::builtinDeviceProfile("lavapipe");
+  without.name = "lavapipe-no-idot";
+  without.integerDotProduct = false;
+  const std::string withoutPath = tempPath("lavapipe-no-idot.json");
+  std::ofstream(withoutPath) << target::writeDeviceProfile(without);
+  const std::pair<std::string, std::string> cases[] = {
+      {"lavapipe", "none on lavapipe (its packed 4x8-bit dot product is not accelerated): the GEMVs of the "},
+      {withoutPath, "none on lavapipe-no-idot (no shaderIntegerDotProduct): the GEMVs of the "},
+      {"nvidia-h200", ""}};
+  for (const auto &[profile, reason] : cases) {
+    SCOPED_TRACE(profile);
+    lines.clear();
+    CompileOptions o = smallCompile("llama-tiny", "llama-idot.kiln", &lines);
+    o.target = Target::Vulkan;
+    o.deviceProfile = profile;
+    o.weights.quant = QuantFormat::Q8_0;
+    StatusOr<CompileResult> r = compile(o);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    const CodegenSummary &c = r->report.codegen;
+    EXPECT_GT(c.spirvQuantMatmuls, 0);
+    const std::string matmuls = std::to_string(c.spirvQuantMatmuls) + " q8_0 / q4_0 matmuls (decode)";
+    if (reason.empty()) {
+      EXPECT_EQ(c.spirvQuantIntegerDot, c.spirvQuantMatmuls);
+      EXPECT_EQ(idotLine(), "integer dot product: the GEMVs of " + matmuls.substr(0, matmuls.find(' ')) +
+                                " of the " + matmuls + " take packed 4x8-bit dot products (OpSUDot), the same exact sums");
+    } else {
+      EXPECT_EQ(c.spirvQuantIntegerDot, 0);
+      EXPECT_EQ(idotLine(), "integer dot product: " + reason + matmuls + " multiply the quantized blocks in f32");
+    }
+  }
+}
+
 TEST(Compile, EmitIrAndErrors) {
   CompileOptions o;
   o.modelDir = dataDir("gemma3-tiny");
