@@ -210,7 +210,10 @@ Status markSyntheticWeights(const passes::MemoryPlan &plan, uint64_t seed, const
 
 /// The source of one weight buffer's bytes: the tensor, or for a row chunk (kiln-split-weights) a view of
 /// its rows in the same mapping, copied as it is or widened from f16 / bf16 to f32.
-Status weightBlob(const passes::PlanBuffer &b, const TensorInfo &t, artifact::DType want, artifact::WeightBlob *blob) {
+Status weightBlob(const passes::PlanBuffer &b, const TensorInfo &table, artifact::DType want,
+                  artifact::WeightBlob *blob) {
+  // A widened view (WeightTable::storeFloatsAs) is read from its 16-bit source: converted below as wanted.
+  const TensorInfo &t = table.widenedFrom ? *table.widenedFrom : table;
   std::shared_ptr<const TensorInfo> src(&t, [](const TensorInfo *) {});
   std::string what = "tensor " + b.weightName;
   if (std::optional<std::pair<int64_t, int64_t>> rows = weightRows(b)) {

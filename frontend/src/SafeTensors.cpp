@@ -339,6 +339,7 @@ bool WeightTable::storeDequantized(std::string_view name, QuantFormat format) {
   c->bytes.resize(rows * cols * 4);
   dequantizeMatrix(format, quantized.data(), rows, cols, reinterpret_cast<float *>(c->bytes.data()));
   c->info.data = c->bytes.data();
+  c->info.widenedFrom = nullptr; // the copy holds its values
   c->info.nbytes = c->bytes.size();
   it->second = &c->info;
   converted_.push_back(std::move(c));
@@ -362,6 +363,7 @@ bool WeightTable::storeTransposed(std::string_view name) {
     for (size_t k = 0; k < cols; ++k)
       out[k * rows + r] = values[r * cols + k];
   c->info.data = c->bytes.data();
+  c->info.widenedFrom = nullptr; // the copy holds its values
   c->info.nbytes = c->bytes.size();
   it->second = &c->info;
   converted_.push_back(std::move(c));
@@ -375,6 +377,17 @@ bool WeightTable::storeTensorAs(std::string_view tensorName, DType dtype) {
   const TensorInfo *&info = it->second;
   if (info->dtype == dtype)
     return true;
+  if (dtype == DType::F32) { // widening is exact: a view read through the source (TensorInfo::widenedFrom)
+    auto c = std::make_unique<ConvertedTensor>();
+    c->info = *info;
+    c->info.dtype = DType::F32;
+    c->info.data = nullptr;
+    c->info.nbytes = size_t(info->numElements()) * 4;
+    c->info.widenedFrom = info->widenedFrom ? info->widenedFrom : info;
+    info = &c->info;
+    converted_.push_back(std::move(c));
+    return true;
+  }
   {
     auto c = std::make_unique<ConvertedTensor>();
     c->info = *info;
@@ -392,6 +405,7 @@ bool WeightTable::storeTensorAs(std::string_view tensorName, DType dtype) {
     }
     c->info.dtype = dtype;
     c->info.data = c->bytes.data();
+    c->info.widenedFrom = nullptr; // the copy holds its values
     c->info.nbytes = c->bytes.size();
     info = &c->info;
     converted_.push_back(std::move(c));
@@ -508,6 +522,8 @@ std::vector<std::string> WeightTable::names() const {
 // Conversions
 
 template <class Out> static void convertTo(const TensorInfo &t, Out *out) {
+  if (t.widenedFrom)
+    return convertTo(*t.widenedFrom, out);
   int64_t numel = t.numElements();
   if (numel <= 0 || !t.data)
     return;

@@ -13,7 +13,9 @@ config's dtype set to match; HF checkpoints ship so):
    --threshold: the same f32 values reach f32 arithmetic, so the bound is f32 round-off.
    f16 also compiles --no-fuse (norm weights read by elementwise kernels).
 3. kiln compile --weights bf16 of the f32 case (the conversion at compile time) matches kiln eval --weights
-   bf16 of it (one chunk), and --weights f32 of the f16 model leaves no weight convert at all.
+   bf16 of it (one chunk), --weights f32 of the f16 model leaves no weight convert at all, and --weights q8_0
+   of the f16 model (quantized from widened views of the 16-bit tensors) matches kiln eval --weights q8_0 of it
+   (with quant_weights.py's exception for one activation rounding flip).
 The error of the 16-bit model against the Hugging Face f32 reference is printed for information.
 Prints one line per check and 'N passed, N failed'; exits 1 on any failure.
 """
@@ -31,6 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st  # noqa: E402
 from artifact_cases import RESULTS, report, run  # noqa: E402
+from quant_weights import run_matches_eval  # noqa: E402
 
 
 def to_half(values, dtype):
@@ -104,6 +107,17 @@ def check_weights_flag(kiln, case_dir, f16_model, tmp, threshold):
                  "--weights", "f32"])
         report(p.returncode == 0 and "cpu weights:" not in p.stderr, case_name + " f16 --weights f32: no converts",
                p.stderr.strip()[-200:] if p.returncode else "")
+        # q8_0 from the 16-bit checkpoint, quantized from widened views of it (no f32 copy is held).
+        p = run([kiln, "compile", f16_model, "-o", artifact, "--max-context", "32", "--max-batch", "2",
+                 "--weights", "q8_0"])
+        if report(p.returncode == 0, case_name + " f16 --weights q8_0: compile", p.stderr.strip()[-300:]):
+            p = run([kiln, "run", artifact, "--inputs", inputs, "--outputs", out])
+            q = run([kiln, "eval", f16_model, "--weights", "q8_0", "--inputs", inputs, "--outputs", oracle])
+            ok = p.returncode == 0 and q.returncode == 0
+            if report(ok, case_name + " f16 --weights q8_0: run, eval", "" if ok else (p.stderr + q.stderr).strip()[-300:]):
+                err = st.rel_err(output_of(out, name), output_of(oracle, name))
+                passed, note = run_matches_eval(err, threshold, True)
+                report(passed, case_name + " f16 --weights q8_0: run == eval --weights q8_0", "rel err %.3e%s" % (err, note))
 
 
 def main():

@@ -341,6 +341,56 @@ TEST(WeightTable, Sharded) {
   EXPECT_EQ(moved.find("embed")->shape, (std::vector<int64_t>{2}));
 }
 
+// storeFloatsAs(F32) copies nothing: 16-bit tensors become widened views (data null) whose values are read from
+// the source; the table's later conversions (to f16, transposed, dequantized) start from those values.
+TEST(WeightTable, WidenedViewsCopyNothing) {
+  TempDir dir;
+  const size_t rows = 2, cols = 32;
+  std::vector<uint16_t> halves(rows * cols), bf(rows * cols);
+  for (size_t i = 0; i < halves.size(); ++i) {
+    halves[i] = floatToHalf(0.37f * float(i) - 5.0f);
+    bf[i] = floatToBf16(-0.11f * float(i) + 1.5f);
+  }
+  SafeTensorsWriter w;
+  w.add("h", DType::F16, {int64_t(rows), int64_t(cols)}, halves.data(), halves.size() * 2);
+  w.add("b", DType::BF16, {int64_t(rows), int64_t(cols)}, bf.data(), bf.size() * 2);
+  float f[2] = {1.0f, -2.0f};
+  w.add("f", DType::F32, {2}, f, sizeof f);
+  ASSERT_TRUE(w.write(dir.file("model.safetensors")).isOk());
+  auto t = WeightTable::openDirectory(dir.path());
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  EXPECT_EQ(t->storeFloatsAs(DType::F32), 2u);
+  const TensorInfo *h = t->find("h");
+  ASSERT_NE(h, nullptr);
+  EXPECT_EQ(h->dtype, DType::F32);
+  EXPECT_EQ(h->data, nullptr);
+  EXPECT_EQ(h->nbytes, rows * cols * 4);
+  ASSERT_NE(h->widenedFrom, nullptr);
+  EXPECT_EQ(h->widenedFrom->dtype, DType::F16);
+  std::vector<float> v(rows * cols);
+  convertToF32(*h, v.data());
+  for (size_t i = 0; i < v.size(); ++i)
+    ASSERT_EQ(v[i], halfToFloat(halves[i])) << i;
+  EXPECT_EQ(t->find("f")->widenedFrom, nullptr); // already f32: untouched
+  // A widened tensor transposed holds its own values (no longer a view).
+  ASSERT_TRUE(t->storeTransposed("h"));
+  h = t->find("h");
+  EXPECT_EQ(h->widenedFrom, nullptr);
+  ASSERT_NE(h->data, nullptr);
+  convertToF32(*h, v.data());
+  EXPECT_EQ(v[1 * rows + 0], halfToFloat(halves[1])); // [cols, rows]: element (k = 1, r = 0)
+  // Narrowed back to bf16 from the widened view: the source's bits again.
+  ASSERT_TRUE(t->storeTensorAs("b", DType::BF16));
+  EXPECT_EQ(t->find("b")->dtype, DType::BF16);
+  ASSERT_TRUE(t->storeFloatsAs(DType::F32) == 1u); // b again (h and f are f32)
+  ASSERT_TRUE(t->storeDequantized("b", QuantFormat::Q8_0));
+  const TensorInfo *b = t->find("b");
+  EXPECT_EQ(b->widenedFrom, nullptr);
+  convertToF32(*b, v.data());
+  for (size_t i = 0; i < v.size(); ++i) // q8_0 of these values: within half a step of the block's scale
+    ASSERT_NEAR(v[i], bf16ToFloat(bf[i]), 0.05) << i;
+}
+
 TEST(WeightTable, ShardErrors) {
   {
     TempDir dir;

@@ -30,6 +30,10 @@ struct TensorInfo {
   const uint8_t *data = nullptr; // into the file's mapping; valid while the file lives
   size_t nbytes = 0;
   std::string file; // path of the file holding it
+  /// A 16-bit tensor read as f32 (WeightTable::storeFloatsAs): `data` is null and the values are widened from
+  /// this source whenever they are read (convertToF32, the artifact writer), so that no f32 copy of the
+  /// checkpoint is ever held (widening is exact: the same values as a copy).
+  const TensorInfo *widenedFrom = nullptr;
   int64_t numElements() const;
 };
 
@@ -74,6 +78,7 @@ public:
   /// Every F32 / F16 / BF16 tensor stored as `dtype` (F32, F16 or BF16; rounded to nearest even): the table
   /// holds the converted copies and find() returns them, so the model built from it, the weights written
   /// and the interpreter's values all see one 16-bit (or f32) checkpoint (kiln compile / eval --weights).
+  /// To F32 nothing is copied: the tensors are widened views (TensorInfo::widenedFrom).
   /// Other dtypes stay. Returns how many tensors were converted.
   size_t storeFloatsAs(DType dtype);
   /// The same for one float tensor (--keep-f16): false when `name` is not a float tensor of the table.
