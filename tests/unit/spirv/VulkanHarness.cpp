@@ -10,6 +10,7 @@ namespace kiln::test {
 namespace {
 // VK_KHR_cooperative_matrix (Vulkan headers older than 1.3.255 lack it; the runtime does the same).
 constexpr const char *kCoopMatrixExt = "VK_KHR_cooperative_matrix";
+constexpr const char *kIntegerDotProductExt = "VK_KHR_shader_integer_dot_product";
 struct CoopMatrixFeatures {
   VkStructureType sType;
   void *pNext;
@@ -164,10 +165,21 @@ std::unique_ptr<VulkanHarness> VulkanHarness::create(std::string &why) {
   enabled.features.shaderInt16 = supported.features.shaderInt16;
   CoopMatrixFeatures coop{static_cast<VkStructureType>(1000506000), nullptr, VK_TRUE, VK_FALSE};
   std::vector<const char *> extensions;
+  void **tail = &e12.pNext;
   if (hasExtension(m.physical, kCoopMatrixExt)) {
     h->shapes_ = coopMatrixShapes(m.instance, m.physical);
-    e12.pNext = &coop;
+    *tail = &coop;
+    tail = &coop.pNext;
     extensions.push_back(kCoopMatrixExt);
+  }
+  // The quantized GEMV's packed integer dot product (SpirvTarget::integerDotProduct): the extension on this
+  // Vulkan 1.2 instance (core in 1.3).
+  VkPhysicalDeviceShaderIntegerDotProductFeatures idot{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES};
+  if (hasExtension(m.physical, kIntegerDotProductExt)) {
+    idot.shaderIntegerDotProduct = VK_TRUE;
+    *tail = &idot;
+    extensions.push_back(kIntegerDotProductExt);
   }
   VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
   dci.pNext = &enabled;

@@ -3,7 +3,8 @@
 // Only for tests: the first device, one queue, host-visible coherent buffers, one descriptor set of storage
 // buffers, the symbols uniform (set 1, binding 0, as codegen/spirv's kernels read it), vkCmdDispatch and a fence per call. The production executor is runtime/src/vulkan/. Enabled:
 // 8/16-bit storage, int8 / int16 / float16 arithmetic, the Vulkan memory model and, where present,
-// VK_KHR_cooperative_matrix (the kernels of a GPU profile need them; kiln_spirv_replay runs those).
+// VK_KHR_cooperative_matrix and VK_KHR_shader_integer_dot_product (the kernels of a GPU profile need them;
+// kiln_spirv_replay runs those).
 //
 //===----------------------------------------------------------------------===//
 #ifndef KILN_TESTS_SPIRV_VULKANHARNESS_H
