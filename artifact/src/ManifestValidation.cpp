@@ -186,9 +186,8 @@ private:
       if (addOverflows(b.stored_offset(), b.max_bytes(), &storedEnd) || storedEnd > storedWeightsSize_)
         return bad(what + " is stored past the weights section (" + std::to_string(storedWeightsSize_) + " bytes)");
     }
-    if (b.synthetic() && b.dtype() != F32 && b.dtype() != F16 && b.dtype() != BF16 &&
-        !(isQuantized(b.dtype()) && b.weight_row_end() == 0))
-      return bad(what + " is synthetic but not f32, f16, bf16 or a whole q8_0 / q4_0 matrix");
+    if (b.synthetic() && b.dtype() != F32 && b.dtype() != F16 && b.dtype() != BF16 && !isQuantized(b.dtype()))
+      return bad(what + " is synthetic but not f32, f16, bf16, q8_0 or q4_0");
     if ((b.weight_row_begin() != 0 || b.weight_row_end() != 0) &&
         (b.weight_row_begin() < 0 || b.weight_row_end() <= b.weight_row_begin() || b.shape_size() == 0 ||
          b.shape(0).constant() != b.weight_row_end() - b.weight_row_begin()))

@@ -108,16 +108,18 @@ bool fillSyntheticWeight(uint64_t seed, const std::string &name, float center, D
 }
 
 namespace {
-/// A synthetic Q8_0 / Q4_0 matrix: the tensor's f32 stream, quantized (support/Quantize.h).
+/// A synthetic Q8_0 / Q4_0 matrix: the tensor's f32 stream, quantized (support/Quantize.h); a row chunk
+/// quantizes its rows' slice of the stream (blocks run along a row: the whole matrix's blocks of those rows).
 bool fillSyntheticQuantized(uint64_t seed, const Buffer &b, uint8_t *out) {
-  if (b.shape_size() != 2 || b.weight_row_end() > 0)
+  if (b.shape_size() != 2)
     return false;
   const uint64_t rows = uint64_t(b.shape(0).constant()), cols = uint64_t(b.shape(1).constant());
   const QuantFormat format = b.dtype() == Q8_0 ? QuantFormat::Q8_0 : QuantFormat::Q4_0;
   if (quantizedMatrixBytes(format, rows, cols) != b.max_bytes())
     return false;
   std::vector<float> values(rows * cols);
-  if (!fillSyntheticWeight(seed, b.name(), b.synthetic_center(), F32, rows * cols, values.data()))
+  const uint64_t first = b.weight_row_end() > 0 ? uint64_t(b.weight_row_begin()) * cols : 0;
+  if (!fillSyntheticWeight(seed, b.name(), b.synthetic_center(), F32, rows * cols, values.data(), first))
     return false;
   quantizeMatrix(format, values.data(), rows, cols, out);
   return true;

@@ -98,9 +98,9 @@ LogicalResult WeightOp::verify() {
   if (std::optional<llvm::StringRef> quant = getQuant()) {
     if (*quant != "q8_0" && *quant != "q4_0")
       return emitOpError() << "quant must be \"q8_0\" or \"q4_0\", got \"" << *quant << "\"";
-    if (!type.getElementType().isF32() || type.getRank() != 2 || type.getDimSize(1) % 32 != 0 || getRows())
-      return emitOpError() << "a " << *quant << " weight is an f32 matrix whose last dim is a multiple of 32 "
-                           << "(and not a row chunk), got " << type;
+    if (!type.getElementType().isF32() || type.getRank() != 2 || type.getDimSize(1) % 32 != 0)
+      return emitOpError() << "a " << *quant << " weight is an f32 matrix whose last dim is a multiple of 32, got "
+                           << type;
   }
   return success();
 }

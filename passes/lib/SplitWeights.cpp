@@ -184,7 +184,8 @@ private:
       llvm::SmallVector<int64_t> shape(type.getShape());
       shape[0] = e - a;
       auto t = RankedTensorType::get(shape, type.getElementType());
-      chunks.push_back(ir::WeightOp::create(b, first.getLoc(), t, first.getNameAttr(), b.getDenseI64ArrayAttr({a, e}), mlir::StringAttr())
+      chunks.push_back(ir::WeightOp::create(b, first.getLoc(), t, first.getNameAttr(), b.getDenseI64ArrayAttr({a, e}),
+                                            first.getQuantAttr())
                            .getResult());
     }
     std::map<Operation *, std::vector<Value>> convertedChunks;
@@ -223,13 +224,13 @@ private:
     auto type = cast<RankedTensorType>(first.getType());
     if (type.getRank() < 1 || type.getDimSize(0) < 2)
       return;
-    // A q8_0 / q4_0 matrix is its blocks' bytes: it stays whole (and quantized) when those fit; else it is
-    // split into f32 row chunks (a row chunk has no quant), sized as an f32 weight's below.
-    if (std::optional<QuantFormat> quant = first.getQuant() ? parseQuantFormat(first.getQuant()->str()) : std::nullopt;
-        quant && type.getRank() == 2 &&
-        quantizedMatrixBytes(*quant, uint64_t(type.getDimSize(0)), uint64_t(type.getDimSize(1))) <= opts_.maxBufferBytes)
-      return;
-    const uint64_t bytes = uint64_t(type.getNumElements()) * elementBytes(type.getElementType());
+    // A q8_0 / q4_0 matrix is its blocks' bytes, and its row chunks stay quantized (blocks run along a row, so
+    // a chunk of rows is a quantized matrix of its own, as the writer and the synthetic weights make it).
+    const std::optional<QuantFormat> quant =
+        first.getQuant() && type.getRank() == 2 ? parseQuantFormat(first.getQuant()->str()) : std::nullopt;
+    const uint64_t bytes =
+        quant ? quantizedMatrixBytes(*quant, uint64_t(type.getDimSize(0)), uint64_t(type.getDimSize(1)))
+              : uint64_t(type.getNumElements()) * elementBytes(type.getElementType());
     // Too large itself, or once widened by a kiln.convert (a bf16 weight's f32 copy).
     uint64_t widest = bytes;
     Type widestType = type.getElementType();
@@ -246,7 +247,10 @@ private:
       return;
     const int64_t rows = type.getDimSize(0);
     const std::string name = first.getName().str();
-    const std::string what = name + " " + shapeText(type) + " (" + formatBytes(bytes) +
+    const std::string what = name + " " + (quant ? shapeText(type).substr(0, shapeText(type).rfind(' ')) + " " +
+                                                       quantFormatName(*quant)
+                                                 : shapeText(type)) +
+                             " (" + formatBytes(bytes) +
                              (widest > bytes ? "; " + formatBytes(widest) + " as " + dtypeName(widestType) : "") + ")";
 
     // Classify every use (through one kiln.convert).

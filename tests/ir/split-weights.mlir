@@ -135,10 +135,11 @@ func.func @mixed(%ids: !ids, %x: tensor<100x16xf32>) -> (!h, tensor<100x16xf32>)
 }
 
 // A q8_0 / q4_0 matrix counts its blocks' bytes: [100, 64] q4_0 is 3600 B (25600 B as f32) and stays whole and
-// quantized; [100, 64] q8_0 is 6800 B and becomes f32 row chunks as before (a row chunk has no quant).
+// quantized; [100, 64] q8_0 is 6800 B and becomes quantized row chunks (68 B a row: 60 rows fit, balanced to 50).
 // CHECK-LABEL: func.func @quantized
 // CHECK: kiln.weight "q4" {quant = "q4_0"} : tensor<100x64xf32>
-// CHECK-NEXT: kiln.weight "q8" {rows = array<i64: 0, 15>} : tensor<15x64xf32>
+// CHECK-NEXT: kiln.weight "q8" {quant = "q8_0", rows = array<i64: 0, 50>} : tensor<50x64xf32>
+// CHECK-NEXT: kiln.weight "q8" {quant = "q8_0", rows = array<i64: 50, 100>} : tensor<50x64xf32>
 // CHECK-NOT: kiln.weight "q4"
 // CHECK: return
 func.func @quantized(%ids: !ids) -> (tensor<?x?x64xf32, #kiln.dims<[b, s]>>, tensor<?x?x64xf32, #kiln.dims<[b, s]>>) {
@@ -158,5 +159,5 @@ func.func @quantized(%ids: !ids) -> (tensor<?x?x64xf32, #kiln.dims<[b, s]>>, ten
 // REPORT-DAG: not split: lhs [100, 16] f32 (6.2 KiB) > maxStorageBufferRange: kiln.matmul at {{.*}}: the weight is the left operand
 // REPORT-DAG: not split: wide [100, 512] f32 (200.0 KiB) > maxStorageBufferRange: kiln.gather at {{.*}}: its result [b, s, 512] f32 is 8.0 KiB > maxStorageBufferRange whether or not the weight is split
 // REPORT-DAG: kept whole: mixed for kiln.mul at {{.*}}: no row split for kiln.mul
-// REPORT-DAG: split q8 [100, 64] f32 (25.0 KiB) into 7 chunks of <= 15 rows
+// REPORT-DAG: split q8 [100, 64] q8_0 (6.6 KiB) into 2 chunks of <= 50 rows (3.3 KiB)
 // REPORT-NOT: small

@@ -14,9 +14,15 @@ With lavapipe-64k.json (lavapipe with maxStorageBufferRange 64 KiB) the [512, 64
 3. --synthetic-weights: the split vulkan artifact computes what the unsplit cpu artifact of the same seed
    computes (the chunks hold the same slices of the generated tensor);
 4. --target cpu is unchanged: nothing is split.
+5. Quantized row chunks: with maxStorageBufferRange 32 KiB, llama-tiny --weights q8_0's embedding and LM head
+   ([512, 64] q8_0, 34.0 KiB) are split into q8_0 chunks of 256 rows (17.0 KiB: the chunks stay quantized),
+   nothing falls back to the cpu, and on lavapipe kiln run matches `kiln eval --weights q8_0 --target vulkan`
+   within --threshold for the case's chunk schedule and one chunk; with --synthetic-weights the quantized
+   chunks hold the rows of the unsplit matrix (the split artifact computes what the 64 KiB one, unsplit, does).
 Prints one line per check and 'N passed, N failed'; exits 1 on any failure.
 """
 import argparse
+import json
 import os
 import re
 import sys
@@ -45,6 +51,57 @@ def compile_split(kiln, case_dir, out, extra=()):
 
 def split_lines(stderr):
     return [l[len("kiln compile: "):] for l in stderr.splitlines() if l.startswith("kiln compile: split ")]
+
+
+def check_quantized_chunks(a, tmp, env, can_run):
+    """Item 5: q8_0 row chunks under a 32 KiB buffer limit."""
+    profile = json.load(open(PROFILE))
+    profile.update(name="lavapipe-32k", max_storage_buffer_range=32768)
+    path = os.path.join(tmp, "lavapipe-32k.json")
+    json.dump(profile, open(path, "w"))
+    d = os.path.join(a.data, "llama-tiny")
+    case = json.load(open(os.path.join(d, "case.json")))
+    art = os.path.join(tmp, "q8.kiln")
+    flags = ["--target", "vulkan", "--device-profile", path, "--max-context", "16", "--weights", "q8_0"]
+    p = run([a.kiln, "compile", d, "-o", art] + flags)
+    if not report(p.returncode == 0, "q8_0 32 KiB: compile", p.stderr.strip()[-300:]):
+        return
+    lines = split_lines(p.stderr)
+    for w in ("model.embed_tokens.weight", "lm_head.weight"):
+        want = "split %s [512, 64] q8_0 (34.0 KiB) into 2 chunks of <= 256 rows (17.0 KiB)" % w
+        report(any(l.startswith(want) for l in lines), "q8_0 32 KiB: %s in quantized chunks" % w, " | ".join(lines))
+    head, groups = vc.partition_lines(p.stderr)
+    report(head is not None and " 0 on cpu" in head, "q8_0 32 KiB: nothing on the cpu", (head or "") + " | ".join(groups))
+    if not can_run:
+        return
+    inputs = os.path.join(d, "reference.safetensors")
+    for chunks in (",".join(map(str, case["chunks"])), None):
+        out, oracle = os.path.join(tmp, "q8.out.safetensors"), os.path.join(tmp, "q8.eval.safetensors")
+        extra = ["--chunks", chunks] if chunks else []
+        r = run([a.kiln, "run", art, "--inputs", inputs, "--outputs", out] + extra, env=env)
+        e = run([a.kiln, "eval", d, "--weights", "q8_0", "--target", "vulkan", "--inputs", inputs, "--outputs", oracle]
+                + extra)
+        what = "q8_0 32 KiB: run == eval --weights q8_0 (%s)" % (chunks or "one chunk")
+        if not report(r.returncode == 0 and e.returncode == 0, what, (r.stderr + e.stderr).strip()[-300:]):
+            continue
+        err = st.rel_err(st.read(out)["logits"][2], st.read(oracle)["logits"][2])
+        report(err <= a.threshold, what, "rel err %.3e" % err)
+    # Synthetic weights: split (32 KiB) and unsplit (64 KiB: the q8_0 matrices fit) on lavapipe compute the same.
+    split, whole = os.path.join(tmp, "q8-syn-32k.kiln"), os.path.join(tmp, "q8-syn-64k.kiln")
+    p = run([a.kiln, "compile", d, "-o", split, "--synthetic-weights", "5"] + flags)
+    q = run([a.kiln, "compile", d, "-o", whole, "--synthetic-weights", "5"] + flags[:3] + [PROFILE] + flags[4:])
+    if not report(p.returncode == 0 and q.returncode == 0 and len(split_lines(p.stderr)) > len(split_lines(q.stderr)),
+                  "q8_0 synthetic: split and unsplit artifacts compile", (p.stderr + q.stderr).strip()[-300:]):
+        return
+    outs = []
+    for art_path in (split, whole):
+        out = art_path + ".out.safetensors"
+        r = run([a.kiln, "run", art_path, "--inputs", inputs, "--outputs", out], env=env)
+        outs.append(st.read(out)["logits"][2] if r.returncode == 0 else None)
+        report(r.returncode == 0, "q8_0 synthetic: run " + os.path.basename(art_path), r.stderr.strip()[-300:])
+    if all(o is not None for o in outs):
+        err = st.rel_err(outs[0], outs[1])
+        report(err <= a.threshold, "q8_0 synthetic: split == unsplit", "rel err %.3e" % err)
 
 
 def main():
@@ -114,6 +171,7 @@ def main():
         i = run([a.kiln, "inspect", cpu])
         report(p.returncode == 0 and not split_lines(p.stderr) and "[rows " not in i.stdout,
                "cpu target: nothing split", p.stderr.strip()[-200:] if p.returncode else "")
+        check_quantized_chunks(a, tmp, env, can_run)
     print("%d passed, %d failed" % tuple(vc.RESULTS))
     return 1 if vc.RESULTS[1] else 0
 

@@ -47,7 +47,8 @@ def Kiln_WeightOp : Kiln_Op<"weight", [Pure]> {
     With `quant = "q8_0"` or `"q4_0"` (kiln compile / eval --weights q8_0|q4_0) the f32 matrix [rows, cols]
     (cols a multiple of 32) is stored block-quantized (support/include/kiln/support/Quantize.h): its value
     is the dequantized matrix, and a matmul of at most 8 rows against it quantizes its activation rows per
-    block of 32 as the decode GEMV does (the interpreter and codegen/cpu agree on this).
+    block of 32 as the decode GEMV does (the interpreter and codegen/cpu agree on this). A row chunk of such a
+    matrix keeps `quant`: blocks run along a row, so the chunk is the quantized matrix of its rows.
   }];
   let arguments = (ins StrAttr:$name, OptionalAttr<DenseI64ArrayAttr>:$rows, OptionalAttr<StrAttr>:$quant);
   let results = (outs AnyRankedTensor:$result);
