@@ -2,17 +2,13 @@
 // step functions: buffer roles, dispatch order, KV pairing, the max_bytes bound (checked exhaustively over
 // every legal (b, s, p) of a small context) and the arena layout (no two simultaneously live buffers
 // overlap, checked over every pair).
+#include "PlanTestUtil.h"
 #include "kiln/passes/MemoryPlan.h"
-#include "kiln/passes/Fusion.h"
 
-#include "kiln/frontend/ModelConfig.h"
-#include "kiln/frontend/SafeTensors.h"
 #include "kiln/ir/KilnDialect.h"
-#include "kiln/models/Models.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/MLIRContext.h"
-#include "mlir/Parser/Parser.h"
 
 #include <gtest/gtest.h>
 
@@ -21,27 +17,9 @@
 
 using namespace kiln;
 using namespace kiln::passes;
+using namespace kiln::passes::test;
 
 namespace {
-
-struct Model {
-  mlir::OwningOpRef<mlir::ModuleOp> module;
-  mlir::func::FuncOp step() { return module->lookupSymbol<mlir::func::FuncOp>("step"); }
-};
-
-Model loadModel(mlir::MLIRContext &context, const std::string &name) {
-  std::string dir = std::string(KILN_SOURCE_DIR) + "/tests/data/" + name;
-  models::loadModelDialects(context);
-  StatusOr<ModelConfig> config = parseModelConfig(dir + "/config.json");
-  EXPECT_TRUE(config.ok()) << config.status().message();
-  StatusOr<WeightTable> weights = WeightTable::openDirectory(dir);
-  EXPECT_TRUE(weights.ok()) << weights.status().message();
-  StatusOr<mlir::OwningOpRef<mlir::ModuleOp>> module = models::buildModel(context, *config, *weights);
-  EXPECT_TRUE(module.ok()) << module.status().message();
-  return Model{std::move(*module)};
-}
-
-uint64_t align64(uint64_t v) { return (v + 63) / 64 * 64; }
 
 // The structural invariants every plan must satisfy.
 void checkPlan(mlir::func::FuncOp step, const MemoryPlan &plan) {
@@ -140,10 +118,8 @@ TEST(MemoryPlan, MaxDimValue) {
 }
 
 TEST(MemoryPlan, LlamaTiny) {
-  mlir::MLIRContext context;
-  Model m = loadModel(context, "llama-tiny");
-  ASSERT_TRUE(m.module);
-  StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{64, 2});
+  Model m = loadModel("llama-tiny");
+  StatusOr<MemoryPlan> plan = planModel(m, PlanOptions{64, 2});
   ASSERT_TRUE(plan.ok()) << plan.status().message();
   checkPlan(m.step(), *plan);
 
@@ -184,22 +160,17 @@ TEST(MemoryPlan, LlamaTiny) {
 TEST(MemoryPlan, FusedModels) {
   for (const char *name : {"llama-tiny", "gemma3-tiny", "bert-tiny", "gpt2-tiny", "mistral-tiny"}) {
     SCOPED_TRACE(name);
-    mlir::MLIRContext context;
-    Model m = loadModel(context, name);
-    ASSERT_TRUE(m.module);
-    ASSERT_TRUE(mlir::succeeded(runFusionPasses(*m.module)));
-    StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{64, 2});
+    Model m = loadModel(name, /*fused=*/true);
+    StatusOr<MemoryPlan> plan = planModel(m, PlanOptions{64, 2});
     ASSERT_TRUE(plan.ok()) << plan.status().message();
     checkPlan(m.step(), *plan);
   }
 }
 
 TEST(MemoryPlan, MaxBytesBoundsEveryLegalShape) {
-  mlir::MLIRContext context;
-  Model m = loadModel(context, "llama-tiny");
-  ASSERT_TRUE(m.module);
   const int64_t C = 6, B = 2;
-  StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{C, B});
+  Model m = loadModel("llama-tiny");
+  StatusOr<MemoryPlan> plan = planModel(m, PlanOptions{C, B});
   ASSERT_TRUE(plan.ok()) << plan.status().message();
   for (const PlanBuffer &b : plan->buffers) {
     int64_t largest = 0;
@@ -216,10 +187,8 @@ TEST(MemoryPlan, MaxBytesBoundsEveryLegalShape) {
 }
 
 TEST(MemoryPlan, Encoder) {
-  mlir::MLIRContext context;
-  Model m = loadModel(context, "bert-tiny");
-  ASSERT_TRUE(m.module);
-  StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{32, 4});
+  Model m = loadModel("bert-tiny");
+  StatusOr<MemoryPlan> plan = planModel(m, PlanOptions{32, 4});
   ASSERT_TRUE(plan.ok()) << plan.status().message();
   checkPlan(m.step(), *plan);
   EXPECT_TRUE(plan->kvCache.empty());
@@ -234,10 +203,8 @@ TEST(MemoryPlan, Encoder) {
 }
 
 TEST(MemoryPlan, Gemma3TiedWeightsDeduplicated) {
-  mlir::MLIRContext context;
-  Model m = loadModel(context, "gemma3-tiny");
-  ASSERT_TRUE(m.module);
-  StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{64, 1});
+  Model m = loadModel("gemma3-tiny");
+  StatusOr<MemoryPlan> plan = planModel(m, PlanOptions{64, 1});
   ASSERT_TRUE(plan.ok()) << plan.status().message();
   checkPlan(m.step(), *plan);
   std::set<std::string> names;
@@ -247,18 +214,9 @@ TEST(MemoryPlan, Gemma3TiedWeightsDeduplicated) {
 }
 
 namespace {
-class HandWritten : public ::testing::Test {
+class HandWritten : public test::HandPlanTest {
 protected:
-  HandWritten() { context.loadDialect<ir::KilnDialect, mlir::func::FuncDialect>(); }
-  StatusOr<MemoryPlan> plan(const std::string &body, PlanOptions o = PlanOptions{16, 2}) {
-    module = mlir::parseSourceString<mlir::ModuleOp>(body, &context, "test.mlir");
-    EXPECT_TRUE(module) << "parse failed";
-    if (!module)
-      return Status::error("parse failed");
-    return planMemory(module->lookupSymbol<mlir::func::FuncOp>("step"), o);
-  }
-  mlir::MLIRContext context;
-  mlir::OwningOpRef<mlir::ModuleOp> module;
+  HandWritten() : HandPlanTest(PlanOptions{16, 2}) {}
 };
 } // namespace
 
@@ -358,11 +316,8 @@ void checkKvViews(const MemoryPlan &plan) {
 } // namespace
 
 TEST(KvInPlace, FusedLlamaProducersWriteIntoTheCache) {
-  mlir::MLIRContext context;
-  Model m = loadModel(context, "llama-tiny");
-  ASSERT_TRUE(m.module);
-  ASSERT_TRUE(mlir::succeeded(runFusionPasses(*m.module)));
-  StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{64, 2});
+  Model m = loadModel("llama-tiny", /*fused=*/true);
+  StatusOr<MemoryPlan> plan = planModel(m, PlanOptions{64, 2});
   ASSERT_TRUE(plan.ok()) << plan.status().message();
   const size_t dispatchesBefore = plan->dispatches.size();
   const uint64_t arenaBefore = plan->arenaBytes;
@@ -412,17 +367,15 @@ TEST(KvInPlace, FusedLlamaProducersWriteIntoTheCache) {
 // the counters the whole step, so no other arena buffer ever shares their bytes (what one step leaves in them
 // is there for the next).
 TEST(MemoryPlan, CombinedSplitCountersLiveTheWholeStep) {
-  mlir::MLIRContext context;
-  Model m = loadModel(context, "llama-tiny");
-  ASSERT_TRUE(m.module);
-  ASSERT_TRUE(mlir::succeeded(runFusionPasses(*m.module)));
-  StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{64, 2});
+  Model m = loadModel("llama-tiny", /*fused=*/true);
+  StatusOr<MemoryPlan> plan = planModel(m, PlanOptions{64, 2});
   ASSERT_TRUE(plan.ok()) << plan.status().message();
   const size_t dispatches = plan->dispatches.size();
   std::vector<int> split;
   for (size_t i = 0; i < dispatches; ++i)
     if (mlir::isa<ir::AttentionOp>(plan->dispatches[i].op)) {
-      addCombinedSplit(*plan, int(i), 1000, mlir::Float32Type::get(&context), 24, mlir::IntegerType::get(&context, 32));
+      addCombinedSplit(*plan, int(i), 1000, mlir::Float32Type::get(m.context.get()), 24,
+                       mlir::IntegerType::get(m.context.get(), 32));
       split.push_back(int(i));
     }
   ASSERT_EQ(split.size(), 2u);
@@ -455,11 +408,8 @@ TEST(MemoryPlan, CombinedSplitCountersLiveTheWholeStep) {
 TEST(KvInPlace, FusedModelsAllInPlace) {
   for (const char *name : {"gemma3-tiny", "gpt2-tiny", "mistral-tiny", "phi3-tiny", "qwen2-tiny"}) {
     SCOPED_TRACE(name);
-    mlir::MLIRContext context;
-    Model m = loadModel(context, name);
-    ASSERT_TRUE(m.module);
-    ASSERT_TRUE(mlir::succeeded(runFusionPasses(*m.module)));
-    StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{32, 1});
+    Model m = loadModel(name, /*fused=*/true);
+    StatusOr<MemoryPlan> plan = planModel(m, PlanOptions{32, 1});
     ASSERT_TRUE(plan.ok()) << plan.status().message();
     EXPECT_EQ(placeKvCacheInPlace(*plan, KvInPlaceOptions{}), int(plan->kvCache.size()));
     checkKvViews(*plan);
@@ -470,10 +420,8 @@ TEST(KvInPlace, FusedModelsAllInPlace) {
 
 TEST(KvInPlace, UnfusedGraphKeepsTheTwoBufferPath) {
   // --no-fuse: present_X feeds a reshape / matmul (GQA repeat, Q.K^T), which take no strided view.
-  mlir::MLIRContext context;
-  Model m = loadModel(context, "llama-tiny");
-  ASSERT_TRUE(m.module);
-  StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{64, 1});
+  Model m = loadModel("llama-tiny");
+  StatusOr<MemoryPlan> plan = planModel(m, PlanOptions{64, 1});
   ASSERT_TRUE(plan.ok()) << plan.status().message();
   const size_t dispatches = plan->dispatches.size();
   EXPECT_EQ(placeKvCacheInPlace(*plan, KvInPlaceOptions{}), 0);

@@ -2,6 +2,7 @@
 // larger than maxStorageBufferRange) and the partition of real models with a stub kernel catalog:
 // transfers only at boundaries, at most one per (buffer, destination), no consumer before its transfer,
 // every dispatch reads buffers in its own location, both arenas overlap-free.
+#include "PlanTestUtil.h"
 #include "kiln/passes/Fusion.h"
 #include "kiln/passes/Legality.h"
 #include "kiln/passes/MemoryPlan.h"
@@ -11,14 +12,10 @@
 #include "kiln/passes/PlanAnnotations.h"
 #include "kiln/target/DeviceProfile.h"
 
-#include "kiln/frontend/ModelConfig.h"
-#include "kiln/frontend/SafeTensors.h"
 #include "kiln/ir/KilnDialect.h"
-#include "kiln/models/Models.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/MLIRContext.h"
-#include "mlir/Parser/Parser.h"
 
 #include <gtest/gtest.h>
 
@@ -28,6 +25,7 @@
 
 using namespace kiln;
 using namespace kiln::passes;
+using namespace kiln::passes::test;
 
 namespace {
 
@@ -65,18 +63,9 @@ private:
   std::set<std::string> lacking_;
 };
 
-class LegalityHand : public ::testing::Test {
+class LegalityHand : public test::HandPlanTest {
 protected:
-  LegalityHand() { context.loadDialect<ir::KilnDialect, mlir::func::FuncDialect>(); }
-  StatusOr<MemoryPlan> plan(const std::string &body, PlanOptions o = PlanOptions{16, 1}) {
-    module = mlir::parseSourceString<mlir::ModuleOp>(body, &context, "test.mlir");
-    EXPECT_TRUE(module) << "parse failed";
-    if (!module)
-      return Status::error("parse failed");
-    return planMemory(module->lookupSymbol<mlir::func::FuncOp>("step"), o);
-  }
-  mlir::MLIRContext context;
-  mlir::OwningOpRef<mlir::ModuleOp> module;
+  LegalityHand() : HandPlanTest(PlanOptions{16, 1}) {}
 };
 
 const char *kEmbedding = R"(
@@ -153,27 +142,6 @@ TEST_F(LegalityHand, F16NeedsStorage16) {
 }
 
 // --- partition of real models -------------------------------------------------------------------------
-
-struct Model {
-  mlir::OwningOpRef<mlir::ModuleOp> module;
-  mlir::func::FuncOp step() { return module->lookupSymbol<mlir::func::FuncOp>("step"); }
-};
-
-Model loadFused(mlir::MLIRContext &context, const std::string &name) {
-  std::string dir = std::string(KILN_SOURCE_DIR) + "/tests/data/" + name;
-  models::loadModelDialects(context);
-  StatusOr<ModelConfig> config = parseModelConfig(dir + "/config.json");
-  EXPECT_TRUE(config.ok()) << config.status().message();
-  StatusOr<WeightTable> weights = WeightTable::openDirectory(dir);
-  EXPECT_TRUE(weights.ok()) << weights.status().message();
-  StatusOr<mlir::OwningOpRef<mlir::ModuleOp>> module = models::buildModel(context, *config, *weights);
-  EXPECT_TRUE(module.ok()) << module.status().message();
-  Model m{std::move(*module)};
-  EXPECT_TRUE(mlir::succeeded(runFusionPasses(*m.module)));
-  return m;
-}
-
-uint64_t align64(uint64_t v) { return (v + 63) / 64 * 64; }
 
 // The invariants of a partitioned plan.
 void checkPartition(const MemoryPlan &plan, const PartitionResult &part) {
@@ -252,15 +220,25 @@ void checkPartition(const MemoryPlan &plan, const PartitionResult &part) {
   }
 }
 
+namespace {
+/// `plan` partitioned for lavapipe with the ops `unavailable` in its profile and the kernels of `catalog` (by
+/// default every one), then checked.
+PartitionResult partitionForLavapipe(MemoryPlan &plan, std::vector<std::string> unavailable = {},
+                                     const DeviceKernelCatalog &catalog = StubCatalog()) {
+  target::DeviceProfile profile = *target::builtinDeviceProfile("lavapipe");
+  profile.unavailableOps = std::move(unavailable);
+  PartitionResult part = partitionPlan(plan, profile, &catalog);
+  checkPartition(plan, part);
+  return part;
+}
+} // namespace
+
 TEST(Partition, LlamaTinyEverythingOnDevice) {
-  mlir::MLIRContext context;
-  Model m = loadFused(context, "llama-tiny");
-  StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{64, 1});
+  Model m = loadModel("llama-tiny", /*fused=*/true);
+  StatusOr<MemoryPlan> plan = planModel(m, PlanOptions{64, 1});
   ASSERT_TRUE(plan.ok()) << plan.status().message();
   const size_t kernels = plan->dispatches.size();
-  StubCatalog stub;
-  PartitionResult part = partitionPlan(*plan, *target::builtinDeviceProfile("lavapipe"), &stub);
-  checkPartition(*plan, part);
+  PartitionResult part = partitionForLavapipe(*plan);
   EXPECT_EQ(part.cpuOps, 0);
   EXPECT_EQ(part.vulkanOps, int(kernels));
   // Only input_ids (and an attention mask, if any) go in and logits come out.
@@ -275,15 +253,10 @@ TEST(Partition, LlamaTinyEverythingOnDevice) {
 }
 
 TEST(Partition, LlamaTinyWithoutRope) {
-  mlir::MLIRContext context;
-  Model m = loadFused(context, "llama-tiny");
-  StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{64, 1});
+  Model m = loadModel("llama-tiny", /*fused=*/true);
+  StatusOr<MemoryPlan> plan = planModel(m, PlanOptions{64, 1});
   ASSERT_TRUE(plan.ok()) << plan.status().message();
-  target::DeviceProfile prof = *target::builtinDeviceProfile("lavapipe");
-  prof.unavailableOps = {"kiln.rope"};
-  StubCatalog stub;
-  PartitionResult part = partitionPlan(*plan, prof, &stub);
-  checkPartition(*plan, part);
+  PartitionResult part = partitionForLavapipe(*plan, {"kiln.rope"});
   int ropes = 0;
   for (const PartitionEntry &e : part.entries)
     if (e.op == "kiln.rope") {
@@ -294,7 +267,7 @@ TEST(Partition, LlamaTinyWithoutRope) {
     }
   EXPECT_GT(ropes, 0);
   EXPECT_EQ(part.fallbacks, ropes);
-  std::vector<std::string> report = partitionReport(part, prof.name);
+  std::vector<std::string> report = partitionReport(part, "lavapipe");
   bool named = false;
   for (const std::string &l : report)
     named = named || l.rfind("kiln.rope x " + std::to_string(ropes) + " -> cpu: profile lacks kiln.rope (model.layers.0", 0) == 0;
@@ -309,15 +282,10 @@ TEST(Partition, LlamaTinyWithoutRope) {
 }
 
 TEST(Partition, EncoderWithoutLayerNormAndStubGaps) {
-  mlir::MLIRContext context;
-  Model m = loadFused(context, "bert-tiny");
-  StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{32, 4});
+  Model m = loadModel("bert-tiny", /*fused=*/true);
+  StatusOr<MemoryPlan> plan = planModel(m, PlanOptions{32, 4});
   ASSERT_TRUE(plan.ok()) << plan.status().message();
-  target::DeviceProfile prof = *target::builtinDeviceProfile("lavapipe");
-  prof.unavailableOps = {"layer_norm"};
-  StubCatalog stub({"kiln.softmax"});
-  PartitionResult part = partitionPlan(*plan, prof, &stub);
-  checkPartition(*plan, part);
+  PartitionResult part = partitionForLavapipe(*plan, {"layer_norm"}, StubCatalog({"kiln.softmax"}));
   int norms = 0;
   for (const PartitionEntry &e : part.entries)
     if (e.op == "kiln.layer_norm") {
@@ -328,16 +296,14 @@ TEST(Partition, EncoderWithoutLayerNormAndStubGaps) {
 }
 
 TEST(Partition, Gemma3AllFallbackKeepsEverythingOnHost) {
-  mlir::MLIRContext context;
-  Model m = loadFused(context, "gemma3-tiny");
-  StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{64, 1});
+  Model m = loadModel("gemma3-tiny", /*fused=*/true);
+  StatusOr<MemoryPlan> plan = planModel(m, PlanOptions{64, 1});
   ASSERT_TRUE(plan.ok()) << plan.status().message();
   const uint64_t hostArena = plan->arenaBytes;
   class Nothing : public DeviceKernelCatalog {
     std::string unsupportedReason(mlir::Operation *, const target::DeviceProfile &) const override { return "no kernels"; }
   } nothing;
-  PartitionResult part = partitionPlan(*plan, *target::builtinDeviceProfile("lavapipe"), &nothing);
-  checkPartition(*plan, part);
+  PartitionResult part = partitionForLavapipe(*plan, {}, nothing);
   EXPECT_EQ(part.vulkanOps, 0);
   EXPECT_EQ(part.transfers, 0);
   EXPECT_EQ(plan->deviceArenaBytes, 0u);
@@ -345,15 +311,10 @@ TEST(Partition, Gemma3AllFallbackKeepsEverythingOnHost) {
 }
 
 TEST(Partition, Gemma3WithoutRope) {
-  mlir::MLIRContext context;
-  Model m = loadFused(context, "gemma3-tiny");
-  StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{64, 1});
+  Model m = loadModel("gemma3-tiny", /*fused=*/true);
+  StatusOr<MemoryPlan> plan = planModel(m, PlanOptions{64, 1});
   ASSERT_TRUE(plan.ok()) << plan.status().message();
-  target::DeviceProfile prof = *target::builtinDeviceProfile("lavapipe");
-  prof.unavailableOps = {"kiln.rope"};
-  StubCatalog stub;
-  PartitionResult part = partitionPlan(*plan, prof, &stub);
-  checkPartition(*plan, part);
+  PartitionResult part = partitionForLavapipe(*plan, {"kiln.rope"});
   for (const std::string &l : partitionReport(part, "lavapipe-no-rope"))
     std::printf("  %s\n", l.c_str());
 }
@@ -362,8 +323,8 @@ TEST(Partition, Gemma3WithoutRope) {
 // pass after each attention (addSecondPass), then kiln-group-dispatches (gemma3 without rope on the device: the
 // q / k / v head transposes of a layer grouped, the ropes' transfers around them).
 TEST(Partition, EntriesFollowSecondPassesAndGroups) {
-  mlir::MLIRContext context;
-  Model m = loadFused(context, "gemma3-tiny");
+  Model m = loadModel("gemma3-tiny", /*fused=*/true);
+  ASSERT_TRUE(m.module);
   fuseMatmulGroups(*m.module, nullptr); // as for Vulkan: q / k / v in one dispatch, their transposes adjacent
   StatusOr<MemoryPlan> plan = planMemory(m.step(), PlanOptions{64, 1});
   ASSERT_TRUE(plan.ok()) << plan.status().message();
@@ -375,7 +336,7 @@ TEST(Partition, EntriesFollowSecondPassesAndGroups) {
   for (int i = int(plan->dispatches.size()) - 1; i >= 0; --i)
     if (!plan->dispatches[size_t(i)].transfer && mlir::isa<ir::AttentionOp>(plan->dispatches[size_t(i)].op) &&
         plan->dispatches[size_t(i)].device == DispatchDevice::Vulkan)
-      addSecondPass(*plan, i, 1024, mlir::Float32Type::get(&context), &part);
+      addSecondPass(*plan, i, 1024, mlir::Float32Type::get(m.context.get()), &part);
   layoutArenas(*plan);
   auto entriesMatch = [&] {
     for (const PartitionEntry &e : part.entries) {
@@ -398,8 +359,8 @@ TEST(Partition, EntriesFollowSecondPassesAndGroups) {
 // The decisions recorded as IR attributes (PlanAnnotations.h, what kiln-opt's plan passes read back) give
 // the same plan as the decisions themselves: placement, transfers, folds, arenas.
 TEST(Partition, RecordedDecisionsRebuildThePlan) {
-  mlir::MLIRContext context;
-  Model m = loadFused(context, "gemma3-tiny");
+  Model m = loadModel("gemma3-tiny", /*fused=*/true);
+  ASSERT_TRUE(m.module);
   target::DeviceProfile prof = *target::builtinDeviceProfile("lavapipe");
   prof.unavailableOps = {"kiln.rope"};
   StubCatalog stub;

@@ -2,19 +2,17 @@
 // ([512, 64] f32 = 128 KiB; tied in gemma3-tiny and gpt2-tiny) become row chunks, the interpreter computes
 // the same logits as on the unsplit module, and the partition then has no op on the cpu for a buffer size
 // (it had some before).
+#include "PlanTestUtil.h"
 #include "kiln/target/DeviceProfile.h"
-#include "kiln/passes/Fusion.h"
 #include "kiln/passes/Legality.h"
 #include "kiln/passes/MemoryPlan.h"
 #include "kiln/passes/Partition.h"
 #include "kiln/passes/SplitWeights.h"
 
-#include "kiln/frontend/ModelConfig.h"
 #include "kiln/frontend/SafeTensors.h"
 #include "kiln/ir/Interpreter.h"
 #include "kiln/ir/KilnDialect.h"
 #include "kiln/ir/SymShape.h"
-#include "kiln/models/Models.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/MLIRContext.h"
@@ -26,34 +24,12 @@
 
 using namespace kiln;
 using namespace kiln::passes;
+using namespace kiln::passes::test;
 
 namespace {
 
-struct Loaded {
-  mlir::OwningOpRef<mlir::ModuleOp> module;
-  std::unique_ptr<WeightTable> weights;
-  mlir::func::FuncOp step() { return module->lookupSymbol<mlir::func::FuncOp>("step"); }
-};
-
-std::string dataDir(const std::string &name) { return std::string(KILN_SOURCE_DIR) + "/tests/data/" + name; }
-
-Loaded load(mlir::MLIRContext &context, const std::string &name) {
-  Loaded m;
-  models::loadModelDialects(context);
-  StatusOr<ModelConfig> config = parseModelConfig(dataDir(name) + "/config.json");
-  EXPECT_TRUE(config.ok()) << config.status().message();
-  StatusOr<WeightTable> weights = WeightTable::openDirectory(dataDir(name));
-  EXPECT_TRUE(weights.ok()) << weights.status().message();
-  m.weights = std::make_unique<WeightTable>(std::move(*weights));
-  StatusOr<mlir::OwningOpRef<mlir::ModuleOp>> module = models::buildModel(context, *config, *m.weights);
-  EXPECT_TRUE(module.ok()) << module.status().message();
-  m.module = std::move(*module);
-  EXPECT_TRUE(mlir::succeeded(runFusionPasses(*m.module)));
-  return m;
-}
-
 /// The step's first result (logits) for the reference prompt in one chunk, through the interpreter.
-std::vector<double> logits(Loaded &m, const std::string &name) {
+std::vector<double> logits(Model &m, const std::string &name) {
   StatusOr<std::unique_ptr<SafeTensorsFile>> ref = SafeTensorsFile::open(dataDir(name) + "/reference.safetensors");
   EXPECT_TRUE(ref.ok());
   const TensorInfo *ids = (*ref)->find("input_ids");
@@ -119,8 +95,8 @@ class SplitRealModel : public ::testing::TestWithParam<Case> {};
 
 TEST_P(SplitRealModel, SameLogitsAndNoSizeFallback) {
   const Case c = GetParam();
-  mlir::MLIRContext context;
-  Loaded m = load(context, c.name);
+  Model m = loadModel(c.name, /*fused=*/true);
+  ASSERT_TRUE(m.module);
   const PlanOptions bounds{16, 1};
   const target::DeviceProfile profile = tinyProfile();
   std::vector<double> before = logits(m, c.name);
