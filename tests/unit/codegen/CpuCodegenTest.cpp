@@ -43,9 +43,8 @@ namespace {
 // Bindings, kSymbols, Buffer, Filler, element storage, inputs, the interpreter comparison.
 using namespace kiln::test;
 
-class CpuCodegenTest : public ::testing::Test {
+class CpuCodegenTest : public KernelTest {
 protected:
-  CpuCodegenTest() { context.loadDialect<ir::KilnDialect, mlir::func::FuncDialect>(); }
   ~CpuCodegenTest() override {
     if (handle)
       dlclose(handle);
@@ -66,9 +65,7 @@ protected:
   /// Parses `source`, generates the kernels of every dispatch op of its function and dlopens them.
   /// foldWeightConverts: foldableConvert ops get no kernel; their readers read the 16-bit argument in place.
   void compile(const std::string &source, bool foldWeightConverts = false) {
-    module = mlir::parseSourceString<mlir::ModuleOp>(source, &context, "test.mlir");
-    ASSERT_TRUE(module) << "cannot parse:\n" << source;
-    func = *module->getOps<mlir::func::FuncOp>().begin();
+    ASSERT_TRUE(parse(source));
     dispatch.clear();
     std::vector<codegen::KernelLayout> layouts;
     for (mlir::Operation &op : func.getBody().front()) {
@@ -118,11 +115,7 @@ protected:
     for (const std::string &name : kSymbols)
       symbols.push_back(bindings.count(name) ? bindings.at(name) : 1);
     for (mlir::Operation &op : func.getBody().front()) {
-      if (auto c = mlir::dyn_cast<ir::ConstantOp>(op)) {
-        values[c.getResult()] = constantBuffer(c, bindings);
-        continue;
-      }
-      if (mlir::isa<mlir::func::ReturnOp>(op))
+      if (runsNoKernel(op, bindings, values))
         continue;
       if (folded && foldableConvert(op)) { // its readers take the 16-bit bytes
         values[op.getResult(0)] = values[op.getOperand(0)];
@@ -133,9 +126,7 @@ protected:
       auto fn = (kiln_kernel_fn)dlsym(handle, kernels[index].symbol.c_str());
       ASSERT_NE(fn, nullptr) << kernels[index].symbol;
       // Operands, then every result (add_rms_norm / add_layer_norm have two).
-      std::vector<Buffer> outs;
-      for (mlir::Value result : op.getResults())
-        outs.push_back(garbageBuffer(result.getType(), bindings));
+      std::vector<Buffer> outs = resultBuffers(op, bindings);
       std::vector<void *> buffers;
       for (mlir::Value v : op.getOperands())
         buffers.push_back(values[v].bytes.data());
@@ -184,14 +175,11 @@ protected:
   }
 
   void TearDown() override {
-    printWorst(worst);
+    KernelTest::TearDown();
     std::printf("[ split    ] %d kernel runs split in three, same bytes\n", splitChecks);
   }
   int splitChecks = 0;
 
-  mlir::MLIRContext context;
-  mlir::OwningOpRef<mlir::ModuleOp> module;
-  mlir::func::FuncOp func;
   std::vector<mlir::Operation *> dispatch;
   std::vector<codegen::CpuKernelInfo> kernels;
   std::string soPath;
@@ -199,8 +187,6 @@ protected:
   double compileSeconds = 0;
   bool folded = false;
   codegen::CpuCodegenOptions options;
-  std::map<std::string, double> worst;
-  std::mt19937 rng{20240607};
 };
 
 //===----------------------------------------------------------------------===//
@@ -216,8 +202,7 @@ TEST_P(CpuKernelCase, MatchesInterpreter) {
     check(b, c.fillers, c.tolerance);
 }
 
-INSTANTIATE_TEST_SUITE_P(Shared, CpuKernelCase, ::testing::ValuesIn(kernelCases()),
-                         [](const ::testing::TestParamInfo<KernelCase> &info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Shared, CpuKernelCase, ::testing::ValuesIn(kernelCases()), KernelCaseName());
 
 // f16 / bf16 weights read in place (their converts folded, codegen::KernelLayout::elementType), against the
 // interpreter converting them first: matmuls with N not a multiple of the GEMV's 4 rows or 16 columns (67, 301),

@@ -13,7 +13,7 @@
 // compiler keeps such matrices in f32 instead of padding them).
 //
 //===----------------------------------------------------------------------===//
-#include "KernelTestUtil.h"
+#include "KernelCases.h"
 
 #include "kiln/codegen/CpuCodegen.h"
 #include "kiln/ir/Interpreter.h"
@@ -40,19 +40,6 @@
 using namespace kiln;
 
 namespace {
-
-std::string quantSource(const std::string &format, int64_t n, int64_t k) {
-  const std::string w = "tensor<" + std::to_string(n) + "x" + std::to_string(k) + "xf32>";
-  const std::string x = "tensor<?x?x" + std::to_string(k) + "xf32, #kiln.dims<[b, s]>>";
-  const std::string y = "tensor<?x?x" + std::to_string(n) + "xf32, #kiln.dims<[b, s]>>";
-  const std::string g = "tensor<?x?x" + std::to_string(k) + "xf32, #kiln.dims<[b, s]>>";
-  const std::string ids = "tensor<?x?xi64, #kiln.dims<[b, s]>>";
-  return "func.func @q(%x: " + x + ", %ids: " + ids + ") -> (" + y + ", " + g + ") {\n" +
-         "  %w = kiln.weight \"w\" {quant = \"" + format + "\"} : " + w + "\n" +
-         "  %0 = kiln.matmul %x, %w {transpose_b = true} : (" + x + ", " + w + ") -> " + y + "\n" +
-         "  %1 = kiln.gather %w, %ids : (" + w + ", " + ids + ") -> " + g + "\n" +
-         "  return %0, %1 : " + y + ", " + g + "\n}\n";
-}
 
 /// Whether this machine runs code for `cpu` (one of the test's targets).
 bool hostRuns(const std::string &cpu) {
@@ -142,7 +129,7 @@ TEST_P(QuantKernelTest, MatchesInterpreter) {
   const QuantFormat format = *parseQuantFormat(name);
   for (const int64_t n : {67, 72}) {
     SCOPED_TRACE("N " + std::to_string(n));
-    compile(quantSource(name, n, k), format, cpu);
+    compile(test::quantMatmulGatherSource(name, n, k), format, cpu);
     std::mt19937 rng(7);
     std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
     std::vector<float> w(size_t(n * k));

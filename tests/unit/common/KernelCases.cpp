@@ -17,6 +17,18 @@ std::string replaceAll(std::string s, const std::string &from, const std::string
   return s;
 }
 
+std::string quantMatmulGatherSource(const std::string &format, int64_t n, int64_t k) {
+  const std::string w = "tensor<" + std::to_string(n) + "x" + std::to_string(k) + "xf32>";
+  const std::string x = "tensor<?x?x" + std::to_string(k) + "xf32, #kiln.dims<[b, s]>>";
+  const std::string y = "tensor<?x?x" + std::to_string(n) + "xf32, #kiln.dims<[b, s]>>";
+  const std::string ids = "tensor<?x?xi64, #kiln.dims<[b, s]>>";
+  return "func.func @q(%x: " + x + ", %ids: " + ids + ") -> (" + y + ", " + x + ") {\n" +
+         "  %w = kiln.weight \"w\" {quant = \"" + format + "\"} : " + w + "\n" +
+         "  %0 = kiln.matmul %x, %w {transpose_b = true} : (" + x + ", " + w + ") -> " + y + "\n" +
+         "  %1 = kiln.gather %w, %ids : (" + w + ", " + ids + ") -> " + x + "\n" +
+         "  return %0, %1 : " + y + ", " + x + "\n}\n";
+}
+
 std::string expand(std::string s) {
   s = replaceAll(s, "!X", "tensor<?x?x8xf32, #kiln.dims<[b, s]>>");
   s = replaceAll(s, "!B", "tensor<?x1x8xf32, #kiln.dims<[b]>>");

@@ -46,6 +46,15 @@ std::string expand(std::string s);
 
 /// GoogleTest prints a case by its name.
 inline void PrintTo(const KernelCase &c, std::ostream *os) { *os << c.name; }
+/// Names each instance of a test over kernelCases() by its case (INSTANTIATE_TEST_SUITE_P's name generator).
+struct KernelCaseName {
+  template <class ParamInfo> std::string operator()(const ParamInfo &info) const { return info.param.name; }
+};
+
+/// @q(x [b, s, K], ids [b, s]): x times a block-quantized weight "w" [N, K] of `format` (q8_0, q4_0),
+/// transposed, and the rows of "w" that ids pick (kiln.gather): what the quantized-kernel tests of every
+/// backend compile.
+std::string quantMatmulGatherSource(const std::string &format, int64_t n, int64_t k);
 
 } // namespace kiln::test
 

@@ -5,6 +5,7 @@
 
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/BuiltinTypes.h"
+#include "mlir/Parser/Parser.h"
 #include "llvm/ADT/APFloat.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -163,6 +164,21 @@ Buffer constantBuffer(ir::ConstantOp c, const Bindings &bindings) {
   return toBuffer(t, elem);
 }
 
+bool runsNoKernel(mlir::Operation &op, const Bindings &bindings, llvm::DenseMap<mlir::Value, Buffer> &values) {
+  if (auto c = mlir::dyn_cast<ir::ConstantOp>(op)) {
+    values[c.getResult()] = constantBuffer(c, bindings);
+    return true;
+  }
+  return mlir::isa<mlir::func::ReturnOp>(op);
+}
+
+std::vector<Buffer> resultBuffers(mlir::Operation &op, const Bindings &bindings) {
+  std::vector<Buffer> outs;
+  for (mlir::Value result : op.getResults())
+    outs.push_back(garbageBuffer(result.getType(), bindings));
+  return outs;
+}
+
 void compareWithInterpreter(mlir::func::FuncOp func, const std::vector<ir::HostTensor> &args,
                             llvm::DenseMap<mlir::Value, Buffer> &values, double tolerance,
                             const std::function<std::string(mlir::Operation *)> &describe,
@@ -249,5 +265,19 @@ Filler positions(int64_t rowOffset) {
     return v;
   };
 }
+
+KernelTest::KernelTest() { context.loadDialect<ir::KilnDialect, mlir::func::FuncDialect>(); }
+
+bool KernelTest::parse(const std::string &source) {
+  module = mlir::parseSourceString<mlir::ModuleOp>(source, &context, "test.mlir");
+  if (!module) {
+    ADD_FAILURE() << "cannot parse:\n" << source;
+    return false;
+  }
+  func = *module->getOps<mlir::func::FuncOp>().begin();
+  return true;
+}
+
+void KernelTest::TearDown() { printWorst(worst); }
 
 } // namespace kiln::test

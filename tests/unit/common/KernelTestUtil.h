@@ -15,8 +15,12 @@
 #include "kiln/ir/KilnDialect.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Types.h"
 #include "llvm/ADT/DenseMap.h"
+
+#include <gtest/gtest.h>
 
 #include <cstdint>
 #include <functional>
@@ -68,6 +72,10 @@ void makeInputs(mlir::func::FuncOp func, const Bindings &bindings, const std::ma
 
 /// A kiln.constant's value as a buffer.
 Buffer constantBuffer(ir::ConstantOp c, const Bindings &bindings);
+/// Whether `op` is one no kernel runs: a kiln.constant (its value bound in `values` as a buffer) or the return.
+bool runsNoKernel(mlir::Operation &op, const Bindings &bindings, llvm::DenseMap<mlir::Value, Buffer> &values);
+/// One garbageBuffer per result of `op`.
+std::vector<Buffer> resultBuffers(mlir::Operation &op, const Bindings &bindings);
 
 /// Runs the interpreter on `args` and compares every value `func` returns with its buffer in `values`
 /// (`tolerance` for f32, 1e-3 for f16, 8e-3 for bf16); `describe` names a result's producer for messages.
@@ -83,6 +91,23 @@ std::string printedType(mlir::Type t);
 std::string describeBindings(const Bindings &bindings);
 /// One "[ error    ] op -> type   max rel error X" line per entry of `worst`.
 void printWorst(const std::map<std::string, double> &worst);
+
+/// What a backend's kernel test fixture holds whatever the backend: the function under test (parse() it),
+/// the worst error per "op -> type" (printed after each test) and the random generator of the inputs.
+class KernelTest : public ::testing::Test {
+protected:
+  KernelTest();
+  /// Parses `source` into `module` and its first function into `func`; false (the test failed) when it does
+  /// not parse.
+  bool parse(const std::string &source);
+  void TearDown() override;
+
+  mlir::MLIRContext context;
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+  mlir::func::FuncOp func;
+  std::map<std::string, double> worst;
+  std::mt19937 rng{20240607};
+};
 
 } // namespace kiln::test
 

@@ -15,7 +15,7 @@
 // writes the same kernels compiled for 32-wide subgroups for kiln_spirv_replay on the GPU machine.
 //
 //===----------------------------------------------------------------------===//
-#include "KernelTestUtil.h"
+#include "KernelCases.h"
 #include "ReplayCase.h"
 #include "VulkanHarness.h"
 
@@ -44,18 +44,6 @@ test::VulkanHarness *quantHarness() {
   static std::string why;
   static std::unique_ptr<test::VulkanHarness> h = test::VulkanHarness::create(why);
   return h.get();
-}
-
-std::string quantSource(const std::string &format, int64_t n, int64_t k) {
-  const std::string w = "tensor<" + std::to_string(n) + "x" + std::to_string(k) + "xf32>";
-  const std::string x = "tensor<?x?x" + std::to_string(k) + "xf32, #kiln.dims<[b, s]>>";
-  const std::string y = "tensor<?x?x" + std::to_string(n) + "xf32, #kiln.dims<[b, s]>>";
-  const std::string ids = "tensor<?x?xi64, #kiln.dims<[b, s]>>";
-  return "func.func @q(%x: " + x + ", %ids: " + ids + ") -> (" + y + ", " + x + ") {\n" +
-         "  %w = kiln.weight \"w\" {quant = \"" + format + "\"} : " + w + "\n" +
-         "  %0 = kiln.matmul %x, %w {transpose_b = true} : (" + x + ", " + w + ") -> " + y + "\n" +
-         "  %1 = kiln.gather %w, %ids : (" + w + ", " + ids + ") -> " + x + "\n" +
-         "  return %0, %1 : " + y + ", " + x + "\n}\n";
 }
 
 /// x [b, s, K] against block-quantized weights "w0", ... [N_i, K] of `format` as one kiln.matmul_group.
@@ -117,10 +105,10 @@ protected:
     target.subgroupSize = 8; // lavapipe's
   }
 
-  /// The kernels of the matmul and the gather of quantSource; a random weight, quantized (`packed`) and the
+  /// The kernels of the matmul and the gather of quantMatmulGatherSource; a random weight, quantized (`packed`) and the
   /// interpreter's weight (dequantized).
   void setUp(const std::string &format, int64_t n, int64_t k) {
-    module = mlir::parseSourceString<mlir::ModuleOp>(quantSource(format, n, k), &context, "quant.mlir");
+    module = mlir::parseSourceString<mlir::ModuleOp>(test::quantMatmulGatherSource(format, n, k), &context, "quant.mlir");
     ASSERT_TRUE(module);
     func = *module->getOps<mlir::func::FuncOp>().begin();
     ops.clear();

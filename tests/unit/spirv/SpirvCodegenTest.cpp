@@ -62,19 +62,16 @@ test::VulkanHarness *harness() {
   return h.get();
 }
 
-class SpirvCodegenTest : public ::testing::Test {
+class SpirvCodegenTest : public KernelTest {
 protected:
   SpirvCodegenTest() {
-    context.loadDialect<ir::KilnDialect, mlir::func::FuncDialect>();
     target.float16 = true; // lavapipe and the H200 have 16-bit storage
     target.subgroupSize = 8;
   }
 
   /// Parses `source` and generates (and validates) the kernel of every dispatch op of its function.
   void compile(const std::string &source) {
-    module = mlir::parseSourceString<mlir::ModuleOp>(source, &context, "test.mlir");
-    ASSERT_TRUE(module) << "cannot parse:\n" << source;
-    func = *module->getOps<mlir::func::FuncOp>().begin();
+    ASSERT_TRUE(parse(source));
     kernels.clear();
     splits.clear();
     target.attentionCombinePass = split == Split::TwoPasses;
@@ -128,18 +125,12 @@ protected:
       symbolValues[name] = v;
     }
     for (mlir::Operation &op : func.getBody().front()) {
-      if (auto c = mlir::dyn_cast<ir::ConstantOp>(op)) {
-        values[c.getResult()] = constantBuffer(c, bindings);
-        continue;
-      }
-      if (mlir::isa<mlir::func::ReturnOp>(op))
+      if (runsNoKernel(op, bindings, values))
         continue;
       const codegen::SpirvKernel &k = kernels.at(&op);
       // Operands, (a split kernel's scratch, and in one dispatch its counters,) then every result
       // (add_rms_norm / add_layer_norm have two).
-      std::vector<Buffer> outs;
-      for (mlir::Value result : op.getResults())
-        outs.push_back(garbageBuffer(result.getType(), bindings));
+      std::vector<Buffer> outs = resultBuffers(op, bindings);
       std::vector<Buffer> operands;
       std::vector<std::vector<uint8_t> *> buffers;
       for (mlir::Value v : op.getOperands())
@@ -181,8 +172,6 @@ protected:
         [this](mlir::Operation *def) { return def->getName().getStringRef().str() + ", " + kernels.at(def).name; },
         worst, {{"r", symbolValues["r"]}});
   }
-
-  void TearDown() override { printWorst(worst); }
 
   /// Dispatches `kernels` (null: skipped) in order over `buffers` at the symbols' values.
   void dispatchAll(const std::vector<const codegen::SpirvKernel *> &kernels, std::vector<std::vector<uint8_t> *> &buffers,
@@ -301,13 +290,8 @@ protected:
     std::optional<codegen::SpirvKernel> second;
   };
   std::map<mlir::Operation *, SplitKernels> splits;
-  mlir::MLIRContext context;
-  mlir::OwningOpRef<mlir::ModuleOp> module;
-  mlir::func::FuncOp func;
   std::map<mlir::Operation *, codegen::SpirvKernel> kernels;
   codegen::SpirvTarget target;
-  std::map<std::string, double> worst;
-  std::mt19937 rng{20240607};
 };
 
 //===----------------------------------------------------------------------===//
@@ -335,8 +319,7 @@ TEST_P(SpirvKernelCase, MatchesInterpreter) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Shared, SpirvKernelCase, ::testing::ValuesIn(kernelCases()),
-                         [](const ::testing::TestParamInfo<KernelCase> &info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Shared, SpirvKernelCase, ::testing::ValuesIn(kernelCases()), KernelCaseName());
 
 //===----------------------------------------------------------------------===//
 // Limits: what does not fit is reported, not generated
