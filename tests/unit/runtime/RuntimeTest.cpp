@@ -52,13 +52,6 @@ protected:
   }
   static std::string dir_, causal_, encoder_;
 
-  static std::vector<int64_t> prompt(int64_t B, int64_t S, int64_t salt = 0) {
-    std::vector<int64_t> ids(B * S);
-    for (int64_t i = 0; i < B * S; ++i)
-      ids[i] = (i * 5 + 3 + salt) % kVocab;
-    return ids;
-  }
-
   // Runs `ids` [B, S] through a fresh session in `chunks`, returns the concatenated logits.
   static std::vector<float> runChunks(kiln_model *model, const std::vector<int64_t> &ids, int64_t B, int64_t S,
                                       const std::vector<int64_t> &chunks) {
@@ -67,9 +60,7 @@ protected:
     std::vector<float> out(B * S * kVocab);
     int64_t pos = 0;
     for (int64_t c : chunks) {
-      std::vector<int64_t> chunk(B * c);
-      for (int64_t r = 0; r < B; ++r)
-        std::copy_n(ids.begin() + r * S + pos, c, chunk.begin() + r * c);
+      std::vector<int64_t> chunk = promptChunk(ids, B, S, pos, c);
       EXPECT_EQ(kiln_session_run(s, chunk.data(), nullptr, B, c), KILN_OK) << kiln_session_error(s);
       const float *data;
       int64_t shape[KILN_MAX_RANK];
@@ -128,7 +119,7 @@ TEST_F(RuntimeTest, RunMatchesReference) {
   ASSERT_TRUE(model.load(causal_));
   for (int64_t B : {1, 3}) {
     const int64_t S = 7;
-    std::vector<int64_t> ids = prompt(B, S);
+    std::vector<int64_t> ids = toyPrompt(B, S);
     expectNear(runChunks(model.get(), ids, B, S, {S}), toyCausalReference(ids, B, S));
   }
 }
@@ -137,7 +128,7 @@ TEST_F(RuntimeTest, ChunkedEqualsOneShot) {
   kiln::runtime::Model model;
   ASSERT_TRUE(model.load(causal_));
   const int64_t B = 2, S = 12;
-  std::vector<int64_t> ids = prompt(B, S, 1);
+  std::vector<int64_t> ids = toyPrompt(B, S, 1);
   std::vector<float> whole = runChunks(model.get(), ids, B, S, {S});
   expectNear(whole, toyCausalReference(ids, B, S));
   for (std::vector<int64_t> chunks : {std::vector<int64_t>{2, 5, 1, 1, 1, 1, 1}, std::vector<int64_t>{1, 11},
@@ -152,7 +143,7 @@ TEST_F(RuntimeTest, ResetStartsOver) {
   ASSERT_TRUE(model.load(causal_));
   kiln::runtime::Session s;
   ASSERT_TRUE(s.create(model, 1));
-  std::vector<int64_t> a = prompt(1, 5), b = prompt(1, 4, 7);
+  std::vector<int64_t> a = toyPrompt(1, 5), b = toyPrompt(1, 4, 7);
   ASSERT_TRUE(s.run(a.data(), nullptr, 1, 5));
   EXPECT_EQ(s.pastLength(), 5);
   ASSERT_TRUE(s.reset());
@@ -165,7 +156,7 @@ TEST_F(RuntimeTest, ResetStartsOver) {
   expectNear(std::vector<float>(out.data, out.data + out.numElements()), toyCausalReference(b, 1, 4));
   // The failure case of the brief: a 5-token prompt after a 2-token warm-up, keeping the cache.
   ASSERT_TRUE(s.reset());
-  std::vector<int64_t> warm = prompt(1, 2, 3), next = prompt(1, 5, 9), all = warm;
+  std::vector<int64_t> warm = toyPrompt(1, 2, 3), next = toyPrompt(1, 5, 9), all = warm;
   all.insert(all.end(), next.begin(), next.end());
   ASSERT_TRUE(s.run(warm.data(), nullptr, 1, 2));
   ASSERT_TRUE(s.run(next.data(), nullptr, 1, 5));
@@ -179,7 +170,7 @@ TEST_F(RuntimeTest, ConcurrentSessionsMatchOne) {
   kiln::runtime::Model model;
   ASSERT_TRUE(model.load(causal_));
   const int64_t B = 2, S = 20;
-  std::vector<int64_t> ids1 = prompt(B, S, 2), ids2 = prompt(B, S, 5);
+  std::vector<int64_t> ids1 = toyPrompt(B, S, 2), ids2 = toyPrompt(B, S, 5);
   std::vector<int64_t> chunks = {3, 4, 1, 1, 1, 10};
   std::vector<float> ref1 = runChunks(model.get(), ids1, B, S, chunks);
   std::vector<float> ref2 = runChunks(model.get(), ids2, B, S, chunks);
@@ -196,7 +187,7 @@ TEST_F(RuntimeTest, ConcurrentSessionsMatchOne) {
 
 TEST_F(RuntimeTest, ThreadCountDoesNotChangeResults) {
   const int64_t B = 1, S = 9;
-  std::vector<int64_t> ids = prompt(B, S);
+  std::vector<int64_t> ids = toyPrompt(B, S);
   std::vector<float> first;
   for (int threads : {1, 2, 3}) {
     kiln::runtime::Model model;
@@ -219,7 +210,7 @@ TEST_F(RuntimeTest, ModelsKeepTheirOwnBlasThreads) {
   kiln::runtime::Model one, three;
   ASSERT_TRUE(one.load(probe, 1));
   ASSERT_TRUE(three.load(probe, 3));
-  std::vector<int64_t> ids = prompt(1, 4);
+  std::vector<int64_t> ids = toyPrompt(1, 4);
   auto blasThreads = [&](kiln::runtime::Model &m) { return runChunks(m.get(), ids, 1, 4, {4}).at(0); };
   for (int round = 0; round < 3; ++round) {
     EXPECT_EQ(blasThreads(one), 1.0f);
@@ -247,7 +238,7 @@ TEST_F(RuntimeTest, Int32InputIds) {
   ASSERT_EQ(writeToyArtifact(path, o), "");
   kiln::runtime::Model model;
   ASSERT_TRUE(model.load(path));
-  std::vector<int64_t> ids = prompt(2, 6);
+  std::vector<int64_t> ids = toyPrompt(2, 6);
   expectNear(runChunks(model.get(), ids, 2, 6, {2, 4}), toyCausalReference(ids, 2, 6));
 }
 
@@ -257,7 +248,7 @@ TEST_F(RuntimeTest, Encoder) {
   kiln::runtime::Session s;
   ASSERT_TRUE(s.create(model, 2));
   const int64_t B = 2, S = 5;
-  std::vector<int64_t> ids = prompt(B, S), ones(B * S, 1), mask = {1, 1, 1, 0, 0, 1, 1, 1, 1, 1};
+  std::vector<int64_t> ids = toyPrompt(B, S), ones(B * S, 1), mask = {1, 1, 1, 0, 0, 1, 1, 1, 1, 1};
   kiln::runtime::Tensor out;
   ASSERT_TRUE(s.run(ids.data(), nullptr, B, S));
   ASSERT_TRUE(s.output("last_hidden_state", out));
@@ -289,7 +280,7 @@ TEST_F(RuntimeTest, InputErrors) {
   EXPECT_EQ(s.create(model, 0).code, KILN_INVALID_ARGUMENT);
   ASSERT_TRUE(s.create(model, 1));
 
-  std::vector<int64_t> ids = prompt(2, 4);
+  std::vector<int64_t> ids = toyPrompt(2, 4);
   r = s.run(ids.data(), nullptr, 2, 4);
   EXPECT_EQ(r.code, KILN_INVALID_ARGUMENT);
   EXPECT_NE(r.message.find("batch 2"), std::string::npos) << r.message;
@@ -445,7 +436,7 @@ TEST_F(RuntimeTest, ManyModelsAtOnce) {
   std::vector<kiln_model *> models(4, nullptr);
   for (auto &m : models)
     ASSERT_EQ(kiln_model_load(causal_.c_str(), nullptr, &m), KILN_OK) << kiln_last_error();
-  std::vector<int64_t> ids = prompt(1, 3);
+  std::vector<int64_t> ids = toyPrompt(1, 3);
   for (size_t i : {2, 0, 3, 1}) {
     expectNear(runChunks(models[i], ids, 1, 3, {3}), toyCausalReference(ids, 1, 3));
     kiln_model_free(models[i]);
@@ -459,7 +450,7 @@ TEST_F(RuntimeTest, DifferentCodeSectionsStayApart) {
   ToyOptions o;
   o.logitsScale = 3;
   ASSERT_EQ(writeToyArtifact(scaled, o), "");
-  std::vector<int64_t> ids = prompt(1, 4);
+  std::vector<int64_t> ids = toyPrompt(1, 4);
   std::vector<float> ref = toyCausalReference(ids, 1, 4), ref3 = ref;
   for (float &x : ref3)
     x *= 3;
@@ -482,22 +473,12 @@ TEST_F(RuntimeTest, DifferentCodeSectionsStayApart) {
 
 #ifdef KILN_BINARY
 int runKiln(const std::string &args, std::string &output, bool withStderr = true) {
-  std::string cmd = std::string(KILN_BINARY) + " " + args + (withStderr ? " 2>&1" : " 2>/dev/null");
-  FILE *p = popen(cmd.c_str(), "r");
-  if (!p)
-    return -1;
-  output.clear();
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0)
-    output.append(buf, n);
-  int status = pclose(p);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return runCommand(std::string(KILN_BINARY) + " " + args + (withStderr ? " 2>&1" : " 2>/dev/null"), output);
 }
 
 TEST_F(RuntimeTest, KilnRunCli) {
   const int64_t B = 2, S = 8;
-  std::vector<int64_t> ids = prompt(B, S, 4);
+  std::vector<int64_t> ids = toyPrompt(B, S, 4);
   std::string in = dir_ + "/in.safetensors", out = dir_ + "/out.safetensors", output;
   {
     kiln::SafeTensorsWriter w;

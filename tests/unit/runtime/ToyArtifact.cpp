@@ -1,5 +1,6 @@
 #include "ToyArtifact.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -7,6 +8,7 @@
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef KILN_C_COMPILER
@@ -18,14 +20,8 @@ namespace art = kiln::artifact;
 
 namespace {
 
-// symbols[] = {b, p, s} (Manifest.symbols sorted by name).
-const char *kKernelsC = R"C(
-#include <stdint.h>
-/* kernel_abi.h: each kernel takes a (begin, end) range and has a <symbol>_range; these run whole (extent 1). */
-typedef struct { int64_t extent, grain, flags; } kiln_kernel_range;
-#define TOY_RANGE(name) \
-  void name##_range(const int64_t *sym, kiln_kernel_range *r) { (void)sym; r->extent = 1; r->grain = 1; r->flags = 0; }
-TOY_RANGE(toy_gather)
+// symbols[] = {b, p, s} (Manifest.symbols sorted by name), after kToyKernelPrelude.
+const char *kKernelsC = R"C(TOY_RANGE(toy_gather)
 TOY_RANGE(toy_gather_i32)
 TOY_RANGE(toy_concat)
 /* With -DTOY_BLAS_PROBE toy_logits says it calls OpenBLAS and writes the OpenBLAS thread count it runs
@@ -124,26 +120,6 @@ void toy_encode(void *const *buf, const int64_t *sym, int64_t begin, int64_t end
 }
 )C";
 
-art::Dim dimConst(int64_t c) {
-  art::Dim d;
-  d.set_constant(c);
-  return d;
-}
-
-art::Dim dimSym(const char *sym, int64_t constant = 0, const char *sym2 = nullptr) {
-  art::Dim d;
-  d.set_constant(constant);
-  art::Dim::Term *t = d.add_terms();
-  t->set_symbol(sym);
-  t->set_coeff(1);
-  if (sym2) {
-    t = d.add_terms();
-    t->set_symbol(sym2);
-    t->set_coeff(1);
-  }
-  return d;
-}
-
 int addBuffer(art::Manifest &m, const std::string &name, art::Buffer::Kind kind, art::DType dtype,
               std::vector<art::Dim> shape, uint64_t offset, uint64_t maxBytes) {
   art::Buffer *b = m.add_buffers();
@@ -174,17 +150,11 @@ void addDispatch(art::Manifest &m, int kernel, std::vector<int> buffers, const s
   d->set_device("cpu");
 }
 
-void addPort(google::protobuf::RepeatedPtrField<art::Port> *ports, const std::string &name, int buffer) {
-  art::Port *p = ports->Add();
-  p->set_name(name);
-  p->set_buffer(buffer);
-}
-
 std::string compileKernels(const std::string &dir, int scale, bool blasProbe, std::vector<uint8_t> &bytes) {
   std::string src = dir + "/toy_kernels.c", so = dir + "/toy_kernels.so";
   {
     std::ofstream out(src);
-    out << kKernelsC;
+    out << kToyKernelPrelude << kKernelsC;
   }
   std::string cmd = std::string(KILN_C_COMPILER) + " -O1 -shared -fPIC -DTOY_SCALE=" + std::to_string(scale) + (blasProbe ? " -DTOY_BLAS_PROBE" : "") + " -o " + so + " " + src + " 2>&1";
   if (std::system(cmd.c_str()) != 0)
@@ -195,6 +165,53 @@ std::string compileKernels(const std::string &dir, int scale, bool blasProbe, st
 }
 
 } // namespace
+
+const char *const kToyKernelPrelude = R"C(
+#include <stdint.h>
+/* kernel_abi.h: each kernel takes a (begin, end) range and has a <symbol>_range; these run whole (extent 1). */
+typedef struct { int64_t extent, grain, flags; } kiln_kernel_range;
+#define TOY_RANGE(name) \
+  void name##_range(const int64_t *sym, kiln_kernel_range *r) { (void)sym; r->extent = 1; r->grain = 1; r->flags = 0; }
+)C";
+
+art::Dim dimConst(int64_t c) {
+  art::Dim d;
+  d.set_constant(c);
+  return d;
+}
+
+art::Dim dimSym(const char *sym, int64_t coeff, const char *sym2) {
+  art::Dim d;
+  art::Dim::Term *t = d.add_terms();
+  t->set_symbol(sym);
+  t->set_coeff(coeff);
+  if (sym2) {
+    t = d.add_terms();
+    t->set_symbol(sym2);
+    t->set_coeff(1);
+  }
+  return d;
+}
+
+void addPort(google::protobuf::RepeatedPtrField<art::Port> *ports, const std::string &name, int buffer) {
+  art::Port *p = ports->Add();
+  p->set_name(name);
+  p->set_buffer(buffer);
+}
+
+std::vector<int64_t> toyPrompt(int64_t B, int64_t S, int64_t salt) {
+  std::vector<int64_t> ids(B * S);
+  for (int64_t i = 0; i < B * S; ++i)
+    ids[i] = (i * 5 + 3 + salt) % kVocab;
+  return ids;
+}
+
+std::vector<int64_t> promptChunk(const std::vector<int64_t> &ids, int64_t B, int64_t S, int64_t pos, int64_t c) {
+  std::vector<int64_t> chunk(B * c);
+  for (int64_t r = 0; r < B; ++r)
+    std::copy_n(ids.begin() + r * S + pos, c, chunk.begin() + r * c);
+  return chunk;
+}
 
 std::vector<float> toyEmbedding() {
   std::vector<float> e(kVocab * kHidden);
@@ -210,6 +227,19 @@ std::string makeTempDir(const std::string &tag) {
   if (!mkdtemp(templ.data()))
     return "";
   return templ;
+}
+
+int runCommand(const std::string &command, std::string &output) {
+  output.clear();
+  FILE *p = popen(command.c_str(), "r");
+  if (!p)
+    return -1;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0)
+    output.append(buf, n);
+  int status = pclose(p);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 namespace {
@@ -255,7 +285,7 @@ void addToyCausal(art::Manifest &m, const ToyOptions &options) {
   int past = addBuffer(m, "past_key.0", art::Buffer::KV_CACHE, art::F32,
                        {dimSym("b"), dimConst(1), dimSym("p"), dimConst(kHidden)}, 0, tokens * kHidden * 4);
   int present = addBuffer(m, "present_key.0", art::Buffer::KV_CACHE, art::F32,
-                          {dimSym("b"), dimConst(1), dimSym("p", 0, "s"), dimConst(kHidden)}, 0,
+                          {dimSym("b"), dimConst(1), dimSym("p", 1, "s"), dimConst(kHidden)}, 0,
                           tokens * kHidden * 4);
   // Arena: x at 0, logits after it (64-aligned).
   uint64_t xBytes = tokens * kHidden * 4, logitsOffset = (xBytes + 63) / 64 * 64;

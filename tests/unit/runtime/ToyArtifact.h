@@ -23,6 +23,21 @@ constexpr int64_t kVocab = 16, kHidden = 4, kMaxContext = 32, kMaxBatch = 4;
 /// The embedding table of the toys (deterministic).
 std::vector<float> toyEmbedding();
 
+/// The C every toy kernel source starts with: kernel_abi.h's range type and TOY_RANGE(name), which defines
+/// name_range running the kernel whole (extent 1).
+extern const char *const kToyKernelPrelude;
+
+// Pieces of hand-made manifests.
+kiln::artifact::Dim dimConst(int64_t c);
+/// coeff * sym, plus sym2 if given.
+kiln::artifact::Dim dimSym(const char *sym, int64_t coeff = 1, const char *sym2 = nullptr);
+void addPort(google::protobuf::RepeatedPtrField<kiln::artifact::Port> *ports, const std::string &name, int buffer);
+
+/// B rows of S token ids below kVocab; `salt` gives another prompt.
+std::vector<int64_t> toyPrompt(int64_t B, int64_t S, int64_t salt = 0);
+/// Positions [pos, pos + c) of each row of `ids` [B, S]: the [B, c] chunk a session runs next.
+std::vector<int64_t> promptChunk(const std::vector<int64_t> &ids, int64_t B, int64_t S, int64_t pos, int64_t c);
+
 struct ToyOptions {
   bool encoder = false;
   std::string missingKernel;   // if set, the manifest names this kernel symbol (absent from the .so)
@@ -46,5 +61,8 @@ std::vector<float> toyEncoderReference(const std::vector<int64_t> &ids, const st
 
 /// A fresh directory under the test temp dir.
 std::string makeTempDir(const std::string &tag);
+
+/// Runs `command` through the shell, its stdout into `output`; the exit code, or -1 when it did not exit.
+int runCommand(const std::string &command, std::string &output);
 
 } // namespace kiln::runtime::test

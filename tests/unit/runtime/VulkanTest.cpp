@@ -42,13 +42,8 @@ namespace art = kiln::artifact;
 namespace {
 
 
-const char *kCpuC = R"C(
-#include <stdint.h>
-/* kernel_abi.h: each kernel takes a (begin, end) range and has a <symbol>_range; these run whole (extent 1). */
-typedef struct { int64_t extent, grain, flags; } kiln_kernel_range;
-#define TOY_RANGE(name) \
-  void name##_range(const int64_t *sym, kiln_kernel_range *r) { (void)sym; r->extent = 1; r->grain = 1; r->flags = 0; }
-TOY_RANGE(toy_project)
+// After kToyKernelPrelude.
+const char *kCpuC = R"C(TOY_RANGE(toy_project)
 void toy_project(void *const *buf, const int64_t *sym, int64_t begin, int64_t end) { /* symbols {b, p, s} */
   const float *h = (const float *)buf[0];
   const float *embed = (const float *)buf[1];
@@ -79,24 +74,6 @@ std::string compileGlsl(const std::string &dir, const std::string &name, std::st
     return "glslangValidator failed: " + readFile(dir + "/" + name + ".log");
   spirv = readFile(out);
   return spirv.empty() ? "empty SPIR-V" : "";
-}
-
-art::Dim dConst(int64_t c) {
-  art::Dim d;
-  d.set_constant(c);
-  return d;
-}
-art::Dim dSym(const char *sym, int64_t coeff = 1, const char *sym2 = nullptr) {
-  art::Dim d;
-  auto *t = d.add_terms();
-  t->set_symbol(sym);
-  t->set_coeff(coeff);
-  if (sym2) {
-    t = d.add_terms();
-    t->set_symbol(sym2);
-    t->set_coeff(1);
-  }
-  return d;
 }
 
 /// The artifact's target profile: the conservative built-in one, renamed, changed by `edit`.
@@ -131,7 +108,7 @@ std::string writeVulkanToy(const std::string &path, const VkToyOptions &o) {
       !(e = compileGlsl(dir, "scale", spvScale, flags + (o.integerDotProduct ? " -DINTEGER_DOT_PRODUCT" : ""))).empty())
     return e;
   {
-    std::ofstream(dir + "/cpu.c") << kCpuC;
+    std::ofstream(dir + "/cpu.c") << kToyKernelPrelude << kCpuC;
     std::string cmd = std::string(KILN_C_COMPILER) + " -O1 -shared -fPIC -o " + dir + "/cpu.so " + dir + "/cpu.c";
     if (std::system(cmd.c_str()) != 0)
       return "compiling the CPU kernel failed";
@@ -169,23 +146,23 @@ std::string writeVulkanToy(const std::string &path, const VkToyOptions &o) {
     return b->id();
   };
   const auto W = art::Buffer::WEIGHT, A = art::Buffer::ARENA, KV = art::Buffer::KV_CACHE, IN = art::Buffer::INPUT;
-  int embedDev = buf("model.embed_tokens.weight", W, art::F32, {dConst(kVocab), dConst(kHidden)}, 0, 256, true);
-  int embedHost = buf("lm_head.weight", W, art::F32, {dConst(kVocab), dConst(kHidden)}, 0, 256, false);
-  int ids = buf("input_ids", IN, art::I64, {dSym("b"), dSym("s")}, 0, tok * 8, false);
-  int idsDev = buf("input_ids.device", A, art::I64, {dSym("b"), dSym("s")}, 0, tok * 8, true);
-  int xDev = buf("model.embed_tokens", A, art::F32, {dSym("b"), dSym("s"), dConst(kHidden)}, 1024, tok * 16, true);
-  int past = buf("past_key.0", KV, art::F32, {dSym("b"), dConst(1), dSym("p"), dConst(kHidden)}, 0, tok * 16, true);
-  int present = buf("present_key.0", KV, art::F32, {dSym("b"), dConst(1), dSym("p", 1, "s"), dConst(kHidden)}, 0,
+  int embedDev = buf("model.embed_tokens.weight", W, art::F32, {dimConst(kVocab), dimConst(kHidden)}, 0, 256, true);
+  int embedHost = buf("lm_head.weight", W, art::F32, {dimConst(kVocab), dimConst(kHidden)}, 0, 256, false);
+  int ids = buf("input_ids", IN, art::I64, {dimSym("b"), dimSym("s")}, 0, tok * 8, false);
+  int idsDev = buf("input_ids.device", A, art::I64, {dimSym("b"), dimSym("s")}, 0, tok * 8, true);
+  int xDev = buf("model.embed_tokens", A, art::F32, {dimSym("b"), dimSym("s"), dimConst(kHidden)}, 1024, tok * 16, true);
+  int past = buf("past_key.0", KV, art::F32, {dimSym("b"), dimConst(1), dimSym("p"), dimConst(kHidden)}, 0, tok * 16, true);
+  int present = buf("present_key.0", KV, art::F32, {dimSym("b"), dimConst(1), dimSym("p", 1, "s"), dimConst(kHidden)}, 0,
                     tok * 16, true);
-  int hDev = buf("model.layers.0", A, art::F32, {dSym("b"), dSym("s"), dConst(kHidden)}, 3072, tok * 16, true);
-  int hHost = buf("model.layers.0.host", A, art::F32, {dSym("b"), dSym("s"), dConst(kHidden)}, 0, tok * 16,
+  int hDev = buf("model.layers.0", A, art::F32, {dimSym("b"), dimSym("s"), dimConst(kHidden)}, 3072, tok * 16, true);
+  int hHost = buf("model.layers.0.host", A, art::F32, {dimSym("b"), dimSym("s"), dimConst(kHidden)}, 0, tok * 16,
                   o.hostBufferInVulkanDispatch ? false : false);
-  int logitsHost = buf("lm_head", A, art::F32, {dSym("b"), dSym("s"), dConst(kVocab)}, 2048, tok * 64, false);
-  int logitsDev = buf("lm_head.device", A, art::F32, {dSym("b"), dSym("s"), dConst(kVocab)}, 5120, tok * 64, true);
+  int logitsHost = buf("lm_head", A, art::F32, {dimSym("b"), dimSym("s"), dimConst(kVocab)}, 2048, tok * 64, false);
+  int logitsDev = buf("lm_head.device", A, art::F32, {dimSym("b"), dimSym("s"), dimConst(kVocab)}, 5120, tok * 64, true);
   // out_dev reuses [0, 8192): ids / x / h of this step are dead by then (a WAR hazard for the barriers).
-  int outDev = buf("scale", A, art::F32, {dSym("b"), dSym("s"), dConst(kVocab)}, 0, tok * 64, true);
+  int outDev = buf("scale", A, art::F32, {dimSym("b"), dimSym("s"), dimConst(kVocab)}, 0, tok * 64, true);
   int logits = o.deviceOutput ? outDev
-                              : buf("logits", A, art::F32, {dSym("b"), dSym("s"), dConst(kVocab)}, 10240, tok * 64, false);
+                              : buf("logits", A, art::F32, {dimSym("b"), dimSym("s"), dimConst(kVocab)}, 10240, tok * 64, false);
   m.set_arena_bytes(10240 + tok * 64);
   m.set_device_arena_bytes(5120 + tok * 64);
 
@@ -199,17 +176,17 @@ std::string writeVulkanToy(const std::string &path, const VkToyOptions &o) {
       for (int a = 0; a < 3; ++a)
         k->add_workgroup_size(a == 0 ? 64 : 1);
       *k->add_global_size() = global;
-      *k->add_global_size() = dConst(1);
-      *k->add_global_size() = dConst(1);
+      *k->add_global_size() = dimConst(1);
+      *k->add_global_size() = dimConst(1);
     }
     return m.kernels_size() - 1;
   };
   int kProject = kernel("toy_project", "", {});
-  int kGather = kernel("vk_gather", spvGather, dSym("s", 4));
-  int kConcat = kernel("vk_concat", spvConcat, dSym("p", 4, "s"));
-  int kPrefix = kernel("vk_prefix", spvPrefix, dConst(64));
+  int kGather = kernel("vk_gather", spvGather, dimSym("s", 4));
+  int kConcat = kernel("vk_concat", spvConcat, dimSym("p", 4, "s"));
+  int kPrefix = kernel("vk_prefix", spvPrefix, dimConst(64));
   m.mutable_kernels(kPrefix)->set_shared_memory_bytes(o.sharedMemory);
-  int kScale = kernel("vk_scale", spvScale, dSym("s", 16));
+  int kScale = kernel("vk_scale", spvScale, dimSym("s", 16));
   auto dispatch = [&](int k, std::vector<int> bufs, const char *loc, const char *device, bool transfer = false) {
     auto *d = m.add_dispatches();
     d->set_kernel(k);
@@ -229,15 +206,10 @@ std::string writeVulkanToy(const std::string &path, const VkToyOptions &o) {
   dispatch(kScale, {logitsDev, outDev}, "scale", "vulkan");
   if (!o.deviceOutput)
     dispatch(0, {outDev, logits}, "transfer.out", "vulkan", true);
-  auto port = [](google::protobuf::RepeatedPtrField<art::Port> *ports, const char *name, int b) {
-    auto *p = ports->Add();
-    p->set_name(name);
-    p->set_buffer(b);
-  };
-  port(m.mutable_inputs(), "input_ids", ids);
-  port(m.mutable_inputs(), "past_key.0", past);
-  port(m.mutable_outputs(), "logits", logits);
-  port(m.mutable_outputs(), "present_key.0", present);
+  addPort(m.mutable_inputs(), "input_ids", ids);
+  addPort(m.mutable_inputs(), "past_key.0", past);
+  addPort(m.mutable_outputs(), "logits", logits);
+  addPort(m.mutable_outputs(), "present_key.0", present);
   auto *kv = m.add_kv_cache();
   kv->set_name("key.0");
   kv->set_past_buffer(past);
@@ -289,12 +261,6 @@ protected:
     if (!haveVulkanDevice(why))
       GTEST_SKIP() << why;
   }
-  static std::vector<int64_t> prompt(int64_t B, int64_t S, int64_t salt = 0) {
-    std::vector<int64_t> ids(B * S);
-    for (int64_t i = 0; i < B * S; ++i)
-      ids[i] = (i * 5 + 3 + salt) % kVocab;
-    return ids;
-  }
   static std::vector<float> expected(const std::vector<int64_t> &ids, int64_t B, int64_t S) {
     std::vector<float> r = toyCausalReference(ids, B, S);
     for (float &x : r)
@@ -308,9 +274,7 @@ protected:
     std::vector<float> out(B * S * kVocab);
     int64_t pos = 0;
     for (int64_t c : chunks) {
-      std::vector<int64_t> chunk(B * c);
-      for (int64_t r = 0; r < B; ++r)
-        std::copy_n(ids.begin() + r * S + pos, c, chunk.begin() + r * c);
+      std::vector<int64_t> chunk = promptChunk(ids, B, S, pos, c);
       EXPECT_EQ(kiln_session_run(s, chunk.data(), nullptr, B, c), KILN_OK) << kiln_session_error(s);
       const float *data = nullptr;
       int64_t shape[KILN_MAX_RANK];
@@ -338,6 +302,18 @@ protected:
     ASSERT_EQ(toyArtifact(dir_, name, o, path), "");
     ASSERT_EQ(kiln_model_load(path.c_str(), nullptr, model), KILN_OK) << kiln_last_error();
   }
+  /// The toy `name` with options `o` computes the reference: toyPrompt(2, 5, 4) run in `chunks`.
+  static void expectToyMatchesReference(const std::string &name, const VkToyOptions &o,
+                                        const std::vector<int64_t> &chunks) {
+    kiln_model *model = nullptr;
+    ASSERT_NO_FATAL_FAILURE(loadToy(name, o, &model));
+    kiln_session *s = nullptr;
+    ASSERT_EQ(kiln_session_create(model, 2, &s), KILN_OK) << kiln_last_error();
+    auto ids = toyPrompt(2, 5, 4);
+    expectNear(runChunks(s, ids, 2, 5, chunks), expected(ids, 2, 5));
+    kiln_session_free(s);
+    kiln_model_free(model);
+  }
   static std::string dir_, path_;
 };
 std::string VulkanRuntimeTest::dir_, VulkanRuntimeTest::path_;
@@ -348,7 +324,7 @@ TEST_F(VulkanRuntimeTest, OneShotMatchesReference) {
   EXPECT_STRNE(kiln_model_device(model), "cpu");
   kiln_session *s = nullptr;
   ASSERT_EQ(kiln_session_create(model, 2, &s), KILN_OK) << kiln_last_error();
-  auto ids = prompt(2, 7);
+  auto ids = toyPrompt(2, 7);
   expectNear(runChunks(s, ids, 2, 7, {7}), expected(ids, 2, 7));
   EXPECT_EQ(kiln_session_past_length(s), 7);
   kiln_session_free(s);
@@ -360,7 +336,7 @@ TEST_F(VulkanRuntimeTest, ChunkedEqualsOneShot) {
   ASSERT_EQ(kiln_model_load(path_.c_str(), nullptr, &model), KILN_OK) << kiln_last_error();
   kiln_session *s = nullptr;
   ASSERT_EQ(kiln_session_create(model, 3, &s), KILN_OK) << kiln_last_error();
-  auto ids = prompt(3, 9, 1);
+  auto ids = toyPrompt(3, 9, 1);
   std::vector<float> oneShot = runChunks(s, ids, 3, 9, {9});
   expectNear(oneShot, expected(ids, 3, 9));
   for (const std::vector<int64_t> &chunks : {std::vector<int64_t>{2, 5, 2}, {1, 1, 1, 1, 1, 1, 1, 1, 1}, {8, 1}})
@@ -377,7 +353,7 @@ TEST_F(VulkanRuntimeTest, TwoSessionsInterleavedAndConcurrent) {
   kiln_session *a = nullptr, *b = nullptr;
   ASSERT_EQ(kiln_session_create(model, 1, &a), KILN_OK);
   ASSERT_EQ(kiln_session_create(model, 2, &b), KILN_OK);
-  auto idsA = prompt(1, 6, 2), idsB = prompt(2, 5, 3);
+  auto idsA = toyPrompt(1, 6, 2), idsB = toyPrompt(2, 5, 3);
   // Interleaved chunk by chunk: each session's device KV cache is its own.
   int64_t posA = 0, posB = 0;
   std::vector<float> outA(6 * kVocab);
@@ -413,14 +389,7 @@ TEST_F(VulkanRuntimeTest, TwoSessionsInterleavedAndConcurrent) {
 TEST_F(VulkanRuntimeTest, DeviceOutputIsReadBack) {
   VkToyOptions o;
   o.deviceOutput = true;
-  kiln_model *model = nullptr;
-  ASSERT_NO_FATAL_FAILURE(loadToy("devout.kiln", o, &model));
-  kiln_session *s = nullptr;
-  ASSERT_EQ(kiln_session_create(model, 2, &s), KILN_OK) << kiln_last_error();
-  auto ids = prompt(2, 5, 4);
-  expectNear(runChunks(s, ids, 2, 5, {3, 2}), expected(ids, 2, 5));
-  kiln_session_free(s);
-  kiln_model_free(model);
+  expectToyMatchesReference("devout.kiln", o, {3, 2});
 }
 
 // Kernels that read the symbols from the uniform: each step shape's command buffers are recorded once and
@@ -434,7 +403,7 @@ TEST_F(VulkanRuntimeTest, ReplayedStepsMatchReference) {
   kiln_session *s = nullptr, *t = nullptr;
   ASSERT_EQ(kiln_session_create(model, 2, &s), KILN_OK) << kiln_last_error();
   ASSERT_EQ(kiln_session_create(model, 1, &t), KILN_OK) << kiln_last_error();
-  auto ids = prompt(2, 11, 5), idsT = prompt(1, 6, 6);
+  auto ids = toyPrompt(2, 11, 5), idsT = toyPrompt(1, 6, 6);
   const std::vector<float> want = expected(ids, 2, 11);
   for (const std::vector<int64_t> &chunks :
        {std::vector<int64_t>{11}, {3, 1, 1, 1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, {2, 2, 2, 2, 3}}) {
@@ -468,14 +437,7 @@ TEST_F(VulkanRuntimeTest, IntegerDotProductKernel) {
     EXPECT_EQ(kiln::target::missingCapabilities(without, need).find("no shaderIntegerDotProduct (integer_dot_product)") !=
                   std::string::npos,
               integerDot);
-    kiln_model *model = nullptr;
-    ASSERT_NO_FATAL_FAILURE(loadToy(name, o, &model));
-    kiln_session *s = nullptr;
-    ASSERT_EQ(kiln_session_create(model, 2, &s), KILN_OK) << kiln_last_error();
-    auto ids = prompt(2, 5, 4);
-    expectNear(runChunks(s, ids, 2, 5, {3, 1, 1}), expected(ids, 2, 5));
-    kiln_session_free(s);
-    kiln_model_free(model);
+    expectToyMatchesReference(name, o, {3, 1, 1});
   }
 }
 
@@ -579,14 +541,8 @@ TEST(VulkanDevices, JsonHasTheSchemaKeys) {
   std::string why;
   if (!haveVulkanDevice(why))
     GTEST_SKIP() << why;
-  FILE *p = popen((std::string(KILN_BINARY) + " devices --json --device 0").c_str(), "r");
-  ASSERT_NE(p, nullptr);
   std::string out;
-  char chunk[4096];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, p)) > 0)
-    out.append(chunk, n);
-  ASSERT_EQ(pclose(p), 0) << out;
+  ASSERT_EQ(runCommand(std::string(KILN_BINARY) + " devices --json --device 0", out), 0) << out;
   for (const char *key : {"name", "api_version", "float16", "int8", "storage16", "storage8", "subgroup_size",
                           "subgroup_ops", "max_shared_memory", "max_workgroup_invocations", "max_workgroup_size",
                           "max_workgroup_count", "max_storage_buffer_range", "max_allocation_size",
@@ -610,16 +566,12 @@ TEST(VulkanDevices, JsonHasTheSchemaKeys) {
 }
 
 TEST(VulkanDevices, NoDriverIsACleanError) {
-  FILE *p = popen(("VK_DRIVER_FILES=/nonexistent/icd.json VK_ICD_FILENAMES=/nonexistent/icd.json " +
-                   std::string(KILN_BINARY) + " devices 2>&1").c_str(), "r");
-  ASSERT_NE(p, nullptr);
   std::string out;
-  char chunk[4096];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, p)) > 0)
-    out.append(chunk, n);
-  int status = pclose(p);
-  EXPECT_EQ(WEXITSTATUS(status), 1) << out;
+  EXPECT_EQ(runCommand("VK_DRIVER_FILES=/nonexistent/icd.json VK_ICD_FILENAMES=/nonexistent/icd.json " +
+                           std::string(KILN_BINARY) + " devices 2>&1",
+                       out),
+            1)
+      << out;
   EXPECT_NE(out.find("no Vulkan device"), std::string::npos) << out;
   EXPECT_NE(out.find("VK_DRIVER_FILES"), std::string::npos) << out;
 }
