@@ -8,7 +8,6 @@ transformers 5.x config.json and with its 4.x twin config.v4.json, each on the i
 fused IR (`kiln eval --fuse`: the differential test of the fusion passes). Prints one line per run and a
 closing 'N passed, N failed' line; exits 1 on any failure.
 """
-import argparse
 import json
 import os
 import shutil
@@ -21,42 +20,23 @@ import st  # noqa: E402
 
 
 def run_case(kiln, case_dir, model_dir, chunks, tmp, threshold, fuse=False):
-    case = json.load(open(os.path.join(case_dir, "case.json")))
-    ref = st.read(os.path.join(case_dir, "reference.safetensors"))
-    name = "logits" if case["task"] == "causal-lm" else "last_hidden_state"
     out = os.path.join(tmp, "out.safetensors")
-    cmd = [kiln, "eval", model_dir, "--inputs", os.path.join(case_dir, "reference.safetensors"), "--outputs", out]
-    if chunks:
-        cmd += ["--chunks", ",".join(map(str, chunks))]
-    if fuse:
-        cmd.append("--fuse")
+    cmd = [kiln, "eval", model_dir] + st.reference_io(case_dir, out, chunks) + (["--fuse"] if fuse else [])
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         return False, "exit %d: %s" % (proc.returncode, proc.stderr.strip())
-    got = st.read(out)[name]
-    if got[1] != ref[name][1]:
-        return False, "shape %s, expected %s" % (got[1], ref[name][1])
-    err = st.rel_err(got[2], ref[name][2])
-    return err <= threshold, "rel err %.3e" % err
+    return st.compare_output(out, case_dir, threshold)
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("kiln")
-    ap.add_argument("data")
-    ap.add_argument("--threshold", type=float, default=1e-4)
+    ap = st.case_arguments(cases=False)
     ap.add_argument("--no-fused", action="store_true", help="skip the kiln eval --fuse runs")
     args = ap.parse_args()
     passed = failed = 0
     with tempfile.TemporaryDirectory() as tmp:
-        for case_name in sorted(os.listdir(args.data)):
+        for case_name in st.case_names(args.data):
             case_dir = os.path.join(args.data, case_name)
-            if not os.path.exists(os.path.join(case_dir, "case.json")):
-                continue
             case = json.load(open(os.path.join(case_dir, "case.json")))
-            schedules = [None]
-            if case["task"] == "causal-lm":
-                schedules = [case["chunks"], None, [1] * case["seq"]]
             # The 4.x twin: same weights, config.v4.json as config.json.
             v4 = os.path.join(tmp, case_name + "-v4")
             os.makedirs(v4, exist_ok=True)
@@ -65,12 +45,10 @@ def main():
             if not os.path.exists(link):
                 os.symlink(os.path.abspath(os.path.join(case_dir, "model.safetensors")), link)
             for style, model_dir in (("5.x", case_dir), ("4.x", v4)):
-                for chunks in schedules:
+                for chunks in st.schedules(case):
                     for fuse in (False,) if args.no_fused else (False, True):
                         ok, msg = run_case(args.kiln, case_dir, model_dir, chunks, tmp, args.threshold, fuse)
-                        label = ",".join(map(str, chunks)) if chunks else "one chunk"
-                        if chunks and len(chunks) > 1 and set(chunks) == {1}:
-                            label = "token by token"
+                        label = st.schedule_label(chunks)
                         print("%-4s %-14s %-4s %-7s %-16s %s" % ("ok" if ok else "FAIL", case_name, style,
                                                                 "fused" if fuse else "imported", label, msg))
                         sys.stdout.flush()

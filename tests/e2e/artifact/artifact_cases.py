@@ -10,7 +10,6 @@ every corruption of one compiled artifact (truncations, flipped bytes in header 
 another version, another magic) must make `kiln inspect` and `kiln run` exit 1 with one line on stderr,
 never a signal. Prints one line per check and 'N passed, N failed'; exits 1 on any failure.
 """
-import argparse
 import json
 import os
 import struct
@@ -35,21 +34,12 @@ def run(cmd, timeout=600):
 
 
 def check_run(kiln, artifact, case_dir, chunks, tmp, threshold, label):
-    case = json.load(open(os.path.join(case_dir, "case.json")))
-    ref = st.read(os.path.join(case_dir, "reference.safetensors"))
-    name = "logits" if case["task"] == "causal-lm" else "last_hidden_state"
     out = os.path.join(tmp, "out.safetensors")
-    cmd = [kiln, "run", artifact, "--inputs", os.path.join(case_dir, "reference.safetensors"), "--outputs", out]
-    if chunks:
-        cmd += ["--chunks", ",".join(map(str, chunks))]
-    p = run(cmd)
+    p = run([kiln, "run", artifact] + st.reference_io(case_dir, out, chunks))
     if p.returncode != 0:
         return report(False, label, "exit %d: %s" % (p.returncode, p.stderr.strip()))
-    got = st.read(out)[name]
-    if got[1] != ref[name][1]:
-        return report(False, label, "shape %s, expected %s" % (got[1], ref[name][1]))
-    err = st.rel_err(got[2], ref[name][2])
-    return report(err <= threshold, label, "rel err %.3e" % err)
+    ok, msg = st.compare_output(out, case_dir, threshold)
+    return report(ok, label, msg)
 
 
 def expect_clean_failure(cmd, code, label, needle=None):
@@ -97,20 +87,12 @@ def corruptions(data):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("kiln")
-    ap.add_argument("data")
-    ap.add_argument("--threshold", type=float, default=1e-4)
-    ap.add_argument("--cases", default="")
-    args = ap.parse_args()
+    args = st.case_arguments().parse_args()
     kiln = args.kiln
-    wanted = set(filter(None, args.cases.split(",")))
     with tempfile.TemporaryDirectory() as tmp:
         first_artifact = None
-        for case_name in sorted(os.listdir(args.data)):
+        for case_name in st.case_names(args.data, args.cases):
             case_dir = os.path.join(args.data, case_name)
-            if not os.path.exists(os.path.join(case_dir, "case.json")) or (wanted and case_name not in wanted):
-                continue
             case = json.load(open(os.path.join(case_dir, "case.json")))
             # Fused (the default) and --no-fuse: the differential test of every fusion.
             for variant, extra in (("fused", []), ("unfused", ["--no-fuse"])):
@@ -125,14 +107,9 @@ def main():
                 dumps = ["00-imported.mlir"] + (["01-fused.mlir"] if not extra else [])
                 report(all(os.path.exists(os.path.join(dump, d)) for d in dumps), name + ": --dump-dir " + " ".join(dumps))
                 first_artifact = first_artifact or artifact
-                schedules = [None]
-                if case["task"] == "causal-lm":
-                    schedules = [case["chunks"], None, [1] * case["seq"]]
-                for chunks in schedules:
-                    label = ",".join(map(str, chunks)) if chunks else "one chunk"
-                    if chunks and len(chunks) > 1 and set(chunks) == {1}:
-                        label = "token by token"
-                    check_run(kiln, artifact, case_dir, chunks, tmp, args.threshold, "%s: run %s" % (name, label))
+                for chunks in st.schedules(case):
+                    check_run(kiln, artifact, case_dir, chunks, tmp, args.threshold,
+                              "%s: run %s" % (name, st.schedule_label(chunks)))
                 p = run([kiln, "inspect", artifact])
                 ok = p.returncode == 0 and "dispatches" in p.stdout and "kiln artifact, format version " in p.stdout
                 ok = ok and ("kv cache" in p.stdout) == (case["task"] == "causal-lm")

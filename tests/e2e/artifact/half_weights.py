@@ -19,7 +19,6 @@ config's dtype set to match; HF checkpoints ship so):
 The error of the 16-bit model against the Hugging Face f32 reference is printed for information.
 Prints one line per check and 'N passed, N failed'; exits 1 on any failure.
 """
-import argparse
 import array
 import json
 import os
@@ -89,7 +88,7 @@ def check_compile(kiln, model, artifact, extra, label):
 def check_weights_flag(kiln, case_dir, f16_model, tmp, threshold):
     """--weights at compile time and in kiln eval (item 3 above)."""
     case_name = os.path.basename(case_dir)
-    name = "logits" if json.load(open(os.path.join(case_dir, "case.json")))["task"] == "causal-lm" else "last_hidden_state"
+    name = st.output_name(json.load(open(os.path.join(case_dir, "case.json"))))
     inputs = os.path.join(case_dir, "reference.safetensors")
     artifact, out, oracle = (os.path.join(tmp, n) for n in ("w.kiln", "w.safetensors", "w-eval.safetensors"))
     p = run([kiln, "compile", case_dir, "-o", artifact, "--max-context", "32", "--max-batch", "2", "--weights", "bf16"])
@@ -121,21 +120,13 @@ def check_weights_flag(kiln, case_dir, f16_model, tmp, threshold):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("kiln")
-    ap.add_argument("data")
-    ap.add_argument("--threshold", type=float, default=1e-4)
-    ap.add_argument("--cases", default="")
-    a = ap.parse_args()
+    a = st.case_arguments().parse_args()
     kiln = a.kiln
-    wanted = set(filter(None, a.cases.split(",")))
     with tempfile.TemporaryDirectory() as tmp:
-        for case_name in sorted(os.listdir(a.data)):
+        for case_name in st.case_names(a.data, a.cases):
             case_dir = os.path.join(a.data, case_name)
-            if not os.path.exists(os.path.join(case_dir, "case.json")) or (wanted and case_name not in wanted):
-                continue
             case = json.load(open(os.path.join(case_dir, "case.json")))
-            name = "logits" if case["task"] == "causal-lm" else "last_hidden_state"
+            name = st.output_name(case)
             inputs = os.path.join(case_dir, "reference.safetensors")
             hf = output_of(inputs, name)
             chunks = ",".join(map(str, case["chunks"])) if case["task"] == "causal-lm" else None
@@ -144,8 +135,7 @@ def main():
                 model = os.path.join(tmp, "%s-%s" % (case_name, dtype))
                 half_model(case_dir, dtype, model)
                 oracle = os.path.join(tmp, "eval.safetensors")
-                p = run([kiln, "eval", model, "--inputs", inputs, "--outputs", oracle] +
-                        (["--chunks", chunks] if chunks else []))
+                p = run([kiln, "eval", model] + st.reference_io(case_dir, oracle, chunks))
                 if not report(p.returncode == 0, label + ": eval", p.stderr.strip()[-300:]):
                     continue
                 want = output_of(oracle, name)
@@ -155,8 +145,7 @@ def main():
                         continue
                     for schedule in ([chunks, None] if chunks else [None]):
                         out = os.path.join(tmp, "out.safetensors")
-                        p = run([kiln, "run", artifact, "--inputs", inputs, "--outputs", out] +
-                                (["--chunks", schedule] if schedule else []))
+                        p = run([kiln, "run", artifact] + st.reference_io(case_dir, out, schedule))
                         what = "%s %s: run %s == eval" % (label, variant, schedule or "one chunk")
                         if p.returncode != 0:
                             report(False, what, p.stderr.strip()[-300:])
@@ -164,11 +153,9 @@ def main():
                         got = output_of(out, name)
                         err = st.rel_err(got, want)
                         report(err <= a.threshold, what, "rel err %.3e; vs HF f32 %.3e" % (err, st.rel_err(got, hf)))
-        for case_name in sorted(os.listdir(a.data)):
-            case_dir = os.path.join(a.data, case_name)
-            if not os.path.exists(os.path.join(case_dir, "case.json")) or (wanted and case_name not in wanted):
-                continue
-            check_weights_flag(kiln, case_dir, os.path.join(tmp, "%s-F16" % case_name), tmp, a.threshold)
+        for case_name in st.case_names(a.data, a.cases):
+            check_weights_flag(kiln, os.path.join(a.data, case_name), os.path.join(tmp, "%s-F16" % case_name), tmp,
+                               a.threshold)
     print("%d passed, %d failed" % tuple(RESULTS))
     return 1 if RESULTS[1] else 0
 

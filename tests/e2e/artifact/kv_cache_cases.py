@@ -17,24 +17,13 @@ import array
 import ctypes
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st  # noqa: E402
-
-RESULTS = [0, 0]
-
-
-def report(ok, what, msg=""):
-    print("%-4s %-52s %s" % ("ok" if ok else "FAIL", what, msg))
-    RESULTS[0 if ok else 1] += 1
-    return ok
-
-
-def run(cmd, timeout=600):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+from artifact_cases import RESULTS, report, run  # noqa: E402
 
 
 def rows(values, shape):
@@ -63,21 +52,24 @@ class Lib:
     def error(self):
         return self.lib.kiln_last_error().decode()
 
+    def run_logits(self, session, tokens, batch, c):
+        """Runs the [batch, c] chunk `tokens` (flat) on `session`; its logits as (dims, a float pointer)."""
+        if self.lib.kiln_session_run(session, (ctypes.c_int64 * len(tokens))(*tokens), None, batch, c) != 0:
+            raise RuntimeError(self.error())
+        data = ctypes.POINTER(ctypes.c_float)()
+        shape = (ctypes.c_int64 * 8)()
+        rank = ctypes.c_int()
+        if self.lib.kiln_session_output(session, b"logits", ctypes.byref(data), shape, ctypes.byref(rank)) != 0:
+            raise RuntimeError(self.error())
+        return [shape[i] for i in range(rank.value)], data
+
 
 def run_chunks(lib, session, ids, chunks):
     """Runs `ids` (one row) in `chunks` on `session`; the logits of every position, flat."""
     out, at = [], 0
     for c in chunks:
-        buf = (ctypes.c_int64 * c)(*ids[at:at + c])
-        if lib.lib.kiln_session_run(session, buf, None, 1, c) != 0:
-            raise RuntimeError(lib.error())
-        data = ctypes.POINTER(ctypes.c_float)()
-        shape = (ctypes.c_int64 * 8)()
-        rank = ctypes.c_int()
-        if lib.lib.kiln_session_output(session, b"logits", ctypes.byref(data), shape, ctypes.byref(rank)) != 0:
-            raise RuntimeError(lib.error())
-        n = shape[0] * shape[1] * shape[2]
-        out.extend(data[:n])
+        dims, data = lib.run_logits(session, ids[at:at + c], 1, c)
+        out.extend(data[:dims[0] * dims[1] * dims[2]])
         at += c
     return out
 
@@ -167,14 +159,10 @@ def main():
     ap.add_argument("--cases", default="")
     a = ap.parse_args()
     lib = Lib(a.libkiln)
-    wanted = set(filter(None, a.cases.split(",")))
     with tempfile.TemporaryDirectory() as tmp:
-        for name in sorted(os.listdir(a.data)):
+        for name in st.case_names(a.data, a.cases):
             case_dir = os.path.join(a.data, name)
-            cj = os.path.join(case_dir, "case.json")
-            if not os.path.isfile(cj) or (wanted and name not in wanted):
-                continue
-            case = json.load(open(cj))
+            case = json.load(open(os.path.join(case_dir, "case.json")))
             if case.get("task") != "causal-lm":
                 continue
             check_case(a.kiln, lib, case_dir, tmp, a.threshold)

@@ -66,15 +66,7 @@ class Lib(kv_cache_cases.Lib):
         """Runs the batch `rows` in `chunks`; per chunk (shape, the logits as raw bytes, as floats)."""
         out, at, batch = [], 0, len(rows)
         for c in chunks:
-            flat = [t for r in rows for t in r[at:at + c]]
-            if self.lib.kiln_session_run(session, (ctypes.c_int64 * len(flat))(*flat), None, batch, c) != 0:
-                raise RuntimeError(self.error())
-            data = ctypes.POINTER(ctypes.c_float)()
-            shape = (ctypes.c_int64 * 8)()
-            rank = ctypes.c_int()
-            if self.lib.kiln_session_output(session, b"logits", ctypes.byref(data), shape, ctypes.byref(rank)) != 0:
-                raise RuntimeError(self.error())
-            dims = [shape[i] for i in range(rank.value)]
+            dims, data = self.run_logits(session, [t for r in rows for t in r[at:at + c]], batch, c)
             n = dims[0] * dims[1] * dims[2]
             out.append((dims, ctypes.string_at(data, 4 * n), data[:n]))
             at += c
@@ -204,14 +196,10 @@ def main():
     if vulkan:
         os.environ.setdefault("VK_DRIVER_FILES", LVP_ICD) # read when libkiln opens the device
     lib = Lib(a.libkiln)
-    wanted = set(a.cases.split(",")) if a.cases else None
     with tempfile.TemporaryDirectory() as tmp:
-        for name in sorted(os.listdir(a.data)):
+        for name in st.case_names(a.data, a.cases):
             case_dir = os.path.join(a.data, name)
-            case_file = os.path.join(case_dir, "case.json")
-            if not os.path.isfile(case_file) or (wanted and name not in wanted):
-                continue
-            if json.load(open(case_file)).get("task", "causal-lm") != "causal-lm":
+            if json.load(open(os.path.join(case_dir, "case.json"))).get("task", "causal-lm") != "causal-lm":
                 continue
             check_case(a.kiln, lib, case_dir, tmp, vulkan)
         check_errors(a.kiln, lib, a.data, tmp)

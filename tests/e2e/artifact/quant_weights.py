@@ -29,7 +29,6 @@ chunk schedule and one chunk: the int8 GEMM with VNNI, else the sgemm path) with
    N ..."), and on lavapipe (which has the feature) kiln run writes the same bytes as the float GEMVs' artifact.
 Prints one line per check and 'N passed, N failed'; exits 1 on any failure.
 """
-import argparse
 import json
 import os
 import re
@@ -49,7 +48,7 @@ def case_info(case_dir):
     case = json.load(open(os.path.join(case_dir, "case.json")))
     causal = case["task"] == "causal-lm"
     chunks = ",".join(map(str, case["chunks"])) if causal else None
-    return ("logits" if causal else "last_hidden_state"), chunks
+    return st.output_name(case), chunks
 
 
 def output(path, name):
@@ -71,7 +70,7 @@ def run_and_eval(kiln, artifact, case_dir, fmt, chunks, tmp, extra_eval=(), env=
     """kiln run's and kiln eval --weights FMT's outputs (paths), or None with the failure reported."""
     inputs = os.path.join(case_dir, "reference.safetensors")
     out, oracle = os.path.join(tmp, "run.safetensors"), os.path.join(tmp, "eval.safetensors")
-    sched = ["--chunks", chunks] if chunks else []
+    sched = st.chunks_flag(chunks)
     p = run([kiln, "run", artifact, "--inputs", inputs, "--outputs", out] + sched) if env is None else \
         run_env([kiln, "run", artifact, "--inputs", inputs, "--outputs", out] + sched, env)
     q = run([kiln, "eval", case_dir, "--weights", fmt, "--inputs", inputs, "--outputs", oracle] + sched +
@@ -157,7 +156,7 @@ def check_threads(kiln, case_dir, tmp):
     for threads in ("1", "2"):
         out = os.path.join(tmp, "t%s.safetensors" % threads)
         p = run_env([kiln, "run", artifact, "--inputs", inputs, "--outputs", out, "--threads", threads] +
-                    (["--chunks", chunks] if chunks else []), {"KILN_THREADS_GRAIN": "1"})
+                    st.chunks_flag(chunks), {"KILN_THREADS_GRAIN": "1"})
         outs.append(open(out, "rb").read() if p.returncode == 0 else None)
     report(outs[0] is not None and outs[0] == outs[1], "q4_0 --threads 1 == --threads 2 (grain 1), bytes")
 
@@ -267,7 +266,7 @@ def check_vulkan_integer_dot(kiln, case_dir, fmt, tmp):
     if not os.path.exists(LAVAPIPE):
         print("skip %s: run on lavapipe (no %s)" % (label, LAVAPIPE))
         return
-    sched = ["--chunks", chunks] if chunks else []
+    sched = st.chunks_flag(chunks)
     for art, out in zip(("vk-float.kiln", "vk-idot.kiln"), outs):
         q = run_env([kiln, "run", os.path.join(tmp, art), "--inputs", os.path.join(case_dir, "reference.safetensors"),
                      "--outputs", out] + sched, {"VK_DRIVER_FILES": LAVAPIPE})
@@ -286,16 +285,10 @@ def print_table(rows):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("kiln")
-    ap.add_argument("data")
-    ap.add_argument("--threshold", type=float, default=1e-4)
-    ap.add_argument("--cases", default="")
+    ap = st.case_arguments()
     ap.add_argument("--table", action="store_true")
     a = ap.parse_args()
-    wanted = set(filter(None, a.cases.split(",")))
-    cases = [os.path.join(a.data, c) for c in sorted(os.listdir(a.data))
-             if os.path.exists(os.path.join(a.data, c, "case.json")) and (not wanted or c in wanted)]
+    cases = [os.path.join(a.data, c) for c in st.case_names(a.data, a.cases)]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for case_dir in cases:

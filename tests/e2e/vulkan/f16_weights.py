@@ -11,7 +11,6 @@ For llama-tiny's config with random f16 and bf16 weights (kiln synth --dtype):
    values reach f32 arithmetic, so the bound is f32 round-off (--threshold).
 Prints one line per check and 'N passed, N failed'; exits 1 on any failure.
 """
-import argparse
 import os
 import re
 import sys
@@ -26,15 +25,8 @@ import st  # noqa: E402
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("kiln")
-    ap.add_argument("data")
-    ap.add_argument("--threshold", type=float, default=1e-4)
-    ap.add_argument("--no-run", action="store_true")
-    a = ap.parse_args()
-    can_run = not a.no_run and os.path.exists(vc.LVP_ICD) and vc.runtime_has_vulkan(a.kiln)
-    env = dict(os.environ, VK_DRIVER_FILES=vc.LVP_ICD)
-    print("kiln run on lavapipe: %s" % ("yes" if can_run else "skipped (no Vulkan runtime or no lavapipe ICD)"))
+    a = st.case_arguments(cases=False, no_run=True).parse_args()
+    can_run, env = vc.lavapipe_run(a)
     case = os.path.join(a.data, "llama-tiny")
     inputs = os.path.join(case, "reference.safetensors")
     seq = st.read(inputs)["input_ids"][1][-1]
@@ -68,8 +60,7 @@ def main():
             ref = st.read(ref_out)["logits"][2]
             for chunks in ("2,5,1,1,1,1,1", None, ",".join(["1"] * seq)):
                 out = os.path.join(tmp, dtype + "-vk.safetensors")
-                cmd = [a.kiln, "run", vk, "--inputs", inputs, "--outputs", out] + (["--chunks", chunks] if chunks else [])
-                r = run(cmd, env=env)
+                r = run([a.kiln, "run", vk] + st.reference_io(case, out, chunks), env=env)
                 label = "%s: vulkan [%s] == cpu" % (dtype, chunks or "one chunk")
                 if not report(r.returncode == 0, label, r.stderr.strip()[-300:]):
                     continue

@@ -21,7 +21,6 @@ With lavapipe-64k.json (lavapipe with maxStorageBufferRange 64 KiB) the [512, 64
    chunks hold the rows of the unsplit matrix (the split artifact computes what the 64 KiB one, unsplit, does).
 Prints one line per check and 'N passed, N failed'; exits 1 on any failure.
 """
-import argparse
 import json
 import os
 import re
@@ -105,15 +104,8 @@ def check_quantized_chunks(a, tmp, env, can_run):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("kiln")
-    ap.add_argument("data")
-    ap.add_argument("--threshold", type=float, default=1e-3)
-    ap.add_argument("--no-run", action="store_true")
-    a = ap.parse_args()
-    can_run = not a.no_run and os.path.exists(vc.LVP_ICD) and vc.runtime_has_vulkan(a.kiln)
-    env = dict(os.environ, VK_DRIVER_FILES=vc.LVP_ICD)
-    print("kiln run on lavapipe: %s" % ("yes" if can_run else "skipped (no Vulkan runtime or no lavapipe ICD)"))
+    a = st.case_arguments(threshold=1e-3, cases=False, no_run=True).parse_args()
+    can_run, env = vc.lavapipe_run(a)
     with tempfile.TemporaryDirectory() as tmp:
         for c, weights in CASES.items():
             d = os.path.join(a.data, c)

@@ -15,7 +15,6 @@ usage: vulkan_cases.py KILN DATA_DIR [--threshold 1e-3] [--cases a,b] [--no-run]
    /dev/zero, a directory, a FIFO: exit 1 at once with one line; `kiln devices --json` output compiles.
 Prints one line per check and 'N passed, N failed'; exits 1 on any failure.
 """
-import argparse
 import json
 import os
 import re
@@ -68,10 +67,17 @@ def runtime_has_vulkan(kiln):
     return p.returncode == 0
 
 
+def lavapipe_run(a):
+    """(can_run, env): whether kiln run can run on lavapipe here (not --no-run, its ICD present, a runtime with
+    Vulkan), said in one line, and the environment that selects it."""
+    can_run = not a.no_run and os.path.exists(LVP_ICD) and runtime_has_vulkan(a.kiln)
+    print("kiln run on lavapipe: %s" % ("yes" if can_run else "skipped (no Vulkan runtime or no lavapipe ICD)"))
+    return can_run, dict(os.environ, VK_DRIVER_FILES=LVP_ICD)
+
+
 def check_runs(kiln, artifact, case_dir, tmp, threshold, label, env):
     case = json.load(open(os.path.join(case_dir, "case.json")))
     ref = st.read(os.path.join(case_dir, "reference.safetensors"))
-    name = "logits" if case["task"] == "causal-lm" else "last_hidden_state"
     schedules = [case.get("chunks")] if case.get("chunks") else [None]
     if case["task"] == "causal-lm":
         seq = ref["input_ids"][1][1]
@@ -83,20 +89,13 @@ def check_runs(kiln, artifact, case_dir, tmp, threshold, label, env):
             continue
         seen.add(key)
         out = os.path.join(tmp, "out.safetensors")
-        cmd = [kiln, "run", artifact, "--inputs", os.path.join(case_dir, "reference.safetensors"), "--outputs", out]
-        if chunks:
-            cmd += ["--chunks", ",".join(map(str, chunks))]
         what = "%s run %s" % (label, ",".join(map(str, chunks)) if chunks else "one chunk")
-        p = run(cmd, env=env)
+        p = run([kiln, "run", artifact] + st.reference_io(case_dir, out, chunks), env=env)
         if p.returncode != 0:
             report(False, what, "exit %d: %s" % (p.returncode, p.stderr.strip()[-300:]))
             continue
-        got = st.read(out)[name]
-        if got[1] != ref[name][1]:
-            report(False, what, "shape %s, expected %s" % (got[1], ref[name][1]))
-            continue
-        err = st.rel_err(got[2], ref[name][2])
-        report(err <= threshold, what, "rel err %.3e" % err)
+        ok, msg = st.compare_output(out, case_dir, threshold)
+        report(ok, what, msg)
 
 
 def check_unreadable_profiles(kiln, case_dir, tmp):
@@ -130,19 +129,9 @@ def check_profile(kiln, art, c, env):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("kiln")
-    ap.add_argument("data")
-    ap.add_argument("--threshold", type=float, default=1e-3)
-    ap.add_argument("--cases", default="")
-    ap.add_argument("--no-run", action="store_true")
-    a = ap.parse_args()
-    cases = sorted(d for d in os.listdir(a.data) if os.path.isfile(os.path.join(a.data, d, "case.json")))
-    if a.cases:
-        cases = [c for c in cases if c in a.cases.split(",")]
-    can_run = not a.no_run and os.path.exists(LVP_ICD) and runtime_has_vulkan(a.kiln)
-    env = dict(os.environ, VK_DRIVER_FILES=LVP_ICD)
-    print("kiln run on lavapipe: %s" % ("yes" if can_run else "skipped (no Vulkan runtime or no lavapipe ICD)"))
+    a = st.case_arguments(threshold=1e-3, no_run=True).parse_args()
+    cases = st.case_names(a.data, a.cases)
+    can_run, env = lavapipe_run(a)
     with tempfile.TemporaryDirectory() as tmp:
         # 1. lavapipe: nothing on the cpu.
         for c in cases:
