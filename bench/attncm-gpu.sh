@@ -8,30 +8,15 @@
 # GPU ms per run from KILN_PROFILE=1 kiln bench -p 512 -n 0 -r R (GPU timestamps, barrier included) and the
 # prefill's GPU ms, this tree (new: attention_..._tilecm64x32) and main (base: attention_..._tile8x32);
 # (c) pp512 of both, alternating. env: R (repetitions, default 5).
-set -u
-cd "$(dirname "$0")/.."
-. bench/gpu-env.sh
-H=${H:-.h200}
+. "$(dirname "$0")/gpu-env.sh"
 A=$H/attncm
-K=$H/bin/kiln
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+card
 echo "== (a) cooperative-matrix attention cases vs the interpreter (kiln_spirv_replay)"
-$A/replay/kiln_spirv_replay $A/replay/cases > /tmp/replay.txt 2>&1
+replay $A
 echo "replay exit code $?"
 grep -E "^device|^cooperative" /tmp/replay.txt
 grep -vE "^PASS|^device|^cooperative" /tmp/replay.txt | head -20
-python3 - <<'PY'
-import re
-worst = {}
-for line in open('/tmp/replay.txt'):
-    m = re.match(r'(PASS|FAIL) (\S+) .*rel error (\S+)', line)
-    if m:
-        err = float(m[3]) if m[3] != 'nan' else float('inf')
-        n, w = worst.get(m[2], (0, 0.0))
-        worst[m[2]] = (n + 1, max(w, err))
-for key, (n, w) in sorted(worst.items()):
-    print(f'  {key}: {n} cases, worst rel error {w:.3g}')
-PY
+python3 bench/replay_worst.py /tmp/replay.txt
 echo "== (b) TinyLlama-1.1B f16 prefill, 512 tokens: KILN_PROFILE=1 kiln bench -p 512 -n 0 -r ${R:-5}"
 for side in new base; do
   [ -f $A/tl-$side.kiln ] || continue

@@ -14,32 +14,26 @@
 #   .gl/*.deb, .gl/rt/*.deb               the Vulkan loader / GL dispatch and the runtime's libraries (devices.md)
 # usage: bash tools/build.sh && [BASE_KILN=/path/to/main/build/bin/kiln] [H=.h200] [TL=DIR] bash bench/attncm-prepare.sh
 #        then the device call: carry [".gl", "$H"], command `[H=$H] bash bench/attncm-gpu.sh` (about a minute).
-set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/prepare-env.sh"
 K=build/bin/kiln
 H=${H:-.h200}
 WORK=${WORK:-/tmp/attncmprep}
 A=$WORK/attncm # copied to $H/attncm when complete
 rm -rf $A && mkdir -p $H/bin $A/replay/cases $WORK/all .gl/rt
 ninja -C build kiln kiln_spirv_tests kiln_spirv_replay >/dev/null
-if [ "${SKIP_RUNTIME:-0}" != 1 ] || [ ! -x $H/bin/kiln ]; then
-  KILN_BUILD_DIR=$H/build bash tools/build.sh -DKILN_BUILD_COMPILER=OFF -DKILN_BUILD_TESTS=OFF >$WORK/rt-build.log 2>&1 \
-    || { tail -20 $WORK/rt-build.log; exit 1; }
-  cp $H/build/bin/kiln $H/bin/kiln && rm -rf $H/build
-fi
+runtime_kiln $WORK/rt-build.log
 rm -rf $WORK/all/*
 KILN_SPIRV_EXPORT=$WORK/all build/bin/kiln_spirv_tests --gtest_filter='SpirvCodegenTest.AttentionExportGpuCases' | grep export
 cp $(grep -l "_tilecm" $WORK/all/*.rpl) $A/replay/cases/ # only the cooperative-matrix ones
 cp build/bin/kiln_spirv_replay $A/replay/
 TL=${TL:-$WORK/tl-f16} # TinyLlama-1.1B f16 from kiln synth (TL=DIR: one made before, e.g. by coopmat-prepare.sh)
-[ -d $TL ] || $K synth bench/configs/tinyllama-1.1b.json -o $TL --seed 1 --dtype f16
+tinyllama $TL --dtype f16
 $K compile $TL -o $A/tl-new.kiln --target vulkan --device-profile nvidia-h200 --max-context 1024 \
   --synthetic-weights 1 --report 2>&1 | grep -E "^kiln compile: attention: [0-9]+ on vulkan;|wrote"
 if [ -n "${BASE_KILN:-}" ]; then
   $BASE_KILN compile $TL -o $A/tl-base.kiln --target vulkan --device-profile nvidia-h200 --max-context 1024 \
     --synthetic-weights 1 2>&1 | tail -1
 fi
-(cd .gl && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 >/dev/null 2>&1)
-(cd .gl/rt && apt-get download libopenblas0-pthread libgfortran5 libquadmath0 libprotobuf32 >/dev/null 2>&1)
+gl_debs
 rm -rf $H/attncm && cp -r $A $H/attncm
 du -sh $H .gl

@@ -11,33 +11,16 @@
 # (the GPU timestamps of each dispatch), the best block per shape, and the prefill's GPU ms; last, pp512 of the
 # whole TinyLlama-1.1B (f16, 22 layers) with the compiler's blocks (new) and main's kernels (base).
 # env: R (repetitions, default 10), TILES (the labels to time, default every tl1-*.kiln prepared).
-set -u
-cd "$(dirname "$0")/.."
-. bench/gpu-env.sh
-H=${H:-.h200} # the carried folder bench/coopmat-prepare.sh wrote
+. "$(dirname "$0")/gpu-env.sh" # H: the carried folder bench/coopmat-prepare.sh wrote
 C=$H/coopmat
-K=$H/bin/kiln
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+card
 echo "== (a) cooperative-matrix kernel cases vs the interpreter (kiln_spirv_replay)"
 ls $C/replay/cases/*.rpl >/dev/null 2>&1 || echo "no cases in $C/replay/cases: rerun bench/coopmat-prepare.sh"
-$C/replay/kiln_spirv_replay $C/replay/cases > /tmp/replay.txt 2>&1
+replay $C
 echo "replay exit code $?"
 grep -E "^device|^cooperative" /tmp/replay.txt
 grep -vE "^PASS|^device|^cooperative" /tmp/replay.txt | head -15
-python3 - <<'PY'
-import re
-worst = {}
-for line in open('/tmp/replay.txt'):
-    m = re.match(r'(PASS|FAIL) (\S+) M=.* rel error (\S+)', line)
-    if m:
-        block = re.search(r'coopmat(\d+x\d+x\d+(?:x2)?)', m[2])
-        key = block[1] if block else ('gemv / scalar' if 'coopmat' not in m[2] else 'coopmat')
-        err = float(m[3]) if m[3] != 'nan' else float('inf')
-        n, w = worst.get(key, (0, 0.0))
-        worst[key] = (n + 1, max(w, err))
-for key, (n, w) in sorted(worst.items()):
-    print(f'  {key:>14}: {n:3d} cases, worst rel error {w:.3g}')
-PY
+python3 bench/replay_worst.py --blocks /tmp/replay.txt
 echo "== (b) TinyLlama-1.1B prefill GEMMs, M = 512: TFLOP/s and ms per dispatch (KILN_PROFILE GPU timestamps)"
 labels=()
 for f in $C/*.kiln; do

@@ -20,8 +20,7 @@
 #   .gl/*.deb, .gl/rt/*.deb               the Vulkan loader / GL dispatch and the runtime's libraries (devices.md)
 # usage: bash tools/build.sh && [BASE_KILN=/path/to/main/kiln] [H=.h200] [TILES="..."] bash bench/coopmat-prepare.sh
 #        then the device call: carry [".gl", "$H"], command `[H=$H] bash bench/coopmat-gpu.sh`.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/prepare-env.sh"
 K=build/bin/kiln
 H=${H:-.h200}
 WORK=${WORK:-/tmp/coopmatprep}
@@ -30,11 +29,7 @@ TILES=${TILES:-"128x128x64 128x256x32 128x256x16x2 64x128x32x2 64x128x64 128x64x
   32x64x64x2 32x32x64 32x32x64x2"}
 rm -rf $C && mkdir -p $H/bin $C/replay/cases .gl/rt $WORK
 ninja -C build kiln kiln_spirv_tests kiln_spirv_replay >/dev/null
-if [ "${SKIP_RUNTIME:-0}" != 1 ] || [ ! -x $H/bin/kiln ]; then
-  KILN_BUILD_DIR=$H/build bash tools/build.sh -DKILN_BUILD_COMPILER=OFF -DKILN_BUILD_TESTS=OFF >$WORK/rt-build.log 2>&1 \
-    || { tail -20 $WORK/rt-build.log; exit 1; }
-  cp $H/build/bin/kiln $H/bin/kiln && rm -rf $H/build
-fi
+runtime_kiln $WORK/rt-build.log
 # The nvidia-h200 profile (its cooperative-matrix shapes included), with a block for every matmul or without
 # cooperative matrices.
 profile() { # TILE OUT
@@ -60,7 +55,7 @@ done
 $K compile $WORK/tl1-bf16 -o $C/tl1-auto-bf16.kiln --target vulkan --device-profile $WORK/profile-auto.json \
   --max-context 1024 --synthetic-weights 1 2>&1 | tail -1
 # The whole TinyLlama-1.1B (22 layers) for pp512 end to end: the compiler's choice, and main's kernels.
-[ -d $WORK/tl-f16 ] || $K synth bench/configs/tinyllama-1.1b.json -o $WORK/tl-f16 --seed 1 --dtype f16
+tinyllama $WORK/tl-f16 --dtype f16
 mkdir -p $C/full
 $K compile $WORK/tl-f16 -o $C/full/new.kiln --target vulkan --device-profile nvidia-h200 --max-context 1024 \
   --synthetic-weights 1 2>&1 | tail -1
@@ -72,7 +67,6 @@ if [ -n "${BASE_KILN:-}" ]; then
 fi
 KILN_SPIRV_EXPORT=$C/replay/cases build/bin/kiln_spirv_tests --gtest_filter='SpirvCodegenTest.ExportGpuCases' | grep export
 cp build/bin/kiln_spirv_replay $C/replay/
-(cd .gl && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 >/dev/null 2>&1)
-(cd .gl/rt && apt-get download libopenblas0-pthread libgfortran5 libquadmath0 libprotobuf32 >/dev/null 2>&1)
+gl_debs
 rm -rf $H/coopmat && cp -r $C $H/coopmat
 du -sh $H .gl

@@ -3,10 +3,8 @@
 # of `kiln bench -p 0 -n 128 -r 3` (decode), the median tokens/s per artifact over the rounds; then
 # KILN_PROFILE=1 per-kernel shares of a decode step of each f16 artifact named in PROFILE (default: base and
 # 4_2048_2, the default tuning). Prints the card first; compare figures only within one call.
-set -u
-cd "$(dirname "$0")/.."
-. bench/gpu-env.sh
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+. "$(dirname "$0")/gpu-env.sh"
+card
 R=/tmp/sweep; rm -rf $R; mkdir -p $R
 for r in $(seq ${ROUNDS:-2}); do
   for m in .h200/sweep/*.kiln; do

@@ -10,8 +10,7 @@
 #   .gl/*.deb, .gl/rt/*.deb                 the Vulkan loader and the runtime's libraries (devices.md)
 # usage: bash tools/build.sh && [BASE_DIR=DIR] [SETTINGS="4,2048,2 4,2048,4 ..."] bash bench/gemv-sweep-prepare.sh
 #        then the device call: carry [".gl", ".h200"], command `bash bench/gemv-sweep-gpu.sh`.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/prepare-env.sh"
 K=${KILN:-build/bin/kiln}
 H=.h200
 WORK=${WORK:-/tmp/gpuprep}
@@ -21,7 +20,7 @@ KILN_BUILD_DIR=/tmp/sweep-rt bash tools/build.sh -DKILN_BUILD_COMPILER=OFF -DKIL
   || { tail -20 $WORK/rt-build.log; exit 1; }
 cp /tmp/sweep-rt/bin/kiln $H/bin/kiln
 for d in f16 f32; do
-  [ -d $WORK/tl-$d ] || $K synth bench/configs/tinyllama-1.1b.json -o $WORK/tl-$d --seed 1 --dtype $d
+  tinyllama $WORK/tl-$d --dtype $d
   for s in $SETTINGS; do
     KILN_SPIRV_GEMV=$s $K compile $WORK/tl-$d -o $H/sweep/tl-$d-${s//,/_}.kiln --target vulkan \
       --device-profile nvidia-h200 --max-context 1024 --synthetic-weights 1 2>&1 | tail -1
@@ -30,7 +29,5 @@ for d in f16 f32; do
 done
 $K compile $WORK/tl-f32 -o $H/sweep/tl-q8_0.kiln --target vulkan --device-profile nvidia-h200 --max-context 1024 \
   --synthetic-weights 1 --weights q8_0 2>&1 | tail -1
-(cd .gl && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 >/dev/null 2>&1)
-(cd .gl/rt && apt-get download libopenblas0-pthread libgfortran5 libquadmath0 libprotobuf32 libonig5 libicu72 \
-  >/dev/null 2>&1)
+gl_debs libonig5 libicu72
 du -sh $H .gl

@@ -22,21 +22,18 @@
 #   .gl/*.deb, .gl/rt/*.deb              the Vulkan loader / GL dispatch and the runtime's libraries (devices.md)
 # usage: bash tools/build.sh && bash bench/gpu-prepare.sh; then the device call: carry [".gl", ".h200"],
 #        command `bash bench/gpu.sh`.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/prepare-env.sh"
 K=${KILN:-build/bin/kiln}
 H=.h200
 WORK=${WORK:-/tmp/gpuprep}
 rm -rf $H/models $H/cases $H/quant $H/base $H/text $H/*.sh && mkdir -p $H/bin $H/models $H/cases $H/peer .gl/rt $WORK
-KILN_BUILD_DIR=$H/build bash tools/build.sh -DKILN_BUILD_COMPILER=OFF -DKILN_BUILD_TESTS=OFF >$WORK/rt-build.log 2>&1 \
-  || { tail -20 $WORK/rt-build.log; exit 1; }
-cp $H/build/bin/kiln $H/bin/kiln && rm -rf $H/build
+runtime_kiln $WORK/rt-build.log
 compile() { # SRC OUT [flags...]
   local src=$1 out=$2; shift 2
   $K compile "$src" -o "$out" --target vulkan --device-profile nvidia-h200 "$@" 2>&1 | tail -1
 }
 for d in f32 f16; do
-  [ -d $WORK/tl-$d ] || $K synth bench/configs/tinyllama-1.1b.json -o $WORK/tl-$d --seed 1 --dtype $d
+  tinyllama $WORK/tl-$d --dtype $d
   compile $WORK/tl-$d $H/models/tl-$d.kiln --max-context 1024 --synthetic-weights 1
 done
 compile $WORK/tl-f32 $H/models/tl-f32mm16.kiln --max-context 1024 --synthetic-weights 1 --matmul-precision f16
@@ -67,7 +64,5 @@ if [ "${QUANT_REPLAY:-1}" != 0 ]; then # about 17 MiB of the carry; QUANT_REPLAY
 fi
 [ -f bench/peers/h200-carry.tar.xz ] || VARIANT=vulkan bash bench/peers/setup.sh
 cp bench/peers/h200-carry.tar.xz $H/peer/carry.tar.xz
-(cd .gl && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 >/dev/null 2>&1)
-(cd .gl/rt && apt-get download libopenblas0-pthread libgfortran5 libquadmath0 libprotobuf32 libonig5 libicu72 \
-  >/dev/null 2>&1)
+gl_debs libonig5 libicu72
 du -sh $H .gl

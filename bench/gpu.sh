@@ -16,13 +16,11 @@
 # llama.cpp's TinyLlama weights are random (bench/peers/random_llama.py with torch, here), kiln's synthetic:
 # the same shapes and formats, not the same values (the speed does not depend on them); q8_0 / q4_0 GGUFs come
 # from the f32 one by llama.cpp's own quantizer when the carry has llama-quantize.
-set -u
-cd "$(dirname "$0")/.."
-. bench/gpu-env.sh
+. "$(dirname "$0")/gpu-env.sh"
 R=${OUT:-/tmp/gpu}/raw; mkdir -p $R
 P=/tmp/peer; rm -rf $P; mkdir -p $P; tar xJf .h200/peer/carry.tar.xz -C $P; L=$P/carry
 FORMATS=${FORMATS:-$(ls .h200/models/tl-*.kiln | sed 's|.*/tl-||; s|\.kiln$||' | tr '\n' ' ')}
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee $R/gpu.txt
+card ,memory.total | tee $R/gpu.txt
 python3 - <<'PY' | tee $R/bandwidth.txt
 import torch
 x = torch.empty(256 * 1024 * 1024, dtype=torch.float32, device='cuda').normal_()

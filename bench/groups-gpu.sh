@@ -4,10 +4,8 @@
 # KILN_PROFILE decode profile of both artifacts (the group kernel's time beside the three it replaces), then
 # kiln bench -p 512 -n 128 -r 5 with (grouped) and without (-nogroup) the groups, alternating, ROUNDS rounds
 # (default 2), for f16 and f32 weights on TinyLlama-1.1B shapes. env: SKIP_CHECKS=1 benchmarks only.
-set -u
-cd "$(dirname "$0")/.."
-. bench/gpu-env.sh
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+. "$(dirname "$0")/gpu-env.sh"
+card ,memory.total
 if [ "${SKIP_CHECKS:-0}" != 1 ]; then
   echo "== reference cases vs HF (dispatch groups on, profile nvidia-h200), each case's chunks and one chunk"
   K=$K bash bench/gpu-cases.sh

@@ -8,15 +8,13 @@
 #   .gl/*.deb, .gl/rt/*.deb                 the Vulkan loader / GL dispatch and the runtime's libraries
 # usage: bash bench/groups-prepare.sh   (after bash tools/build.sh); then carry [".gl", ".h200"] and run
 # `bash bench/groups-gpu.sh` on the GPU machine.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/prepare-env.sh"
 K=build/bin/kiln
 H=.h200
 mkdir -p $H/groups $H/cases $H/bin .gl/rt /tmp/groupsprep
-KILN_BUILD_DIR=$H/build bash tools/build.sh -DKILN_BUILD_COMPILER=OFF -DKILN_BUILD_TESTS=OFF
-cp $H/build/bin/kiln $H/bin/kiln
-[ -d /tmp/groupsprep/tl ] || $K synth bench/configs/tinyllama-1.1b.json -o /tmp/groupsprep/tl --seed 1
-[ -d /tmp/groupsprep/tl16 ] || $K synth bench/configs/tinyllama-1.1b.json -o /tmp/groupsprep/tl16 --seed 1 --dtype f16
+runtime_kiln /tmp/groupsprep/rt-build.log
+tinyllama /tmp/groupsprep/tl
+tinyllama /tmp/groupsprep/tl16 --dtype f16
 for d in f32 f16; do
   src=/tmp/groupsprep/tl; [ $d = f16 ] && src=/tmp/groupsprep/tl16
   for variant in "" -nogroup; do
@@ -26,7 +24,5 @@ for d in f32 f16; do
   done
 done
 K=$K bash bench/cases-prepare.sh
-(cd .gl && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 >/dev/null 2>&1)
-(cd .gl/rt && apt-get download libopenblas0-pthread libgfortran5 libquadmath0 libprotobuf32 >/dev/null 2>&1)
-rm -rf $H/build
+gl_debs
 du -sh $H .gl

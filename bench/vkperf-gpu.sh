@@ -7,10 +7,8 @@
 # KILN_PROFILE decode and prefill profiles and kiln bench -p 512 -n 128 -r 5; last, every reference case vs HF
 # (most important first: a call cut short by its time limit keeps what it printed). env: SKIP_CHECKS=1 benchmarks only; MODELS (default "tl-f16 tl-f16-nocm tl-f32"); ROUNDS (default 2:
 # base and new alternate, each round 5 repetitions after a warm-up).
-set -u
-cd "$(dirname "$0")/.."
-. bench/gpu-env.sh
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+. "$(dirname "$0")/gpu-env.sh"
+card ,memory.total
 echo "== device bandwidth (torch, 1 GiB of f32: copy counts read + write; sum reads)"
 python3 - <<'PY'
 import torch

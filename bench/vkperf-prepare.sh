@@ -11,16 +11,14 @@
 #   .h200/replay/kiln_spirv_replay + cases/*.rpl          kernel cases vs the interpreter (tests/unit/spirv)
 #   .gl/*.deb, .gl/rt/*.deb       the Vulkan loader / GL dispatch and the runtime's libraries (devices.md)
 # usage: BASE_KILN=/path/to/main/kiln bash bench/vkperf-prepare.sh   (after bash tools/build.sh)
-set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/prepare-env.sh"
 K=build/bin/kiln
 BASE_KILN=${BASE_KILN:?the kiln compiler of the baseline (main)}
 H=.h200
 mkdir -p $H/base $H/new $H/cases $H/f16 $H/replay/cases $H/bin .gl/rt /tmp/vkprep
-KILN_BUILD_DIR=$H/build bash tools/build.sh -DKILN_BUILD_COMPILER=OFF -DKILN_BUILD_TESTS=OFF
-cp $H/build/bin/kiln $H/bin/kiln
-[ -d /tmp/vkprep/tl ] || $K synth bench/configs/tinyllama-1.1b.json -o /tmp/vkprep/tl --seed 1
-[ -d /tmp/vkprep/tl16 ] || $K synth bench/configs/tinyllama-1.1b.json -o /tmp/vkprep/tl16 --seed 1 --dtype f16
+runtime_kiln /tmp/vkprep/rt-build.log
+tinyllama /tmp/vkprep/tl
+tinyllama /tmp/vkprep/tl16 --dtype f16
 for d in f32 f16; do
   src=/tmp/vkprep/tl; [ $d = f16 ] && src=/tmp/vkprep/tl16
   for side in base new; do
@@ -46,7 +44,5 @@ python3 bench/compare.py $H/f16/awkward16.ids.safetensors --write-ids \
 rm -rf $H/replay/cases/*
 KILN_SPIRV_EXPORT=$H/replay/cases build/bin/kiln_spirv_tests --gtest_filter='*ExportGpuCases' | grep export
 cp build/bin/kiln_spirv_replay $H/replay/
-(cd .gl && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 >/dev/null 2>&1)
-(cd .gl/rt && apt-get download libopenblas0-pthread libgfortran5 libquadmath0 libprotobuf32 >/dev/null 2>&1)
-rm -rf $H/build
+gl_debs
 du -sh $H .gl

@@ -6,15 +6,11 @@
 # and the count); (b) per format, the decode step's GPU profile (KILN_PROFILE=1 kiln bench -p 0 -n 64 -r 1: the
 # top kernels) of this tree (new) and main (base); (c) tg128 (kiln bench -p 0 -n 128 -r 5), new and base
 # alternating, two rounds.
-set -u
-cd "$(dirname "$0")/.."
-. bench/gpu-env.sh
-H=${H:-.h200}
+. "$(dirname "$0")/gpu-env.sh"
 A=$H/vkq
-K=$H/bin/kiln
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+card
 echo "== (a) quantized kernel cases vs the interpreter (kiln_spirv_replay)"
-$A/replay/kiln_spirv_replay $A/replay/cases > /tmp/replay.txt 2>&1
+replay $A
 echo "replay exit code $?, $(grep -c ^PASS /tmp/replay.txt) PASS"
 grep -vE "^PASS" /tmp/replay.txt | head -20
 for fmt in q8_0 q4_0; do

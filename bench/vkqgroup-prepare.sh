@@ -9,22 +9,17 @@
 #   .gl/*.deb, .gl/rt/*.deb           the Vulkan loader / GL dispatch and the runtime's libraries (devices.md)
 # usage: bash tools/build.sh && [BASE_KILN=/path/to/main/kiln] [H=.h200] bash bench/vkqgroup-prepare.sh
 #        then the device call: carry [".gl", "$H"], command `[H=$H] bash bench/vkqgroup-gpu.sh` (a few minutes).
-set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/prepare-env.sh"
 K=build/bin/kiln
 H=${H:-.h200}
 WORK=${WORK:-/tmp/vkqprep}
 A=$H/vkq
 rm -rf $A && mkdir -p $H/bin $A/replay/cases $WORK .gl/rt
 ninja -C build kiln kiln_spirv_tests kiln_spirv_replay >/dev/null
-if [ "${SKIP_RUNTIME:-0}" != 1 ] || [ ! -x $H/bin/kiln ]; then
-  KILN_BUILD_DIR=$H/build bash tools/build.sh -DKILN_BUILD_COMPILER=OFF -DKILN_BUILD_TESTS=OFF >$WORK/rt-build.log 2>&1 \
-    || { tail -20 $WORK/rt-build.log; exit 1; }
-  cp $H/build/bin/kiln $H/bin/kiln && rm -rf $H/build
-fi
+runtime_kiln $WORK/rt-build.log
 KILN_SPIRV_EXPORT=$A/replay/cases build/bin/kiln_spirv_tests --gtest_filter='QuantSpirvTest.QuantExportGpuCases' | grep export
 cp build/bin/kiln_spirv_replay $A/replay/
-[ -d $WORK/tl ] || $K synth bench/configs/tinyllama-1.1b.json -o $WORK/tl --seed 1 --dtype f32 >/dev/null
+tinyllama $WORK/tl --dtype f32 >/dev/null
 for fmt in q8_0 q4_0; do
   for side in new base; do
     kc=$K; [ $side = base ] && kc=${BASE_KILN:-}
@@ -33,6 +28,5 @@ for fmt in q8_0 q4_0; do
       --synthetic-weights 1 --weights $fmt 2>&1 | tail -1
   done
 done
-(cd .gl && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 >/dev/null 2>&1)
-(cd .gl/rt && apt-get download libopenblas0-pthread libgfortran5 libquadmath0 libprotobuf32 >/dev/null 2>&1)
+gl_debs
 du -sh $H .gl
