@@ -478,14 +478,7 @@ private:
   /// for iv in [lb, ub) step vw_ with loop-carried values (the last iv may be within vw_ of ub).
   SmallVector<Value> forLoopVec(Value lb, Value ub, ValueRange init,
                                 llvm::function_ref<SmallVector<Value>(Value, ValueRange)> body) {
-    auto loop = scf::ForOp::create(b_, lb, ub, c64(vw_), init,
-                                   [&](OpBuilder &nested, Location, Value iv, ValueRange args) {
-                                     OpBuilder::InsertionGuard guard(b_);
-                                     b_.setInsertionPoint(nested.getInsertionBlock(), nested.getInsertionPoint());
-                                     SmallVector<Value> next = body(iv, args);
-                                     scf::YieldOp::create(b_, next);
-                                   });
-    return SmallVector<Value>(loop.getResults());
+    return forLoopStep(lb, ub, c64(vw_), init, body);
   }
 
   /// Strides that read `t` as if broadcast (numpy, right-aligned) to a shape of rank `rank`: 0 along a dim
@@ -513,7 +506,12 @@ private:
   /// for iv in [lb, ub) with loop-carried values; body returns the next values. Returns the final ones.
   SmallVector<Value> forLoop(Value lb, Value ub, ValueRange init,
                              llvm::function_ref<SmallVector<Value>(Value, ValueRange)> body) {
-    auto loop = scf::ForOp::create(b_, lb, ub, c64(1), init,
+    return forLoopStep(lb, ub, c64(1), init, body);
+  }
+  /// forLoop by `step` (the last iv may be within step of ub).
+  SmallVector<Value> forLoopStep(Value lb, Value ub, Value step, ValueRange init,
+                                 llvm::function_ref<SmallVector<Value>(Value, ValueRange)> body) {
+    auto loop = scf::ForOp::create(b_, lb, ub, step, init,
                                    [&](OpBuilder &nested, Location, Value iv, ValueRange args) {
                                      OpBuilder::InsertionGuard guard(b_);
                                      b_.setInsertionPoint(nested.getInsertionBlock(), nested.getInsertionPoint());
@@ -685,6 +683,10 @@ private:
   LogicalResult emitBroadcastTo(Operation *op, const OpTensors &bufs);
   LogicalResult emitSlice(Operation *op, const OpTensors &bufs);
   LogicalResult emitTail(Operation *op, const OpTensors &bufs);
+  /// The result = the input's rows along the op's axis (`axisAttr`) from first(axis) on (slice, tail); `raw`
+  /// copies storage bits.
+  LogicalResult emitRowsFrom(Operation *op, int64_t axisAttr, const OpTensors &bufs, bool raw,
+                             llvm::function_ref<Value(int64_t axis)> first);
   LogicalResult emitConcat(Operation *op, const OpTensors &bufs);
   template <typename OpT> LogicalResult emitReduceOp(Operation *op, const OpTensors &bufs) {
     FailureOr<int64_t> axis = axisOf(op, cast<OpT>(op).getAxis(), bufs.ins[0].dims.size());
@@ -711,6 +713,12 @@ private:
   /// Weight rows (columns of a [K, N] weight) per widened / dequantized tile: kTileElements / K, a multiple of
   /// 16, at least 16, at most N and at most the multiple of 16 above N / 2.
   Value sgemmTileRows(Value K, Value N);
+  /// The range of a matmul that takes a GEMV for few rows (`few`: pathRows <= gemvMaxRows; items: column groups
+  /// of groupRows) and sgemm tiles otherwise (items: tiles of `tile` columns); sets rangeFlags_ for the tiles.
+  struct GemvOrTiles {
+    Value few, tile, extent;
+  };
+  GemvOrTiles gemvOrTiles(Value pathRows, int64_t gemvMaxRows, int64_t groupRows, Value K, Value N);
   void emitSgemmTile(const Tensor &a, const Tensor &w, const Tensor &out, Value scratch, Value j0, Value nt, Value M,
                      Value K, Value N, bool transposed);
   void emitSgemmTileItem(const Tensor &a, const Tensor &w, const Tensor &out, Value tile, Value t, Value M, Value K,
@@ -907,30 +915,29 @@ LogicalResult KernelEmitter::emitBroadcastTo(Operation *, const OpTensors &bufs)
   return success();
 }
 
-LogicalResult KernelEmitter::emitSlice(Operation *sliceOp, const OpTensors &bufs) {
-  auto op = cast<ir::SliceOp>(sliceOp);
+LogicalResult KernelEmitter::emitRowsFrom(Operation *op, int64_t axisAttr, const OpTensors &bufs, bool raw,
+                                          llvm::function_ref<Value(int64_t axis)> first) {
   const Tensor &in = bufs.ins[0], &out = bufs.outs[0];
-  FailureOr<int64_t> axis = axisOf(op, op.getAxis(), in.dims.size());
+  FailureOr<int64_t> axis = axisOf(op, axisAttr, in.dims.size());
   if (failed(axis))
     return failure();
   SmallVector<Value> strides = rowMajorStrides(in.dims);
-  // A 16-bit weight read in place (its convert folded) is widened as it is copied.
-  emitMap(out.dims, {{&in, mul(c64(op.getStart()), strides[*axis]), strides}}, contiguous(out),
-          /*raw=*/in.elem == out.elem, identity);
+  emitMap(out.dims, {{&in, mul(first(*axis), strides[*axis]), strides}}, contiguous(out), raw, identity);
   return success();
 }
 
+LogicalResult KernelEmitter::emitSlice(Operation *op, const OpTensors &bufs) {
+  auto slice = cast<ir::SliceOp>(op);
+  // A 16-bit weight read in place (its convert folded) is widened as it is copied.
+  return emitRowsFrom(op, slice.getAxis(), bufs, /*raw=*/bufs.ins[0].elem == bufs.outs[0].elem,
+                      [&](int64_t) { return c64(slice.getStart()); });
+}
+
 /// The last out-dim elements along the axis: the offset is (in - out) rows, both run-time dims.
-LogicalResult KernelEmitter::emitTail(Operation *tailOp, const OpTensors &bufs) {
-  auto op = cast<ir::TailOp>(tailOp);
+LogicalResult KernelEmitter::emitTail(Operation *op, const OpTensors &bufs) {
   const Tensor &in = bufs.ins[0], &out = bufs.outs[0];
-  FailureOr<int64_t> axis = axisOf(op, op.getAxis(), in.dims.size());
-  if (failed(axis))
-    return failure();
-  SmallVector<Value> strides = rowMajorStrides(in.dims);
-  Value skipped = sub(in.dims[*axis], out.dims[*axis]);
-  emitMap(out.dims, {{&in, mul(skipped, strides[*axis]), strides}}, contiguous(out), /*raw=*/true, identity);
-  return success();
+  return emitRowsFrom(op, cast<ir::TailOp>(op).getAxis(), bufs, /*raw=*/true,
+                      [&](int64_t axis) { return sub(in.dims[axis], out.dims[axis]); });
 }
 
 /// Each input is copied into its slab of the result: the result's strides, offset along the axis. An in-place
@@ -1321,6 +1328,17 @@ Value KernelEmitter::sgemmTileRows(Value K, Value N) {
   return arith::MaxSIOp::create(b_, arith::MinSIOp::create(b_, tile, N), c64(1));
 }
 
+KernelEmitter::GemvOrTiles KernelEmitter::gemvOrTiles(Value pathRows, int64_t gemvMaxRows, int64_t groupRows,
+                                                      Value K, Value N) {
+  Value few = arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, pathRows, c64(gemvMaxRows));
+  Value groups = arith::DivSIOp::create(b_, add(N, c64(groupRows - 1)), c64(groupRows));
+  Value tile = sgemmTileRows(K, N);
+  Value tiles = arith::DivSIOp::create(b_, add(N, sub(tile, c64(1))), tile);
+  Value extent = arith::SelectOp::create(b_, few, groups, tiles);
+  rangeFlags_ = arith::SelectOp::create(b_, few, c64(0), c64(kCallsBlasPerItemFlag));
+  return {few, tile, extent};
+}
+
 /// out[:, j0 .. j0 + nt) = a . (the weight's columns j0 .. j0 + nt, widened into scratch).
 void KernelEmitter::emitSgemmTile(const Tensor &a, const Tensor &w, const Tensor &out, Value scratch, Value j0,
                                   Value nt, Value M, Value K, Value N, bool transposed) {
@@ -1368,12 +1386,8 @@ LogicalResult KernelEmitter::emitWideningMatmul(const Tensor &a, const Tensor &w
   // Few rows: the GEMV, its column groups split over the session's threads. Many: the tiles and sgemm (the
   // flag is computed from the symbols, like the extent).
   const int64_t width = gemvGroupWidth(transposed);
-  Value few = arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, pathRows, c64(kGemvMaxRows));
-  Value groups = arith::DivSIOp::create(b_, add(N, c64(width - 1)), c64(width));
-  Value tile = sgemmTileRows(K, N);
-  Value tiles = arith::DivSIOp::create(b_, add(N, sub(tile, c64(1))), tile);
-  Value extent = arith::SelectOp::create(b_, few, groups, tiles);
-  rangeFlags_ = arith::SelectOp::create(b_, few, c64(0), c64(kCallsBlasPerItemFlag));
+  const GemvOrTiles range = gemvOrTiles(pathRows, kGemvMaxRows, width, K, N);
+  Value few = range.few, tile = range.tile, extent = range.extent;
   Value cost = arith::SelectOp::create(b_, few, mul(M, mul(K, c64(width))), mul(M, mul(K, tile)));
   parallelFor(extent, cost, [&](Value item) {
     ifElse(few, [&] { emitWideningGemvGroup(a, w, out, M, K, N, transposed, item); },
@@ -1910,12 +1924,8 @@ LogicalResult KernelEmitter::emitQuantMatmul(const Tensor &a, const Tensor &w, c
 LogicalResult KernelEmitter::emitQuantMatmulSgemm(const Tensor &a, const Tensor &w, const Tensor &out, Value M,
                                                   Value K, Value N, Value pathRows) {
   Type i8 = b_.getI8Type();
-  Value few = arith::CmpIOp::create(b_, arith::CmpIPredicate::sle, pathRows, c64(kQuantGemvMaxRows));
-  Value groups = arith::DivSIOp::create(b_, add(N, c64(kQuantGroupRows - 1)), c64(kQuantGroupRows));
-  Value tile = sgemmTileRows(K, N);
-  Value tiles = arith::DivSIOp::create(b_, add(N, sub(tile, c64(1))), tile);
-  Value extent = arith::SelectOp::create(b_, few, groups, tiles);
-  rangeFlags_ = arith::SelectOp::create(b_, few, c64(0), c64(kCallsBlasPerItemFlag));
+  const GemvOrTiles range = gemvOrTiles(pathRows, kQuantGemvMaxRows, kQuantGroupRows, K, N);
+  Value few = range.few, tile = range.tile, extent = range.extent;
   // The GEMV's quantized activations (at most 8 rows: M * K * 1.25 bytes on the stack), or one f32 row.
   Value rowsQuantized = arith::SelectOp::create(b_, few, M, c64(0));
   Value bytes = add(mul(rowsQuantized, K), mul(mul(rowsQuantized, arith::DivUIOp::create(b_, K, c64(32))), c64(8)));
