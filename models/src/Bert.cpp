@@ -37,10 +37,6 @@ bool checkGelu(GraphBuilder &g, const ModelConfig &c) {
   return true;
 }
 
-Value layerNormNamed(GraphBuilder &g, Weights &w, Value x, const std::string &prefix, int64_t H, double eps) {
-  return layerNorm(g, x, w.get(prefix + ".weight", {H}), w.get(prefix + ".bias", {H}), eps);
-}
-
 /// One encoder layer: attention (+ bias, + padding mask) -> dense + residual -> LayerNorm; intermediate
 /// dense -> gelu -> output dense + residual -> LayerNorm.
 Value encoderLayer(GraphBuilder &g, Weights &w, const ModelConfig &c, const EncoderLayerNames &n,

@@ -242,4 +242,38 @@ bool addCausalLmOutputs(GraphBuilder &g, StepFunction &step, Value logits, llvm:
   return true;
 }
 
+Value layerNormNamed(GraphBuilder &g, Weights &w, Value x, const std::string &prefix, int64_t H, double eps) {
+  return layerNorm(g, x, w.get(prefix + ".weight", {H}), w.get(prefix + ".bias", {H}), eps);
+}
+
+bool checkGeluNew(GraphBuilder &g, const ModelConfig &c) {
+  const std::string act = c.hiddenAct.empty() ? "gelu_new" : c.hiddenAct;
+  if (act == "gelu_new" || act == "gelu_pytorch_tanh")
+    return true;
+  g.fail(c.path + ": activation_function '" + act + "' is not supported for " + c.architecture + " (gelu_new)");
+  return false;
+}
+
+std::string gptPrefix(Weights &w) {
+  return w.has("transformer.wte.weight") || !w.has("wte.weight") ? "transformer." : "";
+}
+
+Value gptTokenEmbeddings(GraphBuilder &g, StepFunction &step, Weights &w, const ModelConfig &c,
+                         const std::string &prefix) {
+  Value ids = step.addInput("input_ids", {dim("b"), dim("s")}, g.i64());
+  g.setLocation(prefix + "wte");
+  return g.gather(w.get(prefix + "wte.weight", {c.vocabSize, c.hiddenSize}), ids);
+}
+
+bool addGptOutputs(GraphBuilder &g, StepFunction &step, Weights &w, const ModelConfig &c, Value x,
+                   const std::string &prefix, const std::string &head, const std::string &bias,
+                   llvm::ArrayRef<KvCache> presents) {
+  const int64_t H = c.hiddenSize;
+  g.setLocation(prefix + "ln_f");
+  x = layerNormNamed(g, w, x, prefix + "ln_f", H, c.layerNormEps);
+  g.setLocation("lm_head");
+  Value logits = linear(g, w, logitsRows(g, x), head, bias, c.vocabSize, H);
+  return addCausalLmOutputs(g, step, logits, presents);
+}
+
 } // namespace kiln::models

@@ -68,6 +68,8 @@ Value conv1d(GraphBuilder &g, Weights &w, Value x, const std::string &prefix, in
 Value rmsNorm(GraphBuilder &g, Value x, Value weight, double eps, bool unitOffset = false);
 /// LayerNorm over the last axis: (x - mean) / sqrt(var + eps) * w + b.
 Value layerNorm(GraphBuilder &g, Value x, Value weight, Value bias, double eps);
+/// layerNorm with the weights <prefix>.weight and <prefix>.bias [H].
+Value layerNormNamed(GraphBuilder &g, Weights &w, Value x, const std::string &prefix, int64_t H, double eps);
 
 /// The inverse frequencies of a rotary embedding over `rotaryDim` channels, with the scaling of `rope`
 /// (default, linear, llama3), computed at compile time in float32 as transformers does.
@@ -116,6 +118,20 @@ Value logitsRows(GraphBuilder &g, Value hidden);
 /// A causal LM's results: `logits`, then present_key.L / present_value.L per layer. False if the graph
 /// already failed (the builder's error stands).
 bool addCausalLmOutputs(GraphBuilder &g, StepFunction &step, Value logits, llvm::ArrayRef<KvCache> presents);
+
+// What GPT-2 and GPT-J share: weights named <prefix>wte, <prefix>h.L, <prefix>ln_f, a gelu_new MLP.
+/// activation_function is gelu_new (or gelu_pytorch_tanh, the same formula); otherwise the builder fails.
+bool checkGeluNew(GraphBuilder &g, const ModelConfig &c);
+/// The body's weight prefix: "transformer." in the LM checkpoints, "" in the bare model's (wte.weight).
+std::string gptPrefix(Weights &w);
+/// input_ids [b, s], a step input, embedded by <prefix>wte.
+Value gptTokenEmbeddings(GraphBuilder &g, StepFunction &step, Weights &w, const ModelConfig &c,
+                         const std::string &prefix);
+/// The final LayerNorm <prefix>ln_f, the LM head (`head`, `bias` empty for none) over the logits rows, and the
+/// causal LM's results.
+bool addGptOutputs(GraphBuilder &g, StepFunction &step, Weights &w, const ModelConfig &c, Value x,
+                   const std::string &prefix, const std::string &head, const std::string &bias,
+                   llvm::ArrayRef<KvCache> presents);
 
 // Builders of the architecture families (one file each).
 bool buildLlamaFamily(GraphBuilder &g, StepFunction &step, Weights &w, const ModelConfig &config);

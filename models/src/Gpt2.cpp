@@ -13,12 +13,8 @@ namespace kiln::models {
 
 bool buildGpt2(GraphBuilder &g, StepFunction &step, Weights &w, const ModelConfig &c) {
   const int64_t H = c.hiddenSize, heads = c.numHeads, d = c.headDim, I = c.intermediateSize;
-  const std::string act = c.hiddenAct.empty() ? "gelu_new" : c.hiddenAct;
-  if (act != "gelu_new" && act != "gelu_pytorch_tanh") {
-    g.fail(c.path + ": activation_function '" + act + "' is not supported for " + c.architecture +
-           " (gelu_new)");
+  if (!checkGeluNew(g, c))
     return false;
-  }
   auto flag = [&](const char *key, bool fallback) {
     auto it = c.raw.find(key);
     return it != c.raw.end() && it->is_boolean() ? it->get<bool>() : fallback;
@@ -27,11 +23,9 @@ bool buildGpt2(GraphBuilder &g, StepFunction &step, Weights &w, const ModelConfi
   const bool scaleByLayer = flag("scale_attn_by_inverse_layer_idx", false);
   const double eps = c.layerNormEps;
   // GPT2LMHeadModel checkpoints prefix the body with "transformer."; the original GPT2Model ones do not.
-  const std::string t = w.has("transformer.wte.weight") || !w.has("wte.weight") ? "transformer." : "";
+  const std::string t = gptPrefix(w);
 
-  Value ids = step.addInput("input_ids", {dim("b"), dim("s")}, g.i64());
-  g.setLocation(t + "wte");
-  Value x = g.gather(w.get(t + "wte.weight", {c.vocabSize, H}), ids);
+  Value x = gptTokenEmbeddings(g, step, w, c, t);
   g.setLocation(t + "wpe");
   // position_ids = arange(past, past + s): the learned positions continue after the KV cache.
   x = g.add(x, g.gather(w.get(t + "wpe.weight", {c.maxPositions, H}), chunkPositions(g)));
@@ -41,7 +35,7 @@ bool buildGpt2(GraphBuilder &g, StepFunction &step, Weights &w, const ModelConfi
   for (int64_t l = 0; l < c.numLayers; ++l) {
     std::string p = t + "h." + std::to_string(l) + ".";
     g.setLocation(p + "ln_1");
-    Value h = layerNorm(g, x, w.get(p + "ln_1.weight", {H}), w.get(p + "ln_1.bias", {H}), eps);
+    Value h = layerNormNamed(g, w, x, p + "ln_1", H, eps);
 
     g.setLocation(p + "attn");
     Value qkv = conv1d(g, w, h, p + "attn.c_attn", H, 3 * H);
@@ -59,19 +53,14 @@ bool buildGpt2(GraphBuilder &g, StepFunction &step, Weights &w, const ModelConfi
     x = g.add(x, conv1d(g, w, mergeHeads(g, attn), p + "attn.c_proj", H, H));
 
     g.setLocation(p + "ln_2");
-    h = layerNorm(g, x, w.get(p + "ln_2.weight", {H}), w.get(p + "ln_2.bias", {H}), eps);
+    h = layerNormNamed(g, w, x, p + "ln_2", H, eps);
     g.setLocation(p + "mlp");
     Value fc = g.unary<ir::GeluTanhOp>(conv1d(g, w, h, p + "mlp.c_fc", H, I));
     x = g.add(x, conv1d(g, w, fc, p + "mlp.c_proj", I, H));
   }
 
-  g.setLocation(t + "ln_f");
-  x = layerNorm(g, x, w.get(t + "ln_f.weight", {H}), w.get(t + "ln_f.bias", {H}), eps);
-  g.setLocation("lm_head");
-  std::string head = w.has("lm_head.weight") ? "lm_head.weight" : t + "wte.weight";
-  x = logitsRows(g, x);
-  Value logits = linear(g, w, x, head, "", c.vocabSize, H);
-  return addCausalLmOutputs(g, step, logits, presents);
+  const std::string head = w.has("lm_head.weight") ? "lm_head.weight" : t + "wte.weight"; // tied by default
+  return addGptOutputs(g, step, w, c, x, t, head, "", presents);
 }
 
 } // namespace kiln::models

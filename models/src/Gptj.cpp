@@ -61,12 +61,8 @@ Value applyInterleavedRope(GraphBuilder &g, Value x, const InterleavedTables &t)
 
 bool buildGptj(GraphBuilder &g, StepFunction &step, Weights &w, const ModelConfig &c) {
   const int64_t H = c.hiddenSize, heads = c.numHeads, d = c.headDim, I = c.intermediateSize;
-  const std::string act = c.hiddenAct.empty() ? "gelu_new" : c.hiddenAct;
-  if (act != "gelu_new" && act != "gelu_pytorch_tanh") {
-    g.fail(c.path + ": activation_function '" + act + "' is not supported for " + c.architecture +
-           " (gelu_new)");
+  if (!checkGeluNew(g, c))
     return false;
-  }
   if (c.numKvHeads != heads || H != heads * d) {
     g.fail(c.path + ": " + c.architecture + " needs n_embd = n_head * head_dim and no key/value head groups");
     return false;
@@ -86,11 +82,9 @@ bool buildGptj(GraphBuilder &g, StepFunction &step, Weights &w, const ModelConfi
     return false;
   }
   const double eps = c.layerNormEps;
-  const std::string t = w.has("transformer.wte.weight") || !w.has("wte.weight") ? "transformer." : "";
+  const std::string t = gptPrefix(w);
 
-  Value ids = step.addInput("input_ids", {dim("b"), dim("s")}, g.i64());
-  g.setLocation(t + "wte");
-  Value x = g.gather(w.get(t + "wte.weight", {c.vocabSize, H}), ids);
+  Value x = gptTokenEmbeddings(g, step, w, c, t);
 
   // create_sinusoidal_positions uses base 10000 and no scaling.
   g.setLocation(t + "h.0.attn.embed_positions");
@@ -100,7 +94,7 @@ bool buildGptj(GraphBuilder &g, StepFunction &step, Weights &w, const ModelConfi
   for (int64_t l = 0; l < c.numLayers; ++l) {
     std::string p = t + "h." + std::to_string(l) + ".";
     g.setLocation(p + "ln_1");
-    Value h = layerNorm(g, x, w.get(p + "ln_1.weight", {H}), w.get(p + "ln_1.bias", {H}), eps);
+    Value h = layerNormNamed(g, w, x, p + "ln_1", H, eps);
 
     g.setLocation(p + "attn");
     Value q = linear(g, w, h, p + "attn.q_proj.weight", "", H, H);
@@ -122,12 +116,7 @@ bool buildGptj(GraphBuilder &g, StepFunction &step, Weights &w, const ModelConfi
     x = g.add(g.add(attnOut, ff), x);
   }
 
-  g.setLocation(t + "ln_f");
-  x = layerNorm(g, x, w.get(t + "ln_f.weight", {H}), w.get(t + "ln_f.bias", {H}), eps);
-  g.setLocation("lm_head");
-  x = logitsRows(g, x);
-  Value logits = linear(g, w, x, "lm_head.weight", "lm_head.bias", c.vocabSize, H);
-  return addCausalLmOutputs(g, step, logits, presents);
+  return addGptOutputs(g, step, w, c, x, t, "lm_head.weight", "lm_head.bias", presents);
 }
 
 } // namespace kiln::models

@@ -4,9 +4,34 @@
 
 #include "mlir/IR/BuiltinAttributes.h"
 
+#include <optional>
+
 using namespace mlir;
 
 namespace kiln::models {
+
+namespace {
+/// The result shape an ir:: shape rule gives, rule(error); none, the rule's error recorded in `g`, when the
+/// operands do not fit it.
+template <typename Rule> std::optional<SymShape> inferOrFail(GraphBuilder &g, Rule rule) {
+  std::string error;
+  FailureOr<SymShape> out = rule(error);
+  if (failed(out)) {
+    g.fail(error);
+    return std::nullopt;
+  }
+  return *out;
+}
+
+/// Whether an ir:: shape check, check(error), accepts the operands; its error recorded in `g` when not.
+template <typename Check> bool checkOrFail(GraphBuilder &g, Check check) {
+  std::string error;
+  if (succeeded(check(error)))
+    return true;
+  g.fail(error);
+  return false;
+}
+} // namespace
 
 void GraphBuilder::fail(const std::string &message) {
   if (error_.empty())
@@ -80,15 +105,19 @@ Value GraphBuilder::iota(llvm::ArrayRef<SymExpr> shape, int64_t dim, Type elemen
   return ir::IotaOp::create(b_, loc_, type(shape, elementType), b_.getI64IntegerAttr(dim)).getResult();
 }
 
+std::optional<SymShape> GraphBuilder::broadcastShape(std::initializer_list<Value> operands) {
+  if (!ready(operands))
+    return std::nullopt;
+  llvm::SmallVector<SymShape> shapes;
+  for (Value v : operands)
+    shapes.push_back(shape(v));
+  return inferOrFail(*this, [&](std::string &e) { return ir::inferBroadcast(shapes, e); });
+}
+
 template <typename Op> Value GraphBuilder::broadcasting(Value a, Value b) {
-  if (!ready({a, b}))
+  std::optional<SymShape> out = broadcastShape({a, b});
+  if (!out)
     return {};
-  std::string error;
-  FailureOr<SymShape> out = ir::inferBroadcast({shape(a), shape(b)}, error);
-  if (failed(out)) {
-    fail(error);
-    return {};
-  }
   return Op::create(b_, loc_, type(*out, elementType(a)), a, b).getResult();
 }
 
@@ -101,26 +130,16 @@ Value GraphBuilder::min(Value a, Value b) { return broadcasting<ir::MinOp>(a, b)
 Value GraphBuilder::pow(Value a, Value b) { return broadcasting<ir::PowOp>(a, b); }
 
 Value GraphBuilder::compare(ir::ComparePredicate predicate, Value a, Value b) {
-  if (!ready({a, b}))
+  std::optional<SymShape> out = broadcastShape({a, b});
+  if (!out)
     return {};
-  std::string error;
-  FailureOr<SymShape> out = ir::inferBroadcast({shape(a), shape(b)}, error);
-  if (failed(out)) {
-    fail(error);
-    return {};
-  }
   return ir::CompareOp::create(b_, loc_, type(*out, i1()), predicate, a, b).getResult();
 }
 
 Value GraphBuilder::select(Value cond, Value onTrue, Value onFalse) {
-  if (!ready({cond, onTrue, onFalse}))
+  std::optional<SymShape> out = broadcastShape({cond, onTrue, onFalse});
+  if (!out)
     return {};
-  std::string error;
-  FailureOr<SymShape> out = ir::inferBroadcast({shape(cond), shape(onTrue), shape(onFalse)}, error);
-  if (failed(out)) {
-    fail(error);
-    return {};
-  }
   return ir::SelectOp::create(b_, loc_, type(*out, elementType(onTrue)), cond, onTrue, onFalse).getResult();
 }
 
@@ -133,12 +152,11 @@ Value GraphBuilder::convert(Value x, Type elementType) {
 template <typename Op> Value GraphBuilder::reduce(Value x, int64_t axis, bool keepdim) {
   if (!ready({x}))
     return {};
-  std::string error;
-  FailureOr<SymShape> out = ir::inferReduce(shape(x), axis, keepdim, error);
-  if (failed(out)) {
-    fail(error);
+  std::optional<SymShape> out = inferOrFail(*this, [&](std::string &e) {
+    return ir::inferReduce(shape(x), axis, keepdim, e);
+  });
+  if (!out)
     return {};
-  }
   int64_t rank = shape(x).size();
   return Op::create(b_, loc_, type(*out, elementType(x)), x, b_.getI64IntegerAttr(axis < 0 ? axis + rank : axis),
                        b_.getBoolAttr(keepdim))
@@ -160,71 +178,62 @@ Value GraphBuilder::softmax(Value x, int64_t axis) {
 Value GraphBuilder::matmul(Value a, Value b, bool transposeB) {
   if (!ready({a, b}))
     return {};
-  std::string error;
-  FailureOr<SymShape> out = ir::inferMatmul(shape(a), shape(b), transposeB, error);
-  if (failed(out)) {
-    fail(error);
+  std::optional<SymShape> out = inferOrFail(*this, [&](std::string &e) {
+    return ir::inferMatmul(shape(a), shape(b), transposeB, e);
+  });
+  if (!out)
     return {};
-  }
   return ir::MatmulOp::create(b_, loc_, type(*out, elementType(a)), a, b, b_.getBoolAttr(transposeB)).getResult();
 }
 
 Value GraphBuilder::gather(Value table, Value indices) {
   if (!ready({table, indices}))
     return {};
-  std::string error;
-  FailureOr<SymShape> out = ir::inferGather(shape(table), shape(indices), error);
-  if (failed(out)) {
-    fail(error);
+  std::optional<SymShape> out = inferOrFail(*this, [&](std::string &e) {
+    return ir::inferGather(shape(table), shape(indices), e);
+  });
+  if (!out)
     return {};
-  }
   return ir::GatherOp::create(b_, loc_, type(*out, elementType(table)), table, indices).getResult();
 }
 
-Value GraphBuilder::reshape(Value x, llvm::ArrayRef<SymExpr> newShape) {
+template <typename Op> Value GraphBuilder::toShape(Value x, llvm::ArrayRef<SymExpr> newShape, ShapeCheck check) {
   if (!ready({x}))
     return {};
-  std::string error;
-  if (failed(ir::checkReshape(shape(x), SymShape(newShape.begin(), newShape.end()), error))) {
-    fail(error);
+  const SymShape to(newShape.begin(), newShape.end());
+  if (!checkOrFail(*this, [&](std::string &e) { return check(shape(x), to, e); }))
     return {};
-  }
-  return ir::ReshapeOp::create(b_, loc_, type(newShape, elementType(x)), x).getResult();
+  return Op::create(b_, loc_, type(newShape, elementType(x)), x).getResult();
+}
+
+Value GraphBuilder::reshape(Value x, llvm::ArrayRef<SymExpr> newShape) {
+  return toShape<ir::ReshapeOp>(x, newShape, ir::checkReshape);
 }
 
 Value GraphBuilder::transpose(Value x, llvm::ArrayRef<int64_t> permutation) {
   if (!ready({x}))
     return {};
-  std::string error;
-  FailureOr<SymShape> out = ir::inferTranspose(shape(x), permutation, error);
-  if (failed(out)) {
-    fail(error);
+  std::optional<SymShape> out = inferOrFail(*this, [&](std::string &e) {
+    return ir::inferTranspose(shape(x), permutation, e);
+  });
+  if (!out)
     return {};
-  }
   return ir::TransposeOp::create(b_, loc_, type(*out, elementType(x)), x, b_.getDenseI64ArrayAttr(permutation))
       .getResult();
 }
 
 Value GraphBuilder::broadcastTo(Value x, llvm::ArrayRef<SymExpr> newShape) {
-  if (!ready({x}))
-    return {};
-  std::string error;
-  if (failed(ir::checkBroadcastTo(shape(x), SymShape(newShape.begin(), newShape.end()), error))) {
-    fail(error);
-    return {};
-  }
-  return ir::BroadcastToOp::create(b_, loc_, type(newShape, elementType(x)), x).getResult();
+  return toShape<ir::BroadcastToOp>(x, newShape, ir::checkBroadcastTo);
 }
 
 Value GraphBuilder::slice(Value x, int64_t axis, int64_t start, int64_t end) {
   if (!ready({x}))
     return {};
-  std::string error;
-  FailureOr<SymShape> out = ir::inferSlice(shape(x), axis, start, end, error);
-  if (failed(out)) {
-    fail(error);
+  std::optional<SymShape> out = inferOrFail(*this, [&](std::string &e) {
+    return ir::inferSlice(shape(x), axis, start, end, e);
+  });
+  if (!out)
     return {};
-  }
   int64_t rank = shape(x).size();
   return ir::SliceOp::create(b_, loc_, type(*out, elementType(x)), x,
                                 b_.getI64IntegerAttr(axis < 0 ? axis + rank : axis), b_.getI64IntegerAttr(start),
@@ -255,12 +264,9 @@ Value GraphBuilder::concat(llvm::ArrayRef<Value> inputs, int64_t axis) {
       return {};
     shapes.push_back(shape(v));
   }
-  std::string error;
-  FailureOr<SymShape> out = ir::inferConcat(shapes, axis, error);
-  if (failed(out)) {
-    fail(error);
+  std::optional<SymShape> out = inferOrFail(*this, [&](std::string &e) { return ir::inferConcat(shapes, axis, e); });
+  if (!out)
     return {};
-  }
   int64_t rank = shapes.front().size();
   return ir::ConcatOp::create(b_, loc_, type(*out, elementType(inputs.front())), inputs,
                                  b_.getI64IntegerAttr(axis < 0 ? axis + rank : axis))

@@ -13,6 +13,7 @@
 
 #include "mlir/IR/Builders.h"
 
+#include <optional>
 #include <string>
 
 namespace kiln::models {
@@ -91,8 +92,13 @@ public:
 private:
   bool ready(std::initializer_list<Value> values);
   mlir::RankedTensorType type(llvm::ArrayRef<SymExpr> shape, mlir::Type elementType);
+  /// The shape the operands broadcast to; none (the failure recorded) when they do not.
+  std::optional<SymShape> broadcastShape(std::initializer_list<Value> operands);
   template <typename Op> Value broadcasting(Value a, Value b);
   template <typename Op> Value reduce(Value x, int64_t axis, bool keepdim);
+  /// x as `newShape` (reshape, broadcast_to), which `check` accepts or rejects with a reason.
+  using ShapeCheck = mlir::LogicalResult (*)(const SymShape &from, const SymShape &to, std::string &error);
+  template <typename Op> Value toShape(Value x, llvm::ArrayRef<SymExpr> newShape, ShapeCheck check);
 
   mlir::OpBuilder &b_;
   mlir::Location loc_;
