@@ -63,6 +63,14 @@ StatusOr<RecordedPlan> recordedPlan(mlir::func::FuncOp f, const PlanOptions &bou
   return r;
 }
 
+/// recordedPlan of a function that must have a placement: an error naming `pass` when it has none.
+StatusOr<RecordedPlan> partitionedPlan(mlir::func::FuncOp f, const PlanOptions &bounds, llvm::StringRef pass) {
+  StatusOr<RecordedPlan> r = recordedPlan(f, bounds);
+  if (r.ok() && !r->partition)
+    return Status::error(pass.str() + ": no kiln.device attributes (run kiln-partition first)");
+  return r;
+}
+
 /// A pass's `profile` option loaded (a built-in name or a file); nullopt after an error at the module.
 std::optional<target::DeviceProfile> passProfile(mlir::ModuleOp module, llvm::StringRef pass,
                                                  const std::string &profile) {
@@ -110,11 +118,9 @@ struct FoldDeviceWeightsPass : impl::KilnFoldDeviceWeightsBase<FoldDeviceWeights
   void runOnOperation() override {
     const PlanOptions bounds{maxContext, maxBatch};
     if (failed(forEachFunction(getOperation(), [&](mlir::func::FuncOp f) -> Status {
-          StatusOr<RecordedPlan> r = recordedPlan(f, bounds);
+          StatusOr<RecordedPlan> r = partitionedPlan(f, bounds, "kiln-fold-device-weights");
           if (!r.ok())
             return r.status();
-          if (!r->partition)
-            return Status::error("kiln-fold-device-weights: no kiln.device attributes (run kiln-partition first)");
           DeviceFolds folds = foldDeviceWeights(r->plan, *r->partition);
           annotateFolded(folds.converts, "weight-convert");
           annotateFolded(folds.reshapes, "reshape-view");
@@ -160,11 +166,9 @@ struct GroupDispatchesPass : impl::KilnGroupDispatchesBase<GroupDispatchesPass> 
       accept = [&](mlir::Operation *group) { return catalog->unsupportedReason(group, *device); };
     const PlanOptions bounds{maxContext, maxBatch};
     if (failed(forEachFunction(getOperation(), [&](mlir::func::FuncOp f) -> Status {
-          StatusOr<RecordedPlan> r = recordedPlan(f, bounds);
+          StatusOr<RecordedPlan> r = partitionedPlan(f, bounds, "kiln-group-dispatches");
           if (!r.ok())
             return r.status();
-          if (!r->partition)
-            return Status::error("kiln-group-dispatches: no kiln.device attributes (run kiln-partition first)");
           if (kvInPlace)
             placeKvCacheInPlace(r->plan, KvInPlaceOptions{true}, &*r->partition);
           // The runs left as they were, as remarks (kiln compile --report prints them as "not grouped: ...").
