@@ -7,7 +7,7 @@ set -u
 cd "$(dirname "$0")/.."
 . bench/gpu-env.sh
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-R=/tmp/sweep; rm -rf $R; mkdir -p $R
+R=${OUT:-/tmp}/sweep; rm -rf $R; mkdir -p $R # under $OUT: a call cut short still brings back the rounds it ran
 for r in $(seq ${ROUNDS:-2}); do
   for m in .h200/sweep/*.kiln; do
     n=$(basename $m .kiln)
