@@ -5,7 +5,7 @@
 # 4_2048_2, the default tuning). Prints the card first; compare figures only within one call.
 . "$(dirname "$0")/gpu-env.sh"
 card
-R=/tmp/sweep; rm -rf $R; mkdir -p $R
+R=${OUT:-/tmp}/sweep; rm -rf $R; mkdir -p $R # under $OUT: a call cut short still brings back the rounds it ran
 for r in $(seq ${ROUNDS:-2}); do
   for m in .h200/sweep/*.kiln; do
     n=$(basename $m .kiln)
