@@ -90,7 +90,7 @@ int main(int argc, char **argv) {
   std::printf("device: %s\ncooperative matrix shapes (subgroup scope):", h->deviceName().c_str());
   for (const std::string &s : h->cooperativeMatrixShapes())
     std::printf(" [%s]", s.c_str());
-  std::printf("\n");
+  std::printf("\ninteger dot product: %s\n", h->integerDotProduct() ? "yes" : "no (the _idot cases fail)");
   int failed = 0;
   for (const std::string &f : files) {
     ReplayCase c;

@@ -178,6 +178,7 @@ std::unique_ptr<VulkanHarness> VulkanHarness::create(std::string &why) {
       VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES};
   if (hasExtension(m.physical, kIntegerDotProductExt)) {
     idot.shaderIntegerDotProduct = VK_TRUE;
+    h->integerDotProduct_ = true;
     *tail = &idot;
     extensions.push_back(kIntegerDotProductExt);
   }

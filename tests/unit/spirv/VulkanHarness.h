@@ -27,6 +27,8 @@ public:
   /// VK_KHR_cooperative_matrix's subgroup-scope shapes as "MxNxK A B C Result" (device profile form), empty
   /// without the extension. With it, the device is created with the extension enabled.
   const std::vector<std::string> &cooperativeMatrixShapes() const { return shapes_; }
+  /// Whether the device was created with shaderIntegerDotProduct (the quantized GEMV's OpSUDot kernels run).
+  bool integerDotProduct() const { return integerDotProduct_; }
 
   /// Runs `spirv` once with buffers[i] at binding i (contents copied in, and back out for all of them),
   /// the symbol values `pushWords` (the uniform at set 1, binding 0), and `groups` workgroups; `specialization`: the values of constant_id 0 .. n-1.
@@ -40,6 +42,7 @@ private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::string deviceName_;
+  bool integerDotProduct_ = false;
   std::vector<std::string> shapes_;
 };
 
