@@ -321,23 +321,21 @@ size_t WeightTable::storeFloatsAs(DType dtype) {
   return count;
 }
 
-bool WeightTable::storeDequantized(std::string_view name, QuantFormat format) {
+bool WeightTable::replaceF32Matrix(std::string_view name, bool transposed, const MatrixMaker &make) {
   auto it = byName_.find(name);
   if (it == byName_.end() || it->second->dtype != DType::F32 || it->second->shape.size() != 2)
     return false;
   const TensorInfo &info = *it->second;
   const uint64_t rows = uint64_t(info.shape[0]), cols = uint64_t(info.shape[1]);
-  const uint64_t bytes = quantizedMatrixBytes(format, rows, cols);
-  if (bytes == 0)
-    return false;
   std::vector<float> values(rows * cols);
   convertToF32(info, values.data());
-  std::vector<uint8_t> quantized(bytes);
-  quantizeMatrix(format, values.data(), rows, cols, quantized.data());
   auto c = std::make_unique<ConvertedTensor>();
   c->info = info;
+  if (transposed)
+    c->info.shape = {info.shape[1], info.shape[0]};
   c->bytes.resize(rows * cols * 4);
-  dequantizeMatrix(format, quantized.data(), rows, cols, reinterpret_cast<float *>(c->bytes.data()));
+  if (!make(values.data(), rows, cols, reinterpret_cast<float *>(c->bytes.data())))
+    return false;
   c->info.data = c->bytes.data();
   c->info.widenedFrom = nullptr; // the copy holds its values
   c->info.nbytes = c->bytes.size();
@@ -346,28 +344,24 @@ bool WeightTable::storeDequantized(std::string_view name, QuantFormat format) {
   return true;
 }
 
+bool WeightTable::storeDequantized(std::string_view name, QuantFormat format) {
+  return replaceF32Matrix(name, false, [format](const float *values, uint64_t rows, uint64_t cols, float *out) {
+    std::vector<uint8_t> quantized(quantizedMatrixBytes(format, rows, cols));
+    if (quantized.empty())
+      return false;
+    quantizeMatrix(format, values, rows, cols, quantized.data());
+    dequantizeMatrix(format, quantized.data(), rows, cols, out);
+    return true;
+  });
+}
+
 bool WeightTable::storeTransposed(std::string_view name) {
-  auto it = byName_.find(name);
-  if (it == byName_.end() || it->second->dtype != DType::F32 || it->second->shape.size() != 2)
-    return false;
-  const TensorInfo &info = *it->second;
-  const size_t rows = size_t(info.shape[0]), cols = size_t(info.shape[1]);
-  std::vector<float> values(rows * cols);
-  convertToF32(info, values.data());
-  auto c = std::make_unique<ConvertedTensor>();
-  c->info = info;
-  c->info.shape = {info.shape[1], info.shape[0]};
-  c->bytes.resize(rows * cols * 4);
-  float *out = reinterpret_cast<float *>(c->bytes.data());
-  for (size_t r = 0; r < rows; ++r)
-    for (size_t k = 0; k < cols; ++k)
-      out[k * rows + r] = values[r * cols + k];
-  c->info.data = c->bytes.data();
-  c->info.widenedFrom = nullptr; // the copy holds its values
-  c->info.nbytes = c->bytes.size();
-  it->second = &c->info;
-  converted_.push_back(std::move(c));
-  return true;
+  return replaceF32Matrix(name, true, [](const float *values, uint64_t rows, uint64_t cols, float *out) {
+    for (uint64_t r = 0; r < rows; ++r)
+      for (uint64_t k = 0; k < cols; ++k)
+        out[k * rows + r] = values[r * cols + k];
+    return true;
+  });
 }
 
 bool WeightTable::storeTensorAs(std::string_view tensorName, DType dtype) {

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -96,6 +97,10 @@ public:
 
 private:
   WeightTable() = default;
+  /// The f32 matrix `name` [rows, cols] replaced by `make`'s values (written to `out`, rows x cols floats;
+  /// shape [cols, rows] when `transposed`). False when `name` is not an f32 matrix or `make` returns false.
+  using MatrixMaker = std::function<bool(const float *values, uint64_t rows, uint64_t cols, float *out)>;
+  bool replaceF32Matrix(std::string_view name, bool transposed, const MatrixMaker &make);
   std::vector<std::unique_ptr<SafeTensorsFile>> files_;
   std::map<std::string, const TensorInfo *, std::less<>> byName_;
   struct ConvertedTensor {
