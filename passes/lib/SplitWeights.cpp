@@ -52,10 +52,11 @@ struct SplitUse {
   mutable ir::ConvertOp convert; // the use reads convert(W)
 };
 
-std::string shapeText(Type t) {
+/// "[512, 64] f32"; `element` names the stored format instead of the element type (a q8_0 / q4_0 matrix).
+std::string shapeText(Type t, const char *element = nullptr) {
   FailureOr<ir::SymShape> s = ir::getSymShape(t);
   std::string text = succeeded(s) ? ir::formatShape(*s) : "[?]";
-  return text + " " + dtypeName(cast<ShapedType>(t).getElementType());
+  return text + " " + (element ? std::string(element) : dtypeName(cast<ShapedType>(t).getElementType()));
 }
 
 std::string where(Operation *op) {
@@ -247,10 +248,8 @@ private:
       return;
     const int64_t rows = type.getDimSize(0);
     const std::string name = first.getName().str();
-    const std::string what = name + " " + (quant ? shapeText(type).substr(0, shapeText(type).rfind(' ')) + " " +
-                                                       quantFormatName(*quant)
-                                                 : shapeText(type)) +
-                             " (" + formatBytes(bytes) +
+    const std::string what = name + " " + shapeText(type, quant ? quantFormatName(*quant) : nullptr) + " (" +
+                             formatBytes(bytes) +
                              (widest > bytes ? "; " + formatBytes(widest) + " as " + dtypeName(widestType) : "") + ")";
 
     // Classify every use (through one kiln.convert).
