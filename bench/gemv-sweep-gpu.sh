@@ -25,5 +25,5 @@ for p in ${PROFILE:-base 4_2048_2}; do
   m=.h200/sweep/tl-f16-$p.kiln
   [ -f $m ] || continue
   echo "== KILN_PROFILE=1 decode, tl-f16-$p"
-  KILN_PROFILE=1 timeout 60 $K bench $m -p 0 -n 64 -r 1 2>&1 | grep -E "GPU|%" | head -16
+  KILN_PROFILE=1 timeout 60 $K bench $m -p 0 -n 64 -r 1 2>&1 | grep -E "GPU|%|stat" | head -40
 done

@@ -78,11 +78,11 @@ python3 bench/gpu_table.py $R .h200/models | tee $R/table.md
 if [ "${PROFILE:-1}" != 0 ]; then # where the GPU time goes: per-kernel shares of a decode step and of a prefill
   for d in $FORMATS; do
     echo "== $d: KILN_PROFILE=1 kiln bench -p 0 -n 64 -r 1 (decode)"
-    KILN_PROFILE=1 timeout 200 $K bench .h200/models/tl-$d.kiln -p 0 -n 64 -r 1 2>&1 | grep -E "GPU|%|steps|^tg|dispatch"
+    KILN_PROFILE=1 timeout 200 $K bench .h200/models/tl-$d.kiln -p 0 -n 64 -r 1 2>&1 | grep -E "GPU|%|steps|^tg|dispatch|stat"
     echo "== $d: KILN_PROFILE=1 kiln bench -p 0 -d 896 -n 64 -r 1 (decode over 897..960 keys: attention split over the KV length)"
-    KILN_PROFILE=1 timeout 200 $K bench .h200/models/tl-$d.kiln -p 0 -d 896 -n 64 -r 1 2>&1 | grep -E "GPU|%|steps|^tg|dispatch"
+    KILN_PROFILE=1 timeout 200 $K bench .h200/models/tl-$d.kiln -p 0 -d 896 -n 64 -r 1 2>&1 | grep -E "GPU|%|steps|^tg|dispatch|stat"
     echo "== $d: KILN_PROFILE=1 kiln bench -p 512 -n 0 -r 1 (prefill)"
-    KILN_PROFILE=1 timeout 200 $K bench .h200/models/tl-$d.kiln -p 512 -n 0 -r 1 2>&1 | grep -E "GPU|%|steps|^pp"
+    KILN_PROFILE=1 timeout 200 $K bench .h200/models/tl-$d.kiln -p 512 -n 0 -r 1 2>&1 | grep -E "GPU|%|steps|^pp|stat"
   done 2>&1 | tee $R/profile.txt
 fi
 # the device call brings back few files: the summaries beside one archive of every raw file

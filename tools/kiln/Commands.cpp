@@ -10,7 +10,9 @@ namespace kiln::cli {
 namespace {
 
 // The environment each runtime command reads (runtime/src/Runtime.cpp, runtime/src/vulkan/*).
-const EnvVar kProfileEnv{"KILN_PROFILE", "=1: per-op / per-dispatch times on stderr at exit (Vulkan: GPU timestamps)"};
+const EnvVar kProfileEnv{"KILN_PROFILE", "=1: per-op / per-dispatch times on stderr at exit (Vulkan: GPU timestamps, "
+                                        "and each kernel's registers and other pipeline statistics where the "
+                                        "driver reports them)"};
 const EnvVar kProfileTopEnv{"KILN_PROFILE_TOP", "=N: how many of the slowest dispatches KILN_PROFILE lists (default 15)"};
 const EnvVar kVulkanDeviceEnv{"KILN_VULKAN_DEVICE", "=INDEX|NAME: the Vulkan device (a name substring; default: GPUs first)"};
 const EnvVar kSmallRowsEnv{"KILN_VULKAN_SMALL_ROWS", "=0: decode steps run each matmul's main kernel, not its GEMV-only variant (A/B timings)"};

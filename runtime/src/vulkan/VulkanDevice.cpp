@@ -15,6 +15,7 @@ namespace kiln::vulkan {
 namespace {
 constexpr const char *kCoopMatrixExt = "VK_KHR_cooperative_matrix";
 constexpr const char *kIntegerDotProductExt = "VK_KHR_shader_integer_dot_product"; // core in Vulkan 1.3
+constexpr const char *kExecutablePropertiesExt = "VK_KHR_pipeline_executable_properties";
 constexpr VkStructureType kCoopMatrixFeaturesType = static_cast<VkStructureType>(1000506000);
 struct CoopMatrixFeatures { // VkPhysicalDeviceCooperativeMatrixFeaturesKHR (headers older than 1.3.255 lack it)
   VkStructureType sType;
@@ -88,6 +89,11 @@ const char *resultName(VkResult r) {
   case VK_TIMEOUT: return "VK_TIMEOUT";
   default: return "VkResult";
   }
+}
+
+bool profilingRequested() {
+  const char *prof = std::getenv("KILN_PROFILE");
+  return prof && *prof && std::string(prof) != "0";
 }
 
 bool createInstance(VkInstance &instance, uint32_t &apiVersion, std::string &error) {
@@ -368,6 +374,15 @@ bool VulkanDevice::createLogicalDevice(uint32_t instanceApi, std::string &error)
     tail = &idot.pNext;
     exts.push_back(kIntegerDotProductExt);
   }
+  // KILN_PROFILE: the driver's statistics of each pipeline (VulkanPipeline.cpp), where it reports them.
+  VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR exec{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR};
+  const bool statistics = profilingRequested() && hasExtension(physical, kExecutablePropertiesExt);
+  if (statistics) {
+    *tail = &exec;
+    tail = &exec.pNext;
+    exts.push_back(kExecutablePropertiesExt);
+  }
   vkGetPhysicalDeviceFeatures2(physical, &feats);
   feats.features.robustBufferAccess = VK_FALSE;
   f13.robustImageAccess = VK_FALSE;
@@ -390,6 +405,14 @@ bool VulkanDevice::createLogicalDevice(uint32_t instanceApi, std::string &error)
     error = "Vulkan device '" + profile.name + "': vkCreateDevice failed (" + std::to_string(static_cast<int>(r)) +
             " " + resultName(r) + ")";
     return false;
+  }
+  if (statistics && exec.pipelineExecutableInfo) {
+    getExecutables = reinterpret_cast<PFN_vkGetPipelineExecutablePropertiesKHR>(
+        vkGetDeviceProcAddr(device, "vkGetPipelineExecutablePropertiesKHR"));
+    getStatistics = reinterpret_cast<PFN_vkGetPipelineExecutableStatisticsKHR>(
+        vkGetDeviceProcAddr(device, "vkGetPipelineExecutableStatisticsKHR"));
+    if (!getExecutables || !getStatistics)
+      getExecutables = nullptr, getStatistics = nullptr;
   }
   vkGetDeviceQueue(device, queueFamily, 0, &queue);
   vkGetPhysicalDeviceMemoryProperties(physical, &memory_);

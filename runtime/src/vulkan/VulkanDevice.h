@@ -60,6 +60,10 @@ public:
   bool timestamps = false;   // the queue writes timestamps
   double timestampPeriodNs = 1.0;
   uint64_t timestampMask = ~uint64_t(0); // timestampValidBits
+  /// KILN_PROFILE with VK_KHR_pipeline_executable_properties: pipelines are created capturing the driver's
+  /// statistics of their code (registers, shared memory, spills), which these read (null otherwise).
+  PFN_vkGetPipelineExecutablePropertiesKHR getExecutables = nullptr;
+  PFN_vkGetPipelineExecutableStatisticsKHR getStatistics = nullptr;
 
 private:
   VulkanDevice() = default;
@@ -70,6 +74,9 @@ private:
   VkCommandPool uploadPool_ = VK_NULL_HANDLE;
   VkFence uploadFence_ = VK_NULL_HANDLE;
 };
+
+/// KILN_PROFILE is set (and not "0"): per-dispatch timestamps and pipeline statistics.
+bool profilingRequested();
 
 /// Creates an instance of API 1.1+ (the loader's version, at most 1.3); false with
 /// "no Vulkan device: vkCreateInstance failed (-9); set VK_DRIVER_FILES" style errors.

@@ -75,6 +75,42 @@ bool createLayouts(VkDevice device, KernelPipeline &p, int bindings, size_t numS
   return true;
 }
 
+// The driver's statistics of a pipeline's code (VK_KHR_pipeline_executable_properties; NVIDIA reports its
+// registers per invocation, which bound the workgroups a multiprocessor holds at once), "name value, ...".
+std::string pipelineStatistics(const VulkanDevice &dev, VkPipeline pipeline) {
+  VkPipelineInfoKHR info{VK_STRUCTURE_TYPE_PIPELINE_INFO_KHR};
+  info.pipeline = pipeline;
+  uint32_t executables = 0;
+  if (dev.getExecutables(dev.device, &info, &executables, nullptr) != VK_SUCCESS)
+    return "";
+  std::string text;
+  for (uint32_t e = 0; e < executables; ++e) {
+    VkPipelineExecutableInfoKHR exec{VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_INFO_KHR};
+    exec.pipeline = pipeline;
+    exec.executableIndex = e;
+    uint32_t n = 0;
+    if (dev.getStatistics(dev.device, &exec, &n, nullptr) != VK_SUCCESS)
+      continue;
+    std::vector<VkPipelineExecutableStatisticKHR> stats(n, {VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_STATISTIC_KHR});
+    if (dev.getStatistics(dev.device, &exec, &n, stats.data()) < VK_SUCCESS)
+      continue;
+    for (uint32_t i = 0; i < n && i < stats.size(); ++i) {
+      const VkPipelineExecutableStatisticKHR &st = stats[i];
+      std::string value;
+      if (st.format == VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_BOOL32_KHR)
+        value = st.value.b32 ? "yes" : "no";
+      else if (st.format == VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_INT64_KHR)
+        value = std::to_string(st.value.i64);
+      else if (st.format == VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_UINT64_KHR)
+        value = std::to_string(st.value.u64);
+      else
+        value = std::to_string(st.value.f64);
+      text += (text.empty() ? "" : ", ") + std::string(st.name) + " " + value;
+    }
+  }
+  return text;
+}
+
 } // namespace
 
 bool buildPipeline(VulkanExecutor &ex, int k, int bindings, std::string &error) {
@@ -120,6 +156,8 @@ bool buildPipeline(VulkanExecutor &ex, int k, int bindings, std::string &error) 
   cpci.stage.module = p.module;
   cpci.stage.pName = "main";
   cpci.layout = p.layout;
+  if (ex.dev->getStatistics)
+    cpci.flags |= VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR;
   // Specialization constants: constant_id i = Kernel.specialization[i] (32-bit).
   const std::vector<uint32_t> &specData = src.specialization;
   std::vector<VkSpecializationMapEntry> specMap(specData.size());
@@ -135,6 +173,8 @@ bool buildPipeline(VulkanExecutor &ex, int k, int bindings, std::string &error) 
     error = name + ": vkCreateComputePipelines failed (" + std::to_string(r) + ") on '" + ex.limits.name + "'";
     return false;
   }
+  if (ex.dev->getStatistics)
+    p.statistics = pipelineStatistics(*ex.dev, p.pipeline);
   return true;
 }
 

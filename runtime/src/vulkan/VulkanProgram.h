@@ -40,7 +40,8 @@ struct KernelPipeline {
   VkDescriptorSetLayout setLayout = VK_NULL_HANDLE;
   VkPipelineLayout layout = VK_NULL_HANDLE;
   VkPipeline pipeline = VK_NULL_HANDLE;
-  int bindings = -1; // -1: not built (no Vulkan dispatch uses the kernel)
+  int bindings = -1;      // -1: not built (no Vulkan dispatch uses the kernel)
+  std::string statistics; // KILN_PROFILE: the driver's statistics of its code ("Registers 96, ..."), if any
 };
 
 /// A TRANSFER (or the read-back of a DEVICE output) through its region of the session's staging buffer.

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <set>
 
 namespace kiln::vulkan {
 
@@ -102,6 +103,7 @@ private:
   bool submit(int submission, const StepState &step, std::string &error);
   void readProfile(int submission);
   void printProfile() const;
+  void printPipelineStatistics(const std::map<std::string, std::pair<uint64_t, int>> &ran) const;
 
   VulkanExecutor &ex_;
   const LoadedPlan &plan_;
@@ -288,8 +290,7 @@ void VulkanSession::createQueryPools() {
   qci.queryCount = static_cast<uint32_t>(2 * ex_.submissions.size());
   if (vkCreateQueryPool(dev_.device, &qci, nullptr, &queries_) != VK_SUCCESS)
     queries_ = VK_NULL_HANDLE;
-  const char *prof = std::getenv("KILN_PROFILE");
-  if (!prof || !*prof || std::string(prof) == "0")
+  if (!profilingRequested())
     return;
   uint32_t n = 0;
   for (const Submission &sub : ex_.submissions) {
@@ -671,6 +672,25 @@ const void *VulkanSession::outputData(int id) const {
   return nullptr;
 }
 
+// The driver's statistics of each kernel that ran (its registers bound how many workgroups a multiprocessor
+// holds at once), or why there are none.
+void VulkanSession::printPipelineStatistics(const std::map<std::string, std::pair<uint64_t, int>> &ran) const {
+  if (!dev_.getStatistics) {
+    std::fprintf(stderr, "kiln profile (vulkan): no pipeline statistics ('%s' lacks "
+                         "VK_KHR_pipeline_executable_properties)\n",
+                 ex_.limits.name.c_str());
+    return;
+  }
+  std::fprintf(stderr, "kiln profile (vulkan): pipeline statistics (the driver's, per kernel that ran)\n");
+  std::set<std::string> printed;
+  for (size_t k = 0; k < plan_.kernels.size() && k < ex_.pipelines.size(); ++k) {
+    const std::string &symbol = plan_.kernels[k].symbol;
+    if (ran.count(symbol) && printed.insert(symbol).second)
+      std::fprintf(stderr, "  stats %s: %s\n", symbol.c_str(),
+                   ex_.pipelines[k].statistics.empty() ? "(none reported)" : ex_.pipelines[k].statistics.c_str());
+  }
+}
+
 // The KILN_PROFILE report on stderr: GPU time per kernel variant, then the top dispatches.
 void VulkanSession::printProfile() const {
   uint64_t total = 0;
@@ -710,11 +730,15 @@ void VulkanSession::printProfile() const {
     std::fprintf(stderr, "  %6.2f%% %9.3f ms/run  %s\n", 100.0 * double(ns) / double(total),
                  double(ns) * 1e-6 / double(profRuns_), k.c_str());
   std::sort(top.rbegin(), top.rend());
-  for (size_t i = 0; i < top.size() && i < 12; ++i) {
+  size_t shown = 15;
+  if (const char *v = std::getenv("KILN_PROFILE_TOP"))
+    shown = size_t(std::max(0, std::atoi(v)));
+  for (size_t i = 0; i < top.size() && i < shown; ++i) {
     const size_t at = size_t(top[i].second);
     std::fprintf(stderr, "  top %2zu: %8.3f ms/run  #%zu %s %s\n", i + 1, double(top[i].first) * 1e-6 / double(profRuns_),
                  at % numDispatches, kernelName(at).c_str(), plan_.dispatches[at % numDispatches].location.c_str());
   }
+  printPipelineStatistics(byKernel);
 }
 
 } // namespace
