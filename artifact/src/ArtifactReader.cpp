@@ -70,6 +70,17 @@ void MappedArtifact::release() {
   mapping_ = nullptr;
 }
 
+void MappedArtifact::releaseWeightPages(uint64_t begin, uint64_t end) const {
+  const uint64_t page = uint64_t(sysconf(_SC_PAGESIZE));
+  end = std::min(end, weightsSize_);
+  if (heap_ || !mapping_ || !weights_ || begin >= end || page == 0)
+    return;
+  const uintptr_t first = (reinterpret_cast<uintptr_t>(weights_) + begin + page - 1) / page * page;
+  const uintptr_t last = (reinterpret_cast<uintptr_t>(weights_) + end) / page * page;
+  if (first < last) // a private, never-written file mapping: dropping the pages loses nothing
+    madvise(reinterpret_cast<void *>(first), last - first, MADV_DONTNEED);
+}
+
 namespace {
 
 // The header: magic, version, table offset and count, header checksum. Sets `tableEnd`.

@@ -126,20 +126,32 @@ bool fillSyntheticQuantized(uint64_t seed, const Buffer &b, uint8_t *out) {
 }
 } // namespace
 
+void WeightsRegion::seal() { mprotect(base_, size_ ? size_ : 1, PROT_READ); }
+
 WeightsRegion::~WeightsRegion() {
   if (base_)
     munmap(base_, size_ ? size_ : 1);
 }
 
-StatusOr<std::unique_ptr<WeightsRegion>> materializeSyntheticWeights(const Manifest &m, const uint8_t *stored,
-                                                                      uint64_t storedSize, const std::string &file) {
-  const uint64_t size = weightsSectionSize(m);
+StatusOr<std::unique_ptr<WeightsRegion>> allocateWeightsRegion(uint64_t size, bool hugePages, const std::string &file) {
   void *base = mmap(nullptr, size ? size : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (base == MAP_FAILED)
-    return Status::error(file + ": cannot allocate " + std::to_string(size) + " bytes for synthetic weights: " +
+    return Status::error(file + ": cannot allocate " + std::to_string(size) + " bytes for the weights: " +
                          std::strerror(errno));
-  auto region = std::make_unique<WeightsRegion>(base, size);
-  uint8_t *out = static_cast<uint8_t *>(base);
+  if (hugePages && size)
+    madvise(base, size, MADV_HUGEPAGE); // advice: without THP in the kernel the pages stay 4 KiB
+  return std::make_unique<WeightsRegion>(base, size);
+}
+
+StatusOr<std::unique_ptr<WeightsRegion>> materializeSyntheticWeights(const Manifest &m, const uint8_t *stored,
+                                                                      uint64_t storedSize, const std::string &file,
+                                                                      bool hugePages) {
+  const uint64_t size = weightsSectionSize(m);
+  StatusOr<std::unique_ptr<WeightsRegion>> allocated = allocateWeightsRegion(size, hugePages, file);
+  if (!allocated.ok())
+    return allocated.status();
+  std::unique_ptr<WeightsRegion> region = std::move(*allocated);
+  uint8_t *out = region->data();
   // One buffer per offset (a device copy shares its original's bytes): the lowest id.
   std::map<uint64_t, const Buffer *> byOffset;
   for (const Buffer &b : m.buffers())
@@ -188,7 +200,7 @@ StatusOr<std::unique_ptr<WeightsRegion>> materializeSyntheticWeights(const Manif
     t.join();
   if (failed)
     return Status::error(file + ": a synthetic weight is not f32, f16, bf16 or a q8_0 / q4_0 matrix");
-  mprotect(base, size ? size : 1, PROT_READ);
+  region->seal();
   return region;
 }
 

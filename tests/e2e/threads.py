@@ -3,7 +3,9 @@
 --no-fuse, run with its chunk schedule at 1 thread and then at 2 and 4 threads with KILN_THREADS_GRAIN=1 (every
 kernel that has a range is split as finely as the threads allow, so the tiny test shapes are split too) and at 3
 threads with the kernels' own grains. The 1-thread output must also be within 1e-4 of the Hugging Face
-reference (so the comparison is of outputs that mean something).
+reference (so the comparison is of outputs that mean something). The same holds for the weights' memory: with
+KILN_HUGE_PAGES=0 (the file mapping) the output is the one of the default (a copy in transparent huge pages, which
+KILN_VERBOSE=1 reports wherever the kernel has them).
 
 usage: threads.py KILN DATA_DIR
 Prints one line per case and variant and a closing 'N passed, N failed' line; exits 1 on any failure.
@@ -20,18 +22,35 @@ import st  # noqa: E402
 RUNS = [(2, "1"), (4, "1"), (3, None)]  # (threads, KILN_THREADS_GRAIN)
 
 
-def run(kiln, art, case_dir, chunks, out, threads, grain):
+def thp_available():
+    try:
+        mode = open("/sys/kernel/mm/transparent_hugepage/enabled").read()
+    except OSError:
+        return False
+    return "[never]" not in mode
+
+
+def run(kiln, art, case_dir, chunks, out, threads, grain, huge_pages=None):
     env = dict(os.environ)
-    env.pop("KILN_THREADS_GRAIN", None)
+    for var in ("KILN_THREADS_GRAIN", "KILN_HUGE_PAGES"):
+        env.pop(var, None)
     if grain:
         env["KILN_THREADS_GRAIN"] = grain
+    env["KILN_VERBOSE"] = "1"
+    if huge_pages is not None:
+        env["KILN_HUGE_PAGES"] = huge_pages
     cmd = [kiln, "run", art, "--inputs", os.path.join(case_dir, "reference.safetensors"), "--outputs", out,
            "--threads", str(threads)]
     if chunks:
         cmd += ["--chunks", ",".join(map(str, chunks))]
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    return None if p.returncode == 0 else "kiln run --threads %d: exit %d: %s" % (threads, p.returncode,
-                                                                                  p.stderr.strip())
+    if p.returncode != 0:
+        return "kiln run --threads %d: exit %d: %s" % (threads, p.returncode, p.stderr.strip())
+    said = "in transparent huge pages" in p.stderr
+    if said != (huge_pages != "0" and thp_available()):
+        return "KILN_HUGE_PAGES=%s: KILN_VERBOSE %s the huge pages: %s" % (
+            huge_pages or "(unset)", "reports" if said else "does not report", p.stderr.strip()[-200:])
+    return None
 
 
 def check_case(kiln, case_dir, flags, tmp):
@@ -59,6 +78,12 @@ def check_case(kiln, case_dir, flags, tmp):
             return err
         if open(out, "rb").read() != want:
             return "%d threads (grain %s): output differs from 1 thread" % (threads, grain or "kernel's")
+    out = os.path.join(tmp, "mapped.safetensors")
+    err = run(kiln, art, case_dir, chunks, out, 1, None, huge_pages="0")
+    if err:
+        return err
+    if open(out, "rb").read() != want:
+        return "KILN_HUGE_PAGES=0: output differs from the weights in huge pages"
     return None
 
 

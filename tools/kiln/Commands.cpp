@@ -21,6 +21,7 @@ const EnvVar kTmpEnv{"TMPDIR", "where a kernel object is written for dlopen when
 const EnvVar kThreadsGrainEnv{"KILN_THREADS_GRAIN", "=G: the fewest items of a CPU kernel's range per thread, for every kernel (1: split all; tests)"};
 const EnvVar kVerboseEnv{"KILN_VERBOSE", "=1: say at load which CPU kernel object runs (and which were skipped) on stderr"};
 const EnvVar kCpuDisableEnv{"KILN_CPU_DISABLE", "=avx512f,...: treat these CPU features as absent when picking the kernel object (tests)"};
+const EnvVar kHugePagesEnv{"KILN_HUGE_PAGES", "=0: CPU weights stay in the artifact's file mapping (pages shared by processes) instead of a copy in transparent huge pages"};
 const EnvVar kOpenBlasEnv{"OPENBLAS_CORETYPE", "forces OpenBLAS's kernel choice for f32 matmuls (bench prints which)"};
 
 const Flag kThreadsFlag{"--threads", "N", "CPU threads: the kernels' and OpenBLAS's (default: the artifact's compile --threads, else 2)"};
@@ -114,7 +115,7 @@ const Command kRun{
      {"--chunks", "2,5,1", "prefill the prompt in these chunks (they sum to S; default one)"},
      kThreadsFlag,
      kNoVerifyFlag},
-    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kCpuDisableEnv, kVulkanDeviceEnv, kSmallRowsEnv, kDriverEnv, kTmpEnv},
+    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kHugePagesEnv, kCpuDisableEnv, kVulkanDeviceEnv, kSmallRowsEnv, kDriverEnv, kTmpEnv},
     false};
 
 const Command kGenerate{
@@ -172,7 +173,7 @@ const Command kEmbed{
      {"--output", "FILE", "write OUT.safetensors (embeddings F32 [N, D]) or OUT.json instead of printing"},
      kThreadsFlag,
      kNoVerifyFlag},
-    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kCpuDisableEnv, kVulkanDeviceEnv, kSmallRowsEnv, kDriverEnv, kTmpEnv},
+    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kHugePagesEnv, kCpuDisableEnv, kVulkanDeviceEnv, kSmallRowsEnv, kDriverEnv, kTmpEnv},
     false};
 
 const Command kBench{
@@ -192,7 +193,7 @@ const Command kBench{
      {"--json", nullptr, "one JSON document on stdout instead of the table (numbers unrounded)"},
      kThreadsFlag,
      kNoVerifyFlag},
-    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kCpuDisableEnv, kVulkanDeviceEnv, kSmallRowsEnv, kDriverEnv, kTmpEnv, kOpenBlasEnv},
+    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kHugePagesEnv, kCpuDisableEnv, kVulkanDeviceEnv, kSmallRowsEnv, kDriverEnv, kTmpEnv, kOpenBlasEnv},
     false};
 
 const Command kInspect{

@@ -256,4 +256,19 @@ TEST(SyntheticWeights, ValidationRejects) {
   }
 }
 
+// The weights region the runtime copies a CPU artifact's weights into (huge pages advised or not): zeroed,
+// writable until sealed, its size as asked (4 MiB: two huge pages where the kernel has them).
+TEST(SyntheticWeights, WeightsRegionIsZeroedAndSized) {
+  for (bool huge : {false, true}) {
+    StatusOr<std::unique_ptr<WeightsRegion>> r = allocateWeightsRegion(4u << 20, huge, "f");
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    WeightsRegion &region = **r;
+    ASSERT_EQ(region.size(), 4u << 20);
+    EXPECT_TRUE(std::all_of(region.data(), region.data() + region.size(), [](uint8_t b) { return b == 0; }));
+    region.data()[12345] = 7;
+    region.seal();
+    EXPECT_EQ(static_cast<const WeightsRegion &>(region).data()[12345], 7);
+  }
+}
+
 } // namespace

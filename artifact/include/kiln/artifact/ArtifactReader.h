@@ -60,6 +60,10 @@ public:
   /// The WEIGHTS section; a WEIGHT buffer's data is weightsBase() + buffer.offset(). 64-byte aligned.
   const uint8_t *weightsBase() const { return weights_; }
   uint64_t weightsSize() const { return weightsSize_; }
+  /// Gives the pages of weights bytes [begin, end) back to the page cache (the whole pages inside the range;
+  /// a file mapping only): after they were copied elsewhere, so that they are not resident twice. Reading them
+  /// again still works (it maps them in from the file again).
+  void releaseWeightPages(uint64_t begin, uint64_t end) const;
   /// The whole file and its header / section table (for `kiln inspect`).
   const uint8_t *fileData() const { return static_cast<const uint8_t *>(mapping_); }
   uint64_t fileSize() const { return fileSize_; }
