@@ -4,8 +4,9 @@ usage: python3 bench/gpu_table.py RESULTS_DIR MODELS_DIR
 RESULTS_DIR holds gpu.txt (the card), bandwidth.txt (copy bandwidth), and per format FMT and round R:
 kiln-FMT-rR.json (kiln bench --json), llama-kvf32-FMT-rR.json and llama-default-FMT-rR.json (llama-bench -o json).
 MODELS_DIR holds tl-FMT.inspect.json (kiln inspect --json): the weight bytes a decode step reads, for the
-bandwidth limit. Per format and test: the median over rounds of each system's mean tokens/s (each round's mean
-is over its 5 repetitions), the range over rounds, and kiln / llama.cpp (> 1: kiln is faster).
+bandwidth limit. Per format and test: the median over rounds of each system's median tokens/s over a round's 5
+repetitions (kiln's "median", llama-bench's samples_ts: one slow repetition, e.g. a clock ramp, moves a mean by a
+third), the range over rounds, and kiln / llama.cpp (> 1: kiln is faster).
 """
 import glob, json, os, re, statistics, sys
 
@@ -28,7 +29,7 @@ def kiln_runs(res, fmt):
     for path in sorted(glob.glob(os.path.join(res, f"kiln-{fmt}-r*.json"))):
         doc = load(path)
         for t in (doc or {}).get("tests", []):
-            out.setdefault(t["test"], []).append(t["mean"])
+            out.setdefault(t["test"], []).append(t.get("median", t["mean"]))
     return out
 
 
@@ -37,7 +38,8 @@ def llama_runs(res, name, fmt):
     for path in sorted(glob.glob(os.path.join(res, f"{name}-{fmt}-r*.json"))):
         for t in load(path) or []:
             test = f"pp{t['n_prompt']}" if t["n_gen"] == 0 else f"tg{t['n_gen']}"
-            out.setdefault(test, []).append(t["avg_ts"])
+            samples = t.get("samples_ts") or [t["avg_ts"]]
+            out.setdefault(test, []).append(statistics.median(samples))
     return out
 
 
@@ -69,7 +71,7 @@ def main():
     fmts = sorted({re.sub(r"^kiln-(.*)-r\d+\.json$", r"\1", os.path.basename(p))
                    for p in glob.glob(os.path.join(res, "kiln-*-r*.json"))})
     print(f"GPU: {gpu}; copy bandwidth {bw / 1e12:.2f} TB/s" if bw else f"GPU: {gpu}")
-    print("TinyLlama-1.1B shapes, tokens/s: median over rounds (range); kiln bench -p 512 -n 128 -r 5 vs "
+    print("TinyLlama-1.1B shapes, tokens/s: median over rounds (range) of each round's median repetition; kiln bench -p 512 -n 128 -r 5 vs "
           "llama-bench -ngl 99 -p 512 -n 128 -r 5 (KV f32 + flash attention off, and its defaults)\n")
     print("| weights | test | kiln | llama.cpp KV f32, fa off | llama.cpp defaults | kiln / llama.cpp (fa off) "
           "| kiln / llama.cpp (defaults) | kiln % of bandwidth limit |")

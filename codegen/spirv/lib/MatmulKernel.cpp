@@ -188,7 +188,8 @@ std::string matmulName(const MatmulParts &p, const Tensor &a, const GemvSplit &s
   const bool gemvOnly = pathTag == "_only";
   name += p.tb ? "tb_gemv" + std::to_string(split.rows) + (gemvOnly ? "_only" : "_tile64") : "tile64";
   name += (vecWidth ? "_v" + std::to_string(vecWidth) : "") + (subgroups ? "_sg" : "") + (gemvOnly ? "" : pathTag);
-  name += (b.kind != o.kind ? std::string("_b") + kindName(b.kind) : "") +
+  // "_w" + the weights' storage kind ("_wf16"; "_b" read as "_bf16" was taken for bf16 weights), "_a" + A's.
+  name += (b.kind != o.kind ? std::string("_w") + kindName(b.kind) : "") +
           (a.kind != o.kind ? std::string("_a") + kindName(a.kind) : "");
   name += std::string(p.norm ? "_norm" : "") + (p.residual ? "_res" : "");
   // Static N x K in the name (the module is the same; a profile then splits the time by shape).
@@ -248,6 +249,19 @@ void defineGroup(KernelBuilder &kb, const MatmulParts &p) {
 }
 
 namespace {
+
+/// The cooperative-matrix tiles store their accumulators straight to the results (CM_DIRECT): every result f32,
+/// row-major (no view), with a static N % 4 == 0 (16-byte aligned rows), and no residual read in the epilogue.
+bool directStores(const MatmulParts &p) {
+  if (p.residual)
+    return false;
+  for (const Tensor *o : p.results) {
+    const SymExpr &n = o->shape[o->shape.size() - 1];
+    if (o->kind != Kind::F32 || !o->viewMacro.empty() || !n.isConstant() || n.getConstant() % 4 != 0)
+      return false;
+  }
+  return true;
+}
 
 bool emitMatmulKernel(KernelBuilder &kb, const MatmulParts &p) {
   const Tensor &a = kb.in(0), &b = *p.weights[0], &o = *p.results[0];
@@ -317,9 +331,7 @@ bool emitMatmulKernel(KernelBuilder &kb, const MatmulParts &p) {
     kb.useSubgroupArithmetic();
   }
   if (coopmat)
-    // Straight stores only for one result: a group's segments store through their views (and silu_mul reads
-    // back, in the up pass, the gate each invocation stored itself in the gate pass).
-    defineCoopmat(kb, cm, !p.group && o.kind == Kind::F32 && nStatic > 0 && nStatic % 4 == 0 && o.viewMacro.empty());
+    defineCoopmat(kb, cm, directStores(p));
   kb.bindRole("A", a);
   if (p.group) {
     defineGroup(kb, p);

@@ -302,6 +302,11 @@ void main() {
       product(bz, A0, B0, blockBase);
 #ifndef SILU_MUL
       blockBase += (gN + gemvRowsPerGroup() - 1u) / gemvRowsPerGroup();
+#elif defined(COOPMAT) && defined(CM_DIRECT)
+      // The up pass reads the gate pass's stores: a tile's cooperative-matrix load need not give a lane the
+      // elements it stored itself, so the workgroup's stores are made visible first.
+      memoryBarrierBuffer();
+      barrier();
 #endif
     }
 #else

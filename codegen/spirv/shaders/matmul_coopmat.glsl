@@ -9,7 +9,9 @@
 //   CM_DIRECT      OUT is f32 and N % 4 == 0: accumulators wholly inside OUT are stored straight to it (the
 //                  pointer and stride of a cooperative-matrix store must be 16-byte aligned); the others go
 //                  through a per-warp 16 x 8 staging area of sm with bounds checks (M, N, K need not be
-//                  multiples of anything).
+//                  multiples of anything). In a matmul_group (every segment's result f32, N % 4 == 0, no
+//                  view, no residual) each segment stores to its own result; with SILU_MUL the up pass loads
+//                  the gate pass's accumulator back and stores silu(gate) * up, element by element.
 // A and B are read in their stored dtype (f32, f16 or bf16, or B q8_0 / q4_0 dequantized (QUANT_B); 8 consecutive
 // k per 16-byte load when K % 8 == 0)
 // one slice ahead into registers, so the next slice's global loads are in flight while this one is multiplied,
@@ -46,7 +48,11 @@ shared uvec4 cmB[CM_STAGES * CM_BN * CM_LDV]; // [stage][column j][k]
 #define CM_LOAD_B(f, off) coopMatLoadNV(f, cmB, off, CM_LDV, true)
 #define CM_MULADD(a, b, c) c = coopMatMulAddNV(a, b, c)
 #define CM_STORE_SM(c, off) coopMatStoreNV(c, sm, off, 8u, false)
+#if defined(GROUP) && defined(CM_DIRECT)
+#define CM_STORE_OUT(c, off, stride) cmStoreGroup(c, off, stride)
+#else
 #define CM_STORE_OUT(c, off, stride) coopMatStoreNV(c, BUF_OUT, off, stride, false)
+#endif
 #define CM_WARP_BARRIER() { subgroupMemoryBarrierShared(); subgroupBarrier(); }
 #else
 struct CmFrag { uint base; }; // the fragment's first uvec4 in cmA / cmB
@@ -76,6 +82,35 @@ void cmEmulatedMulAdd(CmFrag a, CmFrag b, inout CmAcc c) {
       sum += cmHalf(cmA[a.base + r * CM_LDV + k / 8u], k % 8u) * cmHalf(cmB[b.base + col * CM_LDV + k / 8u], k % 8u);
     c.v[s] = sum;
   }
+}
+#endif
+
+#if defined(GROUP) && defined(CM_DIRECT) && !defined(CM_EMULATE)
+// Segment gSeg's accumulator c at element `off` of its result (row stride `stride`). The emulated path needs
+// none of this: its CM_STORE_OUT stores element by element through STORE_OUT (matmul_group.glsl's storeOutSeg).
+void cmStoreGroup(CM_ACC c, uint off, uint stride) {
+#ifdef SILU_MUL
+  if (gSeg == 1u) { // the gate pass's accumulator, as it stored it (the same type, so the same element order)
+    CM_ACC g;
+    coopMatLoadNV(g, BUF_Y, off, stride, false);
+    for (int e = 0; e < c.length(); ++e) {
+      float gv = g[e];
+      c[e] = gv * sigmoidF(gv) * c[e];
+    }
+  }
+  coopMatStoreNV(c, BUF_Y, off, stride, false);
+#else
+#if GROUP_SEGMENTS > 3
+  if (gSeg == 3u) { coopMatStoreNV(c, BUF_Y3, off, stride, false); return; }
+#endif
+#if GROUP_SEGMENTS > 2
+  if (gSeg == 2u) { coopMatStoreNV(c, BUF_Y2, off, stride, false); return; }
+#endif
+#if GROUP_SEGMENTS > 1
+  if (gSeg == 1u) { coopMatStoreNV(c, BUF_Y1, off, stride, false); return; }
+#endif
+  coopMatStoreNV(c, BUF_Y0, off, stride, false);
+#endif
 }
 #endif
 

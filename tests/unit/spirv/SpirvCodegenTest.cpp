@@ -953,7 +953,7 @@ TEST_F(SpirvCodegenTest, MatmulGroup) {
             EXPECT_EQ(k.name.rfind("matmul_group" + std::to_string(c.ns.size()) + (c.siluMul ? "_silu_mul" : ""), 0),
                       0u) << k.name;
             // 16-bit weights read in place (the folded converts): B's storage in the name.
-            EXPECT_EQ(k.name.find(std::string("_b") + weights + "_") != std::string::npos, std::string(weights) != "f32")
+            EXPECT_EQ(k.name.find(std::string("_w") + weights + "_") != std::string::npos, std::string(weights) != "f32")
                 << k.name;
           }
         for (int64_t s : subgroupSize == 8 ? std::vector<int64_t>{1, 2, 3, 4, 5, 70} : std::vector<int64_t>{1, 70})
@@ -1101,7 +1101,7 @@ func.func @w16(%x: tensor<?x264xf32, #kiln.dims<[s]>>, %w: tensor<150x264xf16>, 
   int folded = 0;
   for (auto &[op, k] : kernels)
     if (mlir::isa<ir::MatmulOp>(op)) {
-      EXPECT_TRUE(k.name.find("_bf16_") != std::string::npos || k.name.find("_bbf16_") != std::string::npos)
+      EXPECT_TRUE(k.name.find("_wf16_") != std::string::npos || k.name.find("_wbf16_") != std::string::npos)
           << k.name; // B stored as f16 / bf16
       ++folded;
     }
@@ -1223,12 +1223,14 @@ TEST_F(SpirvCodegenTest, CooperativeMatrixEmulated) {
         check({{"b", 1}, {"s", rows}, {"p", 0}}, {}, 5e-3);
     }
   }
-  // matmul_group on the blocks (Q/K/V-like segments, and silu_mul, whose up pass reads back the gate each
-  // invocation stored in the gate pass: the staged stores, never the straight ones).
+  // matmul_group on the blocks: Q/K/V-like segments (N % 4 == 0: each segment's blocks stored straight to its
+  // result), and silu_mul, whose up pass reads back the gate pass's stores: staged (N = 150) and straight
+  // (N = 152; the edge blocks staged).
   target.cooperativeMatrixTile = "";
-  for (bool siluMul : {false, true}) {
-    SCOPED_TRACE(siluMul ? "matmul_group silu_mul" : "matmul_group");
-    compile(siluMul ? matmulGroupSource({150, 150}, 264, "f16", true) : matmulGroupSource({200, 40, 40}, 264, "bf16", false));
+  for (int64_t siluN : {int64_t(0), int64_t(150), int64_t(152)}) {
+    SCOPED_TRACE(siluN ? "matmul_group silu_mul, N = " + std::to_string(siluN) : std::string("matmul_group"));
+    compile(siluN ? matmulGroupSource({siluN, siluN}, 264, "f16", true)
+                  : matmulGroupSource({200, 40, 40}, 264, "bf16", false));
     for (auto &[op, k] : kernels)
       if (mlir::isa<ir::MatmulGroupOp>(op))
         EXPECT_NE(k.name.find("_coopmatemu"), std::string::npos) << k.name;
