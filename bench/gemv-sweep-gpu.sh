@@ -5,16 +5,15 @@
 # 4_2048_2, the default tuning). Prints the card first; compare figures only within one call.
 . "$(dirname "$0")/gpu-env.sh"
 card
-R=${OUT:-/tmp}/sweep; rm -rf $R; mkdir -p $R # under $OUT: a call cut short still brings back the rounds it ran
+# One file of "ARTIFACT TOKENS_PER_S" lines under $OUT (a call cut short still brings back the rounds it ran; one
+# file, since a call brings back only so many).
+R=${OUT:-/tmp}/sweep-rounds.txt; : > $R
 for r in $(seq ${ROUNDS:-2}); do
   for m in .h200/sweep/*.kiln; do
-    n=$(basename $m .kiln)
-    timeout 60 $K bench $m -p 0 -n 128 -r 3 2>&1 | grep -oE 'tg128 \| [0-9.]+' | awk '{print $3}' >> $R/$n.txt
+    echo "$(basename $m .kiln) $(timeout 60 $K bench $m -p 0 -n 128 -r 3 2>&1 | grep -oE 'tg128 \| [0-9.]+' | awk '{print $3}')" >> $R
   done
 done
-for f in $R/*.txt; do
-  printf '%-24s %s\n' "$(basename $f .txt)" "$(sort -n $f | tr '\n' ' ')"
-done | python3 -c "
+sort $R | awk '{v[$1] = v[$1] " " $2} END {for (n in v) print n v[n]}' | sort | python3 -c "
 import statistics, sys
 for line in sys.stdin:
     name, *v = line.split()

@@ -9,16 +9,15 @@
 #   .h200/sweep/tl-q8_0.kiln                q8_0 weights (the quantized GEMV: no tuning, the new runtime)
 #   .gl/*.deb, .gl/rt/*.deb                 the Vulkan loader and the runtime's libraries (devices.md)
 # usage: bash tools/build.sh && [BASE_DIR=DIR] [SETTINGS="4,2048,2 4,2048,4 ..."] bash bench/gemv-sweep-prepare.sh
-#        then the device call: carry [".gl", ".h200"], command `bash bench/gemv-sweep-gpu.sh`.
+#        then bench/gpu-pack.sh packs the sweep beside bench/gpu-prepare.sh's files, and bench/gpu-all.sh runs it
+#        after the checks and the bench in one device call (or alone: `bash bench/gemv-sweep-gpu.sh`).
 . "$(dirname "$0")/prepare-env.sh"
 K=${KILN:-build/bin/kiln}
 H=.h200
 WORK=${WORK:-/tmp/gpuprep}
 SETTINGS=${SETTINGS:-"4,2048,2 4,2048,4 2,2048,4 8,2048,2 4,4096,2 4,8192,4 1,4096,4"}
-rm -rf $H && mkdir -p $H/bin $H/sweep .gl/rt $WORK
-KILN_BUILD_DIR=/tmp/sweep-rt bash tools/build.sh -DKILN_BUILD_COMPILER=OFF -DKILN_BUILD_TESTS=OFF >$WORK/rt-build.log 2>&1 \
-  || { tail -20 $WORK/rt-build.log; exit 1; }
-cp /tmp/sweep-rt/bin/kiln $H/bin/kiln
+rm -rf $H/sweep && mkdir -p $H/bin $H/sweep .gl/rt $WORK # only the sweep: bench/gpu-prepare.sh's files stay
+runtime_kiln $WORK/rt-build.log
 for d in f16 f32; do
   tinyllama $WORK/tl-$d --dtype $d
   for s in $SETTINGS; do

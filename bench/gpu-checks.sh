@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The correctness half of bench/gpu.sh in a call of its own (bench/gpu-checks-split.sh prepares it): every reference
+# The correctness half of bench/gpu.sh (bench/gpu-all.sh runs it first; bench/gpu-pack.sh packs its files): every reference
 # case vs Hugging Face on the GPU (q8_0 / q4_0 cases vs kiln eval --weights), then the quantized GEMV kernels
 # (small-rows variants, float and integer dot product, groups) vs the interpreter.
 . "$(dirname "$0")/gpu-env.sh"
