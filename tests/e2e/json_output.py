@@ -55,6 +55,9 @@ def check_bench(kiln, artifact, causal):
         check(t.get("mean", 0) > 0 and t.get("stddev", -1) >= 0 and t.get("wall_ms", 0) > 0,
               f"bench --json {name}: {t}")
         check(causal or t.get("tokens_per_second", {}).get("mean", 0) > 0, f"bench --json {name} tokens/s")
+        samples = t.get("samples", [])
+        check(len(samples) == 2 and min(samples) > 0 and min(samples) <= t.get("median", 0) <= max(samples),
+              f"bench --json {name}: samples {samples} (one per repetition, around the median)")
     check(doc.get("threads") == 1 and doc.get("batch") == 1 and doc.get("repetitions") == 2,
           f"bench --json threads / batch / repetitions: {doc}")
     check(doc.get("session_bytes", 0) > 0 and doc.get("peak_rss_mib", 0) > 0, "bench --json memory")

@@ -80,6 +80,7 @@ struct Row {
   Stats value;
   Stats second;                 // encoders: tokens/s
   double wallMs = 0, gpuMs = 0; // per repetition, means (gpuMs 0: no Vulkan work)
+  std::vector<double> samples, gpuSamplesMs; // each repetition's value and GPU ms, in order (--json)
 };
 
 /// What was measured, beside the rows.
@@ -142,6 +143,10 @@ void printJson(const Run &run, const std::vector<Row> &rows) {
       t["tokens_per_second"] = fields(r.second);
     if (r.gpuMs > 0)
       t["gpu_ms"] = r.gpuMs;
+    // Each repetition, in order (llama-bench's samples_ts): one slow repetition shows as such, not as a mean.
+    t["samples"] = r.samples;
+    if (r.gpuMs > 0)
+      t["gpu_ms_samples"] = r.gpuSamplesMs;
     tests.push_back(t);
   }
   nlohmann::json doc = {{"architecture", run.architecture}, {"task", run.task},       {"threads", run.threads},
@@ -250,7 +255,7 @@ int runBench(int argc, char **argv) {
   auto measure = [&](auto &&once, double work, double work2, const std::string &test, const std::string &unit) {
     if (once() < 0) // warm-up
       return false;
-    std::vector<double> v, v2;
+    std::vector<double> v, v2, gpuMs;
     double wall = 0, gpu = 0;
     for (int64_t r = 0; r < reps; ++r) {
       double t = once();
@@ -258,10 +263,11 @@ int runBench(int argc, char **argv) {
         return false;
       v.push_back(work / t);
       v2.push_back(work2 / t);
+      gpuMs.push_back(1e3 * gpuSeconds);
       wall += t;
       gpu += gpuSeconds;
     }
-    rows.push_back({test, unit, stats(v), stats(v2), 1e3 * wall / double(reps), 1e3 * gpu / double(reps)});
+    rows.push_back({test, unit, stats(v), stats(v2), 1e3 * wall / double(reps), 1e3 * gpu / double(reps), v, gpuMs});
     return true;
   };
   if (causal) {
