@@ -152,22 +152,34 @@ float blockDot(QA_WORD qa[8], uvec4 w[1]) {
 }
 #endif
 
-// acc[m][r] += row m of A . row j[r] of B over the blocks from `lane` in steps of `lanes`.
-void gemvQuantPartials(inout float acc[QMS][QGR], uint A0, uint j[QGR], uint lane, uint lanes) {
+// Block b of the rows j[r] of B: its quants and scales.
+struct QuantBlocks {
+  uvec4 w[QGR][QUANT_BLOCK_VECTORS];
+  float dw[QGR];
+};
+QuantBlocks loadQuantBlocks(uint j[QGR], uint b) {
+  QuantBlocks q;
+  [[unroll]] for (uint r = 0u; r < QGR; ++r) {
+    uint blk = quantBlockAt(j[r], b);
+    [[unroll]] for (uint v = 0u; v < QUANT_BLOCK_VECTORS; ++v) q.w[r][v] = quantVector(blk * QUANT_BLOCK_VECTORS + v);
+    q.dw[r] = quantScale(blk);
+  }
+  return q;
+}
+
+// acc[m][r] += row m of A . row j[r] of B over the blocks from `lane` in steps of `lanes`; `first`: block `lane`,
+// already loaded (gemv loads it before the activations are quantized, so that its loads are in flight across
+// that work and its barriers).
+void gemvQuantPartials(inout float acc[QMS][QGR], uint A0, uint j[QGR], uint lane, uint lanes, QuantBlocks first) {
   const uint M = MM_M, K = MM_K, KB = K / 32u;
   for (uint b = lane; b < KB; b += lanes) {
-    uvec4 w[QGR][QUANT_BLOCK_VECTORS];
-    float dw[QGR];
-    [[unroll]] for (uint r = 0u; r < QGR; ++r) {
-      uint blk = quantBlockAt(j[r], b);
-      [[unroll]] for (uint v = 0u; v < QUANT_BLOCK_VECTORS; ++v) w[r][v] = quantVector(blk * QUANT_BLOCK_VECTORS + v);
-      dw[r] = quantScale(blk);
-    }
+    QuantBlocks q = b == lane ? first : loadQuantBlocks(j, b);
     [[unroll]] for (uint m = 0u; m < QMS; ++m)
       if (m < M) {
         QA_WORD qa[8];
         float qsum, da = blockActivations(A0, m, b, qa, qsum);
-        [[unroll]] for (uint r = 0u; r < QGR; ++r) acc[m][r] += (blockDot(qa, w[r]) - QUANT_ZERO * qsum) * (da * dw[r]);
+        [[unroll]] for (uint r = 0u; r < QGR; ++r)
+          acc[m][r] += (blockDot(qa, q.w[r]) - QUANT_ZERO * qsum) * (da * q.dw[r]);
       }
   }
 }
@@ -177,20 +189,25 @@ uint gemvRowsPerGroup() { return gl_NumSubgroups * QGR; }
 
 // Rows of A bz * M .. (batch bz; B has no batch dims, B0 is 0). blockBase: as gemv.glsl's.
 void gemv(uint bz, uint A0, uint B0, uint blockBase) {
-  const uint M = MM_M, N = MM_N;
-  uint rowsPerGroup = gemvRowsPerGroup();
+  const uint M = MM_M, N = MM_N, KB = MM_K / 32u;
+  uint rowsPerGroup = gemvRowsPerGroup(), lane = gl_SubgroupInvocationID;
+  uint j0 = gemvFirstBlock(blockBase) * rowsPerGroup + gl_SubgroupID * QGR, j[QGR];
+  [[unroll]] for (uint r = 0u; r < QGR; ++r) j[r] = min(j0 + r, N - 1u);
+  QuantBlocks first; // this subgroup's first block, loaded before the activations are quantized
+  if (j0 < N && lane < KB) first = loadQuantBlocks(j, lane);
 #ifdef QUANT_SHARED_A
   if (gemvFirstBlock(blockBase) * rowsPerGroup >= N)
     return; // no rows here (uniform over the workgroup): nothing to quantize for
   quantizeRowsShared(A0);
 #endif
-  for (uint j0 = gemvFirstBlock(blockBase) * rowsPerGroup + gl_SubgroupID * QGR; j0 < N; j0 += gl_NumWorkGroups.x * rowsPerGroup) {
+  for (bool firstRows = true; j0 < N; j0 += gl_NumWorkGroups.x * rowsPerGroup, firstRows = false) {
     float acc[QMS][QGR];
-    uint j[QGR];
     [[unroll]] for (uint r = 0u; r < QGR; ++r) j[r] = min(j0 + r, N - 1u);
+    if (!firstRows && lane < KB) // later rows of the grid-stride loop (rare: the grid usually covers N at once)
+      first = loadQuantBlocks(j, lane);
     [[unroll]] for (uint m = 0u; m < QMS; ++m)
       [[unroll]] for (uint r = 0u; r < QGR; ++r) acc[m][r] = 0.0;
-    gemvQuantPartials(acc, A0, j, gl_SubgroupInvocationID, gl_SubgroupSize);
+    gemvQuantPartials(acc, A0, j, lane, gl_SubgroupSize, first);
     [[unroll]] for (uint m = 0u; m < QMS; ++m)
       if (m < M)
         [[unroll]] for (uint r = 0u; r < QGR; ++r) {
