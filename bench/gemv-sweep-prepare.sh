@@ -24,7 +24,7 @@ for d in f16 f32; do
     KILN_SPIRV_GEMV=$s $K compile $WORK/tl-$d -o $H/sweep/tl-$d-${s//,/_}.kiln --target vulkan \
       --device-profile nvidia-h200 --max-context 1024 --synthetic-weights 1 2>&1 | tail -1
   done
-  [ -n "${BASE_DIR:-}" ] && cp $BASE_DIR/tl-$d.kiln $H/sweep/tl-$d-base.kiln
+  if [ -n "${BASE_DIR:-}" ] && [ -f $BASE_DIR/tl-$d.kiln ]; then cp $BASE_DIR/tl-$d.kiln $H/sweep/tl-$d-base.kiln; fi
 done
 $K compile $WORK/tl-f32 -o $H/sweep/tl-q8_0.kiln --target vulkan --device-profile nvidia-h200 --max-context 1024 \
   --synthetic-weights 1 --weights q8_0 2>&1 | tail -1
