@@ -119,6 +119,10 @@ kiln_status openArtifactSource(const std::string &path, bool verifyChecksums, Ar
             ? kiln::artifact::materializeSyntheticWeights(a.manifest(), a.weightsBase(), a.weightsSize(), path,
                                                           hugePages)
             : copyWeights(a);
+    if (!region.ok() && !a.manifest().synthetic_weights()) { // no memory for the copy: the mapping serves
+      out.holder = std::move(holder);
+      return KILN_OK;
+    }
     if (!region.ok()) {
       error = region.status().message();
       return KILN_BAD_ARTIFACT;
