@@ -1,5 +1,6 @@
 //===- ArtifactSource.cpp - the artifact reader, seen by the runtime -------===//
 #include "ArtifactSource.h"
+#include "Environment.h"
 
 #include "kiln/artifact/ArtifactReader.h"
 #include "kiln/artifact/SyntheticWeights.h"
@@ -17,21 +18,11 @@
 namespace kiln::runtime {
 namespace {
 
-bool envSays(const char *name, const char *value) {
-  const char *v = std::getenv(name);
-  return v && std::strcmp(v, value) == 0;
-}
-
-bool verbose() {
-  const char *v = std::getenv("KILN_VERBOSE");
-  return v && *v && std::strcmp(v, "0") != 0;
-}
-
 /// The CPU reads every weight each decode step: in 2 MiB pages (transparent huge pages, in the kernel's
 /// "madvise" or "always" mode) instead of the file mapping's 4 KiB ones, unless KILN_HUGE_PAGES=0 (a file
 /// mapping's pages are shared by the processes that map the same artifact; a copy is not).
 bool hugePagesWanted() {
-  if (envSays("KILN_HUGE_PAGES", "0"))
+  if (envIs("KILN_HUGE_PAGES", "0"))
     return false;
   std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");
   std::string mode;
@@ -130,7 +121,7 @@ kiln_status openArtifactSource(const std::string &path, bool verifyChecksums, Ar
     holder->weights = std::move(*region);
     out.weights = holder->weights->data();
     out.weightsSize = holder->weights->size();
-    if (verbose() && hugePages)
+    if (envFlag("KILN_VERBOSE") && hugePages)
       std::fprintf(stderr, "kiln: %s: %.1f MiB of weights in transparent huge pages (KILN_HUGE_PAGES=0: %s)\n",
                    path.c_str(), double(out.weightsSize) / (1 << 20),
                    a.manifest().synthetic_weights() ? "4 KiB pages" : "the file mapping");

@@ -143,7 +143,8 @@ def check_env(source, helps):
     documented = "\n".join(helps)
     for path in glob.glob(os.path.join(source, "runtime", "**", "*.cpp"), recursive=True) + \
             glob.glob(os.path.join(source, "tools", "kiln", "*.cpp")):
-        for var in set(re.findall(r'getenv\("([A-Z_]+)"\)', open(path).read())):
+        # getenv and runtime/src/Environment.h's readers
+        for var in set(re.findall(r'(?:getenv|envFlag|envIs|envCount)\("([A-Z_]+)"', open(path).read())):
             check(re.search(rf"^  {var} ", documented, re.M) is not None,
                   f"{os.path.relpath(path, source)} reads {var}, which no command's --help lists")
     for var in ("KILN_PROFILE", "KILN_VULKAN_DEVICE", "VK_DRIVER_FILES"):

@@ -4,6 +4,7 @@
 #include "cpu/CodeLoader.h"
 #include "cpu/ThreadPool.h"
 #include "cpu/HostCpu.h"
+#include "Environment.h"
 #include "kiln/artifact/CpuTargets.h"
 #include "kiln/kernel_abi.h"
 
@@ -60,10 +61,7 @@ struct SplitCall {
   }
 };
 
-bool profileRequested() {
-  const char *v = std::getenv("KILN_PROFILE");
-  return v && *v && std::strcmp(v, "0") != 0;
-}
+bool profileRequested() { return runtime::envFlag("KILN_PROFILE"); }
 
 /// KILN_PROFILE counters of one kind of step.
 struct Profile {
@@ -201,8 +199,7 @@ Error CpuExecutor::loadCode(const ExecutorContext &context) {
   if (!choice.ok)
     return Error(KILN_BAD_ARTIFACT, choice.message);
   codeTarget_ = choice.message;
-  const char *verbose = std::getenv("KILN_VERBOSE");
-  if (verbose && *verbose && std::strcmp(verbose, "0") != 0)
+  if (runtime::envFlag("KILN_VERBOSE"))
     std::fprintf(stderr, "kiln: %s: %s\n", context.plan.path.c_str(), choice.message.c_str());
   const uint8_t *code = context.source.code;
   size_t size = context.source.codeSize;
@@ -294,9 +291,7 @@ void CpuExecutor::printProfile(const Profile &p, const char *what) const {
     if (p.calls[d])
       order.push_back(d);
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p.ns[a] > p.ns[b]; });
-  int top = 15;
-  if (const char *v = std::getenv("KILN_PROFILE_TOP"))
-    top = std::max(0, std::atoi(v));
+  const int top = runtime::envCount("KILN_PROFILE_TOP", 15);
   if (order.size() > static_cast<size_t>(top))
     order.resize(static_cast<size_t>(top));
   std::fprintf(stderr, "  top dispatches:\n  %5s %12s %7s %10s  %-10s %s\n", "#", "ms/run", "share", "us/call",

@@ -1,6 +1,8 @@
 //===- VulkanDevice.cpp - instance, device selection, memory, buffers -------===//
 #include "VulkanDevice.h"
 
+#include "Environment.h"
+
 // Vulkan create-info structs are initialized as {sType} with the rest zeroed.
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
@@ -89,11 +91,6 @@ const char *resultName(VkResult r) {
   case VK_TIMEOUT: return "VK_TIMEOUT";
   default: return "VkResult";
   }
-}
-
-bool profilingRequested() {
-  const char *prof = std::getenv("KILN_PROFILE");
-  return prof && *prof && std::string(prof) != "0";
 }
 
 bool createInstance(VkInstance &instance, uint32_t &apiVersion, std::string &error) {
@@ -377,7 +374,7 @@ bool VulkanDevice::createLogicalDevice(uint32_t instanceApi, std::string &error)
   // KILN_PROFILE: the driver's statistics of each pipeline (VulkanPipeline.cpp), where it reports them.
   VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR exec{
       VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR};
-  const bool statistics = profilingRequested() && hasExtension(physical, kExecutablePropertiesExt);
+  const bool statistics = runtime::envFlag("KILN_PROFILE") && hasExtension(physical, kExecutablePropertiesExt);
   if (statistics) {
     *tail = &exec;
     tail = &exec.pNext;

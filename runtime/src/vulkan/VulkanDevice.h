@@ -75,9 +75,6 @@ private:
   VkFence uploadFence_ = VK_NULL_HANDLE;
 };
 
-/// KILN_PROFILE is set (and not "0"): per-dispatch timestamps and pipeline statistics.
-bool profilingRequested();
-
 /// Creates an instance of API 1.1+ (the loader's version, at most 1.3); false with
 /// "no Vulkan device: vkCreateInstance failed (-9); set VK_DRIVER_FILES" style errors.
 bool createInstance(VkInstance &instance, uint32_t &apiVersion, std::string &error);

@@ -2,6 +2,8 @@
 #include "VulkanExecutor.h"
 #include "VulkanProgram.h"
 
+#include "Environment.h"
+
 #include <algorithm>
 #include <cstdlib>
 
@@ -155,8 +157,7 @@ bool VulkanExecutor::planKernel(int d, std::string &error) {
 bool VulkanExecutor::planDispatches(std::string &error) {
   pipelines.resize(plan.kernels.size());
   dispatchSet.assign(plan.dispatches.size(), -1);
-  const char *smallRows = std::getenv("KILN_VULKAN_SMALL_ROWS");
-  smallRowsKernels = !smallRows || std::string(smallRows) != "0";
+  smallRowsKernels = !runtime::envIs("KILN_VULKAN_SMALL_ROWS", "0");
   const int numDispatches = int(plan.dispatches.size());
   const std::string device = plan.deviceExecutor();
   for (const PlanDispatch &disp : plan.dispatches)

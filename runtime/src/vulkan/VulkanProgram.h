@@ -41,7 +41,7 @@ struct KernelPipeline {
   VkPipelineLayout layout = VK_NULL_HANDLE;
   VkPipeline pipeline = VK_NULL_HANDLE;
   int bindings = -1;      // -1: not built (no Vulkan dispatch uses the kernel)
-  std::string statistics; // KILN_PROFILE: the driver's statistics of its code ("Registers 96, ..."), if any
+  std::string statistics; // KILN_PROFILE: the driver's statistics of its code ("Register Count 64, ..."), if any
 };
 
 /// A TRANSFER (or the read-back of a DEVICE output) through its region of the session's staging buffer.

@@ -1,4 +1,5 @@
 //===- VulkanSession.cpp - device memory, command buffers, running a step ----===//
+#include "Environment.h"
 #include "VulkanProgram.h"
 
 // Vulkan create-info structs are initialized as {sType} with the rest zeroed.
@@ -290,7 +291,7 @@ void VulkanSession::createQueryPools() {
   qci.queryCount = static_cast<uint32_t>(2 * ex_.submissions.size());
   if (vkCreateQueryPool(dev_.device, &qci, nullptr, &queries_) != VK_SUCCESS)
     queries_ = VK_NULL_HANDLE;
-  if (!profilingRequested())
+  if (!runtime::envFlag("KILN_PROFILE"))
     return;
   uint32_t n = 0;
   for (const Submission &sub : ex_.submissions) {
@@ -730,9 +731,7 @@ void VulkanSession::printProfile() const {
     std::fprintf(stderr, "  %6.2f%% %9.3f ms/run  %s\n", 100.0 * double(ns) / double(total),
                  double(ns) * 1e-6 / double(profRuns_), k.c_str());
   std::sort(top.rbegin(), top.rend());
-  size_t shown = 15;
-  if (const char *v = std::getenv("KILN_PROFILE_TOP"))
-    shown = size_t(std::max(0, std::atoi(v)));
+  const size_t shown = size_t(runtime::envCount("KILN_PROFILE_TOP", 15));
   for (size_t i = 0; i < top.size() && i < shown; ++i) {
     const size_t at = size_t(top[i].second);
     std::fprintf(stderr, "  top %2zu: %8.3f ms/run  #%zu %s %s\n", i + 1, double(top[i].first) * 1e-6 / double(profRuns_),
