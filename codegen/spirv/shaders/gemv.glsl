@@ -62,11 +62,7 @@ void gemvFma(inout float acc[MS][GR], uint ar[MS], uint kv, GEMV_W(w)) {
 #ifdef GEMV_PACKED_B
       [[unroll]] for (uint r = 0u; r < GR; ++r) {
         vec4 lo, hi;
-#ifdef B_IS_F16
-        unpack8F16(w[r], lo, hi);
-#else
-        unpack8BF16(w[r], lo, hi);
-#endif
+        UNPACK8_B(w[r], lo, hi);
         acc[m][r] += dot(xl, lo) + dot(xh, hi);
       }
 #else

@@ -65,10 +65,12 @@ void unpack8BF16(uvec4 u, out vec4 lo, out vec4 hi) {
 // B's kind: the view type and its 8-element load.
 #if defined(B_IS_F16)
 #define B_VIEW_TYPE uvec4
-#define LOAD8_VIEW_B(view, v, lo, hi) LOAD8_F16(view, v, lo, hi)
+#define UNPACK8_B(u, lo, hi) unpack8F16(u, lo, hi) // 8 packed weights (gemv.glsl keeps them packed)
+#define LOAD8_VIEW_B(view, v, lo, hi) UNPACK8_B(view.d[v], lo, hi)
 #elif defined(B_IS_BF16)
 #define B_VIEW_TYPE uvec4
-#define LOAD8_VIEW_B(view, v, lo, hi) LOAD8_BF16(view, v, lo, hi)
+#define UNPACK8_B(u, lo, hi) unpack8BF16(u, lo, hi)
+#define LOAD8_VIEW_B(view, v, lo, hi) UNPACK8_B(view.d[v], lo, hi)
 #else
 #define B_VIEW_TYPE vec4
 #define LOAD8_VIEW_B(view, v, lo, hi) LOAD8_F32(view, v, lo, hi)
