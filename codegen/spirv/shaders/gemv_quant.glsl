@@ -202,9 +202,11 @@ void gemv(uint bz, uint A0, uint B0, uint blockBase) {
 #endif
   for (bool firstRows = true; j0 < N; j0 += gl_NumWorkGroups.x * rowsPerGroup, firstRows = false) {
     float acc[QMS][QGR];
-    [[unroll]] for (uint r = 0u; r < QGR; ++r) j[r] = min(j0 + r, N - 1u);
-    if (!firstRows && lane < KB) // later rows of the grid-stride loop (rare: the grid usually covers N at once)
-      first = loadQuantBlocks(j, lane);
+    if (!firstRows) { // later rows of the grid-stride loop (rare: the grid usually covers N at once)
+      [[unroll]] for (uint r = 0u; r < QGR; ++r) j[r] = min(j0 + r, N - 1u);
+      if (lane < KB)
+        first = loadQuantBlocks(j, lane);
+    }
     [[unroll]] for (uint m = 0u; m < QMS; ++m)
       [[unroll]] for (uint r = 0u; r < QGR; ++r) acc[m][r] = 0.0;
     gemvQuantPartials(acc, A0, j, lane, gl_SubgroupSize, first);
