@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Packs what bench/gpu-prepare.sh (and bench/gemv-sweep-prepare.sh) wrote into one xz archive, so that the whole
-# GPU bench is one device call: about 53 MiB of artifacts, cases and replay cases pack into about 15 MiB, which
+# GPU bench is one device call: about 53 MiB of artifacts, cases and replay cases packed into 12 MiB (session 9), which
 # fits the 64 MiB carry beside .gl, the runtime and the tracked tree (a device start is the scarce resource: two
 # calls meant two starts). The GPU side (bench/gpu-env.sh) unpacks it into .h200 before any script reads it.
 # Packed: .h200/models, .h200/cases (with the --matmul-precision f16 ones), .h200/sweep (if prepared), and
