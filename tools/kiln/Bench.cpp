@@ -3,8 +3,8 @@
 //   kiln bench MODEL.kiln [-p 512] [-n 128] [-r 5] [--threads N] [--batch B] [--all-logits] [--json]
 // Causal LMs, as llama-bench: pp<p> = one prefill chunk of p tokens into an empty cache, logits of its last
 // row only (--all-logits: every row); tg<n> = n single-token decodes starting from an empty cache; tokens/s,
-// mean ± stddev over r repetitions after one warm-up. Encoders: one batch of B x p tokens per repetition;
-// sentences/s and tokens/s. Then the peak RSS.
+// mean ± stddev over r repetitions after a warm-up (at least one run and kWarmupSeconds). Encoders: one batch
+// of B x p tokens per repetition; sentences/s and tokens/s. Then the peak RSS.
 //
 //===----------------------------------------------------------------------===//
 #include "Cli.h"
@@ -81,7 +81,13 @@ struct Row {
   Stats second;                 // encoders: tokens/s
   double wallMs = 0, gpuMs = 0; // per repetition, means (gpuMs 0: no Vulkan work)
   std::vector<double> samples, gpuSamplesMs; // each repetition's value and GPU ms, in order (--json)
+  int64_t warmupRuns = 1;
 };
+
+/// The warm-up before each test's repetitions: runs until this much wall time has passed (at least one run). A
+/// GPU that was idle starts at low clocks: on an H100, pp512's first ~250 ms of work ran 4.5x slower than the
+/// rest (bench/results-2026-12-07-h100-session10.txt), which one warm-up run of 50 ms left in the samples.
+constexpr double kWarmupSeconds = 0.5;
 
 /// What was measured, beside the rows.
 struct Run {
@@ -115,8 +121,9 @@ void printTable(const Run &run, const std::vector<Row> &rows) {
       std::printf("%s: wall %.2f ms, GPU busy %.2f ms per repetition (Vulkan timestamps; the rest is host work: "
                   "recording, submission, waits, CPU dispatches)\n",
                   r.test.c_str(), r.wallMs, r.gpuMs);
-  std::printf("\n%lld repetitions after 1 warm-up; session %.1f MiB; peak RSS %.1f MiB\n", (long long)run.reps,
-              double(run.sessionBytes) / (1024.0 * 1024.0), peakRssMiB());
+  std::printf("\n%lld repetitions after a warm-up of at least %.1f s (one run or more); session %.1f MiB; "
+              "peak RSS %.1f MiB\n",
+              (long long)run.reps, kWarmupSeconds, double(run.sessionBytes) / (1024.0 * 1024.0), peakRssMiB());
   if (!run.cpuTarget.empty())
     std::printf("%s\n", run.cpuTarget.c_str());
   // The BLAS kernels behind every f32 matmul: OpenBLAS's DYNAMIC_ARCH picks them by CPU detection, which can
@@ -145,6 +152,7 @@ void printJson(const Run &run, const std::vector<Row> &rows) {
       t["gpu_ms"] = r.gpuMs;
     // Each repetition, in order (llama-bench's samples_ts): one slow repetition shows as such, not as a mean.
     t["samples"] = r.samples;
+    t["warmup_runs"] = r.warmupRuns;
     if (r.gpuMs > 0)
       t["gpu_ms_samples"] = r.gpuSamplesMs;
     tests.push_back(t);
@@ -253,8 +261,13 @@ int runBench(int argc, char **argv) {
 
   std::vector<Row> rows;
   auto measure = [&](auto &&once, double work, double work2, const std::string &test, const std::string &unit) {
-    if (once() < 0) // warm-up
-      return false;
+    int64_t warmups = 0;
+    for (double warm = 0; warmups == 0 || warm < kWarmupSeconds; ++warmups) {
+      double t = once();
+      if (t < 0)
+        return false;
+      warm += t;
+    }
     std::vector<double> v, v2, gpuMs;
     double wall = 0, gpu = 0;
     for (int64_t r = 0; r < reps; ++r) {
@@ -267,7 +280,8 @@ int runBench(int argc, char **argv) {
       wall += t;
       gpu += gpuSeconds;
     }
-    rows.push_back({test, unit, stats(v), stats(v2), 1e3 * wall / double(reps), 1e3 * gpu / double(reps), v, gpuMs});
+    rows.push_back(
+        {test, unit, stats(v), stats(v2), 1e3 * wall / double(reps), 1e3 * gpu / double(reps), v, gpuMs, warmups});
     return true;
   };
   if (causal) {

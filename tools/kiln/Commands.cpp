@@ -187,7 +187,7 @@ const Command kBench{
     {{"-p", "N", "prompt tokens of the pp test (default 512; 0 skips it)"},
      {"-n", "N", "generated tokens of the tg test (default 128; 0 skips it)"},
      {"-d", "N", "depth: the tg test decodes after an untimed prompt of N tokens (llama-bench's -d; default 0)"},
-     {"-r", "N", "repetitions after one warm-up (default 5)"},
+     {"-r", "N", "repetitions after a warm-up of at least 0.5 s (default 5)"},
      {"--batch", "B", "sequences per run (default 1)"},
      {"--all-logits", nullptr, "causal LMs: logits for every row of the pp test (default: the last row only)"},
      {"--json", nullptr, "one JSON document on stdout instead of the table (numbers unrounded)"},
