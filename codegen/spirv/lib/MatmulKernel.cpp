@@ -23,15 +23,17 @@ using ir::SymExpr;
 constexpr uint32_t kWorkgroup = 256, kGemvRows = uint32_t(kSpirvGemvRows), kTile = 64, kTileDepth = 16;
 
 /// The GEMV's tuning: output columns per team (each activation vector load shared by them), the subgroups its
-/// grid should keep in flight (about 64 K invocations: enough loads outstanding to reach a large GPU's memory
+/// grid should keep in flight (about 256 K invocations: enough loads outstanding to reach a large GPU's memory
 /// bandwidth; smaller grids split K over more subgroups per team), and vector steps per loop iteration (all
-/// their weight loads issued before their FMAs). KILN_SPIRV_GEMV="COLUMNS,SUBGROUPS,STEPS" overrides them at
-/// compile time, for tuning runs (bench/gemv-sweep-*.sh) only: the sums are the same in every setting but
-/// COLUMNS (which changes no per-column order either), so the outputs are too.
+/// their weight loads issued before their FMAs). Measured by bench/gemv-sweep-gpu.sh on an H100 (TinyLlama f16
+/// decode, bench/results-2026-12-07-h100-session10.txt): 4,8192,4 550 tokens/s, 4,2048,2 445, 4,4096,2 475.
+/// KILN_SPIRV_GEMV="COLUMNS,SUBGROUPS,STEPS" overrides them at compile time, for tuning runs
+/// (bench/gemv-sweep-*.sh) only: the sums are the same in every setting but COLUMNS (which changes no
+/// per-column order either), so the outputs are too.
 struct GemvTuning {
   uint32_t columns = 4;
-  int64_t targetSubgroups = 2048;
-  uint32_t steps = 2;
+  int64_t targetSubgroups = 8192;
+  uint32_t steps = 4;
 };
 
 const GemvTuning &gemvTuning() {
