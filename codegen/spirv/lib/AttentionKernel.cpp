@@ -33,11 +33,17 @@ struct AttentionSplit {
   }
 };
 
-AttentionSplit attentionSplit(int64_t dv, uint32_t hpw, uint32_t wg) {
+/// Keys per block: 64, or kDecodeBlockKeys in the decode steps' kernel (SpirvTarget::smallRowsVariant), whose
+/// one query row per head leaves each (head, value dim) slot a serial pass over the block's keys (max, exp,
+/// FMA per key) and whose split over the KV length makes a workgroup per block: blocks of 16 cut that pass 4x
+/// and put 4x the workgroups on a short context (at 64 keys, 4 instead of 1 per KV head of TinyLlama).
+constexpr uint32_t kBlockKeys = 64, kDecodeBlockKeys = 16;
+
+AttentionSplit attentionSplit(int64_t dv, uint32_t hpw, uint32_t wg, uint32_t maxBlockKeys = kBlockKeys) {
   AttentionSplit s;
   s.hpw = hpw;
   s.wg = wg;
-  s.nb = std::min<uint32_t>(64, wg);
+  s.nb = std::min<uint32_t>(maxBlockKeys, wg);
   s.lanes = wg / s.nb;
   const uint32_t slots = uint32_t(hpw * dv);
   s.op = 8;
@@ -59,7 +65,7 @@ std::optional<AttentionSplit> chooseSplit(int64_t d, int64_t dv, int64_t group, 
     if (group % hpw)
       continue;
     for (uint32_t wg = wgMax; wg >= 8; wg /= 2) {
-      AttentionSplit s = attentionSplit(dv, hpw, wg);
+      AttentionSplit s = attentionSplit(dv, hpw, wg, target.smallRowsVariant ? kDecodeBlockKeys : kBlockKeys);
       if (s.sharedBytes(d) <= target.maxSharedMemory && (hpw == 1 || s.dpt <= 16))
         return s;
     }
