@@ -22,6 +22,24 @@ void rowScales(uint A0, uint i0, uint rows) {
       s += x * x;
     }
   barrier();
+#ifdef SUBGROUPS
+  // A row's invocations are whole subgroups (the GEMV's 1 .. 4 rows): each subgroup's sum, then its row's
+  // subgroups' sums (two barriers instead of the tree's log2(per)).
+  if (per % gl_SubgroupSize == 0u) {
+    uint sgs = gl_SubgroupSize, perSg = per / sgs;
+    s = subgroupAdd(s);
+    if (subgroupElect()) sm[t / sgs] = s;
+    barrier();
+    if (p == 0u) {
+      float total = 0.0;
+      for (uint g = 0u; g < perSg; ++g) total += sm[r * perSg + g];
+      gRs[r] = inversesqrt(total / float(K) + NORM_EPS);
+    }
+    barrier();
+    gRsRow0 = i0;
+    return;
+  }
+#endif
   sm[t] = s;
   barrier();
   for (uint h = per / 2u; h > 0u; h >>= 1u) {
