@@ -16,6 +16,7 @@ const EnvVar kProfileEnv{"KILN_PROFILE", "=1: per-op / per-dispatch times on std
 const EnvVar kProfileTopEnv{"KILN_PROFILE_TOP", "=N: how many of the slowest dispatches KILN_PROFILE lists (default 15)"};
 const EnvVar kVulkanDeviceEnv{"KILN_VULKAN_DEVICE", "=INDEX|NAME: the Vulkan device (a name substring; default: GPUs first)"};
 const EnvVar kSmallRowsEnv{"KILN_VULKAN_SMALL_ROWS", "=0: decode steps run each matmul's main kernel, not its GEMV-only variant (A/B timings)"};
+const EnvVar kSpinEnv{"KILN_VULKAN_SPIN_US", "=N: microseconds a GPU's fence is polled before a blocking wait (default 3000; 0: block at once)"};
 const EnvVar kDriverEnv{"VK_DRIVER_FILES", "the Vulkan driver manifest(s) to load (the loader's variable; e.g. lavapipe)"};
 const EnvVar kTmpEnv{"TMPDIR", "where a kernel object is written for dlopen when memfd is unavailable"};
 const EnvVar kThreadsGrainEnv{"KILN_THREADS_GRAIN", "=G: the fewest items of a CPU kernel's range per thread, for every kernel (1: split all; tests)"};
@@ -115,7 +116,7 @@ const Command kRun{
      {"--chunks", "2,5,1", "prefill the prompt in these chunks (they sum to S; default one)"},
      kThreadsFlag,
      kNoVerifyFlag},
-    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kHugePagesEnv, kCpuDisableEnv, kVulkanDeviceEnv, kSmallRowsEnv, kDriverEnv, kTmpEnv},
+    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kHugePagesEnv, kCpuDisableEnv, kVulkanDeviceEnv, kSmallRowsEnv, kSpinEnv, kDriverEnv, kTmpEnv},
     false};
 
 const Command kGenerate{
@@ -147,7 +148,7 @@ const Command kGenerate{
      {"--ignore-eos", nullptr, "do not stop at the model's EOS ids"},
      kThreadsFlag,
      kNoVerifyFlag},
-    {kProfileEnv, kProfileTopEnv, kVulkanDeviceEnv, kSmallRowsEnv, kDriverEnv, kTmpEnv},
+    {kProfileEnv, kProfileTopEnv, kVulkanDeviceEnv, kSmallRowsEnv, kSpinEnv, kDriverEnv, kTmpEnv},
     false};
 
 const Command kEmbed{
@@ -173,7 +174,7 @@ const Command kEmbed{
      {"--output", "FILE", "write OUT.safetensors (embeddings F32 [N, D]) or OUT.json instead of printing"},
      kThreadsFlag,
      kNoVerifyFlag},
-    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kHugePagesEnv, kCpuDisableEnv, kVulkanDeviceEnv, kSmallRowsEnv, kDriverEnv, kTmpEnv},
+    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kHugePagesEnv, kCpuDisableEnv, kVulkanDeviceEnv, kSmallRowsEnv, kSpinEnv, kDriverEnv, kTmpEnv},
     false};
 
 const Command kBench{
@@ -193,7 +194,7 @@ const Command kBench{
      {"--json", nullptr, "one JSON document on stdout instead of the table (numbers unrounded)"},
      kThreadsFlag,
      kNoVerifyFlag},
-    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kHugePagesEnv, kCpuDisableEnv, kVulkanDeviceEnv, kSmallRowsEnv, kDriverEnv, kTmpEnv, kOpenBlasEnv},
+    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kHugePagesEnv, kCpuDisableEnv, kVulkanDeviceEnv, kSmallRowsEnv, kSpinEnv, kDriverEnv, kTmpEnv, kOpenBlasEnv},
     false};
 
 const Command kInspect{

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -310,6 +311,11 @@ std::unique_ptr<VulkanDevice> VulkanDevice::open(const target::DeviceProfile *ne
     return nullptr;
   d->physical = phys[size_t(chosen)];
   d->profile = devices[size_t(chosen)].profile;
+  // A GPU's fence is polled first (KILN_VULKAN_SPIN_US, default kSpinUs): a decode step is ~2 ms of GPU work, and
+  // a thread asleep in vkWaitForFences wakes tens to hundreds of microseconds after it signals. Not on a CPU
+  // device (lavapipe): its worker threads need the cores a spinning thread would take.
+  if (devices[size_t(chosen)].deviceType != "cpu")
+    d->spinNs_ = uint64_t(runtime::envCount("KILN_VULKAN_SPIN_US", kSpinUs)) * 1000;
   if (!d->createLogicalDevice(api, error))
     return nullptr;
   return d;
@@ -530,12 +536,24 @@ bool VulkanDevice::submitAndWait(VkCommandBuffer cmd, VkFence fence, std::string
     r = vkQueueSubmit(queue, 1, &si, fence);
   }
   if (r == VK_SUCCESS)
-    r = vkWaitForFences(device, 1, &fence, VK_TRUE, UINT64_MAX);
+    r = waitForFence(fence);
   if (r != VK_SUCCESS) {
     error = std::string("Vulkan submission failed (") + resultName(r) + ")";
     return false;
   }
   return true;
+}
+
+VkResult VulkanDevice::waitForFence(VkFence fence) {
+  if (spinNs_ > 0) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::nanoseconds(spinNs_);
+    do {
+      VkResult r = vkGetFenceStatus(device, fence);
+      if (r != VK_NOT_READY)
+        return r;
+    } while (std::chrono::steady_clock::now() < end);
+  }
+  return vkWaitForFences(device, 1, &fence, VK_TRUE, UINT64_MAX);
 }
 
 bool VulkanDevice::upload(const void *data, VkDeviceSize bytes, const Buffer &dst, VkDeviceSize offset,

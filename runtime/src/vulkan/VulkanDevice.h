@@ -46,6 +46,9 @@ public:
 
   /// Submits `cmd` on the queue (serialized between sessions) and waits for `fence`, which is reset first.
   bool submitAndWait(VkCommandBuffer cmd, VkFence fence, std::string &error);
+  /// Waits for `fence`: polled for up to KILN_VULKAN_SPIN_US on a GPU, then a blocking wait.
+  VkResult waitForFence(VkFence fence);
+  static constexpr int kSpinUs = 3000;
 
   /// Copies `bytes` from `data` into `dst` at `offset` through a temporary staging buffer (load time).
   bool upload(const void *data, VkDeviceSize bytes, const Buffer &dst, VkDeviceSize offset, std::string &error);
@@ -73,6 +76,7 @@ private:
   VkPhysicalDeviceMemoryProperties memory_{};
   VkCommandPool uploadPool_ = VK_NULL_HANDLE;
   VkFence uploadFence_ = VK_NULL_HANDLE;
+  uint64_t spinNs_ = 0; // waitForFence's polling before it blocks
 };
 
 /// Creates an instance of API 1.1+ (the loader's version, at most 1.3); false with
