@@ -5,17 +5,20 @@
 # --synthetic-weights 1 (small files):
 #   .h200/bin/kiln                          the runtime-only build of this tree
 #   .h200/sweep/tl-DTYPE-C_S_T.kiln         each DTYPE (f16 f32) x setting in SETTINGS
-#   .h200/sweep/tl-DTYPE-base.kiln          BASE_DIR/tl-DTYPE.kiln when BASE_DIR is set (an earlier tree's)
+#   .h200/sweep/tl-DTYPE-FLAGNAME.kiln      each DTYPE x FLAGS variant "NAME:--FLAG" (default tuning)
+#   .h200/sweep/tl-NAME-base.kiln           each BASE_DIR/tl-NAME.kiln when BASE_DIR is set (an earlier tree's)
 #   .h200/sweep/tl-q8_0.kiln                q8_0 weights (the quantized GEMV: no tuning, the new runtime)
 #   .gl/*.deb, .gl/rt/*.deb                 the Vulkan loader and the runtime's libraries (devices.md)
-# usage: bash tools/build.sh && [BASE_DIR=DIR] [SETTINGS="4,2048,2 4,2048,4 ..."] bash bench/gemv-sweep-prepare.sh
+# usage: bash tools/build.sh && [BASE_DIR=DIR] [SETTINGS="4,8192,4 4,16384,4 ..."] [FLAGS="mn:--matmul-norms"]
+#        bash bench/gemv-sweep-prepare.sh
 #        then bench/gpu-pack.sh packs the sweep beside bench/gpu-prepare.sh's files, and bench/gpu-all.sh runs it
 #        after the checks and the bench in one device call (or alone: `bash bench/gemv-sweep-gpu.sh`).
 . "$(dirname "$0")/prepare-env.sh"
 K=${KILN:-build/bin/kiln}
 H=.h200
 WORK=${WORK:-/tmp/gpuprep}
-SETTINGS=${SETTINGS:-"4,2048,2 4,2048,4 2,2048,4 8,2048,2 4,4096,2 4,8192,4 1,4096,4"}
+SETTINGS=${SETTINGS:-"4,8192,4 4,8192,8 4,16384,4 8,8192,4"}
+FLAGS=${FLAGS:-"mn:--matmul-norms"}
 rm -rf $H/sweep && mkdir -p $H/bin $H/sweep .gl/rt $WORK # only the sweep: bench/gpu-prepare.sh's files stay
 runtime_kiln $WORK/rt-build.log
 for d in f16 f32; do
@@ -24,7 +27,13 @@ for d in f16 f32; do
     KILN_SPIRV_GEMV=$s $K compile $WORK/tl-$d -o $H/sweep/tl-$d-${s//,/_}.kiln --target vulkan \
       --device-profile nvidia-h200 --max-context 1024 --synthetic-weights 1 2>&1 | tail -1
   done
-  if [ -n "${BASE_DIR:-}" ] && [ -f $BASE_DIR/tl-$d.kiln ]; then cp $BASE_DIR/tl-$d.kiln $H/sweep/tl-$d-base.kiln; fi
+  for f in $FLAGS; do
+    $K compile $WORK/tl-$d -o $H/sweep/tl-$d-${f%%:*}.kiln --target vulkan --device-profile nvidia-h200 \
+      --max-context 1024 --synthetic-weights 1 ${f#*:} 2>&1 | tail -1
+  done
+done
+for b in ${BASE_DIR:+$BASE_DIR/tl-*.kiln}; do
+  [ -f "$b" ] && n=$(basename $b .kiln) && cp $b $H/sweep/$n-base.kiln
 done
 $K compile $WORK/tl-f32 -o $H/sweep/tl-q8_0.kiln --target vulkan --device-profile nvidia-h200 --max-context 1024 \
   --synthetic-weights 1 --weights q8_0 2>&1 | tail -1

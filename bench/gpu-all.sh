@@ -12,7 +12,7 @@ O=${OUT:-/tmp/gpu}; mkdir -p $O
 . "$(dirname "$0")/gpu-env.sh"
 timeout 90 bash bench/gpu-checks.sh > $O/checks.log 2>&1
 ROUNDS=${ROUNDS:-1} CHECKS=0 timeout 280 bash bench/gpu.sh > $O/gpu.log 2>&1
-[ -d $H/sweep ] && ROUNDS=${SWEEP_ROUNDS:-1} timeout 110 bash bench/gemv-sweep-gpu.sh > $O/sweep.log 2>&1
+[ -d $H/sweep ] && ROUNDS=${SWEEP_ROUNDS:-1} timeout 170 bash bench/gemv-sweep-gpu.sh > $O/sweep.log 2>&1
 # An earlier tree's TinyLlama f16 artifact (gemv-sweep-prepare.sh BASE_DIR) beside this tree's, prefill and decode,
 # alternating, 2 rounds: what this tree's kernels changed, on this card.
 if [ -f $H/sweep/tl-f16-base.kiln ]; then
