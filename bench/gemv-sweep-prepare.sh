@@ -7,7 +7,7 @@
 #   .h200/sweep/tl-DTYPE-C_S_T.kiln         each DTYPE (f16 f32) x setting in SETTINGS
 #   .h200/sweep/tl-DTYPE-FLAGNAME.kiln      each DTYPE x FLAGS variant "NAME:--FLAG" (default tuning)
 #   .h200/sweep/tl-NAME-base.kiln           each BASE_DIR/tl-NAME.kiln when BASE_DIR is set (an earlier tree's)
-#   .h200/sweep/tl-q8_0.kiln                q8_0 weights (the quantized GEMV: no tuning, the new runtime)
+#   .h200/sweep/tl-q8_0.kiln, tl-q4_0.kiln  quantized weights (the quantized GEMV: no tuning)
 #   .gl/*.deb, .gl/rt/*.deb                 the Vulkan loader and the runtime's libraries (devices.md)
 # usage: bash tools/build.sh && [BASE_DIR=DIR] [SETTINGS="4,8192,4 4,16384,4 ..."] [FLAGS="mn:--matmul-norms"]
 #        bash bench/gemv-sweep-prepare.sh
@@ -35,7 +35,9 @@ done
 for b in ${BASE_DIR:+$BASE_DIR/tl-*.kiln}; do
   [ -f "$b" ] && n=$(basename $b .kiln) && cp $b $H/sweep/$n-base.kiln
 done
-$K compile $WORK/tl-f32 -o $H/sweep/tl-q8_0.kiln --target vulkan --device-profile nvidia-h200 --max-context 1024 \
-  --synthetic-weights 1 --weights q8_0 2>&1 | tail -1
+for q in q8_0 q4_0; do
+  $K compile $WORK/tl-f32 -o $H/sweep/tl-$q.kiln --target vulkan --device-profile nvidia-h200 --max-context 1024 \
+    --synthetic-weights 1 --weights $q 2>&1 | tail -1
+done
 gl_debs libonig5 libicu72
 du -sh $H .gl

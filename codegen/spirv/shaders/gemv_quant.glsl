@@ -169,11 +169,15 @@ QuantBlocks loadQuantBlocks(uint j[QGR], uint b) {
 
 // acc[m][r] += row m of A . row j[r] of B over the blocks from `lane` in steps of `lanes`; `first`: block `lane`,
 // already loaded (gemv loads it before the activations are quantized, so that its loads are in flight across
-// that work and its barriers).
+// that work and its barriers). Each step issues the next block's loads before this block's products: two
+// blocks in flight per lane, so a lane waits for memory once per row rather than once per block (a 2048-wide
+// row is two blocks a lane).
 void gemvQuantPartials(inout float acc[QMS][QGR], uint A0, uint j[QGR], uint lane, uint lanes, QuantBlocks first) {
   const uint M = MM_M, K = MM_K, KB = K / 32u;
+  QuantBlocks q = first;
   for (uint b = lane; b < KB; b += lanes) {
-    QuantBlocks q = b == lane ? first : loadQuantBlocks(j, b);
+    QuantBlocks next;
+    if (b + lanes < KB) next = loadQuantBlocks(j, b + lanes);
     [[unroll]] for (uint m = 0u; m < QMS; ++m)
       if (m < M) {
         QA_WORD qa[8];
@@ -181,6 +185,7 @@ void gemvQuantPartials(inout float acc[QMS][QGR], uint A0, uint j[QGR], uint lan
         [[unroll]] for (uint r = 0u; r < QGR; ++r)
           acc[m][r] += (blockDot(qa, q.w[r]) - QUANT_ZERO * qsum) * (da * q.dw[r]);
       }
+    q = next;
   }
 }
 
