@@ -7,11 +7,12 @@
 # (bench/gemv-sweep-gpu.sh). Each part's output goes under $OUT as it runs (checks.log, gpu.log with table.md
 # and raw.tgz, sweep.log), each under a time limit so that the parts after it still run in the call's 600 s;
 # the summaries are printed at the end; with an earlier tree's tl-f16 in the sweep (BASE_DIR), it and this tree's
-# alternate last (base-ab.log). env: ROUNDS (gpu.sh's, default 1), SWEEP_ROUNDS (1).
+# alternate last (base-ab.log). env: ROUNDS (gpu.sh's, default 1), GPU_PROFILE (gpu.sh's PROFILE, 1; 0: no per-format
+# profiles, the sweep's f16 decode profiles only), SWEEP_ROUNDS (1).
 O=${OUT:-/tmp/gpu}; mkdir -p $O
 . "$(dirname "$0")/gpu-env.sh"
 timeout 90 bash bench/gpu-checks.sh > $O/checks.log 2>&1
-ROUNDS=${ROUNDS:-1} CHECKS=0 timeout 280 bash bench/gpu.sh > $O/gpu.log 2>&1
+ROUNDS=${ROUNDS:-1} CHECKS=0 PROFILE=${GPU_PROFILE:-1} timeout 280 bash bench/gpu.sh > $O/gpu.log 2>&1
 [ -d $H/sweep ] && ROUNDS=${SWEEP_ROUNDS:-1} timeout 170 bash bench/gemv-sweep-gpu.sh > $O/sweep.log 2>&1
 # An earlier tree's TinyLlama f16 artifact (gemv-sweep-prepare.sh BASE_DIR) beside this tree's, prefill and decode,
 # alternating, 2 rounds: what this tree's kernels changed, on this card.
