@@ -11,6 +11,7 @@
 
 #include "kiln/ir/KilnDialect.h"
 
+#include <cstdlib>
 #include <optional>
 
 using namespace mlir;
@@ -37,7 +38,16 @@ struct AttentionSplit {
 /// one query row per head leaves each (head, value dim) slot a serial pass over the block's keys (max, exp,
 /// FMA per key) and whose split over the KV length makes a workgroup per block: blocks of 16 cut that pass 4x
 /// and put 4x the workgroups on a short context (at 64 keys, 4 instead of 1 per KV head of TinyLlama).
-constexpr uint32_t kBlockKeys = 64, kDecodeBlockKeys = 16;
+/// KILN_SPIRV_ATT_KEYS=N (8, 16, 32 or 64) at compile time overrides it, for bench/gemv-sweep-prepare.sh.
+constexpr uint32_t kBlockKeys = 64;
+uint32_t decodeBlockKeys() {
+  static const uint32_t keys = [] {
+    const char *env = std::getenv("KILN_SPIRV_ATT_KEYS");
+    const unsigned n = env ? unsigned(std::strtoul(env, nullptr, 10)) : 0;
+    return n == 8 || n == 16 || n == 32 || n == 64 ? uint32_t(n) : 16u;
+  }();
+  return keys;
+}
 
 AttentionSplit attentionSplit(int64_t dv, uint32_t hpw, uint32_t wg, uint32_t maxBlockKeys = kBlockKeys) {
   AttentionSplit s;
@@ -65,7 +75,7 @@ std::optional<AttentionSplit> chooseSplit(int64_t d, int64_t dv, int64_t group, 
     if (group % hpw)
       continue;
     for (uint32_t wg = wgMax; wg >= 8; wg /= 2) {
-      AttentionSplit s = attentionSplit(dv, hpw, wg, target.smallRowsVariant ? kDecodeBlockKeys : kBlockKeys);
+      AttentionSplit s = attentionSplit(dv, hpw, wg, target.smallRowsVariant ? decodeBlockKeys() : kBlockKeys);
       if (s.sharedBytes(d) <= target.maxSharedMemory && (hpw == 1 || s.dpt <= 16))
         return s;
     }

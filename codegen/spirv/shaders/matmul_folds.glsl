@@ -9,37 +9,75 @@
 shared float gRs[RS_ROWS]; // 1/rms of rows gRsRow0 .. gRsRow0 + RS_ROWS - 1 of A (of batch bz)
 uint gRsRow0 = 0u;
 
-// gRs[r] = rsqrt(mean(A[i0 + r, :]^2) + eps) for r < rows (a power of two, at most WG_X): WG_X / rows
-// invocations per row, a shared-memory tree over them. Called in uniform control flow (barriers); the first
-// barrier keeps sm's previous readers (the GEMV's reduction, the cooperative tiles' staging) before its writes.
+// The sum of squares of A's RS_VW elements from `at` (a multiple of RS_VW; K % VEC_WIDTH == 0): one vector load
+// where A has vector views.
+#if VEC_WIDTH == 8
+const uint RS_VW = 8u;
+float sumSqAt(uint at) {
+  vec4 lo, hi;
+  LOAD8_A(at / 8u, lo, hi);
+  return dot(lo, lo) + dot(hi, hi);
+}
+#elif VEC_WIDTH == 4
+const uint RS_VW = 4u;
+float sumSqAt(uint at) {
+  vec4 x = LOAD4_A(at / 4u);
+  return dot(x, x);
+}
+#else
+const uint RS_VW = 1u;
+float sumSqAt(uint at) {
+  float x = LOAD_A(at);
+  return x * x;
+}
+#endif
+
+// gRs[r] = rsqrt(mean(A[i0 + r, :]^2) + eps) for r < rows (a power of two, at most WG_X). Called in uniform
+// control flow (barriers); the first barrier keeps sm's and gRs's previous readers (the GEMV's reduction, the
+// tiles' staging and scaling) before the writes.
 void rowScales(uint A0, uint i0, uint rows) {
   const uint M = MM_M, K = MM_K;
-  uint t = gl_LocalInvocationID.x, per = WG_X / rows, r = t / per, p = t % per, i = i0 + r;
-  float s = 0.0;
-  if (i < M)
-    for (uint k = p; k < K; k += per) {
-      float x = LOAD_A(A0 + i * K + k);
-      s += x * x;
-    }
+  uint t = gl_LocalInvocationID.x;
   barrier();
 #ifdef SUBGROUPS
-  // A row's invocations are whole subgroups (the GEMV's 1 .. 4 rows): each subgroup's sum, then its row's
-  // subgroups' sums (two barriers instead of the tree's log2(per)).
-  if (per % gl_SubgroupSize == 0u) {
-    uint sgs = gl_SubgroupSize, perSg = per / sgs;
-    s = subgroupAdd(s);
-    if (subgroupElect()) sm[t / sgs] = s;
-    barrier();
-    if (p == 0u) {
-      float total = 0.0;
-      for (uint g = 0u; g < perSg; ++g) total += sm[r * perSg + g];
-      gRs[r] = inversesqrt(total / float(K) + NORM_EPS);
+  // Teams of whole subgroups, `per` invocations a row (the GEMV's 1 .. 4 rows: a quarter of the workgroup or
+  // more; a tile's 64 or 128 rows: one subgroup, each taking rows r, r + WG_X / per, ...): vector loads strided
+  // over the team (coalesced; a tile's rows no longer read as 4 invocations x K / 4 scalar loads each), then
+  // subgroupAdd, then the team's subgroups' sums.
+  uint sgs = gl_SubgroupSize, team = max(WG_X / rows, sgs);
+  if (team % sgs == 0u && WG_X % team == 0u) {
+    uint per = team, perSg = per / sgs, p = t % per;
+    for (uint r = t / per; r < rows; r += WG_X / per) { // uniform in a subgroup (its lanes share r)
+      uint i = i0 + r;
+      float s = 0.0;
+      if (i < M)
+        for (uint k = p * RS_VW; k < K; k += per * RS_VW) s += sumSqAt(A0 + i * K + k);
+      s = subgroupAdd(s);
+      if (perSg == 1u && subgroupElect()) gRs[r] = inversesqrt(s / float(K) + NORM_EPS);
+      if (perSg > 1u && subgroupElect()) sm[t / sgs] = s; // one round: rows x per == WG_X
+    }
+    if (perSg > 1u) {
+      barrier();
+      uint r = t / per;
+      if (p == 0u && r < rows) {
+        float total = 0.0;
+        for (uint g = 0u; g < perSg; ++g) total += sm[r * perSg + g];
+        gRs[r] = inversesqrt(total / float(K) + NORM_EPS);
+      }
     }
     barrier();
     gRsRow0 = i0;
     return;
   }
 #endif
+  // A shared-memory tree over WG_X / rows invocations a row.
+  uint per = WG_X / rows, r = t / per, p = t % per, i = i0 + r;
+  float s = 0.0;
+  if (i < M)
+    for (uint k = p; k < K; k += per) {
+      float x = LOAD_A(A0 + i * K + k);
+      s += x * x;
+    }
   sm[t] = s;
   barrier();
   for (uint h = per / 2u; h > 0u; h >>= 1u) {
