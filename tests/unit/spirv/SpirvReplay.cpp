@@ -3,7 +3,8 @@
 //   kiln_spirv_replay DIR    (DIR: written by KILN_SPIRV_EXPORT=DIR kiln_spirv_tests --gtest_filter='*Export*')
 //
 // Prints the device, its cooperative-matrix shapes, then one line per case: PASS / FAIL, the relative error
-// max |out - ref| / max |ref| against the interpreter's result, the bound. Exit 0 when every case passes, 1
+// max |out - ref| / max |ref| against the interpreter's result, the bound (a failing case: where its worst element
+// is and how many are beyond the bound). Exit 0 when every case passes, 1
 // when one fails or cannot run, 2 on usage errors. Needs only the Vulkan loader (no LLVM), so it runs on
 // the GPU machine beside the runtime-only build.
 //
@@ -37,28 +38,52 @@ float halfToFloat(uint16_t h) {
   return bitsToFloat(sign | ((exp + 112) << 23) | (mant << 13));
 }
 
-/// max |out - ref| / max |ref| of the result buffer; NaN when a value is NaN or missing.
-double relativeError(const ReplayCase &c) {
+/// The result buffer against the interpreter's: max |out - ref| / max |ref| (NaN when a value is NaN or
+/// missing), where the worst element is, and (for a failing case's diagnosis) how many elements are off by
+/// more than the bound and the first of them.
+struct Comparison {
+  double rel = NAN;
+  size_t worst = 0, beyond = 0, firstBeyond = 0;
+  float worstOut = 0, worstRef = 0;
+};
+
+float resultAt(const ReplayCase &c, size_t i) {
   const std::vector<uint8_t> &out = c.buffers.back();
+  if (c.resultKind == 1) {
+    uint16_t h;
+    std::memcpy(&h, out.data() + 2 * i, 2);
+    return halfToFloat(h);
+  }
+  float a;
+  std::memcpy(&a, out.data() + 4 * i, 4);
+  return a;
+}
+
+Comparison compare(const ReplayCase &c) {
+  Comparison r;
   size_t n = c.expected.size(), width = c.resultKind == 1 ? 2 : 4;
-  if (out.size() < n * width)
-    return NAN;
+  if (c.buffers.back().size() < n * width)
+    return r;
   double maxRef = 0, maxErr = 0;
   for (size_t i = 0; i < n; ++i) {
-    float a;
-    if (width == 2) {
-      uint16_t h;
-      std::memcpy(&h, out.data() + 2 * i, 2);
-      a = halfToFloat(h);
-    } else {
-      std::memcpy(&a, out.data() + 4 * i, 4);
-    }
+    float a = resultAt(c, i);
     if (std::isnan(a) || std::isnan(c.expected[i]))
-      return NAN;
+      return r;
     maxRef = std::max(maxRef, std::fabs(double(c.expected[i])));
-    maxErr = std::max(maxErr, std::fabs(double(a) - c.expected[i]));
+    double err = std::fabs(double(a) - c.expected[i]);
+    if (err > maxErr) {
+      maxErr = err;
+      r.worst = i;
+      r.worstOut = a;
+      r.worstRef = c.expected[i];
+    }
   }
-  return maxRef > 0 ? maxErr / maxRef : maxErr;
+  r.rel = maxRef > 0 ? maxErr / maxRef : maxErr;
+  const double bound = c.tolerance * (maxRef > 0 ? maxRef : 1.0);
+  for (size_t i = 0; i < n; ++i)
+    if (std::fabs(double(resultAt(c, i)) - c.expected[i]) > bound && !r.beyond++)
+      r.firstBeyond = i;
+  return r;
 }
 
 } // namespace
@@ -105,11 +130,14 @@ int main(int argc, char **argv) {
     std::string error = h->dispatch(c.spirv, buffers, c.push, c.groups, c.specialization);
     if (error.empty() && !c.spirv2.empty()) // the second pass over the same buffers (scratch included)
       error = h->dispatch(c.spirv2, buffers, c.push, c.groups2, c.specialization2);
-    double rel = error.empty() ? relativeError(c) : NAN;
-    bool ok = error.empty() && rel <= c.tolerance;
+    Comparison cmp = error.empty() ? compare(c) : Comparison{};
+    bool ok = error.empty() && cmp.rel <= c.tolerance;
     failed += !ok;
-    std::printf("%s %-70s rel error %.3g (bound %.0e)%s%s\n", ok ? "PASS" : "FAIL", c.name.c_str(), rel, c.tolerance,
-                error.empty() ? "" : ": ", error.c_str());
+    std::printf("%s %-70s rel error %.3g (bound %.0e)%s%s\n", ok ? "PASS" : "FAIL", c.name.c_str(), cmp.rel,
+                c.tolerance, error.empty() ? "" : ": ", error.c_str());
+    if (!ok && error.empty() && !std::isnan(cmp.rel))
+      std::printf("     worst: element %zu of %zu (out %.6g, ref %.6g); %zu beyond the bound, the first element %zu\n",
+                  cmp.worst, c.expected.size(), cmp.worstOut, cmp.worstRef, cmp.beyond, cmp.firstBeyond);
   }
   std::printf("%zu cases, %d failed\n", files.size(), failed);
   return failed ? 1 : 0;
