@@ -87,7 +87,7 @@ std::vector<std::string> matmulNormLines(const std::vector<std::string> &fused, 
   };
   std::vector<std::string> lines = {"matmul norms: " + to_string(count("matmul_residual")) +
                                     " residual adds into the GEMV epilogue, " + to_string(count("matmul_norm")) +
-                                    " rms_norms into the prologue (" + profile + ") in " + ms(seconds)};
+                                    " rms_norms into the decode GEMVs' prologue (" + profile + ") in " + ms(seconds)};
   for (const std::string &line : unfused)
     lines.push_back("not folded: " + line);
   return lines;

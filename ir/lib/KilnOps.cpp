@@ -158,7 +158,8 @@ LogicalResult MatmulOp::verify() {
   return expectResultShape(*this, *out);
 }
 
-/// norm(w) [K] with norm_eps >= 0; residual(r) of the one result's type (one weight, no silu_mul).
+/// norm(w) [K] with norm_eps >= 0; residual(r) of the one result's type (one weight, no silu_mul); normed(y)
+/// of lhs's type, with norm(w).
 static LogicalResult verifyGroupFolds(MatmulGroupOp op, const SymShape &lhs) {
   if (Value w = op.getNormWeight()) {
     FailureOr<SymShape> ws = shapeOf(op, w, "norm weight");
@@ -177,6 +178,12 @@ static LogicalResult verifyGroupFolds(MatmulGroupOp op, const SymShape &lhs) {
     if (r.getType() != op.getResults()[0].getType())
       return op.emitOpError() << "residual " << r.getType() << " should be of the result's type "
                            << op.getResults()[0].getType();
+  }
+  if (Value y = op.getNormed()) {
+    if (!op.getNormWeight())
+      return op.emitOpError() << "normed(y) without norm(w)";
+    if (y.getType() != op.getLhs().getType())
+      return op.emitOpError() << "normed " << y.getType() << " should be of the lhs's type " << op.getLhs().getType();
   }
   return success();
 }

@@ -91,7 +91,8 @@ ir::MatmulGroupOp buildGroup(llvm::ArrayRef<ir::MatmulOp> matmuls, bool siluMul,
   }
   ir::MatmulOp first = matmuls.front();
   auto group = ir::MatmulGroupOp::create(b, b.getFusedLoc(locs), results, first.getLhs(), weights,
-                                         /*norm_weight=*/Value(), /*residual=*/Value(), b.getBoolAttr(siluMul),
+                                         /*norm_weight=*/Value(), /*residual=*/Value(), /*normed=*/Value(),
+                                         b.getBoolAttr(siluMul),
                                          /*norm_eps=*/FloatAttr(), /*norm_unit_offset=*/UnitAttr());
   if (accept) {
     std::string why = accept(group.getOperation());

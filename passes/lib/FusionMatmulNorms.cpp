@@ -7,11 +7,13 @@
 //    and r of the add's type: no broadcast) -> matmul_group (x, W) residual(r). Where the add is the h of an
 //    add_rms_norm (h, y = rms_norm(h)), that op splits into the group (h) and a plain rms_norm of h (y).
 // 2. Norm prologue: y = rms_norm(x, w) read only as the lhs of one matmul_group (or of one Linear matmul)
-//    without a norm -> that group with norm(w): each workgroup recomputes 1/rms of its rows from x and scales
-//    A as it loads it; y is never stored. A norm read twice (y needed elsewhere) is not folded.
-// Per Llama layer, 2 + 2 dispatches (o, add_rms_norm, down, add_rms_norm) become 2 (o + r, down + r). Both
-// folds hold for any step size: the kernels (codegen/spirv matmul.comp) implement them on the GEMV, the
-// scalar tiles and the cooperative-matrix tiles, so one plan serves decode and prefill.
+//    without a norm, over a symbolic number of rows -> that group with norm(w) normed(y): a decode step's
+//    GEMV (the small-rows kernel) recomputes 1/rms of its few rows from x and scales A as it loads it, and
+//    the norm's dispatch is left out of that step; a step of many rows (prefill) runs the norm and its tiles
+//    read y, as without the fold (tiles that norm their own rows recompute them per block: 1.7x slower
+//    prefill on an H100). A norm read twice (y needed elsewhere) or over a static row count (no decode
+//    step) is not folded.
+// Per Llama decode layer, 2 + 2 dispatches (o, add_rms_norm, down, add_rms_norm) become 2 (o + r, down + r).
 //
 //===----------------------------------------------------------------------===//
 #include "kiln/passes/Fusion.h"
@@ -50,10 +52,10 @@ std::string weightName(Value w) {
 /// when `like` is null), with the lhs / norm / residual given; null (and nothing changed) when `accept`
 /// rejects it.
 ir::MatmulGroupOp buildFused(Operation *at, Value lhs, ValueRange weights, bool siluMul, TypeRange results,
-                             Value normWeight, FloatAttr eps, bool unitOffset, Value residual,
+                             Value normWeight, FloatAttr eps, bool unitOffset, Value residual, Value normed,
                              const MatmulGroupFilter &accept, std::string &why) {
   OpBuilder b(at);
-  auto group = ir::MatmulGroupOp::create(b, at->getLoc(), results, lhs, weights, normWeight, residual,
+  auto group = ir::MatmulGroupOp::create(b, at->getLoc(), results, lhs, weights, normWeight, residual, normed,
                                          b.getBoolAttr(siluMul), eps, unitOffset ? b.getUnitAttr() : UnitAttr());
   if (accept) {
     why = accept(group.getOperation());
@@ -93,7 +95,7 @@ void foldResiduals(func::FuncOp func, const MatmulGroupFilter &accept, FusionRep
       continue;
     std::string why;
     ir::MatmulGroupOp group = buildFused(add, m.getLhs(), m.getRhs(), false, m.getType(), Value(), FloatAttr(),
-                                         false, residual, accept, why);
+                                         false, residual, Value(), accept, why);
     if (!group) {
       noteUnfused(report, m, "no residual epilogue (" + weightName(m.getRhs()) + "): " + why);
       continue;
@@ -130,6 +132,11 @@ Operation *normReader(ir::RmsNormOp norm, std::string &why) {
   Operation *user = use.getOwner();
   if (use.getOperandNumber() != 0) {
     why = "its output is not a matmul's lhs";
+    return nullptr;
+  }
+  auto type = cast<RankedTensorType>(y.getType());
+  if (type.getRank() < 2 || !ShapedType::isDynamic(type.getShape()[type.getRank() - 2])) {
+    why = "its rows are static (no decode step whose norm dispatch the GEMV would replace)";
     return nullptr;
   }
   if (auto group = dyn_cast<ir::MatmulGroupOp>(user)) {
@@ -186,7 +193,8 @@ void foldNorms(func::FuncOp func, const MatmulGroupFilter &accept, FusionReport 
     ValueRange weights = group ? group.getWeights() : reader->getOperands().slice(1, 1);
     ir::MatmulGroupOp fused = buildFused(reader, norm.getInput(), weights, group && group.getSiluMul(),
                                          reader->getResultTypes(), norm.getWeight(), norm.getEpsAttr(),
-                                         norm.getUnitOffset(), group ? group.getResidual() : Value(), accept, why);
+                                         norm.getUnitOffset(), group ? group.getResidual() : Value(),
+                                         norm.getResult(), accept, why);
     if (!fused) {
       noteUnfused(report, norm, "no matmul prologue: " + why);
       continue;
@@ -198,7 +206,6 @@ void foldNorms(func::FuncOp func, const MatmulGroupFilter &accept, FusionReport 
     noteFused(report, "matmul_norm", norm, "into " + names);
     reader->replaceAllUsesWith(fused->getResults());
     reader->erase();
-    norm->erase();
   }
 }
 

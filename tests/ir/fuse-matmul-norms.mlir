@@ -1,8 +1,9 @@
 // RUN: kiln-opt %s --kiln-fuse-matmul-norms | FileCheck %s
 // RUN: kiln-opt %s --kiln-fuse-matmul-norms=report=true -o /dev/null 2>&1 | FileCheck %s --check-prefix=REPORT
 // After kiln-fuse-matmul-groups (the Vulkan partition): residual adds go into the epilogue of their Linear
-// matmul (matmul_group residual(r)), RMSNorms read only by one group / Linear matmul into its prologue
-// (matmul_group norm(w)). Near misses stay as they are.
+// matmul (matmul_group residual(r)), RMSNorms over symbolic rows read only by one group / Linear matmul into
+// its prologue (matmul_group norm(w) normed(y): the norm stays for the kernels of many rows to read, its
+// decode dispatch goes). Near misses stay as they are.
 
 !x = tensor<?x?x64xf32, #kiln.dims<[b, s]>>
 !kv = tensor<?x?x16xf32, #kiln.dims<[b, s]>>
@@ -10,11 +11,13 @@
 
 // One Llama layer after kiln-fuse-matmul-groups: QKV(+norm) / o(+residual) / gate-up(+norm, silu*up) /
 // down(+residual); the add_rms_norm between o and gate-up splits into o's residual group and a norm that
-// folds into gate-up; no rms_norm / add_rms_norm / add remains.
+// folds into gate-up; each norm stays only as its group's normed(y); no add_rms_norm / add remains.
 // CHECK-LABEL: func.func @layer
-// CHECK: %[[QKV:.*]]:3 = kiln.matmul_group %arg0, %{{.*}}, %{{.*}}, %{{.*}} norm(%[[NW1:.*]]) {norm_eps = 9.9999999999999995E-7 : f64, silu_mul = false}
+// CHECK: %[[N1:.*]] = kiln.rms_norm %arg0
+// CHECK: %[[QKV:.*]]:3 = kiln.matmul_group %arg0, %{{.*}}, %{{.*}}, %{{.*}} norm(%{{[0-9]+}}) normed(%[[N1]]) {norm_eps = 9.9999999999999995E-7 : f64, silu_mul = false}
 // CHECK: %[[H1:.*]] = kiln.matmul_group %arg1, %{{.*}} residual(%arg0) {silu_mul = false}
-// CHECK: %[[G:.*]] = kiln.matmul_group %[[H1]], %{{.*}}, %{{.*}} norm(%{{.*}}) {norm_eps = 9.9999999999999995E-7 : f64, silu_mul = true}
+// CHECK: %[[N2:.*]] = kiln.rms_norm %[[H1]]
+// CHECK: %[[G:.*]] = kiln.matmul_group %[[H1]], %{{.*}}, %{{.*}} norm(%{{[0-9]+}}) normed(%[[N2]]) {norm_eps = 9.9999999999999995E-7 : f64, silu_mul = true}
 // CHECK: %[[H2:.*]] = kiln.matmul_group %[[G]], %{{.*}} residual(%[[H1]]) {silu_mul = false}
 // CHECK-NOT: rms_norm
 // CHECK-NOT: kiln.add
@@ -47,7 +50,7 @@ func.func @layer(%x: !x, %attn: !x) -> (!x, !kv, !kv, !x) {
 // A norm read by a lone Linear matmul (an lm_head) folds into a one-weight group; Gemma's (1 + w) keeps its
 // unit offset.
 // CHECK-LABEL: func.func @lone
-// CHECK: kiln.matmul_group %arg0, %{{.*}} norm(%{{.*}}) {norm_eps = 1.000000e-05 : f64, norm_unit_offset, silu_mul = false} : ({{.*}}, tensor<96x64xf32>, tensor<64xf32>) -> tensor<?x?x96xf32, #kiln.dims<[b, s]>>
+// CHECK: kiln.matmul_group %arg0, %{{.*}} norm(%{{[0-9]+}}) normed(%{{[0-9]+}}) {norm_eps = 1.000000e-05 : f64, norm_unit_offset, silu_mul = false} : ({{.*}}, tensor<96x64xf32>, tensor<64xf32>, tensor<?x?x64xf32, #kiln.dims<[b, s]>>) -> tensor<?x?x96xf32, #kiln.dims<[b, s]>>
 func.func @lone(%x: !x) -> !h {
   %nw = kiln.weight "model.norm.weight" : tensor<64xf32>
   %n = kiln.rms_norm %x, %nw {eps = 1.0e-5 : f64, unit_offset = true} : (!x, tensor<64xf32>) -> !x
@@ -60,8 +63,8 @@ func.func @lone(%x: !x) -> !h {
 // is per row), which then folds into the LM head's prologue over the kept rows only.
 // CHECK-LABEL: func.func @tail_rows
 // CHECK: %[[T:.*]] = kiln.tail %arg0 {axis = 1 : i64}
-// CHECK-NOT: kiln.rms_norm
-// CHECK: kiln.matmul_group %[[T]], %{{.*}} norm(%{{.*}}) {norm_eps = 1.000000e-05 : f64, silu_mul = false}
+// CHECK: %[[TN:.*]] = kiln.rms_norm %[[T]]
+// CHECK: kiln.matmul_group %[[T]], %{{.*}} norm(%{{[0-9]+}}) normed(%[[TN]]) {norm_eps = 1.000000e-05 : f64, silu_mul = false}
 func.func @tail_rows(%x: !x) -> tensor<?x?x96xf32, #kiln.dims<[b, r]>> {
   %nw = kiln.weight "model.norm.weight" : tensor<64xf32>
   %n = kiln.rms_norm %x, %nw {eps = 1.0e-5 : f64, unit_offset = false} : (!x, tensor<64xf32>) -> !x
@@ -116,3 +119,17 @@ func.func @near_misses(%x: !x, %r: !x, %b: tensor<64xf32>, %z: !x) -> (!kv, !kv,
 // REPORT: unfused: rms_norm at {{.*}} left unfused: no matmul prologue: its output has other readers
 // REPORT-NEXT: unfused: rms_norm at {{.*}} left unfused: no matmul prologue: its reader is not a Linear matmul over a whole float weight
 // REPORT-NEXT: unfused: rms_norm at {{.*}} left unfused: no matmul prologue: its reader is not a Linear matmul over a whole float weight
+
+// Static rows (no decode step: nothing to fold the norm's dispatch into) stay unfused.
+// CHECK-LABEL: func.func @static_rows
+// CHECK: kiln.rms_norm
+// CHECK-NEXT: kiln.weight
+// CHECK-NEXT: kiln.matmul %{{.*}}, %{{.*}} {transpose_b = true}
+func.func @static_rows(%x: tensor<2x5x64xf32>) -> tensor<2x5x96xf32> {
+  %nw = kiln.weight "n.weight" : tensor<64xf32>
+  %n = kiln.rms_norm %x, %nw {eps = 1.0e-6 : f64, unit_offset = false} : (tensor<2x5x64xf32>, tensor<64xf32>) -> tensor<2x5x64xf32>
+  %w = kiln.weight "w.weight" : tensor<96x64xf32>
+  %y = kiln.matmul %n, %w {transpose_b = true} : (tensor<2x5x64xf32>, tensor<96x64xf32>) -> tensor<2x5x96xf32>
+  return %y : tensor<2x5x96xf32>
+}
+// REPORT: unfused: rms_norm at {{.*}} left unfused: no matmul prologue: its rows are static

@@ -103,3 +103,21 @@ func.func @tail_axis(%x: tensor<?x6x4xf32, #kiln.dims<[s]>>) -> tensor<?x6x4xf32
   %0 = kiln.tail %x {axis = 3 : i64} : tensor<?x6x4xf32, #kiln.dims<[s]>> -> tensor<?x6x4xf32, #kiln.dims<[s]>>
   return %0 : tensor<?x6x4xf32, #kiln.dims<[s]>>
 }
+
+// -----
+
+func.func @matmul_group_normed_without_norm(%x: tensor<?x?x64xf32, #kiln.dims<[b, s]>>, %y: tensor<?x?x64xf32, #kiln.dims<[b, s]>>,
+                                            %w: tensor<96x64xf32>) -> tensor<?x?x96xf32, #kiln.dims<[b, s]>> {
+  // expected-error @+1 {{normed(y) without norm(w)}}
+  %0 = kiln.matmul_group %x, %w normed(%y) {silu_mul = false} : (tensor<?x?x64xf32, #kiln.dims<[b, s]>>, tensor<96x64xf32>, tensor<?x?x64xf32, #kiln.dims<[b, s]>>) -> tensor<?x?x96xf32, #kiln.dims<[b, s]>>
+  return %0 : tensor<?x?x96xf32, #kiln.dims<[b, s]>>
+}
+
+// -----
+
+func.func @matmul_group_normed_type(%x: tensor<?x?x64xf32, #kiln.dims<[b, s]>>, %y: tensor<?x?x64xf32, #kiln.dims<[b, p]>>,
+                                    %w: tensor<96x64xf32>, %nw: tensor<64xf32>) -> tensor<?x?x96xf32, #kiln.dims<[b, s]>> {
+  // expected-error @+1 {{normed 'tensor<?x?x64xf32, #kiln.dims<[b, p]>>' should be of the lhs's type 'tensor<?x?x64xf32, #kiln.dims<[b, s]>>'}}
+  %0 = kiln.matmul_group %x, %w norm(%nw) normed(%y) {norm_eps = 1.0e-6 : f64, silu_mul = false} : (tensor<?x?x64xf32, #kiln.dims<[b, s]>>, tensor<96x64xf32>, tensor<64xf32>, tensor<?x?x64xf32, #kiln.dims<[b, p]>>) -> tensor<?x?x96xf32, #kiln.dims<[b, s]>>
+  return %0 : tensor<?x?x96xf32, #kiln.dims<[b, s]>>
+}

@@ -245,6 +245,8 @@ bool emitGroup(KernelBuilder &b, const SpirvOpEntry &entry);
 /// result with silu_mul) (MatmulKernel.cpp).
 struct MatmulParts {
   bool tb = true, group = false, siluMul = false;
+  /// The lhs the products read: the op's, or a group's normed(y) in the kernel of many rows (then no norm).
+  const Tensor *lhs = nullptr;
   std::vector<const Tensor *> weights, results;
   /// A group's folds (kiln-fuse-matmul-norms): the lhs's RMSNorm weight, eps and (1 + w); the residual.
   const Tensor *norm = nullptr, *residual = nullptr;

@@ -266,7 +266,7 @@ bool directStores(const MatmulParts &p) {
 }
 
 bool emitMatmulKernel(KernelBuilder &kb, const MatmulParts &p) {
-  const Tensor &a = kb.in(0), &b = *p.weights[0], &o = *p.results[0];
+  const Tensor &a = p.lhs ? *p.lhs : kb.in(0), &b = *p.weights[0], &o = *p.results[0];
   if (!a.isFloat() || !b.isFloat() || !o.isFloat())
     return kb.fail("only float matmuls have a SPIR-V kernel");
   if (o.kind == Kind::BF16)
@@ -301,8 +301,15 @@ bool emitMatmulKernel(KernelBuilder &kb, const MatmulParts &p) {
                              ? coopmatTileFor(kb.target(), a.kind, b.kind, nStatic, kStatic, kTileBytes + foldBytes)
                              : CoopmatTile{};
   const bool coopmat = cm.bm != 0;
-  // sm (tiles, GEMV reduction) | gRs | cmA, cmB
-  kb.setSharedBytes(kTileBytes + foldBytes + cm.sharedBytes() * coopmat);
+  // The GEMV-only kernel's normed rows of A, staged once per workgroup (gemv.glsl GEMV_NORM_SHARED) where they
+  // fit: scaling A as the loop loads it took 20 more registers per invocation.
+  const uint32_t normRowsBytes = gemvOnly && p.norm && vec ? uint32_t(kGemvRows * kStatic * 4) : 0;
+  const bool normShared =
+      normRowsBytes > 0 && uint64_t(kTileBytes) + foldBytes + normRowsBytes <= kb.target().maxSharedMemory;
+  if (normShared)
+    kb.define("GEMV_NORM_SHARED");
+  // sm (tiles, GEMV reduction) | gRs | cmA, cmB | the normed rows
+  kb.setSharedBytes(kTileBytes + foldBytes + cm.sharedBytes() * coopmat + (normShared ? normRowsBytes : 0));
   const SymExpr rows = gemvRows(p);
   const GemvSplit split =
       gemvSplit(rows.isConstant() ? rows.getConstant() : 0, vec ? kStatic / vw : 0, kb.target(), subgroups);
@@ -335,6 +342,7 @@ bool emitMatmulKernel(KernelBuilder &kb, const MatmulParts &p) {
   if (coopmat)
     defineCoopmat(kb, cm, directStores(p));
   kb.bindRole("A", a);
+  kb.define("A_BINDING", std::to_string(a.binding)); // the vector views' (a group's normed(y) is not operand 0)
   if (p.group) {
     defineGroup(kb, p);
     defineFolds(kb, p, std::max<uint32_t>(kTile, coopmat ? cm.bm : 0));
@@ -374,7 +382,7 @@ bool emitMatmulGroup(KernelBuilder &kb, const SpirvOpEntry &) {
     quantized |= kb.in(i).quant.has_value();
     p.weights.push_back(&kb.in(i));
   }
-  unsigned next = weights + 1; // then norm(w), residual(r), the results
+  unsigned next = weights + 1; // then norm(w), residual(r), normed(y), the results
   if (op.getNormWeight()) {
     p.norm = &kb.in(next++);
     p.normEps = op.getNormEps()->convertToDouble();
@@ -382,6 +390,15 @@ bool emitMatmulGroup(KernelBuilder &kb, const SpirvOpEntry &) {
   }
   if (op.getResidual())
     p.residual = &kb.in(next++);
+  // normed(y): the kernel of many rows reads the norm's stored rows (its tiles would recompute 1/rms per
+  // block); the small-rows one (decode) norms the lhs itself and the norm's dispatch is left out.
+  if (op.getNormed()) {
+    const Tensor &y = kb.in(next++);
+    if (!kb.target().smallRowsVariant) {
+      p.lhs = &y;
+      p.norm = nullptr;
+    }
+  }
   for (unsigned i = next; i < kb.numTensors(); ++i)
     p.results.push_back(&kb.in(i));
   return quantized ? emitQuantMatmul(kb, p) : emitMatmulKernel(kb, p);

@@ -34,11 +34,30 @@ const uint GV = VW / 4u;
 #endif
 #endif
 
+#ifdef GEMV_NORM_SHARED
+// NORM in the GEMV-only kernel (MatmulKernel.cpp, where MS x K floats fit): the rows m < M of A normed once
+// per workgroup (after rowScales), A[m, k] x 1/rms x the norm weight, which the loop then reads as plain
+// vectors: scaling each vector as it was loaded took 20 more registers per invocation (77: 3 instead of 4
+// workgroups per H100 multiprocessor) and made the norm-fused GEMV slower than a norm dispatch plus the GEMV.
+shared vec4 gNormA[MS * MM_K / 4u];
+
+void gemvNormRows(uint A0) {
+  const uint M = MM_M, K = MM_K, KV4 = MM_K / 4u;
+  for (uint e = gl_LocalInvocationID.x; e < min(M, MS) * KV4; e += WG_X) {
+    uint m = e / KV4, k = (e % KV4) * 4u, at = A0 + m * K + k;
+    vec4 x = vec4(LOAD_A(at), LOAD_A(at + 1u), LOAD_A(at + 2u), LOAD_A(at + 3u));
+    gNormA[e] = x * gRs[m] * normW4(k);
+  }
+  barrier();
+}
+#endif
+
 // acc[m][r] += A[m, vector kv] . w[r] for the rows m < M of A.
-// NORM: A's vector kv scaled by the norm weight (once for all rows) and its row's 1/rms.
+// NORM: A's vector kv scaled by the norm weight (once for all rows) and its row's 1/rms (GEMV_NORM_SHARED:
+// as staged by gemvNormRows).
 void gemvFma(inout float acc[MS][GR], uint ar[MS], uint kv, GEMV_W(w)) {
   const uint M = MM_M;
-#ifdef NORM
+#if defined(NORM) && !defined(GEMV_NORM_SHARED)
   vec4 nl = normW4(kv * VW);
 #if VEC_WIDTH == 8
   vec4 nh = normW4(kv * VW + 4u);
@@ -47,17 +66,26 @@ void gemvFma(inout float acc[MS][GR], uint ar[MS], uint kv, GEMV_W(w)) {
   [[unroll]] for (uint m = 0u; m < MS; ++m)
     if (m < M) {
 #if VEC_WIDTH == 4
+#ifdef GEMV_NORM_SHARED
+      vec4 x = gNormA[m * (MM_K / 4u) + kv];
+#else
       vec4 x = LOAD4_A(ar[m] + kv);
 #ifdef NORM
       x *= gRs[m] * nl;
 #endif
+#endif
       [[unroll]] for (uint r = 0u; r < GR; ++r) acc[m][r] += dot(x, w[r][0]);
 #else
       vec4 xl, xh;
+#ifdef GEMV_NORM_SHARED
+      xl = gNormA[m * (MM_K / 4u) + 2u * kv];
+      xh = gNormA[m * (MM_K / 4u) + 2u * kv + 1u];
+#else
       LOAD8_A(ar[m] + kv, xl, xh);
 #ifdef NORM
       xl *= gRs[m] * nl;
       xh *= gRs[m] * nh;
+#endif
 #endif
 #ifdef GEMV_PACKED_B
       [[unroll]] for (uint r = 0u; r < GR; ++r) {

@@ -16,6 +16,9 @@
 #define BN 64u  // tile columns
 #define BK 16u  // tile depth
 #define LD 65u  // shared-memory row length of a tile (BM + 1: no bank conflicts)
+#ifndef A_BINDING
+#define A_BINDING 0 // A's binding for its vector views (MatmulKernel.cpp: a group's normed(y) is another)
+#endif
 
 #if !defined(GEMV_ONLY) || !defined(QUANT_B)
 shared float sm[2u * BK * LD]; // the A and B tiles, reused by gemv.glsl's reduction
@@ -28,7 +31,7 @@ const uint VW = VEC_WIDTH;
 #include "matmul_group.glsl"
 #endif
 #if VEC_WIDTH == 4
-layout(std430, set = 0, binding = 0) readonly buffer VA { vec4 d[]; } va;
+layout(std430, set = 0, binding = A_BINDING) readonly buffer VA { vec4 d[]; } va;
 #define LOAD4_A(v) va.d[v]
 #ifndef GROUP
 layout(std430, set = 0, binding = 1) readonly buffer VB { vec4 d[]; } vb;
@@ -38,9 +41,9 @@ layout(std430, set = 0, binding = 1) readonly buffer VB { vec4 d[]; } vb;
 #elif VEC_WIDTH == 8
 // Vector views of A and B (same bindings): two vec4 per 8 f32, one uvec4 per 8 f16 / bf16.
 #if defined(A_IS_F16) || defined(A_IS_BF16)
-layout(std430, set = 0, binding = 0) readonly buffer VA { uvec4 d[]; } va;
+layout(std430, set = 0, binding = A_BINDING) readonly buffer VA { uvec4 d[]; } va;
 #else
-layout(std430, set = 0, binding = 0) readonly buffer VA { vec4 d[]; } va;
+layout(std430, set = 0, binding = A_BINDING) readonly buffer VA { vec4 d[]; } va;
 #endif
 vec2 bf16x2(uint u) { return vec2(uintBitsToFloat(u << 16), uintBitsToFloat(u & 0xffff0000u)); }
 // Elements 8 v .. 8 v + 7 of a view as lo (the first 4) and hi.
@@ -286,6 +289,9 @@ void main() {
 #ifdef NORM
     // The GEMV's rows of A (all M <= MS of them: 1, 2 or 4 rows of the reduction); the tiles scale per block.
     if (MM_M <= MS) rowScales(A0, 0u, MM_M >= 3u ? 4u : max(MM_M, 1u));
+#endif
+#ifdef GEMV_NORM_SHARED
+    if (MM_M <= MS) gemvNormRows(A0);
 #endif
 #if defined(GROUP) && !defined(SILU_MUL) && !defined(GEMV_ONLY)
 #ifdef TRANSPOSE_B

@@ -416,6 +416,12 @@ bool VulkanSession::recordKernel(const Item &item, const int64_t *sym, int parit
     if (!groups[0])
       return true;
   }
+  // A grid empty whatever the symbols (a norm's small-rows variant whose reader's GEMV norms its rows itself)
+  // is no command in a replayed buffer either: no dispatch, no barrier.
+  const runtime::PlanKernel &kernel = plan_.kernels[size_t(ex_.kernelAt(disp, sym))];
+  if (std::any_of(kernel.globalSize, kernel.globalSize + 3,
+                  [](const auto &g) { return g.isConstant() && g.constant <= 0; }))
+    return true;
   // The last numResults buffers are written.
   std::vector<Hazards::Range> rd, wr;
   const uint32_t firstWritten = disp.numBuffers - uint32_t(disp.numResults);

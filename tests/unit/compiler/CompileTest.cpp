@@ -200,8 +200,9 @@ TEST(Compile, VulkanMatmulGroups) {
   EXPECT_EQ(why, 6); // per layer: q/k/v, gate/up with silu_mul, then gate/up as plain siblings
 }
 
-// --target vulkan folds the residual adds into the o / down GEMVs' epilogues and every RMSNorm into the prologue of
-// its reader (QKV, gate/up, the lm_head): no add_rms_norm / rms_norm dispatch is left. The CPU target does not
+// --target vulkan folds the residual adds into the o / down GEMVs' epilogues and every RMSNorm into the decode
+// GEMV's prologue of its reader (QKV, gate/up, the lm_head): no add_rms_norm is left, and each rms_norm only feeds
+// its reader's kernel of many rows (prefill), its small-rows variant an empty grid. The CPU target does not
 // (it has no matmul_group kernel); a profile without kiln.matmul_group folds nothing and says why.
 TEST(Compile, VulkanMatmulNorms) {
   auto normLine = [](const std::vector<std::string> &lines) {
@@ -220,7 +221,7 @@ TEST(Compile, VulkanMatmulNorms) {
   EXPECT_EQ(r->report.fusion.matmulResiduals, 4); // 2 layers x (o_proj, down_proj)
   EXPECT_EQ(r->report.fusion.matmulNorms, 5);     // 2 layers x (input, post-attention) + the final norm
   EXPECT_EQ(normLine(lines).rfind("matmul norms: 4 residual adds into the GEMV epilogue, 5 rms_norms into the "
-                                  "prologue (lavapipe)",
+                                  "decode GEMVs' prologue (lavapipe)",
                                   0),
             0u)
       << normLine(lines);

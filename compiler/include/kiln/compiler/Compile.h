@@ -45,10 +45,10 @@ struct CompileOptions {
   std::optional<int64_t> threads;         // the artifact's default thread count
   bool kvInPlace = true;       // false: --no-kv-in-place (the KV cache copied forward every step)
   bool strict = false;         // any op the device cannot run is an error
-  /// --matmul-norms (Vulkan): the residual adds and RMSNorms into the GEMVs' / tiles' epilogues and prologues
-  /// (kiln-fuse-matmul-norms). Off by default: on an H100 the folded kernels made TinyLlama's f16 prefill 2x
-  /// slower and its decode 2-6 % slower than their own dispatches (bench/results-2026-12-07-h100-gpu-session6.txt).
-  bool matmulNorms = false;
+  /// Vulkan (kiln-fuse-matmul-norms; off with --no-matmul-norms): the residual adds into the GEMVs' / tiles'
+  /// epilogues and the RMSNorms into the decode GEMVs' prologues (the norm's dispatch left out of decode steps,
+  /// kept for the tiles of prefill, which read its output).
+  bool matmulNorms = true;
   /// --no-group-dispatches (Vulkan): keep every rope / transpose its own dispatch instead of running adjacent
   /// independent ones as one kiln.group (kiln-group-dispatches, on by default).
   bool groupDispatches = true;

@@ -136,7 +136,7 @@ std::vector<std::string> splitLines(const SplitSummary &s, double seconds);
 /// the groups not made and why.
 std::vector<std::string> matmulGroupLines(const std::vector<std::string> &fused, const std::vector<std::string> &unfused,
                                           const std::string &profile, double seconds);
-/// "matmul norms: 44 residual adds into the GEMV epilogue, 44 rms_norms into the prologue (lavapipe) in 1 ms",
+/// "matmul norms: 44 residual adds into the GEMV epilogue, 44 rms_norms into the decode GEMVs' prologue (lavapipe) in 1 ms",
 /// then the candidates not folded and why.
 std::vector<std::string> matmulNormLines(const std::vector<std::string> &fused, const std::vector<std::string> &unfused,
                                          const std::string &profile, double seconds);

@@ -218,13 +218,19 @@ def Kiln_MatmulGroupOp : Kiln_Op<"matmul_group", [Pure, AttrSizedOperandSegments
       `norm_unit_offset`): each row of lhs scaled by rsqrt(mean(row^2) + eps) and each k by w[k] as it is
       loaded (the prologue), the normed rows never stored. w is [K], of lhs's element type.
     - `residual(r)`: one weight, no silu_mul; the result is r + lhs W_0^T (the epilogue), r of the result's type.
+    - `normed(y)` (with `norm(w)`): y is rms_norm(lhs, w) as stored by its own op; the result is the same,
+      but a kernel may read y instead of norming lhs itself. The Vulkan kernels of many rows (prefill tiles)
+      read y; those of a decode step's few rows norm lhs in the GEMV's prologue, and the norm's own dispatch
+      is left out of those steps (its small-rows variant has an empty grid).
   }];
   let arguments = (ins AnyRankedTensor:$lhs, Variadic<AnyRankedTensor>:$weights,
                        Optional<AnyRankedTensor>:$norm_weight, Optional<AnyRankedTensor>:$residual,
+                       Optional<AnyRankedTensor>:$normed,
                        BoolAttr:$silu_mul, OptionalAttr<F64Attr>:$norm_eps, UnitAttr:$norm_unit_offset);
   let results = (outs Variadic<AnyRankedTensor>:$results);
   let assemblyFormat = [{
-    $lhs `,` $weights (`norm` `(` $norm_weight^ `)`)? (`residual` `(` $residual^ `)`)? attr-dict `:`
+    $lhs `,` $weights (`norm` `(` $norm_weight^ `)`)? (`residual` `(` $residual^ `)`)? (`normed` `(` $normed^ `)`)?
+    attr-dict `:`
     functional-type(operands, results)
   }];
   let hasVerifier = 1;
