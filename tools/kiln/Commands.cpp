@@ -20,6 +20,7 @@ const EnvVar kSpinEnv{"KILN_VULKAN_SPIN_US", "=N: microseconds a GPU's fence is 
 const EnvVar kDriverEnv{"VK_DRIVER_FILES", "the Vulkan driver manifest(s) to load (the loader's variable; e.g. lavapipe)"};
 const EnvVar kTmpEnv{"TMPDIR", "where a kernel object is written for dlopen when memfd is unavailable"};
 const EnvVar kThreadsGrainEnv{"KILN_THREADS_GRAIN", "=G: the fewest items of a CPU kernel's range per thread, for every kernel (1: split all; tests)"};
+const EnvVar kBlasThreadsEnv{"KILN_BLAS_THREADS", "=N: OpenBLAS's thread count for the CPU matmuls instead of --threads (1: outputs byte-identical for every --threads; tests)"};
 const EnvVar kVerboseEnv{"KILN_VERBOSE", "=1: say at load which CPU kernel object runs (and which were skipped) on stderr"};
 const EnvVar kCpuDisableEnv{"KILN_CPU_DISABLE", "=avx512f,...: treat these CPU features as absent when picking the kernel object (tests)"};
 const EnvVar kHugePagesEnv{"KILN_HUGE_PAGES", "=0: CPU weights stay in the artifact's file mapping (pages shared by processes) instead of a copy in transparent huge pages"};
@@ -117,7 +118,7 @@ const Command kRun{
      {"--chunks", "2,5,1", "prefill the prompt in these chunks (they sum to S; default one)"},
      kThreadsFlag,
      kNoVerifyFlag},
-    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kHugePagesEnv, kCpuDisableEnv, kVulkanDeviceEnv, kSmallRowsEnv, kSpinEnv, kDriverEnv, kTmpEnv},
+    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kBlasThreadsEnv, kVerboseEnv, kHugePagesEnv, kCpuDisableEnv, kVulkanDeviceEnv, kSmallRowsEnv, kSpinEnv, kDriverEnv, kTmpEnv},
     false};
 
 const Command kGenerate{
@@ -175,7 +176,7 @@ const Command kEmbed{
      {"--output", "FILE", "write OUT.safetensors (embeddings F32 [N, D]) or OUT.json instead of printing"},
      kThreadsFlag,
      kNoVerifyFlag},
-    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kHugePagesEnv, kCpuDisableEnv, kVulkanDeviceEnv, kSmallRowsEnv, kSpinEnv, kDriverEnv, kTmpEnv},
+    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kBlasThreadsEnv, kVerboseEnv, kHugePagesEnv, kCpuDisableEnv, kVulkanDeviceEnv, kSmallRowsEnv, kSpinEnv, kDriverEnv, kTmpEnv},
     false};
 
 const Command kBench{
@@ -195,7 +196,7 @@ const Command kBench{
      {"--json", nullptr, "one JSON document on stdout instead of the table (numbers unrounded)"},
      kThreadsFlag,
      kNoVerifyFlag},
-    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kVerboseEnv, kHugePagesEnv, kCpuDisableEnv, kVulkanDeviceEnv, kSmallRowsEnv, kSpinEnv, kDriverEnv, kTmpEnv, kOpenBlasEnv},
+    {kProfileEnv, kProfileTopEnv, kThreadsGrainEnv, kBlasThreadsEnv, kVerboseEnv, kHugePagesEnv, kCpuDisableEnv, kVulkanDeviceEnv, kSmallRowsEnv, kSpinEnv, kDriverEnv, kTmpEnv, kOpenBlasEnv},
     false};
 
 const Command kInspect{

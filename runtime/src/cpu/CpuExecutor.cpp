@@ -91,6 +91,9 @@ public:
   std::vector<kiln_kernel_range_fn> dispatchRange_; // per dispatch: the kernel's `<symbol>_range`
   int numThreads_ = 1;
   int64_t grainOverride_ = 0; // KILN_THREADS_GRAIN: every kernel's grain (tests split even tiny kernels)
+  // KILN_BLAS_THREADS: OpenBLAS's thread count instead of numThreads_ (its threaded GEMM is not reproducible
+  // across counts on every CPU: e2e.threads sets 1 where it checks kiln's own splits byte for byte).
+  int blasThreads_ = 0;
   bool profile_ = false;
   Profile profiles_[2]; // [0]: seq_len > 1, [1]: seq_len 1
 
@@ -160,7 +163,7 @@ private:
     if (range.flags & KILN_KERNEL_CALLS_BLAS) {
       if (pool_)
         pool_->sleep();
-      BlasCall call(ex_.numThreads_);
+      BlasCall call(ex_.blasThreads_ > 0 ? ex_.blasThreads_ : ex_.numThreads_);
       fn(buffers, symbols, 0, range.extent);
       return;
     }
@@ -242,6 +245,8 @@ Error CpuExecutor::load(const ExecutorContext &context) {
   }
   if (const char *v = std::getenv("KILN_THREADS_GRAIN"))
     grainOverride_ = std::max(0LL, std::atoll(v));
+  if (const char *v = std::getenv("KILN_BLAS_THREADS"))
+    blasThreads_ = int(std::clamp(std::atoll(v), 0LL, 1024LL));
   if ((profile_ = profileRequested()))
     for (Profile &p : profiles_) {
       p.ns.assign(plan.dispatches.size(), 0);
