@@ -11,7 +11,7 @@
 #   .h200/sweep/tl-NAME-base.kiln           each BASE_DIR/tl-NAME.kiln when BASE_DIR is set (an earlier tree's)
 #   .h200/sweep/tl-q8_0.kiln, tl-q4_0.kiln  quantized weights (the quantized GEMV: no tuning)
 #   .gl/*.deb, .gl/rt/*.deb                 the Vulkan loader and the runtime's libraries (devices.md)
-# usage: bash tools/build.sh && [BASE_DIR=DIR] [SETTINGS="4,8192,4 4,16384,4 ..."] [FLAGS="nomn:--no-matmul-norms"] [ATT_KEYS="32 64"]
+# usage: bash tools/build.sh && [BASE_DIR=DIR] [SETTINGS="4,8192,4 4,16384,4 ..."] [FLAGS="mn:--matmul-norms"] [ATT_KEYS="32 64"]
 #        bash bench/gemv-sweep-prepare.sh
 #        then bench/gpu-pack.sh packs the sweep beside bench/gpu-prepare.sh's files, and bench/gpu-all.sh runs it
 #        after the checks and the bench in one device call (or alone: `bash bench/gemv-sweep-gpu.sh`).
@@ -20,7 +20,7 @@ K=${KILN:-build/bin/kiln}
 H=.h200
 WORK=${WORK:-/tmp/gpuprep}
 SETTINGS=${SETTINGS:-"4,8192,4 4,8192,8 4,16384,4 8,8192,4"}
-FLAGS=${FLAGS:-"nomn:--no-matmul-norms"}
+FLAGS=${FLAGS:-"mn:--matmul-norms"}
 ATT_KEYS=${ATT_KEYS-"32 64"}
 rm -rf $H/sweep && mkdir -p $H/bin $H/sweep .gl/rt $WORK # only the sweep: bench/gpu-prepare.sh's files stay
 runtime_kiln $WORK/rt-build.log

@@ -33,7 +33,7 @@ const Command kCompile{
     "compile",
     {"compile MODEL_DIR -o MODEL.kiln [--target cpu|vulkan] [--device-profile NAME|FILE] [--strict] [--cpu NAMES]\n"
      "             [--max-context N] [--max-batch N] [--threads N] [--dump-dir DIR] [--dump-ir-after-all]\n"
-     "             [--no-fuse] [--no-kv-in-place] [--no-matmul-norms] [--no-group-dispatches] [--report]\n"
+     "             [--no-fuse] [--no-kv-in-place] [--matmul-norms] [--no-group-dispatches] [--report]\n"
      "             [--synthetic-weights SEED] [--weights f32|f16|bf16|q8_0|q4_0 [--keep-f16 NAMES]] [--matmul-precision f32|f16]",
      "compile MODEL_DIR --emit=ir [--fuse]"},
     "compile a Hugging Face model directory to one artifact (or print its IR)",
@@ -56,9 +56,9 @@ const Command kCompile{
      {"--dump-ir-after-all", nullptr, "print each phase's module on stderr (every .mlir --dump-dir writes)"},
      {"--no-fuse", nullptr, "skip the fusion passes"},
      {"--no-kv-in-place", nullptr, "copy the KV cache forward each step instead of appending in place"},
-     {"--no-matmul-norms", nullptr, "--target vulkan: keep the residual adds and RMSNorms as their own dispatches "
-                                    "(by default the adds go into the GEMVs' epilogues and a decode step's norms into "
-                                    "their GEMVs' prologues)"},
+     {"--matmul-norms", nullptr, "--target vulkan: residual adds into the GEMVs' epilogues and a decode step's "
+                                 "RMSNorms into its GEMVs' prologues (prefill keeps its norm dispatches; off by "
+                                 "default until measured on a GPU)"},
      {"--no-group-dispatches", nullptr, "--target vulkan: run each rope / transpose as its own dispatch instead of "
                                         "adjacent independent ones as one kiln.group (the rope of q and k and the "
                                         "value cache write of a layer)"},

@@ -2,7 +2,7 @@
 //
 // kiln compile MODEL_DIR -o MODEL.kiln [--target cpu|vulkan] [--device-profile NAME|FILE] [--cpu NAME]
 //              [--max-context N] [--max-batch N] [--threads N] [--dump-dir DIR] [--dump-ir-after-all]
-//              [--no-fuse] [--no-kv-in-place] [--no-matmul-norms] [--report] [--strict] [--synthetic-weights SEED]
+//              [--no-fuse] [--no-kv-in-place] [--matmul-norms] [--report] [--strict] [--synthetic-weights SEED]
 //              [--weights FMT [--keep-f16 NAMES]] [--matmul-precision f32|f16]
 // kiln compile MODEL_DIR --emit=ir [--fuse]
 // The pipeline is the compiler library (compiler/include/kiln/compiler/Compile.h); this driver only parses
@@ -78,7 +78,7 @@ compiler::CompileOptions parseOptions(const Args &args, std::string *error) {
   o.cpu = args.get("--cpu").value_or("native");
   o.kvInPlace = !args.has("--no-kv-in-place");
   o.strict = args.has("--strict");
-  o.matmulNorms = !args.has("--no-matmul-norms");
+  o.matmulNorms = args.has("--matmul-norms");
   o.groupDispatches = !args.has("--no-group-dispatches");
   const std::string precision = args.get("--matmul-precision").value_or("f32");
   if (precision != "f32" && precision != "f16" && error->empty())
@@ -96,18 +96,18 @@ std::string ignoredFlagsWarning(const Args &args, bool emitIr, bool vulkan) {
   if (emitIr) { // the module is printed; nothing is planned, generated or written
     for (const char *f : {"-o", "--target", "--device-profile", "--strict", "--cpu", "--max-context", "--max-batch",
                           "--threads", "--no-kv-in-place", "--synthetic-weights", "--matmul-precision",
-                          "--no-matmul-norms", "--no-group-dispatches"})
+                          "--matmul-norms", "--no-group-dispatches"})
       if (args.has(f))
         ignored.push_back(f);
     why = "with --emit=ir (the module is printed on stdout, nothing compiled or written)";
   } else {
     if (args.has("--fuse"))
       ignored.push_back("--fuse");
-    for (const char *f : {"--strict", "--matmul-precision", "--no-matmul-norms", "--no-group-dispatches"})
+    for (const char *f : {"--strict", "--matmul-precision", "--matmul-norms", "--no-group-dispatches"})
       if (args.has(f) && !vulkan)
         ignored.push_back(f);
     why = "here (--fuse: only with --emit=ir, an artifact is fused unless --no-fuse; --strict, --matmul-precision, "
-          "--no-matmul-norms, --no-group-dispatches: only with --target vulkan)";
+          "--matmul-norms, --no-group-dispatches: only with --target vulkan)";
   }
   if (ignored.empty())
     return "";

@@ -7,6 +7,7 @@ usage: vulkan_cases.py KILN DATA_DIR [--threshold 1e-3] [--cases a,b] [--no-run]
 1. Every case with --device-profile lavapipe: compiles, the report says "0 on cpu", the artifact's partition
    (kiln inspect) has no cpu op; then kiln run under VK_DRIVER_FILES=lavapipe for every schedule (the
    case.json one, one chunk, token by token) within --threshold, when the runtime has a Vulkan executor.
+   With --matmul-norms too: the RMS norms fold into the decode GEMVs, and every schedule still matches.
 2. gemma3-tiny with a profile lacking kiln.rope, bert-tiny with one lacking kiln.layer_norm: compiles, the
    report names the ops ("kiln.rope x N -> cpu: profile lacks kiln.rope (model.layers.0..."); with --strict
    exit 1 with one line listing them; the outputs still match.
@@ -130,6 +131,22 @@ def check_profile(kiln, art, c, env):
     report(ok, c + " KILN_PROFILE=1 bench (prefill + decode)", "" if ok else "exit %d: %s" % (p.returncode, p.stderr[-300:]))
 
 
+def check_matmul_norms(a, c, d, tmp, can_run, env):
+    """--matmul-norms: the RMSNorms fold into the decode GEMVs (the report counts them; encoders' layer norms do
+    not fold) and every schedule still matches: token by token on the GEMV-only kernels that norm their rows, the
+    chunks on the tiles that read the kept norm."""
+    art = os.path.join(tmp, c + "-norms.kiln")
+    p = compile_case(a.kiln, d, art, "lavapipe", ["--matmul-norms"])
+    line = [l for l in p.stderr.splitlines() if "matmul norms: " in l]
+    rms = json.load(open(os.path.join(d, "config.json"))).get("model_type") not in ("bert", "mpnet", "gpt2", "gptj")
+    folded = bool(line) and not re.search(r" 0 rms_norms into", line[0])
+    if not report(p.returncode == 0 and folded == rms, c + " --matmul-norms compiles",
+                  (line[0] if line else "no 'matmul norms:' line") if p.returncode == 0 else p.stderr.strip()[-300:]):
+        return
+    if can_run:
+        check_runs(a.kiln, art, d, tmp, a.threshold, c + " lavapipe --matmul-norms", env)
+
+
 def main():
     a = st.case_arguments(threshold=1e-3, no_run=True).parse_args()
     cases = st.case_names(a.data, a.cases)
@@ -152,6 +169,7 @@ def main():
                 check_runs(a.kiln, art, d, tmp, a.threshold, c + " lavapipe", env)
                 if c == "llama-tiny":
                     check_profile(a.kiln, art, c, env)
+            check_matmul_norms(a, c, d, tmp, can_run, env)
 
         # 2. Profiles lacking an op.
         for c, op in (("gemma3-tiny", "kiln.rope"), ("bert-tiny", "kiln.layer_norm")):

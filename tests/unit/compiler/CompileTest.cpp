@@ -200,9 +200,9 @@ TEST(Compile, VulkanMatmulGroups) {
   EXPECT_EQ(why, 6); // per layer: q/k/v, gate/up with silu_mul, then gate/up as plain siblings
 }
 
-// --target vulkan folds the residual adds into the o / down GEMVs' epilogues and every RMSNorm into the decode
-// GEMV's prologue of its reader (QKV, gate/up, the lm_head): no add_rms_norm is left, and each rms_norm only feeds
-// its reader's kernel of many rows (prefill), its small-rows variant an empty grid. The CPU target does not
+// --target vulkan --matmul-norms folds the residual adds into the o / down GEMVs' epilogues and every RMSNorm into
+// the decode GEMV's prologue of its reader (QKV, gate/up, the lm_head): no add_rms_norm is left, and each rms_norm
+// only feeds its reader's kernel of many rows (prefill), its small-rows variant an empty grid. The CPU target does not
 // (it has no matmul_group kernel); a profile without kiln.matmul_group folds nothing and says why.
 TEST(Compile, VulkanMatmulNorms) {
   auto normLine = [](const std::vector<std::string> &lines) {

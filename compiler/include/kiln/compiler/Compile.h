@@ -45,10 +45,12 @@ struct CompileOptions {
   std::optional<int64_t> threads;         // the artifact's default thread count
   bool kvInPlace = true;       // false: --no-kv-in-place (the KV cache copied forward every step)
   bool strict = false;         // any op the device cannot run is an error
-  /// Vulkan (kiln-fuse-matmul-norms; off with --no-matmul-norms): the residual adds into the GEMVs' / tiles'
-  /// epilogues and the RMSNorms into the decode GEMVs' prologues (the norm's dispatch left out of decode steps,
-  /// kept for the tiles of prefill, which read its output).
-  bool matmulNorms = true;
+  /// --matmul-norms (Vulkan, kiln-fuse-matmul-norms): the residual adds into the GEMVs' / tiles' epilogues and
+  /// the RMSNorms into the decode GEMVs' prologues (the norm's dispatch left out of decode steps, kept for the
+  /// tiles of prefill, which read its output). Off by default until measured on a GPU: the earlier form (norms
+  /// scaled in every kernel's loads) made an H100's decode 9 % and prefill 40 % slower
+  /// (bench/results-2026-12-08-h100-session11-call1.txt); this one is unmeasured there.
+  bool matmulNorms = false;
   /// --no-group-dispatches (Vulkan): keep every rope / transpose its own dispatch instead of running adjacent
   /// independent ones as one kiln.group (kiln-group-dispatches, on by default).
   bool groupDispatches = true;
