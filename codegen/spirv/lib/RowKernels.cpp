@@ -122,10 +122,10 @@ bool emitRmsNorm(KernelBuilder &b, const SpirvOpEntry &) {
   // Read only as a matmul_group's normed(y) (kiln-fuse-matmul-norms): steps of few rows take the group's
   // small-rows kernel, which norms its lhs itself, so this norm's small-rows variant is an empty grid (the
   // runtime records no command for it) under the group's condition (its rows, the same symbolic dim).
-  const ir::SymExpr &rows = b.in(0).shape[b.in(0).shape.size() - 2];
+  const ir::SymShape &shape = b.in(0).shape;
   auto group = rms && rms->hasOneUse() ? dyn_cast<ir::MatmulGroupOp>(*rms->user_begin()) : ir::MatmulGroupOp();
-  if (group && group.getNormed() == rms.getResult() && b.in(0).shape.size() >= 2 && !rows.isConstant()) {
-    b.kernel.smallRows = rows;
+  if (group && group.getNormed() == rms.getResult() && shape.size() >= 2 && !shape[shape.size() - 2].isConstant()) {
+    b.kernel.smallRows = shape[shape.size() - 2];
     if (b.target().smallRowsVariant) {
       b.kernel.name = "rms_norm_in_gemv";
       b.kernel.globalSize = {ir::SymExpr::constant(0), ir::SymExpr::constant(1), ir::SymExpr::constant(1)};
