@@ -8,8 +8,8 @@
 //    add_rms_norm (h, y = rms_norm(h)), that op splits into the group (h) and a plain rms_norm of h (y).
 // 2. Norm prologue: y = rms_norm(x, w) read only as the lhs of one matmul_group (or of one Linear matmul)
 //    without a norm, over a symbolic number of rows -> that group with norm(w) normed(y): a decode step's
-//    GEMV (the small-rows kernel) recomputes 1/rms of its few rows from x and scales A as it loads it, and
-//    the norm's dispatch is left out of that step; a step of many rows (prefill) runs the norm and its tiles
+//    GEMV (the small-rows kernel) recomputes 1/rms of its few rows from x and stages them normed in shared
+//    memory, and the norm's dispatch is left out of that step; a step of many rows (prefill) runs the norm and its tiles
 //    read y, as without the fold (tiles that norm their own rows recompute them per block: 1.7x slower
 //    prefill on an H100). A norm read twice (y needed elsewhere) or over a static row count (no decode
 //    step) is not folded.

@@ -407,7 +407,8 @@ void VulkanSession::recordParamsCopy(VkCommandBuffer cmd) {
 bool VulkanSession::recordKernel(const Item &item, const int64_t *sym, int parity, VkCommandBuffer cmd, Hazards &hz,
                                  std::string &error) {
   const PlanDispatch &disp = plan_.dispatches[size_t(item.dispatch)];
-  const KernelPipeline &p = ex_.pipelines[size_t(ex_.kernelAt(disp, sym))];
+  const size_t k = size_t(ex_.kernelAt(disp, sym));
+  const KernelPipeline &p = ex_.pipelines[k];
   const int slot = ex_.dispatchSet[size_t(item.dispatch)];
   uint32_t groups[3] = {0, 0, 0};
   if (!ex_.replay) { // recorded for these symbols: an empty grid is no command
@@ -418,7 +419,7 @@ bool VulkanSession::recordKernel(const Item &item, const int64_t *sym, int parit
   }
   // A grid empty whatever the symbols (a norm's small-rows variant whose reader's GEMV norms its rows itself)
   // is no command in a replayed buffer either: no dispatch, no barrier.
-  const runtime::PlanKernel &kernel = plan_.kernels[size_t(ex_.kernelAt(disp, sym))];
+  const runtime::PlanKernel &kernel = plan_.kernels[k];
   if (std::any_of(kernel.globalSize, kernel.globalSize + 3,
                   [](const auto &g) { return g.isConstant() && g.constant <= 0; }))
     return true;
